@@ -1,0 +1,9 @@
+/**
+ * Every sub-command module, in the order `--help` lists them. A module exports a function that adds
+ * its command(s) to the program. Add one import and one array entry per module.
+ */
+import type { Command } from 'commander';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commandModules: RegisterCommand[] = [];
