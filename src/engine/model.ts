@@ -24,7 +24,8 @@ import type { WeightStore } from './weights.js';
 import { RopeTable } from './rope.js';
 import { SequenceState, addHeadCounts } from './forward-state.js';
 import { DenseDecode, DensePrefill } from '../methods/dense.js';
-import { BlockedJsKernel, type MatmulKernel, type PreparedMatrix } from '../backends/cpu/matmul.js';
+import type { MatmulKernel, PreparedMatrix } from '../backends/cpu/matmul.js';
+import { createMatmulKernel } from '../backends/cpu/kernels.js';
 import {
   addInPlace, gatedActivation, geluTanh, rmsNormRows, roundToDtype, silu,
 } from '../backends/cpu/ops.js';
@@ -48,7 +49,7 @@ interface LayerWeights {
 }
 
 export interface ModelOptions {
-  /** Matmul kernel for the linear layers (default: the blocked JS kernel). */
+  /** Matmul kernel for the linear layers (default: wasm SIMD where supported, else blocked JS). */
   kernel?: MatmulKernel;
 }
 
@@ -82,7 +83,7 @@ export class TransformerModel {
   constructor(config: ModelConfig, weights: WeightStore, options: ModelOptions = {}) {
     validateConfig(config);
     this.config = config;
-    this.kernel = options.kernel ?? new BlockedJsKernel();
+    this.kernel = options.kernel ?? createMatmulKernel('auto');
     const c = config;
     const loader = new WeightLoader(weights);
     const hidden = c.hiddenSize;
