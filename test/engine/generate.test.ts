@@ -4,7 +4,7 @@ import { TransformerModel } from '../../src/engine/model.js';
 import { generateTokens } from '../../src/engine/generate.js';
 import { DenseDecode, DensePrefill, densePlan } from '../../src/methods/dense.js';
 import { argmax } from '../../src/backends/cpu/ops.js';
-import type { CompressCall, HeadCounts, PrefillAttention, PrefillCall } from '../../src/engine/attention.js';
+import type { CompressCall, DecodeAttention, DecodeCall, HeadCounts, PrefillAttention, PrefillCall } from '../../src/engine/attention.js';
 import { achievedSparsity } from '../../src/engine/forward-state.js';
 import { ARCHITECTURES, randomTokens, randomWeights, tinyConfig } from './model-fixtures.js';
 
@@ -72,11 +72,16 @@ class RecordingPrefill implements PrefillAttention {
   }
 }
 
-class WindowDecode extends DenseDecode {
-  override readonly observationWindow = 4;
+class WindowDecode implements DecodeAttention {
+  readonly id = 'window-recording-dense';
+  readonly observationWindow = 4;
+  private readonly dense = new DenseDecode();
   seen: CompressCall[] = [];
   afterPrefill(call: CompressCall): void {
     this.seen.push({ ...call, windowQueries: call.windowQueries.slice() });
+  }
+  decode(call: DecodeCall): HeadCounts {
+    return this.dense.decode(call);
   }
 }
 

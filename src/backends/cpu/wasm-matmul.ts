@@ -11,11 +11,26 @@
 import { BlockedJsKernel, checkMatrix, checkOperands, type MatmulKernel, type PreparedMatrix } from './matmul.js';
 import { MATMUL_SIMD_WASM_BASE64 } from './matmul-simd-wasm.js';
 
+/**
+ * The parts of the WebAssembly JS API this kernel uses. The project compiles without the DOM lib,
+ * which is where TypeScript declares `WebAssembly`, so it is typed here and read from globalThis.
+ */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports?: object) => { exports: unknown };
+  validate(bytes: Uint8Array): boolean;
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
 const PAGE = 65536;
 const MAX_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
 
 interface WasmExports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   matmul(x: number, T: number, w: number, O: number, I: number, out: number): void;
   /** Arithmetic peak probe: n iterations of 96 f32 flops in registers. */
   peak(n: number): number;
@@ -28,7 +43,7 @@ class WasmMatrix implements PreparedMatrix {
 /** True when this runtime validates the SIMD module (Node ≥ 16.4 does). */
 export function wasmSimdSupported(): boolean {
   try {
-    return WebAssembly.validate(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
+    return wasmApi.validate(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
   } catch {
     return false;
   }
@@ -44,8 +59,8 @@ export class WasmSimdKernel implements MatmulKernel {
   private scratchBytes = 0;
 
   constructor() {
-    const module = new WebAssembly.Module(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
-    this.exports = new WebAssembly.Instance(module).exports as unknown as WasmExports;
+    const module = new wasmApi.Module(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
+    this.exports = new wasmApi.Instance(module).exports as unknown as WasmExports;
   }
 
   private grow(toBytes: number): void {
@@ -104,8 +119,8 @@ function align16(n: number): number {
 
 /** Measured wasm SIMD arithmetic peak of one core in GFLOP/s (register-only multiply-add chains). */
 export function measureWasmSimdPeak(seconds = 0.5): number {
-  const module = new WebAssembly.Module(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
-  const { peak } = new WebAssembly.Instance(module).exports as unknown as WasmExports;
+  const module = new wasmApi.Module(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
+  const { peak } = new wasmApi.Instance(module).exports as unknown as WasmExports;
   peak(1e5); // warm up (tier-up to the optimising compiler)
   let iters = 1e6;
   for (;;) {
