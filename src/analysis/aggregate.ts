@@ -1,0 +1,100 @@
+/**
+ * Per-configuration results (SPEC section 3 "Results"): mean and ddof-1 variance of the per-example
+ * metric with a Student-t 95% interval, how many examples were dropped, the per-example scores
+ * (kept for the paired tests), and the measured achieved sparsity, FLOPs and timings.
+ */
+import type { ConfigPhase } from '../experiments/spec.js';
+import type { ExampleRow } from '../experiments/results-db.js';
+import { type Summary, mean, summarize } from './stats.js';
+
+export interface ConfigResult {
+  configKey: string;
+  model: string;
+  modelParams: number;
+  task: string;
+  length: number;
+  phase: ConfigPhase;
+  method: string;
+  requestedSparsity: number | null;
+  params: Record<string, number | string | boolean>;
+  summary: Summary;
+  /** Score per example index (null: dropped). */
+  scores: Map<number, number | null>;
+  /** Mean over examples of the pair-weighted achieved sparsity of each phase (null: not measured). */
+  achievedPrefill: number | null;
+  achievedDecode: number | null;
+  /** Achieved sparsity of the configuration's own phase (0 for dense). */
+  achieved: number | null;
+  /** The sparsity used on plots and in fits: requested, or achieved for swept methods. */
+  sparsity: number;
+  meanFlopsPrefill: number;
+  meanFlopsDecode: number;
+  meanFlopsTotal: number;
+  meanPrefillMs: number;
+  meanDecodeMs: number;
+  meanInputTokens: number;
+  meanOutputTokens: number;
+}
+
+function meanOrNull(xs: (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return v.length ? mean(v) : null;
+}
+
+/** A label that tells configurations of one method apart (the swept parameter, when present). */
+export function methodLabel(c: Pick<ConfigResult, 'method' | 'phase'>): string {
+  return c.phase === 'dense' ? 'dense' : `${c.method} (${c.phase})`;
+}
+
+export function aggregateByConfiguration(rows: readonly ExampleRow[]): ConfigResult[] {
+  const groups = new Map<string, ExampleRow[]>();
+  for (const r of rows) {
+    const g = groups.get(r.configKey);
+    if (g) g.push(r); else groups.set(r.configKey, [r]);
+  }
+  const out: ConfigResult[] = [];
+  for (const [configKey, g] of groups) {
+    const first = g[0];
+    const achievedPrefill = meanOrNull(g.map((r) => r.prefillSparsity));
+    const achievedDecode = meanOrNull(g.map((r) => r.decodeSparsity));
+    const achieved = first.phase === 'dense' ? 0 : first.phase === 'prefill' ? achievedPrefill : achievedDecode;
+    out.push({
+      configKey,
+      model: first.model,
+      modelParams: first.modelParams,
+      task: first.task,
+      length: first.length,
+      phase: first.phase,
+      method: first.method,
+      requestedSparsity: first.requestedSparsity,
+      params: first.params,
+      summary: summarize(g.map((r) => r.score)),
+      scores: new Map(g.map((r) => [r.exampleIndex, r.score])),
+      achievedPrefill,
+      achievedDecode,
+      achieved,
+      sparsity: first.requestedSparsity ?? achieved ?? 0,
+      meanFlopsPrefill: mean(g.map((r) => r.flopsPrefill)),
+      meanFlopsDecode: mean(g.map((r) => r.flopsDecode)),
+      meanFlopsTotal: mean(g.map((r) => r.flopsTotal)),
+      meanPrefillMs: mean(g.map((r) => r.prefillMs)),
+      meanDecodeMs: mean(g.map((r) => r.decodeMs)),
+      meanInputTokens: mean(g.map((r) => r.inputTokens)),
+      meanOutputTokens: mean(g.map((r) => r.outputTokens)),
+    });
+  }
+  return out.sort(
+    (a, b) =>
+      a.modelParams - b.modelParams || a.model.localeCompare(b.model) || a.task.localeCompare(b.task) || a.length - b.length ||
+      phaseOrder(a.phase) - phaseOrder(b.phase) || a.method.localeCompare(b.method) || a.sparsity - b.sparsity,
+  );
+}
+
+function phaseOrder(p: ConfigPhase): number {
+  return p === 'dense' ? 0 : p === 'prefill' ? 1 : 2;
+}
+
+/** Key of the (model, task, length) cell a configuration belongs to. */
+export function cellKey(c: Pick<ConfigResult, 'model' | 'task' | 'length'>): string {
+  return `${c.model}|${c.task}|${c.length}`;
+}

@@ -1,0 +1,123 @@
+/**
+ * Plain-text tables of an Analysis for the terminal. Each table is rows of cells; `renderTable`
+ * pads columns; the report reuses the same row builders for its HTML tables.
+ */
+import type { Analysis } from './analyze.js';
+import { methodLabel } from './aggregate.js';
+
+export interface Table {
+  title: string;
+  header: string[];
+  rows: string[][];
+  /** Column indices to right-align (numbers). */
+  numeric: number[];
+}
+
+export function fmt(x: number | null | undefined, digits = 3): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return '—';
+  if (!Number.isFinite(x)) return x > 0 ? '∞' : '−∞';
+  return x.toFixed(digits);
+}
+
+/** 1.23e12-style FLOPs. */
+export function fmtFlops(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  if (x === 0) return '0';
+  return x.toExponential(2);
+}
+
+export function accuracyTable(a: Analysis): Table {
+  return {
+    title: 'Accuracy per configuration (mean, Student-t 95% CI over scored examples)',
+    header: ['model', 'task', 'n', 'method', 's req', 's achieved', 'mean', '95% CI', 'scored', 'dropped', 'FLOPs/example'],
+    numeric: [2, 4, 5, 6, 8, 9, 10],
+    rows: a.configurations.map((c) => [
+      c.model, c.task, String(c.length), methodLabel(c) + (c.requestedSparsity === null ? ` ${JSON.stringify(c.params)}` : ''),
+      fmt(c.requestedSparsity, 3), fmt(c.achieved, 3), fmt(c.summary.mean, 3),
+      c.summary.ci ? `[${fmt(c.summary.ci[0], 3)}, ${fmt(c.summary.ci[1], 3)}]` : '—',
+      String(c.summary.n), String(c.summary.dropped), fmtFlops(c.meanFlopsTotal),
+    ]),
+  };
+}
+
+export function preservationTable(a: Analysis): Table {
+  const o = a.preservation.options;
+  const margin = o.marginKind === 'relative' ? `${(o.margin * 100).toFixed(1)}% of the dense mean` : `${o.margin} absolute`;
+  return {
+    title: `Largest sparsity preserving accuracy (paired one-sided t-test, H0: sparse − dense ≤ −δ, δ = ${margin}, α = ${o.alpha})`,
+    header: ['model', 'task', 'n', 'method', 'largest preserved s', 'tested s', 'monotone'],
+    numeric: [2, 4],
+    rows: a.preservation.largest.map((l) => [
+      l.model, l.task, String(l.length), `${l.method} (${l.phase})`, fmt(l.largestPreservedSparsity, 3),
+      l.tested.map((s) => fmt(s, 3)).join(' '), l.monotone ? 'yes' : 'no',
+    ]),
+  };
+}
+
+export function preservationTestsTable(a: Analysis): Table {
+  return {
+    title: 'Paired tests of sparse against dense',
+    header: ['model', 'task', 'n', 'method', 's', 'dense', 'sparse', 'mean diff', 'pairs', 't', 'p', 'preserved'],
+    numeric: [2, 4, 5, 6, 7, 8, 9, 10],
+    rows: a.preservation.tests.map((t) => [
+      t.model, t.task, String(t.length), `${t.method} (${t.phase})`, fmt(t.sparsity, 3), fmt(t.denseMean, 3), fmt(t.sparseMean, 3),
+      fmt(t.test.meanDifference, 3), String(t.test.n), fmt(t.test.t, 2), fmt(t.test.pValue, 4), t.preserved ? 'yes' : 'no',
+    ]),
+  };
+}
+
+export function frontierTable(a: Analysis): Table {
+  const rows: string[][] = [];
+  for (const g of a.isoflops) {
+    for (const p of g.frontier) {
+      rows.push([String(g.length), g.phase, p.model, p.phase === 'dense' ? 'dense' : p.method, fmt(p.sparsity, 3), fmt(p.accuracy, 3), fmtFlops(p.flops)]);
+    }
+  }
+  return { title: 'IsoFLOPS Pareto frontier (accuracy averaged over tasks, total FLOPs per example)', header: ['n', 'phase', 'model', 'method', 's', 'accuracy', 'FLOPs'], numeric: [0, 4, 5, 6], rows };
+}
+
+export function denseVersusSparseTable(a: Analysis): Table {
+  const rows: string[][] = [];
+  for (const g of a.isoflops) {
+    for (const c of g.comparisons) {
+      const b = c.bestLargerSparse;
+      rows.push([
+        String(g.length), g.phase, c.dense.model, fmt(c.dense.accuracy, 3), fmtFlops(c.dense.flops),
+        b ? `${b.model} ${b.method} s=${fmt(b.sparsity, 2)}` : '—', b ? fmt(b.accuracy, 3) : '—', b ? fmtFlops(b.flops) : '—', c.verdict,
+      ]);
+    }
+  }
+  return {
+    title: 'At the compute of a smaller dense model, is a larger sparse model better?',
+    header: ['n', 'phase', 'dense model', 'accuracy', 'FLOPs', 'best larger sparse (≤ FLOPs)', 'accuracy', 'FLOPs', 'verdict'],
+    numeric: [0, 3, 4, 6, 7],
+    rows,
+  };
+}
+
+export function scalingLawTable(a: Analysis): Table {
+  return {
+    title: 'Scaling law: accuracy ≈ β0 + βN·ln N + βn·ln n + βk·ln k (least squares; held out = largest value of the axis)',
+    header: ['phase', 'method', 'points', 'β0', 'βN', 'βn', 'βk', 'R²', 'RMSE', 'LOO RMSE', 'held-out RMSE'],
+    numeric: [2, 3, 4, 5, 6, 7, 8, 9],
+    rows: a.scalingLaws.map((f) => [
+      f.phase, f.method, String(f.rows),
+      fmt(f.coefficients.intercept, 4), fmt(f.coefficients['ln N'], 4), fmt(f.coefficients['ln n'], 4), fmt(f.coefficients['ln k'], 4),
+      fmt(f.r2, 3), fmt(f.rmse, 4), fmt(f.looRmse, 4),
+      f.skipped ?? (f.heldOut.map((h) => `${h.axis}: ${h.rmse === null ? 'n/a' : fmt(h.rmse, 4)}`).join('; ') || '—'),
+    ]),
+  };
+}
+
+export function allTables(a: Analysis): Table[] {
+  return [accuracyTable(a), preservationTable(a), frontierTable(a), denseVersusSparseTable(a), scalingLawTable(a)];
+}
+
+export function renderTable(t: Table): string {
+  const widths = t.header.map((h, j) => Math.max(h.length, ...t.rows.map((r) => r[j].length)));
+  const line = (cells: string[]) => cells.map((c, j) => (t.numeric.includes(j) ? c.padStart(widths[j]) : c.padEnd(widths[j]))).join('  ').trimEnd();
+  const out = [t.title, line(t.header), widths.map((w) => '-'.repeat(w)).join('  ')];
+  if (!t.rows.length) out.push('(none)');
+  for (const r of t.rows) out.push(line(r));
+  return out.join('\n');
+}

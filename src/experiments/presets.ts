@@ -1,0 +1,106 @@
+/**
+ * Ready-made experiments. `quick` checks the whole pipeline on a CPU in minutes; `paper` is the
+ * grid of "The Sparse Frontier" (arXiv 2504.17768) for GPUs.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ExperimentSpec, type ExperimentSpecInput, loadExperimentSpec, parseExperimentSpec } from './spec.js';
+
+/** The original's nine tasks, by the ids of its task registry. */
+export const PAPER_TASKS = [
+  'ruler_niah', 'ruler_vt', 'ruler_cwe',
+  'qa_squad', 'qa_quality', 'qa_toefl',
+  'story_retrieval', 'story_multihop', 'story_filtering',
+] as const;
+
+/** Compression ratios k of the paper's sweep (budgets 1/2 … 1/20); s = 1 − 1/k. */
+export const PAPER_COMPRESSION_RATIOS = [2, 3, 5, 10, 15, 20] as const;
+
+/** s = 1 − 1/k rounded to 4 decimals, so configuration keys stay readable. */
+export function sparsityOfCompression(k: number): number {
+  return Math.round((1 - 1 / k) * 1e4) / 1e4;
+}
+
+const SPARSE_METHODS_FIXED = ['vertical-slash', 'block-sparse', 'quest', 'snapkv', 'ada-snapkv'] as const;
+
+/**
+ * The smallest model under `modelsDir`: `organism` when it exists, otherwise the directory whose
+ * weights take the fewest bytes. Returns the default path when none is found (the runner then
+ * reports the missing directory).
+ */
+export function smallestLocalModel(modelsDir = 'models'): string {
+  const preferred = join(modelsDir, 'organism');
+  if (existsSync(join(preferred, 'config.json'))) return preferred;
+  if (!existsSync(modelsDir)) return preferred;
+  let best: { path: string; bytes: number } | null = null;
+  for (const entry of readdirSync(modelsDir)) {
+    const dir = join(modelsDir, entry);
+    if (!existsSync(join(dir, 'config.json'))) continue;
+    const bytes = readdirSync(dir)
+      .filter((f) => f.endsWith('.safetensors'))
+      .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+    if (!best || bytes < best.bytes) best = { path: dir, bytes };
+  }
+  return best?.path ?? preferred;
+}
+
+/**
+ * A CPU smoke test: the smallest local model, two short lengths, three tasks that fit short
+ * contexts, three examples, dense plus every method at two sparsities (FlexPrefill at two
+ * `alpha` values, since its sparsity is an outcome), short generations.
+ */
+export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
+  return {
+    name: 'quick',
+    models: [smallestLocalModel(modelsDir)],
+    backend: 'cpu',
+    tasks: ['ruler_niah', 'ruler_vt', 'story_multihop'],
+    lengths: [1024, 2048],
+    sparsities: [0.5, 0.8],
+    methods: [
+      ...SPARSE_METHODS_FIXED,
+      { name: 'flexprefill', sweep: { param: 'alpha', values: [0.9, 0.65] } },
+      { name: 'sink-local', phase: 'prefill' },
+      { name: 'sink-local', phase: 'decode' },
+    ],
+    examples: 3,
+    seed: 43,
+    generation: { maxNewTokens: 48 },
+    chunkSize: 512,
+  };
+}
+
+/**
+ * The paper's grid: Qwen2.5 Instruct 7B/14B/32B/72B, 16K–128K, its nine tasks, 100 examples
+ * (seed 43), greedy generation of up to 1024 tokens, budgets 1/2 … 1/20. FlexPrefill sweeps
+ * `alpha` (its sparsity is measured). Model directories are expected under `modelsDir`.
+ */
+export function paperPreset(modelsDir = 'models'): ExperimentSpecInput {
+  const sizes = ['7B', '14B', '32B', '72B'];
+  return {
+    name: 'paper',
+    models: sizes.map((s) => ({ path: join(modelsDir, `Qwen2.5-${s}-Instruct`), name: `qwen2.5-${s.toLowerCase()}` })),
+    backend: 'cuda',
+    tasks: [...PAPER_TASKS],
+    lengths: [16384, 32768, 65536, 131072],
+    sparsities: PAPER_COMPRESSION_RATIOS.map(sparsityOfCompression),
+    methods: [
+      ...SPARSE_METHODS_FIXED,
+      { name: 'flexprefill', sweep: { param: 'alpha', values: [0.99, 0.95, 0.9, 0.8, 0.7, 0.6] } },
+    ],
+    examples: 100,
+    seed: 43,
+    generation: { maxNewTokens: 1024 },
+    chunkSize: 4096,
+  };
+}
+
+export const PRESETS = { quick: quickPreset, paper: paperPreset } as const;
+export type PresetName = keyof typeof PRESETS;
+
+/** A preset name or a YAML/JSON experiment file, validated. */
+export function loadExperiment(nameOrPath: string, modelsDir = 'models'): ExperimentSpec {
+  if (nameOrPath in PRESETS) return parseExperimentSpec(PRESETS[nameOrPath as PresetName](modelsDir), `preset ${nameOrPath}`);
+  if (!existsSync(nameOrPath)) throw new Error(`"${nameOrPath}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a file`);
+  return loadExperimentSpec(nameOrPath);
+}

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { leastSquares } from '../../src/analysis/least-squares.js';
+import { type ScalingObservation, compressionRatio, fitScalingLaw } from '../../src/analysis/scaling-law.js';
+
+test('least squares recovers an exact linear model and reports R² = 1', () => {
+  const X = [[1, 0], [1, 1], [1, 2], [1, 3]];
+  const fit = leastSquares(X, [1, 3, 5, 7]);
+  assert.ok(Math.abs(fit.coefficients[0] - 1) < 1e-12 && Math.abs(fit.coefficients[1] - 2) < 1e-12);
+  assert.ok(Math.abs(fit.r2 - 1) < 1e-12);
+  assert.throws(() => leastSquares([[1, 2], [2, 4], [3, 6]], [1, 2, 3]), /rank deficient/);
+});
+
+function plantedLaw(noise: (i: number) => number): ScalingObservation[] {
+  const rows: ScalingObservation[] = [];
+  let i = 0;
+  for (const params of [7e9, 14e9, 32e9, 72e9]) {
+    for (const length of [16384, 32768, 65536, 131072]) {
+      for (const s of [0, 0.5, 0.8, 0.9, 0.95]) {
+        const acc = 0.2 + 0.06 * Math.log(params / 1e9) - 0.03 * Math.log(length / 1024) - 0.08 * Math.log(compressionRatio(s));
+        rows.push({ model: `m${params}`, params, length, sparsity: s, accuracy: acc + noise(i++) });
+      }
+    }
+  }
+  return rows;
+}
+
+test('a planted log-linear law is recovered exactly, with zero held-out error', () => {
+  const fit = fitScalingLaw(plantedLaw(() => 0), 'decode', 'quest');
+  assert.equal(fit.skipped, null);
+  const c = fit.coefficients;
+  assert.ok(Math.abs(c['ln N']! - 0.06) < 1e-9);
+  assert.ok(Math.abs(c['ln n']! + 0.03) < 1e-9);
+  assert.ok(Math.abs(c['ln k']! + 0.08) < 1e-9);
+  // intercept absorbs the 1e9 and 1024 units: 0.2 − 0.06 ln 1e9 + 0.03 ln 1024
+  assert.ok(Math.abs(c.intercept! - (0.2 - 0.06 * Math.log(1e9) + 0.03 * Math.log(1024))) < 1e-8);
+  assert.ok(Math.abs(fit.r2! - 1) < 1e-12);
+  assert.ok(fit.looRmse! < 1e-9);
+  assert.deepEqual(fit.heldOut.map((h) => h.axis), ['model size', 'length', 'compression']);
+  for (const h of fit.heldOut) assert.ok(h.rmse! < 1e-9, `${h.axis} held out`);
+  assert.equal(fit.heldOut[0].value, 72e9);
+  assert.equal(fit.heldOut[0].rows, 20);
+});
+
+test('with noise the coefficients stay close and R² is below one', () => {
+  // Deterministic ±0.01 noise.
+  const fit = fitScalingLaw(plantedLaw((i) => ((i * 7919) % 21 - 10) / 1000), 'prefill', 'x');
+  assert.ok(Math.abs(fit.coefficients['ln k']! + 0.08) < 0.01);
+  assert.ok(fit.r2! < 1 && fit.r2! > 0.95);
+  assert.ok(fit.heldOut.every((h) => h.rmse! < 0.03));
+});
+
+test('a single model size leaves ln N out and says why extrapolation in it is impossible', () => {
+  const rows = plantedLaw(() => 0).filter((r) => r.params === 7e9);
+  const fit = fitScalingLaw(rows, 'decode', 'quest');
+  assert.equal(fit.coefficients['ln N'], null);
+  assert.ok(Math.abs(fit.coefficients['ln k']! + 0.08) < 1e-9);
+  assert.deepEqual(fit.heldOut.map((h) => h.axis), ['length', 'compression']);
+  const onlyDense = rows.filter((r) => r.sparsity === 0);
+  assert.match(fitScalingLaw(onlyDense, 'decode', 'quest').skipped!, /compression does not vary/);
+  const twoLengths = plantedLaw(() => 0).filter((r) => r.length <= 32768);
+  const lengthHold = fitScalingLaw(twoLengths, 'decode', 'q').heldOut.find((h) => h.axis === 'length')!;
+  assert.match(lengthHold.skipped!, /one length value/);
+});
