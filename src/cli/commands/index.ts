@@ -3,7 +3,8 @@
  * its command(s) to the program. Add one import and one array entry per module.
  */
 import type { Command } from 'commander';
+import { registerGenerate } from './generate.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [];
+export const commandModules: RegisterCommand[] = [registerGenerate];
