@@ -1,0 +1,87 @@
+/**
+ * Launcher for flash-prefill.cu: dense causal attention of a chunk of T queries against a per-KV-head
+ * cache (bf16 in, fp32 accumulate, bf16 out).
+ */
+import type { DevicePtr } from '../context.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+
+export interface PrefillShape {
+  numHeads: number; // H
+  numKvHeads: number; // Hkv
+  headDim: number; // D: 64 or 128
+}
+
+export interface FlashPrefillArgs {
+  /** [T, H, D] bf16 queries; query t sits at position queryStart + t. */
+  q: DevicePtr;
+  /** [Hkv, kvStride, D] bf16 keys; row r holds position r. */
+  k: DevicePtr;
+  /** [Hkv, kvStride, D] bf16 values. */
+  v: DevicePtr;
+  /** [T, H, D] bf16 output. */
+  out: DevicePtr;
+  numQueries: number; // T
+  queryStart: number;
+  /** Valid cache rows (>= queryStart + T for causal prefill of the whole chunk). */
+  kvLen: number;
+  /** Rows allocated per KV head (row stride between heads). */
+  kvStride: number;
+  /** Softmax scale applied to q·k (usually 1/sqrt(D)). */
+  scale: number;
+}
+
+export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128] as const;
+const LOG2E = 1.4426950408889634;
+
+/** Bytes of dynamic shared memory one block needs: Q tile plus two stages of K and V tiles. */
+export function flashPrefillSharedBytes(headDim: number, warps: number): number {
+  const rowStride = headDim + 8;
+  return (16 * warps + 4 * 64) * rowStride * 2;
+}
+
+export class FlashPrefill {
+  readonly warps: number;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, options: { warps?: 4 | 8 } = {}) {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
+    if (!SUPPORTED_PREFILL_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`flash prefill: head dim ${D} unsupported (64 or 128)`);
+    if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`flash prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
+    this.warps = options.warps ?? 4;
+  }
+
+  private kernel: CudaKernel | null = null;
+
+  /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
+  prepare(): CudaKernel {
+    this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: this.warps })
+      .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+    return this.kernel;
+  }
+
+  run(a: FlashPrefillArgs): void {
+    const { numHeads: H, numKvHeads: Hkv } = this.shape;
+    const T = a.numQueries;
+    if (!(T > 0)) throw new Error(`flash prefill: numQueries must be positive (got ${T})`);
+    if (a.queryStart < 0 || a.kvLen < a.queryStart + 1 || a.kvLen > a.kvStride) {
+      throw new Error(`flash prefill: need 0 <= queryStart < kvLen <= kvStride (got ${a.queryStart}, ${a.kvLen}, ${a.kvStride})`);
+    }
+    const blockRows = 16 * this.warps;
+    this.prepare().launch(
+      {
+        grid: [Math.ceil(T / blockRows), H, 1],
+        block: [32 * this.warps, 1, 1],
+        sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.warps),
+        stream: this.rt.stream,
+      },
+      [a.q, a.k, a.v, a.out, T, H, Hkv, a.kvStride, a.queryStart, a.kvLen, a.scale * LOG2E],
+    );
+  }
+}
+
+/** Causal prefill FLOPs (QK^T and PV over the visible pairs), for TFLOP/s figures. */
+export function causalPrefillFlops(shape: PrefillShape, numQueries: number, queryStart: number): number {
+  let pairs = 0;
+  for (let t = 0; t < numQueries; t++) pairs += queryStart + t + 1;
+  return 4 * pairs * shape.numHeads * shape.headDim;
+}

@@ -1,0 +1,111 @@
+/**
+ * Loaded modules and launchable kernels. Kernel arguments are packed into a host block that koffi
+ * allocated once per kernel (it never moves), with a parallel array of pointers to each slot, which
+ * is what cuLaunchKernel's kernelParams expects; a launch only writes numbers into that block.
+ */
+import type { CudaContext, DevicePtr, StreamHandle } from './context.js';
+import { allocStable } from './driver/ffi.js';
+
+const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+const CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
+
+/** The C type of each kernel parameter, in order. */
+export type ParamKind = 'ptr' | 'i32' | 'f32';
+export type ParamValue = DevicePtr | number;
+
+export interface LaunchConfig {
+  grid: [number, number, number];
+  block: [number, number, number];
+  sharedBytes: number;
+  stream: StreamHandle;
+}
+
+export class CudaModule {
+  constructor(private readonly cuda: CudaContext, readonly handle: bigint, readonly label: string) {}
+
+  static load(cuda: CudaContext, image: Buffer, label: string): CudaModule {
+    const out = new BigUint64Array(1);
+    cuda.check(cuda.api.cuModuleLoadData(out, image), `cuModuleLoadData(${label})`);
+    return new CudaModule(cuda, out[0], label);
+  }
+
+  kernel(name: string, params: ParamKind[]): CudaKernel {
+    const out = new BigUint64Array(1);
+    this.cuda.check(this.cuda.api.cuModuleGetFunction(out, this.handle, name), `cuModuleGetFunction(${this.label}:${name})`);
+    return new CudaKernel(this.cuda, out[0], `${this.label}:${name}`, params);
+  }
+
+  unload(): void {
+    this.cuda.check(this.cuda.api.cuModuleUnload(this.handle), `cuModuleUnload(${this.label})`);
+  }
+}
+
+export class CudaKernel {
+  private readonly args: DataView;
+  private readonly paramArray: bigint;
+  private sharedLimit = 48 * 1024;
+
+  constructor(
+    private readonly cuda: CudaContext,
+    readonly handle: bigint,
+    readonly label: string,
+    readonly params: ParamKind[],
+  ) {
+    // One 8-byte slot per argument, then the pointer array that points at each slot.
+    const n = params.length;
+    const block = allocStable(16 * Math.max(1, n));
+    this.args = block.view;
+    for (let i = 0; i < n; i++) block.view.setBigUint64(8 * n + 8 * i, block.ptr + BigInt(8 * i), true);
+    this.paramArray = block.ptr + BigInt(8 * n);
+  }
+
+  /** Registers the kernel uses per thread (from the loaded image). */
+  get registersPerThread(): number {
+    const out = new Int32Array(1);
+    this.cuda.check(this.cuda.api.cuFuncGetAttribute(out, CU_FUNC_ATTRIBUTE_NUM_REGS, this.handle), 'cuFuncGetAttribute');
+    return out[0];
+  }
+
+  /** Raises the dynamic shared-memory limit (needed above 48 KB). */
+  ensureSharedBytes(bytes: number): void {
+    if (bytes <= this.sharedLimit) return;
+    if (bytes > this.cuda.info.maxSharedPerBlockOptin) {
+      throw new Error(`${this.label}: needs ${bytes} B of shared memory, device allows ${this.cuda.info.maxSharedPerBlockOptin}`);
+    }
+    this.cuda.check(
+      this.cuda.api.cuFuncSetAttribute(this.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
+      `cuFuncSetAttribute(${this.label}, max dynamic shared = ${bytes})`,
+    );
+    this.sharedLimit = bytes;
+  }
+
+  launch(config: LaunchConfig, values: ParamValue[]): void {
+    if (values.length !== this.params.length) {
+      throw new Error(`${this.label}: expected ${this.params.length} arguments, got ${values.length}`);
+    }
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      switch (this.params[i]) {
+        case 'ptr':
+          if (typeof v !== 'bigint') throw new Error(`${this.label}: argument ${i} must be a device pointer`);
+          this.args.setBigUint64(8 * i, v, true);
+          break;
+        case 'i32':
+          if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${this.label}: argument ${i} must be an integer`);
+          this.args.setInt32(8 * i, v, true);
+          break;
+        case 'f32':
+          if (typeof v !== 'number') throw new Error(`${this.label}: argument ${i} must be a number`);
+          this.args.setFloat32(8 * i, v, true);
+          break;
+      }
+    }
+    this.ensureSharedBytes(config.sharedBytes);
+    const [gx, gy, gz] = config.grid;
+    const [bx, by, bz] = config.block;
+    this.cuda.check(
+      this.cuda.api.cuLaunchKernel(this.handle, gx, gy, gz, bx, by, bz, config.sharedBytes, config.stream, this.paramArray, null),
+      `cuLaunchKernel(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, ${config.sharedBytes} B shared)`,
+    );
+  }
+}

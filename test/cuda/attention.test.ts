@@ -1,0 +1,100 @@
+/**
+ * GPU correctness of the attention kernels against the CPU reference (float64 accumulation on the
+ * same bf16-rounded inputs). Outputs are poisoned with NaN before every launch, so an unwritten
+ * element fails. Skipped, with the reason printed, where there is no CUDA device.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
+import { DecodeAttentionKernel, planDecode } from '../../src/backends/cuda/kernels/decode-attention.js';
+import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
+import { countNaN, randomBf16Values, randomGenerator, referenceCausalAttention, relativeError } from './helpers.js';
+
+const available = isCudaAvailable();
+const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
+if (skip) console.log(`# CUDA attention tests skipped: ${skip}`);
+
+// bf16 operands (and P rounded to bf16 before PV): errors land between 1e-3 and 1e-2.
+const TOLERANCE = 1e-2;
+
+interface PrefillCase {
+  T: number; H: number; Hkv: number; D: number; queryStart: number; extraRows: number; warps: 4 | 8; seed: number;
+}
+
+const prefillCases: PrefillCase[] = [
+  { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, warps: 4, seed: 1 },
+  { T: 301, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 13, warps: 8, seed: 2 }, // odd T, spare cache rows
+  { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, warps: 4, seed: 3 }, // a later chunk of a prompt
+  { T: 130, H: 4, Hkv: 4, D: 64, queryStart: 0, extraRows: 0, warps: 8, seed: 4 }, // no GQA
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, warps: 4, seed: 5 },
+];
+
+describe('CUDA attention kernels', { skip }, () => {
+  let rt: CudaRuntime;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+    console.log(`# device: ${rt.cuda.info.name} (${rt.cuda.info.arch}, ${rt.cuda.info.multiprocessors} SMs)`);
+  });
+  after(() => rt?.dispose());
+
+  for (const c of prefillCases) {
+    test(`flash prefill T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D} start=${c.queryStart} warps=${c.warps}`, () => {
+      const rand = randomGenerator(c.seed);
+      const kvLen = c.queryStart + c.T;
+      const kvStride = kvLen + c.extraRows;
+      const q = randomBf16Values(c.T * c.H * c.D, rand, 2);
+      const k = randomBf16Values(c.Hkv * kvStride * c.D, rand, 2);
+      const v = randomBf16Values(c.Hkv * kvStride * c.D, rand);
+      const scale = 1 / Math.sqrt(c.D);
+      const ref = referenceCausalAttention(q, k, v, c.T, c.H, c.Hkv, c.D, kvStride, c.queryStart, kvLen, scale);
+
+      const kernel = new FlashPrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, { warps: c.warps });
+      const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+      const dout = poisonedBf16(rt, c.T * c.H * c.D);
+      kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: c.T, queryStart: c.queryStart, kvLen, kvStride, scale });
+      const out = downloadBf16(rt, dout, c.T * c.H * c.D);
+      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      const err = relativeError(out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+
+  const decodeCases = [
+    { H: 32, Hkv: 8, D: 128, kvLen: 5000, extraRows: 100, seed: 11 },
+    { H: 8, Hkv: 8, D: 64, kvLen: 777, extraRows: 0, seed: 12 },
+    { H: 16, Hkv: 2, D: 128, kvLen: 33, extraRows: 7, seed: 13 },
+    { H: 28, Hkv: 4, D: 128, kvLen: 40_000, extraRows: 0, seed: 14 },
+  ];
+  for (const c of decodeCases) {
+    test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen}`, () => {
+      const rand = randomGenerator(c.seed);
+      const kvStride = c.kvLen + c.extraRows;
+      const q = randomBf16Values(c.H * c.D, rand, 2);
+      const k = randomBf16Values(c.Hkv * kvStride * c.D, rand, 2);
+      const v = randomBf16Values(c.Hkv * kvStride * c.D, rand);
+      const scale = 1 / Math.sqrt(c.D);
+      // One query at position kvLen - 1 sees every valid row.
+      const ref = referenceCausalAttention(q, k, v, 1, c.H, c.Hkv, c.D, kvStride, c.kvLen - 1, c.kvLen, scale);
+
+      const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D };
+      const kernel = new DecodeAttentionKernel(rt, shape);
+      const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+      const dout = poisonedBf16(rt, c.H * c.D);
+      const plan = kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, kvLen: c.kvLen, kvStride, scale });
+      const out = downloadBf16(rt, dout, c.H * c.D);
+      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+
+      assert.deepEqual(plan, planDecode(shape, c.kvLen, rt.cuda.info.multiprocessors));
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      const err = relativeError(out, ref);
+      console.log(`#   ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+});

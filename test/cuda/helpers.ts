@@ -1,0 +1,71 @@
+/**
+ * Shared pieces of the CUDA tests: seeded random bf16-representable data, the CPU reference
+ * attention (src/backends/cpu/attention-kernels.ts, float64 accumulation) applied to the same rounded
+ * inputs, and the relative error ‖out − ref‖ / ‖ref‖.
+ */
+import { ScoreScratch, attendRowRange } from '../../src/backends/cpu/attention-kernels.js';
+import { roundToBf16InPlace } from '../../src/backends/cuda/bf16.js';
+
+/** Deterministic uniform [-1, 1) generator (mulberry32). */
+export function randomGenerator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+/** [n] random values already rounded to bf16, scaled by `amplitude`. */
+export function randomBf16Values(n: number, rand: () => number, amplitude = 1): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = rand() * amplitude;
+  return roundToBf16InPlace(x);
+}
+
+export function relativeError(out: Float32Array, ref: Float32Array): number {
+  if (out.length !== ref.length) throw new Error(`length mismatch ${out.length} vs ${ref.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return Math.sqrt(num / den);
+}
+
+export function countNaN(x: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i])) n++;
+  return n;
+}
+
+/** [Hkv][rows*D] per-head views of a [Hkv, kvStride, D] cache buffer. */
+function headSlices(cache: Float32Array, Hkv: number, kvStride: number, D: number): Float32Array[] {
+  return Array.from({ length: Hkv }, (_, h) => cache.subarray(h * kvStride * D, (h + 1) * kvStride * D));
+}
+
+/**
+ * Reference causal attention. q: [T, H, D]; k, v: [Hkv, kvStride, D]; query t at queryStart + t sees
+ * rows [0, min(kvLen, queryStart + t + 1)). Returns [T, H, D].
+ */
+export function referenceCausalAttention(
+  q: Float32Array, k: Float32Array, v: Float32Array,
+  T: number, H: number, Hkv: number, D: number, kvStride: number, queryStart: number, kvLen: number, scale: number,
+): Float32Array {
+  const out = new Float32Array(T * H * D);
+  const ks = headSlices(k, Hkv, kvStride, D);
+  const vs = headSlices(v, Hkv, kvStride, D);
+  const g = H / Hkv;
+  const scratch = new ScoreScratch();
+  for (let t = 0; t < T; t++) {
+    const end = Math.min(kvLen, queryStart + t + 1);
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / g);
+      attendRowRange(q, (t * H + h) * D, ks[kvh], vs[kvh], D, 0, end, scale, null, out, (t * H + h) * D, scratch);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,61 @@
+/**
+ * Every kernel variant the launchers can request compiles for sm_90 with nvcc, with no register
+ * spills or local-memory stack, so no compile error costs GPU time. Runs where nvcc exists (the
+ * development machines); skipped with a message elsewhere. The sources are compiled exactly as NVRTC
+ * sees them (local headers inlined).
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, describe, test } from 'node:test';
+import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+
+const run = promisify(execFile);
+
+function nvccPresent(): boolean {
+  try {
+    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = nvccPresent() ? false : 'nvcc not found on PATH';
+if (skip) console.log(`# CUDA kernel compile checks skipped: ${skip}`);
+
+interface Variant { file: string; defines: Record<string, number> }
+
+/** The variants the tests and benchmarks launch. */
+const VARIANTS: Variant[] = [
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 4 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 8 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 64, WARPS: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, CHUNK: 256 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8, CHUNK: 1024 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1, CHUNK: 2048 } },
+];
+
+describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
+  const dir = skip ? '' : mkdtempSync(join(tmpdir(), 'sf-nvcc-'));
+  after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+  for (const v of VARIANTS) {
+    const label = `${v.file} ${Object.entries(v.defines).map(([k, x]) => `${k}=${x}`).join(' ')}`;
+    test(label, async () => {
+      const src = join(dir, `${label.replace(/[^\w]+/g, '_')}.cu`);
+      writeFileSync(src, readKernelSource(v.file));
+      const args = ['-arch=sm_90', '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
+        ...Object.entries(v.defines).map(([k, x]) => `-D${k}=${x}`)];
+      const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
+      const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
+      assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
+      for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
+      for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
+      assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
+    });
+  }
+});
