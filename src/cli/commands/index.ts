@@ -3,8 +3,9 @@
  * its command(s) to the program. Add one import and one array entry per module.
  */
 import type { Command } from 'commander';
+import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerGenerate];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate];
