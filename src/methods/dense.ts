@@ -8,6 +8,7 @@ import {
 } from '../engine/attention.js';
 import { ScoreScratch, attendRowList, attendRowRange } from '../backends/cpu/attention-kernels.js';
 import type { LayerKvCache } from '../engine/kv-cache.js';
+import type { MethodDescriptor } from './types.js';
 
 /**
  * Rows of a KV head that a query at `position` sees under dense causal attention, when the head's
@@ -98,3 +99,26 @@ export class DenseDecode implements DecodeAttention {
 export function densePlan(): { prefill: DensePrefill; decode: DenseDecode } {
   return { prefill: new DensePrefill(), decode: new DenseDecode() };
 }
+
+/** Registry entry: dense attention in both phases (sparsity 0, no parameters). */
+export const denseMethod: MethodDescriptor = {
+  id: 'dense',
+  title: 'Dense',
+  phase: 'both',
+  taxonomy: { unit: 'none', importance: 'none', budget: 'all', kvCache: 'full' },
+  summary: 'full causal attention: the baseline every method is compared with',
+  params: [],
+  budgetParams: [],
+  create(options) {
+    if (options.sparsity !== null && options.sparsity !== 0) {
+      throw new Error(`dense: sparsity must be 0 (got ${options.sparsity})`);
+    }
+    return densePlan();
+  },
+  estimationFlops() {
+    return { atPrefill: 0, perDecodeToken: 0 };
+  },
+  describeBudget(_n, options) {
+    return { requested: options.sparsity, counts: {}, expectedSparsity: 0, tolerance: 0 };
+  },
+};
