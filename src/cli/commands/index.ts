@@ -5,7 +5,9 @@
 import type { Command } from 'commander';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
+import { registerAnalyze } from './analyze.js';
+import { registerReport } from './report.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerAnalyze, registerReport];

@@ -1,0 +1,199 @@
+/**
+ * The report's plots as Vega-Lite specifications built from an Analysis (data inlined, so each spec
+ * renders on its own): accuracy against sparsity per task and phase, the isoFLOPS view with its
+ * frontier, the scaling-law fit against the observed accuracy, and achieved against requested
+ * sparsity.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import type { Analysis } from '../analysis/analyze.js';
+
+export interface Chart {
+  /** File-name-safe identifier, unique within a report. */
+  id: string;
+  title: string;
+  caption: string;
+  spec: TopLevelSpec;
+}
+
+const FONT = 'DejaVu Sans, Liberation Sans, Arial, sans-serif';
+
+const baseConfig = {
+  font: FONT,
+  view: { stroke: '#ddd' },
+  axis: { labelFontSize: 11, titleFontSize: 12, gridColor: '#eee' },
+  legend: { labelFontSize: 11, titleFontSize: 12 },
+  header: { labelFontSize: 12, titleFontSize: 12 },
+  title: { fontSize: 14, anchor: 'start' as const },
+};
+
+export function slug(...parts: (string | number)[]): string {
+  return parts
+    .map((p) => String(p).toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-+|-+$/g, ''))
+    .filter(Boolean)
+    .join('_');
+}
+
+/** One chart per (model, length, phase): a panel per task, a line per method, 95% intervals as bars. */
+export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
+  const charts: Chart[] = [];
+  const models = [...new Set(a.configurations.map((c) => c.model))];
+  const lengths = [...new Set(a.configurations.map((c) => c.length))].sort((x, y) => x - y);
+  for (const model of models) {
+    for (const length of lengths) {
+      for (const phase of ['prefill', 'decode'] as const) {
+        const sparse = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === phase);
+        if (!sparse.length) continue;
+        const methods = [...new Set(sparse.map((c) => c.method))];
+        const dense = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === 'dense');
+        const rows = [
+          // Dense is every method's s = 0 point, so each line starts at the baseline.
+          ...dense.flatMap((d) => methods.map((m) => ({ task: d.task, method: m, sparsity: 0, accuracy: d.summary.mean, lo: d.summary.ci?.[0] ?? d.summary.mean, hi: d.summary.ci?.[1] ?? d.summary.mean, n: d.summary.n }))),
+          ...sparse.map((c) => ({ task: c.task, method: c.method, sparsity: c.sparsity, accuracy: c.summary.mean, lo: c.summary.ci?.[0] ?? c.summary.mean, hi: c.summary.ci?.[1] ?? c.summary.mean, n: c.summary.n })),
+        ].map((r) => ({ ...r, lo: Math.max(0, r.lo), hi: Math.min(1, r.hi) }));
+        const x = { field: 'sparsity', type: 'quantitative' as const, title: 'sparsity s (0 = dense)', scale: { domain: [0, 1] } };
+        charts.push({
+          id: slug('accuracy', model, length, phase),
+          title: `Accuracy vs sparsity — ${model}, n = ${length}, ${phase} methods`,
+          caption: `Mean score per configuration with its Student-t 95% interval (clipped to [0, 1]); s = 0 is dense. Swept methods (sparsity an outcome) are placed at their achieved sparsity.`,
+          spec: {
+            $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+            config: baseConfig,
+            data: { values: rows },
+            facet: { field: 'task', type: 'nominal', title: null, columns: 3 } as never,
+            spec: {
+              width: 210,
+              height: 150,
+              layer: [
+                { mark: { type: 'rule', opacity: 0.5 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
+                {
+                  mark: { type: 'line', point: true },
+                  encoding: {
+                    x,
+                    y: { field: 'accuracy', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } },
+                    color: { field: 'method', type: 'nominal', title: 'method' },
+                    order: { field: 'sparsity', type: 'quantitative' },
+                  },
+                },
+              ],
+            },
+            resolve: { scale: { x: 'shared', y: 'shared' } },
+          } as TopLevelSpec,
+        });
+      }
+    }
+  }
+  return charts;
+}
+
+/** One chart per (length, phase): FLOPs (log) against accuracy, the frontier as a line. */
+export function isoFlopsCharts(a: Analysis): Chart[] {
+  return a.isoflops.map((g) => {
+    const onFrontier = new Set(g.frontier);
+    const rows = g.points.map((p) => ({
+      model: p.model, method: p.phase === 'dense' ? 'dense' : p.method, sparsity: p.sparsity, accuracy: p.accuracy, flops: p.flops,
+      frontier: onFrontier.has(p) ? 'on frontier' : 'dominated',
+    }));
+    const frontier = g.frontier.map((p) => ({ accuracy: p.accuracy, flops: p.flops }));
+    const x = { field: 'flops', type: 'quantitative' as const, title: 'total FLOPs per example (log scale; G = 1e9, T = 1e12)', scale: { type: 'log' as const }, axis: { format: '~s' } };
+    return {
+      id: slug('isoflops', g.length, g.phase),
+      title: `IsoFLOPS — n = ${g.length}, dense and ${g.phase} methods`,
+      caption: 'Each point is one (model, method, sparsity), accuracy and FLOPs averaged over tasks. The line joins the Pareto frontier: no other point has fewer or equal FLOPs and higher accuracy.',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        config: baseConfig,
+        width: 520,
+        height: 300,
+        layer: [
+          { data: { values: frontier }, mark: { type: 'line', color: '#555', strokeDash: [4, 3] }, encoding: { x, y: { field: 'accuracy', type: 'quantitative' }, order: { field: 'flops', type: 'quantitative' } } },
+          {
+            data: { values: rows },
+            mark: { type: 'point', filled: true, size: 70, opacity: 0.85 },
+            encoding: {
+              x,
+              y: { field: 'accuracy', type: 'quantitative', title: 'mean score over tasks', scale: { zero: false } },
+              color: { field: 'model', type: 'nominal', title: 'model' },
+              shape: { field: 'method', type: 'nominal', title: 'method' },
+            },
+          },
+        ],
+      } as TopLevelSpec,
+    };
+  });
+}
+
+/** Observed against predicted accuracy of every scaling-law fit (per method), one panel per phase. */
+export function scalingLawCharts(a: Analysis): Chart[] {
+  const charts: Chart[] = [];
+  for (const phase of ['prefill', 'decode'] as const) {
+    const fits = a.scalingLaws.filter((f) => f.phase === phase && f.method !== 'all' && !f.skipped);
+    if (!fits.length) continue;
+    const rows = fits.flatMap((f) =>
+      f.points.filter((p) => p.predicted !== null).map((p) => ({ method: f.method, observed: p.accuracy, predicted: p.predicted, model: p.model, length: p.length, sparsity: p.sparsity })),
+    );
+    const values = rows.flatMap((r) => [r.observed, r.predicted as number]);
+    const lo = Math.min(...values), hi = Math.max(...values);
+    charts.push({
+      id: slug('scaling-law', phase),
+      title: `Scaling-law fit vs observed — ${phase} methods`,
+      caption: 'accuracy ≈ β0 + βN·ln N + βn·ln n + βk·ln k, fitted per method (dense rows at k = 1 included); points on the diagonal are predicted exactly. Coefficients and held-out errors are in the table below.',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        config: baseConfig,
+        width: 360,
+        height: 300,
+        layer: [
+          { data: { values: [{ v: lo }, { v: hi }] }, mark: { type: 'line', color: '#999', strokeDash: [4, 3] }, encoding: { x: { field: 'v', type: 'quantitative' }, y: { field: 'v', type: 'quantitative' } } },
+          {
+            data: { values: rows },
+            mark: { type: 'point', filled: true, size: 55, opacity: 0.8 },
+            encoding: {
+              x: { field: 'observed', type: 'quantitative', title: 'observed mean score', scale: { zero: false } },
+              y: { field: 'predicted', type: 'quantitative', title: 'predicted by the fit', scale: { zero: false } },
+              color: { field: 'method', type: 'nominal', title: 'method' },
+            },
+          },
+        ],
+      } as TopLevelSpec,
+    });
+  }
+  return charts;
+}
+
+/** Achieved (measured from attended pairs) against requested sparsity, per phase. */
+export function achievedSparsityChart(a: Analysis): Chart[] {
+  const rows = a.configurations
+    .filter((c) => c.phase !== 'dense' && c.requestedSparsity !== null && c.achieved !== null)
+    .map((c) => ({ phase: c.phase, method: c.method, requested: c.requestedSparsity, achieved: c.achieved, length: c.length, task: c.task }));
+  if (!rows.length) return [];
+  return [{
+    id: 'achieved-sparsity',
+    title: 'Achieved vs requested sparsity',
+    caption: 'Achieved sparsity = 1 − attended/dense (query, key) pairs over all layers and heads (decode: KV entries read), averaged over examples; one point per configuration. The dashed diagonal is achieved = requested.',
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      config: baseConfig,
+      data: { values: rows },
+      facet: { field: 'phase', type: 'nominal', title: null } as never,
+      spec: {
+        width: 260,
+        height: 220,
+        layer: [
+          { data: { values: [{ v: 0 }, { v: 1 }] }, mark: { type: 'line', color: '#999', strokeDash: [4, 3] }, encoding: { x: { field: 'v', type: 'quantitative' }, y: { field: 'v', type: 'quantitative' } } },
+          {
+            mark: { type: 'point', filled: true, size: 50, opacity: 0.7 },
+            encoding: {
+              x: { field: 'requested', type: 'quantitative', title: 'requested s', scale: { domain: [0, 1] } },
+              y: { field: 'achieved', type: 'quantitative', title: 'achieved s', scale: { domain: [0, 1] } },
+              color: { field: 'method', type: 'nominal', title: 'method' },
+            },
+          },
+        ],
+      },
+    } as TopLevelSpec,
+  }];
+}
+
+export function allCharts(a: Analysis): Chart[] {
+  return [...accuracyVersusSparsityCharts(a), ...isoFlopsCharts(a), ...scalingLawCharts(a), ...achievedSparsityChart(a)];
+}
