@@ -209,22 +209,20 @@ export const blockSparseMethod: MethodDescriptor = {
     const B = Math.ceil(n / chunkSize);
     const t = topChunks !== null ? Math.min(topChunks, B) : topChunksForSparsity(n, chunkSize, options.sparsity ?? 0);
     const expected = 1 - exactBlockSparsePairs(n, chunkSize, t) / causalPairs(n);
+    // t is an integer chosen on the original's whole-block closed form: half a step of t either
+    // way, plus the upper halves of the diagonal blocks that the closed form counts and we do not.
+    const neighbours = [t - 1, t + 1].filter((x) => x >= 3 && x <= B).map((x) => Math.abs(closedFormSparsity(B, x) - closedFormSparsity(B, t)));
+    const granularity = neighbours.length > 0 ? Math.max(...neighbours) / 2 : 0;
+    const diagonal = Math.abs(expected - closedFormSparsity(B, t));
     const desc: BudgetDescription = {
       requested: options.sparsity,
       counts: { chunkSize, topChunks: t, closedFormSparsity: Number(closedFormSparsity(B, t).toFixed(4)) },
       expectedSparsity: expected,
       tolerance: 1e-9,
+      resolution: granularity + diagonal + 1e-9,
     };
-    if (options.sparsity !== null) {
-      const s = options.sparsity;
-      const neighbours = [t - 1, t + 1].filter((x) => x >= 3 && x <= B).map((x) => Math.abs(closedFormSparsity(B, x) - closedFormSparsity(B, t)));
-      const granularity = neighbours.length > 0 ? Math.max(...neighbours) / 2 : 0;
-      const diagonal = Math.abs(expected - closedFormSparsity(B, t));
-      if (Math.abs(expected - s) > 0.005) {
-        desc.note = t === 3 && s > closedFormSparsity(B, 3)
-          ? `the forced sink, previous and diagonal chunks (t >= 3) exceed the budget at n=${n}`
-          : `t is an integer chosen by the original's whole-block closed form (step ${granularity.toFixed(4)}); exact pairs leave out the upper half of diagonal blocks (${diagonal.toFixed(4)})`;
-      }
+    if (options.sparsity !== null && Math.abs(expected - options.sparsity) > desc.resolution) {
+      desc.note = `the forced sink, previous and diagonal chunks (t >= 3) exceed the budget at n=${n}`;
     }
     return desc;
   },

@@ -119,6 +119,6 @@ export const denseMethod: MethodDescriptor = {
     return { atPrefill: 0, perDecodeToken: 0 };
   },
   describeBudget(_n, options) {
-    return { requested: options.sparsity, counts: {}, expectedSparsity: 0, tolerance: 0 };
+    return { requested: options.sparsity, counts: {}, expectedSparsity: 0, tolerance: 0, resolution: 0 };
   },
 };

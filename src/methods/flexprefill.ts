@@ -14,6 +14,7 @@ import { causalPairs, intParam } from './options.js';
 import type { BudgetDescription, MethodDescriptor, ResolvedOptions } from './types.js';
 import { type CountChoice, FORCED_COLUMNS, FORCED_DIAGONALS, type HeadEstimate, VerticalSlashFamilyPrefill } from './vertical-slash-prefill.js';
 import { lastQueryEstimateFlops } from './vertical-slash-pattern.js';
+import { forcedPatternPairs } from './vertical-slash.js';
 
 /** Prefix sums of the scores sorted descending, each scaled by `scale`: [n]. */
 export function sortedPrefixSums(scores: Float64Array, n: number, scale: number): Float64Array {
@@ -154,18 +155,25 @@ export const flexPrefillMethod: MethodDescriptor = {
     const base = { approximationSize: A, minBudget: Math.min(p.minBudget, n) };
     if (options.sparsity === null) {
       return {
-        requested: null, counts: { ...base, alpha: p.alpha ?? 0.65 }, expectedSparsity: null, tolerance: 1,
+        requested: null, counts: { ...base, alpha: p.alpha ?? 0.65 }, expectedSparsity: null, tolerance: 1, resolution: 1,
         note: 'alpha given: sparsity is an outcome of the content',
       };
     }
+    const floor = 1 - forcedPatternPairs(n) / causalPairs(n);
     const desc: BudgetDescription = {
       requested: options.sparsity,
       counts: { ...base, alpha: 'searched per layer' },
-      expectedSparsity: options.sparsity,
+      expectedSparsity: Math.min(options.sparsity, floor),
       // The bisection stops within one step of alpha; a step moves whole columns/diagonals of every
       // head, so the stated tolerance is looser than Vertical-Slash's.
       tolerance: 0.02,
+      resolution: 0.02,
     };
+    if (floor < options.sparsity) {
+      // min_budget adds content-chosen columns and diagonals on top of the forced ones.
+      desc.expectedSparsity = null;
+      desc.note = `forced sink columns 0..3 and the 64 nearest diagonals (run as 64-wide blocks) keep at least ${((1 - floor) * 100).toFixed(1)}% of pairs at n=${n}`;
+    }
     if (Math.min(p.minBudget, n) * 2 >= n * (1 - options.sparsity)) {
       desc.note = `min_budget=${p.minBudget} columns and diagonals per head may keep more than the budget at n=${n}; the achieved sparsity is reported per layer`;
       desc.expectedSparsity = null;

@@ -226,8 +226,10 @@ export const questMethod: MethodDescriptor = {
       counts: { pageSize: p.pageSize, pagesAtFirstStep: k, tokensAtFirstStep: read },
       expectedSparsity: expected,
       tolerance: 1e-9,
+      // Whole pages: half a page either way.
+      resolution: (p.pageSize / 2) / (n + 1) + 1e-9,
     };
-    if (options.sparsity !== null && Math.abs(expected - options.sparsity) > (p.pageSize / 2) / (n + 1) + 1e-9) {
+    if (options.sparsity !== null && Math.abs(expected - options.sparsity) > desc.resolution) {
       desc.note = `the current page is always read (up to ${p.pageSize} tokens), more than the budget at n=${n}`;
     }
     return desc;

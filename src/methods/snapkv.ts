@@ -54,6 +54,8 @@ export function describeSnapKvBudget(settings: SnapKvSettings, n: number): Budge
     counts: { capacity, forced: forcedTokens(settings, n), observationWindow: Math.min(settings.observationWindow, n) },
     expectedSparsity: expected,
     tolerance: 1e-9,
+    // Capacity rounds to whole tokens, and the first step also reads the new token itself.
+    resolution: 1.5 / (n + 1) + 1e-9,
   };
   if (capacity > wanted) desc.note = `the ${forcedTokens(settings, n)} forced prefix and local tokens exceed the capacity ${wanted} at n=${n}`;
   return desc;

@@ -79,6 +79,11 @@ export interface BudgetDescription {
   counts: Record<string, number | string>;
   expectedSparsity: number | null;
   tolerance: number;
+  /**
+   * Largest |expectedSparsity - requested| that rounding the counts to whole units (tokens, pages,
+   * chunks, columns) can cause at this n; a larger gap always comes with a `note`.
+   */
+  resolution: number;
   note?: string;
 }
 

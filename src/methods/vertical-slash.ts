@@ -136,6 +136,7 @@ export const verticalSlashMethod: MethodDescriptor = {
         counts: { verticalSize: Math.min(p.verticalSize ?? 512, n), slashSize: Math.min(p.slashSize ?? 512, n), approximationSize: Math.min(p.approximationSize, n) },
         expectedSparsity: null,
         tolerance: 1,
+        resolution: 1,
         note: 'counts given: the achieved sparsity depends on the content',
       };
     }
@@ -146,6 +147,7 @@ export const verticalSlashMethod: MethodDescriptor = {
       expectedSparsity: Math.min(s, floor),
       // One column adds at most n pairs to one head; the layer search lands within one column.
       tolerance: 2 / (n + 1) + 1e-9,
+      resolution: 2 / (n + 1) + 1e-9,
     };
     if (floor < s) desc.note = `forced sink columns 0..3 and the 64 nearest diagonals (run as 64-wide blocks) keep at least ${((1 - floor) * 100).toFixed(1)}% of pairs at n=${n}`;
     return desc;

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createAttentionPlan, listMethods } from '../../src/methods/index.js';
+import { DenseDecode, DensePrefill } from '../../src/methods/dense.js';
+import { RangeList, SparseAttentionScratch, attendSparseRows } from '../../src/backends/cpu/sparse-attention.js';
+import { achievedSparsity, cacheOf, maskedReference, maxAbsDiff, rng, runDecode, runPrefill, synthetic } from './helpers.js';
+
+test('sparse kernel: ranges + rows equal an explicit-mask dense reference', () => {
+  const data = synthetic(97, 4, 2, 16, 11);
+  const r = rng(5);
+  const { numHeads: H, headDim: D, scale } = data.shape;
+  const ranges = new RangeList();
+  const scratch = new SparseAttentionScratch();
+  const out = new Float32Array(data.n * H * D);
+  const chosen: Set<number>[] = [];
+  const cache = cacheOf(data);
+  for (let q = 0; q < data.n; q++) {
+    // Random disjoint ranges plus a few single rows, all causal.
+    const set = new Set<number>();
+    ranges.clear();
+    let k = 0;
+    while (k <= q) {
+      const len = 1 + Math.floor(r() * 8);
+      if (r() < 0.5) {
+        ranges.push(k, Math.min(q + 1, k + len));
+        for (let j = k; j < Math.min(q + 1, k + len); j++) set.add(j);
+      }
+      k += len + 1;
+    }
+    const rows: number[] = [];
+    for (let j = 0; j <= q; j++) if (!set.has(j) && r() < 0.1) rows.push(j);
+    for (const j of rows) set.add(j);
+    chosen.push(set);
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / 2);
+      const off = (q * H + h) * D;
+      const visited = attendSparseRows(
+        data.queries, off, cache.keys[kvh], cache.values[kvh], D, ranges.data, ranges.count, Int32Array.from(rows), rows.length, scale, null, out, off, scratch,
+      );
+      assert.equal(visited, set.size);
+    }
+  }
+  const ref = maskedReference(data, (_h, q, k) => chosen[q].has(k));
+  assert.ok(maxAbsDiff(out, ref.out) < 1e-5);
+});
+
+test('every prefill method at s = 0 reproduces dense attention to 1e-5', () => {
+  for (const [n, H, Hkv] of [[150, 4, 2], [300, 4, 1]] as const) {
+    const data = synthetic(n, H, Hkv, 16, 100 + n);
+    const dense = runPrefill(new DensePrefill(), data);
+    for (const method of listMethods().filter((m) => m.phase === 'prefill')) {
+      const plan = createAttentionPlan(method.id, { sparsity: 0 });
+      const got = runPrefill(plan.prefill, data);
+      assert.ok(maxAbsDiff(got.out, dense.out) < 1e-5, `${method.id} n=${n}: ${maxAbsDiff(got.out, dense.out)}`);
+      assert.equal(achievedSparsity(got.counts), 0, method.id);
+      assert.deepEqual(Array.from(got.counts.dense), Array.from(dense.counts.dense));
+    }
+  }
+});
+
+test('every decode method at s = 0 reproduces dense decoding to 1e-5', () => {
+  for (const [n, H, Hkv] of [[200, 4, 2], [333, 2, 2]] as const) {
+    const data = synthetic(n, H, Hkv, 16, 7 + n);
+    const dense = runDecode(new DenseDecode(), data, 20, 3);
+    for (const method of listMethods().filter((m) => m.phase === 'decode')) {
+      const plan = createAttentionPlan(method.id, { sparsity: 0 });
+      const got = runDecode(plan.decode, data, 20, 3);
+      for (let step = 0; step < 20; step++) {
+        assert.ok(maxAbsDiff(got.outs[step], dense.outs[step]) < 1e-5, `${method.id} step ${step}`);
+        assert.equal(achievedSparsity(got.counts[step]), 0, method.id);
+      }
+    }
+  }
+});
+
+test('the plan pairs a method with dense attention for the other phase', () => {
+  assert.equal(createAttentionPlan('quest', { sparsity: 0.5 }).prefill.id, 'dense');
+  assert.equal(createAttentionPlan('vertical_and_slash', { sparsity: 0.5 }).decode.id, 'dense');
+  const dense = createAttentionPlan('dense');
+  assert.equal(dense.prefill.id, 'dense');
+  assert.equal(dense.decode.id, 'dense');
+});
