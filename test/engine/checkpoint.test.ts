@@ -11,6 +11,8 @@ import { bf16ToF32, f32ToBf16 } from '../../src/engine/float-formats.js';
 import { TINY_VARIANTS, tinyConfigJson, tinyTensors, writeTinyCheckpoint, type TinyArch } from '../helpers/tiny-checkpoint.js';
 import { TINY_ASSISTANT_ID, TINY_BOS_ID, TINY_EOS_ID, TINY_USER_ID, TINY_VOCAB_SIZE, writeTinyTokenizer } from '../helpers/tiny-tokenizer.js';
 import { toPythonStyleJson } from '../helpers/python-json.js';
+import { Command } from 'commander';
+import { registerInspect } from '../../src/cli/commands/inspect.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'sf-checkpoint-'));
@@ -150,7 +152,7 @@ test('loadCheckpoint errors name the path: missing dir, config.json, weights, to
 });
 
 test('checkpointSummary: counts, layer pattern, table', () => {
-  const config = openSummaryConfig();
+  const config = loadConfigOf('gemma3');
   const s = checkpointSummary(config, ['BF16']);
   // Tied gemma3: embedding 300×64; per layer q 64·64, k,v 32·64 each, o 64·64, norms 4·64 + 2·16, MLP 3·128·64.
   const perLayer = 64 * 64 * 2 + 32 * 64 * 2 + 4 * 64 + 2 * 16 + 3 * 128 * 64;
@@ -167,10 +169,36 @@ test('checkpointSummary: counts, layer pattern, table', () => {
   assert.equal(describeLayerPattern(Array(32).fill('full')), '32 full');
 });
 
-function openSummaryConfig() {
+test('inspect --model DIR prints the summary table (and --json the object)', async () => {
+  const dir = tempDir();
+  const printed: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  try {
+    writeTinyCheckpoint(dir, 'mistral', { dtype: 'F16' });
+    process.stdout.write = ((chunk: string) => (printed.push(String(chunk)), true)) as typeof process.stdout.write;
+    const run = (args: string[]) => {
+      const program = new Command().exitOverride();
+      registerInspect(program);
+      return program.parseAsync(['node', 'sparse-frontier', ...args]);
+    };
+    await run(['inspect', '--model', dir]);
+    await run(['inspect', '--model', dir, '--json']);
+  } finally {
+    process.stdout.write = write;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.match(printed[0], /^architecture\s+mistral \(MistralForCausalLM\)$/m);
+  assert.match(printed[0], /^layers by type\s+2 sliding$/m);
+  assert.match(printed[0], /^sliding window\s+6$/m);
+  assert.match(printed[0], /^dtype\s+float16 in config, stored F16$/m);
+  const json = JSON.parse(printed[1]);
+  assert.equal(json.params.total, countParameters(loadConfigOf('mistral')).total);
+});
+
+function loadConfigOf(arch: TinyArch) {
   const dir = tempDir();
   try {
-    writeTinyCheckpoint(dir, 'gemma3');
+    writeTinyCheckpoint(dir, arch);
     return openCheckpointModel(dir).config;
   } finally {
     rmSync(dir, { recursive: true, force: true });
