@@ -6,9 +6,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ExperimentSpec, type ExperimentSpecInput, loadExperimentSpec, parseExperimentSpec } from './spec.js';
 
-/** The original's nine tasks, by the ids of its task registry. */
+/** The original's nine tasks, by the names of our task modules (src/tasks). */
 export const PAPER_TASKS = [
-  'ruler_niah', 'ruler_vt', 'ruler_cwe',
+  'niah', 'vt', 'cwe',
   'qa_squad', 'qa_quality', 'qa_toefl',
   'story_retrieval', 'story_multihop', 'story_filtering',
 ] as const;
@@ -21,7 +21,7 @@ export function sparsityOfCompression(k: number): number {
   return Math.round((1 - 1 / k) * 1e4) / 1e4;
 }
 
-const SPARSE_METHODS_FIXED = ['vertical-slash', 'block-sparse', 'quest', 'snapkv', 'ada-snapkv'] as const;
+const SPARSE_METHODS_FIXED = ['vertical_and_slash', 'block_sparse', 'quest', 'snapkv', 'ada_snapkv'] as const;
 
 /**
  * The smallest model under `modelsDir`: `organism` when it exists, otherwise the directory whose
@@ -54,14 +54,14 @@ export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
     name: 'quick',
     models: [smallestLocalModel(modelsDir)],
     backend: 'cpu',
-    tasks: ['ruler_niah', 'ruler_vt', 'story_multihop'],
+    tasks: ['niah', 'vt', 'story_multihop'],
     lengths: [1024, 2048],
     sparsities: [0.5, 0.8],
     methods: [
       ...SPARSE_METHODS_FIXED,
       { name: 'flexprefill', sweep: { param: 'alpha', values: [0.9, 0.65] } },
-      { name: 'sink-local', phase: 'prefill' },
-      { name: 'sink-local', phase: 'decode' },
+      'sink_local_prefill',
+      'sink_local_decode',
     ],
     examples: 3,
     seed: 43,

@@ -10,23 +10,11 @@ import { readFileSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { listMethods } from '../methods/index.js';
 
 export type Phase = 'prefill' | 'decode';
 /** `dense` rows are the baseline for both phases. */
 export type ConfigPhase = Phase | 'dense';
-
-/**
- * Phase of each method SPEC.md names, so an experiment file may omit `phase` for them. Methods that
- * run in both phases (sink-local) or that this table does not know must state their phase.
- */
-export const KNOWN_METHOD_PHASES: Readonly<Record<string, Phase>> = {
-  'vertical-slash': 'prefill',
-  flexprefill: 'prefill',
-  'block-sparse': 'prefill',
-  quest: 'decode',
-  snapkv: 'decode',
-  'ada-snapkv': 'decode',
-};
 
 const paramValue = z.union([z.number(), z.string(), z.boolean()]);
 
@@ -44,7 +32,9 @@ const modelEntry = z.union([
 const methodEntry = z.union([
   z.string().min(1),
   z.strictObject({
+    /** A method id of the registry (src/methods/index.ts), e.g. vertical_and_slash, quest. */
     name: z.string().min(1),
+    /** Optional check: the registry fixes each method's phase. */
     phase: z.enum(['prefill', 'decode']).optional(),
     /** Fixed hyper-parameters passed to the method (e.g. `approximation_size`, `page_size`). */
     params: z.record(z.string(), paramValue).optional(),
@@ -162,6 +152,7 @@ export function resolveModels(spec: ExperimentSpec): ModelRef[] {
 
 /** Methods with their phase and sparsity list resolved; appends `path: message` problems. */
 export function resolveMethods(spec: ExperimentSpec, problems: string[] = []): MethodRef[] {
+  const registry = new Map(listMethods().map((m) => [m.id, m]));
   const out: MethodRef[] = [];
   spec.methods.forEach((entry, i) => {
     const m = typeof entry === 'string' ? { name: entry } : entry;
@@ -170,22 +161,27 @@ export function resolveMethods(spec: ExperimentSpec, problems: string[] = []): M
       problems.push(`  ${where}.name: dense is the baseline and runs once per (model, task, length); remove it from methods`);
       return;
     }
-    const phase = ('phase' in m && m.phase) || KNOWN_METHOD_PHASES[m.name];
-    if (!phase) {
-      problems.push(`  ${where}.phase: method "${m.name}" is not one whose phase is known; state phase: prefill or decode`);
+    const descriptor = registry.get(m.name);
+    if (!descriptor || descriptor.phase === 'both') {
+      problems.push(`  ${where}.name: unknown method "${m.name}" (known: ${[...registry.keys()].filter((k) => k !== 'dense').join(', ')})`);
       return;
     }
-    const known = KNOWN_METHOD_PHASES[m.name];
-    if (known && known !== phase) problems.push(`  ${where}.phase: "${m.name}" is a ${known} method, not ${phase}`);
+    const phase = descriptor.phase;
+    if ('phase' in m && m.phase && m.phase !== phase) problems.push(`  ${where}.phase: "${m.name}" is a ${phase} method, not ${m.phase}`);
+    const params = ('params' in m && m.params) || {};
+    const known = new Set(descriptor.params.map((p) => p.name));
+    for (const name of Object.keys(params)) {
+      if (!known.has(name)) problems.push(`  ${where}.params.${name}: "${m.name}" has no parameter "${name}" (known: ${[...known].join(', ') || 'none'})`);
+    }
     const sweep = ('sweep' in m && m.sweep) || null;
+    if (sweep && !known.has(sweep.param)) problems.push(`  ${where}.sweep.param: "${m.name}" has no parameter "${sweep.param}" (known: ${[...known].join(', ') || 'none'})`);
     const sparsities = ('sparsities' in m && m.sparsities) || spec.sparsities;
     if (sweep && 'sparsities' in m && m.sparsities) problems.push(`  ${where}: give either sparsities or sweep, not both`);
     if (!sweep && sparsities.length === 0) problems.push(`  ${where}.sparsities: no sparsities for "${m.name}" (set the experiment's sparsities or the method's own)`);
-    const key = `${m.name}@${phase}`;
-    if (out.some((o) => `${o.name}@${o.phase}` === key && JSON.stringify(o.params) === JSON.stringify(('params' in m && m.params) || {}))) {
-      problems.push(`  ${where}: "${m.name}" (${phase}) is listed twice with the same params`);
+    if (out.some((o) => o.name === m.name && JSON.stringify(o.params) === JSON.stringify(params))) {
+      problems.push(`  ${where}: "${m.name}" is listed twice with the same params`);
     }
-    out.push({ name: m.name, phase, params: ('params' in m && m.params) || {}, sparsities: sweep ? [] : [...sparsities], sweep });
+    out.push({ name: m.name, phase, params, sparsities: sweep ? [] : [...sparsities], sweep });
   });
   return out;
 }

@@ -8,7 +8,7 @@ import { type ExampleRecord, ResultsDb } from '../../src/experiments/results-db.
 import { expandExperiment, parseExperimentSpec } from '../../src/experiments/spec.js';
 import { shape } from './synthetic-db.js';
 
-const spec = parseExperimentSpec({ models: [{ path: 'm', name: 'm' }], tasks: ['ruler_niah'], lengths: [64], sparsities: [0.5], methods: ['quest'], examples: 3 });
+const spec = parseExperimentSpec({ models: [{ path: 'm', name: 'm' }], tasks: ['niah'], lengths: [64], sparsities: [0.5], methods: ['quest'], examples: 3 });
 const configs = expandExperiment(spec);
 const shp = shape(16, 2);
 

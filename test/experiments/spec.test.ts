@@ -6,14 +6,16 @@ import { join } from 'node:path';
 import { expandExperiment, inShard, loadExperimentSpec, parseExperimentSpec, parseShard } from '../../src/experiments/spec.js';
 import { PAPER_TASKS, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
 
-const base = { models: ['models/a'], tasks: ['ruler_niah'], lengths: [1024], sparsities: [0.5, 0.9], methods: ['vertical-slash', 'quest'] };
+const base = { models: ['models/a'], tasks: ['niah'], lengths: [1024], sparsities: [0.5, 0.9], methods: ['vertical_and_slash', 'quest'] };
 
 test('bad fields are named in the error', () => {
   assert.throws(() => parseExperimentSpec({ ...base, lengths: [1024, -5] }), /lengths\.1:/);
   assert.throws(() => parseExperimentSpec({ ...base, sparsities: [1.0] }), /sparsities\.0: a sparsity is below 1/);
   assert.throws(() => parseExperimentSpec({ ...base, backend: 'tpu' }), /backend:/);
   assert.throws(() => parseExperimentSpec({ ...base, modles: [] }), /modles|Unrecognized/);
-  assert.throws(() => parseExperimentSpec({ ...base, methods: ['mystery'] }), /methods\.0\.phase: method "mystery"/);
+  assert.throws(() => parseExperimentSpec({ ...base, methods: ['mystery'] }), /methods\.0\.name: unknown method "mystery" \(known: .*quest/);
+  assert.throws(() => parseExperimentSpec({ ...base, methods: [{ name: 'quest', params: { pagesize: 8 } }] }), /methods\.0\.params\.pagesize: "quest" has no parameter "pagesize" \(known: pageSize/);
+  assert.throws(() => parseExperimentSpec({ ...base, methods: [{ name: 'flexprefill', sweep: { param: 'beta', values: [1] } }] }), /methods\.0\.sweep\.param/);
   assert.throws(() => parseExperimentSpec({ ...base, methods: [{ name: 'quest', phase: 'prefill' }] }), /methods\.0\.phase: "quest" is a decode method/);
   assert.throws(() => parseExperimentSpec({ ...base, methods: ['dense'] }), /methods\.0\.name: dense is the baseline/);
   assert.throws(() => parseExperimentSpec({ ...base, sparsities: [], methods: ['quest'] }), /methods\.0\.sparsities/);
@@ -21,8 +23,8 @@ test('bad fields are named in the error', () => {
 
 test('expansion: dense once per cell, each method × sparsity, sweeps as configurations', () => {
   const spec = parseExperimentSpec({
-    ...base, models: ['models/a', { path: 'models/b', name: 'bee' }], tasks: ['ruler_niah', 'ruler_vt'], lengths: [1024, 2048],
-    methods: ['vertical-slash', 'quest', { name: 'flexprefill', sweep: { param: 'alpha', values: [0.9, 0.7] } }, { name: 'sink-local', phase: 'decode', params: { sink: 4 } }],
+    ...base, models: ['models/a', { path: 'models/b', name: 'bee' }], tasks: ['niah', 'vt'], lengths: [1024, 2048],
+    methods: ['vertical_and_slash', 'quest', { name: 'flexprefill', sweep: { param: 'alpha', values: [0.9, 0.7] } }, { name: 'sink_local_decode', params: { sinkTokens: 4 } }],
   });
   const configs = expandExperiment(spec);
   // per cell: 1 dense + 2 (VS) + 2 (flex sweep) + 2 (quest) + 2 (sink-local) = 9; cells: 2 models × 2 lengths × 2 tasks.
@@ -33,19 +35,19 @@ test('expansion: dense once per cell, each method × sparsity, sweeps as configu
   const flex = configs.filter((c) => c.method === 'flexprefill');
   assert.deepEqual(flex.map((c) => c.requestedSparsity), Array(flex.length).fill(null));
   assert.ok(flex.every((c) => c.phase === 'prefill'));
-  assert.ok(configs.some((c) => c.key === 'model=bee|task=ruler_vt|n=2048|phase=decode|method=sink-local|s=0.9|params=sink=4'));
+  assert.ok(configs.some((c) => c.key === 'model=bee|task=vt|n=2048|phase=decode|method=sink_local_decode|s=0.9|params=sinkTokens=4'));
   assert.equal(configs[0].seed, 43);
   assert.equal(configs[0].maxNewTokens, 1024);
 });
 
 test('duplicate sparsities are rejected with the configuration named', () => {
   const spec = parseExperimentSpec({ ...base, sparsities: [0.5, 0.5] });
-  assert.throws(() => expandExperiment(spec), /duplicate configuration: model=a\|task=ruler_niah\|n=1024\|phase=prefill\|method=vertical-slash\|s=0.5/);
+  assert.throws(() => expandExperiment(spec), /duplicate configuration: model=a\|task=niah\|n=1024\|phase=prefill\|method=vertical_and_slash\|s=0.5/);
 });
 
 test('YAML and JSON files load; presets validate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sf-spec-'));
-  writeFileSync(join(dir, 'e.yaml'), 'models: [models/a]\ntasks: [ruler_niah]\nlengths: [1024]\nsparsities: [0.5]\nmethods: [snapkv]\nexamples: 2\n');
+  writeFileSync(join(dir, 'e.yaml'), 'models: [models/a]\ntasks: [niah]\nlengths: [1024]\nsparsities: [0.5]\nmethods: [snapkv]\nexamples: 2\n');
   writeFileSync(join(dir, 'e.json'), JSON.stringify({ ...base, examples: 3 }));
   assert.equal(expandExperiment(loadExperimentSpec(join(dir, 'e.yaml'))).length, 2);
   assert.equal(loadExperimentSpec(join(dir, 'e.json')).examples, 3);
@@ -54,8 +56,8 @@ test('YAML and JSON files load; presets validate', () => {
 
   const quick = loadExperiment('quick', join(dir, 'no-models-here'));
   const q = expandExperiment(quick);
-  const perCell = q.filter((c) => c.task === 'ruler_niah' && c.length === 1024);
-  // dense + 8 sparse method entries (sink-local in both phases) × 2 settings
+  const perCell = q.filter((c) => c.task === 'niah' && c.length === 1024);
+  // dense + 8 sparse methods (sink-local counts once per phase) × 2 settings
   assert.equal(perCell.length, 1 + 8 * 2);
   assert.equal(quick.backend, 'cpu');
   assert.match(quick.models[0] as string, /organism$/);

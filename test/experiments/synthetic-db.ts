@@ -36,10 +36,10 @@ export function hashUniform(...xs: number[]): number {
 export const SYNTHETIC_SPEC = {
   name: 'synthetic',
   models: [{ path: 'models/small', name: 'small' }, { path: 'models/large', name: 'large' }],
-  tasks: ['ruler_niah', 'qa_squad'],
+  tasks: ['niah', 'qa_squad'],
   lengths: [4096, 8192],
   sparsities: [0.5, 0.8, 0.95],
-  methods: ['vertical-slash', 'quest'],
+  methods: ['vertical_and_slash', 'quest'],
   examples: 24,
   generation: { maxNewTokens: 32 },
 };
