@@ -86,7 +86,8 @@ def load_model(ckpt: Path, warnings: list):
     )
     model.eval()
     for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
-        value = info.get(key) if isinstance(info, dict) else None
+        # A dict in transformers 4 and 5; read attributes too in case it becomes an object.
+        value = info.get(key) if isinstance(info, dict) else getattr(info, key, None)
         if value:
             # A tied lm_head is legitimately absent from the file.
             listed = [str(v) for v in value]
@@ -124,7 +125,7 @@ def greedy_full_forward(model, prompt, steps):
 def generate_new_tokens(model, prompt, steps):
     ids = torch.tensor([prompt])
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=steps)
-    return [int(t) for t in out[0, len(prompt):]]
+    return [int(t) for t in out[0, len(prompt):].tolist()]
 
 
 def tokenizer_facts(ckpt: Path):
