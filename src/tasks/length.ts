@@ -64,10 +64,27 @@ export function validateLength(task: string, length: number): void {
   }
 }
 
+export interface MakeExampleOptions {
+  /**
+   * After a build within bounds, rebuild with the unused raw tokens (then half of them) added to the
+   * budget and keep the rebuild if it is still within bounds and longer. For tasks whose piece costs over-estimate
+   * (QA's per-document allowance), this lands closer to n at the price of one more build.
+   */
+  topUp?: boolean;
+}
+
+interface Measured<G> {
+  built: BuiltPrompt<G>;
+  rawLength: number;
+  inputIds: number[];
+  budget: number;
+}
+
 export function makeExample<G>(
   task: string,
   args: { tokenizer: TextTokenizer; length: number; seed: number; index: number },
   build: (ctx: BuildContext) => BuiltPrompt<G>,
+  options: MakeExampleOptions = {},
 ): TaskExample<G> {
   const { tokenizer, length, seed, index } = args;
   const fail = (reason: string): never => {
@@ -75,47 +92,71 @@ export function makeExample<G>(
   };
   const rawLimit = length - TEMPLATE_RESERVE;
   const counter = new TokenCounter(tokenizer);
+  const measure = (budget: number): Measured<G> => {
+    const built = build({ tokenizer, counter, rng: new SeededRandom(seed + index), rawBudget: budget, length, index });
+    return { built, rawLength: tokenizer.encode(built.prompt).length, inputIds: tokenizer.encodeUserPrompt(built.prompt), budget };
+  };
+  const overshootOf = (m: Measured<G>): number => Math.max(m.rawLength - rawLimit, m.inputIds.length - length);
+
+  let result: Measured<G> | null = null;
   let rawBudget = rawLimit;
   let lastOvershoot = '';
-  for (let attempt = 0; attempt < REBUILD_ATTEMPTS; attempt++) {
-    let built: BuiltPrompt<G>;
+  for (let attempt = 0; attempt < REBUILD_ATTEMPTS && result === null; attempt++) {
+    let m: Measured<G>;
     try {
-      built = build({ tokenizer, counter, rng: new SeededRandom(seed + index), rawBudget, length, index });
+      m = measure(rawBudget);
     } catch (e) {
       if (e instanceof DoesNotFitError) return fail(e.message);
       throw e;
     }
-    const rawLength = tokenizer.encode(built.prompt).length;
-    const inputIds = tokenizer.encodeUserPrompt(built.prompt);
-    const overshoot = Math.max(rawLength - rawLimit, inputIds.length - length);
-    if (overshoot > 0) {
-      lastOvershoot = `raw prompt ${rawLength} tokens (limit ${rawLimit}), templated input ${inputIds.length} (limit ${length})`;
+    const overshoot = overshootOf(m);
+    if (overshoot <= 0) result = m;
+    else {
+      lastOvershoot = `raw prompt ${m.rawLength} tokens (limit ${rawLimit}), templated input ${m.inputIds.length} (limit ${length})`;
       rawBudget -= overshoot + 4 * attempt;
-      continue;
     }
-    const minimum = Math.ceil(MIN_FILL_FRACTION * length);
-    if (inputIds.length < minimum) {
-      fail(`templated input is ${inputIds.length} tokens, below the required ${minimum} (0.9·n); the task cannot fill this length`);
-    }
-    const goldLengths = built.goldTexts.map((t) => tokenizer.encode(t).length);
-    const longest = Math.max(0, ...goldLengths);
-    if (longest > MAX_GOLD_TOKENS) fail(`gold answer is ${longest} tokens, above ${MAX_GOLD_TOKENS}`);
-    return {
-      id: `${task}/n${length}/s${seed}/${index}`,
-      task,
-      index,
-      seed,
-      length,
-      prompt: built.prompt,
-      inputIds,
-      inputLength: inputIds.length,
-      rawLength,
-      gold: built.gold,
-      goldLength: goldLengths[0] ?? 0,
-      meta: built.meta,
-    };
   }
-  return fail(`still too long after ${REBUILD_ATTEMPTS} builds: ${lastOvershoot}`);
+  if (result === null) return fail(`still too long after ${REBUILD_ATTEMPTS} builds: ${lastOvershoot}`);
+
+  if (options.topUp && result.rawLength < rawLimit) {
+    // All of the unused tokens first; if that overshoots, half of them.
+    const slack = rawLimit - result.rawLength;
+    for (const extra of [slack, Math.floor(slack / 2)]) {
+      if (extra <= 0) break;
+      try {
+        const more = measure(result.budget + extra);
+        if (overshootOf(more) <= 0) {
+          if (more.rawLength > result.rawLength) result = more;
+          break;
+        }
+      } catch (e) {
+        if (!(e instanceof DoesNotFitError)) throw e;
+      }
+    }
+  }
+
+  const { built, rawLength, inputIds } = result;
+  const minimum = Math.ceil(MIN_FILL_FRACTION * length);
+  if (inputIds.length < minimum) {
+    fail(`templated input is ${inputIds.length} tokens, below the required ${minimum} (0.9·n); the task cannot fill this length`);
+  }
+  const goldLengths = built.goldTexts.map((t) => tokenizer.encode(t).length);
+  const longest = Math.max(0, ...goldLengths);
+  if (longest > MAX_GOLD_TOKENS) fail(`gold answer is ${longest} tokens, above ${MAX_GOLD_TOKENS}`);
+  return {
+    id: `${task}/n${length}/s${seed}/${index}`,
+    task,
+    index,
+    seed,
+    length,
+    prompt: built.prompt,
+    inputIds,
+    inputLength: inputIds.length,
+    rawLength,
+    gold: built.gold,
+    goldLength: goldLengths[0] ?? 0,
+    meta: built.meta,
+  };
 }
 
 /** Shared option handling for `generate`: defaults, validation, the list of indices. */
