@@ -96,21 +96,28 @@ function matmulTable(quick: boolean, peak: number): void {
       ];
   const minSeconds = quick ? 0.1 : 0.4;
   console.log('\nmatmul y[T,O] = x[T,I]·W[O,I]ᵀ (GFLOP/s = 2·T·O·I / time; each kernel validated first)');
-  console.log(`${'shape'.padEnd(26)}${'naive'.padStart(8)}${'js-blocked'.padStart(12)}${'wasm-simd'.padStart(11)}${'wasm/js'.padStart(9)}${'% peak'.padStart(8)}`);
+  const threads = cpus().length;
+  const kernels: MatmulKernel[] = [new BlockedJsKernel(), new WasmSimdKernel()];
+  if (threads > 1) kernels.push(new WasmSimdKernel({ threads }));
+  console.log(
+    `${'shape'.padEnd(26)}${'naive'.padStart(8)}${'js-blocked'.padStart(12)}${'wasm-simd'.padStart(11)}${'wasm/js'.padStart(9)}${'% peak'.padStart(8)}` +
+      (threads > 1 ? `${`wasm×${threads}`.padStart(10)}${`×${threads}/×1`.padStart(8)}${'% peak'.padStart(8)}` : ''),
+  );
   for (const [label, T, O, I] of shapes) {
     const flops = 2 * T * O * I;
     const x = randomArray(T * I, 3), w = randomArray(O * I, 4), out = new Float32Array(T * O);
     const naive = T <= 8 ? flops / timeIt(() => referenceMatmul(x, T, w, O, I, out), minSeconds) / 1e9 : NaN;
     const rates: number[] = [];
-    for (const kernel of [new BlockedJsKernel(), new WasmSimdKernel()]) {
+    for (const kernel of kernels) {
       validate(kernel, Math.min(T, 5), Math.min(O, 37), I);
       const m = kernel.prepare(w, O, I);
       rates.push(flops / timeIt(() => kernel.matmul(x, T, m, out), minSeconds) / 1e9);
     }
-    const [js, wasm] = rates;
+    const [js, wasm, multi] = rates;
     console.log(
       `${label.padEnd(26)}${(Number.isNaN(naive) ? '-' : naive.toFixed(2)).padStart(8)}${js.toFixed(2).padStart(12)}${wasm.toFixed(2).padStart(11)}` +
-        `${(wasm / js).toFixed(1).padStart(8)}×${((100 * wasm) / peak).toFixed(0).padStart(7)}%`,
+        `${(wasm / js).toFixed(1).padStart(8)}×${((100 * wasm) / peak).toFixed(0).padStart(7)}%` +
+        (multi === undefined ? '' : `${multi.toFixed(2).padStart(10)}${(multi / wasm).toFixed(2).padStart(7)}×${((100 * multi) / (threads * peak)).toFixed(0).padStart(7)}%`),
     );
   }
 }
@@ -208,7 +215,7 @@ function modelTable(opts: Options): void {
 export function runCpuBench(args: string[]): void {
   const opts = parseArgs(args);
   const cpu = cpus()[0];
-  console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}, single thread`);
+  console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}, matmul peak per core measured below; '% peak' of the threaded kernel is against cores × that`);
   const peak = measureWasmSimdPeak(opts.quick ? 0.2 : 0.5);
   console.log(`measured wasm SIMD peak (f32x4 mul+add chains in registers, one core): ${peak.toFixed(1)} GFLOP/s`);
   matmulTable(opts.quick, peak);

@@ -6,9 +6,11 @@ import wabtInit from 'wabt';
 
 export async function assembleWat(source: string, name: string): Promise<Uint8Array> {
   const wabt = await wabtInit();
-  const mod = wabt.parseWat(name, source, { simd: true });
+  const features = { simd: true, threads: true };
+  const mod = wabt.parseWat(name, source, features);
   try {
-    mod.validate();
+    // wabt validates with its default features unless given them (its .d.ts omits the parameter).
+    (mod as unknown as { validate(features: object): void }).validate(features);
     return new Uint8Array(mod.toBinary({ log: false, write_debug_names: false }).buffer);
   } finally {
     mod.destroy();

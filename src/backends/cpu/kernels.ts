@@ -1,11 +1,15 @@
 /**
- * Matmul kernel choice by name. 'auto' is the WebAssembly SIMD kernel where the runtime supports it
- * (4-6× the blocked JS kernel on this project's CI machine, see docs/perf.md), else the blocked JS one.
+ * Matmul kernel choice by name. 'auto' is the single-threaded WebAssembly SIMD kernel where the runtime
+ * supports it (5-10× the blocked JS kernel on this project's 2-core machine, see docs/perf.md), else
+ * the blocked JS one. 'wasm-simd-threads' splits each product over all cores (worker threads over
+ * one shared copy of the weights); it is not the default because on a 2-core machine shared with other
+ * processes it only paid off for the largest prefill products (docs/perf.md).
  */
+import { cpus } from 'node:os';
 import { BlockedJsKernel, type MatmulKernel } from './matmul.js';
 import { WasmSimdKernel, wasmSimdSupported } from './wasm-matmul.js';
 
-export const MATMUL_KERNELS = ['auto', 'wasm-simd', 'js-blocked'] as const;
+export const MATMUL_KERNELS = ['auto', 'wasm-simd', 'wasm-simd-threads', 'js-blocked'] as const;
 export type MatmulKernelName = (typeof MATMUL_KERNELS)[number];
 
 /** A fresh kernel instance (the wasm kernel owns its memory: one per model). */
@@ -16,6 +20,9 @@ export function createMatmulKernel(name: MatmulKernelName | string = 'auto'): Ma
     case 'wasm-simd':
       if (!wasmSimdSupported()) throw new Error('this runtime does not support WebAssembly SIMD; use --kernel js-blocked');
       return new WasmSimdKernel();
+    case 'wasm-simd-threads':
+      if (!wasmSimdSupported()) throw new Error('this runtime does not support WebAssembly SIMD; use --kernel js-blocked');
+      return new WasmSimdKernel({ threads: Math.max(1, cpus().length) });
     case 'js-blocked':
       return new BlockedJsKernel();
     default:

@@ -1,12 +1,15 @@
 ;; f32 matmul for linear layers with WebAssembly SIMD (128-bit, 4 lanes):
-;;   out[t, o] = sum_i x[t, i] * w[o, i]     x: [T, I], w: [O, I], out: [T, O], row-major f32
-;; All pointers are byte offsets into the exported memory; I must be a positive multiple of 4.
+;;   out[t, o] = sum_i x[t, i] * w[o, i]     x: [T, I], w: [O, I], out: [T, ldo] (o < O), row-major f32
+;; All pointers are byte offsets into the imported memory; I must be a positive multiple of 4. The output
+;; row stride ldo lets several threads each compute a slice of weight rows into one output matrix.
+;; The memory is imported and shared so that worker threads can run the same code over the same
+;; weights (one copy), see wasm-matmul.ts.
 ;; Tiles of 2 tokens x 4 weight rows keep 8 vector accumulators + 3 operands in registers (x86-64 has
 ;; 16 vector registers; a 4x4 tile would spill). Tokens are processed in blocks of 64 so that the block's
 ;; activations stay in cache while every weight row streams past once per block.
 ;; Edit this file, then run `npx tsx bench/assemble-wasm.ts` to refresh matmul-simd-wasm.ts.
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1 65536 shared))
 
   (func $hsum (param $v v128) (result f32)
     (f32.add
@@ -81,10 +84,10 @@
     (f32.store offset=8 (local.get $out) (call $hsum (local.get $b2)))
     (f32.store offset=12 (local.get $out) (call $hsum (local.get $b3))))
 
-  (func (export "matmul") (param $x i32) (param $T i32) (param $w i32) (param $O i32) (param $I i32) (param $out i32)
+  (func (export "matmul") (param $x i32) (param $T i32) (param $w i32) (param $O i32) (param $I i32) (param $out i32) (param $ldo i32)
     (local $rowBytes i32) (local $outStride i32) (local $t0 i32) (local $t1 i32) (local $t i32) (local $o i32)
     (local.set $rowBytes (i32.shl (local.get $I) (i32.const 2)))
-    (local.set $outStride (i32.shl (local.get $O) (i32.const 2)))
+    (local.set $outStride (i32.shl (local.get $ldo) (i32.const 2)))
     (block $done
       (loop $tblock
         (br_if $done (i32.ge_u (local.get $t0) (local.get $T)))
@@ -103,7 +106,7 @@
                   (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rowBytes)))
                   (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $rowBytes)))
                   (local.get $rowBytes)
-                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $O)) (local.get $o)) (i32.const 2)))
+                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $ldo)) (local.get $o)) (i32.const 2)))
                   (local.get $outStride))
                 (local.set $t (i32.add (local.get $t) (i32.const 2)))
                 (br $tloop)))
@@ -113,7 +116,7 @@
                   (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rowBytes)))
                   (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $rowBytes)))
                   (local.get $rowBytes)
-                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $O)) (local.get $o)) (i32.const 2))))))
+                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $ldo)) (local.get $o)) (i32.const 2))))))
             (local.set $o (i32.add (local.get $o) (i32.const 4)))
             (br $oloop)))
         ;; Leftover weight rows (O not a multiple of 4), one dot product each.
@@ -125,7 +128,7 @@
               (loop $rtloop
                 (br_if $rtdone (i32.ge_u (local.get $t) (local.get $t1)))
                 (f32.store
-                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $O)) (local.get $o)) (i32.const 2)))
+                  (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $ldo)) (local.get $o)) (i32.const 2)))
                   (call $dot1
                     (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $rowBytes)))
                     (i32.add (local.get $w) (i32.mul (local.get $o) (local.get $rowBytes)))

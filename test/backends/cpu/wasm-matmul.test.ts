@@ -33,3 +33,18 @@ test('a model on the wasm kernel gives the JS kernel logits (weights growing mem
   const again = new TransformerModel(config, weights, { kernel }).logits(ids, densePlan());
   assert.deepEqual(again, wasm);
 });
+
+test('wasm SIMD matmul over 2 threads equals the reference (every product split)', async () => {
+  const kernel = new WasmSimdKernel({ threads: 2, minParallelMacs: 0 });
+  try {
+    checkKernelAgainstReference(kernel);
+    const config = tinyConfig('llama', { hiddenSize: 32, intermediateSize: 48 });
+    const weights = randomWeights(config, 3);
+    const ids = randomTokens(9, config.vocabSize, 2);
+    const single = new TransformerModel(config, weights, { kernel: new WasmSimdKernel() }).logits(ids, densePlan());
+    const threaded = new TransformerModel(config, weights, { kernel }).logits(ids, densePlan());
+    assert.deepEqual(threaded, single);
+  } finally {
+    await kernel.close();
+  }
+});
