@@ -1,0 +1,257 @@
+/**
+ * CUDA attention benchmark: validate first, then time.
+ *   prefill: dense causal flash attention, n = T queries against n keys, TFLOP/s per variant (warps 4/8);
+ *            validated on sampled query rows against the CPU reference.
+ *   decode:  one token over an n-row cache, achieved bandwidth next to a device-to-device copy of the
+ *            same bytes; validated against the CPU reference.
+ * Writes a JSON report (--out) and, with --check-dir, the inputs and our output of one prefill case
+ * for tools/peers/sdpa_attention.py to compare with PyTorch SDPA.
+ *
+ * Usage: node dist/bench/attention.js [--lengths 4096,16384,32768] [--decode-lengths 8192,32768,131072]
+ *        [--out FILE] [--check-dir DIR] [--repeats N]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import { bf16BitsToFloat, toBf16 } from '../src/backends/cuda/bf16.js';
+import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
+import { FlashPrefill, causalPrefillFlops } from '../src/backends/cuda/kernels/flash-prefill.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { timeOnDevice } from '../src/backends/cuda/timing.js';
+import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
+import { ScoreScratch, attendRowRange } from '../src/backends/cpu/attention-kernels.js';
+
+const H = 32, HKV = 8, D = 128;
+const SCALE = 1 / Math.sqrt(D);
+/** Dense bf16 tensor-core peak of an H100 SXM (datasheet) and its HBM3 bandwidth: the floors. */
+const PEAK_TFLOPS = 990;
+const PEAK_TBPS = 3.35;
+
+interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const list = (s: string) => s.split(',').map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${a}: bad length ${x}`);
+      return n;
+    });
+    if (a === '--lengths') o.lengths = list(next());
+    else if (a === '--decode-lengths') o.decodeLengths = list(next());
+    else if (a === '--out') o.out = next();
+    else if (a === '--check-dir') o.checkDir = next();
+    else if (a === '--repeats') o.repeats = Number(next());
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+/** Random bf16 words in [-amp, amp), generated in blocks so multi-GB inputs stay cheap to make. */
+function randomBf16Words(count: number, seed: number, amp: number): Uint16Array {
+  const words = new Uint16Array(count);
+  const block = new Float32Array(Math.min(count, 1 << 20));
+  let s = seed >>> 0;
+  for (let i = 0; i < block.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    block[i] = ((s / 4294967296) * 2 - 1) * amp;
+  }
+  const bits = toBf16(block);
+  // Repeat the random block with a shifting offset: no two rows nearby are equal, and no zeros.
+  for (let i = 0; i < count; i += bits.length) {
+    const n = Math.min(bits.length, count - i);
+    const shift = (i / bits.length) * 977 % bits.length;
+    for (let j = 0; j < n; j++) words[i + j] = bits[(j + shift) % bits.length];
+  }
+  return words;
+}
+
+function upload(rt: CudaRuntime, words: Uint16Array): DeviceBuffer {
+  const b = rt.pool.acquire(words.byteLength);
+  rt.cuda.upload(b.ptr, words);
+  return b;
+}
+
+function wordsToFloat(w: Uint16Array): Float32Array {
+  const f = new Float32Array(w.length);
+  for (let i = 0; i < w.length; i++) f[i] = bf16BitsToFloat(w[i]);
+  return f;
+}
+
+/** Relative error of sampled rows (every head of `heads`) against the CPU reference. */
+function checkPrefillRows(
+  q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, n: number, rows: number[], heads: number[],
+): number {
+  const scratch = new ScoreScratch();
+  const ref = new Float32Array(D);
+  let num = 0, den = 0;
+  const g = H / HKV;
+  for (const t of rows) for (const h of heads) {
+    const kvh = Math.floor(h / g);
+    const kh = k.subarray(kvh * n * D, (kvh + 1) * n * D);
+    const vh = v.subarray(kvh * n * D, (kvh + 1) * n * D);
+    attendRowRange(q, (t * H + h) * D, kh, vh, D, 0, t + 1, SCALE, null, ref, 0, scratch);
+    for (let d = 0; d < D; d++) {
+      const o = out[(t * H + h) * D + d];
+      if (Number.isNaN(o)) return NaN;
+      num += (o - ref[d]) ** 2;
+      den += ref[d] ** 2;
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+interface PrefillResult { n: number; warps: number; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
+interface DecodeResult {
+  n: number; ms: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
+  floorMs: number; splits: number; chunk: number; relErr: number;
+}
+
+function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
+  const qw = randomBf16Words(n * H * D, 1 + n, 2);
+  const kw = randomBf16Words(HKV * n * D, 2 + n, 2);
+  const vw = randomBf16Words(HKV * n * D, 3 + n, 1);
+  const dq = upload(rt, qw), dk = upload(rt, kw), dv = upload(rt, vw);
+  const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
+  const flops = causalPrefillFlops(shape, n, 0);
+  const results: PrefillResult[] = [];
+  const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
+  const sampleRows = [0, 1, 63, 64, n >> 1, n - 65, n - 1].filter((r) => r >= 0 && r < n);
+  for (const warps of [4, 8] as const) {
+    const kernel = new FlashPrefill(rt, shape, { warps });
+    kernel.prepare();
+    const out = poisonedBf16(rt, n * H * D);
+    const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: SCALE };
+    kernel.run(args);
+    const got = downloadBf16(rt, out, n * H * D);
+    const relErr = checkPrefillRows(qf, kf, vf, got, n, sampleRows, [0, 5, 31]);
+    if (!(relErr < 1e-2)) throw new Error(`prefill n=${n} warps=${warps}: relative error ${relErr} (validation failed; not timing)`);
+    if (o.checkDir && warps === 4 && n === o.lengths[0]) writeCheckFiles(o.checkDir, n, qw, kw, vw, got);
+    const t = timeOnDevice(rt, () => kernel.run(args), { warmup: 2, repeats: o.repeats });
+    rt.pool.release(out);
+    results.push({
+      n, warps, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
+      floorMs: (flops / (PEAK_TFLOPS * 1e12)) * 1e3, relErr,
+    });
+  }
+  for (const b of [dq, dk, dv]) rt.pool.release(b);
+  return results;
+}
+
+function writeCheckFiles(dir: string, n: number, q: Uint16Array, k: Uint16Array, v: Uint16Array, out: Float32Array): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'q.bf16'), q);
+  writeFileSync(join(dir, 'k.bf16'), k);
+  writeFileSync(join(dir, 'v.bf16'), v);
+  writeFileSync(join(dir, 'out.f32'), out);
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify({
+    n, numHeads: H, numKvHeads: HKV, headDim: D, scale: SCALE,
+    layout: { q: '[n, H, D] bf16', k: '[Hkv, n, D] bf16', v: '[Hkv, n, D] bf16', out: '[n, H, D] f32 (our bf16 output widened)' },
+  }));
+}
+
+function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
+  const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
+  const bytes = decodeBytes(shape, n);
+  // Enough copies of the cache that consecutive repeats never find it in L2 (50 MB on an H100).
+  const copies = Math.max(2, Math.ceil(256e6 / bytes));
+  const qw = randomBf16Words(H * D, 7, 2);
+  const kw = randomBf16Words(HKV * n * D, 8 + n, 2);
+  const vw = randomBf16Words(HKV * n * D, 9 + n, 1);
+  const dq = upload(rt, qw);
+  const caches = Array.from({ length: copies }, () => ({ k: upload(rt, kw), v: upload(rt, vw) }));
+  const kernel = new DecodeAttentionKernel(rt, shape);
+  kernel.prepare(n);
+  const out = poisonedBf16(rt, H * D);
+  const run = (i: number) => {
+    const c = caches[i % copies];
+    return kernel.run({ q: dq.ptr, k: c.k.ptr, v: c.v.ptr, out: out.ptr, kvLen: n, kvStride: n, scale: SCALE });
+  };
+  const plan = run(0);
+  const got = downloadBf16(rt, out, H * D);
+  const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
+  const relErr = decodeRelErr(qf, kf, vf, got, n);
+  if (!(relErr < 1e-2)) throw new Error(`decode n=${n}: relative error ${relErr} (validation failed; not timing)`);
+  const t = timeOnDevice(rt, run, { warmup: 3, repeats: Math.max(o.repeats, 20) });
+  // The copy moves the same bytes the kernel reads (K and V of the cache) into a second buffer.
+  const dst = rt.pool.acquire(bytes / 2);
+  const copy = (i: number) => {
+    const c = caches[i % copies];
+    rt.cuda.copyDeviceAsync(dst.ptr, c.k.ptr, bytes / 2, rt.stream);
+    rt.cuda.copyDeviceAsync(dst.ptr, c.v.ptr, bytes / 2, rt.stream);
+  };
+  const tc = timeOnDevice(rt, copy, { warmup: 3, repeats: Math.max(o.repeats, 20) });
+  rt.pool.release(dst);
+  rt.pool.release(out);
+  rt.pool.release(dq);
+  for (const c of caches) { rt.pool.release(c.k); rt.pool.release(c.v); }
+  const gbps = bytes / (t.medianMs * 1e-3) / 1e9;
+  const copyGbps = (2 * bytes) / (tc.medianMs * 1e-3) / 1e9; // read + write
+  return {
+    n, ms: t.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
+    floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr,
+  };
+}
+
+function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Float32Array, n: number): number {
+  const scratch = new ScoreScratch();
+  const ref = new Float32Array(D);
+  const g = H / HKV;
+  let num = 0, den = 0;
+  for (let h = 0; h < H; h++) {
+    const kvh = Math.floor(h / g);
+    attendRowRange(q, h * D, k.subarray(kvh * n * D, (kvh + 1) * n * D), v.subarray(kvh * n * D, (kvh + 1) * n * D),
+      D, 0, n, SCALE, null, ref, 0, scratch);
+    for (let d = 0; d < D; d++) {
+      if (Number.isNaN(got[h * D + d])) return NaN;
+      num += (got[h * D + d] - ref[d]) ** 2;
+      den += ref[d] ** 2;
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (!isCudaAvailable()) {
+    console.log(`attention benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    return 0;
+  }
+  const o = parseArgs(argv);
+  const rt = new CudaRuntime();
+  const info = rt.cuda.info;
+  console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs, L2 ${(info.l2Bytes / 2 ** 20).toFixed(0)} MiB)`);
+  const prefill: PrefillResult[] = [];
+  for (const n of o.lengths) {
+    prefill.push(...benchPrefill(rt, n, o));
+    for (const r of prefill.filter((x) => x.n === n)) {
+      console.log(`prefill n=${r.n} warps=${r.warps}: ${r.ms.toFixed(3)} ms (min ${r.minMs.toFixed(3)}, max ${r.maxMs.toFixed(3)}) ` +
+        `${r.tflops.toFixed(1)} TFLOP/s, floor ${r.floorMs.toFixed(3)} ms, rel err ${r.relErr.toExponential(2)}`);
+    }
+  }
+  const decode: DecodeResult[] = [];
+  for (const n of o.decodeLengths) {
+    const r = benchDecode(rt, n, o);
+    decode.push(r);
+    console.log(`decode n=${r.n}: ${(r.ms * 1e3).toFixed(1)} us, ${r.gbps.toFixed(0)} GB/s read; copy ${(r.copyMs * 1e3).toFixed(1)} us, ` +
+      `${r.copyGbps.toFixed(0)} GB/s (r+w); ratio ${(100 * r.ratio).toFixed(1)}%; ${r.splits}x${r.chunk}; floor ${(r.floorMs * 1e3).toFixed(1)} us; ` +
+      `rel err ${r.relErr.toExponential(2)}`);
+  }
+  const report = { device: info, shape: { numHeads: H, numKvHeads: HKV, headDim: D, causal: true }, prefill, decode, compile: rt.compileStats };
+  if (o.out) writeFileSync(o.out, JSON.stringify(report, null, 2));
+  rt.dispose();
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

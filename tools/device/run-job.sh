@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs named jobs on the GPU machine, in order, inside the repo copy that `run` made there.
+# Needs the carried .gpu/ (tools/device/prepare.sh) and dist/. Logs and JSON go to $OUT (or ./out).
+#   test-cuda         node --test over dist/test/cuda (driver + kernel correctness vs the CPU reference)
+#   bench-attention   bench/attention.ts, then the PyTorch SDPA peer with ratios side by side
+#   info              nvidia-smi, nvcc and torch versions
+# Usage: tools/device/run-job.sh JOB [JOB ...]
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+out=${OUT:-$root/out}
+mkdir -p "$out"
+[ -x .gpu/device/with-node ] || { echo "missing .gpu/device: run tools/device/prepare.sh here and carry .gpu"; exit 2; }
+[ -d dist ] || { echo "missing dist/: carry dist"; exit 2; }
+# The dev node_modules never travels; the slim bundle stands in for it.
+[ -e node_modules ] || ln -s .gpu/node_modules node_modules
+export SPARSE_FRONTIER_CUDA_CACHE=${SPARSE_FRONTIER_CUDA_CACHE:-/tmp/sparse-frontier-cuda-cache}
+export PYTHONUNBUFFERED=1
+node_run() { .gpu/device/with-node node "$@"; }
+
+status=0
+for job in "$@"; do
+  echo "=== job $job ($(date -u +%H:%M:%S))"
+  case "$job" in
+    info)
+      nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,driver_version --format=csv 2>&1 | tee "$out/info.txt"
+      (nvcc --version | tail -1; python3 -c 'import torch; print("torch", torch.__version__)') 2>&1 | tee -a "$out/info.txt"
+      ;;
+    test-cuda)
+      node_run --test --test-reporter=spec dist/test/cuda/ 2>&1 | tee "$out/test-cuda.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    bench-attention)
+      node_run dist/bench/attention.js --out "$out/attention.json" --check-dir /tmp/sf-attention-check ${BENCH_ARGS:-} 2>&1 \
+        | tee "$out/bench-attention.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      python3 tools/peers/sdpa_attention.py --check-dir /tmp/sf-attention-check --ours "$out/attention.json" \
+        --out "$out/sdpa.json" ${PEER_ARGS:-} 2>&1 | tee "$out/sdpa.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    *)
+      echo "unknown job $job"; status=2 ;;
+  esac
+done
+exit $status
