@@ -122,8 +122,12 @@ export class QuestDecode implements DecodeAttention {
     return state;
   }
 
-  /** Choose `k` of the `pages` pages for query heads [h0, h0 + heads) of one KV head, ascending. */
-  private choosePages(
+  /**
+   * Choose `k` of the first `pages` pages for query heads [h0, h0 + heads) of one KV head by the
+   * summed upper bound; returns them ascending in the first k entries (a reused buffer).
+   * query: [H, D].
+   */
+  choosePages(
     query: Float32Array, h0: number, heads: number, D: number, bounds: QuestPageBounds, kvh: number, pages: number, k: number,
   ): Int32Array {
     if (this.scores.length < pages) this.scores = new Float64Array(pages * 2);

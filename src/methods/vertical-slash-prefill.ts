@@ -39,6 +39,9 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
   abstract readonly id: string;
   readonly requiresWholePrompt = true;
   readonly lastDecisions = new Map<number, BudgetDecision>();
+  /** When true, the executed layouts of the last call are kept (one per query head), for inspection. */
+  keepLayouts = false;
+  lastLayouts: VerticalSlashLayout[] = [];
   protected builder = new VerticalSlashBuilder();
   private scratch = new SparseAttentionScratch();
   private ranges = new RangeList();
@@ -82,9 +85,11 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
     const choice = this.chooseCounts(estimates, n, A);
     const counts = emptyCounts(H);
     let originalCells = 0;
+    this.lastLayouts = [];
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor(h / g);
       const layout = this.layoutFor(estimates[h], n, choice.verticalSizes[h], choice.slashSizes[h]);
+      if (this.keepLayouts) this.lastLayouts.push(layout);
       originalCells += layout.originalCells;
       counts.attended[h] = attendVerticalSlash(
         queries, H, D, h, cache.keys[kvh], cache.values[kvh], layout, shape.scale, shape.logitSoftcap, out, this.scratch, this.ranges,
