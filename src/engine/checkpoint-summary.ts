@@ -125,8 +125,8 @@ export function humanCount(n: number): string {
   return String(n);
 }
 
-/** Two-column text table of a summary. */
-export function formatSummaryTable(s: CheckpointSummary, dir?: string): string {
+/** Two-column text table of a summary; `extraRows` are appended (label, value). */
+export function formatSummaryTable(s: CheckpointSummary, dir?: string, extraRows: [string, string][] = []): string {
   const rows: [string, string][] = [];
   if (dir) rows.push(['checkpoint', dir]);
   rows.push(
@@ -146,6 +146,7 @@ export function formatSummaryTable(s: CheckpointSummary, dir?: string): string {
     ['layers by type', s.layerPattern],
     ['sliding window', s.slidingWindow === null ? 'none' : String(s.slidingWindow)],
     ['RoPE', `theta ${s.ropeTheta}, scaling ${s.ropeScaling}${s.ropeLocal === null ? '' : `; sliding layers: ${s.ropeLocal}`}`],
+    ...extraRows,
   );
   const width = Math.max(...rows.map(([k]) => k.length));
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`;

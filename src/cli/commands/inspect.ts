@@ -15,6 +15,11 @@ export function registerInspect(program: Command): void {
     .action((opts: { model: string; json?: boolean }) => {
       const model = openCheckpointModel(opts.model);
       const summary = checkpointSummary(model.config, model.weightDtypes);
-      process.stdout.write(opts.json ? `${JSON.stringify({ dir: model.dir, ...summary }, null, 2)}\n` : formatSummaryTable(summary, model.dir));
+      const stop = { stopTokenIds: model.stopTokenIds, stopTokensFrom: model.generation.fromFile ? 'generation_config.json' : 'config.json' };
+      if (opts.json) process.stdout.write(`${JSON.stringify({ dir: model.dir, ...summary, ...stop }, null, 2)}\n`);
+      else {
+        const stopRow: [string, string] = ['stop tokens', `[${stop.stopTokenIds.join(', ')}] (${stop.stopTokensFrom})`];
+        process.stdout.write(formatSummaryTable(summary, model.dir, [stopRow]));
+      }
     });
 }
