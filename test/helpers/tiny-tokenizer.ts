@@ -107,8 +107,6 @@ export function tinyTokenizerConfig(): object {
     eos_token: '<|eos|>',
     pad_token: null,
     unk_token: null,
-    add_bos_token: true,
-    add_eos_token: false,
     clean_up_tokenization_spaces: false,
     model_max_length: 256,
     chat_template: TINY_CHAT_TEMPLATE,
