@@ -241,24 +241,24 @@ function parseRope(raw: RawConfig, arch: Architecture, source: string): { rope: 
   const globalTheta = raw.rope_theta ?? DEFAULTS[arch].ropeTheta;
   const params = raw.rope_parameters;
   const perLayerType = isObject(params) && ('full_attention' in params || 'sliding_attention' in params);
-  if (params && raw.rope_scaling) {
-    throw new ConfigError(source, 'both "rope_parameters" and "rope_scaling" are set; a config uses one dialect or the other');
-  }
+  // When both are present, transformers 5 takes rope_scaling over (Gemma: merges it into the global
+  // layers' entry); mirror that rather than guess.
+  const scaling = raw.rope_scaling && Object.keys(raw.rope_scaling).length > 0 ? raw.rope_scaling : null;
 
   if (arch === 'gemma3') {
     const localTheta = raw.rope_local_base_freq ?? GEMMA3_LOCAL_ROPE_THETA;
     if (perLayerType) {
       const p = params as { full_attention?: RopeDict; sliding_attention?: RopeDict };
+      const full = { ...(p.full_attention ?? {}), ...(scaling ?? {}) };
       return {
-        rope: ropeFromDict(p.full_attention ?? {}, globalTheta, 'rope_parameters.full_attention', source),
+        rope: ropeFromDict(full, globalTheta, scaling ? 'rope_scaling' : 'rope_parameters.full_attention', source),
         ropeLocal: ropeFromDict(p.sliding_attention ?? {}, localTheta, 'rope_parameters.sliding_attention', source),
       };
     }
     // Classic dialect (or a flat rope_parameters): scaling applies to global layers only, as in transformers.
-    const dict = (params as RopeDict | null | undefined) ?? raw.rope_scaling ?? {};
-    const field = params ? 'rope_parameters' : 'rope_scaling';
+    const dict = scaling ?? (params as RopeDict | null | undefined) ?? {};
     return {
-      rope: ropeFromDict(dict, globalTheta, field, source),
+      rope: ropeFromDict(dict, globalTheta, scaling ? 'rope_scaling' : 'rope_parameters', source),
       ropeLocal: { theta: localTheta, scaling: { kind: 'none' } },
     };
   }
@@ -266,8 +266,8 @@ function parseRope(raw: RawConfig, arch: Architecture, source: string): { rope: 
   if (perLayerType) {
     throw new ConfigError(source, `field "rope_parameters" is keyed by layer type, which ${arch} does not use`);
   }
-  const field = params ? 'rope_parameters' : 'rope_scaling';
-  const rope = ropeFromDict((params as RopeDict | null | undefined) ?? raw.rope_scaling ?? {}, globalTheta, field, source);
+  const dict = scaling ?? (params as RopeDict | null | undefined) ?? {};
+  const rope = ropeFromDict(dict, globalTheta, scaling ? 'rope_scaling' : 'rope_parameters', source);
   if (raw.partial_rotary_factor !== undefined && raw.partial_rotary_factor !== 1) {
     throw new ConfigError(source, `field "partial_rotary_factor" = ${raw.partial_rotary_factor} is not supported (only full rotary embeddings)`);
   }

@@ -136,6 +136,12 @@ test('defaults follow transformers: mistral window 4096 unless null, qwen3 head_
   const legacy = parseModelConfig({ model_type: 'llama', rope_scaling: { type: 'linear', factor: 4 } });
   assert.deepEqual(legacy.rope.scaling, { kind: 'linear', factor: 4 });
   assert.equal(legacy.numKvHeads, legacy.numHeads, 'llama: KV heads default to query heads');
+  // Both dialects at once: rope_scaling wins, as in transformers 5 (Gemma: merged into global layers).
+  const both = parseModelConfig({ model_type: 'llama', rope_theta: 500000, rope_parameters: { rope_type: 'default', rope_theta: 10000 }, rope_scaling: { rope_type: 'linear', factor: 2 } });
+  assert.deepEqual(both.rope, { theta: 500000, scaling: { kind: 'linear', factor: 2 } });
+  const g = parseModelConfig({ ...tinyConfigJson('gemma3'), rope_scaling: { rope_type: 'linear', factor: 8 } });
+  assert.deepEqual(g.rope, { theta: 1_000_000, scaling: { kind: 'linear', factor: 8 } });
+  assert.deepEqual(g.ropeLocal.scaling, { kind: 'none' });
 });
 
 function assertConfigError(json: unknown, pattern: RegExp): void {
