@@ -7,7 +7,8 @@ import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
+import { registerMethods } from './methods.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerAnalyze, registerReport];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerAnalyze, registerReport, registerMethods];
