@@ -405,7 +405,10 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     attentionScale: isGemma ? 1 / Math.sqrt(queryPreAttnScalar) : 1 / Math.sqrt(headDim),
     // Only Gemma's modeling code reads the soft-capping fields.
     finalLogitSoftcap: isGemma ? raw.final_logit_softcapping ?? null : null,
-    attnLogitSoftcap: isGemma ? raw.attn_logit_softcapping ?? null : null,
+    // Gemma 3 configs may carry attn_logit_softcapping (a Gemma 2 field), but transformers' Gemma 3
+    // attention does not apply it (checked against transformers 5.17 by the gemma3-softcap golden
+    // fixture); released Gemma 3 checkpoints set it to null anyway. Follow transformers.
+    attnLogitSoftcap: null,
     layerTypes,
     slidingWindow,
     rope,
