@@ -33,7 +33,7 @@ export interface TinyCheckpointOptions {
   numLayers?: number;
   /** gemma3: final logit soft-capping (default none). */
   finalLogitSoftcap?: number | null;
-  /** gemma3: attention logit soft-capping (default none). */
+  /** gemma3: attn_logit_softcapping in config.json (default none); transformers' Gemma 3 ignores it, and so must we. */
   attnLogitSoftcap?: number | null;
 }
 
