@@ -121,7 +121,10 @@ export class TransformerModel {
           loader, c.sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`, hidden,
         ),
         postMlpNorm: c.sandwichNorms ? this.normWeight(loader, `${p}.post_feedforward_layernorm.weight`, hidden) : null,
-        gateUp: this.kernel.prepare(concat([gate.weight, up.weight]), 2 * c.intermediateSize, hidden),
+        gateUp: this.kernel.prepare(
+          concat([gate.weight, up.weight]), 2 * c.intermediateSize, hidden,
+          gate.bias || up.bias ? concat([gate.bias ?? new Float32Array(c.intermediateSize), up.bias ?? new Float32Array(c.intermediateSize)]) : undefined,
+        ),
         down: this.kernel.prepare(down.weight, hidden, c.intermediateSize, down.bias),
       });
     }
