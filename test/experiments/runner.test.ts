@@ -1,0 +1,123 @@
+/**
+ * The runner end to end on a tiny random checkpoint. The real tasks need thousands of tokens with the
+ * tiny byte-level tokenizer (minutes of CPU), so this test uses a minimal task fixture with the Task
+ * interface: a short prompt naming a word, scored 1 when the output contains it, and dropped (null)
+ * for every third example, so scoring, dropping, resume and sharding are all exercised on real
+ * generations with real attention methods.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeDirectory } from '../../src/analysis/analyze.js';
+import { exampleFlops } from '../../src/experiments/flops.js';
+import { ResultsDb } from '../../src/experiments/results-db.js';
+import { flopsShape, runExperiment } from '../../src/experiments/runner.js';
+import { parseExperimentSpec } from '../../src/experiments/spec.js';
+import { loadCheckpoint } from '../../src/engine/checkpoint.js';
+import type { Task, TaskExample } from '../../src/tasks/types.js';
+import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
+
+const WORDS = ['apple', 'river', 'stone', 'cloud', 'amber', 'delta'];
+
+const echoTask: Task<Record<string, unknown>, { word: string; index: number }> = {
+  name: 'echo',
+  family: 'ruler',
+  metric: 'accuracy',
+  description: 'test fixture: repeat a word',
+  defaults: {},
+  smallestLength: 32,
+  generate({ tokenizer, length, count, seed = 43, firstIndex = 0 }) {
+    const out: TaskExample<{ word: string; index: number }>[] = [];
+    for (let index = firstIndex; index < firstIndex + count; index++) {
+      const word = WORDS[(seed + index) % WORDS.length];
+      let prompt = `Repeat the word ${word}.`;
+      // Pad with filler up to the target length so the attention methods have something to skip.
+      while (tokenizer.encodeUserPrompt(`${prompt} filler`).length <= length) prompt += ' filler';
+      const inputIds = tokenizer.encodeUserPrompt(prompt);
+      out.push({
+        id: `echo/n${length}/s${seed}/${index}`, task: 'echo', index, seed, length, prompt, inputIds, inputLength: inputIds.length,
+        rawLength: tokenizer.encode(prompt).length, gold: { word, index }, goldLength: 1, meta: {},
+      });
+    }
+    return out;
+  },
+  score(example, output) {
+    if (example.gold.index % 3 === 2) return { score: null, details: { dropped: true } };
+    return { score: output.includes(example.gold.word) ? 1 : 0, details: {} };
+  },
+};
+
+const getTask = (name: string) => {
+  if (name !== 'echo') throw new Error(`unknown task "${name}"`);
+  return echoTask as unknown as Task<Record<string, unknown>, unknown>;
+};
+
+function setup() {
+  const root = mkdtempSync(join(tmpdir(), 'sf-runner-'));
+  const modelDir = join(root, 'tiny');
+  writeTinyCheckpoint(modelDir, 'llama');
+  const spec = parseExperimentSpec({
+    models: [{ path: modelDir, name: 'tiny' }], backend: 'cpu', tasks: ['echo'], lengths: [96], sparsities: [0.5],
+    methods: ['block_sparse', 'quest'], examples: 3, generation: { maxNewTokens: 4 }, chunkSize: 32,
+  });
+  return { root, modelDir, spec };
+}
+
+test('runner records every example once, resumes, and its FLOPs and sparsity are measured', async () => {
+  const { root, modelDir, spec } = setup();
+  const dir = join(root, 'exp');
+  const first = await runExperiment({ dir, spec, getTask });
+  assert.equal(first.configurations, 3);
+  assert.equal(first.recorded, 9);
+  assert.deepEqual(first.failedExamples, []);
+  const again = await runExperiment({ dir, spec, getTask });
+  assert.equal(again.recorded, 0, 'a second run finds everything done');
+  assert.equal(again.skippedDone, 9);
+
+  const db = ResultsDb.openFile(join(dir, 'results.sqlite'), { readonly: true });
+  const rows = db.examples();
+  db.close();
+  assert.equal(rows.length, 9);
+  assert.equal(rows.filter((r) => r.score === null).length, 3, 'example 2 of each configuration is dropped');
+  const shape = flopsShape(loadCheckpoint(modelDir).config);
+  for (const r of rows) {
+    if (r.phase === 'dense') {
+      assert.equal(r.prefillSparsity, 0);
+      assert.equal(r.decodeSparsity, 0);
+      // Dense FLOPs are exactly the closed form.
+      assert.equal(r.flopsTotal, exampleFlops(shape, { inputTokens: r.inputTokens, outputTokens: r.outputTokens }).total);
+    } else if (r.phase === 'prefill') {
+      assert.ok(r.prefillSparsity! > 0.2, `block_sparse achieved ${r.prefillSparsity}`);
+      assert.equal(r.decodeSparsity, 0);
+    } else {
+      assert.equal(r.prefillSparsity, 0);
+      if (r.outputTokens > 1) assert.ok(r.decodeSparsity! > 0, `quest achieved ${r.decodeSparsity}`);
+    }
+  }
+  const analysis = analyzeDirectory(dir);
+  assert.equal(analysis.configurations.length, 3);
+  assert.equal(analysis.preservation.tests.length, 2);
+});
+
+test('shards cover the grid disjointly and merge into the full result', async () => {
+  const { root, spec } = setup();
+  const a = join(root, 'shard1'), b = join(root, 'shard2');
+  const r1 = await runExperiment({ dir: a, spec, getTask, shard: { index: 1, count: 2 } });
+  const r2 = await runExperiment({ dir: b, spec, getTask, shard: { index: 2, count: 2 } });
+  assert.equal(r1.recorded + r2.recorded, 9);
+  assert.ok(r1.recorded > 0 && r2.recorded > 0);
+  const merged = ResultsDb.openFile(join(a, 'results.sqlite'));
+  assert.equal(merged.mergeFrom(join(b, 'results.sqlite')), r2.recorded);
+  assert.equal(merged.examples().length, 9);
+  merged.close();
+});
+
+test('unknown tasks and bad method options fail before any model is loaded', async () => {
+  const { root, spec } = setup();
+  await assert.rejects(runExperiment({ dir: join(root, 'x'), spec: { ...spec, tasks: ['nope'] }, getTask }), /unknown task "nope"/);
+  const bad = parseExperimentSpec({ ...spec, models: [{ path: '/nonexistent', name: 'm' }], methods: [{ name: 'quest', params: { pageSize: 0 } }] });
+  await assert.rejects(runExperiment({ dir: join(root, 'y'), spec: bad, getTask }), /configuration model=m\|task=echo.*pageSize must be >= 1/);
+  await assert.rejects(runExperiment({ dir: join(root, 'z'), spec: { ...spec, backend: 'cuda' }, getTask }), /backend: cuda/);
+});
