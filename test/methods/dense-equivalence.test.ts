@@ -80,3 +80,27 @@ test('the plan pairs a method with dense attention for the other phase', () => {
   assert.equal(dense.prefill.id, 'dense');
   assert.equal(dense.decode.id, 'dense');
 });
+
+test('short and block-edge prompts: every method runs, counts stay causal, s = 0 stays dense', () => {
+  for (const n of [1, 2, 5, 16, 17, 63, 64, 65, 129]) {
+    const data = synthetic(n, 2, 1, 8, 500 + n);
+    const dense = runPrefill(new DensePrefill(), data);
+    const denseDecode = runDecode(new DenseDecode(), data, 2, 1);
+    for (const method of listMethods().filter((m) => m.id !== 'dense')) {
+      for (const s of [0, 0.6]) {
+        const plan = createAttentionPlan(method.id, { sparsity: s });
+        if (method.phase === 'prefill') {
+          const got = runPrefill(plan.prefill, data);
+          for (let h = 0; h < 2; h++) {
+            assert.ok(got.counts.attended[h] >= n && got.counts.attended[h] <= got.counts.dense[h], `${method.id} n=${n}: every query sees at least itself`);
+          }
+          if (s === 0) assert.ok(maxAbsDiff(got.out, dense.out) < 1e-5, `${method.id} n=${n}`);
+        } else {
+          const got = runDecode(plan.decode, data, 2, 1);
+          for (const c of got.counts) assert.ok(c.attended[0] >= 1 && c.attended[0] <= c.dense[0]);
+          if (s === 0) assert.ok(maxAbsDiff(got.outs[1], denseDecode.outs[1]) < 1e-5, `${method.id} n=${n}`);
+        }
+      }
+    }
+  }
+});
