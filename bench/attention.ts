@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { bf16BitsToFloat, toBf16 } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
-import { FlashPrefill, causalPrefillFlops } from '../src/backends/cuda/kernels/flash-prefill.js';
+import { FlashPrefill, type PrefillTiling, causalPrefillFlops, tilingLabel } from '../src/backends/cuda/kernels/flash-prefill.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
@@ -28,6 +28,13 @@ const SCALE = 1 / Math.sqrt(D);
 /** Dense bf16 tensor-core peak of an H100 SXM (datasheet) and its HBM3 bandwidth: the floors. */
 const PEAK_TFLOPS = 990;
 const PEAK_TBPS = 3.35;
+/** Tilings timed side by side; the first also writes the SDPA check files. */
+const PREFILL_VARIANTS: PrefillTiling[] = [
+  { warps: 4, mTiles: 2, blockN: 64 },
+  { warps: 4, mTiles: 1, blockN: 64 },
+  { warps: 4, mTiles: 2, blockN: 32 },
+  { warps: 8, mTiles: 2, blockN: 32 },
+];
 
 interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }
 
@@ -108,7 +115,7 @@ function checkPrefillRows(
   return Math.sqrt(num / den);
 }
 
-interface PrefillResult { n: number; warps: number; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
+interface PrefillResult { n: number; variant: string; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
 interface DecodeResult {
   n: number; ms: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
   floorMs: number; splits: number; chunk: number; relErr: number;
@@ -124,20 +131,21 @@ function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
   const results: PrefillResult[] = [];
   const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
   const sampleRows = [0, 1, 63, 64, n >> 1, n - 65, n - 1].filter((r) => r >= 0 && r < n);
-  for (const warps of [4, 8] as const) {
-    const kernel = new FlashPrefill(rt, shape, { warps });
+  for (const tiling of PREFILL_VARIANTS) {
+    const variant = tilingLabel(tiling);
+    const kernel = new FlashPrefill(rt, shape, tiling);
     kernel.prepare();
     const out = poisonedBf16(rt, n * H * D);
     const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: SCALE };
     kernel.run(args);
     const got = downloadBf16(rt, out, n * H * D);
     const relErr = checkPrefillRows(qf, kf, vf, got, n, sampleRows, [0, 5, 31]);
-    if (!(relErr < 1e-2)) throw new Error(`prefill n=${n} warps=${warps}: relative error ${relErr} (validation failed; not timing)`);
-    if (o.checkDir && warps === 4 && n === o.lengths[0]) writeCheckFiles(o.checkDir, n, qw, kw, vw, got);
+    if (!(relErr < 1e-2)) throw new Error(`prefill n=${n} ${variant}: relative error ${relErr} (validation failed; not timing)`);
+    if (o.checkDir && tiling === PREFILL_VARIANTS[0] && n === o.lengths[0]) writeCheckFiles(o.checkDir, n, qw, kw, vw, got);
     const t = timeOnDevice(rt, () => kernel.run(args), { warmup: 2, repeats: o.repeats });
     rt.pool.release(out);
     results.push({
-      n, warps, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
+      n, variant, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
       floorMs: (flops / (PEAK_TFLOPS * 1e12)) * 1e3, relErr,
     });
   }
@@ -168,7 +176,7 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
   const dq = upload(rt, qw);
   const caches = Array.from({ length: copies }, () => ({ k: upload(rt, kw), v: upload(rt, vw) }));
   const kernel = new DecodeAttentionKernel(rt, shape);
-  kernel.prepare(n);
+  kernel.prepare();
   const out = poisonedBf16(rt, H * D);
   const run = (i: number) => {
     const c = caches[i % copies];
@@ -231,7 +239,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const n of o.lengths) {
     prefill.push(...benchPrefill(rt, n, o));
     for (const r of prefill.filter((x) => x.n === n)) {
-      console.log(`prefill n=${r.n} warps=${r.warps}: ${r.ms.toFixed(3)} ms (min ${r.minMs.toFixed(3)}, max ${r.maxMs.toFixed(3)}) ` +
+      console.log(`prefill n=${r.n} ${r.variant}: ${r.ms.toFixed(3)} ms (min ${r.minMs.toFixed(3)}, max ${r.maxMs.toFixed(3)}) ` +
         `${r.tflops.toFixed(1)} TFLOP/s, floor ${r.floorMs.toFixed(3)} ms, rel err ${r.relErr.toExponential(2)}`);
     }
   }

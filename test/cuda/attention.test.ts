@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
-import { DecodeAttentionKernel, planDecode } from '../../src/backends/cuda/kernels/decode-attention.js';
-import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
+import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
+import { FlashPrefill, type PrefillTiling, tilingLabel } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { countNaN, randomBf16Values, randomGenerator, referenceCausalAttention, relativeError } from './helpers.js';
@@ -20,15 +20,23 @@ if (skip) console.log(`# CUDA attention tests skipped: ${skip}`);
 const TOLERANCE = 1e-2;
 
 interface PrefillCase {
-  T: number; H: number; Hkv: number; D: number; queryStart: number; extraRows: number; warps: 4 | 8; seed: number;
+  T: number; H: number; Hkv: number; D: number; queryStart: number; extraRows: number; tiling: PrefillTiling; seed: number;
 }
 
+const W4M1N64: PrefillTiling = { warps: 4, mTiles: 1, blockN: 64 };
+const W8M1N64: PrefillTiling = { warps: 8, mTiles: 1, blockN: 64 };
+const W4M2N64: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
+const W4M2N32: PrefillTiling = { warps: 4, mTiles: 2, blockN: 32 };
+const W8M2N32: PrefillTiling = { warps: 8, mTiles: 2, blockN: 32 };
+
 const prefillCases: PrefillCase[] = [
-  { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, warps: 4, seed: 1 },
-  { T: 301, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 13, warps: 8, seed: 2 }, // odd T, spare cache rows
-  { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, warps: 4, seed: 3 }, // a later chunk of a prompt
-  { T: 130, H: 4, Hkv: 4, D: 64, queryStart: 0, extraRows: 0, warps: 8, seed: 4 }, // no GQA
-  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, warps: 4, seed: 5 },
+  { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: W4M1N64, seed: 1 },
+  { T: 301, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 13, tiling: W8M1N64, seed: 2 }, // odd T, spare cache rows
+  { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, tiling: W4M1N64, seed: 3 }, // a later chunk of a prompt
+  { T: 130, H: 4, Hkv: 4, D: 64, queryStart: 0, extraRows: 0, tiling: W4M2N64, seed: 4 }, // no GQA
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: W4M2N64, seed: 5 },
+  { T: 333, H: 8, Hkv: 2, D: 128, queryStart: 100, extraRows: 3, tiling: W4M2N32, seed: 6 },
+  { T: 517, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 0, tiling: W8M2N32, seed: 7 },
 ];
 
 describe('CUDA attention kernels', { skip }, () => {
@@ -41,7 +49,7 @@ describe('CUDA attention kernels', { skip }, () => {
   after(() => rt?.dispose());
 
   for (const c of prefillCases) {
-    test(`flash prefill T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D} start=${c.queryStart} warps=${c.warps}`, () => {
+    test(`flash prefill T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D} start=${c.queryStart} ${tilingLabel(c.tiling)}`, () => {
       const rand = randomGenerator(c.seed);
       const kvLen = c.queryStart + c.T;
       const kvStride = kvLen + c.extraRows;
@@ -51,7 +59,7 @@ describe('CUDA attention kernels', { skip }, () => {
       const scale = 1 / Math.sqrt(c.D);
       const ref = referenceCausalAttention(q, k, v, c.T, c.H, c.Hkv, c.D, kvStride, c.queryStart, kvLen, scale);
 
-      const kernel = new FlashPrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, { warps: c.warps });
+      const kernel = new FlashPrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, c.tiling);
       const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
       const dout = poisonedBf16(rt, c.T * c.H * c.D);
       kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: c.T, queryStart: c.queryStart, kvLen, kvStride, scale });
@@ -70,6 +78,8 @@ describe('CUDA attention kernels', { skip }, () => {
     { H: 8, Hkv: 8, D: 64, kvLen: 777, extraRows: 0, seed: 12 },
     { H: 16, Hkv: 2, D: 128, kvLen: 33, extraRows: 7, seed: 13 },
     { H: 28, Hkv: 4, D: 128, kvLen: 40_000, extraRows: 0, seed: 14 },
+    { H: 64, Hkv: 8, D: 128, kvLen: 3001, extraRows: 1, seed: 15 }, // group of 8
+    { H: 4, Hkv: 4, D: 128, kvLen: 1, extraRows: 0, seed: 16 }, // the first token
   ];
   for (const c of decodeCases) {
     test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen}`, () => {
@@ -90,7 +100,7 @@ describe('CUDA attention kernels', { skip }, () => {
       const out = downloadBf16(rt, dout, c.H * c.D);
       for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
 
-      assert.deepEqual(plan, planDecode(shape, c.kvLen, rt.cuda.info.multiprocessors));
+      assert.deepEqual(plan, kernel.plan(c.kvLen));
       assert.equal(countNaN(out), 0, 'every output element must be written');
       const err = relativeError(out, ref);
       console.log(`#   ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);

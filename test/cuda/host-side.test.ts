@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { bf16BitsToFloat, floatToBf16Bits, fromBf16, toBf16 } from '../../src/backends/cuda/bf16.js';
 import { CompileCache, type CompileRequest, cacheKey } from '../../src/backends/cuda/compile-cache.js';
-import { planDecode } from '../../src/backends/cuda/kernels/decode-attention.js';
+import { decodeRowsPerStep, planDecode } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceMemoryPool, roundBlockSize } from '../../src/backends/cuda/memory-pool.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 
@@ -89,12 +89,14 @@ test('kernel sources inline their local headers', () => {
   assert.match(src, /mma\.sync\.aligned\.m16n8k16/);
 });
 
-test('decode plan covers the context and keeps every SM busy', () => {
+test('decode plan covers the context in one wave of blocks', () => {
   const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
   for (const n of [1, 255, 4096, 32768, 131072]) {
-    const plan = planDecode(shape, n, 132);
+    const plan = planDecode(shape, n, 132, 4);
     assert.ok(plan.splits * plan.chunk >= n && (plan.splits - 1) * plan.chunk < n, `n=${n}: ${JSON.stringify(plan)}`);
-    if (n >= 32768) assert.ok(plan.splits * shape.numKvHeads >= 132 * 2, `n=${n}: too few blocks`);
+    assert.equal(plan.chunk % decodeRowsPerStep(128), 0);
+    assert.ok(plan.splits * shape.numKvHeads <= 132 * 4, `n=${n}: more than one wave`);
+    if (n >= 32768) assert.ok(plan.splits * shape.numKvHeads >= 132 * 3, `n=${n}: too few blocks`);
   }
-  assert.throws(() => planDecode({ numHeads: 64, numKvHeads: 1, headDim: 128 }, 100, 132));
+  assert.throws(() => planDecode(shape, 0, 132, 4), /kvLen/);
 });

@@ -31,12 +31,13 @@ interface Variant { file: string; defines: Record<string, number> }
 
 /** The variants the tests and benchmarks launch. */
 const VARIANTS: Variant[] = [
-  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 4 } },
-  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 8 } },
-  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 64, WARPS: 4 } },
-  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, CHUNK: 256 } },
-  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8, CHUNK: 1024 } },
-  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1, CHUNK: 2048 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 4, M_TILES: 1, BLOCK_N: 64 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 4, M_TILES: 2, BLOCK_N: 64 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 8, M_TILES: 2, BLOCK_N: 32 } },
+  { file: 'flash-prefill.cu', defines: { HEAD_DIM: 64, WARPS: 4, M_TILES: 2, BLOCK_N: 64 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1 } },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {

@@ -100,14 +100,16 @@ def bench(lengths, repeats) -> list:
 
 def side_by_side(ours: dict, peers: list) -> None:
     print("\nprefill, causal, H=32 Hkv=8 d=128 bf16 (TFLOP/s; ratio = ours / SDPA)")
-    print(f"{'n':>7} {'ours w4':>8} {'ours w8':>8} {'flash':>8} {'cudnn':>8} {'best/flash':>10} {'best/cudnn':>10}")
+    variants = sorted({r["variant"] for r in ours["prefill"]})
+    fmt = lambda x: f"{x:9.1f}" if x else f"{'-':>9}"
+    print(f"{'n':>7} " + " ".join(f"{v:>9}" for v in variants) +
+          f" {'flash':>9} {'cudnn':>9} {'best/flash':>10} {'best/cudnn':>10}")
     for n in sorted({r["n"] for r in ours["prefill"]}):
-        mine = {r["warps"]: r["tflops"] for r in ours["prefill"] if r["n"] == n}
+        mine = {r["variant"]: r["tflops"] for r in ours["prefill"] if r["n"] == n}
         peer = {r["backend"]: r.get("tflops") for r in peers if r["n"] == n}
         best = max(mine.values())
         fl, cu = peer.get("flash"), peer.get("cudnn")
-        fmt = lambda x: f"{x:8.1f}" if x else f"{'-':>8}"
-        print(f"{n:>7} {fmt(mine.get(4))} {fmt(mine.get(8))} {fmt(fl)} {fmt(cu)} "
+        print(f"{n:>7} " + " ".join(fmt(mine.get(v)) for v in variants) + f" {fmt(fl)} {fmt(cu)} "
               f"{(best / fl if fl else float('nan')):10.2f} {(best / cu if cu else float('nan')):10.2f}")
     print("\ndecode (one token, H=32 Hkv=8 d=128): GB/s read vs device copy (read+write)")
     for r in ours["decode"]:

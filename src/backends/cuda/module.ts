@@ -66,6 +66,17 @@ export class CudaKernel {
     return out[0];
   }
 
+  /** Blocks of `blockSize` threads one multiprocessor can hold at once (registers, shared memory). */
+  maxActiveBlocksPerSM(blockSize: number, dynamicSharedBytes = 0): number {
+    this.ensureSharedBytes(dynamicSharedBytes);
+    const out = new Int32Array(1);
+    this.cuda.check(
+      this.cuda.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(out, this.handle, blockSize, dynamicSharedBytes),
+      `cuOccupancyMaxActiveBlocksPerMultiprocessor(${this.label})`,
+    );
+    return out[0];
+  }
+
   /** Raises the dynamic shared-memory limit (needed above 48 KB). */
   ensureSharedBytes(bytes: number): void {
     if (bytes <= this.sharedLimit) return;

@@ -47,6 +47,7 @@ export interface DriverApi {
   cuModuleGetFunction(out: OutPtr, module: Ptr, name: string): Status;
   cuFuncSetAttribute(fn: Ptr, attribute: number, value: number): Status;
   cuFuncGetAttribute(out: OutInt, attribute: number, fn: Ptr): Status;
+  cuOccupancyMaxActiveBlocksPerMultiprocessor(out: OutInt, fn: Ptr, blockSize: number, dynamicSharedBytes: number): Status;
   cuLaunchKernel(
     fn: Ptr, gx: number, gy: number, gz: number, bx: number, by: number, bz: number,
     sharedBytes: number, stream: Ptr, params: Ptr, extra: Ptr | null,
@@ -103,6 +104,8 @@ const DRIVER_PROTOTYPES: Array<[keyof DriverApi, string[], string]> = [
   ['cuModuleGetFunction', ['cuModuleGetFunction'], 'int {name}(void *out, void *module, const char *name)'],
   ['cuFuncSetAttribute', ['cuFuncSetAttribute'], 'int {name}(void *fn, int attr, int value)'],
   ['cuFuncGetAttribute', ['cuFuncGetAttribute'], 'int {name}(int *out, int attr, void *fn)'],
+  ['cuOccupancyMaxActiveBlocksPerMultiprocessor', ['cuOccupancyMaxActiveBlocksPerMultiprocessor'],
+    'int {name}(int *out, void *fn, int blockSize, size_t dynamicSharedBytes)'],
   ['cuLaunchKernel', ['cuLaunchKernel'],
     'int {name}(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, ' +
     'unsigned int bz, unsigned int shared, void *stream, void *params, void *extra)'],

@@ -1,18 +1,20 @@
 // Decode attention over a KV cache (one new token), split-K over the context:
-//   decode_partial: block (split s, KV head hk) reads its chunk of rows once and serves all GROUP query
-//                   heads of the KV head (the GQA group), writing an unnormalised partial output with
-//                   its row max and exp-sum (log2 domain).
+//   decode_partial: block (split s, KV head hk) streams its chunk of rows once, K and V of a row loaded
+//                   together, and serves all GROUP query heads of the KV head (the GQA group). Each
+//                   row slot (D/8 lanes, 16 bytes each) keeps an online softmax (running max, sum and
+//                   unnormalised output) over its rows; the slots merge in shared memory at the end
+//                   and the block writes one partial output with its max and exp-sum (log2 domain).
 //   decode_combine: block (query head h) merges the splits' partials into the final [H, D] output.
-// Memory-bound: each K and V row is read once, with 16-byte loads, D/8 lanes per row.
+// v1 (docs/perf.md) made three passes (scores, softmax, P·V) with barriers between them and read V
+// only after all of K: each block waited for memory twice as often, with half the bytes in flight.
 //
 // Layouts:
 //   q     : [H, D] bf16                 out : [H, D] bf16
 //   k, v  : [Hkv, kvStride, D] bf16     rows [0, kvLen) valid (per-KV-head contiguous rows)
 //   partO : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
-// Query head h reads KV head h / GROUP.
+// Query head h reads KV head h / GROUP. Split s covers rows [s * chunk, min(kvLen, (s + 1) * chunk)).
 //
-// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (query heads per KV head, 1..8), CHUNK (rows
-// per split, a multiple of 64).
+// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (query heads per KV head, 1..8).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -21,20 +23,14 @@
 #ifndef GROUP
 #define GROUP 4
 #endif
-#ifndef CHUNK
-#define CHUNK 512
-#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
-constexpr int WARPS = 4;
-constexpr int THREADS = 32 * WARPS;
-constexpr int LANES_PER_ROW = D / 8;                   // each lane holds 8 consecutive bf16 (16 bytes)
-constexpr int ROWS_PER_WARP = 32 / LANES_PER_ROW;
-constexpr int ROWS_PER_PASS = ROWS_PER_WARP * WARPS;  // rows the block covers per load round
-constexpr int UNROLL = 8;                              // independent 16-byte loads in flight per lane
+constexpr int THREADS = 128;
+constexpr int LANES_PER_ROW = D / 8;             // each lane holds 8 consecutive bf16 (16 bytes)
+constexpr int SLOTS = THREADS / LANES_PER_ROW;   // rows in flight per step across the block
+constexpr int UNROLL = 4;                        // rows per slot per step (K and V: 2 x UNROLL loads)
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
-static_assert(CHUNK % (ROWS_PER_PASS * UNROLL) == 0, "CHUNK must be a multiple of rows per unrolled pass");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
 
 struct alignas(16) Vec8 {
@@ -51,29 +47,32 @@ __device__ __forceinline__ void unpack8(const Vec8& v, float* f) {
 
 __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
   Vec8 v;
-  // Streamed once: keep it out of L1.
+  // Read once: keep it out of L1.
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3]) : "l"(p));
   return v;
 }
 }  // namespace
 
+// Rows of one step: SLOTS * UNROLL; the launcher keeps `chunk` a multiple of it.
 extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    float* __restrict__ partO, float* __restrict__ partML, int H, int kvStride, int kvLen, float scaleLog2) {
-  __shared__ float scores[GROUP][CHUNK];
-  __shared__ float reduceO[WARPS][GROUP][D];
+    float* __restrict__ partO, float* __restrict__ partML, int H, int kvStride, int kvLen, int chunk,
+    float scaleLog2) {
+  __shared__ float slotO[SLOTS][GROUP][D];
+  __shared__ float slotM[SLOTS][GROUP];
+  __shared__ float slotL[SLOTS][GROUP];
 
   const int split = blockIdx.x;
   const int hk = blockIdx.y;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int sub = lane % LANES_PER_ROW;        // which 8-wide slice of the row
-  const int rowInWarp = lane / LANES_PER_ROW;  // which row of the warp's ROWS_PER_WARP
-  const int rowBase = split * CHUNK;
-  const int rows = min(CHUNK, kvLen - rowBase);  // > 0: the launcher sizes the grid from kvLen
+  const int tid = threadIdx.x;
+  const int sub = tid % LANES_PER_ROW;   // which 8-wide slice of the row
+  const int slot = tid / LANES_PER_ROW;  // which row slot
+  const int rowBase = split * chunk;
+  const int rows = min(chunk, kvLen - rowBase);  // > 0: the launcher sizes the grid from kvLen
 
-  const bf16_t* kHead = k + (size_t)hk * kvStride * D;
-  const bf16_t* vHead = v + (size_t)hk * kvStride * D;
+  const bf16_t* kRows = k + ((size_t)hk * kvStride + rowBase) * D + sub * 8;
+  const bf16_t* vRows = v + ((size_t)hk * kvStride + rowBase) * D + sub * 8;
 
   // This lane's slice of every query head of the group, pre-scaled into the log2 domain.
   float qv[GROUP][8];
@@ -85,17 +84,32 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     for (int e = 0; e < 8; ++e) qv[gh][e] *= scaleLog2;
   }
 
-  // Pass 1: scores of every row of the chunk for every head of the group.
-  for (int base = 0; base < rows; base += ROWS_PER_PASS * UNROLL) {
-    Vec8 kr[UNROLL];
+  float m[GROUP], l[GROUP], acc[GROUP][8];
+#pragma unroll
+  for (int gh = 0; gh < GROUP; ++gh) {
+    m[gh] = NEG_INF;
+    l[gh] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
+  }
+
+  for (int base = 0; base < rows; base += SLOTS * UNROLL) {
+    Vec8 kr[UNROLL], vr[UNROLL];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * ROWS_PER_PASS + warp * ROWS_PER_WARP + rowInWarp;
-      if (r < rows) kr[u] = load_stream(kHead + (size_t)(rowBase + r) * D + sub * 8);
+      const int r = base + u * SLOTS + slot;
+      if (r < rows) {
+        kr[u] = load_stream(kRows + (size_t)r * D);
+        vr[u] = load_stream(vRows + (size_t)r * D);
+      } else {
+        kr[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vr[u] = Vec8{{0u, 0u, 0u, 0u}};
+      }
     }
+    float sc[UNROLL][GROUP];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * ROWS_PER_PASS + warp * ROWS_PER_WARP + rowInWarp;
+      const int r = base + u * SLOTS + slot;
       float kf[8];
       unpack8(kr[u], kf);
 #pragma unroll
@@ -103,85 +117,70 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
         float dot = 0.f;
 #pragma unroll
         for (int e = 0; e < 8; ++e) dot = fmaf(qv[gh][e], kf[e], dot);
+        // Sum over the row's lanes; xor offsets below LANES_PER_ROW stay inside the slot.
 #pragma unroll
         for (int off = LANES_PER_ROW / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        if (sub == 0 && r < rows) scores[gh][r] = dot;
+        sc[u][gh] = (r < rows) ? dot : NEG_INF;
       }
     }
-  }
-  __syncthreads();
-
-  // Pass 2: per head, max and exp-sum over the chunk; scores become unnormalised probabilities.
-  for (int gh = warp; gh < GROUP; gh += WARPS) {
-    float mx = NEG_INF;
-    for (int r = lane; r < rows; r += 32) mx = fmaxf(mx, scores[gh][r]);
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    float sum = 0.f;
-    for (int r = lane; r < rows; r += 32) {
-      const float p = fast_exp2(scores[gh][r] - mx);
-      scores[gh][r] = p;
-      sum += p;
-    }
+    for (int gh = 0; gh < GROUP; ++gh) {
+      float mNew = m[gh];
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0) {
-      float* ml = partML + ((size_t)split * H + hk * GROUP + gh) * 2;
-      ml[0] = mx;
-      ml[1] = sum;
-    }
-  }
-  __syncthreads();
-
-  // Pass 3: unnormalised P V; each lane accumulates its 8-wide slice for every head.
-  float acc[GROUP][8];
+      for (int u = 0; u < UNROLL; ++u) mNew = fmaxf(mNew, sc[u][gh]);
+      const float base2 = (mNew == NEG_INF) ? 0.f : mNew;  // nothing valid yet: keep zeros
+      const float c = fast_exp2(m[gh] - base2);
+      m[gh] = mNew;
+      float psum = 0.f;
+      float p[UNROLL];
 #pragma unroll
-  for (int gh = 0; gh < GROUP; ++gh)
+      for (int u = 0; u < UNROLL; ++u) {
+        p[u] = fast_exp2(sc[u][gh] - base2);
+        psum += p[u];
+      }
+      l[gh] = l[gh] * c + psum;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
-  for (int base = 0; base < rows; base += ROWS_PER_PASS * UNROLL) {
-    Vec8 vr[UNROLL];
+      for (int e = 0; e < 8; ++e) acc[gh][e] *= c;
 #pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * ROWS_PER_PASS + warp * ROWS_PER_WARP + rowInWarp;
-      if (r < rows) vr[u] = load_stream(vHead + (size_t)(rowBase + r) * D + sub * 8);
-    }
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * ROWS_PER_PASS + warp * ROWS_PER_WARP + rowInWarp;
-      if (r < rows) {
+      for (int u = 0; u < UNROLL; ++u) {
         float vf[8];
         unpack8(vr[u], vf);
 #pragma unroll
-        for (int gh = 0; gh < GROUP; ++gh) {
-          const float p = scores[gh][r];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p, vf[e], acc[gh][e]);
-        }
+        for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p[u], vf[e], acc[gh][e]);
       }
     }
   }
-  // Sum the warp's rows (lanes with the same slice), then the warps, through shared memory.
+
+  // Merge the slots: rescale each to the block max, sum.
 #pragma unroll
-  for (int gh = 0; gh < GROUP; ++gh)
+  for (int gh = 0; gh < GROUP; ++gh) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e)
-#pragma unroll
-      for (int off = LANES_PER_ROW; off < 32; off <<= 1)
-        acc[gh][e] += __shfl_xor_sync(0xffffffffu, acc[gh][e], off);
-  if (rowInWarp == 0) {
-#pragma unroll
-    for (int gh = 0; gh < GROUP; ++gh)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) reduceO[warp][gh][sub * 8 + e] = acc[gh][e];
+    for (int e = 0; e < 8; ++e) slotO[slot][gh][sub * 8 + e] = acc[gh][e];
+    if (sub == 0) {
+      slotM[slot][gh] = m[gh];
+      slotL[slot][gh] = l[gh];
+    }
   }
   __syncthreads();
   for (int i = tid; i < GROUP * D; i += THREADS) {
     const int gh = i / D, d = i % D;
-    float s = 0.f;
+    float mx = NEG_INF;
 #pragma unroll
-    for (int w = 0; w < WARPS; ++w) s += reduceO[w][gh][d];
-    partO[((size_t)split * H + hk * GROUP + gh) * D + d] = s;
+    for (int s = 0; s < SLOTS; ++s) mx = fmaxf(mx, slotM[s][gh]);
+    const float base2 = (mx == NEG_INF) ? 0.f : mx;
+    float o = 0.f, sum = 0.f;
+#pragma unroll
+    for (int s = 0; s < SLOTS; ++s) {
+      const float w = fast_exp2(slotM[s][gh] - base2);
+      o = fmaf(w, slotO[s][gh][d], o);
+      sum = fmaf(w, slotL[s][gh], sum);
+    }
+    const size_t row = (size_t)split * H + hk * GROUP + gh;
+    partO[row * D + d] = o;
+    if (d == 0) {
+      partML[row * 2] = mx;
+      partML[row * 2 + 1] = sum;
+    }
   }
 }
 

@@ -26,33 +26,36 @@ export interface DecodeArgs {
 }
 
 const LOG2E = 1.4426950408889634;
-const CHUNK_CHOICES = [256, 512, 1024, 2048];
-const WARPS = 4;
-const STATIC_SHARED_LIMIT = 48 * 1024;
+const THREADS = 128;
+const ROWS_PER_SLOT_STEP = 4; // UNROLL in the kernel
+
+/** Rows the block covers per step of its loop (row slots x unroll); chunks are multiples of it. */
+export function decodeRowsPerStep(headDim: number): number {
+  return (THREADS / (headDim / 8)) * ROWS_PER_SLOT_STEP;
+}
 
 export interface DecodePlan {
+  /** Rows per split. */
   chunk: number;
   splits: number;
 }
 
 /**
- * Rows per split: enough blocks to keep every multiprocessor streaming (about 4 blocks each), but
- * chunks no smaller than 256 rows so the combine stays cheap, and no larger than shared memory holds.
+ * One wave: as many (split, KV head) blocks as the device holds at once (`blocksPerSM` from the
+ * occupancy API), each streaming an equal chunk; chunks are at least two loop steps long so the
+ * partials stay small next to the cache.
  */
-export function planDecode(shape: DecodeShape, kvLen: number, multiprocessors: number): DecodePlan {
-  const group = shape.numHeads / shape.numKvHeads;
-  const targetSplits = Math.max(1, Math.ceil((4 * multiprocessors) / shape.numKvHeads));
-  const wanted = Math.ceil(kvLen / targetSplits);
-  const fits = (c: number) => 4 * (group * c + WARPS * group * shape.headDim) <= STATIC_SHARED_LIMIT;
-  let chunk = CHUNK_CHOICES[0];
-  for (const c of CHUNK_CHOICES) if (fits(c) && c <= Math.max(wanted, CHUNK_CHOICES[0])) chunk = c;
-  if (!fits(chunk)) throw new Error(`decode attention: group of ${group} heads does not fit shared memory`);
+export function planDecode(shape: DecodeShape, kvLen: number, multiprocessors: number, blocksPerSM: number): DecodePlan {
+  if (!(kvLen > 0)) throw new Error(`decode plan: kvLen must be positive (got ${kvLen})`);
+  const step = decodeRowsPerStep(shape.headDim);
+  const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / shape.numKvHeads));
+  const chunk = Math.max(2 * step, Math.ceil(Math.ceil(kvLen / targetSplits) / step) * step);
   return { chunk, splits: Math.ceil(kvLen / chunk) };
 }
 
 export class DecodeAttentionKernel {
   private readonly group: number;
-  private kernels = new Map<number, { partial: CudaKernel; combine: CudaKernel }>();
+  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number } | null = null;
 
   constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
@@ -62,37 +65,35 @@ export class DecodeAttentionKernel {
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);
   }
 
-  private kernelsFor(chunk: number) {
-    let k = this.kernels.get(chunk);
-    if (!k) {
-      const mod = this.rt.module('decode-attention.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group, CHUNK: chunk });
-      k = {
-        partial: mod.kernel('decode_partial', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'f32']),
+  /** Compiles (or loads from the cache) the kernels for this shape. */
+  prepare() {
+    if (!this.kernels) {
+      const mod = this.rt.module('decode-attention.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group });
+      const partial = mod.kernel('decode_partial', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      this.kernels = {
+        partial,
         combine: mod.kernel('decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
+        blocksPerSM: partial.maxActiveBlocksPerSM(THREADS),
       };
-      this.kernels.set(chunk, k);
     }
-    return k;
+    return this.kernels;
   }
 
-  /** Compiles the variant a context of kvLen rows will use. */
-  prepare(kvLen: number): DecodePlan {
-    const plan = planDecode(this.shape, kvLen, this.rt.cuda.info.multiprocessors);
-    this.kernelsFor(plan.chunk);
-    return plan;
+  plan(kvLen: number): DecodePlan {
+    return planDecode(this.shape, kvLen, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM);
   }
 
   run(a: DecodeArgs): DecodePlan {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     if (!(a.kvLen > 0) || a.kvLen > a.kvStride) throw new Error(`decode attention: need 0 < kvLen <= kvStride (got ${a.kvLen}, ${a.kvStride})`);
-    const plan = planDecode(this.shape, a.kvLen, this.rt.cuda.info.multiprocessors);
-    const { partial, combine } = this.kernelsFor(plan.chunk);
+    const { partial, combine } = this.prepare();
+    const plan = this.plan(a.kvLen);
     const partO = this.rt.pool.acquire(plan.splits * H * D * 4);
     const partML = this.rt.pool.acquire(plan.splits * H * 2 * 4);
     const stream = this.rt.stream;
     partial.launch(
-      { grid: [plan.splits, Hkv, 1], block: [32 * WARPS, 1, 1], sharedBytes: 0, stream },
-      [a.q, a.k, a.v, partO.ptr, partML.ptr, H, a.kvStride, a.kvLen, a.scale * LOG2E],
+      { grid: [plan.splits, Hkv, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream },
+      [a.q, a.k, a.v, partO.ptr, partML.ptr, H, a.kvStride, a.kvLen, plan.chunk, a.scale * LOG2E],
     );
     combine.launch(
       { grid: [H, 1, 1], block: [Math.max(D, 32), 1, 1], sharedBytes: 0, stream },

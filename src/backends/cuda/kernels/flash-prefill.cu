@@ -1,8 +1,11 @@
 // Dense causal flash-attention prefill (bf16 in, fp32 accumulate, bf16 out), FlashAttention-2 style:
-// each block owns BM = 16 * WARPS consecutive queries of one query head; each warp owns 16 of them and
-// keeps its Q fragments, running max/sum and output accumulator in registers. Key/value tiles of
-// BN = 64 rows stream through shared memory with cp.async, two stages deep, and both products run on
-// the tensor cores (mma.sync m16n8k16). GQA: query head h reads KV head h / (H / Hkv).
+// each block owns BM = 16 * M_TILES * WARPS consecutive queries of one query head; each warp owns
+// 16 * M_TILES of them and keeps its running max/sum and output accumulator in registers. Key/value
+// tiles of BN = BLOCK_N rows stream through shared memory with cp.async, two stages deep, and both products
+// run on the tensor cores (mma.sync m16n8k16). GQA: query head h reads KV head h / (H / Hkv).
+// With M_TILES = 1 a warp keeps its Q fragments in registers; with M_TILES = 2 it re-reads them from
+// shared memory per step, and every K/V fragment it loads serves 32 rows instead of 16, which halves
+// the shared-memory traffic per FLOP (the v1 bottleneck, docs/perf.md).
 //
 // Layouts (row-major, D = HEAD_DIM):
 //   q, out : [T, H, D]             query t sits at absolute position queryStart + t
@@ -10,7 +13,7 @@
 //                                  row r holds position r; rows [0, kvLen) are valid
 // Causality: query at position p sees rows r <= p (and r < kvLen).
 //
-// Codegen parameters (-D): HEAD_DIM (64 or 128), WARPS (4 or 8).
+// Codegen parameters (-D): HEAD_DIM (64 or 128), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -19,17 +22,28 @@
 #ifndef WARPS
 #define WARPS 4
 #endif
+#ifndef M_TILES
+#define M_TILES 1
+#endif
+#ifndef BLOCK_N
+#define BLOCK_N 64
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
-constexpr int BM = 16 * WARPS;
-constexpr int BN = 64;
+constexpr int MT = M_TILES;
+constexpr int WARP_ROWS = 16 * MT;
+constexpr int BM = WARP_ROWS * WARPS;
+constexpr int BN = BLOCK_N;
 constexpr int THREADS = 32 * WARPS;
+constexpr bool Q_IN_REGS = (MT == 1);
 // Row stride in shared memory: D plus 8 elements (16 bytes) so that the 8 rows an ldmatrix phase reads
 // fall in 8 different 16-byte bank groups.
 constexpr int LDS = D + 8;
 constexpr int CHUNKS_PER_ROW = D / 8;  // 16-byte chunks
 static_assert(D % 16 == 0 && D <= 256, "HEAD_DIM must be a multiple of 16, at most 256");
+static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
+static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
@@ -46,6 +60,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   const int lane = tid & 31;
   const int g = lane >> 2;  // row within the 8-row half of an mma tile
   const int t4 = lane & 3;  // column pair within the tile
+  const int mi = lane >> 3; // which 8x8 matrix this lane addresses in an ldmatrix.x4
 
   // Heaviest (latest) query blocks first: they have the most key tiles, so the tail is short.
   const int mBlock = gridDim.x - 1 - blockIdx.x;
@@ -83,16 +98,26 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   };
   loadKV(0, 0);  // one group: Q and the first K/V tile
 
-  float o[D / 8][4];
+  float o[MT][D / 8][4];
+  float rowMax[MT][2], rowSum[MT][2];  // rowSum: this thread's share; summed over the quad at the end
 #pragma unroll
-  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float rowMax[2] = {NEG_INF, NEG_INF};
-  float rowSum[2] = {0.f, 0.f};  // this thread's share; summed over the quad at the end
-  u32 qf[D / 16][4];
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.f;
+    rowMax[m][0] = rowMax[m][1] = NEG_INF;
+    rowSum[m][0] = rowSum[m][1] = 0.f;
+  }
+  u32 qf[Q_IN_REGS ? D / 16 : 1][4];
 
-  const int warpRow0 = m0 + warp * 16;                  // first query (index in chunk) of this warp
-  const int qPos0 = queryStart + warpRow0 + g;          // position of this thread's row g
-  const int qPos1 = qPos0 + 8;                          // and of row g + 8
+  // Per-lane shared-memory byte addresses of its ldmatrix rows; tile, step and stage offsets are
+  // compile-time constants added to these, so the loops hold no pointers.
+  constexpr u32 ROW_BYTES = LDS * 2;
+  const u32 qLane = smem_addr(sQ) + (warp * WARP_ROWS + (mi & 1) * 8 + (lane & 7)) * ROW_BYTES + (mi >> 1) * 16;
+  const u32 kLane = smem_addr(sK) + ((mi >> 1) * 8 + (lane & 7)) * ROW_BYTES + (mi & 1) * 16;
+  const u32 vLane = smem_addr(sV) + ((mi & 1) * 8 + (lane & 7)) * ROW_BYTES + (mi >> 1) * 16;
+
+  const int warpRow0 = m0 + warp * WARP_ROWS;  // first query (index in chunk) of this warp
+  const int qPosBase = queryStart + warpRow0 + g;  // position of row g of m-tile 0
 
   for (int j = 0; j < nTiles; ++j) {
     if (j + 1 < nTiles) loadKV(j + 1, (j + 1) & 1);
@@ -100,115 +125,139 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     cp_async_wait<1>();
     __syncthreads();
 
-    if (j == 0) {
+    if (Q_IN_REGS && j == 0) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        const int mi = lane >> 3;
-        const bf16_t* p = sQ + (warp * 16 + (mi & 1) * 8 + (lane & 7)) * LDS + kk * 16 + (mi >> 1) * 8;
-        ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], p);
+        ldmatrix_x4_at(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qLane + kk * 32);
       }
     }
 
-    const bf16_t* Ks = sK + (j & 1) * BN * LDS;
-    const bf16_t* Vs = sV + (j & 1) * BN * LDS;
+    const u32 stageOff = (j & 1) * BN * ROW_BYTES;
+    const u32 kStage = kLane + stageOff, vStage = vLane + stageOff;
     const int n0 = j * BN;
 
-    // S = Q K^T for this warp's 16 rows x 64 keys.
-    float s[BN / 8][4];
+    // S = Q K^T for this warp's rows x 64 keys; each K fragment serves every m-tile.
+    float s[MT][BN / 8][4];
 #pragma unroll
-    for (int i = 0; i < BN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i) s[m][i][0] = s[m][i][1] = s[m][i][2] = s[m][i][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
+      u32 qa[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        if (Q_IN_REGS) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) qa[m][e] = qf[Q_IN_REGS ? kk : 0][e];
+        } else {
+          ldmatrix_x4_at(qa[m][0], qa[m][1], qa[m][2], qa[m][3], qLane + m * 16 * ROW_BYTES + kk * 32);
+        }
+      }
 #pragma unroll
       for (int np = 0; np < BN / 16; ++np) {
-        const int mi = lane >> 3;
-        const bf16_t* p = Ks + (np * 16 + (mi >> 1) * 8 + (lane & 7)) * LDS + kk * 16 + (mi & 1) * 8;
         u32 b0, b1, b2, b3;
-        ldmatrix_x4(b0, b1, b2, b3, p);
-        mma_bf16_16816(s[2 * np], qf[kk], b0, b1);
-        mma_bf16_16816(s[2 * np + 1], qf[kk], b2, b3);
+        ldmatrix_x4_at(b0, b1, b2, b3, kStage + np * 16 * ROW_BYTES + kk * 32);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma_bf16_16816(s[m][2 * np], qa[m], b0, b1);
+          mma_bf16_16816(s[m][2 * np + 1], qa[m], b2, b3);
+        }
       }
     }
 
     // Scale into the log2 domain, then mask keys right of the diagonal or past the cache.
     const bool needMask = (n0 + BN - 1 > queryStart + warpRow0) || (n0 + BN > kvLen);
 #pragma unroll
-    for (int nt = 0; nt < BN / 8; ++nt) {
+    for (int m = 0; m < MT; ++m) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * scaleLog2;
-        if (needMask) {
-          const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
-          const int qp = (e < 2) ? qPos0 : qPos1;
-          if (key > qp || key >= kvLen) x = NEG_INF;
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[m][nt][e] * scaleLog2;
+          if (needMask) {
+            const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
+            const int qp = qPosBase + m * 16 + (e < 2 ? 0 : 8);
+            if (key > qp || key >= kvLen) x = NEG_INF;
+          }
+          s[m][nt][e] = x;
         }
-        s[nt][e] = x;
       }
     }
 
-    // Online softmax, one row pair (g, g+8) per thread; the quad (4 lanes) shares a row.
+    // Online softmax, one row pair (g, g+8) per m-tile per thread; the quad (4 lanes) shares a row.
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = rowMax[r];
+    for (int m = 0; m < MT; ++m) {
 #pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float base = (mx == NEG_INF) ? 0.f : mx;  // a row with nothing visible yet stays at zero
-      const float alpha = fast_exp2(rowMax[r] - base);
-      rowMax[r] = mx;
-      float sum = 0.f;
+      for (int r = 0; r < 2; ++r) {
+        float mx = rowMax[m][r];
 #pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt) {
-        const float p0 = fast_exp2(s[nt][2 * r] - base);
-        const float p1 = fast_exp2(s[nt][2 * r + 1] - base);
-        s[nt][2 * r] = p0;
-        s[nt][2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      rowSum[r] = rowSum[r] * alpha + sum;
+        for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[m][nt][2 * r], s[m][nt][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = (mx == NEG_INF) ? 0.f : mx;  // a row with nothing visible yet stays at zero
+        const float alpha = fast_exp2(rowMax[m][r] - base);
+        rowMax[m][r] = mx;
+        float sum = 0.f;
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        o[dt][2 * r] *= alpha;
-        o[dt][2 * r + 1] *= alpha;
+        for (int nt = 0; nt < BN / 8; ++nt) {
+          const float p0 = fast_exp2(s[m][nt][2 * r] - base);
+          const float p1 = fast_exp2(s[m][nt][2 * r + 1] - base);
+          s[m][nt][2 * r] = p0;
+          s[m][nt][2 * r + 1] = p1;
+          sum += p0 + p1;
+        }
+        rowSum[m][r] = rowSum[m][r] * alpha + sum;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          o[m][dt][2 * r] *= alpha;
+          o[m][dt][2 * r + 1] *= alpha;
+        }
       }
     }
 
     // O += P V. The fp32 accumulator layout of two adjacent 8-key tiles is exactly the A-fragment
-    // layout of one 16-key step, so P never leaves registers.
+    // layout of one 16-key step, so P never leaves registers; each V fragment serves every m-tile.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      u32 a[4];
-      a[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      u32 a[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        a[m][0] = pack_bf16x2(s[m][2 * kk][0], s[m][2 * kk][1]);
+        a[m][1] = pack_bf16x2(s[m][2 * kk][2], s[m][2 * kk][3]);
+        a[m][2] = pack_bf16x2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+        a[m][3] = pack_bf16x2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
-        const int mi = lane >> 3;
-        const bf16_t* p = Vs + (kk * 16 + (mi & 1) * 8 + (lane & 7)) * LDS + dp * 16 + (mi >> 1) * 8;
         u32 b0, b1, b2, b3;
-        ldmatrix_x4_trans(b0, b1, b2, b3, p);
-        mma_bf16_16816(o[2 * dp], a, b0, b1);
-        mma_bf16_16816(o[2 * dp + 1], a, b2, b3);
+        ldmatrix_x4_trans_at(b0, b1, b2, b3, vStage + kk * 16 * ROW_BYTES + dp * 32);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma_bf16_16816(o[m][2 * dp], a[m], b0, b1);
+          mma_bf16_16816(o[m][2 * dp + 1], a[m], b2, b3);
+        }
       }
     }
     __syncthreads();  // the next iteration's loads overwrite this stage
   }
 
-  // Normalise and store rows g and g+8 of this warp.
+  // Normalise and store rows g and g+8 of each m-tile.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = rowSum[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const int t = warpRow0 + g + 8 * r;
-    if (t < T) {
-      bf16_t* dst = out + ((size_t)t * H + h) * D + 2 * t4;
+  for (int m = 0; m < MT; ++m) {
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        *reinterpret_cast<u32*>(dst + dt * 8) = pack_bf16x2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      float l = rowSum[m][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int t = warpRow0 + m * 16 + g + 8 * r;
+      if (t < T) {
+        bf16_t* dst = out + ((size_t)t * H + h) * D + 2 * t4;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          *reinterpret_cast<u32*>(dst + dt * 8) = pack_bf16x2(o[m][dt][2 * r] * inv, o[m][dt][2 * r + 1] * inv);
+        }
       }
     }
   }

@@ -34,27 +34,45 @@ export interface FlashPrefillArgs {
 export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128] as const;
 const LOG2E = 1.4426950408889634;
 
+/**
+ * Tiling of one variant: `warps` per block, `mTiles` 16-row mma tiles per warp (2 halves the
+ * shared-memory traffic per FLOP), `blockN` keys per tile.
+ */
+export interface PrefillTiling {
+  warps: 4 | 8;
+  mTiles: 1 | 2;
+  blockN: 32 | 64;
+}
+
+/** The tiling the benchmark found fastest on an H100 (docs/perf.md). */
+export const DEFAULT_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
+
+export function tilingLabel(t: PrefillTiling): string {
+  return `w${t.warps}m${t.mTiles}n${t.blockN}`;
+}
+
 /** Bytes of dynamic shared memory one block needs: Q tile plus two stages of K and V tiles. */
-export function flashPrefillSharedBytes(headDim: number, warps: number): number {
+export function flashPrefillSharedBytes(headDim: number, t: PrefillTiling): number {
   const rowStride = headDim + 8;
-  return (16 * warps + 4 * 64) * rowStride * 2;
+  return (16 * t.mTiles * t.warps + 4 * t.blockN) * rowStride * 2;
 }
 
 export class FlashPrefill {
-  readonly warps: number;
+  readonly tiling: PrefillTiling;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, options: { warps?: 4 | 8 } = {}) {
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<PrefillTiling> = {}) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!SUPPORTED_PREFILL_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`flash prefill: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`flash prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
-    this.warps = options.warps ?? 4;
+    this.tiling = { ...DEFAULT_PREFILL_TILING, ...tiling };
   }
 
   private kernel: CudaKernel | null = null;
 
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
   prepare(): CudaKernel {
-    this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: this.warps })
+    const t = this.tiling;
+    this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN })
       .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
   }
@@ -66,12 +84,12 @@ export class FlashPrefill {
     if (a.queryStart < 0 || a.kvLen < a.queryStart + 1 || a.kvLen > a.kvStride) {
       throw new Error(`flash prefill: need 0 <= queryStart < kvLen <= kvStride (got ${a.queryStart}, ${a.kvLen}, ${a.kvStride})`);
     }
-    const blockRows = 16 * this.warps;
+    const blockRows = 16 * this.tiling.mTiles * this.tiling.warps;
     this.prepare().launch(
       {
         grid: [Math.ceil(T / blockRows), H, 1],
-        block: [32 * this.warps, 1, 1],
-        sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.warps),
+        block: [32 * this.tiling.warps, 1, 1],
+        sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.tiling),
         stream: this.rt.stream,
       },
       [a.q, a.k, a.v, a.out, T, H, Hkv, a.kvStride, a.queryStart, a.kvLen, a.scale * LOG2E],
