@@ -123,14 +123,14 @@ function longestPrefix(counter: TokenCounter, text: string, maxTokens: number): 
   return words.slice(0, Math.max(0, m)).join(' ');
 }
 
-function makeQaTask(name: string, dataset: QaDatasetName, description: string): Task<QaParams, QaGold> {
+function makeQaTask(name: string, dataset: QaDatasetName, description: string, smallestLength: number): Task<QaParams, QaGold> {
   const task: Task<QaParams, QaGold> = {
     name,
     family: 'qa',
     metric: dataset === 'squad' ? 'f1' : 'accuracy',
     description,
     defaults: { questionFilterLength: 8192 },
-    smallestLength: 0, // set below
+    smallestLength,
     generate(options: GenerateOptions<QaParams>): TaskExample<QaGold>[] {
       const params = resolveParams(name, task.defaults, options.params, (p) => integersAtLeast(p, TEMPLATE_RESERVE + FILTER_SAFETY + 1, ['questionFilterLength']));
       const seed = resolveSeed(name, options.seed);
@@ -200,9 +200,7 @@ function makeQaTask(name: string, dataset: QaDatasetName, description: string): 
   return task;
 }
 
-export const squadTask = makeQaTask('qa_squad', 'squad', 'SQuAD: open answer about one of many packed Wikipedia paragraphs (F1 over token sets)');
-squadTask.smallestLength = 1024;
-export const qualityTask = makeQaTask('qa_quality', 'quality', 'QuALITY: multiple-choice question about one of the packed stories');
-qualityTask.smallestLength = 8192;
-export const toeflTask = makeQaTask('qa_toefl', 'toeflqa', 'TOEFL-QA: multiple-choice question about one of the packed lecture transcripts');
-toeflTask.smallestLength = 1024;
+export const squadTask = makeQaTask('qa_squad', 'squad', 'SQuAD: open answer about one of many packed Wikipedia paragraphs (F1 over token sets)', 1024);
+// QuALITY's stories run to ~8K tokens: with the default question filter every kept question fits 8192.
+export const qualityTask = makeQaTask('qa_quality', 'quality', 'QuALITY: multiple-choice question about one of the packed stories', 8192);
+export const toeflTask = makeQaTask('qa_toefl', 'toeflqa', 'TOEFL-QA: multiple-choice question about one of the packed lecture transcripts', 1536);

@@ -143,7 +143,7 @@ export const cweTask: Task<CweParams, CweGold> = {
   metric: 'iou',
   description: 'RULER common words: name the 10 words listed 30 times among words listed 3 times',
   defaults: { numCommonWords: 10, commonFrequency: 30, rareFrequency: 3 },
-  smallestLength: 2048,
+  smallestLength: 2304,
   generate,
   score,
 };

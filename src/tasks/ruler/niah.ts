@@ -160,7 +160,7 @@ export const niahTask: Task<NiahParams, NiahGold> = {
   metric: 'accuracy',
   description: 'RULER needle in a haystack: find the values of 4 keys among distractor key-value sentences',
   defaults: { numQueries: 4, groups: 4, groupLength: 8 },
-  smallestLength: 1024,
+  smallestLength: 1280,
   generate,
   score,
 };

@@ -94,7 +94,7 @@ export const filteringTask: Task<FilteringParams, FilteringGold> = {
   metric: 'iou',
   description: 'Story filtering: name the 3 chapters whose purchase was removed (empty outputs are dropped)',
   defaults: { chaptersInQuestion: 3 },
-  smallestLength: 1024,
+  smallestLength: 2304,
   generate,
   score,
 };

@@ -74,7 +74,7 @@ export const multihopTask: Task<MultihopParams, MultihopGold> = {
   metric: 'accuracy',
   description: 'Story multi-hop: which item was bought last before a given item (untagged answers are dropped)',
   defaults: {},
-  smallestLength: 1024,
+  smallestLength: 2560,
   generate,
   score,
 };
