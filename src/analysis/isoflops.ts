@@ -39,7 +39,7 @@ export interface DenseVersusLargerSparse {
   verdict: 'larger sparse is better' | 'smaller dense is at least as good' | 'no larger sparse model fits this compute';
 }
 
-/** Folds configurations that differ only by task into one point. */
+/** Folds configurations that differ only by task into one point (tasks with no scored example left out). */
 export function isoFlopsPoints(configs: readonly ConfigResult[]): IsoFlopsPoint[] {
   const groups = new Map<string, ConfigResult[]>();
   for (const c of configs) {
@@ -48,17 +48,24 @@ export function isoFlopsPoints(configs: readonly ConfigResult[]): IsoFlopsPoint[
     const g = groups.get(k);
     if (g) g.push(c); else groups.set(k, [c]);
   }
-  return [...groups.values()].map((g) => ({
-    model: g[0].model,
-    modelParams: g[0].modelParams,
-    length: g[0].length,
-    phase: g[0].phase,
-    method: g[0].method,
-    sparsity: mean(g.map((c) => c.sparsity)),
-    accuracy: mean(g.map((c) => c.summary.mean)),
-    flops: mean(g.map((c) => c.meanFlopsTotal)),
-    tasks: g.length,
-  }));
+  const points: IsoFlopsPoint[] = [];
+  for (const all of groups.values()) {
+    // A configuration whose examples were all dropped has no accuracy: leave it out of the mean.
+    const g = all.filter((c) => c.summary.n > 0);
+    if (!g.length) continue;
+    points.push({
+      model: g[0].model,
+      modelParams: g[0].modelParams,
+      length: g[0].length,
+      phase: g[0].phase,
+      method: g[0].method,
+      sparsity: mean(g.map((c) => c.sparsity)),
+      accuracy: mean(g.map((c) => c.summary.mean)),
+      flops: mean(g.map((c) => c.meanFlopsTotal)),
+      tasks: g.length,
+    });
+  }
+  return points;
 }
 
 /**

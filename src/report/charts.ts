@@ -41,10 +41,11 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
   for (const model of models) {
     for (const length of lengths) {
       for (const phase of ['prefill', 'decode'] as const) {
-        const sparse = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === phase);
+        // Configurations without a scored example have no mean to plot.
+        const sparse = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === phase && c.summary.n > 0);
         if (!sparse.length) continue;
         const methods = [...new Set(sparse.map((c) => c.method))];
-        const dense = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === 'dense');
+        const dense = a.configurations.filter((c) => c.model === model && c.length === length && c.phase === 'dense' && c.summary.n > 0);
         const rows = [
           // Dense is every method's s = 0 point, so each line starts at the baseline.
           ...dense.flatMap((d) => methods.map((m) => ({ task: d.task, method: m, sparsity: 0, accuracy: d.summary.mean, lo: d.summary.ci?.[0] ?? d.summary.mean, hi: d.summary.ci?.[1] ?? d.summary.mean, n: d.summary.n }))),

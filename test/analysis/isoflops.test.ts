@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type IsoFlopsPoint, compareDenseWithLargerSparse, paretoFrontier } from '../../src/analysis/isoflops.js';
+import { type IsoFlopsPoint, compareDenseWithLargerSparse, isoFlopsPoints, paretoFrontier } from '../../src/analysis/isoflops.js';
+import { aggregateByConfiguration } from '../../src/analysis/aggregate.js';
+import type { ExampleRow } from '../../src/experiments/results-db.js';
 
 test('Pareto frontier of hand-made points', () => {
   const pts = [
@@ -37,4 +39,17 @@ test('larger sparse versus smaller dense at equal compute', () => {
   assert.equal(cmp[1].verdict, 'smaller dense is at least as good');
   const none = compareDenseWithLargerSparse([pt('small', 1, 'dense', 0, 0.5, 100), pt('large', 4, 'decode', 0.5, 0.9, 300)]);
   assert.equal(none[0].verdict, 'no larger sparse model fits this compute');
+});
+
+test('tasks whose examples were all dropped are left out of a point, not counted as zero', () => {
+  const row = (task: string, score: number | null, i: number): ExampleRow => ({
+    configKey: `k-${task}`, model: 'm', modelParams: 10, task, length: 64, phase: 'dense', method: 'dense', requestedSparsity: 0, params: {},
+    exampleIndex: i, score, metric: 'accuracy', inputTokens: 60, outputTokens: 2, prefillSparsity: 0, decodeSparsity: 0,
+    flopsPrefill: 100, flopsDecode: 10, flopsTotal: 110, prefillMs: 1, decodeMs: 1,
+  });
+  const configs = aggregateByConfiguration([row('a', 1, 0), row('a', 0, 1), row('b', null, 0), row('b', null, 1)]);
+  const [p] = isoFlopsPoints(configs);
+  assert.equal(p.accuracy, 0.5);
+  assert.equal(p.tasks, 1);
+  assert.deepEqual(isoFlopsPoints(configs.filter((c) => c.task === 'b')), []);
 });
