@@ -7,8 +7,9 @@ import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
+import { registerRun } from './run.js';
 import { registerMethods } from './methods.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerAnalyze, registerReport, registerMethods];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerRun, registerAnalyze, registerReport, registerMethods];
