@@ -5,7 +5,7 @@
 import {
   type CompressCall, type DecodeAttention, type DecodeCall, type HeadCounts, emptyCounts,
 } from '../engine/attention.js';
-import { RangeList, SparseAttentionScratch, attendSparseRows } from '../backends/cpu/sparse-attention.js';
+import { RangeList, SparseAttentionScratch, attendSparseRows, dot } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, intParam, optionalIntParam } from './options.js';
 import type { BudgetDecision, ParamSpec, ResolvedOptions } from './types.js';
 
@@ -74,10 +74,7 @@ export function windowImportance(call: CompressCall, mode: 'mean' | 'max'): Floa
       const qOff = (i * H + h) * D;
       let max = -Infinity;
       for (let j = 0; j <= p; j++) {
-        let dot = 0;
-        const kOff = j * D;
-        for (let d = 0; d < D; d++) dot += windowQueries[qOff + d] * keys[kOff + d];
-        let v = dot * shape.scale;
+        let v = dot(windowQueries, qOff, keys, j * D, D) * shape.scale;
         if (shape.logitSoftcap !== null) v = shape.logitSoftcap * Math.tanh(v / shape.logitSoftcap);
         row[j] = v;
         if (v > max) max = v;

@@ -11,7 +11,7 @@
  * and left of the last one are attended as single columns. The causal mask key <= query holds
  * throughout (columns lie left of the block, ranges are clipped per row).
  */
-import { SparseAttentionScratch, attendSparseRows, RangeList } from '../backends/cpu/sparse-attention.js';
+import { SparseAttentionScratch, attendSparseRows, RangeList, dot } from '../backends/cpu/sparse-attention.js';
 import { IndexScratch, rankDescending } from './select.js';
 
 export const PATTERN_BLOCK = 64;
@@ -35,10 +35,7 @@ export function lastQueryScores(
     const qOff = (p * H + head) * D;
     let max = -Infinity;
     for (let j = 0; j <= p; j++) {
-      const kOff = j * D;
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += queries[qOff + d] * keys[kOff + d];
-      let v = dot * scale;
+      let v = dot(queries, qOff, keys, j * D, D) * scale;
       if (softcap !== null) v = softcap * Math.tanh(v / softcap);
       row[j] = v;
       if (v > max) max = v;

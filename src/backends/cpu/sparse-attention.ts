@@ -20,6 +20,28 @@ export class SparseAttentionScratch {
   }
 }
 
+/** q . k over D elements; four partial sums when D is a multiple of 4 (most head dims are). */
+export function dot(q: Float32Array, qOff: number, keys: Float32Array, kOff: number, D: number): number {
+  if ((D & 3) !== 0) {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += q[qOff + d] * keys[kOff + d];
+    return s;
+  }
+  let a = 0, b = 0, c = 0, e = 0;
+  for (let d = 0; d < D; d += 4) {
+    a += q[qOff + d] * keys[kOff + d];
+    b += q[qOff + d + 1] * keys[kOff + d + 1];
+    c += q[qOff + d + 2] * keys[kOff + d + 2];
+    e += q[qOff + d + 3] * keys[kOff + d + 3];
+  }
+  return a + b + c + e;
+}
+
+/** acc += w0 * values[o0 ..] + w1 * values[o1 ..] (two rows per pass halves the acc traffic). */
+function accumulatePair(acc: Float64Array, values: Float32Array, w0: number, o0: number, w1: number, o1: number, D: number): void {
+  for (let d = 0; d < D; d++) acc[d] += w0 * values[o0 + d] + w1 * values[o1 + d];
+}
+
 /**
  * Attend q[qOff .. qOff+D) to the rows of one KV head given as
  *   ranges: flat [start0, end0, start1, end1, ...], `rangeCount` half-open row ranges, and
@@ -48,23 +70,23 @@ export function attendSparseRows(
   for (let r = 0; r < rangeCount; r++) {
     const end = ranges[2 * r + 1];
     for (let row = ranges[2 * r]; row < end; row++) {
-      const kOff = row * D;
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += q[qOff + d] * keys[kOff + d];
-      let v = dot * scale;
-      if (softcap !== null) v = softcap * Math.tanh(v / softcap);
+      const v = dot(q, qOff, keys, row * D, D) * scale;
       s[i++] = v;
       if (v > max) max = v;
     }
   }
   for (let c = 0; c < rowCount; c++) {
-    const kOff = rows![c] * D;
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[qOff + d] * keys[kOff + d];
-    let v = dot * scale;
-    if (softcap !== null) v = softcap * Math.tanh(v / softcap);
+    const v = dot(q, qOff, keys, rows![c] * D, D) * scale;
     s[i++] = v;
     if (v > max) max = v;
+  }
+  if (softcap !== null) {
+    max = -Infinity;
+    for (let j = 0; j < total; j++) {
+      const v = softcap * Math.tanh(s[j] / softcap);
+      s[j] = v;
+      if (v > max) max = v;
+    }
   }
   let sum = 0;
   for (let j = 0; j < total; j++) {
@@ -77,17 +99,11 @@ export function attendSparseRows(
   i = 0;
   for (let r = 0; r < rangeCount; r++) {
     const end = ranges[2 * r + 1];
-    for (let row = ranges[2 * r]; row < end; row++) {
-      const w = s[i++];
-      const vOff = row * D;
-      for (let d = 0; d < D; d++) acc[d] += w * values[vOff + d];
-    }
+    let row = ranges[2 * r];
+    for (; row + 1 < end; row += 2, i += 2) accumulatePair(acc, values, s[i], row * D, s[i + 1], row * D + D, D);
+    if (row < end) accumulatePair(acc, values, s[i++], row * D, 0, row * D, D);
   }
-  for (let c = 0; c < rowCount; c++) {
-    const w = s[i++];
-    const vOff = rows![c] * D;
-    for (let d = 0; d < D; d++) acc[d] += w * values[vOff + d];
-  }
+  for (let c = 0; c < rowCount; c++) accumulatePair(acc, values, s[i++], rows![c] * D, 0, rows![c] * D, D);
   const inv = 1 / sum;
   for (let d = 0; d < D; d++) out[outOff + d] = acc[d] * inv;
   return total;
