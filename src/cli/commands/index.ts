@@ -9,7 +9,8 @@ import { registerAnalyze } from './analyze.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerMethods } from './methods.js';
+import { registerTasks } from './tasks.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerRun, registerAnalyze, registerReport, registerMethods];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerRun, registerAnalyze, registerReport, registerMethods, registerTasks];

@@ -57,7 +57,7 @@ export const SCENE: readonly string[] = [
   '{p} arrived in {l} by boat, stepping onto a crowded wooden pier.',
   'The bells were ringing when {p} entered {l} for the first time.',
   '{p} rode into {l} at noon, squinting against the bright sun.',
-  'It was raining softly as {p} made the way into the heart of {l}.',
+  'It was raining softly as {p} made for the heart of {l}.',
   '{p} reached {l} just as the lamps were being lit along the main road.',
 ];
 
