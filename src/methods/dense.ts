@@ -6,13 +6,14 @@ import {
   type AttentionShape, type DecodeAttention, type DecodeCall, type HeadCounts, type PrefillAttention,
   type PrefillCall, denseKeyCount, emptyCounts,
 } from '../engine/attention.js';
-import { ScoreScratch, attendRowList, attendRowRange } from '../backends/cpu/attention-kernels.js';
+import { SparseAttentionScratch, attendSparseRows } from '../backends/cpu/sparse-attention.js';
 import type { LayerKvCache } from '../engine/kv-cache.js';
 import type { MethodDescriptor } from './types.js';
 
 /**
- * Rows of a KV head that a query at `position` sees under dense causal attention, when the head's
- * rows are still in position order (no eviction): [lo, hi).
+ * Rows of a KV head that a query at `position` sees under dense causal attention: [lo, hi). Rows are
+ * always in ascending position order (appends are, and eviction keeps the order), so the visible
+ * rows are contiguous even after a method evicted some.
  */
 function causalRowRange(cache: LayerKvCache, head: number, position: number, window: number | null): [number, number] {
   const pos = cache.positions[head];
@@ -40,7 +41,8 @@ function causalRowRange(cache: LayerKvCache, head: number, position: number, win
 export class DensePrefill implements PrefillAttention {
   readonly id = 'dense';
   readonly requiresWholePrompt = false;
-  private scratch = new ScoreScratch();
+  private scratch = new SparseAttentionScratch();
+  private range = new Int32Array(2);
 
   prefill(call: PrefillCall): HeadCounts {
     const { shape, queries, numQueries, queryStart, cache, out } = call;
@@ -53,8 +55,11 @@ export class DensePrefill implements PrefillAttention {
         const p = queryStart + t;
         const [lo, hi] = causalRowRange(cache, kvh, p, shape.slidingWindow);
         const off = (t * H + h) * D;
-        attendRowRange(queries, off, cache.keys[kvh], cache.values[kvh], D, lo, hi, shape.scale, shape.logitSoftcap, out, off, this.scratch);
-        counts.attended[h] += hi - lo;
+        this.range[0] = lo;
+        this.range[1] = hi;
+        counts.attended[h] += attendSparseRows(
+          queries, off, cache.keys[kvh], cache.values[kvh], D, this.range, 1, null, 0, shape.scale, shape.logitSoftcap, out, off, this.scratch,
+        );
         counts.dense[h] += denseKeyCount(p, shape.slidingWindow);
       }
     }
@@ -62,21 +67,11 @@ export class DensePrefill implements PrefillAttention {
   }
 }
 
-/** Rows of one KV head visible to a decode query under dense attention (any eviction respected). */
-export function visibleRows(cache: LayerKvCache, head: number, position: number, shape: AttentionShape): Int32Array {
-  const len = cache.lengths[head];
-  const pos = cache.positions[head];
-  const minPos = shape.slidingWindow === null ? -Infinity : position - shape.slidingWindow + 1;
-  const rows = new Int32Array(len);
-  let n = 0;
-  for (let r = 0; r < len; r++) if (pos[r] <= position && pos[r] >= minPos) rows[n++] = r;
-  return rows.subarray(0, n);
-}
-
 export class DenseDecode implements DecodeAttention {
   readonly id = 'dense';
   readonly observationWindow = 0;
-  private scratch = new ScoreScratch();
+  private scratch = new SparseAttentionScratch();
+  private range = new Int32Array(2);
 
   decode(call: DecodeCall): HeadCounts {
     const { shape, query, position, cache, out } = call;
@@ -84,11 +79,14 @@ export class DenseDecode implements DecodeAttention {
     const g = H / shape.numKvHeads;
     const counts = emptyCounts(H);
     for (let kvh = 0; kvh < shape.numKvHeads; kvh++) {
-      const rows = visibleRows(cache, kvh, position, shape);
+      const [lo, hi] = causalRowRange(cache, kvh, position, shape.slidingWindow);
+      this.range[0] = lo;
+      this.range[1] = hi;
       for (let j = 0; j < g; j++) {
         const h = kvh * g + j;
-        attendRowList(query, h * D, cache.keys[kvh], cache.values[kvh], D, rows, rows.length, shape.scale, shape.logitSoftcap, out, h * D, this.scratch);
-        counts.attended[h] = rows.length;
+        counts.attended[h] = attendSparseRows(
+          query, h * D, cache.keys[kvh], cache.values[kvh], D, this.range, 1, null, 0, shape.scale, shape.logitSoftcap, out, h * D, this.scratch,
+        );
         counts.dense[h] = denseKeyCount(position, shape.slidingWindow);
       }
     }
