@@ -3,7 +3,7 @@
  * runs in the phase a sparse method does not cover.
  */
 import {
-  type AttentionShape, type DecodeAttention, type DecodeCall, type HeadCounts, type PrefillAttention,
+  type DecodeAttention, type DecodeCall, type HeadCounts, type PrefillAttention,
   type PrefillCall, denseKeyCount, emptyCounts,
 } from '../engine/attention.js';
 import { SparseAttentionScratch, attendSparseRows } from '../backends/cpu/sparse-attention.js';
