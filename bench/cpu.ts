@@ -4,7 +4,7 @@
  * of a tiny llama-shaped random model at several prompt lengths with the default kernel.
  * Options: --lengths 256,1024,4096  --decode-steps 16  --quick (smaller everything, for a smoke run)
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { BlockedJsKernel, referenceMatmul, type MatmulKernel } from '../src/backends/cpu/matmul.js';
 import { WasmSimdKernel, measureWasmSimdPeak } from '../src/backends/cpu/wasm-matmul.js';
 import { createMatmulKernel } from '../src/backends/cpu/kernels.js';
@@ -215,9 +215,12 @@ function modelTable(opts: Options): void {
 export function runCpuBench(args: string[]): void {
   const opts = parseArgs(args);
   const cpu = cpus()[0];
-  console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}, matmul peak per core measured below; '% peak' of the threaded kernel is against cores × that`);
+  console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}; load average ${loadavg()[0].toFixed(2)}`);
+  console.log(`('% peak': against the measured one-core peak below; for the threaded kernel against cores × that)`);
   const peak = measureWasmSimdPeak(opts.quick ? 0.2 : 0.5);
   console.log(`measured wasm SIMD peak (f32x4 mul+add chains in registers, one core): ${peak.toFixed(1)} GFLOP/s`);
   matmulTable(opts.quick, peak);
   modelTable(opts);
+  // Other processes on the machine slow every number above; the load average says how busy it was.
+  console.log(`\nload average at the end (1/5/15 min): ${loadavg().map((l) => l.toFixed(2)).join(' / ')} on ${cpus().length} cores`);
 }
