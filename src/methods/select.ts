@@ -33,8 +33,3 @@ export function rankDescending(scores: Float64Array, len: number, idx: IndexScra
 export function sortAscending(a: Int32Array, count: number): void {
   a.subarray(0, count).sort();
 }
-
-/** Sort the first `count` entries of a in place, descending. */
-export function sortDescending(a: Int32Array, count: number): void {
-  a.subarray(0, count).sort((x, y) => y - x);
-}

@@ -273,12 +273,6 @@ export function attendVerticalSlash(
   return attended;
 }
 
-/** Per-head ranks of columns and offsets, computed once per layer call. */
-export interface HeadRanks {
-  rankV: Int32Array;
-  rankS: Int32Array;
-}
-
 /** FLOPs of the last-query estimate: 2D per score, ~5 per score for softmax, 2 for the two sums. */
 export function lastQueryEstimateFlops(numHeads: number, headDim: number, n: number, A: number): number {
   const a = Math.min(A, n);
