@@ -81,6 +81,19 @@ describe('CUDA driver on a device', { skip }, () => {
     rt.cuda.destroyEvent(end);
   });
 
+  test('a captured graph replays its work', () => {
+    const buf = rt.pool.acquire(4096);
+    const exec = rt.cuda.captureGraph(rt.stream, () => rt.cuda.fill32Async(buf.ptr, 0x40490fdb, 1024, rt.stream));
+    rt.cuda.fill32Async(buf.ptr, 0, 1024, rt.stream); // overwritten by the replay below
+    rt.cuda.launchGraph(exec, rt.stream);
+    rt.synchronize();
+    const back = new Float32Array(1024);
+    rt.cuda.download(back, buf.ptr);
+    assert.ok(back.every((x) => Math.abs(x - Math.PI) < 1e-6));
+    rt.cuda.destroyGraph(exec);
+    rt.pool.release(buf);
+  });
+
   test('NVRTC errors carry the compiler log', async () => {
     const { compileWithNvrtc, NvrtcCompileError } = await import('../../src/backends/cuda/nvrtc.js');
     assert.throws(() => compileWithNvrtc('extern "C" __global__ void f() { undefined_thing(); }', 'broken', rt.cuda.info.arch, []),

@@ -27,7 +27,12 @@ function nvccPresent(): boolean {
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# CUDA kernel compile checks skipped: ${skip}`);
 
-interface Variant { file: string; defines: Record<string, number> }
+interface Variant {
+  file: string;
+  defines: Record<string, number>;
+  /** sincosf's slow path for huge angles keeps its reduction table on the stack: allowed, no spills. */
+  allowStack?: boolean;
+}
 
 /** The variants the tests and benchmarks launch. */
 const VARIANTS: Variant[] = [
@@ -38,6 +43,7 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1 } },
+  { file: 'elementwise.cu', defines: {}, allowStack: true },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
@@ -55,7 +61,9 @@ describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
       const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
       assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
       for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
-      for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
+      if (!v.allowStack) {
+        for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
+      }
       assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
     });
   }

@@ -13,6 +13,7 @@ const ATTR_COMPUTE_CAPABILITY_MINOR = 76;
 const ATTR_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 const CU_EVENT_DEFAULT = 0;
 const CU_STREAM_NON_BLOCKING = 1;
+const CU_STREAM_CAPTURE_MODE_RELAXED = 2;
 
 export interface DeviceInfo {
   ordinal: number;
@@ -32,6 +33,7 @@ export interface DeviceInfo {
 export type DevicePtr = bigint;
 export type StreamHandle = bigint;
 export type EventHandle = bigint;
+export type GraphExec = bigint;
 
 export class CudaContext {
   readonly api: DriverApi;
@@ -164,6 +166,35 @@ export class CudaContext {
 
   destroyEvent(event: EventHandle): void {
     this.check(this.api.cuEventDestroy(event), 'cuEventDestroy');
+  }
+
+  /**
+   * Records the device work `body` enqueues on `stream` into a graph (relaxed capture: host-side
+   * calls in between are allowed) and returns an executable graph to replay with launchGraph.
+   */
+  captureGraph(stream: StreamHandle, body: () => void): GraphExec {
+    this.check(this.api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_RELAXED), 'cuStreamBeginCapture');
+    const graphOut = new BigUint64Array(1);
+    try {
+      body();
+    } finally {
+      this.check(this.api.cuStreamEndCapture(stream, graphOut), 'cuStreamEndCapture');
+    }
+    const execOut = new BigUint64Array(1);
+    try {
+      this.check(this.api.cuGraphInstantiate(execOut, graphOut[0], 0), 'cuGraphInstantiate');
+    } finally {
+      this.check(this.api.cuGraphDestroy(graphOut[0]), 'cuGraphDestroy');
+    }
+    return execOut[0];
+  }
+
+  launchGraph(exec: GraphExec, stream: StreamHandle): void {
+    this.check(this.api.cuGraphLaunch(exec, stream), 'cuGraphLaunch');
+  }
+
+  destroyGraph(exec: GraphExec): void {
+    this.check(this.api.cuGraphExecDestroy(exec), 'cuGraphExecDestroy');
   }
 
   /** Releases the primary context reference taken by create(). */

@@ -28,3 +28,26 @@ export function timeOnDevice(rt: CudaRuntime, body: (iteration: number) => void,
   const sorted = [...times].sort((a, b) => a - b);
   return { medianMs: sorted[Math.floor(sorted.length / 2)], minMs: sorted[0], maxMs: sorted[sorted.length - 1], repeats };
 }
+
+/**
+ * Device time per iteration without host launch gaps: `perGraph` iterations are captured into one
+ * graph, which is replayed and timed with events; each repeat's time is divided by `perGraph`.
+ * For kernels of tens of microseconds, where the host's enqueue cost would otherwise be measured.
+ */
+export function timeGraphOnDevice(
+  rt: CudaRuntime, body: (iteration: number) => void, options: { perGraph?: number; warmup?: number; repeats?: number } = {},
+): DeviceTiming {
+  const perGraph = options.perGraph ?? 20;
+  for (let i = 0; i < perGraph; i++) body(i); // warm: modules loaded, pool blocks cached before capture
+  rt.synchronize();
+  const exec = rt.cuda.captureGraph(rt.stream, () => {
+    for (let i = 0; i < perGraph; i++) body(i);
+  });
+  try {
+    const t = timeOnDevice(rt, () => rt.cuda.launchGraph(exec, rt.stream), { warmup: options.warmup ?? 2, repeats: options.repeats ?? 10 });
+    return { medianMs: t.medianMs / perGraph, minMs: t.minMs / perGraph, maxMs: t.maxMs / perGraph, repeats: t.repeats };
+  } finally {
+    rt.synchronize();
+    rt.cuda.destroyGraph(exec);
+  }
+}

@@ -52,6 +52,12 @@ export interface DriverApi {
     fn: Ptr, gx: number, gy: number, gz: number, bx: number, by: number, bz: number,
     sharedBytes: number, stream: Ptr, params: Ptr, extra: Ptr | null,
   ): Status;
+  cuStreamBeginCapture(stream: Ptr, mode: number): Status;
+  cuStreamEndCapture(stream: Ptr, outGraph: OutPtr): Status;
+  cuGraphInstantiate(outExec: OutPtr, graph: Ptr, flags: number): Status;
+  cuGraphLaunch(exec: Ptr, stream: Ptr): Status;
+  cuGraphExecDestroy(exec: Ptr): Status;
+  cuGraphDestroy(graph: Ptr): Status;
   cuGetErrorName(code: number, out: OutPtr): Status;
   cuGetErrorString(code: number, out: OutPtr): Status;
 }
@@ -109,6 +115,12 @@ const DRIVER_PROTOTYPES: Array<[keyof DriverApi, string[], string]> = [
   ['cuLaunchKernel', ['cuLaunchKernel'],
     'int {name}(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, ' +
     'unsigned int bz, unsigned int shared, void *stream, void *params, void *extra)'],
+  ['cuStreamBeginCapture', ['cuStreamBeginCapture_v2'], 'int {name}(void *stream, int mode)'],
+  ['cuStreamEndCapture', ['cuStreamEndCapture'], 'int {name}(void *stream, void *outGraph)'],
+  ['cuGraphInstantiate', ['cuGraphInstantiateWithFlags'], 'int {name}(void *outExec, void *graph, unsigned long long flags)'],
+  ['cuGraphLaunch', ['cuGraphLaunch'], 'int {name}(void *exec, void *stream)'],
+  ['cuGraphExecDestroy', ['cuGraphExecDestroy'], 'int {name}(void *exec)'],
+  ['cuGraphDestroy', ['cuGraphDestroy'], 'int {name}(void *graph)'],
   ['cuGetErrorName', ['cuGetErrorName'], 'int {name}(int code, void *out)'],
   ['cuGetErrorString', ['cuGetErrorString'], 'int {name}(int code, void *out)'],
 ];

@@ -82,17 +82,26 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     const bf16_t* src = q + ((size_t)min(t, T - 1) * H + h) * D + cc * 8;
     cp_async16(sQ + r * LDS + cc * 8, src, t < T ? 16 : 0);
   }
+  // Each thread copies the same 16-byte column of rows ldRow, ldRow + LD_ROWS, ... of a tile, so one
+  // base pointer and one shared address per tensor serve every tile (offsets are constants).
+  constexpr int LD_ROWS = THREADS / CHUNKS_PER_ROW;
+  static_assert(BN % LD_ROWS == 0, "tile rows must split evenly over the threads");
+  const int ldRow = tid / CHUNKS_PER_ROW, ldCol = (tid % CHUNKS_PER_ROW) * 8;
+  const bf16_t* kSrc = kHead + (size_t)ldRow * D + ldCol;
+  const bf16_t* vSrc = vHead + (size_t)ldRow * D + ldCol;
+  const u32 kDst = smem_addr(sK) + (ldRow * LDS + ldCol) * 2;
+  const u32 vDst = smem_addr(sV) + (ldRow * LDS + ldCol) * 2;
   auto loadKV = [&](int tile, int stage) {
     const int n0 = tile * BN;
-    bf16_t* dK = sK + stage * BN * LDS;
-    bf16_t* dV = sV + stage * BN * LDS;
-    for (int c = tid; c < BN * CHUNKS_PER_ROW; c += THREADS) {
-      const int r = c / CHUNKS_PER_ROW, cc = c % CHUNKS_PER_ROW;
-      const int key = n0 + r;
-      const int bytes = key < kvLen ? 16 : 0;  // zero rows past the cache: 0 * V must stay 0
-      const size_t off = (size_t)(key < kvLen ? key : 0) * D + cc * 8;
-      cp_async16(dK + r * LDS + cc * 8, kHead + off, bytes);
-      cp_async16(dV + r * LDS + cc * 8, vHead + off, bytes);
+    const u32 stageOff = stage * BN * LDS * 2;
+#pragma unroll
+    for (int i = 0; i < BN / LD_ROWS; ++i) {
+      const int key = n0 + ldRow + i * LD_ROWS;
+      // Rows past the cache are zero-filled (0 * V must stay 0) and read nothing.
+      const bool inside = key < kvLen;
+      const size_t off = inside ? (size_t)(n0 + i * LD_ROWS) * D : 0;
+      cp_async16_at(kDst + stageOff + i * LD_ROWS * LDS * 2, kSrc + off, inside ? 16 : 0);
+      cp_async16_at(vDst + stageOff + i * LD_ROWS * LDS * 2, vSrc + off, inside ? 16 : 0);
     }
     cp_async_commit();
   };
@@ -166,26 +175,25 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
       }
     }
 
-    // Scale into the log2 domain, then mask keys right of the diagonal or past the cache.
+    // Mask keys right of the diagonal or past the cache (only on tiles that reach them).
     const bool needMask = (n0 + BN - 1 > queryStart + warpRow0) || (n0 + BN > kvLen);
+    if (needMask) {
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
+      for (int m = 0; m < MT; ++m) {
 #pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt) {
+        for (int nt = 0; nt < BN / 8; ++nt) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[m][nt][e] * scaleLog2;
-          if (needMask) {
+          for (int e = 0; e < 4; ++e) {
             const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
             const int qp = qPosBase + m * 16 + (e < 2 ? 0 : 8);
-            if (key > qp || key >= kvLen) x = NEG_INF;
+            if (key > qp || key >= kvLen) s[m][nt][e] = NEG_INF;
           }
-          s[m][nt][e] = x;
         }
       }
     }
 
     // Online softmax, one row pair (g, g+8) per m-tile per thread; the quad (4 lanes) shares a row.
+    // Scores and row maxima stay unscaled; the scale enters each exponent through one FMA.
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
 #pragma unroll
@@ -195,23 +203,27 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
         for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[m][nt][2 * r], s[m][nt][2 * r + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float base = (mx == NEG_INF) ? 0.f : mx;  // a row with nothing visible yet stays at zero
-        const float alpha = fast_exp2(rowMax[m][r] - base);
+        const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
+        const float alpha = fast_exp2(fmaf(rowMax[m][r], scaleLog2, negBase));
         rowMax[m][r] = mx;
         float sum = 0.f;
 #pragma unroll
         for (int nt = 0; nt < BN / 8; ++nt) {
-          const float p0 = fast_exp2(s[m][nt][2 * r] - base);
-          const float p1 = fast_exp2(s[m][nt][2 * r + 1] - base);
+          const float p0 = fast_exp2(fmaf(s[m][nt][2 * r], scaleLog2, negBase));
+          const float p1 = fast_exp2(fmaf(s[m][nt][2 * r + 1], scaleLog2, negBase));
           s[m][nt][2 * r] = p0;
           s[m][nt][2 * r + 1] = p1;
           sum += p0 + p1;
         }
         rowSum[m][r] = rowSum[m][r] * alpha + sum;
+        // Once the running maxima settle, most tiles leave every row's max unchanged (alpha = 1):
+        // skip the accumulator rescale then (warp-uniform test, so no divergence).
+        if (__any_sync(0xffffffffu, alpha != 1.f)) {
 #pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          o[m][dt][2 * r] *= alpha;
-          o[m][dt][2 * r + 1] *= alpha;
+          for (int dt = 0; dt < D / 8; ++dt) {
+            o[m][dt][2 * r] *= alpha;
+            o[m][dt][2 * r + 1] *= alpha;
+          }
         }
       }
     }

@@ -1,0 +1,123 @@
+// The small per-token kernels of a transformer layer (bf16 in and out, fp32 arithmetic):
+//   rmsnorm         out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * (w + weightOffset)
+//   rope_rotate_half in place on x[t, h, :]: pairs (i, i + D/2) rotated by angle pos[t] * invFreq[i]
+//   swiglu          out = silu(gate) * up
+//   add             out = a + b              (residual)
+//   argmax_rows     index of the largest of each fp32 row (lowest index on ties)
+// No codegen parameters: one module serves every shape.
+#include "common.cuh"
+
+namespace {
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+}  // namespace
+
+// grid (T), block (256). x, out: [T, C]; w: [C]. Gemma's (1 + w) norm passes weightOffset = 1.
+extern "C" __global__ void __launch_bounds__(256) rmsnorm(
+    const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int C, float eps,
+    float weightOffset) {
+  __shared__ float partial[8];
+  const size_t row = blockIdx.x;
+  const bf16_t* xr = x + row * C;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    const float v = bf16_to_f32(xr[i]);
+    ss = fmaf(v, v, ss);
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) total += partial[i];
+  const float inv = rsqrtf(total / C + eps);
+  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    out[row * C + i] = f32_to_bf16(bf16_to_f32(xr[i]) * inv * (bf16_to_f32(w[i]) + weightOffset));
+  }
+}
+
+// One thread per rotated pair. x: [T, heads, D]; positions: [T] int32; invFreq: [D/2] fp32.
+extern "C" __global__ void __launch_bounds__(256) rope_rotate_half(
+    bf16_t* __restrict__ x, const int* __restrict__ positions, const float* __restrict__ invFreq, int T, int heads,
+    int D) {
+  const int half = D >> 1;
+  const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= (size_t)T * heads * half) return;
+  const int i = idx % half;
+  const size_t th = idx / half;  // t * heads + h
+  const int t = th / heads;
+  float s, c;
+  sincosf((float)positions[t] * invFreq[i], &s, &c);
+  bf16_t* v = x + th * D;
+  const float x1 = bf16_to_f32(v[i]);
+  const float x2 = bf16_to_f32(v[i + half]);
+  v[i] = f32_to_bf16(x1 * c - x2 * s);
+  v[i + half] = f32_to_bf16(x2 * c + x1 * s);
+}
+
+extern "C" __global__ void __launch_bounds__(256) swiglu(
+    const bf16_t* __restrict__ gate, const bf16_t* __restrict__ up, bf16_t* __restrict__ out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = bf16_to_f32(gate[i]);
+  out[i] = f32_to_bf16(g / (1.f + __expf(-g)) * bf16_to_f32(up[i]));
+}
+
+extern "C" __global__ void __launch_bounds__(256) add(
+    const bf16_t* __restrict__ a, const bf16_t* __restrict__ b, bf16_t* __restrict__ out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  out[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+// grid (rows), block (1024). logits: [rows, V] fp32; out: [rows] int32.
+extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* __restrict__ logits, int* __restrict__ out,
+                                                               int V) {
+  __shared__ float bestVal[32];
+  __shared__ int bestIdx[32];
+  const float* row = logits + (size_t)blockIdx.x * V;
+  float bv = NEG_INF;
+  int bi = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = row[i];
+    // Strided ascending scan: the first maximum this thread sees is its lowest index; the first
+    // element is taken even when it is -inf, so an all -inf row still answers an index.
+    if (v > bv || bi == 0x7fffffff) {
+      bv = v;
+      bi = i;
+    }
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+    if (ov > bv || (ov == bv && oi < bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) {
+    bestVal[warp] = bv;
+    bestIdx[warp] = bi;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x >> 5;
+    bv = lane < warps ? bestVal[lane] : NEG_INF;
+    bi = lane < warps ? bestIdx[lane] : 0x7fffffff;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+      if (ov > bv || (ov == bv && oi < bi)) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    if (lane == 0) out[blockIdx.x] = bi;
+  }
+}
