@@ -5,7 +5,8 @@
 //                   unnormalised output) over its rows; the slots merge in shared memory at the end
 //                   and the block writes one partial output with its max and exp-sum (log2 domain).
 //   decode_combine: block (query head h) merges the splits' partials into the final [H, D] output.
-// v1 (docs/perf.md) made three passes (scores, softmax, P·V) with barriers between them and read V
+// v3 adds register double buffering (the next step's rows are in flight during this step's math) and
+// a combine whose loads are independent. v1 (docs/perf.md) made three passes (scores, softmax, P·V) with barriers between them and read V
 // only after all of K: each block waited for memory twice as often, with half the bytes in flight.
 //
 // Layouts:
@@ -93,19 +94,25 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
   }
 
-  for (int base = 0; base < rows; base += SLOTS * UNROLL) {
-    Vec8 kr[UNROLL], vr[UNROLL];
+  // Register double buffering: the next step's K and V rows are requested before this step's math.
+  Vec8 kr[UNROLL], vr[UNROLL];
+  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int r = base + u * SLOTS + slot;
       if (r < rows) {
-        kr[u] = load_stream(kRows + (size_t)r * D);
-        vr[u] = load_stream(vRows + (size_t)r * D);
+        kd[u] = load_stream(kRows + (size_t)r * D);
+        vd[u] = load_stream(vRows + (size_t)r * D);
       } else {
-        kr[u] = Vec8{{0u, 0u, 0u, 0u}};
-        vr[u] = Vec8{{0u, 0u, 0u, 0u}};
+        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
       }
     }
+  };
+  loadStep(0, kr, vr);
+  for (int base = 0; base < rows; base += SLOTS * UNROLL) {
+    Vec8 kn[UNROLL], vn[UNROLL];
+    loadStep(base + SLOTS * UNROLL, kn, vn);  // rows past the chunk load nothing
     float sc[UNROLL][GROUP];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
@@ -149,6 +156,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
         for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p[u], vf[e], acc[gh][e]);
       }
     }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      kr[u] = kn[u];
+      vr[u] = vn[u];
+    }
   }
 
   // Merge the slots: rescale each to the block max, sum.
@@ -184,19 +196,42 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
   }
 }
 
-// grid (H), block (D): merges `splits` partials of query head h.
+// grid (H), block (128), dynamic shared memory splits * 4 bytes: merges the partials of query head h.
+// Split weights are computed once into shared memory; each thread then sums its output column over
+// the splits with independent loads.
 extern "C" __global__ void __launch_bounds__(128) decode_combine(
     const float* __restrict__ partO, const float* __restrict__ partML, bf16_t* __restrict__ out, int H, int splits) {
+  extern __shared__ float weight[];  // [splits]
+  __shared__ float red[4];
   const int h = blockIdx.x;
-  const int d = threadIdx.x;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
   float m = NEG_INF;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
-  float total = 0.f, acc = 0.f;
-  for (int s = 0; s < splits; ++s) {
+  for (int s = tid; s < splits; s += 128) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  __syncthreads();
+
+  float total = 0.f;
+  for (int s = tid; s < splits; s += 128) {
     const float* ml = partML + ((size_t)s * H + h) * 2;
     const float w = fast_exp2(ml[0] - m);
-    total += w * ml[1];
-    if (d < D) acc += w * partO[((size_t)s * H + h) * D + d];
+    weight[s] = w;
+    total = fmaf(w, ml[1], total);
   }
-  if (d < D) out[(size_t)h * D + d] = f32_to_bf16(acc / total);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+  if (lane == 0) red[warp] = total;
+  __syncthreads();
+  total = red[0] + red[1] + red[2] + red[3];
+
+  if (tid < D) {
+    float acc = 0.f;
+#pragma unroll 8
+    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + tid], acc);
+    out[(size_t)h * D + tid] = f32_to_bf16(acc / total);
+  }
 }

@@ -28,6 +28,7 @@ export interface DecodeArgs {
 const LOG2E = 1.4426950408889634;
 const THREADS = 128;
 const ROWS_PER_SLOT_STEP = 4; // UNROLL in the kernel
+const MAX_COMBINE_SHARED_BYTES = 48 * 1024;
 
 /** Rows the block covers per step of its loop (row slots x unroll); chunks are multiples of it. */
 export function decodeRowsPerStep(headDim: number): number {
@@ -50,7 +51,10 @@ export function planDecode(shape: DecodeShape, kvLen: number, multiprocessors: n
   const step = decodeRowsPerStep(shape.headDim);
   const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / shape.numKvHeads));
   const chunk = Math.max(2 * step, Math.ceil(Math.ceil(kvLen / targetSplits) / step) * step);
-  return { chunk, splits: Math.ceil(kvLen / chunk) };
+  const splits = Math.ceil(kvLen / chunk);
+  // The combine keeps one weight per split in shared memory.
+  if (splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`decode plan: ${splits} splits exceed the combine's shared memory`);
+  return { chunk, splits };
 }
 
 export class DecodeAttentionKernel {
@@ -96,7 +100,7 @@ export class DecodeAttentionKernel {
       [a.q, a.k, a.v, partO.ptr, partML.ptr, H, a.kvStride, a.kvLen, plan.chunk, a.scale * LOG2E],
     );
     combine.launch(
-      { grid: [H, 1, 1], block: [Math.max(D, 32), 1, 1], sharedBytes: 0, stream },
+      { grid: [H, 1, 1], block: [128, 1, 1], sharedBytes: plan.splits * 4, stream },
       [partO.ptr, partML.ptr, a.out, H, plan.splits],
     );
     // Stream order makes reuse safe: later work on this stream runs after the combine has read them.
