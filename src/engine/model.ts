@@ -49,7 +49,10 @@ interface LayerWeights {
 }
 
 export interface ModelOptions {
-  /** Matmul kernel for the linear layers (default: wasm SIMD where supported, else blocked JS). */
+  /**
+   * Matmul kernel for the linear layers (default: wasm SIMD where supported and the weights fit its
+   * 4 GiB memory, else blocked JS).
+   */
   kernel?: MatmulKernel;
 }
 
@@ -83,7 +86,7 @@ export class TransformerModel {
   constructor(config: ModelConfig, weights: WeightStore, options: ModelOptions = {}) {
     validateConfig(config);
     this.config = config;
-    this.kernel = options.kernel ?? createMatmulKernel('auto');
+    this.kernel = options.kernel ?? createMatmulKernel('auto', 4 * linearParameterCount(config));
     const c = config;
     const loader = new WeightLoader(weights);
     const hidden = c.hiddenSize;
@@ -346,6 +349,13 @@ export class TransformerModel {
     if (cap !== null) for (let i = 0; i < logits.length; i++) logits[i] = cap * Math.tanh(logits[i] / cap);
     return logits;
   }
+}
+
+/** Parameters of the matrices the kernel holds (all linear layers and the LM head). */
+export function linearParameterCount(c: ModelConfig): number {
+  const D = c.headDim;
+  const perLayer = c.hiddenSize * (2 * c.numHeads * D + 2 * c.numKvHeads * D) + 3 * c.hiddenSize * c.intermediateSize;
+  return c.numLayers * perLayer + c.vocabSize * c.hiddenSize;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -12,11 +12,17 @@ import { WasmSimdKernel, wasmSimdSupported } from './wasm-matmul.js';
 export const MATMUL_KERNELS = ['auto', 'wasm-simd', 'wasm-simd-threads', 'js-blocked'] as const;
 export type MatmulKernelName = (typeof MATMUL_KERNELS)[number];
 
-/** A fresh kernel instance (the wasm kernel owns its memory: one per model). */
-export function createMatmulKernel(name: MatmulKernelName | string = 'auto'): MatmulKernel {
+/** Weights above this many bytes do not fit wasm32 memory next to the activations: 'auto' picks JS. */
+export const WASM_WEIGHT_BYTES_LIMIT = 3.5 * 2 ** 30;
+
+/**
+ * A fresh kernel instance (the wasm kernel owns its memory: one per model). `weightBytes`: the f32
+ * size of the matrices the model will prepare, so that 'auto' can avoid a kernel they cannot fit.
+ */
+export function createMatmulKernel(name: MatmulKernelName | string = 'auto', weightBytes = 0): MatmulKernel {
   switch (name) {
     case 'auto':
-      return wasmSimdSupported() ? new WasmSimdKernel() : new BlockedJsKernel();
+      return wasmSimdSupported() && weightBytes <= WASM_WEIGHT_BYTES_LIMIT ? new WasmSimdKernel() : new BlockedJsKernel();
     case 'wasm-simd':
       if (!wasmSimdSupported()) throw new Error('this runtime does not support WebAssembly SIMD; use --kernel js-blocked');
       return new WasmSimdKernel();
