@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../../engine/checkpoint.js';
-import { TransformerModel } from '../../engine/model.js';
+import { TransformerModel, linearParameterCount } from '../../engine/model.js';
 import { generateText } from '../../engine/generate.js';
 import { createMatmulKernel, MATMUL_KERNELS } from '../../backends/cpu/kernels.js';
 import { achievedSparsity } from '../../engine/forward-state.js';
@@ -43,7 +43,7 @@ export function registerGenerate(program: Command): void {
       const chunkSize = positiveInt(opts.chunkSize, '--chunk-size');
       const ckpt = loadCheckpoint(opts.model);
       const t0 = performance.now();
-      const model = new TransformerModel(ckpt.config, ckpt.weights, { kernel: createMatmulKernel(opts.kernel) });
+      const model = new TransformerModel(ckpt.config, ckpt.weights, { kernel: createMatmulKernel(opts.kernel, 4 * linearParameterCount(ckpt.config)) });
       const loadSeconds = (performance.now() - t0) / 1000;
       const results = generateText(model, ckpt.tokenizer, opts.prompt, {
         maxNewTokens, chunkSize, chat: opts.chat, stopTokenIds: ckpt.stopTokenIds,
