@@ -7,8 +7,9 @@
  * Writes a JSON report (--out) and, with --check-dir, the inputs and our output of one prefill case
  * for tools/peers/sdpa_attention.py to compare with PyTorch SDPA.
  *
- * Usage: node dist/bench/attention.js [--lengths 4096,16384,32768] [--decode-lengths 8192,32768,131072]
- *        [--out FILE] [--check-dir DIR] [--repeats N]
+ * Usage: npm run bench -- attention [args], or node dist/bench/attention.js [args], with args
+ *        [--lengths 4096,16384,32768,65536] [--decode-lengths 8192,32768,131072] [--out FILE]
+ *        [--check-dir DIR] [--repeats N]. Prints a skip message where there is no CUDA device.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -257,6 +258,11 @@ export async function main(argv: string[]): Promise<number> {
   if (o.out) writeFileSync(o.out, JSON.stringify(report, null, 2));
   rt.dispose();
   return 0;
+}
+
+/** Entry for bench/main.ts (`npm run bench -- attention [args]`). */
+export async function runAttentionBench(args: string[]): Promise<void> {
+  process.exitCode = await main(args);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
