@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
-import { getTask, listTasks, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
+import { getTask, listTasks, measureSmallestLength, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
 import { PURCHASE } from '../../src/tasks/story/pools.js';
 import type { NiahGold } from '../../src/tasks/ruler/niah.js';
 import type { VtGold } from '../../src/tasks/ruler/vt.js';
@@ -187,4 +187,11 @@ test('errors: too short a length names task, length and seed; bad options are pl
   assert.throws(() => getTask('vt').generate({ tokenizer, length: 2048, count: 1, params: { numHops: 0 } }), /numHops must be an integer ≥ 1/);
   assert.throws(() => getTask('nope'), /unknown task "nope"/);
   assert.equal(getTask('ruler_niah').name, 'niah');
+});
+
+test('smallest length: measured for VT on Qwen 3 and NIAH on Llama 3.1, no larger than the reported figure', () => {
+  const vt = measureSmallestLength(getTask('vt'), tokenizers.qwen3, { examples: 3, maxLength: 3072 });
+  assert.ok(vt !== null && vt <= getTask('vt').smallestLength && vt > 1024, `vt: ${vt}`);
+  const niah = measureSmallestLength(getTask('niah'), tokenizers.llama3_1, { examples: 3, maxLength: 2048 });
+  assert.ok(niah !== null && niah <= getTask('niah').smallestLength && niah >= 512, `niah: ${niah}`);
 });

@@ -27,7 +27,7 @@ export interface NiahGold {
 }
 
 const NAME = 'niah';
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const ALPHABET = [...'abcdefghijklmnopqrstuvwxyz0123456789'];
 const LATE_TRIES = 32;
 
 const INTRO =
@@ -44,7 +44,7 @@ const BULLETS = [
 
 function randomCode(rng: SeededRandom, p: NiahParams): string {
   const groups: string[] = [];
-  for (let g = 0; g < p.groups; g++) groups.push(rng.choices([...ALPHABET], p.groupLength).join(''));
+  for (let g = 0; g < p.groups; g++) groups.push(rng.choices(ALPHABET, p.groupLength).join(''));
   return groups.join('-');
 }
 
