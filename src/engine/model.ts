@@ -66,6 +66,9 @@ export interface ForwardItem {
 }
 
 export type Phase = 'prefill' | 'decode';
+
+/** Rows per MLP block inside one forward (bounds the [rows, 2·intermediate] buffer). */
+const MLP_ROW_BLOCK = 512;
 /** Which rows get logits: every token's, only each item's last token's, or none (inner prefill chunks). */
 export type LogitRows = 'all' | 'last' | 'none';
 
@@ -263,8 +266,11 @@ export class TransformerModel {
     const v = new Float32Array(N * kvDim);
     const attn = new Float32Array(N * qDim); // [N, H, D]
     const proj = new Float32Array(N * hidden);
-    const gateUp = new Float32Array(N * 2 * inter);
-    const act = new Float32Array(N * inter);
+    // The MLP runs in row blocks so a whole-prompt forward (methods that need the whole prompt in one
+    // chunk) does not hold [N, 2·intermediate] activations at once.
+    const mlpRows = Math.min(N, MLP_ROW_BLOCK);
+    const gateUp = new Float32Array(mlpRows * 2 * inter);
+    const act = new Float32Array(mlpRows * inter);
     const activation = c.mlpActivation === 'gelu_tanh' ? geluTanh : silu;
 
     for (let l = 0; l < c.numLayers; l++) {
@@ -295,9 +301,12 @@ export class TransformerModel {
       addInPlace(x, proj, N * hidden);
 
       rmsNormRows(x, N, hidden, w.preMlpNorm, c.rmsNormEps, h);
-      this.kernel.matmul(h, N, w.gateUp, gateUp);
-      gatedActivation(gateUp, N, inter, activation, act);
-      this.kernel.matmul(act, N, w.down, proj);
+      for (let r0 = 0; r0 < N; r0 += mlpRows) {
+        const rows = Math.min(mlpRows, N - r0);
+        this.kernel.matmul(h.subarray(r0 * hidden, (r0 + rows) * hidden), rows, w.gateUp, gateUp);
+        gatedActivation(gateUp, rows, inter, activation, act);
+        this.kernel.matmul(act, rows, w.down, proj.subarray(r0 * hidden, (r0 + rows) * hidden));
+      }
       if (w.postMlpNorm) rmsNormRows(proj, N, hidden, w.postMlpNorm, c.rmsNormEps, proj);
       addInPlace(x, proj, N * hidden);
     }

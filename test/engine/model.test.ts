@@ -98,3 +98,15 @@ test('bad weights: a wrong tensor shape is named in the error', () => {
   t.shape = [t.shape[1], t.shape[0]];
   assert.throws(() => new TransformerModel(config, weights), /model\.layers\.1\.self_attn\.k_proj\.weight has shape \[24,16\]/);
 });
+
+test('a forward longer than the MLP row block (512) equals chunked prefill', () => {
+  const config = tinyConfig('qwen3', { numLayers: 1 });
+  const model = new TransformerModel(config, randomWeights(config, 13));
+  const ids = randomTokens(530, config.vocabSize, 6);
+  const plan = densePlan();
+  const V = config.vocabSize;
+  const all = model.logits(ids, plan);
+  const s = model.newSequence(plan);
+  const last = model.prefill(s, ids, plan, 100);
+  assert.ok(maxRelDiff(last, all.subarray(529 * V)) < 1e-5);
+});
