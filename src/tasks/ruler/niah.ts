@@ -129,7 +129,7 @@ const IS_COLON = new RegExp(`(?<![${PY_WORD}])is:${S}+`, 'gu');
 
 /** Lowercase, collapse whitespace, and turn "is:" into "is" (the original's value normalisation). */
 function normalizeValue(text: string): string {
-  return pyCollapseSpaces(pyStrip(text.toLowerCase())).replace(IS_COLON, "is ");
+  return pyCollapseSpaces(pyStrip(text.toLowerCase())).replace(IS_COLON, 'is ');
 }
 
 /** Numbered answers by canonical number; the first occurrence of a number wins. */
