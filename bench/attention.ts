@@ -191,15 +191,16 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
   // Graph replay gives device time; the eager figure adds the host's launch cost per step.
   const t = timeGraphOnDevice(rt, run, { perGraph: 20, repeats: o.repeats });
   const eager = timeOnDevice(rt, run, { warmup: 3, repeats: Math.max(o.repeats, 20) });
-  // The copy moves the same bytes the kernel reads (K and V of the cache) into a second buffer.
-  const dst = rt.pool.acquire(bytes / 2);
+  // The copy moves the same bytes the kernel reads (K and V of the cache) into other buffers,
+  // destinations rotating like the sources so that neither side is served from L2.
+  const dsts = Array.from({ length: copies }, () => rt.pool.acquire(bytes));
   const copy = (i: number) => {
-    const c = caches[i % copies];
-    rt.cuda.copyDeviceAsync(dst.ptr, c.k.ptr, bytes / 2, rt.stream);
-    rt.cuda.copyDeviceAsync(dst.ptr, c.v.ptr, bytes / 2, rt.stream);
+    const c = caches[i % copies], d = dsts[i % copies].ptr;
+    rt.cuda.copyDeviceAsync(d, c.k.ptr, bytes / 2, rt.stream);
+    rt.cuda.copyDeviceAsync(d + BigInt(bytes / 2), c.v.ptr, bytes / 2, rt.stream);
   };
   const tc = timeGraphOnDevice(rt, copy, { perGraph: 20, repeats: o.repeats });
-  rt.pool.release(dst);
+  for (const d of dsts) rt.pool.release(d);
   rt.pool.release(out);
   rt.pool.release(dq);
   for (const c of caches) { rt.pool.release(c.k); rt.pool.release(c.v); }
