@@ -10,7 +10,7 @@
  * all but the diagonal one in full. So the achieved sparsity is known before running.
  */
 import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts } from '../engine/attention.js';
-import { RangeList, SparseAttentionScratch, attendSparseRows } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, RangeList, attendQueryRun } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, causalPairs, intParam, optionalIntParam } from './options.js';
 import { IndexScratch, rankDescending, sortAscending } from './select.js';
 import type { BudgetDecision, BudgetDescription, MethodDescriptor, ResolvedOptions } from './types.js';
@@ -73,7 +73,7 @@ export class BlockSparsePrefill implements PrefillAttention {
   readonly id = 'block_sparse';
   readonly requiresWholePrompt = true;
   readonly lastDecisions = new Map<number, BudgetDecision>();
-  private scratch = new SparseAttentionScratch();
+  private run = new QueryRunScratch();
   private ranges = new RangeList();
   private rank = new IndexScratch();
 
@@ -156,19 +156,17 @@ export class BlockSparsePrefill implements PrefillAttention {
       const keys = cache.keys[kvh], values = cache.values[kvh];
       for (let m = 0; m < B; m++) {
         const rowEnd = Math.min(n, (m + 1) * c);
-        for (let r = m * c; r < rowEnd; r++) {
-          this.ranges.clear();
-          for (let i = 0; i < kept[m]; i++) {
-            const j = selected[m * t + i];
-            this.ranges.push(j * c, Math.min((j + 1) * c, r + 1));
-          }
-          const off = (r * H + h) * D;
-          counts.attended[h] += attendSparseRows(
-            queries, off, keys, values, D, this.ranges.data, this.ranges.count, null, 0,
-            shape.scale, shape.logitSoftcap, out, off, this.scratch,
-          );
-          counts.dense[h] += r + 1;
+        // The chunk's rows share its kept chunks; the kernel applies key <= query per row.
+        this.ranges.clear();
+        for (let i = 0; i < kept[m]; i++) {
+          const j = selected[m * t + i];
+          this.ranges.push(j * c, Math.min((j + 1) * c, n));
         }
+        counts.attended[h] += attendQueryRun(
+          queries, out, H, h, D, m * c, rowEnd, 0, null, keys, values, this.ranges.data, this.ranges.count, null, 0,
+          shape.scale, shape.logitSoftcap, this.run,
+        );
+        for (let r = m * c; r < rowEnd; r++) counts.dense[h] += r + 1;
       }
     }
     return counts;

@@ -6,7 +6,7 @@ import {
   type DecodeAttention, type DecodeCall, type HeadCounts, type PrefillAttention,
   type PrefillCall, denseKeyCount, emptyCounts,
 } from '../engine/attention.js';
-import { SparseAttentionScratch, attendSparseRows } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, SparseAttentionScratch, attendQueryRun, attendSparseRows } from '../backends/cpu/sparse-attention.js';
 import type { LayerKvCache } from '../engine/kv-cache.js';
 import type { MethodDescriptor } from './types.js';
 
@@ -42,6 +42,7 @@ export class DensePrefill implements PrefillAttention {
   readonly id = 'dense';
   readonly requiresWholePrompt = false;
   private scratch = new SparseAttentionScratch();
+  private run = new QueryRunScratch();
   private range = new Int32Array(2);
 
   prefill(call: PrefillCall): HeadCounts {
@@ -49,8 +50,21 @@ export class DensePrefill implements PrefillAttention {
     const { numHeads: H, headDim: D } = shape;
     const g = H / shape.numKvHeads;
     const counts = emptyCounts(H);
+    const end = queryStart + numQueries;
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor(h / g);
+      for (let t = 0; t < numQueries; t++) counts.dense[h] += denseKeyCount(queryStart + t, shape.slidingWindow);
+      if (cache.lengths[kvh] === end && cache.positions[kvh][end - 1] === end - 1) {
+        // Rows are positions: the whole chunk shares one row range, four queries at a time.
+        const lo = shape.slidingWindow === null ? 0 : Math.max(0, queryStart - shape.slidingWindow + 1);
+        this.range[0] = lo;
+        this.range[1] = end;
+        counts.attended[h] += attendQueryRun(
+          queries, out, H, h, D, 0, numQueries, queryStart, shape.slidingWindow, cache.keys[kvh], cache.values[kvh],
+          this.range, 1, null, 0, shape.scale, shape.logitSoftcap, this.run,
+        );
+        continue;
+      }
       for (let t = 0; t < numQueries; t++) {
         const p = queryStart + t;
         const [lo, hi] = causalRowRange(cache, kvh, p, shape.slidingWindow);
@@ -60,7 +74,6 @@ export class DensePrefill implements PrefillAttention {
         counts.attended[h] += attendSparseRows(
           queries, off, cache.keys[kvh], cache.values[kvh], D, this.range, 1, null, 0, shape.scale, shape.logitSoftcap, out, off, this.scratch,
         );
-        counts.dense[h] += denseKeyCount(p, shape.slidingWindow);
       }
     }
     return counts;

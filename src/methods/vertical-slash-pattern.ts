@@ -11,7 +11,7 @@
  * and left of the last one are attended as single columns. The causal mask key <= query holds
  * throughout (columns lie left of the block, ranges are clipped per row).
  */
-import { SparseAttentionScratch, attendSparseRows, RangeList, dot } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, attendQueryRun, dot } from '../backends/cpu/sparse-attention.js';
 import { IndexScratch, rankDescending } from './select.js';
 
 export const PATTERN_BLOCK = 64;
@@ -245,30 +245,24 @@ export class VerticalSlashBuilder {
 
 /**
  * Run one query head over its layout. queries/out: [n, H, D]; keys/values: the KV head's [n, D].
+ * The rows of a 64-row block share their ranges and columns; the kernel applies key <= query per row.
  * Returns the attended pairs (equal to layout.pairs).
  */
 export function attendVerticalSlash(
   queries: Float32Array, H: number, D: number, head: number,
   keys: Float32Array, values: Float32Array, layout: VerticalSlashLayout,
-  scale: number, softcap: number | null, out: Float32Array,
-  scratch: SparseAttentionScratch, ranges: RangeList,
+  scale: number, softcap: number | null, out: Float32Array, scratch: QueryRunScratch,
 ): number {
   const B = PATTERN_BLOCK;
   let attended = 0;
   for (let m = 0; m < layout.numBlocks; m++) {
     const start = m * B, rowEnd = Math.min(start + B, layout.n);
+    const r0 = layout.rangeStart[m], r1 = layout.rangeStart[m + 1];
     const c0 = layout.columnStart[m], c1 = layout.columnStart[m + 1];
-    const cols = layout.columns.subarray(c0, c1);
-    for (let r = start; r < rowEnd; r++) {
-      ranges.clear();
-      for (let i = layout.rangeStart[m]; i < layout.rangeStart[m + 1]; i++) {
-        const a = layout.ranges[2 * i];
-        const b = Math.min(layout.ranges[2 * i + 1], r + 1);
-        ranges.push(a, b);
-      }
-      const off = (r * H + head) * D;
-      attended += attendSparseRows(queries, off, keys, values, D, ranges.data, ranges.count, cols, c1 - c0, scale, softcap, out, off, scratch);
-    }
+    attended += attendQueryRun(
+      queries, out, H, head, D, start, rowEnd, 0, null, keys, values,
+      layout.ranges.subarray(2 * r0, 2 * r1), r1 - r0, layout.columns.subarray(c0, c1), c1 - c0, scale, softcap, scratch,
+    );
   }
   return attended;
 }

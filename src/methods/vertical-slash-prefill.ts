@@ -4,7 +4,7 @@
  * layout and run it. The two methods differ only in how they choose the counts.
  */
 import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts } from '../engine/attention.js';
-import { RangeList, SparseAttentionScratch } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, causalPairs } from './options.js';
 import { IndexScratch } from './select.js';
 import {
@@ -43,8 +43,7 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
   keepLayouts = false;
   lastLayouts: VerticalSlashLayout[] = [];
   protected builder = new VerticalSlashBuilder();
-  private scratch = new SparseAttentionScratch();
-  private ranges = new RangeList();
+  private run = new QueryRunScratch();
   private idx = new IndexScratch();
 
   constructor(readonly approximationSize: number) {}
@@ -92,7 +91,7 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
       if (this.keepLayouts) this.lastLayouts.push(layout);
       originalCells += layout.originalCells;
       counts.attended[h] = attendVerticalSlash(
-        queries, H, D, h, cache.keys[kvh], cache.values[kvh], layout, shape.scale, shape.logitSoftcap, out, this.scratch, this.ranges,
+        queries, H, D, h, cache.keys[kvh], cache.values[kvh], layout, shape.scale, shape.logitSoftcap, out, this.run,
       );
       counts.dense[h] = causalPairs(n);
     }

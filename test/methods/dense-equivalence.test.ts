@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAttentionPlan, listMethods } from '../../src/methods/index.js';
 import { DenseDecode, DensePrefill } from '../../src/methods/dense.js';
-import { RangeList, SparseAttentionScratch, attendSparseRows } from '../../src/backends/cpu/sparse-attention.js';
+import { RangeList, SparseAttentionScratch, SparseAttentionScratch4, attendSparseRows, attendSparseRows4 } from '../../src/backends/cpu/sparse-attention.js';
 import { achievedSparsity, cacheOf, maskedReference, maxAbsDiff, rng, runDecode, runPrefill, synthetic } from './helpers.js';
 
 test('sparse kernel: ranges + rows equal an explicit-mask dense reference', () => {
@@ -103,4 +103,55 @@ test('short and block-edge prompts: every method runs, counts stay causal, s = 0
       }
     }
   }
+});
+
+test('four-query kernel: shared ranges and rows, per-query limits, partial groups, equal a masked reference', () => {
+  const data = synthetic(90, 4, 2, 12, 77);
+  const { numHeads: H, headDim: D, scale } = data.shape;
+  const cache = cacheOf(data);
+  const r = rng(8);
+  const out = new Float32Array(data.n * H * D).fill(Number.NaN);
+  const allowed: Set<number>[][] = Array.from({ length: H }, () => Array.from({ length: data.n }, () => new Set<number>()));
+  const scratch = new SparseAttentionScratch4();
+  const visited = new Int32Array(4);
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < data.n; t += 3) {
+      const count = Math.min(3, data.n - t); // groups of three exercise the inactive slot
+      const ranges = new RangeList();
+      const a = Math.floor(r() * 40);
+      ranges.push(a, a + Math.floor(r() * 50));
+      const rowList = Int32Array.from(new Set([Math.floor(r() * 20), 85, 89].filter((x) => x < a)));
+      const qOffs = new Int32Array(4), lower = new Int32Array(4), upper = new Int32Array(4);
+      for (let i = 0; i < count; i++) {
+        qOffs[i] = ((t + i) * H + h) * D;
+        upper[i] = t + i;
+        lower[i] = Math.floor(r() * 10);
+        for (let k = 0; k < data.n; k++) {
+          const inSet = (k >= a && k < ranges.data[1] && ranges.count > 0) || rowList.includes(k);
+          if (inSet && k >= lower[i] && k <= upper[i]) allowed[h][t + i].add(k);
+        }
+      }
+      attendSparseRows4(data.queries, qOffs, count, cache.keys[h >> 1], cache.values[h >> 1], D, ranges.data, ranges.count, rowList, rowList.length, lower, upper, scale, null, out, qOffs, scratch, visited);
+      for (let i = 0; i < count; i++) assert.equal(visited[i], allowed[h][t + i].size);
+    }
+  }
+  const ref = maskedReference(data, (h, q, k) => allowed[h][q].has(k));
+  assert.ok(maxAbsDiff(out, ref.out) < 1e-5);
+});
+
+test('dense prefill with a sliding window, in chunks, equals a masked reference', () => {
+  const data = synthetic(70, 4, 2, 8, 78);
+  const window = 7;
+  const shape = { ...data.shape, slidingWindow: window };
+  const { numHeads: H, headDim: D } = shape;
+  const out = new Float32Array(70 * H * D);
+  const method = new DensePrefill();
+  for (let start = 0; start < 70; start += 32) {
+    const T = Math.min(32, 70 - start);
+    const chunk = new Float32Array(T * H * D);
+    method.prefill({ layer: 0, shape, queries: data.queries.subarray(start * H * D), numQueries: T, queryStart: start, cache: cacheOf(data, start + T), out: chunk, isLastChunk: start + T === 70 });
+    out.set(chunk, start * H * D);
+  }
+  const ref = maskedReference(data, (_h, q, k) => k <= q && k > q - window);
+  assert.ok(maxAbsDiff(out, ref.out) < 1e-5);
 });
