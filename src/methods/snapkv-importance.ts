@@ -5,7 +5,7 @@
 import {
   type CompressCall, type DecodeAttention, type DecodeCall, type HeadCounts, emptyCounts,
 } from '../engine/attention.js';
-import { RangeList, SparseAttentionScratch, attendSparseRows, dot } from '../backends/cpu/sparse-attention.js';
+import { RangeList, SparseAttentionScratch, attendSparseRows, scoreRows4, softmaxInPlace } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, intParam, optionalIntParam } from './options.js';
 import type { BudgetDecision, ParamSpec, ResolvedOptions } from './types.js';
 
@@ -64,35 +64,25 @@ export function windowImportance(call: CompressCall, mode: 'mean' | 'max'): Floa
     if (cache.lengths[kvh] !== n) throw new Error(`snapkv: cache holds ${cache.lengths[kvh]} rows, expected the ${n}-token prompt`);
   }
   const importance = Array.from({ length: Hkv }, () => new Float64Array(n));
-  const row = new Float64Array(n);
+  const rows = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+  const qOffs = new Int32Array(4), last = new Int32Array(4);
   for (let h = 0; h < H; h++) {
     const kvh = Math.floor(h / g);
-    const keys = cache.keys[kvh];
     const imp = importance[kvh];
-    for (let i = 0; i < W; i++) {
-      const p = windowStart + i;
-      const qOff = (i * H + h) * D;
-      let max = -Infinity;
-      for (let j = 0; j <= p; j++) {
-        let v = dot(windowQueries, qOff, keys, j * D, D) * shape.scale;
-        if (shape.logitSoftcap !== null) v = shape.logitSoftcap * Math.tanh(v / shape.logitSoftcap);
-        row[j] = v;
-        if (v > max) max = v;
+    for (let i0 = 0; i0 < W; i0 += 4) {
+      const count = Math.min(4, W - i0);
+      for (let i = 0; i < count; i++) {
+        qOffs[i] = ((i0 + i) * H + h) * D;
+        last[i] = windowStart + i0 + i;
       }
-      let sum = 0;
-      for (let j = 0; j <= p; j++) {
-        const e = Math.exp(row[j] - max);
-        row[j] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      if (mode === 'mean') {
-        const w = inv / g;
-        for (let j = 0; j <= p; j++) imp[j] += row[j] * w;
-      } else {
-        for (let j = 0; j <= p; j++) {
-          const w = row[j] * inv;
-          if (w > imp[j]) imp[j] = w;
+      scoreRows4(windowQueries, qOffs, count, cache.keys[kvh], D, last, shape.scale, shape.logitSoftcap, rows);
+      for (let i = 0; i < count; i++) {
+        const p = last[i], row = rows[i];
+        softmaxInPlace(row, p + 1);
+        if (mode === 'mean') {
+          for (let j = 0; j <= p; j++) imp[j] += row[j] / g;
+        } else {
+          for (let j = 0; j <= p; j++) if (row[j] > imp[j]) imp[j] = row[j];
         }
       }
     }

@@ -11,7 +11,7 @@
  * and left of the last one are attended as single columns. The causal mask key <= query holds
  * throughout (columns lie left of the block, ranges are clipped per row).
  */
-import { QueryRunScratch, attendQueryRun, dot } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, attendQueryRun, scoreRows4, softmaxInPlace } from '../backends/cpu/sparse-attention.js';
 import { IndexScratch, rankDescending } from './select.js';
 
 export const PATTERN_BLOCK = 64;
@@ -21,36 +21,32 @@ export const PATTERN_BLOCK = 64;
  * keys 0..p), reduced to: vertical[j] = sum over queries of the weight on key j, and
  * slash[o] = sum over queries of the weight on key = query - o. Both [n]; slash above the main
  * diagonal would be zero and is not represented.
- * queries: [n, H, D] (whole prompt); keys: [n, D] of the head's KV head.
+ * queries: [n, H, D] (whole prompt); keys: [n, D] of the head's KV head; rows: four [n] buffers.
  */
 export function lastQueryScores(
   queries: Float32Array, n: number, H: number, D: number, head: number,
   keys: Float32Array, A: number, scale: number, softcap: number | null,
-  vertical: Float64Array, slash: Float64Array, row: Float64Array,
+  vertical: Float64Array, slash: Float64Array, rows: Float64Array[],
 ): void {
   vertical.fill(0, 0, n);
   slash.fill(0, 0, n);
-  for (let i = 0; i < A; i++) {
-    const p = n - A + i;
-    const qOff = (p * H + head) * D;
-    let max = -Infinity;
-    for (let j = 0; j <= p; j++) {
-      let v = dot(queries, qOff, keys, j * D, D) * scale;
-      if (softcap !== null) v = softcap * Math.tanh(v / softcap);
-      row[j] = v;
-      if (v > max) max = v;
+  const qOffs = new Int32Array(4), last = new Int32Array(4);
+  for (let i0 = 0; i0 < A; i0 += 4) {
+    const count = Math.min(4, A - i0);
+    for (let i = 0; i < count; i++) {
+      const p = n - A + i0 + i;
+      qOffs[i] = (p * H + head) * D;
+      last[i] = p;
     }
-    let sum = 0;
-    for (let j = 0; j <= p; j++) {
-      const e = Math.exp(row[j] - max);
-      row[j] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let j = 0; j <= p; j++) {
-      const w = row[j] * inv;
-      vertical[j] += w;
-      slash[p - j] += w;
+    scoreRows4(queries, qOffs, count, keys, D, last, scale, softcap, rows);
+    for (let i = 0; i < count; i++) {
+      const p = last[i], row = rows[i];
+      softmaxInPlace(row, p + 1);
+      for (let j = 0; j <= p; j++) {
+        const w = row[j];
+        vertical[j] += w;
+        slash[p - j] += w;
+      }
     }
   }
 }

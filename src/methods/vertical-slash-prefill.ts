@@ -69,14 +69,14 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
     }
     // The original fails when the prompt is shorter than A; we clamp A to n.
     const A = Math.min(this.approximationSize, n);
-    const row = new Float64Array(n);
+    const rows = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
     const estimates: HeadEstimate[] = [];
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor(h / g);
       const est: HeadEstimate = {
         vertical: new Float64Array(n), slash: new Float64Array(n), rankV: new Int32Array(n), rankS: new Int32Array(n),
       };
-      lastQueryScores(queries, n, H, D, h, cache.keys[kvh], A, shape.scale, shape.logitSoftcap, est.vertical, est.slash, row);
+      lastQueryScores(queries, n, H, D, h, cache.keys[kvh], A, shape.scale, shape.logitSoftcap, est.vertical, est.slash, rows);
       forcedRanks(est.vertical, n, FORCED_COLUMNS, this.idx, est.rankV);
       forcedRanks(est.slash, n, FORCED_DIAGONALS, this.idx, est.rankS);
       estimates.push(est);

@@ -313,3 +313,58 @@ export function attendQueryRun(
   }
   return attended;
 }
+
+/**
+ * Scaled (and soft-capped) logits of up to four queries against keys 0 .. last[i] of one KV head:
+ * rows[i][j] for j <= last[i]; each key is loaded once for the four dot products. Used by the
+ * importance estimates (last queries against all keys). keys: [rows, D].
+ */
+export function scoreRows4(
+  q: Float32Array, qOffs: Int32Array, count: number,
+  keys: Float32Array, D: number, last: Int32Array,
+  scale: number, softcap: number | null, rows: Float64Array[],
+): void {
+  const q0 = qOffs[0], q1 = count > 1 ? qOffs[1] : q0, q2 = count > 2 ? qOffs[2] : q0, q3 = count > 3 ? qOffs[3] : q0;
+  const r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3];
+  let end = last[0];
+  for (let i = 1; i < count; i++) end = Math.max(end, last[i]);
+  for (let j = 0; j <= end; j++) {
+    const k = j * D;
+    let a = 0, b = 0, c = 0, e = 0;
+    for (let d = 0; d < D; d++) {
+      const kv = keys[k + d];
+      a += q[q0 + d] * kv;
+      b += q[q1 + d] * kv;
+      c += q[q2 + d] * kv;
+      e += q[q3 + d] * kv;
+    }
+    a *= scale;
+    b *= scale;
+    c *= scale;
+    e *= scale;
+    if (softcap !== null) {
+      a = softcap * Math.tanh(a / softcap);
+      b = softcap * Math.tanh(b / softcap);
+      c = softcap * Math.tanh(c / softcap);
+      e = softcap * Math.tanh(e / softcap);
+    }
+    r0[j] = a;
+    r1[j] = b;
+    r2[j] = c;
+    r3[j] = e;
+  }
+}
+
+/** In place: softmax of row[0 .. len), returned as weights summing to 1. */
+export function softmaxInPlace(row: Float64Array, len: number): void {
+  let max = -Infinity;
+  for (let j = 0; j < len; j++) if (row[j] > max) max = row[j];
+  let sum = 0;
+  for (let j = 0; j < len; j++) {
+    const e = Math.exp(row[j] - max);
+    row[j] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let j = 0; j < len; j++) row[j] *= inv;
+}
