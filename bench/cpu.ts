@@ -2,7 +2,8 @@
  * CPU bench: (1) the machine's measured wasm SIMD arithmetic peak, (2) matmul GFLOP/s of each kernel
  * on linear-layer shapes, each validated against the reference first, (3) prefill and decode tokens/s
  * of a tiny llama-shaped random model at several prompt lengths with the default kernel.
- * Options: --lengths 256,1024,4096  --decode-steps 16  --quick (smaller everything, for a smoke run)
+ * Options: --lengths 256,1024,4096  --decode-steps 16  --kernel auto|wasm-simd|wasm-simd-threads|js-blocked
+ *          --skip-matmul  --quick (smaller everything, for a smoke run)
  */
 import { cpus, loadavg } from 'node:os';
 import { BlockedJsKernel, referenceMatmul, type MatmulKernel } from '../src/backends/cpu/matmul.js';
@@ -18,15 +19,19 @@ interface Options {
   lengths: number[];
   decodeSteps: number;
   quick: boolean;
+  kernel: string;
+  skipMatmul: boolean;
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false };
+  const opts: Options = { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false, kernel: 'auto', skipMatmul: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--lengths') opts.lengths = (args[++i] ?? '').split(',').map(Number);
     else if (a === '--decode-steps') opts.decodeSteps = Number(args[++i]);
     else if (a === '--quick') opts.quick = true;
+    else if (a === '--kernel') opts.kernel = args[++i] ?? '';
+    else if (a === '--skip-matmul') opts.skipMatmul = true;
     else throw new Error(`bench cpu: unknown argument ${a}`);
   }
   if (opts.quick && !args.includes('--lengths')) opts.lengths = [64, 256];
@@ -184,7 +189,7 @@ function flopModel(c: ModelConfig) {
 
 function modelTable(opts: Options): void {
   const c = benchModelConfig(opts.quick);
-  const model = new TransformerModel(c, benchWeights(c), { kernel: createMatmulKernel('auto') });
+  const model = new TransformerModel(c, benchWeights(c), { kernel: createMatmulKernel(opts.kernel) });
   const f = flopModel(c);
   console.log(
     `\ntiny llama-shaped model: hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads} heads × ${c.headDim} (${c.numKvHeads} KV), ` +
@@ -219,7 +224,7 @@ export function runCpuBench(args: string[]): void {
   console.log(`('% peak': against the measured one-core peak below; for the threaded kernel against cores × that)`);
   const peak = measureWasmSimdPeak(opts.quick ? 0.2 : 0.5);
   console.log(`measured wasm SIMD peak (f32x4 mul+add chains in registers, one core): ${peak.toFixed(1)} GFLOP/s`);
-  matmulTable(opts.quick, peak);
+  if (!opts.skipMatmul) matmulTable(opts.quick, peak);
   modelTable(opts);
   // Other processes on the machine slow every number above; the load average says how busy it was.
   console.log(`\nload average at the end (1/5/15 min): ${loadavg().map((l) => l.toFixed(2)).join(' / ')} on ${cpus().length} cores`);
