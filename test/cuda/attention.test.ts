@@ -10,7 +10,7 @@ import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-at
 import { FlashPrefill, type PrefillTiling, tilingLabel } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import { countNaN, randomBf16Values, randomGenerator, referenceCausalAttention, relativeError } from './helpers.js';
+import { countNaN, randomBf16Values, randomGenerator, referenceAttention, referenceCausalAttention, relativeError } from './helpers.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -21,6 +21,7 @@ const TOLERANCE = 1e-2;
 
 interface PrefillCase {
   T: number; H: number; Hkv: number; D: number; queryStart: number; extraRows: number; tiling: PrefillTiling; seed: number;
+  window?: number;
 }
 
 const W4M1N64: PrefillTiling = { warps: 4, mTiles: 1, blockN: 64 };
@@ -37,6 +38,10 @@ const prefillCases: PrefillCase[] = [
   { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: W4M2N64, seed: 5 },
   { T: 333, H: 8, Hkv: 2, D: 128, queryStart: 100, extraRows: 3, tiling: W4M2N32, seed: 6 },
   { T: 517, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 0, tiling: W8M2N32, seed: 7 },
+  // Sliding windows (Gemma 3's local layers): narrower than a tile, unaligned, and after a prompt chunk.
+  { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: W4M2N64, seed: 8, window: 37 },
+  { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: W4M1N64, seed: 9, window: 512 },
+  { T: 257, H: 4, Hkv: 1, D: 128, queryStart: 129, extraRows: 2, tiling: W4M2N32, seed: 10, window: 200 },
 ];
 
 describe('CUDA attention kernels', { skip }, () => {
@@ -49,7 +54,8 @@ describe('CUDA attention kernels', { skip }, () => {
   after(() => rt?.dispose());
 
   for (const c of prefillCases) {
-    test(`flash prefill T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D} start=${c.queryStart} ${tilingLabel(c.tiling)}`, () => {
+    const label = `T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D} start=${c.queryStart}${c.window ? ` window=${c.window}` : ''}`;
+    test(`flash prefill ${label} ${tilingLabel(c.tiling)}`, () => {
       const rand = randomGenerator(c.seed);
       const kvLen = c.queryStart + c.T;
       const kvStride = kvLen + c.extraRows;
@@ -57,12 +63,12 @@ describe('CUDA attention kernels', { skip }, () => {
       const k = randomBf16Values(c.Hkv * kvStride * c.D, rand, 2);
       const v = randomBf16Values(c.Hkv * kvStride * c.D, rand);
       const scale = 1 / Math.sqrt(c.D);
-      const ref = referenceCausalAttention(q, k, v, c.T, c.H, c.Hkv, c.D, kvStride, c.queryStart, kvLen, scale);
+      const ref = referenceCausalAttention(q, k, v, c.T, c.H, c.Hkv, c.D, kvStride, c.queryStart, kvLen, scale, c.window ?? null);
 
       const kernel = new FlashPrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, c.tiling);
       const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
       const dout = poisonedBf16(rt, c.T * c.H * c.D);
-      kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: c.T, queryStart: c.queryStart, kvLen, kvStride, scale });
+      kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: c.T, queryStart: c.queryStart, kvLen, kvStride, scale, slidingWindow: c.window });
       const out = downloadBf16(rt, dout, c.T * c.H * c.D);
       for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
 
@@ -107,4 +113,35 @@ describe('CUDA attention kernels', { skip }, () => {
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
     });
   }
+  test('decode attention with a sliding window and with per-head lengths', () => {
+    const H = 16, Hkv = 4, D = 128, kvLen = 3000, kvStride = 3100, scale = 1 / Math.sqrt(D);
+    const rand = randomGenerator(21);
+    const q = randomBf16Values(H * D, rand, 2);
+    const k = randomBf16Values(Hkv * kvStride * D, rand, 2);
+    const v = randomBf16Values(Hkv * kvStride * D, rand);
+    const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+    const kernel = new DecodeAttentionKernel(rt, shape);
+    const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+
+    const window = 1000;
+    const refWindow = referenceAttention(q, k, v, 1, H, Hkv, D, kvStride, scale, () => [kvLen - window, kvLen]);
+    const out1 = poisonedBf16(rt, H * D);
+    kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out1.ptr, kvLen, kvStride, scale, slidingWindow: window });
+    const got1 = downloadBf16(rt, out1, H * D);
+
+    const lengths = Int32Array.from([3000, 1, 1777, 64]);
+    const refLengths = referenceAttention(q, k, v, 1, H, Hkv, D, kvStride, scale, (_t, kvh) => [0, lengths[kvh]]);
+    const dlen = rt.pool.acquire(lengths.byteLength);
+    rt.cuda.upload(dlen.ptr, lengths);
+    const out2 = poisonedBf16(rt, H * D);
+    kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out2.ptr, kvLen, kvStride, scale, headLengths: dlen.ptr });
+    const got2 = downloadBf16(rt, out2, H * D);
+    assert.throws(() => kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out2.ptr, kvLen, kvStride, scale, slidingWindow: 5, headLengths: dlen.ptr }),
+      /not supported/);
+    for (const b of [dq, dk, dv, out1, out2, dlen]) rt.pool.release(b);
+
+    assert.equal(countNaN(got1) + countNaN(got2), 0, 'every output element must be written');
+    assert.ok(relativeError(got1, refWindow) < TOLERANCE, `window: rel err ${relativeError(got1, refWindow)}`);
+    assert.ok(relativeError(got2, refLengths) < TOLERANCE, `per-head lengths: rel err ${relativeError(got2, refLengths)}`);
+  });
 });

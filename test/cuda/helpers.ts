@@ -48,12 +48,12 @@ function headSlices(cache: Float32Array, Hkv: number, kvStride: number, D: numbe
 }
 
 /**
- * Reference causal attention. q: [T, H, D]; k, v: [Hkv, kvStride, D]; query t at queryStart + t sees
- * rows [0, min(kvLen, queryStart + t + 1)). Returns [T, H, D].
+ * Reference attention where query t of KV head kvh attends the rows rows(t, kvh) = [lo, hi).
+ * q: [T, H, D]; k, v: [Hkv, kvStride, D]. Returns [T, H, D].
  */
-export function referenceCausalAttention(
-  q: Float32Array, k: Float32Array, v: Float32Array,
-  T: number, H: number, Hkv: number, D: number, kvStride: number, queryStart: number, kvLen: number, scale: number,
+export function referenceAttention(
+  q: Float32Array, k: Float32Array, v: Float32Array, T: number, H: number, Hkv: number, D: number, kvStride: number,
+  scale: number, rows: (t: number, kvh: number) => [number, number],
 ): Float32Array {
   const out = new Float32Array(T * H * D);
   const ks = headSlices(k, Hkv, kvStride, D);
@@ -61,11 +61,26 @@ export function referenceCausalAttention(
   const g = H / Hkv;
   const scratch = new ScoreScratch();
   for (let t = 0; t < T; t++) {
-    const end = Math.min(kvLen, queryStart + t + 1);
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor(h / g);
-      attendRowRange(q, (t * H + h) * D, ks[kvh], vs[kvh], D, 0, end, scale, null, out, (t * H + h) * D, scratch);
+      const [lo, hi] = rows(t, kvh);
+      attendRowRange(q, (t * H + h) * D, ks[kvh], vs[kvh], D, lo, hi, scale, null, out, (t * H + h) * D, scratch);
     }
   }
   return out;
+}
+
+/**
+ * Reference causal attention: query t at queryStart + t sees rows [0, min(kvLen, queryStart + t + 1)),
+ * and with a sliding window W only rows > position - W.
+ */
+export function referenceCausalAttention(
+  q: Float32Array, k: Float32Array, v: Float32Array,
+  T: number, H: number, Hkv: number, D: number, kvStride: number, queryStart: number, kvLen: number, scale: number,
+  window: number | null = null,
+): Float32Array {
+  return referenceAttention(q, k, v, T, H, Hkv, D, kvStride, scale, (t) => {
+    const p = queryStart + t;
+    return [window === null ? 0 : Math.max(0, p - window + 1), Math.min(kvLen, p + 1)];
+  });
 }

@@ -11,9 +11,11 @@
 //
 // Layouts:
 //   q     : [H, D] bf16                 out : [H, D] bf16
-//   k, v  : [Hkv, kvStride, D] bf16     rows [0, kvLen) valid (per-KV-head contiguous rows)
+//   k, v  : [Hkv, kvStride, D] bf16     rows [0, len(hk)) valid (per-KV-head contiguous rows), where
+//                                       len(hk) = headLen[hk] when headLen is given (heads evicted to
+//                                       different lengths, Ada-SnapKV), else kvLen; each len >= 1
 //   partO : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
-// Query head h reads KV head h / GROUP. Split s covers rows [s * chunk, min(kvLen, (s + 1) * chunk)).
+// Query head h reads KV head h / GROUP. Split s covers rows [s * chunk, min(len(hk), (s + 1) * chunk)).
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (query heads per KV head, 1..8).
 #include "common.cuh"
@@ -58,8 +60,8 @@ __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
 // Rows of one step: SLOTS * UNROLL; the launcher keeps `chunk` a multiple of it.
 extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    float* __restrict__ partO, float* __restrict__ partML, int H, int kvStride, int kvLen, int chunk,
-    float scaleLog2) {
+    float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ headLen, int H, int kvStride,
+    int kvLen, int chunk, float scaleLog2) {
   __shared__ float slotO[SLOTS][GROUP][D];
   __shared__ float slotM[SLOTS][GROUP];
   __shared__ float slotL[SLOTS][GROUP];
@@ -70,7 +72,16 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
   const int sub = tid % LANES_PER_ROW;   // which 8-wide slice of the row
   const int slot = tid / LANES_PER_ROW;  // which row slot
   const int rowBase = split * chunk;
-  const int rows = min(chunk, kvLen - rowBase);  // > 0: the launcher sizes the grid from kvLen
+  const int len = headLen ? headLen[hk] : kvLen;
+  const int rows = min(chunk, len - rowBase);
+  if (rows <= 0) {  // a head shorter than the longest: this split is empty (weight 0 in the combine)
+    for (int i = tid; i < GROUP * D; i += THREADS) partO[((size_t)split * H + hk * GROUP) * D + i] = 0.f;
+    if (tid < GROUP) {
+      partML[((size_t)split * H + hk * GROUP + tid) * 2] = NEG_INF;
+      partML[((size_t)split * H + hk * GROUP + tid) * 2 + 1] = 0.f;
+    }
+    return;
+  }
 
   const bf16_t* kRows = k + ((size_t)hk * kvStride + rowBase) * D + sub * 8;
   const bf16_t* vRows = v + ((size_t)hk * kvStride + rowBase) * D + sub * 8;

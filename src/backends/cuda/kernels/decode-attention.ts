@@ -20,9 +20,17 @@ export interface DecodeArgs {
   v: DevicePtr;
   /** [H, D] bf16 output. */
   out: DevicePtr;
+  /** Rows attended (with headLengths: the longest head's length). */
   kvLen: number;
   kvStride: number;
   scale: number;
+  /** Sliding-window layers: only the last `slidingWindow` rows are attended. */
+  slidingWindow?: number | null;
+  /**
+   * [Hkv] int32 on the device: rows held by each KV head when eviction left them different lengths
+   * (Ada-SnapKV); each in [1, kvLen]. Not combinable with slidingWindow.
+   */
+  headLengths?: DevicePtr | null;
 }
 
 const LOG2E = 1.4426950408889634;
@@ -73,7 +81,7 @@ export class DecodeAttentionKernel {
   prepare() {
     if (!this.kernels) {
       const mod = this.rt.module('decode-attention.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group });
-      const partial = mod.kernel('decode_partial', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      const partial = mod.kernel('decode_partial', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32']);
       this.kernels = {
         partial,
         combine: mod.kernel('decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
@@ -91,13 +99,20 @@ export class DecodeAttentionKernel {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     if (!(a.kvLen > 0) || a.kvLen > a.kvStride) throw new Error(`decode attention: need 0 < kvLen <= kvStride (got ${a.kvLen}, ${a.kvStride})`);
     const { partial, combine } = this.prepare();
-    const plan = this.plan(a.kvLen);
+    // A window is a row offset: the last W rows of every head, same stride.
+    const window = a.slidingWindow ?? null;
+    if (window !== null && (!Number.isInteger(window) || window < 1)) throw new Error(`decode attention: sliding window must be a positive integer (got ${window})`);
+    if (window !== null && a.headLengths) throw new Error('decode attention: sliding window with per-head lengths is not supported');
+    const skip = window === null ? 0 : Math.max(0, a.kvLen - window);
+    const rowBytes = BigInt(skip * D * 2);
+    const kvLen = a.kvLen - skip;
+    const plan = this.plan(kvLen);
     const partO = this.rt.pool.acquire(plan.splits * H * D * 4);
     const partML = this.rt.pool.acquire(plan.splits * H * 2 * 4);
     const stream = this.rt.stream;
     partial.launch(
       { grid: [plan.splits, Hkv, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream },
-      [a.q, a.k, a.v, partO.ptr, partML.ptr, H, a.kvStride, a.kvLen, plan.chunk, a.scale * LOG2E],
+      [a.q, a.k + rowBytes, a.v + rowBytes, partO.ptr, partML.ptr, a.headLengths ?? 0n, H, a.kvStride, kvLen, plan.chunk, a.scale * LOG2E],
     );
     combine.launch(
       { grid: [H, 1, 1], block: [128, 1, 1], sharedBytes: plan.splits * 4, stream },

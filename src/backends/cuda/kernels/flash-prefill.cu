@@ -11,7 +11,8 @@
 //   q, out : [T, H, D]             query t sits at absolute position queryStart + t
 //   k, v   : [Hkv, kvStride, D]    per-KV-head contiguous rows (the engine's LayerKvCache layout);
 //                                  row r holds position r; rows [0, kvLen) are valid
-// Causality: query at position p sees rows r <= p (and r < kvLen).
+// Causality: query at position p sees rows r <= p (and r < kvLen); with a sliding window W also only
+// rows r > p - W (tiles wholly left of every query's window are skipped). No window: W = 2^30.
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64).
 #include "common.cuh"
@@ -48,7 +49,7 @@ static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 
 extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    bf16_t* __restrict__ out, int T, int H, int Hkv, int kvStride, int queryStart, int kvLen,
+    bf16_t* __restrict__ out, int T, int H, int Hkv, int kvStride, int queryStart, int kvLen, int window,
     float scaleLog2) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem_raw);  // [BM][LDS]
@@ -71,6 +72,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   const int lastQueryPos = queryStart + m0 + rowsHere - 1;
   const int kvEnd = min(kvLen, lastQueryPos + 1);
   const int nTiles = (kvEnd + BN - 1) / BN;
+  const int firstTile = max(0, queryStart + m0 - window + 1) / BN;  // the block's first query's window
 
   const bf16_t* kHead = k + (size_t)hk * kvStride * D;
   const bf16_t* vHead = v + (size_t)hk * kvStride * D;
@@ -105,7 +107,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     }
     cp_async_commit();
   };
-  loadKV(0, 0);  // one group: Q and the first K/V tile
+  loadKV(firstTile, firstTile & 1);  // one group: Q and the first K/V tile
 
   float o[MT][D / 8][4];
   float rowMax[MT][2], rowSum[MT][2];  // rowSum: this thread's share; summed over the quad at the end
@@ -128,13 +130,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   const int warpRow0 = m0 + warp * WARP_ROWS;  // first query (index in chunk) of this warp
   const int qPosBase = queryStart + warpRow0 + g;  // position of row g of m-tile 0
 
-  for (int j = 0; j < nTiles; ++j) {
+  for (int j = firstTile; j < nTiles; ++j) {
     if (j + 1 < nTiles) loadKV(j + 1, (j + 1) & 1);
     else cp_async_commit();  // empty group keeps the wait count uniform
     cp_async_wait<1>();
     __syncthreads();
 
-    if (Q_IN_REGS && j == 0) {
+    if (Q_IN_REGS && j == firstTile) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         ldmatrix_x4_at(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qLane + kk * 32);
@@ -176,7 +178,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     }
 
     // Mask keys right of the diagonal or past the cache (only on tiles that reach them).
-    const bool needMask = (n0 + BN - 1 > queryStart + warpRow0) || (n0 + BN > kvLen);
+    const bool needMask = (n0 + BN - 1 > queryStart + warpRow0) || (n0 + BN > kvLen) ||
+                          (n0 <= queryStart + warpRow0 + WARP_ROWS - 1 - window);
     if (needMask) {
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
@@ -186,7 +189,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
           for (int e = 0; e < 4; ++e) {
             const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
             const int qp = qPosBase + m * 16 + (e < 2 ? 0 : 8);
-            if (key > qp || key >= kvLen) s[m][nt][e] = NEG_INF;
+            if (key > qp || key >= kvLen || key <= qp - window) s[m][nt][e] = NEG_INF;
           }
         }
       }

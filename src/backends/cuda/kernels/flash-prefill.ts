@@ -29,7 +29,12 @@ export interface FlashPrefillArgs {
   kvStride: number;
   /** Softmax scale applied to q·k (usually 1/sqrt(D)). */
   scale: number;
+  /** Sliding-window layers: a query at p sees rows r > p - window. null/undefined: full causal. */
+  slidingWindow?: number | null;
 }
+
+/** The kernel's "no window" value: wider than any context. */
+const NO_WINDOW = 1 << 30;
 
 export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128] as const;
 const LOG2E = 1.4426950408889634;
@@ -73,7 +78,7 @@ export class FlashPrefill {
   prepare(): CudaKernel {
     const t = this.tiling;
     this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN })
-      .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
   }
 
@@ -84,6 +89,8 @@ export class FlashPrefill {
     if (a.queryStart < 0 || a.kvLen < a.queryStart + 1 || a.kvLen > a.kvStride) {
       throw new Error(`flash prefill: need 0 <= queryStart < kvLen <= kvStride (got ${a.queryStart}, ${a.kvLen}, ${a.kvStride})`);
     }
+    const window = a.slidingWindow ?? NO_WINDOW;
+    if (!Number.isInteger(window) || window < 1) throw new Error(`flash prefill: sliding window must be a positive integer (got ${window})`);
     const blockRows = 16 * this.tiling.mTiles * this.tiling.warps;
     this.prepare().launch(
       {
@@ -92,7 +99,7 @@ export class FlashPrefill {
         sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.tiling),
         stream: this.rt.stream,
       },
-      [a.q, a.k, a.v, a.out, T, H, Hkv, a.kvStride, a.queryStart, a.kvLen, a.scale * LOG2E],
+      [a.q, a.k, a.v, a.out, T, H, Hkv, a.kvStride, a.queryStart, a.kvLen, window, a.scale * LOG2E],
     );
   }
 }
