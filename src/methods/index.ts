@@ -25,6 +25,7 @@ import { DenseDecode, DensePrefill, denseMethod } from './dense.js';
 import { sinkLocalDecodeMethod, sinkLocalPrefillMethod } from './sink-local.js';
 import { verticalSlashMethod } from './vertical-slash.js';
 import { flexPrefillMethod } from './flexprefill.js';
+import { flexPrefillFullMethod } from './flexprefill-full.js';
 import { blockSparseMethod } from './block-sparse.js';
 import { questMethod } from './quest.js';
 import { snapKvMethod } from './snapkv.js';
@@ -42,6 +43,7 @@ const METHODS: readonly MethodDescriptor[] = [
   sinkLocalPrefillMethod,
   verticalSlashMethod,
   flexPrefillMethod,
+  flexPrefillFullMethod,
   blockSparseMethod,
   sinkLocalDecodeMethod,
   questMethod,

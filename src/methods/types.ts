@@ -16,6 +16,7 @@ export type ImportanceEstimation =
   | 'fixed pattern'
   | 'last queries x all keys'
   | 'last queries x all keys, coverage threshold'
+  | 'last query block, pooled blocks, JS-divergence switch'
   | 'mean-pooled blocks'
   | 'page key min/max upper bound'
   | 'observation window (mean)'

@@ -36,7 +36,8 @@ for (const arch of ['qwen2', 'gemma3'] as const) {
         assert.ok(maxRelDiff(same.logits[i], dense.logits[i]) < 1e-4, `${method.id} step ${i}`);
       }
       // FlexPrefill's default min_budget (512 columns and diagonals) is the whole of a 300-token prompt.
-      const params = method.id === 'flexprefill' ? { minBudget: 16, approximationSize: 64 } : {};
+      const params: Record<string, unknown> = method.id === 'flexprefill' ? { minBudget: 16, approximationSize: 64 }
+        : method.id === 'flexprefill_full' ? { blockSize: 32, minBudget: 32 } : {};
       const sparse = generate(model, createAttentionPlan(method.id, { sparsity: 0.7, params }), ids, 4);
       assert.ok(sparse.logits.every((l) => l.every(Number.isFinite)), method.id);
       const phase = method.phase === 'prefill' ? sparse.state.counts.prefill : sparse.state.counts.decode;

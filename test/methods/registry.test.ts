@@ -5,7 +5,7 @@ import { cacheOf, synthetic, runPrefill, runDecode } from './helpers.js';
 
 test('every method declares its four axes, phase and parameter defaults', () => {
   const ids = listMethods().map((m) => m.id);
-  assert.deepEqual(ids, ['dense', 'sink_local_prefill', 'vertical_and_slash', 'flexprefill', 'block_sparse', 'sink_local_decode', 'quest', 'snapkv', 'ada_snapkv']);
+  assert.deepEqual(ids, ['dense', 'sink_local_prefill', 'vertical_and_slash', 'flexprefill', 'flexprefill_full', 'block_sparse', 'sink_local_decode', 'quest', 'snapkv', 'ada_snapkv']);
   for (const m of listMethods()) {
     assert.ok(m.taxonomy.unit && m.taxonomy.importance && m.taxonomy.budget && m.taxonomy.kvCache, m.id);
     for (const b of m.budgetParams) assert.ok(m.params.some((p) => p.name === b), `${m.id}: ${b}`);
