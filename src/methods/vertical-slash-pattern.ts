@@ -102,6 +102,7 @@ export class VerticalSlashBuilder {
   private offs = new Int32Array(64);
   private rangeBuf = new Int32Array(256);
   private colBuf = new Int32Array(256);
+  private blockRanges = new Int32Array(64);
   private numCols = 0;
   private numOffs = 0;
 
@@ -168,8 +169,8 @@ export class VerticalSlashBuilder {
     const numBlocks = Math.ceil(n / B);
     const offs = this.offs, cols = this.cols;
     let pairs = 0, originalCells = 0, rangeIndex = 0, colIndex = 0;
-    // Ranges of this block, kept locally so columns can be tested against them.
-    let local = new Int32Array(64);
+    // Ranges of this block, kept so columns can be tested against them (buffer reused across calls).
+    let local = this.blockRanges;
     for (let m = 0; m < numBlocks; m++) {
       const start = m * B, end = start + B, rowEnd = Math.min(end, n);
       if (layout) {
@@ -235,6 +236,7 @@ export class VerticalSlashBuilder {
       layout.rangeStart[numBlocks] = rangeIndex;
       layout.columnStart[numBlocks] = colIndex;
     }
+    this.blockRanges = local;
     return { pairs, originalCells };
   }
 }
