@@ -46,7 +46,7 @@ export function smallestLocalModel(modelsDir = 'models'): string {
 
 /**
  * A CPU smoke test: the smallest local model, two short lengths, three tasks usable at n = 1024
- * (niah, story_multihop, qa_squad), three examples, dense plus every method at two sparsities
+ * (niah, qa_squad, qa_toefl), three examples, dense plus every method at two sparsities
  * (FlexPrefill at two `alpha` values, since its sparsity is an outcome), short generations.
  */
 export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
@@ -54,7 +54,7 @@ export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
     name: 'quick',
     models: [smallestLocalModel(modelsDir)],
     backend: 'cpu',
-    tasks: ['niah', 'story_multihop', 'qa_squad'],
+    tasks: ['niah', 'qa_squad', 'qa_toefl'],
     lengths: [1024, 2048],
     sparsities: [0.5, 0.8],
     methods: [
