@@ -28,14 +28,14 @@ export function fmtFlops(x: number): string {
 
 export function accuracyTable(a: Analysis): Table {
   return {
-    title: 'Accuracy per configuration (mean, Student-t 95% CI over scored examples)',
-    header: ['model', 'task', 'n', 'method', 's req', 's achieved', 'mean', '95% CI', 'scored', 'dropped', 'FLOPs/example'],
-    numeric: [2, 4, 5, 6, 8, 9, 10],
+    title: 'Accuracy per configuration (mean, Student-t 95% CI over scored examples; FLOPs are means per example)',
+    header: ['model', 'task', 'n', 'method', 's req', 's achieved', 'mean', '95% CI', 'scored', 'dropped', 'FLOPs prefill', 'FLOPs decode', 'FLOPs total'],
+    numeric: [2, 4, 5, 6, 8, 9, 10, 11, 12],
     rows: a.configurations.map((c) => [
       c.model, c.task, String(c.length), methodLabel(c) + (c.requestedSparsity === null ? ` ${JSON.stringify(c.params)}` : ''),
       fmt(c.requestedSparsity, 3), fmt(c.achieved, 3), fmt(c.summary.mean, 3),
       c.summary.ci ? `[${fmt(c.summary.ci[0], 3)}, ${fmt(c.summary.ci[1], 3)}]` : '—',
-      String(c.summary.n), String(c.summary.dropped), fmtFlops(c.meanFlopsTotal),
+      String(c.summary.n), String(c.summary.dropped), fmtFlops(c.meanFlopsPrefill), fmtFlops(c.meanFlopsDecode), fmtFlops(c.meanFlopsTotal),
     ]),
   };
 }
