@@ -45,10 +45,11 @@ export function preservationTable(a: Analysis): Table {
   const margin = o.marginKind === 'relative' ? `${(o.margin * 100).toFixed(1)}% of the dense mean` : `${o.margin} absolute`;
   return {
     title: `Largest sparsity preserving accuracy (paired one-sided t-test, H0: sparse − dense ≤ −δ, δ = ${margin}, α = ${o.alpha})`,
-    header: ['model', 'task', 'n', 'method', 'largest preserved s', 'tested s', 'monotone'],
-    numeric: [2, 4],
+    header: ['model', 'task', 'n', 'method', 'largest preserved s', 'compression k', 'tested s', 'monotone'],
+    numeric: [2, 4, 5],
     rows: a.preservation.largest.map((l) => [
       l.model, l.task, String(l.length), `${l.method} (${l.phase})`, fmt(l.largestPreservedSparsity, 3),
+      l.largestPreservedSparsity === null ? '—' : fmt(1 / (1 - l.largestPreservedSparsity), 1),
       l.tested.map((s) => fmt(s, 3)).join(' '), l.monotone ? 'yes' : 'no',
     ]),
   };

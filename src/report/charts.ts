@@ -1,8 +1,8 @@
 /**
  * The report's plots as Vega-Lite specifications built from an Analysis (data inlined, so each spec
- * renders on its own): accuracy against sparsity per task and phase, the isoFLOPS view with its
- * frontier, the scaling-law fit against the observed accuracy, and achieved against requested
- * sparsity.
+ * renders on its own): accuracy against sparsity per task and phase, the largest preserved sparsity
+ * per task and method, the isoFLOPS view with its frontier, the scaling-law fit against the observed
+ * accuracy, and achieved against requested sparsity.
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { Analysis } from '../analysis/analyze.js';
@@ -82,6 +82,57 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
         });
       }
     }
+  }
+  return charts;
+}
+
+/**
+ * One heatmap per (model, length): the largest sparsity whose paired test passed, per task and
+ * method (grey: no tested sparsity passed).
+ */
+export function preservationCharts(a: Analysis): Chart[] {
+  const charts: Chart[] = [];
+  const keys = [...new Set(a.preservation.largest.map((l) => `${l.model}|${l.length}`))];
+  for (const key of keys) {
+    const rows = a.preservation.largest
+      .filter((l) => `${l.model}|${l.length}` === key)
+      .map((l) => ({
+        task: l.task, method: `${l.method} (${l.phase})`, s: l.largestPreservedSparsity,
+        label: l.largestPreservedSparsity === null ? 'none' : l.largestPreservedSparsity.toFixed(2),
+      }));
+    const { model, length } = a.preservation.largest.find((l) => `${l.model}|${l.length}` === key)!;
+    const o = a.preservation.options;
+    charts.push({
+      id: slug('preservation', model, length),
+      title: `Largest sparsity preserving accuracy — ${model}, n = ${length}`,
+      caption: `Per task and method, the largest tested s whose paired one-sided t-test rejects a drop of δ = ${o.marginKind === 'relative' ? `${o.margin} × dense mean` : o.margin} at α = ${o.alpha}; "none": no tested sparsity passed.`,
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        config: baseConfig,
+        data: { values: rows },
+        width: { step: 70 },
+        height: { step: 24 },
+        layer: [
+          // Grey under every cell, so "none" (s is null, which the coloured layer skips) still shows.
+          {
+            mark: { type: 'rect', fill: '#eeeeee', stroke: 'white' },
+            encoding: {
+              x: { field: 'task', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+              y: { field: 'method', type: 'nominal', title: null, axis: { labelLimit: 300 } },
+            },
+          },
+          {
+            mark: { type: 'rect', stroke: 'white' },
+            encoding: {
+              x: { field: 'task', type: 'nominal' },
+              y: { field: 'method', type: 'nominal' },
+              color: { field: 's', type: 'quantitative', title: 'preserved s', scale: { domain: [0, 1], scheme: 'blues' } },
+            },
+          },
+          { mark: { type: 'text', fontSize: 11 }, encoding: { x: { field: 'task', type: 'nominal' }, y: { field: 'method', type: 'nominal' }, text: { field: 'label' } } },
+        ],
+      } as TopLevelSpec,
+    });
   }
   return charts;
 }
@@ -196,5 +247,5 @@ export function achievedSparsityChart(a: Analysis): Chart[] {
 }
 
 export function allCharts(a: Analysis): Chart[] {
-  return [...accuracyVersusSparsityCharts(a), ...isoFlopsCharts(a), ...scalingLawCharts(a), ...achievedSparsityChart(a)];
+  return [...accuracyVersusSparsityCharts(a), ...preservationCharts(a), ...isoFlopsCharts(a), ...scalingLawCharts(a), ...achievedSparsityChart(a)];
 }
