@@ -118,13 +118,11 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   try {
     db.registerConfigurations(configs);
     const runId = db.startRun(spec, { shard: shard ? `${shard.index}/${shard.count}` : undefined });
-    const indexOf = new Map(configs.map((c, i) => [c.key, i]));
     const pending = (c: ExperimentConfiguration): number[] => {
       const done = db.doneIndices(c.key);
-      const ci = indexOf.get(c.key)!;
       const out: number[] = [];
       for (let i = 0; i < c.examples; i++) {
-        if (shard && !inShard(ci, i, shard)) continue;
+        if (shard && !inShard(c.key, i, shard)) continue;
         if (done.has(i)) summary.skippedDone++;
         else out.push(i);
       }

@@ -245,12 +245,19 @@ export function expandExperiment(spec: ExperimentSpec): ExperimentConfiguration[
 }
 
 /**
- * Runner shards: configuration-example pairs are dealt round-robin by a stable index, so shards
- * `i/n` for i = 1..n cover the grid exactly once. Returns whether (configuration index, example
- * index) belongs to shard `index` of `count` (1-based, as the CLI's `--shard i/n`).
+ * Runner shards: each (configuration, example) pair goes to one shard, chosen from a hash of the
+ * configuration key plus the example index, so shards `i/n` for i = 1..n cover the grid exactly once
+ * and the assignment survives edits of the spec that add or reorder configurations. Returns whether
+ * the pair belongs to shard `index` of `count` (1-based, as the CLI's `--shard i/n`).
  */
-export function inShard(configIndex: number, exampleIndex: number, shard: { index: number; count: number }): boolean {
-  return (configIndex * 1_000_003 + exampleIndex) % shard.count === shard.index - 1;
+export function inShard(configKey: string, exampleIndex: number, shard: { index: number; count: number }): boolean {
+  // FNV-1a over the key: stable across runs and platforms.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < configKey.length; i++) {
+    h ^= configKey.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h + exampleIndex) % shard.count === shard.index - 1;
 }
 
 /** Parses `--shard i/n` (1 ≤ i ≤ n). */

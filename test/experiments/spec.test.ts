@@ -77,10 +77,13 @@ test('shards partition every (configuration, example) exactly once', () => {
   assert.throws(() => parseShard('5/4'), /1 <= i <= n/);
   assert.throws(() => parseShard('x'), /i\/n/);
   const count = 3;
+  const sizes = [0, 0, 0];
   for (let c = 0; c < 20; c++) {
     for (let e = 0; e < 10; e++) {
-      const owners = [1, 2, 3].filter((i) => inShard(c, e, { index: i, count }));
+      const owners = [1, 2, 3].filter((i) => inShard(`model=m|task=t|n=${c}`, e, { index: i, count }));
       assert.equal(owners.length, 1);
+      sizes[owners[0] - 1]++;
     }
   }
+  assert.ok(sizes.every((n) => n > 40), `shards are balanced: ${sizes}`);
 });
