@@ -19,6 +19,7 @@ import { bf16BitsToFloat, toBf16 } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
 import { FlashPrefill, type PrefillTiling, causalPrefillFlops, tilingLabel } from '../src/backends/cuda/kernels/flash-prefill.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
@@ -230,6 +231,23 @@ function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Fl
   return Math.sqrt(num / den);
 }
 
+/**
+ * The matrix ceiling on this device (METHOD: measure it once rather than trust the datasheet): a
+ * bf16 cuBLAS product of 8192³ on random data, fp32 accumulation.
+ */
+function benchGemmCeiling(rt: CudaRuntime, o: Options): { size: number; ms: number; tflops: number } {
+  const size = 8192;
+  const x = upload(rt, randomBf16Words(size * size, 31, 1));
+  const w = upload(rt, randomBf16Words(size * size, 32, 1));
+  const y = rt.pool.acquire(size * size * 2);
+  const blas = new Cublas(rt.stream);
+  const t = timeOnDevice(rt, () => blas.linear({ x: x.ptr, w: w.ptr, y: y.ptr, tokens: size, inFeatures: size, outFeatures: size }),
+    { warmup: 3, repeats: o.repeats });
+  blas.dispose();
+  for (const b of [x, w, y]) rt.pool.release(b);
+  return { size, ms: t.medianMs, tflops: (2 * size ** 3) / (t.medianMs * 1e-3) / 1e12 };
+}
+
 export async function main(argv: string[]): Promise<number> {
   if (!isCudaAvailable()) {
     console.log(`attention benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
@@ -255,7 +273,12 @@ export async function main(argv: string[]): Promise<number> {
       `${r.copyGbps.toFixed(0)} GB/s (r+w); ratio ${(100 * r.ratio).toFixed(1)}%; ${r.splits}x${r.chunk}; floor ${(r.floorMs * 1e3).toFixed(1)} us; ` +
       `rel err ${r.relErr.toExponential(2)}`);
   }
-  const report = { device: info, shape: { numHeads: H, numKvHeads: HKV, headDim: D, causal: true }, prefill, decode, compile: rt.compileStats };
+  const gemm = benchGemmCeiling(rt, o);
+  console.log(`ceiling: cuBLAS bf16 GEMM ${gemm.size}^3 ${gemm.ms.toFixed(3)} ms, ${gemm.tflops.toFixed(0)} TFLOP/s`);
+  const report = {
+    device: info, shape: { numHeads: H, numKvHeads: HKV, headDim: D, causal: true }, prefill, decode,
+    ceilings: { gemm }, compile: rt.compileStats,
+  };
   if (o.out) writeFileSync(o.out, JSON.stringify(report, null, 2));
   rt.dispose();
   return 0;

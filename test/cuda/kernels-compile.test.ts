@@ -43,6 +43,7 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8 } },
   { file: 'elementwise.cu', defines: {}, allowStack: true },
 ];
 
