@@ -98,6 +98,10 @@ export class DecodeAttentionKernel {
   run(a: DecodeArgs): DecodePlan {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     if (!(a.kvLen > 0) || a.kvLen > a.kvStride) throw new Error(`decode attention: need 0 < kvLen <= kvStride (got ${a.kvLen}, ${a.kvStride})`);
+    // Rows are read as 16-byte vectors: q, k and v must start on a 16-byte boundary.
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v]] as const) {
+      if (ptr % 16n !== 0n) throw new Error(`decode attention: ${name} must be 16-byte aligned`);
+    }
     const { partial, combine } = this.prepare();
     // A window is a row offset: the last W rows of every head, same stride.
     const window = a.slidingWindow ?? null;

@@ -89,6 +89,10 @@ export class FlashPrefill {
     if (a.queryStart < 0 || a.kvLen < a.queryStart + 1 || a.kvLen > a.kvStride) {
       throw new Error(`flash prefill: need 0 <= queryStart < kvLen <= kvStride (got ${a.queryStart}, ${a.kvLen}, ${a.kvStride})`);
     }
+    // cp.async moves 16-byte pieces: every tensor must start on a 16-byte boundary.
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
+      if (ptr % 16n !== 0n) throw new Error(`flash prefill: ${name} must be 16-byte aligned`);
+    }
     const window = a.slidingWindow ?? NO_WINDOW;
     if (!Number.isInteger(window) || window < 1) throw new Error(`flash prefill: sliding window must be a positive integer (got ${window})`);
     const blockRows = 16 * this.tiling.mTiles * this.tiling.warps;
