@@ -36,7 +36,7 @@ const methodEntry = z.union([
     name: z.string().min(1),
     /** Optional check: the registry fixes each method's phase. */
     phase: z.enum(['prefill', 'decode']).optional(),
-    /** Fixed hyper-parameters passed to the method (e.g. `approximation_size`, `page_size`). */
+    /** Fixed hyper-parameters by their registry names (e.g. `approximationSize`, `pageSize`). */
     params: z.record(z.string(), paramValue).optional(),
     /** Target sparsities for this method; defaults to the experiment's `sparsities`. */
     sparsities: z.array(sparsity).min(1).optional(),
@@ -52,6 +52,7 @@ export const experimentSpecSchema = z.strictObject({
   name: z.string().min(1).default('experiment'),
   models: z.array(modelEntry).min(1, 'list at least one model directory'),
   backend: z.enum(['cpu', 'cuda', 'auto']).default('auto'),
+  /** Task names; the runner resolves them through the task registry (unknown names fail there). */
   tasks: z.array(z.string().min(1)).min(1, 'list at least one task'),
   lengths: z.array(z.number().int().positive()).min(1, 'list at least one context length'),
   methods: z.array(methodEntry).default([]),
