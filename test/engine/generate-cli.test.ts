@@ -51,3 +51,13 @@ test('generate CLI: --no-chat feeds the raw prompt; bad numbers are named', asyn
   await assert.rejects(runCli(['--model', dir, '--prompt', 'x', '--max-new-tokens', 'many']), /--max-new-tokens must be a non-negative integer/);
   await assert.rejects(runCli(['--model', dir, '--prompt', 'x', '--chunk-size', '0']), /--chunk-size must be a positive integer/);
 });
+
+test('generate CLI: --method runs a sparse method from the registry and reports its achieved sparsity', async () => {
+  const prompt = 'the value for key abc is 42. '.repeat(12);
+  const out = await runCli(['--model', dir, '--prompt', prompt, '--max-new-tokens', '3', '--method', 'snapkv', '--sparsity', '0.5']);
+  assert.match(out, /attention: prefill dense, decode snapkv/);
+  const m = /decode (\d\.\d+)\]/.exec(out);
+  assert.ok(m && Number(m[1]) > 0.3, `decode sparsity reported: ${out}`);
+  await assert.rejects(runCli(['--model', dir, '--prompt', 'x', '--sparsity', '1.5', '--method', 'quest']), /--sparsity must be a number in \[0, 1\)/);
+  await assert.rejects(runCli(['--model', dir, '--prompt', 'x', '--method', 'nope']), /unknown attention method "nope"/);
+});
