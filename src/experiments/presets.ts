@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { listMethods } from '../methods/index.js';
 import { type ExperimentSpec, type ExperimentSpecInput, loadExperimentSpec, parseExperimentSpec } from './spec.js';
 
 /** The original's nine tasks, by the names of our task modules (src/tasks). */
@@ -21,7 +22,8 @@ export function sparsityOfCompression(k: number): number {
   return Math.round((1 - 1 / k) * 1e4) / 1e4;
 }
 
-const SPARSE_METHODS_FIXED = ['vertical_and_slash', 'block_sparse', 'quest', 'snapkv', 'ada_snapkv'] as const;
+/** The paper's methods other than FlexPrefill (whose paper grid sweeps alpha). */
+const PAPER_METHODS_BY_SPARSITY = ['vertical_and_slash', 'block_sparse', 'quest', 'snapkv', 'ada_snapkv'] as const;
 
 /**
  * The smallest model under `modelsDir`: `organism` when it exists, otherwise the directory whose
@@ -46,8 +48,8 @@ export function smallestLocalModel(modelsDir = 'models'): string {
 
 /**
  * A CPU smoke test: the smallest local model, two short lengths, three tasks usable at n = 1024
- * (niah, qa_squad, qa_toefl), three examples, dense plus every method at two sparsities
- * (FlexPrefill at two `alpha` values, since its sparsity is an outcome), short generations.
+ * (niah, qa_squad, qa_toefl), three examples, dense plus every registered method at two target
+ * sparsities, short generations.
  */
 export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
   return {
@@ -57,12 +59,8 @@ export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
     tasks: ['niah', 'qa_squad', 'qa_toefl'],
     lengths: [1024, 2048],
     sparsities: [0.5, 0.8],
-    methods: [
-      ...SPARSE_METHODS_FIXED,
-      { name: 'flexprefill', sweep: { param: 'alpha', values: [0.9, 0.65] } },
-      'sink_local_prefill',
-      'sink_local_decode',
-    ],
+    // Every registered method, each at the two target sparsities.
+    methods: listMethods().filter((m) => m.id !== 'dense').map((m) => m.id),
     examples: 3,
     seed: 43,
     generation: { maxNewTokens: 48 },
@@ -85,7 +83,7 @@ export function paperPreset(modelsDir = 'models'): ExperimentSpecInput {
     lengths: [16384, 32768, 65536, 131072],
     sparsities: PAPER_COMPRESSION_RATIOS.map(sparsityOfCompression),
     methods: [
-      ...SPARSE_METHODS_FIXED,
+      ...PAPER_METHODS_BY_SPARSITY,
       { name: 'flexprefill', sweep: { param: 'alpha', values: [0.99, 0.95, 0.9, 0.8, 0.7, 0.6] } },
     ],
     examples: 100,

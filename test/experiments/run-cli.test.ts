@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerRun } from '../../src/cli/commands/run.js';
+import { listMethods } from '../../src/methods/index.js';
 import { buildSyntheticDb } from './synthetic-db.js';
 
 async function runCli(args: string[]): Promise<string> {
@@ -24,7 +25,8 @@ async function runCli(args: string[]): Promise<string> {
 test('run --dry-run lists the quick grid; --merge folds a shard file in', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sf-runcli-'));
   const listing = await runCli(['run', 'quick', '--out', join(root, 'q'), '--dry-run', '--models-dir', join(root, 'none')]);
-  assert.match(listing, /102 configurations × 3 examples/);
+  const perCell = 1 + 2 * listMethods().filter((m) => m.id !== 'dense').length;
+  assert.match(listing, new RegExp(`${2 * 3 * perCell} configurations × 3 examples`));
   assert.match(listing, /model=organism\|task=niah\|n=1024\|phase=dense\|method=dense\|s=0/);
   const { dir, db } = buildSyntheticDb(join(root, 'shard'));
   const total = db.examples().length;
