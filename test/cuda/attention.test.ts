@@ -29,6 +29,7 @@ const W8M1N64: PrefillTiling = { warps: 8, mTiles: 1, blockN: 64 };
 const W4M2N64: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
 const W4M2N32: PrefillTiling = { warps: 4, mTiles: 2, blockN: 32 };
 const W8M2N32: PrefillTiling = { warps: 8, mTiles: 2, blockN: 32 };
+const W4M1N32: PrefillTiling = { warps: 4, mTiles: 1, blockN: 32 };
 
 const prefillCases: PrefillCase[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: W4M1N64, seed: 1 },
@@ -42,6 +43,9 @@ const prefillCases: PrefillCase[] = [
   { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: W4M2N64, seed: 8, window: 37 },
   { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: W4M1N64, seed: 9, window: 512 },
   { T: 257, H: 4, Hkv: 1, D: 128, queryStart: 129, extraRows: 2, tiling: W4M2N32, seed: 10, window: 200 },
+  // Head dim 256 (Gemma 3), global and local layers.
+  { T: 333, H: 4, Hkv: 1, D: 256, queryStart: 0, extraRows: 0, tiling: W4M1N32, seed: 11 },
+  { T: 150, H: 8, Hkv: 4, D: 256, queryStart: 300, extraRows: 1, tiling: W4M1N32, seed: 12, window: 128 },
 ];
 
 describe('CUDA attention kernels', { skip }, () => {
@@ -86,6 +90,7 @@ describe('CUDA attention kernels', { skip }, () => {
     { H: 28, Hkv: 4, D: 128, kvLen: 40_000, extraRows: 0, seed: 14 },
     { H: 64, Hkv: 8, D: 128, kvLen: 3001, extraRows: 1, seed: 15 }, // group of 8
     { H: 4, Hkv: 4, D: 128, kvLen: 1, extraRows: 0, seed: 16 }, // the first token
+    { H: 8, Hkv: 4, D: 256, kvLen: 2049, extraRows: 0, seed: 17 }, // Gemma 3 head dim
   ];
   for (const c of decodeCases) {
     test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen}`, () => {

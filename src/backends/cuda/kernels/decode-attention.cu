@@ -17,7 +17,7 @@
 //   partO : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
 // Query head h reads KV head h / GROUP. Split s covers rows [s * chunk, min(len(hk), (s + 1) * chunk)).
 //
-// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (query heads per KV head, 1..8).
+// Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -33,7 +33,7 @@ constexpr int THREADS = 128;
 constexpr int LANES_PER_ROW = D / 8;             // each lane holds 8 consecutive bf16 (16 bytes)
 constexpr int SLOTS = THREADS / LANES_PER_ROW;   // rows in flight per step across the block
 constexpr int UNROLL = 4;                        // rows per slot per step (K and V: 2 x UNROLL loads)
-static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
+static_assert(D == 64 || D == 128 || D == 256, "HEAD_DIM must be 64, 128 or 256");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
 
 struct alignas(16) Vec8 {
@@ -239,10 +239,10 @@ extern "C" __global__ void __launch_bounds__(128) decode_combine(
   __syncthreads();
   total = red[0] + red[1] + red[2] + red[3];
 
-  if (tid < D) {
+  for (int d = tid; d < D; d += 128) {
     float acc = 0.f;
 #pragma unroll 8
-    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + tid], acc);
-    out[(size_t)h * D + tid] = f32_to_bf16(acc / total);
+    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + d], acc);
+    out[(size_t)h * D + d] = f32_to_bf16(acc / total);
   }
 }

@@ -9,7 +9,7 @@ import type { CudaRuntime } from '../runtime.js';
 export interface DecodeShape {
   numHeads: number; // H
   numKvHeads: number; // Hkv
-  headDim: number; // D: 64 or 128
+  headDim: number; // D: 64, 128 or 256
 }
 
 export interface DecodeArgs {
@@ -71,7 +71,7 @@ export class DecodeAttentionKernel {
 
   constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
-    if (D !== 64 && D !== 128) throw new Error(`decode attention: head dim ${D} unsupported (64 or 128)`);
+    if (D !== 64 && D !== 128 && D !== 256) throw new Error(`decode attention: head dim ${D} unsupported (64, 128 or 256)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`decode attention: ${H} query heads are not a multiple of ${Hkv} KV heads`);
     this.group = H / Hkv;
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);

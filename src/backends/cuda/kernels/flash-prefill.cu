@@ -14,7 +14,7 @@
 // Causality: query at position p sees rows r <= p (and r < kvLen); with a sliding window W also only
 // rows r > p - W (tiles wholly left of every query's window are skipped). No window: W = 2^30.
 //
-// Codegen parameters (-D): HEAD_DIM (64 or 128), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64).
+// Codegen parameters (-D): HEAD_DIM (64, 128 or 256; 256 with M_TILES = 1), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -37,13 +37,15 @@ constexpr int WARP_ROWS = 16 * MT;
 constexpr int BM = WARP_ROWS * WARPS;
 constexpr int BN = BLOCK_N;
 constexpr int THREADS = 32 * WARPS;
-constexpr bool Q_IN_REGS = (MT == 1);
+// Q fragments stay in registers only where they fit beside the accumulator (one row tile, D <= 128).
+constexpr bool Q_IN_REGS = (MT == 1) && (D <= 128);
 // Row stride in shared memory: D plus 8 elements (16 bytes) so that the 8 rows an ldmatrix phase reads
 // fall in 8 different 16-byte bank groups.
 constexpr int LDS = D + 8;
 constexpr int CHUNKS_PER_ROW = D / 8;  // 16-byte chunks
 static_assert(D % 16 == 0 && D <= 256, "HEAD_DIM must be a multiple of 16, at most 256");
 static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
+static_assert(D <= 128 || MT == 1, "HEAD_DIM 256 needs M_TILES = 1 (registers)");
 static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 }  // namespace
 

@@ -9,7 +9,7 @@ import type { CudaRuntime } from '../runtime.js';
 export interface PrefillShape {
   numHeads: number; // H
   numKvHeads: number; // Hkv
-  headDim: number; // D: 64 or 128
+  headDim: number; // D: 64, 128 or 256
 }
 
 export interface FlashPrefillArgs {
@@ -36,7 +36,7 @@ export interface FlashPrefillArgs {
 /** The kernel's "no window" value: wider than any context. */
 const NO_WINDOW = 1 << 30;
 
-export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128] as const;
+export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128, 256] as const;
 const LOG2E = 1.4426950408889634;
 
 /**
@@ -49,8 +49,13 @@ export interface PrefillTiling {
   blockN: 32 | 64;
 }
 
-/** The tiling the benchmark found fastest on an H100 (docs/perf.md). */
+/** The tiling the benchmark found fastest on an H100 (docs/perf.md), for D <= 128. */
 export const DEFAULT_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
+/**
+ * D = 256 (Gemma 3): one row tile per warp (the accumulator alone takes 128 registers) and 32-key
+ * tiles, so two blocks fit a multiprocessor's shared memory.
+ */
+export const WIDE_HEAD_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 1, blockN: 32 };
 
 export function tilingLabel(t: PrefillTiling): string {
   return `w${t.warps}m${t.mTiles}n${t.blockN}`;
@@ -67,9 +72,10 @@ export class FlashPrefill {
 
   constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<PrefillTiling> = {}) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
-    if (!SUPPORTED_PREFILL_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`flash prefill: head dim ${D} unsupported (64 or 128)`);
+    if (!SUPPORTED_PREFILL_HEAD_DIMS.includes(D as 64 | 128 | 256)) throw new Error(`flash prefill: head dim ${D} unsupported (64, 128 or 256)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`flash prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
-    this.tiling = { ...DEFAULT_PREFILL_TILING, ...tiling };
+    this.tiling = { ...(D > 128 ? WIDE_HEAD_PREFILL_TILING : DEFAULT_PREFILL_TILING), ...tiling };
+    if (D > 128 && this.tiling.mTiles !== 1) throw new Error(`flash prefill: head dim ${D} needs mTiles = 1`);
   }
 
   private kernel: CudaKernel | null = null;
