@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { RESULTS_FILE, ResultsDb, type ModelRow } from '../experiments/results-db.js';
+import { type BuildFailure, RESULTS_FILE, ResultsDb, type ModelRow } from '../experiments/results-db.js';
 import { type ConfigResult, aggregateByConfiguration } from './aggregate.js';
 import { type IsoFlopsGroup, isoFlopsAnalysis } from './isoflops.js';
 import {
@@ -21,6 +21,8 @@ export interface Analysis {
   preservation: { options: PreservationOptions; tests: PreservationTest[]; largest: LargestPreserved[] };
   isoflops: IsoFlopsGroup[];
   scalingLaws: ScalingLawFit[];
+  /** Examples the tasks could not build at their length (absent from every statistic). */
+  buildFailures: BuildFailure[];
 }
 
 export function analyzeResults(db: ResultsDb, options: PreservationOptions = DEFAULT_PRESERVATION, source = db.path): Analysis {
@@ -33,6 +35,7 @@ export function analyzeResults(db: ResultsDb, options: PreservationOptions = DEF
     preservation: { options, tests, largest: largestPreservedSparsity(tests) },
     isoflops: isoFlopsAnalysis(configurations),
     scalingLaws: scalingLawFits(configurations),
+    buildFailures: db.buildFailures(),
   };
 }
 

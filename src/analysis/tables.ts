@@ -110,8 +110,19 @@ export function scalingLawTable(a: Analysis): Table {
   };
 }
 
+export function buildFailuresTable(a: Analysis): Table {
+  return {
+    title: 'Examples the tasks could not build at their length (left out of every statistic)',
+    header: ['model', 'task', 'n', 'example', 'reason'],
+    numeric: [2, 3],
+    rows: a.buildFailures.map((f) => [f.model, f.task, String(f.length), String(f.exampleIndex), f.error]),
+  };
+}
+
 export function allTables(a: Analysis): Table[] {
-  return [accuracyTable(a), preservationTable(a), frontierTable(a), denseVersusSparseTable(a), scalingLawTable(a)];
+  const tables = [accuracyTable(a), preservationTable(a), frontierTable(a), denseVersusSparseTable(a), scalingLawTable(a)];
+  if (a.buildFailures.length) tables.push(buildFailuresTable(a));
+  return tables;
 }
 
 export function renderTable(t: Table): string {

@@ -82,6 +82,14 @@ export interface ExampleRow {
   decodeMs: number;
 }
 
+export interface BuildFailure {
+  model: string;
+  task: string;
+  length: number;
+  exampleIndex: number;
+  error: string;
+}
+
 export interface ModelRow {
   name: string;
   path: string;
@@ -257,6 +265,24 @@ export class ResultsDb {
     }));
   }
 
+  /** Notes an example the task could not build (replacing an older note for the same example). */
+  recordBuildFailure(f: BuildFailure): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO build_failures (model, task, length, example_index, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(f.model, f.task, f.length, f.exampleIndex, f.error, new Date().toISOString());
+  }
+
+  /** Forgets a build failure once the example was built. */
+  clearBuildFailure(model: string, task: string, length: number, exampleIndex: number): void {
+    this.db.prepare('DELETE FROM build_failures WHERE model = ? AND task = ? AND length = ? AND example_index = ?').run(model, task, length, exampleIndex);
+  }
+
+  buildFailures(): BuildFailure[] {
+    return (this.db.prepare('SELECT model, task, length, example_index, error FROM build_failures ORDER BY model, task, length, example_index').all() as {
+      model: string; task: string; length: number; example_index: number; error: string;
+    }[]).map((r) => ({ model: r.model, task: r.task, length: r.length, exampleIndex: r.example_index, error: r.error }));
+  }
+
   /** The spec of the latest run (null when none was recorded). */
   latestSpec(): unknown {
     const row = this.db.prepare('SELECT spec_json FROM runs ORDER BY id DESC LIMIT 1').get() as { spec_json: string } | undefined;
@@ -293,6 +319,11 @@ export class ResultsDb {
             .prepare(`INSERT OR IGNORE INTO configurations (key, model, task, length, phase, method, requested_sparsity, params_json, config_json)
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
             .run(c.key, c.model, c.task, c.length, c.phase, c.method, c.requested_sparsity, c.params_json, c.config_json);
+        }
+        for (const f of other.db.prepare('SELECT * FROM build_failures').all() as Record<string, unknown>[]) {
+          this.db
+            .prepare('INSERT OR IGNORE INTO build_failures (model, task, length, example_index, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
+            .run(f.model, f.task, f.length, f.example_index, f.error, f.recorded_at);
         }
         const columns = (this.db.prepare('PRAGMA table_info(examples)').all() as { name: string }[]).map((c) => c.name);
         const insert = this.db.prepare(`INSERT INTO examples (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);

@@ -8,6 +8,7 @@
  * - configurations: one row per grid cell (see ExperimentConfiguration).
  * - examples: one row per (configuration, example index); the primary key makes inserts
  *   idempotent, which is what resume and shard merging rely on.
+ * - build_failures: examples the task could not build at that length, with its reason.
  */
 export const RESULTS_SCHEMA_VERSION = 1;
 
@@ -74,6 +75,18 @@ CREATE TABLE IF NOT EXISTS examples (
   error TEXT,
   recorded_at TEXT NOT NULL,
   PRIMARY KEY (config_key, example_index)
+);
+
+-- Examples a task could not build within the length bounds (not recorded in examples; a later run
+-- retries them and deletes the row when it succeeds).
+CREATE TABLE IF NOT EXISTS build_failures (
+  model TEXT NOT NULL,
+  task TEXT NOT NULL,
+  length INTEGER NOT NULL,
+  example_index INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY (model, task, length, example_index)
 );
 
 CREATE INDEX IF NOT EXISTS configurations_by_cell ON configurations (model, task, length);

@@ -163,9 +163,11 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
           try {
             const [ex] = task.generate({ tokenizer: ckpt.tokenizer, length, count: 1, firstIndex: i, seed, dataDir: options.dataDir, params });
             examples.set(i, ex);
+            db.clearBuildFailure(modelName, taskName, length, i);
           } catch (e) {
             const error = (e as Error).message;
             summary.failedExamples.push({ model: modelName, task: taskName, length, index: i, error });
+            db.recordBuildFailure({ model: modelName, task: taskName, length, exampleIndex: i, error });
             log(`${modelName} ${taskName} n=${length} example ${i}: cannot be built: ${error}`);
           }
         }

@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeDirectory } from '../../src/analysis/analyze.js';
+import { allTables } from '../../src/analysis/tables.js';
 import { exampleFlops } from '../../src/experiments/flops.js';
 import { ResultsDb } from '../../src/experiments/results-db.js';
 import { flopsShape, runExperiment } from '../../src/experiments/runner.js';
@@ -36,6 +37,7 @@ const echoTask: Task<Record<string, unknown>, { word: string; index: number }> =
       // Pad with filler up to the target length so the attention methods have something to skip.
       while (tokenizer.encodeUserPrompt(`${prompt} filler`).length <= length) prompt += ' filler';
       const inputIds = tokenizer.encodeUserPrompt(prompt);
+      if (inputIds.length > length) throw new Error(`task echo, length ${length}, seed ${seed}, example ${index}: the prompt alone needs ${inputIds.length} tokens`);
       out.push({
         id: `echo/n${length}/s${seed}/${index}`, task: 'echo', index, seed, length, prompt, inputIds, inputLength: inputIds.length,
         rawLength: tokenizer.encode(prompt).length, gold: { word, index }, goldLength: 1, meta: {},
@@ -120,4 +122,18 @@ test('unknown tasks and bad method options fail before any model is loaded', asy
   const bad = parseExperimentSpec({ ...spec, models: [{ path: '/nonexistent', name: 'm' }], methods: [{ name: 'quest', params: { pageSize: 0 } }] });
   await assert.rejects(runExperiment({ dir: join(root, 'y'), spec: bad, getTask }), /configuration model=m\|task=echo.*pageSize must be >= 1/);
   await assert.rejects(runExperiment({ dir: join(root, 'z'), spec: { ...spec, backend: 'cuda' }, getTask }), /backend: cuda/);
+});
+
+test('examples a task cannot build are reported and kept as build failures, not recorded', async () => {
+  const { root, spec } = setup();
+  const dir = join(root, 'fail');
+  const short = parseExperimentSpec({ ...spec, lengths: [8, 96], methods: ['quest'], examples: 2 });
+  const summary = await runExperiment({ dir, spec: short, getTask });
+  assert.equal(summary.recorded, 4, 'n = 96 runs; n = 8 cannot be built');
+  assert.equal(summary.failedExamples.length, 2);
+  assert.match(summary.failedExamples[0].error, /task echo, length 8, seed 43, example 0: the prompt alone needs/);
+  const analysis = analyzeDirectory(dir);
+  assert.equal(analysis.buildFailures.length, 2);
+  assert.deepEqual(analysis.buildFailures.map((f) => [f.length, f.exampleIndex]), [[8, 0], [8, 1]]);
+  assert.ok(allTables(analysis).some((t) => t.title.startsWith('Examples the tasks could not build')));
 });
