@@ -48,8 +48,14 @@ export interface ExampleRecord {
   inputTokens: number;
   outputTokens: number;
   goldTokens?: number | null;
+  /**
+   * Pair totals of each phase over the layers the methods act on (full-attention layers; sliding
+   * layers always run dense): the achieved sparsity columns come from these. FLOPs count every
+   * layer and are passed in `flops`.
+   */
   prefill: PairCounts;
   decode: PairCounts;
+  /** Every layer's counts, sliding layers included. */
   headDetail?: HeadDetail | null;
   flops: ExampleFlops;
   prefillMs: number;

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS examples (
   prefill_dense_pairs REAL NOT NULL,
   decode_attended_pairs REAL NOT NULL,
   decode_dense_pairs REAL NOT NULL,
-  -- 1 - attended/dense over all layers and heads (pair-weighted); NULL when dense is 0.
+  -- Pair totals over the full-attention layers (methods act there; sliding layers run dense);
+  -- sparsity = 1 - attended/dense over those layers and all heads; NULL when dense is 0.
   prefill_sparsity REAL,
   decode_sparsity REAL,
   -- Per layer and query head attended/dense counts, JSON (see HeadDetail in results-db.ts).

@@ -65,8 +65,14 @@ function sum(xs: Float64Array): number {
   return s;
 }
 
-function phasePairs(p: PhaseCounts): PairCounts {
-  return { attendedPairs: sum(p.attended), densePairs: sum(p.dense) };
+/** Pair totals over the given layers ([L·H] layer-major counts). */
+function phasePairs(p: PhaseCounts, numHeads: number, layers: readonly number[]): PairCounts {
+  let attendedPairs = 0, densePairs = 0;
+  for (const l of layers) {
+    attendedPairs += sum(p.attended.subarray(l * numHeads, (l + 1) * numHeads));
+    densePairs += sum(p.dense.subarray(l * numHeads, (l + 1) * numHeads));
+  }
+  return { attendedPairs, densePairs };
 }
 
 /** [L·H] layer-major counts → [L][H] arrays. */
@@ -144,6 +150,8 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
       db.recordModel(modelName, ckpt.dir, flopsShape(ckpt.config));
       const model = new TransformerModel(ckpt.config, ckpt.weights);
       const stopTokenIds = collectStopTokenIds(ckpt.tokenizer, ckpt.stopTokenIds);
+      const allLayers = ckpt.config.layerTypes.map((_, l) => l);
+      const fullLayers = allLayers.filter((l) => ckpt.config.layerTypes[l] === 'full');
       log(`${modelName}: loaded ${ckpt.dir}`);
 
       const cells = new Map<string, typeof work>();
@@ -180,15 +188,20 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
             const output = ckpt.tokenizer.decode(res.tokenIds, { skipSpecialTokens: true });
             const scored = task.score(ex, output);
             const estimation = methodEstimation(ckpt.config, c, ex.inputLength, res.generatedTokens);
-            const prefill = phasePairs(res.counts.prefill);
-            const decode = phasePairs(res.counts.decode);
+            // Achieved sparsity over the layers methods act on (sliding layers always run dense);
+            // FLOPs over every layer.
+            const H = res.counts.numHeads;
+            const prefill = phasePairs(res.counts.prefill, H, fullLayers);
+            const decode = phasePairs(res.counts.decode, H, fullLayers);
+            const prefillAll = phasePairs(res.counts.prefill, H, allLayers);
+            const decodeAll = phasePairs(res.counts.decode, H, allLayers);
             db.record({
               configKey: c.key, exampleIndex: i, runId, promptHash: promptHash(ex.inputIds), output, gold: JSON.stringify(ex.gold),
               score: scored.score, metric: task.metric, inputTokens: ex.inputLength, outputTokens: res.generatedTokens, goldTokens: ex.goldLength,
               prefill, decode, headDetail: headDetail(res.counts),
               flops: exampleFlops(flopsShape(ckpt.config), {
                 inputTokens: ex.inputLength, outputTokens: res.generatedTokens,
-                prefillAttendedPairs: prefill.attendedPairs, decodeAttendedPairs: decode.attendedPairs,
+                prefillAttendedPairs: prefillAll.attendedPairs, decodeAttendedPairs: decodeAll.attendedPairs,
                 prefillEstimationFlops: estimation.prefill, decodeEstimationFlops: estimation.decode,
               }),
               prefillMs: res.prefillSeconds * 1000, decodeMs: res.decodeSeconds * 1000,

@@ -137,3 +137,36 @@ test('examples a task cannot build are reported and kept as build failures, not 
   assert.deepEqual(analysis.buildFailures.map((f) => [f.length, f.exampleIndex]), [[8, 0], [8, 1]]);
   assert.ok(allTables(analysis).some((t) => t.title.startsWith('Examples the tasks could not build')));
 });
+
+test('gemma3 (sliding layers): sparsity over the full-attention layers, FLOPs over every layer', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sf-runner-g3-'));
+  const modelDir = join(root, 'g3');
+  writeTinyCheckpoint(modelDir, 'gemma3');
+  const spec = parseExperimentSpec({
+    models: [{ path: modelDir, name: 'g3' }], backend: 'cpu', tasks: ['echo'], lengths: [64], sparsities: [0.5],
+    methods: ['block_sparse'], examples: 1, generation: { maxNewTokens: 2 }, chunkSize: 64,
+  });
+  const dir = join(root, 'exp');
+  await runExperiment({ dir, spec, getTask });
+  const config = loadCheckpoint(modelDir).config;
+  assert.ok(config.layerTypes.includes('sliding') && config.layerTypes.includes('full'));
+  const db = ResultsDb.openFile(join(dir, 'results.sqlite'), { readonly: true });
+  const rows = db.db.prepare('SELECT c.phase, e.input_tokens, e.output_tokens, e.prefill_dense_pairs, e.prefill_sparsity, e.flops_total, e.head_detail_json FROM examples e JOIN configurations c ON c.key = e.config_key').all() as {
+    phase: string; input_tokens: number; output_tokens: number; prefill_dense_pairs: number; prefill_sparsity: number; flops_total: number; head_detail_json: string;
+  }[];
+  db.close();
+  const fullLayers = config.layerTypes.filter((t) => t === 'full').length;
+  for (const r of rows) {
+    const n = r.input_tokens;
+    assert.equal(r.prefill_dense_pairs, ((n * (n + 1)) / 2) * config.numHeads * fullLayers, 'dense pairs of the full layers only');
+    if (r.phase === 'dense') {
+      assert.equal(r.flops_total, exampleFlops(flopsShape(config), { inputTokens: n, outputTokens: r.output_tokens }).total, 'windowed sliding layers in the FLOPs');
+    } else {
+      const detail = JSON.parse(r.head_detail_json) as { prefill: { attended: number[][]; dense: number[][] } };
+      const total = (m: number[][]) => m.flat().reduce((a, b) => a + b, 0);
+      const overAllLayers = 1 - total(detail.prefill.attended) / total(detail.prefill.dense);
+      assert.ok(r.prefill_sparsity > 0, `block_sparse skips pairs on the full layers: ${r.prefill_sparsity}`);
+      assert.ok(r.prefill_sparsity > overAllLayers, 'the dense sliding layers do not dilute the achieved sparsity');
+    }
+  }
+});
