@@ -55,6 +55,31 @@ export function preservationTable(a: Analysis): Table {
   };
 }
 
+/**
+ * The paper's second question in one table: per model and phase, how much sparsity the tests
+ * certify on average over tasks, lengths and methods (a cell where no tested sparsity passed
+ * counts as 0), and the share of cells where some sparsity passed.
+ */
+export function preservationByPhaseTable(a: Analysis): Table {
+  const groups = new Map<string, { model: string; phase: string; values: number[]; passed: number }>();
+  for (const l of a.preservation.largest) {
+    const k = `${l.model}|${l.phase}`;
+    const g = groups.get(k) ?? { model: l.model, phase: l.phase, values: [], passed: 0 };
+    g.values.push(l.largestPreservedSparsity ?? 0);
+    if (l.largestPreservedSparsity !== null) g.passed++;
+    groups.set(k, g);
+  }
+  return {
+    title: 'Preserved sparsity by model and phase (mean over tasks, lengths and methods; none passed = 0)',
+    header: ['model', 'phase', 'cells', 'cells with a preserved s', 'mean largest preserved s', 'max'],
+    numeric: [2, 3, 4, 5],
+    rows: [...groups.values()].map((g) => [
+      g.model, g.phase, String(g.values.length), String(g.passed),
+      fmt(g.values.reduce((x, y) => x + y, 0) / g.values.length, 3), fmt(Math.max(...g.values), 3),
+    ]),
+  };
+}
+
 export function preservationTestsTable(a: Analysis): Table {
   return {
     title: 'Paired tests of sparse against dense',
@@ -120,7 +145,7 @@ export function buildFailuresTable(a: Analysis): Table {
 }
 
 export function allTables(a: Analysis): Table[] {
-  const tables = [accuracyTable(a), preservationTable(a), frontierTable(a), denseVersusSparseTable(a), scalingLawTable(a)];
+  const tables = [accuracyTable(a), preservationTable(a), preservationByPhaseTable(a), frontierTable(a), denseVersusSparseTable(a), scalingLawTable(a)];
   if (a.buildFailures.length) tables.push(buildFailuresTable(a));
   return tables;
 }

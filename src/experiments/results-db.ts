@@ -284,6 +284,9 @@ export class ResultsDb {
   }
 
   buildFailures(): BuildFailure[] {
+    // Files written before this table existed, opened read-only, lack it: they have no failures noted.
+    const exists = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'build_failures'").get();
+    if (!exists) return [];
     return (this.db.prepare('SELECT model, task, length, example_index, error FROM build_failures ORDER BY model, task, length, example_index').all() as {
       model: string; task: string; length: number; example_index: number; error: string;
     }[]).map((r) => ({ model: r.model, task: r.task, length: r.length, exampleIndex: r.example_index, error: r.error }));
@@ -326,10 +329,10 @@ export class ResultsDb {
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
             .run(c.key, c.model, c.task, c.length, c.phase, c.method, c.requested_sparsity, c.params_json, c.config_json);
         }
-        for (const f of other.db.prepare('SELECT * FROM build_failures').all() as Record<string, unknown>[]) {
+        for (const f of other.buildFailures()) {
           this.db
             .prepare('INSERT OR IGNORE INTO build_failures (model, task, length, example_index, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
-            .run(f.model, f.task, f.length, f.example_index, f.error, f.recorded_at);
+            .run(f.model, f.task, f.length, f.exampleIndex, f.error, new Date().toISOString());
         }
         const columns = (this.db.prepare('PRAGMA table_info(examples)').all() as { name: string }[]).map((c) => c.name);
         const insert = this.db.prepare(`INSERT INTO examples (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);

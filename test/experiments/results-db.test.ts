@@ -73,3 +73,21 @@ test('shards written to separate files merge into one, skipping rows already pre
   assert.deepEqual([...a.doneIndices(key)].sort(), [0, 1], 'a failed merge changes nothing');
   a.close();
 });
+
+test('build failures: noted, cleared, merged; files without the table read as none', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sf-bf-'));
+  const db = ResultsDb.openDir(dir);
+  db.recordBuildFailure({ model: 'm', task: 't', length: 8, exampleIndex: 0, error: 'too short' });
+  db.recordBuildFailure({ model: 'm', task: 't', length: 8, exampleIndex: 1, error: 'too short' });
+  db.clearBuildFailure('m', 't', 8, 0);
+  assert.deepEqual(db.buildFailures(), [{ model: 'm', task: 't', length: 8, exampleIndex: 1, error: 'too short' }]);
+  const other = ResultsDb.openDir(mkdtempSync(join(tmpdir(), 'sf-bf2-')));
+  other.mergeFrom(db.path);
+  assert.equal(other.buildFailures().length, 1);
+  other.close();
+  db.db.exec('DROP TABLE build_failures');
+  db.close();
+  const old = ResultsDb.openFile(join(dir, 'results.sqlite'), { readonly: true });
+  assert.deepEqual(old.buildFailures(), []);
+  old.close();
+});
