@@ -47,6 +47,7 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8 } },
   { file: 'elementwise.cu', defines: {}, allowStack: true },
+  { file: 'kv-append.cu', defines: {} },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {

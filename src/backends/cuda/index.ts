@@ -17,6 +17,8 @@ export type { FlashPrefillArgs, PrefillShape, PrefillTiling } from './kernels/fl
 export { DecodeAttentionKernel, decodeBytes } from './kernels/decode-attention.js';
 export type { DecodeArgs, DecodePlan, DecodeShape } from './kernels/decode-attention.js';
 export { ElementwiseKernels } from './kernels/elementwise.js';
+export { DeviceLayerKvCache } from './kv-cache.js';
+export type { KvSource } from './kv-cache.js';
 export { Cublas } from './cublas.js';
 export type { LinearArgs } from './cublas.js';
 export { downloadBf16, downloadF32, poisonedBf16, poisonedF32, uploadAsBf16 } from './transfer.js';

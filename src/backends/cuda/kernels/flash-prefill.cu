@@ -8,7 +8,9 @@
 // the shared-memory traffic per FLOP (the v1 bottleneck, docs/perf.md).
 //
 // Layouts (row-major, D = HEAD_DIM):
-//   q, out : [T, H, D]             query t sits at absolute position queryStart + t
+//   q      : [T, qRowStride], head h of token t at t * qRowStride + h * D (qRowStride = H * D for a
+//            packed [T, H, D]; wider when q is the leading part of fused qkv projection rows)
+//   out    : [T, H, D]             query t sits at absolute position queryStart + t
 //   k, v   : [Hkv, kvStride, D]    per-KV-head contiguous rows (the engine's LayerKvCache layout);
 //                                  row r holds position r; rows [0, kvLen) are valid
 // Causality: query at position p sees rows r <= p (and r < kvLen); with a sliding window W also only
@@ -51,7 +53,7 @@ static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 
 extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    bf16_t* __restrict__ out, int T, int H, int Hkv, int kvStride, int queryStart, int kvLen, int window,
+    bf16_t* __restrict__ out, int T, int H, int Hkv, int qRowStride, int kvStride, int queryStart, int kvLen, int window,
     float scaleLog2) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem_raw);  // [BM][LDS]
@@ -83,7 +85,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   for (int c = tid; c < BM * CHUNKS_PER_ROW; c += THREADS) {
     const int r = c / CHUNKS_PER_ROW, cc = c % CHUNKS_PER_ROW;
     const int t = m0 + r;
-    const bf16_t* src = q + ((size_t)min(t, T - 1) * H + h) * D + cc * 8;
+    const bf16_t* src = q + (size_t)min(t, T - 1) * qRowStride + (size_t)h * D + cc * 8;
     cp_async16(sQ + r * LDS + cc * 8, src, t < T ? 16 : 0);
   }
   // Each thread copies the same 16-byte column of rows ldRow, ldRow + LD_ROWS, ... of a tile, so one

@@ -13,8 +13,13 @@ export interface PrefillShape {
 }
 
 export interface FlashPrefillArgs {
-  /** [T, H, D] bf16 queries; query t sits at position queryStart + t. */
+  /** [T, H, D] bf16 queries (rows qRowStride apart); query t sits at position queryStart + t. */
   q: DevicePtr;
+  /**
+   * Elements between consecutive tokens' queries (default H·D). Wider when q is the leading part of
+   * fused qkv projection rows, [T, (H + 2·Hkv)·D], so no copy is needed.
+   */
+  qRowStride?: number;
   /** [Hkv, kvStride, D] bf16 keys; row r holds position r. */
   k: DevicePtr;
   /** [Hkv, kvStride, D] bf16 values. */
@@ -84,7 +89,7 @@ export class FlashPrefill {
   prepare(): CudaKernel {
     const t = this.tiling;
     this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN })
-      .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
   }
 
@@ -99,6 +104,10 @@ export class FlashPrefill {
     for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
       if (ptr % 16n !== 0n) throw new Error(`flash prefill: ${name} must be 16-byte aligned`);
     }
+    const qRowStride = a.qRowStride ?? H * this.shape.headDim;
+    if (!Number.isInteger(qRowStride) || qRowStride < H * this.shape.headDim || qRowStride % 8 !== 0) {
+      throw new Error(`flash prefill: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
+    }
     const window = a.slidingWindow ?? NO_WINDOW;
     if (!Number.isInteger(window) || window < 1) throw new Error(`flash prefill: sliding window must be a positive integer (got ${window})`);
     const blockRows = 16 * this.tiling.mTiles * this.tiling.warps;
@@ -109,7 +118,7 @@ export class FlashPrefill {
         sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.tiling),
         stream: this.rt.stream,
       },
-      [a.q, a.k, a.v, a.out, T, H, Hkv, a.kvStride, a.queryStart, a.kvLen, window, a.scale * LOG2E],
+      [a.q, a.k, a.v, a.out, T, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen, window, a.scale * LOG2E],
     );
   }
 }

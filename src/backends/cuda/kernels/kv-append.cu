@@ -1,0 +1,30 @@
+// Appends T tokens' keys and values to a per-KV-head cache (the layout every attention kernel here
+// reads, and the engine's LayerKvCache uses on the CPU): token t of head h lands in row startRow + t.
+//   kSrc, vSrc     : rows srcRowStride elements apart; token t's key of head h at kSrc[t * srcRowStride
+//                    + h * D], its value likewise in vSrc (pointers into fused qkv projection rows, or
+//                    packed [T, Hkv, D] arrays with stride Hkv * D)
+//   kCache, vCache : [Hkv, capacity, D] bf16
+// One thread per 16 bytes; strides and offsets are multiples of 8 elements (the launcher checks).
+#include "common.cuh"
+
+namespace {
+struct alignas(16) Chunk16 {
+  u32 w[4];
+};
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(256) kv_append(
+    const bf16_t* __restrict__ kSrc, const bf16_t* __restrict__ vSrc, bf16_t* __restrict__ kCache,
+    bf16_t* __restrict__ vCache, int T, int Hkv, int D, int srcRowStride, int capacity, int startRow) {
+  const int chunks = D >> 3;
+  const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= (size_t)T * Hkv * chunks) return;
+  const int c = idx % chunks;
+  const size_t th = idx / chunks;
+  const int h = th % Hkv;
+  const int t = th / Hkv;
+  const size_t from = (size_t)t * srcRowStride + (size_t)h * D + c * 8;
+  const size_t to = ((size_t)h * capacity + startRow + t) * D + c * 8;
+  *reinterpret_cast<Chunk16*>(kCache + to) = *reinterpret_cast<const Chunk16*>(kSrc + from);
+  *reinterpret_cast<Chunk16*>(vCache + to) = *reinterpret_cast<const Chunk16*>(vSrc + from);
+}
