@@ -1,16 +1,18 @@
 /**
- * Scaling law of sparse attention, log-linear in model size, context length and compression:
+ * Scaling law of sparse attention, log-linear in model size, context length and compression, with a
+ * constant per task (the paper's Table 3 form: ε + δ_task + α·ln N + β·ln n + γ·ln k):
  *
- *   accuracy ≈ β₀ + β_N · ln N + β_n · ln n + β_k · ln k
+ *   score ≈ ε + δ_task + α · ln N + β · ln n + γ · ln k
  *
  * N = non-embedding parameters, n = context length, k = 1/(1 − s) the compression ratio (k = 1 for
- * dense, whose rows anchor every method's fit). Accuracy is averaged over tasks per (model, length,
- * method, sparsity). Fitted by least squares per (phase, method) and pooled per phase. Reported: the
- * coefficients, R² and RMSE in sample, leave-one-out RMSE, and extrapolation error when the largest
- * model, the longest length and the highest compression are held out in turn.
+ * dense, whose rows anchor every method's fit); δ_task is 0 for the first task (alphabetically), so
+ * ε is that task's intercept. One observation per (model, task, length, method, sparsity): the mean
+ * score of the configuration. Fitted by least squares per (phase, method) and pooled per phase.
+ * Reported: the coefficients, in-sample R² and RMSE, leave-one-out RMSE, and — as the paper
+ * validates its laws — the error and R² on held-out configurations when the largest model, the
+ * longest length and the highest compression are held out in turn.
  */
 import type { ConfigResult } from './aggregate.js';
-import { isoFlopsPoints, type IsoFlopsPoint } from './isoflops.js';
 import { goodnessOfFit, leastSquares } from './least-squares.js';
 
 export const SCALING_FEATURES = ['intercept', 'ln N', 'ln n', 'ln k'] as const;
@@ -19,6 +21,7 @@ export type ScalingFeature = (typeof SCALING_FEATURES)[number];
 export interface ScalingObservation {
   model: string;
   params: number;
+  task: string;
   length: number;
   sparsity: number;
   accuracy: number;
@@ -31,6 +34,8 @@ export interface HeldOutError {
   rows: number;
   rmse: number | null;
   mae: number | null;
+  /** R² of the predictions on the held-out rows (null below two rows). */
+  r2: number | null;
   /** Why the held-out fit could not be made (null when it was). */
   skipped: string | null;
 }
@@ -42,6 +47,9 @@ export interface ScalingLawFit {
   rows: number;
   /** null: the feature was constant in the data (not identifiable) and left out. */
   coefficients: Record<ScalingFeature, number | null>;
+  /** δ_task per task (0 for the baseline task); empty with a single task. */
+  taskEffects: Record<string, number>;
+  baselineTask: string | null;
   r2: number | null;
   rmse: number | null;
   looRmse: number | null;
@@ -63,7 +71,7 @@ function featureValue(o: ScalingObservation, f: ScalingFeature): number {
   }
 }
 
-/** Features that vary in the data (plus the intercept). */
+/** Continuous features that vary in the data (plus the intercept). */
 function identifiable(rows: readonly ScalingObservation[]): ScalingFeature[] {
   return SCALING_FEATURES.filter((f) => {
     if (f === 'intercept') return true;
@@ -73,48 +81,71 @@ function identifiable(rows: readonly ScalingObservation[]): ScalingFeature[] {
   });
 }
 
-interface Model {
+interface Design {
   features: ScalingFeature[];
+  /** Tasks with their own indicator column (every task but the baseline). */
+  taskColumns: string[];
+}
+
+interface Model extends Design {
   beta: number[];
 }
 
-function fitRows(rows: readonly ScalingObservation[], features: ScalingFeature[]): Model {
-  const X = rows.map((r) => features.map((f) => featureValue(r, f)));
-  const fit = leastSquares(X, rows.map((r) => r.accuracy));
-  return { features, beta: fit.coefficients };
+function row(o: ScalingObservation, d: Design): number[] {
+  return [...d.features.map((f) => featureValue(o, f)), ...d.taskColumns.map((t) => (o.task === t ? 1 : 0))];
+}
+
+function fitRows(rows: readonly ScalingObservation[], design: Design): Model {
+  const fit = leastSquares(rows.map((r) => row(r, design)), rows.map((r) => r.accuracy));
+  return { ...design, beta: fit.coefficients };
 }
 
 function predict(m: Model, o: ScalingObservation): number {
-  return m.features.reduce((s, f, j) => s + m.beta[j] * featureValue(o, f), 0);
+  return row(o, m).reduce((s, x, j) => s + m.beta[j] * x, 0);
 }
 
-/** Fits the law to observations; `label` fields are copied into the result. */
+function tasksOf(rows: readonly ScalingObservation[]): string[] {
+  return [...new Set(rows.map((r) => r.task))].sort();
+}
+
+function emptyCoefficients(): Record<ScalingFeature, number | null> {
+  return { intercept: null, 'ln N': null, 'ln n': null, 'ln k': null };
+}
+
+/** Fits the law to observations of one (phase, method). */
 export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefill' | 'decode', method: string): ScalingLawFit {
+  const tasks = tasksOf(rows);
   const empty = (reason: string): ScalingLawFit => ({
-    phase, method, rows: rows.length, coefficients: { intercept: null, 'ln N': null, 'ln n': null, 'ln k': null },
+    phase, method, rows: rows.length, coefficients: emptyCoefficients(), taskEffects: {}, baselineTask: null,
     r2: null, rmse: null, looRmse: null, heldOut: [], points: rows.map((r) => ({ ...r, predicted: null })), skipped: reason,
   });
-  const features = identifiable(rows);
-  if (!features.includes('ln k')) return empty('compression does not vary (need dense and at least one sparsity)');
-  if (rows.length <= features.length) return empty(`${rows.length} points cannot fit ${features.length} coefficients with any error estimate`);
+  const design: Design = { features: identifiable(rows), taskColumns: tasks.slice(1) };
+  const width = design.features.length + design.taskColumns.length;
+  if (!design.features.includes('ln k')) return empty('compression does not vary (need dense and at least one sparsity)');
+  if (rows.length <= width) return empty(`${rows.length} points cannot fit ${width} coefficients with any error estimate`);
   let model: Model;
   try {
-    model = fitRows(rows, features);
+    model = fitRows(rows, design);
   } catch (e) {
     return empty((e as Error).message);
   }
   const predicted = rows.map((r) => predict(model, r));
   const gof = goodnessOfFit(rows.map((r) => r.accuracy), predicted);
-  const coefficients = { intercept: null, 'ln N': null, 'ln n': null, 'ln k': null } as Record<ScalingFeature, number | null>;
-  features.forEach((f, j) => (coefficients[f] = model.beta[j]));
+  const coefficients = emptyCoefficients();
+  design.features.forEach((f, j) => (coefficients[f] = model.beta[j]));
+  const taskEffects: Record<string, number> = {};
+  if (tasks.length > 1) {
+    taskEffects[tasks[0]] = 0;
+    design.taskColumns.forEach((t, j) => (taskEffects[t] = model.beta[design.features.length + j]));
+  }
 
   // Leave-one-out: refit without each point, predict it.
   let looSq = 0, looN = 0;
   for (let i = 0; i < rows.length; i++) {
     const train = rows.filter((_, j) => j !== i);
-    if (train.length <= features.length) continue;
+    if (train.length <= width || !tasksOf(train).includes(rows[i].task)) continue;
     try {
-      const m = fitRows(train, features);
+      const m = fitRows(train, design);
       looSq += (predict(m, rows[i]) - rows[i].accuracy) ** 2;
       looN++;
     } catch {
@@ -129,22 +160,28 @@ export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefi
     ['compression', 'ln k', (o) => compressionRatio(o.sparsity)],
   ];
   for (const [axis, feature, value] of axes) {
-    if (!features.includes(feature)) continue;
+    if (!design.features.includes(feature)) continue;
     const top = Math.max(...rows.map(value));
-    const test = rows.filter((r) => Math.abs(value(r) - top) <= 1e-9 * top);
-    const train = rows.filter((r) => Math.abs(value(r) - top) > 1e-9 * top);
-    const result: HeldOutError = { axis, value: top, rows: test.length, rmse: null, mae: null, skipped: null };
+    const isTop = (r: ScalingObservation) => Math.abs(value(r) - top) <= 1e-9 * top;
+    const test = rows.filter(isTop);
+    const train = rows.filter((r) => !isTop(r));
+    const result: HeldOutError = { axis, value: top, rows: test.length, rmse: null, mae: null, r2: null, skipped: null };
     const trainFeatures = identifiable(train);
-    if (!features.every((f) => trainFeatures.includes(f))) {
+    const trainTasks = tasksOf(train);
+    if (!design.features.every((f) => trainFeatures.includes(f))) {
       result.skipped = `without the largest ${axis} the rest has one ${axis} value: cannot extrapolate`;
-    } else if (train.length <= features.length) {
+    } else if (!test.every((r) => trainTasks.includes(r.task))) {
+      result.skipped = 'a held-out task has no training rows';
+    } else if (train.length <= width) {
       result.skipped = `only ${train.length} training points remain`;
     } else {
       try {
-        const m = fitRows(train, features);
-        const errs = test.map((r) => predict(m, r) - r.accuracy);
+        const m = fitRows(train, design);
+        const preds = test.map((r) => predict(m, r));
+        const errs = preds.map((p, i) => p - test[i].accuracy);
         result.rmse = Math.sqrt(errs.reduce((s, e) => s + e * e, 0) / errs.length);
         result.mae = errs.reduce((s, e) => s + Math.abs(e), 0) / errs.length;
+        if (test.length >= 2) result.r2 = goodnessOfFit(test.map((r) => r.accuracy), preds).r2;
       } catch (e) {
         result.skipped = (e as Error).message;
       }
@@ -153,27 +190,28 @@ export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefi
   }
 
   return {
-    phase, method, rows: rows.length, coefficients, r2: gof.r2, rmse: gof.rmse,
-    looRmse: looN ? Math.sqrt(looSq / looN) : null, heldOut,
+    phase, method, rows: rows.length, coefficients, taskEffects, baselineTask: tasks.length > 1 ? tasks[0] : null,
+    r2: gof.r2, rmse: gof.rmse, looRmse: looN ? Math.sqrt(looSq / looN) : null, heldOut,
     points: rows.map((r, i) => ({ ...r, predicted: predicted[i] })), skipped: null,
   };
 }
 
-function observation(p: IsoFlopsPoint): ScalingObservation {
-  return { model: p.model, params: p.modelParams, length: p.length, sparsity: p.phase === 'dense' ? 0 : p.sparsity, accuracy: p.accuracy };
+function observation(c: ConfigResult): ScalingObservation {
+  return { model: c.model, params: c.modelParams, task: c.task, length: c.length, sparsity: c.phase === 'dense' ? 0 : c.sparsity, accuracy: c.summary.mean };
 }
 
 /** One fit per (phase, method) and one pooled per phase, each with the dense rows as k = 1. */
 export function scalingLawFits(configs: readonly ConfigResult[]): ScalingLawFit[] {
-  const points = isoFlopsPoints(configs);
-  const dense = points.filter((p) => p.phase === 'dense').map(observation);
+  // Configurations whose examples were all dropped have no score to fit.
+  const scored = configs.filter((c) => c.summary.n > 0);
+  const dense = scored.filter((c) => c.phase === 'dense').map(observation);
   const out: ScalingLawFit[] = [];
   for (const phase of ['prefill', 'decode'] as const) {
-    const sparse = points.filter((p) => p.phase === phase);
+    const sparse = scored.filter((c) => c.phase === phase);
     if (!sparse.length) continue;
-    const methods = [...new Set(sparse.map((p) => p.method))].sort();
+    const methods = [...new Set(sparse.map((c) => c.method))].sort();
     for (const method of methods) {
-      out.push(fitScalingLaw([...dense, ...sparse.filter((p) => p.method === method).map(observation)], phase, method));
+      out.push(fitScalingLaw([...dense, ...sparse.filter((c) => c.method === method).map(observation)], phase, method));
     }
     if (methods.length > 1) out.push(fitScalingLaw([...dense, ...sparse.map(observation)], phase, 'all'));
   }

@@ -122,16 +122,28 @@ export function denseVersusSparseTable(a: Analysis): Table {
 }
 
 export function scalingLawTable(a: Analysis): Table {
+  const effects = (f: Analysis['scalingLaws'][number]) =>
+    Object.entries(f.taskEffects).filter(([t]) => t !== f.baselineTask).map(([t, v]) => `${t} ${fmt(v, 3)}`).join(', ');
   return {
-    title: 'Scaling law: accuracy ≈ β0 + βN·ln N + βn·ln n + βk·ln k (least squares; held out = largest value of the axis)',
-    header: ['phase', 'method', 'points', 'β0', 'βN', 'βn', 'βk', 'R²', 'RMSE', 'LOO RMSE', 'held-out RMSE'],
+    title: 'Scaling law: score ≈ ε + δ_task + α·ln N + β·ln n + γ·ln k (least squares; held out = largest value of the axis, RMSE / R²)',
+    header: ['phase', 'method', 'points', 'ε', 'α (ln N)', 'β (ln n)', 'γ (ln k)', 'R²', 'RMSE', 'LOO RMSE', 'held out: model size', 'held out: length', 'held out: compression', 'δ_task (vs first task)'],
     numeric: [2, 3, 4, 5, 6, 7, 8, 9],
-    rows: a.scalingLaws.map((f) => [
-      f.phase, f.method, String(f.rows),
-      fmt(f.coefficients.intercept, 4), fmt(f.coefficients['ln N'], 4), fmt(f.coefficients['ln n'], 4), fmt(f.coefficients['ln k'], 4),
-      fmt(f.r2, 3), fmt(f.rmse, 4), fmt(f.looRmse, 4),
-      f.skipped ?? (f.heldOut.map((h) => `${h.axis}: ${h.rmse === null ? 'n/a' : fmt(h.rmse, 4)}`).join('; ') || '—'),
-    ]),
+    rows: a.scalingLaws.map((f) => {
+      const held = (axis: string) => {
+        if (f.skipped) return '—';
+        const h = f.heldOut.find((x) => x.axis === axis);
+        if (!h) return 'n/a (one value)';
+        if (h.skipped) return 'n/a';
+        return `${fmt(h.rmse, 4)} / ${fmt(h.r2, 2)}`;
+      };
+      return [
+        f.phase, f.method, String(f.rows),
+        fmt(f.coefficients.intercept, 4), fmt(f.coefficients['ln N'], 4), fmt(f.coefficients['ln n'], 4), fmt(f.coefficients['ln k'], 4),
+        fmt(f.r2, 3), fmt(f.rmse, 4), fmt(f.looRmse, 4),
+        held('model size'), held('length'), held('compression'),
+        f.skipped ?? (effects(f) || '—'),
+      ];
+    }),
   };
 }
 

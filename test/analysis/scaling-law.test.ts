@@ -11,14 +11,18 @@ test('least squares recovers an exact linear model and reports R² = 1', () => {
   assert.throws(() => leastSquares([[1, 2], [2, 4], [3, 6]], [1, 2, 3]), /rank deficient/);
 });
 
-function plantedLaw(noise: (i: number) => number): ScalingObservation[] {
+const TASK_EFFECT: Record<string, number> = { alpha: 0, beta: 0.12, gamma: -0.05 };
+
+function plantedLaw(noise: (i: number) => number, tasks = Object.keys(TASK_EFFECT)): ScalingObservation[] {
   const rows: ScalingObservation[] = [];
   let i = 0;
   for (const params of [7e9, 14e9, 32e9, 72e9]) {
     for (const length of [16384, 32768, 65536, 131072]) {
       for (const s of [0, 0.5, 0.8, 0.9, 0.95]) {
-        const acc = 0.2 + 0.06 * Math.log(params / 1e9) - 0.03 * Math.log(length / 1024) - 0.08 * Math.log(compressionRatio(s));
-        rows.push({ model: `m${params}`, params, length, sparsity: s, accuracy: acc + noise(i++) });
+        for (const task of tasks) {
+          const acc = 0.2 + TASK_EFFECT[task] + 0.06 * Math.log(params / 1e9) - 0.03 * Math.log(length / 1024) - 0.08 * Math.log(compressionRatio(s));
+          rows.push({ model: `m${params}`, params, task, length, sparsity: s, accuracy: acc + noise(i++) });
+        }
       }
     }
   }
@@ -32,14 +36,20 @@ test('a planted log-linear law is recovered exactly, with zero held-out error', 
   assert.ok(Math.abs(c['ln N']! - 0.06) < 1e-9);
   assert.ok(Math.abs(c['ln n']! + 0.03) < 1e-9);
   assert.ok(Math.abs(c['ln k']! + 0.08) < 1e-9);
-  // intercept absorbs the 1e9 and 1024 units: 0.2 − 0.06 ln 1e9 + 0.03 ln 1024
+  // ε is the baseline task's intercept and absorbs the 1e9 and 1024 units: 0.2 − 0.06 ln 1e9 + 0.03 ln 1024
   assert.ok(Math.abs(c.intercept! - (0.2 - 0.06 * Math.log(1e9) + 0.03 * Math.log(1024))) < 1e-8);
+  assert.equal(fit.baselineTask, 'alpha');
+  assert.ok(Math.abs(fit.taskEffects.beta - 0.12) < 1e-9 && Math.abs(fit.taskEffects.gamma + 0.05) < 1e-9);
+  assert.equal(fit.taskEffects.alpha, 0);
   assert.ok(Math.abs(fit.r2! - 1) < 1e-12);
   assert.ok(fit.looRmse! < 1e-9);
   assert.deepEqual(fit.heldOut.map((h) => h.axis), ['model size', 'length', 'compression']);
-  for (const h of fit.heldOut) assert.ok(h.rmse! < 1e-9, `${h.axis} held out`);
+  for (const h of fit.heldOut) {
+    assert.ok(h.rmse! < 1e-9, `${h.axis} held out`);
+    assert.ok(Math.abs(h.r2! - 1) < 1e-9, `${h.axis} held-out R²`);
+  }
   assert.equal(fit.heldOut[0].value, 72e9);
-  assert.equal(fit.heldOut[0].rows, 20);
+  assert.equal(fit.heldOut[0].rows, 60, '4 lengths × 5 sparsities × 3 tasks at the largest model');
 });
 
 test('with noise the coefficients stay close and R² is below one', () => {
@@ -51,9 +61,10 @@ test('with noise the coefficients stay close and R² is below one', () => {
 });
 
 test('a single model size leaves ln N out and says why extrapolation in it is impossible', () => {
-  const rows = plantedLaw(() => 0).filter((r) => r.params === 7e9);
+  const rows = plantedLaw(() => 0, ['alpha']).filter((r) => r.params === 7e9);
   const fit = fitScalingLaw(rows, 'decode', 'quest');
   assert.equal(fit.coefficients['ln N'], null);
+  assert.deepEqual(fit.taskEffects, {}, 'one task: no task effects');
   assert.ok(Math.abs(fit.coefficients['ln k']! + 0.08) < 1e-9);
   assert.deepEqual(fit.heldOut.map((h) => h.axis), ['length', 'compression']);
   const onlyDense = rows.filter((r) => r.sparsity === 0);
