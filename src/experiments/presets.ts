@@ -14,16 +14,19 @@ export const PAPER_TASKS = [
   'story_retrieval', 'story_multihop', 'story_filtering',
 ] as const;
 
-/** Compression ratios k of the paper's sweep (budgets 1/2 … 1/20); s = 1 − 1/k. */
-export const PAPER_COMPRESSION_RATIOS = [2, 3, 5, 10, 15, 20] as const;
+/**
+ * Compression ratios k of the paper's sweep (its Table 6: budgets of 70% down to 5% of the context,
+ * e.g. Quest token budgets 11472 … 816 at n = 16384); s = 1 − 1/k.
+ */
+export const PAPER_COMPRESSION_RATIOS = [10 / 7, 10 / 6, 2, 2.5, 10 / 3, 5, 7.5, 10, 15, 20] as const;
 
 /** s = 1 − 1/k rounded to 4 decimals, so configuration keys stay readable. */
 export function sparsityOfCompression(k: number): number {
   return Math.round((1 - 1 / k) * 1e4) / 1e4;
 }
 
-/** The paper's methods other than FlexPrefill (whose paper grid sweeps alpha). */
-const PAPER_METHODS_BY_SPARSITY = ['vertical_and_slash', 'block_sparse', 'quest', 'snapkv', 'ada_snapkv'] as const;
+/** The paper's six methods (its Table 1). */
+const PAPER_METHODS = ['vertical_and_slash', 'flexprefill', 'block_sparse', 'snapkv', 'ada_snapkv', 'quest'] as const;
 
 /**
  * The smallest model under `modelsDir`: `organism` when it exists, otherwise the directory whose
@@ -69,9 +72,11 @@ export function quickPreset(modelsDir = 'models'): ExperimentSpecInput {
 }
 
 /**
- * The paper's grid: Qwen2.5 Instruct 7B/14B/32B/72B, 16K–128K, its nine tasks, 100 examples
- * (seed 43), greedy generation of up to 1024 tokens, budgets 1/2 … 1/20. FlexPrefill sweeps
- * `alpha` (its sparsity is measured). Model directories are expected under `modelsDir`.
+ * The paper's grid: Qwen2.5 Instruct 7B/14B/32B/72B, n = 16384, 32768, 65536, 128000 (its Table 6),
+ * its nine tasks, 100 examples (seed 43), greedy generation of up to 1024 tokens, ten budgets from
+ * 70% to 5% of the context. Every method takes the target sparsity (FlexPrefill reaches it by
+ * searching alpha; the paper instead listed (alpha, min_budget) pairs per length). Model directories
+ * are expected under `modelsDir`.
  */
 export function paperPreset(modelsDir = 'models'): ExperimentSpecInput {
   const sizes = ['7B', '14B', '32B', '72B'];
@@ -80,12 +85,9 @@ export function paperPreset(modelsDir = 'models'): ExperimentSpecInput {
     models: sizes.map((s) => ({ path: join(modelsDir, `Qwen2.5-${s}-Instruct`), name: `qwen2.5-${s.toLowerCase()}` })),
     backend: 'cuda',
     tasks: [...PAPER_TASKS],
-    lengths: [16384, 32768, 65536, 131072],
+    lengths: [16384, 32768, 65536, 128000],
     sparsities: PAPER_COMPRESSION_RATIOS.map(sparsityOfCompression),
-    methods: [
-      ...PAPER_METHODS_BY_SPARSITY,
-      { name: 'flexprefill', sweep: { param: 'alpha', values: [0.99, 0.95, 0.9, 0.8, 0.7, 0.6] } },
-    ],
+    methods: [...PAPER_METHODS],
     examples: 100,
     seed: 43,
     generation: { maxNewTokens: 1024 },

@@ -66,7 +66,8 @@ test('YAML and JSON files load; presets validate', () => {
   assert.match(quick.models[0] as string, /organism$/);
 
   const paper = parseExperimentSpec(paperPreset());
-  assert.deepEqual(paper.lengths, [16384, 32768, 65536, 131072]);
+  assert.deepEqual(paper.lengths, [16384, 32768, 65536, 128000]);
+  assert.deepEqual(paper.sparsities, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.8667, 0.9, 0.9333, 0.95]);
   assert.equal(paper.tasks.length, 9);
   assert.deepEqual([...paper.tasks], [...PAPER_TASKS]);
   assert.equal(paper.examples, 100);
