@@ -14,6 +14,7 @@
  */
 import type { ConfigResult } from './aggregate.js';
 import { goodnessOfFit, leastSquares } from './least-squares.js';
+import { type RankCorrelation, spearman } from './stats.js';
 
 export const SCALING_FEATURES = ['intercept', 'ln N', 'ln n', 'ln k'] as const;
 export type ScalingFeature = (typeof SCALING_FEATURES)[number];
@@ -36,6 +37,10 @@ export interface HeldOutError {
   mae: number | null;
   /** R² of the predictions on the held-out rows (null below two rows). */
   r2: number | null;
+  /** Spearman's ρ between observed and predicted scores on the held-out rows (the paper's Table 4). */
+  spearman: RankCorrelation | null;
+  /** The same per task. */
+  spearmanByTask: Record<string, RankCorrelation>;
   /** Why the held-out fit could not be made (null when it was). */
   skipped: string | null;
 }
@@ -165,7 +170,7 @@ export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefi
     const isTop = (r: ScalingObservation) => Math.abs(value(r) - top) <= 1e-9 * top;
     const test = rows.filter(isTop);
     const train = rows.filter((r) => !isTop(r));
-    const result: HeldOutError = { axis, value: top, rows: test.length, rmse: null, mae: null, r2: null, skipped: null };
+    const result: HeldOutError = { axis, value: top, rows: test.length, rmse: null, mae: null, r2: null, spearman: null, spearmanByTask: {}, skipped: null };
     const trainFeatures = identifiable(train);
     const trainTasks = tasksOf(train);
     if (!design.features.every((f) => trainFeatures.includes(f))) {
@@ -182,6 +187,11 @@ export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefi
         result.rmse = Math.sqrt(errs.reduce((s, e) => s + e * e, 0) / errs.length);
         result.mae = errs.reduce((s, e) => s + Math.abs(e), 0) / errs.length;
         if (test.length >= 2) result.r2 = goodnessOfFit(test.map((r) => r.accuracy), preds).r2;
+        result.spearman = spearman(test.map((r) => r.accuracy), preds);
+        for (const task of tasksOf(test)) {
+          const idx = test.map((r, i) => (r.task === task ? i : -1)).filter((i) => i >= 0);
+          result.spearmanByTask[task] = spearman(idx.map((i) => test[i].accuracy), idx.map((i) => preds[i]));
+        }
       } catch (e) {
         result.skipped = (e as Error).message;
       }

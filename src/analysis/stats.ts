@@ -162,3 +162,47 @@ export function pairedNonInferiorityTest(sparse: readonly number[], dense: reado
   const t = shifted / (sd / Math.sqrt(n));
   return { n, meanDifference: m, sdDifference: sd, margin, t, df: n - 1, pValue: 1 - studentTCdf(t, n - 1) };
 }
+
+/** Ranks 1..n with ties given their average rank. */
+export function averageRanks(xs: readonly number[]): number[] {
+  const order = xs.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
+  const ranks = new Array<number>(xs.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) ranks[order[k][1]] = rank;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+export function pearson(x: readonly number[], y: readonly number[]): number {
+  const mx = mean(x), my = mean(y);
+  let sxy = 0, sxx = 0, syy = 0;
+  for (let i = 0; i < x.length; i++) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) ** 2;
+    syy += (y[i] - my) ** 2;
+  }
+  return sxx === 0 || syy === 0 ? NaN : sxy / Math.sqrt(sxx * syy);
+}
+
+export interface RankCorrelation {
+  n: number;
+  /** Spearman's ρ: Pearson correlation of the average ranks; NaN when either side is constant. */
+  rho: number;
+  /** Two-sided p-value from t = ρ·√((n − 2)/(1 − ρ²)) with n − 2 degrees of freedom; null below 3 pairs. */
+  pValue: number | null;
+}
+
+/** Spearman's rank correlation (the paper's Table 4 statistic for held-out predictions). */
+export function spearman(x: readonly number[], y: readonly number[]): RankCorrelation {
+  if (x.length !== y.length) throw new Error('spearman: the samples must be paired (same length)');
+  const n = x.length;
+  const rho = pearson(averageRanks(x), averageRanks(y));
+  if (n < 3 || Number.isNaN(rho)) return { n, rho, pValue: null };
+  if (Math.abs(rho) >= 1) return { n, rho, pValue: 0 };
+  const t = rho * Math.sqrt((n - 2) / (1 - rho * rho));
+  return { n, rho, pValue: 2 * (1 - studentTCdf(Math.abs(t), n - 2)) };
+}

@@ -125,7 +125,7 @@ export function scalingLawTable(a: Analysis): Table {
   const effects = (f: Analysis['scalingLaws'][number]) =>
     Object.entries(f.taskEffects).filter(([t]) => t !== f.baselineTask).map(([t, v]) => `${t} ${fmt(v, 3)}`).join(', ');
   return {
-    title: 'Scaling law: score ≈ ε + δ_task + α·ln N + β·ln n + γ·ln k (least squares; held out = largest value of the axis, RMSE / R²)',
+    title: 'Scaling law: score ≈ ε + δ_task + α·ln N + β·ln n + γ·ln k (least squares; held out = largest value of the axis: RMSE / R² / Spearman ρ)',
     header: ['phase', 'method', 'points', 'ε', 'α (ln N)', 'β (ln n)', 'γ (ln k)', 'R²', 'RMSE', 'LOO RMSE', 'held out: model size', 'held out: length', 'held out: compression', 'δ_task (vs first task)'],
     numeric: [2, 3, 4, 5, 6, 7, 8, 9],
     rows: a.scalingLaws.map((f) => {
@@ -134,7 +134,7 @@ export function scalingLawTable(a: Analysis): Table {
         const h = f.heldOut.find((x) => x.axis === axis);
         if (!h) return 'n/a (one value)';
         if (h.skipped) return 'n/a';
-        return `${fmt(h.rmse, 4)} / ${fmt(h.r2, 2)}`;
+        return `${fmt(h.rmse, 4)} / ${fmt(h.r2, 2)} / ${fmt(h.spearman?.rho, 2)}`;
       };
       return [
         f.phase, f.method, String(f.rows),

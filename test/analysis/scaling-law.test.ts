@@ -47,6 +47,8 @@ test('a planted log-linear law is recovered exactly, with zero held-out error', 
   for (const h of fit.heldOut) {
     assert.ok(h.rmse! < 1e-9, `${h.axis} held out`);
     assert.ok(Math.abs(h.r2! - 1) < 1e-9, `${h.axis} held-out R²`);
+    assert.ok(h.spearman!.rho > 0.999, `${h.axis} held-out Spearman`);
+    assert.deepEqual(Object.keys(h.spearmanByTask).sort(), ['alpha', 'beta', 'gamma']);
   }
   assert.equal(fit.heldOut[0].value, 72e9);
   assert.equal(fit.heldOut[0].rows, 60, '4 lengths × 5 sparsities × 3 tasks at the largest model');

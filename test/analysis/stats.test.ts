@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  logGamma, pairedNonInferiorityTest, regularizedIncompleteBeta, sampleVariance, studentTCdf, studentTQuantile, summarize,
+  averageRanks, logGamma, pairedNonInferiorityTest, spearman, regularizedIncompleteBeta, sampleVariance, studentTCdf, studentTQuantile, summarize,
 } from '../../src/analysis/stats.js';
 
 const close = (a: number, b: number, tol: number, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
@@ -70,4 +70,16 @@ test('paired test with a margin: a small drop within δ is preserved, a large on
   assert.ok(r.meanDifference < -0.3);
   assert.ok(r.pValue > 0.99);
   assert.throws(() => pairedNonInferiorityTest([1], [1, 2], 0), /paired/);
+});
+
+test('Spearman ρ: ties get average ranks; monotone data give ρ = ±1; a known value', () => {
+  assert.deepEqual(averageRanks([10, 20, 20, 5]), [2, 3.5, 3.5, 1]);
+  assert.equal(spearman([1, 2, 3, 4], [10, 20, 30, 45]).rho, 1);
+  assert.equal(spearman([1, 2, 3, 4], [4, 3, 2, 1]).rho, -1);
+  // x ranks 1..5, y ranks 2,1,4,3,5: ρ = 1 − 6·Σd²/(n(n²−1)) = 1 − 6·4/120 = 0.8 (no ties).
+  const r = spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]);
+  assert.ok(Math.abs(r.rho - 0.8) < 1e-12);
+  // t = 0.8·√(3/0.36) = 2.3094 with 3 df: two-sided p = 0.1041.
+  assert.ok(Math.abs(r.pValue! - 0.10408) < 1e-4, `p = ${r.pValue}`);
+  assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3]).rho));
 });
