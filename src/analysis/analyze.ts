@@ -12,7 +12,7 @@ import {
   DEFAULT_PRESERVATION, type LargestPreserved, type PreservationOptions, type PreservationTest,
   largestPreservedSparsity, preservationTests,
 } from './preservation.js';
-import { type ScalingLawFit, scalingLawFits } from './scaling-law.js';
+import { type ScalingLawFit, type ScalingLink, scalingLawFits } from './scaling-law.js';
 
 export interface Analysis {
   source: string;
@@ -25,7 +25,7 @@ export interface Analysis {
   buildFailures: BuildFailure[];
 }
 
-export function analyzeResults(db: ResultsDb, options: PreservationOptions = DEFAULT_PRESERVATION, source = db.path): Analysis {
+export function analyzeResults(db: ResultsDb, options: PreservationOptions = DEFAULT_PRESERVATION, source = db.path, scalingLink: ScalingLink = 'logit'): Analysis {
   const configurations = aggregateByConfiguration(db.examples());
   const tests = preservationTests(configurations, options);
   return {
@@ -34,18 +34,18 @@ export function analyzeResults(db: ResultsDb, options: PreservationOptions = DEF
     configurations,
     preservation: { options, tests, largest: largestPreservedSparsity(tests) },
     isoflops: isoFlopsAnalysis(configurations),
-    scalingLaws: scalingLawFits(configurations),
+    scalingLaws: scalingLawFits(configurations, scalingLink),
     buildFailures: db.buildFailures(),
   };
 }
 
 /** Opens `<dir>/results.sqlite` read-only and analyses it. */
-export function analyzeDirectory(dir: string, options: PreservationOptions = DEFAULT_PRESERVATION): Analysis {
+export function analyzeDirectory(dir: string, options: PreservationOptions = DEFAULT_PRESERVATION, scalingLink: ScalingLink = 'logit'): Analysis {
   const path = join(dir, RESULTS_FILE);
   if (!existsSync(path)) throw new Error(`no results database in ${dir} (expected ${RESULTS_FILE})`);
   const db = ResultsDb.openFile(path, { readonly: true });
   try {
-    const analysis = analyzeResults(db, options, path);
+    const analysis = analyzeResults(db, options, path, scalingLink);
     if (!analysis.configurations.length) throw new Error(`${path} holds no recorded examples yet`);
     return analysis;
   } finally {

@@ -125,8 +125,8 @@ export function scalingLawTable(a: Analysis): Table {
   const effects = (f: Analysis['scalingLaws'][number]) =>
     Object.entries(f.taskEffects).filter(([t]) => t !== f.baselineTask).map(([t, v]) => `${t} ${fmt(v, 3)}`).join(', ');
   return {
-    title: 'Scaling law: score ≈ ε + δ_task + α·ln N + β·ln n + γ·ln k (least squares; held out = largest value of the axis: RMSE / R² / Spearman ρ)',
-    header: ['phase', 'method', 'points', 'ε', 'α (ln N)', 'β (ln n)', 'γ (ln k)', 'R²', 'RMSE', 'LOO RMSE', 'held out: model size', 'held out: length', 'held out: compression', 'δ_task (vs first task)'],
+    title: `Scaling law: score ≈ ${a.scalingLaws[0]?.link === 'identity' ? '' : 'σ'}(ε + δ_task + α·ln N + β·ln n + γ·ln k) (least squares; CV = leave-one-out up to 200 points, else 10-fold; held out = largest value of the axis: RMSE / R² / Spearman ρ)`,
+    header: ['phase', 'method', 'points', 'ε', 'α (ln N)', 'β (ln n)', 'γ (ln k)', 'R²', 'RMSE', 'CV RMSE', 'held out: model size', 'held out: length', 'held out: compression', 'δ_task (vs first task)'],
     numeric: [2, 3, 4, 5, 6, 7, 8, 9],
     rows: a.scalingLaws.map((f) => {
       const held = (axis: string) => {
@@ -139,7 +139,7 @@ export function scalingLawTable(a: Analysis): Table {
       return [
         f.phase, f.method, String(f.rows),
         fmt(f.coefficients.intercept, 4), fmt(f.coefficients['ln N'], 4), fmt(f.coefficients['ln n'], 4), fmt(f.coefficients['ln k'], 4),
-        fmt(f.r2, 3), fmt(f.rmse, 4), fmt(f.looRmse, 4),
+        fmt(f.r2, 3), fmt(f.rmse, 4), fmt(f.cvRmse, 4),
         held('model size'), held('length'), held('compression'),
         f.skipped ?? (effects(f) || '—'),
       ];

@@ -188,7 +188,7 @@ export function scalingLawCharts(a: Analysis): Chart[] {
     charts.push({
       id: slug('scaling-law', phase),
       title: `Scaling-law fit vs observed — ${phase} methods`,
-      caption: 'score ≈ ε + δ_task + α·ln N + β·ln n + γ·ln k, fitted per method (dense rows at k = 1 included); one point per configuration; points on the diagonal are predicted exactly. Coefficients and held-out errors are in the tables.',
+      caption: 'score ≈ σ(ε + δ_task + α·ln N + β·ln n + γ·ln k) (or without σ under --scaling-link identity), fitted per method (dense rows at k = 1 included); one point per configuration; points on the diagonal are predicted exactly. Coefficients and held-out errors are in the tables.',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
         config: baseConfig,

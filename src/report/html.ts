@@ -104,7 +104,7 @@ ${tables.map((t, i) => tableHtml(t, `table-${i}`)).join('\n')}
 <dt>Achieved sparsity</dt><dd>1 − (attended pairs)/(dense causal pairs), summed over layers and query heads; decode counts KV entries read per generated token.</dd>
 <dt>Preservation test</dt><dd>Paired one-sided t-test over examples scored under both sparse and dense: H0 μ<sub>sparse</sub> − μ<sub>dense</sub> ≤ −δ, δ = ${o.marginKind === 'relative' ? `${o.margin} × dense mean` : `${o.margin}`}; preserved when p &lt; α = ${o.alpha}. The largest preserved s is the largest tested sparsity that passes.</dd>
 <dt>FLOPs</dt><dd>Linear: 2 × matmul parameters (q/k/v/o, MLP, LM head) per token through them; attention: 4·d per attended (query, key) pair and query head; plus the method's importance-estimation FLOPs. Prefill and decode summed per example.</dd>
-<dt>Scaling law</dt><dd>score ≈ ε + δ<sub>task</sub> + α·ln N + β·ln n + γ·ln k, N non-embedding parameters, n context length, k = 1/(1 − s), δ<sub>task</sub> = 0 for the first task; least squares over configuration means; held-out RMSE and R² on the largest model, length and compression in turn.</dd>
+<dt>Scaling law</dt><dd>score ≈ σ(ε + δ<sub>task</sub> + α·ln N + β·ln n + γ·ln k) (logit link; <code>--scaling-link identity</code> drops σ), N non-embedding parameters, n context length, k = 1/(1 − s), δ<sub>task</sub> = 0 for the first task; least squares on the score scale over configuration means; held-out RMSE, R² and Spearman ρ on the largest model, length and compression in turn.</dd>
 </dl>
 </section>
 </body>

@@ -37,6 +37,10 @@ test('analyze prints the tables and writes analysis.json; report writes the page
   assert.ok(existsSync(join(dir, 'report', 'plots', 'achieved-sparsity.svg')));
   assert.ok(!existsSync(join(dir, 'report', 'plots', 'achieved-sparsity.png')), '--no-png skips PNGs');
   await assert.rejects(runCli(['analyze', dir, '--alpha', '2']), /--alpha must be in \(0, 1\)/);
+  await assert.rejects(runCli(['analyze', dir, '--scaling-link', 'probit']), /--scaling-link must be logit or identity/);
+  const identity = await runCli(['analyze', dir, '--scaling-link', 'identity']);
+  assert.match(identity, /Scaling law: score ≈ \(ε/);
+  assert.match(text, /Scaling law: score ≈ σ\(ε/);
   await assert.rejects(runCli(['analyze', join(dir, 'missing')]), /no results database/);
   rmSync(dir, { recursive: true, force: true });
 });

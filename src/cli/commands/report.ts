@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { analyzeDirectory } from '../../analysis/analyze.js';
 import { buildReport } from '../../report/build.js';
-import { type PreservationFlags, addPreservationFlags, preservationOptions } from './analyze.js';
+import { type PreservationFlags, addPreservationFlags, preservationOptions, scalingLink } from './analyze.js';
 
 export function registerReport(program: Command): void {
   addPreservationFlags(
@@ -19,7 +19,7 @@ export function registerReport(program: Command): void {
     .option('--title <text>', 'page title')
     .option('--no-png', 'skip the PNG exports')
     .action(async (dir: string, opts: PreservationFlags & { out?: string; title?: string; png: boolean }) => {
-      const analysis = analyzeDirectory(dir, preservationOptions(opts));
+      const analysis = analyzeDirectory(dir, preservationOptions(opts), scalingLink(opts));
       const files = await buildReport(analysis, { outDir: opts.out ?? join(dir, 'report'), title: opts.title, png: opts.png });
       process.stdout.write(`wrote ${files.html} and ${files.plots.length} plots under ${join(opts.out ?? join(dir, 'report'), 'plots')}\n`);
     });
