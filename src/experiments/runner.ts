@@ -14,14 +14,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AttentionPlan } from '../engine/attention.js';
 import type { AttentionCounts, PhaseCounts } from '../engine/forward-state.js';
-import { loadCheckpoint } from '../engine/checkpoint.js';
+import { type Checkpoint, loadCheckpoint } from '../engine/checkpoint.js';
 import { collectStopTokenIds, generateTokens } from '../engine/generate.js';
 import { TransformerModel } from '../engine/model.js';
 import type { ModelConfig } from '../engine/model-config.js';
 import { createAttentionPlan, estimationFlops } from '../methods/index.js';
 import type { Task, TaskExample } from '../tasks/types.js';
 import { exampleFlops, decodeSteps, type FlopsModelShape } from './flops.js';
-import { type HeadDetail, type PairCounts, type PhaseHeadDetail, ResultsDb } from './results-db.js';
+import { type ExampleRecord, type HeadDetail, type PairCounts, type PhaseHeadDetail, ResultsDb } from './results-db.js';
 import { type ExperimentConfiguration, type ExperimentSpec, expandExperiment, inShard } from './spec.js';
 
 export type TaskLookup = (name: string) => Task<Record<string, unknown>, unknown>;
@@ -110,6 +110,46 @@ export function planFor(c: ExperimentConfiguration): AttentionPlan {
   }
 }
 
+/** What running one example needs from the loaded model. */
+interface ModelContext {
+  model: TransformerModel;
+  ckpt: Checkpoint;
+  stopTokenIds: number[];
+  /** Layers the methods act on (full attention); sliding layers always run dense. */
+  fullLayers: number[];
+  allLayers: number[];
+  task: Task<Record<string, unknown>, unknown>;
+}
+
+/**
+ * Generates one example under the configuration's plan and returns its record: output and score,
+ * achieved sparsity over the full-attention layers, FLOPs over every layer (estimation included),
+ * timings.
+ */
+function runExample(ctx: ModelContext, c: ExperimentConfiguration, index: number, ex: TaskExample, runId: number): ExampleRecord {
+  const { model, ckpt, task } = ctx;
+  const [res] = generateTokens(model, [ex.inputIds], { plan: planFor(c), maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
+  const output = ckpt.tokenizer.decode(res.tokenIds, { skipSpecialTokens: true });
+  const scored = task.score(ex, output);
+  const estimation = methodEstimation(ckpt.config, c, ex.inputLength, res.generatedTokens);
+  const H = res.counts.numHeads;
+  const prefillAll = phasePairs(res.counts.prefill, H, ctx.allLayers);
+  const decodeAll = phasePairs(res.counts.decode, H, ctx.allLayers);
+  return {
+    configKey: c.key, exampleIndex: index, runId, promptHash: promptHash(ex.inputIds), output, gold: JSON.stringify(ex.gold),
+    score: scored.score, metric: task.metric, inputTokens: ex.inputLength, outputTokens: res.generatedTokens, goldTokens: ex.goldLength,
+    prefill: phasePairs(res.counts.prefill, H, ctx.fullLayers),
+    decode: phasePairs(res.counts.decode, H, ctx.fullLayers),
+    headDetail: headDetail(res.counts),
+    flops: exampleFlops(flopsShape(ckpt.config), {
+      inputTokens: ex.inputLength, outputTokens: res.generatedTokens,
+      prefillAttendedPairs: prefillAll.attendedPairs, decodeAttendedPairs: decodeAll.attendedPairs,
+      prefillEstimationFlops: estimation.prefill, decodeEstimationFlops: estimation.decode,
+    }),
+    prefillMs: res.prefillSeconds * 1000, decodeMs: res.decodeSeconds * 1000,
+  };
+}
+
 export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   const { spec, getTask, shard } = options;
   const log = options.log ?? (() => {});
@@ -180,32 +220,10 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
           }
         }
         for (const { c, todo } of cell) {
-          const plan = planFor(c);
           for (const i of todo) {
             const ex = examples.get(i);
             if (!ex) continue;
-            const [res] = generateTokens(model, [ex.inputIds], { plan, maxNewTokens: c.maxNewTokens, stopTokenIds, chunkSize: c.chunkSize });
-            const output = ckpt.tokenizer.decode(res.tokenIds, { skipSpecialTokens: true });
-            const scored = task.score(ex, output);
-            const estimation = methodEstimation(ckpt.config, c, ex.inputLength, res.generatedTokens);
-            // Achieved sparsity over the layers methods act on (sliding layers always run dense);
-            // FLOPs over every layer.
-            const H = res.counts.numHeads;
-            const prefill = phasePairs(res.counts.prefill, H, fullLayers);
-            const decode = phasePairs(res.counts.decode, H, fullLayers);
-            const prefillAll = phasePairs(res.counts.prefill, H, allLayers);
-            const decodeAll = phasePairs(res.counts.decode, H, allLayers);
-            db.record({
-              configKey: c.key, exampleIndex: i, runId, promptHash: promptHash(ex.inputIds), output, gold: JSON.stringify(ex.gold),
-              score: scored.score, metric: task.metric, inputTokens: ex.inputLength, outputTokens: res.generatedTokens, goldTokens: ex.goldLength,
-              prefill, decode, headDetail: headDetail(res.counts),
-              flops: exampleFlops(flopsShape(ckpt.config), {
-                inputTokens: ex.inputLength, outputTokens: res.generatedTokens,
-                prefillAttendedPairs: prefillAll.attendedPairs, decodeAttendedPairs: decodeAll.attendedPairs,
-                prefillEstimationFlops: estimation.prefill, decodeEstimationFlops: estimation.decode,
-              }),
-              prefillMs: res.prefillSeconds * 1000, decodeMs: res.decodeSeconds * 1000,
-            });
+            db.record(runExample({ model, ckpt, stopTokenIds, fullLayers, allLayers, task }, c, i, ex, runId));
             summary.recorded++;
           }
           log(`${c.key}: ${todo.filter((i) => examples.has(i)).length} example(s) recorded`);
