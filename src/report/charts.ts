@@ -65,7 +65,6 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
               width: 210,
               height: 150,
               layer: [
-                { mark: { type: 'rule', opacity: 0.5 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
                 {
                   mark: { type: 'line', point: true },
                   encoding: {
@@ -75,6 +74,8 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
                     order: { field: 'sparsity', type: 'quantitative' },
                   },
                 },
+                // The interval bars come after the line so the legend takes the line's symbol.
+                { mark: { type: 'rule', opacity: 0.5 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
               ],
             },
             resolve: { scale: { x: 'shared', y: 'shared' } },
@@ -82,6 +83,66 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
         });
       }
     }
+  }
+  return charts;
+}
+
+/**
+ * The paper's Figure 4 view: per phase, one panel per task, score against sparsity per method,
+ * averaged over models and lengths (the band is ± one standard error across those cells; dense is
+ * every method's s = 0 point).
+ */
+export function accuracySummaryCharts(a: Analysis): Chart[] {
+  const charts: Chart[] = [];
+  for (const phase of ['prefill', 'decode'] as const) {
+    const sparse = a.configurations.filter((c) => c.phase === phase && c.summary.n > 0);
+    if (!sparse.length) continue;
+    const methods = [...new Set(sparse.map((c) => c.method))];
+    const dense = a.configurations.filter((c) => c.phase === 'dense' && c.summary.n > 0);
+    const groups = new Map<string, { task: string; method: string; sparsity: number; values: number[] }>();
+    const add = (task: string, method: string, sparsity: number, value: number) => {
+      const k = `${task}|${method}|${sparsity}`;
+      const g = groups.get(k) ?? { task, method, sparsity, values: [] };
+      g.values.push(value);
+      groups.set(k, g);
+    };
+    for (const d of dense) for (const m of methods) add(d.task, m, 0, d.summary.mean);
+    for (const c of sparse) add(c.task, c.method, Math.round(c.sparsity * 1e4) / 1e4, c.summary.mean);
+    const rows = [...groups.values()].map((g) => {
+      const m = g.values.reduce((x, y) => x + y, 0) / g.values.length;
+      const sd = g.values.length > 1 ? Math.sqrt(g.values.reduce((x, y) => x + (y - m) ** 2, 0) / (g.values.length - 1)) : 0;
+      const se = sd / Math.sqrt(g.values.length);
+      return { task: g.task, method: g.method, sparsity: g.sparsity, score: m, lo: Math.max(0, m - se), hi: Math.min(1, m + se), cells: g.values.length };
+    });
+    const x = { field: 'sparsity', type: 'quantitative' as const, title: 'sparsity s (0 = dense)', scale: { domain: [0, 1] } };
+    charts.push({
+      id: slug('summary', phase),
+      title: `Score vs sparsity per task, averaged over models and lengths — ${phase} methods`,
+      caption: 'Mean over (model, length) cells of the configuration means; the band is ± one standard error across those cells. Sparsity is the requested one (achieved for swept methods), rounded to 4 decimals.',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        config: baseConfig,
+        data: { values: rows },
+        facet: { field: 'task', type: 'nominal', title: null, columns: 3 } as never,
+        spec: {
+          width: 210,
+          height: 150,
+          layer: [
+            {
+              mark: { type: 'line', point: true },
+              encoding: {
+                x,
+                y: { field: 'score', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } },
+                color: { field: 'method', type: 'nominal', title: 'method' },
+                order: { field: 'sparsity', type: 'quantitative' },
+              },
+            },
+            // The band comes after the line so the legend takes the line's symbol.
+            { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
+          ],
+        },
+      } as TopLevelSpec,
+    });
   }
   return charts;
 }
@@ -247,5 +308,5 @@ export function achievedSparsityChart(a: Analysis): Chart[] {
 }
 
 export function allCharts(a: Analysis): Chart[] {
-  return [...accuracyVersusSparsityCharts(a), ...preservationCharts(a), ...isoFlopsCharts(a), ...scalingLawCharts(a), ...achievedSparsityChart(a)];
+  return [...accuracySummaryCharts(a), ...accuracyVersusSparsityCharts(a), ...preservationCharts(a), ...isoFlopsCharts(a), ...scalingLawCharts(a), ...achievedSparsityChart(a)];
 }

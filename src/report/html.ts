@@ -57,7 +57,8 @@ dl dd { margin-left: 1rem; }
 
 export function reportHtml(a: Analysis, charts: RenderedChart[], tables: Table[], title: string): string {
   const sections: { id: string; heading: string; prefix: string }[] = [
-    { id: 'accuracy', heading: 'Accuracy against sparsity', prefix: 'accuracy' },
+    { id: 'summary', heading: 'Score against sparsity per task (all models and lengths)', prefix: 'summary' },
+    { id: 'accuracy', heading: 'Accuracy against sparsity per model and length', prefix: 'accuracy' },
     { id: 'preservation', heading: 'Largest sparsity preserving accuracy', prefix: 'preservation' },
     { id: 'isoflops', heading: 'IsoFLOPS and the Pareto frontier', prefix: 'isoflops' },
     { id: 'scaling-law', heading: 'Scaling law', prefix: 'scaling-law' },

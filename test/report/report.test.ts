@@ -29,9 +29,9 @@ async function makeReport() {
 test('report files: one self-contained HTML, an SVG and a PNG per plot', async () => {
   const { dir, analysis, files } = await makeReport();
   const ids = allCharts(analysis).map((c) => c.id);
-  // 2 models × 2 lengths × 2 phases accuracy charts, 2 × 2 preservation heatmaps, 2 lengths × 2 phases
-  // isoFLOPS, 2 fits, 1 achieved.
-  assert.equal(ids.length, 8 + 4 + 4 + 2 + 1);
+  // 2 summary charts (one per phase), 2 models × 2 lengths × 2 phases accuracy charts, 2 × 2
+  // preservation heatmaps, 2 lengths × 2 phases isoFLOPS, 2 fits, 1 achieved.
+  assert.equal(ids.length, 2 + 8 + 4 + 4 + 2 + 1);
   assert.equal(new Set(ids).size, ids.length);
   const html = readFileSync(files.html, 'utf8');
   assert.doesNotMatch(html, /<script/i, 'plots are static SVG');
