@@ -48,6 +48,8 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8 } },
   { file: 'elementwise.cu', defines: {}, allowStack: true },
   { file: 'kv-append.cu', defines: {} },
+  { file: 'model-ops.cu', defines: {}, allowStack: true },
+  { file: 'small-head-attention.cu', defines: {} },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {

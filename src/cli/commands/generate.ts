@@ -10,6 +10,7 @@ import { generateText } from '../../engine/generate.js';
 import { createMatmulKernel, MATMUL_KERNELS } from '../../backends/cpu/kernels.js';
 import { achievedSparsity } from '../../engine/forward-state.js';
 import { createAttentionPlan } from '../../methods/index.js';
+import { runOnCudaIfChosen } from '../../backends/cuda/generate-command.js';
 
 interface GenerateCliOptions {
   model: string;
@@ -20,6 +21,7 @@ interface GenerateCliOptions {
   kernel: string;
   method: string;
   sparsity?: string;
+  backend: string;
 }
 
 function positiveInt(value: string, flag: string, allowZero = false): number {
@@ -43,7 +45,9 @@ export function registerGenerate(program: Command): void {
     .option('--kernel <name>', `matmul kernel: ${MATMUL_KERNELS.join(', ')}`, 'auto')
     .option('--method <id>', 'attention method (see `sparse-frontier methods`); dense in the phase it does not cover', 'dense')
     .option('--sparsity <s>', 'target sparsity in [0, 1) for a sparse --method')
-    .action((opts: GenerateCliOptions) => {
+    .option('--backend <name>', 'cpu, cuda (whole model on the GPU, dense attention) or auto (cuda when a GPU is usable)', 'cpu')
+    .action(async (opts: GenerateCliOptions) => {
+      if (await runOnCudaIfChosen(opts)) return;
       const maxNewTokens = positiveInt(opts.maxNewTokens, '--max-new-tokens', true);
       const chunkSize = positiveInt(opts.chunkSize, '--chunk-size');
       let sparsity: number | undefined;

@@ -1,0 +1,103 @@
+/**
+ * Launchers for model-ops.cu: embedding gather, gated MLP activations (SwiGLU / GeGLU-tanh) over fused
+ * gate|up rows, bias add, per-head RMSNorm and RoPE inside strided rows (fused qkv projections), final
+ * logit soft-capping and on-device random fill. bf16 tensors (fp32 arithmetic inside) unless stated.
+ */
+import type { DevicePtr } from '../context.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+
+const BLOCK = 256;
+
+export type GatedActivation = 'silu' | 'gelu_tanh';
+const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
+
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform';
+
+export class ModelOpsKernels {
+  private readonly k: Record<Name, CudaKernel>;
+
+  constructor(private readonly rt: CudaRuntime) {
+    const mod = rt.module('model-ops.cu', {});
+    this.k = {
+      embed: mod.kernel('embed_rows', ['ptr', 'ptr', 'ptr', 'i32', 'f32']),
+      gatedAct: mod.kernel('gated_act_rows', ['ptr', 'ptr', 'i32', 'i32', 'i32']),
+      biasAdd: mod.kernel('bias_add_rows', ['ptr', 'ptr', 'i32', 'i32']),
+      rmsNormHeads: mod.kernel('rmsnorm_heads', ['ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32', 'f32']),
+      ropeHeads: mod.kernel('rope_heads', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+      softcap: mod.kernel('softcap_f32', ['ptr', 'i32', 'f32']),
+      fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
+    };
+  }
+
+  private cfg(blocks: number, threads = BLOCK) {
+    return { grid: [blocks, 1, 1] as [number, number, number], block: [threads, 1, 1] as [number, number, number], sharedBytes: 0, stream: this.rt.stream };
+  }
+
+  /** ids: [T] int32 on the device, each in [0, V) (the caller checks); table: [V, C]; out: [T, C] = table[ids] · scale. */
+  embed(a: { ids: DevicePtr; table: DevicePtr; out: DevicePtr; tokens: number; cols: number; scale: number }): void {
+    positive('embed tokens', a.tokens);
+    positive('embed cols', a.cols);
+    this.k.embed.launch(this.cfg(a.tokens), [a.ids, a.table, a.out, a.cols, a.scale]);
+  }
+
+  /** gateUp: [rows, 2I] (gate columns, then up columns); out: [rows, I] = act(gate) · up. */
+  gatedActivation(a: { gateUp: DevicePtr; out: DevicePtr; rows: number; inner: number; activation: GatedActivation }): void {
+    positive('gated activation rows', a.rows);
+    positive('gated activation inner', a.inner);
+    const n = a.rows * a.inner;
+    if (n >= 2 ** 31) throw new Error(`gated activation: ${n} elements exceed the kernel's 32-bit grid`);
+    this.k.gatedAct.launch(this.cfg(Math.ceil(n / BLOCK)), [a.gateUp, a.out, a.rows, a.inner, ACTIVATION_CODE[a.activation]]);
+  }
+
+  /** y: [rows, C] += bias: [C]. */
+  biasAdd(a: { y: DevicePtr; bias: DevicePtr; rows: number; cols: number }): void {
+    positive('bias rows', a.rows);
+    positive('bias cols', a.cols);
+    this.k.biasAdd.launch(this.cfg(Math.ceil((a.rows * a.cols) / BLOCK)), [a.y, a.bias, a.rows, a.cols]);
+  }
+
+  /**
+   * In place: head h of token t at x + 2·(t·rowStride + h·D) bytes, normalised over its D values and
+   * scaled by (weight + weightOffset); weight: [D].
+   */
+  rmsNormHeads(a: { x: DevicePtr; weight: DevicePtr; tokens: number; heads: number; headDim: number; rowStride: number; eps: number; weightOffset?: number }): void {
+    positive('rmsNormHeads tokens', a.tokens);
+    positive('rmsNormHeads heads', a.heads);
+    positive('rmsNormHeads headDim', a.headDim);
+    if (a.rowStride < a.heads * a.headDim) throw new Error(`rmsNormHeads: row stride ${a.rowStride} < heads·D`);
+    const rows = a.tokens * a.heads;
+    this.k.rmsNormHeads.launch(this.cfg(Math.ceil(rows / 4), 128), [a.x, a.weight, a.tokens, a.heads, a.headDim, a.rowStride, a.eps, a.weightOffset ?? 0]);
+  }
+
+  /**
+   * In place, rotate-half RoPE of `heads` heads per token laid out as in rmsNormHeads; positions: [T]
+   * int32; invFreq: [D/2] fp32 with the scaling applied.
+   */
+  ropeHeads(a: { x: DevicePtr; positions: DevicePtr; invFreq: DevicePtr; tokens: number; heads: number; headDim: number; rowStride: number }): void {
+    positive('rope tokens', a.tokens);
+    positive('rope heads', a.heads);
+    if (!(a.headDim > 0) || a.headDim % 2 !== 0) throw new Error(`rope: head dim must be even (got ${a.headDim})`);
+    if (a.rowStride < a.heads * a.headDim) throw new Error(`rope: row stride ${a.rowStride} < heads·D`);
+    const pairs = a.tokens * a.heads * (a.headDim / 2);
+    this.k.ropeHeads.launch(this.cfg(Math.ceil(pairs / BLOCK)), [a.x, a.positions, a.invFreq, a.tokens, a.heads, a.headDim, a.rowStride]);
+  }
+
+  /** x: [n] fp32, in place: cap · tanh(x / cap). */
+  softcap(a: { x: DevicePtr; n: number; cap: number }): void {
+    positive('softcap n', a.n);
+    if (!(a.cap > 0)) throw new Error(`softcap: cap must be positive (got ${a.cap})`);
+    this.k.softcap.launch(this.cfg(Math.ceil(a.n / BLOCK)), [a.x, a.n, a.cap]);
+  }
+
+  /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
+  fillUniform(a: { x: DevicePtr; n: number; seed: number; mean: number; halfWidth: number }): void {
+    positive('fill n', a.n);
+    if (a.n >= 2 ** 31) throw new Error(`fill: ${a.n} values exceed the kernel's 32-bit index`);
+    this.k.fillUniform.launch(this.cfg(Math.min(Math.ceil(a.n / BLOCK), 65535)), [a.x, a.n, a.seed | 0, a.mean, a.halfWidth]);
+  }
+}
+
+function positive(what: string, n: number): void {
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer (got ${n})`);
+}
