@@ -6,6 +6,7 @@ import { runCpuBench } from './cpu.js';
 
 const suites: Record<string, { describe: string; run: (args: string[]) => Promise<void> | void }> = {
   cpu: { describe: 'CPU matmul kernels (GFLOP/s vs peak) and tiny-model prefill/decode tokens/s', run: runCpuBench },
+  model: { describe: 'CUDA whole model: prefill / decode tokens/s of 7-8B shapes with random weights (GPU only; HF peer: tools/device)', run: async (a) => (await import('./model.js')).runModelBench(a) },
   attention: { describe: 'CUDA flash prefill / decode attention vs floors (GPU only; SDPA peer: tools/device)', run: async (a) => (await import('./attention.js')).runAttentionBench(a) },
 };
 

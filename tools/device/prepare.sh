@@ -22,7 +22,7 @@ chmod +x .gpu/device/with-node
 if ! npm run build --silent; then
   echo "warning: the build reported type errors; continuing with the emitted JavaScript" >&2
 fi
-for f in dist/bench/attention.js dist/test/cuda/attention.test.js; do
+for f in dist/bench/attention.js dist/bench/model.js dist/test/cuda/attention.test.js dist/test/cuda/model.test.js; do
   [ -f "$f" ] || { echo "error: $f was not built" >&2; exit 1; }
 done
 

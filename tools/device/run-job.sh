@@ -3,6 +3,7 @@
 # Needs the carried .gpu/ (tools/device/prepare.sh) and dist/. Logs and JSON go to $OUT (or ./out).
 #   test-cuda         node --test over dist/test/cuda (driver + kernel correctness vs the CPU reference)
 #   bench-attention   bench/attention.ts, then the PyTorch SDPA peer with ratios side by side
+#   bench-model       bench/model.ts (8B / 7B shapes, random weights), then the HF transformers sdpa peer
 #   info              nvidia-smi, nvcc and torch versions
 # Usage: tools/device/run-job.sh JOB [JOB ...]
 set -uo pipefail
@@ -36,6 +37,14 @@ for job in "$@"; do
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       python3 tools/peers/sdpa_attention.py --check-dir /tmp/sf-attention-check --ours "$out/attention.json" \
         --out "$out/sdpa.json" ${PEER_ARGS:-} 2>&1 | tee "$out/sdpa.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    bench-model)
+      node_run dist/bench/model.js --out "$out/model.json" --config-dir /tmp/sf-model-configs ${MODEL_BENCH_ARGS:-} 2>&1 \
+        | tee "$out/bench-model.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      python3 tools/peers/hf_model.py --config-dir /tmp/sf-model-configs --ours "$out/model.json" \
+        --out "$out/hf-model.json" ${HF_PEER_ARGS:-} 2>&1 | tee "$out/hf-model.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       ;;
     *)
