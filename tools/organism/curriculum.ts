@@ -1,0 +1,85 @@
+/**
+ * The training stream is a sequence of chunks; chunk c is one context length L(c) and roughly
+ * `chunkTokens` tokens of examples at that length, rotating over the training tasks. The length
+ * grows with c (curriculum: short contexts first, where the retrieval pattern is cheap to find),
+ * then stays spread over [minLength, maxLength] so short lengths are not forgotten.
+ * Everything is a pure function of (c, plan): any worker can make any chunk, and a rerun makes
+ * the same bytes (given the same tokenizer).
+ */
+import { SeededRandom } from '../../src/tasks/index.js';
+import { TRAINING_SEED_BASE, TRAINING_TASKS, type TrainingTask } from './training-format.js';
+
+export interface CurriculumPlan {
+  /** Shortest context in tokens (whole templated input). */
+  minLength: number;
+  /** Longest context once the curriculum has ramped up. */
+  maxLength: number;
+  /** Longest context of chunk 0; the upper bound grows linearly from here to maxLength. */
+  startMaxLength: number;
+  /** Chunks over which the upper bound ramps from startMaxLength to maxLength. */
+  rampChunks: number;
+  /** Approximate tokens per chunk (examples × length). */
+  chunkTokens: number;
+  /** Lengths are multiples of this. */
+  lengthStep: number;
+  /** Seeds of chunk c start at seedBase + c·SEEDS_PER_CHUNK (≥ 10^6: disjoint from evaluation's 43 + i). */
+  seedBase: number;
+}
+
+export const SEEDS_PER_CHUNK = 1000;
+
+export const DEFAULT_PLAN: CurriculumPlan = {
+  minLength: 1024, // below ~1K no task's prompt fits with the organism's 4K-token vocabulary
+  maxLength: 8192,
+  startMaxLength: 2048,
+  rampChunks: 200,
+  chunkTokens: 131072,
+  lengthStep: 64,
+  seedBase: TRAINING_SEED_BASE,
+};
+
+export interface ChunkSpec {
+  index: number;
+  /** Target n of every example in the chunk. */
+  length: number;
+  /** How many examples to make. */
+  examples: number;
+  /** Task of example 0; later examples rotate through TRAINING_TASKS from here. */
+  firstTask: number;
+  /** Example j of the chunk uses task seed `seed` with example index j (its generator: seed + j). */
+  seed: number;
+}
+
+export function validatePlan(plan: CurriculumPlan): void {
+  const problems: string[] = [];
+  if (!(plan.minLength > 64 && plan.minLength <= plan.startMaxLength && plan.startMaxLength <= plan.maxLength)) {
+    problems.push(`need 64 < minLength ≤ startMaxLength ≤ maxLength, got ${plan.minLength}, ${plan.startMaxLength}, ${plan.maxLength}`);
+  }
+  if (!(plan.rampChunks >= 1)) problems.push(`rampChunks must be ≥ 1, got ${plan.rampChunks}`);
+  if (!(plan.chunkTokens >= plan.maxLength)) problems.push(`chunkTokens (${plan.chunkTokens}) must hold at least one maxLength example`);
+  if (!(plan.lengthStep >= 1)) problems.push(`lengthStep must be ≥ 1`);
+  if (!(plan.seedBase >= TRAINING_SEED_BASE)) problems.push(`seedBase must be ≥ ${TRAINING_SEED_BASE} (evaluation seeds are 43 + i)`);
+  if (problems.length) throw new Error(`curriculum plan: ${problems.join('; ')}`);
+}
+
+export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): ChunkSpec {
+  if (!Number.isInteger(index) || index < 0) throw new Error(`chunk index must be a non-negative integer, got ${index}`);
+  const rng = new SeededRandom(plan.seedBase - 1 - index); // below seedBase: never an example seed
+  const progress = Math.min(1, index / plan.rampChunks);
+  const upper = plan.startMaxLength + (plan.maxLength - plan.startMaxLength) * progress;
+  // sqrt leans towards the upper bound: long contexts are the point, short ones a refresher.
+  const raw = plan.minLength + (upper - plan.minLength) * Math.sqrt(rng.float());
+  const length = Math.max(plan.minLength, Math.min(plan.maxLength, Math.round(raw / plan.lengthStep) * plan.lengthStep));
+  return {
+    index,
+    length,
+    examples: Math.max(1, Math.floor(plan.chunkTokens / length)),
+    firstTask: rng.int(TRAINING_TASKS.length),
+    seed: plan.seedBase + index * SEEDS_PER_CHUNK,
+  };
+}
+
+/** Task of example j in a chunk (before any fallback for tasks that cannot fill the length). */
+export function taskOf(spec: ChunkSpec, j: number): TrainingTask {
+  return TRAINING_TASKS[(spec.firstTask + j) % TRAINING_TASKS.length] as TrainingTask;
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The model organism's whole training run on the GPU machine, in one `run` call:
+#   1. WORKERS node processes make training chunks with the committed tokenizer (generate-data.js),
+#      in the background, while
+#   2. train.py trains on them in order (it waits for a chunk that is not written yet), then saves
+#      the HF checkpoint, plots the loss and runs HF transformers' greedy generation on the eval set;
+#   3. make_golden.py records transformers' logits of the new checkpoint (test/organism fixture);
+#   4. everything comes back under $OUT (checkpoint tarred and split below the 16 MiB file limit).
+# Needs, carried: .gpu (its Node binary, tools/device/prepare.sh) and .organism
+# (tools/organism/prepare.sh: compiled generators with their two packages, and the eval set).
+# Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
+# (a checkpoint folder inside the repo copy), EXTRA (more train.py flags).
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+out=${OUT:-$root/out}
+mkdir -p "$out"
+exec > >(tee "$out/job.log") 2>&1
+[ -x .gpu/device/with-node ] || { echo "missing .gpu/device: run tools/device/prepare.sh and carry .gpu"; exit 2; }
+[ -d .organism/build ] || { echo "missing .organism/build: run tools/organism/prepare.sh and carry .organism"; exit 2; }
+export PYTHONUNBUFFERED=1
+
+STEPS=${STEPS:-150}
+REUSE=${REUSE:-1}
+REUSE_LAG=${REUSE_LAG:-37}
+WORKERS=${WORKERS:-14}
+CHUNKS=${CHUNKS:-$(( STEPS / REUSE + WORKERS * 2 ))}
+TIME_BUDGET=${TIME_BUDGET:-0}
+EVAL_DEADLINE=${EVAL_DEADLINE:-570}  # seconds after the job's start by which the eval must end
+EVAL_LIMIT=${EVAL_LIMIT:-0}
+data=/tmp/organism-data
+run=/tmp/organism-run
+mkdir -p "$data" "$run" /tmp/organism-logs
+
+echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
+echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS time budget $TIME_BUDGET s"
+
+# with-node unpacks Node on first use; do that once here, not racing in every worker.
+.gpu/device/with-node node --version || exit 2
+pids=()
+for ((w = 0; w < WORKERS; w++)); do
+  .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer models/organism --out "$data" \
+    --chunks "$CHUNKS" --worker "$w" --workers "$WORKERS" 2> "/tmp/organism-logs/gen-$w.log" &
+  pids+=($!)
+done
+
+resume_flag=()
+[ -n "${RESUME:-}" ] && resume_flag=(--resume "$RESUME")
+python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" --steps "$STEPS" \
+  --reuse "$REUSE" --reuse-lag "$REUSE_LAG" --time-budget "$TIME_BUDGET" --wait-limit 90 "${resume_flag[@]}" ${EXTRA:-}
+status=$?
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+echo "=== $(date -u +%H:%M:%S) training exit $status; chunks written: $(ls "$data" | grep -c 'jsonl$')"
+tail -n 2 /tmp/organism-logs/gen-0.log
+cp "$run/train-log.jsonl" /tmp/organism-logs/ 2>/dev/null
+[ -f "$run/loss.png" ] && cp "$run/loss.png" "$out/"
+
+if [ -f "$run/organism/model.safetensors" ]; then
+  tar -C "$run" -cf /tmp/organism-ckpt.tar organism
+  split -b 15m -d /tmp/organism-ckpt.tar "$out/organism-ckpt.tar.part"
+  python3 tools/oracle/make_golden.py "$run" /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"
+  tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
+  # HF transformers' greedy outputs on the held-out set, cut off before the command's limit.
+  eval_files=(.organism/eval-*.jsonl.gz)
+  cat "${eval_files[@]}" > /tmp/organism-eval.jsonl.gz
+  left=$(( EVAL_DEADLINE - SECONDS ))
+  [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
+    --steps 0 --eval-only --resume "$run/organism" --eval-set /tmp/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
+    --predictions "$out/predictions.jsonl"
+  echo "eval exit $? after ${SECONDS}s"
+fi
+tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
+ls -la "$out"
+echo "=== $(date -u +%H:%M:%S) done"
+exit $status

@@ -1,0 +1,147 @@
+/**
+ * Training data for the model organism, made by the project's own task generators.
+ *
+ *   node generate-data.js --tokenizer DIR --out DIR --chunks N [--worker w --workers W] [--text]
+ *
+ * Worker w of W writes chunks c = w, w + W, … < N (see curriculum.ts) as OUT/chunk-000123.jsonl,
+ * renamed into place only when complete, so a trainer reading the folder never sees half a chunk.
+ * One line per example:
+ *   {"task", "length", "seed", "index", "prompt_tokens", "ids"}
+ * ids = the templated prompt (chat template, generation prompt) + the target reply + end-of-turn id;
+ * only ids[prompt_tokens:] are the reply. With --text the line is {"task", "length", "seed", "index",
+ * "prompt", "reply"} instead: the user message and the reply as plain text, for training the
+ * tokenizer (then DIR may hold a provisional tokenizer, used only to size the contexts).
+ * An example whose task cannot fill the chunk's length is replaced by the next task in rotation.
+ */
+import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { TextTokenizer } from '../../src/engine/tokenizer.js';
+import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
+import { chunkSpec, DEFAULT_PLAN, taskOf, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
+import { TRAINING_TASKS, targetText } from './training-format.js';
+
+export interface ChunkResult {
+  lines: string[];
+  /** Per task: examples made, and fallbacks (the task could not fill this length). */
+  made: Record<string, number>;
+  fallbacks: Record<string, number>;
+  tokens: number;
+}
+
+/** The end-of-turn token that closes every reply (the tokenizer's EOS). */
+export function endOfTurnId(tokenizer: TextTokenizer): number {
+  const eos = tokenizer.eosToken;
+  const id = eos === undefined ? undefined : tokenizer.tokenToId(eos);
+  if (id === undefined) throw new Error(`tokenizer has no single-token eos_token (got ${JSON.stringify(eos)})`);
+  return id;
+}
+
+/**
+ * A task that has missed this many times, and more than twice as often as it fitted, is skipped for
+ * the rest of the chunk: each miss costs a whole generation, and misses at one length are systematic.
+ */
+const GIVE_UP_AFTER = 2;
+
+function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, result: ChunkResult): TaskExample | null {
+  for (let k = 0; k < TRAINING_TASKS.length; k++) {
+    const task = taskOf(spec, j + k);
+    const misfits = result.fallbacks[task] ?? 0;
+    if (misfits >= GIVE_UP_AFTER && misfits > 2 * (result.made[task] ?? 0)) continue;
+    try {
+      const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j });
+      return example as TaskExample;
+    } catch (e) {
+      if (!(e instanceof TaskExampleError)) throw e;
+      result.fallbacks[task] = (result.fallbacks[task] ?? 0) + 1;
+    }
+  }
+  return null;
+}
+
+export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids' | 'text'): ChunkResult {
+  const result: ChunkResult = { lines: [], made: {}, fallbacks: {}, tokens: 0 };
+  const end = mode === 'ids' ? endOfTurnId(tokenizer) : -1;
+  for (let j = 0; j < spec.examples; j++) {
+    const example = makeExample(tokenizer, spec, j, result);
+    if (example === null) continue;
+    result.made[example.task] = (result.made[example.task] ?? 0) + 1;
+    const reply = targetText(example);
+    const base = { task: example.task, length: spec.length, seed: example.seed, index: example.index };
+    if (mode === 'text') {
+      // Plain text without any chat template: the tokenizer trained on it brings its own specials.
+      result.lines.push(JSON.stringify({ ...base, prompt: example.prompt, reply }));
+      result.tokens += example.inputLength;
+    } else {
+      const ids = [...example.inputIds, ...tokenizer.encode(reply), end];
+      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, ids }));
+      result.tokens += ids.length;
+    }
+  }
+  return result;
+}
+
+function intArg(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${value}"`);
+  return n;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      tokenizer: { type: 'string' },
+      out: { type: 'string' },
+      chunks: { type: 'string' },
+      'first-chunk': { type: 'string' },
+      worker: { type: 'string' },
+      workers: { type: 'string' },
+      text: { type: 'boolean', default: false },
+      'min-length': { type: 'string' },
+      'max-length': { type: 'string' },
+      'start-max-length': { type: 'string' },
+      'ramp-chunks': { type: 'string' },
+      'chunk-tokens': { type: 'string' },
+      'seed-base': { type: 'string' },
+    },
+  });
+  if (!values.tokenizer || !values.out || !values.chunks) {
+    throw new Error('usage: generate-data --tokenizer DIR --out DIR --chunks N [--first-chunk F] [--worker w --workers W] [--text] [plan flags]');
+  }
+  const plan: CurriculumPlan = {
+    ...DEFAULT_PLAN,
+    minLength: intArg(values['min-length'], 'min-length', DEFAULT_PLAN.minLength),
+    maxLength: intArg(values['max-length'], 'max-length', DEFAULT_PLAN.maxLength),
+    startMaxLength: intArg(values['start-max-length'], 'start-max-length', DEFAULT_PLAN.startMaxLength),
+    rampChunks: intArg(values['ramp-chunks'], 'ramp-chunks', DEFAULT_PLAN.rampChunks),
+    chunkTokens: intArg(values['chunk-tokens'], 'chunk-tokens', DEFAULT_PLAN.chunkTokens),
+    seedBase: intArg(values['seed-base'], 'seed-base', DEFAULT_PLAN.seedBase),
+  };
+  validatePlan(plan);
+  const chunks = intArg(values.chunks, 'chunks', 0);
+  const first = intArg(values['first-chunk'], 'first-chunk', 0);
+  const worker = intArg(values.worker, 'worker', 0);
+  const workers = intArg(values.workers, 'workers', 1);
+  if (workers < 1 || worker >= workers) throw new Error(`--worker must be below --workers (got ${worker} of ${workers})`);
+  const tokenizer = TextTokenizer.fromDirectory(values.tokenizer);
+  if (!tokenizer.hasChatTemplate) throw new Error(`${values.tokenizer}: the tokenizer has no chat template`);
+  mkdirSync(values.out, { recursive: true });
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let c = first + worker; c < first + chunks; c += workers) {
+    const name = join(values.out, `chunk-${String(c).padStart(6, '0')}.jsonl`);
+    if (existsSync(name)) continue; // resumable: a finished chunk is never rewritten
+    const spec = chunkSpec(c, plan);
+    const result = buildChunk(tokenizer, spec, values.text ? 'text' : 'ids');
+    writeFileSync(`${name}.part`, result.lines.join('\n') + '\n');
+    renameSync(`${name}.part`, name);
+    tokens += result.tokens;
+    const secs = (performance.now() - t0) / 1000;
+    const fb = Object.entries(result.fallbacks).map(([t, n]) => `${t}×${n}`).join(' ');
+    process.stderr.write(`worker ${worker}: chunk ${c} n=${spec.length} ${result.lines.length} examples ${JSON.stringify(result.made)}${fb ? ` fallbacks ${fb}` : ''}; ${(tokens / secs).toFixed(0)} tok/s\n`);
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && /generate-data\.[jt]s$/.test(process.argv[1]);
+if (invokedDirectly) main();

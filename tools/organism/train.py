@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Train the model organism: a small Llama (GQA, RoPE) on the project's own task generators' output.
+
+Usage (the GPU machine; see tools/organism/device-job.sh for the whole pipeline):
+    python3 tools/organism/train.py --tokenizer-dir models/organism --data DIR --out DIR \
+        --steps 1200 [--reuse 2] [--resume CKPT_DIR] [--eval-set eval.jsonl.gz]
+
+Data: DIR/chunk-000000.jsonl, chunk-000001.jsonl, … written by generate-data.ts (possibly while this
+runs: a chunk appears by rename once complete, and the trainer waits for the one it needs). One chunk
+is one optimiser step's batch: examples of one context length, right-padded. With --reuse R each
+fresh chunk is followed by R − 1 replays of older chunks (step s: chunk s // R when s % R == 0,
+else chunk s // R − lag·(s % R)), so the order is a pure function of the step and runs reproduce.
+
+Loss: cross-entropy on the reply tokens (explanation, answer tags, answer, end-of-turn), plus
+--prompt-weight × cross-entropy on a 1/--prompt-sample random subset of prompt positions (keeps the
+model predicting text, which grows copying circuits; the reply is what it is judged on).
+
+Writes to --out: the HF checkpoint folder `organism/` (config.json, model.safetensors f32,
+generation_config.json, tokenizer files copied from --tokenizer-dir), `train-log.jsonl`,
+`loss.png`, and with --eval-set `predictions.jsonl` (greedy outputs of HF transformers; scored by
+tools/organism/score-predictions.ts on the development machine).
+Resume: --resume DIR loads that checkpoint's weights and continues the step count from DIR's
+`training_state.json`; the optimiser restarts (its moments are not shipped: they would triple the
+size) with a short warm-up. Seeds: torch, numpy and the prompt-position sampler from --seed.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import queue
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TASKS = ["niah", "vt", "cwe", "story_retrieval", "story_multihop", "story_filtering"]
+TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
+
+
+# ----------------------------------------------------------------------------- model
+
+def model_config(args, vocab_size, special):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=args.hidden,
+        intermediate_size=args.mlp,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        head_dim=args.hidden // args.heads,
+        hidden_act="silu",
+        max_position_embeddings=args.max_positions,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
+        tie_word_embeddings=True,
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=special["<|bos|>"],
+        eos_token_id=special["<|end|>"],
+        pad_token_id=special["<|pad|>"],
+        architectures=["LlamaForCausalLM"],
+    )
+
+
+def special_ids(tokenizer_dir):
+    tj = json.loads((Path(tokenizer_dir) / "tokenizer.json").read_text())
+    ids = {t["content"]: t["id"] for t in tj["added_tokens"]}
+    for name in ("<|bos|>", "<|end|>", "<|pad|>"):
+        if name not in ids:
+            raise SystemExit(f"{tokenizer_dir}/tokenizer.json has no special token {name}")
+    vocab = len(tj["model"]["vocab"])
+    return ids, vocab
+
+
+# ----------------------------------------------------------------------------- data
+
+def chunk_path(data_dir, c):
+    return Path(data_dir) / f"chunk-{c:06d}.jsonl"
+
+
+def chunk_for_step(step, reuse, lag):
+    fresh = step // reuse
+    back = step % reuse
+    return fresh if back == 0 else max(0, fresh - lag * back)
+
+
+def read_chunk(data_dir, c, wait_limit):
+    """Examples of chunk c as (task, prompt_tokens, ids); waits for the file to appear."""
+    path = chunk_path(data_dir, c)
+    t0 = time.time()
+    while not path.exists():
+        if time.time() - t0 > wait_limit:
+            raise SystemExit(f"chunk {path} did not appear within {wait_limit} s (are the generators running?)")
+        time.sleep(0.02)
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows.append((r["task"], r["prompt_tokens"], r["ids"]))
+    return rows, time.time() - t0  # may be empty: no task could fill that length
+
+
+class Batch:
+    """One chunk as tensors: x [B, T] token ids (right-padded), answer / prompt target positions."""
+
+    def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64):
+        longest = max(len(ids) for _, _, ids in rows)
+        T = int(math.ceil(longest / round_to) * round_to)
+        B = len(rows)
+        x = np.full((B, T), pad_id, dtype=np.int64)
+        ans_pos, ans_tgt, ans_task, pr_pos, pr_tgt = [], [], [], [], []
+        for b, (task, p, ids) in enumerate(rows):
+            m = len(ids)
+            x[b, :m] = ids
+            # position t predicts token t + 1
+            ans_pos.append(b * T + np.arange(p - 1, m - 1))
+            ans_tgt.append(np.asarray(ids[p:m], dtype=np.int64))
+            ans_task.append(np.full(m - p, TASK_INDEX[task], dtype=np.int64))
+            keep = np.nonzero(rng.random(p - 1) < 1.0 / prompt_sample)[0]
+            pr_pos.append(b * T + keep)
+            pr_tgt.append(np.asarray(ids, dtype=np.int64)[keep + 1])
+        self.x = torch.from_numpy(x)
+        self.ans_pos = torch.from_numpy(np.concatenate(ans_pos))
+        self.ans_tgt = torch.from_numpy(np.concatenate(ans_tgt))
+        self.ans_task = torch.from_numpy(np.concatenate(ans_task))
+        self.pr_pos = torch.from_numpy(np.concatenate(pr_pos))
+        self.pr_tgt = torch.from_numpy(np.concatenate(pr_tgt))
+        self.tokens = int(sum(len(ids) for _, _, ids in rows))
+        self.shape = (B, T)
+        self.lengths = sorted({len(ids) for _, _, ids in rows})
+
+    def to(self, device):
+        for name in ("x", "ans_pos", "ans_tgt", "ans_task", "pr_pos", "pr_tgt"):
+            setattr(self, name, getattr(self, name).to(device, non_blocking=True))
+        return self
+
+
+def batch_stream(args, pad_id, first_step, last_step):
+    """Background thread: reads and tensorises the chunk of each step, in step order."""
+    q = queue.Queue(maxsize=3)
+
+    def work():
+        try:
+            for step in range(first_step, last_step):
+                c = chunk_for_step(step, args.reuse, args.reuse_lag)
+                rows, waited = read_chunk(args.data, c, args.wait_limit)
+                if not rows:
+                    q.put((step, c, None, waited))
+                    continue
+                rng = np.random.default_rng([args.seed, step])
+                q.put((step, c, Batch(rows, pad_id, args.prompt_sample, rng), waited))
+            q.put(None)
+        except BaseException as e:  # surfaced in the training loop
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+# ----------------------------------------------------------------------------- training
+
+def lr_at(step, args, warmup, elapsed=0.0):
+    """Linear warm-up, then cosine decay to min_lr_ratio·lr. Progress is the fraction of --steps done
+    or, with --time-budget, of the time budget spent, whichever is further along: a budgeted run
+    always ends decayed, however fast the machine is (its per-step lr is logged for a replay)."""
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, args.steps - warmup)
+    if args.time_budget:
+        progress = max(progress, elapsed / args.time_budget)
+    progress = min(1.0, progress)
+    return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model, args):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=torch.cuda.is_available())
+
+
+def train(args, model, device, log_path, special):
+    opt = make_optimizer(model, args)
+    pad_id = special["<|pad|>"]
+    first = args.start_step
+    forward = torch.compile(model.model, dynamic=True) if args.compile else model.model
+    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    t_start = time.time()
+    tokens_seen = 0
+    waited_total = 0.0
+    acc = None
+    stopped_early = None
+    lrs = []  # every step's lr, logged so a time-budgeted run can be replayed step for step
+    with open(log_path, "a") as log:
+        for step, c, batch, waited in batch_stream(args, pad_id, first, args.steps):
+            elapsed = time.time() - t_start
+            if args.time_budget and elapsed > args.time_budget:
+                stopped_early = step
+                break
+            waited_total += waited
+            if batch is None:
+                print(f"step {step + 1}: chunk {c} is empty (no task fits its length); no update", flush=True)
+                continue
+            lr = lr_at(step, args, args.warmup, elapsed)
+            lrs.append(lr)
+            if first > 0:  # resumed: the optimiser's moments start from zero again
+                lr *= min(1.0, (step - first + 1) / args.resume_warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch.to(device)
+            with amp:
+                hidden = forward(input_ids=batch.x).last_hidden_state.flatten(0, 1)
+                h_ans = hidden[batch.ans_pos]
+                h_pr = hidden[batch.pr_pos]
+                logits_ans = model.lm_head(h_ans).float()
+                logits_pr = model.lm_head(h_pr).float()
+            ce_ans = F.cross_entropy(logits_ans, batch.ans_tgt, reduction="none")
+            loss_ans = ce_ans.mean()
+            loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
+            loss = loss_ans + args.prompt_weight * loss_pr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            opt.step()
+            tokens_seen += batch.tokens
+            with torch.no_grad():
+                correct = (logits_ans.argmax(-1) == batch.ans_tgt).float()
+                per_task = torch.zeros(len(TASKS), 3, device=device)
+                per_task[:, 0].index_add_(0, batch.ans_task, ce_ans.detach())
+                per_task[:, 1].index_add_(0, batch.ans_task, correct)
+                per_task[:, 2].index_add_(0, batch.ans_task, torch.ones_like(correct))
+                stats = torch.stack([loss_ans.detach(), loss_pr.detach(), gnorm.detach()])
+                acc = (per_task, stats, 1) if acc is None else (acc[0] + per_task, acc[1] + stats, acc[2] + 1)
+            if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+                per_task, stats, n = acc
+                per_task, stats = per_task.cpu().numpy(), (stats / n).cpu().numpy()
+                elapsed = time.time() - t_start
+                rec = {
+                    "step": step + 1, "chunk": c, "lr": lr, "loss_answer": float(stats[0]), "loss_prompt": float(stats[1]),
+                    "grad_norm": float(stats[2]), "lrs": lrs, "batch": list(batch.shape), "tokens": tokens_seen,
+                    "tok_per_s": tokens_seen / max(elapsed, 1e-9), "elapsed_s": elapsed, "data_wait_s": waited_total,
+                    "per_task": {
+                        t: {"loss": float(per_task[i, 0] / per_task[i, 2]), "token_acc": float(per_task[i, 1] / per_task[i, 2])}
+                        for i, t in enumerate(TASKS) if per_task[i, 2] > 0
+                    },
+                }
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                acc = None
+                lrs = []
+                tasks = " ".join(f"{t[:8]}={v['token_acc']:.2f}" for t, v in rec["per_task"].items())
+                print(f"step {step + 1:5d} T={batch.shape[1]:5d} loss {stats[0]:.3f} prompt {stats[1]:.3f} lr {lr:.2e} "
+                      f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | acc {tasks}", flush=True)
+    return stopped_early
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def save_checkpoint(model, args, out_dir, step, stopped_early):
+    from transformers import GenerationConfig
+
+    ckpt = Path(out_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float32).save_pretrained(str(ckpt), safe_serialization=True)
+    cfg = model.config
+    GenerationConfig(
+        bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id, pad_token_id=cfg.pad_token_id,
+        do_sample=False, max_new_tokens=1024,
+    ).save_pretrained(str(ckpt))
+    for f in TOKENIZER_FILES:
+        shutil.copyfile(Path(args.tokenizer_dir) / f, ckpt / f)
+    state = {
+        "steps_done": step, "steps_planned": args.steps, "time_budget_s": args.time_budget,
+        "stopped_by_time_budget": stopped_early is not None,
+        "seed": args.seed, "reuse": args.reuse, "reuse_lag": args.reuse_lag, "lr": args.lr,
+        "prompt_weight": args.prompt_weight, "prompt_sample": args.prompt_sample,
+    }
+    (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+def plot_losses(log_path, png_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(l) for l in Path(log_path).read_text().splitlines() if l.strip()]
+    if not recs:
+        return
+    steps = [r["step"] for r in recs]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    ax.plot(steps, [r["loss_answer"] for r in recs], label="reply tokens (trained on)")
+    ax.plot(steps, [r["loss_prompt"] for r in recs], label="prompt tokens (sampled, weight 0.1)", alpha=0.7)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("Training loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for t in TASKS:
+        pts = [(r["step"], r["per_task"][t]["token_acc"]) for r in recs if t in r["per_task"]]
+        if pts:
+            ax.plot(*zip(*pts), label=t)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("reply token accuracy (teacher forced)")
+    ax.set_title("Per task, on each fresh training batch")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+
+
+def open_text(path):
+    return gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)
+
+
+@torch.inference_mode()
+def evaluate(model, eval_path, pred_path, tokenizer_dir, special, device, max_batch_cells, limit=0):
+    """Greedy generation with HF transformers for every example of the eval set (left-padded batches)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+    rows = [json.loads(l) for l in open_text(eval_path) if l.strip()]
+    groups = {}
+    for r in rows:
+        group = groups.setdefault((r["task"], r["length"]), [])
+        if not limit or len(group) < limit:
+            group.append(r)
+    pad, eos = special["<|pad|>"], special["<|end|>"]
+    model.eval()
+    t0 = time.time()
+    with open(pred_path, "w") as out:
+        # synthetic tasks by length first, QA (not trained on) last: a cut-off run loses the least
+        for (task, length), items in sorted(groups.items(), key=lambda kv: (kv[0][0].startswith("qa_"), kv[0][1], kv[0][0])):
+            T = max(len(r["inputIds"]) for r in items)
+            per_batch = max(1, min(32, max_batch_cells // (T * T)))
+            for s in range(0, len(items), per_batch):
+                part = items[s:s + per_batch]
+                L = max(len(r["inputIds"]) for r in part)
+                x = torch.full((len(part), L), pad, dtype=torch.long)
+                mask = torch.zeros((len(part), L), dtype=torch.long)
+                for i, r in enumerate(part):
+                    ids = r["inputIds"]
+                    x[i, L - len(ids):] = torch.tensor(ids)
+                    mask[i, L - len(ids):] = 1
+                new = max(r["goldLength"] for r in part) + 64
+                gen = model.generate(
+                    input_ids=x.to(device), attention_mask=mask.to(device), do_sample=False,
+                    max_new_tokens=min(1024, new), eos_token_id=eos, pad_token_id=pad,
+                )
+                for i, r in enumerate(part):
+                    ids = [int(t) for t in gen[i, L:].tolist()]
+                    if eos in ids:
+                        ids = ids[: ids.index(eos)]
+                    out.write(json.dumps({"id": r["id"], "task": task, "length": length, "output_ids": ids,
+                                          "output": tok.decode(ids, skip_special_tokens=True)}) + "\n")
+                out.flush()
+            print(f"eval {task} n={length}: {len(items)} examples ({time.time() - t0:.0f}s)", flush=True)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tokenizer-dir", required=True, help="folder with tokenizer.json and tokenizer_config.json")
+    p.add_argument("--data", required=True, help="folder of chunk-*.jsonl (generate-data.ts)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps in the whole schedule (one chunk each)")
+    p.add_argument("--reuse", type=int, default=1, help="each fresh chunk is followed by reuse-1 replays")
+    p.add_argument("--reuse-lag", type=int, default=37, help="replay distance in fresh chunks")
+    p.add_argument("--resume", default=None, help="checkpoint folder written by an earlier run")
+    p.add_argument("--eval-set", default=None, help="JSONL(.gz) from make-eval-set.ts; greedy outputs go to predictions.jsonl")
+    p.add_argument("--predictions", default=None, help="where the eval outputs go (default OUT/predictions.jsonl)")
+    p.add_argument("--eval-only", action="store_true", help="skip training (with --resume)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-lr-ratio", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=60)
+    p.add_argument("--resume-warmup", type=int, default=30)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--prompt-weight", type=float, default=0.1)
+    p.add_argument("--prompt-sample", type=int, default=8)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--mlp", type=int, default=768)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--rope-theta", type=float, default=1_000_000.0)
+    p.add_argument("--max-positions", type=int, default=32768)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--time-budget", type=float, default=0,
+                   help="seconds of training: the lr decays over min(steps, budget) and training stops when it is spent (0: none)")
+    p.add_argument("--wait-limit", type=float, default=300)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-limit", type=int, default=0, help="at most this many eval examples per (task, length); 0: all")
+    p.add_argument("--eval-batch-cells", type=int, default=2 ** 31)
+    args = p.parse_args()
+
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    special, vocab = special_ids(args.tokenizer_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "organism"
+    args.start_step = 0
+    if args.resume:
+        model = LlamaForCausalLM.from_pretrained(args.resume, dtype=torch.float32, attn_implementation="sdpa")
+        state = json.loads((Path(args.resume) / "training_state.json").read_text())
+        args.start_step = int(state["steps_done"])
+        print(f"resumed from {args.resume} at step {args.start_step}", flush=True)
+    else:
+        model = LlamaForCausalLM(model_config(args, vocab, special))
+        model.config._attn_implementation = "sdpa"
+    model.to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params / 1e6:.2f}M parameters, vocab {vocab}, device {device}", flush=True)
+    log_path = out / "train-log.jsonl"
+    step_done = args.start_step
+    if not args.eval_only and args.start_step < args.steps:
+        model.train()
+        stopped = train(args, model, device, log_path, special)
+        step_done = stopped if stopped is not None else args.steps
+        if stopped is not None:
+            print(f"time budget spent: stopped after {stopped} steps (of at most {args.steps})", flush=True)
+        save_checkpoint(model, args, ckpt_dir, step_done, stopped)
+        plot_losses(log_path, out / "loss.png")
+        print(f"saved checkpoint at step {step_done} -> {ckpt_dir}", flush=True)
+    if args.eval_set:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        model.to(torch.float32)
+        evaluate(model, args.eval_set, args.predictions or out / "predictions.jsonl", args.tokenizer_dir, special, device, args.eval_batch_cells, args.eval_limit)
+
+
+if __name__ == "__main__":
+    main()
