@@ -4,6 +4,8 @@
 #   .gpu/node_modules/  a slim copy of the runtime packages the GPU jobs import (default: koffi and its
 #                       linux-x64 native part; ~3 MB instead of the ~500 MB dev node_modules)
 #   dist/               the compiled project (npm run build)
+# The bundle holds koffi (driver bindings) and what the model path imports: zod (config parsing) and
+# @huggingface/tokenizers + jinja (checkpoint tokenizers).
 # Then prints the `run` call to make. Usage: tools/device/prepare.sh [extra-package ...]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -28,7 +30,7 @@ done
 
 # Copy the dependency closure of the requested packages. Optional dependencies are platform
 # binaries: only the linux x64 glibc one travels (the GPU machine is x86-64 Linux).
-node - "$root" koffi "$@" <<'JS'
+node - "$root" koffi zod @huggingface/tokenizers @huggingface/jinja "$@" <<'JS'
 const fs = require('fs'), path = require('path');
 const [root, ...wanted] = process.argv.slice(2);
 const src = path.join(root, 'node_modules'), dst = path.join(root, '.gpu', 'node_modules');

@@ -29,7 +29,10 @@ def bench_shape(config_dir: str, lengths, steps: int, repeats: int) -> dict:
     cfg = AutoConfig.from_pretrained(config_dir)
     t0 = time.perf_counter()
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        try:
+            model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        except TypeError:  # transformers 4 spells it torch_dtype
+            model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
     model.eval()
     load = sync_time() - t0
     out = {"load_seconds": load, "attn_implementation": model.config._attn_implementation, "prefill": [], "decode": []}
@@ -46,6 +49,10 @@ def bench_shape(config_dir: str, lengths, steps: int, repeats: int) -> dict:
                 times.append(s1 - s0)
             if r == repeats:
                 past = res.past_key_values
+                for _ in range(2):  # untimed warm-up steps, as in ours
+                    res = model(nxt, past_key_values=past, use_cache=True)
+                    past = res.past_key_values
+                    nxt = res.logits[:, -1].argmax(-1, keepdim=True)
                 d0 = sync_time()
                 for _ in range(steps):
                     res = model(nxt, past_key_values=past, use_cache=True)
