@@ -21,3 +21,53 @@ test('without a GPU: auto falls back to the CPU, cuda refuses with the reason', 
 test('with a GPU: a sparse --method is refused on the GPU path', { skip: isCudaAvailable() ? false : 'no CUDA device here' }, async () => {
   await assert.rejects(runOnCudaIfChosen({ ...base, backend: 'cuda', method: 'quest' }), /dense attention only/);
 });
+
+/**
+ * generateTokensOnDevice's loop over a stand-in model that answers a scripted id per argmax (the
+ * loop's host logic: stop token kept as the last id, max-new-tokens, one forward per fed-back token,
+ * caches released). The model itself is tested on the GPU in model.test.ts.
+ */
+test('device generation loop: stops at a stop token (kept), or after max new tokens; releases its sequence', async () => {
+  const { generateTokensOnDevice } = await import('../../src/backends/cuda/generate.js');
+  type Model = Parameters<typeof generateTokensOnDevice>[0];
+  const make = (script: number[]) => {
+    const log = { forwards: [] as number[][], released: 0, capacity: 0 };
+    let next = 0;
+    const buffer = { ptr: 0n, bytes: 4, capacity: 4 };
+    const model = {
+      config: { numLayers: 1, numHeads: 1, layerTypes: ['full'], slidingWindow: null },
+      rt: { pool: { release: () => {} }, synchronize: () => {} },
+      newSequence: (capacity: number) => {
+        log.capacity = capacity;
+        return { release: () => { log.released++; } };
+      },
+      prefill: () => buffer,
+      forward: (_seq: unknown, tokens: number[]) => {
+        log.forwards.push([...tokens]);
+        return buffer;
+      },
+      argmaxRows: () => Int32Array.of(script[next++]),
+    } as unknown as Model;
+    return { model, log };
+  };
+  const a = make([5, 6, 2, 9]);
+  const [stopped] = generateTokensOnDevice(a.model, [[1, 2, 3]], { maxNewTokens: 10, stopTokenIds: [2] });
+  assert.deepEqual(stopped.tokenIds, [5, 6, 2]);
+  assert.equal(stopped.stopReason, 'stop-token');
+  assert.deepEqual(a.log.forwards, [[5], [6]]);
+  assert.equal(a.log.released, 1);
+  assert.equal(a.log.capacity, 13);
+  // Dense counts: prompt positions 0..2 see 1 + 2 + 3 pairs; fed-back tokens at 3, 4 see 4 + 5.
+  assert.equal(stopped.counts.prefill.dense[0], 6);
+  assert.equal(stopped.counts.decode.dense[0], 9);
+
+  const b = make([7, 8, 9, 10]);
+  const [capped] = generateTokensOnDevice(b.model, [[4]], { maxNewTokens: 3, stopTokenIds: [2] });
+  assert.deepEqual(capped.tokenIds, [7, 8, 9]);
+  assert.equal(capped.stopReason, 'max-new-tokens');
+  assert.deepEqual(b.log.forwards, [[7], [8]]);
+
+  const c = make([]);
+  assert.equal(generateTokensOnDevice(c.model, [[4]], { maxNewTokens: 0 })[0].tokenIds.length, 0);
+  assert.throws(() => generateTokensOnDevice(c.model, [[]], { maxNewTokens: 1 }), /prompt 0 is empty/);
+});

@@ -35,7 +35,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
-    .description('Greedy generation on the CPU engine (dense attention); prints completions and tokens/s')
+    .description('Greedy generation on the CPU engine, or the GPU with --backend cuda|auto; prints completions and tokens/s')
     .requiredOption('--model <dir>', 'checkpoint directory (config.json, safetensors, tokenizer files)')
     .requiredOption('--prompt <text>', 'prompt text (repeat to generate for several prompts in one batch)', collect, [])
     .option('--max-new-tokens <n>', 'generated tokens at most, per prompt', '128')
