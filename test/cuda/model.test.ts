@@ -146,6 +146,27 @@ describe('CUDA model vs the CPU engine and transformers', { skip }, () => {
     });
   }
 
+  test('generate --backend cuda: a tiny checkpoint generates and reports like the CPU path', async () => {
+    const { runOnCudaIfChosen } = await import('../../src/backends/cuda/generate-command.js');
+    const { writeTinyCheckpoint } = await import('../helpers/tiny-checkpoint.js');
+    const dir = mkdtempSync(join(tmpdir(), 'sf-cuda-cli-'));
+    try {
+      writeTinyCheckpoint(dir, 'qwen3', { dtype: 'BF16' });
+      let text = '';
+      const ran = await runOnCudaIfChosen(
+        { backend: 'auto', model: dir, prompt: ['hello there', 'a second prompt'], maxNewTokens: '6', chunkSize: '3', method: 'dense', chat: false },
+        { write: (t: string) => { text += t; } },
+      );
+      console.log(text.split('\n').map((l) => `# ${l}`).join('\n'));
+      assert.equal(ran, true);
+      assert.match(text, /tensors uploaded as stored, 0 converted/);
+      assert.equal((text.match(/generated \d tokens \((stop-token|max-new-tokens)\)/g) ?? []).length, 2);
+      assert.match(text, /achieved sparsity on full-attention layers: prefill 0\.000, decode 0\.000/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   /** A tiny config widened so attention runs the flash prefill and split-K decode kernels. */
   function wideConfig(arch: TinyArch, headDim: number, extra: Record<string, unknown> = {}): { config: ModelConfig; weights: WeightStore } {
     const json = { ...tinyConfigJson(arch, { ropeScaling: arch === 'llama' ? 'llama3' : 'none' }), head_dim: headDim, hidden_size: 128, intermediate_size: 256, ...extra };

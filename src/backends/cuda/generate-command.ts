@@ -16,7 +16,8 @@ export interface BackendChoiceOptions {
 
 export const BACKENDS = ['cpu', 'cuda', 'auto'] as const;
 
-export async function runOnCudaIfChosen(opts: BackendChoiceOptions): Promise<boolean> {
+/** `out` receives the report (stdout by default; tests pass a collector). */
+export async function runOnCudaIfChosen(opts: BackendChoiceOptions, out: { write(text: string): unknown } = process.stdout): Promise<boolean> {
   if (!(BACKENDS as readonly string[]).includes(opts.backend)) throw new Error(`--backend must be one of ${BACKENDS.join(', ')}, got "${opts.backend}"`);
   if (opts.backend === 'cpu') return false;
   const { isCudaAvailable, cudaUnavailableReason } = await import('./availability.js');
@@ -46,7 +47,6 @@ export async function runOnCudaIfChosen(opts: BackendChoiceOptions): Promise<boo
     const model = new CudaTransformerModel(rt, ckpt.config, source);
     const loadSeconds = (performance.now() - t0) / 1000;
     const results = generateTextOnDevice(model, ckpt.tokenizer, opts.prompt, { maxNewTokens, chunkSize, chat: opts.chat, stopTokenIds: ckpt.stopTokenIds });
-    const out = process.stdout;
     const fullLayers = ckpt.config.layerTypes.flatMap((t, l) => (t === 'full' ? [l] : []));
     const H = ckpt.config.numHeads;
     out.write(
