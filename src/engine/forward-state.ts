@@ -96,10 +96,52 @@ export class SequenceState {
   /** True once the prompt is complete and the decode method's afterPrefill hook has run. */
   prefillDone = false;
 
-  constructor(numLayers: number, numHeads: number, numKvHeads: number, headDim: number, windowLayers: boolean[], observationWindow: number) {
-    this.cache = new KvCache(numLayers, numKvHeads, headDim);
+  /** Which layers keep a query window (full-attention layers), as given to the constructor. */
+  private readonly windowLayers: boolean[];
+
+  constructor(
+    numLayers: number, numHeads: number, numKvHeads: number, headDim: number, windowLayers: boolean[], observationWindow: number,
+    /** An existing cache to continue from (fork); a fresh empty one by default. */
+    cache?: KvCache,
+  ) {
+    this.cache = cache ?? new KvCache(numLayers, numKvHeads, headDim);
     this.counts = emptyAttentionCounts(numLayers, numHeads);
+    this.windowLayers = [...windowLayers];
     this.windows = windowLayers.map((on) => (on && observationWindow > 0 ? new QueryWindow(observationWindow, numHeads * headDim) : null));
+  }
+
+  /**
+   * A copy of this prompt-complete sequence for another decode method, as if that method's own
+   * prefill had run: a deep copy of the cache, the prefill counts, and the last `observationWindow`
+   * prompt queries per layer (this sequence's windows must be at least that long). The copy has not
+   * run any afterPrefill hook yet (prefillDone false): the caller runs the new method's hook. Only a
+   * sequence whose prefill left no method state in the cache (a dense prefill with a hook-less
+   * decode method) can be forked.
+   */
+  fork(observationWindow: number): SequenceState {
+    if (!this.prefillDone) throw new Error('SequenceState.fork: the prompt is not complete yet');
+    const { numLayers, numHeads } = this.counts;
+    const first = this.cache.layers[0];
+    for (const w of this.windows) {
+      if (observationWindow > 0 && w && w.capacity < observationWindow) {
+        throw new Error(`SequenceState.fork: this sequence keeps ${w.capacity} prompt queries, the fork needs ${observationWindow}`);
+      }
+    }
+    if (observationWindow > 0 && this.windowLayers.some((on, l) => on && !this.windows[l])) {
+      throw new Error('SequenceState.fork: this sequence kept no prompt queries, the fork needs an observation window');
+    }
+    const copy = new SequenceState(
+      numLayers, numHeads, first?.numKvHeads ?? 0, first?.headDim ?? 0, this.windowLayers, observationWindow, this.cache.clone(),
+    );
+    copy.counts.prefill.attended.set(this.counts.prefill.attended);
+    copy.counts.prefill.dense.set(this.counts.prefill.dense);
+    copy.counts.decode.attended.set(this.counts.decode.attended);
+    copy.counts.decode.dense.set(this.counts.decode.dense);
+    this.windows.forEach((w, l) => {
+      const target = copy.windows[l];
+      if (w && target) target.push(w.view(), w.length, w.start);
+    });
+    return copy;
   }
 
   get position(): number {

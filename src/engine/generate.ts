@@ -7,7 +7,7 @@
  * `maxNewTokens` tokens.
  */
 import type { AttentionPlan } from './attention.js';
-import type { AttentionCounts } from './forward-state.js';
+import type { AttentionCounts, SequenceState } from './forward-state.js';
 import type { TransformerModel } from './model.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { densePlan } from '../methods/dense.js';
@@ -42,34 +42,60 @@ const now = (): number => performance.now() / 1000;
 
 export function generateTokens(model: TransformerModel, prompts: number[][], options: GenerateOptions): SequenceResult[] {
   const plan = options.plan ?? densePlan();
-  const stops = new Set(options.stopTokenIds ?? []);
-  const maxNew = options.maxNewTokens;
-  if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`max new tokens must be a non-negative integer, got ${maxNew}`);
+  checkMaxNewTokens(options.maxNewTokens);
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new Error(`prompt ${i} is empty`);
   });
-
-  const seqs = prompts.map((prompt) => {
+  const prefilled = prompts.map((prompt): PrefilledSequence => {
     const state = model.newSequence(plan);
     const t0 = now();
-    const logits = model.prefill(state, prompt, plan, options.chunkSize ?? 512);
-    const prefillSeconds = now() - t0;
+    const lastLogits = model.prefill(state, prompt, plan, options.chunkSize ?? 512);
+    return { state, lastLogits, promptTokens: prompt.length, prefillSeconds: now() - t0 };
+  });
+  return continueGeneration(model, prefilled, { ...options, plan });
+}
+
+/** A sequence whose prompt is in its cache (afterPrefill hooks done), ready to decode. */
+export interface PrefilledSequence {
+  state: SequenceState;
+  /** [V] logits of the last prompt token. */
+  lastLogits: Float32Array;
+  promptTokens: number;
+  /** Reported as the result's prefillSeconds. */
+  prefillSeconds: number;
+}
+
+function checkMaxNewTokens(maxNew: number): void {
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`max new tokens must be a non-negative integer, got ${maxNew}`);
+}
+
+/**
+ * Greedy decoding of prefilled sequences under `options.plan` (its decode method must be the one
+ * whose afterPrefill hook ran on them): the second half of generateTokens, also used to decode
+ * several copies of one shared dense prefill (SequenceState.fork) under different decode methods.
+ */
+export function continueGeneration(model: TransformerModel, prefilled: PrefilledSequence[], options: GenerateOptions): SequenceResult[] {
+  const plan = options.plan ?? densePlan();
+  const stops = new Set(options.stopTokenIds ?? []);
+  const maxNew = options.maxNewTokens;
+  checkMaxNewTokens(maxNew);
+  const seqs = prefilled.map((p) => {
+    if (!p.state.prefillDone) throw new Error('continueGeneration: the sequence has not finished its prefill');
     return {
-      state,
-      next: argmax(logits),
+      state: p.state,
+      next: argmax(p.lastLogits),
       result: {
         tokenIds: [] as number[],
-        promptTokens: prompt.length,
+        promptTokens: p.promptTokens,
         generatedTokens: 0,
         stopReason: 'max-new-tokens' as StopReason,
-        prefillSeconds,
+        prefillSeconds: p.prefillSeconds,
         decodeSeconds: 0,
-        counts: state.counts,
+        counts: p.state.counts,
       },
       running: maxNew > 0,
     };
   });
-
   // Take the pending token of each running sequence; stop it if that token ends it.
   const accept = (): void => {
     for (const s of seqs) {

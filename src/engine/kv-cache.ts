@@ -93,6 +93,29 @@ export class LayerKvCache {
   }
 
   /**
+   * A deep copy of the rows (keys, values, positions, per-head lengths) with no method state: used to
+   * run several decode methods from one dense prefill, each on its own copy (eviction and page
+   * bounds mutate the cache). Refuses a cache that already holds method state, since that state is
+   * opaque and a copy without it would be silently different.
+   */
+  clone(): LayerKvCache {
+    if (this.methodState.size > 0) {
+      throw new Error(`LayerKvCache.clone: the cache holds method state (${[...this.methodState.keys()].join(', ')}); clone it before any decode method runs`);
+    }
+    const copy = new LayerKvCache(this.numKvHeads, this.headDim, 1);
+    const D = this.headDim;
+    for (let h = 0; h < this.numKvHeads; h++) {
+      const rows = this.lengths[h];
+      copy.keys[h] = this.keys[h].slice(0, Math.max(1, rows) * D);
+      copy.values[h] = this.values[h].slice(0, Math.max(1, rows) * D);
+      copy.positions[h] = this.positions[h].slice(0, Math.max(1, rows));
+      copy.lengths[h] = rows;
+      copy.capacity[h] = Math.max(1, rows);
+    }
+    return copy;
+  }
+
+  /**
    * Keep only the given rows of one head, in the given (ascending) order; the rest are evicted.
    * Used by eviction methods after prefill.
    */
@@ -128,4 +151,12 @@ export class KvCache {
   }
   /** Tokens processed so far (positions assigned), independent of eviction. */
   nextPosition = 0;
+
+  /** Deep copy of every layer (see LayerKvCache.clone) and of the position counter. */
+  clone(): KvCache {
+    const copy = new KvCache(0, 0, 0);
+    (copy.layers as LayerKvCache[]).push(...this.layers.map((l) => l.clone()));
+    copy.nextPosition = this.nextPosition;
+    return copy;
+  }
 }

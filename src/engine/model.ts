@@ -190,8 +190,13 @@ export class TransformerModel {
     return logits as Float32Array;
   }
 
-  /** Run the decode method's afterPrefill hook on every full-attention layer (once). */
-  private finishPrefill(state: SequenceState, plan: AttentionPlan): void {
+  /**
+   * Run the decode method's afterPrefill hook on every full-attention layer (once) and mark the
+   * prompt complete. `prefill` calls it; a sequence forked from a finished prefill
+   * (SequenceState.fork) calls it with the decode method it continues under.
+   */
+  finishPrefill(state: SequenceState, plan: AttentionPlan): void {
+    if (state.prefillDone) throw new Error('finishPrefill: the afterPrefill hooks already ran for this sequence');
     const hook = plan.decode.afterPrefill;
     if (hook) {
       for (let l = 0; l < this.config.numLayers; l++) {

@@ -15,10 +15,12 @@ import { join } from 'node:path';
 import type { AttentionPlan } from '../engine/attention.js';
 import type { AttentionCounts, PhaseCounts } from '../engine/forward-state.js';
 import { type Checkpoint, loadCheckpoint } from '../engine/checkpoint.js';
-import { collectStopTokenIds, generateTokens } from '../engine/generate.js';
+import { type PrefilledSequence, type SequenceResult, collectStopTokenIds, continueGeneration, generateTokens } from '../engine/generate.js';
+import { SequenceState } from '../engine/forward-state.js';
 import { TransformerModel } from '../engine/model.js';
 import type { ModelConfig } from '../engine/model-config.js';
 import { createAttentionPlan, estimationFlops } from '../methods/index.js';
+import { DensePrefill, densePlan } from '../methods/dense.js';
 import type { Task, TaskExample } from '../tasks/types.js';
 import { exampleFlops, decodeSteps, type FlopsModelShape } from './flops.js';
 import { type ExampleRecord, type HeadDetail, type PairCounts, type PhaseHeadDetail, ResultsDb } from './results-db.js';
@@ -37,6 +39,29 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Folder of the QA data files (default: the tasks' own default). */
   dataDir?: string;
+  /**
+   * Run dense and every decode-phase configuration of an example from one dense prefill of its
+   * prompt, each on a copy of the KV cache (default true). Off: each configuration prefills on its
+   * own; the results are identical either way, only the time differs.
+   */
+  sharePrefill?: boolean;
+  /** Checked between examples: once aborted, the runner records nothing more and returns. */
+  signal?: AbortSignal;
+  /** Called when an example starts (current = its configuration key) and when the counts change. */
+  onProgress?: (p: RunProgress) => void;
+}
+
+/** Where a run stands, in (configuration, example) units of this invocation. */
+export interface RunProgress {
+  /** Units finished: recorded or found unbuildable. */
+  done: number;
+  /** Units this invocation has to do (already recorded ones and other shards' excluded). */
+  total: number;
+  recorded: number;
+  /** Units whose example the task could not build. */
+  failed: number;
+  /** Configuration key of the example in flight. */
+  current: string | null;
 }
 
 export interface RunSummary {
@@ -48,6 +73,8 @@ export interface RunSummary {
    * with the task's reason; they are not recorded, so a later run retries them.
    */
   failedExamples: { model: string; task: string; length: number; index: number; error: string }[];
+  /** True when the signal stopped the run before its work was done (resume by running it again). */
+  interrupted: boolean;
 }
 
 /** The ModelConfig fields the FLOPs model (and the results database) keep. */
@@ -122,13 +149,11 @@ interface ModelContext {
 }
 
 /**
- * Generates one example under the configuration's plan and returns its record: output and score,
- * achieved sparsity over the full-attention layers, FLOPs over every layer (estimation included),
- * timings.
+ * The record of one generated example: output and score, achieved sparsity over the full-attention
+ * layers, FLOPs over every layer (estimation included), timings.
  */
-function runExample(ctx: ModelContext, c: ExperimentConfiguration, index: number, ex: TaskExample, runId: number): ExampleRecord {
-  const { model, ckpt, task } = ctx;
-  const [res] = generateTokens(model, [ex.inputIds], { plan: planFor(c), maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
+function exampleRecord(ctx: ModelContext, c: ExperimentConfiguration, index: number, ex: TaskExample, res: SequenceResult, runId: number): ExampleRecord {
+  const { ckpt, task } = ctx;
   const output = ckpt.tokenizer.decode(res.tokenIds, { skipSpecialTokens: true });
   const scored = task.score(ex, output);
   const estimation = methodEstimation(ckpt.config, c, ex.inputLength, res.generatedTokens);
@@ -150,9 +175,50 @@ function runExample(ctx: ModelContext, c: ExperimentConfiguration, index: number
   };
 }
 
+/** A configuration runs after the shared dense prefill when its own prefill is exactly that. */
+function sharesDensePrefill(plan: AttentionPlan): boolean {
+  return plan.prefill instanceof DensePrefill;
+}
+
+const seconds = (): number => performance.now() / 1000;
+
+/**
+ * The dense prefill of one prompt that every sharing configuration of this example continues from:
+ * it keeps the longest observation window any of them needs, so each fork gets its own window's
+ * queries (SequenceState.fork).
+ */
+function sharedDensePrefill(ctx: ModelContext, prompt: number[], chunkSize: number, observationWindow: number): PrefilledSequence {
+  const { model } = ctx;
+  const c = model.config;
+  const state = new SequenceState(c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.layerTypes.map((t) => t !== 'sliding'), observationWindow);
+  const t0 = seconds();
+  const lastLogits = model.prefill(state, prompt, densePlan(), chunkSize);
+  return { state, lastLogits, promptTokens: prompt.length, prefillSeconds: seconds() - t0 };
+}
+
+/**
+ * One configuration continuing from the shared prefill: a copy of its cache, the method's
+ * afterPrefill hook (its cost is added to the shared prefill time; the copy's is not), then its
+ * decode.
+ */
+function continueFromShared(ctx: ModelContext, shared: PrefilledSequence, plan: AttentionPlan, c: ExperimentConfiguration): SequenceResult {
+  const state = shared.state.fork(plan.decode.observationWindow);
+  const t0 = seconds();
+  ctx.model.finishPrefill(state, plan);
+  const hookSeconds = seconds() - t0;
+  const [res] = continueGeneration(ctx.model, [{ ...shared, state, prefillSeconds: shared.prefillSeconds + hookSeconds }], {
+    plan, maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize,
+  });
+  return res;
+}
+
+/** Lets signal handlers and timers (progress display, Ctrl-C) run between examples. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   const { spec, getTask, shard } = options;
   const log = options.log ?? (() => {});
+  const sharePrefill = options.sharePrefill ?? true;
   if (spec.backend === 'cuda') throw new Error('backend: cuda is not available to the runner yet (the CPU engine runs experiments); use cpu or auto');
   const configs = expandExperiment(spec);
   // Fail on unknown task names and bad method options before loading any model.
@@ -160,33 +226,39 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   for (const c of configs) planFor(c);
   const db = ResultsDb.openDir(options.dir);
   writeFileSync(join(options.dir, 'spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
-  const summary: RunSummary = { configurations: configs.length, recorded: 0, skippedDone: 0, failedExamples: [] };
+  const summary: RunSummary = { configurations: configs.length, recorded: 0, skippedDone: 0, failedExamples: [], interrupted: false };
   try {
     db.registerConfigurations(configs);
     const runId = db.startRun(spec, { shard: shard ? `${shard.index}/${shard.count}` : undefined });
+    // Shards hold whole (model, task, length, example) slots, so the shared prefill stays in one shard.
     const pending = (c: ExperimentConfiguration): number[] => {
       const done = db.doneIndices(c.key);
       const out: number[] = [];
       for (let i = 0; i < c.examples; i++) {
-        if (shard && !inShard(c.key, i, shard)) continue;
+        if (shard && !inShard(slotKey(c), i, shard)) continue;
         if (done.has(i)) summary.skippedDone++;
         else out.push(i);
       }
       return out;
     };
+    const work = configs.map((c) => ({ c, todo: pending(c) })).filter((w) => w.todo.length > 0);
+    const progress: RunProgress = { done: 0, total: work.reduce((n, w) => n + w.todo.length, 0), recorded: 0, failed: 0, current: null };
+    const report = (current: string | null): void => {
+      progress.current = current;
+      options.onProgress?.({ ...progress });
+    };
+    report(null);
 
-    const byModel = new Map<string, ExperimentConfiguration[]>();
-    for (const c of configs) {
-      const g = byModel.get(c.model.name);
-      if (g) g.push(c); else byModel.set(c.model.name, [c]);
+    const byModel = new Map<string, typeof work>();
+    for (const w of work) {
+      const g = byModel.get(w.c.model.name);
+      if (g) g.push(w); else byModel.set(w.c.model.name, [w]);
     }
-    for (const [modelName, modelConfigs] of byModel) {
-      const work = modelConfigs.map((c) => ({ c, todo: pending(c) })).filter((w) => w.todo.length > 0);
-      if (!work.length) {
-        log(`${modelName}: nothing left to run`);
-        continue;
-      }
-      const ckpt = loadCheckpoint(modelConfigs[0].model.path);
+    for (const modelConfigs of new Set(configs.map((c) => c.model.name))) {
+      if (!byModel.has(modelConfigs)) log(`${modelConfigs}: nothing left to run`);
+    }
+    models: for (const [modelName, modelWork] of byModel) {
+      const ckpt = loadCheckpoint(modelWork[0].c.model.path);
       db.recordModel(modelName, ckpt.dir, flopsShape(ckpt.config));
       const model = new TransformerModel(ckpt.config, ckpt.weights);
       const stopTokenIds = collectStopTokenIds(ckpt.tokenizer, ckpt.stopTokenIds);
@@ -195,7 +267,7 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
       log(`${modelName}: loaded ${ckpt.dir}`);
 
       const cells = new Map<string, typeof work>();
-      for (const w of work) {
+      for (const w of modelWork) {
         const k = `${w.c.length}|${w.c.task}`;
         const g = cells.get(k);
         if (g) g.push(w); else cells.set(k, [w]);
@@ -203,35 +275,62 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
       for (const cell of cells.values()) {
         const { task: taskName, length, seed } = cell[0].c;
         const task = getTask(taskName);
+        const ctx: ModelContext = { model, ckpt, stopTokenIds, fullLayers, allLayers, task };
         // QA keeps only questions whose single-document prompt fits the experiment's shortest length,
         // so every length asks the same questions (SPEC section 3).
         const params = 'questionFilterLength' in task.defaults ? { questionFilterLength: Math.min(...spec.lengths) } : undefined;
-        const examples = new Map<number, TaskExample>();
-        for (const i of new Set(cell.flatMap((w) => w.todo))) {
+        const indices = [...new Set(cell.flatMap((w) => w.todo))].sort((a, b) => a - b);
+        // Example-major: every configuration of example i runs before example i + 1, so the dense
+        // prefill of i can be shared and early results already pair with dense.
+        for (const i of indices) {
+          const due = cell.filter((w) => w.todo.includes(i)).map((w) => ({ c: w.c, plan: planFor(w.c) }));
+          let ex: TaskExample;
           try {
-            const [ex] = task.generate({ tokenizer: ckpt.tokenizer, length, count: 1, firstIndex: i, seed, dataDir: options.dataDir, params });
-            examples.set(i, ex);
+            [ex] = task.generate({ tokenizer: ckpt.tokenizer, length, count: 1, firstIndex: i, seed, dataDir: options.dataDir, params });
             db.clearBuildFailure(modelName, taskName, length, i);
           } catch (e) {
             const error = (e as Error).message;
             summary.failedExamples.push({ model: modelName, task: taskName, length, index: i, error });
             db.recordBuildFailure({ model: modelName, task: taskName, length, exampleIndex: i, error });
             log(`${modelName} ${taskName} n=${length} example ${i}: cannot be built: ${error}`);
+            progress.done += due.length;
+            progress.failed += due.length;
+            report(null);
+            continue;
           }
-        }
-        for (const { c, todo } of cell) {
-          for (const i of todo) {
-            const ex = examples.get(i);
-            if (!ex) continue;
-            db.record(runExample({ model, ckpt, stopTokenIds, fullLayers, allLayers, task }, c, i, ex, runId));
+          const sharing = sharePrefill ? due.filter((d) => sharesDensePrefill(d.plan)) : [];
+          let shared: PrefilledSequence | null = null;
+          for (const { c, plan } of due) {
+            report(c.key);
+            await yieldToEventLoop();
+            if (options.signal?.aborted) {
+              summary.interrupted = true;
+              break models;
+            }
+            let res: SequenceResult;
+            if (sharing.some((d) => d.c === c)) {
+              shared ??= sharedDensePrefill(ctx, ex.inputIds, c.chunkSize, Math.max(0, ...sharing.map((d) => d.plan.decode.observationWindow)));
+              res = continueFromShared(ctx, shared, plan, c);
+            } else {
+              [res] = generateTokens(model, [ex.inputIds], { plan, maxNewTokens: c.maxNewTokens, stopTokenIds, chunkSize: c.chunkSize });
+            }
+            db.record(exampleRecord(ctx, c, i, ex, res, runId));
             summary.recorded++;
+            progress.done++;
+            progress.recorded++;
           }
-          log(`${c.key}: ${todo.filter((i) => examples.has(i)).length} example(s) recorded`);
         }
+        log(`${modelName} ${taskName} n=${length}: done`);
       }
     }
+    report(null);
   } finally {
     db.close();
   }
   return summary;
+}
+
+/** The (model, task, length) of a configuration: its examples share prompts (and the dense prefill). */
+export function slotKey(c: ExperimentConfiguration): string {
+  return `model=${c.model.name}|task=${c.task}|n=${c.length}`;
 }

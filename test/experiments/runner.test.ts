@@ -1,9 +1,7 @@
 /**
- * The runner end to end on a tiny random checkpoint. The real tasks need thousands of tokens with the
- * tiny byte-level tokenizer (minutes of CPU), so this test uses a minimal task fixture with the Task
- * interface: a short prompt naming a word, scored 1 when the output contains it, and dropped (null)
- * for every third example, so scoring, dropping, resume and sharding are all exercised on real
- * generations with real attention methods.
+ * The runner end to end on a tiny random checkpoint, with the echo task fixture (echo-task.ts), so
+ * scoring, dropping, resume and sharding are all exercised on real generations with real attention
+ * methods.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,44 +15,8 @@ import { ResultsDb } from '../../src/experiments/results-db.js';
 import { flopsShape, runExperiment } from '../../src/experiments/runner.js';
 import { parseExperimentSpec } from '../../src/experiments/spec.js';
 import { loadCheckpoint } from '../../src/engine/checkpoint.js';
-import type { Task, TaskExample } from '../../src/tasks/types.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
-
-const WORDS = ['apple', 'river', 'stone', 'cloud', 'amber', 'delta'];
-
-const echoTask: Task<Record<string, unknown>, { word: string; index: number }> = {
-  name: 'echo',
-  family: 'ruler',
-  metric: 'accuracy',
-  description: 'test fixture: repeat a word',
-  defaults: {},
-  smallestLength: 32,
-  generate({ tokenizer, length, count, seed = 43, firstIndex = 0 }) {
-    const out: TaskExample<{ word: string; index: number }>[] = [];
-    for (let index = firstIndex; index < firstIndex + count; index++) {
-      const word = WORDS[(seed + index) % WORDS.length];
-      let prompt = `Repeat the word ${word}.`;
-      // Pad with filler up to the target length so the attention methods have something to skip.
-      while (tokenizer.encodeUserPrompt(`${prompt} filler`).length <= length) prompt += ' filler';
-      const inputIds = tokenizer.encodeUserPrompt(prompt);
-      if (inputIds.length > length) throw new Error(`task echo, length ${length}, seed ${seed}, example ${index}: the prompt alone needs ${inputIds.length} tokens`);
-      out.push({
-        id: `echo/n${length}/s${seed}/${index}`, task: 'echo', index, seed, length, prompt, inputIds, inputLength: inputIds.length,
-        rawLength: tokenizer.encode(prompt).length, gold: { word, index }, goldLength: 1, meta: {},
-      });
-    }
-    return out;
-  },
-  score(example, output) {
-    if (example.gold.index % 3 === 2) return { score: null, details: { dropped: true } };
-    return { score: output.includes(example.gold.word) ? 1 : 0, details: {} };
-  },
-};
-
-const getTask = (name: string) => {
-  if (name !== 'echo') throw new Error(`unknown task "${name}"`);
-  return echoTask as unknown as Task<Record<string, unknown>, unknown>;
-};
+import { echoGetTask as getTask } from './echo-task.js';
 
 function setup() {
   const root = mkdtempSync(join(tmpdir(), 'sf-runner-'));
