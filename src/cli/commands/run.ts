@@ -1,41 +1,96 @@
 /**
- * `sparse-frontier run EXPERIMENT --out DIR`: runs a preset (quick, paper) or a YAML/JSON experiment
- * file into DIR/results.sqlite. Resumable (finished examples are skipped) and shardable
- * (`--shard i/n` runs a disjoint share; merge shard files with `--merge`).
+ * `sparse-frontier run EXPERIMENT | --preset NAME [--out DIR]`: runs a preset (quick, paper) or a
+ * YAML/JSON experiment file into DIR/results.sqlite (default runs/<experiment name>), with a
+ * progress bar (plain periodic lines when stdout is not a terminal). Resumable: finished examples
+ * are skipped, and Ctrl-C stops after the example in flight (a second Ctrl-C quits at once; the
+ * database loses at most that example). Shardable (`--shard i/n`; merge shard files with
+ * `--merge`). With `--report` (the default for presets) it then analyses the results and writes
+ * the HTML report, and its last line says where: `report: DIR/report/report.html`.
  */
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadExperiment } from '../../experiments/presets.js';
+import { analyzeDirectory } from '../../analysis/analyze.js';
+import { PRESETS, loadExperiment } from '../../experiments/presets.js';
 import { ResultsDb } from '../../experiments/results-db.js';
-import { runExperiment } from '../../experiments/runner.js';
+import { type RunSummary, type TaskLookup, runExperiment } from '../../experiments/runner.js';
 import { expandExperiment, parseShard } from '../../experiments/spec.js';
-import { getTask } from '../../tasks/index.js';
+import { buildReport } from '../../report/build.js';
+import { getTask as registryTask } from '../../tasks/index.js';
+import { type OutputSink, createProgressDisplay, formatDuration } from '../run-progress.js';
 
 interface RunCliOptions {
-  out: string;
+  preset?: string;
+  out?: string;
   shard?: string;
   modelsDir: string;
   dataDir?: string;
   dryRun?: boolean;
   merge: string[];
+  report?: boolean;
+  png: boolean;
+  sharePrefill: boolean;
+  progressInterval: string;
+}
+
+export interface RunCommandDeps {
+  /** Task registry (tests inject fixtures). */
+  getTask?: TaskLookup;
+  /** Where messages and progress go (default process.stdout). */
+  out?: OutputSink;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-export function registerRun(program: Command): void {
+/** The experiment named positionally or by --preset (one of the two, or both naming the same). */
+export function chooseExperiment(positional: string | undefined, preset: string | undefined): { name: string; isPreset: boolean } {
+  if (preset !== undefined && !(preset in PRESETS)) throw new Error(`--preset ${preset}: unknown preset (known: ${Object.keys(PRESETS).join(', ')})`);
+  if (positional !== undefined && preset !== undefined && positional !== preset) {
+    throw new Error(`give the experiment once: either "${positional}" or --preset ${preset}`);
+  }
+  const name = preset ?? positional;
+  if (name === undefined) throw new Error(`name an experiment: a preset (${Object.keys(PRESETS).join(', ')}, or --preset NAME) or a YAML/JSON file`);
+  return { name, isPreset: name in PRESETS };
+}
+
+/** The command that resumes this run (the same experiment, directory and shard). */
+export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOptions, 'shard' | 'modelsDir' | 'dataDir'>): string {
+  const quote = (a: string) => (/^[\w./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const args = ['run', name, '--out', dir];
+  if (opts.shard) args.push('--shard', opts.shard);
+  if (opts.modelsDir !== 'models') args.push('--models-dir', opts.modelsDir);
+  if (opts.dataDir) args.push('--data-dir', opts.dataDir);
+  return `npm start -- ${args.map(quote).join(' ')}`;
+}
+
+function summaryLine(s: RunSummary, seconds: number): string {
+  return `recorded ${s.recorded} example(s) in ${formatDuration(seconds)}, ${s.skippedDone} already done, ${s.failedExamples.length} could not be built`;
+}
+
+export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
+  const getTask = deps.getTask ?? registryTask;
   program
     .command('run')
     .description('Run an experiment (preset quick|paper, or a YAML/JSON file) into DIR/results.sqlite; resumes where it stopped')
-    .argument('<experiment>', 'preset name (quick, paper) or experiment file')
-    .requiredOption('--out <dir>', 'experiment directory (results.sqlite, spec.json)')
-    .option('--shard <i/n>', 'run only shard i of n (disjoint shares of every configuration)')
+    .argument('[experiment]', 'preset name (quick, paper) or experiment file')
+    .option('--preset <name>', `a ready-made experiment (${Object.keys(PRESETS).join(', ')})`)
+    .option('--out <dir>', 'experiment directory (results.sqlite, spec.json; default runs/<experiment name>)')
+    .option('--shard <i/n>', 'run only shard i of n (disjoint shares of the (task, length, example) slots)')
     .option('--models-dir <dir>', 'where presets look for model directories', 'models')
     .option('--data-dir <dir>', 'QA data folder (default: the repository data)')
     .option('--dry-run', 'print the configurations and exit')
     .option('--merge <file>', 'fold another results.sqlite (a shard run elsewhere) into DIR and exit (repeatable)', collect, [])
-    .action(async (experiment: string, opts: RunCliOptions) => {
-      const out = process.stdout;
+    .option('--report', 'after the run, analyse the results and write DIR/report/report.html (default for presets)')
+    .option('--no-report', 'do not write the report')
+    .option('--no-png', 'report without PNG copies of the plots (faster)')
+    .option('--no-share-prefill', 'prefill every configuration on its own (same results, slower; for timing comparisons)')
+    .option('--progress-interval <seconds>', 'seconds between progress lines when stdout is not a terminal', '15')
+    .action(async (positional: string | undefined, opts: RunCliOptions) => {
+      const out = deps.out ?? process.stdout;
+      const { name, isPreset } = chooseExperiment(positional, opts.preset);
+      const spec = loadExperiment(name, opts.modelsDir);
+      const dir = opts.out ?? join('runs', spec.name);
       if (opts.merge.length) {
-        const db = ResultsDb.openDir(opts.out);
+        const db = ResultsDb.openDir(dir);
         try {
           for (const file of opts.merge) out.write(`merged ${db.mergeFrom(file)} example(s) from ${file}\n`);
         } finally {
@@ -43,19 +98,55 @@ export function registerRun(program: Command): void {
         }
         return;
       }
-      const spec = loadExperiment(experiment, opts.modelsDir);
       if (opts.dryRun) {
         const configs = expandExperiment(spec);
         for (const c of configs) out.write(`${c.key}\n`);
-        out.write(`${configs.length} configurations × ${spec.examples} examples\n`);
+        out.write(`${configs.length} configurations × ${spec.examples} examples → ${dir}\n`);
         return;
       }
-      const summary = await runExperiment({
-        dir: opts.out, spec, getTask, dataDir: opts.dataDir,
-        shard: opts.shard ? parseShard(opts.shard) : undefined,
-        log: (line) => out.write(`${line}\n`),
-      });
-      out.write(`recorded ${summary.recorded} example(s), ${summary.skippedDone} already done, ${summary.failedExamples.length} could not be built\n`);
+      const interval = Number(opts.progressInterval);
+      if (!(interval > 0)) throw new Error(`--progress-interval must be a positive number of seconds, got ${opts.progressInterval}`);
+      const shard = opts.shard ? parseShard(opts.shard) : undefined;
+      const wantReport = opts.report ?? isPreset;
+
+      const abort = new AbortController();
+      const onSigint = (): void => {
+        if (abort.signal.aborted) {
+          out.write('\nsecond Ctrl-C: quitting now (the example in flight is lost; the results database stays consistent)\n');
+          process.exit(130);
+        }
+        abort.abort();
+        out.write('\nCtrl-C: stopping after the example in flight (Ctrl-C again to quit now)\n');
+      };
+      process.on('SIGINT', onSigint);
+      const display = createProgressDisplay(out, { intervalSeconds: interval });
+      const t0 = performance.now();
+      let summary: RunSummary;
+      try {
+        out.write(`running ${spec.name} into ${dir}\n`);
+        summary = await runExperiment({
+          dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal,
+          log: (line) => out.write(`${line}\n`),
+          onProgress: (p) => display.update(p),
+        });
+      } finally {
+        display.stop();
+        process.off('SIGINT', onSigint);
+      }
+      out.write(`${summaryLine(summary, (performance.now() - t0) / 1000)}\n`);
       for (const f of summary.failedExamples) out.write(`  ${f.model} ${f.task} n=${f.length} #${f.index}: ${f.error}\n`);
+      if (summary.interrupted) {
+        out.write(`interrupted: the results so far are in ${join(dir, 'results.sqlite')}; resume with the same command, e.g.\n  ${resumeCommand(name, dir, opts)}\n`);
+        process.exitCode = 130;
+        return;
+      }
+      if (wantReport) {
+        const t1 = performance.now();
+        const analysis = analyzeDirectory(dir);
+        const reportDir = join(dir, 'report');
+        const files = await buildReport(analysis, { outDir: reportDir, title: `sparse-frontier: ${spec.name}`, png: opts.png });
+        out.write(`analysis and report in ${formatDuration((performance.now() - t1) / 1000)} (${files.plots.length} plots)\n`);
+        out.write(`report: ${files.html}\n`);
+      }
     });
 }
