@@ -51,16 +51,20 @@ export function createProgressDisplay(stream: OutputSink, options: { intervalSec
     const interval = options.intervalSeconds ?? 15;
     let lastLine = -Infinity;
     let last: RunProgress | null = null;
+    let lastPrinted: RunProgress | null = null;
+    const print = (p: RunProgress): void => {
+      lastLine = elapsed();
+      lastPrinted = p;
+      stream.write(`${progressLine(p, elapsed())}\n`);
+    };
     return {
       update(p) {
         last = p;
-        if (elapsed() - lastLine >= interval) {
-          lastLine = elapsed();
-          stream.write(`${progressLine(p, elapsed())}\n`);
-        }
+        if (elapsed() - lastLine >= interval) print(p);
       },
       stop() {
-        if (last) stream.write(`${progressLine({ ...last, current: null }, elapsed())}\n`);
+        // The final count, unless the last line already showed it.
+        if (last && (lastPrinted?.done !== last.done || lastPrinted.total !== last.total)) print({ ...last, current: null });
       },
     };
   }

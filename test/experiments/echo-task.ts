@@ -42,3 +42,6 @@ export const echoGetTask = (name: string) => {
   return echoTask as unknown as Task<Record<string, unknown>, unknown>;
 };
 
+
+/** The `getTask` a runner worker process imports (RunOptions.taskModule). */
+export const getTask = echoGetTask;

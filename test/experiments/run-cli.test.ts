@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { chooseExperiment, registerRun, resumeCommand } from '../../src/cli/commands/run.js';
+import { chooseExperiment, parseJobs, registerRun, resumeCommand } from '../../src/cli/commands/run.js';
 import { ResultsDb } from '../../src/experiments/results-db.js';
 import { listMethods } from '../../src/methods/index.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -44,6 +44,9 @@ test('the experiment is named once: positionally or by --preset', () => {
   assert.throws(() => chooseExperiment('exp.yaml', 'quick'), /either "exp.yaml" or --preset quick/);
   assert.throws(() => chooseExperiment(undefined, undefined), /name an experiment/);
   assert.throws(() => chooseExperiment(undefined, 'exp.yaml'), /--preset exp.yaml: unknown preset/);
+  assert.equal(parseJobs('3'), 3);
+  assert.ok(parseJobs('auto') >= 1);
+  assert.throws(() => parseJobs('0'), /--jobs must be a positive integer or auto, got "0"/);
   assert.equal(resumeCommand('quick', 'runs/quick', { modelsDir: 'models' }), 'npm start -- run quick --out runs/quick');
   assert.equal(resumeCommand('my exp.yaml', 'out', { modelsDir: 'm', shard: '1/2' }), `npm start -- run 'my exp.yaml' --out out --shard 1/2 --models-dir m`);
 });

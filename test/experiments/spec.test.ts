@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandExperiment, inShard, loadExperimentSpec, parseExperimentSpec, parseShard } from '../../src/experiments/spec.js';
-import { PAPER_TASKS, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
+import { PAPER_TASKS, QUICK_LENGTHS, QUICK_TASKS, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
 import { listMethods } from '../../src/methods/index.js';
 
 const base = { models: ['models/a'], tasks: ['niah'], lengths: [1024], sparsities: [0.5, 0.9], methods: ['vertical_and_slash', 'quest'] };
@@ -57,7 +57,7 @@ test('YAML and JSON files load; presets validate', () => {
 
   const quick = loadExperiment('quick', join(dir, 'no-models-here'));
   const q = expandExperiment(quick);
-  const perCell = q.filter((c) => c.task === 'niah' && c.length === 1024);
+  const perCell = q.filter((c) => c.task === QUICK_TASKS[0] && c.length === QUICK_LENGTHS[0]);
   // dense + every registered sparse method (sink-local once per phase) × 2 sparsities
   const sparseMethods = listMethods().filter((m) => m.id !== 'dense').length;
   assert.ok(sparseMethods >= 8);

@@ -7,6 +7,7 @@
  * `--merge`). With `--report` (the default for presets) it then analyses the results and writes
  * the HTML report, and its last line says where: `report: DIR/report/report.html`.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { analyzeDirectory } from '../../analysis/analyze.js';
@@ -30,6 +31,7 @@ interface RunCliOptions {
   png: boolean;
   sharePrefill: boolean;
   progressInterval: string;
+  jobs?: string;
 }
 
 export interface RunCommandDeps {
@@ -62,6 +64,14 @@ export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOption
   return `npm start -- ${args.map(quote).join(' ')}`;
 }
 
+/** `--jobs n` or `auto` (one per core the OS offers this process). */
+export function parseJobs(text: string): number {
+  if (text === 'auto') return Math.max(1, availableParallelism());
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--jobs must be a positive integer or auto, got "${text}"`);
+  return n;
+}
+
 function summaryLine(s: RunSummary, seconds: number): string {
   return `recorded ${s.recorded} example(s) in ${formatDuration(seconds)}, ${s.skippedDone} already done, ${s.failedExamples.length} could not be built`;
 }
@@ -83,6 +93,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
     .option('--no-report', 'do not write the report')
     .option('--no-png', 'report without PNG copies of the plots (faster)')
     .option('--no-share-prefill', 'prefill every configuration on its own (same results, slower; for timing comparisons)')
+    .option('--jobs <n>', 'worker processes, each with its own model copy; auto = one per CPU core (default: auto for presets, 1 for files)')
     .option('--progress-interval <seconds>', 'seconds between progress lines when stdout is not a terminal', '15')
     .action(async (positional: string | undefined, opts: RunCliOptions) => {
       const out = deps.out ?? process.stdout;
@@ -108,6 +119,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
       if (!(interval > 0)) throw new Error(`--progress-interval must be a positive number of seconds, got ${opts.progressInterval}`);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const wantReport = opts.report ?? isPreset;
+      const jobs = parseJobs(opts.jobs ?? (isPreset ? 'auto' : '1'));
 
       const abort = new AbortController();
       const onSigint = (): void => {
@@ -123,9 +135,9 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
       const t0 = performance.now();
       let summary: RunSummary;
       try {
-        out.write(`running ${spec.name} into ${dir}\n`);
+        out.write(`running ${spec.name} into ${dir}${jobs > 1 ? ` with up to ${jobs} worker processes` : ''}\n`);
         summary = await runExperiment({
-          dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal,
+          dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal, jobs,
           log: (line) => out.write(`${line}\n`),
           onProgress: (p) => display.update(p),
         });
