@@ -14,12 +14,12 @@
  * CPU engine only for now: `backend: cuda` is refused with a clear message until the engine exposes
  * a CUDA model.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ResultsDb } from './results-db.js';
 import { runSlotsInJobs } from './runner-jobs.js';
 import { type Slot, SlotRunner, type TaskLookup, planFor } from './slot-runner.js';
-import { type ExperimentConfiguration, type ExperimentSpec, expandExperiment, inShard } from './spec.js';
+import { type ExperimentConfiguration, type ExperimentSpec, expandExperiment, inShard, resolveModels } from './spec.js';
 
 export { flopsShape, headDetail, methodEstimation, planFor, promptHash } from './slot-runner.js';
 export type { Slot, TaskLookup } from './slot-runner.js';
@@ -130,6 +130,11 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   // Fail on unknown task names and bad method options before loading any model.
   for (const t of spec.tasks) getTask(t);
   for (const c of configs) planFor(c);
+  for (const m of resolveModels(spec)) {
+    if (!existsSync(join(m.path, 'config.json'))) {
+      throw new Error(`model ${m.name}: no checkpoint at ${m.path} (a folder with config.json, weights and tokenizer files is expected)`);
+    }
+  }
   const db = ResultsDb.openDir(options.dir);
   writeFileSync(join(options.dir, 'spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
   const summary: RunSummary = { configurations: configs.length, recorded: 0, skippedDone: 0, failedExamples: [], interrupted: false };

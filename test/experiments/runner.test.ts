@@ -84,6 +84,8 @@ test('unknown tasks and bad method options fail before any model is loaded', asy
   const bad = parseExperimentSpec({ ...spec, models: [{ path: '/nonexistent', name: 'm' }], methods: [{ name: 'quest', params: { pageSize: 0 } }] });
   await assert.rejects(runExperiment({ dir: join(root, 'y'), spec: bad, getTask }), /configuration model=m\|task=echo.*pageSize must be >= 1/);
   await assert.rejects(runExperiment({ dir: join(root, 'z'), spec: { ...spec, backend: 'cuda' }, getTask }), /backend: cuda/);
+  const missing = parseExperimentSpec({ ...spec, models: [{ path: join(root, 'nothing'), name: 'gone' }] });
+  await assert.rejects(runExperiment({ dir: join(root, 'w'), spec: missing, getTask }), /model gone: no checkpoint at .*nothing/);
 });
 
 test('examples a task cannot build are reported and kept as build failures, not recorded', async () => {
