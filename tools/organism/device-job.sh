@@ -9,7 +9,8 @@
 # Needs, carried: .gpu (its Node binary, tools/device/prepare.sh) and .organism
 # (tools/organism/prepare.sh: compiled generators with their two packages, and the eval set).
 # Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
-# (a checkpoint folder inside the repo copy), EXTRA (more train.py flags).
+# (a checkpoint folder inside the repo copy), EXTRA (more train.py flags), GEN_FLAGS (curriculum flags
+# of generate-data.ts).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -40,7 +41,7 @@ echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS t
 pids=()
 for ((w = 0; w < WORKERS; w++)); do
   .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer models/organism --out "$data" \
-    --chunks "$CHUNKS" --worker "$w" --workers "$WORKERS" 2> "/tmp/organism-logs/gen-$w.log" &
+    --chunks "$CHUNKS" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "/tmp/organism-logs/gen-$w.log" &
   pids+=($!)
 done
 

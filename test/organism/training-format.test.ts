@@ -1,0 +1,60 @@
+/**
+ * The organism's training targets must score 1 under each task's own scorer (otherwise the model
+ * learns a format the evaluation does not read), and the curriculum's seeds must stay clear of the
+ * evaluation seeds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { TextTokenizer } from '../../src/engine/tokenizer.js';
+import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
+import { TRAINING_SEED_BASE, TRAINING_TASKS, targetText } from '../../tools/organism/training-format.js';
+import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, validatePlan } from '../../tools/organism/curriculum.js';
+import { buildChunk, endOfTurnId } from '../../tools/organism/generate-data.js';
+import { ORGANISM_DIR } from './organism-paths.js';
+
+const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
+
+test('every training task: the target reply scores 1 with the task scorer', () => {
+  for (const name of TRAINING_TASKS) {
+    const [example] = getTask(name).generate({ tokenizer, length: 4096, count: 1, seed: TRAINING_SEED_BASE + 7 });
+    const reply = targetText(example);
+    assert.match(reply, /^<explanation>\n[^\n]+\n<\/explanation>\n<answer>\n[\s\S]+\n<\/answer>$/);
+    assert.equal(getTask(name).score(example, reply).score, 1, `${name}: ${reply}`);
+  }
+});
+
+test('QA tasks are refused as training targets (their data is evaluation data)', () => {
+  assert.throws(() => targetText({ task: 'qa_squad', gold: { answers: ['x'] } }), /not a training task/);
+});
+
+test('chunks: deterministic specs inside the plan, seeds at or above 10^6, rotating tasks', () => {
+  validatePlan(DEFAULT_PLAN);
+  for (const c of [0, 1, 57, 199, 200, 5000]) {
+    const a = chunkSpec(c);
+    assert.deepEqual(chunkSpec(c), a);
+    assert.ok(a.length >= DEFAULT_PLAN.minLength && a.length <= DEFAULT_PLAN.maxLength, `length ${a.length}`);
+    assert.equal(a.length % DEFAULT_PLAN.lengthStep, 0);
+    assert.ok(a.length <= DEFAULT_PLAN.startMaxLength || c > 0, 'chunk 0 starts short');
+    assert.equal(a.seed, TRAINING_SEED_BASE + c * SEEDS_PER_CHUNK);
+    assert.ok(a.seed > DEFAULT_SEED + 10_000, 'far from the evaluation seeds 43 + i');
+    assert.notEqual(taskOf(a, 0), taskOf(a, 1));
+  }
+  assert.throws(() => validatePlan({ ...DEFAULT_PLAN, seedBase: 43 }), /seedBase/);
+  assert.throws(() => chunkSpec(-1), /non-negative/);
+});
+
+test('a chunk: prompt ids are the task input, the reply ends with the end-of-turn id', () => {
+  const spec = { index: 0, length: 2048, examples: 3, firstTask: 0, seed: TRAINING_SEED_BASE };
+  const chunk = buildChunk(tokenizer, spec, 'ids');
+  assert.ok(chunk.lines.length >= 1);
+  const end = endOfTurnId(tokenizer);
+  for (const line of chunk.lines) {
+    const row = JSON.parse(line) as { task: string; prompt_tokens: number; ids: number[]; seed: number };
+    assert.ok(row.prompt_tokens <= 2048 && row.prompt_tokens >= 0.9 * 2048);
+    assert.equal(row.ids[row.ids.length - 1], end);
+    const reply = tokenizer.decode(row.ids.slice(row.prompt_tokens, -1), { skipSpecialTokens: false });
+    assert.match(reply, /^<explanation>[\s\S]*<\/answer>$/);
+    assert.ok(row.seed >= TRAINING_SEED_BASE);
+  }
+});
