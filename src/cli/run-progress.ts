@@ -15,6 +15,8 @@ export interface OutputSink {
 
 export interface ProgressDisplay {
   update(p: RunProgress): void;
+  /** A message line that must not be overwritten by the bar. */
+  log(line: string): void;
   /** Clears the bar (or prints the last line) before other output follows. */
   stop(): void;
 }
@@ -26,6 +28,18 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * A configuration key shortened for one status line:
+ * "model=m|task=niah|n=1024|phase=decode|method=quest|s=0.5" → "m niah n=1024 quest s=0.5".
+ */
+export function shortConfigLabel(key: string): string {
+  return key
+    .split('|')
+    .filter((part) => !part.startsWith('phase='))
+    .map((part) => part.replace(/^(model|task|method)=/, ''))
+    .join(' ');
 }
 
 /** Examples per second so far and the time the rest would take at that rate. */
@@ -41,7 +55,7 @@ export function progressLine(p: RunProgress, elapsedSeconds: number): string {
   const pct = p.total > 0 ? ((100 * p.done) / p.total).toFixed(1) : '100.0';
   const failed = p.failed ? `, ${p.failed} unbuildable` : '';
   const eta = p.done >= p.total ? 'done' : `ETA ${formatDuration(etaSeconds)}`;
-  return `[${p.done}/${p.total} ${pct}%] ${rate.toFixed(2)} ex/s, ${eta}, elapsed ${formatDuration(elapsedSeconds)}${failed}${p.current ? ` | ${p.current}` : ''}`;
+  return `[${p.done}/${p.total} ${pct}%] ${rate.toFixed(2)} ex/s, ${eta}, elapsed ${formatDuration(elapsedSeconds)}${failed}${p.current ? ` | ${shortConfigLabel(p.current)}` : ''}`;
 }
 
 export function createProgressDisplay(stream: OutputSink, options: { intervalSeconds?: number } = {}): ProgressDisplay {
@@ -62,6 +76,9 @@ export function createProgressDisplay(stream: OutputSink, options: { intervalSec
         last = p;
         if (elapsed() - lastLine >= interval) print(p);
       },
+      log(line) {
+        stream.write(`${line}\n`);
+      },
       stop() {
         // The final count, unless the last line already showed it.
         if (last && (lastPrinted?.done !== last.done || lastPrinted.total !== last.total)) print({ ...last, current: null });
@@ -77,14 +94,16 @@ export function createProgressDisplay(stream: OutputSink, options: { intervalSec
       clearOnComplete: false,
       barsize: 24,
       fps: 4,
+      // Redraw on every render call: a log line may have replaced the bar's line.
+      forceRedraw: true,
     },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
   const payload = (p: RunProgress) => {
     const { rate, etaSeconds } = rateAndEta(p, elapsed());
-    const width = Math.max(20, (stream.columns ?? 120) - 80);
-    const current = p.current ?? '';
+    const width = Math.max(24, (stream.columns ?? 120) - 64);
+    const current = p.current ? shortConfigLabel(p.current) : '';
     return {
       rate: rate.toFixed(2),
       etaText: p.done >= p.total ? 'done' : formatDuration(etaSeconds),
@@ -102,6 +121,11 @@ export function createProgressDisplay(stream: OutputSink, options: { intervalSec
       }
       // The runner is synchronous between examples: draw now rather than on the bar's timer.
       bar.render();
+    },
+    log(line) {
+      // Clear the bar's line, print the message, draw the bar again below it.
+      stream.write(`\r\x1b[2K${line}\n`);
+      if (started) bar.render();
     },
     stop() {
       if (started) bar.stop();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { chooseExperiment, parseJobs, registerRun, resumeCommand } from '../../src/cli/commands/run.js';
+import { formatDuration, progressLine, shortConfigLabel } from '../../src/cli/run-progress.js';
 import { ResultsDb } from '../../src/experiments/results-db.js';
 import { listMethods } from '../../src/methods/index.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -87,4 +88,13 @@ test('run: Ctrl-C stops before the next example and says how to resume; the reru
   const db = ResultsDb.openFile(join(dir, 'results.sqlite'), { readonly: true });
   assert.equal(db.examples().length, 4);
   db.close();
+});
+
+test('progress lines: counts, rate, ETA and a short configuration label', () => {
+  assert.equal(shortConfigLabel('model=m|task=niah|n=1024|phase=decode|method=quest|s=0.5'), 'm niah n=1024 quest s=0.5');
+  assert.equal(formatDuration(75), '1m15s');
+  assert.equal(formatDuration(3700), '1h01m');
+  const line = progressLine({ done: 10, total: 40, recorded: 9, failed: 1, current: 'model=m|task=vt|n=2048|phase=dense|method=dense|s=0' }, 20);
+  assert.equal(line, '[10/40 25.0%] 0.50 ex/s, ETA 1m00s, elapsed 20s, 1 unbuildable | m vt n=2048 dense s=0');
+  assert.match(progressLine({ done: 0, total: 5, recorded: 0, failed: 0, current: null }, 0), /^\[0\/5 0\.0%\] 0\.00 ex\/s, ETA \?, elapsed 0s$/);
 });

@@ -17,7 +17,7 @@ import { type RunSummary, type TaskLookup, runExperiment } from '../../experimen
 import { expandExperiment, parseShard } from '../../experiments/spec.js';
 import { buildReport } from '../../report/build.js';
 import { getTask as registryTask } from '../../tasks/index.js';
-import { type OutputSink, createProgressDisplay, formatDuration } from '../run-progress.js';
+import { type OutputSink, type ProgressDisplay, createProgressDisplay, formatDuration } from '../run-progress.js';
 
 interface RunCliOptions {
   preset?: string;
@@ -122,27 +122,31 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
       const jobs = parseJobs(opts.jobs ?? (isPreset ? 'auto' : '1'));
 
       const abort = new AbortController();
+      let display: ProgressDisplay | null = null;
+      const say = (line: string): unknown => (display ? display.log(line) : out.write(`${line}\n`));
       const onSigint = (): void => {
         if (abort.signal.aborted) {
-          out.write('\nsecond Ctrl-C: quitting now (the example in flight is lost; the results database stays consistent)\n');
+          say('second Ctrl-C: quitting now (the example in flight is lost; the results database stays consistent)');
           process.exit(130);
         }
         abort.abort();
-        out.write('\nCtrl-C: stopping after the example in flight (Ctrl-C again to quit now)\n');
+        say('Ctrl-C: stopping after the example in flight (Ctrl-C again to quit now)');
       };
       process.on('SIGINT', onSigint);
-      const display = createProgressDisplay(out, { intervalSeconds: interval });
+      out.write(`running ${spec.name} into ${dir}${jobs > 1 ? ` with up to ${jobs} worker processes` : ''}\n`);
+      const bar = createProgressDisplay(out, { intervalSeconds: interval });
+      display = bar;
       const t0 = performance.now();
       let summary: RunSummary;
       try {
-        out.write(`running ${spec.name} into ${dir}${jobs > 1 ? ` with up to ${jobs} worker processes` : ''}\n`);
         summary = await runExperiment({
           dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal, jobs,
-          log: (line) => out.write(`${line}\n`),
-          onProgress: (p) => display.update(p),
+          log: (line) => say(line),
+          onProgress: (p) => bar.update(p),
         });
       } finally {
-        display.stop();
+        bar.stop();
+        display = null;
         process.off('SIGINT', onSigint);
       }
       out.write(`${summaryLine(summary, (performance.now() - t0) / 1000)}\n`);
