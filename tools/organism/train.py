@@ -293,7 +293,7 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
     (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
-def plot_losses(log_path, png_path):
+def plot_losses(log_path, png_path, prompt_weight, prompt_sample):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,7 +306,7 @@ def plot_losses(log_path, png_path):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
     ax.plot(steps, [r["loss_answer"] for r in recs], label="reply tokens (trained on)")
-    ax.plot(steps, [r["loss_prompt"] for r in recs], label="prompt tokens (sampled, weight 0.1)", alpha=0.7)
+    ax.plot(steps, [r["loss_prompt"] for r in recs], label=f"prompt tokens (1 in {prompt_sample}, weight {prompt_weight:g})", alpha=0.7)
     ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("cross-entropy (nats/token)")
@@ -446,7 +446,7 @@ def main():
         if stopped is not None:
             print(f"time budget spent: stopped after {stopped} steps (of at most {args.steps})", flush=True)
         save_checkpoint(model, args, ckpt_dir, step_done, stopped)
-        plot_losses(log_path, out / "loss.png")
+        plot_losses(log_path, out / "loss.png", args.prompt_weight, args.prompt_sample)
         print(f"saved checkpoint at step {step_done} -> {ckpt_dir}", flush=True)
     if args.eval_set:
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -455,4 +455,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) >= 2 and sys.argv[1] == "plot":
+        # Re-plot a finished run: train.py plot LOG PNG PROMPT_WEIGHT PROMPT_SAMPLE
+        plot_losses(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+    else:
+        main()
