@@ -9,12 +9,16 @@ import type { FromWorker, ToWorker, WorkerInit } from './runner-jobs.js';
 import { SlotRunner, type TaskLookup } from './slot-runner.js';
 
 const send = (m: FromWorker): void => {
-  process.send?.(m);
+  if (process.connected) process.send?.(m);
 };
 
 let stop = false;
 process.on('SIGINT', () => {
   if (stop) process.exit(130);
+  stop = true;
+});
+// The parent is gone (crashed or killed): finish the example in flight, then exit.
+process.on('disconnect', () => {
   stop = true;
 });
 
