@@ -4,8 +4,9 @@
  * progress bar (plain periodic lines when stdout is not a terminal). Resumable: finished examples
  * are skipped, and Ctrl-C stops after the example in flight (a second Ctrl-C quits at once; the
  * database loses at most that example). Shardable (`--shard i/n`; merge shard files with
- * `--merge`). With `--report` (the default for presets) it then analyses the results and writes
- * the HTML report, and its last line says where: `report: DIR/report/report.html`.
+ * `--merge`); `--jobs n|auto` spreads the examples over worker processes (auto for presets). With
+ * `--report` (the default for presets) it then analyses the results and writes the HTML report,
+ * and its last line says where: `report: DIR/report/report.html`.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
