@@ -1,20 +1,41 @@
 /**
- * `npm run bench -- <name> [args]`: runs one benchmark suite. Each suite validates its kernels against
- * a reference before timing them (llm.c's dev/cuda pattern). Add a suite with one entry below.
+ * `npm run bench -- <name> [args]` (or `sparse-frontier bench <name> [args]`): runs one benchmark
+ * suite. Each suite validates its kernels against a reference before timing them (llm.c's dev/cuda
+ * pattern). Add a suite with one entry below. GPU suites import their modules lazily, so the CPU
+ * suite never loads the CUDA driver bindings.
  */
+import { pathToFileURL } from 'node:url';
 import { runCpuBench } from './cpu.js';
 
-const suites: Record<string, { describe: string; run: (args: string[]) => Promise<void> | void }> = {
+export interface BenchSuite {
+  describe: string;
+  run: (args: string[]) => Promise<void> | void;
+}
+
+export const benchSuites: Record<string, BenchSuite> = {
   cpu: { describe: 'CPU matmul kernels (GFLOP/s vs peak) and tiny-model prefill/decode tokens/s', run: runCpuBench },
   model: { describe: 'CUDA whole model: prefill / decode tokens/s of 7-8B shapes with random weights (GPU only; HF peer: tools/device)', run: async (a) => (await import('./model.js')).runModelBench(a) },
   attention: { describe: 'CUDA flash prefill / decode attention vs floors (GPU only; SDPA peer: tools/device)', run: async (a) => (await import('./attention.js')).runAttentionBench(a) },
 };
 
-const [name, ...args] = process.argv.slice(2);
-const suite = name ? suites[name] : undefined;
-if (!suite) {
-  const list = Object.entries(suites).map(([n, s]) => `  ${n.padEnd(8)} ${s.describe}`).join('\n');
-  process.stderr.write(`${name ? `unknown bench "${name}"` : 'which bench?'}\nusage: npm run bench -- <name>\n${list}\n`);
-  process.exit(1);
+/** The suite list as usage lines. */
+export function benchUsage(): string {
+  return Object.entries(benchSuites).map(([n, s]) => `  ${n.padEnd(9)} ${s.describe}`).join('\n');
 }
-await suite.run(args);
+
+/** Runs the named suite; throws (naming the known suites) for an unknown name. */
+export async function runBench(name: string | undefined, args: string[]): Promise<void> {
+  const suite = name !== undefined && Object.hasOwn(benchSuites, name) ? benchSuites[name] : undefined;
+  if (!suite) throw new Error(`${name ? `unknown bench "${name}"` : 'which bench?'}\n${benchUsage()}`);
+  await suite.run(args);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [name, ...args] = process.argv.slice(2);
+  try {
+    await runBench(name, args);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\nusage: npm run bench -- <name>\n`);
+    process.exit(1);
+  }
+}

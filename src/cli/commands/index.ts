@@ -10,7 +10,8 @@ import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerMethods } from './methods.js';
 import { registerTasks } from './tasks.js';
+import { registerBench } from './bench.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerRun, registerAnalyze, registerReport, registerMethods, registerTasks];
+export const commandModules: RegisterCommand[] = [registerInspect, registerGenerate, registerRun, registerAnalyze, registerReport, registerMethods, registerTasks, registerBench];
