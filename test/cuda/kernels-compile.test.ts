@@ -41,6 +41,8 @@ const VARIANTS: Variant[] = [
   { file: 'flash-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 8, M_TILES: 2, BLOCK_N: 32 } },
   { file: 'flash-prefill.cu', defines: { HEAD_DIM: 64, WARPS: 4, M_TILES: 2, BLOCK_N: 64 } },
   { file: 'flash-prefill.cu', defines: { HEAD_DIM: 256, WARPS: 4, M_TILES: 1, BLOCK_N: 32 } },
+  { file: 'block-sparse-prefill.cu', defines: { HEAD_DIM: 128, WARPS: 4 } },
+  { file: 'block-sparse-prefill.cu', defines: { HEAD_DIM: 64, WARPS: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 256, GROUP: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 8 } },
