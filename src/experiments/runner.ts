@@ -11,12 +11,15 @@
  * (runner-jobs.ts), each with its own model copy and database connection (WAL): on a machine with
  * idle cores the grid finishes up to `jobs` times sooner, with the same records.
  *
- * CPU engine only for now: `backend: cuda` is refused with a clear message until the engine exposes
- * a CUDA model.
+ * Backend (backend.ts): cpu runs the CPU engine; cuda runs dense-only experiments on the GPU model
+ * (sparse methods are refused, naming them, until issue 9); auto takes the GPU for a dense-only
+ * experiment when one is usable and otherwise the CPU, logging why. GPU runs stay in this process
+ * (one model on the one GPU; --jobs does not apply).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ResultsDb } from './results-db.js';
+import { type ResolvedBackend, type RunBackend, chooseRunBackend } from './backend.js';
 import { runSlotsInJobs } from './runner-jobs.js';
 import { type Slot, SlotRunner, type TaskLookup, planFor } from './slot-runner.js';
 import { type ExperimentConfiguration, type ExperimentSpec, expandExperiment, inShard, resolveModels } from './spec.js';
@@ -48,6 +51,8 @@ export interface RunOptions {
   sharePrefill?: boolean;
   /** Worker processes (default 1: everything in this process). */
   jobs?: number;
+  /** Overrides the spec's `backend` (`run --backend`). */
+  backend?: RunBackend;
   /** Checked between examples: once aborted, the runner records nothing more and returns. */
   signal?: AbortSignal;
   /** Called when an example starts (current = its configuration key) and when the counts change. */
@@ -80,6 +85,8 @@ export interface RunSummary {
   failedExamples: BuildFailureNote[];
   /** True when the signal stopped the run before its work was done (resume by running it again). */
   interrupted: boolean;
+  /** The engine that ran it (auto resolved). */
+  backend: ResolvedBackend;
 }
 
 /** The (model, task, length) of a configuration: its examples share prompts (and the dense prefill). */
@@ -121,15 +128,18 @@ export function pendingSlots(
 }
 
 export async function runExperiment(options: RunOptions): Promise<RunSummary> {
-  const { spec, getTask, shard } = options;
+  const spec = options.backend ? { ...options.spec, backend: options.backend } : options.spec;
+  const { getTask, shard } = options;
   const log = options.log ?? (() => {});
-  if (spec.backend === 'cuda') throw new Error('backend: cuda is not available to the runner yet (the CPU engine runs experiments); use cpu or auto');
   const jobs = options.jobs ?? 1;
   if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`jobs must be a positive integer, got ${jobs}`);
   const configs = expandExperiment(spec);
   // Fail on unknown task names and bad method options before loading any model.
   for (const t of spec.tasks) getTask(t);
   for (const c of configs) planFor(c);
+  const { backend, note } = await chooseRunBackend(spec.backend, configs);
+  if (note) log(note);
+  if (backend === 'cuda' && jobs > 1) log(`--jobs ${jobs} ignored: the GPU run uses one process`);
   for (const m of resolveModels(spec)) {
     if (!existsSync(join(m.path, 'config.json'))) {
       throw new Error(`model ${m.name}: no checkpoint at ${m.path} (a folder with config.json, weights and tokenizer files is expected)`);
@@ -137,7 +147,7 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   }
   const db = ResultsDb.openDir(options.dir);
   writeFileSync(join(options.dir, 'spec.json'), `${JSON.stringify(spec, null, 2)}\n`);
-  const summary: RunSummary = { configurations: configs.length, recorded: 0, skippedDone: 0, failedExamples: [], interrupted: false };
+  const summary: RunSummary = { configurations: configs.length, recorded: 0, skippedDone: 0, failedExamples: [], interrupted: false, backend };
   try {
     db.registerConfigurations(configs);
     const runId = db.startRun(spec, { shard: shard ? `${shard.index}/${shard.count}` : undefined });
@@ -168,19 +178,23 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
     };
     report();
     const sharePrefill = options.sharePrefill ?? true;
-    if (jobs > 1 && slots.length > 1) {
+    if (backend === 'cpu' && jobs > 1 && slots.length > 1) {
       // The workers write through their own connections; this one stays open only for the run row.
       summary.interrupted = await runSlotsInJobs(slots, {
         jobs: Math.min(jobs, slots.length), dir: options.dir, runId, dataDir: options.dataDir, sharePrefill,
         taskModule: options.taskModule, events, signal: options.signal,
       });
     } else {
-      const runner = new SlotRunner(db, runId, getTask, { dataDir: options.dataDir, sharePrefill });
-      for (const slot of slots) {
-        if (!(await runner.runSlot(slot, events))) {
-          summary.interrupted = true;
-          break;
+      const runner = new SlotRunner(db, runId, getTask, { dataDir: options.dataDir, sharePrefill, backend });
+      try {
+        for (const slot of slots) {
+          if (!(await runner.runSlot(slot, events))) {
+            summary.interrupted = true;
+            break;
+          }
         }
+      } finally {
+        runner.dispose();
       }
     }
     summary.recorded = progress.recorded;

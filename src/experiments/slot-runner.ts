@@ -7,6 +7,8 @@
  * done, so an interruption loses at most the one in flight.
  *
  * Used in-process by runExperiment and, with --jobs, by each worker process (runner-worker.ts).
+ * With backend cuda (dense configurations only, see backend.ts) each example generates on the GPU
+ * model (device-engine.ts) instead, with no shared prefill.
  */
 import { createHash } from 'node:crypto';
 import type { AttentionPlan } from '../engine/attention.js';
@@ -22,6 +24,8 @@ import type { Task, TaskExample } from '../tasks/types.js';
 import { exampleFlops, decodeSteps, type FlopsModelShape } from './flops.js';
 import { type ExampleRecord, type HeadDetail, type PairCounts, type PhaseHeadDetail, ResultsDb } from './results-db.js';
 import type { ExperimentConfiguration, ModelRef } from './spec.js';
+import { type ResolvedBackend, SPARSE_ON_GPU_PENDING, runsDenseOnly } from './backend.js';
+import type { DenseDeviceEngine } from './device-engine.js';
 
 export type TaskLookup = (name: string) => Task<Record<string, unknown>, unknown>;
 
@@ -111,7 +115,10 @@ export function planFor(c: ExperimentConfiguration): AttentionPlan {
 
 /** What running one example needs from the loaded model. */
 interface ModelContext {
-  model: TransformerModel;
+  /** The CPU engine's model (backend cpu); null on the GPU. */
+  model: TransformerModel | null;
+  /** The GPU model (backend cuda); null on the CPU. */
+  device: DenseDeviceEngine | null;
   ckpt: Checkpoint;
   stopTokenIds: number[];
   /** Layers the methods act on (full attention); sliding layers always run dense. */
@@ -160,7 +167,7 @@ const seconds = (): number => performance.now() / 1000;
  * queries (SequenceState.fork).
  */
 function sharedDensePrefill(ctx: ModelContext, prompt: number[], chunkSize: number, observationWindow: number): PrefilledSequence {
-  const { model } = ctx;
+  const model = cpuModel(ctx);
   const c = model.config;
   const state = new SequenceState(c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.layerTypes.map((t) => t !== 'sliding'), observationWindow);
   const t0 = seconds();
@@ -176,12 +183,17 @@ function sharedDensePrefill(ctx: ModelContext, prompt: number[], chunkSize: numb
 function continueFromShared(ctx: ModelContext, shared: PrefilledSequence, plan: AttentionPlan, c: ExperimentConfiguration): SequenceResult {
   const state = shared.state.fork(plan.decode.observationWindow);
   const t0 = seconds();
-  ctx.model.finishPrefill(state, plan);
+  cpuModel(ctx).finishPrefill(state, plan);
   const hookSeconds = seconds() - t0;
-  const [res] = continueGeneration(ctx.model, [{ ...shared, state, prefillSeconds: shared.prefillSeconds + hookSeconds }], {
+  const [res] = continueGeneration(cpuModel(ctx), [{ ...shared, state, prefillSeconds: shared.prefillSeconds + hookSeconds }], {
     plan, maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize,
   });
   return res;
+}
+
+function cpuModel(ctx: ModelContext): TransformerModel {
+  if (!ctx.model) throw new Error('internal: the CPU engine was asked for on a GPU run');
+  return ctx.model;
 }
 
 /** Lets signal handlers, timers and messages run between examples. */
@@ -195,25 +207,37 @@ export class SlotRunner {
     private readonly db: ResultsDb,
     private readonly runId: number,
     private readonly getTask: TaskLookup,
-    private readonly options: { dataDir?: string; sharePrefill: boolean },
+    private readonly options: { dataDir?: string; sharePrefill: boolean; backend?: ResolvedBackend },
   ) {}
 
-  private modelContext(ref: ModelRef, log: (line: string) => void): Omit<ModelContext, 'task'> {
+  private get onDevice(): boolean {
+    return this.options.backend === 'cuda';
+  }
+
+  private async modelContext(ref: ModelRef, log: (line: string) => void): Promise<Omit<ModelContext, 'task'>> {
     const known = this.models.get(ref.name);
     if (known) return known;
     const ckpt = loadCheckpoint(ref.path);
     this.db.recordModel(ref.name, ckpt.dir, flopsShape(ckpt.config));
     const allLayers = ckpt.config.layerTypes.map((_, l) => l);
+    const device = this.onDevice ? await (await import('./device-engine.js')).openDenseDeviceEngine(ckpt) : null;
     const ctx = {
-      model: new TransformerModel(ckpt.config, ckpt.weights),
+      model: device ? null : new TransformerModel(ckpt.config, ckpt.weights),
+      device,
       ckpt,
       stopTokenIds: collectStopTokenIds(ckpt.tokenizer, ckpt.stopTokenIds),
       allLayers,
       fullLayers: allLayers.filter((l) => ckpt.config.layerTypes[l] === 'full'),
     };
     this.models.set(ref.name, ctx);
-    log(`${ref.name}: loaded ${ckpt.dir}`);
+    log(`${ref.name}: loaded ${ckpt.dir}${device ? ` ${device.description}` : ''}`);
     return ctx;
+  }
+
+  /** Frees what the models hold outside the JS heap (the GPU's weights and context). */
+  dispose(): void {
+    for (const ctx of this.models.values()) ctx.device?.dispose();
+    this.models.clear();
   }
 
   /** Runs the slot; returns false when `shouldStop` ended it early. */
@@ -221,7 +245,7 @@ export class SlotRunner {
     const { task: taskName, length, seed, index: i } = slot;
     const modelName = slot.model.name;
     const task = this.getTask(taskName);
-    const ctx: ModelContext = { ...this.modelContext(slot.model, events.log), task };
+    const ctx: ModelContext = { ...(await this.modelContext(slot.model, events.log)), task };
     const params = 'questionFilterLength' in task.defaults ? { questionFilterLength: slot.questionFilterLength } : undefined;
     let ex: TaskExample;
     try {
@@ -236,18 +260,22 @@ export class SlotRunner {
       return true;
     }
     const due = slot.configs.map((c) => ({ c, plan: planFor(c) }));
-    const sharing = this.options.sharePrefill ? due.filter((d) => sharesDensePrefill(d.plan)) : [];
+    const sharing = this.options.sharePrefill && !ctx.device ? due.filter((d) => sharesDensePrefill(d.plan)) : [];
     let shared: PrefilledSequence | null = null;
     for (const { c, plan } of due) {
       events.start(c.key);
       await yieldToEventLoop();
       if (events.shouldStop()) return false;
       let res: SequenceResult;
-      if (sharing.some((d) => d.c === c)) {
+      if (ctx.device) {
+        // backend.ts refuses sparse experiments on cuda; this guards a slot built some other way.
+        if (!runsDenseOnly(c)) throw new Error(`configuration ${c.key}: ${SPARSE_ON_GPU_PENDING}`);
+        res = ctx.device.generate(ex.inputIds, { maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
+      } else if (sharing.some((d) => d.c === c)) {
         shared ??= sharedDensePrefill(ctx, ex.inputIds, c.chunkSize, Math.max(0, ...sharing.map((d) => d.plan.decode.observationWindow)));
         res = continueFromShared(ctx, shared, plan, c);
       } else {
-        [res] = generateTokens(ctx.model, [ex.inputIds], { plan, maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
+        [res] = generateTokens(cpuModel(ctx), [ex.inputIds], { plan, maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
       }
       this.db.record(exampleRecord(ctx, c, i, ex, res, this.runId));
       events.finished(1, false);

@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { analyzeDirectory } from '../../analysis/analyze.js';
+import { RUN_BACKENDS, parseRunBackend } from '../../experiments/backend.js';
 import { PRESETS, loadExperiment } from '../../experiments/presets.js';
 import { ResultsDb } from '../../experiments/results-db.js';
 import { type RunSummary, type TaskLookup, runExperiment } from '../../experiments/runner.js';
@@ -33,6 +34,7 @@ interface RunCliOptions {
   sharePrefill: boolean;
   progressInterval: string;
   jobs?: string;
+  backend?: string;
 }
 
 export interface RunCommandDeps {
@@ -56,12 +58,13 @@ export function chooseExperiment(positional: string | undefined, preset: string 
 }
 
 /** The command that resumes this run (the same experiment, directory and shard). */
-export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOptions, 'shard' | 'modelsDir' | 'dataDir'>): string {
+export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOptions, 'shard' | 'modelsDir' | 'dataDir' | 'backend'>): string {
   const quote = (a: string) => (/^[\w./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
   const args = ['run', name, '--out', dir];
   if (opts.shard) args.push('--shard', opts.shard);
   if (opts.modelsDir !== 'models') args.push('--models-dir', opts.modelsDir);
   if (opts.dataDir) args.push('--data-dir', opts.dataDir);
+  if (opts.backend) args.push('--backend', opts.backend);
   return `npm start -- ${args.map(quote).join(' ')}`;
 }
 
@@ -95,6 +98,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
     .option('--no-png', 'report without PNG copies of the plots (faster)')
     .option('--no-share-prefill', 'prefill every configuration on its own (same results, slower; for timing comparisons)')
     .option('--jobs <n>', 'worker processes, each with its own model copy; auto = one per CPU core (default: auto for presets, 1 for files)')
+    .option('--backend <name>', `${RUN_BACKENDS.join(', ')}: overrides the experiment's backend (cuda runs dense-only experiments on the GPU; auto falls back to the CPU)`)
     .option('--progress-interval <seconds>', 'seconds between progress lines when stdout is not a terminal', '15')
     .action(async (positional: string | undefined, opts: RunCliOptions) => {
       const out = deps.out ?? process.stdout;
@@ -121,6 +125,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const wantReport = opts.report ?? isPreset;
       const jobs = parseJobs(opts.jobs ?? (isPreset ? 'auto' : '1'));
+      const backend = opts.backend === undefined ? undefined : parseRunBackend(opts.backend);
 
       const abort = new AbortController();
       let display: ProgressDisplay | null = null;
@@ -141,7 +146,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
       let summary: RunSummary;
       try {
         summary = await runExperiment({
-          dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal, jobs,
+          dir, spec, getTask, dataDir: opts.dataDir, shard, sharePrefill: opts.sharePrefill, signal: abort.signal, jobs, backend,
           log: (line) => say(line),
           onProgress: (p) => bar.update(p),
         });
