@@ -12,7 +12,9 @@ import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-se
 import {
   BlockSparseFlashPrefill, releaseBlockSparseLayout, uploadBlockSparseLayout,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { timeOnDevice } from '../../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
@@ -156,5 +158,46 @@ describe('CUDA block-sparse prefill', { skip }, () => {
     const err = relativeError(out, ref);
     console.log(`#   rel err ${err.toExponential(2)}`);
     assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+  });
+
+  // Not a benchmark gate (nothing timed is asserted): one long-prompt shape, logged beside the dense
+  // kernel so docs/perf.md can quote where the 16-row granularity stands. Random per-head selections
+  // of t = 64 chunks (forced sink, previous and diagonal chunks plus 61 random earlier ones).
+  test('long prompt: n=16384 H=32 Hkv=8 D=128 t=64, timed beside dense flash prefill', () => {
+    const n = 16384, H = 32, Hkv = 8, D = 128, t = 64, c = 16;
+    const rand = randomGenerator(99);
+    const B = n / c;
+    const heads = Array.from({ length: H }, () => {
+      const selected = new Int32Array(B * t), counts = new Int32Array(B);
+      for (let m = 0; m < B; m++) {
+        const keep = new Set<number>([0, Math.max(0, m - 1), m]);
+        while (keep.size < Math.min(t, m + 1)) keep.add(Math.floor(((rand() + 1) / 2) * (m + 1)) % (m + 1));
+        const sorted = [...keep].sort((a, b) => a - b);
+        selected.set(sorted, m * t);
+        counts[m] = sorted.length;
+      }
+      return { selected, counts, stride: t };
+    });
+    const host = layoutFromSelection({ chunkSize: c, numTokens: n, heads });
+    const q = randomBf16Values(n * H * D, rand, 2), k = randomBf16Values(Hkv * n * D, rand, 2), v = randomBf16Values(Hkv * n * D, rand);
+    const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+    const sparse = new BlockSparseFlashPrefill(rt, shape), dense = new FlashPrefill(rt, shape);
+    const layout = uploadBlockSparseLayout(rt, host);
+    const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+    const dout = poisonedBf16(rt, n * H * D);
+    const common = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: 1 / Math.sqrt(D) };
+    const ts = timeOnDevice(rt, () => sparse.run({ ...common, layout }), { warmup: 2, repeats: 5 });
+    const out = downloadBf16(rt, dout, n * H * D);
+    const td = timeOnDevice(rt, () => dense.run(common), { warmup: 2, repeats: 5 });
+    for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+    releaseBlockSparseLayout(rt, layout);
+    assert.equal(countNaN(out), 0, 'every output element must be written');
+    let pairs = 0;
+    for (let m = 0; m < B; m++) pairs += (Math.min(t, m + 1) - 1) * c * c + (c * (c + 1)) / 2;
+    pairs *= H;
+    const densePairs = H * (n * (n + 1)) / 2;
+    const tflops = (p: number, ms: number): string => ((4 * p * D) / (ms * 1e-3) / 1e12).toFixed(0);
+    console.log(`#   sparsity ${(1 - pairs / densePairs).toFixed(3)}: block-sparse ${ts.medianMs.toFixed(3)} ms (${tflops(pairs, ts.medianMs)} TFLOP/s on attended pairs), ` +
+      `dense ${td.medianMs.toFixed(3)} ms (${tflops(densePairs, td.medianMs)} TFLOP/s), speed-up ${(td.medianMs / ts.medianMs).toFixed(2)}x`);
   });
 });
