@@ -26,7 +26,7 @@ import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts }
 import { QueryRunScratch, RangeList, attendQueryRun } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, causalPairs, intParam, optionalIntParam } from './options.js';
 import { IndexScratch, rankDescending } from './select.js';
-import { coverCount, sortedPrefixSums } from './flexprefill.js';
+import { coverCount, sortedPrefixSums, thresholdNearestTarget } from './flexprefill.js';
 import { lastQueryScores } from './vertical-slash-pattern.js';
 import type { BudgetDecision, BudgetDescription, MethodDescriptor, ResolvedOptions } from './types.js';
 
@@ -245,25 +245,13 @@ export class FlexPrefillFullPrefill implements PrefillAttention {
       let note: string | undefined;
       if (this.settings.sparsity !== null) {
         const target = (1 - this.settings.sparsity) * H * causalPairs(n);
-        let lo = 0, hi = 1;
-        let loPairs = layerPairs(0), hiPairs = layerPairs(1);
-        if (loPairs >= target) {
-          hi = 0;
-          hiPairs = loPairs;
-          if (loPairs > target) note = `the forced blocks and minBudget=${this.settings.minBudget} tokens exceed the budget at n=${n}`;
+        const floor = layerPairs(0);
+        if (floor >= target) {
+          gamma = 0;
+          if (floor > target) note = `the forced blocks and minBudget=${this.settings.minBudget} tokens exceed the budget at n=${n}`;
+        } else {
+          gamma = thresholdNearestTarget(layerPairs, target, floor);
         }
-        for (let iter = 0; iter < 30 && hiPairs > target && hi > lo; iter++) {
-          const mid = (lo + hi) / 2;
-          const p = layerPairs(mid);
-          if (p <= target) {
-            lo = mid;
-            loPairs = p;
-          } else {
-            hi = mid;
-            hiPairs = p;
-          }
-        }
-        gamma = hiPairs - target < target - loPairs ? hi : lo;
       }
       layerPairs(gamma);
       const queryAware = plans.filter((p) => p.queryAware).length;

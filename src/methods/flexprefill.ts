@@ -40,6 +40,29 @@ export function coverCount(prefix: Float64Array, n: number, alpha: number): numb
   return Math.min(n, lo + 1);
 }
 
+/**
+ * The threshold t in [0, 1] whose layer pairs land closest to `target` (the lower end on a tie), by
+ * at most 30 halvings of [0, 1]. pairsAt must grow with t, and pairsAtZero = pairsAt(0) must be
+ * below the target (the caller handles a floor that already meets it).
+ */
+export function thresholdNearestTarget(pairsAt: (t: number) => number, target: number, pairsAtZero: number): number {
+  // lo keeps pairs <= target, hi exceeds it.
+  let lo = 0, hi = 1;
+  let loPairs = pairsAtZero, hiPairs = pairsAt(1);
+  for (let iter = 0; iter < 30 && hiPairs > target; iter++) {
+    const mid = (lo + hi) / 2;
+    const p = pairsAt(mid);
+    if (p <= target) {
+      lo = mid;
+      loPairs = p;
+    } else {
+      hi = mid;
+      hiPairs = p;
+    }
+  }
+  return hiPairs - target < target - loPairs ? hi : lo;
+}
+
 interface Coverage {
   vertical: Float64Array;
   slash: Float64Array;
@@ -101,22 +124,7 @@ export class FlexPrefillPrefill extends VerticalSlashFamilyPrefill {
       const why = floor > target ? `min_budget=${this.minBudget} columns and diagonals (run as 64-wide blocks) exceed the budget at n=${n}` : undefined;
       return summary(0, [why, clampNote].filter(Boolean).join('; ') || undefined);
     }
-    // Bisection: lo keeps pairs <= target, hi exceeds it.
-    let lo = 0, hi = 1;
-    let loPairs = floor, hiPairs = pairsAt(1);
-    for (let iter = 0; iter < 30 && hiPairs > target; iter++) {
-      const mid = (lo + hi) / 2;
-      const p = pairsAt(mid);
-      if (p <= target) {
-        lo = mid;
-        loPairs = p;
-      } else {
-        hi = mid;
-        hiPairs = p;
-      }
-    }
-    const alpha = hiPairs - target < target - loPairs ? hi : lo;
-    return summary(alpha, clampNote);
+    return summary(thresholdNearestTarget(pairsAt, target, floor), clampNote);
   }
 }
 
