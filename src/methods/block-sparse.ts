@@ -11,7 +11,7 @@
  */
 import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts } from '../engine/attention.js';
 import { QueryRunScratch, RangeList, attendQueryRun } from '../backends/cpu/sparse-attention.js';
-import { assertFullAttentionLayer, causalPairs, intParam, optionalIntParam } from './options.js';
+import { assertWholePromptCall, causalPairs, intParam, optionalIntParam } from './options.js';
 import { IndexScratch, rankDescending, sortAscending } from './select.js';
 import type { BudgetDecision, BudgetDescription, MethodDescriptor, ResolvedOptions } from './types.js';
 
@@ -129,11 +129,8 @@ export class BlockSparsePrefill implements PrefillAttention {
   }
 
   prefill(call: PrefillCall): HeadCounts {
-    const { shape, queries, numQueries: n, queryStart, cache, out, layer } = call;
-    assertFullAttentionLayer(this.id, shape.slidingWindow);
-    if (queryStart !== 0 || !call.isLastChunk) {
-      throw new Error(`${this.id}: needs the whole prompt in one chunk (got queries from ${queryStart}, last=${call.isLastChunk})`);
-    }
+    const { shape, queries, numQueries: n, cache, out, layer } = call;
+    assertWholePromptCall(this.id, call);
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     const g = H / Hkv;
     const c = this.chunkSize;
@@ -145,7 +142,6 @@ export class BlockSparsePrefill implements PrefillAttention {
     const kept = new Int32Array(B);
     const keyPools: Float64Array[] = [];
     for (let kvh = 0; kvh < Hkv; kvh++) {
-      if (cache.lengths[kvh] !== n) throw new Error(`${this.id}: cache holds ${cache.lengths[kvh]} rows, expected the ${n}-token prompt`);
       const pool = new Float64Array(B * D);
       meanPool(cache.keys[kvh], n, D, 0, D, c, pool);
       keyPools.push(pool);

@@ -24,7 +24,7 @@
  */
 import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts } from '../engine/attention.js';
 import { QueryRunScratch, RangeList, attendQueryRun } from '../backends/cpu/sparse-attention.js';
-import { assertFullAttentionLayer, causalPairs, intParam, optionalIntParam } from './options.js';
+import { assertWholePromptCall, causalPairs, intParam, optionalIntParam } from './options.js';
 import { IndexScratch, rankDescending } from './select.js';
 import { coverCount, sortedPrefixSums, thresholdNearestTarget } from './flexprefill.js';
 import { lastQueryScores } from './vertical-slash-pattern.js';
@@ -207,16 +207,10 @@ export class FlexPrefillFullPrefill implements PrefillAttention {
   }
 
   prefill(call: PrefillCall): HeadCounts {
-    const { shape, queries, numQueries: n, queryStart, cache, out, layer } = call;
-    assertFullAttentionLayer(this.id, shape.slidingWindow);
-    if (queryStart !== 0 || !call.isLastChunk) {
-      throw new Error(`${this.id}: needs the whole prompt in one chunk (got queries from ${queryStart}, last=${call.isLastChunk})`);
-    }
+    const { shape, queries, numQueries: n, cache, out, layer } = call;
+    assertWholePromptCall(this.id, call);
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     const g = H / Hkv;
-    for (let kvh = 0; kvh < Hkv; kvh++) {
-      if (cache.lengths[kvh] !== n) throw new Error(`${this.id}: cache holds ${cache.lengths[kvh]} rows, expected the ${n}-token prompt`);
-    }
     const b = this.settings.blockSize, nb = Math.ceil(n / b);
     const counts = emptyCounts(H);
     for (let h = 0; h < H; h++) counts.dense[h] = causalPairs(n);

@@ -2,6 +2,7 @@
  * Validation of a method's options: the target sparsity and its hyper-parameters. Every problem is
  * reported with the method id and the offending name, so a bad experiment spec fails before running.
  */
+import type { PrefillCall } from '../engine/attention.js';
 import type { MethodDescriptor, ParamSpec, ParamValues, PlanOptions, ResolvedOptions } from './types.js';
 
 export function checkSparsity(methodId: string, s: unknown): number {
@@ -86,5 +87,20 @@ export function causalPairs(n: number): number {
 export function assertFullAttentionLayer(methodId: string, slidingWindow: number | null): void {
   if (slidingWindow !== null) {
     throw new Error(`${methodId}: sliding-window layers run dense windowed attention; the engine must not hand them to a sparse method`);
+  }
+}
+
+/**
+ * For methods that estimate importance from the last queries against all keys: the call must be a
+ * full-attention layer's whole prompt in one chunk, with every KV head's cache holding exactly it.
+ */
+export function assertWholePromptCall(methodId: string, call: PrefillCall): void {
+  const { shape, numQueries: n, queryStart, cache } = call;
+  assertFullAttentionLayer(methodId, shape.slidingWindow);
+  if (queryStart !== 0 || !call.isLastChunk) {
+    throw new Error(`${methodId}: needs the whole prompt in one chunk (got queries from ${queryStart}, last=${call.isLastChunk})`);
+  }
+  for (let kvh = 0; kvh < shape.numKvHeads; kvh++) {
+    if (cache.lengths[kvh] !== n) throw new Error(`${methodId}: cache holds ${cache.lengths[kvh]} rows, expected the ${n}-token prompt`);
   }
 }

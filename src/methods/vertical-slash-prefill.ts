@@ -5,7 +5,7 @@
  */
 import { type HeadCounts, type PrefillAttention, type PrefillCall, emptyCounts } from '../engine/attention.js';
 import { QueryRunScratch } from '../backends/cpu/sparse-attention.js';
-import { assertFullAttentionLayer, causalPairs } from './options.js';
+import { assertWholePromptCall, causalPairs } from './options.js';
 import { IndexScratch } from './select.js';
 import {
   VerticalSlashBuilder, type VerticalSlashLayout, attendVerticalSlash, forcedRanks, lastQueryScores,
@@ -57,16 +57,10 @@ export abstract class VerticalSlashFamilyPrefill implements PrefillAttention {
   }
 
   prefill(call: PrefillCall): HeadCounts {
-    const { shape, queries, numQueries: n, queryStart, cache, out, layer } = call;
-    assertFullAttentionLayer(this.id, shape.slidingWindow);
-    if (queryStart !== 0 || !call.isLastChunk) {
-      throw new Error(`${this.id}: needs the whole prompt in one chunk (got queries from ${queryStart}, last=${call.isLastChunk})`);
-    }
+    const { shape, queries, numQueries: n, cache, out, layer } = call;
+    assertWholePromptCall(this.id, call);
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     const g = H / Hkv;
-    for (let kvh = 0; kvh < Hkv; kvh++) {
-      if (cache.lengths[kvh] !== n) throw new Error(`${this.id}: cache holds ${cache.lengths[kvh]} rows, expected the ${n}-token prompt`);
-    }
     // The original fails when the prompt is shorter than A; we clamp A to n.
     const A = Math.min(this.approximationSize, n);
     const rows = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
