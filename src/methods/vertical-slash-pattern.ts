@@ -96,6 +96,18 @@ export interface VerticalSlashLayout {
   originalCells: number;
 }
 
+/** buf with the pair (a, b) at pair slot `index`: buf itself, or a copy of twice the length when full. */
+function withPair(buf: Int32Array<ArrayBuffer>, index: number, a: number, b: number): Int32Array<ArrayBuffer> {
+  if (buf.length < 2 * (index + 1)) {
+    const grown = new Int32Array(buf.length * 2);
+    grown.set(buf);
+    buf = grown;
+  }
+  buf[2 * index] = a;
+  buf[2 * index + 1] = b;
+  return buf;
+}
+
 /** Builds layouts (or only counts their pairs) from a selection; buffers are reused across calls. */
 export class VerticalSlashBuilder {
   private cols = new Int32Array(64);
@@ -146,13 +158,7 @@ export class VerticalSlashBuilder {
   }
 
   private pushRange(index: number, a: number, b: number): void {
-    if (this.rangeBuf.length < 2 * (index + 1)) {
-      const grown = new Int32Array(this.rangeBuf.length * 2);
-      grown.set(this.rangeBuf);
-      this.rangeBuf = grown;
-    }
-    this.rangeBuf[2 * index] = a;
-    this.rangeBuf[2 * index + 1] = b;
+    this.rangeBuf = withPair(this.rangeBuf, index, a, b);
   }
 
   private pushColumn(index: number, v: number): void {
@@ -187,28 +193,14 @@ export class VerticalSlashBuilder {
           a = e - B;
           b = e;
         } else if (e > b + B) {
-          if (local.length < 2 * (count + 1)) {
-            const grown = new Int32Array(local.length * 2);
-            grown.set(local);
-            local = grown;
-          }
-          local[2 * count] = a;
-          local[2 * count + 1] = b;
-          count++;
+          local = withPair(local, count++, a, b);
           a = e - B;
           b = e;
         } else if (e > b) {
           b += B;
         }
       }
-      if (local.length < 2 * (count + 1)) {
-        const grown = new Int32Array(local.length * 2);
-        grown.set(local);
-        local = grown;
-      }
-      local[2 * count] = a;
-      local[2 * count + 1] = b;
-      count++;
+      local = withPair(local, count++, a, b);
       const lastEnd = b;
       for (let r = 0; r < count; r++) {
         const ra = local[2 * r], rb = local[2 * r + 1];
