@@ -11,7 +11,7 @@
  * and left of the last one are attended as single columns. The causal mask key <= query holds
  * throughout (columns lie left of the block, ranges are clipped per row).
  */
-import { QueryRunScratch, attendQueryRun, scoreRows4, softmaxInPlace } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, attendQueryRun, scoreRows4, softmaxInPlace, withPair } from '../backends/cpu/sparse-attention.js';
 import { IndexScratch, rankDescending } from './select.js';
 
 export const PATTERN_BLOCK = 64;
@@ -94,18 +94,6 @@ export interface VerticalSlashLayout {
   pairs: number;
   /** The original's own statistic: whole 64x64 blocks plus 64-row column strips. */
   originalCells: number;
-}
-
-/** buf with the pair (a, b) at pair slot `index`: buf itself, or a copy of twice the length when full. */
-function withPair(buf: Int32Array<ArrayBuffer>, index: number, a: number, b: number): Int32Array<ArrayBuffer> {
-  if (buf.length < 2 * (index + 1)) {
-    const grown = new Int32Array(buf.length * 2);
-    grown.set(buf);
-    buf = grown;
-  }
-  buf[2 * index] = a;
-  buf[2 * index + 1] = b;
-  return buf;
 }
 
 /** Builds layouts (or only counts their pairs) from a selection; buffers are reused across calls. */

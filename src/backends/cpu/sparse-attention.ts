@@ -109,6 +109,18 @@ export function attendSparseRows(
   return total;
 }
 
+/** buf with the pair (a, b) at pair slot `index`: buf itself, or a copy of twice the length when full. */
+export function withPair(buf: Int32Array<ArrayBuffer>, index: number, a: number, b: number): Int32Array<ArrayBuffer> {
+  if (buf.length < 2 * (index + 1)) {
+    const grown = new Int32Array(buf.length * 2);
+    grown.set(buf);
+    buf = grown;
+  }
+  buf[2 * index] = a;
+  buf[2 * index + 1] = b;
+  return buf;
+}
+
 /** A growable flat list of half-open ranges [start, end), reused across queries. */
 export class RangeList {
   data = new Int32Array(64);
@@ -124,13 +136,7 @@ export class RangeList {
       this.data[2 * c - 1] = end;
       return;
     }
-    if (this.data.length < 2 * (c + 1)) {
-      const grown = new Int32Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[2 * c] = start;
-    this.data[2 * c + 1] = end;
+    this.data = withPair(this.data, c, start, end);
     this.count = c + 1;
   }
 }
