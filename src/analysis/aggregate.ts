@@ -4,19 +4,10 @@
  * (kept for the paired tests), and the measured achieved sparsity, FLOPs and timings.
  */
 import type { ConfigPhase } from '../experiments/spec.js';
-import type { ExampleRow } from '../experiments/results-db.js';
+import type { ConfigurationIdentity, ExampleRow } from '../experiments/results-db.js';
 import { type Summary, mean, summarize } from './stats.js';
 
-export interface ConfigResult {
-  configKey: string;
-  model: string;
-  modelParams: number;
-  task: string;
-  length: number;
-  phase: ConfigPhase;
-  method: string;
-  requestedSparsity: number | null;
-  params: Record<string, number | string | boolean>;
+export interface ConfigResult extends ConfigurationIdentity {
   summary: Summary;
   /** Score per example index (null: dropped). */
   scores: Map<number, number | null>;

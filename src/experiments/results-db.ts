@@ -63,17 +63,16 @@ export interface ExampleRecord {
   error?: string | null;
 }
 
-/** One example joined with its configuration and model: what analysis consumes. */
-export interface ExampleRow {
+/** A configuration as analysis sees it: its key, its model by name and size, and its cell of the grid. */
+export interface ConfigurationIdentity
+  extends Pick<ExperimentConfiguration, 'task' | 'length' | 'phase' | 'method' | 'requestedSparsity' | 'params'> {
   configKey: string;
   model: string;
   modelParams: number;
-  task: string;
-  length: number;
-  phase: ConfigPhase;
-  method: string;
-  requestedSparsity: number | null;
-  params: Record<string, number | string | boolean>;
+}
+
+/** One example joined with its configuration and model: what analysis consumes. */
+export interface ExampleRow extends ConfigurationIdentity {
   exampleIndex: number;
   score: number | null;
   metric: string | null;
