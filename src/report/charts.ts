@@ -33,6 +33,37 @@ export function slug(...parts: (string | number)[]): string {
     .join('_');
 }
 
+/**
+ * A panel per task (three a row): `scoreField` against sparsity, a line per method, and its interval
+ * [lo, hi] drawn with `interval` (bars or a band). rows: { task, method, sparsity, lo, hi, [scoreField] }.
+ */
+function scoreBySparsityPerTask(rows: object[], scoreField: string, interval: { type: 'rule' | 'area'; opacity: number }) {
+  const x = { field: 'sparsity', type: 'quantitative' as const, title: 'sparsity s (0 = dense)', scale: { domain: [0, 1] } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    config: baseConfig,
+    data: { values: rows },
+    facet: { field: 'task', type: 'nominal', title: null, columns: 3 } as never,
+    spec: {
+      width: 210,
+      height: 150,
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x,
+            y: { field: scoreField, type: 'quantitative', title: 'score', scale: { domain: [0, 1] } },
+            color: { field: 'method', type: 'nominal', title: 'method' },
+            order: { field: 'sparsity', type: 'quantitative' },
+          },
+        },
+        // The interval comes after the line so the legend takes the line's symbol.
+        { mark: interval, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
+      ],
+    },
+  };
+}
+
 /** One chart per (model, length, phase): a panel per task, a line per method, 95% intervals as bars. */
 export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
   const charts: Chart[] = [];
@@ -51,33 +82,12 @@ export function accuracyVersusSparsityCharts(a: Analysis): Chart[] {
           ...dense.flatMap((d) => methods.map((m) => ({ task: d.task, method: m, sparsity: 0, accuracy: d.summary.mean, lo: d.summary.ci?.[0] ?? d.summary.mean, hi: d.summary.ci?.[1] ?? d.summary.mean, n: d.summary.n }))),
           ...sparse.map((c) => ({ task: c.task, method: c.method, sparsity: c.sparsity, accuracy: c.summary.mean, lo: c.summary.ci?.[0] ?? c.summary.mean, hi: c.summary.ci?.[1] ?? c.summary.mean, n: c.summary.n })),
         ].map((r) => ({ ...r, lo: Math.max(0, r.lo), hi: Math.min(1, r.hi) }));
-        const x = { field: 'sparsity', type: 'quantitative' as const, title: 'sparsity s (0 = dense)', scale: { domain: [0, 1] } };
         charts.push({
           id: slug('accuracy', model, length, phase),
           title: `Accuracy vs sparsity — ${model}, n = ${length}, ${phase} methods`,
           caption: `Mean score per configuration with its Student-t 95% interval (clipped to [0, 1]); s = 0 is dense. Swept methods (sparsity an outcome) are placed at their achieved sparsity.`,
           spec: {
-            $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-            config: baseConfig,
-            data: { values: rows },
-            facet: { field: 'task', type: 'nominal', title: null, columns: 3 } as never,
-            spec: {
-              width: 210,
-              height: 150,
-              layer: [
-                {
-                  mark: { type: 'line', point: true },
-                  encoding: {
-                    x,
-                    y: { field: 'accuracy', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } },
-                    color: { field: 'method', type: 'nominal', title: 'method' },
-                    order: { field: 'sparsity', type: 'quantitative' },
-                  },
-                },
-                // The interval bars come after the line so the legend takes the line's symbol.
-                { mark: { type: 'rule', opacity: 0.5 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
-              ],
-            },
+            ...scoreBySparsityPerTask(rows, 'accuracy', { type: 'rule', opacity: 0.5 }),
             resolve: { scale: { x: 'shared', y: 'shared' } },
           } as TopLevelSpec,
         });
@@ -114,34 +124,11 @@ export function accuracySummaryCharts(a: Analysis): Chart[] {
       const se = sd / Math.sqrt(g.values.length);
       return { task: g.task, method: g.method, sparsity: g.sparsity, score: m, lo: Math.max(0, m - se), hi: Math.min(1, m + se), cells: g.values.length };
     });
-    const x = { field: 'sparsity', type: 'quantitative' as const, title: 'sparsity s (0 = dense)', scale: { domain: [0, 1] } };
     charts.push({
       id: slug('summary', phase),
       title: `Score vs sparsity per task, averaged over models and lengths — ${phase} methods`,
       caption: 'Mean over (model, length) cells of the configuration means; the band is ± one standard error across those cells. Sparsity is the requested one (achieved for swept methods), rounded to 4 decimals.',
-      spec: {
-        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        config: baseConfig,
-        data: { values: rows },
-        facet: { field: 'task', type: 'nominal', title: null, columns: 3 } as never,
-        spec: {
-          width: 210,
-          height: 150,
-          layer: [
-            {
-              mark: { type: 'line', point: true },
-              encoding: {
-                x,
-                y: { field: 'score', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } },
-                color: { field: 'method', type: 'nominal', title: 'method' },
-                order: { field: 'sparsity', type: 'quantitative' },
-              },
-            },
-            // The band comes after the line so the legend takes the line's symbol.
-            { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'method', type: 'nominal' } } },
-          ],
-        },
-      } as TopLevelSpec,
+      spec: scoreBySparsityPerTask(rows, 'score', { type: 'area', opacity: 0.2 }) as TopLevelSpec,
     });
   }
   return charts;
