@@ -6,6 +6,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { Analysis } from '../analysis/analyze.js';
+import { mean, sampleVariance } from '../analysis/stats.js';
 
 export interface Chart {
   /** File-name-safe identifier, unique within a report. */
@@ -119,9 +120,8 @@ export function accuracySummaryCharts(a: Analysis): Chart[] {
     for (const d of dense) for (const m of methods) add(d.task, m, 0, d.summary.mean);
     for (const c of sparse) add(c.task, c.method, Math.round(c.sparsity * 1e4) / 1e4, c.summary.mean);
     const rows = [...groups.values()].map((g) => {
-      const m = g.values.reduce((x, y) => x + y, 0) / g.values.length;
-      const sd = g.values.length > 1 ? Math.sqrt(g.values.reduce((x, y) => x + (y - m) ** 2, 0) / (g.values.length - 1)) : 0;
-      const se = sd / Math.sqrt(g.values.length);
+      const m = mean(g.values);
+      const se = Math.sqrt(sampleVariance(g.values)) / Math.sqrt(g.values.length);
       return { task: g.task, method: g.method, sparsity: g.sparsity, score: m, lo: Math.max(0, m - se), hi: Math.min(1, m + se), cells: g.values.length };
     });
     charts.push({
