@@ -4,6 +4,7 @@
  */
 import type { Analysis } from './analyze.js';
 import { methodLabel } from './aggregate.js';
+import { mean } from './stats.js';
 
 export interface Table {
   title: string;
@@ -75,7 +76,7 @@ export function preservationByPhaseTable(a: Analysis): Table {
     numeric: [2, 3, 4, 5],
     rows: [...groups.values()].map((g) => [
       g.model, g.phase, String(g.values.length), String(g.passed),
-      fmt(g.values.reduce((x, y) => x + y, 0) / g.values.length, 3), fmt(Math.max(...g.values), 3),
+      fmt(mean(g.values), 3), fmt(Math.max(...g.values), 3),
     ]),
   };
 }
