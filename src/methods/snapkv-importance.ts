@@ -5,7 +5,7 @@
 import {
   type CompressCall, type DecodeAttention, type DecodeCall, type HeadCounts, emptyCounts,
 } from '../engine/attention.js';
-import { RangeList, SparseAttentionScratch, attendSparseRows, scoreRows4, softmaxInPlace } from '../backends/cpu/sparse-attention.js';
+import { RangeList, SparseAttentionScratch, attendSparseRows, forEachCausalSoftmaxRow } from '../backends/cpu/sparse-attention.js';
 import { assertFullAttentionLayer, intParam, optionalIntParam } from './options.js';
 import type { BudgetDecision, ParamSpec, ResolvedOptions } from './types.js';
 
@@ -65,27 +65,16 @@ export function windowImportance(call: CompressCall, mode: 'mean' | 'max'): Floa
   }
   const importance = Array.from({ length: Hkv }, () => new Float64Array(n));
   const rows = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
-  const qOffs = new Int32Array(4), last = new Int32Array(4);
   for (let h = 0; h < H; h++) {
     const kvh = Math.floor(h / g);
     const imp = importance[kvh];
-    for (let i0 = 0; i0 < W; i0 += 4) {
-      const count = Math.min(4, W - i0);
-      for (let i = 0; i < count; i++) {
-        qOffs[i] = ((i0 + i) * H + h) * D;
-        last[i] = windowStart + i0 + i;
+    forEachCausalSoftmaxRow(windowQueries, 0, windowStart, W, H, h, D, cache.keys[kvh], shape.scale, shape.logitSoftcap, rows, (row, p) => {
+      if (mode === 'mean') {
+        for (let j = 0; j <= p; j++) imp[j] += row[j] / g;
+      } else {
+        for (let j = 0; j <= p; j++) if (row[j] > imp[j]) imp[j] = row[j];
       }
-      scoreRows4(windowQueries, qOffs, count, cache.keys[kvh], D, last, shape.scale, shape.logitSoftcap, rows);
-      for (let i = 0; i < count; i++) {
-        const p = last[i], row = rows[i];
-        softmaxInPlace(row, p + 1);
-        if (mode === 'mean') {
-          for (let j = 0; j <= p; j++) imp[j] += row[j] / g;
-        } else {
-          for (let j = 0; j <= p; j++) if (row[j] > imp[j]) imp[j] = row[j];
-        }
-      }
-    }
+    });
   }
   return importance;
 }

@@ -11,7 +11,7 @@
  * and left of the last one are attended as single columns. The causal mask key <= query holds
  * throughout (columns lie left of the block, ranges are clipped per row).
  */
-import { QueryRunScratch, attendQueryRun, scoreRows4, softmaxInPlace, withPair } from '../backends/cpu/sparse-attention.js';
+import { QueryRunScratch, attendQueryRun, forEachCausalSoftmaxRow, withPair } from '../backends/cpu/sparse-attention.js';
 import { IndexScratch, rankDescending } from './select.js';
 
 export const PATTERN_BLOCK = 64;
@@ -30,25 +30,13 @@ export function lastQueryScores(
 ): void {
   vertical.fill(0, 0, n);
   slash.fill(0, 0, n);
-  const qOffs = new Int32Array(4), last = new Int32Array(4);
-  for (let i0 = 0; i0 < A; i0 += 4) {
-    const count = Math.min(4, A - i0);
-    for (let i = 0; i < count; i++) {
-      const p = n - A + i0 + i;
-      qOffs[i] = (p * H + head) * D;
-      last[i] = p;
+  forEachCausalSoftmaxRow(queries, n - A, n - A, A, H, head, D, keys, scale, softcap, rows, (row, p) => {
+    for (let j = 0; j <= p; j++) {
+      const w = row[j];
+      vertical[j] += w;
+      slash[p - j] += w;
     }
-    scoreRows4(queries, qOffs, count, keys, D, last, scale, softcap, rows);
-    for (let i = 0; i < count; i++) {
-      const p = last[i], row = rows[i];
-      softmaxInPlace(row, p + 1);
-      for (let j = 0; j <= p; j++) {
-        const w = row[j];
-        vertical[j] += w;
-        slash[p - j] += w;
-      }
-    }
-  }
+  });
 }
 
 /**

@@ -361,6 +361,33 @@ export function scoreRows4(
   }
 }
 
+/**
+ * Causal softmax weights of `count` consecutive queries of one query head: query i (row firstRow + i
+ * of `queries`, at position firstPosition + i = p) against keys 0 .. p. Scores four queries per key
+ * pass, then hands each query's weights to visit(row, p), with row[0 .. p] summing to 1 (`rows`'
+ * four buffers are reused). queries: [rows, H, D]; keys: [>= last p + 1, D]; rows: four [>= p + 1].
+ */
+export function forEachCausalSoftmaxRow(
+  queries: Float32Array, firstRow: number, firstPosition: number, count: number, H: number, head: number, D: number,
+  keys: Float32Array, scale: number, softcap: number | null, rows: Float64Array[],
+  visit: (row: Float64Array, p: number) => void,
+): void {
+  const qOffs = new Int32Array(4), last = new Int32Array(4);
+  for (let i0 = 0; i0 < count; i0 += 4) {
+    const c = Math.min(4, count - i0);
+    for (let i = 0; i < c; i++) {
+      qOffs[i] = ((firstRow + i0 + i) * H + head) * D;
+      last[i] = firstPosition + i0 + i;
+    }
+    scoreRows4(queries, qOffs, c, keys, D, last, scale, softcap, rows);
+    for (let i = 0; i < c; i++) {
+      const p = last[i], row = rows[i];
+      softmaxInPlace(row, p + 1);
+      visit(row, p);
+    }
+  }
+}
+
 /** In place: softmax of row[0 .. len), returned as weights summing to 1. */
 export function softmaxInPlace(row: Float64Array, len: number): void {
   let max = -Infinity;
