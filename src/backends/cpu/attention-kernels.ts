@@ -49,34 +49,6 @@ export function attendRowRange(
   accumulate(s, n, max, (i) => (rowStart + i) * D, values, D, out, outOff);
 }
 
-/**
- * Attend to an explicit list of rows of one KV head (ascending or not; each row once).
- */
-export function attendRowList(
-  q: Float32Array, qOff: number,
-  keys: Float32Array, values: Float32Array, D: number,
-  rows: ArrayLike<number>, count: number,
-  scale: number, softcap: number | null,
-  out: Float32Array, outOff: number,
-  scratch: ScoreScratch,
-): void {
-  if (count <= 0) {
-    out.fill(0, outOff, outOff + D);
-    return;
-  }
-  const s = scratch.get(count);
-  let max = -Infinity;
-  for (let i = 0; i < count; i++) {
-    const kOff = rows[i] * D;
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[qOff + d] * keys[kOff + d];
-    const v = softcapped(dot * scale, softcap);
-    s[i] = v;
-    if (v > max) max = v;
-  }
-  accumulate(s, count, max, (i) => rows[i] * D, values, D, out, outOff);
-}
-
 function accumulate(
   s: Float64Array, n: number, max: number,
   rowOffset: (i: number) => number,
