@@ -4,18 +4,10 @@
  */
 import type { Architecture, ModelConfig } from '../../src/engine/model-config.js';
 import { InMemoryWeights, type WeightTensor } from '../../src/engine/weights.js';
+import { mulberry32 } from '../helpers/tiny-checkpoint.js';
 
-/** mulberry32: small, seedable, good enough for test weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the tiny-checkpoint writer's generator): small, seedable, good enough for tests. */
+export const rng = mulberry32;
 
 export function tinyConfig(arch: Architecture, overrides: Partial<ModelConfig> = {}): ModelConfig {
   const numLayers = overrides.numLayers ?? 2;

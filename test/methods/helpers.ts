@@ -4,18 +4,10 @@
  */
 import type { AttentionShape, HeadCounts, PrefillAttention, DecodeAttention } from '../../src/engine/attention.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { mulberry32 } from '../helpers/tiny-checkpoint.js';
 
-/** mulberry32: a small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the tiny-checkpoint writer's generator): small, seedable, good enough for tests. */
+export const rng = mulberry32;
 
 /** Approximately standard-normal values (sum of uniforms). */
 export function randomArray(length: number, random: () => number, scale = 1): Float32Array {
