@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
 import { TRAINING_SEED_BASE, TRAINING_TASKS, targetText } from '../../tools/organism/training-format.js';
-import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, validatePlan } from '../../tools/organism/curriculum.js';
+import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, taskParams, validatePlan } from '../../tools/organism/curriculum.js';
 import { buildChunk, endOfTurnId } from '../../tools/organism/generate-data.js';
 import { ORGANISM_DIR } from './organism-paths.js';
 
@@ -42,10 +42,40 @@ test('chunks: deterministic specs inside the plan, seeds at or above 10^6, rotat
   }
   assert.throws(() => validatePlan({ ...DEFAULT_PLAN, seedBase: 43 }), /seedBase/);
   assert.throws(() => chunkSpec(-1), /non-negative/);
+  assert.equal(chunkSpec(0).difficulty, 1, 'the default plan trains on the evaluation parameters throughout');
+});
+
+test('a resumed plan restarts the length and difficulty ramps at rampStart', () => {
+  const plan = { ...DEFAULT_PLAN, rampStart: 1130, easyChunks: 100, rampChunks: 150, startMaxLength: 2048 };
+  validatePlan(plan);
+  assert.equal(chunkSpec(1130, plan).difficulty, 0);
+  assert.equal(chunkSpec(1180, plan).difficulty, 0.5);
+  assert.equal(chunkSpec(1230, plan).difficulty, 1);
+  for (let c = 1130; c < 1140; c++) {
+    const upper = 2048 + ((8192 - 2048) * (c - 1130)) / 150 + plan.lengthStep;
+    assert.ok(chunkSpec(c, plan).length <= upper, `chunk ${c} is short again`);
+  }
+  assert.throws(() => validatePlan({ ...plan, easyChunks: -1 }), /easyChunks/);
+});
+
+test('easy task parameters grow to the defaults, and easy instances keep the scorers\' format', () => {
+  assert.equal(taskParams('niah', 1), undefined);
+  assert.deepEqual(taskParams('niah', 0), { numQueries: 1, groups: 2, groupLength: 4 });
+  assert.deepEqual(taskParams('vt', 0), { numChains: 2, numHops: 1 });
+  assert.deepEqual(taskParams('niah', 0.99), getTask('niah').defaults);
+  assert.equal(taskParams('cwe', 0), undefined, 'CWE keeps its ten-word answer');
+  assert.throws(() => taskParams('niah', 1.5), /difficulty/);
+  for (const name of ['niah', 'vt'] as const) {
+    const params = taskParams(name, 0);
+    const [example] = getTask(name).generate({ tokenizer, length: 2048, count: 1, seed: TRAINING_SEED_BASE + 11, params });
+    assert.equal(getTask(name).score(example, targetText(example)).score, 1, name);
+  }
+  const [easy] = getTask('niah').generate({ tokenizer, length: 2048, count: 1, seed: TRAINING_SEED_BASE + 11, params: taskParams('niah', 0) });
+  assert.match(targetText(easy), /<answer>\n1\. The answer for [a-z0-9]{4}-[a-z0-9]{4} is [a-z0-9]{4}-[a-z0-9]{4}\.\n<\/answer>$/);
 });
 
 test('a chunk: prompt ids are the task input, the reply ends with the end-of-turn id', () => {
-  const spec = { index: 0, length: 2048, examples: 3, firstTask: 0, seed: TRAINING_SEED_BASE };
+  const spec = { index: 0, length: 2048, examples: 3, firstTask: 0, seed: TRAINING_SEED_BASE, difficulty: 1 };
   const chunk = buildChunk(tokenizer, spec, 'ids');
   assert.ok(chunk.lines.length >= 1);
   const end = endOfTurnId(tokenizer);

@@ -24,6 +24,17 @@ export interface CurriculumPlan {
   lengthStep: number;
   /** Seeds of chunk c start at seedBase + c·SEEDS_PER_CHUNK (≥ 10^6: disjoint from evaluation's 43 + i). */
   seedBase: number;
+  /**
+   * Chunk where the length ramp (and the difficulty ramp) start: a run resumed from a checkpoint
+   * trains on fresh chunks from here and gets the short, easy start again.
+   */
+  rampStart: number;
+  /**
+   * Chunks over which task difficulty grows from easy instances (one NIAH query with short codes,
+   * two one-hop VT chains, few retrieval questions) to the tasks' defaults, which evaluation uses.
+   * 0: defaults from the start (the shipped run).
+   */
+  easyChunks: number;
 }
 
 export const SEEDS_PER_CHUNK = 1000;
@@ -36,6 +47,8 @@ export const DEFAULT_PLAN: CurriculumPlan = {
   chunkTokens: 131072,
   lengthStep: 64,
   seedBase: TRAINING_SEED_BASE,
+  rampStart: 0,
+  easyChunks: 0,
 };
 
 export interface ChunkSpec {
@@ -48,6 +61,8 @@ export interface ChunkSpec {
   firstTask: number;
   /** Example j of the chunk uses task seed `seed` with example index j (its generator: seed + j). */
   seed: number;
+  /** 0 = easiest instances, 1 = the tasks' default (evaluation) parameters. */
+  difficulty: number;
 }
 
 export function validatePlan(plan: CurriculumPlan): void {
@@ -58,6 +73,8 @@ export function validatePlan(plan: CurriculumPlan): void {
   if (!(plan.rampChunks >= 1)) problems.push(`rampChunks must be ≥ 1, got ${plan.rampChunks}`);
   if (!(plan.chunkTokens >= plan.maxLength)) problems.push(`chunkTokens (${plan.chunkTokens}) must hold at least one maxLength example`);
   if (!(plan.lengthStep >= 1)) problems.push(`lengthStep must be ≥ 1`);
+  if (!(Number.isInteger(plan.rampStart) && plan.rampStart >= 0)) problems.push(`rampStart must be a non-negative integer, got ${plan.rampStart}`);
+  if (!(Number.isInteger(plan.easyChunks) && plan.easyChunks >= 0)) problems.push(`easyChunks must be a non-negative integer, got ${plan.easyChunks}`);
   if (!(plan.seedBase >= TRAINING_SEED_BASE)) problems.push(`seedBase must be ≥ ${TRAINING_SEED_BASE} (evaluation seeds are 43 + i)`);
   if (problems.length) throw new Error(`curriculum plan: ${problems.join('; ')}`);
 }
@@ -65,7 +82,7 @@ export function validatePlan(plan: CurriculumPlan): void {
 export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): ChunkSpec {
   if (!Number.isInteger(index) || index < 0) throw new Error(`chunk index must be a non-negative integer, got ${index}`);
   const rng = new SeededRandom(plan.seedBase - 1 - index); // below seedBase: never an example seed
-  const progress = Math.min(1, index / plan.rampChunks);
+  const progress = Math.min(1, Math.max(0, index - plan.rampStart) / plan.rampChunks);
   const upper = plan.startMaxLength + (plan.maxLength - plan.startMaxLength) * progress;
   // sqrt leans towards the upper bound: long contexts are the point, short ones a refresher.
   const raw = plan.minLength + (upper - plan.minLength) * Math.sqrt(rng.float());
@@ -76,7 +93,30 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
     examples: Math.max(1, Math.floor(plan.chunkTokens / length)),
     firstTask: rng.int(TRAINING_TASKS.length),
     seed: plan.seedBase + index * SEEDS_PER_CHUNK,
+    difficulty: plan.easyChunks === 0 ? 1 : Math.min(1, Math.max(0, index - plan.rampStart) / plan.easyChunks),
   };
+}
+
+/**
+ * Generator parameters of `task` at a difficulty in [0, 1]: at 1 none (the task's defaults, which the
+ * evaluation uses); below 1 fewer and shorter needles, so a small model first meets a retrieval problem
+ * it can solve with one copy, then the same problem with more distractors. Only parameters that keep
+ * the reply format unchanged are eased (CWE keeps its ten words, filtering its three chapters).
+ */
+export function taskParams(task: TrainingTask, difficulty: number): Record<string, number> | undefined {
+  if (!(difficulty >= 0 && difficulty <= 1)) throw new Error(`difficulty must be in [0, 1], got ${difficulty}`);
+  if (difficulty === 1) return undefined;
+  const between = (easy: number, full: number) => Math.round(easy + (full - easy) * difficulty);
+  switch (task) {
+    case 'niah':
+      return { numQueries: between(1, 4), groups: between(2, 4), groupLength: between(4, 8) };
+    case 'vt':
+      return { numChains: between(2, 8), numHops: between(1, 4) };
+    case 'story_retrieval':
+      return { numQueries: between(4, 16) };
+    default:
+      return undefined;
+  }
 }
 
 /** Task of example j in a chunk (before any fallback for tasks that cannot fill the length). */

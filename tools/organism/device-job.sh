@@ -9,8 +9,9 @@
 # Needs, carried: .gpu (its Node binary, tools/device/prepare.sh) and .organism
 # (tools/organism/prepare.sh: compiled generators with their two packages, and the eval set).
 # Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
-# (a checkpoint folder inside the repo copy), EXTRA (more train.py flags), GEN_FLAGS (curriculum flags
-# of generate-data.ts).
+# (a checkpoint folder inside the repo copy), FIRST_CHUNK (a resumed run's first fresh chunk: the
+# generators start there and train.py reads from there), EXTRA (more train.py flags), GEN_FLAGS
+# (curriculum flags of generate-data.ts).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -29,26 +30,28 @@ CHUNKS=${CHUNKS:-$(( STEPS / REUSE + WORKERS * 2 ))}
 TIME_BUDGET=${TIME_BUDGET:-0}
 EVAL_DEADLINE=${EVAL_DEADLINE:-570}  # seconds after the job's start by which the eval must end
 EVAL_LIMIT=${EVAL_LIMIT:-0}
+FIRST_CHUNK=${FIRST_CHUNK:-0}
 data=/tmp/organism-data
 run=/tmp/organism-run
 mkdir -p "$data" "$run" /tmp/organism-logs
 
 echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
-echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS time budget $TIME_BUDGET s"
+echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS from $FIRST_CHUNK time budget $TIME_BUDGET s"
 
 # with-node unpacks Node on first use; do that once here, not racing in every worker.
 .gpu/device/with-node node --version || exit 2
 pids=()
 for ((w = 0; w < WORKERS; w++)); do
   .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer models/organism --out "$data" \
-    --chunks "$CHUNKS" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "/tmp/organism-logs/gen-$w.log" &
+    --chunks "$CHUNKS" --first-chunk "$FIRST_CHUNK" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "/tmp/organism-logs/gen-$w.log" &
   pids+=($!)
 done
 
 resume_flag=()
 [ -n "${RESUME:-}" ] && resume_flag=(--resume "$RESUME")
 python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" --steps "$STEPS" \
-  --reuse "$REUSE" --reuse-lag "$REUSE_LAG" --time-budget "$TIME_BUDGET" --wait-limit 90 "${resume_flag[@]}" ${EXTRA:-}
+  --reuse "$REUSE" --reuse-lag "$REUSE_LAG" --time-budget "$TIME_BUDGET" --wait-limit 90 --first-chunk "$FIRST_CHUNK" \
+  "${resume_flag[@]}" ${EXTRA:-}
 status=$?
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 echo "=== $(date -u +%H:%M:%S) training exit $status; chunks written: $(ls "$data" | grep -c 'jsonl$')"

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
-import { chunkSpec, DEFAULT_PLAN, taskOf, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
+import { chunkSpec, DEFAULT_PLAN, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
 import { TRAINING_TASKS, targetText } from './training-format.js';
 
 export interface ChunkResult {
@@ -49,7 +49,8 @@ function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, resul
     const misfits = result.fallbacks[task] ?? 0;
     if (misfits >= GIVE_UP_AFTER && misfits > 2 * (result.made[task] ?? 0)) continue;
     try {
-      const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j });
+      const params = taskParams(task, spec.difficulty);
+      const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j, ...(params ? { params } : {}) });
       return example as TaskExample;
     } catch (e) {
       if (!(e instanceof TaskExampleError)) throw e;
@@ -104,6 +105,8 @@ function main(): void {
       'ramp-chunks': { type: 'string' },
       'chunk-tokens': { type: 'string' },
       'seed-base': { type: 'string' },
+      'ramp-start': { type: 'string' },
+      'easy-chunks': { type: 'string' },
     },
   });
   if (!values.tokenizer || !values.out || !values.chunks) {
@@ -117,6 +120,8 @@ function main(): void {
     rampChunks: intArg(values['ramp-chunks'], 'ramp-chunks', DEFAULT_PLAN.rampChunks),
     chunkTokens: intArg(values['chunk-tokens'], 'chunk-tokens', DEFAULT_PLAN.chunkTokens),
     seedBase: intArg(values['seed-base'], 'seed-base', DEFAULT_PLAN.seedBase),
+    rampStart: intArg(values['ramp-start'], 'ramp-start', DEFAULT_PLAN.rampStart),
+    easyChunks: intArg(values['easy-chunks'], 'easy-chunks', DEFAULT_PLAN.easyChunks),
   };
   validatePlan(plan);
   const chunks = intArg(values.chunks, 'chunks', 0);
@@ -139,7 +144,7 @@ function main(): void {
     tokens += result.tokens;
     const secs = (performance.now() - t0) / 1000;
     const fb = Object.entries(result.fallbacks).map(([t, n]) => `${t}×${n}`).join(' ');
-    process.stderr.write(`worker ${worker}: chunk ${c} n=${spec.length} ${result.lines.length} examples ${JSON.stringify(result.made)}${fb ? ` fallbacks ${fb}` : ''}; ${(tokens / secs).toFixed(0)} tok/s\n`);
+    process.stderr.write(`worker ${worker}: chunk ${c} n=${spec.length} difficulty ${spec.difficulty.toFixed(2)} ${result.lines.length} examples ${JSON.stringify(result.made)}${fb ? ` fallbacks ${fb}` : ''}; ${(tokens / secs).toFixed(0)} tok/s\n`);
   }
 }
 

@@ -86,10 +86,13 @@ def chunk_path(data_dir, c):
     return Path(data_dir) / f"chunk-{c:06d}.jsonl"
 
 
-def chunk_for_step(step, reuse, lag):
-    fresh = step // reuse
-    back = step % reuse
-    return fresh if back == 0 else max(0, fresh - lag * back)
+def chunk_for_step(step, reuse, lag, start_step=0, first_chunk=0):
+    """Chunk trained on at `step`. A resumed run (start_step > 0) reads fresh chunks from first_chunk
+    on and replays only chunks of its own, so it never waits for one its generators do not make."""
+    k = step - start_step
+    fresh = k // reuse
+    back = k % reuse
+    return first_chunk + (fresh if back == 0 else max(0, fresh - lag * back))
 
 
 def read_chunk(data_dir, c, wait_limit):
@@ -150,7 +153,7 @@ def batch_stream(args, pad_id, first_step, last_step):
     def work():
         try:
             for step in range(first_step, last_step):
-                c = chunk_for_step(step, args.reuse, args.reuse_lag)
+                c = chunk_for_step(step, args.reuse, args.reuse_lag, args.start_step, args.first_chunk)
                 rows, waited = read_chunk(args.data, c, args.wait_limit)
                 if not rows:
                     q.put((step, c, None, waited))
@@ -176,14 +179,26 @@ def batch_stream(args, pad_id, first_step, last_step):
 def lr_at(step, args, warmup, elapsed=0.0):
     """Linear warm-up, then cosine decay to min_lr_ratio·lr. Progress is the fraction of --steps done
     or, with --time-budget, of the time budget spent, whichever is further along: a budgeted run
-    always ends decayed, however fast the machine is (its per-step lr is logged for a replay)."""
+    always ends decayed, however fast the machine is (its per-step lr is logged for a replay).
+    Steps count from the run's start_step: a resumed run gets a schedule of its own."""
+    step, steps = step - args.start_step, args.steps - args.start_step
     if step < warmup:
         return args.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, args.steps - warmup)
+    progress = (step - warmup) / max(1, steps - warmup)
     if args.time_budget:
         progress = max(progress, elapsed / args.time_budget)
     progress = min(1.0, progress)
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def prompt_weight_at(step, args):
+    """Weight of the prompt-token loss: --prompt-weight at the run's start, moving linearly to
+    --prompt-weight-final over --prompt-decay-steps. The prompt loss grows the copying circuits early;
+    later most of it is the entropy of random keys and filler, noise next to the answer tokens."""
+    if args.prompt_decay_steps <= 0:
+        return args.prompt_weight
+    t = min(1.0, max(0.0, (step - args.start_step) / args.prompt_decay_steps))
+    return args.prompt_weight + (args.prompt_weight_final - args.prompt_weight) * t
 
 
 def make_optimizer(model, args):
@@ -216,10 +231,10 @@ def train(args, model, device, log_path, special):
             if batch is None:
                 print(f"step {step + 1}: chunk {c} is empty (no task fits its length); no update", flush=True)
                 continue
-            lr = lr_at(step, args, args.warmup, elapsed)
+            warmup = args.resume_warmup if first > 0 else args.warmup  # resumed: the moments start from zero again
+            lr = lr_at(step, args, warmup, elapsed)
             lrs.append(lr)
-            if first > 0:  # resumed: the optimiser's moments start from zero again
-                lr *= min(1.0, (step - first + 1) / args.resume_warmup)
+            prompt_weight = prompt_weight_at(step, args)
             for g in opt.param_groups:
                 g["lr"] = lr
             batch.to(device)
@@ -232,7 +247,7 @@ def train(args, model, device, log_path, special):
             ce_ans = F.cross_entropy(logits_ans, batch.ans_tgt, reduction="none")
             loss_ans = ce_ans.mean()
             loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
-            loss = loss_ans + args.prompt_weight * loss_pr
+            loss = loss_ans + prompt_weight * loss_pr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -251,7 +266,7 @@ def train(args, model, device, log_path, special):
                 per_task, stats = per_task.cpu().numpy(), (stats / n).cpu().numpy()
                 elapsed = time.time() - t_start
                 rec = {
-                    "step": step + 1, "chunk": c, "lr": lr, "loss_answer": float(stats[0]), "loss_prompt": float(stats[1]),
+                    "step": step + 1, "chunk": c, "lr": lr, "prompt_weight": prompt_weight, "loss_answer": float(stats[0]), "loss_prompt": float(stats[1]),
                     "grad_norm": float(stats[2]), "lrs": lrs, "batch": list(batch.shape), "tokens": tokens_seen,
                     "tok_per_s": tokens_seen / max(elapsed, 1e-9), "elapsed_s": elapsed, "data_wait_s": waited_total,
                     "per_task": {
@@ -288,7 +303,9 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
         "steps_done": step, "steps_planned": args.steps, "time_budget_s": args.time_budget,
         "stopped_by_time_budget": stopped_early is not None,
         "seed": args.seed, "reuse": args.reuse, "reuse_lag": args.reuse_lag, "lr": args.lr,
-        "prompt_weight": args.prompt_weight, "prompt_sample": args.prompt_sample,
+        "prompt_weight": args.prompt_weight, "prompt_weight_final": args.prompt_weight_final,
+        "prompt_decay_steps": args.prompt_decay_steps, "prompt_sample": args.prompt_sample,
+        "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
     }
     (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -399,6 +416,10 @@ def main():
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--prompt-weight", type=float, default=0.1)
     p.add_argument("--prompt-sample", type=int, default=8)
+    p.add_argument("--prompt-weight-final", type=float, default=None,
+                   help="prompt-loss weight reached after --prompt-decay-steps (default: --prompt-weight, no decay)")
+    p.add_argument("--prompt-decay-steps", type=int, default=0, help="steps (from the run's start) of the prompt-weight decay")
+    p.add_argument("--first-chunk", type=int, default=0, help="chunk of the run's first step (a resumed run's fresh data)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--mlp", type=int, default=768)
     p.add_argument("--layers", type=int, default=6)
@@ -414,6 +435,8 @@ def main():
     p.add_argument("--eval-limit", type=int, default=0, help="at most this many eval examples per (task, length); 0: all")
     p.add_argument("--eval-batch-cells", type=int, default=2 ** 31)
     args = p.parse_args()
+    if args.prompt_weight_final is None:
+        args.prompt_weight_final = args.prompt_weight
 
     from transformers import LlamaForCausalLM
 
