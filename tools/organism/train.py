@@ -323,7 +323,9 @@ def plot_losses(log_path, png_path, prompt_weight, prompt_sample):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
     ax.plot(steps, [r["loss_answer"] for r in recs], label="reply tokens (trained on)")
-    ax.plot(steps, [r["loss_prompt"] for r in recs], label=f"prompt tokens (1 in {prompt_sample}, weight {prompt_weight:g})", alpha=0.7)
+    weights = [r.get("prompt_weight", prompt_weight) for r in recs]  # logged per record since run 3
+    weight = f"{weights[0]:g}" if weights[0] == weights[-1] else f"{weights[0]:g}→{weights[-1]:g}"
+    ax.plot(steps, [r["loss_prompt"] for r in recs], label=f"prompt tokens (1 in {prompt_sample}, weight {weight})", alpha=0.7)
     ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("cross-entropy (nats/token)")
