@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
-import { TRAINING_SEED_BASE, TRAINING_TASKS, targetText } from '../../tools/organism/training-format.js';
+import { TRAINING_SEED_BASE, TRAINING_TASKS, replyParts, targetText } from '../../tools/organism/training-format.js';
 import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, taskParams, validatePlan } from '../../tools/organism/curriculum.js';
 import { buildChunk, endOfTurnId } from '../../tools/organism/generate-data.js';
 import { ORGANISM_DIR } from './organism-paths.js';
@@ -80,11 +80,16 @@ test('a chunk: prompt ids are the task input, the reply ends with the end-of-tur
   assert.ok(chunk.lines.length >= 1);
   const end = endOfTurnId(tokenizer);
   for (const line of chunk.lines) {
-    const row = JSON.parse(line) as { task: string; prompt_tokens: number; ids: number[]; seed: number };
+    const row = JSON.parse(line) as { task: string; prompt_tokens: number; answer_start: number; answer_end: number; ids: number[]; seed: number; index: number };
     assert.ok(row.prompt_tokens <= 2048 && row.prompt_tokens >= 0.9 * 2048);
     assert.equal(row.ids[row.ids.length - 1], end);
     const reply = tokenizer.decode(row.ids.slice(row.prompt_tokens, -1), { skipSpecialTokens: false });
     assert.match(reply, /^<explanation>[\s\S]*<\/answer>$/);
+    // The answer span is the gold answer, and part-by-part tokenisation gave the whole reply's ids.
+    assert.ok(row.prompt_tokens < row.answer_start && row.answer_start < row.answer_end && row.answer_end < row.ids.length - 1);
+    const [example] = getTask(row.task).generate({ tokenizer, length: 2048, count: 1, seed: row.seed, firstIndex: row.index });
+    assert.equal(tokenizer.decode(row.ids.slice(row.answer_start, row.answer_end), { skipSpecialTokens: false }), replyParts(example).answer);
+    assert.deepEqual(row.ids.slice(row.prompt_tokens, -1), tokenizer.encode(targetText(example)));
     assert.ok(row.seed >= TRAINING_SEED_BASE);
   }
 });

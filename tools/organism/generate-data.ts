@@ -6,9 +6,10 @@
  * Worker w of W writes chunks c = w, w + W, … < N (see curriculum.ts) as OUT/chunk-000123.jsonl,
  * renamed into place only when complete, so a trainer reading the folder never sees half a chunk.
  * One line per example:
- *   {"task", "length", "seed", "index", "prompt_tokens", "ids"}
+ *   {"task", "length", "seed", "index", "prompt_tokens", "answer_start", "answer_end", "ids"}
  * ids = the templated prompt (chat template, generation prompt) + the target reply + end-of-turn id;
- * only ids[prompt_tokens:] are the reply. With --text the line is {"task", "length", "seed", "index",
+ * only ids[prompt_tokens:] are the reply, and ids[answer_start:answer_end] the gold answer in it
+ * (before it: the task's fixed explanation frame; after it: the closing tag and end of turn). With --text the line is {"task", "length", "seed", "index",
  * "prompt", "reply"} instead: the user message and the reply as plain text, for training the
  * tokenizer (then DIR may hold a provisional tokenizer, used only to size the contexts).
  * An example whose task cannot fill the chunk's length is replaced by the next task in rotation.
@@ -19,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
 import { chunkSpec, DEFAULT_PLAN, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
-import { TRAINING_TASKS, targetText } from './training-format.js';
+import { TRAINING_TASKS, replyParts, targetText } from './training-format.js';
 
 export interface ChunkResult {
   lines: string[];
@@ -74,8 +75,14 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
       result.lines.push(JSON.stringify({ ...base, prompt: example.prompt, reply }));
       result.tokens += example.inputLength;
     } else {
-      const ids = [...example.inputIds, ...tokenizer.encode(reply), end];
-      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, ids }));
+      // Part by part (the same ids as the whole reply for this tokenizer: tested), so the answer's
+      // token span is exact.
+      const parts = replyParts(example);
+      const head = tokenizer.encode(parts.head);
+      const answer = tokenizer.encode(parts.answer);
+      const ids = [...example.inputIds, ...head, ...answer, ...tokenizer.encode(parts.tail), end];
+      const answerStart = example.inputLength + head.length;
+      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, answer_start: answerStart, answer_end: answerStart + answer.length, ids }));
       result.tokens += ids.length;
     }
   }

@@ -107,26 +107,31 @@ def read_chunk(data_dir, c, wait_limit):
     for line in path.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            rows.append((r["task"], r["prompt_tokens"], r["ids"]))
+            # chunks made before the answer span was recorded: the whole reply counts as answer
+            rows.append((r["task"], r["prompt_tokens"], r["ids"], r.get("answer_start", r["prompt_tokens"])))
     return rows, time.time() - t0  # may be empty: no task could fill that length
 
 
 class Batch:
-    """One chunk as tensors: x [B, T] token ids (right-padded), answer / prompt target positions."""
+    """One chunk as tensors: x [B, T] token ids (right-padded); reply target positions ans_pos [N] with
+    their targets, task, example b and whether the target is answer (not the fixed frame) [N]; prompt
+    target positions pr_pos / pr_tgt [M]."""
 
     def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64):
-        longest = max(len(ids) for _, _, ids in rows)
+        longest = max(len(ids) for _, _, ids, _ in rows)
         T = int(math.ceil(longest / round_to) * round_to)
         B = len(rows)
         x = np.full((B, T), pad_id, dtype=np.int64)
-        ans_pos, ans_tgt, ans_task, pr_pos, pr_tgt = [], [], [], [], []
-        for b, (task, p, ids) in enumerate(rows):
+        ans_pos, ans_tgt, ans_task, ans_ex, ans_is_answer, pr_pos, pr_tgt = [], [], [], [], [], [], []
+        for b, (task, p, ids, a) in enumerate(rows):
             m = len(ids)
             x[b, :m] = ids
             # position t predicts token t + 1
             ans_pos.append(b * T + np.arange(p - 1, m - 1))
             ans_tgt.append(np.asarray(ids[p:m], dtype=np.int64))
             ans_task.append(np.full(m - p, TASK_INDEX[task], dtype=np.int64))
+            ans_ex.append(np.full(m - p, b, dtype=np.int64))
+            ans_is_answer.append(np.arange(p, m) >= a)
             keep = np.nonzero(rng.random(p - 1) < 1.0 / prompt_sample)[0]
             pr_pos.append(b * T + keep)
             pr_tgt.append(np.asarray(ids, dtype=np.int64)[keep + 1])
@@ -134,14 +139,18 @@ class Batch:
         self.ans_pos = torch.from_numpy(np.concatenate(ans_pos))
         self.ans_tgt = torch.from_numpy(np.concatenate(ans_tgt))
         self.ans_task = torch.from_numpy(np.concatenate(ans_task))
+        self.ans_ex = torch.from_numpy(np.concatenate(ans_ex))
+        self.ans_is_answer = torch.from_numpy(np.concatenate(ans_is_answer))
+        self.examples = B
         self.pr_pos = torch.from_numpy(np.concatenate(pr_pos))
         self.pr_tgt = torch.from_numpy(np.concatenate(pr_tgt))
-        self.tokens = int(sum(len(ids) for _, _, ids in rows))
+        self.tokens = int(sum(len(ids) for _, _, ids, _ in rows))
         self.shape = (B, T)
-        self.lengths = sorted({len(ids) for _, _, ids in rows})
+        self.lengths = sorted({len(ids) for _, _, ids, _ in rows})
+        self.example_task = torch.tensor([TASK_INDEX[task] for task, _, _, _ in rows], dtype=torch.long)
 
     def to(self, device):
-        for name in ("x", "ans_pos", "ans_tgt", "ans_task", "pr_pos", "pr_tgt"):
+        for name in ("x", "ans_pos", "ans_tgt", "ans_task", "ans_ex", "ans_is_answer", "example_task", "pr_pos", "pr_tgt"):
             setattr(self, name, getattr(self, name).to(device, non_blocking=True))
         return self
 
@@ -245,7 +254,10 @@ def train(args, model, device, log_path, special):
                 logits_ans = model.lm_head(h_ans).float()
                 logits_pr = model.lm_head(h_pr).float()
             ce_ans = F.cross_entropy(logits_ans, batch.ans_tgt, reduction="none")
-            loss_ans = ce_ans.mean()
+            # The task's fixed frame (explanation, <answer> tag) weighs --frame-weight; answer, closing
+            # tag and end of turn weigh 1.
+            w = torch.where(batch.ans_is_answer, 1.0, args.frame_weight)
+            loss_ans = (ce_ans * w).sum() / w.sum().clamp_min(1e-9)
             loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
             loss = loss_ans + prompt_weight * loss_pr
             opt.zero_grad(set_to_none=True)
@@ -255,10 +267,19 @@ def train(args, model, device, log_path, special):
             tokens_seen += batch.tokens
             with torch.no_grad():
                 correct = (logits_ans.argmax(-1) == batch.ans_tgt).float()
-                per_task = torch.zeros(len(TASKS), 3, device=device)
+                is_answer = batch.ans_is_answer.float()
+                # an example is exact when every answer token is the argmax (teacher forced): the
+                # frame tokens, right from the first steps, no longer hide whether answers are found
+                wrong = torch.zeros(batch.examples, device=device).index_add_(0, batch.ans_ex, (1 - correct) * is_answer)
+                exact = (wrong == 0).float()
+                per_task = torch.zeros(len(TASKS), 7, device=device)
                 per_task[:, 0].index_add_(0, batch.ans_task, ce_ans.detach())
                 per_task[:, 1].index_add_(0, batch.ans_task, correct)
                 per_task[:, 2].index_add_(0, batch.ans_task, torch.ones_like(correct))
+                per_task[:, 3].index_add_(0, batch.ans_task, correct * is_answer)
+                per_task[:, 4].index_add_(0, batch.ans_task, is_answer)
+                per_task[:, 5].index_add_(0, batch.example_task, exact)
+                per_task[:, 6].index_add_(0, batch.example_task, torch.ones_like(exact))
                 stats = torch.stack([loss_ans.detach(), loss_pr.detach(), gnorm.detach()])
                 acc = (per_task, stats, 1) if acc is None else (acc[0] + per_task, acc[1] + stats, acc[2] + 1)
             if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
@@ -270,7 +291,9 @@ def train(args, model, device, log_path, special):
                     "grad_norm": float(stats[2]), "lrs": lrs, "batch": list(batch.shape), "tokens": tokens_seen,
                     "tok_per_s": tokens_seen / max(elapsed, 1e-9), "elapsed_s": elapsed, "data_wait_s": waited_total,
                     "per_task": {
-                        t: {"loss": float(per_task[i, 0] / per_task[i, 2]), "token_acc": float(per_task[i, 1] / per_task[i, 2])}
+                        t: {"loss": float(per_task[i, 0] / per_task[i, 2]), "token_acc": float(per_task[i, 1] / per_task[i, 2]),
+                            "answer_acc": float(per_task[i, 3] / max(per_task[i, 4], 1)),
+                            "answer_exact": float(per_task[i, 5] / max(per_task[i, 6], 1))}
                         for i, t in enumerate(TASKS) if per_task[i, 2] > 0
                     },
                 }
@@ -278,9 +301,9 @@ def train(args, model, device, log_path, special):
                 log.flush()
                 acc = None
                 lrs = []
-                tasks = " ".join(f"{t[:8]}={v['token_acc']:.2f}" for t, v in rec["per_task"].items())
+                tasks = " ".join(f"{t[:8]}={v['answer_acc']:.2f}/{v['answer_exact']:.2f}" for t, v in rec["per_task"].items())
                 print(f"step {step + 1:5d} T={batch.shape[1]:5d} loss {stats[0]:.3f} prompt {stats[1]:.3f} lr {lr:.2e} "
-                      f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | acc {tasks}", flush=True)
+                      f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | answer acc/exact {tasks}", flush=True)
     return stopped_early
 
 
@@ -305,7 +328,7 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
         "seed": args.seed, "reuse": args.reuse, "reuse_lag": args.reuse_lag, "lr": args.lr,
         "prompt_weight": args.prompt_weight, "prompt_weight_final": args.prompt_weight_final,
         "prompt_decay_steps": args.prompt_decay_steps, "prompt_sample": args.prompt_sample,
-        "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
+        "frame_weight": args.frame_weight, "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
     }
     (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -334,11 +357,12 @@ def plot_losses(log_path, png_path, prompt_weight, prompt_sample):
     ax.grid(alpha=0.3)
     ax = axes[1]
     for t in TASKS:
-        pts = [(r["step"], r["per_task"][t]["token_acc"]) for r in recs if t in r["per_task"]]
+        # answer tokens only where the log has them (run 3 on), else every reply token
+        pts = [(r["step"], r["per_task"][t].get("answer_acc", r["per_task"][t]["token_acc"])) for r in recs if t in r["per_task"]]
         if pts:
             ax.plot(*zip(*pts), label=t)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("reply token accuracy (teacher forced)")
+    ax.set_ylabel("answer token accuracy (teacher forced)" if "answer_acc" in recs[-1]["per_task"].get(TASKS[0], {}) else "reply token accuracy (teacher forced)")
     ax.set_title("Per task, on each fresh training batch")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
@@ -421,6 +445,8 @@ def main():
     p.add_argument("--prompt-weight-final", type=float, default=None,
                    help="prompt-loss weight reached after --prompt-decay-steps (default: --prompt-weight, no decay)")
     p.add_argument("--prompt-decay-steps", type=int, default=0, help="steps (from the run's start) of the prompt-weight decay")
+    p.add_argument("--frame-weight", type=float, default=1.0,
+                   help="loss weight of the reply's fixed frame (explanation, <answer> tag) next to the answer's 1")
     p.add_argument("--first-chunk", type=int, default=0, help="chunk of the run's first step (a resumed run's fresh data)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--mlp", type=int, default=768)

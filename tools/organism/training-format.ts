@@ -34,10 +34,27 @@ export function goldAnswerText(example: Pick<TaskExample, 'task' | 'gold'>): str
   throw new Error(`task ${example.task}: gold has neither a "text" nor an "answer" string`);
 }
 
-/** The assistant reply the organism learns for `example` (without the end-of-turn token). */
-export function targetText(example: Pick<TaskExample, 'task' | 'gold'>): string {
+/**
+ * The reply in three parts: the fixed frame before the answer (the same for every example of a task),
+ * the gold answer, and the closing tag. Tokenised part by part, so the trainer knows which reply tokens
+ * are the answer (the frame is learnt in a few hundred steps and then only dilutes the loss and the
+ * per-task accuracy).
+ */
+export interface ReplyParts {
+  head: string;
+  answer: string;
+  tail: string;
+}
+
+export function replyParts(example: Pick<TaskExample, 'task' | 'gold'>): ReplyParts {
   if (!isTrainingTask(example.task)) {
     throw new Error(`task ${example.task} is not a training task (training tasks: ${TRAINING_TASKS.join(', ')}); QA data is for evaluation only`);
   }
-  return `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n${goldAnswerText(example)}\n</answer>`;
+  return { head: `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n`, answer: goldAnswerText(example), tail: '\n</answer>' };
+}
+
+/** The assistant reply the organism learns for `example` (without the end-of-turn token). */
+export function targetText(example: Pick<TaskExample, 'task' | 'gold'>): string {
+  const { head, answer, tail } = replyParts(example);
+  return head + answer + tail;
 }
