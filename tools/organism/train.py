@@ -220,6 +220,12 @@ def make_optimizer(model, args):
 
 def train(args, model, device, log_path, special):
     opt = make_optimizer(model, args)
+    probe_rows, probe_tok = None, None
+    if args.probe_every:
+        from tokenizers import Tokenizer
+
+        probe_rows = load_probe_set(args.probe_set, args.probe_per_task, args.probe_max_length)
+        probe_tok = Tokenizer.from_file(str(Path(args.tokenizer_dir) / "tokenizer.json"))
     pad_id = special["<|pad|>"]
     first = args.start_step
     forward = torch.compile(model.model, dynamic=True) if args.compile else model.model
@@ -297,6 +303,11 @@ def train(args, model, device, log_path, special):
                         for i, t in enumerate(TASKS) if per_task[i, 2] > 0
                     },
                 }
+                if probe_rows and (step + 1) % args.probe_every == 0:
+                    t_probe = time.time()
+                    rec["probe"] = greedy_probe(model, probe_rows, probe_tok, special, device)
+                    t_start += time.time() - t_probe  # probing does not eat the training time budget
+                    print("probe " + " ".join(f"{t[:8]}={v['exact']:.2f}/{v['lines']:.2f}" for t, v in rec["probe"].items()), flush=True)
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 acc = None
@@ -375,6 +386,57 @@ def open_text(path):
     return gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)
 
 
+def gold_text(gold):
+    return gold.get("text") if isinstance(gold.get("text"), str) else gold.get("answer")
+
+
+def load_probe_set(path, per_task, max_length):
+    """The first per_task examples of each task at the shortest length ≤ max_length in an eval set."""
+    rows = [json.loads(l) for l in open_text(path) if l.strip()]
+    rows = [r for r in rows if r["task"] in TASK_INDEX and r["length"] <= max_length and isinstance(gold_text(r["gold"]), str)]
+    picked = []
+    for task in TASKS:
+        mine = [r for r in rows if r["task"] == task]
+        if mine:
+            shortest = min(r["length"] for r in mine)
+            picked += [r for r in mine if r["length"] == shortest][:per_task]
+    if not picked:
+        raise SystemExit(f"{path}: no synthetic examples of at most {max_length} tokens for the greedy probe")
+    return picked
+
+
+@torch.inference_mode()
+def greedy_probe(model, rows, tok, special, device):
+    """Greedy replies on held-out examples (never trained on), scored by what teacher forcing hides:
+    per task, the fraction of replies whose answer equals the gold answer, and of gold answer lines that
+    appear verbatim in the reply's answer."""
+    pad, eos = special["<|pad|>"], special["<|end|>"]
+    was_training = model.training
+    model.eval()
+    stats = {}
+    for r in rows:
+        x = torch.tensor([r["inputIds"]], device=device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                                 max_new_tokens=min(1024, r["goldLength"] + 64), eos_token_id=eos, pad_token_id=pad)
+        ids = [int(t) for t in gen[0, x.shape[1]:].tolist()]
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+        out = tok.decode(ids, skip_special_tokens=True)
+        start = out.find("<answer>\n")
+        answer = out[start + len("<answer>\n"):].split("\n</answer>")[0] if start >= 0 else ""
+        gold = gold_text(r["gold"])
+        lines = [l for l in gold.split("\n") if l.strip()]
+        got = set(answer.split("\n"))
+        s = stats.setdefault(r["task"], [0, 0.0, 0])
+        s[0] += answer == gold
+        s[1] += sum(l in got for l in lines) / max(1, len(lines))
+        s[2] += 1
+    if was_training:
+        model.train()
+    return {t: {"exact": a / n, "lines": b / n, "n": n} for t, (a, b, n) in stats.items()}
+
+
 @torch.inference_mode()
 def evaluate(model, eval_path, pred_path, tokenizer_dir, special, device, max_batch_cells, limit=0):
     """Greedy generation with HF transformers for every example of the eval set (left-padded batches)."""
@@ -447,6 +509,11 @@ def main():
     p.add_argument("--prompt-decay-steps", type=int, default=0, help="steps (from the run's start) of the prompt-weight decay")
     p.add_argument("--frame-weight", type=float, default=1.0,
                    help="loss weight of the reply's fixed frame (explanation, <answer> tag) next to the answer's 1")
+    p.add_argument("--probe-every", type=int, default=0,
+                   help="every this many steps (a multiple of --log-every), greedy replies on a few --probe-set examples, logged as 'probe'")
+    p.add_argument("--probe-set", default=None, help="held-out eval set (make-eval-set.ts) for the greedy probe")
+    p.add_argument("--probe-per-task", type=int, default=4)
+    p.add_argument("--probe-max-length", type=int, default=4096, help="probe at each task's shortest eval length up to this")
     p.add_argument("--first-chunk", type=int, default=0, help="chunk of the run's first step (a resumed run's fresh data)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--mlp", type=int, default=768)
@@ -465,6 +532,8 @@ def main():
     args = p.parse_args()
     if args.prompt_weight_final is None:
         args.prompt_weight_final = args.prompt_weight
+    if args.probe_every and (not args.probe_set or args.probe_every % args.log_every):
+        p.error("--probe-every needs --probe-set and a multiple of --log-every")
 
     from transformers import LlamaForCausalLM
 
