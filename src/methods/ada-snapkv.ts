@@ -104,7 +104,7 @@ export const adaSnapKvMethod: MethodDescriptor = {
     return { decode: new AdaSnapKvDecode(parseSnapKv('ada_snapkv', options), ratio) };
   },
   estimationFlops(shape, n, params) {
-    const W = typeof params?.observationWindow === 'number' ? params.observationWindow : 256;
+    const W = Number(params.observationWindow);
     return { atPrefill: windowEstimateFlops(shape.numHeads, shape.numKvHeads, shape.headDim, n, W), perDecodeToken: 0 };
   },
   describeBudget(n, options) {

@@ -189,7 +189,7 @@ export const blockSparseMethod: MethodDescriptor = {
     return { prefill: new BlockSparsePrefill(chunkSize, options.sparsity, topChunks) };
   },
   estimationFlops(shape, n, params) {
-    const c = typeof params?.chunkSize === 'number' ? params.chunkSize : 16;
+    const c = Number(params.chunkSize);
     const B = Math.ceil(n / c);
     const D = shape.headDim;
     // Pooling: one add per element of q (per query head) and k (per KV head); pooled scores over the

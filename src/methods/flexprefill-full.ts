@@ -299,7 +299,7 @@ export const flexPrefillFullMethod: MethodDescriptor = {
     return { prefill: new FlexPrefillFullPrefill(parse(options)) };
   },
   estimationFlops(shape, n, params) {
-    const b = typeof params?.blockSize === 'number' ? params.blockSize : 128;
+    const b = Number(params.blockSize);
     const A = Math.min(b, n), nb = Math.ceil(n / b), D = shape.headDim;
     const lastBlock = shape.numHeads * (A * n - (A * (A - 1)) / 2) * (2 * D + 7);
     const pooling = (shape.numHeads + shape.numKvHeads) * n * D;

@@ -154,7 +154,7 @@ export const flexPrefillMethod: MethodDescriptor = {
     return { prefill: new FlexPrefillPrefill(p.approximationSize, p.minBudget, options.sparsity, p.alpha) };
   },
   estimationFlops(shape, n, params) {
-    const A = typeof params?.approximationSize === 'number' ? params.approximationSize : 512;
+    const A = Number(params.approximationSize);
     return { atPrefill: lastQueryEstimateFlops(shape.numHeads, shape.headDim, n, A), perDecodeToken: 0 };
   },
   describeBudget(n, options): BudgetDescription {

@@ -30,7 +30,7 @@ import { blockSparseMethod } from './block-sparse.js';
 import { questMethod } from './quest.js';
 import { snapKvMethod } from './snapkv.js';
 import { adaSnapKvMethod } from './ada-snapkv.js';
-import { resolveOptions } from './options.js';
+import { paramsWithDefaults, resolveOptions } from './options.js';
 import type { BudgetDescription, EstimationFlops, HeadShape, MethodDescriptor, PlanOptions } from './types.js';
 
 export type {
@@ -77,5 +77,6 @@ export function describeBudget(methodId: string, n: number, options: PlanOptions
 }
 
 export function estimationFlops(methodId: string, shape: HeadShape, n: number, params?: Record<string, unknown>): EstimationFlops {
-  return getMethod(methodId).estimationFlops(shape, n, params);
+  const method = getMethod(methodId);
+  return method.estimationFlops(shape, n, paramsWithDefaults(method, params));
 }

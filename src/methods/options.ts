@@ -30,6 +30,20 @@ function checkParam(methodId: string, spec: ParamSpec, value: unknown): number |
 }
 
 /**
+ * The parameter values a cost estimate reads: each declared parameter's given value when it is a
+ * number, otherwise its declared default. Lenient on purpose (FLOPs accounting runs over stored
+ * experiment rows, which resolveOptions already validated when the run started).
+ */
+export function paramsWithDefaults(method: MethodDescriptor, given: Record<string, unknown> = {}): ParamValues {
+  const values: ParamValues = {};
+  for (const spec of method.params) {
+    const v = given[spec.name];
+    values[spec.name] = typeof v === 'number' ? v : spec.default;
+  }
+  return values;
+}
+
+/**
  * Fill defaults, reject unknown parameters, and decide what sets the budget: exactly one of
  * `sparsity` or the method's budget parameters (dense takes neither, or sparsity 0).
  */

@@ -213,7 +213,7 @@ export const questMethod: MethodDescriptor = {
     return { decode: new QuestDecode(p.pageSize, options.sparsity, p.tokenBudget, p.sharePages) };
   },
   estimationFlops(shape, n, params) {
-    const P = typeof params?.pageSize === 'number' ? params.pageSize : 16;
+    const P = Number(params.pageSize);
     const D = shape.headDim;
     // Bounds: one compare for min and one for max per key element; scoring: two products, a max and
     // an add per page element per query head.

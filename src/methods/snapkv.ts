@@ -73,7 +73,7 @@ export const snapKvMethod: MethodDescriptor = {
     return { decode: new SnapKvDecode(parseSnapKv('snapkv', options)) };
   },
   estimationFlops(shape, n, params) {
-    const W = typeof params?.observationWindow === 'number' ? params.observationWindow : 256;
+    const W = Number(params.observationWindow);
     return { atPrefill: windowEstimateFlops(shape.numHeads, shape.numKvHeads, shape.headDim, n, W), perDecodeToken: 0 };
   },
   describeBudget(n, options) {

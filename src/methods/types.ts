@@ -120,7 +120,8 @@ export interface MethodDescriptor {
    */
   budgetParams: string[];
   create(options: ResolvedOptions): MethodObjects;
-  estimationFlops(shape: HeadShape, n: number, params?: Record<string, unknown>): EstimationFlops;
+  /** `params` holds every declared parameter: the given value where numeric, else its declared default. */
+  estimationFlops(shape: HeadShape, n: number, params: ParamValues): EstimationFlops;
   describeBudget(n: number, options: ResolvedOptions): BudgetDescription;
 }
 

@@ -124,7 +124,7 @@ export const verticalSlashMethod: MethodDescriptor = {
     return { prefill: new VerticalSlashPrefill(p.approximationSize, options.sparsity, p.verticalSize, p.slashSize) };
   },
   estimationFlops(shape, n, params) {
-    const A = typeof params?.approximationSize === 'number' ? params.approximationSize : 256;
+    const A = Number(params.approximationSize);
     return { atPrefill: lastQueryEstimateFlops(shape.numHeads, shape.headDim, n, A), perDecodeToken: 0 };
   },
   describeBudget(n, options): BudgetDescription {
