@@ -13,7 +13,7 @@ import { SinkLocalDecode } from '../../src/methods/sink-local.js';
 import { createAttentionPlan } from '../../src/methods/index.js';
 import type { SnapKvSettings } from '../../src/methods/snapkv-importance.js';
 import { DenseDecode } from '../../src/methods/dense.js';
-import { achievedSparsity, cacheOf, maxAbsDiff, randomArray, rng, runDecode, synthetic, type Synthetic } from './helpers.js';
+import { achievedSparsity, cacheOf, causalSoftmaxRow, maxAbsDiff, randomArray, rng, runDecode, synthetic, type Synthetic } from './helpers.js';
 
 test('Quest: the page bound is never below the true q.k of any key in the page (property)', () => {
   fc.assert(fc.property(
@@ -134,22 +134,12 @@ const snapSettings = (over: Partial<SnapKvSettings> = {}): SnapKvSettings => ({
 /** Brute-force SnapKV importance of one KV head ('mean' over group, summed over the window). */
 function referenceImportance(data: Synthetic, kvh: number, W: number, mode: 'mean' | 'max'): number[] {
   const { n, shape } = data;
-  const { numHeads: H, numKvHeads: Hkv, headDim: D, scale } = shape;
-  const g = H / Hkv;
+  const g = shape.numHeads / shape.numKvHeads;
   const imp = new Array<number>(n).fill(0);
   for (let j = 0; j < g; j++) {
     const h = kvh * g + j;
     for (let q = n - W; q < n; q++) {
-      const s: number[] = [];
-      for (let k = 0; k <= q; k++) {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += data.queries[(q * H + h) * D + d] * data.keys[(k * Hkv + kvh) * D + d];
-        s.push(dot * scale);
-      }
-      const max = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - max));
-      const sum = e.reduce((a, b) => a + b, 0);
-      e.forEach((w, k) => { imp[k] = mode === 'mean' ? imp[k] + w / sum / g : Math.max(imp[k], w / sum); });
+      causalSoftmaxRow(data, h, q).forEach((p, k) => { imp[k] = mode === 'mean' ? imp[k] + p / g : Math.max(imp[k], p); });
     }
   }
   return imp;

@@ -39,6 +39,25 @@ export function synthetic(n: number, H: number, Hkv: number, D: number, seed: nu
   };
 }
 
+/**
+ * Brute-force attention probabilities of query q (head h) over keys 0..q, straight from the
+ * synthetic q/k: the reference the importance estimates are checked against.
+ */
+export function causalSoftmaxRow(data: Synthetic, h: number, q: number): number[] {
+  const { numHeads: H, numKvHeads: Hkv, headDim: D, scale } = data.shape;
+  const kvh = Math.floor(h / (H / Hkv));
+  const s: number[] = [];
+  for (let k = 0; k <= q; k++) {
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += data.queries[(q * H + h) * D + d] * data.keys[(k * Hkv + kvh) * D + d];
+    s.push(dot * scale);
+  }
+  const max = Math.max(...s);
+  const e = s.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((w) => w / sum);
+}
+
 export function cacheOf(data: Synthetic, rows = data.n): LayerKvCache {
   const { numKvHeads: Hkv, headDim: D } = data.shape;
   const cache = new LayerKvCache(Hkv, D, rows);

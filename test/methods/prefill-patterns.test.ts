@@ -10,7 +10,7 @@ import { FlexPrefillPrefill } from '../../src/methods/flexprefill.js';
 import { BlockSparsePrefill, closedFormSparsity, topChunksForSparsity } from '../../src/methods/block-sparse.js';
 import { SinkLocalPrefill } from '../../src/methods/sink-local.js';
 import { VerticalSlashBuilder, type VerticalSlashLayout } from '../../src/methods/vertical-slash-pattern.js';
-import { type Synthetic, maskedReference, maxAbsDiff, rng, runPrefill, synthetic } from './helpers.js';
+import { type Synthetic, causalSoftmaxRow, maskedReference, maxAbsDiff, rng, runPrefill, synthetic } from './helpers.js';
 
 /** The original index conversion, written as its loop (one 64-row block): block starts and columns. */
 function referenceConvert(m: number, cols: number[], offs: number[]): { blocks: number[]; columns: number[] } {
@@ -101,23 +101,12 @@ function shuffledRanks(n: number, forced: number, r: () => number): Int32Array {
 
 /** Brute-force last-query estimate of one head: column sums and diagonal sums. */
 function referenceEstimate(data: Synthetic, h: number, A: number): { vertical: number[]; slash: number[] } {
-  const { n, shape } = data;
-  const { numHeads: H, numKvHeads: Hkv, headDim: D, scale } = shape;
-  const kvh = Math.floor(h / (H / Hkv));
+  const { n } = data;
   const vertical = new Array<number>(n).fill(0), slash = new Array<number>(n).fill(0);
   for (let q = n - A; q < n; q++) {
-    const s: number[] = [];
-    for (let k = 0; k <= q; k++) {
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += data.queries[(q * H + h) * D + d] * data.keys[(k * Hkv + kvh) * D + d];
-      s.push(dot * scale);
-    }
-    const max = Math.max(...s);
-    const e = s.map((x) => Math.exp(x - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    e.forEach((w, k) => {
-      vertical[k] += w / sum;
-      slash[q - k] += w / sum;
+    causalSoftmaxRow(data, h, q).forEach((p, k) => {
+      vertical[k] += p;
+      slash[q - k] += p;
     });
   }
   return { vertical, slash };
