@@ -7,6 +7,7 @@
 import { emptyAttentionCounts, type AttentionCounts } from '../../engine/forward-state.js';
 import type { SequenceResult, StopReason, TextGenerateOptions, TextResult } from '../../engine/generate.js';
 import type { TextTokenizer } from '../../engine/tokenizer.js';
+import { PlanDeviceAttention } from './methods/plan.js';
 import type { CudaTransformerModel } from './model.js';
 
 export interface DeviceGenerateOptions {
@@ -42,9 +43,12 @@ export function generateTokensOnDevice(model: CudaTransformerModel, prompts: num
   const stops = new Set(options.stopTokenIds ?? []);
   const maxNew = options.maxNewTokens;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`max new tokens must be a non-negative integer, got ${maxNew}`);
-  const chunkSize = options.chunkSize ?? 4096;
+  // A method plan (methods/plan.ts) counts the pairs its methods attended; plain dense attention is counted here.
+  const plan = model.attention instanceof PlanDeviceAttention ? model.attention : null;
   return prompts.map((prompt, i) => {
     if (prompt.length === 0) throw new Error(`prompt ${i} is empty`);
+    const chunkSize = plan?.requiresWholePrompt ? prompt.length : options.chunkSize ?? 4096;
+    plan?.startSequence(prompt.length);
     const seq = model.newSequence(prompt.length + Math.max(1, maxNew));
     const tokenIds: number[] = [];
     let stopReason: StopReason = 'max-new-tokens';
@@ -69,10 +73,11 @@ export function generateTokensOnDevice(model: CudaTransformerModel, prompts: num
       const decodeSeconds = now() - t1;
       return {
         tokenIds, promptTokens: prompt.length, generatedTokens: tokenIds.length, stopReason, prefillSeconds, decodeSeconds,
-        counts: denseCounts(model, prompt.length, tokenIds.length),
+        counts: plan ? plan.sequenceCounts() : denseCounts(model, prompt.length, tokenIds.length),
       };
     } finally {
       model.rt.synchronize();
+      plan?.reset();
       seq.release();
     }
   });
