@@ -7,8 +7,8 @@
  * done, so an interruption loses at most the one in flight.
  *
  * Used in-process by runExperiment and, with --jobs, by each worker process (runner-worker.ts).
- * With backend cuda (dense configurations only, see backend.ts) each example generates on the GPU
- * model (device-engine.ts) instead, with no shared prefill.
+ * With backend cuda (see backend.ts) each example generates on the GPU model (device-engine.ts) under
+ * its configuration's GPU method pair instead, with no shared prefill.
  */
 import { createHash } from 'node:crypto';
 import type { AttentionPlan } from '../engine/attention.js';
@@ -18,14 +18,14 @@ import { type PrefilledSequence, type SequenceResult, collectStopTokenIds, conti
 import { SequenceState } from '../engine/forward-state.js';
 import { TransformerModel } from '../engine/model.js';
 import type { ModelConfig } from '../engine/model-config.js';
-import { createAttentionPlan, estimationFlops } from '../methods/index.js';
+import { createAttentionPlan, estimationFlops, type PlanOptions } from '../methods/index.js';
 import { DensePrefill, densePlan } from '../methods/dense.js';
 import type { Task, TaskExample } from '../tasks/types.js';
 import { exampleFlops, decodeSteps, type FlopsModelShape } from './flops.js';
 import { type ExampleRecord, type HeadDetail, type PairCounts, type PhaseHeadDetail, ResultsDb } from './results-db.js';
 import type { ExperimentConfiguration, ModelRef } from './spec.js';
-import { type ResolvedBackend, SPARSE_ON_GPU_PENDING, runsDenseOnly } from './backend.js';
-import type { DenseDeviceEngine } from './device-engine.js';
+import type { ResolvedBackend } from './backend.js';
+import type { DeviceEngine } from './device-engine.js';
 
 export type TaskLookup = (name: string) => Task<Record<string, unknown>, unknown>;
 
@@ -104,13 +104,29 @@ export function methodEstimation(cfg: ModelConfig, c: ExperimentConfiguration, i
   return { prefill: perLayer.atPrefill * layers, decode: perLayer.perDecodeToken * layers * decodeSteps(outputTokens) };
 }
 
+/** The registry options of the configuration's method (none for dense). */
+export function methodOptionsFor(c: ExperimentConfiguration): PlanOptions {
+  return c.phase === 'dense' ? {} : { sparsity: c.requestedSparsity ?? undefined, params: c.params };
+}
+
 /** The configuration's methods: sparse in its phase, dense in the other (dense in both for dense). */
 export function planFor(c: ExperimentConfiguration): AttentionPlan {
   try {
-    return createAttentionPlan(c.method, c.phase === 'dense' ? {} : { sparsity: c.requestedSparsity ?? undefined, params: c.params });
+    return createAttentionPlan(c.method, methodOptionsFor(c));
   } catch (e) {
     throw new Error(`configuration ${c.key}: ${(e as Error).message}`);
   }
+}
+
+/** One example on the GPU model under the configuration's method pair (device-engine.ts). */
+function generateOnDevice(device: DeviceEngine, c: ExperimentConfiguration, prompt: number[], stopTokenIds: number[]): SequenceResult {
+  const methodOptions = methodOptionsFor(c);
+  try {
+    device.check(c.method, methodOptions);
+  } catch (e) {
+    throw new Error(`configuration ${c.key}: ${(e as Error).message}`);
+  }
+  return device.generate(prompt, { maxNewTokens: c.maxNewTokens, stopTokenIds, chunkSize: c.chunkSize, method: c.method, methodOptions });
 }
 
 /** What running one example needs from the loaded model. */
@@ -118,7 +134,7 @@ interface ModelContext {
   /** The CPU engine's model (backend cpu); null on the GPU. */
   model: TransformerModel | null;
   /** The GPU model (backend cuda); null on the CPU. */
-  device: DenseDeviceEngine | null;
+  device: DeviceEngine | null;
   ckpt: Checkpoint;
   stopTokenIds: number[];
   /** Layers the methods act on (full attention); sliding layers always run dense. */
@@ -220,7 +236,7 @@ export class SlotRunner {
     const ckpt = loadCheckpoint(ref.path);
     this.db.recordModel(ref.name, ckpt.dir, flopsShape(ckpt.config));
     const allLayers = ckpt.config.layerTypes.map((_, l) => l);
-    const device = this.onDevice ? await (await import('./device-engine.js')).openDenseDeviceEngine(ckpt) : null;
+    const device = this.onDevice ? await (await import('./device-engine.js')).openDeviceEngine(ckpt) : null;
     const ctx = {
       model: device ? null : new TransformerModel(ckpt.config, ckpt.weights),
       device,
@@ -268,9 +284,7 @@ export class SlotRunner {
       if (events.shouldStop()) return false;
       let res: SequenceResult;
       if (ctx.device) {
-        // backend.ts refuses sparse experiments on cuda; this guards a slot built some other way.
-        if (!runsDenseOnly(c)) throw new Error(`configuration ${c.key}: ${SPARSE_ON_GPU_PENDING}`);
-        res = ctx.device.generate(ex.inputIds, { maxNewTokens: c.maxNewTokens, stopTokenIds: ctx.stopTokenIds, chunkSize: c.chunkSize });
+        res = generateOnDevice(ctx.device, c, ex.inputIds, ctx.stopTokenIds);
       } else if (sharing.some((d) => d.c === c)) {
         shared ??= sharedDensePrefill(ctx, ex.inputIds, c.chunkSize, Math.max(0, ...sharing.map((d) => d.plan.decode.observationWindow)));
         res = continueFromShared(ctx, shared, plan, c);

@@ -1,7 +1,8 @@
 /**
  * Backend selection for experiments (src/experiments/backend.ts) on a machine without a GPU: the
- * resolution rules with stand-in probes (GPU present or not), the refusal naming the sparse methods,
- * auto falling back to the CPU and saying why, and `run --backend` overriding the file's backend.
+ * resolution rules with stand-in probes (GPU present or not) and stand-in GPU method lists, the
+ * refusal naming the methods without a GPU implementation, auto falling back to the CPU and saying
+ * why, and `run --backend` overriding the file's backend.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { Command } from 'commander';
 import { isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import type { CudaProbe } from '../../src/backends/cuda/availability.js';
 import { registerRun, resumeCommand } from '../../src/cli/commands/run.js';
-import { SPARSE_ON_GPU_PENDING, chooseRunBackend, parseRunBackend, sparseMethodsOf } from '../../src/experiments/backend.js';
+import { chooseRunBackend, parseRunBackend, sparseMethodsOf } from '../../src/experiments/backend.js';
 import { ResultsDb } from '../../src/experiments/results-db.js';
 import { runExperiment } from '../../src/experiments/runner.js';
 import { type ExperimentSpecInput, expandExperiment, parseExperimentSpec } from '../../src/experiments/spec.js';
@@ -28,6 +29,8 @@ function probeOf(result: CudaProbe): { probe: () => Promise<CudaProbe>; calls: (
 }
 const withGpu = (): ReturnType<typeof probeOf> => probeOf({ available: true, devices: 1 });
 const withoutGpu = (): ReturnType<typeof probeOf> => probeOf({ available: false, reason: 'no driver in this test' });
+/** A stand-in GPU method registry holding these methods (dense always). */
+const gpuHas = (...methods: string[]) => async () => ['dense', ...methods];
 
 const base: ExperimentSpecInput = { models: ['m'], tasks: ['echo'], lengths: [64], examples: 1 };
 const denseOnly = expandExperiment(parseExperimentSpec(base));
@@ -46,17 +49,23 @@ test('cpu never probes the GPU', async () => {
   assert.equal(p.calls(), 0);
 });
 
-test('cuda: dense-only runs on the GPU; sparse methods are refused by name; no GPU is an error with the reason', async () => {
+test('cuda: dense-only and GPU-implemented methods run on the GPU; the others are refused by name; no GPU is an error with the reason', async () => {
   const yes = withGpu();
-  assert.equal((await chooseRunBackend('cuda', denseOnly, yes.probe)).backend, 'cuda');
-  await assert.rejects(chooseRunBackend('cuda', mixed, yes.probe), (e: Error) =>
-    e.message.startsWith('backend: cuda cannot run this experiment') && e.message.includes(SPARSE_ON_GPU_PENDING) &&
-    ['quest', 'block_sparse', 'snapkv'].every((m) => e.message.includes(m)));
+  assert.equal((await chooseRunBackend('cuda', denseOnly, yes.probe, gpuHas())).backend, 'cuda');
+  const all = await chooseRunBackend('cuda', mixed, yes.probe, gpuHas('quest', 'block_sparse', 'snapkv'));
+  assert.equal(all.backend, 'cuda');
+  assert.match(all.note ?? '', /^backend cuda: CUDA \(1 device; dense and .*quest.* on the GPU model\)$/);
+  const refused = withGpu();
+  await assert.rejects(chooseRunBackend('cuda', mixed, refused.probe, gpuHas('block_sparse')), (e: Error) =>
+    e.message.startsWith('backend: cuda cannot run this experiment: these methods have no GPU implementation yet: ') &&
+    e.message.includes('quest') && e.message.includes('snapkv') && !/yet: [^(]*block_sparse/.test(e.message) &&
+    e.message.includes('(methods on the GPU: dense, block_sparse)'));
+  assert.equal(refused.calls(), 0, 'refused before probing');
   const no = withoutGpu();
   await assert.rejects(chooseRunBackend('cuda', denseOnly, no.probe), /^Error: backend: cuda: no usable CUDA device \(no driver in this test\)$/);
 });
 
-test('auto: the GPU for dense-only when usable, else the CPU with the reason; sparse experiments stay on the CPU unprobed', async () => {
+test('auto: the GPU when usable and every method runs there, else the CPU with the reason; methods without a GPU implementation stay on the CPU unprobed', async () => {
   const yes = withGpu();
   const onGpu = await chooseRunBackend('auto', denseOnly, yes.probe);
   assert.equal(onGpu.backend, 'cuda');
@@ -64,10 +73,13 @@ test('auto: the GPU for dense-only when usable, else the CPU with the reason; sp
   const no = withoutGpu();
   assert.deepEqual(await chooseRunBackend('auto', denseOnly, no.probe), { backend: 'cpu', note: 'backend auto: CPU (no usable CUDA device: no driver in this test)' });
   const sparse = withGpu();
-  const fallback = await chooseRunBackend('auto', mixed, sparse.probe);
+  const fallback = await chooseRunBackend('auto', mixed, sparse.probe, gpuHas('quest'));
   assert.equal(fallback.backend, 'cpu');
-  assert.ok(fallback.note?.includes(SPARSE_ON_GPU_PENDING) && fallback.note.includes('quest'), fallback.note ?? '');
+  assert.equal(fallback.note, 'backend auto: CPU (no GPU implementation yet for block_sparse, snapkv)');
   assert.equal(sparse.calls(), 0, 'no probe when the answer is the CPU anyway');
+  const all = withGpu();
+  assert.equal((await chooseRunBackend('auto', mixed, all.probe, gpuHas('quest', 'block_sparse', 'snapkv'))).backend, 'cuda');
+  assert.equal(all.calls(), 1);
 });
 
 test('--backend accepts cpu, cuda, auto only', () => {
@@ -95,10 +107,11 @@ function outputs(dir: string): string[] {
   }
 }
 
-test('runner: cuda with sparse methods is refused before anything is written', async () => {
-  const { root, spec } = tinyExperiment({ methods: ['quest'], sparsities: [0.5] });
+test('runner: cuda with a method the GPU registry lacks is refused before anything is written', async () => {
+  // flexprefill_full (the full-attention-estimate variant) has no GPU implementation.
+  const { root, spec } = tinyExperiment({ methods: ['flexprefill_full'], sparsities: [0.5] });
   const dir = join(root, 'refused');
-  await assert.rejects(runExperiment({ dir, spec, getTask, backend: 'cuda' }), new RegExp(`backend: cuda cannot run this experiment: ${SPARSE_ON_GPU_PENDING}, and these methods are sparse: quest`));
+  await assert.rejects(runExperiment({ dir, spec, getTask, backend: 'cuda' }), /backend: cuda cannot run this experiment: these methods have no GPU implementation yet: flexprefill_full \(methods on the GPU: dense/);
   assert.equal(existsSync(join(dir, 'results.sqlite')), false);
 });
 
