@@ -18,8 +18,11 @@ test('without a GPU: auto falls back to the CPU, cuda refuses with the reason', 
   await assert.rejects(runOnCudaIfChosen({ ...base, backend: 'cuda' }), /--backend cuda: no usable CUDA device/);
 });
 
-test('with a GPU: a sparse --method is refused on the GPU path', { skip: isCudaAvailable() ? false : 'no CUDA device here' }, async () => {
-  await assert.rejects(runOnCudaIfChosen({ ...base, backend: 'cuda', method: 'quest' }), /dense attention only/);
+test('with a GPU: a --method without a GPU implementation is refused on cuda, left to the CPU on auto', { skip: isCudaAvailable() ? false : 'no CUDA device here' }, async () => {
+  const missing = { ...base, method: 'flexprefill_full', sparsity: '0.5' };
+  await assert.rejects(runOnCudaIfChosen({ ...missing, backend: 'cuda' }), /--backend cuda: flexprefill_full: no GPU implementation yet/);
+  assert.equal(await runOnCudaIfChosen({ ...missing, backend: 'auto' }), false);
+  await assert.rejects(runOnCudaIfChosen({ ...base, backend: 'cuda', method: 'quest', sparsity: '1.5' }), /--sparsity must be a number in \[0, 1\), got "1.5"/);
 });
 
 /**

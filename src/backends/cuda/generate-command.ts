@@ -4,6 +4,9 @@
  * loads the checkpoint onto the GPU, generates and prints what the CPU path prints. The CUDA modules
  * are imported only here, so the CPU path never loads the driver bindings.
  */
+import { createAttentionPlan } from '../../methods/index.js';
+import type { PlanOptions } from '../../methods/types.js';
+
 export interface BackendChoiceOptions {
   backend: string;
   model: string;
@@ -12,6 +15,7 @@ export interface BackendChoiceOptions {
   chat?: boolean;
   chunkSize: string;
   method: string;
+  sparsity?: string;
 }
 
 export const BACKENDS = ['cpu', 'cuda', 'auto'] as const;
@@ -26,7 +30,13 @@ export async function runOnCudaIfChosen(opts: BackendChoiceOptions, out: { write
     process.stderr.write(`backend auto: CPU (no usable CUDA device: ${cudaUnavailableReason()})\n`);
     return false;
   }
-  if (opts.method !== 'dense') throw new Error(`--backend ${opts.backend}: the GPU model runs dense attention only so far; use --backend cpu for --method ${opts.method}`);
+  const methodOptions = methodOptionsOf(opts);
+  const { checkDeviceMethod, createDeviceAttentionPlan, hasDeviceMethod, noDeviceMethodMessage } = await import('./methods/index.js');
+  if (!hasDeviceMethod(opts.method)) {
+    if (opts.backend === 'cuda') throw new Error(`--backend cuda: ${noDeviceMethodMessage(opts.method)}`);
+    process.stderr.write(`backend auto: CPU (${noDeviceMethodMessage(opts.method)})\n`);
+    return false;
+  }
   if (opts.backend === 'auto') process.stderr.write('backend auto: CUDA\n');
   const maxNewTokens = Number(opts.maxNewTokens);
   const chunkSize = Number(opts.chunkSize);
@@ -39,19 +49,22 @@ export async function runOnCudaIfChosen(opts: BackendChoiceOptions, out: { write
   const { CudaTransformerModel } = await import('./model.js');
   const { StoreWeightSource } = await import('./weight-source.js');
   const { generateTextOnDevice } = await import('./generate.js');
+  const { PlanDeviceAttention } = await import('./methods/plan.js');
   const ckpt = loadCheckpoint(opts.model);
+  checkDeviceMethod(ckpt.config, opts.method, methodOptions);
   const rt = new CudaRuntime();
   try {
     const t0 = performance.now();
     const source = new StoreWeightSource(rt, ckpt.weights);
-    const model = new CudaTransformerModel(rt, ckpt.config, source);
+    const plan = PlanDeviceAttention.onDevice(rt, ckpt.config, createDeviceAttentionPlan(rt, ckpt.config, opts.method, methodOptions));
+    const model = new CudaTransformerModel(rt, ckpt.config, source, plan);
     const loadSeconds = (performance.now() - t0) / 1000;
     const results = generateTextOnDevice(model, ckpt.tokenizer, opts.prompt, { maxNewTokens, chunkSize, chat: opts.chat, stopTokenIds: ckpt.stopTokenIds });
     const fullLayers = ckpt.config.layerTypes.flatMap((t, l) => (t === 'full' ? [l] : []));
     const H = ckpt.config.numHeads;
     out.write(
       `model ${ckpt.config.hfArchitecture} from ${ckpt.dir} on ${rt.cuda.info.name} (${(model.weightBytes / 2 ** 30).toFixed(2)} GiB bf16 weights, ` +
-        `${source.counts.raw} tensors uploaded as stored, ${source.counts.converted} converted, in ${loadSeconds.toFixed(2)} s); attention: dense\n`,
+        `${source.counts.raw} tensors uploaded as stored, ${source.counts.converted} converted, in ${loadSeconds.toFixed(2)} s); attention: ${attentionLabel(plan.id)}\n`,
     );
     results.forEach((r, i) => {
       if (results.length > 1) out.write(`\n--- prompt ${i + 1} ---\n`);
@@ -64,11 +77,30 @@ export async function runOnCudaIfChosen(opts: BackendChoiceOptions, out: { write
           `decode ${achievedSparsity(r.counts.decode, fullLayers, H).toFixed(3)}]\n`,
       );
     });
+    plan.dispose();
     model.dispose();
   } finally {
     rt.dispose();
   }
   return true;
+}
+
+/** --method and --sparsity as registry options, with the CPU registry's errors for bad ones. */
+function methodOptionsOf(opts: BackendChoiceOptions): PlanOptions {
+  if (opts.method === 'dense') return {};
+  let sparsity: number | undefined;
+  if (opts.sparsity !== undefined) {
+    sparsity = Number(opts.sparsity);
+    if (!(sparsity >= 0 && sparsity < 1)) throw new Error(`--sparsity must be a number in [0, 1), got "${opts.sparsity}"`);
+  }
+  createAttentionPlan(opts.method, { sparsity });
+  return { sparsity };
+}
+
+/** "dense/dense" → "dense"; otherwise "prefill X, decode Y" as the CPU path prints it. */
+function attentionLabel(planId: string): string {
+  const [prefill, decode] = planId.split('/');
+  return prefill === 'dense' && decode === 'dense' ? 'dense' : `prefill ${prefill}, decode ${decode}`;
 }
 
 function rate(tokens: number, seconds: number): string {

@@ -45,7 +45,7 @@ export function registerGenerate(program: Command): void {
     .option('--kernel <name>', `matmul kernel: ${MATMUL_KERNELS.join(', ')}`, 'auto')
     .option('--method <id>', 'attention method (see `sparse-frontier methods`); dense in the phase it does not cover', 'dense')
     .option('--sparsity <s>', 'target sparsity in [0, 1) for a sparse --method')
-    .option('--backend <name>', 'cpu, cuda (whole model on the GPU, dense attention) or auto (cuda when a GPU is usable)', 'cpu')
+    .option('--backend <name>', 'cpu, cuda (whole model on the GPU; dense and the methods of docs/gpu-methods.md) or auto (cuda when a GPU is usable and runs the method)', 'cpu')
     .action(async (opts: GenerateCliOptions) => {
       if (await runOnCudaIfChosen(opts)) return;
       const maxNewTokens = positiveInt(opts.maxNewTokens, '--max-new-tokens', true);
