@@ -1,0 +1,99 @@
+// Quest on the device (src/methods/quest.ts is the reference):
+//   quest_update_bounds: element-wise min and max of the keys of pages [firstPage, firstPage + grid.x)
+//                        over rows [page·P, min(rowsEnd, page·P + P)): a decode step refreshes only the
+//                        page that gained its row, the first call covers the whole prompt.
+//   quest_page_scores:   per unit (a KV head's group with share_pages, else one query head) and page
+//                        before the current one, sum over the unit's query heads and d of
+//                        max(q_d·min_d, q_d·max_d); one warp per page.
+//   quest_select_pages:  per unit, the top k pages (ties: lower page first) written in ascending order
+//                        as the segment list segment-decode.cu reads (each page one segment of P rows).
+//
+// Layouts:
+//   k          : [Hkv, kvStride, D] bf16           q : [H, D] bf16
+//   pageMin/Max: [Hkv, pageStride, D] bf16 (min and max of bf16 values are bf16 values: exact)
+//   scores     : [units, scoreStride] fp32
+//   segs       : int32 [units, segStride]: count, list rows, then (first row, first logical row) pairs
+// Unit u reads query heads [u·heads, (u + 1)·heads) and KV head u·heads / g.
+#include "common.cuh"
+#include "top-k.cuh"
+
+namespace {
+constexpr int SELECT_THREADS = 512;
+constexpr int SCORE_WARPS = 8;
+constexpr int MAX_HEAD_DIM = 128;
+constexpr int MAX_UNIT_HEADS = 8;
+}  // namespace
+
+// grid (pages to refresh, Hkv), block (D).
+extern "C" __global__ void quest_update_bounds(const bf16_t* __restrict__ k, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax,
+                                               int D, int kvStride, int pageStride, int pageSize, int firstPage, int rowsEnd) {
+  const int page = firstPage + blockIdx.x;
+  const int hk = blockIdx.y;
+  const int d = threadIdx.x;
+  const int r0 = page * pageSize;
+  const int r1 = min(rowsEnd, r0 + pageSize);
+  const bf16_t* col = k + (size_t)hk * kvStride * D + d;
+  float mn = bf16_to_f32(col[(size_t)r0 * D]), mx = mn;
+  for (int r = r0 + 1; r < r1; ++r) {
+    const float x = bf16_to_f32(col[(size_t)r * D]);
+    mn = fminf(mn, x);
+    mx = fmaxf(mx, x);
+  }
+  const size_t at = ((size_t)hk * pageStride + page) * D + d;
+  pageMin[at] = f32_to_bf16(mn);
+  pageMax[at] = f32_to_bf16(mx);
+}
+
+// grid (ceil(pages / (SCORE_WARPS·pagesPerWarp)), units), block (32·SCORE_WARPS).
+extern "C" __global__ void __launch_bounds__(32 * SCORE_WARPS) quest_page_scores(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax, float* __restrict__ scores,
+    int D, int g, int unitHeads, int pageStride, int pages, int pagesPerWarp, int scoreStride) {
+  __shared__ float qs[MAX_UNIT_HEADS][MAX_HEAD_DIM];
+  const int unit = blockIdx.y;
+  const int h0 = unit * unitHeads;
+  const int hk = h0 / g;
+  for (int i = threadIdx.x; i < unitHeads * D; i += blockDim.x) qs[i / D][i % D] = bf16_to_f32(q[(size_t)h0 * D + i]);
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int firstPage = (blockIdx.x * SCORE_WARPS + warp) * pagesPerWarp;
+  const int lastPage = min(pages, firstPage + pagesPerWarp);
+  for (int page = firstPage; page < lastPage; ++page) {
+    const size_t at = ((size_t)hk * pageStride + page) * D;
+    float s = 0.f;
+    for (int d = lane; d < D; d += 32) {
+      const float mn = bf16_to_f32(pageMin[at + d]), mx = bf16_to_f32(pageMax[at + d]);
+      for (int j = 0; j < unitHeads; ++j) {
+        const float qd = qs[j][d];
+        s += fmaxf(qd * mn, qd * mx);
+      }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0) scores[(size_t)unit * scoreStride + page] = s;
+  }
+}
+
+// grid (units), block (SELECT_THREADS). k >= pages takes every page (then scores are not read).
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride) {
+  __shared__ TopKShared sh;
+  const int unit = blockIdx.x;
+  const float* row = scores + (size_t)unit * scoreStride;
+  int* list = segs + (size_t)unit * segStride;
+  const int take = min(k, pages);
+  auto writePage = [&](int page, int rank) {
+    list[2 + 2 * rank] = page * pageSize;
+    list[3 + 2 * rank] = rank * pageSize;
+  };
+  if (take >= pages) {
+    for (int page = threadIdx.x; page < pages; page += SELECT_THREADS) writePage(page, page);
+  } else if (take > 0) {
+    auto keyOf = [&](int i) { return topk_order_key(row[i]); };
+    const TopKCut cut = topk_cut<SELECT_THREADS>(pages, take, keyOf, sh);
+    topk_emit<SELECT_THREADS>(pages, cut, keyOf, writePage, sh);
+  }
+  if (threadIdx.x == 0) {
+    list[0] = take;
+    list[1] = take * pageSize;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Launchers for quest.cu: Quest's per-page key bounds kept up to date on the device, the page scores
+ * of a decode query and the top-k page selection written as segment lists for segment-decode.cu.
+ * Nothing comes back to the host: the budget k depends on the position only and is decided there.
+ */
+import type { DevicePtr } from '../context.js';
+import type { DeviceLayerKvCache } from '../kv-cache.js';
+import type { DeviceBuffer } from '../memory-pool.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+import type { SegmentLists } from './segment-decode.js';
+
+const SCORE_WARPS = 8;
+const SELECT_THREADS = 512;
+
+export interface QuestShape {
+  numHeads: number; // H
+  numKvHeads: number; // Hkv
+  headDim: number; // D: 64 or 128
+}
+
+/**
+ * One layer's page bounds: min and max of each page's keys per KV head, [Hkv, pageCapacity, D] bf16
+ * each, covering cache rows [0, coveredRows).
+ */
+export class DeviceQuestBounds {
+  readonly pageMin: DeviceBuffer;
+  readonly pageMax: DeviceBuffer;
+  readonly pageCapacity: number;
+  coveredRows = 0;
+
+  constructor(private readonly rt: CudaRuntime, shape: QuestShape, readonly pageSize: number, cacheCapacity: number) {
+    this.pageCapacity = Math.ceil(cacheCapacity / pageSize);
+    const bytes = shape.numKvHeads * this.pageCapacity * shape.headDim * 2;
+    this.pageMin = rt.pool.acquire(bytes);
+    this.pageMax = rt.pool.acquire(bytes);
+  }
+
+  release(): void {
+    this.rt.pool.release(this.pageMin);
+    this.rt.pool.release(this.pageMax);
+  }
+}
+
+export class QuestKernels {
+  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel } | null = null;
+  /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
+  readonly unitHeads: number;
+  readonly units: number;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean) {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
+    if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
+    if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
+    if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`quest: page size must be a positive integer (got ${pageSize})`);
+    const g = H / Hkv;
+    if (sharePages && g > 8) throw new Error(`quest: GQA group ${g} > 8 unsupported with shared pages`);
+    this.unitHeads = sharePages ? g : 1;
+    this.units = sharePages ? Hkv : H;
+  }
+
+  prepare() {
+    if (!this.kernels) {
+      const mod = this.rt.module('quest.cu', {});
+      this.kernels = {
+        bounds: mod.kernel('quest_update_bounds', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32']),
+      };
+    }
+    return this.kernels;
+  }
+
+  /** Folds cache rows [bounds.coveredRows, rows) into the bounds (only the pages they touch). */
+  updateBounds(bounds: DeviceQuestBounds, cache: DeviceLayerKvCache, rows: number): void {
+    if (rows > cache.length) throw new Error(`quest: bounds over ${rows} rows, the cache holds ${cache.length}`);
+    if (Math.ceil(rows / this.pageSize) > bounds.pageCapacity) throw new Error(`quest: ${rows} rows exceed the bounds' ${bounds.pageCapacity} pages`);
+    if (rows <= bounds.coveredRows) return;
+    const P = this.pageSize;
+    const firstPage = Math.floor(bounds.coveredRows / P);
+    const pages = Math.ceil(rows / P) - firstPage;
+    const { bounds: kernel } = this.prepare();
+    kernel.launch(
+      { grid: [pages, this.shape.numKvHeads, 1], block: [this.shape.headDim, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [cache.keys.ptr, bounds.pageMin.ptr, bounds.pageMax.ptr, this.shape.headDim, cache.capacity, bounds.pageCapacity, P, firstPage, rows],
+    );
+    bounds.coveredRows = rows;
+  }
+
+  /**
+   * Scores pages [0, pages) for the query q ([H, D] bf16) into scores ([units, scoreStride] fp32).
+   */
+  scorePages(q: DevicePtr, bounds: DeviceQuestBounds, pages: number, scores: DevicePtr, scoreStride: number): void {
+    if (pages <= 0) return;
+    if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
+    const { scores: kernel } = this.prepare();
+    // About four blocks per multiprocessor in all, each warp scoring a run of pages.
+    const sms = this.rt.cuda.info.multiprocessors;
+    const warpsWanted = Math.max(1, Math.floor((4 * sms * SCORE_WARPS) / this.units));
+    const pagesPerWarp = Math.max(1, Math.ceil(pages / warpsWanted));
+    const blocks = Math.ceil(pages / (SCORE_WARPS * pagesPerWarp));
+    const g = this.shape.numHeads / this.shape.numKvHeads;
+    kernel.launch(
+      { grid: [blocks, this.units, 1], block: [32 * SCORE_WARPS, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [q, bounds.pageMin.ptr, bounds.pageMax.ptr, scores, this.shape.headDim, g, this.unitHeads, bounds.pageCapacity, pages, pagesPerWarp, scoreStride],
+    );
+  }
+
+  /**
+   * Writes per unit the top k of pages [0, pages) (all of them when k >= pages, scores unread) as
+   * segments of pageSize rows, ascending, into `segments` (room for at least min(k, pages)).
+   */
+  selectPages(scores: DevicePtr, scoreStride: number, pages: number, k: number, segments: SegmentLists): void {
+    if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
+    if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
+    const { select } = this.prepare();
+    select.launch(
+      { grid: [this.units, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride],
+    );
+  }
+}

@@ -1,0 +1,282 @@
+// Decode attention (one new token) over per-unit lists of row segments, split-K over the rows read:
+//   segment_decode_partial: block (split s, unit u) streams its share of the unit's rows once, K and V
+//                   of a row loaded together, for the GROUP query heads of the unit; each row slot
+//                   (D/8 lanes of 16 bytes) keeps an online softmax over its rows, the slots merge in
+//                   shared memory and the block writes one partial (output, max, exp-sum; log2 domain).
+//   segment_decode_combine: block (query head h) merges the splits' partials into out[h].
+// The structure is decode-attention.cu's (v3: register double buffering); what differs is where a row
+// comes from. A unit reads "logical" rows 0, 1, ...: first those of its segment list, then a tail
+// segment common to all units (kernel arguments: Quest's current page, the decode tokens after an
+// evicted prompt, sink+local's window). Each thread walks its rows in increasing logical order and
+// keeps a cursor into the list, so a row costs a compare or two, not a search.
+//
+// Units: unit u serves query heads [u·GROUP, (u+1)·GROUP) and reads KV head u / kvDiv. A GQA group
+// sharing one selection: GROUP = H / Hkv, kvDiv = 1. One selection per query head: GROUP = 1,
+// kvDiv = H / Hkv.
+//
+// Layouts:
+//   q      : [H, D] bf16                 out : [H, D] bf16
+//   k, v   : [Hkv, kvStride, D] bf16
+//   segs   : int32 [units, segStride]: count c, list rows L, then c pairs (first row, first logical
+//            row); segment i covers logical rows [begin_i, begin_{i+1}) (begin_c = L) at rows
+//            first_i + (logical - begin_i). Empty segments are allowed.
+//   partO  : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
+// Split s covers logical rows [s·chunk, min(L + tailRows, (s + 1)·chunk)) of each unit.
+//
+// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (1..8).
+#include "common.cuh"
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#ifndef GROUP
+#define GROUP 4
+#endif
+
+namespace {
+constexpr int D = HEAD_DIM;
+constexpr int THREADS = 128;
+constexpr int LANES_PER_ROW = D / 8;
+constexpr int SLOTS = THREADS / LANES_PER_ROW;
+constexpr int UNROLL = 4;
+static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
+static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
+
+struct alignas(16) Vec8 {
+  u32 w[4];
+};
+
+__device__ __forceinline__ void unpack8(const Vec8& v, float* f) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(v.w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(v.w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
+  Vec8 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3]) : "l"(p));
+  return v;
+}
+
+// A thread's walk through one unit's segment list, in increasing logical rows.
+struct SegmentCursor {
+  const int* list;  // the unit's pairs: list[2i] = first row, list[2i + 1] = first logical row
+  int count;
+  int listRows;
+  int tailStart;
+  int cur;
+
+  __device__ __forceinline__ int begin(int i) const { return i < count ? __ldg(list + 2 * i + 1) : listRows; }
+
+  // Positions the cursor at the segment holding logical row r (r < listRows): the last i with begin_i <= r.
+  __device__ __forceinline__ void seek(int r) {
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (__ldg(list + 2 * mid + 1) <= r) lo = mid; else hi = mid - 1;
+    }
+    cur = lo;
+  }
+
+  // Cache row of logical row r; r never decreases between calls.
+  __device__ __forceinline__ int row(int r) {
+    if (r >= listRows) return tailStart + (r - listRows);
+    while (begin(cur + 1) <= r) ++cur;
+    return __ldg(list + 2 * cur) + (r - __ldg(list + 2 * cur + 1));
+  }
+};
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+    float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ segs, int segStride,
+    int H, int kvDiv, int kvStride, int tailStart, int tailRows, int chunk, float scaleLog2) {
+  __shared__ float slotO[SLOTS][GROUP][D];
+  __shared__ float slotM[SLOTS][GROUP];
+  __shared__ float slotL[SLOTS][GROUP];
+
+  const int split = blockIdx.x;
+  const int unit = blockIdx.y;
+  const int hk = unit / kvDiv;
+  const int h0 = unit * GROUP;
+  const int tid = threadIdx.x;
+  const int sub = tid % LANES_PER_ROW;
+  const int slot = tid / LANES_PER_ROW;
+  const int* unitSegs = segs + (size_t)unit * segStride;
+  const int count = __ldg(unitSegs);
+  const int listRows = __ldg(unitSegs + 1);
+  const int rowBase = split * chunk;
+  const int rows = min(chunk, listRows + tailRows - rowBase);
+  if (rows <= 0) {  // a unit reading fewer rows than the longest: this split is empty
+    for (int i = tid; i < GROUP * D; i += THREADS) partO[((size_t)split * H + h0) * D + i] = 0.f;
+    if (tid < GROUP) {
+      partML[((size_t)split * H + h0 + tid) * 2] = NEG_INF;
+      partML[((size_t)split * H + h0 + tid) * 2 + 1] = 0.f;
+    }
+    return;
+  }
+
+  SegmentCursor cursor{unitSegs + 2, count, listRows, tailStart, 0};
+  if (rowBase + slot < listRows) cursor.seek(rowBase + slot);
+
+  const bf16_t* kHead = k + (size_t)hk * kvStride * D + sub * 8;
+  const bf16_t* vHead = v + (size_t)hk * kvStride * D + sub * 8;
+
+  float qv[GROUP][8];
+#pragma unroll
+  for (int gh = 0; gh < GROUP; ++gh) {
+    const Vec8 raw = *reinterpret_cast<const Vec8*>(q + (size_t)(h0 + gh) * D + sub * 8);
+    unpack8(raw, qv[gh]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) qv[gh][e] *= scaleLog2;
+  }
+
+  float m[GROUP], l[GROUP], acc[GROUP][8];
+#pragma unroll
+  for (int gh = 0; gh < GROUP; ++gh) {
+    m[gh] = NEG_INF;
+    l[gh] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
+  }
+
+  Vec8 kr[UNROLL], vr[UNROLL];
+  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int r = base + u * SLOTS + slot;
+      if (r < rows) {
+        const size_t row = (size_t)cursor.row(rowBase + r) * D;
+        kd[u] = load_stream(kHead + row);
+        vd[u] = load_stream(vHead + row);
+      } else {
+        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
+      }
+    }
+  };
+  loadStep(0, kr, vr);
+  for (int base = 0; base < rows; base += SLOTS * UNROLL) {
+    Vec8 kn[UNROLL], vn[UNROLL];
+    loadStep(base + SLOTS * UNROLL, kn, vn);
+    float sc[UNROLL][GROUP];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int r = base + u * SLOTS + slot;
+      float kf[8];
+      unpack8(kr[u], kf);
+#pragma unroll
+      for (int gh = 0; gh < GROUP; ++gh) {
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot = fmaf(qv[gh][e], kf[e], dot);
+#pragma unroll
+        for (int off = LANES_PER_ROW / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        sc[u][gh] = (r < rows) ? dot : NEG_INF;
+      }
+    }
+#pragma unroll
+    for (int gh = 0; gh < GROUP; ++gh) {
+      float mNew = m[gh];
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) mNew = fmaxf(mNew, sc[u][gh]);
+      const float base2 = (mNew == NEG_INF) ? 0.f : mNew;
+      const float c = fast_exp2(m[gh] - base2);
+      m[gh] = mNew;
+      float psum = 0.f;
+      float p[UNROLL];
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) {
+        p[u] = fast_exp2(sc[u][gh] - base2);
+        psum += p[u];
+      }
+      l[gh] = l[gh] * c + psum;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[gh][e] *= c;
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) {
+        float vf[8];
+        unpack8(vr[u], vf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p[u], vf[e], acc[gh][e]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      kr[u] = kn[u];
+      vr[u] = vn[u];
+    }
+  }
+
+#pragma unroll
+  for (int gh = 0; gh < GROUP; ++gh) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) slotO[slot][gh][sub * 8 + e] = acc[gh][e];
+    if (sub == 0) {
+      slotM[slot][gh] = m[gh];
+      slotL[slot][gh] = l[gh];
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < GROUP * D; i += THREADS) {
+    const int gh = i / D, d = i % D;
+    float mx = NEG_INF;
+#pragma unroll
+    for (int s = 0; s < SLOTS; ++s) mx = fmaxf(mx, slotM[s][gh]);
+    const float base2 = (mx == NEG_INF) ? 0.f : mx;
+    float o = 0.f, sum = 0.f;
+#pragma unroll
+    for (int s = 0; s < SLOTS; ++s) {
+      const float w = fast_exp2(slotM[s][gh] - base2);
+      o = fmaf(w, slotO[s][gh][d], o);
+      sum = fmaf(w, slotL[s][gh], sum);
+    }
+    const size_t row = (size_t)split * H + h0 + gh;
+    partO[row * D + d] = o;
+    if (d == 0) {
+      partML[row * 2] = mx;
+      partML[row * 2 + 1] = sum;
+    }
+  }
+}
+
+// grid (H), block (128), dynamic shared memory splits · 4 bytes: merges the partials of query head h.
+extern "C" __global__ void __launch_bounds__(128) segment_decode_combine(
+    const float* __restrict__ partO, const float* __restrict__ partML, bf16_t* __restrict__ out, int H, int splits) {
+  extern __shared__ float weight[];  // [splits]
+  __shared__ float red[4];
+  const int h = blockIdx.x;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  float m = NEG_INF;
+  for (int s = tid; s < splits; s += 128) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  __syncthreads();
+
+  float total = 0.f;
+  for (int s = tid; s < splits; s += 128) {
+    const float* ml = partML + ((size_t)s * H + h) * 2;
+    const float w = ml[0] == NEG_INF ? 0.f : fast_exp2(ml[0] - m);
+    weight[s] = w;
+    total = fmaf(w, ml[1], total);
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+  if (lane == 0) red[warp] = total;
+  __syncthreads();
+  total = red[0] + red[1] + red[2] + red[3];
+
+  for (int d = tid; d < D; d += 128) {
+    float acc = 0.f;
+#pragma unroll 8
+    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + d], acc);
+    out[(size_t)h * D + d] = f32_to_bf16(acc / total);
+  }
+}

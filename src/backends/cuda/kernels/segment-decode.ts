@@ -1,0 +1,216 @@
+/**
+ * Launcher for segment-decode.cu: one new token's attention over per-unit lists of cache row
+ * segments plus one tail segment shared by all units, split over the rows read and merged.
+ *
+ * Units: with a selection shared by a GQA group (Quest's share_pages, SnapKV's per-KV-head eviction)
+ * unit = KV head and its g = H / Hkv query heads read its segments; with one selection per query
+ * head, unit = query head. SegmentLists holds the lists in device memory, in the kernel's layout
+ * (int32 per unit: count, list rows, then (first row, first logical row) pairs); the selection
+ * kernels (quest.cu, snapkv.cu) write them there, and `upload` serves tests and fixed patterns.
+ */
+import type { DevicePtr } from '../context.js';
+import type { DeviceBuffer } from '../memory-pool.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+
+export const SUPPORTED_SEGMENT_HEAD_DIMS = [64, 128] as const;
+export const MAX_SEGMENT_GROUP = 8;
+
+const LOG2E = 1.4426950408889634;
+const THREADS = 128;
+const ROWS_PER_SLOT_STEP = 4; // UNROLL in the kernel
+const MAX_COMBINE_SHARED_BYTES = 48 * 1024;
+
+/** One row segment: cache rows [start, start + length). */
+export interface RowSegment {
+  start: number;
+  length: number;
+}
+
+/** Int32 words one unit's list takes for `maxSegments` segments. */
+export function segmentListStride(maxSegments: number): number {
+  return 2 + 2 * maxSegments;
+}
+
+/** Per-unit segment lists on the device: [units, stride] int32. */
+export class SegmentLists {
+  readonly stride: number;
+  readonly buffer: DeviceBuffer;
+
+  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly maxSegments: number) {
+    if (!(units > 0) || !(maxSegments >= 0)) throw new Error(`segment lists: need units > 0 and maxSegments >= 0 (got ${units}, ${maxSegments})`);
+    this.stride = segmentListStride(maxSegments);
+    this.buffer = rt.pool.acquire(units * this.stride * 4);
+  }
+
+  get ptr(): DevicePtr {
+    return this.buffer.ptr;
+  }
+
+  /**
+   * Writes lists from the host (synchronous copy: call it only when no queued kernel still reads
+   * them). lists[u]: unit u's segments in the order they are read.
+   */
+  upload(lists: RowSegment[][]): void {
+    if (lists.length !== this.units) throw new Error(`segment lists: ${lists.length} lists for ${this.units} units`);
+    this.rt.cuda.upload(this.buffer.ptr, encodeSegmentLists(lists, this.maxSegments));
+  }
+
+  release(): void {
+    this.rt.pool.release(this.buffer);
+  }
+}
+
+/** The kernel's int32 layout of `lists` (each at most maxSegments long). */
+export function encodeSegmentLists(lists: RowSegment[][], maxSegments: number): Int32Array {
+  const stride = segmentListStride(maxSegments);
+  const words = new Int32Array(lists.length * stride);
+  lists.forEach((segments, u) => {
+    if (segments.length > maxSegments) throw new Error(`segment lists: unit ${u} has ${segments.length} segments, room for ${maxSegments}`);
+    let logical = 0;
+    segments.forEach((s, i) => {
+      if (!Number.isInteger(s.start) || !Number.isInteger(s.length) || s.start < 0 || s.length < 0) {
+        throw new Error(`segment lists: unit ${u} segment ${i} is not a valid row range (${s.start}, ${s.length})`);
+      }
+      words[u * stride + 2 + 2 * i] = s.start;
+      words[u * stride + 3 + 2 * i] = logical;
+      logical += s.length;
+    });
+    words[u * stride] = segments.length;
+    words[u * stride + 1] = logical;
+  });
+  return words;
+}
+
+export interface SegmentDecodeShape {
+  numHeads: number; // H
+  numKvHeads: number; // Hkv
+  headDim: number; // D: 64 or 128
+}
+
+export interface SegmentDecodeArgs {
+  /** [H, D] bf16 query of the new token. */
+  q: DevicePtr;
+  /** [Hkv, kvStride, D] bf16 keys and values. */
+  k: DevicePtr;
+  v: DevicePtr;
+  kvStride: number;
+  /** [H, D] bf16 output. */
+  out: DevicePtr;
+  segments: SegmentLists;
+  /** Rows [tailStart, tailStart + tailRows) read by every unit after its list (tailRows >= 0). */
+  tailStart: number;
+  tailRows: number;
+  /** The most rows any unit reads (its list rows + tailRows): sizes the splits. */
+  maxRows: number;
+  scale: number;
+}
+
+export interface SegmentDecodePlan {
+  chunk: number;
+  splits: number;
+}
+
+/** Rows a block covers per loop step; chunks are multiples of it. */
+export function segmentRowsPerStep(headDim: number): number {
+  return (THREADS / (headDim / 8)) * ROWS_PER_SLOT_STEP;
+}
+
+/** One full wave of (split, unit) blocks, each streaming an equal chunk of at least two steps. */
+export function planSegmentDecode(headDim: number, units: number, maxRows: number, multiprocessors: number, blocksPerSM: number): SegmentDecodePlan {
+  if (!(maxRows > 0)) throw new Error(`segment decode plan: maxRows must be positive (got ${maxRows})`);
+  const step = segmentRowsPerStep(headDim);
+  const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / units));
+  const chunk = Math.max(2 * step, Math.ceil(Math.ceil(maxRows / targetSplits) / step) * step);
+  const splits = Math.ceil(maxRows / chunk);
+  if (splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`segment decode plan: ${splits} splits exceed the combine's shared memory`);
+  return { chunk, splits };
+}
+
+export class SegmentDecodeKernel {
+  /** Query heads per unit. */
+  readonly group: number;
+  /** Units per KV head. */
+  readonly kvDiv: number;
+  readonly units: number;
+  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number } | null = null;
+
+  /** perQueryHead: one selection per query head (unit = query head) instead of one per KV head. */
+  constructor(private readonly rt: CudaRuntime, readonly shape: SegmentDecodeShape, readonly perQueryHead = false) {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
+    if (!(SUPPORTED_SEGMENT_HEAD_DIMS as readonly number[]).includes(D)) throw new Error(`segment decode: head dim ${D} unsupported (64 or 128)`);
+    if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`segment decode: ${H} query heads are not a multiple of ${Hkv} KV heads`);
+    const g = H / Hkv;
+    if (!perQueryHead && g > MAX_SEGMENT_GROUP) throw new Error(`segment decode: GQA group ${g} > ${MAX_SEGMENT_GROUP} unsupported`);
+    this.group = perQueryHead ? 1 : g;
+    this.kvDiv = perQueryHead ? g : 1;
+    this.units = perQueryHead ? H : Hkv;
+  }
+
+  prepare() {
+    if (!this.kernels) {
+      const mod = this.rt.module('segment-decode.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group });
+      const partial = mod.kernel('segment_decode_partial', [
+        'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32',
+      ]);
+      this.kernels = {
+        partial,
+        combine: mod.kernel('segment_decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
+        blocksPerSM: partial.maxActiveBlocksPerSM(THREADS),
+      };
+    }
+    return this.kernels;
+  }
+
+  plan(maxRows: number): SegmentDecodePlan {
+    return planSegmentDecode(this.shape.headDim, this.units, maxRows, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM);
+  }
+
+  run(a: SegmentDecodeArgs): SegmentDecodePlan {
+    const { numHeads: H } = this.shape;
+    if (a.segments.units !== this.units) throw new Error(`segment decode: ${a.segments.units} segment lists for ${this.units} units`);
+    if (!Number.isInteger(a.tailRows) || a.tailRows < 0 || a.tailStart < 0 || a.tailStart + a.tailRows > a.kvStride) {
+      throw new Error(`segment decode: tail [${a.tailStart}, ${a.tailStart + a.tailRows}) is outside the cache's ${a.kvStride} rows`);
+    }
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v]] as const) {
+      if (ptr % 16n !== 0n) throw new Error(`segment decode: ${name} must be 16-byte aligned`);
+    }
+    const { partial, combine } = this.prepare();
+    const plan = this.plan(a.maxRows);
+    const D = this.shape.headDim;
+    const partO = this.rt.pool.acquire(plan.splits * H * D * 4);
+    const partML = this.rt.pool.acquire(plan.splits * H * 2 * 4);
+    const stream = this.rt.stream;
+    partial.launch(
+      { grid: [plan.splits, this.units, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream },
+      [a.q, a.k, a.v, partO.ptr, partML.ptr, a.segments.ptr, a.segments.stride, H, this.kvDiv, a.kvStride, a.tailStart, a.tailRows,
+        plan.chunk, a.scale * LOG2E],
+    );
+    combine.launch(
+      { grid: [H, 1, 1], block: [128, 1, 1], sharedBytes: plan.splits * 4, stream },
+      [partO.ptr, partML.ptr, a.out, H, plan.splits],
+    );
+    // Stream order makes reuse safe: later work on this stream runs after the combine read them.
+    this.rt.pool.release(partO);
+    this.rt.pool.release(partML);
+    return plan;
+  }
+}
+
+/** Bytes a segment decode reads: K and V of every row it attends, over all units' KV heads. */
+export function segmentDecodeBytes(headDim: number, rowsPerUnit: ArrayLike<number>): number {
+  let rows = 0;
+  for (let i = 0; i < rowsPerUnit.length; i++) rows += rowsPerUnit[i];
+  return 2 * rows * headDim * 2;
+}
+
+/** Why a model's attention shape cannot run on this kernel (null: it can). */
+export function segmentDecodeUnsupported(
+  c: { numHeads: number; numKvHeads: number; headDim: number; attnLogitSoftcap: number | null }, perQueryHead = false,
+): string | null {
+  if (!(SUPPORTED_SEGMENT_HEAD_DIMS as readonly number[]).includes(c.headDim)) return `head dim ${c.headDim} (segment decode supports 64 and 128)`;
+  if (c.numHeads % c.numKvHeads !== 0) return `${c.numHeads} query heads are not a multiple of ${c.numKvHeads} KV heads`;
+  if (!perQueryHead && c.numHeads / c.numKvHeads > MAX_SEGMENT_GROUP) return `GQA group ${c.numHeads / c.numKvHeads} > ${MAX_SEGMENT_GROUP}`;
+  if (c.attnLogitSoftcap !== null) return 'attention logit soft-capping is not implemented in segment decode';
+  return null;
+}

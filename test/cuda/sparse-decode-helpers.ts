@@ -1,0 +1,63 @@
+/**
+ * Shared by the sparse-decode GPU tests: a CPU LayerKvCache and a DeviceLayerKvCache holding the
+ * same bf16-rounded rows, and the CPU reference of one decode query over per-head row ranges.
+ */
+import { RangeList, SparseAttentionScratch, attendSparseRows } from '../../src/backends/cpu/sparse-attention.js';
+import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
+import type { AttentionShape } from '../../src/engine/attention.js';
+import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { randomBf16Values } from './helpers.js';
+
+export interface TwinCaches {
+  cpu: LayerKvCache;
+  device: DeviceLayerKvCache;
+}
+
+export function cpuShape(H: number, Hkv: number, D: number): AttentionShape {
+  return { numHeads: H, numKvHeads: Hkv, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: null, logitSoftcap: null };
+}
+
+export function twinCaches(rt: CudaRuntime, Hkv: number, D: number, capacity: number): TwinCaches {
+  return { cpu: new LayerKvCache(Hkv, D, capacity), device: new DeviceLayerKvCache(rt, Hkv, D, capacity) };
+}
+
+/**
+ * Appends T random tokens (keys with amplitude kAmp) to both caches; returns the [T, Hkv, D] keys
+ * and values appended.
+ */
+export function appendRandom(rt: CudaRuntime, c: TwinCaches, T: number, rand: () => number, kAmp = 2): { k: Float32Array; v: Float32Array } {
+  const Hkv = c.cpu.numKvHeads, D = c.cpu.headDim;
+  const k = randomBf16Values(T * Hkv * D, rand, kAmp);
+  const v = randomBf16Values(T * Hkv * D, rand);
+  const start = c.cpu.length;
+  c.cpu.append(k, v, T, start);
+  const dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+  c.device.appendTokens({ k: dk.ptr, v: dv.ptr, rowStride: Hkv * D }, T);
+  rt.synchronize();
+  rt.pool.release(dk);
+  rt.pool.release(dv);
+  return { k, v };
+}
+
+/**
+ * Reference decode: query head h reads, of KV head h / g, the rows in ranges(unit) where unit is the
+ * KV head (or the query head when perQueryHead). keys/values: per KV head [rows, D]. Returns [H, D].
+ */
+export function referenceRangeDecode(
+  q: Float32Array, keys: Float32Array[], values: Float32Array[], H: number, Hkv: number, D: number, scale: number,
+  ranges: (unit: number) => Array<[number, number]>, perQueryHead = false,
+): Float32Array {
+  const out = new Float32Array(H * D);
+  const g = H / Hkv;
+  const list = new RangeList();
+  const scratch = new SparseAttentionScratch();
+  for (let h = 0; h < H; h++) {
+    const kvh = Math.floor(h / g);
+    list.clear();
+    for (const [a, b] of ranges(perQueryHead ? h : kvh)) list.push(a, b);
+    attendSparseRows(q, h * D, keys[kvh], values[kvh], D, list.data, list.count, null, 0, scale, null, out, h * D, scratch);
+  }
+  return out;
+}
