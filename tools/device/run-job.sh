@@ -4,6 +4,7 @@
 #   test-cuda         node --test over dist/test/cuda (driver + kernel correctness vs the CPU reference)
 #   bench-attention   bench/attention.ts, then the PyTorch SDPA peer with ratios side by side
 #   bench-model       bench/model.ts (8B / 7B shapes, random weights), then the HF transformers sdpa peer
+#   bench-sparse      bench/sparse.ts: every GPU sparse method vs dense at n 16K-128K, s 0.5-0.95 (SPARSE_BENCH_ARGS)
 #   info              nvidia-smi, nvcc and torch versions
 # Usage: tools/device/run-job.sh JOB [JOB ...]
 set -uo pipefail
@@ -45,6 +46,10 @@ for job in "$@"; do
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       python3 tools/peers/hf_model.py --config-dir /tmp/sf-model-configs --ours "$out/model.json" \
         --out "$out/hf-model.json" ${HF_PEER_ARGS:-} 2>&1 | tee "$out/hf-model.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    bench-sparse)
+      node_run dist/bench/sparse.js --out "$out/sparse.json" ${SPARSE_BENCH_ARGS:-} 2>&1 | tee "$out/bench-sparse.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       ;;
     *)

@@ -1,0 +1,476 @@
+/**
+ * Sparse attention on the GPU against our dense kernels (issue 9): every method of the GPU method
+ * registry (src/backends/cuda/methods), driven through the method contract only — factory.create on
+ * a Llama-3.1-8B head shape (32 query heads, 8 KV heads, D = 128), random bf16 q/k/v made on the
+ * device, one layer's DeviceLayerKvCache of n rows — at each target sparsity s and length n, next to
+ * the dense method of the same phase on the same inputs.
+ *
+ *   prefill: the whole prompt in one call (queries 0 .. n − 1). Reported: achieved sparsity (from the
+ *            method's pair counts), the estimation's device time (EstimationTiming, when the method
+ *            has it), the rest of the call ("attention"), dense flash prefill, and the ratio of
+ *            attention to the ideal (1 − s) · dense.
+ *   decode:  afterPrefill with random window queries first (methods with an observation window),
+ *            then one-token steps at positions n, n + 1, ... Each step goes to the next of several
+ *            layers (one cache copy each, enough that the rows a step reads are not in L2 from the
+ *            previous visit); every layer is visited once before timing starts. Reported: step time,
+ *            dense step, ratio to (1 − s) · dense, and the bandwidth on the bytes read — K and V
+ *            rows of the largest selection of each GQA group (from the counts) — next to a
+ *            device-to-device copy of the same bytes (GB/s read + written, as bench attention).
+ * Times are device time between events around each call, host launch gaps included (a method may
+ * read small lists back between its kernels, so calls are not captured into graphs); medians.
+ * The first call of every case also checks sampled output rows for NaN (outputs are poisoned).
+ *
+ * Usage: npm run bench -- sparse [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
+ *        [--methods a,b] [--phases prefill,decode] [--repeats N] [--time-budget S] [--out FILE]
+ * Lengths whose buffers would not fit the free device memory, and cases past the time budget
+ * (default 480 s, inside the device's 10-minute limit), are skipped and listed. Prints a skip line
+ * where there is no CUDA device.
+ */
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
+import type { DevicePtr } from '../src/backends/cuda/context.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import type {
+  DeviceAttentionShape, DeviceDecodeMethod, DevicePrefillMethod, EstimationTiming,
+} from '../src/backends/cuda/methods/contract.js';
+import { denseDecodeDeviceFactory, densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
+import { type DeviceMethodEntry, checkDeviceMethod, listDeviceMethods } from '../src/backends/cuda/methods/index.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { timeOnDevice } from '../src/backends/cuda/timing.js';
+import type { HeadCounts } from '../src/engine/attention.js';
+import { parseModelConfig } from '../src/engine/config.js';
+import type { ModelConfig } from '../src/engine/model-config.js';
+import { MODEL_SHAPES } from './model.js';
+
+type Phase = 'prefill' | 'decode';
+
+interface Options {
+  lengths: number[];
+  sparsities: number[];
+  methods: string[] | null;
+  phases: Phase[];
+  repeats: number;
+  timeBudgetS: number;
+  out: string | null;
+}
+
+export const DEFAULT_LENGTHS = [16384, 32768, 65536, 131072];
+/** Random window queries given to afterPrefill (observation windows up to this many tokens). */
+const WINDOW_QUERIES = 1024;
+export const DEFAULT_SPARSITIES = [0.5, 0.8, 0.9, 0.95];
+
+export function parseSparseBenchArgs(argv: string[]): Options {
+  const o: Options = {
+    lengths: DEFAULT_LENGTHS, sparsities: DEFAULT_SPARSITIES, methods: null, phases: ['prefill', 'decode'], repeats: 5, timeBudgetS: 480, out: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const numbers = (s: string, ok: (x: number) => boolean, what: string): number[] => s.split(',').map((x) => {
+      const v = Number(x);
+      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad ${what} "${x}"`);
+      return v;
+    });
+    if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 64, 'length (an integer >= 64)');
+    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1, 'sparsity (in [0, 1))');
+    else if (a === '--methods') o.methods = next().split(',').filter((m) => m !== '');
+    else if (a === '--phases') {
+      o.phases = next().split(',').map((p) => {
+        if (p !== 'prefill' && p !== 'decode') throw new Error(`--phases: "${p}" is not prefill or decode`);
+        return p;
+      });
+    } else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 1, 'repeat count');
+    else if (a === '--time-budget') [o.timeBudgetS] = numbers(next(), (v) => v > 0, 'number of seconds');
+    else if (a === '--out') o.out = next();
+    else throw new Error(`unknown argument ${a} (see bench/sparse.ts)`);
+  }
+  return o;
+}
+
+/** The Llama-3.1-8B shape the grid runs on (H 32, Hkv 8, D 128). */
+function benchConfig(): ModelConfig {
+  return parseModelConfig(MODEL_SHAPES['llama3.1-8b'], 'llama3.1-8b');
+}
+
+export interface PrefillCase {
+  method: string; n: number; s: number; achieved: number; estimationMs: number | null; totalMs: number; attentionMs: number;
+  denseMs: number; idealMs: number; ratio: number;
+}
+export interface DecodeCase {
+  method: string; n: number; s: number; achieved: number; estimationMs: number | null; hookMs: number | null; stepMs: number;
+  denseMs: number; idealMs: number; ratio: number; bytes: number; gbps: number; copyGbps: number; copyRatio: number; layers: number;
+}
+export interface Skipped { phase: Phase; n: number; method: string | null; s: number | null; reason: string }
+
+/** Achieved sparsity 1 − Σ attended / Σ dense over the heads. */
+function achievedOf(c: HeadCounts): number {
+  let a = 0, d = 0;
+  for (let h = 0; h < c.attended.length; h++) {
+    a += c.attended[h];
+    d += c.dense[h];
+  }
+  return d === 0 ? 0 : 1 - a / d;
+}
+
+function estimationOf(method: object): number | null {
+  const timing = method as Partial<EstimationTiming>;
+  return typeof timing.lastEstimationMs === 'function' ? timing.lastEstimationMs() : null;
+}
+
+/** Device memory free now (bytes). */
+function freeBytes(rt: CudaRuntime): number {
+  const free = new BigUint64Array(1), total = new BigUint64Array(1);
+  rt.cuda.check(rt.cuda.api.cuMemGetInfo(free, total), 'cuMemGetInfo');
+  return Number(free[0]);
+}
+
+/** Reads `rows` rows of `rowElements` bf16 values at row `first` of `buf`; true when any is NaN. */
+function hasNaN(rt: CudaRuntime, buf: DevicePtr, first: number, rows: number, rowElements: number): boolean {
+  rt.synchronize();
+  const bits = new Uint16Array(rows * rowElements);
+  rt.cuda.download(bits, buf + BigInt(first * rowElements * 2));
+  return bits.some((b) => (b & 0x7f80) === 0x7f80 && (b & 0x7f) !== 0);
+}
+
+class Bench {
+  readonly config = benchConfig();
+  readonly shape: DeviceAttentionShape;
+  readonly prefill: PrefillCase[] = [];
+  readonly decode: DecodeCase[] = [];
+  readonly skipped: Skipped[] = [];
+  readonly failures: string[] = [];
+  private readonly ops: ModelOpsKernels;
+  private readonly t0 = performance.now();
+  private seed = 1;
+
+  constructor(readonly rt: CudaRuntime, readonly o: Options, readonly methods: DeviceMethodEntry[]) {
+    const c = this.config;
+    this.shape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, scale: c.attentionScale };
+    this.ops = new ModelOpsKernels(rt);
+  }
+
+  get elapsedS(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  private overBudget(): boolean {
+    return this.elapsedS > this.o.timeBudgetS;
+  }
+
+  private random(buf: DevicePtr, count: number, halfWidth = 1): void {
+    this.ops.fillUniform({ x: buf, n: count, seed: this.seed++, mean: 0, halfWidth });
+  }
+
+  /** A cache of `capacity` rows per KV head, every row random, holding n rows. */
+  private randomCache(capacity: number, n: number): DeviceLayerKvCache {
+    const c = this.config;
+    const cache = new DeviceLayerKvCache(this.rt, c.numKvHeads, c.headDim, capacity);
+    this.random(cache.keys.ptr, c.numKvHeads * capacity * c.headDim);
+    this.random(cache.values.ptr, c.numKvHeads * capacity * c.headDim);
+    cache.length = n; // rows were written directly, not appended
+    return cache;
+  }
+
+  private skip(phase: Phase, n: number, method: string | null, s: number | null, reason: string): void {
+    this.skipped.push({ phase, n, method, s, reason });
+    console.log(`skip ${phase} n=${n}${method ? ` ${method}` : ''}${s !== null ? ` s=${s}` : ''}: ${reason}`);
+  }
+
+  private fail(what: string, e: unknown): void {
+    const message = `${what}: ${(e as Error).message ?? String(e)}`;
+    this.failures.push(message);
+    console.log(`FAILED ${message}`);
+  }
+
+  private methodsOf(phase: Phase): DeviceMethodEntry[] {
+    return this.methods.filter((m) => m.phase === phase);
+  }
+
+  /** Checks (CPU registry options, shape) and creates the method, or records why not. */
+  private create(entry: DeviceMethodEntry, n: number, s: number): DevicePrefillMethod | DeviceDecodeMethod | null {
+    const id = entry.factory.methodId;
+    try {
+      checkDeviceMethod(this.config, id, { sparsity: s });
+      return entry.factory.create(this.rt, this.config, { sparsity: s });
+    } catch (e) {
+      this.fail(`${entry.phase} ${id} n=${n} s=${s} (create)`, e);
+      return null;
+    }
+  }
+
+  runPrefill(n: number): void {
+    const { numHeads: H, headDim: D } = this.shape;
+    const rowElements = H * D;
+    const entries = this.methodsOf('prefill');
+    // q, out, one cache; the methods' own scratch (estimation scores) is of the order of q.
+    const need = 2 * n * rowElements * 2 + 2 * this.config.numKvHeads * n * D * 2;
+    if (2.5 * need > freeBytes(this.rt)) return this.skip('prefill', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB plus method scratch, ${(freeBytes(this.rt) / 2 ** 30).toFixed(1)} GiB free`);
+    const rt = this.rt;
+    const q = rt.pool.acquire(n * rowElements * 2);
+    const out = rt.pool.acquire(n * rowElements * 2);
+    const cache = this.randomCache(n, n);
+    this.random(q.ptr, n * rowElements);
+    const repeats = n > 32768 ? Math.max(1, Math.min(this.o.repeats, 3)) : this.o.repeats;
+    const call = { layer: 0, shape: this.shape, q: q.ptr, qRowStride: rowElements, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
+    /** Poisons the output, runs once, checks sampled rows, then times `repeats` calls. */
+    const measure = (method: DevicePrefillMethod, label: string): { counts: HeadCounts; ms: number } | null => {
+      try {
+        rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, n * rowElements, rt.stream);
+        const counts = method.prefill(call);
+        if (hasNaN(rt, out.ptr, 0, 64, rowElements) || hasNaN(rt, out.ptr, n - 64, 64, rowElements)) throw new Error('NaN in the output rows checked (first and last 64)');
+        const t = timeOnDevice(rt, () => method.prefill(call), { warmup: 0, repeats });
+        return { counts, ms: t.medianMs };
+      } catch (e) {
+        this.fail(`prefill ${label} n=${n}`, e);
+        return null;
+      }
+    };
+    try {
+      const dense = densePrefillDeviceFactory.create(rt, this.config, {});
+      const denseRun = measure(dense, 'dense');
+      if (!denseRun) return;
+      console.log(`prefill n=${n} dense: ${denseRun.ms.toFixed(2)} ms`);
+      for (const entry of entries) {
+        for (const s of this.o.sparsities) {
+          const id = entry.factory.methodId;
+          if (this.overBudget()) {
+            this.skip('prefill', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
+            continue;
+          }
+          const method = this.create(entry, n, s) as DevicePrefillMethod | null;
+          if (!method) continue;
+          const run = measure(method, `${id} s=${s}`);
+          const est = run ? estimationOf(method) : null;
+          method.reset?.();
+          if (!run) continue;
+          const attentionMs = run.ms - (est ?? 0);
+          const idealMs = (1 - s) * denseRun.ms;
+          const r: PrefillCase = {
+            method: id, n, s, achieved: achievedOf(run.counts), estimationMs: est, totalMs: run.ms, attentionMs, denseMs: denseRun.ms, idealMs,
+            ratio: attentionMs / idealMs,
+          };
+          this.prefill.push(r);
+          console.log(`prefill ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms, attention ${attentionMs.toFixed(2)} ms, ` +
+            `dense ${denseRun.ms.toFixed(2)} ms, ${r.ratio.toFixed(2)}x ideal`);
+        }
+      }
+    } finally {
+      rt.synchronize();
+      cache.release();
+      rt.pool.release(q);
+      rt.pool.release(out);
+    }
+  }
+
+  runDecode(n: number): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const rt = this.rt;
+    const cacheBytes = 2 * Hkv * (n + 64) * D * 2;
+    // Layers (cache copies): enough that a step's rows left L2 (50 MB) before the layer comes round again.
+    const layers = Math.max(2, Math.min(64, Math.floor(6e9 / cacheBytes)));
+    const stepsPerCase = Math.max(layers, 4 * this.o.repeats);
+    const capacity = n + Math.ceil((layers + stepsPerCase) / layers) + 1;
+    const need = layers * 2 * Hkv * capacity * D * 2;
+    if (2 * need > freeBytes(rt)) return this.skip('decode', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches, ${(freeBytes(rt) / 2 ** 30).toFixed(1)} GiB free`);
+    const caches = Array.from({ length: layers }, () => this.randomCache(capacity, n));
+    const q = rt.pool.acquire(H * D * 2);
+    const out = rt.pool.acquire(H * D * 2);
+    this.random(q.ptr, H * D);
+    const copyDst = rt.pool.acquire(cacheBytes);
+    const entries = this.methodsOf('decode');
+    const windowRows = Math.min(n, WINDOW_QUERIES);
+    const window: DeviceBuffer = rt.pool.acquire(windowRows * H * D * 2);
+    this.random(window.ptr, windowRows * H * D);
+
+    const restart = (): void => {
+      for (const c of caches) c.length = n;
+    };
+    /** One step on layer i % layers, at that cache's next position. */
+    const step = (method: DeviceDecodeMethod, i: number, counts?: HeadCounts[]): void => {
+      const layer = i % layers;
+      const cache = caches[layer];
+      const position = cache.length;
+      cache.length += 1; // the new token's k/v: its row is random already
+      const c = method.decode({ layer, shape: this.shape, q: q.ptr, position, cache, out: out.ptr });
+      counts?.push(c);
+    };
+    const measure = (method: DeviceDecodeMethod, label: string): { counts: HeadCounts; ms: number; hookMs: number | null; hookEst: number | null } | null => {
+      try {
+        restart();
+        let hookMs: number | null = null, hookEst: number | null = null;
+        const W = method.observationWindow;
+        if (W > 0 && method.afterPrefill) {
+          if (Math.min(W, n) > windowRows) throw new Error(`observation window ${W} exceeds the bench's ${windowRows} random queries`);
+          const hook = (layer: number) => method.afterPrefill!({
+            layer, shape: this.shape, windowQueries: window.ptr, windowLength: Math.min(W, n), promptLength: n, cache: caches[layer],
+          });
+          // Layer 0's hook compiles the kernels; the last layer's is the one timed.
+          for (let l = 0; l < layers - 1; l++) hook(l);
+          hookMs = timeOnDevice(rt, () => hook(layers - 1), { warmup: 0, repeats: 1 }).medianMs;
+          hookEst = estimationOf(method);
+        }
+        const counts: HeadCounts[] = [];
+        rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, H * D, rt.stream);
+        for (let i = 0; i < layers; i++) step(method, i, counts); // every layer once: lazily built state stays out of the timing
+        if (hasNaN(rt, out.ptr, 0, 1, H * D)) throw new Error('NaN in the output');
+        let i = layers;
+        const t = timeOnDevice(rt, () => step(method, i++), { warmup: 0, repeats: stepsPerCase });
+        return { counts: counts[0], ms: t.medianMs, hookMs, hookEst };
+      } catch (e) {
+        this.fail(`decode ${label} n=${n}`, e);
+        return null;
+      }
+    };
+    /** Bytes a step reads: K and V rows of the largest selection of each GQA group. */
+    const bytesRead = (c: HeadCounts): number => {
+      const g = H / Hkv;
+      let rows = 0;
+      for (let kvh = 0; kvh < Hkv; kvh++) {
+        let m = 0;
+        for (let j = 0; j < g; j++) m = Math.max(m, c.attended[kvh * g + j]);
+        rows += m;
+      }
+      return rows * 2 * D * 2;
+    };
+    /** GB/s (read + written) of a device-to-device copy of `bytes`, sources rotating over the layers. */
+    const copyGbps = (bytes: number): number => {
+      let i = 0;
+      const t = timeOnDevice(rt, () => {
+        const c = caches[i++ % layers];
+        rt.cuda.copyDeviceAsync(copyDst.ptr, c.keys.ptr, bytes / 2, rt.stream);
+        rt.cuda.copyDeviceAsync(copyDst.ptr + BigInt(bytes / 2), c.values.ptr, bytes / 2, rt.stream);
+      }, { warmup: 2, repeats: stepsPerCase });
+      return (2 * bytes) / (t.medianMs * 1e-3) / 1e9;
+    };
+    try {
+      const dense = denseDecodeDeviceFactory.create(rt, this.config, {});
+      const denseRun = measure(dense, 'dense');
+      if (!denseRun) return;
+      const denseBytes = bytesRead(denseRun.counts);
+      console.log(`decode n=${n} dense: ${(denseRun.ms * 1e3).toFixed(1)} us/step, ${(denseBytes / (denseRun.ms * 1e-3) / 1e9).toFixed(0)} GB/s ` +
+        `(copy ${copyGbps(denseBytes).toFixed(0)} GB/s r+w); ${layers} layers`);
+      for (const entry of entries) {
+        for (const s of this.o.sparsities) {
+          const id = entry.factory.methodId;
+          if (this.overBudget()) {
+            this.skip('decode', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
+            continue;
+          }
+          const method = this.create(entry, n, s) as DeviceDecodeMethod | null;
+          if (!method) continue;
+          const run = measure(method, `${id} s=${s}`);
+          // With a hook, the estimation is the hook's (read right after it); without, the last step's.
+          const est = run ? (run.hookMs !== null ? run.hookEst : estimationOf(method)) : null;
+          method.reset?.();
+          if (!run) continue;
+          const bytes = bytesRead(run.counts);
+          const gbps = bytes / (run.ms * 1e-3) / 1e9;
+          const copy = bytes > 0 ? copyGbps(bytes) : 0;
+          const idealMs = (1 - s) * denseRun.ms;
+          const r: DecodeCase = {
+            method: id, n, s, achieved: achievedOf(run.counts), estimationMs: est, hookMs: run.hookMs, stepMs: run.ms, denseMs: denseRun.ms, idealMs,
+            ratio: run.ms / idealMs, bytes, gbps, copyGbps: copy, copyRatio: copy > 0 ? gbps / copy : 0, layers,
+          };
+          this.decode.push(r);
+          console.log(`decode ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms${run.hookMs !== null ? ` (afterPrefill ${run.hookMs.toFixed(2)} ms)` : ''}, ` +
+            `step ${(run.ms * 1e3).toFixed(1)} us, dense ${(denseRun.ms * 1e3).toFixed(1)} us, ${r.ratio.toFixed(2)}x ideal, ` +
+            `${gbps.toFixed(0)} GB/s (${(100 * r.copyRatio).toFixed(0)}% of copy ${copy.toFixed(0)} GB/s)`);
+        }
+      }
+    } finally {
+      rt.synchronize();
+      for (const c of caches) c.release();
+      for (const b of [q, out, copyDst, window]) rt.pool.release(b);
+    }
+  }
+}
+
+function fmt(ms: number | null): string {
+  return ms === null ? '-' : ms.toFixed(2);
+}
+
+/** The two result tables as markdown (docs/perf.md takes them as they are). */
+export function resultTables(prefill: PrefillCase[], decode: DecodeCase[]): string {
+  const lines: string[] = [];
+  if (prefill.length) {
+    lines.push('| prefill method | n | s | achieved s | estimation ms | attention ms | dense ms | attention / ((1 − s)·dense) |', '| --- | --: | --: | --: | --: | --: | --: | --: |');
+    for (const r of prefill) {
+      lines.push(`| ${r.method} | ${r.n} | ${r.s} | ${r.achieved.toFixed(3)} | ${fmt(r.estimationMs)} | ${r.attentionMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.ratio.toFixed(2)} |`);
+    }
+  }
+  if (decode.length) {
+    if (lines.length) lines.push('');
+    lines.push('| decode method | n | s | achieved s | estimation ms | step µs | dense µs | step / ((1 − s)·dense) | GB/s read | copy GB/s (r+w) | % of copy |',
+      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
+    for (const r of decode) {
+      lines.push(`| ${r.method} | ${r.n} | ${r.s} | ${r.achieved.toFixed(3)} | ${fmt(r.estimationMs)} | ${(r.stepMs * 1e3).toFixed(1)} | ${(r.denseMs * 1e3).toFixed(1)} | ` +
+        `${r.ratio.toFixed(2)} | ${r.gbps.toFixed(0)} | ${r.copyGbps.toFixed(0)} | ${(100 * r.copyRatio).toFixed(0)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const o = parseSparseBenchArgs(argv);
+  if (!isCudaAvailable()) {
+    console.log(`sparse benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    return 0;
+  }
+  const registered = listDeviceMethods();
+  if (o.methods) {
+    const unknown = o.methods.filter((m) => !registered.some((e) => e.factory.methodId === m));
+    if (unknown.length) throw new Error(`--methods: no GPU implementation of ${unknown.join(', ')} (GPU methods: ${registered.map((e) => e.factory.methodId).join(', ')})`);
+  }
+  const methods = registered.filter((e) => (o.methods ? o.methods.includes(e.factory.methodId) : true));
+  const rt = new CudaRuntime();
+  const info = rt.cuda.info;
+  console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs); methods: ${methods.map((m) => `${m.factory.methodId} (${m.phase})`).join(', ') || 'none registered'}`);
+  const bench = new Bench(rt, o, methods);
+  try {
+    for (const phase of o.phases) {
+      for (const n of o.lengths) {
+        if (bench.elapsedS > o.timeBudgetS) {
+          bench.skipped.push({ phase, n, method: null, s: null, reason: `time budget of ${o.timeBudgetS} s spent` });
+          console.log(`skip ${phase} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+          continue;
+        }
+        if (phase === 'prefill') bench.runPrefill(n);
+        else bench.runDecode(n);
+      }
+    }
+  } finally {
+    rt.synchronize();
+  }
+  console.log(`\n${resultTables(bench.prefill, bench.decode)}\n`);
+  if (bench.skipped.length) console.log(`skipped: ${bench.skipped.map((s) => `${s.phase} n=${s.n}${s.method ? ` ${s.method}` : ''}${s.s !== null ? ` s=${s.s}` : ''} (${s.reason})`).join('; ')}`);
+  if (bench.failures.length) console.log(`failures:\n  ${bench.failures.join('\n  ')}`);
+  console.log(`total ${bench.elapsedS.toFixed(1)} s`);
+  if (o.out) {
+    writeFileSync(o.out, JSON.stringify({
+      device: info, shape: { ...bench.shape, model: 'llama3.1-8b' }, options: o, prefill: bench.prefill, decode: bench.decode,
+      skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
+    }, null, 2));
+  }
+  rt.dispose();
+  return bench.failures.length ? 1 : 0;
+}
+
+/** Entry for bench/main.ts (`npm run bench -- sparse [args]`). */
+export async function runSparseBench(args: string[]): Promise<void> {
+  process.exitCode = await main(args);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
