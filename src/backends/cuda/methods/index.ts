@@ -18,7 +18,11 @@ import { createAttentionPlan, getMethod } from '../../../methods/index.js';
 import type { PlanOptions } from '../../../methods/types.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceDecodeFactory, DeviceDecodeMethod, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
+import { adaSnapKvDeviceFactory } from './ada-snapkv.js';
 import { denseDecodeDeviceFactory, densePrefillDeviceFactory } from './dense.js';
+import { questDeviceFactory } from './quest.js';
+import { sinkLocalDecodeDeviceFactory } from './sink-local-decode.js';
+import { snapKvDeviceFactory } from './snapkv.js';
 
 /** One GPU implementation: the phase it covers and its factory. */
 export type DeviceMethodEntry =
@@ -26,7 +30,12 @@ export type DeviceMethodEntry =
   | { phase: 'decode'; factory: DeviceDecodeFactory };
 
 /** Sparse methods with a GPU implementation, in the CPU registry's order. */
-const SPARSE_DEVICE_METHODS: readonly DeviceMethodEntry[] = [];
+const SPARSE_DEVICE_METHODS: readonly DeviceMethodEntry[] = [
+  { phase: 'decode', factory: sinkLocalDecodeDeviceFactory },
+  { phase: 'decode', factory: questDeviceFactory },
+  { phase: 'decode', factory: snapKvDeviceFactory },
+  { phase: 'decode', factory: adaSnapKvDeviceFactory },
+];
 
 /** The pair of device method objects a plan (plan.ts) runs with. */
 export interface DeviceMethodPair {
