@@ -1,0 +1,166 @@
+// Vertical-Slash selection and its execution index, on the device (the CPU side is
+// src/methods/vertical-slash-pattern.ts: forcedRanks, VerticalSlashBuilder):
+//   vs_select          per head: the top `counts[h]` of n scores with items 0 .. forced-1 ranked first
+//                      (sink columns 0..3, diagonals 0..63) and ties to the lower index, written as an
+//                      ascending index list [H, stride]
+//   vs_layout_ranges   per (head, 64-row query block m): the original's merge of kept diagonals into
+//                      64-wide key ranges (offsets visited from the largest, e = max(end - o, 64); a
+//                      range is extended by 64 when e lies within 64 past its end, else a new one
+//                      starts), the number of kept columns outside every range and left of the last
+//                      one, and the block's exact causal pairs (summed per head, 64-bit)
+//   vs_scan            exclusive prefix sum of the per-block column counts (one block)
+//   vs_layout_columns  per (head, block): those columns, ascending, into one flat list
+//
+// Range storage: block m of a head owns min(C, m + 2) slots of (start, end) at slot offset
+// vs_range_offset(m, C) inside the head's [perHead] slots; m + 2 bounds the disjoint, non-touching
+// ranges of width >= 64 that fit [0, 64(m + 2)), and C (the largest slash count) bounds them too.
+#include "common.cuh"
+#include "top-k.cuh"
+
+namespace {
+constexpr int SELECT_THREADS = 1024;
+constexpr int BLOCK = 64;  // query rows per pattern block, keys per range step
+
+// First index i in sorted[0 .. count) with sorted[i] >= x.
+__device__ __forceinline__ int lower_bound(const int* sorted, int count, int x) {
+  int lo = 0, hi = count;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Pairs (r, key) with r in [r0, r1), key in [a, b), key <= r (methods' causalRectPairs).
+__device__ __forceinline__ long long causal_rect_pairs(long long r0, long long r1, long long a, long long b) {
+  long long pairs = 0;
+  const long long lo = max(r0, a), hi = min(r1, b);
+  if (hi > lo) pairs += ((hi - lo) * (lo + hi - 1)) / 2 + (hi - lo) * (1 - a);
+  const long long lo2 = max(r0, b);
+  if (r1 > lo2) pairs += (r1 - lo2) * (b - a);
+  return pairs;
+}
+}  // namespace
+
+__device__ __forceinline__ long long vs_range_offset(long long m, long long C) {
+  const long long t = min(m, max(C - 1, 0ll));
+  return (t * t + 3 * t) / 2 + (m - t) * C;
+}
+
+// grid (H), SELECT_THREADS threads. scores [H, n]; counts [H] (clamped to n); selected [H, stride].
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) vs_select(const float* __restrict__ scores, const int* __restrict__ counts,
+                                                                      int* __restrict__ selected, int n, int forced, int stride) {
+  __shared__ TopKShared sh;
+  const int h = blockIdx.x;
+  const float* row = scores + (size_t)h * n;
+  int* out = selected + (size_t)h * stride;
+  const int k = min(counts[h], n);
+  // Forced items outrank every score (a float's order key is at most 0xff800000, +inf).
+  auto keyOf = [&](int i) -> u32 { return i < forced ? 0xffffffffu : topk_order_key(row[i]); };
+  const TopKCut cut = topk_cut<SELECT_THREADS>(n, k, keyOf, sh);
+  topk_emit<SELECT_THREADS>(n, cut, keyOf, [&](int i, int rank) { out[rank] = i; }, sh);
+}
+
+// grid (ceil(numBlocks / 128), H), 128 threads. selV [H, strideV] ascending columns, selS [H, strideS]
+// ascending offsets; kvCounts / ksCounts [H]. Writes ranges, rangeCount and colCount [H, numBlocks];
+// adds each head's pairs into pairs[h] (zeroed by the caller). status[0] is set if a block overflows
+// its range slots (cannot happen when C >= every slash count).
+extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
+    const int* __restrict__ selV, const int* __restrict__ kvCounts, int strideV, const int* __restrict__ selS,
+    const int* __restrict__ ksCounts, int strideS, int2* __restrict__ ranges, int* __restrict__ rangeCount,
+    int* __restrict__ colCount, unsigned long long* __restrict__ pairs, int* __restrict__ status, int n, int numBlocks,
+    int C, int perHead) {
+  const int h = blockIdx.y;
+  const int m = blockIdx.x * blockDim.x + threadIdx.x;
+  long long blockPairs = 0;
+  if (m < numBlocks) {
+    const int* V = selV + (size_t)h * strideV;
+    const int* S = selS + (size_t)h * strideS;
+    const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
+    const int start = m * BLOCK, end = start + BLOCK, rowEnd = min(end, n);
+    int2* out = ranges + (size_t)h * perHead + vs_range_offset(m, C);
+    const int cap = min(C, m + 2);
+    int count = 0, a = -1, b = -1;
+    for (int i = lower_bound(S, ks, end) - 1; i >= 0; --i) {
+      const int e = max(end - S[i], BLOCK);
+      if (a < 0) {
+        a = e - BLOCK;
+        b = e;
+      } else if (e > b + BLOCK) {
+        if (count < cap) out[count] = make_int2(a, b);
+        ++count;
+        a = e - BLOCK;
+        b = e;
+      } else if (e > b) {
+        b += BLOCK;
+      }
+    }
+    if (a >= 0) {
+      if (count < cap) out[count] = make_int2(a, b);
+      ++count;
+    }
+    if (count > cap) {
+      status[0] = 1;
+      count = cap;
+    }
+    int prevEnd = 0, cols = 0;
+    for (int r = 0; r < count; ++r) {
+      const int2 rg = out[r];
+      blockPairs += causal_rect_pairs(start, rowEnd, rg.x, rg.y);
+      cols += lower_bound(V, kv, rg.x) - lower_bound(V, kv, prevEnd);
+      prevEnd = rg.y;
+    }
+    blockPairs += (long long)cols * (rowEnd - start);
+    rangeCount[(size_t)h * numBlocks + m] = count;
+    colCount[(size_t)h * numBlocks + m] = cols;
+  }
+  unsigned long long v = (unsigned long long)blockPairs;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(&pairs[h], v);
+}
+
+// One block of SELECT_THREADS threads. starts[0 .. count] = exclusive prefix sums of values; the
+// total also goes to *total (64-bit, so the host can refuse a list past 2^31 entries).
+extern "C" __global__ void __launch_bounds__(SELECT_THREADS) vs_scan(const int* __restrict__ values, int* __restrict__ starts,
+                                                                    unsigned long long* __restrict__ total, int count) {
+  __shared__ TopKShared sh;
+  long long carry = 0;
+  for (int base = 0; base < count; base += SELECT_THREADS) {
+    const int i = base + threadIdx.x;
+    const int x = i < count ? values[i] : 0;
+    int chunkTotal;
+    const int before = topk_block_exclusive_scan<SELECT_THREADS>(x, sh, chunkTotal);
+    if (i < count) starts[i] = (int)(carry + before);
+    carry += chunkTotal;
+  }
+  if (threadIdx.x == 0) {
+    starts[count] = (int)carry;
+    *total = (unsigned long long)carry;
+  }
+}
+
+// grid (ceil(numBlocks / 4), H), 128 threads: one warp per (head, block).
+extern "C" __global__ void __launch_bounds__(128) vs_layout_columns(
+    const int* __restrict__ selV, const int* __restrict__ kvCounts, int strideV, const int2* __restrict__ ranges,
+    const int* __restrict__ rangeCount, const int* __restrict__ colStart, int* __restrict__ colList, int n, int numBlocks, int C,
+    int perHead) {
+  const int h = blockIdx.y;
+  const int m = blockIdx.x * 4 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (m >= numBlocks) return;
+  const int* V = selV + (size_t)h * strideV;
+  const int kv = min(kvCounts[h], n);
+  const int2* rg = ranges + (size_t)h * perHead + vs_range_offset(m, C);
+  const int count = rangeCount[(size_t)h * numBlocks + m];
+  int dst = colStart[(size_t)h * numBlocks + m];
+  int prevEnd = 0;
+  for (int r = 0; r < count; ++r) {
+    const int2 range = rg[r];
+    const int lo = lower_bound(V, kv, prevEnd), hi = lower_bound(V, kv, range.x);
+    for (int j = lo + lane; j < hi; j += 32) colList[dst + j - lo] = V[j];
+    dst += hi - lo;
+    prevEnd = range.y;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Launcher for vertical-slash-index.cu: from the estimate's scores and per-head counts to the index the
+ * Vertical-Slash prefill kernel executes, all on the device. Per query head: the kept columns and
+ * diagonal offsets (top counts, sink columns 0..3 and diagonals 0..63 forced first, ties to the lower
+ * index: src/methods/vertical-slash-pattern.ts forcedRanks), then per 64-row query block the merged
+ * 64-wide key ranges of the diagonals and the kept columns outside them (VerticalSlashBuilder), with
+ * every head's exact attended pairs.
+ *
+ * One small host round trip per build: the per-head pair counts and the length of the column list
+ * come back together (the contract returns the counts anyway; the length sizes the list).
+ */
+import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../../methods/vertical-slash-prefill.js';
+import type { DevicePtr } from '../context.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+import { GrowableDeviceBuffer, verticalSlashRangeOffset, verticalSlashRangeSlots } from '../vertical-slash-layout.js';
+import type { VerticalSlashScores } from './vertical-slash-estimate.js';
+
+export const PATTERN_BLOCK = 64;
+const SELECT_THREADS = 1024;
+/** The kernels index the column list with 32-bit integers. */
+const MAX_LISTED_COLUMNS = 2 ** 31 - 1;
+
+/** Kept columns and diagonals per query head, [H] each (clamped to n by the kernels). */
+export interface VerticalSlashCounts {
+  vertical: Int32Array;
+  slash: Int32Array;
+}
+
+/** A built index on the device; valid until the builder's next build or countPairs. */
+export interface DeviceVerticalSlashIndex {
+  n: number;
+  numHeads: number;
+  numBlocks: number;
+  /** C: the largest slash count, which sizes each block's range slots. */
+  rangeCap: number;
+  rangeSlotsPerHead: number;
+  ranges: DevicePtr; // int2 slots
+  rangeCount: DevicePtr; // [H, numBlocks] int32
+  colStart: DevicePtr; // [H·numBlocks + 1] int32
+  colList: DevicePtr; // [totalColumns] int32
+  totalColumns: number;
+  /** [H] exact attended (query, key) pairs. */
+  pairs: Float64Array;
+  /** The selection: [H, columnStride] ascending columns, [H, offsetStride] ascending offsets. */
+  selectedColumns: DevicePtr;
+  columnStride: number;
+  selectedOffsets: DevicePtr;
+  offsetStride: number;
+  counts: VerticalSlashCounts;
+}
+
+export class VerticalSlashIndexBuilder {
+  private kernels: { select: CudaKernel; ranges: CudaKernel; scan: CudaKernel; columns: CudaKernel } | null = null;
+  private readonly buf: Record<'counts' | 'selV' | 'selS' | 'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'colList' | 'summary', GrowableDeviceBuffer>;
+
+  constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
+    if (!(numHeads > 0)) throw new Error(`vertical-slash index: numHeads must be positive (got ${numHeads})`);
+    const names = ['counts', 'selV', 'selS', 'ranges', 'rangeCount', 'colCount', 'colStart', 'colList', 'summary'] as const;
+    this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash index ${k}`)])) as VerticalSlashIndexBuilder['buf'];
+  }
+
+  prepare() {
+    if (!this.kernels) {
+      const mod = this.rt.module('vertical-slash-index.cu', {});
+      this.kernels = {
+        select: mod.kernel('vs_select', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
+        ranges: mod.kernel('vs_layout_ranges', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        scan: mod.kernel('vs_scan', ['ptr', 'ptr', 'ptr', 'i32']),
+        columns: mod.kernel('vs_layout_columns', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+      };
+    }
+    return this.kernels;
+  }
+
+  /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
+  private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
+    const H = this.numHeads, n = scores.n;
+    const clamp = (a: Int32Array, what: string, least: number): Int32Array => {
+      if (a.length !== H) throw new Error(`vertical-slash index: ${what} counts must have ${H} entries (got ${a.length})`);
+      return a.map((c) => {
+        if (!Number.isInteger(c) || c < least) throw new Error(`vertical-slash index: ${what} count ${c} must be an integer >= ${least}`);
+        return Math.min(c, n);
+      });
+    };
+    // The main diagonal must be kept (the CPU builder refuses otherwise): at least one slash.
+    const kv = clamp(counts.vertical, 'vertical', 0), ks = clamp(counts.slash, 'slash', 1);
+    const k = this.prepare();
+    const strideV = Math.max(1, ...kv), strideS = Math.max(1, ...ks);
+    const C = strideS;
+    const numBlocks = Math.ceil(n / PATTERN_BLOCK);
+    const slots = verticalSlashRangeSlots(numBlocks, C);
+    if (H * slots > 2 ** 31) throw new Error(`vertical-slash index: ${H * slots} range slots exceed the 32-bit index range`);
+    // Earlier work on the stream may still read these buffers (uploads do not wait for the stream).
+    this.rt.synchronize();
+    const countsBuf = this.buf.counts.ensure(2 * H * 4);
+    const both = new Int32Array(2 * H);
+    both.set(kv, 0);
+    both.set(ks, H);
+    this.rt.cuda.upload(countsBuf.ptr, both);
+    const ksPtr = countsBuf.ptr + BigInt(4 * H);
+    const selV = this.buf.selV.ensure(H * strideV * 4), selS = this.buf.selS.ensure(H * strideS * 4);
+    const ranges = this.buf.ranges.ensure(H * slots * 8);
+    const rangeCount = this.buf.rangeCount.ensure(H * numBlocks * 4);
+    const colCount = this.buf.colCount.ensure(H * numBlocks * 4);
+    const colStart = this.buf.colStart.ensure((H * numBlocks + 1) * 4);
+    // [H] pairs (u64), the column-list length (u64), an overflow flag.
+    const summary = this.buf.summary.ensure((H + 2) * 8);
+    const stream = this.rt.stream;
+    this.rt.cuda.fill32Async(summary.ptr, 0, 2 * (H + 2), stream);
+    const selectConfig = { grid: [H, 1, 1] as [number, number, number], block: [SELECT_THREADS, 1, 1] as [number, number, number], sharedBytes: 0, stream };
+    k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
+    k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
+    k.ranges.launch(
+      { grid: [Math.ceil(numBlocks / 128), H, 1], block: [128, 1, 1], sharedBytes: 0, stream },
+      [selV.ptr, countsBuf.ptr, strideV, selS.ptr, ksPtr, strideS, ranges.ptr, rangeCount.ptr, colCount.ptr, summary.ptr,
+        summary.ptr + BigInt(8 * (H + 1)), n, numBlocks, C, slots],
+    );
+    k.scan.launch(
+      { grid: [1, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: 0, stream },
+      [colCount.ptr, colStart.ptr, summary.ptr + BigInt(8 * H), H * numBlocks],
+    );
+    this.rt.synchronize();
+    const words = new BigUint64Array(H + 2);
+    this.rt.cuda.download(words, summary.ptr);
+    if (words[H + 1] !== 0n) throw new Error('vertical-slash index: a query block overflowed its range slots (internal error)');
+    const pairs = new Float64Array(H);
+    for (let h = 0; h < H; h++) pairs[h] = Number(words[h]);
+    return {
+      n, numBlocks, C, slots, strideV, strideS, kv, ks, pairs, totalColumns: Number(words[H]),
+      selV, selS, ranges, rangeCount, colStart, countsBuf,
+    };
+  }
+
+  /** Exact attended pairs per head [H] of the given counts (the count search's probe); no column list. */
+  countPairs(scores: VerticalSlashScores, counts: VerticalSlashCounts): Float64Array {
+    return this.selectAndRange(scores, counts).pairs;
+  }
+
+  /** The whole index; the column list is enqueued on the stream (the prefill kernel follows it). */
+  build(scores: VerticalSlashScores, counts: VerticalSlashCounts): DeviceVerticalSlashIndex {
+    const H = this.numHeads;
+    const r = this.selectAndRange(scores, counts);
+    if (r.totalColumns > MAX_LISTED_COLUMNS) {
+      throw new Error(`vertical-slash index: ${r.totalColumns} listed columns exceed the kernels' 32-bit list`);
+    }
+    const colList = this.buf.colList.ensure(r.totalColumns * 4);
+    this.prepare().columns.launch(
+      { grid: [Math.ceil(r.numBlocks / 4), H, 1], block: [128, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [r.selV.ptr, r.countsBuf.ptr, r.strideV, r.ranges.ptr, r.rangeCount.ptr, r.colStart.ptr, colList.ptr, r.n, r.numBlocks, r.C, r.slots],
+    );
+    return {
+      n: r.n, numHeads: H, numBlocks: r.numBlocks, rangeCap: r.C, rangeSlotsPerHead: r.slots,
+      ranges: r.ranges.ptr, rangeCount: r.rangeCount.ptr, colStart: r.colStart.ptr, colList: colList.ptr,
+      totalColumns: r.totalColumns, pairs: r.pairs,
+      selectedColumns: r.selV.ptr, columnStride: r.strideV, selectedOffsets: r.selS.ptr, offsetStride: r.strideS,
+      counts: { vertical: r.kv, slash: r.ks },
+    };
+  }
+
+  release(): void {
+    for (const b of Object.values(this.buf)) b.release();
+  }
+}
+
+/** Per head: the kept columns and offsets (ascending) of a built index. Synchronises. */
+export function downloadVerticalSlashSelection(rt: CudaRuntime, index: DeviceVerticalSlashIndex): { columns: Int32Array[]; offsets: Int32Array[] } {
+  const H = index.numHeads;
+  rt.synchronize();
+  const v = new Int32Array(H * index.columnStride), s = new Int32Array(H * index.offsetStride);
+  rt.cuda.download(v, index.selectedColumns);
+  rt.cuda.download(s, index.selectedOffsets);
+  return {
+    columns: Array.from({ length: H }, (_, h) => v.slice(h * index.columnStride, h * index.columnStride + index.counts.vertical[h])),
+    offsets: Array.from({ length: H }, (_, h) => s.slice(h * index.offsetStride, h * index.offsetStride + index.counts.slash[h])),
+  };
+}
+
+/** Per head and 64-row block: the key ranges and listed columns of a built index. Synchronises. */
+export function downloadVerticalSlashLayout(rt: CudaRuntime, index: DeviceVerticalSlashIndex): { ranges: Int32Array[][]; columns: Int32Array[][] } {
+  const { numHeads: H, numBlocks } = index;
+  rt.synchronize();
+  const rangeCount = new Int32Array(H * numBlocks), colStart = new Int32Array(H * numBlocks + 1);
+  rt.cuda.download(rangeCount, index.rangeCount);
+  rt.cuda.download(colStart, index.colStart);
+  const slots = new Int32Array(Math.max(2, 2 * H * index.rangeSlotsPerHead));
+  rt.cuda.download(slots.subarray(0, 2 * H * index.rangeSlotsPerHead), index.ranges);
+  const cols = new Int32Array(Math.max(1, index.totalColumns));
+  if (index.totalColumns > 0) rt.cuda.download(cols.subarray(0, index.totalColumns), index.colList);
+  const ranges: Int32Array[][] = [], columns: Int32Array[][] = [];
+  for (let h = 0; h < H; h++) {
+    ranges.push([]);
+    columns.push([]);
+    for (let m = 0; m < numBlocks; m++) {
+      const at = 2 * (h * index.rangeSlotsPerHead + verticalSlashRangeOffset(m, index.rangeCap));
+      ranges[h].push(slots.slice(at, at + 2 * rangeCount[h * numBlocks + m]));
+      columns[h].push(cols.slice(colStart[h * numBlocks + m], colStart[h * numBlocks + m + 1]));
+    }
+  }
+  return { ranges, columns };
+}

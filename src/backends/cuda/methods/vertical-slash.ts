@@ -1,0 +1,145 @@
+/**
+ * Vertical-Slash (MInference) prefill on the GPU, behind the device method contract: the CPU method's
+ * parameters, defaults, selection and executed pattern (src/methods/vertical-slash.ts), run as
+ *   1. the estimate: last A queries x all keys, softmax, column and diagonal sums
+ *      (kernels/vertical-slash-estimate.cu);
+ *   2. the counts: the given verticalSize / slashSize (default 512 each, clamped to n), or for a target
+ *      sparsity the CPU's search (vertical-slash-counts.ts) with each probe's layer pairs counted on
+ *      the device;
+ *   3. the selection and its per-block index (kernels/vertical-slash-index.cu);
+ *   4. the sparse attention (kernels/vertical-slash-prefill.cu).
+ * Steps 1-3 are the importance estimation, timed with a pair of events (EstimationTiming). The
+ * returned counts are the exact attended pairs per query head, as the CPU method counts them.
+ */
+import type { HeadCounts } from '../../../engine/attention.js';
+import type { ModelConfig } from '../../../engine/model-config.js';
+import { causalPairs, intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
+import { verticalSlashMethod } from '../../../methods/vertical-slash.js';
+import type { EventHandle } from '../context.js';
+import type { PrefillShape } from '../kernels/flash-prefill.js';
+import { VerticalSlashEstimator, type VerticalSlashScores, verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
+import {
+  type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
+} from '../kernels/vertical-slash-index.js';
+import { VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
+import type { CudaRuntime } from '../runtime.js';
+import { type VerticalSlashCountChoice, chooseVerticalSlashCounts } from '../vertical-slash-counts.js';
+import type {
+  DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod, EstimationTiming,
+} from './contract.js';
+
+export interface VerticalSlashDeviceParams {
+  approximationSize: number;
+  /** Target sparsity, or null when the counts are given. */
+  sparsity: number | null;
+  verticalSize: number | null;
+  slashSize: number | null;
+}
+
+/** The CPU method's fixed counts when no sparsity is given (the original's 512 / 512). */
+const DEFAULT_COUNT = 512;
+
+export class VerticalSlashDevicePrefill implements DevicePrefillMethod, EstimationTiming {
+  readonly id = 'vertical_and_slash';
+  readonly requiresWholePrompt = true;
+  private readonly estimator: VerticalSlashEstimator;
+  private readonly builder: VerticalSlashIndexBuilder;
+  private readonly attention: VerticalSlashFlashPrefill;
+  private events: [EventHandle, EventHandle] | null = null;
+  private timed = false;
+  /** The counts the last call used, and the index it executed (until the next call), for inspection. */
+  lastChoice: VerticalSlashCountChoice | null = null;
+  lastIndex: DeviceVerticalSlashIndex | null = null;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly params: VerticalSlashDeviceParams) {
+    this.estimator = new VerticalSlashEstimator(rt, shape);
+    this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
+    this.attention = new VerticalSlashFlashPrefill(rt, shape);
+  }
+
+  prefill(call: DevicePrefillCall): HeadCounts {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const n = call.numQueries;
+    if (call.shape.numHeads !== H || call.shape.numKvHeads !== Hkv || call.shape.headDim !== D) {
+      throw new Error(`${this.id} (layer ${call.layer}): call shape differs from the method's ${H}/${Hkv}/${D}`);
+    }
+    if (call.queryStart !== 0 || !call.isLastChunk || call.cache.length !== n) {
+      throw new Error(`${this.id} (layer ${call.layer}): needs the whole prompt in one call (queryStart ${call.queryStart}, ` +
+        `${n} queries, cache ${call.cache.length} rows, last chunk ${call.isLastChunk})`);
+    }
+    // The original fails when the prompt is shorter than A; as the CPU method, we clamp A to n.
+    const A = Math.min(this.params.approximationSize, n);
+    const [start, end] = this.events ??= [this.rt.cuda.createEvent(), this.rt.cuda.createEvent()];
+    this.rt.cuda.record(start, this.rt.stream);
+    const scores = this.estimator.run({
+      q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, kvStride: call.cache.capacity, n, approximation: A,
+      scale: call.shape.scale,
+    });
+    const choice = this.chooseCounts(scores, n);
+    const index = this.builder.build(scores, {
+      vertical: new Int32Array(H).fill(choice.verticalSize), slash: new Int32Array(H).fill(choice.slashSize),
+    });
+    this.rt.cuda.record(end, this.rt.stream);
+    this.timed = true;
+    this.attention.run({
+      q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity,
+      out: call.out, index, scale: call.shape.scale,
+    });
+    this.lastChoice = choice;
+    this.lastIndex = index;
+    return { attended: index.pairs.slice(), dense: new Float64Array(H).fill(causalPairs(n)) };
+  }
+
+  private chooseCounts(scores: VerticalSlashScores, n: number): VerticalSlashCountChoice {
+    const { sparsity, verticalSize, slashSize } = this.params;
+    if (sparsity === null) {
+      return { verticalSize: Math.min(verticalSize ?? DEFAULT_COUNT, n), slashSize: Math.min(slashSize ?? DEFAULT_COUNT, n) };
+    }
+    const H = this.shape.numHeads;
+    const probe = (kv: number, ks: number): number => {
+      const counts: VerticalSlashCounts = { vertical: new Int32Array(H).fill(kv), slash: new Int32Array(H).fill(ks) };
+      return this.builder.countPairs(scores, counts).reduce((a, b) => a + b, 0);
+    };
+    return chooseVerticalSlashCounts(n, H, sparsity, probe);
+  }
+
+  lastEstimationMs(): number | null {
+    if (!this.events || !this.timed) return null;
+    return this.rt.cuda.elapsedMs(this.events[0], this.events[1]);
+  }
+
+  /** Returns the scratch buffers to the pool (they grow again on the next prompt). */
+  reset(): void {
+    this.rt.synchronize();
+    this.estimator.release();
+    this.builder.release();
+    this.lastIndex = null;
+  }
+}
+
+export function verticalSlashDeviceParams(options: DeviceMethodOptions): VerticalSlashDeviceParams {
+  const resolved = resolveOptions(verticalSlashMethod, { sparsity: options.sparsity, params: options.params });
+  return {
+    approximationSize: intParam(resolved.params, 'approximationSize'),
+    sparsity: resolved.sparsity,
+    verticalSize: optionalIntParam(resolved.params, 'verticalSize'),
+    slashSize: optionalIntParam(resolved.params, 'slashSize'),
+  };
+}
+
+function shapeOf(config: ModelConfig): PrefillShape {
+  return { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim };
+}
+
+export const verticalSlashDeviceFactory: DevicePrefillFactory = {
+  methodId: 'vertical_and_slash',
+  unsupported(config: ModelConfig): string | null {
+    if (config.attnLogitSoftcap !== null) return 'attention logit softcapping is not implemented in the vertical-slash kernels';
+    return verticalSlashShapeProblem(shapeOf(config));
+  },
+  create(rt: CudaRuntime, config: ModelConfig, options: DeviceMethodOptions): DevicePrefillMethod {
+    const problem = this.unsupported(config);
+    if (problem) throw new Error(`vertical_and_slash: ${problem}`);
+    return new VerticalSlashDevicePrefill(rt, shapeOf(config), verticalSlashDeviceParams(options));
+  },
+};
