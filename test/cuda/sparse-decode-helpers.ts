@@ -31,7 +31,8 @@ export function appendRandom(rt: CudaRuntime, c: TwinCaches, T: number, rand: ()
   const Hkv = c.cpu.numKvHeads, D = c.cpu.headDim;
   const k = randomBf16Values(T * Hkv * D, rand, kAmp);
   const v = randomBf16Values(T * Hkv * D, rand);
-  const start = c.cpu.length;
+  // Positions are device rows (the device cache never moves rows); the CPU cache may hold fewer rows after eviction.
+  const start = c.device.length;
   c.cpu.append(k, v, T, start);
   const dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
   c.device.appendTokens({ k: dk.ptr, v: dv.ptr, rowStride: Hkv * D }, T);
