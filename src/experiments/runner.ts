@@ -11,9 +11,9 @@
  * (runner-jobs.ts), each with its own model copy and database connection (WAL): on a machine with
  * idle cores the grid finishes up to `jobs` times sooner, with the same records.
  *
- * Backend (backend.ts): cpu runs the CPU engine; cuda runs dense-only experiments on the GPU model
- * (sparse methods are refused, naming them, until issue 9); auto takes the GPU for a dense-only
- * experiment when one is usable and otherwise the CPU, logging why. GPU runs stay in this process
+ * Backend (backend.ts): cpu runs the CPU engine; cuda runs the experiment on the GPU model when
+ * every method has a GPU implementation (the others are refused, naming them); auto takes the GPU
+ * when that holds and one is usable, and otherwise the CPU, logging why. GPU runs stay in this process
  * (one model on the one GPU; --jobs does not apply).
  */
 import { existsSync, writeFileSync } from 'node:fs';

@@ -1,9 +1,9 @@
 /**
  * The attention step of one layer of the GPU model, behind one interface: the model hands over the
  * layer's queries (inside the fused qkv rows) and its device KV cache (the new tokens already
- * appended) and gets [T, H, D] outputs back. DenseDeviceAttention runs the dense kernels; a sparse
- * method (issue 9) is another DeviceAttention, chosen per layer the way the CPU engine's AttentionPlan
- * is (sliding layers stay dense).
+ * appended) and gets [T, H, D] outputs back. DenseDeviceAttention runs the dense kernels; any method
+ * of the GPU method registry runs through PlanDeviceAttention (methods/plan.ts), which chooses per
+ * layer and phase the way the CPU engine's AttentionPlan does (sliding layers stay dense).
  */
 import type { ModelConfig } from '../../engine/model-config.js';
 import type { DevicePtr } from './context.js';
