@@ -16,9 +16,8 @@ import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { QuestDecode, QuestPageBounds, questPagesFor } from '../../src/methods/quest.js';
-import { tinyConfig } from '../engine/model-fixtures.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
-import { appendRandom, cpuShape, twinCaches } from './sparse-decode-helpers.js';
+import { appendRandom, attentionConfig, cpuShape, twinCaches } from './sparse-decode-helpers.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -127,7 +126,7 @@ describe('CUDA Quest', { skip }, () => {
       const caches = twinCaches(rt, c.Hkv, c.D, c.n + c.steps);
       appendRandom(rt, caches, c.n, rand);
       const params = { sharePages: c.sharePages, ...(c.tokenBudget !== undefined ? { tokenBudget: c.tokenBudget } : {}) };
-      const config = tinyConfig('llama', { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D });
+      const config = attentionConfig(c.H, c.Hkv, c.D);
       const gpu = questDeviceFactory.create(rt, config, { ...(c.sparsity !== undefined ? { sparsity: c.sparsity } : {}), params });
       const cpu = new QuestDecode(16, c.sparsity ?? null, c.tokenBudget ?? null, c.sharePages);
       const shape = cpuShape(c.H, c.Hkv, c.D);
@@ -161,7 +160,7 @@ describe('CUDA Quest', { skip }, () => {
     appendRandom(rt, caches, n + 1, rand);
     const p = n;
     assert.equal(questPagesFor(p, 16, 0, null), Math.floor(p / 16), 's = 0 reads every page');
-    const gpu = questDeviceFactory.create(rt, tinyConfig('llama', { numHeads: H, numKvHeads: Hkv, headDim: D }), { sparsity: 0, params: {} });
+    const gpu = questDeviceFactory.create(rt, attentionConfig(H, Hkv, D), { sparsity: 0, params: {} });
     const q = randomBf16Values(H * D, rand, 2);
     const dq = uploadAsBf16(rt, q);
     const a = poisonedBf16(rt, H * D), b = poisonedBf16(rt, H * D);

@@ -22,9 +22,8 @@ import { resolveOptions } from '../../src/methods/options.js';
 import { averagePool, forceKeep, parseSnapKv, windowImportance } from '../../src/methods/snapkv-importance.js';
 import { snapKvMethod } from '../../src/methods/snapkv.js';
 import type { MethodDescriptor } from '../../src/methods/types.js';
-import { tinyConfig } from '../engine/model-fixtures.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
-import { appendRandom, cpuShape, twinCaches } from './sparse-decode-helpers.js';
+import { appendRandom, attentionConfig, cpuShape, twinCaches } from './sparse-decode-helpers.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -105,7 +104,7 @@ describe('CUDA SnapKV / Ada-SnapKV', { skip }, () => {
       const wq = randomBf16Values(W * c.H * c.D, rand, 2);
       const shape = cpuShape(c.H, c.Hkv, c.D);
       const cpu = c.method.create(resolveOptions(c.method, { sparsity: c.sparsity, params: c.params })).decode as DecodeAttention;
-      const gpu = c.factory.create(rt, tinyConfig('llama', { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }), { sparsity: c.sparsity, params: c.params });
+      const gpu = c.factory.create(rt, attentionConfig(c.H, c.Hkv, c.D), { sparsity: c.sparsity, params: c.params });
       assert.equal(gpu.observationWindow, cpu.observationWindow);
       cpu.afterPrefill?.({ layer: 2, shape, windowQueries: wq, windowLength: W, windowStart: c.n - W, cache: caches.cpu });
       const dwq = uploadAsBf16(rt, wq);
@@ -138,7 +137,7 @@ describe('CUDA SnapKV / Ada-SnapKV', { skip }, () => {
     const rand = randomGenerator(91);
     const caches = twinCaches(rt, Hkv, D, n + 1);
     appendRandom(rt, caches, n, rand);
-    const gpu = snapKvDeviceFactory.create(rt, tinyConfig('llama', { numHeads: H, numKvHeads: Hkv, headDim: D }), { sparsity: 0, params: {} });
+    const gpu = snapKvDeviceFactory.create(rt, attentionConfig(H, Hkv, D), { sparsity: 0, params: {} });
     const wq = uploadAsBf16(rt, randomBf16Values(256 * H * D, rand, 2));
     const shape = cpuShape(H, Hkv, D);
     gpu.afterPrefill?.({ layer: 0, shape, windowQueries: wq.ptr, windowLength: 256, promptLength: n, cache: caches.device });

@@ -7,6 +7,7 @@ import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import type { AttentionShape } from '../../src/engine/attention.js';
+import type { ModelConfig } from '../../src/engine/model-config.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { randomBf16Values } from './helpers.js';
 
@@ -61,4 +62,20 @@ export function referenceRangeDecode(
     attendSparseRows(q, h * D, keys[kvh], values[kvh], D, list.data, list.count, null, 0, scale, null, out, h * D, scratch);
   }
   return out;
+}
+
+/**
+ * A llama-shaped ModelConfig with the given attention shape (only the attention fields matter to the
+ * device methods). Written out here so that these tests load no config parser (the GPU machine's
+ * slim node_modules has koffi alone).
+ */
+export function attentionConfig(H: number, Hkv: number, D: number): ModelConfig {
+  return {
+    architecture: 'llama', hfArchitecture: 'LlamaForCausalLM', vocabSize: 64, hiddenSize: H * D, intermediateSize: 4 * H * D, numLayers: 4,
+    numHeads: H, numKvHeads: Hkv, headDim: D, maxPositionEmbeddings: 1 << 17, rmsNormEps: 1e-5, tieWordEmbeddings: false,
+    attentionBias: false, qkNorm: false, normPlusOne: false, sandwichNorms: false, embeddingScale: 1, mlpActivation: 'silu',
+    attentionScale: 1 / Math.sqrt(D), finalLogitSoftcap: null, attnLogitSoftcap: null, layerTypes: ['full', 'full', 'full', 'full'],
+    slidingWindow: null, rope: { theta: 500000, scaling: { kind: 'none' } }, ropeLocal: { theta: 500000, scaling: { kind: 'none' } },
+    bosTokenId: 1, eosTokenIds: [2], torchDtype: 'bfloat16',
+  };
 }
