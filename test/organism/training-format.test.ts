@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
 import { TRAINING_SEED_BASE, TRAINING_TASKS, replyParts, targetText } from '../../tools/organism/training-format.js';
-import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, taskParams, validatePlan } from '../../tools/organism/curriculum.js';
-import { buildChunk, endOfTurnId } from '../../tools/organism/generate-data.js';
+import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, taskParams, taskRotation, validatePlan } from '../../tools/organism/curriculum.js';
+import { buildChunk, endOfTurnId, parseTaskWeights } from '../../tools/organism/generate-data.js';
 import { ORGANISM_DIR } from './organism-paths.js';
 
 const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
@@ -72,6 +72,34 @@ test('easy task parameters grow to the defaults, and easy instances keep the sco
   }
   const [easy] = getTask('niah').generate({ tokenizer, length: 2048, count: 1, seed: TRAINING_SEED_BASE + 11, params: taskParams('niah', 0) });
   assert.match(targetText(easy), /<answer>\n1\. The answer for [a-z0-9]{4}-[a-z0-9]{4} is [a-z0-9]{4}-[a-z0-9]{4}\.\n<\/answer>$/);
+});
+
+test('task weights: equal weights rotate the six tasks as before, weight 2 doubles a task\'s share', () => {
+  assert.deepEqual(taskRotation(DEFAULT_PLAN.taskWeights), [...TRAINING_TASKS]);
+  const weights = parseTaskWeights('niah=2,vt=2,story_retrieval=2');
+  assert.deepEqual(taskRotation(weights), [...TRAINING_TASKS, 'niah', 'vt', 'story_retrieval']);
+  const plan = { ...DEFAULT_PLAN, taskWeights: weights };
+  validatePlan(plan);
+  const spec = chunkSpec(3, plan);
+  const counts = new Map<string, number>();
+  for (let j = 0; j < 9 * 4; j++) counts.set(taskOf(spec, j), (counts.get(taskOf(spec, j)) ?? 0) + 1);
+  assert.equal(counts.get('niah'), 8);
+  assert.equal(counts.get('cwe'), 4);
+  assert.throws(() => parseTaskWeights('qa_squad=2'), /names no training task/);
+  assert.throws(() => validatePlan({ ...DEFAULT_PLAN, taskWeights: { ...weights, cwe: 0 } }), /taskWeights\.cwe/);
+});
+
+test('easy query counts: NIAH and story retrieval start from the plan\'s counts and reach the defaults', () => {
+  const easy = { niah: 8, storyRetrieval: 6 };
+  assert.deepEqual(taskParams('niah', 0, easy), { numQueries: 8, groups: 2, groupLength: 4 });
+  assert.deepEqual(taskParams('story_retrieval', 0, easy), { numQueries: 6 });
+  assert.equal(taskParams('niah', 0.5, easy)?.numQueries, 6);
+  assert.equal(taskParams('niah', 1, easy), undefined);
+  assert.deepEqual(chunkSpec(0, { ...DEFAULT_PLAN, easyNiahQueries: 8, easyStoryQueries: 6, easyChunks: 10 }).easy, easy);
+  assert.throws(() => validatePlan({ ...DEFAULT_PLAN, easyNiahQueries: 0 }), /easyNiahQueries/);
+  const [example] = getTask('niah').generate({ tokenizer, length: 1024, count: 1, seed: TRAINING_SEED_BASE + 13, params: taskParams('niah', 0, easy) });
+  assert.equal(getTask('niah').score(example, targetText(example)).score, 1);
+  assert.equal((example.gold as { answers: unknown[] }).answers.length, 8);
 });
 
 test('a chunk: prompt ids are the task input, the reply ends with the end-of-turn id', () => {

@@ -35,6 +35,15 @@ export interface CurriculumPlan {
    * 0: defaults from the start (the shipped run).
    */
   easyChunks: number;
+  /** Queries of the easiest NIAH instance (they move to the default 4 with difficulty; run 3: 1). */
+  easyNiahQueries: number;
+  /** Questions of the easiest story-retrieval instance (to the default 16; run 3: 4). */
+  easyStoryQueries: number;
+  /**
+   * Relative share of each task in a chunk's rotation (whole numbers ≥ 1; all 1: the six tasks in
+   * turn, as runs 1–3). A weight of 2 puts the task twice in each round of the rotation.
+   */
+  taskWeights: Record<TrainingTask, number>;
 }
 
 export const SEEDS_PER_CHUNK = 1000;
@@ -49,7 +58,31 @@ export const DEFAULT_PLAN: CurriculumPlan = {
   seedBase: TRAINING_SEED_BASE,
   rampStart: 0,
   easyChunks: 0,
+  easyNiahQueries: 1,
+  easyStoryQueries: 4,
+  taskWeights: { niah: 1, vt: 1, cwe: 1, story_retrieval: 1, story_multihop: 1, story_filtering: 1 },
 };
+
+/**
+ * The order tasks take in a chunk: round r lists, in TRAINING_TASKS order, every task whose weight
+ * exceeds r. Equal weights give TRAINING_TASKS itself.
+ */
+export function taskRotation(weights: Record<TrainingTask, number>): TrainingTask[] {
+  const rounds = Math.max(...TRAINING_TASKS.map((t) => weights[t]));
+  const rotation: TrainingTask[] = [];
+  for (let r = 0; r < rounds; r++) for (const t of TRAINING_TASKS) if (weights[t] > r) rotation.push(t);
+  return rotation;
+}
+
+/** The easiest instance's query counts (difficulty 0) of the tasks that have one. */
+export interface EasyQueries {
+  niah: number;
+  storyRetrieval: number;
+}
+
+export function easyQueriesOf(plan: CurriculumPlan): EasyQueries {
+  return { niah: plan.easyNiahQueries, storyRetrieval: plan.easyStoryQueries };
+}
 
 export interface ChunkSpec {
   index: number;
@@ -63,6 +96,10 @@ export interface ChunkSpec {
   seed: number;
   /** 0 = easiest instances, 1 = the tasks' default (evaluation) parameters. */
   difficulty: number;
+  /** Task order of the chunk's examples (taskRotation of the plan's weights); absent: TRAINING_TASKS. */
+  rotation?: readonly TrainingTask[];
+  /** Query counts of the easiest instances; absent: run 3's (1 NIAH query, 4 story questions). */
+  easy?: EasyQueries;
 }
 
 export function validatePlan(plan: CurriculumPlan): void {
@@ -75,6 +112,12 @@ export function validatePlan(plan: CurriculumPlan): void {
   if (!(plan.lengthStep >= 1)) problems.push(`lengthStep must be ≥ 1`);
   if (!(Number.isInteger(plan.rampStart) && plan.rampStart >= 0)) problems.push(`rampStart must be a non-negative integer, got ${plan.rampStart}`);
   if (!(Number.isInteger(plan.easyChunks) && plan.easyChunks >= 0)) problems.push(`easyChunks must be a non-negative integer, got ${plan.easyChunks}`);
+  if (!(Number.isInteger(plan.easyNiahQueries) && plan.easyNiahQueries >= 1)) problems.push(`easyNiahQueries must be an integer ≥ 1, got ${plan.easyNiahQueries}`);
+  if (!(Number.isInteger(plan.easyStoryQueries) && plan.easyStoryQueries >= 1)) problems.push(`easyStoryQueries must be an integer ≥ 1, got ${plan.easyStoryQueries}`);
+  for (const t of TRAINING_TASKS) {
+    const w = plan.taskWeights[t];
+    if (!(Number.isInteger(w) && w >= 1 && w <= 8)) problems.push(`taskWeights.${t} must be an integer in [1, 8], got ${w}`);
+  }
   if (!(plan.seedBase >= TRAINING_SEED_BASE)) problems.push(`seedBase must be ≥ ${TRAINING_SEED_BASE} (evaluation seeds are 43 + i)`);
   if (problems.length) throw new Error(`curriculum plan: ${problems.join('; ')}`);
 }
@@ -82,6 +125,7 @@ export function validatePlan(plan: CurriculumPlan): void {
 export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): ChunkSpec {
   if (!Number.isInteger(index) || index < 0) throw new Error(`chunk index must be a non-negative integer, got ${index}`);
   const rng = new SeededRandom(plan.seedBase - 1 - index); // below seedBase: never an example seed
+  const rotation = taskRotation(plan.taskWeights);
   const progress = Math.min(1, Math.max(0, index - plan.rampStart) / plan.rampChunks);
   const upper = plan.startMaxLength + (plan.maxLength - plan.startMaxLength) * progress;
   // sqrt leans towards the upper bound: long contexts are the point, short ones a refresher.
@@ -91,9 +135,11 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
     index,
     length,
     examples: Math.max(1, Math.floor(plan.chunkTokens / length)),
-    firstTask: rng.int(TRAINING_TASKS.length),
+    firstTask: rng.int(rotation.length),
     seed: plan.seedBase + index * SEEDS_PER_CHUNK,
     difficulty: plan.easyChunks === 0 ? 1 : Math.min(1, Math.max(0, index - plan.rampStart) / plan.easyChunks),
+    rotation,
+    easy: easyQueriesOf(plan),
   };
 }
 
@@ -103,17 +149,21 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
  * it can solve with one copy, then the same problem with more distractors. Only parameters that keep
  * the reply format unchanged are eased (CWE keeps its ten words, filtering its three chapters).
  */
-export function taskParams(task: TrainingTask, difficulty: number): Record<string, number> | undefined {
+export function taskParams(
+  task: TrainingTask,
+  difficulty: number,
+  easy: EasyQueries = easyQueriesOf(DEFAULT_PLAN),
+): Record<string, number> | undefined {
   if (!(difficulty >= 0 && difficulty <= 1)) throw new Error(`difficulty must be in [0, 1], got ${difficulty}`);
   if (difficulty === 1) return undefined;
-  const between = (easy: number, full: number) => Math.round(easy + (full - easy) * difficulty);
+  const between = (easiest: number, full: number) => Math.round(easiest + (full - easiest) * difficulty);
   switch (task) {
     case 'niah':
-      return { numQueries: between(1, 4), groups: between(2, 4), groupLength: between(4, 8) };
+      return { numQueries: between(easy.niah, 4), groups: between(2, 4), groupLength: between(4, 8) };
     case 'vt':
       return { numChains: between(2, 8), numHops: between(1, 4) };
     case 'story_retrieval':
-      return { numQueries: between(4, 16) };
+      return { numQueries: between(easy.storyRetrieval, 16) };
     default:
       return undefined;
   }
@@ -121,5 +171,6 @@ export function taskParams(task: TrainingTask, difficulty: number): Record<strin
 
 /** Task of example j in a chunk (before any fallback for tasks that cannot fill the length). */
 export function taskOf(spec: ChunkSpec, j: number): TrainingTask {
-  return TRAINING_TASKS[(spec.firstTask + j) % TRAINING_TASKS.length] as TrainingTask;
+  const rotation = spec.rotation ?? TRAINING_TASKS;
+  return rotation[(spec.firstTask + j) % rotation.length] as TrainingTask;
 }

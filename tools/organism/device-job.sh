@@ -38,6 +38,28 @@ mkdir -p "$data" "$run" /tmp/organism-logs
 echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
 echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS from $FIRST_CHUNK time budget $TIME_BUDGET s"
 
+# Held-out outputs of HF transformers for checkpoint folder $1, cut off before the command's limit
+# (synthetic tasks by length first, QA last: a cut-off run loses the longest contexts).
+held_out_eval() {
+  local eval_files=(.organism/eval-*.jsonl.gz)
+  cat "${eval_files[@]}" > /tmp/organism-eval.jsonl.gz
+  local left=$(( EVAL_DEADLINE - SECONDS ))
+  [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
+    --steps 0 --eval-only --resume "$1" --eval-set /tmp/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
+    --predictions "$out/predictions.jsonl"
+  echo "eval exit $? after ${SECONDS}s"
+}
+
+if [ -n "${EVAL_ONLY:-}" ]; then
+  # make_golden.py reads a folder of checkpoint folders: link the one asked for as organism/.
+  mkdir -p /tmp/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" /tmp/organism-eval-only/organism
+  python3 tools/oracle/make_golden.py /tmp/organism-eval-only /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"
+  held_out_eval "$EVAL_ONLY"
+  ls -la "$out"
+  echo "=== $(date -u +%H:%M:%S) done"
+  exit 0
+fi
+
 # with-node unpacks Node on first use; do that once here, not racing in every worker.
 .gpu/device/with-node node --version || exit 2
 pids=()
@@ -64,14 +86,7 @@ if [ -f "$run/organism/model.safetensors" ]; then
   split -b 15m -d /tmp/organism-ckpt.tar "$out/organism-ckpt.tar.part"
   python3 tools/oracle/make_golden.py "$run" /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"
   tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
-  # HF transformers' greedy outputs on the held-out set, cut off before the command's limit.
-  eval_files=(.organism/eval-*.jsonl.gz)
-  cat "${eval_files[@]}" > /tmp/organism-eval.jsonl.gz
-  left=$(( EVAL_DEADLINE - SECONDS ))
-  [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
-    --steps 0 --eval-only --resume "$run/organism" --eval-set /tmp/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
-    --predictions "$out/predictions.jsonl"
-  echo "eval exit $? after ${SECONDS}s"
+  held_out_eval "$run/organism"
 fi
 tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
 ls -la "$out"

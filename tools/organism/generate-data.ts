@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
 import { chunkSpec, DEFAULT_PLAN, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
-import { TRAINING_TASKS, replyParts, targetText } from './training-format.js';
+import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type TrainingTask } from './training-format.js';
 
 export interface ChunkResult {
   lines: string[];
@@ -45,12 +45,14 @@ export function endOfTurnId(tokenizer: TextTokenizer): number {
 const GIVE_UP_AFTER = 2;
 
 function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, result: ChunkResult): TaskExample | null {
-  for (let k = 0; k < TRAINING_TASKS.length; k++) {
+  // One whole round of the rotation: every task gets its chance before the example is given up.
+  const rounds = spec.rotation?.length ?? TRAINING_TASKS.length;
+  for (let k = 0; k < rounds; k++) {
     const task = taskOf(spec, j + k);
     const misfits = result.fallbacks[task] ?? 0;
     if (misfits >= GIVE_UP_AFTER && misfits > 2 * (result.made[task] ?? 0)) continue;
     try {
-      const params = taskParams(task, spec.difficulty);
+      const params = taskParams(task, spec.difficulty, spec.easy);
       const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j, ...(params ? { params } : {}) });
       return example as TaskExample;
     } catch (e) {
@@ -96,6 +98,18 @@ function intArg(value: string | undefined, name: string, fallback: number): numb
   return n;
 }
 
+/** `niah=2,vt=2` → every training task's weight, 1 where not named. */
+export function parseTaskWeights(value: string | undefined): Record<TrainingTask, number> {
+  const weights = { ...DEFAULT_PLAN.taskWeights };
+  if (value === undefined || value === '') return weights;
+  for (const part of value.split(',')) {
+    const [name, w] = part.split('=');
+    if (name === undefined || !isTrainingTask(name)) throw new Error(`--task-weights: "${part}" names no training task (${TRAINING_TASKS.join(', ')})`);
+    weights[name] = intArg(w, 'task-weights', 1);
+  }
+  return weights;
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
@@ -114,6 +128,9 @@ function main(): void {
       'seed-base': { type: 'string' },
       'ramp-start': { type: 'string' },
       'easy-chunks': { type: 'string' },
+      'easy-niah-queries': { type: 'string' },
+      'easy-story-queries': { type: 'string' },
+      'task-weights': { type: 'string' },
     },
   });
   if (!values.tokenizer || !values.out || !values.chunks) {
@@ -129,6 +146,9 @@ function main(): void {
     seedBase: intArg(values['seed-base'], 'seed-base', DEFAULT_PLAN.seedBase),
     rampStart: intArg(values['ramp-start'], 'ramp-start', DEFAULT_PLAN.rampStart),
     easyChunks: intArg(values['easy-chunks'], 'easy-chunks', DEFAULT_PLAN.easyChunks),
+    easyNiahQueries: intArg(values['easy-niah-queries'], 'easy-niah-queries', DEFAULT_PLAN.easyNiahQueries),
+    easyStoryQueries: intArg(values['easy-story-queries'], 'easy-story-queries', DEFAULT_PLAN.easyStoryQueries),
+    taskWeights: parseTaskWeights(values['task-weights']),
   };
   validatePlan(plan);
   const chunks = intArg(values.chunks, 'chunks', 0);
