@@ -267,6 +267,7 @@ class Bench {
       cache.release();
       rt.pool.release(q);
       rt.pool.release(out);
+      rt.pool.trim(); // the next length's buffers are of other sizes: give these back to the driver
     }
   }
 
@@ -389,6 +390,7 @@ class Bench {
       rt.synchronize();
       for (const c of caches) c.release();
       for (const b of [q, out, copyDst, window]) rt.pool.release(b);
+      rt.pool.trim();
     }
   }
 }
