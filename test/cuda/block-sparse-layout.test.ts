@@ -1,30 +1,18 @@
 /**
- * Host side of the GPU block-sparse prefill (no GPU): the conversion from the Block-Sparse method's
- * chunk selection to the kernel's 16-key tile lists covers exactly the selected causal (query, key)
- * pairs, and the selection it is built from is the CPU method's own (its prefill output and pair
- * counts are reproduced from the layout alone).
+ * Host side of the GPU block-sparse prefill (no GPU): the device chunk lists hold the Block-Sparse
+ * method's selection unchanged, the CTA unions (the host reference of block_sparse_union) cover exactly
+ * the selected causal (query, key) pairs of each warp, and the selection is the CPU method's own (its
+ * prefill output and pair counts are reproduced from the selection alone).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  type ChunkSelection, DEVICE_TILE, layoutFromSelection, layoutKeysOf, layoutPairCount,
+  CTA_WARPS, type ChunkSelection, DEVICE_TILE, ctaGeometry, ctaUnion, packChunkLists, selectedKeysOf, selectionFromLists,
+  selectionPairCount,
 } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
-import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
+import { BlockSparsePrefill, exactBlockSparsePairs } from '../../src/methods/block-sparse.js';
 import { cacheOf, rng, runPrefill, synthetic } from '../methods/helpers.js';
-
-/** The selection's keys for `query` of head h: kept chunks clipped to key <= query, key < n. */
-function selectedKeys(sel: ChunkSelection, h: number, query: number): number[] {
-  const { chunkSize: c, numTokens: n } = sel;
-  const { selected, counts, stride } = sel.heads[h];
-  const m = Math.floor(query / c);
-  const keys: number[] = [];
-  for (let i = 0; i < counts[m]; i++) {
-    const j = selected[m * stride + i];
-    for (let key = j * c; key < Math.min((j + 1) * c, n, query + 1); key++) keys.push(key);
-  }
-  return keys;
-}
 
 /** Random selection: each chunk m keeps a random ascending subset of 0..m (sometimes none, sometimes all). */
 function randomSelection(n: number, c: number, H: number, seed: number): ChunkSelection {
@@ -47,44 +35,59 @@ function randomSelection(n: number, c: number, H: number, seed: number): ChunkSe
   return { chunkSize: c, numTokens: n, heads };
 }
 
-function assertExactCoverage(sel: ChunkSelection): void {
-  const layout = layoutFromSelection(sel);
-  assert.equal(layout.numQueryTiles, Math.ceil(sel.numTokens / DEVICE_TILE));
-  for (let h = 0; h < sel.heads.length; h++) {
-    for (let qi = 0; qi < sel.numTokens; qi++) {
-      assert.deepEqual(layoutKeysOf(layout, h, qi), selectedKeys(sel, h, qi), `head ${h} query ${qi}`);
-    }
-    // Lists ascending, no tile past the last key or wholly above the tile's diagonal (no wasted work).
-    for (let qt = 0; qt < layout.numQueryTiles; qt++) {
-      const row = h * layout.numQueryTiles + qt;
-      const lastQuery = Math.min(sel.numTokens - 1, qt * DEVICE_TILE + DEVICE_TILE - 1);
-      for (let i = layout.tileOffsets[row]; i < layout.tileOffsets[row + 1]; i++) {
-        const kt = layout.keyTiles[i];
-        assert.ok(kt * DEVICE_TILE <= lastQuery, `tile ${kt} wholly masked in row ${row}`);
-        if (i > layout.tileOffsets[row]) assert.ok(kt > layout.keyTiles[i - 1], 'tiles ascending');
+/** Every warp of every CTA sees, through the union entries that carry its bit, exactly its selected keys. */
+function assertUnionsCover(sel: ChunkSelection, H: number, Hkv: number, headsPerCta: number): void {
+  const lists = packChunkLists(sel);
+  const geo = ctaGeometry(sel.numTokens, H, Hkv, headsPerCta, lists.stride, sel.chunkSize);
+  for (let hg = 0; hg < geo.numHeadGroups; hg++) {
+    for (let cr = 0; cr < geo.numCtaRows; cr++) {
+      const entries = ctaUnion(lists, geo, hg, cr);
+      assert.ok(entries.length <= geo.unionStride, 'union fits its stride');
+      for (let i = 1; i < entries.length; i++) assert.ok((entries[i] & 0xffffff) > (entries[i - 1] & 0xffffff), 'union ascending');
+      for (let w = 0; w < CTA_WARPS; w++) {
+        const h = hg * headsPerCta + Math.floor(w / geo.queryTilesPerCta);
+        const qt = cr * geo.queryTilesPerCta + (w % geo.queryTilesPerCta);
+        for (let query = qt * DEVICE_TILE; query < Math.min(sel.numTokens, (qt + 1) * DEVICE_TILE); query++) {
+          const keys: number[] = [];
+          for (const e of entries) {
+            if (((e >>> 24) & (1 << w)) === 0) continue;
+            const start = (e & 0xffffff) * DEVICE_TILE;
+            for (let key = start; key < Math.min(start + DEVICE_TILE, sel.numTokens, query + 1); key++) keys.push(key);
+          }
+          assert.deepEqual(keys, selectedKeysOf(sel, h, query), `head ${h} query ${query} (CTA ${hg}/${cr}, warp ${w})`);
+        }
       }
     }
   }
 }
 
+function bruteForcePairs(sel: ChunkSelection, h: number): number {
+  let pairs = 0;
+  for (let q = 0; q < sel.numTokens; q++) pairs += selectedKeysOf(sel, h, q).length;
+  return pairs;
+}
+
 describe('block-sparse device layout', () => {
-  test('covers exactly the selected pairs: random selections, c = 16, 32, 48, partial last chunks', () => {
+  test('CTA unions cover exactly the selected pairs: random selections, c = 16, 32, 48, 1/2/4 heads per CTA', () => {
     let seed = 1;
     for (const c of [16, 32, 48]) {
-      for (const n of [1, 15, 16, 17, 100, 161, 2 * c + 1]) assertExactCoverage(randomSelection(n, c, 3, seed++));
+      for (const n of [1, 15, 16, 17, 100, 161, 2 * c + 1]) {
+        for (const hpc of [1, 2, 4]) assertUnionsCover(randomSelection(n, c, 4, seed++), 4, 1, hpc);
+      }
     }
   });
 
-  test('c = 16: tile lists are the selection itself', () => {
-    const sel = randomSelection(83, 16, 2, 7);
-    const layout = layoutFromSelection(sel);
-    for (let h = 0; h < 2; h++) {
+  test('packed lists hold the selection unchanged; pair counts match a brute-force count', () => {
+    const sel = randomSelection(83, 16, 3, 7);
+    const back = selectionFromLists(packChunkLists(sel));
+    for (let h = 0; h < 3; h++) {
       const { selected, counts, stride } = sel.heads[h];
       for (let m = 0; m < Math.ceil(83 / 16); m++) {
-        const row = h * layout.numQueryTiles + m;
-        assert.deepEqual([...layout.keyTiles.subarray(layout.tileOffsets[row], layout.tileOffsets[row + 1])],
+        assert.equal(back.heads[h].counts[m], counts[m]);
+        assert.deepEqual([...back.heads[h].selected.subarray(m * back.heads[h].stride, m * back.heads[h].stride + counts[m])],
           [...selected.subarray(m * stride, m * stride + counts[m])]);
       }
+      assert.equal(selectionPairCount(sel, h), bruteForcePairs(sel, h));
     }
   });
 
@@ -97,13 +100,15 @@ describe('block-sparse device layout', () => {
         all.counts[m] = m + 1;
       }
       const none = { selected: new Int32Array(B), counts: new Int32Array(B), stride: 1 };
-      const layout = layoutFromSelection({ chunkSize: c, numTokens: n, heads: [all, none] });
+      const sel = { chunkSize: c, numTokens: n, heads: [all, none] };
       for (let qi = 0; qi < n; qi++) {
-        assert.deepEqual(layoutKeysOf(layout, 0, qi), Array.from({ length: qi + 1 }, (_, i) => i));
-        assert.deepEqual(layoutKeysOf(layout, 1, qi), []);
+        assert.deepEqual(selectedKeysOf(sel, 0, qi), Array.from({ length: qi + 1 }, (_, i) => i));
+        assert.deepEqual(selectedKeysOf(sel, 1, qi), []);
       }
-      assert.equal(layoutPairCount(layout, 0), (n * (n + 1)) / 2);
-      assert.equal(layoutPairCount(layout, 1), 0);
+      assert.equal(selectionPairCount(sel, 0), (n * (n + 1)) / 2);
+      assert.equal(selectionPairCount(sel, 1), 0);
+      assertUnionsCover(sel, 2, 1, 1);
+      assertUnionsCover(sel, 2, 2, 1);
     }
   });
 
@@ -113,23 +118,25 @@ describe('block-sparse device layout', () => {
       chunkSize: 16, numTokens: n,
       heads: [{ selected: Int32Array.from([0, 0, 0, 0, 0, 2]), counts: Int32Array.from([1, 0, 2]), stride: 2 }],
     };
-    const layout = layoutFromSelection(sel);
-    assert.deepEqual(layoutKeysOf(layout, 0, 36), [...Array.from({ length: 16 }, (_, i) => i), 32, 33, 34, 35, 36]);
-    assert.deepEqual(layoutKeysOf(layout, 0, 32), [...Array.from({ length: 16 }, (_, i) => i), 32]);
-    assert.deepEqual(layoutKeysOf(layout, 0, 20), []);
+    assert.deepEqual(selectedKeysOf(sel, 0, 36), [...Array.from({ length: 16 }, (_, i) => i), 32, 33, 34, 35, 36]);
+    assert.deepEqual(selectedKeysOf(sel, 0, 32), [...Array.from({ length: 16 }, (_, i) => i), 32]);
+    assert.deepEqual(selectedKeysOf(sel, 0, 20), []);
+    assert.equal(selectionPairCount(sel, 0), (16 * 17) / 2 + 5 * 16 + (5 * 6) / 2); // chunk 0 on its diagonal; chunk 2: chunk 0 whole, its own diagonal
+    assertUnionsCover(sel, 1, 1, 1);
   });
 
   test('bad selections are refused with the problem named', () => {
     const one = (selected: number[], counts: number[], stride: number): ChunkSelection => ({
       chunkSize: 16, numTokens: 40, heads: [{ selected: Int32Array.from(selected), counts: Int32Array.from(counts), stride }],
     });
-    assert.throws(() => layoutFromSelection({ ...one([0, 0, 0], [1, 1, 1], 1), chunkSize: 8 }), /multiple of 16/);
-    assert.throws(() => layoutFromSelection(one([0, 2, 0], [1, 1, 1], 1)), /outside 0\.\.1/);
-    assert.throws(() => layoutFromSelection(one([0, 0, 1, 0, 2, 1], [1, 2, 2], 2)), /ascending/);
-    assert.throws(() => layoutFromSelection(one([0, 0], [1, 1], 1)), /chunk counts/);
+    assert.throws(() => packChunkLists({ ...one([0, 0, 0], [1, 1, 1], 1), chunkSize: 8 }), /multiple of 16/);
+    assert.throws(() => packChunkLists(one([0, 2, 0], [1, 1, 1], 1)), /outside 0\.\.1/);
+    assert.throws(() => packChunkLists(one([0, 0, 1, 0, 2, 1], [1, 2, 2], 2)), /ascending/);
+    assert.throws(() => packChunkLists(one([0, 0], [1, 1], 1)), /chunk counts/);
+    assert.throws(() => ctaGeometry(40, 6, 2, 2, 1, 16), /divide the GQA group/);
   });
 
-  test('GQA: built from the CPU method per query head, it reproduces the method\'s output and pair counts', () => {
+  test('GQA: the CPU method\'s selection reproduces its output and pair counts (= exactBlockSparsePairs)', () => {
     for (const { n, H, Hkv, t, seed } of [
       { n: 150, H: 4, Hkv: 2, t: 4, seed: 3 },
       { n: 97, H: 6, Hkv: 2, t: 3, seed: 4 },
@@ -140,15 +147,15 @@ describe('block-sparse device layout', () => {
       const method = new BlockSparsePrefill(16, null, t);
       const cache = cacheOf(data);
       const sel = selectBlockSparseChunks(method, data.queries, cache.keys.map((k) => k.subarray(0, n * D)), n, H, D);
-      const layout = layoutFromSelection(sel);
       const { out, counts } = runPrefill(new BlockSparsePrefill(16, null, t), data);
       const ref = new Float32Array(n * H * D);
       const g = H / Hkv;
       for (let h = 0; h < H; h++) {
-        assert.equal(counts.attended[h], layoutPairCount(layout, h), `pairs of head ${h}`);
+        assert.equal(counts.attended[h], selectionPairCount(sel, h), `pairs of head ${h}`);
+        assert.equal(counts.attended[h], exactBlockSparsePairs(n, 16, method.topChunksFor(n)), `closed-form pairs of head ${h}`);
         const kvh = Math.floor(h / g);
         for (let qi = 0; qi < n; qi++) {
-          const keys = layoutKeysOf(layout, h, qi);
+          const keys = selectedKeysOf(sel, h, qi);
           const s = keys.map((key) => {
             let dot = 0;
             for (let d = 0; d < D; d++) dot += data.queries[(qi * H + h) * D + d] * data.keys[(key * Hkv + kvh) * D + d];
@@ -166,12 +173,13 @@ describe('block-sparse device layout', () => {
       }
       let maxDiff = 0;
       for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i] - out[i]));
-      assert.ok(maxDiff < 1e-5, `layout attention differs from the CPU method by ${maxDiff}`);
+      assert.ok(maxDiff < 1e-5, `selection attention differs from the CPU method by ${maxDiff}`);
       // With free choices (3 < t < chunks), heads of one KV group select separately and differ somewhere.
       if (t > 3 && t < Math.ceil(n / 16)) {
         const differ = sel.heads.some((a, h) => h % g !== 0 && a.selected.some((x, i) => x !== sel.heads[h - 1].selected[i]));
         assert.ok(differ, 'query heads of one KV group keep their own selections');
       }
+      for (const hpc of [1, 2].filter((x) => g % x === 0)) assertUnionsCover(sel, H, Hkv, hpc);
     }
   });
 });

@@ -1,21 +1,26 @@
 /**
- * Host side of the GPU block-sparse prefill: the Block-Sparse method's chunk selection
- * (src/methods/block-sparse.ts) turned into the kernel's index format. No GPU needed here.
+ * Host side of the GPU block-sparse prefill: the index format the kernels read, its validation and
+ * the host references the tests hold the kernels to. No GPU needed here.
  *
- * Selection (the method's own form): per query head h and query chunk m of c rows (queries
- * [m·c, min(n, (m+1)·c))), the ascending key chunks j ≤ m it keeps; a kept chunk covers keys
- * [j·c, min(n, (j+1)·c)) and the causal mask key ≤ query applies inside it.
+ * Selection (the Block-Sparse method's own form, src/methods/block-sparse.ts): per query head h and
+ * query chunk m of c rows (queries [m·c, min(n, (m+1)·c))), the ascending key chunks j ≤ m it keeps;
+ * a kept chunk covers keys [j·c, min(n, (j+1)·c)) and the causal mask key ≤ query applies inside it.
  *
- * Device layout (kernels/block-sparse-prefill.cu): CSR lists of 16-key tiles per (head, 16-row query
- * tile), row index h·numQueryTiles + m16. With c = 16 (the method's default) tiles are chunks and the
- * lists are the selection itself. With c = 16·f every query chunk splits into f query tiles that each
- * inherit the chunk's key chunks, each expanded to its f key tiles; key tiles that start past a query
- * tile's last row are dropped (causality masks them whole, so the attended pairs are unchanged) and so
- * are tiles past the last key. Chunk sizes that are not multiples of 16 are refused.
+ * Device chunk lists (what the GPU estimation writes and block_sparse_union reads): lists
+ * [H, B, stride] int32 and counts [H, B] int32; chunk m of head h keeps lists[(h·B + m)·stride + i]
+ * for i < counts[h·B + m]. stride is the method's t (top chunks), so the estimation writes straight
+ * into it.
+ *
+ * CTA unions (block_sparse_union → block_sparse_prefill): a CTA is 4 warps, each one 16-row query
+ * tile; headsPerCta query heads of one KV group × (4 / headsPerCta) consecutive tiles. Its union lists
+ * the 16-key tiles any of its warps attends, ascending, each with the mask of the warps that do.
+ * Chunk sizes must be multiples of 16 (a chunk is c / 16 tiles both ways).
  */
 
 /** Rows per query tile and keys per key tile of the kernel. */
 export const DEVICE_TILE = 16;
+/** Warps (16-row query tiles) per attention CTA. */
+export const CTA_WARPS = 4;
 
 /** One query head's selection: chunk m keeps selected[m·stride .. m·stride + counts[m]). */
 export interface HeadChunkSelection {
@@ -30,82 +35,145 @@ export interface ChunkSelection {
   heads: HeadChunkSelection[]; // [H]
 }
 
-export interface BlockSparseLayout {
+/** The device chunk lists on the host (see the file comment). */
+export interface ChunkLists {
   numHeads: number; // H
   numTokens: number; // n
-  numQueryTiles: number; // ceil(n / 16)
-  /** [H·numQueryTiles + 1] CSR row starts into keyTiles. */
-  tileOffsets: Int32Array;
-  /** Ascending key-tile indices per row. */
-  keyTiles: Int32Array;
+  chunkSize: number; // c
+  numChunks: number; // B = ceil(n / c)
+  stride: number;
+  lists: Int32Array; // [H, B, stride]
+  counts: Int32Array; // [H, B]
 }
 
-/** Converts the method's chunk selection into the kernel's tile lists (see the file comment). */
-export function layoutFromSelection(sel: ChunkSelection): BlockSparseLayout {
-  const { chunkSize: c, numTokens: n, heads } = sel;
+export function assertDeviceChunkSize(c: number): void {
   if (!Number.isInteger(c) || c < DEVICE_TILE || c % DEVICE_TILE !== 0) {
-    throw new Error(`block-sparse layout: chunk size ${c} is not a positive multiple of ${DEVICE_TILE} (the GPU tile)`);
+    throw new Error(`block-sparse (GPU): chunk size ${c} is not a positive multiple of ${DEVICE_TILE} (the kernel's tile)`);
   }
+}
+
+/** Packs a selection into the device format, checking every list is ascending and causal. */
+export function packChunkLists(sel: ChunkSelection): ChunkLists {
+  const { chunkSize: c, numTokens: n, heads } = sel;
+  assertDeviceChunkSize(c);
   if (!Number.isInteger(n) || n < 1) throw new Error(`block-sparse layout: token count must be a positive integer (got ${n})`);
   if (heads.length === 0) throw new Error('block-sparse layout: no heads');
-  const f = c / DEVICE_TILE;
-  const numChunks = Math.ceil(n / c);
-  const numQueryTiles = Math.ceil(n / DEVICE_TILE);
-  const numKeyTiles = numQueryTiles;
-  const H = heads.length;
-  const tileOffsets = new Int32Array(H * numQueryTiles + 1);
-  const tiles: number[] = [];
-  for (let h = 0; h < H; h++) {
-    const { selected, counts, stride } = heads[h];
-    if (counts.length < numChunks) throw new Error(`block-sparse layout: head ${h} has ${counts.length} chunk counts, need ${numChunks}`);
-    for (let m = 0; m < numChunks; m++) {
-      const kept = counts[m];
-      if (kept < 0 || kept > stride || m * stride + kept > selected.length) {
-        throw new Error(`block-sparse layout: head ${h} chunk ${m} keeps ${kept} chunks (stride ${stride}, ${selected.length} entries)`);
+  const B = Math.ceil(n / c);
+  const stride = Math.max(1, ...heads.map((x) => x.stride));
+  const lists = new Int32Array(heads.length * B * stride);
+  const counts = new Int32Array(heads.length * B);
+  heads.forEach((head, h) => {
+    if (head.counts.length < B) throw new Error(`block-sparse layout: head ${h} has ${head.counts.length} chunk counts, need ${B}`);
+    for (let m = 0; m < B; m++) {
+      const kept = head.counts[m];
+      if (kept < 0 || kept > head.stride || m * head.stride + kept > head.selected.length) {
+        throw new Error(`block-sparse layout: head ${h} chunk ${m} keeps ${kept} chunks (stride ${head.stride}, ${head.selected.length} entries)`);
       }
       for (let i = 0; i < kept; i++) {
-        const j = selected[m * stride + i];
+        const j = head.selected[m * head.stride + i];
         if (j < 0 || j > m) throw new Error(`block-sparse layout: head ${h} chunk ${m} keeps key chunk ${j}, outside 0..${m} (causal)`);
-        if (i > 0 && j <= selected[m * stride + i - 1]) throw new Error(`block-sparse layout: head ${h} chunk ${m}: key chunks not strictly ascending`);
+        if (i > 0 && j <= head.selected[m * head.stride + i - 1]) throw new Error(`block-sparse layout: head ${h} chunk ${m}: key chunks not strictly ascending`);
+        lists[(h * B + m) * stride + i] = j;
       }
-      for (let s = 0; s < f; s++) {
-        const qt = m * f + s;
-        if (qt >= numQueryTiles) break;
-        tileOffsets[h * numQueryTiles + qt] = tiles.length;
-        const lastQuery = Math.min(n - 1, qt * DEVICE_TILE + DEVICE_TILE - 1);
-        for (let i = 0; i < kept; i++) {
-          const j = selected[m * stride + i];
-          for (let u = 0; u < f; u++) {
-            const kt = j * f + u;
-            if (kt >= numKeyTiles || kt * DEVICE_TILE > lastQuery) break;
-            tiles.push(kt);
-          }
-        }
-      }
+      counts[h * B + m] = kept;
     }
-  }
-  tileOffsets[H * numQueryTiles] = tiles.length;
-  return { numHeads: H, numTokens: n, numQueryTiles, tileOffsets, keyTiles: Int32Array.from(tiles) };
+  });
+  return { numHeads: heads.length, numTokens: n, chunkSize: c, numChunks: B, stride, lists, counts };
 }
 
-/**
- * The keys query `query` of head h attends under the layout, ascending: the union of its tile's key
- * tiles, clipped to key ≤ query and key < n (exactly what the kernel masks).
- */
-export function layoutKeysOf(layout: BlockSparseLayout, h: number, query: number): number[] {
-  const row = h * layout.numQueryTiles + Math.floor(query / DEVICE_TILE);
+/** The lists back in the method's per-head form (to compare a GPU selection with the CPU's). */
+export function selectionFromLists(l: ChunkLists): ChunkSelection {
+  const heads: HeadChunkSelection[] = [];
+  for (let h = 0; h < l.numHeads; h++) {
+    heads.push({
+      selected: l.lists.slice(h * l.numChunks * l.stride, (h + 1) * l.numChunks * l.stride),
+      counts: l.counts.slice(h * l.numChunks, (h + 1) * l.numChunks),
+      stride: l.stride,
+    });
+  }
+  return { chunkSize: l.chunkSize, numTokens: l.numTokens, heads };
+}
+
+/** Keys query `query` of head h attends under the selection, ascending (key ≤ query, key < n). */
+export function selectedKeysOf(sel: ChunkSelection, h: number, query: number): number[] {
+  const { chunkSize: c, numTokens: n } = sel;
+  const { selected, counts, stride } = sel.heads[h];
+  const m = Math.floor(query / c);
   const keys: number[] = [];
-  for (let i = layout.tileOffsets[row]; i < layout.tileOffsets[row + 1]; i++) {
-    const start = layout.keyTiles[i] * DEVICE_TILE;
-    const end = Math.min(start + DEVICE_TILE, layout.numTokens, query + 1);
-    for (let key = start; key < end; key++) keys.push(key);
+  for (let i = 0; i < counts[m]; i++) {
+    const j = selected[m * stride + i];
+    for (let key = j * c; key < Math.min((j + 1) * c, n, query + 1); key++) keys.push(key);
   }
   return keys;
 }
 
-/** Attended (query, key) pairs of head h under the layout (what HeadCounts.attended reports). */
-export function layoutPairCount(layout: BlockSparseLayout, h: number): number {
+/** Attended (query, key) pairs of head h (what HeadCounts.attended reports), chunk by chunk. */
+export function selectionPairCount(sel: ChunkSelection, h: number): number {
+  const { chunkSize: c, numTokens: n } = sel;
+  const { selected, counts, stride } = sel.heads[h];
+  const B = Math.ceil(n / c);
   let pairs = 0;
-  for (let t = 0; t < layout.numTokens; t++) pairs += layoutKeysOf(layout, h, t).length;
+  for (let m = 0; m < B; m++) {
+    const rows = Math.min(c, n - m * c);
+    for (let i = 0; i < counts[m]; i++) {
+      const j = selected[m * stride + i];
+      // Chunks left of the diagonal are whole (only the last chunk can be partial, and it is m's own).
+      pairs += j < m ? rows * c : (rows * (rows + 1)) / 2;
+    }
+  }
   return pairs;
+}
+
+/** How the attention kernel tiles the heads and queries into CTAs, and the union buffer it needs. */
+export interface CtaGeometry {
+  headsPerCta: number;
+  queryTilesPerCta: number;
+  numQueryTiles: number;
+  numCtaRows: number; // CTAs along the queries, per head group
+  numHeadGroups: number; // H / headsPerCta
+  /** Entries per CTA union: no more than the key tiles, nor than 4 lists' worth of tiles. */
+  unionStride: number;
+}
+
+export function ctaGeometry(numTokens: number, numHeads: number, numKvHeads: number, headsPerCta: number, listStride: number, chunkSize: number): CtaGeometry {
+  if (![1, 2, 4].includes(headsPerCta)) throw new Error(`block-sparse (GPU): heads per CTA must be 1, 2 or 4 (got ${headsPerCta})`);
+  const group = numHeads / numKvHeads;
+  if (!Number.isInteger(group) || group % headsPerCta !== 0) {
+    throw new Error(`block-sparse (GPU): ${headsPerCta} heads per CTA must divide the GQA group (${numHeads} query heads, ${numKvHeads} KV heads)`);
+  }
+  const numQueryTiles = Math.ceil(numTokens / DEVICE_TILE);
+  const queryTilesPerCta = CTA_WARPS / headsPerCta;
+  const chunkTiles = chunkSize / DEVICE_TILE;
+  return {
+    headsPerCta,
+    queryTilesPerCta,
+    numQueryTiles,
+    numCtaRows: Math.ceil(numQueryTiles / queryTilesPerCta),
+    numHeadGroups: numHeads / headsPerCta,
+    unionStride: Math.max(1, Math.min(numQueryTiles, CTA_WARPS * listStride * chunkTiles)),
+  };
+}
+
+/**
+ * Host reference of block_sparse_union for one CTA (head group hg, CTA row cr): entries
+ * keyTile | warpMask << 24, ascending.
+ */
+export function ctaUnion(l: ChunkLists, geo: CtaGeometry, hg: number, cr: number): number[] {
+  const f = l.chunkSize / DEVICE_TILE;
+  const masks = new Map<number, number>();
+  for (let w = 0; w < CTA_WARPS; w++) {
+    const h = hg * geo.headsPerCta + Math.floor(w / geo.queryTilesPerCta);
+    const qt = cr * geo.queryTilesPerCta + (w % geo.queryTilesPerCta);
+    if (qt >= geo.numQueryTiles) continue;
+    const m = Math.floor(qt / f);
+    const row = h * l.numChunks + m;
+    for (let i = 0; i < l.counts[row]; i++) {
+      for (let u = 0; u < f; u++) {
+        const kt = l.lists[row * l.stride + i] * f + u;
+        if (kt * DEVICE_TILE > qt * DEVICE_TILE + DEVICE_TILE - 1 || kt * DEVICE_TILE >= l.numTokens) continue;
+        masks.set(kt, (masks.get(kt) ?? 0) | (1 << w));
+      }
+    }
+  }
+  return [...masks.keys()].sort((a, b) => a - b).map((kt) => kt | (masks.get(kt)! << 24));
 }

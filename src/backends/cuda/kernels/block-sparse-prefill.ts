@@ -1,10 +1,12 @@
 /**
- * Launcher for block-sparse-prefill.cu: causal attention of T queries over per-(query head, 16-row
- * query tile) lists of 16-key tiles (BlockSparseLayout, block-sparse-layout.ts), bf16 in, fp32
- * accumulate, bf16 out.
+ * Launcher for block-sparse-prefill.cu: causal attention of the whole prompt (T queries at positions
+ * 0 .. T-1) over per-(query head, query chunk) lists of key chunks (device chunk lists,
+ * block-sparse-layout.ts), bf16 in, fp32 accumulate, bf16 out. Each run launches block_sparse_union
+ * (the CTAs' union lists into a workspace this object keeps) and then block_sparse_prefill.
  */
-import type { BlockSparseLayout } from '../block-sparse-layout.js';
-import { DEVICE_TILE } from '../block-sparse-layout.js';
+import {
+  CTA_WARPS, type ChunkLists, type CtaGeometry, DEVICE_TILE, assertDeviceChunkSize, ctaGeometry,
+} from '../block-sparse-layout.js';
 import type { DevicePtr } from '../context.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
@@ -14,28 +16,51 @@ import type { PrefillShape } from './flash-prefill.js';
 export const SUPPORTED_BLOCK_SPARSE_HEAD_DIMS = [64, 128] as const;
 const LOG2E = 1.4426950408889634;
 
-/** A layout's CSR arrays on the device; `layout` stays on the host for validation. */
-export interface DeviceBlockSparseLayout {
-  layout: BlockSparseLayout;
-  tileOffsets: DeviceBuffer; // [H·numQueryTiles + 1] int32
-  keyTiles: DeviceBuffer; // [total tiles] int32
+/** Device chunk lists: lists [H, B, stride] int32 and counts [H, B] int32 (block-sparse-layout.ts). */
+export interface DeviceChunkLists {
+  numHeads: number;
+  numTokens: number;
+  chunkSize: number;
+  numChunks: number;
+  stride: number;
+  lists: DeviceBuffer;
+  counts: DeviceBuffer;
 }
 
-export function uploadBlockSparseLayout(rt: CudaRuntime, layout: BlockSparseLayout): DeviceBlockSparseLayout {
-  const tileOffsets = rt.pool.acquire(layout.tileOffsets.byteLength);
-  rt.cuda.upload(tileOffsets.ptr, layout.tileOffsets);
-  const keyTiles = rt.pool.acquire(Math.max(4, layout.keyTiles.byteLength));
-  if (layout.keyTiles.length > 0) rt.cuda.upload(keyTiles.ptr, layout.keyTiles);
-  return { layout, tileOffsets, keyTiles };
+/** Device buffers sized for lists of this shape (contents undefined until written). */
+export function allocateChunkLists(rt: CudaRuntime, numHeads: number, numTokens: number, chunkSize: number, stride: number): DeviceChunkLists {
+  const numChunks = Math.ceil(numTokens / chunkSize);
+  return {
+    numHeads, numTokens, chunkSize, numChunks, stride,
+    lists: rt.pool.acquire(Math.max(4, numHeads * numChunks * stride * 4)),
+    counts: rt.pool.acquire(Math.max(4, numHeads * numChunks * 4)),
+  };
 }
 
-export function releaseBlockSparseLayout(rt: CudaRuntime, d: DeviceBlockSparseLayout): void {
-  rt.pool.release(d.tileOffsets);
-  rt.pool.release(d.keyTiles);
+export function uploadChunkLists(rt: CudaRuntime, host: ChunkLists): DeviceChunkLists {
+  const d = allocateChunkLists(rt, host.numHeads, host.numTokens, host.chunkSize, host.stride);
+  rt.cuda.upload(d.lists.ptr, host.lists);
+  rt.cuda.upload(d.counts.ptr, host.counts);
+  return d;
+}
+
+/** Waits for the stream and reads the lists back (tests compare them with the CPU selection). */
+export function downloadChunkLists(rt: CudaRuntime, d: DeviceChunkLists): ChunkLists {
+  rt.synchronize();
+  const lists = new Int32Array(d.numHeads * d.numChunks * d.stride);
+  const counts = new Int32Array(d.numHeads * d.numChunks);
+  rt.cuda.download(lists, d.lists.ptr);
+  rt.cuda.download(counts, d.counts.ptr);
+  return { numHeads: d.numHeads, numTokens: d.numTokens, chunkSize: d.chunkSize, numChunks: d.numChunks, stride: d.stride, lists, counts };
+}
+
+export function releaseChunkLists(rt: CudaRuntime, d: DeviceChunkLists): void {
+  rt.pool.release(d.lists);
+  rt.pool.release(d.counts);
 }
 
 export interface BlockSparsePrefillArgs {
-  /** [T, H, D] bf16 queries (rows qRowStride apart); query t sits at position queryStart + t. */
+  /** [T, H, D] bf16 queries (rows qRowStride apart); query t sits at position t. */
   q: DevicePtr;
   /** Elements between consecutive tokens' queries (default H·D). */
   qRowStride?: number;
@@ -45,53 +70,58 @@ export interface BlockSparsePrefillArgs {
   v: DevicePtr;
   /** [T, H, D] bf16 output. */
   out: DevicePtr;
-  layout: DeviceBlockSparseLayout;
-  numQueries: number; // T
-  queryStart: number;
-  kvLen: number;
+  lists: DeviceChunkLists;
+  numQueries: number; // T = lists.numTokens
+  kvLen: number; // >= T
   kvStride: number;
   scale: number;
 }
 
-/** Query tiles (warps) per block; warps are independent, so this only sets the block size. */
-const WARPS = 4;
-
-/** Bytes of dynamic shared memory per block: per warp a Q tile and two stages of K and V tiles. */
+/** Bytes of dynamic shared memory per CTA: the 4 warps' Q tiles and two stages of 64 K and V rows. */
 export function blockSparseSharedBytes(headDim: number): number {
-  return WARPS * 5 * DEVICE_TILE * (headDim + 8) * 2;
+  return (CTA_WARPS * DEVICE_TILE + 4 * 4 * DEVICE_TILE) * (headDim + 8) * 2;
+}
+
+export interface BlockSparseKernelOptions {
+  /** Query heads of one KV group per CTA (1, 2 or 4; must divide the group): they share K/V loads. */
+  headsPerCta?: number;
 }
 
 export class BlockSparseFlashPrefill {
-  private kernel: CudaKernel | null = null;
+  readonly headsPerCta: number;
+  private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
+  private unionEntries: DeviceBuffer | null = null;
+  private unionCounts: DeviceBuffer | null = null;
+  /** Geometry of the last run (for tests that read the union back). */
+  lastGeometry: CtaGeometry | null = null;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape) {
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, options: BlockSparseKernelOptions = {}) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!SUPPORTED_BLOCK_SPARSE_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`block-sparse prefill: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`block-sparse prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
+    this.headsPerCta = options.headsPerCta ?? 1;
+    ctaGeometry(1, H, Hkv, this.headsPerCta, 1, DEVICE_TILE); // validates headsPerCta against the group
   }
 
-  prepare(): CudaKernel {
-    this.kernel ??= this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS })
-      .kernel('block_sparse_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
-    return this.kernel;
+  prepare(): { union: CudaKernel; attend: CudaKernel } {
+    if (!this.kernels) {
+      const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta });
+      this.kernels = {
+        union: mod.kernel('block_sparse_union', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        attend: mod.kernel('block_sparse_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
+      };
+    }
+    return this.kernels;
   }
 
   run(a: BlockSparsePrefillArgs): void {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     const T = a.numQueries;
-    const layout = a.layout.layout;
+    const l = a.lists;
     if (!(T > 0)) throw new Error(`block-sparse prefill: numQueries must be positive (got ${T})`);
-    if (a.queryStart < 0 || a.kvLen < a.queryStart + T || a.kvLen > a.kvStride) {
-      throw new Error(`block-sparse prefill: need 0 <= queryStart, queryStart + T <= kvLen <= kvStride (got ${a.queryStart}, ${T}, ${a.kvLen}, ${a.kvStride})`);
-    }
-    const numQueryTiles = Math.ceil(T / DEVICE_TILE);
-    if (layout.numHeads !== H || layout.numQueryTiles !== numQueryTiles) {
-      throw new Error(`block-sparse prefill: layout is for ${layout.numHeads} heads x ${layout.numQueryTiles} query tiles, the call needs ${H} x ${numQueryTiles}`);
-    }
-    // Key tiles index absolute rows: every listed tile must start inside the cache.
-    for (const kt of layout.keyTiles) {
-      if (kt < 0 || kt * DEVICE_TILE >= a.kvLen) throw new Error(`block-sparse prefill: key tile ${kt} lies outside the ${a.kvLen} cache rows`);
-    }
+    if (a.kvLen < T || a.kvLen > a.kvStride) throw new Error(`block-sparse prefill: need T <= kvLen <= kvStride (got ${T}, ${a.kvLen}, ${a.kvStride})`);
+    if (l.numHeads !== H || l.numTokens !== T) throw new Error(`block-sparse prefill: lists are for ${l.numHeads} heads x ${l.numTokens} tokens, the call has ${H} x ${T}`);
+    assertDeviceChunkSize(l.chunkSize);
     for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
       if (ptr % 16n !== 0n) throw new Error(`block-sparse prefill: ${name} must be 16-byte aligned`);
     }
@@ -99,15 +129,50 @@ export class BlockSparseFlashPrefill {
     if (!Number.isInteger(qRowStride) || qRowStride < H * D || qRowStride % 8 !== 0) {
       throw new Error(`block-sparse prefill: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
     }
-    this.prepare().launch(
-      {
-        grid: [Math.ceil(numQueryTiles / WARPS), H, 1],
-        block: [32 * WARPS, 1, 1],
-        sharedBytes: blockSparseSharedBytes(D),
-        stream: this.rt.stream,
-      },
-      [a.q, a.k, a.v, a.out, a.layout.tileOffsets.ptr, a.layout.keyTiles.ptr, T, H, Hkv, qRowStride, a.kvStride, a.queryStart,
-        a.kvLen, numQueryTiles, a.scale * LOG2E],
+    const geo = ctaGeometry(T, H, Hkv, this.headsPerCta, l.stride, l.chunkSize);
+    this.lastGeometry = geo;
+    const ctas = geo.numHeadGroups * geo.numCtaRows;
+    this.unionEntries = this.ensure(this.unionEntries, ctas * geo.unionStride * 4);
+    this.unionCounts = this.ensure(this.unionCounts, ctas * 4);
+    const k = this.prepare();
+    const grid: [number, number, number] = [geo.numCtaRows, geo.numHeadGroups, 1];
+    const words = Math.floor((geo.numQueryTiles - 1) / 8) + 1;
+    k.union.launch(
+      { grid, block: [32 * CTA_WARPS, 1, 1], sharedBytes: words * 4, stream: this.rt.stream },
+      [l.lists.ptr, l.counts.ptr, this.unionEntries.ptr, this.unionCounts.ptr, l.stride, l.numChunks, l.chunkSize / DEVICE_TILE,
+        geo.numQueryTiles, a.kvLen, geo.unionStride],
     );
+    k.attend.launch(
+      { grid, block: [32 * CTA_WARPS, 1, 1], sharedBytes: blockSparseSharedBytes(D), stream: this.rt.stream },
+      [a.q, a.k, a.v, a.out, this.unionEntries.ptr, this.unionCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen,
+        geo.numQueryTiles, geo.unionStride, a.scale * LOG2E],
+    );
+  }
+
+  /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */
+  downloadUnion(): { entries: Int32Array; counts: Int32Array; geometry: CtaGeometry } {
+    const geo = this.lastGeometry;
+    if (!geo || !this.unionEntries || !this.unionCounts) throw new Error('block-sparse prefill: no run yet');
+    this.rt.synchronize();
+    const ctas = geo.numHeadGroups * geo.numCtaRows;
+    const entries = new Int32Array(ctas * geo.unionStride), counts = new Int32Array(ctas);
+    this.rt.cuda.download(entries, this.unionEntries.ptr);
+    this.rt.cuda.download(counts, this.unionCounts.ptr);
+    return { entries, counts, geometry: geo };
+  }
+
+  /** Returns the workspace to the pool (after the stream's work is done). */
+  release(): void {
+    for (const b of [this.unionEntries, this.unionCounts]) if (b) this.rt.pool.release(b);
+    this.unionEntries = this.unionCounts = null;
+  }
+
+  private ensure(buf: DeviceBuffer | null, bytes: number): DeviceBuffer {
+    if (buf && buf.capacity >= bytes) return buf;
+    if (buf) {
+      this.rt.synchronize(); // the previous launch may still read it
+      this.rt.pool.release(buf);
+    }
+    return this.rt.pool.acquire(Math.max(4, bytes));
   }
 }

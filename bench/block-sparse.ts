@@ -1,0 +1,184 @@
+/**
+ * Block-Sparse prefill on the GPU, timed against our dense flash prefill: validate, then time.
+ * Shape: Llama-3.1-8B attention (H = 32, Hkv = 8, D = 128), one sequence, causal, bf16 in / fp32 acc.
+ * For each n and target sparsity s: t from the method's closed form, the GPU estimation (pooling,
+ * pooled scores, top-t: BlockSparseEstimator) writes the chunk lists from the data itself, then the
+ * attention (union + block_sparse_prefill) runs for each heads-per-CTA variant. Two data sets:
+ *   random  q, k uniform: every query chunk ranks key chunks independently (least overlap between the
+ *           four chunks of a CTA: the kernel's worst case)
+ *   shared  q uniform + 0.5: key chunks with a large pooled sum win for every query chunk (heavy-hitter
+ *           chunks, as real attention has sinks and vertical stripes: most overlap)
+ * Printed per row: kernel ms, estimation ms, dense ms, the ideal (1 − s_achieved)·dense and the ratio of
+ * kernel (and kernel + estimation) to it. Validation (first length only): sampled rows of the output
+ * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
+ *
+ * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
+ *        [--repeats N] [--out FILE]. Prints a skip message where there is no CUDA device.
+ */
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import { selectedKeysOf, selectionFromLists } from '../src/backends/cuda/block-sparse-layout.js';
+import { BlockSparseEstimator } from '../src/backends/cuda/kernels/block-sparse-estimate.js';
+import {
+  BlockSparseFlashPrefill, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
+} from '../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { FlashPrefill } from '../src/backends/cuda/kernels/flash-prefill.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { timeOnDevice } from '../src/backends/cuda/timing.js';
+import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
+import { exactBlockSparsePairs, topChunksForSparsity } from '../src/methods/block-sparse.js';
+
+const H = 32, HKV = 8, D = 128, C = 16;
+const SCALE = 1 / Math.sqrt(D);
+const HEADS_PER_CTA = [1, 4];
+const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
+
+interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const numbers = (s: string): number[] => s.split(',').map(Number);
+    if (a === '--lengths') o.lengths = numbers(next());
+    else if (a === '--sparsities') o.sparsities = numbers(next());
+    else if (a === '--repeats') o.repeats = Number(next());
+    else if (a === '--out') o.out = next();
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (o.lengths.some((n) => !Number.isInteger(n) || n < C)) throw new Error(`--lengths: integers >= ${C}`);
+  if (o.sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
+  if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
+  return o;
+}
+
+export interface BlockSparseBenchRow {
+  n: number; data: string; requested: number; achieved: number; topChunks: number; headsPerCta: number;
+  kernelMs: number; estimationMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
+}
+
+/** Relative error of sampled (query, head) rows against a float64 softmax over the selected keys. */
+interface HostInputs { q: Float32Array; k: Float32Array; v: Float32Array } // [n, H, D], [Hkv, n, D] x 2
+
+function validateRows(
+  rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuffer, lists: DeviceChunkLists,
+): number {
+  const { q: qf, k: kf, v: vf } = x;
+  const of = downloadBf16(rt, out, n * H * D);
+  const sel = selectionFromLists(downloadChunkLists(rt, lists));
+  let num = 0, den = 0;
+  for (const t of [0, 17, 1000, Math.floor(n / 2) + 5, n - 1]) {
+    for (const h of [0, 5, 31]) {
+      const kvh = Math.floor(h / (H / HKV));
+      const keys = selectedKeysOf(sel, h, t);
+      const s = keys.map((key) => {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += qf[(t * H + h) * D + d] * kf[(kvh * n + key) * D + d];
+        return dot * SCALE;
+      });
+      const mx = Math.max(...s);
+      const w = s.map((x) => Math.exp(x - mx));
+      const z = w.reduce((a, b) => a + b, 0);
+      for (let d = 0; d < D; d++) {
+        let ref = 0;
+        keys.forEach((key, i) => { ref += (w[i] / z) * vf[(kvh * n + key) * D + d]; });
+        const got = of[(t * H + h) * D + d];
+        if (Number.isNaN(got)) return NaN;
+        num += (got - ref) ** 2;
+        den += ref ** 2;
+      }
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
+  if (!isCudaAvailable()) {
+    console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    return [];
+  }
+  const o = parseArgs(argv);
+  const rt = new CudaRuntime();
+  console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} c=${C}; median of ${o.repeats} event-timed runs`);
+  const ops = new ModelOpsKernels(rt);
+  const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
+  const dense = new FlashPrefill(rt, shape);
+  const estimator = new BlockSparseEstimator(rt, shape, C);
+  const rows: BlockSparseBenchRow[] = [];
+  const timing = { warmup: 1, repeats: o.repeats };
+  for (const n of o.lengths) {
+    const q = rt.pool.acquire(n * H * D * 2), k = rt.pool.acquire(HKV * n * D * 2), v = rt.pool.acquire(HKV * n * D * 2);
+    ops.fillUniform({ x: k.ptr, n: HKV * n * D, seed: 2 * n + 1, mean: 0, halfWidth: 1 });
+    ops.fillUniform({ x: v.ptr, n: HKV * n * D, seed: 3 * n + 2, mean: 0, halfWidth: 1 });
+    const out = poisonedBf16(rt, n * H * D);
+    const common = { q: q.ptr, k: k.ptr, v: v.ptr, out: out.ptr, numQueries: n, kvLen: n, kvStride: n, scale: SCALE };
+    ops.fillUniform({ x: q.ptr, n: n * H * D, seed: n, mean: 0, halfWidth: 1 });
+    const denseMs = timeOnDevice(rt, () => dense.run({ ...common, queryStart: 0 }), timing).medianMs;
+    console.log(`# n=${n}: dense flash ${denseMs.toFixed(3)} ms`);
+    for (const data of DATA_SETS) {
+      ops.fillUniform({ x: q.ptr, n: n * H * D, seed: n, mean: data.qMean, halfWidth: 1 });
+      const host: HostInputs | null = n === o.lengths[0]
+        ? { q: downloadBf16(rt, q, n * H * D), k: downloadBf16(rt, k, HKV * n * D), v: downloadBf16(rt, v, HKV * n * D) }
+        : null;
+      for (const s of o.sparsities) {
+        const t = topChunksForSparsity(n, C, s);
+        const achieved = 1 - exactBlockSparsePairs(n, C, t) / ((n * (n + 1)) / 2);
+        const lists = allocateChunkLists(rt, H, n, C, t);
+        const estimationMs = timeOnDevice(rt, () => estimator.run({ q: q.ptr, k: k.ptr, kvStride: n, numTokens: n, lists }), timing).medianMs;
+        for (const headsPerCta of HEADS_PER_CTA) {
+          const kernel = new BlockSparseFlashPrefill(rt, shape, { headsPerCta });
+          if (host) {
+            rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
+            kernel.run({ ...common, lists });
+            const err = validateRows(rt, n, host, out, lists);
+            if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} heads/CTA=${headsPerCta}: relative error ${err}`);
+            console.log(`#   validated ${data.name} s=${s} heads/CTA=${headsPerCta}: sampled rows rel err ${err.toExponential(2)}`);
+          }
+          const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
+          rt.synchronize();
+          kernel.release();
+          const idealMs = (1 - achieved) * denseMs;
+          const row = {
+            n, data: data.name, requested: s, achieved, topChunks: t, headsPerCta, kernelMs, estimationMs, denseMs, idealMs,
+            ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
+          };
+          rows.push(row);
+          console.log(`  n=${n} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) heads/CTA=${headsPerCta}: ` +
+            `kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, dense ${denseMs.toFixed(3)} ms, ` +
+            `ideal ${idealMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, (kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
+        }
+        releaseChunkLists(rt, lists);
+      }
+    }
+    rt.synchronize();
+    for (const b of [q, k, v, out]) rt.pool.release(b);
+    estimator.release();
+    rt.pool.trim();
+  }
+  console.log('\n| n | data | s (achieved) | t | heads/CTA | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
+  console.log('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    console.log(`| ${r.n} | ${r.data} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.topChunks} | ${r.headsPerCta} | ${r.kernelMs.toFixed(2)} | ` +
+      `${r.estimationMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.ratioWithEstimation.toFixed(2)} |`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, chunkSize: C }, rows }, null, 1));
+  rt.dispose();
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    runBlockSparseBench(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).stack ?? (e as Error).message}\n`);
+    process.exit(1);
+  }
+}
