@@ -26,9 +26,6 @@ import { TransformerModel } from '../../src/engine/model.js';
 import { writeSafetensors } from '../../src/engine/safetensors-writer.js';
 import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
 import { createAttentionPlan } from '../../src/methods/index.js';
-import { ResultsDb } from '../../src/experiments/results-db.js';
-import { runExperiment } from '../../src/experiments/runner.js';
-import { parseExperimentSpec } from '../../src/experiments/spec.js';
 import { echoGetTask } from '../experiments/echo-task.js';
 import { toPythonStyleJson } from '../helpers/python-json.js';
 import { type TinyArch, tinyConfigJson, tinyTensors } from '../helpers/tiny-checkpoint.js';
@@ -224,6 +221,10 @@ describe('GPU method plan in the whole model', { skip }, () => {
   });
 
   test('an experiment with backend cuda runs the sparse methods and records the CPU run\'s achieved sparsity', async () => {
+    // Imported here: the runner needs better-sqlite3 and yaml, which only this test does on the GPU machine.
+    const { ResultsDb } = await import('../../src/experiments/results-db.js');
+    const { runExperiment } = await import('../../src/experiments/runner.js');
+    const { parseExperimentSpec } = await import('../../src/experiments/spec.js');
     const root = mkdtempSync(join(tmpdir(), 'sf-cuda-plan-exp-'));
     try {
       const json = wideJson('llama', 128);
