@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { bf16BitsToFloat, toBf16 } from '../src/backends/cuda/bf16.js';
-import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
+import { DecodeAttentionKernel, type DecodeTuning, decodeBytes, decodeTuningLabel } from '../src/backends/cuda/kernels/decode-attention.js';
 import { FlashPrefill, type PrefillTiling, causalPrefillFlops, tilingLabel } from '../src/backends/cuda/kernels/flash-prefill.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
@@ -31,11 +31,23 @@ const SCALE = 1 / Math.sqrt(D);
 const PEAK_TFLOPS = 990;
 const PEAK_TBPS = 3.35;
 /** Tilings timed side by side; the first also writes the SDPA check files. */
+// (v4 run of docs/perf.md also timed w8m2n64, w8m2n64g and w8m2n32: 3-35% slower, dropped.)
 const PREFILL_VARIANTS: PrefillTiling[] = [
-  { warps: 4, mTiles: 2, blockN: 64 },
-  { warps: 4, mTiles: 1, blockN: 64 },
-  { warps: 4, mTiles: 2, blockN: 32 },
-  { warps: 8, mTiles: 2, blockN: 32 },
+  { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, // the launcher's default (v4)
+  { warps: 4, mTiles: 2, blockN: 64 }, // v3: head by head
+];
+/**
+ * Decode variants timed side by side at every length: the launcher's default first, then v3's
+ * loop (t128u4) and the ones still in question. (The v5 run also timed t128u4w0.5, t256u4w1 and
+ * t256u4w0.5: slower at every length, dropped.)
+ */
+const DECODE_VARIANTS: DecodeTuning[] = [
+  { threads: 256, unroll: 2, wave: 1 },
+  { threads: 128, unroll: 4, wave: 1 },
+  { threads: 256, unroll: 2, wave: 1, pdl: true },
+  { threads: 128, unroll: 2, wave: 1 },
+  { threads: 128, unroll: 2, wave: 1, pdl: true },
+  { threads: 256, unroll: 2, wave: 2 },
 ];
 
 interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }
@@ -48,7 +60,8 @@ function parseArgs(argv: string[]): Options {
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    const list = (s: string) => s.split(',').map((x) => {
+    // 'none': skip that part of the benchmark.
+    const list = (s: string) => s === 'none' ? [] : s.split(',').map((x) => {
       const n = Number(x);
       if (!Number.isInteger(n) || n <= 0) throw new Error(`${a}: bad length ${x}`);
       return n;
@@ -119,7 +132,7 @@ function checkPrefillRows(
 
 interface PrefillResult { n: number; variant: string; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
 interface DecodeResult {
-  n: number; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
+  n: number; variant: string; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
   floorMs: number; splits: number; chunk: number; relErr: number;
 }
 
@@ -167,7 +180,10 @@ function writeCheckFiles(dir: string, n: number, q: Uint16Array, k: Uint16Array,
   }));
 }
 
-function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
+/** Decode variants that failed in this process (the run exits non-zero when any did). */
+const decodeFailures: string[] = [];
+
+function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
   const bytes = decodeBytes(shape, n);
   // Enough copies of the cache that consecutive repeats never find it in L2 (50 MB on an H100).
@@ -177,21 +193,7 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
   const vw = randomBf16Words(HKV * n * D, 9 + n, 1);
   const dq = upload(rt, qw);
   const caches = Array.from({ length: copies }, () => ({ k: upload(rt, kw), v: upload(rt, vw) }));
-  const kernel = new DecodeAttentionKernel(rt, shape);
-  kernel.prepare();
-  const out = poisonedBf16(rt, H * D);
-  const run = (i: number) => {
-    const c = caches[i % copies];
-    return kernel.run({ q: dq.ptr, k: c.k.ptr, v: c.v.ptr, out: out.ptr, kvLen: n, kvStride: n, scale: SCALE });
-  };
-  const plan = run(0);
-  const got = downloadBf16(rt, out, H * D);
   const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
-  const relErr = decodeRelErr(qf, kf, vf, got, n);
-  if (!(relErr < 1e-2)) throw new Error(`decode n=${n}: relative error ${relErr} (validation failed; not timing)`);
-  // Graph replay gives device time; the eager figure adds the host's launch cost per step.
-  const t = timeGraphOnDevice(rt, run, { perGraph: 20, repeats: o.repeats });
-  const eager = timeOnDevice(rt, run, { warmup: 3, repeats: Math.max(o.repeats, 20) });
   // The copy moves the same bytes the kernel reads (K and V of the cache) into other buffers,
   // destinations rotating like the sources so that neither side is served from L2.
   const dsts = Array.from({ length: copies }, () => rt.pool.acquire(bytes));
@@ -202,15 +204,40 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult {
   };
   const tc = timeGraphOnDevice(rt, copy, { perGraph: 20, repeats: o.repeats });
   for (const d of dsts) rt.pool.release(d);
-  rt.pool.release(out);
+  const copyGbps = (2 * bytes) / (tc.medianMs * 1e-3) / 1e9; // read + write
+  const results: DecodeResult[] = [];
+  for (const tuning of DECODE_VARIANTS) {
+    const variant = decodeTuningLabel(tuning);
+    // A variant that fails (launch error, validation) is reported and the others still run.
+    try {
+      const kernel = new DecodeAttentionKernel(rt, shape, tuning);
+      const out = poisonedBf16(rt, H * D);
+      const run = (i: number) => {
+        const c = caches[i % copies];
+        return kernel.run({ q: dq.ptr, k: c.k.ptr, v: c.v.ptr, out: out.ptr, kvLen: n, kvStride: n, scale: SCALE });
+      };
+      const plan = run(0);
+      const got = downloadBf16(rt, out, H * D);
+      const relErr = decodeRelErr(qf, kf, vf, got, n);
+      if (!(relErr < 1e-2)) throw new Error(`relative error ${relErr} (validation failed; not timing)`);
+      // Graph replay gives device time; the eager figure adds the host's launch cost per step.
+      const t = timeGraphOnDevice(rt, run, { perGraph: 20, repeats: o.repeats });
+      const eager = timeOnDevice(rt, run, { warmup: 3, repeats: Math.max(o.repeats, 20) });
+      rt.pool.release(out);
+      const gbps = bytes / (t.medianMs * 1e-3) / 1e9;
+      results.push({
+        n, variant, ms: t.medianMs, eagerMs: eager.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
+        floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr,
+      });
+    } catch (err) {
+      console.log(`decode n=${n} ${variant}: FAILED: ${(err as Error).message}`);
+      decodeFailures.push(`${variant} n=${n}: ${(err as Error).message}`);
+      rt.synchronize();
+    }
+  }
   rt.pool.release(dq);
   for (const c of caches) { rt.pool.release(c.k); rt.pool.release(c.v); }
-  const gbps = bytes / (t.medianMs * 1e-3) / 1e9;
-  const copyGbps = (2 * bytes) / (tc.medianMs * 1e-3) / 1e9; // read + write
-  return {
-    n, ms: t.medianMs, eagerMs: eager.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
-    floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr,
-  };
+  return results;
 }
 
 function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Float32Array, n: number): number {
@@ -266,10 +293,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   const decode: DecodeResult[] = [];
-  for (const n of o.decodeLengths) {
-    const r = benchDecode(rt, n, o);
+  for (const n of o.decodeLengths) for (const r of benchDecode(rt, n, o)) {
     decode.push(r);
-    console.log(`decode n=${r.n}: ${(r.ms * 1e3).toFixed(1)} us (graph; eager ${(r.eagerMs * 1e3).toFixed(1)} us), ${r.gbps.toFixed(0)} GB/s read; copy ${(r.copyMs * 1e3).toFixed(1)} us, ` +
+    console.log(`decode n=${r.n} ${r.variant}: ${(r.ms * 1e3).toFixed(1)} us (graph; eager ${(r.eagerMs * 1e3).toFixed(1)} us), ${r.gbps.toFixed(0)} GB/s read; copy ${(r.copyMs * 1e3).toFixed(1)} us, ` +
       `${r.copyGbps.toFixed(0)} GB/s (r+w); ratio ${(100 * r.ratio).toFixed(1)}%; ${r.splits}x${r.chunk}; floor ${(r.floorMs * 1e3).toFixed(1)} us; ` +
       `rel err ${r.relErr.toExponential(2)}`);
   }
@@ -279,9 +305,9 @@ export async function main(argv: string[]): Promise<number> {
     device: info, shape: { numHeads: H, numKvHeads: HKV, headDim: D, causal: true }, prefill, decode,
     ceilings: { gemm }, compile: rt.compileStats,
   };
-  if (o.out) writeFileSync(o.out, JSON.stringify(report, null, 2));
+  if (o.out) writeFileSync(o.out, JSON.stringify({ ...report, decodeFailures }, null, 2));
   rt.dispose();
-  return 0;
+  return decodeFailures.length > 0 ? 1 : 0;
 }
 
 /** Entry for bench/main.ts (`npm run bench -- attention [args]`). */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
-import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
+import { DecodeAttentionKernel, type DecodeTuning, decodeTuningLabel, decodeWorkspaceBytes } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { FlashPrefill, type PrefillTiling, tilingLabel } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
@@ -30,6 +30,9 @@ const W4M2N64: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
 const W4M2N32: PrefillTiling = { warps: 4, mTiles: 2, blockN: 32 };
 const W8M2N32: PrefillTiling = { warps: 8, mTiles: 2, blockN: 32 };
 const W4M1N32: PrefillTiling = { warps: 4, mTiles: 1, blockN: 32 };
+const W8M2N64: PrefillTiling = { warps: 8, mTiles: 2, blockN: 64 };
+const W4M2N64G: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64, order: 'global' };
+const W8M2N64G: PrefillTiling = { warps: 8, mTiles: 2, blockN: 64, order: 'global' };
 
 const prefillCases: PrefillCase[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: W4M1N64, seed: 1 },
@@ -43,6 +46,10 @@ const prefillCases: PrefillCase[] = [
   { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: W4M2N64, seed: 8, window: 37 },
   { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: W4M1N64, seed: 9, window: 512 },
   { T: 257, H: 4, Hkv: 1, D: 128, queryStart: 129, extraRows: 2, tiling: W4M2N32, seed: 10, window: 200 },
+  // Block orders and 256-row blocks (the benchmark's variants): several heads, odd T, a later chunk.
+  { T: 700, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: W8M2N64, seed: 13 },
+  { T: 555, H: 6, Hkv: 2, D: 128, queryStart: 40, extraRows: 1, tiling: W4M2N64G, seed: 14 },
+  { T: 600, H: 4, Hkv: 2, D: 64, queryStart: 0, extraRows: 0, tiling: W8M2N64G, seed: 15, window: 150 },
   // Head dim 256 (Gemma 3), global and local layers.
   { T: 333, H: 4, Hkv: 1, D: 256, queryStart: 0, extraRows: 0, tiling: W4M1N32, seed: 11 },
   { T: 150, H: 8, Hkv: 4, D: 256, queryStart: 300, extraRows: 1, tiling: W4M1N32, seed: 12, window: 128 },
@@ -148,5 +155,80 @@ describe('CUDA attention kernels', { skip }, () => {
     assert.equal(countNaN(got1) + countNaN(got2), 0, 'every output element must be written');
     assert.ok(relativeError(got1, refWindow) < TOLERANCE, `window: rel err ${relativeError(got1, refWindow)}`);
     assert.ok(relativeError(got2, refLengths) < TOLERANCE, `per-head lengths: rel err ${relativeError(got2, refLengths)}`);
+  });
+
+  // Every tuning the benchmark times computes the same function (different split layouts and loops).
+  const tunings: DecodeTuning[] = [
+    { threads: 128, unroll: 2, wave: 1 },
+    { threads: 256, unroll: 2, wave: 1 },
+    { threads: 256, unroll: 4, wave: 0.5 },
+    { threads: 128, unroll: 4, wave: 0.25 },
+  ];
+  for (const tuning of tunings) {
+    test(`decode attention tuning ${decodeTuningLabel(tuning)} (D 128 and 64, window)`, () => {
+      for (const c of [{ H: 32, Hkv: 8, D: 128, kvLen: 9000, window: null }, { H: 16, Hkv: 2, D: 64, kvLen: 1500, window: 333 }]) {
+        const rand = randomGenerator(31 + c.kvLen);
+        const q = randomBf16Values(c.H * c.D, rand, 2);
+        const k = randomBf16Values(c.Hkv * c.kvLen * c.D, rand, 2);
+        const v = randomBf16Values(c.Hkv * c.kvLen * c.D, rand);
+        const scale = 1 / Math.sqrt(c.D);
+        const lo = c.window === null ? 0 : c.kvLen - c.window;
+        const ref = referenceAttention(q, k, v, 1, c.H, c.Hkv, c.D, c.kvLen, scale, () => [lo, c.kvLen]);
+        const kernel = new DecodeAttentionKernel(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, tuning);
+        const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+        const dout = poisonedBf16(rt, c.H * c.D);
+        const plan = kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, kvLen: c.kvLen, kvStride: c.kvLen, scale, slidingWindow: c.window });
+        const out = downloadBf16(rt, dout, c.H * c.D);
+        for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        const err = relativeError(out, ref);
+        console.log(`#   D=${c.D} ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
+        assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      }
+    });
+  }
+
+  test('decode attention with the length read on the device, replayed from one captured graph', () => {
+    const H = 16, Hkv = 4, D = 128, capacity = 6000, scale = 1 / Math.sqrt(D);
+    const rand = randomGenerator(41);
+    const q = randomBf16Values(H * D, rand, 2);
+    const k = randomBf16Values(Hkv * capacity * D, rand, 2);
+    const v = randomBf16Values(Hkv * capacity * D, rand);
+    const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+    const kernel = new DecodeAttentionKernel(rt, shape);
+    const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
+    const position = rt.pool.acquire(16);
+    for (const window of [null, 700]) {
+      const splits = kernel.planForCapacity(capacity, window);
+      const workspace = rt.pool.acquire(decodeWorkspaceBytes(shape, splits));
+      const dout = poisonedBf16(rt, H * D);
+      rt.synchronize();
+      const graph = rt.cuda.captureGraph(rt.stream, () => kernel.runDeviceLength({
+        q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, lengthFrom: position.ptr, lengthOffset: 1, kvStride: capacity, scale,
+        slidingWindow: window, splits, workspace: workspace.ptr,
+      }));
+      try {
+        // The first token, a length shorter than one split's loop step, one not a multiple of anything, the whole cache.
+        for (const kvLen of [1, 45, 4321, capacity]) {
+          rt.cuda.fill16Async(dout.ptr, 0x7fc0, H * D, rt.stream);
+          rt.synchronize();
+          rt.cuda.upload(position.ptr, Int32Array.of(kvLen - 1));
+          rt.cuda.launchGraph(graph, rt.stream);
+          const out = downloadBf16(rt, dout, H * D);
+          const lo = window === null ? 0 : Math.max(0, kvLen - window);
+          const ref = referenceAttention(q, k, v, 1, H, Hkv, D, capacity, scale, () => [lo, kvLen]);
+          assert.equal(countNaN(out), 0, `n=${kvLen}: every output element must be written`);
+          const err = relativeError(out, ref);
+          console.log(`#   window ${window} n=${kvLen}, ${splits} splits: rel err ${err.toExponential(2)}`);
+          assert.ok(err < TOLERANCE, `window ${window} n=${kvLen}: relative error ${err} over ${TOLERANCE}`);
+        }
+      } finally {
+        rt.synchronize();
+        rt.cuda.destroyGraph(graph);
+      }
+      rt.pool.release(workspace);
+      rt.pool.release(dout);
+    }
+    for (const b of [dq, dk, dv, position]) rt.pool.release(b);
   });
 });

@@ -113,7 +113,7 @@ def side_by_side(ours: dict, peers: list) -> None:
               f"{(best / fl if fl else float('nan')):10.2f} {(best / cu if cu else float('nan')):10.2f}")
     print("\ndecode (one token, H=32 Hkv=8 d=128): GB/s read vs device copy (read+write)")
     for r in ours["decode"]:
-        print(f"  n={r['n']:>7}: {r['ms'] * 1e3:8.1f} us (eager {r.get('eagerMs', float('nan')) * 1e3:.1f}) {r['gbps']:7.0f} GB/s; copy {r['copyGbps']:7.0f} GB/s; "
+        print(f"  n={r['n']:>7} {r.get('variant', ''):>10}: {r['ms'] * 1e3:8.1f} us (eager {r.get('eagerMs', float('nan')) * 1e3:.1f}) {r['gbps']:7.0f} GB/s; copy {r['copyGbps']:7.0f} GB/s; "
               f"{100 * r['ratio']:5.1f}% of copy; floor {r['floorMs'] * 1e3:.1f} us")
 
 

@@ -177,9 +177,13 @@ export class CudaContext {
     const graphOut = new BigUint64Array(1);
     try {
       body();
-    } finally {
-      this.check(this.api.cuStreamEndCapture(stream, graphOut), 'cuStreamEndCapture');
+    } catch (err) {
+      // Leave capture mode whatever the body broke, and report the body's error, not the end's.
+      this.api.cuStreamEndCapture(stream, graphOut);
+      if (graphOut[0] !== 0n) this.api.cuGraphDestroy(graphOut[0]);
+      throw err;
     }
+    this.check(this.api.cuStreamEndCapture(stream, graphOut), 'cuStreamEndCapture');
     const execOut = new BigUint64Array(1);
     try {
       this.check(this.api.cuGraphInstantiate(execOut, graphOut[0], 0), 'cuGraphInstantiate');

@@ -18,7 +18,19 @@ export interface LaunchConfig {
   block: [number, number, number];
   sharedBytes: number;
   stream: StreamHandle;
+  /**
+   * Programmatic dependent launch (sm_90): this grid may start before the previous kernel on the
+   * stream has finished; the kernel must execute `griddepcontrol.wait` before it reads that kernel's
+   * output. Needs cuLaunchKernelEx (CUDA 12+); an error names the driver when it is missing.
+   */
+  programmaticDependency?: boolean;
 }
+
+// CUlaunchConfig (cuda.h): 7 unsigned ints, CUstream at 32, CUlaunchAttribute* at 40, numAttrs at 48.
+const LAUNCH_CONFIG_BYTES = 56;
+// CUlaunchAttribute: id, 4 bytes of padding, a 64-byte value union.
+const LAUNCH_ATTRIBUTE_BYTES = 72;
+const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 
 export class CudaModule {
   constructor(private readonly cuda: CudaContext, readonly handle: bigint, readonly label: string) {}
@@ -44,6 +56,8 @@ export class CudaKernel {
   private readonly args: DataView;
   private readonly paramArray: bigint;
   private sharedLimit = 48 * 1024;
+  /** CUlaunchConfig with one attribute after it, built on the first programmatic launch. */
+  private exConfig: { ptr: bigint; view: DataView } | null = null;
 
   constructor(
     private readonly cuda: CudaContext,
@@ -114,9 +128,36 @@ export class CudaKernel {
     this.ensureSharedBytes(config.sharedBytes);
     const [gx, gy, gz] = config.grid;
     const [bx, by, bz] = config.block;
+    if (config.programmaticDependency) {
+      this.launchProgrammatic(config);
+      return;
+    }
     this.cuda.check(
       this.cuda.api.cuLaunchKernel(this.handle, gx, gy, gz, bx, by, bz, config.sharedBytes, config.stream, this.paramArray, null),
       `cuLaunchKernel(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, ${config.sharedBytes} B shared)`,
+    );
+  }
+
+  private launchProgrammatic(config: LaunchConfig): void {
+    const ex = this.cuda.api.cuLaunchKernelEx;
+    if (!ex) throw new Error(`${this.label}: programmatic dependent launch needs cuLaunchKernelEx, which this driver lacks`);
+    if (!this.exConfig) {
+      this.exConfig = allocStable(LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES);
+      const v = this.exConfig.view;
+      const attr = this.exConfig.ptr + BigInt(LAUNCH_CONFIG_BYTES);
+      v.setBigUint64(40, attr, true);
+      v.setUint32(48, 1, true);
+      v.setUint32(LAUNCH_CONFIG_BYTES, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
+      v.setInt32(LAUNCH_CONFIG_BYTES + 8, 1, true); // programmaticStreamSerializationAllowed
+    }
+    const v = this.exConfig.view;
+    [...config.grid, ...config.block, config.sharedBytes].forEach((x, i) => v.setUint32(4 * i, x, true));
+    v.setBigUint64(32, config.stream, true);
+    const [gx, gy, gz] = config.grid;
+    const [bx, by, bz] = config.block;
+    this.cuda.check(
+      ex(this.exConfig.ptr, this.handle, this.paramArray, null),
+      `cuLaunchKernelEx(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, programmatic dependency)`,
     );
   }
 }

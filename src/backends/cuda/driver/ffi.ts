@@ -52,6 +52,8 @@ export interface DriverApi {
     fn: Ptr, gx: number, gy: number, gz: number, bx: number, by: number, bz: number,
     sharedBytes: number, stream: Ptr, params: Ptr, extra: Ptr | null,
   ): Status;
+  /** cuLaunchKernelEx (CUDA 12+), bound when the driver has it: launches with attributes. */
+  cuLaunchKernelEx?: (config: Ptr, fn: Ptr, params: Ptr, extra: Ptr | null) => Status;
   cuStreamBeginCapture(stream: Ptr, mode: number): Status;
   cuStreamEndCapture(stream: Ptr, outGraph: OutPtr): Status;
   cuGraphInstantiate(outExec: OutPtr, graph: Ptr, flags: number): Status;
@@ -173,6 +175,12 @@ export function loadDriver(): DriverApi {
   const lib = openLibrary(['libcuda.so.1', 'libcuda.so'], 'the CUDA driver (libcuda.so.1)');
   const api: Record<string, unknown> = {};
   for (const [key, names, proto] of DRIVER_PROTOTYPES) api[key] = bindFirst(lib, names, proto);
+  // Optional: older drivers lack it, and only launches that ask for attributes need it.
+  try {
+    api.cuLaunchKernelEx = lib.func('int cuLaunchKernelEx(void *config, void *fn, void *params, void *extra)');
+  } catch {
+    api.cuLaunchKernelEx = undefined;
+  }
   driverApi = api as unknown as DriverApi;
   return driverApi;
 }

@@ -8,6 +8,11 @@
 // v3 adds register double buffering (the next step's rows are in flight during this step's math) and
 // a combine whose loads are independent. v1 (docs/perf.md) made three passes (scores, softmax, P·V) with barriers between them and read V
 // only after all of K: each block waited for memory twice as often, with half the bytes in flight.
+// v5: the combine may be launched as a programmatic dependent of the partial grid (its blocks start
+// while the partials finish and wait on griddepcontrol.wait), and it spreads the splits over the block (every partial it needs is requested before the
+// first barrier, one L2 round trip instead of a serial walk over the splits), and the row count can
+// come from device memory (lenDev) so that one captured graph serves every step of a decode: the
+// launch then fixes only the split count, and each block derives the chunk from the length it reads.
 //
 // Layouts:
 //   q     : [H, D] bf16                 out : [H, D] bf16
@@ -15,9 +20,14 @@
 //                                       len(hk) = headLen[hk] when headLen is given (heads evicted to
 //                                       different lengths, Ada-SnapKV), else kvLen; each len >= 1
 //   partO : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
-// Query head h reads KV head h / GROUP. Split s covers rows [s * chunk, min(len(hk), (s + 1) * chunk)).
+// kvLen = *lenDev + lenOffset when lenDev is given (graph replay: the new token's position + 1), else
+// the kvLen argument. A sliding window keeps rows [skip, kvLen) with skip = max(0, kvLen - window)
+// (window = 2^30: none). Query head h reads KV head h / GROUP. Split s covers rows
+// [skip + s * chunk, skip + min(len(hk), (s + 1) * chunk)) of the windowed rows, where chunk is the
+// argument, or with lenDev the smallest multiple of a loop step that covers kvLen in gridDim.x splits.
 //
-// Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8).
+// Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8),
+// DECODE_THREADS (threads per partial block, 128 or 256), DECODE_UNROLL (rows per slot per step, 2 or 4).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -26,15 +36,25 @@
 #ifndef GROUP
 #define GROUP 4
 #endif
+#ifndef DECODE_THREADS
+#define DECODE_THREADS 128
+#endif
+#ifndef DECODE_UNROLL
+#define DECODE_UNROLL 4
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
-constexpr int THREADS = 128;
+constexpr int THREADS = DECODE_THREADS;
 constexpr int LANES_PER_ROW = D / 8;             // each lane holds 8 consecutive bf16 (16 bytes)
 constexpr int SLOTS = THREADS / LANES_PER_ROW;   // rows in flight per step across the block
-constexpr int UNROLL = 4;                        // rows per slot per step (K and V: 2 x UNROLL loads)
+constexpr int UNROLL = DECODE_UNROLL;            // rows per slot per step (K and V: 2 x UNROLL loads)
+constexpr int STEP_ROWS = SLOTS * UNROLL;
+constexpr int COMBINE_THREADS = 256;
 static_assert(D == 64 || D == 128 || D == 256, "HEAD_DIM must be 64, 128 or 256");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
+static_assert(THREADS == 128 || THREADS == 256, "DECODE_THREADS must be 128 or 256");
+static_assert(UNROLL == 2 || UNROLL == 4, "DECODE_UNROLL must be 2 or 4");
 
 struct alignas(16) Vec8 {
   u32 w[4];
@@ -57,11 +77,12 @@ __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
 }
 }  // namespace
 
-// Rows of one step: SLOTS * UNROLL; the launcher keeps `chunk` a multiple of it.
+// Rows of one step: STEP_ROWS; the launcher keeps `chunk` a multiple of it.
 extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ headLen, int H, int kvStride,
-    int kvLen, int chunk, float scaleLog2) {
+    float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ headLen,
+    const int* __restrict__ lenDev, int lenOffset, int H, int kvStride, int kvLen, int chunk, int window,
+    float scaleLog2) {
   __shared__ float slotO[SLOTS][GROUP][D];
   __shared__ float slotM[SLOTS][GROUP];
   __shared__ float slotL[SLOTS][GROUP];
@@ -71,6 +92,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
   const int tid = threadIdx.x;
   const int sub = tid % LANES_PER_ROW;   // which 8-wide slice of the row
   const int slot = tid / LANES_PER_ROW;  // which row slot
+  if (lenDev) kvLen = *lenDev + lenOffset;
+  const int skip = max(0, kvLen - window);
+  kvLen -= skip;
+  if (lenDev) chunk = ((kvLen + gridDim.x - 1) / gridDim.x + STEP_ROWS - 1) / STEP_ROWS * STEP_ROWS;
   const int rowBase = split * chunk;
   const int len = headLen ? headLen[hk] : kvLen;
   const int rows = min(chunk, len - rowBase);
@@ -83,8 +108,29 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     return;
   }
 
-  const bf16_t* kRows = k + ((size_t)hk * kvStride + rowBase) * D + sub * 8;
-  const bf16_t* vRows = v + ((size_t)hk * kvStride + rowBase) * D + sub * 8;
+  const bf16_t* kRows = k + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
+  const bf16_t* vRows = v + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
+
+  // Register double buffering: the next step's K and V rows are requested before this step's math.
+  Vec8 kr[UNROLL], vr[UNROLL];
+  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int r = base + u * SLOTS + slot;
+      if (r < rows) {
+        kd[u] = load_stream(kRows + (size_t)r * D);
+        vd[u] = load_stream(vRows + (size_t)r * D);
+      } else {
+        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
+      }
+    }
+  };
+  loadStep(0, kr, vr);  // first rows in flight before the query's own loads
+#if __CUDA_ARCH__ >= 900
+  // Launched with a programmatic dependency, the combine may now be scheduled; it waits for this grid.
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
 
   // This lane's slice of every query head of the group, pre-scaled into the log2 domain.
   float qv[GROUP][8];
@@ -105,22 +151,6 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
   }
 
-  // Register double buffering: the next step's K and V rows are requested before this step's math.
-  Vec8 kr[UNROLL], vr[UNROLL];
-  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * SLOTS + slot;
-      if (r < rows) {
-        kd[u] = load_stream(kRows + (size_t)r * D);
-        vd[u] = load_stream(vRows + (size_t)r * D);
-      } else {
-        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
-        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
-      }
-    }
-  };
-  loadStep(0, kr, vr);
   for (int base = 0; base < rows; base += SLOTS * UNROLL) {
     Vec8 kn[UNROLL], vn[UNROLL];
     loadStep(base + SLOTS * UNROLL, kn, vn);  // rows past the chunk load nothing
@@ -207,27 +237,48 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
   }
 }
 
-// grid (H), block (128), dynamic shared memory splits * 4 bytes: merges the partials of query head h.
-// Split weights are computed once into shared memory; each thread then sums its output column over
-// the splits with independent loads.
-extern "C" __global__ void __launch_bounds__(128) decode_combine(
+// grid (H), block (COMBINE_THREADS), dynamic shared memory splits * 4 bytes: merges the partials of
+// query head h. Thread (slice, col) owns float4 column col of the output and the splits slice,
+// slice + SLICES, ...; its first PREFETCH partial vectors are requested before the split weights are
+// known, so the whole merge waits on one round of L2 latency. The slices' sums meet in shared memory.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
     const float* __restrict__ partO, const float* __restrict__ partML, bf16_t* __restrict__ out, int H, int splits) {
+  constexpr int COLS = D / 4;                      // float4 columns of a row
+  constexpr int SLICES = COMBINE_THREADS / COLS;   // splits merged side by side
+  constexpr int PREFETCH = 8;
+  constexpr int WARPS = COMBINE_THREADS / 32;
   extern __shared__ float weight[];  // [splits]
-  __shared__ float red[4];
+  __shared__ float red[WARPS];
+  __shared__ float4 sliceSum[SLICES][COLS];
   const int h = blockIdx.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int slice = tid / COLS, col = tid % COLS;
+#if __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: wait until the partial grid has finished and its writes are visible
+  // (a no-op when launched normally).
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+
+  float4 pre[PREFETCH];
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int s = slice + i * SLICES;
+    pre[i] = s < splits ? reinterpret_cast<const float4*>(partO + ((size_t)s * H + h) * D)[col] : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
 
   float m = NEG_INF;
-  for (int s = tid; s < splits; s += 128) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
+  for (int s = tid; s < splits; s += COMBINE_THREADS) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
   if (lane == 0) red[warp] = m;
   __syncthreads();
-  m = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  m = red[0];
+#pragma unroll
+  for (int w = 1; w < WARPS; ++w) m = fmaxf(m, red[w]);
   __syncthreads();
 
   float total = 0.f;
-  for (int s = tid; s < splits; s += 128) {
+  for (int s = tid; s < splits; s += COMBINE_THREADS) {
     const float* ml = partML + ((size_t)s * H + h) * 2;
     const float w = fast_exp2(ml[0] - m);
     weight[s] = w;
@@ -237,12 +288,43 @@ extern "C" __global__ void __launch_bounds__(128) decode_combine(
   for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
   if (lane == 0) red[warp] = total;
   __syncthreads();
-  total = red[0] + red[1] + red[2] + red[3];
+  total = 0.f;
+#pragma unroll
+  for (int w = 0; w < WARPS; ++w) total += red[w];
 
-  for (int d = tid; d < D; d += 128) {
-    float acc = 0.f;
-#pragma unroll 8
-    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + d], acc);
-    out[(size_t)h * D + d] = f32_to_bf16(acc / total);
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int s = slice + i * SLICES;
+    const float w = s < splits ? weight[s] : 0.f;
+    acc.x = fmaf(w, pre[i].x, acc.x);
+    acc.y = fmaf(w, pre[i].y, acc.y);
+    acc.z = fmaf(w, pre[i].z, acc.z);
+    acc.w = fmaf(w, pre[i].w, acc.w);
+  }
+  for (int s = slice + PREFETCH * SLICES; s < splits; s += SLICES) {  // more splits than prefetched
+    const float4 p = reinterpret_cast<const float4*>(partO + ((size_t)s * H + h) * D)[col];
+    const float w = weight[s];
+    acc.x = fmaf(w, p.x, acc.x);
+    acc.y = fmaf(w, p.y, acc.y);
+    acc.z = fmaf(w, p.z, acc.z);
+    acc.w = fmaf(w, p.w, acc.w);
+  }
+  sliceSum[slice][col] = acc;
+  __syncthreads();
+  if (slice == 0) {
+    float4 o = acc;
+#pragma unroll
+    for (int j = 1; j < SLICES; ++j) {
+      const float4 p = sliceSum[j][col];
+      o.x += p.x;
+      o.y += p.y;
+      o.z += p.z;
+      o.w += p.w;
+    }
+    const float inv = 1.f / total;
+    u32* dst = reinterpret_cast<u32*>(out + (size_t)h * D + col * 4);
+    dst[0] = pack_bf16x2(o.x * inv, o.y * inv);
+    dst[1] = pack_bf16x2(o.z * inv, o.w * inv);
   }
 }

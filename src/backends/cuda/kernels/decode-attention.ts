@@ -33,14 +33,70 @@ export interface DecodeArgs {
   headLengths?: DevicePtr | null;
 }
 
+/**
+ * A decode step inside a captured graph: the row count is read on the device when the kernel runs,
+ * so one graph serves every step. kvLen = *lengthFrom + lengthOffset (e.g. the positions buffer's
+ * entry for the new token, offset 1). `splits` is fixed at capture (planForCapacity).
+ */
+export interface DeviceLengthDecodeArgs {
+  q: DevicePtr;
+  k: DevicePtr;
+  v: DevicePtr;
+  out: DevicePtr;
+  /** int32 on the device. */
+  lengthFrom: DevicePtr;
+  lengthOffset: number;
+  kvStride: number;
+  scale: number;
+  slidingWindow?: number | null;
+  splits: number;
+  /**
+   * fp32 scratch of decodeWorkspaceBytes(shape, splits) bytes that the caller holds as long as the
+   * graph lives (pool blocks released after capture could be handed out again while it replays).
+   */
+  workspace: DevicePtr;
+}
+
+/** Bytes of the partial outputs and (max, sum) pairs of `splits` splits. */
+export function decodeWorkspaceBytes(shape: DecodeShape, splits: number): number {
+  return splits * shape.numHeads * (shape.headDim + 2) * 4;
+}
+
+/**
+ * Codegen and planning knobs (the benchmark times several; the defaults are the fastest measured).
+ * threads: per partial block; unroll: rows per row slot per loop step; wave: the fraction of one
+ * full wave of partial blocks the split count aims at (short contexts: fewer, longer splits).
+ */
+export interface DecodeTuning {
+  threads: 128 | 256;
+  unroll: 2 | 4;
+  wave: number;
+  /** Launch the combine as a programmatic dependent of the partial grid (sm_90), hiding its launch. */
+  pdl?: boolean;
+}
+
+/**
+ * Fastest measured on the H100 (docs/perf.md, decode v5): 256 threads, two rows per slot per step,
+ * one wave. GQA groups whose 256-thread slot buffers would not fit 48 KB of static shared memory
+ * (threads · group · 32 bytes) fall back to 128 threads.
+ */
+export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wave: 1 };
+const STATIC_SHARED_LIMIT = 48 * 1024;
+
+export function decodeTuningLabel(t: DecodeTuning): string {
+  return `t${t.threads}u${t.unroll}w${t.wave}${t.pdl ? 'p' : ''}`;
+}
+
 const LOG2E = 1.4426950408889634;
-const THREADS = 128;
-const ROWS_PER_SLOT_STEP = 4; // UNROLL in the kernel
-const MAX_COMBINE_SHARED_BYTES = 48 * 1024;
+const COMBINE_THREADS = 256;
+/** The combine's dynamic shared memory (one weight per split) beside its 4 KB of static arrays. */
+const MAX_COMBINE_SHARED_BYTES = 40 * 1024;
+/** The kernel's "no window" value: wider than any context. */
+const NO_WINDOW = 1 << 30;
 
 /** Rows the block covers per step of its loop (row slots x unroll); chunks are multiples of it. */
-export function decodeRowsPerStep(headDim: number): number {
-  return (THREADS / (headDim / 8)) * ROWS_PER_SLOT_STEP;
+export function decodeRowsPerStep(headDim: number, tuning: DecodeTuning = DEFAULT_DECODE_TUNING): number {
+  return (tuning.threads / (headDim / 8)) * tuning.unroll;
 }
 
 export interface DecodePlan {
@@ -54,10 +110,13 @@ export interface DecodePlan {
  * occupancy API), each streaming an equal chunk; chunks are at least two loop steps long so the
  * partials stay small next to the cache.
  */
-export function planDecode(shape: DecodeShape, kvLen: number, multiprocessors: number, blocksPerSM: number): DecodePlan {
+export function planDecode(
+  shape: DecodeShape, kvLen: number, multiprocessors: number, blocksPerSM: number, tuning: DecodeTuning = DEFAULT_DECODE_TUNING,
+): DecodePlan {
   if (!(kvLen > 0)) throw new Error(`decode plan: kvLen must be positive (got ${kvLen})`);
-  const step = decodeRowsPerStep(shape.headDim);
-  const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / shape.numKvHeads));
+  if (!(tuning.wave > 0)) throw new Error(`decode plan: wave fraction must be positive (got ${tuning.wave})`);
+  const step = decodeRowsPerStep(shape.headDim, tuning);
+  const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors * tuning.wave) / shape.numKvHeads));
   const chunk = Math.max(2 * step, Math.ceil(Math.ceil(kvLen / targetSplits) / step) * step);
   const splits = Math.ceil(kvLen / chunk);
   // The combine keeps one weight per split in shared memory.
@@ -68,31 +127,47 @@ export function planDecode(shape: DecodeShape, kvLen: number, multiprocessors: n
 export class DecodeAttentionKernel {
   private readonly group: number;
   private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number } | null = null;
+  readonly tuning: DecodeTuning;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape) {
+  constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape, tuning: Partial<DecodeTuning> = {}) {
+    const wanted = { ...DEFAULT_DECODE_TUNING, ...tuning };
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128 && D !== 256) throw new Error(`decode attention: head dim ${D} unsupported (64, 128 or 256)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`decode attention: ${H} query heads are not a multiple of ${Hkv} KV heads`);
     this.group = H / Hkv;
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);
+    // The partial block keeps every row slot's outputs in static shared memory (threads · group · 32 B).
+    this.tuning = wanted.threads * this.group * 32 + 1024 > STATIC_SHARED_LIMIT ? { ...wanted, threads: 128 } : wanted;
   }
 
   /** Compiles (or loads from the cache) the kernels for this shape. */
   prepare() {
     if (!this.kernels) {
-      const mod = this.rt.module('decode-attention.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group });
-      const partial = mod.kernel('decode_partial', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      const t = this.tuning;
+      const mod = this.rt.module('decode-attention.cu', {
+        HEAD_DIM: this.shape.headDim, GROUP: this.group, DECODE_THREADS: t.threads, DECODE_UNROLL: t.unroll,
+      });
+      const partial = mod.kernel('decode_partial',
+        ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
       this.kernels = {
         partial,
         combine: mod.kernel('decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
-        blocksPerSM: partial.maxActiveBlocksPerSM(THREADS),
+        blocksPerSM: partial.maxActiveBlocksPerSM(t.threads),
       };
     }
     return this.kernels;
   }
 
   plan(kvLen: number): DecodePlan {
-    return planDecode(this.shape, kvLen, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM);
+    return planDecode(this.shape, kvLen, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM, this.tuning);
+  }
+
+  /**
+   * The split count of a graph-captured decode that serves every length up to `capacity` rows (or the
+   * window): the plan of the longest; shorter steps leave trailing splits empty.
+   */
+  planForCapacity(capacity: number, slidingWindow: number | null = null): number {
+    return this.plan(slidingWindow === null ? capacity : Math.min(capacity, slidingWindow)).splits;
   }
 
   run(a: DecodeArgs): DecodePlan {
@@ -102,30 +177,51 @@ export class DecodeAttentionKernel {
     for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v]] as const) {
       if (ptr % 16n !== 0n) throw new Error(`decode attention: ${name} must be 16-byte aligned`);
     }
-    const { partial, combine } = this.prepare();
-    // A window is a row offset: the last W rows of every head, same stride.
+    // A window is a row offset: the last W rows of every head, same stride (applied in the kernel).
     const window = a.slidingWindow ?? null;
     if (window !== null && (!Number.isInteger(window) || window < 1)) throw new Error(`decode attention: sliding window must be a positive integer (got ${window})`);
     if (window !== null && a.headLengths) throw new Error('decode attention: sliding window with per-head lengths is not supported');
-    const skip = window === null ? 0 : Math.max(0, a.kvLen - window);
-    const rowBytes = BigInt(skip * D * 2);
-    const kvLen = a.kvLen - skip;
-    const plan = this.plan(kvLen);
-    const partO = this.rt.pool.acquire(plan.splits * H * D * 4);
-    const partML = this.rt.pool.acquire(plan.splits * H * 2 * 4);
+    const plan = this.plan(window === null ? a.kvLen : Math.min(a.kvLen, window));
+    this.launch(a.q, a.k, a.v, a.out, a.headLengths ?? 0n, 0n, 0, a.kvStride, a.kvLen, plan, window ?? NO_WINDOW, a.scale);
+    return plan;
+  }
+
+  /** A decode whose row count is read on the device (see DeviceLengthDecodeArgs); capturable. */
+  runDeviceLength(a: DeviceLengthDecodeArgs): void {
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v]] as const) {
+      if (ptr % 16n !== 0n) throw new Error(`decode attention: ${name} must be 16-byte aligned`);
+    }
+    if (a.lengthFrom === 0n || a.lengthFrom % 4n !== 0n) throw new Error('decode attention: lengthFrom must be an aligned int32 device pointer');
+    if (!Number.isInteger(a.splits) || a.splits < 1) throw new Error(`decode attention: splits must be a positive integer (got ${a.splits})`);
+    const window = a.slidingWindow ?? null;
+    if (window !== null && (!Number.isInteger(window) || window < 1)) throw new Error(`decode attention: sliding window must be a positive integer (got ${window})`);
+    // chunk 0: the kernel derives it from the length it reads.
+    if (a.workspace === 0n || a.workspace % 16n !== 0n) throw new Error('decode attention: the workspace must be a 16-byte aligned device pointer');
+    this.launch(a.q, a.k, a.v, a.out, 0n, a.lengthFrom, a.lengthOffset, a.kvStride, 1, { splits: a.splits, chunk: 0 }, window ?? NO_WINDOW, a.scale,
+      a.workspace);
+  }
+
+  private launch(
+    q: DevicePtr, k: DevicePtr, v: DevicePtr, out: DevicePtr, headLengths: DevicePtr, lengthFrom: DevicePtr, lengthOffset: number,
+    kvStride: number, kvLen: number, plan: DecodePlan, window: number, scale: number, workspace: DevicePtr | null = null,
+  ): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    if (plan.splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`decode attention: ${plan.splits} splits exceed the combine's shared memory`);
+    const { partial, combine } = this.prepare();
+    const pooled = workspace === null ? this.rt.pool.acquire(decodeWorkspaceBytes(this.shape, plan.splits)) : null;
+    const partO = workspace ?? pooled!.ptr;
+    const partML = partO + BigInt(plan.splits * H * D * 4);
     const stream = this.rt.stream;
     partial.launch(
-      { grid: [plan.splits, Hkv, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream },
-      [a.q, a.k + rowBytes, a.v + rowBytes, partO.ptr, partML.ptr, a.headLengths ?? 0n, H, a.kvStride, kvLen, plan.chunk, a.scale * LOG2E],
+      { grid: [plan.splits, Hkv, 1], block: [this.tuning.threads, 1, 1], sharedBytes: 0, stream },
+      [q, k, v, partO, partML, headLengths, lengthFrom, lengthOffset, H, kvStride, kvLen, plan.chunk, window, scale * LOG2E],
     );
     combine.launch(
-      { grid: [H, 1, 1], block: [128, 1, 1], sharedBytes: plan.splits * 4, stream },
-      [partO.ptr, partML.ptr, a.out, H, plan.splits],
+      { grid: [H, 1, 1], block: [COMBINE_THREADS, 1, 1], sharedBytes: plan.splits * 4, stream, programmaticDependency: this.tuning.pdl ?? false },
+      [partO, partML, out, H, plan.splits],
     );
     // Stream order makes reuse safe: later work on this stream runs after the combine has read them.
-    this.rt.pool.release(partO);
-    this.rt.pool.release(partML);
-    return plan;
+    if (pooled) this.rt.pool.release(pooled);
   }
 }
 

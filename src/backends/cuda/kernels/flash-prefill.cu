@@ -16,7 +16,10 @@
 // Causality: query at position p sees rows r <= p (and r < kvLen); with a sliding window W also only
 // rows r > p - W (tiles wholly left of every query's window are skipped). No window: W = 2^30.
 //
-// Codegen parameters (-D): HEAD_DIM (64, 128 or 256; 256 with M_TILES = 1), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64).
+// Codegen parameters (-D): HEAD_DIM (64, 128 or 256; 256 with M_TILES = 1), WARPS (4 or 8), M_TILES (1 or 2), BLOCK_N (32 or 64),
+// BLOCK_ORDER: 0 = head by head, each head's query blocks latest (heaviest) first; 1 = heaviest first
+// across all heads (block i runs query block nBlocks - 1 - i / H of head i % H), the longest-first order
+// of a list schedule, so the last wave holds only the lightest blocks of every head.
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -30,6 +33,9 @@
 #endif
 #ifndef BLOCK_N
 #define BLOCK_N 64
+#endif
+#ifndef BLOCK_ORDER
+#define BLOCK_ORDER 0
 #endif
 
 namespace {
@@ -49,6 +55,31 @@ static_assert(D % 16 == 0 && D <= 256, "HEAD_DIM must be a multiple of 16, at mo
 static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
 static_assert(D <= 128 || MT == 1, "HEAD_DIM 256 needs M_TILES = 1 (registers)");
 static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
+
+// Block coordinates read afresh from the special registers (volatile: never kept live across the
+// main loop, where every register is taken; the epilogue re-derives them).
+__device__ __forceinline__ int ctaid_x() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ int ctaid_y() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
+  return r;
+}
+// (query block, head) of this block under BLOCK_ORDER; heaviest (latest) query blocks first, so the
+// tail is short.
+__device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {
+#if BLOCK_ORDER == 1
+  const int linear = ctaid_y() * gridDim.x + ctaid_x();
+  mBlock = gridDim.x - 1 - linear / H;
+  h = linear % H;
+#else
+  mBlock = gridDim.x - 1 - ctaid_x();
+  h = ctaid_y();
+#endif
+}
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
@@ -67,9 +98,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   const int t4 = lane & 3;  // column pair within the tile
   const int mi = lane >> 3; // which 8x8 matrix this lane addresses in an ldmatrix.x4
 
-  // Heaviest (latest) query blocks first: they have the most key tiles, so the tail is short.
-  const int mBlock = gridDim.x - 1 - blockIdx.x;
-  const int h = blockIdx.y;
+  int mBlock, h;
+  block_coords(H, mBlock, h);
   const int hk = h / (H / Hkv);
   const int m0 = mBlock * BM;
   const int rowsHere = min(BM, T - m0);
@@ -262,6 +292,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   }
 
   // Normalise and store rows g and g+8 of each m-tile.
+  int mBlockEnd, hEnd;
+  block_coords(H, mBlockEnd, hEnd);
+  const int outRow0 = mBlockEnd * BM + warp * WARP_ROWS;
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
 #pragma unroll
@@ -270,9 +303,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const float inv = l > 0.f ? 1.f / l : 0.f;
-      const int t = warpRow0 + m * 16 + g + 8 * r;
+      const int t = outRow0 + m * 16 + g + 8 * r;
       if (t < T) {
-        bf16_t* dst = out + ((size_t)t * H + h) * D + 2 * t4;
+        bf16_t* dst = out + ((size_t)t * H + hEnd) * D + 2 * t4;
 #pragma unroll
         for (int dt = 0; dt < D / 8; ++dt) {
           *reinterpret_cast<u32*>(dst + dt * 8) = pack_bf16x2(o[m][dt][2 * r] * inv, o[m][dt][2 * r + 1] * inv);

@@ -52,10 +52,18 @@ export interface PrefillTiling {
   warps: 4 | 8;
   mTiles: 1 | 2;
   blockN: 32 | 64;
+  /**
+   * Block schedule: 'head' runs each head's query blocks heaviest first, head after head; 'global'
+   * runs the heaviest blocks of every head first (longest-first list scheduling). Default 'head'.
+   */
+  order?: 'head' | 'global';
 }
 
-/** The tiling the benchmark found fastest on an H100 (docs/perf.md), for D <= 128. */
-export const DEFAULT_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64 };
+/**
+ * The tiling the benchmark found fastest on an H100 (docs/perf.md, prefill v4), for D <= 128: 32
+ * rows per warp, 64-key tiles, heaviest query blocks of every head first.
+ */
+export const DEFAULT_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64, order: 'global' };
 /**
  * D = 256 (Gemma 3): one row tile per warp (the accumulator alone takes 128 registers) and 32-key
  * tiles, so two blocks fit a multiprocessor's shared memory.
@@ -63,7 +71,7 @@ export const DEFAULT_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 2, bloc
 export const WIDE_HEAD_PREFILL_TILING: PrefillTiling = { warps: 4, mTiles: 1, blockN: 32 };
 
 export function tilingLabel(t: PrefillTiling): string {
-  return `w${t.warps}m${t.mTiles}n${t.blockN}`;
+  return `w${t.warps}m${t.mTiles}n${t.blockN}${t.order === 'global' ? 'g' : ''}`;
 }
 
 /** Bytes of dynamic shared memory one block needs: Q tile plus two stages of K and V tiles. */
@@ -88,7 +96,9 @@ export class FlashPrefill {
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
   prepare(): CudaKernel {
     const t = this.tiling;
-    this.kernel ??= this.rt.module('flash-prefill.cu', { HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN })
+    this.kernel ??= this.rt.module('flash-prefill.cu', {
+      HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN, BLOCK_ORDER: t.order === 'global' ? 1 : 0,
+    })
       .kernel('flash_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
   }
