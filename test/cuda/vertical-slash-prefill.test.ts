@@ -14,13 +14,17 @@ import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { downloadVerticalSlashLayout, downloadVerticalSlashSelection } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashDevicePrefill, verticalSlashDeviceParams } from '../../src/backends/cuda/methods/vertical-slash.js';
+import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../../src/backends/cuda/methods/flexprefill.js';
+import {
+  type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams,
+} from '../../src/backends/cuda/methods/vertical-slash.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { FlexPrefillPrefill, coverCount, sortedPrefixSums } from '../../src/methods/flexprefill.js';
 import { IndexScratch } from '../../src/methods/select.js';
 import { forcedRanks, lastQueryScores } from '../../src/methods/vertical-slash-pattern.js';
-import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../src/methods/vertical-slash-prefill.js';
+import { FORCED_COLUMNS, FORCED_DIAGONALS, type VerticalSlashFamilyPrefill } from '../../src/methods/vertical-slash-prefill.js';
 import { VerticalSlashPrefill } from '../../src/methods/vertical-slash.js';
 import { countNaN, randomBf16Values, randomGenerator, referenceCausalAttention, relativeError } from './helpers.js';
 
@@ -57,6 +61,7 @@ function cpuCache(x: Inputs): LayerKvCache {
 }
 
 interface Case {
+  method: 'vertical_and_slash' | 'flexprefill';
   name: string; n: number; H: number; Hkv: number; D: number; seed: number;
   options: { sparsity?: number; params?: Record<string, unknown> };
   /** Fused qkv rows: the queries sit at the start of rows (H + 2·Hkv)·D wide. */
@@ -66,13 +71,39 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'GQA 8/2, D=128, counts 40/70', n: 1000, H: 8, Hkv: 2, D: 128, seed: 11, options: { params: { verticalSize: 40, slashSize: 70 } } },
-  { name: 'n not a multiple of 64, D=64, no GQA', n: 333, H: 4, Hkv: 4, D: 64, seed: 22, options: { params: { verticalSize: 20, slashSize: 80 } }, fusedRows: true },
-  { name: 'GQA group of 8 sharing one KV head, D=64, A=64', n: 1200, H: 8, Hkv: 1, D: 64, seed: 13, options: { params: { verticalSize: 60, slashSize: 64, approximationSize: 64 } } },
-  { name: 'only the sink columns as verticals', n: 777, H: 4, Hkv: 2, D: 128, seed: 14, options: { params: { verticalSize: 4, slashSize: 90 } } },
-  { name: 'selection covering everything (= dense), A clamped to n', n: 200, H: 4, Hkv: 2, D: 128, seed: 15, options: { params: { verticalSize: 4096, slashSize: 4096 } }, dense: true },
-  { name: 'target sparsity 0.7 (count search with device pair counts)', n: 1500, H: 4, Hkv: 2, D: 128, seed: 16, options: { sparsity: 0.7 } },
+  { method: 'vertical_and_slash', name: 'GQA 8/2, D=128, counts 40/70', n: 1000, H: 8, Hkv: 2, D: 128, seed: 11, options: { params: { verticalSize: 40, slashSize: 70 } } },
+  { method: 'vertical_and_slash', name: 'n not a multiple of 64, D=64, no GQA', n: 333, H: 4, Hkv: 4, D: 64, seed: 22, options: { params: { verticalSize: 20, slashSize: 80 } }, fusedRows: true },
+  { method: 'vertical_and_slash', name: 'GQA group of 8 sharing one KV head, D=64, A=64', n: 1200, H: 8, Hkv: 1, D: 64, seed: 13, options: { params: { verticalSize: 60, slashSize: 64, approximationSize: 64 } } },
+  { method: 'vertical_and_slash', name: 'only the sink columns as verticals', n: 777, H: 4, Hkv: 2, D: 128, seed: 14, options: { params: { verticalSize: 4, slashSize: 90 } } },
+  { method: 'vertical_and_slash', name: 'selection covering everything (= dense), A clamped to n', n: 200, H: 4, Hkv: 2, D: 128, seed: 15, options: { params: { verticalSize: 4096, slashSize: 4096 } }, dense: true },
+  { method: 'vertical_and_slash', name: 'target sparsity 0.7 (count search with device pair counts)', n: 1500, H: 4, Hkv: 2, D: 128, seed: 16, options: { sparsity: 0.7 } },
+  { method: 'flexprefill', name: 'FlexPrefill alpha 0.3, min budget 16, A=512', n: 1100, H: 4, Hkv: 2, D: 128, seed: 17, options: { params: { alpha: 0.3, minBudget: 16 } } },
+  { method: 'flexprefill', name: 'FlexPrefill, A clamped to n, GQA 4/1, D=64', n: 300, H: 4, Hkv: 1, D: 64, seed: 18, options: { params: { alpha: 0.5, minBudget: 8 } } },
+  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.8 (alpha search with device pair counts)', n: 1300, H: 4, Hkv: 2, D: 128, seed: 39, options: { sparsity: 0.8, params: { minBudget: 16 } } },
 ];
+
+/** Least distance between alpha and a coverage prefix sum (fp32 vs float64 scores). */
+const MIN_ALPHA_GAP = 1e-5;
+
+/** The CPU reference and the GPU method of a case. */
+function methodsOf(rt: CudaRuntime, c: Case, shape: { numHeads: number; numKvHeads: number; headDim: number }): {
+  cpu: VerticalSlashFamilyPrefill; gpu: VerticalSlashFamilyDevicePrefill; A: number;
+} {
+  if (c.method === 'vertical_and_slash') {
+    const p = verticalSlashDeviceParams(c.options);
+    return {
+      cpu: new VerticalSlashPrefill(p.approximationSize, p.sparsity, p.verticalSize, p.slashSize),
+      gpu: new VerticalSlashDevicePrefill(rt, shape, p),
+      A: Math.min(p.approximationSize, c.n),
+    };
+  }
+  const p = flexPrefillDeviceParams(c.options);
+  return {
+    cpu: new FlexPrefillPrefill(p.approximationSize, p.minBudget, p.sparsity, p.alpha),
+    gpu: new FlexPrefillDevicePrefill(rt, shape, p),
+    A: Math.min(p.approximationSize, c.n),
+  };
+}
 
 /** Columns (ascending) with rank < k, and the relative gap between the kept and dropped scores. */
 function cut(scores: Float64Array, rank: Int32Array, n: number, k: number, forced: number): { kept: number[]; gap: number } {
@@ -104,20 +135,19 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       const x = randomInputs(c.n, c.H, c.Hkv, c.D, c.seed);
       const { n, H, Hkv, D } = x;
       const scale = 1 / Math.sqrt(D);
-      const params = verticalSlashDeviceParams(c.options);
+      const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+      const { cpu, gpu: method, A } = methodsOf(rt, c, shape);
 
-      // CPU method: output, counts, per-head layouts and chosen counts.
+      // CPU method: output, counts, per-head layouts and its decision.
       const cache = cpuCache(x);
-      const cpu = new VerticalSlashPrefill(params.approximationSize, params.sparsity, params.verticalSize, params.slashSize);
       cpu.keepLayouts = true;
       const ref = new Float32Array(n * H * D);
       const cpuCounts = cpu.prefill({
-        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale, slidingWindow: null, logitSoftcap: null },
+        layer: 0, shape: { ...shape, scale, slidingWindow: null, logitSoftcap: null },
         queries: x.q, numQueries: n, queryStart: 0, cache, out: ref, isLastChunk: true,
       });
       const decision = cpu.lastDecisions.get(0);
       assert.ok(decision);
-      const kv = Number(decision.counts.verticalSize), ks = Number(decision.counts.slashSize);
 
       // GPU method through the device contract.
       const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
@@ -125,14 +155,14 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       const devCache = new DeviceLayerKvCache(rt, Hkv, D, n + 5);
       devCache.appendTokens({ k: dkT.ptr, v: dvT.ptr, rowStride: Hkv * D }, n);
       const dout = poisonedBf16(rt, n * H * D);
-      const method = new VerticalSlashDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, params);
       const counts = method.prefill({
-        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.buf.ptr, qRowStride: dq.rowStride,
+        layer: 0, shape: { ...shape, scale }, q: dq.buf.ptr, qRowStride: dq.rowStride,
         numQueries: n, queryStart: 0, cache: devCache, out: dout.ptr, isLastChunk: true,
       });
       const out = downloadBf16(rt, dout, n * H * D);
       const index = method.lastIndex;
-      assert.ok(index);
+      const choice = method.lastChoice;
+      assert.ok(index && choice);
       const selection = downloadVerticalSlashSelection(rt, index);
       const layout = downloadVerticalSlashLayout(rt, index);
       const estimationMs = method.lastEstimationMs();
@@ -140,17 +170,37 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       devCache.release();
       for (const b of [dq.buf, dkT, dvT, dout]) rt.pool.release(b);
 
-      assert.deepEqual(method.lastChoice && [method.lastChoice.verticalSize, method.lastChoice.slashSize], [kv, ks], 'chosen counts');
+      // The same decision: every count the CPU reports (sizes, or alpha and mean sizes).
+      for (const [name, value] of Object.entries(choice.summary)) {
+        if (!(name in decision.counts)) continue;
+        // A searched alpha ends next to a coverage step, where fp32 and float64 prefix sums may take
+        // the bisection's last halvings apart: the sizes it selects must still agree (the means).
+        if (name === 'alpha' && c.options.sparsity !== undefined) assert.ok(Math.abs(Number(value) - Number(decision.counts.alpha)) < 1e-5, 'alpha');
+        else assert.equal(value, decision.counts[name], `decision ${name}`);
+      }
+      assert.equal(choice.note, decision.note, 'decision note');
       // Same selection, head by head (the CPU's own estimate and forced ranks).
-      const A = Math.min(params.approximationSize, n);
       const rows = [0, 1, 2, 3].map(() => new Float64Array(n));
       const idx = new IndexScratch();
       for (let h = 0; h < H; h++) {
         const vertical = new Float64Array(n), slash = new Float64Array(n);
         const rankV = new Int32Array(n), rankS = new Int32Array(n);
         lastQueryScores(x.q, n, H, D, h, cache.keys[Math.floor(h / (H / Hkv))], A, scale, null, vertical, slash, rows);
+        if (c.method === 'flexprefill' && c.options.sparsity === undefined) {
+          // Per-head sizes from the CPU's float64 coverage curves, away from alpha's boundary.
+          const alpha = Number(c.options.params?.alpha);
+          for (const [scores, got] of [[vertical, choice.counts.vertical[h]], [slash, choice.counts.slash[h]]] as const) {
+            const prefix = sortedPrefixSums(scores, n, 1 / A);
+            const cover = coverCount(prefix, n, alpha);
+            const nearest = Math.min(...[cover - 2, cover - 1].filter((i) => i >= 0 && i < n).map((i) => Math.abs(prefix[i] - alpha)));
+            assert.ok(nearest > MIN_ALPHA_GAP, `head ${h}: alpha within ${nearest} of a prefix sum: pick another seed`);
+            const minBudget = Number(c.options.params?.minBudget);
+            assert.equal(got, Math.min(n, Math.max(minBudget, cover, scores === vertical ? FORCED_COLUMNS : FORCED_DIAGONALS)), `head ${h}: size`);
+          }
+        }
         forcedRanks(vertical, n, FORCED_COLUMNS, idx, rankV);
         forcedRanks(slash, n, FORCED_DIAGONALS, idx, rankS);
+        const kv = Math.min(choice.counts.vertical[h], n), ks = Math.min(choice.counts.slash[h], n);
         const cols = cut(vertical, rankV, n, kv, FORCED_COLUMNS), offs = cut(slash, rankS, n, ks, FORCED_DIAGONALS);
         assert.ok(cols.gap > MIN_CUT_GAP && offs.gap > MIN_CUT_GAP, `head ${h}: near-tie at the cut (${cols.gap}, ${offs.gap}): pick another seed`);
         assert.deepEqual([...selection.columns[h]], cols.kept, `head ${h}: selected columns`);
@@ -169,7 +219,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       assert.equal(countNaN(out), 0, 'every output element must be written');
       const err = relativeError(out, ref);
       const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-      console.log(`#   counts ${kv}/${ks}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+      console.log(`#   ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
       if (c.dense) {
         assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');

@@ -39,23 +39,38 @@ export interface VerticalSlashDeviceParams {
 /** The CPU method's fixed counts when no sparsity is given (the original's 512 / 512). */
 const DEFAULT_COUNT = 512;
 
-export class VerticalSlashDevicePrefill implements DevicePrefillMethod, EstimationTiming {
-  readonly id = 'vertical_and_slash';
+/** What a family member decided for one layer: per-head counts and a summary for inspection. */
+export interface DeviceCountChoice {
+  counts: VerticalSlashCounts;
+  summary: Record<string, number | string>;
+  note?: string;
+}
+
+/**
+ * The prefill driver shared by the GPU Vertical-Slash family (as VerticalSlashFamilyPrefill on the
+ * CPU): estimate, let the method choose per-head counts, build the index, run the sparse kernel. The
+ * members differ only in how they choose the counts (and in A).
+ */
+export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillMethod, EstimationTiming {
+  abstract readonly id: string;
   readonly requiresWholePrompt = true;
-  private readonly estimator: VerticalSlashEstimator;
-  private readonly builder: VerticalSlashIndexBuilder;
+  protected readonly estimator: VerticalSlashEstimator;
+  protected readonly builder: VerticalSlashIndexBuilder;
   private readonly attention: VerticalSlashFlashPrefill;
   private events: [EventHandle, EventHandle] | null = null;
   private timed = false;
   /** The counts the last call used, and the index it executed (until the next call), for inspection. */
-  lastChoice: VerticalSlashCountChoice | null = null;
+  lastChoice: DeviceCountChoice | null = null;
   lastIndex: DeviceVerticalSlashIndex | null = null;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly params: VerticalSlashDeviceParams) {
+  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
     this.attention = new VerticalSlashFlashPrefill(rt, shape);
   }
+
+  /** Per-head counts for this layer from the device scores (A = the clamped approximation size). */
+  protected abstract chooseCounts(scores: VerticalSlashScores, n: number, A: number): DeviceCountChoice;
 
   prefill(call: DevicePrefillCall): HeadCounts {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
@@ -67,18 +82,16 @@ export class VerticalSlashDevicePrefill implements DevicePrefillMethod, Estimati
       throw new Error(`${this.id} (layer ${call.layer}): needs the whole prompt in one call (queryStart ${call.queryStart}, ` +
         `${n} queries, cache ${call.cache.length} rows, last chunk ${call.isLastChunk})`);
     }
-    // The original fails when the prompt is shorter than A; as the CPU method, we clamp A to n.
-    const A = Math.min(this.params.approximationSize, n);
+    // The original fails when the prompt is shorter than A; as the CPU methods, we clamp A to n.
+    const A = Math.min(this.approximationSize, n);
     const [start, end] = this.events ??= [this.rt.cuda.createEvent(), this.rt.cuda.createEvent()];
     this.rt.cuda.record(start, this.rt.stream);
     const scores = this.estimator.run({
       q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, kvStride: call.cache.capacity, n, approximation: A,
       scale: call.shape.scale,
     });
-    const choice = this.chooseCounts(scores, n);
-    const index = this.builder.build(scores, {
-      vertical: new Int32Array(H).fill(choice.verticalSize), slash: new Int32Array(H).fill(choice.slashSize),
-    });
+    const choice = this.chooseCounts(scores, n, A);
+    const index = this.builder.build(scores, choice.counts);
     this.rt.cuda.record(end, this.rt.stream);
     this.timed = true;
     this.attention.run({
@@ -90,17 +103,9 @@ export class VerticalSlashDevicePrefill implements DevicePrefillMethod, Estimati
     return { attended: index.pairs.slice(), dense: new Float64Array(H).fill(causalPairs(n)) };
   }
 
-  private chooseCounts(scores: VerticalSlashScores, n: number): VerticalSlashCountChoice {
-    const { sparsity, verticalSize, slashSize } = this.params;
-    if (sparsity === null) {
-      return { verticalSize: Math.min(verticalSize ?? DEFAULT_COUNT, n), slashSize: Math.min(slashSize ?? DEFAULT_COUNT, n) };
-    }
-    const H = this.shape.numHeads;
-    const probe = (kv: number, ks: number): number => {
-      const counts: VerticalSlashCounts = { vertical: new Int32Array(H).fill(kv), slash: new Int32Array(H).fill(ks) };
-      return this.builder.countPairs(scores, counts).reduce((a, b) => a + b, 0);
-    };
-    return chooseVerticalSlashCounts(n, H, sparsity, probe);
+  /** Exact layer pairs (all heads) of per-head counts, counted on the device: a count search's probe. */
+  protected layerPairs(scores: VerticalSlashScores, counts: VerticalSlashCounts): number {
+    return this.builder.countPairs(scores, counts).reduce((a, b) => a + b, 0);
   }
 
   lastEstimationMs(): number | null {
@@ -114,6 +119,31 @@ export class VerticalSlashDevicePrefill implements DevicePrefillMethod, Estimati
     this.estimator.release();
     this.builder.release();
     this.lastIndex = null;
+  }
+}
+
+export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill {
+  readonly id = 'vertical_and_slash';
+
+  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams) {
+    super(rt, shape, params.approximationSize);
+  }
+
+  protected chooseCounts(scores: VerticalSlashScores, n: number): DeviceCountChoice {
+    const H = this.shape.numHeads;
+    const uniform = (kv: number, ks: number): VerticalSlashCounts => ({ vertical: new Int32Array(H).fill(kv), slash: new Int32Array(H).fill(ks) });
+    const { sparsity, verticalSize, slashSize } = this.params;
+    let choice: VerticalSlashCountChoice;
+    if (sparsity === null) {
+      choice = { verticalSize: Math.min(verticalSize ?? DEFAULT_COUNT, n), slashSize: Math.min(slashSize ?? DEFAULT_COUNT, n) };
+    } else {
+      choice = chooseVerticalSlashCounts(n, H, sparsity, (kv, ks) => this.layerPairs(scores, uniform(kv, ks)));
+    }
+    return {
+      counts: uniform(choice.verticalSize, choice.slashSize),
+      summary: { verticalSize: choice.verticalSize, slashSize: choice.slashSize },
+      ...(choice.note ? { note: choice.note } : {}),
+    };
   }
 }
 
