@@ -19,10 +19,13 @@ import type { PlanOptions } from '../../../methods/types.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceDecodeFactory, DeviceDecodeMethod, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
 import { adaSnapKvDeviceFactory } from './ada-snapkv.js';
+import { blockSparseDeviceFactory } from './block-sparse.js';
 import { denseDecodeDeviceFactory, densePrefillDeviceFactory } from './dense.js';
+import { flexPrefillDeviceFactory } from './flexprefill.js';
 import { questDeviceFactory } from './quest.js';
 import { sinkLocalDecodeDeviceFactory } from './sink-local-decode.js';
 import { snapKvDeviceFactory } from './snapkv.js';
+import { verticalSlashDeviceFactory } from './vertical-slash.js';
 
 /** One GPU implementation: the phase it covers and its factory. */
 export type DeviceMethodEntry =
@@ -31,6 +34,9 @@ export type DeviceMethodEntry =
 
 /** Sparse methods with a GPU implementation, in the CPU registry's order. */
 const SPARSE_DEVICE_METHODS: readonly DeviceMethodEntry[] = [
+  { phase: 'prefill', factory: verticalSlashDeviceFactory },
+  { phase: 'prefill', factory: flexPrefillDeviceFactory },
+  { phase: 'prefill', factory: blockSparseDeviceFactory },
   { phase: 'decode', factory: sinkLocalDecodeDeviceFactory },
   { phase: 'decode', factory: questDeviceFactory },
   { phase: 'decode', factory: snapKvDeviceFactory },
