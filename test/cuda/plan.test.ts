@@ -25,7 +25,7 @@ import type { ModelConfig } from '../../src/engine/model-config.js';
 import { TransformerModel } from '../../src/engine/model.js';
 import { writeSafetensors } from '../../src/engine/safetensors-writer.js';
 import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
-import { createAttentionPlan } from '../../src/methods/index.js';
+import { createAttentionPlan, getMethod } from '../../src/methods/index.js';
 import { echoGetTask } from '../experiments/echo-task.js';
 import { toPythonStyleJson } from '../helpers/python-json.js';
 import { type TinyArch, tinyConfigJson, tinyTensors } from '../helpers/tiny-checkpoint.js';
@@ -196,11 +196,14 @@ describe('GPU method plan in the whole model', { skip }, () => {
         const g = got[phase].attended, r = ref[phase].attended;
         const differing = g.filter((x, i) => x !== r[i]).length;
         if (differing === 0) continue;
-        // Content-dependent selections may differ where bf16 and float32 scores tie closely.
+        // Content-dependent selections see bf16 activations on the GPU and float32 ones on the CPU:
+        // near-ties may go either way (a few pairs); a per-head adaptive budget (FlexPrefill's
+        // coverage threshold) may move further.
         const sum = (a: Float64Array) => a.reduce((s, x) => s + x, 0);
         const rel = Math.abs(sum(g) - sum(r)) / sum(r);
+        const bound = getMethod(id).taxonomy.budget === 'adaptive per head' ? 0.1 : 0.01;
         console.log(`# ${id} ${phase}: ${differing} of ${g.length} head counts differ from the CPU's; totals within ${(100 * rel).toFixed(3)}%`);
-        assert.ok(rel <= 0.01, `${id} ${phase}: attended pairs ${sum(g)} on the GPU vs ${sum(r)} on the CPU`);
+        assert.ok(rel <= bound, `${id} ${phase}: attended pairs ${sum(g)} on the GPU vs ${sum(r)} on the CPU (bound ${bound})`);
       }
     };
     try {
