@@ -261,8 +261,9 @@ describe('GPU method plan in the whole model', { skip }, () => {
         console.log(`# ${key}: sparsity prefill ${e.prefillSparsity} / decode ${e.decodeSparsity} (CPU ${ref.prefillSparsity} / ${ref.decodeSparsity})`);
         // Decode sparsity over the generated steps: equal when both runs generated as many tokens.
         if (e.outputTokens !== ref.outputTokens) continue;
+        const bound = getMethod(e.method).taxonomy.budget === 'adaptive per head' ? 0.1 : 0.01; // as in the counts test
         for (const k of ['prefillSparsity', 'decodeSparsity'] as const) {
-          assert.ok(Math.abs((e[k] ?? 0) - (ref[k] ?? 0)) <= 0.01, `${key} ${k}: GPU ${e[k]} vs CPU ${ref[k]}`);
+          assert.ok(Math.abs((e[k] ?? 0) - (ref[k] ?? 0)) <= bound, `${key} ${k}: GPU ${e[k]} vs CPU ${ref[k]}`);
         }
       }
     } finally {
