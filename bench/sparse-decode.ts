@@ -4,7 +4,8 @@
  *   - segment decode over Quest-like page lists ((1 - s)·n rows in 16-row pages plus the current
  *     page): µs, GB/s on the bytes read, next to a device-to-device copy of the same byte count and
  *     to a large copy (the bandwidth ceiling); graph replays, selections and cache copies rotated so
- *     that the bytes read are not served from L2;
+ *     that the bytes read are not served from L2; the same row count as an evicted prefix (SnapKV's
+ *     one segment per head) too;
  *   - Quest selection per step (bounds of the current page, page scores, top-k): µs (graph replays);
  *   - SnapKV and Ada-SnapKV compression (window scores W = 256, pooling, selection, gather): ms;
  *   - our dense decode (DecodeAttentionKernel) at the same n.
@@ -112,7 +113,7 @@ function randomPageList(pages: number, k: number, seed: number): RowSegment[] {
   return [...all.subarray(0, k)].sort((a, b) => a - b).map((p) => ({ start: p * P, length: P }));
 }
 
-interface SegmentRow { n: number; s: number; rowsRead: number; bytes: number; us: number; gbps: number; copyUs: number; copyGbps: number; ratio: number; ceilingRatio: number; splits: number }
+interface SegmentRow { n: number; s: number; rowsRead: number; bytes: number; us: number; gbps: number; evictedUs: number; copyUs: number; copyGbps: number; ratio: number; ceilingRatio: number; splits: number }
 interface QuestRow { n: number; s: number; pages: number; selectUs: number; stepUs: number }
 interface DenseRow { n: number; bytes: number; us: number; gbps: number }
 interface SnapRow { n: number; s: number; capacity: number; snapMs: number; adaMs: number; adaKept: string }
@@ -189,6 +190,17 @@ function main(argv: string[]): number {
         });
       }, { perGraph: variants, repeats: o.repeats });
       for (const l of lists) l.release();
+      // The same rows as an evicted cache reads them (SnapKV: one prefix segment per head + the tail).
+      const prefix = new SegmentLists(rt, HKV, 1);
+      prefix.upload(Array.from({ length: HKV }, () => [{ start: 0, length: k * P }]));
+      const tEvicted = timeGraphOnDevice(rt, (i) => {
+        const c = caches[i % copies];
+        segment.run({
+          q: q.ptr, k: c.keys.ptr, v: c.values.ptr, kvStride: c.capacity, out: out.ptr, segments: prefix,
+          tailStart: (pages - 1) * P, tailRows: P, maxRows: rowsRead, scale: SCALE,
+        });
+      }, { perGraph: 20, repeats: o.repeats });
+      prefix.release();
       // A copy of the same bytes (K and V halves), sources rotated through the caches, destinations through a buffer L2 cannot hold.
       const half = bytes / 2;
       const dstSlots = Math.max(4, Math.min(variants, Math.floor(512e6 / bytes)));
@@ -205,12 +217,12 @@ function main(argv: string[]): number {
       const gbps = bytes / (tSeg.medianMs * 1e-3) / 1e9;
       const copyGbps = (2 * bytes) / (tCopy.medianMs * 1e-3) / 1e9;
       segRows.push({
-        n, s, rowsRead, bytes, us: tSeg.medianMs * 1e3, gbps, copyUs: tCopy.medianMs * 1e3, copyGbps, ratio: gbps / copyGbps,
+        n, s, rowsRead, bytes, us: tSeg.medianMs * 1e3, gbps, evictedUs: tEvicted.medianMs * 1e3, copyUs: tCopy.medianMs * 1e3, copyGbps, ratio: gbps / copyGbps,
         ceilingRatio: gbps / ceilingGbps, splits: plan.splits,
       });
       console.log(`n=${n} s=${s}: segment decode ${rowsRead} rows/head ${(tSeg.medianMs * 1e3).toFixed(1)} us, ${gbps.toFixed(0)} GB/s; ` +
         `copy of the same bytes ${(tCopy.medianMs * 1e3).toFixed(1)} us, ${copyGbps.toFixed(0)} GB/s -> ${(100 * gbps / copyGbps).toFixed(1)}% ` +
-        `(${(100 * gbps / ceilingGbps).toFixed(1)}% of the ceiling); ${plan.splits} splits; ideal (1-s) x dense ${((1 - s) * tDense.medianMs * 1e3).toFixed(1)} us`);
+        `(${(100 * gbps / ceilingGbps).toFixed(1)}% of the ceiling); ${plan.splits} splits; as an evicted prefix ${(tEvicted.medianMs * 1e3).toFixed(1)} us; ideal (1-s) x dense ${((1 - s) * tDense.medianMs * 1e3).toFixed(1)} us`);
 
       // Quest: selection of one step (bounds of the page the new row joined, scores, top-k), then the whole step.
       const qk = questPagesFor(n - 1, P, s, null);

@@ -11,7 +11,7 @@ import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
-import { SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
+import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
@@ -99,8 +99,9 @@ describe('CUDA Quest', { skip }, () => {
           const w = words.subarray(u * lists.stride);
           assert.equal(w[0], k, `unit ${u}: ${w[0]} pages listed, wanted ${k}`);
           assert.equal(w[1], k * P);
-          const got = Array.from({ length: k }, (_, i) => w[2 + 2 * i] / P);
-          for (let i = 0; i < k; i++) assert.equal(w[3 + 2 * i], i * P, 'logical rows follow the list order');
+          assert.equal(w[2], P, 'pages are a uniform list');
+          const got = Array.from({ length: k }, (_, i) => w[SEGMENT_HEADER_WORDS + 2 * i] / P);
+          for (let i = 0; i < k; i++) assert.equal(w[SEGMENT_HEADER_WORDS + 1 + 2 * i], i * P, 'logical rows follow the list order');
           const want = Array.from(sharePages
             ? cpu.choosePages(q, u * g, g, D, cpuBounds, u, pages, k).subarray(0, k)
             : cpu.choosePages(q, u, 1, D, cpuBounds, Math.floor(u / g), pages, k).subarray(0, k));

@@ -24,9 +24,13 @@ if (skip) console.log(`# CUDA segment decode tests skipped: ${skip}`);
 const TOLERANCE = 1e-2;
 
 describe('segment lists (host side)', () => {
-  test('encoding: count, list rows, then (first row, first logical row) pairs', () => {
-    const words = encodeSegmentLists([[{ start: 32, length: 16 }, { start: 0, length: 0 }, { start: 80, length: 5 }], []], 3);
-    assert.deepEqual([...words], [3, 21, 32, 0, 0, 16, 80, 16, 0, 0, 0, 0, 0, 0, 0, 0]);
+  test('encoding: count, list rows, uniform length, then (first row, first logical row) pairs', () => {
+    const words = encodeSegmentLists([[{ start: 32, length: 16 }, { start: 0, length: 0 }, { start: 80, length: 5 }], [], [{ start: 48, length: 16 }, { start: 0, length: 16 }]], 3);
+    assert.deepEqual([...words], [
+      3, 21, 0, 0, 32, 0, 0, 16, 80, 16,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      2, 32, 16, 0, 48, 0, 0, 16, 0, 0,
+    ]);
     assert.throws(() => encodeSegmentLists([[{ start: 0, length: 1 }, { start: 4, length: 1 }]], 1), /room for 1/);
     assert.throws(() => encodeSegmentLists([[{ start: -1, length: 1 }]], 1), /not a valid row range/);
   });
@@ -34,7 +38,7 @@ describe('segment lists (host side)', () => {
     const plan = planSegmentDecode(128, 8, 10_000, 132, 4);
     assert.equal(plan.chunk % segmentRowsPerStep(128), 0);
     assert.ok(plan.splits * 8 <= 132 * 4 && plan.splits * plan.chunk >= 10_000);
-    assert.deepEqual(planSegmentDecode(64, 8, 1, 132, 4), { chunk: 2 * segmentRowsPerStep(64), splits: 1 });
+    assert.deepEqual(planSegmentDecode(64, 8, 1, 132, 4), { chunk: segmentRowsPerStep(64), splits: 1 });
   });
 });
 

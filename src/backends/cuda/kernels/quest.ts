@@ -10,7 +10,7 @@ import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { SegmentLists } from './segment-decode.js';
 
-const SCORE_WARPS = 8;
+const SCORE_THREADS = 256;
 const SELECT_THREADS = 512;
 
 export interface QuestShape {
@@ -64,7 +64,7 @@ export class QuestKernels {
       const mod = this.rt.module('quest.cu', {});
       this.kernels = {
         bounds: mod.kernel('quest_update_bounds', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32']),
       };
     }
@@ -94,15 +94,11 @@ export class QuestKernels {
     if (pages <= 0) return;
     if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
     const { scores: kernel } = this.prepare();
-    // About four blocks per multiprocessor in all, each warp scoring a run of pages.
-    const sms = this.rt.cuda.info.multiprocessors;
-    const warpsWanted = Math.max(1, Math.floor((4 * sms * SCORE_WARPS) / this.units));
-    const pagesPerWarp = Math.max(1, Math.ceil(pages / warpsWanted));
-    const blocks = Math.ceil(pages / (SCORE_WARPS * pagesPerWarp));
+    const pagesPerBlock = SCORE_THREADS / (this.shape.headDim / 8);
     const g = this.shape.numHeads / this.shape.numKvHeads;
     kernel.launch(
-      { grid: [blocks, this.units, 1], block: [32 * SCORE_WARPS, 1, 1], sharedBytes: 0, stream: this.rt.stream },
-      [q, bounds.pageMin.ptr, bounds.pageMax.ptr, scores, this.shape.headDim, g, this.unitHeads, bounds.pageCapacity, pages, pagesPerWarp, scoreStride],
+      { grid: [Math.ceil(pages / pagesPerBlock), this.units, 1], block: [SCORE_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [q, bounds.pageMin.ptr, bounds.pageMax.ptr, scores, this.shape.headDim, g, this.unitHeads, bounds.pageCapacity, pages, scoreStride],
     );
   }
 

@@ -5,7 +5,8 @@
  * Units: with a selection shared by a GQA group (Quest's share_pages, SnapKV's per-KV-head eviction)
  * unit = KV head and its g = H / Hkv query heads read its segments; with one selection per query
  * head, unit = query head. SegmentLists holds the lists in device memory, in the kernel's layout
- * (int32 per unit: count, list rows, then (first row, first logical row) pairs); the selection
+ * (int32 per unit: count, list rows, uniform segment length or 0, unused, then (first row, first
+ * logical row) pairs); the selection
  * kernels (quest.cu, snapkv.cu) write them there, and `upload` serves tests and fixed patterns.
  */
 import type { DevicePtr } from '../context.js';
@@ -27,9 +28,12 @@ export interface RowSegment {
   length: number;
 }
 
+/** Int32 words before a unit's (first row, first logical row) pairs: count, list rows, uniform length, unused. */
+export const SEGMENT_HEADER_WORDS = 4;
+
 /** Int32 words one unit's list takes for `maxSegments` segments. */
 export function segmentListStride(maxSegments: number): number {
-  return 2 + 2 * maxSegments;
+  return SEGMENT_HEADER_WORDS + 2 * maxSegments;
 }
 
 /** Per-unit segment lists on the device: [units, stride] int32. */
@@ -72,12 +76,15 @@ export function encodeSegmentLists(lists: RowSegment[][], maxSegments: number): 
       if (!Number.isInteger(s.start) || !Number.isInteger(s.length) || s.start < 0 || s.length < 0) {
         throw new Error(`segment lists: unit ${u} segment ${i} is not a valid row range (${s.start}, ${s.length})`);
       }
-      words[u * stride + 2 + 2 * i] = s.start;
-      words[u * stride + 3 + 2 * i] = logical;
+      words[u * stride + SEGMENT_HEADER_WORDS + 2 * i] = s.start;
+      words[u * stride + SEGMENT_HEADER_WORDS + 1 + 2 * i] = logical;
       logical += s.length;
     });
+    // A uniform length lets the kernel find a row's segment by division instead of a walk.
+    const uniform = segments.length > 0 && segments[0].length > 0 && segments.every((s) => s.length === segments[0].length);
     words[u * stride] = segments.length;
     words[u * stride + 1] = logical;
+    words[u * stride + 2] = uniform ? segments[0].length : 0;
   });
   return words;
 }
@@ -116,12 +123,16 @@ export function segmentRowsPerStep(headDim: number): number {
   return (THREADS / (headDim / 8)) * ROWS_PER_SLOT_STEP;
 }
 
-/** One full wave of (split, unit) blocks, each streaming an equal chunk of at least two steps. */
+/**
+ * One full wave of (split, unit) blocks, each streaming an equal chunk of whole loop steps. A chunk
+ * may be a single step (the dense kernel keeps two): sparse reads are short, and there a block's
+ * serial memory round trips cost more than the extra partials the combine reads.
+ */
 export function planSegmentDecode(headDim: number, units: number, maxRows: number, multiprocessors: number, blocksPerSM: number): SegmentDecodePlan {
   if (!(maxRows > 0)) throw new Error(`segment decode plan: maxRows must be positive (got ${maxRows})`);
   const step = segmentRowsPerStep(headDim);
   const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / units));
-  const chunk = Math.max(2 * step, Math.ceil(Math.ceil(maxRows / targetSplits) / step) * step);
+  const chunk = Math.max(step, Math.ceil(Math.ceil(maxRows / targetSplits) / step) * step);
   const splits = Math.ceil(maxRows / chunk);
   if (splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`segment decode plan: ${splits} splits exceed the combine's shared memory`);
   return { chunk, splits };

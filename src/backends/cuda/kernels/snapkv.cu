@@ -237,8 +237,10 @@ extern "C" __global__ void snap_write_segments(const int* __restrict__ counts, i
   int* list = segs + (size_t)h * segStride;
   list[0] = 1;
   list[1] = counts[h];
-  list[2] = 0;
+  list[2] = counts[h];  // one segment: uniform
   list[3] = 0;
+  list[4] = 0;
+  list[5] = 0;
 }
 
 // grid (ceil(maxKeep·D/8 / 256), Hkv), block (256): scratch[h, r] = cache[h, idx[h, r]] for r < counts[h].

@@ -74,9 +74,17 @@ __device__ TopKCut topk_cut(int n, int k, KeyOf keyOf, TopKShared& sh) {
     for (int b = tid; b < 256; b += THREADS) sh.hist[b] = 0u;
     __syncthreads();
     const u32 prefix = sh.prefix;
-    for (int i = tid; i < n; i += THREADS) {
-      const u32 key = keyOf(i);
-      if (key != 0u && (key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & 255u], 1u);
+    // Scores of similar magnitude share their high bytes, so most lanes hit one bin: the lanes of a
+    // warp with equal bins add once (v1 added per element, serialised on that bin's address).
+    for (int base = 0; base < n; base += THREADS) {
+      const int i = base + tid;
+      int bin = -1;
+      if (i < n) {
+        const u32 key = keyOf(i);
+        if (key != 0u && (key & mask) == prefix) bin = (int)((key >> shift) & 255u);
+      }
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      if (bin >= 0 && (int)(tid & 31) == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], (u32)__popc(peers));
     }
     __syncthreads();
     // Thread t looks at bin 255 - t: its exclusive scan is the count of elements in higher bins.
@@ -98,23 +106,34 @@ __device__ TopKCut topk_cut(int n, int k, KeyOf keyOf, TopKShared& sh) {
   return TopKCut{sh.prefix, sh.remaining};
 }
 
-// Calls emit(i, rank) for every taken element in ascending i; returns how many were taken.
+// Calls emit(i, rank) for every taken element in ascending i; returns how many were taken. Each
+// thread owns a contiguous run of the row, so two block scans place every element (v1 scanned twice
+// per THREADS elements).
 template <int THREADS, class KeyOf, class Emit>
 __device__ int topk_emit(int n, TopKCut cut, KeyOf keyOf, Emit emit, TopKShared& sh) {
-  int eqCarry = 0, selCarry = 0;
-  for (int base = 0; base < n; base += THREADS) {
-    const int i = base + threadIdx.x;
-    const u32 key = i < n ? keyOf(i) : 0u;
-    const bool candidate = key != 0u;
-    const bool eq = candidate && key == cut.key;
-    int eqTotal;
-    const int eqRank = eqCarry + topk_block_exclusive_scan<THREADS>(eq ? 1 : 0, sh, eqTotal);
-    const bool take = candidate && (key > cut.key || (eq && eqRank < cut.takeEqual));
-    int selTotal;
-    const int rank = selCarry + topk_block_exclusive_scan<THREADS>(take ? 1 : 0, sh, selTotal);
-    if (take) emit(i, rank);
-    eqCarry += eqTotal;
-    selCarry += selTotal;
+  const int per = (n + THREADS - 1) / THREADS;
+  const int lo = min(n, (int)threadIdx.x * per), hi = min(n, lo + per);
+  int equal = 0;
+  for (int i = lo; i < hi; ++i) {
+    const u32 key = keyOf(i);
+    equal += (key != 0u && key == cut.key) ? 1 : 0;
   }
-  return selCarry;
+  int unused;
+  const int eqBase = topk_block_exclusive_scan<THREADS>(equal, sh, unused);
+  // Whether element i (key) is taken, given the equal elements before it.
+  auto takes = [&](u32 key, int& eqSeen) {
+    if (key == 0u) return false;
+    if (key > cut.key) return true;
+    if (key != cut.key) return false;
+    return eqSeen++ < cut.takeEqual;
+  };
+  int taken = 0, eqSeen = eqBase;
+  for (int i = lo; i < hi; ++i) taken += takes(keyOf(i), eqSeen) ? 1 : 0;
+  int total;
+  int rank = topk_block_exclusive_scan<THREADS>(taken, sh, total);
+  eqSeen = eqBase;
+  for (int i = lo; i < hi; ++i) {
+    if (takes(keyOf(i), eqSeen)) emit(i, rank++);
+  }
+  return total;
 }
