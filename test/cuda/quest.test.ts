@@ -12,6 +12,7 @@ import { fromBf16 } from '../../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
+import type { EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
 import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
@@ -82,6 +83,8 @@ describe('CUDA Quest', { skip }, () => {
       const q = randomBf16Values(H * D, rand, 2);
       const dq = uploadAsBf16(rt, q);
       const kernels = new QuestKernels(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, P, sharePages);
+      // The same selection with the keys read from global memory in every pass (long contexts).
+      const unstaged = new QuestKernels(rt, kernels.shape, P, sharePages, 0);
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -91,9 +94,9 @@ describe('CUDA Quest', { skip }, () => {
       const scores = rt.pool.acquire(kernels.units * bounds.pageCapacity * 4);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const g = H / Hkv;
-      for (const k of [1, 7, 64, pages - 1]) {
+      for (const [k, selector] of [[1, kernels], [7, unstaged], [64, kernels], [64, unstaged], [pages - 1, kernels]] as const) {
         kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
-        kernels.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
+        selector.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
         const words = downloadInt32(rt, lists.ptr, kernels.units * lists.stride);
         for (let u = 0; u < kernels.units; u++) {
           const w = words.subarray(u * lists.stride);
@@ -131,6 +134,7 @@ describe('CUDA Quest', { skip }, () => {
       const gpu = questDeviceFactory.create(rt, config, { ...(c.sparsity !== undefined ? { sparsity: c.sparsity } : {}), params });
       const cpu = new QuestDecode(16, c.sparsity ?? null, c.tokenBudget ?? null, c.sharePages);
       const shape = cpuShape(c.H, c.Hkv, c.D);
+      let last: { p: number; q: Float32Array; ref: Float32Array } | null = null;
       for (let s = 0; s < c.steps; s++) {
         const p = caches.cpu.length;
         appendRandom(rt, caches, 1, rand);
@@ -148,6 +152,20 @@ describe('CUDA Quest', { skip }, () => {
         const err = relativeError(out, ref);
         assert.ok(err < TOLERANCE, `step at ${p}: relative error ${err}`);
         if (s === c.steps - 1) console.log(`#   last step ${p}: ${counts.attended[0]} of ${p + 1} rows, rel err ${err.toExponential(2)}`);
+        last = { p, q, ref };
+      }
+      const estimationMs = (gpu as unknown as EstimationTiming).lastEstimationMs();
+      assert.ok(estimationMs !== null && estimationMs > 0, `estimation time ${estimationMs}`);
+      // reset() drops the bounds: the same step again rebuilds them from the whole cache.
+      gpu.reset?.();
+      if (last) {
+        const dq = uploadAsBf16(rt, last.q);
+        const dout = poisonedBf16(rt, c.H * c.D);
+        gpu.decode({ layer: 0, shape, q: dq.ptr, position: last.p, cache: caches.device, out: dout.ptr });
+        const again = downloadBf16(rt, dout, c.H * c.D);
+        rt.pool.release(dq);
+        rt.pool.release(dout);
+        assert.ok(relativeError(again, last.ref) < TOLERANCE, 'the step after reset() matches the CPU');
       }
       gpu.reset?.();
       caches.device.release();

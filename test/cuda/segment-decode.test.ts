@@ -2,7 +2,8 @@
  * GPU correctness of the segment-list decode (segment-decode.cu) against the CPU float64 reference on
  * the same bf16 inputs: Quest-like page lists plus a current page, evicted prompts plus decode tokens,
  * empty segments and lists, one selection per query head, a list covering everything (equal to our
- * dense decode kernel), and enough rows for many splits. Outputs are poisoned with NaN first.
+ * dense decode kernel), enough rows for many splits, and the sink + local decode method against the
+ * CPU one. Outputs are poisoned with NaN first.
  * Skipped, with the reason printed, where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
@@ -10,12 +11,17 @@ import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import {
-  type RowSegment, SegmentDecodeKernel, SegmentLists, encodeSegmentLists, planSegmentDecode, segmentRowsPerStep,
+  type RowSegment, SEGMENT_TILING_V2, SegmentDecodeKernel, type SegmentDecodeTiling, SegmentLists, defaultSegmentTiling, encodeSegmentLists,
+  planSegmentDecode, segmentRowsPerStep,
 } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
-import { referenceRangeDecode } from './sparse-decode-helpers.js';
+import { appendRandom, attentionConfig, cpuShape, referenceRangeDecode, twinCaches } from './sparse-decode-helpers.js';
+import { sinkLocalDecodeDeviceFactory } from '../../src/backends/cuda/methods/sink-local-decode.js';
+import type { DecodeAttention } from '../../src/engine/attention.js';
+import { resolveOptions } from '../../src/methods/options.js';
+import { sinkLocalDecodeMethod } from '../../src/methods/sink-local.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -35,10 +41,18 @@ describe('segment lists (host side)', () => {
     assert.throws(() => encodeSegmentLists([[{ start: -1, length: 1 }]], 1), /not a valid row range/);
   });
   test('plan: one wave of chunks, each a multiple of the loop step', () => {
-    const plan = planSegmentDecode(128, 8, 10_000, 132, 4);
-    assert.equal(plan.chunk % segmentRowsPerStep(128), 0);
-    assert.ok(plan.splits * 8 <= 132 * 4 && plan.splits * plan.chunk >= 10_000);
-    assert.deepEqual(planSegmentDecode(64, 8, 1, 132, 4), { chunk: segmentRowsPerStep(64), splits: 1 });
+    for (const tiling of [SEGMENT_TILING_V2, defaultSegmentTiling(128, 4)]) {
+      const plan = planSegmentDecode(128, 8, 10_000, 132, 4, tiling);
+      assert.equal(plan.chunk % segmentRowsPerStep(128, tiling), 0);
+      assert.ok(plan.splits * 8 <= 132 * 4 && plan.splits * plan.chunk >= 10_000);
+      assert.deepEqual(planSegmentDecode(64, 8, 1, 132, 4, tiling), { chunk: segmentRowsPerStep(64, tiling), splits: 1 });
+    }
+  });
+  test('tiling: 256 threads where the slot buffers fit, else 128', () => {
+    assert.deepEqual(defaultSegmentTiling(128, 4), { threads: 256, unroll: 2 });
+    assert.deepEqual(defaultSegmentTiling(128, 8), SEGMENT_TILING_V2);
+    assert.deepEqual(defaultSegmentTiling(64, 1), { threads: 256, unroll: 2 });
+    assert.deepEqual(defaultSegmentTiling(64, 8), SEGMENT_TILING_V2);
   });
 });
 
@@ -88,8 +102,14 @@ describe('CUDA segment decode', { skip }, () => {
   });
   after(() => rt?.dispose());
 
-  for (const c of cases) {
-    test(c.name, () => {
+  /** The launcher's default tiling and v2's, where they differ: both must be right. */
+  const tilingsFor = (c: Case): SegmentDecodeTiling[] => {
+    const group = c.perQueryHead ? 1 : c.H / c.Hkv;
+    const d = defaultSegmentTiling(c.D, group);
+    return d.threads === SEGMENT_TILING_V2.threads ? [d] : [d, SEGMENT_TILING_V2];
+  };
+  for (const c of cases) for (const tiling of tilingsFor(c)) {
+    test(`${c.name} (${tiling.threads} threads x ${tiling.unroll})`, () => {
       const rand = randomGenerator(c.seed);
       const units = c.perQueryHead ? c.H : c.Hkv;
       const lists = Array.from({ length: units }, (_, u) => c.lists(u, rand));
@@ -103,7 +123,7 @@ describe('CUDA segment decode', { skip }, () => {
       ];
       const ref = referenceRangeDecode(q, perHead(k), perHead(v), c.H, c.Hkv, c.D, scale, ranges, c.perQueryHead);
 
-      const kernel = new SegmentDecodeKernel(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, c.perQueryHead ?? false);
+      const kernel = new SegmentDecodeKernel(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, c.perQueryHead ?? false, tiling);
       const segments = new SegmentLists(rt, units, Math.max(1, ...lists.map((l) => l.length)));
       segments.upload(lists);
       const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
@@ -119,6 +139,39 @@ describe('CUDA segment decode', { skip }, () => {
       const err = relativeError(out, ref);
       console.log(`#   ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+
+  for (const [label, sparsity, localWindow] of [['s = 0.9', 0.9, undefined], ['fixed window 100', undefined, 100]] as const) {
+    test(`sink + local decode (${label}) matches the CPU method, which evicts`, () => {
+      const H = 16, Hkv = 4, D = 128, n = 1200, steps = 6;
+      const rand = randomGenerator(8);
+      const caches = twinCaches(rt, Hkv, D, n + steps);
+      appendRandom(rt, caches, n, rand);
+      const params = { sinkTokens: 4, ...(localWindow !== undefined ? { localWindow } : {}) };
+      const options = { ...(sparsity !== undefined ? { sparsity } : {}), params };
+      const gpu = sinkLocalDecodeDeviceFactory.create(rt, attentionConfig(H, Hkv, D), options);
+      const cpu = sinkLocalDecodeMethod.create(resolveOptions(sinkLocalDecodeMethod, options)).decode as DecodeAttention;
+      const shape = cpuShape(H, Hkv, D);
+      for (let s = 0; s < steps; s++) {
+        const p = caches.device.length;
+        appendRandom(rt, caches, 1, rand);
+        const q = randomBf16Values(H * D, rand, 2);
+        const ref = new Float32Array(H * D);
+        const cpuCounts = cpu.decode({ layer: 0, shape, query: q, position: p, cache: caches.cpu, out: ref });
+        const dq = uploadAsBf16(rt, q);
+        const dout = poisonedBf16(rt, H * D);
+        const counts = gpu.decode({ layer: 0, shape, q: dq.ptr, position: p, cache: caches.device, out: dout.ptr });
+        const out = downloadBf16(rt, dout, H * D);
+        rt.pool.release(dq);
+        rt.pool.release(dout);
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        assert.deepEqual(counts, cpuCounts, `step at ${p}: counts`);
+        assert.ok(relativeError(out, ref) < TOLERANCE, `step at ${p}: relative error ${relativeError(out, ref)}`);
+      }
+      assert.ok(caches.cpu.lengths[0] < caches.device.length, 'the CPU method evicted rows the device method leaves in place');
+      gpu.reset?.();
+      caches.device.release();
     });
   }
 

@@ -125,7 +125,9 @@ describe('CUDA SnapKV / Ada-SnapKV', { skip }, () => {
         const wrong = got.findIndex((x, i) => x !== caches.cpu.keys[h][i]);
         assert.equal(wrong, -1, `head ${h}: kept row ${Math.floor(wrong / c.D)} (position ${caches.cpu.positions[h][Math.floor(wrong / c.D)]}) differs`);
       }
-      console.log(`#   kept per head ${[...keep].join('/')} of ${c.n}`);
+      const estimationMs = (gpu as EvictedDeviceDecode).lastEstimationMs();
+      assert.ok(estimationMs !== null && estimationMs > 0, `estimation time ${estimationMs}`);
+      console.log(`#   kept per head ${[...keep].join('/')} of ${c.n}; compression ${estimationMs.toFixed(2)} ms`);
       decodeSteps(rt, caches, cpu, gpu, c.H, c.Hkv, c.D, c.steps, rand);
       gpu.reset?.();
       caches.device.release();

@@ -19,7 +19,7 @@
 #include "top-k.cuh"
 
 namespace {
-constexpr int SELECT_THREADS = 512;
+constexpr int SELECT_THREADS = 1024;
 constexpr int SCORE_THREADS = 256;
 constexpr int MAX_UNIT_HEADS = 8;
 }  // namespace
@@ -89,10 +89,14 @@ extern "C" __global__ void __launch_bounds__(SCORE_THREADS) quest_page_scores(
   if (sub == 0 && page < pages) scores[(size_t)unit * scoreStride + page] = s;
 }
 
-// grid (units), block (SELECT_THREADS). k >= pages takes every page (then scores are not read).
+// grid (units), block (SELECT_THREADS), dynamic shared memory pages · 4 bytes when `staged` (the
+// row's keys are computed once into shared memory and every radix pass reads them there; v2 read the
+// scores from global memory in each of its passes), else none. k >= pages takes every page (then
+// scores are not read).
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
-    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride) {
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride, int staged) {
   __shared__ TopKShared sh;
+  extern __shared__ u32 stagedKeys[];
   const int unit = blockIdx.x;
   const float* row = scores + (size_t)unit * scoreStride;
   int* list = segs + (size_t)unit * segStride;
@@ -103,6 +107,12 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
   };
   if (take >= pages) {
     for (int page = threadIdx.x; page < pages; page += SELECT_THREADS) writePage(page, page);
+  } else if (take > 0 && staged) {
+    for (int i = threadIdx.x; i < pages; i += SELECT_THREADS) stagedKeys[i] = topk_order_key(row[i]);
+    __syncthreads();
+    auto keyOf = [&](int i) { return stagedKeys[i]; };
+    const TopKCut cut = topk_cut<SELECT_THREADS>(pages, take, keyOf, sh);
+    topk_emit<SELECT_THREADS>(pages, cut, keyOf, writePage, sh);
   } else if (take > 0) {
     auto keyOf = [&](int i) { return topk_order_key(row[i]); };
     const TopKCut cut = topk_cut<SELECT_THREADS>(pages, take, keyOf, sh);

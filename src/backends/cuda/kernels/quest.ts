@@ -11,7 +11,9 @@ import type { CudaRuntime } from '../runtime.js';
 import type { SegmentLists } from './segment-decode.js';
 
 const SCORE_THREADS = 256;
-const SELECT_THREADS = 512;
+const SELECT_THREADS = 1024;
+/** Pages whose keys the selection keeps in shared memory (beyond: read from global memory each pass). */
+const MAX_STAGED_PAGES = (96 * 1024) / 4;
 
 export interface QuestShape {
   numHeads: number; // H
@@ -48,7 +50,11 @@ export class QuestKernels {
   readonly unitHeads: number;
   readonly units: number;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean) {
+  /** maxStagedPages: rows of at most this many pages are selected from shared memory (tests lower it). */
+  constructor(
+    private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean,
+    private readonly maxStagedPages = MAX_STAGED_PAGES,
+  ) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -65,7 +71,7 @@ export class QuestKernels {
       this.kernels = {
         bounds: mod.kernel('quest_update_bounds', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32']),
+        select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32']),
       };
     }
     return this.kernels;
@@ -110,9 +116,10 @@ export class QuestKernels {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
     const { select } = this.prepare();
+    const staged = pages <= Math.min(this.maxStagedPages, MAX_STAGED_PAGES);
     select.launch(
-      { grid: [this.units, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream },
-      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride],
+      { grid: [this.units, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: staged ? Math.max(4, pages * 4) : 0, stream: this.rt.stream },
+      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, staged ? 1 : 0],
     );
   }
 }

@@ -27,7 +27,13 @@
 //   partO  : [splits, H, D] fp32          partML : [splits, H, 2] fp32 (max, sum), log2 domain
 // Split s covers logical rows [s·chunk, min(L + tailRows, (s + 1)·chunk)) of each unit.
 //
-// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (1..8).
+// v3: 256 threads x 2 rows per slot where the slot buffers fit (more warps, fewer registers each),
+// the first rows requested before the query's own loads, a row's segment found by a shift for
+// power-of-two lengths (pages) and not at all for a single segment (an evicted prefix) instead of a
+// division per row, and a combine that requests its partials before the split weights are known.
+//
+// Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (1..8), SEG_THREADS (128 or 256),
+// SEG_UNROLL (rows per slot per step, 2 or 4).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -36,17 +42,27 @@
 #ifndef GROUP
 #define GROUP 4
 #endif
+#ifndef SEG_THREADS
+#define SEG_THREADS 128
+#endif
+#ifndef SEG_UNROLL
+#define SEG_UNROLL 4
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
-constexpr int THREADS = 128;
+constexpr int THREADS = SEG_THREADS;
 constexpr int LANES_PER_ROW = D / 8;
 constexpr int SLOTS = THREADS / LANES_PER_ROW;
-constexpr int UNROLL = 4;
+constexpr int UNROLL = SEG_UNROLL;
 constexpr int HEADER = 4;          // int32 words before a unit's pairs
 constexpr int STAGED_SEGMENTS = 512;  // segments a block stages (uniform lists)
+constexpr int COMBINE_THREADS = 256;
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
+static_assert(THREADS == 128 || THREADS == 256, "SEG_THREADS must be 128 or 256");
+static_assert(UNROLL == 2 || UNROLL == 4, "SEG_UNROLL must be 2 or 4");
+static_assert(SLOTS * GROUP * D * 4 + STAGED_SEGMENTS * 4 <= 46 * 1024, "slot buffers exceed static shared memory: use 128 threads");
 
 struct alignas(16) Vec8 {
   u32 w[4];
@@ -100,20 +116,31 @@ struct UniformRows {
   const int* list;
   const int* staged;  // nullptr: not staged
   int length;         // u
+  int shift;          // log2(u) when u is a power of two, else -1
   int firstSegment;   // segment of staged[0]
   int listRows;
   int tailStart;
+  int single;         // one segment: its first row, else -1
 
   __device__ __forceinline__ int row(int r) const {
     if (r >= listRows) return tailStart + (r - listRows);
-    const int seg = r / length;
+    if (single >= 0) return single + r;
+    int seg, off;
+    if (shift >= 0) {
+      seg = r >> shift;
+      off = r & (length - 1);
+    } else {
+      seg = r / length;
+      off = r - seg * length;
+    }
     const int first = staged ? staged[seg - firstSegment] : __ldg(list + 2 * seg);
-    return first + (r - seg * length);
+    return first + off;
   }
 };
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
+// 256-thread blocks are held to 128 registers so that two fit a multiprocessor (16 warps).
+extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) segment_decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
     float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ segs, int segStride,
     int H, int kvDiv, int kvStride, int tailStart, int tailRows, int chunk, float scaleLog2) {
@@ -145,8 +172,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
   }
 
   SegmentCursor cursor{unitSegs + HEADER, count, listRows, tailStart, 0};
-  UniformRows pages{unitSegs + HEADER, nullptr, uniform, 0, listRows, tailStart};
-  if (uniform > 0) {
+  UniformRows pages{unitSegs + HEADER, nullptr, uniform, (uniform & (uniform - 1)) == 0 ? __ffs(uniform) - 1 : -1, 0, listRows, tailStart, -1};
+  if (uniform > 0 && count == 1) {
+    pages.single = __ldg(unitSegs + HEADER);
+  } else if (uniform > 0) {
     // Block-uniform branch: stage the first rows of segments [first, last] this block reads.
     if (rowBase < listRows) {
       const int first = rowBase / uniform;
@@ -165,6 +194,22 @@ extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
   const bf16_t* kHead = k + (size_t)hk * kvStride * D + sub * 8;
   const bf16_t* vHead = v + (size_t)hk * kvStride * D + sub * 8;
 
+  Vec8 kr[UNROLL], vr[UNROLL];
+  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int r = base + u * SLOTS + slot;
+      if (r < rows) {
+        const size_t row = (size_t)(uniform > 0 ? pages.row(rowBase + r) : cursor.row(rowBase + r)) * D;
+        kd[u] = load_stream(kHead + row);
+        vd[u] = load_stream(vHead + row);
+      } else {
+        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
+      }
+    }
+  };
+  loadStep(0, kr, vr);  // the first rows in flight before the query's own loads
   float qv[GROUP][8];
 #pragma unroll
   for (int gh = 0; gh < GROUP; ++gh) {
@@ -183,22 +228,6 @@ extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
     for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
   }
 
-  Vec8 kr[UNROLL], vr[UNROLL];
-  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * SLOTS + slot;
-      if (r < rows) {
-        const size_t row = (size_t)(uniform > 0 ? pages.row(rowBase + r) : cursor.row(rowBase + r)) * D;
-        kd[u] = load_stream(kHead + row);
-        vd[u] = load_stream(vHead + row);
-      } else {
-        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
-        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
-      }
-    }
-  };
-  loadStep(0, kr, vr);
   for (int base = 0; base < rows; base += SLOTS * UNROLL) {
     Vec8 kn[UNROLL], vn[UNROLL];
     loadStep(base + SLOTS * UNROLL, kn, vn);
@@ -283,25 +312,43 @@ extern "C" __global__ void __launch_bounds__(THREADS) segment_decode_partial(
   }
 }
 
-// grid (H), block (128), dynamic shared memory splits · 4 bytes: merges the partials of query head h.
-extern "C" __global__ void __launch_bounds__(128) segment_decode_combine(
+// grid (H), block (COMBINE_THREADS), dynamic shared memory splits · 4 bytes: merges the partials of
+// query head h. Thread (slice, col) owns float4 column col of the output and splits slice,
+// slice + SLICES, ...; its first PREFETCH partials are requested before the split weights are known,
+// so the merge waits on about one round of L2 latency; the slices' sums meet in shared memory.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) segment_decode_combine(
     const float* __restrict__ partO, const float* __restrict__ partML, bf16_t* __restrict__ out, int H, int splits) {
+  constexpr int COLS = D / 4;
+  constexpr int SLICES = COMBINE_THREADS / COLS;
+  constexpr int PREFETCH = 8;
+  constexpr int WARPS = COMBINE_THREADS / 32;
   extern __shared__ float weight[];  // [splits]
-  __shared__ float red[4];
+  __shared__ float red[WARPS];
+  __shared__ float4 sliceSum[SLICES][COLS];
   const int h = blockIdx.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int slice = tid / COLS, col = tid % COLS;
+
+  float4 pre[PREFETCH];
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int s = slice + i * SLICES;
+    pre[i] = s < splits ? reinterpret_cast<const float4*>(partO + ((size_t)s * H + h) * D)[col] : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
 
   float m = NEG_INF;
-  for (int s = tid; s < splits; s += 128) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
+  for (int s = tid; s < splits; s += COMBINE_THREADS) m = fmaxf(m, partML[((size_t)s * H + h) * 2]);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
   if (lane == 0) red[warp] = m;
   __syncthreads();
-  m = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  m = red[0];
+#pragma unroll
+  for (int w = 1; w < WARPS; ++w) m = fmaxf(m, red[w]);
   __syncthreads();
 
   float total = 0.f;
-  for (int s = tid; s < splits; s += 128) {
+  for (int s = tid; s < splits; s += COMBINE_THREADS) {
     const float* ml = partML + ((size_t)s * H + h) * 2;
     const float w = ml[0] == NEG_INF ? 0.f : fast_exp2(ml[0] - m);
     weight[s] = w;
@@ -311,12 +358,43 @@ extern "C" __global__ void __launch_bounds__(128) segment_decode_combine(
   for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
   if (lane == 0) red[warp] = total;
   __syncthreads();
-  total = red[0] + red[1] + red[2] + red[3];
+  total = 0.f;
+#pragma unroll
+  for (int w = 0; w < WARPS; ++w) total += red[w];
 
-  for (int d = tid; d < D; d += 128) {
-    float acc = 0.f;
-#pragma unroll 8
-    for (int s = 0; s < splits; ++s) acc = fmaf(weight[s], partO[((size_t)s * H + h) * D + d], acc);
-    out[(size_t)h * D + d] = f32_to_bf16(acc / total);
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int i = 0; i < PREFETCH; ++i) {
+    const int s = slice + i * SLICES;
+    const float w = s < splits ? weight[s] : 0.f;
+    acc.x = fmaf(w, pre[i].x, acc.x);
+    acc.y = fmaf(w, pre[i].y, acc.y);
+    acc.z = fmaf(w, pre[i].z, acc.z);
+    acc.w = fmaf(w, pre[i].w, acc.w);
+  }
+  for (int s = slice + PREFETCH * SLICES; s < splits; s += SLICES) {
+    const float4 p = reinterpret_cast<const float4*>(partO + ((size_t)s * H + h) * D)[col];
+    const float w = weight[s];
+    acc.x = fmaf(w, p.x, acc.x);
+    acc.y = fmaf(w, p.y, acc.y);
+    acc.z = fmaf(w, p.z, acc.z);
+    acc.w = fmaf(w, p.w, acc.w);
+  }
+  sliceSum[slice][col] = acc;
+  __syncthreads();
+  if (slice == 0) {
+    float4 o = acc;
+#pragma unroll
+    for (int j = 1; j < SLICES; ++j) {
+      const float4 p = sliceSum[j][col];
+      o.x += p.x;
+      o.y += p.y;
+      o.z += p.z;
+      o.w += p.w;
+    }
+    const float inv = 1.f / total;
+    u32* dst = reinterpret_cast<u32*>(out + (size_t)h * D + col * 4);
+    dst[0] = pack_bf16x2(o.x * inv, o.y * inv);
+    dst[1] = pack_bf16x2(o.z * inv, o.w * inv);
   }
 }

@@ -18,9 +18,10 @@ export const SUPPORTED_SEGMENT_HEAD_DIMS = [64, 128] as const;
 export const MAX_SEGMENT_GROUP = 8;
 
 const LOG2E = 1.4426950408889634;
-const THREADS = 128;
-const ROWS_PER_SLOT_STEP = 4; // UNROLL in the kernel
+const COMBINE_THREADS = 256;
 const MAX_COMBINE_SHARED_BYTES = 48 * 1024;
+/** Static shared memory the partial kernel may use for its slot buffers (it asserts the same). */
+const SLOT_SHARED_LIMIT = 46 * 1024 - 512 * 4;
 
 /** One row segment: cache rows [start, start + length). */
 export interface RowSegment {
@@ -118,9 +119,24 @@ export interface SegmentDecodePlan {
   splits: number;
 }
 
+/** Threads per partial block and rows per slot per loop step (codegen parameters of the kernel). */
+export interface SegmentDecodeTiling {
+  threads: 128 | 256;
+  unroll: 2 | 4;
+}
+
+/** v2's tiling: 128 threads, 4 rows per slot per step. */
+export const SEGMENT_TILING_V2: SegmentDecodeTiling = { threads: 128, unroll: 4 };
+
+/** 256 threads x 2 rows where the group's slot buffers fit in shared memory, else 128 x 4. */
+export function defaultSegmentTiling(headDim: number, group: number): SegmentDecodeTiling {
+  const slots = 256 / (headDim / 8);
+  return slots * group * headDim * 4 <= SLOT_SHARED_LIMIT ? { threads: 256, unroll: 2 } : SEGMENT_TILING_V2;
+}
+
 /** Rows a block covers per loop step; chunks are multiples of it. */
-export function segmentRowsPerStep(headDim: number): number {
-  return (THREADS / (headDim / 8)) * ROWS_PER_SLOT_STEP;
+export function segmentRowsPerStep(headDim: number, tiling: SegmentDecodeTiling = SEGMENT_TILING_V2): number {
+  return (tiling.threads / (headDim / 8)) * tiling.unroll;
 }
 
 /**
@@ -128,9 +144,11 @@ export function segmentRowsPerStep(headDim: number): number {
  * may be a single step (the dense kernel keeps two): sparse reads are short, and there a block's
  * serial memory round trips cost more than the extra partials the combine reads.
  */
-export function planSegmentDecode(headDim: number, units: number, maxRows: number, multiprocessors: number, blocksPerSM: number): SegmentDecodePlan {
+export function planSegmentDecode(
+  headDim: number, units: number, maxRows: number, multiprocessors: number, blocksPerSM: number, tiling: SegmentDecodeTiling = SEGMENT_TILING_V2,
+): SegmentDecodePlan {
   if (!(maxRows > 0)) throw new Error(`segment decode plan: maxRows must be positive (got ${maxRows})`);
-  const step = segmentRowsPerStep(headDim);
+  const step = segmentRowsPerStep(headDim, tiling);
   const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / units));
   const chunk = Math.max(step, Math.ceil(Math.ceil(maxRows / targetSplits) / step) * step);
   const splits = Math.ceil(maxRows / chunk);
@@ -144,10 +162,14 @@ export class SegmentDecodeKernel {
   /** Units per KV head. */
   readonly kvDiv: number;
   readonly units: number;
+  readonly tiling: SegmentDecodeTiling;
   private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number } | null = null;
 
-  /** perQueryHead: one selection per query head (unit = query head) instead of one per KV head. */
-  constructor(private readonly rt: CudaRuntime, readonly shape: SegmentDecodeShape, readonly perQueryHead = false) {
+  /**
+   * perQueryHead: one selection per query head (unit = query head) instead of one per KV head.
+   * tiling: defaultSegmentTiling unless given (the benchmark compares tilings).
+   */
+  constructor(private readonly rt: CudaRuntime, readonly shape: SegmentDecodeShape, readonly perQueryHead = false, tiling?: SegmentDecodeTiling) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!(SUPPORTED_SEGMENT_HEAD_DIMS as readonly number[]).includes(D)) throw new Error(`segment decode: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`segment decode: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -156,25 +178,30 @@ export class SegmentDecodeKernel {
     this.group = perQueryHead ? 1 : g;
     this.kvDiv = perQueryHead ? g : 1;
     this.units = perQueryHead ? H : Hkv;
+    this.tiling = tiling ?? defaultSegmentTiling(D, this.group);
+    const slots = this.tiling.threads / (D / 8);
+    if (slots * this.group * D * 4 > SLOT_SHARED_LIMIT) throw new Error(`segment decode: ${this.tiling.threads} threads need too much shared memory for a group of ${this.group}`);
   }
 
   prepare() {
     if (!this.kernels) {
-      const mod = this.rt.module('segment-decode.cu', { HEAD_DIM: this.shape.headDim, GROUP: this.group });
+      const mod = this.rt.module('segment-decode.cu', {
+        HEAD_DIM: this.shape.headDim, GROUP: this.group, SEG_THREADS: this.tiling.threads, SEG_UNROLL: this.tiling.unroll,
+      });
       const partial = mod.kernel('segment_decode_partial', [
         'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32',
       ]);
       this.kernels = {
         partial,
         combine: mod.kernel('segment_decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
-        blocksPerSM: partial.maxActiveBlocksPerSM(THREADS),
+        blocksPerSM: partial.maxActiveBlocksPerSM(this.tiling.threads),
       };
     }
     return this.kernels;
   }
 
   plan(maxRows: number): SegmentDecodePlan {
-    return planSegmentDecode(this.shape.headDim, this.units, maxRows, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM);
+    return planSegmentDecode(this.shape.headDim, this.units, maxRows, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM, this.tiling);
   }
 
   run(a: SegmentDecodeArgs): SegmentDecodePlan {
@@ -193,12 +220,12 @@ export class SegmentDecodeKernel {
     const partML = this.rt.pool.acquire(plan.splits * H * 2 * 4);
     const stream = this.rt.stream;
     partial.launch(
-      { grid: [plan.splits, this.units, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream },
+      { grid: [plan.splits, this.units, 1], block: [this.tiling.threads, 1, 1], sharedBytes: 0, stream },
       [a.q, a.k, a.v, partO.ptr, partML.ptr, a.segments.ptr, a.segments.stride, H, this.kvDiv, a.kvStride, a.tailStart, a.tailRows,
         plan.chunk, a.scale * LOG2E],
     );
     combine.launch(
-      { grid: [H, 1, 1], block: [128, 1, 1], sharedBytes: plan.splits * 4, stream },
+      { grid: [H, 1, 1], block: [COMBINE_THREADS, 1, 1], sharedBytes: plan.splits * 4, stream },
       [partO.ptr, partML.ptr, a.out, H, plan.splits],
     );
     // Stream order makes reuse safe: later work on this stream runs after the combine read them.
