@@ -73,6 +73,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     const pagesRead = Math.min(k, current);
     const stride = state.bounds.pageCapacity;
 
+    this.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
     this.clock.start();
     this.kernels.updateBounds(state.bounds, cache, p + 1);
     if (pagesRead > 0 && pagesRead < current) this.kernels.scorePages(call.q, state.bounds, current, state.scores.ptr, stride);

@@ -63,6 +63,7 @@ export abstract class EvictedDeviceDecode implements DeviceDecodeMethod, Estimat
     const Hkv = this.config.numKvHeads;
     const segments = new SegmentLists(this.rt, Hkv, 1);
     const capacity = capacityFor(this.settings, n);
+    this.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
     this.clock.start();
     const kept = capacity < n ? this.chooseRows(call, capacity) : null;
     let keep: Int32Array;
