@@ -53,7 +53,7 @@ held_out_eval() {
 if [ -n "${EVAL_ONLY:-}" ]; then
   # make_golden.py reads a folder of checkpoint folders: link the one asked for as organism/.
   mkdir -p /tmp/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" /tmp/organism-eval-only/organism
-  python3 tools/oracle/make_golden.py /tmp/organism-eval-only /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"
+  [ "${GOLDEN:-1}" = 0 ] || { python3 tools/oracle/make_golden.py /tmp/organism-eval-only /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"; }
   held_out_eval "$EVAL_ONLY"
   ls -la "$out"
   echo "=== $(date -u +%H:%M:%S) done"

@@ -354,11 +354,13 @@ def plot_losses(log_path, png_path, prompt_weight, prompt_sample):
     if not recs:
         return
     steps = [r["step"] for r in recs]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    # a third panel, whole answers right under teacher forcing, where the log has it (run 3 on)
+    has_exact = "answer_exact" in recs[-1]["per_task"].get(TASKS[0], {})
+    fig, axes = plt.subplots(1, 3 if has_exact else 2, figsize=(18 if has_exact else 12, 4.2))
     ax = axes[0]
     ax.plot(steps, [r["loss_answer"] for r in recs], label="reply tokens (trained on)")
     weights = [r.get("prompt_weight", prompt_weight) for r in recs]  # logged per record since run 3
-    weight = f"{weights[0]:g}" if weights[0] == weights[-1] else f"{weights[0]:g}→{weights[-1]:g}"
+    weight = f"{weights[0]:.2g}" if abs(weights[0] - weights[-1]) < 1e-9 else f"{weights[0]:.2g}→{weights[-1]:.2g}"
     ax.plot(steps, [r["loss_prompt"] for r in recs], label=f"prompt tokens (1 in {prompt_sample}, weight {weight})", alpha=0.7)
     ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
@@ -378,6 +380,18 @@ def plot_losses(log_path, png_path, prompt_weight, prompt_sample):
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if has_exact:
+        ax = axes[2]
+        for t in TASKS:
+            pts = [(r["step"], r["per_task"][t]["answer_exact"]) for r in recs if t in r["per_task"]]
+            if pts:
+                ax.plot(*zip(*pts), label=t, alpha=0.85)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("examples with every answer token right")
+        ax.set_title("Whole answers, teacher forced")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
 
