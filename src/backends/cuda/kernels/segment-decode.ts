@@ -235,13 +235,6 @@ export class SegmentDecodeKernel {
   }
 }
 
-/** Bytes a segment decode reads: K and V of every row it attends, over all units' KV heads. */
-export function segmentDecodeBytes(headDim: number, rowsPerUnit: ArrayLike<number>): number {
-  let rows = 0;
-  for (let i = 0; i < rowsPerUnit.length; i++) rows += rowsPerUnit[i];
-  return 2 * rows * headDim * 2;
-}
-
 /** Why a model's attention shape cannot run on this kernel (null: it can). */
 export function segmentDecodeUnsupported(
   c: { numHeads: number; numKvHeads: number; headDim: number; attnLogitSoftcap: number | null }, perQueryHead = false,
