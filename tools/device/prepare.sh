@@ -52,7 +52,11 @@ const skip = new Set(['doc', 'vendor', 'musl_x64', 'CHANGELOG.md']);
 for (const name of seen) {
   fs.cpSync(path.join(src, name), path.join(dst, name), {
     recursive: true,
-    filter: (p) => ![...skip].some((s) => p.endsWith(path.sep + s.split('/').join(path.sep))),
+    // Type declarations, source maps and zod's TypeScript sources are dead weight at run time; the
+    // carry limit (64 MiB with the tracked files) is tight, so they stay behind.
+    filter: (p) =>
+      ![...skip].some((s) => p.endsWith(path.sep + s.split('/').join(path.sep))) &&
+      !/\.d\.[cm]?ts$|\.map$/.test(p) && !p.endsWith(path.join('zod', 'src')),
   });
 }
 console.log(`bundled packages: ${[...seen].join(', ')}`);
