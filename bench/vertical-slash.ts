@@ -24,7 +24,7 @@ import { VerticalSlashEstimator } from '../src/backends/cuda/kernels/vertical-sl
 import {
   type DeviceVerticalSlashIndex, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
 } from '../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashFlashPrefill } from '../src/backends/cuda/kernels/vertical-slash-prefill.js';
+import { VerticalSlashFlashPrefill, type VerticalSlashRowTiles } from '../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
@@ -33,6 +33,8 @@ import { chooseVerticalSlashCounts } from '../src/backends/cuda/vertical-slash-c
 
 const H = 32, HKV = 8, D = 128, A = 256;
 const SCALE = 1 / Math.sqrt(D);
+/** Attention kernel row tilings timed side by side (rows per warp / 16). */
+const ROW_TILES: VerticalSlashRowTiles[] = [1, 2];
 
 interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
 
@@ -59,7 +61,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 export interface VerticalSlashBenchRow {
-  n: number; requested: number; achieved: number; verticalSize: number; slashSize: number;
+  n: number; requested: number; achieved: number; verticalSize: number; slashSize: number; mTiles: number;
   kernelMs: number; estimationMs: number; searchMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
 }
 
@@ -111,7 +113,7 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   const dense = new FlashPrefill(rt, shape);
   const estimator = new VerticalSlashEstimator(rt, shape);
   const builder = new VerticalSlashIndexBuilder(rt, H);
-  const kernel = new VerticalSlashFlashPrefill(rt, shape);
+  const kernels = ROW_TILES.map((mTiles) => new VerticalSlashFlashPrefill(rt, shape, mTiles));
   const rows: VerticalSlashBenchRow[] = [];
   const timing = { warmup: 1, repeats: o.repeats };
   for (const n of o.lengths) {
@@ -139,25 +141,27 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
         index = builder.build(scores, counts);
       }, timing).medianMs;
       const achieved = 1 - index.pairs.reduce((a, b) => a + b, 0) / (H * (n * (n + 1)) / 2);
-      const run = () => kernel.run({ q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, index, scale: SCALE });
-      if (host) {
-        rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
-        run();
-        const err = validateRows(rt, n, host, out, index);
-        if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} s=${s}: relative error ${err}`);
-        console.log(`#   validated s=${s}: sampled rows rel err ${err.toExponential(2)}`);
+      for (const kernel of kernels) {
+        const run = () => kernel.run({ q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, index, scale: SCALE });
+        if (host) {
+          rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
+          run();
+          const err = validateRows(rt, n, host, out, index);
+          if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} s=${s} mTiles=${kernel.mTiles}: relative error ${err}`);
+          console.log(`#   validated s=${s} mTiles=${kernel.mTiles}: sampled rows rel err ${err.toExponential(2)}`);
+        }
+        const kernelMs = timeOnDevice(rt, run, timing).medianMs;
+        const idealMs = (1 - achieved) * denseMs;
+        const row: VerticalSlashBenchRow = {
+          n, requested: s, achieved, verticalSize: choice.verticalSize, slashSize: choice.slashSize, mTiles: kernel.mTiles, kernelMs,
+          estimationMs, searchMs, denseMs, idealMs, ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
+        };
+        rows.push(row);
+        console.log(`  n=${n} s=${s} (achieved ${achieved.toFixed(3)}, counts ${choice.verticalSize}/${choice.slashSize}, ` +
+          `${index.totalColumns} listed columns) mTiles=${kernel.mTiles}: kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, ` +
+          `search ${searchMs.toFixed(0)} ms, dense ${denseMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, ` +
+          `(kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
       }
-      const kernelMs = timeOnDevice(rt, run, timing).medianMs;
-      const idealMs = (1 - achieved) * denseMs;
-      const row: VerticalSlashBenchRow = {
-        n, requested: s, achieved, verticalSize: choice.verticalSize, slashSize: choice.slashSize, kernelMs, estimationMs, searchMs,
-        denseMs, idealMs, ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
-      };
-      rows.push(row);
-      console.log(`  n=${n} s=${s} (achieved ${achieved.toFixed(3)}, counts ${choice.verticalSize}/${choice.slashSize}, ` +
-        `${index.totalColumns} listed columns): kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, ` +
-        `search ${searchMs.toFixed(0)} ms, dense ${denseMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, ` +
-        `(kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
     }
     rt.synchronize();
     for (const b of [q, k, v, out]) rt.pool.release(b);
@@ -165,10 +169,10 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
     builder.release();
     rt.pool.trim();
   }
-  console.log('\n| n | s (achieved) | counts v/s | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
-  console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('\n| n | s (achieved) | counts v/s | rows/warp | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
+  console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.verticalSize}/${r.slashSize} | ${r.kernelMs.toFixed(2)} | ` +
+    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.verticalSize}/${r.slashSize} | ${16 * r.mTiles} | ${r.kernelMs.toFixed(2)} | ` +
       `${r.estimationMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.ratioWithEstimation.toFixed(2)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, A }, rows }, null, 1));

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { downloadVerticalSlashLayout, downloadVerticalSlashSelection } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
+import type { VerticalSlashRowTiles } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../../src/backends/cuda/methods/flexprefill.js';
 import {
   type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams,
@@ -87,20 +88,20 @@ const MIN_ALPHA_GAP = 1e-5;
 
 /** The CPU reference and the GPU method of a case. */
 function methodsOf(rt: CudaRuntime, c: Case, shape: { numHeads: number; numKvHeads: number; headDim: number }): {
-  cpu: VerticalSlashFamilyPrefill; gpu: VerticalSlashFamilyDevicePrefill; A: number;
+  cpu: VerticalSlashFamilyPrefill; gpu: (mTiles: VerticalSlashRowTiles) => VerticalSlashFamilyDevicePrefill; A: number;
 } {
   if (c.method === 'vertical_and_slash') {
     const p = verticalSlashDeviceParams(c.options);
     return {
       cpu: new VerticalSlashPrefill(p.approximationSize, p.sparsity, p.verticalSize, p.slashSize),
-      gpu: new VerticalSlashDevicePrefill(rt, shape, p),
+      gpu: (mTiles) => new VerticalSlashDevicePrefill(rt, shape, p, mTiles),
       A: Math.min(p.approximationSize, c.n),
     };
   }
   const p = flexPrefillDeviceParams(c.options);
   return {
     cpu: new FlexPrefillPrefill(p.approximationSize, p.minBudget, p.sparsity, p.alpha),
-    gpu: new FlexPrefillDevicePrefill(rt, shape, p),
+    gpu: (mTiles) => new FlexPrefillDevicePrefill(rt, shape, p, mTiles),
     A: Math.min(p.approximationSize, c.n),
   };
 }
@@ -136,7 +137,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       const { n, H, Hkv, D } = x;
       const scale = 1 / Math.sqrt(D);
       const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
-      const { cpu, gpu: method, A } = methodsOf(rt, c, shape);
+      const { cpu, gpu, A } = methodsOf(rt, c, shape);
 
       // CPU method: output, counts, per-head layouts and its decision.
       const cache = cpuCache(x);
@@ -149,90 +150,94 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       const decision = cpu.lastDecisions.get(0);
       assert.ok(decision);
 
-      // GPU method through the device contract.
-      const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
-      const dkT = uploadAsBf16(rt, x.kt), dvT = uploadAsBf16(rt, x.vt);
-      const devCache = new DeviceLayerKvCache(rt, Hkv, D, n + 5);
-      devCache.appendTokens({ k: dkT.ptr, v: dvT.ptr, rowStride: Hkv * D }, n);
-      const dout = poisonedBf16(rt, n * H * D);
-      const counts = method.prefill({
-        layer: 0, shape: { ...shape, scale }, q: dq.buf.ptr, qRowStride: dq.rowStride,
-        numQueries: n, queryStart: 0, cache: devCache, out: dout.ptr, isLastChunk: true,
-      });
-      const out = downloadBf16(rt, dout, n * H * D);
-      const index = method.lastIndex;
-      const choice = method.lastChoice;
-      assert.ok(index && choice);
-      const selection = downloadVerticalSlashSelection(rt, index);
-      const layout = downloadVerticalSlashLayout(rt, index);
-      const estimationMs = method.lastEstimationMs();
-      method.reset();
-      devCache.release();
-      for (const b of [dq.buf, dkT, dvT, dout]) rt.pool.release(b);
+      // GPU method through the device contract, with each row tiling of the attention kernel.
+      for (const mTiles of [1, 2] as const) {
+        const method = gpu(mTiles);
+        const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
+        const dkT = uploadAsBf16(rt, x.kt), dvT = uploadAsBf16(rt, x.vt);
+        const devCache = new DeviceLayerKvCache(rt, Hkv, D, n + 5);
+        devCache.appendTokens({ k: dkT.ptr, v: dvT.ptr, rowStride: Hkv * D }, n);
+        const dout = poisonedBf16(rt, n * H * D);
+        const counts = method.prefill({
+          layer: 0, shape: { ...shape, scale }, q: dq.buf.ptr, qRowStride: dq.rowStride,
+          numQueries: n, queryStart: 0, cache: devCache, out: dout.ptr, isLastChunk: true,
+        });
+        const out = downloadBf16(rt, dout, n * H * D);
+        const index = method.lastIndex;
+        const choice = method.lastChoice;
+        assert.ok(index && choice);
+        const selection = downloadVerticalSlashSelection(rt, index);
+        const layout = downloadVerticalSlashLayout(rt, index);
+        const estimationMs = method.lastEstimationMs();
+        method.reset();
+        devCache.release();
+        for (const b of [dq.buf, dkT, dvT, dout]) rt.pool.release(b);
 
-      // The same decision: every count the CPU reports (sizes, or alpha and mean sizes).
-      for (const [name, value] of Object.entries(choice.summary)) {
-        if (!(name in decision.counts)) continue;
-        // A searched alpha ends next to a coverage step, where fp32 and float64 prefix sums may take
-        // the bisection's last halvings apart: the sizes it selects must still agree (the means).
-        if (name === 'alpha' && c.options.sparsity !== undefined) assert.ok(Math.abs(Number(value) - Number(decision.counts.alpha)) < 1e-5, 'alpha');
-        else assert.equal(value, decision.counts[name], `decision ${name}`);
-      }
-      assert.equal(choice.note, decision.note, 'decision note');
-      // Same selection, head by head (the CPU's own estimate and forced ranks).
-      const rows = [0, 1, 2, 3].map(() => new Float64Array(n));
-      const idx = new IndexScratch();
-      for (let h = 0; h < H; h++) {
-        const vertical = new Float64Array(n), slash = new Float64Array(n);
-        const rankV = new Int32Array(n), rankS = new Int32Array(n);
-        lastQueryScores(x.q, n, H, D, h, cache.keys[Math.floor(h / (H / Hkv))], A, scale, null, vertical, slash, rows);
-        if (c.method === 'flexprefill' && c.options.sparsity === undefined) {
-          // Per-head sizes from the CPU's float64 coverage curves, away from alpha's boundary.
-          const alpha = Number(c.options.params?.alpha);
-          for (const [scores, got] of [[vertical, choice.counts.vertical[h]], [slash, choice.counts.slash[h]]] as const) {
-            const prefix = sortedPrefixSums(scores, n, 1 / A);
-            const cover = coverCount(prefix, n, alpha);
-            const nearest = Math.min(...[cover - 2, cover - 1].filter((i) => i >= 0 && i < n).map((i) => Math.abs(prefix[i] - alpha)));
-            assert.ok(nearest > MIN_ALPHA_GAP, `head ${h}: alpha within ${nearest} of a prefix sum: pick another seed`);
-            const minBudget = Number(c.options.params?.minBudget);
-            assert.equal(got, Math.min(n, Math.max(minBudget, cover, scores === vertical ? FORCED_COLUMNS : FORCED_DIAGONALS)), `head ${h}: size`);
+        // The same decision: every count the CPU reports (sizes, or alpha and mean sizes).
+        for (const [name, value] of Object.entries(choice.summary)) {
+          if (!(name in decision.counts)) continue;
+          // A searched alpha ends next to a coverage step, where fp32 and float64 prefix sums may take
+          // the bisection's last halvings apart: the sizes it selects must still agree (the means).
+          if (name === 'alpha' && c.options.sparsity !== undefined) assert.ok(Math.abs(Number(value) - Number(decision.counts.alpha)) < 1e-5, 'alpha');
+          else assert.equal(value, decision.counts[name], `decision ${name}`);
+        }
+        assert.equal(choice.note, decision.note, 'decision note');
+        // Same selection, head by head (the CPU's own estimate and forced ranks).
+        const rows = [0, 1, 2, 3].map(() => new Float64Array(n));
+        const idx = new IndexScratch();
+        for (let h = 0; h < H; h++) {
+          const vertical = new Float64Array(n), slash = new Float64Array(n);
+          const rankV = new Int32Array(n), rankS = new Int32Array(n);
+          lastQueryScores(x.q, n, H, D, h, cache.keys[Math.floor(h / (H / Hkv))], A, scale, null, vertical, slash, rows);
+          if (c.method === 'flexprefill' && c.options.sparsity === undefined) {
+            // Per-head sizes from the CPU's float64 coverage curves, away from alpha's boundary.
+            const alpha = Number(c.options.params?.alpha);
+            const sized: [Float64Array, number][] = [[vertical, choice.counts.vertical[h]], [slash, choice.counts.slash[h]]];
+            for (const [scores, got] of sized) {
+              const prefix = sortedPrefixSums(scores, n, 1 / A);
+              const cover = coverCount(prefix, n, alpha);
+              const nearest = Math.min(...[cover - 2, cover - 1].filter((i) => i >= 0 && i < n).map((i) => Math.abs(prefix[i] - alpha)));
+              assert.ok(nearest > MIN_ALPHA_GAP, `head ${h}: alpha within ${nearest} of a prefix sum: pick another seed`);
+              const minBudget = Number(c.options.params?.minBudget);
+              assert.equal(got, Math.min(n, Math.max(minBudget, cover, scores === vertical ? FORCED_COLUMNS : FORCED_DIAGONALS)), `head ${h}: size`);
+            }
+          }
+          forcedRanks(vertical, n, FORCED_COLUMNS, idx, rankV);
+          forcedRanks(slash, n, FORCED_DIAGONALS, idx, rankS);
+          const kv = Math.min(choice.counts.vertical[h], n), ks = Math.min(choice.counts.slash[h], n);
+          const cols = cut(vertical, rankV, n, kv, FORCED_COLUMNS), offs = cut(slash, rankS, n, ks, FORCED_DIAGONALS);
+          assert.ok(cols.gap > MIN_CUT_GAP && offs.gap > MIN_CUT_GAP, `head ${h}: near-tie at the cut (${cols.gap}, ${offs.gap}): pick another seed`);
+          assert.deepEqual([...selection.columns[h]], cols.kept, `head ${h}: selected columns`);
+          assert.deepEqual([...selection.offsets[h]], offs.kept, `head ${h}: selected diagonals`);
+          const cpuLayout = cpu.lastLayouts[h];
+          for (let m = 0; m < cpuLayout.numBlocks; m++) {
+            const r0 = cpuLayout.rangeStart[m], r1 = cpuLayout.rangeStart[m + 1];
+            const c0 = cpuLayout.columnStart[m], c1 = cpuLayout.columnStart[m + 1];
+            assert.deepEqual([...layout.ranges[h][m]], [...cpuLayout.ranges.subarray(2 * r0, 2 * r1)], `head ${h} block ${m}: ranges`);
+            assert.deepEqual([...layout.columns[h][m]], [...cpuLayout.columns.subarray(c0, c1)], `head ${h} block ${m}: columns`);
           }
         }
-        forcedRanks(vertical, n, FORCED_COLUMNS, idx, rankV);
-        forcedRanks(slash, n, FORCED_DIAGONALS, idx, rankS);
-        const kv = Math.min(choice.counts.vertical[h], n), ks = Math.min(choice.counts.slash[h], n);
-        const cols = cut(vertical, rankV, n, kv, FORCED_COLUMNS), offs = cut(slash, rankS, n, ks, FORCED_DIAGONALS);
-        assert.ok(cols.gap > MIN_CUT_GAP && offs.gap > MIN_CUT_GAP, `head ${h}: near-tie at the cut (${cols.gap}, ${offs.gap}): pick another seed`);
-        assert.deepEqual([...selection.columns[h]], cols.kept, `head ${h}: selected columns`);
-        assert.deepEqual([...selection.offsets[h]], offs.kept, `head ${h}: selected diagonals`);
-        const cpuLayout = cpu.lastLayouts[h];
-        for (let m = 0; m < cpuLayout.numBlocks; m++) {
-          const r0 = cpuLayout.rangeStart[m], r1 = cpuLayout.rangeStart[m + 1];
-          const c0 = cpuLayout.columnStart[m], c1 = cpuLayout.columnStart[m + 1];
-          assert.deepEqual([...layout.ranges[h][m]], [...cpuLayout.ranges.subarray(2 * r0, 2 * r1)], `head ${h} block ${m}: ranges`);
-          assert.deepEqual([...layout.columns[h][m]], [...cpuLayout.columns.subarray(c0, c1)], `head ${h} block ${m}: columns`);
-        }
-      }
-      assert.deepEqual([...counts.attended], [...cpuCounts.attended], 'exact attended pairs per head');
-      assert.deepEqual([...counts.dense], [...cpuCounts.dense], 'dense pairs per head');
+        assert.deepEqual([...counts.attended], [...cpuCounts.attended], 'exact attended pairs per head');
+        assert.deepEqual([...counts.dense], [...cpuCounts.dense], 'dense pairs per head');
 
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-      console.log(`#   ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
-      if (c.dense) {
-        assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');
-        const kFlat = new Float32Array(Hkv * n * D), vFlat = new Float32Array(Hkv * n * D);
-        for (let t = 0; t < n; t++) {
-          for (let kvh = 0; kvh < Hkv; kvh++) {
-            kFlat.set(x.kt.subarray((t * Hkv + kvh) * D, (t * Hkv + kvh + 1) * D), (kvh * n + t) * D);
-            vFlat.set(x.vt.subarray((t * Hkv + kvh) * D, (t * Hkv + kvh + 1) * D), (kvh * n + t) * D);
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        const err = relativeError(out, ref);
+        const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
+        console.log(`#   mTiles ${mTiles}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+        assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+        if (c.dense) {
+          assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');
+          const kFlat = new Float32Array(Hkv * n * D), vFlat = new Float32Array(Hkv * n * D);
+          for (let t = 0; t < n; t++) {
+            for (let kvh = 0; kvh < Hkv; kvh++) {
+              kFlat.set(x.kt.subarray((t * Hkv + kvh) * D, (t * Hkv + kvh + 1) * D), (kvh * n + t) * D);
+              vFlat.set(x.vt.subarray((t * Hkv + kvh) * D, (t * Hkv + kvh + 1) * D), (kvh * n + t) * D);
+            }
           }
+          const dense = referenceCausalAttention(x.q, kFlat, vFlat, n, H, Hkv, D, n, 0, n, scale);
+          const denseErr = relativeError(out, dense);
+          assert.ok(denseErr < TOLERANCE, `vs dense causal attention: relative error ${denseErr}`);
         }
-        const dense = referenceCausalAttention(x.q, kFlat, vFlat, n, H, Hkv, D, n, 0, n, scale);
-        const denseErr = relativeError(out, dense);
-        assert.ok(denseErr < TOLERANCE, `vs dense causal attention: relative error ${denseErr}`);
       }
     });
   }

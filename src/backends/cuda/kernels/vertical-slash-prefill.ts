@@ -12,6 +12,8 @@ import { PATTERN_BLOCK } from './vertical-slash-index.js';
 import { checkQueryRowStride, verticalSlashShapeProblem } from './vertical-slash-estimate.js';
 
 const LOG2E = 1.4426950408889634;
+/** The launcher's default row tiling (docs/perf.md, "Vertical-slash prefill"). */
+export const DEFAULT_VERTICAL_SLASH_ROW_TILES: VerticalSlashRowTiles = 1;
 
 export interface VerticalSlashPrefillArgs {
   /** [n, qRowStride] bf16 queries of the whole prompt (head h at h·D); row t is position t. */
@@ -27,6 +29,12 @@ export interface VerticalSlashPrefillArgs {
   scale: number;
 }
 
+/**
+ * Rows per warp: 1 = four warps of 16 rows (Q fragments in registers), 2 = two warps of 32 rows (each
+ * K/V fragment serves both row tiles; Q re-read from shared memory).
+ */
+export type VerticalSlashRowTiles = 1 | 2;
+
 /** Dynamic shared memory per block: the Q tile and two stages of K and V tiles. */
 export function verticalSlashPrefillSharedBytes(headDim: number): number {
   return 5 * PATTERN_BLOCK * (headDim + 8) * 2;
@@ -35,13 +43,14 @@ export function verticalSlashPrefillSharedBytes(headDim: number): number {
 export class VerticalSlashFlashPrefill {
   private kernel: CudaKernel | null = null;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape) {
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly mTiles: VerticalSlashRowTiles = DEFAULT_VERTICAL_SLASH_ROW_TILES) {
     const problem = verticalSlashShapeProblem(shape);
     if (problem) throw new Error(`vertical-slash prefill: ${problem}`);
+    if (mTiles !== 1 && mTiles !== 2) throw new Error(`vertical-slash prefill: mTiles must be 1 or 2 (got ${String(mTiles)})`);
   }
 
   prepare(): CudaKernel {
-    this.kernel ??= this.rt.module('vertical-slash-prefill.cu', { HEAD_DIM: this.shape.headDim })
+    this.kernel ??= this.rt.module('vertical-slash-prefill.cu', { HEAD_DIM: this.shape.headDim, M_TILES: this.mTiles })
       .kernel('vs_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
   }
@@ -57,7 +66,7 @@ export class VerticalSlashFlashPrefill {
     const qRowStride = a.qRowStride ?? H * D;
     checkQueryRowStride('vertical-slash prefill', this.shape, qRowStride);
     this.prepare().launch(
-      { grid: [idx.numBlocks, H, 1], block: [128, 1, 1], sharedBytes: verticalSlashPrefillSharedBytes(D), stream: this.rt.stream },
+      { grid: [idx.numBlocks, H, 1], block: [128 / this.mTiles, 1, 1], sharedBytes: verticalSlashPrefillSharedBytes(D), stream: this.rt.stream },
       [a.q, a.k, a.v, a.out, idx.ranges, idx.rangeCount, idx.colStart, idx.colList, idx.n, H, Hkv, qRowStride, a.kvStride,
         idx.rangeCap, idx.rangeSlotsPerHead, a.scale * LOG2E],
     );

@@ -15,6 +15,7 @@ import { coverCount, flexPrefillMethod, sortedPrefixSums, thresholdNearestTarget
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import { type VerticalSlashScores, verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
+import type { VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceMethodOptions, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
 import { type DeviceCountChoice, VerticalSlashFamilyDevicePrefill } from './vertical-slash.js';
@@ -35,8 +36,8 @@ interface Coverage {
 export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'flexprefill';
 
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams) {
-    super(rt, shape, params.approximationSize);
+  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, mTiles?: VerticalSlashRowTiles) {
+    super(rt, shape, params.approximationSize, mTiles);
   }
 
   /** [H] coverage curves from the device scores (synchronises). */

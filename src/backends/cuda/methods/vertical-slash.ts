@@ -21,7 +21,7 @@ import { VerticalSlashEstimator, type VerticalSlashScores, verticalSlashShapePro
 import {
   type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
-import { VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
+import { VerticalSlashFlashPrefill, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import { type VerticalSlashCountChoice, chooseVerticalSlashCounts } from '../vertical-slash-counts.js';
 import type {
@@ -63,10 +63,11 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   lastChoice: DeviceCountChoice | null = null;
   lastIndex: DeviceVerticalSlashIndex | null = null;
 
-  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number) {
+  /** mTiles: the attention kernel's rows per warp (its launcher's default when absent). */
+  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, mTiles?: VerticalSlashRowTiles) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
-    this.attention = new VerticalSlashFlashPrefill(rt, shape);
+    this.attention = new VerticalSlashFlashPrefill(rt, shape, mTiles);
   }
 
   /** Per-head counts for this layer from the device scores (A = the clamped approximation size). */
@@ -125,8 +126,8 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
 export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'vertical_and_slash';
 
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams) {
-    super(rt, shape, params.approximationSize);
+  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, mTiles?: VerticalSlashRowTiles) {
+    super(rt, shape, params.approximationSize, mTiles);
   }
 
   protected chooseCounts(scores: VerticalSlashScores, n: number): DeviceCountChoice {
