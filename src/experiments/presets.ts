@@ -54,9 +54,11 @@ export function smallestLocalModel(modelsDir = 'models'): string {
  * BPE tokenizer (measured by `sparse-frontier tasks list --model models/organism --measure`:
  * story_filtering from 1792; niah and qa_squad need 1024 but niah's answer is ~265 tokens, which
  * would make decoding dominate; vt, story_multihop and cwe need ≥ 2048, qa_toefl 2560), and it is
- * one the organism was trained on, with a short answer (~28 tokens) and its best held-out score
- * (docs/organism.md), so the scores are not all zero. `npm run quick` takes ~5 min on 2 shared
- * cores (docs/analysis.md §9).
+ * one the organism was trained on, with a short answer (~28 tokens) that fits the preset's 40-token
+ * generation cap, and it scores above 0 (docs/organism.md), so the scores are not all zero. NIAH is
+ * the organism's one solved task (dense 1.00 at 1K–8K since run 4) but its ~265-token answers need a
+ * cap of ~330 tokens; with 40 it would score 0. `npm run quick` takes ~5 min on 2 shared cores
+ * (docs/analysis.md §9).
  */
 export const QUICK_TASKS = ['story_filtering'] as const;
 export const QUICK_LENGTHS = [1792, 2048] as const;
