@@ -9,7 +9,8 @@
  *   kernel      the sparse attention over that index
  *   dense       FlashPrefill over the whole causal triangle
  * and the ratio of kernel (and kernel + estimation) to the ideal (1 − s_achieved)·dense, s_achieved from
- * the exact attended pairs. Validation (first length only): sampled rows of the output against a
+ * the exact attended pairs. Then sink + local (4 sinks, the per-query window of s) through the same
+ * kernel with its per-row window, kernel only (its index is a host-built range per block). Validation (first length only): sampled rows of the output against a
  * float64 softmax over the keys the downloaded index lists; outputs are poisoned first.
  *
  * Usage: node dist/bench/vertical-slash.js [--lengths 16384,32768,65536,131072]
@@ -29,6 +30,7 @@ import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
+import { SinkLocalDevicePrefill } from '../src/backends/cuda/methods/sink-local-prefill.js';
 import { chooseVerticalSlashCounts } from '../src/backends/cuda/vertical-slash-counts.js';
 
 const H = 32, HKV = 8, D = 128, A = 256;
@@ -115,6 +117,7 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   const builder = new VerticalSlashIndexBuilder(rt, H);
   const kernels = ROW_TILES.map((mTiles) => new VerticalSlashFlashPrefill(rt, shape, mTiles));
   const rows: VerticalSlashBenchRow[] = [];
+  const sinkLocalRows: { n: number; requested: number; achieved: number; kernelMs: number; denseMs: number; idealMs: number; ratio: number }[] = [];
   const timing = { warmup: 1, repeats: o.repeats };
   for (const n of o.lengths) {
     const q = rt.pool.acquire(n * H * D * 2), k = rt.pool.acquire(HKV * n * D * 2), v = rt.pool.acquire(HKV * n * D * 2);
@@ -142,7 +145,7 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
       }, timing).medianMs;
       const achieved = 1 - index.pairs.reduce((a, b) => a + b, 0) / (H * (n * (n + 1)) / 2);
       for (const kernel of kernels) {
-        const run = () => kernel.run({ q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, index, scale: SCALE });
+        const run = () => kernel.run({ q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, numQueries: n, index, scale: SCALE });
         if (host) {
           rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
           run();
@@ -163,6 +166,19 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
           `(kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
       }
     }
+    // Sink + local (4 sinks, per-query window for s) through the same kernel with a per-row window.
+    for (const s of o.sparsities) {
+      const sinkLocal = new SinkLocalDevicePrefill(rt, shape, { sinkTokens: 4, localWindow: null, sparsity: s });
+      const prepared = sinkLocal.prepareIndex(0, n);
+      const achieved = 1 - prepared.pairs.attended / prepared.pairs.dense;
+      const args = { q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, numQueries: n, scale: SCALE };
+      const kernelMs = timeOnDevice(rt, () => sinkLocal.runPrepared(args, prepared), timing).medianMs;
+      const idealMs = (1 - achieved) * denseMs;
+      sinkLocalRows.push({ n, requested: s, achieved, kernelMs, denseMs, idealMs, ratio: kernelMs / idealMs });
+      console.log(`  sink-local n=${n} s=${s} (achieved ${achieved.toFixed(3)}): kernel ${kernelMs.toFixed(3)} ms, ideal ${idealMs.toFixed(3)} ms, ` +
+        `kernel/ideal ${(kernelMs / idealMs).toFixed(2)}`);
+      sinkLocal.reset();
+    }
     rt.synchronize();
     for (const b of [q, k, v, out]) rt.pool.release(b);
     estimator.release();
@@ -175,7 +191,12 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
     console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.verticalSize}/${r.slashSize} | ${16 * r.mTiles} | ${r.kernelMs.toFixed(2)} | ` +
       `${r.estimationMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.ratioWithEstimation.toFixed(2)} |`);
   }
-  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, A }, rows }, null, 1));
+  console.log('\n| sink-local n | s (achieved) | kernel ms | dense ms | (1−s)·dense | kernel / ideal |');
+  console.log('| ---: | --- | ---: | ---: | ---: | ---: |');
+  for (const r of sinkLocalRows) {
+    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.kernelMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} |`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, A }, rows, sinkLocalRows }, null, 1));
   rt.dispose();
   return rows;
 }

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
 import { verticalSlashRangeOffset, verticalSlashRangeSlots } from '../../src/backends/cuda/vertical-slash-layout.js';
+import { SINK_LOCAL_BLOCK, sinkLocalLayout } from '../../src/backends/cuda/vertical-slash-sink-local.js';
+import { type SinkLocalRule, sinkLocalKeys } from '../../src/methods/sink-local.js';
 import { IndexScratch } from '../../src/methods/select.js';
 import { forcedRanks } from '../../src/methods/vertical-slash-pattern.js';
 import { FORCED_COLUMNS, FORCED_DIAGONALS, type HeadEstimate } from '../../src/methods/vertical-slash-prefill.js';
@@ -73,6 +75,38 @@ describe('GPU vertical-slash host helpers', () => {
       assert.deepEqual([got.verticalSize, got.slashSize], [expected.verticalSizes[0], expected.slashSizes[0]]);
       assert.equal(got.note, expected.note);
       assert.ok(probes <= 4 * Math.ceil(Math.log2(c.n + 1)) + 4, `${probes} probes`);
+    });
+  }
+
+  // The kernel's reading of a sink-local layout (range keys up to the row, kept when below sinkCount
+  // or at least the row's window start; listed columns) must give each row exactly the rule's keys.
+  const rules: { rule: SinkLocalRule; queryStart: number; T: number }[] = [
+    { rule: { sinkTokens: 4, localWindow: 100, sparsity: null }, queryStart: 0, T: 300 },
+    { rule: { sinkTokens: 4, localWindow: null, sparsity: 0.8 }, queryStart: 0, T: 333 },
+    { rule: { sinkTokens: 70, localWindow: 10, sparsity: null }, queryStart: 0, T: 200 }, // sinks wider than a block
+    { rule: { sinkTokens: 4, localWindow: null, sparsity: 0.9 }, queryStart: 250, T: 130 }, // a later chunk
+    { rule: { sinkTokens: 0, localWindow: 1, sparsity: null }, queryStart: 7, T: 65 },
+  ];
+  for (const { rule, queryStart, T } of rules) {
+    test(`sink-local layout attends exactly the rule's keys: ${JSON.stringify(rule)} queryStart=${queryStart} T=${T}`, () => {
+      const layout = sinkLocalLayout(rule, queryStart, T);
+      const keys = new Int32Array(2);
+      let pairs = 0;
+      for (let t = 0; t < T; t++) {
+        const p = queryStart + t, m = Math.floor(t / SINK_LOCAL_BLOCK);
+        const got: number[] = [...layout.columns.subarray(layout.columnStart[m], layout.columnStart[m + 1])];
+        for (let key = layout.ranges[2 * m]; key < layout.ranges[2 * m + 1]; key++) {
+          if (key <= p && (key < rule.sinkTokens || key >= layout.rowLow[t])) got.push(key);
+        }
+        sinkLocalKeys(p, rule, keys);
+        const want: number[] = [];
+        for (let key = 0; key < keys[0]; key++) want.push(key);
+        for (let key = keys[1]; key <= p; key++) want.push(key);
+        assert.deepEqual(got.sort((a, b) => a - b), want, `query at ${p}`);
+        assert.ok(got.every((key) => key <= p), `query at ${p}: a listed column right of the query`);
+        pairs += want.length;
+      }
+      assert.equal(layout.pairs, pairs);
     });
   }
 });

@@ -27,18 +27,27 @@ export interface VerticalSlashCounts {
   slash: Int32Array;
 }
 
-/** A built index on the device; valid until the builder's next build or countPairs. */
-export interface DeviceVerticalSlashIndex {
-  n: number;
+/**
+ * What the attention kernel (vertical-slash-prefill.cu) reads: per (query head, 64-row query block m)
+ * key ranges (int2, absolute positions) at slot h·rangeSlotsPerHead + verticalSlashRangeOffset(m,
+ * rangeCap), their number in rangeCount [H, numBlocks], and listed columns
+ * colList[colStart[h·numBlocks + m] .. colStart[h·numBlocks + m + 1]).
+ */
+export interface VerticalSlashKernelIndex {
   numHeads: number;
   numBlocks: number;
-  /** C: the largest slash count, which sizes each block's range slots. */
+  /** C: the most ranges one block can hold (for Vertical-Slash the largest slash count). */
   rangeCap: number;
   rangeSlotsPerHead: number;
   ranges: DevicePtr; // int2 slots
   rangeCount: DevicePtr; // [H, numBlocks] int32
   colStart: DevicePtr; // [H·numBlocks + 1] int32
   colList: DevicePtr; // [totalColumns] int32
+}
+
+/** A built Vertical-Slash index on the device; valid until the builder's next build or countPairs. */
+export interface DeviceVerticalSlashIndex extends VerticalSlashKernelIndex {
+  n: number;
   totalColumns: number;
   /** [H] exact attended (query, key) pairs. */
   pairs: Float64Array;

@@ -8,9 +8,12 @@
 //      start, clipped to the block's last row; causal mask key <= query on the tiles that reach it;
 //   2. its kept columns outside those ranges (all left of the block, so no mask): gathered 64 rows at
 //      a time from the flat column list, the last tile's empty slots masked.
-// Layouts: q [n, qRowStride] (head h at h·D; query t at position t, the whole prompt in one call);
-// k, v [Hkv, kvStride, D] (row r = position r); out [n, H, D]; ranges int2 at
-// h·perHead + vs_range_offset(m, C); rangeCount [H, numBlocks]; colStart [H·numBlocks + 1] into colList.
+// Optional per-row window (sink + local): with rowLow non-null, query row t sees a range key only if
+// key < sinkCount or key >= rowLow[t] (besides key <= its position).
+// Layouts: q [T, qRowStride] (head h at h·D; query t at position queryStart + t); k, v [Hkv, kvStride, D]
+// (row r = position r; rows [0, queryStart + T) valid); out [T, H, D]; ranges int2 at
+// h·perHead + vs_range_offset(m, C) (absolute key positions); rangeCount [H, numBlocks];
+// colStart [H·numBlocks + 1] into colList.
 // GQA: query head h reads KV head h / (H / Hkv). Codegen: HEAD_DIM (64 or 128), M_TILES (1 or 2).
 #include "common.cuh"
 #include "flash-tile.cuh"
@@ -49,8 +52,8 @@ __device__ __forceinline__ long long range_offset(long long m, long long C) {
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
     const int2* __restrict__ ranges, const int* __restrict__ rangeCount, const int* __restrict__ colStart,
-    const int* __restrict__ colList, int n, int H, int Hkv, int qRowStride, int kvStride, int C, int perHead,
-    float scaleLog2) {
+    const int* __restrict__ colList, const int* __restrict__ rowLow, int sinkCount, int T, int queryStart, int H, int Hkv,
+    int qRowStride, int kvStride, int C, int perHead, float scaleLog2) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem_raw);  // [BM][LDS]
   bf16_t* sK = sQ + BM * LDS;                        // [2][BN][LDS]
@@ -62,8 +65,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
   // Later blocks list more keys: they start first, so the tail is short.
   const int m = numBlocks - 1 - blockIdx.x;
   const int h = blockIdx.y, hk = h / (H / Hkv);
-  const int start = m * BM;
-  const int maxRow = min(start + BM, n) - 1;
+  const int start = m * BM;                                  // first query row of the block
+  const int kvLen = queryStart + T;
+  const int maxPos = queryStart + min(start + BM, T) - 1;  // position of its last row
   const size_t hm = (size_t)h * numBlocks + m;
   const int2* R = ranges + (size_t)h * perHead + range_offset(m, C);
   const int numRanges = rangeCount[hm];
@@ -76,11 +80,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
   const u32 kDst = smem_addr(sK) + (ldRow * LDS + ldCol) * 2;
   const u32 vDst = smem_addr(sV) + (ldRow * LDS + ldCol) * 2;
 
-  // Q tile; rows past n are zero-filled (never stored).
+  // Q tile; rows past T are zero-filled (never stored).
   for (int c = tid; c < BM * CHUNKS_PER_ROW; c += THREADS) {
     const int r = c / CHUNKS_PER_ROW, cc = c % CHUNKS_PER_ROW;
     const int t = start + r;
-    cp_async16(sQ + r * LDS + cc * 8, q + (size_t)min(t, n - 1) * qRowStride + (size_t)h * D + cc * 8, t < n ? 16 : 0);
+    cp_async16(sQ + r * LDS + cc * 8, q + (size_t)min(t, T - 1) * qRowStride + (size_t)h * D + cc * 8, t < T ? 16 : 0);
   }
 
   // Tile descriptors: d >= 0 is a range tile from key d, d < 0 a column tile from slot -(d + 1), END
@@ -98,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
       while (rKey >= rEnd && ++rIdx < numRanges) {
         const int2 rg = R[rIdx];
         rKey = rg.x;
-        rEnd = min(rg.y, maxRow + 1);
+        rEnd = min(rg.y, maxPos + 1);
       }
     } else if (colPos < numCols) {
       d = -colPos - 1;
@@ -114,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
     for (; rIdx < numRanges; ++rIdx) {
       const int2 rg = R[rIdx];
       rKey = rg.x;
-      rEnd = min(rg.y, maxRow + 1);
+      rEnd = min(rg.y, maxPos + 1);
       if (rKey < rEnd) break;
     }
     sWalk[0] = rIdx, sWalk[1] = rKey, sWalk[2] = rEnd, sWalk[3] = 0;
@@ -134,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
       bool inside;
       if (isRange) {
         key = base + r;
-        inside = key <= maxRow;  // keys past the block's last row are masked anyway: read nothing
+        inside = key <= maxPos;  // keys past the block's last row are masked anyway: read nothing
       } else {
         inside = base + r < numCols;
         key = inside ? cols[base + r] : 0;
@@ -161,8 +165,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
   const u32 qLane = smem_addr(sQ) + (warp * WARP_ROWS + (mi & 1) * 8 + (lane & 7)) * ROW_BYTES + (mi >> 1) * 16;
   const u32 kLane = smem_addr(sK) + ((mi >> 1) * 8 + (lane & 7)) * ROW_BYTES + (mi & 1) * 16;
   const u32 vLane = smem_addr(sV) + ((mi & 1) * 8 + (lane & 7)) * ROW_BYTES + (mi >> 1) * 16;
-  const int warpRow0 = start + warp * WARP_ROWS;
-  const int qPos = warpRow0 + g;
+  const int warpRow0 = start + warp * WARP_ROWS;  // first query row of this warp
+  const int warpPos0 = queryStart + warpRow0;
+  const int qPos = warpPos0 + g;                   // position of this lane's row g
+  // Window starts of this lane's rows (row window only): key < sinkCount or key >= low is visible.
+  int low[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int t = warpRow0 + 16 * mt + g + 8 * r;
+      low[mt][r] = (rowLow != nullptr && t < T) ? rowLow[t] : 0;
+    }
 
   int slot = 0;  // j mod 3
   for (int j = 0;; ++j) {
@@ -214,11 +228,22 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
 
     if (curRange) {
       // Keys right of a row (and past the cache) on the tiles that reach this warp's first row.
-      if (curBase + BN - 1 > warpRow0) {
+      if (curBase + BN - 1 > warpPos0) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int kk = 0; kk < BN / 16; ++kk) flash_causal_mask16<BN / 8>(s[mt], kk, curBase + 16 * kk, qPos + 16 * mt, n, t4);
+          for (int kk = 0; kk < BN / 16; ++kk) flash_causal_mask16<BN / 8>(s[mt], kk, curBase + 16 * kk, qPos + 16 * mt, kvLen, t4);
+      }
+      if (rowLow != nullptr) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int key = curBase + nt * 8 + 2 * t4 + (e & 1);
+              if (key >= sinkCount && key < low[mt][e >> 1]) s[mt][nt][e] = NEG_INF;
+            }
       }
     } else if (curBase + BN > numCols) {
 #pragma unroll
@@ -256,5 +281,5 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
   }
 
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt) flash_store_rows<D / 8>(o[mt], rowSum[mt], out, warpRow0 + 16 * mt, g, t4, n, H, h);
+  for (int mt = 0; mt < MT; ++mt) flash_store_rows<D / 8>(o[mt], rowSum[mt], out, warpRow0 + 16 * mt, g, t4, T, H, h);
 }

@@ -97,7 +97,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
     this.timed = true;
     this.attention.run({
       q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity,
-      out: call.out, index, scale: call.shape.scale,
+      out: call.out, numQueries: n, index, scale: call.shape.scale,
     });
     this.lastChoice = choice;
     this.lastIndex = index;

@@ -1,0 +1,131 @@
+/**
+ * Sink + local prefill on the GPU (src/methods/sink-local.ts, 'sink_local_prefill'): the CPU rule
+ * (sinkTokens, and a fixed localWindow or the target sparsity's per-query window) executed by the
+ * Vertical-Slash attention kernel with a per-row window (vertical-slash-sink-local.ts builds the
+ * index on the host: one range and the sinks per 64-row block). Chunked prefill works as on the CPU:
+ * the rule needs no prompt length.
+ */
+import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
+import type { ModelConfig } from '../../../engine/model-config.js';
+import { intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
+import { type SinkLocalRule, sinkLocalPrefillMethod } from '../../../methods/sink-local.js';
+import type { DevicePtr } from '../context.js';
+import type { PrefillShape } from '../kernels/flash-prefill.js';
+import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
+import { verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
+import { VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
+import type { CudaRuntime } from '../runtime.js';
+import { GrowableDeviceBuffer } from '../vertical-slash-layout.js';
+import { sinkLocalLayout } from '../vertical-slash-sink-local.js';
+import type { DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
+
+/** An uploaded sink-local index: what the kernel reads, and one head's exact and dense pairs. */
+export interface SinkLocalPreparedIndex {
+  index: VerticalSlashKernelIndex;
+  rowWindow: { rowLow: DevicePtr; sinkCount: number };
+  pairs: { attended: number; dense: number };
+}
+
+export class SinkLocalDevicePrefill implements DevicePrefillMethod {
+  readonly id = 'sink_local_prefill';
+  readonly requiresWholePrompt = false;
+  private readonly attention: VerticalSlashFlashPrefill;
+  private readonly buf: Record<'rowLow' | 'ranges' | 'rangeCount' | 'colStart' | 'colList', GrowableDeviceBuffer>;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, mTiles?: VerticalSlashRowTiles) {
+    this.attention = new VerticalSlashFlashPrefill(rt, shape, mTiles);
+    const names = ['rowLow', 'ranges', 'rangeCount', 'colStart', 'colList'] as const;
+    this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `sink-local ${k}`)])) as SinkLocalDevicePrefill['buf'];
+  }
+
+  prefill(call: DevicePrefillCall): HeadCounts {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const T = call.numQueries, queryStart = call.queryStart;
+    if (call.shape.numHeads !== H || call.shape.numKvHeads !== Hkv || call.shape.headDim !== D) {
+      throw new Error(`${this.id} (layer ${call.layer}): call shape differs from the method's ${H}/${Hkv}/${D}`);
+    }
+    if (call.cache.length !== queryStart + T) {
+      throw new Error(`${this.id} (layer ${call.layer}): the cache holds ${call.cache.length} rows, expected positions 0..${queryStart + T - 1}`);
+    }
+    const pairs = this.attend({
+      q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity,
+      out: call.out, numQueries: T, queryStart, scale: call.shape.scale,
+    });
+    const counts = emptyCounts(H);
+    counts.attended.fill(pairs.attended);
+    counts.dense.fill(pairs.dense);
+    return counts;
+  }
+
+  /** Builds and uploads the index for T queries from queryStart, then enqueues the kernel. Returns one head's pairs. */
+  attend(a: Omit<VerticalSlashPrefillArgs, 'index' | 'rowWindow'> & { queryStart: number }): { attended: number; dense: number } {
+    const prepared = this.prepareIndex(a.queryStart, a.numQueries);
+    this.runPrepared(a, prepared);
+    return prepared.pairs;
+  }
+
+  /** The kernel over an index from prepareIndex (valid until the next prepareIndex). */
+  runPrepared(a: Omit<VerticalSlashPrefillArgs, 'index' | 'rowWindow'>, prepared: SinkLocalPreparedIndex): void {
+    this.attention.run({ ...a, index: prepared.index, rowWindow: prepared.rowWindow });
+  }
+
+  /** The index for queries at positions queryStart .. queryStart + T - 1, uploaded (synchronises first). */
+  prepareIndex(queryStart: number, T: number): SinkLocalPreparedIndex {
+    const H = this.shape.numHeads;
+    const layout = sinkLocalLayout(this.rule, queryStart, T);
+    const B = layout.numBlocks;
+    // Every head shares the layout; the kernel indexes per head, so the per-block arrays are repeated.
+    const ranges = new Int32Array(2 * H * B), rangeCount = new Int32Array(H * B).fill(1), colStart = new Int32Array(H * B + 1);
+    const perHeadCols = layout.columns.length;
+    const colList = new Int32Array(Math.max(1, H * perHeadCols));
+    for (let h = 0; h < H; h++) {
+      ranges.set(layout.ranges, 2 * h * B);
+      for (let m = 0; m < B; m++) colStart[h * B + m] = h * perHeadCols + layout.columnStart[m];
+      colList.set(layout.columns, h * perHeadCols);
+    }
+    colStart[H * B] = H * perHeadCols;
+    // Uploads do not wait for the stream: the previous call's kernel may still read these buffers.
+    this.rt.synchronize();
+    const put = (name: keyof SinkLocalDevicePrefill['buf'], data: Int32Array) => {
+      const b = this.buf[name].ensure(data.byteLength);
+      this.rt.cuda.upload(b.ptr, data);
+      return b.ptr;
+    };
+    return {
+      index: {
+        numHeads: H, numBlocks: B, rangeCap: 1, rangeSlotsPerHead: B,
+        ranges: put('ranges', ranges), rangeCount: put('rangeCount', rangeCount), colStart: put('colStart', colStart), colList: put('colList', colList),
+      },
+      rowWindow: { rowLow: put('rowLow', layout.rowLow), sinkCount: this.rule.sinkTokens },
+      pairs: { attended: layout.pairs, dense: layout.densePairs },
+    };
+  }
+
+  reset(): void {
+    this.rt.synchronize();
+    for (const b of Object.values(this.buf)) b.release();
+  }
+}
+
+export function sinkLocalRuleFrom(options: DeviceMethodOptions): SinkLocalRule {
+  const resolved = resolveOptions(sinkLocalPrefillMethod, { sparsity: options.sparsity, params: options.params });
+  return {
+    sinkTokens: intParam(resolved.params, 'sinkTokens'),
+    localWindow: optionalIntParam(resolved.params, 'localWindow'),
+    sparsity: resolved.sparsity,
+  };
+}
+
+export const sinkLocalPrefillDeviceFactory: DevicePrefillFactory = {
+  methodId: 'sink_local_prefill',
+  unsupported(config: ModelConfig): string | null {
+    if (config.attnLogitSoftcap !== null) return 'attention logit softcapping is not implemented in the vertical-slash kernels';
+    return verticalSlashShapeProblem({ numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim });
+  },
+  create(rt: CudaRuntime, config: ModelConfig, options: DeviceMethodOptions): DevicePrefillMethod {
+    const problem = this.unsupported(config);
+    if (problem) throw new Error(`sink_local_prefill: ${problem}`);
+    return new SinkLocalDevicePrefill(rt, { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim },
+      sinkLocalRuleFrom(options));
+  },
+};
