@@ -11,11 +11,10 @@
 //   vs_scan            exclusive prefix sum of the per-block column counts (one block)
 //   vs_layout_columns  per (head, block): those columns, ascending, into one flat list
 //
-// Range storage: block m of a head owns min(C, m + 2) slots of (start, end) at slot offset
-// vs_range_offset(m, C) inside the head's [perHead] slots; m + 2 bounds the disjoint, non-touching
-// ranges of width >= 64 that fit [0, 64(m + 2)), and C (the largest slash count) bounds them too.
+// Range storage: vertical-slash-ranges.cuh (C = the largest slash count).
 #include "common.cuh"
 #include "top-k.cuh"
+#include "vertical-slash-ranges.cuh"
 
 namespace {
 constexpr int SELECT_THREADS = 1024;
@@ -42,11 +41,6 @@ __device__ __forceinline__ long long causal_rect_pairs(long long r0, long long r
   return pairs;
 }
 }  // namespace
-
-__device__ __forceinline__ long long vs_range_offset(long long m, long long C) {
-  const long long t = min(m, max(C - 1, 0ll));
-  return (t * t + 3 * t) / 2 + (m - t) * C;
-}
 
 // grid (H), SELECT_THREADS threads. scores [H, n]; counts [H] (clamped to n); selected [H, stride].
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) vs_select(const float* __restrict__ scores, const int* __restrict__ counts,

@@ -17,6 +17,7 @@
 // GQA: query head h reads KV head h / (H / Hkv). Codegen: HEAD_DIM (64 or 128), M_TILES (1 or 2).
 #include "common.cuh"
 #include "flash-tile.cuh"
+#include "vertical-slash-ranges.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -43,10 +44,6 @@ static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
 constexpr int END_OF_TILES = -2147483647 - 1;
 static_assert(BN % LD_ROWS == 0, "tile rows must split evenly over the threads");
 
-__device__ __forceinline__ long long range_offset(long long m, long long C) {
-  const long long t = min(m, max(C - 1, 0ll));
-  return (t * t + 3 * t) / 2 + (m - t) * C;
-}
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
@@ -69,7 +66,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill(
   const int kvLen = queryStart + T;
   const int maxPos = queryStart + min(start + BM, T) - 1;  // position of its last row
   const size_t hm = (size_t)h * numBlocks + m;
-  const int2* R = ranges + (size_t)h * perHead + range_offset(m, C);
+  const int2* R = ranges + (size_t)h * perHead + vs_range_offset(m, C);
   const int numRanges = rangeCount[hm];
   const int c0 = colStart[hm], numCols = colStart[hm + 1] - c0;
   const int* cols = colList + c0;
