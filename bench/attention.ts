@@ -34,20 +34,16 @@ const PEAK_TBPS = 3.35;
 // (v4 run of docs/perf.md also timed w8m2n64, w8m2n64g and w8m2n32: 3-35% slower, dropped.)
 const PREFILL_VARIANTS: PrefillTiling[] = [
   { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, // the launcher's default (v4)
-  { warps: 4, mTiles: 2, blockN: 64 }, // v3: head by head
+  { warps: 4, mTiles: 2, blockN: 64, order: 'head' }, // v3: head by head (the order is explicit: the default is 'global')
 ];
 /**
- * Decode variants timed side by side at every length: the launcher's default first, then v3's
- * loop (t128u4) and the ones still in question. (The v5 run also timed t128u4w0.5, t256u4w1 and
- * t256u4w0.5: slower at every length, dropped.)
+ * Decode variants timed side by side at every length: the launcher's default (v5) first, then v3's
+ * loop (t128u4). The v5 runs also timed t128u4w0.5, t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and
+ * the programmatic-dependent combine (p): none faster than the default at 8K (docs/perf.md).
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 256, unroll: 2, wave: 1 },
   { threads: 128, unroll: 4, wave: 1 },
-  { threads: 256, unroll: 2, wave: 1, pdl: true },
-  { threads: 128, unroll: 2, wave: 1 },
-  { threads: 128, unroll: 2, wave: 1, pdl: true },
-  { threads: 256, unroll: 2, wave: 2 },
 ];
 
 interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }

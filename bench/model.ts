@@ -101,7 +101,13 @@ interface ShapeResult {
   loadSeconds: number;
   validation: { relL2: number; argmaxEqual: boolean };
   prefill: { n: number; seconds: number; tokensPerSecond: number; floorSeconds: number; tflops: number }[];
-  decode: { context: number; steps: number; seconds: number; tokensPerSecond: number; floorTokensPerSecond: number }[];
+  decode: {
+    context: number; steps: number; seconds: number; tokensPerSecond: number; floorTokensPerSecond: number;
+    /** The same steps launched kernel by kernel from the host (no CUDA graph). */
+    eagerSeconds: number; eagerTokensPerSecond: number;
+    /** Whether the timed steps replayed a captured graph; if not, why. */
+    graph: boolean; graphFailure: string | null;
+  }[];
 }
 
 function downloadLogits(model: CudaTransformerModel, buf: { ptr: bigint }): Float32Array {
@@ -150,7 +156,7 @@ function benchShape(rt: CudaRuntime, name: string, o: Options): ShapeResult {
     const prompt = promptOf(n, config.vocabSize, n);
     const times: number[] = [];
     for (let r = 0; r <= o.repeats; r++) {
-      const seq = model.newSequence(n + DECODE_WARMUP + o.decodeSteps + 1);
+      const seq = model.newSequence(n + 2 * (DECODE_WARMUP + o.decodeSteps) + 1);
       const s0 = seconds();
       const logits = model.prefill(seq, prompt, n);
       let next = model.argmaxRows(logits)[0]; // waits for the device
@@ -158,21 +164,25 @@ function benchShape(rt: CudaRuntime, name: string, o: Options): ShapeResult {
       rt.pool.release(logits);
       if (r > 0) times.push(s1 - s0); // run 0 warms up (kernel loads, cuBLAS heuristics, pool)
       if (r === o.repeats) {
-        // Two untimed steps first (decode kernels load, cuBLAS picks its T = 1 algorithms), as the peer does.
-        for (let step = 0; step < DECODE_WARMUP; step++) {
-          const buf = model.forward(seq, [next], 'last')!;
-          next = model.argmaxRows(buf)[0];
-          rt.pool.release(buf);
-        }
-        const d0 = seconds();
-        for (let step = 0; step < o.decodeSteps; step++) {
-          const buf = model.forward(seq, [next], 'last')!;
-          next = model.argmaxRows(buf)[0];
-          rt.pool.release(buf);
-        }
-        const dt = seconds() - d0;
+        // Decode steps as generation runs them (a graph replay per step where the model can capture
+        // one), then the same number launched kernel by kernel; each after untimed warm-up steps
+        // (capture, decode kernels load, cuBLAS picks its T = 1 algorithms), as the peer does.
+        const timeSteps = (graph: boolean): number => {
+          model.useDecodeGraph = graph;
+          for (let step = 0; step < DECODE_WARMUP; step++) next = model.decodeGreedy(seq, next);
+          const d0 = seconds();
+          for (let step = 0; step < o.decodeSteps; step++) next = model.decodeGreedy(seq, next);
+          return seconds() - d0;
+        };
+        const dt = timeSteps(true);
+        const graph = model.useDecodeGraph && model.decodeGraphFailure === null && model.decodeGraphUnsupported === null;
+        const eager = timeSteps(false);
+        model.useDecodeGraph = true;
         const floorStep = decodeBytes(config, n + o.decodeSteps / 2) / (PEAK_TBPS * 1e12);
-        result.decode.push({ context: n, steps: o.decodeSteps, seconds: dt, tokensPerSecond: o.decodeSteps / dt, floorTokensPerSecond: 1 / floorStep });
+        result.decode.push({
+          context: n, steps: o.decodeSteps, seconds: dt, tokensPerSecond: o.decodeSteps / dt, floorTokensPerSecond: 1 / floorStep,
+          eagerSeconds: eager, eagerTokensPerSecond: o.decodeSteps / eager, graph, graphFailure: model.decodeGraphFailure ?? model.decodeGraphUnsupported,
+        });
       }
       rt.synchronize();
       seq.release();
@@ -182,7 +192,8 @@ function benchShape(rt: CudaRuntime, name: string, o: Options): ShapeResult {
     result.prefill.push({ n, seconds: s, tokensPerSecond: n / s, floorSeconds: flops / (PEAK_TFLOPS * 1e12), tflops: flops / s / 1e12 });
     const p = result.prefill.at(-1)!, d = result.decode.at(-1)!;
     console.log(`${name} n=${n}: prefill ${p.seconds.toFixed(3)} s, ${p.tokensPerSecond.toFixed(0)} tok/s, ${p.tflops.toFixed(0)} TFLOP/s (floor ${p.floorSeconds.toFixed(3)} s); ` +
-      `decode ${d.tokensPerSecond.toFixed(1)} tok/s over ${d.steps} steps (floor ${d.floorTokensPerSecond.toFixed(0)} tok/s)`);
+      `decode ${d.tokensPerSecond.toFixed(1)} tok/s over ${d.steps} steps (${d.graph ? 'graph' : `no graph: ${d.graphFailure}`}; ` +
+      `eager ${d.eagerTokensPerSecond.toFixed(1)} tok/s; floor ${d.floorTokensPerSecond.toFixed(0)} tok/s)`);
   }
   model.dispose();
   rt.pool.trim();

@@ -33,13 +33,15 @@ const W4M1N32: PrefillTiling = { warps: 4, mTiles: 1, blockN: 32 };
 const W8M2N64: PrefillTiling = { warps: 8, mTiles: 2, blockN: 64 };
 const W4M2N64G: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64, order: 'global' };
 const W8M2N64G: PrefillTiling = { warps: 8, mTiles: 2, blockN: 64, order: 'global' };
+// Tilings without an order inherit the launcher's default ('global'); v3's head-by-head order explicitly:
+const W4M2N64H: PrefillTiling = { warps: 4, mTiles: 2, blockN: 64, order: 'head' };
 
 const prefillCases: PrefillCase[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: W4M1N64, seed: 1 },
   { T: 301, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 13, tiling: W8M1N64, seed: 2 }, // odd T, spare cache rows
   { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, tiling: W4M1N64, seed: 3 }, // a later chunk of a prompt
   { T: 130, H: 4, Hkv: 4, D: 64, queryStart: 0, extraRows: 0, tiling: W4M2N64, seed: 4 }, // no GQA
-  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: W4M2N64, seed: 5 },
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: W4M2N64H, seed: 5 },
   { T: 333, H: 8, Hkv: 2, D: 128, queryStart: 100, extraRows: 3, tiling: W4M2N32, seed: 6 },
   { T: 517, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 0, tiling: W8M2N32, seed: 7 },
   // Sliding windows (Gemma 3's local layers): narrower than a tile, unaligned, and after a prompt chunk.

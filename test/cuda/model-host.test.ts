@@ -27,7 +27,7 @@ test('with a GPU: a --method without a GPU implementation is refused on cuda, le
 
 /**
  * generateTokensOnDevice's loop over a stand-in model that answers a scripted id per argmax (the
- * loop's host logic: stop token kept as the last id, max-new-tokens, one forward per fed-back token,
+ * loop's host logic: stop token kept as the last id, max-new-tokens, one decode step per fed-back token,
  * caches released). The model itself is tested on the GPU in model.test.ts.
  */
 test('device generation loop: stops at a stop token (kept), or after max new tokens; releases its sequence', async () => {
@@ -50,6 +50,11 @@ test('device generation loop: stops at a stop token (kept), or after max new tok
         return buffer;
       },
       argmaxRows: () => Int32Array.of(script[next++]),
+      // One decode step (graph replay or forward + argmax in the real model): feeds `token`, answers the next id.
+      decodeGreedy: (_seq: unknown, token: number) => {
+        log.forwards.push([token]);
+        return script[next++];
+      },
     } as unknown as Model;
     return { model, log };
   };

@@ -19,6 +19,7 @@ interface CublasApi {
   create(out: BigUint64Array): number;
   destroy(handle: bigint): number;
   setStream(handle: bigint, stream: bigint): number;
+  setWorkspace(handle: bigint, workspace: DevicePtr, bytes: number): number;
   gemmEx(
     handle: bigint, transa: number, transb: number, m: number, n: number, k: number, alpha: Float32Array,
     a: DevicePtr, aType: number, lda: number, b: DevicePtr, bType: number, ldb: number, beta: Float32Array,
@@ -47,6 +48,7 @@ function loadCublas(): CublasApi {
     create: lib.func('int cublasCreate_v2(void *out)'),
     destroy: lib.func('int cublasDestroy_v2(void *handle)'),
     setStream: lib.func('int cublasSetStream_v2(void *handle, void *stream)'),
+    setWorkspace: lib.func('int cublasSetWorkspace_v2(void *handle, uint64_t workspace, size_t bytes)'),
     gemmEx: lib.func(
       'int cublasGemmEx(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, ' +
       'uint64_t A, int Atype, int lda, uint64_t B, int Btype, int ldb, const float *beta, ' +
@@ -86,6 +88,16 @@ export class Cublas {
 
   private check(status: number, call: string): void {
     checkStatus(status, call, (c) => [this.api.statusName(c), this.api.statusString(c)]);
+  }
+
+  /**
+   * A caller-owned workspace for every later GEMM on this handle: cuBLAS then allocates nothing
+   * itself, which graph capture requires. The buffer must outlive the handle's use.
+   */
+  setWorkspace(workspace: DevicePtr, bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes <= 0) throw new Error(`cublasSetWorkspace: bad size ${bytes}`);
+    if (workspace % 256n !== 0n) throw new Error('cublasSetWorkspace: the workspace must be 256-byte aligned');
+    this.check(this.api.setWorkspace(this.handle, workspace, bytes), `cublasSetWorkspace(${bytes} bytes)`);
   }
 
   /** Y = X · Wᵀ on the handle's stream. */

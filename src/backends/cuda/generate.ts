@@ -1,6 +1,7 @@
 /**
  * Greedy generation on the GPU model: each prompt is prefilled in chunks into its own device KV cache,
- * then decoded one token per step with the argmax taken on the device (only the chosen id comes back).
+ * then decoded one token per step with the argmax taken on the device (only the chosen id comes back);
+ * with dense attention each step replays a CUDA graph captured once per sequence.
  * Prompts run one after another. Results have the CPU engine's SequenceResult shape, so callers print
  * both backends alike; stop rules are generateTokens' (the stop token is kept as the last id).
  */
@@ -66,9 +67,8 @@ export function generateTokensOnDevice(model: CudaTransformerModel, prompts: num
           break;
         }
         if (tokenIds.length >= maxNew) break;
-        const step = model.forward(seq, [next], 'last')!;
-        next = model.argmaxRows(step)[0];
-        model.rt.pool.release(step);
+        // A replayed CUDA graph for dense attention, forward + argmax otherwise (model.decodeGreedy).
+        next = model.decodeGreedy(seq, next);
       }
       const decodeSeconds = now() - t1;
       return {

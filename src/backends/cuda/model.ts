@@ -16,7 +16,9 @@ import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerPrefix } from '../../engine/wei
 import { roundToDtype } from '../cpu/ops.js';
 import { Cublas } from './cublas.js';
 import type { DevicePtr } from './context.js';
+import { DecodeGraph, decodeGraphUnsupported } from './decode-graph.js';
 import { DenseDeviceAttention, type DeviceAttention } from './device-attention.js';
+import { DecodeAttentionKernel, decodeWorkspaceBytes } from './kernels/decode-attention.js';
 import { ElementwiseKernels } from './kernels/elementwise.js';
 import { ModelOpsKernels } from './kernels/model-ops.js';
 import { DeviceLayerKvCache } from './kv-cache.js';
@@ -44,12 +46,40 @@ interface DeviceLayerWeights {
 /** One sequence's device state: a KV cache per layer and the next position. */
 export class CudaSequence {
   position = 0;
+  /** The captured decode step of this sequence (CudaTransformerModel.decodeGreedy), if any. */
+  decodeGraph: DecodeGraph | null = null;
   constructor(readonly caches: DeviceLayerKvCache[], readonly capacity: number) {}
 
+  /** Frees the caches and the captured decode step (waits for the stream first when one exists). */
   release(): void {
+    this.decodeGraph?.dispose();
+    this.decodeGraph = null;
     for (const c of this.caches) c.release();
   }
 }
+
+/** Device pointers of one forward call's activations (T tokens). */
+interface ForwardBuffers {
+  ids: DevicePtr; // [T] int32
+  positions: DevicePtr; // [T] int32
+  x: DevicePtr; // [T, hidden] residual stream
+  h: DevicePtr; // [T, hidden] normed
+  qkv: DevicePtr; // [T, (H + 2·Hkv)·D]
+  attn: DevicePtr; // [T, H·D]
+  proj: DevicePtr; // [T, hidden]
+  gateUp: DevicePtr; // [T, 2I]
+  act: DevicePtr; // [T, I]
+}
+
+/** How one layer's new K/V rows reach the cache and how its attention runs, per forward kind. */
+interface LayerAttentionStep {
+  /** k, v: the new tokens' rows inside the fused qkv rows (row stride qkvDim). */
+  append(layer: number, k: DevicePtr, v: DevicePtr): void;
+  attend(layer: number, sliding: boolean, qkv: DevicePtr, out: DevicePtr): void;
+}
+
+/** cuBLAS workspace the model's handle uses (the size cuBLAS recommends on Hopper); fixed, so GEMMs can be captured. */
+const CUBLAS_WORKSPACE_BYTES = 32 * 1024 * 1024;
 
 /** Which rows of a forward call get logits. */
 export type DeviceLogitRows = 'all' | 'last' | 'none';
@@ -82,6 +112,8 @@ export class CudaTransformerModel {
     this.ops = new ModelOpsKernels(rt);
     this.blas = new Cublas(rt.stream);
     this.attention = attention ?? new DenseDeviceAttention(rt, c);
+    const workspace = this.own(CUBLAS_WORKSPACE_BYTES);
+    this.blas.setWorkspace(workspace.ptr, workspace.bytes);
 
     /** One device tensor filled from the source's parts, each [rows_i, cols], stacked along rows. */
     const stacked = (parts: { name: string; rows: number }[], cols: number): DeviceBuffer => {
@@ -173,8 +205,6 @@ export class CudaTransformerModel {
     const T = tokens.length;
     if (T === 0) throw new Error('forward: no tokens');
     if (seq.position + T > seq.capacity) throw new Error(`forward: ${seq.position} + ${T} positions exceed the sequence capacity ${seq.capacity}`);
-    const hidden = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim, I = c.intermediateSize;
-    const qDim = H * D, kvDim = Hkv * D, qkvDim = qDim + 2 * kvDim;
     const ids = new Int32Array(T);
     const positions = new Int32Array(T);
     for (let t = 0; t < T; t++) {
@@ -185,64 +215,176 @@ export class CudaTransformerModel {
     }
     const pool = this.rt.pool;
     const scratch: DeviceBuffer[] = [];
-    const take = (bytes: number): DeviceBuffer => {
-      const b = pool.acquire(Math.max(16, bytes));
-      scratch.push(b);
-      return b;
-    };
-    const idsBuf = take(T * 4), posBuf = take(T * 4);
-    this.uploadOrdered(idsBuf.ptr, ids);
-    this.uploadOrdered(posBuf.ptr, positions);
-    const x = take(T * hidden * 2), h = take(T * hidden * 2), qkv = take(T * qkvDim * 2);
-    const attn = take(T * qDim * 2), proj = take(T * hidden * 2);
-    const gateUp = take(T * 2 * I * 2), act = take(T * I * 2);
-    const at = (buf: DeviceBuffer, elements: number): DevicePtr => buf.ptr + BigInt(elements * 2);
-    const eps = c.rmsNormEps, off = this.normOffset;
-
-    this.ops.embed({ ids: idsBuf.ptr, table: this.embedding.ptr, out: x.ptr, tokens: T, cols: hidden, scale: this.embedScale });
-    for (let l = 0; l < c.numLayers; l++) {
-      const w = this.layers[l];
-      const sliding = c.layerTypes[l] === 'sliding';
-      this.ew.rmsNorm({ x: x.ptr, weight: w.inputNorm.ptr, out: h.ptr, rows: T, cols: hidden, eps, weightOffset: off });
-      this.blas.linear({ x: h.ptr, w: w.qkv.ptr, y: qkv.ptr, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
-      if (w.qkvBias) this.ops.biasAdd({ y: qkv.ptr, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
-      const kPtr = at(qkv, qDim), vPtr = at(qkv, qDim + kvDim);
-      if (w.qNorm && w.kNorm) {
-        this.ops.rmsNormHeads({ x: qkv.ptr, weight: w.qNorm.ptr, tokens: T, heads: H, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
-        this.ops.rmsNormHeads({ x: kPtr, weight: w.kNorm.ptr, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
-      }
-      const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
-      this.ops.ropeHeads({ x: qkv.ptr, positions: posBuf.ptr, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
-      this.ops.ropeHeads({ x: kPtr, positions: posBuf.ptr, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
-      const cache = seq.caches[l];
-      cache.appendTokens({ k: kPtr, v: vPtr, rowStride: qkvDim }, T);
-      this.attention.attend({ layer: l, sliding, q: qkv.ptr, qRowStride: qkvDim, numQueries: T, queryStart: seq.position, cache, out: attn.ptr });
-
-      this.blas.linear({ x: attn.ptr, w: w.o.ptr, y: proj.ptr, tokens: T, inFeatures: qDim, outFeatures: hidden });
-      if (w.postAttnNorm) this.ew.rmsNorm({ x: proj.ptr, weight: w.postAttnNorm.ptr, out: proj.ptr, rows: T, cols: hidden, eps, weightOffset: off });
-      this.ew.add({ a: x.ptr, b: proj.ptr, out: x.ptr, n: T * hidden });
-
-      this.ew.rmsNorm({ x: x.ptr, weight: w.preMlpNorm.ptr, out: h.ptr, rows: T, cols: hidden, eps, weightOffset: off });
-      this.blas.linear({ x: h.ptr, w: w.gateUp.ptr, y: gateUp.ptr, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
-      this.ops.gatedActivation({ gateUp: gateUp.ptr, out: act.ptr, rows: T, inner: I, activation: c.mlpActivation });
-      this.blas.linear({ x: act.ptr, w: w.down.ptr, y: proj.ptr, tokens: T, inFeatures: I, outFeatures: hidden });
-      if (w.postMlpNorm) this.ew.rmsNorm({ x: proj.ptr, weight: w.postMlpNorm.ptr, out: proj.ptr, rows: T, cols: hidden, eps, weightOffset: off });
-      this.ew.add({ a: x.ptr, b: proj.ptr, out: x.ptr, n: T * hidden });
-    }
+    const b = this.forwardBuffers(T, (bytes) => {
+      const buf = pool.acquire(Math.max(16, bytes));
+      scratch.push(buf);
+      return buf;
+    });
+    this.uploadOrdered(b.ids, ids);
+    this.uploadOrdered(b.positions, positions);
+    const queryStart = seq.position;
+    const qkvDim = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+    this.encodeLayers(b, T, {
+      append: (l, k, v) => seq.caches[l].appendTokens({ k, v, rowStride: qkvDim }, T),
+      attend: (l, sliding, qkv, out) =>
+        this.attention.attend({ layer: l, sliding, q: qkv, qRowStride: qkvDim, numQueries: T, queryStart, cache: seq.caches[l], out }),
+    });
     seq.position += T;
 
     let logits: DeviceBuffer | null = null;
     if (logitRows !== 'none') {
       const rows = logitRows === 'all' ? T : 1;
-      const first = T - rows;
-      this.ew.rmsNorm({ x: at(x, first * hidden), weight: this.finalNorm.ptr, out: h.ptr, rows, cols: hidden, eps, weightOffset: off });
       logits = pool.acquire(rows * c.vocabSize * 4);
-      this.blas.linear({ x: h.ptr, w: this.lmHead.ptr, y: logits.ptr, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
-      if (c.finalLogitSoftcap !== null) this.ops.softcap({ x: logits.ptr, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
+      this.encodeLogits(b, T - rows, rows, logits.ptr);
     }
     // Stream order makes the reuse safe: later work on this stream runs after this forward's kernels.
-    for (const b of scratch) pool.release(b);
+    for (const buf of scratch) pool.release(buf);
     return logits;
+  }
+
+  /** The activation buffers of a T-token forward, each from `take` (pool scratch, or a graph's own). */
+  private forwardBuffers(T: number, take: (bytes: number) => DeviceBuffer): ForwardBuffers {
+    const c = this.config;
+    const qDim = c.numHeads * c.headDim, qkvDim = qDim + 2 * c.numKvHeads * c.headDim;
+    const hidden = c.hiddenSize, I = c.intermediateSize;
+    return {
+      ids: take(T * 4).ptr, positions: take(T * 4).ptr, x: take(T * hidden * 2).ptr, h: take(T * hidden * 2).ptr,
+      qkv: take(T * qkvDim * 2).ptr, attn: take(T * qDim * 2).ptr, proj: take(T * hidden * 2).ptr,
+      gateUp: take(T * 2 * I * 2).ptr, act: take(T * I * 2).ptr,
+    };
+  }
+
+  /**
+   * Queues the embedding and every layer for T tokens whose ids and positions are already in `b`
+   * (device memory); K/V appends and attention go through `step` (host-driven or device-driven).
+   */
+  private encodeLayers(b: ForwardBuffers, T: number, step: LayerAttentionStep): void {
+    const c = this.config;
+    const hidden = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim, I = c.intermediateSize;
+    const qDim = H * D, kvDim = Hkv * D, qkvDim = qDim + 2 * kvDim;
+    const at = (ptr: DevicePtr, elements: number): DevicePtr => ptr + BigInt(elements * 2);
+    const eps = c.rmsNormEps, off = this.normOffset;
+
+    this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
+    for (let l = 0; l < c.numLayers; l++) {
+      const w = this.layers[l];
+      const sliding = c.layerTypes[l] === 'sliding';
+      this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      this.blas.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
+      if (w.qkvBias) this.ops.biasAdd({ y: b.qkv, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
+      const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
+      if (w.qNorm && w.kNorm) {
+        this.ops.rmsNormHeads({ x: b.qkv, weight: w.qNorm.ptr, tokens: T, heads: H, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
+        this.ops.rmsNormHeads({ x: kPtr, weight: w.kNorm.ptr, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
+      }
+      const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
+      this.ops.ropeHeads({ x: b.qkv, positions: b.positions, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
+      this.ops.ropeHeads({ x: kPtr, positions: b.positions, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
+      step.append(l, kPtr, vPtr);
+      step.attend(l, sliding, b.qkv, b.attn);
+
+      this.blas.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
+      if (w.postAttnNorm) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
+      this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+
+      this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      this.blas.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
+      this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
+      this.blas.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
+      if (w.postMlpNorm) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
+      this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+    }
+  }
+
+  /** Final norm, LM head (fp32) and soft-capping of rows [first, first + rows) into logits [rows, V]. */
+  private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr): void {
+    const c = this.config, hidden = c.hiddenSize;
+    this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset });
+    this.blas.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
+    if (c.finalLogitSoftcap !== null) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
+  }
+
+  /** Why decode steps of this model cannot be captured in a graph, or null when they can. */
+  get decodeGraphUnsupported(): string | null {
+    return decodeGraphUnsupported(this.config, this.attention instanceof DenseDeviceAttention);
+  }
+
+  /** Set false to force the launch-per-kernel decode path (benchmarks compare the two). */
+  useDecodeGraph = true;
+  /** Why the last graph capture failed (the model then decodes without graphs), or null. */
+  decodeGraphFailure: string | null = null;
+  private graphDecode: DecodeAttentionKernel | null = null;
+
+  /**
+   * One greedy decode step: feeds `token` at seq.position and returns the argmax of the next-token
+   * logits. With dense attention (and head dims the split-K kernel serves) the step replays a CUDA
+   * graph captured once per sequence, whose kernels read the position from device memory; otherwise
+   * (sparse methods decide on the host every step, small head dims) it is forward + argmax.
+   */
+  decodeGreedy(seq: CudaSequence, token: number): number {
+    if (this.useDecodeGraph && this.decodeGraphFailure === null && this.decodeGraphUnsupported === null) {
+      if (!Number.isInteger(token) || token < 0 || token >= this.config.vocabSize) throw new Error(`token id ${token} outside the vocabulary [0, ${this.config.vocabSize})`);
+      if (seq.position + 1 > seq.capacity) throw new Error(`decode: position ${seq.position} is past the sequence capacity ${seq.capacity}`);
+      try {
+        seq.decodeGraph ??= this.captureDecodeStep(seq);
+      } catch (err) {
+        // Launch-per-kernel decoding stays correct; the reason is kept for logs and benchmarks.
+        this.decodeGraphFailure = (err as Error).message;
+      }
+      if (seq.decodeGraph) {
+        const next = seq.decodeGraph.step(token, seq.position);
+        seq.position += 1;
+        for (const cache of seq.caches) cache.length += 1;
+        return next;
+      }
+    }
+    const logits = this.forward(seq, [token], 'last')!;
+    const next = this.argmaxRows(logits)[0];
+    this.rt.pool.release(logits);
+    return next;
+  }
+
+  /**
+   * Captures one decode step of `seq` (T = 1): embedding of the id in the graph's id slot, every layer
+   * with RoPE, the K/V append and split-K attention at the position in its position slot, logits, the
+   * argmax written back into the id slot, and the position advanced, so consecutive replays need no
+   * host writes. Buffers and the split plan (sized for the sequence's capacity) belong to the graph.
+   */
+  private captureDecodeStep(seq: CudaSequence): DecodeGraph {
+    const c = this.config;
+    const shape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
+    this.graphDecode ??= new DecodeAttentionKernel(this.rt, shape);
+    const decode = this.graphDecode;
+    const window = c.slidingWindow;
+    const splitsFull = decode.planForCapacity(seq.capacity);
+    const splitsLocal = window !== null ? decode.planForCapacity(seq.capacity, window) : splitsFull;
+    const graph = new DecodeGraph(this.rt, c.vocabSize);
+    try {
+      const b = this.forwardBuffers(1, (bytes) => graph.own(bytes));
+      const workspace = graph.own(decodeWorkspaceBytes(shape, Math.max(splitsFull, splitsLocal)));
+      const logits = graph.own(c.vocabSize * 4);
+      graph.capture(b.ids, b.positions, () => {
+        this.encodeLayers(b, 1, {
+          append: (l, k, v) => graph.appendAt(seq.caches[l], k, v, b.positions),
+          // One token: query head h sits at qkv + 2·h·D, as the decode kernel reads it.
+          attend: (l, sliding, qkv, out) => {
+            const cache = seq.caches[l];
+            decode.runDeviceLength({
+              q: qkv, k: cache.keys.ptr, v: cache.values.ptr, out, lengthFrom: b.positions, lengthOffset: 1, kvStride: cache.capacity,
+              scale: c.attentionScale, slidingWindow: sliding ? window : null, splits: sliding ? splitsLocal : splitsFull,
+              workspace: workspace.ptr,
+            });
+          },
+        });
+        this.encodeLogits(b, 0, 1, logits.ptr);
+        this.ew.argmaxRows({ logits: logits.ptr, out: b.ids, rows: 1, vocab: c.vocabSize });
+        this.ops.advancePosition(b.positions);
+      });
+      return graph;
+    } catch (err) {
+      graph.dispose();
+      throw err;
+    }
   }
 
   /**

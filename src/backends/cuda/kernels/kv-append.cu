@@ -28,3 +28,21 @@ extern "C" __global__ void __launch_bounds__(256) kv_append(
   *reinterpret_cast<Chunk16*>(kCache + to) = *reinterpret_cast<const Chunk16*>(kSrc + from);
   *reinterpret_cast<Chunk16*>(vCache + to) = *reinterpret_cast<const Chunk16*>(vSrc + from);
 }
+
+// One token (a decode step inside a captured graph): as kv_append with T = 1, the row read on the
+// device from *rowDev (the new token's position), so one graph serves every step. Grid covers
+// Hkv * D / 8 threads.
+extern "C" __global__ void __launch_bounds__(256) kv_append_at(
+    const bf16_t* __restrict__ kSrc, const bf16_t* __restrict__ vSrc, bf16_t* __restrict__ kCache,
+    bf16_t* __restrict__ vCache, const int* __restrict__ rowDev, int Hkv, int D, int capacity) {
+  const int chunks = D >> 3;
+  const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= Hkv * chunks) return;
+  const int row = *rowDev;
+  if (row < 0 || row >= capacity) return;  // the host checks capacity before each replay
+  const int c = idx % chunks, h = idx / chunks;
+  const size_t from = (size_t)h * D + c * 8;
+  const size_t to = ((size_t)h * capacity + row) * D + c * 8;
+  *reinterpret_cast<Chunk16*>(kCache + to) = *reinterpret_cast<const Chunk16*>(kSrc + from);
+  *reinterpret_cast<Chunk16*>(vCache + to) = *reinterpret_cast<const Chunk16*>(vSrc + from);
+}

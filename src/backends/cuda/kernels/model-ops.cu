@@ -8,6 +8,7 @@
 //   rope_heads       rotate-half RoPE in place over heads inside strided rows (q and k in fused qkv rows)
 //   softcap_f32      x = cap * tanh(x / cap)                                (Gemma final logit soft-capping)
 //   fill_uniform_bf16 deterministic uniform values from a counter hash      (benchmark weights, made on device)
+//   advance_position *pos += 1                                             (the last node of a captured decode step)
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
 
@@ -120,3 +121,7 @@ extern "C" __global__ void __launch_bounds__(256) fill_uniform_bf16(
     x[i] = f32_to_bf16(fmaf(halfWidth, u, mean));
   }
 }
+
+// grid (1), block (1): the position a captured decode step reads (RoPE, KV row, attention length)
+// moves on by one after the step, so the next replay needs no host write.
+extern "C" __global__ void advance_position(int* __restrict__ pos) { *pos += 1; }

@@ -12,7 +12,7 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
@@ -27,6 +27,7 @@ export class ModelOpsKernels {
       ropeHeads: mod.kernel('rope_heads', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
       softcap: mod.kernel('softcap_f32', ['ptr', 'i32', 'f32']),
       fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
+      advancePosition: mod.kernel('advance_position', ['ptr']),
     };
   }
 
@@ -88,6 +89,12 @@ export class ModelOpsKernels {
     positive('softcap n', a.n);
     if (!(a.cap > 0)) throw new Error(`softcap: cap must be positive (got ${a.cap})`);
     this.k.softcap.launch(this.cfg(Math.ceil(a.n / BLOCK)), [a.x, a.n, a.cap]);
+  }
+
+  /** pos: one int32 on the device; *pos += 1 on the stream (the last node of a captured decode step). */
+  advancePosition(pos: DevicePtr): void {
+    if (pos === 0n) throw new Error('advancePosition: null pointer');
+    this.k.advancePosition.launch(this.cfg(1, 1), [pos]);
   }
 
   /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
