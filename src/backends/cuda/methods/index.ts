@@ -24,6 +24,7 @@ import { denseDecodeDeviceFactory, densePrefillDeviceFactory } from './dense.js'
 import { flexPrefillDeviceFactory } from './flexprefill.js';
 import { questDeviceFactory } from './quest.js';
 import { sinkLocalDecodeDeviceFactory } from './sink-local-decode.js';
+import { sinkLocalPrefillDeviceFactory } from './sink-local-prefill.js';
 import { snapKvDeviceFactory } from './snapkv.js';
 import { verticalSlashDeviceFactory } from './vertical-slash.js';
 
@@ -34,6 +35,7 @@ export type DeviceMethodEntry =
 
 /** Sparse methods with a GPU implementation, in the CPU registry's order. */
 const SPARSE_DEVICE_METHODS: readonly DeviceMethodEntry[] = [
+  { phase: 'prefill', factory: sinkLocalPrefillDeviceFactory },
   { phase: 'prefill', factory: verticalSlashDeviceFactory },
   { phase: 'prefill', factory: flexPrefillDeviceFactory },
   { phase: 'prefill', factory: blockSparseDeviceFactory },
