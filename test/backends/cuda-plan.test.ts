@@ -15,7 +15,7 @@ import type { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import type {
   DeviceCompressCall, DeviceDecodeCall, DeviceDecodeMethod, DevicePrefillCall, DevicePrefillMethod,
 } from '../../src/backends/cuda/methods/contract.js';
-import { denseHeadCounts } from '../../src/backends/cuda/methods/dense.js';
+import { DenseDeviceDecode, denseHeadCounts } from '../../src/backends/cuda/methods/dense.js';
 import { PlanDeviceAttention } from '../../src/backends/cuda/methods/plan.js';
 import { type QueryWindowStore, orderedReads, ringWrites } from '../../src/backends/cuda/methods/query-window.js';
 import { TINY_GEMMA3_SLIDING_WINDOW, tinyConfigJson } from '../helpers/tiny-checkpoint.js';
@@ -164,6 +164,29 @@ describe('PlanDeviceAttention dispatch (test doubles, no GPU)', () => {
     assert.equal(counts.prefill.dense[1 * H + 2], (n * (n + 1)) / 2);
     assert.equal(sum(counts.decode.attended, 3 * H, 4 * H), 2 * 3 * H);
     assert.equal(sum(counts.decode.dense, 3 * H, 4 * H), (11 + 12) * H);
+  });
+
+  test('graph-replayed dense decode steps are booked as attend() books them; non-dense decode offers no graph', () => {
+    const { config, plan, model } = setup();
+    assert.equal(plan.denseDecodeSteps(), null, 'a method deciding on the host each step cannot be replayed');
+    const H = config.numHeads, n = 10, w = TINY_GEMMA3_SLIDING_WINDOW;
+    // The dense decode object is never asked to attend here (the graph does that on the device).
+    const denseDecode = new DenseDeviceDecode({} as never);
+    plan.use({ prefill: new RecordingPrefill(), decode: denseDecode });
+    plan.startSequence(n);
+    model.prefill(n, 4);
+    const book = plan.denseDecodeSteps();
+    assert.ok(book);
+    book(10);
+    book(11);
+    const counts = plan.sequenceCounts();
+    for (let l = 0; l < config.numLayers; l++) {
+      const expected = config.layerTypes[l] === 'sliding' ? Math.min(11, w) + Math.min(12, w) : 11 + 12;
+      for (let h = 0; h < H; h++) {
+        assert.equal(counts.decode.attended[l * H + h], expected, `layer ${l} head ${h}`);
+        assert.equal(counts.decode.dense[l * H + h], expected);
+      }
+    }
   });
 
   test('afterPrefill runs once per full layer at the end of a declared prompt, with the last W queries', () => {

@@ -32,6 +32,12 @@ export interface DeviceAttentionCall {
 export interface DeviceAttention {
   readonly id: string;
   attend(call: DeviceAttentionCall): void;
+  /**
+   * Non-null when decode steps are plain dense attention, so the model may replay a captured CUDA
+   * graph instead of calling attend() per layer; the model then calls the returned function once per
+   * replayed step with the step's position, for the bookkeeping attend() would have done (pair counts).
+   */
+  denseDecodeSteps?(): ((position: number) => void) | null;
 }
 
 const DECODE_MAX_GROUP = 8;

@@ -306,7 +306,8 @@ export class CudaTransformerModel {
 
   /** Why decode steps of this model cannot be captured in a graph, or null when they can. */
   get decodeGraphUnsupported(): string | null {
-    return decodeGraphUnsupported(this.config, this.attention instanceof DenseDeviceAttention);
+    const dense = this.attention instanceof DenseDeviceAttention || (this.attention.denseDecodeSteps?.() ?? null) !== null;
+    return decodeGraphUnsupported(this.config, dense);
   }
 
   /** Set false to force the launch-per-kernel decode path (benchmarks compare the two). */
@@ -333,6 +334,7 @@ export class CudaTransformerModel {
       }
       if (seq.decodeGraph) {
         const next = seq.decodeGraph.step(token, seq.position);
+        this.attention.denseDecodeSteps?.()?.(seq.position);
         seq.position += 1;
         for (const cache of seq.caches) cache.length += 1;
         return next;

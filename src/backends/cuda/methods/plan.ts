@@ -21,7 +21,7 @@ import { DenseDeviceAttention, type DeviceAttention, type DeviceAttentionCall } 
 import type { DeviceLayerKvCache } from '../kv-cache.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceAttentionShape } from './contract.js';
-import { denseHeadCounts } from './dense.js';
+import { DenseDeviceDecode, denseHeadCounts } from './dense.js';
 import type { DeviceMethodPair } from './index.js';
 import { DeviceQueryWindow, type QueryWindowStore } from './query-window.js';
 
@@ -126,6 +126,21 @@ export class PlanDeviceAttention implements DeviceAttention {
     this.reset();
     for (const w of this.windows) w?.release();
     this.windows = [];
+  }
+
+  /**
+   * With dense decode the model replays a captured CUDA graph for each step instead of calling
+   * attend(); the callback books the step's pairs as attend() would (sliding layers windowed).
+   */
+  denseDecodeSteps(): ((position: number) => void) | null {
+    if (!(this.methods.decode instanceof DenseDeviceDecode)) return null;
+    const H = this.shape.numHeads;
+    return (position) => {
+      for (let l = 0; l < this.config.numLayers; l++) {
+        const window = this.fullLayer[l] ? null : this.config.slidingWindow;
+        addHeadCounts(this.counts.decode, l, H, denseHeadCounts(H, position, 1, window));
+      }
+    };
   }
 
   attend(call: DeviceAttentionCall): void {
