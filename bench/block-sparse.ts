@@ -21,7 +21,7 @@ import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/ava
 import { selectedKeysOf, selectionFromLists } from '../src/backends/cuda/block-sparse-layout.js';
 import { BlockSparseEstimator } from '../src/backends/cuda/kernels/block-sparse-estimate.js';
 import {
-  BlockSparseFlashPrefill, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
+  BlockSparseFlashPrefill, type BlockSparseKernelOptions, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
 } from '../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { FlashPrefill } from '../src/backends/cuda/kernels/flash-prefill.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
@@ -33,7 +33,8 @@ import { exactBlockSparsePairs, topChunksForSparsity } from '../src/methods/bloc
 
 const H = 32, HKV = 8, D = 128, C = 16;
 const SCALE = 1 / Math.sqrt(D);
-const HEADS_PER_CTA = [1, 4];
+/** Kernel variants timed side by side (heads of one KV group per CTA, 16-row query tiles per warp). */
+const VARIANTS: Required<BlockSparseKernelOptions>[] = [{ headsPerCta: 1, mTiles: 1 }, { headsPerCta: 1, mTiles: 2 }, { headsPerCta: 4, mTiles: 2 }];
 const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
 
 interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
@@ -61,7 +62,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 export interface BlockSparseBenchRow {
-  n: number; data: string; requested: number; achieved: number; topChunks: number; headsPerCta: number;
+  n: number; data: string; requested: number; achieved: number; topChunks: number; variant: string;
   kernelMs: number; estimationMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
 }
 
@@ -132,26 +133,31 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
         const t = topChunksForSparsity(n, C, s);
         const achieved = 1 - exactBlockSparsePairs(n, C, t) / ((n * (n + 1)) / 2);
         const lists = allocateChunkLists(rt, H, n, C, t);
-        const estimationMs = timeOnDevice(rt, () => estimator.run({ q: q.ptr, k: k.ptr, kvStride: n, numTokens: n, lists }), timing).medianMs;
-        for (const headsPerCta of HEADS_PER_CTA) {
-          const kernel = new BlockSparseFlashPrefill(rt, shape, { headsPerCta });
+        const estimateArgs = { q: q.ptr, k: k.ptr, kvStride: n, numTokens: n, lists };
+        const estimationMs = timeOnDevice(rt, () => estimator.run(estimateArgs), timing).medianMs;
+        const phases = estimator.runTimedPhases(estimateArgs);
+        console.log(`#   n=${n} ${data.name} s=${s}: estimation ${estimationMs.toFixed(3)} ms = pool ${phases.poolMs.toFixed(3)} + ` +
+          `scores ${phases.scoresMs.toFixed(3)} + select ${phases.selectMs.toFixed(3)} ms (one timed run)`);
+        for (const v of VARIANTS) {
+          const variant = `h${v.headsPerCta}m${v.mTiles}`;
+          const kernel = new BlockSparseFlashPrefill(rt, shape, v);
           if (host) {
             rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
             kernel.run({ ...common, lists });
             const err = validateRows(rt, n, host, out, lists);
-            if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} heads/CTA=${headsPerCta}: relative error ${err}`);
-            console.log(`#   validated ${data.name} s=${s} heads/CTA=${headsPerCta}: sampled rows rel err ${err.toExponential(2)}`);
+            if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} ${variant}: relative error ${err}`);
+            console.log(`#   validated ${data.name} s=${s} ${variant}: sampled rows rel err ${err.toExponential(2)}`);
           }
           const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
           rt.synchronize();
           kernel.release();
           const idealMs = (1 - achieved) * denseMs;
           const row = {
-            n, data: data.name, requested: s, achieved, topChunks: t, headsPerCta, kernelMs, estimationMs, denseMs, idealMs,
+            n, data: data.name, requested: s, achieved, topChunks: t, variant, kernelMs, estimationMs, denseMs, idealMs,
             ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
           };
           rows.push(row);
-          console.log(`  n=${n} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) heads/CTA=${headsPerCta}: ` +
+          console.log(`  n=${n} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) ${variant}: ` +
             `kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, dense ${denseMs.toFixed(3)} ms, ` +
             `ideal ${idealMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, (kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
         }
@@ -163,10 +169,10 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
     estimator.release();
     rt.pool.trim();
   }
-  console.log('\n| n | data | s (achieved) | t | heads/CTA | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
+  console.log('\n| n | data | s (achieved) | t | variant | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
   console.log('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.n} | ${r.data} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.topChunks} | ${r.headsPerCta} | ${r.kernelMs.toFixed(2)} | ` +
+    console.log(`| ${r.n} | ${r.data} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.topChunks} | ${r.variant} | ${r.kernelMs.toFixed(2)} | ` +
       `${r.estimationMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.ratioWithEstimation.toFixed(2)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, chunkSize: C }, rows }, null, 1));

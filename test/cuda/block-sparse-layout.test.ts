@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  CTA_WARPS, type ChunkSelection, DEVICE_TILE, ctaGeometry, ctaUnion, packChunkLists, selectedKeysOf, selectionFromLists,
+  type ChunkSelection, DEVICE_TILE, ctaGeometry, ctaUnion, packChunkLists, selectedKeysOf, selectionFromLists,
   selectionPairCount,
 } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
@@ -35,16 +35,16 @@ function randomSelection(n: number, c: number, H: number, seed: number): ChunkSe
   return { chunkSize: c, numTokens: n, heads };
 }
 
-/** Every warp of every CTA sees, through the union entries that carry its bit, exactly its selected keys. */
-function assertUnionsCover(sel: ChunkSelection, H: number, Hkv: number, headsPerCta: number): void {
+/** Every slot of every CTA sees, through the union entries that carry its bit, exactly its selected keys. */
+function assertUnionsCover(sel: ChunkSelection, H: number, Hkv: number, headsPerCta: number, mTiles = 1): void {
   const lists = packChunkLists(sel);
-  const geo = ctaGeometry(sel.numTokens, H, Hkv, headsPerCta, lists.stride, sel.chunkSize);
+  const geo = ctaGeometry({ numTokens: sel.numTokens, numHeads: H, numKvHeads: Hkv, headsPerCta, mTiles, listStride: lists.stride, chunkSize: sel.chunkSize });
   for (let hg = 0; hg < geo.numHeadGroups; hg++) {
     for (let cr = 0; cr < geo.numCtaRows; cr++) {
       const entries = ctaUnion(lists, geo, hg, cr);
       assert.ok(entries.length <= geo.unionStride, 'union fits its stride');
       for (let i = 1; i < entries.length; i++) assert.ok((entries[i] & 0xffffff) > (entries[i - 1] & 0xffffff), 'union ascending');
-      for (let w = 0; w < CTA_WARPS; w++) {
+      for (let w = 0; w < geo.slots; w++) {
         const h = hg * headsPerCta + Math.floor(w / geo.queryTilesPerCta);
         const qt = cr * geo.queryTilesPerCta + (w % geo.queryTilesPerCta);
         for (let query = qt * DEVICE_TILE; query < Math.min(sel.numTokens, (qt + 1) * DEVICE_TILE); query++) {
@@ -68,11 +68,13 @@ function bruteForcePairs(sel: ChunkSelection, h: number): number {
 }
 
 describe('block-sparse device layout', () => {
-  test('CTA unions cover exactly the selected pairs: random selections, c = 16, 32, 48, 1/2/4 heads per CTA', () => {
+  test('CTA unions cover exactly the selected pairs: random selections, c = 16, 32, 48, 1/2/4 heads per CTA, 1/2 tiles per warp', () => {
     let seed = 1;
     for (const c of [16, 32, 48]) {
       for (const n of [1, 15, 16, 17, 100, 161, 2 * c + 1]) {
-        for (const hpc of [1, 2, 4]) assertUnionsCover(randomSelection(n, c, 4, seed++), 4, 1, hpc);
+        for (const hpc of [1, 2, 4]) {
+          for (const mTiles of [1, 2]) assertUnionsCover(randomSelection(n, c, 4, seed++), 4, 1, hpc, mTiles);
+        }
       }
     }
   });
@@ -133,7 +135,9 @@ describe('block-sparse device layout', () => {
     assert.throws(() => packChunkLists(one([0, 2, 0], [1, 1, 1], 1)), /outside 0\.\.1/);
     assert.throws(() => packChunkLists(one([0, 0, 1, 0, 2, 1], [1, 2, 2], 2)), /ascending/);
     assert.throws(() => packChunkLists(one([0, 0], [1, 1], 1)), /chunk counts/);
-    assert.throws(() => ctaGeometry(40, 6, 2, 2, 1, 16), /divide the GQA group/);
+    const geometry = { numTokens: 40, numHeads: 6, numKvHeads: 2, headsPerCta: 2, mTiles: 1, listStride: 1, chunkSize: 16 };
+    assert.throws(() => ctaGeometry(geometry), /divide the GQA group/);
+    assert.throws(() => ctaGeometry({ ...geometry, headsPerCta: 1, mTiles: 4 }), /tiles per warp/);
   });
 
   test('GQA: the CPU method\'s selection reproduces its output and pair counts (= exactBlockSparsePairs)', () => {
@@ -179,7 +183,10 @@ describe('block-sparse device layout', () => {
         const differ = sel.heads.some((a, h) => h % g !== 0 && a.selected.some((x, i) => x !== sel.heads[h - 1].selected[i]));
         assert.ok(differ, 'query heads of one KV group keep their own selections');
       }
-      for (const hpc of [1, 2].filter((x) => g % x === 0)) assertUnionsCover(sel, H, Hkv, hpc);
+      for (const hpc of [1, 2].filter((x) => g % x === 0)) {
+        assertUnionsCover(sel, H, Hkv, hpc, 1);
+        assertUnionsCover(sel, H, Hkv, hpc, 2);
+      }
     }
   });
 });

@@ -68,9 +68,9 @@ describe('CUDA block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs union + attention over `sel` and returns [n, H, D]; checks the GPU unions against ctaUnion. */
-  function runGpu(x: Inputs, sel: ChunkSelection, headsPerCta: number): Float32Array {
+  function runGpu(x: Inputs, sel: ChunkSelection, headsPerCta: number, mTiles: number): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
-    const kernel = new BlockSparseFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, { headsPerCta });
+    const kernel = new BlockSparseFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, { headsPerCta, mTiles });
     const host = packChunkLists(sel);
     const lists = uploadChunkLists(rt, host);
     const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
@@ -93,16 +93,19 @@ describe('CUDA block-sparse prefill', { skip }, () => {
   }
 
   const methodCases = [
-    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, hpc: 1 },
-    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, hpc: 4 }, // the GQA group in one CTA
-    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, hpc: 1 }, // partial last chunk, no GQA
-    { n: 250, H: 6, Hkv: 2, D: 128, chunk: 16, top: 100, extraRows: 0, seed: 3, hpc: 1 }, // t >= chunks: dense causal
-    { n: 517, H: 4, Hkv: 1, D: 64, chunk: 32, top: 6, extraRows: 0, seed: 4, hpc: 2 }, // c = 32: two tiles per chunk
-    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, hpc: 2 },
-    { n: 700, H: 4, Hkv: 1, D: 128, chunk: 64, top: 4, extraRows: 0, seed: 6, hpc: 1 }, // c = 64: a CTA is one chunk
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, hpc: 1, mt: 1 },
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, hpc: 1, mt: 2 },
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, hpc: 4, mt: 2 }, // the GQA group in one CTA
+    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, hpc: 1, mt: 2 }, // partial last chunk, no GQA
+    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, hpc: 1, mt: 1 },
+    { n: 250, H: 6, Hkv: 2, D: 128, chunk: 16, top: 100, extraRows: 0, seed: 3, hpc: 1, mt: 2 }, // t >= chunks: dense causal
+    { n: 517, H: 4, Hkv: 1, D: 64, chunk: 32, top: 6, extraRows: 0, seed: 4, hpc: 2, mt: 2 }, // c = 32: two tiles per chunk
+    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, hpc: 2, mt: 1 },
+    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, hpc: 2, mt: 2 },
+    { n: 700, H: 4, Hkv: 1, D: 128, chunk: 64, top: 4, extraRows: 0, seed: 6, hpc: 1, mt: 2 }, // c = 64: a chunk spans 2 warps
   ];
   for (const c of methodCases) {
-    test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} heads/CTA=${c.hpc} vs the CPU method`, () => {
+    test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} heads/CTA=${c.hpc} tiles/warp=${c.mt} vs the CPU method`, () => {
       const x = randomInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
       const cache = cpuCache(x);
       const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
@@ -112,7 +115,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
       });
       const sel = selectBlockSparseChunks(
         new BlockSparsePrefill(c.chunk, null, c.top), x.q, cache.keys.map((k) => k.subarray(0, c.n * c.D)), c.n, c.H, c.D);
-      const out = runGpu(x, sel, c.hpc);
+      const out = runGpu(x, sel, c.hpc, c.mt);
       assert.equal(countNaN(out), 0, 'every output element must be written');
       const err = relativeError(out, ref);
       console.log(`#   rel err ${err.toExponential(2)}`);
@@ -131,7 +134,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
       }
       return { selected, counts, stride: B };
     });
-    const out = runGpu(x, { chunkSize: 16, numTokens: 555, heads }, 4);
+    const out = runGpu(x, { chunkSize: 16, numTokens: 555, heads }, 4, 2);
     const dense = new FlashPrefill(rt, { numHeads: 8, numKvHeads: 2, headDim: 128 });
     const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
     const dout = poisonedBf16(rt, 555 * 8 * 128);
@@ -144,8 +147,8 @@ describe('CUDA block-sparse prefill', { skip }, () => {
     assert.ok(err < 2e-3, `block-sparse with every chunk differs from dense flash by ${err}`);
   });
 
-  for (const hpc of [1, 2]) {
-    test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, heads/CTA=${hpc})`, () => {
+  for (const [hpc, mt] of [[1, 1], [2, 2], [1, 2]]) {
+    test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, heads/CTA=${hpc}, tiles/warp=${mt})`, () => {
       const x = randomInputs(90, 4, 2, 128, 0, 6);
       const B = Math.ceil(90 / 16);
       const heads = Array.from({ length: 4 }, (_, h) => {
@@ -180,7 +183,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
           });
         }
       }
-      const out = runGpu(x, sel, hpc);
+      const out = runGpu(x, sel, hpc, mt);
       assert.equal(countNaN(out), 0, 'every output element must be written');
       for (let h = 0; h < H; h++) {
         for (let t = 0; t < n; t++) {

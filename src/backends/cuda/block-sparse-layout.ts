@@ -11,15 +11,16 @@
  * for i < counts[h·B + m]. stride is the method's t (top chunks), so the estimation writes straight
  * into it.
  *
- * CTA unions (block_sparse_union → block_sparse_prefill): a CTA is 4 warps, each one 16-row query
- * tile; headsPerCta query heads of one KV group × (4 / headsPerCta) consecutive tiles. Its union lists
- * the 16-key tiles any of its warps attends, ascending, each with the mask of the warps that do.
+ * CTA unions (block_sparse_union → block_sparse_prefill): a CTA is 4 warps of mTiles 16-row query
+ * tiles each, slots = 4·mTiles tiles: headsPerCta query heads of one KV group × (slots / headsPerCta)
+ * consecutive tiles (slot s: head s / (slots / headsPerCta), tile s % (slots / headsPerCta)). Its union
+ * lists the 16-key tiles any slot attends, ascending, each with the mask of the slots that do.
  * Chunk sizes must be multiples of 16 (a chunk is c / 16 tiles both ways).
  */
 
 /** Rows per query tile and keys per key tile of the kernel. */
 export const DEVICE_TILE = 16;
-/** Warps (16-row query tiles) per attention CTA. */
+/** Warps per attention CTA. */
 export const CTA_WARPS = 4;
 
 /** One query head's selection: chunk m keeps selected[m·stride .. m·stride + counts[m]). */
@@ -127,41 +128,58 @@ export function selectionPairCount(sel: ChunkSelection, h: number): number {
 /** How the attention kernel tiles the heads and queries into CTAs, and the union buffer it needs. */
 export interface CtaGeometry {
   headsPerCta: number;
-  queryTilesPerCta: number;
+  mTiles: number; // query tiles per warp
+  slots: number; // query tiles per CTA (4 · mTiles)
+  queryTilesPerCta: number; // per head: slots / headsPerCta
   numQueryTiles: number;
   numCtaRows: number; // CTAs along the queries, per head group
   numHeadGroups: number; // H / headsPerCta
-  /** Entries per CTA union: no more than the key tiles, nor than 4 lists' worth of tiles. */
+  /** Entries per CTA union: no more than the key tiles, nor than the slots' lists' worth of tiles. */
   unionStride: number;
 }
 
-export function ctaGeometry(numTokens: number, numHeads: number, numKvHeads: number, headsPerCta: number, listStride: number, chunkSize: number): CtaGeometry {
+export interface CtaGeometryInput {
+  numTokens: number;
+  numHeads: number;
+  numKvHeads: number;
+  headsPerCta: number;
+  mTiles: number;
+  listStride: number;
+  chunkSize: number;
+}
+
+export function ctaGeometry(a: CtaGeometryInput): CtaGeometry {
+  const { headsPerCta, mTiles } = a;
   if (![1, 2, 4].includes(headsPerCta)) throw new Error(`block-sparse (GPU): heads per CTA must be 1, 2 or 4 (got ${headsPerCta})`);
-  const group = numHeads / numKvHeads;
+  if (![1, 2].includes(mTiles)) throw new Error(`block-sparse (GPU): query tiles per warp must be 1 or 2 (got ${mTiles})`);
+  const group = a.numHeads / a.numKvHeads;
   if (!Number.isInteger(group) || group % headsPerCta !== 0) {
-    throw new Error(`block-sparse (GPU): ${headsPerCta} heads per CTA must divide the GQA group (${numHeads} query heads, ${numKvHeads} KV heads)`);
+    throw new Error(`block-sparse (GPU): ${headsPerCta} heads per CTA must divide the GQA group (${a.numHeads} query heads, ${a.numKvHeads} KV heads)`);
   }
-  const numQueryTiles = Math.ceil(numTokens / DEVICE_TILE);
-  const queryTilesPerCta = CTA_WARPS / headsPerCta;
-  const chunkTiles = chunkSize / DEVICE_TILE;
+  const numQueryTiles = Math.ceil(a.numTokens / DEVICE_TILE);
+  const slots = CTA_WARPS * mTiles;
+  const queryTilesPerCta = slots / headsPerCta;
+  const chunkTiles = a.chunkSize / DEVICE_TILE;
   return {
     headsPerCta,
+    mTiles,
+    slots,
     queryTilesPerCta,
     numQueryTiles,
     numCtaRows: Math.ceil(numQueryTiles / queryTilesPerCta),
-    numHeadGroups: numHeads / headsPerCta,
-    unionStride: Math.max(1, Math.min(numQueryTiles, CTA_WARPS * listStride * chunkTiles)),
+    numHeadGroups: a.numHeads / headsPerCta,
+    unionStride: Math.max(1, Math.min(numQueryTiles, slots * a.listStride * chunkTiles)),
   };
 }
 
 /**
  * Host reference of block_sparse_union for one CTA (head group hg, CTA row cr): entries
- * keyTile | warpMask << 24, ascending.
+ * keyTile | slotMask << 24 (as the kernel's int32, so a mask with bit 7 set reads negative), ascending.
  */
 export function ctaUnion(l: ChunkLists, geo: CtaGeometry, hg: number, cr: number): number[] {
   const f = l.chunkSize / DEVICE_TILE;
   const masks = new Map<number, number>();
-  for (let w = 0; w < CTA_WARPS; w++) {
+  for (let w = 0; w < geo.slots; w++) {
     const h = hg * geo.headsPerCta + Math.floor(w / geo.queryTilesPerCta);
     const qt = cr * geo.queryTilesPerCta + (w % geo.queryTilesPerCta);
     if (qt >= geo.numQueryTiles) continue;
@@ -175,5 +193,5 @@ export function ctaUnion(l: ChunkLists, geo: CtaGeometry, hg: number, cr: number
       }
     }
   }
-  return [...masks.keys()].sort((a, b) => a - b).map((kt) => kt | (masks.get(kt)! << 24));
+  return [...masks.keys()].sort((a, b) => a - b).map((kt) => kt | (masks.get(kt)! << 24)); // JS | gives int32, as the kernel stores
 }

@@ -5,7 +5,7 @@
 //   pool_chunks        bf16 rows -> fp32 chunk means [heads, B, D]: sum of the chunk's rows / c, the last
 //                      partial chunk zero-padded and still divided by c (as the method pools)
 //   chunk_scores       S[hb, m, j] = qPool[h, m] . kPool[h / g, j] (fp32 FMA in order of d), only for the
-//                      candidate pairs 1 <= j <= m - 2 (64 x 64 tiles, 4 x 4 per thread); a batch of heads
+//                      candidate pairs 1 <= j <= m - 2 (128 x 128 tiles, 8 x 8 per thread); a batch of heads
 //   select_top_chunks  chunk m keeps 0 .. m when m + 1 <= t; else chunks 0, m - 1, m and the t - 3 best
 //                      candidates (score descending, ties to the lower index, NaN last), found by a
 //                      radix select over order-preserving integer keys; the kept set goes to a bitmap
@@ -15,8 +15,8 @@
 
 namespace {
 constexpr int SELECT_THREADS = 256;
-constexpr int SCORE_TILE = 64;
-constexpr int SCORE_K = 16;
+constexpr int SCORE_TILE = 128;
+constexpr int SCORE_K = 8;
 }  // namespace
 
 // grid (B, heads), block D threads. src row r of head x at src + r * rowStride + x * headStride.
@@ -32,54 +32,58 @@ extern "C" __global__ void pool_chunks(const bf16_t* __restrict__ src, float* __
   dst[((size_t)x * B + m) * D + d] = sum * invC;
 }
 
-// grid (ceil(B / 64), ceil(B / 64), Hb), block 256. Head of batch slot z: headBase + z.
+// grid (ceil(B / 128), ceil(B / 128), Hb), block 256: a 128 x 128 tile of (query chunk m, key chunk j),
+// 8 x 8 per thread (rows ty*4 + {0..3} and 64 + ty*4 + {0..3}, columns likewise with tx), operands
+// staged dim-major in shared memory 8 dims at a time. Each score is one fp32 FMA chain over d in order.
+// Tiles with no candidate pair (all j > m - 2) or only rows that keep every chunk (m + 1 <= t) are skipped.
 extern "C" __global__ void __launch_bounds__(256) chunk_scores(const float* __restrict__ qPool, const float* __restrict__ kPool,
-                                                              float* __restrict__ scores, int B, int D, int headBase, int group) {
+                                                              float* __restrict__ scores, int B, int D, int headBase, int group, int t) {
   const int j0 = blockIdx.x * SCORE_TILE, m0 = blockIdx.y * SCORE_TILE;
-  // Candidates need j <= m - 2: a tile whose first column is right of its last row's candidates is empty.
-  if (j0 > m0 + SCORE_TILE - 1 - 2) return;
+  if (j0 > m0 + SCORE_TILE - 1 - 2 || m0 + SCORE_TILE - 1 < t) return;
   const int z = blockIdx.z, h = headBase + z;
   const float* qp = qPool + (size_t)h * B * D;
   const float* kp = kPool + (size_t)(h / group) * B * D;
-  __shared__ float sq[SCORE_K][SCORE_TILE + 4];
-  __shared__ float sk[SCORE_K][SCORE_TILE + 4];
+  __shared__ __align__(16) float sq[SCORE_K][SCORE_TILE + 4];
+  __shared__ __align__(16) float sk[SCORE_K][SCORE_TILE + 4];
   const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;  // columns 4 * tx .., rows 4 * ty ..
-  float acc[4][4] = {};
-  for (int d0 = 0; d0 < D; d0 += SCORE_K) {
-    // 64 rows x 16 dims of each operand: 1024 values, 4 per thread, stored dim-major.
+  const int tx = tid % 16, ty = tid / 16;
+  // Loader: one float4 (4 dims) of one row of each operand per thread.
+  const int lr = tid / 2, lk = (tid % 2) * 4;
+  const int lm = min(m0 + lr, B - 1), lj = min(j0 + lr, B - 1);
+  float acc[8][8];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int idx = tid + i * 256;
-      const int r = idx / SCORE_K, kk = idx % SCORE_K;
-      const int m = m0 + r, j = j0 + r;
-      sq[kk][r] = m < B ? qp[(size_t)m * D + d0 + kk] : 0.f;
-      sk[kk][r] = j < B ? kp[(size_t)j * D + d0 + kk] : 0.f;
-    }
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) acc[i][jj] = 0.f;
+  for (int d0 = 0; d0 < D; d0 += SCORE_K) {
+    const float4 a = *reinterpret_cast<const float4*>(qp + (size_t)lm * D + d0 + lk);
+    const float4 b = *reinterpret_cast<const float4*>(kp + (size_t)lj * D + d0 + lk);
+    sq[lk + 0][lr] = a.x; sq[lk + 1][lr] = a.y; sq[lk + 2][lr] = a.z; sq[lk + 3][lr] = a.w;
+    sk[lk + 0][lr] = b.x; sk[lk + 1][lr] = b.y; sk[lk + 2][lr] = b.z; sk[lk + 3][lr] = b.w;
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < SCORE_K; ++kk) {
-      float a[4], b[4];
+      const float4 a0 = *reinterpret_cast<const float4*>(&sq[kk][ty * 4]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&sq[kk][64 + ty * 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&sk[kk][tx * 4]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&sk[kk][64 + tx * 4]);
+      const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        a[i] = sq[kk][4 * ty + i];
-        b[i] = sk[kk][4 * tx + i];
-      }
+      for (int i = 0; i < 8; ++i)
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = fmaf(a[i], b[jj], acc[i][jj]);
+        for (int jj = 0; jj < 8; ++jj) acc[i][jj] = fmaf(av[i], bv[jj], acc[i][jj]);
     }
     __syncthreads();
   }
   float* out = scores + (size_t)z * B * B;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + 4 * ty + i;
+  for (int i = 0; i < 8; ++i) {
+    const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
     if (m >= B) continue;
 #pragma unroll
-    for (int jj = 0; jj < 4; ++jj) {
-      const int j = j0 + 4 * tx + jj;
+    for (int jj = 0; jj < 8; ++jj) {
+      const int j = j0 + (jj < 4 ? tx * 4 + jj : 64 + tx * 4 + jj - 4);
       if (j <= m - 2) out[(size_t)m * B + j] = acc[i][jj];
     }
   }
@@ -120,7 +124,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_chunks(
   extern __shared__ u32 shared[];
   __shared__ int hist[256];
   __shared__ int warpTotals[SELECT_THREADS / 32];
-  __shared__ int chosen[2];  // digit found, elements above it
+  __shared__ int chosen[3];  // digit found, elements in higher bins, elements in its bin
   const int m = blockIdx.x, z = blockIdx.y, h = headBase + z;
   const int tid = threadIdx.x;
   int* row = lists + ((size_t)h * B + m) * t;
@@ -151,9 +155,20 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_chunks(
     for (int shift = 24; shift >= 0; shift -= 8) {
       hist[tid] = 0;  // SELECT_THREADS == 256 bins
       __syncthreads();
-      for (int i = tid; i < C; i += SELECT_THREADS) {
-        const u32 key = keys[i];
-        if ((key & prefixMask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+      if (shift == 24) {
+        // Warp-aggregated: the leading bytes (sign, exponent) crowd into a few bins, so lanes of one
+        // bin add once. Later passes only count the few keys left in the chosen bin: plain atomics.
+        for (int base = tid & ~31; base < C; base += SELECT_THREADS) {
+          const int i = base + (tid & 31);
+          const u32 bin = i < C ? keys[i] >> 24 : 256u;
+          const unsigned peers = __match_any_sync(0xffffffffu, bin);
+          if (bin < 256u && (tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+        }
+      } else {
+        for (int i = tid; i < C; i += SELECT_THREADS) {
+          const u32 key = keys[i];
+          if ((key & prefixMask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        }
       }
       __syncthreads();
       if (tid < 32) {
@@ -181,6 +196,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_chunks(
         if (tid == 0) {
           chosen[0] = found;
           chosen[1] = above;
+          chosen[2] = hist[found];  // after the last pass: how many keys equal the threshold
         }
       }
       __syncthreads();
@@ -190,11 +206,13 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) select_top_chunks(
       __syncthreads();
     }
     const u32 threshold = prefix;  // the E-th largest key; `remaining` of its equals are kept
+    const bool takeAllEqual = chosen[2] == remaining;  // no tie across the boundary: every equal key is in
     for (int i = tid; i < C; i += SELECT_THREADS) {
-      if (keys[i] > threshold) atomicOr(&bitmap[(i + 1) >> 5], 1u << ((i + 1) & 31));
+      const u32 key = keys[i];
+      if (key > threshold || (takeAllEqual && key == threshold)) atomicOr(&bitmap[(i + 1) >> 5], 1u << ((i + 1) & 31));
     }
-    // Equal keys: the lowest indices first (warp 0, 32 candidates at a time, in index order).
-    if (tid < 32) {
+    // A tie across the boundary: the lowest indices first (warp 0, 32 candidates at a time, in order).
+    if (!takeAllEqual && tid < 32) {
       int need = remaining;
       for (int base = 0; base < C && need > 0; base += 32) {
         const int i = base + tid;

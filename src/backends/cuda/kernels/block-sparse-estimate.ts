@@ -26,7 +26,14 @@ export interface BlockSparseEstimateArgs {
   lists: DeviceChunkLists;
 }
 
-const SCORE_TILE = 64;
+const SCORE_TILE = 128;
+
+/** Device milliseconds of each estimation phase (runTimedPhases). */
+export interface EstimationPhases {
+  poolMs: number;
+  scoresMs: number;
+  selectMs: number;
+}
 const SELECT_THREADS = 256;
 const DEFAULT_SCORE_BUDGET = 1 << 30;
 
@@ -51,7 +58,7 @@ export class BlockSparseEstimator {
       const mod = this.rt.module('block-sparse-estimate.cu', {});
       this.kernels = {
         pool: mod.kernel('pool_chunks', ['ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
-        scores: mod.kernel('chunk_scores', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        scores: mod.kernel('chunk_scores', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32']),
         select: mod.kernel('select_top_chunks', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       };
     }
@@ -64,6 +71,27 @@ export class BlockSparseEstimator {
   }
 
   run(a: BlockSparseEstimateArgs): void {
+    this.enqueue(a, null);
+  }
+
+  /**
+   * The same work with events between the phases (waits for the stream): milliseconds of pooling,
+   * pooled scores and selection, each summed over the head batches. For the benchmark's breakdown.
+   */
+  runTimedPhases(a: BlockSparseEstimateArgs): EstimationPhases {
+    const events = Array.from({ length: 2 + 2 * this.shape.numHeads }, () => this.rt.cuda.createEvent());
+    const used = this.enqueue(a, events);
+    const phases: EstimationPhases = { poolMs: this.rt.cuda.elapsedMs(events[0], events[1]), scoresMs: 0, selectMs: 0 };
+    for (let i = 1; i + 2 < used; i += 2) {
+      phases.scoresMs += this.rt.cuda.elapsedMs(events[i], events[i + 1]);
+      phases.selectMs += this.rt.cuda.elapsedMs(events[i + 1], events[i + 2]);
+    }
+    for (const e of events) this.rt.cuda.destroyEvent(e);
+    return phases;
+  }
+
+  /** Enqueues the estimation; with `events`, records one before, between and after the phases (returns how many). */
+  private enqueue(a: BlockSparseEstimateArgs, events: bigint[] | null): number {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     const c = this.chunkSize, n = a.numTokens;
     const B = Math.ceil(n / c);
@@ -80,21 +108,30 @@ export class BlockSparseEstimator {
     }
     const k = this.prepare();
     const stream = this.rt.stream;
+    let recorded = 0;
+    const mark = (): void => {
+      if (events) this.rt.cuda.record(events[recorded++], stream);
+    };
     const qPool = this.workspace('qPool', H * B * D * 4);
     const kPool = this.workspace('kPool', Hkv * B * D * 4);
     const Hb = this.headsPerBatch(B);
     const scores = this.workspace('scores', Hb * B * B * 4);
+    mark();
     k.pool.launch({ grid: [B, H, 1], block: [D, 1, 1], sharedBytes: 0, stream }, [a.q, qPool.ptr, n, qRowStride, D, c, D, 1 / c]);
     k.pool.launch({ grid: [B, Hkv, 1], block: [D, 1, 1], sharedBytes: 0, stream }, [a.k, kPool.ptr, n, D, a.kvStride * D, c, D, 1 / c]);
+    mark();
     const tiles = Math.ceil(B / SCORE_TILE);
     for (let h0 = 0; h0 < H; h0 += Hb) {
       const batch = Math.min(Hb, H - h0);
-      k.scores.launch({ grid: [tiles, tiles, batch], block: [256, 1, 1], sharedBytes: 0, stream }, [qPool.ptr, kPool.ptr, scores.ptr, B, D, h0, H / Hkv]);
+      k.scores.launch({ grid: [tiles, tiles, batch], block: [256, 1, 1], sharedBytes: 0, stream }, [qPool.ptr, kPool.ptr, scores.ptr, B, D, h0, H / Hkv, t]);
+      mark();
       k.select.launch(
         { grid: [B, batch, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: selectShared, stream },
         [scores.ptr, a.lists.lists.ptr, a.lists.counts.ptr, B, t, h0],
       );
+      mark();
     }
+    return recorded;
   }
 
   /** Returns the workspaces to the pool (after the stream's work is done). */

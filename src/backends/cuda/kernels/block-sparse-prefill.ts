@@ -77,18 +77,24 @@ export interface BlockSparsePrefillArgs {
   scale: number;
 }
 
-/** Bytes of dynamic shared memory per CTA: the 4 warps' Q tiles and two stages of 64 K and V rows. */
-export function blockSparseSharedBytes(headDim: number): number {
-  return (CTA_WARPS * DEVICE_TILE + 4 * 4 * DEVICE_TILE) * (headDim + 8) * 2;
+/** Bytes of dynamic shared memory per CTA: the slots' Q tiles and two stages of 64 K and V rows. */
+export function blockSparseSharedBytes(headDim: number, mTiles: number): number {
+  return (CTA_WARPS * mTiles * DEVICE_TILE + 4 * 4 * DEVICE_TILE) * (headDim + 8) * 2;
 }
 
 export interface BlockSparseKernelOptions {
   /** Query heads of one KV group per CTA (1, 2 or 4; must divide the group): they share K/V loads. */
   headsPerCta?: number;
+  /** 16-row query tiles per warp (1 or 2): with 2 each K/V fragment a warp reads serves two tiles. */
+  mTiles?: number;
 }
+
+/** The variant the benchmark found fastest (docs/perf.md, "Block-sparse prefill (issue 9)"). */
+export const DEFAULT_BLOCK_SPARSE_KERNEL: Required<BlockSparseKernelOptions> = { headsPerCta: 1, mTiles: 1 };
 
 export class BlockSparseFlashPrefill {
   readonly headsPerCta: number;
+  readonly mTiles: number;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
   private unionCounts: DeviceBuffer | null = null;
@@ -99,13 +105,15 @@ export class BlockSparseFlashPrefill {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!SUPPORTED_BLOCK_SPARSE_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`block-sparse prefill: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`block-sparse prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
-    this.headsPerCta = options.headsPerCta ?? 1;
-    ctaGeometry(1, H, Hkv, this.headsPerCta, 1, DEVICE_TILE); // validates headsPerCta against the group
+    this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
+    this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
+    // Validates headsPerCta against the group and mTiles.
+    ctaGeometry({ numTokens: 1, numHeads: H, numKvHeads: Hkv, headsPerCta: this.headsPerCta, mTiles: this.mTiles, listStride: 1, chunkSize: DEVICE_TILE });
   }
 
   prepare(): { union: CudaKernel; attend: CudaKernel } {
     if (!this.kernels) {
-      const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta });
+      const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
       this.kernels = {
         union: mod.kernel('block_sparse_union', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         attend: mod.kernel('block_sparse_prefill', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
@@ -129,21 +137,21 @@ export class BlockSparseFlashPrefill {
     if (!Number.isInteger(qRowStride) || qRowStride < H * D || qRowStride % 8 !== 0) {
       throw new Error(`block-sparse prefill: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
     }
-    const geo = ctaGeometry(T, H, Hkv, this.headsPerCta, l.stride, l.chunkSize);
+    const geo = ctaGeometry({ numTokens: T, numHeads: H, numKvHeads: Hkv, headsPerCta: this.headsPerCta, mTiles: this.mTiles, listStride: l.stride, chunkSize: l.chunkSize });
     this.lastGeometry = geo;
     const ctas = geo.numHeadGroups * geo.numCtaRows;
     this.unionEntries = this.ensure(this.unionEntries, ctas * geo.unionStride * 4);
     this.unionCounts = this.ensure(this.unionCounts, ctas * 4);
     const k = this.prepare();
     const grid: [number, number, number] = [geo.numCtaRows, geo.numHeadGroups, 1];
-    const words = Math.floor((geo.numQueryTiles - 1) / 8) + 1;
+    const words = Math.floor((geo.numQueryTiles - 1) / (32 / geo.slots)) + 1; // one slot mask per key tile
     k.union.launch(
       { grid, block: [32 * CTA_WARPS, 1, 1], sharedBytes: words * 4, stream: this.rt.stream },
       [l.lists.ptr, l.counts.ptr, this.unionEntries.ptr, this.unionCounts.ptr, l.stride, l.numChunks, l.chunkSize / DEVICE_TILE,
         geo.numQueryTiles, a.kvLen, geo.unionStride],
     );
     k.attend.launch(
-      { grid, block: [32 * CTA_WARPS, 1, 1], sharedBytes: blockSparseSharedBytes(D), stream: this.rt.stream },
+      { grid, block: [32 * CTA_WARPS, 1, 1], sharedBytes: blockSparseSharedBytes(D, this.mTiles), stream: this.rt.stream },
       [a.q, a.k, a.v, a.out, this.unionEntries.ptr, this.unionCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen,
         geo.numQueryTiles, geo.unionStride, a.scale * LOG2E],
     );

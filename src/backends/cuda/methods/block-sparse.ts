@@ -16,16 +16,13 @@ import { type ChunkLists, DEVICE_TILE, assertDeviceChunkSize } from '../block-sp
 import type { EventHandle } from '../context.js';
 import { BlockSparseEstimator } from '../kernels/block-sparse-estimate.js';
 import {
-  BlockSparseFlashPrefill, type DeviceChunkLists, SUPPORTED_BLOCK_SPARSE_HEAD_DIMS, allocateChunkLists, downloadChunkLists,
-  releaseChunkLists,
+  BlockSparseFlashPrefill, type BlockSparseKernelOptions, DEFAULT_BLOCK_SPARSE_KERNEL, type DeviceChunkLists,
+  SUPPORTED_BLOCK_SPARSE_HEAD_DIMS, allocateChunkLists, downloadChunkLists, releaseChunkLists,
 } from '../kernels/block-sparse-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import type {
   DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod, EstimationTiming,
 } from './contract.js';
-
-/** Heads of one KV group per attention CTA: the benchmark's pick (docs/perf.md), where the group allows. */
-const PREFERRED_HEADS_PER_CTA = 1;
 
 function declaredDefault(name: string): unknown {
   return blockSparseMethod.params.find((p) => p.name === name)?.default;
@@ -38,10 +35,8 @@ function integerParam(params: Record<string, unknown>, name: string, min: number
   return v;
 }
 
-export interface BlockSparseDeviceOptions {
-  /** Query heads per attention CTA (1, 2 or 4, dividing the GQA group); default PREFERRED_HEADS_PER_CTA. */
-  headsPerCta?: number;
-}
+/** Kernel variant; default DEFAULT_BLOCK_SPARSE_KERNEL (one head per CTA where the group does not divide). */
+export type BlockSparseDeviceOptions = BlockSparseKernelOptions;
 
 export class BlockSparseDevicePrefill implements DevicePrefillMethod, EstimationTiming {
   readonly id = 'block_sparse';
@@ -65,8 +60,9 @@ export class BlockSparseDevicePrefill implements DevicePrefillMethod, Estimation
     this.reference = new BlockSparsePrefill(chunkSize, sparsity, topChunks);
     this.estimator = new BlockSparseEstimator(rt, shape, chunkSize);
     const group = config.numHeads / config.numKvHeads;
-    const headsPerCta = options.headsPerCta ?? (group % PREFERRED_HEADS_PER_CTA === 0 ? PREFERRED_HEADS_PER_CTA : 1);
-    this.attention = new BlockSparseFlashPrefill(rt, shape, { headsPerCta });
+    const preferred = DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
+    const headsPerCta = options.headsPerCta ?? (group % preferred === 0 ? preferred : 1);
+    this.attention = new BlockSparseFlashPrefill(rt, shape, { headsPerCta, mTiles: options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles });
     // Compile (or load) the kernels now, so the first call's estimation time holds no compilation.
     this.estimator.prepare();
     this.attention.prepare();
