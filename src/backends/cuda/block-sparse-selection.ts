@@ -1,8 +1,8 @@
 /**
  * Runs the CPU Block-Sparse method's chunk selection (BlockSparsePrefill.selectChunks, the same code
- * the CPU prefill uses) for every query head, so the GPU kernel attends exactly the chunks the CPU
- * method would. The selection is cheap (pooled scores over B² / 2 chunk pairs); the attention is what
- * moves to the GPU.
+ * the CPU prefill uses) for every query head: the host reference that the GPU estimation
+ * (kernels/block-sparse-estimate.cu) must reproduce entry for entry, and a way to feed the GPU
+ * attention kernel a selection made on the host (tests, hand-made lists).
  */
 import type { BlockSparsePrefill } from '../../methods/block-sparse.js';
 import type { ChunkSelection, HeadChunkSelection } from './block-sparse-layout.js';
