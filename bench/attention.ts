@@ -37,13 +37,19 @@ const PREFILL_VARIANTS: PrefillTiling[] = [
   { warps: 4, mTiles: 2, blockN: 64, order: 'head' }, // v3: head by head (the order is explicit: the default is 'global')
 ];
 /**
- * Decode variants timed side by side at every length: the launcher's default (v5) first, then v3's
- * loop (t128u4). The v5 runs also timed t128u4w0.5, t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and
- * the programmatic-dependent combine (p): none faster than the default at 8K (docs/perf.md).
+ * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
+ * one-round-trip combine ('fold', c), the same as a programmatic dependent (pc), and c with 128-thread
+ * partial blocks (4 per SM). The first v6 run timed the merges inside the partial launch (f: last
+ * block of each KV head; fh: last GROUP blocks, one query head each; t128u2w1fh): 2.2-2.5 us slower
+ * than v5 at 8K in graphs (docs/perf.md). The v5 runs also timed t128u4w1 (v3's loop), t128u4w0.5,
+ * t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and the programmatic-dependent combine (p): none faster
+ * than v5 at 8K.
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
-  { threads: 256, unroll: 2, wave: 1 },
-  { threads: 128, unroll: 4, wave: 1 },
+  { threads: 256, unroll: 2, wave: 1, merge: 'combine' },
+  { threads: 256, unroll: 2, wave: 1, merge: 'fold' },
+  { threads: 256, unroll: 2, wave: 1, merge: 'fold', pdl: true },
+  { threads: 128, unroll: 2, wave: 1, merge: 'fold' },
 ];
 
 interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
-import { DecodeAttentionKernel, type DecodeTuning, decodeTuningLabel, decodeWorkspaceBytes } from '../../src/backends/cuda/kernels/decode-attention.js';
+import {
+  DecodeAttentionKernel, type DecodeMerge, type DecodeTuning, decodeTuningLabel, decodeWorkspaceBytes,
+} from '../../src/backends/cuda/kernels/decode-attention.js';
 import { FlashPrefill, type PrefillTiling, tilingLabel } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
@@ -101,8 +103,10 @@ describe('CUDA attention kernels', { skip }, () => {
     { H: 4, Hkv: 4, D: 128, kvLen: 1, extraRows: 0, seed: 16 }, // the first token
     { H: 8, Hkv: 4, D: 256, kvLen: 2049, extraRows: 0, seed: 17 }, // Gemma 3 head dim
   ];
+  // Every way of merging the splits (two second kernels, last block, last GROUP blocks) on every shape.
+  const merges: DecodeMerge[] = ['combine', 'fold', 'last-block', 'per-head'];
   for (const c of decodeCases) {
-    test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen}`, () => {
+    test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen} (merges ${merges.join(', ')})`, () => {
       const rand = randomGenerator(c.seed);
       const kvStride = c.kvLen + c.extraRows;
       const q = randomBf16Values(c.H * c.D, rand, 2);
@@ -113,18 +117,23 @@ describe('CUDA attention kernels', { skip }, () => {
       const ref = referenceCausalAttention(q, k, v, 1, c.H, c.Hkv, c.D, kvStride, c.kvLen - 1, c.kvLen, scale);
 
       const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D };
-      const kernel = new DecodeAttentionKernel(rt, shape);
       const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
       const dout = poisonedBf16(rt, c.H * c.D);
-      const plan = kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, kvLen: c.kvLen, kvStride, scale });
-      const out = downloadBf16(rt, dout, c.H * c.D);
-      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
-
-      assert.deepEqual(plan, kernel.plan(c.kvLen));
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      console.log(`#   ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      try {
+        for (const merge of merges) {
+          const kernel = new DecodeAttentionKernel(rt, shape, { merge });
+          rt.cuda.fill16Async(dout.ptr, 0x7fc0, c.H * c.D, rt.stream);
+          const plan = kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, kvLen: c.kvLen, kvStride, scale });
+          const out = downloadBf16(rt, dout, c.H * c.D);
+          assert.deepEqual(plan, kernel.plan(c.kvLen));
+          assert.equal(countNaN(out), 0, `${merge}: every output element must be written`);
+          const err = relativeError(out, ref);
+          console.log(`#   ${merge}: ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
+          assert.ok(err < TOLERANCE, `${merge}: relative error ${err} over ${TOLERANCE}`);
+        }
+      } finally {
+        for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+      }
     });
   }
   test('decode attention with a sliding window and with per-head lengths', () => {
@@ -134,17 +143,18 @@ describe('CUDA attention kernels', { skip }, () => {
     const k = randomBf16Values(Hkv * kvStride * D, rand, 2);
     const v = randomBf16Values(Hkv * kvStride * D, rand);
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
-    const kernel = new DecodeAttentionKernel(rt, shape);
     const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
-
     const window = 1000;
     const refWindow = referenceAttention(q, k, v, 1, H, Hkv, D, kvStride, scale, () => [kvLen - window, kvLen]);
+    const lengths = Int32Array.from([3000, 1, 1777, 64]);
+    const refLengths = referenceAttention(q, k, v, 1, H, Hkv, D, kvStride, scale, (_t, kvh) => [0, lengths[kvh]]);
+    for (const merge of merges) {
+    const kernel = new DecodeAttentionKernel(rt, shape, { merge });
+
     const out1 = poisonedBf16(rt, H * D);
     kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out1.ptr, kvLen, kvStride, scale, slidingWindow: window });
     const got1 = downloadBf16(rt, out1, H * D);
 
-    const lengths = Int32Array.from([3000, 1, 1777, 64]);
-    const refLengths = referenceAttention(q, k, v, 1, H, Hkv, D, kvStride, scale, (_t, kvh) => [0, lengths[kvh]]);
     const dlen = rt.pool.acquire(lengths.byteLength);
     rt.cuda.upload(dlen.ptr, lengths);
     const out2 = poisonedBf16(rt, H * D);
@@ -152,19 +162,27 @@ describe('CUDA attention kernels', { skip }, () => {
     const got2 = downloadBf16(rt, out2, H * D);
     assert.throws(() => kernel.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out2.ptr, kvLen, kvStride, scale, slidingWindow: 5, headLengths: dlen.ptr }),
       /not supported/);
-    for (const b of [dq, dk, dv, out1, out2, dlen]) rt.pool.release(b);
+    for (const b of [out1, out2, dlen]) rt.pool.release(b);
 
-    assert.equal(countNaN(got1) + countNaN(got2), 0, 'every output element must be written');
-    assert.ok(relativeError(got1, refWindow) < TOLERANCE, `window: rel err ${relativeError(got1, refWindow)}`);
-    assert.ok(relativeError(got2, refLengths) < TOLERANCE, `per-head lengths: rel err ${relativeError(got2, refLengths)}`);
+    assert.equal(countNaN(got1) + countNaN(got2), 0, `${merge}: every output element must be written`);
+    assert.ok(relativeError(got1, refWindow) < TOLERANCE, `${merge} window: rel err ${relativeError(got1, refWindow)}`);
+    assert.ok(relativeError(got2, refLengths) < TOLERANCE, `${merge} per-head lengths: rel err ${relativeError(got2, refLengths)}`);
+    }
+    for (const b of [dq, dk, dv]) rt.pool.release(b);
   });
 
   // Every tuning the benchmark times computes the same function (different split layouts and loops).
   const tunings: DecodeTuning[] = [
-    { threads: 128, unroll: 2, wave: 1 },
-    { threads: 256, unroll: 2, wave: 1 },
-    { threads: 256, unroll: 4, wave: 0.5 },
-    { threads: 128, unroll: 4, wave: 0.25 },
+    { threads: 128, unroll: 2, wave: 1, merge: 'combine' },
+    { threads: 256, unroll: 2, wave: 1, merge: 'combine' },
+    { threads: 256, unroll: 4, wave: 0.5, merge: 'combine' },
+    { threads: 128, unroll: 4, wave: 0.25, merge: 'combine' },
+    { threads: 128, unroll: 2, wave: 1, merge: 'fold' },
+    { threads: 256, unroll: 2, wave: 1, merge: 'fold', pdl: true },
+    { threads: 128, unroll: 2, wave: 1, merge: 'last-block' },
+    { threads: 256, unroll: 2, wave: 2, merge: 'last-block' },
+    { threads: 128, unroll: 2, wave: 1, merge: 'per-head' },
+    { threads: 256, unroll: 4, wave: 0.5, merge: 'per-head' },
   ];
   for (const tuning of tunings) {
     test(`decode attention tuning ${decodeTuningLabel(tuning)} (D 128 and 64, window)`, () => {
@@ -197,10 +215,11 @@ describe('CUDA attention kernels', { skip }, () => {
     const k = randomBf16Values(Hkv * capacity * D, rand, 2);
     const v = randomBf16Values(Hkv * capacity * D, rand);
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
-    const kernel = new DecodeAttentionKernel(rt, shape);
     const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
     const position = rt.pool.acquire(16);
-    for (const window of [null, 700]) {
+    // The in-kernel merges reset their ticket counters themselves: consecutive replays must all merge.
+    for (const merge of merges) for (const window of [null, 700]) {
+      const kernel = new DecodeAttentionKernel(rt, shape, { merge });
       const splits = kernel.planForCapacity(capacity, window);
       const workspace = rt.pool.acquire(decodeWorkspaceBytes(shape, splits));
       const dout = poisonedBf16(rt, H * D);
@@ -219,10 +238,10 @@ describe('CUDA attention kernels', { skip }, () => {
           const out = downloadBf16(rt, dout, H * D);
           const lo = window === null ? 0 : Math.max(0, kvLen - window);
           const ref = referenceAttention(q, k, v, 1, H, Hkv, D, capacity, scale, () => [lo, kvLen]);
-          assert.equal(countNaN(out), 0, `n=${kvLen}: every output element must be written`);
+          assert.equal(countNaN(out), 0, `${merge} n=${kvLen}: every output element must be written`);
           const err = relativeError(out, ref);
-          console.log(`#   window ${window} n=${kvLen}, ${splits} splits: rel err ${err.toExponential(2)}`);
-          assert.ok(err < TOLERANCE, `window ${window} n=${kvLen}: relative error ${err} over ${TOLERANCE}`);
+          console.log(`#   ${merge} window ${window} n=${kvLen}, ${splits} splits: rel err ${err.toExponential(2)}`);
+          assert.ok(err < TOLERANCE, `${merge} window ${window} n=${kvLen}: relative error ${err} over ${TOLERANCE}`);
         }
       } finally {
         rt.synchronize();
@@ -232,5 +251,16 @@ describe('CUDA attention kernels', { skip }, () => {
       rt.pool.release(dout);
     }
     for (const b of [dq, dk, dv, position]) rt.pool.release(b);
+  });
+
+  test('decode merge per-head refuses a grid of more than one wave (its mergers wait for the last block)', () => {
+    const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
+    const kernel = new DecodeAttentionKernel(rt, shape, { merge: 'per-head', wave: 2 });
+    const dq = rt.pool.acquire(32 * 128 * 2), dk = rt.pool.acquire(8 * 65536 * 128 * 2), dout = rt.pool.acquire(32 * 128 * 2);
+    try {
+      assert.throws(() => kernel.run({ q: dq.ptr, k: dk.ptr, v: dk.ptr, out: dout.ptr, kvLen: 65536, kvStride: 65536, scale: 0.1 }), /one wave/);
+    } finally {
+      for (const b of [dq, dk, dout]) rt.pool.release(b);
+    }
   });
 });

@@ -26,8 +26,16 @@
 // [skip + s * chunk, skip + min(len(hk), (s + 1) * chunk)) of the windowed rows, where chunk is the
 // argument, or with lenDev the smallest multiple of a loop step that covers kvLen in gridDim.x splits.
 //
+// v6 (DECODE_FUSED=1 or 2): one launch. Each partial block, after writing its partial, takes a ticket
+// from a per-KV-head counter (__threadfence before it, so its partials are visible first); the block
+// that draws the last ticket (1), or each of the last GROUP (2), merges the partials of every split into
+// `out`, and the counters are reset for the next launch (a captured graph replays the same counters).
+// No decode_combine.
+//
 // Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8),
-// DECODE_THREADS (threads per partial block, 128 or 256), DECODE_UNROLL (rows per slot per step, 2 or 4).
+// DECODE_THREADS (threads per partial block, 128 or 256), DECODE_UNROLL (rows per slot per step, 2 or 4),
+// DECODE_FUSED (0: partial + combine kernels; 1: the last block of each KV head merges its group;
+// 2: the last GROUP blocks of each KV head merge one query head each).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -41,6 +49,9 @@
 #endif
 #ifndef DECODE_UNROLL
 #define DECODE_UNROLL 4
+#endif
+#ifndef DECODE_FUSED
+#define DECODE_FUSED 0
 #endif
 
 namespace {
@@ -68,6 +79,153 @@ __device__ __forceinline__ void unpack8(const Vec8& v, float* f) {
   }
 }
 
+// Partials (written by other blocks or the previous grid): read from L2 (.cg), never from a stale L1 line.
+__device__ __forceinline__ float4 load_l2_f4(const float* p) {
+  float4 r;
+  asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "l"(p));
+  return r;
+}
+__device__ __forceinline__ float2 load_l2_f2(const float* p) {
+  float2 r;
+  asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];" : "=f"(r.x), "=f"(r.y) : "l"(p));
+  return r;
+}
+
+// Online merge of one split's (max, sum, output slice) into a running (M, L, acc), log2 domain.
+__device__ __forceinline__ void fold_split(float& M, float& L, float4& acc, float2 ml, float4 o) {
+  const float mNew = fmaxf(M, ml.x);
+  const float base2 = (mNew == NEG_INF) ? 0.f : mNew;  // both empty so far: keep zeros
+  const float a = fast_exp2(M - base2), b = fast_exp2(ml.x - base2);
+  M = mNew;
+  L = fmaf(L, a, ml.y * b);
+  acc.x = fmaf(acc.x, a, o.x * b);
+  acc.y = fmaf(acc.y, a, o.y * b);
+  acc.z = fmaf(acc.z, a, o.z * b);
+  acc.w = fmaf(acc.w, a, o.w * b);
+}
+
+__device__ __forceinline__ void store_bf16x4(bf16_t* dst, float4 o, float inv) {
+  u32* d = reinterpret_cast<u32*>(dst);
+  d[0] = pack_bf16x2(o.x * inv, o.y * inv);
+  d[1] = pack_bf16x2(o.z * inv, o.w * inv);
+}
+
+// v6 merge of NH query heads (h0, h0 + 1, ...) over `splits` partials into out, by a whole block of NT
+// threads. Thread (slice, pair) owns float4 column `pair % COLS` of head h0 + pair / COLS and the
+// splits slice, slice + SLICES, ...: it requests PREFETCH splits' outputs and (max, sum) pairs at a
+// time and folds them online (one L2 round trip per batch, no barrier before the weights are known;
+// the loads are volatile, so the compiler would not overlap batches), and the slices meet in shared
+// memory. scratch: NT * 24 bytes of shared memory nothing else reads any more.
+template <int NH, int NT>
+__device__ __forceinline__ void merge_heads(const float* __restrict__ partO, const float* __restrict__ partML,
+                                            bf16_t* __restrict__ out, int H, int splits, int h0, float* scratch) {
+  constexpr int COLS = D / 4;
+  constexpr int PAIRS = NH * COLS;
+  constexpr int SLICES = NT >= 2 * PAIRS ? NT / PAIRS : 1;
+  constexpr int PREFETCH = 8;
+  const int tid = threadIdx.x;
+  if (SLICES > 1) __syncthreads();  // a previous call's slice-0 threads may still read scratch
+  for (int idx = tid; idx < SLICES * PAIRS; idx += NT) {
+    const int slice = idx / PAIRS, pair = idx % PAIRS;
+    const int h = h0 + pair / COLS, col = pair % COLS;
+    float M = NEG_INF, L = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s0 = slice; s0 < splits; s0 += PREFETCH * SLICES) {
+      float4 pre[PREFETCH];
+      float2 preML[PREFETCH];
+#pragma unroll
+      for (int i = 0; i < PREFETCH; ++i) {
+        const int s = s0 + i * SLICES;
+        if (s < splits) {
+          pre[i] = load_l2_f4(partO + ((size_t)s * H + h) * D + col * 4);
+          preML[i] = load_l2_f2(partML + ((size_t)s * H + h) * 2);
+        } else {
+          pre[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+          preML[i] = make_float2(NEG_INF, 0.f);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < PREFETCH; ++i) fold_split(M, L, acc, preML[i], pre[i]);
+    }
+    if (SLICES == 1) {
+      store_bf16x4(out + (size_t)h * D + col * 4, acc, 1.f / L);
+    } else {  // SLICES > 1: every thread has at most one idx; slice 0 finishes after the barrier
+      float* e = scratch + (slice * PAIRS + pair) * 6;
+      e[0] = acc.x; e[1] = acc.y; e[2] = acc.z; e[3] = acc.w; e[4] = M; e[5] = L;
+    }
+  }
+  if (SLICES > 1) {
+    __syncthreads();
+    for (int pair = tid; pair < PAIRS; pair += NT) {
+      const float* own = scratch + pair * 6;
+      float M = own[4], L = own[5];
+      float4 acc = make_float4(own[0], own[1], own[2], own[3]);
+#pragma unroll
+      for (int j = 1; j < SLICES; ++j) {
+        const float* e = scratch + (j * PAIRS + pair) * 6;
+        fold_split(M, L, acc, make_float2(e[4], e[5]), make_float4(e[0], e[1], e[2], e[3]));
+      }
+      const int h = h0 + pair / COLS, col = pair % COLS;
+      store_bf16x4(out + (size_t)h * D + col * 4, acc, 1.f / L);
+    }
+  }
+}
+
+#if DECODE_FUSED
+
+#if DECODE_FUSED == 2
+__device__ __forceinline__ int load_acquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+#endif
+
+// v6: called by every thread of a partial block after its partial is written; counters: [Hkv, 2]
+// int32 (tickets, finished mergers), zero between launches.
+//   DECODE_FUSED 1: the block that draws the last ticket of KV head hk merges all GROUP heads.
+//   DECODE_FUSED 2: the blocks that draw the last M = min(GROUP, splits) tickets each merge every M-th
+//                   head (one head each when splits >= GROUP), waiting until the last ticket is drawn;
+//                   the last merger to finish resets both counters. Waiting is safe only when every
+//                   block of the grid is resident at once (the launcher checks: at most one wave).
+__device__ __forceinline__ void merge_if_last(const float* __restrict__ partO, const float* __restrict__ partML,
+                                              bf16_t* __restrict__ out, int* __restrict__ counters, int H, int hk,
+                                              float* scratch) {
+  __shared__ int ticketShared;
+  const int tid = threadIdx.x;
+  const int splits = gridDim.x;
+  int* tickets = counters + 2 * hk;
+  __threadfence();  // this block's partials reach L2 before its ticket is counted
+  __syncthreads();
+  if (tid == 0) ticketShared = atomicAdd(tickets, 1);
+  __syncthreads();
+  const int ticket = ticketShared;
+#if DECODE_FUSED == 1
+  if (ticket != splits - 1) return;
+  if (tid == 0) *tickets = 0;  // every block of this launch has counted; ready for the next launch
+  __threadfence();             // the partial reads below come after the ticket
+  merge_heads<GROUP, THREADS>(partO, partML, out, H, splits, hk * GROUP, scratch);
+#else
+  const int mergers = min(GROUP, splits);
+  const int role = ticket - (splits - mergers);
+  if (role < 0) return;
+  if (tid == 0 && ticket != splits - 1) {
+    while (load_acquire(tickets) < splits) asm volatile("nanosleep.u32 64;");
+  }
+  __syncthreads();
+  __threadfence();
+  for (int gh = role; gh < GROUP; gh += mergers) merge_heads<1, THREADS>(partO, partML, out, H, splits, hk * GROUP + gh, scratch);
+  if (tid == 0) {
+    // Every merger has left its wait before the last of them counts here, so the reset is safe.
+    if (atomicAdd(tickets + 1, 1) == mergers - 1) {
+      tickets[0] = 0;
+      tickets[1] = 0;
+    }
+  }
+#endif
+}
+#endif  // DECODE_FUSED
+
 __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
   Vec8 v;
   // Read once: keep it out of L1.
@@ -82,7 +240,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
     float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ headLen,
     const int* __restrict__ lenDev, int lenOffset, int H, int kvStride, int kvLen, int chunk, int window,
-    float scaleLog2) {
+    float scaleLog2, bf16_t* __restrict__ out, int* __restrict__ counters) {
   __shared__ float slotO[SLOTS][GROUP][D];
   __shared__ float slotM[SLOTS][GROUP];
   __shared__ float slotL[SLOTS][GROUP];
@@ -105,6 +263,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
       partML[((size_t)split * H + hk * GROUP + tid) * 2] = NEG_INF;
       partML[((size_t)split * H + hk * GROUP + tid) * 2 + 1] = 0.f;
     }
+#if DECODE_FUSED
+    merge_if_last(partO, partML, out, counters, H, hk, &slotO[0][0][0]);
+#endif
     return;
   }
 
@@ -235,6 +396,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
       partML[row * 2 + 1] = sum;
     }
   }
+#if DECODE_FUSED
+  merge_if_last(partO, partML, out, counters, H, hk, &slotO[0][0][0]);
+#endif
 }
 
 // grid (H), block (COMBINE_THREADS), dynamic shared memory splits * 4 bytes: merges the partials of
@@ -327,4 +491,17 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
     dst[0] = pack_bf16x2(o.x * inv, o.y * inv);
     dst[1] = pack_bf16x2(o.z * inv, o.w * inv);
   }
+}
+
+// v6 combine ('fold'): grid (H), block (COMBINE_THREADS), no dynamic shared memory. The same merge as
+// decode_combine with every thread folding its splits online: each (max, sum) pair is requested with
+// its output vector, so the merge waits on one L2 round trip (per 8 splits of a slice) and one barrier
+// instead of two round trips and three barriers.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine_fold(
+    const float* __restrict__ partO, const float* __restrict__ partML, bf16_t* __restrict__ out, int H, int splits) {
+  __shared__ float scratch[COMBINE_THREADS * 6];
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // a no-op unless launched as a programmatic dependent
+#endif
+  merge_heads<1, COMBINE_THREADS>(partO, partML, out, H, splits, blockIdx.x, scratch);
 }

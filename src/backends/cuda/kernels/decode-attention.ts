@@ -1,6 +1,7 @@
 /**
  * Launcher for decode-attention.cu: one new token's attention over a per-KV-head cache, split over
- * the context (decode_partial) and merged (decode_combine). Workspace comes from the runtime's pool.
+ * the context (decode_partial) and merged, either by a second kernel (decode_combine) or, fused
+ * (v6), by the last partial block of each KV head to finish. Workspace comes from the runtime's pool.
  */
 import type { DevicePtr } from '../context.js';
 import type { CudaKernel } from '../module.js';
@@ -73,6 +74,24 @@ export interface DecodeTuning {
   wave: number;
   /** Launch the combine as a programmatic dependent of the partial grid (sm_90), hiding its launch. */
   pdl?: boolean;
+  /**
+   * How the splits are merged. By a second kernel, one block per query head: 'combine' (v5: split
+   * weights first, then the outputs) or 'fold' (v6: each thread folds its splits' (max, sum, output)
+   * online, one L2 round trip). Or inside the partial launch (v6, per-KV-head ticket counters owned
+   * by the kernel object, reset in the kernel): 'last-block' (the last partial block of each KV head
+   * to finish merges its GQA group) or 'per-head' (the last GROUP blocks of each KV head merge one
+   * query head each, those before the last waiting for it; needs the whole grid resident, i.e. at
+   * most one wave). pdl only with a combine kernel.
+   */
+  merge?: DecodeMerge;
+}
+
+export type DecodeMerge = 'combine' | 'fold' | 'last-block' | 'per-head';
+const MERGE_CODE: Record<DecodeMerge, number> = { combine: 0, fold: 0, 'last-block': 1, 'per-head': 2 };
+const MERGE_LABEL: Record<DecodeMerge, string> = { combine: '', fold: 'c', 'last-block': 'f', 'per-head': 'fh' };
+/** Merges done by a kernel of their own after the partial grid. */
+function mergeKernel(m: DecodeMerge): 'decode_combine' | 'decode_combine_fold' | null {
+  return m === 'combine' ? 'decode_combine' : m === 'fold' ? 'decode_combine_fold' : null;
 }
 
 /**
@@ -84,7 +103,7 @@ export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wa
 const STATIC_SHARED_LIMIT = 48 * 1024;
 
 export function decodeTuningLabel(t: DecodeTuning): string {
-  return `t${t.threads}u${t.unroll}w${t.wave}${t.pdl ? 'p' : ''}`;
+  return `t${t.threads}u${t.unroll}w${t.wave}${t.pdl ? 'p' : ''}${MERGE_LABEL[t.merge ?? 'combine']}`;
 }
 
 const LOG2E = 1.4426950408889634;
@@ -126,7 +145,8 @@ export function planDecode(
 
 export class DecodeAttentionKernel {
   private readonly group: number;
-  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number } | null = null;
+  /** counters: [Hkv, 2] int32 tickets of the in-kernel merges (zero between launches), 0n when a kernel merges. */
+  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number; counters: DevicePtr } | null = null;
   readonly tuning: DecodeTuning;
 
   constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape, tuning: Partial<DecodeTuning> = {}) {
@@ -138,6 +158,9 @@ export class DecodeAttentionKernel {
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);
     // The partial block keeps every row slot's outputs in static shared memory (threads · group · 32 B).
     this.tuning = wanted.threads * this.group * 32 + 1024 > STATIC_SHARED_LIMIT ? { ...wanted, threads: 128 } : wanted;
+    if (mergeKernel(this.tuning.merge ?? 'combine') === null && this.tuning.pdl) {
+      throw new Error(`decode attention: pdl applies to the combine kernel, which merge '${this.tuning.merge}' has none of`);
+    }
   }
 
   /** Compiles (or loads from the cache) the kernels for this shape. */
@@ -145,14 +168,23 @@ export class DecodeAttentionKernel {
     if (!this.kernels) {
       const t = this.tuning;
       const mod = this.rt.module('decode-attention.cu', {
-        HEAD_DIM: this.shape.headDim, GROUP: this.group, DECODE_THREADS: t.threads, DECODE_UNROLL: t.unroll,
+        HEAD_DIM: this.shape.headDim, GROUP: this.group, DECODE_THREADS: t.threads, DECODE_UNROLL: t.unroll, DECODE_FUSED: MERGE_CODE[t.merge ?? 'combine'],
       });
       const partial = mod.kernel('decode_partial',
-        ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+        ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'ptr', 'ptr']);
+      // The tickets live as long as this object (a captured graph keeps using them). Fresh memory
+      // from the driver, not the pool: no queued kernel can still own it, so a synchronous upload of
+      // zeros is ordered before every launch, also when this first runs inside a graph capture.
+      let counters: DevicePtr = 0n;
+      if (mergeKernel(t.merge ?? 'combine') === null) {
+        counters = this.rt.cuda.alloc(this.shape.numKvHeads * 2 * 4);
+        this.rt.cuda.upload(counters, new Int32Array(this.shape.numKvHeads * 2));
+      }
       this.kernels = {
         partial,
-        combine: mod.kernel('decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
+        combine: mod.kernel(mergeKernel(t.merge ?? 'combine') ?? 'decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
         blocksPerSM: partial.maxActiveBlocksPerSM(t.threads),
+        counters,
       };
     }
     return this.kernels;
@@ -207,19 +239,30 @@ export class DecodeAttentionKernel {
   ): void {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     if (plan.splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`decode attention: ${plan.splits} splits exceed the combine's shared memory`);
-    const { partial, combine } = this.prepare();
+    const { partial, combine, counters, blocksPerSM } = this.prepare();
+    const merge = this.tuning.merge ?? 'combine';
+    // 'per-head' mergers wait for the last block of their KV head: every block must be resident.
+    const residentBlocks = this.rt.cuda.info.multiprocessors * blocksPerSM;
+    if (merge === 'per-head' && plan.splits * Hkv > residentBlocks) {
+      throw new Error(`decode attention: merge 'per-head' needs the grid in one wave (${plan.splits * Hkv} blocks > ${residentBlocks} resident)`);
+    }
     const pooled = workspace === null ? this.rt.pool.acquire(decodeWorkspaceBytes(this.shape, plan.splits)) : null;
     const partO = workspace ?? pooled!.ptr;
     const partML = partO + BigInt(plan.splits * H * D * 4);
     const stream = this.rt.stream;
     partial.launch(
       { grid: [plan.splits, Hkv, 1], block: [this.tuning.threads, 1, 1], sharedBytes: 0, stream },
-      [q, k, v, partO, partML, headLengths, lengthFrom, lengthOffset, H, kvStride, kvLen, plan.chunk, window, scale * LOG2E],
+      [q, k, v, partO, partML, headLengths, lengthFrom, lengthOffset, H, kvStride, kvLen, plan.chunk, window, scale * LOG2E,
+        out, counters],
     );
-    combine.launch(
-      { grid: [H, 1, 1], block: [COMBINE_THREADS, 1, 1], sharedBytes: plan.splits * 4, stream, programmaticDependency: this.tuning.pdl ?? false },
-      [partO, partML, out, H, plan.splits],
-    );
+    if (mergeKernel(merge) !== null) {
+      // decode_combine keeps one weight per split in dynamic shared memory; the fold needs none.
+      const sharedBytes = merge === 'combine' ? plan.splits * 4 : 0;
+      combine.launch(
+        { grid: [H, 1, 1], block: [COMBINE_THREADS, 1, 1], sharedBytes, stream, programmaticDependency: this.tuning.pdl ?? false },
+        [partO, partML, out, H, plan.splits],
+      );
+    }
     // Stream order makes reuse safe: later work on this stream runs after the combine has read them.
     if (pooled) this.rt.pool.release(pooled);
   }
