@@ -30,6 +30,7 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { exactBlockSparsePairs, topChunksForSparsity } from '../src/methods/block-sparse.js';
+import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, C = 16;
 const SCALE = 1 / Math.sqrt(D);
@@ -37,68 +38,19 @@ const SCALE = 1 / Math.sqrt(D);
 const VARIANTS: Required<BlockSparseKernelOptions>[] = [{ headsPerCta: 1, mTiles: 1 }, { headsPerCta: 1, mTiles: 2 }, { headsPerCta: 4, mTiles: 2 }];
 const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
 
-interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
-
-function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string): number[] => s.split(',').map(Number);
-    if (a === '--lengths') o.lengths = numbers(next());
-    else if (a === '--sparsities') o.sparsities = numbers(next());
-    else if (a === '--repeats') o.repeats = Number(next());
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (o.lengths.some((n) => !Number.isInteger(n) || n < C)) throw new Error(`--lengths: integers >= ${C}`);
-  if (o.sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
-  if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
-  return o;
-}
-
 export interface BlockSparseBenchRow {
   n: number; data: string; requested: number; achieved: number; topChunks: number; variant: string;
   kernelMs: number; estimationMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
 }
 
 /** Relative error of sampled (query, head) rows against a float64 softmax over the selected keys. */
-interface HostInputs { q: Float32Array; k: Float32Array; v: Float32Array } // [n, H, D], [Hkv, n, D] x 2
-
 function validateRows(
   rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuffer, lists: DeviceChunkLists,
 ): number {
-  const { q: qf, k: kf, v: vf } = x;
   const of = downloadBf16(rt, out, n * H * D);
   const sel = selectionFromLists(downloadChunkLists(rt, lists));
-  let num = 0, den = 0;
-  for (const t of [0, 17, 1000, Math.floor(n / 2) + 5, n - 1]) {
-    for (const h of [0, 5, 31]) {
-      const kvh = Math.floor(h / (H / HKV));
-      const keys = selectedKeysOf(sel, h, t);
-      const s = keys.map((key) => {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += qf[(t * H + h) * D + d] * kf[(kvh * n + key) * D + d];
-        return dot * SCALE;
-      });
-      const mx = Math.max(...s);
-      const w = s.map((x) => Math.exp(x - mx));
-      const z = w.reduce((a, b) => a + b, 0);
-      for (let d = 0; d < D; d++) {
-        let ref = 0;
-        keys.forEach((key, i) => { ref += (w[i] / z) * vf[(kvh * n + key) * D + d]; });
-        const got = of[(t * H + h) * D + d];
-        if (Number.isNaN(got)) return NaN;
-        num += (got - ref) ** 2;
-        den += ref ** 2;
-      }
-    }
-  }
-  return Math.sqrt(num / den);
+  return sampledRowsError(x, n, of, { H, Hkv: HKV, D, scale: SCALE }, [0, 17, 1000, Math.floor(n / 2) + 5, n - 1], [0, 5, 31],
+    (h, t) => selectedKeysOf(sel, h, t));
 }
 
 export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
@@ -106,7 +58,7 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const o = parseArgs(argv);
+  const o = parseKernelBenchArgs(argv, 5, C);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} c=${C}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);

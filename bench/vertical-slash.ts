@@ -32,74 +32,29 @@ import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { SinkLocalDevicePrefill } from '../src/backends/cuda/methods/sink-local-prefill.js';
 import { chooseVerticalSlashCounts } from '../src/backends/cuda/vertical-slash-counts.js';
+import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, A = 256;
 const SCALE = 1 / Math.sqrt(D);
 /** Attention kernel row tilings timed side by side (rows per warp / 16). */
 const ROW_TILES: VerticalSlashRowTiles[] = [1, 2];
 
-interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
-
-function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 3, out: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string): number[] => s.split(',').map(Number);
-    if (a === '--lengths') o.lengths = numbers(next());
-    else if (a === '--sparsities') o.sparsities = numbers(next());
-    else if (a === '--repeats') o.repeats = Number(next());
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (o.lengths.some((n) => !Number.isInteger(n) || n < A)) throw new Error(`--lengths: integers >= ${A}`);
-  if (o.sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
-  if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
-  return o;
-}
-
 export interface VerticalSlashBenchRow {
   n: number; requested: number; achieved: number; verticalSize: number; slashSize: number; mTiles: number;
   kernelMs: number; estimationMs: number; searchMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
 }
 
-interface HostInputs { q: Float32Array; k: Float32Array; v: Float32Array } // [n, H, D], [Hkv, n, D] x 2
-
 /** Relative error of sampled (query, head) rows against a float64 softmax over the listed keys. */
 function validateRows(rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuffer, index: DeviceVerticalSlashIndex): number {
   const got = downloadBf16(rt, out, n * H * D);
   const layout = downloadVerticalSlashLayout(rt, index);
-  let num = 0, den = 0;
-  for (const t of [0, 63, 64, 1000, Math.floor(n / 2) + 5, n - 1]) {
-    for (const h of [0, 5, 31]) {
-      const kvh = Math.floor(h / (H / HKV));
-      const m = Math.floor(t / 64);
-      const keys: number[] = [...layout.columns[h][m]];
-      const r = layout.ranges[h][m];
-      for (let i = 0; i < r.length; i += 2) for (let key = r[i]; key < Math.min(r[i + 1], t + 1); key++) keys.push(key);
-      const s = keys.map((key) => {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += x.q[(t * H + h) * D + d] * x.k[(kvh * n + key) * D + d];
-        return dot * SCALE;
-      });
-      const mx = Math.max(...s);
-      const w = s.map((y) => Math.exp(y - mx));
-      const z = w.reduce((a, b) => a + b, 0);
-      for (let d = 0; d < D; d++) {
-        let ref = 0;
-        keys.forEach((key, i) => { ref += (w[i] / z) * x.v[(kvh * n + key) * D + d]; });
-        const o = got[(t * H + h) * D + d];
-        if (Number.isNaN(o)) return NaN;
-        num += (o - ref) ** 2;
-        den += ref ** 2;
-      }
-    }
-  }
-  return Math.sqrt(num / den);
+  return sampledRowsError(x, n, got, { H, Hkv: HKV, D, scale: SCALE }, [0, 63, 64, 1000, Math.floor(n / 2) + 5, n - 1], [0, 5, 31], (h, t) => {
+    const m = Math.floor(t / 64);
+    const keys: number[] = [...layout.columns[h][m]];
+    const r = layout.ranges[h][m];
+    for (let i = 0; i < r.length; i += 2) for (let key = r[i]; key < Math.min(r[i + 1], t + 1); key++) keys.push(key);
+    return keys;
+  });
 }
 
 export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
@@ -107,7 +62,7 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
     console.log(`vertical-slash bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const o = parseArgs(argv);
+  const o = parseKernelBenchArgs(argv, 3, A);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} A=${A}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);
