@@ -17,7 +17,7 @@ import {
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
-import { appendRandom, attentionConfig, cpuShape, referenceRangeDecode, twinCaches } from './sparse-decode-helpers.js';
+import { appendRandom, attentionConfig, checkDecodeStep, referenceRangeDecode, twinCaches } from './sparse-decode-helpers.js';
 import { sinkLocalDecodeDeviceFactory } from '../../src/backends/cuda/methods/sink-local-decode.js';
 import type { DecodeAttention } from '../../src/engine/attention.js';
 import { resolveOptions } from '../../src/methods/options.js';
@@ -152,23 +152,7 @@ describe('CUDA segment decode', { skip }, () => {
       const options = { ...(sparsity !== undefined ? { sparsity } : {}), params };
       const gpu = sinkLocalDecodeDeviceFactory.create(rt, attentionConfig(H, Hkv, D), options);
       const cpu = sinkLocalDecodeMethod.create(resolveOptions(sinkLocalDecodeMethod, options)).decode as DecodeAttention;
-      const shape = cpuShape(H, Hkv, D);
-      for (let s = 0; s < steps; s++) {
-        const p = caches.device.length;
-        appendRandom(rt, caches, 1, rand);
-        const q = randomBf16Values(H * D, rand, 2);
-        const ref = new Float32Array(H * D);
-        const cpuCounts = cpu.decode({ layer: 0, shape, query: q, position: p, cache: caches.cpu, out: ref });
-        const dq = uploadAsBf16(rt, q);
-        const dout = poisonedBf16(rt, H * D);
-        const counts = gpu.decode({ layer: 0, shape, q: dq.ptr, position: p, cache: caches.device, out: dout.ptr });
-        const out = downloadBf16(rt, dout, H * D);
-        rt.pool.release(dq);
-        rt.pool.release(dout);
-        assert.equal(countNaN(out), 0, 'every output element must be written');
-        assert.deepEqual(counts, cpuCounts, `step at ${p}: counts`);
-        assert.ok(relativeError(out, ref) < TOLERANCE, `step at ${p}: relative error ${relativeError(out, ref)}`);
-      }
+      for (let s = 0; s < steps; s++) checkDecodeStep(rt, caches, cpu, gpu, H, Hkv, D, 0, rand, TOLERANCE);
       assert.ok(caches.cpu.lengths[0] < caches.device.length, 'the CPU method evicted rows the device method leaves in place');
       gpu.reset?.();
       caches.device.release();

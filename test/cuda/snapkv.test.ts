@@ -11,7 +11,7 @@ import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { SnapKvKernels } from '../../src/backends/cuda/kernels/snapkv.js';
-import type { DeviceDecodeFactory, DeviceDecodeMethod } from '../../src/backends/cuda/methods/contract.js';
+import type { DeviceDecodeFactory } from '../../src/backends/cuda/methods/contract.js';
 import { adaSnapKvDeviceFactory } from '../../src/backends/cuda/methods/ada-snapkv.js';
 import { type EvictedDeviceDecode, snapKvDeviceFactory } from '../../src/backends/cuda/methods/snapkv.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
@@ -22,8 +22,8 @@ import { resolveOptions } from '../../src/methods/options.js';
 import { averagePool, forceKeep, parseSnapKv, windowImportance } from '../../src/methods/snapkv-importance.js';
 import { snapKvMethod } from '../../src/methods/snapkv.js';
 import type { MethodDescriptor } from '../../src/methods/types.js';
-import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
-import { appendRandom, attentionConfig, cpuShape, twinCaches } from './sparse-decode-helpers.js';
+import { randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, twinCaches } from './sparse-decode-helpers.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -128,7 +128,7 @@ describe('CUDA SnapKV / Ada-SnapKV', { skip }, () => {
       const estimationMs = (gpu as EvictedDeviceDecode).lastEstimationMs();
       assert.ok(estimationMs !== null && estimationMs > 0, `estimation time ${estimationMs}`);
       console.log(`#   kept per head ${[...keep].join('/')} of ${c.n}; compression ${estimationMs.toFixed(2)} ms`);
-      decodeSteps(rt, caches, cpu, gpu, c.H, c.Hkv, c.D, c.steps, rand);
+      for (let s = 0; s < c.steps; s++) checkDecodeStep(rt, caches, cpu, gpu, c.H, c.Hkv, c.D, 2, rand, TOLERANCE);
       gpu.reset?.();
       caches.device.release();
     });
@@ -160,27 +160,3 @@ describe('CUDA SnapKV / Ada-SnapKV', { skip }, () => {
     caches.device.release();
   });
 });
-
-function decodeSteps(
-  rt: CudaRuntime, caches: ReturnType<typeof twinCaches>, cpu: DecodeAttention, gpu: DeviceDecodeMethod,
-  H: number, Hkv: number, D: number, steps: number, rand: () => number,
-): void {
-  const shape = cpuShape(H, Hkv, D);
-  for (let s = 0; s < steps; s++) {
-    const p = caches.device.length;
-    appendRandom(rt, caches, 1, rand);
-    const q = randomBf16Values(H * D, rand, 2);
-    const ref = new Float32Array(H * D);
-    const cpuCounts = cpu.decode({ layer: 2, shape, query: q, position: p, cache: caches.cpu, out: ref });
-    const dq = uploadAsBf16(rt, q);
-    const dout = poisonedBf16(rt, H * D);
-    const counts = gpu.decode({ layer: 2, shape, q: dq.ptr, position: p, cache: caches.device, out: dout.ptr });
-    const out = downloadBf16(rt, dout, H * D);
-    rt.pool.release(dq);
-    rt.pool.release(dout);
-    assert.equal(countNaN(out), 0, 'every output element must be written');
-    assert.deepEqual(counts, cpuCounts, `step at ${p}: counts`);
-    const err = relativeError(out, ref);
-    assert.ok(err < TOLERANCE, `step at ${p}: relative error ${err}`);
-  }
-}

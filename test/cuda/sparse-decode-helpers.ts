@@ -1,15 +1,18 @@
 /**
  * Shared by the sparse-decode GPU tests: a CPU LayerKvCache and a DeviceLayerKvCache holding the
- * same bf16-rounded rows, and the CPU reference of one decode query over per-head row ranges.
+ * same bf16-rounded rows, the CPU reference of one decode query over per-head row ranges, and one
+ * decode step of a device method checked against the CPU method.
  */
+import assert from 'node:assert/strict';
 import { RangeList, SparseAttentionScratch, attendSparseRows } from '../../src/backends/cpu/sparse-attention.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
+import type { DeviceDecodeMethod } from '../../src/backends/cuda/methods/contract.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
-import { uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import type { AttentionShape } from '../../src/engine/attention.js';
+import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
+import type { AttentionShape, DecodeAttention, HeadCounts } from '../../src/engine/attention.js';
 import type { ModelConfig } from '../../src/engine/model-config.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
-import { randomBf16Values } from './helpers.js';
+import { countNaN, randomBf16Values, relativeError } from './helpers.js';
 
 export interface TwinCaches {
   cpu: LayerKvCache;
@@ -41,6 +44,44 @@ export function appendRandom(rt: CudaRuntime, c: TwinCaches, T: number, rand: ()
   rt.pool.release(dk);
   rt.pool.release(dv);
   return { k, v };
+}
+
+export interface CheckedDecodeStep {
+  /** The step's position (the device row of the new token). */
+  p: number;
+  q: Float32Array; // [H, D]
+  /** The CPU method's output, [H, D]. */
+  ref: Float32Array;
+  counts: HeadCounts;
+  err: number;
+}
+
+/**
+ * One decode step on both sides: a random token appended to both caches, then the CPU method and the
+ * device method (output poisoned first) on the same random query (amplitude 2). Asserts every output
+ * element written, equal counts and a relative error under `tolerance`.
+ */
+export function checkDecodeStep(
+  rt: CudaRuntime, caches: TwinCaches, cpu: DecodeAttention, gpu: DeviceDecodeMethod,
+  H: number, Hkv: number, D: number, layer: number, rand: () => number, tolerance: number,
+): CheckedDecodeStep {
+  const shape = cpuShape(H, Hkv, D);
+  const p = caches.device.length;
+  appendRandom(rt, caches, 1, rand);
+  const q = randomBf16Values(H * D, rand, 2);
+  const ref = new Float32Array(H * D);
+  const cpuCounts = cpu.decode({ layer, shape, query: q, position: p, cache: caches.cpu, out: ref });
+  const dq = uploadAsBf16(rt, q);
+  const dout = poisonedBf16(rt, H * D);
+  const counts = gpu.decode({ layer, shape, q: dq.ptr, position: p, cache: caches.device, out: dout.ptr });
+  const out = downloadBf16(rt, dout, H * D);
+  rt.pool.release(dq);
+  rt.pool.release(dout);
+  assert.equal(countNaN(out), 0, 'every output element must be written');
+  assert.deepEqual(counts, cpuCounts, `step at ${p}: counts`);
+  const err = relativeError(out, ref);
+  assert.ok(err < tolerance, `step at ${p}: relative error ${err}`);
+  return { p, q, ref, counts, err };
 }
 
 /**
