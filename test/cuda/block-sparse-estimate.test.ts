@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { BlockSparseEstimator } from '../../src/backends/cuda/kernels/block-sparse-estimate.js';
@@ -17,10 +16,9 @@ import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
 import { randomBf16Values, randomGenerator } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA block-sparse estimation tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA block-sparse estimation tests');
 
 interface Case {
   n: number; H: number; Hkv: number; D: number; chunk: number; top: number | null; sparsity?: number;

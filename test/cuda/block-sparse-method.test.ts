@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
@@ -18,10 +17,9 @@ import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
 import { tinyConfig } from '../engine/model-fixtures.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA block-sparse method tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA block-sparse method tests');
 
 describe('CUDA Block-Sparse prefill method', { skip }, () => {
   let rt: CudaRuntime;

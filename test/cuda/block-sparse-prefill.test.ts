@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { type ChunkSelection, ctaUnion, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
@@ -17,10 +16,9 @@ import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cud
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA block-sparse prefill tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA block-sparse prefill tests');
 
 // bf16 operands (and P rounded to bf16 before PV), as for the dense kernel.
 const TOLERANCE = 1e-2;

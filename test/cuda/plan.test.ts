@@ -14,7 +14,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import type { CudaTransformerModel } from '../../src/backends/cuda/model.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
@@ -31,10 +30,9 @@ import { toPythonStyleJson } from '../helpers/python-json.js';
 import { type TinyArch, tinyConfigJson, tinyTensors } from '../helpers/tiny-checkpoint.js';
 import { TINY_BOS_ID, TINY_EOS_ID, writeTinyTokenizer } from '../helpers/tiny-tokenizer.js';
 import { countNaN } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA plan tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA plan tests');
 
 /** Sparse kernels vs dense kernels, both bf16: per logits row max |Δ| ≤ ROW_BOUND · max |row|. */
 const ROW_BOUND = 0.03;

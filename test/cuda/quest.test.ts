@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
@@ -19,10 +18,9 @@ import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cud
 import { QuestDecode, QuestPageBounds, questPagesFor } from '../../src/methods/quest.js';
 import { randomBf16Values, randomGenerator, relativeError } from './helpers.js';
 import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, twinCaches } from './sparse-decode-helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA Quest tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA Quest tests');
 
 const TOLERANCE = 1e-2;
 

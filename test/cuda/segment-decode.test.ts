@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import {
   type RowSegment, SEGMENT_TILING_V2, SegmentDecodeKernel, type SegmentDecodeTiling, SegmentLists, defaultSegmentTiling, encodeSegmentLists,
@@ -18,14 +17,13 @@ import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
 import { appendRandom, attentionConfig, checkDecodeStep, referenceRangeDecode, twinCaches } from './sparse-decode-helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 import { sinkLocalDecodeDeviceFactory } from '../../src/backends/cuda/methods/sink-local-decode.js';
 import type { DecodeAttention } from '../../src/engine/attention.js';
 import { resolveOptions } from '../../src/methods/options.js';
 import { sinkLocalDecodeMethod } from '../../src/methods/sink-local.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA segment decode tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA segment decode tests');
 
 const TOLERANCE = 1e-2;
 

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { SnapKvKernels } from '../../src/backends/cuda/kernels/snapkv.js';
@@ -24,10 +23,9 @@ import { snapKvMethod } from '../../src/methods/snapkv.js';
 import type { MethodDescriptor } from '../../src/methods/types.js';
 import { randomBf16Values, randomGenerator, relativeError } from './helpers.js';
 import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, twinCaches } from './sparse-decode-helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA SnapKV tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA SnapKV tests');
 
 const TOLERANCE = 1e-2;
 

@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { downloadVerticalSlashLayout, downloadVerticalSlashSelection } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
 import type { VerticalSlashRowTiles } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
@@ -28,10 +27,9 @@ import { forcedRanks, lastQueryScores } from '../../src/methods/vertical-slash-p
 import { FORCED_COLUMNS, FORCED_DIAGONALS, type VerticalSlashFamilyPrefill } from '../../src/methods/vertical-slash-prefill.js';
 import { VerticalSlashPrefill } from '../../src/methods/vertical-slash.js';
 import { countNaN, randomBf16Values, randomGenerator, referenceCausalAttention, relativeError } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA vertical-slash prefill tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA vertical-slash prefill tests');
 
 // bf16 operands (and P rounded to bf16 before PV), as for the dense kernel.
 const TOLERANCE = 1e-2;

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { SinkLocalDevicePrefill, sinkLocalRuleFrom } from '../../src/backends/cuda/methods/sink-local-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
@@ -14,10 +13,9 @@ import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cud
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { SinkLocalPrefill } from '../../src/methods/sink-local.js';
 import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
 
-const available = isCudaAvailable();
-const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
-if (skip) console.log(`# CUDA sink-local prefill tests skipped: ${skip}`);
+const skip = cudaSkip('CUDA sink-local prefill tests');
 
 const TOLERANCE = 1e-2;
 
