@@ -6,13 +6,14 @@
  * are SnapKV's (EvictedDeviceDecode): the per-head counts come back to the host once per layer.
  */
 import { adaSnapKvMethod, minimumPerHead } from '../../../methods/ada-snapkv.js';
+import { resolveOptions } from '../../../methods/options.js';
 import { type SnapKvSettings, parseSnapKv } from '../../../methods/snapkv-importance.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
 import type { CudaRuntime } from '../runtime.js';
 import { segmentDecodeUnsupported } from '../kernels/segment-decode.js';
 import type { KeptRows } from '../kernels/snapkv.js';
 import type { DeviceCompressCall, DeviceDecodeFactory } from './contract.js';
-import { EvictedDeviceDecode, resolveDeviceOptions } from './snapkv.js';
+import { EvictedDeviceDecode } from './snapkv.js';
 
 export class AdaSnapKvDeviceDecode extends EvictedDeviceDecode {
   readonly id = 'ada_snapkv';
@@ -39,7 +40,7 @@ export const adaSnapKvDeviceFactory: DeviceDecodeFactory = {
   create(rt, config, options) {
     const problem = segmentDecodeUnsupported(config);
     if (problem) throw new Error(`ada_snapkv on the GPU: ${problem}`);
-    const resolved = resolveDeviceOptions(adaSnapKvMethod, options);
+    const resolved = resolveOptions(adaSnapKvMethod, options);
     return new AdaSnapKvDeviceDecode(rt, config, parseSnapKv('ada_snapkv', resolved), resolved.params.minHeadCapacityRatio as number);
   },
 };

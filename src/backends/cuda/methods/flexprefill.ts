@@ -92,7 +92,7 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
 }
 
 export function flexPrefillDeviceParams(options: DeviceMethodOptions): FlexPrefillDeviceParams {
-  const resolved = resolveOptions(flexPrefillMethod, { sparsity: options.sparsity, params: options.params });
+  const resolved = resolveOptions(flexPrefillMethod, options);
   const alpha = resolved.params.alpha;
   return {
     approximationSize: intParam(resolved.params, 'approximationSize'),

@@ -108,7 +108,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
 
 /** The CPU method's parameters and budget rule, defaults filled by its descriptor. */
 export function questSettings(options: DeviceMethodOptions): QuestSettings {
-  const resolved = resolveOptions(questMethod, { ...(options.sparsity !== undefined ? { sparsity: options.sparsity } : {}), params: options.params ?? {} });
+  const resolved = resolveOptions(questMethod, options);
   const pageSize = resolved.params.pageSize as number;
   const tokenBudget = typeof resolved.params.tokenBudget === 'number' ? resolved.params.tokenBudget : null;
   if (tokenBudget !== null && tokenBudget % pageSize !== 0) {

@@ -7,12 +7,12 @@
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
+import { resolveOptions } from '../../../methods/options.js';
 import { type SinkLocalRule, sinkLocalDecodeMethod, sinkLocalKeys } from '../../../methods/sink-local.js';
 import type { CudaRuntime } from '../runtime.js';
 import { SegmentDecodeKernel, SegmentLists, segmentDecodeUnsupported } from '../kernels/segment-decode.js';
 import type { DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod } from './contract.js';
 import { assertShape } from './shape-check.js';
-import { resolveDeviceOptions } from './snapkv.js';
 
 export class SinkLocalDeviceDecode implements DeviceDecodeMethod {
   readonly id = 'sink_local_decode';
@@ -69,7 +69,7 @@ export const sinkLocalDecodeDeviceFactory: DeviceDecodeFactory = {
   create(rt, config, options) {
     const problem = segmentDecodeUnsupported(config);
     if (problem) throw new Error(`sink_local_decode on the GPU: ${problem}`);
-    const resolved = resolveDeviceOptions(sinkLocalDecodeMethod, options);
+    const resolved = resolveOptions(sinkLocalDecodeMethod, options);
     const localWindow = typeof resolved.params.localWindow === 'number' ? resolved.params.localWindow : null;
     return new SinkLocalDeviceDecode(rt, config, { sinkTokens: resolved.params.sinkTokens as number, localWindow, sparsity: resolved.sparsity });
   },

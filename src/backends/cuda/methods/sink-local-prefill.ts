@@ -108,7 +108,7 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
 }
 
 export function sinkLocalRuleFrom(options: DeviceMethodOptions): SinkLocalRule {
-  const resolved = resolveOptions(sinkLocalPrefillMethod, { sparsity: options.sparsity, params: options.params });
+  const resolved = resolveOptions(sinkLocalPrefillMethod, options);
   return {
     sinkTokens: intParam(resolved.params, 'sinkTokens'),
     localWindow: optionalIntParam(resolved.params, 'localWindow'),

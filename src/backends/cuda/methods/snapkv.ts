@@ -12,12 +12,11 @@ import type { ModelConfig } from '../../../engine/model-config.js';
 import { resolveOptions } from '../../../methods/options.js';
 import { type SnapKvSettings, capacityFor, parseSnapKv } from '../../../methods/snapkv-importance.js';
 import { snapKvMethod } from '../../../methods/snapkv.js';
-import type { MethodDescriptor, ResolvedOptions } from '../../../methods/types.js';
 import type { CudaRuntime } from '../runtime.js';
 import { SegmentDecodeKernel, SegmentLists, segmentDecodeUnsupported } from '../kernels/segment-decode.js';
 import { type KeptRows, SnapKvKernels } from '../kernels/snapkv.js';
 import type {
-  DeviceCompressCall, DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceMethodOptions, EstimationTiming,
+  DeviceCompressCall, DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, EstimationTiming,
 } from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
 import { assertShape } from './shape-check.js';
@@ -141,11 +140,6 @@ export class SnapKvDeviceDecode extends EvictedDeviceDecode {
   }
 }
 
-/** The CPU descriptor's validation and defaults, then its settings parser. */
-export function resolveDeviceOptions(method: MethodDescriptor, options: DeviceMethodOptions): ResolvedOptions {
-  return resolveOptions(method, { ...(options.sparsity !== undefined ? { sparsity: options.sparsity } : {}), params: options.params ?? {} });
-}
-
 export const snapKvDeviceFactory: DeviceDecodeFactory = {
   methodId: 'snapkv',
   unsupported(config) {
@@ -154,6 +148,6 @@ export const snapKvDeviceFactory: DeviceDecodeFactory = {
   create(rt, config, options) {
     const problem = segmentDecodeUnsupported(config);
     if (problem) throw new Error(`snapkv on the GPU: ${problem}`);
-    return new SnapKvDeviceDecode(rt, config, parseSnapKv('snapkv', resolveDeviceOptions(snapKvMethod, options)));
+    return new SnapKvDeviceDecode(rt, config, parseSnapKv('snapkv', resolveOptions(snapKvMethod, options)));
   },
 };

@@ -149,7 +149,7 @@ export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill
 }
 
 export function verticalSlashDeviceParams(options: DeviceMethodOptions): VerticalSlashDeviceParams {
-  const resolved = resolveOptions(verticalSlashMethod, { sparsity: options.sparsity, params: options.params });
+  const resolved = resolveOptions(verticalSlashMethod, options);
   return {
     approximationSize: intParam(resolved.params, 'approximationSize'),
     sparsity: resolved.sparsity,
