@@ -10,9 +10,9 @@ import { resolveOptions } from '../../../methods/options.js';
 import { type SnapKvSettings, parseSnapKv } from '../../../methods/snapkv-importance.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
 import type { CudaRuntime } from '../runtime.js';
-import { segmentDecodeUnsupported } from '../kernels/segment-decode.js';
 import type { KeptRows } from '../kernels/snapkv.js';
 import type { DeviceCompressCall, DeviceDecodeFactory } from './contract.js';
+import { segmentDecodeFactory } from './kernel-family-factories.js';
 import { EvictedDeviceDecode } from './snapkv.js';
 
 export class AdaSnapKvDeviceDecode extends EvictedDeviceDecode {
@@ -32,15 +32,7 @@ export class AdaSnapKvDeviceDecode extends EvictedDeviceDecode {
   }
 }
 
-export const adaSnapKvDeviceFactory: DeviceDecodeFactory = {
-  methodId: 'ada_snapkv',
-  unsupported(config) {
-    return segmentDecodeUnsupported(config);
-  },
-  create(rt, config, options) {
-    const problem = segmentDecodeUnsupported(config);
-    if (problem) throw new Error(`ada_snapkv on the GPU: ${problem}`);
-    const resolved = resolveOptions(adaSnapKvMethod, options);
-    return new AdaSnapKvDeviceDecode(rt, config, parseSnapKv('ada_snapkv', resolved), resolved.params.minHeadCapacityRatio as number);
-  },
-};
+export const adaSnapKvDeviceFactory: DeviceDecodeFactory = segmentDecodeFactory('ada_snapkv', (rt, config, options) => {
+  const resolved = resolveOptions(adaSnapKvMethod, options);
+  return new AdaSnapKvDeviceDecode(rt, config, parseSnapKv('ada_snapkv', resolved), resolved.params.minHeadCapacityRatio as number);
+});

@@ -8,16 +8,16 @@
  * the alpha bisection's probes count their exact pairs on the device. Selection, index and attention
  * run as Vertical-Slash's.
  */
-import type { ModelConfig } from '../../../engine/model-config.js';
 import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../../methods/vertical-slash-prefill.js';
 import { causalPairs, intParam, resolveOptions } from '../../../methods/options.js';
 import { coverCount, flexPrefillMethod, sortedPrefixSums, thresholdNearestTarget } from '../../../methods/flexprefill.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
-import { type VerticalSlashScores, verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
+import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
 import type { VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
-import type { DeviceMethodOptions, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
+import type { DeviceMethodOptions, DevicePrefillFactory } from './contract.js';
+import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
 import { type DeviceCountChoice, VerticalSlashFamilyDevicePrefill } from './vertical-slash.js';
 
 export interface FlexPrefillDeviceParams {
@@ -102,16 +102,5 @@ export function flexPrefillDeviceParams(options: DeviceMethodOptions): FlexPrefi
   };
 }
 
-export const flexPrefillDeviceFactory: DevicePrefillFactory = {
-  methodId: 'flexprefill',
-  unsupported(config: ModelConfig): string | null {
-    if (config.attnLogitSoftcap !== null) return 'attention logit softcapping is not implemented in the vertical-slash kernels';
-    return verticalSlashShapeProblem({ numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim });
-  },
-  create(rt: CudaRuntime, config: ModelConfig, options: DeviceMethodOptions): DevicePrefillMethod {
-    const problem = this.unsupported(config);
-    if (problem) throw new Error(`flexprefill: ${problem}`);
-    return new FlexPrefillDevicePrefill(rt, { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim },
-      flexPrefillDeviceParams(options));
-  },
-};
+export const flexPrefillDeviceFactory: DevicePrefillFactory = verticalSlashFamilyFactory('flexprefill',
+  (rt, shape, options) => new FlexPrefillDevicePrefill(rt, shape, flexPrefillDeviceParams(options)));

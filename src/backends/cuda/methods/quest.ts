@@ -12,9 +12,10 @@ import { questMethod, questPagesFor } from '../../../methods/quest.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaRuntime } from '../runtime.js';
 import { DeviceQuestBounds, QuestKernels } from '../kernels/quest.js';
-import { SegmentDecodeKernel, SegmentLists, segmentDecodeUnsupported } from '../kernels/segment-decode.js';
+import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
 import type { DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceMethodOptions, EstimationTiming } from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
+import { segmentDecodeFactory } from './kernel-family-factories.js';
 import { assertShape } from './shape-check.js';
 
 export interface QuestSettings {
@@ -117,16 +118,7 @@ export function questSettings(options: DeviceMethodOptions): QuestSettings {
   return { pageSize, sparsity: resolved.sparsity, tokenBudget, sharePages: resolved.params.sharePages as boolean };
 }
 
-export const questDeviceFactory: DeviceDecodeFactory = {
-  methodId: 'quest',
-  unsupported(config) {
-    // Without share_pages every query head is its own unit, so any group size runs; with it (the
-    // default) the group shares one kernel block.
-    return segmentDecodeUnsupported(config);
-  },
-  create(rt, config, options) {
-    const problem = segmentDecodeUnsupported(config);
-    if (problem) throw new Error(`quest on the GPU: ${problem}`);
-    return new QuestDeviceDecode(rt, config, questSettings(options));
-  },
-};
+// The segment decode's group limit applies even without share_pages (where every query head is its
+// own unit and any group size would run): the default shares one kernel block per group.
+export const questDeviceFactory: DeviceDecodeFactory = segmentDecodeFactory('quest',
+  (rt, config, options) => new QuestDeviceDecode(rt, config, questSettings(options)));

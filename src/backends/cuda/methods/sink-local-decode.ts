@@ -10,8 +10,9 @@ import type { ModelConfig } from '../../../engine/model-config.js';
 import { resolveOptions } from '../../../methods/options.js';
 import { type SinkLocalRule, sinkLocalDecodeMethod, sinkLocalKeys } from '../../../methods/sink-local.js';
 import type { CudaRuntime } from '../runtime.js';
-import { SegmentDecodeKernel, SegmentLists, segmentDecodeUnsupported } from '../kernels/segment-decode.js';
+import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
 import type { DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod } from './contract.js';
+import { segmentDecodeFactory } from './kernel-family-factories.js';
 import { assertShape } from './shape-check.js';
 
 export class SinkLocalDeviceDecode implements DeviceDecodeMethod {
@@ -61,16 +62,8 @@ export class SinkLocalDeviceDecode implements DeviceDecodeMethod {
   }
 }
 
-export const sinkLocalDecodeDeviceFactory: DeviceDecodeFactory = {
-  methodId: 'sink_local_decode',
-  unsupported(config) {
-    return segmentDecodeUnsupported(config);
-  },
-  create(rt, config, options) {
-    const problem = segmentDecodeUnsupported(config);
-    if (problem) throw new Error(`sink_local_decode on the GPU: ${problem}`);
-    const resolved = resolveOptions(sinkLocalDecodeMethod, options);
-    const localWindow = typeof resolved.params.localWindow === 'number' ? resolved.params.localWindow : null;
-    return new SinkLocalDeviceDecode(rt, config, { sinkTokens: resolved.params.sinkTokens as number, localWindow, sparsity: resolved.sparsity });
-  },
-};
+export const sinkLocalDecodeDeviceFactory: DeviceDecodeFactory = segmentDecodeFactory('sink_local_decode', (rt, config, options) => {
+  const resolved = resolveOptions(sinkLocalDecodeMethod, options);
+  const localWindow = typeof resolved.params.localWindow === 'number' ? resolved.params.localWindow : null;
+  return new SinkLocalDeviceDecode(rt, config, { sinkTokens: resolved.params.sinkTokens as number, localWindow, sparsity: resolved.sparsity });
+});

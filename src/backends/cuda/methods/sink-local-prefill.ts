@@ -6,18 +6,17 @@
  * the rule needs no prompt length.
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
-import type { ModelConfig } from '../../../engine/model-config.js';
 import { intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
 import { type SinkLocalRule, sinkLocalPrefillMethod } from '../../../methods/sink-local.js';
 import type { DevicePtr } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
-import { verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
 import { VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import { GrowableDeviceBuffer } from '../vertical-slash-layout.js';
 import { sinkLocalLayout } from '../vertical-slash-sink-local.js';
 import type { DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
+import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
 
 /** An uploaded sink-local index: what the kernel reads, and one head's exact and dense pairs. */
 export interface SinkLocalPreparedIndex {
@@ -116,16 +115,5 @@ export function sinkLocalRuleFrom(options: DeviceMethodOptions): SinkLocalRule {
   };
 }
 
-export const sinkLocalPrefillDeviceFactory: DevicePrefillFactory = {
-  methodId: 'sink_local_prefill',
-  unsupported(config: ModelConfig): string | null {
-    if (config.attnLogitSoftcap !== null) return 'attention logit softcapping is not implemented in the vertical-slash kernels';
-    return verticalSlashShapeProblem({ numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim });
-  },
-  create(rt: CudaRuntime, config: ModelConfig, options: DeviceMethodOptions): DevicePrefillMethod {
-    const problem = this.unsupported(config);
-    if (problem) throw new Error(`sink_local_prefill: ${problem}`);
-    return new SinkLocalDevicePrefill(rt, { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim },
-      sinkLocalRuleFrom(options));
-  },
-};
+export const sinkLocalPrefillDeviceFactory: DevicePrefillFactory = verticalSlashFamilyFactory('sink_local_prefill',
+  (rt, shape, options) => new SinkLocalDevicePrefill(rt, shape, sinkLocalRuleFrom(options)));

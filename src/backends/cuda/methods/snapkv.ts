@@ -13,12 +13,13 @@ import { resolveOptions } from '../../../methods/options.js';
 import { type SnapKvSettings, capacityFor, parseSnapKv } from '../../../methods/snapkv-importance.js';
 import { snapKvMethod } from '../../../methods/snapkv.js';
 import type { CudaRuntime } from '../runtime.js';
-import { SegmentDecodeKernel, SegmentLists, segmentDecodeUnsupported } from '../kernels/segment-decode.js';
+import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
 import { type KeptRows, SnapKvKernels } from '../kernels/snapkv.js';
 import type {
   DeviceCompressCall, DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, EstimationTiming,
 } from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
+import { segmentDecodeFactory } from './kernel-family-factories.js';
 import { assertShape } from './shape-check.js';
 
 /** One layer's state after compression. */
@@ -140,14 +141,5 @@ export class SnapKvDeviceDecode extends EvictedDeviceDecode {
   }
 }
 
-export const snapKvDeviceFactory: DeviceDecodeFactory = {
-  methodId: 'snapkv',
-  unsupported(config) {
-    return segmentDecodeUnsupported(config);
-  },
-  create(rt, config, options) {
-    const problem = segmentDecodeUnsupported(config);
-    if (problem) throw new Error(`snapkv on the GPU: ${problem}`);
-    return new SnapKvDeviceDecode(rt, config, parseSnapKv('snapkv', resolveOptions(snapKvMethod, options)));
-  },
-};
+export const snapKvDeviceFactory: DeviceDecodeFactory = segmentDecodeFactory('snapkv',
+  (rt, config, options) => new SnapKvDeviceDecode(rt, config, parseSnapKv('snapkv', resolveOptions(snapKvMethod, options))));

@@ -12,12 +12,11 @@
  * returned counts are the exact attended pairs per query head, as the CPU method counts them.
  */
 import type { HeadCounts } from '../../../engine/attention.js';
-import type { ModelConfig } from '../../../engine/model-config.js';
 import { causalPairs, intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
 import { verticalSlashMethod } from '../../../methods/vertical-slash.js';
 import type { EventHandle } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
-import { VerticalSlashEstimator, type VerticalSlashScores, verticalSlashShapeProblem } from '../kernels/vertical-slash-estimate.js';
+import { VerticalSlashEstimator, type VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import {
   type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
@@ -27,6 +26,7 @@ import { type VerticalSlashCountChoice, chooseVerticalSlashCounts } from '../ver
 import type {
   DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod, EstimationTiming,
 } from './contract.js';
+import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
 
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
@@ -158,19 +158,5 @@ export function verticalSlashDeviceParams(options: DeviceMethodOptions): Vertica
   };
 }
 
-function shapeOf(config: ModelConfig): PrefillShape {
-  return { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim };
-}
-
-export const verticalSlashDeviceFactory: DevicePrefillFactory = {
-  methodId: 'vertical_and_slash',
-  unsupported(config: ModelConfig): string | null {
-    if (config.attnLogitSoftcap !== null) return 'attention logit softcapping is not implemented in the vertical-slash kernels';
-    return verticalSlashShapeProblem(shapeOf(config));
-  },
-  create(rt: CudaRuntime, config: ModelConfig, options: DeviceMethodOptions): DevicePrefillMethod {
-    const problem = this.unsupported(config);
-    if (problem) throw new Error(`vertical_and_slash: ${problem}`);
-    return new VerticalSlashDevicePrefill(rt, shapeOf(config), verticalSlashDeviceParams(options));
-  },
-};
+export const verticalSlashDeviceFactory: DevicePrefillFactory = verticalSlashFamilyFactory('vertical_and_slash',
+  (rt, shape, options) => new VerticalSlashDevicePrefill(rt, shape, verticalSlashDeviceParams(options)));
