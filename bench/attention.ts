@@ -38,18 +38,19 @@ const PREFILL_VARIANTS: PrefillTiling[] = [
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
- * one-round-trip combine ('fold', c), the same as a programmatic dependent (pc), and c with 128-thread
- * partial blocks (4 per SM). The first v6 run timed the merges inside the partial launch (f: last
- * block of each KV head; fh: last GROUP blocks, one query head each; t128u2w1fh): 2.2-2.5 us slower
- * than v5 at 8K in graphs (docs/perf.md). The v5 runs also timed t128u4w1 (v3's loop), t128u4w0.5,
- * t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and the programmatic-dependent combine (p): none faster
- * than v5 at 8K.
+ * one-round-trip combine ('fold', c), the same as a programmatic dependent (pc), c with 128-thread
+ * partial blocks (4 per SM), and the merge inside the partial launch by the last GROUP blocks of each
+ * KV head (fh) with the ticket fenced once per block. The first v6 run timed f, fh and t128u2w1fh with
+ * a fence in every thread: 2.2-2.5 us slower than v5 at 8K in graphs (docs/perf.md). The v5 runs also
+ * timed t128u4w1 (v3's loop), t128u4w0.5, t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and the
+ * programmatic-dependent combine (p): none faster than v5 at 8K.
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 256, unroll: 2, wave: 1, merge: 'combine' },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold' },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold', pdl: true },
   { threads: 128, unroll: 2, wave: 1, merge: 'fold' },
+  { threads: 256, unroll: 2, wave: 1, merge: 'per-head' },
 ];
 
 interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }

@@ -5,6 +5,8 @@
 //                   unnormalised output) over its rows; the slots merge in shared memory at the end
 //                   and the block writes one partial output with its max and exp-sum (log2 domain).
 //   decode_combine: block (query head h) merges the splits' partials into the final [H, D] output.
+//   decode_combine_fold (v6, the launcher's default): the same merge with every thread folding its
+//                   splits' (max, sum, output) online, one L2 round trip and one barrier.
 // v3 adds register double buffering (the next step's rows are in flight during this step's math) and
 // a combine whose loads are independent. v1 (docs/perf.md) made three passes (scores, softmax, P·V) with barriers between them and read V
 // only after all of K: each block waited for memory twice as often, with half the bytes in flight.
@@ -30,7 +32,8 @@
 // from a per-KV-head counter (__threadfence before it, so its partials are visible first); the block
 // that draws the last ticket (1), or each of the last GROUP (2), merges the partials of every split into
 // `out`, and the counters are reset for the next launch (a captured graph replays the same counters).
-// No decode_combine.
+// No combine kernel. Measured (docs/perf.md, decode v6): 1-2.5 us slower than the combine kernel in
+// CUDA graphs at 8K-128K (faster only when each launch costs a host round trip).
 //
 // Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8),
 // DECODE_THREADS (threads per partial block, 128 or 256), DECODE_UNROLL (rows per slot per step, 2 or 4),
@@ -195,25 +198,35 @@ __device__ __forceinline__ void merge_if_last(const float* __restrict__ partO, c
   const int tid = threadIdx.x;
   const int splits = gridDim.x;
   int* tickets = counters + 2 * hk;
-  __threadfence();  // this block's partials reach L2 before its ticket is counted
+  // The grid-barrier pattern of cooperative groups: the block's stores are ordered before thread 0's
+  // fence by the barrier, and the fence (cumulative) publishes them before the ticket. (The first v6
+  // run fenced in every thread: 2.2-2.5 us slower than v5 at 8K.)
   __syncthreads();
-  if (tid == 0) ticketShared = atomicAdd(tickets, 1);
+  if (tid == 0) {
+    __threadfence();
+    ticketShared = atomicAdd(tickets, 1);
+  }
   __syncthreads();
   const int ticket = ticketShared;
 #if DECODE_FUSED == 1
   if (ticket != splits - 1) return;
-  if (tid == 0) *tickets = 0;  // every block of this launch has counted; ready for the next launch
-  __threadfence();             // the partial reads below come after the ticket
+  if (tid == 0) {
+    *tickets = 0;     // every block of this launch has counted; ready for the next launch
+    __threadfence();  // acquire: the partial reads below come after the ticket (the barrier passes it on)
+  }
+  __syncthreads();
   merge_heads<GROUP, THREADS>(partO, partML, out, H, splits, hk * GROUP, scratch);
 #else
   const int mergers = min(GROUP, splits);
   const int role = ticket - (splits - mergers);
   if (role < 0) return;
-  if (tid == 0 && ticket != splits - 1) {
-    while (load_acquire(tickets) < splits) asm volatile("nanosleep.u32 64;");
+  if (tid == 0) {
+    if (ticket != splits - 1) {
+      while (load_acquire(tickets) < splits) asm volatile("nanosleep.u32 32;");
+    }
+    __threadfence();  // acquire: the partial reads below come after every ticket
   }
   __syncthreads();
-  __threadfence();
   for (int gh = role; gh < GROUP; gh += mergers) merge_heads<1, THREADS>(partO, partML, out, H, splits, hk * GROUP + gh, scratch);
   if (tid == 0) {
     // Every merger has left its wait before the last of them counts here, so the reset is safe.

@@ -1,7 +1,8 @@
 /**
  * Launcher for decode-attention.cu: one new token's attention over a per-KV-head cache, split over
- * the context (decode_partial) and merged, either by a second kernel (decode_combine) or, fused
- * (v6), by the last partial block of each KV head to finish. Workspace comes from the runtime's pool.
+ * the context (decode_partial) and merged, either by a second kernel (decode_combine_fold by default,
+ * decode_combine) or, fused (v6, not faster in graphs), by the last partial blocks of each KV head to
+ * finish. Workspace comes from the runtime's pool.
  */
 import type { DevicePtr } from '../context.js';
 import type { CudaKernel } from '../module.js';
@@ -95,11 +96,13 @@ function mergeKernel(m: DecodeMerge): 'decode_combine' | 'decode_combine_fold' |
 }
 
 /**
- * Fastest measured on the H100 (docs/perf.md, decode v5): 256 threads, two rows per slot per step,
- * one wave. GQA groups whose 256-thread slot buffers would not fit 48 KB of static shared memory
- * (threads · group · 32 bytes) fall back to 128 threads.
+ * Fastest measured on the H100 (docs/perf.md, decode v6): 256 threads, two rows per slot per step,
+ * one wave, the one-round-trip combine kernel ('fold': 0.1-0.3 us ahead of v5's combine at every n
+ * in the same run; the merges inside the partial launch were 1-2.5 us slower in graphs). GQA groups
+ * whose 256-thread slot buffers would not fit 48 KB of static shared memory (threads · group · 32
+ * bytes) fall back to 128 threads.
  */
-export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wave: 1 };
+export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wave: 1, merge: 'fold' };
 const STATIC_SHARED_LIMIT = 48 * 1024;
 
 export function decodeTuningLabel(t: DecodeTuning): string {
