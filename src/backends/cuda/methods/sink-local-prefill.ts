@@ -17,6 +17,7 @@ import { GrowableDeviceBuffer } from '../vertical-slash-layout.js';
 import { sinkLocalLayout } from '../vertical-slash-sink-local.js';
 import type { DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod } from './contract.js';
 import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
+import { assertPrefillShape } from './shape-check.js';
 
 /** An uploaded sink-local index: what the kernel reads, and one head's exact and dense pairs. */
 export interface SinkLocalPreparedIndex {
@@ -38,11 +39,9 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
   }
 
   prefill(call: DevicePrefillCall): HeadCounts {
-    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const H = this.shape.numHeads;
     const T = call.numQueries, queryStart = call.queryStart;
-    if (call.shape.numHeads !== H || call.shape.numKvHeads !== Hkv || call.shape.headDim !== D) {
-      throw new Error(`${this.id} (layer ${call.layer}): call shape differs from the method's ${H}/${Hkv}/${D}`);
-    }
+    assertPrefillShape(this.id, call.layer, call.shape, this.shape);
     if (call.cache.length !== queryStart + T) {
       throw new Error(`${this.id} (layer ${call.layer}): the cache holds ${call.cache.length} rows, expected positions 0..${queryStart + T - 1}`);
     }

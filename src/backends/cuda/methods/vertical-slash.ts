@@ -27,6 +27,7 @@ import type {
   DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod, EstimationTiming,
 } from './contract.js';
 import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
+import { assertPrefillShape } from './shape-check.js';
 
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
@@ -74,11 +75,9 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   protected abstract chooseCounts(scores: VerticalSlashScores, n: number, A: number): DeviceCountChoice;
 
   prefill(call: DevicePrefillCall): HeadCounts {
-    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const H = this.shape.numHeads;
     const n = call.numQueries;
-    if (call.shape.numHeads !== H || call.shape.numKvHeads !== Hkv || call.shape.headDim !== D) {
-      throw new Error(`${this.id} (layer ${call.layer}): call shape differs from the method's ${H}/${Hkv}/${D}`);
-    }
+    assertPrefillShape(this.id, call.layer, call.shape, this.shape);
     if (call.queryStart !== 0 || !call.isLastChunk || call.cache.length !== n) {
       throw new Error(`${this.id} (layer ${call.layer}): needs the whole prompt in one call (queryStart ${call.queryStart}, ` +
         `${n} queries, cache ${call.cache.length} rows, last chunk ${call.isLastChunk})`);
