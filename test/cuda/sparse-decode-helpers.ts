@@ -1,10 +1,12 @@
 /**
  * Shared by the sparse-decode GPU tests: a CPU LayerKvCache and a DeviceLayerKvCache holding the
- * same bf16-rounded rows, the CPU reference of one decode query over per-head row ranges, and one
- * decode step of a device method checked against the CPU method.
+ * same bf16-rounded rows, the CPU reference of one decode query over per-head row ranges, one
+ * decode step of a device method checked against the CPU method, and our dense decode kernel's output.
  */
 import assert from 'node:assert/strict';
 import { RangeList, SparseAttentionScratch, attendSparseRows } from '../../src/backends/cpu/sparse-attention.js';
+import type { DevicePtr } from '../../src/backends/cuda/context.js';
+import { DecodeAttentionKernel } from '../../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import type { DeviceDecodeMethod } from '../../src/backends/cuda/methods/contract.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
@@ -82,6 +84,19 @@ export function checkDecodeStep(
   const err = relativeError(out, ref);
   assert.ok(err < tolerance, `step at ${p}: relative error ${err}`);
   return { p, q, ref, counts, err };
+}
+
+/** Our dense decode kernel's output [H, D] for the device query q ([H, D]) over the cache rows [0, kvLen). */
+export function denseDecodeOutput(
+  rt: CudaRuntime, H: number, Hkv: number, D: number, q: DevicePtr, cache: DeviceLayerKvCache, kvLen: number,
+): Float32Array {
+  const out = poisonedBf16(rt, H * D);
+  new DecodeAttentionKernel(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }).run({
+    q, k: cache.keys.ptr, v: cache.values.ptr, out: out.ptr, kvLen, kvStride: cache.capacity, scale: 1 / Math.sqrt(D),
+  });
+  const result = downloadBf16(rt, out, H * D);
+  rt.pool.release(out);
+  return result;
 }
 
 /**
