@@ -122,6 +122,11 @@ function achievedOf(c: HeadCounts): number {
   return d === 0 ? 0 : 1 - a / d;
 }
 
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 function estimationOf(method: object): number | null {
   const timing = method as Partial<EstimationTiming>;
   return typeof timing.lastEstimationMs === 'function' ? timing.lastEstimationMs() : null;
@@ -222,14 +227,26 @@ class Bench {
     this.random(q.ptr, n * rowElements);
     const repeats = n > 32768 ? Math.max(1, Math.min(this.o.repeats, 3)) : this.o.repeats;
     const call = { layer: 0, shape: this.shape, q: q.ptr, qRowStride: rowElements, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
-    /** Poisons the output, runs once, checks sampled rows, then times `repeats` calls. */
-    const measure = (method: DevicePrefillMethod, label: string): { counts: HeadCounts; ms: number } | null => {
+    /**
+     * Poisons the output, runs once, checks sampled rows, then times `repeats` calls one by one: each
+     * call's estimation time is read right after it, so attention = total − estimation pairs numbers of
+     * the same call (methods with a host step in their estimation vary from call to call by more than
+     * their attention takes). Medians of each.
+     */
+    const measure = (method: DevicePrefillMethod, label: string): { counts: HeadCounts; ms: number; estimationMs: number | null; attentionMs: number } | null => {
       try {
         rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, n * rowElements, rt.stream);
         const counts = method.prefill(call);
         if (hasNaN(rt, out.ptr, 0, 64, rowElements) || hasNaN(rt, out.ptr, n - 64, 64, rowElements)) throw new Error('NaN in the output rows checked (first and last 64)');
-        const t = timeOnDevice(rt, () => method.prefill(call), { warmup: 0, repeats });
-        return { counts, ms: t.medianMs };
+        const totals: number[] = [], estimations: number[] = [], attentions: number[] = [];
+        for (let i = 0; i < repeats; i++) {
+          const total = timeOnDevice(rt, () => method.prefill(call), { warmup: 0, repeats: 1 }).medianMs;
+          const est = estimationOf(method);
+          totals.push(total);
+          if (est !== null) estimations.push(est);
+          attentions.push(total - (est ?? 0));
+        }
+        return { counts, ms: median(totals), estimationMs: estimations.length ? median(estimations) : null, attentionMs: median(attentions) };
       } catch (e) {
         this.fail(`prefill ${label} n=${n}`, e);
         return null;
@@ -250,10 +267,9 @@ class Bench {
           const method = this.create(entry, n, s) as DevicePrefillMethod | null;
           if (!method) continue;
           const run = measure(method, `${id} s=${s}`);
-          const est = run ? estimationOf(method) : null;
           method.reset?.();
           if (!run) continue;
-          const attentionMs = run.ms - (est ?? 0);
+          const { estimationMs: est, attentionMs } = run;
           const idealMs = (1 - s) * denseRun.ms;
           const achieved = achievedOf(run.counts);
           const r: PrefillCase = {
