@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
 import { TRAINING_SEED_BASE, TRAINING_TASKS, replyParts, targetText } from '../../tools/organism/training-format.js';
-import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, taskOf, taskParams, taskRotation, validatePlan } from '../../tools/organism/curriculum.js';
-import { buildChunk, endOfTurnId, parseTaskWeights } from '../../tools/organism/generate-data.js';
+import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, difficultyOf, taskOf, taskParams, taskRotation, validatePlan } from '../../tools/organism/curriculum.js';
+import { buildChunk, endOfTurnId, parseTaskList, parseTaskWeights } from '../../tools/organism/generate-data.js';
 import { ORGANISM_DIR } from './organism-paths.js';
 
 const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
@@ -100,6 +100,44 @@ test('easy query counts: NIAH and story retrieval start from the plan\'s counts 
   const [example] = getTask('niah').generate({ tokenizer, length: 1024, count: 1, seed: TRAINING_SEED_BASE + 13, params: taskParams('niah', 0, easy) });
   assert.equal(getTask('niah').score(example, targetText(example)).score, 1);
   assert.equal((example.gold as { answers: unknown[] }).answers.length, 8);
+});
+
+test('easy tasks: only the named tasks follow the difficulty ramp, the others stay at their defaults', () => {
+  const plan = { ...DEFAULT_PLAN, rampStart: 8000, easyChunks: 100, easyTasks: parseTaskList('vt,story_retrieval', 'easy-tasks') };
+  const spec = chunkSpec(8000, plan);
+  assert.equal(spec.difficulty, 0);
+  assert.equal(difficultyOf(spec, 'vt'), 0);
+  assert.equal(difficultyOf(spec, 'story_retrieval'), 0);
+  assert.equal(difficultyOf(spec, 'niah'), 1, 'NIAH is not sent back to easy instances');
+  assert.equal(difficultyOf(chunkSpec(8000, { ...plan, easyTasks: undefined }), 'niah'), 0, 'absent: every task is eased');
+  assert.throws(() => parseTaskList('vt,qa_squad', 'easy-tasks'), /qa_squad.*names no training task/);
+  const chunk = buildChunk(tokenizer, { ...spec, length: 2048, examples: 12 }, 'ids');
+  const niahAnswers = chunk.lines.map((l) => JSON.parse(l) as { task: string; answer_start: number; answer_end: number }).filter((r) => r.task === 'niah');
+  assert.ok(niahAnswers.length > 0);
+  // default NIAH: 4 queries of 4 × 8-character codes, far longer answers than the easy 2 × 4
+  for (const r of niahAnswers) assert.ok(r.answer_end - r.answer_start > 100, `NIAH answer of ${r.answer_end - r.answer_start} tokens`);
+});
+
+test('VT answers with the "VAR " prefix: still score 1, and every answer variable is tokenised as in the prompt', () => {
+  const plan = { ...DEFAULT_PLAN, replyStyle: { vtVarPrefix: true } };
+  const spec = { ...chunkSpec(3, plan), length: 2048, examples: 6, rotation: ['vt'] as const };
+  const chunk = buildChunk(tokenizer, spec, 'ids');
+  assert.equal(chunk.lines.length, 6);
+  const [vt] = getTask('vt').generate({ tokenizer, length: 2048, count: 1, seed: spec.seed, firstIndex: 0 });
+  const gold = (vt!.gold as { variables: string[] }).variables;
+  assert.equal(replyParts(vt!, spec.replyStyle).answer, gold.map((v) => `VAR ${v}`).join(' '));
+  assert.equal(getTask('vt').score(vt!, targetText(vt!, spec.replyStyle)).score, 1);
+  const row = JSON.parse(chunk.lines[0] as string) as { ids: number[]; prompt_tokens: number; answer_start: number; answer_end: number };
+  assert.deepEqual(row.ids.slice(row.prompt_tokens, -1), tokenizer.encode(targetText(vt!, spec.replyStyle)));
+  // the first variable's name tokens in the answer (after the one "VAR" token) are those of the prompt
+  const prompt = row.ids.slice(0, row.prompt_tokens);
+  const answer = row.ids.slice(row.answer_start, row.answer_end);
+  const name = tokenizer.encode(` ${gold[0]}`);
+  assert.deepEqual(answer.slice(0, 1 + name.length), [...tokenizer.encode('VAR'), ...name]);
+  const holds = (ids: number[]) => ids.some((_, i) => name.every((t, k) => ids[i + k] === t));
+  assert.ok(holds(prompt), 'the prompt holds the same name tokens');
+  // without the prefix the first variable is tokenised differently from the prompt (why the knob exists)
+  assert.ok(!holds(tokenizer.encode(`<answer>\n${gold[0]}`)));
 });
 
 test('a chunk: prompt ids are the task input, the reply ends with the end-of-turn id', () => {

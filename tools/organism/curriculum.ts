@@ -7,7 +7,7 @@
  * the same bytes (given the same tokenizer).
  */
 import { SeededRandom } from '../../src/tasks/index.js';
-import { TRAINING_SEED_BASE, TRAINING_TASKS, type TrainingTask } from './training-format.js';
+import { TRAINING_SEED_BASE, TRAINING_TASKS, type ReplyStyle, type TrainingTask } from './training-format.js';
 
 export interface CurriculumPlan {
   /** Shortest context in tokens (whole templated input). */
@@ -44,6 +44,13 @@ export interface CurriculumPlan {
    * turn, as runs 1–3). A weight of 2 puts the task twice in each round of the rotation.
    */
   taskWeights: Record<TrainingTask, number>;
+  /**
+   * Tasks that follow the difficulty ramp; the others get their defaults throughout (run 6: a task
+   * already solved at full difficulty, NIAH, is not sent back to easy instances). Absent: all tasks.
+   */
+  easyTasks?: readonly TrainingTask[];
+  /** How answers are written (training-format.ts); absent: as the tasks store them. */
+  replyStyle?: ReplyStyle;
 }
 
 export const SEEDS_PER_CHUNK = 1000;
@@ -100,6 +107,10 @@ export interface ChunkSpec {
   rotation?: readonly TrainingTask[];
   /** Query counts of the easiest instances; absent: run 3's (1 NIAH query, 4 story questions). */
   easy?: EasyQueries;
+  /** Tasks the difficulty applies to; absent: all (the others are generated at their defaults). */
+  easyTasks?: readonly TrainingTask[];
+  /** How answers are written; absent: as the tasks store them. */
+  replyStyle?: ReplyStyle;
 }
 
 export function validatePlan(plan: CurriculumPlan): void {
@@ -140,6 +151,8 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
     difficulty: plan.easyChunks === 0 ? 1 : Math.min(1, Math.max(0, index - plan.rampStart) / plan.easyChunks),
     rotation,
     easy: easyQueriesOf(plan),
+    ...(plan.easyTasks ? { easyTasks: plan.easyTasks } : {}),
+    ...(plan.replyStyle ? { replyStyle: plan.replyStyle } : {}),
   };
 }
 
@@ -167,6 +180,11 @@ export function taskParams(
     default:
       return undefined;
   }
+}
+
+/** The difficulty example generation uses for `task` in this chunk (1 for tasks outside easyTasks). */
+export function difficultyOf(spec: ChunkSpec, task: TrainingTask): number {
+  return spec.easyTasks === undefined || spec.easyTasks.includes(task) ? spec.difficulty : 1;
 }
 
 /** Task of example j in a chunk (before any fallback for tasks that cannot fill the length). */

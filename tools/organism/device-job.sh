@@ -11,7 +11,7 @@
 # Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
 # (a checkpoint folder inside the repo copy), FIRST_CHUNK (a resumed run's first fresh chunk: the
 # generators start there and train.py reads from there), EXTRA (more train.py flags), GEN_FLAGS
-# (curriculum flags of generate-data.ts).
+# (curriculum flags of generate-data.ts), ORGANISM_SCRATCH (working folder, default /tmp).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -31,9 +31,10 @@ TIME_BUDGET=${TIME_BUDGET:-0}
 EVAL_DEADLINE=${EVAL_DEADLINE:-570}  # seconds after the job's start by which the eval must end
 EVAL_LIMIT=${EVAL_LIMIT:-0}
 FIRST_CHUNK=${FIRST_CHUNK:-0}
-data=/tmp/organism-data
-run=/tmp/organism-run
-mkdir -p "$data" "$run" /tmp/organism-logs
+scratch=${ORGANISM_SCRATCH:-/tmp}  # working folders (data, run, logs); a dry run elsewhere sets its own
+data=$scratch/organism-data
+run=$scratch/organism-run
+mkdir -p "$data" "$run" $scratch/organism-logs
 
 echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
 echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS from $FIRST_CHUNK time budget $TIME_BUDGET s"
@@ -42,18 +43,18 @@ echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS f
 # (synthetic tasks by length first, QA last: a cut-off run loses the longest contexts).
 held_out_eval() {
   local eval_files=(.organism/eval-*.jsonl.gz)
-  cat "${eval_files[@]}" > /tmp/organism-eval.jsonl.gz
+  cat "${eval_files[@]}" > $scratch/organism-eval.jsonl.gz
   local left=$(( EVAL_DEADLINE - SECONDS ))
   [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
-    --steps 0 --eval-only --resume "$1" --eval-set /tmp/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
+    --steps 0 --eval-only --resume "$1" --eval-set $scratch/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
     --predictions "$out/predictions.jsonl"
   echo "eval exit $? after ${SECONDS}s"
 }
 
 if [ -n "${EVAL_ONLY:-}" ]; then
   # make_golden.py reads a folder of checkpoint folders: link the one asked for as organism/.
-  mkdir -p /tmp/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" /tmp/organism-eval-only/organism
-  [ "${GOLDEN:-1}" = 0 ] || { python3 tools/oracle/make_golden.py /tmp/organism-eval-only /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"; }
+  mkdir -p $scratch/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" $scratch/organism-eval-only/organism
+  [ "${GOLDEN:-1}" = 0 ] || { python3 tools/oracle/make_golden.py $scratch/organism-eval-only $scratch/organism-golden --only organism && cp $scratch/organism-golden/organism.json "$out/organism-golden.json"; }
   held_out_eval "$EVAL_ONLY"
   ls -la "$out"
   echo "=== $(date -u +%H:%M:%S) done"
@@ -65,7 +66,7 @@ fi
 pids=()
 for ((w = 0; w < WORKERS; w++)); do
   .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer models/organism --out "$data" \
-    --chunks "$CHUNKS" --first-chunk "$FIRST_CHUNK" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "/tmp/organism-logs/gen-$w.log" &
+    --chunks "$CHUNKS" --first-chunk "$FIRST_CHUNK" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "$scratch/organism-logs/gen-$w.log" &
   pids+=($!)
 done
 
@@ -77,18 +78,18 @@ python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" -
 status=$?
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 echo "=== $(date -u +%H:%M:%S) training exit $status; chunks written: $(ls "$data" | grep -c 'jsonl$')"
-tail -n 2 /tmp/organism-logs/gen-0.log
-cp "$run/train-log.jsonl" /tmp/organism-logs/ 2>/dev/null
+tail -n 2 $scratch/organism-logs/gen-0.log
+cp "$run/train-log.jsonl" $scratch/organism-logs/ 2>/dev/null
 [ -f "$run/loss.png" ] && cp "$run/loss.png" "$out/"
 
 if [ -f "$run/organism/model.safetensors" ]; then
-  tar -C "$run" -cf /tmp/organism-ckpt.tar organism
-  split -b 15m -d /tmp/organism-ckpt.tar "$out/organism-ckpt.tar.part"
-  python3 tools/oracle/make_golden.py "$run" /tmp/organism-golden --only organism && cp /tmp/organism-golden/organism.json "$out/organism-golden.json"
-  tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
+  tar -C "$run" -cf $scratch/organism-ckpt.tar organism
+  split -b 15m -d $scratch/organism-ckpt.tar "$out/organism-ckpt.tar.part"
+  python3 tools/oracle/make_golden.py "$run" $scratch/organism-golden --only organism && cp $scratch/organism-golden/organism.json "$out/organism-golden.json"
+  tar -C "$scratch" -czf "$out/logs.tar.gz" organism-logs
   held_out_eval "$run/organism"
 fi
-tar -C /tmp -czf "$out/logs.tar.gz" organism-logs
+tar -C "$scratch" -czf "$out/logs.tar.gz" organism-logs
 ls -la "$out"
 echo "=== $(date -u +%H:%M:%S) done"
 exit $status

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
-import { chunkSpec, DEFAULT_PLAN, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
+import { chunkSpec, DEFAULT_PLAN, difficultyOf, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
 import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type TrainingTask } from './training-format.js';
 
 export interface ChunkResult {
@@ -52,7 +52,7 @@ function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, resul
     const misfits = result.fallbacks[task] ?? 0;
     if (misfits >= GIVE_UP_AFTER && misfits > 2 * (result.made[task] ?? 0)) continue;
     try {
-      const params = taskParams(task, spec.difficulty, spec.easy);
+      const params = taskParams(task, difficultyOf(spec, task), spec.easy);
       const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j, ...(params ? { params } : {}) });
       return example as TaskExample;
     } catch (e) {
@@ -70,7 +70,7 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
     const example = makeExample(tokenizer, spec, j, result);
     if (example === null) continue;
     result.made[example.task] = (result.made[example.task] ?? 0) + 1;
-    const reply = targetText(example);
+    const reply = targetText(example, spec.replyStyle);
     const base = { task: example.task, length: spec.length, seed: example.seed, index: example.index };
     if (mode === 'text') {
       // Plain text without any chat template: the tokenizer trained on it brings its own specials.
@@ -79,7 +79,7 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
     } else {
       // Part by part (the same ids as the whole reply for this tokenizer: tested), so the answer's
       // token span is exact.
-      const parts = replyParts(example);
+      const parts = replyParts(example, spec.replyStyle);
       const head = tokenizer.encode(parts.head);
       const answer = tokenizer.encode(parts.answer);
       const ids = [...example.inputIds, ...head, ...answer, ...tokenizer.encode(parts.tail), end];
@@ -110,6 +110,14 @@ export function parseTaskWeights(value: string | undefined): Record<TrainingTask
   return weights;
 }
 
+/** `vt,story_retrieval` → those training tasks (a name that is none is an error). */
+export function parseTaskList(value: string, flag: string): TrainingTask[] {
+  return value.split(',').map((name) => {
+    if (!isTrainingTask(name)) throw new Error(`--${flag}: "${name}" names no training task (${TRAINING_TASKS.join(', ')})`);
+    return name;
+  });
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
@@ -131,6 +139,8 @@ function main(): void {
       'easy-niah-queries': { type: 'string' },
       'easy-story-queries': { type: 'string' },
       'task-weights': { type: 'string' },
+      'easy-tasks': { type: 'string' },
+      'vt-var-prefix': { type: 'boolean', default: false },
     },
   });
   if (!values.tokenizer || !values.out || !values.chunks) {
@@ -149,6 +159,8 @@ function main(): void {
     easyNiahQueries: intArg(values['easy-niah-queries'], 'easy-niah-queries', DEFAULT_PLAN.easyNiahQueries),
     easyStoryQueries: intArg(values['easy-story-queries'], 'easy-story-queries', DEFAULT_PLAN.easyStoryQueries),
     taskWeights: parseTaskWeights(values['task-weights']),
+    ...(values['easy-tasks'] ? { easyTasks: parseTaskList(values['easy-tasks'], 'easy-tasks') } : {}),
+    ...(values['vt-var-prefix'] ? { replyStyle: { vtVarPrefix: true } } : {}),
   };
   validatePlan(plan);
   const chunks = intArg(values.chunks, 'chunks', 0);

@@ -40,6 +40,22 @@ import torch.nn.functional as F
 
 TASKS = ["niah", "vt", "cwe", "story_retrieval", "story_multihop", "story_filtering"]
 TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
+
+
+def parse_task_weights(text):
+    """'vt=3,story_retrieval=2' -> weight per task in TASKS order (1 where not named)."""
+    weights = [1.0] * len(TASKS)
+    for part in filter(None, (text or "").split(",")):
+        name, _, value = part.partition("=")
+        if name not in TASK_INDEX:
+            raise SystemExit(f"--answer-weights: '{part}' names no training task ({', '.join(TASKS)})")
+        try:
+            weights[TASK_INDEX[name]] = float(value)
+        except ValueError:
+            raise SystemExit(f"--answer-weights: '{part}' has no number after '='")
+        if not weights[TASK_INDEX[name]] > 0:
+            raise SystemExit(f"--answer-weights: '{part}' must be positive")
+    return weights
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
 
 
@@ -227,6 +243,7 @@ def train(args, model, device, log_path, special):
         probe_rows = load_probe_set(args.probe_set, args.probe_per_task, args.probe_max_length)
         probe_tok = Tokenizer.from_file(str(Path(args.tokenizer_dir) / "tokenizer.json"))
     pad_id = special["<|pad|>"]
+    answer_weights = torch.tensor(parse_task_weights(args.answer_weights), device=device)
     first = args.start_step
     forward = torch.compile(model.model, dynamic=True) if args.compile else model.model
     amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -262,7 +279,9 @@ def train(args, model, device, log_path, special):
             ce_ans = F.cross_entropy(logits_ans, batch.ans_tgt, reduction="none")
             # The task's fixed frame (explanation, <answer> tag) weighs --frame-weight; answer, closing
             # tag and end of turn weigh 1.
-            w = torch.where(batch.ans_is_answer, 1.0, args.frame_weight)
+            # --answer-weights scales a task's answer tokens (VT's one number-to-variable lookup per
+            # example is otherwise a sliver of the reply tokens).
+            w = torch.where(batch.ans_is_answer, answer_weights[batch.ans_task], args.frame_weight)
             loss_ans = (ce_ans * w).sum() / w.sum().clamp_min(1e-9)
             loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
             loss = loss_ans + prompt_weight * loss_pr
@@ -339,7 +358,8 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
         "seed": args.seed, "reuse": args.reuse, "reuse_lag": args.reuse_lag, "lr": args.lr,
         "prompt_weight": args.prompt_weight, "prompt_weight_final": args.prompt_weight_final,
         "prompt_decay_steps": args.prompt_decay_steps, "prompt_sample": args.prompt_sample,
-        "frame_weight": args.frame_weight, "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
+        "frame_weight": args.frame_weight, "answer_weights": parse_task_weights(args.answer_weights),
+        "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
     }
     (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -523,6 +543,8 @@ def main():
     p.add_argument("--prompt-decay-steps", type=int, default=0, help="steps (from the run's start) of the prompt-weight decay")
     p.add_argument("--frame-weight", type=float, default=1.0,
                    help="loss weight of the reply's fixed frame (explanation, <answer> tag) next to the answer's 1")
+    p.add_argument("--answer-weights", default="",
+                   help="per-task loss weight of answer tokens, e.g. vt=3,story_retrieval=2 (unnamed tasks: 1)")
     p.add_argument("--probe-every", type=int, default=0,
                    help="every this many steps (a multiple of --log-every), greedy replies on a few --probe-set examples, logged as 'probe'")
     p.add_argument("--probe-set", default=None, help="held-out eval set (make-eval-set.ts) for the greedy probe")
@@ -544,6 +566,7 @@ def main():
     p.add_argument("--eval-limit", type=int, default=0, help="at most this many eval examples per (task, length); 0: all")
     p.add_argument("--eval-batch-cells", type=int, default=2 ** 31)
     args = p.parse_args()
+    parse_task_weights(args.answer_weights)  # a bad flag fails here, before any loading
     if args.prompt_weight_final is None:
         args.prompt_weight_final = args.prompt_weight
     if args.probe_every and (not args.probe_set or args.probe_every % args.log_every):

@@ -40,21 +40,41 @@ export function goldAnswerText(example: Pick<TaskExample, 'task' | 'gold'>): str
  * are the answer (the frame is learnt in a few hundred steps and then only dilutes the loss and the
  * per-task accuracy).
  */
+/**
+ * Optional changes to how answers are written (all off: the format runs 1–6 trained on).
+ * vtVarPrefix: VT's answer as `VAR QNLKR VAR KNAEQ …` instead of `QNLKR KNAEQ …` (the scorer deletes
+ * every "VAR "). Without it the first variable follows `<answer>\n` and is tokenised without its
+ * leading space (`Q N L K R`), unlike in the prompt (`VAR ĠQ N L K R = …`), so copying it needs a
+ * token mapping on exactly the lookup token; with it every answer variable is tokenised as in the prompt.
+ */
+export interface ReplyStyle {
+  vtVarPrefix?: boolean;
+}
+
 export interface ReplyParts {
   head: string;
   answer: string;
   tail: string;
 }
 
-export function replyParts(example: Pick<TaskExample, 'task' | 'gold'>): ReplyParts {
+function answerText(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle): string {
+  if (example.task === 'vt' && style.vtVarPrefix) {
+    const variables = (example.gold as { variables?: unknown }).variables;
+    if (!Array.isArray(variables) || !variables.every((v) => typeof v === 'string')) throw new Error('task vt: gold has no "variables" list');
+    return variables.map((v) => `VAR ${v}`).join(' ');
+  }
+  return goldAnswerText(example);
+}
+
+export function replyParts(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle = {}): ReplyParts {
   if (!isTrainingTask(example.task)) {
     throw new Error(`task ${example.task} is not a training task (training tasks: ${TRAINING_TASKS.join(', ')}); QA data is for evaluation only`);
   }
-  return { head: `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n`, answer: goldAnswerText(example), tail: '\n</answer>' };
+  return { head: `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n`, answer: answerText(example, style), tail: '\n</answer>' };
 }
 
 /** The assistant reply the organism learns for `example` (without the end-of-turn token). */
-export function targetText(example: Pick<TaskExample, 'task' | 'gold'>): string {
-  const { head, answer, tail } = replyParts(example);
+export function targetText(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle = {}): string {
+  const { head, answer, tail } = replyParts(example, style);
   return head + answer + tail;
 }
