@@ -34,7 +34,7 @@ FIRST_CHUNK=${FIRST_CHUNK:-0}
 scratch=${ORGANISM_SCRATCH:-/tmp}  # working folders (data, run, logs); a dry run elsewhere sets its own
 data=$scratch/organism-data
 run=$scratch/organism-run
-mkdir -p "$data" "$run" $scratch/organism-logs
+mkdir -p "$data" "$run" "$scratch"/organism-logs
 
 echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
 echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS from $FIRST_CHUNK time budget $TIME_BUDGET s"
@@ -43,18 +43,18 @@ echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS f
 # (synthetic tasks by length first, QA last: a cut-off run loses the longest contexts).
 held_out_eval() {
   local eval_files=(.organism/eval-*.jsonl.gz)
-  cat "${eval_files[@]}" > $scratch/organism-eval.jsonl.gz
+  cat "${eval_files[@]}" > "$scratch"/organism-eval.jsonl.gz
   local left=$(( EVAL_DEADLINE - SECONDS ))
   [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
-    --steps 0 --eval-only --resume "$1" --eval-set $scratch/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
+    --steps 0 --eval-only --resume "$1" --eval-set "$scratch"/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
     --predictions "$out/predictions.jsonl"
   echo "eval exit $? after ${SECONDS}s"
 }
 
 if [ -n "${EVAL_ONLY:-}" ]; then
   # make_golden.py reads a folder of checkpoint folders: link the one asked for as organism/.
-  mkdir -p $scratch/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" $scratch/organism-eval-only/organism
-  [ "${GOLDEN:-1}" = 0 ] || { python3 tools/oracle/make_golden.py $scratch/organism-eval-only $scratch/organism-golden --only organism && cp $scratch/organism-golden/organism.json "$out/organism-golden.json"; }
+  mkdir -p "$scratch"/organism-eval-only && ln -sfn "$root/$EVAL_ONLY" "$scratch"/organism-eval-only/organism
+  [ "${GOLDEN:-1}" = 0 ] || { python3 tools/oracle/make_golden.py "$scratch"/organism-eval-only "$scratch"/organism-golden --only organism && cp "$scratch"/organism-golden/organism.json "$out/organism-golden.json"; }
   held_out_eval "$EVAL_ONLY"
   ls -la "$out"
   echo "=== $(date -u +%H:%M:%S) done"
@@ -78,14 +78,14 @@ python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" -
 status=$?
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 echo "=== $(date -u +%H:%M:%S) training exit $status; chunks written: $(ls "$data" | grep -c 'jsonl$')"
-tail -n 2 $scratch/organism-logs/gen-0.log
-cp "$run/train-log.jsonl" $scratch/organism-logs/ 2>/dev/null
+tail -n 2 "$scratch"/organism-logs/gen-0.log
+cp "$run/train-log.jsonl" "$scratch"/organism-logs/ 2>/dev/null
 [ -f "$run/loss.png" ] && cp "$run/loss.png" "$out/"
 
 if [ -f "$run/organism/model.safetensors" ]; then
-  tar -C "$run" -cf $scratch/organism-ckpt.tar organism
-  split -b 15m -d $scratch/organism-ckpt.tar "$out/organism-ckpt.tar.part"
-  python3 tools/oracle/make_golden.py "$run" $scratch/organism-golden --only organism && cp $scratch/organism-golden/organism.json "$out/organism-golden.json"
+  tar -C "$run" -cf "$scratch"/organism-ckpt.tar organism
+  split -b 15m -d "$scratch"/organism-ckpt.tar "$out/organism-ckpt.tar.part"
+  python3 tools/oracle/make_golden.py "$run" "$scratch"/organism-golden --only organism && cp "$scratch"/organism-golden/organism.json "$out/organism-golden.json"
   tar -C "$scratch" -czf "$out/logs.tar.gz" organism-logs
   held_out_eval "$run/organism"
 fi
