@@ -15,15 +15,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
-import { bf16BitsToFloat, toBf16 } from '../src/backends/cuda/bf16.js';
+import { bf16BitsToFloat } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, type DecodeTuning, decodeBytes, decodeTuningLabel } from '../src/backends/cuda/kernels/decode-attention.js';
 import { FlashPrefill, type PrefillTiling, causalPrefillFlops, tilingLabel } from '../src/backends/cuda/kernels/flash-prefill.js';
-import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { ScoreScratch, attendRowRange } from '../src/backends/cpu/attention-kernels.js';
+import { randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128;
 const SCALE = 1 / Math.sqrt(D);
@@ -77,31 +77,6 @@ function parseArgs(argv: string[]): Options {
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
-}
-
-/** Random bf16 words in [-amp, amp), generated in blocks so multi-GB inputs stay cheap to make. */
-function randomBf16Words(count: number, seed: number, amp: number): Uint16Array {
-  const words = new Uint16Array(count);
-  const block = new Float32Array(Math.min(count, 1 << 20));
-  let s = seed >>> 0;
-  for (let i = 0; i < block.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    block[i] = ((s / 4294967296) * 2 - 1) * amp;
-  }
-  const bits = toBf16(block);
-  // Repeat the random block with a shifting offset: no two rows nearby are equal, and no zeros.
-  for (let i = 0; i < count; i += bits.length) {
-    const n = Math.min(bits.length, count - i);
-    const shift = (i / bits.length) * 977 % bits.length;
-    for (let j = 0; j < n; j++) words[i + j] = bits[(j + shift) % bits.length];
-  }
-  return words;
-}
-
-function upload(rt: CudaRuntime, words: Uint16Array): DeviceBuffer {
-  const b = rt.pool.acquire(words.byteLength);
-  rt.cuda.upload(b.ptr, words);
-  return b;
 }
 
 function wordsToFloat(w: Uint16Array): Float32Array {

@@ -1,7 +1,11 @@
 /**
- * Shared by the prefill kernel benchmarks (bench/block-sparse.ts, bench/vertical-slash.ts): their
- * command line and the host check of sampled output rows against a float64 softmax.
+ * Shared by the kernel benchmarks: the prefill ones' command line and host check of sampled output
+ * rows against a float64 softmax (bench/block-sparse.ts, bench/vertical-slash.ts), and random bf16
+ * inputs uploaded to the device (bench/attention.ts, bench/sparse-decode.ts).
  */
+import { toBf16 } from '../src/backends/cuda/bf16.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import type { CudaRuntime } from '../src/backends/cuda/runtime.js';
 
 export interface KernelBenchOptions { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
 
@@ -70,4 +74,29 @@ export function sampledRowsError(
     }
   }
   return Math.sqrt(num / den);
+}
+
+/** Random bf16 words in [-amp, amp), generated in blocks so multi-GB inputs stay cheap to make. */
+export function randomBf16Words(count: number, seed: number, amp: number): Uint16Array {
+  const words = new Uint16Array(count);
+  const block = new Float32Array(Math.min(count, 1 << 20));
+  let s = seed >>> 0;
+  for (let i = 0; i < block.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    block[i] = ((s / 4294967296) * 2 - 1) * amp;
+  }
+  const bits = toBf16(block);
+  // Repeat the random block with a shifting offset: no two rows nearby are equal, and no zeros.
+  for (let i = 0; i < count; i += bits.length) {
+    const n = Math.min(bits.length, count - i);
+    const shift = (i / bits.length) * 977 % bits.length;
+    for (let j = 0; j < n; j++) words[i + j] = bits[(j + shift) % bits.length];
+  }
+  return words;
+}
+
+export function upload(rt: CudaRuntime, words: Uint16Array): DeviceBuffer {
+  const b = rt.pool.acquire(words.byteLength);
+  rt.cuda.upload(b.ptr, words);
+  return b;
 }

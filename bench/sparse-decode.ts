@@ -17,19 +17,18 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
-import { toBf16 } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels } from '../src/backends/cuda/kernels/quest.js';
 import { type RowSegment, SEGMENT_TILING_V2, SegmentDecodeKernel, SegmentLists } from '../src/backends/cuda/kernels/segment-decode.js';
 import { SnapKvKernels } from '../src/backends/cuda/kernels/snapkv.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
-import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { minimumPerHead } from '../src/methods/ada-snapkv.js';
 import { questPagesFor } from '../src/methods/quest.js';
 import { capacityFor } from '../src/methods/snapkv-importance.js';
+import { randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, P = 16, W = 256;
 const SCALE = 1 / Math.sqrt(D);
@@ -61,38 +60,14 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Random bf16 words in [-amp, amp): one 1M block, repeated with a shifting offset (cheap for GBs). */
-function randomWords(count: number, seed: number, amp: number): Uint16Array {
-  const block = new Float32Array(Math.min(count, 1 << 20));
-  let s = seed >>> 0;
-  for (let i = 0; i < block.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    block[i] = ((s / 4294967296) * 2 - 1) * amp;
-  }
-  const bits = toBf16(block);
-  const words = new Uint16Array(count);
-  for (let i = 0; i < count; i += bits.length) {
-    const len = Math.min(bits.length, count - i);
-    const shift = ((i / bits.length) * 977) % bits.length;
-    for (let j = 0; j < len; j++) words[i + j] = bits[(j + shift) % bits.length];
-  }
-  return words;
-}
-
-function upload(rt: CudaRuntime, words: Uint16Array): DeviceBuffer {
-  const b = rt.pool.acquire(words.byteLength);
-  rt.cuda.upload(b.ptr, words);
-  return b;
-}
-
 /** A cache of n + P rows holding random keys and values (appended through the real append kernel). */
 function randomCache(rt: CudaRuntime, n: number, seed: number): DeviceLayerKvCache {
   const cache = new DeviceLayerKvCache(rt, HKV, D, n + P);
   const chunk = 8192;
   for (let t = 0; t < n; t += chunk) {
     const T = Math.min(chunk, n - t);
-    const k = upload(rt, randomWords(T * HKV * D, seed + t, 2));
-    const v = upload(rt, randomWords(T * HKV * D, seed + t + 1, 1));
+    const k = upload(rt, randomBf16Words(T * HKV * D, seed + t, 2));
+    const v = upload(rt, randomBf16Words(T * HKV * D, seed + t + 1, 1));
     cache.appendTokens({ k: k.ptr, v: v.ptr, rowStride: HKV * D }, T);
     rt.synchronize();
     rt.pool.release(k);
@@ -133,7 +108,7 @@ function main(argv: string[]): number {
   const dense = new DecodeAttentionKernel(rt, shape);
   const quest = new QuestKernels(rt, shape, P, true);
   const snap = new SnapKvKernels(rt, shape);
-  const q = upload(rt, randomWords(H * D, 5, 2));
+  const q = upload(rt, randomBf16Words(H * D, 5, 2));
   const out = poisonedBf16(rt, H * D);
 
   // The bandwidth ceiling: a large device-to-device copy (read + write counted), rotated buffers.
@@ -260,7 +235,7 @@ function main(argv: string[]): number {
     }
 
     // SnapKV / Ada-SnapKV compression last: it rewrites the cache's first rows.
-    const wq = upload(rt, randomWords(W * H * D, 9 + n, 2));
+    const wq = upload(rt, randomBf16Words(W * H * D, 9 + n, 2));
     const settings = { observationWindow: W, kernelSize: 21, localWindow: 128, prefixTokens: 4, tokenCapacity: null };
     for (const s of o.sparsities) {
       const capacity = capacityFor({ ...settings, sparsity: s }, n);
