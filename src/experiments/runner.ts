@@ -22,7 +22,7 @@ import { ResultsDb } from './results-db.js';
 import { type ResolvedBackend, type RunBackend, chooseRunBackend } from './backend.js';
 import { runSlotsInJobs } from './runner-jobs.js';
 import { type Slot, SlotRunner, type TaskLookup, planFor } from './slot-runner.js';
-import { type ExperimentConfiguration, type ExperimentSpec, expandExperiment, inShard, resolveModels } from './spec.js';
+import { type ExperimentConfiguration, type ExperimentSpec, type TaskRef, expandExperiment, inShard, resolveModels, resolveTasks } from './spec.js';
 
 export { flopsShape, headDetail, methodEstimation, planFor, promptHash } from './slot-runner.js';
 export type { Slot, TaskLookup } from './slot-runner.js';
@@ -116,7 +116,10 @@ export function pendingSlots(
       const key = `${slotKey(c)}|${i}`;
       let slot = slots.get(key);
       if (!slot) {
-        slot = { model: c.model, task: c.task, length: c.length, seed: c.seed, index: i, configs: [], questionFilterLength };
+        slot = {
+          model: c.model, task: c.task, taskName: c.taskName, taskParams: c.taskParams, length: c.length, seed: c.seed, index: i,
+          configs: [], questionFilterLength,
+        };
         slots.set(key, slot);
       }
       slot.configs.push(c);
@@ -127,6 +130,14 @@ export function pendingSlots(
   return [...slots.values()].sort((a, b) => order.get(slotKey(a.configs[0]))! - order.get(slotKey(b.configs[0]))! || a.index - b.index);
 }
 
+/** A task entry's parameters must be the task's own (those its `defaults` name). */
+export function checkTaskParams(t: TaskRef, task: { defaults: Readonly<Record<string, unknown>> }): void {
+  const known = Object.keys(task.defaults);
+  for (const name of Object.keys(t.params)) {
+    if (!known.includes(name)) throw new Error(`task ${t.label}: "${t.name}" has no parameter "${name}" (known: ${known.join(', ') || 'none'})`);
+  }
+}
+
 export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   const spec = options.backend ? { ...options.spec, backend: options.backend } : options.spec;
   const { getTask, shard } = options;
@@ -134,8 +145,8 @@ export async function runExperiment(options: RunOptions): Promise<RunSummary> {
   const jobs = options.jobs ?? 1;
   if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`jobs must be a positive integer, got ${jobs}`);
   const configs = expandExperiment(spec);
-  // Fail on unknown task names and bad method options before loading any model.
-  for (const t of spec.tasks) getTask(t);
+  // Fail on unknown task names, task parameters and bad method options before loading any model.
+  for (const t of resolveTasks(spec)) checkTaskParams(t, getTask(t.name));
   for (const c of configs) planFor(c);
   const { backend, note } = await chooseRunBackend(spec.backend, configs);
   if (note) log(note);

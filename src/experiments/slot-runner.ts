@@ -32,7 +32,10 @@ export type TaskLookup = (name: string) => Task<Record<string, unknown>, unknown
 /** One example of one (model, task, length) and its configurations still to run (plain data). */
 export interface Slot {
   model: ModelRef;
+  /** The task's label (results are filed under it); examples are built from taskName + taskParams. */
   task: string;
+  taskName: string;
+  taskParams: Record<string, number | string | boolean>;
   length: number;
   seed: number;
   index: number;
@@ -258,20 +261,22 @@ export class SlotRunner {
 
   /** Runs the slot; returns false when `shouldStop` ended it early. */
   async runSlot(slot: Slot, events: SlotEvents): Promise<boolean> {
-    const { task: taskName, length, seed, index: i } = slot;
+    const { task: taskLabel, length, seed, index: i } = slot;
     const modelName = slot.model.name;
-    const task = this.getTask(taskName);
+    const task = this.getTask(slot.taskName);
     const ctx: ModelContext = { ...(await this.modelContext(slot.model, events.log)), task };
-    const params = 'questionFilterLength' in task.defaults ? { questionFilterLength: slot.questionFilterLength } : undefined;
+    // QA tasks ask the questions that fit the experiment's shortest length, unless the entry says otherwise.
+    const qaFilter = 'questionFilterLength' in task.defaults ? { questionFilterLength: slot.questionFilterLength } : {};
+    const params = { ...qaFilter, ...slot.taskParams };
     let ex: TaskExample;
     try {
       [ex] = task.generate({ tokenizer: ctx.ckpt.tokenizer, length, count: 1, firstIndex: i, seed, dataDir: this.options.dataDir, params });
-      this.db.clearBuildFailure(modelName, taskName, length, i);
+      this.db.clearBuildFailure(modelName, taskLabel, length, i);
     } catch (e) {
       const error = (e as Error).message;
-      events.buildFailure({ model: modelName, task: taskName, length, index: i, error });
-      this.db.recordBuildFailure({ model: modelName, task: taskName, length, exampleIndex: i, error });
-      events.log(`${modelName} ${taskName} n=${length} example ${i}: cannot be built: ${error}`);
+      events.buildFailure({ model: modelName, task: taskLabel, length, index: i, error });
+      this.db.recordBuildFailure({ model: modelName, task: taskLabel, length, exampleIndex: i, error });
+      events.log(`${modelName} ${taskLabel} n=${length} example ${i}: cannot be built: ${error}`);
       events.finished(slot.configs.length, true);
       return true;
     }

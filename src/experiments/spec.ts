@@ -48,12 +48,27 @@ const methodEntry = z.union([
   }),
 ]);
 
+const taskEntry = z.union([
+  z.string().min(1),
+  z.strictObject({
+    /** A task of the registry (src/tasks), e.g. niah. */
+    name: z.string().min(1),
+    /** Generator parameters by the task's own names (`sparse-frontier tasks list` shows the defaults). */
+    params: z.record(z.string(), paramValue).optional(),
+    /** Name in tables, plots and results keys; default `name[k=v,…]` with params, else the name. */
+    label: z.string().min(1).optional(),
+  }),
+]);
+
 export const experimentSpecSchema = z.strictObject({
   name: z.string().min(1).default('experiment'),
   models: z.array(modelEntry).min(1, 'list at least one model directory'),
   backend: z.enum(['cpu', 'cuda', 'auto']).default('auto'),
-  /** Task names; the runner resolves them through the task registry (unknown names fail there). */
-  tasks: z.array(z.string().min(1)).min(1, 'list at least one task'),
+  /**
+   * Task names, or { name, params, label } for a task with other generator parameters; the runner
+   * resolves them through the task registry (unknown names and parameters fail there).
+   */
+  tasks: z.array(taskEntry).min(1, 'list at least one task'),
   lengths: z.array(z.number().int().positive()).min(1, 'list at least one context length'),
   methods: z.array(methodEntry).default([]),
   sparsities: z.array(sparsity).default([]),
@@ -76,6 +91,13 @@ export interface ModelRef {
   name: string;
 }
 
+/** A task of the grid: registry name, generator parameters and the label results are filed under. */
+export interface TaskRef {
+  name: string;
+  params: Record<string, number | string | boolean>;
+  label: string;
+}
+
 export interface MethodRef {
   name: string;
   phase: Phase;
@@ -89,7 +111,11 @@ export interface ExperimentConfiguration {
   /** Stable identity used as the results key; independent of `examples`, so runs can be extended. */
   key: string;
   model: ModelRef;
+  /** The task's label (TaskRef.label): its registry name unless it has generator parameters. */
   task: string;
+  /** Registry name and generator parameters the examples are built with. */
+  taskName: string;
+  taskParams: Record<string, number | string | boolean>;
   length: number;
   phase: ConfigPhase;
   method: string;
@@ -121,6 +147,7 @@ export function parseExperimentSpec(raw: unknown, source = 'experiment'): Experi
   // Cross-field rules zod's per-field schema cannot express.
   const problems: string[] = [];
   resolveMethods(spec, problems);
+  resolveTasks(spec, problems);
   if (!spec.includeDense && spec.methods.length === 0) problems.push('  methods: nothing to run (no methods and includeDense is false)');
   if (problems.length) throw new Error(`invalid ${source}:\n${problems.join('\n')}`);
   return spec;
@@ -149,6 +176,23 @@ export function resolveModels(spec: ExperimentSpec): ModelRef[] {
     seen.add(m.name);
   }
   return models;
+}
+
+/**
+ * Tasks with parameters and labels resolved; appends `path: message` problems (a label used twice).
+ * Task names and parameter names are checked against the task registry by the runner.
+ */
+export function resolveTasks(spec: ExperimentSpec, problems: string[] = []): TaskRef[] {
+  const out: TaskRef[] = [];
+  spec.tasks.forEach((entry, i) => {
+    const t = typeof entry === 'string' ? { name: entry } : entry;
+    const params = ('params' in t && t.params) || {};
+    const p = canonicalParams(params);
+    const label = ('label' in t && t.label) || (p ? `${t.name}[${p}]` : t.name);
+    if (out.some((o) => o.label === label)) problems.push(`  tasks.${i}: the task "${label}" is listed twice (give one a distinct label or other params)`);
+    out.push({ name: t.name, params, label });
+  });
+  return out;
 }
 
 /** Methods with their phase and sparsity list resolved; appends `path: message` problems. */
@@ -195,7 +239,7 @@ function canonicalParams(params: Record<string, number | string | boolean>): str
 }
 
 /** The results key of a configuration: readable, and stable across spec edits that do not change it. */
-export function configurationKey(c: Omit<ExperimentConfiguration, 'key' | 'examples' | 'seed' | 'maxNewTokens' | 'chunkSize'>): string {
+export function configurationKey(c: Omit<ExperimentConfiguration, 'key' | 'examples' | 'seed' | 'maxNewTokens' | 'chunkSize' | 'taskName' | 'taskParams'>): string {
   const parts = [`model=${c.model.name}`, `task=${c.task}`, `n=${c.length}`, `phase=${c.phase}`, `method=${c.method}`];
   if (c.requestedSparsity !== null) parts.push(`s=${c.requestedSparsity}`);
   const p = canonicalParams(c.params);
@@ -211,6 +255,7 @@ export function configurationKey(c: Omit<ExperimentConfiguration, 'key' | 'examp
 export function expandExperiment(spec: ExperimentSpec): ExperimentConfiguration[] {
   const problems: string[] = [];
   const methods = resolveMethods(spec, problems);
+  const tasks = resolveTasks(spec, problems);
   if (problems.length) throw new Error(`invalid experiment:\n${problems.join('\n')}`);
   const models = resolveModels(spec);
   const common = { examples: spec.examples, seed: spec.seed, maxNewTokens: spec.generation.maxNewTokens, chunkSize: spec.chunkSize };
@@ -221,16 +266,18 @@ export function expandExperiment(spec: ExperimentSpec): ExperimentConfiguration[
   };
   for (const model of models) {
     for (const length of spec.lengths) {
-      for (const task of spec.tasks) {
-        if (spec.includeDense) push({ model, task, length, phase: 'dense', method: 'dense', requestedSparsity: 0, params: {} });
+      for (const t of tasks) {
+        const task = t.label;
+        const taskName = t.name, taskParams = t.params;
+        if (spec.includeDense) push({ model, task, taskName, taskParams, length, phase: 'dense', method: 'dense', requestedSparsity: 0, params: {} });
         for (const m of ordered) {
           if (m.sweep) {
             for (const v of m.sweep.values) {
-              push({ model, task, length, phase: m.phase, method: m.name, requestedSparsity: null, params: { ...m.params, [m.sweep.param]: v } });
+              push({ model, task, taskName, taskParams, length, phase: m.phase, method: m.name, requestedSparsity: null, params: { ...m.params, [m.sweep.param]: v } });
             }
           } else {
             for (const s of m.sparsities) {
-              push({ model, task, length, phase: m.phase, method: m.name, requestedSparsity: s, params: { ...m.params } });
+              push({ model, task, taskName, taskParams, length, phase: m.phase, method: m.name, requestedSparsity: s, params: { ...m.params } });
             }
           }
         }

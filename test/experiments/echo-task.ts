@@ -13,12 +13,14 @@ export const echoTask: Task<Record<string, unknown>, { word: string; index: numb
   family: 'ruler',
   metric: 'accuracy',
   description: 'test fixture: repeat a word',
-  defaults: {},
+  // A generator parameter, so experiments' task parameters can be seen reaching the generator.
+  defaults: { wordOffset: 0 },
   smallestLength: 32,
-  generate({ tokenizer, length, count, seed = 43, firstIndex = 0 }) {
+  generate({ tokenizer, length, count, seed = 43, firstIndex = 0, params }) {
+    const offset = Number(params?.wordOffset ?? 0);
     const out: TaskExample<{ word: string; index: number }>[] = [];
     for (let index = firstIndex; index < firstIndex + count; index++) {
-      const word = WORDS[(seed + index) % WORDS.length];
+      const word = WORDS[(seed + index + offset) % WORDS.length];
       let prompt = `Repeat the word ${word}.`;
       // Pad with filler up to the target length so the attention methods have something to skip.
       while (tokenizer.encodeUserPrompt(`${prompt} filler`).length <= length) prompt += ' filler';

@@ -25,7 +25,7 @@ test('run --dry-run lists the quick grid (positional or --preset, default --out)
   const listing = await runCli(['run', 'quick', '--out', join(root, 'q'), '--dry-run', '--models-dir', join(root, 'none')]);
   const perCell = 1 + 2 * listMethods().filter((m) => m.id !== 'dense').length;
   assert.match(listing, new RegExp(`${2 * perCell} configurations × 3 examples`));
-  assert.match(listing, /model=organism\|task=story_filtering\|n=1792\|phase=dense\|method=dense\|s=0/);
+  assert.match(listing, /model=organism\|task=niah\[numQueries=1\]\|n=1792\|phase=dense\|method=dense\|s=0/);
   const byPreset = await runCli(['run', '--preset', 'quick', '--dry-run', '--models-dir', join(root, 'none')]);
   assert.match(byPreset, /configurations × 3 examples → runs\/quick\n$/);
   const { dir, db } = buildSyntheticDb(join(root, 'shard'));

@@ -134,3 +134,23 @@ test('gemma3 (sliding layers): sparsity over the full-attention layers, FLOPs ov
     }
   }
 });
+
+test('task parameters reach the generator; unknown ones are refused before any model loads', async () => {
+  const { root, spec } = setup();
+  const withParams = parseExperimentSpec({ ...spec, methods: [], tasks: ['echo', { name: 'echo', params: { wordOffset: 1 } }] });
+  const dir = join(root, 'params');
+  const summary = await runExperiment({ dir, spec: withParams, getTask });
+  assert.equal(summary.recorded, 6);
+  const db = ResultsDb.openFile(join(dir, 'results.sqlite'), { readonly: true });
+  const golds = db.db
+    .prepare('SELECT c.task AS task, e.example_index AS i, e.gold AS gold FROM examples e JOIN configurations c ON c.key = e.config_key')
+    .all() as { task: string; i: number; gold: string }[];
+  db.close();
+  const word = (task: string, i: number) => (JSON.parse(golds.find((g) => g.task === task && g.i === i)!.gold) as { word: string }).word;
+  // The echo fixture picks word (seed + index + wordOffset): offset 1 gives example i the word of example i + 1.
+  assert.equal(word('echo[wordOffset=1]', 0), word('echo', 1));
+  assert.equal(word('echo[wordOffset=1]', 1), word('echo', 2));
+  assert.notEqual(word('echo[wordOffset=1]', 2), word('echo', 2));
+  const bad = parseExperimentSpec({ ...spec, tasks: [{ name: 'echo', params: { wordOfset: 1 } }] });
+  await assert.rejects(runExperiment({ dir: join(root, 'bad'), spec: bad, getTask }), /task echo\[wordOfset=1\]: "echo" has no parameter "wordOfset" \(known: wordOffset\)/);
+});

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandExperiment, inShard, loadExperimentSpec, parseExperimentSpec, parseShard } from '../../src/experiments/spec.js';
-import { PAPER_TASKS, QUICK_LENGTHS, QUICK_TASKS, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
+import { PAPER_TASKS, QUICK_LENGTHS, QUICK_TASK_LABEL, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
 import { listMethods } from '../../src/methods/index.js';
 
 const base = { models: ['models/a'], tasks: ['niah'], lengths: [1024], sparsities: [0.5, 0.9], methods: ['vertical_and_slash', 'quest'] };
@@ -41,6 +41,24 @@ test('expansion: dense once per cell, each method × sparsity, sweeps as configu
   assert.equal(configs[0].maxNewTokens, 1024);
 });
 
+test('tasks with generator parameters: labelled by their parameters, built from name + params', () => {
+  const spec = parseExperimentSpec({ ...base, methods: [], tasks: ['niah', { name: 'niah', params: { numQueries: 1, groups: 2 } }, { name: 'vt', params: { numChains: 2 }, label: 'vt-easy' }] });
+  const dense = expandExperiment(spec).filter((c) => c.phase === 'dense');
+  assert.deepEqual(dense.map((c) => [c.task, c.taskName, c.taskParams]), [
+    ['niah', 'niah', {}],
+    ['niah[groups=2,numQueries=1]', 'niah', { numQueries: 1, groups: 2 }],
+    ['vt-easy', 'vt', { numChains: 2 }],
+  ]);
+  // A task without parameters keeps the key it always had, so earlier results still resume.
+  assert.equal(dense[0].key, 'model=a|task=niah|n=1024|phase=dense|method=dense|s=0');
+  assert.equal(dense[1].key, 'model=a|task=niah[groups=2,numQueries=1]|n=1024|phase=dense|method=dense|s=0');
+  assert.throws(
+    () => parseExperimentSpec({ ...base, tasks: [{ name: 'niah', params: { numQueries: 1 } }, { name: 'niah', params: { numQueries: 1 } }] }),
+    /tasks\.1: the task "niah\[numQueries=1\]" is listed twice/,
+  );
+  assert.throws(() => parseExperimentSpec({ ...base, tasks: [{ name: 'niah', parms: {} }] }), /tasks\.0/);
+});
+
 test('duplicate sparsities are rejected with the configuration named', () => {
   const spec = parseExperimentSpec({ ...base, sparsities: [0.5, 0.5] });
   assert.throws(() => expandExperiment(spec), /duplicate configuration: model=a\|task=niah\|n=1024\|phase=prefill\|method=vertical_and_slash\|s=0.5/);
@@ -57,7 +75,8 @@ test('YAML and JSON files load; presets validate', () => {
 
   const quick = loadExperiment('quick', join(dir, 'no-models-here'));
   const q = expandExperiment(quick);
-  const perCell = q.filter((c) => c.task === QUICK_TASKS[0] && c.length === QUICK_LENGTHS[0]);
+  const perCell = q.filter((c) => c.task === QUICK_TASK_LABEL && c.length === QUICK_LENGTHS[0]);
+  assert.deepEqual([...new Set(q.map((c) => `${c.taskName} ${JSON.stringify(c.taskParams)}`))], ['niah {"numQueries":1}']);
   // dense + every registered sparse method (sink-local once per phase) × 2 sparsities
   const sparseMethods = listMethods().filter((m) => m.id !== 'dense').length;
   assert.ok(sparseMethods >= 8);
