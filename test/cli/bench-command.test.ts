@@ -5,24 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Command } from 'commander';
-import { registerBench } from '../../src/cli/commands/bench.js';
 import { isCudaAvailable } from '../../src/backends/cuda/availability.js';
-
-/** Runs `bench ...args` in-process and returns what the suite printed with console.log. */
-async function bench(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerBench(program);
-  const lines: string[] = [];
-  const original = console.log;
-  console.log = (...parts: unknown[]) => void lines.push(parts.map(String).join(' '));
-  try {
-    await program.parseAsync(['bench', ...args], { from: 'user' });
-  } finally {
-    console.log = original;
-  }
-  return lines.join('\n');
-}
+import { runBenchCommand as bench } from '../helpers/bench-command.js';
 
 test('bench cpu passes its options through and prints the tiny-model table', async () => {
   const out = await bench('cpu', '--quick', '--skip-matmul', '--lengths', '8,12', '--decode-steps', '2');

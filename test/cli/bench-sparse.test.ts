@@ -5,24 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Command } from 'commander';
-import { registerBench } from '../../src/cli/commands/bench.js';
 import { isCudaAvailable } from '../../src/backends/cuda/availability.js';
+import { runBenchCommand as bench } from '../helpers/bench-command.js';
 import { DEFAULT_LENGTHS, DEFAULT_SPARSITIES, parseSparseBenchArgs, resultTables } from '../../bench/sparse.js';
-
-async function bench(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerBench(program);
-  const lines: string[] = [];
-  const original = console.log;
-  console.log = (...parts: unknown[]) => void lines.push(parts.map(String).join(' '));
-  try {
-    await program.parseAsync(['bench', ...args], { from: 'user' });
-  } finally {
-    console.log = original;
-  }
-  return lines.join('\n');
-}
 
 test('bench sparse options: the paper grid by default; lists, phases, budget; bad values named', () => {
   const d = parseSparseBenchArgs([]);
