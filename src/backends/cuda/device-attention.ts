@@ -42,6 +42,8 @@ export interface DeviceAttention {
 
 const DECODE_MAX_GROUP = 8;
 
+const bookNothing = (): void => {};
+
 /**
  * Dense causal attention: flash prefill for chunks (T > 1), split-K decode for T = 1, and the simple
  * small-head kernel for head dims those two do not cover (or GQA groups decode does not).
@@ -62,6 +64,11 @@ export class DenseDeviceAttention implements DeviceAttention {
     this.small = new SmallHeadAttention(rt, shape);
     this.scale = c.attentionScale;
     this.window = c.slidingWindow;
+  }
+
+  /** Dense decode books nothing per step: a replayed graph runs exactly the kernels attend() would. */
+  denseDecodeSteps(): (position: number) => void {
+    return bookNothing;
   }
 
   /** Which kernel serves each phase (for logs). */

@@ -306,8 +306,7 @@ export class CudaTransformerModel {
 
   /** Why decode steps of this model cannot be captured in a graph, or null when they can. */
   get decodeGraphUnsupported(): string | null {
-    const dense = this.attention instanceof DenseDeviceAttention || (this.attention.denseDecodeSteps?.() ?? null) !== null;
-    return decodeGraphUnsupported(this.config, dense);
+    return decodeGraphUnsupported(this.config, (this.attention.denseDecodeSteps?.() ?? null) !== null);
   }
 
   /** Set false to force the launch-per-kernel decode path (benchmarks compare the two). */

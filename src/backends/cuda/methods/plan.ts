@@ -57,6 +57,8 @@ export class PlanDeviceAttention implements DeviceAttention {
   private progress: LayerProgress[] = [];
   private counts: AttentionCounts;
   private promptLength: number | null = null;
+  /** denseDecodeSteps' answer for the current method pair (made once per pair, asked every step). */
+  private denseBooking: ((position: number) => void) | null = null;
 
   /** The plan on the GPU: the model's dense kernels for sliding layers, query windows in device memory. */
   static onDevice(rt: CudaRuntime, config: ModelConfig, methods: DeviceMethodPair): PlanDeviceAttention {
@@ -133,14 +135,15 @@ export class PlanDeviceAttention implements DeviceAttention {
    * attend(); the callback books the step's pairs as attend() would (sliding layers windowed).
    */
   denseDecodeSteps(): ((position: number) => void) | null {
-    if (!(this.methods.decode instanceof DenseDeviceDecode)) return null;
+    return this.denseBooking;
+  }
+
+  private bookDenseDecodeStep(position: number): void {
     const H = this.shape.numHeads;
-    return (position) => {
-      for (let l = 0; l < this.config.numLayers; l++) {
-        const window = this.fullLayer[l] ? null : this.config.slidingWindow;
-        addHeadCounts(this.counts.decode, l, H, denseHeadCounts(H, position, 1, window));
-      }
-    };
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const window = this.fullLayer[l] ? null : this.config.slidingWindow;
+      addHeadCounts(this.counts.decode, l, H, denseHeadCounts(H, position, 1, window));
+    }
   }
 
   attend(call: DeviceAttentionCall): void {
@@ -161,6 +164,7 @@ export class PlanDeviceAttention implements DeviceAttention {
     const rowElements = this.shape.numHeads * this.shape.headDim;
     this.windows = this.fullLayer.map((full) => (full && W > 0 ? this.parts.newWindow(W, rowElements) : null));
     this.progress = this.fullLayer.map(() => ({ prefilled: 0, promptClosed: false }));
+    this.denseBooking = this.methods.decode instanceof DenseDeviceDecode ? (position) => this.bookDenseDecodeStep(position) : null;
   }
 
   private isPromptCall(call: DeviceAttentionCall): boolean {
