@@ -1,11 +1,12 @@
 /**
  * CUDA attention benchmark: validate first, then time.
- *   prefill: dense causal flash attention, n = T queries against n keys, TFLOP/s per variant (warps 4/8);
- *            validated on sampled query rows against the CPU reference.
+ *   prefill: dense causal flash attention, n = T queries against n keys, TFLOP/s per variant: the
+ *            mma.sync kernel's tilings and, on sm_90, the wgmma kernel's; validated on sampled query
+ *            rows against the CPU reference.
  *   decode:  one token over an n-row cache, achieved bandwidth next to a device-to-device copy of the
  *            same bytes, both timed as graph replays (device time); validated against the CPU reference.
- * Writes a JSON report (--out) and, with --check-dir, the inputs and our output of one prefill case
- * for tools/peers/sdpa_attention.py to compare with PyTorch SDPA.
+ * Writes a JSON report (--out) and, with --check-dir, the inputs and each prefill variant's output at
+ * the first length (DIR/<variant>/) for tools/peers/sdpa_attention.py to compare with PyTorch SDPA.
  *
  * Usage: npm run bench -- attention [args], or node dist/bench/attention.js [args], with args
  *        [--lengths 4096,16384,32768,65536] [--decode-lengths 8192,32768,131072] [--out FILE]
@@ -17,7 +18,8 @@ import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { bf16BitsToFloat } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, type DecodeTuning, decodeBytes, decodeTuningLabel } from '../src/backends/cuda/kernels/decode-attention.js';
-import { FlashPrefill, type PrefillTiling, causalPrefillFlops, tilingLabel } from '../src/backends/cuda/kernels/flash-prefill.js';
+import { FlashPrefill, type PrefillKernelChoice, type PrefillTiling, causalPrefillFlops } from '../src/backends/cuda/kernels/flash-prefill.js';
+import { wgmmaPrefillUnsupported } from '../src/backends/cuda/kernels/flash-prefill-wgmma.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
@@ -30,11 +32,18 @@ const SCALE = 1 / Math.sqrt(D);
 /** Dense bf16 tensor-core peak of an H100 SXM (datasheet) and its HBM3 bandwidth: the floors. */
 const PEAK_TFLOPS = 990;
 const PEAK_TBPS = 3.35;
-/** Tilings timed side by side; the first also writes the SDPA check files. */
-// (v4 run of docs/perf.md also timed w8m2n64, w8m2n64g and w8m2n32: 3-35% slower, dropped.)
-const PREFILL_VARIANTS: PrefillTiling[] = [
-  { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, // the launcher's default (v4)
-  { warps: 4, mTiles: 2, blockN: 64, order: 'head' }, // v3: head by head (the order is explicit: the default is 'global')
+/** One prefill kernel timed side by side with the others: an mma.sync tiling or a wgmma one. */
+interface PrefillVariant { tiling: Partial<PrefillTiling>; choice: PrefillKernelChoice }
+/**
+ * Variants timed side by side, each also writing SDPA check files at the first length (one folder per
+ * variant). wgmma variants run only on sm_90 (skipped with the reason elsewhere).
+ */
+// (v4 run of docs/perf.md also timed w8m2n64, w8m2n64g and w8m2n32: 3-35% slower, dropped; the v4 runs
+// timed v3's head-by-head order w4m2n64: within noise at >= 32K, slower at 4K.)
+const PREFILL_VARIANTS: PrefillVariant[] = [
+  { tiling: { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, choice: 'mma' }, // mma.sync v4
+  { tiling: {}, choice: { wgmma: { blockN: 128, order: 'global' } } },
+  { tiling: {}, choice: { wgmma: { blockN: 64, order: 'global' } } },
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
@@ -108,7 +117,7 @@ function checkPrefillRows(
   return Math.sqrt(num / den);
 }
 
-interface PrefillResult { n: number; variant: string; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
+interface PrefillResult { n: number; variant: string; isDefault: boolean; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
 interface DecodeResult {
   n: number; variant: string; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
   floorMs: number; splits: number; chunk: number; relErr: number;
@@ -124,41 +133,55 @@ function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
   const results: PrefillResult[] = [];
   const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
   const sampleRows = [0, 1, 63, 64, n >> 1, n - 65, n - 1].filter((r) => r >= 0 && r < n);
-  for (const tiling of PREFILL_VARIANTS) {
-    const variant = tilingLabel(tiling);
-    const kernel = new FlashPrefill(rt, shape, tiling);
-    kernel.prepare();
-    const out = poisonedBf16(rt, n * H * D);
-    const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: SCALE };
-    kernel.run(args);
-    const got = downloadBf16(rt, out, n * H * D);
-    const relErr = checkPrefillRows(qf, kf, vf, got, n, sampleRows, [0, 5, 31]);
-    if (!(relErr < 1e-2)) throw new Error(`prefill n=${n} ${variant}: relative error ${relErr} (validation failed; not timing)`);
-    if (o.checkDir && tiling === PREFILL_VARIANTS[0] && n === o.lengths[0]) writeCheckFiles(o.checkDir, n, qw, kw, vw, got);
-    const t = timeOnDevice(rt, () => kernel.run(args), { warmup: 2, repeats: o.repeats });
-    rt.pool.release(out);
-    results.push({
-      n, variant, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
-      floorMs: (flops / (PEAK_TFLOPS * 1e12)) * 1e3, relErr,
-    });
+  const defaultLabel = new FlashPrefill(rt, shape).label;
+  const wgmmaUnsupported = wgmmaPrefillUnsupported(rt.cuda.info, D);
+  for (const pv of PREFILL_VARIANTS) {
+    if (typeof pv.choice === 'object' && wgmmaUnsupported) {
+      console.log(`prefill n=${n} wgmma variants skipped: ${wgmmaUnsupported}`);
+      continue;
+    }
+    const kernel = new FlashPrefill(rt, shape, pv.tiling, pv.choice);
+    const variant = kernel.label;
+    // A variant that fails (compile, launch, validation) is reported and the others still run.
+    try {
+      kernel.prepare();
+      const out = poisonedBf16(rt, n * H * D);
+      const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: out.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: SCALE };
+      kernel.run(args);
+      const got = downloadBf16(rt, out, n * H * D);
+      const relErr = checkPrefillRows(qf, kf, vf, got, n, sampleRows, [0, 5, 31]);
+      if (!(relErr < 1e-2)) throw new Error(`relative error ${relErr} (validation failed; not timing)`);
+      if (o.checkDir && n === o.lengths[0]) writeCheckFiles(join(o.checkDir, variant), n, variant, qw, kw, vw, got);
+      const t = timeOnDevice(rt, () => kernel.run(args), { warmup: 2, repeats: o.repeats });
+      rt.pool.release(out);
+      results.push({
+        n, variant, isDefault: variant === defaultLabel, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
+        floorMs: (flops / (PEAK_TFLOPS * 1e12)) * 1e3, relErr,
+      });
+    } catch (err) {
+      console.log(`prefill n=${n} ${variant}: FAILED: ${(err as Error).message}`);
+      prefillFailures.push(`${variant} n=${n}: ${(err as Error).message}`);
+      rt.synchronize();
+    }
   }
   for (const b of [dq, dk, dv]) rt.pool.release(b);
   return results;
 }
 
-function writeCheckFiles(dir: string, n: number, q: Uint16Array, k: Uint16Array, v: Uint16Array, out: Float32Array): void {
+function writeCheckFiles(dir: string, n: number, variant: string, q: Uint16Array, k: Uint16Array, v: Uint16Array, out: Float32Array): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'q.bf16'), q);
   writeFileSync(join(dir, 'k.bf16'), k);
   writeFileSync(join(dir, 'v.bf16'), v);
   writeFileSync(join(dir, 'out.f32'), out);
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({
-    n, numHeads: H, numKvHeads: HKV, headDim: D, scale: SCALE,
+    n, variant, numHeads: H, numKvHeads: HKV, headDim: D, scale: SCALE,
     layout: { q: '[n, H, D] bf16', k: '[Hkv, n, D] bf16', v: '[Hkv, n, D] bf16', out: '[n, H, D] f32 (our bf16 output widened)' },
   }));
 }
 
-/** Decode variants that failed in this process (the run exits non-zero when any did). */
+/** Prefill and decode variants that failed in this process (the run exits non-zero when any did). */
+const prefillFailures: string[] = [];
 const decodeFailures: string[] = [];
 
 function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
@@ -283,9 +306,9 @@ export async function main(argv: string[]): Promise<number> {
     device: info, shape: { numHeads: H, numKvHeads: HKV, headDim: D, causal: true }, prefill, decode,
     ceilings: { gemm }, compile: rt.compileStats,
   };
-  if (o.out) writeFileSync(o.out, JSON.stringify({ ...report, decodeFailures }, null, 2));
+  if (o.out) writeFileSync(o.out, JSON.stringify({ ...report, prefillFailures, decodeFailures }, null, 2));
   rt.dispose();
-  return decodeFailures.length > 0 ? 1 : 0;
+  return prefillFailures.length + decodeFailures.length > 0 ? 1 : 0;
 }
 
 /** Entry for bench/main.ts (`npm run bench -- attention [args]`). */

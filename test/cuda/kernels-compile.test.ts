@@ -1,5 +1,5 @@
 /**
- * Every kernel variant the launchers can request compiles for sm_90 with nvcc, with no register
+ * Every kernel variant the launchers can request compiles for sm_90 (sm_90a for the wgmma kernels) with nvcc, with no register
  * spills or local-memory stack, so no compile error costs GPU time. Runs where nvcc exists (the
  * development machines); skipped with a message elsewhere. The sources are compiled exactly as NVRTC
  * sees them (local headers inlined).
@@ -32,6 +32,8 @@ interface Variant {
   defines: Record<string, number>;
   /** sincosf's slow path for huge angles keeps its reduction table on the stack: allowed, no spills. */
   allowStack?: boolean;
+  /** 'sm_90a' for kernels with Hopper's architecture-specific instructions (wgmma); default sm_90. */
+  arch?: 'sm_90a';
 }
 
 /** The variants the tests and benchmarks launch. */
@@ -71,7 +73,21 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_FUSED: 2 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 2, DECODE_FUSED: 2 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 256, GROUP: 4, DECODE_THREADS: 128, DECODE_UNROLL: 4, DECODE_FUSED: 1 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_STAGES: 6, DECODE_FUSED: 1 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_STAGES: 8 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 128, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 4, DECODE_STAGES: 3 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 256, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_PREFETCH: 256 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 2, DECODE_PREFETCH: 256 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 4, SEG_THREADS: 256, SEG_UNROLL: 2 } },
+  { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 4, SEG_THREADS: 256, SEG_UNROLL: 2, SEG_STAGES: 4 } },
+  { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 1, SEG_THREADS: 256, SEG_UNROLL: 2, SEG_STAGES: 4 } },
+  { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 8, SEG_THREADS: 128, SEG_UNROLL: 4, SEG_STAGES: 4 } },
+  { file: 'segment-decode.cu', defines: { HEAD_DIM: 64, GROUP: 2, SEG_THREADS: 256, SEG_UNROLL: 2, SEG_STAGES: 4 } },
+  { file: 'segment-decode.cu', defines: { HEAD_DIM: 64, GROUP: 8, SEG_THREADS: 128, SEG_UNROLL: 4, SEG_STAGES: 4 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 4, SEG_THREADS: 128, SEG_UNROLL: 4 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 8, SEG_THREADS: 128, SEG_UNROLL: 4 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 1, SEG_THREADS: 256, SEG_UNROLL: 2 } },
@@ -84,6 +100,12 @@ const VARIANTS: Variant[] = [
   { file: 'kv-append.cu', defines: {} },
   { file: 'model-ops.cu', defines: {}, allowStack: true },
   { file: 'small-head-attention.cu', defines: {} },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, BLOCK_ORDER: 1 }, arch: 'sm_90a' },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, BLOCK_ORDER: 0 }, arch: 'sm_90a' },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 64, BLOCK_ORDER: 1 }, arch: 'sm_90a' },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 128, BLOCK_ORDER: 1 }, arch: 'sm_90a' },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 64, BLOCK_ORDER: 1 }, arch: 'sm_90a' },
+  { file: 'wgmma-probe.cu', defines: {}, arch: 'sm_90a' },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
@@ -91,11 +113,13 @@ describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
   after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
   for (const v of VARIANTS) {
-    const label = `${v.file} ${Object.entries(v.defines).map(([k, x]) => `${k}=${x}`).join(' ')}`;
+    const label = `${v.file} ${Object.entries(v.defines).map(([k, x]) => `${k}=${x}`).join(' ')}${v.arch ? ` (${v.arch})` : ''}`;
     test(label, async () => {
       const src = join(dir, `${label.replace(/[^\w]+/g, '_')}.cu`);
       writeFileSync(src, readKernelSource(v.file));
-      const args = ['-arch=sm_90', '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
+      // sm_90a through -gencode: the -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
+      const target = v.arch === 'sm_90a' ? ['-gencode=arch=compute_90a,code=sm_90a'] : ['-arch=sm_90'];
+      const args = [...target, '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
         ...Object.entries(v.defines).map(([k, x]) => `-D${k}=${x}`)];
       const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
       const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];

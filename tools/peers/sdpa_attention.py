@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch SDPA peer for bench/attention.ts (runs on the GPU machine only; never part of the product).
 
-1. Correctness: reads the inputs and our output that the TS benchmark wrote to --check-dir and compares
-   our output with SDPA (float32 math on the same bf16 inputs, and the flash backend in bf16).
+1. Correctness: reads the inputs and our output that the TS benchmark wrote to --check-dir (one
+   folder per prefill variant, or the files directly in it) and compares each of our outputs with SDPA
+   (float32 math on the same bf16 inputs, and the flash backend in bf16).
 2. Speed: times causal SDPA prefill (flash backend, cuDNN backend) at the same shapes (32 q heads,
-   8 kv heads, d = 128, bf16) with CUDA events, median of repeats, and prints TFLOP/s side by side with
-   ours from --ours (the TS benchmark's JSON report).
+   8 kv heads, d = 128, bf16) with CUDA events, median of repeats, and prints each of our variants'
+   TFLOP/s from --ours (the TS benchmark's JSON report) side by side with both, with the ratios.
 """
 import argparse
 import json
@@ -41,6 +42,16 @@ def sdpa(q, k, v, backend):
                 q, k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1), is_causal=True)
 
 
+def check_all(check_dir: str) -> list:
+    """Checks the files in check_dir, or in each of its sub-folders (one per variant)."""
+    if os.path.exists(os.path.join(check_dir, "meta.json")):
+        return [check(check_dir)]
+    dirs = sorted(d for d in os.listdir(check_dir) if os.path.exists(os.path.join(check_dir, d, "meta.json")))
+    results = [check(os.path.join(check_dir, d)) for d in dirs]
+    torch.cuda.empty_cache()
+    return results
+
+
 def check(check_dir: str) -> dict:
     meta = json.load(open(os.path.join(check_dir, "meta.json")))
     n = meta["n"]
@@ -56,9 +67,10 @@ def check(check_dir: str) -> dict:
     def rel(a, b):
         return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
 
-    out = {"n": n, "ours_vs_fp32_sdpa": rel(ours, ref), "sdpa_flash_vs_fp32_sdpa": rel(flash, ref),
+    variant = meta.get("variant", "")
+    out = {"n": n, "variant": variant, "ours_vs_fp32_sdpa": rel(ours, ref), "sdpa_flash_vs_fp32_sdpa": rel(flash, ref),
            "ours_nan": int(torch.isnan(ours).sum().item())}
-    print(f"check n={n}: ours vs fp32 SDPA rel err {out['ours_vs_fp32_sdpa']:.2e}; "
+    print(f"check n={n} {variant}: ours vs fp32 SDPA rel err {out['ours_vs_fp32_sdpa']:.2e}; "
           f"SDPA flash (bf16) vs fp32 SDPA {out['sdpa_flash_vs_fp32_sdpa']:.2e}; NaN in ours: {out['ours_nan']}")
     return out
 
@@ -99,18 +111,16 @@ def bench(lengths, repeats) -> list:
 
 
 def side_by_side(ours: dict, peers: list) -> None:
-    print("\nprefill, causal, H=32 Hkv=8 d=128 bf16 (TFLOP/s; ratio = ours / SDPA)")
-    variants = sorted({r["variant"] for r in ours["prefill"]})
+    print("\nprefill, causal, H=32 Hkv=8 d=128 bf16 (TFLOP/s; ratio = ours / SDPA; * = the launcher's default)")
     fmt = lambda x: f"{x:9.1f}" if x else f"{'-':>9}"
-    print(f"{'n':>7} " + " ".join(f"{v:>9}" for v in variants) +
-          f" {'flash':>9} {'cudnn':>9} {'best/flash':>10} {'best/cudnn':>10}")
+    ratio = lambda a, b: f"{a / b:8.2f}" if a and b else f"{'-':>8}"
+    print(f"{'n':>7} {'variant':>13} {'ms':>9} {'ours':>9} {'flash':>9} {'cudnn':>9} {'/flash':>8} {'/cudnn':>8}")
     for n in sorted({r["n"] for r in ours["prefill"]}):
-        mine = {r["variant"]: r["tflops"] for r in ours["prefill"] if r["n"] == n}
         peer = {r["backend"]: r.get("tflops") for r in peers if r["n"] == n}
-        best = max(mine.values())
         fl, cu = peer.get("flash"), peer.get("cudnn")
-        print(f"{n:>7} " + " ".join(fmt(mine.get(v)) for v in variants) + f" {fmt(fl)} {fmt(cu)} "
-              f"{(best / fl if fl else float('nan')):10.2f} {(best / cu if cu else float('nan')):10.2f}")
+        for r in (r for r in ours["prefill"] if r["n"] == n):
+            label = r["variant"] + ("*" if r.get("isDefault") else "")
+            print(f"{n:>7} {label:>13} {r['ms']:9.3f} {fmt(r['tflops'])} {fmt(fl)} {fmt(cu)} {ratio(r['tflops'], fl)} {ratio(r['tflops'], cu)}")
     print("\ndecode (one token, H=32 Hkv=8 d=128): GB/s read vs device copy (read+write)")
     for r in ours["decode"]:
         print(f"  n={r['n']:>7} {r.get('variant', ''):>10}: {r['ms'] * 1e3:8.1f} us (eager {r.get('eagerMs', float('nan')) * 1e3:.1f}) {r['gbps']:7.0f} GB/s; copy {r['copyGbps']:7.0f} GB/s; "
@@ -128,7 +138,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
     result = {"torch": torch.__version__, "device": torch.cuda.get_device_name()}
     if a.check_dir:
-        result["check"] = check(a.check_dir)
+        result["check"] = check_all(a.check_dir)
     result["sdpa"] = bench([int(x) for x in a.lengths.split(",")], a.repeats)
     if a.out:
         json.dump(result, open(a.out, "w"), indent=2)

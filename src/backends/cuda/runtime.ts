@@ -34,18 +34,20 @@ export class CudaRuntime {
 
   /**
    * The module built from kernels/<file> with the given -D defines, for this device's architecture.
-   * defines: e.g. { HEAD_DIM: 128, WARPS: 4 }.
+   * defines: e.g. { HEAD_DIM: 128, WARPS: 4 }. arch: a target other than the device's own, e.g.
+   * 'sm_90a' for kernels that use Hopper's architecture-specific instructions (wgmma, setmaxnreg).
    */
-  module(file: string, defines: Record<string, number>): CudaModule {
+  module(file: string, defines: Record<string, number>, target: { arch?: string } = {}): CudaModule {
     const options = Object.entries(defines).map(([k, v]) => `-D${k}=${v}`);
-    const memoKey = `${file} ${options.join(' ')}`;
+    const arch = target.arch ?? this.cuda.info.arch;
+    const memoKey = `${file} ${options.join(' ')} ${arch}`;
     const known = this.modules.get(memoKey);
     if (known) return known;
     const name = file.replace(/\.cu$/, '');
     const result = this.cache.get({
       name,
       source: readKernelSource(file),
-      arch: this.cuda.info.arch,
+      arch,
       options: [...options, '-lineinfo'],
       compilerVersion: this.compilerVersion,
     });

@@ -1,10 +1,16 @@
 /**
- * Launcher for flash-prefill.cu: dense causal attention of a chunk of T queries against a per-KV-head
- * cache (bf16 in, fp32 accumulate, bf16 out).
+ * Dense causal attention of a chunk of T queries against a per-KV-head cache (bf16 in, fp32
+ * accumulate, bf16 out). Two kernels compute it: flash-prefill.cu (mma.sync, every GPU, head dims 64,
+ * 128, 256) and flash-prefill-wgmma.cu (Hopper wgmma, sm_90 only, head dims 64 and 128). FlashPrefill
+ * picks one (see PrefillKernelChoice); both take the same arguments.
  */
 import type { DevicePtr } from '../context.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
+import {
+  WgmmaFlashPrefill, type WgmmaPrefillTiling, wgmmaPrefillUnsupported, wgmmaTilingLabel,
+} from './flash-prefill-wgmma.js';
+import { checkedPrefillArgs, prefillScaleLog2 } from './prefill-args.js';
 
 export interface PrefillShape {
   numHeads: number; // H
@@ -38,11 +44,7 @@ export interface FlashPrefillArgs {
   slidingWindow?: number | null;
 }
 
-/** The kernel's "no window" value: wider than any context. */
-const NO_WINDOW = 1 << 30;
-
 export const SUPPORTED_PREFILL_HEAD_DIMS = [64, 128, 256] as const;
-const LOG2E = 1.4426950408889634;
 
 /**
  * Tiling of one variant: `warps` per block, `mTiles` 16-row mma tiles per warp (2 halves the
@@ -80,21 +82,52 @@ export function flashPrefillSharedBytes(headDim: number, t: PrefillTiling): numb
   return (16 * t.mTiles * t.warps + 4 * t.blockN) * rowStride * 2;
 }
 
-export class FlashPrefill {
-  readonly tiling: PrefillTiling;
+/**
+ * Which kernel FlashPrefill runs:
+ *   'auto'   the wgmma kernel where PREFILL_WGMMA_BY_DEFAULT is set, the device is sm_90 and the head
+ *            dim is 64 or 128, and no mma.sync tiling was given; the mma.sync kernel otherwise;
+ *   'mma'    the mma.sync kernel with the given (or default) tiling;
+ *   { wgmma } the wgmma kernel with that tiling (an error where it cannot run).
+ */
+export type PrefillKernelChoice = 'auto' | 'mma' | { wgmma: Partial<WgmmaPrefillTiling> };
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<PrefillTiling> = {}) {
+/**
+ * Whether 'auto' picks the wgmma kernel on Hopper. Set from measurements (docs/perf.md, Prefill):
+ * only a kernel that beats the mma.sync one at every benchmarked length becomes the default.
+ */
+export const PREFILL_WGMMA_BY_DEFAULT = false;
+
+export class FlashPrefill {
+  /** The mma.sync tiling (used when `kernelName` is 'mma'). */
+  readonly tiling: PrefillTiling;
+  /** The wgmma kernel when this prefill runs on it, else null. */
+  readonly wgmma: WgmmaFlashPrefill | null;
+
+  constructor(
+    private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<PrefillTiling> = {},
+    choice: PrefillKernelChoice = 'auto',
+  ) {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!SUPPORTED_PREFILL_HEAD_DIMS.includes(D as 64 | 128 | 256)) throw new Error(`flash prefill: head dim ${D} unsupported (64, 128 or 256)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`flash prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
     this.tiling = { ...(D > 128 ? WIDE_HEAD_PREFILL_TILING : DEFAULT_PREFILL_TILING), ...tiling };
     if (D > 128 && this.tiling.mTiles !== 1) throw new Error(`flash prefill: head dim ${D} needs mTiles = 1`);
+    const autoWgmma = choice === 'auto' && PREFILL_WGMMA_BY_DEFAULT && Object.keys(tiling).length === 0 &&
+      wgmmaPrefillUnsupported(rt.cuda.info, D) === null;
+    this.wgmma = typeof choice === 'object' ? new WgmmaFlashPrefill(rt, shape, choice.wgmma)
+      : autoWgmma ? new WgmmaFlashPrefill(rt, shape) : null;
+  }
+
+  /** The kernel and tiling that run, e.g. 'w4m2n64g' (mma.sync) or 'wgmma-n128g'. */
+  get label(): string {
+    return this.wgmma ? wgmmaTilingLabel(this.wgmma.tiling) : tilingLabel(this.tiling);
   }
 
   private kernel: CudaKernel | null = null;
 
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
   prepare(): CudaKernel {
+    if (this.wgmma) return this.wgmma.prepare();
     const t = this.tiling;
     this.kernel ??= this.rt.module('flash-prefill.cu', {
       HEAD_DIM: this.shape.headDim, WARPS: t.warps, M_TILES: t.mTiles, BLOCK_N: t.blockN, BLOCK_ORDER: t.order === 'global' ? 1 : 0,
@@ -104,22 +137,13 @@ export class FlashPrefill {
   }
 
   run(a: FlashPrefillArgs): void {
+    if (this.wgmma) {
+      this.wgmma.run(a);
+      return;
+    }
     const { numHeads: H, numKvHeads: Hkv } = this.shape;
     const T = a.numQueries;
-    if (!(T > 0)) throw new Error(`flash prefill: numQueries must be positive (got ${T})`);
-    if (a.queryStart < 0 || a.kvLen < a.queryStart + 1 || a.kvLen > a.kvStride) {
-      throw new Error(`flash prefill: need 0 <= queryStart < kvLen <= kvStride (got ${a.queryStart}, ${a.kvLen}, ${a.kvStride})`);
-    }
-    // cp.async moves 16-byte pieces: every tensor must start on a 16-byte boundary.
-    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
-      if (ptr % 16n !== 0n) throw new Error(`flash prefill: ${name} must be 16-byte aligned`);
-    }
-    const qRowStride = a.qRowStride ?? H * this.shape.headDim;
-    if (!Number.isInteger(qRowStride) || qRowStride < H * this.shape.headDim || qRowStride % 8 !== 0) {
-      throw new Error(`flash prefill: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
-    }
-    const window = a.slidingWindow ?? NO_WINDOW;
-    if (!Number.isInteger(window) || window < 1) throw new Error(`flash prefill: sliding window must be a positive integer (got ${window})`);
+    const { qRowStride, window } = checkedPrefillArgs('flash prefill', this.shape, a);
     const blockRows = 16 * this.tiling.mTiles * this.tiling.warps;
     this.prepare().launch(
       {
@@ -128,7 +152,7 @@ export class FlashPrefill {
         sharedBytes: flashPrefillSharedBytes(this.shape.headDim, this.tiling),
         stream: this.rt.stream,
       },
-      [a.q, a.k, a.v, a.out, T, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen, window, a.scale * LOG2E],
+      [a.q, a.k, a.v, a.out, T, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen, window, prefillScaleLog2(a.scale)],
     );
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * Launcher for flash-prefill-wgmma.cu: the Hopper (sm_90a, wgmma) dense causal prefill, same
+ * arguments and results as the mma.sync kernel of flash-prefill.ts, for head dims 64 and 128.
+ * FlashPrefill (flash-prefill.ts) decides which of the two runs; this class is the wgmma one alone.
+ */
+import type { DeviceInfo } from '../context.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+import type { FlashPrefillArgs, PrefillShape } from './flash-prefill.js';
+import { checkedPrefillArgs, prefillScaleLog2 } from './prefill-args.js';
+
+export const WGMMA_PREFILL_HEAD_DIMS = [64, 128] as const;
+/** Query rows per block: two warpgroups of 64. */
+export const WGMMA_PREFILL_BLOCK_ROWS = 128;
+const THREADS = 256;
+
+export interface WgmmaPrefillTiling {
+  /** Keys per K/V tile (both products' N or K extent). */
+  blockN: 64 | 128;
+  /** Block schedule, as PrefillTiling.order of the mma.sync kernel. Default 'global'. */
+  order?: 'head' | 'global';
+}
+
+export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { blockN: 128, order: 'global' };
+
+export function wgmmaTilingLabel(t: WgmmaPrefillTiling): string {
+  return `wgmma-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}`;
+}
+
+/**
+ * Why the wgmma kernel cannot run here, or null when it can: wgmma exists on compute capability 9.0
+ * alone (sm_90a code runs on no other architecture), for the head dims above.
+ */
+export function wgmmaPrefillUnsupported(info: Pick<DeviceInfo, 'computeCapability' | 'name'>, headDim: number): string | null {
+  const [major, minor] = info.computeCapability;
+  if (major !== 9 || minor !== 0) return `wgmma prefill needs a compute capability 9.0 GPU (Hopper); ${info.name} is ${major}.${minor}`;
+  if (!WGMMA_PREFILL_HEAD_DIMS.includes(headDim as 64 | 128)) return `wgmma prefill supports head dims ${WGMMA_PREFILL_HEAD_DIMS.join(', ')}, not ${headDim}`;
+  return null;
+}
+
+/** Dynamic shared memory of one block: Q tile, two stages of K and V tiles, 1 KB of alignment slack. */
+export function wgmmaPrefillSharedBytes(headDim: number, t: WgmmaPrefillTiling): number {
+  const rowBytes = headDim * 2;
+  return (WGMMA_PREFILL_BLOCK_ROWS + 4 * t.blockN) * rowBytes + 1024;
+}
+
+export class WgmmaFlashPrefill {
+  readonly tiling: WgmmaPrefillTiling;
+  private kernel: CudaKernel | null = null;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<WgmmaPrefillTiling> = {}) {
+    const reason = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
+    if (reason) throw new Error(reason);
+    if (!(shape.numKvHeads > 0) || shape.numHeads % shape.numKvHeads !== 0) {
+      throw new Error(`wgmma prefill: ${shape.numHeads} query heads are not a multiple of ${shape.numKvHeads} KV heads`);
+    }
+    this.tiling = { ...DEFAULT_WGMMA_PREFILL_TILING, ...tiling };
+    if (this.tiling.blockN !== 64 && this.tiling.blockN !== 128) throw new Error(`wgmma prefill: blockN must be 64 or 128 (got ${this.tiling.blockN})`);
+  }
+
+  /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
+  prepare(): CudaKernel {
+    const t = this.tiling;
+    this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
+      HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
+    }, { arch: 'sm_90a' })
+      .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+    return this.kernel;
+  }
+
+  run(a: FlashPrefillArgs): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const { qRowStride, window } = checkedPrefillArgs('wgmma prefill', this.shape, a);
+    this.prepare().launch(
+      {
+        grid: [Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS), H, 1],
+        block: [THREADS, 1, 1],
+        sharedBytes: wgmmaPrefillSharedBytes(D, this.tiling),
+        stream: this.rt.stream,
+      },
+      [a.q, a.k, a.v, a.out, a.numQueries, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen, window, prefillScaleLog2(a.scale)],
+    );
+  }
+}
