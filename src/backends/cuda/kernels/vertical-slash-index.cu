@@ -8,6 +8,7 @@
 //                      range is extended by 64 when e lies within 64 past its end, else a new one
 //                      starts), the number of kept columns outside every range and left of the last
 //                      one, and the block's exact causal pairs (summed per head, 64-bit)
+//   vs_count_pairs     vs_layout_ranges' exact pairs alone, nothing stored (a count search's probe)
 //   vs_scan            exclusive prefix sum of the per-block column counts (one block)
 //   vs_layout_columns  per (head, block): those columns, ascending, into one flat list
 //
@@ -39,6 +40,35 @@ __device__ __forceinline__ long long causal_rect_pairs(long long r0, long long r
   const long long lo2 = max(r0, b);
   if (r1 > lo2) pairs += (r1 - lo2) * (b - a);
   return pairs;
+}
+
+// The original's merge of the kept diagonals (S [0, ks) ascending offsets) that reach a 64-row
+// query block ending at `end`: offsets visited from the largest below end, e = max(end - o, 64); a
+// range is extended by 64 when e lies within 64 past its end, else a new one [e - 64, e) starts.
+// emit(a, b) gets each finished range, in ascending key order. An offset whose e lies inside the
+// current range changes nothing, so every such run is skipped with one binary search: a block costs
+// O(ranges + extensions) steps instead of one per kept offset (all n offsets at full coverage).
+template <class Emit>
+__device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Emit emit) {
+  int a = -1, b = -1;
+  int i = lower_bound(S, ks, end) - 1;
+  while (i >= 0) {
+    const int e = max(end - S[i], BLOCK);
+    if (a < 0) {
+      a = e - BLOCK;
+      b = e;
+    } else if (e > b + BLOCK) {
+      emit(a, b);
+      a = e - BLOCK;
+      b = e;
+    } else if (e > b) {
+      b += BLOCK;
+    }
+    --i;
+    // b >= 64, so e <= b exactly when S[i] >= end - b: a contiguous run below i.
+    if (i >= 0 && S[i] >= end - b) i = lower_bound(S, i + 1, end - b) - 1;
+  }
+  if (a >= 0) emit(a, b);
 }
 }  // namespace
 
@@ -75,25 +105,11 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
     const int start = m * BLOCK, end = start + BLOCK, rowEnd = min(end, n);
     int2* out = ranges + (size_t)h * perHead + vs_range_offset(m, C);
     const int cap = min(C, m + 2);
-    int count = 0, a = -1, b = -1;
-    for (int i = lower_bound(S, ks, end) - 1; i >= 0; --i) {
-      const int e = max(end - S[i], BLOCK);
-      if (a < 0) {
-        a = e - BLOCK;
-        b = e;
-      } else if (e > b + BLOCK) {
-        if (count < cap) out[count] = make_int2(a, b);
-        ++count;
-        a = e - BLOCK;
-        b = e;
-      } else if (e > b) {
-        b += BLOCK;
-      }
-    }
-    if (a >= 0) {
+    int count = 0;
+    vs_walk_ranges(S, ks, end, [&](int a, int b) {
       if (count < cap) out[count] = make_int2(a, b);
       ++count;
-    }
+    });
     if (count > cap) {
       status[0] = 1;
       count = cap;
@@ -157,4 +173,32 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_columns(
     dst += hi - lo;
     prevEnd = range.y;
   }
+}
+
+// grid (ceil(numBlocks / 128), H), 128 threads: vs_layout_ranges' pair count without storing the
+// ranges (the count search's probe, where the largest slash count can reach n and the range slots
+// would grow with it). Adds each head's exact pairs into pairs[h] (zeroed by the caller).
+extern "C" __global__ void __launch_bounds__(128) vs_count_pairs(
+    const int* __restrict__ selV, const int* __restrict__ kvCounts, int strideV, const int* __restrict__ selS,
+    const int* __restrict__ ksCounts, int strideS, unsigned long long* __restrict__ pairs, int n, int numBlocks) {
+  const int h = blockIdx.y;
+  const int m = blockIdx.x * blockDim.x + threadIdx.x;
+  long long blockPairs = 0;
+  if (m < numBlocks) {
+    const int* V = selV + (size_t)h * strideV;
+    const int* S = selS + (size_t)h * strideS;
+    const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
+    const int start = m * BLOCK, end = start + BLOCK, rowEnd = min(end, n);
+    int prevEnd = 0, cols = 0;
+    vs_walk_ranges(S, ks, end, [&](int a, int b) {
+      blockPairs += causal_rect_pairs(start, rowEnd, a, b);
+      cols += lower_bound(V, kv, a) - lower_bound(V, kv, prevEnd);
+      prevEnd = b;
+    });
+    blockPairs += (long long)cols * (rowEnd - start);
+  }
+  unsigned long long v = (unsigned long long)blockPairs;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(&pairs[h], v);
 }

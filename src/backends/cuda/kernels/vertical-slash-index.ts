@@ -60,7 +60,7 @@ export interface DeviceVerticalSlashIndex extends VerticalSlashKernelIndex {
 }
 
 export class VerticalSlashIndexBuilder {
-  private kernels: { select: CudaKernel; ranges: CudaKernel; scan: CudaKernel; columns: CudaKernel } | null = null;
+  private kernels: { select: CudaKernel; ranges: CudaKernel; pairs: CudaKernel; scan: CudaKernel; columns: CudaKernel } | null = null;
   private readonly buf: Record<'counts' | 'selV' | 'selS' | 'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'colList' | 'summary', GrowableDeviceBuffer>;
 
   constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
@@ -75,6 +75,7 @@ export class VerticalSlashIndexBuilder {
       this.kernels = {
         select: mod.kernel('vs_select', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
         ranges: mod.kernel('vs_layout_ranges', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        pairs: mod.kernel('vs_count_pairs', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'i32', 'i32']),
         scan: mod.kernel('vs_scan', ['ptr', 'ptr', 'ptr', 'i32']),
         columns: mod.kernel('vs_layout_columns', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
       };
@@ -82,8 +83,8 @@ export class VerticalSlashIndexBuilder {
     return this.kernels;
   }
 
-  /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
-  private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
+  /** Checks and clamps the counts, uploads them and enqueues both selections. */
+  private select(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
     const H = this.numHeads, n = scores.n;
     const clamp = (a: Int32Array, what: string, least: number): Int32Array => {
       if (a.length !== H) throw new Error(`vertical-slash index: ${what} counts must have ${H} entries (got ${a.length})`);
@@ -96,10 +97,7 @@ export class VerticalSlashIndexBuilder {
     const kv = clamp(counts.vertical, 'vertical', 0), ks = clamp(counts.slash, 'slash', 1);
     const k = this.prepare();
     const strideV = Math.max(1, ...kv), strideS = Math.max(1, ...ks);
-    const C = strideS;
     const numBlocks = Math.ceil(n / PATTERN_BLOCK);
-    const slots = verticalSlashRangeSlots(numBlocks, C);
-    if (H * slots > 2 ** 31) throw new Error(`vertical-slash index: ${H * slots} range slots exceed the 32-bit index range`);
     // Earlier work on the stream may still read these buffers (uploads do not wait for the stream).
     this.rt.synchronize();
     const countsBuf = this.buf.counts.ensure(2 * H * 4);
@@ -109,6 +107,21 @@ export class VerticalSlashIndexBuilder {
     this.rt.cuda.upload(countsBuf.ptr, both);
     const ksPtr = countsBuf.ptr + BigInt(4 * H);
     const selV = this.buf.selV.ensure(H * strideV * 4), selS = this.buf.selS.ensure(H * strideS * 4);
+    const stream = this.rt.stream;
+    const selectConfig = { grid: [H, 1, 1] as [number, number, number], block: [SELECT_THREADS, 1, 1] as [number, number, number], sharedBytes: 0, stream };
+    k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
+    k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
+    return { n, numBlocks, strideV, strideS, kv, ks, selV, selS, countsBuf, ksPtr };
+  }
+
+  /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
+  private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
+    const H = this.numHeads;
+    const sel = this.select(scores, counts);
+    const { n, numBlocks, strideV, strideS, selV, selS, countsBuf, ksPtr } = sel;
+    const C = strideS;
+    const slots = verticalSlashRangeSlots(numBlocks, C);
+    if (H * slots > 2 ** 31) throw new Error(`vertical-slash index: ${H * slots} range slots exceed the 32-bit index range`);
     const ranges = this.buf.ranges.ensure(H * slots * 8);
     const rangeCount = this.buf.rangeCount.ensure(H * numBlocks * 4);
     const colCount = this.buf.colCount.ensure(H * numBlocks * 4);
@@ -116,10 +129,8 @@ export class VerticalSlashIndexBuilder {
     // [H] pairs (u64), the column-list length (u64), an overflow flag.
     const summary = this.buf.summary.ensure((H + 2) * 8);
     const stream = this.rt.stream;
+    const k = this.prepare();
     this.rt.cuda.fill32Async(summary.ptr, 0, 2 * (H + 2), stream);
-    const selectConfig = { grid: [H, 1, 1] as [number, number, number], block: [SELECT_THREADS, 1, 1] as [number, number, number], sharedBytes: 0, stream };
-    k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
-    k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
     k.ranges.launch(
       { grid: [Math.ceil(numBlocks / 128), H, 1], block: [128, 1, 1], sharedBytes: 0, stream },
       [selV.ptr, countsBuf.ptr, strideV, selS.ptr, ksPtr, strideS, ranges.ptr, rangeCount.ptr, colCount.ptr, summary.ptr,
@@ -135,15 +146,28 @@ export class VerticalSlashIndexBuilder {
     if (words[H + 1] !== 0n) throw new Error('vertical-slash index: a query block overflowed its range slots (internal error)');
     const pairs = new Float64Array(H);
     for (let h = 0; h < H; h++) pairs[h] = Number(words[h]);
-    return {
-      n, numBlocks, C, slots, strideV, strideS, kv, ks, pairs, totalColumns: Number(words[H]),
-      selV, selS, ranges, rangeCount, colStart, countsBuf,
-    };
+    return { ...sel, C, slots, pairs, totalColumns: Number(words[H]), ranges, rangeCount, colStart };
   }
 
-  /** Exact attended pairs per head [H] of the given counts (the count search's probe); no column list. */
+  /**
+   * Exact attended pairs per head [H] of the given counts (a count search's probe): the selection and
+   * vs_count_pairs, which stores no ranges, so a probe at large counts allocates nothing that grows
+   * with them. Synchronises.
+   */
   countPairs(scores: VerticalSlashScores, counts: VerticalSlashCounts): Float64Array {
-    return this.selectAndRange(scores, counts).pairs;
+    const H = this.numHeads;
+    const { n, numBlocks, strideV, strideS, selV, selS, countsBuf, ksPtr } = this.select(scores, counts);
+    const summary = this.buf.summary.ensure((H + 2) * 8);
+    const stream = this.rt.stream;
+    this.rt.cuda.fill32Async(summary.ptr, 0, 2 * H, stream);
+    this.prepare().pairs.launch(
+      { grid: [Math.ceil(numBlocks / 128), H, 1], block: [128, 1, 1], sharedBytes: 0, stream },
+      [selV.ptr, countsBuf.ptr, strideV, selS.ptr, ksPtr, strideS, summary.ptr, n, numBlocks],
+    );
+    this.rt.synchronize();
+    const words = new BigUint64Array(H);
+    this.rt.cuda.download(words, summary.ptr);
+    return Float64Array.from(words, (w) => Number(w));
   }
 
   /** The whole index; the column list is enqueued on the stream (the prefill kernel follows it). */

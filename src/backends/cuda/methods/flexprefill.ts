@@ -1,16 +1,17 @@
 /**
  * FlexPrefill (the paper's variant) prefill on the GPU: the CPU method's rule
- * (src/methods/flexprefill.ts) over the Vertical-Slash kernels. The estimate (last A = 512 queries,
- * clamped to n) runs on the device; the per-head budget rule — sort each head's scores, count the
- * prefix sums (scaled by 1/A) up to alpha, add one, at least min_budget — runs on the host over the
- * downloaded [H, n] column and diagonal scores (two n-element radix sorts per head: the CPU method's
- * sortedPrefixSums, bit for bit, 2.7x faster; then its coverCount, thresholdNearestTarget). For a target sparsity
- * the alpha bisection's probes count their exact pairs on the device. Selection, index and attention
- * run as Vertical-Slash's.
+ * (src/methods/flexprefill.ts) over the Vertical-Slash kernels, all of its estimation on the device.
+ * The estimate (last A = 512 queries, clamped to n) gives [H, n] column and diagonal scores; the
+ * per-head budget rule runs on them where they are (kernels/flexprefill-coverage.cu): each score row
+ * sorted descending, its float64 prefix sums scaled by 1/A (the CPU's sortedPrefixSumsOfFloat32, bit
+ * for bit), then per alpha the CPU's coverCount and clamps, so only the 2H counts come back to the host.
+ * For a target sparsity the CPU's alpha bisection (thresholdNearestTarget) steers from the host: each
+ * probe is one sizes launch and one pair count on the device, and the host reads back 2H counts and
+ * H pair totals. Selection, index and attention run as Vertical-Slash's.
  */
-import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../../methods/vertical-slash-prefill.js';
 import { causalPairs, intParam, resolveOptions } from '../../../methods/options.js';
-import { coverCount, flexPrefillMethod, sortedPrefixSumsOfFloat32, thresholdNearestTarget } from '../../../methods/flexprefill.js';
+import { flexPrefillMethod, thresholdNearestTarget } from '../../../methods/flexprefill.js';
+import { FlexPrefillCoverage } from '../kernels/flexprefill-coverage.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
@@ -27,49 +28,22 @@ export interface FlexPrefillDeviceParams {
   alpha: number | null;
 }
 
-/** Per head: prefix sums of its scores sorted descending, scaled by 1/A (the coverage curve). */
-interface Coverage {
-  vertical: Float64Array;
-  slash: Float64Array;
-}
-
 export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'flexprefill';
+  /** The coverage curves of the last call (until the next call or reset), for inspection. */
+  readonly coverage: FlexPrefillCoverage;
 
   constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, mTiles?: VerticalSlashRowTiles) {
     super(rt, shape, params.approximationSize, mTiles);
-  }
-
-  /** [H] coverage curves from the device scores (synchronises). */
-  private coverage(scores: VerticalSlashScores, n: number, A: number): Coverage[] {
-    const H = this.shape.numHeads;
-    this.rt.synchronize();
-    const vertical = new Float32Array(H * n), slash = new Float32Array(H * n);
-    this.rt.cuda.download(vertical, scores.vertical);
-    this.rt.cuda.download(slash, scores.slash);
-    return Array.from({ length: H }, (_, h) => ({
-      vertical: sortedPrefixSumsOfFloat32(vertical.subarray(h * n, (h + 1) * n), 1 / A),
-      slash: sortedPrefixSumsOfFloat32(slash.subarray(h * n, (h + 1) * n), 1 / A),
-    }));
-  }
-
-  /** The CPU method's per-head sizes for one alpha. */
-  private sizesFor(coverage: Coverage[], n: number, alpha: number): VerticalSlashCounts {
-    const H = coverage.length, { minBudget } = this.params;
-    const minV = Math.min(FORCED_COLUMNS, n), minS = Math.min(FORCED_DIAGONALS, n);
-    const vertical = new Int32Array(H), slash = new Int32Array(H);
-    for (let h = 0; h < H; h++) {
-      vertical[h] = Math.max(minV, Math.min(n, Math.max(minBudget, coverCount(coverage[h].vertical, n, alpha))));
-      slash[h] = Math.max(minS, Math.min(n, Math.max(minBudget, coverCount(coverage[h].slash, n, alpha))));
-    }
-    return { vertical, slash };
+    this.coverage = new FlexPrefillCoverage(rt, shape.numHeads);
   }
 
   protected chooseCounts(scores: VerticalSlashScores, n: number, A: number): DeviceCountChoice {
-    const coverage = this.coverage(scores, n, A);
-    const H = coverage.length, { minBudget, sparsity } = this.params;
+    const H = this.shape.numHeads, { minBudget, sparsity } = this.params;
+    this.coverage.build(scores, 1 / A);
+    const sizesFor = (alpha: number): VerticalSlashCounts => this.coverage.sizes(alpha, minBudget);
     const summary = (alpha: number, note?: string): DeviceCountChoice => {
-      const counts = this.sizesFor(coverage, n, alpha);
+      const counts = sizesFor(alpha);
       const mean = (a: Int32Array) => Number((a.reduce((x, y) => x + y, 0) / H).toFixed(1));
       return {
         counts,
@@ -81,13 +55,18 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
     if (sparsity === null) return summary(this.params.alpha ?? 0.65, clampNote);
     if (sparsity === 0) return summary(1, clampNote);
     const target = (1 - sparsity) * H * causalPairs(n);
-    const pairsAt = (alpha: number) => this.layerPairs(scores, this.sizesFor(coverage, n, alpha));
+    const pairsAt = (alpha: number) => this.layerPairs(scores, sizesFor(alpha));
     const floor = pairsAt(0);
     if (floor >= target) {
       const why = floor > target ? `min_budget=${minBudget} columns and diagonals (run as 64-wide blocks) exceed the budget at n=${n}` : undefined;
       return summary(0, [why, clampNote].filter(Boolean).join('; ') || undefined);
     }
     return summary(thresholdNearestTarget(pairsAt, target, floor), clampNote);
+  }
+
+  override reset(): void {
+    super.reset();
+    this.coverage.release();
   }
 }
 
