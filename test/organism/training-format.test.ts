@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, DEFAULT_SEED } from '../../src/tasks/index.js';
-import { TRAINING_SEED_BASE, TRAINING_TASKS, replyParts, targetText } from '../../tools/organism/training-format.js';
+import { TRAINING_SEED_BASE, TRAINING_TASKS, chapterLocation, replyParts, targetText } from '../../tools/organism/training-format.js';
 import { chunkSpec, DEFAULT_PLAN, SEEDS_PER_CHUNK, difficultyOf, taskOf, taskParams, taskRotation, validatePlan } from '../../tools/organism/curriculum.js';
 import { buildChunk, endOfTurnId, parseTaskList, parseTaskWeights } from '../../tools/organism/generate-data.js';
 import { ORGANISM_DIR } from './organism-paths.js';
@@ -157,5 +157,66 @@ test('a chunk: prompt ids are the task input, the reply ends with the end-of-tur
     assert.equal(tokenizer.decode(row.ids.slice(row.answer_start, row.answer_end), { skipSpecialTokens: false }), replyParts(example).answer);
     assert.deepEqual(row.ids.slice(row.prompt_tokens, -1), tokenizer.encode(targetText(example)));
     assert.ok(row.seed >= TRAINING_SEED_BASE);
+  }
+});
+
+test('worked lookups (run 7): VT and story-retrieval replies still score 1, with the lookups in the answer span', () => {
+  const style = { workedLookups: true };
+  for (const [name, length, params] of [['vt', 2048, undefined], ['vt', 2048, taskParams('vt', 0)], ['story_retrieval', 4096, undefined], ['story_retrieval', 2048, taskParams('story_retrieval', 0)]] as const) {
+    const [example] = getTask(name).generate({ tokenizer, length, count: 1, seed: TRAINING_SEED_BASE + 17, ...(params ? { params } : {}) });
+    const reply = targetText(example!, style);
+    assert.equal(getTask(name).score(example!, reply).score, 1, `${name}: ${reply}`);
+    const parts = replyParts(example!, style);
+    assert.equal(parts.head, '<explanation>\n', 'the example-specific explanation is weighted as answer');
+    assert.match(parts.answer, /\n<\/explanation>\n<answer>\n/);
+  }
+  // the other tasks keep the replies runs 1–6 trained on
+  const [niah] = getTask('niah').generate({ tokenizer, length: 1024, count: 1, seed: TRAINING_SEED_BASE + 17 });
+  assert.equal(targetText(niah!, style), targetText(niah!));
+  assert.throws(() => replyParts({ task: 'vt', gold: { variables: ['A'], value: 1, text: 'A' } }, style), /need the example's prompt/);
+});
+
+test('worked lookups: every VT variable is written with the prompt\'s tokens, right after the key it is found from', () => {
+  const [vt] = getTask('vt').generate({ tokenizer, length: 2048, count: 1, seed: TRAINING_SEED_BASE + 19 });
+  const gold = vt!.gold as { variables: string[]; value: number };
+  const { answer } = replyParts(vt!, { workedLookups: true });
+  assert.equal(answer.split('\n')[0], `The value ${gold.value} is held by ${gold.variables.map((v) => `VAR ${v}`).join(', ')}.`);
+  const prompt = vt!.inputIds;
+  const ids = tokenizer.encode(answer);
+  const holds = (hay: number[], needle: number[]) => hay.some((_, i) => needle.every((t, k) => hay[i + k] === t));
+  for (const v of gold.variables) {
+    const name = tokenizer.encode(` ${v}`);
+    assert.ok(holds(prompt, [...tokenizer.encode(' VAR'), ...name]) || holds(prompt, [...tokenizer.encode('VAR'), ...name]), `${v} in the prompt`);
+    assert.ok(holds(ids, name), `${v} in the reply with the prompt's tokens`);
+  }
+  // the value is tokenised in the explanation as in the question
+  assert.ok(holds(prompt, tokenizer.encode(` value ${gold.value}`)) && holds(ids, tokenizer.encode(` value ${gold.value}`)));
+  // the answer block's first name too (the leading space): the scorer splits on whitespace
+  const block = answer.split('<answer>\n')[1] as string;
+  assert.deepEqual(tokenizer.encode(block).slice(0, tokenizer.encode(` ${gold.variables[0]}`).length), tokenizer.encode(` ${gold.variables[0]}`));
+});
+
+test('worked lookups: story retrieval names each asked chapter and its location, read from the prompt', () => {
+  const [ex] = getTask('story_retrieval').generate({ tokenizer, length: 4096, count: 1, seed: TRAINING_SEED_BASE + 23 });
+  const gold = ex!.gold as { questions: { chapter: number; type: string; answer: string }[] };
+  const lines = replyParts(ex!, { workedLookups: true }).answer.split('\n</explanation>')[0]!.split('\n');
+  assert.equal(lines.length, gold.questions.length);
+  gold.questions.forEach((q, k) => {
+    const location = chapterLocation(ex!.prompt, q.chapter);
+    assert.ok(ex!.prompt.includes(`Chapter ${q.chapter}:\n`) && ex!.prompt.split(`Chapter ${q.chapter}:\n`)[1]!.split('\n')[0]!.includes(location));
+    if (q.type === 'location') assert.equal(location, q.answer);
+    assert.equal(lines[k], `${k + 1}. Chapter ${q.chapter}, in ${location}: ${q.answer}.`);
+  });
+  assert.throws(() => chapterLocation(ex!.prompt, 999), /no "Chapter 999:" heading/);
+  // a chunk with the style: the answer span and the whole reply tokenise as the parts do
+  const plan = { ...DEFAULT_PLAN, replyStyle: { workedLookups: true } };
+  const spec = { ...chunkSpec(5, plan), length: 4096, examples: 4, rotation: ['story_retrieval', 'vt'] as const };
+  const chunk = buildChunk(tokenizer, spec, 'ids');
+  assert.equal(chunk.lines.length, 4);
+  for (const line of chunk.lines) {
+    const row = JSON.parse(line) as { task: string; ids: number[]; prompt_tokens: number; answer_start: number; answer_end: number; seed: number; index: number };
+    const [example] = getTask(row.task).generate({ tokenizer, length: 4096, count: 1, seed: row.seed, firstIndex: row.index });
+    assert.deepEqual(row.ids.slice(row.prompt_tokens, -1), tokenizer.encode(targetText(example!, spec.replyStyle)));
+    assert.equal(tokenizer.decode(row.ids.slice(row.answer_start, row.answer_end), { skipSpecialTokens: false }), replyParts(example!, spec.replyStyle).answer);
   }
 });

@@ -5,8 +5,9 @@
  *   node eval-engine.js --model DIR --eval FILE.jsonl[.gz] --out PRED.jsonl [--lengths 1024,2048]
  *        [--tasks niah,vt] [--count 5]
  *
- * Each example generates at most its gold length + 64 tokens (the reply's explanation and tags fit
- * in that margin), capped at 1024 as SPEC §3 says, and stops at the checkpoint's stop ids.
+ * Each example generates at most 4 × its gold length + 64 tokens (run 7's worked explanations restate
+ * every lookup before the answer; train.py's reply_budget is the same rule), capped at 1024 as SPEC §3
+ * says, and stops at the checkpoint's stop ids.
  */
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,9 +17,9 @@ import { generateTokens } from '../../src/engine/generate.js';
 import type { EvalRecord } from './make-eval-set.js';
 import { readJsonLines } from './score-predictions.js';
 
-/** Reply budget for one example: the gold answer plus the fixed explanation and tags. */
+/** Reply budget for one example: the gold answer, an explanation of up to three times its length, tags. */
 export function replyBudget(goldLength: number): number {
-  return Math.min(1024, goldLength + 64);
+  return Math.min(1024, 4 * goldLength + 64);
 }
 
 /** The examples to run: those of the given tasks and lengths, the first `count` of each cell. */

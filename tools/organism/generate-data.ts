@@ -141,6 +141,7 @@ function main(): void {
       'task-weights': { type: 'string' },
       'easy-tasks': { type: 'string' },
       'vt-var-prefix': { type: 'boolean', default: false },
+      'worked-lookups': { type: 'boolean', default: false },
     },
   });
   if (!values.tokenizer || !values.out || !values.chunks) {
@@ -160,7 +161,9 @@ function main(): void {
     easyStoryQueries: intArg(values['easy-story-queries'], 'easy-story-queries', DEFAULT_PLAN.easyStoryQueries),
     taskWeights: parseTaskWeights(values['task-weights']),
     ...(values['easy-tasks'] ? { easyTasks: parseTaskList(values['easy-tasks'], 'easy-tasks') } : {}),
-    ...(values['vt-var-prefix'] ? { replyStyle: { vtVarPrefix: true } } : {}),
+    ...(values['vt-var-prefix'] || values['worked-lookups']
+      ? { replyStyle: { ...(values['vt-var-prefix'] ? { vtVarPrefix: true } : {}), ...(values['worked-lookups'] ? { workedLookups: true } : {}) } }
+      : {}),
   };
   validatePlan(plan);
   const chunks = intArg(values.chunks, 'chunks', 0);

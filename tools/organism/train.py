@@ -424,6 +424,13 @@ def gold_text(gold):
     return gold.get("text") if isinstance(gold.get("text"), str) else gold.get("answer")
 
 
+def reply_budget(gold_length):
+    """New tokens allowed for one reply: the gold answer plus the explanation and tags. Run 7's worked
+    explanations (VT, story retrieval) restate every lookup, so a reply is up to ≈4 gold lengths
+    (tools/organism/eval-engine.ts replyBudget is the same rule)."""
+    return min(1024, 4 * gold_length + 64)
+
+
 def load_probe_set(path, per_task, max_length):
     """The first per_task examples of each task at the shortest length ≤ max_length in an eval set."""
     rows = [json.loads(l) for l in open_text(path) if l.strip()]
@@ -452,14 +459,15 @@ def greedy_probe(model, rows, tok, special, device):
         x = torch.tensor([r["inputIds"]], device=device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
-                                 max_new_tokens=min(1024, r["goldLength"] + 64), eos_token_id=eos, pad_token_id=pad)
+                                 max_new_tokens=reply_budget(r["goldLength"]), eos_token_id=eos, pad_token_id=pad)
         ids = [int(t) for t in gen[0, x.shape[1]:].tolist()]
         if eos in ids:
             ids = ids[: ids.index(eos)]
         out = tok.decode(ids, skip_special_tokens=True)
         start = out.find("<answer>\n")
-        answer = out[start + len("<answer>\n"):].split("\n</answer>")[0] if start >= 0 else ""
-        gold = gold_text(r["gold"])
+        # stripped: run 7's VT answers lead with a space (the scorers split on whitespace)
+        answer = out[start + len("<answer>\n"):].split("\n</answer>")[0].strip() if start >= 0 else ""
+        gold = gold_text(r["gold"]).strip()
         lines = [l for l in gold.split("\n") if l.strip()]
         got = set(answer.split("\n"))
         s = stats.setdefault(r["task"], [0, 0.0, 0])
@@ -500,10 +508,9 @@ def evaluate(model, eval_path, pred_path, tokenizer_dir, special, device, max_ba
                     ids = r["inputIds"]
                     x[i, L - len(ids):] = torch.tensor(ids)
                     mask[i, L - len(ids):] = 1
-                new = max(r["goldLength"] for r in part) + 64
                 gen = model.generate(
                     input_ids=x.to(device), attention_mask=mask.to(device), do_sample=False,
-                    max_new_tokens=min(1024, new), eos_token_id=eos, pad_token_id=pad,
+                    max_new_tokens=reply_budget(max(r["goldLength"] for r in part)), eos_token_id=eos, pad_token_id=pad,
                 )
                 for i, r in enumerate(part):
                     ids = [int(t) for t in gen[i, L:].tolist()]

@@ -4,6 +4,7 @@
  * Shared by the tokenizer text sample, the training-data generator and the tests, so all three agree.
  */
 import type { TaskExample } from '../../src/tasks/index.js';
+import { LOCATIONS } from '../../src/tasks/story/pools.js';
 
 /** The six synthetic tasks the organism trains on. QA data is evaluation data: never trained on. */
 export const TRAINING_TASKS = ['niah', 'vt', 'cwe', 'story_retrieval', 'story_multihop', 'story_filtering'] as const;
@@ -49,6 +50,12 @@ export function goldAnswerText(example: Pick<TaskExample, 'task' | 'gold'>): str
  */
 export interface ReplyStyle {
   vtVarPrefix?: boolean;
+  /**
+   * Run 7: for VT and story retrieval, the explanation states the lookups one by one, each right after
+   * the key it starts from, and the answer block then copies them (workedLookups, below). Off: the fixed
+   * one-line explanation of runs 1–6.
+   */
+  workedLookups?: boolean;
 }
 
 export interface ReplyParts {
@@ -57,24 +64,87 @@ export interface ReplyParts {
   tail: string;
 }
 
+function vtVariables(example: Pick<TaskExample, 'gold'>): string[] {
+  const variables = (example.gold as { variables?: unknown }).variables;
+  if (!Array.isArray(variables) || !variables.every((v) => typeof v === 'string')) throw new Error('task vt: gold has no "variables" list');
+  return variables;
+}
+
 function answerText(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle): string {
-  if (example.task === 'vt' && style.vtVarPrefix) {
-    const variables = (example.gold as { variables?: unknown }).variables;
-    if (!Array.isArray(variables) || !variables.every((v) => typeof v === 'string')) throw new Error('task vt: gold has no "variables" list');
-    return variables.map((v) => `VAR ${v}`).join(' ');
-  }
+  if (example.task === 'vt' && style.vtVarPrefix) return vtVariables(example).map((v) => `VAR ${v}`).join(' ');
   return goldAnswerText(example);
 }
 
-export function replyParts(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle = {}): ReplyParts {
+/**
+ * The location of chapter `chapter` in a story prompt: the pool location named first in the chapter's
+ * text (every scene sentence names it; no template names another place before it).
+ */
+export function chapterLocation(prompt: string, chapter: number): string {
+  const start = new RegExp(`(?:^|\\n)Chapter ${chapter}:\\n([^\\n]*)`).exec(prompt);
+  if (!start) throw new Error(`story prompt has no "Chapter ${chapter}:" heading`);
+  const text = start[1] as string;
+  let best: { at: number; name: string } | null = null;
+  for (const name of LOCATIONS) {
+    const m = new RegExp(`(?<![\\w-])${name}(?![\\w-])`).exec(text);
+    if (m && (best === null || m.index < best.at || (m.index === best.at && name.length > best.name.length))) best = { at: m.index, name };
+  }
+  if (best === null) throw new Error(`chapter ${chapter} names no location of the pool`);
+  return best.name;
+}
+
+/**
+ * Explanation and answer with the lookups written out (ReplyStyle.workedLookups), for the two tasks
+ * whose lookup key is far from where the answer is written:
+ * - VT: the explanation copies the asked value from the question, then names the chain from it,
+ *   `The value 57762 is held by VAR QNLKR, VAR KNAEQ, …` — every variable right after the key it is
+ *   found from (the value, then the previous variable), and written as in the prompt (`VAR` + space +
+ *   name: the same tokens). The answer repeats the names, led by a space so the first name is tokenised
+ *   as in the prompt and the explanation; the scorer splits on whitespace.
+ * - Story retrieval: one explanation line per question, `1. Chapter 15, in Messana: Valen.`: the asked
+ *   chapter copied from the question, then the chapter's location (found a few tokens after its
+ *   heading), then the answer; the answer block lists the answers as the scorer reads them.
+ * Returns null for the other tasks (their replies stay as in runs 1–6).
+ */
+function workedReply(example: Pick<TaskExample, 'task' | 'gold' | 'prompt'>): { explanation: string; answer: string } | null {
+  if (example.task === 'vt') {
+    const value = (example.gold as { value?: unknown }).value;
+    if (typeof value !== 'number') throw new Error('task vt: gold has no numeric "value"');
+    const variables = vtVariables(example);
+    return { explanation: `The value ${value} is held by ${variables.map((v) => `VAR ${v}`).join(', ')}.`, answer: ` ${variables.join(' ')}` };
+  }
+  if (example.task === 'story_retrieval') {
+    const questions = (example.gold as { questions?: { chapter: number; type: string; answer: string }[] }).questions;
+    if (!Array.isArray(questions)) throw new Error('task story_retrieval: gold has no "questions" list');
+    const lines = questions.map((q, k) => {
+      const location = chapterLocation(example.prompt, q.chapter);
+      if (q.type === 'location' && location !== q.answer) {
+        throw new Error(`story_retrieval: chapter ${q.chapter}'s first location is ${location}, the gold says ${q.answer}`);
+      }
+      return `${k + 1}. Chapter ${q.chapter}, in ${location}: ${q.answer}.`;
+    });
+    return { explanation: lines.join('\n'), answer: goldAnswerText(example) };
+  }
+  return null;
+}
+
+/**
+ * With workedLookups the example-specific explanation belongs to the answer span (it holds the
+ * lookups, so it is weighted as answer, not as the fixed frame); the head is then `<explanation>\n`.
+ */
+export function replyParts(example: Pick<TaskExample, 'task' | 'gold'> & { prompt?: string }, style: ReplyStyle = {}): ReplyParts {
   if (!isTrainingTask(example.task)) {
     throw new Error(`task ${example.task} is not a training task (training tasks: ${TRAINING_TASKS.join(', ')}); QA data is for evaluation only`);
+  }
+  if (style.workedLookups) {
+    if (typeof example.prompt !== 'string') throw new Error(`task ${example.task}: worked lookups need the example's prompt`);
+    const worked = workedReply({ ...example, prompt: example.prompt });
+    if (worked) return { head: '<explanation>\n', answer: `${worked.explanation}\n</explanation>\n<answer>\n${worked.answer}`, tail: '\n</answer>' };
   }
   return { head: `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n`, answer: answerText(example, style), tail: '\n</answer>' };
 }
 
 /** The assistant reply the organism learns for `example` (without the end-of-turn token). */
-export function targetText(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplyStyle = {}): string {
+export function targetText(example: Pick<TaskExample, 'task' | 'gold'> & { prompt?: string }, style: ReplyStyle = {}): string {
   const { head, answer, tail } = replyParts(example, style);
   return head + answer + tail;
 }
