@@ -78,7 +78,14 @@ const CASES: Case[] = [
   { method: 'vertical_and_slash', name: 'target sparsity 0.7 (count search with device pair counts)', n: 1500, H: 4, Hkv: 2, D: 128, seed: 16, options: { sparsity: 0.7 } },
   { method: 'flexprefill', name: 'FlexPrefill alpha 0.3, min budget 16, A=512', n: 1100, H: 4, Hkv: 2, D: 128, seed: 17, options: { params: { alpha: 0.3, minBudget: 16 } } },
   { method: 'flexprefill', name: 'FlexPrefill, A clamped to n, GQA 4/1, D=64', n: 300, H: 4, Hkv: 1, D: 64, seed: 18, options: { params: { alpha: 0.5, minBudget: 8 } } },
-  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.8 (alpha search with device pair counts)', n: 1300, H: 4, Hkv: 2, D: 128, seed: 39, options: { sparsity: 0.8, params: { minBudget: 16 } } },
+  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.8 (alpha search on the device)', n: 1300, H: 4, Hkv: 2, D: 128, seed: 39, options: { sparsity: 0.8, params: { minBudget: 16 } } },
+  { method: 'flexprefill', name: 'FlexPrefill alpha 1: every column kept (= dense), last block partial', n: 700, H: 4, Hkv: 2, D: 64, seed: 40, options: { params: { alpha: 1, minBudget: 1 } }, dense: true },
+  { method: 'flexprefill', name: 'FlexPrefill alpha 0, min budget 1: the forced floor alone', n: 900, H: 8, Hkv: 2, D: 128, seed: 41, options: { params: { alpha: 0, minBudget: 1 } } },
+  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.99: the floor exceeds the budget (note)', n: 600, H: 4, Hkv: 1, D: 64, seed: 42, options: { sparsity: 0.99, params: { minBudget: 8 } } },
+  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.5, GQA 8/1, 30 halvings', n: 2000, H: 8, Hkv: 1, D: 128, seed: 43, options: { sparsity: 0.5, params: { minBudget: 8 } } },
+  { method: 'vertical_and_slash', name: 'target sparsity 0 (the count search ends at n: = dense)', n: 260, H: 4, Hkv: 2, D: 64, seed: 44, options: { sparsity: 0 }, dense: true },
+  { method: 'vertical_and_slash', name: 'target sparsity 0.99: the floor exceeds the budget (note)', n: 640, H: 4, Hkv: 2, D: 128, seed: 45, options: { sparsity: 0.99 } },
+  { method: 'vertical_and_slash', name: 'target sparsity 0.9, GQA 8/2, n not a multiple of 64', n: 2500, H: 8, Hkv: 2, D: 128, seed: 46, options: { sparsity: 0.9 } },
 ];
 
 /** Least distance between alpha and a coverage prefix sum (fp32 vs float64 scores). */
@@ -194,7 +201,8 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
             for (const [scores, got] of sized) {
               const prefix = sortedPrefixSums(scores, n, 1 / A);
               const cover = coverCount(prefix, n, alpha);
-              const nearest = Math.min(...[cover - 2, cover - 1].filter((i) => i >= 0 && i < n).map((i) => Math.abs(prefix[i] - alpha)));
+              // alpha >= 1 keeps every entry without reading the curve.
+              const nearest = alpha >= 1 ? Infinity : Math.min(...[cover - 2, cover - 1].filter((i) => i >= 0 && i < n).map((i) => Math.abs(prefix[i] - alpha)));
               assert.ok(nearest > MIN_ALPHA_GAP, `head ${h}: alpha within ${nearest} of a prefix sum: pick another seed`);
               const minBudget = Number(c.options.params?.minBudget);
               assert.equal(got, Math.min(n, Math.max(minBudget, cover, scores === vertical ? FORCED_COLUMNS : FORCED_DIAGONALS)), `head ${h}: size`);

@@ -24,12 +24,19 @@ export interface LaunchConfig {
    * output. Needs cuLaunchKernelEx (CUDA 12+); an error names the driver when it is missing.
    */
   programmaticDependency?: boolean;
+  /**
+   * Cooperative launch (cuLaunchKernelEx with the cooperative attribute): every block of the grid is
+   * resident at once, so blocks may wait for each other (a grid-wide barrier). The grid must fit the
+   * device at once (occupancy x multiprocessors); the driver refuses it otherwise.
+   */
+  cooperative?: boolean;
 }
 
 // CUlaunchConfig (cuda.h): 7 unsigned ints, CUstream at 32, CUlaunchAttribute* at 40, numAttrs at 48.
 const LAUNCH_CONFIG_BYTES = 56;
 // CUlaunchAttribute: id, 4 bytes of padding, a 64-byte value union.
 const LAUNCH_ATTRIBUTE_BYTES = 72;
+const CU_LAUNCH_ATTRIBUTE_COOPERATIVE = 2;
 const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 
 export class CudaModule {
@@ -128,8 +135,13 @@ export class CudaKernel {
     this.ensureSharedBytes(config.sharedBytes);
     const [gx, gy, gz] = config.grid;
     const [bx, by, bz] = config.block;
+    if (config.programmaticDependency && config.cooperative) throw new Error(`${this.label}: a launch is either programmatic or cooperative, not both`);
     if (config.programmaticDependency) {
-      this.launchProgrammatic(config);
+      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, 'programmatic dependency');
+      return;
+    }
+    if (config.cooperative) {
+      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_COOPERATIVE, 'cooperative');
       return;
     }
     this.cuda.check(
@@ -138,26 +150,27 @@ export class CudaKernel {
     );
   }
 
-  private launchProgrammatic(config: LaunchConfig): void {
+  /** cuLaunchKernelEx with one attribute whose value is the integer 1. */
+  private launchWithAttribute(config: LaunchConfig, attribute: number, what: string): void {
     const ex = this.cuda.api.cuLaunchKernelEx;
-    if (!ex) throw new Error(`${this.label}: programmatic dependent launch needs cuLaunchKernelEx, which this driver lacks`);
+    if (!ex) throw new Error(`${this.label}: a ${what} launch needs cuLaunchKernelEx, which this driver lacks`);
     if (!this.exConfig) {
       this.exConfig = allocStable(LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES);
       const v = this.exConfig.view;
       const attr = this.exConfig.ptr + BigInt(LAUNCH_CONFIG_BYTES);
       v.setBigUint64(40, attr, true);
       v.setUint32(48, 1, true);
-      v.setUint32(LAUNCH_CONFIG_BYTES, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
-      v.setInt32(LAUNCH_CONFIG_BYTES + 8, 1, true); // programmaticStreamSerializationAllowed
+      v.setInt32(LAUNCH_CONFIG_BYTES + 8, 1, true); // programmaticStreamSerializationAllowed / cooperative
     }
     const v = this.exConfig.view;
+    v.setUint32(LAUNCH_CONFIG_BYTES, attribute, true);
     [...config.grid, ...config.block, config.sharedBytes].forEach((x, i) => v.setUint32(4 * i, x, true));
     v.setBigUint64(32, config.stream, true);
     const [gx, gy, gz] = config.grid;
     const [bx, by, bz] = config.block;
     this.cuda.check(
       ex(this.exConfig.ptr, this.handle, this.paramArray, null),
-      `cuLaunchKernelEx(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, programmatic dependency)`,
+      `cuLaunchKernelEx(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, ${what})`,
     );
   }
 }

@@ -5,6 +5,11 @@
  * columns and diagonals (the original's ratio), the largest k whose layer pairs stay within
  * (1 - s) of the dense causal pairs, then more columns alone to land closest to that target.
  * Every head of the layer gets the same counts.
+ *
+ * This is the host twin of the device search (kernels/vertical-slash-search.cu, mode 0), which the GPU
+ * method runs: the search depends on the scores (each probe's pairs come from the selection they
+ * make), so it is estimation and runs where the scores are. The tests hold the two to the same
+ * answers with this one's probes answered by VerticalSlashIndexBuilder.countPairs.
  */
 import { causalPairs } from '../../methods/options.js';
 import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../methods/vertical-slash-prefill.js';
@@ -15,6 +20,10 @@ export interface VerticalSlashCountChoice {
   /** Why the budget could not be met (the forced pattern alone exceeds it). */
   note?: string;
 }
+
+/** Why the forced pattern alone misses the budget. */
+export const FLOOR_EXCEEDED_NOTE = (n: number): string =>
+  `forced sink columns 0..3 and the 64 nearest diagonals (run as 64-wide blocks) exceed the budget at n=${n}`;
 
 /**
  * layerPairs(kv, ks): exact attended pairs of the whole layer (all H heads) with kv columns and ks
@@ -29,7 +38,7 @@ export function chooseVerticalSlashCounts(
   if (floorPairs >= target) {
     const choice: VerticalSlashCountChoice = { verticalSize: minV, slashSize: minS };
     if (floorPairs > target) {
-      choice.note = `forced sink columns 0..3 and the 64 nearest diagonals (run as 64-wide blocks) exceed the budget at n=${n}`;
+      choice.note = FLOOR_EXCEEDED_NOTE(n);
     }
     return choice;
   }

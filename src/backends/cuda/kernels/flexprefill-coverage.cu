@@ -15,6 +15,7 @@
 //                       diagonals: the layout vertical-slash-index.cu reads)
 #include "common.cuh"
 #include "top-k.cuh"
+#include "flexprefill-sizes.cuh"
 
 namespace {
 constexpr int THREADS = 1024;
@@ -162,17 +163,5 @@ extern "C" __global__ void __launch_bounds__(128) fp_cover_sizes(const double* _
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= 2 * H) return;
   const double alpha = __hiloint2double(alphaHi, alphaLo);
-  const double* p = prefix + (size_t)row * n;
-  int cover = n;
-  if (!(alpha >= 1.0)) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-      const int mid = (lo + hi) >> 1;
-      if (p[mid] <= alpha) lo = mid + 1;
-      else hi = mid;
-    }
-    cover = min(n, lo + 1);
-  }
-  const int forced = min(row < H ? forcedColumns : forcedDiagonals, n);
-  counts[row] = max(forced, min(n, max(minBudget, cover)));
+  counts[row] = fp_size(prefix + (size_t)row * n, n, alpha, minBudget, row < H ? forcedColumns : forcedDiagonals);
 }

@@ -68,6 +68,12 @@ export class FlexPrefillCoverage {
     this.n = n;
   }
 
+  /** Device [2H, n] float64 curves of the last build (rows: column heads, then diagonal heads). */
+  get curvesPtr(): DevicePtr {
+    if (this.n === 0) throw new Error('flexprefill coverage: curves requested before build');
+    return this.buf.prefix.current.ptr;
+  }
+
   /** Device [2H] int32 counts of the last sizes() call: the H column counts, then the H diagonal counts. */
   get countsPtr(): DevicePtr {
     return this.buf.counts.current.ptr;

@@ -16,60 +16,10 @@
 #include "common.cuh"
 #include "top-k.cuh"
 #include "vertical-slash-ranges.cuh"
+#include "vertical-slash-walk.cuh"
 
 namespace {
 constexpr int SELECT_THREADS = 1024;
-constexpr int BLOCK = 64;  // query rows per pattern block, keys per range step
-
-// First index i in sorted[0 .. count) with sorted[i] >= x.
-__device__ __forceinline__ int lower_bound(const int* sorted, int count, int x) {
-  int lo = 0, hi = count;
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (sorted[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-// Pairs (r, key) with r in [r0, r1), key in [a, b), key <= r (methods' causalRectPairs).
-__device__ __forceinline__ long long causal_rect_pairs(long long r0, long long r1, long long a, long long b) {
-  long long pairs = 0;
-  const long long lo = max(r0, a), hi = min(r1, b);
-  if (hi > lo) pairs += ((hi - lo) * (lo + hi - 1)) / 2 + (hi - lo) * (1 - a);
-  const long long lo2 = max(r0, b);
-  if (r1 > lo2) pairs += (r1 - lo2) * (b - a);
-  return pairs;
-}
-
-// The original's merge of the kept diagonals (S [0, ks) ascending offsets) that reach a 64-row
-// query block ending at `end`: offsets visited from the largest below end, e = max(end - o, 64); a
-// range is extended by 64 when e lies within 64 past its end, else a new one [e - 64, e) starts.
-// emit(a, b) gets each finished range, in ascending key order. An offset whose e lies inside the
-// current range changes nothing, so every such run is skipped with one binary search: a block costs
-// O(ranges + extensions) steps instead of one per kept offset (all n offsets at full coverage).
-template <class Emit>
-__device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Emit emit) {
-  int a = -1, b = -1;
-  int i = lower_bound(S, ks, end) - 1;
-  while (i >= 0) {
-    const int e = max(end - S[i], BLOCK);
-    if (a < 0) {
-      a = e - BLOCK;
-      b = e;
-    } else if (e > b + BLOCK) {
-      emit(a, b);
-      a = e - BLOCK;
-      b = e;
-    } else if (e > b) {
-      b += BLOCK;
-    }
-    --i;
-    // b >= 64, so e <= b exactly when S[i] >= end - b: a contiguous run below i.
-    if (i >= 0 && S[i] >= end - b) i = lower_bound(S, i + 1, end - b) - 1;
-  }
-  if (a >= 0) emit(a, b);
-}
 }  // namespace
 
 // grid (H), SELECT_THREADS threads. scores [H, n]; counts [H] (clamped to n); selected [H, stride].
@@ -102,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
     const int* V = selV + (size_t)h * strideV;
     const int* S = selS + (size_t)h * strideS;
     const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
-    const int start = m * BLOCK, end = start + BLOCK, rowEnd = min(end, n);
+    const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
     int2* out = ranges + (size_t)h * perHead + vs_range_offset(m, C);
     const int cap = min(C, m + 2);
     int count = 0;
@@ -117,8 +67,8 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
     int prevEnd = 0, cols = 0;
     for (int r = 0; r < count; ++r) {
       const int2 rg = out[r];
-      blockPairs += causal_rect_pairs(start, rowEnd, rg.x, rg.y);
-      cols += lower_bound(V, kv, rg.x) - lower_bound(V, kv, prevEnd);
+      blockPairs += vs_causal_rect_pairs(start, rowEnd, rg.x, rg.y);
+      cols += vs_lower_bound(V, kv, rg.x) - vs_lower_bound(V, kv, prevEnd);
       prevEnd = rg.y;
     }
     blockPairs += (long long)cols * (rowEnd - start);
@@ -168,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_columns(
   int prevEnd = 0;
   for (int r = 0; r < count; ++r) {
     const int2 range = rg[r];
-    const int lo = lower_bound(V, kv, prevEnd), hi = lower_bound(V, kv, range.x);
+    const int lo = vs_lower_bound(V, kv, prevEnd), hi = vs_lower_bound(V, kv, range.x);
     for (int j = lo + lane; j < hi; j += 32) colList[dst + j - lo] = V[j];
     dst += hi - lo;
     prevEnd = range.y;
@@ -188,14 +138,7 @@ extern "C" __global__ void __launch_bounds__(128) vs_count_pairs(
     const int* V = selV + (size_t)h * strideV;
     const int* S = selS + (size_t)h * strideS;
     const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
-    const int start = m * BLOCK, end = start + BLOCK, rowEnd = min(end, n);
-    int prevEnd = 0, cols = 0;
-    vs_walk_ranges(S, ks, end, [&](int a, int b) {
-      blockPairs += causal_rect_pairs(start, rowEnd, a, b);
-      cols += lower_bound(V, kv, a) - lower_bound(V, kv, prevEnd);
-      prevEnd = b;
-    });
-    blockPairs += (long long)cols * (rowEnd - start);
+    blockPairs = vs_block_pairs(V, kv, S, ks, m, n);
   }
   unsigned long long v = (unsigned long long)blockPairs;
 #pragma unroll

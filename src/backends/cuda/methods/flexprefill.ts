@@ -5,12 +5,13 @@
  * per-head budget rule runs on them where they are (kernels/flexprefill-coverage.cu): each score row
  * sorted descending, its float64 prefix sums scaled by 1/A (the CPU's sortedPrefixSumsOfFloat32, bit
  * for bit), then per alpha the CPU's coverCount and clamps, so only the 2H counts come back to the host.
- * For a target sparsity the CPU's alpha bisection (thresholdNearestTarget) steers from the host: each
- * probe is one sizes launch and one pair count on the device, and the host reads back 2H counts and
- * H pair totals. Selection, index and attention run as Vertical-Slash's.
+ * For a target sparsity the CPU's alpha bisection (thresholdNearestTarget) runs on the device too, in
+ * one cooperative launch (kernels/vertical-slash-search.cu): every probe sizes the heads from their
+ * curves, selects and counts its exact pairs there; the host reads back alpha, then its 2H counts.
+ * Selection, index and attention run as Vertical-Slash's.
  */
-import { causalPairs, intParam, resolveOptions } from '../../../methods/options.js';
-import { flexPrefillMethod, thresholdNearestTarget } from '../../../methods/flexprefill.js';
+import { intParam, resolveOptions } from '../../../methods/options.js';
+import { flexPrefillMethod } from '../../../methods/flexprefill.js';
 import { FlexPrefillCoverage } from '../kernels/flexprefill-coverage.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
@@ -54,14 +55,12 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
     const clampNote = A < this.params.approximationSize ? `approximation size clamped to n=${n} (the original fails when n < ${this.params.approximationSize})` : undefined;
     if (sparsity === null) return summary(this.params.alpha ?? 0.65, clampNote);
     if (sparsity === 0) return summary(1, clampNote);
-    const target = (1 - sparsity) * H * causalPairs(n);
-    const pairsAt = (alpha: number) => this.layerPairs(scores, sizesFor(alpha));
-    const floor = pairsAt(0);
-    if (floor >= target) {
-      const why = floor > target ? `min_budget=${minBudget} columns and diagonals (run as 64-wide blocks) exceed the budget at n=${n}` : undefined;
+    const found = this.search.alpha(scores, this.coverage.curvesPtr, sparsity, minBudget);
+    if (found.floor !== 'below') {
+      const why = found.floor === 'exceeds' ? `min_budget=${minBudget} columns and diagonals (run as 64-wide blocks) exceed the budget at n=${n}` : undefined;
       return summary(0, [why, clampNote].filter(Boolean).join('; ') || undefined);
     }
-    return summary(thresholdNearestTarget(pairsAt, target, floor), clampNote);
+    return summary(found.alpha, clampNote);
   }
 
   override reset(): void {

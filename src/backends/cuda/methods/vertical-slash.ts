@@ -4,8 +4,9 @@
  *   1. the estimate: last A queries x all keys, softmax, column and diagonal sums
  *      (kernels/vertical-slash-estimate.cu);
  *   2. the counts: the given verticalSize / slashSize (default 512 each, clamped to n), or for a target
- *      sparsity the CPU's search (vertical-slash-counts.ts) with each probe's layer pairs counted on
- *      the device;
+ *      sparsity the CPU's search (vertical-slash-counts.ts: it depends on the scores, through each
+ *      probe's exact layer pairs) run whole on the device in one cooperative launch
+ *      (kernels/vertical-slash-search.cu), the host reading back the two counts;
  *   3. the selection and its per-block index (kernels/vertical-slash-index.cu);
  *   4. the sparse attention (kernels/vertical-slash-prefill.cu).
  * Steps 1-3 are the importance estimation, timed with a pair of events (EstimationTiming). The
@@ -21,8 +22,9 @@ import {
   type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
 import { VerticalSlashFlashPrefill, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
+import { VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../runtime.js';
-import { type VerticalSlashCountChoice, chooseVerticalSlashCounts } from '../vertical-slash-counts.js';
+import { FLOOR_EXCEEDED_NOTE, type VerticalSlashCountChoice } from '../vertical-slash-counts.js';
 import type {
   DeviceMethodOptions, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod, EstimationTiming,
 } from './contract.js';
@@ -57,6 +59,8 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   readonly requiresWholePrompt = true;
   protected readonly estimator: VerticalSlashEstimator;
   protected readonly builder: VerticalSlashIndexBuilder;
+  /** The count searches for a target sparsity (device-resident, one launch per layer). */
+  protected readonly search: VerticalSlashCountSearch;
   private readonly attention: VerticalSlashFlashPrefill;
   private events: [EventHandle, EventHandle] | null = null;
   private timed = false;
@@ -68,6 +72,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, mTiles?: VerticalSlashRowTiles) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
+    this.search = new VerticalSlashCountSearch(rt, shape.numHeads);
     this.attention = new VerticalSlashFlashPrefill(rt, shape, mTiles);
   }
 
@@ -103,11 +108,6 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
     return { attended: index.pairs.slice(), dense: new Float64Array(H).fill(causalPairs(n)) };
   }
 
-  /** Exact layer pairs (all heads) of per-head counts, counted on the device: a count search's probe. */
-  protected layerPairs(scores: VerticalSlashScores, counts: VerticalSlashCounts): number {
-    return this.builder.countPairs(scores, counts).reduce((a, b) => a + b, 0);
-  }
-
   lastEstimationMs(): number | null {
     if (!this.events || !this.timed) return null;
     return this.rt.cuda.elapsedMs(this.events[0], this.events[1]);
@@ -118,6 +118,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
     this.rt.synchronize();
     this.estimator.release();
     this.builder.release();
+    this.search.release();
     this.lastIndex = null;
   }
 }
@@ -137,7 +138,9 @@ export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill
     if (sparsity === null) {
       choice = { verticalSize: Math.min(verticalSize ?? DEFAULT_COUNT, n), slashSize: Math.min(slashSize ?? DEFAULT_COUNT, n) };
     } else {
-      choice = chooseVerticalSlashCounts(n, H, sparsity, (kv, ks) => this.layerPairs(scores, uniform(kv, ks)));
+      const found = this.search.counts(scores, sparsity);
+      choice = { verticalSize: found.verticalSize, slashSize: found.slashSize };
+      if (found.floor === 'exceeds') choice.note = FLOOR_EXCEEDED_NOTE(n);
     }
     return {
       counts: uniform(choice.verticalSize, choice.slashSize),

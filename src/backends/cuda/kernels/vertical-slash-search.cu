@@ -1,0 +1,279 @@
+// The Vertical-Slash family's count searches for a target sparsity, each in one cooperative launch
+// (every block resident; they meet at grid-wide barriers), so the host waits once per layer instead
+// of once per probe. Every block runs the same control flow on the same numbers, so all take the
+// same branches:
+//   mode 0, Vertical-Slash: vertical-slash-counts.ts chooseVerticalSlashCounts (and closestColumns),
+//           probe for probe: one common count for columns and diagonals by bisection, then columns.
+//   mode 1, FlexPrefill: flexprefill.ts thresholdNearestTarget over alpha (30 halvings of [0, 1]),
+//           every probe sizing each head from its coverage curve (flexprefill-sizes.cuh).
+// A probe = the selection of every row whose count changed (the top k of the scores, forced items
+// first, ties to the lower index: vs_select's rule), a barrier, the exact pairs of every (head,
+// 64-row block) (vertical-slash-walk.cuh) summed into one 64-bit total, a barrier. Pair totals are
+// integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
+#include "common.cuh"
+#include "top-k.cuh"
+#include "vertical-slash-walk.cuh"
+#include "flexprefill-sizes.cuh"
+
+namespace {
+constexpr int THREADS = 512;
+
+__device__ __forceinline__ u32 load_acquire(const u32* p) {
+  u32 v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Grid-wide barrier over a counter that only grows: barrier g is passed once it reaches g·gridDim.x.
+// The fences around it make each block's writes before it visible to every block after it.
+__device__ __forceinline__ void grid_barrier(u32* counter, u32& generation) {
+  __syncthreads();
+  ++generation;
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(counter, 1u);
+    const u32 goal = generation * gridDim.x;
+    while (load_acquire(counter) < goal) __nanosleep(32);
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+struct Search {
+  const float* vertical;  // [H, n]
+  const float* slash;     // [H, n]
+  const double* curves;   // [2H, n] (mode 1)
+  int* selV;              // [H, n] kept columns, ascending
+  int* selS;              // [H, n] kept offsets, ascending
+  int* counts;            // [2H] the probe's counts: columns, then diagonals
+  int* selected;          // [2H] the count each row's selection holds (-1: none)
+  unsigned long long* totals;  // [2] pair totals, alternating between probes
+  u32* barrier;
+  int n, H, numBlocks, forcedColumns, forcedDiagonals;
+  u32 generation;
+  int probes;
+};
+
+// Layer pairs (all heads) of the counts countOf(row) gives (row < H: columns of head row, else
+// diagonals of head row - H). countOf is called by thread 0 of the row's block.
+template <class CountOf>
+__device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& sh, int& rowCount) {
+  const int n = s.n, H = s.H;
+  for (int row = blockIdx.x; row < 2 * H; row += gridDim.x) {
+    if (threadIdx.x == 0) {
+      rowCount = min(countOf(row), n);
+      s.counts[row] = rowCount;
+    }
+    __syncthreads();
+    const int k = rowCount;
+    if (k != s.selected[row]) {
+      const bool columns = row < H;
+      const int h = columns ? row : row - H;
+      const float* scores = (columns ? s.vertical : s.slash) + (size_t)h * n;
+      int* out = (columns ? s.selV : s.selS) + (size_t)h * n;
+      const int forced = columns ? s.forcedColumns : s.forcedDiagonals;
+      // Forced items outrank every score (a float's order key is at most 0xff800000, +inf).
+      auto keyOf = [&](int i) -> u32 { return i < forced ? 0xffffffffu : topk_order_key(scores[i]); };
+      const TopKCut cut = topk_cut<THREADS>(n, k, keyOf, sh);
+      topk_emit<THREADS>(n, cut, keyOf, [&](int i, int rank) { out[rank] = i; }, sh);
+      __syncthreads();  // every thread has compared with selected[row]
+      if (threadIdx.x == 0) s.selected[row] = k;
+    }
+    __syncthreads();
+  }
+  grid_barrier(s.barrier, s.generation);
+
+  unsigned long long* total = s.totals + (s.probes & 1);
+  long long mine = 0;
+  const int items = H * s.numBlocks;
+  for (int it = blockIdx.x * THREADS + threadIdx.x; it < items; it += gridDim.x * THREADS) {
+    const int h = it / s.numBlocks, m = it - h * s.numBlocks;
+    mine += vs_block_pairs(s.selV + (size_t)h * n, s.counts[h], s.selS + (size_t)h * n, s.counts[H + h], m, n);
+  }
+  unsigned long long v = (unsigned long long)mine;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(total, v);
+  grid_barrier(s.barrier, s.generation);
+
+  const unsigned long long sum = *(volatile unsigned long long*)total;
+  // The other total was last read before this probe's first barrier: free to clear for the next one.
+  if (blockIdx.x == 0 && threadIdx.x == 0) s.totals[(s.probes & 1) ^ 1] = 0ull;
+  ++s.probes;
+  return (double)sum;
+}
+
+// Where a search stands; each state names what the probe just run answers.
+enum State : int {
+  VS_FLOOR,          // (minV, minS): the forced floor
+  VS_SMALLEST,       // (minS, minS)
+  VS_COMMON,         // (mid, mid): bisection of the common count
+  VS_COLUMNS,        // (mid, ks): bisection of the column count
+  VS_COLUMNS_LO,     // (lo, ks): below the target by how much
+  VS_COLUMNS_NEXT,   // (lo + 1, ks): above it by how much
+  FP_FLOOR,          // alpha 0
+  FP_TOP,            // alpha 1
+  FP_HALVING,        // alpha mid
+  DONE,
+};
+}  // namespace
+
+// Cooperative grid (at most the resident blocks), THREADS threads. vertical / slash [H, n] fp32
+// scores; curves [2H, n] (mode 1, else unused); selV / selS [H, n], counts [2H] (the last probe's,
+// i.e. scratch), selected [2H] = -1, totals [2] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
+// pairs as double halves. result (float64): [0] the column count (mode 0) or alpha (mode 1), [1] the
+// diagonal count (mode 0), [2] 0, or 1 when the floor meets the target, 2 when it exceeds it, [3]
+// probes run, [4] the floor's pairs.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
+    const float* vertical, const float* slash, const double* curves, int* selV, int* selS, int* counts, int* selected,
+    unsigned long long* totals, u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi,
+    int targetLo, int minBudget, int forcedColumns, int forcedDiagonals) {
+  __shared__ TopKShared sh;
+  __shared__ int rowCount;
+  Search s{vertical, slash, curves, selV, selS, counts, selected, totals, barrier, n, H, numBlocks, forcedColumns,
+           forcedDiagonals, 0u, 0};
+  const double target = __hiloint2double(targetHi, targetLo);
+  const int minV = min(forcedColumns, n), minS = min(forcedDiagonals, n);
+  double first = 0.0, second = 0.0, floor = 0.0;
+  int status = 0;
+  // Vertical-Slash: the probe's counts and the bisection bounds (lo, hi; columns: up to colHi at colKs).
+  int kv = minV, ks = minS, lo = 0, hi = 0, colHi = 0;
+  double below = 0.0;
+  // FlexPrefill: the probe's alpha and thresholdNearestTarget's state.
+  double alpha = 0.0, aLo = 0.0, aHi = 1.0, loPairs = 0.0, hiPairs = 0.0;
+  int halvings = 0;
+  int state = mode == 0 ? VS_FLOOR : FP_FLOOR;
+
+  // chooseVerticalSlashCounts' closestColumns(vLo, vHi, ks) from its first probe on.
+  auto startColumns = [&](int vLo, int vHi, int cks) {
+    lo = vLo;
+    hi = vHi;
+    colHi = vHi;
+    ks = cks;
+    if (lo < hi) {
+      kv = (lo + hi + 1) >> 1;
+      state = VS_COLUMNS;
+    } else if (lo < colHi) {
+      kv = lo;
+      state = VS_COLUMNS_LO;
+    } else {
+      first = lo;
+      second = ks;
+      state = DONE;
+    }
+  };
+  auto nextHalving = [&]() {
+    if (halvings < 30 && hiPairs > target) {
+      alpha = __dmul_rn(__dadd_rn(aLo, aHi), 0.5);
+      ++halvings;
+      state = FP_HALVING;
+    } else {
+      first = __dsub_rn(hiPairs, target) < __dsub_rn(target, loPairs) ? aHi : aLo;
+      state = DONE;
+    }
+  };
+
+  while (state != DONE) {
+    const double p = probe(s, [&](int row) {
+      if (mode == 0) return row < H ? kv : ks;
+      return fp_size(curves + (size_t)row * n, n, alpha, minBudget, row < H ? forcedColumns : forcedDiagonals);
+    }, sh, rowCount);
+    switch (state) {
+      case VS_FLOOR:
+        floor = p;
+        if (p >= target) {
+          first = minV;
+          second = minS;
+          status = p > target ? 2 : 1;
+          state = DONE;
+        } else {
+          kv = ks = minS;
+          state = VS_SMALLEST;
+        }
+        break;
+      case VS_SMALLEST:
+        if (p > target) {
+          startColumns(minV, minS, minS);
+          break;
+        }
+        lo = minS;
+        hi = n;
+        // fall through: continue the common bisection (lo < hi unless minS = n)
+        if (lo < hi) {
+          kv = ks = (lo + hi + 1) >> 1;
+          state = VS_COMMON;
+        } else {
+          first = second = n;
+          state = DONE;
+        }
+        break;
+      case VS_COMMON:
+        if (p <= target) lo = kv;
+        else hi = kv - 1;
+        if (lo < hi) {
+          kv = ks = (lo + hi + 1) >> 1;
+        } else if (lo >= n) {
+          first = second = n;
+          state = DONE;
+        } else {
+          startColumns(lo, n, lo);
+        }
+        break;
+      case VS_COLUMNS:
+        if (p <= target) lo = kv;
+        else hi = kv - 1;
+        if (lo < hi) {
+          kv = (lo + hi + 1) >> 1;
+        } else if (lo < colHi) {
+          kv = lo;
+          state = VS_COLUMNS_LO;
+        } else {
+          first = lo;
+          second = ks;
+          state = DONE;
+        }
+        break;
+      case VS_COLUMNS_LO:
+        below = __dsub_rn(target, p);
+        kv = lo + 1;
+        state = VS_COLUMNS_NEXT;
+        break;
+      case VS_COLUMNS_NEXT:
+        first = __dsub_rn(p, target) < below ? lo + 1 : lo;
+        second = ks;
+        state = DONE;
+        break;
+      case FP_FLOOR:
+        floor = loPairs = p;
+        if (p >= target) {
+          status = p > target ? 2 : 1;
+          state = DONE;
+        } else {
+          alpha = 1.0;
+          state = FP_TOP;
+        }
+        break;
+      case FP_TOP:
+        hiPairs = p;
+        nextHalving();
+        break;
+      case FP_HALVING:
+        if (p <= target) {
+          aLo = alpha;
+          loPairs = p;
+        } else {
+          aHi = alpha;
+          hiPairs = p;
+        }
+        nextHalving();
+        break;
+    }
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    result[0] = first;
+    result[1] = second;
+    result[2] = status;
+    result[3] = s.probes;
+    result[4] = floor;
+  }
+}

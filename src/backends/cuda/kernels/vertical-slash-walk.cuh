@@ -1,0 +1,70 @@
+// The Vertical-Slash pattern's per-block walk, shared by vertical-slash-index.cu (the index and its
+// probes) and vertical-slash-search.cu (the count searches on the device). The host twin is
+// src/methods/vertical-slash-pattern.ts (VerticalSlashBuilder). Include common.cuh first.
+#pragma once
+
+constexpr int VS_BLOCK = 64;  // query rows per pattern block, keys per range step
+
+// First index i in sorted[0 .. count) with sorted[i] >= x.
+__device__ __forceinline__ int vs_lower_bound(const int* sorted, int count, int x) {
+  int lo = 0, hi = count;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Pairs (r, key) with r in [r0, r1), key in [a, b), key <= r (methods' causalRectPairs).
+__device__ __forceinline__ long long vs_causal_rect_pairs(long long r0, long long r1, long long a, long long b) {
+  long long pairs = 0;
+  const long long lo = max(r0, a), hi = min(r1, b);
+  if (hi > lo) pairs += ((hi - lo) * (lo + hi - 1)) / 2 + (hi - lo) * (1 - a);
+  const long long lo2 = max(r0, b);
+  if (r1 > lo2) pairs += (r1 - lo2) * (b - a);
+  return pairs;
+}
+
+// The original's merge of the kept diagonals (S [0, ks) ascending offsets) that reach a 64-row
+// query block ending at `end`: offsets visited from the largest below end, e = max(end - o, 64); a
+// range is extended by 64 when e lies within 64 past its end, else a new one [e - 64, e) starts.
+// emit(a, b) gets each finished range, in ascending key order. An offset whose e lies inside the
+// current range changes nothing, so every such run is skipped with one binary search: a block costs
+// O(ranges + extensions) steps instead of one per kept offset (all n offsets at full coverage).
+template <class Emit>
+__device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Emit emit) {
+  int a = -1, b = -1;
+  int i = vs_lower_bound(S, ks, end) - 1;
+  while (i >= 0) {
+    const int e = max(end - S[i], VS_BLOCK);
+    if (a < 0) {
+      a = e - VS_BLOCK;
+      b = e;
+    } else if (e > b + VS_BLOCK) {
+      emit(a, b);
+      a = e - VS_BLOCK;
+      b = e;
+    } else if (e > b) {
+      b += VS_BLOCK;
+    }
+    --i;
+    // b >= 64, so e <= b exactly when S[i] >= end - b: a contiguous run below i.
+    if (i >= 0 && S[i] >= end - b) i = vs_lower_bound(S, i + 1, end - b) - 1;
+  }
+  if (a >= 0) emit(a, b);
+}
+
+// Exact attended pairs of one (head, 64-row block m): the merged diagonal ranges (causal inside)
+// and the kept columns (V [0, kv) ascending) left of and between them, every row of the block.
+__device__ __forceinline__ long long vs_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n) {
+  const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
+  long long pairs = 0;
+  int prevEnd = 0, cols = 0;
+  vs_walk_ranges(S, ks, end, [&](int a, int b) {
+    pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
+    cols += vs_lower_bound(V, kv, a) - vs_lower_bound(V, kv, prevEnd);
+    prevEnd = b;
+  });
+  return pairs + (long long)cols * (rowEnd - start);
+}

@@ -1,0 +1,109 @@
+/**
+ * The device-resident count searches (kernels/vertical-slash-search.cu) against their host twins on
+ * the same device scores: Vertical-Slash's chooseVerticalSlashCounts and FlexPrefill's alpha
+ * bisection (thresholdNearestTarget over FlexPrefillCoverage sizes), each host probe answered by
+ * VerticalSlashIndexBuilder.countPairs. Same counts, same alpha bit for bit, same floor verdict, over
+ * target sparsities from 0 (everything) to one the forced floor cannot meet, partial last blocks,
+ * prompts shorter than one block and several heads. Skipped where there is no CUDA device.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { FlexPrefillCoverage } from '../../src/backends/cuda/kernels/flexprefill-coverage.js';
+import { VerticalSlashIndexBuilder } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
+import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
+import { thresholdNearestTarget } from '../../src/methods/flexprefill.js';
+import { causalPairs } from '../../src/methods/options.js';
+import { randomGenerator } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
+
+const skip = cudaSkip('CUDA vertical-slash count search tests');
+
+/**
+ * Attention-like scores per head [H, n]: heavy sinks and a few heavy columns; diagonal mass decaying
+ * with the offset (as after a softmax of the last queries), ties included (quantised values).
+ */
+function syntheticScores(n: number, H: number, seed: number): { vertical: Float32Array; slash: Float32Array } {
+  const rand = randomGenerator(seed);
+  const vertical = new Float32Array(H * n), slash = new Float32Array(H * n);
+  for (let h = 0; h < H; h++) {
+    for (let j = 0; j < n; j++) {
+      const heavy = j < 4 || rand() < 0.02 ? 50 * (1 + rand()) : 1;
+      vertical[h * n + j] = Math.round(heavy * Math.exp(rand()) * 32) / 32;
+      slash[h * n + j] = Math.round((heavy + 100 * Math.exp(-j / (16 + 64 * h))) * Math.exp(rand()) * 32) / 32;
+    }
+  }
+  return { vertical, slash };
+}
+
+describe('CUDA vertical-slash count searches vs their host twins', { skip }, () => {
+  let rt: CudaRuntime;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+  });
+  after(() => rt?.dispose());
+
+  const cases = [
+    { n: 50, H: 2, seed: 1 },     // shorter than one 64-row block
+    { n: 1000, H: 3, seed: 2 },   // partial last block
+    { n: 4096, H: 4, seed: 3 },
+    { n: 20_011, H: 2, seed: 4 },
+  ];
+  const sparsities = [0, 0.5, 0.8, 0.95, 0.999];
+
+  for (const c of cases) {
+    test(`n=${c.n} H=${c.H}: same counts and alpha at s = ${sparsities.join(', ')}`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = syntheticScores(n, H, c.seed);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const builder = new VerticalSlashIndexBuilder(rt, H);
+      const search = new VerticalSlashCountSearch(rt, H);
+      const coverage = new FlexPrefillCoverage(rt, H);
+      const layerPairs = (kv: Int32Array, ks: Int32Array) => builder.countPairs(scores, { vertical: kv, slash: ks }).reduce((a, b) => a + b, 0);
+      try {
+        const A = Math.min(512, n);
+        coverage.build(scores, 1 / A);
+        for (const s of sparsities) {
+          // Vertical-Slash.
+          const host = chooseVerticalSlashCounts(n, H, s, (kv, ks) => layerPairs(new Int32Array(H).fill(kv), new Int32Array(H).fill(ks)));
+          const device = search.counts(scores, s);
+          assert.deepEqual([device.verticalSize, device.slashSize], [host.verticalSize, host.slashSize], `s=${s}: vertical-slash counts`);
+          assert.equal(device.floor === 'exceeds', host.note !== undefined, `s=${s}: floor verdict`);
+          if (s === 0) assert.deepEqual([device.verticalSize, device.slashSize], [n, n], 's=0 keeps everything');
+
+          // FlexPrefill, with a min budget small enough for the search to matter.
+          for (const minBudget of [1, 64]) {
+            const target = (1 - s) * H * causalPairs(n);
+            const pairsAt = (alpha: number) => {
+              const counts = coverage.sizes(alpha, minBudget);
+              return layerPairs(counts.vertical, counts.slash);
+            };
+            const floor = pairsAt(0);
+            const hostAlpha = floor >= target ? 0 : thresholdNearestTarget(pairsAt, target, floor);
+            const found = search.alpha(scores, coverage.curvesPtr, s, minBudget);
+            assert.ok(Object.is(found.alpha, hostAlpha), `s=${s} min ${minBudget}: alpha ${found.alpha}, host ${hostAlpha}`);
+            assert.equal(found.floorPairs, floor, `s=${s} min ${minBudget}: floor pairs`);
+            assert.equal(found.floor, floor > target ? 'exceeds' : floor === target ? 'meets' : 'below', `s=${s} min ${minBudget}: floor verdict`);
+          }
+        }
+      } finally {
+        builder.release();
+        search.release();
+        coverage.release();
+        rt.pool.release(dv);
+        rt.pool.release(ds);
+      }
+    });
+  }
+
+  test('refuses a sparsity outside [0, 1) and a bad min budget', () => {
+    const search = new VerticalSlashCountSearch(rt, 2);
+    assert.throws(() => search.counts({ n: 10, vertical: 0n, slash: 0n }, 1), /sparsity must be in \[0, 1\)/);
+    assert.throws(() => search.alpha({ n: 10, vertical: 0n, slash: 0n }, 0n, 0.5, 0), /minBudget must be a positive integer/);
+  });
+});
