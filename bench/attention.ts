@@ -10,7 +10,8 @@
  *
  * Usage: npm run bench -- attention [args], or node dist/bench/attention.js [args], with args
  *        [--lengths 4096,16384,32768,65536] [--decode-lengths 8192,32768,131072] [--out FILE]
- *        [--check-dir DIR] [--repeats N]. Prints a skip message where there is no CUDA device.
+ *        [--check-dir DIR] [--repeats N] [--variants LABEL,...] (prefill variants to time, by label, e.g.
+ *        w4m2n64g,wgmma2-n128g; default all). Prints a skip message where there is no CUDA device.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,8 +43,10 @@ interface PrefillVariant { tiling: Partial<PrefillTiling>; choice: PrefillKernel
 // timed v3's head-by-head order w4m2n64: within noise at >= 32K, slower at 4K.)
 const PREFILL_VARIANTS: PrefillVariant[] = [
   { tiling: { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, choice: 'mma' }, // mma.sync v4
-  { tiling: {}, choice: { wgmma: { blockN: 128, order: 'global' } } },
-  { tiling: {}, choice: { wgmma: { blockN: 64, order: 'global' } } },
+  { tiling: {}, choice: { wgmma: { version: 1, blockN: 128, order: 'global' } } }, // wgmma v1
+  { tiling: {}, choice: { wgmma: { version: 2, blockN: 128, order: 'global' } } }, // wgmma v2
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // wgmma v3
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 64, order: 'global' } } },
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
@@ -62,10 +65,14 @@ const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 256, unroll: 2, wave: 1, merge: 'per-head' },
 ];
 
-interface Options { lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number }
+interface Options {
+  lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number;
+  /** Prefill variant labels to time (e.g. w4m2n64g,wgmma2-n128g); null: all. */
+  variants: string[] | null;
+}
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10 };
+  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = () => {
       const v = argv[++i];
@@ -83,6 +90,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = next();
     else if (a === '--check-dir') o.checkDir = next();
     else if (a === '--repeats') o.repeats = Number(next());
+    else if (a === '--variants') o.variants = next().split(',');
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -142,6 +150,7 @@ function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
     }
     const kernel = new FlashPrefill(rt, shape, pv.tiling, pv.choice);
     const variant = kernel.label;
+    if (o.variants && !o.variants.includes(variant)) continue;
     // A variant that fails (compile, launch, validation) is reported and the others still run.
     try {
       kernel.prepare();
@@ -154,10 +163,14 @@ function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
       if (o.checkDir && n === o.lengths[0]) writeCheckFiles(join(o.checkDir, variant), n, variant, qw, kw, vw, got);
       const t = timeOnDevice(rt, () => kernel.run(args), { warmup: 2, repeats: o.repeats });
       rt.pool.release(out);
-      results.push({
+      const r: PrefillResult = {
         n, variant, isDefault: variant === defaultLabel, ms: t.medianMs, minMs: t.minMs, maxMs: t.maxMs, tflops: flops / (t.medianMs * 1e-3) / 1e12,
         floorMs: (flops / (PEAK_TFLOPS * 1e12)) * 1e3, relErr,
-      });
+      };
+      results.push(r);
+      // Printed as soon as timed, so a later variant that hangs loses nothing before it.
+      console.log(`prefill n=${r.n} ${r.variant}: ${r.ms.toFixed(3)} ms (min ${r.minMs.toFixed(3)}, max ${r.maxMs.toFixed(3)}) ` +
+        `${r.tflops.toFixed(1)} TFLOP/s, floor ${r.floorMs.toFixed(3)} ms, rel err ${r.relErr.toExponential(2)}`);
     } catch (err) {
       console.log(`prefill n=${n} ${variant}: FAILED: ${(err as Error).message}`);
       prefillFailures.push(`${variant} n=${n}: ${(err as Error).message}`);
@@ -286,13 +299,7 @@ export async function main(argv: string[]): Promise<number> {
   const info = rt.cuda.info;
   console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs, L2 ${(info.l2Bytes / 2 ** 20).toFixed(0)} MiB)`);
   const prefill: PrefillResult[] = [];
-  for (const n of o.lengths) {
-    prefill.push(...benchPrefill(rt, n, o));
-    for (const r of prefill.filter((x) => x.n === n)) {
-      console.log(`prefill n=${r.n} ${r.variant}: ${r.ms.toFixed(3)} ms (min ${r.minMs.toFixed(3)}, max ${r.maxMs.toFixed(3)}) ` +
-        `${r.tflops.toFixed(1)} TFLOP/s, floor ${r.floorMs.toFixed(3)} ms, rel err ${r.relErr.toExponential(2)}`);
-    }
-  }
+  for (const n of o.lengths) prefill.push(...benchPrefill(rt, n, o));
   const decode: DecodeResult[] = [];
   for (const n of o.decodeLengths) for (const r of benchDecode(rt, n, o)) {
     decode.push(r);

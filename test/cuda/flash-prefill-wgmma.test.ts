@@ -30,9 +30,16 @@ interface Case {
   qRowPad?: number;
 }
 
-const N128: WgmmaPrefillTiling = { blockN: 128, order: 'global' };
-const N64: WgmmaPrefillTiling = { blockN: 64, order: 'global' };
-const N128H: WgmmaPrefillTiling = { blockN: 128, order: 'head' };
+const N128: WgmmaPrefillTiling = { version: 2, blockN: 128, order: 'global' };
+const N64: WgmmaPrefillTiling = { version: 2, blockN: 64, order: 'global' };
+const N128H: WgmmaPrefillTiling = { version: 2, blockN: 128, order: 'head' };
+// v1's loop (each product waited for; warpgroups skip tiles they cannot see) on the harder shapes.
+const V1N128: WgmmaPrefillTiling = { version: 1, blockN: 128, order: 'global' };
+const V1N64: WgmmaPrefillTiling = { version: 1, blockN: 64, order: 'global' };
+// v3 (producer warpgroup, mbarriers, warpgroups taking turns).
+const V3N128: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global' };
+const V3N64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global' };
+const V3N128H: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'head' };
 
 const cases: Case[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: N128, seed: 1 },
@@ -48,6 +55,18 @@ const cases: Case[] = [
   { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: N128, seed: 10, window: 37 },
   { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: N64, seed: 11, window: 512 },
   { T: 257, H: 4, Hkv: 1, D: 128, queryStart: 129, extraRows: 2, tiling: N128, seed: 12, window: 200 },
+  { T: 513, H: 4, Hkv: 2, D: 128, queryStart: 40, extraRows: 3, tiling: V1N128, seed: 13 },
+  { T: 333, H: 4, Hkv: 1, D: 64, queryStart: 0, extraRows: 0, tiling: V1N64, seed: 14, window: 100 },
+  { T: 300, H: 4, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V1N64, seed: 15 },
+  { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128, seed: 16 },
+  { T: 301, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 13, tiling: V3N128, seed: 17 },
+  { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, tiling: V3N128, seed: 18 },
+  { T: 1, H: 8, Hkv: 2, D: 128, queryStart: 500, extraRows: 0, tiling: V3N64, seed: 19 },
+  { T: 1500, H: 4, Hkv: 1, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128H, seed: 20 },
+  { T: 700, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V3N64, seed: 21, qRowPad: 4 * 128 },
+  { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128, seed: 22, window: 37 },
+  { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: V3N64, seed: 23, window: 512 },
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: V3N64, seed: 24 },
 ];
 
 describe('CUDA wgmma prefill kernel', { skip }, () => {
@@ -102,7 +121,7 @@ describe('CUDA wgmma prefill kernel', { skip }, () => {
   test('FlashPrefill: wgmma on request, mma.sync for explicit tilings and D = 256, auto as PREFILL_WGMMA_BY_DEFAULT says', (t) => {
     if (unsupported) return t.skip(unsupported);
     const shape = { numHeads: 8, numKvHeads: 2, headDim: 128 };
-    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma-n64g');
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma2-n64g');
     assert.equal(new FlashPrefill(rt, shape, { warps: 4, mTiles: 2, blockN: 64 }).wgmma, null);
     assert.equal(new FlashPrefill(rt, shape, {}, 'mma').wgmma, null);
     assert.equal(new FlashPrefill(rt, { ...shape, headDim: 256 }).wgmma, null);

@@ -12,11 +12,15 @@
 //              A-register fragments), B = V from shared memory in MN-major form (transpose bit).
 // Q, K and V tiles live in shared memory in the 128-byte-swizzled layout of wgmma.cuh, written by
 // cp.async (all 256 threads, 16 bytes each, coalesced rows) two K/V stages deep: tile j + 1 loads while
-// tile j is multiplied. A warpgroup skips the products of a tile that none of its rows can see (the
-// other half of the diagonal tile, tiles left of a sliding window).
+// tile j is multiplied. In v1 a warpgroup skips the products of a tile that none of its rows can see
+// (the other half of the diagonal tile, tiles left of a sliding window); v2 cannot (see its loop).
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128), BLOCK_ORDER (0 = head by head,
-// 1 = heaviest query blocks of every head first; flash-prefill.cu's meaning).
+// 1 = heaviest query blocks of every head first; flash-prefill.cu's meaning), WGMMA_VERSION (the loop,
+// docs/perf.md: 1 waits for each product before the next step; 2 runs the P·V of tile j - 1 while
+// tile j's scores are exponentiated; 3 is 2 with a producer warp filling the stages behind mbarriers,
+// so the two warpgroups need no block barrier per tile, and the warpgroups taking turns to issue
+// their products, so one's softmax runs under the other's products).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -30,20 +34,38 @@
 #ifndef BLOCK_ORDER
 #define BLOCK_ORDER 1
 #endif
+#ifndef WGMMA_VERSION
+#define WGMMA_VERSION 2
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
 constexpr int BN = BLOCK_N;
 constexpr int BM = 128;
+#if WGMMA_VERSION == 3
+constexpr int THREADS = 384;  // two consumer warpgroups, then the producer warpgroup
+#else
 constexpr int THREADS = 256;
+#endif
+constexpr int CONSUMER_THREADS = 256;
 constexpr int CHUNKS_PER_ROW = D / 8;          // 16-byte chunks
-constexpr int LD_ROWS = THREADS / CHUNKS_PER_ROW;  // rows one pass of the block copies
+#if WGMMA_VERSION == 3
+// v3's register split (setmaxnreg): 128 · 56 + 256 · 224 fits the 64K registers of a multiprocessor
+// (the producer's copy loop spills at 40; the consumers' loop takes about 190 in v2).
+constexpr int PRODUCER_THREADS = 128;
+constexpr int PRODUCER_REGS = 56;
+constexpr int CONSUMER_REGS = 224;
+constexpr int P_ROWS = PRODUCER_THREADS / CHUNKS_PER_ROW;  // rows one pass of the producer copies
+static_assert(P_ROWS % 8 == 0, "a producer thread's rows must share their swizzle phase");
+#endif
+constexpr int LD_ROWS = CONSUMER_THREADS / CHUNKS_PER_ROW;  // rows one pass of the 256 threads copies
 constexpr u32 Q_HALF = BM * 128;               // bytes of one 64-column half of the Q tile
 constexpr u32 KV_HALF = BN * 128;              // ... of a K or V tile
 constexpr u32 Q_BYTES = (D / 64) * Q_HALF;
 constexpr u32 KV_TILE = (D / 64) * KV_HALF;
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
+static_assert(WGMMA_VERSION >= 1 && WGMMA_VERSION <= 3, "WGMMA_VERSION must be 1, 2 or 3");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 __device__ __forceinline__ int ctaid_x() {
@@ -66,6 +88,92 @@ __device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {
   mBlock = gridDim.x - 1 - ctaid_x();
   h = ctaid_y();
 #endif
+}
+
+// The online softmax of flash-tile.cuh split in two for the overlapped loop: scores -> unnormalised
+// probabilities in place with the running max and sum updated, the accumulator's factor alpha returned
+// (applied later, once the P·V that is still running on the accumulator has finished).
+template <int NT>
+__device__ __forceinline__ void flash_softmax_scores(float (&s)[NT][4], float (&rowMax)[2], float (&rowSum)[2],
+                                                     float (&alpha)[2], float scaleLog2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = rowMax[r];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
+    alpha[r] = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
+    rowMax[r] = mx;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
+      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
+      s[nt][2 * r] = p0;
+      s[nt][2 * r + 1] = p1;
+      sum += p0 + p1;
+    }
+    rowSum[r] = rowSum[r] * alpha[r] + sum;
+  }
+}
+// o's rows g and g + 8 times alpha[0] and alpha[1]; skipped when no row max of the warp moved.
+template <int DT>
+__device__ __forceinline__ void flash_rescale_rows(float (&o)[DT][4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      o[dt][0] *= alpha[0];
+      o[dt][1] *= alpha[0];
+      o[dt][2] *= alpha[1];
+      o[dt][3] *= alpha[1];
+    }
+  }
+}
+
+#if WGMMA_VERSION == 3
+// mbarriers (v3): 8-byte shared-memory objects counting arrivals per phase.
+__device__ __forceinline__ void mbar_init(u32 bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes the initialisations visible to the async proxy (cp.async arrivals) before first use.
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the phase of the given parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One arrival on the barrier once all of this thread's earlier cp.async copies have landed.
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+// Named barriers 1..15 among `count` threads (warp multiples): sync waits, arrive does not.
+__device__ __forceinline__ void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+// Moves this warpgroup's register budget to `regs` per thread (sm_90a; the kernel's entry cap must be
+// set by __launch_bounds__(THREADS, 1)).
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
+#endif
+
+// Normalises and stores this lane's rows (block coordinates re-read: nothing stays live across the loop).
+__device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const float (&rowSum)[2], bf16_t* out, int H, int T,
+                                             int wg, int wl, int g, int t4) {
+  int mBlock, h;
+  block_coords(H, mBlock, h);
+  flash_store_rows<D / 8>(o, rowSum, out, mBlock * BM + wg * 64 + wl * 16, g, t4, T, H, h);
 }
 
 __device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
@@ -95,11 +203,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const u32 sV = sK + 2 * KV_TILE;    // [2 stages][KV_TILE]
 
   const int tid = threadIdx.x;
-  const int warp = tid >> 5;
+  // Warp and warpgroup through a shuffle from lane 0, so the compiler knows they are warp-uniform
+  // (a wgmma under a branch it thinks divergent gets serialised, ptxas C7520).
+  const int warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
   const int lane = tid & 31;
   const int g = lane >> 2;
   const int t4 = lane & 3;
-  const int wg = warp >> 2;  // warpgroup: rows 64·wg .. 64·wg + 63 of the block
+  const int wg = warp >> 2;  // warpgroup: rows 64·wg .. 64·wg + 63 of the block (v3: 2 = producer)
   const int wl = warp & 3;   // warp within the warpgroup: 16 of those rows
 
   int mBlock, h;
@@ -111,36 +221,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int kvEnd = min(kvLen, lastQueryPos + 1);
   const int nTiles = (kvEnd + BN - 1) / BN;
   const int firstTile = max(0, queryStart + m0 - window + 1) / BN;
-
-  // Each thread copies one 16-byte column chunk of rows ldRow, ldRow + LD_ROWS, ...: LD_ROWS is a
-  // multiple of 8, so all its rows share one swizzle phase and one offset serves every pass.
-  const int ldRow = tid / CHUNKS_PER_ROW, ldChunk = tid % CHUNKS_PER_ROW;
-  {
-    const u32 dst = sQ + swizzled_offset(ldRow, ldChunk, BM);
-#pragma unroll
-    for (int i = 0; i < BM / LD_ROWS; ++i) {
-      const int t = m0 + ldRow + i * LD_ROWS;  // rows past T are zero-filled (never stored)
-      const bf16_t* src = q + (size_t)min(t, T - 1) * qRowStride + (size_t)h * D + ldChunk * 8;
-      cp_async16_at(dst + i * LD_ROWS * 128, src, t < T ? 16 : 0);
-    }
-  }
-  const bf16_t* kSrc = k + ((size_t)hk * kvStride + ldRow) * D + ldChunk * 8;
-  const bf16_t* vSrc = v + ((size_t)hk * kvStride + ldRow) * D + ldChunk * 8;
-  const u32 kvDst = swizzled_offset(ldRow, ldChunk, BN);
-  auto loadKV = [&](int tile, int stage) {
-    const int n0 = tile * BN;
-#pragma unroll
-    for (int i = 0; i < BN / LD_ROWS; ++i) {
-      // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
-      const bool inside = n0 + ldRow + i * LD_ROWS < kvLen;
-      const size_t off = inside ? (size_t)(n0 + i * LD_ROWS) * D : 0;
-      const u32 dst = stage * KV_TILE + kvDst + i * LD_ROWS * 128;
-      cp_async16_at(sK + dst, kSrc + off, inside ? 16 : 0);
-      cp_async16_at(sV + dst, vSrc + off, inside ? 16 : 0);
-    }
-    cp_async_commit();
-  };
-  loadKV(firstTile, firstTile & 1);  // one group: Q and the first K/V tile
 
   float o[D / 8][4];
   float s[BN / 8][4];
@@ -154,6 +234,122 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
   const u32 qBase = sQ + wg * 64 * 128;
 
+  // Issues S = Q·K_jᵀ (D / 16 k-steps; the first overwrites S).
+  auto issueQK = [&](u32 kStage) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const u32 within = (kk & 3) * 32;  // k-step inside the 128-byte half
+      wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
+               wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
+    }
+  };
+  // Masks keys right of the diagonal, past the cache or left of the window (only where reached).
+  auto maskScores = [&](int j) {
+    const int n0 = j * BN;
+    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || (n0 <= wgFirstPos + 63 - window)) {
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
+          const int qp = qPos + (e < 2 ? 0 : 8);
+          if (key > qp || key >= kvLen || key <= qp - window) s[nt][e] = NEG_INF;
+        }
+      }
+    }
+  };
+  u32 p[BN / 16][4];
+  // Issues O += P·V from the V tile at vStage (BN / 16 k-steps).
+  auto issuePV = [&](u32 vStage) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
+  };
+
+#if WGMMA_VERSION <= 2
+  // All 256 threads copy. Each copies one 16-byte column chunk of rows ldRow, ldRow + LD_ROWS, ...:
+  // LD_ROWS is a multiple of 8, so all its rows share one swizzle phase and one offset serves them all.
+  const int ldRow = tid / CHUNKS_PER_ROW, ldChunk = tid % CHUNKS_PER_ROW;
+  {
+    const u32 dst = sQ + swizzled_offset(ldRow, ldChunk, BM);
+#pragma unroll
+    for (int i = 0; i < BM / LD_ROWS; ++i) {
+      const int t = m0 + ldRow + i * LD_ROWS;  // rows past T are zero-filled (never stored)
+      const bf16_t* src = q + (size_t)min(t, T - 1) * qRowStride + (size_t)h * D + ldChunk * 8;
+      cp_async16_at(dst + i * LD_ROWS * 128, src, t < T ? 16 : 0);
+    }
+  }
+  const bf16_t* kSrc = k + ((size_t)hk * kvStride + ldRow) * D + ldChunk * 8;
+  const bf16_t* vSrc = v + ((size_t)hk * kvStride + ldRow) * D + ldChunk * 8;
+  const u32 kvDst = swizzled_offset(ldRow, ldChunk, BN);
+  // Copies one K or V tile into a stage (no commit). Rows past the cache are zero-filled (0·V must
+  // stay 0) and read nothing.
+  auto loadTile = [&](u32 sBase, const bf16_t* src, int tile, int stage) {
+    const int n0 = tile * BN;
+#pragma unroll
+    for (int i = 0; i < BN / LD_ROWS; ++i) {
+      const bool inside = n0 + ldRow + i * LD_ROWS < kvLen;
+      const size_t off = inside ? (size_t)(n0 + i * LD_ROWS) * D : 0;
+      cp_async16_at(sBase + stage * KV_TILE + kvDst + i * LD_ROWS * 128, src + off, inside ? 16 : 0);
+    }
+  };
+#endif
+
+#if WGMMA_VERSION == 2
+  // v2: P·V of tile j - 1 runs on the tensor cores while this warpgroup exponentiates tile j's scores.
+  // Per iteration j: wait for K_j and V_{j-1}; start loading K_{j+1} and V_j; issue S = Q·K_jᵀ, then
+  // O += P_{j-1}·V_{j-1}; wait for S alone, mask and exponentiate it (row max and sum updated, the
+  // factor alpha kept); wait for P·V; rescale O by alpha and pack S into P. K and V tiles each keep two
+  // stages; the barrier at the top orders every reuse (both products of the previous iteration were
+  // waited for before it). Every product is issued under block-uniform conditions only: a wgmma under
+  // a warpgroup-dependent branch makes ptxas serialise them all (C7520), so a warpgroup multiplies
+  // tiles it cannot see too (masked to zero: at most the far half of the diagonal tile with 64-key
+  // tiles, and tiles left of a sliding window).
+  loadTile(sK, kSrc, firstTile, firstTile & 1);
+  cp_async_commit();  // one group: Q and the first K tile
+  for (int j = firstTile; j < nTiles; ++j) {
+    cp_async_wait<0>();
+    fence_proxy_async_shared();
+    __syncthreads();
+    if (j + 1 < nTiles) loadTile(sK, kSrc, j + 1, (j + 1) & 1);
+    loadTile(sV, vSrc, j, j & 1);
+    cp_async_commit();
+
+    wgmma_fence();  // s, o and p were last written by ordinary instructions
+    issueQK(sK + (j & 1) * KV_TILE);
+    wgmma_commit();
+    if (j > firstTile) issuePV(sV + ((j - 1) & 1) * KV_TILE);
+    wgmma_commit();
+    float alpha[2];
+    wgmma_wait<1>();  // S is ready; P·V may still run
+    wgmma_fence_operands(s);
+    maskScores(j);
+    flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+    wgmma_wait<0>();
+    wgmma_fence_operands(o);
+    flash_rescale_rows<D / 8>(o, alpha);
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+  }
+  // The last tile's P·V: its V tile was loaded in the last iteration.
+  cp_async_wait<0>();
+  fence_proxy_async_shared();
+  __syncthreads();
+  wgmma_fence();
+  issuePV(sV + ((nTiles - 1) & 1) * KV_TILE);
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_fence_operands(o);
+#elif WGMMA_VERSION == 1
+  // v1: per tile, S = Q·Kᵀ, softmax, O += P·V, each product waited for before the next step; tile
+  // j + 1's K and V load while tile j is multiplied.
+  // Warpgroup-uniform: does any of this warpgroup's 64 rows see a key of tile j?
+  auto visible = [&](int j) { return j * BN <= wgFirstPos + 63 && j * BN + BN - 1 > wgFirstPos - window; };
+  auto loadKV = [&](int tile, int stage) {
+    loadTile(sK, kSrc, tile, stage);
+    loadTile(sV, vSrc, tile, stage);
+    cp_async_commit();
+  };
+  loadKV(firstTile, firstTile & 1);  // one group: Q and the first K/V tile
   for (int j = firstTile; j < nTiles; ++j) {
     if (j + 1 < nTiles) loadKV(j + 1, (j + 1) & 1);
     else cp_async_commit();  // empty group keeps the wait count uniform
@@ -161,51 +357,126 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     fence_proxy_async_shared();
     __syncthreads();
 
-    const int n0 = j * BN;
-    // Warpgroup-uniform: does any of this warpgroup's 64 rows see a key of this tile?
-    const bool visible = n0 <= wgFirstPos + 63 && n0 + BN - 1 > wgFirstPos - window;
-    if (visible) {
-      const u32 kStage = sK + (j & 1) * KV_TILE, vStage = sV + (j & 1) * KV_TILE;
+    if (visible(j)) {
       wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 within = (kk & 3) * 32;  // k-step inside the 128-byte half
-        wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
-                 wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
-      }
+      issueQK(sK + (j & 1) * KV_TILE);
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_operands(s);
-
-      // Mask keys right of the diagonal, past the cache or left of the window (only where reached).
-      const bool needMask = (n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || (n0 <= wgFirstPos + 63 - window);
-      if (needMask) {
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
-            const int qp = qPos + (e < 2 ? 0 : 8);
-            if (key > qp || key >= kvLen || key <= qp - window) s[nt][e] = NEG_INF;
-          }
-        }
-      }
+      maskScores(j);
       flash_online_softmax<BN / 8, D / 8>(s, o, rowMax, rowSum, scaleLog2);
-
-      u32 p[BN / 16][4];
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
       wgmma_fence();  // o was rescaled and p written by ordinary instructions
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
+      issuePV(sV + (j & 1) * KV_TILE);
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_operands(o);
     }
     __syncthreads();  // the next iteration's loads overwrite this stage
   }
+#else
+  // v3: warpgroup 2 (the producer, its registers cut to PRODUCER_REGS so that the consumers get
+  // CONSUMER_REGS) fills the stages with cp.async; each copy completes on an mbarrier
+  // (cp.async.mbarrier.arrive.noinc, one arrival per producer thread), so the producer never waits for
+  // its own copies, only for a stage to be released: K and V each keep two stages with a "full" and an
+  // "empty" barrier per stage (K_j is released once S = Q·K_jᵀ is done, V_j once its P·V is). The
+  // warpgroups run v2's loop without any block barrier and take turns to issue their products
+  // (named barriers 1 and 2: warpgroup w waits on 1 + w for the other's turn, then arrives on the
+  // other's), so one warpgroup's softmax runs under the other's products.
+  const u32 bars = sV + 2 * KV_TILE;  // fullQ, fullK[2], fullV[2], emptyK[2], emptyV[2]
+  const u32 fullQ = bars, fullK = bars + 8, fullV = bars + 24, emptyK = bars + 40, emptyV = bars + 56;
+  if (tid == 0) {
+    mbar_init(fullQ, PRODUCER_THREADS);
+    for (int st = 0; st < 2; ++st) {
+      mbar_init(fullK + 8 * st, PRODUCER_THREADS);
+      mbar_init(fullV + 8 * st, PRODUCER_THREADS);
+      mbar_init(emptyK + 8 * st, CONSUMER_THREADS);
+      mbar_init(emptyV + 8 * st, CONSUMER_THREADS);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+  const int numTiles = nTiles - firstTile;
 
-  int mBlockEnd, hEnd;
-  block_coords(H, mBlockEnd, hEnd);
-  flash_store_rows<D / 8>(o, rowSum, out, mBlockEnd * BM + wg * 64 + wl * 16, g, t4, T, H, hEnd);
+  if (wg == 2) {
+    set_max_registers_dec<PRODUCER_REGS>();
+    // 128 threads, each one 16-byte column chunk of rows pr, pr + P_ROWS, ... (P_ROWS a multiple of 8:
+    // one swizzle phase per thread, as in v1/v2's copies).
+    const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
+    auto copyRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit) {
+      const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
+#pragma unroll
+      for (int i = 0; i < rows / P_ROWS; ++i) {
+        const int r = firstRow + pr + i * P_ROWS;  // row index in the source
+        const bool inside = r < limit;
+        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
+      }
+    };
+    // Q rows past T are zero-filled (never stored).
+    copyRows(sQ, BM, q + (size_t)h * D + chunk * 8, (size_t)qRowStride, m0, T);
+    cp_async_mbar_arrive_noinc(fullQ);
+    const bf16_t* kHead = k + (size_t)hk * kvStride * D + chunk * 8;
+    const bf16_t* vHead = v + (size_t)hk * kvStride * D + chunk * 8;
+    for (int i = 0; i < numTiles; ++i) {
+      const int n0 = (firstTile + i) * BN, st = i & 1;
+      const u32 use = (u32)(i >> 1);  // how many times this stage was filled before
+      // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
+      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+      copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
+      cp_async_mbar_arrive_noinc(fullK + 8 * st);
+      if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
+      copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
+      cp_async_mbar_arrive_noinc(fullV + 8 * st);
+    }
+    cp_async_wait<0>();  // leave no copy in flight behind an exited thread
+  } else {
+  set_max_registers_inc<CONSUMER_REGS>();
+
+  if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
+  mbar_wait(fullQ, 0);
+  for (int i = 0; i < numTiles; ++i) {
+    const int j = firstTile + i, st = i & 1, pst = st ^ 1;
+    const u32 use = (u32)(i >> 1);
+    mbar_wait(fullK + 8 * st, use & 1);
+    if (i > 0) mbar_wait(fullV + 8 * pst, ((i - 1) >> 1) & 1);
+    fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
+    named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
+    wgmma_fence();
+    issueQK(sK + st * KV_TILE);
+    wgmma_commit();
+    if (i > 0) issuePV(sV + pst * KV_TILE);
+    wgmma_commit();
+    // The other warpgroup's turn (warpgroup 1's last arrival would have no matching wait).
+    if (wg == 0 || i + 1 < numTiles) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+    float alpha[2];
+    wgmma_wait<1>();
+    wgmma_fence_operands(s);
+    mbar_arrive(emptyK + 8 * st);
+    maskScores(j);
+    flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+    wgmma_wait<0>();
+    wgmma_fence_operands(o);
+    if (i > 0) mbar_arrive(emptyV + 8 * pst);
+    flash_rescale_rows<D / 8>(o, alpha);
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+  }
+  {
+    const int st = (numTiles - 1) & 1;
+    mbar_wait(fullV + 8 * st, ((numTiles - 1) >> 1) & 1);
+    fence_proxy_async_shared();
+    wgmma_fence();
+    issuePV(sV + st * KV_TILE);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(o);
+  }
+  store_output(o, rowSum, out, H, T, wg, wl, g, t4);
+  }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
+#endif
+
+#if WGMMA_VERSION <= 2
+  store_output(o, rowSum, out, H, T, wg, wl, g, t4);
+#endif
 }

@@ -12,19 +12,29 @@ import { checkedPrefillArgs, prefillScaleLog2 } from './prefill-args.js';
 export const WGMMA_PREFILL_HEAD_DIMS = [64, 128] as const;
 /** Query rows per block: two warpgroups of 64. */
 export const WGMMA_PREFILL_BLOCK_ROWS = 128;
-const THREADS = 256;
+/** Threads per block: the two consumer warpgroups, plus v3's producer warpgroup. */
+function blockThreads(t: WgmmaPrefillTiling): number {
+  return t.version === 3 ? 384 : 256;
+}
 
 export interface WgmmaPrefillTiling {
+  /**
+   * Loop version (docs/perf.md, Prefill): 1 waits for each product before the next step; 2 runs tile
+   * j - 1's P·V while tile j's scores are exponentiated; 3 is 2 with a producer warpgroup filling the
+   * stages behind mbarriers and the two consumer warpgroups taking turns. Default 2.
+   */
+  version?: 1 | 2 | 3;
   /** Keys per K/V tile (both products' N or K extent). */
   blockN: 64 | 128;
   /** Block schedule, as PrefillTiling.order of the mma.sync kernel. Default 'global'. */
   order?: 'head' | 'global';
 }
 
-export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { blockN: 128, order: 'global' };
+export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { version: 2, blockN: 128, order: 'global' };
 
+/** e.g. 'wgmma2-n128g': loop version, keys per tile, g for the global block order. */
 export function wgmmaTilingLabel(t: WgmmaPrefillTiling): string {
-  return `wgmma-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}`;
+  return `wgmma${t.version ?? 2}-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}`;
 }
 
 /**
@@ -38,10 +48,13 @@ export function wgmmaPrefillUnsupported(info: Pick<DeviceInfo, 'computeCapabilit
   return null;
 }
 
-/** Dynamic shared memory of one block: Q tile, two stages of K and V tiles, 1 KB of alignment slack. */
+/**
+ * Dynamic shared memory of one block: Q tile, two stages of K and V tiles, v3's nine mbarriers
+ * (128 bytes kept for them in every version), 1 KB of alignment slack.
+ */
 export function wgmmaPrefillSharedBytes(headDim: number, t: WgmmaPrefillTiling): number {
   const rowBytes = headDim * 2;
-  return (WGMMA_PREFILL_BLOCK_ROWS + 4 * t.blockN) * rowBytes + 1024;
+  return (WGMMA_PREFILL_BLOCK_ROWS + 4 * t.blockN) * rowBytes + 128 + 1024;
 }
 
 export class WgmmaFlashPrefill {
@@ -56,6 +69,7 @@ export class WgmmaFlashPrefill {
     }
     this.tiling = { ...DEFAULT_WGMMA_PREFILL_TILING, ...tiling };
     if (this.tiling.blockN !== 64 && this.tiling.blockN !== 128) throw new Error(`wgmma prefill: blockN must be 64 or 128 (got ${this.tiling.blockN})`);
+    if (![1, 2, 3].includes(this.tiling.version ?? 2)) throw new Error(`wgmma prefill: version must be 1, 2 or 3 (got ${this.tiling.version})`);
   }
 
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
@@ -63,6 +77,7 @@ export class WgmmaFlashPrefill {
     const t = this.tiling;
     this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
+      WGMMA_VERSION: t.version ?? 2,
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
@@ -74,7 +89,7 @@ export class WgmmaFlashPrefill {
     this.prepare().launch(
       {
         grid: [Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS), H, 1],
-        block: [THREADS, 1, 1],
+        block: [blockThreads(this.tiling), 1, 1],
         sharedBytes: wgmmaPrefillSharedBytes(D, this.tiling),
         stream: this.rt.stream,
       },
