@@ -16,13 +16,13 @@
 #include "common.cuh"
 #include "top-k.cuh"
 #include "flexprefill-sizes.cuh"
+#include "radix-sort.cuh"
 
 namespace {
 constexpr int THREADS = 1024;
-constexpr int WARPS = THREADS / 32;
-constexpr int ITEMS = 8;                // keys per thread in one tile
-constexpr int TILE = THREADS * ITEMS;   // keys per tile
-constexpr int CHAIN = 4096;             // products staged per chunk of the serial sum
+constexpr int ITEMS = 8;     // keys per thread in one sort tile
+constexpr int CHAIN = 4096;  // products staged per chunk of the serial sum (the sort's 32 KB of warp histograms)
+static_assert(CHAIN * sizeof(double) == sizeof(RadixShared<THREADS>::warpHist), "the chain reuses the warp histograms");
 
 // Descending value order = ascending key order (src/methods/select.ts sortFloat32Descending):
 // NaN -> 0, positives from the largest (bits ^ 0x7fffffff), negatives from the smallest magnitude.
@@ -34,89 +34,6 @@ __device__ __forceinline__ u32 descending_key(u32 bits) {
 __device__ __forceinline__ float key_value(u32 key) {
   return __uint_as_float(key == 0u ? 0x7fc00000u : ((key & 0x80000000u) ? key : (key ^ 0x7fffffffu)));
 }
-
-struct CoverageShared {
-  union {
-    u32 warpHist[WARPS][256];  // sort: per warp and digit, its count, then its first output slot
-    double chain[CHAIN];       // serial sum: products in, prefix sums out
-  } u;
-  u32 binBase[256];            // next output slot per digit (running over the tiles)
-  TopKShared scan;
-};
-
-template <bool FROM_SCORES>
-__device__ __forceinline__ u32 load_key(const void* src, int i) {
-  if (FROM_SCORES) return descending_key(__float_as_uint(static_cast<const float*>(src)[i]));
-  return static_cast<const u32*>(src)[i];
-}
-
-// One stable counting pass over digit (key >> shift) & 255: src [n] -> dst [n].
-template <bool FROM_SCORES>
-__device__ void radix_pass(const void* src, u32* dst, int n, int shift, CoverageShared& sh) {
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const unsigned full = 0xffffffffu;
-  // Digit histogram; lanes with the same digit add once (scores of one magnitude share high bytes).
-  if (tid < 256) sh.binBase[tid] = 0u;
-  __syncthreads();
-  for (int base = 0; base < n; base += THREADS) {
-    const int i = base + tid;
-    const int d = i < n ? (int)((load_key<FROM_SCORES>(src, i) >> shift) & 255u) : -1;
-    const unsigned peers = __match_any_sync(full, d);
-    if (d >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.binBase[d], (u32)__popc(peers));
-  }
-  __syncthreads();
-  int total;
-  const int count = tid < 256 ? (int)sh.binBase[tid] : 0;
-  const int before = topk_block_exclusive_scan<THREADS>(count, sh.scan, total);
-  if (tid < 256) sh.binBase[tid] = (u32)before;
-  __syncthreads();
-
-  // Tiles in order; inside a tile warp w owns keys [w·32·ITEMS, (w + 1)·32·ITEMS), visited as ITEMS
-  // rows of 32 consecutive keys, so (tile, warp, row, lane) is the input order and the pass is stable.
-  const unsigned below = (1u << lane) - 1u;
-  u32* hist = sh.u.warpHist[warp];
-  for (int tile = 0; tile < n; tile += TILE) {
-    const int first = tile + warp * 32 * ITEMS;
-    u32 keys[ITEMS];
-    int digits[ITEMS];
-    for (int b = lane; b < 256; b += 32) hist[b] = 0u;
-    __syncwarp();
-#pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-      const int i = first + j * 32 + lane;
-      keys[j] = i < n ? load_key<FROM_SCORES>(src, i) : 0u;
-      digits[j] = i < n ? (int)((keys[j] >> shift) & 255u) : -1;
-      const unsigned peers = __match_any_sync(full, digits[j]);
-      if (digits[j] >= 0 && lane == __ffs(peers) - 1) hist[digits[j]] += (u32)__popc(peers);
-      __syncwarp();
-    }
-    __syncthreads();
-    // Per digit: the warps' first slots in warp order after the tiles before this one.
-    if (tid < 256) {
-      u32 run = sh.binBase[tid];
-      for (int w = 0; w < WARPS; ++w) {
-        const u32 c = sh.u.warpHist[w][tid];
-        sh.u.warpHist[w][tid] = run;
-        run += c;
-      }
-      sh.binBase[tid] = run;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < ITEMS; ++j) {
-      const int d = digits[j];
-      const unsigned peers = __match_any_sync(full, d);
-      const u32 slot = d >= 0 ? hist[d] + (u32)__popc(peers & below) : 0u;
-      __syncwarp();
-      if (d >= 0) {
-        if (lane == __ffs(peers) - 1) hist[d] += (u32)__popc(peers);
-        dst[slot] = keys[j];
-      }
-      __syncwarp();
-    }
-  }
-  __syncthreads();
-}
 }  // namespace
 
 // grid (2H), THREADS threads. vertical / slash [H, n] fp32 scores; keysA / keysB [2H, n] scratch;
@@ -125,32 +42,34 @@ __device__ void radix_pass(const void* src, u32* dst, int n, int shift, Coverage
 extern "C" __global__ void __launch_bounds__(THREADS) fp_coverage_curves(
     const float* __restrict__ vertical, const float* __restrict__ slash, u32* __restrict__ keysA, u32* __restrict__ keysB,
     double* __restrict__ prefix, int n, int H, int scaleHi, int scaleLo) {
-  __shared__ CoverageShared sh;
+  __shared__ RadixShared<THREADS> sh;
   const int row = blockIdx.x;
   const float* scores = (row < H ? vertical + (size_t)row * n : slash + (size_t)(row - H) * n);
   u32* a = keysA + (size_t)row * n;
   u32* b = keysB + (size_t)row * n;
-  radix_pass<true>(scores, b, n, 0, sh);
-  radix_pass<false>(b, a, n, 8, sh);
-  radix_pass<false>(a, b, n, 16, sh);
-  radix_pass<false>(b, a, n, 24, sh);
+  auto none = [](int) { return 0; };
+  radix_pass<THREADS, ITEMS, false>([&](int i) { return descending_key(__float_as_uint(scores[i])); }, none, b, nullptr, n, 0, sh);
+  radix_pass<THREADS, ITEMS, false>([&](int i) { return b[i]; }, none, a, nullptr, n, 8, sh);
+  radix_pass<THREADS, ITEMS, false>([&](int i) { return a[i]; }, none, b, nullptr, n, 16, sh);
+  radix_pass<THREADS, ITEMS, false>([&](int i) { return b[i]; }, none, a, nullptr, n, 24, sh);
 
   const double scale = __hiloint2double(scaleHi, scaleLo);
   double* out = prefix + (size_t)row * n;
+  double* chain = reinterpret_cast<double*>(&sh.warpHist[0][0]);
   double acc = 0.0;
   for (int base = 0; base < n; base += CHAIN) {
     const int len = min(CHAIN, n - base);
-    for (int j = threadIdx.x; j < len; j += THREADS) sh.u.chain[j] = __dmul_rn((double)key_value(a[base + j]), scale);
+    for (int j = threadIdx.x; j < len; j += THREADS) chain[j] = __dmul_rn((double)key_value(a[base + j]), scale);
     __syncthreads();
     if (threadIdx.x == 0) {
 #pragma unroll 8
       for (int j = 0; j < len; ++j) {
-        acc = __dadd_rn(acc, sh.u.chain[j]);
-        sh.u.chain[j] = acc;
+        acc = __dadd_rn(acc, chain[j]);
+        chain[j] = acc;
       }
     }
     __syncthreads();
-    for (int j = threadIdx.x; j < len; j += THREADS) out[base + j] = sh.u.chain[j];
+    for (int j = threadIdx.x; j < len; j += THREADS) out[base + j] = chain[j];
     __syncthreads();
   }
 }

@@ -64,12 +64,13 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
       status[0] = 1;
       count = cap;
     }
-    int prevEnd = 0, cols = 0;
+    int next = 0, cols = 0;  // next: the first kept column right of the ranges so far
     for (int r = 0; r < count; ++r) {
       const int2 rg = out[r];
       blockPairs += vs_causal_rect_pairs(start, rowEnd, rg.x, rg.y);
-      cols += vs_lower_bound(V, kv, rg.x) - vs_lower_bound(V, kv, prevEnd);
-      prevEnd = rg.y;
+      const int left = vs_gallop(V, kv, next, rg.x);
+      cols += left - next;
+      next = vs_gallop(V, kv, left, rg.y);
     }
     blockPairs += (long long)cols * (rowEnd - start);
     rangeCount[(size_t)h * numBlocks + m] = count;
@@ -115,13 +116,13 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_columns(
   const int2* rg = ranges + (size_t)h * perHead + vs_range_offset(m, C);
   const int count = rangeCount[(size_t)h * numBlocks + m];
   int dst = colStart[(size_t)h * numBlocks + m];
-  int prevEnd = 0;
+  int lo = 0;  // the first kept column right of the ranges so far
   for (int r = 0; r < count; ++r) {
     const int2 range = rg[r];
-    const int lo = vs_lower_bound(V, kv, prevEnd), hi = vs_lower_bound(V, kv, range.x);
+    const int hi = vs_gallop(V, kv, lo, range.x);
     for (int j = lo + lane; j < hi; j += 32) colList[dst + j - lo] = V[j];
     dst += hi - lo;
-    prevEnd = range.y;
+    lo = vs_gallop(V, kv, hi, range.y);
   }
 }
 

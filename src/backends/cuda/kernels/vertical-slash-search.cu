@@ -6,17 +6,22 @@
 //           probe for probe: one common count for columns and diagonals by bisection, then columns.
 //   mode 1, FlexPrefill: flexprefill.ts thresholdNearestTarget over alpha (30 halvings of [0, 1]),
 //           every probe sizing each head from its coverage curve (flexprefill-sizes.cuh).
-// A probe = the selection of every row whose count changed (the top k of the scores, forced items
-// first, ties to the lower index: vs_select's rule), a barrier, the exact pairs of every (head,
+// Each row's rank order is sorted once per layer (vs_rank_rows: forced items first, then the scores
+// descending, ties to the lower index: vs_select's rule), so a probe's selection is a compaction of
+// the ranks below its count. A probe = the selection of every row whose count changed, a barrier, the exact pairs of every (head,
 // 64-row block) (vertical-slash-walk.cuh) summed into one 64-bit total, a barrier. Pair totals are
 // integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
 #include "vertical-slash-walk.cuh"
 #include "flexprefill-sizes.cuh"
+#include "radix-sort.cuh"
 
 namespace {
 constexpr int THREADS = 512;
+constexpr int RANK_THREADS = 1024;
+constexpr int RANK_ITEMS = 4;    // keys and indices per thread in one sort tile
+constexpr int SELECT_ITEMS = 8;  // consecutive ranks per thread in one compaction step
 
 __device__ __forceinline__ u32 load_acquire(const u32* p) {
   u32 v;
@@ -40,8 +45,7 @@ __device__ __forceinline__ void grid_barrier(u32* counter, u32& generation) {
 }
 
 struct Search {
-  const float* vertical;  // [H, n]
-  const float* slash;     // [H, n]
+  const int* ranks;       // [2H, n] rank of each column (rows < H) or offset (rows >= H), from vs_rank_rows
   const double* curves;   // [2H, n] (mode 1)
   int* selV;              // [H, n] kept columns, ascending
   int* selS;              // [H, n] kept offsets, ascending
@@ -49,7 +53,7 @@ struct Search {
   int* selected;          // [2H] the count each row's selection holds (-1: none)
   unsigned long long* totals;  // [2] pair totals, alternating between probes
   u32* barrier;
-  int n, H, numBlocks, forcedColumns, forcedDiagonals;
+  int n, H, numBlocks;
   u32 generation;
   int probes;
 };
@@ -67,15 +71,24 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
     __syncthreads();
     const int k = rowCount;
     if (k != s.selected[row]) {
+      // The top k are the items of rank < k (vs_select's set), listed in ascending index order.
       const bool columns = row < H;
-      const int h = columns ? row : row - H;
-      const float* scores = (columns ? s.vertical : s.slash) + (size_t)h * n;
-      int* out = (columns ? s.selV : s.selS) + (size_t)h * n;
-      const int forced = columns ? s.forcedColumns : s.forcedDiagonals;
-      // Forced items outrank every score (a float's order key is at most 0xff800000, +inf).
-      auto keyOf = [&](int i) -> u32 { return i < forced ? 0xffffffffu : topk_order_key(scores[i]); };
-      const TopKCut cut = topk_cut<THREADS>(n, k, keyOf, sh);
-      topk_emit<THREADS>(n, cut, keyOf, [&](int i, int rank) { out[rank] = i; }, sh);
+      const int* rank = s.ranks + (size_t)row * n;
+      int* out = (columns ? s.selV : s.selS) + (size_t)(columns ? row : row - H) * n;
+      int written = 0;
+      for (int base = 0; base < n; base += THREADS * SELECT_ITEMS) {
+        const int first = base + threadIdx.x * SELECT_ITEMS;
+        int taken = 0;
+#pragma unroll
+        for (int j = 0; j < SELECT_ITEMS; ++j) taken += (first + j < n && rank[first + j] < k) ? 1 : 0;
+        int total;
+        int at = written + topk_block_exclusive_scan<THREADS>(taken, sh, total);
+#pragma unroll
+        for (int j = 0; j < SELECT_ITEMS; ++j) {
+          if (first + j < n && rank[first + j] < k) out[at++] = first + j;
+        }
+        written += total;
+      }
       __syncthreads();  // every thread has compared with selected[row]
       if (threadIdx.x == 0) s.selected[row] = k;
     }
@@ -118,20 +131,19 @@ enum State : int {
 };
 }  // namespace
 
-// Cooperative grid (at most the resident blocks), THREADS threads. vertical / slash [H, n] fp32
-// scores; curves [2H, n] (mode 1, else unused); selV / selS [H, n], counts [2H] (the last probe's,
+// Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
+// curves [2H, n] (mode 1, else unused); selV / selS [H, n], counts [2H] (the last probe's,
 // i.e. scratch), selected [2H] = -1, totals [2] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
 // pairs as double halves. result (float64): [0] the column count (mode 0) or alpha (mode 1), [1] the
 // diagonal count (mode 0), [2] 0, or 1 when the floor meets the target, 2 when it exceeds it, [3]
 // probes run, [4] the floor's pairs.
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
-    const float* vertical, const float* slash, const double* curves, int* selV, int* selS, int* counts, int* selected,
+    const int* ranks, const double* curves, int* selV, int* selS, int* counts, int* selected,
     unsigned long long* totals, u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi,
     int targetLo, int minBudget, int forcedColumns, int forcedDiagonals) {
   __shared__ TopKShared sh;
   __shared__ int rowCount;
-  Search s{vertical, slash, curves, selV, selS, counts, selected, totals, barrier, n, H, numBlocks, forcedColumns,
-           forcedDiagonals, 0u, 0};
+  Search s{ranks, curves, selV, selS, counts, selected, totals, barrier, n, H, numBlocks, 0u, 0};
   const double target = __hiloint2double(targetHi, targetLo);
   const int minV = min(forcedColumns, n), minS = min(forcedDiagonals, n);
   double first = 0.0, second = 0.0, floor = 0.0;
@@ -276,4 +288,28 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
     result[3] = s.probes;
     result[4] = floor;
   }
+}
+
+// grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the
+// forced items first (by index), then the scores descending (-0 = +0), NaN last, ties to the lower
+// index (a stable sort of these keys with the indices as payload). ranks [2H, n] out, rank[i] of item
+// i; keysA / keysB / valsA [2H, n] scratch (ranks may be keysB: it is written after the last read).
+extern "C" __global__ void __launch_bounds__(RANK_THREADS, 1) vs_rank_rows(
+    const float* __restrict__ vertical, const float* __restrict__ slash, u32* keysA, u32* keysB, int* valsA, int* valsB,
+    int* ranks, int n, int H, int forcedColumns, int forcedDiagonals) {
+  __shared__ RadixShared<RANK_THREADS> sh;
+  const int row = blockIdx.x;
+  const bool columns = row < H;
+  const float* scores = (columns ? vertical + (size_t)row * n : slash + (size_t)(row - H) * n);
+  const int forced = columns ? forcedColumns : forcedDiagonals;
+  const size_t at = (size_t)row * n;
+  u32 *ka = keysA + at, *kb = keysB + at;
+  int *va = valsA + at, *vb = valsB + at;
+  radix_pass<RANK_THREADS, RANK_ITEMS, true>(
+      [&](int i) { return i < forced ? 0u : ~topk_order_key(scores[i]); }, [](int i) { return i; }, kb, vb, n, 0, sh);
+  radix_pass<RANK_THREADS, RANK_ITEMS, true>([&](int i) { return kb[i]; }, [&](int i) { return vb[i]; }, ka, va, n, 8, sh);
+  radix_pass<RANK_THREADS, RANK_ITEMS, true>([&](int i) { return ka[i]; }, [&](int i) { return va[i]; }, kb, vb, n, 16, sh);
+  radix_pass<RANK_THREADS, RANK_ITEMS, true>([&](int i) { return kb[i]; }, [&](int i) { return vb[i]; }, ka, va, n, 24, sh);
+  int* rank = ranks + at;
+  for (int j = threadIdx.x; j < n; j += RANK_THREADS) rank[va[j]] = j;
 }

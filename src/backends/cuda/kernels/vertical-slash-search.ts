@@ -1,6 +1,7 @@
 /**
  * Launcher for vertical-slash-search.cu: the Vertical-Slash family's count searches for a target
- * sparsity on the device, one cooperative launch and one small download per layer.
+ * sparsity on the device: each score row ranked once (vs_rank_rows), then the whole search in one
+ * cooperative launch (vs_count_search) and one small download per layer.
  *   counts(): Vertical-Slash's rule (vertical-slash-counts.ts chooseVerticalSlashCounts), the same
  *             probes in the same order, every probe's exact layer pairs counted on the device;
  *   alpha():  FlexPrefill's alpha bisection (flexprefill.ts thresholdNearestTarget) over the coverage
@@ -19,6 +20,7 @@ import type { VerticalSlashScores } from './vertical-slash-estimate.js';
 import { PATTERN_BLOCK } from './vertical-slash-index.js';
 
 const THREADS = 512;
+const RANK_THREADS = 1024;
 // State buffer: totals u64[2] at 0, barrier u32 at 16, result f64[5] at 24, then counts and selected i32[2H].
 const RESULT_AT = 24;
 const RESULT_WORDS = 5;
@@ -45,21 +47,27 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 }
 
 export class VerticalSlashCountSearch {
-  private kernel: CudaKernel | null = null;
-  private readonly buf: Record<'selV' | 'selS' | 'state', GrowableDeviceBuffer>;
+  private kernels: { rank: CudaKernel; search: CudaKernel } | null = null;
+  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'state', GrowableDeviceBuffer>;
 
   constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
     if (!(numHeads > 0)) throw new Error(`vertical-slash count search: numHeads must be positive (got ${numHeads})`);
-    const names = ['selV', 'selS', 'state'] as const;
+    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
-  private prepare(): CudaKernel {
-    this.kernel ??= this.rt.module('vertical-slash-search.cu', {}).kernel('vs_count_search', [
-      'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-      'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-    ]);
-    return this.kernel;
+  private prepare() {
+    if (!this.kernels) {
+      const mod = this.rt.module('vertical-slash-search.cu', {});
+      this.kernels = {
+        rank: mod.kernel('vs_rank_rows', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        search: mod.kernel('vs_count_search', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+      };
+    }
+    return this.kernels;
   }
 
   /** Vertical-Slash: the column and diagonal counts (every head the same) for target sparsity s. Synchronises. */
@@ -83,23 +91,30 @@ export class VerticalSlashCountSearch {
     if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
     if (!(sparsity >= 0 && sparsity < 1)) throw new Error(`vertical-slash count search: sparsity must be in [0, 1) (got ${sparsity})`);
     if (H * n > 2 ** 31) throw new Error(`vertical-slash count search: ${H * n} scores exceed the kernel's 32-bit rows`);
-    const kernel = this.prepare();
+    const { rank, search } = this.prepare();
     const numBlocks = Math.ceil(n / PATTERN_BLOCK);
-    const resident = kernel.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
+    const resident = search.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
     if (resident < 1) throw new Error('vertical-slash count search: the kernel does not fit a multiprocessor');
     // Enough blocks for one selection per row and the walk, never more than can be resident at once.
     const grid = Math.min(resident, Math.max(2 * H, Math.ceil((H * numBlocks) / THREADS)));
     // Earlier work on the stream may still read these buffers (growing frees them).
     this.rt.synchronize();
+    const rows = 2 * H * n * 4;
+    const keysA = this.buf.keysA.ensure(rows), keysB = this.buf.keysB.ensure(rows);
+    const valsA = this.buf.valsA.ensure(rows), valsB = this.buf.valsB.ensure(rows);
+    const ranks = keysB.ptr; // written after the sort's last read of it
     const selV = this.buf.selV.ensure(H * n * 4), selS = this.buf.selS.ensure(H * n * 4);
     const state = this.buf.state.ensure(COUNTS_AT + 16 * H);
     const stream = this.rt.stream;
+    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+      scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
+    ]);
     this.rt.cuda.fill32Async(state.ptr, 0, COUNTS_AT / 4, stream);
     const countsPtr = state.ptr + BigInt(COUNTS_AT), selectedPtr = countsPtr + BigInt(8 * H);
     this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, 2 * H, stream);
     const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
-    kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
-      scores.vertical, scores.slash, curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + 16n,
+    search.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
+      ranks, curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + 16n,
       state.ptr + BigInt(RESULT_AT), n, H, numBlocks, mode, targetHi, targetLo, minBudget, FORCED_COLUMNS, FORCED_DIAGONALS,
     ]);
     this.rt.synchronize();

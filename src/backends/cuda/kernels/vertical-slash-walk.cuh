@@ -16,6 +16,25 @@ __device__ __forceinline__ int vs_lower_bound(const int* sorted, int count, int 
   return lo;
 }
 
+// First index j >= from in sorted[0 .. count) with sorted[j] >= x, given that every entry before
+// `from` is below x: galloping from `from`, so a walk that moves forward costs the log of each step.
+__device__ __forceinline__ int vs_gallop(const int* sorted, int count, int from, int x) {
+  if (from >= count || sorted[from] >= x) return from;
+  int lo = from, step = 1;  // sorted[lo] < x
+  while (lo + step < count && sorted[lo + step] < x) {
+    lo += step;
+    step <<= 1;
+  }
+  int hi = min(lo + step, count);  // the answer lies in (lo, hi]
+  ++lo;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // Pairs (r, key) with r in [r0, r1), key in [a, b), key <= r (methods' causalRectPairs).
 __device__ __forceinline__ long long vs_causal_rect_pairs(long long r0, long long r1, long long a, long long b) {
   long long pairs = 0;
@@ -60,11 +79,12 @@ __device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Em
 __device__ __forceinline__ long long vs_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n) {
   const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
   long long pairs = 0;
-  int prevEnd = 0, cols = 0;
+  int next = 0, cols = 0;  // next: the first kept column right of the ranges so far
   vs_walk_ranges(S, ks, end, [&](int a, int b) {
     pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
-    cols += vs_lower_bound(V, kv, a) - vs_lower_bound(V, kv, prevEnd);
-    prevEnd = b;
+    const int left = vs_gallop(V, kv, next, a);
+    cols += left - next;
+    next = vs_gallop(V, kv, left, b);
   });
   return pairs + (long long)cols * (rowEnd - start);
 }
