@@ -11,7 +11,9 @@
 # Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
 # (a checkpoint folder inside the repo copy), FIRST_CHUNK (a resumed run's first fresh chunk: the
 # generators start there and train.py reads from there), EXTRA (more train.py flags), GEN_FLAGS
-# (curriculum flags of generate-data.ts), ORGANISM_SCRATCH (working folder, default /tmp).
+# (curriculum flags of generate-data.ts), ORGANISM_SCRATCH (working folder, default /tmp),
+# EVAL_BEFORE (seconds after the job's start by which a held-out evaluation of RESUME, before any
+# training, must end: predictions-before.jsonl; the generators already run meanwhile).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -39,15 +41,16 @@ mkdir -p "$data" "$run" "$scratch"/organism-logs
 echo "=== $(date -u +%H:%M:%S) $(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores; python $(python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
 echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS from $FIRST_CHUNK time budget $TIME_BUDGET s"
 
-# Held-out outputs of HF transformers for checkpoint folder $1, cut off before the command's limit
-# (synthetic tasks by length first, QA last: a cut-off run loses the longest contexts).
+# Held-out outputs of HF transformers for checkpoint folder $1, cut off before second $2 of the job
+# (default EVAL_DEADLINE), into $out/$3 (default predictions.jsonl); synthetic tasks by length first,
+# QA last: a cut-off run loses the longest contexts.
 held_out_eval() {
   local eval_files=(.organism/eval-*.jsonl.gz)
   cat "${eval_files[@]}" > "$scratch"/organism-eval.jsonl.gz
-  local left=$(( EVAL_DEADLINE - SECONDS ))
+  local left=$(( ${2:-$EVAL_DEADLINE} - SECONDS ))
   [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
     --steps 0 --eval-only --resume "$1" --eval-set "$scratch"/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
-    --predictions "$out/predictions.jsonl"
+    --predictions "$out/${3:-predictions.jsonl}"
   echo "eval exit $? after ${SECONDS}s"
 }
 
@@ -72,6 +75,10 @@ done
 
 resume_flag=()
 [ -n "${RESUME:-}" ] && resume_flag=(--resume "$RESUME")
+if [ -n "${EVAL_BEFORE:-}" ]; then
+  [ -n "${RESUME:-}" ] || { echo "EVAL_BEFORE needs RESUME (the checkpoint to evaluate)"; exit 2; }
+  held_out_eval "$RESUME" "$EVAL_BEFORE" predictions-before.jsonl
+fi
 python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" --steps "$STEPS" \
   --reuse "$REUSE" --reuse-lag "$REUSE_LAG" --time-budget "$TIME_BUDGET" --wait-limit 90 --first-chunk "$FIRST_CHUNK" \
   "${resume_flag[@]}" ${EXTRA:-}
