@@ -45,8 +45,10 @@ const PREFILL_VARIANTS: PrefillVariant[] = [
   { tiling: { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, choice: 'mma' }, // mma.sync v4
   { tiling: {}, choice: { wgmma: { version: 1, blockN: 128, order: 'global' } } }, // wgmma v1
   { tiling: {}, choice: { wgmma: { version: 2, blockN: 128, order: 'global' } } }, // wgmma v2
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // wgmma v3
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // wgmma v3 (the default)
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', stages: 3 } } },
   { tiling: {}, choice: { wgmma: { version: 3, blockN: 64, order: 'global' } } },
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'head' } } },
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
@@ -69,10 +71,12 @@ interface Options {
   lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number;
   /** Prefill variant labels to time (e.g. w4m2n64g,wgmma2-n128g); null: all. */
   variants: string[] | null;
+  /** Decode variant labels to time (e.g. t256u2w1c,t256u2w1a1c); null: all. */
+  decodeVariants: string[] | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null };
+  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = () => {
       const v = argv[++i];
@@ -91,6 +95,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--check-dir') o.checkDir = next();
     else if (a === '--repeats') o.repeats = Number(next());
     else if (a === '--variants') o.variants = next().split(',');
+    else if (a === '--decode-variants') o.decodeVariants = next().split(',');
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -222,6 +227,8 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
   const results: DecodeResult[] = [];
   for (const tuning of DECODE_VARIANTS) {
     const variant = decodeTuningLabel(tuning);
+    if (o.decodeVariants && !o.decodeVariants.includes(variant)) continue;
+    console.log(`decode n=${n} ${variant}: measuring`); // a variant that never returns is named in the log
     // A variant that fails (launch error, validation) is reported and the others still run.
     try {
       const kernel = new DecodeAttentionKernel(rt, shape, tuning);

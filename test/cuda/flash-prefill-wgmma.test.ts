@@ -40,6 +40,8 @@ const V1N64: WgmmaPrefillTiling = { version: 1, blockN: 64, order: 'global' };
 const V3N128: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global' };
 const V3N64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global' };
 const V3N128H: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'head' };
+const V3N128S3: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 3 };
+const V3N64S3: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', stages: 3 };
 
 const cases: Case[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: N128, seed: 1 },
@@ -67,6 +69,10 @@ const cases: Case[] = [
   { T: 400, H: 8, Hkv: 4, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128, seed: 22, window: 37 },
   { T: 300, H: 4, Hkv: 2, D: 64, queryStart: 700, extraRows: 0, tiling: V3N64, seed: 23, window: 512 },
   { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 0, tiling: V3N64, seed: 24 },
+  // Three stages: a stage index that wraps at 3, over many tiles.
+  { T: 1500, H: 4, Hkv: 1, D: 128, queryStart: 300, extraRows: 7, tiling: V3N128S3, seed: 25 },
+  { T: 999, H: 4, Hkv: 2, D: 64, queryStart: 0, extraRows: 0, tiling: V3N64S3, seed: 26, window: 300 },
+  { T: 130, H: 4, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128S3, seed: 27 },
 ];
 
 describe('CUDA wgmma prefill kernel', { skip }, () => {
@@ -121,11 +127,13 @@ describe('CUDA wgmma prefill kernel', { skip }, () => {
   test('FlashPrefill: wgmma on request, mma.sync for explicit tilings and D = 256, auto as PREFILL_WGMMA_BY_DEFAULT says', (t) => {
     if (unsupported) return t.skip(unsupported);
     const shape = { numHeads: 8, numKvHeads: 2, headDim: 128 };
-    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma2-n64g');
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma3-n64g');
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { version: 2, blockN: 128 } }).label, 'wgmma2-n128g');
     assert.equal(new FlashPrefill(rt, shape, { warps: 4, mTiles: 2, blockN: 64 }).wgmma, null);
     assert.equal(new FlashPrefill(rt, shape, {}, 'mma').wgmma, null);
     assert.equal(new FlashPrefill(rt, { ...shape, headDim: 256 }).wgmma, null);
     assert.equal(new FlashPrefill(rt, shape).wgmma !== null, PREFILL_WGMMA_BY_DEFAULT);
     assert.throws(() => new FlashPrefill(rt, { ...shape, headDim: 256 }, {}, { wgmma: {} }), /head dims 64, 128/);
+    assert.throws(() => new FlashPrefill(rt, shape, {}, { wgmma: { version: 2, stages: 3 } }), /stages must be 2, or 3 with version 3/);
   });
 });

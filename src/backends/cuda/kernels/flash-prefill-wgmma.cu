@@ -20,7 +20,8 @@
 // docs/perf.md: 1 waits for each product before the next step; 2 runs the P·V of tile j - 1 while
 // tile j's scores are exponentiated; 3 is 2 with a producer warp filling the stages behind mbarriers,
 // so the two warpgroups need no block barrier per tile, and the warpgroups taking turns to issue
-// their products, so one's softmax runs under the other's products).
+// their products, so one's softmax runs under the other's products), KV_STAGES (v3: 2 or 3 K and V
+// stages; 3 with BLOCK_N = 128 and HEAD_DIM = 128 takes 225 KB of the 227 KB a block may have).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -35,7 +36,10 @@
 #define BLOCK_ORDER 1
 #endif
 #ifndef WGMMA_VERSION
-#define WGMMA_VERSION 2
+#define WGMMA_VERSION 3
+#endif
+#ifndef KV_STAGES
+#define KV_STAGES 2
 #endif
 
 namespace {
@@ -66,6 +70,7 @@ constexpr u32 KV_TILE = (D / 64) * KV_HALF;
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(WGMMA_VERSION >= 1 && WGMMA_VERSION <= 3, "WGMMA_VERSION must be 1, 2 or 3");
+static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAGES: 2, or 3 with version 3");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 __device__ __forceinline__ int ctaid_x() {
@@ -199,8 +204,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
   const u32 sQ = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const u32 sK = sQ + Q_BYTES;        // [2 stages][KV_TILE]
-  const u32 sV = sK + 2 * KV_TILE;    // [2 stages][KV_TILE]
+  const u32 sK = sQ + Q_BYTES;                // [KV_STAGES][KV_TILE]
+  const u32 sV = sK + KV_STAGES * KV_TILE;    // [KV_STAGES][KV_TILE]
 
   const int tid = threadIdx.x;
   // Warp and warpgroup through a shuffle from lane 0, so the compiler knows they are warp-uniform
@@ -379,16 +384,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   // v3: warpgroup 2 (the producer, its registers cut to PRODUCER_REGS so that the consumers get
   // CONSUMER_REGS) fills the stages with cp.async; each copy completes on an mbarrier
   // (cp.async.mbarrier.arrive.noinc, one arrival per producer thread), so the producer never waits for
-  // its own copies, only for a stage to be released: K and V each keep two stages with a "full" and an
-  // "empty" barrier per stage (K_j is released once S = Q·K_jᵀ is done, V_j once its P·V is). The
+  // its own copies, only for a stage to be released: K and V each keep KV_STAGES stages with a "full"
+  // and an "empty" barrier per stage (K_j is released once S = Q·K_jᵀ is done, V_j once its P·V is). The
   // warpgroups run v2's loop without any block barrier and take turns to issue their products
   // (named barriers 1 and 2: warpgroup w waits on 1 + w for the other's turn, then arrives on the
   // other's), so one warpgroup's softmax runs under the other's products.
-  const u32 bars = sV + 2 * KV_TILE;  // fullQ, fullK[2], fullV[2], emptyK[2], emptyV[2]
-  const u32 fullQ = bars, fullK = bars + 8, fullV = bars + 24, emptyK = bars + 40, emptyV = bars + 56;
+  constexpr int S = KV_STAGES;
+  const u32 bars = sV + S * KV_TILE;  // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
+  const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) {
     mbar_init(fullQ, PRODUCER_THREADS);
-    for (int st = 0; st < 2; ++st) {
+    for (int st = 0; st < S; ++st) {
       mbar_init(fullK + 8 * st, PRODUCER_THREADS);
       mbar_init(fullV + 8 * st, PRODUCER_THREADS);
       mbar_init(emptyK + 8 * st, CONSUMER_THREADS);
@@ -418,9 +424,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     cp_async_mbar_arrive_noinc(fullQ);
     const bf16_t* kHead = k + (size_t)hk * kvStride * D + chunk * 8;
     const bf16_t* vHead = v + (size_t)hk * kvStride * D + chunk * 8;
+    int st = 0;
+    u32 use = 0;  // how many times stage st was filled before
     for (int i = 0; i < numTiles; ++i) {
-      const int n0 = (firstTile + i) * BN, st = i & 1;
-      const u32 use = (u32)(i >> 1);  // how many times this stage was filled before
+      const int n0 = (firstTile + i) * BN;
       // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
       copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
@@ -428,6 +435,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
       copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
       cp_async_mbar_arrive_noinc(fullV + 8 * st);
+      if (++st == S) { st = 0; ++use; }
     }
     cp_async_wait<0>();  // leave no copy in flight behind an exited thread
   } else {
@@ -435,11 +443,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 
   if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
   mbar_wait(fullQ, 0);
+  int st = 0, pst = S - 1;  // stages of tiles i and i - 1
+  u32 use = 0, puse = 0;    // how many times those stages were filled before
   for (int i = 0; i < numTiles; ++i) {
-    const int j = firstTile + i, st = i & 1, pst = st ^ 1;
-    const u32 use = (u32)(i >> 1);
+    const int j = firstTile + i;
     mbar_wait(fullK + 8 * st, use & 1);
-    if (i > 0) mbar_wait(fullV + 8 * pst, ((i - 1) >> 1) & 1);
+    if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
     fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
     named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
     wgmma_fence();
@@ -461,17 +470,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     flash_rescale_rows<D / 8>(o, alpha);
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+    pst = st;
+    puse = use;
+    if (++st == S) { st = 0; ++use; }
   }
-  {
-    const int st = (numTiles - 1) & 1;
-    mbar_wait(fullV + 8 * st, ((numTiles - 1) >> 1) & 1);
-    fence_proxy_async_shared();
-    wgmma_fence();
-    issuePV(sV + st * KV_TILE);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(o);
-  }
+  // The last tile's P·V (stage pst now).
+  mbar_wait(fullV + 8 * pst, puse & 1);
+  fence_proxy_async_shared();
+  wgmma_fence();
+  issuePV(sV + pst * KV_TILE);
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_fence_operands(o);
   store_output(o, rowSum, out, H, T, wg, wl, g, t4);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 #endif

@@ -21,20 +21,24 @@ export interface WgmmaPrefillTiling {
   /**
    * Loop version (docs/perf.md, Prefill): 1 waits for each product before the next step; 2 runs tile
    * j - 1's P·V while tile j's scores are exponentiated; 3 is 2 with a producer warpgroup filling the
-   * stages behind mbarriers and the two consumer warpgroups taking turns. Default 2.
+   * stages behind mbarriers and the two consumer warpgroups taking turns. Default 3.
    */
   version?: 1 | 2 | 3;
+  /** K and V stages in shared memory: 2, or 3 with version 3. Default 2. */
+  stages?: 2 | 3;
   /** Keys per K/V tile (both products' N or K extent). */
   blockN: 64 | 128;
   /** Block schedule, as PrefillTiling.order of the mma.sync kernel. Default 'global'. */
   order?: 'head' | 'global';
 }
 
-export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { version: 2, blockN: 128, order: 'global' };
+/** The fastest on an H100 (docs/perf.md, Prefill, wgmma v3). */
+export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 2 };
 
-/** e.g. 'wgmma2-n128g': loop version, keys per tile, g for the global block order. */
+/** e.g. 'wgmma3-n128g' or 'wgmma3-n128g-s3': loop version, keys per tile, g for the global order, stages. */
 export function wgmmaTilingLabel(t: WgmmaPrefillTiling): string {
-  return `wgmma${t.version ?? 2}-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}`;
+  const stages = t.stages ?? 2;
+  return `wgmma${t.version ?? 3}-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}${stages === 2 ? '' : `-s${stages}`}`;
 }
 
 /**
@@ -49,12 +53,12 @@ export function wgmmaPrefillUnsupported(info: Pick<DeviceInfo, 'computeCapabilit
 }
 
 /**
- * Dynamic shared memory of one block: Q tile, two stages of K and V tiles, v3's nine mbarriers
- * (128 bytes kept for them in every version), 1 KB of alignment slack.
+ * Dynamic shared memory of one block: Q tile, the stages of K and V tiles, v3's mbarriers (128 bytes
+ * kept for them in every version), 1 KB of alignment slack.
  */
 export function wgmmaPrefillSharedBytes(headDim: number, t: WgmmaPrefillTiling): number {
   const rowBytes = headDim * 2;
-  return (WGMMA_PREFILL_BLOCK_ROWS + 4 * t.blockN) * rowBytes + 128 + 1024;
+  return (WGMMA_PREFILL_BLOCK_ROWS + 2 * (t.stages ?? 2) * t.blockN) * rowBytes + 128 + 1024;
 }
 
 export class WgmmaFlashPrefill {
@@ -69,15 +73,21 @@ export class WgmmaFlashPrefill {
     }
     this.tiling = { ...DEFAULT_WGMMA_PREFILL_TILING, ...tiling };
     if (this.tiling.blockN !== 64 && this.tiling.blockN !== 128) throw new Error(`wgmma prefill: blockN must be 64 or 128 (got ${this.tiling.blockN})`);
-    if (![1, 2, 3].includes(this.tiling.version ?? 2)) throw new Error(`wgmma prefill: version must be 1, 2 or 3 (got ${this.tiling.version})`);
+    const { version = 3, stages = 2 } = this.tiling;
+    if (![1, 2, 3].includes(version)) throw new Error(`wgmma prefill: version must be 1, 2 or 3 (got ${version})`);
+    if (!(stages === 2 || (stages === 3 && version === 3))) throw new Error(`wgmma prefill: stages must be 2, or 3 with version 3 (got ${stages}, version ${version})`);
   }
 
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
   prepare(): CudaKernel {
     const t = this.tiling;
+    const shared = wgmmaPrefillSharedBytes(this.shape.headDim, t);
+    if (shared > this.rt.cuda.info.maxSharedPerBlockOptin) {
+      throw new Error(`wgmma prefill ${wgmmaTilingLabel(t)}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
+    }
     this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
-      WGMMA_VERSION: t.version ?? 2,
+      WGMMA_VERSION: t.version ?? 3, KV_STAGES: t.stages ?? 2,
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;

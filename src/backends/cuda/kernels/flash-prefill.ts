@@ -93,9 +93,10 @@ export type PrefillKernelChoice = 'auto' | 'mma' | { wgmma: Partial<WgmmaPrefill
 
 /**
  * Whether 'auto' picks the wgmma kernel on Hopper. Set from measurements (docs/perf.md, Prefill):
- * only a kernel that beats the mma.sync one at every benchmarked length becomes the default.
+ * only a kernel that beats the mma.sync one at every benchmarked length becomes the default; wgmma v3
+ * did (1.6-1.7x at 4K-64K on an H100).
  */
-export const PREFILL_WGMMA_BY_DEFAULT = false;
+export const PREFILL_WGMMA_BY_DEFAULT = true;
 
 export class FlashPrefill {
   /** The mma.sync tiling (used when `kernelName` is 'mma'). */
