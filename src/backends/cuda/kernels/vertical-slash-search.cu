@@ -8,9 +8,10 @@
 //           every probe sizing each head from its coverage curve (flexprefill-sizes.cuh).
 // Each row's rank order is sorted once per layer (vs_rank_rows: forced items first, then the scores
 // descending, ties to the lower index: vs_select's rule), so a probe's selection is a compaction of
-// the ranks below its count. A probe = the selection of every row whose count changed, a barrier, the exact pairs of every (head,
-// 64-row block) (vertical-slash-walk.cuh) summed into one 64-bit total, a barrier. Pair totals are
-// integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
+// the ranks below its count. A probe = the selection of every row whose count changed, a barrier,
+// the exact pairs of every (head, 64-row block) (vertical-slash-walk.cuh, the head's lists staged in
+// shared memory) summed into one 64-bit total, a barrier; a probe whose counts equal the last one's
+// reuses its total (the same counts give the same pairs). Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
 #include "vertical-slash-walk.cuh"
@@ -22,6 +23,7 @@ constexpr int THREADS = 512;
 constexpr int RANK_THREADS = 1024;
 constexpr int RANK_ITEMS = 4;    // keys and indices per thread in one sort tile
 constexpr int SELECT_ITEMS = 8;  // consecutive ranks per thread in one compaction step
+constexpr int STAGE_INTS = 8192; // a head's kept columns and diagonals, staged for the walk when they fit
 
 __device__ __forceinline__ u32 load_acquire(const u32* p) {
   u32 v;
@@ -49,13 +51,16 @@ struct Search {
   const double* curves;   // [2H, n] (mode 1)
   int* selV;              // [H, n] kept columns, ascending
   int* selS;              // [H, n] kept offsets, ascending
-  int* counts;            // [2H] the probe's counts: columns, then diagonals
+  int* counts;            // [2H] the probe's counts: columns, then diagonals (-1 before the first)
   int* selected;          // [2H] the count each row's selection holds (-1: none)
-  unsigned long long* totals;  // [2] pair totals, alternating between probes
+  unsigned long long* totals;  // [3] pair totals, probe t uses t % 3
+  u32* changed;           // [3] whether any count changed, probe t uses t % 3
   u32* barrier;
+  int* stage;             // [STAGE_INTS] shared
   int n, H, numBlocks;
   u32 generation;
   int probes;
+  double lastSum;         // the last walked probe's pairs
 };
 
 // Layer pairs (all heads) of the counts countOf(row) gives (row < H: columns of head row, else
@@ -63,9 +68,11 @@ struct Search {
 template <class CountOf>
 __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& sh, int& rowCount) {
   const int n = s.n, H = s.H;
+  const int slot = s.probes % 3;
   for (int row = blockIdx.x; row < 2 * H; row += gridDim.x) {
     if (threadIdx.x == 0) {
       rowCount = min(countOf(row), n);
+      if (rowCount != s.counts[row]) s.changed[slot] = 1u;
       s.counts[row] = rowCount;
     }
     __syncthreads();
@@ -96,24 +103,43 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
   }
   grid_barrier(s.barrier, s.generation);
 
-  unsigned long long* total = s.totals + (s.probes & 1);
-  long long mine = 0;
-  const int items = H * s.numBlocks;
-  for (int it = blockIdx.x * THREADS + threadIdx.x; it < items; it += gridDim.x * THREADS) {
-    const int h = it / s.numBlocks, m = it - h * s.numBlocks;
-    mine += vs_block_pairs(s.selV + (size_t)h * n, s.counts[h], s.selS + (size_t)h * n, s.counts[H + h], m, n);
-  }
-  unsigned long long v = (unsigned long long)mine;
+  // The same counts as the last walked probe give the same pairs: every block sees the same flag.
+  if (*(volatile u32*)&s.changed[slot] != 0u) {
+    unsigned long long* total = s.totals + slot;
+    long long mine = 0;
+    // Work units of THREADS consecutive 64-row blocks of one head, the head's lists staged in shared
+    // memory when they fit (the walk's loads are a dependent chain).
+    const int chunks = (s.numBlocks + THREADS - 1) / THREADS;
+    for (int u = blockIdx.x; u < H * chunks; u += gridDim.x) {
+      const int h = u / chunks, m = (u - h * chunks) * THREADS + threadIdx.x;
+      const int kv = s.counts[h], ks = s.counts[H + h];
+      const int* V = s.selV + (size_t)h * n;
+      const int* S = s.selS + (size_t)h * n;
+      const bool staged = kv + ks <= STAGE_INTS;
+      if (staged) {
+        for (int j = threadIdx.x; j < kv; j += THREADS) s.stage[j] = V[j];
+        for (int j = threadIdx.x; j < ks; j += THREADS) s.stage[kv + j] = S[j];
+        V = s.stage;
+        S = s.stage + kv;
+      }
+      __syncthreads();
+      if (m < s.numBlocks) mine += vs_block_pairs(V, kv, S, ks, m, n);
+      __syncthreads();  // before the next unit overwrites the stage
+    }
+    unsigned long long v = (unsigned long long)mine;
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(total, v);
-  grid_barrier(s.barrier, s.generation);
-
-  const unsigned long long sum = *(volatile unsigned long long*)total;
-  // The other total was last read before this probe's first barrier: free to clear for the next one.
-  if (blockIdx.x == 0 && threadIdx.x == 0) s.totals[(s.probes & 1) ^ 1] = 0ull;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(total, v);
+    grid_barrier(s.barrier, s.generation);
+    s.lastSum = (double)*(volatile unsigned long long*)total;
+  }
+  // Probe t - 1's slot (= probe t + 2's) was last read before this probe's first barrier.
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    s.totals[(slot + 2) % 3] = 0ull;
+    s.changed[(slot + 2) % 3] = 0u;
+  }
   ++s.probes;
-  return (double)sum;
+  return s.lastSum;
 }
 
 // Where a search stands; each state names what the probe just run answers.
@@ -132,18 +158,19 @@ enum State : int {
 }  // namespace
 
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
-// curves [2H, n] (mode 1, else unused); selV / selS [H, n], counts [2H] (the last probe's,
-// i.e. scratch), selected [2H] = -1, totals [2] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
+// curves [2H, n] (mode 1, else unused); selV / selS [H, n] scratch; counts [2H] = -1, selected [2H]
+// = -1, totals [3] = 0, changed [3] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
 // pairs as double halves. result (float64): [0] the column count (mode 0) or alpha (mode 1), [1] the
 // diagonal count (mode 0), [2] 0, or 1 when the floor meets the target, 2 when it exceeds it, [3]
 // probes run, [4] the floor's pairs.
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
     const int* ranks, const double* curves, int* selV, int* selS, int* counts, int* selected,
-    unsigned long long* totals, u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi,
+    unsigned long long* totals, u32* changed, u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi,
     int targetLo, int minBudget, int forcedColumns, int forcedDiagonals) {
   __shared__ TopKShared sh;
   __shared__ int rowCount;
-  Search s{ranks, curves, selV, selS, counts, selected, totals, barrier, n, H, numBlocks, 0u, 0};
+  __shared__ int stage[STAGE_INTS];
+  Search s{ranks, curves, selV, selS, counts, selected, totals, changed, barrier, stage, n, H, numBlocks, 0u, 0, 0.0};
   const double target = __hiloint2double(targetHi, targetLo);
   const int minV = min(forcedColumns, n), minS = min(forcedDiagonals, n);
   double first = 0.0, second = 0.0, floor = 0.0;

@@ -21,8 +21,11 @@ import { PATTERN_BLOCK } from './vertical-slash-index.js';
 
 const THREADS = 512;
 const RANK_THREADS = 1024;
-// State buffer: totals u64[2] at 0, barrier u32 at 16, result f64[5] at 24, then counts and selected i32[2H].
-const RESULT_AT = 24;
+// State buffer: totals u64[3] at 0, changed u32[3] at 24, barrier u32 at 36, result f64[5] at 40,
+// then counts and selected i32[2H] each.
+const CHANGED_AT = 24;
+const BARRIER_AT = 36;
+const RESULT_AT = 40;
 const RESULT_WORDS = 5;
 const COUNTS_AT = RESULT_AT + 8 * RESULT_WORDS;
 
@@ -62,7 +65,7 @@ export class VerticalSlashCountSearch {
       this.kernels = {
         rank: mod.kernel('vs_rank_rows', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
         search: mod.kernel('vs_count_search', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
       };
@@ -96,7 +99,7 @@ export class VerticalSlashCountSearch {
     const resident = search.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
     if (resident < 1) throw new Error('vertical-slash count search: the kernel does not fit a multiprocessor');
     // Enough blocks for one selection per row and the walk, never more than can be resident at once.
-    const grid = Math.min(resident, Math.max(2 * H, Math.ceil((H * numBlocks) / THREADS)));
+    const grid = Math.min(resident, Math.max(2 * H, H * Math.ceil(numBlocks / THREADS)));
     // Earlier work on the stream may still read these buffers (growing frees them).
     this.rt.synchronize();
     const rows = 2 * H * n * 4;
@@ -111,11 +114,11 @@ export class VerticalSlashCountSearch {
     ]);
     this.rt.cuda.fill32Async(state.ptr, 0, COUNTS_AT / 4, stream);
     const countsPtr = state.ptr + BigInt(COUNTS_AT), selectedPtr = countsPtr + BigInt(8 * H);
-    this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, 2 * H, stream);
+    this.rt.cuda.fill32Async(countsPtr, 0xffffffff, 4 * H, stream); // counts and selected: -1
     const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
     search.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
-      ranks, curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + 16n,
-      state.ptr + BigInt(RESULT_AT), n, H, numBlocks, mode, targetHi, targetLo, minBudget, FORCED_COLUMNS, FORCED_DIAGONALS,
+      ranks, curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + BigInt(CHANGED_AT),
+      state.ptr + BigInt(BARRIER_AT), state.ptr + BigInt(RESULT_AT), n, H, numBlocks, mode, targetHi, targetLo, minBudget, FORCED_COLUMNS, FORCED_DIAGONALS,
     ]);
     this.rt.synchronize();
     const result = new Float64Array(RESULT_WORDS);
