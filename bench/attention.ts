@@ -49,6 +49,9 @@ const PREFILL_VARIANTS: PrefillVariant[] = [
   { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', stages: 3 } } },
   { tiling: {}, choice: { wgmma: { version: 3, blockN: 64, order: 'global' } } },
   { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'head' } } },
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', qInRegisters: true } } },
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', warpArrivals: true } } },
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', qInRegisters: true, warpArrivals: true } } },
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's

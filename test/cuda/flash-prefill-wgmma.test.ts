@@ -42,6 +42,9 @@ const V3N64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global' };
 const V3N128H: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'head' };
 const V3N128S3: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 3 };
 const V3N64S3: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', stages: 3 };
+const V3QR: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', qInRegisters: true };
+const V3WA: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', warpArrivals: true };
+const V3QRWA64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', qInRegisters: true, warpArrivals: true };
 
 const cases: Case[] = [
   { T: 256, H: 8, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: N128, seed: 1 },
@@ -73,6 +76,11 @@ const cases: Case[] = [
   { T: 1500, H: 4, Hkv: 1, D: 128, queryStart: 300, extraRows: 7, tiling: V3N128S3, seed: 25 },
   { T: 999, H: 4, Hkv: 2, D: 64, queryStart: 0, extraRows: 0, tiling: V3N64S3, seed: 26, window: 300 },
   { T: 130, H: 4, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V3N128S3, seed: 27 },
+  // Q in registers, warp arrivals.
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 24, extraRows: 3, tiling: V3QR, seed: 28 },
+  { T: 77, H: 6, Hkv: 3, D: 64, queryStart: 250, extraRows: 5, tiling: V3QR, seed: 29, window: 100 },
+  { T: 1000, H: 4, Hkv: 2, D: 128, queryStart: 0, extraRows: 0, tiling: V3WA, seed: 30 },
+  { T: 700, H: 8, Hkv: 2, D: 64, queryStart: 0, extraRows: 0, tiling: V3QRWA64, seed: 31, qRowPad: 4 * 64 },
 ];
 
 describe('CUDA wgmma prefill kernel', { skip }, () => {
@@ -135,5 +143,7 @@ describe('CUDA wgmma prefill kernel', { skip }, () => {
     assert.equal(new FlashPrefill(rt, shape).wgmma !== null, PREFILL_WGMMA_BY_DEFAULT);
     assert.throws(() => new FlashPrefill(rt, { ...shape, headDim: 256 }, {}, { wgmma: {} }), /head dims 64, 128/);
     assert.throws(() => new FlashPrefill(rt, shape, {}, { wgmma: { version: 2, stages: 3 } }), /stages must be 2, or 3 with version 3/);
+    assert.throws(() => new FlashPrefill(rt, shape, {}, { wgmma: { version: 2, qInRegisters: true } }), /need version 3/);
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { qInRegisters: true, warpArrivals: true } }).label, 'wgmma3-n128g-qr-wa');
   });
 });

@@ -15,10 +15,10 @@ N=".gpu/device/with-node node"
 R="--test --test-reporter=spec"
 LENGTHS=${LENGTHS:-4096,16384,32768,65536}
 VARIANTS_A=${VARIANTS_A:-w4m2n64g,wgmma3-n128g}
-VARIANTS_B=${VARIANTS_B:-wgmma3-n128g-s3,wgmma3-n64g,wgmma3-n128}
+VARIANTS_B=${VARIANTS_B:-wgmma3-n128g-qr,wgmma3-n128g-wa,wgmma3-n128g-qr-wa}
 timeout 10 $N $R dist/test/cuda/wgmma-probe.test.js > "$out/probe.log" 2>&1
 grep -E "RIGHT|wrong|✖|^ℹ (pass|fail)" "$out/probe.log"
-timeout 45 $N $R dist/test/cuda/flash-prefill-wgmma.test.js > "$out/wgmma-test.log" 2>&1
+timeout 55 $N $R dist/test/cuda/flash-prefill-wgmma.test.js > "$out/wgmma-test.log" 2>&1
 grep -E "✖|^ℹ (pass|fail)" "$out/wgmma-test.log"
 for f in "$SPARSE_FRONTIER_CUDA_CACHE"/flash-prefill-wgmma-*.cubin; do
   echo "$(basename "$f"): HGMMA $(cuobjdump -sass "$f" | grep -c HGMMA), LDL/STL $(cuobjdump -sass "$f" | grep -cE 'LDL|STL')"

@@ -3,7 +3,7 @@
 // the tensors, causality, the sliding window and GQA), for head dims 64 and 128.
 //
 // Each block owns BM = 128 consecutive queries of one query head, split between two warpgroups of 64
-// rows (256 threads). Per key tile of BN keys (BLOCK_N = 64 or 128):
+// rows (256 threads; v3 adds a producer warpgroup). Per key tile of BN keys (BLOCK_N = 64 or 128):
 //   S = Q·Kᵀ   D / 16 wgmma m64nBNk16, A = Q and B = K both from shared memory (K stored [key][d] is
 //              the K-major B operand, no transpose);
 //   online softmax on the S accumulators in registers (flash-tile.cuh: the accumulator layout of wgmma
@@ -11,17 +11,20 @@
 //   O += P·V   BN / 16 wgmma m64nDk16, A = P from registers (the S accumulators packed to bf16 are the
 //              A-register fragments), B = V from shared memory in MN-major form (transpose bit).
 // Q, K and V tiles live in shared memory in the 128-byte-swizzled layout of wgmma.cuh, written by
-// cp.async (all 256 threads, 16 bytes each, coalesced rows) two K/V stages deep: tile j + 1 loads while
-// tile j is multiplied. In v1 a warpgroup skips the products of a tile that none of its rows can see
+// cp.async (16 bytes per thread, coalesced rows; v1/v2: all 256 threads, v3: the producer warpgroup)
+// two K/V stages deep (v3: KV_STAGES): tile j + 1 loads while tile j is multiplied. In v1 a warpgroup skips the products of a tile that none of its rows can see
 // (the other half of the diagonal tile, tiles left of a sliding window); v2 cannot (see its loop).
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128), BLOCK_ORDER (0 = head by head,
 // 1 = heaviest query blocks of every head first; flash-prefill.cu's meaning), WGMMA_VERSION (the loop,
 // docs/perf.md: 1 waits for each product before the next step; 2 runs the P·V of tile j - 1 while
-// tile j's scores are exponentiated; 3 is 2 with a producer warp filling the stages behind mbarriers,
+// tile j's scores are exponentiated; 3 is 2 with a producer warpgroup filling the stages behind mbarriers,
 // so the two warpgroups need no block barrier per tile, and the warpgroups taking turns to issue
 // their products, so one's softmax runs under the other's products), KV_STAGES (v3: 2 or 3 K and V
-// stages; 3 with BLOCK_N = 128 and HEAD_DIM = 128 takes 225 KB of the 227 KB a block may have).
+// stages; 3 with BLOCK_N = 128 and HEAD_DIM = 128 takes 225 KB of the 227 KB a block may have),
+// Q_IN_REGS (v3: 1 keeps each warpgroup's Q fragments in registers, read once by ldmatrix, and runs
+// S = Q·Kᵀ with A from registers: 32 KB less shared-memory reading per tile), WARP_ARRIVALS (v3: 1
+// releases stages with one mbarrier arrival per consumer warp instead of one per thread).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -40,6 +43,12 @@
 #endif
 #ifndef KV_STAGES
 #define KV_STAGES 2
+#endif
+#ifndef Q_IN_REGS
+#define Q_IN_REGS 0
+#endif
+#ifndef WARP_ARRIVALS
+#define WARP_ARRIVALS 0
 #endif
 
 namespace {
@@ -71,6 +80,7 @@ static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(WGMMA_VERSION >= 1 && WGMMA_VERSION <= 3, "WGMMA_VERSION must be 1, 2 or 3");
 static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAGES: 2, or 3 with version 3");
+static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 __device__ __forceinline__ int ctaid_x() {
@@ -181,6 +191,15 @@ __device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const f
   flash_store_rows<D / 8>(o, rowSum, out, mBlock * BM + wg * 64 + wl * 16, g, t4, T, H, h);
 }
 
+#if Q_IN_REGS
+__device__ __forceinline__ void wgmma_qk_rs(float (&s)[BN / 8][4], const u32 (&q)[4], u64 descK, int scaleD) {
+#if BLOCK_N == 128
+  wgmma_m64n128k16_rs(s, q, descK, scaleD);
+#else
+  wgmma_m64n64k16_rs(s, q, descK, scaleD);
+#endif
+}
+#else
 __device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
 #if BLOCK_N == 128
   wgmma_m64n128k16_ss(s, descQ, descK, scaleD);
@@ -188,6 +207,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 d
   wgmma_m64n64k16_ss(s, descQ, descK, scaleD);
 #endif
 }
+#endif
 __device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4], u64 descV) {
 #if HEAD_DIM == 128
   wgmma_m64n128k16_rs_tb(o, p, descV, 1);
@@ -237,15 +257,25 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 
   const int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row
   const int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
-  const u32 qBase = sQ + wg * 64 * 128;
+#if !Q_IN_REGS
+  const u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile
+#endif
 
+#if Q_IN_REGS
+  // This warp's 16 rows of Q as m16n8k16 A fragments, one per k-step (filled once Q has landed).
+  u32 qf[D / 16][4];
+#endif
   // Issues S = Q·K_jᵀ (D / 16 k-steps; the first overwrites S).
   auto issueQK = [&](u32 kStage) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const u32 within = (kk & 3) * 32;  // k-step inside the 128-byte half
+#if Q_IN_REGS
+      wgmma_qk_rs(s, qf[kk], wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
+#else
       wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
                wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
+#endif
     }
   };
   // Masks keys right of the diagonal, past the cache or left of the window (only where reached).
@@ -390,6 +420,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   // (named barriers 1 and 2: warpgroup w waits on 1 + w for the other's turn, then arrives on the
   // other's), so one warpgroup's softmax runs under the other's products.
   constexpr int S = KV_STAGES;
+  constexpr int EMPTY_ARRIVALS = WARP_ARRIVALS ? CONSUMER_THREADS / 32 : CONSUMER_THREADS;
+  // A consumer's release of a stage it has finished reading (one arrival per warp or per thread).
+  auto release = [&](u32 bar) {
+    if (!WARP_ARRIVALS || lane == 0) mbar_arrive(bar);
+  };
   const u32 bars = sV + S * KV_TILE;  // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) {
@@ -397,8 +432,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     for (int st = 0; st < S; ++st) {
       mbar_init(fullK + 8 * st, PRODUCER_THREADS);
       mbar_init(fullV + 8 * st, PRODUCER_THREADS);
-      mbar_init(emptyK + 8 * st, CONSUMER_THREADS);
-      mbar_init(emptyV + 8 * st, CONSUMER_THREADS);
+      mbar_init(emptyK + 8 * st, EMPTY_ARRIVALS);
+      mbar_init(emptyV + 8 * st, EMPTY_ARRIVALS);
     }
     mbar_init_fence();
   }
@@ -443,6 +478,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 
   if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
   mbar_wait(fullQ, 0);
+#if Q_IN_REGS
+  {
+    // ldmatrix.x4: lane l addresses row l % 8 of matrix l / 8 (rows +8 for odd matrices, columns +8
+    // for matrices 2 and 3), giving the A fragment of one k-step.
+    const int mi = lane >> 3, qRow = wg * 64 + wl * 16 + (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      ldmatrix_x4_at(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], sQ + swizzled_offset(qRow, 2 * kk + (mi >> 1), BM));
+    }
+  }
+#endif
   int st = 0, pst = S - 1;  // stages of tiles i and i - 1
   u32 use = 0, puse = 0;    // how many times those stages were filled before
   for (int i = 0; i < numTiles; ++i) {
@@ -461,12 +507,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     float alpha[2];
     wgmma_wait<1>();
     wgmma_fence_operands(s);
-    mbar_arrive(emptyK + 8 * st);
+    release(emptyK + 8 * st);
     maskScores(j);
     flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
     wgmma_wait<0>();
     wgmma_fence_operands(o);
-    if (i > 0) mbar_arrive(emptyV + 8 * pst);
+    if (i > 0) release(emptyV + 8 * pst);
     flash_rescale_rows<D / 8>(o, alpha);
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);

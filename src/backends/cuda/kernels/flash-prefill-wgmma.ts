@@ -26,6 +26,10 @@ export interface WgmmaPrefillTiling {
   version?: 1 | 2 | 3;
   /** K and V stages in shared memory: 2, or 3 with version 3. Default 2. */
   stages?: 2 | 3;
+  /** Version 3 only: Q fragments kept in registers, S = Q·Kᵀ with A from registers. Default false. */
+  qInRegisters?: boolean;
+  /** Version 3 only: one mbarrier arrival per consumer warp (not per thread) to release a stage. */
+  warpArrivals?: boolean;
   /** Keys per K/V tile (both products' N or K extent). */
   blockN: 64 | 128;
   /** Block schedule, as PrefillTiling.order of the mma.sync kernel. Default 'global'. */
@@ -35,10 +39,14 @@ export interface WgmmaPrefillTiling {
 /** The fastest on an H100 (docs/perf.md, Prefill, wgmma v3). */
 export const DEFAULT_WGMMA_PREFILL_TILING: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 2 };
 
-/** e.g. 'wgmma3-n128g' or 'wgmma3-n128g-s3': loop version, keys per tile, g for the global order, stages. */
+/**
+ * e.g. 'wgmma3-n128g' or 'wgmma3-n128g-s3-qr-wa': loop version, keys per tile, g for the global order,
+ * then the non-default options (stages, Q in registers, warp arrivals).
+ */
 export function wgmmaTilingLabel(t: WgmmaPrefillTiling): string {
   const stages = t.stages ?? 2;
-  return `wgmma${t.version ?? 3}-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}${stages === 2 ? '' : `-s${stages}`}`;
+  return `wgmma${t.version ?? 3}-n${t.blockN}${(t.order ?? 'global') === 'global' ? 'g' : ''}` +
+    `${stages === 2 ? '' : `-s${stages}`}${t.qInRegisters ? '-qr' : ''}${t.warpArrivals ? '-wa' : ''}`;
 }
 
 /**
@@ -76,6 +84,7 @@ export class WgmmaFlashPrefill {
     const { version = 3, stages = 2 } = this.tiling;
     if (![1, 2, 3].includes(version)) throw new Error(`wgmma prefill: version must be 1, 2 or 3 (got ${version})`);
     if (!(stages === 2 || (stages === 3 && version === 3))) throw new Error(`wgmma prefill: stages must be 2, or 3 with version 3 (got ${stages}, version ${version})`);
+    if ((this.tiling.qInRegisters || this.tiling.warpArrivals) && version !== 3) throw new Error('wgmma prefill: qInRegisters and warpArrivals need version 3');
   }
 
   /** Compiles (or loads from the cache) the kernel for this shape; run() calls it on first use. */
@@ -87,7 +96,7 @@ export class WgmmaFlashPrefill {
     }
     this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
-      WGMMA_VERSION: t.version ?? 3, KV_STAGES: t.stages ?? 2,
+      WGMMA_VERSION: t.version ?? 3, KV_STAGES: t.stages ?? 2, Q_IN_REGS: t.qInRegisters ? 1 : 0, WARP_ARRIVALS: t.warpArrivals ? 1 : 0,
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
     return this.kernel;
