@@ -36,7 +36,7 @@ export interface SearchOutcome {
   floor: FloorStatus;
   /** Exact layer pairs of the floor probe (forced counts, or alpha 0). */
   floorPairs: number;
-  /** Probes the search ran (each one selection round and one pair count). */
+  /** Probes the search ran (a probe with the previous probe's counts reuses its pair total). */
   probes: number;
 }
 
