@@ -82,10 +82,10 @@ const CASES: Case[] = [
   { method: 'flexprefill', name: 'FlexPrefill alpha 1: every column kept (= dense), last block partial', n: 700, H: 4, Hkv: 2, D: 64, seed: 40, options: { params: { alpha: 1, minBudget: 1 } }, dense: true },
   { method: 'flexprefill', name: 'FlexPrefill alpha 0, min budget 1: the forced floor alone', n: 900, H: 8, Hkv: 2, D: 128, seed: 41, options: { params: { alpha: 0, minBudget: 1 } } },
   { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.99: the floor exceeds the budget (note)', n: 600, H: 4, Hkv: 1, D: 64, seed: 42, options: { sparsity: 0.99, params: { minBudget: 8 } } },
-  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.5, GQA 8/1, 30 halvings', n: 2000, H: 8, Hkv: 1, D: 128, seed: 43, options: { sparsity: 0.5, params: { minBudget: 8 } } },
+  { method: 'flexprefill', name: 'FlexPrefill target sparsity 0.5, GQA 8/1, 30 halvings', n: 1500, H: 8, Hkv: 1, D: 128, seed: 43, options: { sparsity: 0.5, params: { minBudget: 8 } } },
   { method: 'vertical_and_slash', name: 'target sparsity 0 (the count search ends at n: = dense)', n: 260, H: 4, Hkv: 2, D: 64, seed: 44, options: { sparsity: 0 }, dense: true },
   { method: 'vertical_and_slash', name: 'target sparsity 0.99: the floor exceeds the budget (note)', n: 640, H: 4, Hkv: 2, D: 128, seed: 45, options: { sparsity: 0.99 } },
-  { method: 'vertical_and_slash', name: 'target sparsity 0.9, GQA 8/2, n not a multiple of 64', n: 2500, H: 8, Hkv: 2, D: 128, seed: 46, options: { sparsity: 0.9 } },
+  { method: 'vertical_and_slash', name: 'target sparsity 0.9, GQA 8/2, n not a multiple of 64', n: 1650, H: 8, Hkv: 2, D: 128, seed: 46, options: { sparsity: 0.9 } },
 ];
 
 /** Least distance between alpha and a coverage prefix sum (fp32 vs float64 scores). */
