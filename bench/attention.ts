@@ -40,18 +40,15 @@ interface PrefillVariant { tiling: Partial<PrefillTiling>; choice: PrefillKernel
  * variant). wgmma variants run only on sm_90 (skipped with the reason elsewhere).
  */
 // (v4 run of docs/perf.md also timed w8m2n64, w8m2n64g and w8m2n32: 3-35% slower, dropped; the v4 runs
-// timed v3's head-by-head order w4m2n64: within noise at >= 32K, slower at 4K.)
+// timed v3's head-by-head order w4m2n64: within noise at >= 32K, slower at 4K. The wgmma runs also timed
+// v3 with 3 stages, 64-key tiles, the head-by-head order and Q in registers (wgmma3-n128g-s3,
+// wgmma3-n64g, wgmma3-n128, wgmma3-n128g-qr[-wa]): none faster than the default, docs/perf.md.)
 const PREFILL_VARIANTS: PrefillVariant[] = [
   { tiling: { warps: 4, mTiles: 2, blockN: 64, order: 'global' }, choice: 'mma' }, // mma.sync v4
   { tiling: {}, choice: { wgmma: { version: 1, blockN: 128, order: 'global' } } }, // wgmma v1
   { tiling: {}, choice: { wgmma: { version: 2, blockN: 128, order: 'global' } } }, // wgmma v2
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // wgmma v3 (the default)
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', stages: 3 } } },
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 64, order: 'global' } } },
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'head' } } },
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', qInRegisters: true } } },
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', warpArrivals: true } } },
-  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', qInRegisters: true, warpArrivals: true } } },
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global', warpArrivals: false } } }, // wgmma v3 as first run
+  { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // v3 with warp arrivals: the default
 ];
 /**
  * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's

@@ -36,13 +36,14 @@ const N128H: WgmmaPrefillTiling = { version: 2, blockN: 128, order: 'head' };
 // v1's loop (each product waited for; warpgroups skip tiles they cannot see) on the harder shapes.
 const V1N128: WgmmaPrefillTiling = { version: 1, blockN: 128, order: 'global' };
 const V1N64: WgmmaPrefillTiling = { version: 1, blockN: 64, order: 'global' };
-// v3 (producer warpgroup, mbarriers, warpgroups taking turns).
+// v3 (producer warpgroup, mbarriers, warpgroups taking turns); warp arrivals are v3's default, the
+// per-thread arrivals of the first v3 stay covered by the tilings that turn them off.
 const V3N128: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global' };
-const V3N64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global' };
-const V3N128H: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'head' };
-const V3N128S3: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 3 };
+const V3N64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', warpArrivals: false };
+const V3N128H: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'head', warpArrivals: false };
+const V3N128S3: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', stages: 3, warpArrivals: false };
 const V3N64S3: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', stages: 3 };
-const V3QR: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', qInRegisters: true };
+const V3QR: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', qInRegisters: true, warpArrivals: false };
 const V3WA: WgmmaPrefillTiling = { version: 3, blockN: 128, order: 'global', warpArrivals: true };
 const V3QRWA64: WgmmaPrefillTiling = { version: 3, blockN: 64, order: 'global', qInRegisters: true, warpArrivals: true };
 
@@ -135,7 +136,8 @@ describe('CUDA wgmma prefill kernel', { skip }, () => {
   test('FlashPrefill: wgmma on request, mma.sync for explicit tilings and D = 256, auto as PREFILL_WGMMA_BY_DEFAULT says', (t) => {
     if (unsupported) return t.skip(unsupported);
     const shape = { numHeads: 8, numKvHeads: 2, headDim: 128 };
-    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma3-n64g');
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { blockN: 64 } }).label, 'wgmma3-n64g-wa');
+    assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { warpArrivals: false } }).label, 'wgmma3-n128g');
     assert.equal(new FlashPrefill(rt, shape, {}, { wgmma: { version: 2, blockN: 128 } }).label, 'wgmma2-n128g');
     assert.equal(new FlashPrefill(rt, shape, { warps: 4, mTiles: 2, blockN: 64 }).wgmma, null);
     assert.equal(new FlashPrefill(rt, shape, {}, 'mma').wgmma, null);

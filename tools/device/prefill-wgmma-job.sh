@@ -14,8 +14,8 @@ export SPARSE_FRONTIER_CUDA_CACHE=${SPARSE_FRONTIER_CUDA_CACHE:-/tmp/sfc} PYTHON
 N=".gpu/device/with-node node"
 R="--test --test-reporter=spec"
 LENGTHS=${LENGTHS:-4096,16384,32768,65536}
-VARIANTS_A=${VARIANTS_A:-w4m2n64g,wgmma3-n128g}
-VARIANTS_B=${VARIANTS_B:-wgmma3-n128g-qr,wgmma3-n128g-wa,wgmma3-n128g-qr-wa}
+VARIANTS_A=${VARIANTS_A:-w4m2n64g,wgmma3-n128g-wa}
+VARIANTS_B=${VARIANTS_B:-wgmma1-n128g,wgmma2-n128g,wgmma3-n128g}
 timeout 10 $N $R dist/test/cuda/wgmma-probe.test.js > "$out/probe.log" 2>&1
 grep -E "RIGHT|wrong|✖|^ℹ (pass|fail)" "$out/probe.log"
 timeout 55 $N $R dist/test/cuda/flash-prefill-wgmma.test.js > "$out/wgmma-test.log" 2>&1
