@@ -51,20 +51,18 @@ const PREFILL_VARIANTS: PrefillVariant[] = [
   { tiling: {}, choice: { wgmma: { version: 3, blockN: 128, order: 'global' } } }, // v3 with warp arrivals: the default
 ];
 /**
- * Decode variants timed side by side at every length: v5 (t256u2w1, combine kernel), then v6's
- * one-round-trip combine ('fold', c), the same as a programmatic dependent (pc), c with 128-thread
- * partial blocks (4 per SM), and the merge inside the partial launch by the last GROUP blocks of each
- * KV head (fh) with the ticket fenced once per block. The first v6 run timed f, fh and t128u2w1fh with
- * a fence in every thread: 2.2-2.5 us slower than v5 at 8K in graphs (docs/perf.md). The v5 runs also
- * timed t128u4w1 (v3's loop), t128u4w0.5, t128u2w1, t256u4w1, t256u4w0.5, t256u2w2 and the
- * programmatic-dependent combine (p): none faster than v5 at 8K.
+ * Decode variants timed side by side at every length: v6 (t256u2w1c: register double buffering, fold
+ * combine, the default) and the v7 candidate that was not kept: rows through a ring of 4 or 8
+ * shared-memory stages filled by bulk copies (b4, b8; b8 fits one block per SM). Earlier runs also
+ * timed v5's combine, the programmatic-dependent fold (pc), t128u2c, the in-kernel merges (f, fh), a
+ * 6-stage ring, the ring with 128-thread blocks, L2 prefetch ahead of the loads and chunks of any row
+ * count filling the wave exactly: none faster than v6 at 8K (docs/perf.md). --decode-variants
+ * LABEL,... times a subset.
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
-  { threads: 256, unroll: 2, wave: 1, merge: 'combine' },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold' },
-  { threads: 256, unroll: 2, wave: 1, merge: 'fold', pdl: true },
-  { threads: 128, unroll: 2, wave: 1, merge: 'fold' },
-  { threads: 256, unroll: 2, wave: 1, merge: 'per-head' },
+  { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 4 },
+  { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 8 },
 ];
 
 interface Options {

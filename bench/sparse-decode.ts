@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels } from '../src/backends/cuda/kernels/quest.js';
-import { type RowSegment, SEGMENT_TILING_V2, SegmentDecodeKernel, SegmentLists } from '../src/backends/cuda/kernels/segment-decode.js';
+import { type RowSegment, SegmentDecodeKernel, SegmentLists, defaultSegmentTiling } from '../src/backends/cuda/kernels/segment-decode.js';
 import { SnapKvKernels } from '../src/backends/cuda/kernels/snapkv.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
@@ -88,7 +88,7 @@ function randomPageList(pages: number, k: number, seed: number): RowSegment[] {
   return [...all.subarray(0, k)].sort((a, b) => a - b).map((p) => ({ start: p * P, length: P }));
 }
 
-interface SegmentRow { n: number; s: number; rowsRead: number; bytes: number; us: number; gbps: number; v2Us: number; evictedUs: number; copyUs: number; copyGbps: number; ratio: number; ceilingRatio: number; splits: number }
+interface SegmentRow { n: number; s: number; rowsRead: number; bytes: number; us: number; gbps: number; registersUs: number; ringUs: number; path: string; evictedUs: number; copyUs: number; copyGbps: number; ratio: number; ceilingRatio: number; splits: number }
 interface QuestRow { n: number; s: number; pages: number; selectUs: number; stepUs: number }
 interface DenseRow { n: number; bytes: number; us: number; gbps: number }
 interface SnapRow { n: number; s: number; capacity: number; snapMs: number; adaMs: number; adaKept: string }
@@ -103,8 +103,11 @@ function main(argv: string[]): number {
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, window ${W}`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
   const segment = new SegmentDecodeKernel(rt, shape);
-  // v2's tiling (128 threads x 4 rows), timed beside the launcher's default.
-  const segmentV2 = new SegmentDecodeKernel(rt, shape, false, SEGMENT_TILING_V2);
+  // Beside the launcher's default (v5: the bulk-copy ring for chunks of 4 steps or more, else registers),
+  // each path alone on the same page lists: v3/v4's register double buffering and the 4-stage ring.
+  const { threads, unroll } = defaultSegmentTiling(D, H / HKV);
+  const segmentRegisters = new SegmentDecodeKernel(rt, shape, false, { threads, unroll });
+  const segmentRing = new SegmentDecodeKernel(rt, shape, false, { threads, unroll, stages: 4 });
   const dense = new DecodeAttentionKernel(rt, shape);
   const quest = new QuestKernels(rt, shape, P, true);
   const snap = new SnapKvKernels(rt, shape);
@@ -159,20 +162,17 @@ function main(argv: string[]): number {
         return l;
       });
       let plan = { splits: 0, chunk: 0 };
-      const tSeg = timeGraphOnDevice(rt, (i) => {
+      const timePages = (kernel: SegmentDecodeKernel) => timeGraphOnDevice(rt, (i) => {
         const c = caches[i % copies];
-        plan = segment.run({
+        const p = kernel.run({
           q: q.ptr, k: c.keys.ptr, v: c.values.ptr, kvStride: c.capacity, out: out.ptr, segments: lists[i % variants],
           tailStart: (pages - 1) * P, tailRows: P, maxRows: rowsRead, scale: SCALE,
         });
+        if (kernel === segment) plan = p;
       }, { perGraph: variants, repeats: o.repeats });
-      const tSegV2 = timeGraphOnDevice(rt, (i) => {
-        const c = caches[i % copies];
-        segmentV2.run({
-          q: q.ptr, k: c.keys.ptr, v: c.values.ptr, kvStride: c.capacity, out: out.ptr, segments: lists[i % variants],
-          tailStart: (pages - 1) * P, tailRows: P, maxRows: rowsRead, scale: SCALE,
-        });
-      }, { perGraph: variants, repeats: o.repeats });
+      const tSeg = timePages(segment);
+      const tSegRegisters = timePages(segmentRegisters);
+      const tSegRing = timePages(segmentRing);
       for (const l of lists) l.release();
       // The same rows as an evicted cache reads them (SnapKV: one prefix segment per head + the tail).
       const prefix = new SegmentLists(rt, HKV, 1);
@@ -200,13 +200,15 @@ function main(argv: string[]): number {
       rt.pool.release(dst);
       const gbps = bytes / (tSeg.medianMs * 1e-3) / 1e9;
       const copyGbps = (2 * bytes) / (tCopy.medianMs * 1e-3) / 1e9;
+      /** % of the copy's bandwidth at a step time of ms. */
+      const pct = (ms: number) => (100 * (bytes / (ms * 1e-3) / 1e9) / copyGbps).toFixed(1);
       segRows.push({
-        n, s, rowsRead, bytes, us: tSeg.medianMs * 1e3, gbps, v2Us: tSegV2.medianMs * 1e3, evictedUs: tEvicted.medianMs * 1e3, copyUs: tCopy.medianMs * 1e3, copyGbps, ratio: gbps / copyGbps,
+        n, s, rowsRead, bytes, us: tSeg.medianMs * 1e3, gbps, registersUs: tSegRegisters.medianMs * 1e3, ringUs: tSegRing.medianMs * 1e3, path: segment.usesRing(rowsRead) ? 'ring' : 'registers', evictedUs: tEvicted.medianMs * 1e3, copyUs: tCopy.medianMs * 1e3, copyGbps, ratio: gbps / copyGbps,
         ceilingRatio: gbps / ceilingGbps, splits: plan.splits,
       });
       console.log(`n=${n} s=${s}: segment decode ${rowsRead} rows/head ${(tSeg.medianMs * 1e3).toFixed(1)} us, ${gbps.toFixed(0)} GB/s; ` +
         `copy of the same bytes ${(tCopy.medianMs * 1e3).toFixed(1)} us, ${copyGbps.toFixed(0)} GB/s -> ${(100 * gbps / copyGbps).toFixed(1)}% ` +
-        `(${(100 * gbps / ceilingGbps).toFixed(1)}% of the ceiling); ${plan.splits} splits (${segment.tiling.threads}x${segment.tiling.unroll}; v2 tiling ${(tSegV2.medianMs * 1e3).toFixed(1)} us); as an evicted prefix ${(tEvicted.medianMs * 1e3).toFixed(1)} us; ideal (1-s) x dense ${((1 - s) * tDense.medianMs * 1e3).toFixed(1)} us`);
+        `(${(100 * gbps / ceilingGbps).toFixed(1)}% of the ceiling); ${plan.splits} splits (${segment.tiling.threads}x${segment.tiling.unroll}; default path ${segment.usesRing(rowsRead) ? 'ring' : 'registers'}; registers ${(tSegRegisters.medianMs * 1e3).toFixed(1)} us, ${pct(tSegRegisters.medianMs)}%; ring b4 ${(tSegRing.medianMs * 1e3).toFixed(1)} us, ${pct(tSegRing.medianMs)}%); as an evicted prefix ${(tEvicted.medianMs * 1e3).toFixed(1)} us; ideal (1-s) x dense ${((1 - s) * tDense.medianMs * 1e3).toFixed(1)} us`);
 
       // Quest: selection of one step (bounds of the page the new row joined, scores, top-k), then the whole step.
       const qk = questPagesFor(n - 1, P, s, null);

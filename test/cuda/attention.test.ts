@@ -183,6 +183,11 @@ describe('CUDA attention kernels', { skip }, () => {
     { threads: 256, unroll: 2, wave: 2, merge: 'last-block' },
     { threads: 128, unroll: 2, wave: 1, merge: 'per-head' },
     { threads: 256, unroll: 4, wave: 0.5, merge: 'per-head' },
+    // v7's bulk-copy ring (one block per SM at 8 stages; 128 threads; 48 KB of stages plus its barriers).
+    { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 4 },
+    { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 8 },
+    { threads: 128, unroll: 4, wave: 1, merge: 'combine', stages: 3 },
+    { threads: 256, unroll: 2, wave: 1, merge: 'last-block', stages: 6 },
   ];
   for (const tuning of tunings) {
     test(`decode attention tuning ${decodeTuningLabel(tuning)} (D 128 and 64, window)`, () => {
@@ -218,8 +223,11 @@ describe('CUDA attention kernels', { skip }, () => {
     const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
     const position = rt.pool.acquire(16);
     // The in-kernel merges reset their ticket counters themselves: consecutive replays must all merge.
-    for (const merge of merges) for (const window of [null, 700]) {
-      const kernel = new DecodeAttentionKernel(rt, shape, { merge });
+    // The bulk-copy ring (v7) derives its chunks from the length read too.
+    const graphTunings: Partial<DecodeTuning>[] = [...merges.map((merge) => ({ merge })), { merge: 'fold', stages: 4 }];
+    for (const tuning of graphTunings) for (const window of [null, 700]) {
+      const merge = `${tuning.merge}${tuning.stages ? ` ring ${tuning.stages}` : ''}`;
+      const kernel = new DecodeAttentionKernel(rt, shape, tuning);
       const splits = kernel.planForCapacity(capacity, window);
       const workspace = rt.pool.acquire(decodeWorkspaceBytes(shape, splits));
       const dout = poisonedBf16(rt, H * D);

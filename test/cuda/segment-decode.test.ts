@@ -47,9 +47,9 @@ describe('segment lists (host side)', () => {
     }
   });
   test('tiling: 256 threads where the slot buffers fit, else 128', () => {
-    assert.deepEqual(defaultSegmentTiling(128, 4), { threads: 256, unroll: 2 });
+    assert.deepEqual(defaultSegmentTiling(128, 4), { threads: 256, unroll: 2, stages: 4, ringMinSteps: 4 });
     assert.deepEqual(defaultSegmentTiling(128, 8), SEGMENT_TILING_V2);
-    assert.deepEqual(defaultSegmentTiling(64, 1), { threads: 256, unroll: 2 });
+    assert.deepEqual(defaultSegmentTiling(64, 1), { threads: 256, unroll: 2, stages: 4, ringMinSteps: 4 });
     assert.deepEqual(defaultSegmentTiling(64, 8), SEGMENT_TILING_V2);
   });
 });
@@ -89,6 +89,8 @@ const cases: Case[] = [
     tail: [590, 10], seed: 4,
   },
   { name: 'sink + window, GQA 8', H: 64, Hkv: 8, D: 128, rows: 9000, lists: () => [{ start: 0, length: 4 }], tail: [8000, 1000], seed: 5 },
+  // Chunks of 4+ loop steps: the default tiling's ring path.
+  { name: 'long: 1000 pages of 30K, D=128 GQA 4', H: 8, Hkv: 2, D: 128, rows: 30_000, lists: (_u, r) => randomPages(r, 1874, 1000), tail: [29_984, 16], seed: 7 },
   { name: 'long: 90% of 40K in pages (many splits), D=64 GQA 2', H: 8, Hkv: 4, D: 64, rows: 40_000, lists: (_u, r) => randomPages(r, 2499, 250), tail: [39_984, 16], seed: 6 },
 ];
 
@@ -100,14 +102,20 @@ describe('CUDA segment decode', { skip }, () => {
   });
   after(() => rt?.dispose());
 
-  /** The launcher's default tiling and v2's, where they differ: both must be right. */
+  /**
+   * The launcher's default tiling (ring from 4 steps where it has one), its two paths alone (register
+   * double buffering; the bulk-copy ring for every chunk), and v2's where it differs: all must be right.
+   */
   const tilingsFor = (c: Case): SegmentDecodeTiling[] => {
     const group = c.perQueryHead ? 1 : c.H / c.Hkv;
     const d = defaultSegmentTiling(c.D, group);
-    return d.threads === SEGMENT_TILING_V2.threads ? [d] : [d, SEGMENT_TILING_V2];
+    const paths: SegmentDecodeTiling[] = [{ threads: d.threads, unroll: d.unroll }, { threads: d.threads, unroll: d.unroll, stages: 4 }];
+    return d.threads === SEGMENT_TILING_V2.threads ? [d, paths[1]] : [d, ...paths, SEGMENT_TILING_V2];
   };
+  const tilingLabel = (t: SegmentDecodeTiling) =>
+    `${t.threads} threads x ${t.unroll}${t.stages ? `, ring of ${t.stages}${t.ringMinSteps ? ` from ${t.ringMinSteps} steps` : ''}` : ''}`;
   for (const c of cases) for (const tiling of tilingsFor(c)) {
-    test(`${c.name} (${tiling.threads} threads x ${tiling.unroll})`, () => {
+    test(`${c.name} (${tilingLabel(tiling)})`, () => {
       const rand = randomGenerator(c.seed);
       const units = c.perQueryHead ? c.H : c.Hkv;
       const lists = Array.from({ length: units }, (_, u) => c.lists(u, rand));
@@ -127,16 +135,19 @@ describe('CUDA segment decode', { skip }, () => {
       const dq = uploadAsBf16(rt, q), dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v);
       const dout = poisonedBf16(rt, c.H * c.D);
       const maxRows = Math.max(...lists.map((l) => l.reduce((a, s) => a + s.length, 0))) + c.tail[1];
-      const plan = kernel.run({
-        q: dq.ptr, k: dk.ptr, v: dv.ptr, kvStride: c.rows, out: dout.ptr, segments, tailStart: c.tail[0], tailRows: c.tail[1], maxRows, scale,
-      });
-      const out = downloadBf16(rt, dout, c.H * c.D);
-      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
-      segments.release();
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      console.log(`#   ${plan.splits} splits of ${plan.chunk}: rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      try {
+        const plan = kernel.run({
+          q: dq.ptr, k: dk.ptr, v: dv.ptr, kvStride: c.rows, out: dout.ptr, segments, tailStart: c.tail[0], tailRows: c.tail[1], maxRows, scale,
+        });
+        const out = downloadBf16(rt, dout, c.H * c.D);
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        const err = relativeError(out, ref);
+        console.log(`#   ${plan.splits} splits of ${plan.chunk}${kernel.usesRing(maxRows) ? ' (ring)' : ''}: rel err ${err.toExponential(2)}`);
+        assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      } finally {
+        for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+        segments.release();
+      }
     });
   }
 

@@ -56,6 +56,9 @@
 #ifndef DECODE_FUSED
 #define DECODE_FUSED 0
 #endif
+#ifndef DECODE_STAGES
+#define DECODE_STAGES 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -69,11 +72,15 @@ static_assert(D == 64 || D == 128 || D == 256, "HEAD_DIM must be 64, 128 or 256"
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
 static_assert(THREADS == 128 || THREADS == 256, "DECODE_THREADS must be 128 or 256");
 static_assert(UNROLL == 2 || UNROLL == 4, "DECODE_UNROLL must be 2 or 4");
+constexpr int STAGES = DECODE_STAGES;  // v7: bulk-copy ring depth (0: register double buffering)
+static_assert(STAGES == 0 || (STAGES >= 2 && STAGES <= 8), "DECODE_STAGES must be 0 or 2..8");
 }  // namespace
 
+#define SPLIT_K_RING DECODE_STAGES
 #include "split-k-decode.cuh"
 
 namespace {
+
 #if DECODE_FUSED
 
 #if DECODE_FUSED == 2
@@ -141,15 +148,25 @@ __device__ __forceinline__ void merge_if_last(const float* __restrict__ partO, c
 
 }  // namespace
 
-// Rows of one step: STEP_ROWS; the launcher keeps `chunk` a multiple of it.
+// Rows of one step: STEP_ROWS; the launcher keeps `chunk` a multiple of it. With DECODE_STAGES the block
+// needs max(STAGES · RingShape::STAGE_BYTES, slot buffers) bytes of dynamic shared memory: the slot buffers
+// reuse the ring once every row is read.
 extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
     float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ headLen,
     const int* __restrict__ lenDev, int lenOffset, int H, int kvStride, int kvLen, int chunk, int window,
     float scaleLog2, bf16_t* __restrict__ out, int* __restrict__ counters) {
+#if DECODE_STAGES
+  extern __shared__ __align__(128) unsigned char ringBytes[];
+  __shared__ RingBarriers<STAGES> bars;
+  auto& slotO = *reinterpret_cast<float(*)[SLOTS][GROUP][D]>(ringBytes);
+  auto& slotM = *reinterpret_cast<float(*)[SLOTS][GROUP]>(ringBytes + sizeof(float) * SLOTS * GROUP * D);
+  auto& slotL = *reinterpret_cast<float(*)[SLOTS][GROUP]>(ringBytes + sizeof(float) * SLOTS * GROUP * (D + 1));
+#else
   __shared__ float slotO[SLOTS][GROUP][D];
   __shared__ float slotM[SLOTS][GROUP];
   __shared__ float slotL[SLOTS][GROUP];
+#endif
 
   const int split = blockIdx.x;
   const int hk = blockIdx.y;
@@ -171,8 +188,32 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
     return;
   }
 
-  const bf16_t* kRows = k + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
-  const bf16_t* vRows = v + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
+  const bf16_t* kChunk = k + ((size_t)hk * kvStride + skip + rowBase) * D;
+  const bf16_t* vChunk = v + ((size_t)hk * kvStride + skip + rowBase) * D;
+  float qv[GROUP][8];
+  float m[GROUP], l[GROUP], acc[GROUP][8];
+
+#if DECODE_STAGES
+  // v7: thread 0 requests each step's K and V rows with two bulk copies into the ring.
+  auto issue = [&](int step, u32 kDst, u32 vDst, u32 bar) {
+    const int first = step * RingShape::STEP;
+    const u32 bytes = (u32)min(RingShape::STEP, rows - first) * D * 2;
+    mbar_arrive_expect_tx(bar, 2 * bytes);
+    bulk_copy_g2s(kDst, kChunk + (size_t)first * D, bytes, bar);
+    bulk_copy_g2s(vDst, vChunk + (size_t)first * D, bytes, bar);
+  };
+  const u32 ring = smem_addr(ringBytes);
+  if (tid == 0) ring_start<STAGES>(bars, ring, rows, issue);  // the first rows in flight before the query's loads
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+  load_group_query(q, hk * GROUP, sub, scaleLog2, qv);
+  __syncthreads();  // the barriers are initialised
+  stream_rows_ring<STAGES>(rows, slot, sub, bars, reinterpret_cast<const bf16_t*>(ringBytes), ring, issue, qv, m, l, acc);
+  __syncthreads();  // every thread has read its last stage: the slot buffers may overwrite the ring
+#else
+  const bf16_t* kRows = kChunk + sub * 8;
+  const bf16_t* vRows = vChunk + sub * 8;
 
   // Register double buffering: the next step's K and V rows are requested before this step's math.
   Vec8 kr[UNROLL], vr[UNROLL];
@@ -194,11 +235,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
   // Launched with a programmatic dependency, the combine may now be scheduled; it waits for this grid.
   asm volatile("griddepcontrol.launch_dependents;");
 #endif
-
-  float qv[GROUP][8];
   load_group_query(q, hk * GROUP, sub, scaleLog2, qv);
-  float m[GROUP], l[GROUP], acc[GROUP][8];
   stream_rows(rows, slot, loadStep, kr, vr, qv, m, l, acc);
+#endif
   write_block_partials(slotO, slotM, slotL, slot, sub, m, l, acc, partO, partML, split, H, hk * GROUP);
 #if DECODE_FUSED
   merge_if_last(partO, partML, out, counters, H, hk, &slotO[0][0][0]);

@@ -85,6 +85,12 @@ export interface DecodeTuning {
    * most one wave). pdl only with a combine kernel.
    */
   merge?: DecodeMerge;
+  /**
+   * v7: rows reach the block through a ring of this many shared-memory stages (2..8), each one loop
+   * step of K and V requested by one thread with Hopper bulk copies (cp.async.bulk) and completed on an
+   * mbarrier; 0 or absent: v3-v6's register double buffering.
+   */
+  stages?: number;
 }
 
 export type DecodeMerge = 'combine' | 'fold' | 'last-block' | 'per-head';
@@ -106,10 +112,24 @@ export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wa
 const STATIC_SHARED_LIMIT = 48 * 1024;
 
 export function decodeTuningLabel(t: DecodeTuning): string {
-  return `t${t.threads}u${t.unroll}w${t.wave}${t.pdl ? 'p' : ''}${MERGE_LABEL[t.merge ?? 'combine']}`;
+  const ring = t.stages ? `b${t.stages}` : '';
+  return `t${t.threads}u${t.unroll}w${t.wave}${ring}${t.pdl ? 'p' : ''}${MERGE_LABEL[t.merge ?? 'combine']}`;
+}
+
+/**
+ * Dynamic shared memory of a partial block: with a ring (v7), its stages (one loop step of K and V
+ * each: threads · unroll · 32 bytes), which the slot buffers reuse at the end, so at least those;
+ * without, none (the slot buffers are static).
+ */
+export function decodeDynamicSharedBytes(headDim: number, group: number, tuning: DecodeTuning): number {
+  if (!tuning.stages) return 0;
+  const slots = tuning.threads / (headDim / 8);
+  return Math.max(tuning.stages * tuning.threads * tuning.unroll * 32, slots * group * (headDim + 2) * 4);
 }
 
 const LOG2E = 1.4426950408889634;
+/** Static shared memory beside a ring (its 2 x 8 mbarriers of 8 bytes and, in segment decode, the staged segment starts), rounded up. */
+const RING_STATIC_BYTES = 4096;
 const COMBINE_THREADS = 256;
 /** The combine's dynamic shared memory (one weight per split) beside its 4 KB of static arrays. */
 const MAX_COMBINE_SHARED_BYTES = 40 * 1024;
@@ -149,7 +169,7 @@ export function planDecode(
 export class DecodeAttentionKernel {
   private readonly group: number;
   /** counters: [Hkv, 2] int32 tickets of the in-kernel merges (zero between launches), 0n when a kernel merges. */
-  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number; counters: DevicePtr } | null = null;
+  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number; counters: DevicePtr; sharedBytes: number } | null = null;
   readonly tuning: DecodeTuning;
 
   constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape, tuning: Partial<DecodeTuning> = {}) {
@@ -161,6 +181,8 @@ export class DecodeAttentionKernel {
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);
     // The partial block keeps every row slot's outputs in static shared memory (threads · group · 32 B).
     this.tuning = wanted.threads * this.group * 32 + 1024 > STATIC_SHARED_LIMIT ? { ...wanted, threads: 128 } : wanted;
+    const stages = this.tuning.stages ?? 0;
+    if (!Number.isInteger(stages) || (stages !== 0 && (stages < 2 || stages > 8))) throw new Error(`decode attention: stages must be 0 or 2..8 (got ${stages})`);
     if (mergeKernel(this.tuning.merge ?? 'combine') === null && this.tuning.pdl) {
       throw new Error(`decode attention: pdl applies to the combine kernel, which merge '${this.tuning.merge}' has none of`);
     }
@@ -172,6 +194,7 @@ export class DecodeAttentionKernel {
       const t = this.tuning;
       const mod = this.rt.module('decode-attention.cu', {
         HEAD_DIM: this.shape.headDim, GROUP: this.group, DECODE_THREADS: t.threads, DECODE_UNROLL: t.unroll, DECODE_FUSED: MERGE_CODE[t.merge ?? 'combine'],
+        ...(t.stages ? { DECODE_STAGES: t.stages } : {}),
       });
       const partial = mod.kernel('decode_partial',
         ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'ptr', 'ptr']);
@@ -183,11 +206,16 @@ export class DecodeAttentionKernel {
         counters = this.rt.cuda.alloc(this.shape.numKvHeads * 2 * 4);
         this.rt.cuda.upload(counters, new Int32Array(this.shape.numKvHeads * 2));
       }
+      const sharedBytes = decodeDynamicSharedBytes(this.shape.headDim, this.group, t);
+      // The ring's barriers are static shared memory beside it: the dynamic limit must leave them room
+      // (the default allows 48 KB of static and dynamic together).
+      if (sharedBytes > 0) partial.ensureSharedBytes(sharedBytes + RING_STATIC_BYTES);
       this.kernels = {
         partial,
         combine: mod.kernel(mergeKernel(t.merge ?? 'combine') ?? 'decode_combine', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
-        blocksPerSM: partial.maxActiveBlocksPerSM(t.threads),
+        blocksPerSM: partial.maxActiveBlocksPerSM(t.threads, sharedBytes),
         counters,
+        sharedBytes,
       };
     }
     return this.kernels;
@@ -242,7 +270,7 @@ export class DecodeAttentionKernel {
   ): void {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     if (plan.splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`decode attention: ${plan.splits} splits exceed the combine's shared memory`);
-    const { partial, combine, counters, blocksPerSM } = this.prepare();
+    const { partial, combine, counters, blocksPerSM, sharedBytes: partialShared } = this.prepare();
     const merge = this.tuning.merge ?? 'combine';
     // 'per-head' mergers wait for the last block of their KV head: every block must be resident.
     const residentBlocks = this.rt.cuda.info.multiprocessors * blocksPerSM;
@@ -254,7 +282,7 @@ export class DecodeAttentionKernel {
     const partML = partO + BigInt(plan.splits * H * D * 4);
     const stream = this.rt.stream;
     partial.launch(
-      { grid: [plan.splits, Hkv, 1], block: [this.tuning.threads, 1, 1], sharedBytes: 0, stream },
+      { grid: [plan.splits, Hkv, 1], block: [this.tuning.threads, 1, 1], sharedBytes: partialShared, stream },
       [q, k, v, partO, partML, headLengths, lengthFrom, lengthOffset, H, kvStride, kvLen, plan.chunk, window, scale * LOG2E,
         out, counters],
     );

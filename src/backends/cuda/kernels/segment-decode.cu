@@ -48,6 +48,9 @@
 #ifndef SEG_UNROLL
 #define SEG_UNROLL 4
 #endif
+#ifndef SEG_STAGES
+#define SEG_STAGES 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -62,10 +65,13 @@ static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
 static_assert(THREADS == 128 || THREADS == 256, "SEG_THREADS must be 128 or 256");
 static_assert(UNROLL == 2 || UNROLL == 4, "SEG_UNROLL must be 2 or 4");
-static_assert(SLOTS * GROUP * D * 4 + STAGED_SEGMENTS * 4 <= 46 * 1024, "slot buffers exceed static shared memory: use 128 threads");
+constexpr int STAGES = SEG_STAGES;  // v5: bulk-copy ring depth (0: register double buffering)
+static_assert(STAGES == 0 || (STAGES >= 2 && STAGES <= 8), "SEG_STAGES must be 0 or 2..8");
+static_assert(STAGES > 0 || SLOTS * GROUP * D * 4 + STAGED_SEGMENTS * 4 <= 46 * 1024, "slot buffers exceed static shared memory: use 128 threads");
 
 }  // namespace
 
+#define SPLIT_K_RING SEG_STAGES
 #include "split-k-decode.cuh"
 
 namespace {
@@ -95,6 +101,15 @@ struct SegmentCursor {
     while (begin(cur + 1) <= r) ++cur;
     return __ldg(list + 2 * cur) + (r - __ldg(list + 2 * cur + 1));
   }
+
+#if SEG_STAGES
+  // The same, and in `run` how many of the logical rows r, r + 1, ... (at most maxRun) follow it in the cache.
+  __device__ __forceinline__ int rowRun(int r, int maxRun, int& run) {
+    const int first = row(r);
+    run = r >= listRows ? maxRun : min(maxRun, begin(cur + 1) - r);
+    return first;
+  }
+#endif
 };
 
 // Rows of a uniform list: the block's segments' first rows in shared memory (staged), else global.
@@ -122,17 +137,40 @@ struct UniformRows {
     const int first = staged ? staged[seg - firstSegment] : __ldg(list + 2 * seg);
     return first + off;
   }
+
+#if SEG_STAGES
+  // The same, and in `run` how many of the logical rows r, r + 1, ... (at most maxRun) follow it in the cache.
+  __device__ __forceinline__ int rowRun(int r, int maxRun, int& run) const {
+    if (r >= listRows) {
+      run = maxRun;
+      return tailStart + (r - listRows);
+    }
+    const int inSegment = single >= 0 ? listRows - r : length - (shift >= 0 ? (r & (length - 1)) : r % length);
+    run = min(maxRun, inSegment);
+    return row(r);
+  }
+#endif
 };
 }  // namespace
 
-// 256-thread blocks are held to 128 registers so that two fit a multiprocessor (16 warps).
+// 256-thread blocks are held to 128 registers so that two fit a multiprocessor (16 warps). With
+// SEG_STAGES the block needs max(STAGES · RingShape::STAGE_BYTES, slot buffers) bytes of dynamic shared
+// memory: the slot buffers reuse the ring once every row is read.
 extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) segment_decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
     float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ segs, int segStride,
     int H, int kvDiv, int kvStride, int tailStart, int tailRows, int chunk, float scaleLog2) {
+#if SEG_STAGES
+  extern __shared__ __align__(128) unsigned char ringBytes[];
+  __shared__ RingBarriers<STAGES> bars;
+  auto& slotO = *reinterpret_cast<float(*)[SLOTS][GROUP][D]>(ringBytes);
+  auto& slotM = *reinterpret_cast<float(*)[SLOTS][GROUP]>(ringBytes + sizeof(float) * SLOTS * GROUP * D);
+  auto& slotL = *reinterpret_cast<float(*)[SLOTS][GROUP]>(ringBytes + sizeof(float) * SLOTS * GROUP * (D + 1));
+#else
   __shared__ float slotO[SLOTS][GROUP][D];
   __shared__ float slotM[SLOTS][GROUP];
   __shared__ float slotL[SLOTS][GROUP];
+#endif
   __shared__ int stagedFirst[STAGED_SEGMENTS];
 
   const int split = blockIdx.x;
@@ -169,13 +207,38 @@ extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) se
       }
     }
     __syncthreads();
-  } else if (rowBase + slot < listRows) {
-    cursor.seek(rowBase + slot);
+  } else if (STAGES > 0 ? (tid == 0 && rowBase < listRows) : (rowBase + slot < listRows)) {
+    cursor.seek(STAGES > 0 ? rowBase : rowBase + slot);  // with the ring, thread 0 alone walks the list
   }
 
-  const bf16_t* kHead = k + (size_t)hk * kvStride * D + sub * 8;
-  const bf16_t* vHead = v + (size_t)hk * kvStride * D + sub * 8;
+  const bf16_t* kHead = k + (size_t)hk * kvStride * D;
+  const bf16_t* vHead = v + (size_t)hk * kvStride * D;
+  float qv[GROUP][8];
+  float m[GROUP], l[GROUP], acc[GROUP][8];
 
+#if SEG_STAGES
+  // v5: thread 0 requests each step's rows into the ring, one bulk copy of K and one of V per run of
+  // consecutive cache rows (a Quest page: 16 rows, 4 KB each at d = 128).
+  auto issue = [&](int step, u32 kDst, u32 vDst, u32 bar) {
+    const int first = step * RingShape::STEP;
+    const int end = min(first + RingShape::STEP, rows);
+    mbar_arrive_expect_tx(bar, (u32)(end - first) * D * 4);
+    for (int r = first; r < end;) {
+      int run;
+      const int row = uniform > 0 ? pages.rowRun(rowBase + r, end - r, run) : cursor.rowRun(rowBase + r, end - r, run);
+      const u32 offset = (u32)(r - first) * D * 2, bytes = (u32)run * D * 2;
+      bulk_copy_g2s(kDst + offset, kHead + (size_t)row * D, bytes, bar);
+      bulk_copy_g2s(vDst + offset, vHead + (size_t)row * D, bytes, bar);
+      r += run;
+    }
+  };
+  const u32 ring = smem_addr(ringBytes);
+  if (tid == 0) ring_start<STAGES>(bars, ring, rows, issue);  // the first rows in flight before the query's loads
+  load_group_query(q, h0, sub, scaleLog2, qv);
+  __syncthreads();  // the barriers are initialised
+  stream_rows_ring<STAGES>(rows, slot, sub, bars, reinterpret_cast<const bf16_t*>(ringBytes), ring, issue, qv, m, l, acc);
+  __syncthreads();  // every thread has read its last stage: the slot buffers may overwrite the ring
+#else
   Vec8 kr[UNROLL], vr[UNROLL];
   auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
 #pragma unroll
@@ -183,8 +246,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) se
       const int r = base + u * SLOTS + slot;
       if (r < rows) {
         const size_t row = (size_t)(uniform > 0 ? pages.row(rowBase + r) : cursor.row(rowBase + r)) * D;
-        kd[u] = load_stream(kHead + row);
-        vd[u] = load_stream(vHead + row);
+        kd[u] = load_stream(kHead + sub * 8 + row);
+        vd[u] = load_stream(vHead + sub * 8 + row);
       } else {
         kd[u] = Vec8{{0u, 0u, 0u, 0u}};
         vd[u] = Vec8{{0u, 0u, 0u, 0u}};
@@ -192,10 +255,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) se
     }
   };
   loadStep(0, kr, vr);  // the first rows in flight before the query's own loads
-  float qv[GROUP][8];
   load_group_query(q, h0, sub, scaleLog2, qv);
-  float m[GROUP], l[GROUP], acc[GROUP][8];
   stream_rows(rows, slot, loadStep, kr, vr, qv, m, l, acc);
+#endif
   write_block_partials(slotO, slotM, slotL, slot, sub, m, l, acc, partO, partML, split, H, h0);
 }
 

@@ -6,7 +6,7 @@
 //
 // Include after common.cuh and after defining, at namespace scope: D (head dim), GROUP (query heads
 // served per block), THREADS, LANES_PER_ROW (= D / 8), SLOTS (= THREADS / LANES_PER_ROW), UNROLL (rows
-// per slot per step).
+// per slot per step); and the macro SPLIT_K_RING (nonzero: the bulk-copy ring's pieces are compiled).
 //
 // Layouts: partO [splits, H, D] fp32, partML [splits, H, 2] fp32 (max, sum); a block of split s writes
 // rows s·H + h0 .. s·H + h0 + GROUP - 1.
@@ -115,6 +115,7 @@ __device__ __forceinline__ void merge_heads(const float* __restrict__ partO, con
   }
 }
 
+#if !SPLIT_K_RING  // the ring reads rows from shared memory
 __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
   Vec8 v;
   // Read once: keep it out of L1.
@@ -122,6 +123,7 @@ __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
                : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3]) : "l"(p));
   return v;
 }
+#endif
 
 // This lane's slice of query heads h0 .. h0 + GROUP - 1, pre-scaled into the log2 domain.
 __device__ __forceinline__ void load_group_query(const bf16_t* __restrict__ q, int h0, int sub, float scaleLog2, float (&qv)[GROUP][8]) {
@@ -144,13 +146,7 @@ __device__ __forceinline__ void write_empty_partials(float* __restrict__ partO, 
   }
 }
 
-// The block's `rows` rows, SLOTS · UNROLL per step: row r of a step goes to slot r % SLOTS. kr/vr hold
-// the first step's rows, already requested; loadStep(base, k, v) requests the step starting at row
-// base (zeros past `rows`), issued one step ahead of the math (register double buffering). Leaves each
-// slot's running max m, exp-sum l and unnormalised output acc (log2 domain).
-template <typename LoadStep>
-__device__ __forceinline__ void stream_rows(int rows, int slot, const LoadStep& loadStep, Vec8 (&kr)[UNROLL], Vec8 (&vr)[UNROLL],
-                                            const float (&qv)[GROUP][8], float (&m)[GROUP], float (&l)[GROUP], float (&acc)[GROUP][8]) {
+__device__ __forceinline__ void init_slot_state(float (&m)[GROUP], float (&l)[GROUP], float (&acc)[GROUP][8]) {
 #pragma unroll
   for (int gh = 0; gh < GROUP; ++gh) {
     m[gh] = NEG_INF;
@@ -158,53 +154,69 @@ __device__ __forceinline__ void stream_rows(int rows, int slot, const LoadStep& 
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[gh][e] = 0.f;
   }
+}
 
+// One step's math for this thread's slot: rows base + u·SLOTS + slot (u < UNROLL), whose 16-byte K and V
+// slices are kr[u], vr[u] (rows >= `rows` are masked), folded into the slot's online softmax.
+__device__ __forceinline__ void consume_step(int base, int rows, int slot, const Vec8 (&kr)[UNROLL], const Vec8 (&vr)[UNROLL],
+                                             const float (&qv)[GROUP][8], float (&m)[GROUP], float (&l)[GROUP], float (&acc)[GROUP][8]) {
+  float sc[UNROLL][GROUP];
+#pragma unroll
+  for (int u = 0; u < UNROLL; ++u) {
+    const int r = base + u * SLOTS + slot;
+    float kf[8];
+    unpack8(kr[u], kf);
+#pragma unroll
+    for (int gh = 0; gh < GROUP; ++gh) {
+      float dot = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dot = fmaf(qv[gh][e], kf[e], dot);
+      // Sum over the row's lanes; xor offsets below LANES_PER_ROW stay inside the slot.
+#pragma unroll
+      for (int off = LANES_PER_ROW / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+      sc[u][gh] = (r < rows) ? dot : NEG_INF;
+    }
+  }
+#pragma unroll
+  for (int gh = 0; gh < GROUP; ++gh) {
+    float mNew = m[gh];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) mNew = fmaxf(mNew, sc[u][gh]);
+    const float base2 = (mNew == NEG_INF) ? 0.f : mNew;  // nothing valid yet: keep zeros
+    const float c = fast_exp2(m[gh] - base2);
+    m[gh] = mNew;
+    float psum = 0.f;
+    float p[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      p[u] = fast_exp2(sc[u][gh] - base2);
+      psum += p[u];
+    }
+    l[gh] = l[gh] * c + psum;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[gh][e] *= c;
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      float vf[8];
+      unpack8(vr[u], vf);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p[u], vf[e], acc[gh][e]);
+    }
+  }
+}
+
+// The block's `rows` rows, SLOTS · UNROLL per step: row r of a step goes to slot r % SLOTS. kr/vr hold
+// the first step's rows, already requested; loadStep(base, k, v) requests the step starting at row
+// base (zeros past `rows`), issued one step ahead of the math (register double buffering). Leaves each
+// slot's running max m, exp-sum l and unnormalised output acc (log2 domain).
+template <typename LoadStep>
+__device__ __forceinline__ void stream_rows(int rows, int slot, const LoadStep& loadStep, Vec8 (&kr)[UNROLL], Vec8 (&vr)[UNROLL],
+                                            const float (&qv)[GROUP][8], float (&m)[GROUP], float (&l)[GROUP], float (&acc)[GROUP][8]) {
+  init_slot_state(m, l, acc);
   for (int base = 0; base < rows; base += SLOTS * UNROLL) {
     Vec8 kn[UNROLL], vn[UNROLL];
     loadStep(base + SLOTS * UNROLL, kn, vn);  // rows past the chunk load nothing
-    float sc[UNROLL][GROUP];
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * SLOTS + slot;
-      float kf[8];
-      unpack8(kr[u], kf);
-#pragma unroll
-      for (int gh = 0; gh < GROUP; ++gh) {
-        float dot = 0.f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) dot = fmaf(qv[gh][e], kf[e], dot);
-        // Sum over the row's lanes; xor offsets below LANES_PER_ROW stay inside the slot.
-#pragma unroll
-        for (int off = LANES_PER_ROW / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        sc[u][gh] = (r < rows) ? dot : NEG_INF;
-      }
-    }
-#pragma unroll
-    for (int gh = 0; gh < GROUP; ++gh) {
-      float mNew = m[gh];
-#pragma unroll
-      for (int u = 0; u < UNROLL; ++u) mNew = fmaxf(mNew, sc[u][gh]);
-      const float base2 = (mNew == NEG_INF) ? 0.f : mNew;  // nothing valid yet: keep zeros
-      const float c = fast_exp2(m[gh] - base2);
-      m[gh] = mNew;
-      float psum = 0.f;
-      float p[UNROLL];
-#pragma unroll
-      for (int u = 0; u < UNROLL; ++u) {
-        p[u] = fast_exp2(sc[u][gh] - base2);
-        psum += p[u];
-      }
-      l[gh] = l[gh] * c + psum;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[gh][e] *= c;
-#pragma unroll
-      for (int u = 0; u < UNROLL; ++u) {
-        float vf[8];
-        unpack8(vr[u], vf);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[gh][e] = fmaf(p[u], vf[e], acc[gh][e]);
-      }
-    }
+    consume_step(base, rows, slot, kr, vr, qv, m, l, acc);
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       kr[u] = kn[u];
@@ -212,6 +224,115 @@ __device__ __forceinline__ void stream_rows(int rows, int slot, const LoadStep& 
     }
   }
 }
+
+#if SPLIT_K_RING
+// ---- v7: a ring of shared-memory stages filled by Hopper bulk copies (cp.async.bulk, 1-D, no tensor
+// map). Thread 0 requests a whole step's K and V rows (STEP rows = SLOTS · UNROLL, 16 KB at 256 threads
+// x 2) with a few copy instructions; each stage completes on its own mbarrier ("full", transaction
+// bytes), and every warp reports on a second one ("empty") when it has read the stage, after which
+// thread 0 refills it with the step STAGES ahead. So a block keeps up to STAGES steps in flight from its
+// first instant, with no registers held for them.
+//
+// Stage layout: [STEP][D] bf16 of K, then [STEP][D] of V, rows in the block's logical order.
+struct RingShape {
+  static constexpr int STEP = SLOTS * UNROLL;           // rows per stage
+  static constexpr int STAGE_BYTES = STEP * D * 2 * 2;  // K and V of those rows
+  static constexpr int WARPS = THREADS / 32;            // arrivals that free a stage
+};
+
+__device__ __forceinline__ void mbar_init(u32 bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes barrier initialisation visible to the copy engine (async proxy) and the other threads.
+__device__ __forceinline__ void mbar_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n\t.reg .pred done;\n"
+      "RING_WAIT:\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
+      "@!done bra RING_WAIT;\n\t}" ::"r"(bar), "r"(parity) : "memory");
+}
+// bytes (a multiple of 16) from global src (16-byte aligned) to shared dst, completing on bar.
+__device__ __forceinline__ void bulk_copy_g2s(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// The ring's barriers: full[STAGES] then empty[STAGES], 8 bytes each, in static shared memory.
+template <int STAGES>
+struct RingBarriers {
+  unsigned long long full[STAGES];
+  unsigned long long empty[STAGES];
+};
+
+// Thread 0 only: initialises the barriers and requests the first min(STAGES, steps) steps.
+// issue(step, kDst, vDst, bar) requests the step's rows (K to kDst, V to vDst, shared addresses) with
+// bulk copies completing on bar, after announcing their bytes with mbar_arrive_expect_tx.
+template <int STAGES, typename Issue>
+__device__ __forceinline__ void ring_start(RingBarriers<STAGES>& bars, u32 ring, int rows, const Issue& issue) {
+#pragma unroll
+  for (int s = 0; s < STAGES; ++s) {
+    mbar_init(smem_addr(&bars.full[s]), 1);
+    mbar_init(smem_addr(&bars.empty[s]), RingShape::WARPS);
+  }
+  mbar_init_fence();
+  const int steps = (rows + RingShape::STEP - 1) / RingShape::STEP;
+  for (int s = 0; s < STAGES && s < steps; ++s) {
+    const u32 k = ring + s * RingShape::STAGE_BYTES;
+    issue(s, k, k + RingShape::STEP * D * 2, smem_addr(&bars.full[s]));
+  }
+}
+
+// The ring's consumer loop (every thread; the barriers initialised and a __syncthreads passed since
+// ring_start): the same per-slot online softmax as stream_rows, rows read from the stages.
+template <int STAGES, typename Issue>
+__device__ __forceinline__ void stream_rows_ring(int rows, int slot, int sub, RingBarriers<STAGES>& bars, const bf16_t* ringPtr, u32 ring,
+                                                 const Issue& issue, const float (&qv)[GROUP][8], float (&m)[GROUP], float (&l)[GROUP],
+                                                 float (&acc)[GROUP][8]) {
+  init_slot_state(m, l, acc);
+  const int steps = (rows + RingShape::STEP - 1) / RingShape::STEP;
+  const int tid = threadIdx.x;
+  for (int i = 0; i < steps; ++i) {
+    // Refill the stage the previous step used with the step STAGES after it, once every warp has read it.
+    if (tid == 0 && i > 0 && i - 1 + STAGES < steps) {
+      const int s = (i - 1) % STAGES;
+      mbar_wait(smem_addr(&bars.empty[s]), ((i - 1) / STAGES) & 1);
+      const u32 k = ring + s * RingShape::STAGE_BYTES;
+      issue(i - 1 + STAGES, k, k + RingShape::STEP * D * 2, smem_addr(&bars.full[s]));
+    }
+    const int s = i % STAGES;
+    mbar_wait(smem_addr(&bars.full[s]), (i / STAGES) & 1);
+    const bf16_t* kS = ringPtr + (size_t)s * (RingShape::STAGE_BYTES / 2) + sub * 8;
+    const bf16_t* vS = kS + RingShape::STEP * D;
+    const int base = i * RingShape::STEP;
+    Vec8 kr[UNROLL], vr[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int local = u * SLOTS + slot;
+      if (base + local < rows) {  // the rest of a last, partial stage holds older rows
+        kr[u] = *reinterpret_cast<const Vec8*>(kS + local * D);
+        vr[u] = *reinterpret_cast<const Vec8*>(vS + local * D);
+      } else {
+        kr[u] = Vec8{{0u, 0u, 0u, 0u}};
+        vr[u] = Vec8{{0u, 0u, 0u, 0u}};
+      }
+    }
+    __syncwarp();
+    if ((tid & 31) == 0) mbar_arrive(smem_addr(&bars.empty[s]));
+    consume_step(base, rows, slot, kr, vr, qv, m, l, acc);
+  }
+}
+
+#endif  // SPLIT_K_RING
 
 // Merges the block's slots (each rescaled to the block max, then summed, through the shared slot
 // buffers) and writes the block's partial for heads h0 .. h0 + GROUP - 1 of split `split`.
