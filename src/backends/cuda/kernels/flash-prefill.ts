@@ -94,12 +94,12 @@ export type PrefillKernelChoice = 'auto' | 'mma' | { wgmma: Partial<WgmmaPrefill
 /**
  * Whether 'auto' picks the wgmma kernel on Hopper. Set from measurements (docs/perf.md, Prefill):
  * only a kernel that beats the mma.sync one at every benchmarked length becomes the default; wgmma v3
- * did (1.6-1.7x at 4K-64K on an H100).
+ * with warp arrivals did (1.63-1.79x at 4K-64K on an H100).
  */
 export const PREFILL_WGMMA_BY_DEFAULT = true;
 
 export class FlashPrefill {
-  /** The mma.sync tiling (used when `kernelName` is 'mma'). */
+  /** The mma.sync tiling (used when `wgmma` is null). */
   readonly tiling: PrefillTiling;
   /** The wgmma kernel when this prefill runs on it, else null. */
   readonly wgmma: WgmmaFlashPrefill | null;
@@ -119,7 +119,7 @@ export class FlashPrefill {
       : autoWgmma ? new WgmmaFlashPrefill(rt, shape) : null;
   }
 
-  /** The kernel and tiling that run, e.g. 'w4m2n64g' (mma.sync) or 'wgmma-n128g'. */
+  /** The kernel and tiling that run, e.g. 'w4m2n64g' (mma.sync) or 'wgmma3-n128g-wa'. */
   get label(): string {
     return this.wgmma ? wgmmaTilingLabel(this.wgmma.tiling) : tilingLabel(this.tiling);
   }
