@@ -38,7 +38,10 @@
 // Codegen parameters (-D): HEAD_DIM (64, 128 or 256), GROUP (query heads per KV head, 1..8),
 // DECODE_THREADS (threads per partial block, 128 or 256), DECODE_UNROLL (rows per slot per step, 2 or 4),
 // DECODE_FUSED (0: partial + combine kernels; 1: the last block of each KV head merges its group;
-// 2: the last GROUP blocks of each KV head merge one query head each).
+// 2: the last GROUP blocks of each KV head merge one query head each), DECODE_STAGES (v7: 0, or 2..8
+// shared-memory stages of the bulk-copy ring in split-k-decode.cuh that brings the rows in instead of
+// register double buffering; measured slower than v6 at 8K and 32K, 0.3-0.9 points ahead at 128K, so
+// not the launcher's default).
 #include "common.cuh"
 
 #ifndef HEAD_DIM

@@ -32,8 +32,13 @@
 // power-of-two lengths (pages) and not at all for a single segment (an evicted prefix) instead of a
 // division per row, and a combine that requests its partials before the split weights are known.
 //
+// v5: SEG_STAGES > 0 brings the rows in through split-k-decode.cuh's bulk-copy ring (thread 0 issues
+// one copy of K and one of V per run of consecutive cache rows into shared-memory stages); the launcher
+// takes it for chunks of 4+ loop steps (90% of copy against 82% at 128K s = 0.5) and keeps the register
+// path for shorter ones, where there is nothing to pipeline.
+//
 // Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (1..8), SEG_THREADS (128 or 256),
-// SEG_UNROLL (rows per slot per step, 2 or 4).
+// SEG_UNROLL (rows per slot per step, 2 or 4), SEG_STAGES (0, or 2..8 ring stages).
 #include "common.cuh"
 
 #ifndef HEAD_DIM

@@ -2,7 +2,7 @@
 // (rows from segment lists): 16-byte row loads, the per-slot online softmax over a block's rows with
 // register double buffering, the merge of the block's slots into one partial (output, max, exp-sum;
 // log2 domain), and the merge of the splits' partials into the output. The two kernels differ only in
-// where a row comes from (their loadStep).
+// where a row comes from (their loadStep, or with the v7 ring their bulk-copy issue function).
 //
 // Include after common.cuh and after defining, at namespace scope: D (head dim), GROUP (query heads
 // served per block), THREADS, LANES_PER_ROW (= D / 8), SLOTS (= THREADS / LANES_PER_ROW), UNROLL (rows
