@@ -56,13 +56,19 @@ const PREFILL_VARIANTS: PrefillVariant[] = [
  * shared-memory stages filled by bulk copies (b4, b8; b8 fits one block per SM). Earlier runs also
  * timed v5's combine, the programmatic-dependent fold (pc), t128u2c, the in-kernel merges (f, fh), a
  * 6-stage ring, the ring with 128-thread blocks, L2 prefetch ahead of the loads and chunks of any row
- * count filling the wave exactly: none faster than v6 at 8K (docs/perf.md). --decode-variants
- * LABEL,... times a subset.
+ * count filling the wave exactly: none faster than v6 at 8K (docs/perf.md). v8: one launch of
+ * thread-block clusters merging through distributed shared memory: a cluster of 16 blocks of 512
+ * threads per KV head (k16, one block per SM, 128 blocks), or two clusters per KV head each serving
+ * half its query heads (s2: 16 blocks of 256 threads, or 8 of 512; K and V read twice, the second
+ * time mostly from L2). --decode-variants LABEL,... times a subset.
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 256, unroll: 2, wave: 1, merge: 'fold' },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 4 },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 8 },
+  { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 16 },
+  { threads: 256, unroll: 2, wave: 1, merge: 'cluster', cluster: 16, subsets: 2 },
+  { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 8, subsets: 2 },
 ];
 
 interface Options {
@@ -132,6 +138,8 @@ interface PrefillResult { n: number; variant: string; isDefault: boolean; ms: nu
 interface DecodeResult {
   n: number; variant: string; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
   floorMs: number; splits: number; chunk: number; relErr: number;
+  /** merge 'cluster' (v8): clusters one step launches and those resident at once; null otherwise. */
+  clusters: { resident: number; launched: number } | null;
 }
 
 function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
@@ -230,6 +238,9 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
     // A variant that fails (launch error, validation) is reported and the others still run.
     try {
       const kernel = new DecodeAttentionKernel(rt, shape, tuning);
+      const clusters = kernel.clusterOccupancy();
+      // Clusters launched beyond those resident at once run in a second wave.
+      if (clusters) console.log(`decode n=${n} ${variant}: ${clusters.launched} clusters launched, ${clusters.resident} resident at once`);
       const out = poisonedBf16(rt, H * D);
       const run = (i: number) => {
         const c = caches[i % copies];
@@ -246,7 +257,7 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
       const gbps = bytes / (t.medianMs * 1e-3) / 1e9;
       results.push({
         n, variant, ms: t.medianMs, eagerMs: eager.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
-        floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr,
+        floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr, clusters,
       });
     } catch (err) {
       console.log(`decode n=${n} ${variant}: FAILED: ${(err as Error).message}`);

@@ -103,8 +103,9 @@ describe('CUDA attention kernels', { skip }, () => {
     { H: 4, Hkv: 4, D: 128, kvLen: 1, extraRows: 0, seed: 16 }, // the first token
     { H: 8, Hkv: 4, D: 256, kvLen: 2049, extraRows: 0, seed: 17 }, // Gemma 3 head dim
   ];
-  // Every way of merging the splits (two second kernels, last block, last GROUP blocks) on every shape.
-  const merges: DecodeMerge[] = ['combine', 'fold', 'last-block', 'per-head'];
+  // Every way of merging the splits (two second kernels, last block, last GROUP blocks, thread-block
+  // clusters through distributed shared memory: 16 blocks of 256 threads per KV head) on every shape.
+  const merges: DecodeMerge[] = ['combine', 'fold', 'last-block', 'per-head', 'cluster'];
   for (const c of decodeCases) {
     test(`decode attention H=${c.H} Hkv=${c.Hkv} D=${c.D} n=${c.kvLen} (merges ${merges.join(', ')})`, () => {
       const rand = randomGenerator(c.seed);
@@ -188,6 +189,12 @@ describe('CUDA attention kernels', { skip }, () => {
     { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 8 },
     { threads: 128, unroll: 4, wave: 1, merge: 'combine', stages: 3 },
     { threads: 256, unroll: 2, wave: 1, merge: 'last-block', stages: 6 },
+    // v8's clusters: one per KV head (16 blocks of 512 threads; 4 of 256 x 4 rows), or one per half
+    // of its query heads (subsets 2), 16 or 8 blocks each.
+    { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 16 },
+    { threads: 256, unroll: 2, wave: 1, merge: 'cluster', cluster: 16, subsets: 2 },
+    { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 8, subsets: 2 },
+    { threads: 256, unroll: 4, wave: 1, merge: 'cluster', cluster: 4 },
   ];
   for (const tuning of tunings) {
     test(`decode attention tuning ${decodeTuningLabel(tuning)} (D 128 and 64, window)`, () => {
@@ -224,9 +231,12 @@ describe('CUDA attention kernels', { skip }, () => {
     const position = rt.pool.acquire(16);
     // The in-kernel merges reset their ticket counters themselves: consecutive replays must all merge.
     // The bulk-copy ring (v7) derives its chunks from the length read too.
-    const graphTunings: Partial<DecodeTuning>[] = [...merges.map((merge) => ({ merge })), { merge: 'fold', stages: 4 }];
+    // Clusters (v8) derive their chunks from the length read as well, and hold no state between replays.
+    const graphTunings: Partial<DecodeTuning>[] = [...merges.map((merge) => ({ merge })), { merge: 'fold', stages: 4 },
+      { merge: 'cluster', threads: 512, cluster: 16 }, { merge: 'cluster', threads: 512, cluster: 8, subsets: 2 }];
     for (const tuning of graphTunings) for (const window of [null, 700]) {
-      const merge = `${tuning.merge}${tuning.stages ? ` ring ${tuning.stages}` : ''}`;
+      const merge = `${tuning.merge}${tuning.stages ? ` ring ${tuning.stages}` : ''}${tuning.threads ? ` t${tuning.threads}` : ''}` +
+        `${tuning.cluster ? ` k${tuning.cluster}` : ''}${tuning.subsets ? ` s${tuning.subsets}` : ''}`;
       const kernel = new DecodeAttentionKernel(rt, shape, tuning);
       const splits = kernel.planForCapacity(capacity, window);
       const workspace = rt.pool.acquire(decodeWorkspaceBytes(shape, splits));
@@ -270,5 +280,24 @@ describe('CUDA attention kernels', { skip }, () => {
     } finally {
       for (const b of [dq, dk, dout]) rt.pool.release(b);
     }
+  });
+
+  test('decode merge cluster: refuses bad cluster tunings, plans its fixed split count', () => {
+    const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
+    assert.throws(() => new DecodeAttentionKernel(rt, shape, { merge: 'cluster', cluster: 32 }), /cluster must be/);
+    assert.throws(() => new DecodeAttentionKernel(rt, shape, { merge: 'cluster', subsets: 3 }), /subsets must/);
+    assert.throws(() => new DecodeAttentionKernel(rt, shape, { merge: 'cluster', stages: 4 }), /neither a bulk-copy ring/);
+    assert.throws(() => new DecodeAttentionKernel(rt, shape, { threads: 512 }), /only with merge 'cluster'/);
+    // 8 heads per block would spill at 512 threads: the launcher takes 256.
+    assert.equal(new DecodeAttentionKernel(rt, { numHeads: 64, numKvHeads: 8, headDim: 128 }, { merge: 'cluster', threads: 512 }).tuning.threads, 256);
+    const kernel = new DecodeAttentionKernel(rt, shape, { merge: 'cluster', threads: 512, cluster: 16 });
+    // 64 rows per step (32 slots x 2): 8192 rows in 16 splits of 512, 1 row in 16 splits of one step (15 empty).
+    assert.deepEqual(kernel.plan(8192), { chunk: 512, splits: 16 });
+    assert.deepEqual(kernel.plan(1), { chunk: 64, splits: 16 });
+    assert.deepEqual(kernel.plan(8193), { chunk: 576, splits: 16 });
+    assert.equal(kernel.planForCapacity(100_000), 16);
+    const occupancy = kernel.clusterOccupancy();
+    console.log(`#   16 blocks of 512 threads: ${occupancy?.resident} clusters resident, ${occupancy?.launched} launched`);
+    assert.ok(occupancy !== null && occupancy.resident >= 1 && occupancy.launched === 8);
   });
 });

@@ -82,6 +82,12 @@ const VARIANTS: Variant[] = [
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 4, DECODE_STAGES: 3 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 128, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
   { file: 'decode-attention.cu', defines: { HEAD_DIM: 256, GROUP: 4, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_STAGES: 4 } },
+  // v8: thread-block clusters merging through distributed shared memory (decode_cluster only).
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 4, DECODE_THREADS: 512, DECODE_UNROLL: 2, DECODE_CLUSTER: 16 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 128, GROUP: 2, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_CLUSTER: 16, DECODE_SUBSETS: 2 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 8, DECODE_THREADS: 256, DECODE_UNROLL: 2, DECODE_CLUSTER: 8 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 256, GROUP: 2, DECODE_THREADS: 512, DECODE_UNROLL: 2, DECODE_CLUSTER: 16 } },
+  { file: 'decode-attention.cu', defines: { HEAD_DIM: 64, GROUP: 1, DECODE_THREADS: 512, DECODE_UNROLL: 2, DECODE_CLUSTER: 4 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 4, SEG_THREADS: 256, SEG_UNROLL: 2 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 4, SEG_THREADS: 256, SEG_UNROLL: 2, SEG_STAGES: 4 } },
   { file: 'segment-decode.cu', defines: { HEAD_DIM: 128, GROUP: 1, SEG_THREADS: 256, SEG_UNROLL: 2, SEG_STAGES: 4 } },

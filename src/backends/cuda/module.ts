@@ -8,6 +8,9 @@ import { allocStable } from './driver/ffi.js';
 
 const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 const CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
+const CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14;
+/** Blocks per cluster every sm_90 device supports; larger clusters need the non-portable attribute. */
+export const PORTABLE_CLUSTER_BLOCKS = 8;
 
 /** The C type of each kernel parameter, in order. */
 export type ParamKind = 'ptr' | 'i32' | 'f32';
@@ -30,6 +33,13 @@ export interface LaunchConfig {
    * device at once (occupancy x multiprocessors); the driver refuses it otherwise.
    */
   cooperative?: boolean;
+  /**
+   * Thread-block clusters (sm_90; cuLaunchKernelEx with the cluster-dimension attribute): blocks in
+   * groups of x · y · z, co-scheduled on one GPC and sharing their shared memory (distributed shared
+   * memory). Each grid dimension must be a multiple of the cluster's. More than 8 blocks per cluster
+   * needs allowNonPortableClusters() first.
+   */
+  clusterDims?: [number, number, number];
 }
 
 // CUlaunchConfig (cuda.h): 7 unsigned ints, CUstream at 32, CUlaunchAttribute* at 40, numAttrs at 48.
@@ -37,6 +47,7 @@ const LAUNCH_CONFIG_BYTES = 56;
 // CUlaunchAttribute: id, 4 bytes of padding, a 64-byte value union.
 const LAUNCH_ATTRIBUTE_BYTES = 72;
 const CU_LAUNCH_ATTRIBUTE_COOPERATIVE = 2;
+const CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
 const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 
 export class CudaModule {
@@ -111,6 +122,30 @@ export class CudaKernel {
     this.sharedLimit = bytes;
   }
 
+  /** Lets clusters of more than 8 blocks launch (up to 16 on an H100); the launch still fails where none fits. */
+  allowNonPortableClusters(): void {
+    this.cuda.check(
+      this.cuda.api.cuFuncSetAttribute(this.handle, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1),
+      `cuFuncSetAttribute(${this.label}, non-portable cluster size allowed)`,
+    );
+  }
+
+  /**
+   * Clusters of `clusterDims` blocks of `blockSize` threads (with that much dynamic shared memory) the
+   * device holds at once (cuOccupancyMaxActiveClusters; the grid shape matters only through the
+   * cluster's). 0: such a cluster cannot run on this device.
+   */
+  maxActiveClusters(clusterDims: [number, number, number], blockSize: number, dynamicSharedBytes = 0): number {
+    const occupancy = this.cuda.api.cuOccupancyMaxActiveClusters;
+    if (!occupancy) throw new Error(`${this.label}: cluster occupancy needs cuOccupancyMaxActiveClusters, which this driver lacks`);
+    this.ensureSharedBytes(dynamicSharedBytes);
+    const ex = this.writeExConfig({ grid: clusterDims, block: [blockSize, 1, 1], sharedBytes: dynamicSharedBytes, stream: 0n },
+      CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, clusterDims);
+    const out = new Int32Array(1);
+    this.cuda.check(occupancy(out, this.handle, ex.ptr), `cuOccupancyMaxActiveClusters(${this.label}, cluster ${clusterDims.join('x')})`);
+    return out[0];
+  }
+
   launch(config: LaunchConfig, values: ParamValue[]): void {
     if (values.length !== this.params.length) {
       throw new Error(`${this.label}: expected ${this.params.length} arguments, got ${values.length}`);
@@ -135,13 +170,22 @@ export class CudaKernel {
     this.ensureSharedBytes(config.sharedBytes);
     const [gx, gy, gz] = config.grid;
     const [bx, by, bz] = config.block;
-    if (config.programmaticDependency && config.cooperative) throw new Error(`${this.label}: a launch is either programmatic or cooperative, not both`);
+    const special = [config.programmaticDependency, config.cooperative, config.clusterDims !== undefined].filter(Boolean).length;
+    if (special > 1) throw new Error(`${this.label}: a launch is programmatic, cooperative or clustered, only one of them`);
     if (config.programmaticDependency) {
-      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, 'programmatic dependency');
+      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, [1], 'programmatic dependency');
       return;
     }
     if (config.cooperative) {
-      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_COOPERATIVE, 'cooperative');
+      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_COOPERATIVE, [1], 'cooperative');
+      return;
+    }
+    if (config.clusterDims) {
+      const c = config.clusterDims;
+      if (!c.every((x, i) => Number.isInteger(x) && x >= 1 && config.grid[i] % x === 0)) {
+        throw new Error(`${this.label}: grid ${config.grid.join('x')} is not a whole number of clusters ${c.join('x')}`);
+      }
+      this.launchWithAttribute(config, CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, c, `cluster ${c.join('x')}`);
       return;
     }
     this.cuda.check(
@@ -150,26 +194,34 @@ export class CudaKernel {
     );
   }
 
-  /** cuLaunchKernelEx with one attribute whose value is the integer 1. */
-  private launchWithAttribute(config: LaunchConfig, attribute: number, what: string): void {
-    const ex = this.cuda.api.cuLaunchKernelEx;
-    if (!ex) throw new Error(`${this.label}: a ${what} launch needs cuLaunchKernelEx, which this driver lacks`);
+  /**
+   * Fills the CUlaunchConfig (grid, block, shared bytes, stream) with one attribute whose value is the
+   * given unsigned integers (1 for the flags; x, y, z for a cluster's dimensions).
+   */
+  private writeExConfig(config: Pick<LaunchConfig, 'grid' | 'block' | 'sharedBytes' | 'stream'>, attribute: number, value: number[]) {
     if (!this.exConfig) {
       this.exConfig = allocStable(LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES);
       const v = this.exConfig.view;
-      const attr = this.exConfig.ptr + BigInt(LAUNCH_CONFIG_BYTES);
-      v.setBigUint64(40, attr, true);
+      v.setBigUint64(40, this.exConfig.ptr + BigInt(LAUNCH_CONFIG_BYTES), true);
       v.setUint32(48, 1, true);
-      v.setInt32(LAUNCH_CONFIG_BYTES + 8, 1, true); // programmaticStreamSerializationAllowed / cooperative
     }
     const v = this.exConfig.view;
     v.setUint32(LAUNCH_CONFIG_BYTES, attribute, true);
+    for (let i = 0; i < 3; i++) v.setUint32(LAUNCH_CONFIG_BYTES + 8 + 4 * i, value[i] ?? 0, true);
     [...config.grid, ...config.block, config.sharedBytes].forEach((x, i) => v.setUint32(4 * i, x, true));
     v.setBigUint64(32, config.stream, true);
+    return this.exConfig;
+  }
+
+  /** cuLaunchKernelEx with one attribute (see writeExConfig). */
+  private launchWithAttribute(config: LaunchConfig, attribute: number, value: number[], what: string): void {
+    const ex = this.cuda.api.cuLaunchKernelEx;
+    if (!ex) throw new Error(`${this.label}: a ${what} launch needs cuLaunchKernelEx, which this driver lacks`);
+    const exConfig = this.writeExConfig(config, attribute, value);
     const [gx, gy, gz] = config.grid;
     const [bx, by, bz] = config.block;
     this.cuda.check(
-      ex(this.exConfig.ptr, this.handle, this.paramArray, null),
+      ex(exConfig.ptr, this.handle, this.paramArray, null),
       `cuLaunchKernelEx(${this.label}, grid ${gx}x${gy}x${gz}, block ${bx}x${by}x${bz}, ${what})`,
     );
   }

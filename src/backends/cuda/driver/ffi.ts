@@ -54,6 +54,8 @@ export interface DriverApi {
   ): Status;
   /** cuLaunchKernelEx (CUDA 12+), bound when the driver has it: launches with attributes. */
   cuLaunchKernelEx?: (config: Ptr, fn: Ptr, params: Ptr, extra: Ptr | null) => Status;
+  /** cuOccupancyMaxActiveClusters (CUDA 12+), bound when the driver has it: clusters of a launch config resident at once. */
+  cuOccupancyMaxActiveClusters?: (out: OutInt, fn: Ptr, config: Ptr) => Status;
   cuStreamBeginCapture(stream: Ptr, mode: number): Status;
   cuStreamEndCapture(stream: Ptr, outGraph: OutPtr): Status;
   cuGraphInstantiate(outExec: OutPtr, graph: Ptr, flags: number): Status;
@@ -180,6 +182,11 @@ export function loadDriver(): DriverApi {
     api.cuLaunchKernelEx = lib.func('int cuLaunchKernelEx(void *config, void *fn, void *params, void *extra)');
   } catch {
     api.cuLaunchKernelEx = undefined;
+  }
+  try {
+    api.cuOccupancyMaxActiveClusters = lib.func('int cuOccupancyMaxActiveClusters(int *numClusters, void *fn, void *config)');
+  } catch {
+    api.cuOccupancyMaxActiveClusters = undefined;
   }
   driverApi = api as unknown as DriverApi;
   return driverApi;

@@ -41,7 +41,18 @@
 // 2: the last GROUP blocks of each KV head merge one query head each), DECODE_STAGES (v7: 0, or 2..8
 // shared-memory stages of the bulk-copy ring in split-k-decode.cuh that brings the rows in instead of
 // register double buffering; measured slower than v6 at 8K and 32K, 0.3-0.9 points ahead at 128K, so
-// not the launcher's default).
+// not the launcher's default), DECODE_CLUSTER (v8: 0, or 2..16, a power of two: compile decode_cluster
+// instead of the kernels above), DECODE_SUBSETS (v8: clusters per KV head, each serving GROUP of its
+// query heads; GROUP is then the heads per block).
+//
+// v8 (DECODE_CLUSTER = C): one launch, no partials in global memory. decode_cluster runs as thread-block
+// clusters of C blocks (Hopper; grid (C, Hkv · SUBSETS), cluster dims (C, 1, 1)), one cluster per KV head
+// (or per subset of its query heads): block s streams split s of the context as decode_partial does and
+// leaves its merged partial (output, max, sum) in its own shared memory; after a cluster barrier
+// (release / acquire) block s merges elements [s · E / C, (s + 1) · E / C) of the GROUP · D outputs,
+// reading every peer's partial through distributed shared memory (mapa + ld.shared::cluster), C lanes per
+// element folding by shuffles; a second cluster barrier keeps each block's shared memory alive until
+// its peers have read it. The slot buffers are dynamic shared memory (512 threads: 64 KB at GROUP 4).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -62,6 +73,12 @@
 #ifndef DECODE_STAGES
 #define DECODE_STAGES 0
 #endif
+#ifndef DECODE_CLUSTER
+#define DECODE_CLUSTER 0
+#endif
+#ifndef DECODE_SUBSETS
+#define DECODE_SUBSETS 1
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -70,19 +87,26 @@ constexpr int LANES_PER_ROW = D / 8;             // each lane holds 8 consecutiv
 constexpr int SLOTS = THREADS / LANES_PER_ROW;   // rows in flight per step across the block
 constexpr int UNROLL = DECODE_UNROLL;            // rows per slot per step (K and V: 2 x UNROLL loads)
 constexpr int STEP_ROWS = SLOTS * UNROLL;
-constexpr int COMBINE_THREADS = 256;
 static_assert(D == 64 || D == 128 || D == 256, "HEAD_DIM must be 64, 128 or 256");
 static_assert(GROUP >= 1 && GROUP <= 8, "GROUP must be 1..8");
-static_assert(THREADS == 128 || THREADS == 256, "DECODE_THREADS must be 128 or 256");
+static_assert(THREADS == 128 || THREADS == 256 || (DECODE_CLUSTER && THREADS == 512), "DECODE_THREADS must be 128 or 256 (512 with DECODE_CLUSTER)");
 static_assert(UNROLL == 2 || UNROLL == 4, "DECODE_UNROLL must be 2 or 4");
 constexpr int STAGES = DECODE_STAGES;  // v7: bulk-copy ring depth (0: register double buffering)
 static_assert(STAGES == 0 || (STAGES >= 2 && STAGES <= 8), "DECODE_STAGES must be 0 or 2..8");
+constexpr int CLUSTER = DECODE_CLUSTER;  // v8: blocks per cluster (= splits per KV head or subset)
+constexpr int SUBSETS = DECODE_SUBSETS;
+static_assert(CLUSTER == 0 || CLUSTER == 2 || CLUSTER == 4 || CLUSTER == 8 || CLUSTER == 16, "DECODE_CLUSTER must be 0, 2, 4, 8 or 16");
+static_assert(SUBSETS >= 1 && SUBSETS <= 8, "DECODE_SUBSETS must be 1..8");
+static_assert(CLUSTER == 0 || STAGES == 0, "DECODE_CLUSTER takes register double buffering (no DECODE_STAGES)");
 }  // namespace
 
 #define SPLIT_K_RING DECODE_STAGES
+#define SPLIT_K_GLOBAL_PARTIALS (!DECODE_CLUSTER)
 #include "split-k-decode.cuh"
 
+#if !DECODE_CLUSTER
 namespace {
+constexpr int COMBINE_THREADS = 256;
 
 #if DECODE_FUSED
 
@@ -351,3 +375,134 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine_fol
 #endif
   merge_heads<1, COMBINE_THREADS>(partO, partML, out, H, splits, blockIdx.x, scratch);
 }
+#endif  // !DECODE_CLUSTER
+
+#if DECODE_CLUSTER
+namespace {
+__device__ __forceinline__ u32 cluster_rank() {
+  u32 r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// Every thread of every block of the cluster: the shared-memory writes before it (release) are visible
+// to the reads after it in any block of the cluster (acquire).
+__device__ __forceinline__ void cluster_barrier() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+// The address of the same shared-memory variable in block `rank` of the cluster.
+__device__ __forceinline__ u32 peer_addr(u32 local, u32 rank) {
+  u32 r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(local), "r"(rank));
+  return r;
+}
+__device__ __forceinline__ float load_peer_f32(u32 addr) {
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(addr) : "memory");
+  return v;
+}
+__device__ __forceinline__ float2 load_peer_f2(u32 addr) {
+  float2 v;
+  asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(addr) : "memory");
+  return v;
+}
+}  // namespace
+
+// grid (CLUSTER, Hkv · SUBSETS), cluster dims (CLUSTER, 1, 1), block (THREADS), dynamic shared memory
+// SLOTS · GROUP · (D + 2) · 4 bytes (the slot buffers). Block (s, y) serves query heads
+// y · GROUP .. y · GROUP + GROUP - 1 of KV head y / SUBSETS over split s of its rows (`chunk` rows, a
+// multiple of STEP_ROWS; with lenDev derived from the length read) and writes part of `out`.
+// Arguments as decode_partial's, without the partials' workspace.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) decode_cluster(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
+    const int* __restrict__ headLen, const int* __restrict__ lenDev, int lenOffset, int kvStride, int kvLen, int chunk, int window,
+    float scaleLog2) {
+  extern __shared__ __align__(16) unsigned char slotBytes[];
+  auto& slotO = *reinterpret_cast<float(*)[SLOTS][GROUP][D]>(slotBytes);
+  auto& slotM = *reinterpret_cast<float(*)[SLOTS][GROUP]>(slotBytes + sizeof(float) * SLOTS * GROUP * D);
+  auto& slotL = *reinterpret_cast<float(*)[SLOTS][GROUP]>(slotBytes + sizeof(float) * SLOTS * GROUP * (D + 1));
+  // This block's partial, read by the whole cluster after the first barrier.
+  __shared__ __align__(16) float blockO[GROUP * D];
+  __shared__ __align__(8) float2 blockML[GROUP];  // (max, sum), log2 domain
+
+  const u32 split = cluster_rank();  // == blockIdx.x: the grid is one cluster wide
+  const int hk = blockIdx.y / SUBSETS;
+  const int h0 = blockIdx.y * GROUP;
+  const int tid = threadIdx.x;
+  const int sub = tid % LANES_PER_ROW;
+  const int slot = tid / LANES_PER_ROW;
+  if (lenDev) kvLen = *lenDev + lenOffset;
+  const int skip = max(0, kvLen - window);
+  kvLen -= skip;
+  if (lenDev) chunk = ((kvLen + CLUSTER - 1) / CLUSTER + STEP_ROWS - 1) / STEP_ROWS * STEP_ROWS;
+  const int rowBase = (int)split * chunk;
+  const int len = headLen ? headLen[hk] : kvLen;
+  const int rows = min(chunk, len - rowBase);
+
+  // No early exit: every block of the cluster must reach both cluster barriers.
+  if (rows > 0) {
+    const bf16_t* kRows = k + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
+    const bf16_t* vRows = v + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
+    Vec8 kr[UNROLL], vr[UNROLL];
+    auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) {
+        const int r = base + u * SLOTS + slot;
+        if (r < rows) {
+          kd[u] = load_stream(kRows + (size_t)r * D);
+          vd[u] = load_stream(vRows + (size_t)r * D);
+        } else {
+          kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+          vd[u] = Vec8{{0u, 0u, 0u, 0u}};
+        }
+      }
+    };
+    loadStep(0, kr, vr);  // first rows in flight before the query's own loads
+    float qv[GROUP][8];
+    float m[GROUP], l[GROUP], acc[GROUP][8];
+    load_group_query(q, h0, sub, scaleLog2, qv);
+    stream_rows(rows, slot, loadStep, kr, vr, qv, m, l, acc);
+    fold_block_slots(slotO, slotM, slotL, slot, sub, m, l, acc, [&](int gh, int d, float o, float mx, float sum) {
+      blockO[gh * D + d] = o;
+      if (d == 0) blockML[gh] = make_float2(mx, sum);
+    });
+  } else {  // past the head's rows: weight 0 in the merge
+    for (int i = tid; i < GROUP * D; i += THREADS) blockO[i] = 0.f;
+    if (tid < GROUP) blockML[tid] = make_float2(NEG_INF, 0.f);
+  }
+  cluster_barrier();
+
+  // Thread (j, s): split s's value of element split · PER_BLOCK + base + j; the CLUSTER lanes of an
+  // element (consecutive, inside one warp) fold by shuffles, lane s = 0 writes.
+  constexpr int E = GROUP * D;
+  constexpr int PER_BLOCK = (E + CLUSTER - 1) / CLUSTER;
+  constexpr int PER_PASS = THREADS / CLUSTER;
+  const u32 peer = (u32)(tid % CLUSTER);
+  const int j = tid / CLUSTER;
+  const u32 oBase = peer_addr(smem_addr(blockO), peer);
+  const u32 mlBase = peer_addr(smem_addr(blockML), peer);
+#pragma unroll
+  for (int base = 0; base < PER_BLOCK; base += PER_PASS) {
+    const int local = base + j;
+    const int e = (int)split * PER_BLOCK + local;
+    const bool valid = local < PER_BLOCK && e < E;
+    float o = 0.f;
+    float2 ml = make_float2(NEG_INF, 0.f);
+    if (valid) {
+      o = load_peer_f32(oBase + 4u * (u32)e);
+      ml = load_peer_f2(mlBase + 8u * (u32)(e / D));
+    }
+    float mx = ml.x;
+#pragma unroll
+    for (int off = CLUSTER / 2; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    const float w = fast_exp2(ml.x - (mx == NEG_INF ? 0.f : mx));
+    float num = w * o, den = w * ml.y;
+#pragma unroll
+    for (int off = CLUSTER / 2; off > 0; off >>= 1) {
+      num += __shfl_xor_sync(0xffffffffu, num, off);
+      den += __shfl_xor_sync(0xffffffffu, den, off);
+    }
+    if (valid && peer == 0) out[(size_t)h0 * D + e] = f32_to_bf16(num / den);
+  }
+  cluster_barrier();  // peers may still be reading this block's partial
+}
+#endif  // DECODE_CLUSTER

@@ -2,10 +2,11 @@
  * Launcher for decode-attention.cu: one new token's attention over a per-KV-head cache, split over
  * the context (decode_partial) and merged, either by a second kernel (decode_combine_fold by default,
  * decode_combine) or, fused (v6, not faster in graphs), by the last partial blocks of each KV head to
- * finish. Workspace comes from the runtime's pool.
+ * finish; or (v8, merge 'cluster') in one launch of thread-block clusters that merge through
+ * distributed shared memory (decode_cluster). Workspace comes from the runtime's pool.
  */
 import type { DevicePtr } from '../context.js';
-import type { CudaKernel } from '../module.js';
+import { type CudaKernel, PORTABLE_CLUSTER_BLOCKS } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 
 export interface DecodeShape {
@@ -70,7 +71,8 @@ export function decodeWorkspaceBytes(shape: DecodeShape, splits: number): number
  * full wave of partial blocks the split count aims at (short contexts: fewer, longer splits).
  */
 export interface DecodeTuning {
-  threads: 128 | 256;
+  /** 512 only with merge 'cluster' (one block per multiprocessor). */
+  threads: 128 | 256 | 512;
   unroll: 2 | 4;
   wave: number;
   /** Launch the combine as a programmatic dependent of the partial grid (sm_90), hiding its launch. */
@@ -82,9 +84,20 @@ export interface DecodeTuning {
    * by the kernel object, reset in the kernel): 'last-block' (the last partial block of each KV head
    * to finish merges its GQA group) or 'per-head' (the last GROUP blocks of each KV head merge one
    * query head each, those before the last waiting for it; needs the whole grid resident, i.e. at
-   * most one wave). pdl only with a combine kernel.
+   * most one wave). pdl only with a combine kernel. Or 'cluster' (v8, sm_90): one launch of
+   * thread-block clusters, `cluster` blocks (splits) per KV head or per subset of its query heads, each
+   * block keeping its partial in shared memory and merging a slice of the output from its peers'
+   * (distributed shared memory); no workspace, no counters, `wave` unused.
    */
   merge?: DecodeMerge;
+  /** merge 'cluster': blocks per cluster, i.e. splits of the context (2, 4, 8 or 16; default 16). */
+  cluster?: number;
+  /**
+   * merge 'cluster': clusters per KV head (1, 2, 4 or 8, dividing the GQA group; default 1), each
+   * serving group / subsets of its query heads, so K and V are read `subsets` times (the repeats mostly
+   * from L2) in exchange for more blocks.
+   */
+  subsets?: number;
   /**
    * v7: rows reach the block through a ring of this many shared-memory stages (2..8), each one loop
    * step of K and V requested by one thread with Hopper bulk copies (cp.async.bulk) and completed on an
@@ -93,9 +106,12 @@ export interface DecodeTuning {
   stages?: number;
 }
 
-export type DecodeMerge = 'combine' | 'fold' | 'last-block' | 'per-head';
-const MERGE_CODE: Record<DecodeMerge, number> = { combine: 0, fold: 0, 'last-block': 1, 'per-head': 2 };
-const MERGE_LABEL: Record<DecodeMerge, string> = { combine: '', fold: 'c', 'last-block': 'f', 'per-head': 'fh' };
+export type DecodeMerge = 'combine' | 'fold' | 'last-block' | 'per-head' | 'cluster';
+const MERGE_CODE: Record<DecodeMerge, number> = { combine: 0, fold: 0, 'last-block': 1, 'per-head': 2, cluster: 0 };
+const MERGE_LABEL: Record<DecodeMerge, string> = { combine: '', fold: 'c', 'last-block': 'f', 'per-head': 'fh', cluster: 'k' };
+const DEFAULT_CLUSTER = 16;
+/** At 512 threads the register cap is 128 per thread: query and accumulator registers fit up to 4 heads per block. */
+const MAX_HEADS_PER_512_THREAD_BLOCK = 4;
 /** Merges done by a kernel of their own after the partial grid. */
 function mergeKernel(m: DecodeMerge): 'decode_combine' | 'decode_combine_fold' | null {
   return m === 'combine' ? 'decode_combine' : m === 'fold' ? 'decode_combine_fold' : null;
@@ -109,9 +125,15 @@ function mergeKernel(m: DecodeMerge): 'decode_combine' | 'decode_combine_fold' |
  * bytes) fall back to 128 threads.
  */
 export const DEFAULT_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wave: 1, merge: 'fold' };
+/** v6, the default where the device has no thread-block clusters (before sm_90) if the default is ever 'cluster'. */
+const SPLIT_K_DECODE_TUNING: DecodeTuning = { threads: 256, unroll: 2, wave: 1, merge: 'fold' };
 const STATIC_SHARED_LIMIT = 48 * 1024;
 
 export function decodeTuningLabel(t: DecodeTuning): string {
+  if (t.merge === 'cluster') {
+    const subsets = (t.subsets ?? 1) > 1 ? `s${t.subsets}` : '';
+    return `t${t.threads}u${t.unroll}k${t.cluster ?? DEFAULT_CLUSTER}${subsets}`;
+  }
   const ring = t.stages ? `b${t.stages}` : '';
   return `t${t.threads}u${t.unroll}w${t.wave}${ring}${t.pdl ? 'p' : ''}${MERGE_LABEL[t.merge ?? 'combine']}`;
 }
@@ -122,8 +144,10 @@ export function decodeTuningLabel(t: DecodeTuning): string {
  * without, none (the slot buffers are static).
  */
 export function decodeDynamicSharedBytes(headDim: number, group: number, tuning: DecodeTuning): number {
-  if (!tuning.stages) return 0;
   const slots = tuning.threads / (headDim / 8);
+  // decode_cluster keeps its slot buffers (group = heads per block) in dynamic shared memory.
+  if (tuning.merge === 'cluster') return slots * group * (headDim + 2) * 4;
+  if (!tuning.stages) return 0;
   return Math.max(tuning.stages * tuning.threads * tuning.unroll * 32, slots * group * (headDim + 2) * 4);
 }
 
@@ -166,19 +190,43 @@ export function planDecode(
   return { chunk, splits };
 }
 
+/**
+ * merge 'cluster': `cluster` splits per KV head (or subset), each a whole number of loop steps; the
+ * kernel derives the same chunk from a length read on the device. Trailing splits of short contexts
+ * are empty.
+ */
+export function planClusterDecode(headDim: number, kvLen: number, tuning: DecodeTuning): DecodePlan {
+  if (!(kvLen > 0)) throw new Error(`decode plan: kvLen must be positive (got ${kvLen})`);
+  const step = decodeRowsPerStep(headDim, tuning);
+  const splits = tuning.cluster ?? DEFAULT_CLUSTER;
+  return { chunk: Math.ceil(Math.ceil(kvLen / splits) / step) * step, splits };
+}
+
 export class DecodeAttentionKernel {
   private readonly group: number;
   /** counters: [Hkv, 2] int32 tickets of the in-kernel merges (zero between launches), 0n when a kernel merges. */
-  private kernels: { partial: CudaKernel; combine: CudaKernel; blocksPerSM: number; counters: DevicePtr; sharedBytes: number } | null = null;
+  /** clusters: resident clusters of merge 'cluster' (cuOccupancyMaxActiveClusters), else null. */
+  private kernels: {
+    partial: CudaKernel; combine: CudaKernel | null; blocksPerSM: number; counters: DevicePtr; sharedBytes: number; clusters: number | null;
+  } | null = null;
   readonly tuning: DecodeTuning;
 
   constructor(private readonly rt: CudaRuntime, readonly shape: DecodeShape, tuning: Partial<DecodeTuning> = {}) {
-    const wanted = { ...DEFAULT_DECODE_TUNING, ...tuning };
+    const clustersAvailable = rt.cuda.info.computeCapability[0] >= 9;
+    // A default of merge 'cluster' falls back to v6 without clusters; asked for explicitly, it is an error.
+    const base = DEFAULT_DECODE_TUNING.merge === 'cluster' && !clustersAvailable && tuning.merge === undefined ? SPLIT_K_DECODE_TUNING : DEFAULT_DECODE_TUNING;
+    const wanted = { ...base, ...tuning };
+    if (wanted.merge === 'cluster' && !clustersAvailable) throw new Error(`decode attention: merge 'cluster' needs sm_90 (this device is ${rt.cuda.info.arch})`);
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128 && D !== 256) throw new Error(`decode attention: head dim ${D} unsupported (64, 128 or 256)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`decode attention: ${H} query heads are not a multiple of ${Hkv} KV heads`);
     this.group = H / Hkv;
     if (this.group > 8) throw new Error(`decode attention: GQA group ${this.group} > 8 unsupported`);
+    if (wanted.merge === 'cluster') {
+      this.tuning = checkClusterTuning(wanted, this.group);
+      return;
+    }
+    if (wanted.threads === 512) throw new Error(`decode attention: 512 threads per block only with merge 'cluster'`);
     // The partial block keeps every row slot's outputs in static shared memory (threads · group · 32 B).
     this.tuning = wanted.threads * this.group * 32 + 1024 > STATIC_SHARED_LIMIT ? { ...wanted, threads: 128 } : wanted;
     const stages = this.tuning.stages ?? 0;
@@ -188,8 +236,27 @@ export class DecodeAttentionKernel {
     }
   }
 
+  /** Query heads one block serves: the GQA group, or its share with merge 'cluster' and subsets. */
+  private get headsPerBlock(): number {
+    return this.group / (this.tuning.merge === 'cluster' ? this.tuning.subsets ?? 1 : 1);
+  }
+
   /** Compiles (or loads from the cache) the kernels for this shape. */
   prepare() {
+    if (!this.kernels && this.tuning.merge === 'cluster') {
+      const t = this.tuning;
+      const cluster = t.cluster ?? DEFAULT_CLUSTER;
+      const mod = this.rt.module('decode-attention.cu', {
+        HEAD_DIM: this.shape.headDim, GROUP: this.headsPerBlock, DECODE_THREADS: t.threads, DECODE_UNROLL: t.unroll, DECODE_CLUSTER: cluster,
+        DECODE_SUBSETS: t.subsets ?? 1,
+      });
+      const partial = mod.kernel('decode_cluster', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+      if (cluster > PORTABLE_CLUSTER_BLOCKS) partial.allowNonPortableClusters();
+      const sharedBytes = decodeDynamicSharedBytes(this.shape.headDim, this.headsPerBlock, t);
+      const clusters = partial.maxActiveClusters([cluster, 1, 1], t.threads, sharedBytes);
+      if (clusters < 1) throw new Error(`decode attention: a cluster of ${cluster} blocks of ${t.threads} threads does not fit this device`);
+      this.kernels = { partial, combine: null, blocksPerSM: partial.maxActiveBlocksPerSM(t.threads, sharedBytes), counters: 0n, sharedBytes, clusters };
+    }
     if (!this.kernels) {
       const t = this.tuning;
       const mod = this.rt.module('decode-attention.cu', {
@@ -216,12 +283,23 @@ export class DecodeAttentionKernel {
         blocksPerSM: partial.maxActiveBlocksPerSM(t.threads, sharedBytes),
         counters,
         sharedBytes,
+        clusters: null,
       };
     }
     return this.kernels;
   }
 
+  /**
+   * merge 'cluster': clusters of this tuning resident at once, and how many one decode launches
+   * (KV heads x subsets); more launched than resident run in waves. null for the other merges.
+   */
+  clusterOccupancy(): { resident: number; launched: number } | null {
+    const { clusters } = this.prepare();
+    return clusters === null ? null : { resident: clusters, launched: this.shape.numKvHeads * (this.tuning.subsets ?? 1) };
+  }
+
   plan(kvLen: number): DecodePlan {
+    if (this.tuning.merge === 'cluster') return planClusterDecode(this.shape.headDim, kvLen, this.tuning);
     return planDecode(this.shape, kvLen, this.rt.cuda.info.multiprocessors, this.prepare().blocksPerSM, this.tuning);
   }
 
@@ -272,6 +350,17 @@ export class DecodeAttentionKernel {
     if (plan.splits * 4 > MAX_COMBINE_SHARED_BYTES) throw new Error(`decode attention: ${plan.splits} splits exceed the combine's shared memory`);
     const { partial, combine, counters, blocksPerSM, sharedBytes: partialShared } = this.prepare();
     const merge = this.tuning.merge ?? 'combine';
+    if (merge === 'cluster') {
+      // One cluster per (KV head, subset) spans the grid's x: the kernel reads its split from its cluster rank.
+      const cluster = this.tuning.cluster ?? DEFAULT_CLUSTER;
+      if (plan.splits !== cluster) throw new Error(`decode attention: merge 'cluster' takes ${cluster} splits (got ${plan.splits})`);
+      partial.launch(
+        { grid: [cluster, Hkv * (this.tuning.subsets ?? 1), 1], block: [this.tuning.threads, 1, 1], sharedBytes: partialShared, stream: this.rt.stream,
+          clusterDims: [cluster, 1, 1] },
+        [q, k, v, out, headLengths, lengthFrom, lengthOffset, kvStride, kvLen, plan.chunk, window, scale * LOG2E],
+      );
+      return;
+    }
     // 'per-head' mergers wait for the last block of their KV head: every block must be resident.
     const residentBlocks = this.rt.cuda.info.multiprocessors * blocksPerSM;
     if (merge === 'per-head' && plan.splits * Hkv > residentBlocks) {
@@ -286,7 +375,7 @@ export class DecodeAttentionKernel {
       [q, k, v, partO, partML, headLengths, lengthFrom, lengthOffset, H, kvStride, kvLen, plan.chunk, window, scale * LOG2E,
         out, counters],
     );
-    if (mergeKernel(merge) !== null) {
+    if (mergeKernel(merge) !== null && combine) {
       // decode_combine keeps one weight per split in dynamic shared memory; the fold needs none.
       const sharedBytes = merge === 'combine' ? plan.splits * 4 : 0;
       combine.launch(
@@ -302,4 +391,18 @@ export class DecodeAttentionKernel {
 /** Bytes decode attention must read: every valid K and V row once. */
 export function decodeBytes(shape: DecodeShape, kvLen: number): number {
   return 2 * shape.numKvHeads * kvLen * shape.headDim * 2;
+}
+
+/** A merge 'cluster' tuning made concrete for a GQA group, or a clear error. */
+function checkClusterTuning(t: DecodeTuning, group: number): DecodeTuning {
+  const cluster = t.cluster ?? DEFAULT_CLUSTER;
+  const subsets = t.subsets ?? 1;
+  if (![2, 4, 8, 16].includes(cluster)) throw new Error(`decode attention: cluster must be 2, 4, 8 or 16 blocks (got ${cluster})`);
+  if (![1, 2, 4, 8].includes(subsets) || group % subsets !== 0) {
+    throw new Error(`decode attention: subsets must be 1, 2, 4 or 8 and divide the GQA group ${group} (got ${subsets})`);
+  }
+  if (t.stages || t.pdl) throw new Error(`decode attention: merge 'cluster' takes neither a bulk-copy ring nor pdl`);
+  // 512 threads cap registers at 128: more heads per block would spill, so take 256 threads then.
+  const threads = t.threads === 512 && group / subsets > MAX_HEADS_PER_512_THREAD_BLOCK ? 256 : t.threads;
+  return { ...t, threads, cluster, subsets };
 }

@@ -7,9 +7,14 @@
 // Include after common.cuh and after defining, at namespace scope: D (head dim), GROUP (query heads
 // served per block), THREADS, LANES_PER_ROW (= D / 8), SLOTS (= THREADS / LANES_PER_ROW), UNROLL (rows
 // per slot per step); and the macro SPLIT_K_RING (nonzero: the bulk-copy ring's pieces are compiled).
+// SPLIT_K_GLOBAL_PARTIALS (default 1; 0 for decode_cluster, whose partials stay in shared memory) compiles
+// the pieces that write and merge partials in global memory.
 //
 // Layouts: partO [splits, H, D] fp32, partML [splits, H, 2] fp32 (max, sum); a block of split s writes
 // rows s·H + h0 .. s·H + h0 + GROUP - 1.
+#ifndef SPLIT_K_GLOBAL_PARTIALS
+#define SPLIT_K_GLOBAL_PARTIALS 1
+#endif
 namespace {
 struct alignas(16) Vec8 {
   u32 w[4];
@@ -23,6 +28,7 @@ __device__ __forceinline__ void unpack8(const Vec8& v, float* f) {
   }
 }
 
+#if SPLIT_K_GLOBAL_PARTIALS
 // Partials (written by other blocks or the previous grid): read from L2 (.cg), never from a stale L1 line.
 __device__ __forceinline__ float4 load_l2_f4(const float* p) {
   float4 r;
@@ -115,6 +121,8 @@ __device__ __forceinline__ void merge_heads(const float* __restrict__ partO, con
   }
 }
 
+#endif  // SPLIT_K_GLOBAL_PARTIALS
+
 #if !SPLIT_K_RING  // the ring reads rows from shared memory
 __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
   Vec8 v;
@@ -136,6 +144,7 @@ __device__ __forceinline__ void load_group_query(const bf16_t* __restrict__ q, i
   }
 }
 
+#if SPLIT_K_GLOBAL_PARTIALS
 // A split with no rows for these heads: weight 0 in the merge.
 __device__ __forceinline__ void write_empty_partials(float* __restrict__ partO, float* __restrict__ partML, int split, int H, int h0) {
   const int tid = threadIdx.x;
@@ -145,6 +154,8 @@ __device__ __forceinline__ void write_empty_partials(float* __restrict__ partO, 
     partML[((size_t)split * H + h0 + tid) * 2 + 1] = 0.f;
   }
 }
+
+#endif  // SPLIT_K_GLOBAL_PARTIALS
 
 __device__ __forceinline__ void init_slot_state(float (&m)[GROUP], float (&l)[GROUP], float (&acc)[GROUP][8]) {
 #pragma unroll
@@ -335,11 +346,12 @@ __device__ __forceinline__ void stream_rows_ring(int rows, int slot, int sub, Ri
 #endif  // SPLIT_K_RING
 
 // Merges the block's slots (each rescaled to the block max, then summed, through the shared slot
-// buffers) and writes the block's partial for heads h0 .. h0 + GROUP - 1 of split `split`.
-__device__ __forceinline__ void write_block_partials(float (&slotO)[SLOTS][GROUP][D], float (&slotM)[SLOTS][GROUP], float (&slotL)[SLOTS][GROUP],
-                                                     int slot, int sub, const float (&m)[GROUP], const float (&l)[GROUP],
-                                                     const float (&acc)[GROUP][8], float* __restrict__ partO,
-                                                     float* __restrict__ partML, int split, int H, int h0) {
+// buffers) and hands each element of the block's partial to sink(gh, d, o, max, sum): o is element d of
+// query head gh's unnormalised output, max and sum that head's (log2 domain). Every thread calls it.
+template <typename Sink>
+__device__ __forceinline__ void fold_block_slots(float (&slotO)[SLOTS][GROUP][D], float (&slotM)[SLOTS][GROUP], float (&slotL)[SLOTS][GROUP],
+                                                 int slot, int sub, const float (&m)[GROUP], const float (&l)[GROUP],
+                                                 const float (&acc)[GROUP][8], const Sink& sink) {
   const int tid = threadIdx.x;
 #pragma unroll
   for (int gh = 0; gh < GROUP; ++gh) {
@@ -364,12 +376,24 @@ __device__ __forceinline__ void write_block_partials(float (&slotO)[SLOTS][GROUP
       o = fmaf(w, slotO[s][gh][d], o);
       sum = fmaf(w, slotL[s][gh], sum);
     }
+    sink(gh, d, o, mx, sum);
+  }
+}
+
+#if SPLIT_K_GLOBAL_PARTIALS
+// The block's partial for heads h0 .. h0 + GROUP - 1 of split `split`, written to partO / partML.
+__device__ __forceinline__ void write_block_partials(float (&slotO)[SLOTS][GROUP][D], float (&slotM)[SLOTS][GROUP], float (&slotL)[SLOTS][GROUP],
+                                                     int slot, int sub, const float (&m)[GROUP], const float (&l)[GROUP],
+                                                     const float (&acc)[GROUP][8], float* __restrict__ partO,
+                                                     float* __restrict__ partML, int split, int H, int h0) {
+  fold_block_slots(slotO, slotM, slotL, slot, sub, m, l, acc, [&](int gh, int d, float o, float mx, float sum) {
     const size_t row = (size_t)split * H + h0 + gh;
     partO[row * D + d] = o;
     if (d == 0) {
       partML[row * 2] = mx;
       partML[row * 2 + 1] = sum;
     }
-  }
+  });
 }
+#endif  // SPLIT_K_GLOBAL_PARTIALS
 }  // namespace
