@@ -109,6 +109,12 @@ export interface PrefillCase {
 export interface DecodeCase {
   method: string; n: number; s: number; achieved: number; estimationMs: number | null; hookMs: number | null; stepMs: number;
   denseMs: number; idealMs: number; ratio: number; ratioAchieved: number; bytes: number; gbps: number; copyGbps: number; copyRatio: number; layers: number;
+  /**
+   * The step less its own per-step estimation (Quest's page selection; = stepMs for methods that
+   * estimate once after prefill or not at all), and the read rate over it: the decode over the selection
+   * against a copy of the same bytes, like with like.
+   */
+  attentionMs: number; attentionGbps: number; attentionCopyRatio: number;
 }
 export interface Skipped { phase: Phase; n: number; method: string | null; s: number | null; reason: string }
 
@@ -297,7 +303,8 @@ class Bench {
     // Layers (cache copies): enough that a step's rows left L2 (50 MB) before the layer comes round again.
     const layers = Math.max(2, Math.min(64, Math.floor(6e9 / cacheBytes)));
     const stepsPerCase = Math.max(layers, 4 * this.o.repeats);
-    const capacity = n + Math.ceil((layers + stepsPerCase) / layers) + 1;
+    // Steps per case: one per layer, the timed ones, then up to as many again read one by one.
+    const capacity = n + Math.ceil((layers + 2 * stepsPerCase) / layers) + 1;
     const need = layers * 2 * Hkv * capacity * D * 2;
     if (2 * need > freeBytes(rt)) return this.skip('decode', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches, ${(freeBytes(rt) / 2 ** 30).toFixed(1)} GiB free`);
     const caches = Array.from({ length: layers }, () => this.randomCache(capacity, n));
@@ -322,7 +329,7 @@ class Bench {
       const c = method.decode({ layer, shape: this.shape, q: q.ptr, position, cache, out: out.ptr });
       counts?.push(c);
     };
-    const measure = (method: DeviceDecodeMethod, label: string): { counts: HeadCounts; ms: number; hookMs: number | null; hookEst: number | null } | null => {
+    const measure = (method: DeviceDecodeMethod, label: string): { counts: HeadCounts; ms: number; hookMs: number | null; hookEst: number | null; stepEstMs: number | null } | null => {
       try {
         restart();
         let hookMs: number | null = null, hookEst: number | null = null;
@@ -343,7 +350,18 @@ class Bench {
         if (hasNaN(rt, out.ptr, 0, 1, H * D)) throw new Error('NaN in the output');
         let i = layers;
         const t = timeOnDevice(rt, () => step(method, i++), { warmup: 0, repeats: stepsPerCase });
-        return { counts: counts[0], ms: t.medianMs, hookMs, hookEst };
+        // A per-step estimation (its clock restarts each step) is read after steps of its own: reading it
+        // waits for the step, which must stay out of the back-to-back timing above.
+        let stepEstMs: number | null = null;
+        if (hookMs === null && estimationOf(method) !== null) {
+          const ests: number[] = [];
+          for (let r = 0; r < Math.min(stepsPerCase, 2 * this.o.repeats); r++) {
+            step(method, i++);
+            ests.push(estimationOf(method)!);
+          }
+          stepEstMs = median(ests);
+        }
+        return { counts: counts[0], ms: t.medianMs, hookMs, hookEst, stepEstMs };
       } catch (e) {
         this.fail(`decode ${label} n=${n}`, e);
         return null;
@@ -396,14 +414,18 @@ class Bench {
           const copy = bytes > 0 ? copyGbps(bytes) : 0;
           const idealMs = (1 - s) * denseRun.ms;
           const achieved = achievedOf(run.counts);
+          const attentionMs = run.stepEstMs === null ? run.ms : run.ms - run.stepEstMs;
+          const attentionGbps = attentionMs > 0 ? bytes / (attentionMs * 1e-3) / 1e9 : 0;
           const r: DecodeCase = {
             method: id, n, s, achieved, estimationMs: est, hookMs: run.hookMs, stepMs: run.ms, denseMs: denseRun.ms, idealMs,
             ratio: run.ms / idealMs, ratioAchieved: run.ms / ((1 - achieved) * denseRun.ms), bytes, gbps, copyGbps: copy, copyRatio: copy > 0 ? gbps / copy : 0, layers,
+            attentionMs, attentionGbps, attentionCopyRatio: copy > 0 ? attentionGbps / copy : 0,
           };
           this.decode.push(r);
           console.log(`decode ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms${run.hookMs !== null ? ` (afterPrefill ${run.hookMs.toFixed(2)} ms)` : ''}, ` +
             `step ${(run.ms * 1e3).toFixed(1)} us, dense ${(denseRun.ms * 1e3).toFixed(1)} us, ${r.ratio.toFixed(2)}x ideal, ` +
-            `${gbps.toFixed(0)} GB/s (${(100 * r.copyRatio).toFixed(0)}% of copy ${copy.toFixed(0)} GB/s)`);
+            `${gbps.toFixed(0)} GB/s (${(100 * r.copyRatio).toFixed(0)}% of copy ${copy.toFixed(0)} GB/s)` +
+            (run.stepEstMs === null ? '' : `; without the per-step estimation ${(attentionMs * 1e3).toFixed(1)} us, ${(100 * r.attentionCopyRatio).toFixed(0)}% of copy`));
         }
       }
     } finally {
@@ -432,11 +454,12 @@ export function resultTables(prefill: PrefillCase[], decode: DecodeCase[]): stri
   }
   if (decode.length) {
     if (lines.length) lines.push('');
-    lines.push('| decode method | n | s | achieved s | estimation ms | step µs | dense µs | step / ((1 − s)·dense) | GB/s read | copy GB/s (r+w) | % of copy |',
-      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
+    lines.push('| decode method | n | s | achieved s | estimation ms | step µs | dense µs | step / ((1 − s)·dense) | GB/s read | copy GB/s (r+w) | % of copy | attention µs | % of copy (attention) |',
+      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
     for (const r of decode) {
       lines.push(`| ${r.method} | ${r.n} | ${r.s} | ${r.achieved.toFixed(3)} | ${fmt(r.estimationMs)} | ${(r.stepMs * 1e3).toFixed(1)} | ${(r.denseMs * 1e3).toFixed(1)} | ` +
-        `${r.ratio.toFixed(2)} | ${r.gbps.toFixed(0)} | ${r.copyGbps.toFixed(0)} | ${(100 * r.copyRatio).toFixed(0)} |`);
+        `${r.ratio.toFixed(2)} | ${r.gbps.toFixed(0)} | ${r.copyGbps.toFixed(0)} | ${(100 * r.copyRatio).toFixed(0)} | ` +
+        `${(r.attentionMs * 1e3).toFixed(1)} | ${(100 * r.attentionCopyRatio).toFixed(0)} |`);
     }
   }
   return lines.join('\n');
