@@ -14,11 +14,14 @@ out=${OUT:-$root/out}
 mkdir -p "$out"
 [ -x .gpu/device/with-node ] || { echo "missing .gpu/device: run tools/device/prepare.sh here and carry .gpu"; exit 2; }
 [ -d dist ] || { echo "missing dist/: carry dist"; exit 2; }
-# The dev node_modules never travels; the slim bundle stands in for it.
-[ -e node_modules ] || ln -s .gpu/node_modules node_modules
+# The dev node_modules never travels; a carried bundle stands in for it (NODE_BUNDLE, default the
+# slim .gpu/node_modules; a full runtime bundle such as .gpu-final/node_modules also serves the runner).
+[ -e node_modules ] || ln -s "${NODE_BUNDLE:-.gpu/node_modules}" node_modules
 export SPARSE_FRONTIER_CUDA_CACHE=${SPARSE_FRONTIER_CUDA_CACHE:-/tmp/sparse-frontier-cuda-cache}
 export PYTHONUNBUFFERED=1
-node_run() { .gpu/device/with-node node "$@"; }
+# A hung kernel ignores SIGTERM (seen in a decode bench at 128K), so each job is killed outright after
+# JOB_TIMEOUT seconds (default 540: the rest of a 600 s call returns the logs).
+node_run() { timeout -s KILL "${JOB_TIMEOUT:-540}" .gpu/device/with-node node "$@"; }
 
 status=0
 for job in "$@"; do
