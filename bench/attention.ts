@@ -11,7 +11,8 @@
  * Usage: npm run bench -- attention [args], or node dist/bench/attention.js [args], with args
  *        [--lengths 4096,16384,32768,65536] [--decode-lengths 8192,32768,131072] [--out FILE]
  *        [--check-dir DIR] [--repeats N] [--variants LABEL,...] (prefill variants to time, by label, e.g.
- *        w4m2n64g,wgmma2-n128g; default all). Prints a skip message where there is no CUDA device.
+ *        w4m2n64g,wgmma2-n128g; default all) [--decode-variants LABEL,...] [--decode-kv-heads N] (decode
+ *        shape: N KV heads of 4 query heads, default 8). Prints a skip message where there is no CUDA device.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,15 +61,15 @@ const PREFILL_VARIANTS: PrefillVariant[] = [
  * thread-block clusters merging through distributed shared memory: a cluster of 16 blocks of 512
  * threads per KV head (k16, one block per SM, 128 blocks), or two clusters per KV head each serving
  * half its query heads (s2: 16 blocks of 256 threads, or 8 of 512; K and V read twice, the second
- * time mostly from L2). --decode-variants LABEL,... times a subset.
+ * time mostly from L2; the v8 calls timed those too, now dropped from the list); slower than v6 at every
+ * n (only 7 clusters of 16 SMs fit an H100 at once; docs/perf.md, decode v8). --decode-variants
+ * LABEL,... times a subset; --decode-kv-heads 7 gives a shape whose 7 clusters fit one wave.
  */
 const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 256, unroll: 2, wave: 1, merge: 'fold' },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 4 },
   { threads: 256, unroll: 2, wave: 1, merge: 'fold', stages: 8 },
   { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 16 },
-  { threads: 256, unroll: 2, wave: 1, merge: 'cluster', cluster: 16, subsets: 2 },
-  { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 8, subsets: 2 },
 ];
 
 interface Options {
@@ -77,10 +78,12 @@ interface Options {
   variants: string[] | null;
   /** Decode variant labels to time (e.g. t256u2w1c,t256u2w1a1c); null: all. */
   decodeVariants: string[] | null;
+  /** KV heads of the decode shape, each with 4 query heads (default 8: Llama-8B). */
+  decodeKvHeads: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null };
+  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null, decodeKvHeads: HKV };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = () => {
       const v = argv[++i];
@@ -100,6 +103,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--repeats') o.repeats = Number(next());
     else if (a === '--variants') o.variants = next().split(',');
     else if (a === '--decode-variants') o.decodeVariants = next().split(',');
+    else if (a === '--decode-kv-heads') {
+      o.decodeKvHeads = Number(next());
+      if (!Number.isInteger(o.decodeKvHeads) || o.decodeKvHeads < 1) throw new Error(`--decode-kv-heads: bad count ${o.decodeKvHeads}`);
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -136,7 +143,7 @@ function checkPrefillRows(
 
 interface PrefillResult { n: number; variant: string; isDefault: boolean; ms: number; minMs: number; maxMs: number; tflops: number; floorMs: number; relErr: number }
 interface DecodeResult {
-  n: number; variant: string; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
+  n: number; numKvHeads: number; variant: string; ms: number; eagerMs: number; bytes: number; gbps: number; copyMs: number; copyGbps: number; ratio: number;
   floorMs: number; splits: number; chunk: number; relErr: number;
   /** merge 'cluster' (v8): clusters one step launches and those resident at once; null otherwise. */
   clusters: { resident: number; launched: number } | null;
@@ -209,13 +216,15 @@ const prefillFailures: string[] = [];
 const decodeFailures: string[] = [];
 
 function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
-  const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
+  // Llama-8B's GQA group of 4 over --decode-kv-heads KV heads (8 by default).
+  const hkv = o.decodeKvHeads, heads = hkv * (H / HKV);
+  const shape = { numHeads: heads, numKvHeads: hkv, headDim: D };
   const bytes = decodeBytes(shape, n);
   // Enough copies of the cache that consecutive repeats never find it in L2 (50 MB on an H100).
   const copies = Math.max(2, Math.ceil(256e6 / bytes));
-  const qw = randomBf16Words(H * D, 7, 2);
-  const kw = randomBf16Words(HKV * n * D, 8 + n, 2);
-  const vw = randomBf16Words(HKV * n * D, 9 + n, 1);
+  const qw = randomBf16Words(heads * D, 7, 2);
+  const kw = randomBf16Words(hkv * n * D, 8 + n, 2);
+  const vw = randomBf16Words(hkv * n * D, 9 + n, 1);
   const dq = upload(rt, qw);
   const caches = Array.from({ length: copies }, () => ({ k: upload(rt, kw), v: upload(rt, vw) }));
   const qf = wordsToFloat(qw), kf = wordsToFloat(kw), vf = wordsToFloat(vw);
@@ -241,14 +250,14 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
       const clusters = kernel.clusterOccupancy();
       // Clusters launched beyond those resident at once run in a second wave.
       if (clusters) console.log(`decode n=${n} ${variant}: ${clusters.launched} clusters launched, ${clusters.resident} resident at once`);
-      const out = poisonedBf16(rt, H * D);
+      const out = poisonedBf16(rt, heads * D);
       const run = (i: number) => {
         const c = caches[i % copies];
         return kernel.run({ q: dq.ptr, k: c.k.ptr, v: c.v.ptr, out: out.ptr, kvLen: n, kvStride: n, scale: SCALE });
       };
       const plan = run(0);
-      const got = downloadBf16(rt, out, H * D);
-      const relErr = decodeRelErr(qf, kf, vf, got, n);
+      const got = downloadBf16(rt, out, heads * D);
+      const relErr = decodeRelErr(qf, kf, vf, got, n, heads, hkv);
       if (!(relErr < 1e-2)) throw new Error(`relative error ${relErr} (validation failed; not timing)`);
       // Graph replay gives device time; the eager figure adds the host's launch cost per step.
       const t = timeGraphOnDevice(rt, run, { perGraph: 20, repeats: o.repeats });
@@ -256,7 +265,7 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
       rt.pool.release(out);
       const gbps = bytes / (t.medianMs * 1e-3) / 1e9;
       results.push({
-        n, variant, ms: t.medianMs, eagerMs: eager.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
+        n, numKvHeads: hkv, variant, ms: t.medianMs, eagerMs: eager.medianMs, bytes, gbps, copyMs: tc.medianMs, copyGbps, ratio: gbps / copyGbps,
         floorMs: (bytes / (PEAK_TBPS * 1e12)) * 1e3, splits: plan.splits, chunk: plan.chunk, relErr, clusters,
       });
     } catch (err) {
@@ -270,12 +279,12 @@ function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
   return results;
 }
 
-function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Float32Array, n: number): number {
+function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Float32Array, n: number, heads: number, hkv: number): number {
   const scratch = new ScoreScratch();
   const ref = new Float32Array(D);
-  const g = H / HKV;
+  const g = heads / hkv;
   let num = 0, den = 0;
-  for (let h = 0; h < H; h++) {
+  for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / g);
     attendRowRange(q, h * D, k.subarray(kvh * n * D, (kvh + 1) * n * D), v.subarray(kvh * n * D, (kvh + 1) * n * D),
       D, 0, n, SCALE, null, ref, 0, scratch);
@@ -319,7 +328,7 @@ export async function main(argv: string[]): Promise<number> {
   const decode: DecodeResult[] = [];
   for (const n of o.decodeLengths) for (const r of benchDecode(rt, n, o)) {
     decode.push(r);
-    console.log(`decode n=${r.n} ${r.variant}: ${(r.ms * 1e3).toFixed(1)} us (graph; eager ${(r.eagerMs * 1e3).toFixed(1)} us), ${r.gbps.toFixed(0)} GB/s read; copy ${(r.copyMs * 1e3).toFixed(1)} us, ` +
+    console.log(`decode n=${r.n}${r.numKvHeads !== HKV ? ` Hkv=${r.numKvHeads}` : ''} ${r.variant}: ${(r.ms * 1e3).toFixed(1)} us (graph; eager ${(r.eagerMs * 1e3).toFixed(1)} us), ${r.gbps.toFixed(0)} GB/s read; copy ${(r.copyMs * 1e3).toFixed(1)} us, ` +
       `${r.copyGbps.toFixed(0)} GB/s (r+w); ratio ${(100 * r.ratio).toFixed(1)}%; ${r.splits}x${r.chunk}; floor ${(r.floorMs * 1e3).toFixed(1)} us; ` +
       `rel err ${r.relErr.toExponential(2)}`);
   }

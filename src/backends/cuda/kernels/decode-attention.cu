@@ -53,6 +53,9 @@
 // reading every peer's partial through distributed shared memory (mapa + ld.shared::cluster), C lanes per
 // element folding by shuffles; a second cluster barrier keeps each block's shared memory alive until
 // its peers have read it. The slot buffers are dynamic shared memory (512 threads: 64 KB at GROUP 4).
+// Measured (docs/perf.md, decode v8): slower than v6 everywhere. An H100 holds only 7 clusters of 16
+// one-per-SM blocks at once, so Llama-8B's 8 KV heads run in two waves (8K 29.8 us against 16.5); even
+// where the clusters fit one wave (7 KV heads, 112 SMs) 8K took 16.9 us against v6's 15.1.
 #include "common.cuh"
 
 #ifndef HEAD_DIM

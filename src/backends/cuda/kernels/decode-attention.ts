@@ -87,7 +87,9 @@ export interface DecodeTuning {
    * most one wave). pdl only with a combine kernel. Or 'cluster' (v8, sm_90): one launch of
    * thread-block clusters, `cluster` blocks (splits) per KV head or per subset of its query heads, each
    * block keeping its partial in shared memory and merging a slice of the output from its peers'
-   * (distributed shared memory); no workspace, no counters, `wave` unused.
+   * (distributed shared memory); no workspace, no counters, `wave` unused. Measured slower than
+   * 'fold' at every n on the H100 (docs/perf.md, decode v8: only 7 clusters of 16 one-per-SM blocks
+   * are resident, and where they fit one wave the SMs no cluster covers cost more than the combine).
    */
   merge?: DecodeMerge;
   /** merge 'cluster': blocks per cluster, i.e. splits of the context (2, 4, 8 or 16; default 16). */
@@ -120,7 +122,8 @@ function mergeKernel(m: DecodeMerge): 'decode_combine' | 'decode_combine_fold' |
 /**
  * Fastest measured on the H100 (docs/perf.md, decode v6): 256 threads, two rows per slot per step,
  * one wave, the one-round-trip combine kernel ('fold': 0.1-0.3 us ahead of v5's combine at every n
- * in the same run; the merges inside the partial launch were 1-2.5 us slower in graphs). GQA groups
+ * in the same run; the merges inside the partial launch were 1-2.5 us slower in graphs, v8's
+ * cluster launch 1.8 us slower at 8K even where its clusters fit one wave). GQA groups
  * whose 256-thread slot buffers would not fit 48 KB of static shared memory (threads · group · 32
  * bytes) fall back to 128 threads.
  */
