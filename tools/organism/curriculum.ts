@@ -51,6 +51,18 @@ export interface CurriculumPlan {
   easyTasks?: readonly TrainingTask[];
   /** How answers are written (training-format.ts); absent: as the tasks store them. */
   replyStyle?: ReplyStyle;
+  /**
+   * Run 8: share of VT examples whose variables are renamed to share first letters and prefixes
+   * within the instance (vt-confusable.ts; training only). 0 or absent: as generated.
+   */
+  vtConfusableShare?: number;
+  /**
+   * Run 8: share of chunks drawn at a long length, uniform in [longMinLength, longMaxLength] (beyond
+   * maxLength: positions evaluation reaches at 16K), independent of the length ramp. 0 or absent: none.
+   */
+  longShare?: number;
+  longMinLength?: number;
+  longMaxLength?: number;
 }
 
 export const SEEDS_PER_CHUNK = 1000;
@@ -111,6 +123,10 @@ export interface ChunkSpec {
   easyTasks?: readonly TrainingTask[];
   /** How answers are written; absent: as the tasks store them. */
   replyStyle?: ReplyStyle;
+  /** Share of the chunk's VT examples renamed to confusable names (vt-confusable.ts); absent: none. */
+  vtConfusableShare?: number;
+  /** Whether the chunk was drawn at a long length (CurriculumPlan.longShare). */
+  long?: boolean;
 }
 
 export function validatePlan(plan: CurriculumPlan): void {
@@ -129,6 +145,15 @@ export function validatePlan(plan: CurriculumPlan): void {
     const w = plan.taskWeights[t];
     if (!(Number.isInteger(w) && w >= 1 && w <= 8)) problems.push(`taskWeights.${t} must be an integer in [1, 8], got ${w}`);
   }
+  const share = (v: number | undefined) => v === undefined || (v >= 0 && v <= 1);
+  if (!share(plan.vtConfusableShare)) problems.push(`vtConfusableShare must be in [0, 1], got ${plan.vtConfusableShare}`);
+  if (!share(plan.longShare)) problems.push(`longShare must be in [0, 1], got ${plan.longShare}`);
+  if ((plan.longShare ?? 0) > 0) {
+    const lo = plan.longMinLength ?? NaN;
+    const hi = plan.longMaxLength ?? NaN;
+    if (!(lo >= plan.minLength && lo <= hi)) problems.push(`long chunks need minLength ≤ longMinLength ≤ longMaxLength, got ${lo}, ${hi}`);
+    if (!(plan.chunkTokens >= hi)) problems.push(`chunkTokens (${plan.chunkTokens}) must hold at least one longMaxLength example`);
+  }
   if (!(plan.seedBase >= TRAINING_SEED_BASE)) problems.push(`seedBase must be ≥ ${TRAINING_SEED_BASE} (evaluation seeds are 43 + i)`);
   if (problems.length) throw new Error(`curriculum plan: ${problems.join('; ')}`);
 }
@@ -141,18 +166,30 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
   const upper = plan.startMaxLength + (plan.maxLength - plan.startMaxLength) * progress;
   // sqrt leans towards the upper bound: long contexts are the point, short ones a refresher.
   const raw = plan.minLength + (upper - plan.minLength) * Math.sqrt(rng.float());
-  const length = Math.max(plan.minLength, Math.min(plan.maxLength, Math.round(raw / plan.lengthStep) * plan.lengthStep));
+  let length = Math.max(plan.minLength, Math.min(plan.maxLength, Math.round(raw / plan.lengthStep) * plan.lengthStep));
+  const firstTask = rng.int(rotation.length);
+  // Drawn after the draws above, and only when asked: a plan without long chunks makes the same specs
+  // as before the option existed.
+  const long = (plan.longShare ?? 0) > 0 && rng.float() < (plan.longShare as number);
+  if (long) {
+    const lo = plan.longMinLength as number;
+    const hi = plan.longMaxLength as number;
+    const steps = Math.floor((hi - lo) / plan.lengthStep);
+    length = lo + plan.lengthStep * rng.int(steps + 1);
+  }
   return {
     index,
     length,
     examples: Math.max(1, Math.floor(plan.chunkTokens / length)),
-    firstTask: rng.int(rotation.length),
+    firstTask,
     seed: plan.seedBase + index * SEEDS_PER_CHUNK,
     difficulty: plan.easyChunks === 0 ? 1 : Math.min(1, Math.max(0, index - plan.rampStart) / plan.easyChunks),
     rotation,
     easy: easyQueriesOf(plan),
     ...(plan.easyTasks ? { easyTasks: plan.easyTasks } : {}),
     ...(plan.replyStyle ? { replyStyle: plan.replyStyle } : {}),
+    ...(plan.vtConfusableShare ? { vtConfusableShare: plan.vtConfusableShare } : {}),
+    ...(long ? { long } : {}),
   };
 }
 

@@ -9,7 +9,9 @@
  *   {"task", "length", "seed", "index", "prompt_tokens", "answer_start", "answer_end", "ids"}
  * ids = the templated prompt (chat template, generation prompt) + the target reply + end-of-turn id;
  * only ids[prompt_tokens:] are the reply, and ids[answer_start:answer_end] the gold answer in it
- * (before it: the task's fixed explanation frame; after it: the closing tag and end of turn). With --text the line is {"task", "length", "seed", "index",
+ * (before it: the task's fixed explanation frame; after it: the closing tag and end of turn); a VT
+ * example renamed to confusable names (--vt-confusable, training only) also has "vt_names": "confusable".
+ * With --text the line is {"task", "length", "seed", "index",
  * "prompt", "reply"} instead: the user message and the reply as plain text, for training the
  * tokenizer (then DIR may hold a provisional tokenizer, used only to size the contexts).
  * An example whose task cannot fill the chunk's length is replaced by the next task in rotation.
@@ -20,7 +22,9 @@ import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
 import { chunkSpec, DEFAULT_PLAN, difficultyOf, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
-import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type TrainingTask } from './training-format.js';
+import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type ReplyStyle, type TrainingTask } from './training-format.js';
+import { renameDraw, withConfusableNames } from './vt-confusable.js';
+import type { VtGold } from '../../src/tasks/ruler/vt.js';
 
 export interface ChunkResult {
   lines: string[];
@@ -44,6 +48,15 @@ export function endOfTurnId(tokenizer: TextTokenizer): number {
  */
 const GIVE_UP_AFTER = 2;
 
+/**
+ * A VT example renamed to confusable names (vt-confusable.ts) when its own draw falls within `share`;
+ * as generated otherwise, or when the renamed prompt cannot fit the length.
+ */
+export function confusableVariant(tokenizer: TextTokenizer, example: TaskExample<VtGold>, share: number): TaskExample {
+  const rng = renameDraw(example.seed, example.index, share);
+  return (rng && withConfusableNames(example, tokenizer, rng)?.example) || example;
+}
+
 function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, result: ChunkResult): TaskExample | null {
   // One whole round of the rotation: every task gets its chance before the example is given up.
   const rounds = spec.rotation?.length ?? TRAINING_TASKS.length;
@@ -54,7 +67,7 @@ function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, resul
     try {
       const params = taskParams(task, difficultyOf(spec, task), spec.easy);
       const [example] = getTask(task).generate({ tokenizer, length: spec.length, count: 1, seed: spec.seed, firstIndex: j, ...(params ? { params } : {}) });
-      return example as TaskExample;
+      return task === 'vt' && spec.vtConfusableShare ? confusableVariant(tokenizer, example as TaskExample<VtGold>, spec.vtConfusableShare) : (example as TaskExample);
     } catch (e) {
       if (!(e instanceof TaskExampleError)) throw e;
       result.fallbacks[task] = (result.fallbacks[task] ?? 0) + 1;
@@ -71,7 +84,8 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
     if (example === null) continue;
     result.made[example.task] = (result.made[example.task] ?? 0) + 1;
     const reply = targetText(example, spec.replyStyle);
-    const base = { task: example.task, length: spec.length, seed: example.seed, index: example.index };
+    // vt_names marks a renamed VT example (training only), so a reader of the chunk can rebuild it
+    const base = { task: example.task, length: spec.length, seed: example.seed, index: example.index, ...(example.meta.confusableNames ? { vt_names: 'confusable' } : {}) };
     if (mode === 'text') {
       // Plain text without any chat template: the tokenizer trained on it brings its own specials.
       result.lines.push(JSON.stringify({ ...base, prompt: example.prompt, reply }));
@@ -118,6 +132,23 @@ export function parseTaskList(value: string, flag: string): TrainingTask[] {
   });
 }
 
+/** A share in [0, 1] given on the command line. */
+export function shareArg(value: string, name: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new Error(`--${name} must be a number in [0, 1], got "${value}"`);
+  return n;
+}
+
+/** The reply-style flags; absent when none is set (the chunks then match runs 1–6 byte for byte). */
+function replyStyleOf(values: { 'vt-var-prefix'?: boolean; 'worked-lookups'?: boolean; 'worked-multihop'?: boolean }): { replyStyle?: ReplyStyle } {
+  const style: ReplyStyle = {
+    ...(values['vt-var-prefix'] ? { vtVarPrefix: true } : {}),
+    ...(values['worked-lookups'] ? { workedLookups: true } : {}),
+    ...(values['worked-multihop'] ? { workedMultihop: true } : {}),
+  };
+  return Object.keys(style).length ? { replyStyle: style } : {};
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
@@ -142,6 +173,11 @@ function main(): void {
       'easy-tasks': { type: 'string' },
       'vt-var-prefix': { type: 'boolean', default: false },
       'worked-lookups': { type: 'boolean', default: false },
+      'worked-multihop': { type: 'boolean', default: false },
+      'vt-confusable': { type: 'string' },
+      'long-share': { type: 'string' },
+      'long-min-length': { type: 'string' },
+      'long-max-length': { type: 'string' },
     },
   });
   if (!values.tokenizer || !values.out || !values.chunks) {
@@ -161,8 +197,14 @@ function main(): void {
     easyStoryQueries: intArg(values['easy-story-queries'], 'easy-story-queries', DEFAULT_PLAN.easyStoryQueries),
     taskWeights: parseTaskWeights(values['task-weights']),
     ...(values['easy-tasks'] ? { easyTasks: parseTaskList(values['easy-tasks'], 'easy-tasks') } : {}),
-    ...(values['vt-var-prefix'] || values['worked-lookups']
-      ? { replyStyle: { ...(values['vt-var-prefix'] ? { vtVarPrefix: true } : {}), ...(values['worked-lookups'] ? { workedLookups: true } : {}) } }
+    ...replyStyleOf(values),
+    ...(values['vt-confusable'] ? { vtConfusableShare: shareArg(values['vt-confusable'], 'vt-confusable') } : {}),
+    ...(values['long-share']
+      ? {
+          longShare: shareArg(values['long-share'], 'long-share'),
+          longMinLength: intArg(values['long-min-length'], 'long-min-length', 12288),
+          longMaxLength: intArg(values['long-max-length'], 'long-max-length', 16384),
+        }
       : {}),
   };
   validatePlan(plan);
@@ -186,7 +228,7 @@ function main(): void {
     tokens += result.tokens;
     const secs = (performance.now() - t0) / 1000;
     const fb = Object.entries(result.fallbacks).map(([t, n]) => `${t}×${n}`).join(' ');
-    process.stderr.write(`worker ${worker}: chunk ${c} n=${spec.length} difficulty ${spec.difficulty.toFixed(2)} ${result.lines.length} examples ${JSON.stringify(result.made)}${fb ? ` fallbacks ${fb}` : ''}; ${(tokens / secs).toFixed(0)} tok/s\n`);
+    process.stderr.write(`worker ${worker}: chunk ${c} n=${spec.length}${spec.long ? ' (long)' : ''} difficulty ${spec.difficulty.toFixed(2)} ${result.lines.length} examples ${JSON.stringify(result.made)}${fb ? ` fallbacks ${fb}` : ''}; ${(tokens / secs).toFixed(0)} tok/s\n`);
   }
 }
 

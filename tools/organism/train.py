@@ -102,10 +102,21 @@ def chunk_path(data_dir, c):
     return Path(data_dir) / f"chunk-{c:06d}.jsonl"
 
 
-def chunk_for_step(step, reuse, lag, start_step=0, first_chunk=0):
+def chunk_for_step(step, reuse, lag, start_step=0, first_chunk=0, fresh_start=False):
     """Chunk trained on at `step`. A resumed run (start_step > 0) reads fresh chunks from first_chunk
-    on and replays only chunks of its own, so it never waits for one its generators do not make."""
+    on and replays only chunks of its own, so it never waits for one its generators do not make.
+    Without fresh_start a replay that would reach before the run's first chunk is clamped to it (runs
+    1-7: the first ~100 steps of a run saw its first chunk again and again). With fresh_start the run's
+    first lag * (reuse - 1) steps take fresh chunks only, after which every replay has its chunk."""
     k = step - start_step
+    if fresh_start:
+        lead = lag * (reuse - 1)
+        if k < lead:
+            return first_chunk + k
+        k -= lead
+        fresh = lead + k // reuse
+        back = k % reuse
+        return first_chunk + (fresh if back == 0 else fresh - lag * back)
     fresh = k // reuse
     back = k % reuse
     return first_chunk + (fresh if back == 0 else max(0, fresh - lag * back))
@@ -178,7 +189,7 @@ def batch_stream(args, pad_id, first_step, last_step):
     def work():
         try:
             for step in range(first_step, last_step):
-                c = chunk_for_step(step, args.reuse, args.reuse_lag, args.start_step, args.first_chunk)
+                c = chunk_for_step(step, args.reuse, args.reuse_lag, args.start_step, args.first_chunk, args.fresh_start)
                 rows, waited = read_chunk(args.data, c, args.wait_limit)
                 if not rows:
                     q.put((step, c, None, waited))
@@ -359,7 +370,7 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
         "prompt_weight": args.prompt_weight, "prompt_weight_final": args.prompt_weight_final,
         "prompt_decay_steps": args.prompt_decay_steps, "prompt_sample": args.prompt_sample,
         "frame_weight": args.frame_weight, "answer_weights": parse_task_weights(args.answer_weights),
-        "resumed_from_step": args.start_step, "first_chunk": args.first_chunk,
+        "resumed_from_step": args.start_step, "first_chunk": args.first_chunk, "fresh_start": args.fresh_start,
     }
     (ckpt / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -558,6 +569,8 @@ def main():
     p.add_argument("--probe-per-task", type=int, default=4)
     p.add_argument("--probe-max-length", type=int, default=4096, help="probe at each task's shortest eval length up to this")
     p.add_argument("--first-chunk", type=int, default=0, help="chunk of the run's first step (a resumed run's fresh data)")
+    p.add_argument("--fresh-start", action="store_true",
+                   help="the first reuse-lag*(reuse-1) steps train on fresh chunks only (no replay clamped to the first chunk; run 8 on)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--mlp", type=int, default=768)
     p.add_argument("--layers", type=int, default=6)

@@ -56,6 +56,14 @@ export interface ReplyStyle {
    * one-line explanation of runs 1–6.
    */
   workedLookups?: boolean;
+  /**
+   * Run 8: story multi-hop's explanation writes its hops out, each after its key:
+   * `The lacquered oak buckle was bought in Chapter 12; in Chapter 11, just before it, Arion bought the
+   * carved bone comb.` (the item copied from the question → the chapter of its purchase → the chapter
+   * before → that chapter's purchase); the answer block stays the gold item. Off: the one-line
+   * explanation of runs 1–7.
+   */
+  workedMultihop?: boolean;
 }
 
 export interface ReplyParts {
@@ -75,14 +83,19 @@ function answerText(example: Pick<TaskExample, 'task' | 'gold'>, style: ReplySty
   return goldAnswerText(example);
 }
 
+/** The text of chapter `chapter` of a story prompt (the line after its "Chapter k:" heading). */
+export function chapterText(prompt: string, chapter: number): string {
+  const start = new RegExp(`(?:^|\\n)Chapter ${chapter}:\\n([^\\n]*)`).exec(prompt);
+  if (!start) throw new Error(`story prompt has no "Chapter ${chapter}:" heading`);
+  return start[1] as string;
+}
+
 /**
  * The location of chapter `chapter` in a story prompt: the pool location named first in the chapter's
  * text (every scene sentence names it; no template names another place before it).
  */
 export function chapterLocation(prompt: string, chapter: number): string {
-  const start = new RegExp(`(?:^|\\n)Chapter ${chapter}:\\n([^\\n]*)`).exec(prompt);
-  if (!start) throw new Error(`story prompt has no "Chapter ${chapter}:" heading`);
-  const text = start[1] as string;
+  const text = chapterText(prompt, chapter);
   let best: { at: number; name: string } | null = null;
   for (const name of LOCATIONS) {
     const m = new RegExp(`(?<![\\w-])${name}(?![\\w-])`).exec(text);
@@ -103,9 +116,12 @@ export function chapterLocation(prompt: string, chapter: number): string {
  * - Story retrieval: one explanation line per question, `1. Chapter 15, in Messana: Valen.`: the asked
  *   chapter copied from the question, then the chapter's location (found a few tokens after its
  *   heading), then the answer; the answer block lists the answers as the scorer reads them.
- * Returns null for the other tasks (their replies stay as in runs 1–6).
+ * Multi-hop with ReplyStyle.workedMultihop: see workedMultihop. Returns null for the other tasks (their
+ * replies stay as in runs 1–6) and for tasks whose style flag is off.
  */
-function workedReply(example: Pick<TaskExample, 'task' | 'gold' | 'prompt'>): { explanation: string; answer: string } | null {
+function workedReply(example: Pick<TaskExample, 'task' | 'gold' | 'prompt'>, style: ReplyStyle): { explanation: string; answer: string } | null {
+  if (example.task === 'story_multihop' && style.workedMultihop) return workedMultihop(example);
+  if (!style.workedLookups) return null;
   if (example.task === 'vt') {
     const value = (example.gold as { value?: unknown }).value;
     if (typeof value !== 'number') throw new Error('task vt: gold has no numeric "value"');
@@ -128,6 +144,26 @@ function workedReply(example: Pick<TaskExample, 'task' | 'gold' | 'prompt'>): { 
 }
 
 /**
+ * Multi-hop's hops written out (ReplyStyle.workedMultihop). The chapters come from the gold and are
+ * checked against the prompt: the target chapter's text names the asked item and the chapter before
+ * it names the answer, so the explanation never states a hop the context does not hold.
+ */
+function workedMultihop(example: Pick<TaskExample, 'task' | 'gold' | 'prompt'>): { explanation: string; answer: string } {
+  const gold = example.gold as { answer?: unknown; targetItem?: unknown; targetChapter?: unknown };
+  const { answer, targetItem, targetChapter } = gold;
+  if (typeof answer !== 'string' || typeof targetItem !== 'string' || typeof targetChapter !== 'number' || !(targetChapter >= 2)) {
+    throw new Error('task story_multihop: gold needs "answer", "targetItem" and a "targetChapter" ≥ 2');
+  }
+  const previous = targetChapter - 1;
+  if (!chapterText(example.prompt, targetChapter).includes(targetItem)) throw new Error(`story_multihop: chapter ${targetChapter} does not name ${targetItem}`);
+  if (!chapterText(example.prompt, previous).includes(answer)) throw new Error(`story_multihop: chapter ${previous} does not name ${answer}`);
+  return {
+    explanation: `The ${targetItem} was bought in Chapter ${targetChapter}; in Chapter ${previous}, just before it, Arion bought the ${answer}.`,
+    answer: goldAnswerText(example),
+  };
+}
+
+/**
  * With workedLookups the example-specific explanation belongs to the answer span (it holds the
  * lookups, so it is weighted as answer, not as the fixed frame); the head is then `<explanation>\n`.
  */
@@ -135,9 +171,9 @@ export function replyParts(example: Pick<TaskExample, 'task' | 'gold'> & { promp
   if (!isTrainingTask(example.task)) {
     throw new Error(`task ${example.task} is not a training task (training tasks: ${TRAINING_TASKS.join(', ')}); QA data is for evaluation only`);
   }
-  if (style.workedLookups) {
+  if (style.workedLookups || style.workedMultihop) {
     if (typeof example.prompt !== 'string') throw new Error(`task ${example.task}: worked lookups need the example's prompt`);
-    const worked = workedReply({ ...example, prompt: example.prompt });
+    const worked = workedReply({ ...example, prompt: example.prompt }, style);
     if (worked) return { head: '<explanation>\n', answer: `${worked.explanation}\n</explanation>\n<answer>\n${worked.answer}`, tail: '\n</answer>' };
   }
   return { head: `<explanation>\n${EXPLANATIONS[example.task]}\n</explanation>\n<answer>\n`, answer: answerText(example, style), tail: '\n</answer>' };
