@@ -3,7 +3,7 @@
  * Shape: Llama-3.1-8B attention (H = 32, Hkv = 8, D = 128), one sequence, causal, bf16 in / fp32 acc.
  * For each n and target sparsity s: t from the method's closed form, the GPU estimation (pooling,
  * pooled scores, top-t: BlockSparseEstimator) writes the chunk lists from the data itself, then the
- * attention (union + block_sparse_prefill) runs for each heads-per-CTA variant. Two data sets:
+ * attention (union + block_sparse_prefill, or steps + block_sparse_prefill_wgmma) runs for each variant. Two data sets:
  *   random  q, k uniform: every query chunk ranks key chunks independently (least overlap between the
  *           four chunks of a CTA: the kernel's worst case)
  *   shared  q uniform + 0.5: key chunks with a large pooled sum win for every query chunk (heavy-hitter
@@ -13,16 +13,20 @@
  * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--repeats N] [--out FILE]. Prints a skip message where there is no CUDA device.
+ *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,...] [--out FILE]. Prints a skip message where
+ *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
+ *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { selectedKeysOf, selectionFromLists } from '../src/backends/cuda/block-sparse-layout.js';
+import { wgmmaComputedSteps } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { BlockSparseEstimator } from '../src/backends/cuda/kernels/block-sparse-estimate.js';
 import {
   BlockSparseFlashPrefill, type BlockSparseKernelOptions, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
 } from '../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { type BlockSparseWgmmaPrefill, parseBlockSparseWgmmaLabel } from '../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { FlashPrefill } from '../src/backends/cuda/kernels/flash-prefill.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
@@ -34,8 +38,31 @@ import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-b
 
 const H = 32, HKV = 8, D = 128, C = 16;
 const SCALE = 1 / Math.sqrt(D);
-/** Kernel variants timed side by side (heads of one KV group per CTA, 16-row query tiles per warp). */
-const VARIANTS: Required<BlockSparseKernelOptions>[] = [{ headsPerCta: 1, mTiles: 1 }, { headsPerCta: 1, mTiles: 2 }, { headsPerCta: 4, mTiles: 2 }];
+/**
+ * Kernel variants timed side by side, by label: mma.sync `h<heads per CTA>m<16-row tiles per warp>`, or
+ * the Hopper kernel `wgmma-n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts). --variants picks.
+ */
+const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
+
+/** The kernel options a variant label names; an error for a label that names none. */
+export function blockSparseVariantOptions(label: string): BlockSparseKernelOptions {
+  const mma = /^h(\d+)m(\d+)$/.exec(label);
+  if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
+  const wgmma = parseBlockSparseWgmmaLabel(label);
+  if (wgmma) return { wgmma };
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-n<64|128>-s<2-4>`);
+}
+
+/** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */
+function splitVariants(argv: string[]): { variants: string[]; rest: string[] } {
+  const at = argv.indexOf('--variants');
+  if (at < 0) return { variants: DEFAULT_VARIANTS, rest: argv };
+  const value = argv[at + 1];
+  if (value === undefined) throw new Error('--variants needs a value');
+  const variants = value.split(',').filter((v) => v.length > 0);
+  for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
+  return { variants, rest: [...argv.slice(0, at), ...argv.slice(at + 2)] };
+}
 const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
 
 export interface BlockSparseBenchRow {
@@ -53,12 +80,36 @@ function validateRows(
     (h, t) => selectedKeysOf(sel, h, t));
 }
 
+/**
+ * What the wgmma kernel's step lists of the last run ask of it (the quantities docs/perf.md's
+ * prediction rests on): steps per CTA, the share of them each warpgroup computes, the 64-row × 16-key
+ * blocks computed per attended one (compute overhead) and the K/V bytes gathered per attended pair.
+ */
+function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): string {
+  const { entries, stepCounts, geometry: geo } = kernel.downloadSteps();
+  const ctas = stepCounts.length;
+  let steps = 0, computed = 0, tiles = 0;
+  for (let c = 0; c < ctas; c++) {
+    const list = [...entries.subarray(c * geo.stepStride, c * geo.stepStride + stepCounts[c] * geo.subTiles)];
+    const [a, b] = wgmmaComputedSteps(list, geo.subTiles);
+    steps += stepCounts[c];
+    computed += a + b;
+    tiles += list.filter((e) => e >>> 24 !== 0).length;
+  }
+  const attendedPairs = (exactBlockSparsePairs(n, C, t) * H);
+  const computedBlocks = computed * geo.subTiles; // 64-row x 16-key blocks
+  return `${(steps / ctas).toFixed(1)} steps/CTA, warpgroups compute ${(computed / (2 * steps)).toFixed(3)} of them, ` +
+    `computed/attended ${((computedBlocks * 64 * 16) / attendedPairs).toFixed(2)}, ` +
+    `K/V bytes per attended pair ${((tiles * 16 * 2 * D * 2) / attendedPairs).toFixed(1)}`;
+}
+
 export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
   if (!isCudaAvailable()) {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const o = parseKernelBenchArgs(argv, 5, C);
+  const { variants, rest } = splitVariants(argv);
+  const o = parseKernelBenchArgs(rest, 5, C);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} c=${C}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);
@@ -90,15 +141,15 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
         const phases = estimator.runTimedPhases(estimateArgs);
         console.log(`#   n=${n} ${data.name} s=${s}: estimation ${estimationMs.toFixed(3)} ms = pool ${phases.poolMs.toFixed(3)} + ` +
           `scores ${phases.scoresMs.toFixed(3)} + select ${phases.selectMs.toFixed(3)} ms (one timed run)`);
-        for (const v of VARIANTS) {
-          const variant = `h${v.headsPerCta}m${v.mTiles}`;
-          const kernel = new BlockSparseFlashPrefill(rt, shape, v);
+        for (const variant of variants) {
+          const kernel = new BlockSparseFlashPrefill(rt, shape, blockSparseVariantOptions(variant));
           if (host) {
             rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
             kernel.run({ ...common, lists });
             const err = validateRows(rt, n, host, out, lists);
             if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} ${variant}: relative error ${err}`);
             console.log(`#   validated ${data.name} s=${s} ${variant}: sampled rows rel err ${err.toExponential(2)}`);
+            if (kernel.wgmma) console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, t)}`);
           }
           const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
           rt.synchronize();

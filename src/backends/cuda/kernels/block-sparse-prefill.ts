@@ -2,7 +2,8 @@
  * Launcher for block-sparse-prefill.cu: causal attention of the whole prompt (T queries at positions
  * 0 .. T-1) over per-(query head, query chunk) lists of key chunks (device chunk lists,
  * block-sparse-layout.ts), bf16 in, fp32 accumulate, bf16 out. Each run launches block_sparse_union
- * (the CTAs' union lists into a workspace this object keeps) and then block_sparse_prefill.
+ * (the CTAs' union lists into a workspace this object keeps) and then block_sparse_prefill, or, with
+ * the `wgmma` option, the Hopper kernel of block-sparse-prefill-wgmma.ts.
  */
 import {
   CTA_WARPS, type ChunkLists, type CtaGeometry, DEVICE_TILE, assertDeviceChunkSize, ctaGeometry,
@@ -11,6 +12,7 @@ import type { DevicePtr } from '../context.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
+import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill } from './block-sparse-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 
 export const SUPPORTED_BLOCK_SPARSE_HEAD_DIMS = [64, 128] as const;
@@ -87,14 +89,21 @@ export interface BlockSparseKernelOptions {
   headsPerCta?: number;
   /** 16-row query tiles per warp (1 or 2): with 2 each K/V fragment a warp reads serves two tiles. */
   mTiles?: number;
+  /**
+   * Runs the Hopper wgmma kernel (block-sparse-prefill-wgmma.ts) with this tiling instead of the
+   * mma.sync one (then headsPerCta and mTiles must be left out). Not the default: docs/perf.md.
+   */
+  wgmma?: Partial<BlockSparseWgmmaTiling>;
 }
 
 /** The variant the benchmark found fastest (docs/perf.md, "Block-sparse prefill (issue 9)"). */
-export const DEFAULT_BLOCK_SPARSE_KERNEL: Required<BlockSparseKernelOptions> = { headsPerCta: 1, mTiles: 1 };
+export const DEFAULT_BLOCK_SPARSE_KERNEL: Required<Pick<BlockSparseKernelOptions, 'headsPerCta' | 'mTiles'>> = { headsPerCta: 1, mTiles: 1 };
 
 export class BlockSparseFlashPrefill {
   readonly headsPerCta: number;
   readonly mTiles: number;
+  /** The wgmma kernel where the options asked for it (run, prepare and release go to it). */
+  readonly wgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
   private unionCounts: DeviceBuffer | null = null;
@@ -105,6 +114,10 @@ export class BlockSparseFlashPrefill {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (!SUPPORTED_BLOCK_SPARSE_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`block-sparse prefill: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`block-sparse prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
+    if (options.wgmma && (options.headsPerCta !== undefined || options.mTiles !== undefined)) {
+      throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 rows per CTA');
+    }
+    this.wgmma = options.wgmma ? new BlockSparseWgmmaPrefill(rt, shape, options.wgmma) : null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
     this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
     // Validates headsPerCta against the group and mTiles.
@@ -112,6 +125,7 @@ export class BlockSparseFlashPrefill {
   }
 
   prepare(): { union: CudaKernel; attend: CudaKernel } {
+    if (this.wgmma) return this.wgmma.prepare();
     if (!this.kernels) {
       const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
       this.kernels = {
@@ -123,6 +137,10 @@ export class BlockSparseFlashPrefill {
   }
 
   run(a: BlockSparsePrefillArgs): void {
+    if (this.wgmma) {
+      this.wgmma.run(a);
+      return;
+    }
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     const T = a.numQueries;
     const l = a.lists;
@@ -159,6 +177,7 @@ export class BlockSparseFlashPrefill {
 
   /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */
   downloadUnion(): { entries: Int32Array; counts: Int32Array; geometry: CtaGeometry } {
+    if (this.wgmma) throw new Error('block-sparse prefill: the wgmma kernel keeps step lists, not unions (wgmma.downloadSteps)');
     const geo = this.lastGeometry;
     if (!geo || !this.unionEntries || !this.unionCounts) throw new Error('block-sparse prefill: no run yet');
     this.rt.synchronize();
@@ -171,6 +190,7 @@ export class BlockSparseFlashPrefill {
 
   /** Returns the workspace to the pool (after the stream's work is done). */
   release(): void {
+    this.wgmma?.release();
     for (const b of [this.unionEntries, this.unionCounts]) if (b) this.rt.pool.release(b);
     this.unionEntries = this.unionCounts = null;
   }

@@ -1,0 +1,490 @@
+// Block-sparse causal flash-attention prefill on Hopper's warpgroup MMA (wgmma, sm_90a): same inputs,
+// index format and results as block-sparse-prefill.cu (its header describes the tensors and the chunk
+// lists), built on the loop of flash-prefill-wgmma.cu v3 (producer warpgroup, cp.async into
+// 128-byte-swizzled stages completing on mbarriers, two consumer warpgroups of 64 rows taking turns).
+// Two kernels:
+//
+// block_sparse_wgmma_steps: one block per attention CTA (128 query rows of one query head = 8 slots of
+//   16 rows; warpgroup w owns slots 4w .. 4w + 3, warp l of it slot 4w + l). It collects the 16-key tiles
+//   any slot attends (tiles right of a slot's diagonal or past the cache dropped), each with its 8-bit
+//   slot mask, and lays them out as STEPS of SUB = BLOCK_N / 16 entries keyTile | slotMask << 24, grouped
+//   by which warpgroups need them: first the tiles both warpgroups use, then steps of tiles only
+//   warpgroup 0 uses alternating with steps of tiles only warpgroup 1 uses, then the longer class's
+//   remainder. Each class's last step is padded with entry 0 (mask 0: nothing loaded, V zero-filled).
+//   Online softmax does not care about key order, so grouping by warpgroup costs nothing, and a
+//   warpgroup skips every step none of its rows selected: for uncorrelated selections most steps are
+//   one warpgroup's, and the two run them side by side.
+// block_sparse_prefill_wgmma: the producer warpgroup gathers each step's sub-tiles (arbitrary key tiles)
+//   into a K and a V stage (and the step's entries into a small stage of their own, by cp.async too, so
+//   the consumers read them behind the same full barrier). A consumer warpgroup whose rows selected
+//   nothing in the step releases it untouched; otherwise it runs S = Q·Kᵀ (m64 × BLOCK_N) on wgmma,
+//   masks to -inf every sub-tile its warp's slot did not select and applies the exact causal mask where
+//   a selected sub-tile reaches the slot's diagonal or the cache end, and runs O += P·V one step later
+//   (under the next step's softmax, as dense v3). Every P·V k-step runs: thanks to the grouping, a
+//   step a warpgroup computes holds only sub-tiles some row of it selected (padding aside), and a
+//   wgmma left out under a condition, branch or predicate, makes ptxas serialise the whole chain
+//   (C7515, tried). A skipped step flushes the pending P·V first, so
+//   a warpgroup never holds a V stage for more than one step (the producer, filling K_j after V_{j-1},
+//   could otherwise wait on a release that waits on K_j).
+//
+// Layouts: as block-sparse-prefill.cu (q [T, qRowStride], out [T, H, D], k/v [Hkv, kvStride, D],
+//   lists [H, numChunks, listStride] + counts [H, numChunks]); steps [H, numCtaRows, stepStride] entries,
+//   stepCounts [H, numCtaRows] (steps, not entries). A query row whose list is empty writes zeros.
+//
+// Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128 keys per step: 4 or 8 sub-tiles),
+// KV_STAGES (2 to 4).
+#include "common.cuh"
+#include "flash-tile.cuh"
+#include "wgmma.cuh"
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#ifndef BLOCK_N
+#define BLOCK_N 64
+#endif
+#ifndef KV_STAGES
+#define KV_STAGES 3
+#endif
+
+namespace {
+constexpr int D = HEAD_DIM;
+constexpr int BN = BLOCK_N;
+constexpr int BM = 128;                  // query rows per CTA: two consumer warpgroups of 64
+constexpr int TILE = 16;                 // rows of a slot = keys of a sub-tile (the chunk grain)
+constexpr int SLOTS = BM / TILE;         // 8
+constexpr int SUB = BN / TILE;           // sub-tiles (entries) per step
+constexpr int S = KV_STAGES;
+constexpr int THREADS = 384;             // two consumer warpgroups, then the producer warpgroup
+constexpr int CONSUMER_THREADS = 256;
+constexpr int PRODUCER_THREADS = 128;
+constexpr int PRODUCER_REGS = 56;        // flash-prefill-wgmma.cu v3's split
+constexpr int CONSUMER_REGS = 224;
+constexpr int CHUNKS_PER_ROW = D / 8;    // 16-byte chunks
+constexpr int P_ROWS = PRODUCER_THREADS / CHUNKS_PER_ROW;  // rows one producer pass copies (8 or 16)
+constexpr u32 Q_HALF = BM * 128;
+constexpr u32 KV_HALF = BN * 128;
+constexpr u32 Q_BYTES = (D / 64) * Q_HALF;
+constexpr u32 KV_TILE = (D / 64) * KV_HALF;
+constexpr int UNION_THREADS = 256;
+constexpr int TILES_PER_WORD = 4;        // 8-bit slot masks
+static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
+static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
+static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
+static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
+
+__device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src));
+}
+// mbarriers, named barriers and setmaxnreg as flash-prefill-wgmma.cu v3 uses them (its copies are
+// private to that file).
+__device__ __forceinline__ void mbar_init(u32 bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
+
+// Scores -> unnormalised probabilities with the running max and sum updated; the accumulator's factor
+// alpha returned, applied once the P·V still running on it has finished (flash-prefill-wgmma.cu's split).
+template <int NT>
+__device__ __forceinline__ void softmax_scores(float (&s)[NT][4], float (&rowMax)[2], float (&rowSum)[2], float (&alpha)[2],
+                                               float scaleLog2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = rowMax[r];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
+    alpha[r] = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
+    rowMax[r] = mx;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
+      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
+      s[nt][2 * r] = p0;
+      s[nt][2 * r + 1] = p1;
+      sum += p0 + p1;
+    }
+    rowSum[r] = rowSum[r] * alpha[r] + sum;
+  }
+}
+template <int DT>
+__device__ __forceinline__ void rescale_rows(float (&o)[DT][4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      o[dt][0] *= alpha[0];
+      o[dt][1] *= alpha[0];
+      o[dt][2] *= alpha[1];
+      o[dt][3] *= alpha[1];
+    }
+  }
+}
+
+__device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
+#if BLOCK_N == 128
+  wgmma_m64n128k16_ss(s, descQ, descK, scaleD);
+#else
+  wgmma_m64n64k16_ss(s, descQ, descK, scaleD);
+#endif
+}
+__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4], u64 descV) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs_tb(o, p, descV, 1);
+#else
+  wgmma_m64n64k16_rs_tb(o, p, descV, 1);
+#endif
+}
+
+__device__ __forceinline__ int ctaid_x() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ int ctaid_y() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
+  return r;
+}
+// (CTA row, head) of this block: the heaviest (latest) rows of every head first, as the dense kernel's
+// global order. Re-read in the epilogue so nothing stays live across the loop.
+__device__ __forceinline__ void block_coords(int H, int& cr, int& h) {
+  const int linear = ctaid_y() * gridDim.x + ctaid_x();
+  cr = gridDim.x - 1 - linear / H;
+  h = linear % H;
+}
+
+// Step of the k-th step of a class (0: both warpgroups, 1: warpgroup 0 only, 2: warpgroup 1 only).
+__device__ __forceinline__ int step_of(int cls, int k, int stepsBoth, int stepsA, int stepsB) {
+  if (cls == 0) return k;
+  const int paired = min(stepsA, stepsB);
+  return stepsBoth + (k < paired ? 2 * k + (cls - 1) : paired + k);
+}
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_steps(
+    const int* __restrict__ lists, const int* __restrict__ counts, int* __restrict__ steps, int* __restrict__ stepCounts,
+    int listStride, int numChunks, int chunkTiles, int numQueryTiles, int kvLen, int stepStride) {
+  extern __shared__ u32 slotMasks[];  // one 8-bit slot mask per key tile, 4 a word
+  __shared__ unsigned long long warpTotals[UNION_THREADS / 32];
+  const int tid = threadIdx.x;
+  const int cr = blockIdx.x, h = blockIdx.y;
+  const int cta = h * gridDim.x + cr;
+  const int qt0 = cr * SLOTS;
+  const int lastTile = min(numQueryTiles, qt0 + SLOTS) - 1;  // no key tile lies right of it
+  const int words = lastTile / TILES_PER_WORD + 1;
+  for (int i = tid; i < words; i += UNION_THREADS) slotMasks[i] = 0u;
+  __syncthreads();
+  for (int slot = 0; slot < SLOTS; ++slot) {
+    const int qt = qt0 + slot;
+    if (qt >= numQueryTiles) break;  // same for every thread
+    const int m = qt / chunkTiles;
+    const int count = counts[h * numChunks + m];
+    const int* list = lists + ((size_t)h * numChunks + m) * listStride;
+    const int lastQuery = qt * TILE + TILE - 1;
+    for (int i = tid; i < count * chunkTiles; i += UNION_THREADS) {
+      const int kt = list[i / chunkTiles] * chunkTiles + i % chunkTiles;
+      if (kt >= 0 && kt * TILE <= lastQuery && kt * TILE < kvLen) {
+        atomicOr(&slotMasks[kt / TILES_PER_WORD], (1u << slot) << (8 * (kt % TILES_PER_WORD)));
+      }
+    }
+  }
+  __syncthreads();
+
+  // Per-class counts of each thread's run of words, scanned block-wide as three 21-bit fields.
+  auto classOf = [](u32 mask) { return (mask & 0x0fu) && (mask & 0xf0u) ? 0 : (mask & 0x0fu) ? 1 : 2; };
+  const int per = (words + UNION_THREADS - 1) / UNION_THREADS;
+  const int wb = min(words, tid * per), we = min(words, wb + per);
+  unsigned long long mine = 0ull;
+  for (int i = wb; i < we; ++i) {
+    const u32 x = slotMasks[i];
+#pragma unroll
+    for (int e = 0; e < TILES_PER_WORD; ++e) {
+      const u32 mask = (x >> (8 * e)) & 0xffu;
+      if (mask != 0u) mine += 1ull << (21 * classOf(mask));
+    }
+  }
+  const int lane = tid & 31, warp = tid >> 5;
+  unsigned long long incl = mine;
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    const unsigned long long y = __shfl_up_sync(0xffffffffu, incl, d);
+    if (lane >= d) incl += y;
+  }
+  if (lane == 31) warpTotals[warp] = incl;
+  __syncthreads();
+  unsigned long long pos = incl - mine, total = 0ull;
+  for (int w = 0; w < UNION_THREADS / 32; ++w) {
+    if (w < warp) pos += warpTotals[w];
+    total += warpTotals[w];
+  }
+  constexpr unsigned long long FIELD = (1ull << 21) - 1ull;
+  int n[3], stepsOf[3];
+#pragma unroll
+  for (int c = 0; c < 3; ++c) {
+    n[c] = (int)((total >> (21 * c)) & FIELD);
+    stepsOf[c] = (n[c] + SUB - 1) / SUB;
+  }
+  const int numSteps = stepsOf[0] + stepsOf[1] + stepsOf[2];
+  int* dst = steps + (size_t)cta * stepStride;
+  int next[3];
+#pragma unroll
+  for (int c = 0; c < 3; ++c) next[c] = (int)((pos >> (21 * c)) & FIELD);
+  for (int i = wb; i < we; ++i) {
+    const u32 x = slotMasks[i];
+    if (x == 0u) continue;
+#pragma unroll
+    for (int e = 0; e < TILES_PER_WORD; ++e) {
+      const u32 mask = (x >> (8 * e)) & 0xffu;
+      if (mask == 0u) continue;
+      const int c = classOf(mask);
+      const int k = next[c]++;
+      const int at = step_of(c, k / SUB, stepsOf[0], stepsOf[1], stepsOf[2]) * SUB + k % SUB;
+      if (at < stepStride) dst[at] = (int)((u32)(i * TILES_PER_WORD + e) | (mask << 24));
+    }
+  }
+  // Padding of each class's last step: entry 0 (mask 0) loads nothing and is masked for every row.
+  if (tid < 3 * SUB) {
+    const int c = tid / SUB, k = n[c] + tid % SUB;
+    if (k < stepsOf[c] * SUB) {
+      const int at = step_of(c, k / SUB, stepsOf[0], stepsOf[1], stepsOf[2]) * SUB + k % SUB;
+      if (at < stepStride) dst[at] = 0;
+    }
+  }
+  if (tid == 0) stepCounts[cta] = min(numSteps, stepStride / SUB);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wgmma(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
+    const int* __restrict__ steps, const int* __restrict__ stepCounts, int T, int H, int Hkv, int qRowStride, int kvStride,
+    int kvLen, int stepStride, float scaleLog2) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
+  const u32 sQ = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const u32 sK = sQ + Q_BYTES;               // [S][KV_TILE]
+  const u32 sV = sK + S * KV_TILE;           // [S][KV_TILE]
+  const u32 bars = sV + S * KV_TILE;         // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
+  const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
+  const u32 sEnt = emptyV + 8 * S;           // [S][SUB] entries of the step in each stage
+
+  const int tid = threadIdx.x;
+  // Warp-uniform through a shuffle, so ptxas sees the role branch as uniform (flash-prefill-wgmma.cu).
+  const int warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
+  const int lane = tid & 31;
+  const int wg = warp >> 2;  // 0, 1: consumers of rows 64·wg ..; 2: producer
+  const int wl = warp & 3;
+
+  int cr, h;
+  block_coords(H, cr, h);
+  const int hk = h / (H / Hkv);
+  const int m0 = cr * BM;
+  const int cta = h * gridDim.x + cr;
+  const int numSteps = stepCounts[cta];
+  const int* entries = steps + (size_t)cta * stepStride;
+
+  constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 32;  // one per consumer warp
+  if (tid == 0) {
+    mbar_init(fullQ, PRODUCER_THREADS);
+    for (int st = 0; st < S; ++st) {
+      mbar_init(fullK + 8 * st, PRODUCER_THREADS);
+      mbar_init(fullV + 8 * st, PRODUCER_THREADS);
+      mbar_init(emptyK + 8 * st, EMPTY_ARRIVALS);
+      mbar_init(emptyV + 8 * st, EMPTY_ARRIVALS);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (wg == 2) {
+    set_max_registers_dec<PRODUCER_REGS>();
+    const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
+    {
+      // Q rows past T are zero-filled (never stored).
+      const u32 dst0 = sQ + swizzled_offset(pr, chunk, BM);
+      const bf16_t* src = q + (size_t)h * D + chunk * 8;
+#pragma unroll
+      for (int i = 0; i < BM / P_ROWS; ++i) {
+        const int t = m0 + pr + i * P_ROWS;
+        cp_async16_at(dst0 + i * P_ROWS * 128, src + (size_t)min(t, T - 1) * qRowStride, t < T ? 16 : 0);
+      }
+      cp_async_mbar_arrive_noinc(fullQ);
+    }
+    const bf16_t* kHead = k + (size_t)hk * kvStride * D + chunk * 8;
+    const bf16_t* vHead = v + (size_t)hk * kvStride * D + chunk * 8;
+    const u32 rowDst = swizzled_offset(pr, chunk, BN);
+    // Gathers the step's rows of one tensor: row r of the stage is key (entry r / 16) · 16 + r % 16.
+    // Rows of padding entries and past the cache are zero-filled (0·V must stay 0) and read nothing.
+    auto gather = [&](u32 stage, const bf16_t* head, const int (&ent)[SUB]) {
+#pragma unroll
+      for (int i = 0; i < BN / P_ROWS; ++i) {
+        const int e = ent[(i * P_ROWS) / TILE];
+        const int key = (e & 0xffffff) * TILE + (i * P_ROWS) % TILE + pr;
+        const bool inside = (e >> 24) != 0 && key < kvLen;
+        cp_async16_at(stage + rowDst + i * P_ROWS * 128, head + (inside ? (size_t)key * D : 0), inside ? 16 : 0);
+      }
+    };
+    int st = 0;
+    u32 use = 0;  // how many times stage st was filled before
+    for (int i = 0; i < numSteps; ++i) {
+      int ent[SUB];
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) ent[e] = __ldg(entries + i * SUB + e);
+      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+      if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
+      gather(sK + st * KV_TILE, kHead, ent);
+      cp_async_mbar_arrive_noinc(fullK + 8 * st);
+      if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
+      gather(sV + st * KV_TILE, vHead, ent);
+      cp_async_mbar_arrive_noinc(fullV + 8 * st);
+      if (++st == S) { st = 0; ++use; }
+    }
+    cp_async_wait<0>();  // leave no copy in flight behind an exited thread
+  } else {
+    set_max_registers_inc<CONSUMER_REGS>();
+    const int g = lane >> 2, t4 = lane & 3;
+    const int slot = 4 * wg + wl;
+    const int warpFirstPos = m0 + 64 * wg + 16 * wl;  // position of this warp's first row
+    const u32 qBase = sQ + wg * 64 * 128;
+    float o[D / 8][4];
+    float s[BN / 8][4];
+    u32 p[BN / 16][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+#pragma unroll
+    for (int i = 0; i < BN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    float rowMax[2] = {NEG_INF, NEG_INF}, rowSum[2] = {0.f, 0.f};
+
+    auto release = [&](u32 bar) {
+      if (lane == 0) mbar_arrive(bar);
+    };
+    auto issueQK = [&](u32 kStage) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u32 within = (kk & 3) * 32;
+        wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
+                 wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
+      }
+    };
+    // O += P·V over all the step's sub-tiles (P is zero in those this warp did not select).
+    auto issuePV = [&](u32 vStage) {
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
+    };
+
+    if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
+    mbar_wait(fullQ, 0);
+    int st = 0, pst = 0;   // stages of step i and of the pending P·V
+    u32 use = 0, puse = 0; // how many times those stages were filled before
+    bool pending = false;  // a P·V (of step i - 1) waits to be issued
+    // The pending P·V alone (a skipped step, or the end), waited for, its V stage released.
+    auto flushPV = [&]() {
+      mbar_wait(fullV + 8 * pst, puse & 1);
+      fence_proxy_async_shared();
+      wgmma_fence();
+      issuePV(sV + pst * KV_TILE);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(o);
+      release(emptyV + 8 * pst);
+    };
+    for (int i = 0; i < numSteps; ++i) {
+      mbar_wait(fullK + 8 * st, use & 1);
+      // wgBits bit e: some slot of this warpgroup selected sub-tile e; mineBits: this warp's slot did.
+      u32 wgBits = 0u, mineBits = 0u;
+      int n0[SUB];
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) {
+        u32 x;
+        asm volatile("ld.shared.u32 %0, [%1];" : "=r"(x) : "r"(sEnt + (st * SUB + e) * 4) : "memory");
+        n0[e] = (int)(x & 0xffffffu) * TILE;
+        wgBits |= (((x >> 24) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
+        mineBits |= ((x >> (24 + slot)) & 1u) << e;
+      }
+      wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
+      named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
+      if (wgBits != 0u) {
+        if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
+        fence_proxy_async_shared();
+        wgmma_fence();
+        issueQK(sK + st * KV_TILE);
+        wgmma_commit();
+        if (pending) issuePV(sV + pst * KV_TILE);
+        wgmma_commit();
+        if (wg == 0 || i + 1 < numSteps) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+        float alpha[2];
+        wgmma_wait<1>();
+        wgmma_fence_operands(s);
+        release(emptyK + 8 * st);
+#pragma unroll
+        for (int e = 0; e < SUB; ++e) {
+          if ((mineBits >> e) & 1u) {
+            if (n0[e] + TILE - 1 > warpFirstPos || n0[e] + TILE > kvLen) flash_causal_mask16<BN / 8>(s, e, n0[e], warpFirstPos + g, kvLen, t4);
+          } else {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) s[2 * e + half][0] = s[2 * e + half][1] = s[2 * e + half][2] = s[2 * e + half][3] = NEG_INF;
+          }
+        }
+        softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+        wgmma_wait<0>();
+        wgmma_fence_operands(o);
+        if (pending) release(emptyV + 8 * pst);
+        rescale_rows<D / 8>(o, alpha);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+        pending = true;
+        pst = st;
+        puse = use;
+      } else {
+        // Nothing of this warpgroup here: the pending P·V goes now (see the header), the stages are
+        // released once filled (an early arrival would count towards the previous fill's release).
+        // (Issue and wait inside one branch: ptxas serialises every wgmma when it cannot pair them.)
+        if (pending) {
+          mbar_wait(fullV + 8 * pst, puse & 1);
+          fence_proxy_async_shared();
+          wgmma_fence();
+          issuePV(sV + pst * KV_TILE);
+          wgmma_commit();
+          if (wg == 0 || i + 1 < numSteps) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+          wgmma_wait<0>();
+          wgmma_fence_operands(o);
+          release(emptyV + 8 * pst);
+        } else if (wg == 0 || i + 1 < numSteps) {
+          named_bar_arrive(2 - wg, CONSUMER_THREADS);
+        }
+        pending = false;
+        release(emptyK + 8 * st);
+        mbar_wait(fullV + 8 * st, use & 1);
+        release(emptyV + 8 * st);
+      }
+      if (++st == S) { st = 0; ++use; }
+    }
+    if (pending) flushPV();
+    int crE, hE;
+    block_coords(H, crE, hE);
+    flash_store_rows<D / 8>(o, rowSum, out, crE * BM + 64 * wg + 16 * wl, g, t4, T, H, hE);
+  }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
+}

@@ -1,0 +1,155 @@
+/**
+ * Launcher for block-sparse-prefill-wgmma.cu: the Hopper (sm_90a, wgmma) block-sparse causal prefill,
+ * same arguments and results as BlockSparseFlashPrefill's mma.sync kernel (block-sparse-prefill.ts)
+ * over the same device chunk lists, head dims 64 and 128. Each run launches block_sparse_wgmma_steps
+ * (the CTAs' step lists into a workspace this object keeps, block-sparse-wgmma-layout.ts) and then
+ * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it when given a `wgmma` tiling; it is not
+ * the default (docs/perf.md, Block-sparse prefill: the default changes only after a device measurement).
+ */
+import { assertDeviceChunkSize } from '../block-sparse-layout.js';
+import { WGMMA_CTA_ROWS, type WgmmaStepGeometry, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
+import type { DeviceBuffer } from '../memory-pool.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+import type { BlockSparsePrefillArgs } from './block-sparse-prefill.js';
+import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
+import type { PrefillShape } from './flash-prefill.js';
+
+const LOG2E = 1.4426950408889634;
+const THREADS = 384; // two consumer warpgroups, the producer warpgroup
+const STEPS_THREADS = 256;
+
+export interface BlockSparseWgmmaTiling {
+  /** Keys per step (4 or 8 sub-tiles of 16): the N of S = Q·Kᵀ and the K extent of P·V. */
+  blockN: 64 | 128;
+  /** K and V stages in shared memory (2-4; 128-key steps with D = 128 fit 3 at most). */
+  stages: 2 | 3 | 4;
+}
+
+/** 64-key steps (a warpgroup skips at that grain) three stages deep (gathered tiles: more in flight). */
+export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3 };
+
+/** e.g. 'wgmma-n64-s3'. */
+export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
+  return `wgmma-n${t.blockN}-s${t.stages}`;
+}
+
+/** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
+export function parseBlockSparseWgmmaLabel(label: string): BlockSparseWgmmaTiling | null {
+  const m = /^wgmma-n(\d+)-s(\d+)$/.exec(label);
+  if (!m) return null;
+  return resolveBlockSparseWgmmaTiling({ blockN: Number(m[1]) as 64, stages: Number(m[2]) as 2 });
+}
+
+/** Defaults filled in, then checked; an error names the bad field. */
+export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>): BlockSparseWgmmaTiling {
+  const r = { ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...t };
+  if (r.blockN !== 64 && r.blockN !== 128) throw new Error(`block-sparse wgmma: blockN must be 64 or 128 (got ${r.blockN})`);
+  if (![2, 3, 4].includes(r.stages)) throw new Error(`block-sparse wgmma: stages must be 2, 3 or 4 (got ${r.stages})`);
+  return r;
+}
+
+/**
+ * Dynamic shared memory of one CTA: the 128-row Q tile, the K and V stages, the mbarriers (1 + 4 per
+ * stage), the stages' entries, 1 KB of alignment slack (swizzle atoms are 1024-byte aligned).
+ */
+export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmmaTiling): number {
+  const rowBytes = headDim * 2;
+  return (WGMMA_CTA_ROWS + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages) + 4 * t.stages * (t.blockN / 16) + 1024;
+}
+
+export class BlockSparseWgmmaPrefill {
+  readonly tiling: BlockSparseWgmmaTiling;
+  private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
+  private steps: DeviceBuffer | null = null;
+  private stepCounts: DeviceBuffer | null = null;
+  /** Geometry of the last run (for tests that read the step lists back). */
+  lastGeometry: WgmmaStepGeometry | null = null;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<BlockSparseWgmmaTiling> = {}) {
+    const reason = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
+    if (reason) throw new Error(`block-sparse ${reason}`);
+    if (!(shape.numKvHeads > 0) || shape.numHeads % shape.numKvHeads !== 0) {
+      throw new Error(`block-sparse wgmma: ${shape.numHeads} query heads are not a multiple of ${shape.numKvHeads} KV heads`);
+    }
+    this.tiling = resolveBlockSparseWgmmaTiling(tiling);
+  }
+
+  /** Compiles (or loads from the cache) both kernels; run() calls it on first use. */
+  prepare(): { union: CudaKernel; attend: CudaKernel } {
+    const t = this.tiling;
+    const shared = blockSparseWgmmaSharedBytes(this.shape.headDim, t);
+    if (shared > this.rt.cuda.info.maxSharedPerBlockOptin) {
+      throw new Error(`block-sparse ${blockSparseWgmmaLabel(t)}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
+    }
+    if (!this.kernels) {
+      const mod = this.rt.module('block-sparse-prefill-wgmma.cu', { HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages }, { arch: 'sm_90a' });
+      this.kernels = {
+        union: mod.kernel('block_sparse_wgmma_steps', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        attend: mod.kernel('block_sparse_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
+      };
+    }
+    return this.kernels;
+  }
+
+  run(a: BlockSparsePrefillArgs): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const T = a.numQueries;
+    const l = a.lists;
+    if (!(T > 0)) throw new Error(`block-sparse wgmma: numQueries must be positive (got ${T})`);
+    if (a.kvLen < T || a.kvLen > a.kvStride) throw new Error(`block-sparse wgmma: need T <= kvLen <= kvStride (got ${T}, ${a.kvLen}, ${a.kvStride})`);
+    if (l.numHeads !== H || l.numTokens !== T) throw new Error(`block-sparse wgmma: lists are for ${l.numHeads} heads x ${l.numTokens} tokens, the call has ${H} x ${T}`);
+    assertDeviceChunkSize(l.chunkSize);
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
+      if (ptr % 16n !== 0n) throw new Error(`block-sparse wgmma: ${name} must be 16-byte aligned`);
+    }
+    const qRowStride = a.qRowStride ?? H * D;
+    if (!Number.isInteger(qRowStride) || qRowStride < H * D || qRowStride % 8 !== 0) {
+      throw new Error(`block-sparse wgmma: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
+    }
+    const geo = wgmmaStepGeometry(T, H, l.stride, l.chunkSize, this.tiling.blockN);
+    this.lastGeometry = geo;
+    const ctas = H * geo.numCtaRows;
+    this.steps = this.ensure(this.steps, ctas * geo.stepStride * 4);
+    this.stepCounts = this.ensure(this.stepCounts, ctas * 4);
+    const k = this.prepare();
+    const grid: [number, number, number] = [geo.numCtaRows, H, 1];
+    const words = Math.floor((geo.numQueryTiles - 1) / 4) + 1; // one 8-bit slot mask per key tile
+    k.union.launch(
+      { grid, block: [STEPS_THREADS, 1, 1], sharedBytes: words * 4, stream: this.rt.stream },
+      [l.lists.ptr, l.counts.ptr, this.steps.ptr, this.stepCounts.ptr, l.stride, l.numChunks, l.chunkSize / 16,
+        geo.numQueryTiles, a.kvLen, geo.stepStride],
+    );
+    k.attend.launch(
+      { grid, block: [THREADS, 1, 1], sharedBytes: blockSparseWgmmaSharedBytes(D, this.tiling), stream: this.rt.stream },
+      [a.q, a.k, a.v, a.out, this.steps.ptr, this.stepCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen, geo.stepStride, a.scale * LOG2E],
+    );
+  }
+
+  /** The last run's step lists: entries [H · numCtaRows, stepStride] and step counts (waits for the stream). */
+  downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; geometry: WgmmaStepGeometry } {
+    const geo = this.lastGeometry;
+    if (!geo || !this.steps || !this.stepCounts) throw new Error('block-sparse wgmma: no run yet');
+    this.rt.synchronize();
+    const ctas = geo.numHeads * geo.numCtaRows;
+    const entries = new Int32Array(ctas * geo.stepStride), stepCounts = new Int32Array(ctas);
+    this.rt.cuda.download(entries, this.steps.ptr);
+    this.rt.cuda.download(stepCounts, this.stepCounts.ptr);
+    return { entries, stepCounts, geometry: geo };
+  }
+
+  /** Returns the workspace to the pool (after the stream's work is done). */
+  release(): void {
+    for (const b of [this.steps, this.stepCounts]) if (b) this.rt.pool.release(b);
+    this.steps = this.stepCounts = null;
+  }
+
+  private ensure(buf: DeviceBuffer | null, bytes: number): DeviceBuffer {
+    if (buf && buf.capacity >= bytes) return buf;
+    if (buf) {
+      this.rt.synchronize(); // the previous launch may still read it
+      this.rt.pool.release(buf);
+    }
+    return this.rt.pool.acquire(Math.max(4, bytes));
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * GPU correctness of the Hopper block-sparse prefill (block_sparse_wgmma_steps + block_sparse_prefill_wgmma)
+ * against the CPU Block-Sparse method: same bf16-rounded inputs, the method's own chunk selection, its
+ * float64 output as reference; the step lists the GPU builds are compared entry by entry with the host
+ * reference (wgmmaCtaSteps). Outputs are poisoned with NaN before each launch, so an unwritten element
+ * fails. Also: a list of every chunk equals the dense flash kernel, empty rows write zeros, and the
+ * variant is reachable through BlockSparseFlashPrefill's `wgmma` option. Needs a compute capability 9.0
+ * GPU; skipped with the reason elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
+import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
+import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
+import { wgmmaCtaSteps } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
+import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
+import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
+import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+
+/** Where the suite cannot run: no CUDA device, or one without wgmma (checked once the runtime exists). */
+const skip = isCudaAvailable() ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
+if (skip) console.log(`# CUDA wgmma block-sparse prefill tests skipped: ${skip}`);
+
+// bf16 operands (and P rounded to bf16 before P·V), as for the dense kernels.
+const TOLERANCE = 1e-2;
+
+interface Inputs {
+  n: number; H: number; Hkv: number; D: number; kvStride: number;
+  q: Float32Array; // [n, H, D]
+  k: Float32Array; // [Hkv, kvStride, D]
+  v: Float32Array; // [Hkv, kvStride, D]
+}
+
+function randomInputs(n: number, H: number, Hkv: number, D: number, extraRows: number, seed: number): Inputs {
+  const rand = randomGenerator(seed);
+  const kvStride = n + extraRows;
+  return {
+    n, H, Hkv, D, kvStride,
+    q: randomBf16Values(n * H * D, rand, 2),
+    k: randomBf16Values(Hkv * kvStride * D, rand, 2),
+    v: randomBf16Values(Hkv * kvStride * D, rand),
+  };
+}
+
+/** The engine's CPU cache of the same rows (append takes [n, Hkv, D]). */
+function cpuCache(x: Inputs): LayerKvCache {
+  const { n, Hkv, D, kvStride } = x;
+  const kt = new Float32Array(n * Hkv * D), vt = new Float32Array(n * Hkv * D);
+  for (let kvh = 0; kvh < Hkv; kvh++) {
+    for (let r = 0; r < n; r++) {
+      kt.set(x.k.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
+      vt.set(x.v.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
+    }
+  }
+  const cache = new LayerKvCache(Hkv, D, n);
+  cache.append(kt, vt, n, 0);
+  return cache;
+}
+
+/** Float64 softmax attention of every query over exactly the keys the selection gives it (zeros when none). */
+function selectionReference(x: Inputs, sel: ChunkSelection): Float32Array {
+  const { n, H, Hkv, D, kvStride } = x;
+  const ref = new Float32Array(n * H * D);
+  for (let h = 0; h < H; h++) {
+    const kvh = Math.floor(h / (H / Hkv));
+    for (let t = 0; t < n; t++) {
+      const keys = selectedKeysOf(sel, h, t);
+      if (keys.length === 0) continue;
+      const o = (t * H + h) * D;
+      const s = keys.map((key) => {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += x.q[o + d] * x.k[(kvh * kvStride + key) * D + d];
+        return dot / Math.sqrt(D);
+      });
+      const mx = Math.max(...s);
+      const w = s.map((y) => Math.exp(y - mx));
+      const z = w.reduce((a, b) => a + b, 0);
+      keys.forEach((key, i) => {
+        for (let d = 0; d < D; d++) ref[o + d] += (w[i] / z) * x.v[(kvh * kvStride + key) * D + d];
+      });
+    }
+  }
+  return ref;
+}
+
+describe('CUDA wgmma block-sparse prefill', { skip }, () => {
+  let rt: CudaRuntime;
+  let noWgmma: string | null = null;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+    noWgmma = wgmmaPrefillUnsupported(rt.cuda.info, 128);
+    console.log(`# device: ${rt.cuda.info.name} (${rt.cuda.info.arch}, ${rt.cuda.info.multiprocessors} SMs)${noWgmma ? `; skipping: ${noWgmma}` : ''}`);
+  });
+  after(() => rt?.dispose());
+
+  /** Runs steps + attention over `sel` and returns [n, H, D]; checks the GPU step lists against wgmmaCtaSteps. */
+  function runGpu(x: Inputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling>, viaLauncher = false): Float32Array {
+    const { n, H, Hkv, D, kvStride } = x;
+    const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+    const launcher = viaLauncher ? new BlockSparseFlashPrefill(rt, shape, { wgmma: tiling }) : null;
+    const kernel = launcher?.wgmma ?? new BlockSparseWgmmaPrefill(rt, shape, tiling);
+    const host = packChunkLists(sel);
+    const lists = uploadChunkLists(rt, host);
+    const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
+    const dout = poisonedBf16(rt, n * H * D);
+    const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, lists, numQueries: n, kvLen: n, kvStride, scale: 1 / Math.sqrt(D) };
+    if (launcher) launcher.run(args);
+    else kernel.run(args);
+    const out = downloadBf16(rt, dout, n * H * D);
+    const { entries, stepCounts, geometry: geo } = kernel.downloadSteps();
+    for (let h = 0; h < H; h++) {
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const cta = h * geo.numCtaRows + cr;
+        const expected = wgmmaCtaSteps(host, n, geo, h, cr);
+        assert.equal(stepCounts[cta] * geo.subTiles, expected.length, `steps of CTA ${h}/${cr}`);
+        assert.deepEqual([...entries.subarray(cta * geo.stepStride, cta * geo.stepStride + expected.length)], expected, `step list of CTA ${h}/${cr}`);
+      }
+    }
+    for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+    releaseChunkLists(rt, lists);
+    (launcher ?? kernel).release();
+    return out;
+  }
+
+  const methodCases: { n: number; H: number; Hkv: number; D: 64 | 128; chunk: number; top: number; extraRows: number; seed: number; tiling: Partial<BlockSparseWgmmaTiling> }[] = [
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: {} }, // GQA, the default tiling
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: { blockN: 128, stages: 2 } },
+    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, tiling: {} }, // partial last chunk and CTA, D = 64
+    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, tiling: { blockN: 128, stages: 3 } },
+    { n: 250, H: 6, Hkv: 2, D: 128, chunk: 16, top: 100, extraRows: 0, seed: 3, tiling: { stages: 2 } }, // t >= chunks: dense causal
+    { n: 517, H: 4, Hkv: 1, D: 64, chunk: 32, top: 6, extraRows: 0, seed: 4, tiling: { stages: 4 } }, // c = 32
+    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, tiling: {} }, // many steps: stages wrap
+    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, tiling: { blockN: 128, stages: 3 } },
+    { n: 700, H: 4, Hkv: 1, D: 128, chunk: 64, top: 4, extraRows: 0, seed: 6, tiling: { stages: 2 } }, // c = 64: a chunk spans 4 slots
+    { n: 4000, H: 2, Hkv: 1, D: 128, chunk: 16, top: 40, extraRows: 0, seed: 7, tiling: { stages: 4 } },
+  ];
+  for (const c of methodCases) {
+    test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel({ blockN: 64, stages: 3, ...c.tiling })} vs the CPU method`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const x = randomInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
+      const cache = cpuCache(x);
+      const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
+      const ref = new Float32Array(c.n * c.H * c.D);
+      new BlockSparsePrefill(c.chunk, null, c.top).prefill({
+        layer: 0, shape, queries: x.q, numQueries: c.n, queryStart: 0, cache, out: ref, isLastChunk: true,
+      });
+      const sel = selectBlockSparseChunks(
+        new BlockSparsePrefill(c.chunk, null, c.top), x.q, cache.keys.map((k) => k.subarray(0, c.n * c.D)), c.n, c.H, c.D);
+      const out = runGpu(x, sel, c.tiling);
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      const err = relativeError(out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+
+  for (const tiling of [{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }] as const) {
+    test(`a list of every causal chunk equals the dense flash kernel (partial last block, GQA, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const n = 555, H = 8, Hkv = 2, D = 128;
+      const x = randomInputs(n, H, Hkv, D, 0, 11);
+      const B = Math.ceil(n / 16);
+      const heads = Array.from({ length: H }, () => {
+        const selected = new Int32Array(B * B), counts = new Int32Array(B);
+        for (let m = 0; m < B; m++) {
+          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
+          counts[m] = m + 1;
+        }
+        return { selected, counts, stride: B };
+      });
+      const out = runGpu(x, { chunkSize: 16, numTokens: n, heads }, tiling, true);
+      const dense = new FlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
+      const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
+      const dout = poisonedBf16(rt, n * H * D);
+      dense.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: 1 / Math.sqrt(D) });
+      const ref = downloadBf16(rt, dout, n * H * D);
+      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+      assert.equal(countNaN(out), 0);
+      const err = relativeError(out, ref);
+      console.log(`#   block-sparse wgmma vs dense flash: rel diff ${err.toExponential(2)}`);
+      assert.ok(err < 2e-3, `block-sparse wgmma with every chunk differs from dense flash by ${err}`);
+    });
+  }
+
+  for (const [D, tiling] of [[128, { blockN: 64, stages: 3 }], [64, { blockN: 128, stages: 2 }]] as const) {
+    test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, D=${D}, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const x = randomInputs(300, 4, 2, D, 0, 6);
+      const B = Math.ceil(300 / 16);
+      const heads = Array.from({ length: 4 }, (_, h) => {
+        const selected = new Int32Array(B * B), counts = new Int32Array(B);
+        for (let m = 0; m < B; m++) {
+          if ((m + h) % 3 === 0) continue; // empty row
+          let k = 0;
+          for (let j = 0; j <= m; j++) if ((j * 7 + m + h) % 2 === 0 || j === m) selected[m * B + k++] = j;
+          counts[m] = k;
+        }
+        return { selected, counts, stride: B };
+      });
+      // Head 3: one whole CTA (rows 128..255) selects nothing at all, so it has no steps.
+      for (let m = 8; m < 16; m++) heads[3].counts[m] = 0;
+      const sel: ChunkSelection = { chunkSize: 16, numTokens: 300, heads };
+      const ref = selectionReference(x, sel);
+      const out = runGpu(x, sel, tiling);
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      for (let h = 0; h < x.H; h++) {
+        for (let q = 0; q < x.n; q++) {
+          if (selectedKeysOf(sel, h, q).length > 0) continue;
+          for (let d = 0; d < D; d++) assert.equal(out[(q * x.H + h) * D + d], 0, `empty row: head ${h} query ${q}`);
+        }
+      }
+      const err = relativeError(out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+});
