@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import {
-  WGMMA_CTA_ROWS, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks, wgmmaStepGeometry,
+  WGMMA_CTA_ROWS, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks, wgmmaStepGeometry, wgmmaStepsBoth,
 } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
@@ -152,13 +152,15 @@ describe('wgmma block-sparse tiling', () => {
 /**
  * The kernel's synchronisation, step by step (block_sparse_prefill_wgmma): the producer fills K then V
  * of each step into stage i % S after the stage's previous fill was released by all 8 consumer warps
- * (two warpgroups here); each consumer warpgroup waits for K, takes its turn (named barriers), and
- * either computes (P·V of the previous step issued with this step's Q·Kᵀ, V of the previous step
- * released after it) or skips (pending P·V flushed, both stages released once filled). Returns false on
- * a deadlock; throws when a release would count towards another fill's phase.
+ * (two warpgroups here); each consumer warpgroup waits for K and either computes (P·V of the previous
+ * step issued with this step's Q·Kᵀ, V of the previous step released after it; in the first stepsBoth
+ * steps, which both compute, after taking its turn on the named barriers) or skips (pending P·V
+ * flushed, both stages released once filled). Returns false on a deadlock; throws when a release
+ * would count towards another fill's phase or a turn barrier would merge two generations.
  */
-function simulate(computes: boolean[][], stages: number, rand: () => number): boolean {
+function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand: () => number): boolean {
   const N = computes[0].length;
+  for (let i = 0; i < stepsBoth; i++) assert.ok(computes[0][i] && computes[1][i], 'both warpgroups compute the leading steps');
   const filled = { K: new Array<number>(stages).fill(0), V: new Array<number>(stages).fill(0) }; // completed fills
   const released = { K: Array.from({ length: stages }, () => [] as number[]), V: Array.from({ length: stages }, () => [] as number[]) }; // per fill: releasing warpgroups
   const turnArrivals = [0, 0, 0], turnSyncs = [0, 0, 0]; // named barriers 1 and 2
@@ -183,7 +185,7 @@ function simulate(computes: boolean[][], stages: number, rand: () => number): bo
   }
   function* consumer(wg: number): Generator<() => boolean> {
     const bar = 1 + wg, other = 2 - wg;
-    if (wg === 1) turnArrivals[1]++;
+    if (wg === 1 && stepsBoth > 0) turnArrivals[1]++;
     let st = 0, use = 0, pst = 0, puse = 0, pending = false;
     const sync = function* (): Generator<() => boolean> {
       const gen = ++turnSyncs[bar];
@@ -191,7 +193,7 @@ function simulate(computes: boolean[][], stages: number, rand: () => number): bo
       yield () => turnArrivals[bar] >= gen;
     };
     const arriveTurn = (i: number): void => {
-      if (wg === 0 || i + 1 < N) {
+      if (wg === 0 || i + 1 < stepsBoth) {
         turnArrivals[other]++;
         assert.ok(turnArrivals[other] <= turnSyncs[other] + 1, `barrier ${other}: arrivals ran ahead of its waits`);
       }
@@ -199,10 +201,11 @@ function simulate(computes: boolean[][], stages: number, rand: () => number): bo
     for (let i = 0; i < N; i++) {
       const [s, u] = [st, use];
       yield () => filled.K[s] > u;
-      yield* sync();
+      const turns = i < stepsBoth;
       if (computes[wg][i]) {
         if (pending) { const [ps, pu] = [pst, puse]; yield () => filled.V[ps] > pu; }
-        arriveTurn(i);
+        if (turns) yield* sync();
+        if (turns) arriveTurn(i);
         release('K', s, u, wg);
         if (pending) release('V', pst, puse, wg);
         pending = true; pst = s; puse = u;
@@ -210,10 +213,7 @@ function simulate(computes: boolean[][], stages: number, rand: () => number): bo
         if (pending) {
           const [ps, pu] = [pst, puse];
           yield () => filled.V[ps] > pu;
-          arriveTurn(i);
           release('V', ps, pu, wg);
-        } else {
-          arriveTurn(i);
         }
         pending = false;
         release('K', s, u, wg);
@@ -245,10 +245,11 @@ describe('wgmma block-sparse synchronisation model', () => {
     const r = rng(42);
     for (let trial = 0; trial < 400; trial++) {
       const N = 1 + Math.floor(r() * 14);
+      const both = Math.floor(r() * (N + 1) * (trial % 2));
       const p0 = r(), p1 = r();
-      const computes = [Array.from({ length: N }, () => r() < p0), Array.from({ length: N }, () => r() < p1)];
+      const computes = [Array.from({ length: N }, (_, i) => i < both || r() < p0), Array.from({ length: N }, (_, i) => i < both || r() < p1)];
       const stages = 2 + (trial % 3);
-      assert.ok(simulate(computes, stages, r), `deadlock: stages ${stages}, computes ${JSON.stringify(computes)}`);
+      assert.ok(simulate(computes, stages, both, r), `deadlock: stages ${stages}, both ${both}, computes ${JSON.stringify(computes)}`);
     }
   });
 
@@ -261,7 +262,7 @@ describe('wgmma block-sparse synchronisation model', () => {
       const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
       const N = entries.length / 4;
       const computes = [0, 1].map((wg) => Array.from({ length: N }, (_, s) => entries.slice(4 * s, 4 * s + 4).some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)));
-      if (N > 0) assert.ok(simulate(computes, 2, r), `deadlock in CTA ${cr}`);
+      if (N > 0) assert.ok(simulate(computes, 2 + (cr % 3), wgmmaStepsBoth(entries, 4), r), `deadlock in CTA ${cr}`);
     }
   });
 });

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
-import { wgmmaCtaSteps } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { wgmmaCtaSteps, wgmmaStepsBoth } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
@@ -114,12 +114,13 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     if (launcher) launcher.run(args);
     else kernel.run(args);
     const out = downloadBf16(rt, dout, n * H * D);
-    const { entries, stepCounts, geometry: geo } = kernel.downloadSteps();
+    const { entries, stepCounts, stepsBoth, geometry: geo } = kernel.downloadSteps();
     for (let h = 0; h < H; h++) {
       for (let cr = 0; cr < geo.numCtaRows; cr++) {
         const cta = h * geo.numCtaRows + cr;
         const expected = wgmmaCtaSteps(host, n, geo, h, cr);
         assert.equal(stepCounts[cta] * geo.subTiles, expected.length, `steps of CTA ${h}/${cr}`);
+        assert.equal(stepsBoth[cta], wgmmaStepsBoth(expected, geo.subTiles), `leading both-steps of CTA ${h}/${cr}`);
         assert.deepEqual([...entries.subarray(cta * geo.stepStride, cta * geo.stepStride + expected.length)], expected, `step list of CTA ${h}/${cr}`);
       }
     }

@@ -121,6 +121,13 @@ export function wgmmaAttendedKeys(entries: number[], geo: WgmmaStepGeometry, T: 
   return keys;
 }
 
+/** Leading steps of tiles both warpgroups use (the kernel's stepsBoth: turns are taken in them). */
+export function wgmmaStepsBoth(entries: number[], subTiles: number): number {
+  let steps = 0;
+  while (steps * subTiles < entries.length && entries.slice(steps * subTiles, (steps + 1) * subTiles).some((e) => tileClass(e >>> 24) === 0 && e >>> 24 !== 0)) steps++;
+  return steps;
+}
+
 /** How many steps each consumer warpgroup computes in one CTA's list (for the benchmark's work model). */
 export function wgmmaComputedSteps(entries: number[], subTiles: number): [number, number] {
   const done: [number, number] = [0, 0];

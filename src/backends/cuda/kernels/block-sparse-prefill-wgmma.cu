@@ -29,7 +29,8 @@
 //
 // Layouts: as block-sparse-prefill.cu (q [T, qRowStride], out [T, H, D], k/v [Hkv, kvStride, D],
 //   lists [H, numChunks, listStride] + counts [H, numChunks]); steps [H, numCtaRows, stepStride] entries,
-//   stepCounts [H, numCtaRows] (steps, not entries). A query row whose list is empty writes zeros.
+//   stepCounts [H, numCtaRows, 2] (steps, not entries; then how many of them lead with tiles both
+//   warpgroups use). A query row whose list is empty writes zeros.
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128 keys per step: 4 or 8 sub-tiles),
 // KV_STAGES (2 to 4).
@@ -275,7 +276,10 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
       if (at < stepStride) dst[at] = 0;
     }
   }
-  if (tid == 0) stepCounts[cta] = min(numSteps, stepStride / SUB);
+  if (tid == 0) {
+    stepCounts[2 * cta] = min(numSteps, stepStride / SUB);
+    stepCounts[2 * cta + 1] = min(stepsOf[0], stepStride / SUB);
+  }
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wgmma(
@@ -303,7 +307,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int hk = h / (H / Hkv);
   const int m0 = cr * BM;
   const int cta = h * gridDim.x + cr;
-  const int numSteps = stepCounts[cta];
+  const int numSteps = stepCounts[2 * cta];
+  const int stepsBoth = stepCounts[2 * cta + 1];  // the leading steps of tiles both warpgroups use
   const int* entries = steps + (size_t)cta * stepStride;
 
   constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 32;  // one per consumer warp
@@ -395,7 +400,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
     };
 
-    if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
+    // Turns are taken in the steps both warpgroups compute (the first stepsBoth), as in dense v3, so one's
+    // softmax runs under the other's products; in the steps of one warpgroup's own tiles the two run
+    // side by side without them (turns there would make each wait for the other's softmax).
+    if (wg == 1 && stepsBoth > 0) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
     mbar_wait(fullQ, 0);
     int st = 0, pst = 0;   // stages of step i and of the pending P·V
     u32 use = 0, puse = 0; // how many times those stages were filled before
@@ -425,16 +433,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         mineBits |= ((x >> (24 + slot)) & 1u) << e;
       }
       wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
-      named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
+      const bool turns = i < stepsBoth;  // both warpgroups compute this step: they take turns to issue
       if (wgBits != 0u) {
         if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
+        if (turns) named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
         fence_proxy_async_shared();
         wgmma_fence();
         issueQK(sK + st * KV_TILE);
         wgmma_commit();
         if (pending) issuePV(sV + pst * KV_TILE);
         wgmma_commit();
-        if (wg == 0 || i + 1 < numSteps) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+        // The other's turn (warpgroup 1's last arrival would have no matching wait).
+        if (turns && (wg == 0 || i + 1 < stepsBoth)) named_bar_arrive(2 - wg, CONSUMER_THREADS);
         float alpha[2];
         wgmma_wait<1>();
         wgmma_fence_operands(s);
@@ -459,22 +469,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         pst = st;
         puse = use;
       } else {
-        // Nothing of this warpgroup here: the pending P·V goes now (see the header), the stages are
-        // released once filled (an early arrival would count towards the previous fill's release).
-        // (Issue and wait inside one branch: ptxas serialises every wgmma when it cannot pair them.)
-        if (pending) {
-          mbar_wait(fullV + 8 * pst, puse & 1);
-          fence_proxy_async_shared();
-          wgmma_fence();
-          issuePV(sV + pst * KV_TILE);
-          wgmma_commit();
-          if (wg == 0 || i + 1 < numSteps) named_bar_arrive(2 - wg, CONSUMER_THREADS);
-          wgmma_wait<0>();
-          wgmma_fence_operands(o);
-          release(emptyV + 8 * pst);
-        } else if (wg == 0 || i + 1 < numSteps) {
-          named_bar_arrive(2 - wg, CONSUMER_THREADS);
-        }
+        // Nothing of this warpgroup here (a step of the other's own tiles: no turns): the pending P·V
+        // goes now (see the header), the stages are released once filled (an early arrival would
+        // count towards the previous fill's release).
+        if (pending) flushPV();
         pending = false;
         release(emptyK + 8 * st);
         mbar_wait(fullV + 8 * st, use & 1);

@@ -111,7 +111,7 @@ export class BlockSparseWgmmaPrefill {
     this.lastGeometry = geo;
     const ctas = H * geo.numCtaRows;
     this.steps = this.ensure(this.steps, ctas * geo.stepStride * 4);
-    this.stepCounts = this.ensure(this.stepCounts, ctas * 4);
+    this.stepCounts = this.ensure(this.stepCounts, ctas * 2 * 4);
     const k = this.prepare();
     const grid: [number, number, number] = [geo.numCtaRows, H, 1];
     const words = Math.floor((geo.numQueryTiles - 1) / 4) + 1; // one 8-bit slot mask per key tile
@@ -126,16 +126,23 @@ export class BlockSparseWgmmaPrefill {
     );
   }
 
-  /** The last run's step lists: entries [H · numCtaRows, stepStride] and step counts (waits for the stream). */
-  downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; geometry: WgmmaStepGeometry } {
+  /**
+   * The last run's step lists (waits for the stream): entries [H · numCtaRows, stepStride], steps per
+   * CTA, and how many of those lead with tiles both warpgroups use.
+   */
+  downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; stepsBoth: Int32Array; geometry: WgmmaStepGeometry } {
     const geo = this.lastGeometry;
     if (!geo || !this.steps || !this.stepCounts) throw new Error('block-sparse wgmma: no run yet');
     this.rt.synchronize();
     const ctas = geo.numHeads * geo.numCtaRows;
-    const entries = new Int32Array(ctas * geo.stepStride), stepCounts = new Int32Array(ctas);
+    const entries = new Int32Array(ctas * geo.stepStride), counts = new Int32Array(2 * ctas);
     this.rt.cuda.download(entries, this.steps.ptr);
-    this.rt.cuda.download(stepCounts, this.stepCounts.ptr);
-    return { entries, stepCounts, geometry: geo };
+    this.rt.cuda.download(counts, this.stepCounts.ptr);
+    return {
+      entries, geometry: geo,
+      stepCounts: Int32Array.from({ length: ctas }, (_, c) => counts[2 * c]),
+      stepsBoth: Int32Array.from({ length: ctas }, (_, c) => counts[2 * c + 1]),
+    };
   }
 
   /** Returns the workspace to the pool (after the stream's work is done). */
