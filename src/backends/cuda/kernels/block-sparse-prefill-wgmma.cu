@@ -23,9 +23,10 @@
 //   (under the next step's softmax, as dense v3). Every P·V k-step runs: thanks to the grouping, a
 //   step a warpgroup computes holds only sub-tiles some row of it selected (padding aside), and a
 //   wgmma left out under a condition, branch or predicate, makes ptxas serialise the whole chain
-//   (C7515, tried). A skipped step flushes the pending P·V first, so
-//   a warpgroup never holds a V stage for more than one step (the producer, filling K_j after V_{j-1},
-//   could otherwise wait on a release that waits on K_j).
+//   (C7515, tried). The warpgroups take turns to issue (named barriers, as dense v3) only in the leading
+//   steps both compute; in steps of one warpgroup's own tiles they run side by side. A skipped step
+//   flushes the pending P·V first, so a warpgroup never holds a V stage for more than one step (the
+//   producer, filling K_j after V_{j-1}, could otherwise wait on a release that waits on K_j).
 //
 // Layouts: as block-sparse-prefill.cu (q [T, qRowStride], out [T, H, D], k/v [Hkv, kvStride, D],
 //   lists [H, numChunks, listStride] + counts [H, numChunks]); steps [H, numCtaRows, stepStride] entries,
