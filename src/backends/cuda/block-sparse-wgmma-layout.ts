@@ -124,7 +124,7 @@ export function wgmmaAttendedKeys(entries: number[], geo: WgmmaStepGeometry, T: 
 /** Leading steps of tiles both warpgroups use (the kernel's stepsBoth: turns are taken in them). */
 export function wgmmaStepsBoth(entries: number[], subTiles: number): number {
   let steps = 0;
-  while (steps * subTiles < entries.length && entries.slice(steps * subTiles, (steps + 1) * subTiles).some((e) => tileClass(e >>> 24) === 0 && e >>> 24 !== 0)) steps++;
+  while (steps * subTiles < entries.length && entries.slice(steps * subTiles, (steps + 1) * subTiles).some((e) => tileClass(e >>> 24) === 0)) steps++;
   return steps;
 }
 
