@@ -11,6 +11,7 @@ import { TRAINING_SEED_BASE, chapterText, replyParts, targetText } from '../../t
 import { chunkSpec, DEFAULT_PLAN, taskParams, validatePlan } from '../../tools/organism/curriculum.js';
 import { buildChunk, confusableVariant, shareArg } from '../../tools/organism/generate-data.js';
 import { confusableNames, contextVariables, renameDraw, withConfusableNames } from '../../tools/organism/vt-confusable.js';
+import { copyProbeRows, nameSpans } from '../../tools/organism/vt-copy-probe.js';
 import { ORGANISM_DIR } from './organism-paths.js';
 
 const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
@@ -158,4 +159,18 @@ test('long chunks: a share of chunks at 12–16K; without the option the specs a
     assert.equal(row.length, 16384);
     assert.ok(row.prompt_tokens <= 16384 && row.prompt_tokens >= 0.9 * 16384);
   }
+});
+
+test('VT copy probe: each span holds one chain name with the prompt\'s tokens, for both kinds of instance', () => {
+  const rows = copyProbeRows(tokenizer, 2, 2048, TRAINING_SEED_BASE + 41);
+  assert.deepEqual(rows.map((r) => r.kind), ['uniform', 'confusable', 'uniform', 'confusable']);
+  for (const row of rows) {
+    assert.equal(row.spans.length, 5, 'a default chain has 5 names');
+    const names = row.spans.map(([a, b]) => tokenizer.decode(row.ids.slice(a, b), { skipSpecialTokens: false }));
+    for (const name of names) assert.match(name, /^ [A-Z]{5}$/);
+    const reply = tokenizer.decode(row.ids.slice(row.spans[0]![0] - 8), { skipSpecialTokens: false });
+    assert.ok(reply.includes(`is held by VAR${names[0]}, VAR${names[1]}`), reply);
+  }
+  assert.throws(() => nameSpans(tokenizer, 'The value 1 is held by VAR ABCDE.', ['XYZZY'], 0), /names no "VAR XYZZY"/);
+  assert.throws(() => copyProbeRows(tokenizer, 1, 2048, 43), /clear of the evaluation seeds/);
 });
