@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, SeededRandom, type TaskExample } from '../../src/tasks/index.js';
-import type { VtGold } from '../../src/tasks/ruler/vt.js';
+import { VT_NOISE, type VtGold } from '../../src/tasks/ruler/vt.js';
 import { TRAINING_SEED_BASE, chapterText, replyParts, targetText } from '../../tools/organism/training-format.js';
 import { chunkSpec, DEFAULT_PLAN, taskParams, validatePlan } from '../../tools/organism/curriculum.js';
 import { buildChunk, confusableVariant, shareArg } from '../../tools/organism/generate-data.js';
@@ -60,6 +60,20 @@ test('confusable VT names: every name shares a prefix with another, the chains a
     assert.ok(example.inputLength <= length);
     assert.equal(example.rawLength, tokenizer.encode(example.prompt).length);
   }
+});
+
+test('confusable names: a renamed prompt that outgrows the length loses filler groups, never statements', () => {
+  const original = vtExample(2048, TRAINING_SEED_BASE + 43);
+  const fillers = (prompt: string) => prompt.split(VT_NOISE).length - 1;
+  const tight = { ...original, length: original.inputLength - 60 };
+  const result = withConfusableNames(tight, tokenizer, new SeededRandom(3));
+  assert.ok(result);
+  assert.ok(result.example.inputLength <= tight.length, `${result.example.inputLength} > ${tight.length}`);
+  assert.ok(fillers(result.example.prompt) < fillers(original.prompt) && fillers(result.example.prompt) > 0);
+  assert.equal(contextVariables(result.example.prompt).length, contextVariables(original.prompt).length);
+  assert.deepEqual(followChain(result.example.prompt, result.example.gold.value), result.example.gold.variables);
+  assert.doesNotMatch(result.example.prompt, /  |\n | \n/, 'no doubled or dangling spaces where groups went');
+  assert.equal(withConfusableNames({ ...original, length: 600 }, tokenizer, new SeededRandom(3)), null, 'statements alone too long: left as generated');
 });
 
 test('confusable names: groups of 2–5 share a 1–4 letter prefix; bad input is refused', () => {
