@@ -16,6 +16,7 @@ import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
   resolveBlockSparseWgmmaTiling,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+import { AUTO_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { rng } from '../methods/helpers.js';
 
 /** Random selection: each chunk keeps a random ascending subset of 0..m (some none, some all), or its
@@ -264,5 +265,29 @@ describe('wgmma block-sparse synchronisation model', () => {
       const computes = [0, 1].map((wg) => Array.from({ length: N }, (_, s) => entries.slice(4 * s, 4 * s + 4).some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)));
       if (N > 0) assert.ok(simulate(computes, 2 + (cr % 3), wgmmaStepsBoth(entries, 4), r), `deadlock in CTA ${cr}`);
     }
+  });
+});
+
+describe('block-sparse kernel choice', () => {
+  const hopper = { computeCapability: [9, 0] as [number, number], name: 'H100' };
+  const ampere = { computeCapability: [8, 0] as [number, number], name: 'A100' };
+
+  test('no option: wgmma with the auto tiling on Hopper at head dims 64 and 128', () => {
+    for (const D of [64, 128]) {
+      assert.deepEqual(blockSparseKernelChoice(hopper, D, {}), { kernel: 'wgmma', tiling: AUTO_BLOCK_SPARSE_WGMMA_TILING });
+    }
+    assert.doesNotThrow(() => resolveBlockSparseWgmmaTiling(AUTO_BLOCK_SPARSE_WGMMA_TILING));
+  });
+
+  test('no option elsewhere: mma.sync, saying why', () => {
+    const c = blockSparseKernelChoice(ampere, 128, {});
+    assert.equal(c.kernel, 'mma');
+    assert.match(c.kernel === 'mma' ? c.reason : '', /compute capability 9\.0.*A100 is 8\.0/);
+  });
+
+  test('an explicit option decides, on any device', () => {
+    assert.deepEqual(blockSparseKernelChoice(hopper, 128, { headsPerCta: 1, mTiles: 1 }), { kernel: 'mma', reason: 'mma.sync tiling given' });
+    assert.equal(blockSparseKernelChoice(hopper, 64, { mTiles: 2 }).kernel, 'mma');
+    assert.deepEqual(blockSparseKernelChoice(ampere, 128, { wgmma: { blockN: 64 } }), { kernel: 'wgmma', tiling: { blockN: 64 } });
   });
 });

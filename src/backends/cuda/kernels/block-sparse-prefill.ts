@@ -8,12 +8,13 @@
 import {
   CTA_WARPS, type ChunkLists, type CtaGeometry, DEVICE_TILE, assertDeviceChunkSize, ctaGeometry,
 } from '../block-sparse-layout.js';
-import type { DevicePtr } from '../context.js';
+import type { DeviceInfo, DevicePtr } from '../context.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill } from './block-sparse-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
+import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 
 export const SUPPORTED_BLOCK_SPARSE_HEAD_DIMS = [64, 128] as const;
 const LOG2E = 1.4426950408889634;
@@ -91,9 +92,30 @@ export interface BlockSparseKernelOptions {
   mTiles?: number;
   /**
    * Runs the Hopper wgmma kernel (block-sparse-prefill-wgmma.ts) with this tiling instead of the
-   * mma.sync one (then headsPerCta and mTiles must be left out). Not the default: docs/perf.md.
+   * mma.sync one (then headsPerCta and mTiles must be left out). With none of the three options, the
+   * kernel is chosen by `blockSparseKernelChoice`.
    */
   wgmma?: Partial<BlockSparseWgmmaTiling>;
+}
+
+/**
+ * The wgmma tiling that runs when no kernel option is given, on a Hopper GPU, for head dims 64/128:
+ * 128-key steps two stages deep: fastest or tied in 14 of the 16 benchmark rows (within 3% in the
+ * other two) and 1.1–2.0× faster than the mma.sync kernel in all 16 (docs/perf.md, Block-sparse prefill).
+ */
+export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2 };
+
+/**
+ * Which kernel a BlockSparseFlashPrefill with these options runs: an explicit option decides; with
+ * none, wgmma where the device and head dim allow it (the reason it does not, otherwise).
+ */
+export function blockSparseKernelChoice(
+  info: Pick<DeviceInfo, 'computeCapability' | 'name'>, headDim: number, options: BlockSparseKernelOptions,
+): { kernel: 'wgmma'; tiling: Partial<BlockSparseWgmmaTiling> } | { kernel: 'mma'; reason: string } {
+  if (options.wgmma) return { kernel: 'wgmma', tiling: options.wgmma };
+  if (options.headsPerCta !== undefined || options.mTiles !== undefined) return { kernel: 'mma', reason: 'mma.sync tiling given' };
+  const unsupported = wgmmaPrefillUnsupported(info, headDim);
+  return unsupported === null ? { kernel: 'wgmma', tiling: AUTO_BLOCK_SPARSE_WGMMA_TILING } : { kernel: 'mma', reason: unsupported };
 }
 
 /** The variant the benchmark found fastest (docs/perf.md, "Block-sparse prefill (issue 9)"). */
@@ -117,7 +139,8 @@ export class BlockSparseFlashPrefill {
     if (options.wgmma && (options.headsPerCta !== undefined || options.mTiles !== undefined)) {
       throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 rows per CTA');
     }
-    this.wgmma = options.wgmma ? new BlockSparseWgmmaPrefill(rt, shape, options.wgmma) : null;
+    const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
+    this.wgmma = choice.kernel === 'wgmma' ? new BlockSparseWgmmaPrefill(rt, shape, choice.tiling) : null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
     this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
     // Validates headsPerCta against the group and mTiles.

@@ -16,7 +16,7 @@ import { type ChunkLists, DEVICE_TILE, assertDeviceChunkSize } from '../block-sp
 import type { EventHandle } from '../context.js';
 import { BlockSparseEstimator } from '../kernels/block-sparse-estimate.js';
 import {
-  BlockSparseFlashPrefill, type BlockSparseKernelOptions, DEFAULT_BLOCK_SPARSE_KERNEL, type DeviceChunkLists,
+  BlockSparseFlashPrefill, type BlockSparseKernelOptions, type DeviceChunkLists,
   SUPPORTED_BLOCK_SPARSE_HEAD_DIMS, allocateChunkLists, downloadChunkLists, releaseChunkLists,
 } from '../kernels/block-sparse-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
@@ -35,7 +35,7 @@ function integerParam(params: Record<string, unknown>, name: string, min: number
   return v;
 }
 
-/** Kernel variant; default DEFAULT_BLOCK_SPARSE_KERNEL (one head per CTA where the group does not divide). */
+/** Kernel variant; none: the launcher's choice (`blockSparseKernelChoice`: wgmma on Hopper, else mma.sync h1m1). */
 export type BlockSparseDeviceOptions = BlockSparseKernelOptions;
 
 export class BlockSparseDevicePrefill implements DevicePrefillMethod, EstimationTiming {
@@ -59,10 +59,8 @@ export class BlockSparseDevicePrefill implements DevicePrefillMethod, Estimation
     const shape = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim };
     this.reference = new BlockSparsePrefill(chunkSize, sparsity, topChunks);
     this.estimator = new BlockSparseEstimator(rt, shape, chunkSize);
-    const group = config.numHeads / config.numKvHeads;
-    const preferred = DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
-    const headsPerCta = options.headsPerCta ?? (group % preferred === 0 ? preferred : 1);
-    this.attention = new BlockSparseFlashPrefill(rt, shape, { headsPerCta, mTiles: options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles });
+    // The kernel options pass through as given: none lets the launcher choose (wgmma on Hopper).
+    this.attention = new BlockSparseFlashPrefill(rt, shape, options);
     // Compile (or load) the kernels now, so the first call's estimation time holds no compilation.
     this.estimator.prepare();
     this.attention.prepare();
