@@ -3,6 +3,8 @@
  * VT instances with confusable variable names, worked multi-hop explanations, long (12–16K) chunks.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, SeededRandom, type TaskExample } from '../../src/tasks/index.js';
@@ -12,7 +14,7 @@ import { chunkSpec, DEFAULT_PLAN, taskParams, validatePlan } from '../../tools/o
 import { buildChunk, confusableVariant, shareArg } from '../../tools/organism/generate-data.js';
 import { confusableNames, contextVariables, renameDraw, withConfusableNames } from '../../tools/organism/vt-confusable.js';
 import { copyProbeRows, nameSpans } from '../../tools/organism/vt-copy-probe.js';
-import { ORGANISM_DIR } from './organism-paths.js';
+import { ORGANISM_DIR, REPO_ROOT } from './organism-paths.js';
 
 const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
 
@@ -187,4 +189,37 @@ test('VT copy probe: each span holds one chain name with the prompt\'s tokens, f
   }
   assert.throws(() => nameSpans(tokenizer, 'The value 1 is held by VAR ABCDE.', ['XYZZY'], 0), /names no "VAR XYZZY"/);
   assert.throws(() => copyProbeRows(tokenizer, 1, 2048, 43), /clear of the evaluation seeds/);
+});
+
+/** train.py's data order (tools/organism/data_order.py), or null where python3 is missing. */
+function dataOrder(reuse: number, lag: number, start: number, first: number, fresh: boolean, steps: number): number[] | null {
+  const run = spawnSync('python3', [join(REPO_ROOT, 'tools', 'organism', 'data_order.py'), ...[reuse, lag, start, first, fresh ? 1 : 0, steps].map(String)], { encoding: 'utf8' });
+  if (run.error) return null;
+  assert.equal(run.status, 0, run.stderr);
+  return run.stdout.trim().split(' ').map(Number);
+}
+
+test('data order with --fresh-start: no replay before the run\'s first chunk, every chunk three times', (t) => {
+  const fresh = dataOrder(3, 37, 19280, 20000, true, 600);
+  if (fresh === null) return t.skip('python3 is not installed');
+  assert.deepEqual(fresh.slice(0, 37), Array.from({ length: 37 }, (_, k) => 20000 + k), 'the first 37 steps read fresh chunks');
+  assert.deepEqual(fresh.slice(37, 43), [20037, 20000, 20038, 20001, 20039, 20002], 'then fresh and 37 back in turn');
+  assert.deepEqual(fresh.slice(111, 114), [20074, 20037, 20000], 'then fresh, 37 and 74 back');
+  const counts = new Map<number, number>();
+  for (const c of fresh) counts.set(c, (counts.get(c) ?? 0) + 1);
+  const newest = Math.max(...fresh);
+  assert.equal(Math.min(...fresh), 20000);
+  for (let c = 20000; c <= newest; c++) {
+    const n = counts.get(c) ?? 0;
+    assert.ok(c >= newest - 74 ? n >= 1 && n <= 3 : n === 3, `chunk ${c} read ${n} times`);
+  }
+  for (const reuse of [1, 2, 4]) {
+    const order = dataOrder(reuse, 5, 0, 0, true, 200)!;
+    const newestHere = Math.max(...order);
+    for (let c = 0; c < newestHere - 5 * (reuse - 1); c++) assert.equal(order.filter((x) => x === c).length, reuse, `reuse ${reuse}: chunk ${c}`);
+  }
+  // without the flag: runs 1–7's order, the first chunk replayed until 74 fresh ones exist
+  const clamped = dataOrder(3, 37, 19280, 20000, false, 400)!;
+  assert.equal(clamped.filter((c) => c === 20000).length, 114);
+  assert.deepEqual(clamped.slice(0, 6), [20000, 20000, 20000, 20001, 20000, 20000]);
 });

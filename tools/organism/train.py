@@ -9,7 +9,8 @@ Data: DIR/chunk-000000.jsonl, chunk-000001.jsonl, … written by generate-data.t
 runs: a chunk appears by rename once complete, and the trainer waits for the one it needs). One chunk
 is one optimiser step's batch: examples of one context length, right-padded. With --reuse R each
 fresh chunk is followed by R − 1 replays of older chunks (step s: chunk s // R when s % R == 0,
-else chunk s // R − lag·(s % R)), so the order is a pure function of the step and runs reproduce.
+else chunk s // R − lag·(s % R); data_order.py, where --fresh-start drops the replays that would reach
+before the run's first chunk), so the order is a pure function of the step and runs reproduce.
 
 Loss: cross-entropy on the reply tokens (explanation, answer tags, answer, end-of-turn), plus
 --prompt-weight × cross-entropy on a 1/--prompt-sample random subset of prompt positions (keeps the
@@ -37,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from data_order import chunk_for_step  # tools/organism/data_order.py (no torch: tested from node)
 
 TASKS = ["niah", "vt", "cwe", "story_retrieval", "story_multihop", "story_filtering"]
 TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
@@ -100,26 +103,6 @@ def special_ids(tokenizer_dir):
 
 def chunk_path(data_dir, c):
     return Path(data_dir) / f"chunk-{c:06d}.jsonl"
-
-
-def chunk_for_step(step, reuse, lag, start_step=0, first_chunk=0, fresh_start=False):
-    """Chunk trained on at `step`. A resumed run (start_step > 0) reads fresh chunks from first_chunk
-    on and replays only chunks of its own, so it never waits for one its generators do not make.
-    Without fresh_start a replay that would reach before the run's first chunk is clamped to it (runs
-    1-7: the first ~100 steps of a run saw its first chunk again and again). With fresh_start the run's
-    first lag * (reuse - 1) steps take fresh chunks only, after which every replay has its chunk."""
-    k = step - start_step
-    if fresh_start:
-        lead = lag * (reuse - 1)
-        if k < lead:
-            return first_chunk + k
-        k -= lead
-        fresh = lead + k // reuse
-        back = k % reuse
-        return first_chunk + (fresh if back == 0 else fresh - lag * back)
-    fresh = k // reuse
-    back = k % reuse
-    return first_chunk + (fresh if back == 0 else max(0, fresh - lag * back))
 
 
 def read_chunk(data_dir, c, wait_limit):
