@@ -38,6 +38,7 @@
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
+#include "wgmma-pipeline.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -78,74 +79,7 @@ static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows s
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src));
 }
-// mbarriers, named barriers and setmaxnreg as flash-prefill-wgmma.cu v3 uses them (its copies are
-// private to that file).
-__device__ __forceinline__ void mbar_init(u32 bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
-__device__ __forceinline__ void mbar_arrive(u32 bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void cp_async_mbar_arrive_noinc(u32 bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void named_bar_sync(int id, int count) {
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
-}
-__device__ __forceinline__ void named_bar_arrive(int id, int count) {
-  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(count) : "memory");
-}
-template <int REGS>
-__device__ __forceinline__ void set_max_registers_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
-template <int REGS>
-__device__ __forceinline__ void set_max_registers_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
 
-// Scores -> unnormalised probabilities with the running max and sum updated; the accumulator's factor
-// alpha returned, applied once the P·V still running on it has finished (flash-prefill-wgmma.cu's split).
-template <int NT>
-__device__ __forceinline__ void softmax_scores(float (&s)[NT][4], float (&rowMax)[2], float (&rowSum)[2], float (&alpha)[2],
-                                               float scaleLog2) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float mx = rowMax[r];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
-    alpha[r] = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
-    rowMax[r] = mx;
-    float sum = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
-      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
-      s[nt][2 * r] = p0;
-      s[nt][2 * r + 1] = p1;
-      sum += p0 + p1;
-    }
-    rowSum[r] = rowSum[r] * alpha[r] + sum;
-  }
-}
-template <int DT>
-__device__ __forceinline__ void rescale_rows(float (&o)[DT][4], const float (&alpha)[2]) {
-  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      o[dt][0] *= alpha[0];
-      o[dt][1] *= alpha[0];
-      o[dt][2] *= alpha[1];
-      o[dt][3] *= alpha[1];
-    }
-  }
-}
 
 __device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
 #if BLOCK_N == 128
@@ -162,16 +96,6 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4]
 #endif
 }
 
-__device__ __forceinline__ int ctaid_x() {
-  int r;
-  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ int ctaid_y() {
-  int r;
-  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
-  return r;
-}
 // (CTA row, head) of this block: the heaviest (latest) rows of every head first, as the dense kernel's
 // global order. Re-read in the epilogue so nothing stays live across the loop.
 __device__ __forceinline__ void block_coords(int H, int& cr, int& h) {
@@ -459,11 +383,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
             for (int half = 0; half < 2; ++half) s[2 * e + half][0] = s[2 * e + half][1] = s[2 * e + half][2] = s[2 * e + half][3] = NEG_INF;
           }
         }
-        softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+        flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
         wgmma_wait<0>();
         wgmma_fence_operands(o);
         if (pending) release(emptyV + 8 * pst);
-        rescale_rows<D / 8>(o, alpha);
+        flash_rescale_rows<D / 8>(o, alpha);
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
         pending = true;

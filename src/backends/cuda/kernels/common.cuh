@@ -69,3 +69,16 @@ __device__ __forceinline__ void mma_bf16_16816(float* d, const u32* a, u32 b0, u
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// Block coordinates read afresh from the special registers (volatile: never kept live across a main
+// loop where every register is taken; epilogues re-derive them).
+__device__ __forceinline__ int ctaid_x() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ int ctaid_y() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
+  return r;
+}

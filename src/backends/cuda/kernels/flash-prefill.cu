@@ -56,18 +56,6 @@ static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
 static_assert(D <= 128 || MT == 1, "HEAD_DIM 256 needs M_TILES = 1 (registers)");
 static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 
-// Block coordinates read afresh from the special registers (volatile: never kept live across the
-// main loop, where every register is taken; the epilogue re-derives them).
-__device__ __forceinline__ int ctaid_x() {
-  int r;
-  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ int ctaid_y() {
-  int r;
-  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
-  return r;
-}
 // (query block, head) of this block under BLOCK_ORDER; heaviest (latest) query blocks first, so the
 // tail is short.
 __device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {

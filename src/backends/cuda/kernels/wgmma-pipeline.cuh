@@ -1,0 +1,81 @@
+// Pieces of the Hopper producer/consumer prefill loops shared by flash-prefill-wgmma.cu (dense) and
+// block-sparse-prefill-wgmma.cu: mbarriers, named barriers, the warpgroup register split, and the
+// online softmax split in two for loops whose P·V is still running when the next scores arrive.
+// Needs common.cuh (u32, NEG_INF, fast_exp2) included before it.
+#pragma once
+
+// mbarriers: 8-byte shared-memory objects counting arrivals per phase.
+__device__ __forceinline__ void mbar_init(u32 bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes the initialisations visible to the async proxy (cp.async arrivals) before first use.
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the phase of the given parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One arrival on the barrier once all of this thread's earlier cp.async copies have landed.
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+// Named barriers 1..15 among `count` threads (warp multiples): sync waits, arrive does not.
+__device__ __forceinline__ void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(count) : "memory");
+}
+// Moves this warpgroup's register budget to `regs` per thread (sm_90a; the kernel's entry cap must be
+// set by __launch_bounds__(THREADS, 1)).
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS)); }
+template <int REGS>
+__device__ __forceinline__ void set_max_registers_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS)); }
+
+// The online softmax of flash-tile.cuh split in two for the overlapped loop: scores -> unnormalised
+// probabilities in place with the running max and sum updated, the accumulator's factor alpha returned
+// (applied later, once the P·V that is still running on the accumulator has finished).
+template <int NT>
+__device__ __forceinline__ void flash_softmax_scores(float (&s)[NT][4], float (&rowMax)[2], float (&rowSum)[2],
+                                                     float (&alpha)[2], float scaleLog2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = rowMax[r];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
+    alpha[r] = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
+    rowMax[r] = mx;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
+      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
+      s[nt][2 * r] = p0;
+      s[nt][2 * r + 1] = p1;
+      sum += p0 + p1;
+    }
+    rowSum[r] = rowSum[r] * alpha[r] + sum;
+  }
+}
+// o's rows g and g + 8 times alpha[0] and alpha[1]; skipped when no row max of the warp moved.
+template <int DT>
+__device__ __forceinline__ void flash_rescale_rows(float (&o)[DT][4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      o[dt][0] *= alpha[0];
+      o[dt][1] *= alpha[0];
+      o[dt][2] *= alpha[1];
+      o[dt][3] *= alpha[1];
+    }
+  }
+}
