@@ -5,6 +5,8 @@
 #   bench-attention   bench/attention.ts, then the PyTorch SDPA peer with ratios side by side
 #   bench-model       bench/model.ts (8B / 7B shapes, random weights), then the HF transformers sdpa peer
 #   bench-sparse      bench/sparse.ts: every GPU sparse method vs dense at n 16K-128K, s 0.5-0.95 (SPARSE_BENCH_ARGS)
+#   kernel-oracle     bench/kernel-oracle.ts (each model kernel on random bf16, outputs poisoned), then
+#                     tools/peers/kernel_oracle.py (PyTorch / transformers fp32 recomputation, PASS/FAIL)
 #   info              nvidia-smi, nvcc and torch versions
 # Usage: tools/device/run-job.sh JOB [JOB ...]
 set -uo pipefail
@@ -53,6 +55,14 @@ for job in "$@"; do
       ;;
     bench-sparse)
       node_run dist/bench/sparse.js --out "$out/sparse.json" ${SPARSE_BENCH_ARGS:-} 2>&1 | tee "$out/bench-sparse.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    kernel-oracle)
+      rm -rf /tmp/sf-kernel-oracle
+      node_run dist/bench/kernel-oracle.js --out /tmp/sf-kernel-oracle 2>&1 | tee "$out/kernel-oracle-dump.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      python3 tools/peers/kernel_oracle.py --dir /tmp/sf-kernel-oracle --out "$out/kernel-oracle.json" 2>&1 \
+        | tee "$out/kernel-oracle.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       ;;
     *)
