@@ -85,7 +85,7 @@ def norm_module(dim: int, eps: float, offset: float, weight: torch.Tensor, dtype
 def rotary(case: dict, rope_parameters: dict, device: str) -> LlamaRotaryEmbedding:
     cfg = LlamaConfig(hidden_size=case["heads"] * case["headDim"], num_attention_heads=case["heads"], num_key_value_heads=case["heads"],
                       head_dim=case["headDim"], max_position_embeddings=case["maxPosition"], rope_parameters=dict(rope_parameters))
-    return LlamaRotaryEmbedding(config=cfg, device=device)
+    return LlamaRotaryEmbedding(config=cfg).to(device)
 
 
 def apply_rope(x: torch.Tensor, positions: torch.Tensor, rot: LlamaRotaryEmbedding) -> torch.Tensor:
