@@ -16,6 +16,7 @@ import { F32_NAN_BITS, toBf16, BF16_NAN_BITS } from '../src/backends/cuda/bf16.j
 import { roundToDtype } from '../src/backends/cpu/ops.js';
 import type { RopeParameters } from '../src/engine/model-config.js';
 import { inverseFrequencies } from '../src/engine/rope.js';
+import { symmetricUniform } from './seeded-random.js';
 
 export const ORACLE_FORMAT = 'sparse-frontier-kernel-oracle';
 export const ORACLE_FORMAT_VERSION = 1;
@@ -149,17 +150,8 @@ export function poisoned(c: OracleCase): 'whole output' | 'in place: input copy'
   }
 }
 
-/** Deterministic uniform [-1, 1) generator (mulberry32). */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
+/** Deterministic uniform [-1, 1) generator. */
+const generator = symmetricUniform;
 
 function seedOf(name: string): number {
   let h = 2166136261;

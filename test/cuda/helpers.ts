@@ -5,18 +5,10 @@
  */
 import { ScoreScratch, attendRowRange } from '../../src/backends/cpu/attention-kernels.js';
 import { roundToBf16InPlace } from '../../src/backends/cuda/bf16.js';
+import { symmetricUniform } from '../../bench/seeded-random.js';
 
 /** Deterministic uniform [-1, 1) generator (mulberry32). */
-export function randomGenerator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
+export const randomGenerator = symmetricUniform;
 
 /** [n] random values already rounded to bf16, scaled by `amplitude`. */
 export function randomBf16Values(n: number, rand: () => number, amplitude = 1): Float32Array {

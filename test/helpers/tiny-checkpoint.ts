@@ -15,6 +15,7 @@ import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '.
 import { expectedTensors, type TensorSpec } from '../../src/engine/weight-layout.js';
 import { toPythonStyleJson } from './python-json.js';
 import { TINY_BOS_ID, TINY_EOS_ID, TINY_VOCAB_SIZE, writeTinyTokenizer } from './tiny-tokenizer.js';
+import { mulberry32 } from '../../bench/seeded-random.js';
 
 export type TinyArch = Architecture;
 
@@ -61,17 +62,7 @@ const HF_CLASS: Record<TinyArch, string> = {
   gemma3: 'Gemma3ForCausalLM',
 };
 
-/** mulberry32: a small seeded 32-bit generator; uniform in [0, 1) with 2^-32 resolution. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** FNV-1a hash of a string, for per-tensor seeds independent of tensor order. */
 function fnv1a(text: string): number {
