@@ -17,12 +17,21 @@
  *   compute computed / attended blocks / STEP_EFFICIENCY (64-key steps ran 0.89 of 128-key ones in
  *           dense v3), plus the unpaired share at dense v1's no-overlap rate (440 / 620).
  *
+ * Larger CTAs (--rows 128,192,256: 2, 3 or 4 consumer warpgroups of 64 rows, not built yet) are
+ * counted the same way from the slots' tile masks with the grouping generalised to one class per set
+ * of warpgroups (groupedCtaWork; at 128 rows it equals the kernel's own step lists), and predicted by
+ * the same rule, which assumes the larger CTA keeps the 128-row kernel's per-step efficiency (its
+ * consumers would run on fewer registers: see docs/perf.md).
+ *
  * Usage: node dist/bench/block-sparse-wgmma-model.js [--lengths 16384,65536] [--sparsities 0.5,0.8,0.9,0.95]
+ *          [--rows 128,192,256]   (--rows prints the rows-per-CTA table instead of the kernel-variant one)
  */
 import { pathToFileURL } from 'node:url';
 import { ctaGeometry, ctaUnion, packChunkLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
-import { WGMMA_CTA_SLOTS, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaStepGeometry, wgmmaStepsBoth } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
+import {
+  WGMMA_CTA_SLOTS, ctaTileMasksForSlots, groupedCtaWork, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaStepGeometry, wgmmaStepsBoth,
+} from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { BlockSparsePrefill, topChunksForSparsity } from '../src/methods/block-sparse.js';
 
 const D = 128, C = 16;
@@ -61,15 +70,48 @@ function uniform(seed: number): () => number {
   };
 }
 
-export function workModel(n: number, data: 'random' | 'shared', s: number): WorkModelRow {
+/** The bench's data set at one head and the CPU method's selection for sparsity s. */
+function modelSelection(n: number, data: 'random' | 'shared', s: number) {
   const rand = uniform(n * 7 + (data === 'shared' ? 1 : 0));
   const qMean = data === 'shared' ? 0.5 : 0;
   const q = Float32Array.from({ length: n * D }, () => qMean + 2 * rand() - 1); // [n, 1, D]
   const k = Float32Array.from({ length: n * D }, () => 2 * rand() - 1); // [n, D]
   const t = topChunksForSparsity(n, C, s);
   const sel = selectBlockSparseChunks(new BlockSparsePrefill(C, null, t), q, [k], n, 1, D);
-  const lists = packChunkLists(sel);
-  const attended = selectionPairCount(sel, 0);
+  return { t, lists: packChunkLists(sel), attended: selectionPairCount(sel, 0) };
+}
+
+export interface RowsModelRow {
+  n: number; data: string; s: number; t: number;
+  /** Per rows-per-CTA (64 per consumer warpgroup), with 64-key steps. */
+  cta: { rows: number; consumers: number; bytesPerPair: number; computedPerAttended: number; unpairedShare: number }[];
+}
+
+/** Work per attended pair for CTAs of `rowsList` query rows (multiples of 64) on the bench's data. */
+export function rowsWorkModel(n: number, data: 'random' | 'shared', s: number, rowsList: number[], blockN: 64 | 128 = 64): RowsModelRow {
+  const { t, lists, attended } = modelSelection(n, data, s);
+  const cta = rowsList.map((rows) => {
+    if (!Number.isInteger(rows) || rows < 64 || rows % 64 !== 0) throw new Error(`rows per CTA must be a positive multiple of 64, got ${rows}`);
+    const consumers = rows / 64, slots = rows / 16;
+    let tiles = 0, computed = 0, unpaired = 0;
+    for (let cr = 0; cr * rows < n; cr++) {
+      const w = groupedCtaWork(ctaTileMasksForSlots(lists, n, 0, cr, slots), consumers, blockN / 16);
+      tiles += w.tiles;
+      computed += w.computed.reduce((a, b) => a + b, 0);
+      unpaired += w.unpaired;
+    }
+    return {
+      rows, consumers,
+      bytesPerPair: (tiles * KV_BYTES_PER_TILE) / attended,
+      computedPerAttended: (computed * 64 * blockN) / attended,
+      unpairedShare: computed > 0 ? unpaired / computed : 0,
+    };
+  });
+  return { n, data, s, t, cta };
+}
+
+export function workModel(n: number, data: 'random' | 'shared', s: number): WorkModelRow {
+  const { t, lists, attended } = modelSelection(n, data, s);
 
   const mmaGeo = ctaGeometry({ numTokens: n, numHeads: 1, numKvHeads: 1, headsPerCta: 1, mTiles: 1, listStride: lists.stride, chunkSize: C });
   let mmaTiles = 0;
@@ -98,13 +140,15 @@ export function workModel(n: number, data: 'random' | 'shared', s: number): Work
 }
 
 function main(argv: string[]): void {
-  let lengths = [16384, 65536], sparsities = [0.5, 0.8, 0.9, 0.95];
+  let lengths = [16384, 65536], sparsities = [0.5, 0.8, 0.9, 0.95], rows: number[] | null = null;
   for (let i = 0; i < argv.length; i += 2) {
     const v = (argv[i + 1] ?? '').split(',').map(Number);
     if (argv[i] === '--lengths') lengths = v;
     else if (argv[i] === '--sparsities') sparsities = v;
+    else if (argv[i] === '--rows') rows = v;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  if (rows) return printRowsTable(lengths, sparsities, rows);
   console.log(`# one query head, D = ${D}, c = ${C}; CTA slots: wgmma ${WGMMA_CTA_SLOTS} x 16 rows, mma.sync h1m1 4 x 16 rows`);
   console.log('| n | data | s | t | mma.sync B/pair | wgmma n64: B/pair, computed/attended, unpaired | n64 predicted / ideal | wgmma n128: B/pair, computed/attended, unpaired | n128 predicted / ideal |');
   console.log('| ---: | --- | --- | ---: | ---: | --- | --- | --- | --- |');
@@ -118,6 +162,24 @@ function main(argv: string[]): void {
             `${p.low.toFixed(2)}–${p.high.toFixed(2)} (${p.bound})`;
         });
         console.log(`| ${n} | ${data} | ${s} | ${r.t} | ${r.mmaBytesPerPair.toFixed(1)} | ${w[0]} | ${w[1]} |`);
+      }
+    }
+  }
+}
+
+function printRowsTable(lengths: number[], sparsities: number[], rows: number[]): void {
+  console.log(`# one query head, D = ${D}, c = ${C}, 64-key steps; per rows per CTA: B/pair, computed/attended, unpaired share, predicted / ideal`);
+  console.log(`| n | data | s | t | ${rows.map((r) => `${r} rows`).join(' | ')} |`);
+  console.log(`| ---: | --- | --- | ---: |${rows.map(() => ' --- |').join('')}`);
+  for (const n of lengths) {
+    for (const data of ['shared', 'random'] as const) {
+      for (const s of sparsities) {
+        const r = rowsWorkModel(n, data, s, rows);
+        const cells = r.cta.map((x) => {
+          const p = predictedRatio(n, { blockN: 64, ...x });
+          return `${x.bytesPerPair.toFixed(1)}, ${x.computedPerAttended.toFixed(2)}, ${x.unpairedShare.toFixed(2)}: ${p.low.toFixed(2)}–${p.high.toFixed(2)} (${p.bound})`;
+        });
+        console.log(`| ${n} | ${data} | ${s} | ${r.t} | ${cells.join(' | ')} |`);
       }
     }
   }

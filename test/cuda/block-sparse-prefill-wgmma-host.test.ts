@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import {
-  WGMMA_CTA_ROWS, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks, wgmmaStepGeometry, wgmmaStepsBoth,
+  WGMMA_CTA_ROWS, ctaTileMasksForSlots, groupedCtaWork, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks, wgmmaStepGeometry, wgmmaStepsBoth,
 } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
@@ -289,5 +289,52 @@ describe('block-sparse kernel choice', () => {
     assert.deepEqual(blockSparseKernelChoice(hopper, 128, { headsPerCta: 1, mTiles: 1 }), { kernel: 'mma', reason: 'mma.sync tiling given' });
     assert.equal(blockSparseKernelChoice(hopper, 64, { mTiles: 2 }).kernel, 'mma');
     assert.deepEqual(blockSparseKernelChoice(ampere, 128, { wgmma: { blockN: 64 } }), { kernel: 'wgmma', tiling: { blockN: 64 } });
+  });
+});
+
+describe('work model of larger CTAs (groupedCtaWork, bench/block-sparse-wgmma-model.ts)', () => {
+  test('at 2 consumers it counts what the kernel\'s own step lists compute', () => {
+    for (const [mode, seed] of [['random', 11], ['shared', 12]] as const) {
+      const n = 1500, sel = randomSelection(n, 16, 1, seed, mode);
+      const lists = packChunkLists(sel);
+      for (const blockN of [64, 128] as const) {
+        const geo = wgmmaStepGeometry(n, 1, lists.stride, 16, blockN);
+        for (let cr = 0; cr < geo.numCtaRows; cr++) {
+          const entries = wgmmaCtaSteps(lists, n, geo, 0, cr);
+          const [a, b] = wgmmaComputedSteps(entries, geo.subTiles);
+          const w = groupedCtaWork(ctaTileMasksForSlots(lists, n, 0, cr, 8), 2, geo.subTiles);
+          assert.deepEqual(w.computed, [a, b], `${mode} blockN=${blockN} CTA ${cr}`);
+          assert.equal(w.tiles, entries.filter((e) => e >>> 24 !== 0).length);
+          assert.equal(w.unpaired, Math.abs(a - b));
+        }
+      }
+    }
+  });
+
+  test('3 consumers: one class per warpgroup set, padded to whole steps', () => {
+    // Slots 0..11; warpgroup w owns slots 4w..4w+3.
+    const masks = new Map<number, number>([
+      [0, 0xfff], [1, 0x111], // all three
+      [2, 0x00f], [3, 0x001], [4, 0x002], [5, 0x004], [6, 0x008], // warpgroup 0 only: 5 tiles → 2 steps
+      [7, 0x0f0 | 0xf00], // warpgroups 1 and 2
+      [8, 0x100], // warpgroup 2 only
+    ]);
+    const w = groupedCtaWork(masks, 3, 4);
+    assert.equal(w.tiles, 9);
+    assert.deepEqual(w.computed, [1 + 2, 1 + 1, 1 + 1 + 1]);
+    assert.equal(w.unpaired, 0);
+    assert.throws(() => groupedCtaWork(new Map([[0, 0x1000]]), 3, 4), /does not fit 3 warpgroups/);
+  });
+
+  test('more rows per CTA never gather more tiles in all than fewer rows do', () => {
+    const n = 2000, sel = randomSelection(n, 16, 1, 13, 'random');
+    const lists = packChunkLists(sel);
+    const total = (slots: number) => {
+      let tiles = 0;
+      for (let cr = 0; cr * slots * 16 < n; cr++) tiles += ctaTileMasksForSlots(lists, n, 0, cr, slots).size;
+      return tiles;
+    };
+    // 24 slots cover the rows of three 8-slot CTAs, whose unions it merges.
+    assert.ok(total(24) <= total(8) && total(12) <= total(4), `${total(24)} ${total(8)} ${total(12)} ${total(4)}`);
   });
 });

@@ -53,11 +53,21 @@ function stepOf(cls: 0 | 1 | 2, k: number, steps: [number, number, number]): num
 
 /** Slot masks of the key tiles CTA (head h, row cr) attends: key tile → 8-bit mask, ascending. */
 export function wgmmaCtaTileMasks(l: ChunkLists, kvLen: number, h: number, cr: number): Map<number, number> {
+  return ctaTileMasksForSlots(l, kvLen, h, cr, WGMMA_CTA_SLOTS);
+}
+
+/**
+ * Slot masks of the key tiles a CTA of `slots` 16-row slots (head h, CTA row cr) attends: key tile →
+ * mask (bit = slot, up to 30 slots), ascending. The 128-row kernel's masks are slots = 8; larger CTAs
+ * (3 or 4 consumer warpgroups) exist so far only in the work model (bench/block-sparse-wgmma-model.ts).
+ */
+export function ctaTileMasksForSlots(l: ChunkLists, kvLen: number, h: number, cr: number, slots: number): Map<number, number> {
+  if (!Number.isInteger(slots) || slots < 1 || slots > 30) throw new Error(`ctaTileMasksForSlots: slots must be an integer in 1..30, got ${slots}`);
   const f = l.chunkSize / DEVICE_TILE;
   const numQueryTiles = Math.ceil(l.numTokens / DEVICE_TILE);
   const masks = new Map<number, number>();
-  for (let slot = 0; slot < WGMMA_CTA_SLOTS; slot++) {
-    const qt = cr * WGMMA_CTA_SLOTS + slot;
+  for (let slot = 0; slot < slots; slot++) {
+    const qt = cr * slots + slot;
     if (qt >= numQueryTiles) break;
     const row = h * l.numChunks + Math.floor(qt / f);
     for (let i = 0; i < l.counts[row]; i++) {
@@ -136,4 +146,34 @@ export function wgmmaComputedSteps(entries: number[], subTiles: number): [number
     for (let wg = 0; wg < 2; wg++) if (ent.some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)) done[wg]++;
   }
   return done;
+}
+
+/**
+ * The work one CTA of `consumers` warpgroups (64 rows = 4 slots each) asks for when its key tiles are
+ * grouped by the set of warpgroups that use them (the 2-consumer kernel's grouping, generalised: one
+ * class per non-empty warpgroup set, each laid out in its own ceil(size / SUB) steps, so a warpgroup
+ * computes exactly the steps of the classes it belongs to).
+ *   tiles: the union's key tiles (each gathered once per CTA);
+ *   computed: steps each warpgroup computes (for consumers = 2 equal to wgmmaComputedSteps of the
+ *     kernel's own step list, which the host tests check);
+ *   unpaired: steps of the busiest warpgroup beyond the second busiest (its tail, with no partner
+ *     running beside it; for 2 consumers the model's |a − b|).
+ * masks: key tile → slot mask of a CTA of 4·consumers slots (ctaTileMasksForSlots).
+ */
+export function groupedCtaWork(masks: Map<number, number>, consumers: number, subTiles: number): { tiles: number; computed: number[]; unpaired: number } {
+  if (!Number.isInteger(consumers) || consumers < 1 || consumers > 7) throw new Error(`groupedCtaWork: consumers must be an integer in 1..7, got ${consumers}`);
+  const classSizes = new Map<number, number>(); // warpgroup set (bit w = warpgroup w) → tiles
+  for (const mask of masks.values()) {
+    let set = 0;
+    for (let w = 0; w < consumers; w++) if ((mask >> (4 * w)) & 0xf) set |= 1 << w;
+    if (set === 0 || mask >> (4 * consumers) !== 0) throw new Error(`groupedCtaWork: mask ${mask.toString(2)} does not fit ${consumers} warpgroups`);
+    classSizes.set(set, (classSizes.get(set) ?? 0) + 1);
+  }
+  const computed = new Array<number>(consumers).fill(0);
+  for (const [set, size] of classSizes) {
+    const steps = Math.ceil(size / subTiles);
+    for (let w = 0; w < consumers; w++) if ((set >> w) & 1) computed[w] += steps;
+  }
+  const sorted = [...computed].sort((a, b) => b - a);
+  return { tiles: masks.size, computed, unpaired: sorted[0] - (sorted[1] ?? 0) };
 }
