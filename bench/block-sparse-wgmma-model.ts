@@ -27,6 +27,7 @@
  *          [--rows 128,192,256]   (--rows prints the rows-per-CTA table instead of the kernel-variant one)
  */
 import { pathToFileURL } from 'node:url';
+import { mulberry32 } from './seeded-random.js';
 import { ctaGeometry, ctaUnion, packChunkLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
 import {
@@ -59,16 +60,7 @@ export interface WorkModelRow {
 }
 
 /** Deterministic uniform numbers in [0, 1) (mulberry32), so the model's numbers reproduce. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const uniform = mulberry32;
 
 /** The bench's data set at one head and the CPU method's selection for sparsity s. */
 function modelSelection(n: number, data: 'random' | 'shared', s: number) {
