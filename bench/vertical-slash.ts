@@ -13,8 +13,13 @@
  * kernel with its per-row window, kernel only (its index is a host-built range per block). Validation (first length only): sampled rows of the output against a
  * float64 softmax over the keys the downloaded index lists; outputs are poisoned first.
  *
+ * --wgmma 3 (stage counts, comma-separated) also times the Hopper wgmma kernel
+ * (vertical-slash-prefill-wgmma.ts) with those stages, validated and timed as the mma.sync row tilings,
+ * sink + local included (on a GPU that is not Hopper the flag is refused).
+ *
  * Usage: node dist/bench/vertical-slash.js [--lengths 16384,32768,65536,131072]
- *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--out FILE]. Prints a skip message without a GPU.
+ *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--wgmma 2,3,4] [--out FILE]. Prints a skip message
+ *        without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -25,7 +30,10 @@ import { VerticalSlashEstimator } from '../src/backends/cuda/kernels/vertical-sl
 import {
   type DeviceVerticalSlashIndex, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
 } from '../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashFlashPrefill, type VerticalSlashRowTiles } from '../src/backends/cuda/kernels/vertical-slash-prefill.js';
+import {
+  type VerticalSlashKernelChoice, VerticalSlashFlashPrefill, type VerticalSlashRowTiles,
+} from '../src/backends/cuda/kernels/vertical-slash-prefill.js';
+import { type VerticalSlashWgmmaTiling, resolveVerticalSlashWgmmaTiling } from '../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
@@ -40,7 +48,9 @@ const SCALE = 1 / Math.sqrt(D);
 const ROW_TILES: VerticalSlashRowTiles[] = [1, 2];
 
 export interface VerticalSlashBenchRow {
-  n: number; requested: number; achieved: number; verticalSize: number; slashSize: number; mTiles: number;
+  n: number; requested: number; achieved: number; verticalSize: number; slashSize: number;
+  /** 'm1', 'm2' (mma.sync rows per warp / 16) or 'wgmma-s3' (the Hopper kernel's stages). */
+  kernel: string;
   kernelMs: number; estimationMs: number; searchMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
 }
 
@@ -57,12 +67,29 @@ function validateRows(rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuff
   });
 }
 
+/** Splits off --wgmma STAGES (the only flag this bench adds to parseKernelBenchArgs'). */
+function wgmmaStagesArg(argv: string[]): { rest: string[]; wgmmaStages: VerticalSlashWgmmaTiling['stages'][] } {
+  const rest: string[] = [];
+  let wgmmaStages: VerticalSlashWgmmaTiling['stages'][] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--wgmma') {
+      rest.push(argv[i]);
+      continue;
+    }
+    const v = argv[++i];
+    if (v === undefined) throw new Error('--wgmma needs stage counts, e.g. --wgmma 3');
+    wgmmaStages = v.split(',').map((x) => resolveVerticalSlashWgmmaTiling({ stages: Number(x) as 2 }).stages);
+  }
+  return { rest, wgmmaStages };
+}
+
 export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   if (!isCudaAvailable()) {
     console.log(`vertical-slash bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const o = parseKernelBenchArgs(argv, 3, A);
+  const { rest, wgmmaStages } = wgmmaStagesArg(argv);
+  const o = parseKernelBenchArgs(rest, 3, A);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} A=${A}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);
@@ -70,9 +97,10 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   const dense = new FlashPrefill(rt, shape);
   const estimator = new VerticalSlashEstimator(rt, shape);
   const builder = new VerticalSlashIndexBuilder(rt, H);
-  const kernels = ROW_TILES.map((mTiles) => new VerticalSlashFlashPrefill(rt, shape, mTiles));
+  const choices: VerticalSlashKernelChoice[] = [...ROW_TILES, ...wgmmaStages.map((stages) => ({ wgmma: { stages } }))];
+  const kernels = choices.map((choice) => new VerticalSlashFlashPrefill(rt, shape, choice));
   const rows: VerticalSlashBenchRow[] = [];
-  const sinkLocalRows: { n: number; requested: number; achieved: number; kernelMs: number; denseMs: number; idealMs: number; ratio: number }[] = [];
+  const sinkLocalRows: { n: number; requested: number; achieved: number; kernel: string; kernelMs: number; denseMs: number; idealMs: number; ratio: number }[] = [];
   const timing = { warmup: 1, repeats: o.repeats };
   for (const n of o.lengths) {
     const q = rt.pool.acquire(n * H * D * 2), k = rt.pool.acquire(HKV * n * D * 2), v = rt.pool.acquire(HKV * n * D * 2);
@@ -105,18 +133,18 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
           rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
           run();
           const err = validateRows(rt, n, host, out, index);
-          if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} s=${s} mTiles=${kernel.mTiles}: relative error ${err}`);
-          console.log(`#   validated s=${s} mTiles=${kernel.mTiles}: sampled rows rel err ${err.toExponential(2)}`);
+          if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} s=${s} ${kernel.label}: relative error ${err}`);
+          console.log(`#   validated s=${s} ${kernel.label}: sampled rows rel err ${err.toExponential(2)}`);
         }
         const kernelMs = timeOnDevice(rt, run, timing).medianMs;
         const idealMs = (1 - achieved) * denseMs;
         const row: VerticalSlashBenchRow = {
-          n, requested: s, achieved, verticalSize: choice.verticalSize, slashSize: choice.slashSize, mTiles: kernel.mTiles, kernelMs,
+          n, requested: s, achieved, verticalSize: choice.verticalSize, slashSize: choice.slashSize, kernel: kernel.label, kernelMs,
           estimationMs, searchMs, denseMs, idealMs, ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
         };
         rows.push(row);
         console.log(`  n=${n} s=${s} (achieved ${achieved.toFixed(3)}, counts ${choice.verticalSize}/${choice.slashSize}, ` +
-          `${index.totalColumns} listed columns) mTiles=${kernel.mTiles}: kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, ` +
+          `${index.totalColumns} listed columns) ${kernel.label}: kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, ` +
           `search ${searchMs.toFixed(0)} ms, dense ${denseMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, ` +
           `(kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
       }
@@ -127,11 +155,17 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
       const prepared = sinkLocal.prepareIndex(0, n);
       const achieved = 1 - prepared.pairs.attended / prepared.pairs.dense;
       const args = { q: q.ptr, k: k.ptr, v: v.ptr, kvStride: n, out: out.ptr, numQueries: n, scale: SCALE };
-      const kernelMs = timeOnDevice(rt, () => sinkLocal.runPrepared(args, prepared), timing).medianMs;
       const idealMs = (1 - achieved) * denseMs;
-      sinkLocalRows.push({ n, requested: s, achieved, kernelMs, denseMs, idealMs, ratio: kernelMs / idealMs });
-      console.log(`  sink-local n=${n} s=${s} (achieved ${achieved.toFixed(3)}): kernel ${kernelMs.toFixed(3)} ms, ideal ${idealMs.toFixed(3)} ms, ` +
-        `kernel/ideal ${(kernelMs / idealMs).toFixed(2)}`);
+      // The method's own kernel (the default), then each wgmma variant over the same prepared index.
+      const runs: [string, () => void][] = [['default', () => sinkLocal.runPrepared(args, prepared)],
+        ...kernels.filter((kn) => kn.label.startsWith('wgmma')).map((kn): [string, () => void] =>
+          [kn.label, () => kn.run({ ...args, index: prepared.index, rowWindow: prepared.rowWindow })])];
+      for (const [label, run] of runs) {
+        const kernelMs = timeOnDevice(rt, run, timing).medianMs;
+        sinkLocalRows.push({ n, requested: s, achieved, kernel: label, kernelMs, denseMs, idealMs, ratio: kernelMs / idealMs });
+        console.log(`  sink-local n=${n} s=${s} (achieved ${achieved.toFixed(3)}) ${label}: kernel ${kernelMs.toFixed(3)} ms, ideal ${idealMs.toFixed(3)} ms, ` +
+          `kernel/ideal ${(kernelMs / idealMs).toFixed(2)}`);
+      }
       sinkLocal.reset();
     }
     rt.synchronize();
@@ -140,16 +174,16 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
     builder.release();
     rt.pool.trim();
   }
-  console.log('\n| n | s (achieved) | counts v/s | rows/warp | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
+  console.log('\n| n | s (achieved) | counts v/s | kernel | kernel ms | estimation ms | dense ms | (1−s)·dense | kernel / ideal | (kernel+est) / ideal |');
   console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.verticalSize}/${r.slashSize} | ${16 * r.mTiles} | ${r.kernelMs.toFixed(2)} | ` +
+    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.verticalSize}/${r.slashSize} | ${r.kernel} | ${r.kernelMs.toFixed(2)} | ` +
       `${r.estimationMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.ratioWithEstimation.toFixed(2)} |`);
   }
-  console.log('\n| sink-local n | s (achieved) | kernel ms | dense ms | (1−s)·dense | kernel / ideal |');
-  console.log('| ---: | --- | ---: | ---: | ---: | ---: |');
+  console.log('\n| sink-local n | s (achieved) | kernel | kernel ms | dense ms | (1−s)·dense | kernel / ideal |');
+  console.log('| ---: | --- | --- | ---: | ---: | ---: | ---: |');
   for (const r of sinkLocalRows) {
-    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.kernelMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} |`);
+    console.log(`| ${r.n} | ${r.requested} (${r.achieved.toFixed(3)}) | ${r.kernel} | ${r.kernelMs.toFixed(2)} | ${r.denseMs.toFixed(2)} | ${r.idealMs.toFixed(2)} | ${r.ratio.toFixed(2)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, shape: { H, Hkv: HKV, D, A }, rows, sinkLocalRows }, null, 1));
   rt.dispose();
