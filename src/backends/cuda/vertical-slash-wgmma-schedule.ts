@@ -39,15 +39,15 @@ export function vsWgmmaStepOf(warpgroup: 0 | 1, k: number, paired: number): numb
 /** One CTA's steps in the producer's order: which warpgroup (= block 2·cr + w) and its tile. */
 export interface VsWgmmaStep { warpgroup: 0 | 1; tile: VsWgmmaTile }
 
+/** The owner (warpgroup) of each step of a CTA whose blocks have n0 and n1 tiles: the producer's order. */
+export function vsWgmmaStepOwners(n0: number, n1: number): (0 | 1)[] {
+  const paired = Math.min(n0, n1);
+  const longer: 0 | 1 = n0 > n1 ? 0 : 1;
+  return Array.from({ length: n0 + n1 }, (_, i) => (i < 2 * paired ? (i & 1) as 0 | 1 : longer));
+}
+
 export function verticalSlashCtaSteps(layout: VerticalSlashLayout, cr: number, queryStart = 0): VsWgmmaStep[] {
   const own = ([0, 1] as const).map((w) => (2 * cr + w < layout.numBlocks ? verticalSlashBlockTiles(layout, 2 * cr + w, queryStart) : []));
-  const paired = Math.min(own[0].length, own[1].length);
-  const longer: 0 | 1 = own[0].length > own[1].length ? 0 : 1;
   const next = [0, 0];
-  const steps: VsWgmmaStep[] = [];
-  for (let i = 0; i < own[0].length + own[1].length; i++) {
-    const w: 0 | 1 = i < 2 * paired ? (i & 1) as 0 | 1 : longer;
-    steps.push({ warpgroup: w, tile: own[w][next[w]++] });
-  }
-  return steps;
+  return vsWgmmaStepOwners(own[0].length, own[1].length).map((w) => ({ warpgroup: w, tile: own[w][next[w]++] }));
 }
