@@ -342,16 +342,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   };
   const u32 bars = sV + S * KV_TILE;  // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
-  if (tid == 0) {
-    mbar_init(fullQ, PRODUCER_THREADS);
-    for (int st = 0; st < S; ++st) {
-      mbar_init(fullK + 8 * st, PRODUCER_THREADS);
-      mbar_init(fullV + 8 * st, PRODUCER_THREADS);
-      mbar_init(emptyK + 8 * st, EMPTY_ARRIVALS);
-      mbar_init(emptyV + 8 * st, EMPTY_ARRIVALS);
-    }
-    mbar_init_fence();
-  }
+  if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
   __syncthreads();
   const int numTiles = nTiles - firstTile;
 

@@ -176,32 +176,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill_wgmma(
   const int kvLen = queryStart + T;
 
   constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 2 / 32;  // one per warp of the stage's owner
-  if (tid == 0) {
-    mbar_init(fullQ, PRODUCER_THREADS);
-    for (int st = 0; st < S; ++st) {
-      mbar_init(fullK + 8 * st, PRODUCER_THREADS);
-      mbar_init(fullV + 8 * st, PRODUCER_THREADS);
-      mbar_init(emptyK + 8 * st, EMPTY_ARRIVALS);
-      mbar_init(emptyV + 8 * st, EMPTY_ARRIVALS);
-    }
-    mbar_init_fence();
-  }
+  if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
   __syncthreads();
 
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
-    {
-      // Q rows past T are zero-filled (never stored).
-      const u32 dst0 = sQ + swizzled_offset(pr, chunk, BM);
-      const bf16_t* src = q + (size_t)h * D + chunk * 8;
-#pragma unroll
-      for (int i = 0; i < BM / P_ROWS; ++i) {
-        const int t = m0 + pr + i * P_ROWS;
-        cp_async16_at(dst0 + i * P_ROWS * 128, src + (size_t)min(t, T - 1) * qRowStride, t < T ? 16 : 0);
-      }
-      cp_async_mbar_arrive_noinc(fullQ);
-    }
+    producer_copy_q<BM, P_ROWS, D>(sQ, q, h, m0, T, qRowStride, pr, chunk);  // Q rows past T zero-filled, never stored
+    cp_async_mbar_arrive_noinc(fullQ);
     const VsBlock b0 = vs_block(ranges, rangeCount, colStart, colList, h, 2 * cr, numBlocks, T, queryStart, C, perHead);
     const VsBlock b1 = vs_block(ranges, rangeCount, colStart, colList, h, 2 * cr + 1, numBlocks, T, queryStart, C, perHead);
     const int n0 = vs_tile_count(b0), n1 = vs_tile_count(b1);

@@ -1,7 +1,8 @@
 // Pieces of the Hopper producer/consumer prefill loops shared by flash-prefill-wgmma.cu (dense) and
 // block-sparse-prefill-wgmma.cu: mbarriers, named barriers, the warpgroup register split, and the
 // online softmax split in two for loops whose P·V is still running when the next scores arrive.
-// Needs common.cuh (u32, NEG_INF, fast_exp2) included before it.
+// Needs common.cuh (u32, bf16_t, NEG_INF, fast_exp2, cp_async16_at) and wgmma.cuh (swizzled_offset)
+// included before it.
 #pragma once
 
 // mbarriers: 8-byte shared-memory objects counting arrivals per phase.
@@ -23,6 +24,33 @@ __device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
 // One arrival on the barrier once all of this thread's earlier cp.async copies have landed.
 __device__ __forceinline__ void cp_async_mbar_arrive_noinc(u32 bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+// Thread 0's set-up of a producer/consumer stage ring: the Q barrier and, per stage, the K and V "full"
+// barriers (the producer's copies arrive) and "empty" ones (the consumers release); fenced for the async
+// proxy. The block synchronises after.
+__device__ __forceinline__ void init_stage_ring_barriers(u32 fullQ, u32 fullK, u32 fullV, u32 emptyK, u32 emptyV, int stages,
+                                                         int producerThreads, int emptyArrivals) {
+  mbar_init(fullQ, producerThreads);
+  for (int st = 0; st < stages; ++st) {
+    mbar_init(fullK + 8 * st, producerThreads);
+    mbar_init(fullV + 8 * st, producerThreads);
+    mbar_init(emptyK + 8 * st, emptyArrivals);
+    mbar_init(emptyV + 8 * st, emptyArrivals);
+  }
+  mbar_init_fence();
+}
+// The producer's copy of a CTA's ROWS query rows of head h ([T, qRowStride] queries, head h at h·D)
+// into a 128-byte-swizzled tile: this thread's 16-byte column chunk of rows pr, pr + P_ROWS, ... (P_ROWS
+// a multiple of 8: one swizzle phase per thread). Rows past T are zero-filled (source clamped to T - 1).
+template <int ROWS, int P_ROWS, int D>
+__device__ __forceinline__ void producer_copy_q(u32 sQ, const bf16_t* q, int h, int m0, int T, int qRowStride, int pr, int chunk) {
+  const u32 dst0 = sQ + swizzled_offset(pr, chunk, ROWS);
+  const bf16_t* src = q + (size_t)h * D + chunk * 8;
+#pragma unroll
+  for (int i = 0; i < ROWS / P_ROWS; ++i) {
+    const int t = m0 + pr + i * P_ROWS;
+    cp_async16_at(dst0 + i * P_ROWS * 128, src + (size_t)min(t, T - 1) * qRowStride, t < T ? 16 : 0);
+  }
 }
 // Named barriers 1..15 among `count` threads (warp multiples): sync waits, arrive does not.
 __device__ __forceinline__ void named_bar_sync(int id, int count) {
