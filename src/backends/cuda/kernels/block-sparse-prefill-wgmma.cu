@@ -96,13 +96,6 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4]
 #endif
 }
 
-// (CTA row, head) of this block: the heaviest (latest) rows of every head first, as the dense kernel's
-// global order. Re-read in the epilogue so nothing stays live across the loop.
-__device__ __forceinline__ void block_coords(int H, int& cr, int& h) {
-  const int linear = ctaid_y() * gridDim.x + ctaid_x();
-  cr = gridDim.x - 1 - linear / H;
-  h = linear % H;
-}
 
 // Step of the k-th step of a class (0: both warpgroups, 1: warpgroup 0 only, 2: warpgroup 1 only).
 __device__ __forceinline__ int step_of(int cls, int k, int stepsBoth, int stepsA, int stepsB) {
@@ -228,7 +221,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int wl = warp & 3;
 
   int cr, h;
-  block_coords(H, cr, h);
+  prefill_block_coords<1>(H, cr, h);
   const int hk = h / (H / Hkv);
   const int m0 = cr * BM;
   const int cta = h * gridDim.x + cr;
@@ -389,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     }
     if (pending) flushPV();
     int crE, hE;
-    block_coords(H, crE, hE);
+    prefill_block_coords<1>(H, crE, hE);
     flash_store_rows<D / 8>(o, rowSum, out, crE * BM + 64 * wg + 16 * wl, g, t4, T, H, hE);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 }

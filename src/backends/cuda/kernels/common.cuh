@@ -82,3 +82,19 @@ __device__ __forceinline__ int ctaid_y() {
   asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(r));
   return r;
 }
+// (row block, head) of this block in a prefill grid of [row blocks, heads], heaviest (latest) row
+// blocks first. GLOBAL_ORDER 1: one longest-first list across heads (block i runs row block
+// nBlocks - 1 - i / H of head i mod H), so the last wave holds only light blocks; 0: head by head
+// (blockIdx.y the head). Read afresh from the special registers, so kernels call it again in their
+// epilogue instead of keeping the coordinates live across the main loop.
+template <int GLOBAL_ORDER>
+__device__ __forceinline__ void prefill_block_coords(int H, int& rowBlock, int& h) {
+  if (GLOBAL_ORDER == 1) {
+    const int linear = ctaid_y() * gridDim.x + ctaid_x();
+    rowBlock = gridDim.x - 1 - linear / H;
+    h = linear % H;
+  } else {
+    rowBlock = gridDim.x - 1 - ctaid_x();
+    h = ctaid_y();
+  }
+}

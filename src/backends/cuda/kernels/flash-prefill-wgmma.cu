@@ -84,17 +84,6 @@ static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAG
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
-// (query block, head) of this block; re-read in the epilogue so nothing stays live across the loop.
-__device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {
-#if BLOCK_ORDER == 1
-  const int linear = ctaid_y() * gridDim.x + ctaid_x();
-  mBlock = gridDim.x - 1 - linear / H;
-  h = linear % H;
-#else
-  mBlock = gridDim.x - 1 - ctaid_x();
-  h = ctaid_y();
-#endif
-}
 
 
 
@@ -102,7 +91,7 @@ __device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {
 __device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const float (&rowSum)[2], bf16_t* out, int H, int T,
                                              int wg, int wl, int g, int t4) {
   int mBlock, h;
-  block_coords(H, mBlock, h);
+  prefill_block_coords<BLOCK_ORDER>(H, mBlock, h);
   flash_store_rows<D / 8>(o, rowSum, out, mBlock * BM + wg * 64 + wl * 16, g, t4, T, H, h);
 }
 
@@ -153,7 +142,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int wl = warp & 3;   // warp within the warpgroup: 16 of those rows
 
   int mBlock, h;
-  block_coords(H, mBlock, h);
+  prefill_block_coords<BLOCK_ORDER>(H, mBlock, h);
   const int hk = h / (H / Hkv);
   const int m0 = mBlock * BM;
   const int rowsHere = min(BM, T - m0);

@@ -56,18 +56,6 @@ static_assert(MT == 1 || MT == 2, "M_TILES must be 1 or 2");
 static_assert(D <= 128 || MT == 1, "HEAD_DIM 256 needs M_TILES = 1 (registers)");
 static_assert(BN == 32 || BN == 64, "BLOCK_N must be 32 or 64");
 
-// (query block, head) of this block under BLOCK_ORDER; heaviest (latest) query blocks first, so the
-// tail is short.
-__device__ __forceinline__ void block_coords(int H, int& mBlock, int& h) {
-#if BLOCK_ORDER == 1
-  const int linear = ctaid_y() * gridDim.x + ctaid_x();
-  mBlock = gridDim.x - 1 - linear / H;
-  h = linear % H;
-#else
-  mBlock = gridDim.x - 1 - ctaid_x();
-  h = ctaid_y();
-#endif
-}
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
@@ -87,7 +75,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
   const int mi = lane >> 3; // which 8x8 matrix this lane addresses in an ldmatrix.x4
 
   int mBlock, h;
-  block_coords(H, mBlock, h);
+  prefill_block_coords<BLOCK_ORDER>(H, mBlock, h);
   const int hk = h / (H / Hkv);
   const int m0 = mBlock * BM;
   const int rowsHere = min(BM, T - m0);
@@ -281,7 +269,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_prefill(
 
   // Normalise and store rows g and g+8 of each m-tile.
   int mBlockEnd, hEnd;
-  block_coords(H, mBlockEnd, hEnd);
+  prefill_block_coords<BLOCK_ORDER>(H, mBlockEnd, hEnd);
   const int outRow0 = mBlockEnd * BM + warp * WARP_ROWS;
 #pragma unroll
   for (int m = 0; m < MT; ++m) {

@@ -66,13 +66,6 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4]
 #endif
 }
 
-// (CTA row, head) of this block: the heaviest (latest) rows of every head first. Re-read in the
-// epilogue so nothing stays live across the loop.
-__device__ __forceinline__ void block_coords(int H, int& cr, int& h) {
-  const int linear = ctaid_y() * gridDim.x + ctaid_x();
-  cr = gridDim.x - 1 - linear / H;
-  h = linear % H;
-}
 
 // One pattern block's index as the kernel walks it.
 struct VsBlock {
@@ -170,7 +163,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill_wgmma(
   const int wl = warp & 3;
 
   int cr, h;
-  block_coords(H, cr, h);
+  prefill_block_coords<1>(H, cr, h);
   const int hk = h / (H / Hkv);
   const int m0 = cr * BM;
   const int kvLen = queryStart + T;
@@ -344,7 +337,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill_wgmma(
       release(emptyV + 8 * pst);
     }
     int crE, hE;
-    block_coords(H, crE, hE);
+    prefill_block_coords<1>(H, crE, hE);
     flash_store_rows<D / 8>(o, rowSum, out, crE * BM + PB * wg + 16 * wl, g, t4, T, H, hE);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 }
