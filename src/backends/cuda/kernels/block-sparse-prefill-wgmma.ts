@@ -6,11 +6,11 @@
  * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it when given a `wgmma` tiling; it is not
  * the default (docs/perf.md, Block-sparse prefill: the default changes only after a device measurement).
  */
-import { assertDeviceChunkSize } from '../block-sparse-layout.js';
 import { WGMMA_CTA_ROWS, type WgmmaStepGeometry, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
+import { checkBlockSparsePrefillArgs, growWorkspace } from './block-sparse-launch.js';
 import type { BlockSparsePrefillArgs } from './block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
@@ -94,24 +94,14 @@ export class BlockSparseWgmmaPrefill {
 
   run(a: BlockSparsePrefillArgs): void {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const qRowStride = checkBlockSparsePrefillArgs('block-sparse wgmma', this.shape, a);
     const T = a.numQueries;
     const l = a.lists;
-    if (!(T > 0)) throw new Error(`block-sparse wgmma: numQueries must be positive (got ${T})`);
-    if (a.kvLen < T || a.kvLen > a.kvStride) throw new Error(`block-sparse wgmma: need T <= kvLen <= kvStride (got ${T}, ${a.kvLen}, ${a.kvStride})`);
-    if (l.numHeads !== H || l.numTokens !== T) throw new Error(`block-sparse wgmma: lists are for ${l.numHeads} heads x ${l.numTokens} tokens, the call has ${H} x ${T}`);
-    assertDeviceChunkSize(l.chunkSize);
-    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
-      if (ptr % 16n !== 0n) throw new Error(`block-sparse wgmma: ${name} must be 16-byte aligned`);
-    }
-    const qRowStride = a.qRowStride ?? H * D;
-    if (!Number.isInteger(qRowStride) || qRowStride < H * D || qRowStride % 8 !== 0) {
-      throw new Error(`block-sparse wgmma: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
-    }
     const geo = wgmmaStepGeometry(T, H, l.stride, l.chunkSize, this.tiling.blockN);
     this.lastGeometry = geo;
     const ctas = H * geo.numCtaRows;
-    this.steps = this.ensure(this.steps, ctas * geo.stepStride * 4);
-    this.stepCounts = this.ensure(this.stepCounts, ctas * 2 * 4);
+    this.steps = growWorkspace(this.rt, this.steps, ctas * geo.stepStride * 4);
+    this.stepCounts = growWorkspace(this.rt, this.stepCounts, ctas * 2 * 4);
     const k = this.prepare();
     const grid: [number, number, number] = [geo.numCtaRows, H, 1];
     const words = Math.floor((geo.numQueryTiles - 1) / 4) + 1; // one 8-bit slot mask per key tile
@@ -151,12 +141,4 @@ export class BlockSparseWgmmaPrefill {
     this.steps = this.stepCounts = null;
   }
 
-  private ensure(buf: DeviceBuffer | null, bytes: number): DeviceBuffer {
-    if (buf && buf.capacity >= bytes) return buf;
-    if (buf) {
-      this.rt.synchronize(); // the previous launch may still read it
-      this.rt.pool.release(buf);
-    }
-    return this.rt.pool.acquire(Math.max(4, bytes));
-  }
 }

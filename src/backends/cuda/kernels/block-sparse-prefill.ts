@@ -6,12 +6,13 @@
  * the `wgmma` option, the Hopper kernel of block-sparse-prefill-wgmma.ts.
  */
 import {
-  CTA_WARPS, type ChunkLists, type CtaGeometry, DEVICE_TILE, assertDeviceChunkSize, ctaGeometry,
+  CTA_WARPS, type ChunkLists, type CtaGeometry, DEVICE_TILE, ctaGeometry,
 } from '../block-sparse-layout.js';
 import type { DeviceInfo, DevicePtr } from '../context.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
+import { checkBlockSparsePrefillArgs, growWorkspace } from './block-sparse-launch.js';
 import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill } from './block-sparse-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
@@ -165,24 +166,14 @@ export class BlockSparseFlashPrefill {
       return;
     }
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const qRowStride = checkBlockSparsePrefillArgs('block-sparse prefill', this.shape, a);
     const T = a.numQueries;
     const l = a.lists;
-    if (!(T > 0)) throw new Error(`block-sparse prefill: numQueries must be positive (got ${T})`);
-    if (a.kvLen < T || a.kvLen > a.kvStride) throw new Error(`block-sparse prefill: need T <= kvLen <= kvStride (got ${T}, ${a.kvLen}, ${a.kvStride})`);
-    if (l.numHeads !== H || l.numTokens !== T) throw new Error(`block-sparse prefill: lists are for ${l.numHeads} heads x ${l.numTokens} tokens, the call has ${H} x ${T}`);
-    assertDeviceChunkSize(l.chunkSize);
-    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['out', a.out]] as const) {
-      if (ptr % 16n !== 0n) throw new Error(`block-sparse prefill: ${name} must be 16-byte aligned`);
-    }
-    const qRowStride = a.qRowStride ?? H * D;
-    if (!Number.isInteger(qRowStride) || qRowStride < H * D || qRowStride % 8 !== 0) {
-      throw new Error(`block-sparse prefill: qRowStride must be an integer >= H·D and a multiple of 8 (got ${qRowStride})`);
-    }
     const geo = ctaGeometry({ numTokens: T, numHeads: H, numKvHeads: Hkv, headsPerCta: this.headsPerCta, mTiles: this.mTiles, listStride: l.stride, chunkSize: l.chunkSize });
     this.lastGeometry = geo;
     const ctas = geo.numHeadGroups * geo.numCtaRows;
-    this.unionEntries = this.ensure(this.unionEntries, ctas * geo.unionStride * 4);
-    this.unionCounts = this.ensure(this.unionCounts, ctas * 4);
+    this.unionEntries = growWorkspace(this.rt, this.unionEntries, ctas * geo.unionStride * 4);
+    this.unionCounts = growWorkspace(this.rt, this.unionCounts, ctas * 4);
     const k = this.prepare();
     const grid: [number, number, number] = [geo.numCtaRows, geo.numHeadGroups, 1];
     const words = Math.floor((geo.numQueryTiles - 1) / (32 / geo.slots)) + 1; // one slot mask per key tile
@@ -218,12 +209,4 @@ export class BlockSparseFlashPrefill {
     this.unionEntries = this.unionCounts = null;
   }
 
-  private ensure(buf: DeviceBuffer | null, bytes: number): DeviceBuffer {
-    if (buf && buf.capacity >= bytes) return buf;
-    if (buf) {
-      this.rt.synchronize(); // the previous launch may still read it
-      this.rt.pool.release(buf);
-    }
-    return this.rt.pool.acquire(Math.max(4, bytes));
-  }
 }
