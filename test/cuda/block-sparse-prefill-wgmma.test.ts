@@ -19,9 +19,9 @@ import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-p
 import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs } from './block-sparse-inputs.js';
+import { countNaN, relativeError } from './helpers.js';
 
 /** Where the suite cannot run: no CUDA device, or one without wgmma (checked once the runtime exists). */
 const skip = isCudaAvailable() ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -30,41 +30,8 @@ if (skip) console.log(`# CUDA wgmma block-sparse prefill tests skipped: ${skip}`
 // bf16 operands (and P rounded to bf16 before P·V), as for the dense kernels.
 const TOLERANCE = 1e-2;
 
-interface Inputs {
-  n: number; H: number; Hkv: number; D: number; kvStride: number;
-  q: Float32Array; // [n, H, D]
-  k: Float32Array; // [Hkv, kvStride, D]
-  v: Float32Array; // [Hkv, kvStride, D]
-}
-
-function randomInputs(n: number, H: number, Hkv: number, D: number, extraRows: number, seed: number): Inputs {
-  const rand = randomGenerator(seed);
-  const kvStride = n + extraRows;
-  return {
-    n, H, Hkv, D, kvStride,
-    q: randomBf16Values(n * H * D, rand, 2),
-    k: randomBf16Values(Hkv * kvStride * D, rand, 2),
-    v: randomBf16Values(Hkv * kvStride * D, rand),
-  };
-}
-
-/** The engine's CPU cache of the same rows (append takes [n, Hkv, D]). */
-function cpuCache(x: Inputs): LayerKvCache {
-  const { n, Hkv, D, kvStride } = x;
-  const kt = new Float32Array(n * Hkv * D), vt = new Float32Array(n * Hkv * D);
-  for (let kvh = 0; kvh < Hkv; kvh++) {
-    for (let r = 0; r < n; r++) {
-      kt.set(x.k.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
-      vt.set(x.v.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
-    }
-  }
-  const cache = new LayerKvCache(Hkv, D, n);
-  cache.append(kt, vt, n, 0);
-  return cache;
-}
-
 /** Float64 softmax attention of every query over exactly the keys the selection gives it (zeros when none). */
-function selectionReference(x: Inputs, sel: ChunkSelection): Float32Array {
+function selectionReference(x: BlockSparseInputs, sel: ChunkSelection): Float32Array {
   const { n, H, Hkv, D, kvStride } = x;
   const ref = new Float32Array(n * H * D);
   for (let h = 0; h < H; h++) {
@@ -101,7 +68,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs steps + attention over `sel` and returns [n, H, D]; checks the GPU step lists against wgmmaCtaSteps. */
-  function runGpu(x: Inputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling>, viaLauncher = false): Float32Array {
+  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling>, viaLauncher = false): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
     const launcher = viaLauncher ? new BlockSparseFlashPrefill(rt, shape, { wgmma: tiling }) : null;
@@ -145,8 +112,8 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   for (const c of methodCases) {
     test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel({ blockN: 64, stages: 3, ...c.tiling })} vs the CPU method`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const x = randomInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
-      const cache = cpuCache(x);
+      const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
+      const cache = cpuCacheOf(x);
       const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
       const ref = new Float32Array(c.n * c.H * c.D);
       new BlockSparsePrefill(c.chunk, null, c.top).prefill({
@@ -166,7 +133,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     test(`a list of every causal chunk equals the dense flash kernel (partial last block, GQA, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 555, H = 8, Hkv = 2, D = 128;
-      const x = randomInputs(n, H, Hkv, D, 0, 11);
+      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 11);
       const B = Math.ceil(n / 16);
       const heads = Array.from({ length: H }, () => {
         const selected = new Int32Array(B * B), counts = new Int32Array(B);
@@ -193,7 +160,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   for (const [D, tiling] of [[128, { blockN: 64, stages: 3 }], [64, { blockN: 128, stages: 2 }]] as const) {
     test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, D=${D}, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const x = randomInputs(300, 4, 2, D, 0, 6);
+      const x = randomBlockSparseInputs(300, 4, 2, D, 0, 6);
       const B = Math.ceil(300 / 16);
       const heads = Array.from({ length: 4 }, (_, h) => {
         const selected = new Int32Array(B * B), counts = new Int32Array(B);

@@ -13,48 +13,15 @@ import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '..
 import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs } from './block-sparse-inputs.js';
+import { countNaN, relativeError } from './helpers.js';
 import { cudaSkip } from './cuda-skip.js';
 
 const skip = cudaSkip('CUDA block-sparse prefill tests');
 
 // bf16 operands (and P rounded to bf16 before PV), as for the dense kernel.
 const TOLERANCE = 1e-2;
-
-interface Inputs {
-  n: number; H: number; Hkv: number; D: number; kvStride: number;
-  q: Float32Array; // [n, H, D]
-  k: Float32Array; // [Hkv, kvStride, D]
-  v: Float32Array; // [Hkv, kvStride, D]
-}
-
-function randomInputs(n: number, H: number, Hkv: number, D: number, extraRows: number, seed: number): Inputs {
-  const rand = randomGenerator(seed);
-  const kvStride = n + extraRows;
-  return {
-    n, H, Hkv, D, kvStride,
-    q: randomBf16Values(n * H * D, rand, 2),
-    k: randomBf16Values(Hkv * kvStride * D, rand, 2),
-    v: randomBf16Values(Hkv * kvStride * D, rand),
-  };
-}
-
-/** The engine's CPU cache of the same rows: append takes [n, Hkv, D]. */
-function cpuCache(x: Inputs): LayerKvCache {
-  const { n, Hkv, D, kvStride } = x;
-  const kt = new Float32Array(n * Hkv * D), vt = new Float32Array(n * Hkv * D);
-  for (let kvh = 0; kvh < Hkv; kvh++) {
-    for (let r = 0; r < n; r++) {
-      kt.set(x.k.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
-      vt.set(x.v.subarray((kvh * kvStride + r) * D, (kvh * kvStride + r + 1) * D), (r * Hkv + kvh) * D);
-    }
-  }
-  const cache = new LayerKvCache(Hkv, D, n);
-  cache.append(kt, vt, n, 0);
-  return cache;
-}
 
 describe('CUDA block-sparse prefill', { skip }, () => {
   let rt: CudaRuntime;
@@ -66,7 +33,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs union + attention over `sel` and returns [n, H, D]; checks the GPU unions against ctaUnion. */
-  function runGpu(x: Inputs, sel: ChunkSelection, headsPerCta: number, mTiles: number): Float32Array {
+  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, headsPerCta: number, mTiles: number): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
     const kernel = new BlockSparseFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, { headsPerCta, mTiles });
     const host = packChunkLists(sel);
@@ -104,8 +71,8 @@ describe('CUDA block-sparse prefill', { skip }, () => {
   ];
   for (const c of methodCases) {
     test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} heads/CTA=${c.hpc} tiles/warp=${c.mt} vs the CPU method`, () => {
-      const x = randomInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
-      const cache = cpuCache(x);
+      const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
+      const cache = cpuCacheOf(x);
       const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
       const ref = new Float32Array(c.n * c.H * c.D);
       new BlockSparsePrefill(c.chunk, null, c.top).prefill({
@@ -122,7 +89,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
   }
 
   test('a list of every causal chunk equals the dense flash kernel (last partial block, GQA)', () => {
-    const x = randomInputs(555, 8, 2, 128, 0, 11);
+    const x = randomBlockSparseInputs(555, 8, 2, 128, 0, 11);
     const B = Math.ceil(555 / 16);
     const heads = Array.from({ length: 8 }, () => {
       const selected = new Int32Array(B * B), counts = new Int32Array(B);
@@ -147,7 +114,7 @@ describe('CUDA block-sparse prefill', { skip }, () => {
 
   for (const [hpc, mt] of [[1, 1], [2, 2], [1, 2]]) {
     test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, heads/CTA=${hpc}, tiles/warp=${mt})`, () => {
-      const x = randomInputs(90, 4, 2, 128, 0, 6);
+      const x = randomBlockSparseInputs(90, 4, 2, 128, 0, 6);
       const B = Math.ceil(90 / 16);
       const heads = Array.from({ length: 4 }, (_, h) => {
         const selected = new Int32Array(B * B), counts = new Int32Array(B);
