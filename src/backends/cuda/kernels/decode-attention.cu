@@ -247,19 +247,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_partial(
 
   // Register double buffering: the next step's K and V rows are requested before this step's math.
   Vec8 kr[UNROLL], vr[UNROLL];
-  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u) {
-      const int r = base + u * SLOTS + slot;
-      if (r < rows) {
-        kd[u] = load_stream(kRows + (size_t)r * D);
-        vd[u] = load_stream(vRows + (size_t)r * D);
-      } else {
-        kd[u] = Vec8{{0u, 0u, 0u, 0u}};
-        vd[u] = Vec8{{0u, 0u, 0u, 0u}};
-      }
-    }
-  };
+  auto loadStep = [&](int base, Vec8* kd, Vec8* vd) { load_contiguous_step(kRows, vRows, rows, base, slot, kd, vd); };
   loadStep(0, kr, vr);  // first rows in flight before the query's own loads
 #if __CUDA_ARCH__ >= 900
   // Launched with a programmatic dependency, the combine may now be scheduled; it waits for this grid.
@@ -446,19 +434,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) decode_cluster(
     const bf16_t* kRows = k + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
     const bf16_t* vRows = v + ((size_t)hk * kvStride + skip + rowBase) * D + sub * 8;
     Vec8 kr[UNROLL], vr[UNROLL];
-    auto loadStep = [&](int base, Vec8* kd, Vec8* vd) {
-#pragma unroll
-      for (int u = 0; u < UNROLL; ++u) {
-        const int r = base + u * SLOTS + slot;
-        if (r < rows) {
-          kd[u] = load_stream(kRows + (size_t)r * D);
-          vd[u] = load_stream(vRows + (size_t)r * D);
-        } else {
-          kd[u] = Vec8{{0u, 0u, 0u, 0u}};
-          vd[u] = Vec8{{0u, 0u, 0u, 0u}};
-        }
-      }
-    };
+    auto loadStep = [&](int base, Vec8* kd, Vec8* vd) { load_contiguous_step(kRows, vRows, rows, base, slot, kd, vd); };
     loadStep(0, kr, vr);  // first rows in flight before the query's own loads
     float qv[GROUP][8];
     float m[GROUP], l[GROUP], acc[GROUP][8];
