@@ -107,6 +107,28 @@ static_assert(CLUSTER == 0 || STAGES == 0, "DECODE_CLUSTER takes register double
 #define SPLIT_K_GLOBAL_PARTIALS (!DECODE_CLUSTER)
 #include "split-k-decode.cuh"
 
+#if !DECODE_STAGES  // the ring variants read rows from shared memory
+namespace {
+// One step's K and V rows of this slot from a contiguous chunk (row r at r·D): rows base + u·SLOTS +
+// slot for u < UNROLL, zeros past `rows`. kRows and vRows point at row 0's 16-byte piece of this lane.
+// The partial and cluster kernels' loadStep.
+__device__ __forceinline__ void load_contiguous_step(const bf16_t* kRows, const bf16_t* vRows, int rows, int base, int slot,
+                                                     Vec8* kd, Vec8* vd) {
+#pragma unroll
+  for (int u = 0; u < UNROLL; ++u) {
+    const int r = base + u * SLOTS + slot;
+    if (r < rows) {
+      kd[u] = load_stream(kRows + (size_t)r * D);
+      vd[u] = load_stream(vRows + (size_t)r * D);
+    } else {
+      kd[u] = Vec8{{0u, 0u, 0u, 0u}};
+      vd[u] = Vec8{{0u, 0u, 0u, 0u}};
+    }
+  }
+}
+}  // namespace
+#endif
+
 #if !DECODE_CLUSTER
 namespace {
 constexpr int COMBINE_THREADS = 256;

@@ -131,23 +131,6 @@ __device__ __forceinline__ Vec8 load_stream(const bf16_t* p) {
                : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3]) : "l"(p));
   return v;
 }
-
-// One step's K and V rows of this slot from a contiguous chunk (row r at r·D): rows base + u·SLOTS +
-// slot for u < UNROLL, zeros past `rows`. kRows and vRows point at row 0's 16-byte piece of this lane.
-__device__ __forceinline__ void load_contiguous_step(const bf16_t* kRows, const bf16_t* vRows, int rows, int base, int slot,
-                                                     Vec8* kd, Vec8* vd) {
-#pragma unroll
-  for (int u = 0; u < UNROLL; ++u) {
-    const int r = base + u * SLOTS + slot;
-    if (r < rows) {
-      kd[u] = load_stream(kRows + (size_t)r * D);
-      vd[u] = load_stream(vRows + (size_t)r * D);
-    } else {
-      kd[u] = Vec8{{0u, 0u, 0u, 0u}};
-      vd[u] = Vec8{{0u, 0u, 0u, 0u}};
-    }
-  }
-}
 #endif
 
 // This lane's slice of query heads h0 .. h0 + GROUP - 1, pre-scaled into the log2 domain.
