@@ -81,20 +81,6 @@ __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
 }
 
 
-__device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
-#if BLOCK_N == 128
-  wgmma_m64n128k16_ss(s, descQ, descK, scaleD);
-#else
-  wgmma_m64n64k16_ss(s, descQ, descK, scaleD);
-#endif
-}
-__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4], u64 descV) {
-#if HEAD_DIM == 128
-  wgmma_m64n128k16_rs_tb(o, p, descV, 1);
-#else
-  wgmma_m64n64k16_rs_tb(o, p, descV, 1);
-#endif
-}
 
 
 // Step of the k-th step of a class (0: both warpgroups, 1: warpgroup 0 only, 2: warpgroup 1 only).
@@ -286,19 +272,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     auto release = [&](u32 bar) {
       if (lane == 0) mbar_arrive(bar);
     };
-    auto issueQK = [&](u32 kStage) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 within = (kk & 3) * 32;
-        wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
-                 wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
-      }
-    };
+    auto issueQK = [&](u32 kStage) { issue_qk_ss<D, BN>(s, qBase, Q_HALF, kStage, KV_HALF); };
     // O += P·V over all the step's sub-tiles (P is zero in those this warp did not select).
-    auto issuePV = [&](u32 vStage) {
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
-    };
+    auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
 
     // Turns are taken in the steps both warpgroups compute (the first stepsBoth), as in dense v3, so one's
     // softmax runs under the other's products; in the steps of one warpgroup's own tiles the two run

@@ -103,22 +103,7 @@ __device__ __forceinline__ void wgmma_qk_rs(float (&s)[BN / 8][4], const u32 (&q
   wgmma_m64n64k16_rs(s, q, descK, scaleD);
 #endif
 }
-#else
-__device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
-#if BLOCK_N == 128
-  wgmma_m64n128k16_ss(s, descQ, descK, scaleD);
-#else
-  wgmma_m64n64k16_ss(s, descQ, descK, scaleD);
 #endif
-}
-#endif
-__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4], u64 descV) {
-#if HEAD_DIM == 128
-  wgmma_m64n128k16_rs_tb(o, p, descV, 1);
-#else
-  wgmma_m64n64k16_rs_tb(o, p, descV, 1);
-#endif
-}
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
@@ -171,16 +156,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 #endif
   // Issues S = Q·K_jᵀ (D / 16 k-steps; the first overwrites S).
   auto issueQK = [&](u32 kStage) {
+#if Q_IN_REGS
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const u32 within = (kk & 3) * 32;  // k-step inside the 128-byte half
-#if Q_IN_REGS
       wgmma_qk_rs(s, qf[kk], wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
-#else
-      wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
-               wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
-#endif
     }
+#else
+    issue_qk_ss<D, BN>(s, qBase, Q_HALF, kStage, KV_HALF);
+#endif
   };
   // Masks keys right of the diagonal, past the cache or left of the window (only where reached).
   auto maskScores = [&](int j) {
@@ -199,10 +183,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   };
   u32 p[BN / 16][4];
   // Issues O += P·V from the V tile at vStage (BN / 16 k-steps).
-  auto issuePV = [&](u32 vStage) {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
-  };
+  auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
 
 #if WGMMA_VERSION <= 2
   // All 256 threads copy. Each copies one 16-byte column chunk of rows ldRow, ldRow + LD_ROWS, ...:

@@ -55,16 +55,6 @@ static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(P_ROWS % 8 == 0 && BN % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the tile evenly");
 
-__device__ __forceinline__ void wgmma_qk(float (&s)[BN / 8][4], u64 descQ, u64 descK, int scaleD) {
-  wgmma_m64n64k16_ss(s, descQ, descK, scaleD);
-}
-__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const u32 (&p)[4], u64 descV) {
-#if HEAD_DIM == 128
-  wgmma_m64n128k16_rs_tb(o, p, descV, 1);
-#else
-  wgmma_m64n64k16_rs_tb(o, p, descV, 1);
-#endif
-}
 
 
 // One pattern block's index as the kernel walks it.
@@ -256,18 +246,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill_wgmma(
     auto release = [&](u32 bar) {
       if (lane == 0) mbar_arrive(bar);
     };
-    auto issueQK = [&](u32 kStage) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 within = (kk & 3) * 32;
-        wgmma_qk(s, wgmma_desc_k_major(qBase + (kk >> 2) * Q_HALF + within),
-                 wgmma_desc_k_major(kStage + (kk >> 2) * KV_HALF + within), kk > 0 ? 1 : 0);
-      }
-    };
-    auto issuePV = [&](u32 vStage) {
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) wgmma_pv(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, KV_HALF));
-    };
+    auto issueQK = [&](u32 kStage) { issue_qk_ss<D, BN>(s, qBase, Q_HALF, kStage, KV_HALF); };
+    auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
 
     mbar_wait(fullQ, 0);
     int pst = 0;           // stage of the pending P·V

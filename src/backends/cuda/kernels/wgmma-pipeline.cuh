@@ -52,6 +52,35 @@ __device__ __forceinline__ void producer_copy_q(u32 sQ, const bf16_t* q, int h, 
     cp_async16_at(dst0 + i * P_ROWS * 128, src + (size_t)min(t, T - 1) * qRowStride, t < T ? 16 : 0);
   }
 }
+// S = Q·Kᵀ of one warpgroup's 64 rows over an N-key stage (N = 64 or 128; the first k-step overwrites
+// S): Q and K K-major in shared memory, each D columns as 64-column halves of qHalf / kvHalf bytes.
+template <int D, int N>
+__device__ __forceinline__ void issue_qk_ss(float (&s)[N / 8][4], u32 qBase, u32 qHalf, u32 kStage, u32 kvHalf) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const u32 within = (kk & 3) * 32;  // k-step inside the 128-byte half
+    if constexpr (N == 128) {
+      wgmma_m64n128k16_ss(s, wgmma_desc_k_major(qBase + (kk >> 2) * qHalf + within),
+                          wgmma_desc_k_major(kStage + (kk >> 2) * kvHalf + within), kk > 0 ? 1 : 0);
+    } else {
+      wgmma_m64n64k16_ss(s, wgmma_desc_k_major(qBase + (kk >> 2) * qHalf + within),
+                         wgmma_desc_k_major(kStage + (kk >> 2) * kvHalf + within), kk > 0 ? 1 : 0);
+    }
+  }
+}
+// O += P·V over an N-key stage: P from registers (one m64k16 fragment per 16 keys), V MN-major in
+// shared memory (D columns as 64-column halves of kvHalf bytes).
+template <int D, int N>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const u32 (&p)[N / 16][4], u32 vStage, u32 kvHalf) {
+#pragma unroll
+  for (int kk = 0; kk < N / 16; ++kk) {
+    if constexpr (D == 128) {
+      wgmma_m64n128k16_rs_tb(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, kvHalf), 1);
+    } else {
+      wgmma_m64n64k16_rs_tb(o, p[kk], wgmma_desc_mn_major(vStage + kk * 16 * 128, kvHalf), 1);
+    }
+  }
+}
 // Named barriers 1..15 among `count` threads (warp multiples): sync waits, arrive does not.
 __device__ __forceinline__ void named_bar_sync(int id, int count) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
