@@ -1,7 +1,9 @@
 /**
  * Random inputs of the block-sparse prefill GPU tests (mma.sync and wgmma kernels) and the engine's CPU
- * cache holding the same rows, for the CPU method that serves as their reference.
+ * cache holding the same rows, for the CPU method that serves as their reference, and the float64
+ * reference over an explicit selection.
  */
+import { type ChunkSelection, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { randomBf16Values, randomGenerator } from './helpers.js';
 
@@ -37,4 +39,30 @@ export function cpuCacheOf(x: BlockSparseInputs): LayerKvCache {
   const cache = new LayerKvCache(Hkv, D, n);
   cache.append(kt, vt, n, 0);
   return cache;
+}
+
+/** Float64 softmax attention of every query over exactly the keys the selection gives it (zeros when none). */
+export function selectionReference(x: BlockSparseInputs, sel: ChunkSelection): Float32Array {
+  const { n, H, Hkv, D, kvStride } = x;
+  const ref = new Float32Array(n * H * D);
+  for (let h = 0; h < H; h++) {
+    const kvh = Math.floor(h / (H / Hkv));
+    for (let t = 0; t < n; t++) {
+      const keys = selectedKeysOf(sel, h, t);
+      if (keys.length === 0) continue;
+      const o = (t * H + h) * D;
+      const s = keys.map((key) => {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += x.q[o + d] * x.k[(kvh * kvStride + key) * D + d];
+        return dot / Math.sqrt(D);
+      });
+      const mx = Math.max(...s);
+      const w = s.map((y) => Math.exp(y - mx));
+      const z = w.reduce((a, b) => a + b, 0);
+      keys.forEach((key, i) => {
+        for (let d = 0; d < D; d++) ref[o + d] += (w[i] / z) * x.v[(kvh * kvStride + key) * D + d];
+      });
+    }
+  }
+  return ref;
 }

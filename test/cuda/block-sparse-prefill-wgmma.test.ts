@@ -20,7 +20,7 @@ import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs } from './block-sparse-inputs.js';
+import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
 import { countNaN, relativeError } from './helpers.js';
 
 /** Where the suite cannot run: no CUDA device, or one without wgmma (checked once the runtime exists). */
@@ -29,32 +29,6 @@ if (skip) console.log(`# CUDA wgmma block-sparse prefill tests skipped: ${skip}`
 
 // bf16 operands (and P rounded to bf16 before P·V), as for the dense kernels.
 const TOLERANCE = 1e-2;
-
-/** Float64 softmax attention of every query over exactly the keys the selection gives it (zeros when none). */
-function selectionReference(x: BlockSparseInputs, sel: ChunkSelection): Float32Array {
-  const { n, H, Hkv, D, kvStride } = x;
-  const ref = new Float32Array(n * H * D);
-  for (let h = 0; h < H; h++) {
-    const kvh = Math.floor(h / (H / Hkv));
-    for (let t = 0; t < n; t++) {
-      const keys = selectedKeysOf(sel, h, t);
-      if (keys.length === 0) continue;
-      const o = (t * H + h) * D;
-      const s = keys.map((key) => {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += x.q[o + d] * x.k[(kvh * kvStride + key) * D + d];
-        return dot / Math.sqrt(D);
-      });
-      const mx = Math.max(...s);
-      const w = s.map((y) => Math.exp(y - mx));
-      const z = w.reduce((a, b) => a + b, 0);
-      keys.forEach((key, i) => {
-        for (let d = 0; d < D; d++) ref[o + d] += (w[i] / z) * x.v[(kvh * kvStride + key) * D + d];
-      });
-    }
-  }
-  return ref;
-}
 
 describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   let rt: CudaRuntime;

@@ -14,7 +14,7 @@ import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs } from './block-sparse-inputs.js';
+import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
 import { countNaN, relativeError } from './helpers.js';
 import { cudaSkip } from './cuda-skip.js';
 
@@ -127,27 +127,8 @@ describe('CUDA block-sparse prefill', { skip }, () => {
         return { selected, counts, stride: B };
       });
       const sel: ChunkSelection = { chunkSize: 16, numTokens: 90, heads };
-      const { n, H, Hkv, D, kvStride } = x;
-      const ref = new Float32Array(n * H * D); // float64 softmax over each query's own key set
-      for (let h = 0; h < H; h++) {
-        const kvh = Math.floor(h / (H / Hkv));
-        for (let t = 0; t < n; t++) {
-          const keys = selectedKeysOf(sel, h, t);
-          const o = (t * H + h) * D;
-          if (keys.length === 0) continue;
-          const s = keys.map((key) => {
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += x.q[o + d] * x.k[(kvh * kvStride + key) * D + d];
-            return dot / Math.sqrt(D);
-          });
-          const mx = Math.max(...s);
-          const w = s.map((y) => Math.exp(y - mx));
-          const z = w.reduce((a, b) => a + b, 0);
-          keys.forEach((key, i) => {
-            for (let d = 0; d < D; d++) ref[o + d] += (w[i] / z) * x.v[(kvh * kvStride + key) * D + d];
-          });
-        }
-      }
+      const { n, H, D } = x;
+      const ref = selectionReference(x, sel); // float64 softmax over each query's own key set
       const out = runGpu(x, sel, hpc, mt);
       assert.equal(countNaN(out), 0, 'every output element must be written');
       for (let h = 0; h < H; h++) {
