@@ -5,6 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import {
+  AUTO_VERTICAL_SLASH_WGMMA_TILING, DEFAULT_VERTICAL_SLASH_ROW_TILES, verticalSlashKernelChoice,
+} from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
+import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
 import { verticalSlashRangeOffset, verticalSlashRangeSlots } from '../../src/backends/cuda/vertical-slash-layout.js';
 import { SINK_LOCAL_BLOCK, sinkLocalLayout } from '../../src/backends/cuda/vertical-slash-sink-local.js';
@@ -109,4 +113,34 @@ describe('GPU vertical-slash host helpers', () => {
       assert.equal(layout.pairs, pairs);
     });
   }
+});
+
+describe('verticalSlashKernelChoice (which attention kernel the GPU methods run)', () => {
+  const hopper = { computeCapability: [9, 0] as [number, number], name: 'H100' };
+  const ampere = { computeCapability: [8, 0] as [number, number], name: 'A100' };
+  const tiling = { stages: 3 } as const;
+
+  test('an explicit choice decides, on any device', () => {
+    assert.deepEqual(verticalSlashKernelChoice(ampere, 128, { wgmma: { stages: 2 } }, tiling), { kernel: 'wgmma', tiling: { stages: 2 } });
+    for (const mTiles of [1, 2] as const) {
+      assert.deepEqual(verticalSlashKernelChoice(hopper, 128, mTiles, tiling), { kernel: 'mma', mTiles, reason: 'mma.sync row tiling given' });
+    }
+  });
+
+  test('no choice: wgmma only with an auto tiling, on Hopper, at head dims 64 and 128', () => {
+    for (const D of [64, 128]) assert.deepEqual(verticalSlashKernelChoice(hopper, D, undefined, tiling), { kernel: 'wgmma', tiling });
+    const elsewhere = verticalSlashKernelChoice(ampere, 128, undefined, tiling);
+    assert.equal(elsewhere.kernel, 'mma');
+    assert.match(elsewhere.kernel === 'mma' ? elsewhere.reason : '', /compute capability 9\.0.*A100 is 8\.0/);
+    const noAuto = verticalSlashKernelChoice(hopper, 128, undefined, null);
+    assert.deepEqual(noAuto.kernel === 'mma' ? noAuto.mTiles : null, DEFAULT_VERTICAL_SLASH_ROW_TILES);
+  });
+
+  test('the shipped auto tiling is null or a valid wgmma tiling', () => {
+    if (AUTO_VERTICAL_SLASH_WGMMA_TILING !== null) {
+      assert.deepEqual(resolveVerticalSlashWgmmaTiling(AUTO_VERTICAL_SLASH_WGMMA_TILING), AUTO_VERTICAL_SLASH_WGMMA_TILING);
+    }
+    const d = verticalSlashKernelChoice(hopper, 128, undefined);
+    assert.equal(d.kernel, AUTO_VERTICAL_SLASH_WGMMA_TILING === null ? 'mma' : 'wgmma');
+  });
 });

@@ -99,6 +99,20 @@ describe('CUDA vertical-slash wgmma prefill vs the CPU methods', { skip }, () =>
         console.log(`#   ${kernel.label}: rel err ${err.toExponential(2)} (default kernel ${mmaErr.toExponential(2)})`);
         assert.ok(err < TOLERANCE, `${kernel.label}: relative error ${err} over ${TOLERANCE}`);
       }
+      // The method itself given the wgmma kernel (its constructor option): same pairs, same tolerance.
+      const wgmmaMethod = new VerticalSlashDevicePrefill(rt, shape, p, { wgmma: {} });
+      const mout = poisonedBf16(rt, n * H * D);
+      const counts = wgmmaMethod.prefill({
+        layer: 0, shape: { ...shape, scale }, q: dq.ptr, qRowStride: H * D,
+        numQueries: n, queryStart: 0, cache: devCache, out: mout.ptr, isLastChunk: true,
+      });
+      assert.deepEqual(Array.from(counts.attended), Array.from(index.pairs), 'method with { wgmma }: exact pairs as the default kernel\'s');
+      const methodOut = downloadBf16(rt, mout, n * H * D);
+      rt.pool.release(mout);
+      assert.equal(countNaN(methodOut), 0, 'method with { wgmma }: every output element must be written');
+      const methodErr = relativeError(methodOut, ref);
+      assert.ok(methodErr < TOLERANCE, `method with { wgmma }: relative error ${methodErr} over ${TOLERANCE}`);
+      wgmmaMethod.reset();
       method.reset();
       devCache.release();
       for (const b of [dq, dkT, dvT, dout]) rt.pool.release(b);
@@ -124,8 +138,9 @@ describe('CUDA vertical-slash wgmma prefill vs the CPU methods', { skip }, () =>
       const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
       const rule = sinkLocalRuleFrom({ params: c.params });
       const cpu = new SinkLocalPrefill(rule);
-      const indexer = new SinkLocalDevicePrefill(rt, shape, rule);
-      const kernel = new VerticalSlashFlashPrefill(rt, shape, { wgmma: {} });
+      // The method given the wgmma kernel (its constructor option) runs it over its own index.
+      const indexer = new SinkLocalDevicePrefill(rt, shape, rule, { wgmma: {} });
+      const label = new VerticalSlashFlashPrefill(rt, shape, { wgmma: {} }).label;
       const cache = new LayerKvCache(Hkv, D, n);
       const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
       const dkT = uploadAsBf16(rt, kt), dvT = uploadAsBf16(rt, vt), dq = uploadAsBf16(rt, q);
@@ -140,15 +155,15 @@ describe('CUDA vertical-slash wgmma prefill vs the CPU methods', { skip }, () =>
         });
         const prepared = indexer.prepareIndex(start, T);
         const dout = poisonedBf16(rt, T * H * D);
-        kernel.run({
+        indexer.runPrepared({
           q: dq.ptr + BigInt(2 * start * H * D), qRowStride: H * D, k: devCache.keys.ptr, v: devCache.values.ptr, kvStride: devCache.capacity,
-          out: dout.ptr, numQueries: T, queryStart: start, index: prepared.index, rowWindow: prepared.rowWindow, scale,
-        });
+          out: dout.ptr, numQueries: T, queryStart: start, scale,
+        }, prepared);
         const out = downloadBf16(rt, dout, T * H * D);
         rt.pool.release(dout);
         assert.equal(countNaN(out), 0, 'every output element must be written');
         const err = relativeError(out, ref);
-        console.log(`#   chunk at ${start} (${T} queries) ${kernel.label}: rel err ${err.toExponential(2)}`);
+        console.log(`#   chunk at ${start} (${T} queries) ${label}: rel err ${err.toExponential(2)}`);
         assert.ok(err < TOLERANCE, `chunk at ${start}: relative error ${err} over ${TOLERANCE}`);
         start += T;
       }

@@ -16,7 +16,7 @@ import { FlexPrefillCoverage } from '../kernels/flexprefill-coverage.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
-import type { VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
+import type { VerticalSlashKernelChoice } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceMethodOptions, DevicePrefillFactory } from './contract.js';
 import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
@@ -34,8 +34,9 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   /** The coverage curves of the last call (until the next call or reset), for inspection. */
   readonly coverage: FlexPrefillCoverage;
 
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, mTiles?: VerticalSlashRowTiles) {
-    super(rt, shape, params.approximationSize, mTiles);
+  /** kernel: as VerticalSlashFamilyDevicePrefill's (absent: the launcher's choice). */
+  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, kernel?: VerticalSlashKernelChoice) {
+    super(rt, shape, params.approximationSize, kernel);
     this.coverage = new FlexPrefillCoverage(rt, shape.numHeads);
   }
 

@@ -11,7 +11,9 @@ import { type SinkLocalRule, sinkLocalPrefillMethod } from '../../../methods/sin
 import type { DevicePtr } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
-import { VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
+import {
+  type VerticalSlashKernelChoice, VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs,
+} from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import { GrowableDeviceBuffer } from '../vertical-slash-layout.js';
 import { sinkLocalLayout } from '../vertical-slash-sink-local.js';
@@ -32,8 +34,9 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
   private readonly attention: VerticalSlashFlashPrefill;
   private readonly buf: Record<'rowLow' | 'ranges' | 'rangeCount' | 'colStart' | 'colList', GrowableDeviceBuffer>;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, mTiles?: VerticalSlashRowTiles) {
-    this.attention = new VerticalSlashFlashPrefill(rt, shape, mTiles);
+  /** kernel: an mma.sync row tiling (1 | 2) or `{ wgmma }`; absent, the launcher's choice (verticalSlashKernelChoice). */
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: VerticalSlashKernelChoice) {
+    this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
     const names = ['rowLow', 'ranges', 'rangeCount', 'colStart', 'colList'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `sink-local ${k}`)])) as SinkLocalDevicePrefill['buf'];
   }

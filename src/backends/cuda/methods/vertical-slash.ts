@@ -21,7 +21,7 @@ import { VerticalSlashEstimator, type VerticalSlashScores } from '../kernels/ver
 import {
   type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
-import { VerticalSlashFlashPrefill, type VerticalSlashRowTiles } from '../kernels/vertical-slash-prefill.js';
+import { type VerticalSlashKernelChoice, VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
 import { VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../runtime.js';
 import { FLOOR_EXCEEDED_NOTE, type VerticalSlashCountChoice } from '../vertical-slash-counts.js';
@@ -68,12 +68,15 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   lastChoice: DeviceCountChoice | null = null;
   lastIndex: DeviceVerticalSlashIndex | null = null;
 
-  /** mTiles: the attention kernel's rows per warp (its launcher's default when absent). */
-  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, mTiles?: VerticalSlashRowTiles) {
+  /**
+   * kernel: the attention kernel, an mma.sync row tiling (1 | 2, as before) or `{ wgmma }`; absent, the
+   * launcher's choice (verticalSlashKernelChoice).
+   */
+  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, kernel?: VerticalSlashKernelChoice) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
     this.search = new VerticalSlashCountSearch(rt, shape.numHeads);
-    this.attention = new VerticalSlashFlashPrefill(rt, shape, mTiles);
+    this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
   }
 
   /** Per-head counts for this layer from the device scores (A = the clamped approximation size). */
@@ -126,8 +129,8 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
 export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'vertical_and_slash';
 
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, mTiles?: VerticalSlashRowTiles) {
-    super(rt, shape, params.approximationSize, mTiles);
+  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, kernel?: VerticalSlashKernelChoice) {
+    super(rt, shape, params.approximationSize, kernel);
   }
 
   protected chooseCounts(scores: VerticalSlashScores, n: number): DeviceCountChoice {
