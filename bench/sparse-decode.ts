@@ -18,7 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
-import { DeviceQuestBounds, QuestKernels } from '../src/backends/cuda/kernels/quest.js';
+import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../src/backends/cuda/kernels/quest.js';
 import { type RowSegment, SegmentDecodeKernel, SegmentLists, defaultSegmentTiling } from '../src/backends/cuda/kernels/segment-decode.js';
 import { SnapKvKernels } from '../src/backends/cuda/kernels/snapkv.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
@@ -215,13 +215,12 @@ function main(argv: string[]): number {
       const current = Math.floor((n - 1) / P);
       const bounds = new DeviceQuestBounds(rt, shape, P, c0.capacity);
       quest.updateBounds(bounds, c0, n);
-      const scores = rt.pool.acquire(HKV * bounds.pageCapacity * 4);
+      const scratch = new QuestStepScratch(rt, quest.units, bounds.pageCapacity);
       const selected = new SegmentLists(rt, HKV, bounds.pageCapacity);
+      // The device method's step: one launch (bounds of the new row's page, scores, top-k); bench/quest-selection.ts times its parts.
       const select = () => {
         bounds.coveredRows = n - 1;
-        quest.updateBounds(bounds, c0, n);
-        quest.scorePages(q.ptr, bounds, current, scores.ptr, bounds.pageCapacity);
-        quest.selectPages(scores.ptr, bounds.pageCapacity, current, qk, selected);
+        quest.selectStep({ q: q.ptr, bounds, cache: c0, rows: n, pages: current, k: qk, scratch, segments: selected });
       };
       const tSel = timeGraphOnDevice(rt, select, { perGraph: 20, repeats: o.repeats });
       const tail = n - current * P;
@@ -230,7 +229,7 @@ function main(argv: string[]): number {
         segment.run({ q: q.ptr, k: c0.keys.ptr, v: c0.values.ptr, kvStride: c0.capacity, out: out.ptr, segments: selected, tailStart: current * P, tailRows: tail, maxRows: qk * P + tail, scale: SCALE });
       }, { perGraph: 20, repeats: o.repeats });
       bounds.release();
-      rt.pool.release(scores);
+      scratch.release();
       selected.release();
       questRows.push({ n, s, pages: qk, selectUs: tSel.medianMs * 1e3, stepUs: tStep.medianMs * 1e3 });
       console.log(`n=${n} s=${s}: quest selection (${qk} of ${current} pages) ${(tSel.medianMs * 1e3).toFixed(1)} us; whole step ${(tStep.medianMs * 1e3).toFixed(1)} us (same cache each step: L2 helps)`);

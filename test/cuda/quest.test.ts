@@ -1,20 +1,24 @@
 /**
  * Quest on the GPU against the CPU QuestDecode (src/methods/quest.ts) on the same bf16 rows: page
  * bounds after the prompt and after appended tokens, the selected pages (shared by a GQA group and
- * per query head), decode outputs and counts over steps that cross a page boundary (the last page
- * partial), and a budget covering everything (equal to our dense decode kernel). Skipped, with the
- * reason printed, where there is no CUDA device.
+ * per query head; v3's radix select, the refined select and the one-launch step), the refined select
+ * on crafted score rows (ties, one repeated value, signed zeros, infinities, NaN) against the CPU
+ * ranking, one-launch steps that fold each new row into the bounds (also replayed in a CUDA graph),
+ * decode outputs and counts over steps that cross a page boundary (the last page partial), and a
+ * budget covering everything (equal to our dense decode kernel). Skipped, with the reason printed,
+ * where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
-import { DeviceQuestBounds, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
+import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
 import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { QuestDecode, QuestPageBounds, questPagesFor } from '../../src/methods/quest.js';
+import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomBf16Values, randomGenerator, relativeError } from './helpers.js';
 import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, denseDecodeOutput, twinCaches } from './sparse-decode-helpers.js';
 import { cudaSkip } from './cuda-skip.js';
@@ -80,8 +84,9 @@ describe('CUDA Quest', { skip }, () => {
       const q = randomBf16Values(H * D, rand, 2);
       const dq = uploadAsBf16(rt, q);
       const kernels = new QuestKernels(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, P, sharePages);
-      // The same selection with the keys read from global memory in every pass (long contexts).
-      const unstaged = new QuestKernels(rt, kernels.shape, P, sharePages, 0);
+      // v3's 8-bit radix select over staged keys, and the keys read from global memory in every pass (long contexts).
+      const radix8 = new QuestKernels(rt, kernels.shape, P, sharePages, { selection: 'radix8' });
+      const unstaged = new QuestKernels(rt, kernels.shape, P, sharePages, { maxStagedPages: 0 });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -90,10 +95,21 @@ describe('CUDA Quest', { skip }, () => {
       const pages = Math.floor((n - 1) / P);
       const scores = rt.pool.acquire(kernels.units * bounds.pageCapacity * 4);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
       const g = H / Hkv;
-      for (const [k, selector] of [[1, kernels], [7, unstaged], [64, kernels], [64, unstaged], [pages - 1, kernels]] as const) {
-        kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
-        selector.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
+      const cases: Array<[number, QuestKernels | 'step']> = [
+        [1, kernels], [7, unstaged], [64, kernels], [64, radix8], [64, unstaged], [pages - 1, kernels], [pages - 1, radix8],
+        [1, 'step'], [64, 'step'], [90, 'step'], [pages - 1, 'step'],
+      ];
+      for (const [k, selector] of cases) {
+        rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
+        if (selector === 'step') {
+          // Rows already covered: the step only scores and selects.
+          kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
+        } else {
+          kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
+          selector.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
+        }
         const words = downloadInt32(rt, lists.ptr, kernels.units * lists.stride);
         for (let u = 0; u < kernels.units; u++) {
           const w = words.subarray(u * lists.stride);
@@ -109,6 +125,127 @@ describe('CUDA Quest', { skip }, () => {
         }
       }
       for (const b of [dq, scores]) rt.pool.release(b);
+      scratch.release();
+      lists.release();
+      bounds.release();
+      caches.device.release();
+    });
+  }
+
+  test('the refined select equals the CPU ranking on crafted score rows', () => {
+    const rand = randomGenerator(71);
+    const rows: Array<{ name: string; scores: Float32Array; ks: number[] }> = [];
+    const of = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
+    rows.push({ name: 'one value everywhere', scores: of(1000, () => 0.5), ks: [1, 7, 500, 999] });
+    rows.push({ name: 'two values alternating', scores: of(3000, (i) => (i % 2 ? 1.25 : -3)), ks: [5, 1499, 1500, 1501, 2999] });
+    rows.push({ name: 'five values, random', scores: of(5000, () => [0, 1, 2, 3, 4][Math.floor((rand() + 1) * 2.5) % 5]), ks: [10, 999, 2500, 4000] });
+    rows.push({ name: 'uniform spread', scores: of(8191, () => 100 + rand()), ks: [1, 409, 4095, 8190] });
+    rows.push({ name: 'a block of 600 equal scores across the cut', scores: of(4000, (i) => (i >= 1000 && i < 1600 ? 7 : 7 + rand())), ks: [1500, 1700, 2300] });
+    rows.push({
+      name: 'signed zeros, infinities, one NaN, mixed signs',
+      scores: of(2500, (i) => (i === 3 ? NaN : i % 97 === 0 ? 0 : i % 89 === 0 ? -0 : i === 10 ? Infinity : i === 11 ? -Infinity : rand() * 1e-3)),
+      ks: [1, 60, 1249, 2400],
+    });
+    rows.push({ name: 'ten outliers and a tight cluster (two radix passes)', scores: of(7000, (i) => (i % 700 === 5 ? 1e6 + i : 1 + rand() * 1e-4)), ks: [4, 10, 11, 3500] });
+    rows.push({ name: 'a short row (ranked without a radix pass)', scores: of(40, () => Math.round(rand() * 4)), ks: [1, 13, 39] });
+    rows.push({ name: 'near-equal scores (one ulp apart)', scores: of(6000, (i) => 1 + (i % 7) * 2 ** -23), ks: [3, 857, 858, 3000] });
+    const maxPages = Math.max(...rows.map((r) => r.scores.length));
+    const shape = { numHeads: 4, numKvHeads: 1, headDim: 128 };
+    const refined = new QuestKernels(rt, shape, 16, true);
+    const radix8 = new QuestKernels(rt, shape, 16, true, { selection: 'radix8' });
+    const scores = rt.pool.acquire(maxPages * 4);
+    const lists = new SegmentLists(rt, 1, maxPages);
+    const rank = new IndexScratch();
+    for (const r of rows) {
+      const n = r.scores.length;
+      rt.cuda.upload(scores.ptr, r.scores);
+      const order = rankDescending(Float64Array.from(r.scores), n, rank);
+      for (const k of r.ks) {
+        const want = Array.from(order.subarray(0, k)).sort((a, b) => a - b);
+        for (const [label, kernels] of [['refined', refined], ['radix8', radix8]] as const) {
+          kernels.selectPages(scores.ptr, maxPages, n, k, lists);
+          const w = downloadInt32(rt, lists.ptr, lists.stride);
+          assert.equal(w[0], k, `${r.name}, k = ${k}, ${label}: count`);
+          const got = Array.from({ length: k }, (_, i) => w[SEGMENT_HEADER_WORDS + 2 * i] / 16);
+          assert.deepEqual(got, want, `${r.name}, k = ${k}, ${label}`);
+        }
+      }
+    }
+    rt.pool.release(scores);
+    lists.release();
+  });
+
+  for (const c of [
+    { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
+    { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
+  ]) {
+    test(`one-launch steps fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
+      const P = 16, n = 2037, steps = 30;
+      const rand = randomGenerator(c.D + c.H);
+      const caches = twinCaches(rt, c.Hkv, c.D, n + steps);
+      appendRandom(rt, caches, n, rand);
+      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages);
+      const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n + steps);
+      const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
+      const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
+      const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
+      const g = c.H / c.Hkv;
+      const check = (q: Float32Array, rows: number, pages: number, k: number, label: string) => {
+        const words = downloadInt32(rt, lists.ptr, kernels.units * lists.stride);
+        const take = Math.max(0, Math.min(k, pages));
+        for (let u = 0; u < kernels.units; u++) {
+          const w = words.subarray(u * lists.stride);
+          assert.equal(w[0], take, `${label}, unit ${u}: count`);
+          const got = Array.from({ length: take }, (_, i) => w[SEGMENT_HEADER_WORDS + 2 * i] / P);
+          const want = take >= pages ? Array.from({ length: pages }, (_, i) => i) : Array.from(c.sharePages
+            ? cpu.choosePages(q, u * g, g, c.D, cpuBounds, u, pages, take).subarray(0, take)
+            : cpu.choosePages(q, u, 1, c.D, cpuBounds, Math.floor(u / g), pages, take).subarray(0, take));
+          assert.deepEqual(got, want, `${label}, unit ${u}, k = ${k}, ${rows} rows`);
+        }
+      };
+      // Steps as the method makes them (the first folds the whole prompt); k varies, including none and all.
+      for (let s = 0; s < steps; s++) {
+        appendRandom(rt, caches, 1, rand);
+        const rows = caches.device.length, pages = Math.floor((rows - 1) / P);
+        const k = s === 3 ? 0 : s === 4 ? pages : s === 5 ? pages + 3 : 1 + ((s * 37) % 60);
+        const q = randomBf16Values(c.H * c.D, rand, 2);
+        const dq = uploadAsBf16(rt, q);
+        rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
+        kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows, pages, k, scratch, segments: lists });
+        cpuBounds.extend(caches.cpu, rows);
+        check(q, rows, pages, k, `step ${s}`);
+        rt.pool.release(dq);
+      }
+      // The bounds the steps folded equal the CPU bounds.
+      const words = bounds.pageCapacity * c.D * c.Hkv;
+      rt.synchronize();
+      const mn = new Uint16Array(words), mx = new Uint16Array(words);
+      rt.cuda.download(mn, bounds.pageMin.ptr);
+      rt.cuda.download(mx, bounds.pageMax.ptr);
+      const covered = Math.ceil(caches.device.length / P);
+      for (let h = 0; h < c.Hkv; h++) {
+        const at = h * bounds.pageCapacity * c.D;
+        assert.deepEqual(fromBf16(mn).subarray(at, at + covered * c.D), cpuBounds.pageMin[h].subarray(0, covered * c.D), `min, head ${h}`);
+        assert.deepEqual(fromBf16(mx).subarray(at, at + covered * c.D), cpuBounds.pageMax[h].subarray(0, covered * c.D), `max, head ${h}`);
+      }
+      // Captured once, replayed twice: the arrival counters come back to 0, so each replay selects again.
+      const rows = caches.device.length, pages = Math.floor((rows - 1) / P), k = 25;
+      const q = randomBf16Values(c.H * c.D, rand, 2);
+      const dq = uploadAsBf16(rt, q);
+      rt.synchronize();
+      const exec = rt.cuda.captureGraph(rt.stream, () => {
+        kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows, pages, k, scratch, segments: lists });
+      });
+      for (let replay = 0; replay < 2; replay++) {
+        rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
+        rt.cuda.launchGraph(exec, rt.stream);
+        check(q, rows, pages, k, `graph replay ${replay}`);
+      }
+      rt.synchronize();
+      rt.cuda.destroyGraph(exec);
+      rt.pool.release(dq);
+      scratch.release();
       lists.release();
       bounds.release();
       caches.device.release();

@@ -2,6 +2,9 @@
  * Launchers for quest.cu: Quest's per-page key bounds kept up to date on the device, the page scores
  * of a decode query and the top-k page selection written as segment lists for segment-decode.cu.
  * Nothing comes back to the host: the budget k depends on the position only and is decided there.
+ * selectStep does a decode step's whole selection in one launch (v4); updateBounds, scorePages and
+ * selectPages are its parts as separate kernels (v3; the first step's whole-prompt bounds, rows of
+ * more pages than shared memory holds, and the tests and timings of each part).
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -12,8 +15,23 @@ import type { SegmentLists } from './segment-decode.js';
 
 const SCORE_THREADS = 256;
 const SELECT_THREADS = 1024;
+const STEP_THREADS = 512;
+/** Pages one quest_select_step block scores (STEP_PAGES_PER_BLOCK in quest.cu). */
+const STEP_PAGES_PER_BLOCK = 128;
 /** Pages whose keys the selection keeps in shared memory (beyond: read from global memory each pass). */
 const MAX_STAGED_PAGES = (96 * 1024) / 4;
+/** quest_select_pages's modes (quest.cu). */
+const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
+
+/** The staged selection's algorithm: v3's 8-bit radix select, or top-k.cuh's refined select (v4). */
+export type QuestSelection = 'radix8' | 'refined';
+
+export interface QuestKernelOptions {
+  /** Rows of at most this many pages are selected from shared memory (tests lower it). */
+  maxStagedPages?: number;
+  /** Which staged select selectPages runs (default 'refined'; selectStep always runs 'refined'). */
+  selection?: QuestSelection;
+}
 
 export interface QuestShape {
   numHeads: number; // H
@@ -44,17 +62,55 @@ export class DeviceQuestBounds {
   }
 }
 
+/**
+ * One layer's scratch for selectStep: page scores [units, pageCapacity] fp32 and the per-unit block
+ * arrival counters (zeroed here; each step's last block puts its counter back to 0).
+ */
+export class QuestStepScratch {
+  readonly scores: DeviceBuffer;
+  readonly arrivals: DeviceBuffer;
+
+  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly pageCapacity: number) {
+    this.scores = rt.pool.acquire(Math.max(1, units * pageCapacity) * 4);
+    this.arrivals = rt.pool.acquire(units * 4);
+    rt.cuda.fill32Async(this.arrivals.ptr, 0, units, rt.stream);
+  }
+
+  release(): void {
+    this.rt.pool.release(this.scores);
+    this.rt.pool.release(this.arrivals);
+  }
+}
+
+export interface QuestStepArgs {
+  /** The step's query, [H, D] bf16. */
+  q: DevicePtr;
+  bounds: DeviceQuestBounds;
+  cache: DeviceLayerKvCache;
+  /** Cache rows the bounds must cover after the step (position + 1). */
+  rows: number;
+  /** Pages scored: [0, pages), those before the current one. */
+  pages: number;
+  /** Pages to keep (k >= pages: all, unscored; k <= 0: none). */
+  k: number;
+  scratch: QuestStepScratch;
+  segments: SegmentLists;
+}
+
 export class QuestKernels {
-  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel } | null = null;
+  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
   readonly units: number;
+  private readonly maxStagedPages: number;
+  private readonly selection: QuestSelection;
 
-  /** maxStagedPages: rows of at most this many pages are selected from shared memory (tests lower it). */
   constructor(
     private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean,
-    private readonly maxStagedPages = MAX_STAGED_PAGES,
+    options: QuestKernelOptions = {},
   ) {
+    this.maxStagedPages = Math.min(options.maxStagedPages ?? MAX_STAGED_PAGES, MAX_STAGED_PAGES);
+    this.selection = options.selection ?? 'refined';
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -72,7 +128,14 @@ export class QuestKernels {
         bounds: mod.kernel('quest_update_bounds', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32']),
+        step: mod.kernel('quest_select_step', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
       };
+      // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
+      // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
+      this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
     }
     return this.kernels;
   }
@@ -116,10 +179,57 @@ export class QuestKernels {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
     const { select } = this.prepare();
-    const staged = pages <= Math.min(this.maxStagedPages, MAX_STAGED_PAGES);
+    const staged = pages <= this.maxStagedPages;
+    const mode = staged ? SELECT_MODE[this.selection] : SELECT_MODE.fromGlobal;
     select.launch(
       { grid: [this.units, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: staged ? Math.max(4, pages * 4) : 0, stream: this.rt.stream },
-      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, staged ? 1 : 0],
+      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, mode],
+    );
+  }
+
+  /**
+   * A decode step's selection: the bounds brought up to `rows`, pages [0, pages) scored and the top k
+   * written to `segments` as selectPages does. One launch when the rows to fold lie in one page not
+   * scored in this step (every step after the first) and the row's keys fit in shared memory; else
+   * the separate kernels (the first step folds the whole prompt).
+   */
+  selectStep(a: QuestStepArgs): void {
+    const { bounds, cache, rows, pages, k, scratch, segments } = a;
+    const P = this.pageSize;
+    if (scratch.units !== this.units || scratch.pageCapacity < pages) {
+      throw new Error(`quest: step scratch of ${scratch.units} units x ${scratch.pageCapacity} pages for ${this.units} units x ${pages} pages`);
+    }
+    if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
+    if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
+    if (!Number.isInteger(pages) || pages < 0 || pages * P > rows) throw new Error(`quest: ${pages} scored pages of ${P} rows for ${rows} rows`);
+    if (rows > cache.length) throw new Error(`quest: bounds over ${rows} rows, the cache holds ${cache.length}`);
+    if (Math.ceil(rows / P) > bounds.pageCapacity) throw new Error(`quest: ${rows} rows exceed the bounds' ${bounds.pageCapacity} pages`);
+    const take = Math.max(0, Math.min(k, pages));
+    const scored = take > 0 && take < pages;
+    if (scored && pages > this.maxStagedPages) {
+      this.updateBounds(bounds, cache, rows);
+      this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
+      this.selectPages(scratch.scores.ptr, scratch.pageCapacity, pages, k, segments);
+      return;
+    }
+    let refreshPage = -1;
+    if (rows > bounds.coveredRows) {
+      const firstPage = Math.floor(bounds.coveredRows / P);
+      if (firstPage === Math.ceil(rows / P) - 1 && firstPage >= pages) {
+        refreshPage = firstPage;
+        bounds.coveredRows = rows;
+      } else {
+        this.updateBounds(bounds, cache, rows);
+      }
+    }
+    const { step } = this.prepare();
+    const g = this.shape.numHeads / this.shape.numKvHeads;
+    const chunks = scored ? Math.ceil(pages / STEP_PAGES_PER_BLOCK) : 1;
+    step.launch(
+      { grid: [chunks, this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: scored ? pages * 4 : 0, stream: this.rt.stream },
+      [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, scratch.scores.ptr, scratch.arrivals.ptr, segments.ptr,
+        this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, scratch.pageCapacity, segments.stride,
+        take, P, refreshPage, rows],
     );
   }
 }

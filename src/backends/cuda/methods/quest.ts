@@ -3,15 +3,15 @@
  * layer, page bounds kept up to date as rows are appended (the first step folds the whole prompt),
  * page scores of the step's query, the top pages per unit (KV group with share_pages, else query
  * head) written as segment lists, and the segment-list decode over them plus the current page.
- * Only the budget k crosses from the host (it depends on the position alone).
+ * Only the budget k crosses from the host (it depends on the position alone). The selection is one
+ * launch per step (QuestKernels.selectStep) after the first, then the decode's.
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
 import { resolveOptions } from '../../../methods/options.js';
 import { questMethod, questPagesFor } from '../../../methods/quest.js';
-import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaRuntime } from '../runtime.js';
-import { DeviceQuestBounds, QuestKernels } from '../kernels/quest.js';
+import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../kernels/quest.js';
 import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
 import type { DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceMethodOptions, EstimationTiming } from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
@@ -28,8 +28,8 @@ export interface QuestSettings {
 /** One layer's per-sequence state. */
 interface QuestLayerState {
   bounds: DeviceQuestBounds;
-  /** [units, bounds.pageCapacity] fp32 page scores of the current step. */
-  scores: DeviceBuffer;
+  /** Page scores of the current step and the selection's arrival counters. */
+  scratch: QuestStepScratch;
   segments: SegmentLists;
 }
 
@@ -54,7 +54,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       const bounds = new DeviceQuestBounds(this.rt, this.kernels.shape, this.settings.pageSize, call.cache.capacity);
       state = {
         bounds,
-        scores: this.rt.pool.acquire(this.kernels.units * bounds.pageCapacity * 4),
+        scratch: new QuestStepScratch(this.rt, this.kernels.units, bounds.pageCapacity),
         segments: new SegmentLists(this.rt, this.kernels.units, bounds.pageCapacity),
       };
       this.layers.set(call.layer, state);
@@ -72,13 +72,10 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     const current = Math.floor(p / P);
     const k = questPagesFor(p, P, this.settings.sparsity, this.settings.tokenBudget);
     const pagesRead = Math.min(k, current);
-    const stride = state.bounds.pageCapacity;
 
     this.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
     this.clock.start();
-    this.kernels.updateBounds(state.bounds, cache, p + 1);
-    if (pagesRead > 0 && pagesRead < current) this.kernels.scorePages(call.q, state.bounds, current, state.scores.ptr, stride);
-    this.kernels.selectPages(state.scores.ptr, stride, current, k, state.segments);
+    this.kernels.selectStep({ q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments });
     this.clock.end();
 
     const tailRows = p - current * P + 1;
@@ -100,7 +97,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   reset(): void {
     for (const s of this.layers.values()) {
       s.bounds.release();
-      this.rt.pool.release(s.scores);
+      s.scratch.release();
       s.segments.release();
     }
     this.layers.clear();
