@@ -17,8 +17,8 @@
  *   compute computed / attended blocks / STEP_EFFICIENCY (64-key steps ran 0.89 of 128-key ones in
  *           dense v3), plus the unpaired share at dense v1's no-overlap rate (440 / 620).
  *
- * Larger CTAs (--rows 128,192,256: 2, 3 or 4 consumer warpgroups of 64 rows, not built yet) are
- * counted the same way from the slots' tile masks with the grouping generalised to one class per set
+ * Larger CTAs (--rows 128,192,256: 2, 3 or 4 consumer warpgroups of 64 rows; 192 is built as the
+ * kernel's `consumers: 3` variant, 256 is not) are counted the same way from the slots' tile masks with the grouping generalised to one class per set
  * of warpgroups (groupedCtaWork; at 128 rows it equals the kernel's own step lists), and predicted by
  * the same rule, which assumes the larger CTA keeps the 128-row kernel's per-step efficiency (its
  * consumers would run on fewer registers: see docs/perf.md).
@@ -31,7 +31,7 @@ import { mulberry32 } from './seeded-random.js';
 import { ctaGeometry, ctaUnion, packChunkLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
 import {
-  WGMMA_CTA_SLOTS, ctaTileMasksForSlots, groupedCtaWork, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaStepGeometry, wgmmaStepsBoth,
+  WGMMA_CTA_SLOTS, ctaTileMasksForSlots, groupedCtaWork, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaEntryMask, wgmmaStepGeometry, wgmmaStepsAll,
 } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { BlockSparsePrefill, topChunksForSparsity } from '../src/methods/block-sparse.js';
 
@@ -114,11 +114,11 @@ export function workModel(n: number, data: 'random' | 'shared', s: number): Work
     let tiles = 0, computed = 0, unpaired = 0;
     for (let cr = 0; cr < geo.numCtaRows; cr++) {
       const entries = wgmmaCtaSteps(lists, n, geo, 0, cr);
-      tiles += entries.filter((e) => e >>> 24 !== 0).length;
+      tiles += entries.filter((e) => wgmmaEntryMask(e, 2) !== 0).length;
       const [a, b] = wgmmaComputedSteps(entries, geo.subTiles);
       computed += a + b;
       // Own steps beyond the shorter warpgroup's have no partner running beside them.
-      const both = wgmmaStepsBoth(entries, geo.subTiles);
+      const both = wgmmaStepsAll(entries, geo.subTiles);
       unpaired += Math.abs((a - both) - (b - both));
     }
     return {

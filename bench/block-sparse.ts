@@ -13,7 +13,7 @@
  * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,...] [--out FILE]. Prints a skip message where
+ *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,...] [--out FILE]. Prints a skip message where
  *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
  *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
  */
@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { selectedKeysOf, selectionFromLists } from '../src/backends/cuda/block-sparse-layout.js';
-import { wgmmaComputedSteps } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { wgmmaComputedSteps, wgmmaEntryMask } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { BlockSparseEstimator } from '../src/backends/cuda/kernels/block-sparse-estimate.js';
 import {
   BlockSparseFlashPrefill, type BlockSparseKernelOptions, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
@@ -40,7 +40,8 @@ const H = 32, HKV = 8, D = 128, C = 16;
 const SCALE = 1 / Math.sqrt(D);
 /**
  * Kernel variants timed side by side, by label: mma.sync `h<heads per CTA>m<16-row tiles per warp>`, or
- * the Hopper kernel `wgmma-n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts). --variants picks.
+ * the Hopper kernel `wgmma-[c3-]n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts; c3: three
+ * consumer warpgroups, 192-row CTAs). --variants picks.
  */
 const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
 
@@ -50,7 +51,7 @@ export function blockSparseVariantOptions(label: string): BlockSparseKernelOptio
   if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
   const wgmma = parseBlockSparseWgmmaLabel(label);
   if (wgmma) return { wgmma };
-  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-n<64|128>-s<2-4>`);
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>`);
 }
 
 /** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */
@@ -82,8 +83,9 @@ function validateRows(
 
 /**
  * What the wgmma kernel's step lists of the last run ask of it (the quantities docs/perf.md's
- * prediction rests on): steps per CTA, the share of them each warpgroup computes, the 64-row × 16-key
- * blocks computed per attended one (compute overhead) and the K/V bytes gathered per attended pair.
+ * prediction and the rows-per-CTA table rest on, for the kernel's consumer count): steps per CTA, the
+ * share of them each warpgroup computes, the 64-row × 16-key blocks computed per attended one (compute
+ * overhead) and the K/V bytes gathered per attended pair.
  */
 function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): string {
   const { entries, stepCounts, geometry: geo } = kernel.downloadSteps();
@@ -91,14 +93,13 @@ function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): s
   let steps = 0, computed = 0, tiles = 0;
   for (let c = 0; c < ctas; c++) {
     const list = [...entries.subarray(c * geo.stepStride, c * geo.stepStride + stepCounts[c] * geo.subTiles)];
-    const [a, b] = wgmmaComputedSteps(list, geo.subTiles);
     steps += stepCounts[c];
-    computed += a + b;
-    tiles += list.filter((e) => e >>> 24 !== 0).length;
+    computed += wgmmaComputedSteps(list, geo.subTiles, geo.consumers).reduce((a, b) => a + b, 0);
+    tiles += list.filter((e) => wgmmaEntryMask(e, geo.consumers) !== 0).length;
   }
   const attendedPairs = (exactBlockSparsePairs(n, C, t) * H);
   const computedBlocks = computed * geo.subTiles; // 64-row x 16-key blocks
-  return `${(steps / ctas).toFixed(1)} steps/CTA, warpgroups compute ${(computed / (2 * steps)).toFixed(3)} of them, ` +
+  return `${geo.consumers} consumers: ${(steps / ctas).toFixed(1)} steps/CTA, warpgroups compute ${(computed / (geo.consumers * steps)).toFixed(3)} of them, ` +
     `computed/attended ${((computedBlocks * 64 * 16) / attendedPairs).toFixed(2)}, ` +
     `K/V bytes per attended pair ${((tiles * 16 * 2 * D * 2) / attendedPairs).toFixed(1)}`;
 }

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import {
-  WGMMA_CTA_ROWS, ctaTileMasksForSlots, groupedCtaWork, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks, wgmmaStepGeometry, wgmmaStepsBoth,
+  type WgmmaConsumers, ctaTileMasksForSlots, groupedCtaWork, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks,
+  wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry, wgmmaStepsAll,
 } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
@@ -50,19 +51,21 @@ describe('wgmma block-sparse step lists', () => {
     { n: 1200, c: 16, H: 2, seed: 5, mode: 'shared' as const },
     { n: 90, c: 16, H: 2, seed: 6, mode: 'random' as const }, // one CTA
   ];
+  // Three consumers take 64-key steps only (the kernel's register budget).
+  const tilings = [{ blockN: 64, consumers: 2 }, { blockN: 128, consumers: 2 }, { blockN: 64, consumers: 3 }] as const;
   for (const cs of cases) {
-    for (const blockN of [64, 128] as const) {
-      test(`n=${cs.n} c=${cs.c} ${cs.mode} blockN=${blockN}: each query attends exactly its selected keys`, () => {
+    for (const { blockN, consumers } of tilings) {
+      test(`n=${cs.n} c=${cs.c} ${cs.mode} blockN=${blockN} consumers=${consumers}: each query attends exactly its selected keys`, () => {
         const sel = randomSelection(cs.n, cs.c, cs.H, cs.seed, cs.mode);
         const lists = packChunkLists(sel);
-        const geo = wgmmaStepGeometry(cs.n, cs.H, lists.stride, cs.c, blockN);
+        const geo = wgmmaStepGeometry(cs.n, cs.H, lists.stride, cs.c, blockN, consumers);
         for (let h = 0; h < cs.H; h++) {
           for (let cr = 0; cr < geo.numCtaRows; cr++) {
             const entries = wgmmaCtaSteps(lists, cs.n, geo, h, cr);
             assert.ok(entries.length <= geo.stepStride, `CTA ${h}/${cr}: ${entries.length} entries over the stride ${geo.stepStride}`);
             assert.equal(entries.length % geo.subTiles, 0);
             const got = wgmmaAttendedKeys(entries, geo, cs.n, cs.n, cr);
-            for (let qi = cr * WGMMA_CTA_ROWS; qi < Math.min(cs.n, (cr + 1) * WGMMA_CTA_ROWS); qi++) {
+            for (let qi = cr * geo.ctaRows; qi < Math.min(cs.n, (cr + 1) * geo.ctaRows); qi++) {
               assert.deepEqual(got.get(qi) ?? [], selectedKeysOf(sel, h, qi), `head ${h} query ${qi}`);
             }
           }
@@ -102,6 +105,7 @@ describe('wgmma block-sparse step lists', () => {
         if (pads > 0) assert.ok(lastOfClass, `CTA ${cr}: padding inside class ${seq[s]} at step ${s}`);
       }
       const [a, b] = wgmmaComputedSteps(entries, 4);
+      assert.equal(wgmmaStepsAll(entries, 4), firstOwn < 0 ? seq.length : firstOwn);
       assert.equal(a, seq.filter((c) => c !== 2).length);
       assert.equal(b, seq.filter((c) => c !== 1).length);
     }
@@ -122,24 +126,76 @@ describe('wgmma block-sparse step lists', () => {
     // Tiles 0..7 both, 8..11 both (left of warpgroup 1's rows and some of warpgroup 0's), 12..15 warpgroup 1 only.
     assert.deepEqual(wgmmaComputedSteps(last, 4), [3, 4]);
   });
+
+  test('3 consumers: all-three steps first, then the pair classes round-robin, then the singles round-robin; each tile once', () => {
+    const consumers = 3;
+    for (const mode of ['random', 'shared'] as const) {
+      const sel = randomSelection(3000, 16, 1, 17, mode);
+      const lists = packChunkLists(sel);
+      const geo = wgmmaStepGeometry(3000, 1, lists.stride, 16, 64, consumers);
+      const seen = new Set<number>();
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const masks = wgmmaCtaTileMasks(lists, 3000, 0, cr, consumers);
+        const entries = wgmmaCtaSteps(lists, 3000, geo, 0, cr);
+        const real = entries.filter((e) => wgmmaEntryMask(e, consumers) !== 0);
+        assert.deepEqual(real.map((e) => wgmmaEntryTile(e, consumers)).sort((a, b) => a - b), [...masks.keys()], `CTA ${cr}: every tile once`);
+        for (const e of real) assert.equal(wgmmaEntryMask(e, consumers), masks.get(wgmmaEntryTile(e, consumers)), `CTA ${cr}: mask of tile`);
+        const setOf = (e: number) => [0, 1, 2].reduce((set, w) => set | (((wgmmaEntryMask(e, consumers) >>> (4 * w)) & 0xf) ? 1 << w : 0), 0);
+        const stepSets = Array.from({ length: entries.length / 4 }, (_, s) => [...new Set(entries.slice(4 * s, 4 * s + 4).filter((e) => e !== 0).map(setOf))]);
+        for (const c of stepSets) assert.equal(c.length, 1, `CTA ${cr}: a step mixes warpgroup sets ${c}`);
+        const seq = stepSets.map((c) => c[0]);
+        const tier = (set: number) => (set === 7 ? 0 : [3, 5, 6].includes(set) ? 1 : 2);
+        for (let s = 1; s < seq.length; s++) assert.ok(tier(seq[s - 1]) <= tier(seq[s]), `CTA ${cr}: tiers out of order (${seq})`);
+        // Round-robin inside a tier: in each round every class that still has steps appears once, in set order.
+        for (const [t, order] of [[1, [3, 5, 6]], [2, [1, 2, 4]]] as const) {
+          const within = seq.filter((set) => tier(set) === t);
+          const left = new Map<number, number>(order.map((set) => [set, within.filter((x) => x === set).length]));
+          const expected: number[] = [];
+          while ([...left.values()].some((x) => x > 0)) {
+            for (const set of order) if (left.get(set)! > 0) { expected.push(set); left.set(set, left.get(set)! - 1); }
+          }
+          assert.deepEqual(within, expected, `CTA ${cr}: tier ${t} is not round-robin (${seq})`);
+        }
+        seq.forEach((set) => seen.add(set));
+        const computed = wgmmaComputedSteps(entries, 4, consumers);
+        for (let w = 0; w < 3; w++) assert.equal(computed[w], seq.filter((set) => (set >> w) & 1).length);
+        assert.equal(wgmmaStepsAll(entries, 4, consumers), seq.filter((set) => set === 7).length);
+      }
+      if (mode === 'random') for (const set of [1, 2, 3, 4, 5, 6]) assert.ok(seen.has(set), `random selection never made class ${set}`);
+    }
+  });
+
+  test('3 consumers: entries keep key tiles up to 2^20 - 1 beside a 12-bit mask', () => {
+    const e = ((1 << 20) - 1) | (0xfff << 20);
+    assert.equal(wgmmaEntryTile(e, 3), (1 << 20) - 1);
+    assert.equal(wgmmaEntryMask(e, 3), 0xfff);
+    assert.equal(wgmmaEntryMask(5 | (0x80 << 24), 2), 0x80);
+  });
 });
 
 describe('wgmma block-sparse tiling', () => {
   test('default, labels and their inverse', () => {
     assert.deepEqual(resolveBlockSparseWgmmaTiling({}), DEFAULT_BLOCK_SPARSE_WGMMA_TILING);
     assert.equal(blockSparseWgmmaLabel(DEFAULT_BLOCK_SPARSE_WGMMA_TILING), 'wgmma-n64-s3');
-    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2'), { blockN: 128, stages: 2 });
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2'), { blockN: 128, stages: 2, consumers: 2 });
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s2'), { blockN: 64, stages: 2, consumers: 3 });
+    assert.equal(blockSparseWgmmaLabel({ blockN: 64, stages: 3, consumers: 3 }), 'wgmma-c3-n64-s3');
     assert.equal(parseBlockSparseWgmmaLabel('h1m1'), null);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n32-s2'), /blockN must be 64 or 128/);
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c4-n64-s2'), /consumers must be 2 or 3/);
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n128-s2'), /3 consumers take blockN 64 only/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ stages: 5 as 4 }), /stages must be 2, 3 or 4/);
   });
 
   test('shared memory: the defaults and 128-key steps three deep fit the 227 KB of an H100 block; four deep does not', () => {
     const limit = 227 * 1024;
-    assert.equal(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 3 }), (128 + 6 * 64) * 256 + 8 * 13 + 4 * 3 * 4 + 1024);
-    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 128, stages: 3 }) <= limit);
-    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 4 }) <= limit);
-    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 128, stages: 4 }) > limit);
+    assert.equal(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 3, consumers: 2 }), (128 + 6 * 64) * 256 + 8 * 13 + 4 * 3 * 4 + 1024);
+    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 128, stages: 3, consumers: 2 }) <= limit);
+    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 4, consumers: 2 }) <= limit);
+    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 128, stages: 4, consumers: 2 }) > limit);
+    // Three consumers: a 192-row Q tile (48 KB at D = 128) and 32 KB a stage.
+    assert.equal(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 2, consumers: 3 }), (192 + 4 * 64) * 256 + 8 * 9 + 4 * 2 * 4 + 1024);
+    assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 4, consumers: 3 }) <= limit);
   });
 
   test('step stride bounds the union plus three padded steps', () => {
@@ -147,28 +203,39 @@ describe('wgmma block-sparse tiling', () => {
     assert.equal(g.numCtaRows, 128);
     assert.equal(g.stepStride, 4 * Math.ceil((Math.min(1024, 8 * 53) + 9) / 4));
     assert.equal(wgmmaStepGeometry(100, 1, 7, 16, 128).stepStride, 8 * Math.ceil((7 + 21) / 8));
+    // Three consumers: 12 slots a CTA, seven classes' padding.
+    const g3 = wgmmaStepGeometry(16384, 32, 53, 16, 64, 3);
+    assert.equal(g3.numCtaRows, Math.ceil(1024 / 12));
+    assert.equal(g3.stepStride, 4 * Math.ceil((Math.min(1024, 12 * 53) + 21) / 4));
   });
 });
 
 /**
- * The kernel's synchronisation, step by step (block_sparse_prefill_wgmma): the producer fills K then V
- * of each step into stage i % S after the stage's previous fill was released by all 8 consumer warps
- * (two warpgroups here); each consumer warpgroup waits for K and either computes (P·V of the previous
- * step issued with this step's Q·Kᵀ, V of the previous step released after it; in the first stepsBoth
- * steps, which both compute, after taking its turn on the named barriers) or skips (pending P·V
- * flushed, both stages released once filled). Returns false on a deadlock; throws when a release
- * would count towards another fill's phase or a turn barrier would merge two generations.
+ * The kernel's synchronisation, step by step (block_sparse_prefill_wgmma), for C consumer warpgroups:
+ * the producer fills K then V of each step into stage i % S after the stage's previous fill was
+ * released by every consumer warpgroup (its 4 warps' arrivals count as one here); each consumer
+ * warpgroup waits for K and either computes (P·V of the previous step issued with this step's Q·Kᵀ, V
+ * of the previous step released after it; in the first stepsAll steps, which all compute, after taking
+ * its turn: warpgroup w waits on named barrier 1 + w, then arrives on the next one's, 1 + (w + 1) % C,
+ * which the last warpgroup skips in the last such step; the last warpgroup arrives once on barrier 1
+ * before the loop) or skips (pending P·V flushed, both stages released once filled). A turn barrier
+ * counts one waiting and one arriving warpgroup per generation. Returns false on a deadlock; throws
+ * when a release would count towards another fill's phase, a turn barrier would merge two
+ * generations, or an arrival is left without its wait at the end. keepPendingOnSkip: the rule the
+ * kernel must not follow (a skipped step leaves the pending P·V, and its V stage, held), to show that
+ * the model sees the deadlock it causes.
  */
-function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand: () => number): boolean {
+function simulate(computes: boolean[][], stages: number, stepsAll: number, rand: () => number, keepPendingOnSkip = false): boolean {
+  const C = computes.length;
   const N = computes[0].length;
-  for (let i = 0; i < stepsBoth; i++) assert.ok(computes[0][i] && computes[1][i], 'both warpgroups compute the leading steps');
+  for (let i = 0; i < stepsAll; i++) assert.ok(computes.every((c) => c[i]), 'all warpgroups compute the leading steps');
   const filled = { K: new Array<number>(stages).fill(0), V: new Array<number>(stages).fill(0) }; // completed fills
-  const released = { K: Array.from({ length: stages }, () => [] as number[]), V: Array.from({ length: stages }, () => [] as number[]) }; // per fill: releasing warpgroups
-  const turnArrivals = [0, 0, 0], turnSyncs = [0, 0, 0]; // named barriers 1 and 2
-  const releasedCount = (t: 'K' | 'V', st: number): number => released[t][st].length; // stored as count of completed release phases * 2 + partial
+  const released = { K: Array.from({ length: stages }, () => [] as number[]), V: Array.from({ length: stages }, () => [] as number[]) }; // releasing warpgroups, all fills
+  const turnArrivals = new Array<number>(C + 1).fill(0), turnSyncs = new Array<number>(C + 1).fill(0); // named barriers 1..C
+  const releasedCount = (t: 'K' | 'V', st: number): number => released[t][st].length;
   const release = (t: 'K' | 'V', st: number, use: number, wg: number): void => {
     const arr = released[t][st];
-    const phase = Math.floor(arr.length / 2);
+    const phase = Math.floor(arr.length / C);
     assert.equal(phase, use, `warpgroup ${wg} releases ${t}${st} fill ${use} while phase ${phase} is open`);
     assert.ok(filled[t][st] > use, `warpgroup ${wg} releases ${t}${st} fill ${use} before it was filled`);
     arr.push(wg);
@@ -177,16 +244,16 @@ function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand
   function* producer(): Generator<() => boolean> {
     for (let i = 0, st = 0, use = 0; i < N; i++) {
       const [s, u] = [st, use];
-      if (u > 0) yield () => releasedCount('K', s) >= 2 * u;
+      if (u > 0) yield () => releasedCount('K', s) >= C * u;
       filled.K[s]++;
-      if (u > 0) yield () => releasedCount('V', s) >= 2 * u;
+      if (u > 0) yield () => releasedCount('V', s) >= C * u;
       filled.V[s]++;
       if (++st === stages) { st = 0; ++use; }
     }
   }
   function* consumer(wg: number): Generator<() => boolean> {
-    const bar = 1 + wg, other = 2 - wg;
-    if (wg === 1 && stepsBoth > 0) turnArrivals[1]++;
+    const bar = 1 + wg, next = 1 + ((wg + 1) % C);
+    if (wg === C - 1 && stepsAll > 0) turnArrivals[1]++;
     let st = 0, use = 0, pst = 0, puse = 0, pending = false;
     const sync = function* (): Generator<() => boolean> {
       const gen = ++turnSyncs[bar];
@@ -194,15 +261,15 @@ function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand
       yield () => turnArrivals[bar] >= gen;
     };
     const arriveTurn = (i: number): void => {
-      if (wg === 0 || i + 1 < stepsBoth) {
-        turnArrivals[other]++;
-        assert.ok(turnArrivals[other] <= turnSyncs[other] + 1, `barrier ${other}: arrivals ran ahead of its waits`);
+      if (wg !== C - 1 || i + 1 < stepsAll) {
+        turnArrivals[next]++;
+        assert.ok(turnArrivals[next] <= turnSyncs[next] + 1, `barrier ${next}: arrivals ran ahead of its waits`);
       }
     };
     for (let i = 0; i < N; i++) {
       const [s, u] = [st, use];
       yield () => filled.K[s] > u;
-      const turns = i < stepsBoth;
+      const turns = i < stepsAll;
       if (computes[wg][i]) {
         if (pending) { const [ps, pu] = [pst, puse]; yield () => filled.V[ps] > pu; }
         if (turns) yield* sync();
@@ -211,12 +278,12 @@ function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand
         if (pending) release('V', pst, puse, wg);
         pending = true; pst = s; puse = u;
       } else {
-        if (pending) {
+        if (pending && !keepPendingOnSkip) {
           const [ps, pu] = [pst, puse];
           yield () => filled.V[ps] > pu;
           release('V', ps, pu, wg);
+          pending = false;
         }
-        pending = false;
         release('K', s, u, wg);
         yield () => filled.V[s] > u;
         release('V', s, u, wg);
@@ -225,7 +292,7 @@ function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand
     }
     if (pending) { const [ps, pu] = [pst, puse]; yield () => filled.V[ps] > pu; release('V', ps, pu, wg); }
   }
-  const agents = [producer(), consumer(0), consumer(1)];
+  const agents = [producer(), ...Array.from({ length: C }, (_, wg) => consumer(wg))];
   const waits: (null | (() => boolean))[] = agents.map(() => null);
   const done = agents.map(() => false);
   const advance = (a: number): void => {
@@ -236,34 +303,59 @@ function simulate(computes: boolean[][], stages: number, stepsBoth: number, rand
   agents.forEach((_, a) => advance(a));
   for (;;) {
     const ready = agents.map((_, a) => a).filter((a) => !done[a] && waits[a]!());
-    if (ready.length === 0) return done.every(Boolean);
+    if (ready.length === 0) {
+      if (!done.every(Boolean)) return false;
+      // Every turn-barrier arrival found its wait (a leftover would meet the next CTA's barrier use).
+      for (let b = 1; b <= C; b++) assert.equal(turnArrivals[b], turnSyncs[b], `barrier ${b}: ${turnArrivals[b]} arrivals, ${turnSyncs[b]} waits`);
+      return true;
+    }
     advance(ready[Math.floor(rand() * ready.length)]);
   }
 }
 
-describe('wgmma block-sparse synchronisation model', () => {
-  test('finishes under random schedules for random compute/skip patterns, 2-4 stages', () => {
-    const r = rng(42);
-    for (let trial = 0; trial < 400; trial++) {
-      const N = 1 + Math.floor(r() * 14);
-      const both = Math.floor(r() * (N + 1) * (trial % 2));
-      const p0 = r(), p1 = r();
-      const computes = [Array.from({ length: N }, (_, i) => i < both || r() < p0), Array.from({ length: N }, (_, i) => i < both || r() < p1)];
-      const stages = 2 + (trial % 3);
-      assert.ok(simulate(computes, stages, both, r), `deadlock: stages ${stages}, both ${both}, computes ${JSON.stringify(computes)}`);
-    }
-  });
+/** Which steps each warpgroup computes in a CTA's entries (the kernel's skip rule). */
+function computesOf(entries: number[], subTiles: number, consumers: WgmmaConsumers): boolean[][] {
+  return Array.from({ length: consumers }, (_, wg) => Array.from({ length: entries.length / subTiles },
+    (_, s) => entries.slice(subTiles * s, subTiles * (s + 1)).some((e) => (wgmmaEntryMask(e, consumers) >>> (4 * wg)) & 0xf)));
+}
 
-  test('finishes on the step lists of real selections', () => {
-    const sel = randomSelection(1500, 16, 1, 9);
-    const lists = packChunkLists(sel);
-    const geo = wgmmaStepGeometry(1500, 1, lists.stride, 16, 64);
-    const r = rng(7);
-    for (let cr = 0; cr < geo.numCtaRows; cr++) {
-      const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
-      const N = entries.length / 4;
-      const computes = [0, 1].map((wg) => Array.from({ length: N }, (_, s) => entries.slice(4 * s, 4 * s + 4).some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)));
-      if (N > 0) assert.ok(simulate(computes, 2 + (cr % 3), wgmmaStepsBoth(entries, 4), r), `deadlock in CTA ${cr}`);
+describe('wgmma block-sparse synchronisation model', () => {
+  for (const consumers of [2, 3] as const) {
+    test(`${consumers} consumers: finishes under random schedules for random compute/skip patterns, 2-4 stages`, () => {
+      const r = rng(40 + consumers);
+      for (let trial = 0; trial < 400; trial++) {
+        const N = 1 + Math.floor(r() * 14);
+        const all = Math.floor(r() * (N + 1) * (trial % 2));
+        const computes = Array.from({ length: consumers }, () => {
+          const p = r();
+          return Array.from({ length: N }, (_, i) => i < all || r() < p);
+        });
+        const stages = 2 + (trial % 3);
+        assert.ok(simulate(computes, stages, all, r), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+      }
+    });
+
+    test(`${consumers} consumers: finishes on the step lists of real selections`, () => {
+      const sel = randomSelection(1500, 16, 1, 9);
+      const lists = packChunkLists(sel);
+      const geo = wgmmaStepGeometry(1500, 1, lists.stride, 16, 64, consumers);
+      const r = rng(7);
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
+        if (entries.length > 0) {
+          assert.ok(simulate(computesOf(entries, 4, consumers), 2 + (cr % 3), wgmmaStepsAll(entries, 4, consumers), r), `deadlock in CTA ${cr}`);
+        }
+      }
+    });
+  }
+
+  test('3 consumers: a skipped step that keeps its pending P·V deadlocks in the model (the flush is needed)', () => {
+    // Warpgroup 0 computes step 0, skips steps 1-3 holding V0, computes step 4: the producer's V2 (stage
+    // 0 again) waits for V0's release, which waits for K4, which comes after V2 and V3.
+    const computes = [[true, false, false, false, true], [true, true, true, true, true], [true, true, false, true, true]];
+    for (let seed = 0; seed < 20; seed++) {
+      assert.equal(simulate(computes, 2, 0, rng(seed), true), false, `seed ${seed}`);
+      assert.equal(simulate(computes, 2, 0, rng(seed)), true, `seed ${seed}`);
     }
   });
 });
@@ -307,6 +399,20 @@ describe('work model of larger CTAs (groupedCtaWork, bench/block-sparse-wgmma-mo
           assert.equal(w.tiles, entries.filter((e) => e >>> 24 !== 0).length);
           assert.equal(w.unpaired, Math.abs(a - b));
         }
+      }
+    }
+  });
+
+  test('at 3 consumers it counts what the kernel\'s own step lists compute', () => {
+    for (const [mode, seed] of [['random', 11], ['shared', 12]] as const) {
+      const n = 1500, sel = randomSelection(n, 16, 1, seed, mode);
+      const lists = packChunkLists(sel);
+      const geo = wgmmaStepGeometry(n, 1, lists.stride, 16, 64, 3);
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const entries = wgmmaCtaSteps(lists, n, geo, 0, cr);
+        const w = groupedCtaWork(ctaTileMasksForSlots(lists, n, 0, cr, 12), 3, geo.subTiles);
+        assert.deepEqual(w.computed, wgmmaComputedSteps(entries, geo.subTiles, 3), `${mode} CTA ${cr}`);
+        assert.equal(w.tiles, entries.filter((e) => wgmmaEntryMask(e, 3) !== 0).length);
       }
     }
   });

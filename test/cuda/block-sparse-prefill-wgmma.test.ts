@@ -4,16 +4,19 @@
  * float64 output as reference; the step lists the GPU builds are compared entry by entry with the host
  * reference (wgmmaCtaSteps). Outputs are poisoned with NaN before each launch, so an unwritten element
  * fails. Also: a list of every chunk equals the dense flash kernel, empty rows write zeros, and the
- * variant is reachable through BlockSparseFlashPrefill's `wgmma` option. Needs a compute capability 9.0
- * GPU; skipped with the reason elsewhere.
+ * variant is reachable through BlockSparseFlashPrefill's `wgmma` option. Each case runs with CTAs of two
+ * consumer warpgroups (128 rows) and, where its tiling has 64-key steps, of three (192 rows). Needs a
+ * compute capability 9.0 GPU; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
-import { wgmmaCtaSteps, wgmmaStepsBoth } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
-import { BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+import { wgmmaCtaRows, wgmmaCtaSteps, wgmmaStepsAll } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
+import {
+  BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel, resolveBlockSparseWgmmaTiling,
+} from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
 import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
@@ -29,6 +32,12 @@ if (skip) console.log(`# CUDA wgmma block-sparse prefill tests skipped: ${skip}`
 
 // bf16 operands (and P rounded to bf16 before P·V), as for the dense kernels.
 const TOLERANCE = 1e-2;
+
+/** The tiling with two consumers, and with three where its steps are 64 keys (three take no other). */
+function withConsumers(tiling: Partial<BlockSparseWgmmaTiling>): BlockSparseWgmmaTiling[] {
+  const two = resolveBlockSparseWgmmaTiling({ ...tiling, consumers: 2 });
+  return two.blockN === 64 ? [two, { ...two, consumers: 3 }] : [two];
+}
 
 describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   let rt: CudaRuntime;
@@ -61,7 +70,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         const cta = h * geo.numCtaRows + cr;
         const expected = wgmmaCtaSteps(host, n, geo, h, cr);
         assert.equal(stepCounts[cta] * geo.subTiles, expected.length, `steps of CTA ${h}/${cr}`);
-        assert.equal(stepsBoth[cta], wgmmaStepsBoth(expected, geo.subTiles), `leading both-steps of CTA ${h}/${cr}`);
+        assert.equal(stepsBoth[cta], wgmmaStepsAll(expected, geo.subTiles, geo.consumers), `leading all-steps of CTA ${h}/${cr}`);
         assert.deepEqual([...entries.subarray(cta * geo.stepStride, cta * geo.stepStride + expected.length)], expected, `step list of CTA ${h}/${cr}`);
       }
     }
@@ -83,8 +92,8 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     { n: 700, H: 4, Hkv: 1, D: 128, chunk: 64, top: 4, extraRows: 0, seed: 6, tiling: { stages: 2 } }, // c = 64: a chunk spans 4 slots
     { n: 4000, H: 2, Hkv: 1, D: 128, chunk: 16, top: 40, extraRows: 0, seed: 7, tiling: { stages: 4 } },
   ];
-  for (const c of methodCases) {
-    test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel({ blockN: 64, stages: 3, ...c.tiling })} vs the CPU method`, (t) => {
+  for (const c of methodCases.flatMap((m) => withConsumers(m.tiling).map((tiling) => ({ ...m, tiling })))) {
+    test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel(c.tiling)} vs the CPU method`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
       const cache = cpuCacheOf(x);
@@ -103,7 +112,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     });
   }
 
-  for (const tiling of [{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }] as const) {
+  for (const tiling of ([{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }] as const).flatMap((x) => withConsumers(x))) {
     test(`a list of every causal chunk equals the dense flash kernel (partial last block, GQA, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 555, H = 8, Hkv = 2, D = 128;
@@ -131,7 +140,11 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     });
   }
 
-  for (const [D, tiling] of [[128, { blockN: 64, stages: 3 }], [64, { blockN: 128, stages: 2 }]] as const) {
+  const emptyRowCases: [64 | 128, BlockSparseWgmmaTiling][] = [
+    [128, resolveBlockSparseWgmmaTiling({ blockN: 64, stages: 3 })], [64, resolveBlockSparseWgmmaTiling({ blockN: 128, stages: 2 })],
+    [128, resolveBlockSparseWgmmaTiling({ blockN: 64, stages: 2, consumers: 3 })], [64, resolveBlockSparseWgmmaTiling({ blockN: 64, stages: 3, consumers: 3 })],
+  ];
+  for (const [D, tiling] of emptyRowCases) {
     test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, D=${D}, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const x = randomBlockSparseInputs(300, 4, 2, D, 0, 6);
@@ -146,8 +159,10 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         }
         return { selected, counts, stride: B };
       });
-      // Head 3: one whole CTA (rows 128..255) selects nothing at all, so it has no steps.
-      for (let m = 8; m < 16; m++) heads[3].counts[m] = 0;
+      // Head 3: one whole CTA (the second: rows 128..255, or 192..299 with three consumers) selects
+      // nothing at all, so it has no steps.
+      const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
+      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) heads[3].counts[m] = 0;
       const sel: ChunkSelection = { chunkSize: 16, numTokens: 300, heads };
       const ref = selectionReference(x, sel);
       const out = runGpu(x, sel, tiling);

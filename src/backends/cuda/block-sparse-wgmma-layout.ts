@@ -3,63 +3,119 @@
  * the queries into CTAs, the step lists block_sparse_wgmma_steps writes, and host references of both
  * that the tests hold the kernels to. No GPU needed here.
  *
- * A CTA is 128 query rows of one query head: 8 slots of 16 rows (query tiles 8·cr .. 8·cr + 7);
- * consumer warpgroup w owns slots 4w .. 4w + 3. Its step list holds the 16-key tiles any slot attends
- * (a tile wholly right of the slot's diagonal or at/after the cache end dropped), as entries
- * keyTile | slotMask << 24 (int32, so a mask with bit 7 set reads negative), SUB = blockN / 16 a step,
- * grouped by which warpgroups use a tile: steps of tiles both use, then steps of warpgroup 0's own
- * tiles alternating with steps of warpgroup 1's own, then the longer class's rest; each class ascending
- * by tile, its last step padded with entry 0 (mask 0).
+ * A CTA is 64 · consumers query rows of one query head (2 consumer warpgroups: 128 rows, the kernel's
+ * default; 3: 192 rows), 16-row slots (query tiles slots·cr .. slots·cr + slots − 1); consumer
+ * warpgroup w owns slots 4w .. 4w + 3. Its step list holds the 16-key tiles any slot attends (a tile
+ * wholly right of the slot's diagonal or at/after the cache end dropped), as entries
+ * keyTile | slotMask << (32 − slots) (int32, so a mask with its top bit set reads negative), SUB =
+ * blockN / 16 a step, grouped by the set of warpgroups that use a tile (one class per set), classes in
+ * tiers: the tiles all warpgroups use first; then, at 2 consumers, warpgroup 0's own steps alternating
+ * with warpgroup 1's; at 3, the three pair classes round-robin, then the three single-warpgroup classes
+ * round-robin; a tier's classes that run out drop out of its rounds. Each class ascending by tile, its
+ * last step padded with entry 0 (mask 0).
  */
 import { type ChunkLists, DEVICE_TILE } from './block-sparse-layout.js';
 
-/** Query rows per CTA (two consumer warpgroups of 64) and 16-row slots in it. */
+/** Consumer warpgroups of a CTA (64 query rows each). */
+export type WgmmaConsumers = 2 | 3;
+
+/** Query rows per CTA of the default kernel (two consumer warpgroups of 64) and 16-row slots in it. */
 export const WGMMA_CTA_ROWS = 128;
 export const WGMMA_CTA_SLOTS = WGMMA_CTA_ROWS / DEVICE_TILE;
 
+/** Query rows of a CTA of `consumers` warpgroups. */
+export function wgmmaCtaRows(consumers: WgmmaConsumers): number {
+  return 64 * consumers;
+}
+
 export interface WgmmaStepGeometry {
   blockN: 64 | 128;
+  consumers: WgmmaConsumers;
+  ctaRows: number; // 64 · consumers
+  slots: number; // 16-row slots per CTA: 4 · consumers
   subTiles: number; // entries per step: blockN / 16
   numQueryTiles: number;
   numCtaRows: number; // CTAs along the queries, per head
   numHeads: number;
-  /** Entries per CTA: the union bound (key tiles, or the slots' lists' worth) plus three padded steps. */
+  /** Entries per CTA: the union bound (key tiles, or the slots' lists' worth) plus one padded step per class. */
   stepStride: number;
 }
 
-export function wgmmaStepGeometry(numTokens: number, numHeads: number, listStride: number, chunkSize: number, blockN: 64 | 128): WgmmaStepGeometry {
+export function wgmmaStepGeometry(
+  numTokens: number, numHeads: number, listStride: number, chunkSize: number, blockN: 64 | 128, consumers: WgmmaConsumers = 2,
+): WgmmaStepGeometry {
   const subTiles = blockN / DEVICE_TILE;
+  const slots = 4 * consumers;
   const numQueryTiles = Math.ceil(numTokens / DEVICE_TILE);
-  const union = Math.min(numQueryTiles, WGMMA_CTA_SLOTS * listStride * (chunkSize / DEVICE_TILE));
+  const union = Math.min(numQueryTiles, slots * listStride * (chunkSize / DEVICE_TILE));
+  const classes = CLASS_SETS[consumers].length;
   return {
-    blockN, subTiles, numQueryTiles, numHeads,
-    numCtaRows: Math.ceil(numQueryTiles / WGMMA_CTA_SLOTS),
-    stepStride: subTiles * Math.max(1, Math.ceil((union + 3 * (subTiles - 1)) / subTiles)),
+    blockN, consumers, ctaRows: wgmmaCtaRows(consumers), slots, subTiles, numQueryTiles, numHeads,
+    numCtaRows: Math.ceil(numQueryTiles / slots),
+    stepStride: subTiles * Math.max(1, Math.ceil((union + classes * (subTiles - 1)) / subTiles)),
   };
 }
 
-/** 0: both warpgroups use the tile, 1: warpgroup 0 only, 2: warpgroup 1 only. */
-function tileClass(mask: number): 0 | 1 | 2 {
-  const a = mask & 0x0f, b = mask & 0xf0;
-  return a && b ? 0 : a ? 1 : 2;
+/** Bit of an entry where its slot mask starts: 24 for 8 slots, 20 for 12. */
+export function wgmmaMaskShift(consumers: WgmmaConsumers): number {
+  return 32 - 4 * consumers;
 }
 
-/** Step index of the k-th step of a class (the kernel's step_of). */
-function stepOf(cls: 0 | 1 | 2, k: number, steps: [number, number, number]): number {
-  if (cls === 0) return k;
-  const paired = Math.min(steps[1], steps[2]);
-  return steps[0] + (k < paired ? 2 * k + (cls - 1) : paired + k);
+/** An entry's slot mask (bit = slot of the CTA). */
+export function wgmmaEntryMask(entry: number, consumers: WgmmaConsumers): number {
+  return entry >>> wgmmaMaskShift(consumers);
 }
 
-/** Slot masks of the key tiles CTA (head h, row cr) attends: key tile → 8-bit mask, ascending. */
-export function wgmmaCtaTileMasks(l: ChunkLists, kvLen: number, h: number, cr: number): Map<number, number> {
-  return ctaTileMasksForSlots(l, kvLen, h, cr, WGMMA_CTA_SLOTS);
+/** An entry's key tile. */
+export function wgmmaEntryTile(entry: number, consumers: WgmmaConsumers): number {
+  return entry & ((1 << wgmmaMaskShift(consumers)) - 1);
+}
+
+/**
+ * The classes in step order, as warpgroup sets (bit w = warpgroup w), and the tier of each: 2 consumers:
+ * both, then warpgroup 0's and warpgroup 1's own; 3: all, then the pairs {0,1} {0,2} {1,2}, then the
+ * singles {0} {1} {2} (the kernel's class_of).
+ */
+const CLASS_SETS: Record<WgmmaConsumers, number[]> = { 2: [0b11, 0b01, 0b10], 3: [0b111, 0b011, 0b101, 0b110, 0b001, 0b010, 0b100] };
+const CLASS_TIERS: Record<WgmmaConsumers, number[]> = { 2: [0, 1, 1], 3: [0, 1, 1, 1, 2, 2, 2] };
+
+/** Set of the warpgroups whose slots a mask names (bit w = warpgroup w). */
+function warpgroupSet(mask: number, consumers: WgmmaConsumers): number {
+  let set = 0;
+  for (let w = 0; w < consumers; w++) if ((mask >>> (4 * w)) & 0xf) set |= 1 << w;
+  return set;
+}
+
+/** Class of a tile's slot mask (its index in CLASS_SETS). */
+function tileClass(mask: number, consumers: WgmmaConsumers): number {
+  const cls = CLASS_SETS[consumers].indexOf(warpgroupSet(mask, consumers));
+  if (cls < 0) throw new Error(`wgmma step lists: slot mask ${mask.toString(2)} names no warpgroup`);
+  return cls;
+}
+
+/**
+ * Step index of the k-th step of a class (the kernel's step_of): the earlier tiers' steps, then, round
+ * by round, every class of the tier that still has a k-th step, in class order.
+ */
+function stepOf(cls: number, k: number, steps: number[], consumers: WgmmaConsumers): number {
+  const tiers = CLASS_TIERS[consumers];
+  let at = 0;
+  steps.forEach((n, c) => {
+    if (tiers[c] < tiers[cls]) at += n;
+    else if (tiers[c] === tiers[cls]) at += Math.min(n, k) + (c < cls && n > k ? 1 : 0);
+  });
+  return at;
+}
+
+/** Slot masks of the key tiles CTA (head h, row cr) of `consumers` warpgroups attends: key tile → mask, ascending. */
+export function wgmmaCtaTileMasks(l: ChunkLists, kvLen: number, h: number, cr: number, consumers: WgmmaConsumers = 2): Map<number, number> {
+  return ctaTileMasksForSlots(l, kvLen, h, cr, 4 * consumers);
 }
 
 /**
  * Slot masks of the key tiles a CTA of `slots` 16-row slots (head h, CTA row cr) attends: key tile →
- * mask (bit = slot, up to 30 slots), ascending. The 128-row kernel's masks are slots = 8; larger CTAs
- * (3 or 4 consumer warpgroups) exist so far only in the work model (bench/block-sparse-wgmma-model.ts).
+ * mask (bit = slot, up to 30 slots), ascending. The kernel's masks are slots = 8 (two consumer
+ * warpgroups) or 12 (three); 16 slots (four) exist only in the work model (bench/block-sparse-wgmma-model.ts).
  */
 export function ctaTileMasksForSlots(l: ChunkLists, kvLen: number, h: number, cr: number, slots: number): Map<number, number> {
   if (!Number.isInteger(slots) || slots < 1 || slots > 30) throw new Error(`ctaTileMasksForSlots: slots must be an integer in 1..30, got ${slots}`);
@@ -83,15 +139,21 @@ export function ctaTileMasksForSlots(l: ChunkLists, kvLen: number, h: number, cr
 
 /** Host reference of block_sparse_wgmma_steps for one CTA: its entries, steps × SUB (see the file comment). */
 export function wgmmaCtaSteps(l: ChunkLists, kvLen: number, geo: WgmmaStepGeometry, h: number, cr: number): number[] {
-  const SUB = geo.subTiles;
-  const classes: number[][] = [[], [], []];
-  for (const [kt, mask] of wgmmaCtaTileMasks(l, kvLen, h, cr)) classes[tileClass(mask)].push(kt | (mask << 24));
-  const steps = classes.map((c) => Math.ceil(c.length / SUB)) as [number, number, number];
-  const out = new Array<number>((steps[0] + steps[1] + steps[2]) * SUB).fill(0);
+  const { subTiles: SUB, consumers } = geo;
+  const shift = wgmmaMaskShift(consumers);
+  const classes: number[][] = CLASS_SETS[consumers].map(() => []);
+  for (const [kt, mask] of wgmmaCtaTileMasks(l, kvLen, h, cr, consumers)) classes[tileClass(mask, consumers)].push(kt | (mask << shift));
+  const steps = classes.map((c) => Math.ceil(c.length / SUB));
+  const out = new Array<number>(steps.reduce((a, b) => a + b, 0) * SUB).fill(0);
   classes.forEach((entries, cls) => {
-    entries.forEach((e, k) => { out[stepOf(cls as 0 | 1 | 2, Math.floor(k / SUB), steps) * SUB + (k % SUB)] = e; });
+    entries.forEach((e, k) => { out[stepOf(cls, Math.floor(k / SUB), steps, consumers) * SUB + (k % SUB)] = e; });
   });
   return out;
+}
+
+/** Whether warpgroup wg computes a step: some entry's mask has one of its slots. */
+function warpgroupComputes(step: number[], wg: number, consumers: WgmmaConsumers): boolean {
+  return step.some((e) => (wgmmaEntryMask(e, consumers) >>> (4 * wg)) & 0xf);
 }
 
 /**
@@ -102,19 +164,19 @@ export function wgmmaCtaSteps(l: ChunkLists, kvLen: number, geo: WgmmaStepGeomet
  * (for the tests: equal to the selection's own keys of every query).
  */
 export function wgmmaAttendedKeys(entries: number[], geo: WgmmaStepGeometry, T: number, kvLen: number, cr: number): Map<number, number[]> {
-  const SUB = geo.subTiles;
+  const { subTiles: SUB, consumers } = geo;
   const keys = new Map<number, number[]>();
   for (let step = 0; step * SUB < entries.length; step++) {
     const ent = entries.slice(step * SUB, step * SUB + SUB);
-    for (let wg = 0; wg < 2; wg++) {
-      if (!ent.some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)) continue; // warpgroup skips the step
+    for (let wg = 0; wg < consumers; wg++) {
+      if (!warpgroupComputes(ent, wg, consumers)) continue; // warpgroup skips the step
       for (let wl = 0; wl < 4; wl++) {
         const slot = 4 * wg + wl;
         for (const e of ent) {
-          if (!(((e >>> 24) >> slot) & 1)) continue; // masked to -inf for this warp
-          const n0 = (e & 0xffffff) * DEVICE_TILE;
+          if (!((wgmmaEntryMask(e, consumers) >>> slot) & 1)) continue; // masked to -inf for this warp
+          const n0 = wgmmaEntryTile(e, consumers) * DEVICE_TILE;
           for (let r = 0; r < DEVICE_TILE; r++) {
-            const query = cr * WGMMA_CTA_ROWS + slot * DEVICE_TILE + r;
+            const query = cr * geo.ctaRows + slot * DEVICE_TILE + r;
             if (query >= T) continue;
             for (let key = n0; key < n0 + DEVICE_TILE; key++) {
               if (key > query || key >= kvLen) continue;
@@ -131,19 +193,22 @@ export function wgmmaAttendedKeys(entries: number[], geo: WgmmaStepGeometry, T: 
   return keys;
 }
 
-/** Leading steps of tiles both warpgroups use (the kernel's stepsBoth: turns are taken in them). */
-export function wgmmaStepsBoth(entries: number[], subTiles: number): number {
+/** Leading steps of tiles all warpgroups use (the kernel's stepsBoth: turns are taken in them). */
+export function wgmmaStepsAll(entries: number[], subTiles: number, consumers: WgmmaConsumers = 2): number {
+  const all = CLASS_SETS[consumers][0];
+  const stepHasAll = (s: number) => entries.slice(s * subTiles, (s + 1) * subTiles)
+    .some((e) => wgmmaEntryMask(e, consumers) !== 0 && warpgroupSet(wgmmaEntryMask(e, consumers), consumers) === all);
   let steps = 0;
-  while (steps * subTiles < entries.length && entries.slice(steps * subTiles, (steps + 1) * subTiles).some((e) => tileClass(e >>> 24) === 0)) steps++;
+  while (steps * subTiles < entries.length && stepHasAll(steps)) steps++;
   return steps;
 }
 
 /** How many steps each consumer warpgroup computes in one CTA's list (for the benchmark's work model). */
-export function wgmmaComputedSteps(entries: number[], subTiles: number): [number, number] {
-  const done: [number, number] = [0, 0];
+export function wgmmaComputedSteps(entries: number[], subTiles: number, consumers: WgmmaConsumers = 2): number[] {
+  const done = new Array<number>(consumers).fill(0);
   for (let step = 0; step * subTiles < entries.length; step++) {
     const ent = entries.slice(step * subTiles, step * subTiles + subTiles);
-    for (let wg = 0; wg < 2; wg++) if (ent.some((e) => ((e >>> 24) >> (4 * wg)) & 0xf)) done[wg]++;
+    for (let wg = 0; wg < consumers; wg++) if (warpgroupComputes(ent, wg, consumers)) done[wg]++;
   }
   return done;
 }
@@ -154,8 +219,8 @@ export function wgmmaComputedSteps(entries: number[], subTiles: number): [number
  * class per non-empty warpgroup set, each laid out in its own ceil(size / SUB) steps, so a warpgroup
  * computes exactly the steps of the classes it belongs to).
  *   tiles: the union's key tiles (each gathered once per CTA);
- *   computed: steps each warpgroup computes (for consumers = 2 equal to wgmmaComputedSteps of the
- *     kernel's own step list, which the host tests check);
+ *   computed: steps each warpgroup computes (for consumers = 2 and 3 equal to wgmmaComputedSteps of
+ *     the kernel's own step list, which the host tests check);
  *   unpaired: steps of the busiest warpgroup beyond the second busiest (its tail, with no partner
  *     running beside it; for 2 consumers the model's |a − b|).
  * masks: key tile → slot mask of a CTA of 4·consumers slots (ctaTileMasksForSlots).

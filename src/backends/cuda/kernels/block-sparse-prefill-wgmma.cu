@@ -30,11 +30,21 @@
 //
 // Layouts: as block-sparse-prefill.cu (q [T, qRowStride], out [T, H, D], k/v [Hkv, kvStride, D],
 //   lists [H, numChunks, listStride] + counts [H, numChunks]); steps [H, numCtaRows, stepStride] entries,
-//   stepCounts [H, numCtaRows, 2] (steps, not entries; then how many of them lead with tiles both
+//   stepCounts [H, numCtaRows, 2] (steps, not entries; then how many of them lead with tiles all the
 //   warpgroups use). A query row whose list is empty writes zeros.
 //
+// Three consumer warpgroups (CONSUMERS = 3: 192-row CTAs, 12 slots; docs/perf.md, "More query rows per
+// CTA"): each gathered K/V tile then serves up to 12 query chunks instead of 8. What changes: entries are
+// keyTile | slotMask << 20 (12 mask bits; key tiles < 2^20); the steps kernel keeps 16-bit masks and
+// seven classes, one per set of warpgroups using a tile, in tiers: the tiles all three use, then the
+// three pair classes round-robin, then the three single-warpgroup classes round-robin (at two consumers
+// the same rule gives the order above: both, then the two own classes alternating); turns in the
+// leading all-three steps go round a ring of three named barriers (warpgroup w waits on 1 + w and
+// arrives on 1 + (w + 1) % 3); consumers get 152 registers (3 × 128 × 152 + 128 × 56 = 65,536), which
+// fits 64-key steps only (128-key steps serialise there).
+//
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128 keys per step: 4 or 8 sub-tiles),
-// KV_STAGES (2 to 4).
+// KV_STAGES (2 to 4), CONSUMERS (2 or 3; 3 with BLOCK_N 64 only).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -49,20 +59,24 @@
 #ifndef KV_STAGES
 #define KV_STAGES 3
 #endif
+#ifndef CONSUMERS
+#define CONSUMERS 2
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
 constexpr int BN = BLOCK_N;
-constexpr int BM = 128;                  // query rows per CTA: two consumer warpgroups of 64
+constexpr int BM = 64 * CONSUMERS;       // query rows per CTA: consumer warpgroups of 64
 constexpr int TILE = 16;                 // rows of a slot = keys of a sub-tile (the chunk grain)
-constexpr int SLOTS = BM / TILE;         // 8
+constexpr int SLOTS = BM / TILE;         // 8 or 12
 constexpr int SUB = BN / TILE;           // sub-tiles (entries) per step
 constexpr int S = KV_STAGES;
-constexpr int THREADS = 384;             // two consumer warpgroups, then the producer warpgroup
-constexpr int CONSUMER_THREADS = 256;
+constexpr int THREADS = 128 * (CONSUMERS + 1);  // the consumer warpgroups, then the producer warpgroup
+constexpr int CONSUMER_THREADS = 128 * CONSUMERS;
 constexpr int PRODUCER_THREADS = 128;
+constexpr int TURN_THREADS = 256;        // a turn barrier: the warpgroup waiting and the one releasing it
 constexpr int PRODUCER_REGS = 56;        // flash-prefill-wgmma.cu v3's split
-constexpr int CONSUMER_REGS = 224;
+constexpr int CONSUMER_REGS = CONSUMERS == 2 ? 224 : 152;  // 65,536 registers in all at three
 constexpr int CHUNKS_PER_ROW = D / 8;    // 16-byte chunks
 constexpr int P_ROWS = PRODUCER_THREADS / CHUNKS_PER_ROW;  // rows one producer pass copies (8 or 16)
 constexpr u32 Q_HALF = BM * 128;
@@ -70,7 +84,15 @@ constexpr u32 KV_HALF = BN * 128;
 constexpr u32 Q_BYTES = (D / 64) * Q_HALF;
 constexpr u32 KV_TILE = (D / 64) * KV_HALF;
 constexpr int UNION_THREADS = 256;
-constexpr int TILES_PER_WORD = 4;        // 8-bit slot masks
+constexpr int MASK_BITS = CONSUMERS == 2 ? 8 : 16;  // a key tile's slot mask in the steps kernel's table
+constexpr int TILES_PER_WORD = 32 / MASK_BITS;
+constexpr u32 MASK_FIELD = (1u << MASK_BITS) - 1u;
+constexpr int MASK_SHIFT = 32 - SLOTS;   // entry = keyTile | slotMask << MASK_SHIFT (24, or 20 at three)
+constexpr u32 KEY_MASK = (1u << MASK_SHIFT) - 1u;
+constexpr int CLASSES = (1 << CONSUMERS) - 1;  // one per non-empty set of warpgroups
+constexpr int PACKS = (CLASSES + 2) / 3;  // 64-bit words of three 21-bit class counts
+static_assert(CONSUMERS == 2 || CONSUMERS == 3, "CONSUMERS must be 2 or 3");
+static_assert(CONSUMERS == 2 || BN == 64, "three consumers take 64-key steps only (128-key steps serialise at 152 registers)");
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
@@ -83,19 +105,82 @@ __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
 
 
 
-// Step of the k-th step of a class (0: both warpgroups, 1: warpgroup 0 only, 2: warpgroup 1 only).
-__device__ __forceinline__ int step_of(int cls, int k, int stepsBoth, int stepsA, int stepsB) {
+// x[i] and x[i]++ for a runtime i: plain indexing for the two-consumer kernel's three classes (as it
+// was), a select over constant indices for seven (a runtime index puts the array in local memory).
+template <int N>
+__device__ __forceinline__ int element_of(const int (&x)[N], int i) {
+  if constexpr (N == 3) {
+    return x[i];
+  } else {
+    int v = x[0];
+#pragma unroll
+    for (int j = 1; j < N; ++j) v = j == i ? x[j] : v;
+    return v;
+  }
+}
+template <int N>
+__device__ __forceinline__ int increment_element(int (&x)[N], int i) {
+  if constexpr (N == 3) {
+    return x[i]++;
+  } else {
+    const int v = element_of(x, i);
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] += j == i ? 1 : 0;
+    return v;
+  }
+}
+template <int N>
+__device__ __forceinline__ int sum_of(const int (&x)[N]) {
+  if constexpr (N == 3) {
+    return x[0] + x[1] + x[2];
+  } else {
+    return x[0] + x[1] + x[2] + x[3] + x[4] + x[5] + x[6];
+  }
+}
+// Class of a tile by its slot mask: two consumers: 0 both warpgroups, 1 warpgroup 0 only, 2 warpgroup 1
+// only; three: 0 all, 1..3 the pairs {0,1} {0,2} {1,2}, 4..6 warpgroup 0, 1, 2 only.
+__device__ __forceinline__ int class_of(u32 mask) {
+  if constexpr (CONSUMERS == 2) {
+    return (mask & 0x0fu) && (mask & 0xf0u) ? 0 : (mask & 0x0fu) ? 1 : 2;
+  } else {
+    const u32 set = (mask & 0x00fu ? 1u : 0u) | (mask & 0x0f0u ? 2u : 0u) | (mask & 0xf00u ? 4u : 0u);
+    return (int)((0x03261540u >> (4 * set)) & 0xfu);  // set -> class, a nibble each
+  }
+}
+// step_of at two consumers (its first form, kept so that variant's code stays the same).
+__device__ __forceinline__ int step_of_two(int cls, int k, int stepsBoth, int stepsA, int stepsB) {
   if (cls == 0) return k;
   const int paired = min(stepsA, stepsB);
   return stepsBoth + (k < paired ? 2 * k + (cls - 1) : paired + k);
+}
+// Step of the k-th step of a class. Classes come in tiers (all warpgroups; two consumers: then the own
+// classes; three: the pairs, then the singles), each tier round-robin over its classes: step k of
+// class c follows every class's first min(n, k) steps of its tier and the k-th steps of the tier's
+// earlier classes that have one.
+__device__ __forceinline__ int step_of(int cls, int k, const int (&n)[CLASSES]) {
+  if constexpr (CONSUMERS == 2) {
+    return step_of_two(cls, k, n[0], n[1], n[2]);
+  } else {
+    // Constant indices only (a runtime index would put n in local memory).
+    auto tier = [](int c) { return c == 0 ? 0 : c < 4 ? 1 : 2; };
+    if (cls == 0) return k;
+    int at = 0;
+#pragma unroll
+    for (int c = 0; c < CLASSES; ++c) {
+      if (tier(c) < tier(cls)) at += n[c];
+      else if (tier(c) == tier(cls)) at += min(n[c], k) + (c < cls && n[c] > k ? 1 : 0);
+    }
+    return at;
+  }
 }
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_steps(
     const int* __restrict__ lists, const int* __restrict__ counts, int* __restrict__ steps, int* __restrict__ stepCounts,
     int listStride, int numChunks, int chunkTiles, int numQueryTiles, int kvLen, int stepStride) {
-  extern __shared__ u32 slotMasks[];  // one 8-bit slot mask per key tile, 4 a word
-  __shared__ unsigned long long warpTotals[UNION_THREADS / 32];
+  extern __shared__ u32 slotMasks[];  // one slot mask per key tile, TILES_PER_WORD a word
+  constexpr int WARPS = UNION_THREADS / 32;
+  __shared__ unsigned long long warpTotals[PACKS * WARPS];
   const int tid = threadIdx.x;
   const int cr = blockIdx.x, h = blockIdx.y;
   const int cta = h * gridDim.x + cr;
@@ -114,69 +199,95 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
     for (int i = tid; i < count * chunkTiles; i += UNION_THREADS) {
       const int kt = list[i / chunkTiles] * chunkTiles + i % chunkTiles;
       if (kt >= 0 && kt * TILE <= lastQuery && kt * TILE < kvLen) {
-        atomicOr(&slotMasks[kt / TILES_PER_WORD], (1u << slot) << (8 * (kt % TILES_PER_WORD)));
+        atomicOr(&slotMasks[kt / TILES_PER_WORD], (1u << slot) << (MASK_BITS * (kt % TILES_PER_WORD)));
       }
     }
   }
   __syncthreads();
 
-  // Per-class counts of each thread's run of words, scanned block-wide as three 21-bit fields.
-  auto classOf = [](u32 mask) { return (mask & 0x0fu) && (mask & 0xf0u) ? 0 : (mask & 0x0fu) ? 1 : 2; };
+  // Per-class counts of each thread's run of words, scanned block-wide as 21-bit fields, three a word.
+  auto classOf = [](u32 mask) { return class_of(mask); };
   const int per = (words + UNION_THREADS - 1) / UNION_THREADS;
   const int wb = min(words, tid * per), we = min(words, wb + per);
-  unsigned long long mine = 0ull;
+  unsigned long long mine[PACKS];
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) mine[p] = 0ull;
   for (int i = wb; i < we; ++i) {
     const u32 x = slotMasks[i];
 #pragma unroll
     for (int e = 0; e < TILES_PER_WORD; ++e) {
-      const u32 mask = (x >> (8 * e)) & 0xffu;
-      if (mask != 0u) mine += 1ull << (21 * classOf(mask));
+      const u32 mask = (x >> (MASK_BITS * e)) & MASK_FIELD;
+      if (mask != 0u) {
+        const int c = classOf(mask);
+        if constexpr (PACKS == 1) {
+          mine[0] += 1ull << (21 * c);
+        } else {
+          const unsigned long long one = 1ull << (21 * (c % 3));
+#pragma unroll
+          for (int p = 0; p < PACKS; ++p) mine[p] += c >= 3 * p && c < 3 * p + 3 ? one : 0ull;  // no runtime index
+        }
+      }
     }
   }
   const int lane = tid & 31, warp = tid >> 5;
-  unsigned long long incl = mine;
+  unsigned long long incl[PACKS];
 #pragma unroll
-  for (int d = 1; d < 32; d <<= 1) {
-    const unsigned long long y = __shfl_up_sync(0xffffffffu, incl, d);
-    if (lane >= d) incl += y;
+  for (int p = 0; p < PACKS; ++p) {
+    incl[p] = mine[p];
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const unsigned long long y = __shfl_up_sync(0xffffffffu, incl[p], d);
+      if (lane >= d) incl[p] += y;
+    }
   }
-  if (lane == 31) warpTotals[warp] = incl;
+  if (lane == 31) {
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) warpTotals[p * WARPS + warp] = incl[p];
+  }
   __syncthreads();
-  unsigned long long pos = incl - mine, total = 0ull;
-  for (int w = 0; w < UNION_THREADS / 32; ++w) {
-    if (w < warp) pos += warpTotals[w];
-    total += warpTotals[w];
+  unsigned long long pos[PACKS], total[PACKS];
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) {
+    pos[p] = incl[p] - mine[p];
+    total[p] = 0ull;
+  }
+  for (int w = 0; w < WARPS; ++w) {
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) {
+      if (w < warp) pos[p] += warpTotals[p * WARPS + w];
+      total[p] += warpTotals[p * WARPS + w];
+    }
   }
   constexpr unsigned long long FIELD = (1ull << 21) - 1ull;
-  int n[3], stepsOf[3];
+  int n[CLASSES], stepsOf[CLASSES];
 #pragma unroll
-  for (int c = 0; c < 3; ++c) {
-    n[c] = (int)((total >> (21 * c)) & FIELD);
+  for (int c = 0; c < CLASSES; ++c) {
+    n[c] = (int)((total[c / 3] >> (21 * (c % 3))) & FIELD);
     stepsOf[c] = (n[c] + SUB - 1) / SUB;
   }
-  const int numSteps = stepsOf[0] + stepsOf[1] + stepsOf[2];
+  const int numSteps = sum_of(stepsOf);
   int* dst = steps + (size_t)cta * stepStride;
-  int next[3];
+  int next[CLASSES];
 #pragma unroll
-  for (int c = 0; c < 3; ++c) next[c] = (int)((pos >> (21 * c)) & FIELD);
+  for (int c = 0; c < CLASSES; ++c) next[c] = (int)((pos[c / 3] >> (21 * (c % 3))) & FIELD);
   for (int i = wb; i < we; ++i) {
     const u32 x = slotMasks[i];
     if (x == 0u) continue;
 #pragma unroll
     for (int e = 0; e < TILES_PER_WORD; ++e) {
-      const u32 mask = (x >> (8 * e)) & 0xffu;
+      const u32 mask = (x >> (MASK_BITS * e)) & MASK_FIELD;
       if (mask == 0u) continue;
       const int c = classOf(mask);
-      const int k = next[c]++;
-      const int at = step_of(c, k / SUB, stepsOf[0], stepsOf[1], stepsOf[2]) * SUB + k % SUB;
-      if (at < stepStride) dst[at] = (int)((u32)(i * TILES_PER_WORD + e) | (mask << 24));
+      const int k = increment_element(next, c);
+      const int at = step_of(c, k / SUB, stepsOf) * SUB + k % SUB;
+      if (at < stepStride) dst[at] = (int)((u32)(i * TILES_PER_WORD + e) | (mask << MASK_SHIFT));
     }
   }
   // Padding of each class's last step: entry 0 (mask 0) loads nothing and is masked for every row.
-  if (tid < 3 * SUB) {
-    const int c = tid / SUB, k = n[c] + tid % SUB;
-    if (k < stepsOf[c] * SUB) {
-      const int at = step_of(c, k / SUB, stepsOf[0], stepsOf[1], stepsOf[2]) * SUB + k % SUB;
+  if (tid < CLASSES * SUB) {
+    const int c = tid / SUB, k = element_of(n, c) + tid % SUB;
+    if (k < element_of(stepsOf, c) * SUB) {
+      const int at = step_of(c, k / SUB, stepsOf) * SUB + k % SUB;
       if (at < stepStride) dst[at] = 0;
     }
   }
@@ -203,7 +314,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   // Warp-uniform through a shuffle, so ptxas sees the role branch as uniform (flash-prefill-wgmma.cu).
   const int warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
   const int lane = tid & 31;
-  const int wg = warp >> 2;  // 0, 1: consumers of rows 64·wg ..; 2: producer
+  const int wg = warp >> 2;  // 0 .. CONSUMERS - 1: consumers of rows 64·wg ..; CONSUMERS: producer
   const int wl = warp & 3;
 
   int cr, h;
@@ -212,14 +323,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int m0 = cr * BM;
   const int cta = h * gridDim.x + cr;
   const int numSteps = stepCounts[2 * cta];
-  const int stepsBoth = stepCounts[2 * cta + 1];  // the leading steps of tiles both warpgroups use
+  const int stepsBoth = stepCounts[2 * cta + 1];  // the leading steps of tiles all warpgroups use
   const int* entries = steps + (size_t)cta * stepStride;
 
   constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 32;  // one per consumer warp
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
   __syncthreads();
 
-  if (wg == 2) {
+  if (wg == CONSUMERS) {
     set_max_registers_dec<PRODUCER_REGS>();
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
     producer_copy_q<BM, P_ROWS, D>(sQ, q, h, m0, T, qRowStride, pr, chunk);  // Q rows past T zero-filled, never stored
@@ -233,8 +344,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #pragma unroll
       for (int i = 0; i < BN / P_ROWS; ++i) {
         const int e = ent[(i * P_ROWS) / TILE];
-        const int key = (e & 0xffffff) * TILE + (i * P_ROWS) % TILE + pr;
-        const bool inside = (e >> 24) != 0 && key < kvLen;
+        const int key = (e & (int)KEY_MASK) * TILE + (i * P_ROWS) % TILE + pr;
+        const bool inside = (e >> MASK_SHIFT) != 0 && key < kvLen;
         cp_async16_at(stage + rowDst + i * P_ROWS * 128, head + (inside ? (size_t)key * D : 0), inside ? 16 : 0);
       }
     };
@@ -276,10 +387,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     // O += P·V over all the step's sub-tiles (P is zero in those this warp did not select).
     auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
 
-    // Turns are taken in the steps both warpgroups compute (the first stepsBoth), as in dense v3, so one's
-    // softmax runs under the other's products; in the steps of one warpgroup's own tiles the two run
-    // side by side without them (turns there would make each wait for the other's softmax).
-    if (wg == 1 && stepsBoth > 0) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
+    // Turns are taken in the steps all warpgroups compute (the first stepsBoth), as in dense v3, so one's
+    // softmax runs under the others' products; in the other steps the warpgroups that compute them run
+    // side by side without them (turns there would make each wait for the other's softmax). The turn
+    // goes round the ring 0 -> 1 (-> 2) -> 0: warpgroup w waits on barrier 1 + w and hands the turn on.
+    // (The two-consumer forms are written as they were, so that variant's code stays the same.)
+    const int nextTurn = CONSUMERS == 2 ? 2 - wg : 1 + (wg + 1) % CONSUMERS;
+    if (wg == CONSUMERS - 1 && stepsBoth > 0) named_bar_arrive(1, TURN_THREADS);  // warpgroup 0 issues first
     mbar_wait(fullQ, 0);
     int st = 0, pst = 0;   // stages of step i and of the pending P·V
     u32 use = 0, puse = 0; // how many times those stages were filled before
@@ -304,23 +418,23 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       for (int e = 0; e < SUB; ++e) {
         u32 x;
         asm volatile("ld.shared.u32 %0, [%1];" : "=r"(x) : "r"(sEnt + (st * SUB + e) * 4) : "memory");
-        n0[e] = (int)(x & 0xffffffu) * TILE;
-        wgBits |= (((x >> 24) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
-        mineBits |= ((x >> (24 + slot)) & 1u) << e;
+        n0[e] = (int)(x & KEY_MASK) * TILE;
+        wgBits |= (((x >> MASK_SHIFT) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
+        mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;
       }
       wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
-      const bool turns = i < stepsBoth;  // both warpgroups compute this step: they take turns to issue
+      const bool turns = i < stepsBoth;  // all warpgroups compute this step: they take turns to issue
       if (wgBits != 0u) {
         if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
-        if (turns) named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
+        if (turns) named_bar_sync(1 + wg, TURN_THREADS);  // this warpgroup's turn to issue
         fence_proxy_async_shared();
         wgmma_fence();
         issueQK(sK + st * KV_TILE);
         wgmma_commit();
         if (pending) issuePV(sV + pst * KV_TILE);
         wgmma_commit();
-        // The other's turn (warpgroup 1's last arrival would have no matching wait).
-        if (turns && (wg == 0 || i + 1 < stepsBoth)) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+        // The next one's turn (the last warpgroup's last arrival would have no matching wait).
+        if (turns && ((CONSUMERS == 2 ? wg == 0 : wg != CONSUMERS - 1) || i + 1 < stepsBoth)) named_bar_arrive(nextTurn, TURN_THREADS);
         float alpha[2];
         wgmma_wait<1>();
         wgmma_fence_operands(s);
@@ -345,7 +459,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         pst = st;
         puse = use;
       } else {
-        // Nothing of this warpgroup here (a step of the other's own tiles: no turns): the pending P·V
+        // Nothing of this warpgroup here (a step of the others' tiles: no turns): the pending P·V
         // goes now (see the header), the stages are released once filled (an early arrival would
         // count towards the previous fill's release).
         if (pending) flushPV();

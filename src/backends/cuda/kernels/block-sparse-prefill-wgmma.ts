@@ -3,10 +3,11 @@
  * same arguments and results as BlockSparseFlashPrefill's mma.sync kernel (block-sparse-prefill.ts)
  * over the same device chunk lists, head dims 64 and 128. Each run launches block_sparse_wgmma_steps
  * (the CTAs' step lists into a workspace this object keeps, block-sparse-wgmma-layout.ts) and then
- * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it when given a `wgmma` tiling; it is not
- * the default (docs/perf.md, Block-sparse prefill: the default changes only after a device measurement).
+ * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it on Hopper (AUTO_BLOCK_SPARSE_WGMMA_TILING
+ * unless given a `wgmma` tiling). CTAs of two consumer warpgroups (128 query rows) or three (192 rows,
+ * `consumers: 3`, 64-key steps only; docs/perf.md, "More query rows per CTA").
  */
-import { WGMMA_CTA_ROWS, type WgmmaStepGeometry, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
+import { type WgmmaConsumers, type WgmmaStepGeometry, wgmmaCtaRows, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
@@ -16,29 +17,37 @@ import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 
 const LOG2E = 1.4426950408889634;
-const THREADS = 384; // two consumer warpgroups, the producer warpgroup
 const STEPS_THREADS = 256;
+/** Largest key tile an entry holds at three consumers (keyTile | 12-bit mask << 20). */
+const MAX_KEY_TILES_C3 = 1 << 20;
 
 export interface BlockSparseWgmmaTiling {
   /** Keys per step (4 or 8 sub-tiles of 16): the N of S = Q·Kᵀ and the K extent of P·V. */
   blockN: 64 | 128;
   /** K and V stages in shared memory (2-4; 128-key steps with D = 128 fit 3 at most). */
   stages: 2 | 3 | 4;
+  /**
+   * Consumer warpgroups of 64 query rows per CTA: 2 (128-row CTAs) or 3 (192 rows: each gathered K/V
+   * tile serves 12 query chunks instead of 8; 152 registers a consumer thread, so 64-key steps only).
+   */
+  consumers: WgmmaConsumers;
 }
 
 /** 64-key steps (a warpgroup skips at that grain) three stages deep (gathered tiles: more in flight). */
-export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3 };
+export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 2 };
 
-/** e.g. 'wgmma-n64-s3'. */
+/** e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three). */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
-  return `wgmma-n${t.blockN}-s${t.stages}`;
+  return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}`;
 }
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): BlockSparseWgmmaTiling | null {
-  const m = /^wgmma-n(\d+)-s(\d+)$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)$/.exec(label);
   if (!m) return null;
-  return resolveBlockSparseWgmmaTiling({ blockN: Number(m[1]) as 64, stages: Number(m[2]) as 2 });
+  return resolveBlockSparseWgmmaTiling({
+    blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
+  });
 }
 
 /** Defaults filled in, then checked; an error names the bad field. */
@@ -46,16 +55,20 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
   const r = { ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...t };
   if (r.blockN !== 64 && r.blockN !== 128) throw new Error(`block-sparse wgmma: blockN must be 64 or 128 (got ${r.blockN})`);
   if (![2, 3, 4].includes(r.stages)) throw new Error(`block-sparse wgmma: stages must be 2, 3 or 4 (got ${r.stages})`);
+  if (r.consumers !== 2 && r.consumers !== 3) throw new Error(`block-sparse wgmma: consumers must be 2 or 3 (got ${r.consumers})`);
+  if (r.consumers === 3 && r.blockN !== 64) {
+    throw new Error('block-sparse wgmma: 3 consumers take blockN 64 only (128-key steps serialise the wgmma chain at 152 registers)');
+  }
   return r;
 }
 
 /**
- * Dynamic shared memory of one CTA: the 128-row Q tile, the K and V stages, the mbarriers (1 + 4 per
- * stage), the stages' entries, 1 KB of alignment slack (swizzle atoms are 1024-byte aligned).
+ * Dynamic shared memory of one CTA: the Q tile (64 · consumers rows), the K and V stages, the mbarriers
+ * (1 + 4 per stage), the stages' entries, 1 KB of alignment slack (swizzle atoms are 1024-byte aligned).
  */
 export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmmaTiling): number {
   const rowBytes = headDim * 2;
-  return (WGMMA_CTA_ROWS + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages) + 4 * t.stages * (t.blockN / 16) + 1024;
+  return (wgmmaCtaRows(t.consumers) + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages) + 4 * t.stages * (t.blockN / 16) + 1024;
 }
 
 export class BlockSparseWgmmaPrefill {
@@ -83,7 +96,8 @@ export class BlockSparseWgmmaPrefill {
       throw new Error(`block-sparse ${blockSparseWgmmaLabel(t)}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
     }
     if (!this.kernels) {
-      const mod = this.rt.module('block-sparse-prefill-wgmma.cu', { HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages }, { arch: 'sm_90a' });
+      const defines = { HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages, CONSUMERS: t.consumers };
+      const mod = this.rt.module('block-sparse-prefill-wgmma.cu', defines, { arch: 'sm_90a' });
       this.kernels = {
         union: mod.kernel('block_sparse_wgmma_steps', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         attend: mod.kernel('block_sparse_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
@@ -97,28 +111,33 @@ export class BlockSparseWgmmaPrefill {
     const qRowStride = checkBlockSparsePrefillArgs('block-sparse wgmma', this.shape, a);
     const T = a.numQueries;
     const l = a.lists;
-    const geo = wgmmaStepGeometry(T, H, l.stride, l.chunkSize, this.tiling.blockN);
+    const { blockN, consumers } = this.tiling;
+    const geo = wgmmaStepGeometry(T, H, l.stride, l.chunkSize, blockN, consumers);
+    if (consumers === 3 && geo.numQueryTiles > MAX_KEY_TILES_C3) {
+      throw new Error(`block-sparse wgmma: 3 consumers hold key tiles below 2^20 (${16 * MAX_KEY_TILES_C3} tokens); the prompt has ${T}`);
+    }
     this.lastGeometry = geo;
     const ctas = H * geo.numCtaRows;
     this.steps = growWorkspace(this.rt, this.steps, ctas * geo.stepStride * 4);
     this.stepCounts = growWorkspace(this.rt, this.stepCounts, ctas * 2 * 4);
     const k = this.prepare();
     const grid: [number, number, number] = [geo.numCtaRows, H, 1];
-    const words = Math.floor((geo.numQueryTiles - 1) / 4) + 1; // one 8-bit slot mask per key tile
+    const tilesPerWord = consumers === 2 ? 4 : 2; // 8-bit slot masks, or 16-bit ones for 12 slots
+    const words = Math.floor((geo.numQueryTiles - 1) / tilesPerWord) + 1;
     k.union.launch(
       { grid, block: [STEPS_THREADS, 1, 1], sharedBytes: words * 4, stream: this.rt.stream },
       [l.lists.ptr, l.counts.ptr, this.steps.ptr, this.stepCounts.ptr, l.stride, l.numChunks, l.chunkSize / 16,
         geo.numQueryTiles, a.kvLen, geo.stepStride],
     );
     k.attend.launch(
-      { grid, block: [THREADS, 1, 1], sharedBytes: blockSparseWgmmaSharedBytes(D, this.tiling), stream: this.rt.stream },
+      { grid, block: [128 * (consumers + 1), 1, 1], sharedBytes: blockSparseWgmmaSharedBytes(D, this.tiling), stream: this.rt.stream },
       [a.q, a.k, a.v, a.out, this.steps.ptr, this.stepCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen, geo.stepStride, a.scale * LOG2E],
     );
   }
 
   /**
    * The last run's step lists (waits for the stream): entries [H · numCtaRows, stepStride], steps per
-   * CTA, and how many of those lead with tiles both warpgroups use.
+   * CTA, and how many of those lead with tiles all warpgroups use.
    */
   downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; stepsBoth: Int32Array; geometry: WgmmaStepGeometry } {
     const geo = this.lastGeometry;

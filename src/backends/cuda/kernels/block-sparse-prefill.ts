@@ -104,7 +104,7 @@ export interface BlockSparseKernelOptions {
  * 128-key steps two stages deep: fastest or tied in 14 of the 16 benchmark rows (within 3% in the
  * other two) and 1.1–2.0× faster than the mma.sync kernel in all 16 (docs/perf.md, Block-sparse prefill).
  */
-export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2 };
+export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2 };
 
 /**
  * Which kernel a BlockSparseFlashPrefill with these options runs: an explicit option decides; with
