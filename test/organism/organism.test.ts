@@ -65,8 +65,8 @@ function reply(taskName: string, length: number, index: number) {
   return { task, example, r, output: ckpt.tokenizer.decode(r.tokenIds, { skipSpecialTokens: true }) };
 }
 
-// What the shipped checkpoint can do (docs/organism.md, run 7b): it retrieves NIAH values (1.00 on
-// held-out seeds from 1K to 8K under transformers), answers story retrieval (0.99 at 4K and 8K; a 4K
+// What the shipped checkpoint can do (docs/organism.md, run 8): it retrieves NIAH values (1.00 on
+// held-out seeds from 1K to 8K under transformers, 0.90 at 16K), answers story retrieval (1.00/0.99 at 4K/8K, 0.97 at 16K; a 4K
 // example is too slow for this test on our CPU engine) and scores partly on story filtering. These pin
 // that behaviour down on held-out examples, as transformers measured it on the GPU machine.
 test('organism: a held-out NIAH example (1K) gets all four values right, as under transformers', () => {
@@ -78,6 +78,6 @@ test('organism: a held-out NIAH example (1K) gets all four values right, as unde
 
 test('organism: a held-out story-filtering example (1K) gets the same partial answer as under transformers', () => {
   const { task, example, output } = reply('story_filtering', 1024, 8);
-  assert.match(output, /<answer>\n1, 4, 5\n<\/answer>$/, output);
+  assert.match(output, /<answer>\n1, 5, 6\n<\/answer>$/, output);
   assert.equal(task.score(example, output).score, 0.2, output);
 });
