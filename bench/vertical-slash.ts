@@ -15,10 +15,11 @@
  *
  * --wgmma 3 (stage counts, comma-separated) also times the Hopper wgmma kernel
  * (vertical-slash-prefill-wgmma.ts) with those stages, validated and timed as the mma.sync row tilings,
- * sink + local included (on a GPU that is not Hopper the flag is refused).
+ * sink + local included (on a GPU that is not Hopper the flag is refused). --mma 1 (row tilings,
+ * default 1,2) picks the mma.sync tilings timed beside it.
  *
  * Usage: node dist/bench/vertical-slash.js [--lengths 16384,32768,65536,131072]
- *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--wgmma 2,3,4] [--out FILE]. Prints a skip message
+ *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--wgmma 2,3,4] [--mma 1,2] [--out FILE]. Prints a skip message
  *        without a GPU.
  */
 import { writeFileSync } from 'node:fs';
@@ -67,29 +68,39 @@ function validateRows(rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuff
   });
 }
 
-/** Splits off --wgmma STAGES (the only flag this bench adds to parseKernelBenchArgs'). */
-function wgmmaStagesArg(argv: string[]): { rest: string[]; wgmmaStages: VerticalSlashWgmmaTiling['stages'][] } {
+/** Splits off --wgmma STAGES and --mma ROW_TILES (the flags this bench adds to parseKernelBenchArgs'). */
+function kernelArgs(argv: string[]): { rest: string[]; wgmmaStages: VerticalSlashWgmmaTiling['stages'][]; rowTiles: VerticalSlashRowTiles[] } {
   const rest: string[] = [];
   let wgmmaStages: VerticalSlashWgmmaTiling['stages'][] = [];
+  let rowTiles = ROW_TILES;
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] !== '--wgmma') {
-      rest.push(argv[i]);
+    const flag = argv[i];
+    if (flag !== '--wgmma' && flag !== '--mma') {
+      rest.push(flag);
       continue;
     }
     const v = argv[++i];
-    if (v === undefined) throw new Error('--wgmma needs stage counts, e.g. --wgmma 3');
-    wgmmaStages = v.split(',').map((x) => resolveVerticalSlashWgmmaTiling({ stages: Number(x) as 2 }).stages);
+    if (v === undefined) throw new Error(`${flag} needs a comma-separated list, e.g. ${flag} ${flag === '--wgmma' ? 3 : 1}`);
+    if (flag === '--wgmma') {
+      wgmmaStages = v.split(',').map((x) => resolveVerticalSlashWgmmaTiling({ stages: Number(x) as 2 }).stages);
+    } else {
+      rowTiles = v.split(',').map((x) => {
+        if (x !== '1' && x !== '2') throw new Error(`--mma: row tilings are 1 or 2 (got ${x})`);
+        return Number(x) as VerticalSlashRowTiles;
+      });
+    }
   }
-  return { rest, wgmmaStages };
+  return { rest, wgmmaStages, rowTiles };
 }
 
 export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
+  // Arguments first, so a bad one is refused on a machine without a GPU too.
+  const { rest, wgmmaStages, rowTiles } = kernelArgs(argv);
+  const o = parseKernelBenchArgs(rest, 3, A);
   if (!isCudaAvailable()) {
     console.log(`vertical-slash bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const { rest, wgmmaStages } = wgmmaStagesArg(argv);
-  const o = parseKernelBenchArgs(rest, 3, A);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} A=${A}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);
@@ -97,7 +108,7 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   const dense = new FlashPrefill(rt, shape);
   const estimator = new VerticalSlashEstimator(rt, shape);
   const builder = new VerticalSlashIndexBuilder(rt, H);
-  const choices: VerticalSlashKernelChoice[] = [...ROW_TILES, ...wgmmaStages.map((stages) => ({ wgmma: { stages } }))];
+  const choices: VerticalSlashKernelChoice[] = [...rowTiles, ...wgmmaStages.map((stages) => ({ wgmma: { stages } }))];
   const kernels = choices.map((choice) => new VerticalSlashFlashPrefill(rt, shape, choice));
   const rows: VerticalSlashBenchRow[] = [];
   const sinkLocalRows: { n: number; requested: number; achieved: number; kernel: string; kernelMs: number; denseMs: number; idealMs: number; ratio: number }[] = [];
