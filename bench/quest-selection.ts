@@ -51,6 +51,7 @@ function main(argv: string[]): number {
   const v4 = new QuestKernels(rt, shape, P, true);
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   const rows: Row[] = [];
+  const failures: string[] = [];
   const us = (t: DeviceTiming) => t.medianMs * 1e3;
 
   for (const n of o.lengths) {
@@ -97,7 +98,31 @@ function main(argv: string[]): number {
         v4.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
 
-      // Validation: equal lists from both versions.
+      const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
+      const eager = (body: (i: number) => void) => us(timeOnDevice(rt, body, { warmup: copies, repeats: Math.max(o.repeats, 2 * copies) }));
+      // v3 first, each part alone too: these figures come out even if v4 fails its check below.
+      const v3Us = graph((i) => v3Step(layers[i % copies]));
+      const v3HotUs = graph(() => v3Step(layers[0]));
+      const v3EagerUs = eager((i) => v3Step(layers[i % copies]));
+      const v3BoundsUs = graph((i) => {
+        const l = layers[i % copies];
+        l.bounds.coveredRows = rowsAfter - 1;
+        v3.updateBounds(l.bounds, cache, rowsAfter);
+      });
+      const v3ScoresUs = graph((i) => {
+        const l = layers[i % copies];
+        v3.scorePages(q.ptr, l.bounds, current, l.scratch.scores.ptr, l.scratch.pageCapacity);
+      });
+      const v3SelectUs = graph((i) => {
+        const l = layers[i % copies];
+        v3.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists);
+      });
+      const floorUs = (boundsBytes / HBM_BYTES_PER_S) * 1e6;
+      console.log(`n=${n} s=${s}: ${k} of ${current} pages, bounds ${(boundsBytes / 1e6).toFixed(1)} MB (floor ${floorUs.toFixed(1)} us, ${copies} copies): ` +
+        `v3 ${v3Us.toFixed(1)} us (bounds ${v3BoundsUs.toFixed(1)} + scores ${v3ScoresUs.toFixed(1)} + select ${v3SelectUs.toFixed(1)}), ` +
+        `L2-hot ${v3HotUs.toFixed(1)} us, eager ${v3EagerUs.toFixed(1)} us`);
+
+      // Validation: v4's lists equal v3's, word for word.
       const words = HKV * layers[0].lists.stride;
       v3Step(layers[0]);
       rt.synchronize();
@@ -109,47 +134,33 @@ function main(argv: string[]): number {
       const got = new Int32Array(words);
       rt.cuda.download(got, layers[0].lists.ptr);
       const listWords = 4 + 2 * Math.min(k, current);
-      for (let u = 0; u < HKV; u++) {
+      let mismatch: string | null = null;
+      for (let u = 0; u < HKV && !mismatch; u++) {
         const at = u * layers[0].lists.stride;
         for (let i = 0; i < listWords; i++) {
-          if (got[at + i] !== want[at + i]) throw new Error(`n=${n} s=${s}: v4 list of unit ${u} differs from v3 at word ${i} (${got[at + i]} vs ${want[at + i]}); not timing`);
+          if (got[at + i] !== want[at + i]) {
+            mismatch = `n=${n} s=${s}: v4 list of unit ${u} differs from v3 at word ${i} (${got[at + i]} vs ${want[at + i]}); v4 not timed`;
+            break;
+          }
         }
       }
-
-      const graph = (body: (i: number) => void) => timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats });
-      const eager = (body: (i: number) => void) => timeOnDevice(rt, body, { warmup: copies, repeats: Math.max(o.repeats, 2 * copies) });
+      if (mismatch) {
+        console.error(mismatch);
+        failures.push(mismatch);
+        continue;
+      }
       const row: Row = {
-        n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs: (boundsBytes / HBM_BYTES_PER_S) * 1e6,
-        v3Us: us(graph((i) => v3Step(layers[i % copies]))),
-        v4Us: us(graph((i) => v4Step(layers[i % copies]))),
-        v3HotUs: us(graph(() => v3Step(layers[0]))),
-        v4HotUs: us(graph(() => v4Step(layers[0]))),
-        v3EagerUs: us(eager((i) => v3Step(layers[i % copies]))),
-        v4EagerUs: us(eager((i) => v4Step(layers[i % copies]))),
-        v3BoundsUs: us(graph((i) => {
-          const l = layers[i % copies];
-          l.bounds.coveredRows = rowsAfter - 1;
-          v3.updateBounds(l.bounds, cache, rowsAfter);
-        })),
-        v3ScoresUs: us(graph((i) => {
-          const l = layers[i % copies];
-          v3.scorePages(q.ptr, l.bounds, current, l.scratch.scores.ptr, l.scratch.pageCapacity);
-        })),
-        v3SelectUs: us(graph((i) => {
-          const l = layers[i % copies];
-          v3.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists);
-        })),
-        refinedSelectUs: us(graph((i) => {
+        n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs,
+        v3Us, v4Us: graph((i) => v4Step(layers[i % copies])), v3HotUs, v4HotUs: graph(() => v4Step(layers[0])),
+        v3EagerUs, v4EagerUs: eager((i) => v4Step(layers[i % copies])), v3BoundsUs, v3ScoresUs, v3SelectUs,
+        refinedSelectUs: graph((i) => {
           const l = layers[i % copies];
           v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists);
-        })),
+        }),
       };
+      console.log(`n=${n} s=${s}: v4 ${row.v4Us.toFixed(1)} us = ${(row.v4Us / floorUs).toFixed(2)}x floor, ${(v3Us / row.v4Us).toFixed(2)}x faster than v3; ` +
+        `L2-hot ${row.v4HotUs.toFixed(1)} us, eager ${row.v4EagerUs.toFixed(1)} us; refined select alone ${row.refinedSelectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)})`);
       rows.push(row);
-      console.log(`n=${n} s=${s}: ${k} of ${current} pages, bounds ${row.boundsMB.toFixed(1)} MB (floor ${row.floorUs.toFixed(1)} us, ${copies} copies): ` +
-        `v3 ${row.v3Us.toFixed(1)} us (bounds ${row.v3BoundsUs.toFixed(1)} + scores ${row.v3ScoresUs.toFixed(1)} + select ${row.v3SelectUs.toFixed(1)}; ` +
-        `refined select alone ${row.refinedSelectUs.toFixed(1)}), v4 ${row.v4Us.toFixed(1)} us = ${(row.v4Us / row.floorUs).toFixed(2)}x floor, ` +
-        `${(row.v3Us / row.v4Us).toFixed(2)}x faster; L2-hot v3 ${row.v3HotUs.toFixed(1)} / v4 ${row.v4HotUs.toFixed(1)} us; ` +
-        `eager v3 ${row.v3EagerUs.toFixed(1)} / v4 ${row.v4EagerUs.toFixed(1)} us`);
     }
     for (const l of layers) {
       l.bounds.release();
@@ -160,9 +171,9 @@ function main(argv: string[]): number {
     rt.pool.trim();
   }
   rt.pool.release(q);
-  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows }, null, 1));
+  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();
-  return 0;
+  return failures.length > 0 ? 1 : 0;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

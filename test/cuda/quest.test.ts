@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fromBf16 } from '../../src/backends/cuda/bf16.js';
-import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../../src/backends/cuda/kernels/quest.js';
+import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { DeviceQuestBounds, QUEST_KERNEL_NAMES, QuestKernels, QuestStepScratch } from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
 import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
@@ -24,6 +25,14 @@ import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, denseDecodeOu
 import { cudaSkip } from './cuda-skip.js';
 
 const skip = cudaSkip('CUDA Quest tests');
+
+// Runs without a device: a launcher naming an entry point the source lacks fails only at load time.
+test('quest.cu defines every kernel the launchers look up', () => {
+  const source = readKernelSource('quest.cu');
+  for (const name of Object.values(QUEST_KERNEL_NAMES)) {
+    assert.match(source, new RegExp(`extern "C" __global__ void (__launch_bounds__\\([^)]*\\) )?${name}\\(`), name);
+  }
+});
 
 const TOLERANCE = 1e-2;
 

@@ -81,6 +81,12 @@ __device__ __forceinline__ float quest_lane_score(uint4 rawMin, uint4 rawMax, co
   return s;
 }
 
+// grid (pages to refresh, Hkv), block (D).
+extern "C" __global__ void quest_update_bounds(const bf16_t* __restrict__ k, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax,
+                                               int D, int kvStride, int pageStride, int pageSize, int firstPage, int rowsEnd) {
+  quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, firstPage + blockIdx.x, blockIdx.y, rowsEnd, threadIdx.x);
+}
+
 // grid (ceil(pages / (SCORE_THREADS / (D/8))), units), block (SCORE_THREADS): D/8 lanes per page, each
 // reading 8 dims of min and of max as 16-byte loads, so every page of the grid is in flight at once
 // (v1 gave each warp a run of pages with 2-byte loads and waited for each page in turn).

@@ -20,6 +20,10 @@ const STEP_THREADS = 512;
 const STEP_PAGES_PER_BLOCK = 128;
 /** Pages whose keys the selection keeps in shared memory (beyond: read from global memory each pass). */
 const MAX_STAGED_PAGES = (96 * 1024) / 4;
+/** The entry points prepare() looks up in quest.cu. */
+export const QUEST_KERNEL_NAMES = {
+  bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
+} as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
 
@@ -125,10 +129,10 @@ export class QuestKernels {
     if (!this.kernels) {
       const mod = this.rt.module('quest.cu', {});
       this.kernels = {
-        bounds: mod.kernel('quest_update_bounds', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        scores: mod.kernel('quest_page_scores', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        select: mod.kernel('quest_select_pages', ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32']),
-        step: mod.kernel('quest_select_step', [
+        bounds: mod.kernel(QUEST_KERNEL_NAMES.bounds, ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        scores: mod.kernel(QUEST_KERNEL_NAMES.scores, ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        select: mod.kernel(QUEST_KERNEL_NAMES.select, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32']),
+        step: mod.kernel(QUEST_KERNEL_NAMES.step, [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
       };

@@ -323,6 +323,7 @@ __device__ TopKStagedCut topk_select_staged(u32* keys, int n, int k, TopKStagedS
     return cut;
   }
   // At most TOPK_RANK_LIMIT candidates in the bin: gather them, rank each by (key desc, index asc).
+  __syncthreads();  // every thread has read sh.candidates (no radix pass may have run) before it is reset
   if (tid == 0) sh.candidates = 0;
   __syncthreads();
   for (int base = 0; base < n; base += THREADS) {
