@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { chooseExperiment, parseJobs, registerRun, resumeCommand } from '../../src/cli/commands/run.js';
+import { chooseExperiment, parseExamples, parseJobs, registerRun, resumeCommand } from '../../src/cli/commands/run.js';
 import { formatDuration, progressLine, shortConfigLabel } from '../../src/cli/run-progress.js';
 import { ResultsDb } from '../../src/experiments/results-db.js';
 import { listMethods } from '../../src/methods/index.js';
@@ -33,7 +33,7 @@ test('run --dry-run lists the quick grid (positional or --preset, default --out)
   db.close();
   const merged = await runCli(['run', 'quick', '--out', join(root, 'merged'), '--merge', join(dir, 'results.sqlite')]);
   assert.match(merged, new RegExp(`merged ${total} example\\(s\\)`));
-  await assert.rejects(runCli(['run', 'nothing-like-this', '--out', join(root, 'x')]), /neither a preset \(quick, paper\) nor a file/);
+  await assert.rejects(runCli(['run', 'nothing-like-this', '--out', join(root, 'x')]), /neither a preset \(quick, paper, organism\) nor a file/);
   await assert.rejects(runCli(['run', 'quick', '--out', join(root, 'x'), '--shard', '3/2']), /1 <= i <= n/);
 });
 
@@ -50,6 +50,17 @@ test('the experiment is named once: positionally or by --preset', () => {
   assert.throws(() => parseJobs('0'), /--jobs must be a positive integer or auto, got "0"/);
   assert.equal(resumeCommand('quick', 'runs/quick', { modelsDir: 'models' }), 'npm start -- run quick --out runs/quick');
   assert.equal(resumeCommand('my exp.yaml', 'out', { modelsDir: 'm', shard: '1/2' }), `npm start -- run 'my exp.yaml' --out out --shard 1/2 --models-dir m`);
+  assert.equal(parseExamples('12'), 12);
+  assert.throws(() => parseExamples('0'), /--examples must be a positive integer, got "0"/);
+  assert.throws(() => parseExamples('2.5'), /--examples must be a positive integer/);
+  assert.equal(resumeCommand('organism', 'o', { modelsDir: 'models', backend: 'cuda', examples: '4' }), 'npm start -- run organism --out o --backend cuda --examples 4');
+});
+
+test('run --examples overrides the experiment\'s examples per configuration', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sf-runcli-'));
+  const listing = await runCli(['run', 'organism', '--out', join(root, 'o'), '--dry-run', '--examples', '4']);
+  assert.match(listing, /198 configurations × 4 examples/);
+  await assert.rejects(runCli(['run', 'organism', '--dry-run', '--examples', 'many']), /--examples must be a positive integer, got "many"/);
 });
 
 test('run: Ctrl-C stops before the next example and says how to resume; the rerun finishes and ends with the report path', async () => {

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandExperiment, inShard, loadExperimentSpec, parseExperimentSpec, parseShard } from '../../src/experiments/spec.js';
-import { PAPER_TASKS, QUICK_LENGTHS, QUICK_TASK_LABEL, loadExperiment, paperPreset, quickPreset } from '../../src/experiments/presets.js';
+import { PAPER_TASKS, QUICK_LENGTHS, QUICK_TASK_LABEL, loadExperiment, organismPreset, paperPreset, quickPreset } from '../../src/experiments/presets.js';
+import { deviceMethodIds } from '../../src/backends/cuda/methods/index.js';
 import { listMethods } from '../../src/methods/index.js';
 
 const base = { models: ['models/a'], tasks: ['niah'], lengths: [1024], sparsities: [0.5, 0.9], methods: ['vertical_and_slash', 'quest'] };
@@ -93,6 +94,18 @@ test('YAML and JSON files load; presets validate', () => {
   assert.ok(paper.sparsities.includes(0.95));
   assert.ok(expandExperiment(paper).length > 1000);
   assert.equal(typeof quickPreset, 'function');
+
+  // The organism's GPU grid: its two solved tasks, 4K-16K, every method that runs on the GPU.
+  const organism = parseExperimentSpec(organismPreset());
+  assert.equal(organism.backend, 'cuda');
+  assert.deepEqual([...organism.tasks], ['niah', 'story_retrieval']);
+  assert.deepEqual(organism.lengths, [4096, 8192, 16384]);
+  assert.deepEqual(organism.sparsities, [0.5, 0.8, 0.9, 0.95]);
+  const gpu = new Set(deviceMethodIds());
+  const organismMethods = organism.methods.map((m) => (typeof m === 'string' ? m : m.name));
+  for (const m of organismMethods) assert.ok(gpu.has(m), `${m} has a GPU implementation`);
+  for (const m of gpu) if (m !== 'dense') assert.ok(organismMethods.includes(m), `the grid covers ${m}`);
+  assert.equal(expandExperiment(organism).length, 2 * 3 * (1 + organismMethods.length * 4));
 });
 
 test('shards partition every (configuration, example) exactly once', () => {

@@ -7,6 +7,10 @@
 #   bench-sparse      bench/sparse.ts: every GPU sparse method vs dense at n 16K-128K, s 0.5-0.95 (SPARSE_BENCH_ARGS)
 #   kernel-oracle     bench/kernel-oracle.ts (each model kernel on random bf16, outputs poisoned), then
 #                     tools/peers/kernel_oracle.py (PyTorch / transformers fp32 recomputation, PASS/FAIL)
+#   experiment        `run EXPERIMENT --backend cuda` (EXPERIMENT: a preset or file, default organism) into
+#                     EXPERIMENT_DIR (default runs/NAME, resumed if carried), copied to $OUT/runs/NAME;
+#                     EXPERIMENT_ARGS (e.g. --examples 5); Ctrl-C (SIGINT) at EXPERIMENT_DEADLINE s
+#                     (default 480) stops it after the example in flight, keeping every result
 #   info              nvidia-smi, nvcc and torch versions
 # Usage: tools/device/run-job.sh JOB [JOB ...]
 set -uo pipefail
@@ -64,6 +68,14 @@ for job in "$@"; do
       python3 tools/peers/kernel_oracle.py --dir /tmp/sf-kernel-oracle --out "$out/kernel-oracle.json" 2>&1 \
         | tee "$out/kernel-oracle.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    experiment)
+      name=${EXPERIMENT:-organism}
+      dir=${EXPERIMENT_DIR:-runs/$(basename "$name" | sed 's/\.[^.]*$//')}
+      timeout -s INT -k 60 "${EXPERIMENT_DEADLINE:-480}" .gpu/device/with-node node dist/src/cli/main.js run "$name" \
+        --backend cuda --out "$dir" --no-png --progress-interval 20 ${EXPERIMENT_ARGS:-} 2>&1 | tee "$out/experiment.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      [ ! -d "$dir" ] || { mkdir -p "$out/runs" && cp -r "$dir" "$out/runs/"; }
       ;;
     *)
       echo "unknown job $job"; status=2 ;;

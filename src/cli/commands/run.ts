@@ -35,6 +35,7 @@ interface RunCliOptions {
   progressInterval: string;
   jobs?: string;
   backend?: string;
+  examples?: string;
 }
 
 export interface RunCommandDeps {
@@ -58,14 +59,22 @@ export function chooseExperiment(positional: string | undefined, preset: string 
 }
 
 /** The command that resumes this run (the same experiment, directory and shard). */
-export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOptions, 'shard' | 'modelsDir' | 'dataDir' | 'backend'>): string {
+export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOptions, 'shard' | 'modelsDir' | 'dataDir' | 'backend' | 'examples'>): string {
   const quote = (a: string) => (/^[\w./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
   const args = ['run', name, '--out', dir];
   if (opts.shard) args.push('--shard', opts.shard);
   if (opts.modelsDir !== 'models') args.push('--models-dir', opts.modelsDir);
   if (opts.dataDir) args.push('--data-dir', opts.dataDir);
   if (opts.backend) args.push('--backend', opts.backend);
+  if (opts.examples) args.push('--examples', opts.examples);
   return `npm start -- ${args.map(quote).join(' ')}`;
+}
+
+/** `--examples n`: a positive integer. */
+export function parseExamples(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--examples must be a positive integer, got "${text}"`);
+  return n;
 }
 
 /** `--jobs n` or `auto` (one per core the OS offers this process). */
@@ -99,11 +108,13 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
     .option('--no-share-prefill', 'prefill every configuration on its own (same results, slower; for timing comparisons)')
     .option('--jobs <n>', 'worker processes, each with its own model copy; auto = one per CPU core (default: auto for presets, 1 for files)')
     .option('--backend <name>', `${RUN_BACKENDS.join(', ')}: overrides the experiment's backend (cuda runs dense-only experiments on the GPU; auto falls back to the CPU)`)
+    .option('--examples <n>', "examples per configuration, overriding the experiment's (raise it later to add examples: the run resumes)")
     .option('--progress-interval <seconds>', 'seconds between progress lines when stdout is not a terminal', '15')
     .action(async (positional: string | undefined, opts: RunCliOptions) => {
       const out = deps.out ?? process.stdout;
       const { name, isPreset } = chooseExperiment(positional, opts.preset);
-      const spec = loadExperiment(name, opts.modelsDir);
+      const loaded = loadExperiment(name, opts.modelsDir);
+      const spec = opts.examples === undefined ? loaded : { ...loaded, examples: parseExamples(opts.examples) };
       const dir = opts.out ?? join('runs', spec.name);
       if (opts.merge.length) {
         const db = ResultsDb.openDir(dir);
