@@ -41,17 +41,19 @@ const SCALE = 1 / Math.sqrt(D);
 /**
  * Kernel variants timed side by side, by label: mma.sync `h<heads per CTA>m<16-row tiles per warp>`, or
  * the Hopper kernel `wgmma-[c3-]n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts; c3: three
- * consumer warpgroups, 192-row CTAs). --variants picks.
+ * consumer warpgroups, 192-row CTAs), or `auto`: the launcher's own choice with no option (on Hopper the
+ * wgmma tiling chunkListsAreSparse picks per run). --variants picks.
  */
 const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
 
 /** The kernel options a variant label names; an error for a label that names none. */
 export function blockSparseVariantOptions(label: string): BlockSparseKernelOptions {
+  if (label === 'auto') return {};
   const mma = /^h(\d+)m(\d+)$/.exec(label);
   if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
   const wgmma = parseBlockSparseWgmmaLabel(label);
   if (wgmma) return { wgmma };
-  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>`);
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4> nor auto`);
 }
 
 /** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */

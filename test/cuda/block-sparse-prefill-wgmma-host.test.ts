@@ -17,7 +17,9 @@ import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
   resolveBlockSparseWgmmaTiling,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
-import { AUTO_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import {
+  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice, chunkListsAreSparse,
+} from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { rng } from '../methods/helpers.js';
 
 /** Random selection: each chunk keeps a random ascending subset of 0..m (some none, some all), or its
@@ -364,11 +366,24 @@ describe('block-sparse kernel choice', () => {
   const hopper = { computeCapability: [9, 0] as [number, number], name: 'H100' };
   const ampere = { computeCapability: [8, 0] as [number, number], name: 'A100' };
 
-  test('no option: wgmma with the auto tiling on Hopper at head dims 64 and 128', () => {
+  test('no option: wgmma with the automatic tiling on Hopper at head dims 64 and 128', () => {
     for (const D of [64, 128]) {
-      assert.deepEqual(blockSparseKernelChoice(hopper, D, {}), { kernel: 'wgmma', tiling: AUTO_BLOCK_SPARSE_WGMMA_TILING });
+      assert.deepEqual(blockSparseKernelChoice(hopper, D, {}), { kernel: 'wgmma', tiling: 'auto' });
     }
-    assert.doesNotThrow(() => resolveBlockSparseWgmmaTiling(AUTO_BLOCK_SPARSE_WGMMA_TILING));
+    assert.deepEqual(resolveBlockSparseWgmmaTiling(AUTO_BLOCK_SPARSE_WGMMA_TILING), AUTO_BLOCK_SPARSE_WGMMA_TILING);
+    assert.deepEqual(resolveBlockSparseWgmmaTiling(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING), AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING);
+    assert.equal(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.consumers, 3);
+  });
+
+  test('the automatic tiling: 192-row CTAs for lists of at most a fifth of the chunks (the bench\'s s >= 0.8), 128-row ones above', () => {
+    // The bench's t at 16K / 64K (B = 1024 / 4096 chunks of 16): s = 0.5 → 300 / 1200, s = 0.8 → 108 / 432.
+    assert.equal(chunkListsAreSparse({ stride: 300, numChunks: 1024 }), false);
+    assert.equal(chunkListsAreSparse({ stride: 1200, numChunks: 4096 }), false);
+    for (const [stride, numChunks] of [[108, 1024], [53, 1024], [26, 1024], [432, 4096], [104, 4096]]) {
+      assert.equal(chunkListsAreSparse({ stride, numChunks }), true, `t = ${stride} of ${numChunks}`);
+    }
+    assert.equal(chunkListsAreSparse({ stride: 20, numChunks: 100 }), true);
+    assert.equal(chunkListsAreSparse({ stride: 21, numChunks: 100 }), false);
   });
 
   test('no option elsewhere: mma.sync, saying why', () => {

@@ -100,23 +100,35 @@ export interface BlockSparseKernelOptions {
 }
 
 /**
- * The wgmma tiling that runs when no kernel option is given, on a Hopper GPU, for head dims 64/128:
- * 128-key steps two stages deep: fastest or tied in 14 of the 16 benchmark rows (within 3% in the
- * other two) and 1.1–2.0× faster than the mma.sync kernel in all 16 (docs/perf.md, Block-sparse prefill).
+ * The wgmma tilings that run when no kernel option is given, on a Hopper GPU, for head dims 64/128,
+ * picked per run by how dense the chunk lists are (chunkListsAreSparse; docs/perf.md,
+ * Block-sparse prefill). Lists of more than AUTO_SPARSE_MAX_LIST_SHARE of the chunks (s below ≈ 0.65):
+ * 128-key steps two stages deep, 128-row CTAs (session 3: fastest or tied in 14 of 16 benchmark rows,
+ * 1.1–2.0× the mma.sync kernel in all 16). Sparser lists: 192-row CTAs (three consumer warpgroups),
+ * 64-key steps three deep (session 4: 2.5–10% faster than that at s = 0.8–0.95 on both data sets at
+ * 16K and 64K but one row within 2%; at s = 0.5 faster at 16K, slower at 64K).
  */
 export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2 };
+export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3 };
+export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
+
+/** Whether lists of `stride` chunks per row out of `numChunks` take the sparse-lists tiling (see above). */
+export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'numChunks'>): boolean {
+  return lists.stride <= AUTO_SPARSE_MAX_LIST_SHARE * lists.numChunks;
+}
 
 /**
  * Which kernel a BlockSparseFlashPrefill with these options runs: an explicit option decides; with
- * none, wgmma where the device and head dim allow it (the reason it does not, otherwise).
+ * none, wgmma with the automatic tiling (per run, by the lists) where the device and head dim allow
+ * it (the reason it does not, otherwise).
  */
 export function blockSparseKernelChoice(
   info: Pick<DeviceInfo, 'computeCapability' | 'name'>, headDim: number, options: BlockSparseKernelOptions,
-): { kernel: 'wgmma'; tiling: Partial<BlockSparseWgmmaTiling> } | { kernel: 'mma'; reason: string } {
+): { kernel: 'wgmma'; tiling: Partial<BlockSparseWgmmaTiling> | 'auto' } | { kernel: 'mma'; reason: string } {
   if (options.wgmma) return { kernel: 'wgmma', tiling: options.wgmma };
   if (options.headsPerCta !== undefined || options.mTiles !== undefined) return { kernel: 'mma', reason: 'mma.sync tiling given' };
   const unsupported = wgmmaPrefillUnsupported(info, headDim);
-  return unsupported === null ? { kernel: 'wgmma', tiling: AUTO_BLOCK_SPARSE_WGMMA_TILING } : { kernel: 'mma', reason: unsupported };
+  return unsupported === null ? { kernel: 'wgmma', tiling: 'auto' } : { kernel: 'mma', reason: unsupported };
 }
 
 /** The variant the benchmark found fastest (docs/perf.md, "Block-sparse prefill (issue 9)"). */
@@ -125,8 +137,13 @@ export const DEFAULT_BLOCK_SPARSE_KERNEL: Required<Pick<BlockSparseKernelOptions
 export class BlockSparseFlashPrefill {
   readonly headsPerCta: number;
   readonly mTiles: number;
-  /** The wgmma kernel where the options asked for it (run, prepare and release go to it). */
-  readonly wgmma: BlockSparseWgmmaPrefill | null;
+  /**
+   * The wgmma kernels this launcher runs (empty: mma.sync): the one a `wgmma` option names, or with the
+   * automatic choice the dense-lists one first and the sparse-lists one second.
+   */
+  private readonly wgmmaKernels: BlockSparseWgmmaPrefill[];
+  private readonly wgmmaAuto: boolean;
+  private lastWgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
   private unionCounts: DeviceBuffer | null = null;
@@ -138,18 +155,31 @@ export class BlockSparseFlashPrefill {
     if (!SUPPORTED_BLOCK_SPARSE_HEAD_DIMS.includes(D as 64 | 128)) throw new Error(`block-sparse prefill: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`block-sparse prefill: ${H} query heads are not a multiple of ${Hkv} KV heads`);
     if (options.wgmma && (options.headsPerCta !== undefined || options.mTiles !== undefined)) {
-      throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 rows per CTA');
+      throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 or 192 rows per CTA');
     }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
-    this.wgmma = choice.kernel === 'wgmma' ? new BlockSparseWgmmaPrefill(rt, shape, choice.tiling) : null;
+    this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
+    const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
+      ? [AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING] : [choice.tiling];
+    this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
+    this.lastWgmma = this.wgmmaKernels[0] ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
     this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
     // Validates headsPerCta against the group and mTiles.
     ctaGeometry({ numTokens: 1, numHeads: H, numKvHeads: Hkv, headsPerCta: this.headsPerCta, mTiles: this.mTiles, listStride: 1, chunkSize: DEVICE_TILE });
   }
 
+  /**
+   * The wgmma kernel of the last run (before any: the one a `wgmma` option names, or the automatic
+   * choice's dense-lists one), or null when this launcher runs the mma.sync kernel.
+   */
+  get wgmma(): BlockSparseWgmmaPrefill | null {
+    return this.lastWgmma;
+  }
+
+  /** Compiles (or loads) every kernel this launcher may run, so none compiles inside a timed run. */
   prepare(): { union: CudaKernel; attend: CudaKernel } {
-    if (this.wgmma) return this.wgmma.prepare();
+    if (this.wgmmaKernels.length > 0) return this.wgmmaKernels.map((k) => k.prepare())[0];
     if (!this.kernels) {
       const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
       this.kernels = {
@@ -161,8 +191,10 @@ export class BlockSparseFlashPrefill {
   }
 
   run(a: BlockSparsePrefillArgs): void {
-    if (this.wgmma) {
-      this.wgmma.run(a);
+    if (this.wgmmaKernels.length > 0) {
+      const kernel = this.wgmmaKernels[this.wgmmaAuto && chunkListsAreSparse(a.lists) ? 1 : 0];
+      this.lastWgmma = kernel;
+      kernel.run(a);
       return;
     }
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
@@ -204,7 +236,7 @@ export class BlockSparseFlashPrefill {
 
   /** Returns the workspace to the pool (after the stream's work is done). */
   release(): void {
-    this.wgmma?.release();
+    for (const k of this.wgmmaKernels) k.release();
     for (const b of [this.unionEntries, this.unionCounts]) if (b) this.rt.pool.release(b);
     this.unionEntries = this.unionCounts = null;
   }
