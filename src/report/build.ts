@@ -35,7 +35,7 @@ export async function buildReport(a: Analysis, options: ReportOptions): Promise<
     let pngPath: string | null = null;
     if (options.png !== false) {
       pngPath = join(plotsDir, `${chart.id}.png`);
-      writeFileSync(pngPath, svgToPng(svg));
+      writeFileSync(pngPath, await svgToPng(svg));
     }
     rendered.push({ chart, svg, svgFile: `plots/${chart.id}.svg`, pngFile: pngPath ? `plots/${chart.id}.png` : null });
     plots.push({ id: chart.id, svg: svgPath, png: pngPath });

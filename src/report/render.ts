@@ -3,10 +3,15 @@
  * 'none', no DOM) and serialise the scenegraph to SVG; PNG by rasterising that SVG with resvg.
  * The page then needs no script to show a plot.
  */
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile } from 'vega-lite';
 import type { Chart } from './charts.js';
+
+// Vega, Vega-Lite and resvg load on first use: every command imports the report through `run`, and
+// a runtime without the plotting packages (the GPU machine's slim bundle) still runs experiments
+// with --no-report.
+const plotting = async () => {
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  return { vega, compile: vegaLite.compile };
+};
 
 /**
  * Makes every id in an SVG unique to the chart (clip paths, gradients), since all inline SVGs of
@@ -20,6 +25,7 @@ export function namespaceSvgIds(svg: string, prefix: string): string {
 }
 
 export async function renderChartSvg(chart: Chart): Promise<string> {
+  const { vega, compile } = await plotting();
   const { spec } = compile(chart.spec);
   // The default loader would fetch URLs; every chart inlines its data, so forbid loading outright.
   const loader = vega.loader({ mode: 'http' });
@@ -36,7 +42,8 @@ export async function renderChartSvg(chart: Chart): Promise<string> {
 }
 
 /** PNG at twice the SVG's size (crisp on high-density screens). */
-export function svgToPng(svg: string): Buffer {
+export async function svgToPng(svg: string): Promise<Buffer> {
+  const { Resvg } = await import('@resvg/resvg-js');
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: 2 },
     background: 'white',

@@ -10,7 +10,8 @@
 #   experiment        `run EXPERIMENT --backend cuda` (EXPERIMENT: a preset or file, default organism) into
 #                     EXPERIMENT_DIR (default runs/NAME, resumed if carried), copied to $OUT/runs/NAME;
 #                     EXPERIMENT_ARGS (e.g. --examples 5); Ctrl-C (SIGINT) at EXPERIMENT_DEADLINE s
-#                     (default 480) stops it after the example in flight, keeping every result
+#                     (default 480) stops it after the example in flight, keeping every result. No report
+#                     there (the carried bundle has no plotting packages): `sparse-frontier report DIR` here
 #   info              nvidia-smi, nvcc and torch versions
 # Usage: tools/device/run-job.sh JOB [JOB ...]
 set -uo pipefail
@@ -73,7 +74,7 @@ for job in "$@"; do
       name=${EXPERIMENT:-organism}
       dir=${EXPERIMENT_DIR:-runs/$(basename "$name" | sed 's/\.[^.]*$//')}
       timeout -s INT -k 60 "${EXPERIMENT_DEADLINE:-480}" .gpu/device/with-node node dist/src/cli/main.js run "$name" \
-        --backend cuda --out "$dir" --no-png --progress-interval 20 ${EXPERIMENT_ARGS:-} 2>&1 | tee "$out/experiment.log"
+        --backend cuda --out "$dir" --no-report --progress-interval 20 ${EXPERIMENT_ARGS:-} 2>&1 | tee "$out/experiment.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       [ ! -d "$dir" ] || { mkdir -p "$out/runs" && cp -r "$dir" "$out/runs/"; }
       ;;
