@@ -26,6 +26,9 @@ export interface PreservationTest {
   phase: 'prefill' | 'decode';
   method: string;
   sparsity: number;
+  /** Measured sparsity of the configuration's phase (null: not measured); below \`sparsity\` for a
+   *  method that cannot reach the target (FlexPrefill's budget floor, SnapKV's forced window). */
+  achievedSparsity: number | null;
   denseMean: number;
   sparseMean: number;
   test: PairedTestResult;
@@ -40,6 +43,9 @@ export interface LargestPreserved {
   method: string;
   /** Largest tested sparsity whose test passed; null when none did. */
   largestPreservedSparsity: number | null;
+  /** The sparsity that configuration achieved (null when none passed or it was not measured): what
+   *  a verdict is worth when the method fell short of the requested sparsity. */
+  achievedAtLargest: number | null;
   /** Whether every tested sparsity up to that one also passed (the curve is not ragged). */
   monotone: boolean;
   tested: number[];
@@ -71,7 +77,7 @@ export function preservationTests(configs: readonly ConfigResult[], options: Pre
     const test = pairedNonInferiorityTest(pairs.sparse, pairs.dense, margin);
     out.push({
       configKey: c.configKey, model: c.model, task: c.task, length: c.length, phase: c.phase, method: c.method,
-      sparsity: c.sparsity, denseMean, sparseMean: pairs.sparse.length ? pairs.sparse.reduce((s, v) => s + v, 0) / pairs.sparse.length : 0,
+      sparsity: c.sparsity, achievedSparsity: c.achieved, denseMean, sparseMean: pairs.sparse.length ? pairs.sparse.reduce((s, v) => s + v, 0) / pairs.sparse.length : 0,
       test, preserved: test.pValue < options.alpha,
     });
   }
@@ -89,10 +95,11 @@ export function largestPreservedSparsity(tests: readonly PreservationTest[]): La
   for (const g of groups.values()) {
     g.sort((a, b) => a.sparsity - b.sparsity);
     const passed = g.filter((t) => t.preserved);
-    const largest = passed.length ? passed[passed.length - 1].sparsity : null;
+    const best = passed.length ? passed[passed.length - 1] : null;
+    const largest = best ? best.sparsity : null;
     const monotone = largest === null ? true : g.filter((t) => t.sparsity <= largest).every((t) => t.preserved);
     const f = g[0];
-    out.push({ model: f.model, task: f.task, length: f.length, phase: f.phase, method: f.method, largestPreservedSparsity: largest, monotone, tested: g.map((t) => t.sparsity) });
+    out.push({ model: f.model, task: f.task, length: f.length, phase: f.phase, method: f.method, largestPreservedSparsity: largest, achievedAtLargest: best ? best.achievedSparsity : null, monotone, tested: g.map((t) => t.sparsity) });
   }
   return out;
 }
