@@ -146,6 +146,7 @@ const VARIANTS: Variant[] = [
   { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, KV_STAGES: 4 }, arch: 'sm_90a' },
   { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, KV_STAGES: 3 }, arch: 'sm_90a' },
   { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, KV_STAGES: 2 }, arch: 'sm_90a' },
+  { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, KV_STAGES: 4 }, arch: 'sm_90a' },
 ];
 
 describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  AUTO_VERTICAL_SLASH_WGMMA_TILING, DEFAULT_VERTICAL_SLASH_ROW_TILES, verticalSlashKernelChoice,
+  AUTO_MMA_MIN_CONTEXT, AUTO_MMA_MIN_SPARSITY, AUTO_VERTICAL_SLASH_WGMMA_TILING, DEFAULT_VERTICAL_SLASH_ROW_TILES, autoRunsMma,
+  verticalSlashKernelChoice,
 } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
@@ -134,6 +135,23 @@ describe('verticalSlashKernelChoice (which attention kernel the GPU methods run)
     assert.match(elsewhere.kernel === 'mma' ? elsewhere.reason : '', /compute capability 9\.0.*A100 is 8\.0/);
     const noAuto = verticalSlashKernelChoice(hopper, 128, undefined, null);
     assert.deepEqual(noAuto.kernel === 'mma' ? noAuto.mTiles : null, DEFAULT_VERTICAL_SLASH_ROW_TILES);
+  });
+
+  test('automatic choice per run: mma.sync only for a pairs-carrying index at long context and high sparsity', () => {
+    const H = 4;
+    const pairsAt = (T: number, queryStart: number, sparsity: number) =>
+      new Float64Array(H).fill((1 - sparsity) * (T * queryStart + (T * (T + 1)) / 2));
+    const n = 131072;
+    assert.equal(autoRunsMma(n, 0, H, pairsAt(n, 0, 0.9)), true);
+    assert.equal(autoRunsMma(n, 0, H, pairsAt(n, 0, AUTO_MMA_MIN_SPARSITY)), true);
+    assert.equal(autoRunsMma(n, 0, H, pairsAt(n, 0, 0.8)), false);
+    // Below the context bound, or with no exact pairs (sink + local's index), wgmma whatever the sparsity.
+    assert.equal(autoRunsMma(65536, 0, H, pairsAt(65536, 0, 0.95)), false);
+    assert.equal(autoRunsMma(AUTO_MMA_MIN_CONTEXT - 1, 0, H, pairsAt(AUTO_MMA_MIN_CONTEXT - 1, 0, 0.95)), false);
+    assert.equal(autoRunsMma(n, 0, H, null), false);
+    // A later chunk: the context is queryStart + T, the dense pairs those of its rows.
+    assert.equal(autoRunsMma(1000, n, H, pairsAt(1000, n, 0.9)), true);
+    assert.equal(autoRunsMma(1000, n, H, pairsAt(1000, n, 0.5)), false);
   });
 
   test('the shipped auto tiling is null or a valid wgmma tiling', () => {

@@ -3,8 +3,9 @@
  * arguments, device index and results as the mma.sync kernel of vertical-slash-prefill.ts, head dims
  * 64 and 128. A CTA is 128 query rows (two pattern blocks, one per consumer warpgroup) of one head;
  * the producer warpgroup streams each block's range tiles and gathers its column tiles. The index is
- * read as built (no step list): VerticalSlashFlashPrefill runs this when given a `wgmma` option. Not
- * the default (docs/perf.md, Vertical-slash prefill: the default changes only after a measurement).
+ * read as built (no step list): VerticalSlashFlashPrefill runs this when given a `wgmma` option, and
+ * by default on Hopper with four stages (verticalSlashKernelChoice, autoRunsMma; docs/perf.md,
+ * Vertical-slash prefill, wgmma variant: measured on an H100).
  */
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';

@@ -8,7 +8,8 @@
  *      probe's exact layer pairs) run whole on the device in one cooperative launch
  *      (kernels/vertical-slash-search.cu), the host reading back the two counts;
  *   3. the selection and its per-block index (kernels/vertical-slash-index.cu);
- *   4. the sparse attention (kernels/vertical-slash-prefill.cu).
+ *   4. the sparse attention (kernels/vertical-slash-prefill.cu, or on Hopper by default its wgmma twin
+ *      vertical-slash-prefill-wgmma.cu: verticalSlashKernelChoice).
  * Steps 1-3 are the importance estimation, timed with a pair of events (EstimationTiming). The
  * returned counts are the exact attended pairs per query head, as the CPU method counts them.
  */
