@@ -48,7 +48,7 @@ function main(argv: string[]): number {
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, shared pages`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
   const v3 = new QuestKernels(rt, shape, P, true, { selection: 'radix8' });
-  const v4 = new QuestKernels(rt, shape, P, true);
+  const v4 = new QuestKernels(rt, shape, P, true, { selection: 'refined', fusedStep: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   const rows: Row[] = [];
   const failures: string[] = [];

@@ -217,7 +217,7 @@ function main(argv: string[]): number {
       quest.updateBounds(bounds, c0, n);
       const scratch = new QuestStepScratch(rt, quest.units, bounds.pageCapacity);
       const selected = new SegmentLists(rt, HKV, bounds.pageCapacity);
-      // The device method's step: one launch (bounds of the new row's page, scores, top-k); bench/quest-selection.ts times its parts.
+      // The device method's step (bounds of the new row's page, scores, top-k); bench/quest-selection.ts times its parts and the one-launch variant.
       const select = () => {
         bounds.coveredRows = n - 1;
         quest.selectStep({ q: q.ptr, bounds, cache: c0, rows: n, pages: current, k: qk, scratch, segments: selected });

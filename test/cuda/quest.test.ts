@@ -1,7 +1,7 @@
 /**
  * Quest on the GPU against the CPU QuestDecode (src/methods/quest.ts) on the same bf16 rows: page
  * bounds after the prompt and after appended tokens, the selected pages (shared by a GQA group and
- * per query head; v3's radix select, the refined select and the one-launch step), the refined select
+ * per query head; v3's radix select, the refined select, the three- and one-launch steps), the refined select
  * on crafted score rows (ties, one repeated value, signed zeros, infinities, NaN) against the CPU
  * ranking, one-launch steps that fold each new row into the bounds (also replayed in a CUDA graph),
  * decode outputs and counts over steps that cross a page boundary (the last page partial), and a
@@ -92,10 +92,12 @@ describe('CUDA Quest', { skip }, () => {
       appendRandom(rt, caches, n, rand);
       const q = randomBf16Values(H * D, rand, 2);
       const dq = uploadAsBf16(rt, q);
+      // The default (v3's 8-bit radix select over staged keys and the three-launch step), the refined
+      // select, the keys read from global memory in every pass (long contexts) and the one-launch step.
       const kernels = new QuestKernels(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, P, sharePages);
-      // v3's 8-bit radix select over staged keys, and the keys read from global memory in every pass (long contexts).
-      const radix8 = new QuestKernels(rt, kernels.shape, P, sharePages, { selection: 'radix8' });
+      const refined = new QuestKernels(rt, kernels.shape, P, sharePages, { selection: 'refined' });
       const unstaged = new QuestKernels(rt, kernels.shape, P, sharePages, { maxStagedPages: 0 });
+      const fused = new QuestKernels(rt, kernels.shape, P, sharePages, { fusedStep: true });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -106,15 +108,15 @@ describe('CUDA Quest', { skip }, () => {
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
       const g = H / Hkv;
-      const cases: Array<[number, QuestKernels | 'step']> = [
-        [1, kernels], [7, unstaged], [64, kernels], [64, radix8], [64, unstaged], [pages - 1, kernels], [pages - 1, radix8],
-        [1, 'step'], [64, 'step'], [90, 'step'], [pages - 1, 'step'],
+      const cases: Array<[number, QuestKernels | { step: QuestKernels }]> = [
+        [1, kernels], [7, unstaged], [64, kernels], [64, refined], [64, unstaged], [pages - 1, kernels], [pages - 1, refined],
+        [1, { step: fused }], [64, { step: fused }], [90, { step: fused }], [pages - 1, { step: fused }], [90, { step: kernels }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
-        if (selector === 'step') {
+        if ('step' in selector) {
           // Rows already covered: the step only scores and selects.
-          kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
+          selector.step.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
         } else {
           kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
           selector.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
@@ -160,8 +162,8 @@ describe('CUDA Quest', { skip }, () => {
     rows.push({ name: 'near-equal scores (one ulp apart)', scores: of(6000, (i) => 1 + (i % 7) * 2 ** -23), ks: [3, 857, 858, 3000] });
     const maxPages = Math.max(...rows.map((r) => r.scores.length));
     const shape = { numHeads: 4, numKvHeads: 1, headDim: 128 };
-    const refined = new QuestKernels(rt, shape, 16, true);
-    const radix8 = new QuestKernels(rt, shape, 16, true, { selection: 'radix8' });
+    const refined = new QuestKernels(rt, shape, 16, true, { selection: 'refined' });
+    const radix8 = new QuestKernels(rt, shape, 16, true);
     const scores = rt.pool.acquire(maxPages * 4);
     const lists = new SegmentLists(rt, 1, maxPages);
     const rank = new IndexScratch();
@@ -193,7 +195,7 @@ describe('CUDA Quest', { skip }, () => {
       const rand = randomGenerator(c.D + c.H);
       const caches = twinCaches(rt, c.Hkv, c.D, n + steps);
       appendRandom(rt, caches, n, rand);
-      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages);
+      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages, { fusedStep: true });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n + steps);
       const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
       const cpu = new QuestDecode(P, 0.9, null, c.sharePages);

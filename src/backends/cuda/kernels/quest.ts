@@ -2,9 +2,11 @@
  * Launchers for quest.cu: Quest's per-page key bounds kept up to date on the device, the page scores
  * of a decode query and the top-k page selection written as segment lists for segment-decode.cu.
  * Nothing comes back to the host: the budget k depends on the position only and is decided there.
- * selectStep does a decode step's whole selection in one launch (v4); updateBounds, scorePages and
- * selectPages are its parts as separate kernels (v3; the first step's whole-prompt bounds, rows of
- * more pages than shared memory holds, and the tests and timings of each part).
+ * selectStep does a decode step's whole selection: by default as three kernels (updateBounds,
+ * scorePages, selectPages with the 8-bit radix select: v3), or with { fusedStep: true } in one launch
+ * (quest_select_step, v4: refresh, scores and a last-block top-k), which gives the same lists but
+ * measured 0.84-1.01x v3's speed on an H100 (docs/perf.md, "Quest page selection"), so it is not the
+ * default.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -33,8 +35,10 @@ export type QuestSelection = 'radix8' | 'refined';
 export interface QuestKernelOptions {
   /** Rows of at most this many pages are selected from shared memory (tests lower it). */
   maxStagedPages?: number;
-  /** Which staged select selectPages runs (default 'refined'; selectStep always runs 'refined'). */
+  /** Which staged select selectPages runs (default 'radix8', the faster where measured; the fused step always runs 'refined'). */
   selection?: QuestSelection;
+  /** selectStep in one launch (v4) instead of three (v3, default). */
+  fusedStep?: boolean;
 }
 
 export interface QuestShape {
@@ -108,13 +112,15 @@ export class QuestKernels {
   readonly units: number;
   private readonly maxStagedPages: number;
   private readonly selection: QuestSelection;
+  private readonly fusedStep: boolean;
 
   constructor(
     private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean,
     options: QuestKernelOptions = {},
   ) {
     this.maxStagedPages = Math.min(options.maxStagedPages ?? MAX_STAGED_PAGES, MAX_STAGED_PAGES);
-    this.selection = options.selection ?? 'refined';
+    this.selection = options.selection ?? 'radix8';
+    this.fusedStep = options.fusedStep ?? false;
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -193,9 +199,9 @@ export class QuestKernels {
 
   /**
    * A decode step's selection: the bounds brought up to `rows`, pages [0, pages) scored and the top k
-   * written to `segments` as selectPages does. One launch when the rows to fold lie in one page not
-   * scored in this step (every step after the first) and the row's keys fit in shared memory; else
-   * the separate kernels (the first step folds the whole prompt).
+   * written to `segments` as selectPages does. Three launches (two when nothing is scored: k <= 0 or
+   * k >= pages); with fusedStep, one launch when the rows to fold lie in one page not scored in this
+   * step (every step after the first) and the row's keys fit in shared memory.
    */
   selectStep(a: QuestStepArgs): void {
     const { bounds, cache, rows, pages, k, scratch, segments } = a;
@@ -210,9 +216,9 @@ export class QuestKernels {
     if (Math.ceil(rows / P) > bounds.pageCapacity) throw new Error(`quest: ${rows} rows exceed the bounds' ${bounds.pageCapacity} pages`);
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
-    if (scored && pages > this.maxStagedPages) {
+    if (!this.fusedStep || (scored && pages > this.maxStagedPages)) {
       this.updateBounds(bounds, cache, rows);
-      this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
+      if (scored) this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
       this.selectPages(scratch.scores.ptr, scratch.pageCapacity, pages, k, segments);
       return;
     }

@@ -3,8 +3,9 @@
  * layer, page bounds kept up to date as rows are appended (the first step folds the whole prompt),
  * page scores of the step's query, the top pages per unit (KV group with share_pages, else query
  * head) written as segment lists, and the segment-list decode over them plus the current page.
- * Only the budget k crosses from the host (it depends on the position alone). The selection is one
- * launch per step (QuestKernels.selectStep) after the first, then the decode's.
+ * Only the budget k crosses from the host (it depends on the position alone). The selection runs
+ * through QuestKernels.selectStep with its default, three launches (the one-launch variant measured
+ * slower at 64K-128K: docs/perf.md, "Quest page selection").
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
