@@ -27,6 +27,15 @@ export interface ConfigResult extends ConfigurationIdentity {
   meanOutputTokens: number;
 }
 
+/**
+ * Where a configuration sits on a sparsity axis that claims what was bought: the measured sparsity
+ * of its phase when there is one (a method can fall short of its target: FlexPrefill at its budget
+ * floor, SnapKV's kept window), else the requested one.
+ */
+export function achievedOrRequested(c: Pick<ConfigResult, 'phase' | 'achieved' | 'sparsity'>): number {
+  return c.phase === 'dense' ? 0 : c.achieved ?? c.sparsity;
+}
+
 function meanOrNull(xs: (number | null)[]): number | null {
   const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
   return v.length ? mean(v) : null;

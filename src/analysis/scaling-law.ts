@@ -14,7 +14,7 @@
  * validates its laws — the error and R² on held-out configurations when the largest model, the
  * longest length and the highest compression are held out in turn.
  */
-import type { ConfigResult } from './aggregate.js';
+import { type ConfigResult, achievedOrRequested } from './aggregate.js';
 import { goodnessOfFit, leastSquares } from './least-squares.js';
 import { sigmoid, sigmoidLeastSquares } from './sigmoid-least-squares.js';
 import { type RankCorrelation, spearman } from './stats.js';
@@ -233,7 +233,7 @@ export function fitScalingLaw(rows: readonly ScalingObservation[], phase: 'prefi
 }
 
 function observation(c: ConfigResult): ScalingObservation {
-  return { model: c.model, params: c.modelParams, task: c.task, length: c.length, sparsity: c.phase === 'dense' ? 0 : c.sparsity, accuracy: c.summary.mean };
+  return { model: c.model, params: c.modelParams, task: c.task, length: c.length, sparsity: achievedOrRequested(c), accuracy: c.summary.mean };
 }
 
 /** One fit per (phase, method) and one pooled per phase, each with the dense rows as k = 1. */

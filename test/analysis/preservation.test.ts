@@ -4,6 +4,7 @@ import { type PreservationTest, largestPreservedSparsity } from '../../src/analy
 import { pairedNonInferiorityTest } from '../../src/analysis/stats.js';
 import { preservationByPhaseTable, preservationTable, preservedSparsityBought, renderTable } from '../../src/analysis/tables.js';
 import type { Analysis } from '../../src/analysis/analyze.js';
+import { achievedOrRequested } from '../../src/analysis/aggregate.js';
 
 /** A test of `method` at requested `s` that achieved `achieved`, passing or not. */
 function planted(method: string, s: number, achieved: number | null, preserved: boolean): PreservationTest {
@@ -43,4 +44,10 @@ test('a method that falls short of its target is credited with the sparsity it a
   const byPhase = renderTable(preservationByPhaseTable(analysis));
   // mean of 0.37, 0.8, 0 and 0.8 over the four cells
   assert.match(byPhase, new RegExp(`m\\s+prefill\\s+4\\s+3\\s+${((0.37 + 0.8 + 0 + 0.8) / 4).toFixed(3)}\\s+0\\.800`));
+});
+
+test('plots and fits place a configuration at the sparsity it achieved', () => {
+  assert.equal(achievedOrRequested({ phase: 'prefill', achieved: 0.37, sparsity: 0.95 }), 0.37);
+  assert.equal(achievedOrRequested({ phase: 'decode', achieved: null, sparsity: 0.8 }), 0.8);
+  assert.equal(achievedOrRequested({ phase: 'dense', achieved: 0, sparsity: 0 }), 0);
 });
