@@ -338,7 +338,12 @@ def save_checkpoint(model, args, out_dir, step, stopped_early):
 
     ckpt = Path(out_dir)
     ckpt.mkdir(parents=True, exist_ok=True)
-    model.to(torch.float32).save_pretrained(str(ckpt), safe_serialization=True)
+    # The shipped weights are bfloat16 (half the bytes; the dtype the GPU backend computes in). The
+    # in-memory model keeps exactly those values afterwards (rounded, back in float32), so the
+    # held-out evaluation that follows measures the checkpoint as shipped.
+    save_dtype = getattr(torch, args.save_dtype)
+    model.to(save_dtype).save_pretrained(str(ckpt), safe_serialization=True)
+    model.to(torch.float32)
     cfg = model.config
     GenerationConfig(
         bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id, pad_token_id=cfg.pad_token_id,
@@ -530,6 +535,8 @@ def main():
     p.add_argument("--eval-set", default=None, help="JSONL(.gz) from make-eval-set.ts; greedy outputs go to predictions.jsonl")
     p.add_argument("--predictions", default=None, help="where the eval outputs go (default OUT/predictions.jsonl)")
     p.add_argument("--eval-only", action="store_true", help="skip training (with --resume)")
+    p.add_argument("--save-dtype", choices=["bfloat16", "float32"], default="bfloat16",
+                   help="dtype of the saved weights (training keeps float32 master weights)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.1)
