@@ -11,6 +11,7 @@ import { DecodeAttentionKernel } from './kernels/decode-attention.js';
 import { FlashPrefill, SUPPORTED_PREFILL_HEAD_DIMS } from './kernels/flash-prefill.js';
 import { SmallHeadAttention } from './kernels/small-head-attention.js';
 import type { DeviceLayerKvCache } from './kv-cache.js';
+import type { GraphDecodeSource } from './methods/contract.js';
 import type { CudaRuntime } from './runtime.js';
 
 export interface DeviceAttentionCall {
@@ -38,6 +39,12 @@ export interface DeviceAttention {
    * replayed step with the step's position, for the bookkeeping attend() would have done (pair counts).
    */
   denseDecodeSteps?(): ((position: number) => void) | null;
+  /**
+   * Non-null when the decode method records its own steps into the model's graph (a sparse method
+   * with DeviceDecodeMethod.graphSteps): the model prepares them before each capture and books each
+   * replay through them; sliding layers stay the model's dense kernels.
+   */
+  methodDecodeSteps?(): GraphDecodeSource | null;
 }
 
 const DECODE_MAX_GROUP = 8;

@@ -7,8 +7,8 @@
  * scale rounded to the checkpoint dtype (roundToDtype).
  *
  * Activations are row-major bf16 [T, width] for the T tokens of one forward call of one sequence.
- * Attention of every layer goes through one DeviceAttention (device-attention.ts): the dense kernels
- * today, the place where sparse methods plug in later (issue 9).
+ * Attention of every layer goes through one DeviceAttention (device-attention.ts): the dense kernels,
+ * or a method plan (methods/plan.ts) running the sparse GPU methods (issue 9).
  */
 import type { ModelConfig } from '../../engine/model-config.js';
 import { inverseFrequencies } from '../../engine/rope.js';
@@ -23,6 +23,7 @@ import { ElementwiseKernels } from './kernels/elementwise.js';
 import { ModelOpsKernels } from './kernels/model-ops.js';
 import { DeviceLayerKvCache } from './kv-cache.js';
 import type { DeviceBuffer } from './memory-pool.js';
+import type { GraphDecodeAttention } from './methods/contract.js';
 import type { CudaRuntime } from './runtime.js';
 import type { DeviceWeightSource } from './weight-source.js';
 
@@ -48,12 +49,20 @@ export class CudaSequence {
   position = 0;
   /** The captured decode step of this sequence (CudaTransformerModel.decodeGreedy), if any. */
   decodeGraph: DecodeGraph | null = null;
+  /** The sparse decode method's part of decodeGraph (its full-attention layers), null with dense decode. */
+  decodeGraphSteps: GraphDecodeAttention | null = null;
   constructor(readonly caches: DeviceLayerKvCache[], readonly capacity: number) {}
+
+  /** Drops the captured decode step (waits for the stream first); the next graph step captures again. */
+  dropDecodeGraph(): void {
+    this.decodeGraph?.dispose();
+    this.decodeGraph = null;
+    this.decodeGraphSteps = null;
+  }
 
   /** Frees the caches and the captured decode step (waits for the stream first when one exists). */
   release(): void {
-    this.decodeGraph?.dispose();
-    this.decodeGraph = null;
+    this.dropDecodeGraph();
     for (const c of this.caches) c.release();
   }
 }
@@ -304,9 +313,13 @@ export class CudaTransformerModel {
     if (c.finalLogitSoftcap !== null) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
   }
 
-  /** Why decode steps of this model cannot be captured in a graph, or null when they can. */
+  /**
+   * Why decode steps of this model cannot be captured in a graph, or null when they can: with dense
+   * decode, or a sparse decode method that records its steps (SnapKV, Ada-SnapKV, sink+local).
+   */
   get decodeGraphUnsupported(): string | null {
-    return decodeGraphUnsupported(this.config, (this.attention.denseDecodeSteps?.() ?? null) !== null);
+    const capturable = (this.attention.denseDecodeSteps?.() ?? null) !== null || (this.attention.methodDecodeSteps?.() ?? null) !== null;
+    return decodeGraphUnsupported(this.config, capturable);
   }
 
   /** Set false to force the launch-per-kernel decode path (benchmarks compare the two). */
@@ -317,14 +330,18 @@ export class CudaTransformerModel {
 
   /**
    * One greedy decode step: feeds `token` at seq.position and returns the argmax of the next-token
-   * logits. With dense attention (and head dims the split-K kernel serves) the step replays a CUDA
-   * graph captured once per sequence, whose kernels read the position from device memory; otherwise
-   * (sparse methods decide on the host every step, small head dims) it is forward + argmax.
+   * logits. With dense attention, or a sparse decode method that records its steps (and head dims the
+   * split-K kernel serves), the step replays a CUDA graph captured once per sequence, whose kernels
+   * read the position from device memory; otherwise (Quest decides on the host every step, small head
+   * dims), or while the method cannot be captured yet (an undeclared prompt's first step, a sink still
+   * growing), it is forward + argmax.
    */
   decodeGreedy(seq: CudaSequence, token: number): number {
     if (this.useDecodeGraph && this.decodeGraphFailure === null && this.decodeGraphUnsupported === null) {
       if (!Number.isInteger(token) || token < 0 || token >= this.config.vocabSize) throw new Error(`token id ${token} outside the vocabulary [0, ${this.config.vocabSize})`);
       if (seq.position + 1 > seq.capacity) throw new Error(`decode: position ${seq.position} is past the sequence capacity ${seq.capacity}`);
+      // A method graph recorded in an earlier sequence of the attention reads state that is gone.
+      if (seq.decodeGraphSteps && !seq.decodeGraphSteps.isCurrent()) seq.dropDecodeGraph();
       try {
         seq.decodeGraph ??= this.captureDecodeStep(seq);
       } catch (err) {
@@ -333,7 +350,8 @@ export class CudaTransformerModel {
       }
       if (seq.decodeGraph) {
         const next = seq.decodeGraph.step(token, seq.position);
-        this.attention.denseDecodeSteps?.()?.(seq.position);
+        if (seq.decodeGraphSteps) seq.decodeGraphSteps.book(seq.position);
+        else this.attention.denseDecodeSteps?.()?.(seq.position);
         seq.position += 1;
         for (const cache of seq.caches) cache.length += 1;
         return next;
@@ -347,11 +365,13 @@ export class CudaTransformerModel {
 
   /**
    * Captures one decode step of `seq` (T = 1): embedding of the id in the graph's id slot, every layer
-   * with RoPE, the K/V append and split-K attention at the position in its position slot, logits, the
-   * argmax written back into the id slot, and the position advanced, so consecutive replays need no
-   * host writes. Buffers and the split plan (sized for the sequence's capacity) belong to the graph.
+   * with RoPE, the K/V append and attention at the position in its position slot (split-K dense, or
+   * in full-attention layers the decode method's recorded step), logits, the argmax written back into
+   * the id slot, and the position advanced, so consecutive replays need no host writes. Buffers and
+   * the split plans (sized for the sequence's capacity) belong to the graph. null: the decode method
+   * cannot be captured from this position (the step runs launch by launch).
    */
-  private captureDecodeStep(seq: CudaSequence): DecodeGraph {
+  private captureDecodeStep(seq: CudaSequence): DecodeGraph | null {
     const c = this.config;
     const shape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
     this.graphDecode ??= new DecodeAttentionKernel(this.rt, shape);
@@ -359,8 +379,15 @@ export class CudaTransformerModel {
     const window = c.slidingWindow;
     const splitsFull = decode.planForCapacity(seq.capacity);
     const splitsLocal = window !== null ? decode.planForCapacity(seq.capacity, window) : splitsFull;
+    const methodSource = (this.attention.denseDecodeSteps?.() ?? null) === null ? (this.attention.methodDecodeSteps?.() ?? null) : null;
     const graph = new DecodeGraph(this.rt, c.vocabSize);
     try {
+      // The method's full-layer steps, prepared (compiled, planned, uploaded) before the capture begins.
+      const methodSteps = methodSource?.prepare({ firstPosition: seq.position, capacity: seq.capacity, own: (bytes) => graph.own(bytes).ptr }) ?? null;
+      if (methodSource && !methodSteps) {
+        graph.dispose();
+        return null;
+      }
       const b = this.forwardBuffers(1, (bytes) => graph.own(bytes));
       const workspace = graph.own(decodeWorkspaceBytes(shape, Math.max(splitsFull, splitsLocal)));
       const logits = graph.own(c.vocabSize * 4);
@@ -370,6 +397,10 @@ export class CudaTransformerModel {
           // One token: query head h sits at qkv + 2·h·D, as the decode kernel reads it.
           attend: (l, sliding, qkv, out) => {
             const cache = seq.caches[l];
+            if (methodSteps && !sliding) {
+              methodSteps.record({ layer: l, q: qkv, position: b.positions, cache, out });
+              return;
+            }
             decode.runDeviceLength({
               q: qkv, k: cache.keys.ptr, v: cache.values.ptr, out, lengthFrom: b.positions, lengthOffset: 1, kvStride: cache.capacity,
               scale: c.attentionScale, slidingWindow: sliding ? window : null, splits: sliding ? splitsLocal : splitsFull,
@@ -381,6 +412,7 @@ export class CudaTransformerModel {
         this.ew.argmaxRows({ logits: logits.ptr, out: b.ids, rows: 1, vocab: c.vocabSize });
         this.ops.advancePosition(b.positions);
       });
+      seq.decodeGraphSteps = methodSteps;
       return graph;
     } catch (err) {
       graph.dispose();

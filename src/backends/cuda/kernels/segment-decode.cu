@@ -37,8 +37,16 @@
 // takes it for chunks of 4+ loop steps (90% of copy against 82% at 128K s = 0.5) and keeps the register
 // path for shorter ones, where there is nothing to pipeline.
 //
+// Device tail (SEG_DEVICE_TAIL=1, issue 9): for decode steps replayed from one captured CUDA graph the
+// tail and the chunk come from device memory. The kernel takes four more arguments (position, tailStarts,
+// maxListRows, targetSplits) and ignores its tailRows and chunk: with p = *position (the new token's
+// row), the tail is [tailStart, p] where tailStart = tailStarts[p] when tailStarts is given (a per-position
+// rule, sink+local's sliding window), else the tailStart argument (SnapKV's prompt end); the chunk is
+// the launcher's planSegmentDecode for maxListRows + tail rows over targetSplits, so the splits are the
+// eager launch's and the grid (fixed at capture, the most splits of any step) only adds empty ones.
+//
 // Codegen parameters (-D): HEAD_DIM (64 or 128), GROUP (1..8), SEG_THREADS (128 or 256),
-// SEG_UNROLL (rows per slot per step, 2 or 4), SEG_STAGES (0, or 2..8 ring stages).
+// SEG_UNROLL (rows per slot per step, 2 or 4), SEG_STAGES (0, or 2..8 ring stages), SEG_DEVICE_TAIL (0 or 1).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -55,6 +63,9 @@
 #endif
 #ifndef SEG_STAGES
 #define SEG_STAGES 0
+#endif
+#ifndef SEG_DEVICE_TAIL
+#define SEG_DEVICE_TAIL 0
 #endif
 
 namespace {
@@ -80,6 +91,15 @@ static_assert(STAGES > 0 || SLOTS * GROUP * D * 4 + STAGED_SEGMENTS * 4 <= 46 * 
 #include "split-k-decode.cuh"
 
 namespace {
+#if SEG_DEVICE_TAIL
+// The tail start read on the device, kept in shared memory and re-read where a tail row is addressed:
+// a register live across the row loop spilled the 256-thread register path at d = 128 (128 registers).
+__shared__ int deviceTailStart;
+#define TAIL_START (*reinterpret_cast<volatile int*>(&deviceTailStart))
+#else
+#define TAIL_START tailStart
+#endif
+
 // A thread's walk through one unit's segment list, in increasing logical rows.
 struct SegmentCursor {
   const int* list;  // the unit's pairs: list[2i] = first row, list[2i + 1] = first logical row
@@ -102,7 +122,7 @@ struct SegmentCursor {
 
   // Cache row of logical row r; r never decreases between calls.
   __device__ __forceinline__ int row(int r) {
-    if (r >= listRows) return tailStart + (r - listRows);
+    if (r >= listRows) return TAIL_START + (r - listRows);
     while (begin(cur + 1) <= r) ++cur;
     return __ldg(list + 2 * cur) + (r - __ldg(list + 2 * cur + 1));
   }
@@ -129,7 +149,7 @@ struct UniformRows {
   int single;         // one segment: its first row, else -1
 
   __device__ __forceinline__ int row(int r) const {
-    if (r >= listRows) return tailStart + (r - listRows);
+    if (r >= listRows) return TAIL_START + (r - listRows);
     if (single >= 0) return single + r;
     int seg, off;
     if (shift >= 0) {
@@ -148,7 +168,7 @@ struct UniformRows {
   __device__ __forceinline__ int rowRun(int r, int maxRun, int& run) const {
     if (r >= listRows) {
       run = maxRun;
-      return tailStart + (r - listRows);
+      return TAIL_START + (r - listRows);
     }
     const int inSegment = single >= 0 ? listRows - r : length - (shift >= 0 ? (r & (length - 1)) : r % length);
     run = min(maxRun, inSegment);
@@ -164,7 +184,11 @@ struct UniformRows {
 extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) segment_decode_partial(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
     float* __restrict__ partO, float* __restrict__ partML, const int* __restrict__ segs, int segStride,
-    int H, int kvDiv, int kvStride, int tailStart, int tailRows, int chunk, float scaleLog2) {
+    int H, int kvDiv, int kvStride, int tailStart, int tailRows, int chunk, float scaleLog2
+#if SEG_DEVICE_TAIL
+    , const int* __restrict__ position, const int* __restrict__ tailStarts, int maxListRows, int targetSplits
+#endif
+    ) {
 #if SEG_STAGES
   extern __shared__ __align__(128) unsigned char ringBytes[];
   __shared__ RingBarriers<STAGES> bars;
@@ -189,6 +213,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, THREADS == 256 ? 2 : 1) se
   const int count = __ldg(unitSegs);
   const int listRows = __ldg(unitSegs + 1);
   const int uniform = __ldg(unitSegs + 2);
+#if SEG_DEVICE_TAIL
+  {
+    constexpr int STEP_ROWS = SLOTS * UNROLL;  // segmentRowsPerStep on the host
+    const int p = *position;
+    if (tailStarts) tailStart = tailStarts[p];
+    if (threadIdx.x == 0) deviceTailStart = tailStart;
+    __syncthreads();
+    tailRows = p + 1 - tailStart;
+    const int maxRows = maxListRows + tailRows;
+    chunk = max(STEP_ROWS, ((maxRows + targetSplits - 1) / targetSplits + STEP_ROWS - 1) / STEP_ROWS * STEP_ROWS);
+  }
+#endif
   const int rowBase = split * chunk;
   const int rows = min(chunk, listRows + tailRows - rowBase);
   if (rows <= 0) {  // a unit reading fewer rows than the longest: this split is empty

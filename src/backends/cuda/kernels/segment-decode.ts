@@ -8,6 +8,10 @@
  * (int32 per unit: count, list rows, uniform segment length or 0, unused, then (first row, first
  * logical row) pairs); the selection
  * kernels (quest.cu, snapkv.cu) write them there, and `upload` serves tests and fixed patterns.
+ *
+ * runGraph: the same decode with the new token's position (hence the tail and the chunk) read on the
+ * device, for decode steps replayed from one captured CUDA graph; planGraph fixes its grid for a range
+ * of steps so that every step reads the rows in the splits run() would use.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceBuffer } from '../memory-pool.js';
@@ -172,11 +176,73 @@ export function planSegmentDecode(
 ): SegmentDecodePlan {
   if (!(maxRows > 0)) throw new Error(`segment decode plan: maxRows must be positive (got ${maxRows})`);
   const step = segmentRowsPerStep(headDim, tiling);
-  const targetSplits = Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / units));
+  const targetSplits = segmentTargetSplits(units, multiprocessors, blocksPerSM);
   const chunk = Math.max(step, Math.ceil(Math.ceil(maxRows / targetSplits) / step) * step);
   const splits = Math.ceil(maxRows / chunk);
   return { chunk, splits };
 }
+
+/** The split count one full wave of (split, unit) blocks aims at (the kernel's device-tail chunk divides by it too). */
+export function segmentTargetSplits(units: number, multiprocessors: number, blocksPerSM: number): number {
+  return Math.max(1, Math.floor((Math.max(1, blocksPerSM) * multiprocessors) / units));
+}
+
+/** Bytes of the fp32 partials of `splits` splits: outputs [splits, H, D], then (max, sum) [splits, H, 2]. */
+export function segmentWorkspaceBytes(numHeads: number, headDim: number, splits: number): number {
+  return splits * numHeads * (headDim + 2) * 4;
+}
+
+/** Segment lists as the kernel reads them: SegmentLists, or lists in memory that a captured graph owns. */
+export interface SegmentListView {
+  readonly ptr: DevicePtr;
+  readonly stride: number;
+  readonly units: number;
+}
+
+/**
+ * A segment decode recorded into a CUDA graph: what is fixed at capture for every step it will serve,
+ * whose longest unit reads between minRows and maxRows rows (SegmentDecodeKernel.planGraph).
+ */
+export interface SegmentGraphLaunch {
+  /** Grid splits: the most any step of the range takes; a step that needs fewer leaves the last ones empty. */
+  splits: number;
+  /** The eager plan's target split count, from which the kernel derives each step's chunk as run() does. */
+  targetSplits: number;
+  /** The bulk-copy ring serves every step (run()'s choice at the range's longest read), else registers. */
+  ring: boolean;
+}
+
+/**
+ * A decode step whose tail is read on the device (kernel SEG_DEVICE_TAIL): with p = *position, the
+ * tail is cache rows [tailStart, p], tailStart being tailStarts[p] when given, else the fixed one.
+ * Capturable: nothing is allocated or decided on the host per step.
+ */
+export interface SegmentDecodeGraphArgs {
+  /** [H, D] bf16 query of the new token. */
+  q: DevicePtr;
+  /** [Hkv, kvStride, D] bf16 keys and values. */
+  k: DevicePtr;
+  v: DevicePtr;
+  kvStride: number;
+  /** [H, D] bf16 output. */
+  out: DevicePtr;
+  segments: SegmentListView;
+  /** int32 on the device: the new token's position (its row is the last one read). */
+  position: DevicePtr;
+  tailStart: number;
+  /** [> any replayed position] int32 on the device: a per-position tail start (null: tailStart for all). */
+  tailStarts?: DevicePtr | null;
+  /** Rows of the longest unit's list (the tail comes on top): the eager call's maxRows - tailRows. */
+  maxListRows: number;
+  launch: SegmentGraphLaunch;
+  /** segmentWorkspaceBytes(H, D, launch.splits) bytes, held as long as the graph (16-byte aligned). */
+  workspace: DevicePtr;
+  scale: number;
+}
+
+/** segment_decode_partial's parameters, and the four the device-tail variant adds (position, tailStarts, maxListRows, targetSplits). */
+const PARTIAL_PARAMS = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32'] as const;
+const DEVICE_TAIL_PARAMS = ['ptr', 'ptr', 'i32', 'i32'] as const;
 
 /** A compiled partial kernel: the register path or the ring, with its occupancy and dynamic shared memory. */
 interface PartialKernel { kernel: CudaKernel; blocksPerSM: number; sharedBytes: number }
@@ -190,6 +256,8 @@ export class SegmentDecodeKernel {
   readonly tiling: SegmentDecodeTiling;
   /** registers/ring: null where the tiling never takes that path; blocksPerSM: the occupancy the plan assumes. */
   private kernels: { registers: PartialKernel | null; ring: PartialKernel | null; combine: CudaKernel; blocksPerSM: number } | null = null;
+  /** The partial kernels with SEG_DEVICE_TAIL, for the paths the eager ones take (prepareGraph). */
+  private graphKernels: { registers: PartialKernel | null; ring: PartialKernel | null } | null = null;
 
   /**
    * perQueryHead: one selection per query head (unit = query head) instead of one per KV head.
@@ -224,8 +292,8 @@ export class SegmentDecodeKernel {
   prepare() {
     if (!this.kernels) {
       const { headDim: D } = this.shape;
-      const params = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32'] as const;
-      const base = { HEAD_DIM: D, GROUP: this.group, SEG_THREADS: this.tiling.threads, SEG_UNROLL: this.tiling.unroll };
+      const params = PARTIAL_PARAMS;
+      const base = this.codegenBase();
       let combine: CudaKernel | null = null;
       let registers: PartialKernel | null = null, ring: PartialKernel | null = null;
       if (this.usesRegisters) {
@@ -251,6 +319,79 @@ export class SegmentDecodeKernel {
       this.kernels = { registers, ring, combine: combine!, blocksPerSM };
     }
     return this.kernels;
+  }
+
+  private codegenBase(): Record<string, number> {
+    return { HEAD_DIM: this.shape.headDim, GROUP: this.group, SEG_THREADS: this.tiling.threads, SEG_UNROLL: this.tiling.unroll };
+  }
+
+  /**
+   * Compiles the device-tail partial kernels (SEG_DEVICE_TAIL) of the paths run() uses, with the same
+   * dynamic shared memory; call it before a capture (module loads do not belong inside one).
+   */
+  prepareGraph(): { registers: PartialKernel | null; ring: PartialKernel | null } {
+    const eager = this.prepare();
+    if (!this.graphKernels) {
+      const base = { ...this.codegenBase(), SEG_DEVICE_TAIL: 1 };
+      const compile = (defines: Record<string, number>, sharedBytes: number): PartialKernel => {
+        const kernel = this.rt.module('segment-decode.cu', defines).kernel('segment_decode_partial', [...PARTIAL_PARAMS, ...DEVICE_TAIL_PARAMS]);
+        if (sharedBytes > 0) kernel.ensureSharedBytes(sharedBytes + RING_STATIC_BYTES);
+        return { kernel, blocksPerSM: kernel.maxActiveBlocksPerSM(this.tiling.threads, sharedBytes), sharedBytes };
+      };
+      this.graphKernels = {
+        registers: eager.registers ? compile(base, 0) : null,
+        ring: eager.ring ? compile({ ...base, SEG_STAGES: this.tiling.stages! }, eager.ring.sharedBytes) : null,
+      };
+    }
+    return this.graphKernels;
+  }
+
+  /**
+   * The launch a captured graph fixes for steps whose longest unit reads minRows..maxRows rows: the
+   * most splits run() would launch for any of them (each step's chunk is then run()'s, read on the
+   * device), and run()'s partial path at maxRows. Compiles the graph kernels.
+   */
+  planGraph(minRows: number, maxRows: number): SegmentGraphLaunch {
+    if (!Number.isInteger(minRows) || !Number.isInteger(maxRows) || minRows < 1 || maxRows < minRows) {
+      throw new Error(`segment decode graph plan: need integers 1 <= minRows <= maxRows (got ${minRows}, ${maxRows})`);
+    }
+    const { blocksPerSM, ring } = this.prepare();
+    const targetSplits = segmentTargetSplits(this.units, this.rt.cuda.info.multiprocessors, blocksPerSM);
+    // Splits are not monotonic in the rows (a chunk grows by whole loop steps), so every count is tried.
+    let splits = 1;
+    for (let rows = minRows; rows <= maxRows && splits < targetSplits; rows++) splits = Math.max(splits, this.plan(rows).splits);
+    this.prepareGraph();
+    return { splits, targetSplits, ring: ring !== null && this.partialFor(this.plan(maxRows).chunk) === ring };
+  }
+
+  /** Queues a device-tail decode step (see SegmentDecodeGraphArgs); capturable. */
+  runGraph(a: SegmentDecodeGraphArgs): void {
+    const { numHeads: H, headDim: D } = this.shape;
+    if (a.segments.units !== this.units) throw new Error(`segment decode: ${a.segments.units} segment lists for ${this.units} units`);
+    for (const [name, ptr] of [['q', a.q], ['k', a.k], ['v', a.v], ['workspace', a.workspace]] as const) {
+      if (ptr === 0n || ptr % 16n !== 0n) throw new Error(`segment decode: ${name} must be a 16-byte aligned device pointer`);
+    }
+    if (a.position === 0n || a.position % 4n !== 0n) throw new Error('segment decode: position must be an aligned int32 device pointer');
+    if (!Number.isInteger(a.tailStart) || a.tailStart < 0 || a.tailStart >= a.kvStride) {
+      throw new Error(`segment decode: tail start ${a.tailStart} is outside the cache's ${a.kvStride} rows`);
+    }
+    if (!Number.isInteger(a.maxListRows) || a.maxListRows < 0) throw new Error(`segment decode: maxListRows must be a non-negative integer (got ${a.maxListRows})`);
+    const { splits, targetSplits } = a.launch;
+    if (!Number.isInteger(splits) || splits < 1 || !Number.isInteger(targetSplits) || targetSplits < 1) {
+      throw new Error(`segment decode: graph launch needs positive integer splits (got ${splits}, target ${targetSplits})`);
+    }
+    const kernels = this.prepareGraph();
+    const partial = a.launch.ring ? kernels.ring : kernels.registers;
+    if (!partial) throw new Error(`segment decode: this tiling has no ${a.launch.ring ? 'ring' : 'register'} path`);
+    const { combine } = this.prepare();
+    const partO = a.workspace, partML = a.workspace + BigInt(splits * H * D * 4);
+    const stream = this.rt.stream;
+    partial.kernel.launch(
+      { grid: [splits, this.units, 1], block: [this.tiling.threads, 1, 1], sharedBytes: partial.sharedBytes, stream },
+      [a.q, a.k, a.v, partO, partML, a.segments.ptr, a.segments.stride, H, this.kvDiv, a.kvStride, a.tailStart, 0, 0, a.scale * LOG2E,
+        a.position, a.tailStarts ?? 0n, a.maxListRows, targetSplits],
+    );
+    combine.launch({ grid: [H, 1, 1], block: [COMBINE_THREADS, 1, 1], sharedBytes: 0, stream }, [partO, partML, a.out, H, splits]);
   }
 
   plan(maxRows: number): SegmentDecodePlan {

@@ -69,6 +69,61 @@ export interface DeviceDecodeCall {
   out: DevicePtr;
 }
 
+/**
+ * Before the model captures one decode step of a sequence into a CUDA graph (issue 9): the graph will
+ * replay the step at positions [firstPosition, capacity), each reading its position from device memory.
+ */
+export interface DeviceGraphDecodeSetup {
+  shape: DeviceAttentionShape;
+  /** The first replayed position; every full-attention layer has had its prompt (and afterPrefill). */
+  firstPosition: number;
+  /** The sequence's capacity: the last replayed position is capacity - 1 (≤ every cache's capacity). */
+  capacity: number;
+  /** Device memory that lives as long as the graph (its kernels may read it at every replay). */
+  own(bytes: number): DevicePtr;
+}
+
+/** One full-attention layer's step, recorded while the graph is captured. */
+export interface DeviceGraphDecodeLayerCall {
+  layer: number;
+  /** Head h of the new token's query at q + 2·h·D bytes (bf16, rotated). */
+  q: DevicePtr;
+  /** int32 on the device: the new token's position p (its k/v at row p when the kernels run). */
+  position: DevicePtr;
+  cache: DeviceLayerKvCache;
+  /** [H, D] bf16 output. */
+  out: DevicePtr;
+}
+
+/** A method's decode steps as a captured graph runs them (DeviceDecodeMethod.graphSteps). */
+export interface DeviceGraphDecodeSteps {
+  /**
+   * Queues the layer's step on rt.stream inside the capture: kernel launches only (no allocation,
+   * host copy or synchronisation), reading the position from call.position.
+   */
+  record(call: DeviceGraphDecodeLayerCall): void;
+  /** The pair counts decode() returns for the layer's step at `position` (booked once per replay). */
+  counts(layer: number, position: number): HeadCounts;
+}
+
+/**
+ * The model's view of a decode method's graph steps, through its DeviceAttention (the plan): which
+ * layers the method records, and the booking of every layer's pairs per replay.
+ */
+export interface GraphDecodeAttention {
+  /** Records full-attention layer call.layer's step inside the capture (sliding layers stay the model's dense kernels). */
+  record(call: DeviceGraphDecodeLayerCall): void;
+  /** Books one replayed step at `position`: every layer's pair counts, as attend() would. */
+  book(position: number): void;
+  /** False once the method state the recorded kernels read is gone (another sequence started): the graph must go. */
+  isCurrent(): boolean;
+}
+
+/** DeviceAttention.methodDecodeSteps: prepares a capture's method steps, or null where the method cannot serve them yet. */
+export interface GraphDecodeSource {
+  prepare(setup: Omit<DeviceGraphDecodeSetup, 'shape'>): GraphDecodeAttention | null;
+}
+
 export interface DevicePrefillMethod {
   readonly id: string;
   /** As PrefillAttention.requiresWholePrompt: the engine then prefills the prompt as one chunk. */
@@ -85,6 +140,15 @@ export interface DeviceDecodeMethod {
   readonly observationWindow: number;
   afterPrefill?(call: DeviceCompressCall): void;
   decode(call: DeviceDecodeCall): HeadCounts;
+  /**
+   * Optional: the decode step recorded into the model's CUDA graph, so that one capture serves every
+   * position of setup's range with the outputs and counts decode() gives (without it the steps run
+   * launch by launch). Called between steps, outside any capture: it may compile, allocate (through
+   * setup.own for what the graph reads), upload and synchronise. null: not from this position (the
+   * model runs this step through decode() and asks again at the next). What the recorded kernels read
+   * of the method's own state (compacted segment lists) stays valid until reset().
+   */
+  graphSteps?(setup: DeviceGraphDecodeSetup): DeviceGraphDecodeSteps | null;
   /** Frees per-sequence device state (page bounds, segment lists) when a sequence ends. */
   reset?(): void;
 }

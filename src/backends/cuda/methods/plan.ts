@@ -7,7 +7,9 @@
  *   - the last W prompt queries of every full-attention layer are kept on the device
  *     (W = decode.observationWindow), and decode.afterPrefill runs once per layer between the prompt
  *     and the first decode step;
- *   - the HeadCounts of every call add up to the engine's AttentionCounts for the sequence.
+ *   - the HeadCounts of every call add up to the engine's AttentionCounts for the sequence;
+ *   - decode steps the model replays from a captured CUDA graph are booked as attend() books them:
+ *     dense decode through denseDecodeSteps, a method with graph steps through methodDecodeSteps.
  *
  * Which calls belong to the prompt: after startSequence(n) the plan knows (positions < n are prompt,
  * the chunk reaching n ends it, and afterPrefill runs right there, inside prefill time as on the CPU).
@@ -20,7 +22,7 @@ import type { ModelConfig } from '../../../engine/model-config.js';
 import { DenseDeviceAttention, type DeviceAttention, type DeviceAttentionCall } from '../device-attention.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
 import type { CudaRuntime } from '../runtime.js';
-import type { DeviceAttentionShape } from './contract.js';
+import type { DeviceAttentionShape, DeviceGraphDecodeSetup, GraphDecodeAttention, GraphDecodeSource } from './contract.js';
 import { DenseDeviceDecode, denseHeadCounts } from './dense.js';
 import type { DeviceMethodPair } from './index.js';
 import { DeviceQueryWindow, type QueryWindowStore } from './query-window.js';
@@ -59,6 +61,10 @@ export class PlanDeviceAttention implements DeviceAttention {
   private promptLength: number | null = null;
   /** denseDecodeSteps' answer for the current method pair (made once per pair, asked every step). */
   private denseBooking: ((position: number) => void) | null = null;
+  /** methodDecodeSteps' answer for the current method pair (a decode method with graphSteps), else null. */
+  private methodGraph: GraphDecodeSource | null = null;
+  /** Counts the sequences (reset): method graph steps prepared in an earlier one are no longer current. */
+  private sequenceEpoch = 0;
 
   /** The plan on the GPU: the model's dense kernels for sliding layers, query windows in device memory. */
   static onDevice(rt: CudaRuntime, config: ModelConfig, methods: DeviceMethodPair): PlanDeviceAttention {
@@ -97,6 +103,7 @@ export class PlanDeviceAttention implements DeviceAttention {
 
   /** Ends the current sequence (methods free their per-sequence state) and starts an undeclared one. */
   reset(): void {
+    this.sequenceEpoch++;
     this.methods.prefill.reset?.();
     this.methods.decode.reset?.();
     for (const w of this.windows) w?.clear();
@@ -138,6 +145,39 @@ export class PlanDeviceAttention implements DeviceAttention {
     return this.denseBooking;
   }
 
+  /**
+   * With a decode method that records its own graph steps (DeviceDecodeMethod.graphSteps), the
+   * model's captured step runs them in full-attention layers; each replay is booked as attend() would
+   * book it. null for dense decode (denseDecodeSteps) and for methods without graph steps.
+   */
+  methodDecodeSteps(): GraphDecodeSource | null {
+    return this.methodGraph;
+  }
+
+  /** The method's graph steps from setup.firstPosition on, once every full layer's prompt is closed; else null. */
+  private prepareMethodSteps(setup: Omit<DeviceGraphDecodeSetup, 'shape'>): GraphDecodeAttention | null {
+    // An undeclared prompt closes (afterPrefill) inside the first decode step: that step runs eagerly.
+    if (this.progress.some((p, l) => this.fullLayer[l] && !p.promptClosed)) return null;
+    const method = this.methods.decode;
+    const steps = method.graphSteps?.({ ...setup, shape: this.shape }) ?? null;
+    if (!steps) return null;
+    const epoch = this.sequenceEpoch;
+    const H = this.shape.numHeads;
+    return {
+      record: (call) => {
+        if (!this.fullLayer[call.layer]) throw new Error(`attention plan: layer ${call.layer} is a sliding layer; the model's dense kernels serve it`);
+        steps.record(call);
+      },
+      book: (position) => {
+        for (let l = 0; l < this.config.numLayers; l++) {
+          const counts = this.fullLayer[l] ? steps.counts(l, position) : denseHeadCounts(H, position, 1, this.config.slidingWindow);
+          addHeadCounts(this.counts.decode, l, H, counts);
+        }
+      },
+      isCurrent: () => this.sequenceEpoch === epoch && this.methods.decode === method,
+    };
+  }
+
   private bookDenseDecodeStep(position: number): void {
     const H = this.shape.numHeads;
     for (let l = 0; l < this.config.numLayers; l++) {
@@ -164,7 +204,9 @@ export class PlanDeviceAttention implements DeviceAttention {
     const rowElements = this.shape.numHeads * this.shape.headDim;
     this.windows = this.fullLayer.map((full) => (full && W > 0 ? this.parts.newWindow(W, rowElements) : null));
     this.progress = this.fullLayer.map(() => ({ prefilled: 0, promptClosed: false }));
-    this.denseBooking = this.methods.decode instanceof DenseDeviceDecode ? (position) => this.bookDenseDecodeStep(position) : null;
+    const dense = this.methods.decode instanceof DenseDeviceDecode;
+    this.denseBooking = dense ? (position) => this.bookDenseDecodeStep(position) : null;
+    this.methodGraph = !dense && this.methods.decode.graphSteps ? { prepare: (setup) => this.prepareMethodSteps(setup) } : null;
   }
 
   private isPromptCall(call: DeviceAttentionCall): boolean {

@@ -3,7 +3,8 @@
  * prefill, the observation window scores the prompt keys, each KV head keeps its top `capacity` rows
  * (pooled, prefix and local window forced), and those rows move to rows [0, keep_h) of the head in
  * ascending position order. Decode steps then read [0, keep_h) ∪ [n, position] per KV head with the
- * segment-list decode (generated tokens stay where the cache appends them).
+ * segment-list decode (generated tokens stay where the cache appends them). Inside the model's CUDA
+ * graph (graphSteps) the same kernels read p from device memory, so one capture serves every step.
  *
  * EvictedDeviceDecode is shared with Ada-SnapKV, which differs only in how rows are chosen.
  */
@@ -13,10 +14,11 @@ import { resolveOptions } from '../../../methods/options.js';
 import { type SnapKvSettings, capacityFor, parseSnapKv } from '../../../methods/snapkv-importance.js';
 import { snapKvMethod } from '../../../methods/snapkv.js';
 import type { CudaRuntime } from '../runtime.js';
-import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
+import { type SegmentGraphLaunch, SegmentDecodeKernel, SegmentLists, segmentWorkspaceBytes } from '../kernels/segment-decode.js';
 import { type KeptRows, SnapKvKernels } from '../kernels/snapkv.js';
 import type {
-  DeviceCompressCall, DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, EstimationTiming,
+  DeviceCompressCall, DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceGraphDecodeSetup, DeviceGraphDecodeSteps,
+  EstimationTiming,
 } from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
 import { segmentDecodeFactory } from './kernel-family-factories.js';
@@ -106,6 +108,12 @@ export abstract class EvictedDeviceDecode implements DeviceDecodeMethod, Estimat
       q: call.q, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity, out: call.out,
       segments: state.segments, tailStart: n, tailRows, maxRows: state.maxKeep + tailRows, scale: call.shape.scale,
     });
+    return this.stepCounts(state, p);
+  }
+
+  /** Query head h of a step at p reads its KV head's kept prompt rows and the p + 1 - n decode rows. */
+  private stepCounts(state: EvictedLayer, p: number): HeadCounts {
+    const tailRows = p + 1 - state.promptLength;
     const counts = emptyCounts(this.config.numHeads);
     const g = this.config.numHeads / this.config.numKvHeads;
     for (let h = 0; h < this.config.numHeads; h++) {
@@ -113,6 +121,41 @@ export abstract class EvictedDeviceDecode implements DeviceDecodeMethod, Estimat
       counts.dense[h] = p + 1;
     }
     return counts;
+  }
+
+  /**
+   * Graph steps: each layer reads its compacted lists (fixed until reset) and the tail [n, p], p read
+   * on the device; the launch of each layer is fixed for its rows over the whole position range.
+   */
+  graphSteps(setup: DeviceGraphDecodeSetup): DeviceGraphDecodeSteps | null {
+    assertShape(this.id, setup.shape, this.config);
+    if (this.layers.size === 0) return null;
+    const launches = new Map<number, SegmentGraphLaunch>();
+    for (const [layer, state] of this.layers) {
+      const n = state.promptLength;
+      if (setup.firstPosition < n) throw new Error(`${this.id}: graph steps from position ${setup.firstPosition}, inside layer ${layer}'s ${n}-token prompt`);
+      if (setup.capacity <= setup.firstPosition) throw new Error(`${this.id}: no position to replay (first ${setup.firstPosition}, capacity ${setup.capacity})`);
+      launches.set(layer, this.decoder.planGraph(state.maxKeep + setup.firstPosition + 1 - n, state.maxKeep + setup.capacity - n));
+    }
+    // Layers run one after another in the stream: one workspace serves them all.
+    const splits = Math.max(...[...launches.values()].map((l) => l.splits));
+    const workspace = setup.own(segmentWorkspaceBytes(this.config.numHeads, this.config.headDim, splits));
+    return {
+      record: (call) => {
+        const state = this.layers.get(call.layer), launch = launches.get(call.layer);
+        if (!state || !launch) throw new Error(`${this.id}: layer ${call.layer} has no compressed prompt to decode over (afterPrefill not run)`);
+        if (call.cache.capacity < setup.capacity) throw new Error(`${this.id}: cache of ${call.cache.capacity} rows for positions up to ${setup.capacity - 1}`);
+        this.decoder.runGraph({
+          q: call.q, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity, out: call.out, segments: state.segments,
+          position: call.position, tailStart: state.promptLength, maxListRows: state.maxKeep, launch, workspace, scale: setup.shape.scale,
+        });
+      },
+      counts: (layer, position) => {
+        const state = this.layers.get(layer);
+        if (!state) throw new Error(`${this.id}: no compressed prompt for layer ${layer}`);
+        return this.stepCounts(state, position);
+      },
+    };
   }
 
   lastEstimationMs(): number | null {
