@@ -377,13 +377,28 @@ describe('block-sparse kernel choice', () => {
 
   test('the automatic tiling: 192-row CTAs for lists of at most a fifth of the chunks (the bench\'s s >= 0.8), 128-row ones above', () => {
     // The bench's t at 16K / 64K (B = 1024 / 4096 chunks of 16): s = 0.5 → 300 / 1200, s = 0.8 → 108 / 432.
-    assert.equal(chunkListsAreSparse({ stride: 300, numChunks: 1024 }), false);
-    assert.equal(chunkListsAreSparse({ stride: 1200, numChunks: 4096 }), false);
+    const lists = (stride: number, numChunks: number) => ({ stride, numChunks, numTokens: numChunks * 16 });
+    assert.equal(chunkListsAreSparse(lists(300, 1024)), false);
+    assert.equal(chunkListsAreSparse(lists(1200, 4096)), false);
     for (const [stride, numChunks] of [[108, 1024], [53, 1024], [26, 1024], [432, 4096], [104, 4096]]) {
-      assert.equal(chunkListsAreSparse({ stride, numChunks }), true, `t = ${stride} of ${numChunks}`);
+      assert.equal(chunkListsAreSparse(lists(stride, numChunks)), true, `t = ${stride} of ${numChunks}`);
     }
-    assert.equal(chunkListsAreSparse({ stride: 20, numChunks: 100 }), true);
-    assert.equal(chunkListsAreSparse({ stride: 21, numChunks: 100 }), false);
+    assert.equal(chunkListsAreSparse({ stride: 20, numChunks: 100, numTokens: 1600 }), true);
+    assert.equal(chunkListsAreSparse({ stride: 21, numChunks: 100, numTokens: 1600 }), false);
+  });
+
+  test('the automatic tiling past 64K tokens: 128-row CTAs again for lists of at most 1/32 of the chunks', () => {
+    // The bench's t at 32K / 128K (B = 2048 / 8192): s = 0.8 → 216 / 865, 0.9 → 105 / 420, 0.95 → 52 / 207.
+    const lists = (stride: number, numChunks: number) => ({ stride, numChunks, numTokens: numChunks * 16 });
+    for (const [stride, numChunks] of [[216, 2048], [105, 2048], [52, 2048], [865, 8192], [420, 8192]]) {
+      assert.equal(chunkListsAreSparse(lists(stride, numChunks)), true, `t = ${stride} of ${numChunks}`);
+    }
+    assert.equal(chunkListsAreSparse(lists(207, 8192)), false, '128K s = 0.95');
+    assert.equal(chunkListsAreSparse(lists(104, 4096)), true, '64K s = 0.95: 64K tokens is not past the bound');
+    // The bounds themselves: 1/32 of the chunks is still very sparse; 64K + 1 tokens is long.
+    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4097, numTokens: 65537 }), false);
+    assert.equal(chunkListsAreSparse({ stride: 129, numChunks: 4097, numTokens: 65537 }), true);
+    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4096, numTokens: 65536 }), true);
   });
 
   test('no option elsewhere: mma.sync, saying why', () => {

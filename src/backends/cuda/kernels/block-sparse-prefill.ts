@@ -106,15 +106,30 @@ export interface BlockSparseKernelOptions {
  * 128-key steps two stages deep, 128-row CTAs (session 3: fastest or tied in 14 of 16 benchmark rows,
  * 1.1–2.0× the mma.sync kernel in all 16). Sparser lists: 192-row CTAs (three consumer warpgroups),
  * 64-key steps three deep (session 4: 2.5–10% faster than that at s = 0.8–0.95 on both data sets at
- * 16K and 64K but one row within 2%; at s = 0.5 faster at 16K, slower at 64K).
+ * 16K and 64K but one row within 2%; at s = 0.5 faster at 16K, slower at 64K; at 32K 4–8% faster in all
+ * six s ≥ 0.8 rows, at 128K 2–14% faster at s = 0.8–0.9). Except very sparse lists over long contexts
+ * (at most AUTO_VERY_SPARSE_MAX_LIST_SHARE of the chunks, over more than AUTO_VERY_SPARSE_MIN_TOKENS
+ * tokens: the bench's s = 0.95 at 128K), which go back to 128-row CTAs: there the 192-row kernel was 16.5%
+ * slower on random selections (82.4 against 70.7 ms, in one process, each tiling timed twice) and only
+ * 2.3% faster on shared ones; at 64K s = 0.95 it still won (4.0% and 1.3%).
  */
 export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2 };
 export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3 };
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
+/** Between the measured 64K (192 rows won) and 128K (lost): the long-context side of the exception. */
+export const AUTO_VERY_SPARSE_MIN_TOKENS = 65536;
+/** Between the bench's s = 0.9 (t = 420 of 8192 at 128K: 192 rows won by 9%) and s = 0.95 (207: lost). */
+export const AUTO_VERY_SPARSE_MAX_LIST_SHARE = 1 / 32;
 
-/** Whether lists of `stride` chunks per row out of `numChunks` take the sparse-lists tiling (see above). */
-export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'numChunks'>): boolean {
-  return lists.stride <= AUTO_SPARSE_MAX_LIST_SHARE * lists.numChunks;
+/**
+ * Whether lists of `stride` chunks per row out of `numChunks`, over `numTokens` tokens, take the
+ * sparse-lists (192-row) tiling (see above): at most a fifth of the chunks, unless at most 1/32 of them
+ * over more than 64K tokens.
+ */
+export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'numChunks' | 'numTokens'>): boolean {
+  const verySparseLongContext = lists.numTokens > AUTO_VERY_SPARSE_MIN_TOKENS &&
+    lists.stride <= AUTO_VERY_SPARSE_MAX_LIST_SHARE * lists.numChunks;
+  return lists.stride <= AUTO_SPARSE_MAX_LIST_SHARE * lists.numChunks && !verySparseLongContext;
 }
 
 /**
