@@ -9,8 +9,10 @@
  *     SnapKV, Ada-SnapKV and sink+local: the graph run picks the same tokens, books the same pair
  *     counts, and leaves the same next-step logits as the eager run; sink+local with a prompt shorter
  *     than its sink decodes eagerly until the sink is whole, then from a graph;
+ *   - the same for Quest (shared pages and per query head, a sparsity and a token budget): its first
+ *     decode step folds the prompt into the page bounds eagerly, every later step replays the graph;
  *   - with SPARSE_FRONTIER_DECODE_GRAPH_TIMING=1: ms/token of graph and eager decode of the shipped
- *     organism (models/organism) at a 16K prompt for dense and the three methods, printed (no assertion).
+ *     organism (models/organism) at a 16K prompt for dense and the four methods, printed (no assertion).
  * Skipped, with the reason printed, where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
@@ -245,6 +247,47 @@ describe('CUDA sparse decode steps replayed from a captured graph', { skip }, ()
     });
   }
 
+  const QUEST_OPTIONS: { sparsity?: number; params?: Record<string, unknown> }[] = [
+    { sparsity: 0.8 },
+    { sparsity: 0.5, params: { sharePages: false } },
+    { params: { tokenBudget: 64 } },
+  ];
+  for (const [arch, D, extra] of MODELS) {
+    test(`${arch} D=${D}: graph decode of Quest picks the eager tokens and books the eager counts`, () => {
+      const { config, weights } = wideModel(arch, D, extra);
+      const { Model, StoreWeightSource, PlanDeviceAttention, registry } = mod;
+      const plan = PlanDeviceAttention.onDevice(rt, config, registry.createDeviceAttentionPlan(rt, config, 'dense'));
+      const model = new Model(rt, config, new StoreWeightSource(rt, weights), plan);
+      try {
+        const prompt = promptOf(300, config.vocabSize, D + 1);
+        for (const options of QUEST_OPTIONS) {
+          const label = `quest ${JSON.stringify(options)}`;
+          plan.use(registry.createDeviceAttentionPlan(rt, config, 'quest', options));
+          assert.equal(model.decodeGraphUnsupported, null, `${label}: the model should capture its decode steps`);
+          const graphRun = greedyRun(model, plan, prompt, 24, true);
+          assert.equal(model.decodeGraphFailure, null, `${label}: capture failed`);
+          assert.ok(graphRun.graphed, `${label}: no method graph was captured`);
+          assert.equal(graphRun.eagerSteps, 1, `${label}: the first step folds the prompt eagerly, the others replay the graph`);
+          const eagerRun = greedyRun(model, plan, prompt, 24, false);
+          assert.equal(eagerRun.graphed, false);
+          assert.deepEqual(graphRun.ids, eagerRun.ids, `${label}: greedy tokens`);
+          for (const phase of ['prefill', 'decode'] as const) {
+            for (const field of ['attended', 'dense'] as const) {
+              assert.deepEqual(Array.from(graphRun.counts[phase][field]), Array.from(eagerRun.counts[phase][field]), `${label}: ${phase} ${field} pairs`);
+            }
+          }
+          assert.equal(countNaN(graphRun.nextLogits), 0);
+          const rel = relativeError(graphRun.nextLogits, eagerRun.nextLogits);
+          console.log(`# ${arch} ${label}: 24 graph steps = eager tokens and counts; next logits rel ${rel.toExponential(2)}`);
+          assert.ok(rel < 1e-3, `${label}: the step after graph replays differs from the eager one by ${rel} (rel L2)`);
+        }
+      } finally {
+        plan.dispose();
+        model.dispose();
+      }
+    });
+  }
+
   test('timing: ms/token of graph and eager decode on the organism at a 16K prompt', { skip: TIMING ? false : 'set SPARSE_FRONTIER_DECODE_GRAPH_TIMING=1' }, async () => {
     const { openCheckpointModel } = await import('../../src/engine/checkpoint.js');
     const ckpt = openCheckpointModel('models/organism');
@@ -255,7 +298,7 @@ describe('CUDA sparse decode steps replayed from a captured graph', { skip }, ()
     const n = 16384, warm = 6, steps = 64, s = 0.9;
     const prompt = promptOf(n, config.vocabSize, 9);
     try {
-      for (const [id, options] of [['dense', {}], ['snapkv', { sparsity: s }], ['ada_snapkv', { sparsity: s }], ['sink_local_decode', { sparsity: s }]] as const) {
+      for (const [id, options] of [['dense', {}], ['snapkv', { sparsity: s }], ['ada_snapkv', { sparsity: s }], ['sink_local_decode', { sparsity: s }], ['quest', { sparsity: s }]] as const) {
         plan.use(registry.createDeviceAttentionPlan(rt, config, id, options));
         const seq = model.newSequence(n + 2 * (warm + steps) + 1);
         try {

@@ -4,17 +4,21 @@
  * per query head; v3's radix select, the refined select, the three- and one-launch steps), the refined select
  * on crafted score rows (ties, one repeated value, signed zeros, infinities, NaN) against the CPU
  * ranking, one-launch steps that fold each new row into the bounds (also replayed in a CUDA graph),
- * decode outputs and counts over steps that cross a page boundary (the last page partial), and a
- * budget covering everything (equal to our dense decode kernel). Skipped, with the reason printed,
- * where there is no CUDA device.
+ * decode outputs and counts over steps that cross a page boundary (the last page partial), a
+ * budget covering everything (equal to our dense decode kernel), and the steps replayed from one
+ * captured CUDA graph (issue 9: the position read on the device, the budget from a per-position
+ * table): the graph step's lists and bounds equal the CPU's at every replayed position, and the
+ * method's graph steps give the eager decode()'s outputs and counts. Skipped, with the reason
+ * printed, where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { fromBf16 } from '../../src/backends/cuda/bf16.js';
+import { fromBf16, toBf16 } from '../../src/backends/cuda/bf16.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { DeviceQuestBounds, QUEST_KERNEL_NAMES, QuestKernels, QuestStepScratch } from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
-import type { EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
+import type { DeviceGraphDecodeSetup, EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
+import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
 import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
@@ -325,4 +329,148 @@ describe('CUDA Quest', { skip }, () => {
     gpu.reset?.();
     caches.device.release();
   });
+
+  for (const c of [
+    { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
+    { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
+  ]) {
+    test(`graph step: one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
+      const P = 16, n = 1203, steps = 40, capacity = n + steps;
+      const rand = randomGenerator(c.D + c.H + 7);
+      const caches = twinCaches(rt, c.Hkv, c.D, capacity);
+      appendRandom(rt, caches, n, rand);
+      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages);
+      const bounds = new DeviceQuestBounds(rt, kernels.shape, P, capacity);
+      kernels.updateBounds(bounds, caches.device, n); // the prompt, as the sequence's first (eager) step folds it
+      const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
+      const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
+      const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
+      const g = c.H / c.Hkv;
+      // A budget per position: none, every page, more than every page, and a spread (crossing page boundaries).
+      const budgets = new Int32Array(capacity);
+      for (let p = n; p < capacity; p++) budgets[p] = p === n + 3 ? 0 : p === n + 4 ? Math.floor(p / P) : p === n + 5 ? 10_000 : 1 + ((p * 37) % 60);
+      const dBudgets = rt.pool.acquire(capacity * 4), position = rt.pool.acquire(16), dq = rt.pool.acquire(c.H * c.D * 2);
+      const maxPages = Math.floor((capacity - 1) / P);
+      kernels.prepare();
+      rt.synchronize();
+      rt.cuda.upload(dBudgets.ptr, budgets);
+      const exec = rt.cuda.captureGraph(rt.stream, () => kernels.selectStepAt({
+        q: dq.ptr, bounds, cache: caches.device, position: position.ptr, budgets: dBudgets.ptr, maxPages, scratch, segments: lists,
+      }));
+      try {
+        for (let s = 0; s < steps; s++) {
+          const p = caches.device.length;
+          appendRandom(rt, caches, 1, rand); // synchronises: the last replay is done
+          const q = randomBf16Values(c.H * c.D, rand, 2);
+          rt.cuda.upload(dq.ptr, toBf16(q));
+          rt.cuda.upload(position.ptr, Int32Array.of(p));
+          rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
+          rt.cuda.launchGraph(exec, rt.stream);
+          cpuBounds.extend(caches.cpu, p + 1);
+          const pages = Math.floor(p / P), take = Math.max(0, Math.min(budgets[p], pages));
+          const words = downloadInt32(rt, lists.ptr, kernels.units * lists.stride);
+          for (let u = 0; u < kernels.units; u++) {
+            const w = words.subarray(u * lists.stride);
+            assert.equal(w[0], take, `p ${p}, unit ${u}: count`);
+            assert.equal(w[1], take * P, `p ${p}, unit ${u}: list rows`);
+            const got = Array.from({ length: take }, (_, i) => w[SEGMENT_HEADER_WORDS + 2 * i] / P);
+            const want = take >= pages ? Array.from({ length: pages }, (_, i) => i) : Array.from(c.sharePages
+              ? cpu.choosePages(q, u * g, g, c.D, cpuBounds, u, pages, take).subarray(0, take)
+              : cpu.choosePages(q, u, 1, c.D, cpuBounds, Math.floor(u / g), pages, take).subarray(0, take));
+            assert.deepEqual(got, want, `p ${p}, unit ${u}, budget ${budgets[p]}`);
+          }
+        }
+        // The bounds the replays folded, row by row, equal the CPU bounds.
+        const words = bounds.pageCapacity * c.D * c.Hkv;
+        rt.synchronize();
+        const mn = new Uint16Array(words), mx = new Uint16Array(words);
+        rt.cuda.download(mn, bounds.pageMin.ptr);
+        rt.cuda.download(mx, bounds.pageMax.ptr);
+        const covered = Math.ceil(caches.device.length / P);
+        for (let h = 0; h < c.Hkv; h++) {
+          const at = h * bounds.pageCapacity * c.D;
+          assert.deepEqual(fromBf16(mn).subarray(at, at + covered * c.D), cpuBounds.pageMin[h].subarray(0, covered * c.D), `min, head ${h}`);
+          assert.deepEqual(fromBf16(mx).subarray(at, at + covered * c.D), cpuBounds.pageMax[h].subarray(0, covered * c.D), `max, head ${h}`);
+        }
+      } finally {
+        rt.synchronize();
+        rt.cuda.destroyGraph(exec);
+        for (const b of [dBudgets, position, dq]) rt.pool.release(b);
+        scratch.release();
+        lists.release();
+        bounds.release();
+        caches.device.release();
+      }
+    });
+  }
+
+  for (const c of [
+    { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
+    { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
+  ]) {
+    test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name})`, () => {
+      const n = 1000, steps = 40, capacity = n + steps + 1;
+      const rand = randomGenerator(c.seed);
+      const caches = twinCaches(rt, c.Hkv, c.D, capacity);
+      appendRandom(rt, caches, n, rand);
+      const config = attentionConfig(c.H, c.Hkv, c.D);
+      const options = { ...(c.sparsity !== undefined ? { sparsity: c.sparsity } : {}), params: { sharePages: c.sharePages, ...(c.tokenBudget !== undefined ? { tokenBudget: c.tokenBudget } : {}) } };
+      const eager = questDeviceFactory.create(rt, config, options), graphed = questDeviceFactory.create(rt, config, options);
+      const cpu = new QuestDecode(16, c.sparsity ?? null, c.tokenBudget ?? null, c.sharePages);
+      const shape = cpuShape(c.H, c.Hkv, c.D);
+      const owned: DeviceBuffer[] = [];
+      const setupAt = (firstPosition: number): DeviceGraphDecodeSetup => ({
+        shape: { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: shape.scale }, firstPosition, capacity,
+        own: (bytes) => { const b = rt.pool.acquire(bytes); owned.push(b); return b.ptr; },
+      });
+      const dq = rt.pool.acquire(c.H * c.D * 2), position = rt.pool.acquire(16);
+      const eagerOut = poisonedBf16(rt, c.H * c.D), graphOut = poisonedBf16(rt, c.H * c.D);
+      let exec: ReturnType<typeof rt.cuda.captureGraph> | null = null;
+      try {
+        assert.equal(graphed.graphSteps!(setupAt(n)), null, 'no graph steps before the first step folds the prompt');
+        let graphSteps: ReturnType<NonNullable<typeof graphed.graphSteps>> = null;
+        for (let s = 0; s < steps; s++) {
+          const p = caches.device.length;
+          appendRandom(rt, caches, 1, rand);
+          const q = randomBf16Values(c.H * c.D, rand, 2);
+          rt.cuda.upload(dq.ptr, toBf16(q));
+          rt.cuda.upload(position.ptr, Int32Array.of(p));
+          const ref = new Float32Array(c.H * c.D);
+          const cpuCounts = cpu.decode({ layer: 0, shape, query: q, position: p, cache: caches.cpu, out: ref });
+          const wantCounts = eager.decode({ layer: 0, shape, q: dq.ptr, position: p, cache: caches.device, out: eagerOut.ptr });
+          let counts;
+          // The first step and the last run the graphed method eagerly (the last after graph replays).
+          if (s === 0 || s === steps - 1) {
+            counts = graphed.decode({ layer: 0, shape, q: dq.ptr, position: p, cache: caches.device, out: graphOut.ptr });
+          } else {
+            if (!exec) {
+              graphSteps = graphed.graphSteps!(setupAt(p));
+              assert.ok(graphSteps, 'graph steps once the prompt is folded');
+              const steps = graphSteps;
+              rt.synchronize();
+              exec = rt.cuda.captureGraph(rt.stream, () => steps.record({ layer: 0, q: dq.ptr, position: position.ptr, cache: caches.device, out: graphOut.ptr }));
+            }
+            rt.cuda.launchGraph(exec, rt.stream);
+            counts = graphSteps!.counts(0, p);
+          }
+          const got = downloadBf16(rt, graphOut, c.H * c.D), want = downloadBf16(rt, eagerOut, c.H * c.D);
+          assert.deepEqual(Array.from(counts.attended), Array.from(wantCounts.attended), `p ${p}: attended pairs`);
+          assert.deepEqual(Array.from(counts.dense), Array.from(wantCounts.dense), `p ${p}: dense pairs`);
+          assert.deepEqual(Array.from(counts.attended), Array.from(cpuCounts.attended), `p ${p}: attended pairs as the CPU`);
+          const vsEager = relativeError(got, want), vsCpu = relativeError(got, ref);
+          if (s === 1 || s === steps - 2) console.log(`#   p ${p} (graph): ${counts.attended[0]} of ${p + 1} rows; vs eager ${vsEager.toExponential(2)}, vs CPU ${vsCpu.toExponential(2)}`);
+          assert.ok(vsEager < 1e-3, `p ${p}: graph step vs eager decode() ${vsEager}`);
+          assert.ok(vsCpu < TOLERANCE, `p ${p}: graph step vs CPU ${vsCpu}`);
+        }
+      } finally {
+        rt.synchronize();
+        if (exec) rt.cuda.destroyGraph(exec);
+        for (const b of [dq, position, eagerOut, graphOut, ...owned]) rt.pool.release(b);
+        eager.reset?.();
+        graphed.reset?.();
+        caches.device.release();
+      }
+    });
+  }
 });

@@ -12,6 +12,8 @@
 //                        its scores, the top k (top-k.cuh's staged select) and the list. The three
 //                        kernels above stay for the first step (a whole prompt's bounds) and rows of
 //                        more pages than shared memory holds.
+//   quest_select_step_at: the same step with the position read on the device and the budget from a
+//                        per-position table, for decode steps replayed from a captured CUDA graph.
 //
 // Layouts:
 //   k          : [Hkv, kvStride, D] bf16           q : [H, D] bf16
@@ -166,24 +168,23 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
   if (threadIdx.x == 0) quest_list_header(list, take, pageSize);
 }
 
-// One decode step's selection (v4). grid (chunks, units), block (STEP_THREADS), dynamic shared
-// memory pages · 4 bytes (the last block's staged keys); arrivals: [units] u32, zero between steps
-// (the last block of a unit puts it back), so graph replays need no reset node.
+// One decode step's selection (v4): quest_select_step and quest_select_step_at run it with the step's
+// numbers from the host or from device memory. grid (chunks, units), block (STEP_THREADS), dynamic
+// shared memory pages · 4 bytes (the last block's staged keys); arrivals: [units] u32, zero between
+// steps (the last block of a unit puts it back), so graph replays need no reset node.
 //   1. Block x = 0 of the first unit of each KV head folds rows [refreshPage·P, rowsEnd) into the
-//      bounds of page refreshPage (refreshPage < 0: none). The host passes refreshPage >= pages only:
+//      bounds of page refreshPage (refreshPage < 0: none). Callers pass refreshPage >= pages only:
 //      the page is not scored in this step, so no block reads what is being written.
-//   2. 0 < take < pages: block x scores pages [x·128, x·128 + 128) of its unit, D/8 lanes per page,
-//      every lane's bound loads issued before the first is used; the block then counts itself in
-//      arrivals[unit] and the last block of the unit selects from the row (read from L2) and writes
-//      the list. Otherwise (take <= 0 or take >= pages; grid.x = 1) block 0 writes the list unscored.
-extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step(
+//   2. 0 < take < pages: block x scores pages [x·128, x·128 + 128) of its unit (none when the grid
+//      has more chunks than the step's pages need), D/8 lanes per page, every lane's bound loads
+//      issued before the first is used; the block then counts itself in arrivals[unit] and the last
+//      block of the unit selects from the row (read from L2) and writes the list. Otherwise (take <= 0
+//      or take >= pages) block 0 writes the list unscored and the other blocks only return.
+__device__ __forceinline__ void quest_step(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     float* __restrict__ scores, u32* __restrict__ arrivals, int* __restrict__ segs,
     int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int scoreStride, int segStride, int take, int pageSize,
-    int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int isLast;
-  extern __shared__ u32 stagedKeys[];
+    int refreshPage, int rowsEnd, TopKStagedShared& sh, int& isLast, u32* stagedKeys) {
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
@@ -246,4 +247,35 @@ extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step(
   const TopKStagedCut cut = topk_select_staged<STEP_THREADS>(stagedKeys, pages, take, sh);
   topk_emit_staged<STEP_THREADS>(stagedKeys, pages, cut, writePage, sh);
   if (tid == 0) quest_list_header(list, take, pageSize);
+}
+
+// The step with its numbers from the host (eager decode): grid.x = ceil(pages / 128) when scoring, else 1.
+extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    float* __restrict__ scores, u32* __restrict__ arrivals, int* __restrict__ segs,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int scoreStride, int segStride, int take, int pageSize,
+    int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int isLast;
+  extern __shared__ u32 stagedKeys[];
+  quest_step(q, pageMin, pageMax, k, scores, arrivals, segs, D, g, unitHeads, kvStride, pageStride, pages, scoreStride, segStride, take,
+             pageSize, refreshPage, rowsEnd, sh, isLast, stagedKeys);
+}
+
+// The step of a decode replayed from a captured CUDA graph (issue 9): p = *position (the new row, in
+// the cache already), the pages before the current one scored, the budget budgets[p] (the host's
+// questPagesFor, tabled per position), the current page refreshed up to row p. The grid and dynamic
+// shared memory are fixed at capture for the most pages of the replayed range.
+extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step_at(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    float* __restrict__ scores, u32* __restrict__ arrivals, int* __restrict__ segs, const int* __restrict__ position,
+    const int* __restrict__ budgets, int D, int g, int unitHeads, int kvStride, int pageStride, int scoreStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int isLast;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_step(q, pageMin, pageMax, k, scores, arrivals, segs, D, g, unitHeads, kvStride, pageStride, pages, scoreStride, segStride, take,
+             pageSize, pages, p + 1, sh, isLast, stagedKeys);
 }

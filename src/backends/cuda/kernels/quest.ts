@@ -6,7 +6,9 @@
  * scorePages, selectPages with the 8-bit radix select: v3), or with { fusedStep: true } in one launch
  * (quest_select_step, v4: refresh, scores and a last-block top-k), which gives the same lists but
  * measured 0.84-1.01x v3's speed on an H100 (docs/perf.md, "Quest page selection"), so it is not the
- * default.
+ * default. selectStepAt is v4 for decode steps replayed from a captured CUDA graph (issue 9): the
+ * position is read on the device and the budget from a per-position table the host filled with its
+ * own rule, so one capture serves every step.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -25,6 +27,7 @@ const MAX_STAGED_PAGES = (96 * 1024) / 4;
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
+  stepAt: 'quest_select_step_at',
 } as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
@@ -105,8 +108,28 @@ export interface QuestStepArgs {
   segments: SegmentLists;
 }
 
+/**
+ * A decode step's selection as a captured graph replays it (QuestKernels.selectStepAt): the position
+ * p read from device memory, the pages before p's page scored, budgets[p] of them kept, p's page
+ * refreshed up to row p (already in the cache when the kernel runs).
+ */
+export interface QuestGraphStepArgs {
+  /** The step's query, [H, D] bf16. */
+  q: DevicePtr;
+  bounds: DeviceQuestBounds;
+  cache: DeviceLayerKvCache;
+  /** int32 on the device: the new token's position p. */
+  position: DevicePtr;
+  /** int32 [> any replayed p] on the device: pages to keep at p (the host's questPagesFor). */
+  budgets: DevicePtr;
+  /** The most pages any replayed step scores (floor(last position / pageSize)): fixes grid and shared memory. */
+  maxPages: number;
+  scratch: QuestStepScratch;
+  segments: SegmentLists;
+}
+
 export class QuestKernels {
-  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel } | null = null;
+  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
   readonly units: number;
@@ -141,11 +164,15 @@ export class QuestKernels {
         step: mod.kernel(QUEST_KERNEL_NAMES.step, [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        stepAt: mod.kernel(QUEST_KERNEL_NAMES.stepAt, [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
       this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
     }
     return this.kernels;
   }
@@ -240,6 +267,38 @@ export class QuestKernels {
       [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, scratch.scores.ptr, scratch.arrivals.ptr, segments.ptr,
         this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, scratch.pageCapacity, segments.stride,
         take, P, refreshPage, rows],
+    );
+  }
+
+  /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys fit in shared memory). */
+  graphStepFits(maxPages: number): boolean {
+    return maxPages <= this.maxStagedPages;
+  }
+
+  /**
+   * Queues the graph step's selection (see QuestGraphStepArgs) as one launch: capturable (call
+   * prepare() before the capture). Every replayed position must satisfy p < bounds' pages · pageSize
+   * and p < cache.capacity; grid and shared memory are sized for maxPages.
+   */
+  selectStepAt(a: QuestGraphStepArgs): void {
+    const { bounds, cache, maxPages, scratch, segments } = a;
+    if (!Number.isInteger(maxPages) || maxPages < 0) throw new Error(`quest: maxPages must be a non-negative integer (got ${maxPages})`);
+    if (!this.graphStepFits(maxPages)) throw new Error(`quest: graph steps over ${maxPages} pages exceed the ${this.maxStagedPages} staged in shared memory`);
+    if (scratch.units !== this.units || scratch.pageCapacity < maxPages) {
+      throw new Error(`quest: step scratch of ${scratch.units} units x ${scratch.pageCapacity} pages for ${this.units} units x ${maxPages} pages`);
+    }
+    if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
+    if (segments.maxSegments < maxPages) throw new Error(`quest: ${maxPages} pages exceed the lists' ${segments.maxSegments} segments`);
+    if (maxPages + 1 > bounds.pageCapacity) throw new Error(`quest: steps up to page ${maxPages} exceed the bounds' ${bounds.pageCapacity} pages`);
+    for (const [name, ptr] of [['position', a.position], ['budgets', a.budgets]] as const) {
+      if (ptr === 0n || ptr % 4n !== 0n) throw new Error(`quest: ${name} must be an aligned int32 device pointer`);
+    }
+    const { stepAt } = this.prepare();
+    const g = this.shape.numHeads / this.shape.numKvHeads;
+    stepAt.launch(
+      { grid: [Math.max(1, Math.ceil(maxPages / STEP_PAGES_PER_BLOCK)), this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: maxPages * 4, stream: this.rt.stream },
+      [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, scratch.scores.ptr, scratch.arrivals.ptr, segments.ptr, a.position, a.budgets,
+        this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, scratch.pageCapacity, segments.stride, this.pageSize],
     );
   }
 }

@@ -6,6 +6,12 @@
  * Only the budget k crosses from the host (it depends on the position alone). The selection runs
  * through QuestKernels.selectStep with its default, three launches (the one-launch variant measured
  * slower at 64K-128K: docs/perf.md, "Quest page selection").
+ *
+ * In the model's CUDA graph (graphSteps, issue 9) a step is the one-launch selection with the position
+ * read on the device (selectStepAt) and the segment decode with a device tail: the budget and the
+ * current page's first row come from per-position tables the host fills with the same rule
+ * (questGraphTables), so the lists equal the eager step's and the CPU's. The first decode step of a
+ * sequence stays eager: it folds the whole prompt into the bounds; graph steps start after it.
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
 import type { ModelConfig } from '../../../engine/model-config.js';
@@ -13,8 +19,11 @@ import { resolveOptions } from '../../../methods/options.js';
 import { questMethod, questPagesFor } from '../../../methods/quest.js';
 import type { CudaRuntime } from '../runtime.js';
 import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../kernels/quest.js';
-import { SegmentDecodeKernel, SegmentLists } from '../kernels/segment-decode.js';
-import type { DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceMethodOptions, EstimationTiming } from './contract.js';
+import { SegmentDecodeKernel, SegmentLists, segmentWorkspaceBytes } from '../kernels/segment-decode.js';
+import type {
+  DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceGraphDecodeSetup, DeviceGraphDecodeSteps, DeviceMethodOptions,
+  EstimationTiming,
+} from './contract.js';
 import { EstimationClock } from './estimation-clock.js';
 import { segmentDecodeFactory } from './kernel-family-factories.js';
 import { assertShape } from './shape-check.js';
@@ -24,6 +33,58 @@ export interface QuestSettings {
   sparsity: number | null;
   tokenBudget: number | null;
   sharePages: boolean;
+}
+
+/** What a decode step at position p reads: pagesRead selected pages, then the current page's rows [tailStart, p]. */
+export interface QuestStepPlan {
+  /** p's page: the pages before it are the candidates. */
+  current: number;
+  /** questPagesFor(p): the pages kept (<= current). */
+  pagesRead: number;
+  tailStart: number;
+  tailRows: number;
+}
+
+export function questStepPlan(p: number, settings: QuestSettings): QuestStepPlan {
+  const P = settings.pageSize;
+  const current = Math.floor(p / P);
+  const pagesRead = Math.min(questPagesFor(p, P, settings.sparsity, settings.tokenBudget), current);
+  return { current, pagesRead, tailStart: current * P, tailRows: p - current * P + 1 };
+}
+
+/** The pairs of a step at p: every query head reads the kept pages and the current page up to p. */
+export function questStepCounts(p: number, settings: QuestSettings, numHeads: number): HeadCounts {
+  const { pagesRead, tailRows } = questStepPlan(p, settings);
+  const counts = emptyCounts(numHeads);
+  counts.attended.fill(pagesRead * settings.pageSize + tailRows);
+  counts.dense.fill(p + 1);
+  return counts;
+}
+
+/**
+ * What a captured graph reads per position for steps at [first, capacity): budgets[p] (questPagesFor,
+ * the budget the eager step passes), tailStarts[p] (p's page's first row), both [capacity] int32 with
+ * zeros below `first`; maxListRows: the most listed rows of any of those steps (fixes the decode's grid).
+ */
+export interface QuestGraphTables {
+  budgets: Int32Array;
+  tailStarts: Int32Array;
+  maxListRows: number;
+}
+
+export function questGraphTables(first: number, capacity: number, settings: QuestSettings): QuestGraphTables {
+  if (!Number.isInteger(first) || !Number.isInteger(capacity) || first < 0 || capacity <= first) {
+    throw new Error(`quest: graph tables need integers 0 <= first < capacity (got ${first}, ${capacity})`);
+  }
+  const budgets = new Int32Array(capacity), tailStarts = new Int32Array(capacity);
+  let maxListRows = 0;
+  for (let p = first; p < capacity; p++) {
+    const plan = questStepPlan(p, settings);
+    budgets[p] = questPagesFor(p, settings.pageSize, settings.sparsity, settings.tokenBudget);
+    tailStarts[p] = plan.tailStart;
+    maxListRows = Math.max(maxListRows, plan.pagesRead * settings.pageSize);
+  }
+  return { budgets, tailStarts, maxListRows };
 }
 
 /** One layer's per-sequence state. */
@@ -70,24 +131,75 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     const state = this.stateOf(call);
     if (state.bounds.coveredRows > p + 1) throw new Error(`${this.id}: layer ${call.layer} saw a later position before ${p}: reset() between sequences`);
     const P = this.settings.pageSize;
-    const current = Math.floor(p / P);
+    const { current, pagesRead, tailStart, tailRows } = questStepPlan(p, this.settings);
     const k = questPagesFor(p, P, this.settings.sparsity, this.settings.tokenBudget);
-    const pagesRead = Math.min(k, current);
 
     this.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
     this.clock.start();
     this.kernels.selectStep({ q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments });
     this.clock.end();
 
-    const tailRows = p - current * P + 1;
     this.decoder.run({
       q: call.q, k: cache.keys.ptr, v: cache.values.ptr, kvStride: cache.capacity, out: call.out, segments: state.segments,
-      tailStart: current * P, tailRows, maxRows: pagesRead * P + tailRows, scale: call.shape.scale,
+      tailStart, tailRows, maxRows: pagesRead * P + tailRows, scale: call.shape.scale,
     });
-    const counts = emptyCounts(this.config.numHeads);
-    counts.attended.fill(pagesRead * P + tailRows);
-    counts.dense.fill(p + 1);
-    return counts;
+    return questStepCounts(p, this.settings, this.config.numHeads);
+  }
+
+  /**
+   * Graph steps once every layer's bounds cover the rows before setup.firstPosition (after the
+   * sequence's first, eager, step; null before it, and where the last step's pages exceed what the
+   * one-launch selection stages in shared memory). Each layer records selectStepAt over its own
+   * bounds, scratch and lists, then the segment decode with the tail start from the table; the
+   * budget and tail tables and the decode workspace live in the graph's memory.
+   */
+  graphSteps(setup: DeviceGraphDecodeSetup): DeviceGraphDecodeSteps | null {
+    assertShape(this.id, setup.shape, this.config);
+    const first = setup.firstPosition, capacity = setup.capacity;
+    if (capacity <= first) throw new Error(`${this.id}: no position to replay (first ${first}, capacity ${capacity})`);
+    if (this.layers.size === 0) return null;
+    for (const state of this.layers.values()) if (state.bounds.coveredRows !== first) return null;
+    const P = this.settings.pageSize;
+    const maxPages = Math.floor((capacity - 1) / P);
+    if (!this.kernels.graphStepFits(maxPages)) return null;
+    for (const [layer, state] of this.layers) {
+      if (state.bounds.pageCapacity < maxPages + 1) throw new Error(`${this.id}: layer ${layer}'s bounds hold ${state.bounds.pageCapacity} pages, positions up to ${capacity - 1} need ${maxPages + 1}`);
+    }
+    const tables = questGraphTables(first, capacity, this.settings);
+    // The kernel's chunk follows maxListRows + the step's tail rows (1..P), so its grid covers that range.
+    const launch = this.decoder.planGraph(tables.maxListRows + 1, tables.maxListRows + P);
+    // Layers run one after another in the stream: one workspace serves them all.
+    const workspace = setup.own(segmentWorkspaceBytes(this.config.numHeads, this.config.headDim, launch.splits));
+    const budgets = setup.own(tables.budgets.byteLength), tailStarts = setup.own(tables.tailStarts.byteLength);
+    this.kernels.prepare();
+    // Synchronous copies outside the stream: fresh pool blocks may still be read by queued kernels.
+    this.rt.synchronize();
+    this.rt.cuda.upload(budgets, tables.budgets);
+    this.rt.cuda.upload(tailStarts, tables.tailStarts);
+    const stateOf = (layer: number): QuestLayerState => {
+      const state = this.layers.get(layer);
+      if (!state) throw new Error(`${this.id}: layer ${layer} has no page bounds (its first decode step did not run)`);
+      return state;
+    };
+    return {
+      record: (call) => {
+        const state = stateOf(call.layer);
+        if (call.cache.capacity < capacity) throw new Error(`${this.id}: cache of ${call.cache.capacity} rows for positions up to ${capacity - 1}`);
+        this.kernels.selectStepAt({
+          q: call.q, bounds: state.bounds, cache: call.cache, position: call.position, budgets, maxPages, scratch: state.scratch, segments: state.segments,
+        });
+        this.decoder.runGraph({
+          q: call.q, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity, out: call.out, segments: state.segments,
+          position: call.position, tailStart: 0, tailStarts, maxListRows: tables.maxListRows, launch, workspace, scale: setup.shape.scale,
+        });
+      },
+      counts: (layer, position) => {
+        // The replay folded row `position` into the bounds: an eager step after it folds only later rows.
+        const bounds = stateOf(layer).bounds;
+        bounds.coveredRows = Math.max(bounds.coveredRows, position + 1);
+        return questStepCounts(position, this.settings, this.config.numHeads);
+      },
+    };
   }
 
   lastEstimationMs(): number | null {
