@@ -332,9 +332,10 @@ export class CudaTransformerModel {
    * One greedy decode step: feeds `token` at seq.position and returns the argmax of the next-token
    * logits. With dense attention, or a sparse decode method that records its steps (and head dims the
    * split-K kernel serves), the step replays a CUDA graph captured once per sequence, whose kernels
-   * read the position from device memory; otherwise (Quest decides on the host every step, small head
-   * dims), or while the method cannot be captured yet (an undeclared prompt's first step, a sink still
-   * growing), it is forward + argmax.
+   * read the position from device memory (every decode method of the GPU registry records its steps);
+   * otherwise (small head dims, a method without graph steps), or while the method cannot be captured
+   * yet (an undeclared prompt's first step, Quest's first step that folds the prompt into its page
+   * bounds, a sink still growing), it is forward + argmax.
    */
   decodeGreedy(seq: CudaSequence, token: number): number {
     if (this.useDecodeGraph && this.decodeGraphFailure === null && this.decodeGraphUnsupported === null) {
