@@ -13,7 +13,11 @@
 # generators start there and train.py reads from there), EXTRA (more train.py flags), GEN_FLAGS
 # (curriculum flags of generate-data.ts), ORGANISM_SCRATCH (working folder, default /tmp),
 # EVAL_BEFORE (seconds after the job's start by which a held-out evaluation of RESUME, before any
-# training, must end: predictions-before.jsonl; the generators already run meanwhile).
+# training, must end: predictions-before.jsonl; the generators already run meanwhile), TOKENIZER (the
+# folder whose tokenizer.json / tokenizer_config.json the data and the checkpoint use; default
+# models/organism), EVAL_SETS (the held-out files, space-separated; default the shipped model's
+# .organism/eval-synth.jsonl.gz and eval-qa.jsonl.gz: sets sized in another tokenizer's tokens live
+# beside them under another prefix, see prepare.sh --eval-prefix).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -33,6 +37,9 @@ TIME_BUDGET=${TIME_BUDGET:-0}
 EVAL_DEADLINE=${EVAL_DEADLINE:-570}  # seconds after the job's start by which the eval must end
 EVAL_LIMIT=${EVAL_LIMIT:-0}
 FIRST_CHUNK=${FIRST_CHUNK:-0}
+TOKENIZER=${TOKENIZER:-models/organism}
+EVAL_SETS=${EVAL_SETS:-.organism/eval-synth.jsonl.gz .organism/eval-qa.jsonl.gz}
+[ -f "$TOKENIZER/tokenizer.json" ] || { echo "TOKENIZER=$TOKENIZER has no tokenizer.json"; exit 2; }
 scratch=${ORGANISM_SCRATCH:-/tmp}  # working folders (data, run, logs); a dry run elsewhere sets its own
 data=$scratch/organism-data
 run=$scratch/organism-run
@@ -45,10 +52,12 @@ echo "steps $STEPS reuse $REUSE lag $REUSE_LAG workers $WORKERS chunks $CHUNKS f
 # (default EVAL_DEADLINE), into $out/$3 (default predictions.jsonl); synthetic tasks by length first,
 # QA last: a cut-off run loses the longest contexts.
 held_out_eval() {
-  local eval_files=(.organism/eval-*.jsonl.gz)
+  local eval_files=($EVAL_SETS)
+  local f
+  for f in "${eval_files[@]}"; do [ -f "$f" ] || { echo "missing held-out set $f (tools/organism/prepare.sh)"; return 2; }; done
   cat "${eval_files[@]}" > "$scratch"/organism-eval.jsonl.gz
   local left=$(( ${2:-$EVAL_DEADLINE} - SECONDS ))
-  [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" \
+  [ $left -gt 20 ] && timeout "$left" python3 tools/organism/train.py --tokenizer-dir "$TOKENIZER" --data "$data" --out "$run" \
     --steps 0 --eval-only --resume "$1" --eval-set "$scratch"/organism-eval.jsonl.gz --eval-limit "$EVAL_LIMIT" \
     --predictions "$out/${3:-predictions.jsonl}"
   echo "eval exit $? after ${SECONDS}s"
@@ -68,7 +77,7 @@ fi
 .gpu/device/with-node node --version || exit 2
 pids=()
 for ((w = 0; w < WORKERS; w++)); do
-  .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer models/organism --out "$data" \
+  .gpu/device/with-node node .organism/build/tools/organism/generate-data.js --tokenizer "$TOKENIZER" --out "$data" \
     --chunks "$CHUNKS" --first-chunk "$FIRST_CHUNK" --worker "$w" --workers "$WORKERS" ${GEN_FLAGS:-} 2> "$scratch/organism-logs/gen-$w.log" &
   pids+=($!)
 done
@@ -79,7 +88,7 @@ if [ -n "${EVAL_BEFORE:-}" ]; then
   [ -n "${RESUME:-}" ] || { echo "EVAL_BEFORE needs RESUME (the checkpoint to evaluate)"; exit 2; }
   held_out_eval "$RESUME" "$EVAL_BEFORE" predictions-before.jsonl
 fi
-python3 tools/organism/train.py --tokenizer-dir models/organism --data "$data" --out "$run" --steps "$STEPS" \
+python3 tools/organism/train.py --tokenizer-dir "$TOKENIZER" --data "$data" --out "$run" --steps "$STEPS" \
   --reuse "$REUSE" --reuse-lag "$REUSE_LAG" --time-budget "$TIME_BUDGET" --wait-limit 90 --first-chunk "$FIRST_CHUNK" \
   "${resume_flag[@]}" ${EXTRA:-}
 status=$?
