@@ -70,19 +70,22 @@ export function resumeCommand(name: string, dir: string, opts: Pick<RunCliOption
   return `npm start -- ${args.map(quote).join(' ')}`;
 }
 
+/** A flag's value that must be a positive integer; `accepted` says what the flag takes, for the error. */
+function positiveIntegerFlag(flag: string, text: string, accepted = 'a positive integer'): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be ${accepted}, got "${text}"`);
+  return n;
+}
+
 /** `--examples n`: a positive integer. */
 export function parseExamples(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--examples must be a positive integer, got "${text}"`);
-  return n;
+  return positiveIntegerFlag('--examples', text);
 }
 
 /** `--jobs n` or `auto` (one per core the OS offers this process). */
 export function parseJobs(text: string): number {
   if (text === 'auto') return Math.max(1, availableParallelism());
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--jobs must be a positive integer or auto, got "${text}"`);
-  return n;
+  return positiveIntegerFlag('--jobs', text, 'a positive integer or auto');
 }
 
 function summaryLine(s: RunSummary, seconds: number): string {
