@@ -1,9 +1,10 @@
 /**
  * Random inputs of the block-sparse prefill GPU tests (mma.sync and wgmma kernels) and the engine's CPU
- * cache holding the same rows, for the CPU method that serves as their reference, and the float64
- * reference over an explicit selection.
+ * cache holding the same rows, for the CPU method that serves as their reference, the float64
+ * reference over an explicit selection, and the hand-made selection with empty rows both kernels' tests use.
  */
 import { type ChunkSelection, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
+import assert from 'node:assert/strict';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
 import { randomBf16Values, randomGenerator } from './helpers.js';
 
@@ -65,4 +66,35 @@ export function selectionReference(x: BlockSparseInputs, sel: ChunkSelection): F
     }
   }
   return ref;
+}
+
+/**
+ * A fixed selection of 16-token chunks over n tokens and H heads: row m of head h is empty when
+ * (m + h) % 3 === 0, otherwise it keeps the causal chunks j with (7j + m + h) even, and always its
+ * diagonal chunk m. Returned fresh, so a test may empty more rows.
+ */
+export function handMadeEmptyRowSelection(n: number, H: number): ChunkSelection {
+  const B = Math.ceil(n / 16);
+  const heads = Array.from({ length: H }, (_, h) => {
+    const selected = new Int32Array(B * B), counts = new Int32Array(B);
+    for (let m = 0; m < B; m++) {
+      if ((m + h) % 3 === 0) continue; // empty row
+      let k = 0;
+      for (let j = 0; j <= m; j++) if ((j * 7 + m + h) % 2 === 0 || j === m) selected[m * B + k++] = j;
+      counts[m] = k;
+    }
+    return { selected, counts, stride: B };
+  });
+  return { chunkSize: 16, numTokens: n, heads };
+}
+
+/** Every query that the selection gives no key must come out as zeros. out: [n, H, D]. */
+export function assertEmptyRowsAreZero(out: Float32Array, x: BlockSparseInputs, sel: ChunkSelection): void {
+  const { n, H, D } = x;
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < n; t++) {
+      if (selectedKeysOf(sel, h, t).length > 0) continue;
+      for (let d = 0; d < D; d++) assert.equal(out[(t * H + h) * D + d], 0, `empty row: head ${h} query ${t}`);
+    }
+  }
 }

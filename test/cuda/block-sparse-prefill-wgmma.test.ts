@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
-import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
+import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { wgmmaCtaRows, wgmmaCtaSteps, wgmmaStepsAll } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
@@ -23,7 +23,7 @@ import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { type BlockSparseInputs, cpuCacheOf, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
+import { type BlockSparseInputs, assertEmptyRowsAreZero, cpuCacheOf, handMadeEmptyRowSelection, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
 import { countNaN, relativeError } from './helpers.js';
 
 /** Where the suite cannot run: no CUDA device, or one without wgmma (checked once the runtime exists). */
@@ -148,31 +148,16 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, D=${D}, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const x = randomBlockSparseInputs(300, 4, 2, D, 0, 6);
+      const sel = handMadeEmptyRowSelection(300, 4);
       const B = Math.ceil(300 / 16);
-      const heads = Array.from({ length: 4 }, (_, h) => {
-        const selected = new Int32Array(B * B), counts = new Int32Array(B);
-        for (let m = 0; m < B; m++) {
-          if ((m + h) % 3 === 0) continue; // empty row
-          let k = 0;
-          for (let j = 0; j <= m; j++) if ((j * 7 + m + h) % 2 === 0 || j === m) selected[m * B + k++] = j;
-          counts[m] = k;
-        }
-        return { selected, counts, stride: B };
-      });
       // Head 3: one whole CTA (the second: rows 128..255, or 192..299 with three consumers) selects
       // nothing at all, so it has no steps.
       const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
-      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) heads[3].counts[m] = 0;
-      const sel: ChunkSelection = { chunkSize: 16, numTokens: 300, heads };
+      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
       const ref = selectionReference(x, sel);
       const out = runGpu(x, sel, tiling);
       assert.equal(countNaN(out), 0, 'every output element must be written');
-      for (let h = 0; h < x.H; h++) {
-        for (let q = 0; q < x.n; q++) {
-          if (selectedKeysOf(sel, h, q).length > 0) continue;
-          for (let d = 0; d < D; d++) assert.equal(out[(q * x.H + h) * D + d], 0, `empty row: head ${h} query ${q}`);
-        }
-      }
+      assertEmptyRowsAreZero(out, x, sel);
       const err = relativeError(out, ref);
       console.log(`#   rel err ${err.toExponential(2)}`);
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
