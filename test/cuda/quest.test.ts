@@ -47,6 +47,21 @@ function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array 
   return out;
 }
 
+/** The device page bounds of every KV head's first `pages` pages equal the CPU's, bit for bit. */
+function assertBoundsEqual(rt: CudaRuntime, bounds: DeviceQuestBounds, cpu: QuestPageBounds, Hkv: number, D: number, pages: number, suffix = ''): void {
+  const words = bounds.pageCapacity * D * Hkv;
+  rt.synchronize();
+  const mn = new Uint16Array(words), mx = new Uint16Array(words);
+  rt.cuda.download(mn, bounds.pageMin.ptr);
+  rt.cuda.download(mx, bounds.pageMax.ptr);
+  const gmn = fromBf16(mn), gmx = fromBf16(mx);
+  for (let h = 0; h < Hkv; h++) {
+    const at = h * bounds.pageCapacity * D;
+    assert.deepEqual(gmn.subarray(at, at + pages * D), cpu.pageMin[h].subarray(0, pages * D), `min, head ${h}${suffix}`);
+    assert.deepEqual(gmx.subarray(at, at + pages * D), cpu.pageMax[h].subarray(0, pages * D), `max, head ${h}${suffix}`);
+  }
+}
+
 describe('CUDA Quest', { skip }, () => {
   let rt: CudaRuntime;
   before(async () => {
@@ -66,18 +81,7 @@ describe('CUDA Quest', { skip }, () => {
     const check = (rows: number) => {
       kernels.updateBounds(bounds, caches.device, rows);
       cpu.extend(caches.cpu, rows);
-      const pages = Math.ceil(rows / P);
-      const words = bounds.pageCapacity * D * Hkv;
-      rt.synchronize();
-      const mn = new Uint16Array(words), mx = new Uint16Array(words);
-      rt.cuda.download(mn, bounds.pageMin.ptr);
-      rt.cuda.download(mx, bounds.pageMax.ptr);
-      const gmn = fromBf16(mn), gmx = fromBf16(mx);
-      for (let h = 0; h < Hkv; h++) {
-        const at = h * bounds.pageCapacity * D;
-        assert.deepEqual(gmn.subarray(at, at + pages * D), cpu.pageMin[h].subarray(0, pages * D), `min, head ${h}, ${rows} rows`);
-        assert.deepEqual(gmx.subarray(at, at + pages * D), cpu.pageMax[h].subarray(0, pages * D), `max, head ${h}, ${rows} rows`);
-      }
+      assertBoundsEqual(rt, bounds, cpu, Hkv, D, Math.ceil(rows / P), `, ${rows} rows`);
     };
     check(517); // the prompt: 32 full pages and a partial one of 5 rows
     for (let i = 0; i < 13; i++) {
@@ -233,17 +237,7 @@ describe('CUDA Quest', { skip }, () => {
         rt.pool.release(dq);
       }
       // The bounds the steps folded equal the CPU bounds.
-      const words = bounds.pageCapacity * c.D * c.Hkv;
-      rt.synchronize();
-      const mn = new Uint16Array(words), mx = new Uint16Array(words);
-      rt.cuda.download(mn, bounds.pageMin.ptr);
-      rt.cuda.download(mx, bounds.pageMax.ptr);
-      const covered = Math.ceil(caches.device.length / P);
-      for (let h = 0; h < c.Hkv; h++) {
-        const at = h * bounds.pageCapacity * c.D;
-        assert.deepEqual(fromBf16(mn).subarray(at, at + covered * c.D), cpuBounds.pageMin[h].subarray(0, covered * c.D), `min, head ${h}`);
-        assert.deepEqual(fromBf16(mx).subarray(at, at + covered * c.D), cpuBounds.pageMax[h].subarray(0, covered * c.D), `max, head ${h}`);
-      }
+      assertBoundsEqual(rt, bounds, cpuBounds, c.Hkv, c.D, Math.ceil(caches.device.length / P));
       // Captured once, replayed twice: the arrival counters come back to 0, so each replay selects again.
       const rows = caches.device.length, pages = Math.floor((rows - 1) / P), k = 25;
       const q = randomBf16Values(c.H * c.D, rand, 2);
@@ -382,17 +376,7 @@ describe('CUDA Quest', { skip }, () => {
           }
         }
         // The bounds the replays folded, row by row, equal the CPU bounds.
-        const words = bounds.pageCapacity * c.D * c.Hkv;
-        rt.synchronize();
-        const mn = new Uint16Array(words), mx = new Uint16Array(words);
-        rt.cuda.download(mn, bounds.pageMin.ptr);
-        rt.cuda.download(mx, bounds.pageMax.ptr);
-        const covered = Math.ceil(caches.device.length / P);
-        for (let h = 0; h < c.Hkv; h++) {
-          const at = h * bounds.pageCapacity * c.D;
-          assert.deepEqual(fromBf16(mn).subarray(at, at + covered * c.D), cpuBounds.pageMin[h].subarray(0, covered * c.D), `min, head ${h}`);
-          assert.deepEqual(fromBf16(mx).subarray(at, at + covered * c.D), cpuBounds.pageMax[h].subarray(0, covered * c.D), `max, head ${h}`);
-        }
+        assertBoundsEqual(rt, bounds, cpuBounds, c.Hkv, c.D, Math.ceil(caches.device.length / P));
       } finally {
         rt.synchronize();
         rt.cuda.destroyGraph(exec);
