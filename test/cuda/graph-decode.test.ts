@@ -194,6 +194,34 @@ describe('CUDA sparse decode steps replayed from a captured graph', { skip }, ()
     }
   }
 
+  /**
+   * The plan's current method decodes `steps` greedy tokens after `prompt` twice, replaying its graph
+   * and eagerly: the graph run was captured after exactly `eagerSteps` eager steps (`why`), and both
+   * give the same tokens, the same prefill and decode pair counts and next-step logits within 1e-3.
+   */
+  function assertGraphMatchesEager(
+    model: CudaTransformerModel, plan: InstanceType<typeof mod.PlanDeviceAttention>, prompt: number[], steps: number,
+    eagerSteps: number, why: string, label: string, arch: TinyArch,
+  ): void {
+    assert.equal(model.decodeGraphUnsupported, null, `${label}: the model should capture its decode steps`);
+    const graphRun = greedyRun(model, plan, prompt, steps, true);
+    assert.equal(model.decodeGraphFailure, null, `${label}: capture failed`);
+    assert.ok(graphRun.graphed, `${label}: no method graph was captured`);
+    assert.equal(graphRun.eagerSteps, eagerSteps, `${label}: ${why}`);
+    const eagerRun = greedyRun(model, plan, prompt, steps, false);
+    assert.equal(eagerRun.graphed, false);
+    assert.deepEqual(graphRun.ids, eagerRun.ids, `${label}: greedy tokens`);
+    for (const phase of ['prefill', 'decode'] as const) {
+      for (const field of ['attended', 'dense'] as const) {
+        assert.deepEqual(Array.from(graphRun.counts[phase][field]), Array.from(eagerRun.counts[phase][field]), `${label}: ${phase} ${field} pairs`);
+      }
+    }
+    assert.equal(countNaN(graphRun.nextLogits), 0);
+    const rel = relativeError(graphRun.nextLogits, eagerRun.nextLogits);
+    console.log(`# ${arch} ${label}: ${steps} graph steps = eager tokens and counts; next logits rel ${rel.toExponential(2)}`);
+    assert.ok(rel < 1e-3, `${label}: the step after graph replays differs from the eager one by ${rel} (rel L2)`);
+  }
+
   const METHODS: { id: string; options: { sparsity?: number; params?: Record<string, unknown> } }[] = [
     { id: 'snapkv', options: { sparsity: 0.8, params: { observationWindow: 32, localWindow: 16 } } },
     { id: 'ada_snapkv', options: { sparsity: 0.8, params: { observationWindow: 32, localWindow: 16 } } },
@@ -213,23 +241,7 @@ describe('CUDA sparse decode steps replayed from a captured graph', { skip }, ()
         for (const m of METHODS) {
           const label = `${m.id} ${JSON.stringify(m.options)}`;
           plan.use(registry.createDeviceAttentionPlan(rt, config, m.id, m.options));
-          assert.equal(model.decodeGraphUnsupported, null, `${label}: the model should capture its decode steps`);
-          const graphRun = greedyRun(model, plan, prompt, 12, true);
-          assert.equal(model.decodeGraphFailure, null, `${label}: capture failed`);
-          assert.ok(graphRun.graphed, `${label}: no method graph was captured`);
-          assert.equal(graphRun.eagerSteps, 0, `${label}: a declared prompt's first step is already capturable`);
-          const eagerRun = greedyRun(model, plan, prompt, 12, false);
-          assert.equal(eagerRun.graphed, false);
-          assert.deepEqual(graphRun.ids, eagerRun.ids, `${label}: greedy tokens`);
-          for (const phase of ['prefill', 'decode'] as const) {
-            for (const field of ['attended', 'dense'] as const) {
-              assert.deepEqual(Array.from(graphRun.counts[phase][field]), Array.from(eagerRun.counts[phase][field]), `${label}: ${phase} ${field} pairs`);
-            }
-          }
-          assert.equal(countNaN(graphRun.nextLogits), 0);
-          const rel = relativeError(graphRun.nextLogits, eagerRun.nextLogits);
-          console.log(`# ${arch} ${label}: 12 graph steps = eager tokens and counts; next logits rel ${rel.toExponential(2)}`);
-          assert.ok(rel < 1e-3, `${label}: the step after graph replays differs from the eager one by ${rel} (rel L2)`);
+          assertGraphMatchesEager(model, plan, prompt, 12, 0, "a declared prompt's first step is already capturable", label, arch);
         }
         // A prompt shorter than the sink: the sink grows during the first steps, which stay eager.
         plan.use(registry.createDeviceAttentionPlan(rt, config, 'sink_local_decode', { params: { sinkTokens: 8, localWindow: 16 } }));
@@ -263,23 +275,7 @@ describe('CUDA sparse decode steps replayed from a captured graph', { skip }, ()
         for (const options of QUEST_OPTIONS) {
           const label = `quest ${JSON.stringify(options)}`;
           plan.use(registry.createDeviceAttentionPlan(rt, config, 'quest', options));
-          assert.equal(model.decodeGraphUnsupported, null, `${label}: the model should capture its decode steps`);
-          const graphRun = greedyRun(model, plan, prompt, 24, true);
-          assert.equal(model.decodeGraphFailure, null, `${label}: capture failed`);
-          assert.ok(graphRun.graphed, `${label}: no method graph was captured`);
-          assert.equal(graphRun.eagerSteps, 1, `${label}: the first step folds the prompt eagerly, the others replay the graph`);
-          const eagerRun = greedyRun(model, plan, prompt, 24, false);
-          assert.equal(eagerRun.graphed, false);
-          assert.deepEqual(graphRun.ids, eagerRun.ids, `${label}: greedy tokens`);
-          for (const phase of ['prefill', 'decode'] as const) {
-            for (const field of ['attended', 'dense'] as const) {
-              assert.deepEqual(Array.from(graphRun.counts[phase][field]), Array.from(eagerRun.counts[phase][field]), `${label}: ${phase} ${field} pairs`);
-            }
-          }
-          assert.equal(countNaN(graphRun.nextLogits), 0);
-          const rel = relativeError(graphRun.nextLogits, eagerRun.nextLogits);
-          console.log(`# ${arch} ${label}: 24 graph steps = eager tokens and counts; next logits rel ${rel.toExponential(2)}`);
-          assert.ok(rel < 1e-3, `${label}: the step after graph replays differs from the eager one by ${rel} (rel L2)`);
+          assertGraphMatchesEager(model, plan, prompt, 24, 1, 'the first step folds the prompt eagerly, the others replay the graph', label, arch);
         }
       } finally {
         plan.dispose();
