@@ -138,10 +138,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 
   float o[D / 8][4];
   float s[BN / 8][4];
-#pragma unroll
-  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-#pragma unroll
-  for (int i = 0; i < BN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+  zero_accumulators<D, BN>(o, s);
   float rowMax[2] = {NEG_INF, NEG_INF}, rowSum[2] = {0.f, 0.f};
 
   const int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row

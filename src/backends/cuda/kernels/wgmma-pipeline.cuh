@@ -81,6 +81,14 @@ __device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const u32 (&p)[N 
     }
   }
 }
+// A consumer warp's O [D/8][4] and S [N/8][4] accumulators zeroed before its first product.
+template <int D, int N>
+__device__ __forceinline__ void zero_accumulators(float (&o)[D / 8][4], float (&s)[N / 8][4]) {
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+#pragma unroll
+  for (int i = 0; i < N / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+}
 // Named barriers 1..15 among `count` threads (warp multiples): sync waits, arrive does not.
 __device__ __forceinline__ void named_bar_sync(int id, int count) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
