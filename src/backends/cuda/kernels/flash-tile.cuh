@@ -12,32 +12,41 @@
 #pragma once
 
 // Online softmax over NT 8-key column tiles for the row pair (g, g + 8) of one 16-row tile: turns the
+// One row (r = 0: row g, r = 1: row g + 8) of the online softmax: the row's scores in s into
+// unnormalised probabilities in place, its max and its sum (this lane's share of the quad's) updated;
+// returns the factor alpha by which the row's output accumulator must be rescaled. Masked scores must
+// be NEG_INF; a row with nothing visible so far keeps max NEG_INF and gets zeros.
+template <int NT>
+__device__ __forceinline__ float flash_softmax_row(float (&s)[NT][4], int r, float& rowMax, float& rowSum, float scaleLog2) {
+  float mx = rowMax;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;
+  const float alpha = fast_exp2(fmaf(rowMax, scaleLog2, negBase));
+  rowMax = mx;
+  float sum = 0.f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
+    const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
+    s[nt][2 * r] = p0;
+    s[nt][2 * r + 1] = p1;
+    sum += p0 + p1;
+  }
+  rowSum = rowSum * alpha + sum;
+  return alpha;
+}
+
 // scores s into unnormalised probabilities in place, updates rowMax / rowSum (this lane's share of the
 // quad's sum) and rescales the DT 8-wide column tiles of the output accumulator o when a max moved.
-// Masked scores must be NEG_INF; a row with nothing visible so far keeps max NEG_INF and gets zeros.
 template <int NT, int DT>
 __device__ __forceinline__ void flash_online_softmax(float (&s)[NT][4], float (&o)[DT][4], float (&rowMax)[2],
                                                      float (&rowSum)[2], float scaleLog2) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float mx = rowMax[r];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;
-    const float alpha = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
-    rowMax[r] = mx;
-    float sum = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
-      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
-      s[nt][2 * r] = p0;
-      s[nt][2 * r + 1] = p1;
-      sum += p0 + p1;
-    }
-    rowSum[r] = rowSum[r] * alpha + sum;
+    const float alpha = flash_softmax_row(s, r, rowMax[r], rowSum[r], scaleLog2);
     // Warp-uniform test, so the skip costs no divergence.
     if (__any_sync(0xffffffffu, alpha != 1.f)) {
 #pragma unroll

@@ -1,8 +1,8 @@
 // Pieces of the Hopper producer/consumer prefill loops shared by flash-prefill-wgmma.cu (dense) and
 // block-sparse-prefill-wgmma.cu: mbarriers, named barriers, the warpgroup register split, and the
 // online softmax split in two for loops whose P·V is still running when the next scores arrive.
-// Needs common.cuh (u32, bf16_t, NEG_INF, fast_exp2, cp_async16_at) and wgmma.cuh (swizzled_offset)
-// included before it.
+// Needs common.cuh (u32, bf16_t, NEG_INF, fast_exp2, cp_async16_at), wgmma.cuh (swizzled_offset) and
+// flash-tile.cuh (flash_softmax_row) included before it.
 #pragma once
 
 // mbarriers: 8-byte shared-memory objects counting arrivals per phase.
@@ -110,26 +110,7 @@ template <int NT>
 __device__ __forceinline__ void flash_softmax_scores(float (&s)[NT][4], float (&rowMax)[2], float (&rowSum)[2],
                                                      float (&alpha)[2], float scaleLog2) {
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float mx = rowMax[r];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float negBase = (mx == NEG_INF) ? 0.f : -mx * scaleLog2;  // nothing visible yet: zeros
-    alpha[r] = fast_exp2(fmaf(rowMax[r], scaleLog2, negBase));
-    rowMax[r] = mx;
-    float sum = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const float p0 = fast_exp2(fmaf(s[nt][2 * r], scaleLog2, negBase));
-      const float p1 = fast_exp2(fmaf(s[nt][2 * r + 1], scaleLog2, negBase));
-      s[nt][2 * r] = p0;
-      s[nt][2 * r + 1] = p1;
-      sum += p0 + p1;
-    }
-    rowSum[r] = rowSum[r] * alpha[r] + sum;
-  }
+  for (int r = 0; r < 2; ++r) alpha[r] = flash_softmax_row(s, r, rowMax[r], rowSum[r], scaleLog2);
 }
 // o's rows g and g + 8 times alpha[0] and alpha[1]; skipped when no row max of the warp moved.
 template <int DT>
