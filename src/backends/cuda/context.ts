@@ -13,6 +13,8 @@ const ATTR_COMPUTE_CAPABILITY_MINOR = 76;
 const ATTR_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 const CU_EVENT_DEFAULT = 0;
 const CU_STREAM_NON_BLOCKING = 1;
+// cuda.h's CU_STREAM_LEGACY: the implicit stream the synchronous copies (cuMemcpyHtoD/DtoH) run on.
+const CU_STREAM_LEGACY = 1n;
 const CU_STREAM_CAPTURE_MODE_RELAXED = 2;
 
 export interface DeviceInfo {
@@ -108,12 +110,24 @@ export class CudaContext {
     this.check(this.api.cuMemFree(ptr), 'cuMemFree');
   }
 
-  /** Synchronous host → device copy of the whole view. */
+  /**
+   * Host → device copy of the whole view; the data is on the device when this returns. cuMemcpyHtoD
+   * from pageable memory (every JS buffer) returns once the source is staged, its DMA possibly still
+   * running on the legacy stream (CUDA's "API synchronization behavior"), and the non-blocking streams
+   * our kernels run on do not wait for that stream: a kernel launched right after can read the previous
+   * contents of a reused pool block (the likely cause of a wrong wgmma v2 test result: docs/perf.md,
+   * Hopper kernel, the 2026-11-24 note). Hence the wait.
+   * It does not wait for queued work that may still read `dst`: synchronise that stream first.
+   */
   upload(dst: DevicePtr, src: ArrayBufferView): void {
     this.check(this.api.cuMemcpyHtoD(dst, src, src.byteLength), `cuMemcpyHtoD(${src.byteLength} bytes)`);
+    this.check(this.api.cuStreamSynchronize(CU_STREAM_LEGACY), 'cuStreamSynchronize(legacy stream) after cuMemcpyHtoD');
   }
 
-  /** Synchronous device → host copy filling the whole view (waits for prior work in the context). */
+  /**
+   * Synchronous device → host copy filling the whole view. It runs on the legacy stream, which does not
+   * wait for non-blocking streams: synchronise the stream that wrote `src` first.
+   */
   download(dst: ArrayBufferView, src: DevicePtr): void {
     this.check(this.api.cuMemcpyDtoH(dst, src, dst.byteLength), `cuMemcpyDtoH(${dst.byteLength} bytes)`);
   }
