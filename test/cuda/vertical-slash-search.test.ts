@@ -104,6 +104,45 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
     });
   }
 
+  // The batched kernel (probeLevels) answers the same probes in the same order: the same result,
+  // floor and probe count as the one-probe-at-a-time kernel, for every tree depth, on the same ranks.
+  for (const c of [...cases, { n: 16_384, H: 4, seed: 5 }]) {
+    test(`n=${c.n} H=${c.H}: the batched search (1-4 levels per round) gives the one-probe search's answers`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = syntheticScores(n, H, c.seed);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const one = new VerticalSlashCountSearch(rt, H);
+      const batched = [1, 2, 3, 4].map((probeLevels) => new VerticalSlashCountSearch(rt, H, { probeLevels }));
+      const coverage = new FlexPrefillCoverage(rt, H);
+      try {
+        coverage.build(scores, 1 / Math.min(512, n));
+        for (const s of sparsities) {
+          const want = one.counts(scores, s);
+          for (const b of batched) {
+            assert.deepEqual(b.counts(scores, s), want, `s=${s} levels ${b.probeLevels}: vertical-slash search`);
+          }
+          for (const minBudget of [1, 64]) {
+            const wantAlpha = one.alpha(scores, coverage.curvesPtr, s, minBudget);
+            for (const b of batched) {
+              const got = b.alpha(scores, coverage.curvesPtr, s, minBudget);
+              assert.ok(Object.is(got.alpha, wantAlpha.alpha), `s=${s} min ${minBudget} levels ${b.probeLevels}: alpha ${got.alpha}, one-probe ${wantAlpha.alpha}`);
+              assert.deepEqual(got, wantAlpha, `s=${s} min ${minBudget} levels ${b.probeLevels}: alpha search`);
+            }
+          }
+        }
+      } finally {
+        one.release();
+        for (const b of batched) b.release();
+        coverage.release();
+        rt.pool.release(dv);
+        rt.pool.release(ds);
+      }
+    });
+  }
+
   test('refuses a sparsity outside [0, 1) and a bad min budget', () => {
     const search = new VerticalSlashCountSearch(rt, 2);
     assert.throws(() => search.counts({ n: 10, vertical: 0n, slash: 0n }, 1), /sparsity must be in \[0, 1\)/);

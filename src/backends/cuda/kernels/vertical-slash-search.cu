@@ -8,10 +8,20 @@
 //           every probe sizing each head from its coverage curve (flexprefill-sizes.cuh).
 // Each row's rank order is sorted once per layer (vs_rank_rows: forced items first, then the scores
 // descending, ties to the lower index: vs_select's rule), so a probe's selection is a compaction of
-// the ranks below its count. A probe = the selection of every row whose count changed, a barrier,
-// the exact pairs of every (head, 64-row block) (vertical-slash-walk.cuh, the head's lists staged in
-// shared memory) summed into one 64-bit total, a barrier; a probe whose counts equal the last one's
-// reuses its total (the same counts give the same pairs). Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
+// the ranks below its count. Both searches are one state machine (SearchState, search_advance) that
+// a probe's exact layer pairs move on; two kernels drive it:
+//   vs_count_search          one probe at a time: the selection of every row whose count changed, a
+//                            barrier, the exact pairs of every (head, 64-row block)
+//                            (vertical-slash-walk.cuh, the head's lists staged in shared memory) summed
+//                            into one 64-bit total, a barrier; a probe whose counts equal the last
+//                            one's reuses its total (the same counts give the same pairs).
+//   vs_count_search_batched  the next `levels` levels of the search's decision tree at once (up to
+//                            2^levels - 1 probes: every probe the next levels could make, whatever the
+//                            outcomes), then the real outcomes followed down the tree. The same probes
+//                            are answered in the same order, so the same result, in about 1/levels of
+//                            the rounds; for few heads (H = 4: 8 score rows on a GPU of 132
+//                            multiprocessors) one round costs about what one probe does.
+// Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
 #include "vertical-slash-walk.cuh"
@@ -24,6 +34,10 @@ constexpr int RANK_THREADS = 1024;
 constexpr int RANK_ITEMS = 4;    // keys and indices per thread in one sort tile
 constexpr int SELECT_ITEMS = 8;  // consecutive ranks per thread in one compaction step
 constexpr int STAGE_INTS = 8192; // a head's kept columns and diagonals, staged for the walk when they fit
+constexpr int MAX_LEVELS = 4;
+constexpr int MAX_BATCH = (1 << MAX_LEVELS) - 1;  // probes in one round of the batched search, at most
+constexpr int MAX_BATCH_COUNTS = 1024;            // probes x 2H counts one round keeps in shared memory
+constexpr double ABOVE_ANY_TARGET = 1e308;        // an assumed probe outcome above the target
 
 __device__ __forceinline__ u32 load_acquire(const u32* p) {
   u32 v;
@@ -44,6 +58,49 @@ __device__ __forceinline__ void grid_barrier(u32* counter, u32& generation) {
     __threadfence();
   }
   __syncthreads();
+}
+
+// out = the items of rank < k of one row (vs_select's top k), in ascending index order. All threads call it.
+__device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int* out, TopKShared& sh) {
+  int written = 0;
+  for (int base = 0; base < n; base += THREADS * SELECT_ITEMS) {
+    const int first = base + threadIdx.x * SELECT_ITEMS;
+    int taken = 0;
+#pragma unroll
+    for (int j = 0; j < SELECT_ITEMS; ++j) taken += (first + j < n && rank[first + j] < k) ? 1 : 0;
+    int total;
+    int at = written + topk_block_exclusive_scan<THREADS>(taken, sh, total);
+#pragma unroll
+    for (int j = 0; j < SELECT_ITEMS; ++j) {
+      if (first + j < n && rank[first + j] < k) out[at++] = first + j;
+    }
+    written += total;
+  }
+}
+
+// This thread's 64-row block m of one head (none when m >= numBlocks): its exact pairs, with the
+// head's kept columns V [kv] and offsets S [ks] staged in shared memory when they fit (the walk's
+// loads are a dependent chain). All threads call it.
+__device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n, int numBlocks,
+                                                       int* stage) {
+  if (kv + ks <= STAGE_INTS) {
+    for (int j = threadIdx.x; j < kv; j += THREADS) stage[j] = V[j];
+    for (int j = threadIdx.x; j < ks; j += THREADS) stage[kv + j] = S[j];
+    V = stage;
+    S = stage + kv;
+  }
+  __syncthreads();
+  const long long pairs = m < numBlocks ? vs_block_pairs(V, kv, S, ks, m, n) : 0;
+  __syncthreads();  // before the next unit overwrites the stage
+  return pairs;
+}
+
+// Adds the block's pairs (one value per thread) into *total, one atomic per warp.
+__device__ __forceinline__ void add_pairs(unsigned long long* total, long long mine) {
+  unsigned long long v = (unsigned long long)mine;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(total, v);
 }
 
 struct Search {
@@ -78,24 +135,8 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
     __syncthreads();
     const int k = rowCount;
     if (k != s.selected[row]) {
-      // The top k are the items of rank < k (vs_select's set), listed in ascending index order.
       const bool columns = row < H;
-      const int* rank = s.ranks + (size_t)row * n;
-      int* out = (columns ? s.selV : s.selS) + (size_t)(columns ? row : row - H) * n;
-      int written = 0;
-      for (int base = 0; base < n; base += THREADS * SELECT_ITEMS) {
-        const int first = base + threadIdx.x * SELECT_ITEMS;
-        int taken = 0;
-#pragma unroll
-        for (int j = 0; j < SELECT_ITEMS; ++j) taken += (first + j < n && rank[first + j] < k) ? 1 : 0;
-        int total;
-        int at = written + topk_block_exclusive_scan<THREADS>(taken, sh, total);
-#pragma unroll
-        for (int j = 0; j < SELECT_ITEMS; ++j) {
-          if (first + j < n && rank[first + j] < k) out[at++] = first + j;
-        }
-        written += total;
-      }
+      select_ranked(s.ranks + (size_t)row * n, n, k, (columns ? s.selV : s.selS) + (size_t)(columns ? row : row - H) * n, sh);
       __syncthreads();  // every thread has compared with selected[row]
       if (threadIdx.x == 0) s.selected[row] = k;
     }
@@ -107,29 +148,14 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
   if (*(volatile u32*)&s.changed[slot] != 0u) {
     unsigned long long* total = s.totals + slot;
     long long mine = 0;
-    // Work units of THREADS consecutive 64-row blocks of one head, the head's lists staged in shared
-    // memory when they fit (the walk's loads are a dependent chain).
+    // Work units of THREADS consecutive 64-row blocks of one head.
     const int chunks = (s.numBlocks + THREADS - 1) / THREADS;
     for (int u = blockIdx.x; u < H * chunks; u += gridDim.x) {
       const int h = u / chunks, m = (u - h * chunks) * THREADS + threadIdx.x;
       const int kv = s.counts[h], ks = s.counts[H + h];
-      const int* V = s.selV + (size_t)h * n;
-      const int* S = s.selS + (size_t)h * n;
-      const bool staged = kv + ks <= STAGE_INTS;
-      if (staged) {
-        for (int j = threadIdx.x; j < kv; j += THREADS) s.stage[j] = V[j];
-        for (int j = threadIdx.x; j < ks; j += THREADS) s.stage[kv + j] = S[j];
-        V = s.stage;
-        S = s.stage + kv;
-      }
-      __syncthreads();
-      if (m < s.numBlocks) mine += vs_block_pairs(V, kv, S, ks, m, n);
-      __syncthreads();  // before the next unit overwrites the stage
+      mine += staged_block_pairs(s.selV + (size_t)h * n, kv, s.selS + (size_t)h * n, ks, m, n, s.numBlocks, s.stage);
     }
-    unsigned long long v = (unsigned long long)mine;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(total, v);
+    add_pairs(total, mine);
     grid_barrier(s.barrier, s.generation);
     s.lastSum = (double)*(volatile unsigned long long*)total;
   }
@@ -155,14 +181,216 @@ enum State : int {
   FP_HALVING,        // alpha mid
   DONE,
 };
+
+// What a search looks for (fixed for the whole search).
+struct SearchGoal {
+  double target;  // (1 - s)·H·causal pairs
+  int n, H, mode, minBudget, forcedColumns, forcedDiagonals;
+  int minV, minS;  // the forced floor's counts, clamped to n
+};
+
+// A search's position: its next probe (kv, ks in mode 0; alpha in mode 1), the bisection bounds, and
+// the answer once state is DONE. A plain value, so a copy can be moved on an assumed outcome.
+struct SearchState {
+  int state;
+  int kv, ks, lo, hi, colHi;  // Vertical-Slash: the probe's counts and bounds (columns: up to colHi at ks)
+  int halvings;               // FlexPrefill: halvings of [aLo, aHi] so far
+  int status;                 // 0, or 1 / 2 when the floor meets / exceeds the target
+  int probes;                 // probes answered so far
+  double below;               // Vertical-Slash: how far (lo, ks) lies under the target
+  double alpha, aLo, aHi, loPairs, hiPairs;  // FlexPrefill: the probe's alpha and thresholdNearestTarget's state
+  double first, second, floor;  // the answer (result [0], [1]) and the floor's pairs
+};
+
+__device__ __forceinline__ SearchGoal search_goal(int targetHi, int targetLo, int n, int H, int mode, int minBudget,
+                                                  int forcedColumns, int forcedDiagonals) {
+  return SearchGoal{__hiloint2double(targetHi, targetLo), n, H, mode, minBudget, forcedColumns, forcedDiagonals,
+                    min(forcedColumns, n), min(forcedDiagonals, n)};
+}
+
+__device__ __forceinline__ SearchState search_start(const SearchGoal& g) {
+  SearchState s;
+  s.state = g.mode == 0 ? VS_FLOOR : FP_FLOOR;
+  s.kv = g.minV;
+  s.ks = g.minS;
+  s.lo = s.hi = s.colHi = 0;
+  s.halvings = s.status = s.probes = 0;
+  s.below = 0.0;
+  s.alpha = 0.0;
+  s.aLo = 0.0;
+  s.aHi = 1.0;
+  s.loPairs = s.hiPairs = 0.0;
+  s.first = s.second = s.floor = 0.0;
+  return s;
+}
+
+// The count the state's probe keeps in score row `row` (row < H: columns of head row, else diagonals
+// of head row - H), before the clamp to n.
+__device__ __forceinline__ int search_count(const SearchState& s, const SearchGoal& g, const double* curves, int row) {
+  if (g.mode == 0) return row < g.H ? s.kv : s.ks;
+  return fp_size(curves + (size_t)row * g.n, g.n, s.alpha, g.minBudget, row < g.H ? g.forcedColumns : g.forcedDiagonals);
+}
+
+// Whether two states probe the same counts (so their probes have the same pairs).
+__device__ __forceinline__ bool same_probe(const SearchState& a, const SearchState& b, int mode) {
+  if (mode == 0) return a.kv == b.kv && a.ks == b.ks;
+  return __double_as_longlong(a.alpha) == __double_as_longlong(b.alpha);
+}
+
+// chooseVerticalSlashCounts' closestColumns(vLo, vHi, ks) from its first probe on.
+__device__ __forceinline__ void start_columns(SearchState& s, int vLo, int vHi, int ks) {
+  s.lo = vLo;
+  s.hi = vHi;
+  s.colHi = vHi;
+  s.ks = ks;
+  if (s.lo < s.hi) {
+    s.kv = (s.lo + s.hi + 1) >> 1;
+    s.state = VS_COLUMNS;
+  } else if (s.lo < s.colHi) {
+    s.kv = s.lo;
+    s.state = VS_COLUMNS_LO;
+  } else {
+    s.first = s.lo;
+    s.second = s.ks;
+    s.state = DONE;
+  }
+}
+
+__device__ __forceinline__ void next_halving(SearchState& s, double target) {
+  if (s.halvings < 30 && s.hiPairs > target) {
+    s.alpha = __dmul_rn(__dadd_rn(s.aLo, s.aHi), 0.5);
+    ++s.halvings;
+    s.state = FP_HALVING;
+  } else {
+    s.first = __dsub_rn(s.hiPairs, target) < __dsub_rn(target, s.loPairs) ? s.aHi : s.aLo;
+    s.state = DONE;
+  }
+}
+
+// Moves the search on once its probe is answered: p = the layer's exact pairs at the probe's counts.
+__device__ __forceinline__ void search_advance(SearchState& s, const SearchGoal& g, double p) {
+  const double target = g.target;
+  const int n = g.n;
+  ++s.probes;
+  switch (s.state) {
+    case VS_FLOOR:
+      s.floor = p;
+      if (p >= target) {
+        s.first = g.minV;
+        s.second = g.minS;
+        s.status = p > target ? 2 : 1;
+        s.state = DONE;
+      } else {
+        s.kv = s.ks = g.minS;
+        s.state = VS_SMALLEST;
+      }
+      break;
+    case VS_SMALLEST:
+      if (p > target) {
+        start_columns(s, g.minV, g.minS, g.minS);
+        break;
+      }
+      s.lo = g.minS;
+      s.hi = n;
+      // continue with the common bisection (lo < hi unless minS = n)
+      if (s.lo < s.hi) {
+        s.kv = s.ks = (s.lo + s.hi + 1) >> 1;
+        s.state = VS_COMMON;
+      } else {
+        s.first = s.second = n;
+        s.state = DONE;
+      }
+      break;
+    case VS_COMMON:
+      if (p <= target) s.lo = s.kv;
+      else s.hi = s.kv - 1;
+      if (s.lo < s.hi) {
+        s.kv = s.ks = (s.lo + s.hi + 1) >> 1;
+      } else if (s.lo >= n) {
+        s.first = s.second = n;
+        s.state = DONE;
+      } else {
+        start_columns(s, s.lo, n, s.lo);
+      }
+      break;
+    case VS_COLUMNS:
+      if (p <= target) s.lo = s.kv;
+      else s.hi = s.kv - 1;
+      if (s.lo < s.hi) {
+        s.kv = (s.lo + s.hi + 1) >> 1;
+      } else if (s.lo < s.colHi) {
+        s.kv = s.lo;
+        s.state = VS_COLUMNS_LO;
+      } else {
+        s.first = s.lo;
+        s.second = s.ks;
+        s.state = DONE;
+      }
+      break;
+    case VS_COLUMNS_LO:
+      s.below = __dsub_rn(target, p);
+      s.kv = s.lo + 1;
+      s.state = VS_COLUMNS_NEXT;
+      break;
+    case VS_COLUMNS_NEXT:
+      s.first = __dsub_rn(p, target) < s.below ? s.lo + 1 : s.lo;
+      s.second = s.ks;
+      s.state = DONE;
+      break;
+    case FP_FLOOR:
+      s.floor = s.loPairs = p;
+      if (p >= target) {
+        s.status = p > target ? 2 : 1;
+        s.state = DONE;
+      } else {
+        s.alpha = 1.0;
+        s.state = FP_TOP;
+      }
+      break;
+    case FP_TOP:
+      s.hiPairs = p;
+      next_halving(s, target);
+      break;
+    case FP_HALVING:
+      if (p <= target) {
+        s.aLo = s.alpha;
+        s.loPairs = p;
+      } else {
+        s.aHi = s.alpha;
+        s.hiPairs = p;
+      }
+      next_halving(s, target);
+      break;
+  }
+}
+
+// result (float64): [0] the column count (mode 0) or alpha (mode 1), [1] the diagonal count (mode
+// 0), [2] 0, or 1 when the floor meets the target, 2 when it exceeds it, [3] probes run, [4] the
+// floor's pairs.
+__device__ __forceinline__ void write_result(double* result, const SearchState& s) {
+  result[0] = s.first;
+  result[1] = s.second;
+  result[2] = s.status;
+  result[3] = s.probes;
+  result[4] = s.floor;
+}
+
+__device__ __forceinline__ bool same_counts(const int* a, const int* b, int count) {
+  for (int i = 0; i < count; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// Where a batched round's probe gets its pairs (source[c]): walked, not probed, another probe of
+// the round with the same counts (>= 0), or CACHED - j: the last round's probe j had the same counts.
+constexpr int WALK = -1, DEAD = -2, CACHED = -3;
 }  // namespace
 
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
 // curves [2H, n] (mode 1, else unused); selV / selS [H, n] scratch; counts [2H] = -1, selected [2H]
 // = -1, totals [3] = 0, changed [3] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
-// pairs as double halves. result (float64): [0] the column count (mode 0) or alpha (mode 1), [1] the
-// diagonal count (mode 0), [2] 0, or 1 when the floor meets the target, 2 when it exceeds it, [3]
-// probes run, [4] the floor's pairs.
+// pairs as double halves. result: write_result.
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
     const int* ranks, const double* curves, int* selV, int* selS, int* counts, int* selected,
     unsigned long long* totals, u32* changed, u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi,
@@ -171,150 +399,150 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
   __shared__ int rowCount;
   __shared__ int stage[STAGE_INTS];
   Search s{ranks, curves, selV, selS, counts, selected, totals, changed, barrier, stage, n, H, numBlocks, 0u, 0, 0.0};
-  const double target = __hiloint2double(targetHi, targetLo);
-  const int minV = min(forcedColumns, n), minS = min(forcedDiagonals, n);
-  double first = 0.0, second = 0.0, floor = 0.0;
-  int status = 0;
-  // Vertical-Slash: the probe's counts and the bisection bounds (lo, hi; columns: up to colHi at colKs).
-  int kv = minV, ks = minS, lo = 0, hi = 0, colHi = 0;
-  double below = 0.0;
-  // FlexPrefill: the probe's alpha and thresholdNearestTarget's state.
-  double alpha = 0.0, aLo = 0.0, aHi = 1.0, loPairs = 0.0, hiPairs = 0.0;
-  int halvings = 0;
-  int state = mode == 0 ? VS_FLOOR : FP_FLOOR;
-
-  // chooseVerticalSlashCounts' closestColumns(vLo, vHi, ks) from its first probe on.
-  auto startColumns = [&](int vLo, int vHi, int cks) {
-    lo = vLo;
-    hi = vHi;
-    colHi = vHi;
-    ks = cks;
-    if (lo < hi) {
-      kv = (lo + hi + 1) >> 1;
-      state = VS_COLUMNS;
-    } else if (lo < colHi) {
-      kv = lo;
-      state = VS_COLUMNS_LO;
-    } else {
-      first = lo;
-      second = ks;
-      state = DONE;
-    }
-  };
-  auto nextHalving = [&]() {
-    if (halvings < 30 && hiPairs > target) {
-      alpha = __dmul_rn(__dadd_rn(aLo, aHi), 0.5);
-      ++halvings;
-      state = FP_HALVING;
-    } else {
-      first = __dsub_rn(hiPairs, target) < __dsub_rn(target, loPairs) ? aHi : aLo;
-      state = DONE;
-    }
-  };
-
-  while (state != DONE) {
-    const double p = probe(s, [&](int row) {
-      if (mode == 0) return row < H ? kv : ks;
-      return fp_size(curves + (size_t)row * n, n, alpha, minBudget, row < H ? forcedColumns : forcedDiagonals);
-    }, sh, rowCount);
-    switch (state) {
-      case VS_FLOOR:
-        floor = p;
-        if (p >= target) {
-          first = minV;
-          second = minS;
-          status = p > target ? 2 : 1;
-          state = DONE;
-        } else {
-          kv = ks = minS;
-          state = VS_SMALLEST;
-        }
-        break;
-      case VS_SMALLEST:
-        if (p > target) {
-          startColumns(minV, minS, minS);
-          break;
-        }
-        lo = minS;
-        hi = n;
-        // fall through: continue the common bisection (lo < hi unless minS = n)
-        if (lo < hi) {
-          kv = ks = (lo + hi + 1) >> 1;
-          state = VS_COMMON;
-        } else {
-          first = second = n;
-          state = DONE;
-        }
-        break;
-      case VS_COMMON:
-        if (p <= target) lo = kv;
-        else hi = kv - 1;
-        if (lo < hi) {
-          kv = ks = (lo + hi + 1) >> 1;
-        } else if (lo >= n) {
-          first = second = n;
-          state = DONE;
-        } else {
-          startColumns(lo, n, lo);
-        }
-        break;
-      case VS_COLUMNS:
-        if (p <= target) lo = kv;
-        else hi = kv - 1;
-        if (lo < hi) {
-          kv = (lo + hi + 1) >> 1;
-        } else if (lo < colHi) {
-          kv = lo;
-          state = VS_COLUMNS_LO;
-        } else {
-          first = lo;
-          second = ks;
-          state = DONE;
-        }
-        break;
-      case VS_COLUMNS_LO:
-        below = __dsub_rn(target, p);
-        kv = lo + 1;
-        state = VS_COLUMNS_NEXT;
-        break;
-      case VS_COLUMNS_NEXT:
-        first = __dsub_rn(p, target) < below ? lo + 1 : lo;
-        second = ks;
-        state = DONE;
-        break;
-      case FP_FLOOR:
-        floor = loPairs = p;
-        if (p >= target) {
-          status = p > target ? 2 : 1;
-          state = DONE;
-        } else {
-          alpha = 1.0;
-          state = FP_TOP;
-        }
-        break;
-      case FP_TOP:
-        hiPairs = p;
-        nextHalving();
-        break;
-      case FP_HALVING:
-        if (p <= target) {
-          aLo = alpha;
-          loPairs = p;
-        } else {
-          aHi = alpha;
-          hiPairs = p;
-        }
-        nextHalving();
-        break;
-    }
+  const SearchGoal goal = search_goal(targetHi, targetLo, n, H, mode, minBudget, forcedColumns, forcedDiagonals);
+  SearchState st = search_start(goal);
+  while (st.state != DONE) {
+    const double p = probe(s, [&](int row) { return search_count(st, goal, curves, row); }, sh, rowCount);
+    search_advance(st, goal, p);
   }
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    result[0] = first;
-    result[1] = second;
-    result[2] = status;
-    result[3] = s.probes;
-    result[4] = floor;
+  if (blockIdx.x == 0 && threadIdx.x == 0) write_result(result, st);
+}
+
+// Cooperative grid (at most the resident blocks), THREADS threads; levels in [1, MAX_LEVELS], P =
+// 2^levels - 1 with P·2H <= MAX_BATCH_COUNTS. ranks [2H, n] from vs_rank_rows; curves [2H, n] (mode
+// 1, else unused); selV / selS [P, H, n] scratch (one selection slot per probe of a round); selected
+// [P, 2H] = -1, totals [3, MAX_BATCH] = 0, barrier = 0 on entry. target and result as vs_count_search's.
+// A round: (1) thread 0 of every block lays out the decision tree in heap order (node c's children:
+// 2c + 1 after an outcome at or below the target, 2c + 2 above it; a node whose search is over
+// probes nothing); (2) every live node's counts; (3) per set of equal counts one node walks, unless
+// the last round answered those counts; (4) their selections, a barrier; (5) their pairs, a barrier;
+// (6) thread 0 moves the search on along the real outcomes, as far as the tree reaches. Every block
+// computes the same tree, counts and totals, so all agree on every branch.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
+    const int* ranks, const double* curves, int* selV, int* selS, int* selected, unsigned long long* totals, u32* barrier,
+    double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget, int forcedColumns,
+    int forcedDiagonals, int levels) {
+  __shared__ TopKShared sh;
+  __shared__ int stage[STAGE_INTS];
+  __shared__ SearchState st;               // where the search stands
+  __shared__ SearchState tree[MAX_BATCH];  // this round's nodes
+  __shared__ int live[MAX_BATCH], source[MAX_BATCH], cachedLive[MAX_BATCH];
+  __shared__ int counts[MAX_BATCH_COUNTS], cachedCounts[MAX_BATCH_COUNTS];  // [P, 2H]
+  __shared__ double total[MAX_BATCH], cachedTotal[MAX_BATCH];
+  __shared__ int walks;
+  const SearchGoal goal = search_goal(targetHi, targetLo, n, H, mode, minBudget, forcedColumns, forcedDiagonals);
+  const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + THREADS - 1) / THREADS;
+  u32 generation = 0;
+  int walkRounds = 0;
+  if (threadIdx.x == 0) st = search_start(goal);
+  for (int c = threadIdx.x; c < MAX_BATCH; c += THREADS) cachedLive[c] = 0;
+  __syncthreads();
+
+  while (st.state != DONE) {
+    // (1) Every probe the next `levels` levels can make: a child assumes an outcome below (-1) or
+    // above every target; the real outcome always takes one of the two branches.
+    if (threadIdx.x == 0) {
+      tree[0] = st;
+      live[0] = 1;
+      for (int c = 1; c < P; ++c) {
+        const int parent = (c - 1) >> 1;
+        live[c] = 0;
+        if (!live[parent]) continue;
+        tree[c] = tree[parent];  // moved on in shared memory (a register copy would spill)
+        search_advance(tree[c], goal, (c & 1) ? -1.0 : ABOVE_ANY_TARGET);
+        live[c] = tree[c].state != DONE ? 1 : 0;
+      }
+    }
+    __syncthreads();
+    // (2) Their counts, every row (the clamp to n as in probe()).
+    for (int t = threadIdx.x; t < P * rows; t += THREADS) {
+      const int c = t / rows;
+      counts[t] = live[c] ? min(search_count(tree[c], goal, curves, t - c * rows), n) : -1;
+    }
+    __syncthreads();
+    // (3) Equal counts give equal pairs: the first node of each set walks, unless the last round knew them.
+    for (int c = threadIdx.x; c < P; c += THREADS) {
+      int src = live[c] ? WALK : DEAD;
+      for (int j = 0; j < P && src == WALK; ++j) {
+        if (cachedLive[j] && same_counts(counts + c * rows, cachedCounts + j * rows, rows)) src = CACHED - j;
+      }
+      for (int d = 0; d < c && src == WALK; ++d) {
+        if (live[d] && same_counts(counts + c * rows, counts + d * rows, rows)) src = d;
+      }
+      source[c] = src;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int w = 0;
+      for (int c = 0; c < P; ++c) w += source[c] == WALK ? 1 : 0;
+      walks = w;
+    }
+    __syncthreads();
+
+    if (walks > 0) {
+      // (4) The walking nodes' selections, slot c for node c (a slot holding the count already is kept).
+      for (int u = blockIdx.x; u < P * rows; u += gridDim.x) {
+        const int c = u / rows, row = u - c * rows;
+        if (source[c] != WALK) continue;
+        const int k = counts[u];
+        if (k != selected[u]) {
+          const bool columns = row < H;
+          int* out = (columns ? selV : selS) + ((size_t)c * H + (columns ? row : row - H)) * n;
+          select_ranked(ranks + (size_t)row * n, n, k, out, sh);
+          __syncthreads();  // every thread has compared with selected[u]
+          if (threadIdx.x == 0) selected[u] = k;
+        }
+        __syncthreads();
+      }
+      grid_barrier(barrier, generation);
+      unsigned long long* slot = totals + (size_t)(walkRounds % 3) * MAX_BATCH;
+      // The previous walking round's totals (two rounds ahead's slot) were last read before the barrier above.
+      if (blockIdx.x == 0) {
+        for (int c = threadIdx.x; c < MAX_BATCH; c += THREADS) totals[(size_t)((walkRounds + 2) % 3) * MAX_BATCH + c] = 0ull;
+      }
+      // (5) Their exact pairs: units of THREADS consecutive 64-row blocks of one (node, head).
+      for (int u = blockIdx.x; u < P * H * chunks; u += gridDim.x) {
+        const int c = u / (H * chunks), h = (u / chunks) % H, m = (u % chunks) * THREADS + threadIdx.x;
+        if (source[c] != WALK) continue;
+        const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
+        const size_t at = ((size_t)c * H + h) * n;
+        add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, ks, m, n, numBlocks, stage));
+      }
+      grid_barrier(barrier, generation);
+      for (int c = threadIdx.x; c < P; c += THREADS) {
+        if (source[c] == WALK) total[c] = (double)*(volatile unsigned long long*)&slot[c];
+      }
+      ++walkRounds;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < P; c += THREADS) {
+      const int src = source[c];
+      if (src >= 0) total[c] = total[src];
+      else if (src <= CACHED) total[c] = cachedTotal[CACHED - src];
+    }
+    __syncthreads();
+
+    // (6) The real outcomes, down the tree as far as it reaches.
+    if (threadIdx.x == 0) {
+      int c = 0;
+      for (;;) {
+        search_advance(st, goal, total[c]);
+        if (st.state == DONE) break;
+        const int low = 2 * c + 1, high = 2 * c + 2;
+        if (low < P && live[low] && same_probe(tree[low], st, goal.mode)) c = low;
+        else if (high < P && live[high] && same_probe(tree[high], st, goal.mode)) c = high;
+        else break;
+      }
+    }
+    // This round's answers serve the next round's equal counts.
+    for (int t = threadIdx.x; t < P * rows; t += THREADS) cachedCounts[t] = counts[t];
+    for (int c = threadIdx.x; c < P; c += THREADS) {
+      cachedLive[c] = live[c];
+      cachedTotal[c] = total[c];
+    }
+    __syncthreads();
   }
+  if (blockIdx.x == 0 && threadIdx.x == 0) write_result(result, st);
 }
 
 // grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the

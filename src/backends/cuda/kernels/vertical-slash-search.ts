@@ -1,7 +1,11 @@
 /**
  * Launcher for vertical-slash-search.cu: the Vertical-Slash family's count searches for a target
  * sparsity on the device: each score row ranked once (vs_rank_rows), then the whole search in one
- * cooperative launch (vs_count_search) and one small download per layer.
+ * cooperative launch and one small download per layer. The launch is vs_count_search (one probe at a
+ * time, the default) or, with `probeLevels` L, vs_count_search_batched: the next L levels of the
+ * search's decision tree (up to 2^L - 1 probes) answered at once, the same probes' answers in the
+ * same order, so the same result in about 1/L of the rounds (for few heads a round costs about one
+ * probe: the GPU is otherwise idle).
  *   counts(): Vertical-Slash's rule (vertical-slash-counts.ts chooseVerticalSlashCounts), the same
  *             probes in the same order, every probe's exact layer pairs counted on the device;
  *   alpha():  FlexPrefill's alpha bisection (flexprefill.ts thresholdNearestTarget) over the coverage
@@ -21,6 +25,10 @@ import { PATTERN_BLOCK } from './vertical-slash-index.js';
 
 const THREADS = 512;
 const RANK_THREADS = 1024;
+/** The batched kernel's MAX_LEVELS and MAX_BATCH_COUNTS (probes x 2H counts one round keeps). */
+export const MAX_PROBE_LEVELS = 4;
+const MAX_BATCH = 2 ** MAX_PROBE_LEVELS - 1;
+const MAX_BATCH_COUNTS = 1024;
 // State buffer: totals u64[3] at 0, changed u32[3] at 24, barrier u32 at 36, result f64[5] at 40,
 // then counts and selected i32[2H] each.
 const CHANGED_AT = 24;
@@ -28,6 +36,18 @@ const BARRIER_AT = 36;
 const RESULT_AT = 40;
 const RESULT_WORDS = 5;
 const COUNTS_AT = RESULT_AT + 8 * RESULT_WORDS;
+// The batched kernel's state: totals u64[3, MAX_BATCH] at 0, barrier u32, result f64[5], then selected i32[P, 2H].
+const BATCHED_BARRIER_AT = 8 * 3 * MAX_BATCH;
+const BATCHED_RESULT_AT = BATCHED_BARRIER_AT + 8;
+const BATCHED_SELECTED_AT = BATCHED_RESULT_AT + 8 * RESULT_WORDS;
+
+export interface CountSearchOptions {
+  /**
+   * Levels of the decision tree answered per round (1..4; 2^L - 1 probes at once, each with its own
+   * [H, n] selection slots); absent: vs_count_search, one probe at a time.
+   */
+  probeLevels?: number;
+}
 
 /** Whether the forced floor alone already meets ('meets') or exceeds ('exceeds') the budget. */
 export type FloorStatus = 'below' | 'meets' | 'exceeds';
@@ -40,6 +60,18 @@ export interface SearchOutcome {
   probes: number;
 }
 
+/** What both search kernels take after the ranking. */
+interface SearchLaunch {
+  ranks: DevicePtr;
+  curves: DevicePtr;
+  n: number;
+  numBlocks: number;
+  mode: 0 | 1;
+  targetHi: number;
+  targetLo: number;
+  minBudget: number;
+}
+
 export interface CountSearchOutcome extends SearchOutcome {
   verticalSize: number;
   slashSize: number;
@@ -50,11 +82,21 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 }
 
 export class VerticalSlashCountSearch {
-  private kernels: { rank: CudaKernel; search: CudaKernel } | null = null;
+  private kernels: { rank: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'state', GrowableDeviceBuffer>;
+  /** Decision-tree levels per round, or null for one probe at a time. */
+  readonly probeLevels: number | null;
 
-  constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
+  constructor(private readonly rt: CudaRuntime, readonly numHeads: number, options: CountSearchOptions = {}) {
     if (!(numHeads > 0)) throw new Error(`vertical-slash count search: numHeads must be positive (got ${numHeads})`);
+    const L = options.probeLevels;
+    if (L !== undefined) {
+      if (!Number.isInteger(L) || L < 1 || L > MAX_PROBE_LEVELS) throw new Error(`vertical-slash count search: probeLevels must be an integer in [1, ${MAX_PROBE_LEVELS}] (got ${L})`);
+      if ((2 ** L - 1) * 2 * numHeads > MAX_BATCH_COUNTS) {
+        throw new Error(`vertical-slash count search: ${2 ** L - 1} probes x ${2 * numHeads} score rows exceed the batched kernel's ${MAX_BATCH_COUNTS} counts; use fewer probeLevels`);
+      }
+    }
+    this.probeLevels = L ?? null;
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -67,6 +109,10 @@ export class VerticalSlashCountSearch {
         search: mod.kernel('vs_count_search', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batched: mod.kernel('vs_count_search_batched', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
       };
     }
@@ -94,37 +140,71 @@ export class VerticalSlashCountSearch {
     if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
     if (!(sparsity >= 0 && sparsity < 1)) throw new Error(`vertical-slash count search: sparsity must be in [0, 1) (got ${sparsity})`);
     if (H * n > 2 ** 31) throw new Error(`vertical-slash count search: ${H * n} scores exceed the kernel's 32-bit rows`);
-    const { rank, search } = this.prepare();
-    const numBlocks = Math.ceil(n / PATTERN_BLOCK);
-    const resident = search.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
-    if (resident < 1) throw new Error('vertical-slash count search: the kernel does not fit a multiprocessor');
-    // Enough blocks for one selection per row and the walk, never more than can be resident at once.
-    const grid = Math.min(resident, Math.max(2 * H, H * Math.ceil(numBlocks / THREADS)));
+    const { rank } = this.prepare();
     // Earlier work on the stream may still read these buffers (growing frees them).
     this.rt.synchronize();
     const rows = 2 * H * n * 4;
     const keysA = this.buf.keysA.ensure(rows), keysB = this.buf.keysB.ensure(rows);
     const valsA = this.buf.valsA.ensure(rows), valsB = this.buf.valsB.ensure(rows);
     const ranks = keysB.ptr; // written after the sort's last read of it
-    const selV = this.buf.selV.ensure(H * n * 4), selS = this.buf.selS.ensure(H * n * 4);
-    const state = this.buf.state.ensure(COUNTS_AT + 16 * H);
-    const stream = this.rt.stream;
-    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [
       scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
     ]);
+    const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
+    const search: SearchLaunch = { ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget };
+    const resultPtr = this.probeLevels === null ? this.launchSequential(search) : this.launchBatched(search, this.probeLevels);
+    this.rt.synchronize();
+    const result = new Float64Array(RESULT_WORDS);
+    this.rt.cuda.download(result, resultPtr);
+    const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
+    return { result, outcome: { floor, floorPairs: result[4], probes: result[3] } };
+  }
+
+  /** Blocks for `units` work units of the search, never more than can be resident at once. */
+  private gridFor(kernel: CudaKernel, units: number): number {
+    const resident = kernel.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
+    if (resident < 1) throw new Error('vertical-slash count search: the kernel does not fit a multiprocessor');
+    return Math.min(resident, units);
+  }
+
+  /** Enqueues vs_count_search; returns where its result will be. */
+  private launchSequential(a: SearchLaunch): DevicePtr {
+    const H = this.numHeads, n = a.n, stream = this.rt.stream;
+    const { search } = this.prepare();
+    // Enough blocks for one selection per row and the walk.
+    const grid = this.gridFor(search, Math.max(2 * H, H * Math.ceil(a.numBlocks / THREADS)));
+    const selV = this.buf.selV.ensure(H * n * 4), selS = this.buf.selS.ensure(H * n * 4);
+    const state = this.buf.state.ensure(COUNTS_AT + 16 * H);
     this.rt.cuda.fill32Async(state.ptr, 0, COUNTS_AT / 4, stream);
     const countsPtr = state.ptr + BigInt(COUNTS_AT), selectedPtr = countsPtr + BigInt(8 * H);
     this.rt.cuda.fill32Async(countsPtr, 0xffffffff, 4 * H, stream); // counts and selected: -1
-    const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
     search.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
-      ranks, curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + BigInt(CHANGED_AT),
-      state.ptr + BigInt(BARRIER_AT), state.ptr + BigInt(RESULT_AT), n, H, numBlocks, mode, targetHi, targetLo, minBudget, FORCED_COLUMNS, FORCED_DIAGONALS,
+      a.ranks, a.curves, selV.ptr, selS.ptr, countsPtr, selectedPtr, state.ptr, state.ptr + BigInt(CHANGED_AT),
+      state.ptr + BigInt(BARRIER_AT), state.ptr + BigInt(RESULT_AT), n, H, a.numBlocks, a.mode, a.targetHi, a.targetLo, a.minBudget,
+      FORCED_COLUMNS, FORCED_DIAGONALS,
     ]);
-    this.rt.synchronize();
-    const result = new Float64Array(RESULT_WORDS);
-    this.rt.cuda.download(result, state.ptr + BigInt(RESULT_AT));
-    const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
-    return { result, outcome: { floor, floorPairs: result[4], probes: result[3] } };
+    return state.ptr + BigInt(RESULT_AT);
+  }
+
+  /** Enqueues vs_count_search_batched with `levels` tree levels per round; returns where its result will be. */
+  private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
+    const H = this.numHeads, n = a.n, stream = this.rt.stream;
+    const probes = 2 ** levels - 1;
+    const { batched } = this.prepare();
+    // Enough blocks for every probe's selections and walks of a round.
+    const grid = this.gridFor(batched, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / THREADS)));
+    const slots = probes * H * n * 4;
+    const selV = this.buf.selV.ensure(slots), selS = this.buf.selS.ensure(slots);
+    const state = this.buf.state.ensure(BATCHED_SELECTED_AT + 4 * probes * 2 * H);
+    this.rt.cuda.fill32Async(state.ptr, 0, BATCHED_SELECTED_AT / 4, stream);
+    const selectedPtr = state.ptr + BigInt(BATCHED_SELECTED_AT);
+    this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, probes * 2 * H, stream); // no slot holds a selection yet
+    batched.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
+      a.ranks, a.curves, selV.ptr, selS.ptr, selectedPtr, state.ptr, state.ptr + BigInt(BATCHED_BARRIER_AT),
+      state.ptr + BigInt(BATCHED_RESULT_AT), n, H, a.numBlocks, a.mode, a.targetHi, a.targetLo, a.minBudget,
+      FORCED_COLUMNS, FORCED_DIAGONALS, levels,
+    ]);
+    return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
   release(): void {

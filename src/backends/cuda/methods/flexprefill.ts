@@ -16,6 +16,7 @@ import { FlexPrefillCoverage } from '../kernels/flexprefill-coverage.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import type { VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import type { VerticalSlashCounts } from '../kernels/vertical-slash-index.js';
+import type { CountSearchOptions } from '../kernels/vertical-slash-search.js';
 import type { VerticalSlashKernelChoice } from '../kernels/vertical-slash-prefill.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceMethodOptions, DevicePrefillFactory } from './contract.js';
@@ -34,9 +35,12 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   /** The coverage curves of the last call (until the next call or reset), for inspection. */
   readonly coverage: FlexPrefillCoverage;
 
-  /** kernel: as VerticalSlashFamilyDevicePrefill's (absent: the launcher's choice). */
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, kernel?: VerticalSlashKernelChoice) {
-    super(rt, shape, params.approximationSize, kernel);
+  /** kernel, searchOptions: as VerticalSlashFamilyDevicePrefill's (absent: the defaults). */
+  constructor(
+    rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, kernel?: VerticalSlashKernelChoice,
+    searchOptions: CountSearchOptions = {},
+  ) {
+    super(rt, shape, params.approximationSize, kernel, searchOptions);
     this.coverage = new FlexPrefillCoverage(rt, shape.numHeads);
   }
 

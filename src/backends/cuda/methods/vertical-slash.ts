@@ -23,7 +23,7 @@ import {
   type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
 import { type VerticalSlashKernelChoice, VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
-import { VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
+import { type CountSearchOptions, VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../runtime.js';
 import { FLOOR_EXCEEDED_NOTE, type VerticalSlashCountChoice } from '../vertical-slash-counts.js';
 import type {
@@ -71,12 +71,16 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
 
   /**
    * kernel: the attention kernel, an mma.sync row tiling (1 | 2, as before) or `{ wgmma }`; absent, the
-   * launcher's choice (verticalSlashKernelChoice).
+   * launcher's choice (verticalSlashKernelChoice). searchOptions: the count search's kernel (absent:
+   * one probe at a time; `probeLevels` batches the decision tree, same results).
    */
-  constructor(protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, kernel?: VerticalSlashKernelChoice) {
+  constructor(
+    protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, kernel?: VerticalSlashKernelChoice,
+    searchOptions: CountSearchOptions = {},
+  ) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
-    this.search = new VerticalSlashCountSearch(rt, shape.numHeads);
+    this.search = new VerticalSlashCountSearch(rt, shape.numHeads, searchOptions);
     this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
   }
 
@@ -130,8 +134,11 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
 export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'vertical_and_slash';
 
-  constructor(rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, kernel?: VerticalSlashKernelChoice) {
-    super(rt, shape, params.approximationSize, kernel);
+  constructor(
+    rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, kernel?: VerticalSlashKernelChoice,
+    searchOptions: CountSearchOptions = {},
+  ) {
+    super(rt, shape, params.approximationSize, kernel, searchOptions);
   }
 
   protected chooseCounts(scores: VerticalSlashScores, n: number): DeviceCountChoice {
