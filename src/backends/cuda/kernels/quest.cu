@@ -279,3 +279,434 @@ extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step_
   quest_step(q, pageMin, pageMax, k, scores, arrivals, segs, D, g, unitHeads, kvStride, pageStride, pages, scoreStride, segStride, take,
              pageSize, pages, p + 1, sh, isLast, stagedKeys);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// v5, the multi-block step (session 5): quest_grid_step, quest_grid_step_at and, for tests and the
+// per-part timing, quest_grid_select over given score rows. Where v3 and v4 walk every page of a
+// unit in one block (their select costs ~1.5 us per 1024 pages per unit, docs/perf.md), here G
+// blocks per unit each own a contiguous chunk of ~pages / G pages and cooperate through per-unit
+// barriers (every block of the grid is resident: the launcher keeps G · units within one wave):
+//   A. each block scores its chunk at HBM rate (as v4: every lane's bound loads of four passes in
+//      flight before the first is used; the same fp32 scores as v3), keeps the order keys in shared
+//      memory and adds its AND and OR of them to the unit's;                           barrier 1
+//   B. radix passes of up to 11 bits over the bits where the unit's keys differ (top-k.cuh's staged
+//      select, spread out): each block histograms its chunk and adds it to the unit's global
+//      histogram; after the barrier every block reads the whole histogram and finds the same bin
+//      (until the k-th key's bin is taken whole, holds <= 256 keys or is one key value);   barrier 2..
+//   C. each block publishes how many of its keys lie above the bin and in it, and (bin of <= 256
+//      keys) appends the bin's keys to the unit's candidate list;                     final barrier
+//   D. each block ranks the candidates exactly by (key desc, page asc), finds its first list slot
+//      from the earlier blocks' counts, and writes its taken pages in ascending order.
+// The barriers count up within a launch (barrier b passes at b · G arrivals); the block that
+// arrives last clears what the phase before it finished reading (AND/OR, a pass's histogram), and
+// the last block to leave clears the counters, so the scratch is zero again after every launch
+// (graph replays need no reset node). Scratch per unit: QUEST_GRID_UNIT_WORDS u32, zero before the
+// first launch.
+namespace {
+constexpr int GRID_THREADS = 512;
+constexpr int GRID_MAX_BLOCKS = 32;                      // blocks per unit (QUEST_GRID_MAX_BLOCKS in quest.ts)
+constexpr int GRID_RANK_LIMIT = TOPK_RANK_LIMIT;        // the candidate list's room
+constexpr int GRID_PASSES = 3;                           // 32 bits in digits of <= 11 bits
+constexpr int GRID_HIST_BINS = 1 << TOPK_RADIX_BITS;
+// Word offsets in a unit's scratch.
+constexpr int GS_BARRIER = 0, GS_EXITS = 1, GS_NOT_AND = 2, GS_OR = 3, GS_CANDIDATES = 4;
+constexpr int GS_ABOVE = 8;                              // [GRID_MAX_BLOCKS] keys above the bin, per block
+constexpr int GS_IN_BIN = GS_ABOVE + GRID_MAX_BLOCKS;    // [GRID_MAX_BLOCKS] keys in the bin, per block
+constexpr int GS_CAND_KEY = GS_IN_BIN + GRID_MAX_BLOCKS; // [GRID_RANK_LIMIT]
+constexpr int GS_CAND_IDX = GS_CAND_KEY + GRID_RANK_LIMIT;
+constexpr int GS_HIST = GS_CAND_IDX + GRID_RANK_LIMIT;   // [GRID_PASSES][GRID_HIST_BINS]
+}  // namespace
+constexpr int QUEST_GRID_UNIT_WORDS = GS_HIST + GRID_PASSES * GRID_HIST_BINS;
+
+__device__ __forceinline__ u32 quest_load_acquire(const u32* p) {
+  u32 v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Barrier b (1-based) of the G blocks of one unit. The fences make every block's writes before it
+// visible to every block after it (the cooperative-groups pattern: the block's stores are ordered
+// before thread 0's cumulative fence by __syncthreads). Returns whether this block arrived last.
+__device__ __forceinline__ bool quest_unit_barrier(u32* counter, int b, int G, int& lastShared) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const u32 goal = (u32)b * (u32)G;
+    const u32 arrived = atomicAdd(counter, 1u) + 1u;
+    lastShared = arrived == goal ? 1 : 0;
+    while (quest_load_acquire(counter) < goal) __nanosleep(32);
+    __threadfence();
+  }
+  __syncthreads();
+  return lastShared != 0;
+}
+
+// Clears what the phase before barrier `passes + 2` read: the AND/OR words (before any pass), else
+// the histogram of pass `passes - 1` (its first `bins` words). Called by the last block to arrive.
+__device__ __forceinline__ void quest_grid_clear_dead(u32* unitScratch, int passes, int bins) {
+  if (passes == 0) {
+    if (threadIdx.x == 0) {
+      unitScratch[GS_NOT_AND] = 0u;
+      unitScratch[GS_OR] = 0u;
+    }
+  } else {
+    u32* hist = unitScratch + GS_HIST + (passes - 1) * GRID_HIST_BINS;
+    for (int b = threadIdx.x; b < bins; b += GRID_THREADS) hist[b] = 0u;
+  }
+}
+
+// With sh.hist[0, bins) the unit's histogram of the current digit and `remaining` keys still to take
+// from the keys that match the prefix: the bin holding the remaining-th largest (sh.bin), its count
+// (sh.binCount) and how many of it are taken (sh.remaining). Every block computes the same.
+__device__ __forceinline__ void quest_grid_find_bin(int bins, int remaining, TopKStagedShared& sh) {
+  const int tid = threadIdx.x;
+  const int per = bins > GRID_THREADS ? bins / GRID_THREADS : 1;
+  const int hiBin = bins - 1 - tid * per;
+  int c = 0;
+  if (hiBin >= 0) {
+    for (int j = 0; j < per; ++j) c += (int)sh.hist[hiBin - j];
+  }
+  int total;
+  int above = topk_block_exclusive_scan<GRID_THREADS>(c, sh.base, total);
+  if (hiBin >= 0 && c > 0 && above < remaining && above + c >= remaining) {
+    for (int j = 0; j < per; ++j) {
+      const int cnt = (int)sh.hist[hiBin - j];
+      if (above + cnt >= remaining) {
+        sh.bin = hiBin - j;
+        sh.binCount = cnt;
+        sh.remaining = remaining - above;
+        break;
+      }
+      above += cnt;
+    }
+  }
+  __syncthreads();
+}
+
+// Phase A from the page bounds: keys[0, hi - lo) = order keys of the scores of pages [lo, hi) of the
+// unit; a and o collect the AND and OR of the keys this thread wrote.
+__device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax,
+                                                       int D, int unitHeads, int h0, int hk, int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+  const int tid = threadIdx.x;
+  const int lanes = D / 8;
+  const int pagesPerPass = GRID_THREADS / lanes;
+  const int sub = tid % lanes;
+  const bf16_t* minBase = pageMin + (size_t)hk * pageStride * D + sub * 8;
+  const bf16_t* maxBase = pageMax + (size_t)hk * pageStride * D + sub * 8;
+  for (int base = lo; base < hi; base += STEP_MAX_PASSES * pagesPerPass) {  // uniform across the block
+    uint4 rawMin[STEP_MAX_PASSES], rawMax[STEP_MAX_PASSES];
+#pragma unroll
+    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+      const int page = base + p * pagesPerPass + tid / lanes;
+      if (page < hi) {
+        rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)page * D);
+        rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)page * D);
+      }
+    }
+#pragma unroll
+    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+      const int page = base + p * pagesPerPass + tid / lanes;
+      float s = page < hi ? quest_lane_score(rawMin[p], rawMax[p], q, h0, unitHeads, D, sub) : 0.f;
+      for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      if (sub == 0 && page < hi) {
+        const u32 key = topk_order_key(s);
+        keys[page - lo] = key;
+        a &= key;
+        o |= key;
+      }
+    }
+  }
+}
+
+// Phases A (the AND/OR part) to D for one block of one unit: keys[0, hi - lo) hold the order keys of
+// pages [lo, hi) (never 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages.
+// Every block of the unit calls it with the same take and pages. Writes the unit's list.
+__device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
+                                        int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned full = 0xffffffffu;
+  const int G = gridDim.x;
+  const int n = hi - lo;
+  u32* counter = unitScratch + GS_BARRIER;
+  a = __reduce_and_sync(full, a);
+  o = __reduce_or_sync(full, o);
+  if (tid == 0) {
+    sh.andBits = 0xffffffffu;
+    sh.orBits = 0u;
+  }
+  __syncthreads();  // also: the keys written in phase A are visible to the whole block from here
+  if (lane == 0) {
+    atomicAnd(&sh.andBits, a);
+    atomicOr(&sh.orBits, o);
+  }
+  __syncthreads();
+  if (tid == 0) {
+    atomicOr(unitScratch + GS_NOT_AND, ~sh.andBits);
+    atomicOr(unitScratch + GS_OR, sh.orBits);
+  }
+  int barrier = 0;
+  quest_unit_barrier(counter, ++barrier, G, lastShared);
+  const u32 andBits = ~__ldcg(unitScratch + GS_NOT_AND), orBits = __ldcg(unitScratch + GS_OR);
+
+  // B. Bits above `top` are common to every key: they form the prefix from the start. Invariant:
+  // binCount keys match prefix under mask, remaining of them are still to take (remaining <= binCount),
+  // every key above the prefix is taken.
+  const u32 diff = andBits ^ orBits;
+  int top = diff == 0u ? -1 : 31 - __clz(diff);
+  u32 mask = top >= 31 ? 0u : (0xffffffffu << (top + 1));
+  u32 prefix = andBits & mask;
+  int remaining = take, binCount = pages;
+  int passes = 0, lastBins = 0;
+  while (top >= 0 && binCount > GRID_RANK_LIMIT && binCount != remaining) {
+    const int shift = max(0, top - (TOPK_RADIX_BITS - 1));
+    const int bins = 1 << (top - shift + 1);
+    u32* hist = unitScratch + GS_HIST + passes * GRID_HIST_BINS;
+    for (int b = tid; b < bins; b += GRID_THREADS) sh.hist[b] = 0u;
+    __syncthreads();
+    for (int base = 0; base < n; base += GRID_THREADS) {
+      const int i = base + tid;
+      int bin = -1;
+      if (i < n) {
+        const u32 key = keys[i];
+        if ((key & mask) == prefix) bin = (int)((key >> shift) & (u32)(bins - 1));
+      }
+      // Lanes of a warp in one bin add once (similar scores crowd a few bins).
+      const unsigned peers = __match_any_sync(full, bin);
+      if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], (u32)__popc(peers));
+    }
+    __syncthreads();
+    for (int b = tid; b < bins; b += GRID_THREADS) {
+      const u32 c = sh.hist[b];
+      if (c != 0u) atomicAdd(hist + b, c);
+    }
+    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
+    for (int b = tid; b < bins; b += GRID_THREADS) sh.hist[b] = __ldcg(hist + b);
+    __syncthreads();
+    quest_grid_find_bin(bins, remaining, sh);
+    prefix |= (u32)sh.bin << shift;
+    mask |= (u32)(bins - 1) << shift;
+    remaining = sh.remaining;
+    binCount = sh.binCount;
+    __syncthreads();  // sh.bin etc. are rewritten by the next pass
+    top = shift - 1;
+    lastBins = bins;
+    ++passes;
+  }
+  // C. The bin is taken whole, or ranked exactly (<= GRID_RANK_LIMIT keys), or one key value of which
+  // the lowest-indexed `remaining` are taken.
+  const bool whole = binCount == remaining;
+  const bool ranked = !whole && binCount <= GRID_RANK_LIMIT;
+  if (tid == 0) {
+    sh.candidates = 0;  // this block's keys above the bin
+    sh.total = 0;       // this block's keys in the bin
+  }
+  __syncthreads();
+  {
+    int above = 0, inBin = 0;
+    for (int base = 0; base < n; base += GRID_THREADS) {
+      const int i = base + tid;
+      const u32 key = i < n ? keys[i] : 0u;
+      const bool up = i < n && (key & mask) > prefix;
+      const bool in = i < n && (key & mask) == prefix;
+      above += up ? 1 : 0;
+      inBin += in ? 1 : 0;
+      if (ranked) {
+        const unsigned m = __ballot_sync(full, in);
+        int at = 0;
+        if (lane == 0 && m != 0u) at = (int)atomicAdd(unitScratch + GS_CANDIDATES, (u32)__popc(m));
+        at = __shfl_sync(full, at, 0);
+        if (in) {
+          const int slot = at + __popc(m & ((1u << lane) - 1u));
+          unitScratch[GS_CAND_KEY + slot] = key;
+          unitScratch[GS_CAND_IDX + slot] = (u32)(lo + i);
+        }
+      }
+    }
+    above = (int)__reduce_add_sync(full, (unsigned)above);
+    inBin = (int)__reduce_add_sync(full, (unsigned)inBin);
+    if (lane == 0) {
+      atomicAdd(&sh.candidates, above);
+      atomicAdd(&sh.total, inBin);
+    }
+  }
+  __syncthreads();
+  if (tid == 0) {
+    unitScratch[GS_ABOVE + blockIdx.x] = (u32)sh.candidates;
+    unitScratch[GS_IN_BIN + blockIdx.x] = (u32)sh.total;
+  }
+  if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
+
+  // D. This block's first list slot: the pages the blocks before it take.
+  if (tid < 32) {
+    const int b = tid;
+    int above = b < (int)blockIdx.x ? (int)__ldcg(unitScratch + GS_ABOVE + b) : 0;
+    int inBin = b < (int)blockIdx.x ? (int)__ldcg(unitScratch + GS_IN_BIN + b) : 0;
+    above = (int)__reduce_add_sync(full, (unsigned)above);
+    inBin = (int)__reduce_add_sync(full, (unsigned)inBin);
+    if (tid == 0) {
+      sh.bin = above;
+      sh.binCount = inBin;
+    }
+  }
+  __syncthreads();
+  int before = sh.bin;
+  const int inBinBefore = sh.binCount;
+  __syncthreads();  // sh.bin / sh.binCount are not read again; keep the reads ahead of any rewrite
+  if (whole) {
+    before += inBinBefore;
+  } else if (!ranked) {
+    // One key value: the blocks before hold inBinBefore of it; this block keeps the first `quota` of its own.
+    before += min(inBinBefore, remaining);
+    const int quota = max(0, remaining - inBinBefore);
+    topk_ordered_pass<GRID_THREADS>(
+        n, [&](int i) { return keys[i] == prefix; },
+        [&](int i, int rank) {
+          if (rank >= quota) keys[i] = 0u;
+        },
+        sh);
+  } else {
+    const int c = (int)__ldcg(unitScratch + GS_CANDIDATES);
+    if (tid < c) {
+      sh.candKey[tid] = __ldcg(unitScratch + GS_CAND_KEY + tid);
+      sh.candIdx[tid] = (int)__ldcg(unitScratch + GS_CAND_IDX + tid);
+    }
+    __syncthreads();
+    bool takenBefore = false;
+    if (tid < c) {
+      const u32 key = sh.candKey[tid];
+      const int idx = sh.candIdx[tid];
+      int rank = 0;
+      for (int j = 0; j < c; ++j) {
+        const u32 other = sh.candKey[j];
+        rank += (other > key || (other == key && sh.candIdx[j] < idx)) ? 1 : 0;
+      }
+      const bool taken = rank < remaining;
+      if (!taken && idx >= lo && idx < hi) keys[idx - lo] = 0u;
+      takenBefore = taken && idx < lo;
+    }
+    before += __syncthreads_count(takenBefore);
+  }
+  topk_ordered_pass<GRID_THREADS>(
+      n, [&](int i) { const u32 key = keys[i]; return key != 0u && (key & mask) >= prefix; },
+      [&](int i, int rank) {
+        list[4 + 2 * (before + rank)] = (lo + i) * pageSize;
+        list[5 + 2 * (before + rank)] = (before + rank) * pageSize;
+      },
+      sh);
+  if (blockIdx.x == 0 && tid == 0) quest_list_header(list, take, pageSize);
+  // The last block to leave puts the counters back to 0 (every block has passed every barrier and read
+  // the candidates by then).
+  if (tid == 0) {
+    __threadfence();
+    if (atomicAdd(unitScratch + GS_EXITS, 1u) == (u32)G - 1u) {
+      unitScratch[GS_BARRIER] = 0u;
+      unitScratch[GS_EXITS] = 0u;
+      unitScratch[GS_CANDIDATES] = 0u;
+    }
+  }
+}
+
+// This block's chunk of a unit's pages [0, pages) split over gridDim.x blocks.
+__device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
+  const int chunk = (pages + gridDim.x - 1) / gridDim.x;
+  lo = min(pages, (int)blockIdx.x * chunk);
+  hi = min(pages, lo + chunk);
+}
+
+// grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
+// quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
+// none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
+__device__ __forceinline__ void quest_grid_step_body(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
+  const int unit = blockIdx.y;
+  const int h0 = unit * unitHeads;
+  const int hk = h0 / g;
+  const int tid = threadIdx.x;
+  int* list = segs + (size_t)unit * segStride;
+  if (blockIdx.x == 0 && refreshPage >= 0 && h0 % g == 0 && tid < D) {
+    quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
+  }
+  if (take <= 0 || take >= pages) {
+    if (blockIdx.x == 0) {
+      if (take > 0) {
+        for (int page = tid; page < pages; page += GRID_THREADS) {
+          list[4 + 2 * page] = page * pageSize;
+          list[5 + 2 * page] = page * pageSize;
+        }
+      }
+      if (tid == 0) quest_list_header(list, max(0, min(take, pages)), pageSize);
+    }
+    return;
+  }
+  int lo, hi;
+  quest_grid_chunk(pages, lo, hi);
+  u32 a = 0xffffffffu, o = 0u;
+  quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
+}
+
+// The step with its numbers from the host (eager decode).
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                       refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+// The step of a decode replayed from a captured CUDA graph, as quest_select_step_at: p = *position, the
+// pages before p's scored, budgets[p] of them kept, p's page refreshed up to row p. G and the dynamic
+// shared memory are fixed at capture for the most pages of the replayed range.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                       pages, p + 1, sh, lastShared, stagedKeys);
+}
+
+// The multi-block select alone over given score rows ([units, scoreStride] fp32), as
+// quest_select_pages writes its lists: grid (G, units), dynamic shared memory ceil(pages / G) · 4.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
+    u32* __restrict__ scratch) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int unit = blockIdx.y;
+  const int tid = threadIdx.x;
+  const int take = max(0, min(k, pages));
+  int* list = segs + (size_t)unit * segStride;
+  if (take <= 0 || take >= pages) {
+    if (blockIdx.x == 0) {
+      for (int page = tid; page < take; page += GRID_THREADS) {
+        list[4 + 2 * page] = page * pageSize;
+        list[5 + 2 * page] = page * pageSize;
+      }
+      if (tid == 0) quest_list_header(list, take, pageSize);
+    }
+    return;
+  }
+  int lo, hi;
+  quest_grid_chunk(pages, lo, hi);
+  const float* row = scores + (size_t)unit * scoreStride;
+  u32 a = 0xffffffffu, o = 0u;
+  for (int i = lo + tid; i < hi; i += GRID_THREADS) {
+    const u32 key = topk_order_key(row[i]);
+    stagedKeys[i - lo] = key;
+    a &= key;
+    o |= key;
+  }
+  quest_grid_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
+}

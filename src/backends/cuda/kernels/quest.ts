@@ -8,7 +8,11 @@
  * measured 0.84-1.01x v3's speed on an H100 (docs/perf.md, "Quest page selection"), so it is not the
  * default. selectStepAt is v4 for decode steps replayed from a captured CUDA graph (issue 9): the
  * position is read on the device and the budget from a per-position table the host filled with its
- * own rule, so one capture serves every step.
+ * own rule, so one capture serves every step. With { multiBlockStep: true } both run v5 instead
+ * (quest_grid_step / quest_grid_step_at, session 5): one launch in which G blocks per unit score
+ * their chunks of pages and select together through per-unit barriers, so no block walks a whole
+ * row; same lists as v3 and v4. Not the default until measured (docs/perf.md, "Session 5:
+ * multi-block Quest selection").
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -24,10 +28,21 @@ const STEP_THREADS = 512;
 const STEP_PAGES_PER_BLOCK = 128;
 /** Pages whose keys the selection keeps in shared memory (beyond: read from global memory each pass). */
 const MAX_STAGED_PAGES = (96 * 1024) / 4;
+/** v5's block size (GRID_THREADS in quest.cu). */
+const GRID_THREADS = 512;
+/** v5's most blocks per unit (GRID_MAX_BLOCKS in quest.cu: the per-block count slots of the scratch). */
+export const QUEST_GRID_MAX_BLOCKS = 32;
+/** v5's scratch words per unit (QUEST_GRID_UNIT_WORDS in quest.cu): sync words, per-block counts, candidates, 3 histograms. */
+export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 3 * 2048;
+/**
+ * v5 gives each block at least this many pages (one batch of four score passes at D = 128): fewer
+ * would add barrier arrivals without adding loads in flight.
+ */
+const GRID_MIN_PAGES_PER_BLOCK = 128;
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
-  stepAt: 'quest_select_step_at',
+  stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
 } as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
@@ -42,6 +57,13 @@ export interface QuestKernelOptions {
   selection?: QuestSelection;
   /** selectStep in one launch (v4) instead of three (v3, default). */
   fusedStep?: boolean;
+  /**
+   * selectStep and selectStepAt as v5: one launch, G blocks per unit scoring and selecting together
+   * (not with fusedStep). Needs a QuestStepScratch made with { multiBlock: true }.
+   */
+  multiBlockStep?: boolean;
+  /** v5's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
+  gridMinPagesPerBlock?: number;
 }
 
 export interface QuestShape {
@@ -75,21 +97,30 @@ export class DeviceQuestBounds {
 
 /**
  * One layer's scratch for selectStep: page scores [units, pageCapacity] fp32 and the per-unit block
- * arrival counters (zeroed here; each step's last block puts its counter back to 0).
+ * arrival counters (zeroed here; each step's last block puts its counter back to 0); with
+ * { multiBlock: true } also v5's per-unit barriers, counts, candidates and histograms
+ * ([units, QUEST_GRID_UNIT_WORDS] u32, zeroed here; every v5 launch leaves them zero).
  */
 export class QuestStepScratch {
   readonly scores: DeviceBuffer;
   readonly arrivals: DeviceBuffer;
+  readonly grid: DeviceBuffer | null;
 
-  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly pageCapacity: number) {
+  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly pageCapacity: number, options: { multiBlock?: boolean } = {}) {
     this.scores = rt.pool.acquire(Math.max(1, units * pageCapacity) * 4);
     this.arrivals = rt.pool.acquire(units * 4);
     rt.cuda.fill32Async(this.arrivals.ptr, 0, units, rt.stream);
+    this.grid = null;
+    if (options.multiBlock) {
+      this.grid = rt.pool.acquire(units * QUEST_GRID_UNIT_WORDS * 4);
+      rt.cuda.fill32Async(this.grid.ptr, 0, units * QUEST_GRID_UNIT_WORDS, rt.stream);
+    }
   }
 
   release(): void {
     this.rt.pool.release(this.scores);
     this.rt.pool.release(this.arrivals);
+    if (this.grid) this.rt.pool.release(this.grid);
   }
 }
 
@@ -129,13 +160,21 @@ export interface QuestGraphStepArgs {
 }
 
 export class QuestKernels {
-  private kernels: { bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel } | null = null;
+  private kernels: {
+    bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel;
+    gridStep: CudaKernel; gridStepAt: CudaKernel; gridSelect: CudaKernel;
+  } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
   readonly units: number;
   private readonly maxStagedPages: number;
   private readonly selection: QuestSelection;
   private readonly fusedStep: boolean;
+  /** Whether selectStep and selectStepAt run v5 (the multi-block step). */
+  readonly multiBlockStep: boolean;
+  /** Blocks of GRID_THREADS one multiprocessor holds, per kernel and dynamic shared size (occupancy queries are driver calls). */
+  private readonly residentPerSM = new Map<string, number>();
+  private readonly gridMinPagesPerBlock: number;
 
   constructor(
     private readonly rt: CudaRuntime, readonly shape: QuestShape, readonly pageSize: number, readonly sharePages: boolean,
@@ -144,6 +183,12 @@ export class QuestKernels {
     this.maxStagedPages = Math.min(options.maxStagedPages ?? MAX_STAGED_PAGES, MAX_STAGED_PAGES);
     this.selection = options.selection ?? 'radix8';
     this.fusedStep = options.fusedStep ?? false;
+    this.multiBlockStep = options.multiBlockStep ?? false;
+    this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
+    if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
+      throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
+    }
+    if (this.fusedStep && this.multiBlockStep) throw new Error('quest: fusedStep (v4) and multiBlockStep (v5) are two different steps: choose one');
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -167,12 +212,20 @@ export class QuestKernels {
         stepAt: mod.kernel(QUEST_KERNEL_NAMES.stepAt, [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        gridStep: mod.kernel(QUEST_KERNEL_NAMES.gridStep, [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        gridStepAt: mod.kernel(QUEST_KERNEL_NAMES.gridStepAt, [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        gridSelect: mod.kernel(QUEST_KERNEL_NAMES.gridSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
       this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
     }
     return this.kernels;
   }
@@ -225,10 +278,63 @@ export class QuestKernels {
   }
 
   /**
+   * v5's blocks per unit G for rows of `pages` pages: each block at least GRID_MIN_PAGES_PER_BLOCK
+   * pages, at most QUEST_GRID_MAX_BLOCKS, and all units · G blocks resident at once (they wait for each
+   * other at barriers); 1 (no block waits for another) where two per unit would not all fit.
+   */
+  gridBlocks(pages: number, kernel: 'gridStep' | 'gridStepAt' | 'gridSelect'): number {
+    const fn = this.prepare()[kernel];
+    const sms = this.rt.cuda.info.multiprocessors;
+    let G = Math.max(1, Math.min(QUEST_GRID_MAX_BLOCKS, Math.ceil(pages / this.gridMinPagesPerBlock)));
+    while (G > 1) {
+      const sharedBytes = gridKeysBytes(pages, G);
+      const key = `${kernel}:${sharedBytes}`;
+      let perSM = this.residentPerSM.get(key);
+      if (perSM === undefined) {
+        perSM = fn.maxActiveBlocksPerSM(GRID_THREADS, sharedBytes);
+        this.residentPerSM.set(key, perSM);
+      }
+      if (G * this.units <= perSM * sms) break;
+      G = Math.max(1, Math.min(G - 1, Math.floor((perSM * sms) / this.units)));
+    }
+    return G;
+  }
+
+  /** Whether v5 selects from rows of `pages` pages (a block's chunk of keys fits in shared memory). */
+  private gridFits(pages: number, kernel: 'gridStep' | 'gridStepAt' | 'gridSelect'): boolean {
+    return Math.ceil(pages / this.gridBlocks(pages, kernel)) <= this.maxStagedPages;
+  }
+
+  /**
+   * v5's select alone (quest_grid_select) over given score rows ([units, scoreStride] fp32): the lists
+   * selectPages writes, from G blocks per unit; scratch made with { multiBlock: true }. For tests and
+   * the per-part timing.
+   */
+  selectPagesMultiBlock(scores: DevicePtr, scoreStride: number, pages: number, k: number, segments: SegmentLists, scratch: QuestStepScratch): void {
+    if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
+    if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
+    if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
+    const grid = this.gridScratch(scratch);
+    if (!this.gridFits(pages, 'gridSelect')) throw new Error(`quest: a block's chunk of ${pages} pages exceeds the ${this.maxStagedPages} staged in shared memory`);
+    const G = this.gridBlocks(pages, 'gridSelect');
+    this.prepare().gridSelect.launch(
+      { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream },
+      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, grid],
+    );
+  }
+
+  private gridScratch(scratch: QuestStepScratch): DevicePtr {
+    if (scratch.units !== this.units) throw new Error(`quest: step scratch of ${scratch.units} units for ${this.units} units`);
+    if (!scratch.grid) throw new Error('quest: the multi-block step needs a QuestStepScratch made with { multiBlock: true }');
+    return scratch.grid.ptr;
+  }
+
+  /**
    * A decode step's selection: the bounds brought up to `rows`, pages [0, pages) scored and the top k
    * written to `segments` as selectPages does. Three launches (two when nothing is scored: k <= 0 or
-   * k >= pages); with fusedStep, one launch when the rows to fold lie in one page not scored in this
-   * step (every step after the first) and the row's keys fit in shared memory.
+   * k >= pages); with fusedStep (v4) or multiBlockStep (v5), one launch when the rows to fold lie in one
+   * page not scored in this step (every step after the first) and the keys (v4: the row's, v5: a
+   * block's chunk) fit in shared memory.
    */
   selectStep(a: QuestStepArgs): void {
     const { bounds, cache, rows, pages, k, scratch, segments } = a;
@@ -243,7 +349,9 @@ export class QuestKernels {
     if (Math.ceil(rows / P) > bounds.pageCapacity) throw new Error(`quest: ${rows} rows exceed the bounds' ${bounds.pageCapacity} pages`);
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
-    if (!this.fusedStep || (scored && pages > this.maxStagedPages)) {
+    const grid = this.multiBlockStep ? this.gridScratch(scratch) : 0n;
+    const fits = this.multiBlockStep ? this.gridFits(pages, 'gridStep') : pages <= this.maxStagedPages;
+    if (!(this.fusedStep || this.multiBlockStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
       if (scored) this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
       this.selectPages(scratch.scores.ptr, scratch.pageCapacity, pages, k, segments);
@@ -259,8 +367,17 @@ export class QuestKernels {
         this.updateBounds(bounds, cache, rows);
       }
     }
-    const { step } = this.prepare();
     const g = this.shape.numHeads / this.shape.numKvHeads;
+    if (this.multiBlockStep) {
+      const G = scored ? this.gridBlocks(pages, 'gridStep') : 1;
+      this.prepare().gridStep.launch(
+        { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
+        [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
+          this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows],
+      );
+      return;
+    }
+    const { step } = this.prepare();
     const chunks = scored ? Math.ceil(pages / STEP_PAGES_PER_BLOCK) : 1;
     step.launch(
       { grid: [chunks, this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: scored ? pages * 4 : 0, stream: this.rt.stream },
@@ -270,9 +387,9 @@ export class QuestKernels {
     );
   }
 
-  /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys fit in shared memory). */
+  /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
   graphStepFits(maxPages: number): boolean {
-    return maxPages <= this.maxStagedPages;
+    return this.multiBlockStep ? this.gridFits(maxPages, 'gridStepAt') : maxPages <= this.maxStagedPages;
   }
 
   /**
@@ -293,12 +410,26 @@ export class QuestKernels {
     for (const [name, ptr] of [['position', a.position], ['budgets', a.budgets]] as const) {
       if (ptr === 0n || ptr % 4n !== 0n) throw new Error(`quest: ${name} must be an aligned int32 device pointer`);
     }
-    const { stepAt } = this.prepare();
     const g = this.shape.numHeads / this.shape.numKvHeads;
+    if (this.multiBlockStep) {
+      const G = this.gridBlocks(maxPages, 'gridStepAt');
+      this.prepare().gridStepAt.launch(
+        { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
+        [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.gridScratch(scratch), segments.ptr, a.position, a.budgets,
+          this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize],
+      );
+      return;
+    }
+    const { stepAt } = this.prepare();
     stepAt.launch(
       { grid: [Math.max(1, Math.ceil(maxPages / STEP_PAGES_PER_BLOCK)), this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: maxPages * 4, stream: this.rt.stream },
       [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, scratch.scores.ptr, scratch.arrivals.ptr, segments.ptr, a.position, a.budgets,
         this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, scratch.pageCapacity, segments.stride, this.pageSize],
     );
   }
+}
+
+/** Dynamic shared memory of a v5 block: its chunk of ceil(pages / G) keys. */
+function gridKeysBytes(pages: number, G: number): number {
+  return Math.max(4, Math.ceil(pages / G) * 4);
 }

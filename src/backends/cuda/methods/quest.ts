@@ -5,7 +5,8 @@
  * head) written as segment lists, and the segment-list decode over them plus the current page.
  * Only the budget k crosses from the host (it depends on the position alone). The selection runs
  * through QuestKernels.selectStep with its default, three launches (the one-launch variant measured
- * slower at 64K-128K: docs/perf.md, "Quest page selection").
+ * slower at 64K-128K: docs/perf.md, "Quest page selection"); a QuestKernelOptions argument picks
+ * another step (e.g. { multiBlockStep: true }, v5, eager and graph steps alike) for tests and benches.
  *
  * In the model's CUDA graph (graphSteps, issue 9) a step is the one-launch selection with the position
  * read on the device (selectStepAt) and the segment decode with a device tail: the budget and the
@@ -18,7 +19,7 @@ import type { ModelConfig } from '../../../engine/model-config.js';
 import { resolveOptions } from '../../../methods/options.js';
 import { questMethod, questPagesFor } from '../../../methods/quest.js';
 import type { CudaRuntime } from '../runtime.js';
-import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../kernels/quest.js';
+import { DeviceQuestBounds, type QuestKernelOptions, QuestKernels, QuestStepScratch } from '../kernels/quest.js';
 import { SegmentDecodeKernel, SegmentLists, segmentWorkspaceBytes } from '../kernels/segment-decode.js';
 import type {
   DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceGraphDecodeSetup, DeviceGraphDecodeSteps, DeviceMethodOptions,
@@ -103,9 +104,11 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   private readonly layers = new Map<number, QuestLayerState>();
   private readonly clock: EstimationClock;
 
-  constructor(private readonly rt: CudaRuntime, private readonly config: ModelConfig, readonly settings: QuestSettings) {
+  constructor(
+    private readonly rt: CudaRuntime, private readonly config: ModelConfig, readonly settings: QuestSettings, kernelOptions: QuestKernelOptions = {},
+  ) {
     const shape = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim };
-    this.kernels = new QuestKernels(rt, shape, settings.pageSize, settings.sharePages);
+    this.kernels = new QuestKernels(rt, shape, settings.pageSize, settings.sharePages, kernelOptions);
     this.decoder = new SegmentDecodeKernel(rt, shape, !settings.sharePages);
     this.clock = new EstimationClock(rt);
   }
@@ -116,7 +119,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       const bounds = new DeviceQuestBounds(this.rt, this.kernels.shape, this.settings.pageSize, call.cache.capacity);
       state = {
         bounds,
-        scratch: new QuestStepScratch(this.rt, this.kernels.units, bounds.pageCapacity),
+        scratch: new QuestStepScratch(this.rt, this.kernels.units, bounds.pageCapacity, { multiBlock: this.kernels.multiBlockStep }),
         segments: new SegmentLists(this.rt, this.kernels.units, bounds.pageCapacity),
       };
       this.layers.set(call.layer, state);
