@@ -8,18 +8,24 @@
  * budget covering everything (equal to our dense decode kernel), and the steps replayed from one
  * captured CUDA graph (issue 9: the position read on the device, the budget from a per-position
  * table): the graph step's lists and bounds equal the CPU's at every replayed position, and the
- * method's graph steps give the eager decode()'s outputs and counts. Skipped, with the reason
- * printed, where there is no CUDA device.
+ * method's graph steps give the eager decode()'s outputs and counts. v5, the multi-block step
+ * (session 5), runs beside v3/v4 in each of these: its step and its select alone against the CPU on
+ * random rows (shared and per-head units, up to 32 blocks per unit), on the crafted rows, folding rows
+ * and replayed in graphs (its scratch must come back to zero), as the graph step, and as the method's
+ * eager and graph steps. Skipped, with the reason printed, where there is no CUDA device (the
+ * scratch-layout check runs everywhere).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fromBf16, toBf16 } from '../../src/backends/cuda/bf16.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
-import { DeviceQuestBounds, QUEST_KERNEL_NAMES, QuestKernels, QuestStepScratch } from '../../src/backends/cuda/kernels/quest.js';
+import {
+  DeviceQuestBounds, QUEST_GRID_MAX_BLOCKS, QUEST_GRID_UNIT_WORDS, QUEST_KERNEL_NAMES, type QuestKernelOptions, QuestKernels, QuestStepScratch,
+} from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { DeviceGraphDecodeSetup, EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
 import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
-import { questDeviceFactory } from '../../src/backends/cuda/methods/quest.js';
+import { QuestDeviceDecode, questDeviceFactory, questSettings } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { QuestDecode, QuestPageBounds, questPagesFor } from '../../src/methods/quest.js';
@@ -38,7 +44,24 @@ test('quest.cu defines every kernel the launchers look up', () => {
   }
 });
 
+// Runs without a device: the launcher sizes v5's scratch from the same layout quest.cu indexes.
+test('v5 scratch layout: quest.ts and quest.cu agree on blocks per unit and words per unit', () => {
+  const quest = readKernelSource('quest.cu'), topk = readKernelSource('top-k.cuh');
+  const constant = (source: string, name: string): number => {
+    const m = source.match(new RegExp(`constexpr int ${name} = (\\d+);`));
+    assert.ok(m, `${name} is a literal constant`);
+    return Number(m[1]);
+  };
+  const maxBlocks = constant(quest, 'GRID_MAX_BLOCKS');
+  assert.equal(maxBlocks, QUEST_GRID_MAX_BLOCKS);
+  const passes = constant(quest, 'GRID_PASSES'), rankLimit = constant(topk, 'TOPK_RANK_LIMIT'), radixBits = constant(topk, 'TOPK_RADIX_BITS');
+  assert.match(quest, /constexpr int GS_ABOVE = 8;/);
+  assert.equal(QUEST_GRID_UNIT_WORDS, 8 + 2 * maxBlocks + 2 * rankLimit + passes * (1 << radixBits));
+});
+
 const TOLERANCE = 1e-2;
+/** v5 as the tests run it: few pages per block, so that short rows spread over many blocks. */
+const MULTI_BLOCK: QuestKernelOptions = { multiBlockStep: true, gridMinPagesPerBlock: 8 };
 
 function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array {
   rt.synchronize();
@@ -106,6 +129,9 @@ describe('CUDA Quest', { skip }, () => {
       const refined = new QuestKernels(rt, kernels.shape, P, sharePages, { selection: 'refined' });
       const unstaged = new QuestKernels(rt, kernels.shape, P, sharePages, { maxStagedPages: 0 });
       const fused = new QuestKernels(rt, kernels.shape, P, sharePages, { fusedStep: true });
+      // v5 with its default blocks per unit (2 here) and with many (8 pages each: 24 blocks per unit).
+      const grid = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true });
+      const manyBlocks = new QuestKernels(rt, kernels.shape, P, sharePages, MULTI_BLOCK);
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -114,17 +140,23 @@ describe('CUDA Quest', { skip }, () => {
       const pages = Math.floor((n - 1) / P);
       const scores = rt.pool.acquire(kernels.units * bounds.pageCapacity * 4);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true });
       const g = H / Hkv;
-      const cases: Array<[number, QuestKernels | { step: QuestKernels }]> = [
+      const cases: Array<[number, QuestKernels | { step: QuestKernels } | { gridSelect: QuestKernels }]> = [
         [1, kernels], [7, unstaged], [64, kernels], [64, refined], [64, unstaged], [pages - 1, kernels], [pages - 1, refined],
         [1, { step: fused }], [64, { step: fused }], [90, { step: fused }], [pages - 1, { step: fused }], [90, { step: kernels }],
+        [1, { step: grid }], [64, { step: grid }], [pages - 1, { step: grid }],
+        [1, { step: manyBlocks }], [7, { step: manyBlocks }], [64, { step: manyBlocks }], [90, { step: manyBlocks }], [pages - 1, { step: manyBlocks }],
+        [1, { gridSelect: manyBlocks }], [90, { gridSelect: manyBlocks }], [pages - 1, { gridSelect: grid }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
         if ('step' in selector) {
           // Rows already covered: the step only scores and selects.
           selector.step.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
+        } else if ('gridSelect' in selector) {
+          kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
+          selector.gridSelect.selectPagesMultiBlock(scores.ptr, bounds.pageCapacity, pages, k, lists, scratch);
         } else {
           kernels.scorePages(dq.ptr, bounds, pages, scores.ptr, bounds.pageCapacity);
           selector.selectPages(scores.ptr, bounds.pageCapacity, pages, k, lists);
@@ -172,6 +204,10 @@ describe('CUDA Quest', { skip }, () => {
     const shape = { numHeads: 4, numKvHeads: 1, headDim: 128 };
     const refined = new QuestKernels(rt, shape, 16, true, { selection: 'refined' });
     const radix8 = new QuestKernels(rt, shape, 16, true);
+    // v5's select with its default blocks (up to 32 from 4096 pages on) and with 32 blocks from 2048 pages on.
+    const grid = new QuestKernels(rt, shape, 16, true, { multiBlockStep: true });
+    const manyBlocks = new QuestKernels(rt, shape, 16, true, { multiBlockStep: true, gridMinPagesPerBlock: 64 });
+    const scratch = new QuestStepScratch(rt, 1, maxPages, { multiBlock: true });
     const scores = rt.pool.acquire(maxPages * 4);
     const lists = new SegmentLists(rt, 1, maxPages);
     const rank = new IndexScratch();
@@ -181,8 +217,10 @@ describe('CUDA Quest', { skip }, () => {
       const order = rankDescending(Float64Array.from(r.scores), n, rank);
       for (const k of r.ks) {
         const want = Array.from(order.subarray(0, k)).sort((a, b) => a - b);
-        for (const [label, kernels] of [['refined', refined], ['radix8', radix8]] as const) {
-          kernels.selectPages(scores.ptr, maxPages, n, k, lists);
+        for (const [label, kernels] of [['refined', refined], ['radix8', radix8], ['v5', grid], ['v5, many blocks', manyBlocks]] as const) {
+          rt.cuda.fill32Async(lists.ptr, 0x7fc00000, lists.stride, rt.stream);
+          if (kernels.multiBlockStep) kernels.selectPagesMultiBlock(scores.ptr, maxPages, n, k, lists, scratch);
+          else kernels.selectPages(scores.ptr, maxPages, n, k, lists);
           const w = downloadInt32(rt, lists.ptr, lists.stride);
           assert.equal(w[0], k, `${r.name}, k = ${k}, ${label}: count`);
           const got = Array.from({ length: k }, (_, i) => w[SEGMENT_HEADER_WORDS + 2 * i] / 16);
@@ -191,23 +229,24 @@ describe('CUDA Quest', { skip }, () => {
       }
     }
     rt.pool.release(scores);
+    scratch.release();
     lists.release();
   });
 
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) {
-    test(`one-launch steps fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK]] as const) {
+    test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
       const caches = twinCaches(rt, c.Hkv, c.D, n + steps);
       appendRandom(rt, caches, n, rand);
-      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages, { fusedStep: true });
+      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages, options);
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n + steps);
       const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
       const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep });
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const g = c.H / c.Hkv;
       const check = (q: Float32Array, rows: number, pages: number, k: number, label: string) => {
@@ -238,7 +277,7 @@ describe('CUDA Quest', { skip }, () => {
       }
       // The bounds the steps folded equal the CPU bounds.
       assertBoundsEqual(rt, bounds, cpuBounds, c.Hkv, c.D, Math.ceil(caches.device.length / P));
-      // Captured once, replayed twice: the arrival counters come back to 0, so each replay selects again.
+      // Captured once, replayed twice: the arrival counters (v5: its whole scratch) come back to 0, so each replay selects again.
       const rows = caches.device.length, pages = Math.floor((rows - 1) / P), k = 25;
       const q = randomBf16Values(c.H * c.D, rand, 2);
       const dq = uploadAsBf16(rt, q);
@@ -327,18 +366,18 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) {
-    test(`graph step: one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
+  ]) for (const [version, options] of [['v4', {}], ['v5', MULTI_BLOCK]] as const) {
+    test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
       const rand = randomGenerator(c.D + c.H + 7);
       const caches = twinCaches(rt, c.Hkv, c.D, capacity);
       appendRandom(rt, caches, n, rand);
-      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages);
+      const kernels = new QuestKernels(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, P, c.sharePages, options);
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, capacity);
       kernels.updateBounds(bounds, caches.device, n); // the prompt, as the sequence's first (eager) step folds it
       const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
       const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity);
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep });
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const g = c.H / c.Hkv;
       // A budget per position: none, every page, more than every page, and a spread (crossing page boundaries).
@@ -392,15 +431,17 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) {
-    test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name})`, () => {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK]] as const) {
+    test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);
       const caches = twinCaches(rt, c.Hkv, c.D, capacity);
       appendRandom(rt, caches, n, rand);
       const config = attentionConfig(c.H, c.Hkv, c.D);
       const options = { ...(c.sparsity !== undefined ? { sparsity: c.sparsity } : {}), params: { sharePages: c.sharePages, ...(c.tokenBudget !== undefined ? { tokenBudget: c.tokenBudget } : {}) } };
-      const eager = questDeviceFactory.create(rt, config, options), graphed = questDeviceFactory.create(rt, config, options);
+      // v5: the graphed method and its eager twin both run v5 (eager selectStep, graph selectStepAt); the CPU is the reference.
+      const make = () => (kernelOptions ? new QuestDeviceDecode(rt, config, questSettings(options), kernelOptions) : questDeviceFactory.create(rt, config, options));
+      const eager = make(), graphed = make();
       const cpu = new QuestDecode(16, c.sparsity ?? null, c.tokenBudget ?? null, c.sharePages);
       const shape = cpuShape(c.H, c.Hkv, c.D);
       const owned: DeviceBuffer[] = [];
