@@ -20,7 +20,8 @@
 //                            outcomes), then the real outcomes followed down the tree. The same probes
 //                            are answered in the same order, so the same result, in about 1/levels of
 //                            the rounds; for few heads (H = 4: 8 score rows on a GPU of 132
-//                            multiprocessors) one round costs about what one probe does.
+//                            multiprocessors) one round costs about what one probe does. Its walks
+//                            gallop down over covered diagonals (vs_walk_ranges' GALLOP_DOWN).
 // Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
@@ -80,7 +81,8 @@ __device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int
 
 // This thread's 64-row block m of one head (none when m >= numBlocks): its exact pairs, with the
 // head's kept columns V [kv] and offsets S [ks] staged in shared memory when they fit (the walk's
-// loads are a dependent chain). All threads call it.
+// loads are a dependent chain). All threads call it. GALLOP_DOWN: vs_walk_ranges'.
+template <bool GALLOP_DOWN>
 __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n, int numBlocks,
                                                        int* stage) {
   if (kv + ks <= STAGE_INTS) {
@@ -90,7 +92,7 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
     S = stage + kv;
   }
   __syncthreads();
-  const long long pairs = m < numBlocks ? vs_block_pairs(V, kv, S, ks, m, n) : 0;
+  const long long pairs = m < numBlocks ? vs_block_pairs<GALLOP_DOWN>(V, kv, S, ks, m, n) : 0;
   __syncthreads();  // before the next unit overwrites the stage
   return pairs;
 }
@@ -153,7 +155,7 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
     for (int u = blockIdx.x; u < H * chunks; u += gridDim.x) {
       const int h = u / chunks, m = (u - h * chunks) * THREADS + threadIdx.x;
       const int kv = s.counts[h], ks = s.counts[H + h];
-      mine += staged_block_pairs(s.selV + (size_t)h * n, kv, s.selS + (size_t)h * n, ks, m, n, s.numBlocks, s.stage);
+      mine += staged_block_pairs<false>(s.selV + (size_t)h * n, kv, s.selS + (size_t)h * n, ks, m, n, s.numBlocks, s.stage);
     }
     add_pairs(total, mine);
     grid_barrier(s.barrier, s.generation);
@@ -506,7 +508,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
         if (source[c] != WALK) continue;
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
-        add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, ks, m, n, numBlocks, stage));
+        add_pairs(&slot[c], staged_block_pairs<true>(selV + at, kv, selS + at, ks, m, n, numBlocks, stage));
       }
       grid_barrier(barrier, generation);
       for (int c = threadIdx.x; c < P; c += THREADS) {
