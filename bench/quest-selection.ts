@@ -4,14 +4,17 @@
  *   - v3: three launches (bounds of the page the new row joined, page scores, 8-bit radix top-k
  *     over keys staged in shared memory), each part timed alone too, and the refined select alone;
  *   - v4: QuestKernels.selectStep, one launch (bounds refresh, scores, last-block refined top-k);
+ *   - v5: QuestKernels.selectStep with multiBlockStep, one launch of G blocks per unit that score
+ *     their chunks and select together (session 5), and its select alone on v3's score rows;
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
  * bf16, every page of every KV head) at 3.35 TB/s.
- * Validates first: at every (n, s) both versions' page lists are equal, word for word.
+ * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--out FILE]. Prints a skip line without a GPU.
+ *        [--versions v4,v5] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default both). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -32,23 +35,51 @@ const ROTATION_BYTES = 256e6;
 /** One layer's selection state, as the device method keeps it. */
 interface Layer { bounds: DeviceQuestBounds; scratch: QuestStepScratch; lists: SegmentLists }
 
+/** One step version's figures (µs per step; select: its select alone on the same score rows). */
+interface VersionTiming { us: number; hotUs: number; eagerUs: number; selectUs: number }
+
 interface Row {
   n: number; s: number; pages: number; k: number; boundsMB: number; floorUs: number;
-  v3Us: number; v4Us: number; v3HotUs: number; v4HotUs: number; v3EagerUs: number; v4EagerUs: number;
-  v3BoundsUs: number; v3ScoresUs: number; v3SelectUs: number; refinedSelectUs: number;
+  v3Us: number; v3HotUs: number; v3EagerUs: number;
+  v3BoundsUs: number; v3ScoresUs: number; v3SelectUs: number;
+  v4: VersionTiming | null;
+  /** v5 and its blocks per unit. */
+  v5: (VersionTiming & { blocksPerUnit: number }) | null;
+}
+
+type Version = 'v4' | 'v5';
+
+/** Takes --versions out of argv (the shared parser knows the rest). */
+function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[] } {
+  const rest: string[] = [];
+  let versions = new Set<Version>(['v4', 'v5']);
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--versions') {
+      rest.push(argv[i]);
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new Error('--versions needs a value (v4, v5 or v4,v5)');
+    const names = value.split(',');
+    for (const name of names) if (name !== 'v4' && name !== 'v5') throw new Error(`--versions: unknown version ${name} (v4, v5)`);
+    versions = new Set(names as Version[]);
+  }
+  return { versions, rest };
 }
 
 function main(argv: string[]): number {
+  const { versions, rest } = parseVersions(argv);
+  const o = parseKernelBenchArgs(rest, 10, 2 * P);
   if (!isCudaAvailable()) {
     console.log(`quest-selection bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseKernelBenchArgs(argv, 10, 2 * P);
   const rt = new CudaRuntime();
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, shared pages`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
   const v3 = new QuestKernels(rt, shape, P, true, { selection: 'radix8' });
   const v4 = new QuestKernels(rt, shape, P, true, { selection: 'refined', fusedStep: true });
+  const v5 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   const rows: Row[] = [];
   const failures: string[] = [];
@@ -79,7 +110,9 @@ function main(argv: string[]): number {
         rt.cuda.copyDeviceAsync(bounds.pageMax.ptr, bounds0.pageMax.ptr, bytes, rt.stream);
         bounds.coveredRows = rowsAfter;
       }
-      return { bounds, scratch: new QuestStepScratch(rt, v4.units, bounds.pageCapacity), lists: new SegmentLists(rt, HKV, bounds.pageCapacity) };
+      return {
+        bounds, scratch: new QuestStepScratch(rt, v4.units, bounds.pageCapacity, { multiBlock: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity),
+      };
     });
     rt.synchronize();
     const perGraph = copies * Math.max(1, Math.ceil(20 / copies));
@@ -93,14 +126,19 @@ function main(argv: string[]): number {
         v3.scorePages(q.ptr, l.bounds, current, l.scratch.scores.ptr, l.scratch.pageCapacity);
         v3.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists);
       };
-      const v4Step = (l: Layer) => {
+      const oneLaunchStep = (kernels: QuestKernels) => (l: Layer) => {
         l.bounds.coveredRows = rowsAfter - 1;
-        v4.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
+        kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
+      };
+      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5) };
+      const selectOf: Record<Version, (l: Layer) => void> = {
+        v4: (l) => v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists),
+        v5: (l) => v5.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
       const eager = (body: (i: number) => void) => us(timeOnDevice(rt, body, { warmup: copies, repeats: Math.max(o.repeats, 2 * copies) }));
-      // v3 first, each part alone too: these figures come out even if v4 fails its check below.
+      // v3 first, each part alone too: these figures come out even if another version fails its check below.
       const v3Us = graph((i) => v3Step(layers[i % copies]));
       const v3HotUs = graph(() => v3Step(layers[0]));
       const v3EagerUs = eager((i) => v3Step(layers[i % copies]));
@@ -109,6 +147,7 @@ function main(argv: string[]): number {
         l.bounds.coveredRows = rowsAfter - 1;
         v3.updateBounds(l.bounds, cache, rowsAfter);
       });
+      // Also leaves every copy's score row in its scratch, which the selects alone below read.
       const v3ScoresUs = graph((i) => {
         const l = layers[i % copies];
         v3.scorePages(q.ptr, l.bounds, current, l.scratch.scores.ptr, l.scratch.pageCapacity);
@@ -122,44 +161,49 @@ function main(argv: string[]): number {
         `v3 ${v3Us.toFixed(1)} us (bounds ${v3BoundsUs.toFixed(1)} + scores ${v3ScoresUs.toFixed(1)} + select ${v3SelectUs.toFixed(1)}), ` +
         `L2-hot ${v3HotUs.toFixed(1)} us, eager ${v3EagerUs.toFixed(1)} us`);
 
-      // Validation: v4's lists equal v3's, word for word.
+      // Validation: each version's lists (its step, and its select alone on v3's scores) equal v3's, word for word.
       const words = HKV * layers[0].lists.stride;
+      const listWords = 4 + 2 * Math.min(k, current);
       v3Step(layers[0]);
       rt.synchronize();
       const want = new Int32Array(words);
       rt.cuda.download(want, layers[0].lists.ptr);
-      rt.cuda.fill32Async(layers[0].lists.ptr, 0x7fc00000, words, rt.stream);
-      v4Step(layers[0]);
-      rt.synchronize();
-      const got = new Int32Array(words);
-      rt.cuda.download(got, layers[0].lists.ptr);
-      const listWords = 4 + 2 * Math.min(k, current);
-      let mismatch: string | null = null;
-      for (let u = 0; u < HKV && !mismatch; u++) {
-        const at = u * layers[0].lists.stride;
-        for (let i = 0; i < listWords; i++) {
-          if (got[at + i] !== want[at + i]) {
-            mismatch = `n=${n} s=${s}: v4 list of unit ${u} differs from v3 at word ${i} (${got[at + i]} vs ${want[at + i]}); v4 not timed`;
-            break;
+      const mismatchOf = (label: string, run: (l: Layer) => void): string | null => {
+        rt.cuda.fill32Async(layers[0].lists.ptr, 0x7fc00000, words, rt.stream);
+        run(layers[0]);
+        rt.synchronize();
+        const got = new Int32Array(words);
+        rt.cuda.download(got, layers[0].lists.ptr);
+        for (let u = 0; u < HKV; u++) {
+          const at = u * layers[0].lists.stride;
+          for (let i = 0; i < listWords; i++) {
+            if (got[at + i] !== want[at + i]) return `n=${n} s=${s}: ${label} list of unit ${u} differs from v3 at word ${i} (${got[at + i]} vs ${want[at + i]}); not timed`;
           }
         }
-      }
-      if (mismatch) {
-        console.error(mismatch);
-        failures.push(mismatch);
-        continue;
+        return null;
+      };
+      const timed: Partial<Record<Version, VersionTiming>> = {};
+      for (const version of (['v4', 'v5'] as const).filter((v) => versions.has(v))) {
+        const mismatch = mismatchOf(`${version} step`, stepOf[version]) ?? mismatchOf(`${version} select alone`, selectOf[version]);
+        if (mismatch) {
+          console.error(mismatch);
+          failures.push(mismatch);
+          continue;
+        }
+        const step = stepOf[version], select = selectOf[version];
+        const t: VersionTiming = {
+          us: graph((i) => step(layers[i % copies])), hotUs: graph(() => step(layers[0])), eagerUs: eager((i) => step(layers[i % copies])),
+          selectUs: graph((i) => select(layers[i % copies])),
+        };
+        timed[version] = t;
+        const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)` : '';
+        console.log(`n=${n} s=${s}: ${version}${blocks} ${t.us.toFixed(1)} us = ${(t.us / floorUs).toFixed(2)}x floor, ${(v3Us / t.us).toFixed(2)}x faster than v3; ` +
+          `L2-hot ${t.hotUs.toFixed(1)} us, eager ${t.eagerUs.toFixed(1)} us; select alone ${t.selectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)})`);
       }
       const row: Row = {
-        n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs,
-        v3Us, v4Us: graph((i) => v4Step(layers[i % copies])), v3HotUs, v4HotUs: graph(() => v4Step(layers[0])),
-        v3EagerUs, v4EagerUs: eager((i) => v4Step(layers[i % copies])), v3BoundsUs, v3ScoresUs, v3SelectUs,
-        refinedSelectUs: graph((i) => {
-          const l = layers[i % copies];
-          v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists);
-        }),
+        n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs, v3Us, v3HotUs, v3EagerUs, v3BoundsUs, v3ScoresUs, v3SelectUs,
+        v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
       };
-      console.log(`n=${n} s=${s}: v4 ${row.v4Us.toFixed(1)} us = ${(row.v4Us / floorUs).toFixed(2)}x floor, ${(v3Us / row.v4Us).toFixed(2)}x faster than v3; ` +
-        `L2-hot ${row.v4HotUs.toFixed(1)} us, eager ${row.v4EagerUs.toFixed(1)} us; refined select alone ${row.refinedSelectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)})`);
       rows.push(row);
     }
     for (const l of layers) {
@@ -171,6 +215,15 @@ function main(argv: string[]): number {
     rt.pool.trim();
   }
   rt.pool.release(q);
+  // Side by side (graph replays, bounds rotated out of L2; µs per step).
+  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v3 / v5 | G | select alone v3 / v4 / v5 | L2-hot v3 / v5 | eager v3 / v5 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- |');
+  const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(1));
+  for (const r of rows) {
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ` +
+      `${r.v5 ? (r.v3Us / r.v5.us).toFixed(2) : '-'} | ${r.v5?.blocksPerUnit ?? '-'} | ${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} | ` +
+      `${f(r.v3HotUs)} / ${f(r.v5?.hotUs)} | ${f(r.v3EagerUs)} / ${f(r.v5?.eagerUs)} |`);
+  }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();
   return failures.length > 0 ? 1 : 0;
