@@ -413,7 +413,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // Cooperative grid (at most the resident blocks), THREADS threads; levels in [1, MAX_LEVELS], P =
 // 2^levels - 1 with P·2H <= MAX_BATCH_COUNTS. ranks [2H, n] from vs_rank_rows; curves [2H, n] (mode
 // 1, else unused); selV / selS [P, H, n] scratch (one selection slot per probe of a round); selected
-// [P, 2H] = -1, totals [3, MAX_BATCH] = 0, barrier = 0 on entry. target and result as vs_count_search's.
+// [P, 2H] = -1, totals [3, MAX_BATCH] = 0, barrier = 0 on entry. target and result [0..4] as
+// vs_count_search's; result[5]: the rounds run.
 // A round: (1) thread 0 of every block lays out the decision tree in heap order (node c's children:
 // 2c + 1 after an outcome at or below the target, 2c + 2 above it; a node whose search is over
 // probes nothing); (2) every live node's counts; (3) per set of equal counts one node walks, unless
@@ -435,12 +436,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
   const SearchGoal goal = search_goal(targetHi, targetLo, n, H, mode, minBudget, forcedColumns, forcedDiagonals);
   const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + THREADS - 1) / THREADS;
   u32 generation = 0;
-  int walkRounds = 0;
+  int walkRounds = 0, rounds = 0;
   if (threadIdx.x == 0) st = search_start(goal);
   for (int c = threadIdx.x; c < MAX_BATCH; c += THREADS) cachedLive[c] = 0;
   __syncthreads();
 
   while (st.state != DONE) {
+    ++rounds;
     // (1) Every probe the next `levels` levels can make: a child assumes an outcome below (-1) or
     // above every target; the real outcome always takes one of the two branches.
     if (threadIdx.x == 0) {
@@ -544,7 +546,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     }
     __syncthreads();
   }
-  if (blockIdx.x == 0 && threadIdx.x == 0) write_result(result, st);
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    write_result(result, st);
+    result[5] = rounds;
+  }
 }
 
 // grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the

@@ -36,10 +36,12 @@ const BARRIER_AT = 36;
 const RESULT_AT = 40;
 const RESULT_WORDS = 5;
 const COUNTS_AT = RESULT_AT + 8 * RESULT_WORDS;
-// The batched kernel's state: totals u64[3, MAX_BATCH] at 0, barrier u32, result f64[5], then selected i32[P, 2H].
+// The batched kernel's state: totals u64[3, MAX_BATCH] at 0, barrier u32, result f64[6] (the rounds
+// last), then selected i32[P, 2H].
 const BATCHED_BARRIER_AT = 8 * 3 * MAX_BATCH;
 const BATCHED_RESULT_AT = BATCHED_BARRIER_AT + 8;
-const BATCHED_SELECTED_AT = BATCHED_RESULT_AT + 8 * RESULT_WORDS;
+const BATCHED_RESULT_WORDS = RESULT_WORDS + 1;
+const BATCHED_SELECTED_AT = BATCHED_RESULT_AT + 8 * BATCHED_RESULT_WORDS;
 
 export interface CountSearchOptions {
   /**
@@ -58,6 +60,8 @@ export interface SearchOutcome {
   floorPairs: number;
   /** Probes the search ran (a probe with the previous probe's counts reuses its pair total). */
   probes: number;
+  /** Rounds of grid-wide work: one per probe, or per batch of probes with probeLevels. */
+  rounds: number;
 }
 
 /** What both search kernels take after the ranking. */
@@ -154,10 +158,11 @@ export class VerticalSlashCountSearch {
     const search: SearchLaunch = { ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget };
     const resultPtr = this.probeLevels === null ? this.launchSequential(search) : this.launchBatched(search, this.probeLevels);
     this.rt.synchronize();
-    const result = new Float64Array(RESULT_WORDS);
+    const result = new Float64Array(this.probeLevels === null ? RESULT_WORDS : BATCHED_RESULT_WORDS);
     this.rt.cuda.download(result, resultPtr);
     const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
-    return { result, outcome: { floor, floorPairs: result[4], probes: result[3] } };
+    const rounds = this.probeLevels === null ? result[3] : result[5];
+    return { result, outcome: { floor, floorPairs: result[4], probes: result[3], rounds } };
   }
 
   /** Blocks for `units` work units of the search, never more than can be resident at once. */
