@@ -13,7 +13,7 @@
  * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,...] [--out FILE]. Prints a skip message where
+ *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...] [--out FILE]. Prints a skip message where
  *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
  *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
  */
@@ -41,19 +41,21 @@ const SCALE = 1 / Math.sqrt(D);
 /**
  * Kernel variants timed side by side, by label: mma.sync `h<heads per CTA>m<16-row tiles per warp>`, or
  * the Hopper kernel `wgmma-[c3-]n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts; c3: three
- * consumer warpgroups, 192-row CTAs), or `auto`: the launcher's own choice with no option (on Hopper the
- * wgmma tiling chunkListsAreSparse picks per run). --variants picks.
+ * consumer warpgroups, 192-row CTAs; a `-kv` suffix: the KV-head-major block order), or `auto`: the
+ * launcher's own choice with no option (on Hopper the wgmma tiling chunkListsAreSparse picks per run), or
+ * `auto-kv`: that choice in the KV-head-major block order. --variants picks.
  */
 const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
 
 /** The kernel options a variant label names; an error for a label that names none. */
 export function blockSparseVariantOptions(label: string): BlockSparseKernelOptions {
   if (label === 'auto') return {};
+  if (label === 'auto-kv') return { autoCtaOrder: 'kv' };
   const mma = /^h(\d+)m(\d+)$/.exec(label);
   if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
   const wgmma = parseBlockSparseWgmmaLabel(label);
   if (wgmma) return { wgmma };
-  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4> nor auto`);
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto nor auto-kv`);
 }
 
 /** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */

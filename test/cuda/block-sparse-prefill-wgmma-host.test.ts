@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import {
   type WgmmaConsumers, ctaTileMasksForSlots, groupedCtaWork, wgmmaAttendedKeys, wgmmaComputedSteps, wgmmaCtaSteps, wgmmaCtaTileMasks,
-  wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry, wgmmaStepsAll,
+  wgmmaCtaOfLaunch, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry, wgmmaStepsAll,
 } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
@@ -179,9 +179,15 @@ describe('wgmma block-sparse tiling', () => {
   test('default, labels and their inverse', () => {
     assert.deepEqual(resolveBlockSparseWgmmaTiling({}), DEFAULT_BLOCK_SPARSE_WGMMA_TILING);
     assert.equal(blockSparseWgmmaLabel(DEFAULT_BLOCK_SPARSE_WGMMA_TILING), 'wgmma-n64-s3');
-    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2'), { blockN: 128, stages: 2, consumers: 2 });
-    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s2'), { blockN: 64, stages: 2, consumers: 3 });
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2'), { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'heads' });
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s2'), { blockN: 64, stages: 2, consumers: 3, ctaOrder: 'heads' });
     assert.equal(blockSparseWgmmaLabel({ blockN: 64, stages: 3, consumers: 3 }), 'wgmma-c3-n64-s3');
+    // The KV-head-major block order: a '-kv' suffix; the default order adds nothing to a label.
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv'), { blockN: 64, stages: 3, consumers: 3, ctaOrder: 'kv' });
+    assert.equal(blockSparseWgmmaLabel({ blockN: 128, stages: 2, consumers: 2, ctaOrder: 'kv' }), 'wgmma-n128-s2-kv');
+    assert.equal(blockSparseWgmmaLabel({ blockN: 128, stages: 2, consumers: 2, ctaOrder: 'heads' }), 'wgmma-n128-s2');
+    assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kw'), null);
+    assert.throws(() => resolveBlockSparseWgmmaTiling({ ctaOrder: 'rows' as 'kv' }), /ctaOrder must be 'heads' or 'kv'/);
     assert.equal(parseBlockSparseWgmmaLabel('h1m1'), null);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n32-s2'), /blockN must be 64 or 128/);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c4-n64-s2'), /consumers must be 2 or 3/);
@@ -359,6 +365,45 @@ describe('wgmma block-sparse synchronisation model', () => {
       assert.equal(simulate(computes, 2, 0, rng(seed), true), false, `seed ${seed}`);
       assert.equal(simulate(computes, 2, 0, rng(seed)), true, `seed ${seed}`);
     }
+  });
+});
+
+describe('wgmma block-sparse CTA order (the kernel\'s block_sparse_cta_coords)', () => {
+  const grids = [{ rows: 5, H: 8, Hkv: 2 }, { rows: 7, H: 32, Hkv: 8 }, { rows: 3, H: 4, Hkv: 4 }, { rows: 4, H: 6, Hkv: 1 }];
+  for (const order of ['heads', 'kv'] as const) {
+    test(`${order}: every (CTA row, head) exactly once, longest-first rows within each head`, () => {
+      for (const g of grids) {
+        const seen = new Set<number>();
+        const lastRowOf = new Map<number, number>();
+        for (let i = 0; i < g.rows * g.H; i++) {
+          const { cr, h } = wgmmaCtaOfLaunch(order, i, g.rows, g.H, g.Hkv);
+          assert.ok(cr >= 0 && cr < g.rows && h >= 0 && h < g.H, `block ${i} -> (${cr}, ${h}) outside the grid`);
+          seen.add(h * g.rows + cr);
+          assert.ok(cr < (lastRowOf.get(h) ?? g.rows), `head ${h}: row ${cr} after row ${lastRowOf.get(h)}`);
+          lastRowOf.set(h, cr);
+        }
+        assert.equal(seen.size, g.rows * g.H, `${order} ${JSON.stringify(g)}: not a bijection`);
+      }
+    });
+  }
+
+  test('kv: each KV head\'s blocks are one contiguous run, its query heads interleaved row by row', () => {
+    for (const g of grids) {
+      const group = g.H / g.Hkv;
+      for (let i = 0; i < g.rows * g.H; i++) {
+        const { cr, h } = wgmmaCtaOfLaunch('kv', i, g.rows, g.H, g.Hkv);
+        assert.equal(Math.floor(h / group), Math.floor(i / (g.rows * group)), `block ${i}: KV head`);
+        assert.equal(h % group, i % group, `block ${i}: query head within the group`);
+        assert.equal(cr, g.rows - 1 - Math.floor((i % (g.rows * group)) / group), `block ${i}: row`);
+      }
+    }
+    // heads: the first H blocks are the last row of every head (all KV heads at once).
+    assert.deepEqual(Array.from({ length: 8 }, (_, i) => wgmmaCtaOfLaunch('heads', i, 5, 8, 2)), Array.from({ length: 8 }, (_, h) => ({ cr: 4, h })));
+  });
+
+  test('bad grids and blocks are refused', () => {
+    assert.throws(() => wgmmaCtaOfLaunch('kv', 0, 4, 6, 4), /6 heads are not a multiple of 4 KV heads/);
+    assert.throws(() => wgmmaCtaOfLaunch('kv', 24, 4, 6, 2), /block 24 outside a grid of 4 x 6/);
   });
 });
 

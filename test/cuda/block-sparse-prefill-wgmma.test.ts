@@ -5,7 +5,9 @@
  * reference (wgmmaCtaSteps). Outputs are poisoned with NaN before each launch, so an unwritten element
  * fails. Also: a list of every chunk equals the dense flash kernel, empty rows write zeros, and the
  * variant is reachable through BlockSparseFlashPrefill's `wgmma` option. Each case runs with CTAs of two
- * consumer warpgroups (128 rows) and, where its tiling has 64-key steps, of three (192 rows). Needs a
+ * consumer warpgroups (128 rows) and, where its tiling has 64-key steps, of three (192 rows); the GQA
+ * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
+ * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). Needs a
  * compute capability 9.0 GPU; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
@@ -51,11 +53,14 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs steps + attention over `sel` and returns [n, H, D]; checks the GPU step lists against wgmmaCtaSteps. */
-  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling>, viaLauncher = false): Float32Array {
+  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling> | 'auto-kv', viaLauncher = false): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
-    const launcher = viaLauncher ? new BlockSparseFlashPrefill(rt, shape, { wgmma: tiling }) : null;
-    const kernel = launcher?.wgmma ?? new BlockSparseWgmmaPrefill(rt, shape, tiling);
+    const launcher = tiling === 'auto-kv' ? new BlockSparseFlashPrefill(rt, shape, { autoCtaOrder: 'kv' })
+      : viaLauncher ? new BlockSparseFlashPrefill(rt, shape, { wgmma: tiling }) : null;
+    if (tiling === 'auto-kv') assert.equal(launcher?.wgmma?.tiling.ctaOrder, 'kv', 'autoCtaOrder reaches the automatic tilings');
+    if (tiling === 'auto-kv' && !launcher?.wgmma) throw new Error('the automatic choice did not pick the wgmma kernel on this device');
+    const kernel = launcher?.wgmma ?? new BlockSparseWgmmaPrefill(rt, shape, tiling as Partial<BlockSparseWgmmaTiling>);
     const host = packChunkLists(sel);
     const lists = uploadChunkLists(rt, host);
     const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
@@ -64,7 +69,8 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     if (launcher) launcher.run(args);
     else kernel.run(args);
     const out = downloadBf16(rt, dout, n * H * D);
-    const { entries, stepCounts, stepsBoth, geometry: geo } = kernel.downloadSteps();
+    // The kernel that ran (the automatic choice picks one of two per run by the lists).
+    const { entries, stepCounts, stepsBoth, geometry: geo } = (launcher?.wgmma ?? kernel).downloadSteps();
     for (let h = 0; h < H; h++) {
       for (let cr = 0; cr < geo.numCtaRows; cr++) {
         const cta = h * geo.numCtaRows + cr;
@@ -91,6 +97,11 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, tiling: { blockN: 128, stages: 3 } },
     { n: 700, H: 4, Hkv: 1, D: 128, chunk: 64, top: 4, extraRows: 0, seed: 6, tiling: { stages: 2 } }, // c = 64: a chunk spans 4 slots
     { n: 4000, H: 2, Hkv: 1, D: 128, chunk: 16, top: 40, extraRows: 0, seed: 7, tiling: { stages: 4 } },
+    // KV-head-major block order: GQA groups of 4 and 2 (the map from block to (CTA row, head) uses both).
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: { ctaOrder: 'kv' } },
+    { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: { blockN: 128, stages: 2, ctaOrder: 'kv' } },
+    { n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 20, extraRows: 5, seed: 5, tiling: { blockN: 128, stages: 2, ctaOrder: 'kv' } },
+    { n: 333, H: 4, Hkv: 4, D: 64, chunk: 16, top: 5, extraRows: 3, seed: 2, tiling: { ctaOrder: 'kv' } },
   ];
   for (const c of methodCases.flatMap((m) => withConsumers(m.tiling).map((tiling) => ({ ...m, tiling })))) {
     test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel(c.tiling)} vs the CPU method`, (t) => {
@@ -112,7 +123,27 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     });
   }
 
-  for (const tiling of ([{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }] as const).flatMap((x) => withConsumers(x))) {
+  // The automatic choice in the KV-head-major order, both of its tilings: t = 3 of 64 chunks is sparse
+  // enough for the 192-row one (at most a fifth of the chunks), t = 40 is not.
+  for (const top of [3, 40]) {
+    test(`the automatic tilings in the KV-head-major order (autoCtaOrder 'kv', t=${top}) vs the CPU method`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const n = 1024, H = 8, Hkv = 2, D = 128, chunk = 16;
+      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 12);
+      const cache = cpuCacheOf(x);
+      const shape = { numHeads: H, numKvHeads: Hkv, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: null, logitSoftcap: null };
+      const ref = new Float32Array(n * H * D);
+      new BlockSparsePrefill(chunk, null, top).prefill({ layer: 0, shape, queries: x.q, numQueries: n, queryStart: 0, cache, out: ref, isLastChunk: true });
+      const sel = selectBlockSparseChunks(new BlockSparsePrefill(chunk, null, top), x.q, cache.keys.map((k) => k.subarray(0, n * D)), n, H, D);
+      const out = runGpu(x, sel, 'auto-kv');
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      const err = relativeError(out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+
+  for (const tiling of ([{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }, { blockN: 64, stages: 3, ctaOrder: 'kv' }, { blockN: 128, stages: 2, ctaOrder: 'kv' }] as const).flatMap((x) => withConsumers(x))) {
     test(`a list of every causal chunk equals the dense flash kernel (partial last block, GQA, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 555, H = 8, Hkv = 2, D = 128;

@@ -144,6 +144,9 @@ const VARIANTS: Variant[] = [
   { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 64, KV_STAGES: 4, CONSUMERS: 3 }, arch: 'sm_90a' },
   { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 64, KV_STAGES: 3, CONSUMERS: 3 }, arch: 'sm_90a' },
   { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 64, KV_STAGES: 4, CONSUMERS: 3 }, arch: 'sm_90a' },
+  // ... in the KV-head-major block order (ctaOrder 'kv', docs/perf.md "Session 5"): both automatic tilings.
+  { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 64, KV_STAGES: 3, CONSUMERS: 3, CTA_ORDER: 1 }, arch: 'sm_90a' },
+  { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, KV_STAGES: 2, CTA_ORDER: 1 }, arch: 'sm_90a' },
   // Vertical-slash prefill on wgmma (vertical-slash-prefill-wgmma.ts): 64-key steps, 2-4 stages.
   { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, KV_STAGES: 3 }, arch: 'sm_90a' },
   { file: 'vertical-slash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, KV_STAGES: 2 }, arch: 'sm_90a' },

@@ -19,6 +19,30 @@ import { type ChunkLists, DEVICE_TILE } from './block-sparse-layout.js';
 /** Consumer warpgroups of a CTA (64 query rows each). */
 export type WgmmaConsumers = 2 | 3;
 
+/**
+ * Order in which the attention grid's blocks take (CTA row, head) (the kernel's CTA_ORDER 0 / 1):
+ *   heads: longest-first row blocks, all heads of a row block in a row (the dense prefill's order), so
+ *          the CTAs resident at once gather from every KV head's K/V;
+ *   kv:    KV-head-major: one KV head's CTAs (its query heads interleaved, row blocks longest-first)
+ *          before the next KV head's, so the resident CTAs gather from one KV head's K/V, which fits
+ *          the L2 up to 64K tokens (bench/block-sparse-l2-model.ts counts what each order misses).
+ */
+export type WgmmaCtaOrder = 'heads' | 'kv';
+
+/**
+ * (CTA row, head) of the i-th block of the attention grid ([numCtaRows, H] blocks, launched in linear
+ * order), as the kernel's block_sparse_cta_coords computes it for each order.
+ */
+export function wgmmaCtaOfLaunch(order: WgmmaCtaOrder, i: number, numCtaRows: number, numHeads: number, numKvHeads: number): { cr: number; h: number } {
+  if (!(numKvHeads > 0) || numHeads % numKvHeads !== 0) throw new Error(`wgmmaCtaOfLaunch: ${numHeads} heads are not a multiple of ${numKvHeads} KV heads`);
+  if (!Number.isInteger(i) || i < 0 || i >= numCtaRows * numHeads) throw new Error(`wgmmaCtaOfLaunch: block ${i} outside a grid of ${numCtaRows} x ${numHeads}`);
+  if (order === 'heads') return { cr: numCtaRows - 1 - Math.floor(i / numHeads), h: i % numHeads };
+  const group = numHeads / numKvHeads;
+  const perKvHead = numCtaRows * group;
+  const hk = Math.floor(i / perKvHead), r = i % perKvHead;
+  return { cr: numCtaRows - 1 - Math.floor(r / group), h: hk * group + (r % group) };
+}
+
 /** Query rows per CTA of the default kernel (two consumer warpgroups of 64) and 16-row slots in it. */
 export const WGMMA_CTA_ROWS = 128;
 export const WGMMA_CTA_SLOTS = WGMMA_CTA_ROWS / DEVICE_TILE;

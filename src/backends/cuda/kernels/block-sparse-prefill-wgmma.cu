@@ -43,8 +43,15 @@
 // arrives on 1 + (w + 1) % 3); consumers get 152 registers (3 × 128 × 152 + 128 × 56 = 65,536), which
 // fits 64-key steps only (128-key steps serialise there).
 //
+// CTA order (CTA_ORDER; docs/perf.md, "Session 5"): 0 (default) is prefill_block_coords<1>, longest-first
+// row blocks with all heads of a row block in a row, so the CTAs resident at once read all KV heads'
+// K/V; 1 is KV-head-major: one KV head's CTAs (its query heads interleaved, row blocks longest-first)
+// before the next KV head's, so the resident CTAs gather from one KV head's K/V, which fits the L2 up to
+// 64K tokens, where random selections otherwise miss it on 12-50% of the gathered tiles (work model).
+// The step lists stay indexed by (head, CTA row), so only the block -> (CTA row, head) map changes.
+//
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128 keys per step: 4 or 8 sub-tiles),
-// KV_STAGES (2 to 4), CONSUMERS (2 or 3; 3 with BLOCK_N 64 only).
+// KV_STAGES (2 to 4), CONSUMERS (2 or 3; 3 with BLOCK_N 64 only), CTA_ORDER (0 or 1).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -61,6 +68,9 @@
 #endif
 #ifndef CONSUMERS
 #define CONSUMERS 2
+#endif
+#ifndef CTA_ORDER
+#define CTA_ORDER 0
 #endif
 
 namespace {
@@ -96,6 +106,7 @@ static_assert(CONSUMERS == 2 || BN == 64, "three consumers take 64-key steps onl
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
+static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
@@ -135,6 +146,20 @@ __device__ __forceinline__ int sum_of(const int (&x)[N]) {
     return x[0] + x[1] + x[2];
   } else {
     return x[0] + x[1] + x[2] + x[3] + x[4] + x[5] + x[6];
+  }
+}
+// (CTA row, head) of this block in the [CTA rows, H] grid (see CTA order in the header); read afresh
+// from the special registers, so the epilogue calls it again instead of keeping them live.
+__device__ __forceinline__ void block_sparse_cta_coords(int H, int Hkv, int& cr, int& h) {
+  if constexpr (CTA_ORDER == 0) {
+    prefill_block_coords<1>(H, cr, h);
+  } else {
+    const int group = H / Hkv;
+    const int perKvHead = gridDim.x * group;  // CTAs of one KV head
+    const int linear = ctaid_y() * gridDim.x + ctaid_x();
+    const int hk = linear / perKvHead, r = linear - hk * perKvHead;
+    cr = gridDim.x - 1 - r / group;
+    h = hk * group + r % group;
   }
 }
 // Class of a tile by its slot mask: two consumers: 0 both warpgroups, 1 warpgroup 0 only, 2 warpgroup 1
@@ -318,7 +343,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int wl = warp & 3;
 
   int cr, h;
-  prefill_block_coords<1>(H, cr, h);
+  block_sparse_cta_coords(H, Hkv, cr, h);
   const int hk = h / (H / Hkv);
   const int m0 = cr * BM;
   const int cta = h * gridDim.x + cr;
@@ -469,7 +494,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     }
     if (pending) flushPV();
     int crE, hE;
-    prefill_block_coords<1>(H, crE, hE);
+    block_sparse_cta_coords(H, Hkv, crE, hE);
     flash_store_rows<D / 8>(o, rowSum, out, crE * BM + 64 * wg + 16 * wl, g, t4, T, H, hE);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 }

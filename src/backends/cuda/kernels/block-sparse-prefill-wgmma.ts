@@ -5,9 +5,10 @@
  * (the CTAs' step lists into a workspace this object keeps, block-sparse-wgmma-layout.ts) and then
  * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it on Hopper (AUTO_BLOCK_SPARSE_WGMMA_TILING
  * unless given a `wgmma` tiling). CTAs of two consumer warpgroups (128 query rows) or three (192 rows,
- * `consumers: 3`, 64-key steps only; docs/perf.md, "More query rows per CTA").
+ * `consumers: 3`, 64-key steps only; docs/perf.md, "More query rows per CTA"), their blocks in one of two
+ * orders (`ctaOrder`; docs/perf.md, "Session 5").
  */
-import { type WgmmaConsumers, type WgmmaStepGeometry, wgmmaCtaRows, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
+import { type WgmmaConsumers, type WgmmaCtaOrder, type WgmmaStepGeometry, wgmmaCtaRows, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
 import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
@@ -16,10 +17,13 @@ import type { BlockSparsePrefillArgs } from './block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 
+export type { WgmmaCtaOrder };
+
 const LOG2E = 1.4426950408889634;
 const STEPS_THREADS = 256;
 /** Largest key tile an entry holds at three consumers (keyTile | 12-bit mask << 20). */
 const MAX_KEY_TILES_C3 = 1 << 20;
+
 
 export interface BlockSparseWgmmaTiling {
   /** Keys per step (4 or 8 sub-tiles of 16): the N of S = Q·Kᵀ and the K extent of P·V. */
@@ -31,31 +35,35 @@ export interface BlockSparseWgmmaTiling {
    * tile serves 12 query chunks instead of 8; 152 registers a consumer thread, so 64-key steps only).
    */
   consumers: WgmmaConsumers;
+  /** Block order of the attention grid (see WgmmaCtaOrder); left out: 'heads', the default. */
+  ctaOrder?: WgmmaCtaOrder;
 }
 
 /** 64-key steps (a warpgroup skips at that grain) three stages deep (gathered tiles: more in flight). */
-export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 2 };
+export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: Required<BlockSparseWgmmaTiling> = { blockN: 64, stages: 3, consumers: 2, ctaOrder: 'heads' };
 
-/** e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three). */
+/** e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major order). */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
-  return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}`;
+  return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}${t.ctaOrder === 'kv' ? '-kv' : ''}`;
 }
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
-export function parseBlockSparseWgmmaLabel(label: string): BlockSparseWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)$/.exec(label);
+export function parseBlockSparseWgmmaLabel(label: string): Required<BlockSparseWgmmaTiling> | null {
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
+    ctaOrder: m[4] === undefined ? 'heads' : 'kv',
   });
 }
 
 /** Defaults filled in, then checked; an error names the bad field. */
-export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>): BlockSparseWgmmaTiling {
-  const r = { ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...t };
+export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>): Required<BlockSparseWgmmaTiling> {
+  const r = { ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...t, ctaOrder: t.ctaOrder ?? DEFAULT_BLOCK_SPARSE_WGMMA_TILING.ctaOrder };
   if (r.blockN !== 64 && r.blockN !== 128) throw new Error(`block-sparse wgmma: blockN must be 64 or 128 (got ${r.blockN})`);
   if (![2, 3, 4].includes(r.stages)) throw new Error(`block-sparse wgmma: stages must be 2, 3 or 4 (got ${r.stages})`);
   if (r.consumers !== 2 && r.consumers !== 3) throw new Error(`block-sparse wgmma: consumers must be 2 or 3 (got ${r.consumers})`);
+  if (r.ctaOrder !== 'heads' && r.ctaOrder !== 'kv') throw new Error(`block-sparse wgmma: ctaOrder must be 'heads' or 'kv' (got ${String(r.ctaOrder)})`);
   if (r.consumers === 3 && r.blockN !== 64) {
     throw new Error('block-sparse wgmma: 3 consumers take blockN 64 only (128-key steps serialise the wgmma chain at 152 registers)');
   }
@@ -72,7 +80,7 @@ export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmma
 }
 
 export class BlockSparseWgmmaPrefill {
-  readonly tiling: BlockSparseWgmmaTiling;
+  readonly tiling: Required<BlockSparseWgmmaTiling>;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private steps: DeviceBuffer | null = null;
   private stepCounts: DeviceBuffer | null = null;
@@ -96,7 +104,10 @@ export class BlockSparseWgmmaPrefill {
       throw new Error(`block-sparse ${blockSparseWgmmaLabel(t)}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
     }
     if (!this.kernels) {
-      const defines = { HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages, CONSUMERS: t.consumers };
+      // CTA_ORDER only when not the default, so the default's compile-cache key stays what it was.
+      const defines = {
+        HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages, CONSUMERS: t.consumers, ...(t.ctaOrder === 'kv' ? { CTA_ORDER: 1 } : {}),
+      };
       const mod = this.rt.module('block-sparse-prefill-wgmma.cu', defines, { arch: 'sm_90a' });
       this.kernels = {
         union: mod.kernel('block_sparse_wgmma_steps', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),

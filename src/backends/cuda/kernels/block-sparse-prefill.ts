@@ -13,7 +13,7 @@ import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import { checkBlockSparsePrefillArgs, growWorkspace } from './block-sparse-launch.js';
-import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill } from './block-sparse-prefill-wgmma.js';
+import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill, type WgmmaCtaOrder } from './block-sparse-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 
@@ -97,6 +97,12 @@ export interface BlockSparseKernelOptions {
    * kernel is chosen by `blockSparseKernelChoice`.
    */
   wgmma?: Partial<BlockSparseWgmmaTiling>;
+  /**
+   * Block order of the automatic wgmma tilings (default 'heads', the measured default; 'kv' is the
+   * KV-head-major variant of docs/perf.md's "Session 5", bench label `auto-kv`). A `wgmma` tiling names
+   * its own order instead.
+   */
+  autoCtaOrder?: WgmmaCtaOrder;
 }
 
 /**
@@ -113,8 +119,8 @@ export interface BlockSparseKernelOptions {
  * slower on random selections (82.4 against 70.7 ms, in one process, each tiling timed twice) and only
  * 2.3% faster on shared ones; at 64K s = 0.95 it still won (4.0% and 1.3%).
  */
-export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2 };
-export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3 };
+export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'heads' };
+export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3, ctaOrder: 'heads' };
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
 /** Between the measured 64K (192 rows won) and 128K (lost): the long-context side of the exception. */
 export const AUTO_VERY_SPARSE_MIN_TOKENS = 65536;
@@ -172,10 +178,14 @@ export class BlockSparseFlashPrefill {
     if (options.wgmma && (options.headsPerCta !== undefined || options.mTiles !== undefined)) {
       throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 or 192 rows per CTA');
     }
+    if (options.autoCtaOrder !== undefined && (options.wgmma || options.headsPerCta !== undefined || options.mTiles !== undefined)) {
+      throw new Error('block-sparse prefill: autoCtaOrder applies to the automatic wgmma tilings only (a wgmma tiling names its own ctaOrder)');
+    }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
     this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
+    const autoOrder = { ctaOrder: options.autoCtaOrder ?? 'heads' };
     const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
-      ? [AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING] : [choice.tiling];
+      ? [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }] : [choice.tiling];
     this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
     this.lastWgmma = this.wgmmaKernels[0] ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
