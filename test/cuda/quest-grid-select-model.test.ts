@@ -1,0 +1,155 @@
+/**
+ * A host model of v5's multi-block select (quest.cu, quest_grid_select_chunk), phase by phase, run
+ * against the CPU ranking (rankDescending: score desc, page asc) without a GPU: G blocks each own a
+ * contiguous chunk; the unit's AND/OR of the order keys fixes the common prefix; 11-bit radix passes
+ * over the differing bits on the summed block histograms (every block reads the same sums) until the
+ * k-th key's bin is taken whole, holds <= 256 keys (ranked exactly from the candidate list) or is one
+ * key value (lowest pages first); each block's first list slot comes from the earlier blocks'
+ * counts. It checks the design (bins, invariants, offsets, ties across block edges) on the crafted
+ * rows of the GPU test and on random ones; the kernel itself is checked on the device by
+ * test/cuda/quest.test.ts against the CPU.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { IndexScratch, rankDescending } from '../../src/methods/select.js';
+import { randomGenerator } from './helpers.js';
+
+const RADIX_BITS = 11;
+const RANK_LIMIT = 256;
+
+const bits = new DataView(new ArrayBuffer(4));
+/** topk_order_key (top-k.cuh): larger score, larger key; NaN lowest (1); -0 as +0; never 0. */
+function orderKey(x: number): number {
+  if (Number.isNaN(x)) return 1;
+  bits.setFloat32(0, x === 0 ? 0 : x);
+  const b = bits.getUint32(0);
+  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+}
+
+/** The pages v5 lists for one unit (ascending), simulated over G blocks. 0 < k < scores.length. */
+function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
+  const pages = scores.length;
+  const chunk = Math.ceil(pages / G);
+  const blocks = Array.from({ length: G }, (_, b) => {
+    const lo = Math.min(pages, b * chunk), hi = Math.min(pages, lo + chunk);
+    return { lo, hi, keys: Array.from(scores.subarray(lo, hi), orderKey) };
+  });
+  // A.
+  let and = 0xffffffff >>> 0, or = 0;
+  for (const { keys } of blocks) for (const key of keys) { and = (and & key) >>> 0; or = (or | key) >>> 0; }
+  // B.
+  const diff = (and ^ or) >>> 0;
+  let top = diff === 0 ? -1 : 31 - Math.clz32(diff);
+  let mask = top >= 31 ? 0 : (0xffffffff << (top + 1)) >>> 0;
+  let prefix = (and & mask) >>> 0;
+  let remaining = k, binCount = pages, passes = 0;
+  while (top >= 0 && binCount > RANK_LIMIT && binCount !== remaining) {
+    const shift = Math.max(0, top - (RADIX_BITS - 1));
+    const bins = 1 << (top - shift + 1);
+    const hist = new Array<number>(bins).fill(0);
+    for (const { keys } of blocks) {
+      for (const key of keys) if (((key & mask) >>> 0) === prefix) hist[(key >>> shift) & (bins - 1)]++;
+    }
+    let above = 0, bin = -1;
+    for (let b = bins - 1; b >= 0; b--) {
+      if (above + hist[b] >= remaining) { bin = b; break; }
+      above += hist[b];
+    }
+    assert.ok(bin >= 0, 'the k-th key lies in some bin');
+    prefix = (prefix | (bin << shift)) >>> 0;
+    mask = (mask | ((bins - 1) << shift)) >>> 0;
+    remaining -= above;
+    binCount = hist[bin];
+    top = shift - 1;
+    passes++;
+    assert.ok(passes <= 3, 'at most three passes (32 bits in digits of <= 11)');
+    assert.ok(remaining >= 1 && remaining <= binCount, 'invariant: 1 <= remaining <= binCount');
+  }
+  // C.
+  const whole = binCount === remaining;
+  const ranked = !whole && binCount <= RANK_LIMIT;
+  if (!whole && !ranked) assert.equal(top, -1, 'a bin of > 256 keys that is not taken whole is one key value');
+  const counts = blocks.map(({ keys }) => ({
+    above: keys.filter((key) => ((key & mask) >>> 0) > prefix).length,
+    inBin: keys.filter((key) => ((key & mask) >>> 0) === prefix).length,
+  }));
+  const candidates: Array<{ key: number; idx: number }> = [];
+  if (ranked) for (const { lo, keys } of blocks) keys.forEach((key, i) => { if (((key & mask) >>> 0) === prefix) candidates.push({ key, idx: lo + i }); });
+  assert.ok(candidates.length <= RANK_LIMIT);
+  // D. Blocks write their parts independently: a slot written twice or left empty fails below.
+  const list = new Array<number>(k).fill(-1);
+  blocks.forEach(({ lo, hi, keys }, b) => {
+    let before = counts.slice(0, b).reduce((sum, c) => sum + c.above, 0);
+    const inBinBefore = counts.slice(0, b).reduce((sum, c) => sum + c.inBin, 0);
+    const taken = keys.map((key) => ((key & mask) >>> 0) >= prefix);
+    if (whole) {
+      before += inBinBefore;
+    } else if (!ranked) {
+      before += Math.min(inBinBefore, remaining);
+      const quota = Math.max(0, remaining - inBinBefore);
+      let seen = 0;
+      keys.forEach((key, i) => { if (key === prefix && seen++ >= quota) taken[i] = false; });
+    } else {
+      for (const c of candidates) {
+        const rank = candidates.filter((o) => o.key > c.key || (o.key === c.key && o.idx < c.idx)).length;
+        const isTaken = rank < remaining;
+        if (!isTaken && c.idx >= lo && c.idx < hi) taken[c.idx - lo] = false;
+        if (isTaken && c.idx < lo) before++;
+      }
+    }
+    let rank = 0;
+    keys.forEach((_, i) => {
+      if (!taken[i]) return;
+      const slot = before + rank++;
+      assert.ok(slot < k, `block ${b} writes slot ${slot} of ${k}`);
+      assert.equal(list[slot], -1, `slot ${slot} written twice`);
+      list[slot] = lo + i;
+    });
+  });
+  assert.ok(!list.includes(-1), 'every slot written');
+  return list;
+}
+
+function expected(scores: Float32Array, k: number): number[] {
+  const order = rankDescending(Float64Array.from(scores), scores.length, new IndexScratch());
+  return Array.from(order.subarray(0, k)).sort((a, b) => a - b);
+}
+
+test('v5 select model: the CPU ranking on crafted rows, at 1 to 32 blocks', () => {
+  const rand = randomGenerator(71);
+  const of = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
+  const rows: Array<{ name: string; scores: Float32Array; ks: number[] }> = [
+    { name: 'one value everywhere', scores: of(1000, () => 0.5), ks: [1, 7, 500, 999] },
+    { name: 'two values alternating', scores: of(3000, (i) => (i % 2 ? 1.25 : -3)), ks: [5, 1499, 1500, 1501, 2999] },
+    { name: 'five values, random', scores: of(5000, () => [0, 1, 2, 3, 4][Math.floor((rand() + 1) * 2.5) % 5]), ks: [10, 999, 2500, 4000] },
+    { name: 'uniform spread', scores: of(8191, () => 100 + rand()), ks: [1, 409, 4095, 8190] },
+    { name: 'a block of 600 equal scores across the cut', scores: of(4000, (i) => (i >= 1000 && i < 1600 ? 7 : 7 + rand())), ks: [1500, 1700, 2300] },
+    {
+      name: 'signed zeros, infinities, one NaN, mixed signs',
+      scores: of(2500, (i) => (i === 3 ? NaN : i % 97 === 0 ? 0 : i % 89 === 0 ? -0 : i === 10 ? Infinity : i === 11 ? -Infinity : rand() * 1e-3)),
+      ks: [1, 60, 1249, 2400],
+    },
+    { name: 'ten outliers and a tight cluster', scores: of(7000, (i) => (i % 700 === 5 ? 1e6 + i : 1 + rand() * 1e-4)), ks: [4, 10, 11, 3500] },
+    { name: 'a short row', scores: of(40, () => Math.round(rand() * 4)), ks: [1, 13, 39] },
+    { name: 'near-equal scores (one ulp apart)', scores: of(6000, (i) => 1 + (i % 7) * 2 ** -23), ks: [3, 857, 858, 3000] },
+  ];
+  for (const r of rows) {
+    for (const k of r.ks) {
+      const want = expected(r.scores, k);
+      for (const G of [1, 3, 16, 32]) assert.deepEqual(gridSelectModel(r.scores, k, G), want, `${r.name}, k = ${k}, ${G} blocks`);
+    }
+  }
+});
+
+test('v5 select model: the CPU ranking on random rows of Quest-like scores', () => {
+  const rand = randomGenerator(72);
+  for (let trial = 0; trial < 40; trial++) {
+    const pages = 2 + Math.floor((rand() + 1) * 2000);
+    // Scores of one magnitude, a quarter of the trials with heavy ties (values rounded to a coarse grid).
+    const coarse = trial % 4 === 0;
+    const scores = Float32Array.from({ length: pages }, () => (coarse ? Math.round(rand() * 8) : 50 + 10 * rand()));
+    const k = 1 + Math.floor(((rand() + 1) / 2) * (pages - 1));
+    const G = 1 + (trial % 32);
+    assert.deepEqual(gridSelectModel(scores, k, G), expected(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
+  }
+});
