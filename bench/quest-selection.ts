@@ -6,6 +6,7 @@
  *   - v4: QuestKernels.selectStep, one launch (bounds refresh, scores, last-block refined top-k);
  *   - v5: QuestKernels.selectStep with multiBlockStep, one launch of G blocks per unit that score
  *     their chunks and select together (session 5), and its select alone on v3's score rows;
+ *   - v4 and v5 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -35,8 +36,12 @@ const ROTATION_BYTES = 256e6;
 /** One layer's selection state, as the device method keeps it. */
 interface Layer { bounds: DeviceQuestBounds; scratch: QuestStepScratch; lists: SegmentLists }
 
-/** One step version's figures (µs per step; select: its select alone on the same score rows). */
-interface VersionTiming { us: number; hotUs: number; eagerUs: number; selectUs: number }
+/**
+ * One step version's figures (µs per step): its step (selectStep), its select alone on the same score
+ * rows, and its graph step (selectStepAt: position and budget read on the device, as the model's
+ * graph-replayed decode runs it), all graph replays over the rotated bounds unless named.
+ */
+interface VersionTiming { us: number; hotUs: number; eagerUs: number; selectUs: number; atUs: number }
 
 interface Row {
   n: number; s: number; pages: number; k: number; boundsMB: number; floorUs: number;
@@ -81,6 +86,8 @@ function main(argv: string[]): number {
   const v4 = new QuestKernels(rt, shape, P, true, { selection: 'refined', fusedStep: true });
   const v5 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
+  // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
+  const position = rt.pool.acquire(16);
   const rows: Row[] = [];
   const failures: string[] = [];
   const us = (t: DeviceTiming) => t.medianMs * 1e3;
@@ -131,6 +138,18 @@ function main(argv: string[]): number {
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
       const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5) };
+      const budgets = new Int32Array(n);
+      budgets[n - 1] = k;
+      const budgetTable = rt.pool.acquire(n * 4);
+      rt.synchronize();
+      rt.cuda.upload(budgetTable.ptr, budgets);
+      rt.cuda.upload(position.ptr, Int32Array.of(n - 1));
+      const graphStepOf = (kernels: QuestKernels) => (l: Layer) => {
+        kernels.selectStepAt({
+          q: q.ptr, bounds: l.bounds, cache, position: position.ptr, budgets: budgetTable.ptr, maxPages: current, scratch: l.scratch, segments: l.lists,
+        });
+      };
+      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5) };
       const selectOf: Record<Version, (l: Layer) => void> = {
         v4: (l) => v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists),
         v5: (l) => v5.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch),
@@ -184,22 +203,25 @@ function main(argv: string[]): number {
       };
       const timed: Partial<Record<Version, VersionTiming>> = {};
       for (const version of (['v4', 'v5'] as const).filter((v) => versions.has(v))) {
-        const mismatch = mismatchOf(`${version} step`, stepOf[version]) ?? mismatchOf(`${version} select alone`, selectOf[version]);
+        const mismatch = mismatchOf(`${version} step`, stepOf[version]) ?? mismatchOf(`${version} select alone`, selectOf[version]) ??
+          mismatchOf(`${version} graph step`, atOf[version]);
         if (mismatch) {
           console.error(mismatch);
           failures.push(mismatch);
           continue;
         }
-        const step = stepOf[version], select = selectOf[version];
+        const step = stepOf[version], select = selectOf[version], at = atOf[version];
         const t: VersionTiming = {
           us: graph((i) => step(layers[i % copies])), hotUs: graph(() => step(layers[0])), eagerUs: eager((i) => step(layers[i % copies])),
-          selectUs: graph((i) => select(layers[i % copies])),
+          selectUs: graph((i) => select(layers[i % copies])), atUs: graph((i) => at(layers[i % copies])),
         };
         timed[version] = t;
         const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)` : '';
         console.log(`n=${n} s=${s}: ${version}${blocks} ${t.us.toFixed(1)} us = ${(t.us / floorUs).toFixed(2)}x floor, ${(v3Us / t.us).toFixed(2)}x faster than v3; ` +
-          `L2-hot ${t.hotUs.toFixed(1)} us, eager ${t.eagerUs.toFixed(1)} us; select alone ${t.selectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)})`);
+          `L2-hot ${t.hotUs.toFixed(1)} us, eager ${t.eagerUs.toFixed(1)} us; select alone ${t.selectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)}); ` +
+          `graph step ${t.atUs.toFixed(1)} us`);
       }
+      rt.pool.release(budgetTable);
       const row: Row = {
         n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs, v3Us, v3HotUs, v3EagerUs, v3BoundsUs, v3ScoresUs, v3SelectUs,
         v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
@@ -215,13 +237,15 @@ function main(argv: string[]): number {
     rt.pool.trim();
   }
   rt.pool.release(q);
+  rt.pool.release(position);
   // Side by side (graph replays, bounds rotated out of L2; µs per step).
-  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v3 / v5 | G | select alone v3 / v4 / v5 | L2-hot v3 / v5 | eager v3 / v5 |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- |');
+  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v3 / v5 | G | select alone v3 / v4 / v5 | graph step v4 / v5 | L2-hot v3 / v5 | eager v3 / v5 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(1));
   for (const r of rows) {
     console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ` +
       `${r.v5 ? (r.v3Us / r.v5.us).toFixed(2) : '-'} | ${r.v5?.blocksPerUnit ?? '-'} | ${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} | ` +
+      `${f(r.v4?.atUs)} / ${f(r.v5?.atUs)} | ` +
       `${f(r.v3HotUs)} / ${f(r.v5?.hotUs)} | ${f(r.v3EagerUs)} / ${f(r.v5?.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
