@@ -25,7 +25,10 @@ import { causalPairs } from '../src/methods/options.js';
 const H = 32;
 const MIN_BUDGET = 512;
 
-function scoreRows(n: number, kind: 'flat' | 'peaked', seed: number): { vertical: Float32Array; slash: Float32Array } {
+export type ScoreKind = 'flat' | 'peaked';
+
+/** [H, n] synthetic column and diagonal scores of one layer (see the header for the two kinds). */
+export function scoreRows(n: number, kind: ScoreKind, seed: number, H = 32): { vertical: Float32Array; slash: Float32Array } {
   let state = seed >>> 0;
   const rand = () => {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
@@ -47,12 +50,13 @@ function scoreRows(n: number, kind: 'flat' | 'peaked', seed: number): { vertical
   return { vertical, slash };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
-function timed<T>(repeats: number, body: () => T): { ms: number; value: T } {
+/** Host wall clock of a synchronous body: one warm-up call, then the median of `repeats`. */
+export function timed<T>(repeats: number, body: () => T): { ms: number; value: T } {
   const times: number[] = [];
   let value = body(); // warm-up (compiles, grows buffers)
   for (let i = 0; i < repeats; i++) {

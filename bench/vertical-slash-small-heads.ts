@@ -1,0 +1,258 @@
+/**
+ * The Vertical-Slash family's estimation on small models (issue 9, session 5): the reference model's
+ * attention (models/organism: H = 4, Hkv = 2, D = 64) at 4K and 16K tokens against Llama-3.1-8B's
+ * (H = 32, Hkv = 8, D = 128) at 16K, every count-search variant side by side in one process:
+ *   one-probe  vs_count_search, the default: one probe per round of grid barriers
+ *   batched-L  vs_count_search_batched: L levels of the search's decision tree per round (--levels)
+ * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
+ * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
+ * search, index: the method's own event pair; host waits inside it included) and attention = total −
+ * estimation, medians of --repeats calls, beside the dense prefill of the same shape. Every variant
+ * must choose the same counts and attend the same pairs as one-probe, else the row is FAILED and the
+ * process exits non-zero.
+ * Part 2, the count searches alone on synthetic score rows (bench/vertical-slash-estimation.ts: flat,
+ * peaked), H = 4 and 32: host wall time of ranking + cooperative search + readback per variant, with
+ * probes and rounds; the answers must agree across variants.
+ *
+ * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
+ *        [--sparsities 0.9] [--levels 2,3,4] [--repeats 5] [--organism-config models/organism/config.json]
+ *        [--out FILE]. Prints a skip message without a GPU.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
+import { FlexPrefillCoverage } from '../src/backends/cuda/kernels/flexprefill-coverage.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import { type CountSearchOptions, VerticalSlashCountSearch } from '../src/backends/cuda/kernels/vertical-slash-search.js';
+import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
+import type { DevicePrefillCall, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
+import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
+import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../src/backends/cuda/methods/flexprefill.js';
+import { type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams } from '../src/backends/cuda/methods/vertical-slash.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { timeOnDevice } from '../src/backends/cuda/timing.js';
+import { parseModelConfig } from '../src/engine/config.js';
+import type { ModelConfig } from '../src/engine/model-config.js';
+import { MODEL_SHAPES } from './model.js';
+import { type ScoreKind, median, scoreRows, timed } from './vertical-slash-estimation.js';
+
+type ShapeName = 'organism' | 'llama';
+type MethodId = 'vertical_and_slash' | 'flexprefill';
+const METHODS: MethodId[] = ['vertical_and_slash', 'flexprefill'];
+/** FlexPrefill's default min budget and approximation size (src/methods/flexprefill.ts). */
+const FLEX_MIN_BUDGET = 512;
+const FLEX_APPROXIMATION = 512;
+
+interface Options {
+  cases: { shape: ShapeName; n: number }[];
+  sparsities: number[];
+  levels: number[];
+  repeats: number;
+  organismConfig: string;
+  out: string | null;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
+    sparsities: [0.9], levels: [2, 3, 4], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = argv[++i];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--cases') {
+      o.cases = value.split(',').map((c) => {
+        const [shape, n] = c.split(':');
+        if ((shape !== 'organism' && shape !== 'llama') || !(Number.isInteger(Number(n)) && Number(n) >= 64)) {
+          throw new Error(`--cases: organism:N or llama:N with N >= 64 (got ${c})`);
+        }
+        return { shape, n: Number(n) };
+      });
+    } else if (flag === '--sparsities') {
+      o.sparsities = value.split(',').map(Number);
+      if (o.sparsities.some((s) => !(s > 0 && s < 1))) throw new Error('--sparsities: values in (0, 1)');
+    } else if (flag === '--levels') {
+      o.levels = value.split(',').map(Number);
+    } else if (flag === '--repeats') {
+      o.repeats = Number(value);
+      if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
+    } else if (flag === '--organism-config') {
+      o.organismConfig = value;
+    } else if (flag === '--out') {
+      o.out = value;
+    } else {
+      throw new Error(`unknown argument ${flag}`);
+    }
+  }
+  return o;
+}
+
+/** A count-search variant: its label and the options the methods pass to VerticalSlashCountSearch. */
+interface Variant { label: string; search: CountSearchOptions }
+
+function variantsOf(levels: number[]): Variant[] {
+  return [{ label: 'one-probe', search: {} }, ...levels.map((probeLevels) => ({ label: `batched-L${probeLevels}`, search: { probeLevels } }))];
+}
+
+function configOf(shape: ShapeName, o: Options): ModelConfig {
+  if (shape === 'llama') return parseModelConfig(MODEL_SHAPES['llama3.1-8b'], 'llama3.1-8b');
+  return parseModelConfig(JSON.parse(readFileSync(o.organismConfig, 'utf8')), o.organismConfig);
+}
+
+interface MethodRow {
+  shape: ShapeName; n: number; method: MethodId | 'dense'; s: number | null; variant: string;
+  totalMs: number; estimationMs: number | null; attentionMs: number; achieved: number; choice: string; failure?: string;
+}
+
+interface SearchRow {
+  H: number; n: number; scores: ScoreKind; s: number; search: 'vertical_and_slash' | 'flexprefill'; variant: string;
+  ms: number; probes: number; rounds: number; answer: string; failure?: string;
+}
+
+/** Part 1 for one (shape, n): dense, then each method, sparsity and variant on the same q/k/v. */
+function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName, n: number, o: Options, rows: MethodRow[]): void {
+  const H = config.numHeads, Hkv = config.numKvHeads, D = config.headDim;
+  const shape = { numHeads: H, numKvHeads: Hkv, headDim: D, scale: config.attentionScale };
+  const ops = new ModelOpsKernels(rt);
+  let seed = 11;
+  const random = (ptr: bigint, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
+  const q = rt.pool.acquire(n * H * D * 2), out = rt.pool.acquire(n * H * D * 2);
+  const cache = new DeviceLayerKvCache(rt, Hkv, D, n);
+  random(q.ptr, n * H * D);
+  random(cache.keys.ptr, Hkv * n * D);
+  random(cache.values.ptr, Hkv * n * D);
+  cache.length = n; // rows written directly, not appended
+  const call: DevicePrefillCall = { layer: 0, shape, q: q.ptr, qRowStride: H * D, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
+  /** One warm call (compiles, sizes buffers, checked for unwritten rows), then `repeats` timed calls. */
+  const measure = (method: DevicePrefillMethod, estimation: () => number | null) => {
+    rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, n * H * D, rt.stream);
+    const counts = method.prefill(call);
+    rt.synchronize();
+    const last = new Uint16Array(H * D);
+    rt.cuda.download(last, out.ptr + BigInt((n - 1) * H * D * 2));
+    if (last.some((b) => (b & 0x7f80) === 0x7f80 && (b & 0x7f) !== 0)) throw new Error('NaN left in the last output row');
+    const totals: number[] = [], estimations: number[] = [];
+    for (let i = 0; i < o.repeats; i++) {
+      totals.push(timeOnDevice(rt, () => method.prefill(call), { warmup: 0, repeats: 1 }).medianMs);
+      const est = estimation();
+      if (est !== null) estimations.push(est);
+    }
+    const attended = counts.attended.reduce((a, b) => a + b, 0), dense = counts.dense.reduce((a, b) => a + b, 0);
+    const totalMs = median(totals), estimationMs = estimations.length ? median(estimations) : null;
+    return { totalMs, estimationMs, attentionMs: totalMs - (estimationMs ?? 0), achieved: 1 - attended / dense, attended };
+  };
+  try {
+    const dense = densePrefillDeviceFactory.create(rt, config, {});
+    const d = measure(dense, () => null);
+    rows.push({ shape: shapeName, n, method: 'dense', s: null, variant: '-', ...d, choice: '-' });
+    console.log(`${shapeName} n=${n} dense: ${d.totalMs.toFixed(3)} ms`);
+    for (const id of METHODS) {
+      for (const s of o.sparsities) {
+        let reference: { choice: string; attended: number } | null = null;
+        for (const v of variantsOf(o.levels)) {
+          const method: VerticalSlashFamilyDevicePrefill = id === 'vertical_and_slash'
+            ? new VerticalSlashDevicePrefill(rt, shape, verticalSlashDeviceParams({ sparsity: s }), undefined, v.search)
+            : new FlexPrefillDevicePrefill(rt, shape, flexPrefillDeviceParams({ sparsity: s }), undefined, v.search);
+          try {
+            const r = measure(method, () => method.lastEstimationMs());
+            const choice = JSON.stringify(method.lastChoice?.summary ?? null);
+            reference ??= { choice, attended: r.attended };
+            const failure = choice !== reference.choice || r.attended !== reference.attended
+              ? `chose ${choice} (${r.attended} pairs), one-probe ${reference.choice} (${reference.attended} pairs)` : undefined;
+            rows.push({ shape: shapeName, n, method: id, s, variant: v.label, ...r, choice, ...(failure ? { failure } : {}) });
+            console.log(`${shapeName} n=${n} ${id} s=${s} ${v.label}: total ${r.totalMs.toFixed(3)} ms, estimation ${r.estimationMs?.toFixed(3)} ms, ` +
+              `attention ${r.attentionMs.toFixed(3)} ms, achieved ${r.achieved.toFixed(3)} ${choice}${failure ? ` FAILED: ${failure}` : ''}`);
+          } catch (e) {
+            const failure = (e as Error).message ?? String(e);
+            rows.push({ shape: shapeName, n, method: id, s, variant: v.label, totalMs: NaN, estimationMs: null, attentionMs: NaN, achieved: NaN, choice: '-', failure });
+            console.log(`${shapeName} n=${n} ${id} s=${s} ${v.label}: FAILED ${failure}`);
+          } finally {
+            method.reset();
+          }
+        }
+      }
+    }
+  } finally {
+    rt.synchronize();
+    cache.release();
+    rt.pool.release(q);
+    rt.pool.release(out);
+    rt.pool.trim();
+  }
+}
+
+/** Part 2 for one (H, n, score kind): both searches per sparsity and variant on the same score rows. */
+function benchSearches(rt: CudaRuntime, H: number, n: number, kind: ScoreKind, o: Options, rows: SearchRow[]): void {
+  const { vertical, slash } = scoreRows(n, kind, n + H + (kind === 'flat' ? 1 : 2), H);
+  const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+  rt.cuda.upload(dv.ptr, vertical);
+  rt.cuda.upload(ds.ptr, slash);
+  const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+  const coverage = new FlexPrefillCoverage(rt, H);
+  const searches = variantsOf(o.levels).map((v) => ({ v, search: new VerticalSlashCountSearch(rt, H, v.search) }));
+  try {
+    coverage.build(scores, 1 / Math.min(FLEX_APPROXIMATION, n));
+    for (const s of o.sparsities) {
+      for (const which of ['vertical_and_slash', 'flexprefill'] as const) {
+        let reference: string | null = null;
+        for (const { v, search } of searches) {
+          const run = timed(o.repeats, () => (which === 'vertical_and_slash'
+            ? search.counts(scores, s)
+            : search.alpha(scores, coverage.curvesPtr, s, FLEX_MIN_BUDGET)));
+          const { probes, rounds, floorPairs, floor, ...rest } = run.value;
+          const answer = JSON.stringify({ ...rest, floor, floorPairs, probes });
+          reference ??= answer;
+          const failure = answer !== reference ? `answered ${answer}, one-probe ${reference}` : undefined;
+          rows.push({ H, n, scores: kind, s, search: which, variant: v.label, ms: run.ms, probes, rounds, answer, ...(failure ? { failure } : {}) });
+          console.log(`search H=${H} n=${n} ${kind} s=${s} ${which} ${v.label}: ${run.ms.toFixed(3)} ms, ${probes} probes in ${rounds} rounds` +
+            `${failure ? ` FAILED: ${failure}` : ''}`);
+        }
+      }
+    }
+  } finally {
+    for (const { search } of searches) search.release();
+    coverage.release();
+    rt.pool.release(dv);
+    rt.pool.release(ds);
+  }
+}
+
+const fmt = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(3));
+
+export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
+  if (!isCudaAvailable()) {
+    console.log(`vertical-slash small-heads bench skipped: ${cudaUnavailableReason()}`);
+    return 0;
+  }
+  const o = parseArgs(argv);
+  const rt = new CudaRuntime();
+  const methodRows: MethodRow[] = [], searchRows: SearchRow[] = [];
+  try {
+    for (const c of o.cases) benchMethods(rt, configOf(c.shape, o), c.shape, c.n, o, methodRows);
+    for (const c of o.cases) {
+      const H = configOf(c.shape, o).numHeads;
+      for (const kind of ['flat', 'peaked'] as const) benchSearches(rt, H, c.n, kind, o, searchRows);
+    }
+  } finally {
+    rt.dispose();
+  }
+  console.log('\n| shape | n | method | s | variant | total ms | estimation ms | attention ms | achieved s | counts |');
+  console.log('| --- | --: | --- | --: | --- | --: | --: | --: | --: | --- |');
+  for (const r of methodRows) {
+    console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s ?? '-'} | ${r.variant} | ${fmt(r.totalMs)} | ${fmt(r.estimationMs)} | ${fmt(r.attentionMs)} | ` +
+      `${r.method === 'dense' ? '-' : fmt(r.achieved)} | ${r.failure ? `FAILED: ${r.failure}` : r.choice} |`);
+  }
+  console.log('\n| H | n | scores | s | search | variant | ms | probes | rounds |');
+  console.log('| --: | --: | --- | --: | --- | --- | --: | --: | --: |');
+  for (const r of searchRows) {
+    console.log(`| ${r.H} | ${r.n} | ${r.scores} | ${r.s} | ${r.search} | ${r.variant} | ${fmt(r.ms)} | ${r.probes} | ${r.rounds} |${r.failure ? ` FAILED: ${r.failure}` : ''}`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ methods: methodRows, searches: searchRows }, null, 2));
+  const failures = [...methodRows, ...searchRows].filter((r) => r.failure).length;
+  if (failures > 0) console.log(`\n${failures} FAILED rows`);
+  return failures > 0 ? 1 : 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = runVerticalSlashSmallHeadsBench(process.argv.slice(2));
