@@ -39,6 +39,8 @@ export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 3
  * would add barrier arrivals without adding loads in flight.
  */
 const GRID_MIN_PAGES_PER_BLOCK = 128;
+/** v5's kernels. */
+type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
@@ -172,8 +174,12 @@ export class QuestKernels {
   private readonly fusedStep: boolean;
   /** Whether selectStep and selectStepAt run v5 (the multi-block step). */
   readonly multiBlockStep: boolean;
-  /** Blocks of GRID_THREADS one multiprocessor holds, per kernel and dynamic shared size (occupancy queries are driver calls). */
-  private readonly residentPerSM = new Map<string, number>();
+  /**
+   * v5 blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
+   * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
+   * graph is being captured.
+   */
+  private residentPerSM: Record<GridKernel, number> | null = null;
   private readonly gridMinPagesPerBlock: number;
 
   constructor(
@@ -226,6 +232,7 @@ export class QuestKernels {
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      if (this.multiBlockStep) this.gridResidency(this.kernels);
     }
     return this.kernels;
   }
@@ -282,26 +289,22 @@ export class QuestKernels {
    * pages, at most QUEST_GRID_MAX_BLOCKS, and all units · G blocks resident at once (they wait for each
    * other at barriers); 1 (no block waits for another) where two per unit would not all fit.
    */
-  gridBlocks(pages: number, kernel: 'gridStep' | 'gridStepAt' | 'gridSelect'): number {
-    const fn = this.prepare()[kernel];
-    const sms = this.rt.cuda.info.multiprocessors;
-    let G = Math.max(1, Math.min(QUEST_GRID_MAX_BLOCKS, Math.ceil(pages / this.gridMinPagesPerBlock)));
-    while (G > 1) {
-      const sharedBytes = gridKeysBytes(pages, G);
-      const key = `${kernel}:${sharedBytes}`;
-      let perSM = this.residentPerSM.get(key);
-      if (perSM === undefined) {
-        perSM = fn.maxActiveBlocksPerSM(GRID_THREADS, sharedBytes);
-        this.residentPerSM.set(key, perSM);
-      }
-      if (G * this.units <= perSM * sms) break;
-      G = Math.max(1, Math.min(G - 1, Math.floor((perSM * sms) / this.units)));
+  gridBlocks(pages: number, kernel: GridKernel): number {
+    const resident = this.gridResidency(this.prepare())[kernel] * this.rt.cuda.info.multiprocessors;
+    const G = Math.min(QUEST_GRID_MAX_BLOCKS, Math.ceil(pages / this.gridMinPagesPerBlock), Math.floor(resident / this.units));
+    return Math.max(1, G);
+  }
+
+  private gridResidency(kernels: Record<GridKernel, CudaKernel>): Record<GridKernel, number> {
+    if (!this.residentPerSM) {
+      const perSM = (kernel: CudaKernel) => kernel.maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
+      this.residentPerSM = { gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect) };
     }
-    return G;
+    return this.residentPerSM;
   }
 
   /** Whether v5 selects from rows of `pages` pages (a block's chunk of keys fits in shared memory). */
-  private gridFits(pages: number, kernel: 'gridStep' | 'gridStepAt' | 'gridSelect'): boolean {
+  private gridFits(pages: number, kernel: GridKernel): boolean {
     return Math.ceil(pages / this.gridBlocks(pages, kernel)) <= this.maxStagedPages;
   }
 
