@@ -15,7 +15,7 @@
  * probes and rounds; the answers must agree across variants.
  *
  * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
- *        [--sparsities 0.9] [--levels 2,3,4] [--repeats 5] [--organism-config models/organism/config.json]
+ *        [--sparsities 0.9] [--levels 2,3,4,5] [--repeats 5] [--organism-config models/organism/config.json]
  *        [--out FILE]. Prints a skip message without a GPU.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/ava
 import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
 import { FlexPrefillCoverage } from '../src/backends/cuda/kernels/flexprefill-coverage.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
-import { type CountSearchOptions, VerticalSlashCountSearch } from '../src/backends/cuda/kernels/vertical-slash-search.js';
+import { type CountSearchOptions, VerticalSlashCountSearch, maxProbeLevels } from '../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import type { DevicePrefillCall, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
 import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
@@ -56,7 +56,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
-    sparsities: [0.9], levels: [2, 3, 4], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
+    sparsities: [0.9], levels: [2, 3, 4, 5], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -75,6 +75,7 @@ function parseArgs(argv: string[]): Options {
       if (o.sparsities.some((s) => !(s > 0 && s < 1))) throw new Error('--sparsities: values in (0, 1)');
     } else if (flag === '--levels') {
       o.levels = value.split(',').map(Number);
+      if (o.levels.some((L) => !(Number.isInteger(L) && L >= 1))) throw new Error('--levels: positive integers');
     } else if (flag === '--repeats') {
       o.repeats = Number(value);
       if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
@@ -92,8 +93,11 @@ function parseArgs(argv: string[]): Options {
 /** A count-search variant: its label and the options the methods pass to VerticalSlashCountSearch. */
 interface Variant { label: string; search: CountSearchOptions }
 
-function variantsOf(levels: number[]): Variant[] {
-  return [{ label: 'one-probe', search: {} }, ...levels.map((probeLevels) => ({ label: `batched-L${probeLevels}`, search: { probeLevels } }))];
+/** One-probe, then the batched levels the kernel takes with H query heads (the others are named and left out). */
+function variantsOf(levels: number[], H: number): Variant[] {
+  const fits = levels.filter((L) => L <= maxProbeLevels(H));
+  if (fits.length < levels.length) console.log(`H=${H}: batched levels ${levels.filter((L) => !fits.includes(L)).join(', ')} left out (at most ${maxProbeLevels(H)})`);
+  return [{ label: 'one-probe', search: {} }, ...fits.map((probeLevels) => ({ label: `batched-L${probeLevels}`, search: { probeLevels } }))];
 }
 
 function configOf(shape: ShapeName, o: Options): ModelConfig {
@@ -151,7 +155,7 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
     for (const id of METHODS) {
       for (const s of o.sparsities) {
         let reference: { choice: string; attended: number } | null = null;
-        for (const v of variantsOf(o.levels)) {
+        for (const v of variantsOf(o.levels, H)) {
           const method: VerticalSlashFamilyDevicePrefill = id === 'vertical_and_slash'
             ? new VerticalSlashDevicePrefill(rt, shape, verticalSlashDeviceParams({ sparsity: s }), undefined, v.search)
             : new FlexPrefillDevicePrefill(rt, shape, flexPrefillDeviceParams({ sparsity: s }), undefined, v.search);
@@ -191,7 +195,7 @@ function benchSearches(rt: CudaRuntime, H: number, n: number, kind: ScoreKind, o
   rt.cuda.upload(ds.ptr, slash);
   const scores = { n, vertical: dv.ptr, slash: ds.ptr };
   const coverage = new FlexPrefillCoverage(rt, H);
-  const searches = variantsOf(o.levels).map((v) => ({ v, search: new VerticalSlashCountSearch(rt, H, v.search) }));
+  const searches = variantsOf(o.levels, H).map((v) => ({ v, search: new VerticalSlashCountSearch(rt, H, v.search) }));
   try {
     coverage.build(scores, 1 / Math.min(FLEX_APPROXIMATION, n));
     for (const s of o.sparsities) {

@@ -10,7 +10,7 @@ import {
   verticalSlashKernelChoice,
 } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
-import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { VerticalSlashCountSearch, maxProbeLevels } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
 import { verticalSlashRangeOffset, verticalSlashRangeSlots } from '../../src/backends/cuda/vertical-slash-layout.js';
@@ -168,11 +168,15 @@ describe('verticalSlashKernelChoice (which attention kernel the GPU methods run)
 describe('batched count search options (CPU: checked before anything touches the device)', () => {
   // The constructor only records the runtime; no buffer is sized until a search runs.
   const rt = {} as unknown as CudaRuntime;
-  test('refuses probeLevels outside [1, 4] and more probe rows than the batched kernel keeps', () => {
-    assert.throws(() => new VerticalSlashCountSearch(rt, 2, { probeLevels: 0 }), /probeLevels must be an integer in \[1, 4\]/);
+  test('refuses probeLevels outside [1, 5] and more probe rows than the batched kernel keeps', () => {
+    assert.throws(() => new VerticalSlashCountSearch(rt, 2, { probeLevels: 0 }), /probeLevels must be an integer in \[1, 5\]/);
     assert.throws(() => new VerticalSlashCountSearch(rt, 2, { probeLevels: 2.5 }), /probeLevels must be an integer/);
     assert.throws(() => new VerticalSlashCountSearch(rt, 64, { probeLevels: 4 }), /15 probes x 128 score rows exceed/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 2, { probeLevels: 6 }), /probeLevels must be an integer in \[1, 5\]/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 32, { probeLevels: 5 }), /31 probes x 64 score rows exceed/);
     assert.equal(new VerticalSlashCountSearch(rt, 32, { probeLevels: 4 }).probeLevels, 4);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 5 }).probeLevels, 5);
     assert.equal(new VerticalSlashCountSearch(rt, 4).probeLevels, null, 'one probe at a time by default');
+    assert.deepEqual([1, 4, 16, 32, 34, 35, 64, 512, 513].map(maxProbeLevels), [5, 5, 5, 4, 4, 3, 3, 1, 0]);
   });
 });

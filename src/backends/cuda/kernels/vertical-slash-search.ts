@@ -26,7 +26,7 @@ import { PATTERN_BLOCK } from './vertical-slash-index.js';
 const THREADS = 512;
 const RANK_THREADS = 1024;
 /** The batched kernel's MAX_LEVELS and MAX_BATCH_COUNTS (probes x 2H counts one round keeps). */
-export const MAX_PROBE_LEVELS = 4;
+export const MAX_PROBE_LEVELS = 5;
 const MAX_BATCH = 2 ** MAX_PROBE_LEVELS - 1;
 const MAX_BATCH_COUNTS = 1024;
 // State buffer: totals u64[3] at 0, changed u32[3] at 24, barrier u32 at 36, result f64[5] at 40,
@@ -43,9 +43,16 @@ const BATCHED_RESULT_AT = BATCHED_BARRIER_AT + 8;
 const BATCHED_RESULT_WORDS = RESULT_WORDS + 1;
 const BATCHED_SELECTED_AT = BATCHED_RESULT_AT + 8 * BATCHED_RESULT_WORDS;
 
+/** The most decision-tree levels the batched kernel takes per round with this many query heads (0: none). */
+export function maxProbeLevels(numHeads: number): number {
+  let L = 0;
+  while (L < MAX_PROBE_LEVELS && (2 ** (L + 1) - 1) * 2 * numHeads <= MAX_BATCH_COUNTS) L++;
+  return L;
+}
+
 export interface CountSearchOptions {
   /**
-   * Levels of the decision tree answered per round (1..4; 2^L - 1 probes at once, each with its own
+   * Levels of the decision tree answered per round (1..5; 2^L - 1 probes at once, each with its own
    * [H, n] selection slots); absent: vs_count_search, one probe at a time.
    */
   probeLevels?: number;
@@ -96,7 +103,7 @@ export class VerticalSlashCountSearch {
     const L = options.probeLevels;
     if (L !== undefined) {
       if (!Number.isInteger(L) || L < 1 || L > MAX_PROBE_LEVELS) throw new Error(`vertical-slash count search: probeLevels must be an integer in [1, ${MAX_PROBE_LEVELS}] (got ${L})`);
-      if ((2 ** L - 1) * 2 * numHeads > MAX_BATCH_COUNTS) {
+      if (L > maxProbeLevels(numHeads)) {
         throw new Error(`vertical-slash count search: ${2 ** L - 1} probes x ${2 * numHeads} score rows exceed the batched kernel's ${MAX_BATCH_COUNTS} counts; use fewer probeLevels`);
       }
     }
