@@ -7,10 +7,11 @@
  * key value (lowest pages first); each block's first list slot comes from the earlier blocks'
  * counts. It checks the design (bins, invariants, offsets, ties across block edges) on the crafted
  * rows of the GPU test and on random ones; the kernel itself is checked on the device by
- * test/cuda/quest.test.ts against the CPU.
+ * test/cuda/quest.test.ts against the CPU. Also the launcher's choice of blocks per unit.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { QUEST_GRID_MAX_BLOCKS, questGridBlocks } from '../../src/backends/cuda/kernels/quest.js';
 import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
 
@@ -151,5 +152,23 @@ test('v5 select model: the CPU ranking on random rows of Quest-like scores', () 
     const k = 1 + Math.floor(((rand() + 1) / 2) * (pages - 1));
     const G = 1 + (trial % 32);
     assert.deepEqual(gridSelectModel(scores, k, G), expected(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
+  }
+});
+
+test('v5 blocks per unit: every block resident at once, within the per-block count slots, >= 1', () => {
+  // H100 (132 SMs, one 512-thread block each), Llama-8B heads: 8 shared-page units, 32 per-head ones.
+  assert.equal(questGridBlocks(1023, 8, 132, 128), 8, '16K: 8 blocks of 128 pages');
+  assert.equal(questGridBlocks(8191, 8, 132, 128), 16, '128K: bounded by residency (8 x 16 = 128 <= 132)');
+  assert.equal(questGridBlocks(8191, 32, 132, 128), 4);
+  assert.equal(questGridBlocks(8191, 2, 264, 128), QUEST_GRID_MAX_BLOCKS, 'at most the scratch count slots');
+  assert.equal(questGridBlocks(8191, 200, 132, 128), 1, 'more units than resident blocks: one block per unit, no waiting');
+  assert.equal(questGridBlocks(0, 8, 132, 128), 1);
+  for (let pages = 0; pages < 20000; pages += 97) {
+    for (const [units, resident, minPages] of [[8, 132, 128], [32, 132, 8], [1, 16, 1], [64, 114, 16]]) {
+      const G = questGridBlocks(pages, units, resident, minPages);
+      assert.ok(Number.isInteger(G) && G >= 1 && G <= QUEST_GRID_MAX_BLOCKS, `G = ${G}`);
+      assert.ok(G === 1 || G * units <= resident, `${G} x ${units} blocks exceed ${resident} resident`);
+      assert.ok(G === 1 || (G - 1) * minPages < pages, `${G} blocks for ${pages} pages of >= ${minPages} each`);
+    }
   }
 });

@@ -291,8 +291,7 @@ export class QuestKernels {
    */
   gridBlocks(pages: number, kernel: GridKernel): number {
     const resident = this.gridResidency(this.prepare())[kernel] * this.rt.cuda.info.multiprocessors;
-    const G = Math.min(QUEST_GRID_MAX_BLOCKS, Math.ceil(pages / this.gridMinPagesPerBlock), Math.floor(resident / this.units));
-    return Math.max(1, G);
+    return questGridBlocks(pages, this.units, resident, this.gridMinPagesPerBlock);
   }
 
   private gridResidency(kernels: Record<GridKernel, CudaKernel>): Record<GridKernel, number> {
@@ -430,6 +429,16 @@ export class QuestKernels {
         this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, scratch.pageCapacity, segments.stride, this.pageSize],
     );
   }
+}
+
+/**
+ * v5's blocks per unit: at least minPagesPerBlock pages each, at most QUEST_GRID_MAX_BLOCKS, all
+ * units · G blocks within `residentBlocks` (the device's blocks at once), and 1 where that leaves
+ * fewer than 2 (a single block per unit waits for no other).
+ */
+export function questGridBlocks(pages: number, units: number, residentBlocks: number, minPagesPerBlock: number): number {
+  const G = Math.min(QUEST_GRID_MAX_BLOCKS, Math.ceil(pages / minPagesPerBlock), Math.floor(residentBlocks / units));
+  return Math.max(1, G);
 }
 
 /** Dynamic shared memory of a v5 block: its chunk of ceil(pages / G) keys. */
