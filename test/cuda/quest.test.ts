@@ -363,11 +363,11 @@ describe('CUDA Quest', { skip }, () => {
     caches.device.release();
   });
 
+  // 'v5, empty chunks': one page per block, up to 32 blocks per unit, the last ones with empty chunks
+  // (G is fixed at capture for the largest page count, the replayed steps score fewer pages).
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-    // v5 with one page per block: up to 32 blocks per unit, the last ones with empty chunks (G is fixed
-    // at capture for the largest page count, the replayed steps score fewer pages).
   ]) for (const [version, options] of [['v4', {}], ['v5', MULTI_BLOCK], ['v5, empty chunks', { multiBlockStep: true, gridMinPagesPerBlock: 1 }]] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
