@@ -327,8 +327,8 @@ __device__ __forceinline__ u32 quest_load_acquire(const u32* p) {
 // Barrier b (1-based) of the G blocks of one unit. The fences make every block's writes before it
 // visible to every block after it (the cooperative-groups pattern: the block's stores are ordered
 // before thread 0's cumulative fence by __syncthreads). Returns whether this block arrived last.
-// A wait of ~2^26 polls (seconds; a barrier takes ~1 us) means a block of the unit never started:
-// the kernel traps, so the host gets a launch error instead of a hang.
+// A wait of 2^22 polls (~2 s at an L2 round trip each; a barrier takes ~1 us) means a block of the
+// unit never started: the kernel traps, so the host gets a launch error instead of a hang.
 __device__ __forceinline__ bool quest_unit_barrier(u32* counter, int b, int G, int& lastShared) {
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -337,7 +337,7 @@ __device__ __forceinline__ bool quest_unit_barrier(u32* counter, int b, int G, i
     const u32 arrived = atomicAdd(counter, 1u) + 1u;
     lastShared = arrived == goal ? 1 : 0;
     for (u32 polls = 0; quest_load_acquire(counter) < goal; ++polls) {
-      if (polls == (1u << 26)) asm volatile("trap;");
+      if (polls == (1u << 22)) asm volatile("trap;");
       __nanosleep(32);
     }
     __threadfence();
