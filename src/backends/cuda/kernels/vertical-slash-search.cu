@@ -21,7 +21,7 @@
 //                            are answered in the same order, so the same result, in about 1/levels of
 //                            the rounds; for few heads (H = 4: 8 score rows on a GPU of 132
 //                            multiprocessors) one round costs about what one probe does. Its walks
-//                            gallop down over covered diagonals (vs_walk_ranges' GALLOP_DOWN).
+//                            step once per run of kept offsets (vs_walk_runs), not once per 64 keys.
 // Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
@@ -79,12 +79,70 @@ __device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int
   }
 }
 
+// Exclusive max over the block (thread order) of x >= -1 (-1 before thread 0); `total` gets the
+// block's max. All threads call it.
+__device__ __forceinline__ int block_exclusive_max(int x, TopKShared& sh, int& total) {
+  constexpr int WARPS = THREADS / 32;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int incl = x;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const int y = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl = max(incl, y);
+  }
+  int before = __shfl_up_sync(0xffffffffu, incl, 1);
+  if (lane == 0) before = -1;
+  if (lane == 31) sh.warpSums[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    int w = lane < WARPS ? sh.warpSums[lane] : -1;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, w, off);
+      if (lane >= off) w = max(w, y);
+    }
+    if (lane < WARPS) sh.warpSums[lane] = w;
+  }
+  __syncthreads();
+  if (warp > 0) before = max(before, sh.warpSums[warp - 1]);
+  total = sh.warpSums[WARPS - 1];
+  __syncthreads();  // warpSums is reused by the next scan
+  return before;
+}
+
+// runStart[t] for the ascending offsets S [0, k): the first index of t's run, a run being
+// consecutive offsets at most 64 apart (vs_walk_runs' steps). S must be visible to every thread
+// (written before a __syncthreads). All threads call it.
+__device__ __forceinline__ void vs_mark_runs(const int* S, int k, int* runStart, TopKShared& sh) {
+  int carry = -1;
+  for (int base = 0; base < k; base += THREADS * SELECT_ITEMS) {
+    const int first = base + threadIdx.x * SELECT_ITEMS;
+    int mine = -1;
+#pragma unroll
+    for (int j = 0; j < SELECT_ITEMS; ++j) {
+      const int t = first + j;
+      if (t < k && (t == 0 || S[t] - S[t - 1] > VS_BLOCK)) mine = t;
+    }
+    int total;
+    int run = max(carry, block_exclusive_max(mine, sh, total));
+#pragma unroll
+    for (int j = 0; j < SELECT_ITEMS; ++j) {
+      const int t = first + j;
+      if (t < k) {
+        if (t == 0 || S[t] - S[t - 1] > VS_BLOCK) run = t;
+        runStart[t] = run;
+      }
+    }
+    carry = max(carry, total);
+  }
+}
+
 // This thread's 64-row block m of one head (none when m >= numBlocks): its exact pairs, with the
 // head's kept columns V [kv] and offsets S [ks] staged in shared memory when they fit (the walk's
-// loads are a dependent chain). All threads call it. GALLOP_DOWN: vs_walk_ranges'.
-template <bool GALLOP_DOWN>
-__device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n, int numBlocks,
-                                                       int* stage) {
+// loads are a dependent chain). All threads call it. runStart (vs_mark_runs over S, in global
+// memory): walk by runs (vs_walk_runs); null: vs_walk_ranges.
+__device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
+                                                       int numBlocks, int* stage) {
   if (kv + ks <= STAGE_INTS) {
     for (int j = threadIdx.x; j < kv; j += THREADS) stage[j] = V[j];
     for (int j = threadIdx.x; j < ks; j += THREADS) stage[kv + j] = S[j];
@@ -92,7 +150,8 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
     S = stage + kv;
   }
   __syncthreads();
-  const long long pairs = m < numBlocks ? vs_block_pairs<GALLOP_DOWN>(V, kv, S, ks, m, n) : 0;
+  long long pairs = 0;
+  if (m < numBlocks) pairs = runStart ? vs_block_pairs_by_runs(V, kv, S, runStart, ks, m, n) : vs_block_pairs(V, kv, S, ks, m, n);
   __syncthreads();  // before the next unit overwrites the stage
   return pairs;
 }
@@ -155,7 +214,7 @@ __device__ __forceinline__ double probe(Search& s, CountOf countOf, TopKShared& 
     for (int u = blockIdx.x; u < H * chunks; u += gridDim.x) {
       const int h = u / chunks, m = (u - h * chunks) * THREADS + threadIdx.x;
       const int kv = s.counts[h], ks = s.counts[H + h];
-      mine += staged_block_pairs<false>(s.selV + (size_t)h * n, kv, s.selS + (size_t)h * n, ks, m, n, s.numBlocks, s.stage);
+      mine += staged_block_pairs(s.selV + (size_t)h * n, kv, s.selS + (size_t)h * n, nullptr, ks, m, n, s.numBlocks, s.stage);
     }
     add_pairs(total, mine);
     grid_barrier(s.barrier, s.generation);
@@ -412,7 +471,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 
 // Cooperative grid (at most the resident blocks), THREADS threads; levels in [1, MAX_LEVELS], P =
 // 2^levels - 1 with P·2H <= MAX_BATCH_COUNTS. ranks [2H, n] from vs_rank_rows; curves [2H, n] (mode
-// 1, else unused); selV / selS [P, H, n] scratch (one selection slot per probe of a round); selected
+// 1, else unused); selV / selS [P, H, n] scratch (one selection slot per probe of a round), runs
+// [P, H, n] scratch (vs_mark_runs of each slot's offsets: the walks go by runs); selected
 // [P, 2H] = -1, totals [3, MAX_BATCH] = 0, barrier = 0 on entry. target and result [0..4] as
 // vs_count_search's; result[5]: the rounds run.
 // A round: (1) thread 0 of every block lays out the decision tree in heap order (node c's children:
@@ -422,9 +482,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (6) thread 0 moves the search on along the real outcomes, as far as the tree reaches. Every block
 // computes the same tree, counts and totals, so all agree on every branch.
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
-    const int* ranks, const double* curves, int* selV, int* selS, int* selected, unsigned long long* totals, u32* barrier,
-    double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget, int forcedColumns,
-    int forcedDiagonals, int levels) {
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -491,9 +551,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
         const int k = counts[u];
         if (k != selected[u]) {
           const bool columns = row < H;
-          int* out = (columns ? selV : selS) + ((size_t)c * H + (columns ? row : row - H)) * n;
+          const size_t at = ((size_t)c * H + (columns ? row : row - H)) * n;
+          int* out = (columns ? selV : selS) + at;
           select_ranked(ranks + (size_t)row * n, n, k, out, sh);
-          __syncthreads();  // every thread has compared with selected[u]
+          __syncthreads();  // every thread has compared with selected[u], and the list is written
+          if (!columns) vs_mark_runs(out, k, runs + at, sh);
           if (threadIdx.x == 0) selected[u] = k;
         }
         __syncthreads();
@@ -510,7 +572,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
         if (source[c] != WALK) continue;
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
-        add_pairs(&slot[c], staged_block_pairs<true>(selV + at, kv, selS + at, ks, m, n, numBlocks, stage));
+        add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
       }
       grid_barrier(barrier, generation);
       for (int c = threadIdx.x; c < P; c += THREADS) {

@@ -5,7 +5,7 @@
  * time, the default) or, with `probeLevels` L, vs_count_search_batched: the next L levels of the
  * search's decision tree (up to 2^L - 1 probes) answered at once, the same probes' answers in the
  * same order, so the same result in about 1/L of the rounds (for few heads a round costs about one
- * probe: the GPU is otherwise idle).
+ * probe: the GPU is otherwise idle), its walks stepping once per run of kept diagonals.
  *   counts(): Vertical-Slash's rule (vertical-slash-counts.ts chooseVerticalSlashCounts), the same
  *             probes in the same order, every probe's exact layer pairs counted on the device;
  *   alpha():  FlexPrefill's alpha bisection (flexprefill.ts thresholdNearestTarget) over the coverage
@@ -94,7 +94,7 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 
 export class VerticalSlashCountSearch {
   private kernels: { rank: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
-  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'state', GrowableDeviceBuffer>;
+  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
   /** Decision-tree levels per round, or null for one probe at a time. */
   readonly probeLevels: number | null;
 
@@ -108,7 +108,7 @@ export class VerticalSlashCountSearch {
       }
     }
     this.probeLevels = L ?? null;
-    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'state'] as const;
+    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
@@ -122,7 +122,7 @@ export class VerticalSlashCountSearch {
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
         batched: mod.kernel('vs_count_search_batched', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
       };
@@ -206,13 +206,13 @@ export class VerticalSlashCountSearch {
     // Enough blocks for every probe's selections and walks of a round.
     const grid = this.gridFor(batched, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / THREADS)));
     const slots = probes * H * n * 4;
-    const selV = this.buf.selV.ensure(slots), selS = this.buf.selS.ensure(slots);
+    const selV = this.buf.selV.ensure(slots), selS = this.buf.selS.ensure(slots), runs = this.buf.runs.ensure(slots);
     const state = this.buf.state.ensure(BATCHED_SELECTED_AT + 4 * probes * 2 * H);
     this.rt.cuda.fill32Async(state.ptr, 0, BATCHED_SELECTED_AT / 4, stream);
     const selectedPtr = state.ptr + BigInt(BATCHED_SELECTED_AT);
     this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, probes * 2 * H, stream); // no slot holds a selection yet
     batched.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
-      a.ranks, a.curves, selV.ptr, selS.ptr, selectedPtr, state.ptr, state.ptr + BigInt(BATCHED_BARRIER_AT),
+      a.ranks, a.curves, selV.ptr, selS.ptr, runs.ptr, selectedPtr, state.ptr, state.ptr + BigInt(BATCHED_BARRIER_AT),
       state.ptr + BigInt(BATCHED_RESULT_AT), n, H, a.numBlocks, a.mode, a.targetHi, a.targetLo, a.minBudget,
       FORCED_COLUMNS, FORCED_DIAGONALS, levels,
     ]);

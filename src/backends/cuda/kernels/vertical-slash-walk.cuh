@@ -45,32 +45,13 @@ __device__ __forceinline__ long long vs_causal_rect_pairs(long long r0, long lon
   return pairs;
 }
 
-// First index j in [0, from] with sorted[j] >= x, given sorted[from] >= x: galloping down from
-// `from`, so a short step back costs the log of its length rather than of `from`.
-__device__ __forceinline__ int vs_gallop_down(const int* sorted, int from, int x) {
-  int hi = from, step = 1;  // sorted[hi] >= x
-  while (hi - step >= 0 && sorted[hi - step] >= x) {
-    hi -= step;
-    step <<= 1;
-  }
-  int lo = max(hi - step, -1) + 1;  // the answer lies in [lo, hi]
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (sorted[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 // The original's merge of the kept diagonals (S [0, ks) ascending offsets) that reach a 64-row
 // query block ending at `end`: offsets visited from the largest below end, e = max(end - o, 64); a
 // range is extended by 64 when e lies within 64 past its end, else a new one [e - 64, e) starts.
 // emit(a, b) gets each finished range, in ascending key order. An offset whose e lies inside the
 // current range changes nothing, so every such run is skipped with one binary search: a block costs
 // O(ranges + extensions) steps instead of one per kept offset (all n offsets at full coverage).
-// GALLOP_DOWN: each skip gallops down from i (the log of the run skipped) instead of a binary search
-// of S[0 .. i] (the log of i); the same index either way.
-template <bool GALLOP_DOWN = false, class Emit>
+template <class Emit>
 __device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Emit emit) {
   int a = -1, b = -1;
   int i = vs_lower_bound(S, ks, end) - 1;
@@ -88,23 +69,67 @@ __device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Em
     }
     --i;
     // b >= 64, so e <= b exactly when S[i] >= end - b: a contiguous run below i.
-    if (i >= 0 && S[i] >= end - b) i = (GALLOP_DOWN ? vs_gallop_down(S, i, end - b) : vs_lower_bound(S, i + 1, end - b)) - 1;
+    if (i >= 0 && S[i] >= end - b) i = vs_lower_bound(S, i + 1, end - b) - 1;
   }
   if (a >= 0) emit(a, b);
 }
 
-// Exact attended pairs of one (head, 64-row block m): the merged diagonal ranges (causal inside)
-// and the kept columns (V [0, kv) ascending) left of and between them, every row of the block.
-template <bool GALLOP_DOWN = false>
-__device__ __forceinline__ long long vs_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n) {
-  const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
+// vs_walk_ranges' ranges, one step per run of the kept offsets instead of one per 64-key extension.
+// runStart[i]: the first index of the run holding i, a run being consecutive offsets at most 64
+// apart (vs_mark_runs). Walking down a run, each e = max(end - S[t], 64) lies within 64 of the one
+// before it, so no range restarts there and the range end b only climbs, by 64 each time an e passes
+// it: to the first b + 64·j at or past the run's last e. Only the first offset of each run (after a
+// gap wider than 64) takes vs_walk_ranges' three-way rule. The same ranges, in the same order.
+template <class Emit>
+__device__ __forceinline__ void vs_walk_runs(const int* S, const int* runStart, int ks, int end, Emit emit) {
+  int a = -1, b = -1;
+  int i = vs_lower_bound(S, ks, end) - 1;
+  while (i >= 0) {
+    const int e = max(end - S[i], VS_BLOCK);
+    if (a < 0) {
+      a = e - VS_BLOCK;
+      b = e;
+    } else if (e > b + VS_BLOCK) {
+      emit(a, b);
+      a = e - VS_BLOCK;
+      b = e;
+    } else if (e > b) {
+      b += VS_BLOCK;
+    }
+    const int first = runStart[i];
+    const int last = max(end - S[first], VS_BLOCK);
+    if (last > b) b += VS_BLOCK * ((last - b + VS_BLOCK - 1) / VS_BLOCK);
+    i = first - 1;
+  }
+  if (a >= 0) emit(a, b);
+}
+
+// Exact attended pairs of one 64-row block m whose diagonal ranges walk(emit) gives (ascending): the
+// ranges (causal inside) and the kept columns (V [0, kv) ascending) left of and between them, every
+// row of the block.
+template <class Walk>
+__device__ __forceinline__ long long vs_block_pairs_of(const int* V, int kv, int m, int n, Walk walk) {
+  const int start = m * VS_BLOCK, rowEnd = min(start + VS_BLOCK, n);
   long long pairs = 0;
   int next = 0, cols = 0;  // next: the first kept column right of the ranges so far
-  vs_walk_ranges<GALLOP_DOWN>(S, ks, end, [&](int a, int b) {
+  walk([&](int a, int b) {
     pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
     const int left = vs_gallop(V, kv, next, a);
     cols += left - next;
     next = vs_gallop(V, kv, left, b);
   });
   return pairs + (long long)cols * (rowEnd - start);
+}
+
+// Exact attended pairs of one (head, 64-row block m), the kept offsets S [0, ks) ascending.
+__device__ __forceinline__ long long vs_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n) {
+  const int end = (m + 1) * VS_BLOCK;
+  return vs_block_pairs_of(V, kv, m, n, [&](auto emit) { vs_walk_ranges(S, ks, end, emit); });
+}
+
+// vs_block_pairs walking by runs (vs_walk_runs).
+__device__ __forceinline__ long long vs_block_pairs_by_runs(const int* V, int kv, const int* S, const int* runStart, int ks, int m,
+                                                           int n) {
+  const int end = (m + 1) * VS_BLOCK;
+  return vs_block_pairs_of(V, kv, m, n, [&](auto emit) { vs_walk_runs(S, runStart, ks, end, emit); });
 }
