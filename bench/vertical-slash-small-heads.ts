@@ -9,7 +9,10 @@
  * search, index: the method's own event pair; host waits inside it included) and attention = total −
  * estimation, medians of --repeats calls, beside the dense prefill of the same shape. Every variant
  * must choose the same counts and attend the same pairs as one-probe, else the row is FAILED and the
- * process exits non-zero.
+ * process exits non-zero. Beside the one-probe row, the estimation's other stages alone on the same
+ * inputs: the estimate kernels (device events), FlexPrefill's coverage curves and the index build
+ * with the chosen counts (host wall clock, each ending in a wait); the count search (ranking
+ * included) is the rest of the estimation.
  * Part 2, the count searches alone on synthetic score rows (bench/vertical-slash-estimation.ts: flat,
  * peaked), H = 4 and 32: host wall time of ranking + cooperative search + readback per variant, with
  * probes and rounds; the answers must agree across variants.
@@ -23,9 +26,12 @@ import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
 import { FlexPrefillCoverage } from '../src/backends/cuda/kernels/flexprefill-coverage.js';
+import { VerticalSlashEstimator } from '../src/backends/cuda/kernels/vertical-slash-estimate.js';
+import { type VerticalSlashCounts, VerticalSlashIndexBuilder } from '../src/backends/cuda/kernels/vertical-slash-index.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import { type CountSearchOptions, VerticalSlashCountSearch, maxProbeLevels } from '../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
+import type { PrefillShape } from '../src/backends/cuda/kernels/flash-prefill.js';
 import type { DevicePrefillCall, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
 import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
 import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../src/backends/cuda/methods/flexprefill.js';
@@ -108,11 +114,34 @@ function configOf(shape: ShapeName, o: Options): ModelConfig {
 interface MethodRow {
   shape: ShapeName; n: number; method: MethodId | 'dense'; s: number | null; variant: string;
   totalMs: number; estimationMs: number | null; attentionMs: number; achieved: number; choice: string; failure?: string;
+  stages?: Stages;
 }
+
+/** The estimation's stages other than the count search, timed alone (ms). */
+interface Stages { estimate: number; curves: number | null; build: number }
 
 interface SearchRow {
   H: number; n: number; scores: ScoreKind; s: number; search: 'vertical_and_slash' | 'flexprefill'; variant: string;
   ms: number; probes: number; rounds: number; answer: string; failure?: string;
+}
+
+/** The estimate, coverage curves (FlexPrefill) and index build of one layer, each alone, on the call's inputs. */
+function timeStages(rt: CudaRuntime, shape: PrefillShape, call: DevicePrefillCall, method: MethodId, A: number, counts: VerticalSlashCounts, repeats: number): Stages {
+  const estimator = new VerticalSlashEstimator(rt, shape), builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
+  const coverage = new FlexPrefillCoverage(rt, shape.numHeads);
+  try {
+    const args = { q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, kvStride: call.cache.capacity, n: call.numQueries, approximation: A, scale: call.shape.scale };
+    const scores = estimator.run(args);
+    const estimate = timeOnDevice(rt, () => estimator.run(args), { warmup: 1, repeats }).medianMs;
+    const curves = method === 'flexprefill' ? timed(repeats, () => { coverage.build(scores, 1 / A); rt.synchronize(); }).ms : null;
+    const build = timed(repeats, () => { builder.build(scores, counts); rt.synchronize(); }).ms;
+    return { estimate, curves, build };
+  } finally {
+    rt.synchronize();
+    estimator.release();
+    builder.release();
+    coverage.release();
+  }
 }
 
 /** Part 1 for one (shape, n): dense, then each method, sparsity and variant on the same q/k/v. */
@@ -162,10 +191,16 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
           try {
             const r = measure(method, () => method.lastEstimationMs());
             const choice = JSON.stringify(method.lastChoice?.summary ?? null);
+            const stages = reference === null && method.lastChoice
+              ? timeStages(rt, shape, call, id, Math.min(method.approximationSize, n), method.lastChoice.counts, o.repeats) : undefined;
             reference ??= { choice, attended: r.attended };
             const failure = choice !== reference.choice || r.attended !== reference.attended
               ? `chose ${choice} (${r.attended} pairs), one-probe ${reference.choice} (${reference.attended} pairs)` : undefined;
-            rows.push({ shape: shapeName, n, method: id, s, variant: v.label, ...r, choice, ...(failure ? { failure } : {}) });
+            rows.push({ shape: shapeName, n, method: id, s, variant: v.label, ...r, choice, ...(failure ? { failure } : {}), ...(stages ? { stages } : {}) });
+            if (stages) {
+              console.log(`${shapeName} n=${n} ${id} s=${s} stages alone: estimate ${stages.estimate.toFixed(3)} ms, ` +
+                `${stages.curves === null ? '' : `coverage curves ${stages.curves.toFixed(3)} ms, `}index build ${stages.build.toFixed(3)} ms`);
+            }
             console.log(`${shapeName} n=${n} ${id} s=${s} ${v.label}: total ${r.totalMs.toFixed(3)} ms, estimation ${r.estimationMs?.toFixed(3)} ms, ` +
               `attention ${r.attentionMs.toFixed(3)} ms, achieved ${r.achieved.toFixed(3)} ${choice}${failure ? ` FAILED: ${failure}` : ''}`);
           } catch (e) {
@@ -247,6 +282,11 @@ export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
   for (const r of methodRows) {
     console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s ?? '-'} | ${r.variant} | ${fmt(r.totalMs)} | ${fmt(r.estimationMs)} | ${fmt(r.attentionMs)} | ` +
       `${r.method === 'dense' ? '-' : fmt(r.achieved)} | ${r.failure ? `FAILED: ${r.failure}` : r.choice} |`);
+  }
+  console.log('\n| shape | n | method | s | estimate ms | coverage curves ms | index build ms | (one-probe counts; alone, same inputs) |');
+  console.log('| --- | --: | --- | --: | --: | --: | --: | --- |');
+  for (const r of methodRows) {
+    if (r.stages) console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s} | ${fmt(r.stages.estimate)} | ${fmt(r.stages.curves)} | ${fmt(r.stages.build)} | |`);
   }
   console.log('\n| H | n | scores | s | search | variant | ms | probes | rounds |');
   console.log('| --: | --: | --- | --: | --- | --- | --: | --: | --: |');
