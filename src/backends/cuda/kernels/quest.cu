@@ -485,7 +485,17 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
       if (c != 0u) atomicAdd(hist + b, c);
     }
     if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
-    for (int b = tid; b < bins; b += GRID_THREADS) sh.hist[b] = __ldcg(hist + b);
+    {
+      // Every load of the unit's histogram in flight before the first is stored (one L2 round trip).
+      constexpr int PER_THREAD = GRID_HIST_BINS / GRID_THREADS;
+      u32 counts[PER_THREAD];
+#pragma unroll
+      for (int j = 0; j < PER_THREAD; ++j) counts[j] = tid + j * GRID_THREADS < bins ? __ldcg(hist + tid + j * GRID_THREADS) : 0u;
+#pragma unroll
+      for (int j = 0; j < PER_THREAD; ++j) {
+        if (tid + j * GRID_THREADS < bins) sh.hist[tid + j * GRID_THREADS] = counts[j];
+      }
+    }
     __syncthreads();
     quest_grid_find_bin(bins, remaining, sh);
     prefix |= (u32)sh.bin << shift;
@@ -541,7 +551,14 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
   }
   if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
 
-  // D. This block's first list slot: the pages the blocks before it take.
+  // D. This block's first list slot: the pages the blocks before it take. The counts, the candidate
+  // count and (a ranked bin) the candidate slots are all requested before any is used: one round trip.
+  u32 candKey = 0u, candIdx = 0u;
+  const int c = ranked ? (int)__ldcg(unitScratch + GS_CANDIDATES) : 0;
+  if (ranked && tid < GRID_RANK_LIMIT) {
+    candKey = __ldcg(unitScratch + GS_CAND_KEY + tid);  // slots past the count hold stale words, unused
+    candIdx = __ldcg(unitScratch + GS_CAND_IDX + tid);
+  }
   if (tid < 32) {
     const int b = tid;
     int above = b < (int)blockIdx.x ? (int)__ldcg(unitScratch + GS_ABOVE + b) : 0;
@@ -570,10 +587,9 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
         },
         sh);
   } else {
-    const int c = (int)__ldcg(unitScratch + GS_CANDIDATES);
     if (tid < c) {
-      sh.candKey[tid] = __ldcg(unitScratch + GS_CAND_KEY + tid);
-      sh.candIdx[tid] = (int)__ldcg(unitScratch + GS_CAND_IDX + tid);
+      sh.candKey[tid] = candKey;
+      sh.candIdx[tid] = (int)candIdx;
     }
     __syncthreads();
     bool takenBefore = false;
