@@ -10,7 +10,9 @@ import {
   verticalSlashKernelChoice,
 } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
-import { VerticalSlashCountSearch, maxProbeLevels } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import {
+  AUTO_SLOT_BUDGET_BYTES, VerticalSlashCountSearch, autoProbeLevels, maxProbeLevels,
+} from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
 import { verticalSlashRangeOffset, verticalSlashRangeSlots } from '../../src/backends/cuda/vertical-slash-layout.js';
@@ -178,5 +180,20 @@ describe('batched count search options (CPU: checked before anything touches the
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 5 }).probeLevels, 5);
     assert.equal(new VerticalSlashCountSearch(rt, 4).probeLevels, null, 'one probe at a time by default');
     assert.deepEqual([1, 4, 16, 32, 34, 35, 64, 512, 513].map(maxProbeLevels), [5, 5, 5, 4, 4, 3, 3, 1, 0]);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto' }).probeLevels, 'auto');
+  });
+
+  test("'auto' takes the most levels whose probe slots fit the budget", () => {
+    assert.equal(AUTO_SLOT_BUDGET_BYTES, 256 * 2 ** 20);
+    // The organism (H = 4): 31 probes x 3 x [4, 16K] int32 = 24 MB.
+    assert.equal(autoProbeLevels(4, 16_384), 5);
+    // Llama-8B (H = 32): 15 probes at 16K (94 MB), 7 at 64K (176 MB), 3 at 128K (151 MB).
+    assert.equal(autoProbeLevels(32, 16_384), 4);
+    assert.equal(autoProbeLevels(32, 65_536), 3);
+    assert.equal(autoProbeLevels(32, 131_072), 2);
+    // At least one level however long the prompt; none where the kernel takes no batch.
+    assert.equal(autoProbeLevels(32, 2 ** 24), 1);
+    assert.equal(autoProbeLevels(600, 1024), 0);
+    assert.equal(autoProbeLevels(4, 16_384, 3 * 4 * 16_384 * 12), 2);
   });
 });

@@ -4,8 +4,8 @@
  * diagonals, the same per-block ranges and columns, the same exact pair counts, and outputs within
  * bf16 tolerance of the CPU's float64 result. Outputs are poisoned with NaN before each run, so an
  * unwritten element fails. Cases with a target sparsity run a third time with the batched count
- * search (vs_count_search_batched), held to the same CPU answers. Skipped, with the reason printed,
- * where there is no CUDA device.
+ * search (vs_count_search_batched, probeLevels 'auto'), held to the same CPU answers. Skipped, with
+ * the reason printed, where there is no CUDA device.
  *
  * "Without ties": the GPU sums in fp32, the CPU in float64, so each case first checks on the CPU that
  * the kept and dropped scores at every cut differ by far more than fp32 rounding (deterministic
@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { downloadVerticalSlashLayout, downloadVerticalSlashSelection } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
 import type { VerticalSlashRowTiles } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
-import { type CountSearchOptions, maxProbeLevels } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import type { CountSearchOptions } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../../src/backends/cuda/methods/flexprefill.js';
 import {
   type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams,
@@ -159,9 +159,9 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       assert.ok(decision);
 
       // GPU method through the device contract, with each row tiling of the attention kernel, and
-      // for a target sparsity once more with the batched count search (as many levels as H allows).
+      // for a target sparsity once more with the batched count search ('auto': as many levels as H allows here).
       const runs: { mTiles: VerticalSlashRowTiles; search: CountSearchOptions }[] = [{ mTiles: 1, search: {} }, { mTiles: 2, search: {} }];
-      if (c.options.sparsity !== undefined) runs.push({ mTiles: 1, search: { probeLevels: maxProbeLevels(H) } });
+      if (c.options.sparsity !== undefined) runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
       for (const { mTiles, search } of runs) {
         const method = gpu(mTiles, search);
         const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
@@ -235,7 +235,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
         assert.equal(countNaN(out), 0, 'every output element must be written');
         const err = relativeError(out, ref);
         const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, search ${search.probeLevels} levels a round` : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
         if (c.dense) {
           assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');

@@ -50,12 +50,27 @@ export function maxProbeLevels(numHeads: number): number {
   return L;
 }
 
+/** Device bytes 'auto' lets the batched search's per-probe slots take (selections and run starts). */
+export const AUTO_SLOT_BUDGET_BYTES = 256 * 2 ** 20;
+
+/**
+ * probeLevels 'auto' for one search: the most levels the kernel takes with H heads whose 2^L - 1
+ * probes' slots (3 x [H, n] int32 each) fit `budget` bytes, at least 1; 0 when the batched kernel
+ * takes none (then the one-probe kernel runs).
+ */
+export function autoProbeLevels(numHeads: number, n: number, budget = AUTO_SLOT_BUDGET_BYTES): number {
+  let L = maxProbeLevels(numHeads);
+  while (L > 1 && (2 ** L - 1) * numHeads * n * 12 > budget) L--;
+  return L;
+}
+
 export interface CountSearchOptions {
   /**
    * Levels of the decision tree answered per round (1..5; 2^L - 1 probes at once, each with its own
-   * [H, n] selection slots); absent: vs_count_search, one probe at a time.
+   * [H, n] selection slots), or 'auto' (autoProbeLevels, per search); absent: vs_count_search, one
+   * probe at a time.
    */
-  probeLevels?: number;
+  probeLevels?: number | 'auto';
 }
 
 /** Whether the forced floor alone already meets ('meets') or exceeds ('exceeds') the budget. */
@@ -95,13 +110,13 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 export class VerticalSlashCountSearch {
   private kernels: { rank: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
-  /** Decision-tree levels per round, or null for one probe at a time. */
-  readonly probeLevels: number | null;
+  /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
+  readonly probeLevels: number | 'auto' | null;
 
   constructor(private readonly rt: CudaRuntime, readonly numHeads: number, options: CountSearchOptions = {}) {
     if (!(numHeads > 0)) throw new Error(`vertical-slash count search: numHeads must be positive (got ${numHeads})`);
     const L = options.probeLevels;
-    if (L !== undefined) {
+    if (L !== undefined && L !== 'auto') {
       if (!Number.isInteger(L) || L < 1 || L > MAX_PROBE_LEVELS) throw new Error(`vertical-slash count search: probeLevels must be an integer in [1, ${MAX_PROBE_LEVELS}] (got ${L})`);
       if (L > maxProbeLevels(numHeads)) {
         throw new Error(`vertical-slash count search: ${2 ** L - 1} probes x ${2 * numHeads} score rows exceed the batched kernel's ${MAX_BATCH_COUNTS} counts; use fewer probeLevels`);
@@ -163,12 +178,13 @@ export class VerticalSlashCountSearch {
     ]);
     const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
     const search: SearchLaunch = { ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget };
-    const resultPtr = this.probeLevels === null ? this.launchSequential(search) : this.launchBatched(search, this.probeLevels);
+    const levels = this.probeLevels === 'auto' ? autoProbeLevels(H, n) : this.probeLevels ?? 0;
+    const resultPtr = levels === 0 ? this.launchSequential(search) : this.launchBatched(search, levels);
     this.rt.synchronize();
-    const result = new Float64Array(this.probeLevels === null ? RESULT_WORDS : BATCHED_RESULT_WORDS);
+    const result = new Float64Array(levels === 0 ? RESULT_WORDS : BATCHED_RESULT_WORDS);
     this.rt.cuda.download(result, resultPtr);
     const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
-    const rounds = this.probeLevels === null ? result[3] : result[5];
+    const rounds = levels === 0 ? result[3] : result[5];
     return { result, outcome: { floor, floorPairs: result[4], probes: result[3], rounds } };
   }
 
