@@ -3,7 +3,8 @@
  * attention (models/organism: H = 4, Hkv = 2, D = 64) at 4K and 16K tokens against Llama-3.1-8B's
  * (H = 32, Hkv = 8, D = 128) at 16K, every count-search variant side by side in one process:
  *   one-probe  vs_count_search, the default: one probe per round of grid barriers
- *   batched-L  vs_count_search_batched: L levels of the search's decision tree per round (--levels)
+ *   batched-L  vs_count_search_batched: L levels of the search's decision tree per round (--levels;
+ *              L = 1 isolates its walk by runs: the same one probe per round)
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
  * search, index: the method's own event pair; host waits inside it included) and attention = total −
@@ -18,7 +19,7 @@
  * probes and rounds; the answers must agree across variants.
  *
  * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
- *        [--sparsities 0.9] [--levels 2,3,4,5] [--repeats 5] [--organism-config models/organism/config.json]
+ *        [--sparsities 0.9] [--levels 1,2,3,4,5] [--repeats 5] [--organism-config models/organism/config.json]
  *        [--out FILE]. Prints a skip message without a GPU.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -62,7 +63,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
-    sparsities: [0.9], levels: [2, 3, 4, 5], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
+    sparsities: [0.9], levels: [1, 2, 3, 4, 5], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
