@@ -48,6 +48,9 @@ __device__ __forceinline__ u32 load_acquire(const u32* p) {
 
 // Grid-wide barrier over a counter that only grows: barrier g is passed once it reaches g·gridDim.x.
 // The fences around it make each block's writes before it visible to every block after it.
+// TRAP_AFTER_POLLS (0: never): a wait that long means some block never arrives (a launch or control
+// flow fault), so the kernel traps and the host gets a launch error instead of a hang.
+template <u32 TRAP_AFTER_POLLS = 0>
 __device__ __forceinline__ void grid_barrier(u32* counter, u32& generation) {
   __syncthreads();
   ++generation;
@@ -55,11 +58,17 @@ __device__ __forceinline__ void grid_barrier(u32* counter, u32& generation) {
     __threadfence();
     atomicAdd(counter, 1u);
     const u32 goal = generation * gridDim.x;
-    while (load_acquire(counter) < goal) __nanosleep(32);
+    for (u32 polls = 1; load_acquire(counter) < goal; ++polls) {
+      if (TRAP_AFTER_POLLS != 0 && polls == TRAP_AFTER_POLLS) asm volatile("trap;");
+      __nanosleep(32);
+    }
     __threadfence();
   }
   __syncthreads();
 }
+
+// The batched search's barriers: 2^24 polls (seconds; a barrier takes microseconds).
+constexpr u32 BATCHED_TRAP_POLLS = 1u << 24;
 
 // out = the items of rank < k of one row (vs_select's top k), in ascending index order. All threads call it.
 __device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int* out, TopKShared& sh) {
@@ -560,7 +569,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
         }
         __syncthreads();
       }
-      grid_barrier(barrier, generation);
+      grid_barrier<BATCHED_TRAP_POLLS>(barrier, generation);
       unsigned long long* slot = totals + (size_t)(walkRounds % 3) * MAX_BATCH;
       // The previous walking round's totals (two rounds ahead's slot) were last read before the barrier above.
       if (blockIdx.x == 0) {
@@ -574,7 +583,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
         const size_t at = ((size_t)c * H + h) * n;
         add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
       }
-      grid_barrier(barrier, generation);
+      grid_barrier<BATCHED_TRAP_POLLS>(barrier, generation);
       for (int c = threadIdx.x; c < P; c += THREADS) {
         if (source[c] == WALK) total[c] = (double)*(volatile unsigned long long*)&slot[c];
       }
