@@ -14,8 +14,10 @@
  *          block in a row, so the 132 resident CTAs span ~4 row blocks of all 8 KV heads;
  *   kv:    KV-head-major (the variant `-kv`): one KV head's CTAs (its 4 query heads × every row block,
  *          longest-first) before the next one's, so the resident CTAs read one KV head's K/V.
- * Printed per cell: tile gathers per CTA, the share the LRU misses (HBM traffic / L2 traffic), and the
- * schedule's tail (makespan over the perfectly balanced one).
+ * Printed per cell: steps and tile gathers per CTA, warpgroups computing a step on average (2 or 3
+ * when every step is one all warpgroups use, 1 when each is one warpgroup's own), the share of tile
+ * gathers the LRU misses (HBM traffic / L2 traffic), and the schedule's tail (makespan over the
+ * perfectly balanced one).
  *
  * Usage: node dist/bench/block-sparse-l2-model.js [--lengths 16384,32768,65536,131072]
  *          [--sparsities 0.8,0.9,0.95] [--l2-mb 50,25] [--tilings n128,c3]
@@ -29,7 +31,7 @@ const H = 32, HKV = 8, C = 16, SMS = 132;
 const TILE_KV_BYTES = 16 * 2 * 128 * 2; // K and V of a 16-key tile, bf16, D = 128
 
 export interface ModelTiling { label: string; consumers: 2 | 3; subTiles: number }
-const TILINGS: Record<string, ModelTiling> = {
+export const MODEL_TILINGS: Record<string, ModelTiling> = {
   n128: { label: 'n128-s2', consumers: 2, subTiles: 8 },
   n64: { label: 'n64-s3', consumers: 2, subTiles: 4 },
   c3: { label: 'c3-n64-s3', consumers: 3, subTiles: 4 },
@@ -39,7 +41,7 @@ const TILINGS: Record<string, ModelTiling> = {
  * One query chunk's synthetic random selection: every chunk 0..m when t ≥ m + 1, else 0, m − 1, m and
  * t − 3 distinct uniformly drawn from 1..m − 2 (partial Fisher–Yates over `scratch`, restored after).
  */
-function randomChunkList(m: number, t: number, rand: () => number, scratch: Int32Array, out: number[]): void {
+export function randomChunkList(m: number, t: number, rand: () => number, scratch: Int32Array, out: number[]): void {
   out.length = 0;
   if (t >= m + 1) {
     for (let j = 0; j <= m; j++) out.push(j);
@@ -69,7 +71,9 @@ function randomChunkList(m: number, t: number, rand: () => number, scratch: Int3
  * warpgroups, then pairs, then singles), each ascending. The kernel interleaves a tier's classes
  * round-robin; the L2 does not care, so this keeps each class's steps together.
  */
-function ctaSteps(h: number, cr: number, n: number, t: number, tiling: ModelTiling, seed: number, scratch: Int32Array, masks: Uint16Array): number[][] {
+function ctaSteps(
+  h: number, cr: number, n: number, t: number, tiling: ModelTiling, seed: number, scratch: Int32Array, masks: Uint16Array,
+): { steps: number[][]; warpgroupSteps: number } {
   const slots = 4 * tiling.consumers;
   const numTiles = Math.ceil(n / C);
   const touched: number[] = [];
@@ -93,8 +97,14 @@ function ctaSteps(h: number, cr: number, n: number, t: number, tiling: ModelTili
     masks[j] = 0;
   }
   const steps: number[][] = [];
-  for (const cls of classes) for (let i = 0; i < cls.length; i += tiling.subTiles) steps.push(cls.slice(i, i + tiling.subTiles));
-  return steps;
+  let warpgroupSteps = 0;
+  classes.forEach((cls, c) => {
+    for (let i = 0; i < cls.length; i += tiling.subTiles) steps.push(cls.slice(i, i + tiling.subTiles));
+    let members = 0;
+    for (let w = 0; w < tiling.consumers; w++) members += (sets[c] >> w) & 1;
+    warpgroupSteps += members * Math.ceil(cls.length / tiling.subTiles);
+  });
+  return { steps, warpgroupSteps };
 }
 
 /** An LRU set of fixed capacity (Map keeps insertion order: re-inserting on a hit moves a key last). */
@@ -112,7 +122,7 @@ class LruSet {
 
 export interface L2ModelCell {
   n: number; s: number; t: number; tiling: string; order: WgmmaCtaOrder; l2Mb: number;
-  ctas: number; tilesPerCta: number; stepsPerCta: number; missShare: number; tail: number;
+  ctas: number; tilesPerCta: number; stepsPerCta: number; warpgroupsPerStep: number; missShare: number; tail: number;
 }
 
 /** Replays one (n, s, tiling, order) cell for each L2 size (one schedule, several caches side by side). */
@@ -127,12 +137,13 @@ export function simulateL2(n: number, s: number, tiling: ModelTiling, order: Wgm
   const misses = new Array<number>(l2MbList.length).fill(0);
   const seed = n * 31 + Math.round(s * 1000);
   const sm: { steps: number[][]; pos: number; hk: number }[] = [];
-  let next = 0, ticks = 0, totalSteps = 0, totalTiles = 0;
+  let next = 0, ticks = 0, totalSteps = 0, totalTiles = 0, totalWarpgroupSteps = 0;
   const take = (): { steps: number[][]; pos: number; hk: number } | null => {
     if (next >= ctas) return null;
     const { cr, h } = wgmmaCtaOfLaunch(order, next++, numCtaRows, H, HKV);
-    const steps = ctaSteps(h, cr, n, t, tiling, seed, scratch, masks);
+    const { steps, warpgroupSteps } = ctaSteps(h, cr, n, t, tiling, seed, scratch, masks);
     totalSteps += steps.length;
+    totalWarpgroupSteps += warpgroupSteps;
     for (const st of steps) totalTiles += st.length;
     return { steps, pos: 0, hk: Math.floor(h / (H / HKV)) };
   };
@@ -157,7 +168,7 @@ export function simulateL2(n: number, s: number, tiling: ModelTiling, order: Wgm
   }
   return l2MbList.map((l2Mb, k) => ({
     n, s, t, tiling: tiling.label, order, l2Mb, ctas,
-    tilesPerCta: totalTiles / ctas, stepsPerCta: totalSteps / ctas,
+    tilesPerCta: totalTiles / ctas, stepsPerCta: totalSteps / ctas, warpgroupsPerStep: totalWarpgroupSteps / totalSteps,
     missShare: misses[k] / totalTiles, tail: ticks / (totalSteps / SMS),
   }));
 }
@@ -172,17 +183,17 @@ function main(argv: string[]): void {
     else if (argv[i] === '--tilings') tilings = v.split(',');
     else throw new Error(`unknown argument ${argv[i]}`);
   }
-  for (const name of tilings) if (!TILINGS[name]) throw new Error(`--tilings: ${name} is none of ${Object.keys(TILINGS).join(', ')}`);
+  for (const name of tilings) if (!MODEL_TILINGS[name]) throw new Error(`--tilings: ${name} is none of ${Object.keys(MODEL_TILINGS).join(', ')}`);
   console.log(`# random selections, H = ${H}, Hkv = ${HKV}, c = ${C}, ${SMS} SMs, one CTA per SM, a step per tick; LRU over 8 KB K+V tiles`);
-  console.log(`| n | s | t | tiling | order | CTAs | steps / CTA | tiles / CTA | ${l2Mb.map((mb) => `miss share (${mb} MB)`).join(' | ')} | tail |`);
-  console.log(`| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |${l2Mb.map(() => ' ---: |').join('')} ---: |`);
+  console.log(`| n | s | t | tiling | order | CTAs | steps / CTA | tiles / CTA | warpgroups / step | ${l2Mb.map((mb) => `miss share (${mb} MB)`).join(' | ')} | tail |`);
+  console.log(`| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |${l2Mb.map(() => ' ---: |').join('')} ---: |`);
   for (const n of lengths) {
     for (const s of sparsities) {
       for (const name of tilings) {
         for (const order of ['heads', 'kv'] as const) {
-          const cells = simulateL2(n, s, TILINGS[name], order, l2Mb);
+          const cells = simulateL2(n, s, MODEL_TILINGS[name], order, l2Mb);
           const c = cells[0];
-          console.log(`| ${n} | ${s} | ${c.t} | ${c.tiling} | ${order} | ${c.ctas} | ${c.stepsPerCta.toFixed(1)} | ${c.tilesPerCta.toFixed(1)} | ` +
+          console.log(`| ${n} | ${s} | ${c.t} | ${c.tiling} | ${order} | ${c.ctas} | ${c.stepsPerCta.toFixed(1)} | ${c.tilesPerCta.toFixed(1)} | ${c.warpgroupsPerStep.toFixed(2)} | ` +
             `${cells.map((x) => x.missShare.toFixed(3)).join(' | ')} | ${c.tail.toFixed(3)} |`);
         }
       }
