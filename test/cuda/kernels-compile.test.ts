@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
-import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 
 const run = promisify(execFile);
 
@@ -180,5 +180,20 @@ describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
       // ptxas reports a serialised wgmma chain (C7514/C7515/C7520) as info, not as a warning.
       assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
     });
+  }
+});
+
+// nvcc and NVRTC differ: NVRTC (what the backend compiles with, absent from the development machines)
+// takes a generic lambda's call operator (`[&](auto x) { … }`) for a host function and refuses the
+// source, which nvcc accepts. Session 5 lost a device call's Vertical-Slash tests to one; this check
+// runs everywhere.
+test('no kernel source uses a generic lambda (NVRTC refuses them in device code)', () => {
+  const dir = dirname(kernelSourcePath('common.cuh'));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cu'));
+  assert.ok(files.length > 10, `kernel sources not found in ${dir}`);
+  for (const file of files) {
+    const lines = readKernelSource(file).split('\n');
+    const found = lines.findIndex((l) => /\]\s*\(\s*(const\s+)?auto\b/.test(l.replace(/\/\/.*$/, '')));
+    assert.equal(found, -1, `${file} (headers inlined), line ${found + 1}: a generic lambda: ${lines[found]?.trim()}`);
   }
 });

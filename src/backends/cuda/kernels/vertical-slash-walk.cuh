@@ -121,15 +121,30 @@ __device__ __forceinline__ long long vs_block_pairs_of(const int* V, int kv, int
   return pairs + (long long)cols * (rowEnd - start);
 }
 
+// The two walks as function objects for vs_block_pairs_of. Not generic lambdas (`[&](auto emit)`):
+// NVRTC takes a generic lambda's call operator for a host function and refuses it ("host functions
+// are not allowed in JIT mode"), although nvcc accepts it.
+struct VsRangesWalk {
+  const int* S;
+  int ks, end;
+  template <class Emit>
+  __device__ __forceinline__ void operator()(Emit emit) const { vs_walk_ranges(S, ks, end, emit); }
+};
+struct VsRunsWalk {
+  const int* S;
+  const int* runStart;
+  int ks, end;
+  template <class Emit>
+  __device__ __forceinline__ void operator()(Emit emit) const { vs_walk_runs(S, runStart, ks, end, emit); }
+};
+
 // Exact attended pairs of one (head, 64-row block m), the kept offsets S [0, ks) ascending.
 __device__ __forceinline__ long long vs_block_pairs(const int* V, int kv, const int* S, int ks, int m, int n) {
-  const int end = (m + 1) * VS_BLOCK;
-  return vs_block_pairs_of(V, kv, m, n, [&](auto emit) { vs_walk_ranges(S, ks, end, emit); });
+  return vs_block_pairs_of(V, kv, m, n, VsRangesWalk{S, ks, (m + 1) * VS_BLOCK});
 }
 
 // vs_block_pairs walking by runs (vs_walk_runs).
 __device__ __forceinline__ long long vs_block_pairs_by_runs(const int* V, int kv, const int* S, const int* runStart, int ks, int m,
                                                            int n) {
-  const int end = (m + 1) * VS_BLOCK;
-  return vs_block_pairs_of(V, kv, m, n, [&](auto emit) { vs_walk_runs(S, runStart, ks, end, emit); });
+  return vs_block_pairs_of(V, kv, m, n, VsRunsWalk{S, runStart, ks, (m + 1) * VS_BLOCK});
 }
