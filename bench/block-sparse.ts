@@ -51,11 +51,12 @@ const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
 export function blockSparseVariantOptions(label: string): BlockSparseKernelOptions {
   if (label === 'auto') return {};
   if (label === 'auto-kv') return { autoCtaOrder: 'kv' };
+  if (label === 'auto-heads') return { autoCtaOrder: 'heads' };
   const mma = /^h(\d+)m(\d+)$/.exec(label);
   if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
   const wgmma = parseBlockSparseWgmmaLabel(label);
   if (wgmma) return { wgmma };
-  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto nor auto-kv`);
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv or auto-heads`);
 }
 
 /** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */

@@ -432,18 +432,28 @@ describe('block-sparse kernel choice', () => {
     assert.equal(chunkListsAreSparse({ stride: 21, numChunks: 100, numTokens: 1600 }), false);
   });
 
-  test('the automatic tiling past 64K tokens: 128-row CTAs again for lists of at most 1/32 of the chunks', () => {
+  test('the automatic tiling in the heads-major order past 64K tokens: 128-row CTAs again for lists of at most 1/32 of the chunks', () => {
     // The bench's t at 32K / 128K (B = 2048 / 8192): s = 0.8 → 216 / 865, 0.9 → 105 / 420, 0.95 → 52 / 207.
     const lists = (stride: number, numChunks: number) => ({ stride, numChunks, numTokens: numChunks * 16 });
     for (const [stride, numChunks] of [[216, 2048], [105, 2048], [52, 2048], [865, 8192], [420, 8192]]) {
-      assert.equal(chunkListsAreSparse(lists(stride, numChunks)), true, `t = ${stride} of ${numChunks}`);
+      assert.equal(chunkListsAreSparse(lists(stride, numChunks), 'heads'), true, `t = ${stride} of ${numChunks}`);
     }
-    assert.equal(chunkListsAreSparse(lists(207, 8192)), false, '128K s = 0.95');
-    assert.equal(chunkListsAreSparse(lists(104, 4096)), true, '64K s = 0.95: 64K tokens is not past the bound');
+    assert.equal(chunkListsAreSparse(lists(207, 8192), 'heads'), false, '128K s = 0.95');
+    assert.equal(chunkListsAreSparse(lists(104, 4096), 'heads'), true, '64K s = 0.95: 64K tokens is not past the bound');
     // The bounds themselves: 1/32 of the chunks is still very sparse; 64K + 1 tokens is long.
-    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4097, numTokens: 65537 }), false);
-    assert.equal(chunkListsAreSparse({ stride: 129, numChunks: 4097, numTokens: 65537 }), true);
-    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4096, numTokens: 65536 }), true);
+    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4097, numTokens: 65537 }, 'heads'), false);
+    assert.equal(chunkListsAreSparse({ stride: 129, numChunks: 4097, numTokens: 65537 }, 'heads'), true);
+    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4096, numTokens: 65536 }, 'heads'), true);
+  });
+
+  test('the default order is KV-head-major, with no long-context exception: 192-row CTAs for every list of at most a fifth of the chunks', () => {
+    assert.equal(AUTO_BLOCK_SPARSE_WGMMA_TILING.ctaOrder, 'kv');
+    assert.equal(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.ctaOrder, 'kv');
+    const lists = (stride: number, numChunks: number) => ({ stride, numChunks, numTokens: numChunks * 16 });
+    assert.equal(chunkListsAreSparse(lists(207, 8192)), true, '128K s = 0.95');
+    assert.equal(chunkListsAreSparse(lists(207, 8192), 'kv'), true);
+    assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4097, numTokens: 65537 }), true);
+    assert.equal(chunkListsAreSparse(lists(1200, 4096)), false, 'dense-ish lists keep 128-row CTAs');
   });
 
   test('no option elsewhere: mma.sync, saying why', () => {

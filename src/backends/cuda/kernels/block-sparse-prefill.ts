@@ -98,9 +98,10 @@ export interface BlockSparseKernelOptions {
    */
   wgmma?: Partial<BlockSparseWgmmaTiling>;
   /**
-   * Block order of the automatic wgmma tilings (default 'heads', the measured default; 'kv' is the
-   * KV-head-major variant of docs/perf.md's "Session 5", bench label `auto-kv`). A `wgmma` tiling names
-   * its own order instead.
+   * Block order of the automatic wgmma tilings: 'kv' (the default since session 5: KV-head-major, so the
+   * K/V a block gathers is still in L2 for the next heads of its group; docs/perf.md, block-sparse
+   * "Session 5": 5–21% faster on random lists at 64K–128K, within ±3% at 16K–32K) or 'heads' (the order
+   * before, bench label `auto-heads`). A `wgmma` tiling names its own order instead.
    */
   autoCtaOrder?: WgmmaCtaOrder;
 }
@@ -119,8 +120,9 @@ export interface BlockSparseKernelOptions {
  * slower on random selections (82.4 against 70.7 ms, in one process, each tiling timed twice) and only
  * 2.3% faster on shared ones; at 64K s = 0.95 it still won (4.0% and 1.3%).
  */
-export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'heads' };
-export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3, ctaOrder: 'heads' };
+export const AUTO_CTA_ORDER: WgmmaCtaOrder = 'kv';
+export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2, ctaOrder: AUTO_CTA_ORDER };
+export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3, ctaOrder: AUTO_CTA_ORDER };
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
 /** Between the measured 64K (192 rows won) and 128K (lost): the long-context side of the exception. */
 export const AUTO_VERY_SPARSE_MIN_TOKENS = 65536;
@@ -129,11 +131,14 @@ export const AUTO_VERY_SPARSE_MAX_LIST_SHARE = 1 / 32;
 
 /**
  * Whether lists of `stride` chunks per row out of `numChunks`, over `numTokens` tokens, take the
- * sparse-lists (192-row) tiling (see above): at most a fifth of the chunks, unless at most 1/32 of them
- * over more than 64K tokens.
+ * sparse-lists (192-row) tiling (see above): at most a fifth of the chunks, and in the heads-major
+ * order not at most 1/32 of them over more than 64K tokens. The KV-head-major order has no such
+ * exception: there the 192-row kernel won at 128K s = 0.95 too (61.6 against 63.7 ms random, 25.6
+ * against 26.4 shared; docs/perf.md, block-sparse "Session 5"), the 192-row kernel's L2 misses having
+ * been what it lost to.
  */
-export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'numChunks' | 'numTokens'>): boolean {
-  const verySparseLongContext = lists.numTokens > AUTO_VERY_SPARSE_MIN_TOKENS &&
+export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'numChunks' | 'numTokens'>, order: WgmmaCtaOrder = AUTO_CTA_ORDER): boolean {
+  const verySparseLongContext = order === 'heads' && lists.numTokens > AUTO_VERY_SPARSE_MIN_TOKENS &&
     lists.stride <= AUTO_VERY_SPARSE_MAX_LIST_SHARE * lists.numChunks;
   return lists.stride <= AUTO_SPARSE_MAX_LIST_SHARE * lists.numChunks && !verySparseLongContext;
 }
@@ -164,6 +169,7 @@ export class BlockSparseFlashPrefill {
    */
   private readonly wgmmaKernels: BlockSparseWgmmaPrefill[];
   private readonly wgmmaAuto: boolean;
+  private readonly autoOrder: WgmmaCtaOrder;
   private lastWgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
@@ -183,7 +189,8 @@ export class BlockSparseFlashPrefill {
     }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
     this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
-    const autoOrder = { ctaOrder: options.autoCtaOrder ?? 'heads' };
+    this.autoOrder = options.autoCtaOrder ?? AUTO_CTA_ORDER;
+    const autoOrder = { ctaOrder: this.autoOrder };
     const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
       ? [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }] : [choice.tiling];
     this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
@@ -217,7 +224,7 @@ export class BlockSparseFlashPrefill {
 
   run(a: BlockSparsePrefillArgs): void {
     if (this.wgmmaKernels.length > 0) {
-      const kernel = this.wgmmaKernels[this.wgmmaAuto && chunkListsAreSparse(a.lists) ? 1 : 0];
+      const kernel = this.wgmmaKernels[this.wgmmaAuto && chunkListsAreSparse(a.lists, this.autoOrder) ? 1 : 0];
       this.lastWgmma = kernel;
       kernel.run(a);
       return;
