@@ -25,7 +25,7 @@ import {
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { DeviceGraphDecodeSetup, EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
 import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
-import { QuestDeviceDecode, questDeviceFactory, questSettings } from '../../src/backends/cuda/methods/quest.js';
+import { QUEST_MULTI_BLOCK_MIN_PAGES, QuestDeviceDecode, questDeviceFactory, questSettings } from '../../src/backends/cuda/methods/quest.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { QuestDecode, QuestPageBounds, questPagesFor } from '../../src/methods/quest.js';
@@ -429,6 +429,17 @@ describe('CUDA Quest', { skip }, () => {
       }
     });
   }
+
+  test('the method picks its selection by cache length: v5 from QUEST_MULTI_BLOCK_MIN_PAGES pages, the default below', () => {
+    const config = attentionConfig(32, 8, 128);
+    const method = new QuestDeviceDecode(rt, config, questSettings({ sparsity: 0.9, params: { sharePages: true } }));
+    const P = 16;
+    assert.equal(method.kernelsFor(QUEST_MULTI_BLOCK_MIN_PAGES * P - P).multiBlockStep, false, 'one page short');
+    assert.equal(method.kernelsFor(QUEST_MULTI_BLOCK_MIN_PAGES * P - P + 1).multiBlockStep, true, 'a partial last page counts');
+    assert.equal(method.kernelsFor(131072).multiBlockStep, true, '128K');
+    const fixed = new QuestDeviceDecode(rt, config, questSettings({ sparsity: 0.9 }), {});
+    assert.equal(fixed.kernelsFor(131072).multiBlockStep, false, 'kernel options fix the step for every length');
+  });
 
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },

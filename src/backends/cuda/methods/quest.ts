@@ -4,9 +4,11 @@
  * page scores of the step's query, the top pages per unit (KV group with share_pages, else query
  * head) written as segment lists, and the segment-list decode over them plus the current page.
  * Only the budget k crosses from the host (it depends on the position alone). The selection runs
- * through QuestKernels.selectStep with its default, three launches (the one-launch variant measured
- * slower at 64K-128K: docs/perf.md, "Quest page selection"); a QuestKernelOptions argument picks
- * another step (e.g. { multiBlockStep: true }, v5, eager and graph steps alike) for tests and benches.
+ * through QuestKernels.selectStep: for caches of fewer than QUEST_MULTI_BLOCK_MIN_PAGES pages with its
+ * default, three launches (v3; the one-launch v4 in graphs), for longer ones the multi-block step (v5,
+ * eager and graph alike), which measured faster there and slower below (docs/perf.md, "Session 5:
+ * multi-block Quest selection"). A QuestKernelOptions argument fixes one step for every cache (tests,
+ * benches).
  *
  * In the model's CUDA graph (graphSteps, issue 9) a step is the one-launch selection with the position
  * read on the device (selectStepAt) and the segment decode with a device tail: the budget and the
@@ -88,8 +90,18 @@ export function questGraphTables(first: number, capacity: number, settings: Ques
   return { budgets, tailStarts, maxListRows };
 }
 
+/**
+ * Caches of at least this many pages select with the multi-block step (v5). Measured on the H100
+ * (Llama-8B heads, page 16, graph replays, session 5): v5 against the step used below it, 0.80x at 1,024
+ * pages (16K), 0.93x at 2,048 (32K), 1.15x at 4,096 (64K; eager 1.00-1.02x against v3) and 1.34x at 8,192
+ * (128K; eager 1.16-1.25x).
+ */
+export const QUEST_MULTI_BLOCK_MIN_PAGES = 4096;
+
 /** One layer's per-sequence state. */
 interface QuestLayerState {
+  /** The selection kernels this sequence's cache length picked (QUEST_MULTI_BLOCK_MIN_PAGES). */
+  kernels: QuestKernels;
   bounds: DeviceQuestBounds;
   /** Page scores of the current step and the selection's arrival counters. */
   scratch: QuestStepScratch;
@@ -99,16 +111,23 @@ interface QuestLayerState {
 export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   readonly id = 'quest';
   readonly observationWindow = 0;
-  private readonly kernels: QuestKernels;
+  /** [below QUEST_MULTI_BLOCK_MIN_PAGES, at or above it]: one instance twice when kernelOptions fix the step. */
+  private readonly kernelsByLength: readonly [QuestKernels, QuestKernels];
   private readonly decoder: SegmentDecodeKernel;
   private readonly layers = new Map<number, QuestLayerState>();
   private readonly clock: EstimationClock;
 
   constructor(
-    private readonly rt: CudaRuntime, private readonly config: ModelConfig, readonly settings: QuestSettings, kernelOptions: QuestKernelOptions = {},
+    private readonly rt: CudaRuntime, private readonly config: ModelConfig, readonly settings: QuestSettings, kernelOptions?: QuestKernelOptions,
   ) {
     const shape = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim };
-    this.kernels = new QuestKernels(rt, shape, settings.pageSize, settings.sharePages, kernelOptions);
+    const kernels = (options: QuestKernelOptions) => new QuestKernels(rt, shape, settings.pageSize, settings.sharePages, options);
+    if (kernelOptions) {
+      const fixed = kernels(kernelOptions);
+      this.kernelsByLength = [fixed, fixed];
+    } else {
+      this.kernelsByLength = [kernels({}), kernels({ multiBlockStep: true })];
+    }
     this.decoder = new SegmentDecodeKernel(rt, shape, !settings.sharePages);
     this.clock = new EstimationClock(rt);
   }
@@ -116,15 +135,22 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   private stateOf(call: DeviceDecodeCall): QuestLayerState {
     let state = this.layers.get(call.layer);
     if (!state) {
-      const bounds = new DeviceQuestBounds(this.rt, this.kernels.shape, this.settings.pageSize, call.cache.capacity);
+      const kernels = this.kernelsFor(call.cache.capacity);
+      const bounds = new DeviceQuestBounds(this.rt, kernels.shape, this.settings.pageSize, call.cache.capacity);
       state = {
+        kernels,
         bounds,
-        scratch: new QuestStepScratch(this.rt, this.kernels.units, bounds.pageCapacity, { multiBlock: this.kernels.multiBlockStep }),
-        segments: new SegmentLists(this.rt, this.kernels.units, bounds.pageCapacity),
+        scratch: new QuestStepScratch(this.rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep }),
+        segments: new SegmentLists(this.rt, kernels.units, bounds.pageCapacity),
       };
       this.layers.set(call.layer, state);
     }
     return state;
+  }
+
+  /** The selection kernels for a cache of `capacity` rows. */
+  kernelsFor(capacity: number): QuestKernels {
+    return this.kernelsByLength[Math.ceil(capacity / this.settings.pageSize) >= QUEST_MULTI_BLOCK_MIN_PAGES ? 1 : 0];
   }
 
   decode(call: DeviceDecodeCall): HeadCounts {
@@ -137,9 +163,9 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     const { current, pagesRead, tailStart, tailRows } = questStepPlan(p, this.settings);
     const k = questPagesFor(p, P, this.settings.sparsity, this.settings.tokenBudget);
 
-    this.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
+    state.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
     this.clock.start();
-    this.kernels.selectStep({ q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments });
+    state.kernels.selectStep({ q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments });
     this.clock.end();
 
     this.decoder.run({
@@ -164,7 +190,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     for (const state of this.layers.values()) if (state.bounds.coveredRows !== first) return null;
     const P = this.settings.pageSize;
     const maxPages = Math.floor((capacity - 1) / P);
-    if (!this.kernels.graphStepFits(maxPages)) return null;
+    for (const state of this.layers.values()) if (!state.kernels.graphStepFits(maxPages)) return null;
     for (const [layer, state] of this.layers) {
       if (state.bounds.pageCapacity < maxPages + 1) throw new Error(`${this.id}: layer ${layer}'s bounds hold ${state.bounds.pageCapacity} pages, positions up to ${capacity - 1} need ${maxPages + 1}`);
     }
@@ -174,7 +200,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     // Layers run one after another in the stream: one workspace serves them all.
     const workspace = setup.own(segmentWorkspaceBytes(this.config.numHeads, this.config.headDim, launch.splits));
     const budgets = setup.own(tables.budgets.byteLength), tailStarts = setup.own(tables.tailStarts.byteLength);
-    this.kernels.prepare();
+    for (const state of this.layers.values()) state.kernels.prepare();
     // Synchronous copies outside the stream: fresh pool blocks may still be read by queued kernels.
     this.rt.synchronize();
     this.rt.cuda.upload(budgets, tables.budgets);
@@ -188,7 +214,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       record: (call) => {
         const state = stateOf(call.layer);
         if (call.cache.capacity < capacity) throw new Error(`${this.id}: cache of ${call.cache.capacity} rows for positions up to ${capacity - 1}`);
-        this.kernels.selectStepAt({
+        state.kernels.selectStepAt({
           q: call.q, bounds: state.bounds, cache: call.cache, position: call.position, budgets, maxPages, scratch: state.scratch, segments: state.segments,
         });
         this.decoder.runGraph({
