@@ -9,7 +9,8 @@
 # Needs, carried: .gpu (its Node binary, tools/device/prepare.sh) and .organism
 # (tools/organism/prepare.sh: compiled generators with their two packages, and the eval set).
 # Settings (environment): STEPS, REUSE, REUSE_LAG, WORKERS, CHUNKS, TIME_BUDGET, EVAL_DEADLINE, EVAL_LIMIT, RESUME
-# (a checkpoint folder inside the repo copy), FIRST_CHUNK (a resumed run's first fresh chunk: the
+# (a checkpoint folder inside the repo copy; one holding model.safetensors.planes.xz instead of
+# model.safetensors, made by pack_checkpoint.py, is unpacked into the scratch folder), FIRST_CHUNK (a resumed run's first fresh chunk: the
 # generators start there and train.py reads from there), EXTRA (more train.py flags), GEN_FLAGS
 # (curriculum flags of generate-data.ts), ORGANISM_SCRATCH (working folder, default /tmp),
 # EVAL_BEFORE (seconds after the job's start by which a held-out evaluation of RESUME, before any
@@ -82,6 +83,11 @@ for ((w = 0; w < WORKERS; w++)); do
   pids+=($!)
 done
 
+# A checkpoint too large to carry comes packed (pack_checkpoint.py: byte planes, LZMA): unpack it first.
+if [ -n "${RESUME:-}" ] && [ ! -f "$RESUME/model.safetensors" ] && [ -f "$RESUME/model.safetensors.planes.xz" ]; then
+  python3 tools/organism/pack_checkpoint.py unpack "$RESUME" "$scratch/organism-resume" || exit 2
+  RESUME=$scratch/organism-resume
+fi
 resume_flag=()
 [ -n "${RESUME:-}" ] && resume_flag=(--resume "$RESUME")
 if [ -n "${EVAL_BEFORE:-}" ]; then
