@@ -147,6 +147,48 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
     });
   }
 
+  // Issue 9's shape (Llama-3.1-8B FlexPrefill in bench/vertical-slash-small-heads: H = 32, n = 16384,
+  // min budget 512, so 512 columns and 512 diagonals per head at alpha 0): the batched search at
+  // 1..4 levels (the most 64 score rows take) against the one-probe search on the same ranks, and
+  // the floor's pairs against the index builder's. s = 0.5 runs a bisection with counts past 4096
+  // (vs_mark_runs' carry between its 4096-offset steps).
+  test('H=32 n=16384 min budget 512 (issue 9): batched levels 1-4 give the one-probe answers and floor pairs', () => {
+    const n = 16_384, H = 32, minBudget = 512;
+    const { vertical, slash } = syntheticScores(n, H, 9);
+    const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+    rt.cuda.upload(dv.ptr, vertical);
+    rt.cuda.upload(ds.ptr, slash);
+    const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+    const one = new VerticalSlashCountSearch(rt, H);
+    const levels = [1, 2, 3, 4];
+    const batched = levels.map((probeLevels) => new VerticalSlashCountSearch(rt, H, { probeLevels }));
+    const coverage = new FlexPrefillCoverage(rt, H);
+    const builder = new VerticalSlashIndexBuilder(rt, H);
+    try {
+      coverage.build(scores, 1 / 512);
+      const atZero = coverage.sizes(0, minBudget);
+      assert.ok(atZero.slash.every((k) => k === minBudget) && atZero.vertical.every((k) => k === minBudget), 'alpha 0 keeps the min budget in every row');
+      const floorPairs = builder.countPairs(scores, atZero).reduce((a, b) => a + b, 0);
+      for (const s of [0.9, 0.5]) {
+        const want = one.alpha(scores, coverage.curvesPtr, s, minBudget);
+        assert.equal(want.floorPairs, floorPairs, `s=${s}: one-probe floor pairs vs the index builder's`);
+        batched.forEach((b, i) => {
+          const got = b.alpha(scores, coverage.curvesPtr, s, minBudget);
+          assert.deepEqual({ ...got, rounds: 0 }, { ...want, rounds: 0 }, `s=${s} levels ${levels[i]}: alpha search (floor pairs ${got.floorPairs} vs ${want.floorPairs})`);
+        });
+      }
+      const want = one.counts(scores, 0.9);
+      batched.forEach((b, i) => assert.deepEqual({ ...b.counts(scores, 0.9), rounds: 0 }, { ...want, rounds: 0 }, `levels ${levels[i]}: vertical-slash search`));
+    } finally {
+      one.release();
+      for (const b of batched) b.release();
+      coverage.release();
+      builder.release();
+      rt.pool.release(dv);
+      rt.pool.release(ds);
+    }
+  });
+
   test('refuses a sparsity outside [0, 1) and a bad min budget', () => {
     const search = new VerticalSlashCountSearch(rt, 2);
     assert.throws(() => search.counts({ n: 10, vertical: 0n, slash: 0n }, 1), /sparsity must be in \[0, 1\)/);
