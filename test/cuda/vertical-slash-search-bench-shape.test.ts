@@ -11,7 +11,12 @@
  *      diagonal sums are float atomicAdds (vertical-slash-estimate.cu vs_column_diag), so the 512th /
  *      513th diagonal of a head can swap between two estimates of the same inputs. Several estimates
  *      are taken; the test prints how many slash scores differ bitwise and each estimate's pairs at
- *      alpha 0, and fails when the pairs differ (then the bench's row compares estimates, not searches).
+ *      alpha 0, and fails when the pairs differ (then the bench's row compares estimates, not searches);
+ *   3. the bench's own flow: a fresh FlexPrefill method per variant (one-probe twice, then batched
+ *      L1..L4), one prefill each on the same call, released after: their per-head pairs and kept
+ *      columns / offsets. Printed per variant; a difference in the selections points at the estimate
+ *      (or at memory a kernel reads unwritten: the variants leave the pool in different states), a
+ *      difference in pairs with equal selections at the index build.
  * Skipped where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
@@ -21,8 +26,10 @@ import { FlexPrefillCoverage } from '../../src/backends/cuda/kernels/flexprefill
 import { ModelOpsKernels } from '../../src/backends/cuda/kernels/model-ops.js';
 import { VerticalSlashEstimator } from '../../src/backends/cuda/kernels/vertical-slash-estimate.js';
 import { VerticalSlashIndexBuilder } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
+import type { DevicePrefillCall } from '../../src/backends/cuda/methods/contract.js';
+import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../../src/backends/cuda/methods/flexprefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { cudaSkip } from './cuda-skip.js';
 
@@ -82,6 +89,62 @@ describe('CUDA count searches on the bench\'s Llama-8B FlexPrefill inputs (issue
     } finally {
       rt.synchronize();
       for (const x of [estimator, coverage, builder, one, ...batched]) x.release();
+    }
+  });
+
+  test('the bench\'s flow: one prefill per variant (one-probe twice, batched L1..L4), same selections and pairs', () => {
+    const out = rt.pool.acquire(N * H * D * 2);
+    const call: DevicePrefillCall = {
+      layer: 0, shape: { ...SHAPE, scale: 1 / Math.sqrt(D) }, q: q.ptr, qRowStride: H * D, numQueries: N, queryStart: 0, cache, out: out.ptr, isLastChunk: true,
+    };
+    const variants: { label: string; search: CountSearchOptions }[] = [
+      { label: 'one-probe', search: {} }, { label: 'one-probe again', search: {} },
+      ...[1, 2, 3, 4].map((probeLevels) => ({ label: `batched-L${probeLevels}`, search: { probeLevels } })),
+    ];
+    const seen: { label: string; pairs: Float64Array; columns: Int32Array[]; offsets: Int32Array[]; summary: string }[] = [];
+    try {
+      for (const v of variants) {
+        const method = new FlexPrefillDevicePrefill(rt, call.shape, flexPrefillDeviceParams({ sparsity: SPARSITY }), undefined, v.search);
+        try {
+          method.prefill(call);
+          rt.synchronize();
+          const index = method.lastIndex;
+          assert.ok(index, `${v.label}: no index`);
+          const rows = (ptr: bigint, stride: number, counts: Int32Array) => {
+            const all = new Int32Array(H * stride);
+            rt.cuda.download(all, ptr);
+            return Array.from({ length: H }, (_, h) => all.slice(h * stride, h * stride + Math.min(counts[h], N)));
+          };
+          seen.push({
+            label: v.label, pairs: index.pairs.slice(), summary: JSON.stringify(method.lastChoice?.summary ?? null),
+            columns: rows(index.selectedColumns, index.columnStride, index.counts.vertical),
+            offsets: rows(index.selectedOffsets, index.offsetStride, index.counts.slash),
+          });
+        } finally {
+          method.reset();
+        }
+      }
+      const first = seen[0];
+      const differences: string[] = [];
+      const setDiff = (a: Int32Array, b: Int32Array) => {
+        const inB = new Set(b), inA = new Set(a);
+        return `only here [${[...a].filter((x) => !inB.has(x)).slice(0, 8).join(' ')}], only in ${first.label} [${[...b].filter((x) => !inA.has(x)).slice(0, 8).join(' ')}]`;
+      };
+      for (const s of seen) {
+        const total = s.pairs.reduce((a, b) => a + b, 0);
+        const heads = [...s.pairs.keys()].filter((h) => s.pairs[h] !== first.pairs[h]);
+        const colHeads = [...s.columns.keys()].filter((h) => s.columns[h].join() !== first.columns[h].join());
+        const offHeads = [...s.offsets.keys()].filter((h) => s.offsets[h].join() !== first.offsets[h].join());
+        console.log(`# ${s.label}: ${s.summary} pairs ${total}; heads with other pairs [${heads.join(' ')}], other columns [${colHeads.join(' ')}], other offsets [${offHeads.join(' ')}]`);
+        for (const h of heads.slice(0, 3)) {
+          console.log(`#   head ${h}: pairs ${s.pairs[h]} vs ${first.pairs[h]}; columns ${setDiff(s.columns[h], first.columns[h])}; offsets ${setDiff(s.offsets[h], first.offsets[h])}`);
+        }
+        if (heads.length + colHeads.length + offHeads.length > 0) differences.push(s.label);
+      }
+      assert.deepEqual(differences, [], `variants whose selections or pairs differ from ${first.label}'s`);
+    } finally {
+      rt.synchronize();
+      rt.pool.release(out);
     }
   });
 
