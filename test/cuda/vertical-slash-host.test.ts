@@ -11,7 +11,7 @@ import {
 } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import {
-  AUTO_SLOT_BUDGET_BYTES, VerticalSlashCountSearch, autoProbeLevels, maxProbeLevels,
+  AUTO_MAX_PROBE_HEADS, AUTO_SLOT_BUDGET_BYTES, VerticalSlashCountSearch, autoProbeLevels, maxProbeLevels,
 } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
@@ -183,14 +183,17 @@ describe('batched count search options (CPU: checked before anything touches the
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto' }).probeLevels, 'auto');
   });
 
-  test("'auto' takes the most levels whose probe slots fit the budget", () => {
+  test("'auto' takes the most levels whose probe slots fit the budget, at most 256 probe-heads a round", () => {
     assert.equal(AUTO_SLOT_BUDGET_BYTES, 256 * 2 ** 20);
-    // The organism (H = 4): 31 probes x 3 x [4, 16K] int32 = 24 MB.
-    assert.equal(autoProbeLevels(4, 16_384), 5);
-    // Llama-8B (H = 32): 15 probes at 16K (94 MB), 7 at 64K (176 MB), 3 at 128K (151 MB).
-    assert.equal(autoProbeLevels(32, 16_384), 4);
+    assert.equal(AUTO_MAX_PROBE_HEADS, 256);
+    // The organism (H = 4): 15 probes (60 probe-heads; 31 would be 124, measured slower).
+    assert.equal(autoProbeLevels(4, 16_384), 4);
+    assert.equal(autoProbeLevels(16, 16_384), 4, '15 x 16 = 240');
+    // Llama-8B (H = 32): 7 probes at 16K and 64K (224 probe-heads; 176 MB at 64K), 3 at 128K (151 MB).
+    assert.equal(autoProbeLevels(32, 16_384), 3);
     assert.equal(autoProbeLevels(32, 65_536), 3);
     assert.equal(autoProbeLevels(32, 131_072), 2);
+    assert.equal(autoProbeLevels(64, 16_384), 2, '3 x 64 = 192');
     // At least one level however long the prompt; none where the kernel takes no batch.
     assert.equal(autoProbeLevels(32, 2 ** 24), 1);
     assert.equal(autoProbeLevels(600, 1024), 0);

@@ -54,13 +54,22 @@ export function maxProbeLevels(numHeads: number): number {
 export const AUTO_SLOT_BUDGET_BYTES = 256 * 2 ** 20;
 
 /**
- * probeLevels 'auto' for one search: the most levels the kernel takes with H heads whose 2^L - 1
- * probes' slots (3 x [H, n] int32 each) fit `budget` bytes, at least 1; 0 when the batched kernel
- * takes none (then the one-probe kernel runs).
+ * 'auto' takes at most AUTO_MAX_LEVELS levels, and at most as many as keep (2^L - 1) probes x H heads
+ * within AUTO_MAX_PROBE_HEADS: more probes per round cost more than the rounds they save. Measured on
+ * the H100 (docs/perf.md, "Session 5: estimation on small models", s = 0.9 at 16K): H = 4 fastest at
+ * L = 4 (L = 5 7% slower), H = 32 at L = 3 (224 probe-heads; L = 4, 480, 22% slower).
+ */
+export const AUTO_MAX_LEVELS = 4;
+export const AUTO_MAX_PROBE_HEADS = 256;
+
+/**
+ * probeLevels 'auto' for one search: the most levels the kernel takes with H heads, up to AUTO_MAX_LEVELS
+ * and AUTO_MAX_PROBE_HEADS probe-heads a round, whose 2^L - 1 probes' slots (3 x [H, n] int32 each) fit
+ * `budget` bytes; at least 1 unless the batched kernel takes none (0: the one-probe kernel runs).
  */
 export function autoProbeLevels(numHeads: number, n: number, budget = AUTO_SLOT_BUDGET_BYTES): number {
-  let L = maxProbeLevels(numHeads);
-  while (L > 1 && (2 ** L - 1) * numHeads * n * 12 > budget) L--;
+  let L = Math.min(maxProbeLevels(numHeads), AUTO_MAX_LEVELS);
+  while (L > 1 && ((2 ** L - 1) * numHeads * n * 12 > budget || (2 ** L - 1) * numHeads > AUTO_MAX_PROBE_HEADS)) L--;
   return L;
 }
 

@@ -21,7 +21,7 @@ import type { VerticalSlashKernelChoice } from '../kernels/vertical-slash-prefil
 import type { CudaRuntime } from '../runtime.js';
 import type { DeviceMethodOptions, DevicePrefillFactory } from './contract.js';
 import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
-import { type DeviceCountChoice, VerticalSlashFamilyDevicePrefill } from './vertical-slash.js';
+import { DEFAULT_COUNT_SEARCH, type DeviceCountChoice, VerticalSlashFamilyDevicePrefill } from './vertical-slash.js';
 
 export interface FlexPrefillDeviceParams {
   approximationSize: number;
@@ -38,7 +38,7 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   /** kernel, searchOptions: as VerticalSlashFamilyDevicePrefill's (absent: the defaults). */
   constructor(
     rt: CudaRuntime, shape: PrefillShape, readonly params: FlexPrefillDeviceParams, kernel?: VerticalSlashKernelChoice,
-    searchOptions: CountSearchOptions = {},
+    searchOptions: CountSearchOptions = DEFAULT_COUNT_SEARCH,
   ) {
     super(rt, shape, params.approximationSize, kernel, searchOptions);
     this.coverage = new FlexPrefillCoverage(rt, shape.numHeads);

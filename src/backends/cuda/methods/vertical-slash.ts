@@ -32,6 +32,14 @@ import type {
 import { verticalSlashFamilyFactory } from './kernel-family-factories.js';
 import { assertPrefillShape } from './shape-check.js';
 
+
+/**
+ * The count search the methods run: the batched decision tree at 'auto' levels (session 5, H100, s = 0.9
+ * at 16K: Vertical-Slash estimation 2.8x faster per organism layer, 1.8x at Llama-8B's shape, the same
+ * counts as one probe at a time; docs/perf.md, "Session 5: estimation on small models").
+ */
+export const DEFAULT_COUNT_SEARCH: CountSearchOptions = { probeLevels: 'auto' };
+
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
   /** Target sparsity, or null when the counts are given. */
@@ -72,11 +80,11 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   /**
    * kernel: the attention kernel, an mma.sync row tiling (1 | 2, as before) or `{ wgmma }`; absent, the
    * launcher's choice (verticalSlashKernelChoice). searchOptions: the count search's kernel (absent:
-   * one probe at a time; `probeLevels` batches the decision tree, same results).
+   * DEFAULT_COUNT_SEARCH, the batched decision tree; `{}`: one probe at a time, the same results).
    */
   constructor(
     protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, kernel?: VerticalSlashKernelChoice,
-    searchOptions: CountSearchOptions = {},
+    searchOptions: CountSearchOptions = DEFAULT_COUNT_SEARCH,
   ) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
@@ -136,7 +144,7 @@ export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill
 
   constructor(
     rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, kernel?: VerticalSlashKernelChoice,
-    searchOptions: CountSearchOptions = {},
+    searchOptions: CountSearchOptions = DEFAULT_COUNT_SEARCH,
   ) {
     super(rt, shape, params.approximationSize, kernel, searchOptions);
   }
