@@ -9,16 +9,40 @@
 //   vs_column_diag    per (64-key tile, head): recomputes the scores, turns them into weights, sums
 //                     them per column (the block owns its 64 columns: plain stores, deterministic) and
 //                     per diagonal (shared-memory sums, then one global atomicAdd per diagonal)
+//   vs_slash_from_fixed  per slash entry: the fixed-point diagonal sums -> fp32 slash scores
+//
+// Determinism: several warps (shared memory) and several key tiles (global memory) add into the same
+// diagonal in an order the scheduler picks. Float addition would round differently per order, so one
+// prompt could select different diagonals from run to run. The diagonal sums are therefore added as
+// unsigned 64-bit fixed point (value · 2^S, rounded once per lane sum), where addition is exact and
+// associative: any order gives the same bits. The launcher picks S = 62 - ceil(log2 A): a diagonal
+// gathers at most one softmax weight (<= 1) from each of the A rows, so its sum stays below 2^62,
+// a quarter of the range, room for weights that round a little above 1 and the per-lane rounding.
 //
 // Layouts: q [n, qRowStride] bf16 (head h at h·D; the prompt's queries, position = row);
 // k [Hkv, kvStride, D] bf16 (row r = position r); partial [H, splits, A] float2 (max, sum);
-// stats [H, A] float2 (negBase, invSum); vertical, slash [H, n] fp32 (slash zeroed by the caller).
+// stats [H, A] float2 (negBase, invSum); vertical, slash [H, n] fp32; slashFixed [H, n] u64 (zeroed by
+// the caller).
 // Query head h reads KV head h / (H / Hkv). Codegen: HEAD_DIM (64 or 128).
 #include "common.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
+
+typedef unsigned long long u64;
+
+// Conversions as single PTX instructions (as common.cuh does), round to nearest even.
+__device__ __forceinline__ u64 f32_to_u64_rn(float x) {
+  u64 r;
+  asm("cvt.rni.u64.f32 %0, %1;" : "=l"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float u64_to_f32_rn(u64 x) {
+  float r;
+  asm("cvt.rn.f32.u64 %0, %1;" : "=f"(r) : "l"(x));
+  return r;
+}
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -33,6 +57,8 @@ constexpr int LD_ROWS = THREADS / CHUNKS_PER_ROW;
 constexpr int PLD = BN + 8;  // fp32 row stride of the per-warp weight tile
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN % LD_ROWS == 0 && ROWS % LD_ROWS == 0, "tile rows must split evenly over the threads");
+static_assert(((BN + ROWS) * LDS * 2) % 8 == 0 && ((WARPS * 16 * PLD + WARPS * BN) * 4) % 8 == 0,
+              "vs_column_diag's u64 diagonal sums must start 8-byte aligned");
 
 // Copies rows [row0, row0 + count) of a [rows, stride] bf16 matrix (column offset col0) into a
 // [count, LDS] shared tile; rows whose index fails `valid` are zero-filled and read nothing.
@@ -169,16 +195,16 @@ extern "C" __global__ void vs_combine_stats(const float2* __restrict__ partial, 
 }
 
 // grid (ceil(n / 64), H); shared: 2·64 rows of LDS bf16, 4·16·PLD fp32 weights, 4·64 fp32 column
-// partials, diagLen fp32 diagonal sums (diagLen = 64·ceil(A / 64) + 63).
+// partials, diagLen u64 fixed-point diagonal sums (diagLen = 64·ceil(A / 64) + 63). fixedScale = 2^S.
 extern "C" __global__ void __launch_bounds__(THREADS) vs_column_diag(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const float2* __restrict__ stats, float* __restrict__ vertical,
-    float* __restrict__ slash, int n, int H, int Hkv, int qRowStride, int kvStride, int A, float scaleLog2) {
+    u64* __restrict__ slashFixed, int n, int H, int Hkv, int qRowStride, int kvStride, int A, float scaleLog2, float fixedScale) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* sK = reinterpret_cast<bf16_t*>(smem_raw);  // [BN][LDS]
   bf16_t* sQ = sK + BN * LDS;                        // [ROWS][LDS]
   float* sP = reinterpret_cast<float*>(sQ + ROWS * LDS);  // [WARPS][16][PLD]
   float* sCol = sP + WARPS * 16 * PLD;                    // [WARPS][BN]
-  float* sDiag = sCol + WARPS * BN;                       // [diagLen]
+  u64* sDiag = reinterpret_cast<u64*>(sCol + WARPS * BN);  // [diagLen]
   const int diagLen = ((A + ROWS - 1) / ROWS) * ROWS + BN - 1;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -187,7 +213,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_column_diag(
   const int h = blockIdx.y, hk = h / (H / Hkv);
   const int firstPos = n - A;
 
-  for (int i = tid; i < diagLen; i += THREADS) sDiag[i] = 0.f;
+  for (int i = tid; i < diagLen; i += THREADS) sDiag[i] = 0ull;
   load_rows(sK, k + (size_t)hk * kvStride * D, D, k0, n - 1, tid);
   cp_async_commit();
 
@@ -241,7 +267,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_column_diag(
         float sum = 0.f;
         const int rFirst = max(0, d), rLast = min(15, BN - 1 + d);
         for (int r = rFirst; r <= rLast; ++r) sum += wP[r * PLD + r - d];
-        if (sum != 0.f) atomicAdd(&sDiag[i0 + warp * 16 + u], sum);
+        // sum: at most min(16, A) weights, each <= 1 up to rounding, so sum·2^S < 2^63; the scaling by
+        // a power of two is exact, the conversion rounds once.
+        const u64 fixed = f32_to_u64_rn(sum * fixedScale);
+        if (fixed != 0ull) atomicAdd(&sDiag[i0 + warp * 16 + u], fixed);
       }
     }
     __syncwarp();
@@ -258,6 +287,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_column_diag(
   }
   for (int i = tid; i < diagLen; i += THREADS) {
     const int o = firstPos - k0 - (BN - 1) + i;
-    if (o >= 0 && o < n && sDiag[i] != 0.f) atomicAdd(&slash[(size_t)h * n + o], sDiag[i]);
+    if (o >= 0 && o < n && sDiag[i] != 0ull) atomicAdd(&slashFixed[(size_t)h * n + o], sDiag[i]);
   }
+}
+
+// grid ceil(count / 256), 256 threads. slash[i] = slashFixed[i] · 2^-S, rounded once to fp32 (the
+// integer -> float conversion rounds; scaling by a power of two is exact: the result is >= 2^-62).
+extern "C" __global__ void vs_slash_from_fixed(const u64* __restrict__ slashFixed, float* __restrict__ slash, int count,
+                                               float invFixedScale) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) slash[i] = u64_to_f32_rn(slashFixed[i]) * invFixedScale;
 }
