@@ -360,34 +360,6 @@ __device__ __forceinline__ void quest_grid_clear_dead(u32* unitScratch, int pass
   }
 }
 
-// With sh.hist[0, bins) the unit's histogram of the current digit and `remaining` keys still to take
-// from the keys that match the prefix: the bin holding the remaining-th largest (sh.bin), its count
-// (sh.binCount) and how many of it are taken (sh.remaining). Every block computes the same.
-__device__ __forceinline__ void quest_grid_find_bin(int bins, int remaining, TopKStagedShared& sh) {
-  const int tid = threadIdx.x;
-  const int per = bins > GRID_THREADS ? bins / GRID_THREADS : 1;
-  const int hiBin = bins - 1 - tid * per;
-  int c = 0;
-  if (hiBin >= 0) {
-    for (int j = 0; j < per; ++j) c += (int)sh.hist[hiBin - j];
-  }
-  int total;
-  int above = topk_block_exclusive_scan<GRID_THREADS>(c, sh.base, total);
-  if (hiBin >= 0 && c > 0 && above < remaining && above + c >= remaining) {
-    for (int j = 0; j < per; ++j) {
-      const int cnt = (int)sh.hist[hiBin - j];
-      if (above + cnt >= remaining) {
-        sh.bin = hiBin - j;
-        sh.binCount = cnt;
-        sh.remaining = remaining - above;
-        break;
-      }
-      above += cnt;
-    }
-  }
-  __syncthreads();
-}
-
 // Phase A from the page bounds: keys[0, hi - lo) = order keys of the scores of pages [lo, hi) of the
 // unit; a and o collect the AND and OR of the keys this thread wrote.
 __device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax,
@@ -497,7 +469,7 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
       }
     }
     __syncthreads();
-    quest_grid_find_bin(bins, remaining, sh);
+    topk_staged_find_bin<GRID_THREADS>(bins, remaining, sh);
     prefix |= (u32)sh.bin << shift;
     mask |= (u32)(bins - 1) << shift;
     remaining = sh.remaining;
@@ -596,12 +568,7 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
     if (tid < c) {
       const u32 key = sh.candKey[tid];
       const int idx = sh.candIdx[tid];
-      int rank = 0;
-      for (int j = 0; j < c; ++j) {
-        const u32 other = sh.candKey[j];
-        rank += (other > key || (other == key && sh.candIdx[j] < idx)) ? 1 : 0;
-      }
-      const bool taken = rank < remaining;
+      const bool taken = topk_candidate_rank(key, idx, c, sh) < remaining;
       if (!taken && idx >= lo && idx < hi) keys[idx - lo] = 0u;
       takenBefore = taken && idx < lo;
     }

@@ -220,6 +220,48 @@ __device__ int topk_ordered_pass(int n, Pred pred, Act act, TopKStagedShared& sh
 
 // Chooses the k largest keys of keys[0, n) (0: not a candidate) and zeroes the keys of the bin's
 // non-taken elements so that topk_staged_taken tells the taken ones. k <= 0 takes none.
+// Rank of the candidate (key, idx) among sh.candKey / sh.candIdx [0, c): how many come before it in
+// the selection order, key descending, then index ascending.
+__device__ __forceinline__ int topk_candidate_rank(u32 key, int idx, int c, const TopKStagedShared& sh) {
+  int rank = 0;
+  for (int j = 0; j < c; ++j) {
+    const u32 other = sh.candKey[j];
+    rank += (other > key || (other == key && sh.candIdx[j] < idx)) ? 1 : 0;
+  }
+  return rank;
+}
+
+// With sh.hist[0, bins) the histogram of the current digit over the candidates that match the prefix,
+// and `remaining` of them still to take: the bin holding the remaining-th largest (sh.bin), its count
+// (sh.binCount) and how many of it are taken (sh.remaining). Thread t sums bins
+// [bins - (t+1)·per, bins - t·per) from the top; its exclusive scan is the count in higher bins. All
+// threads call it; every block that holds the same histogram computes the same.
+template <int THREADS>
+__device__ __forceinline__ void topk_staged_find_bin(int bins, int remaining, TopKStagedShared& sh) {
+  const int tid = threadIdx.x;
+  const int per = bins > THREADS ? bins / THREADS : 1;
+  const int hiBin = bins - 1 - tid * per;
+  int c = 0;
+  if (hiBin >= 0) {
+    for (int j = 0; j < per; ++j) c += (int)sh.hist[hiBin - j];
+  }
+  int total;
+  int above = topk_block_exclusive_scan<THREADS>(c, sh.base, total);
+  if (hiBin >= 0 && c > 0 && above < remaining && above + c >= remaining) {
+    for (int j = 0; j < per; ++j) {
+      const int cnt = (int)sh.hist[hiBin - j];
+      if (above + cnt >= remaining) {
+        sh.bin = hiBin - j;
+        sh.binCount = cnt;
+        sh.remaining = remaining - above;
+        break;
+      }
+      above += cnt;
+    }
+  }
+  __syncthreads();
+}
+
 template <int THREADS>
 __device__ TopKStagedCut topk_select_staged(u32* keys, int n, int k, TopKStagedShared& sh) {
   static_assert(THREADS >= TOPK_RANK_LIMIT && THREADS <= 1024 && THREADS % 32 == 0, "staged top-k block size");
@@ -279,29 +321,7 @@ __device__ TopKStagedCut topk_select_staged(u32* keys, int n, int k, TopKStagedS
       if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], (u32)__popc(peers));
     }
     __syncthreads();
-    // Thread t sums bins [bins - (t+1)·per, bins - t·per) from the top; its exclusive scan is the
-    // count of candidates in higher bins.
-    const int per = bins > THREADS ? bins / THREADS : 1;
-    const int hiBin = bins - 1 - tid * per;
-    int c = 0;
-    if (hiBin >= 0) {
-      for (int j = 0; j < per; ++j) c += (int)sh.hist[hiBin - j];
-    }
-    int total;
-    int above = topk_block_exclusive_scan<THREADS>(c, sh.base, total);
-    if (hiBin >= 0 && c > 0 && above < remaining && above + c >= remaining) {
-      for (int j = 0; j < per; ++j) {
-        const int cnt = (int)sh.hist[hiBin - j];
-        if (above + cnt >= remaining) {
-          sh.bin = hiBin - j;
-          sh.binCount = cnt;
-          sh.remaining = remaining - above;
-          break;
-        }
-        above += cnt;
-      }
-    }
-    __syncthreads();
+    topk_staged_find_bin<THREADS>(bins, remaining, sh);
     prefix |= (u32)sh.bin << shift;
     mask |= (u32)(bins - 1) << shift;
     remaining = sh.remaining;
@@ -345,12 +365,7 @@ __device__ TopKStagedCut topk_select_staged(u32* keys, int n, int k, TopKStagedS
   if (tid < c) {
     const u32 key = sh.candKey[tid];
     const int idx = sh.candIdx[tid];
-    int rank = 0;
-    for (int j = 0; j < c; ++j) {
-      const u32 other = sh.candKey[j];
-      rank += (other > key || (other == key && sh.candIdx[j] < idx)) ? 1 : 0;
-    }
-    if (rank >= remaining) keys[idx] = 0u;
+    if (topk_candidate_rank(key, idx, c, sh) >= remaining) keys[idx] = 0u;
   }
   __syncthreads();
   return cut;
