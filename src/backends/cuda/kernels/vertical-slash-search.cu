@@ -307,12 +307,9 @@ __device__ __forceinline__ bool same_probe(const SearchState& a, const SearchSta
   return __double_as_longlong(a.alpha) == __double_as_longlong(b.alpha);
 }
 
-// chooseVerticalSlashCounts' closestColumns(vLo, vHi, ks) from its first probe on.
-__device__ __forceinline__ void start_columns(SearchState& s, int vLo, int vHi, int ks) {
-  s.lo = vLo;
-  s.hi = vHi;
-  s.colHi = vHi;
-  s.ks = ks;
+// The column search's next probe from [lo, hi] (or its end): the upper middle while lo < hi, then lo
+// itself once (VS_COLUMNS_LO) while lo < colHi, else done with (lo, ks).
+__device__ __forceinline__ void next_column(SearchState& s) {
   if (s.lo < s.hi) {
     s.kv = (s.lo + s.hi + 1) >> 1;
     s.state = VS_COLUMNS;
@@ -324,6 +321,15 @@ __device__ __forceinline__ void start_columns(SearchState& s, int vLo, int vHi, 
     s.second = s.ks;
     s.state = DONE;
   }
+}
+
+// chooseVerticalSlashCounts' closestColumns(vLo, vHi, ks) from its first probe on.
+__device__ __forceinline__ void start_columns(SearchState& s, int vLo, int vHi, int ks) {
+  s.lo = vLo;
+  s.hi = vHi;
+  s.colHi = vHi;
+  s.ks = ks;
+  next_column(s);
 }
 
 __device__ __forceinline__ void next_halving(SearchState& s, double target) {
@@ -386,16 +392,7 @@ __device__ __forceinline__ void search_advance(SearchState& s, const SearchGoal&
     case VS_COLUMNS:
       if (p <= target) s.lo = s.kv;
       else s.hi = s.kv - 1;
-      if (s.lo < s.hi) {
-        s.kv = (s.lo + s.hi + 1) >> 1;
-      } else if (s.lo < s.colHi) {
-        s.kv = s.lo;
-        s.state = VS_COLUMNS_LO;
-      } else {
-        s.first = s.lo;
-        s.second = s.ks;
-        s.state = DONE;
-      }
+      next_column(s);
       break;
     case VS_COLUMNS_LO:
       s.below = __dsub_rn(target, p);

@@ -45,6 +45,23 @@ __device__ __forceinline__ long long vs_causal_rect_pairs(long long r0, long lon
   return pairs;
 }
 
+// The original's three-way rule for one kept offset whose range would end at e (the current range
+// [a, b), a < 0 before the first): start the first range, emit the current one and start anew when e
+// lies more than 64 past its end, or extend it by 64 when e lies within 64 past its end.
+template <class Emit>
+__device__ __forceinline__ void vs_merge_offset(int e, int& a, int& b, Emit& emit) {
+  if (a < 0) {
+    a = e - VS_BLOCK;
+    b = e;
+  } else if (e > b + VS_BLOCK) {
+    emit(a, b);
+    a = e - VS_BLOCK;
+    b = e;
+  } else if (e > b) {
+    b += VS_BLOCK;
+  }
+}
+
 // The original's merge of the kept diagonals (S [0, ks) ascending offsets) that reach a 64-row
 // query block ending at `end`: offsets visited from the largest below end, e = max(end - o, 64); a
 // range is extended by 64 when e lies within 64 past its end, else a new one [e - 64, e) starts.
@@ -56,17 +73,7 @@ __device__ __forceinline__ void vs_walk_ranges(const int* S, int ks, int end, Em
   int a = -1, b = -1;
   int i = vs_lower_bound(S, ks, end) - 1;
   while (i >= 0) {
-    const int e = max(end - S[i], VS_BLOCK);
-    if (a < 0) {
-      a = e - VS_BLOCK;
-      b = e;
-    } else if (e > b + VS_BLOCK) {
-      emit(a, b);
-      a = e - VS_BLOCK;
-      b = e;
-    } else if (e > b) {
-      b += VS_BLOCK;
-    }
+    vs_merge_offset(max(end - S[i], VS_BLOCK), a, b, emit);
     --i;
     // b >= 64, so e <= b exactly when S[i] >= end - b: a contiguous run below i.
     if (i >= 0 && S[i] >= end - b) i = vs_lower_bound(S, i + 1, end - b) - 1;
@@ -85,17 +92,7 @@ __device__ __forceinline__ void vs_walk_runs(const int* S, const int* runStart, 
   int a = -1, b = -1;
   int i = vs_lower_bound(S, ks, end) - 1;
   while (i >= 0) {
-    const int e = max(end - S[i], VS_BLOCK);
-    if (a < 0) {
-      a = e - VS_BLOCK;
-      b = e;
-    } else if (e > b + VS_BLOCK) {
-      emit(a, b);
-      a = e - VS_BLOCK;
-      b = e;
-    } else if (e > b) {
-      b += VS_BLOCK;
-    }
+    vs_merge_offset(max(end - S[i], VS_BLOCK), a, b, emit);
     const int first = runStart[i];
     const int last = max(end - S[first], VS_BLOCK);
     if (last > b) b += VS_BLOCK * ((last - b + VS_BLOCK - 1) / VS_BLOCK);
