@@ -81,11 +81,11 @@ export class DecodeGraph {
   step(token: number, position: number): number {
     if (this.exec === null) throw new Error('decode graph: step before capture');
     if (this.deviceToken !== token || this.devicePosition !== position) {
-      // The synchronous copies run outside the (non-blocking) stream: wait for it first.
+      // The synchronous copies run outside the (non-blocking) stream: wait for it first (upload itself
+      // waits for its copy to land).
       this.rt.synchronize();
       this.rt.cuda.upload(this.ids, Int32Array.of(token));
       this.rt.cuda.upload(this.positions, Int32Array.of(position));
-      this.rt.cuda.check(this.rt.cuda.api.cuCtxSynchronize(), 'cuCtxSynchronize');
     }
     this.rt.cuda.launchGraph(this.exec, this.rt.stream);
     this.rt.synchronize();

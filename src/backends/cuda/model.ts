@@ -423,12 +423,12 @@ export class CudaTransformerModel {
 
   /**
    * Host → device copy that cannot race queued work: the pool may hand out a block that kernels still
-   * in the stream read, and the synchronous copy runs outside that (non-blocking) stream.
+   * in the stream read, and the synchronous copy runs outside that (non-blocking) stream. (That the
+   * copy has landed before later kernels read it is upload's own guarantee.)
    */
   private uploadOrdered(dst: DevicePtr, data: Int32Array): void {
     this.rt.synchronize();
     this.rt.cuda.upload(dst, data);
-    this.rt.cuda.check(this.rt.cuda.api.cuCtxSynchronize(), 'cuCtxSynchronize');
   }
 
   /** Prefill `prompt` into a fresh sequence in chunks; returns the last token's fp32 logits [V] on the device. */
