@@ -27,6 +27,11 @@ export class GrowableDeviceBuffer {
 
   constructor(private readonly rt: CudaRuntime, readonly label: string) {}
 
+  /** Whether ensure(bytes) would keep the current buffer (no replacement, so nothing is freed). */
+  fits(bytes: number): boolean {
+    return this.buffer !== null && this.buffer.capacity >= Math.max(16, bytes);
+  }
+
   /** A buffer of at least `bytes` bytes. Only call when no queued work still uses the old one. */
   ensure(bytes: number): DeviceBuffer {
     const want = Math.max(16, bytes);

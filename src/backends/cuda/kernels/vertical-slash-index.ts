@@ -8,6 +8,12 @@
  *
  * One small host round trip per build: the per-head pair counts and the length of the column list
  * come back together (the contract returns the counts anyway; the length sizes the list).
+ *
+ * The hand-off (build's `ranked`, session 6, opt-in): when the count search has ranked these scores
+ * already, the selection is one compaction launch over its ranks (vs_select_ranked, every row of the
+ * layer at once) instead of a radix select per head and kind, the counts reach the device by memsets
+ * or a device copy instead of a synchronous upload, and the host waits before it only when a buffer
+ * must grow. Same ranks, so the same selection (vs_rank_rows ranks as vs_select does).
  */
 import { FORCED_COLUMNS, FORCED_DIAGONALS } from '../../../methods/vertical-slash-prefill.js';
 import type { DevicePtr } from '../context.js';
@@ -18,6 +24,8 @@ import type { VerticalSlashScores } from './vertical-slash-estimate.js';
 
 export const PATTERN_BLOCK = 64;
 const SELECT_THREADS = 1024;
+/** vs_select_ranked's block (vertical-slash-search.cu THREADS). */
+const RANKED_SELECT_THREADS = 512;
 /** The kernels index the column list with 32-bit integers. */
 const MAX_LISTED_COLUMNS = 2 ** 31 - 1;
 
@@ -25,6 +33,18 @@ const MAX_LISTED_COLUMNS = 2 ** 31 - 1;
 export interface VerticalSlashCounts {
   vertical: Int32Array;
   slash: Int32Array;
+}
+
+/** Rankings of the scores being indexed, from the count search (VerticalSlashCountSearch.ranksOf). */
+export interface RankedRows {
+  /** [2H, n] int32: rank of each column (rows < H) or offset (rows >= H), vs_rank_rows' order. */
+  ranks: DevicePtr;
+  /**
+   * [2H] int32 on the device holding the same counts as the host arrays passed beside it (e.g.
+   * FlexPrefillCoverage.countsPtr after its last sizes()); absent: memsets when every head has the
+   * same counts, else a synchronous upload.
+   */
+  counts?: DevicePtr;
 }
 
 /**
@@ -61,6 +81,7 @@ export interface DeviceVerticalSlashIndex extends VerticalSlashKernelIndex {
 
 export class VerticalSlashIndexBuilder {
   private kernels: { select: CudaKernel; ranges: CudaKernel; pairs: CudaKernel; scan: CudaKernel; columns: CudaKernel } | null = null;
+  private rankedSelect: CudaKernel | null = null;
   private readonly buf: Record<'counts' | 'selV' | 'selS' | 'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'colList' | 'summary', GrowableDeviceBuffer>;
 
   constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
@@ -83,8 +104,14 @@ export class VerticalSlashIndexBuilder {
     return this.kernels;
   }
 
-  /** Checks and clamps the counts, uploads them and enqueues both selections. */
-  private select(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
+  /**
+   * Checks and clamps the counts, puts them on the device and enqueues both selections: by default an
+   * upload and a radix select per kind; from `ranked`, one compaction (the hand-off). `later(numBlocks,
+   * C)`: the buffers the caller will size before its next wait, with their bytes (the hand-off waits
+   * for the stream only when one of them or the selection's must grow).
+   */
+  private select(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows,
+    later: (numBlocks: number, C: number) => [GrowableDeviceBuffer, number][] = () => []) {
     const H = this.numHeads, n = scores.n;
     const clamp = (a: Int32Array, what: string, least: number): Int32Array => {
       if (a.length !== H) throw new Error(`vertical-slash index: ${what} counts must have ${H} entries (got ${a.length})`);
@@ -98,36 +125,60 @@ export class VerticalSlashIndexBuilder {
     const k = this.prepare();
     const strideV = Math.max(1, ...kv), strideS = Math.max(1, ...ks);
     const numBlocks = Math.ceil(n / PATTERN_BLOCK);
-    // Earlier work on the stream may still read these buffers (uploads do not wait for the stream).
-    this.rt.synchronize();
-    const countsBuf = this.buf.counts.ensure(2 * H * 4);
-    const both = new Int32Array(2 * H);
-    both.set(kv, 0);
-    both.set(ks, H);
-    this.rt.cuda.upload(countsBuf.ptr, both);
-    const ksPtr = countsBuf.ptr + BigInt(4 * H);
-    const selV = this.buf.selV.ensure(H * strideV * 4), selS = this.buf.selS.ensure(H * strideS * 4);
+    const uniform = kv.every((c) => c === kv[0]) && ks.every((c) => c === ks[0]);
+    const upload = !ranked || (ranked.counts === undefined && !uniform);
+    const sized: [GrowableDeviceBuffer, number][] = [[this.buf.counts, 2 * H * 4], [this.buf.selV, H * strideV * 4], [this.buf.selS, H * strideS * 4], ...later(numBlocks, strideS)];
+    // Earlier work on the stream may still read these buffers (uploads do not wait for the stream,
+    // growing frees them).
+    if (upload || sized.some(([b, bytes]) => !b.fits(bytes))) this.rt.synchronize();
     const stream = this.rt.stream;
-    const selectConfig = { grid: [H, 1, 1] as [number, number, number], block: [SELECT_THREADS, 1, 1] as [number, number, number], sharedBytes: 0, stream };
-    k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
-    k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
+    const countsBuf = this.buf.counts.ensure(2 * H * 4);
+    const ksPtr = countsBuf.ptr + BigInt(4 * H);
+    if (upload) {
+      const both = new Int32Array(2 * H);
+      both.set(kv, 0);
+      both.set(ks, H);
+      this.rt.cuda.upload(countsBuf.ptr, both);
+    } else if (ranked?.counts !== undefined) {
+      this.rt.cuda.copyDeviceAsync(countsBuf.ptr, ranked.counts, 2 * H * 4, stream);
+    } else {
+      this.rt.cuda.fill32Async(countsBuf.ptr, kv[0], H, stream);
+      this.rt.cuda.fill32Async(ksPtr, ks[0], H, stream);
+    }
+    const selV = this.buf.selV.ensure(H * strideV * 4), selS = this.buf.selS.ensure(H * strideS * 4);
+    if (ranked) {
+      this.rankedSelect ??= this.rt.module('vertical-slash-search.cu', {}).kernel('vs_select_ranked', ['ptr', 'ptr', 'ptr', 'i32', 'ptr', 'i32', 'i32', 'i32']);
+      this.rankedSelect.launch({ grid: [2 * H, 1, 1], block: [RANKED_SELECT_THREADS, 1, 1], sharedBytes: 0, stream },
+        [ranked.ranks, countsBuf.ptr, selV.ptr, strideV, selS.ptr, strideS, n, H]);
+    } else {
+      const selectConfig = { grid: [H, 1, 1] as [number, number, number], block: [SELECT_THREADS, 1, 1] as [number, number, number], sharedBytes: 0, stream };
+      k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
+      k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
+    }
     return { n, numBlocks, strideV, strideS, kv, ks, selV, selS, countsBuf, ksPtr };
   }
 
   /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
-  private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts) {
+  private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows) {
     const H = this.numHeads;
-    const sel = this.select(scores, counts);
+    // The range buffers' sizes follow from the clamped counts (C = the largest slash count).
+    const sizes = (numBlocks: number, C: number): Record<'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'summary', number> => ({
+      ranges: H * verticalSlashRangeSlots(numBlocks, C) * 8, rangeCount: H * numBlocks * 4, colCount: H * numBlocks * 4,
+      colStart: (H * numBlocks + 1) * 4, summary: (H + 2) * 8, // [H] pairs (u64), the column-list length (u64), an overflow flag
+    });
+    const later = (numBlocks: number, C: number): [GrowableDeviceBuffer, number][] =>
+      Object.entries(sizes(numBlocks, C)).map(([name, bytes]) => [this.buf[name as keyof ReturnType<typeof sizes>], bytes]);
+    const sel = this.select(scores, counts, ranked, later);
     const { n, numBlocks, strideV, strideS, selV, selS, countsBuf, ksPtr } = sel;
     const C = strideS;
     const slots = verticalSlashRangeSlots(numBlocks, C);
     if (H * slots > 2 ** 31) throw new Error(`vertical-slash index: ${H * slots} range slots exceed the 32-bit index range`);
-    const ranges = this.buf.ranges.ensure(H * slots * 8);
-    const rangeCount = this.buf.rangeCount.ensure(H * numBlocks * 4);
-    const colCount = this.buf.colCount.ensure(H * numBlocks * 4);
-    const colStart = this.buf.colStart.ensure((H * numBlocks + 1) * 4);
-    // [H] pairs (u64), the column-list length (u64), an overflow flag.
-    const summary = this.buf.summary.ensure((H + 2) * 8);
+    const size = sizes(numBlocks, C);
+    const ranges = this.buf.ranges.ensure(size.ranges);
+    const rangeCount = this.buf.rangeCount.ensure(size.rangeCount);
+    const colCount = this.buf.colCount.ensure(size.colCount);
+    const colStart = this.buf.colStart.ensure(size.colStart);
+    const summary = this.buf.summary.ensure(size.summary);
     const stream = this.rt.stream;
     const k = this.prepare();
     this.rt.cuda.fill32Async(summary.ptr, 0, 2 * (H + 2), stream);
@@ -170,10 +221,13 @@ export class VerticalSlashIndexBuilder {
     return Float64Array.from(words, (w) => Number(w));
   }
 
-  /** The whole index; the column list is enqueued on the stream (the prefill kernel follows it). */
-  build(scores: VerticalSlashScores, counts: VerticalSlashCounts): DeviceVerticalSlashIndex {
+  /**
+   * The whole index; the column list is enqueued on the stream (the prefill kernel follows it).
+   * ranked: the count search's ranks of these scores (the hand-off; the same index).
+   */
+  build(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows): DeviceVerticalSlashIndex {
     const H = this.numHeads;
-    const r = this.selectAndRange(scores, counts);
+    const r = this.selectAndRange(scores, counts, ranked);
     if (r.totalColumns > MAX_LISTED_COLUMNS) {
       throw new Error(`vertical-slash index: ${r.totalColumns} listed columns exceed the kernels' 32-bit list`);
     }

@@ -22,6 +22,7 @@
 //                            the rounds; for few heads (H = 4: 8 score rows on a GPU of 132
 //                            multiprocessors) one round costs about what one probe does. Its walks
 //                            step once per run of kept offsets (vs_walk_runs), not once per 64 keys.
+//   vs_select_ranked         the index builder's selection from the same ranks (hand-off path).
 // Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
@@ -618,6 +619,23 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     write_result(result, st);
     result[5] = rounds;
   }
+}
+
+// grid (2H), THREADS threads: vs_select's selection (vertical-slash-index.cu) read off vs_rank_rows'
+// ranks instead of a radix select per head: row r keeps the items ranked below min(counts[r], n), in
+// ascending index order (a compaction; the ranks are a permutation, so exactly that many). The index
+// builder's hand-off path (VerticalSlashIndexBuilder.build with `ranked`): one launch over every row
+// of the layer, the ranks the count search already sorted. counts [2H] (columns, then diagonals);
+// selV [H, strideV], selS [H, strideS] with strides >= the clamped counts.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_select_ranked(const int* __restrict__ ranks, const int* __restrict__ counts,
+                                                                       int* __restrict__ selV, int strideV, int* __restrict__ selS,
+                                                                       int strideS, int n, int H) {
+  __shared__ TopKShared sh;
+  const int row = blockIdx.x;
+  const bool columns = row < H;
+  const int k = min(counts[row], n);
+  int* out = columns ? selV + (size_t)row * strideV : selS + (size_t)(row - H) * strideS;
+  select_ranked(ranks + (size_t)row * n, n, k, out, sh);
 }
 
 // grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the

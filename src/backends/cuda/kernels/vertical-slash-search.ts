@@ -80,6 +80,14 @@ export interface CountSearchOptions {
    * probe at a time.
    */
   probeLevels?: number | 'auto';
+  /**
+   * The hand-off (session 6, not the default until measured): the search keeps its ranks for the
+   * index builder (ranksOf; VerticalSlashIndexBuilder.build's `ranked`: one compaction launch instead
+   * of a radix select per head and kind, no count upload, no host wait before it), and waits for the
+   * stream before ranking only when a scratch buffer must grow (else its launches queue behind the
+   * estimate). The same ranks and counts, so the same selection (GPU tests hold it to the CPU's).
+   */
+  deviceHandOff?: boolean;
 }
 
 /** Whether the forced floor alone already meets ('meets') or exceeds ('exceeds') the budget. */
@@ -121,6 +129,9 @@ export class VerticalSlashCountSearch {
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
+  readonly deviceHandOff: boolean;
+  /** The scores the ranks in keysB belong to (until the next ranking or release). */
+  private ranked: VerticalSlashScores | null = null;
 
   constructor(private readonly rt: CudaRuntime, readonly numHeads: number, options: CountSearchOptions = {}) {
     if (!(numHeads > 0)) throw new Error(`vertical-slash count search: numHeads must be positive (got ${numHeads})`);
@@ -132,6 +143,7 @@ export class VerticalSlashCountSearch {
       }
     }
     this.probeLevels = L ?? null;
+    this.deviceHandOff = options.deviceHandOff ?? false;
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -175,19 +187,12 @@ export class VerticalSlashCountSearch {
     if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
     if (!(sparsity >= 0 && sparsity < 1)) throw new Error(`vertical-slash count search: sparsity must be in [0, 1) (got ${sparsity})`);
     if (H * n > 2 ** 31) throw new Error(`vertical-slash count search: ${H * n} scores exceed the kernel's 32-bit rows`);
-    const { rank } = this.prepare();
-    // Earlier work on the stream may still read these buffers (growing frees them).
-    this.rt.synchronize();
-    const rows = 2 * H * n * 4;
-    const keysA = this.buf.keysA.ensure(rows), keysB = this.buf.keysB.ensure(rows);
-    const valsA = this.buf.valsA.ensure(rows), valsB = this.buf.valsB.ensure(rows);
-    const ranks = keysB.ptr; // written after the sort's last read of it
-    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [
-      scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
-    ]);
+    const levels = this.probeLevels === 'auto' ? autoProbeLevels(H, n) : this.probeLevels ?? 0;
+    // The hand-off skips rank()'s wait unless its scratch grows: the search's own buffers must not either.
+    if (this.deviceHandOff && this.searchBuffers(levels, n).some(([b, bytes]) => !b.fits(bytes))) this.rt.synchronize();
+    const ranks = this.rank(scores);
     const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
     const search: SearchLaunch = { ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget };
-    const levels = this.probeLevels === 'auto' ? autoProbeLevels(H, n) : this.probeLevels ?? 0;
     const resultPtr = levels === 0 ? this.launchSequential(search) : this.launchBatched(search, levels);
     this.rt.synchronize();
     const result = new Float64Array(levels === 0 ? RESULT_WORDS : BATCHED_RESULT_WORDS);
@@ -195,6 +200,44 @@ export class VerticalSlashCountSearch {
     const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
     const rounds = levels === 0 ? result[3] : result[5];
     return { result, outcome: { floor, floorPairs: result[4], probes: result[3], rounds } };
+  }
+
+  /**
+   * Enqueues vs_rank_rows over the score rows: [2H, n] int32 ranks on the device (rank[i] of item i:
+   * forced items first, then the scores descending, ties to the lower index), valid until the next
+   * ranking or release. Waits for the stream first (earlier work may still read the scratch, and
+   * growing frees it); with deviceHandOff only when a buffer must grow.
+   */
+  rank(scores: VerticalSlashScores): DevicePtr {
+    const H = this.numHeads, n = scores.n;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
+    const { rank } = this.prepare();
+    const rows = 2 * H * n * 4;
+    const scratch = [this.buf.keysA, this.buf.keysB, this.buf.valsA, this.buf.valsB];
+    if (!this.deviceHandOff || scratch.some((b) => !b.fits(rows))) this.rt.synchronize();
+    const [keysA, keysB, valsA, valsB] = scratch.map((b) => b.ensure(rows));
+    const ranks = keysB.ptr; // written after the sort's last read of it
+    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [
+      scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
+    ]);
+    this.ranked = scores;
+    return ranks;
+  }
+
+  /**
+   * The device ranks of exactly these scores (the object the estimator returned, so a later estimate
+   * into the same buffers is another object), or null when the last ranking was of other scores.
+   */
+  ranksOf(scores: VerticalSlashScores): DevicePtr | null {
+    return this.ranked === scores ? this.buf.keysB.current.ptr : null;
+  }
+
+  /** The search kernel's buffers and the bytes each needs at `levels` (0: one probe at a time). */
+  private searchBuffers(levels: number, n: number): [GrowableDeviceBuffer, number][] {
+    const H = this.numHeads;
+    if (levels === 0) return [[this.buf.selV, H * n * 4], [this.buf.selS, H * n * 4], [this.buf.state, COUNTS_AT + 16 * H]];
+    const probes = 2 ** levels - 1, slots = probes * H * n * 4;
+    return [[this.buf.selV, slots], [this.buf.selS, slots], [this.buf.runs, slots], [this.buf.state, BATCHED_SELECTED_AT + 4 * probes * 2 * H]];
   }
 
   /** Blocks for `units` work units of the search, never more than can be resident at once. */
@@ -246,5 +289,6 @@ export class VerticalSlashCountSearch {
 
   release(): void {
     for (const b of Object.values(this.buf)) b.release();
+    this.ranked = null;
   }
 }

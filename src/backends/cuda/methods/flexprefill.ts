@@ -53,6 +53,7 @@ export class FlexPrefillDevicePrefill extends VerticalSlashFamilyDevicePrefill {
       const mean = (a: Int32Array) => Number((a.reduce((x, y) => x + y, 0) / H).toFixed(1));
       return {
         counts,
+        deviceCounts: this.coverage.countsPtr, // what sizesFor just downloaded
         summary: { alpha: Number(alpha.toFixed(6)), minBudget, meanVerticalSize: mean(counts.vertical), meanSlashSize: mean(counts.slash) },
         ...(note ? { note } : {}),
       };

@@ -16,11 +16,11 @@
 import type { HeadCounts } from '../../../engine/attention.js';
 import { causalPairs, intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
 import { verticalSlashMethod } from '../../../methods/vertical-slash.js';
-import type { EventHandle } from '../context.js';
+import type { DevicePtr, EventHandle } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import { VerticalSlashEstimator, type VerticalSlashScores } from '../kernels/vertical-slash-estimate.js';
 import {
-  type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder,
+  type DeviceVerticalSlashIndex, type RankedRows, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
 import { type VerticalSlashKernelChoice, VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
 import { type CountSearchOptions, VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
@@ -56,6 +56,8 @@ export interface DeviceCountChoice {
   counts: VerticalSlashCounts;
   summary: Record<string, number | string>;
   note?: string;
+  /** [2H] int32 on the device equal to `counts` (the hand-off copies them instead of uploading). */
+  deviceCounts?: DevicePtr;
 }
 
 /**
@@ -80,7 +82,10 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   /**
    * kernel: the attention kernel, an mma.sync row tiling (1 | 2, as before) or `{ wgmma }`; absent, the
    * launcher's choice (verticalSlashKernelChoice). searchOptions: the count search's kernel (absent:
-   * DEFAULT_COUNT_SEARCH, the batched decision tree; `{}`: one probe at a time, the same results).
+   * DEFAULT_COUNT_SEARCH, the batched decision tree; `{}`: one probe at a time, the same results);
+   * with `deviceHandOff`, a layer whose counts came from the search builds its index from the
+   * search's ranks (VerticalSlashIndexBuilder.build's `ranked`: the same index, fewer launches and
+   * host waits).
    */
   constructor(
     protected readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly approximationSize: number, kernel?: VerticalSlashKernelChoice,
@@ -112,7 +117,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
       scale: call.shape.scale,
     });
     const choice = this.chooseCounts(scores, n, A);
-    const index = this.builder.build(scores, choice.counts);
+    const index = this.builder.build(scores, choice.counts, this.rankedRows(scores, choice));
     this.rt.cuda.record(end, this.rt.stream);
     this.timed = true;
     this.attention.run({
@@ -122,6 +127,13 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
     this.lastChoice = choice;
     this.lastIndex = index;
     return { attended: index.pairs.slice(), dense: new Float64Array(H).fill(causalPairs(n)) };
+  }
+
+  /** The search's ranks of these scores when it ran on them and hands off (else the builder selects itself). */
+  private rankedRows(scores: VerticalSlashScores, choice: DeviceCountChoice): RankedRows | undefined {
+    const ranks = this.search.deviceHandOff ? this.search.ranksOf(scores) : null;
+    if (ranks === null) return undefined;
+    return choice.deviceCounts === undefined ? { ranks } : { ranks, counts: choice.deviceCounts };
   }
 
   lastEstimationMs(): number | null {
