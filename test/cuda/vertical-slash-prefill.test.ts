@@ -160,8 +160,11 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
 
       // GPU method through the device contract, with each row tiling of the attention kernel, and
       // for a target sparsity once more with the batched count search ('auto': as many levels as H allows here).
+      // Every case once more with the index hand-off (the index from the search's ranks; with given
+      // counts no search runs, so the default build: both held to the CPU).
       const runs: { mTiles: VerticalSlashRowTiles; search: CountSearchOptions }[] = [{ mTiles: 1, search: {} }, { mTiles: 2, search: {} }];
       if (c.options.sparsity !== undefined) runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
+      runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true } });
       for (const { mTiles, search } of runs) {
         const method = gpu(mTiles, search);
         const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
@@ -235,7 +238,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
         assert.equal(countNaN(out), 0, 'every output element must be written');
         const err = relativeError(out, ref);
         const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}${search.deviceHandOff ? ', hand-off' : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
         if (c.dense) {
           assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');

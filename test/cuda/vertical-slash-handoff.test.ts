@@ -1,0 +1,138 @@
+/**
+ * The index hand-off (VerticalSlashIndexBuilder.build's `ranked`, CountSearchOptions.deviceHandOff):
+ * an index built from the count search's ranks (vs_select_ranked, counts by memsets or a device copy)
+ * against the default build on the same device scores (a radix select per head, counts uploaded):
+ * bitwise the same selected columns and offsets, per-block ranges and column lists, exact pairs and
+ * list length. Scores with ties (quantised), NaN, every count from below the forced items to past n,
+ * per-head counts both ways, prompts shorter than a block and partial last blocks; two builds in a
+ * row without a host wait between them. The methods with the hand-off are held to the CPU method in
+ * vertical-slash-prefill.test.ts. Skipped where there is no CUDA device.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout, downloadVerticalSlashSelection,
+} from '../../src/backends/cuda/kernels/vertical-slash-index.js';
+import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { randomGenerator } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
+
+const skip = cudaSkip('CUDA vertical-slash index hand-off tests');
+
+/** Scores [H, n] with sinks, heavy columns, decaying diagonals, many exact ties and `nans` NaN per row. */
+function tiedScores(n: number, H: number, seed: number, nans: number): { vertical: Float32Array; slash: Float32Array } {
+  const rand = randomGenerator(seed);
+  const vertical = new Float32Array(H * n), slash = new Float32Array(H * n);
+  for (let h = 0; h < H; h++) {
+    for (let j = 0; j < n; j++) {
+      const heavy = j < 4 || rand() < 0.03 ? 40 : 1;
+      vertical[h * n + j] = Math.round(heavy * (1 + rand()) * 4) / 4;
+      slash[h * n + j] = Math.round((heavy + 50 * Math.exp(-j / (20 + 50 * h))) * (1 + rand()) * 4) / 4;
+    }
+    for (let t = 0; t < nans; t++) {
+      vertical[h * n + Math.floor(rand() * n)] = NaN;
+      slash[h * n + Math.floor(rand() * n)] = NaN;
+    }
+  }
+  return { vertical, slash };
+}
+
+/** Everything a built index holds, on the host. */
+function snapshot(rt: CudaRuntime, index: DeviceVerticalSlashIndex) {
+  const sel = downloadVerticalSlashSelection(rt, index), layout = downloadVerticalSlashLayout(rt, index);
+  const plain = (rows: Int32Array[]) => rows.map((r) => [...r]);
+  return {
+    pairs: [...index.pairs], totalColumns: index.totalColumns, rangeCap: index.rangeCap,
+    columns: plain(sel.columns), offsets: plain(sel.offsets),
+    ranges: layout.ranges.map(plain), blockColumns: layout.columns.map(plain),
+  };
+}
+
+describe('CUDA vertical-slash index hand-off vs the default build', { skip }, () => {
+  let rt: CudaRuntime;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+  });
+  after(() => rt?.dispose());
+
+  const cases = [
+    { n: 50, H: 2, seed: 1, nans: 0 },      // shorter than one 64-row block (counts past n clamp)
+    { n: 1000, H: 3, seed: 2, nans: 3 },    // partial last block, NaN scores (ranked last)
+    { n: 4096, H: 4, seed: 3, nans: 0 },
+    { n: 16_384, H: 4, seed: 4, nans: 1 },  // the organism's heads at 16K
+    { n: 20_011, H: 2, seed: 5, nans: 0 },  // more than 4096 ranks per compaction step, odd n
+  ];
+
+  for (const c of cases) {
+    test(`n=${c.n} H=${c.H}: the same index from the search's ranks`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = tiedScores(n, H, c.seed, c.nans);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const search = new VerticalSlashCountSearch(rt, H, { deviceHandOff: true });
+      const reference = new VerticalSlashIndexBuilder(rt, H), handOff = new VerticalSlashIndexBuilder(rt, H);
+      const deviceCounts = rt.pool.acquire(2 * H * 4);
+      try {
+        const ranks = search.rank(scores);
+        assert.equal(search.ranksOf(scores), ranks, 'ranksOf: the ranks of these scores');
+        assert.equal(search.ranksOf({ ...scores }), null, 'ranksOf: another scores object has no ranks');
+        const uniform = (kv: number, ks: number): VerticalSlashCounts => ({ vertical: new Int32Array(H).fill(kv), slash: new Int32Array(H).fill(ks) });
+        const perHead: VerticalSlashCounts = {
+          vertical: Int32Array.from({ length: H }, (_, h) => [3, 70, n, 17][h % 4]),
+          slash: Int32Array.from({ length: H }, (_, h) => [64, 1, 200, n + 9][h % 4]),
+        };
+        const countSets: [string, VerticalSlashCounts][] = [
+          ['below the forced items', uniform(0, 1)], ['the forced items', uniform(4, 64)], ['one past them', uniform(5, 65)],
+          ['organism-like', uniform(107, 83)], ['FlexPrefill-like', uniform(512, 512)], ['half', uniform(n >> 1, n >> 1)],
+          ['everything', uniform(n, n)], ['past n (clamped)', uniform(n + 7, n + 3)], ['per head', perHead],
+        ];
+        for (const [name, counts] of countSets) {
+          const want = snapshot(rt, reference.build(scores, counts));
+          const variants: [string, Parameters<VerticalSlashIndexBuilder['build']>[2]][] = [['ranks', { ranks }]];
+          if (name === 'per head') {
+            const both = new Int32Array(2 * H);
+            both.set(counts.vertical, 0);
+            both.set(counts.slash, H);
+            rt.cuda.upload(deviceCounts.ptr, both);
+            variants.push(['ranks + device counts', { ranks, counts: deviceCounts.ptr }]);
+          }
+          for (const [how, ranked] of variants) {
+            // Twice in a row: the second build queues behind the first with no host wait before it.
+            handOff.build(scores, counts, ranked);
+            const got = snapshot(rt, handOff.build(scores, counts, ranked));
+            assert.deepEqual(got, want, `${name} (${how}): the hand-off's index`);
+          }
+        }
+      } finally {
+        rt.synchronize();
+        search.release();
+        reference.release();
+        handOff.release();
+        for (const b of [dv, ds, deviceCounts]) rt.pool.release(b);
+      }
+    });
+  }
+
+  test('a hand-off search answers as the default search', () => {
+    const n = 4096, H = 4;
+    const { vertical, slash } = tiedScores(n, H, 7, 0);
+    const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+    rt.cuda.upload(dv.ptr, vertical);
+    rt.cuda.upload(ds.ptr, slash);
+    const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+    const plain = new VerticalSlashCountSearch(rt, H, { probeLevels: 'auto' });
+    const handOff = new VerticalSlashCountSearch(rt, H, { probeLevels: 'auto', deviceHandOff: true });
+    try {
+      for (const s of [0, 0.5, 0.9, 0.999]) assert.deepEqual(handOff.counts(scores, s), plain.counts(scores, s), `s=${s}`);
+    } finally {
+      plain.release();
+      handOff.release();
+      rt.pool.release(dv);
+      rt.pool.release(ds);
+    }
+  });
+});
