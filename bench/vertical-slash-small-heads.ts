@@ -2,25 +2,31 @@
  * The Vertical-Slash family's estimation on small models (issue 9, session 5): the reference model's
  * attention (models/organism: H = 4, Hkv = 2, D = 64) at 4K and 16K tokens against Llama-3.1-8B's
  * (H = 32, Hkv = 8, D = 128) at 16K, every count-search variant side by side in one process:
- *   one-probe  vs_count_search, the default: one probe per round of grid barriers
+ *   one-probe  vs_count_search: one probe per round of grid barriers
  *   batched-L  vs_count_search_batched: L levels of the search's decision tree per round (--levels;
  *              L = 1 isolates its walk by runs: the same one probe per round)
+ *   auto       the methods' default (DEFAULT_COUNT_SEARCH: batched, levels by autoProbeLevels)
+ *   +handoff   any of them with CountSearchOptions.deviceHandOff (session 6): the index built from the
+ *              search's ranks, fewer host waits (e.g. `auto+handoff`)
+ * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
  * search, index: the method's own event pair; host waits inside it included) and attention = total −
  * estimation, medians of --repeats calls, beside the dense prefill of the same shape. Every variant
- * must choose the same counts and attend the same pairs as one-probe, else the row is FAILED and the
- * process exits non-zero. Beside the one-probe row, the estimation's other stages alone on the same
+ * must choose the same counts and attend the same pairs as the first, else the row is FAILED and the
+ * process exits non-zero. Beside the first variant's row, the estimation's other stages alone on the same
  * inputs: the estimate kernels (device events), FlexPrefill's coverage curves and the index build
- * with the chosen counts (host wall clock, each ending in a wait); the count search (ranking
+ * with the chosen counts (host wall clock, each ending in a wait), the same build from the search's
+ * ranks (the hand-off) and the ranking alone (vs_rank_rows, device events); the count search (ranking
  * included) is the rest of the estimation.
  * Part 2, the count searches alone on synthetic score rows (bench/vertical-slash-estimation.ts: flat,
  * peaked), H = 4 and 32: host wall time of ranking + cooperative search + readback per variant, with
  * probes and rounds; the answers must agree across variants.
  *
  * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
- *        [--sparsities 0.9] [--levels 1,2,3,4,5] [--repeats 5] [--organism-config models/organism/config.json]
- *        [--out FILE]. Prints a skip message without a GPU.
+ *        [--sparsities 0.9] [--levels 1,2,3,4,5 | --variants auto,auto+handoff,one-probe,batched-L4]
+ *        [--repeats 5] [--organism-config models/organism/config.json] [--out FILE]. Prints a skip
+ *        message without a GPU.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -36,7 +42,9 @@ import type { PrefillShape } from '../src/backends/cuda/kernels/flash-prefill.js
 import type { DevicePrefillCall, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
 import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
 import { FlexPrefillDevicePrefill, flexPrefillDeviceParams } from '../src/backends/cuda/methods/flexprefill.js';
-import { type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams } from '../src/backends/cuda/methods/vertical-slash.js';
+import {
+  DEFAULT_COUNT_SEARCH, type VerticalSlashFamilyDevicePrefill, VerticalSlashDevicePrefill, verticalSlashDeviceParams,
+} from '../src/backends/cuda/methods/vertical-slash.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
@@ -55,6 +63,8 @@ interface Options {
   cases: { shape: ShapeName; n: number }[];
   sparsities: number[];
   levels: number[];
+  /** Variant names (--variants), or null: one-probe and batched-L for each of `levels`. */
+  variants: string[] | null;
   repeats: number;
   organismConfig: string;
   out: string | null;
@@ -63,7 +73,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
-    sparsities: [0.9], levels: [1, 2, 3, 4, 5], repeats: 5, organismConfig: 'models/organism/config.json', out: null,
+    sparsities: [0.9], levels: [1, 2, 3, 4, 5], variants: null, repeats: 5, organismConfig: 'models/organism/config.json', out: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -83,6 +93,9 @@ function parseArgs(argv: string[]): Options {
     } else if (flag === '--levels') {
       o.levels = value.split(',').map(Number);
       if (o.levels.some((L) => !(Number.isInteger(L) && L >= 1))) throw new Error('--levels: positive integers');
+    } else if (flag === '--variants') {
+      o.variants = value.split(',');
+      for (const name of o.variants) variantOptions(name);
     } else if (flag === '--repeats') {
       o.repeats = Number(value);
       if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
@@ -100,11 +113,27 @@ function parseArgs(argv: string[]): Options {
 /** A count-search variant: its label and the options the methods pass to VerticalSlashCountSearch. */
 interface Variant { label: string; search: CountSearchOptions }
 
-/** One-probe, then the batched levels the kernel takes with H query heads (the others are named and left out). */
-function variantsOf(levels: number[], H: number): Variant[] {
-  const fits = levels.filter((L) => L <= maxProbeLevels(H));
-  if (fits.length < levels.length) console.log(`H=${H}: batched levels ${levels.filter((L) => !fits.includes(L)).join(', ')} left out (at most ${maxProbeLevels(H)})`);
-  return [{ label: 'one-probe', search: {} }, ...fits.map((probeLevels) => ({ label: `batched-L${probeLevels}`, search: { probeLevels } }))];
+/** A variant's search options from its name: one-probe | batched-L<k> | auto, optionally +handoff. */
+function variantOptions(name: string): CountSearchOptions {
+  const [base, suffix, ...rest] = name.split('+');
+  if (rest.length > 0 || (suffix !== undefined && suffix !== 'handoff')) throw new Error(`--variants: unknown variant ${name}`);
+  const handOff = suffix === 'handoff' ? { deviceHandOff: true } : {};
+  if (base === 'one-probe') return { ...handOff };
+  if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...handOff };
+  const L = /^batched-L(\d+)$/.exec(base ?? '');
+  if (L && Number(L[1]) >= 1) return { probeLevels: Number(L[1]), ...handOff };
+  throw new Error(`--variants: unknown variant ${name} (one-probe, batched-L<k> or auto, optionally +handoff)`);
+}
+
+/**
+ * The --variants, or one-probe then the batched levels; those whose levels the kernel does not take
+ * with H query heads are named and left out.
+ */
+function variantsOf(o: Options, H: number): Variant[] {
+  const all = (o.variants ?? ['one-probe', ...o.levels.map((L) => `batched-L${L}`)]).map((label) => ({ label, search: variantOptions(label) }));
+  const fits = all.filter((v) => typeof v.search.probeLevels !== 'number' || v.search.probeLevels <= maxProbeLevels(H));
+  if (fits.length < all.length) console.log(`H=${H}: ${all.filter((v) => !fits.includes(v)).map((v) => v.label).join(', ')} left out (at most ${maxProbeLevels(H)} levels)`);
+  return fits;
 }
 
 function configOf(shape: ShapeName, o: Options): ModelConfig {
@@ -118,8 +147,8 @@ interface MethodRow {
   stages?: Stages;
 }
 
-/** The estimation's stages other than the count search, timed alone (ms). */
-interface Stages { estimate: number; curves: number | null; build: number }
+/** The estimation's stages other than the count search, timed alone (ms); rank: vs_rank_rows alone. */
+interface Stages { estimate: number; curves: number | null; build: number; buildHandOff: number; rank: number }
 
 interface SearchRow {
   H: number; n: number; scores: ScoreKind; s: number; search: 'vertical_and_slash' | 'flexprefill'; variant: string;
@@ -130,18 +159,24 @@ interface SearchRow {
 function timeStages(rt: CudaRuntime, shape: PrefillShape, call: DevicePrefillCall, method: MethodId, A: number, counts: VerticalSlashCounts, repeats: number): Stages {
   const estimator = new VerticalSlashEstimator(rt, shape), builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
   const coverage = new FlexPrefillCoverage(rt, shape.numHeads);
+  const search = new VerticalSlashCountSearch(rt, shape.numHeads, { deviceHandOff: true });
   try {
     const args = { q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, kvStride: call.cache.capacity, n: call.numQueries, approximation: A, scale: call.shape.scale };
     const scores = estimator.run(args);
     const estimate = timeOnDevice(rt, () => estimator.run(args), { warmup: 1, repeats }).medianMs;
     const curves = method === 'flexprefill' ? timed(repeats, () => { coverage.build(scores, 1 / A); rt.synchronize(); }).ms : null;
     const build = timed(repeats, () => { builder.build(scores, counts); rt.synchronize(); }).ms;
-    return { estimate, curves, build };
+    const rank = timeOnDevice(rt, () => search.rank(scores), { warmup: 1, repeats }).medianMs;
+    const ranks = search.ranksOf(scores);
+    if (ranks === null) throw new Error('the ranking did not record its scores');
+    const buildHandOff = timed(repeats, () => { builder.build(scores, counts, { ranks }); rt.synchronize(); }).ms;
+    return { estimate, curves, build, buildHandOff, rank };
   } finally {
     rt.synchronize();
     estimator.release();
     builder.release();
     coverage.release();
+    search.release();
   }
 }
 
@@ -184,8 +219,8 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
     console.log(`${shapeName} n=${n} dense: ${d.totalMs.toFixed(3)} ms`);
     for (const id of METHODS) {
       for (const s of o.sparsities) {
-        let reference: { choice: string; attended: number } | null = null;
-        for (const v of variantsOf(o.levels, H)) {
+        let reference: { label: string; choice: string; attended: number } | null = null;
+        for (const v of variantsOf(o, H)) {
           const method: VerticalSlashFamilyDevicePrefill = id === 'vertical_and_slash'
             ? new VerticalSlashDevicePrefill(rt, shape, verticalSlashDeviceParams({ sparsity: s }), undefined, v.search)
             : new FlexPrefillDevicePrefill(rt, shape, flexPrefillDeviceParams({ sparsity: s }), undefined, v.search);
@@ -194,13 +229,14 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
             const choice = JSON.stringify(method.lastChoice?.summary ?? null);
             const stages = reference === null && method.lastChoice
               ? timeStages(rt, shape, call, id, Math.min(method.approximationSize, n), method.lastChoice.counts, o.repeats) : undefined;
-            reference ??= { choice, attended: r.attended };
+            reference ??= { label: v.label, choice, attended: r.attended };
             const failure = choice !== reference.choice || r.attended !== reference.attended
-              ? `chose ${choice} (${r.attended} pairs), one-probe ${reference.choice} (${reference.attended} pairs)` : undefined;
+              ? `chose ${choice} (${r.attended} pairs), ${reference.label} ${reference.choice} (${reference.attended} pairs)` : undefined;
             rows.push({ shape: shapeName, n, method: id, s, variant: v.label, ...r, choice, ...(failure ? { failure } : {}), ...(stages ? { stages } : {}) });
             if (stages) {
               console.log(`${shapeName} n=${n} ${id} s=${s} stages alone: estimate ${stages.estimate.toFixed(3)} ms, ` +
-                `${stages.curves === null ? '' : `coverage curves ${stages.curves.toFixed(3)} ms, `}index build ${stages.build.toFixed(3)} ms`);
+                `${stages.curves === null ? '' : `coverage curves ${stages.curves.toFixed(3)} ms, `}index build ${stages.build.toFixed(3)} ms, ` +
+                `from ranks ${stages.buildHandOff.toFixed(3)} ms, ranking ${stages.rank.toFixed(3)} ms`);
             }
             console.log(`${shapeName} n=${n} ${id} s=${s} ${v.label}: total ${r.totalMs.toFixed(3)} ms, estimation ${r.estimationMs?.toFixed(3)} ms, ` +
               `attention ${r.attentionMs.toFixed(3)} ms, achieved ${r.achieved.toFixed(3)} ${choice}${failure ? ` FAILED: ${failure}` : ''}`);
@@ -231,20 +267,20 @@ function benchSearches(rt: CudaRuntime, H: number, n: number, kind: ScoreKind, o
   rt.cuda.upload(ds.ptr, slash);
   const scores = { n, vertical: dv.ptr, slash: ds.ptr };
   const coverage = new FlexPrefillCoverage(rt, H);
-  const searches = variantsOf(o.levels, H).map((v) => ({ v, search: new VerticalSlashCountSearch(rt, H, v.search) }));
+  const searches = variantsOf(o, H).map((v) => ({ v, search: new VerticalSlashCountSearch(rt, H, v.search) }));
   try {
     coverage.build(scores, 1 / Math.min(FLEX_APPROXIMATION, n));
     for (const s of o.sparsities) {
       for (const which of ['vertical_and_slash', 'flexprefill'] as const) {
-        let reference: string | null = null;
+        let reference: { label: string; answer: string } | null = null;
         for (const { v, search } of searches) {
           const run = timed(o.repeats, () => (which === 'vertical_and_slash'
             ? search.counts(scores, s)
             : search.alpha(scores, coverage.curvesPtr, s, FLEX_MIN_BUDGET)));
           const { probes, rounds, floorPairs, floor, ...rest } = run.value;
           const answer = JSON.stringify({ ...rest, floor, floorPairs, probes });
-          reference ??= answer;
-          const failure = answer !== reference ? `answered ${answer}, one-probe ${reference}` : undefined;
+          reference ??= { label: v.label, answer };
+          const failure = answer !== reference.answer ? `answered ${answer}, ${reference.label} ${reference.answer}` : undefined;
           rows.push({ H, n, scores: kind, s, search: which, variant: v.label, ms: run.ms, probes, rounds, answer, ...(failure ? { failure } : {}) });
           console.log(`search H=${H} n=${n} ${kind} s=${s} ${which} ${v.label}: ${run.ms.toFixed(3)} ms, ${probes} probes in ${rounds} rounds` +
             `${failure ? ` FAILED: ${failure}` : ''}`);
@@ -284,10 +320,13 @@ export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
     console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s ?? '-'} | ${r.variant} | ${fmt(r.totalMs)} | ${fmt(r.estimationMs)} | ${fmt(r.attentionMs)} | ` +
       `${r.method === 'dense' ? '-' : fmt(r.achieved)} | ${r.failure ? `FAILED: ${r.failure}` : r.choice} |`);
   }
-  console.log('\n| shape | n | method | s | estimate ms | coverage curves ms | index build ms | (one-probe counts; alone, same inputs) |');
-  console.log('| --- | --: | --- | --: | --: | --: | --: | --- |');
+  console.log('\n| shape | n | method | s | estimate ms | coverage curves ms | index build ms | build from ranks ms | ranking ms | (first variant\'s counts; alone, same inputs) |');
+  console.log('| --- | --: | --- | --: | --: | --: | --: | --: | --: | --- |');
   for (const r of methodRows) {
-    if (r.stages) console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s} | ${fmt(r.stages.estimate)} | ${fmt(r.stages.curves)} | ${fmt(r.stages.build)} | |`);
+    if (r.stages) {
+      console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s} | ${fmt(r.stages.estimate)} | ${fmt(r.stages.curves)} | ${fmt(r.stages.build)} | ` +
+        `${fmt(r.stages.buildHandOff)} | ${fmt(r.stages.rank)} | |`);
+    }
   }
   console.log('\n| H | n | scores | s | search | variant | ms | probes | rounds |');
   console.log('| --: | --: | --- | --: | --- | --- | --: | --: | --: |');
