@@ -6,7 +6,11 @@
  *   - v4: QuestKernels.selectStep, one launch (bounds refresh, scores, last-block refined top-k);
  *   - v5: QuestKernels.selectStep with multiBlockStep, one launch of G blocks per unit that score
  *     their chunks and select together (session 5), and its select alone on v3's score rows;
- *   - v4 and v5 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
+ *   - v6: QuestKernels.selectStep with windowStep, v5's blocks with a select of one barrier when the
+ *     unit's previous key range brackets the k-th key (session 6), its select alone, and its step
+ *     with the guess off (two barriers: what a step pays when the guess misses). The timed replays
+ *     repeat one row, so the guess always holds there: the step with the guess off bounds a miss;
+ *   - v4, v5 and v6 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -14,8 +18,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default both). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all three). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -50,23 +54,26 @@ interface Row {
   v4: VersionTiming | null;
   /** v5 and its blocks per unit. */
   v5: (VersionTiming & { blocksPerUnit: number }) | null;
+  /** v6, its blocks per unit, and its step and select alone with the guess off (a miss: two barriers). */
+  v6: (VersionTiming & { blocksPerUnit: number; coldUs: number; coldSelectUs: number }) | null;
 }
 
-type Version = 'v4' | 'v5';
+const VERSIONS = ['v4', 'v5', 'v6'] as const;
+type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
 function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[] } {
   const rest: string[] = [];
-  let versions = new Set<Version>(['v4', 'v5']);
+  let versions = new Set<Version>(VERSIONS);
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] !== '--versions') {
       rest.push(argv[i]);
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (v4, v5 or v4,v5)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6)');
     const names = value.split(',');
-    for (const name of names) if (name !== 'v4' && name !== 'v5') throw new Error(`--versions: unknown version ${name} (v4, v5)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -85,6 +92,8 @@ function main(argv: string[]): number {
   const v3 = new QuestKernels(rt, shape, P, true, { selection: 'radix8' });
   const v4 = new QuestKernels(rt, shape, P, true, { selection: 'refined', fusedStep: true });
   const v5 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true });
+  const v6 = new QuestKernels(rt, shape, P, true, { windowStep: true });
+  const v6Cold = new QuestKernels(rt, shape, P, true, { windowStep: true, windowGuess: false });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -118,7 +127,7 @@ function main(argv: string[]): number {
         bounds.coveredRows = rowsAfter;
       }
       return {
-        bounds, scratch: new QuestStepScratch(rt, v4.units, bounds.pageCapacity, { multiBlock: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity),
+        bounds, scratch: new QuestStepScratch(rt, v4.units, bounds.pageCapacity, { multiBlock: true, window: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity),
       };
     });
     rt.synchronize();
@@ -137,7 +146,7 @@ function main(argv: string[]): number {
         l.bounds.coveredRows = rowsAfter - 1;
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
-      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5) };
+      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6) };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
       const budgetTable = rt.pool.acquire(n * 4);
@@ -149,10 +158,13 @@ function main(argv: string[]): number {
           q: q.ptr, bounds: l.bounds, cache, position: position.ptr, budgets: budgetTable.ptr, maxPages: current, scratch: l.scratch, segments: l.lists,
         });
       };
-      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5) };
+      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6) };
+      const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
+        kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
       const selectOf: Record<Version, (l: Layer) => void> = {
         v4: (l) => v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists),
-        v5: (l) => v5.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch),
+        v5: multiBlockSelect(v5),
+        v6: multiBlockSelect(v6),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -202,9 +214,11 @@ function main(argv: string[]): number {
         return null;
       };
       const timed: Partial<Record<Version, VersionTiming>> = {};
-      for (const version of (['v4', 'v5'] as const).filter((v) => versions.has(v))) {
+      let v6ColdTiming: { coldUs: number; coldSelectUs: number } | null = null;
+      for (const version of VERSIONS.filter((v) => versions.has(v))) {
         const mismatch = mismatchOf(`${version} step`, stepOf[version]) ?? mismatchOf(`${version} select alone`, selectOf[version]) ??
-          mismatchOf(`${version} graph step`, atOf[version]);
+          mismatchOf(`${version} graph step`, atOf[version]) ??
+          (version === 'v6' ? mismatchOf('v6 step, guess off', oneLaunchStep(v6Cold)) ?? mismatchOf('v6 select alone, guess off', multiBlockSelect(v6Cold)) : null);
         if (mismatch) {
           console.error(mismatch);
           failures.push(mismatch);
@@ -216,15 +230,23 @@ function main(argv: string[]): number {
           selectUs: graph((i) => select(layers[i % copies])), atUs: graph((i) => at(layers[i % copies])),
         };
         timed[version] = t;
-        const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)` : '';
+        const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)`
+          : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)` : '';
+        let cold = '';
+        if (version === 'v6') {
+          const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold);
+          v6ColdTiming = { coldUs: graph((i) => coldStep(layers[i % copies])), coldSelectUs: graph((i) => coldSelect(layers[i % copies])) };
+          cold = `; guess off: step ${v6ColdTiming.coldUs.toFixed(1)} us, select alone ${v6ColdTiming.coldSelectUs.toFixed(1)} us`;
+        }
         console.log(`n=${n} s=${s}: ${version}${blocks} ${t.us.toFixed(1)} us = ${(t.us / floorUs).toFixed(2)}x floor, ${(v3Us / t.us).toFixed(2)}x faster than v3; ` +
           `L2-hot ${t.hotUs.toFixed(1)} us, eager ${t.eagerUs.toFixed(1)} us; select alone ${t.selectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)}); ` +
-          `graph step ${t.atUs.toFixed(1)} us`);
+          `graph step ${t.atUs.toFixed(1)} us${cold}`);
       }
       rt.pool.release(budgetTable);
       const row: Row = {
         n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs, v3Us, v3HotUs, v3EagerUs, v3BoundsUs, v3ScoresUs, v3SelectUs,
         v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
+        v6: timed.v6 && v6ColdTiming ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6ColdTiming } : null,
       };
       rows.push(row);
     }
@@ -239,14 +261,15 @@ function main(argv: string[]): number {
   rt.pool.release(q);
   rt.pool.release(position);
   // Side by side (graph replays, bounds rotated out of L2; µs per step).
-  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v3 / v5 | G | select alone v3 / v4 / v5 | graph step v4 / v5 | L2-hot v3 / v5 | eager v3 / v5 |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
+  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v6 | v6, guess off | v5 / v6 | G | select alone v3 / v4 / v5 / v6 / v6 guess off | graph step v4 / v5 / v6 | L2-hot v3 / v5 / v6 | eager v3 / v5 / v6 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(1));
   for (const r of rows) {
-    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ` +
-      `${r.v5 ? (r.v3Us / r.v5.us).toFixed(2) : '-'} | ${r.v5?.blocksPerUnit ?? '-'} | ${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} | ` +
-      `${f(r.v4?.atUs)} / ${f(r.v5?.atUs)} | ` +
-      `${f(r.v3HotUs)} / ${f(r.v5?.hotUs)} | ${f(r.v3EagerUs)} / ${f(r.v5?.eagerUs)} |`);
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ${f(r.v6?.us)} | ${f(r.v6?.coldUs)} | ` +
+      `${r.v5 && r.v6 ? (r.v5.us / r.v6.us).toFixed(2) : '-'} | ${r.v6?.blocksPerUnit ?? r.v5?.blocksPerUnit ?? '-'} | ` +
+      `${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} / ${f(r.v6?.selectUs)} / ${f(r.v6?.coldSelectUs)} | ` +
+      `${f(r.v4?.atUs)} / ${f(r.v5?.atUs)} / ${f(r.v6?.atUs)} | ` +
+      `${f(r.v3HotUs)} / ${f(r.v5?.hotUs)} / ${f(r.v6?.hotUs)} | ${f(r.v3EagerUs)} / ${f(r.v5?.eagerUs)} / ${f(r.v6?.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();

@@ -12,8 +12,11 @@
  * (session 5), runs beside v3/v4 in each of these: its step and its select alone against the CPU on
  * random rows (shared and per-head units, up to 32 blocks per unit), on the crafted rows, folding rows
  * and replayed in graphs (its scratch must come back to zero), as the graph step, and as the method's
- * eager and graph steps. Skipped, with the reason printed, where there is no CUDA device (the
- * scratch-layout check runs everywhere).
+ * eager and graph steps. v6, the windowed multi-block step (session 6), runs wherever v5 does (its
+ * select also with stale guesses and with the guess off), and against v3's lists word for word on
+ * random rows just below and above QUEST_MULTI_BLOCK_MIN_PAGES, with a partial last page and ties.
+ * Skipped, with the reason printed, where there is no CUDA device (the scratch-layout check runs
+ * everywhere).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -62,6 +65,8 @@ test('v5 scratch layout: quest.ts and quest.cu agree on blocks per unit and word
 const TOLERANCE = 1e-2;
 /** v5 as the tests run it: few pages per block, so that short rows spread over many blocks. */
 const MULTI_BLOCK: QuestKernelOptions = { multiBlockStep: true, gridMinPagesPerBlock: 8 };
+/** v6 as the tests run it, as MULTI_BLOCK. */
+const WINDOWED: QuestKernelOptions = { windowStep: true, gridMinPagesPerBlock: 8 };
 
 function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array {
   rt.synchronize();
@@ -132,6 +137,10 @@ describe('CUDA Quest', { skip }, () => {
       // v5 with its default blocks per unit (2 here) and with many (8 pages each: 24 blocks per unit).
       const grid = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true });
       const manyBlocks = new QuestKernels(rt, kernels.shape, P, sharePages, MULTI_BLOCK);
+      // v6 likewise, and with its guess off.
+      const win = new QuestKernels(rt, kernels.shape, P, sharePages, { windowStep: true });
+      const winMany = new QuestKernels(rt, kernels.shape, P, sharePages, WINDOWED);
+      const winCold = new QuestKernels(rt, kernels.shape, P, sharePages, { ...WINDOWED, windowGuess: false });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -140,7 +149,7 @@ describe('CUDA Quest', { skip }, () => {
       const pages = Math.floor((n - 1) / P);
       const scores = rt.pool.acquire(kernels.units * bounds.pageCapacity * 4);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true });
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true, window: true });
       const g = H / Hkv;
       const cases: Array<[number, QuestKernels | { step: QuestKernels } | { gridSelect: QuestKernels }]> = [
         [1, kernels], [7, unstaged], [64, kernels], [64, refined], [64, unstaged], [pages - 1, kernels], [pages - 1, refined],
@@ -148,6 +157,10 @@ describe('CUDA Quest', { skip }, () => {
         [1, { step: grid }], [64, { step: grid }], [pages - 1, { step: grid }],
         [1, { step: manyBlocks }], [7, { step: manyBlocks }], [64, { step: manyBlocks }], [90, { step: manyBlocks }], [pages - 1, { step: manyBlocks }],
         [1, { gridSelect: manyBlocks }], [90, { gridSelect: manyBlocks }], [pages - 1, { gridSelect: grid }],
+        [1, { step: win }], [64, { step: win }], [64, { step: win }], [pages - 1, { step: win }],
+        [1, { step: winMany }], [7, { step: winMany }], [90, { step: winMany }], [90, { step: winMany }], [pages - 1, { step: winMany }],
+        [7, { step: winCold }], [90, { step: winCold }],
+        [1, { gridSelect: winMany }], [90, { gridSelect: winMany }], [pages - 1, { gridSelect: win }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
@@ -207,7 +220,11 @@ describe('CUDA Quest', { skip }, () => {
     // v5's select with its default blocks (up to 32 from 4096 pages on) and with 32 blocks from 2048 pages on.
     const grid = new QuestKernels(rt, shape, 16, true, { multiBlockStep: true });
     const manyBlocks = new QuestKernels(rt, shape, 16, true, { multiBlockStep: true, gridMinPagesPerBlock: 64 });
-    const scratch = new QuestStepScratch(rt, 1, maxPages, { multiBlock: true });
+    // v6 likewise (each select starts from the previous row's key range: stale guesses), and with its guess off.
+    const win = new QuestKernels(rt, shape, 16, true, { windowStep: true });
+    const winMany = new QuestKernels(rt, shape, 16, true, { windowStep: true, gridMinPagesPerBlock: 64 });
+    const winCold = new QuestKernels(rt, shape, 16, true, { windowStep: true, gridMinPagesPerBlock: 64, windowGuess: false });
+    const scratch = new QuestStepScratch(rt, 1, maxPages, { multiBlock: true, window: true });
     const scores = rt.pool.acquire(maxPages * 4);
     const lists = new SegmentLists(rt, 1, maxPages);
     const rank = new IndexScratch();
@@ -217,9 +234,12 @@ describe('CUDA Quest', { skip }, () => {
       const order = rankDescending(Float64Array.from(r.scores), n, rank);
       for (const k of r.ks) {
         const want = Array.from(order.subarray(0, k)).sort((a, b) => a - b);
-        for (const [label, kernels] of [['refined', refined], ['radix8', radix8], ['v5', grid], ['v5, many blocks', manyBlocks]] as const) {
+        for (const [label, kernels] of [
+          ['refined', refined], ['radix8', radix8], ['v5', grid], ['v5, many blocks', manyBlocks],
+          ['v6', win], ['v6, many blocks', winMany], ['v6, many blocks again (its own range as the guess)', winMany], ['v6, no guess', winCold],
+        ] as const) {
           rt.cuda.fill32Async(lists.ptr, 0x7fc00000, lists.stride, rt.stream);
-          if (kernels.multiBlockStep) kernels.selectPagesMultiBlock(scores.ptr, maxPages, n, k, lists, scratch);
+          if (kernels.multiBlockStep || kernels.windowStep) kernels.selectPagesMultiBlock(scores.ptr, maxPages, n, k, lists, scratch);
           else kernels.selectPages(scores.ptr, maxPages, n, k, lists);
           const w = downloadInt32(rt, lists.ptr, lists.stride);
           assert.equal(w[0], k, `${r.name}, k = ${k}, ${label}: count`);
@@ -233,10 +253,71 @@ describe('CUDA Quest', { skip }, () => {
     lists.release();
   });
 
+  // v6 against the defaults on either side of the method's threshold (v3 below QUEST_MULTI_BLOCK_MIN_PAGES,
+  // v5 from it) and the CPU: random keys, and coarse keys whose pages tie; the current page partial.
+  for (const sharePages of [true, false]) for (const ties of [false, true]) {
+    test(`v6 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
+      const H = 8, Hkv = 2, D = 64, P = 16;
+      const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+      const v3 = new QuestKernels(rt, shape, P, sharePages);
+      const v5 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true });
+      const v6 = new QuestKernels(rt, shape, P, sharePages, { windowStep: true });
+      const g = H / Hkv;
+      for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
+        const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
+        const rand = randomGenerator(pages + (sharePages ? 1 : 2) + (ties ? 10 : 0));
+        const draw = ties ? () => Math.round(rand()) / 2 : rand; // ties: keys of {-1, 0, 1}, so many pages share their bounds
+        const caches = twinCaches(rt, Hkv, D, n);
+        appendRandom(rt, caches, n, draw);
+        const bounds = new DeviceQuestBounds(rt, shape, P, n);
+        v3.updateBounds(bounds, caches.device, n);
+        const cpuBounds = new QuestPageBounds(Hkv, D, P);
+        cpuBounds.extend(caches.cpu, n);
+        const cpu = new QuestDecode(P, 0.9, null, sharePages);
+        const q = randomBf16Values(H * D, rand, 2);
+        const dq = uploadAsBf16(rt, q);
+        const scratch = new QuestStepScratch(rt, v3.units, bounds.pageCapacity, { multiBlock: true, window: true });
+        const lists = new SegmentLists(rt, v3.units, bounds.pageCapacity);
+        const words = v3.units * lists.stride;
+        const run = (kernels: QuestKernels, k: number): Int32Array => {
+          rt.cuda.fill32Async(lists.ptr, 0x7fc00000, words, rt.stream);
+          kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
+          return downloadInt32(rt, lists.ptr, words);
+        };
+        for (const k of [1, 409, pages >> 1, pages - 1]) {
+          const want = run(v3, k);
+          const listWords = SEGMENT_HEADER_WORDS + 2 * k;
+          for (let u = 0; u < v3.units; u++) {
+            const got = Array.from({ length: k }, (_, i) => want[u * lists.stride + SEGMENT_HEADER_WORDS + 2 * i] / P);
+            const cpuPages = Array.from(sharePages
+              ? cpu.choosePages(q, u * g, g, D, cpuBounds, u, pages, k).subarray(0, k)
+              : cpu.choosePages(q, u, 1, D, cpuBounds, Math.floor(u / g), pages, k).subarray(0, k));
+            assert.deepEqual(got, cpuPages, `${pages} pages, k = ${k}, unit ${u}: v3 as the CPU`);
+          }
+          // v6 twice: at the first k from a fresh scratch (no guess), later from the previous call's range (this row's); then again from it.
+          for (const [label, kernels] of [['v5', v5], ['v6', v6], ['v6 again', v6]] as const) {
+            const got = run(kernels, k);
+            for (let u = 0; u < v3.units; u++) {
+              for (let i = 0; i < listWords; i++) {
+                const at = u * lists.stride + i;
+                assert.equal(got[at], want[at], `${pages} pages, k = ${k}, unit ${u}: ${label} word ${i} differs from v3's`);
+              }
+            }
+          }
+        }
+        rt.pool.release(dq);
+        scratch.release();
+        lists.release();
+        bounds.release();
+        caches.device.release();
+      }
+    });
+  }
+
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -246,7 +327,7 @@ describe('CUDA Quest', { skip }, () => {
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n + steps);
       const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
       const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep });
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, kernels.scratchOptions);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const g = c.H / c.Hkv;
       const check = (q: Float32Array, rows: number, pages: number, k: number, label: string) => {
@@ -277,7 +358,7 @@ describe('CUDA Quest', { skip }, () => {
       }
       // The bounds the steps folded equal the CPU bounds.
       assertBoundsEqual(rt, bounds, cpuBounds, c.Hkv, c.D, Math.ceil(caches.device.length / P));
-      // Captured once, replayed twice: the arrival counters (v5: its whole scratch) come back to 0, so each replay selects again.
+      // Captured once, replayed twice: the arrival counters (v5, v6: their sync words and histograms) come back to 0, so each replay selects again.
       const rows = caches.device.length, pages = Math.floor((rows - 1) / P), k = 25;
       const q = randomBf16Values(c.H * c.D, rand, 2);
       const dq = uploadAsBf16(rt, q);
@@ -368,7 +449,10 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', {}], ['v5', MULTI_BLOCK], ['v5, empty chunks', { multiBlockStep: true, gridMinPagesPerBlock: 1 }]] as const) {
+  ]) for (const [version, options] of [
+    ['v4', {}], ['v5', MULTI_BLOCK], ['v5, empty chunks', { multiBlockStep: true, gridMinPagesPerBlock: 1 }],
+    ['v6', WINDOWED], ['v6, empty chunks', { windowStep: true, gridMinPagesPerBlock: 1 }],
+  ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
       const rand = randomGenerator(c.D + c.H + 7);
@@ -379,7 +463,7 @@ describe('CUDA Quest', { skip }, () => {
       kernels.updateBounds(bounds, caches.device, n); // the prompt, as the sequence's first (eager) step folds it
       const cpuBounds = new QuestPageBounds(c.Hkv, c.D, P);
       const cpu = new QuestDecode(P, 0.9, null, c.sharePages);
-      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep });
+      const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, kernels.scratchOptions);
       const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
       const g = c.H / c.Hkv;
       // A budget per position: none, every page, more than every page, and a spread (crossing page boundaries).
@@ -444,7 +528,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);
@@ -452,7 +536,7 @@ describe('CUDA Quest', { skip }, () => {
       appendRandom(rt, caches, n, rand);
       const config = attentionConfig(c.H, c.Hkv, c.D);
       const options = { ...(c.sparsity !== undefined ? { sparsity: c.sparsity } : {}), params: { sharePages: c.sharePages, ...(c.tokenBudget !== undefined ? { tokenBudget: c.tokenBudget } : {}) } };
-      // v5: the graphed method and its eager twin both run v5 (eager selectStep, graph selectStepAt); the CPU is the reference.
+      // v5 (v6): the graphed method and its eager twin both run it (eager selectStep, graph selectStepAt); the CPU is the reference.
       const make = () => (kernelOptions ? new QuestDeviceDecode(rt, config, questSettings(options), kernelOptions) : questDeviceFactory.create(rt, config, options));
       const eager = make(), graphed = make();
       const cpu = new QuestDecode(16, c.sparsity ?? null, c.tokenBudget ?? null, c.sharePages);

@@ -698,3 +698,404 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
   }
   quest_grid_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// v6, the windowed multi-block step (session 6): quest_win_step, quest_win_step_at and, for tests and
+// the per-part timing, quest_win_select over given score rows. v5 spends ~8 us of its select in three
+// per-unit barriers (AND/OR, one radix pass, the final counts and candidates) and the exchanges
+// after them (docs/perf.md, "Session 5"). v6 needs one barrier where its guess holds, two where not:
+//   - a pass buckets every key of the block's chunk by a monotone map over a key window (base, shift):
+//     bucket 0 below base, buckets 1..1022 of 2^shift keys each, bucket 1023 above; the k-th largest
+//     key lies in the bucket where the unit's counts from the top reach k, whatever the window;
+//   - in the same pass each block publishes, beside its counts added to the unit's histogram, how many
+//     of its keys lie in buckets >= t for every t, and its keys (with their pages) grouped by bucket,
+//     highest first: after the pass's barrier any block reads any earlier block's counts above and in
+//     the k-th key's bucket, and the bucket's keys themselves, with no further exchange;
+//   - the first window is the previous step's key range of the unit (kept in the scratch: consecutive
+//     steps of a layer score similar rows), published together with this step's AND/OR of the keys;
+//     a pass is final when the k-th key's bucket is taken whole, holds <= 256 keys (ranked exactly by
+//     (key desc, page asc)) or holds one key value (its lowest pages first); otherwise the next window
+//     is that bucket's range within [AND, OR] of the keys (each pass narrows it ~2^10-fold, so at most
+//     4 after the guess; no guess: the first window covers every key, 2^23 per bucket).
+// Every pass histograms all keys (no prefix filter), so the last pass alone gives each block its first
+// list slot. Scratch per unit (questWindowUnitWords words, zero before the first launch): sync words,
+// the guess, one histogram per pass, [WIN_MAX_BLOCKS][1024] counts at or above each bucket, and the
+// sorted keys and pages ([2][pages]); the last block to leave zeroes the histograms and sync words and
+// stores the step's key range as the next guess, so graph replays need no reset node.
+namespace {
+constexpr int WIN_BUCKETS = 1024;
+constexpr int WIN_INTERIOR = WIN_BUCKETS - 2;  // buckets of 2^shift keys between the two open ends
+constexpr int WIN_MAX_PASSES = 5;              // a guessed window, then windows of 2^23, 2^14, 2^5 and 1 key per bucket
+constexpr int WIN_MAX_BLOCKS = GRID_MAX_BLOCKS;
+constexpr int WIN_NO_GUESS_SHIFT = 23;         // (2^32 - 1) >> 23 < WIN_INTERIOR: every key in the window
+// Word offsets in a unit's scratch.
+constexpr int WS_BARRIER = 0, WS_EXITS = 1, WS_NOT_AND = 2, WS_OR = 3, WS_GUESS_VALID = 4, WS_GUESS_AND = 5, WS_GUESS_OR = 6;
+constexpr int WS_HIST = 8;                                                  // [WIN_MAX_PASSES][WIN_BUCKETS]
+constexpr int WS_AT_OR_ABOVE = WS_HIST + WIN_MAX_PASSES * WIN_BUCKETS;      // [WIN_MAX_BLOCKS][WIN_BUCKETS]
+constexpr int WS_SORTED = WS_AT_OR_ABOVE + WIN_MAX_BLOCKS * WIN_BUCKETS;    // [pages] keys, then [pages] pages
+}  // namespace
+
+struct QuestWindow {
+  u32 base;
+  int shift;
+};
+
+// Scratch of the last pass's exchange: per block j < 32, its first candidate slot, its count in the
+// k-th key's bucket and where those keys start in the sorted arrays.
+struct QuestWinShared {
+  int candFirst[WIN_MAX_BLOCKS];
+  int candCount[WIN_MAX_BLOCKS];
+  int candFrom[WIN_MAX_BLOCKS];
+  int aboveBefore, inBefore;
+};
+
+__device__ __forceinline__ int quest_win_bucket(u32 key, QuestWindow w) {
+  if (key < w.base) return 0;
+  const u32 step = (key - w.base) >> w.shift;
+  return step >= (u32)WIN_INTERIOR ? WIN_BUCKETS - 1 : (int)step + 1;
+}
+
+// The window whose interior buckets cover [lo, hi] (lo <= hi) with the narrowest buckets.
+__device__ __forceinline__ QuestWindow quest_win_cover(u32 lo, u32 hi) {
+  const u32 span = hi - lo;
+  int shift = 0;
+  while ((span >> shift) >= (u32)WIN_INTERIOR) ++shift;
+  return QuestWindow{lo, shift};
+}
+
+// The keys bucket t of window w holds, [lo, hi]. Only called for a bucket some key lies in (so t = 0
+// implies base > 0, and the lower end of t fits in 32 bits).
+__device__ __forceinline__ void quest_win_range(QuestWindow w, int t, u32& lo, u32& hi) {
+  if (t == 0) {
+    lo = 0u;
+    hi = w.base - 1u;
+    return;
+  }
+  const unsigned long long l = (unsigned long long)w.base + ((unsigned long long)(t - 1) << w.shift);
+  const unsigned long long h = t == WIN_BUCKETS - 1 ? 0xffffffffull : l + (1ull << w.shift) - 1ull;
+  lo = (u32)l;
+  hi = (u32)(h > 0xffffffffull ? 0xffffffffull : h);
+}
+
+// One pass over this block's keys[0, n) (pages [lo, lo + n)) in window w: its bucket counts added to
+// the unit's histogram of the pass (unitHist), its counts at or above every bucket (atOrAbove, this
+// block's row) and its keys and pages grouped by bucket, highest bucket first, at [lo, lo + n) of
+// sortedKey / sortedPage. The order inside a bucket is free: whoever reads a bucket ranks it exactly.
+__device__ void quest_win_publish(const u32* keys, int lo, int n, QuestWindow w, u32* __restrict__ unitHist, u32* __restrict__ atOrAbove,
+                                  u32* __restrict__ sortedKey, u32* __restrict__ sortedPage, TopKStagedShared& sh) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned full = 0xffffffffu;
+  for (int t = tid; t < WIN_BUCKETS; t += GRID_THREADS) sh.hist[t] = 0u;
+  __syncthreads();
+  for (int base = 0; base < n; base += GRID_THREADS) {
+    const int i = base + tid;
+    const int t = i < n ? quest_win_bucket(keys[i], w) : -1;
+    // Lanes of a warp in one bucket add once (similar scores crowd a few buckets).
+    const unsigned peers = __match_any_sync(full, t);
+    if (t >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.hist[t], (u32)__popc(peers));
+  }
+  __syncthreads();
+  // Thread tid owns buckets top, top - 1, ..., from the highest bucket down; its exclusive scan is the
+  // count of the block's keys above its buckets.
+  constexpr int PER = WIN_BUCKETS / GRID_THREADS;
+  static_assert(PER * GRID_THREADS == WIN_BUCKETS, "whole buckets per thread");
+  const int top = WIN_BUCKETS - 1 - tid * PER;
+  u32 counts[PER];
+  int mine = 0;
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
+    counts[j] = sh.hist[top - j];
+    mine += (int)counts[j];
+    if (counts[j] != 0u) atomicAdd(unitHist + top - j, counts[j]);
+  }
+  int total;
+  u32 above = (u32)topk_block_exclusive_scan<GRID_THREADS>(mine, sh.base, total);
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
+    atOrAbove[top - j] = above + counts[j];
+    sh.hist[top - j] = above;  // from here: the bucket's next free slot
+    above += counts[j];
+  }
+  __syncthreads();
+  for (int base = 0; base < n; base += GRID_THREADS) {
+    const int i = base + tid;
+    const u32 key = i < n ? keys[i] : 0u;
+    const int t = i < n ? quest_win_bucket(key, w) : -1;
+    const unsigned peers = __match_any_sync(full, t);
+    const int leader = __ffs(peers) - 1;
+    u32 first = 0u;
+    if (t >= 0 && lane == leader) first = atomicAdd(&sh.hist[t], (u32)__popc(peers));
+    first = __shfl_sync(full, first, leader);
+    if (t >= 0) {
+      const int slot = lo + (int)first + __popc(peers & ((1u << lane) - 1u));
+      sortedKey[slot] = key;
+      sortedPage[slot] = (u32)(lo + i);
+    }
+  }
+}
+
+// The select for one block of one unit: keys[0, hi - lo) hold the order keys of pages [lo, hi) (never
+// 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages, every block of the unit
+// calls it with the same take and pages. guess = 0 ignores the stored range (the first window then
+// covers every key). Writes the unit's list.
+__device__ void quest_win_select_chunk(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
+                                       int* __restrict__ list, int pageSize, int guess, TopKStagedShared& sh, QuestWinShared& ws,
+                                       int& lastShared) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned full = 0xffffffffu;
+  const int G = gridDim.x;
+  const int n = hi - lo;
+  u32* counter = unitScratch + WS_BARRIER;
+  u32* atOrAbove = unitScratch + WS_AT_OR_ABOVE;
+  u32* sortedKey = unitScratch + WS_SORTED;
+  u32* sortedPage = sortedKey + pages;
+  const bool guessed = guess != 0 && __ldcg(unitScratch + WS_GUESS_VALID) != 0u;
+  QuestWindow w = guessed ? quest_win_cover(__ldcg(unitScratch + WS_GUESS_AND), __ldcg(unitScratch + WS_GUESS_OR))
+                          : QuestWindow{0u, WIN_NO_GUESS_SHIFT};
+  a = __reduce_and_sync(full, a);
+  o = __reduce_or_sync(full, o);
+  if (tid == 0) {
+    sh.andBits = 0xffffffffu;
+    sh.orBits = 0u;
+  }
+  __syncthreads();  // also: the keys written by the scoring are visible to the whole block from here
+  if (lane == 0) {
+    atomicAnd(&sh.andBits, a);
+    atomicOr(&sh.orBits, o);
+  }
+  // Passes until the k-th key's bucket settles the selection (the publish's barriers order the AND/OR above).
+  int pass = 0;
+  u32 andBits = 0u, orBits = 0u;
+  int bin = 0, binCount = 0, quota = 0;
+  for (;;) {
+    quest_win_publish(keys, lo, n, w, unitScratch + WS_HIST + pass * WIN_BUCKETS, atOrAbove + (size_t)blockIdx.x * WIN_BUCKETS, sortedKey,
+                      sortedPage, sh);
+    if (pass == 0 && tid == 0) {
+      atomicOr(unitScratch + WS_NOT_AND, ~sh.andBits);
+      atomicOr(unitScratch + WS_OR, sh.orBits);
+    }
+    quest_unit_barrier(counter, pass + 1, G, lastShared);
+    if (pass == 0) {
+      andBits = ~__ldcg(unitScratch + WS_NOT_AND);
+      orBits = __ldcg(unitScratch + WS_OR);
+    }
+    {
+      // Every load of the unit's histogram in flight before the first is stored (one L2 round trip).
+      constexpr int PER = WIN_BUCKETS / GRID_THREADS;
+      const u32* hist = unitScratch + WS_HIST + pass * WIN_BUCKETS;
+      u32 counts[PER];
+#pragma unroll
+      for (int j = 0; j < PER; ++j) counts[j] = __ldcg(hist + tid + j * GRID_THREADS);
+#pragma unroll
+      for (int j = 0; j < PER; ++j) sh.hist[tid + j * GRID_THREADS] = counts[j];
+    }
+    __syncthreads();
+    topk_staged_find_bin<GRID_THREADS>(WIN_BUCKETS, take, sh);
+    bin = sh.bin;
+    binCount = sh.binCount;
+    quota = sh.remaining;
+    __syncthreads();  // sh.bin etc. are rewritten by a next pass
+    u32 rlo, rhi;
+    quest_win_range(w, bin, rlo, rhi);
+    rlo = max(rlo, andBits);  // every key lies in [AND, OR] of the keys
+    rhi = min(rhi, orBits);
+    if (binCount == quota || binCount <= GRID_RANK_LIMIT || rlo == rhi) break;
+    if (pass + 1 == WIN_MAX_PASSES) asm volatile("trap;");  // cannot happen: windows narrow 2^32 -> 2^23 -> 2^14 -> 2^5 -> 1
+    w = quest_win_cover(rlo, rhi);
+    ++pass;
+  }
+  const bool whole = binCount == quota;
+  const bool ranked = !whole && binCount <= GRID_RANK_LIMIT;
+  // Per block j: its keys above the bucket and in it (the earlier blocks' sums give this block's first
+  // list slot), and for a ranked bucket where block j's part of it starts in the sorted arrays.
+  if (tid < 32) {
+    const int j = tid;
+    u32 atBin = 0u, aboveBin = 0u;
+    if (j < G) {
+      const u32* c = atOrAbove + (size_t)j * WIN_BUCKETS;
+      atBin = __ldcg(c + bin);
+      aboveBin = bin + 1 < WIN_BUCKETS ? __ldcg(c + bin + 1) : 0u;
+    }
+    const u32 inJ = atBin - aboveBin;
+    const bool earlier = j < (int)blockIdx.x;
+    const u32 aboveBefore = __reduce_add_sync(full, earlier ? aboveBin : 0u);
+    const u32 inBefore = __reduce_add_sync(full, earlier ? inJ : 0u);
+    u32 incl = inJ;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const u32 y = __shfl_up_sync(full, incl, off);
+      if (lane >= off) incl += y;
+    }
+    const int chunk = (pages + G - 1) / G;
+    ws.candFirst[j] = (int)(incl - inJ);
+    ws.candCount[j] = (int)inJ;
+    ws.candFrom[j] = min(pages, j * chunk) + (int)aboveBin;
+    if (j == 0) {
+      ws.aboveBefore = (int)aboveBefore;
+      ws.inBefore = (int)inBefore;
+    }
+  }
+  __syncthreads();
+  int before = ws.aboveBefore;
+  const int inBefore = ws.inBefore;
+  if (whole) {
+    before += inBefore;
+  } else if (!ranked) {
+    // One key value: the blocks before hold inBefore of it; this block keeps the first `mine` of its own.
+    before += min(inBefore, quota);
+    const int mine = max(0, quota - inBefore);
+    topk_ordered_pass<GRID_THREADS>(
+        n, [&](int i) { return keys[i] != 0u && quest_win_bucket(keys[i], w) == bin; },
+        [&](int i, int rank) {
+          if (rank >= mine) keys[i] = 0u;
+        },
+        sh);
+  } else {
+    // Gather the bucket's binCount keys of every block (one L2 round trip), rank each exactly.
+    u32 candKey = 0u, candPage = 0u;
+    if (tid < binCount) {
+      int j = 0;
+      while (tid >= ws.candFirst[j] + ws.candCount[j]) ++j;  // the block whose part holds slot tid
+      const int at = ws.candFrom[j] + (tid - ws.candFirst[j]);
+      candKey = __ldcg(sortedKey + at);
+      candPage = __ldcg(sortedPage + at);
+      sh.candKey[tid] = candKey;
+      sh.candIdx[tid] = (int)candPage;
+    }
+    __syncthreads();
+    bool takenBefore = false;
+    if (tid < binCount) {
+      const int page = (int)candPage;
+      const bool taken = topk_candidate_rank(candKey, page, binCount, sh) < quota;
+      if (!taken && page >= lo && page < hi) keys[page - lo] = 0u;
+      takenBefore = taken && page < lo;
+    }
+    before += __syncthreads_count(takenBefore);
+  }
+  topk_ordered_pass<GRID_THREADS>(
+      n, [&](int i) { const u32 key = keys[i]; return key != 0u && quest_win_bucket(key, w) >= bin; },
+      [&](int i, int rank) {
+        list[4 + 2 * (before + rank)] = (lo + i) * pageSize;
+        list[5 + 2 * (before + rank)] = (before + rank) * pageSize;
+      },
+      sh);
+  if (blockIdx.x == 0 && tid == 0) quest_list_header(list, take, pageSize);
+  // The last block to leave (every block has read all it needs by then) zeroes the histograms of the
+  // passes and the sync words, and keeps this step's key range as the next step's first window.
+  if (tid == 0) {
+    __threadfence();
+    lastShared = atomicAdd(unitScratch + WS_EXITS, 1u) == (u32)G - 1u ? 1 : 0;
+  }
+  __syncthreads();
+  if (lastShared) {
+    for (int i = tid; i < (pass + 1) * WIN_BUCKETS; i += GRID_THREADS) unitScratch[WS_HIST + i] = 0u;
+    if (tid == 0) {
+      unitScratch[WS_BARRIER] = 0u;
+      unitScratch[WS_EXITS] = 0u;
+      unitScratch[WS_NOT_AND] = 0u;
+      unitScratch[WS_OR] = 0u;
+      unitScratch[WS_GUESS_AND] = andBits;
+      unitScratch[WS_GUESS_OR] = orBits;
+      unitScratch[WS_GUESS_VALID] = 1u;
+    }
+  }
+}
+
+// grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes; the unit's
+// scratch is unitWords words (>= QUEST_WIN_FIXED_WORDS + 2 · pages). As quest_grid_step_body (v5) but
+// v6's select.
+__device__ __forceinline__ void quest_win_step_body(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd, int unitWords, int guess, TopKStagedShared& sh, QuestWinShared& ws, int& lastShared,
+    u32* keys) {
+  const int unit = blockIdx.y;
+  const int h0 = unit * unitHeads;
+  const int hk = h0 / g;
+  const int tid = threadIdx.x;
+  int* list = segs + (size_t)unit * segStride;
+  if (blockIdx.x == 0 && refreshPage >= 0 && h0 % g == 0 && tid < D) {
+    quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
+  }
+  if (take <= 0 || take >= pages) {
+    if (blockIdx.x == 0) {
+      if (take > 0) {
+        for (int page = tid; page < pages; page += GRID_THREADS) {
+          list[4 + 2 * page] = page * pageSize;
+          list[5 + 2 * page] = page * pageSize;
+        }
+      }
+      if (tid == 0) quest_list_header(list, max(0, min(take, pages)), pageSize);
+    }
+    return;
+  }
+  int lo, hi;
+  quest_grid_chunk(pages, lo, hi);
+  u32 a = 0xffffffffu, o = 0u;
+  quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  quest_win_select_chunk(keys, lo, hi, pages, take, a, o, scratch + (size_t)unit * unitWords, list, pageSize, guess, sh, ws, lastShared);
+}
+
+// The step with its numbers from the host (eager decode).
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd, int unitWords, int guess) {
+  __shared__ TopKStagedShared sh;
+  __shared__ QuestWinShared ws;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_win_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                      refreshPage, rowsEnd, unitWords, guess, sh, ws, lastShared, stagedKeys);
+}
+
+// The step of a decode replayed from a captured CUDA graph, as quest_grid_step_at (v5).
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step_at(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize, int unitWords, int guess) {
+  __shared__ TopKStagedShared sh;
+  __shared__ QuestWinShared ws;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_win_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                      pages, p + 1, unitWords, guess, sh, ws, lastShared, stagedKeys);
+}
+
+// v6's select alone over given score rows ([units, scoreStride] fp32), as quest_grid_select (v5).
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_select(
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
+    u32* __restrict__ scratch, int unitWords, int guess) {
+  __shared__ TopKStagedShared sh;
+  __shared__ QuestWinShared ws;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int unit = blockIdx.y;
+  const int tid = threadIdx.x;
+  const int take = max(0, min(k, pages));
+  int* list = segs + (size_t)unit * segStride;
+  if (take <= 0 || take >= pages) {
+    if (blockIdx.x == 0) {
+      for (int page = tid; page < take; page += GRID_THREADS) {
+        list[4 + 2 * page] = page * pageSize;
+        list[5 + 2 * page] = page * pageSize;
+      }
+      if (tid == 0) quest_list_header(list, take, pageSize);
+    }
+    return;
+  }
+  int lo, hi;
+  quest_grid_chunk(pages, lo, hi);
+  const float* row = scores + (size_t)unit * scoreStride;
+  u32 a = 0xffffffffu, o = 0u;
+  for (int i = lo + tid; i < hi; i += GRID_THREADS) {
+    const u32 key = topk_order_key(row[i]);
+    stagedKeys[i - lo] = key;
+    a &= key;
+    o |= key;
+  }
+  quest_win_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * unitWords, list, pageSize, guess, sh, ws, lastShared);
+}

@@ -12,7 +12,9 @@
  * (quest_grid_step / quest_grid_step_at, session 5): one launch in which G blocks per unit score
  * their chunks of pages and select together through per-unit barriers, so no block walks a whole
  * row; same lists as v3 and v4. Not the default until measured (docs/perf.md, "Session 5:
- * multi-block Quest selection").
+ * multi-block Quest selection"). With { windowStep: true } both run v6 (quest_win_step /
+ * quest_win_step_at, session 6): v5's blocks, but one barrier per select where the unit's previous
+ * key range still brackets the k-th key and two where not (v5: three); not the default until measured.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -39,12 +41,26 @@ export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 3
  * would add barrier arrivals without adding loads in flight.
  */
 const GRID_MIN_PAGES_PER_BLOCK = 128;
-/** v5's kernels. */
-type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect';
+/** v6's buckets per pass (WIN_BUCKETS in quest.cu). */
+const WIN_BUCKETS = 1024;
+/** v6's most passes per select (WIN_MAX_PASSES in quest.cu): a guessed window, then at most four narrowing ones. */
+const WIN_MAX_PASSES = 5;
+/**
+ * v6's scratch words per unit before its sorted keys (WS_SORTED in quest.cu): sync and guess words, one
+ * histogram per pass, per block its counts at or above each bucket.
+ */
+export const QUEST_WIN_FIXED_WORDS = 8 + WIN_MAX_PASSES * WIN_BUCKETS + QUEST_GRID_MAX_BLOCKS * WIN_BUCKETS;
+/** v6's scratch words per unit for rows of up to pageCapacity pages: the fixed part, then keys and pages sorted by bucket. */
+export function questWindowUnitWords(pageCapacity: number): number {
+  return QUEST_WIN_FIXED_WORDS + 2 * pageCapacity;
+}
+/** The multi-block kernels: v5's and v6's. */
+type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
   stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
+  winStep: 'quest_win_step', winStepAt: 'quest_win_step_at', winSelect: 'quest_win_select',
 } as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
@@ -64,7 +80,15 @@ export interface QuestKernelOptions {
    * (not with fusedStep). Needs a QuestStepScratch made with { multiBlock: true }.
    */
   multiBlockStep?: boolean;
-  /** v5's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
+  /**
+   * selectStep and selectStepAt as v6: v5's blocks and scores, a select of one barrier where the
+   * unit's previous key range brackets the k-th key, two where not (not with fusedStep or
+   * multiBlockStep). Needs a QuestStepScratch made with { window: true }.
+   */
+  windowStep?: boolean;
+  /** v6 starts from the unit's previous key range (default true); false: from a window over every key (two barriers), to time a miss. */
+  windowGuess?: boolean;
+  /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
 
@@ -97,18 +121,26 @@ export class DeviceQuestBounds {
   }
 }
 
+/** Which multi-block scratch a QuestStepScratch carries besides the scores: v5's (multiBlock), v6's (window). */
+export interface QuestScratchOptions { multiBlock?: boolean; window?: boolean }
+
 /**
  * One layer's scratch for selectStep: page scores [units, pageCapacity] fp32 and the per-unit block
  * arrival counters (zeroed here; each step's last block puts its counter back to 0); with
  * { multiBlock: true } also v5's per-unit barriers, counts, candidates and histograms
- * ([units, QUEST_GRID_UNIT_WORDS] u32, zeroed here; every v5 launch leaves them zero).
+ * ([units, QUEST_GRID_UNIT_WORDS] u32, zeroed here; every v5 launch leaves them zero); with
+ * { window: true } v6's ([units, windowUnitWords] u32, zeroed here; every v6 launch leaves its sync
+ * words and histograms zero and its key range as the next step's guess).
  */
 export class QuestStepScratch {
   readonly scores: DeviceBuffer;
   readonly arrivals: DeviceBuffer;
   readonly grid: DeviceBuffer | null;
+  readonly window: DeviceBuffer | null;
+  /** v6's words per unit (0 without { window: true }). */
+  readonly windowUnitWords: number;
 
-  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly pageCapacity: number, options: { multiBlock?: boolean } = {}) {
+  constructor(private readonly rt: CudaRuntime, readonly units: number, readonly pageCapacity: number, options: QuestScratchOptions = {}) {
     this.scores = rt.pool.acquire(Math.max(1, units * pageCapacity) * 4);
     this.arrivals = rt.pool.acquire(units * 4);
     rt.cuda.fill32Async(this.arrivals.ptr, 0, units, rt.stream);
@@ -117,12 +149,20 @@ export class QuestStepScratch {
       this.grid = rt.pool.acquire(units * QUEST_GRID_UNIT_WORDS * 4);
       rt.cuda.fill32Async(this.grid.ptr, 0, units * QUEST_GRID_UNIT_WORDS, rt.stream);
     }
+    this.window = null;
+    this.windowUnitWords = 0;
+    if (options.window) {
+      this.windowUnitWords = questWindowUnitWords(pageCapacity);
+      this.window = rt.pool.acquire(units * this.windowUnitWords * 4);
+      rt.cuda.fill32Async(this.window.ptr, 0, units * this.windowUnitWords, rt.stream);
+    }
   }
 
   release(): void {
     this.rt.pool.release(this.scores);
     this.rt.pool.release(this.arrivals);
     if (this.grid) this.rt.pool.release(this.grid);
+    if (this.window) this.rt.pool.release(this.window);
   }
 }
 
@@ -165,6 +205,7 @@ export class QuestKernels {
   private kernels: {
     bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel;
     gridStep: CudaKernel; gridStepAt: CudaKernel; gridSelect: CudaKernel;
+    winStep: CudaKernel; winStepAt: CudaKernel; winSelect: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -174,8 +215,11 @@ export class QuestKernels {
   private readonly fusedStep: boolean;
   /** Whether selectStep and selectStepAt run v5 (the multi-block step). */
   readonly multiBlockStep: boolean;
+  /** Whether selectStep and selectStepAt run v6 (the windowed multi-block step). */
+  readonly windowStep: boolean;
+  private readonly windowGuess: boolean;
   /**
-   * v5 blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
+   * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
    * graph is being captured.
    */
@@ -190,11 +234,15 @@ export class QuestKernels {
     this.selection = options.selection ?? 'radix8';
     this.fusedStep = options.fusedStep ?? false;
     this.multiBlockStep = options.multiBlockStep ?? false;
+    this.windowStep = options.windowStep ?? false;
+    this.windowGuess = options.windowGuess ?? true;
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
     }
-    if (this.fusedStep && this.multiBlockStep) throw new Error('quest: fusedStep (v4) and multiBlockStep (v5) are two different steps: choose one');
+    if ([this.fusedStep, this.multiBlockStep, this.windowStep].filter(Boolean).length > 1) {
+      throw new Error('quest: fusedStep (v4), multiBlockStep (v5) and windowStep (v6) are different steps: choose one');
+    }
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
     if (D !== 64 && D !== 128) throw new Error(`quest: head dim ${D} unsupported (64 or 128)`);
     if (!(Hkv > 0) || H % Hkv !== 0) throw new Error(`quest: ${H} query heads are not a multiple of ${Hkv} KV heads`);
@@ -225,6 +273,13 @@ export class QuestKernels {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         gridSelect: mod.kernel(QUEST_KERNEL_NAMES.gridSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
+        winStep: mod.kernel(QUEST_KERNEL_NAMES.winStep, [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        winStepAt: mod.kernel(QUEST_KERNEL_NAMES.winStepAt, [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr', 'i32', 'i32']),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
@@ -232,7 +287,8 @@ export class QuestKernels {
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      if (this.multiBlockStep) this.gridResidency(this.kernels);
+      for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      if (this.multiBlockStep || this.windowStep) this.gridResidency(this.kernels);
     }
     return this.kernels;
   }
@@ -297,7 +353,10 @@ export class QuestKernels {
   private gridResidency(kernels: Record<GridKernel, CudaKernel>): Record<GridKernel, number> {
     if (!this.residentPerSM) {
       const perSM = (kernel: CudaKernel) => kernel.maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
-      this.residentPerSM = { gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect) };
+      this.residentPerSM = {
+        gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect),
+        winStep: perSM(kernels.winStep), winStepAt: perSM(kernels.winStepAt), winSelect: perSM(kernels.winSelect),
+      };
     }
     return this.residentPerSM;
   }
@@ -308,21 +367,25 @@ export class QuestKernels {
   }
 
   /**
-   * v5's select alone (quest_grid_select) over given score rows ([units, scoreStride] fp32): the lists
-   * selectPages writes, from G blocks per unit; scratch made with { multiBlock: true }. For tests and
-   * the per-part timing.
+   * The multi-block select alone over given score rows ([units, scoreStride] fp32): the lists
+   * selectPages writes, from G blocks per unit; v5's (quest_grid_select, scratch made with
+   * { multiBlock: true }) or, with windowStep, v6's (quest_win_select, scratch made with { window: true },
+   * whose guess it reads and updates as a step does). For tests and the per-part timing.
    */
   selectPagesMultiBlock(scores: DevicePtr, scoreStride: number, pages: number, k: number, segments: SegmentLists, scratch: QuestStepScratch): void {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
     if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
-    const grid = this.gridScratch(scratch);
-    if (!this.gridFits(pages, 'gridSelect')) throw new Error(`quest: a block's chunk of ${pages} pages exceeds the ${this.maxStagedPages} staged in shared memory`);
-    const G = this.gridBlocks(pages, 'gridSelect');
-    this.prepare().gridSelect.launch(
-      { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream },
-      [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, grid],
-    );
+    const kernel = this.windowStep ? 'winSelect' : 'gridSelect';
+    if (!this.gridFits(pages, kernel)) throw new Error(`quest: a block's chunk of ${pages} pages exceeds the ${this.maxStagedPages} staged in shared memory`);
+    const G = this.gridBlocks(pages, kernel);
+    const launch = { grid: [G, this.units, 1] as [number, number, number], block: [GRID_THREADS, 1, 1] as [number, number, number], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream };
+    if (this.windowStep) {
+      const win = this.windowScratch(scratch, pages);
+      this.prepare().winSelect.launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, win, scratch.windowUnitWords, this.windowGuess ? 1 : 0]);
+      return;
+    }
+    this.prepare().gridSelect.launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, this.gridScratch(scratch)]);
   }
 
   private gridScratch(scratch: QuestStepScratch): DevicePtr {
@@ -331,12 +394,25 @@ export class QuestKernels {
     return scratch.grid.ptr;
   }
 
+  /** v6's scratch for rows of up to `pages` pages (its sorted keys take 2 words per page). */
+  private windowScratch(scratch: QuestStepScratch, pages: number): DevicePtr {
+    if (scratch.units !== this.units) throw new Error(`quest: step scratch of ${scratch.units} units for ${this.units} units`);
+    if (!scratch.window) throw new Error('quest: the windowed step (v6) needs a QuestStepScratch made with { window: true }');
+    if (pages > scratch.pageCapacity) throw new Error(`quest: ${pages} pages exceed the window scratch's ${scratch.pageCapacity}`);
+    return scratch.window.ptr;
+  }
+
+  /** The scratch options selectStep and selectStepAt of these kernels need. */
+  get scratchOptions(): QuestScratchOptions {
+    return { multiBlock: this.multiBlockStep, window: this.windowStep };
+  }
+
   /**
    * A decode step's selection: the bounds brought up to `rows`, pages [0, pages) scored and the top k
    * written to `segments` as selectPages does. Three launches (two when nothing is scored: k <= 0 or
-   * k >= pages); with fusedStep (v4) or multiBlockStep (v5), one launch when the rows to fold lie in one
-   * page not scored in this step (every step after the first) and the keys (v4: the row's, v5: a
-   * block's chunk) fit in shared memory.
+   * k >= pages); with fusedStep (v4), multiBlockStep (v5) or windowStep (v6), one launch when the rows to
+   * fold lie in one page not scored in this step (every step after the first) and the keys (v4: the
+   * row's, v5 and v6: a block's chunk) fit in shared memory.
    */
   selectStep(a: QuestStepArgs): void {
     const { bounds, cache, rows, pages, k, scratch, segments } = a;
@@ -351,9 +427,9 @@ export class QuestKernels {
     if (Math.ceil(rows / P) > bounds.pageCapacity) throw new Error(`quest: ${rows} rows exceed the bounds' ${bounds.pageCapacity} pages`);
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
-    const grid = this.multiBlockStep ? this.gridScratch(scratch) : 0n;
-    const fits = this.multiBlockStep ? this.gridFits(pages, 'gridStep') : pages <= this.maxStagedPages;
-    if (!(this.fusedStep || this.multiBlockStep) || (scored && !fits)) {
+    const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
+    const fits = this.multiBlockStep ? this.gridFits(pages, 'gridStep') : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
+    if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
       if (scored) this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
       this.selectPages(scratch.scores.ptr, scratch.pageCapacity, pages, k, segments);
@@ -379,6 +455,16 @@ export class QuestKernels {
       );
       return;
     }
+    if (this.windowStep) {
+      const G = scored ? this.gridBlocks(pages, 'winStep') : 1;
+      this.prepare().winStep.launch(
+        { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
+        [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
+          this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows,
+          scratch.windowUnitWords, this.windowGuess ? 1 : 0],
+      );
+      return;
+    }
     const { step } = this.prepare();
     const chunks = scored ? Math.ceil(pages / STEP_PAGES_PER_BLOCK) : 1;
     step.launch(
@@ -391,7 +477,9 @@ export class QuestKernels {
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
   graphStepFits(maxPages: number): boolean {
-    return this.multiBlockStep ? this.gridFits(maxPages, 'gridStepAt') : maxPages <= this.maxStagedPages;
+    if (this.multiBlockStep) return this.gridFits(maxPages, 'gridStepAt');
+    if (this.windowStep) return this.gridFits(maxPages, 'winStepAt');
+    return maxPages <= this.maxStagedPages;
   }
 
   /**
@@ -419,6 +507,16 @@ export class QuestKernels {
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.gridScratch(scratch), segments.ptr, a.position, a.budgets,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize],
+      );
+      return;
+    }
+    if (this.windowStep) {
+      const G = this.gridBlocks(maxPages, 'winStepAt');
+      this.prepare().winStepAt.launch(
+        { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
+        [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.windowScratch(scratch, maxPages), segments.ptr, a.position, a.budgets,
+          this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize,
+          scratch.windowUnitWords, this.windowGuess ? 1 : 0],
       );
       return;
     }

@@ -8,7 +8,7 @@
  * default, three launches (v3; the one-launch v4 in graphs), for longer ones the multi-block step (v5,
  * eager and graph alike), which measured faster there and slower below (docs/perf.md, "Session 5:
  * multi-block Quest selection"). A QuestKernelOptions argument fixes one step for every cache (tests,
- * benches).
+ * benches; { windowStep: true } runs session 6's v6, not measured yet, eager and in graphs).
  *
  * In the model's CUDA graph (graphSteps, issue 9) a step is the one-launch selection with the position
  * read on the device (selectStepAt) and the segment decode with a device tail: the budget and the
@@ -140,7 +140,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       state = {
         kernels,
         bounds,
-        scratch: new QuestStepScratch(this.rt, kernels.units, bounds.pageCapacity, { multiBlock: kernels.multiBlockStep }),
+        scratch: new QuestStepScratch(this.rt, kernels.units, bounds.pageCapacity, kernels.scratchOptions),
         segments: new SegmentLists(this.rt, kernels.units, bounds.pageCapacity),
       };
       this.layers.set(call.layer, state);
