@@ -8,6 +8,8 @@
  *   auto       the methods' default (DEFAULT_COUNT_SEARCH: batched, levels by autoProbeLevels)
  *   +handoff   any of them with CountSearchOptions.deviceHandOff (session 6): the index built from the
  *              search's ranks, fewer host waits (e.g. `auto+handoff`)
+ *   +chunked   any of them with CountSearchOptions.chunkedRanking (session 6): each row ranked by many
+ *              blocks (e.g. `auto+handoff+chunked`)
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
@@ -17,8 +19,8 @@
  * process exits non-zero. Beside the first variant's row, the estimation's other stages alone on the same
  * inputs: the estimate kernels (device events), FlexPrefill's coverage curves and the index build
  * with the chosen counts (host wall clock, each ending in a wait), the same build from the search's
- * ranks (the hand-off) and the ranking alone (vs_rank_rows, device events); the count search (ranking
- * included) is the rest of the estimation.
+ * ranks (the hand-off) and the ranking alone (vs_rank_rows, and chunked: device events); the count
+ * search (ranking included) is the rest of the estimation.
  * Part 2, the count searches alone on synthetic score rows (bench/vertical-slash-estimation.ts: flat,
  * peaked), H = 4 and 32: host wall time of ranking + cooperative search + readback per variant, with
  * probes and rounds; the answers must agree across variants.
@@ -113,16 +115,20 @@ function parseArgs(argv: string[]): Options {
 /** A count-search variant: its label and the options the methods pass to VerticalSlashCountSearch. */
 interface Variant { label: string; search: CountSearchOptions }
 
-/** A variant's search options from its name: one-probe | batched-L<k> | auto, optionally +handoff. */
+/** A variant's search options from its name: one-probe | batched-L<k> | auto, then optionally +handoff, +chunked. */
 function variantOptions(name: string): CountSearchOptions {
-  const [base, suffix, ...rest] = name.split('+');
-  if (rest.length > 0 || (suffix !== undefined && suffix !== 'handoff')) throw new Error(`--variants: unknown variant ${name}`);
-  const handOff = suffix === 'handoff' ? { deviceHandOff: true } : {};
-  if (base === 'one-probe') return { ...handOff };
-  if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...handOff };
+  const [base, ...suffixes] = name.split('+');
+  const extra: CountSearchOptions = {};
+  for (const suffix of suffixes) {
+    if (suffix === 'handoff') extra.deviceHandOff = true;
+    else if (suffix === 'chunked') extra.chunkedRanking = true;
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked)`);
+  }
+  if (base === 'one-probe') return extra;
+  if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...extra };
   const L = /^batched-L(\d+)$/.exec(base ?? '');
-  if (L && Number(L[1]) >= 1) return { probeLevels: Number(L[1]), ...handOff };
-  throw new Error(`--variants: unknown variant ${name} (one-probe, batched-L<k> or auto, optionally +handoff)`);
+  if (L && Number(L[1]) >= 1) return { probeLevels: Number(L[1]), ...extra };
+  throw new Error(`--variants: unknown variant ${name} (one-probe, batched-L<k> or auto, optionally +handoff, +chunked)`);
 }
 
 /**
@@ -148,7 +154,7 @@ interface MethodRow {
 }
 
 /** The estimation's stages other than the count search, timed alone (ms); rank: vs_rank_rows alone. */
-interface Stages { estimate: number; curves: number | null; build: number; buildHandOff: number; rank: number }
+interface Stages { estimate: number; curves: number | null; build: number; buildHandOff: number; rank: number; rankChunked: number }
 
 interface SearchRow {
   H: number; n: number; scores: ScoreKind; s: number; search: 'vertical_and_slash' | 'flexprefill'; variant: string;
@@ -160,6 +166,7 @@ function timeStages(rt: CudaRuntime, shape: PrefillShape, call: DevicePrefillCal
   const estimator = new VerticalSlashEstimator(rt, shape), builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
   const coverage = new FlexPrefillCoverage(rt, shape.numHeads);
   const search = new VerticalSlashCountSearch(rt, shape.numHeads, { deviceHandOff: true });
+  const chunked = new VerticalSlashCountSearch(rt, shape.numHeads, { deviceHandOff: true, chunkedRanking: true });
   try {
     const args = { q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, kvStride: call.cache.capacity, n: call.numQueries, approximation: A, scale: call.shape.scale };
     const scores = estimator.run(args);
@@ -170,13 +177,15 @@ function timeStages(rt: CudaRuntime, shape: PrefillShape, call: DevicePrefillCal
     const ranks = search.ranksOf(scores);
     if (ranks === null) throw new Error('the ranking did not record its scores');
     const buildHandOff = timed(repeats, () => { builder.build(scores, counts, { ranks }); rt.synchronize(); }).ms;
-    return { estimate, curves, build, buildHandOff, rank };
+    const rankChunked = timeOnDevice(rt, () => chunked.rank(scores), { warmup: 1, repeats }).medianMs;
+    return { estimate, curves, build, buildHandOff, rank, rankChunked };
   } finally {
     rt.synchronize();
     estimator.release();
     builder.release();
     coverage.release();
     search.release();
+    chunked.release();
   }
 }
 
@@ -236,7 +245,7 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
             if (stages) {
               console.log(`${shapeName} n=${n} ${id} s=${s} stages alone: estimate ${stages.estimate.toFixed(3)} ms, ` +
                 `${stages.curves === null ? '' : `coverage curves ${stages.curves.toFixed(3)} ms, `}index build ${stages.build.toFixed(3)} ms, ` +
-                `from ranks ${stages.buildHandOff.toFixed(3)} ms, ranking ${stages.rank.toFixed(3)} ms`);
+                `from ranks ${stages.buildHandOff.toFixed(3)} ms, ranking ${stages.rank.toFixed(3)} ms, chunked ${stages.rankChunked.toFixed(3)} ms`);
             }
             console.log(`${shapeName} n=${n} ${id} s=${s} ${v.label}: total ${r.totalMs.toFixed(3)} ms, estimation ${r.estimationMs?.toFixed(3)} ms, ` +
               `attention ${r.attentionMs.toFixed(3)} ms, achieved ${r.achieved.toFixed(3)} ${choice}${failure ? ` FAILED: ${failure}` : ''}`);
@@ -320,12 +329,12 @@ export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
     console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s ?? '-'} | ${r.variant} | ${fmt(r.totalMs)} | ${fmt(r.estimationMs)} | ${fmt(r.attentionMs)} | ` +
       `${r.method === 'dense' ? '-' : fmt(r.achieved)} | ${r.failure ? `FAILED: ${r.failure}` : r.choice} |`);
   }
-  console.log('\n| shape | n | method | s | estimate ms | coverage curves ms | index build ms | build from ranks ms | ranking ms | (first variant\'s counts; alone, same inputs) |');
-  console.log('| --- | --: | --- | --: | --: | --: | --: | --: | --: | --- |');
+  console.log('\n| shape | n | method | s | estimate ms | coverage curves ms | index build ms | build from ranks ms | ranking ms | chunked ranking ms | (first variant\'s counts; alone, same inputs) |');
+  console.log('| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --- |');
   for (const r of methodRows) {
     if (r.stages) {
       console.log(`| ${r.shape} | ${r.n} | ${r.method} | ${r.s} | ${fmt(r.stages.estimate)} | ${fmt(r.stages.curves)} | ${fmt(r.stages.build)} | ` +
-        `${fmt(r.stages.buildHandOff)} | ${fmt(r.stages.rank)} | |`);
+        `${fmt(r.stages.buildHandOff)} | ${fmt(r.stages.rank)} | ${fmt(r.stages.rankChunked)} | |`);
     }
   }
   console.log('\n| H | n | scores | s | search | variant | ms | probes | rounds |');

@@ -5,8 +5,10 @@
  * bitwise the same selected columns and offsets, per-block ranges and column lists, exact pairs and
  * list length. Scores with ties (quantised), NaN, every count from below the forced items to past n,
  * per-head counts both ways, prompts shorter than a block and partial last blocks; two builds in a
- * row without a host wait between them. The methods with the hand-off are held to the CPU method in
- * vertical-slash-prefill.test.ts. Skipped where there is no CUDA device.
+ * row without a host wait between them. The chunked ranking (CountSearchOptions.chunkedRanking:
+ * vs_rank_chunks + vs_rank_merge) against vs_rank_rows, bitwise, on the same rows and at chunk edges.
+ * The methods with the hand-off are held to the CPU method in vertical-slash-prefill.test.ts. Skipped
+ * where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -113,6 +115,44 @@ describe('CUDA vertical-slash index hand-off vs the default build', { skip }, ()
         reference.release();
         handOff.release();
         for (const b of [dv, ds, deviceCounts]) rt.pool.release(b);
+      }
+    });
+  }
+
+  // Chunks of 2048 items: one chunk, exactly one, one item past it, the organism's 8, many and odd.
+  for (const c of [{ n: 50, H: 2, nans: 0 }, { n: 2048, H: 1, nans: 2 }, { n: 2049, H: 3, nans: 0 }, { n: 16_384, H: 4, nans: 1 }, { n: 20_011, H: 2, nans: 5 }]) {
+    test(`n=${c.n} H=${c.H}: the chunked ranking gives vs_rank_rows' ranks`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = tiedScores(n, H, 100 + n, c.nans);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const oneBlock = new VerticalSlashCountSearch(rt, H), chunked = new VerticalSlashCountSearch(rt, H, { chunkedRanking: true, deviceHandOff: true });
+      const download = (ptr: bigint) => {
+        rt.synchronize();
+        const out = new Int32Array(2 * H * n);
+        rt.cuda.download(out, ptr);
+        return out;
+      };
+      try {
+        const want = download(oneBlock.rank(scores));
+        // Twice: the second ranking queues behind the first with no host wait.
+        chunked.rank(scores);
+        const got = download(chunked.rank(scores));
+        for (let row = 0; row < 2 * H; row++) {
+          const seen = new Uint8Array(n);
+          for (let i = 0; i < n; i++) seen[want[row * n + i]] = 1;
+          assert.ok(seen.every((x) => x === 1), `row ${row}: vs_rank_rows' ranks are a permutation`);
+          const at = got.subarray(row * n, (row + 1) * n).findIndex((r, i) => r !== want[row * n + i]);
+          assert.equal(at, -1, `row ${row}: item ${at} ranked ${got[row * n + at]}, vs_rank_rows ${want[row * n + at]}`);
+        }
+        for (const s of [0.5, 0.9]) assert.deepEqual(chunked.counts(scores, s), oneBlock.counts(scores, s), `s=${s}: the same search answer`);
+      } finally {
+        oneBlock.release();
+        chunked.release();
+        rt.pool.release(dv);
+        rt.pool.release(ds);
       }
     });
   }

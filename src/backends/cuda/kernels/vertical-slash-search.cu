@@ -23,6 +23,10 @@
 //                            multiprocessors) one round costs about what one probe does. Its walks
 //                            step once per run of kept offsets (vs_walk_runs), not once per 64 keys.
 //   vs_select_ranked         the index builder's selection from the same ranks (hand-off path).
+//   vs_rank_chunks, vs_rank_merge  vs_rank_rows' ranks with many blocks per row (opt-in): each
+//                            RANK_CHUNK-item chunk sorted in shared memory, then each item's rank =
+//                            its place in its chunk + how many items of every other chunk precede it
+//                            (binary searches of their sorted keys).
 // Totals are integers below 2^53, so the float64 comparisons with the target are the host's, bit for bit.
 #include "common.cuh"
 #include "top-k.cuh"
@@ -40,6 +44,9 @@ constexpr int MAX_LEVELS = 5;
 constexpr int MAX_BATCH = (1 << MAX_LEVELS) - 1;  // probes in one round of the batched search, at most
 constexpr int MAX_BATCH_COUNTS = 1024;            // probes x 2H counts one round keeps in shared memory
 constexpr double ABOVE_ANY_TARGET = 1e308;        // an assumed probe outcome above the target
+constexpr int CHUNK_THREADS = 256;                // the chunked ranking's blocks
+constexpr int CHUNK_ITEMS = 8;
+constexpr int RANK_CHUNK = CHUNK_THREADS * CHUNK_ITEMS;  // items per chunk: one sort tile in shared memory
 
 __device__ __forceinline__ u32 load_acquire(const u32* p) {
   u32 v;
@@ -636,6 +643,83 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_select_ranked(const int
   const int k = min(counts[row], n);
   int* out = columns ? selV + (size_t)row * strideV : selS + (size_t)(row - H) * strideS;
   select_ranked(ranks + (size_t)row * n, n, k, out, sh);
+}
+
+// The ranking's sort key of item i of a score row (ascending = rank order; the index breaks ties):
+// forced items 0, then the scores descending (-0 = +0, NaN last), as vs_rank_rows and vs_select order them.
+__device__ __forceinline__ u32 vs_rank_key(const float* scores, int i, int forced) {
+  return i < forced ? 0u : ~topk_order_key(scores[i]);
+}
+
+// grid (ceil(n / RANK_CHUNK), 2H), CHUNK_THREADS threads. Sorts chunk c of score row r (items
+// [c·RANK_CHUNK, min(n, (c + 1)·RANK_CHUNK)), rows as vs_rank_rows') by (key, index) in shared memory
+// (4 stable LSD radix passes) and writes its keys and indices in that order to sortedKeys /
+// sortedIdx [2H, n] at the chunk's place.
+extern "C" __global__ void __launch_bounds__(CHUNK_THREADS, 1) vs_rank_chunks(
+    const float* __restrict__ vertical, const float* __restrict__ slash, u32* __restrict__ sortedKeys, int* __restrict__ sortedIdx,
+    int n, int H, int forcedColumns, int forcedDiagonals) {
+  __shared__ RadixShared<CHUNK_THREADS> sh;
+  __shared__ u32 keysA[RANK_CHUNK], keysB[RANK_CHUNK];
+  __shared__ int idxA[RANK_CHUNK], idxB[RANK_CHUNK];
+  const int row = blockIdx.y, first = blockIdx.x * RANK_CHUNK, len = min(RANK_CHUNK, n - first);
+  const bool columns = row < H;
+  const float* scores = columns ? vertical + (size_t)row * n : slash + (size_t)(row - H) * n;
+  const int forced = columns ? forcedColumns : forcedDiagonals;
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>(
+      [&](int i) { return vs_rank_key(scores, first + i, forced); }, [&](int i) { return first + i; }, keysB, idxB, len, 0, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysB[i]; }, [&](int i) { return idxB[i]; }, keysA, idxA, len, 8, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysA[i]; }, [&](int i) { return idxA[i]; }, keysB, idxB, len, 16, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysB[i]; }, [&](int i) { return idxB[i]; }, keysA, idxA, len, 24, sh);
+  const size_t at = (size_t)row * n + first;
+  for (int j = threadIdx.x; j < len; j += CHUNK_THREADS) {
+    sortedKeys[at + j] = keysA[j];
+    sortedIdx[at + j] = idxA[j];
+  }
+}
+
+// First j in sorted[0, len) with sorted[j] > key (upper) or >= key (!upper).
+__device__ __forceinline__ int vs_chunk_bound(const u32* sorted, int len, u32 key, bool upper) {
+  int lo = 0, hi = len;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (upper ? sorted[mid] <= key : sorted[mid] < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// grid (ceil(n / RANK_CHUNK), 2H), CHUNK_THREADS threads, after vs_rank_chunks. The rank of item j of
+// chunk c's sorted order = j + the items of the other chunks before it: in an earlier chunk every key
+// <= its key (equal keys there have lower indices), in a later one every key < its key. ranks [2H, n]
+// out, as vs_rank_rows writes them.
+extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) vs_rank_merge(
+    const u32* __restrict__ sortedKeys, const int* __restrict__ sortedIdx, int* __restrict__ ranks, int n) {
+  __shared__ u32 other[RANK_CHUNK];
+  const int row = blockIdx.y, c = blockIdx.x, chunks = gridDim.x;
+  const int first = c * RANK_CHUNK, len = min(RANK_CHUNK, n - first);
+  const u32* rowKeys = sortedKeys + (size_t)row * n;
+  u32 key[CHUNK_ITEMS];
+  int rank[CHUNK_ITEMS];
+#pragma unroll
+  for (int t = 0; t < CHUNK_ITEMS; ++t) {
+    const int j = threadIdx.x + t * CHUNK_THREADS;
+    key[t] = j < len ? rowKeys[first + j] : 0u;
+    rank[t] = j;
+  }
+  for (int d = 0; d < chunks; ++d) {
+    if (d == c) continue;
+    const int dFirst = d * RANK_CHUNK, dLen = min(RANK_CHUNK, n - dFirst);
+    __syncthreads();  // the last chunk's searches are done with `other`
+    for (int j = threadIdx.x; j < dLen; j += CHUNK_THREADS) other[j] = rowKeys[dFirst + j];
+    __syncthreads();
+#pragma unroll
+    for (int t = 0; t < CHUNK_ITEMS; ++t) rank[t] += vs_chunk_bound(other, dLen, key[t], d < c);
+  }
+#pragma unroll
+  for (int t = 0; t < CHUNK_ITEMS; ++t) {
+    const int j = threadIdx.x + t * CHUNK_THREADS;
+    if (j < len) ranks[(size_t)row * n + sortedIdx[(size_t)row * n + first + j]] = rank[t];
+  }
 }
 
 // grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the

@@ -25,6 +25,9 @@ import { PATTERN_BLOCK } from './vertical-slash-index.js';
 
 const THREADS = 512;
 const RANK_THREADS = 1024;
+/** The chunked ranking's blocks and items per chunk (vertical-slash-search.cu CHUNK_THREADS, RANK_CHUNK). */
+const CHUNK_THREADS = 256;
+const RANK_CHUNK = 2048;
 /** The batched kernel's MAX_LEVELS and MAX_BATCH_COUNTS (probes x 2H counts one round keeps). */
 export const MAX_PROBE_LEVELS = 5;
 const MAX_BATCH = 2 ** MAX_PROBE_LEVELS - 1;
@@ -88,6 +91,12 @@ export interface CountSearchOptions {
    * estimate). The same ranks and counts, so the same selection (GPU tests hold it to the CPU's).
    */
   deviceHandOff?: boolean;
+  /**
+   * Rank each score row with many blocks (session 6, not the default until measured): vs_rank_chunks
+   * sorts 2048-item chunks in shared memory, vs_rank_merge adds every other chunk's count of preceding
+   * items (binary searches of its sorted keys); the same ranks as vs_rank_rows' one block per row.
+   */
+  chunkedRanking?: boolean;
 }
 
 /** Whether the forced floor alone already meets ('meets') or exceeds ('exceeds') the budget. */
@@ -125,11 +134,12 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 }
 
 export class VerticalSlashCountSearch {
-  private kernels: { rank: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
+  private kernels: { rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
   readonly deviceHandOff: boolean;
+  readonly chunkedRanking: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -144,6 +154,7 @@ export class VerticalSlashCountSearch {
     }
     this.probeLevels = L ?? null;
     this.deviceHandOff = options.deviceHandOff ?? false;
+    this.chunkedRanking = options.chunkedRanking ?? false;
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -153,6 +164,8 @@ export class VerticalSlashCountSearch {
       const mod = this.rt.module('vertical-slash-search.cu', {});
       this.kernels = {
         rank: mod.kernel('vs_rank_rows', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        rankChunks: mod.kernel('vs_rank_chunks', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        rankMerge: mod.kernel('vs_rank_merge', ['ptr', 'ptr', 'ptr', 'i32']),
         search: mod.kernel('vs_count_search', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
@@ -206,20 +219,31 @@ export class VerticalSlashCountSearch {
    * Enqueues vs_rank_rows over the score rows: [2H, n] int32 ranks on the device (rank[i] of item i:
    * forced items first, then the scores descending, ties to the lower index), valid until the next
    * ranking or release. Waits for the stream first (earlier work may still read the scratch, and
-   * growing frees it); with deviceHandOff only when a buffer must grow.
+   * growing frees it); with deviceHandOff only when a buffer must grow. One block per row
+   * (vs_rank_rows), or with chunkedRanking two launches of ceil(n / 2048) blocks per row.
    */
   rank(scores: VerticalSlashScores): DevicePtr {
     const H = this.numHeads, n = scores.n;
     if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
-    const { rank } = this.prepare();
+    const { rank, rankChunks, rankMerge } = this.prepare();
     const rows = 2 * H * n * 4;
     const scratch = [this.buf.keysA, this.buf.keysB, this.buf.valsA, this.buf.valsB];
     if (!this.deviceHandOff || scratch.some((b) => !b.fits(rows))) this.rt.synchronize();
     const [keysA, keysB, valsA, valsB] = scratch.map((b) => b.ensure(rows));
     const ranks = keysB.ptr; // written after the sort's last read of it
-    rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [
-      scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
-    ]);
+    const stream = this.rt.stream;
+    if (this.chunkedRanking) {
+      // Sorted chunks in keysA / valsA, then the ranks.
+      const grid: [number, number, number] = [Math.ceil(n / RANK_CHUNK), 2 * H, 1];
+      rankChunks.launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+        scores.vertical, scores.slash, keysA.ptr, valsA.ptr, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
+      ]);
+      rankMerge.launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [keysA.ptr, valsA.ptr, ranks, n]);
+    } else {
+      rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+        scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
+      ]);
+    }
     this.ranked = scores;
     return ranks;
   }
