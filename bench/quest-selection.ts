@@ -8,8 +8,8 @@
  *     their chunks and select together (session 5), and its select alone on v3's score rows;
  *   - v6: QuestKernels.selectStep with windowStep, v5's blocks with a select of one barrier when the
  *     unit's previous key range brackets the k-th key (session 6), its select alone, and its step
- *     with the guess off (two barriers: what a step pays when the guess misses). The timed replays
- *     repeat one row, so the guess always holds there: the step with the guess off bounds a miss;
+ *     with the guess off (two barriers: what a step pays when the guess misses; the timed replays
+ *     repeat one row, so the guess always holds there) and with its L2 prefetch of the bounds off;
  *   - v4, v5 and v6 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
@@ -54,9 +54,11 @@ interface Row {
   v4: VersionTiming | null;
   /** v5 and its blocks per unit. */
   v5: (VersionTiming & { blocksPerUnit: number }) | null;
-  /** v6, its blocks per unit, and its step and select alone with the guess off (a miss: two barriers). */
-  v6: (VersionTiming & { blocksPerUnit: number; coldUs: number; coldSelectUs: number }) | null;
+  /** v6, its blocks per unit, its step and select alone with the guess off (a miss: two barriers), its step without the L2 prefetch. */
+  v6: (VersionTiming & { blocksPerUnit: number } & V6Variants) | null;
 }
+
+interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
 const VERSIONS = ['v4', 'v5', 'v6'] as const;
 type Version = (typeof VERSIONS)[number];
@@ -94,6 +96,7 @@ function main(argv: string[]): number {
   const v5 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true });
   const v6 = new QuestKernels(rt, shape, P, true, { windowStep: true });
   const v6Cold = new QuestKernels(rt, shape, P, true, { windowStep: true, windowGuess: false });
+  const v6NoPrefetch = new QuestKernels(rt, shape, P, true, { windowStep: true, windowPrefetch: false });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -214,11 +217,14 @@ function main(argv: string[]): number {
         return null;
       };
       const timed: Partial<Record<Version, VersionTiming>> = {};
-      let v6ColdTiming: { coldUs: number; coldSelectUs: number } | null = null;
+      let v6Variants: V6Variants | null = null;
       for (const version of VERSIONS.filter((v) => versions.has(v))) {
         const mismatch = mismatchOf(`${version} step`, stepOf[version]) ?? mismatchOf(`${version} select alone`, selectOf[version]) ??
           mismatchOf(`${version} graph step`, atOf[version]) ??
-          (version === 'v6' ? mismatchOf('v6 step, guess off', oneLaunchStep(v6Cold)) ?? mismatchOf('v6 select alone, guess off', multiBlockSelect(v6Cold)) : null);
+          (version === 'v6'
+            ? mismatchOf('v6 step, guess off', oneLaunchStep(v6Cold)) ?? mismatchOf('v6 select alone, guess off', multiBlockSelect(v6Cold)) ??
+              mismatchOf('v6 step, no prefetch', oneLaunchStep(v6NoPrefetch))
+            : null);
         if (mismatch) {
           console.error(mismatch);
           failures.push(mismatch);
@@ -234,9 +240,13 @@ function main(argv: string[]): number {
           : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
-          const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold);
-          v6ColdTiming = { coldUs: graph((i) => coldStep(layers[i % copies])), coldSelectUs: graph((i) => coldSelect(layers[i % copies])) };
-          cold = `; guess off: step ${v6ColdTiming.coldUs.toFixed(1)} us, select alone ${v6ColdTiming.coldSelectUs.toFixed(1)} us`;
+          const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
+          v6Variants = {
+            coldUs: graph((i) => coldStep(layers[i % copies])), coldSelectUs: graph((i) => coldSelect(layers[i % copies])),
+            noPrefetchUs: graph((i) => noPrefetch(layers[i % copies])),
+          };
+          cold = `; guess off: step ${v6Variants.coldUs.toFixed(1)} us, select alone ${v6Variants.coldSelectUs.toFixed(1)} us; ` +
+            `no prefetch: step ${v6Variants.noPrefetchUs.toFixed(1)} us`;
         }
         console.log(`n=${n} s=${s}: ${version}${blocks} ${t.us.toFixed(1)} us = ${(t.us / floorUs).toFixed(2)}x floor, ${(v3Us / t.us).toFixed(2)}x faster than v3; ` +
           `L2-hot ${t.hotUs.toFixed(1)} us, eager ${t.eagerUs.toFixed(1)} us; select alone ${t.selectUs.toFixed(1)} us (v3's ${v3SelectUs.toFixed(1)}); ` +
@@ -246,7 +256,7 @@ function main(argv: string[]): number {
       const row: Row = {
         n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs, v3Us, v3HotUs, v3EagerUs, v3BoundsUs, v3ScoresUs, v3SelectUs,
         v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
-        v6: timed.v6 && v6ColdTiming ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6ColdTiming } : null,
+        v6: timed.v6 && v6Variants ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6Variants } : null,
       };
       rows.push(row);
     }
@@ -261,11 +271,11 @@ function main(argv: string[]): number {
   rt.pool.release(q);
   rt.pool.release(position);
   // Side by side (graph replays, bounds rotated out of L2; µs per step).
-  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v6 | v6, guess off | v5 / v6 | G | select alone v3 / v4 / v5 / v6 / v6 guess off | graph step v4 / v5 / v6 | L2-hot v3 / v5 / v6 | eager v3 / v5 / v6 |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
+  console.log('\n| n | s | k | floor | v3 | v4 | v5 | v6 | v6, guess off | v6, no prefetch | v5 / v6 | G | select alone v3 / v4 / v5 / v6 / v6 guess off | graph step v4 / v5 / v6 | L2-hot v3 / v5 / v6 | eager v3 / v5 / v6 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(1));
   for (const r of rows) {
-    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ${f(r.v6?.us)} | ${f(r.v6?.coldUs)} | ` +
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.floorUs)} | ${f(r.v3Us)} | ${f(r.v4?.us)} | ${f(r.v5?.us)} | ${f(r.v6?.us)} | ${f(r.v6?.coldUs)} | ${f(r.v6?.noPrefetchUs)} | ` +
       `${r.v5 && r.v6 ? (r.v5.us / r.v6.us).toFixed(2) : '-'} | ${r.v6?.blocksPerUnit ?? r.v5?.blocksPerUnit ?? '-'} | ` +
       `${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} / ${f(r.v6?.selectUs)} / ${f(r.v6?.coldSelectUs)} | ` +
       `${f(r.v4?.atUs)} / ${f(r.v5?.atUs)} / ${f(r.v6?.atUs)} | ` +

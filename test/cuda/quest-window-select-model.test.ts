@@ -13,7 +13,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { QUEST_GRID_MAX_BLOCKS, QUEST_WIN_FIXED_WORDS, questWindowUnitWords } from '../../src/backends/cuda/kernels/quest.js';
+import {
+  QUEST_GRID_MAX_BLOCKS, QUEST_KERNEL_NAMES, QUEST_WIN_FIXED_WORDS, QUEST_WIN_PARAMS, questWindowUnitWords,
+} from '../../src/backends/cuda/kernels/quest.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
@@ -188,6 +190,17 @@ test('v6 scratch layout: quest.ts and quest.cu agree on the words per unit', () 
   assert.equal(questWindowUnitWords(8192), QUEST_WIN_FIXED_WORDS + 2 * 8192);
 });
 
+test('v6 launchers declare the parameters quest.cu\'s v6 kernels take (pointers, then 32-bit integers)', () => {
+  const quest = readKernelSource('quest.cu');
+  for (const kernel of ['winStep', 'winStepAt', 'winSelect'] as const) {
+    const name = QUEST_KERNEL_NAMES[kernel];
+    const m = quest.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
+    assert.ok(m, `${name} is defined`);
+    const kinds = m[1].split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+    assert.deepEqual(kinds, [...QUEST_WIN_PARAMS[kernel]], name);
+  }
+});
+
 test('v6 windows: the no-guess window holds every key; each narrowing pass shrinks the range enough for five passes', () => {
   assert.ok(Math.floor(0xffffffff / 2 ** NO_GUESS_SHIFT) < INTERIOR, 'the first window without a guess covers every key');
   assert.deepEqual(cover(0, 0xffffffff), { base: 0, shift: NO_GUESS_SHIFT });
@@ -273,7 +286,7 @@ function questScores(pages: number, rand: () => number, q: Float32Array, D: numb
   return scores;
 }
 
-test('v6 select model: Quest-like rows; a repeated row needs one pass, a new query on the same bounds', (t) => {
+test('v6 select model: Quest-like rows; a repeated row takes one pass, no guess two; rows of fresh queries and bounds', (t) => {
   const rand = randomGenerator(73);
   const D = 32, heads = 4;
   const passCounts = new Map<string, number[]>();

@@ -141,6 +141,7 @@ describe('CUDA Quest', { skip }, () => {
       const win = new QuestKernels(rt, kernels.shape, P, sharePages, { windowStep: true });
       const winMany = new QuestKernels(rt, kernels.shape, P, sharePages, WINDOWED);
       const winCold = new QuestKernels(rt, kernels.shape, P, sharePages, { ...WINDOWED, windowGuess: false });
+      const winNoPrefetch = new QuestKernels(rt, kernels.shape, P, sharePages, { ...WINDOWED, windowPrefetch: false });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -159,7 +160,7 @@ describe('CUDA Quest', { skip }, () => {
         [1, { gridSelect: manyBlocks }], [90, { gridSelect: manyBlocks }], [pages - 1, { gridSelect: grid }],
         [1, { step: win }], [64, { step: win }], [64, { step: win }], [pages - 1, { step: win }],
         [1, { step: winMany }], [7, { step: winMany }], [90, { step: winMany }], [90, { step: winMany }], [pages - 1, { step: winMany }],
-        [7, { step: winCold }], [90, { step: winCold }],
+        [7, { step: winCold }], [90, { step: winCold }], [90, { step: winNoPrefetch }],
         [1, { gridSelect: winMany }], [90, { gridSelect: winMany }], [pages - 1, { gridSelect: win }],
       ];
       for (const [k, selector] of cases) {
@@ -262,6 +263,7 @@ describe('CUDA Quest', { skip }, () => {
       const v3 = new QuestKernels(rt, shape, P, sharePages);
       const v5 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true });
       const v6 = new QuestKernels(rt, shape, P, sharePages, { windowStep: true });
+      const v6Cold = new QuestKernels(rt, shape, P, sharePages, { windowStep: true, windowGuess: false, windowPrefetch: false });
       const g = H / Hkv;
       for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
         const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
@@ -295,7 +297,7 @@ describe('CUDA Quest', { skip }, () => {
             assert.deepEqual(got, cpuPages, `${pages} pages, k = ${k}, unit ${u}: v3 as the CPU`);
           }
           // v6 twice: at the first k from a fresh scratch (no guess), later from the previous call's range (this row's); then again from it.
-          for (const [label, kernels] of [['v5', v5], ['v6', v6], ['v6 again', v6]] as const) {
+          for (const [label, kernels] of [['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold]] as const) {
             const got = run(kernels, k);
             for (let u = 0; u < v3.units; u++) {
               for (let i = 0; i < listWords; i++) {

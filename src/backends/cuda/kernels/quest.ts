@@ -62,6 +62,12 @@ export const QUEST_KERNEL_NAMES = {
   stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
   winStep: 'quest_win_step', winStepAt: 'quest_win_step_at', winSelect: 'quest_win_select',
 } as const;
+/** v6's parameter lists (quest.cu's signatures; a host test compares them). */
+export const QUEST_WIN_PARAMS = {
+  winStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  winStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  winSelect: ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr', 'i32', 'i32'],
+} as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
 
@@ -88,6 +94,8 @@ export interface QuestKernelOptions {
   windowStep?: boolean;
   /** v6 starts from the unit's previous key range (default true); false: from a window over every key (two barriers), to time a miss. */
   windowGuess?: boolean;
+  /** v6's step asks L2 for each block's bounds before scoring them (default true; false: v5's score loop as it is). */
+  windowPrefetch?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -218,6 +226,7 @@ export class QuestKernels {
   /** Whether selectStep and selectStepAt run v6 (the windowed multi-block step). */
   readonly windowStep: boolean;
   private readonly windowGuess: boolean;
+  private readonly windowPrefetch: boolean;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -236,6 +245,7 @@ export class QuestKernels {
     this.multiBlockStep = options.multiBlockStep ?? false;
     this.windowStep = options.windowStep ?? false;
     this.windowGuess = options.windowGuess ?? true;
+    this.windowPrefetch = options.windowPrefetch ?? true;
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
@@ -273,13 +283,9 @@ export class QuestKernels {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
         gridSelect: mod.kernel(QUEST_KERNEL_NAMES.gridSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
-        winStep: mod.kernel(QUEST_KERNEL_NAMES.winStep, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        winStepAt: mod.kernel(QUEST_KERNEL_NAMES.winStepAt, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr', 'i32', 'i32']),
+        winStep: mod.kernel(QUEST_KERNEL_NAMES.winStep, [...QUEST_WIN_PARAMS.winStep]),
+        winStepAt: mod.kernel(QUEST_KERNEL_NAMES.winStepAt, [...QUEST_WIN_PARAMS.winStepAt]),
+        winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, [...QUEST_WIN_PARAMS.winSelect]),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
@@ -461,7 +467,7 @@ export class QuestKernels {
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows,
-          scratch.windowUnitWords, this.windowGuess ? 1 : 0],
+          scratch.windowUnitWords, this.windowGuess ? 1 : 0, this.windowPrefetch ? 1 : 0],
       );
       return;
     }
@@ -516,7 +522,7 @@ export class QuestKernels {
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.windowScratch(scratch, maxPages), segments.ptr, a.position, a.budgets,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize,
-          scratch.windowUnitWords, this.windowGuess ? 1 : 0],
+          scratch.windowUnitWords, this.windowGuess ? 1 : 0, this.windowPrefetch ? 1 : 0],
       );
       return;
     }
