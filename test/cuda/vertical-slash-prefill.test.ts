@@ -4,7 +4,8 @@
  * diagonals, the same per-block ranges and columns, the same exact pair counts, and outputs within
  * bf16 tolerance of the CPU's float64 result. Outputs are poisoned with NaN before each run, so an
  * unwritten element fails. Cases with a target sparsity run a third time with the batched count
- * search (vs_count_search_batched, probeLevels 'auto'), held to the same CPU answers. Skipped, with
+ * search (vs_count_search_batched, probeLevels 'auto'), then with the index hand-off
+ * (deviceHandOff) and with it the chunked ranking (chunkedRanking), all held to the same CPU answers. Skipped, with
  * the reason printed, where there is no CUDA device.
  *
  * "Without ties": the GPU sums in fp32, the CPU in float64, so each case first checks on the CPU that
@@ -160,12 +161,14 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
 
       // GPU method through the device contract, with each row tiling of the attention kernel, and
       // for a target sparsity once more with the batched count search ('auto': as many levels as H allows here).
-      // Every case once more with the index hand-off (the index from the search's ranks; with given
-      // counts no search runs, so the default build: both held to the CPU).
+      // A target sparsity also with the index hand-off (the index from the search's ranks), alone and
+      // with the chunked ranking (with given counts no search runs: the hand-off is the default build).
       const runs: { mTiles: VerticalSlashRowTiles; search: CountSearchOptions }[] = [{ mTiles: 1, search: {} }, { mTiles: 2, search: {} }];
-      if (c.options.sparsity !== undefined) runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
-      runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true } });
-      if (c.options.sparsity !== undefined) runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true } });
+      if (c.options.sparsity !== undefined) {
+        runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
+        runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true } });
+        runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true } });
+      }
       for (const { mTiles, search } of runs) {
         const method = gpu(mTiles, search);
         const dq = c.fusedRows ? fusedQueryRows(rt, x) : { buf: uploadAsBf16(rt, x.q), rowStride: H * D };
