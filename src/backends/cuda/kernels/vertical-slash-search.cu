@@ -659,21 +659,23 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS, 1) vs_rank_chunks(
     const float* __restrict__ vertical, const float* __restrict__ slash, u32* __restrict__ sortedKeys, int* __restrict__ sortedIdx,
     int n, int H, int forcedColumns, int forcedDiagonals) {
   __shared__ RadixShared<CHUNK_THREADS> sh;
-  __shared__ u32 keysA[RANK_CHUNK], keysB[RANK_CHUNK];
-  __shared__ int idxA[RANK_CHUNK], idxB[RANK_CHUNK];
+  __shared__ u32 keysShared[2][RANK_CHUNK];
+  __shared__ int idxShared[2][RANK_CHUNK];
+  u32 *ka = keysShared[0], *kb = keysShared[1];
+  int *ia = idxShared[0], *ib = idxShared[1];
   const int row = blockIdx.y, first = blockIdx.x * RANK_CHUNK, len = min(RANK_CHUNK, n - first);
   const bool columns = row < H;
   const float* scores = columns ? vertical + (size_t)row * n : slash + (size_t)(row - H) * n;
   const int forced = columns ? forcedColumns : forcedDiagonals;
   radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>(
-      [&](int i) { return vs_rank_key(scores, first + i, forced); }, [&](int i) { return first + i; }, keysB, idxB, len, 0, sh);
-  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysB[i]; }, [&](int i) { return idxB[i]; }, keysA, idxA, len, 8, sh);
-  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysA[i]; }, [&](int i) { return idxA[i]; }, keysB, idxB, len, 16, sh);
-  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return keysB[i]; }, [&](int i) { return idxB[i]; }, keysA, idxA, len, 24, sh);
+      [&](int i) { return vs_rank_key(scores, first + i, forced); }, [&](int i) { return first + i; }, kb, ib, len, 0, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return kb[i]; }, [&](int i) { return ib[i]; }, ka, ia, len, 8, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return ka[i]; }, [&](int i) { return ia[i]; }, kb, ib, len, 16, sh);
+  radix_pass<CHUNK_THREADS, CHUNK_ITEMS, true>([&](int i) { return kb[i]; }, [&](int i) { return ib[i]; }, ka, ia, len, 24, sh);
   const size_t at = (size_t)row * n + first;
   for (int j = threadIdx.x; j < len; j += CHUNK_THREADS) {
-    sortedKeys[at + j] = keysA[j];
-    sortedIdx[at + j] = idxA[j];
+    sortedKeys[at + j] = ka[j];
+    sortedIdx[at + j] = ia[j];
   }
 }
 
