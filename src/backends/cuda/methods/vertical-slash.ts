@@ -36,9 +36,12 @@ import { assertPrefillShape } from './shape-check.js';
 /**
  * The count search the methods run: the batched decision tree at 'auto' levels (session 5, H100, s = 0.9
  * at 16K: Vertical-Slash estimation 2.8x faster per organism layer, 1.8x at Llama-8B's shape, the same
- * counts as one probe at a time; docs/perf.md, "Session 5: estimation on small models").
+ * counts as one probe at a time; docs/perf.md, "Session 5: estimation on small models"), its ranks handed
+ * to the index builder and ranked by many blocks per row (session 6, H100, s = 0.9 at 16K: organism
+ * estimation 1.048 -> 0.810 ms per layer for Vertical-Slash, 1.149 -> 0.963 for FlexPrefill, Llama-8B
+ * 1.878 -> 1.657; the same counts and pairs; docs/perf.md, "Session 6: index hand-off and chunked ranking").
  */
-export const DEFAULT_COUNT_SEARCH: CountSearchOptions = { probeLevels: 'auto' };
+export const DEFAULT_COUNT_SEARCH: CountSearchOptions = { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true };
 
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
