@@ -57,6 +57,11 @@ export interface CurriculumPlan {
    */
   vtConfusableShare?: number;
   /**
+   * Run 11b: follow-up turns after each VT example's reply, each asking another chain of the same
+   * context (vt-follow-ups.ts; training only). 0 or absent: none.
+   */
+  vtFollowUps?: number;
+  /**
    * Run 8: share of chunks drawn at a long length, uniform in [longMinLength, longMaxLength] (beyond
    * maxLength: positions evaluation reaches at 16K), independent of the length ramp. 0 or absent: none.
    */
@@ -125,6 +130,8 @@ export interface ChunkSpec {
   replyStyle?: ReplyStyle;
   /** Share of the chunk's VT examples renamed to confusable names (vt-confusable.ts); absent: none. */
   vtConfusableShare?: number;
+  /** Follow-up turns after each VT reply (vt-follow-ups.ts); absent: none. */
+  vtFollowUps?: number;
   /** Whether the chunk was drawn at a long length (CurriculumPlan.longShare). */
   long?: boolean;
 }
@@ -147,6 +154,8 @@ export function validatePlan(plan: CurriculumPlan): void {
   }
   const share = (v: number | undefined) => v === undefined || (v >= 0 && v <= 1);
   if (!share(plan.vtConfusableShare)) problems.push(`vtConfusableShare must be in [0, 1], got ${plan.vtConfusableShare}`);
+  const followUps = plan.vtFollowUps ?? 0;
+  if (!(Number.isInteger(followUps) && followUps >= 0 && followUps <= 7)) problems.push(`vtFollowUps must be an integer in [0, 7] (8 chains, one asked), got ${plan.vtFollowUps}`);
   if (!share(plan.longShare)) problems.push(`longShare must be in [0, 1], got ${plan.longShare}`);
   if ((plan.longShare ?? 0) > 0) {
     const lo = plan.longMinLength ?? NaN;
@@ -189,6 +198,7 @@ export function chunkSpec(index: number, plan: CurriculumPlan = DEFAULT_PLAN): C
     ...(plan.easyTasks ? { easyTasks: plan.easyTasks } : {}),
     ...(plan.replyStyle ? { replyStyle: plan.replyStyle } : {}),
     ...(plan.vtConfusableShare ? { vtConfusableShare: plan.vtConfusableShare } : {}),
+    ...(plan.vtFollowUps ? { vtFollowUps: plan.vtFollowUps } : {}),
     ...(long ? { long } : {}),
   };
 }

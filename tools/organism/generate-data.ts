@@ -11,6 +11,10 @@
  * only ids[prompt_tokens:] are the reply, and ids[answer_start:answer_end] the gold answer in it
  * (before it: the task's fixed explanation frame; after it: the closing tag and end of turn); a VT
  * example renamed to confusable names (--vt-confusable, training only) also has "vt_names": "confusable".
+ * With --vt-follow-ups K (training only) a VT example's ids go on after its reply with K user turns
+ * asking other chains of the same context, each answered in the same format (vt-follow-ups.ts); the
+ * line then also has "reply_end" (the end of the first reply, after its end-of-turn token) and
+ * "follow_ups": [[reply_start, answer_start, reply_end], …] for the later replies.
  * With --text the line is {"task", "length", "seed", "index",
  * "prompt", "reply"} instead: the user message and the reply as plain text, for training the
  * tokenizer (then DIR may hold a provisional tokenizer, used only to size the contexts).
@@ -24,6 +28,7 @@ import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/ind
 import { chunkSpec, DEFAULT_PLAN, difficultyOf, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
 import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type ReplyStyle, type TrainingTask } from './training-format.js';
 import { renameDraw, withConfusableNames } from './vt-confusable.js';
+import { followUpChains, followUpQuestion, followUpTurnText } from './vt-follow-ups.js';
 import type { VtGold } from '../../src/tasks/ruler/vt.js';
 
 export interface ChunkResult {
@@ -76,6 +81,43 @@ function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, resul
   return null;
 }
 
+/**
+ * Appends the follow-up turns of a VT example to `ids` (which end with its first reply's end-of-turn
+ * token) and returns the spans the trainer needs. The turn text is checked once against the
+ * tokenizer's own chat template, so a template with another layout is refused rather than mimicked.
+ */
+function appendFollowUps(tokenizer: TextTokenizer, example: TaskExample, spec: ChunkSpec, ids: number[]): { reply_end: number; follow_ups: number[][] } {
+  const endToken = tokenizer.eosToken as string;
+  checkFollowUpTemplate(tokenizer, endToken);
+  const replyEnd = ids.length;
+  const spans: number[][] = [];
+  const end = endOfTurnId(tokenizer);
+  for (const chain of followUpChains(example, spec.vtFollowUps ?? 0)) {
+    ids.push(...tokenizer.encode(followUpTurnText(followUpQuestion(chain.value), endToken), { addSpecialTokens: false }));
+    const gold = { variables: chain.variables, value: chain.value, text: chain.variables.join(' ') };
+    const parts = replyParts({ task: 'vt', gold, prompt: example.prompt }, spec.replyStyle);
+    const start = ids.length;
+    ids.push(...tokenizer.encode(parts.head, { addSpecialTokens: false }));
+    const answerStart = ids.length;
+    ids.push(...tokenizer.encode(parts.answer, { addSpecialTokens: false }), ...tokenizer.encode(parts.tail, { addSpecialTokens: false }), end);
+    spans.push([start, answerStart, ids.length]);
+  }
+  return { reply_end: replyEnd, follow_ups: spans };
+}
+
+const checkedTemplates = new WeakSet<TextTokenizer>();
+
+function checkFollowUpTemplate(tokenizer: TextTokenizer, endToken: string): void {
+  if (checkedTemplates.has(tokenizer)) return;
+  const first = tokenizer.renderChat([{ role: 'user', content: 'U' }, { role: 'assistant', content: 'A' }], false);
+  const both = tokenizer.renderChat([{ role: 'user', content: 'U' }, { role: 'assistant', content: 'A' }, { role: 'user', content: 'Q' }], true);
+  const expected = `${first.slice(0, first.lastIndexOf('A') + 1)}${endToken}${followUpTurnText('Q', endToken)}`;
+  if (both !== expected) {
+    throw new Error(`--vt-follow-ups: the tokenizer's chat template lays out turns unlike <|role|>\\n…${endToken}\\n (got ${JSON.stringify(both)})`);
+  }
+  checkedTemplates.add(tokenizer);
+}
+
 export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids' | 'text'): ChunkResult {
   const result: ChunkResult = { lines: [], made: {}, fallbacks: {}, tokens: 0 };
   const end = mode === 'ids' ? endOfTurnId(tokenizer) : -1;
@@ -98,7 +140,8 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
       const answer = tokenizer.encode(parts.answer);
       const ids = [...example.inputIds, ...head, ...answer, ...tokenizer.encode(parts.tail), end];
       const answerStart = example.inputLength + head.length;
-      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, answer_start: answerStart, answer_end: answerStart + answer.length, ids }));
+      const followUps = example.task === 'vt' && spec.vtFollowUps ? appendFollowUps(tokenizer, example, spec, ids) : null;
+      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, answer_start: answerStart, answer_end: answerStart + answer.length, ...(followUps ?? {}), ids }));
       result.tokens += ids.length;
     }
   }
@@ -175,6 +218,7 @@ function main(): void {
       'worked-lookups': { type: 'boolean', default: false },
       'worked-multihop': { type: 'boolean', default: false },
       'vt-confusable': { type: 'string' },
+      'vt-follow-ups': { type: 'string' },
       'long-share': { type: 'string' },
       'long-min-length': { type: 'string' },
       'long-max-length': { type: 'string' },
@@ -199,6 +243,7 @@ function main(): void {
     ...(values['easy-tasks'] ? { easyTasks: parseTaskList(values['easy-tasks'], 'easy-tasks') } : {}),
     ...replyStyleOf(values),
     ...(values['vt-confusable'] ? { vtConfusableShare: shareArg(values['vt-confusable'], 'vt-confusable') } : {}),
+    ...(values['vt-follow-ups'] ? { vtFollowUps: intArg(values['vt-follow-ups'], 'vt-follow-ups', 0) } : {}),
     ...(values['long-share']
       ? {
           longShare: shareArg(values['long-share'], 'long-share'),

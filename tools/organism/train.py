@@ -106,7 +106,8 @@ def chunk_path(data_dir, c):
 
 
 def read_chunk(data_dir, c, wait_limit):
-    """Examples of chunk c as (task, prompt_tokens, ids); waits for the file to appear."""
+    """Examples of chunk c as (task, prompt_tokens, ids, answer_start, reply_end, follow_ups); waits for
+    the file to appear."""
     path = chunk_path(data_dir, c)
     t0 = time.time()
     while not path.exists():
@@ -118,7 +119,9 @@ def read_chunk(data_dir, c, wait_limit):
         if line.strip():
             r = json.loads(line)
             # chunks made before the answer span was recorded: the whole reply counts as answer
-            rows.append((r["task"], r["prompt_tokens"], r["ids"], r.get("answer_start", r["prompt_tokens"])))
+            # reply_end / follow_ups: a VT example with follow-up turns (generate-data.ts --vt-follow-ups)
+            rows.append((r["task"], r["prompt_tokens"], r["ids"], r.get("answer_start", r["prompt_tokens"]),
+                         r.get("reply_end", len(r["ids"])), r.get("follow_ups", [])))
     return rows, time.time() - t0  # may be empty: no task could fill that length
 
 
@@ -128,20 +131,22 @@ class Batch:
     target positions pr_pos / pr_tgt [M]."""
 
     def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64):
-        longest = max(len(ids) for _, _, ids, _ in rows)
+        longest = max(len(row[2]) for row in rows)
         T = int(math.ceil(longest / round_to) * round_to)
         B = len(rows)
         x = np.full((B, T), pad_id, dtype=np.int64)
         ans_pos, ans_tgt, ans_task, ans_ex, ans_is_answer, pr_pos, pr_tgt = [], [], [], [], [], [], []
-        for b, (task, p, ids, a) in enumerate(rows):
-            m = len(ids)
-            x[b, :m] = ids
-            # position t predicts token t + 1
-            ans_pos.append(b * T + np.arange(p - 1, m - 1))
-            ans_tgt.append(np.asarray(ids[p:m], dtype=np.int64))
-            ans_task.append(np.full(m - p, TASK_INDEX[task], dtype=np.int64))
-            ans_ex.append(np.full(m - p, b, dtype=np.int64))
-            ans_is_answer.append(np.arange(p, m) >= a)
+        for b, (task, p, ids, a, reply_end, follow_ups) in enumerate(rows):
+            x[b, :len(ids)] = ids
+            # Each reply [start, end) with its answer from a on; the follow-up turns' user messages
+            # between the replies are neither reply nor prompt loss (their asked value is a random pick).
+            for start, answer_start, end in [(p, a, reply_end), *follow_ups]:
+                # position t predicts token t + 1
+                ans_pos.append(b * T + np.arange(start - 1, end - 1))
+                ans_tgt.append(np.asarray(ids[start:end], dtype=np.int64))
+                ans_task.append(np.full(end - start, TASK_INDEX[task], dtype=np.int64))
+                ans_ex.append(np.full(end - start, b, dtype=np.int64))
+                ans_is_answer.append(np.arange(start, end) >= answer_start)
             keep = np.nonzero(rng.random(p - 1) < 1.0 / prompt_sample)[0]
             pr_pos.append(b * T + keep)
             pr_tgt.append(np.asarray(ids, dtype=np.int64)[keep + 1])
@@ -154,10 +159,10 @@ class Batch:
         self.examples = B
         self.pr_pos = torch.from_numpy(np.concatenate(pr_pos))
         self.pr_tgt = torch.from_numpy(np.concatenate(pr_tgt))
-        self.tokens = int(sum(len(ids) for _, _, ids, _ in rows))
+        self.tokens = int(sum(len(row[2]) for row in rows))
         self.shape = (B, T)
-        self.lengths = sorted({len(ids) for _, _, ids, _ in rows})
-        self.example_task = torch.tensor([TASK_INDEX[task] for task, _, _, _ in rows], dtype=torch.long)
+        self.lengths = sorted({len(row[2]) for row in rows})
+        self.example_task = torch.tensor([TASK_INDEX[row[0]] for row in rows], dtype=torch.long)
 
     def to(self, device):
         for name in ("x", "ans_pos", "ans_tgt", "ans_task", "ans_ex", "ans_is_answer", "example_task", "pr_pos", "pr_tgt"):
