@@ -154,12 +154,73 @@ __device__ __forceinline__ void vs_mark_runs(const int* S, int k, int* runStart,
   }
 }
 
+// Whether a block's walk by runs (vs_walk_runs) certainly starts a new range at kept offset index p,
+// whatever ranges it made before: S[p + 1] - S[p] >= 128. After the run ending at S[p + 1] the range
+// end b lies below e' + 64 (e' = max(end - S[p + 1], 64), that run's last e; when e' is clamped to 64,
+// every e so far was, and b = 64), and e at p = max(end - S[p], 64) >= e' + 128 (or >= 129 when e' is
+// clamped) exceeds b + 64: the three-way rule restarts. Such points cut a block's walk into pieces
+// that can be walked apart.
+__device__ __forceinline__ bool vs_certain_restart(const int* S, int p) {
+  return S[p + 1] - S[p] >= 2 * VS_BLOCK;
+}
+
+// Lane `lane` of `lanes` threads walking one 64-row block m together (vs_block_pairs_by_runs' pairs
+// = the sum of this over the lanes; V [kv], S [ks] ascending, runStart as vs_walk_runs takes it).
+// The walk's kept-offset indices top .. 0 (top: the largest offset below the block's end) are cut
+// into `lanes` equal index spans, lane 0 the highest; a lane walks every piece (vs_certain_restart to
+// the next such point) that starts in its span, past the span's end when a piece does, so each piece
+// is walked once, from the fresh state the whole walk reaches it in. Each range's causal pairs are
+// its own; the columns left of and between the ranges, sum over ranges j of (#V < a_j) - (#V < b_{j-1}),
+// are regrouped as sum over j of ((#V < a_j) - (#V < b_j)) + (#V < b_last): each lane adds its
+// ranges' terms, the lane that reaches offset index 0 (the last range) adds the last one.
+__device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
+                                                        int lane, int lanes) {
+  const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
+  const int top = vs_lower_bound(S, ks, end) - 1;
+  const int span = (top + lanes) / lanes;  // ceil((top + 1) / lanes)
+  const int hi = top - lane * span;
+  if (hi < 0) return 0;
+  const int lo = max(hi - span + 1, 0);
+  // The first piece starting in [lo, hi]: hi itself, else below the run holding hi.
+  int i = hi;
+  if (i != top && !vs_certain_restart(S, i)) {
+    for (;;) {
+      i = runStart[i] - 1;
+      if (i < lo) return 0;
+      if (vs_certain_restart(S, i)) break;
+    }
+  }
+  long long pairs = 0;
+  int cols = 0, next = 0;  // next: #V below the last range's end
+  auto emit = [&](int a, int b) {
+    pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
+    const int left = vs_gallop(V, kv, next, a);
+    next = vs_gallop(V, kv, left, b);
+    cols += left - next;
+  };
+  int a = -1, b = -1;
+  while (i >= 0) {
+    vs_merge_offset(max(end - S[i], VS_BLOCK), a, b, emit);
+    const int first = runStart[i];
+    const int last = max(end - S[first], VS_BLOCK);
+    if (last > b) b += VS_BLOCK * ((last - b + VS_BLOCK - 1) / VS_BLOCK);
+    i = first - 1;
+    if (i >= 0 && i < lo && vs_certain_restart(S, i)) break;  // the next lane's piece
+  }
+  if (a >= 0) emit(a, b);
+  if (i < 0) cols += next;
+  return pairs + (long long)cols * (rowEnd - start);
+}
+
 // This thread's 64-row block m of one head (none when m >= numBlocks): its exact pairs, with the
 // head's kept columns V [kv] and offsets S [ks] staged in shared memory when they fit (the walk's
 // loads are a dependent chain). All threads call it. runStart (vs_mark_runs over S, in global
-// memory): walk by runs (vs_walk_runs); null: vs_walk_ranges.
+// memory): walk by runs (vs_walk_runs); null: vs_walk_ranges. LANES: the block's walk is shared by
+// `lanes` threads, this one lane `lane` of them (vs_block_pairs_lane; runStart required); the pairs
+// of block m are then the sum over its lanes.
+template <bool LANES = false>
 __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
-                                                       int numBlocks, int* stage) {
+                                                       int numBlocks, int* stage, int lane = 0, int lanes = 1) {
   if (kv + ks <= STAGE_INTS) {
     for (int j = threadIdx.x; j < kv; j += THREADS) stage[j] = V[j];
     for (int j = threadIdx.x; j < ks; j += THREADS) stage[kv + j] = S[j];
@@ -168,7 +229,11 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
   }
   __syncthreads();
   long long pairs = 0;
-  if (m < numBlocks) pairs = runStart ? vs_block_pairs_by_runs(V, kv, S, runStart, ks, m, n) : vs_block_pairs(V, kv, S, ks, m, n);
+  if constexpr (LANES) {
+    if (m < numBlocks) pairs = vs_block_pairs_lane(V, kv, S, runStart, ks, m, n, lane, lanes);
+  } else {
+    if (m < numBlocks) pairs = runStart ? vs_block_pairs_by_runs(V, kv, S, runStart, ks, m, n) : vs_block_pairs(V, kv, S, ks, m, n);
+  }
   __syncthreads();  // before the next unit overwrites the stage
   return pairs;
 }
@@ -495,10 +560,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // the last round answered those counts; (4) their selections, a barrier; (5) their pairs, a barrier;
 // (6) thread 0 moves the search on along the real outcomes, as far as the tree reaches. Every block
 // computes the same tree, counts and totals, so all agree on every branch.
-extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
+// LANES (vs_count_search_batched_lanes): step (5)'s units are THREADS / lanes consecutive 64-row
+// blocks of one (node, head), each block walked by `lanes` consecutive threads (vs_block_pairs_lane).
+template <bool LANES>
+__device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels) {
+    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -508,7 +576,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
   __shared__ double total[MAX_BATCH], cachedTotal[MAX_BATCH];
   __shared__ int walks;
   const SearchGoal goal = search_goal(targetHi, targetLo, n, H, mode, minBudget, forcedColumns, forcedDiagonals);
-  const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + THREADS - 1) / THREADS;
+  const int perUnit = LANES ? THREADS / lanes : THREADS;  // 64-row blocks per walk unit
+  const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + perUnit - 1) / perUnit;
   u32 generation = 0;
   int walkRounds = 0, rounds = 0;
   if (threadIdx.x == 0) st = search_start(goal);
@@ -580,13 +649,18 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
       if (blockIdx.x == 0) {
         for (int c = threadIdx.x; c < MAX_BATCH; c += THREADS) totals[(size_t)((walkRounds + 2) % 3) * MAX_BATCH + c] = 0ull;
       }
-      // (5) Their exact pairs: units of THREADS consecutive 64-row blocks of one (node, head).
+      // (5) Their exact pairs: units of perUnit consecutive 64-row blocks of one (node, head).
       for (int u = blockIdx.x; u < P * H * chunks; u += gridDim.x) {
-        const int c = u / (H * chunks), h = (u / chunks) % H, m = (u % chunks) * THREADS + threadIdx.x;
+        const int c = u / (H * chunks), h = (u / chunks) % H;
+        const int m = LANES ? (u % chunks) * perUnit + threadIdx.x / lanes : (u % chunks) * THREADS + threadIdx.x;
         if (source[c] != WALK) continue;
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
-        add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
+        if constexpr (LANES) {
+          add_pairs(&slot[c], staged_block_pairs<true>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage, threadIdx.x % lanes, lanes));
+        } else {
+          add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
+        }
       }
       grid_barrier<BATCHED_TRAP_POLLS>(barrier, generation);
       for (int c = threadIdx.x; c < P; c += THREADS) {
@@ -626,6 +700,25 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     write_result(result, st);
     result[5] = rounds;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels) {
+  count_search_batched<false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode, targetHi,
+                              targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1);
+}
+
+// vs_count_search_batched with each 64-row block's walk shared by `lanes` threads (a power of two in
+// [1, 32]; session 6, opt-in): the last blocks' walks, the longest, are the rounds' critical path
+// when the kept diagonals are spread out (a run and a range per kept offset). The same pairs.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_lanes(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
+  count_search_batched<true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode, targetHi,
+                             targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
 
 // grid (2H), THREADS threads: vs_select's selection (vertical-slash-index.cu) read off vs_rank_rows'

@@ -1,0 +1,77 @@
+/**
+ * The count search's walk shared by several lanes (vertical-slash-search.cu vs_block_pairs_lane,
+ * split at vs_certain_restart) on the host, no GPU: vertical-slash-search-lanes-host.cpp is built with
+ * g++ around the walk header as it is (vertical-slash-walk.cuh) and the two functions cut from the
+ * .cu. Over offset rows built to hit the split rule (sparse random offsets, gaps of 127 / 128 / 129
+ * after adjacent pairs, block edges, the largest offsets, every offset kept, n from 50 to 20011) and
+ * 1 / 2 / 3 / 4 / 8 / 16 / 32 lanes, every 64-row block: the lanes' pairs sum to vs_block_pairs'
+ * (one thread walking by ranges). Skipped with a message where g++ is missing.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
+
+/** The harness source, beside this test in test/cuda (from dist/test/cuda as well). */
+function harnessPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('vertical-slash lanes host test: package.json not found above the test');
+    dir = up;
+  }
+  return join(dir, 'test', 'cuda', 'vertical-slash-search-lanes-host.cpp');
+}
+
+/** The text of the device function `name` in a .cu source: its signature line to its closing brace at column 0. */
+function deviceFunction(source: string, name: string): string {
+  const at = source.search(new RegExp(`^__device__[^\\n]*\\b${name}\\(`, 'm'));
+  if (at < 0) throw new Error(`vertical-slash lanes host test: no device function ${name} in the source`);
+  const end = source.indexOf('\n}\n', at);
+  if (end < 0) throw new Error(`vertical-slash lanes host test: ${name} has no closing brace at column 0`);
+  return source.slice(at, end + 3);
+}
+
+function compilerProblem(): string | null {
+  try {
+    execFileSync('g++', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'g++ not found on PATH';
+  }
+  return null;
+}
+
+const problem = compilerProblem();
+if (problem) console.log(`# vertical-slash lanes host tests skipped: ${problem}`);
+
+describe('vertical-slash count search: a block walk shared by lanes, on the host (g++ harness)', { skip: problem ?? false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vs-lanes-host-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes', () => {
+    const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
+    const functions = join(dir, 'lanes.inc');
+    writeFileSync(functions, `${deviceFunction(cu, 'vs_certain_restart')}\n${deviceFunction(cu, 'vs_block_pairs_lane')}`);
+    const exe = join(dir, 'lanes-host');
+    try {
+      execFileSync('g++', ['-std=c++20', '-O2', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('vertical-slash-walk.cuh')),
+        `-DLANE_FUNCTIONS_FILE="${functions}"`, harnessPath(), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new Error(`vertical-slash lanes host harness did not compile:\n${String((e as { stderr?: Buffer }).stderr ?? e)}`);
+    }
+    for (const seed of [1, 2, 3]) {
+      const out = execFileSync(exe, [String(seed)], { encoding: 'utf8' });
+      const m = /rows (\d+) blocks (\d+) checks (\d+) pairDiffs (\d+) splitBlocks (\d+)/.exec(out);
+      assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
+      const [rows, blocks, checks, pairDiffs, splitBlocks] = m.slice(1).map(Number);
+      assert.ok(rows >= 240 && blocks > 20_000 && checks === 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
+      // The split must have been exercised: blocks whose pairs more than one lane contributed to.
+      assert.ok(splitBlocks > 5_000, `seed ${seed}: only ${splitBlocks} blocks split between lanes`);
+      assert.equal(pairDiffs, 0, `seed ${seed}:\n${out}`);
+    }
+  });
+});
