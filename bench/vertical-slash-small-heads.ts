@@ -10,6 +10,8 @@
  *              search's ranks, fewer host waits (e.g. `auto+handoff`)
  *   +chunked   any of them with CountSearchOptions.chunkedRanking (session 6): each row ranked by many
  *              blocks (e.g. `auto+handoff+chunked`)
+ *   +lanes<k>  a batched one with CountSearchOptions.walkLanes k (session 6, second round): each
+ *              64-row block's walk shared by k threads; +lanes alone: walkLanes 'auto'
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
@@ -26,7 +28,7 @@
  * probes and rounds; the answers must agree across variants.
  *
  * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
- *        [--sparsities 0.9] [--levels 1,2,3,4,5 | --variants auto,auto+handoff,one-probe,batched-L4]
+ *        [--sparsities 0.9] [--levels 1,2,3,4,5 | --variants auto,auto+handoff,one-probe,batched-L4,auto+handoff+chunked+lanes8]
  *        [--repeats 5] [--organism-config models/organism/config.json] [--out FILE]. Prints a skip
  *        message without a GPU.
  */
@@ -122,13 +124,15 @@ function variantOptions(name: string): CountSearchOptions {
   for (const suffix of suffixes) {
     if (suffix === 'handoff') extra.deviceHandOff = true;
     else if (suffix === 'chunked') extra.chunkedRanking = true;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked)`);
+    else if (/^lanes\d*$/.test(suffix)) extra.walkLanes = suffix === 'lanes' ? 'auto' : Number(suffix.slice(5));
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>)`);
   }
+  if (extra.walkLanes !== undefined && base === 'one-probe') throw new Error(`--variants: +lanes needs a batched variant (auto or batched-L<k>), not ${name}`);
   if (base === 'one-probe') return extra;
   if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...extra };
   const L = /^batched-L(\d+)$/.exec(base ?? '');
   if (L && Number(L[1]) >= 1) return { probeLevels: Number(L[1]), ...extra };
-  throw new Error(`--variants: unknown variant ${name} (one-probe, batched-L<k> or auto, optionally +handoff, +chunked)`);
+  throw new Error(`--variants: unknown variant ${name} (one-probe, batched-L<k> or auto, optionally +handoff, +chunked, +lanes[<k>])`);
 }
 
 /**

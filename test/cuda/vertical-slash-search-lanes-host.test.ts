@@ -5,7 +5,8 @@
  * .cu. Over offset rows built to hit the split rule (sparse random offsets, gaps of 127 / 128 / 129
  * after adjacent pairs, block edges, the largest offsets, every offset kept, n from 50 to 20011) and
  * 1 / 2 / 3 / 4 / 8 / 16 / 32 lanes, every 64-row block: the lanes' pairs sum to vs_block_pairs'
- * (one thread walking by ranges). Skipped with a message where g++ is missing.
+ * (one thread walking by ranges). Skipped with a message where g++ is missing. Also the walkLanes
+ * option's checks and its 'auto' rule (CPU only).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,6 +16,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
+import { MAX_WALK_LANES, VerticalSlashCountSearch, autoWalkLanes } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 
 /** The harness source, beside this test in test/cuda (from dist/test/cuda as well). */
 function harnessPath(): string {
@@ -73,5 +76,33 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
       assert.ok(splitBlocks > 5_000, `seed ${seed}: only ${splitBlocks} blocks split between lanes`);
       assert.equal(pairDiffs, 0, `seed ${seed}:\n${out}`);
     }
+  });
+});
+
+describe('count search walkLanes option (CPU: checked before anything touches the device)', () => {
+  // The constructor only records the runtime; no buffer is sized until a search runs.
+  const rt = {} as unknown as CudaRuntime;
+  test('takes a power of two in [1, 32] or auto, with probeLevels only', () => {
+    assert.equal(MAX_WALK_LANES, 32);
+    for (const bad of [0, 3, 6, 64, 2.5, -4]) {
+      assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: bad }), /walkLanes must be a power of two in \[1, 32\] or 'auto'/, `walkLanes ${bad}`);
+    }
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { walkLanes: 8 }), /walkLanes needs probeLevels/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto', walkLanes: 8 }).walkLanes, 8);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 2, walkLanes: 'auto' }).walkLanes, 'auto');
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto' }).walkLanes, null, 'one thread per block walk by default');
+  });
+
+  test("'auto' takes the most lanes whose walk units all fit the resident blocks", () => {
+    // H100, 64 registers x 512 threads: 2 blocks per SM, 264 resident.
+    // Organism 16K (256 blocks), 15 probes: 8 lanes = 15 x 4 x 4 = 240 units; 16 would be 480.
+    assert.equal(autoWalkLanes(15, 4, 256, 264), 8);
+    // Organism 4K (64 blocks): 32 lanes = 15 x 4 x 4 = 240.
+    assert.equal(autoWalkLanes(15, 4, 64, 264), 32);
+    // Llama-8B 16K, 7 probes: 2 lanes = 7 x 32 x 1 = 224; 4 would be 448.
+    assert.equal(autoWalkLanes(7, 32, 256, 264), 2);
+    // Too many units even at one lane: 1.
+    assert.equal(autoWalkLanes(7, 32, 2048, 264), 1);
+    assert.equal(autoWalkLanes(1, 1, 1, 10_000), 32, 'at most 32');
   });
 });

@@ -4,7 +4,9 @@
  * bisection (thresholdNearestTarget over FlexPrefillCoverage sizes), each host probe answered by
  * VerticalSlashIndexBuilder.countPairs. Same counts, same alpha bit for bit, same floor verdict, over
  * target sparsities from 0 (everything) to one the forced floor cannot meet, partial last blocks,
- * prompts shorter than one block and several heads. Skipped where there is no CUDA device.
+ * prompts shorter than one block and several heads; the batched search at 1-5 levels and with its
+ * block walks shared by several threads (walkLanes) against the one-probe search. Skipped where
+ * there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -152,7 +154,7 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
   // 1..4 levels (the most 64 score rows take) against the one-probe search on the same ranks, and
   // the floor's pairs against the index builder's. s = 0.5 runs a bisection with counts past 4096
   // (vs_mark_runs' carry between its 4096-offset steps).
-  test('H=32 n=16384 min budget 512 (issue 9): batched levels 1-4 give the one-probe answers and floor pairs', () => {
+  test('H=32 n=16384 min budget 512 (issue 9): batched levels 1-4 (and walkLanes) give the one-probe answers and floor pairs', () => {
     const n = 16_384, H = 32, minBudget = 512;
     const { vertical, slash } = syntheticScores(n, H, 9);
     const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
@@ -161,7 +163,13 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
     const scores = { n, vertical: dv.ptr, slash: ds.ptr };
     const one = new VerticalSlashCountSearch(rt, H);
     const levels = [1, 2, 3, 4];
-    const batched = levels.map((probeLevels) => new VerticalSlashCountSearch(rt, H, { probeLevels }));
+    // Then the same with each block walk shared by threads (walkLanes: auto and 8 at 3 levels).
+    const batched = [
+      ...levels.map((probeLevels) => new VerticalSlashCountSearch(rt, H, { probeLevels })),
+      new VerticalSlashCountSearch(rt, H, { probeLevels: 3, walkLanes: 'auto' }),
+      new VerticalSlashCountSearch(rt, H, { probeLevels: 3, walkLanes: 8 }),
+    ];
+    const label = (i: number) => (i < levels.length ? `levels ${levels[i]}` : `levels 3 walkLanes ${batched[i].walkLanes}`);
     const coverage = new FlexPrefillCoverage(rt, H);
     const builder = new VerticalSlashIndexBuilder(rt, H);
     try {
@@ -174,11 +182,11 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
         assert.equal(want.floorPairs, floorPairs, `s=${s}: one-probe floor pairs vs the index builder's`);
         batched.forEach((b, i) => {
           const got = b.alpha(scores, coverage.curvesPtr, s, minBudget);
-          assert.deepEqual({ ...got, rounds: 0 }, { ...want, rounds: 0 }, `s=${s} levels ${levels[i]}: alpha search (floor pairs ${got.floorPairs} vs ${want.floorPairs})`);
+          assert.deepEqual({ ...got, rounds: 0 }, { ...want, rounds: 0 }, `s=${s} ${label(i)}: alpha search (floor pairs ${got.floorPairs} vs ${want.floorPairs})`);
         });
       }
       const want = one.counts(scores, 0.9);
-      batched.forEach((b, i) => assert.deepEqual({ ...b.counts(scores, 0.9), rounds: 0 }, { ...want, rounds: 0 }, `levels ${levels[i]}: vertical-slash search`));
+      batched.forEach((b, i) => assert.deepEqual({ ...b.counts(scores, 0.9), rounds: 0 }, { ...want, rounds: 0 }, `${label(i)}: vertical-slash search`));
     } finally {
       one.release();
       for (const b of batched) b.release();
@@ -188,6 +196,62 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
       rt.pool.release(ds);
     }
   });
+
+  // walkLanes (vs_count_search_batched_lanes): each 64-row block's walk shared by several threads,
+  // cut where a range certainly restarts. The same pairs for every probe, so the same answers, floor
+  // pairs, probes and rounds as the batched search with one thread per block walk, and the one-probe
+  // answers; on the decaying scores above and on spread ones (every score random: kept diagonals all
+  // over the row, a range per diagonal, the walks the lanes split most), FlexPrefill's 30 alpha
+  // halvings included (each compares a probe's exact pairs with the target).
+  for (const c of [{ n: 1000, H: 3, seed: 12 }, { n: 4096, H: 4, seed: 13 }, { n: 16_384, H: 4, seed: 14 }, { n: 20_011, H: 2, seed: 15 }]) {
+    test(`n=${c.n} H=${c.H}: walkLanes 1, 4, 32 and auto give the batched and one-probe answers`, () => {
+      const { n, H } = c;
+      const rand = randomGenerator(c.seed);
+      const spread = { vertical: new Float32Array(H * n), slash: new Float32Array(H * n) };
+      for (let i = 0; i < H * n; i++) {
+        spread.vertical[i] = Math.round(rand() * 4096) / 4096;
+        spread.slash[i] = Math.round(rand() * 4096) / 4096;
+      }
+      const one = new VerticalSlashCountSearch(rt, H);
+      const plain = new VerticalSlashCountSearch(rt, H, { probeLevels: 4 });
+      const laneCounts = [1, 4, 32, 'auto'] as const;
+      const lanes = laneCounts.map((walkLanes) => new VerticalSlashCountSearch(rt, H, { probeLevels: 4, walkLanes }));
+      const coverage = new FlexPrefillCoverage(rt, H);
+      const buffers: ReturnType<CudaRuntime['pool']['acquire']>[] = [];
+      try {
+        for (const [kind, rows] of [['decaying', syntheticScores(n, H, c.seed)], ['spread', spread]] as const) {
+          const dv = rt.pool.acquire(rows.vertical.byteLength), ds = rt.pool.acquire(rows.slash.byteLength);
+          buffers.push(dv, ds);
+          rt.cuda.upload(dv.ptr, rows.vertical);
+          rt.cuda.upload(ds.ptr, rows.slash);
+          const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+          coverage.build(scores, 1 / Math.min(512, n));
+          for (const s of sparsities) {
+            const want = plain.counts(scores, s);
+            const first = one.counts(scores, s);
+            assert.deepEqual({ ...want, rounds: 0 }, { ...first, rounds: 0 }, `${kind} s=${s}: batched vs one-probe`);
+            lanes.forEach((b, i) => {
+              assert.deepEqual(b.counts(scores, s), want, `${kind} s=${s} walkLanes ${laneCounts[i]}: vertical-slash search`);
+            });
+            for (const minBudget of [1, 64]) {
+              const wantAlpha = plain.alpha(scores, coverage.curvesPtr, s, minBudget);
+              lanes.forEach((b, i) => {
+                const got = b.alpha(scores, coverage.curvesPtr, s, minBudget);
+                assert.ok(Object.is(got.alpha, wantAlpha.alpha), `${kind} s=${s} min ${minBudget} walkLanes ${laneCounts[i]}: alpha ${got.alpha}, batched ${wantAlpha.alpha}`);
+                assert.deepEqual(got, wantAlpha, `${kind} s=${s} min ${minBudget} walkLanes ${laneCounts[i]}: alpha search`);
+              });
+            }
+          }
+        }
+      } finally {
+        one.release();
+        plain.release();
+        for (const b of lanes) b.release();
+        coverage.release();
+        for (const b of buffers) rt.pool.release(b);
+      }
+    });
+  }
 
   test('refuses a sparsity outside [0, 1) and a bad min budget', () => {
     const search = new VerticalSlashCountSearch(rt, 2);

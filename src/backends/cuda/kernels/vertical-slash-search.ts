@@ -97,6 +97,30 @@ export interface CountSearchOptions {
    * items (binary searches of its sorted keys); the same ranks as vs_rank_rows' one block per row.
    */
   chunkedRanking?: boolean;
+  /**
+   * Threads sharing each 64-row block's walk in the batched search (session 6, not the default until
+   * measured): a power of two in [1, 32], or 'auto' (autoWalkLanes: the most whose walk units all fit
+   * the resident grid at once). vs_count_search_batched_lanes cuts a block's walk where a range
+   * certainly restarts (kept offsets >= 128 apart) and each thread walks the pieces starting in its
+   * share: the last blocks' walks (a run and a range per spread-out kept diagonal) are the rounds'
+   * critical path. The same pairs, so the same answers. Needs probeLevels (the one-probe kernel,
+   * levels 0, walks one thread per block).
+   */
+  walkLanes?: number | 'auto';
+}
+
+/** The most threads the lanes kernel shares one block's walk between. */
+export const MAX_WALK_LANES = 32;
+
+/**
+ * walkLanes 'auto': the most lanes (a power of two up to MAX_WALK_LANES) whose walk units, `probes` x
+ * H x ceil(numBlocks / (512 / lanes)), fit `residentBlocks` at once (one unit per block: more units
+ * than blocks queue on the same blocks), at least 1.
+ */
+export function autoWalkLanes(probes: number, numHeads: number, numBlocks: number, residentBlocks: number): number {
+  let lanes = 1;
+  while (lanes < MAX_WALK_LANES && probes * numHeads * Math.ceil(numBlocks / (THREADS / (2 * lanes))) <= residentBlocks) lanes *= 2;
+  return lanes;
 }
 
 /** Whether the forced floor alone already meets ('meets') or exceeds ('exceeds') the budget. */
@@ -134,12 +158,16 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 }
 
 export class VerticalSlashCountSearch {
-  private kernels: { rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel } | null = null;
+  private kernels: {
+    rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
+  } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
   readonly deviceHandOff: boolean;
   readonly chunkedRanking: boolean;
+  /** Threads per block walk in the batched search ('auto': per search), or null: the one-thread walk. */
+  readonly walkLanes: number | 'auto' | null;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -155,6 +183,14 @@ export class VerticalSlashCountSearch {
     this.probeLevels = L ?? null;
     this.deviceHandOff = options.deviceHandOff ?? false;
     this.chunkedRanking = options.chunkedRanking ?? false;
+    const lanes = options.walkLanes;
+    if (lanes !== undefined) {
+      if (lanes !== 'auto' && !(Number.isInteger(lanes) && lanes >= 1 && lanes <= MAX_WALK_LANES && (lanes & (lanes - 1)) === 0)) {
+        throw new Error(`vertical-slash count search: walkLanes must be a power of two in [1, ${MAX_WALK_LANES}] or 'auto' (got ${lanes})`);
+      }
+      if (L === undefined) throw new Error('vertical-slash count search: walkLanes needs probeLevels (the batched search); the one-probe search walks one thread per block');
+    }
+    this.walkLanes = lanes ?? null;
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -173,6 +209,10 @@ export class VerticalSlashCountSearch {
         batched: mod.kernel('vs_count_search_batched', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batchedLanes: mod.kernel('vs_count_search_batched_lanes', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
       };
     }
@@ -266,9 +306,13 @@ export class VerticalSlashCountSearch {
 
   /** Blocks for `units` work units of the search, never more than can be resident at once. */
   private gridFor(kernel: CudaKernel, units: number): number {
+    return Math.min(this.residentBlocks(kernel), units);
+  }
+
+  private residentBlocks(kernel: CudaKernel): number {
     const resident = kernel.maxActiveBlocksPerSM(THREADS) * this.rt.cuda.info.multiprocessors;
     if (resident < 1) throw new Error('vertical-slash count search: the kernel does not fit a multiprocessor');
-    return Math.min(resident, units);
+    return resident;
   }
 
   /** Enqueues vs_count_search; returns where its result will be. */
@@ -294,20 +338,23 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const { batched } = this.prepare();
-    // Enough blocks for every probe's selections and walks of a round.
-    const grid = this.gridFor(batched, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / THREADS)));
+    const { batched, batchedLanes } = this.prepare();
+    const lanes = this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(batchedLanes)) : this.walkLanes;
+    const kernel = lanes === null ? batched : batchedLanes;
+    // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
+    const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));
     const slots = probes * H * n * 4;
     const selV = this.buf.selV.ensure(slots), selS = this.buf.selS.ensure(slots), runs = this.buf.runs.ensure(slots);
     const state = this.buf.state.ensure(BATCHED_SELECTED_AT + 4 * probes * 2 * H);
     this.rt.cuda.fill32Async(state.ptr, 0, BATCHED_SELECTED_AT / 4, stream);
     const selectedPtr = state.ptr + BigInt(BATCHED_SELECTED_AT);
     this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, probes * 2 * H, stream); // no slot holds a selection yet
-    batched.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [
+    const args = [
       a.ranks, a.curves, selV.ptr, selS.ptr, runs.ptr, selectedPtr, state.ptr, state.ptr + BigInt(BATCHED_BARRIER_AT),
       state.ptr + BigInt(BATCHED_RESULT_AT), n, H, a.numBlocks, a.mode, a.targetHi, a.targetLo, a.minBudget,
       FORCED_COLUMNS, FORCED_DIAGONALS, levels,
-    ]);
+    ];
+    kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, lanes === null ? args : [...args, lanes]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
