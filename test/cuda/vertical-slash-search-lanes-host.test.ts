@@ -55,26 +55,51 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
   const dir = mkdtempSync(join(tmpdir(), 'vs-lanes-host-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes', () => {
+  /** Builds the harness around the two functions (as cut from the .cu, then `edit`ed); returns its path. */
+  const build = (name: string, edit: (functions: string) => string = (f) => f): string => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
-    const functions = join(dir, 'lanes.inc');
-    writeFileSync(functions, `${deviceFunction(cu, 'vs_certain_restart')}\n${deviceFunction(cu, 'vs_block_pairs_lane')}`);
-    const exe = join(dir, 'lanes-host');
+    const functions = join(dir, `${name}.inc`);
+    const text = `${deviceFunction(cu, 'vs_certain_restart')}\n${deviceFunction(cu, 'vs_block_pairs_lane')}`;
+    const edited = edit(text);
+    if (edited === text && name !== 'kernel') throw new Error(`vertical-slash lanes host test: the ${name} edit changed nothing`);
+    writeFileSync(functions, edited);
+    const exe = join(dir, name);
     try {
       execFileSync('g++', ['-std=c++20', '-O2', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('vertical-slash-walk.cuh')),
         `-DLANE_FUNCTIONS_FILE="${functions}"`, harnessPath(), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       throw new Error(`vertical-slash lanes host harness did not compile:\n${String((e as { stderr?: Buffer }).stderr ?? e)}`);
     }
+    return exe;
+  };
+  const summary = (exe: string, seed: number) => {
+    const out = execFileSync(exe, [String(seed)], { encoding: 'utf8' });
+    const m = /rows (\d+) blocks (\d+) checks (\d+) pairDiffs (\d+) splitBlocks (\d+)/.exec(out);
+    assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
+    const [rows, blocks, checks, pairDiffs, splitBlocks] = m.slice(1).map(Number);
+    return { out, rows, blocks, checks, pairDiffs, splitBlocks };
+  };
+
+  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes', () => {
+    const exe = build('kernel');
     for (const seed of [1, 2, 3]) {
-      const out = execFileSync(exe, [String(seed)], { encoding: 'utf8' });
-      const m = /rows (\d+) blocks (\d+) checks (\d+) pairDiffs (\d+) splitBlocks (\d+)/.exec(out);
-      assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
-      const [rows, blocks, checks, pairDiffs, splitBlocks] = m.slice(1).map(Number);
+      const { out, rows, blocks, checks, pairDiffs, splitBlocks } = summary(exe, seed);
       assert.ok(rows >= 240 && blocks > 20_000 && checks === 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
       // The split must have been exercised: blocks whose pairs more than one lane contributed to.
       assert.ok(splitBlocks > 5_000, `seed ${seed}: only ${splitBlocks} blocks split between lanes`);
       assert.equal(pairDiffs, 0, `seed ${seed}:\n${out}`);
+    }
+  });
+
+  test('the harness catches a wrong split: restarts at gaps of 65, a lane stopping one index late, no last-range columns', () => {
+    const mutants: [string, (f: string) => string][] = [
+      ['gap65', (f) => f.replace('>= 2 * VS_BLOCK;', '>= VS_BLOCK + 1;')],
+      ['stop', (f) => f.replace('i < lo && vs_certain_restart', 'i < lo - 1 && vs_certain_restart')],
+      ['last', (f) => f.replace('if (i < 0) cols += next;', '')],
+    ];
+    for (const [name, edit] of mutants) {
+      const { pairDiffs } = summary(build(name, edit), 1);
+      assert.ok(pairDiffs > 0, `the ${name} mutant passed the harness`);
     }
   });
 });

@@ -166,21 +166,24 @@ __device__ __forceinline__ bool vs_certain_restart(const int* S, int p) {
 
 // Lane `lane` of `lanes` threads walking one 64-row block m together (vs_block_pairs_by_runs' pairs
 // = the sum of this over the lanes; V [kv], S [ks] ascending, runStart as vs_walk_runs takes it).
-// The walk's kept-offset indices top .. 0 (top: the largest offset below the block's end) are cut
-// into `lanes` equal index spans, lane 0 the highest; a lane walks every piece (vs_certain_restart to
-// the next such point) that starts in its span, past the span's end when a piece does, so each piece
-// is walked once, from the fresh state the whole walk reaches it in. Each range's causal pairs are
-// its own; the columns left of and between the ranges, sum over ranges j of (#V < a_j) - (#V < b_{j-1}),
-// are regrouped as sum over j of ((#V < a_j) - (#V < b_j)) + (#V < b_last): each lane adds its
-// ranges' terms, the lane that reaches offset index 0 (the last range) adds the last one.
+// The offsets [0, end) are cut into `lanes` equal spans, lane 0 the largest (the smallest e: walked
+// first); the kept offsets in a span are an index span [lo, hi] of S. A
+// lane walks every piece (from a vs_certain_restart, or the walk's first index, to the next) that
+// starts in its index span, past the span's end when a piece does, so each piece is walked once,
+// from the fresh state the whole walk reaches it in. Equal offset spans, not equal index spans:
+// the forced diagonals 0..63 are one run, and spread kept diagonals cost a run and a range each.
+// Each range's causal pairs are its own; the columns left of and between the ranges, sum over
+// ranges j of (#V < a_j) - (#V < b_{j-1}), are regrouped as sum over j of ((#V < a_j) - (#V < b_j))
+// + (#V < b_last): each lane adds its ranges' terms, the lane that reaches offset index 0 (the
+// last range) adds the last one.
 __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
                                                         int lane, int lanes) {
   const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
-  const int top = vs_lower_bound(S, ks, end) - 1;
-  const int span = (top + lanes) / lanes;  // ceil((top + 1) / lanes)
-  const int hi = top - lane * span;
-  if (hi < 0) return 0;
-  const int lo = max(hi - span + 1, 0);
+  const int width = (end + lanes - 1) / lanes;
+  const int hi = vs_lower_bound(S, ks, max(end - lane * width, 0)) - 1;
+  const int lo = vs_lower_bound(S, hi + 1, max(end - (lane + 1) * width, 0));
+  if (hi < lo) return 0;
+  const int top = lane == 0 ? hi : vs_lower_bound(S, ks, end) - 1;  // the walk's first index
   // The first piece starting in [lo, hi]: hi itself, else below the run holding hi.
   int i = hi;
   if (i != top && !vs_certain_restart(S, i)) {
