@@ -22,6 +22,9 @@
 //                            the rounds; for few heads (H = 4: 8 score rows on a GPU of 132
 //                            multiprocessors) one round costs about what one probe does. Its walks
 //                            step once per run of kept offsets (vs_walk_runs), not once per 64 keys.
+//   vs_count_search_batched_lanes  the batched search with each 64-row block's walk shared by several
+//                            threads (vs_block_pairs_lane; opt-in): the last blocks' walks are a
+//                            round's critical path when the kept diagonals are spread out.
 //   vs_select_ranked         the index builder's selection from the same ranks (hand-off path).
 //   vs_rank_chunks, vs_rank_merge  vs_rank_rows' ranks with many blocks per row (opt-in): each
 //                            RANK_CHUNK-item chunk sorted in shared memory, then each item's rank =
