@@ -12,6 +12,8 @@
  *              blocks (e.g. `auto+handoff+chunked`)
  *   +lanes<k>  a batched one with CountSearchOptions.walkLanes k (session 6, second round): each
  *              64-row block's walk shared by k threads; +lanes alone: walkLanes 'auto'
+ *   +bits      with +lanes: CountSearchOptions.walkColumnBitmap (the walks count kept columns from
+ *              a staged bitmap), e.g. `auto+handoff+chunked+lanes8+bits`
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
@@ -125,8 +127,10 @@ function variantOptions(name: string): CountSearchOptions {
     if (suffix === 'handoff') extra.deviceHandOff = true;
     else if (suffix === 'chunked') extra.chunkedRanking = true;
     else if (/^lanes\d*$/.test(suffix)) extra.walkLanes = suffix === 'lanes' ? 'auto' : Number(suffix.slice(5));
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>)`);
+    else if (suffix === 'bits') extra.walkColumnBitmap = true;
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits)`);
   }
+  if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);
   if (extra.walkLanes !== undefined && base === 'one-probe') throw new Error(`--variants: +lanes needs a batched variant (auto or batched-L<k>), not ${name}`);
   if (base === 'one-probe') return extra;
   if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...extra };

@@ -1,9 +1,11 @@
 // Host harness for the count search's walk shared by several lanes (vertical-slash-search.cu
-// vs_block_pairs_lane and vs_certain_restart, cut from the .cu by
+// vs_block_pairs_lane, vs_certain_restart and vs_columns_below, cut from the .cu by
 // test/cuda/vertical-slash-search-lanes-host.test.ts and pasted in through LANE_FUNCTIONS_FILE),
 // built with g++ around the walk header as it is (vertical-slash-walk.cuh). For every generated row
 // (kept offsets S and columns V), every 64-row block and every lane count: the sum of the lanes'
-// pairs equals vs_block_pairs (the walk by ranges, one thread). Prints one line:
+// pairs equals vs_block_pairs (the walk by ranges, one thread), with the columns counted by gallops
+// over V and from V's bitmap with per-word counts (built here as the kernel's staging defines them:
+// bit v of word v / 32, before[w] = set bits in words < w, before[words] = kv). Prints one line:
 //   "rows R blocks B checks C pairDiffs D splitBlocks S"
 // (splitBlocks: blocks whose walk more than one lane shared, so the split was exercised), then the
 // first differences.
@@ -18,6 +20,9 @@ using std::max;
 using std::min;
 #define __device__
 #define __forceinline__ inline
+#define __noinline__
+typedef unsigned u32;
+inline int __popc(u32 x) { return __builtin_popcount(x); }
 
 #include "vertical-slash-walk.cuh"
 
@@ -78,6 +83,19 @@ std::vector<Row> makeRows(unsigned seed) {
   return rows;
 }
 
+struct ColumnBitmap {
+  std::vector<u32> bits;
+  std::vector<int> before;
+};
+
+ColumnBitmap columnBitmap(const std::vector<int>& V, int n) {
+  const int words = (n + 31) / 32;
+  ColumnBitmap b{std::vector<u32>(words, 0u), std::vector<int>(words + 1, 0)};
+  for (int v : V) b.bits[v >> 5] |= 1u << (v & 31);
+  for (int w = 0; w < words; ++w) b.before[w + 1] = b.before[w] + __builtin_popcount(b.bits[w]);
+  return b;
+}
+
 std::vector<int> runStarts(const std::vector<int>& S) {
   std::vector<int> run(S.size());
   for (size_t t = 0; t < S.size(); ++t) run[t] = (t == 0 || S[t] - S[t - 1] > VS_BLOCK) ? (int)t : run[t - 1];
@@ -94,6 +112,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     const std::vector<int> run = runStarts(r.S);
+    const ColumnBitmap cb = columnBitmap(r.V, r.n);
     const int ks = (int)r.S.size(), kv = (int)r.V.size();
     const int numBlocks = (r.n + VS_BLOCK - 1) / VS_BLOCK;
     for (int m = 0; m < numBlocks; ++m) {
@@ -101,18 +120,21 @@ int main(int argc, char** argv) {
       const long long want = vs_block_pairs(r.V.data(), kv, r.S.data(), ks, m, r.n);
       bool split = false;
       for (int lanes : laneCounts) {
-        ++checks;
-        long long got = 0;
+        checks += 2;
+        long long got = 0, gotBits = 0;
         int working = 0;
         for (int lane = 0; lane < lanes; ++lane) {
-          const long long p = vs_block_pairs_lane(r.V.data(), kv, r.S.data(), run.data(), ks, m, r.n, lane, lanes);
+          const long long p = vs_block_pairs_lane<false>(r.V.data(), kv, nullptr, nullptr, r.S.data(), run.data(), ks, m, r.n, lane, lanes);
           got += p;
           working += p != 0 ? 1 : 0;
+          gotBits += vs_block_pairs_lane<true>(r.V.data(), kv, cb.bits.data(), cb.before.data(), r.S.data(), run.data(), ks, m, r.n, lane, lanes);
         }
         split = split || working > 1;
-        if (got != want) {
-          ++pairDiffs;
-          if (shown++ < 10) std::printf("row %zu (n %d, ks %d, kv %d) block %d lanes %d: pairs %lld, by ranges %lld\n", i, r.n, ks, kv, m, lanes, got, want);
+        if (got != want || gotBits != want) {
+          pairDiffs += (got != want) + (gotBits != want);
+          if (shown++ < 10) {
+            std::printf("row %zu (n %d, ks %d, kv %d) block %d lanes %d: pairs %lld (bitmap %lld), by ranges %lld\n", i, r.n, ks, kv, m, lanes, got, gotBits, want);
+          }
         }
       }
       splitBlocks += split ? 1 : 0;

@@ -5,7 +5,8 @@
  * .cu. Over offset rows built to hit the split rule (sparse random offsets, gaps of 127 / 128 / 129
  * after adjacent pairs, block edges, the largest offsets, every offset kept, n from 50 to 20011) and
  * 1 / 2 / 3 / 4 / 8 / 16 / 32 lanes, every 64-row block: the lanes' pairs sum to vs_block_pairs'
- * (one thread walking by ranges). Skipped with a message where g++ is missing. Also the walkLanes
+ * (one thread walking by ranges), with the columns counted by gallops and from a bitmap
+ * (vs_columns_below). Skipped with a message where g++ is missing. Also the walkLanes
  * option's checks and its 'auto' rule (CPU only).
  */
 import assert from 'node:assert/strict';
@@ -30,9 +31,12 @@ function harnessPath(): string {
   return join(dir, 'test', 'cuda', 'vertical-slash-search-lanes-host.cpp');
 }
 
-/** The text of the device function `name` in a .cu source: its signature line to its closing brace at column 0. */
+/**
+ * The text of the device function `name` in a .cu source: its signature line (with a `template <…>`
+ * line right above it) to its closing brace at column 0.
+ */
 function deviceFunction(source: string, name: string): string {
-  const at = source.search(new RegExp(`^__device__[^\\n]*\\b${name}\\(`, 'm'));
+  const at = source.search(new RegExp(`^(template <[^\\n]*>\\n)?__device__[^\\n]*\\b${name}\\(`, 'm'));
   if (at < 0) throw new Error(`vertical-slash lanes host test: no device function ${name} in the source`);
   const end = source.indexOf('\n}\n', at);
   if (end < 0) throw new Error(`vertical-slash lanes host test: ${name} has no closing brace at column 0`);
@@ -59,7 +63,7 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
   const build = (name: string, edit: (functions: string) => string = (f) => f): string => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
     const functions = join(dir, `${name}.inc`);
-    const text = `${deviceFunction(cu, 'vs_certain_restart')}\n${deviceFunction(cu, 'vs_block_pairs_lane')}`;
+    const text = ['vs_certain_restart', 'vs_columns_below', 'vs_block_pairs_lane'].map((f) => deviceFunction(cu, f)).join('\n');
     const edited = edit(text);
     if (edited === text && name !== 'kernel') throw new Error(`vertical-slash lanes host test: the ${name} edit changed nothing`);
     writeFileSync(functions, edited);
@@ -80,22 +84,23 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
     return { out, rows, blocks, checks, pairDiffs, splitBlocks };
   };
 
-  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes', () => {
+  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes, columns by gallops and by bitmap', () => {
     const exe = build('kernel');
     for (const seed of [1, 2, 3]) {
       const { out, rows, blocks, checks, pairDiffs, splitBlocks } = summary(exe, seed);
-      assert.ok(rows >= 240 && blocks > 20_000 && checks === 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
+      assert.ok(rows >= 240 && blocks > 20_000 && checks === 2 * 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
       // The split must have been exercised: blocks whose pairs more than one lane contributed to.
       assert.ok(splitBlocks > 5_000, `seed ${seed}: only ${splitBlocks} blocks split between lanes`);
       assert.equal(pairDiffs, 0, `seed ${seed}:\n${out}`);
     }
   });
 
-  test('the harness catches a wrong split: restarts at gaps of 65, a lane stopping one index late, no last-range columns', () => {
+  test('the harness catches a wrong split: restarts at gaps of 65, a lane stopping one index late, no last-range columns, a bitmap count off', () => {
     const mutants: [string, (f: string) => string][] = [
       ['gap65', (f) => f.replace('>= 2 * VS_BLOCK;', '>= VS_BLOCK + 1;')],
       ['stop', (f) => f.replace('i < lo && vs_certain_restart', 'i < lo - 1 && vs_certain_restart')],
       ['last', (f) => f.replace('if (i < 0) cols += next;', '')],
+      ['bitmap', (f) => f.replace('(r != 0 ? __popc', '(r > 1 ? __popc')],
     ];
     for (const [name, edit] of mutants) {
       const { pairDiffs } = summary(build(name, edit), 1);
@@ -107,7 +112,7 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
 describe('count search walkLanes option (CPU: checked before anything touches the device)', () => {
   // The constructor only records the runtime; no buffer is sized until a search runs.
   const rt = {} as unknown as CudaRuntime;
-  test('takes a power of two in [1, 32] or auto, with probeLevels only', () => {
+  test('takes a power of two in [1, 32] or auto, with probeLevels only; the column bitmap with walkLanes only', () => {
     assert.equal(MAX_WALK_LANES, 32);
     for (const bad of [0, 3, 6, 64, 2.5, -4]) {
       assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: bad }), /walkLanes must be a power of two in \[1, 32\] or 'auto'/, `walkLanes ${bad}`);
@@ -116,6 +121,9 @@ describe('count search walkLanes option (CPU: checked before anything touches th
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto', walkLanes: 8 }).walkLanes, 8);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 2, walkLanes: 'auto' }).walkLanes, 'auto');
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto' }).walkLanes, null, 'one thread per block walk by default');
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkColumnBitmap: true }), /walkColumnBitmap needs walkLanes/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 4, walkColumnBitmap: true }).walkColumnBitmap, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 4 }).walkColumnBitmap, false);
   });
 
   test("'auto' takes the most lanes whose walk units all fit the resident blocks", () => {

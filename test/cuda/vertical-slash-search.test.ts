@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FlexPrefillCoverage } from '../../src/backends/cuda/kernels/flexprefill-coverage.js';
 import { VerticalSlashIndexBuilder } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
 import { thresholdNearestTarget } from '../../src/methods/flexprefill.js';
@@ -168,8 +168,10 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
       ...levels.map((probeLevels) => new VerticalSlashCountSearch(rt, H, { probeLevels })),
       new VerticalSlashCountSearch(rt, H, { probeLevels: 3, walkLanes: 'auto' }),
       new VerticalSlashCountSearch(rt, H, { probeLevels: 3, walkLanes: 8 }),
+      new VerticalSlashCountSearch(rt, H, { probeLevels: 3, walkLanes: 'auto', walkColumnBitmap: true }),
     ];
-    const label = (i: number) => (i < levels.length ? `levels ${levels[i]}` : `levels 3 walkLanes ${batched[i].walkLanes}`);
+    const label = (i: number) => (i < levels.length ? `levels ${levels[i]}`
+      : `levels 3 walkLanes ${batched[i].walkLanes}${batched[i].walkColumnBitmap ? ' bitmap' : ''}`);
     const coverage = new FlexPrefillCoverage(rt, H);
     const builder = new VerticalSlashIndexBuilder(rt, H);
     try {
@@ -204,7 +206,7 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
   // over the row, a range per diagonal, the walks the lanes split most), FlexPrefill's 30 alpha
   // halvings included (each compares a probe's exact pairs with the target).
   for (const c of [{ n: 1000, H: 3, seed: 12 }, { n: 4096, H: 4, seed: 13 }, { n: 16_384, H: 4, seed: 14 }, { n: 20_011, H: 2, seed: 15 }]) {
-    test(`n=${c.n} H=${c.H}: walkLanes 1, 4, 32 and auto give the batched and one-probe answers`, () => {
+    test(`n=${c.n} H=${c.H}: walkLanes 1, 4, 32 and auto (and with the column bitmap) give the batched and one-probe answers`, () => {
       const { n, H } = c;
       const rand = randomGenerator(c.seed);
       const spread = { vertical: new Float32Array(H * n), slash: new Float32Array(H * n) };
@@ -214,8 +216,12 @@ describe('CUDA vertical-slash count searches vs their host twins', { skip }, () 
       }
       const one = new VerticalSlashCountSearch(rt, H);
       const plain = new VerticalSlashCountSearch(rt, H, { probeLevels: 4 });
-      const laneCounts = [1, 4, 32, 'auto'] as const;
-      const lanes = laneCounts.map((walkLanes) => new VerticalSlashCountSearch(rt, H, { probeLevels: 4, walkLanes }));
+      const laneOptions: CountSearchOptions[] = [
+        { walkLanes: 1 }, { walkLanes: 4 }, { walkLanes: 32 }, { walkLanes: 'auto' },
+        { walkLanes: 1, walkColumnBitmap: true }, { walkLanes: 8, walkColumnBitmap: true }, { walkLanes: 'auto', walkColumnBitmap: true },
+      ];
+      const laneCounts = laneOptions.map((o) => `${o.walkLanes}${o.walkColumnBitmap ? ' bitmap' : ''}`);
+      const lanes = laneOptions.map((o) => new VerticalSlashCountSearch(rt, H, { probeLevels: 4, ...o }));
       const coverage = new FlexPrefillCoverage(rt, H);
       const buffers: ReturnType<CudaRuntime['pool']['acquire']>[] = [];
       try {

@@ -167,6 +167,13 @@ __device__ __forceinline__ bool vs_certain_restart(const int* S, int p) {
   return S[p + 1] - S[p] >= 2 * VS_BLOCK;
 }
 
+// #V < x for x in [0, n], from V's bitmap over [0, n) (bits [ceil(n / 32)]) and each word's count
+// of the set bits before it (before [ceil(n / 32) + 1], the last = kv): two loads, whatever kv is.
+__device__ __forceinline__ int vs_columns_below(const u32* bits, const int* before, int x) {
+  const int w = x >> 5, r = x & 31;
+  return before[w] + (r != 0 ? __popc(bits[w] & ((1u << r) - 1u)) : 0);
+}
+
 // Lane `lane` of `lanes` threads walking one 64-row block m together (vs_block_pairs_by_runs' pairs
 // = the sum of this over the lanes; V [kv], S [ks] ascending, runStart as vs_walk_runs takes it).
 // The offsets [0, end) are cut into `lanes` equal spans, lane 0 the largest (the smallest e: walked
@@ -178,9 +185,11 @@ __device__ __forceinline__ bool vs_certain_restart(const int* S, int p) {
 // Each range's causal pairs are its own; the columns left of and between the ranges, sum over
 // ranges j of (#V < a_j) - (#V < b_{j-1}), are regrouped as sum over j of ((#V < a_j) - (#V < b_j))
 // + (#V < b_last): each lane adds its ranges' terms, the lane that reaches offset index 0 (the
-// last range) adds the last one.
-__device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
-                                                        int lane, int lanes) {
+// last range) adds the last one. #V < x by gallops over V, or with `bits` (not null) by
+// vs_columns_below (x clamped to n: no column lies past it).
+template <bool BITS>
+__device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, const u32* bits, const int* before, const int* S,
+                                                        const int* runStart, int ks, int m, int n, int lane, int lanes) {
   const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
   const int width = (end + lanes - 1) / lanes;
   const int hi = vs_lower_bound(S, ks, max(end - lane * width, 0)) - 1;
@@ -200,8 +209,14 @@ __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, c
   int cols = 0, next = 0;  // next: #V below the last range's end
   auto emit = [&](int a, int b) {
     pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
-    const int left = vs_gallop(V, kv, next, a);
-    next = vs_gallop(V, kv, left, b);
+    int left;
+    if constexpr (BITS) {
+      left = vs_columns_below(bits, before, min(a, n));
+      next = vs_columns_below(bits, before, min(b, n));
+    } else {
+      left = vs_gallop(V, kv, next, a);
+      next = vs_gallop(V, kv, left, b);
+    }
     cols += left - next;
   };
   int a = -1, b = -1;
@@ -218,15 +233,56 @@ __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, c
   return pairs + (long long)cols * (rowEnd - start);
 }
 
+// vs_block_pairs_lane as a call, not inlined, for the bitmap kernel: its two walks (bitmap, and the
+// staged list where the bitmap does not fit) inlined side by side outgrew the kernel's 64 registers
+// (spills); as calls, none. One call per thread and unit.
+template <bool BITS>
+__device__ __noinline__ long long vs_block_pairs_lane_call(const int* V, int kv, const u32* bits, const int* before, const int* S,
+                                                          const int* runStart, int ks, int m, int n, int lane, int lanes) {
+  return vs_block_pairs_lane<BITS>(V, kv, bits, before, S, runStart, ks, m, n, lane, lanes);
+}
+
 // This thread's 64-row block m of one head (none when m >= numBlocks): its exact pairs, with the
 // head's kept columns V [kv] and offsets S [ks] staged in shared memory when they fit (the walk's
 // loads are a dependent chain). All threads call it. runStart (vs_mark_runs over S, in global
 // memory): walk by runs (vs_walk_runs); null: vs_walk_ranges. LANES: the block's walk is shared by
 // `lanes` threads, this one lane `lane` of them (vs_block_pairs_lane; runStart required); the pairs
-// of block m are then the sum over its lanes.
-template <bool LANES = false>
+// of block m are then the sum over its lanes. LANES and BITS, when it fits with S: V staged as
+// a bitmap over [0, n) with per-word counts (vs_columns_below) instead of a list, so a range's
+// columns cost two loads however many columns are kept (and kv no longer decides what fits).
+template <bool LANES = false, bool BITS = false>
 __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
-                                                       int numBlocks, int* stage, int lane = 0, int lanes = 1) {
+                                                       int numBlocks, int* stage, int lane = 0, int lanes = 1, TopKShared* sh = nullptr) {
+  if constexpr (LANES && BITS) {
+    const int words = (n + 31) >> 5;
+    if (2 * words + 1 + ks <= STAGE_INTS) {
+      u32* bits = reinterpret_cast<u32*>(stage);
+      int* before = stage + words;
+      int* staged = before + words + 1;
+      for (int j = threadIdx.x; j < words; j += THREADS) bits[j] = 0u;
+      for (int j = threadIdx.x; j < ks; j += THREADS) staged[j] = S[j];
+      __syncthreads();
+      for (int j = threadIdx.x; j < kv; j += THREADS) atomicOr(&bits[V[j] >> 5], 1u << (V[j] & 31));
+      __syncthreads();
+      // before[w]: each thread counts a span of words, one block scan places the spans.
+      const int per = (words + THREADS - 1) / THREADS;
+      const int w0 = min(words, (int)threadIdx.x * per), w1 = min(words, w0 + per);
+      int mine = 0;
+      for (int w = w0; w < w1; ++w) mine += __popc(bits[w]);
+      int total;
+      int run = topk_block_exclusive_scan<THREADS>(mine, *sh, total);
+      for (int w = w0; w < w1; ++w) {
+        before[w] = run;
+        run += __popc(bits[w]);
+      }
+      if (threadIdx.x == 0) before[words] = total;
+      __syncthreads();
+      long long pairs = 0;
+      if (m < numBlocks) pairs = vs_block_pairs_lane_call<true>(V, kv, bits, before, staged, runStart, ks, m, n, lane, lanes);
+      __syncthreads();  // before the next unit overwrites the stage
+      return pairs;
+    }
+  }
   if (kv + ks <= STAGE_INTS) {
     for (int j = threadIdx.x; j < kv; j += THREADS) stage[j] = V[j];
     for (int j = threadIdx.x; j < ks; j += THREADS) stage[kv + j] = S[j];
@@ -235,8 +291,10 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
   }
   __syncthreads();
   long long pairs = 0;
-  if constexpr (LANES) {
-    if (m < numBlocks) pairs = vs_block_pairs_lane(V, kv, S, runStart, ks, m, n, lane, lanes);
+  if constexpr (LANES && BITS) {
+    if (m < numBlocks) pairs = vs_block_pairs_lane_call<false>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
+  } else if constexpr (LANES) {
+    if (m < numBlocks) pairs = vs_block_pairs_lane<false>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
   } else {
     if (m < numBlocks) pairs = runStart ? vs_block_pairs_by_runs(V, kv, S, runStart, ks, m, n) : vs_block_pairs(V, kv, S, ks, m, n);
   }
@@ -568,7 +626,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // computes the same tree, counts and totals, so all agree on every branch.
 // LANES (vs_count_search_batched_lanes): step (5)'s units are THREADS / lanes consecutive 64-row
 // blocks of one (node, head), each block walked by `lanes` consecutive threads (vs_block_pairs_lane).
-template <bool LANES>
+template <bool LANES, bool BITS>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -663,7 +721,8 @@ __device__ __forceinline__ void count_search_batched(
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
         if constexpr (LANES) {
-          add_pairs(&slot[c], staged_block_pairs<true>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage, threadIdx.x % lanes, lanes));
+          add_pairs(&slot[c], staged_block_pairs<true, BITS>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage,
+                                                             threadIdx.x % lanes, lanes, &sh));
         } else {
           add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
         }
@@ -712,8 +771,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels) {
-  count_search_batched<false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode, targetHi,
-                              targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1);
+  count_search_batched<false, false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                     targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1);
 }
 
 // vs_count_search_batched with each 64-row block's walk shared by `lanes` threads (a power of two in
@@ -723,8 +782,19 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels, int lanes) {
-  count_search_batched<true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode, targetHi,
-                             targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
+  count_search_batched<true, false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                    targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
+}
+
+// vs_count_search_batched_lanes whose walks count the kept columns from a bitmap staged per unit
+// (staged_block_pairs with BITS: two loads a range instead of two gallops; for n up to about 127K,
+// beyond which the column list is staged as before). The same pairs.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_lanes_bits(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
+  count_search_batched<true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                   targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
 
 // grid (2H), THREADS threads: vs_select's selection (vertical-slash-index.cu) read off vs_rank_rows'

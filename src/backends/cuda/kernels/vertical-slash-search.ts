@@ -107,6 +107,15 @@ export interface CountSearchOptions {
    * levels 0, walks one thread per block).
    */
   walkLanes?: number | 'auto';
+  /**
+   * With walkLanes (session 6, not the default until measured): each walk unit stages its kept
+   * columns as a bitmap over [0, n) with per-word counts (vs_count_search_batched_lanes_bits), so a
+   * range's columns cost two shared loads instead of two gallops over the list, and rounds with many
+   * columns (the column bisection's, kv + ks past the 8192-entry stage) no longer gallop through
+   * global memory. Falls back to the staged list where bitmap and offsets do not fit (n past about
+   * 127K, or many offsets). The same pairs.
+   */
+  walkColumnBitmap?: boolean;
 }
 
 /** The most threads the lanes kernel shares one block's walk between. */
@@ -160,6 +169,7 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 export class VerticalSlashCountSearch {
   private kernels: {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
+    batchedLanesBits: CudaKernel;
   } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
@@ -168,6 +178,7 @@ export class VerticalSlashCountSearch {
   readonly chunkedRanking: boolean;
   /** Threads per block walk in the batched search ('auto': per search), or null: the one-thread walk. */
   readonly walkLanes: number | 'auto' | null;
+  readonly walkColumnBitmap: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -191,6 +202,8 @@ export class VerticalSlashCountSearch {
       if (L === undefined) throw new Error('vertical-slash count search: walkLanes needs probeLevels (the batched search); the one-probe search walks one thread per block');
     }
     this.walkLanes = lanes ?? null;
+    this.walkColumnBitmap = options.walkColumnBitmap ?? false;
+    if (this.walkColumnBitmap && lanes === undefined) throw new Error('vertical-slash count search: walkColumnBitmap needs walkLanes');
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -211,6 +224,10 @@ export class VerticalSlashCountSearch {
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
         batchedLanes: mod.kernel('vs_count_search_batched_lanes', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batchedLanesBits: mod.kernel('vs_count_search_batched_lanes_bits', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
@@ -338,9 +355,10 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const { batched, batchedLanes } = this.prepare();
-    const lanes = this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(batchedLanes)) : this.walkLanes;
-    const kernel = lanes === null ? batched : batchedLanes;
+    const { batched, batchedLanes, batchedLanesBits } = this.prepare();
+    const lanesKernel = this.walkColumnBitmap ? batchedLanesBits : batchedLanes;
+    const lanes = this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
+    const kernel = lanes === null ? batched : lanesKernel;
     // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
     const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));
     const slots = probes * H * n * 4;
