@@ -177,10 +177,10 @@ __device__ __forceinline__ int vs_columns_below(const u32* bits, const int* befo
 // Lane `lane` of `lanes` threads walking one 64-row block m together (vs_block_pairs_by_runs' pairs
 // = the sum of this over the lanes; V [kv], S [ks] ascending, runStart as vs_walk_runs takes it).
 // The offsets [0, end) are cut into `lanes` equal spans, lane 0 the largest (the smallest e: walked
-// first); the kept offsets in a span are an index span [lo, hi] of S. A
-// lane walks every piece (from a vs_certain_restart, or the walk's first index, to the next) that
-// starts in its index span, past the span's end when a piece does, so each piece is walked once,
-// from the fresh state the whole walk reaches it in. Equal offset spans, not equal index spans:
+// first); the kept offsets in a span are an index span [lo, hi] of S. A lane walks every piece
+// (from a vs_certain_restart, or the walk's first index, to the next) that starts in its index
+// span, past the span's end when a piece does, so each piece is walked once, from the fresh state
+// the whole walk reaches it in. Equal offset spans, not equal index spans:
 // the forced diagonals 0..63 are one run, and spread kept diagonals cost a run and a range each.
 // Each range's causal pairs are its own; the columns left of and between the ranges, sum over
 // ranges j of (#V < a_j) - (#V < b_{j-1}), are regrouped as sum over j of ((#V < a_j) - (#V < b_j))
