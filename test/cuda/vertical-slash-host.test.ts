@@ -4,6 +4,8 @@
  * exactly the counts the CPU method picks when its probes return the CPU's layer pairs.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
 import { describe, test } from 'node:test';
 import {
   AUTO_MMA_MIN_CONTEXT, AUTO_MMA_MIN_SPARSITY, AUTO_VERTICAL_SLASH_WGMMA_TILING, DEFAULT_VERTICAL_SLASH_ROW_TILES, autoRunsMma,
@@ -11,7 +13,7 @@ import {
 } from '../../src/backends/cuda/kernels/vertical-slash-prefill.js';
 import { resolveVerticalSlashWgmmaTiling } from '../../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import {
-  AUTO_MAX_PROBE_HEADS, AUTO_SLOT_BUDGET_BYTES, VerticalSlashCountSearch, autoProbeLevels, maxProbeLevels,
+  AUTO_MAX_PROBE_HEADS, AUTO_SLOT_BUDGET_BYTES, VerticalSlashCountSearch, autoProbeLevels, columnBitmapFits, maxProbeLevels,
 } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../../src/backends/cuda/vertical-slash-counts.js';
@@ -198,5 +200,20 @@ describe('batched count search options (CPU: checked before anything touches the
     assert.equal(autoProbeLevels(32, 2 ** 24), 1);
     assert.equal(autoProbeLevels(600, 1024), 0);
     assert.equal(autoProbeLevels(4, 16_384, 3 * 4 * 16_384 * 12), 2);
+  });
+});
+
+describe('columnBitmapFits (when the count search runs its walk lanes with the column bitmap)', () => {
+  test('the bitmap and its counts fit the stage up to n = 131,040; past it the plain batched kernel runs', () => {
+    assert.equal(columnBitmapFits(16384), true);
+    assert.equal(columnBitmapFits(131040), true);
+    assert.equal(columnBitmapFits(131041), false);
+    assert.equal(columnBitmapFits(131072), false);
+  });
+  test("the host's stage size is the kernel's STAGE_INTS", () => {
+    const source = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
+    const stage = Number(/constexpr int STAGE_INTS = (\d+);/.exec(source)?.[1]);
+    // 2 * ceil(n / 32) + 1 <= STAGE_INTS exactly at the boundary the first test pins
+    assert.equal(2 * Math.ceil(131040 / 32) + 1 <= stage && 2 * Math.ceil(131041 / 32) + 1 > stage, true, `STAGE_INTS ${stage}`);
   });
 });

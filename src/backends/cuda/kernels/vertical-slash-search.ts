@@ -121,6 +121,20 @@ export interface CountSearchOptions {
 /** The most threads the lanes kernel shares one block's walk between. */
 export const MAX_WALK_LANES = 32;
 
+/** Shared ints a walk unit stages (vertical-slash-search.cu's STAGE_INTS). */
+const STAGE_INTS = 8192;
+
+/**
+ * Whether the column bitmap over [0, n) (with per-word counts) fits a unit's stage at all, offsets
+ * aside. Where it cannot, walkColumnBitmap runs the plain batched kernel rather than lanes alone:
+ * measured on the H100 (session 6), lanes without the bitmap were slower than one thread per block
+ * (organism 16K 0.855 against 0.808 ms, Llama-8B 16K 1.949 against 1.758), and bench sparse's 128K,
+ * where the bitmap never fits, lost 6.5% of Vertical-Slash estimation to them.
+ */
+export function columnBitmapFits(n: number): boolean {
+  return 2 * Math.ceil(n / 32) + 1 <= STAGE_INTS;
+}
+
 /**
  * walkLanes 'auto': the most lanes (a power of two up to MAX_WALK_LANES) whose walk units, `probes` x
  * H x ceil(numBlocks / (512 / lanes)), fit `residentBlocks` at once (one unit per block: more units
@@ -357,7 +371,8 @@ export class VerticalSlashCountSearch {
     const probes = 2 ** levels - 1;
     const { batched, batchedLanes, batchedLanesBits } = this.prepare();
     const lanesKernel = this.walkColumnBitmap ? batchedLanesBits : batchedLanes;
-    const lanes = this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
+    const plain = this.walkLanes === null || (this.walkColumnBitmap && !columnBitmapFits(n));
+    const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? batched : lanesKernel;
     // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
     const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));

@@ -39,9 +39,13 @@ import { assertPrefillShape } from './shape-check.js';
  * counts as one probe at a time; docs/perf.md, "Session 5: estimation on small models"), its ranks handed
  * to the index builder and ranked by many blocks per row (session 6, H100, s = 0.9 at 16K: organism
  * estimation 1.048 -> 0.810 ms per layer for Vertical-Slash, 1.149 -> 0.963 for FlexPrefill, Llama-8B
- * 1.878 -> 1.657; the same counts and pairs; docs/perf.md, "Session 6: index hand-off and chunked ranking").
+ * 1.878 -> 1.657; the same counts and pairs; docs/perf.md, "Session 6: index hand-off and chunked ranking"),
+ * and its walks shared between threads with the kept columns as a bitmap (session 6, same shapes: organism
+ * 0.808 -> 0.699 ms, Llama-8B 1.758 -> 1.543; docs/perf.md, "Session 6: walk lanes and a column bitmap").
  */
-export const DEFAULT_COUNT_SEARCH: CountSearchOptions = { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true };
+export const DEFAULT_COUNT_SEARCH: CountSearchOptions = {
+  probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 'auto', walkColumnBitmap: true,
+};
 
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
