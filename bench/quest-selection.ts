@@ -10,7 +10,10 @@
  *     unit's previous key range brackets the k-th key (session 6), its select alone, and its step
  *     with the guess off (two barriers: what a step pays when the guess misses; the timed replays
  *     repeat one row, so the guess always holds there) and with its L2 prefetch of the bounds off;
- *   - v4, v5 and v6 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
+ *   - v7: QuestKernels.selectStep with multiBlockStep and rolledScores, v5 whose lanes refill each
+ *     load slot with the next batch's page as soon as it is scored (session 6, second round); its
+ *     select alone is v5's kernel (a check of the run's noise), so step − select alone is its score phase;
+ *   - v4 to v7 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -18,8 +21,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5,v6] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all three). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6,v7] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all four). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -56,11 +59,13 @@ interface Row {
   v5: (VersionTiming & { blocksPerUnit: number }) | null;
   /** v6, its blocks per unit, its step and select alone with the guess off (a miss: two barriers), its step without the L2 prefetch. */
   v6: (VersionTiming & { blocksPerUnit: number } & V6Variants) | null;
+  /** v7 (v5 with rolled score loads) and its blocks per unit. */
+  v7: (VersionTiming & { blocksPerUnit: number }) | null;
 }
 
 interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
-const VERSIONS = ['v4', 'v5', 'v6'] as const;
+const VERSIONS = ['v4', 'v5', 'v6', 'v7'] as const;
 type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
@@ -73,9 +78,9 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7)');
     const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -97,6 +102,7 @@ function main(argv: string[]): number {
   const v6 = new QuestKernels(rt, shape, P, true, { windowStep: true });
   const v6Cold = new QuestKernels(rt, shape, P, true, { windowStep: true, windowGuess: false });
   const v6NoPrefetch = new QuestKernels(rt, shape, P, true, { windowStep: true, windowPrefetch: false });
+  const v7 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -149,7 +155,7 @@ function main(argv: string[]): number {
         l.bounds.coveredRows = rowsAfter - 1;
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
-      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6) };
+      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7) };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
       const budgetTable = rt.pool.acquire(n * 4);
@@ -161,13 +167,14 @@ function main(argv: string[]): number {
           q: q.ptr, bounds: l.bounds, cache, position: position.ptr, budgets: budgetTable.ptr, maxPages: current, scratch: l.scratch, segments: l.lists,
         });
       };
-      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6) };
+      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7) };
       const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
         kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
       const selectOf: Record<Version, (l: Layer) => void> = {
         v4: (l) => v4.selectPages(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists),
         v5: multiBlockSelect(v5),
         v6: multiBlockSelect(v6),
+        v7: multiBlockSelect(v7),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -237,7 +244,8 @@ function main(argv: string[]): number {
         };
         timed[version] = t;
         const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)`
-          : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)` : '';
+          : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)`
+            : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
           const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
@@ -257,6 +265,7 @@ function main(argv: string[]): number {
         n, s, pages: current, k, boundsMB: boundsBytes / 1e6, floorUs, v3Us, v3HotUs, v3EagerUs, v3BoundsUs, v3ScoresUs, v3SelectUs,
         v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
         v6: timed.v6 && v6Variants ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6Variants } : null,
+        v7: timed.v7 ? { ...timed.v7, blocksPerUnit: v7.gridBlocks(current, 'gridStepRolled') } : null,
       };
       rows.push(row);
     }
@@ -280,6 +289,15 @@ function main(argv: string[]): number {
       `${f(r.v3SelectUs)} / ${f(r.v4?.selectUs)} / ${f(r.v5?.selectUs)} / ${f(r.v6?.selectUs)} / ${f(r.v6?.coldSelectUs)} | ` +
       `${f(r.v4?.atUs)} / ${f(r.v5?.atUs)} / ${f(r.v6?.atUs)} | ` +
       `${f(r.v3HotUs)} / ${f(r.v5?.hotUs)} / ${f(r.v6?.hotUs)} | ${f(r.v3EagerUs)} / ${f(r.v5?.eagerUs)} / ${f(r.v6?.eagerUs)} |`);
+  }
+  // v7 against v5: the same select, so the step's difference is the score phase's (step − select alone).
+  console.log('\n| n | s | k | G v5 / v7 | v5 | v7 | v5 / v7 | score phase v5 / v7 | select alone v5 / v7 | graph step v5 / v7 | L2-hot v5 / v7 | eager v5 / v7 |');
+  console.log('| ---: | ---: | ---: | :--- | ---: | ---: | ---: | :--- | :--- | :--- | :--- | :--- |');
+  for (const r of rows) {
+    const phase = (t: VersionTiming | null) => (t ? t.us - t.selectUs : undefined);
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v5?.blocksPerUnit ?? '-'} / ${r.v7?.blocksPerUnit ?? '-'} | ${f(r.v5?.us)} | ${f(r.v7?.us)} | ` +
+      `${r.v5 && r.v7 ? (r.v5.us / r.v7.us).toFixed(2) : '-'} | ${f(phase(r.v5))} / ${f(phase(r.v7))} | ${f(r.v5?.selectUs)} / ${f(r.v7?.selectUs)} | ` +
+      `${f(r.v5?.atUs)} / ${f(r.v7?.atUs)} | ${f(r.v5?.hotUs)} / ${f(r.v7?.hotUs)} | ${f(r.v5?.eagerUs)} / ${f(r.v7?.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();

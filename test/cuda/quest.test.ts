@@ -67,6 +67,8 @@ const TOLERANCE = 1e-2;
 const MULTI_BLOCK: QuestKernelOptions = { multiBlockStep: true, gridMinPagesPerBlock: 8 };
 /** v6 as the tests run it, as MULTI_BLOCK. */
 const WINDOWED: QuestKernelOptions = { windowStep: true, gridMinPagesPerBlock: 8 };
+/** v7 (v5 with rolled score loads) as the tests run it, as MULTI_BLOCK. */
+const ROLLED: QuestKernelOptions = { ...MULTI_BLOCK, rolledScores: true };
 
 function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array {
   rt.synchronize();
@@ -142,6 +144,11 @@ describe('CUDA Quest', { skip }, () => {
       const winMany = new QuestKernels(rt, kernels.shape, P, sharePages, WINDOWED);
       const winCold = new QuestKernels(rt, kernels.shape, P, sharePages, { ...WINDOWED, windowGuess: false });
       const winNoPrefetch = new QuestKernels(rt, kernels.shape, P, sharePages, { ...WINDOWED, windowPrefetch: false });
+      // v7 at its default blocks, at 8 pages each, and in one block per unit: 187 pages, so its rolled
+      // loads cross into a second, partial batch (128 + 59 pages at D = 128).
+      const rolled = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true });
+      const rolledMany = new QuestKernels(rt, kernels.shape, P, sharePages, ROLLED);
+      const rolledOne = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 100_000 });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -162,6 +169,8 @@ describe('CUDA Quest', { skip }, () => {
         [1, { step: winMany }], [7, { step: winMany }], [90, { step: winMany }], [90, { step: winMany }], [pages - 1, { step: winMany }],
         [7, { step: winCold }], [90, { step: winCold }], [90, { step: winNoPrefetch }],
         [1, { gridSelect: winMany }], [90, { gridSelect: winMany }], [pages - 1, { gridSelect: win }],
+        [1, { step: rolled }], [64, { step: rolled }], [pages - 1, { step: rolled }], [7, { step: rolledMany }], [90, { step: rolledMany }],
+        [1, { step: rolledOne }], [64, { step: rolledOne }], [90, { step: rolledOne }], [pages - 1, { step: rolledOne }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
@@ -257,13 +266,16 @@ describe('CUDA Quest', { skip }, () => {
   // v6 against the defaults on either side of the method's threshold (v3 below QUEST_MULTI_BLOCK_MIN_PAGES,
   // v5 from it) and the CPU: random keys, and coarse keys whose pages tie; the current page partial.
   for (const sharePages of [true, false]) for (const ties of [false, true]) {
-    test(`v6 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
+    test(`v6 and v7 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
       const H = 8, Hkv = 2, D = 64, P = 16;
       const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
       const v3 = new QuestKernels(rt, shape, P, sharePages);
       const v5 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true });
       const v6 = new QuestKernels(rt, shape, P, sharePages, { windowStep: true });
       const v6Cold = new QuestKernels(rt, shape, P, sharePages, { windowStep: true, windowGuess: false, windowPrefetch: false });
+      // v7 at v5's blocks (one batch per block here) and at 4 blocks per unit (~1,024 pages each: four rolled batches at D = 64).
+      const v7 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true });
+      const v7Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 1024 });
       const g = H / Hkv;
       for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
         const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
@@ -297,7 +309,9 @@ describe('CUDA Quest', { skip }, () => {
             assert.deepEqual(got, cpuPages, `${pages} pages, k = ${k}, unit ${u}: v3 as the CPU`);
           }
           // v6 twice: at the first k from a fresh scratch (no guess), later from the previous call's range (this row's); then again from it.
-          for (const [label, kernels] of [['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold]] as const) {
+          for (const [label, kernels] of [
+            ['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold], ['v7', v7], ['v7, 4 blocks per unit', v7Long],
+          ] as const) {
             const got = run(kernels, k);
             for (let u = 0; u < v3.units; u++) {
               for (let i = 0; i < listWords; i++) {
@@ -319,7 +333,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -454,6 +468,7 @@ describe('CUDA Quest', { skip }, () => {
   ]) for (const [version, options] of [
     ['v4', {}], ['v5', MULTI_BLOCK], ['v5, empty chunks', { multiBlockStep: true, gridMinPagesPerBlock: 1 }],
     ['v6', WINDOWED], ['v6, empty chunks', { windowStep: true, gridMinPagesPerBlock: 1 }],
+    ['v7', ROLLED], ['v7, empty chunks', { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
@@ -530,7 +545,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);

@@ -395,6 +395,52 @@ __device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict_
   }
 }
 
+// Phase A as quest_grid_score_chunk, with the loads rolled (v7, session 6): each lane's STEP_MAX_PASSES
+// load slots are refilled with the next batch's page as soon as the slot's page is scored, so the
+// block keeps one batch of bounds in flight while it scores (quest_grid_score_chunk requests batch
+// b + 1 only after scoring all of batch b, and the HBM idles meanwhile: from 64K the score phase read
+// the bounds at ~1.9 TB/s). Same pages, same quest_lane_score, same shuffle order: the same keys, a and o.
+__device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
+                                                              const bf16_t* __restrict__ pageMax, int D, int unitHeads, int h0, int hk,
+                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+  const int tid = threadIdx.x;
+  const int lanes = D / 8;
+  const int pagesPerPass = GRID_THREADS / lanes;
+  const int batch = STEP_MAX_PASSES * pagesPerPass;
+  const int sub = tid % lanes;
+  const bf16_t* minBase = pageMin + (size_t)hk * pageStride * D + sub * 8;
+  const bf16_t* maxBase = pageMax + (size_t)hk * pageStride * D + sub * 8;
+  uint4 rawMin[STEP_MAX_PASSES], rawMax[STEP_MAX_PASSES];
+#pragma unroll
+  for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+    const int page = lo + p * pagesPerPass + tid / lanes;
+    if (page < hi) {
+      rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)page * D);
+      rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)page * D);
+    }
+  }
+  for (int base = lo; base < hi; base += batch) {  // uniform across the block
+#pragma unroll
+    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+      const int page = base + p * pagesPerPass + tid / lanes;
+      float s = page < hi ? quest_lane_score(rawMin[p], rawMax[p], q, h0, unitHeads, D, sub) : 0.f;
+      // The slot is free once scored: ask for its page of the next batch before the shuffles wait.
+      const int next = page + batch;
+      if (next < hi) {
+        rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
+        rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+      }
+      for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      if (sub == 0 && page < hi) {
+        const u32 key = topk_order_key(s);
+        keys[page - lo] = key;
+        a &= key;
+        o |= key;
+      }
+    }
+  }
+}
+
 // Phases A (the AND/OR part) to D for one block of one unit: keys[0, hi - lo) hold the order keys of
 // pages [lo, hi) (never 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages.
 // Every block of the unit calls it with the same take and pages. Writes the unit's list.
@@ -604,6 +650,7 @@ __device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
+template <bool ROLLED_SCORES>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -631,7 +678,11 @@ __device__ __forceinline__ void quest_grid_step_body(
   int lo, hi;
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
-  quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  if (ROLLED_SCORES) {
+    quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  } else {
+    quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  }
   quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
 }
 
@@ -643,7 +694,7 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step(
   __shared__ TopKStagedShared sh;
   __shared__ int lastShared;
   extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+  quest_grid_step_body<false>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
                        refreshPage, rowsEnd, sh, lastShared, stagedKeys);
 }
 
@@ -660,8 +711,35 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
   const int p = *position;
   const int pages = p / pageSize;
   const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+  quest_grid_step_body<false>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
                        pages, p + 1, sh, lastShared, stagedKeys);
+}
+
+// v7 (QuestKernels option rolledScores, not the default): quest_grid_step and quest_grid_step_at
+// with the rolled score loads (quest_grid_score_chunk_rolled); same parameters, same select, same lists.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_rolled(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                             refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_rolled(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
+                             pages, p + 1, sh, lastShared, stagedKeys);
 }
 
 // The multi-block select alone over given score rows ([units, scoreStride] fp32), as

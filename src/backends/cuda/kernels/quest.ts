@@ -15,6 +15,9 @@
  * multi-block Quest selection"). With { windowStep: true } both run v6 (quest_win_step /
  * quest_win_step_at, session 6): v5's blocks, but one barrier per select where the unit's previous
  * key range still brackets the k-th key and two where not (v5: three); not the default until measured.
+ * With { multiBlockStep: true, rolledScores: true } both run v7 (quest_grid_step_rolled /
+ * quest_grid_step_at_rolled, session 6): v5 whose lanes ask for the next batch of bounds as soon as
+ * each page is scored, so a block always has a batch in flight; same select, same lists.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -55,18 +58,24 @@ export function questWindowUnitWords(pageCapacity: number): number {
   return QUEST_WIN_FIXED_WORDS + 2 * pageCapacity;
 }
 /** The multi-block kernels: v5's and v6's. */
-type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect';
+type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
   stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
   winStep: 'quest_win_step', winStepAt: 'quest_win_step_at', winSelect: 'quest_win_select',
+  gridStepRolled: 'quest_grid_step_rolled', gridStepAtRolled: 'quest_grid_step_at_rolled',
 } as const;
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
   winStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
   winStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
   winSelect: ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr', 'i32', 'i32'],
+} as const;
+/** v5's step parameter lists (quest.cu's signatures), which v7's rolled entries share. */
+export const QUEST_GRID_PARAMS = {
+  gridStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  gridStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
 } as const;
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
@@ -96,6 +105,12 @@ export interface QuestKernelOptions {
   windowGuess?: boolean;
   /** v6's step asks L2 for each block's bounds before scoring them (default true; false: v5's score loop as it is). */
   windowPrefetch?: boolean;
+  /**
+   * With multiBlockStep: v7, v5 whose score loop refills each lane's load slot with the next batch's
+   * page as soon as it is scored (v5 asks for a block's next batch only after scoring the whole
+   * batch). Same keys, select and lists; not the default until measured. Only with multiBlockStep.
+   */
+  rolledScores?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -214,6 +229,7 @@ export class QuestKernels {
     bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel;
     gridStep: CudaKernel; gridStepAt: CudaKernel; gridSelect: CudaKernel;
     winStep: CudaKernel; winStepAt: CudaKernel; winSelect: CudaKernel;
+    gridStepRolled: CudaKernel; gridStepAtRolled: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -227,6 +243,8 @@ export class QuestKernels {
   readonly windowStep: boolean;
   private readonly windowGuess: boolean;
   private readonly windowPrefetch: boolean;
+  /** Whether v5's steps run with rolled score loads (v7). */
+  readonly rolledScores: boolean;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -246,6 +264,8 @@ export class QuestKernels {
     this.windowStep = options.windowStep ?? false;
     this.windowGuess = options.windowGuess ?? true;
     this.windowPrefetch = options.windowPrefetch ?? true;
+    this.rolledScores = options.rolledScores ?? false;
+    if (this.rolledScores && !this.multiBlockStep) throw new Error('quest: rolledScores (v7) is an option of the multi-block step: set multiBlockStep too');
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
@@ -276,23 +296,23 @@ export class QuestKernels {
         stepAt: mod.kernel(QUEST_KERNEL_NAMES.stepAt, [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        gridStep: mod.kernel(QUEST_KERNEL_NAMES.gridStep, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        gridStepAt: mod.kernel(QUEST_KERNEL_NAMES.gridStepAt, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
+        gridStep: mod.kernel(QUEST_KERNEL_NAMES.gridStep, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAt: mod.kernel(QUEST_KERNEL_NAMES.gridStepAt, [...QUEST_GRID_PARAMS.gridStepAt]),
         gridSelect: mod.kernel(QUEST_KERNEL_NAMES.gridSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
         winStep: mod.kernel(QUEST_KERNEL_NAMES.winStep, [...QUEST_WIN_PARAMS.winStep]),
         winStepAt: mod.kernel(QUEST_KERNEL_NAMES.winStepAt, [...QUEST_WIN_PARAMS.winStepAt]),
         winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, [...QUEST_WIN_PARAMS.winSelect]),
+        gridStepRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepRolled, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAtRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtRolled, [...QUEST_GRID_PARAMS.gridStepAt]),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
       this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled]) {
+        kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      }
       for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       if (this.multiBlockStep || this.windowStep) this.gridResidency(this.kernels);
     }
@@ -362,6 +382,7 @@ export class QuestKernels {
       this.residentPerSM = {
         gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect),
         winStep: perSM(kernels.winStep), winStepAt: perSM(kernels.winStepAt), winSelect: perSM(kernels.winSelect),
+        gridStepRolled: perSM(kernels.gridStepRolled), gridStepAtRolled: perSM(kernels.gridStepAtRolled),
       };
     }
     return this.residentPerSM;
@@ -434,7 +455,8 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const fits = this.multiBlockStep ? this.gridFits(pages, 'gridStep') : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
+    const stepKernel = this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
       if (scored) this.scorePages(a.q, bounds, pages, scratch.scores.ptr, scratch.pageCapacity);
@@ -453,8 +475,8 @@ export class QuestKernels {
     }
     const g = this.shape.numHeads / this.shape.numKvHeads;
     if (this.multiBlockStep) {
-      const G = scored ? this.gridBlocks(pages, 'gridStep') : 1;
-      this.prepare().gridStep.launch(
+      const G = scored ? this.gridBlocks(pages, stepKernel) : 1;
+      this.prepare()[stepKernel].launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows],
@@ -483,7 +505,7 @@ export class QuestKernels {
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
   graphStepFits(maxPages: number): boolean {
-    if (this.multiBlockStep) return this.gridFits(maxPages, 'gridStepAt');
+    if (this.multiBlockStep) return this.gridFits(maxPages, this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt');
     if (this.windowStep) return this.gridFits(maxPages, 'winStepAt');
     return maxPages <= this.maxStagedPages;
   }
@@ -508,8 +530,9 @@ export class QuestKernels {
     }
     const g = this.shape.numHeads / this.shape.numKvHeads;
     if (this.multiBlockStep) {
-      const G = this.gridBlocks(maxPages, 'gridStepAt');
-      this.prepare().gridStepAt.launch(
+      const atKernel = this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+      const G = this.gridBlocks(maxPages, atKernel);
+      this.prepare()[atKernel].launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.gridScratch(scratch), segments.ptr, a.position, a.budgets,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize],
