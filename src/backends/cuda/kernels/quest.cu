@@ -441,6 +441,118 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __re
   }
 }
 
+// v8 (session 6): one lane's part of a page score as quest_lane_score computes it, with lighter work per
+// page. The lane's HEADS x 8 query values are unpacked to fp32 once (qf), and each head's sign masks
+// (neg: 0xffff in a bf16 half whose query is negative) pick, for each dim, the bound whose product is
+// the larger: q >= 0 -> max, q < 0 -> min, one LOP3 per two dims instead of two products and a max per
+// dim. The bf16 x bf16 products are exact in fp32 (16-bit significands) and rounding is monotone, so
+// for bounds with min <= max (quest_refresh_page writes them so) the picked product equals
+// fmaxf(q·min, q·max) up to the sign of a zero, which leaves the sum unchanged (s starts at +0 and never
+// becomes -0 under round-to-nearest). Heads first, then dims in order, no fused multiply-add: v3's
+// summation order, so the same fp32 score. Where a picked product is NaN (0·inf, a NaN bound or query,
+// or inf - inf in the sum) the caller recomputes the lane with quest_lane_score, whose fmaxf drops a NaN.
+template <int HEADS>
+struct QuestLightQuery {
+  float qf[HEADS][8];
+  u32 neg[HEADS][4];
+};
+
+template <int HEADS>
+__device__ __forceinline__ void quest_light_query_load(const bf16_t* __restrict__ q, int h0, int D, int sub, QuestLightQuery<HEADS>& lq) {
+#pragma unroll
+  for (int j = 0; j < HEADS; ++j) {
+    const uint4 rawQ = __ldg(reinterpret_cast<const uint4*>(q + (size_t)(h0 + j) * D + sub * 8));
+    const u32 wq[4] = {rawQ.x, rawQ.y, rawQ.z, rawQ.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      lq.qf[j][2 * e] = __uint_as_float(wq[e] << 16);
+      lq.qf[j][2 * e + 1] = __uint_as_float(wq[e] & 0xffff0000u);
+      lq.neg[j][e] = ((wq[e] >> 15) & 0x00010001u) * 0xffffu;  // each half's sign bit spread over the half
+    }
+  }
+}
+
+template <int HEADS>
+__device__ __forceinline__ float quest_lane_score_light(uint4 rawMin, uint4 rawMax, const QuestLightQuery<HEADS>& lq) {
+  const u32 wMin[4] = {rawMin.x, rawMin.y, rawMin.z, rawMin.w}, wMax[4] = {rawMax.x, rawMax.y, rawMax.z, rawMax.w};
+  float s = 0.f;
+#pragma unroll
+  for (int j = 0; j < HEADS; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 picked = (wMin[e] & lq.neg[j][e]) | (wMax[e] & ~lq.neg[j][e]);
+      s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e], __uint_as_float(picked << 16)));
+      s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e + 1], __uint_as_float(picked & 0xffff0000u)));
+    }
+  }
+  return s;
+}
+
+// Phase A as quest_grid_score_chunk_rolled (v7: same pages, slots, refills and shuffle order) with
+// quest_lane_score_light for units of HEADS query heads; the same keys, a and o.
+template <int HEADS>
+__device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
+                                                             const bf16_t* __restrict__ pageMax, int D, int h0, int hk,
+                                                             int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+  const int tid = threadIdx.x;
+  const int lanes = D / 8;
+  const int pagesPerPass = GRID_THREADS / lanes;
+  const int batch = STEP_MAX_PASSES * pagesPerPass;
+  const int sub = tid % lanes;
+  const bf16_t* minBase = pageMin + (size_t)hk * pageStride * D + sub * 8;
+  const bf16_t* maxBase = pageMax + (size_t)hk * pageStride * D + sub * 8;
+  uint4 rawMin[STEP_MAX_PASSES], rawMax[STEP_MAX_PASSES];
+#pragma unroll
+  for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+    const int page = lo + p * pagesPerPass + tid / lanes;
+    if (page < hi) {
+      rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)page * D);
+      rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)page * D);
+    }
+  }
+  QuestLightQuery<HEADS> lq;
+  quest_light_query_load<HEADS>(q, h0, D, sub, lq);
+  for (int base = lo; base < hi; base += batch) {  // uniform across the block
+#pragma unroll
+    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+      const int page = base + p * pagesPerPass + tid / lanes;
+      float s = 0.f;
+      if (page < hi) {
+        s = quest_lane_score_light<HEADS>(rawMin[p], rawMax[p], lq);
+        if (isnan(s)) s = quest_lane_score(rawMin[p], rawMax[p], q, h0, HEADS, D, sub);
+      }
+      const int next = page + batch;
+      if (next < hi) {
+        rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
+        rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+      }
+      for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      if (sub == 0 && page < hi) {
+        const u32 key = topk_order_key(s);
+        keys[page - lo] = key;
+        a &= key;
+        o |= key;
+      }
+    }
+  }
+}
+
+// v8's phase A: the light scorer for units of 1, 2 or 4 query heads (their query fits in registers
+// beside v7's load slots), v7's rolled scorer for other unit sizes.
+__device__ __forceinline__ void quest_grid_score_chunk_light_any(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
+                                                                 const bf16_t* __restrict__ pageMax, int D, int unitHeads, int h0, int hk,
+                                                                 int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+  if (unitHeads == 4) {
+    quest_grid_score_chunk_light<4>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+  } else if (unitHeads == 1) {
+    quest_grid_score_chunk_light<1>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+  } else if (unitHeads == 2) {
+    quest_grid_score_chunk_light<2>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+  } else {
+    quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  }
+}
+
 // Phases A (the AND/OR part) to D for one block of one unit: keys[0, hi - lo) hold the order keys of
 // pages [lo, hi) (never 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages.
 // Every block of the unit calls it with the same take and pages. Writes the unit's list.
@@ -650,7 +762,7 @@ __device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES>
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -678,7 +790,9 @@ __device__ __forceinline__ void quest_grid_step_body(
   int lo, hi;
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
-  if (ROLLED_SCORES) {
+  if (LIGHT_SCORES) {
+    quest_grid_score_chunk_light_any(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+  } else if (ROLLED_SCORES) {
     quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
   } else {
     quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
@@ -740,6 +854,34 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
   const int take = max(0, min(budgets[p], pages));
   quest_grid_step_body<true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
                              pages, p + 1, sh, lastShared, stagedKeys);
+}
+
+// v8 (QuestKernels option lightScores, not the default): v7 with quest_lane_score_light's per-page work
+// (the query in registers, one bound picked per dim by the query's sign); same parameters, same select,
+// same keys and lists.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_light(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
+                                   pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_light(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
+                                   pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
 // The multi-block select alone over given score rows ([units, scoreStride] fp32), as

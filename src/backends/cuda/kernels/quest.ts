@@ -17,7 +17,10 @@
  * key range still brackets the k-th key and two where not (v5: three); not the default until measured.
  * With { multiBlockStep: true, rolledScores: true } both run v7 (quest_grid_step_rolled /
  * quest_grid_step_at_rolled, session 6): v5 whose lanes ask for the next batch of bounds as soon as
- * each page is scored, so a block always has a batch in flight; same select, same lists.
+ * each page is scored, so a block always has a batch in flight; same select, same lists. With
+ * { multiBlockStep: true, rolledScores: true, lightScores: true } both run v8 (quest_grid_step_light /
+ * quest_grid_step_at_light, session 6): v7 whose lanes hold the query in registers and pick one bound
+ * per dim by the query's sign (units of 1, 2 or 4 heads; other units score as v7); same keys and lists.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -58,13 +61,15 @@ export function questWindowUnitWords(pageCapacity: number): number {
   return QUEST_WIN_FIXED_WORDS + 2 * pageCapacity;
 }
 /** The multi-block kernels: v5's and v6's. */
-type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled';
+type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled'
+  | 'gridStepLight' | 'gridStepAtLight';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
   stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
   winStep: 'quest_win_step', winStepAt: 'quest_win_step_at', winSelect: 'quest_win_select',
   gridStepRolled: 'quest_grid_step_rolled', gridStepAtRolled: 'quest_grid_step_at_rolled',
+  gridStepLight: 'quest_grid_step_light', gridStepAtLight: 'quest_grid_step_at_light',
 } as const;
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
@@ -72,7 +77,7 @@ export const QUEST_WIN_PARAMS = {
   winStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
   winSelect: ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr', 'i32', 'i32'],
 } as const;
-/** v5's step parameter lists (quest.cu's signatures), which v7's rolled entries share. */
+/** v5's step parameter lists (quest.cu's signatures), which v7's rolled and v8's light entries share. */
 export const QUEST_GRID_PARAMS = {
   gridStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
   gridStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
@@ -111,6 +116,15 @@ export interface QuestKernelOptions {
    * batch). Same keys, select and lists; not the default until measured. Only with multiBlockStep.
    */
   rolledScores?: boolean;
+  /**
+   * With rolledScores: v8, v7 whose lanes hold the unit's query in registers (fp32, unpacked once) and
+   * multiply each dim by the one bound the query's sign makes the larger, instead of loading the query
+   * per page and taking the max of two products; v3's summation order, so the same keys and lists
+   * (bounds with min <= max, as updateBounds writes them; a lane whose picked products give NaN is
+   * rescored as v3). Units of 1, 2 or 4 query heads; other units score as v7. Not the default until
+   * measured. Only with multiBlockStep and rolledScores.
+   */
+  lightScores?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -230,6 +244,7 @@ export class QuestKernels {
     gridStep: CudaKernel; gridStepAt: CudaKernel; gridSelect: CudaKernel;
     winStep: CudaKernel; winStepAt: CudaKernel; winSelect: CudaKernel;
     gridStepRolled: CudaKernel; gridStepAtRolled: CudaKernel;
+    gridStepLight: CudaKernel; gridStepAtLight: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -245,6 +260,8 @@ export class QuestKernels {
   private readonly windowPrefetch: boolean;
   /** Whether v5's steps run with rolled score loads (v7). */
   readonly rolledScores: boolean;
+  /** Whether v7's steps run with the light per-page scoring (v8). */
+  readonly lightScores: boolean;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -266,6 +283,8 @@ export class QuestKernels {
     this.windowPrefetch = options.windowPrefetch ?? true;
     this.rolledScores = options.rolledScores ?? false;
     if (this.rolledScores && !this.multiBlockStep) throw new Error('quest: rolledScores (v7) is an option of the multi-block step: set multiBlockStep too');
+    this.lightScores = options.lightScores ?? false;
+    if (this.lightScores && !this.rolledScores) throw new Error('quest: lightScores (v8) is an option of the rolled multi-block step (v7): set multiBlockStep and rolledScores too');
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
@@ -304,13 +323,16 @@ export class QuestKernels {
         winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, [...QUEST_WIN_PARAMS.winSelect]),
         gridStepRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepRolled, [...QUEST_GRID_PARAMS.gridStep]),
         gridStepAtRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtRolled, [...QUEST_GRID_PARAMS.gridStepAt]),
+        gridStepLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepLight, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAtLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtLight, [...QUEST_GRID_PARAMS.gridStepAt]),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
       this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled]) {
+      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled,
+        this.kernels.gridStepLight, this.kernels.gridStepAtLight]) {
         kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       }
       for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
@@ -383,6 +405,7 @@ export class QuestKernels {
         gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect),
         winStep: perSM(kernels.winStep), winStepAt: perSM(kernels.winStepAt), winSelect: perSM(kernels.winSelect),
         gridStepRolled: perSM(kernels.gridStepRolled), gridStepAtRolled: perSM(kernels.gridStepAtRolled),
+        gridStepLight: perSM(kernels.gridStepLight), gridStepAtLight: perSM(kernels.gridStepAtLight),
       };
     }
     return this.residentPerSM;
@@ -455,7 +478,7 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const stepKernel = this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const stepKernel = this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
     const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
@@ -503,9 +526,14 @@ export class QuestKernels {
     );
   }
 
+  /** The multi-block graph step's entry: v5's, v7's (rolled scores) or v8's (light scores). */
+  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' {
+    return this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+  }
+
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
   graphStepFits(maxPages: number): boolean {
-    if (this.multiBlockStep) return this.gridFits(maxPages, this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt');
+    if (this.multiBlockStep) return this.gridFits(maxPages, this.gridStepAtKernel());
     if (this.windowStep) return this.gridFits(maxPages, 'winStepAt');
     return maxPages <= this.maxStagedPages;
   }
@@ -530,7 +558,7 @@ export class QuestKernels {
     }
     const g = this.shape.numHeads / this.shape.numKvHeads;
     if (this.multiBlockStep) {
-      const atKernel = this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+      const atKernel = this.gridStepAtKernel();
       const G = this.gridBlocks(maxPages, atKernel);
       this.prepare()[atKernel].launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
