@@ -69,6 +69,8 @@ const MULTI_BLOCK: QuestKernelOptions = { multiBlockStep: true, gridMinPagesPerB
 const WINDOWED: QuestKernelOptions = { windowStep: true, gridMinPagesPerBlock: 8 };
 /** v7 (v5 with rolled score loads) as the tests run it, as MULTI_BLOCK. */
 const ROLLED: QuestKernelOptions = { ...MULTI_BLOCK, rolledScores: true };
+/** v8 (v7 with the light per-page scoring) as the tests run it, as MULTI_BLOCK. */
+const LIGHT: QuestKernelOptions = { ...ROLLED, lightScores: true };
 
 function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array {
   rt.synchronize();
@@ -149,6 +151,10 @@ describe('CUDA Quest', { skip }, () => {
       const rolled = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true });
       const rolledMany = new QuestKernels(rt, kernels.shape, P, sharePages, ROLLED);
       const rolledOne = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 100_000 });
+      // v8 likewise (units of 4 heads shared, 1 per query head: both light scorers).
+      const light = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true });
+      const lightMany = new QuestKernels(rt, kernels.shape, P, sharePages, LIGHT);
+      const lightOne = new QuestKernels(rt, kernels.shape, P, sharePages, { ...LIGHT, gridMinPagesPerBlock: 100_000 });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -171,6 +177,8 @@ describe('CUDA Quest', { skip }, () => {
         [1, { gridSelect: winMany }], [90, { gridSelect: winMany }], [pages - 1, { gridSelect: win }],
         [1, { step: rolled }], [64, { step: rolled }], [pages - 1, { step: rolled }], [7, { step: rolledMany }], [90, { step: rolledMany }],
         [1, { step: rolledOne }], [64, { step: rolledOne }], [90, { step: rolledOne }], [pages - 1, { step: rolledOne }],
+        [1, { step: light }], [64, { step: light }], [pages - 1, { step: light }], [7, { step: lightMany }], [90, { step: lightMany }],
+        [1, { step: lightOne }], [64, { step: lightOne }], [90, { step: lightOne }], [pages - 1, { step: lightOne }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
@@ -266,7 +274,7 @@ describe('CUDA Quest', { skip }, () => {
   // v6 against the defaults on either side of the method's threshold (v3 below QUEST_MULTI_BLOCK_MIN_PAGES,
   // v5 from it) and the CPU: random keys, and coarse keys whose pages tie; the current page partial.
   for (const sharePages of [true, false]) for (const ties of [false, true]) {
-    test(`v6 and v7 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
+    test(`v6, v7 and v8 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
       const H = 8, Hkv = 2, D = 64, P = 16;
       const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
       const v3 = new QuestKernels(rt, shape, P, sharePages);
@@ -276,6 +284,8 @@ describe('CUDA Quest', { skip }, () => {
       // v7 at v5's blocks (one batch per block here) and at 4 blocks per unit (~1,024 pages each: four rolled batches at D = 64).
       const v7 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true });
       const v7Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 1024 });
+      const v8 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true });
+      const v8Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, gridMinPagesPerBlock: 1024 });
       const g = H / Hkv;
       for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
         const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
@@ -311,6 +321,7 @@ describe('CUDA Quest', { skip }, () => {
           // v6 twice: at the first k from a fresh scratch (no guess), later from the previous call's range (this row's); then again from it.
           for (const [label, kernels] of [
             ['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold], ['v7', v7], ['v7, 4 blocks per unit', v7Long],
+            ['v8', v8], ['v8, 4 blocks per unit', v8Long],
           ] as const) {
             const got = run(kernels, k);
             for (let u = 0; u < v3.units; u++) {
@@ -330,10 +341,65 @@ describe('CUDA Quest', { skip }, () => {
     });
   }
 
+  // v8 against v3 word for word at every unit size the kernel dispatches on: 1, 2 and 4 heads (light
+  // scorers) and 8 (v7's scorer), with keys holding +-inf and queries holding zeros and one NaN head, so
+  // that 0 · inf and NaN products reach the light scorer's rescoring path on the device.
+  for (const c of [
+    { name: 'units of 2 heads, D = 128', H: 8, Hkv: 4, D: 128, sharePages: true },
+    { name: 'units of 8 heads (v7 scoring), D = 64', H: 16, Hkv: 2, D: 64, sharePages: true },
+    { name: 'units of 4 heads, D = 64', H: 8, Hkv: 2, D: 64, sharePages: true },
+    { name: 'units of 1 head, D = 128', H: 8, Hkv: 2, D: 128, sharePages: false },
+  ]) for (const special of [false, true]) {
+    test(`v8 lists equal v3's word for word (${c.name}${special ? ', infinite keys, zero and NaN queries' : ''})`, () => {
+      const P = 16, pages = 700, n = pages * P + 5;
+      const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D };
+      const v3 = new QuestKernels(rt, shape, P, c.sharePages);
+      const v8 = new QuestKernels(rt, shape, P, c.sharePages, LIGHT);
+      const v8One = new QuestKernels(rt, shape, P, c.sharePages, { ...LIGHT, gridMinPagesPerBlock: 100_000 });
+      const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
+      const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
+      const caches = twinCaches(rt, c.Hkv, c.D, n);
+      appendRandom(rt, caches, n, draw);
+      const bounds = new DeviceQuestBounds(rt, shape, P, n);
+      v3.updateBounds(bounds, caches.device, n);
+      const q = randomBf16Values(c.H * c.D, rand, 2);
+      if (special) {
+        for (let i = 0; i < q.length; i += 5) q[i] = 0;
+        q[c.D + 3] = NaN; // one NaN dim in head 1: its unit's scores are all NaN in v3 too
+      }
+      const dq = uploadAsBf16(rt, q);
+      const scratch = new QuestStepScratch(rt, v3.units, bounds.pageCapacity, { multiBlock: true, window: true });
+      const lists = new SegmentLists(rt, v3.units, bounds.pageCapacity);
+      const words = v3.units * lists.stride;
+      const run = (kernels: QuestKernels, k: number): Int32Array => {
+        rt.cuda.fill32Async(lists.ptr, 0x7fc00000, words, rt.stream);
+        kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists });
+        return downloadInt32(rt, lists.ptr, words);
+      };
+      for (const k of [1, 70, pages >> 1, pages - 1]) {
+        const want = run(v3, k);
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One]] as const) {
+          const got = run(kernels, k);
+          for (let u = 0; u < v3.units; u++) {
+            for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
+              const at = u * lists.stride + i;
+              assert.equal(got[at], want[at], `k = ${k}, unit ${u}: ${label} word ${i} differs from v3's`);
+            }
+          }
+        }
+      }
+      rt.pool.release(dq);
+      scratch.release();
+      lists.release();
+      bounds.release();
+      caches.device.release();
+    });
+  }
+
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -469,6 +535,7 @@ describe('CUDA Quest', { skip }, () => {
     ['v4', {}], ['v5', MULTI_BLOCK], ['v5, empty chunks', { multiBlockStep: true, gridMinPagesPerBlock: 1 }],
     ['v6', WINDOWED], ['v6, empty chunks', { windowStep: true, gridMinPagesPerBlock: 1 }],
     ['v7', ROLLED], ['v7, empty chunks', { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 1 }],
+    ['v8', LIGHT], ['v8, empty chunks', { ...LIGHT, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
@@ -545,7 +612,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);
