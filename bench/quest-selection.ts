@@ -13,7 +13,10 @@
  *   - v7: QuestKernels.selectStep with multiBlockStep and rolledScores, v5 whose lanes refill each
  *     load slot with the next batch's page as soon as it is scored (session 6, second round); its
  *     select alone is v5's kernel (a check of the run's noise), so step − select alone is its score phase;
- *   - v4 to v7 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
+ *   - v8: QuestKernels.selectStep with multiBlockStep, rolledScores and lightScores, v7 whose lanes
+ *     hold the query in registers and multiply each dim by the one bound its sign picks (session 6,
+ *     third round); its select alone is v5's kernel again, so step − select alone is its score phase;
+ *   - v4 to v8 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -21,8 +24,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5,v6,v7] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all four). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6,v7,v8] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all five). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -61,11 +64,13 @@ interface Row {
   v6: (VersionTiming & { blocksPerUnit: number } & V6Variants) | null;
   /** v7 (v5 with rolled score loads) and its blocks per unit. */
   v7: (VersionTiming & { blocksPerUnit: number }) | null;
+  /** v8 (v7 with the light per-page scoring) and its blocks per unit. */
+  v8: (VersionTiming & { blocksPerUnit: number }) | null;
 }
 
 interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
-const VERSIONS = ['v4', 'v5', 'v6', 'v7'] as const;
+const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8'] as const;
 type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
@@ -78,9 +83,9 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8)');
     const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -103,6 +108,7 @@ function main(argv: string[]): number {
   const v6Cold = new QuestKernels(rt, shape, P, true, { windowStep: true, windowGuess: false });
   const v6NoPrefetch = new QuestKernels(rt, shape, P, true, { windowStep: true, windowPrefetch: false });
   const v7 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true });
+  const v8 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -155,7 +161,7 @@ function main(argv: string[]): number {
         l.bounds.coveredRows = rowsAfter - 1;
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
-      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7) };
+      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8) };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
       const budgetTable = rt.pool.acquire(n * 4);
@@ -167,7 +173,7 @@ function main(argv: string[]): number {
           q: q.ptr, bounds: l.bounds, cache, position: position.ptr, budgets: budgetTable.ptr, maxPages: current, scratch: l.scratch, segments: l.lists,
         });
       };
-      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7) };
+      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8) };
       const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
         kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
       const selectOf: Record<Version, (l: Layer) => void> = {
@@ -175,6 +181,7 @@ function main(argv: string[]): number {
         v5: multiBlockSelect(v5),
         v6: multiBlockSelect(v6),
         v7: multiBlockSelect(v7),
+        v8: multiBlockSelect(v8),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -245,7 +252,8 @@ function main(argv: string[]): number {
         timed[version] = t;
         const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)`
           : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)`
-            : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)` : '';
+            : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)`
+              : version === 'v8' ? ` (${v8.gridBlocks(current, 'gridStepLight')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
           const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
@@ -266,6 +274,7 @@ function main(argv: string[]): number {
         v4: timed.v4 ?? null, v5: timed.v5 ? { ...timed.v5, blocksPerUnit: v5.gridBlocks(current, 'gridStep') } : null,
         v6: timed.v6 && v6Variants ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6Variants } : null,
         v7: timed.v7 ? { ...timed.v7, blocksPerUnit: v7.gridBlocks(current, 'gridStepRolled') } : null,
+        v8: timed.v8 ? { ...timed.v8, blocksPerUnit: v8.gridBlocks(current, 'gridStepLight') } : null,
       };
       rows.push(row);
     }
@@ -298,6 +307,16 @@ function main(argv: string[]): number {
     console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v5?.blocksPerUnit ?? '-'} / ${r.v7?.blocksPerUnit ?? '-'} | ${f(r.v5?.us)} | ${f(r.v7?.us)} | ` +
       `${r.v5 && r.v7 ? (r.v5.us / r.v7.us).toFixed(2) : '-'} | ${f(phase(r.v5))} / ${f(phase(r.v7))} | ${f(r.v5?.selectUs)} / ${f(r.v7?.selectUs)} | ` +
       `${f(r.v5?.atUs)} / ${f(r.v7?.atUs)} | ${f(r.v5?.hotUs)} / ${f(r.v7?.hotUs)} | ${f(r.v5?.eagerUs)} / ${f(r.v7?.eagerUs)} |`);
+  }
+  // v8 against v7 and v5: the same select (v5's kernel), so the steps differ by their score phases.
+  console.log('\n| n | s | k | G v5 / v7 / v8 | v5 | v7 | v8 | v7 / v8 | score phase v5 / v7 / v8 | select alone v5 / v7 / v8 | graph step v5 / v7 / v8 | L2-hot v5 / v7 / v8 | eager v5 / v7 / v8 |');
+  console.log('| ---: | ---: | ---: | :--- | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- | :--- |');
+  for (const r of rows) {
+    const phase = (t: VersionTiming | null) => (t ? t.us - t.selectUs : undefined);
+    const three = (pick: (t: VersionTiming) => number | undefined) => [r.v5, r.v7, r.v8].map((t) => f(t ? pick(t) : undefined)).join(' / ');
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v5?.blocksPerUnit ?? '-'} / ${r.v7?.blocksPerUnit ?? '-'} / ${r.v8?.blocksPerUnit ?? '-'} | ` +
+      `${f(r.v5?.us)} | ${f(r.v7?.us)} | ${f(r.v8?.us)} | ${r.v7 && r.v8 ? (r.v7.us / r.v8.us).toFixed(2) : '-'} | ` +
+      `${three((t) => phase(t))} | ${three((t) => t.selectUs)} | ${three((t) => t.atUs)} | ${three((t) => t.hotUs)} | ${three((t) => t.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();
