@@ -156,13 +156,14 @@ test('v8 light scorer in quest.cu: the sign masks, the pick, the unfused product
   assert.match(scorer, /for \(int j = 0; j < HEADS; \+\+j\) \{\s*#pragma unroll\s*for \(int e = 0; e < 4; \+\+e\) \{/, 'heads outer, dims inner');
   assert.match(scorer, /const u32 picked = \(wMin\[e\] & lq\.neg\[j\]\[e\]\) \| \(wMax\[e\] & ~lq\.neg\[j\]\[e\]\);/);
   assert.match(scorer, /s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e\], __uint_as_float\(picked << 16\)\)\);\s*s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e \+ 1\], __uint_as_float\(picked & 0xffff0000u\)\)\);/);
+  assert.match(quest, /__device__ __forceinline__ bool quest_is_nan\(float x\) \{ return \(__float_as_uint\(x\) & 0x7fffffffu\) > 0x7f800000u; \}/);
   const loadAt = quest.indexOf('__device__ __forceinline__ void quest_light_query_load(');
   const load = quest.slice(loadAt, quest.indexOf('\n}\n', loadAt));
   assert.match(load, /lq\.neg\[j\]\[e\] = \(\(wq\[e\] >> 15\) & 0x00010001u\) \* 0xffffu;/, 'a half\'s mask is its sign bit spread');
   assert.match(load, /lq\.qf\[j\]\[2 \* e\] = __uint_as_float\(wq\[e\] << 16\);\s*lq\.qf\[j\]\[2 \* e \+ 1\] = __uint_as_float\(wq\[e\] & 0xffff0000u\);/);
   const chunkAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_light(');
   const chunk = quest.slice(chunkAt, quest.indexOf('\n}\n', chunkAt));
-  assert.match(chunk, /s = quest_lane_score_light<HEADS>\(rawMin\[p\], rawMax\[p\], lq\);\s*if \(isnan\(s\)\) s = quest_lane_score\(rawMin\[p\], rawMax\[p\], q, h0, HEADS, D, sub\);/);
+  assert.match(chunk, /s = quest_lane_score_light<HEADS>\(rawMin\[p\], rawMax\[p\], lq\);\s*if \(quest_is_nan\(s\)\) s = quest_lane_score\(rawMin\[p\], rawMax\[p\], q, h0, HEADS, D, sub\);/);
   assert.match(chunk, /const int next = page \+ batch;\s*if \(next < hi\) \{/, 'v7\'s refill');
   // The sign masks pick min for a negative half: check the mask arithmetic itself on every sign pair.
   for (const w of [0x0000_0000, 0x8000_0000, 0x0000_8000, 0x8000_8000, 0xbf80_3f80, 0x3f80_bf80]) {

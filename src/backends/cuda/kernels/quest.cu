@@ -451,6 +451,9 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __re
 // becomes -0 under round-to-nearest). Heads first, then dims in order, no fused multiply-add: v3's
 // summation order, so the same fp32 score. Where a picked product is NaN (0·inf, a NaN bound or query,
 // or inf - inf in the sum) the caller recomputes the lane with quest_lane_score, whose fmaxf drops a NaN.
+// NaN by its bits (exponent all ones, mantissa not zero): no dependence on a math header's isnan.
+__device__ __forceinline__ bool quest_is_nan(float x) { return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u; }
+
 template <int HEADS>
 struct QuestLightQuery {
   float qf[HEADS][8];
@@ -519,7 +522,7 @@ __device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __res
       float s = 0.f;
       if (page < hi) {
         s = quest_lane_score_light<HEADS>(rawMin[p], rawMax[p], lq);
-        if (isnan(s)) s = quest_lane_score(rawMin[p], rawMax[p], q, h0, HEADS, D, sub);
+        if (quest_is_nan(s)) s = quest_lane_score(rawMin[p], rawMax[p], q, h0, HEADS, D, sub);
       }
       const int next = page + batch;
       if (next < hi) {
