@@ -126,7 +126,10 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       const fixed = kernels(kernelOptions);
       this.kernelsByLength = [fixed, fixed];
     } else {
-      this.kernelsByLength = [kernels({}), kernels({ multiBlockStep: true })];
+      // From QUEST_MULTI_BLOCK_MIN_PAGES: v8, the multi-block step with rolled score loads and light
+      // per-page scoring (session 6, H100, graph replays: 128K 33.8 -> 29.3 us against v5's step, 64K
+      // 24.0 -> 20.8; the same lists as v3 word for word; docs/perf.md, "Session 6: Quest v8").
+      this.kernelsByLength = [kernels({}), kernels({ multiBlockStep: true, rolledScores: true, lightScores: true })];
     }
     this.decoder = new SegmentDecodeKernel(rt, shape, !settings.sharePages);
     this.clock = new EstimationClock(rt);

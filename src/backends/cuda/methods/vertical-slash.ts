@@ -40,11 +40,13 @@ import { assertPrefillShape } from './shape-check.js';
  * to the index builder and ranked by many blocks per row (session 6, H100, s = 0.9 at 16K: organism
  * estimation 1.048 -> 0.810 ms per layer for Vertical-Slash, 1.149 -> 0.963 for FlexPrefill, Llama-8B
  * 1.878 -> 1.657; the same counts and pairs; docs/perf.md, "Session 6: index hand-off and chunked ranking"),
- * and its walks shared between threads with the kept columns as a bitmap (session 6, same shapes: organism
- * 0.808 -> 0.699 ms, Llama-8B 1.758 -> 1.543; docs/perf.md, "Session 6: walk lanes and a column bitmap").
+ * and its walks counting kept columns from a bitmap, one thread per block walk (session 6, same shapes:
+ * organism 0.808 -> 0.699 ms with lanes 'auto', 0.630 with one lane in a later call where 'auto' read 0.736;
+ * Llama-8B 1.758 -> 1.543, then 1.422 against 1.589; the lanes' larger grid costs more than they save;
+ * docs/perf.md, "Session 6: walk lanes and a column bitmap").
  */
 export const DEFAULT_COUNT_SEARCH: CountSearchOptions = {
-  probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 'auto', walkColumnBitmap: true,
+  probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true,
 };
 
 export interface VerticalSlashDeviceParams {
