@@ -127,7 +127,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       this.kernelsByLength = [fixed, fixed];
     } else {
       // From QUEST_MULTI_BLOCK_MIN_PAGES: v8, the multi-block step with rolled score loads and light
-      // per-page scoring (session 6, H100, graph replays: 128K 33.8 -> 29.3 us against v5's step, 64K
+      // per-page scoring (session 6, H100, graph steps at s = 0.9: 128K 34.4 -> 29.3 us against v5, 64K
       // 24.0 -> 20.8; the same lists as v3 word for word; docs/perf.md, "Session 6: Quest v8").
       this.kernelsByLength = [kernels({}), kernels({ multiBlockStep: true, rolledScores: true, lightScores: true })];
     }
