@@ -161,10 +161,20 @@ test('v8 light scorer in quest.cu: the sign masks, the pick, the unfused product
   const load = quest.slice(loadAt, quest.indexOf('\n}\n', loadAt));
   assert.match(load, /lq\.neg\[j\]\[e\] = \(\(wq\[e\] >> 15\) & 0x00010001u\) \* 0xffffu;/, 'a half\'s mask is its sign bit spread');
   assert.match(load, /lq\.qf\[j\]\[2 \* e\] = __uint_as_float\(wq\[e\] << 16\);\s*lq\.qf\[j\]\[2 \* e \+ 1\] = __uint_as_float\(wq\[e\] & 0xffff0000u\);/);
+  // v8's per-page score (its scorer), run by v7's rolled loop with v7's refill.
+  const scorerTypeAt = quest.indexOf('struct QuestLightScorer {');
+  assert.ok(scorerTypeAt >= 0, 'QuestLightScorer is defined');
+  const scorerType = quest.slice(scorerTypeAt, quest.indexOf('\n};\n', scorerTypeAt));
+  assert.match(scorerType, /s = quest_lane_score_light<HEADS>\(rawMin, rawMax, lq\);\s*if \(quest_is_nan\(s\)\) s = quest_lane_score\(rawMin, rawMax, q, h0, HEADS, D, sub\);/);
+  assert.match(scorerType, /void start\(int sub\) \{ quest_light_query_load<HEADS>\(q, h0, D, sub, lq\); \}/);
   const chunkAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_light(');
   const chunk = quest.slice(chunkAt, quest.indexOf('\n}\n', chunkAt));
-  assert.match(chunk, /s = quest_lane_score_light<HEADS>\(rawMin\[p\], rawMax\[p\], lq\);\s*if \(quest_is_nan\(s\)\) s = quest_lane_score\(rawMin\[p\], rawMax\[p\], q, h0, HEADS, D, sub\);/);
-  assert.match(chunk, /const int next = page \+ batch;\s*if \(next < hi\) \{/, 'v7\'s refill');
+  assert.match(chunk, /QuestLightScorer<HEADS> scorer\{q, h0, D, \{\}\};\s*quest_grid_score_chunk_rolled_by\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
+  const loopAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_rolled_by(');
+  const loop = quest.slice(loopAt, quest.indexOf('\n}\n', loopAt));
+  assert.match(loop, /scorer\.start\(sub\);/);
+  assert.match(loop, /float s = page < hi \? scorer\.score\(rawMin\[p\], rawMax\[p\], sub\) : 0\.f;/);
+  assert.match(loop, /const int next = page \+ batch;\s*if \(next < hi\) \{/, 'v7\'s refill');
   // The sign masks pick min for a negative half: check the mask arithmetic itself on every sign pair.
   for (const w of [0x0000_0000, 0x8000_0000, 0x0000_8000, 0x8000_8000, 0xbf80_3f80, 0x3f80_bf80]) {
     const mask = (Math.imul((w >>> 15) & 0x0001_0001, 0xffff) >>> 0);

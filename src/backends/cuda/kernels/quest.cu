@@ -399,10 +399,14 @@ __device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict_
 // load slots are refilled with the next batch's page as soon as the slot's page is scored, so the
 // block keeps one batch of bounds in flight while it scores (quest_grid_score_chunk requests batch
 // b + 1 only after scoring all of batch b, and the HBM idles meanwhile: from 64K the score phase read
-// the bounds at ~1.9 TB/s). Same pages, same quest_lane_score, same shuffle order: the same keys, a and o.
-__device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
-                                                              const bf16_t* __restrict__ pageMax, int D, int unitHeads, int h0, int hk,
-                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+// the bounds at ~1.9 TB/s). Same pages and shuffle order as quest_grid_score_chunk. The scorer gives
+// this lane's part of a page's score from its bounds (score(rawMin, rawMax, sub): v7 QuestPlainScorer,
+// v8 QuestLightScorer), after start(sub), which runs while the first batch's loads are in flight; so v7
+// and v8 share the slots, the refill and the key.
+template <typename Scorer>
+__device__ __forceinline__ void quest_grid_score_chunk_rolled_by(const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax,
+                                                                 int D, int hk, int pageStride, int lo, int hi, u32* keys, u32& a, u32& o,
+                                                                 Scorer& scorer) {
   const int tid = threadIdx.x;
   const int lanes = D / 8;
   const int pagesPerPass = GRID_THREADS / lanes;
@@ -419,11 +423,12 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __re
       rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)page * D);
     }
   }
+  scorer.start(sub);
   for (int base = lo; base < hi; base += batch) {  // uniform across the block
 #pragma unroll
     for (int p = 0; p < STEP_MAX_PASSES; ++p) {
       const int page = base + p * pagesPerPass + tid / lanes;
-      float s = page < hi ? quest_lane_score(rawMin[p], rawMax[p], q, h0, unitHeads, D, sub) : 0.f;
+      float s = page < hi ? scorer.score(rawMin[p], rawMax[p], sub) : 0.f;
       // The slot is free once scored: ask for its page of the next batch before the shuffles wait.
       const int next = page + batch;
       if (next < hi) {
@@ -439,6 +444,24 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __re
       }
     }
   }
+}
+
+// v7's lane score: quest_lane_score, nothing to start.
+struct QuestPlainScorer {
+  const bf16_t* q;
+  int h0, unitHeads, D;
+  __device__ __forceinline__ void start(int) {}
+  __device__ __forceinline__ float score(uint4 rawMin, uint4 rawMax, int sub) const {
+    return quest_lane_score(rawMin, rawMax, q, h0, unitHeads, D, sub);
+  }
+};
+
+// v7's phase A: the rolled loop with quest_lane_score; the same keys, a and o as quest_grid_score_chunk.
+__device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
+                                                              const bf16_t* __restrict__ pageMax, int D, int unitHeads, int h0, int hk,
+                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
+  QuestPlainScorer scorer{q, h0, unitHeads, D};
+  quest_grid_score_chunk_rolled_by(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
 }
 
 // v8 (session 6): one lane's part of a page score as quest_lane_score computes it, with lighter work per
@@ -491,53 +514,29 @@ __device__ __forceinline__ float quest_lane_score_light(uint4 rawMin, uint4 rawM
   return s;
 }
 
+// v8's lane score for units of HEADS query heads: the query unpacked to registers at start (while the
+// first batch's bounds are in flight), quest_lane_score_light per page, quest_lane_score where that is NaN.
+template <int HEADS>
+struct QuestLightScorer {
+  const bf16_t* q;
+  int h0, D;
+  QuestLightQuery<HEADS> lq;
+  __device__ __forceinline__ void start(int sub) { quest_light_query_load<HEADS>(q, h0, D, sub, lq); }
+  __device__ __forceinline__ float score(uint4 rawMin, uint4 rawMax, int sub) const {
+    float s = quest_lane_score_light<HEADS>(rawMin, rawMax, lq);
+    if (quest_is_nan(s)) s = quest_lane_score(rawMin, rawMax, q, h0, HEADS, D, sub);
+    return s;
+  }
+};
+
 // Phase A as quest_grid_score_chunk_rolled (v7: same pages, slots, refills and shuffle order) with
 // quest_lane_score_light for units of HEADS query heads; the same keys, a and o.
 template <int HEADS>
 __device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
                                                              const bf16_t* __restrict__ pageMax, int D, int h0, int hk,
                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
-  const int tid = threadIdx.x;
-  const int lanes = D / 8;
-  const int pagesPerPass = GRID_THREADS / lanes;
-  const int batch = STEP_MAX_PASSES * pagesPerPass;
-  const int sub = tid % lanes;
-  const bf16_t* minBase = pageMin + (size_t)hk * pageStride * D + sub * 8;
-  const bf16_t* maxBase = pageMax + (size_t)hk * pageStride * D + sub * 8;
-  uint4 rawMin[STEP_MAX_PASSES], rawMax[STEP_MAX_PASSES];
-#pragma unroll
-  for (int p = 0; p < STEP_MAX_PASSES; ++p) {
-    const int page = lo + p * pagesPerPass + tid / lanes;
-    if (page < hi) {
-      rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)page * D);
-      rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)page * D);
-    }
-  }
-  QuestLightQuery<HEADS> lq;
-  quest_light_query_load<HEADS>(q, h0, D, sub, lq);
-  for (int base = lo; base < hi; base += batch) {  // uniform across the block
-#pragma unroll
-    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
-      const int page = base + p * pagesPerPass + tid / lanes;
-      float s = 0.f;
-      if (page < hi) {
-        s = quest_lane_score_light<HEADS>(rawMin[p], rawMax[p], lq);
-        if (quest_is_nan(s)) s = quest_lane_score(rawMin[p], rawMax[p], q, h0, HEADS, D, sub);
-      }
-      const int next = page + batch;
-      if (next < hi) {
-        rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
-        rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
-      }
-      for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      if (sub == 0 && page < hi) {
-        const u32 key = topk_order_key(s);
-        keys[page - lo] = key;
-        a &= key;
-        o |= key;
-      }
-    }
-  }
+  QuestLightScorer<HEADS> scorer{q, h0, D, {}};
+  quest_grid_score_chunk_rolled_by(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
 }
 
 // v8's phase A: the light scorer for units of 1, 2 or 4 query heads (their query fits in registers
