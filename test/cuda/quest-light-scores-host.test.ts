@@ -17,6 +17,7 @@ import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { bf16BitsToFloat } from '../../src/backends/cuda/bf16.js';
 import { QUEST_GRID_PARAMS, QUEST_KERNEL_NAMES, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { entryParameterKinds } from './kernel-source-text.js';
 
 const f32 = Math.fround;
 /** CUDA's fmaxf: the larger, NaN only where both are NaN. */
@@ -187,9 +188,8 @@ test('v8 launchers declare the parameters quest.cu\'s light entries take, and li
   const quest = readKernelSource('quest.cu');
   for (const [kernel, params] of [['gridStepLight', QUEST_GRID_PARAMS.gridStep], ['gridStepAtLight', QUEST_GRID_PARAMS.gridStepAt]] as const) {
     const name = QUEST_KERNEL_NAMES[kernel];
-    const m = quest.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
-    assert.ok(m, `${name} is defined`);
-    const kinds = m[1]!.split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+    const kinds = entryParameterKinds(quest, name);
+    assert.ok(kinds, `${name} is defined`);
     assert.deepEqual(kinds, [...params], name);
   }
   const rt = {} as unknown as CudaRuntime;

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { QUEST_GRID_PARAMS, QUEST_KERNEL_NAMES, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { entryParameterKinds } from './kernel-source-text.js';
 
 const GRID_THREADS = 512;
 const STEP_MAX_PASSES = 4;
@@ -96,9 +97,8 @@ test('v5 and v7 launchers declare the parameters quest.cu\'s step kernels take (
     ['gridStepAt', QUEST_GRID_PARAMS.gridStepAt], ['gridStepAtRolled', QUEST_GRID_PARAMS.gridStepAt],
   ] as const) {
     const name = QUEST_KERNEL_NAMES[kernel];
-    const m = quest.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
-    assert.ok(m, `${name} is defined`);
-    const kinds = m[1].split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+    const kinds = entryParameterKinds(quest, name);
+    assert.ok(kinds, `${name} is defined`);
     assert.deepEqual(kinds, [...params], name);
   }
 });

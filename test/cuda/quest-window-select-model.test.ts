@@ -19,6 +19,7 @@ import {
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
+import { entryParameterKinds } from './kernel-source-text.js';
 
 const BUCKETS = 1024;
 const INTERIOR = BUCKETS - 2;
@@ -194,9 +195,8 @@ test('v6 launchers declare the parameters quest.cu\'s v6 kernels take (pointers,
   const quest = readKernelSource('quest.cu');
   for (const kernel of ['winStep', 'winStepAt', 'winSelect'] as const) {
     const name = QUEST_KERNEL_NAMES[kernel];
-    const m = quest.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
-    assert.ok(m, `${name} is defined`);
-    const kinds = m[1].split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+    const kinds = entryParameterKinds(quest, name);
+    assert.ok(kinds, `${name} is defined`);
     assert.deepEqual(kinds, [...QUEST_WIN_PARAMS[kernel]], name);
   }
 });

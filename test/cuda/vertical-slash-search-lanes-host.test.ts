@@ -11,48 +11,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
+import { deviceFunctionText, gppProblem, hostHarnessPath } from './kernel-source-text.js';
 import { MAX_WALK_LANES, VerticalSlashCountSearch, autoWalkLanes } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 
-/** The harness source, beside this test in test/cuda (from dist/test/cuda as well). */
-function harnessPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('vertical-slash lanes host test: package.json not found above the test');
-    dir = up;
-  }
-  return join(dir, 'test', 'cuda', 'vertical-slash-search-lanes-host.cpp');
-}
-
-/**
- * The text of the device function `name` in a .cu source: its signature line (with a `template <…>`
- * line right above it) to its closing brace at column 0.
- */
-function deviceFunction(source: string, name: string): string {
-  const at = source.search(new RegExp(`^(template <[^\\n]*>\\n)?__device__[^\\n]*\\b${name}\\(`, 'm'));
-  if (at < 0) throw new Error(`vertical-slash lanes host test: no device function ${name} in the source`);
-  const end = source.indexOf('\n}\n', at);
-  if (end < 0) throw new Error(`vertical-slash lanes host test: ${name} has no closing brace at column 0`);
-  return source.slice(at, end + 3);
-}
-
-function compilerProblem(): string | null {
-  try {
-    execFileSync('g++', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'g++ not found on PATH';
-  }
-  return null;
-}
-
-const problem = compilerProblem();
+const problem = gppProblem();
 if (problem) console.log(`# vertical-slash lanes host tests skipped: ${problem}`);
 
 describe('vertical-slash count search: a block walk shared by lanes, on the host (g++ harness)', { skip: problem ?? false }, () => {
@@ -63,14 +31,14 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
   const build = (name: string, edit: (functions: string) => string = (f) => f): string => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
     const functions = join(dir, `${name}.inc`);
-    const text = ['vs_certain_restart', 'vs_columns_below', 'vs_block_pairs_lane'].map((f) => deviceFunction(cu, f)).join('\n');
+    const text = ['vs_certain_restart', 'vs_columns_below', 'vs_block_pairs_lane'].map((f) => deviceFunctionText(cu, f)).join('\n');
     const edited = edit(text);
     if (edited === text && name !== 'kernel') throw new Error(`vertical-slash lanes host test: the ${name} edit changed nothing`);
     writeFileSync(functions, edited);
     const exe = join(dir, name);
     try {
       execFileSync('g++', ['-std=c++20', '-O2', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('vertical-slash-walk.cuh')),
-        `-DLANE_FUNCTIONS_FILE="${functions}"`, harnessPath(), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+        `-DLANE_FUNCTIONS_FILE="${functions}"`, hostHarnessPath('vertical-slash-search-lanes-host.cpp'), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       throw new Error(`vertical-slash lanes host harness did not compile:\n${String((e as { stderr?: Buffer }).stderr ?? e)}`);
     }

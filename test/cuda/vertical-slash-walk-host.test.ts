@@ -10,63 +10,34 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
+import { deviceFunctionText, gppProblem, hostHarnessPath } from './kernel-source-text.js';
 
-/** The harness source, beside this test in test/cuda (from dist/test/cuda as well). */
-function harnessPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('vertical-slash walk host test: package.json not found above the test');
-    dir = up;
-  }
-  return join(dir, 'test', 'cuda', 'vertical-slash-walk-host.cpp');
-}
-
-/** The text of the device function `name` in a .cu source: its signature line to its closing brace at column 0. */
-export function cutFunction(source: string, name: string): string {
-  const at = source.search(new RegExp(`^__device__[^\\n]*\\b${name}\\(`, 'm'));
-  if (at < 0) throw new Error(`vertical-slash walk host test: no device function ${name} in the source`);
-  const end = source.indexOf('\n}\n', at);
-  if (end < 0) throw new Error(`vertical-slash walk host test: ${name} has no closing brace at column 0`);
-  return source.slice(at, end + 3);
-}
-
-function compilerProblem(): string | null {
-  try {
-    execFileSync('g++', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'g++ not found on PATH';
-  }
-  return null;
-}
-
-const problem = compilerProblem();
+const problem = gppProblem();
 if (problem) console.log(`# vertical-slash walk host tests skipped: ${problem}`);
 
 describe('vertical-slash walk by runs on the host (g++ harness)', { skip: problem ?? false }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vs-walk-host-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('cutFunction takes one whole function and refuses a missing one', () => {
+  test('deviceFunctionText takes one whole function and refuses a missing one', () => {
     const src = '__device__ int a(int x) {\n  return x;\n}\n\n__device__ int b(int y) {\n  if (y) {\n    return 1;\n  }\n  return 0;\n}\n';
-    assert.equal(cutFunction(src, 'b'), '__device__ int b(int y) {\n  if (y) {\n    return 1;\n  }\n  return 0;\n}\n');
-    assert.throws(() => cutFunction(src, 'c'), /no device function c/);
+    assert.equal(deviceFunctionText(src, 'b'), '__device__ int b(int y) {\n  if (y) {\n    return 1;\n  }\n  return 0;\n}\n');
+    assert.throws(() => deviceFunctionText(src, 'c'), /no device function c/);
   });
 
   test('run marks equal their definition; walk by runs = walk by ranges on every block (FlexPrefill-like rows)', () => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
     const marks = join(dir, 'marks.inc');
-    writeFileSync(marks, `${cutFunction(cu, 'block_exclusive_max')}\n${cutFunction(cu, 'vs_mark_runs')}`);
+    writeFileSync(marks, `${deviceFunctionText(cu, 'block_exclusive_max')}\n${deviceFunctionText(cu, 'vs_mark_runs')}`);
     const exe = join(dir, 'walk-host');
     try {
       execFileSync('g++', ['-std=c++20', '-O2', '-pthread', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('vertical-slash-walk.cuh')),
-        `-DMARK_FUNCTIONS_FILE="${marks}"`, harnessPath(), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+        `-DMARK_FUNCTIONS_FILE="${marks}"`, hostHarnessPath('vertical-slash-walk-host.cpp'), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       const stderr = String((e as { stderr?: Buffer }).stderr ?? e);
       // An old toolchain without C++20 <barrier> cannot build the emulated block: say so, do not fail.

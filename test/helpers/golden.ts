@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { REPO_ROOT } from './repo-root.js';
 import { TINY_VARIANTS, writeTinyCheckpoint, type TinyCheckpoint } from './tiny-checkpoint.js';
 
 const ids = z.array(z.number().int().nonnegative());
@@ -49,17 +49,7 @@ const fixtureSchema = z.looseObject({
 
 export type GoldenFixture = z.infer<typeof fixtureSchema>;
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test helpers');
-    dir = up;
-  }
-  return dir;
-}
-
-export const GOLDEN_DIR = join(repoRoot(), 'test', 'golden');
+export const GOLDEN_DIR = join(REPO_ROOT, 'test', 'golden');
 
 /** Paths of the committed fixtures (empty when test/golden does not exist yet). */
 export function listGoldenFixtures(dir = GOLDEN_DIR): string[] {

@@ -1,0 +1,45 @@
+/**
+ * Reading kernel sources as text in host tests: cutting a device function out of a .cu for a g++
+ * harness or a pattern check, and the parameter kinds of an entry point to hold a launcher's argument
+ * list against. Also where the g++ harnesses live and whether g++ is there to build them.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../helpers/repo-root.js';
+
+/**
+ * The text of the device function `name` in a .cu source: its signature line (with a `template <…>`
+ * line right above it) to its closing brace at column 0.
+ */
+export function deviceFunctionText(source: string, name: string): string {
+  const at = source.search(new RegExp(`^(template <[^\\n]*>\\n)?__device__[^\\n]*\\b${name}\\(`, 'm'));
+  if (at < 0) throw new Error(`no device function ${name} in the source`);
+  const end = source.indexOf('\n}\n', at);
+  if (end < 0) throw new Error(`device function ${name} has no closing brace at column 0`);
+  return source.slice(at, end + 3);
+}
+
+/**
+ * The kinds of the parameters of `extern "C" __global__` entry `name` ('ptr' for a pointer, 'i32' for an
+ * int, 'unknown: …' otherwise), or null when the source has no such entry.
+ */
+export function entryParameterKinds(source: string, name: string): string[] | null {
+  const m = source.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
+  if (!m) return null;
+  return m[1]!.split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+}
+
+/** A g++ harness source in test/cuda (found from dist/test/cuda as well). */
+export function hostHarnessPath(fileName: string): string {
+  return join(REPO_ROOT, 'test', 'cuda', fileName);
+}
+
+/** Why a g++ harness cannot be built here, or null when g++ runs. */
+export function gppProblem(): string | null {
+  try {
+    execFileSync('g++', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'g++ not found on PATH';
+  }
+  return null;
+}
