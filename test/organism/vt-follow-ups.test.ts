@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, SeededRandom, type TaskExample } from '../../src/tasks/index.js';
-import type { VtGold } from '../../src/tasks/ruler/vt.js';
+import { vtQuestion, type VtGold } from '../../src/tasks/ruler/vt.js';
 import { TRAINING_SEED_BASE } from '../../tools/organism/training-format.js';
 import { chunkSpec, DEFAULT_PLAN, validatePlan, type CurriculumPlan } from '../../tools/organism/curriculum.js';
 import { buildChunk } from '../../tools/organism/generate-data.js';
 import { withConfusableNames } from '../../tools/organism/vt-confusable.js';
-import { followUpChains, followUpQuestion, vtChains } from '../../tools/organism/vt-follow-ups.js';
+import { followUpChains, vtChains } from '../../tools/organism/vt-follow-ups.js';
 import { ORGANISM_DIR, REPO_ROOT } from './organism-paths.js';
 
 const tokenizer = TextTokenizer.fromDirectory(ORGANISM_DIR);
@@ -76,7 +76,7 @@ test('a chunk with VT follow-ups: the first turn is the plain example, each foll
       assert.ok(previousEnd < start && start < answerStart && answerStart < end && end <= row.ids.length);
       const turn = tokenizer.decode(row.ids.slice(previousEnd, start), { skipSpecialTokens: false });
       const value = Number(/hold the value (\d+)\?/.exec(turn)![1]);
-      assert.equal(turn, `\n<|user|>\n${followUpQuestion(value)}<|end|>\n<|assistant|>\n`);
+      assert.equal(turn, `\n<|user|>\n${vtQuestion(value)}<|end|>\n<|assistant|>\n`);
       const reply = tokenizer.decode(row.ids.slice(start, end), { skipSpecialTokens: false });
       assert.ok(reply.endsWith('</answer><|end|>'));
       const chain = vtChains(example!.prompt).find((c) => c.value === value)!;

@@ -26,10 +26,10 @@ import { parseArgs } from 'node:util';
 import { TextTokenizer } from '../../src/engine/tokenizer.js';
 import { getTask, TaskExampleError, type TaskExample } from '../../src/tasks/index.js';
 import { chunkSpec, DEFAULT_PLAN, difficultyOf, taskOf, taskParams, validatePlan, type ChunkSpec, type CurriculumPlan } from './curriculum.js';
-import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type ReplyStyle, type TrainingTask } from './training-format.js';
+import { TRAINING_TASKS, isTrainingTask, replyParts, targetText, type ReplyParts, type ReplyStyle, type TrainingTask } from './training-format.js';
 import { renameDraw, withConfusableNames } from './vt-confusable.js';
-import { followUpChains, followUpQuestion, followUpTurnText } from './vt-follow-ups.js';
-import type { VtGold } from '../../src/tasks/ruler/vt.js';
+import { followUpChains, followUpTurnText } from './vt-follow-ups.js';
+import { vtQuestion, type VtGold } from '../../src/tasks/ruler/vt.js';
 
 export interface ChunkResult {
   lines: string[];
@@ -82,24 +82,33 @@ function makeExample(tokenizer: TextTokenizer, spec: ChunkSpec, j: number, resul
 }
 
 /**
+ * Appends a reply to `ids` part by part (head, answer, tail, end of turn), so the answer's token span is
+ * exact; returns that span.
+ */
+function appendReply(tokenizer: TextTokenizer, parts: ReplyParts, end: number, ids: number[]): { answerStart: number; answerEnd: number } {
+  ids.push(...tokenizer.encode(parts.head));
+  const answerStart = ids.length;
+  ids.push(...tokenizer.encode(parts.answer));
+  const answerEnd = ids.length;
+  ids.push(...tokenizer.encode(parts.tail), end);
+  return { answerStart, answerEnd };
+}
+
+/**
  * Appends the follow-up turns of a VT example to `ids` (which end with its first reply's end-of-turn
- * token) and returns the spans the trainer needs. The turn text is checked once against the
+ * token `end`) and returns the spans the trainer needs. The turn text is checked once against the
  * tokenizer's own chat template, so a template with another layout is refused rather than mimicked.
  */
-function appendFollowUps(tokenizer: TextTokenizer, example: TaskExample, spec: ChunkSpec, ids: number[]): { reply_end: number; follow_ups: number[][] } {
+function appendFollowUps(tokenizer: TextTokenizer, example: TaskExample, spec: ChunkSpec, end: number, ids: number[]): { reply_end: number; follow_ups: number[][] } {
   const endToken = tokenizer.eosToken as string;
   checkFollowUpTemplate(tokenizer, endToken);
   const replyEnd = ids.length;
   const spans: number[][] = [];
-  const end = endOfTurnId(tokenizer);
   for (const chain of followUpChains(example, spec.vtFollowUps ?? 0)) {
-    ids.push(...tokenizer.encode(followUpTurnText(followUpQuestion(chain.value), endToken), { addSpecialTokens: false }));
+    ids.push(...tokenizer.encode(followUpTurnText(vtQuestion(chain.value), endToken)));
     const gold = { variables: chain.variables, value: chain.value, text: chain.variables.join(' ') };
-    const parts = replyParts({ task: 'vt', gold, prompt: example.prompt }, spec.replyStyle);
     const start = ids.length;
-    ids.push(...tokenizer.encode(parts.head, { addSpecialTokens: false }));
-    const answerStart = ids.length;
-    ids.push(...tokenizer.encode(parts.answer, { addSpecialTokens: false }), ...tokenizer.encode(parts.tail, { addSpecialTokens: false }), end);
+    const { answerStart } = appendReply(tokenizer, replyParts({ task: 'vt', gold, prompt: example.prompt }, spec.replyStyle), end, ids);
     spans.push([start, answerStart, ids.length]);
   }
   return { reply_end: replyEnd, follow_ups: spans };
@@ -135,13 +144,10 @@ export function buildChunk(tokenizer: TextTokenizer, spec: ChunkSpec, mode: 'ids
     } else {
       // Part by part (the same ids as the whole reply for this tokenizer: tested), so the answer's
       // token span is exact.
-      const parts = replyParts(example, spec.replyStyle);
-      const head = tokenizer.encode(parts.head);
-      const answer = tokenizer.encode(parts.answer);
-      const ids = [...example.inputIds, ...head, ...answer, ...tokenizer.encode(parts.tail), end];
-      const answerStart = example.inputLength + head.length;
-      const followUps = example.task === 'vt' && spec.vtFollowUps ? appendFollowUps(tokenizer, example, spec, ids) : null;
-      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, answer_start: answerStart, answer_end: answerStart + answer.length, ...(followUps ?? {}), ids }));
+      const ids = [...example.inputIds];
+      const { answerStart, answerEnd } = appendReply(tokenizer, replyParts(example, spec.replyStyle), end, ids);
+      const followUps = example.task === 'vt' && spec.vtFollowUps ? appendFollowUps(tokenizer, example, spec, end, ids) : null;
+      result.lines.push(JSON.stringify({ ...base, prompt_tokens: example.inputLength, answer_start: answerStart, answer_end: answerEnd, ...(followUps ?? {}), ids }));
       result.tokens += ids.length;
     }
   }

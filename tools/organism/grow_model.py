@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-CARRIED_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "training_state.json", "README.md")
+# The model card (README.md) stays behind: it describes the source checkpoint, not the grown one.
+CARRIED_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "training_state.json")
 
 
 def grow_heads(attn, n_heads_old, n_kv_old, n_heads, n_kv, head_dim, std, gen):
@@ -131,7 +132,7 @@ def main():
     grown.to(torch.bfloat16)  # the shipped dtype: the source's weights are bfloat16 values, kept exactly
     grown.save_pretrained(str(dst), safe_serialization=True)
     for name in CARRIED_FILES:
-        if (src / name).exists() and name != "README.md":
+        if (src / name).exists():
             shutil.copyfile(src / name, dst / name)
     state_path = dst / "training_state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"steps_done": 0}

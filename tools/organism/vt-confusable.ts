@@ -23,7 +23,14 @@ const RESERVED = new Set(['QWERT', 'ASDFG']);
 const RENAME_SEED_OFFSET = -(2 ** 40);
 
 /** A statement of the context: `VAR NAME = 12345` or `VAR NAME = VAR OTHER`. */
-const STATEMENT = /VAR ([A-Z]{5}) = (?:\d+|VAR ([A-Z]{5}))/g;
+const STATEMENT = /VAR ([A-Z]{5}) = (?:(\d+)|VAR ([A-Z]{5}))/g;
+
+/** One statement of a VT context: `target` assigned a number (`value`) or another variable (`source`). */
+export interface VtStatement {
+  target: string;
+  value?: number;
+  source?: string;
+}
 
 export interface ConfusableResult {
   example: TaskExample<VtGold>;
@@ -40,12 +47,18 @@ function contextSpan(prompt: string): { start: number; end: number } {
   return { start: start + open.length, end };
 }
 
+/** The statements of the prompt's context, in order (the intro's example statements are outside it). */
+export function contextStatements(prompt: string): VtStatement[] {
+  const { start, end } = contextSpan(prompt);
+  return [...prompt.slice(start, end).matchAll(STATEMENT)].map((m) =>
+    m[2] !== undefined ? { target: m[1] as string, value: Number(m[2]) } : { target: m[1] as string, source: m[3] as string });
+}
+
 /** Every variable named in the context's statements, in order of first appearance. */
 export function contextVariables(prompt: string): string[] {
-  const { start, end } = contextSpan(prompt);
   const seen = new Set<string>();
-  for (const m of prompt.slice(start, end).matchAll(STATEMENT)) {
-    for (const name of [m[1], m[2]]) if (name !== undefined) seen.add(name);
+  for (const { target, source } of contextStatements(prompt)) {
+    for (const name of [target, source]) if (name !== undefined) seen.add(name);
   }
   return [...seen];
 }

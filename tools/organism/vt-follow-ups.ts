@@ -7,13 +7,13 @@
  * answered in the same reply format. The first turn is exactly the evaluation's example (prompt and
  * reply), so nothing the scorer reads changes; evaluation never sees a follow-up.
  *
- * The chains are read back from the prompt's statements, so a renamed (confusable) example gets
- * follow-ups in its new names.
+ * The chains are read back from the prompt's statements (vt-confusable.ts's contextStatements), so a
+ * renamed (confusable) example gets follow-ups in its new names; a follow-up asks the task's own question
+ * (vt.ts's vtQuestion).
  */
 import { SeededRandom, type TaskExample } from '../../src/tasks/index.js';
+import { contextStatements } from './vt-confusable.js';
 
-/** `VAR NAME = 12345` (a chain's start) or `VAR NAME = VAR OTHER` (a hop). */
-const STATEMENT = /VAR ([A-Z]{5}) = (?:(\d+)|VAR ([A-Z]{5}))/g;
 /** Follow-up seeds sit apart from the task, chunk and renaming seeds. */
 const FOLLOW_UP_SEED_OFFSET = -(2 ** 41);
 
@@ -23,25 +23,16 @@ export interface VtChain {
   variables: string[];
 }
 
-/** The question of a follow-up turn: the task's own question sentence for another value. */
-export function followUpQuestion(value: number): string {
-  return `Which variables hold the value ${value}? A variable holds ${value} if ${value} is assigned to it directly, or if it is assigned a variable that holds ${value}.`;
-}
-
 /** Every chain of a VT prompt's context, in the order their values are first assigned. */
 export function vtChains(prompt: string): VtChain[] {
-  const open = prompt.indexOf('<context>\n');
-  const close = prompt.indexOf('\n</context>', open);
-  if (open < 0 || close < 0) throw new Error('vt prompt has no <context> … </context> block');
   const starts: { name: string; value: number }[] = [];
   const next = new Map<string, string>(); // variable -> the variable assigned from it
-  for (const m of prompt.slice(open, close).matchAll(STATEMENT)) {
-    const name = m[1] as string;
-    if (m[2] !== undefined) starts.push({ name, value: Number(m[2]) });
+  for (const { target, value, source } of contextStatements(prompt)) {
+    if (value !== undefined) starts.push({ name: target, value });
     else {
-      const from = m[3] as string;
+      const from = source as string;
       if (next.has(from)) throw new Error(`vt prompt: ${from} is copied into two variables; chains must not branch`);
-      next.set(from, name);
+      next.set(from, target);
     }
   }
   return starts.map(({ name, value }) => {

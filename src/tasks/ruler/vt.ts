@@ -42,7 +42,8 @@ const BULLETS = [
   'Leave out the "VAR" prefix and any punctuation.',
 ];
 
-function question(value: number): string {
+/** The task's question for `value` (also the training-only follow-up turns' question: tools/organism). */
+export function vtQuestion(value: number): string {
   return `Which variables hold the value ${value}? A variable holds ${value} if ${value} is assigned to it directly, or if it is assigned a variable that holds ${value}.`;
 }
 
@@ -74,7 +75,7 @@ function distinctIntegers(rng: SeededRandom, lo: number, hi: number, count: numb
 }
 
 function promptFor(context: string, value: number): string {
-  return buildPrompt({ intro: INTRO, plural: false, question: question(value), context, answerFormat: ANSWER_FORMAT, bullets: BULLETS });
+  return buildPrompt({ intro: INTRO, plural: false, question: vtQuestion(value), context, answerFormat: ANSWER_FORMAT, bullets: BULLETS });
 }
 
 function generate(options: GenerateOptions<VtParams>): TaskExample<VtGold>[] {
