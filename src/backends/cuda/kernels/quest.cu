@@ -761,19 +761,14 @@ __device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
   hi = min(pages, lo + chunk);
 }
 
-// grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
-// quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
-// none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES, bool LIGHT_SCORES = false>
-__device__ __forceinline__ void quest_grid_step_body(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
-  const int unit = blockIdx.y;
-  const int h0 = unit * unitHeads;
-  const int hk = h0 / g;
+// The part of a multi-block step (v5-v8, v6) before any scoring: block 0 of each KV head's first unit
+// refreshes page refreshPage (>= pages, or < 0: none) over rows up to rowsEnd; take <= 0 or take >=
+// pages: block 0 writes the list unscored (every page, or none) and the step is done (true).
+__device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax,
+                                                         const bf16_t* __restrict__ k, int D, int g, int h0, int hk, int kvStride,
+                                                         int pageStride, int pages, int take, int pageSize, int refreshPage, int rowsEnd,
+                                                         int* list) {
   const int tid = threadIdx.x;
-  int* list = segs + (size_t)unit * segStride;
   if (blockIdx.x == 0 && refreshPage >= 0 && h0 % g == 0 && tid < D) {
     quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
   }
@@ -787,8 +782,24 @@ __device__ __forceinline__ void quest_grid_step_body(
       }
       if (tid == 0) quest_list_header(list, max(0, min(take, pages)), pageSize);
     }
-    return;
+    return true;
   }
+  return false;
+}
+
+// grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
+// quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
+// none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false>
+__device__ __forceinline__ void quest_grid_step_body(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
+  const int unit = blockIdx.y;
+  const int h0 = unit * unitHeads;
+  const int hk = h0 / g;
+  int* list = segs + (size_t)unit * segStride;
+  if (quest_grid_step_unscored(pageMin, pageMax, k, D, g, h0, hk, kvStride, pageStride, pages, take, pageSize, refreshPage, rowsEnd, list)) return;
   int lo, hi;
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
@@ -886,6 +897,35 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
                                    pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
+// The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
+// block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
+// of the unit's score row staged as order keys, with their AND (a) and OR (o) over this thread's keys.
+__device__ __forceinline__ bool quest_grid_stage_scores(const float* __restrict__ scores, int scoreStride, int unit, int pages, int take,
+                                                        int pageSize, int* list, u32* keys, int& lo, int& hi, u32& a, u32& o) {
+  const int tid = threadIdx.x;
+  if (take <= 0 || take >= pages) {
+    if (blockIdx.x == 0) {
+      for (int page = tid; page < take; page += GRID_THREADS) {
+        list[4 + 2 * page] = page * pageSize;
+        list[5 + 2 * page] = page * pageSize;
+      }
+      if (tid == 0) quest_list_header(list, take, pageSize);
+    }
+    return true;
+  }
+  quest_grid_chunk(pages, lo, hi);
+  const float* row = scores + (size_t)unit * scoreStride;
+  a = 0xffffffffu;
+  o = 0u;
+  for (int i = lo + tid; i < hi; i += GRID_THREADS) {
+    const u32 key = topk_order_key(row[i]);
+    keys[i - lo] = key;
+    a &= key;
+    o |= key;
+  }
+  return false;
+}
+
 // The multi-block select alone over given score rows ([units, scoreStride] fp32), as
 // quest_select_pages writes its lists: grid (G, units), dynamic shared memory ceil(pages / G) · 4.
 extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
@@ -895,29 +935,11 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
   __shared__ int lastShared;
   extern __shared__ u32 stagedKeys[];
   const int unit = blockIdx.y;
-  const int tid = threadIdx.x;
   const int take = max(0, min(k, pages));
   int* list = segs + (size_t)unit * segStride;
-  if (take <= 0 || take >= pages) {
-    if (blockIdx.x == 0) {
-      for (int page = tid; page < take; page += GRID_THREADS) {
-        list[4 + 2 * page] = page * pageSize;
-        list[5 + 2 * page] = page * pageSize;
-      }
-      if (tid == 0) quest_list_header(list, take, pageSize);
-    }
-    return;
-  }
   int lo, hi;
-  quest_grid_chunk(pages, lo, hi);
-  const float* row = scores + (size_t)unit * scoreStride;
-  u32 a = 0xffffffffu, o = 0u;
-  for (int i = lo + tid; i < hi; i += GRID_THREADS) {
-    const u32 key = topk_order_key(row[i]);
-    stagedKeys[i - lo] = key;
-    a &= key;
-    o |= key;
-  }
+  u32 a, o;
+  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
   quest_grid_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
 }
 
@@ -1249,23 +1271,8 @@ __device__ __forceinline__ void quest_win_step_body(
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
-  const int tid = threadIdx.x;
   int* list = segs + (size_t)unit * segStride;
-  if (blockIdx.x == 0 && refreshPage >= 0 && h0 % g == 0 && tid < D) {
-    quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
-  }
-  if (take <= 0 || take >= pages) {
-    if (blockIdx.x == 0) {
-      if (take > 0) {
-        for (int page = tid; page < pages; page += GRID_THREADS) {
-          list[4 + 2 * page] = page * pageSize;
-          list[5 + 2 * page] = page * pageSize;
-        }
-      }
-      if (tid == 0) quest_list_header(list, max(0, min(take, pages)), pageSize);
-    }
-    return;
-  }
+  if (quest_grid_step_unscored(pageMin, pageMax, k, D, g, h0, hk, kvStride, pageStride, pages, take, pageSize, refreshPage, rowsEnd, list)) return;
   int lo, hi;
   quest_grid_chunk(pages, lo, hi);
   if (prefetch) quest_prefetch_chunk_l2(pageMin, pageMax, hk, pageStride, D, lo, hi);
@@ -1312,28 +1319,10 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_select(
   __shared__ int lastShared;
   extern __shared__ u32 stagedKeys[];
   const int unit = blockIdx.y;
-  const int tid = threadIdx.x;
   const int take = max(0, min(k, pages));
   int* list = segs + (size_t)unit * segStride;
-  if (take <= 0 || take >= pages) {
-    if (blockIdx.x == 0) {
-      for (int page = tid; page < take; page += GRID_THREADS) {
-        list[4 + 2 * page] = page * pageSize;
-        list[5 + 2 * page] = page * pageSize;
-      }
-      if (tid == 0) quest_list_header(list, take, pageSize);
-    }
-    return;
-  }
   int lo, hi;
-  quest_grid_chunk(pages, lo, hi);
-  const float* row = scores + (size_t)unit * scoreStride;
-  u32 a = 0xffffffffu, o = 0u;
-  for (int i = lo + tid; i < hi; i += GRID_THREADS) {
-    const u32 key = topk_order_key(row[i]);
-    stagedKeys[i - lo] = key;
-    a &= key;
-    o |= key;
-  }
+  u32 a, o;
+  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
   quest_win_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * unitWords, list, pageSize, guess, sh, ws, lastShared);
 }
