@@ -98,6 +98,17 @@ export function questGraphTables(first: number, capacity: number, settings: Ques
  */
 export const QUEST_MULTI_BLOCK_MIN_PAGES = 4096;
 
+/**
+ * One decode step of QuestDeviceDecode as its two launch groups (stepParts): select() queues the page
+ * selection, attend() the segment decode over the lists it wrote (and the current page's rows).
+ */
+export interface QuestStepParts {
+  select(): void;
+  attend(): void;
+  /** The pairs the step attends (decode()'s return value). */
+  counts: HeadCounts;
+}
+
 /** One layer's per-sequence state. */
 interface QuestLayerState {
   /** The selection kernels this sequence's cache length picked (QUEST_MULTI_BLOCK_MIN_PAGES). */
@@ -157,6 +168,22 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   }
 
   decode(call: DeviceDecodeCall): HeadCounts {
+    const parts = this.stepParts(call);
+    this.clock.start();
+    parts.select();
+    this.clock.end();
+    parts.attend();
+    return parts.counts;
+  }
+
+  /**
+   * decode()'s step as its two launch groups, checked and bound to `call` but not yet queued: the
+   * selection (selectStep: bounds refresh, scores, top-k lists) and the attention over the lists (the
+   * segment decode's partial and combine launches). decode() runs them in that order with the
+   * estimation clock around the selection; bench/quest-step.ts times them apart. A first call on a
+   * layer creates its state and compiles the kernels here, outside whatever is timed.
+   */
+  stepParts(call: DeviceDecodeCall): QuestStepParts {
     const { position: p, cache } = call;
     assertShape(this.id, call.shape, this.config);
     if (cache.length !== p + 1) throw new Error(`${this.id}: expects a full cache holding positions 0..${p} (it holds ${cache.length} rows)`);
@@ -165,17 +192,19 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
     const P = this.settings.pageSize;
     const { current, pagesRead, tailStart, tailRows } = questStepPlan(p, this.settings);
     const k = questPagesFor(p, P, this.settings.sparsity, this.settings.tokenBudget);
-
-    state.kernels.prepare(); // a first call compiles the module: keep that out of the estimation time
-    this.clock.start();
-    state.kernels.selectStep({ q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments });
-    this.clock.end();
-
-    this.decoder.run({
-      q: call.q, k: cache.keys.ptr, v: cache.values.ptr, kvStride: cache.capacity, out: call.out, segments: state.segments,
-      tailStart, tailRows, maxRows: pagesRead * P + tailRows, scale: call.shape.scale,
-    });
-    return questStepCounts(p, this.settings, this.config.numHeads);
+    state.kernels.prepare();
+    return {
+      select: () => state.kernels.selectStep({
+        q: call.q, bounds: state.bounds, cache, rows: p + 1, pages: current, k, scratch: state.scratch, segments: state.segments,
+      }),
+      attend: () => {
+        this.decoder.run({
+          q: call.q, k: cache.keys.ptr, v: cache.values.ptr, kvStride: cache.capacity, out: call.out, segments: state.segments,
+          tailStart, tailRows, maxRows: pagesRead * P + tailRows, scale: call.shape.scale,
+        });
+      },
+      counts: questStepCounts(p, this.settings, this.config.numHeads),
+    };
   }
 
   /**

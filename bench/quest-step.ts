@@ -1,0 +1,257 @@
+/**
+ * Where Quest's whole decode step goes on the GPU (issue 9), in bench/sparse.ts's setting: the
+ * method's eager step (QuestDeviceDecode.decode, Llama-3.1-8B heads, random bf16 caches rotated over
+ * as many layers as bench sparse uses, so the bytes a step reads come from HBM), taken apart:
+ *   - step: decode() back to back, as bench sparse times it (device µs per step), and the host's µs per
+ *     step while it issues them (no wait): where host ≥ device the queue runs dry and the device time
+ *     is the host's;
+ *   - no clock: the same launches without the estimation clock's two events (stepParts);
+ *   - select / attend alone, eagerly back to back: the page selection (selectStep) at advancing
+ *     positions, and the segment decode over the lists at fixed positions; each also as graph
+ *     replays (no host gaps; the graph select refreshes nothing after its first replay);
+ *   - est: the estimation clock as bench sparse reads it (one step at a time, the device idle before
+ *     each step), whose difference to "select graph" is what the host adds between the clock's first
+ *     event and the selection's launch;
+ *   - graph step: the method's graphSteps (what the model replays), one capture of every layer's step
+ *     at one position, per layer.
+ * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, v8 from there) and fixed
+ * QuestKernels options (v5, v7, v8) for every length, so two selections compare inside one step.
+ *
+ * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
+ *        [--variants default,v7] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
+ */
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import type { DevicePtr } from '../src/backends/cuda/context.js';
+import type { QuestKernelOptions } from '../src/backends/cuda/kernels/quest.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import type { DeviceAttentionShape } from '../src/backends/cuda/methods/contract.js';
+import { QuestDeviceDecode, type QuestStepParts, questSettings } from '../src/backends/cuda/methods/quest.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
+import { parseModelConfig } from '../src/engine/config.js';
+import { MODEL_SHAPES } from './model.js';
+import { freeBytes, median } from './sparse-prefill-measure.js';
+
+/** The selections a step can run: the method's length-picked defaults, or one fixed for every length. */
+const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
+  default: undefined,
+  v5: { multiBlockStep: true },
+  v7: { multiBlockStep: true, rolledScores: true },
+  v8: { multiBlockStep: true, rolledScores: true, lightScores: true },
+};
+
+interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], repeats: 40, out: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const numbers = (s: string, ok: (x: number) => boolean): number[] => s.split(',').map((x) => {
+      const v = Number(x);
+      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad value "${x}"`);
+      return v;
+    });
+    if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 1024);
+    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1);
+    else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 4);
+    else if (a === '--variants') {
+      o.variants = next().split(',');
+      for (const v of o.variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant "${v}" (${Object.keys(VARIANTS).join(', ')})`);
+    } else if (a === '--out') o.out = next();
+    else throw new Error(`unknown argument ${a} (see bench/quest-step.ts)`);
+  }
+  return o;
+}
+
+/** Device µs per body (median over event pairs between consecutive bodies) and host µs per body while issuing them. */
+interface Issued { deviceUs: number; hostUs: number }
+
+function timeIssued(rt: CudaRuntime, body: (i: number) => void, repeats: number): Issued {
+  rt.synchronize();
+  const events = Array.from({ length: repeats + 1 }, () => rt.cuda.createEvent());
+  rt.cuda.record(events[0], rt.stream);
+  const t0 = performance.now();
+  for (let i = 0; i < repeats; i++) {
+    body(i);
+    rt.cuda.record(events[i + 1], rt.stream);
+  }
+  const hostUs = ((performance.now() - t0) * 1e3) / repeats;
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) times.push(rt.cuda.elapsedMs(events[i], events[i + 1]) * 1e3);
+  for (const e of events) rt.cuda.destroyEvent(e);
+  return { deviceUs: median(times), hostUs };
+}
+
+interface Row {
+  n: number; s: number; variant: string; layers: number;
+  step: Issued; noClock: Issued; select: Issued; attend: Issued;
+  selectGraphUs: number; attendGraphUs: number; estUs: number; graphStepUs: number | null;
+}
+
+function main(argv: string[]): number {
+  const o = parseArgs(argv);
+  if (!isCudaAvailable()) {
+    console.log(`quest-step bench skipped: ${cudaUnavailableReason()}`);
+    return 0;
+  }
+  const rt = new CudaRuntime();
+  const config = parseModelConfig(MODEL_SHAPES['llama3.1-8b'], 'llama3.1-8b');
+  const shape: DeviceAttentionShape = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, scale: config.attentionScale };
+  const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
+  console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${Hkv} d=${D}, Quest page 16, shared pages; repeats ${o.repeats}`);
+  const ops = new ModelOpsKernels(rt);
+  let seed = 1;
+  const random = (ptr: DevicePtr, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
+  const q = rt.pool.acquire(H * D * 2), out = rt.pool.acquire(H * D * 2), position = rt.pool.acquire(16);
+  random(q.ptr, H * D);
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  const R = o.repeats;
+
+  for (const n of o.lengths) {
+    // bench sparse's layer count: a step's rows leave L2 (50 MB) before its layer comes round again.
+    const cacheBytes = 2 * Hkv * (n + 64) * D * 2;
+    const L = Math.max(2, Math.min(64, Math.floor(6e9 / cacheBytes)));
+    // Advancing steps per case: warm-up, step, no clock, select alone, est, alignment for the graph.
+    const capacity = n + Math.ceil((2 * L + 3 * R + R) / L) + 4;
+    const need = L * 2 * Hkv * capacity * D * 2;
+    if (2 * need > freeBytes(rt)) {
+      console.log(`skip n=${n}: needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches`);
+      continue;
+    }
+    const caches = Array.from({ length: L }, () => {
+      const c = new DeviceLayerKvCache(rt, Hkv, D, capacity);
+      random(c.keys.ptr, Hkv * capacity * D);
+      random(c.values.ptr, Hkv * capacity * D);
+      return c;
+    });
+    for (const s of o.sparsities) {
+      for (const variant of o.variants) {
+        const method = new QuestDeviceDecode(rt, config, questSettings({ sparsity: s }), VARIANTS[variant]);
+        for (const c of caches) c.length = n;
+        let i = 0;
+        /** The call of the next step on layer i % L (its cache's next row). */
+        const nextCall = (layer: number) => {
+          const cache = caches[layer];
+          cache.length += 1;
+          return { layer, shape, q: q.ptr, position: cache.length - 1, cache, out: out.ptr };
+        };
+        try {
+          for (let l = 0; l < L; l++) method.decode(nextCall(l)); // first steps fold each layer's prompt and compile
+          i = L;
+          const step = timeIssued(rt, () => method.decode(nextCall(i++ % L)), R);
+          const noClock = timeIssued(rt, () => {
+            const parts = method.stepParts(nextCall(i++ % L));
+            parts.select();
+            parts.attend();
+          }, R);
+          const select = timeIssued(rt, () => method.stepParts(nextCall(i++ % L)).select(), R);
+          // Every layer's step at its last position (bounds folded up to it), for the parts at fixed positions.
+          const fixed: QuestStepParts[] = caches.map((cache, layer) =>
+            method.stepParts({ layer, shape, q: q.ptr, position: cache.length - 1, cache, out: out.ptr }));
+          const attend = timeIssued(rt, (j) => fixed[j % L].attend(), R);
+          const perGraph = L * Math.max(1, Math.ceil(20 / L));
+          const attendGraphUs = timeGraphOnDevice(rt, (j) => fixed[j % L].attend(), { perGraph, repeats: 10 }).medianMs * 1e3;
+          const selectGraphUs = timeGraphOnDevice(rt, (j) => fixed[j % L].select(), { perGraph, repeats: 10 }).medianMs * 1e3;
+          // The estimation clock one step at a time (reading it waits for the step), as bench sparse reads it.
+          const ests: number[] = [];
+          for (let r = 0; r < Math.max(4, R / 4); r++) {
+            method.decode(nextCall(i++ % L));
+            ests.push((method.lastEstimationMs() ?? Number.NaN) * 1e3);
+          }
+          const graphStepUs = timeMethodGraph(rt, method, caches, shape, q.ptr, out.ptr, position, nextCall, R);
+          const row: Row = { n, s, variant, layers: L, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs };
+          rows.push(row);
+          console.log(describe(row));
+        } catch (e) {
+          const message = `n=${n} s=${s} ${variant}: ${(e as Error).message ?? String(e)}`;
+          failures.push(message);
+          console.log(`FAILED ${message}`);
+        } finally {
+          rt.synchronize();
+          method.reset();
+        }
+      }
+    }
+    for (const c of caches) c.release();
+    rt.pool.trim();
+  }
+  for (const b of [q, out, position]) rt.pool.release(b);
+
+  console.log('\n| n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | select graph | attend graph | est (clock) | est − select graph | method graph step |');
+  console.log('| ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const f = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(1));
+  for (const r of rows) {
+    const sum = r.select.deviceUs + r.attend.deviceUs;
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.variant} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
+      `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
+      `${f(r.estUs - r.selectGraphUs)} | ${f(r.graphStepUs)} |`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
+  rt.dispose();
+  return failures.length > 0 ? 1 : 0;
+}
+
+function describe(r: Row): string {
+  const io = (t: Issued) => `${t.deviceUs.toFixed(1)} us (host ${t.hostUs.toFixed(1)})`;
+  return `n=${r.n} s=${r.s} ${r.variant} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
+    `graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
+    `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
+}
+
+/**
+ * The method's graph step (graphSteps, as the model captures it) per layer: every layer's step at one
+ * shared position in one capture, replayed; µs per layer step. Steps the layers to the same length
+ * first (graphSteps starts where every layer's bounds end). null where the method serves no graph step.
+ */
+function timeMethodGraph(
+  rt: CudaRuntime, method: QuestDeviceDecode, caches: DeviceLayerKvCache[], shape: DeviceAttentionShape, q: DevicePtr, out: DevicePtr,
+  position: DeviceBuffer, nextCall: (layer: number) => Parameters<QuestDeviceDecode['decode']>[0], repeats: number,
+): number | null {
+  const L = caches.length;
+  const longest = Math.max(...caches.map((c) => c.length));
+  for (let l = 0; l < L; l++) while (caches[l].length < longest) method.decode(nextCall(l));
+  const first = longest;
+  const owned: DeviceBuffer[] = [];
+  const steps = method.graphSteps({ shape, firstPosition: first, capacity: first + 1, own: (bytes) => {
+    const b = rt.pool.acquire(bytes);
+    owned.push(b);
+    return b.ptr;
+  } });
+  try {
+    if (!steps) return null;
+    for (const c of caches) c.length = first + 1; // row `first` holds random k/v already
+    rt.synchronize();
+    rt.cuda.upload(position.ptr, Int32Array.of(first));
+    const exec = rt.cuda.captureGraph(rt.stream, () => {
+      for (let l = 0; l < L; l++) steps.record({ layer: l, q, position: position.ptr, cache: caches[l], out });
+    });
+    try {
+      return (timeOnDevice(rt, () => rt.cuda.launchGraph(exec, rt.stream), { warmup: 2, repeats: Math.max(5, repeats / 4) }).medianMs * 1e3) / L;
+    } finally {
+      rt.synchronize();
+      rt.cuda.destroyGraph(exec);
+    }
+  } finally {
+    rt.synchronize();
+    for (const b of owned) rt.pool.release(b);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).stack ?? String(e));
+    process.exitCode = 1;
+  }
+}
