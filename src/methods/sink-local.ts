@@ -49,6 +49,18 @@ function ruleFrom(options: ResolvedOptions): SinkLocalRule {
   return { sinkTokens: intParam(options.params, 'sinkTokens'), localWindow, sparsity: options.sparsity };
 }
 
+/** Attended and dense causal pairs of one head for queries queryStart .. queryStart + T - 1. */
+export function sinkLocalPairs(rule: SinkLocalRule, queryStart: number, T: number): { attended: number; dense: number } {
+  const keys = new Int32Array(2);
+  let attended = 0, dense = 0;
+  for (let p = queryStart; p < queryStart + T; p++) {
+    sinkLocalKeys(p, rule, keys);
+    attended += keys[0] + (p + 1 - keys[1]);
+    dense += p + 1;
+  }
+  return { attended, dense };
+}
+
 /** Number of keys the query at p attends. */
 function keptAt(p: number, rule: SinkLocalRule, tmp: Int32Array): number {
   sinkLocalKeys(p, rule, tmp);

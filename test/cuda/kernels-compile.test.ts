@@ -129,6 +129,9 @@ const VARIANTS: Variant[] = [
   { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1 }, arch: 'sm_90a' },
   { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 1, WARP_ARRIVALS: 1 }, arch: 'sm_90a' },
   { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 64, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 1, WARP_ARRIVALS: 1 }, arch: 'sm_90a' },
+  // Sink + local on the dense kernel (flash-prefill-wgmma-sink-local.ts): its default tiling, both head dims.
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1, SINK_LOCAL: 1 }, arch: 'sm_90a' },
+  { file: 'flash-prefill-wgmma.cu', defines: { HEAD_DIM: 64, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1, SINK_LOCAL: 1 }, arch: 'sm_90a' },
   { file: 'wgmma-probe.cu', defines: {}, arch: 'sm_90a' },
   // Block-sparse prefill on wgmma (block-sparse-prefill-wgmma.ts): 64- and 128-key steps, 2-4 stages.
   { file: 'block-sparse-prefill-wgmma.cu', defines: { HEAD_DIM: 128, BLOCK_N: 64, KV_STAGES: 3 }, arch: 'sm_90a' },

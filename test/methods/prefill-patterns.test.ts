@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { VerticalSlashPrefill } from '../../src/methods/vertical-slash.js';
 import { FlexPrefillPrefill } from '../../src/methods/flexprefill.js';
 import { BlockSparsePrefill, closedFormSparsity, topChunksForSparsity } from '../../src/methods/block-sparse.js';
-import { SinkLocalPrefill } from '../../src/methods/sink-local.js';
+import { SinkLocalPrefill, sinkLocalPairs } from '../../src/methods/sink-local.js';
 import { VerticalSlashBuilder, type VerticalSlashLayout } from '../../src/methods/vertical-slash-pattern.js';
 import { type Synthetic, causalSoftmaxRow, maskedReference, maxAbsDiff, rng, runPrefill, synthetic } from './helpers.js';
 
@@ -242,5 +242,21 @@ test('FlexPrefill sizes follow the coverage rule: prefix sums <= alpha, plus one
     const counts = method.lastDecisions.get(0)!.counts;
     assert.equal(counts.meanVerticalSize, Math.max(4, size(est.vertical)), `alpha ${alpha}`);
     assert.equal(counts.meanSlashSize, Math.max(64, size(est.slash)), `alpha ${alpha}`);
+  }
+});
+
+test('sinkLocalPairs counts what the sink + local prefill attends, whole prompt and from a chunk start', () => {
+  const data = synthetic(300, 2, 1, 8, 9);
+  for (const rule of [
+    { sinkTokens: 4, localWindow: 32, sparsity: null }, { sinkTokens: 4, localWindow: null, sparsity: 0.9 },
+    { sinkTokens: 0, localWindow: null, sparsity: 0.5 }, { sinkTokens: 70, localWindow: 10, sparsity: null },
+  ]) {
+    const got = runPrefill(new SinkLocalPrefill(rule), data);
+    const pairs = sinkLocalPairs(rule, 0, data.n);
+    assert.deepEqual(Array.from(got.counts.attended), [pairs.attended, pairs.attended], JSON.stringify(rule));
+    assert.deepEqual(Array.from(got.counts.dense), [pairs.dense, pairs.dense]);
+    const whole = sinkLocalPairs(rule, 0, 300), head = sinkLocalPairs(rule, 0, 123), tail = sinkLocalPairs(rule, 123, 177);
+    assert.equal(head.attended + tail.attended, whole.attended);
+    assert.equal(head.dense + tail.dense, whole.dense);
   }
 });

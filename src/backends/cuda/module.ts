@@ -13,7 +13,7 @@ const CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14;
 export const PORTABLE_CLUSTER_BLOCKS = 8;
 
 /** The C type of each kernel parameter, in order. */
-export type ParamKind = 'ptr' | 'i32' | 'f32';
+export type ParamKind = 'ptr' | 'i32' | 'f32' | 'f64';
 export type ParamValue = DevicePtr | number;
 
 export interface LaunchConfig {
@@ -164,6 +164,10 @@ export class CudaKernel {
         case 'f32':
           if (typeof v !== 'number') throw new Error(`${this.label}: argument ${i} must be a number`);
           this.args.setFloat32(8 * i, v, true);
+          break;
+        case 'f64':
+          if (typeof v !== 'number') throw new Error(`${this.label}: argument ${i} must be a number`);
+          this.args.setFloat64(8 * i, v, true);
           break;
       }
     }

@@ -24,7 +24,11 @@
 // stages; 3 with BLOCK_N = 128 and HEAD_DIM = 128 takes 225 KB of the 227 KB a block may have),
 // Q_IN_REGS (v3: 1 keeps each warpgroup's Q fragments in registers, read once by ldmatrix, and runs
 // S = Q·Kᵀ with A from registers: 32 KB less shared-memory reading per tile), WARP_ARRIVALS (v3: 1
-// releases stages with one mbarrier arrival per consumer warp instead of one per thread).
+// releases stages with one mbarrier arrival per consumer warp instead of one per thread), SINK_LOCAL
+// (v3: 1 replaces causal attention with a sliding window by the sink + local rule of
+// src/methods/sink-local.ts: a query at p sees the first sinkTokens keys and [local_start(p), p], where the
+// window is fixed or follows the target sparsity; the block visits tile 0 for the sinks, then the tiles of
+// its rows' windows, so the work is the attended pairs plus one diagonal tile per block).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -50,6 +54,9 @@
 #endif
 #ifndef WARP_ARRIVALS
 #define WARP_ARRIVALS 0
+#endif
+#ifndef SINK_LOCAL
+#define SINK_LOCAL 0
 #endif
 
 namespace {
@@ -82,6 +89,7 @@ static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(WGMMA_VERSION >= 1 && WGMMA_VERSION <= 3, "WGMMA_VERSION must be 1, 2 or 3");
 static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAGES: 2, or 3 with version 3");
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
+static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 
@@ -94,6 +102,28 @@ __device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const f
   prefill_block_coords<BLOCK_ORDER>(H, mBlock, h);
   flash_store_rows<D / 8>(o, rowSum, out, mBlock * BM + wg * 64 + wl * 16, g, t4, T, H, h);
 }
+
+#if SINK_LOCAL
+// First key of the local window of the query at position p (sinkLocalKeys in src/methods/sink-local.ts):
+// the query sees [0, min(sinkTokens, p + 1)) and [sink_local_start(p), p]. localWindow < 0: the window
+// follows the target sparsity, keep = round(keepFraction · (p + 1)), keepFraction = 1 - s as the host's
+// double; the product in double and JavaScript's Math.round (halves up) make every row's window the CPU
+// rule's exactly. Never decreases with p, so a block's first row has its lowest window start.
+__device__ __forceinline__ int sink_local_start(int p, int sinkTokens, int localWindow, double keepFraction) {
+  const int visible = p + 1;
+  const int sinkEnd = min(sinkTokens, visible);
+  int keep;
+  if (localWindow >= 0) {
+    keep = sinkEnd + min(localWindow, visible - sinkEnd);
+  } else {
+    const double x = __dmul_rn(keepFraction, (double)visible);
+    int rounded = __double2int_rd(x);
+    if (__dsub_rn(x, (double)rounded) >= 0.5) ++rounded;
+    keep = min(visible, max(min(visible, sinkTokens + 1), rounded));
+  }
+  return visible - (keep - sinkEnd);
+}
+#endif
 
 #if Q_IN_REGS
 __device__ __forceinline__ void wgmma_qk_rs(float (&s)[BN / 8][4], const u32 (&q)[4], u64 descK, int scaleD) {
@@ -108,7 +138,12 @@ __device__ __forceinline__ void wgmma_qk_rs(float (&s)[BN / 8][4], const u32 (&q
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    bf16_t* __restrict__ out, int T, int H, int Hkv, int qRowStride, int kvStride, int queryStart, int kvLen, int window,
+    bf16_t* __restrict__ out, int T, int H, int Hkv, int qRowStride, int kvStride, int queryStart, int kvLen,
+#if SINK_LOCAL
+    int sinkTokens, int localWindow, double keepFraction,
+#else
+    int window,
+#endif
     float scaleLog2) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
@@ -134,7 +169,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int lastQueryPos = queryStart + m0 + rowsHere - 1;
   const int kvEnd = min(kvLen, lastQueryPos + 1);
   const int nTiles = (kvEnd + BN - 1) / BN;
+#if SINK_LOCAL
+  // Tile 0 first when the sinks lie left of the block's first window tile, then the window's tiles.
+  const int firstTile = sink_local_start(queryStart + m0, sinkTokens, localWindow, keepFraction) / BN;
+  const int sinkTiles = (sinkTokens > 0 && firstTile > 0) ? 1 : 0;
+  auto tileAt = [&](int i) { return i < sinkTiles ? 0 : firstTile + i - sinkTiles; };
+#else
   const int firstTile = max(0, queryStart + m0 - window + 1) / BN;
+#endif
 
   float o[D / 8][4];
   float s[BN / 8][4];
@@ -163,6 +205,26 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     issue_qk_ss<D, BN>(s, qBase, Q_HALF, kStage, KV_HALF);
 #endif
   };
+#if SINK_LOCAL
+  // Masks keys right of the diagonal, past the cache, or neither sinks nor in the row's window.
+  const int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
+  const int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
+                         sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
+  auto maskScores = [&](int j) {
+    const int n0 = j * BN;
+    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || (n0 < wgLastLow)) {
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
+          const int qp = qPos + (e < 2 ? 0 : 8);
+          if (key > qp || key >= kvLen || (key >= sinkTokens && key < rowLow[e >> 1])) s[nt][e] = NEG_INF;
+        }
+      }
+    }
+  };
+#else
   // Masks keys right of the diagonal, past the cache or left of the window (only where reached).
   auto maskScores = [&](int j) {
     const int n0 = j * BN;
@@ -178,6 +240,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       }
     }
   };
+#endif
   u32 p[BN / 16][4];
   // Issues O += P·V from the V tile at vStage (BN / 16 k-steps).
   auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
@@ -311,7 +374,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
   __syncthreads();
+#if SINK_LOCAL
+  const int numTiles = sinkTiles + nTiles - firstTile;
+#else
   const int numTiles = nTiles - firstTile;
+  auto tileAt = [&](int i) { return firstTile + i; };
+#endif
 
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
@@ -335,7 +403,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before
     for (int i = 0; i < numTiles; ++i) {
-      const int n0 = (firstTile + i) * BN;
+      const int n0 = tileAt(i) * BN;
       // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
       copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
@@ -365,7 +433,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   int st = 0, pst = S - 1;  // stages of tiles i and i - 1
   u32 use = 0, puse = 0;    // how many times those stages were filled before
   for (int i = 0; i < numTiles; ++i) {
-    const int j = firstTile + i;
+    const int j = tileAt(i);
     mbar_wait(fullK + 8 * st, use & 1);
     if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
     fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy

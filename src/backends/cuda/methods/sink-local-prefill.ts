@@ -1,15 +1,19 @@
 /**
  * Sink + local prefill on the GPU (src/methods/sink-local.ts, 'sink_local_prefill'): the CPU rule
- * (sinkTokens, and a fixed localWindow or the target sparsity's per-query window) executed by the
- * Vertical-Slash attention kernel with a per-row window (vertical-slash-sink-local.ts builds the
- * index on the host: one range and the sinks per 64-row block). Chunked prefill works as on the CPU:
- * the rule needs no prompt length.
+ * (sinkTokens, and a fixed localWindow or the target sparsity's per-query window). On Hopper (head dims
+ * 64 and 128) the dense wgmma kernel runs it with the rule inside (flash-prefill-wgmma-sink-local.ts:
+ * tile 0 for the sinks, then each block's window tiles; nothing to build or upload). Elsewhere, or when
+ * a Vertical-Slash kernel is asked for, the Vertical-Slash attention kernel runs it with a per-row window
+ * (vertical-slash-sink-local.ts builds the index on the host: one range and the sinks per 64-row block).
+ * Chunked prefill works as on the CPU: the rule needs no prompt length.
  */
 import { type HeadCounts, emptyCounts } from '../../../engine/attention.js';
 import { intParam, optionalIntParam, resolveOptions } from '../../../methods/options.js';
-import { type SinkLocalRule, sinkLocalPrefillMethod } from '../../../methods/sink-local.js';
+import { type SinkLocalRule, sinkLocalPairs, sinkLocalPrefillMethod } from '../../../methods/sink-local.js';
 import type { DevicePtr } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
+import { wgmmaPrefillUnsupported } from '../kernels/flash-prefill-wgmma.js';
+import { type SinkLocalKernelRule, WgmmaSinkLocalPrefill, sinkLocalKernelRule } from '../kernels/flash-prefill-wgmma-sink-local.js';
 import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
 import {
   type VerticalSlashKernelChoice, VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs,
@@ -28,15 +32,30 @@ export interface SinkLocalPreparedIndex {
   pairs: { attended: number; dense: number };
 }
 
+/**
+ * Which kernel runs the rule: 'window' (the dense wgmma kernel with the rule inside; Hopper, head dims 64
+ * and 128), or a Vertical-Slash kernel choice (an mma.sync row tiling 1 | 2, or `{ wgmma }`).
+ */
+export type SinkLocalKernelChoice = 'window' | VerticalSlashKernelChoice;
+
 export class SinkLocalDevicePrefill implements DevicePrefillMethod {
   readonly id = 'sink_local_prefill';
   readonly requiresWholePrompt = false;
   private readonly attention: VerticalSlashFlashPrefill;
+  /** The window kernel and the rule in its form, when it runs the calls; null: the Vertical-Slash kernel does. */
+  private readonly window: { kernel: WgmmaSinkLocalPrefill; rule: SinkLocalKernelRule } | null;
   private readonly buf: Record<'rowLow' | 'ranges' | 'rangeCount' | 'colStart' | 'colList', GrowableDeviceBuffer>;
 
-  /** kernel: an mma.sync row tiling (1 | 2) or `{ wgmma }`; absent, the launcher's choice (verticalSlashKernelChoice). */
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: VerticalSlashKernelChoice) {
-    this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
+  /**
+   * kernel absent: the window kernel where it runs (Hopper, head dims 64 and 128), else the Vertical-Slash
+   * launcher's choice (verticalSlashKernelChoice). 'window' where it cannot run is an error naming why.
+   */
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: SinkLocalKernelChoice) {
+    const windowProblem = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
+    if (kernel === 'window' && windowProblem !== null) throw new Error(`${this.id}: the window kernel cannot run here: ${windowProblem}`);
+    const useWindow = kernel === 'window' || (kernel === undefined && windowProblem === null);
+    this.window = useWindow ? { kernel: new WgmmaSinkLocalPrefill(rt, shape), rule: sinkLocalKernelRule(rule) } : null;
+    this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel === 'window' ? undefined : kernel);
     const names = ['rowLow', 'ranges', 'rangeCount', 'colStart', 'colList'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `sink-local ${k}`)])) as SinkLocalDevicePrefill['buf'];
   }
@@ -58,8 +77,24 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
     return counts;
   }
 
-  /** Builds and uploads the index for T queries from queryStart, then enqueues the kernel. Returns one head's pairs. */
+  /** The kernel that runs attend(): 'window' or the Vertical-Slash kernel's. */
+  get kernelLabel(): string {
+    return this.window !== null ? this.window.kernel.label : 'vertical-slash';
+  }
+
+  /**
+   * Enqueues the attention of T queries from queryStart (the window kernel, or the Vertical-Slash kernel
+   * over an index built and uploaded first). Returns one head's pairs.
+   */
   attend(a: Omit<VerticalSlashPrefillArgs, 'index' | 'rowWindow'> & { queryStart: number }): { attended: number; dense: number } {
+    if (this.window !== null) {
+      this.window.kernel.run({
+        q: a.q, qRowStride: a.qRowStride, k: a.k, v: a.v, out: a.out, numQueries: a.numQueries, queryStart: a.queryStart,
+        kvLen: a.queryStart + a.numQueries, kvStride: a.kvStride, scale: a.scale,
+      }, this.window.rule);
+      // Counted after the launch, so the host's loop over the rows overlaps the kernel.
+      return sinkLocalPairs(this.rule, a.queryStart, a.numQueries);
+    }
     const prepared = this.prepareIndex(a.queryStart, a.numQueries);
     this.runPrepared(a, prepared);
     return prepared.pairs;

@@ -1,0 +1,89 @@
+/**
+ * Sink + local prefill on Hopper: the dense wgmma kernel (flash-prefill-wgmma.cu, v3) compiled with
+ * SINK_LOCAL, so each 128-row block visits tile 0 for the sink keys and then only the tiles of its
+ * rows' local windows, the window of every row computed in the kernel by the CPU rule
+ * (src/methods/sink-local.ts, sinkLocalKeys). The work is the attended pairs plus one diagonal tile
+ * per block, at the dense kernel's rate; no index is built or uploaded.
+ */
+import type { SinkLocalRule } from '../../../methods/sink-local.js';
+import type { CudaKernel } from '../module.js';
+import type { CudaRuntime } from '../runtime.js';
+import type { FlashPrefillArgs, PrefillShape } from './flash-prefill.js';
+import {
+  type WgmmaPrefillTiling, WGMMA_PREFILL_BLOCK_ROWS, resolveWgmmaPrefillTiling, wgmmaPrefillSharedBytes, wgmmaPrefillUnsupported,
+  wgmmaTilingLabel,
+} from './flash-prefill-wgmma.js';
+import { checkedPrefillArgs, prefillScaleLog2 } from './prefill-args.js';
+
+/** The rule as the kernel takes it: a fixed window (localWindow >= 0) or -1 and the kept fraction 1 - s. */
+export interface SinkLocalKernelRule {
+  sinkTokens: number;
+  localWindow: number;
+  keepFraction: number;
+}
+
+/**
+ * The kernel's form of a rule. keepFraction is `1 - (sparsity ?? 0)` computed here exactly as the CPU
+ * rule computes it, so the device's double product rounds to the same keep count for every row.
+ */
+export function sinkLocalKernelRule(rule: SinkLocalRule): SinkLocalKernelRule {
+  if (!Number.isInteger(rule.sinkTokens) || rule.sinkTokens < 0) throw new Error(`sink-local prefill: sinkTokens must be a non-negative integer (got ${rule.sinkTokens})`);
+  if (rule.localWindow !== null && (!Number.isInteger(rule.localWindow) || rule.localWindow < 0)) {
+    throw new Error(`sink-local prefill: localWindow must be a non-negative integer or null (got ${rule.localWindow})`);
+  }
+  const s = rule.sparsity ?? 0;
+  if (!(s >= 0 && s < 1)) throw new Error(`sink-local prefill: sparsity must be in [0, 1) (got ${rule.sparsity})`);
+  return { sinkTokens: rule.sinkTokens, localWindow: rule.localWindow ?? -1, keepFraction: 1 - s };
+}
+
+export type SinkLocalPrefillArgs = Omit<FlashPrefillArgs, 'slidingWindow'>;
+
+export class WgmmaSinkLocalPrefill {
+  readonly tiling: WgmmaPrefillTiling;
+  private kernel: CudaKernel | null = null;
+
+  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<WgmmaPrefillTiling> = {}) {
+    const reason = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
+    if (reason) throw new Error(`sink-local ${reason}`);
+    if (!(shape.numKvHeads > 0) || shape.numHeads % shape.numKvHeads !== 0) {
+      throw new Error(`sink-local wgmma prefill: ${shape.numHeads} query heads are not a multiple of ${shape.numKvHeads} KV heads`);
+    }
+    this.tiling = resolveWgmmaPrefillTiling(tiling);
+    if ((this.tiling.version ?? 3) !== 3) throw new Error('sink-local wgmma prefill: needs loop version 3');
+  }
+
+  get label(): string {
+    return `${wgmmaTilingLabel(this.tiling)}-sink-local`;
+  }
+
+  prepare(): CudaKernel {
+    const t = this.tiling;
+    const shared = wgmmaPrefillSharedBytes(this.shape.headDim, t);
+    if (shared > this.rt.cuda.info.maxSharedPerBlockOptin) {
+      throw new Error(`${this.label}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
+    }
+    this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
+      HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
+      WGMMA_VERSION: 3, KV_STAGES: t.stages ?? 2, Q_IN_REGS: t.qInRegisters ? 1 : 0, WARP_ARRIVALS: t.warpArrivals ? 1 : 0,
+      SINK_LOCAL: 1,
+    }, { arch: 'sm_90a' })
+      .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f64', 'f32']);
+    return this.kernel;
+  }
+
+  /** Enqueues the kernel: queries queryStart .. queryStart + T - 1 against cache rows [0, kvLen). */
+  run(a: SinkLocalPrefillArgs, rule: SinkLocalKernelRule): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const { qRowStride } = checkedPrefillArgs(this.label, this.shape, a);
+    this.prepare().launch(
+      {
+        grid: [Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS), H, 1],
+        block: [384, 1, 1],
+        sharedBytes: wgmmaPrefillSharedBytes(D, this.tiling),
+        stream: this.rt.stream,
+      },
+      [a.q, a.k, a.v, a.out, a.numQueries, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen,
+        rule.sinkTokens, rule.localWindow, rule.keepFraction, prefillScaleLog2(a.scale)],
+    );
+  }
+}

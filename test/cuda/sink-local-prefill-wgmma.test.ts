@@ -1,0 +1,236 @@
+/**
+ * Sink + local prefill on the dense wgmma kernel (flash-prefill-wgmma-sink-local.ts, the method's
+ * default on Hopper) against the CPU method (src/methods/sink-local.ts):
+ *   - random inputs, whole prompt and chunked: outputs within bf16 tolerance of the CPU's result, exact
+ *     pair counts, NaN-poisoned outputs;
+ *   - every row's window start exactly: keys score lower the later they sit and the sinks lowest of all,
+ *     so each row's output is (to 1e-7) the value row of its window's first key, whose index the values
+ *     spell in bits; sparsities whose keep counts land on and next to halves (0.5, 0.75, 0.9, whose
+ *     1 - s is 0.09999999999999998) check the kernel's rounding against Math.round's;
+ *   - at sparsity 0 the output equals the dense wgmma kernel's bit for bit (the same tiles and masks).
+ * Skipped, with the reason printed, where there is no CUDA device or it is not a Hopper GPU.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WgmmaFlashPrefill, wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
+import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
+import { SinkLocalDevicePrefill, sinkLocalRuleFrom } from '../../src/backends/cuda/methods/sink-local-prefill.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
+import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { type SinkLocalRule, SinkLocalPrefill, sinkLocalKeys } from '../../src/methods/sink-local.js';
+import { cudaSkip } from './cuda-skip.js';
+import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+
+const skip = cudaSkip('CUDA sink-local wgmma prefill tests');
+
+const TOLERANCE = 1e-2;
+
+interface RandomCase {
+  name: string; n: number; H: number; Hkv: number; D: number; seed: number;
+  options: { sparsity?: number; params?: Record<string, unknown> };
+  /** Prompt split into chunks of these lengths (sum n). */
+  chunks: number[];
+}
+
+const RANDOM_CASES: RandomCase[] = [
+  { name: 'fixed window 100, 4 sinks, whole prompt', n: 700, H: 8, Hkv: 2, D: 128, seed: 41, options: { params: { localWindow: 100 } }, chunks: [700] },
+  { name: 'target sparsity 0.8, two chunks (partial blocks)', n: 900, H: 4, Hkv: 1, D: 64, seed: 42, options: { sparsity: 0.8 }, chunks: [333, 567] },
+  { name: '70 sinks, window 10, three chunks', n: 400, H: 4, Hkv: 4, D: 128, seed: 43, options: { params: { sinkTokens: 70, localWindow: 10 } }, chunks: [50, 200, 150] },
+  { name: 'target sparsity 0.95, sinks in their own tile', n: 1500, H: 8, Hkv: 2, D: 128, seed: 44, options: { sparsity: 0.95 }, chunks: [1500] },
+  { name: 'no sinks, target sparsity 0.5', n: 600, H: 4, Hkv: 2, D: 64, seed: 45, options: { sparsity: 0.5, params: { sinkTokens: 0 } }, chunks: [600] },
+  { name: 'sparsity 0.99: little more than the sinks and the query itself', n: 300, H: 4, Hkv: 2, D: 64, seed: 46, options: { sparsity: 0.99 }, chunks: [300] },
+];
+
+interface Inputs { q: Float32Array; k: Float32Array; v: Float32Array }
+
+/** Runs the CPU method and the GPU one ('window' kernel) chunk by chunk; checks counts, NaN and error per chunk. */
+function compareChunks(rt: CudaRuntime, c: RandomCase, rule: SinkLocalRule, x: Inputs): void {
+  const { n, H, Hkv, D } = c;
+  const scale = 1 / Math.sqrt(D);
+  const cpu = new SinkLocalPrefill(rule);
+  const cache = new LayerKvCache(Hkv, D, n);
+  const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
+  const dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v), dq = uploadAsBf16(rt, x.q);
+  const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, rule, 'window');
+  try {
+    let start = 0;
+    for (const T of c.chunks) {
+      cache.append(x.k.subarray(start * Hkv * D, (start + T) * Hkv * D), x.v.subarray(start * Hkv * D, (start + T) * Hkv * D), T, start);
+      devCache.appendTokens({ k: dk.ptr + BigInt(2 * start * Hkv * D), v: dv.ptr + BigInt(2 * start * Hkv * D), rowStride: Hkv * D }, T);
+      const ref = new Float32Array(T * H * D);
+      const cpuCounts = cpu.prefill({
+        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale, slidingWindow: null, logitSoftcap: null },
+        queries: x.q.subarray(start * H * D, (start + T) * H * D), numQueries: T, queryStart: start, cache, out: ref, isLastChunk: start + T === n,
+      });
+      const dout = poisonedBf16(rt, T * H * D);
+      const counts = gpu.prefill({
+        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.ptr + BigInt(2 * start * H * D), qRowStride: H * D,
+        numQueries: T, queryStart: start, cache: devCache, out: dout.ptr, isLastChunk: start + T === n,
+      });
+      const out = downloadBf16(rt, dout, T * H * D);
+      rt.pool.release(dout);
+      assert.deepEqual([...counts.attended], [...cpuCounts.attended], 'exact attended pairs per head');
+      assert.deepEqual([...counts.dense], [...cpuCounts.dense], 'dense pairs per head');
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      const err = relativeError(out, ref);
+      console.log(`#   chunk at ${start} (${T} queries): rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `chunk at ${start}: relative error ${err} over ${TOLERANCE}`);
+      start += T;
+    }
+  } finally {
+    gpu.reset();
+    devCache.release();
+    for (const b of [dk, dv, dq]) rt.pool.release(b);
+  }
+}
+
+/** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
+const INDEX_BITS = 11;
+const PROBE_D = 64;
+
+/**
+ * Inputs whose every output row is the value row of the row's first window key: the score of key r
+ * (r >= sinkTokens) is -128·r (two exact bf16 components, r / 256 and r mod 256, against q = (32768,
+ * 128)), so neighbours differ by 16 after the 1/8 scale (weight e^-16 ≈ 1e-7), and the sinks score
+ * -2^19, below every window key. Value row r spells r in bits; column INDEX_BITS is 1 everywhere.
+ */
+function probeInputs(n: number, H: number, Hkv: number, sinkTokens: number): Inputs {
+  const D = PROBE_D;
+  const q = new Float32Array(n * H * D), k = new Float32Array(n * Hkv * D), v = new Float32Array(n * Hkv * D);
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < H; h++) {
+      const o = (t * H + h) * D;
+      q[o] = 32768;
+      q[o + 1] = 128;
+      q[o + 2] = 524288;
+    }
+    for (let h = 0; h < Hkv; h++) {
+      const o = (t * Hkv + h) * D;
+      if (t < sinkTokens) k[o + 2] = -1;
+      else {
+        k[o] = -(t >> 8);
+        k[o + 1] = -(t & 255);
+      }
+      for (let b = 0; b < INDEX_BITS; b++) v[o + b] = (t >> b) & 1;
+      v[o + INDEX_BITS] = 1;
+    }
+  }
+  return { q, k, v };
+}
+
+describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
+  let rt: CudaRuntime;
+  let unsupported: string | null = null;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+    unsupported = wgmmaPrefillUnsupported(rt.cuda.info, 128);
+    if (unsupported) console.log(`# ${unsupported}`);
+  });
+  after(() => rt?.dispose());
+
+  test('the method picks the window kernel on Hopper and the Vertical-Slash one when asked', (t) => {
+    if (unsupported) return t.skip(unsupported);
+    const rule = sinkLocalRuleFrom({ sparsity: 0.5 });
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 128 };
+    assert.match(new SinkLocalDevicePrefill(rt, shape, rule).kernelLabel, /sink-local$/);
+    assert.equal(new SinkLocalDevicePrefill(rt, shape, rule, 1).kernelLabel, 'vertical-slash');
+  });
+
+  for (const c of RANDOM_CASES) {
+    test(`random inputs, ${c.name}: n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D}`, (t) => {
+      if (unsupported) return t.skip(unsupported);
+      const rand = randomGenerator(c.seed);
+      const x = {
+        q: randomBf16Values(c.n * c.H * c.D, rand, 2), k: randomBf16Values(c.n * c.Hkv * c.D, rand, 2), v: randomBf16Values(c.n * c.Hkv * c.D, rand),
+      };
+      compareChunks(rt, c, sinkLocalRuleFrom(c.options), x);
+    });
+  }
+
+  const PROBES: { options: RandomCase['options']; chunks: number[] }[] = [
+    { options: { sparsity: 0.5 }, chunks: [2048] },
+    { options: { sparsity: 0.75 }, chunks: [1000, 1048] },
+    { options: { sparsity: 0.9 }, chunks: [2048] },
+    { options: { sparsity: 0.97, params: { sinkTokens: 130 } }, chunks: [2048] },
+    { options: { params: { localWindow: 300 } }, chunks: [700, 1348] },
+  ];
+  for (const p of PROBES) {
+    const rule = sinkLocalRuleFrom(p.options);
+    test(`every row's window start: sinks ${rule.sinkTokens}, ${rule.localWindow !== null ? `window ${rule.localWindow}` : `sparsity ${rule.sparsity}`}, chunks ${p.chunks.join('+')}`, (t) => {
+      if (unsupported) return t.skip(unsupported);
+      const H = 4, Hkv = 2, n = p.chunks.reduce((a, b) => a + b, 0);
+      const x = probeInputs(n, H, Hkv, rule.sinkTokens);
+      const devCache = new DeviceLayerKvCache(rt, Hkv, PROBE_D, n);
+      const dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v), dq = uploadAsBf16(rt, x.q);
+      const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D }, rule, 'window');
+      const keys = new Int32Array(2);
+      let checked = 0;
+      try {
+        let start = 0;
+        for (const T of p.chunks) {
+          devCache.appendTokens({ k: dk.ptr + BigInt(2 * start * Hkv * PROBE_D), v: dv.ptr + BigInt(2 * start * Hkv * PROBE_D), rowStride: Hkv * PROBE_D }, T);
+          const dout = poisonedBf16(rt, T * H * PROBE_D);
+          gpu.prefill({
+            layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D, scale: 1 / Math.sqrt(PROBE_D) }, q: dq.ptr + BigInt(2 * start * H * PROBE_D),
+            qRowStride: H * PROBE_D, numQueries: T, queryStart: start, cache: devCache, out: dout.ptr, isLastChunk: start + T === n,
+          });
+          const out = downloadBf16(rt, dout, T * H * PROBE_D);
+          rt.pool.release(dout);
+          assert.equal(countNaN(out), 0, 'every output element must be written');
+          for (let tq = 0; tq < T; tq++) {
+            const pos = start + tq;
+            sinkLocalKeys(pos, rule, keys);
+            if (keys[1] > pos) continue;  // no window key: the row averages its sinks
+            for (let h = 0; h < H; h++) {
+              const o = (tq * H + h) * PROBE_D;
+              let decoded = 0;
+              for (let b = 0; b < INDEX_BITS; b++) decoded += Math.round(out[o + b]) << b;
+              assert.equal(decoded, keys[1], `position ${pos}, head ${h}: first window key`);
+              assert.ok(Math.abs(out[o + INDEX_BITS] - 1) < 1e-2, `position ${pos}, head ${h}: weights sum to 1`);
+            }
+            checked++;
+          }
+          start += T;
+        }
+      } finally {
+        gpu.reset();
+        devCache.release();
+        for (const b of [dk, dv, dq]) rt.pool.release(b);
+      }
+      console.log(`#   ${checked} rows' window starts checked`);
+      assert.ok(checked > n / 2, `only ${checked} of ${n} rows had a window key`);
+    });
+  }
+
+  test('sparsity 0: the dense wgmma kernel\'s output bit for bit', (t) => {
+    if (unsupported) return t.skip(unsupported);
+    const n = 777, H = 8, Hkv = 2, D = 128;
+    const rand = randomGenerator(47);
+    const q = randomBf16Values(n * H * D, rand, 2), k = randomBf16Values(n * Hkv * D, rand, 2), v = randomBf16Values(n * Hkv * D, rand);
+    const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
+    const dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v), dq = uploadAsBf16(rt, q);
+    const sparse = poisonedBf16(rt, n * H * D), dense = poisonedBf16(rt, n * H * D);
+    const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, sinkLocalRuleFrom({ sparsity: 0 }), 'window');
+    try {
+      devCache.appendTokens({ k: dk.ptr, v: dv.ptr, rowStride: Hkv * D }, n);
+      const scale = 1 / Math.sqrt(D);
+      gpu.prefill({
+        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.ptr, qRowStride: H * D, numQueries: n, queryStart: 0,
+        cache: devCache, out: sparse.ptr, isLastChunk: true,
+      });
+      new WgmmaFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }).run({
+        q: dq.ptr, k: devCache.keys.ptr, v: devCache.values.ptr, out: dense.ptr, numQueries: n, queryStart: 0, kvLen: n,
+        kvStride: devCache.capacity, scale,
+      });
+      const a = downloadBf16(rt, sparse, n * H * D), b = downloadBf16(rt, dense, n * H * D);
+      assert.equal(countNaN(a), 0);
+      assert.deepEqual(a, b);
+    } finally {
+      gpu.reset();
+      devCache.release();
+      for (const b of [dk, dv, dq, sparse, dense]) rt.pool.release(b);
+    }
+  });
+});
