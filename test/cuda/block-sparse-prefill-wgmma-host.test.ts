@@ -15,7 +15,7 @@ import {
 } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   DEFAULT_BLOCK_SPARSE_WGMMA_TILING, blockSparseWgmmaLabel, blockSparseWgmmaSharedBytes, parseBlockSparseWgmmaLabel,
-  resolveBlockSparseWgmmaTiling,
+  resolveBlockSparseWgmmaTiling, wgmmaAblationDefines,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import {
   AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice, chunkListsAreSparse,
@@ -195,6 +195,24 @@ describe('wgmma block-sparse tiling', () => {
     assert.throws(() => resolveBlockSparseWgmmaTiling({ stages: 5 as 4 }), /stages must be 2, 3 or 4/);
   });
 
+  test('ablation flags: labels, their inverse, defines only for set flags, checks', () => {
+    const plain = parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv');
+    assert.ok(plain && !('ablation' in plain), 'a label without flags resolves to the plain tiling');
+    assert.deepEqual(resolveBlockSparseWgmmaTiling({ ablation: { deferPv: false } }), DEFAULT_BLOCK_SPARSE_WGMMA_TILING);
+    assert.deepEqual(wgmmaAblationDefines(DEFAULT_BLOCK_SPARSE_WGMMA_TILING), {});
+    const all = parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-dpv-lm-ot');
+    assert.deepEqual(all, { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'kv', ablation: { deferPv: true, leanMask: true, ownTurns: true } });
+    assert.deepEqual(wgmmaAblationDefines(all!), { DEFER_PV: 1, LEAN_MASK: 1, OWN_TURNS: 1 });
+    for (const label of ['wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-lm', 'wgmma-n64-s3-ot', 'wgmma-n128-s2-dpv-ot']) {
+      assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel(label)!), label);
+    }
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-dpv')!), { DEFER_PV: 1 });
+    assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-lm-dpv'), null, 'flags in the fixed order only');
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-ot'), /ownTurns pairs the own steps of 2 consumers only/);
+    assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
+    assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
+  });
+
   test('shared memory: the defaults and 128-key steps three deep fit the 227 KB of an H100 block; four deep does not', () => {
     const limit = 227 * 1024;
     assert.equal(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 3, consumers: 2 }), (128 + 6 * 64) * 256 + 8 * 13 + 4 * 3 * 4 + 1024);
@@ -231,12 +249,25 @@ describe('wgmma block-sparse tiling', () => {
  * when a release would count towards another fill's phase, a turn barrier would merge two
  * generations, or an arrival is left without its wait at the end. keepPendingOnSkip: the rule the
  * kernel must not follow (a skipped step leaves the pending P·V, and its V stage, held), to show that
- * the model sees the deadlock it causes.
+ * the model sees the deadlock it causes. Ablation rules (the kernel's DEFER_PV and OWN_TURNS):
+ * deferLimit: a skipped step keeps the pending P·V while it is from fewer than deferLimit steps back
+ * (the kernel's DEFER_PV: stages); pairedOwn: turns also in that many pairs of own steps after the
+ * leading ones (warpgroup 0's, then 1's; two consumers).
  */
-function simulate(computes: boolean[][], stages: number, stepsAll: number, rand: () => number, keepPendingOnSkip = false): boolean {
+function simulate(
+  computes: boolean[][], stages: number, stepsAll: number, rand: () => number, keepPendingOnSkip = false,
+  rules: { deferLimit?: number; pairedOwn?: number } = {},
+): boolean {
   const C = computes.length;
   const N = computes[0].length;
+  const paired = rules.pairedOwn ?? 0;
+  const turnEnd = stepsAll + 2 * paired;
   for (let i = 0; i < stepsAll; i++) assert.ok(computes.every((c) => c[i]), 'all warpgroups compute the leading steps');
+  if (paired > 0) assert.equal(C, 2, 'own-step turns pair two consumers');
+  for (let i = stepsAll; i < turnEnd; i++) {
+    const owner = (i - stepsAll) % 2;
+    assert.ok(computes[owner][i] && !computes[1 - owner][i], `step ${i} is warpgroup ${owner}'s own step of a pair`);
+  }
   const filled = { K: new Array<number>(stages).fill(0), V: new Array<number>(stages).fill(0) }; // completed fills
   const released = { K: Array.from({ length: stages }, () => [] as number[]), V: Array.from({ length: stages }, () => [] as number[]) }; // releasing warpgroups, all fills
   const turnArrivals = new Array<number>(C + 1).fill(0), turnSyncs = new Array<number>(C + 1).fill(0); // named barriers 1..C
@@ -261,15 +292,15 @@ function simulate(computes: boolean[][], stages: number, stepsAll: number, rand:
   }
   function* consumer(wg: number): Generator<() => boolean> {
     const bar = 1 + wg, next = 1 + ((wg + 1) % C);
-    if (wg === C - 1 && stepsAll > 0) turnArrivals[1]++;
-    let st = 0, use = 0, pst = 0, puse = 0, pending = false;
+    if (wg === C - 1 && turnEnd > 0) turnArrivals[1]++;
+    let st = 0, use = 0, pst = 0, puse = 0, pstep = 0, pending = false;
     const sync = function* (): Generator<() => boolean> {
       const gen = ++turnSyncs[bar];
       assert.ok(turnArrivals[bar] <= gen, `barrier ${bar}: two arrivals in one generation`);
       yield () => turnArrivals[bar] >= gen;
     };
     const arriveTurn = (i: number): void => {
-      if (wg !== C - 1 || i + 1 < stepsAll) {
+      if (wg !== C - 1 || i + 1 < turnEnd) {
         turnArrivals[next]++;
         assert.ok(turnArrivals[next] <= turnSyncs[next] + 1, `barrier ${next}: arrivals ran ahead of its waits`);
       }
@@ -277,16 +308,17 @@ function simulate(computes: boolean[][], stages: number, stepsAll: number, rand:
     for (let i = 0; i < N; i++) {
       const [s, u] = [st, use];
       yield () => filled.K[s] > u;
-      const turns = i < stepsAll;
+      const turns = i < turnEnd;
       if (computes[wg][i]) {
         if (pending) { const [ps, pu] = [pst, puse]; yield () => filled.V[ps] > pu; }
         if (turns) yield* sync();
         if (turns) arriveTurn(i);
         release('K', s, u, wg);
         if (pending) release('V', pst, puse, wg);
-        pending = true; pst = s; puse = u;
+        pending = true; pst = s; puse = u; pstep = i;
       } else {
-        if (pending && !keepPendingOnSkip) {
+        const kept = keepPendingOnSkip || (rules.deferLimit !== undefined && i - pstep < rules.deferLimit);
+        if (pending && !kept) {
           const [ps, pu] = [pst, puse];
           yield () => filled.V[ps] > pu;
           release('V', ps, pu, wg);
@@ -319,6 +351,19 @@ function simulate(computes: boolean[][], stages: number, stepsAll: number, rand:
     }
     advance(ready[Math.floor(rand() * ready.length)]);
   }
+}
+
+/**
+ * Pairs of own steps after the leading shared ones (warpgroup 0's step, then warpgroup 1's), as the
+ * steps kernel counts them for OWN_TURNS: min(steps of warpgroup 0's own class, of warpgroup 1's).
+ */
+function pairedOwnSteps(computes: boolean[][], stepsAll: number): number {
+  let pairs = 0;
+  for (let i = stepsAll; i + 1 < computes[0].length; i += 2) {
+    if (computes[0][i] && !computes[1][i] && !computes[0][i + 1] && computes[1][i + 1]) pairs++;
+    else break;
+  }
+  return pairs;
 }
 
 /** Which steps each warpgroup computes in a CTA's entries (the kernel's skip rule). */
@@ -356,6 +401,75 @@ describe('wgmma block-sparse synchronisation model', () => {
       }
     });
   }
+
+  for (const consumers of [2, 3] as const) {
+    test(`${consumers} consumers, DEFER_PV: finishes under random schedules with the pending P·V kept across up to stages - 1 skips`, () => {
+      const r = rng(140 + consumers);
+      for (let trial = 0; trial < 400; trial++) {
+        const N = 1 + Math.floor(r() * 14);
+        const all = Math.floor(r() * (N + 1) * (trial % 2));
+        const computes = Array.from({ length: consumers }, () => {
+          const p = r();
+          return Array.from({ length: N }, (_, i) => i < all || r() < p);
+        });
+        const stages = 2 + (trial % 3);
+        assert.ok(simulate(computes, stages, all, r, false, { deferLimit: stages }), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+      }
+    });
+  }
+
+  test('DEFER_PV: keeping the pending P·V one step longer (stages skips) deadlocks, so the kernel\'s bound is tight', () => {
+    // Warpgroup 0 computes step 0 and then skips steps 1..stages holding V0: the skip at step `stages`
+    // waits for V of that step, the producer's next fill of stage 0, which waits for V0's release.
+    for (const stages of [2, 3, 4]) {
+      const N = stages + 2;
+      const computes = [Array.from({ length: N }, (_, i) => i === 0 || i === N - 1), Array.from({ length: N }, () => true)];
+      for (let seed = 0; seed < 10; seed++) {
+        assert.equal(simulate(computes, stages, 0, rng(seed), false, { deferLimit: stages + 1 }), false, `stages ${stages} seed ${seed}`);
+        assert.equal(simulate(computes, stages, 0, rng(seed), false, { deferLimit: stages }), true, `stages ${stages} seed ${seed}`);
+      }
+    }
+  });
+
+  test('2 consumers, OWN_TURNS: turns through the paired own steps finish under random schedules (with and without DEFER_PV)', () => {
+    const r = rng(77);
+    for (let trial = 0; trial < 400; trial++) {
+      // The kernel's class order: shared steps, pairs of own steps (0's, then 1's), then one class's rest.
+      const all = Math.floor(r() * 4) * (trial % 2), paired = Math.floor(r() * 5), rest = Math.floor(r() * 4), restOwner = trial % 3 === 0 ? 1 : 0;
+      const computes = [0, 1].map((wg) => [
+        ...Array.from({ length: all }, () => true),
+        ...Array.from({ length: 2 * paired }, (_, i) => i % 2 === wg),
+        ...Array.from({ length: rest }, () => wg === restOwner),
+      ]);
+      if (computes[0].length === 0) continue;
+      assert.equal(pairedOwnSteps(computes, all), paired);
+      const stages = 2 + (trial % 3);
+      const deferLimit = trial % 4 < 2 ? stages : undefined;
+      assert.ok(simulate(computes, stages, all, r, false, { pairedOwn: paired, deferLimit }), `deadlock: stages ${stages}, all ${all}, paired ${paired}, rest ${rest}`);
+    }
+  });
+
+  test('2 consumers, OWN_TURNS and DEFER_PV: finish on the step lists of real selections', () => {
+    const sel = randomSelection(1500, 16, 1, 9);
+    const lists = packChunkLists(sel);
+    for (const blockN of [64, 128] as const) {
+      const geo = wgmmaStepGeometry(1500, 1, lists.stride, 16, blockN, 2);
+      const r = rng(8);
+      let pairsSeen = 0;
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
+        if (entries.length === 0) continue;
+        const computes = computesOf(entries, geo.subTiles, 2);
+        const all = wgmmaStepsAll(entries, geo.subTiles, 2);
+        const paired = pairedOwnSteps(computes, all);
+        pairsSeen += paired;
+        for (const stages of [2, 3]) {
+          assert.ok(simulate(computes, stages, all, r, false, { pairedOwn: paired, deferLimit: stages }), `deadlock in CTA ${cr}, stages ${stages}`);
+        }
+      }
+      assert.ok(pairsSeen > 0, 'the selection has paired own steps');
+    }
+  });
 
   test('3 consumers: a skipped step that keeps its pending P·V deadlocks in the model (the flush is needed)', () => {
     // Warpgroup 0 computes step 0, skips steps 1-3 holding V0, computes step 4: the producer's V2 (stage

@@ -7,17 +7,19 @@
  * variant is reachable through BlockSparseFlashPrefill's `wgmma` option. Each case runs with CTAs of two
  * consumer warpgroups (128 rows) and, where its tiling has 64-key steps, of three (192 rows); the GQA
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
- * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). Needs a
- * compute capability 9.0 GPU; skipped with the reason elsewhere.
+ * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
+ * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns, labels -dpv / -lm / -ot)
+ * run the same checks on their own cases ("ablation" in the test names). Needs a compute capability
+ * 9.0 GPU; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
-import { wgmmaCtaRows, wgmmaCtaSteps, wgmmaStepsAll } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { wgmmaCtaRows, wgmmaCtaSteps, wgmmaPairedOwnSteps, wgmmaStepsAll } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
-  BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel, resolveBlockSparseWgmmaTiling,
+  BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel, parseBlockSparseWgmmaLabel, resolveBlockSparseWgmmaTiling,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { BlockSparseFlashPrefill, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
@@ -70,13 +72,14 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     else kernel.run(args);
     const out = downloadBf16(rt, dout, n * H * D);
     // The kernel that ran (the automatic choice picks one of two per run by the lists).
-    const { entries, stepCounts, stepsBoth, geometry: geo } = (launcher?.wgmma ?? kernel).downloadSteps();
+    const { entries, stepCounts, stepsBoth, pairedOwnSteps, geometry: geo } = (launcher?.wgmma ?? kernel).downloadSteps();
     for (let h = 0; h < H; h++) {
       for (let cr = 0; cr < geo.numCtaRows; cr++) {
         const cta = h * geo.numCtaRows + cr;
         const expected = wgmmaCtaSteps(host, n, geo, h, cr);
         assert.equal(stepCounts[cta] * geo.subTiles, expected.length, `steps of CTA ${h}/${cr}`);
         assert.equal(stepsBoth[cta], wgmmaStepsAll(expected, geo.subTiles, geo.consumers), `leading all-steps of CTA ${h}/${cr}`);
+        if (pairedOwnSteps) assert.equal(pairedOwnSteps[cta], wgmmaPairedOwnSteps(expected, geo.subTiles), `paired own steps of CTA ${h}/${cr}`);
         assert.deepEqual([...entries.subarray(cta * geo.stepStride, cta * geo.stepStride + expected.length)], expected, `step list of CTA ${h}/${cr}`);
       }
     }
@@ -183,6 +186,95 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       const B = Math.ceil(300 / 16);
       // Head 3: one whole CTA (the second: rows 128..255, or 192..299 with three consumers) selects
       // nothing at all, so it has no steps.
+      const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
+      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
+      const ref = selectionReference(x, sel);
+      const out = runGpu(x, sel, tiling);
+      assert.equal(countNaN(out), 0, 'every output element must be written');
+      assertEmptyRowsAreZero(out, x, sel);
+      const err = relativeError(out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+  // Ablation variants (session 7): each flag alone on the automatic choice's two tilings (in the
+  // default KV-head-major order), all together, and on the 64-key two-consumer tiling (more own steps
+  // per CTA, so more deferred P·Vs and paired turns), heads-major and D = 64 too.
+  const ABLATION_LABELS = [
+    'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
+    'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
+    'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-dpv',
+  ];
+  const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
+    const t = parseBlockSparseWgmmaLabel(label);
+    if (!t) throw new Error(`not a wgmma label: ${label}`);
+    return t;
+  };
+  const ablationCases = [
+    { n: 2048, H: 4, Hkv: 2, D: 128 as const, chunk: 16, top: 20, extraRows: 5, seed: 5 }, // many steps: stages wrap, long own runs
+    { n: 1000, H: 8, Hkv: 2, D: 128 as const, chunk: 16, top: 8, extraRows: 0, seed: 1 }, // GQA 4
+    { n: 333, H: 4, Hkv: 4, D: 64 as const, chunk: 16, top: 5, extraRows: 3, seed: 2 }, // partial last chunk and CTA, D = 64
+    { n: 700, H: 4, Hkv: 1, D: 128 as const, chunk: 64, top: 4, extraRows: 0, seed: 6 }, // c = 64: whole stages of one slot's chunk
+  ];
+  // The CPU method's output and selection, once per case (every label reuses them).
+  const references = new Map<number, { x: BlockSparseInputs; sel: ChunkSelection; ref: Float32Array }>();
+  const referenceOf = (i: number) => {
+    const c = ablationCases[i];
+    const known = references.get(i);
+    if (known) return known;
+    const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
+    const cache = cpuCacheOf(x);
+    const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
+    const ref = new Float32Array(c.n * c.H * c.D);
+    new BlockSparsePrefill(c.chunk, null, c.top).prefill({ layer: 0, shape, queries: x.q, numQueries: c.n, queryStart: 0, cache, out: ref, isLastChunk: true });
+    const sel = selectBlockSparseChunks(new BlockSparsePrefill(c.chunk, null, c.top), x.q, cache.keys.map((k) => k.subarray(0, c.n * c.D)), c.n, c.H, c.D);
+    const r = { x, sel, ref };
+    references.set(i, r);
+    return r;
+  };
+  for (const label of ABLATION_LABELS) {
+    ablationCases.forEach((c, i) => {
+      test(`ablation ${label}: n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} vs the CPU method`, (t) => {
+        if (noWgmma) return t.skip(noWgmma);
+        const { x, sel, ref } = referenceOf(i);
+        const out = runGpu(x, sel, ablationTiling(label));
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        const err = relativeError(out, ref);
+        console.log(`#   rel err ${err.toExponential(2)}`);
+        assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      });
+    });
+    test(`ablation ${label}: a list of every causal chunk equals the dense flash kernel (partial last block, GQA)`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const n = 555, H = 8, Hkv = 2, D = 128;
+      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 11);
+      const B = Math.ceil(n / 16);
+      const heads = Array.from({ length: H }, () => {
+        const selected = new Int32Array(B * B), counts = new Int32Array(B);
+        for (let m = 0; m < B; m++) {
+          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
+          counts[m] = m + 1;
+        }
+        return { selected, counts, stride: B };
+      });
+      const out = runGpu(x, { chunkSize: 16, numTokens: n, heads }, ablationTiling(label), true);
+      const dense = new FlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
+      const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
+      const dout = poisonedBf16(rt, n * H * D);
+      dense.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: 1 / Math.sqrt(D) });
+      const ref = downloadBf16(rt, dout, n * H * D);
+      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+      assert.equal(countNaN(out), 0);
+      const err = relativeError(out, ref);
+      console.log(`#   vs dense flash: rel diff ${err.toExponential(2)}`);
+      assert.ok(err < 2e-3, `with every chunk it differs from dense flash by ${err}`);
+    });
+    test(`ablation ${label}: empty rows and an empty CTA write zeros; other rows attend exactly their lists`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const tiling = ablationTiling(label);
+      const x = randomBlockSparseInputs(300, 4, 2, 128, 0, 6);
+      const sel = handMadeEmptyRowSelection(300, 4);
+      const B = Math.ceil(300 / 16);
       const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
       for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
       const ref = selectionReference(x, sel);

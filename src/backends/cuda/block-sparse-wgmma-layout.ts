@@ -227,6 +227,21 @@ export function wgmmaStepsAll(entries: number[], subTiles: number, consumers: Wg
   return steps;
 }
 
+/**
+ * Pairs of own steps after the leading all-warpgroup ones in a two-consumer CTA's list (warpgroup 0's
+ * step, then warpgroup 1's): min(steps of tiles only warpgroup 0 uses, of tiles only warpgroup 1 uses),
+ * what the steps kernel packs beside stepsBoth for the OWN_TURNS ablation.
+ */
+export function wgmmaPairedOwnSteps(entries: number[], subTiles: number): number {
+  const stepsOf = [0, 0];
+  for (let step = 0; step * subTiles < entries.length; step++) {
+    const mask = entries.slice(step * subTiles, (step + 1) * subTiles).reduce((m, e) => m | wgmmaEntryMask(e, 2), 0);
+    const set = warpgroupSet(mask, 2);
+    if (set === 1 || set === 2) stepsOf[set - 1]++;
+  }
+  return Math.min(stepsOf[0], stepsOf[1]);
+}
+
 /** How many steps each consumer warpgroup computes in one CTA's list (for the benchmark's work model). */
 export function wgmmaComputedSteps(entries: number[], subTiles: number, consumers: WgmmaConsumers = 2): number[] {
   const done = new Array<number>(consumers).fill(0);

@@ -52,6 +52,19 @@
 //
 // Codegen parameters (-D): HEAD_DIM (64 or 128), BLOCK_N (64 or 128 keys per step: 4 or 8 sub-tiles),
 // KV_STAGES (2 to 4), CONSUMERS (2 or 3; 3 with BLOCK_N 64 only), CTA_ORDER (0 or 1).
+//
+// Ablation flags (session 7, docs/perf.md "Block-sparse prefill"; each 0 by default, where the code is
+// what it was, and each changes one thing of the step; results stay exact):
+//   DEFER_PV   a skipped step keeps the pending P·V (and its V stage) while that P·V's step is fewer
+//              than KV_STAGES steps back, so the next computed step issues it beside its Q·Kᵀ as the
+//              leading steps do; it is flushed only where the producer's next fill of its V stage (step
+//              pending + KV_STAGES) would wait for it. (The plain rule flushes before every skip.)
+//   LEAN_MASK  no per-sub-tile mask loop in a step whose every sub-tile this warp's slot selected and
+//              whose keys all lie left of the warp's first row and inside the cache (one warp-uniform test
+//              on the last, largest tile: a class's steps are ascending).
+//   OWN_TURNS  (two consumers) turns also in the paired own steps (warpgroup 0's and 1's alternating
+//              steps after the shared ones), so the two issue in strict alternation there too; the steps
+//              kernel adds the paired count to stepCounts' second word (stepsBoth | paired << 16).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -71,6 +84,15 @@
 #endif
 #ifndef CTA_ORDER
 #define CTA_ORDER 0
+#endif
+#ifndef DEFER_PV
+#define DEFER_PV 0
+#endif
+#ifndef LEAN_MASK
+#define LEAN_MASK 0
+#endif
+#ifndef OWN_TURNS
+#define OWN_TURNS 0
 #endif
 
 namespace {
@@ -107,6 +129,8 @@ static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
+static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1), "ablation flags are 0 or 1");
+static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
@@ -318,7 +342,12 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
   }
   if (tid == 0) {
     stepCounts[2 * cta] = min(numSteps, stepStride / SUB);
+#if OWN_TURNS
+    // The launcher keeps step counts below 2^16 for this variant.
+    stepCounts[2 * cta + 1] = min(stepsOf[0], stepStride / SUB) | (min(stepsOf[1], stepsOf[2]) << 16);
+#else
     stepCounts[2 * cta + 1] = min(stepsOf[0], stepStride / SUB);
+#endif
   }
 }
 
@@ -348,7 +377,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int m0 = cr * BM;
   const int cta = h * gridDim.x + cr;
   const int numSteps = stepCounts[2 * cta];
+#if OWN_TURNS
+  const int stepsBoth = stepCounts[2 * cta + 1] & 0xffff;  // the leading steps of tiles all warpgroups use
+  // Turns run through the shared steps and the paired own steps after them (warpgroup 0's first).
+  const int turnEnd = stepsBoth + 2 * (stepCounts[2 * cta + 1] >> 16);
+#else
   const int stepsBoth = stepCounts[2 * cta + 1];  // the leading steps of tiles all warpgroups use
+  const int turnEnd = stepsBoth;
+#endif
   const int* entries = steps + (size_t)cta * stepStride;
 
   constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 32;  // one per consumer warp
@@ -415,11 +451,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     // goes round the ring 0 -> 1 (-> 2) -> 0: warpgroup w waits on barrier 1 + w and hands the turn on.
     // (The two-consumer forms are written as they were, so that variant's code stays the same.)
     const int nextTurn = CONSUMERS == 2 ? 2 - wg : 1 + (wg + 1) % CONSUMERS;
-    if (wg == CONSUMERS - 1 && stepsBoth > 0) named_bar_arrive(1, TURN_THREADS);  // warpgroup 0 issues first
+    if (wg == CONSUMERS - 1 && turnEnd > 0) named_bar_arrive(1, TURN_THREADS);  // warpgroup 0 issues first
     mbar_wait(fullQ, 0);
     int st = 0, pst = 0;   // stages of step i and of the pending P·V
     u32 use = 0, puse = 0; // how many times those stages were filled before
     bool pending = false;  // a P·V (of step i - 1) waits to be issued
+#if DEFER_PV
+    int pstep = 0;         // the step of the pending P·V
+#endif
     // The pending P·V alone (a skipped step, or the end), waited for, its V stage released.
     auto flushPV = [&]() {
       mbar_wait(fullV + 8 * pst, puse & 1);
@@ -445,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;
       }
       wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
-      const bool turns = i < stepsBoth;  // all warpgroups compute this step: they take turns to issue
+      const bool turns = i < turnEnd;  // all warpgroups compute this step (or, OWN_TURNS, it is a paired own step): take turns
       if (wgBits != 0u) {
         if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
         if (turns) named_bar_sync(1 + wg, TURN_THREADS);  // this warpgroup's turn to issue
@@ -456,11 +495,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         if (pending) issuePV(sV + pst * KV_TILE);
         wgmma_commit();
         // The next one's turn (the last warpgroup's last arrival would have no matching wait).
-        if (turns && ((CONSUMERS == 2 ? wg == 0 : wg != CONSUMERS - 1) || i + 1 < stepsBoth)) named_bar_arrive(nextTurn, TURN_THREADS);
+        if (turns && ((CONSUMERS == 2 ? wg == 0 : wg != CONSUMERS - 1) || i + 1 < turnEnd)) named_bar_arrive(nextTurn, TURN_THREADS);
         float alpha[2];
         wgmma_wait<1>();
         wgmma_fence_operands(s);
         release(emptyK + 8 * st);
+#if LEAN_MASK
+        // Every sub-tile selected, the last (largest) one left of the warp's first row and inside the
+        // cache: nothing to mask.
+        const bool clean = mineBits == (1u << SUB) - 1u && n0[SUB - 1] + TILE - 1 <= warpFirstPos && n0[SUB - 1] + TILE <= kvLen;
+        if (!clean) {
+#endif
 #pragma unroll
         for (int e = 0; e < SUB; ++e) {
           if ((mineBits >> e) & 1u) {
@@ -470,6 +515,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
             for (int half = 0; half < 2; ++half) s[2 * e + half][0] = s[2 * e + half][1] = s[2 * e + half][2] = s[2 * e + half][3] = NEG_INF;
           }
         }
+#if LEAN_MASK
+        }
+#endif
         flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
         wgmma_wait<0>();
         wgmma_fence_operands(o);
@@ -480,12 +528,23 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         pending = true;
         pst = st;
         puse = use;
+#if DEFER_PV
+        pstep = i;
+#endif
       } else {
         // Nothing of this warpgroup here (a step of the others' tiles: no turns): the pending P·V
         // goes now (see the header), the stages are released once filled (an early arrival would
         // count towards the previous fill's release).
+#if DEFER_PV
+        // Kept while the producer's next fill of its V stage (step pstep + S) is not this step's.
+        if (pending && i - pstep >= S) {
+          flushPV();
+          pending = false;
+        }
+#else
         if (pending) flushPV();
         pending = false;
+#endif
         release(emptyK + 8 * st);
         mbar_wait(fullV + 8 * st, use & 1);
         release(emptyV + 8 * st);

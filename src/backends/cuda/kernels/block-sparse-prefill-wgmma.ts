@@ -6,7 +6,8 @@
  * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it on Hopper (AUTO_BLOCK_SPARSE_WGMMA_TILING
  * unless given a `wgmma` tiling). CTAs of two consumer warpgroups (128 query rows) or three (192 rows,
  * `consumers: 3`, 64-key steps only; docs/perf.md, "More query rows per CTA"), their blocks in one of two
- * orders (`ctaOrder`; docs/perf.md, "Session 5").
+ * orders (`ctaOrder`; docs/perf.md, "Session 5"). Opt-in ablation flags (`ablation`, session 7) each change
+ * one thing inside the attention step; none is on by default.
  */
 import { type WgmmaConsumers, type WgmmaCtaOrder, type WgmmaStepGeometry, wgmmaCtaRows, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
 import type { DeviceBuffer } from '../memory-pool.js';
@@ -23,6 +24,26 @@ const LOG2E = 1.4426950408889634;
 const STEPS_THREADS = 256;
 /** Largest key tile an entry holds at three consumers (keyTile | 12-bit mask << 20). */
 const MAX_KEY_TILES_C3 = 1 << 20;
+/** ownTurns packs two step counts into one int (stepsBoth | paired << 16). */
+const MAX_STEPS_OWN_TURNS = 1 << 16;
+
+/**
+ * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS; its
+ * header says what each does). All off: the kernel as it was. Results are the same under every flag.
+ */
+export interface WgmmaAblation {
+  /** A skipped step keeps the pending P·V while its step is fewer than `stages` steps back. */
+  deferPv?: boolean;
+  /** No per-sub-tile masking where the warp's slot selected every sub-tile, all left of its diagonal. */
+  leanMask?: boolean;
+  /** Turns also in the paired own steps (two consumers only). */
+  ownTurns?: boolean;
+}
+const ABLATION_FLAGS = [
+  { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
+  { key: 'leanMask', define: 'LEAN_MASK', suffix: 'lm' },
+  { key: 'ownTurns', define: 'OWN_TURNS', suffix: 'ot' },
+] as const;
 
 
 export interface BlockSparseWgmmaTiling {
@@ -37,29 +58,61 @@ export interface BlockSparseWgmmaTiling {
   consumers: WgmmaConsumers;
   /** Block order of the attention grid (see WgmmaCtaOrder); left out: 'heads', the default. */
   ctaOrder?: WgmmaCtaOrder;
+  /** Opt-in ablation flags (left out or all false: the kernel as it was). */
+  ablation?: WgmmaAblation;
 }
 
-/** 64-key steps (a warpgroup skips at that grain) three stages deep (gathered tiles: more in flight). */
-export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: Required<BlockSparseWgmmaTiling> = { blockN: 64, stages: 3, consumers: 2, ctaOrder: 'heads' };
+/** A checked tiling: every field but `ablation` filled in; `ablation` present only with a flag set. */
+export type ResolvedWgmmaTiling = Required<Omit<BlockSparseWgmmaTiling, 'ablation'>> & { ablation?: WgmmaAblation };
 
-/** e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major order). */
+/** 64-key steps (a warpgroup skips at that grain) three stages deep (gathered tiles: more in flight). */
+export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 64, stages: 3, consumers: 2, ctaOrder: 'heads' };
+
+/**
+ * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
+ * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns).
+ */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
-  return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}${t.ctaOrder === 'kv' ? '-kv' : ''}`;
+  const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
+  return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}${t.ctaOrder === 'kv' ? '-kv' : ''}${flags}`;
 }
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
-export function parseBlockSparseWgmmaLabel(label: string): Required<BlockSparseWgmmaTiling> | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?$/.exec(label);
+export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
     ctaOrder: m[4] === undefined ? 'heads' : 'kv',
+    ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined },
   });
 }
 
+/** The set flags only, or undefined when none is set (so a tiling without flags equals the plain one). */
+function normaliseAblation(a: WgmmaAblation | undefined): WgmmaAblation | undefined {
+  if (a === undefined) return undefined;
+  const out: WgmmaAblation = {};
+  for (const key of Object.keys(a) as (keyof WgmmaAblation)[]) {
+    const value: unknown = a[key];
+    if (!ABLATION_FLAGS.some((f) => f.key === key)) throw new Error(`block-sparse wgmma: unknown ablation flag ${String(key)}`);
+    if (typeof value !== 'boolean' && value !== undefined) throw new Error(`block-sparse wgmma: ablation flag ${key} must be a boolean (got ${String(value)})`);
+    if (value === true) out[key] = true;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The kernel's -D defines of a tiling's ablation flags (none for the plain kernel: its cache key stays). */
+export function wgmmaAblationDefines(t: BlockSparseWgmmaTiling): Record<string, number> {
+  return Object.fromEntries(ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => [f.define, 1]));
+}
+
 /** Defaults filled in, then checked; an error names the bad field. */
-export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>): Required<BlockSparseWgmmaTiling> {
-  const r = { ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...t, ctaOrder: t.ctaOrder ?? DEFAULT_BLOCK_SPARSE_WGMMA_TILING.ctaOrder };
+export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>): ResolvedWgmmaTiling {
+  const { ablation: _given, ...plain } = t;
+  const ablation = normaliseAblation(t.ablation);
+  const r: ResolvedWgmmaTiling = {
+    ...DEFAULT_BLOCK_SPARSE_WGMMA_TILING, ...plain, ctaOrder: t.ctaOrder ?? DEFAULT_BLOCK_SPARSE_WGMMA_TILING.ctaOrder, ...(ablation ? { ablation } : {}),
+  };
   if (r.blockN !== 64 && r.blockN !== 128) throw new Error(`block-sparse wgmma: blockN must be 64 or 128 (got ${r.blockN})`);
   if (![2, 3, 4].includes(r.stages)) throw new Error(`block-sparse wgmma: stages must be 2, 3 or 4 (got ${r.stages})`);
   if (r.consumers !== 2 && r.consumers !== 3) throw new Error(`block-sparse wgmma: consumers must be 2 or 3 (got ${r.consumers})`);
@@ -67,6 +120,7 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
   if (r.consumers === 3 && r.blockN !== 64) {
     throw new Error('block-sparse wgmma: 3 consumers take blockN 64 only (128-key steps serialise the wgmma chain at 152 registers)');
   }
+  if (r.ablation?.ownTurns && r.consumers !== 2) throw new Error('block-sparse wgmma: ownTurns pairs the own steps of 2 consumers only');
   return r;
 }
 
@@ -80,7 +134,7 @@ export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmma
 }
 
 export class BlockSparseWgmmaPrefill {
-  readonly tiling: Required<BlockSparseWgmmaTiling>;
+  readonly tiling: ResolvedWgmmaTiling;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private steps: DeviceBuffer | null = null;
   private stepCounts: DeviceBuffer | null = null;
@@ -107,6 +161,7 @@ export class BlockSparseWgmmaPrefill {
       // CTA_ORDER only when not the default, so the default's compile-cache key stays what it was.
       const defines = {
         HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages, CONSUMERS: t.consumers, ...(t.ctaOrder === 'kv' ? { CTA_ORDER: 1 } : {}),
+        ...wgmmaAblationDefines(t),
       };
       const mod = this.rt.module('block-sparse-prefill-wgmma.cu', defines, { arch: 'sm_90a' });
       this.kernels = {
@@ -126,6 +181,9 @@ export class BlockSparseWgmmaPrefill {
     const geo = wgmmaStepGeometry(T, H, l.stride, l.chunkSize, blockN, consumers);
     if (consumers === 3 && geo.numQueryTiles > MAX_KEY_TILES_C3) {
       throw new Error(`block-sparse wgmma: 3 consumers hold key tiles below 2^20 (${16 * MAX_KEY_TILES_C3} tokens); the prompt has ${T}`);
+    }
+    if (this.tiling.ablation?.ownTurns && geo.stepStride / geo.subTiles >= MAX_STEPS_OWN_TURNS) {
+      throw new Error(`block-sparse wgmma: ownTurns packs step counts below 2^16; this prompt's CTAs may take ${geo.stepStride / geo.subTiles}`);
     }
     this.lastGeometry = geo;
     const ctas = H * geo.numCtaRows;
@@ -148,9 +206,10 @@ export class BlockSparseWgmmaPrefill {
 
   /**
    * The last run's step lists (waits for the stream): entries [H · numCtaRows, stepStride], steps per
-   * CTA, and how many of those lead with tiles all warpgroups use.
+   * CTA, how many of those lead with tiles all warpgroups use, and (ownTurns only) how many own steps
+   * of each warpgroup follow in pairs.
    */
-  downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; stepsBoth: Int32Array; geometry: WgmmaStepGeometry } {
+  downloadSteps(): { entries: Int32Array; stepCounts: Int32Array; stepsBoth: Int32Array; pairedOwnSteps: Int32Array | null; geometry: WgmmaStepGeometry } {
     const geo = this.lastGeometry;
     if (!geo || !this.steps || !this.stepCounts) throw new Error('block-sparse wgmma: no run yet');
     this.rt.synchronize();
@@ -158,10 +217,12 @@ export class BlockSparseWgmmaPrefill {
     const entries = new Int32Array(ctas * geo.stepStride), counts = new Int32Array(2 * ctas);
     this.rt.cuda.download(entries, this.steps.ptr);
     this.rt.cuda.download(counts, this.stepCounts.ptr);
+    const packed = this.tiling.ablation?.ownTurns === true; // stepsBoth | paired << 16
     return {
       entries, geometry: geo,
       stepCounts: Int32Array.from({ length: ctas }, (_, c) => counts[2 * c]),
-      stepsBoth: Int32Array.from({ length: ctas }, (_, c) => counts[2 * c + 1]),
+      stepsBoth: Int32Array.from({ length: ctas }, (_, c) => (packed ? counts[2 * c + 1] & 0xffff : counts[2 * c + 1])),
+      pairedOwnSteps: packed ? Int32Array.from({ length: ctas }, (_, c) => counts[2 * c + 1] >>> 16) : null,
     };
   }
 

@@ -1,0 +1,71 @@
+/**
+ * The ablation variants of the wgmma block-sparse prefill (block-sparse-prefill-wgmma.cu's DEFER_PV,
+ * LEAN_MASK, OWN_TURNS; labels -dpv / -lm / -ot) that the GPU tests and the bench launch compile for
+ * sm_90a with nvcc at head dims 64 and 128: no register spills, no stack frame, no warning and no
+ * serialised wgmma chain (ptxas' "Potential Performance Loss" info line), as kernels-compile.test.ts
+ * checks for the plain variants. Skipped with a message where nvcc is absent.
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, describe, test } from 'node:test';
+import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { parseBlockSparseWgmmaLabel, wgmmaAblationDefines } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+
+const run = promisify(execFile);
+
+function nvccPresent(): boolean {
+  try {
+    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = nvccPresent() ? false : 'nvcc not found on PATH';
+if (skip) console.log(`# block-sparse wgmma ablation compile checks skipped: ${skip}`);
+
+/** The labels block-sparse-prefill-wgmma.test.ts and the round's bench command launch. */
+const LABELS = [
+  'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
+  'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
+  'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-dpv',
+];
+
+describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {
+  const dir = skip ? '' : mkdtempSync(join(tmpdir(), 'sf-bs-ablation-'));
+  after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+  const source = skip ? '' : readKernelSource('block-sparse-prefill-wgmma.cu');
+
+  test('the kernel source is where the launcher looks', () => {
+    assert.ok(kernelSourcePath('block-sparse-prefill-wgmma.cu').endsWith('block-sparse-prefill-wgmma.cu'));
+  });
+
+  for (const label of LABELS) {
+    for (const headDim of [128, 64]) {
+      test(`${label} D=${headDim}`, async () => {
+        const t = parseBlockSparseWgmmaLabel(label);
+        assert.ok(t, `${label} is a wgmma label`);
+        const defines: Record<string, number> = {
+          HEAD_DIM: headDim, BLOCK_N: t.blockN, KV_STAGES: t.stages, CONSUMERS: t.consumers,
+          ...(t.ctaOrder === 'kv' ? { CTA_ORDER: 1 } : {}), ...wgmmaAblationDefines(t),
+        };
+        assert.ok(Object.keys(wgmmaAblationDefines(t)).length > 0, `${label} sets an ablation flag`);
+        const src = join(dir, `${label}-d${headDim}.cu`);
+        writeFileSync(src, source);
+        const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
+          ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+        const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
+        const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
+        assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
+        for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
+        for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
+        assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
+        assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
+      });
+    }
+  }
+});
