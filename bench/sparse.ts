@@ -35,7 +35,7 @@ import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type {
-  DeviceAttentionShape, DeviceDecodeMethod, DevicePrefillMethod, EstimationTiming,
+  DeviceAttentionShape, DeviceDecodeMethod, DevicePrefillMethod,
 } from '../src/backends/cuda/methods/contract.js';
 import { denseDecodeDeviceFactory, densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
 import { type DeviceMethodEntry, checkDeviceMethod, listDeviceMethods } from '../src/backends/cuda/methods/index.js';
@@ -45,6 +45,9 @@ import type { HeadCounts } from '../src/engine/attention.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { MODEL_SHAPES } from './model.js';
+import {
+  type PrefillMeasurement, achievedOf, estimationOf, fmt, freeBytes, hasNaN, measurePrefill, median,
+} from './sparse-prefill-measure.js';
 
 type Phase = 'prefill' | 'decode';
 
@@ -117,41 +120,6 @@ export interface DecodeCase {
   attentionMs: number; attentionGbps: number; attentionCopyRatio: number;
 }
 export interface Skipped { phase: Phase; n: number; method: string | null; s: number | null; reason: string }
-
-/** Achieved sparsity 1 − Σ attended / Σ dense over the heads. */
-function achievedOf(c: HeadCounts): number {
-  let a = 0, d = 0;
-  for (let h = 0; h < c.attended.length; h++) {
-    a += c.attended[h];
-    d += c.dense[h];
-  }
-  return d === 0 ? 0 : 1 - a / d;
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function estimationOf(method: object): number | null {
-  const timing = method as Partial<EstimationTiming>;
-  return typeof timing.lastEstimationMs === 'function' ? timing.lastEstimationMs() : null;
-}
-
-/** Device memory free now (bytes). */
-function freeBytes(rt: CudaRuntime): number {
-  const free = new BigUint64Array(1), total = new BigUint64Array(1);
-  rt.cuda.check(rt.cuda.api.cuMemGetInfo(free, total), 'cuMemGetInfo');
-  return Number(free[0]);
-}
-
-/** Reads `rows` rows of `rowElements` bf16 values at row `first` of `buf`; true when any is NaN. */
-function hasNaN(rt: CudaRuntime, buf: DevicePtr, first: number, rows: number, rowElements: number): boolean {
-  rt.synchronize();
-  const bits = new Uint16Array(rows * rowElements);
-  rt.cuda.download(bits, buf + BigInt(first * rowElements * 2));
-  return bits.some((b) => (b & 0x7f80) === 0x7f80 && (b & 0x7f) !== 0);
-}
 
 class Bench {
   readonly config = benchConfig();
@@ -233,26 +201,9 @@ class Bench {
     this.random(q.ptr, n * rowElements);
     const repeats = n > 32768 ? Math.max(1, Math.min(this.o.repeats, 3)) : this.o.repeats;
     const call = { layer: 0, shape: this.shape, q: q.ptr, qRowStride: rowElements, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
-    /**
-     * Poisons the output, runs once, checks sampled rows, then times `repeats` calls one by one: each
-     * call's estimation time is read right after it, so attention = total − estimation pairs numbers of
-     * the same call (methods with a host step in their estimation vary from call to call by more than
-     * their attention takes). Medians of each.
-     */
-    const measure = (method: DevicePrefillMethod, label: string): { counts: HeadCounts; ms: number; estimationMs: number | null; attentionMs: number } | null => {
+    const measure = (method: DevicePrefillMethod, label: string): PrefillMeasurement | null => {
       try {
-        rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, n * rowElements, rt.stream);
-        const counts = method.prefill(call);
-        if (hasNaN(rt, out.ptr, 0, 64, rowElements) || hasNaN(rt, out.ptr, n - 64, 64, rowElements)) throw new Error('NaN in the output rows checked (first and last 64)');
-        const totals: number[] = [], estimations: number[] = [], attentions: number[] = [];
-        for (let i = 0; i < repeats; i++) {
-          const total = timeOnDevice(rt, () => method.prefill(call), { warmup: 0, repeats: 1 }).medianMs;
-          const est = estimationOf(method);
-          totals.push(total);
-          if (est !== null) estimations.push(est);
-          attentions.push(total - (est ?? 0));
-        }
-        return { counts, ms: median(totals), estimationMs: estimations.length ? median(estimations) : null, attentionMs: median(attentions) };
+        return measurePrefill(rt, method, call, repeats);
       } catch (e) {
         this.fail(`prefill ${label} n=${n}`, e);
         return null;
@@ -435,10 +386,6 @@ class Bench {
       rt.pool.trim();
     }
   }
-}
-
-function fmt(ms: number | null): string {
-  return ms === null ? '-' : ms.toFixed(2);
 }
 
 /** The two result tables as markdown (docs/perf.md takes them as they are). */
