@@ -5,6 +5,8 @@
 #   bench-attention   bench/attention.ts, then the PyTorch SDPA peer with ratios side by side
 #   bench-model       bench/model.ts (8B / 7B shapes, random weights), then the HF transformers sdpa peer
 #   bench-sparse      bench/sparse.ts: every GPU sparse method vs dense at n 16K-128K, s 0.5-0.95 (SPARSE_BENCH_ARGS)
+#   bench-sparse-activations  bench/sparse-activations.ts: the GPU prefill methods on the organism's captured
+#                     q/k/v (task prompts 4K-16K) beside random q/k/v (SPARSE_ACTIVATIONS_ARGS)
 #   kernel-oracle     bench/kernel-oracle.ts (each model kernel on random bf16, outputs poisoned), then
 #                     tools/peers/kernel_oracle.py (PyTorch / transformers fp32 recomputation, PASS/FAIL)
 #   experiment        `run EXPERIMENT --backend cuda` (EXPERIMENT: a preset or file, default organism) into
@@ -60,6 +62,11 @@ for job in "$@"; do
       ;;
     bench-sparse)
       node_run dist/bench/sparse.js --out "$out/sparse.json" ${SPARSE_BENCH_ARGS:-} 2>&1 | tee "$out/bench-sparse.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      ;;
+    bench-sparse-activations)
+      node_run dist/bench/sparse-activations.js --out "$out/sparse-activations.json" ${SPARSE_ACTIVATIONS_ARGS:-} 2>&1 \
+        | tee "$out/bench-sparse-activations.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       ;;
     kernel-oracle)

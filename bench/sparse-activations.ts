@@ -1,0 +1,581 @@
+/**
+ * Sparse prefill on a trained model's activations (issue 9). bench/sparse.ts times every GPU method on
+ * random q/k/v, which (a) gives Block-Sparse the worst selection structure there is (every 16-row
+ * chunk picks its key chunks independently, so a 64-row product computes up to 4× the pairs it
+ * attends) and (b) makes FlexPrefill's adaptive budget miss its target (near-uniform attention).
+ * This bench measures the same methods on what a trained model's attention actually looks like:
+ *
+ *   1. Task prompts from the project's own generators (src/tasks: niah, vt, story_retrieval, cwe, ...)
+ *      at n = 4K, 8K, 16K (the organism trained to 16K; 32K runs but is beyond its training: say so),
+ *      a few examples each (example i seeded with seed + i, as every run).
+ *   2. One dense prefill of the model (default models/organism: 6 layers, H 4, Hkv 2, D 64) on the GPU
+ *      in one chunk, with a RecordingDeviceAttention (bench/attention-recorder.ts) copying every
+ *      full-attention layer's post-RoPE queries and K/V cache into bench-owned buffers.
+ *   3. Per layer, exactly as bench/sparse.ts times a method (bench/sparse-prefill-measure.ts): every
+ *      GPU prefill method at each target s, and dense, on those captured tensors; and the same on
+ *      random q/k/v of the same shape (bench sparse's data, uniform in [-1, 1)) in the same process,
+ *      so the two read side by side.
+ *
+ * Reported per (data, task, n, method, s), summed over the layers (mean over examples of each
+ * example's sum): achieved sparsity (from HeadCounts) with its spread over the layers, estimation
+ * ms, attention ms (call − estimation), dense ms, attention / ((1 − achieved)·dense) with its spread
+ * over layers, and for block_sparse computed / attended pairs of its 64-row products
+ * (bench/block-sparse-product-union.ts, from the device's own chunk lists read back).
+ *
+ * --replicate R (optional second part): every captured layer's heads repeated R times (H·R query
+ * heads, Hkv·R KV heads, the GQA group unchanged: query head h of copy r reads KV head
+ * r·Hkv + ⌊h / g⌋), rows labelled "replicated ×R" — e.g. R 8 gives the organism H 32 / Hkv 8 / D 64,
+ * a Llama-8B-like head count with D 64. Its attention is the organism's, repeated: not a Llama's.
+ *
+ * Usage: npm run bench -- sparse-activations [--model models/organism] [--tasks niah,vt,story_retrieval,cwe]
+ *        [--examples 2] [--lengths 4096,8192,16384] [--sparsities 0.5,0.8,0.9,0.95] [--methods a,b]
+ *        [--repeats 3] [--seed 43] [--no-random] [--replicate R] [--time-budget S] [--out FILE]
+ * Prints a skip line where there is no CUDA device.
+ */
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import type { DevicePtr } from '../src/backends/cuda/context.js';
+import { DenseDeviceAttention } from '../src/backends/cuda/device-attention.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
+import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
+import type { DeviceAttentionShape, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
+import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
+import { checkDeviceMethod, listDeviceMethods } from '../src/backends/cuda/methods/index.js';
+import { CudaTransformerModel } from '../src/backends/cuda/model.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { StoreWeightSource } from '../src/backends/cuda/weight-source.js';
+import type { ChunkLists } from '../src/backends/cuda/block-sparse-layout.js';
+import { loadCheckpoint } from '../src/engine/checkpoint.js';
+import type { ModelConfig } from '../src/engine/model-config.js';
+import { getTask } from '../src/tasks/index.js';
+import { type CapturedLayer, RecordingDeviceAttention } from './attention-recorder.js';
+import { type ProductUnionCount, productUnionCount, unionFactor } from './block-sparse-product-union.js';
+import { achievedOf, fmt, freeBytes, measurePrefill } from './sparse-prefill-measure.js';
+
+export interface SparseActivationsOptions {
+  model: string;
+  tasks: string[];
+  examples: number;
+  lengths: number[];
+  sparsities: number[];
+  methods: string[] | null;
+  repeats: number;
+  seed: number;
+  random: boolean;
+  /** Head replication factor of the optional second part (1: none). */
+  replicate: number;
+  timeBudgetS: number;
+  out: string | null;
+}
+
+export function parseSparseActivationsArgs(argv: string[]): SparseActivationsOptions {
+  const o: SparseActivationsOptions = {
+    model: 'models/organism', tasks: ['niah', 'vt', 'story_retrieval', 'cwe'], examples: 2, lengths: [4096, 8192, 16384],
+    sparsities: [0.5, 0.8, 0.9, 0.95], methods: null, repeats: 3, seed: 43, random: true, replicate: 1, timeBudgetS: 480, out: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const numbers = (s: string, ok: (x: number) => boolean, what: string): number[] => s.split(',').map((x) => {
+      const v = Number(x);
+      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad ${what} "${x}"`);
+      return v;
+    });
+    const integer = (min: number, what: string): number => numbers(next(), (v) => Number.isInteger(v) && v >= min, what)[0];
+    const names = (): string[] => {
+      const list = next().split(',').filter((m) => m !== '');
+      if (!list.length) throw new Error(`${a}: an empty list`);
+      return list;
+    };
+    if (a === '--model') o.model = next();
+    else if (a === '--tasks') o.tasks = names();
+    else if (a === '--examples') o.examples = integer(1, 'example count (an integer >= 1)');
+    else if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 1024, 'length (an integer >= 1024)');
+    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1, 'sparsity (in [0, 1))');
+    else if (a === '--methods') o.methods = names();
+    else if (a === '--repeats') o.repeats = integer(1, 'repeat count');
+    else if (a === '--seed') o.seed = integer(0, 'seed (an integer >= 0)');
+    else if (a === '--no-random') o.random = false;
+    else if (a === '--replicate') o.replicate = integer(1, 'replication factor (an integer >= 1)');
+    else if (a === '--time-budget') o.timeBudgetS = numbers(next(), (v) => v > 0, 'number of seconds')[0];
+    else if (a === '--out') o.out = next();
+    else throw new Error(`unknown argument ${a} (see bench/sparse-activations.ts)`);
+  }
+  for (const t of o.tasks) getTask(t); // an unknown task fails here, naming the known ones
+  return o;
+}
+
+/** What one layer's inputs were: a trained model's (captured), random, or captured with heads repeated. */
+export type DataKind = 'activations' | 'random' | `replicated x${number}`;
+
+/** One (example, layer)'s measurement of one method at one s. */
+export interface LayerResult {
+  example: number;
+  layer: number;
+  n: number;
+  /** Σ over heads of the method's attended and dense-causal pairs (HeadCounts). */
+  attended: number;
+  dense: number;
+  estimationMs: number | null;
+  attentionMs: number;
+  denseMs: number;
+  /** block_sparse only: its 64-row products against the pairs they attend. */
+  union: ProductUnionCount | null;
+}
+
+export interface CaseSummary {
+  data: DataKind;
+  task: string;
+  /** Nominal n; the examples' real lengths (chat template included) in `lengths`. */
+  n: number;
+  lengths: number[];
+  method: string;
+  s: number;
+  examples: number;
+  layers: number;
+  /** 1 − Σ attended / Σ dense over every example, layer and head; min / max over the (example, layer) cells. */
+  achieved: number;
+  achievedMin: number;
+  achievedMax: number;
+  /** Sums over the layers, mean over the examples. */
+  estimationMs: number | null;
+  attentionMs: number;
+  denseMs: number;
+  /** Σ attention / ((1 − achieved)·Σ dense); min / max of the same ratio per (example, layer). */
+  ratioAchieved: number;
+  ratioMin: number;
+  ratioMax: number;
+  /** block_sparse: Σ computed / Σ attended pairs of its 64-row products; null for other methods. */
+  unionFactor: number | null;
+}
+
+/** Folds one case's per-layer results into its row (see CaseSummary for each field's rule). */
+export function summarizeCase(
+  key: { data: DataKind; task: string; n: number; method: string; s: number }, lengths: number[], results: LayerResult[],
+): CaseSummary {
+  if (!results.length) throw new Error(`summarize ${key.data} ${key.task} n=${key.n} ${key.method} s=${key.s}: no layer results`);
+  const examples = new Set(results.map((r) => r.example)).size;
+  const layers = new Set(results.map((r) => r.layer)).size;
+  let attended = 0, dense = 0, attentionMs = 0, denseMs = 0, estimationMs = 0, timedEstimations = 0;
+  let achievedMin = Infinity, achievedMax = -Infinity, ratioMin = Infinity, ratioMax = -Infinity;
+  const unions: ProductUnionCount[] = [];
+  for (const r of results) {
+    attended += r.attended;
+    dense += r.dense;
+    attentionMs += r.attentionMs;
+    denseMs += r.denseMs;
+    if (r.estimationMs !== null) {
+      estimationMs += r.estimationMs;
+      timedEstimations++;
+    }
+    const a = r.dense === 0 ? 0 : 1 - r.attended / r.dense;
+    const ratio = r.attentionMs / ((1 - a) * r.denseMs);
+    achievedMin = Math.min(achievedMin, a);
+    achievedMax = Math.max(achievedMax, a);
+    ratioMin = Math.min(ratioMin, ratio);
+    ratioMax = Math.max(ratioMax, ratio);
+    if (r.union) unions.push(r.union);
+  }
+  if (timedEstimations !== 0 && timedEstimations !== results.length) {
+    throw new Error(`summarize ${key.method}: ${timedEstimations} of ${results.length} layer calls timed an estimation`);
+  }
+  const achieved = dense === 0 ? 0 : 1 - attended / dense;
+  return {
+    ...key, lengths, examples, layers, achieved, achievedMin, achievedMax,
+    estimationMs: timedEstimations ? estimationMs / examples : null, attentionMs: attentionMs / examples, denseMs: denseMs / examples,
+    ratioAchieved: attentionMs / ((1 - achieved) * denseMs), ratioMin, ratioMax,
+    unionFactor: unions.length ? unionFactor(...unions) : null,
+  };
+}
+
+/**
+ * Row order of the table: by n, method (registry order), s, then the data sets side by side: the
+ * tasks' activations (in `tasks` order), their replicated heads, random last.
+ */
+export function sideBySide(methodOrder: string[], taskOrder: string[]): (a: CaseSummary, b: CaseSummary) => number {
+  const dataRank = (d: DataKind): number => (d === 'activations' ? 0 : d === 'random' ? 2 : 1);
+  const rank = (order: string[], x: string): number => (order.includes(x) ? order.indexOf(x) : order.length);
+  return (a, b) => a.n - b.n || rank(methodOrder, a.method) - rank(methodOrder, b.method) || a.s - b.s ||
+    dataRank(a.data) - dataRank(b.data) || rank(taskOrder, a.task) - rank(taskOrder, b.task);
+}
+
+/** The rows as one markdown table (docs/perf.md takes it as it is). */
+export function summaryTable(rows: CaseSummary[]): string {
+  const range = (lo: number, hi: number, digits: number): string => `${lo.toFixed(digits)}–${hi.toFixed(digits)}`;
+  const lines = [
+    '| data | task | n | method | s | achieved s (layers) | estimation ms | attention ms | dense ms | attention / ((1 − achieved)·dense) (layers) | block-sparse 64-row computed / attended |',
+    '| --- | --- | --: | --- | --: | --- | --: | --: | --: | --- | --: |',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.data} | ${r.task} | ${r.n} | ${r.method} | ${r.s} | ${r.achieved.toFixed(3)} (${range(r.achievedMin, r.achievedMax, 3)}) | ` +
+      `${fmt(r.estimationMs)} | ${r.attentionMs.toFixed(3)} | ${r.denseMs.toFixed(3)} | ${r.ratioAchieved.toFixed(2)} (${range(r.ratioMin, r.ratioMax, 2)}) | ` +
+      `${r.unionFactor === null ? '-' : r.unionFactor.toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** One layer's prefill inputs as the methods read them. */
+interface LayerInput {
+  layer: number;
+  q: DevicePtr;
+  qRowStride: number;
+  numQueries: number;
+  cache: DeviceLayerKvCache;
+}
+
+/** A set of layer inputs (one example's capture, or random) with the shape they have. */
+interface InputSet {
+  data: DataKind;
+  task: string;
+  example: number;
+  config: ModelConfig;
+  layers: LayerInput[];
+  release(): void;
+}
+
+/** The block_sparse method's lists of its last call, when the method can give them. */
+function lastListsOf(method: DevicePrefillMethod): ChunkLists | null {
+  const m = method as Partial<{ downloadLastLists(): ChunkLists }>;
+  return typeof m.downloadLastLists === 'function' ? m.downloadLastLists() : null;
+}
+
+/** The config with every layer's heads repeated `r` times (GQA group unchanged). */
+function replicatedConfig(c: ModelConfig, r: number): ModelConfig {
+  return { ...c, numHeads: c.numHeads * r, numKvHeads: c.numKvHeads * r };
+}
+
+class ActivationsBench {
+  readonly rows: CaseSummary[] = [];
+  readonly perLayer: (LayerResult & { data: DataKind; task: string; nominal: number; method: string; s: number })[] = [];
+  readonly failures: string[] = [];
+  readonly skipped: string[] = [];
+  private readonly t0 = performance.now();
+  private readonly ops: ModelOpsKernels;
+  private seed = 1;
+
+  constructor(readonly rt: CudaRuntime, readonly o: SparseActivationsOptions, readonly methods: DevicePrefillFactory[]) {
+    this.ops = new ModelOpsKernels(rt);
+  }
+
+  get elapsedS(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  overBudget(): boolean {
+    return this.elapsedS > this.o.timeBudgetS;
+  }
+
+  fail(what: string, e: unknown): void {
+    const message = `${what}: ${(e as Error).message ?? String(e)}`;
+    this.failures.push(message);
+    console.log(`FAILED ${message}`);
+  }
+
+  skip(what: string): void {
+    this.skipped.push(what);
+    console.log(`skip ${what}`);
+  }
+
+  /** Random q (packed [n, H, D]) and caches of n rows for each of `layers`, uniform in [-1, 1) as bench sparse's. */
+  randomInputs(config: ModelConfig, n: number, layers: number[], task: string): InputSet {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = config;
+    const rt = this.rt;
+    const buffers: DeviceBuffer[] = [];
+    const caches: DeviceLayerKvCache[] = [];
+    const fill = (ptr: DevicePtr, count: number): void => this.ops.fillUniform({ x: ptr, n: count, seed: this.seed++, mean: 0, halfWidth: 1 });
+    const inputs = layers.map((layer) => {
+      const q = rt.pool.acquire(n * H * D * 2);
+      buffers.push(q);
+      fill(q.ptr, n * H * D);
+      const cache = new DeviceLayerKvCache(rt, Hkv, D, n);
+      caches.push(cache);
+      fill(cache.keys.ptr, Hkv * n * D);
+      fill(cache.values.ptr, Hkv * n * D);
+      cache.length = n; // rows were written directly, not appended
+      return { layer, q: q.ptr, qRowStride: H * D, numQueries: n, cache };
+    });
+    return {
+      data: 'random', task, example: 0, config, layers: inputs,
+      release: () => {
+        rt.synchronize();
+        for (const b of buffers) rt.pool.release(b);
+        for (const c of caches) c.release();
+      },
+    };
+  }
+
+  /**
+   * The captured layers with each head repeated r times: q packed [n, H·r, D] (copy j's head h at
+   * j·H + h) and caches [Hkv·r, n, D] (copy j's KV head k at j·Hkv + k), so query head j·H + h reads
+   * KV head ⌊(j·H + h) / g⌋ = j·Hkv + ⌊h / g⌋, copy j's own.
+   */
+  replicatedInputs(captured: CapturedLayer[], base: ModelConfig, r: number, task: string, example: number): InputSet {
+    const config = replicatedConfig(base, r);
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = base;
+    const rt = this.rt;
+    const buffers: DeviceBuffer[] = [];
+    const caches: DeviceLayerKvCache[] = [];
+    const rowBytes = H * D * 2;
+    const inputs = captured.map((c) => {
+      const n = c.numQueries;
+      const q = rt.pool.acquire(n * H * r * D * 2);
+      buffers.push(q);
+      // Row by row (the driver bindings have no 2-D copy): n·r small copies, a few seconds at 16K, r = 8.
+      for (let j = 0; j < r; j++) {
+        for (let t = 0; t < n; t++) {
+          rt.cuda.copyDeviceAsync(q.ptr + BigInt((t * H * r + j * H) * D * 2), c.q.ptr + BigInt(t * c.qRowStride * 2), rowBytes, rt.stream);
+        }
+      }
+      const cache = new DeviceLayerKvCache(rt, Hkv * r, D, n);
+      caches.push(cache);
+      const capacity = c.cache.capacity;
+      for (let j = 0; j < r; j++) {
+        for (let k = 0; k < Hkv; k++) {
+          const dst = BigInt(((j * Hkv + k) * n) * D * 2), src = BigInt(k * capacity * D * 2);
+          rt.cuda.copyDeviceAsync(cache.keys.ptr + dst, c.cache.keys.ptr + src, n * D * 2, rt.stream);
+          rt.cuda.copyDeviceAsync(cache.values.ptr + dst, c.cache.values.ptr + src, n * D * 2, rt.stream);
+        }
+      }
+      cache.length = n;
+      return { layer: c.layer, q: q.ptr, qRowStride: H * r * D, numQueries: n, cache };
+    });
+    return {
+      data: `replicated x${r}`, task, example, config, layers: inputs,
+      release: () => {
+        rt.synchronize();
+        for (const b of buffers) rt.pool.release(b);
+        for (const c of caches) c.release();
+      },
+    };
+  }
+
+  /** Times dense and every method × s on each layer of `set`; returns the per-layer results by case. */
+  measureSet(set: InputSet, nominal: number, into: Map<string, LayerResult[]>): void {
+    const rt = this.rt;
+    const c = set.config;
+    const shape: DeviceAttentionShape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, scale: c.attentionScale };
+    const n = set.layers[0].numQueries;
+    const out = rt.pool.acquire(n * c.numHeads * c.headDim * 2);
+    const label = `${set.data} ${set.task}#${set.example} n=${n}`;
+    const callOf = (l: LayerInput): DevicePrefillCall => ({
+      layer: l.layer, shape, q: l.q, qRowStride: l.qRowStride, numQueries: l.numQueries, queryStart: 0, cache: l.cache, out: out.ptr, isLastChunk: true,
+    });
+    const record = (method: string, s: number, r: LayerResult): void => {
+      const key = JSON.stringify([set.data, set.task, nominal, method, s]);
+      const list = into.get(key) ?? [];
+      list.push(r);
+      into.set(key, list);
+      this.perLayer.push({ ...r, data: set.data, task: set.task, nominal, method, s });
+    };
+    try {
+      const denseMs = new Map<number, number>();
+      const dense = densePrefillDeviceFactory.create(rt, c, {});
+      for (const l of set.layers) {
+        try {
+          denseMs.set(l.layer, measurePrefill(rt, dense, callOf(l), this.o.repeats).ms);
+        } catch (e) {
+          this.fail(`${label} dense layer ${l.layer}`, e);
+          return;
+        }
+      }
+      dense.reset?.();
+      for (const factory of this.methods) {
+        const id = factory.methodId;
+        for (const s of this.o.sparsities) {
+          if (this.overBudget()) {
+            this.skip(`${label} ${id} s=${s}: time budget of ${this.o.timeBudgetS} s spent`);
+            continue;
+          }
+          let method: DevicePrefillMethod;
+          try {
+            checkDeviceMethod(c, id, { sparsity: s });
+            method = factory.create(rt, c, { sparsity: s });
+          } catch (e) {
+            this.fail(`${label} ${id} s=${s} (create)`, e);
+            continue;
+          }
+          try {
+            for (const l of set.layers) {
+              const m = measurePrefill(rt, method, callOf(l), this.o.repeats);
+              const lists = id === 'block_sparse' ? lastListsOf(method) : null;
+              let attended = 0, denseCount = 0;
+              for (let h = 0; h < m.counts.attended.length; h++) {
+                attended += m.counts.attended[h];
+                denseCount += m.counts.dense[h];
+              }
+              record(id, s, {
+                example: set.example, layer: l.layer, n, attended, dense: denseCount, estimationMs: m.estimationMs, attentionMs: m.attentionMs,
+                denseMs: denseMs.get(l.layer)!, union: lists ? productUnionCount(lists) : null,
+              });
+              if (l === set.layers[set.layers.length - 1]) {
+                console.log(`${label} ${id} s=${s} layer ${l.layer}: achieved ${achievedOf(m.counts).toFixed(3)}, estimation ${fmt(m.estimationMs)} ms, ` +
+                  `attention ${m.attentionMs.toFixed(3)} ms, dense ${denseMs.get(l.layer)!.toFixed(3)} ms`);
+              }
+            }
+          } catch (e) {
+            this.fail(`${label} ${id} s=${s}`, e);
+          } finally {
+            method.reset?.();
+          }
+        }
+      }
+    } finally {
+      rt.synchronize();
+      rt.pool.release(out);
+    }
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const o = parseSparseActivationsArgs(argv);
+  if (!isCudaAvailable()) {
+    console.log(`sparse-activations benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    return 0;
+  }
+  const ckpt = loadCheckpoint(o.model);
+  const config = ckpt.config;
+  const prefillMethods = listDeviceMethods().flatMap((e) => (e.phase === 'prefill' ? [e.factory] : []));
+  if (o.methods) {
+    const unknown = o.methods.filter((m) => !prefillMethods.some((f) => f.methodId === m));
+    if (unknown.length) throw new Error(`--methods: no GPU prefill method ${unknown.join(', ')} (GPU prefill methods: ${prefillMethods.map((f) => f.methodId).join(', ')})`);
+  }
+  const methods = prefillMethods.filter((f) => (o.methods ? o.methods.includes(f.methodId) : true));
+  const fullLayers = config.layerTypes.flatMap((t, l) => (t === 'full' ? [l] : []));
+  const rt = new CudaRuntime();
+  const info = rt.cuda.info;
+  console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs); model ${ckpt.dir}: ${config.numLayers} layers (${fullLayers.length} full attention), ` +
+    `H ${config.numHeads}, Hkv ${config.numKvHeads}, D ${config.headDim}; methods: ${methods.map((f) => f.methodId).join(', ')}`);
+  const recorder = new RecordingDeviceAttention(new DenseDeviceAttention(rt, config), {
+    acquire: (bytes) => rt.pool.acquire(bytes),
+    release: (buf) => rt.pool.release(buf),
+    copy: (dst, src, bytes) => rt.cuda.copyDeviceAsync(dst, src, bytes, rt.stream),
+    newCache: (Hkv, D, capacity) => new DeviceLayerKvCache(rt, Hkv, D, capacity),
+  });
+  const model = new CudaTransformerModel(rt, config, new StoreWeightSource(rt, ckpt.weights), recorder);
+  const bench = new ActivationsBench(rt, o, methods);
+  const results = new Map<string, LayerResult[]>();
+  const lengthsOf = new Map<string, number[]>();
+  const noteLength = (data: DataKind, task: string, n: number, length: number): void => {
+    const key = JSON.stringify([data, task, n]);
+    lengthsOf.set(key, [...(lengthsOf.get(key) ?? []), length]);
+  };
+  try {
+    for (const n of o.lengths) {
+      if (n > 16384) console.log(`note: n=${n} is beyond the organism's training length (16K): its attention there is extrapolated`);
+      let randomLength: number | null = null;
+      for (const task of o.tasks) {
+        if (bench.overBudget()) {
+          bench.skip(`${task} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+          continue;
+        }
+        let examples;
+        try {
+          examples = getTask(task).generate({ tokenizer: ckpt.tokenizer, length: n, count: o.examples, seed: o.seed });
+        } catch (e) {
+          bench.fail(`${task} n=${n} (generate)`, e);
+          continue;
+        }
+        for (const ex of examples) {
+          if (bench.overBudget()) {
+            bench.skip(`${task}#${ex.index} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+            continue;
+          }
+          const len = ex.inputIds.length;
+          randomLength ??= len;
+          const need = fullLayers.length * len * ((config.numHeads + 2 * config.numKvHeads) * config.headDim * 2 + 2 * config.numKvHeads * config.headDim * 2) * (1 + o.replicate);
+          if (2 * need > freeBytes(rt)) {
+            bench.skip(`${task}#${ex.index} n=${n}: needs ~${(need / 2 ** 30).toFixed(1)} GiB of captures, ${(freeBytes(rt) / 2 ** 30).toFixed(1)} GiB free`);
+            continue;
+          }
+          const seq = model.newSequence(len);
+          let prefillError: unknown = null;
+          try {
+            recorder.arm();
+            const logits = model.prefill(seq, ex.inputIds, len);
+            rt.pool.release(logits);
+            rt.synchronize();
+          } catch (e) {
+            prefillError = e;
+          }
+          const captured = recorder.take();
+          seq.release();
+          try {
+            if (prefillError !== null) throw prefillError;
+            if (captured.length !== fullLayers.length) throw new Error(`recorded ${captured.length} layers, the model has ${fullLayers.length} full-attention layers`);
+            noteLength('activations', task, n, len);
+            bench.measureSet({
+              data: 'activations', task, example: ex.index, config, release: () => {},
+              layers: captured.map((c) => ({ layer: c.layer, q: c.q.ptr, qRowStride: c.qRowStride, numQueries: c.numQueries, cache: c.cache })),
+            }, n, results);
+            if (o.replicate > 1 && !bench.overBudget()) {
+              const set = bench.replicatedInputs(captured, config, o.replicate, task, ex.index);
+              try {
+                noteLength(set.data, task, n, len);
+                bench.measureSet(set, n, results);
+              } finally {
+                set.release();
+              }
+            }
+          } catch (e) {
+            bench.fail(`${task}#${ex.index} n=${n}`, e);
+          } finally {
+            rt.synchronize();
+            recorder.releaseAll(captured);
+          }
+        }
+      }
+      // Random q/k/v at the first example's length: at the model's heads, and at the replicated heads too.
+      const randomShapes = o.replicate > 1 ? [[config, 'random'], [replicatedConfig(config, o.replicate), `random x${o.replicate}`]] as const : [[config, 'random']] as const;
+      for (const [shape, label] of randomShapes) {
+        if (!o.random || bench.overBudget()) break;
+        const len = randomLength ?? n;
+        const set = bench.randomInputs(shape, len, fullLayers, label);
+        try {
+          noteLength('random', label, n, len);
+          bench.measureSet(set, n, results);
+        } finally {
+          set.release();
+        }
+      }
+      rt.pool.trim();
+    }
+  } finally {
+    rt.synchronize();
+  }
+  for (const [key, list] of results) {
+    const [data, task, n, method, s] = JSON.parse(key) as [DataKind, string, number, string, number];
+    bench.rows.push(summarizeCase({ data, task, n, method, s }, lengthsOf.get(JSON.stringify([data, task, n])) ?? [], list));
+  }
+  bench.rows.sort(sideBySide(methods.map((f) => f.methodId), o.tasks));
+  console.log(`\n${summaryTable(bench.rows)}\n`);
+  if (bench.skipped.length) console.log(`skipped: ${bench.skipped.join('; ')}`);
+  if (bench.failures.length) console.log(`failures:\n  ${bench.failures.join('\n  ')}`);
+  console.log(`compile: ${JSON.stringify(rt.compileStats)}; total ${bench.elapsedS.toFixed(1)} s`);
+  if (o.out) {
+    writeFileSync(o.out, JSON.stringify({
+      device: info, model: { dir: ckpt.dir, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, layers: fullLayers },
+      options: o, rows: bench.rows, perLayer: bench.perLayer, skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
+    }, null, 2));
+  }
+  model.dispose();
+  rt.dispose();
+  return bench.failures.length ? 1 : 0;
+}
+
+/** Entry for bench/main.ts (`npm run bench -- sparse-activations [args]`). */
+export async function runSparseActivationsBench(args: string[]): Promise<void> {
+  process.exitCode = await main(args);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
