@@ -13,9 +13,14 @@
  * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...] [--out FILE]. Prints a skip message where
+ *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...]
+ *        [--validate-once] [--out FILE]. Prints a skip message where
  *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
  *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
+ *        wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts). After
+ *        each cell a "# cell" line gives every variant's time against the first variant's.
+ *        --validate-once: validate each variant at its first cell only (the work lines stay at every
+ *        cell of the first length), for short device calls with many variants.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -59,15 +64,27 @@ export function blockSparseVariantOptions(label: string): BlockSparseKernelOptio
   throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv or auto-heads`);
 }
 
-/** [--variants a,b] taken out of argv (the rest goes to parseKernelBenchArgs). */
-function splitVariants(argv: string[]): { variants: string[]; rest: string[] } {
-  const at = argv.indexOf('--variants');
-  if (at < 0) return { variants: DEFAULT_VARIANTS, rest: argv };
-  const value = argv[at + 1];
+/** [--variants a,b] and [--validate-once] taken out of argv (the rest goes to parseKernelBenchArgs). */
+function splitVariants(argv: string[]): { variants: string[]; validateOnce: boolean; rest: string[] } {
+  const once = argv.indexOf('--validate-once');
+  const validateOnce = once >= 0;
+  const args = validateOnce ? [...argv.slice(0, once), ...argv.slice(once + 1)] : argv;
+  const at = args.indexOf('--variants');
+  if (at < 0) return { variants: DEFAULT_VARIANTS, validateOnce, rest: args };
+  const value = args[at + 1];
   if (value === undefined) throw new Error('--variants needs a value');
   const variants = value.split(',').filter((v) => v.length > 0);
   for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
-  return { variants, rest: [...argv.slice(0, at), ...argv.slice(at + 2)] };
+  return { variants, validateOnce, rest: [...args.slice(0, at), ...args.slice(at + 2)] };
+}
+
+/** One line per cell: each variant's kernel ms and its change against the cell's first variant. */
+export function cellSummaryLine(cellRows: BlockSparseBenchRow[]): string {
+  if (cellRows.length === 0) throw new Error('cellSummaryLine: no rows');
+  const [first] = cellRows;
+  const parts = cellRows.map((r, i) => `${r.variant} ${r.kernelMs.toFixed(3)}` +
+    (i === 0 ? '' : ` (${r.kernelMs >= first.kernelMs ? '+' : ''}${((r.kernelMs / first.kernelMs - 1) * 100).toFixed(1)}%)`));
+  return `# cell n=${first.n} ${first.data} s=${first.requested}: ${parts.join(', ')}`;
 }
 const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
 
@@ -114,7 +131,8 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const { variants, rest } = splitVariants(argv);
+  const { variants, validateOnce, rest } = splitVariants(argv);
+  const validated = new Set<string>();
   const o = parseKernelBenchArgs(rest, 5, C);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} c=${C}; median of ${o.repeats} event-timed runs`);
@@ -147,14 +165,18 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
         const phases = estimator.runTimedPhases(estimateArgs);
         console.log(`#   n=${n} ${data.name} s=${s}: estimation ${estimationMs.toFixed(3)} ms = pool ${phases.poolMs.toFixed(3)} + ` +
           `scores ${phases.scoresMs.toFixed(3)} + select ${phases.selectMs.toFixed(3)} ms (one timed run)`);
+        const cellRows: BlockSparseBenchRow[] = [];
         for (const variant of variants) {
           const kernel = new BlockSparseFlashPrefill(rt, shape, blockSparseVariantOptions(variant));
           if (host) {
             rt.cuda.fill16Async(out.ptr, 0x7fc0, n * H * D, rt.stream);
             kernel.run({ ...common, lists });
-            const err = validateRows(rt, n, host, out, lists);
-            if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} ${variant}: relative error ${err}`);
-            console.log(`#   validated ${data.name} s=${s} ${variant}: sampled rows rel err ${err.toExponential(2)}`);
+            if (!validateOnce || !validated.has(variant)) {
+              const err = validateRows(rt, n, host, out, lists);
+              if (!(err < 1e-2)) throw new Error(`validation failed: n=${n} ${data.name} s=${s} ${variant}: relative error ${err}`);
+              console.log(`#   validated ${data.name} s=${s} ${variant}: sampled rows rel err ${err.toExponential(2)}`);
+              validated.add(variant);
+            }
             if (kernel.wgmma) console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, t)}`);
           }
           const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
@@ -166,10 +188,12 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
             ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
           };
           rows.push(row);
+          cellRows.push(row);
           console.log(`  n=${n} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) ${variant}: ` +
             `kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, dense ${denseMs.toFixed(3)} ms, ` +
             `ideal ${idealMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, (kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
         }
+        console.log(cellSummaryLine(cellRows));
         releaseChunkLists(rt, lists);
       }
     }

@@ -20,6 +20,7 @@ import {
 import {
   AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice, chunkListsAreSparse,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { blockSparseVariantOptions, cellSummaryLine } from '../../bench/block-sparse.js';
 import { rng } from '../methods/helpers.js';
 
 /** Random selection: each chunk keeps a random ascending subset of 0..m (some none, some all), or its
@@ -211,6 +212,17 @@ describe('wgmma block-sparse tiling', () => {
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-ot'), /ownTurns pairs the own steps of 2 consumers only/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
+  });
+
+  test('the bench takes ablation labels and sums a cell up against its first variant', () => {
+    assert.deepEqual(blockSparseVariantOptions('wgmma-c3-n64-s3-kv-dpv-lm'),
+      { wgmma: { blockN: 64, stages: 3, consumers: 3, ctaOrder: 'kv', ablation: { deferPv: true, leanMask: true } } });
+    assert.throws(() => blockSparseVariantOptions('wgmma-n128-s2-kv-fast'), /neither/);
+    const row = (variant: string, kernelMs: number) => ({
+      n: 16384, data: 'random', requested: 0.5, achieved: 0.5, topChunks: 300, variant, kernelMs, estimationMs: 0, denseMs: 1, idealMs: 1, ratio: 1, ratioWithEstimation: 1,
+    });
+    assert.equal(cellSummaryLine([row('a', 4), row('b', 3.8), row('c', 4.2)]), '# cell n=16384 random s=0.5: a 4.000, b 3.800 (-5.0%), c 4.200 (+5.0%)');
+    assert.throws(() => cellSummaryLine([]), /no rows/);
   });
 
   test('shared memory: the defaults and 128-key steps three deep fit the 227 KB of an H100 block; four deep does not', () => {

@@ -32,7 +32,7 @@ if (skip) console.log(`# block-sparse wgmma ablation compile checks skipped: ${s
 const LABELS = [
   'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
   'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
-  'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-dpv',
+  'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-kv-dpv',
 ];
 
 describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {
