@@ -11,8 +11,17 @@
  *                       ÷ exact attended (query, key) pairs (what HeadCounts.attended reports).
  * Every product counts productRows rows, also the last, partial one: the kernel computes whole
  * products and masks rows past n, keys right of the diagonal and unselected chunks.
+ *
+ * autoTilingWork counts the same for the Hopper kernel's automatic tiling as it runs: per CTA, key
+ * tiles grouped by the set of warpgroups using them, each group in steps of blockN keys
+ * (groupedCtaWork, the step lists' own rule), and a warpgroup computes 64 rows × blockN keys for every
+ * step of its groups. On top of the 64-row union this adds the 16-key tiles a step carries unused.
  */
 import { type ChunkLists, selectionFromLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
+import { ctaTileMasksForSlots, groupedCtaWork } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
+import {
+  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, chunkListsAreSparse,
+} from '../src/backends/cuda/kernels/block-sparse-prefill.js';
 
 export interface ProductUnionCount {
   /** (query, key) pairs the 64-row products compute (selection unions, masked cells included). */
@@ -61,4 +70,33 @@ export function productUnionCount(l: ChunkLists, productRows = 64): ProductUnion
   let attendedPairs = 0;
   for (let h = 0; h < H; h++) attendedPairs += selectionPairCount(sel, h);
   return { computedPairs, attendedPairs };
+}
+
+/** The Hopper kernel's automatic tilings by the name the benches use. */
+export type AutoTilingName = 'n128-s2' | 'c3-n64-s3';
+
+export interface TilingWork extends ProductUnionCount {
+  tiling: AutoTilingName;
+}
+
+/**
+ * computed / attended work of the tiling the automatic choice runs on these lists (chunkListsAreSparse:
+ * 192-row CTAs with 64-key steps for lists of at most a fifth of the chunks, else 128-row CTAs with
+ * 128-key steps). kvLen = n (a whole prompt).
+ */
+export function autoTilingWork(l: ChunkLists): TilingWork {
+  const sparse = chunkListsAreSparse(l);
+  const { consumers, blockN } = sparse ? AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING : AUTO_BLOCK_SPARSE_WGMMA_TILING;
+  const slots = 4 * consumers;
+  const ctaRows = Math.ceil(Math.ceil(l.numTokens / 16) / slots);
+  let steps = 0;
+  for (let h = 0; h < l.numHeads; h++) {
+    for (let cr = 0; cr < ctaRows; cr++) {
+      for (const s of groupedCtaWork(ctaTileMasksForSlots(l, l.numTokens, h, cr, slots), consumers, blockN / 16).computed) steps += s;
+    }
+  }
+  const sel = selectionFromLists(l);
+  let attendedPairs = 0;
+  for (let h = 0; h < l.numHeads; h++) attendedPairs += selectionPairCount(sel, h);
+  return { tiling: sparse ? 'c3-n64-s3' : 'n128-s2', computedPairs: steps * 64 * blockN, attendedPairs };
 }

@@ -19,8 +19,10 @@
  * Reported per (data, task, n, method, s), summed over the layers (mean over examples of each
  * example's sum): achieved sparsity (from HeadCounts) with its spread over the layers, estimation
  * ms, attention ms (call − estimation), dense ms, attention / ((1 − achieved)·dense) with its spread
- * over layers, and for block_sparse computed / attended pairs of its 64-row products
- * (bench/block-sparse-product-union.ts, from the device's own chunk lists read back).
+ * over layers, and for block_sparse computed / attended pairs of its 64-row products and of the
+ * automatic wgmma tiling's steps (bench/block-sparse-product-union.ts, from the device's own chunk
+ * lists read back after each layer; on random lists at 16K these are ≈ 1.78 / 1.80 at s = 0.5, the
+ * work model's 1.80 of docs/perf.md).
  *
  * --replicate R (optional second part): every captured layer's heads repeated R times (H·R query
  * heads, Hkv·R KV heads, the GQA group unchanged: query head h of copy r reads KV head
@@ -51,7 +53,7 @@ import { loadCheckpoint } from '../src/engine/checkpoint.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { getTask } from '../src/tasks/index.js';
 import { type CapturedLayer, RecordingDeviceAttention } from './attention-recorder.js';
-import { type ProductUnionCount, productUnionCount, unionFactor } from './block-sparse-product-union.js';
+import { type ProductUnionCount, type TilingWork, autoTilingWork, productUnionCount, unionFactor } from './block-sparse-product-union.js';
 import { achievedOf, fmt, freeBytes, measurePrefill } from './sparse-prefill-measure.js';
 
 export interface SparseActivationsOptions {
@@ -127,6 +129,8 @@ export interface LayerResult {
   denseMs: number;
   /** block_sparse only: its 64-row products against the pairs they attend. */
   union: ProductUnionCount | null;
+  /** block_sparse only: the automatic wgmma tiling's computed steps against the pairs they attend. */
+  tiling: TilingWork | null;
 }
 
 export interface CaseSummary {
@@ -153,6 +157,9 @@ export interface CaseSummary {
   ratioMax: number;
   /** block_sparse: Σ computed / Σ attended pairs of its 64-row products; null for other methods. */
   unionFactor: number | null;
+  /** block_sparse: the same for the automatic tiling's steps, and which tiling(s) ran. */
+  tilingFactor: number | null;
+  tilings: string[];
 }
 
 /** Folds one case's per-layer results into its row (see CaseSummary for each field's rule). */
@@ -165,6 +172,7 @@ export function summarizeCase(
   let attended = 0, dense = 0, attentionMs = 0, denseMs = 0, estimationMs = 0, timedEstimations = 0;
   let achievedMin = Infinity, achievedMax = -Infinity, ratioMin = Infinity, ratioMax = -Infinity;
   const unions: ProductUnionCount[] = [];
+  const tilingWork: TilingWork[] = [];
   for (const r of results) {
     attended += r.attended;
     dense += r.dense;
@@ -181,6 +189,7 @@ export function summarizeCase(
     ratioMin = Math.min(ratioMin, ratio);
     ratioMax = Math.max(ratioMax, ratio);
     if (r.union) unions.push(r.union);
+    if (r.tiling) tilingWork.push(r.tiling);
   }
   if (timedEstimations !== 0 && timedEstimations !== results.length) {
     throw new Error(`summarize ${key.method}: ${timedEstimations} of ${results.length} layer calls timed an estimation`);
@@ -191,6 +200,8 @@ export function summarizeCase(
     estimationMs: timedEstimations ? estimationMs / examples : null, attentionMs: attentionMs / examples, denseMs: denseMs / examples,
     ratioAchieved: attentionMs / ((1 - achieved) * denseMs), ratioMin, ratioMax,
     unionFactor: unions.length ? unionFactor(...unions) : null,
+    tilingFactor: tilingWork.length ? unionFactor(...tilingWork) : null,
+    tilings: [...new Set(tilingWork.map((w) => w.tiling))],
   };
 }
 
@@ -209,13 +220,13 @@ export function sideBySide(methodOrder: string[], taskOrder: string[]): (a: Case
 export function summaryTable(rows: CaseSummary[]): string {
   const range = (lo: number, hi: number, digits: number): string => `${lo.toFixed(digits)}–${hi.toFixed(digits)}`;
   const lines = [
-    '| data | task | n | method | s | achieved s (layers) | estimation ms | attention ms | dense ms | attention / ((1 − achieved)·dense) (layers) | block-sparse 64-row computed / attended |',
-    '| --- | --- | --: | --- | --: | --- | --: | --: | --: | --- | --: |',
+    '| data | task | n | method | s | achieved s (layers) | estimation ms | attention ms | dense ms | attention / ((1 − achieved)·dense) (layers) | computed / attended: 64-row union, tiling |',
+    '| --- | --- | --: | --- | --: | --- | --: | --: | --: | --- | --- |',
   ];
   for (const r of rows) {
     lines.push(`| ${r.data} | ${r.task} | ${r.n} | ${r.method} | ${r.s} | ${r.achieved.toFixed(3)} (${range(r.achievedMin, r.achievedMax, 3)}) | ` +
       `${fmt(r.estimationMs)} | ${r.attentionMs.toFixed(3)} | ${r.denseMs.toFixed(3)} | ${r.ratioAchieved.toFixed(2)} (${range(r.ratioMin, r.ratioMax, 2)}) | ` +
-      `${r.unionFactor === null ? '-' : r.unionFactor.toFixed(2)} |`);
+      `${r.unionFactor === null ? '-' : r.unionFactor.toFixed(2)}${r.tilingFactor === null ? '' : `, ${r.tilingFactor.toFixed(2)} (${r.tilings.join(' + ')})`} |`);
   }
   return lines.join('\n');
 }
@@ -403,7 +414,8 @@ class ActivationsBench {
           try {
             for (const l of set.layers) {
               const m = measurePrefill(rt, method, callOf(l), this.o.repeats);
-              const lists = id === 'block_sparse' ? lastListsOf(method) : null;
+              // Replicated heads repeat the base heads' lists: their counts are the base rows'.
+              const lists = id === 'block_sparse' && !set.data.startsWith('replicated') ? lastListsOf(method) : null;
               let attended = 0, denseCount = 0;
               for (let h = 0; h < m.counts.attended.length; h++) {
                 attended += m.counts.attended[h];
@@ -411,7 +423,7 @@ class ActivationsBench {
               }
               record(id, s, {
                 example: set.example, layer: l.layer, n, attended, dense: denseCount, estimationMs: m.estimationMs, attentionMs: m.attentionMs,
-                denseMs: denseMs.get(l.layer)!, union: lists ? productUnionCount(lists) : null,
+                denseMs: denseMs.get(l.layer)!, union: lists ? productUnionCount(lists) : null, tiling: lists ? autoTilingWork(lists) : null,
               });
               if (l === set.layers[set.layers.length - 1]) {
                 console.log(`${label} ${id} s=${s} layer ${l.layer}: achieved ${achievedOf(m.counts).toFixed(3)}, estimation ${fmt(m.estimationMs)} ms, ` +

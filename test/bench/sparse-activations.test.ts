@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type CapturedLayer, type RecorderDevice, RecordingDeviceAttention } from '../../bench/attention-recorder.js';
-import { productUnionCount, unionFactor } from '../../bench/block-sparse-product-union.js';
+import { autoTilingWork, productUnionCount, unionFactor } from '../../bench/block-sparse-product-union.js';
 import {
   type CaseSummary, type LayerResult, parseSparseActivationsArgs, sideBySide, summarizeCase, summaryTable,
 } from '../../bench/sparse-activations.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
 import { type ChunkLists, selectedKeysOf, selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
+import { wgmmaComputedSteps, wgmmaCtaSteps, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import type { DeviceAttention, DeviceAttentionCall } from '../../src/backends/cuda/device-attention.js';
 import type { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
@@ -91,6 +92,30 @@ describe('block-sparse product union', () => {
         assert.equal(c.attendedPairs, r.attended, `n=${n} rows=${rows} attended`);
         assert.ok(unionFactor(c) > 1 && unionFactor(c) <= (rows / 16) * 2.5, `n=${n} rows=${rows}: factor ${unionFactor(c)}`);
       }
+    }
+  });
+
+  test('automatic tiling: chosen by list density, steps equal to the kernel\'s own step lists (host reference)', () => {
+    const rand = mulberry32(11);
+    const n = 2000, B = Math.ceil(n / 16);
+    const listsWith = (extra: number) => listsOf(n, 16, [0, 1].map(() => Array.from({ length: B }, (_, m) => {
+      const set = new Set<number>([0, m, Math.max(0, m - 1)]);
+      for (let i = 0; i < extra; i++) set.add(Math.floor(rand() * (m + 1)));
+      return [...set];
+    })));
+    for (const [extra, tiling, consumers, blockN] of [[8, 'c3-n64-s3', 3, 64], [60, 'n128-s2', 2, 128]] as const) {
+      const l = listsWith(extra);
+      const w = autoTilingWork(l);
+      assert.equal(w.tiling, tiling, `stride ${l.stride} of ${B} chunks`);
+      const geo = wgmmaStepGeometry(n, 2, l.stride, 16, blockN, consumers);
+      let steps = 0;
+      for (let h = 0; h < 2; h++) {
+        for (let cr = 0; cr < geo.numCtaRows; cr++) steps += wgmmaComputedSteps(wgmmaCtaSteps(l, n, geo, h, cr), geo.subTiles, consumers).reduce((a, b) => a + b, 0);
+      }
+      assert.equal(w.computedPairs, steps * 64 * blockN);
+      assert.equal(w.attendedPairs, productUnionCount(l).attendedPairs);
+      // Steps carry whole blockN-key groups: never less work than the 16-key union of the same rows.
+      assert.ok(w.computedPairs >= productUnionCount(l).computedPairs, `${tiling}: ${w.computedPairs} >= 64-row union`);
     }
   });
 
@@ -200,7 +225,7 @@ describe('attention recorder', () => {
 
 describe('summary', () => {
   const layer = (example: number, l: number, a: number, d: number, att: number, den: number, est: number | null): LayerResult => ({
-    example, layer: l, n: 100, attended: a, dense: d, estimationMs: est, attentionMs: att, denseMs: den, union: null,
+    example, layer: l, n: 100, attended: a, dense: d, estimationMs: est, attentionMs: att, denseMs: den, union: null, tiling: null,
   });
   const key = { data: 'activations' as const, task: 'niah', n: 4096, method: 'vertical_and_slash', s: 0.9 };
 
@@ -225,9 +250,13 @@ describe('summary', () => {
 
   test('no estimation stays null; a union factor adds counts up; mixed estimation and no results are refused', () => {
     const u = (c: number, a: number) => ({ ...layer(0, 0, a, 100, 1, 1, null), union: { computedPairs: c, attendedPairs: a } });
-    const s = summarizeCase({ ...key, method: 'block_sparse' }, [], [u(30, 10), { ...u(10, 10), layer: 1 }]);
+    const t = (c: number, a: number, tiling: 'n128-s2' | 'c3-n64-s3') => ({ ...u(c, a), tiling: { tiling, computedPairs: 2 * c, attendedPairs: a } });
+    const s = summarizeCase({ ...key, method: 'block_sparse' }, [], [t(30, 10, 'n128-s2'), { ...t(10, 10, 'c3-n64-s3'), layer: 1 }]);
     assert.equal(s.estimationMs, null);
     assert.equal(s.unionFactor, 2);
+    assert.equal(s.tilingFactor, 4);
+    assert.deepEqual(s.tilings, ['n128-s2', 'c3-n64-s3']);
+    assert.match(summaryTable([s]), /\| 2\.00, 4\.00 \(n128-s2 \+ c3-n64-s3\) \|$/);
     assert.throws(() => summarizeCase(key, [], [layer(0, 0, 1, 2, 1, 1, 0.1), layer(0, 1, 1, 2, 1, 1, null)]), /1 of 2 layer calls timed an estimation/);
     assert.throws(() => summarizeCase(key, [], []), /no layer results/);
   });
