@@ -20,7 +20,8 @@
  *        wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts). After
  *        each cell a "# cell" line gives every variant's time against the first variant's.
  *        --validate-once: validate each variant at its first cell only (the work lines stay at every
- *        cell of the first length), for short device calls with many variants.
+ *        cell of the first length), for short device calls with many variants. A work line is printed
+ *        once per tiling and cell: ablation flags do not change the step lists.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -31,7 +32,7 @@ import { BlockSparseEstimator } from '../src/backends/cuda/kernels/block-sparse-
 import {
   BlockSparseFlashPrefill, type BlockSparseKernelOptions, type DeviceChunkLists, allocateChunkLists, downloadChunkLists, releaseChunkLists,
 } from '../src/backends/cuda/kernels/block-sparse-prefill.js';
-import { type BlockSparseWgmmaPrefill, parseBlockSparseWgmmaLabel } from '../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+import { type BlockSparseWgmmaPrefill, blockSparseWgmmaLabel, parseBlockSparseWgmmaLabel } from '../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { FlashPrefill } from '../src/backends/cuda/kernels/flash-prefill.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
@@ -166,6 +167,7 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
         console.log(`#   n=${n} ${data.name} s=${s}: estimation ${estimationMs.toFixed(3)} ms = pool ${phases.poolMs.toFixed(3)} + ` +
           `scores ${phases.scoresMs.toFixed(3)} + select ${phases.selectMs.toFixed(3)} ms (one timed run)`);
         const cellRows: BlockSparseBenchRow[] = [];
+        const workLinesDone = new Set<string>(); // plain tilings whose step lists this cell has counted
         for (const variant of variants) {
           const kernel = new BlockSparseFlashPrefill(rt, shape, blockSparseVariantOptions(variant));
           if (host) {
@@ -177,7 +179,11 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
               console.log(`#   validated ${data.name} s=${s} ${variant}: sampled rows rel err ${err.toExponential(2)}`);
               validated.add(variant);
             }
-            if (kernel.wgmma) console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, t)}`);
+            const plainTiling = kernel.wgmma ? blockSparseWgmmaLabel({ ...kernel.wgmma.tiling, ablation: undefined }) : null;
+            if (kernel.wgmma && plainTiling && !workLinesDone.has(plainTiling)) {
+              console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, t)}`);
+              workLinesDone.add(plainTiling);
+            }
           }
           const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
           rt.synchronize();
