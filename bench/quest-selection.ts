@@ -16,7 +16,11 @@
  *   - v8: QuestKernels.selectStep with multiBlockStep, rolledScores and lightScores, v7 whose lanes
  *     hold the query in registers and multiply each dim by the one bound its sign picks (session 6,
  *     third round); its select alone is v5's kernel again, so step − select alone is its score phase;
- *   - v4 to v8 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
+ *   - v9: QuestKernels.selectStep with guessedPass too, v8 whose select runs its first radix pass on the
+ *     unit's previous key range before the first barrier (session 7); its select alone is v9's own
+ *     (quest_grid_select_guess), so select alone v8 / v9 is what the barrier it drops saves (the timed
+ *     replays repeat one row, so the guess always holds there);
+ *   - v4 to v9 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -24,8 +28,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5,v6,v7,v8] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all five). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6,v7,v8,v9] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all six). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -66,11 +70,13 @@ interface Row {
   v7: (VersionTiming & { blocksPerUnit: number }) | null;
   /** v8 (v7 with the light per-page scoring) and its blocks per unit. */
   v8: (VersionTiming & { blocksPerUnit: number }) | null;
+  /** v9 (v8 with a guessed first pass) and its blocks per unit. */
+  v9: (VersionTiming & { blocksPerUnit: number }) | null;
 }
 
 interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
-const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8'] as const;
+const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9'] as const;
 type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
@@ -83,9 +89,9 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9)');
     const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -109,6 +115,7 @@ function main(argv: string[]): number {
   const v6NoPrefetch = new QuestKernels(rt, shape, P, true, { windowStep: true, windowPrefetch: false });
   const v7 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true });
   const v8 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true });
+  const v9 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -161,7 +168,9 @@ function main(argv: string[]): number {
         l.bounds.coveredRows = rowsAfter - 1;
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
-      const stepOf: Record<Version, (l: Layer) => void> = { v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8) };
+      const stepOf: Record<Version, (l: Layer) => void> = {
+        v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8), v9: oneLaunchStep(v9),
+      };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
       const budgetTable = rt.pool.acquire(n * 4);
@@ -173,7 +182,9 @@ function main(argv: string[]): number {
           q: q.ptr, bounds: l.bounds, cache, position: position.ptr, budgets: budgetTable.ptr, maxPages: current, scratch: l.scratch, segments: l.lists,
         });
       };
-      const atOf: Record<Version, (l: Layer) => void> = { v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8) };
+      const atOf: Record<Version, (l: Layer) => void> = {
+        v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8), v9: graphStepOf(v9),
+      };
       const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
         kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
       const selectOf: Record<Version, (l: Layer) => void> = {
@@ -182,6 +193,7 @@ function main(argv: string[]): number {
         v6: multiBlockSelect(v6),
         v7: multiBlockSelect(v7),
         v8: multiBlockSelect(v8),
+        v9: multiBlockSelect(v9),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -253,7 +265,8 @@ function main(argv: string[]): number {
         const blocks = version === 'v5' ? ` (${v5.gridBlocks(current, 'gridStep')} blocks per unit)`
           : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)`
             : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)`
-              : version === 'v8' ? ` (${v8.gridBlocks(current, 'gridStepLight')} blocks per unit)` : '';
+              : version === 'v8' ? ` (${v8.gridBlocks(current, 'gridStepLight')} blocks per unit)`
+                : version === 'v9' ? ` (${v9.gridBlocks(current, 'gridStepGuess')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
           const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
@@ -275,6 +288,7 @@ function main(argv: string[]): number {
         v6: timed.v6 && v6Variants ? { ...timed.v6, blocksPerUnit: v6.gridBlocks(current, 'winStep'), ...v6Variants } : null,
         v7: timed.v7 ? { ...timed.v7, blocksPerUnit: v7.gridBlocks(current, 'gridStepRolled') } : null,
         v8: timed.v8 ? { ...timed.v8, blocksPerUnit: v8.gridBlocks(current, 'gridStepLight') } : null,
+        v9: timed.v9 ? { ...timed.v9, blocksPerUnit: v9.gridBlocks(current, 'gridStepGuess') } : null,
       };
       rows.push(row);
     }
@@ -317,6 +331,15 @@ function main(argv: string[]): number {
     console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v5?.blocksPerUnit ?? '-'} / ${r.v7?.blocksPerUnit ?? '-'} / ${r.v8?.blocksPerUnit ?? '-'} | ` +
       `${f(r.v5?.us)} | ${f(r.v7?.us)} | ${f(r.v8?.us)} | ${r.v7 && r.v8 ? (r.v7.us / r.v8.us).toFixed(2) : '-'} | ` +
       `${three((t) => phase(t))} | ${three((t) => t.selectUs)} | ${three((t) => t.atUs)} | ${three((t) => t.hotUs)} | ${three((t) => t.eagerUs)} |`);
+  }
+  // v9 against v8: the same scoring, so the steps differ by their selects (select alone v8 = v5's kernel, v9's own).
+  console.log('\n| n | s | k | G v8 / v9 | v8 | v9 | v8 − v9 | select alone v8 / v9 | score phase v8 / v9 | graph step v8 / v9 | L2-hot v8 / v9 | eager v8 / v9 |');
+  console.log('| ---: | ---: | ---: | :--- | ---: | ---: | ---: | :--- | :--- | :--- | :--- | :--- |');
+  for (const r of rows) {
+    const two = (pick: (t: VersionTiming) => number) => [r.v8, r.v9].map((t) => f(t ? pick(t) : undefined)).join(' / ');
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v8?.blocksPerUnit ?? '-'} / ${r.v9?.blocksPerUnit ?? '-'} | ${f(r.v8?.us)} | ${f(r.v9?.us)} | ` +
+      `${r.v8 && r.v9 ? f(r.v8.us - r.v9.us) : '-'} | ${two((t) => t.selectUs)} | ${two((t) => t.us - t.selectUs)} | ${two((t) => t.atUs)} | ` +
+      `${two((t) => t.hotUs)} | ${two((t) => t.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();

@@ -15,7 +15,7 @@
  *   - graph step: the method's graphSteps (what the model replays), one capture of every layer's step
  *     at one position, per layer.
  * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, v8 from there) and fixed
- * QuestKernels options (v5, v7, v8) for every length, so two selections compare inside one step.
+ * QuestKernels options (v5, v7, v8, v9) for every length, so two selections compare inside one step.
  *
  * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
  *        [--variants default,v7] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
@@ -42,6 +42,7 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v5: { multiBlockStep: true },
   v7: { multiBlockStep: true, rolledScores: true },
   v8: { multiBlockStep: true, rolledScores: true, lightScores: true },
+  v9: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true },
 };
 
 interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }

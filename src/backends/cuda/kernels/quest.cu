@@ -310,13 +310,17 @@ constexpr int GRID_PASSES = 3;                           // 32 bits in digits of
 constexpr int GRID_HIST_BINS = 1 << TOPK_RADIX_BITS;
 // Word offsets in a unit's scratch.
 constexpr int GS_BARRIER = 0, GS_EXITS = 1, GS_NOT_AND = 2, GS_OR = 3, GS_CANDIDATES = 4;
+// v9's guess: the unit's key range (NOT AND, OR) at its previous select, and whether one was stored.
+constexpr int GS_GUESS_NOT_AND = 5, GS_GUESS_OR = 6, GS_GUESS_SET = 7;
 constexpr int GS_ABOVE = 8;                              // [GRID_MAX_BLOCKS] keys above the bin, per block
 constexpr int GS_IN_BIN = GS_ABOVE + GRID_MAX_BLOCKS;    // [GRID_MAX_BLOCKS] keys in the bin, per block
 constexpr int GS_CAND_KEY = GS_IN_BIN + GRID_MAX_BLOCKS; // [GRID_RANK_LIMIT]
 constexpr int GS_CAND_IDX = GS_CAND_KEY + GRID_RANK_LIMIT;
-constexpr int GS_HIST = GS_CAND_IDX + GRID_RANK_LIMIT;   // [GRID_PASSES][GRID_HIST_BINS]
+constexpr int GS_HIST = GS_CAND_IDX + GRID_RANK_LIMIT;   // [GRID_HIST_SLOTS][GRID_HIST_BINS]
+// v9 may histogram a missed guess before v5's (up to) three passes: one slot more.
+constexpr int GRID_HIST_SLOTS = GRID_PASSES + 1;
 }  // namespace
-constexpr int QUEST_GRID_UNIT_WORDS = GS_HIST + GRID_PASSES * GRID_HIST_BINS;
+constexpr int QUEST_GRID_UNIT_WORDS = GS_HIST + GRID_HIST_SLOTS * GRID_HIST_BINS;
 
 __device__ __forceinline__ u32 quest_load_acquire(const u32* p) {
   u32 v;
@@ -555,16 +559,10 @@ __device__ __forceinline__ void quest_grid_score_chunk_light_any(const bf16_t* _
   }
 }
 
-// Phases A (the AND/OR part) to D for one block of one unit: keys[0, hi - lo) hold the order keys of
-// pages [lo, hi) (never 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages.
-// Every block of the unit calls it with the same take and pages. Writes the unit's list.
-__device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
-                                        int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
+// Phase A's exchange: this block's AND (a) and OR (o) of its keys, per thread, added to the unit's words.
+__device__ __forceinline__ void quest_grid_publish_and_or(u32 a, u32 o, u32* __restrict__ unitScratch, TopKStagedShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31;
   const unsigned full = 0xffffffffu;
-  const int G = gridDim.x;
-  const int n = hi - lo;
-  u32* counter = unitScratch + GS_BARRIER;
   a = __reduce_and_sync(full, a);
   o = __reduce_or_sync(full, o);
   if (tid == 0) {
@@ -581,64 +579,66 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
     atomicOr(unitScratch + GS_NOT_AND, ~sh.andBits);
     atomicOr(unitScratch + GS_OR, sh.orBits);
   }
-  int barrier = 0;
-  quest_unit_barrier(counter, ++barrier, G, lastShared);
-  const u32 andBits = ~__ldcg(unitScratch + GS_NOT_AND), orBits = __ldcg(unitScratch + GS_OR);
+}
 
-  // B. Bits above `top` are common to every key: they form the prefix from the start. Invariant:
-  // binCount keys match prefix under mask, remaining of them are still to take (remaining <= binCount),
-  // every key above the prefix is taken.
-  const u32 diff = andBits ^ orBits;
-  int top = diff == 0u ? -1 : 31 - __clz(diff);
-  u32 mask = top >= 31 ? 0u : (0xffffffffu << (top + 1));
-  u32 prefix = andBits & mask;
-  int remaining = take, binCount = pages;
-  int passes = 0, lastBins = 0;
-  while (top >= 0 && binCount > GRID_RANK_LIMIT && binCount != remaining) {
-    const int shift = max(0, top - (TOPK_RADIX_BITS - 1));
-    const int bins = 1 << (top - shift + 1);
-    u32* hist = unitScratch + GS_HIST + passes * GRID_HIST_BINS;
-    for (int b = tid; b < bins; b += GRID_THREADS) sh.hist[b] = 0u;
-    __syncthreads();
-    for (int base = 0; base < n; base += GRID_THREADS) {
-      const int i = base + tid;
-      int bin = -1;
-      if (i < n) {
-        const u32 key = keys[i];
-        if ((key & mask) == prefix) bin = (int)((key >> shift) & (u32)(bins - 1));
-      }
-      // Lanes of a warp in one bin add once (similar scores crowd a few bins).
-      const unsigned peers = __match_any_sync(full, bin);
-      if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], (u32)__popc(peers));
+// A radix pass's part before its barrier: this block's histogram of its keys that match prefix under
+// mask, by bits [shift, shift + log2(bins)), added to the unit's histogram `hist`.
+__device__ __forceinline__ void quest_grid_pass_add(const u32* keys, int n, u32 mask, u32 prefix, int shift, int bins, u32* hist,
+                                                    TopKStagedShared& sh) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned full = 0xffffffffu;
+  for (int b = tid; b < bins; b += GRID_THREADS) sh.hist[b] = 0u;
+  __syncthreads();
+  for (int base = 0; base < n; base += GRID_THREADS) {
+    const int i = base + tid;
+    int bin = -1;
+    if (i < n) {
+      const u32 key = keys[i];
+      if ((key & mask) == prefix) bin = (int)((key >> shift) & (u32)(bins - 1));
     }
-    __syncthreads();
-    for (int b = tid; b < bins; b += GRID_THREADS) {
-      const u32 c = sh.hist[b];
-      if (c != 0u) atomicAdd(hist + b, c);
-    }
-    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
-    {
-      // Every load of the unit's histogram in flight before the first is stored (one L2 round trip).
-      constexpr int PER_THREAD = GRID_HIST_BINS / GRID_THREADS;
-      u32 counts[PER_THREAD];
-#pragma unroll
-      for (int j = 0; j < PER_THREAD; ++j) counts[j] = tid + j * GRID_THREADS < bins ? __ldcg(hist + tid + j * GRID_THREADS) : 0u;
-#pragma unroll
-      for (int j = 0; j < PER_THREAD; ++j) {
-        if (tid + j * GRID_THREADS < bins) sh.hist[tid + j * GRID_THREADS] = counts[j];
-      }
-    }
-    __syncthreads();
-    topk_staged_find_bin<GRID_THREADS>(bins, remaining, sh);
-    prefix |= (u32)sh.bin << shift;
-    mask |= (u32)(bins - 1) << shift;
-    remaining = sh.remaining;
-    binCount = sh.binCount;
-    __syncthreads();  // sh.bin etc. are rewritten by the next pass
-    top = shift - 1;
-    lastBins = bins;
-    ++passes;
+    // Lanes of a warp in one bin add once (similar scores crowd a few bins).
+    const unsigned peers = __match_any_sync(full, bin);
+    if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], (u32)__popc(peers));
   }
+  __syncthreads();
+  for (int b = tid; b < bins; b += GRID_THREADS) {
+    const u32 c = sh.hist[b];
+    if (c != 0u) atomicAdd(hist + b, c);
+  }
+}
+
+// A radix pass's part after its barrier: the unit's histogram into sh.hist, then the bin of the
+// `remaining`-th key from the top (sh.bin, sh.binCount, sh.remaining).
+__device__ __forceinline__ void quest_grid_pass_read(const u32* hist, int bins, int remaining, TopKStagedShared& sh) {
+  const int tid = threadIdx.x;
+  {
+    // Every load of the unit's histogram in flight before the first is stored (one L2 round trip).
+    constexpr int PER_THREAD = GRID_HIST_BINS / GRID_THREADS;
+    u32 counts[PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < PER_THREAD; ++j) counts[j] = tid + j * GRID_THREADS < bins ? __ldcg(hist + tid + j * GRID_THREADS) : 0u;
+#pragma unroll
+    for (int j = 0; j < PER_THREAD; ++j) {
+      if (tid + j * GRID_THREADS < bins) sh.hist[tid + j * GRID_THREADS] = counts[j];
+    }
+  }
+  __syncthreads();
+  topk_staged_find_bin<GRID_THREADS>(bins, remaining, sh);
+}
+
+// Phases C and D for one block of one unit, once the cut is known: keys matching prefix under mask
+// form the k-th key's bin, of binCount keys of which `remaining` are taken; every key above it is
+// taken. `barrier` counts the unit barriers passed so far; the last block to arrive at the final one
+// calls clearDead() (what the phase before it finished reading). Writes the unit's list.
+template <class ClearDead>
+__device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int take, int remaining, int binCount, u32 prefix, u32 mask,
+                                                  u32* __restrict__ unitScratch, int barrier, int* __restrict__ list, int pageSize,
+                                                  TopKStagedShared& sh, int& lastShared, ClearDead clearDead) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned full = 0xffffffffu;
+  const int G = gridDim.x;
+  const int n = hi - lo;
+  u32* counter = unitScratch + GS_BARRIER;
   // C. The bin is taken whole, or ranked exactly (<= GRID_RANK_LIMIT keys), or one key value of which
   // the lowest-indexed `remaining` are taken.
   const bool whole = binCount == remaining;
@@ -681,7 +681,7 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
     unitScratch[GS_ABOVE + blockIdx.x] = (u32)sh.candidates;
     unitScratch[GS_IN_BIN + blockIdx.x] = (u32)sh.total;
   }
-  if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
+  if (quest_unit_barrier(counter, ++barrier, G, lastShared)) clearDead();
 
   // D. This block's first list slot: the pages the blocks before it take. The counts, the candidate
   // count and (a ranked bin) the candidate slots are all requested before any is used: one round trip.
@@ -754,6 +754,162 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
   }
 }
 
+// Phases A (the AND/OR part) to D for one block of one unit: keys[0, hi - lo) hold the order keys of
+// pages [lo, hi) (never 0: NaN's key is 1), a and o this thread's AND and OR of them; 0 < take < pages.
+// Every block of the unit calls it with the same take and pages. Writes the unit's list.
+__device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
+                                        int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
+  const int G = gridDim.x;
+  const int n = hi - lo;
+  u32* counter = unitScratch + GS_BARRIER;
+  quest_grid_publish_and_or(a, o, unitScratch, sh);
+  int barrier = 0;
+  quest_unit_barrier(counter, ++barrier, G, lastShared);
+  const u32 andBits = ~__ldcg(unitScratch + GS_NOT_AND), orBits = __ldcg(unitScratch + GS_OR);
+
+  // B. Bits above `top` are common to every key: they form the prefix from the start. Invariant:
+  // binCount keys match prefix under mask, remaining of them are still to take (remaining <= binCount),
+  // every key above the prefix is taken.
+  const u32 diff = andBits ^ orBits;
+  int top = diff == 0u ? -1 : 31 - __clz(diff);
+  u32 mask = top >= 31 ? 0u : (0xffffffffu << (top + 1));
+  u32 prefix = andBits & mask;
+  int remaining = take, binCount = pages;
+  int passes = 0, lastBins = 0;
+  while (top >= 0 && binCount > GRID_RANK_LIMIT && binCount != remaining) {
+    const int shift = max(0, top - (TOPK_RADIX_BITS - 1));
+    const int bins = 1 << (top - shift + 1);
+    u32* hist = unitScratch + GS_HIST + passes * GRID_HIST_BINS;
+    quest_grid_pass_add(keys, n, mask, prefix, shift, bins, hist, sh);
+    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
+    quest_grid_pass_read(hist, bins, remaining, sh);
+    prefix |= (u32)sh.bin << shift;
+    mask |= (u32)(bins - 1) << shift;
+    remaining = sh.remaining;
+    binCount = sh.binCount;
+    __syncthreads();  // sh.bin etc. are rewritten by the next pass
+    top = shift - 1;
+    lastBins = bins;
+    ++passes;
+  }
+  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, barrier, list, pageSize, sh, lastShared,
+                    [&]() { quest_grid_clear_dead(unitScratch, passes, lastBins); });
+}
+
+// Clears what the blocks read after the barrier before the one just passed (called by the last block to
+// arrive): the AND/OR words (readAndOr) and the histogram in slot readSlot (>= 0; its first readBins words).
+__device__ __forceinline__ void quest_grid_clear_read(u32* unitScratch, bool readAndOr, int readSlot, int readBins) {
+  if (readAndOr && threadIdx.x == 0) {
+    unitScratch[GS_NOT_AND] = 0u;
+    unitScratch[GS_OR] = 0u;
+  }
+  if (readSlot >= 0) {
+    u32* hist = unitScratch + GS_HIST + readSlot * GRID_HIST_BINS;
+    for (int b = threadIdx.x; b < readBins; b += GRID_THREADS) hist[b] = 0u;
+  }
+}
+
+// v9 (QuestKernels option guessedPass, not the default): quest_grid_select_chunk whose first radix pass
+// does not wait for this step's AND/OR. It runs on the unit's key range at its previous select (kept
+// in GS_GUESS_*), before the first barrier, and this step's AND/OR travels beside it: after that
+// barrier each block reads the histogram and the AND/OR in one round trip. The guessed pass counts
+// the keys matching the guessed prefix under its mask; it is a valid first pass when every key does,
+// i.e. when this step's AND and OR agree with that prefix on the mask's bits (then bits below the
+// pass that every key shares join the prefix, as v5's common bits above its first pass). Otherwise it
+// is dropped and the select goes on as v5's from this step's AND/OR (the same barriers as v5, plus the
+// wasted pass). Without a stored guess (the first select on this scratch) it is v5's select. Either
+// way the same cut invariant as v5 (binCount keys match prefix under mask, remaining of them to take,
+// every key above taken), so the same phases C-D and lists. Consecutive decode steps of a layer score
+// similar rows, so their keys share sign and exponent: the guess usually holds, and the step passes
+// two barriers instead of three. Block 0 stores this step's range as the next guess after the first
+// barrier, when every block has read the old one.
+__device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
+                                                int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
+  const int tid = threadIdx.x;
+  const int G = gridDim.x;
+  const int n = hi - lo;
+  u32* counter = unitScratch + GS_BARRIER;
+  // Requested before the block's AND/OR exchange, which hides part of the round trip.
+  const u32 guessSet = __ldcg(unitScratch + GS_GUESS_SET);
+  const u32 guessAnd = ~__ldcg(unitScratch + GS_GUESS_NOT_AND), guessOr = __ldcg(unitScratch + GS_GUESS_OR);
+  quest_grid_publish_and_or(a, o, unitScratch, sh);
+  int barrier = 0, slot = 0;
+  int remaining = take, binCount = pages;
+  u32 andBits, orBits, mask = 0u, prefix = 0u;
+  int top = -1;
+  bool guessHeld = false;
+  int readSlot = -1, readBins = 0;  // the histogram read after the last barrier passed
+  const u32 guessDiff = guessAnd ^ guessOr;
+  if (guessSet != 0u && guessDiff != 0u) {
+    const int gTop = 31 - __clz(guessDiff);
+    const u32 gMask = gTop >= 31 ? 0u : (0xffffffffu << (gTop + 1));
+    const u32 gPrefix = guessAnd & gMask;
+    const int shift = max(0, gTop - (TOPK_RADIX_BITS - 1));
+    const int bins = 1 << (gTop - shift + 1);
+    u32* hist = unitScratch + GS_HIST;
+    quest_grid_pass_add(keys, n, gMask, gPrefix, shift, bins, hist, sh);
+    quest_unit_barrier(counter, ++barrier, G, lastShared);  // nothing was read before it
+    const u32 notAndWord = __ldcg(unitScratch + GS_NOT_AND), orWord = __ldcg(unitScratch + GS_OR);
+    quest_grid_pass_read(hist, bins, remaining, sh);
+    andBits = ~notAndWord;
+    orBits = orWord;
+    readSlot = 0;
+    readBins = bins;
+    slot = 1;
+    guessHeld = (((andBits ^ gPrefix) | (orBits ^ gPrefix)) & gMask) == 0u;
+    if (guessHeld) {
+      prefix = gPrefix | ((u32)sh.bin << shift);
+      mask = gMask | ((u32)(bins - 1) << shift);
+      remaining = sh.remaining;
+      binCount = sh.binCount;
+      const u32 below = shift == 0 ? 0u : (0xffffffffu >> (32 - shift));
+      const u32 diffBelow = (andBits ^ orBits) & below;
+      top = diffBelow == 0u ? -1 : 31 - __clz(diffBelow);
+      const u32 common = below & ~(top < 0 ? 0u : (0xffffffffu >> (31 - top)));
+      mask |= common;
+      prefix |= andBits & common;
+    }
+    __syncthreads();  // sh.bin etc. are rewritten by the next pass
+  } else {
+    quest_unit_barrier(counter, ++barrier, G, lastShared);
+    andBits = ~__ldcg(unitScratch + GS_NOT_AND);
+    orBits = __ldcg(unitScratch + GS_OR);
+  }
+  if (!guessHeld) {
+    // v5's B from this step's AND/OR.
+    const u32 diff = andBits ^ orBits;
+    top = diff == 0u ? -1 : 31 - __clz(diff);
+    mask = top >= 31 ? 0u : (0xffffffffu << (top + 1));
+    prefix = andBits & mask;
+  }
+  if (blockIdx.x == 0 && tid == 0) {
+    unitScratch[GS_GUESS_NOT_AND] = ~andBits;
+    unitScratch[GS_GUESS_OR] = orBits;
+    unitScratch[GS_GUESS_SET] = 1u;
+  }
+  bool readAndOr = true;
+  while (top >= 0 && binCount > GRID_RANK_LIMIT && binCount != remaining) {
+    const int shift = max(0, top - (TOPK_RADIX_BITS - 1));
+    const int bins = 1 << (top - shift + 1);
+    u32* hist = unitScratch + GS_HIST + slot * GRID_HIST_BINS;
+    quest_grid_pass_add(keys, n, mask, prefix, shift, bins, hist, sh);
+    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins);
+    readAndOr = false;
+    readSlot = slot;
+    readBins = bins;
+    quest_grid_pass_read(hist, bins, remaining, sh);
+    prefix |= (u32)sh.bin << shift;
+    mask |= (u32)(bins - 1) << shift;
+    remaining = sh.remaining;
+    binCount = sh.binCount;
+    __syncthreads();  // sh.bin etc. are rewritten by the next pass
+    top = shift - 1;
+    ++slot;
+  }
+  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, barrier, list, pageSize, sh, lastShared,
+                    [&]() { quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins); });
+}
+
 // This block's chunk of a unit's pages [0, pages) split over gridDim.x blocks.
 __device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
   const int chunk = (pages + gridDim.x - 1) / gridDim.x;
@@ -790,7 +946,7 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES, bool LIGHT_SCORES = false>
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -810,7 +966,12 @@ __device__ __forceinline__ void quest_grid_step_body(
   } else {
     quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
   }
-  quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
+  u32* unitScratch = scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS;
+  if (GUESSED_PASS) {
+    quest_grid_select_chunk_guessed(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
+  } else {
+    quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
+  }
 }
 
 // The step with its numbers from the host (eager decode).
@@ -897,6 +1058,33 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
                                    pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
+// v9 (QuestKernels option guessedPass, not the default): v8 whose select starts with a pass on the
+// unit's previous key range (quest_grid_select_chunk_guessed); same parameters, same keys and lists.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_guess(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
+                                         pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_guess(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
+                                         pageSize, pages, p + 1, sh, lastShared, stagedKeys);
+}
+
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
 // of the unit's score row staged as order keys, with their AND (a) and OR (o) over this thread's keys.
@@ -941,6 +1129,24 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
   u32 a, o;
   if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
   quest_grid_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
+}
+
+// v9's select alone (quest_grid_select_chunk_guessed), quest_grid_select's parameters: its guess is the
+// unit's key range at the previous launch on this scratch, as in a step.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select_guess(
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
+    u32* __restrict__ scratch) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int unit = blockIdx.y;
+  const int take = max(0, min(k, pages));
+  int* list = segs + (size_t)unit * segStride;
+  int lo, hi;
+  u32 a, o;
+  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
+  quest_grid_select_chunk_guessed(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh,
+                                  lastShared);
 }
 
 // ---------------------------------------------------------------------------------------------------

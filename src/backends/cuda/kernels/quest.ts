@@ -21,6 +21,10 @@
  * { multiBlockStep: true, rolledScores: true, lightScores: true } both run v8 (quest_grid_step_light /
  * quest_grid_step_at_light, session 6): v7 whose lanes hold the query in registers and pick one bound
  * per dim by the query's sign (units of 1, 2 or 4 heads; other units score as v7); same keys and lists.
+ * With guessedPass too, both run v9 (quest_grid_step_guess / quest_grid_step_at_guess, session 7): v8
+ * whose select runs its first radix pass on the unit's key range at its previous select, before the
+ * first barrier, and keeps it where this step's AND/OR shows every key matched it (two unit barriers
+ * instead of three), else goes on as v5's; same cut, same lists. Not the default until measured.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -40,8 +44,11 @@ const MAX_STAGED_PAGES = (96 * 1024) / 4;
 const GRID_THREADS = 512;
 /** v5's most blocks per unit (GRID_MAX_BLOCKS in quest.cu: the per-block count slots of the scratch). */
 export const QUEST_GRID_MAX_BLOCKS = 32;
-/** v5's scratch words per unit (QUEST_GRID_UNIT_WORDS in quest.cu): sync words, per-block counts, candidates, 3 histograms. */
-export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 3 * 2048;
+/**
+ * v5's scratch words per unit (QUEST_GRID_UNIT_WORDS in quest.cu): sync and v9's guess words, per-block counts, candidates,
+ * 4 histogram slots (v5's three passes; v9 may histogram a missed guess first).
+ */
+export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 4 * 2048;
 /**
  * v5 gives each block at least this many pages (one batch of four score passes at D = 128): fewer
  * would add barrier arrivals without adding loads in flight.
@@ -62,7 +69,7 @@ export function questWindowUnitWords(pageCapacity: number): number {
 }
 /** The multi-block kernels: v5's and v6's. */
 type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled'
-  | 'gridStepLight' | 'gridStepAtLight';
+  | 'gridStepLight' | 'gridStepAtLight' | 'gridStepGuess' | 'gridStepAtGuess' | 'gridSelectGuess';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
@@ -70,6 +77,7 @@ export const QUEST_KERNEL_NAMES = {
   winStep: 'quest_win_step', winStepAt: 'quest_win_step_at', winSelect: 'quest_win_select',
   gridStepRolled: 'quest_grid_step_rolled', gridStepAtRolled: 'quest_grid_step_at_rolled',
   gridStepLight: 'quest_grid_step_light', gridStepAtLight: 'quest_grid_step_at_light',
+  gridStepGuess: 'quest_grid_step_guess', gridStepAtGuess: 'quest_grid_step_at_guess', gridSelectGuess: 'quest_grid_select_guess',
 } as const;
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
@@ -125,6 +133,13 @@ export interface QuestKernelOptions {
    * measured. Only with multiBlockStep and rolledScores.
    */
   lightScores?: boolean;
+  /**
+   * With lightScores: v9, v8 whose select runs its first radix pass on the unit's key range at its
+   * previous select (kept in the scratch) before the first barrier, with this step's AND/OR beside it,
+   * instead of waiting for the AND/OR first: two unit barriers instead of three where the guess holds,
+   * v5's three plus a wasted pass where not. Same cut, same lists. Not the default until measured.
+   */
+  guessedPass?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -245,6 +260,7 @@ export class QuestKernels {
     winStep: CudaKernel; winStepAt: CudaKernel; winSelect: CudaKernel;
     gridStepRolled: CudaKernel; gridStepAtRolled: CudaKernel;
     gridStepLight: CudaKernel; gridStepAtLight: CudaKernel;
+    gridStepGuess: CudaKernel; gridStepAtGuess: CudaKernel; gridSelectGuess: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -262,6 +278,8 @@ export class QuestKernels {
   readonly rolledScores: boolean;
   /** Whether v7's steps run with the light per-page scoring (v8). */
   readonly lightScores: boolean;
+  /** Whether v8's steps (and the multi-block select alone) start with a pass on the previous key range (v9). */
+  readonly guessedPass: boolean;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -285,6 +303,8 @@ export class QuestKernels {
     if (this.rolledScores && !this.multiBlockStep) throw new Error('quest: rolledScores (v7) is an option of the multi-block step: set multiBlockStep too');
     this.lightScores = options.lightScores ?? false;
     if (this.lightScores && !this.rolledScores) throw new Error('quest: lightScores (v8) is an option of the rolled multi-block step (v7): set multiBlockStep and rolledScores too');
+    this.guessedPass = options.guessedPass ?? false;
+    if (this.guessedPass && !this.lightScores) throw new Error('quest: guessedPass (v9) is an option of the light multi-block step (v8): set multiBlockStep, rolledScores and lightScores too');
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
@@ -325,6 +345,9 @@ export class QuestKernels {
         gridStepAtRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtRolled, [...QUEST_GRID_PARAMS.gridStepAt]),
         gridStepLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepLight, [...QUEST_GRID_PARAMS.gridStep]),
         gridStepAtLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtLight, [...QUEST_GRID_PARAMS.gridStepAt]),
+        gridStepGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepGuess, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAtGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtGuess, [...QUEST_GRID_PARAMS.gridStepAt]),
+        gridSelectGuess: mod.kernel(QUEST_KERNEL_NAMES.gridSelectGuess, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
@@ -332,7 +355,7 @@ export class QuestKernels {
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled,
-        this.kernels.gridStepLight, this.kernels.gridStepAtLight]) {
+        this.kernels.gridStepLight, this.kernels.gridStepAtLight, this.kernels.gridStepGuess, this.kernels.gridStepAtGuess, this.kernels.gridSelectGuess]) {
         kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       }
       for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
@@ -406,6 +429,7 @@ export class QuestKernels {
         winStep: perSM(kernels.winStep), winStepAt: perSM(kernels.winStepAt), winSelect: perSM(kernels.winSelect),
         gridStepRolled: perSM(kernels.gridStepRolled), gridStepAtRolled: perSM(kernels.gridStepAtRolled),
         gridStepLight: perSM(kernels.gridStepLight), gridStepAtLight: perSM(kernels.gridStepAtLight),
+        gridStepGuess: perSM(kernels.gridStepGuess), gridStepAtGuess: perSM(kernels.gridStepAtGuess), gridSelectGuess: perSM(kernels.gridSelectGuess),
       };
     }
     return this.residentPerSM;
@@ -426,7 +450,7 @@ export class QuestKernels {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
     if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
-    const kernel = this.windowStep ? 'winSelect' : 'gridSelect';
+    const kernel = this.windowStep ? 'winSelect' : this.guessedPass ? 'gridSelectGuess' : 'gridSelect';
     if (!this.gridFits(pages, kernel)) throw new Error(`quest: a block's chunk of ${pages} pages exceeds the ${this.maxStagedPages} staged in shared memory`);
     const G = this.gridBlocks(pages, kernel);
     const launch = { grid: [G, this.units, 1] as [number, number, number], block: [GRID_THREADS, 1, 1] as [number, number, number], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream };
@@ -435,7 +459,7 @@ export class QuestKernels {
       this.prepare().winSelect.launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, win, scratch.windowUnitWords, this.windowGuess ? 1 : 0]);
       return;
     }
-    this.prepare().gridSelect.launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, this.gridScratch(scratch)]);
+    this.prepare()[kernel].launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, this.gridScratch(scratch)]);
   }
 
   private gridScratch(scratch: QuestStepScratch): DevicePtr {
@@ -478,7 +502,7 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const stepKernel = this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const stepKernel = this.guessedPass ? 'gridStepGuess' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
     const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
@@ -526,9 +550,9 @@ export class QuestKernels {
     );
   }
 
-  /** The multi-block graph step's entry: v5's, v7's (rolled scores) or v8's (light scores). */
-  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' {
-    return this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+  /** The multi-block graph step's entry: v5's, v7's (rolled scores), v8's (light scores) or v9's (guessed first pass). */
+  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' {
+    return this.guessedPass ? 'gridStepAtGuess' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
   }
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
