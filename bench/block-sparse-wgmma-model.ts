@@ -63,7 +63,7 @@ export interface WorkModelRow {
 const uniform = mulberry32;
 
 /** The bench's data set at one head and the CPU method's selection for sparsity s. */
-function modelSelection(n: number, data: 'random' | 'shared', s: number) {
+export function modelSelection(n: number, data: 'random' | 'shared', s: number) {
   const rand = uniform(n * 7 + (data === 'shared' ? 1 : 0));
   const qMean = data === 'shared' ? 0.5 : 0;
   const q = Float32Array.from({ length: n * D }, () => qMean + 2 * rand() - 1); // [n, 1, D]
