@@ -204,6 +204,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
     'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
     'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-kv-dpv',
+    'wgmma-n128-s3-kv-dpv-lm', 'wgmma-c3-n64-s4-kv-dpv', 'wgmma-c3-n64-s4-kv-dpv-lm',
   ];
   const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
     const t = parseBlockSparseWgmmaLabel(label);
