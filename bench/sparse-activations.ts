@@ -508,10 +508,12 @@ export async function main(argv: string[]): Promise<number> {
           const seq = model.newSequence(len);
           let prefillError: unknown = null;
           try {
+            const t0 = performance.now();
             recorder.arm();
             const logits = model.prefill(seq, ex.inputIds, len);
             rt.pool.release(logits);
             rt.synchronize();
+            console.log(`captured ${task}#${ex.index} n=${len} (target ${n}): dense prefill with the recorder ${(performance.now() - t0).toFixed(1)} ms`);
           } catch (e) {
             prefillError = e;
           }
