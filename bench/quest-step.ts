@@ -14,11 +14,15 @@
  *     event and the selection's launch;
  *   - graph step: the method's graphSteps (what the model replays), one capture of every layer's step
  *     at one position, per layer.
+ * With --alternate-scale, a layer's steps alternate between the query and 4 × it (exact in bf16), so the
+ * scores' exponents move by 2 from one step of a layer to the next: v9's guessed first pass (the
+ * previous step's key range) then misses wherever that moves the bits above its first pass, and the
+ * row reads what a miss costs (the default and v8 steps read the same queries, as their baseline).
  * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, v8 from there) and fixed
  * QuestKernels options (v5, v7, v8, v9) for every length, so two selections compare inside one step.
  *
  * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants default,v7] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
+ *        [--variants default,v7] [--alternate-scale] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +37,7 @@ import { QuestDeviceDecode, type QuestStepParts, questSettings } from '../src/ba
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
+import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { MODEL_SHAPES } from './model.js';
 import { freeBytes, median } from './sparse-prefill-measure.js';
 
@@ -45,10 +50,10 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v9: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true },
 };
 
-interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }
+interface Options { lengths: number[]; sparsities: number[]; variants: string[]; alternateScale: boolean; repeats: number; out: string | null }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], repeats: 40, out: null };
+  const o: Options = { lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], alternateScale: false, repeats: 40, out: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -67,7 +72,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--variants') {
       o.variants = next().split(',');
       for (const v of o.variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant "${v}" (${Object.keys(VARIANTS).join(', ')})`);
-    } else if (a === '--out') o.out = next();
+    } else if (a === '--alternate-scale') o.alternateScale = true;
+    else if (a === '--out') o.out = next();
     else throw new Error(`unknown argument ${a} (see bench/quest-step.ts)`);
   }
   return o;
@@ -93,7 +99,7 @@ function timeIssued(rt: CudaRuntime, body: (i: number) => void, repeats: number)
 }
 
 interface Row {
-  n: number; s: number; variant: string; layers: number;
+  n: number; s: number; variant: string; layers: number; alternateScale: boolean;
   step: Issued; noClock: Issued; select: Issued; attend: Issued;
   selectGraphUs: number; attendGraphUs: number; estUs: number; graphStepUs: number | null;
 }
@@ -112,8 +118,11 @@ function main(argv: string[]): number {
   const ops = new ModelOpsKernels(rt);
   let seed = 1;
   const random = (ptr: DevicePtr, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
-  const q = rt.pool.acquire(H * D * 2), out = rt.pool.acquire(H * D * 2), position = rt.pool.acquire(16);
-  random(q.ptr, H * D);
+  const out = rt.pool.acquire(H * D * 2), position = rt.pool.acquire(16);
+  const qWords = randomBf16Words(H * D, 5, 1);
+  // 4 × q: the exponent field + 2 wherever it is nonzero (|q| <= 1: no overflow; zeros and subnormals stay).
+  const q4Words = qWords.map((w) => ((w & 0x7f80) !== 0 ? w + 0x100 : w));
+  const q = upload(rt, qWords), q4 = upload(rt, q4Words);
   const rows: Row[] = [];
   const failures: string[] = [];
   const R = o.repeats;
@@ -144,7 +153,8 @@ function main(argv: string[]): number {
         const nextCall = (layer: number) => {
           const cache = caches[layer];
           cache.length += 1;
-          return { layer, shape, q: q.ptr, position: cache.length - 1, cache, out: out.ptr };
+          const query = o.alternateScale && cache.length % 2 === 1 ? q4 : q;
+          return { layer, shape, q: query.ptr, position: cache.length - 1, cache, out: out.ptr };
         };
         try {
           for (let l = 0; l < L; l++) method.decode(nextCall(l)); // first steps fold each layer's prompt and compile
@@ -170,7 +180,7 @@ function main(argv: string[]): number {
             ests.push((method.lastEstimationMs() ?? Number.NaN) * 1e3);
           }
           const graphStepUs = timeMethodGraph(rt, method, caches, shape, q.ptr, out.ptr, position, nextCall, R);
-          const row: Row = { n, s, variant, layers: L, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs };
+          const row: Row = { n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs };
           rows.push(row);
           console.log(describe(row));
         } catch (e) {
@@ -186,14 +196,14 @@ function main(argv: string[]): number {
     for (const c of caches) c.release();
     rt.pool.trim();
   }
-  for (const b of [q, out, position]) rt.pool.release(b);
+  for (const b of [q, q4, out, position]) rt.pool.release(b);
 
   console.log('\n| n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | select graph | attend graph | est (clock) | est − select graph | method graph step |');
   console.log('| ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const f = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(1));
   for (const r of rows) {
     const sum = r.select.deviceUs + r.attend.deviceUs;
-    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.variant} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
       `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
       `${f(r.estUs - r.selectGraphUs)} | ${f(r.graphStepUs)} |`);
   }
@@ -204,7 +214,7 @@ function main(argv: string[]): number {
 
 function describe(r: Row): string {
   const io = (t: Issued) => `${t.deviceUs.toFixed(1)} us (host ${t.hostUs.toFixed(1)})`;
-  return `n=${r.n} s=${r.s} ${r.variant} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
+  return `n=${r.n} s=${r.s} ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
     `graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
     `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
 }
