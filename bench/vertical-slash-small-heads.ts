@@ -14,6 +14,8 @@
  *              64-row block's walk shared by k threads; +lanes alone: walkLanes 'auto'
  *   +bits      with +lanes: CountSearchOptions.walkColumnBitmap (the walks count kept columns from
  *              a staged bitmap), e.g. `auto+handoff+chunked+lanes8+bits`
+ *   +guided    a batched one with CountSearchOptions.guidedProbes (session 7): each round's probes laid
+ *              out best-first on the predicted path (Vertical-Slash only), e.g. `auto+guided`
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
  * bf16 q/k/v as bench sparse makes them): per call the prefill total, the estimation (estimate, count
@@ -128,9 +130,11 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'chunked') extra.chunkedRanking = true;
     else if (/^lanes\d*$/.test(suffix)) extra.walkLanes = suffix === 'lanes' ? 'auto' : Number(suffix.slice(5));
     else if (suffix === 'bits') extra.walkColumnBitmap = true;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits)`);
+    else if (suffix === 'guided') extra.guidedProbes = true;
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided)`);
   }
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);
+  if (extra.guidedProbes && base === 'one-probe') throw new Error(`--variants: +guided needs a batched variant (auto or batched-L<k>), not ${name}`);
   if (extra.walkLanes !== undefined && base === 'one-probe') throw new Error(`--variants: +lanes needs a batched variant (auto or batched-L<k>), not ${name}`);
   if (base === 'one-probe') return extra;
   if (base === 'auto') return { ...DEFAULT_COUNT_SEARCH, ...extra };

@@ -50,6 +50,12 @@ constexpr double ABOVE_ANY_TARGET = 1e308;        // an assumed probe outcome ab
 constexpr int CHUNK_THREADS = 256;                // the chunked ranking's blocks
 constexpr int CHUNK_ITEMS = 8;
 constexpr int RANK_CHUNK = CHUNK_THREADS * CHUNK_ITEMS;  // items per chunk: one sort tile in shared memory
+constexpr int GUIDE_THREADS = 256;     // vs_guide_gains: blocks of GUIDE_TILE items of one row
+constexpr int GUIDE_TILE = 1024;
+constexpr int GUIDE_REACH = 64;        // neighbours looked at each side: a band is 64 wide
+constexpr int GUIDE_HALF = 32;         // an offset's modelled band: [o - 32, o + 32)
+constexpr int GUIDE_SCAN_THREADS = 1024;
+constexpr int GUIDE_SCAN_ITEMS = 4;
 
 __device__ __forceinline__ u32 load_acquire(const u32* p) {
   u32 v;
@@ -606,6 +612,238 @@ __device__ __forceinline__ bool same_counts(const int* a, const int* b, int coun
 // Where a batched round's probe gets its pairs (source[c]): walked, not probed, another probe of
 // the round with the same counts (>= 0), or CACHED - j: the last round's probe j had the same counts.
 constexpr int WALK = -1, DEAD = -2, CACHED = -3;
+
+// ---- The guided tree (vs_count_search_batched*_guided; session 7, opt-in) ----
+// The heap tree answers the next `levels` levels whatever the outcomes, so a 32-probe Vertical-Slash
+// search takes 8 rounds of 15 probes. Most of those outcomes are foregone: the common bisection
+// starts at n / 2 when the answer is near 100. The guided tree spends the same P slots best-first
+// on the probes most likely to lie on the real path, each outcome predicted from a cheap model of
+// the layer pairs (guide_pairs) calibrated on the exact pairs already known: a predicted outcome
+// counts GUIDE_SURE likely, an unsure one 1/2. The real outcomes are still followed exactly (every
+// probe's pairs are walked, as before), so the answer cannot change; only how far a round reaches.
+constexpr double GUIDE_EPS = 0.05;       // a prediction's margin per unit of model distance from its calibration point
+constexpr double GUIDE_EPS_SPAN = 0.1;   // and per unit of exact pairs between the two bracketing points
+constexpr float GUIDE_SURE = 0.9f;       // how likely a predicted outcome counts in the best-first layout
+constexpr int GUIDE_NONE = -1, GUIDE_ENDED = -2;  // a node's child slot: not laid out / the search ends there
+
+// The model of a probe's layer pairs from cumulative gains over rank order (vs_guide_gains /
+// vs_guide_scan), each [n + 1] with [k] = the sum over heads of the first k ranked items' gains:
+// col: a kept column c alone attends n - c pairs; diag: a kept offset o, modelled as a band of
+// offsets [o - 32, o + 32) less the bands of better-ranked neighbours, attends its width x (n - o);
+// width: the bands' widths alone. Kept columns inside a band add nothing, so the columns count at
+// (1 - the bands' share of the offsets).
+struct Guide {
+  const double* col;
+  const double* diag;
+  const double* width;
+  int n, H;
+};
+
+__device__ __forceinline__ double guide_pairs(const Guide& g, int kv, int ks) {
+  kv = min(max(kv, 0), g.n);
+  ks = min(max(ks, 0), g.n);
+  return g.col[kv] * (1.0 - g.width[ks] / ((double)g.H * g.n)) + g.diag[ks];
+}
+
+// An exact probe on the real path: the model's pairs f, the exact pairs e, its common count k.
+struct GuidePoint {
+  double f, e;
+  int k, valid;
+};
+
+__device__ __forceinline__ double guide_abs(double x) { return x < 0.0 ? -x : x; }
+
+// The calibration: on the common line (kv = ks) and on the column line of the current column search
+// (ks = vLine), the known probe nearest the target from below (lo: e <= target) and from above.
+struct GuideLines {
+  GuidePoint cLo, cHi, vLo, vHi;
+  int vLine;
+};
+
+__device__ __forceinline__ GuideLines guide_lines_start() {
+  GuideLines L;
+  L.cLo.valid = L.cHi.valid = L.vLo.valid = L.vHi.valid = 0;
+  L.cLo.f = L.cLo.e = L.cHi.f = L.cHi.e = L.vLo.f = L.vLo.e = L.vHi.f = L.vHi.e = 0.0;
+  L.cLo.k = L.cHi.k = L.vLo.k = L.vHi.k = 0;
+  L.vLine = -1;
+  return L;
+}
+
+__device__ __forceinline__ bool guide_in_columns(int state) {
+  return state == VS_COLUMNS || state == VS_COLUMNS_LO || state == VS_COLUMNS_NEXT;
+}
+
+// At a round's start: a column search that has begun calibrates on its own line, from (ks, ks).
+__device__ __forceinline__ void guide_lines_round(GuideLines& L, const SearchState& st) {
+  if (guide_in_columns(st.state) && L.vLine != st.ks) {
+    L.vLine = st.ks;
+    L.vLo = L.cLo;
+    L.vLo.valid = L.cLo.valid && L.cLo.k == st.ks;
+    L.vHi.valid = 0;
+  }
+}
+
+__device__ __forceinline__ void guide_point_update(GuidePoint& lo, GuidePoint& hi, double f, double e, int k, double target) {
+  if (e <= target) {
+    if (!lo.valid || f >= lo.f) lo = GuidePoint{f, e, k, 1};
+  } else if (!hi.valid || f <= hi.f) {
+    hi = GuidePoint{f, e, k, 1};
+  }
+}
+
+// After probe t (counts kv, ks; model pairs f) was answered with the exact pairs e.
+__device__ __forceinline__ void guide_lines_update(GuideLines& L, const SearchState& t, double f, double e, double target) {
+  if (t.kv == t.ks) guide_point_update(L.cLo, L.cHi, f, e, t.kv, target);
+  if (t.ks == L.vLine) guide_point_update(L.vLo, L.vHi, f, e, t.kv, target);
+}
+
+// The exact pairs predicted at model pairs f from a line's points (p) and the margin around it (m):
+// between two points the secant, from one the model's difference, from none the model itself.
+__device__ __forceinline__ void guide_on_line(double f, const GuidePoint& lo, const GuidePoint& hi, double& p, double& m) {
+  if (lo.valid && hi.valid && hi.f > lo.f) {
+    const double slope = (hi.e - lo.e) / (hi.f - lo.f);
+    p = lo.e + (f - lo.f) * slope;
+    m = GUIDE_EPS * (guide_abs(f - lo.f) < guide_abs(f - hi.f) ? guide_abs(f - lo.f) : guide_abs(f - hi.f)) * slope + GUIDE_EPS_SPAN * (hi.e - lo.e);
+  } else if (lo.valid || hi.valid) {
+    const GuidePoint& c = lo.valid ? lo : hi;
+    p = c.e + (f - c.f);
+    m = GUIDE_EPS * guide_abs(f - c.f);
+  } else {
+    p = f;
+    m = GUIDE_EPS * f;
+  }
+}
+
+// The predicted outcome of probe t: -1 at or below the target, 1 above, 0 unsure (FlexPrefill's
+// probes: always unsure, so its tree is the heap tree's breadth-first one). fOut: the model's pairs.
+__device__ __forceinline__ int guide_predict(const SearchState& t, const SearchGoal& goal, const Guide& g, const GuideLines& L,
+                                             double& fOut) {
+  fOut = 0.0;
+  if (goal.mode != 0) return 0;
+  if (t.state == VS_COLUMNS_LO) return -1;  // its next probe is the same either way
+  const double f = guide_pairs(g, t.kv, t.ks);
+  fOut = f;
+  double p, m;
+  if (t.state == VS_FLOOR) {
+    guide_on_line(f, GuidePoint{0.0, 0.0, 0, 0}, GuidePoint{0.0, 0.0, 0, 0}, p, m);
+  } else if (t.kv == t.ks && !guide_in_columns(t.state)) {
+    guide_on_line(f, L.cLo, L.cHi, p, m);
+  } else if (t.ks == L.vLine) {
+    guide_on_line(f, L.vLo, L.vHi, p, m);
+  } else {
+    // A column search not begun yet: its anchor (ks, ks) from the common line, then the columns' model.
+    const int K = t.ks;
+    double ap, am;
+    if (L.cLo.valid && L.cLo.k == K) {
+      ap = L.cLo.e;
+      am = 0.0;
+    } else {
+      guide_on_line(guide_pairs(g, K, K), L.cLo, L.cHi, ap, am);
+    }
+    const double d = f - guide_pairs(g, K, K);
+    p = ap + d;
+    m = am + GUIDE_EPS * guide_abs(d);
+  }
+  return p + m <= goal.target ? -1 : p - m > goal.target ? 1 : 0;
+}
+
+// A guided round's shared state beside the tree: child links (GUIDE_NONE / GUIDE_ENDED or a node),
+// each node's chance, predicted outcome and model pairs, the calibration, and the search's goal and
+// cumulative gains (in shared memory, so the layout call takes pointers only).
+struct GuidedRound {
+  int lowChild[MAX_BATCH], highChild[MAX_BATCH], predicted[MAX_BATCH];
+  float chance[MAX_BATCH];
+  double model[MAX_BATCH];
+  GuideLines lines;
+  SearchGoal goal;
+  const double* guide;  // [3, n + 1]: Guide's col, diag, width
+  // The kernel's own shared state the layout and the follow read and write.
+  SearchState* st;
+  SearchState* tree;
+  int* live;
+  const double* total;
+  int P;
+};
+
+// guide_predict of node c of the round (model pairs into r->model[c]) as a call: inlined into the
+// layout, which also inlines search_advance, it outgrew the 64 registers.
+__device__ __noinline__ int guide_predict_node(GuidedRound* r, int c) {
+  const SearchGoal& goal = r->goal;
+  const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+  return guide_predict(r->tree[c], goal, g, r->lines, r->model[c]);
+}
+
+// Lays out this round's nodes best-first from st (node 0): the next node is the untried child, over
+// all nodes, with the largest chance of lying on the real path (the product of its ancestors'
+// outcome chances; ties to the earlier node, low child first). live[c] = 1 for the nodes laid out,
+// 0 for the rest of the P slots. Returns the nodes laid out. One thread; a call, not inlined
+// (inlined, the kernels spilled at their 64 registers).
+__device__ __noinline__ int guide_layout(GuidedRound* r) {
+  SearchState* tree = r->tree;
+  int* live = r->live;
+  const SearchState* st = r->st;
+  const int P = r->P;
+  const SearchGoal& goal = r->goal;
+  guide_lines_round(r->lines, *st);
+  tree[0] = *st;
+  live[0] = 1;
+  r->chance[0] = 1.0f;
+  r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
+  r->predicted[0] = guide_predict_node(r, 0);
+  int count = 1;
+  while (count < P) {
+    int best = -1, bestHigh = 0;
+    float bestChance = 0.0f;
+    for (int c = 0; c < count; ++c) {
+      const int pred = r->predicted[c];
+      const float sure = pred == 0 ? 0.5f : GUIDE_SURE;
+      if (r->lowChild[c] == GUIDE_NONE) {
+        const float x = r->chance[c] * (pred == 1 ? 1.0f - sure : sure);
+        if (x > bestChance) { best = c; bestHigh = 0; bestChance = x; }
+      }
+      if (r->highChild[c] == GUIDE_NONE) {
+        const float x = r->chance[c] * (pred == -1 ? 1.0f - sure : sure);
+        if (x > bestChance) { best = c; bestHigh = 1; bestChance = x; }
+      }
+    }
+    if (best < 0) break;
+    tree[count] = tree[best];
+    search_advance(tree[count], goal, bestHigh ? ABOVE_ANY_TARGET : -1.0);
+    int& slot = bestHigh ? r->highChild[best] : r->lowChild[best];
+    if (tree[count].state == DONE) {
+      slot = GUIDE_ENDED;
+      continue;
+    }
+    slot = count;
+    live[count] = 1;
+    r->chance[count] = bestChance;
+    r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
+    r->predicted[count] = guide_predict_node(r, count);
+    ++count;
+  }
+  for (int c = count; c < P; ++c) live[c] = 0;
+  return count;
+}
+
+// Step (6) of a guided round from node c on (thread 0): calibrates on each real probe's exact pairs
+// and follows the child links while the real path stays in the tree.
+__device__ __noinline__ void guide_follow(GuidedRound* r) {
+  SearchState* st = r->st;
+  const SearchState* tree = r->tree;
+  const double* total = r->total;
+  const SearchGoal& goal = r->goal;
+  int c = 0;
+  for (;;) {
+    if (goal.mode == 0) guide_lines_update(r->lines, tree[c], r->model[c], total[c], goal.target);
+    search_advance(*st, goal, total[c]);
+    if (st->state == DONE) break;
+    const int low = r->lowChild[c], high = r->highChild[c];
+    if (low >= 0 && same_probe(tree[low], *st, goal.mode)) c = low;
+    else if (high >= 0 && same_probe(tree[high], *st, goal.mode)) c = high;
+    else break;
+  }
+}
+// ---- end of the guided tree ----
 }  // namespace
 
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
@@ -643,11 +881,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // computes the same tree, counts and totals, so all agree on every branch.
 // LANES (vs_count_search_batched_lanes): step (5)'s units are THREADS / lanes consecutive 64-row
 // blocks of one (node, head), each block walked by `lanes` consecutive threads (vs_block_pairs_lane).
-template <bool LANES, bool BITS>
+// GUIDED (vs_count_search_batched*_guided): step (1) lays out the guided tree instead (guide_layout,
+// `guide` = vs_guide_scan's [3, n + 1] cumulative gains), step (6) follows its child links, and the
+// exact pairs met on the way calibrate the next round's predictions (guide_lines_update).
+template <bool LANES, bool BITS, bool GUIDED = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide = nullptr) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -656,12 +897,25 @@ __device__ __forceinline__ void count_search_batched(
   __shared__ int counts[MAX_BATCH_COUNTS], cachedCounts[MAX_BATCH_COUNTS];  // [P, 2H]
   __shared__ double total[MAX_BATCH], cachedTotal[MAX_BATCH];
   __shared__ int walks;
+  __shared__ GuidedRound guided[1];  // GUIDED only (unreferenced, so not allocated, in the other kernels)
   const SearchGoal goal = search_goal(targetHi, targetLo, n, H, mode, minBudget, forcedColumns, forcedDiagonals);
   const int perUnit = LANES ? THREADS / lanes : THREADS;  // 64-row blocks per walk unit
   const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + perUnit - 1) / perUnit;
   u32 generation = 0;
   int walkRounds = 0, rounds = 0;
-  if (threadIdx.x == 0) st = search_start(goal);
+  if (threadIdx.x == 0) {
+    st = search_start(goal);
+    if constexpr (GUIDED) {
+      guided->lines = guide_lines_start();
+      guided->goal = goal;
+      guided->guide = guide;
+      guided->st = &st;
+      guided->tree = tree;
+      guided->live = live;
+      guided->total = total;
+      guided->P = P;
+    }
+  }
   for (int c = threadIdx.x; c < MAX_BATCH; c += THREADS) cachedLive[c] = 0;
   __syncthreads();
 
@@ -669,7 +923,9 @@ __device__ __forceinline__ void count_search_batched(
     ++rounds;
     // (1) Every probe the next `levels` levels can make: a child assumes an outcome below (-1) or
     // above every target; the real outcome always takes one of the two branches.
-    if (threadIdx.x == 0) {
+    if constexpr (GUIDED) {
+      if (threadIdx.x == 0) guide_layout(guided);
+    } else if (threadIdx.x == 0) {
       tree[0] = st;
       live[0] = 1;
       for (int c = 1; c < P; ++c) {
@@ -759,7 +1015,9 @@ __device__ __forceinline__ void count_search_batched(
     __syncthreads();
 
     // (6) The real outcomes, down the tree as far as it reaches.
-    if (threadIdx.x == 0) {
+    if constexpr (GUIDED) {
+      if (threadIdx.x == 0) guide_follow(guided);
+    } else if (threadIdx.x == 0) {
       int c = 0;
       for (;;) {
         search_advance(st, goal, total[c]);
@@ -812,6 +1070,119 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
     int forcedColumns, int forcedDiagonals, int levels, int lanes) {
   count_search_batched<true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                    targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
+}
+
+// vs_count_search_batched with the guided tree (session 7, opt-in): guide [3, n + 1] from
+// vs_guide_scan. The same probes answered along the same real path, so the same result, in fewer rounds.
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_guided(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, const double* guide) {
+  count_search_batched<false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                           targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1, guide);
+}
+
+// vs_count_search_batched_lanes_bits with the guided tree (session 7, opt-in). One block per
+// multiprocessor's registers (86): at 64, as two need, its calls spilled. The organism's round (15
+// probes x 8 rows = 120 units) still fits the 132 blocks; Llama-8B's (7 x 64) queues on them.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                         targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
+}
+
+// grid (ceil(n / GUIDE_TILE), 2H), GUIDE_THREADS threads, after the ranking: each item's gain for the
+// guided tree's model (Guide), written at its rank: weighted [2H, n] (a column c: n - c; an offset o:
+// its band's width x (n - o)), width [2H, n] (offsets: the band's width; columns: 0). An offset's
+// band [o - 32, o + 32) loses what the bands of its nearest better-ranked neighbours on each side
+// cover (neighbours 64 or more away cover none of it). n < 2^26 keeps the products in 32 bits.
+extern "C" __global__ void __launch_bounds__(GUIDE_THREADS) vs_guide_gains(const int* __restrict__ ranks, u32* __restrict__ weighted,
+                                                                          u32* __restrict__ width, int n, int H) {
+  __shared__ int tile[GUIDE_TILE + 2 * GUIDE_REACH];
+  const int row = blockIdx.y, first = blockIdx.x * GUIDE_TILE;
+  const int* rank = ranks + (size_t)row * n;
+  for (int j = threadIdx.x; j < GUIDE_TILE + 2 * GUIDE_REACH; j += GUIDE_THREADS) {
+    const int i = first - GUIDE_REACH + j;
+    tile[j] = i >= 0 && i < n ? rank[i] : 0x7fffffff;
+  }
+  __syncthreads();
+  const bool columns = row < H;
+  for (int t = threadIdx.x; t < GUIDE_TILE && first + t < n; t += GUIDE_THREADS) {
+    const int i = first + t, r = tile[GUIDE_REACH + t];
+    u32 w = 0, gain = (u32)(n - i);
+    if (!columns) {
+      int lo = max(i - GUIDE_HALF, 0), hi = min(i + GUIDE_HALF, n);
+      for (int d = 1; d < GUIDE_REACH; ++d) {
+        if (tile[GUIDE_REACH + t - d] < r) {
+          lo = max(lo, i - d + GUIDE_HALF);
+          break;
+        }
+      }
+      for (int d = 1; d < GUIDE_REACH; ++d) {
+        if (tile[GUIDE_REACH + t + d] < r) {
+          hi = min(hi, i + d - GUIDE_HALF);
+          break;
+        }
+      }
+      w = (u32)max(hi - lo, 0);
+      gain *= w;
+    }
+    weighted[(size_t)row * n + r] = gain;
+    width[(size_t)row * n + r] = w;
+  }
+}
+
+// grid (3), GUIDE_SCAN_THREADS threads, after vs_guide_gains: guide [3, n + 1] (Guide's col, diag,
+// width): block 0 sums weighted's column rows over the heads at each rank, block 1 its offset rows,
+// block 2 width's offset rows, each an exclusive prefix over the ranks ([0] = 0, [k] = the first k).
+extern "C" __global__ void __launch_bounds__(GUIDE_SCAN_THREADS) vs_guide_scan(const u32* __restrict__ weighted,
+                                                                              const u32* __restrict__ width, double* __restrict__ guide,
+                                                                              int n, int H) {
+  __shared__ double warpSums[GUIDE_SCAN_THREADS / 32];
+  const int which = blockIdx.x;
+  const u32* src = (which == 2 ? width : weighted) + (size_t)(which == 0 ? 0 : H) * n;
+  double* out = guide + (size_t)which * (n + 1);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x == 0) out[0] = 0.0;
+  double carry = 0.0;
+  for (int base = 0; base < n; base += GUIDE_SCAN_THREADS * GUIDE_SCAN_ITEMS) {
+    const int firstRank = base + threadIdx.x * GUIDE_SCAN_ITEMS;
+    double v[GUIDE_SCAN_ITEMS];
+    double mine = 0.0;
+#pragma unroll
+    for (int j = 0; j < GUIDE_SCAN_ITEMS; ++j) {
+      const int r = firstRank + j;
+      double x = 0.0;
+      if (r < n) {
+        for (int h = 0; h < H; ++h) x += (double)src[(size_t)h * n + r];
+      }
+      mine += x;
+      v[j] = mine;
+    }
+    double incl = mine;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const double y = __shfl_up_sync(0xffffffffu, incl, off);
+      if (lane >= off) incl += y;
+    }
+    if (lane == 31) warpSums[warp] = incl;
+    __syncthreads();
+    double before = 0.0, blockTotal = 0.0;
+    for (int w = 0; w < GUIDE_SCAN_THREADS / 32; ++w) {
+      if (w < warp) before += warpSums[w];
+      blockTotal += warpSums[w];
+    }
+    __syncthreads();  // warpSums is rewritten by the next step
+    const double start = carry + before + incl - mine;
+#pragma unroll
+    for (int j = 0; j < GUIDE_SCAN_ITEMS; ++j) {
+      const int r = firstRank + j;
+      if (r < n) out[r + 1] = start + v[j];
+    }
+    carry += blockTotal;
+  }
 }
 
 // grid (2H), THREADS threads: vs_select's selection (vertical-slash-index.cu) read off vs_rank_rows'

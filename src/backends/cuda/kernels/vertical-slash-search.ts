@@ -116,7 +116,26 @@ export interface CountSearchOptions {
    * 127K, or many offsets). The same pairs.
    */
   walkColumnBitmap?: boolean;
+  /**
+   * The guided tree (session 7, not the default until measured; Vertical-Slash's counts() only,
+   * FlexPrefill's alpha() searches as without it): each round lays out its 2^levels - 1 probes
+   * best-first on the path the real outcomes most likely take, predicted from a model of the layer
+   * pairs (cumulative gains over the rank order: vs_guide_gains + vs_guide_scan, two launches after
+   * the ranking) calibrated on the exact pairs already answered, instead of every probe of the next
+   * `levels` levels. The real outcomes are followed as before, so the same probes, pairs and counts,
+   * in fewer rounds (host model at 16K, H = 4, s = 0.9: 3-4 rounds instead of 8). Needs probeLevels;
+   * with walkLanes only with walkColumnBitmap.
+   */
+  guidedProbes?: boolean;
 }
+
+/** Scores per row the guided tree's gains take (vs_guide_gains keeps (n - o) x 64 in 32 bits). */
+export const GUIDED_MAX_N = 2 ** 26 - 1;
+
+/** vs_guide_gains' block and items per block, vs_guide_scan's block (vertical-slash-search.cu GUIDE_*). */
+const GUIDE_THREADS = 256;
+const GUIDE_TILE = 1024;
+const GUIDE_SCAN_THREADS = 1024;
 
 /** The most threads the lanes kernel shares one block's walk between. */
 export const MAX_WALK_LANES = 32;
@@ -169,6 +188,8 @@ interface SearchLaunch {
   targetHi: number;
   targetLo: number;
   minBudget: number;
+  /** vs_guide_scan's [3, n + 1] cumulative gains: the guided tree's kernels run (else null). */
+  guide: DevicePtr | null;
 }
 
 export interface CountSearchOutcome extends SearchOutcome {
@@ -183,9 +204,9 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 export class VerticalSlashCountSearch {
   private kernels: {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
-    batchedLanesBits: CudaKernel;
+    batchedLanesBits: CudaKernel; batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
-  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state', GrowableDeviceBuffer>;
+  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
   readonly deviceHandOff: boolean;
@@ -193,6 +214,7 @@ export class VerticalSlashCountSearch {
   /** Threads per block walk in the batched search ('auto': per search), or null: the one-thread walk. */
   readonly walkLanes: number | 'auto' | null;
   readonly walkColumnBitmap: boolean;
+  readonly guidedProbes: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -218,7 +240,12 @@ export class VerticalSlashCountSearch {
     this.walkLanes = lanes ?? null;
     this.walkColumnBitmap = options.walkColumnBitmap ?? false;
     if (this.walkColumnBitmap && lanes === undefined) throw new Error('vertical-slash count search: walkColumnBitmap needs walkLanes');
-    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state'] as const;
+    this.guidedProbes = options.guidedProbes ?? false;
+    if (this.guidedProbes) {
+      if (L === undefined) throw new Error('vertical-slash count search: guidedProbes needs probeLevels (the batched search)');
+      if (lanes !== undefined && !this.walkColumnBitmap) throw new Error('vertical-slash count search: guidedProbes with walkLanes needs walkColumnBitmap');
+    }
+    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
@@ -245,6 +272,16 @@ export class VerticalSlashCountSearch {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
+        batchedGuided: mod.kernel('vs_count_search_batched_guided', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
+        ]),
+        batchedLanesBitsGuided: mod.kernel('vs_count_search_batched_lanes_bits_guided', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
+        ]),
+        guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
+        guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
       };
     }
     return this.kernels;
@@ -274,9 +311,14 @@ export class VerticalSlashCountSearch {
     const levels = this.probeLevels === 'auto' ? autoProbeLevels(H, n) : this.probeLevels ?? 0;
     // The hand-off skips rank()'s wait unless its scratch grows: the search's own buffers must not either.
     if (this.deviceHandOff && this.searchBuffers(levels, n).some(([b, bytes]) => !b.fits(bytes))) this.rt.synchronize();
+    const guided = this.guidedProbes && mode === 0 && levels > 0;
+    if (guided && n > GUIDED_MAX_N) throw new Error(`vertical-slash count search: guidedProbes takes n up to ${GUIDED_MAX_N} (got ${n})`);
+    if (guided && this.deviceHandOff && !this.buf.guide.fits(3 * (n + 1) * 8)) this.rt.synchronize();
     const ranks = this.rank(scores);
     const [targetHi, targetLo] = doubleHalves((1 - sparsity) * H * causalPairs(n));
-    const search: SearchLaunch = { ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget };
+    const search: SearchLaunch = {
+      ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget, guide: guided ? this.launchGuide(ranks, n) : null,
+    };
     const resultPtr = levels === 0 ? this.launchSequential(search) : this.launchBatched(search, levels);
     this.rt.synchronize();
     const result = new Float64Array(levels === 0 ? RESULT_WORDS : BATCHED_RESULT_WORDS);
@@ -369,11 +411,12 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const { batched, batchedLanes, batchedLanesBits } = this.prepare();
-    const lanesKernel = this.walkColumnBitmap ? batchedLanesBits : batchedLanes;
+    const { batched, batchedLanes, batchedLanesBits, batchedGuided, batchedLanesBitsGuided } = this.prepare();
+    const guided = a.guide !== null;
+    const lanesKernel = this.walkColumnBitmap ? (guided ? batchedLanesBitsGuided : batchedLanesBits) : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !columnBitmapFits(n));
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
-    const kernel = lanes === null ? batched : lanesKernel;
+    const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
     // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
     const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));
     const slots = probes * H * n * 4;
@@ -387,8 +430,36 @@ export class VerticalSlashCountSearch {
       state.ptr + BigInt(BATCHED_RESULT_AT), n, H, a.numBlocks, a.mode, a.targetHi, a.targetLo, a.minBudget,
       FORCED_COLUMNS, FORCED_DIAGONALS, levels,
     ];
-    kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, lanes === null ? args : [...args, lanes]);
+    const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
+    kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
+  }
+
+  /**
+   * The guided tree's model of these scores alone (for tests and benches): ranks them, then enqueues
+   * launchGuide; [3, n + 1] float64 on the device (col, diag, width), valid until the next search or
+   * release. ranksOf(scores) gives the ranks it was built from.
+   */
+  guide(scores: VerticalSlashScores): DevicePtr {
+    const n = scores.n;
+    if (!Number.isInteger(n) || n < 1 || n > GUIDED_MAX_N) throw new Error(`vertical-slash count search: the guide takes n in [1, ${GUIDED_MAX_N}] (got ${n})`);
+    if (!this.buf.guide.fits(3 * (n + 1) * 8)) this.rt.synchronize();
+    return this.launchGuide(this.rank(scores), n);
+  }
+
+  /**
+   * Enqueues the guided tree's model after the ranking: vs_guide_gains (each item's gain at its rank,
+   * in the ranking's keysA / valsA scratch, free once the ranks are written) and vs_guide_scan (the
+   * [3, n + 1] cumulative sums over the heads). Returns where they will be.
+   */
+  private launchGuide(ranks: DevicePtr, n: number): DevicePtr {
+    const H = this.numHeads, stream = this.rt.stream;
+    const { guideGains, guideScan } = this.prepare();
+    const guide = this.buf.guide.ensure(3 * (n + 1) * 8);
+    const weighted = this.buf.keysA.current.ptr, width = this.buf.valsA.current.ptr;
+    guideGains.launch({ grid: [Math.ceil(n / GUIDE_TILE), 2 * H, 1], block: [GUIDE_THREADS, 1, 1], sharedBytes: 0, stream }, [ranks, weighted, width, n, H]);
+    guideScan.launch({ grid: [3, 1, 1], block: [GUIDE_SCAN_THREADS, 1, 1], sharedBytes: 0, stream }, [weighted, width, guide.ptr, n, H]);
+    return guide.ptr;
   }
 
   release(): void {

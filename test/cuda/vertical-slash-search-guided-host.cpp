@@ -1,0 +1,205 @@
+// Host harness for the count search's guided tree (vertical-slash-search.cu, from "Where a search
+// stands" to the end of the guided tree: the search's state machine, guide_layout and guide_follow,
+// cut by test/cuda/vertical-slash-search-guided-host.test.ts and pasted in through
+// GUIDED_REGION_FILE), built with g++. Each generated search (Vertical-Slash's counts over a pair
+// function of (kv, ks), monotone or not; FlexPrefill's alpha over a pair function of alpha) runs
+// one probe at a time (search_advance, as vs_count_search) and round by round on the guided tree
+// with P = 1, 3, 7, 15 and 31 slots, its model from an exact, a noisy and a wrong guide; every run
+// must end in the same result (counts or alpha, floor verdict and pairs, probes). Prints one line:
+//   "searches S runs R mismatches M probes P rounds15 exact E noisy N wrong W"
+// (rounds15: the rounds the Vertical-Slash searches took at P = 15 with each guide; probes: their
+// probes, so probes / 4 is about what the heap tree's 15 slots take), then the first mismatches.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+using std::max;
+using std::min;
+#define __device__
+#define __forceinline__ inline
+#define __noinline__
+typedef unsigned u32;
+inline double __hiloint2double(int hi, int lo) {
+  const uint64_t bits = ((uint64_t)(u32)hi << 32) | (u32)lo;
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+inline long long __double_as_longlong(double d) {
+  long long x;
+  std::memcpy(&x, &d, 8);
+  return x;
+}
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+
+#include "flexprefill-sizes.cuh"
+
+namespace {
+#include GUIDED_CONSTANTS_FILE
+#include GUIDED_REGION_FILE
+
+// A layer's exact pairs as a function of the counts: columns and diagonals with decaying gains (the
+// first, forced ones heavy), columns counting less as the diagonals cover more, plus (when
+// `bumpy`) a deterministic wobble that can make it non-monotone. Integers, as exact pairs are.
+struct PairModel {
+  int n, H;
+  bool bumpy;
+  std::vector<double> diag, col, cover;  // [n + 1] cumulative: diagonal pairs, column pairs, covered share
+  double operator()(int kv, int ks) const {
+    kv = min(max(kv, 0), n);
+    ks = min(max(ks, 0), n);
+    double p = diag[ks] + col[kv] * (1.0 - cover[ks]);
+    if (bumpy) p += (double)(((unsigned)(kv * 2654435761u) ^ (unsigned)(ks * 40503u)) % 97u) * (double)H * 3.0;
+    return std::floor(p);
+  }
+};
+
+PairModel makeModel(std::mt19937& rng, int n, int H, bool bumpy) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  PairModel m{n, H, bumpy, std::vector<double>(n + 1, 0.0), std::vector<double>(n + 1, 0.0), std::vector<double>(n + 1, 0.0)};
+  const double decay = 0.5 + 4.0 * u(rng);
+  double covered = 0.0;
+  for (int k = 0; k < n; ++k) {
+    const double weight = (k < 64 ? 3.0 : 1.0) * std::exp(-decay * k / n) * (0.5 + u(rng));
+    const double band = k < 64 ? 1.0 : 20.0 + 60.0 * u(rng);
+    m.diag[k + 1] = m.diag[k] + H * weight * band * (n - std::min(k, n - 1)) * 0.5;
+    m.col[k + 1] = m.col[k] + H * (n - std::floor(u(rng) * n)) * (k < 4 ? 2.0 : 1.0);
+    covered = std::min(0.95, covered + band / n);
+    m.cover[k + 1] = covered;
+  }
+  return m;
+}
+
+// The guide's three [n + 1] arrays (col, diag, width) for a model: `quality` 0 exact (the model
+// itself: width chosen so that guide_pairs reproduces col x (1 - cover)), 1 each gain off by up to
+// 30 %, 2 wrong (reversed gains: the biggest counts predicted cheapest).
+std::vector<double> makeGuide(std::mt19937& rng, const PairModel& m, int quality) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const int n = m.n;
+  std::vector<double> g(3 * (size_t)(n + 1), 0.0);
+  double* col = g.data();
+  double* diag = col + (n + 1);
+  double* width = diag + (n + 1);
+  for (int k = 0; k < n; ++k) {
+    const int j = quality == 2 ? n - 1 - k : k;
+    const double off = quality == 1 ? 0.7 + 0.6 * u(rng) : 1.0;
+    col[k + 1] = col[k] + (m.col[j + 1] - m.col[j]) * off;
+    diag[k + 1] = diag[k] + (m.diag[j + 1] - m.diag[j]) * off;
+    width[k + 1] = m.cover[quality == 2 ? n - k : k + 1] * (double)m.H * n;
+  }
+  return g;
+}
+
+struct Outcome {
+  double first, second, status, probes, floor;
+  bool operator==(const Outcome& o) const {
+    return __double_as_longlong(first) == __double_as_longlong(o.first) && second == o.second && status == o.status &&
+           probes == o.probes && floor == o.floor;
+  }
+};
+
+Outcome outcomeOf(const SearchState& s) {
+  double r[5];
+  write_result(r, s);
+  return Outcome{r[0], r[1], r[2], r[3], r[4]};
+}
+
+template <class Pairs>
+Outcome oneProbeAtATime(const SearchGoal& goal, Pairs pairs) {
+  SearchState st = search_start(goal);
+  while (st.state != DONE) search_advance(st, goal, pairs(st));
+  return outcomeOf(st);
+}
+
+// The kernel's guided rounds on one thread: lay out, answer every laid-out node, follow.
+template <class Pairs>
+Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs pairs, int& rounds) {
+  GuidedRound r;
+  SearchState st = search_start(goal), tree[MAX_BATCH];
+  int live[MAX_BATCH];
+  double total[MAX_BATCH];
+  r.lines = guide_lines_start();
+  r.goal = goal;
+  r.guide = guide;
+  r.st = &st;
+  r.tree = tree;
+  r.live = live;
+  r.total = total;
+  r.P = P;
+  rounds = 0;
+  while (st.state != DONE) {
+    ++rounds;
+    const int count = guide_layout(&r);
+    for (int c = 0; c < P; ++c) {
+      if (live[c] != (c < count ? 1 : 0)) std::abort();  // the layout's own contract
+      total[c] = live[c] ? pairs(tree[c]) : -12345.0;
+    }
+    guide_follow(&r);
+    if (rounds > 200) std::abort();
+  }
+  return outcomeOf(st);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const unsigned seed = argc > 1 ? (unsigned)std::atoi(argv[1]) : 1u;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  long searches = 0, runs = 0, mismatches = 0, probes15 = 0, rounds15[3] = {0, 0, 0};
+  const int sizes[] = {50, 130, 1000, 4096, 16384, 20011};
+  const double sparsities[] = {0.0, 0.3, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999};
+  const int slots[] = {1, 3, 7, 15, 31};
+  for (int n : sizes) {
+    for (int H : {1, 4, 32}) {
+      for (int bumpy = 0; bumpy < 2; ++bumpy) {
+        const PairModel model = makeModel(rng, n, H, bumpy != 0);
+        std::vector<double> guides[3];
+        for (int q = 0; q < 3; ++q) guides[q] = makeGuide(rng, model, q);
+        const double dense = (double)H * n * (n + 1) / 2.0;
+        for (double s : sparsities) {
+          for (int mode = 0; mode < 2; ++mode) {
+            const double targetValue = (1.0 - s) * dense;
+            uint64_t bits;
+            std::memcpy(&bits, &targetValue, 8);
+            const SearchGoal goal = search_goal((int)(bits >> 32), (int)(bits & 0xffffffffu), n, H, mode, 1 + (int)(u(rng) * 64), 4, 64);
+            // FlexPrefill: pairs grow with alpha (steps, so many alphas tie), from a floor.
+            const double floorShare = 0.002 + 0.05 * u(rng), power = 0.3 + 2.0 * u(rng);
+            auto pairs = [&](const SearchState& t) {
+              if (mode == 0) return model(t.kv, t.ks);
+              const double a = t.alpha >= 1.0 ? 1.0 : t.alpha;
+              return std::floor(dense * (floorShare + (1.0 - floorShare) * std::pow(std::floor(a * 4096.0) / 4096.0, power)));
+            };
+            const Outcome want = oneProbeAtATime(goal, pairs);
+            ++searches;
+            for (int q = 0; q < 3; ++q) {
+              for (int P : slots) {
+                int rounds = 0;
+                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds);
+                ++runs;
+                if (mode == 0 && P == 15) rounds15[q] += rounds;
+                if (!(got == want)) {
+                  if (++mismatches <= 5) {
+                    std::printf("mismatch n=%d H=%d bumpy=%d s=%g mode=%d guide=%d P=%d: got (%.17g, %g, %g, %g, %g) want (%.17g, %g, %g, %g, %g)\n", n, H,
+                                bumpy, s, mode, q, P, got.first, got.second, got.status, got.probes, got.floor, want.first, want.second,
+                                want.status, want.probes, want.floor);
+                  }
+                }
+              }
+            }
+            if (mode == 0) probes15 += (long)want.probes;
+          }
+        }
+      }
+    }
+  }
+  std::printf("searches %ld runs %ld mismatches %ld probes %ld rounds15 exact %ld noisy %ld wrong %ld\n", searches, runs, mismatches, probes15,
+              rounds15[0], rounds15[1], rounds15[2]);
+  return 0;
+}

@@ -1,0 +1,110 @@
+/**
+ * The count search's guided tree (vertical-slash-search.cu guide_layout / guide_follow, session 7)
+ * on the host, no GPU: vertical-slash-search-guided-host.cpp is built with g++ around the search's
+ * state machine and the guided tree as the .cu has them (cut from "Where a search stands" to the end
+ * of the guided tree, plus the constants they use). Over Vertical-Slash searches on monotone and
+ * non-monotone pair functions and FlexPrefill searches (n 50-20011, H 1/4/32, s 0-0.999), each
+ * guided with an exact, a noisy and a wrong model at 1, 3, 7, 15 and 31 slots a round: every run ends
+ * in the one-probe-at-a-time search's result (counts or alpha bit for bit, floor verdict and pairs,
+ * probes), and with a good model in far fewer rounds than the heap tree's. Also the guidedProbes
+ * option's checks (CPU only). Skipped with a message where g++ is missing.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
+import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { gppProblem, hostHarnessPath } from './kernel-source-text.js';
+
+const problem = gppProblem();
+if (problem) console.log(`# vertical-slash guided tree host tests skipped: ${problem}`);
+
+/** The .cu's text from the search's state machine to the end of the guided tree. */
+function guidedRegion(cu: string): string {
+  const start = cu.indexOf('// Where a search stands;');
+  const end = cu.indexOf('// ---- end of the guided tree ----');
+  if (start < 0 || end < start) throw new Error('vertical-slash-search.cu: the state machine / guided tree markers are missing');
+  return cu.slice(start, end);
+}
+
+/** The namespace constants the region uses, as the .cu defines them. */
+function guidedConstants(cu: string): string {
+  const lines = ['MAX_LEVELS', 'MAX_BATCH', 'ABOVE_ANY_TARGET'].map((name) => {
+    const m = new RegExp(`^constexpr \\w+ ${name} = [^\\n]*$`, 'm').exec(cu);
+    if (!m) throw new Error(`vertical-slash-search.cu: no constexpr ${name}`);
+    return m[0];
+  });
+  return lines.join('\n') + '\n';
+}
+
+describe('vertical-slash count search: the guided tree on the host (g++ harness)', { skip: problem ?? false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vs-guided-host-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const build = (name: string, edit: (region: string) => string = (r) => r): string => {
+    const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
+    const region = guidedRegion(cu), edited = edit(region);
+    if (edited === region && name !== 'kernel') throw new Error(`vertical-slash guided host test: the ${name} edit changed nothing`);
+    const regionFile = join(dir, `${name}.inc`), constantsFile = join(dir, `${name}.constants.inc`);
+    writeFileSync(regionFile, edited);
+    writeFileSync(constantsFile, guidedConstants(cu));
+    const exe = join(dir, name);
+    try {
+      execFileSync('g++', ['-std=c++20', '-O2', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('flexprefill-sizes.cuh')),
+        `-DGUIDED_REGION_FILE="${regionFile}"`, `-DGUIDED_CONSTANTS_FILE="${constantsFile}"`,
+        hostHarnessPath('vertical-slash-search-guided-host.cpp'), '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new Error(`vertical-slash guided host harness did not compile:\n${String((e as { stderr?: Buffer }).stderr ?? e)}`);
+    }
+    return exe;
+  };
+  const summary = (exe: string, seed: number) => {
+    const out = execFileSync(exe, [String(seed)], { encoding: 'utf8' });
+    const m = /searches (\d+) runs (\d+) mismatches (\d+) probes (\d+) rounds15 exact (\d+) noisy (\d+) wrong (\d+)/.exec(out);
+    assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
+    const [searches, runs, mismatches, probes, exact, noisy, wrong] = m.slice(1).map(Number);
+    return { out, searches, runs, mismatches, probes, exact, noisy, wrong };
+  };
+
+  test('every guided run ends in the one-probe search\'s result; a good model takes far fewer rounds', () => {
+    const exe = build('kernel');
+    for (const seed of [1, 2]) {
+      const r = summary(exe, seed);
+      assert.ok(r.searches === 6 * 3 * 2 * 8 * 2 && r.runs === r.searches * 15, `seed ${seed}: ${r.searches} searches, ${r.runs} runs`);
+      assert.equal(r.mismatches, 0, `seed ${seed}:\n${r.out}`);
+      // The heap tree's 15 slots answer 4 levels a round: about probes / 4 rounds. With the exact
+      // model the guided tree must do much better; with a wrong one it may do worse, never wrongly.
+      // (seed 1: 4,046 probes, 636 / 637 / 1,010 rounds with the exact / noisy / wrong model.)
+      assert.ok(r.exact < 0.7 * (r.probes / 4), `seed ${seed}: ${r.exact} rounds with the exact model for ${r.probes} probes`);
+      assert.ok(r.noisy < 0.75 * (r.probes / 4), `seed ${seed}: ${r.noisy} rounds with the noisy model for ${r.probes} probes`);
+      console.log(`# seed ${seed}: ${r.probes} Vertical-Slash probes; rounds at 15 slots: exact model ${r.exact}, noisy ${r.noisy}, wrong ${r.wrong} (heap tree ~${Math.round(r.probes / 4)})`);
+    }
+  });
+
+  test('the harness catches a follow that trusts the tree: taking the low child without checking its probe', () => {
+    const exe = build('trusting', (r) => r.replace('if (low >= 0 && same_probe(tree[low], *st, goal.mode)) c = low;', 'if (low >= 0) c = low;'));
+    assert.ok(summary(exe, 1).mismatches > 0, 'the trusting-follow mutant passed the harness');
+  });
+
+  test('the harness catches a layout that assumes the wrong outcome for its children', () => {
+    const exe = build('swapped', (r) => r.replace('search_advance(tree[count], goal, bestHigh ? ABOVE_ANY_TARGET : -1.0);',
+      'search_advance(tree[count], goal, bestHigh ? -1.0 : ABOVE_ANY_TARGET);').replace(
+      'if (low >= 0 && same_probe(tree[low], *st, goal.mode)) c = low;', 'if (low >= 0) c = low;'));
+    assert.ok(summary(exe, 1).mismatches > 0, 'the swapped-children mutant passed the harness');
+  });
+});
+
+describe('count search guidedProbes option (CPU: checked before anything touches the device)', () => {
+  const rt = {} as CudaRuntime;
+  test('needs the batched search, and the column bitmap when the walks have lanes', () => {
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { guidedProbes: true }), /guidedProbes needs probeLevels/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 1, guidedProbes: true }), /needs walkColumnBitmap/);
+    const ok = new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto', walkLanes: 1, walkColumnBitmap: true, guidedProbes: true });
+    assert.equal(ok.guidedProbes, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4 }).guidedProbes, false);
+  });
+});
