@@ -45,6 +45,7 @@ import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { DeviceAttentionShape, DevicePrefillCall, DevicePrefillFactory, DevicePrefillMethod } from '../src/backends/cuda/methods/contract.js';
 import { densePrefillDeviceFactory } from '../src/backends/cuda/methods/dense.js';
 import { checkDeviceMethod, listDeviceMethods } from '../src/backends/cuda/methods/index.js';
+import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaTransformerModel } from '../src/backends/cuda/model.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { StoreWeightSource } from '../src/backends/cuda/weight-source.js';
@@ -256,9 +257,42 @@ function lastListsOf(method: DevicePrefillMethod): ChunkLists | null {
   return typeof m.downloadLastLists === 'function' ? m.downloadLastLists() : null;
 }
 
+/** bf16 1.0. */
+const BF16_ONE = 0x3f80;
+
+/**
+ * The selection matrix that repeats heads through one GEMM: [H·r·D, K] bf16, row (j·H + h)·D + d holding
+ * a single 1 at column h·D + d. With X the captured rows [n, K] (K = the fused qkv row, its first H·D
+ * columns the queries), X·Wᵀ = [n, H·r·D] is the queries with every head repeated r times, copy j's head
+ * h at j·H + h — exactly (each output is one bf16 value times 1 plus zeros, accumulated in fp32).
+ */
+export function replicationMatrix(H: number, D: number, r: number, K: number): Uint16Array {
+  if (![H, D, r, K].every((x) => Number.isInteger(x) && x > 0) || K < H * D) {
+    throw new Error(`replication matrix: need positive integers and K >= H·D (got H ${H}, D ${D}, r ${r}, K ${K})`);
+  }
+  const w = new Uint16Array(H * r * D * K);
+  for (let j = 0; j < r; j++) {
+    for (let i = 0; i < H * D; i++) w[(j * H * D + i) * K + i] = BF16_ONE;
+  }
+  return w;
+}
+
 /** The config with every layer's heads repeated `r` times (GQA group unchanged). */
 function replicatedConfig(c: ModelConfig, r: number): ModelConfig {
   return { ...c, numHeads: c.numHeads * r, numKvHeads: c.numKvHeads * r };
+}
+
+/** Throws unless the first and last rows of the replicated q [n, H·r, D] repeat the captured rows' heads bit for bit. */
+function checkReplicated(rt: CudaRuntime, c: CapturedLayer, q: DevicePtr, H: number, D: number, r: number): void {
+  rt.synchronize();
+  for (const t of [0, c.numQueries - 1]) {
+    const base = new Uint16Array(H * D), copy = new Uint16Array(H * r * D);
+    rt.cuda.download(base, c.q.ptr + BigInt(t * c.qRowStride * 2));
+    rt.cuda.download(copy, q + BigInt(t * H * r * D * 2));
+    for (let i = 0; i < copy.length; i++) {
+      if (copy[i] !== base[i % (H * D)]) throw new Error(`replicate: layer ${c.layer} row ${t} element ${i} is ${copy[i]}, the captured head's is ${base[i % (H * D)]}`);
+    }
+  }
 }
 
 class ActivationsBench {
@@ -323,7 +357,8 @@ class ActivationsBench {
 
   /**
    * The captured layers with each head repeated r times: q packed [n, H·r, D] (copy j's head h at
-   * j·H + h) and caches [Hkv·r, n, D] (copy j's KV head k at j·Hkv + k), so query head j·H + h reads
+   * j·H + h; one GEMM with replicationMatrix, first and last rows checked bit for bit) and caches
+   * [Hkv·r, n, D] (copy j's KV head k at j·Hkv + k, one copy per head), so query head j·H + h reads
    * KV head ⌊(j·H + h) / g⌋ = j·Hkv + ⌊h / g⌋, copy j's own.
    */
   replicatedInputs(captured: CapturedLayer[], base: ModelConfig, r: number, task: string, example: number): InputSet {
@@ -332,17 +367,18 @@ class ActivationsBench {
     const rt = this.rt;
     const buffers: DeviceBuffer[] = [];
     const caches: DeviceLayerKvCache[] = [];
-    const rowBytes = H * D * 2;
+    const K = captured[0].qRowStride;
+    const selection = rt.pool.acquire(H * r * D * K * 2);
+    buffers.push(selection);
+    rt.cuda.upload(selection.ptr, replicationMatrix(H, D, r, K));
+    const blas = new Cublas(rt.stream);
     const inputs = captured.map((c) => {
       const n = c.numQueries;
+      if (c.qRowStride !== K) throw new Error(`replicate: layer ${c.layer} has q rows of ${c.qRowStride} elements, layer ${captured[0].layer} of ${K}`);
       const q = rt.pool.acquire(n * H * r * D * 2);
       buffers.push(q);
-      // Row by row (the driver bindings have no 2-D copy): n·r small copies, a few seconds at 16K, r = 8.
-      for (let j = 0; j < r; j++) {
-        for (let t = 0; t < n; t++) {
-          rt.cuda.copyDeviceAsync(q.ptr + BigInt((t * H * r + j * H) * D * 2), c.q.ptr + BigInt(t * c.qRowStride * 2), rowBytes, rt.stream);
-        }
-      }
+      blas.linear({ x: c.q.ptr, w: selection.ptr, y: q.ptr, tokens: n, inFeatures: K, outFeatures: H * r * D });
+      checkReplicated(rt, c, q.ptr, H, D, r);
       const cache = new DeviceLayerKvCache(rt, Hkv * r, D, n);
       caches.push(cache);
       const capacity = c.cache.capacity;
@@ -356,6 +392,8 @@ class ActivationsBench {
       cache.length = n;
       return { layer: c.layer, q: q.ptr, qRowStride: H * r * D, numQueries: n, cache };
     });
+    rt.synchronize();
+    blas.dispose();
     return {
       data: `replicated x${r}`, task, example, config, layers: inputs,
       release: () => {

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { type CapturedLayer, type RecorderDevice, RecordingDeviceAttention } from '../../bench/attention-recorder.js';
 import { autoTilingWork, productUnionCount, unionFactor } from '../../bench/block-sparse-product-union.js';
 import {
-  type CaseSummary, type LayerResult, parseSparseActivationsArgs, sideBySide, summarizeCase, summaryTable,
+  type CaseSummary, type LayerResult, parseSparseActivationsArgs, replicationMatrix, sideBySide, summarizeCase, summaryTable,
 } from '../../bench/sparse-activations.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
 import { type ChunkLists, selectedKeysOf, selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
@@ -309,5 +309,34 @@ describe('arguments', () => {
     assert.throws(() => parseSparseActivationsArgs(['--replicate', '0']), /--replicate: bad replication factor/);
     assert.throws(() => parseSparseActivationsArgs(['--frobnicate']), /unknown argument --frobnicate/);
     assert.throws(() => parseSparseActivationsArgs(['--examples']), /--examples needs a value/);
+  });
+});
+
+describe('head replication', () => {
+  test('X·Wᵀ with the selection matrix repeats the queries of each fused row r times, copy j\'s head h at j·H + h', () => {
+    const H = 4, Hkv = 2, D = 8, r = 3, K = (H + 2 * Hkv) * D, n = 5;
+    const w = replicationMatrix(H, D, r, K);
+    const x = Float64Array.from({ length: n * K }, (_, i) => (i * 7919) % 1009 - 500); // distinct values, K and V columns included
+    for (let t = 0; t < n; t++) {
+      for (let o = 0; o < H * r * D; o++) {
+        let y = 0, ones = 0;
+        for (let i = 0; i < K; i++) {
+          if (w[o * K + i] === 0) continue;
+          assert.equal(w[o * K + i], 0x3f80, 'bf16 1.0');
+          ones++;
+          y += x[t * K + i];
+        }
+        assert.equal(ones, 1, `row ${o}: one 1`);
+        const j = Math.floor(o / (H * D)), h = Math.floor((o % (H * D)) / D), d = o % D;
+        assert.equal(y, x[t * K + h * D + d], `token ${t}: copy ${j} head ${h} dim ${d}`);
+      }
+    }
+    // Query head j·H + h of the replicated layer reads KV head j·Hkv + ⌊h / g⌋: copy j's own.
+    const g = H / Hkv;
+    for (let j = 0; j < r; j++) for (let h = 0; h < H; h++) assert.equal(Math.floor((j * H + h) / g), j * Hkv + Math.floor(h / g));
+  });
+
+  test('refuses rows narrower than the queries', () => {
+    assert.throws(() => replicationMatrix(4, 64, 8, 128), /K >= H·D \(got H 4, D 64, r 8, K 128\)/);
   });
 });
