@@ -201,10 +201,10 @@ describe('wgmma block-sparse tiling', () => {
     assert.ok(plain && !('ablation' in plain), 'a label without flags resolves to the plain tiling');
     assert.deepEqual(resolveBlockSparseWgmmaTiling({ ablation: { deferPv: false } }), DEFAULT_BLOCK_SPARSE_WGMMA_TILING);
     assert.deepEqual(wgmmaAblationDefines(DEFAULT_BLOCK_SPARSE_WGMMA_TILING), {});
-    const all = parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-dpv-lm-ot');
-    assert.deepEqual(all, { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'kv', ablation: { deferPv: true, leanMask: true, ownTurns: true } });
-    assert.deepEqual(wgmmaAblationDefines(all!), { DEFER_PV: 1, LEAN_MASK: 1, OWN_TURNS: 1 });
-    for (const label of ['wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-lm', 'wgmma-n64-s3-ot', 'wgmma-n128-s2-dpv-ot']) {
+    const all = parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-dpv-lm-ot-iw');
+    assert.deepEqual(all, { blockN: 128, stages: 2, consumers: 2, ctaOrder: 'kv', ablation: { deferPv: true, leanMask: true, ownTurns: true, idleWarps: true } });
+    assert.deepEqual(wgmmaAblationDefines(all!), { DEFER_PV: 1, LEAN_MASK: 1, OWN_TURNS: 1, IDLE_WARPS: 1 });
+    for (const label of ['wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-lm', 'wgmma-n64-s3-ot', 'wgmma-n128-s2-dpv-ot', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-n128-s2-lm-iw']) {
       assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel(label)!), label);
     }
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-dpv')!), { DEFER_PV: 1 });

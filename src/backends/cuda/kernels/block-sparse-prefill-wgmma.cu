@@ -65,6 +65,8 @@
 //   OWN_TURNS  (two consumers) turns also in the paired own steps (warpgroup 0's and 1's alternating
 //              steps after the shared ones), so the two issue in strict alternation there too; the steps
 //              kernel adds the paired count to stepCounts' second word (stepsBoth | paired << 16).
+//   IDLE_WARPS a warp whose slot selected none of a computed step's sub-tiles skips the masks and the
+//              softmax (P = 0, running max and sum unchanged; its warpgroup's wgmma still runs).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -93,6 +95,9 @@
 #endif
 #ifndef OWN_TURNS
 #define OWN_TURNS 0
+#endif
+#ifndef IDLE_WARPS
+#define IDLE_WARPS 0
 #endif
 
 namespace {
@@ -129,7 +134,8 @@ static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
-static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1), "ablation flags are 0 or 1");
+static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
+              (IDLE_WARPS == 0 || IDLE_WARPS == 1), "ablation flags are 0 or 1");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
@@ -500,6 +506,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         wgmma_wait<1>();
         wgmma_fence_operands(s);
         release(emptyK + 8 * st);
+#if IDLE_WARPS
+        // Warp-uniform (one slot per warp); the wgmma issues and waits stay outside the branch (a wait
+        // in one of two correlated branches serialises the chain, C7514).
+        const bool idle = mineBits == 0u;
+        if (idle) {
+          alpha[0] = alpha[1] = 1.f;
+        } else {
+#endif
 #if LEAN_MASK
         // Every sub-tile selected, the last (largest) one left of the warp's first row and inside the
         // cache: nothing to mask.
@@ -519,12 +533,25 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         }
 #endif
         flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+#if IDLE_WARPS
+        }
+#endif
         wgmma_wait<0>();
         wgmma_fence_operands(o);
         if (pending) release(emptyV + 8 * pst);
         flash_rescale_rows<D / 8>(o, alpha);
+#if IDLE_WARPS
+        if (idle) {
+#pragma unroll
+          for (int kk = 0; kk < BN / 16; ++kk) p[kk][0] = p[kk][1] = p[kk][2] = p[kk][3] = 0u;
+        } else {
+#pragma unroll
+          for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+        }
+#else
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+#endif
         pending = true;
         pst = st;
         puse = use;
