@@ -1,15 +1,16 @@
 /**
  * bench/sparse-activations.ts's host side, without a GPU: the block-sparse product-union count
- * (against a per-query recount through the layout's own selectedKeysOf), the attention recorder with
- * a fake device and a fake inner attention, the per-case summary and table order, and the arguments.
+ * (against a per-query recount through the layout's own selectedKeysOf) and the automatic tiling's
+ * steps (against the kernel's step lists), the attention recorder with a fake device and a fake inner
+ * attention, the per-case summary and table order (sparse-activations-report.ts), the head
+ * replication matrix, and the arguments.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type CapturedLayer, type RecorderDevice, RecordingDeviceAttention } from '../../bench/attention-recorder.js';
 import { autoTilingWork, productUnionCount, unionFactor } from '../../bench/block-sparse-product-union.js';
-import {
-  type CaseSummary, type LayerResult, parseSparseActivationsArgs, replicationMatrix, sideBySide, summarizeCase, summaryTable,
-} from '../../bench/sparse-activations.js';
+import { parseSparseActivationsArgs, replicationMatrix } from '../../bench/sparse-activations.js';
+import { type CaseSummary, type LayerResult, sideBySide, summarizeCase, summaryTable } from '../../bench/sparse-activations-report.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
 import { type ChunkLists, selectedKeysOf, selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { wgmmaComputedSteps, wgmmaCtaSteps, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
