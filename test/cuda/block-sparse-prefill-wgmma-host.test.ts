@@ -210,6 +210,8 @@ describe('wgmma block-sparse tiling', () => {
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-dpv')!), { DEFER_PV: 1 });
     assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-lm-dpv'), null, 'flags in the fixed order only');
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-ot'), /ownTurns pairs the own steps of 2 consumers only/);
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-lm-ac')!), { LEAN_MASK: 1, ALL_COMPUTE: 1 });
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-dpv-ac'), /allCompute skips no step/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
   });

@@ -67,6 +67,9 @@
 //              kernel adds the paired count to stepCounts' second word (stepsBoth | paired << 16).
 //   IDLE_WARPS a warp whose slot selected none of a computed step's sub-tiles skips the masks and the
 //              softmax (P = 0, running max and sum unchanged; its warpgroup's wgmma still runs).
+//   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
+//              (what it did not select masked to -inf): the same gathers with more compute, so the time
+//              it adds says whether the skipped steps were compute- or gather-bound.
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -98,6 +101,9 @@
 #endif
 #ifndef IDLE_WARPS
 #define IDLE_WARPS 0
+#endif
+#ifndef ALL_COMPUTE
+#define ALL_COMPUTE 0
 #endif
 
 namespace {
@@ -135,7 +141,8 @@ static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
-              (IDLE_WARPS == 0 || IDLE_WARPS == 1), "ablation flags are 0 or 1");
+              (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1), "ablation flags are 0 or 1");
+static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
@@ -387,6 +394,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int stepsBoth = stepCounts[2 * cta + 1] & 0xffff;  // the leading steps of tiles all warpgroups use
   // Turns run through the shared steps and the paired own steps after them (warpgroup 0's first).
   const int turnEnd = stepsBoth + 2 * (stepCounts[2 * cta + 1] >> 16);
+#elif ALL_COMPUTE
+  const int turnEnd = numSteps;  // every warpgroup computes every step
 #else
   const int stepsBoth = stepCounts[2 * cta + 1];  // the leading steps of tiles all warpgroups use
   const int turnEnd = stepsBoth;
@@ -490,6 +499,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;
       }
       wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
+#if ALL_COMPUTE
+      wgBits = 1u;
+#endif
       const bool turns = i < turnEnd;  // all warpgroups compute this step (or, OWN_TURNS, it is a paired own step): take turns
       if (wgBits != 0u) {
         if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
