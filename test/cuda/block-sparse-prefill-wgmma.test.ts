@@ -10,8 +10,7 @@
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps / allCompute,
  * labels -dpv / -lm / -ot / -iw / -ac) run the same checks on their own cases ("ablation" in the test
- * names). Needs a compute capability
- * 9.0 GPU; skipped with the reason elsewhere.
+ * names). Needs a compute capability 9.0 GPU; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

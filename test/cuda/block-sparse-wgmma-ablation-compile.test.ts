@@ -2,9 +2,9 @@
  * The ablation variants of the wgmma block-sparse prefill (block-sparse-prefill-wgmma.cu's DEFER_PV,
  * LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE; labels -dpv / -lm / -ot / -iw / -ac) that the GPU
  * tests and the bench launch compile for sm_90a with nvcc at head dims 64 and 128: no register
- * spills, no stack frame, no warning and no
- * serialised wgmma chain (ptxas' "Potential Performance Loss" info line), as kernels-compile.test.ts
- * checks for the plain variants. Skipped with a message where nvcc is absent.
+ * spills, no stack frame, no warning and no serialised wgmma chain (ptxas' "Potential Performance
+ * Loss" info line), as kernels-compile.test.ts checks for the plain variants. Skipped with a message
+ * where nvcc is absent.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
