@@ -247,6 +247,16 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
       });
     });
+    test(`ablation ${label}: n=2048 outputs bit for bit those of the plain tiling (each flag reorders or skips work whose result is the same)`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const { x, sel } = referenceOf(0);
+      const flagged = ablationTiling(label);
+      const plain = runGpu(x, sel, { ...flagged, ablation: undefined });
+      const out = runGpu(x, sel, flagged);
+      let differ = 0;
+      for (let i = 0; i < out.length; i++) if (!Object.is(out[i], plain[i])) differ++;
+      assert.equal(differ, 0, `${differ} of ${out.length} outputs differ from the plain tiling's`);
+    });
     test(`ablation ${label}: a list of every causal chunk equals the dense flash kernel (partial last block, GQA)`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 555, H = 8, Hkv = 2, D = 128;
