@@ -247,15 +247,26 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
       });
     });
-    test(`ablation ${label}: n=2048 outputs bit for bit those of the plain tiling (each flag reorders or skips work whose result is the same)`, (t) => {
+    // deferPv, leanMask and ownTurns run the same operations on the same values (in another order or
+    // without no-op masks): bit for bit the plain tiling's output. idleWarps and allCompute change which
+    // warps run a softmax over a step with nothing selected, where the plain kernel rescales by
+    // exp2(fmaf(m, c, -m·c)) (a rounding error: 1 within an ulp or two), so they agree to rounding.
+    const bitExact = (t: BlockSparseWgmmaTiling) => !t.ablation?.idleWarps && !t.ablation?.allCompute;
+    test(`ablation ${label}: n=2048 outputs equal the plain tiling's (bit for bit where no softmax is added or skipped)`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const { x, sel } = referenceOf(0);
       const flagged = ablationTiling(label);
       const plain = runGpu(x, sel, { ...flagged, ablation: undefined });
       const out = runGpu(x, sel, flagged);
-      let differ = 0;
-      for (let i = 0; i < out.length; i++) if (!Object.is(out[i], plain[i])) differ++;
-      assert.equal(differ, 0, `${differ} of ${out.length} outputs differ from the plain tiling's`);
+      if (bitExact(flagged)) {
+        let differ = 0;
+        for (let i = 0; i < out.length; i++) if (!Object.is(out[i], plain[i])) differ++;
+        assert.equal(differ, 0, `${differ} of ${out.length} outputs differ from the plain tiling's`);
+      } else {
+        const err = relativeError(out, plain);
+        console.log(`#   vs the plain tiling: rel diff ${err.toExponential(2)}`);
+        assert.ok(err < 1e-4, `differs from the plain tiling by ${err}`);
+      }
     });
     test(`ablation ${label}: a list of every causal chunk equals the dense flash kernel (partial last block, GQA)`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
