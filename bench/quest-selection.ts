@@ -20,7 +20,9 @@
  *     unit's previous key range before the first barrier (session 7); its select alone is v9's own
  *     (quest_grid_select_guess), so select alone v8 / v9 is what the barrier it drops saves (the timed
  *     replays repeat one row, so the guess always holds there);
- *   - v4 to v9 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
+ *   - v10: v9 with epochBarriers, whose unit barriers and candidate counter are never reset (no exit
+ *     fence and atomic per block); its select alone is its own (quest_grid_select_epoch);
+ *   - v4 to v10 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
  * timed it) and eager launches (what an uncaptured step pays). Floor: the bounds' bytes (min and max,
@@ -28,8 +30,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5,v6,v7,v8,v9] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all six). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6,v7,v8,v9,v10] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all seven). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -72,11 +74,13 @@ interface Row {
   v8: (VersionTiming & { blocksPerUnit: number }) | null;
   /** v9 (v8 with a guessed first pass) and its blocks per unit. */
   v9: (VersionTiming & { blocksPerUnit: number }) | null;
+  /** v10 (v9 with never-reset barriers) and its blocks per unit. */
+  v10: (VersionTiming & { blocksPerUnit: number }) | null;
 }
 
 interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
-const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9'] as const;
+const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9', 'v10'] as const;
 type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
@@ -89,9 +93,9 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9,v10)');
     const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9, v10)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -116,6 +120,7 @@ function main(argv: string[]): number {
   const v7 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true });
   const v8 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true });
   const v9 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
+  const v10 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -169,7 +174,7 @@ function main(argv: string[]): number {
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
       const stepOf: Record<Version, (l: Layer) => void> = {
-        v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8), v9: oneLaunchStep(v9),
+        v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8), v9: oneLaunchStep(v9), v10: oneLaunchStep(v10),
       };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
@@ -183,7 +188,7 @@ function main(argv: string[]): number {
         });
       };
       const atOf: Record<Version, (l: Layer) => void> = {
-        v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8), v9: graphStepOf(v9),
+        v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8), v9: graphStepOf(v9), v10: graphStepOf(v10),
       };
       const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
         kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
@@ -194,6 +199,7 @@ function main(argv: string[]): number {
         v7: multiBlockSelect(v7),
         v8: multiBlockSelect(v8),
         v9: multiBlockSelect(v9),
+        v10: multiBlockSelect(v10),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -266,7 +272,8 @@ function main(argv: string[]): number {
           : version === 'v6' ? ` (${v6.gridBlocks(current, 'winStep')} blocks per unit)`
             : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)`
               : version === 'v8' ? ` (${v8.gridBlocks(current, 'gridStepLight')} blocks per unit)`
-                : version === 'v9' ? ` (${v9.gridBlocks(current, 'gridStepGuess')} blocks per unit)` : '';
+                : version === 'v9' ? ` (${v9.gridBlocks(current, 'gridStepGuess')} blocks per unit)`
+                  : version === 'v10' ? ` (${v10.gridBlocks(current, 'gridStepEpoch')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
           const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
@@ -289,6 +296,7 @@ function main(argv: string[]): number {
         v7: timed.v7 ? { ...timed.v7, blocksPerUnit: v7.gridBlocks(current, 'gridStepRolled') } : null,
         v8: timed.v8 ? { ...timed.v8, blocksPerUnit: v8.gridBlocks(current, 'gridStepLight') } : null,
         v9: timed.v9 ? { ...timed.v9, blocksPerUnit: v9.gridBlocks(current, 'gridStepGuess') } : null,
+        v10: timed.v10 ? { ...timed.v10, blocksPerUnit: v10.gridBlocks(current, 'gridStepEpoch') } : null,
       };
       rows.push(row);
     }
@@ -332,14 +340,14 @@ function main(argv: string[]): number {
       `${f(r.v5?.us)} | ${f(r.v7?.us)} | ${f(r.v8?.us)} | ${r.v7 && r.v8 ? (r.v7.us / r.v8.us).toFixed(2) : '-'} | ` +
       `${three((t) => phase(t))} | ${three((t) => t.selectUs)} | ${three((t) => t.atUs)} | ${three((t) => t.hotUs)} | ${three((t) => t.eagerUs)} |`);
   }
-  // v9 against v8: the same scoring, so the steps differ by their selects (select alone v8 = v5's kernel, v9's own).
-  console.log('\n| n | s | k | G v8 / v9 | v8 | v9 | v8 − v9 | select alone v8 / v9 | score phase v8 / v9 | graph step v8 / v9 | L2-hot v8 / v9 | eager v8 / v9 |');
-  console.log('| ---: | ---: | ---: | :--- | ---: | ---: | ---: | :--- | :--- | :--- | :--- | :--- |');
+  // v9 and v10 against v8: the same scoring, so the steps differ by their selects (select alone v8 = v5's kernel, v9's and v10's their own).
+  console.log('\n| n | s | k | G v8 / v9 / v10 | v8 | v9 | v10 | v8 − v9 | v9 − v10 | select alone v8 / v9 / v10 | score phase v8 / v9 / v10 | graph step v8 / v9 / v10 | L2-hot v8 / v9 / v10 | eager v8 / v9 / v10 |');
+  console.log('| ---: | ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- | :--- |');
   for (const r of rows) {
-    const two = (pick: (t: VersionTiming) => number) => [r.v8, r.v9].map((t) => f(t ? pick(t) : undefined)).join(' / ');
-    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v8?.blocksPerUnit ?? '-'} / ${r.v9?.blocksPerUnit ?? '-'} | ${f(r.v8?.us)} | ${f(r.v9?.us)} | ` +
-      `${r.v8 && r.v9 ? f(r.v8.us - r.v9.us) : '-'} | ${two((t) => t.selectUs)} | ${two((t) => t.us - t.selectUs)} | ${two((t) => t.atUs)} | ` +
-      `${two((t) => t.hotUs)} | ${two((t) => t.eagerUs)} |`);
+    const three = (pick: (t: VersionTiming) => number) => [r.v8, r.v9, r.v10].map((t) => f(t ? pick(t) : undefined)).join(' / ');
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v8?.blocksPerUnit ?? '-'} / ${r.v9?.blocksPerUnit ?? '-'} / ${r.v10?.blocksPerUnit ?? '-'} | ` +
+      `${f(r.v8?.us)} | ${f(r.v9?.us)} | ${f(r.v10?.us)} | ${r.v8 && r.v9 ? f(r.v8.us - r.v9.us) : '-'} | ${r.v9 && r.v10 ? f(r.v9.us - r.v10.us) : '-'} | ` +
+      `${three((t) => t.selectUs)} | ${three((t) => t.us - t.selectUs)} | ${three((t) => t.atUs)} | ${three((t) => t.hotUs)} | ${three((t) => t.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();

@@ -203,7 +203,7 @@ test('quest.cu: v9 checks its guess against this step\'s AND/OR on the guessed m
   assert.match(body, /const u32 diffBelow = \(andBits \^ orBits\) & below;/);
   assert.match(body, /const u32 common = below & ~\(top < 0 \? 0u : \(0xffffffffu >> \(31 - top\)\)\);/);
   // The next guess is stored after the first barrier only, when every block has read the old one.
-  const firstBarrier = body.indexOf('quest_unit_barrier(');
+  const firstBarrier = body.indexOf('sync.arrive(');
   const store = body.indexOf('unitScratch[GS_GUESS_SET] = 1u;');
   assert.ok(firstBarrier > 0 && store > firstBarrier, 'the guess is stored after the first barrier');
   assert.ok(body.indexOf('__ldcg(unitScratch + GS_GUESS_SET)') < firstBarrier, 'and read before it');

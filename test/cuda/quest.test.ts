@@ -62,7 +62,10 @@ test('v5 scratch layout: quest.ts and quest.cu agree on blocks per unit and word
   // v9's guess words sit in the sync words' spare slots; its missed guess takes one histogram slot more.
   assert.match(quest, /constexpr int GS_GUESS_NOT_AND = 5, GS_GUESS_OR = 6, GS_GUESS_SET = 7;/);
   assert.match(quest, /constexpr int GRID_HIST_SLOTS = GRID_PASSES \+ 1;/);
-  assert.equal(QUEST_GRID_UNIT_WORDS, 8 + 2 * maxBlocks + 2 * rankLimit + (passes + 1) * (1 << radixBits));
+  // v10's never-reset sync words follow the histograms.
+  assert.match(quest, /constexpr int GS_EPOCH = GS_HIST \+ GRID_HIST_SLOTS \* GRID_HIST_BINS;/);
+  assert.match(quest, /constexpr int GS_EPOCH_WORDS = 4;/);
+  assert.equal(QUEST_GRID_UNIT_WORDS, 8 + 2 * maxBlocks + 2 * rankLimit + (passes + 1) * (1 << radixBits) + 4);
 });
 
 const TOLERANCE = 1e-2;
@@ -76,6 +79,8 @@ const ROLLED: QuestKernelOptions = { ...MULTI_BLOCK, rolledScores: true };
 const LIGHT: QuestKernelOptions = { ...ROLLED, lightScores: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
+/** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
+const EPOCH: QuestKernelOptions = { ...GUESSED, epochBarriers: true };
 
 function downloadInt32(rt: CudaRuntime, ptr: bigint, count: number): Int32Array {
   rt.synchronize();
@@ -165,6 +170,10 @@ describe('CUDA Quest', { skip }, () => {
       const guessed = new QuestKernels(rt, kernels.shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
       const guessedMany = new QuestKernels(rt, kernels.shape, P, sharePages, GUESSED);
       const guessedOne = new QuestKernels(rt, kernels.shape, P, sharePages, { ...GUESSED, gridMinPagesPerBlock: 100_000 });
+      // v10 likewise: its barriers count on from one launch to the next (and from its select alone to its steps).
+      const epoch = new QuestKernels(rt, kernels.shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 128 });
+      const epochMany = new QuestKernels(rt, kernels.shape, P, sharePages, EPOCH);
+      const epochOne = new QuestKernels(rt, kernels.shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 100_000 });
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -192,6 +201,9 @@ describe('CUDA Quest', { skip }, () => {
         [64, { step: guessed }], [1, { step: guessed }], [pages - 1, { step: guessed }], [7, { step: guessedMany }], [90, { step: guessedMany }],
         [1, { step: guessedOne }], [64, { step: guessedOne }], [90, { step: guessedOne }], [pages - 1, { step: guessedOne }],
         [1, { gridSelect: guessedMany }], [90, { gridSelect: guessedMany }], [pages - 1, { gridSelect: guessed }],
+        [64, { step: epoch }], [1, { step: epoch }], [pages - 1, { step: epoch }], [7, { step: epochMany }], [90, { step: epochMany }],
+        [90, { gridSelect: epochMany }], [64, { step: epochMany }], [1, { step: epochOne }], [90, { step: epochOne }], [pages - 1, { gridSelect: epoch }],
+        [pages - 1, { step: epoch }],
       ];
       for (const [k, selector] of cases) {
         rt.cuda.fill32Async(lists.ptr, 0x7fc00000, kernels.units * lists.stride, rt.stream);
@@ -259,6 +271,7 @@ describe('CUDA Quest', { skip }, () => {
     // a miss: another scale, or signs), the next ones from this row's own (a hit).
     const guessed = new QuestKernels(rt, shape, 16, true, { ...GUESSED, gridMinPagesPerBlock: 128 });
     const guessedMany = new QuestKernels(rt, shape, 16, true, { ...GUESSED, gridMinPagesPerBlock: 64 });
+    const epochMany = new QuestKernels(rt, shape, 16, true, { ...EPOCH, gridMinPagesPerBlock: 64 });
     const scratch = new QuestStepScratch(rt, 1, maxPages, { multiBlock: true, window: true });
     const scores = rt.pool.acquire(maxPages * 4);
     const lists = new SegmentLists(rt, 1, maxPages);
@@ -273,6 +286,7 @@ describe('CUDA Quest', { skip }, () => {
           ['refined', refined], ['radix8', radix8], ['v5', grid], ['v5, many blocks', manyBlocks],
           ['v6', win], ['v6, many blocks', winMany], ['v6, many blocks again (its own range as the guess)', winMany], ['v6, no guess', winCold],
           ['v9', guessed], ['v9, many blocks', guessedMany], ['v9, many blocks again (its own range as the guess)', guessedMany],
+          ['v10, many blocks', epochMany], ['v10, many blocks again', epochMany],
         ] as const) {
           rt.cuda.fill32Async(lists.ptr, 0x7fc00000, lists.stride, rt.stream);
           if (kernels.multiBlockStep || kernels.windowStep) kernels.selectPagesMultiBlock(scores.ptr, maxPages, n, k, lists, scratch);
@@ -292,7 +306,7 @@ describe('CUDA Quest', { skip }, () => {
   // v6 against the defaults on either side of the method's threshold (v3 below QUEST_MULTI_BLOCK_MIN_PAGES,
   // v5 from it) and the CPU: random keys, and coarse keys whose pages tie; the current page partial.
   for (const sharePages of [true, false]) for (const ties of [false, true]) {
-    test(`v6, v7, v8 and v9 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
+    test(`v6 to v10 lists equal v3's, v5's and the CPU's word for word just below and at the multi-block threshold (${sharePages ? 'shared pages' : 'per query head'}${ties ? ', tied scores' : ''})`, () => {
       const H = 8, Hkv = 2, D = 64, P = 16;
       const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
       const v3 = new QuestKernels(rt, shape, P, sharePages);
@@ -306,6 +320,7 @@ describe('CUDA Quest', { skip }, () => {
       const v8Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, gridMinPagesPerBlock: 1024 });
       const v9 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
       const v9Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, gridMinPagesPerBlock: 1024 });
+      const v10 = new QuestKernels(rt, shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 128 });
       const g = H / Hkv;
       for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
         const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
@@ -342,6 +357,7 @@ describe('CUDA Quest', { skip }, () => {
           for (const [label, kernels] of [
             ['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold], ['v7', v7], ['v7, 4 blocks per unit', v7Long],
             ['v8', v8], ['v8, 4 blocks per unit', v8Long], ['v9', v9], ['v9 again', v9], ['v9, 4 blocks per unit', v9Long],
+            ['v10', v10], ['v10 again', v10],
           ] as const) {
             const got = run(kernels, k);
             for (let u = 0; u < v3.units; u++) {
@@ -370,13 +386,14 @@ describe('CUDA Quest', { skip }, () => {
     { name: 'units of 4 heads, D = 64', H: 8, Hkv: 2, D: 64, sharePages: true },
     { name: 'units of 1 head, D = 128', H: 8, Hkv: 2, D: 128, sharePages: false },
   ]) for (const special of [false, true]) {
-    test(`v8 and v9 lists equal v3's word for word (${c.name}${special ? ', infinite keys, zero and NaN queries' : ''})`, () => {
+    test(`v8, v9 and v10 lists equal v3's word for word (${c.name}${special ? ', infinite keys, zero and NaN queries' : ''})`, () => {
       const P = 16, pages = 700, n = pages * P + 5;
       const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D };
       const v3 = new QuestKernels(rt, shape, P, c.sharePages);
       const v8 = new QuestKernels(rt, shape, P, c.sharePages, LIGHT);
       const v8One = new QuestKernels(rt, shape, P, c.sharePages, { ...LIGHT, gridMinPagesPerBlock: 100_000 });
       const v9 = new QuestKernels(rt, shape, P, c.sharePages, GUESSED);
+      const v10 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -399,7 +416,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
@@ -420,7 +437,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -558,6 +575,7 @@ describe('CUDA Quest', { skip }, () => {
     ['v7', ROLLED], ['v7, empty chunks', { multiBlockStep: true, rolledScores: true, gridMinPagesPerBlock: 1 }],
     ['v8', LIGHT], ['v8, empty chunks', { ...LIGHT, gridMinPagesPerBlock: 1 }],
     ['v9', GUESSED], ['v9, empty chunks', { ...GUESSED, gridMinPagesPerBlock: 1 }],
+    ['v10', EPOCH], ['v10, empty chunks', { ...EPOCH, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
@@ -634,7 +652,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);

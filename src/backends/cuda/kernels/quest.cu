@@ -319,8 +319,13 @@ constexpr int GS_CAND_IDX = GS_CAND_KEY + GRID_RANK_LIMIT;
 constexpr int GS_HIST = GS_CAND_IDX + GRID_RANK_LIMIT;   // [GRID_HIST_SLOTS][GRID_HIST_BINS]
 // v9 may histogram a missed guess before v5's (up to) three passes: one slot more.
 constexpr int GRID_HIST_SLOTS = GRID_PASSES + 1;
+// v10's sync words, apart from v5's so that both may share a scratch: its barrier counter and candidate
+// counter never go back to 0; each launch starts from the values the previous one left (GS_E_*_BASE).
+constexpr int GS_EPOCH = GS_HIST + GRID_HIST_SLOTS * GRID_HIST_BINS;
+constexpr int GS_E_BARRIER = GS_EPOCH, GS_E_BASE = GS_EPOCH + 1, GS_E_CAND = GS_EPOCH + 2, GS_E_CAND_BASE = GS_EPOCH + 3;
+constexpr int GS_EPOCH_WORDS = 4;
 }  // namespace
-constexpr int QUEST_GRID_UNIT_WORDS = GS_HIST + GRID_HIST_SLOTS * GRID_HIST_BINS;
+constexpr int QUEST_GRID_UNIT_WORDS = GS_EPOCH + GS_EPOCH_WORDS;
 
 __device__ __forceinline__ u32 quest_load_acquire(const u32* p) {
   u32 v;
@@ -341,6 +346,24 @@ __device__ __forceinline__ bool quest_unit_barrier(u32* counter, int b, int G, i
     const u32 arrived = atomicAdd(counter, 1u) + 1u;
     lastShared = arrived == goal ? 1 : 0;
     for (u32 polls = 0; quest_load_acquire(counter) < goal; ++polls) {
+      if (polls == (1u << 22)) asm volatile("trap;");
+      __nanosleep(32);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+  return lastShared != 0;
+}
+
+// v10's barrier: as quest_unit_barrier, the counter never reset; it passes once the counter reaches `goal`
+// (the launch's base + b · G), compared modulo 2^32.
+__device__ __forceinline__ bool quest_unit_barrier_epoch(u32* counter, u32 goal, int& lastShared) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const u32 arrived = atomicAdd(counter, 1u) + 1u;
+    lastShared = arrived == goal ? 1 : 0;
+    for (u32 polls = 0; (int)(quest_load_acquire(counter) - goal) < 0; ++polls) {
       if (polls == (1u << 22)) asm volatile("trap;");
       __nanosleep(32);
     }
@@ -626,19 +649,34 @@ __device__ __forceinline__ void quest_grid_pass_read(const u32* hist, int bins, 
   topk_staged_find_bin<GRID_THREADS>(bins, remaining, sh);
 }
 
+// A select's unit barriers and candidate counter: v5's (reset by the last block to leave the launch) or,
+// with EPOCH, v10's (never reset: barrier b of a launch passes at base + b · G arrivals, candidate slots
+// count from candBase; the launch's last block to arrive at its final barrier stores both ends for the next).
+template <bool EPOCH>
+struct QuestGridSync {
+  u32* scratch;
+  int G;
+  u32 base, candBase;
+  __device__ __forceinline__ bool arrive(int b, int& lastShared) const {
+    if (EPOCH) return quest_unit_barrier_epoch(scratch + GS_E_BARRIER, base + (u32)b * (u32)G, lastShared);
+    return quest_unit_barrier(scratch + GS_BARRIER, b, G, lastShared);
+  }
+  __device__ __forceinline__ u32* candidates() const { return scratch + (EPOCH ? GS_E_CAND : GS_CANDIDATES); }
+};
+
 // Phases C and D for one block of one unit, once the cut is known: keys matching prefix under mask
 // form the k-th key's bin, of binCount keys of which `remaining` are taken; every key above it is
 // taken. `barrier` counts the unit barriers passed so far; the last block to arrive at the final one
 // calls clearDead() (what the phase before it finished reading). Writes the unit's list.
-template <class ClearDead>
+template <bool EPOCH, class ClearDead>
 __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int take, int remaining, int binCount, u32 prefix, u32 mask,
-                                                  u32* __restrict__ unitScratch, int barrier, int* __restrict__ list, int pageSize,
-                                                  TopKStagedShared& sh, int& lastShared, ClearDead clearDead) {
+                                                  u32* __restrict__ unitScratch, const QuestGridSync<EPOCH>& sync, int barrier,
+                                                  int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared,
+                                                  ClearDead clearDead) {
   const int tid = threadIdx.x, lane = tid & 31;
   const unsigned full = 0xffffffffu;
   const int G = gridDim.x;
   const int n = hi - lo;
-  u32* counter = unitScratch + GS_BARRIER;
   // C. The bin is taken whole, or ranked exactly (<= GRID_RANK_LIMIT keys), or one key value of which
   // the lowest-indexed `remaining` are taken.
   const bool whole = binCount == remaining;
@@ -660,7 +698,7 @@ __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int
       if (ranked) {
         const unsigned m = __ballot_sync(full, in);
         int at = 0;
-        if (lane == 0 && m != 0u) at = (int)atomicAdd(unitScratch + GS_CANDIDATES, (u32)__popc(m));
+        if (lane == 0 && m != 0u) at = (int)(atomicAdd(sync.candidates(), (u32)__popc(m)) - sync.candBase);
         at = __shfl_sync(full, at, 0);
         if (in) {
           const int slot = at + __popc(m & ((1u << lane) - 1u));
@@ -681,12 +719,13 @@ __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int
     unitScratch[GS_ABOVE + blockIdx.x] = (u32)sh.candidates;
     unitScratch[GS_IN_BIN + blockIdx.x] = (u32)sh.total;
   }
-  if (quest_unit_barrier(counter, ++barrier, G, lastShared)) clearDead();
+  const bool lastAtFinal = sync.arrive(++barrier, lastShared);
+  if (lastAtFinal) clearDead();
 
   // D. This block's first list slot: the pages the blocks before it take. The counts, the candidate
   // count and (a ranked bin) the candidate slots are all requested before any is used: one round trip.
   u32 candKey = 0u, candIdx = 0u;
-  const int c = ranked ? (int)__ldcg(unitScratch + GS_CANDIDATES) : 0;
+  const int c = ranked ? (int)(__ldcg(sync.candidates()) - sync.candBase) : 0;
   if (ranked && tid < GRID_RANK_LIMIT) {
     candKey = __ldcg(unitScratch + GS_CAND_KEY + tid);  // slots past the count hold stale words, unused
     candIdx = __ldcg(unitScratch + GS_CAND_IDX + tid);
@@ -742,6 +781,15 @@ __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int
       },
       sh);
   if (blockIdx.x == 0 && tid == 0) quest_list_header(list, take, pageSize);
+  if (EPOCH) {
+    // The next launch's bases (every block of this one read its own at its start, before any arrival; the
+    // candidate counter is final: every block appended before it arrived). No exit atomic, no fence.
+    if (lastAtFinal && tid == 0) {
+      unitScratch[GS_E_BASE] = sync.base + (u32)barrier * (u32)G;
+      if (ranked) unitScratch[GS_E_CAND_BASE] = sync.candBase + (u32)c;
+    }
+    return;
+  }
   // The last block to leave puts the counters back to 0 (every block has passed every barrier and read
   // the candidates by then).
   if (tid == 0) {
@@ -761,10 +809,10 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
                                         int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
   const int G = gridDim.x;
   const int n = hi - lo;
-  u32* counter = unitScratch + GS_BARRIER;
+  const QuestGridSync<false> sync{unitScratch, G, 0u, 0u};
   quest_grid_publish_and_or(a, o, unitScratch, sh);
   int barrier = 0;
-  quest_unit_barrier(counter, ++barrier, G, lastShared);
+  sync.arrive(++barrier, lastShared);
   const u32 andBits = ~__ldcg(unitScratch + GS_NOT_AND), orBits = __ldcg(unitScratch + GS_OR);
 
   // B. Bits above `top` are common to every key: they form the prefix from the start. Invariant:
@@ -781,7 +829,7 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
     const int bins = 1 << (top - shift + 1);
     u32* hist = unitScratch + GS_HIST + passes * GRID_HIST_BINS;
     quest_grid_pass_add(keys, n, mask, prefix, shift, bins, hist, sh);
-    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
+    if (sync.arrive(++barrier, lastShared)) quest_grid_clear_dead(unitScratch, passes, lastBins);
     quest_grid_pass_read(hist, bins, remaining, sh);
     prefix |= (u32)sh.bin << shift;
     mask |= (u32)(bins - 1) << shift;
@@ -792,7 +840,7 @@ __device__ void quest_grid_select_chunk(u32* keys, int lo, int hi, int pages, in
     lastBins = bins;
     ++passes;
   }
-  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, barrier, list, pageSize, sh, lastShared,
+  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, sync, barrier, list, pageSize, sh, lastShared,
                     [&]() { quest_grid_clear_dead(unitScratch, passes, lastBins); });
 }
 
@@ -822,16 +870,18 @@ __device__ __forceinline__ void quest_grid_clear_read(u32* unitScratch, bool rea
 // every key above taken), so the same phases C-D and lists. Consecutive decode steps of a layer score
 // similar rows, so their keys share sign and exponent: the guess usually holds, and the step passes
 // two barriers instead of three. Block 0 stores this step's range as the next guess after the first
-// barrier, when every block has read the old one.
+// barrier, when every block has read the old one. With EPOCH (v10) its barriers and candidate counter
+// are v10's (QuestGridSync): no exit atomic.
+template <bool EPOCH>
 __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
                                                 int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
   const int tid = threadIdx.x;
   const int G = gridDim.x;
   const int n = hi - lo;
-  u32* counter = unitScratch + GS_BARRIER;
   // Requested before the block's AND/OR exchange, which hides part of the round trip.
   const u32 guessSet = __ldcg(unitScratch + GS_GUESS_SET);
   const u32 guessAnd = ~__ldcg(unitScratch + GS_GUESS_NOT_AND), guessOr = __ldcg(unitScratch + GS_GUESS_OR);
+  const QuestGridSync<EPOCH> sync{unitScratch, G, EPOCH ? __ldcg(unitScratch + GS_E_BASE) : 0u, EPOCH ? __ldcg(unitScratch + GS_E_CAND_BASE) : 0u};
   quest_grid_publish_and_or(a, o, unitScratch, sh);
   int barrier = 0, slot = 0;
   int remaining = take, binCount = pages;
@@ -848,7 +898,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     const int bins = 1 << (gTop - shift + 1);
     u32* hist = unitScratch + GS_HIST;
     quest_grid_pass_add(keys, n, gMask, gPrefix, shift, bins, hist, sh);
-    quest_unit_barrier(counter, ++barrier, G, lastShared);  // nothing was read before it
+    sync.arrive(++barrier, lastShared);  // nothing was read before it
     const u32 notAndWord = __ldcg(unitScratch + GS_NOT_AND), orWord = __ldcg(unitScratch + GS_OR);
     quest_grid_pass_read(hist, bins, remaining, sh);
     andBits = ~notAndWord;
@@ -871,7 +921,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     }
     __syncthreads();  // sh.bin etc. are rewritten by the next pass
   } else {
-    quest_unit_barrier(counter, ++barrier, G, lastShared);
+    sync.arrive(++barrier, lastShared);
     andBits = ~__ldcg(unitScratch + GS_NOT_AND);
     orBits = __ldcg(unitScratch + GS_OR);
   }
@@ -893,7 +943,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     const int bins = 1 << (top - shift + 1);
     u32* hist = unitScratch + GS_HIST + slot * GRID_HIST_BINS;
     quest_grid_pass_add(keys, n, mask, prefix, shift, bins, hist, sh);
-    if (quest_unit_barrier(counter, ++barrier, G, lastShared)) quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins);
+    if (sync.arrive(++barrier, lastShared)) quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins);
     readAndOr = false;
     readSlot = slot;
     readBins = bins;
@@ -906,7 +956,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     top = shift - 1;
     ++slot;
   }
-  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, barrier, list, pageSize, sh, lastShared,
+  quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, sync, barrier, list, pageSize, sh, lastShared,
                     [&]() { quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins); });
 }
 
@@ -946,7 +996,7 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false>
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -968,7 +1018,7 @@ __device__ __forceinline__ void quest_grid_step_body(
   }
   u32* unitScratch = scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS;
   if (GUESSED_PASS) {
-    quest_grid_select_chunk_guessed(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
+    quest_grid_select_chunk_guessed<EPOCH>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
   } else {
     quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
   }
@@ -1085,6 +1135,34 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
                                          pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
+// v10 (QuestKernels option epochBarriers, not the default): v9 whose unit barriers and candidate
+// counter are never reset (QuestGridSync<true>), so no block waits on an exit atomic; same parameters,
+// same keys and lists.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_epoch(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride,
+                                               take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_epoch(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true, true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride,
+                                               take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
+}
+
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
 // of the unit's score row staged as order keys, with their AND (a) and OR (o) over this thread's keys.
@@ -1145,8 +1223,25 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select_
   int lo, hi;
   u32 a, o;
   if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
-  quest_grid_select_chunk_guessed(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh,
-                                  lastShared);
+  quest_grid_select_chunk_guessed<false>(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize,
+                                         sh, lastShared);
+}
+
+// v10's select alone (v9's with QuestGridSync<true>), quest_grid_select's parameters.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select_epoch(
+    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
+    u32* __restrict__ scratch) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int unit = blockIdx.y;
+  const int take = max(0, min(k, pages));
+  int* list = segs + (size_t)unit * segStride;
+  int lo, hi;
+  u32 a, o;
+  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
+  quest_grid_select_chunk_guessed<true>(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize,
+                                        sh, lastShared);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@
  * whose select runs its first radix pass on the unit's key range at its previous select, before the
  * first barrier, and keeps it where this step's AND/OR shows every key matched it (two unit barriers
  * instead of three), else goes on as v5's; same cut, same lists. Not the default until measured.
+ * With epochBarriers too, both run v10 (quest_grid_step_epoch / quest_grid_step_at_epoch): v9 whose unit
+ * barriers and candidate counter are never reset, so no block ends with an exit fence and atomic.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -46,9 +48,9 @@ const GRID_THREADS = 512;
 export const QUEST_GRID_MAX_BLOCKS = 32;
 /**
  * v5's scratch words per unit (QUEST_GRID_UNIT_WORDS in quest.cu): sync and v9's guess words, per-block counts, candidates,
- * 4 histogram slots (v5's three passes; v9 may histogram a missed guess first).
+ * 4 histogram slots (v5's three passes; v9 may histogram a missed guess first), v10's 4 never-reset sync words.
  */
-export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 4 * 2048;
+export const QUEST_GRID_UNIT_WORDS = 8 + 2 * QUEST_GRID_MAX_BLOCKS + 2 * 256 + 4 * 2048 + 4;
 /**
  * v5 gives each block at least this many pages (one batch of four score passes at D = 128): fewer
  * would add barrier arrivals without adding loads in flight.
@@ -69,7 +71,7 @@ export function questWindowUnitWords(pageCapacity: number): number {
 }
 /** The multi-block kernels: v5's and v6's. */
 type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled'
-  | 'gridStepLight' | 'gridStepAtLight' | 'gridStepGuess' | 'gridStepAtGuess' | 'gridSelectGuess';
+  | 'gridStepLight' | 'gridStepAtLight' | 'gridStepGuess' | 'gridStepAtGuess' | 'gridSelectGuess' | 'gridStepEpoch' | 'gridStepAtEpoch' | 'gridSelectEpoch';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
@@ -78,6 +80,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepRolled: 'quest_grid_step_rolled', gridStepAtRolled: 'quest_grid_step_at_rolled',
   gridStepLight: 'quest_grid_step_light', gridStepAtLight: 'quest_grid_step_at_light',
   gridStepGuess: 'quest_grid_step_guess', gridStepAtGuess: 'quest_grid_step_at_guess', gridSelectGuess: 'quest_grid_select_guess',
+  gridStepEpoch: 'quest_grid_step_epoch', gridStepAtEpoch: 'quest_grid_step_at_epoch', gridSelectEpoch: 'quest_grid_select_epoch',
 } as const;
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
@@ -140,6 +143,12 @@ export interface QuestKernelOptions {
    * v5's three plus a wasted pass where not. Same cut, same lists. Not the default until measured.
    */
   guessedPass?: boolean;
+  /**
+   * With guessedPass: v10, v9 whose unit barriers and candidate counter are never reset (each launch
+   * counts from where the previous one left them), so no block ends with the exit fence and atomic that
+   * put v5's counters back to 0. Same lists. Not the default until measured.
+   */
+  epochBarriers?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -261,6 +270,7 @@ export class QuestKernels {
     gridStepRolled: CudaKernel; gridStepAtRolled: CudaKernel;
     gridStepLight: CudaKernel; gridStepAtLight: CudaKernel;
     gridStepGuess: CudaKernel; gridStepAtGuess: CudaKernel; gridSelectGuess: CudaKernel;
+    gridStepEpoch: CudaKernel; gridStepAtEpoch: CudaKernel; gridSelectEpoch: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -280,6 +290,8 @@ export class QuestKernels {
   readonly lightScores: boolean;
   /** Whether v8's steps (and the multi-block select alone) start with a pass on the previous key range (v9). */
   readonly guessedPass: boolean;
+  /** Whether v9's barriers are never reset (v10). */
+  readonly epochBarriers: boolean;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -305,6 +317,8 @@ export class QuestKernels {
     if (this.lightScores && !this.rolledScores) throw new Error('quest: lightScores (v8) is an option of the rolled multi-block step (v7): set multiBlockStep and rolledScores too');
     this.guessedPass = options.guessedPass ?? false;
     if (this.guessedPass && !this.lightScores) throw new Error('quest: guessedPass (v9) is an option of the light multi-block step (v8): set multiBlockStep, rolledScores and lightScores too');
+    this.epochBarriers = options.epochBarriers ?? false;
+    if (this.epochBarriers && !this.guessedPass) throw new Error('quest: epochBarriers (v10) is an option of v9: set multiBlockStep, rolledScores, lightScores and guessedPass too');
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
       throw new Error(`quest: gridMinPagesPerBlock must be a positive integer (got ${this.gridMinPagesPerBlock})`);
@@ -348,6 +362,9 @@ export class QuestKernels {
         gridStepGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepGuess, [...QUEST_GRID_PARAMS.gridStep]),
         gridStepAtGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtGuess, [...QUEST_GRID_PARAMS.gridStepAt]),
         gridSelectGuess: mod.kernel(QUEST_KERNEL_NAMES.gridSelectGuess, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
+        gridStepEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridStepEpoch, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAtEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtEpoch, [...QUEST_GRID_PARAMS.gridStepAt]),
+        gridSelectEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridSelectEpoch, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
@@ -355,7 +372,8 @@ export class QuestKernels {
       this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled,
-        this.kernels.gridStepLight, this.kernels.gridStepAtLight, this.kernels.gridStepGuess, this.kernels.gridStepAtGuess, this.kernels.gridSelectGuess]) {
+        this.kernels.gridStepLight, this.kernels.gridStepAtLight, this.kernels.gridStepGuess, this.kernels.gridStepAtGuess, this.kernels.gridSelectGuess,
+        this.kernels.gridStepEpoch, this.kernels.gridStepAtEpoch, this.kernels.gridSelectEpoch]) {
         kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       }
       for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
@@ -430,6 +448,7 @@ export class QuestKernels {
         gridStepRolled: perSM(kernels.gridStepRolled), gridStepAtRolled: perSM(kernels.gridStepAtRolled),
         gridStepLight: perSM(kernels.gridStepLight), gridStepAtLight: perSM(kernels.gridStepAtLight),
         gridStepGuess: perSM(kernels.gridStepGuess), gridStepAtGuess: perSM(kernels.gridStepAtGuess), gridSelectGuess: perSM(kernels.gridSelectGuess),
+        gridStepEpoch: perSM(kernels.gridStepEpoch), gridStepAtEpoch: perSM(kernels.gridStepAtEpoch), gridSelectEpoch: perSM(kernels.gridSelectEpoch),
       };
     }
     return this.residentPerSM;
@@ -450,7 +469,7 @@ export class QuestKernels {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
     if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
-    const kernel = this.windowStep ? 'winSelect' : this.guessedPass ? 'gridSelectGuess' : 'gridSelect';
+    const kernel = this.windowStep ? 'winSelect' : this.epochBarriers ? 'gridSelectEpoch' : this.guessedPass ? 'gridSelectGuess' : 'gridSelect';
     if (!this.gridFits(pages, kernel)) throw new Error(`quest: a block's chunk of ${pages} pages exceeds the ${this.maxStagedPages} staged in shared memory`);
     const G = this.gridBlocks(pages, kernel);
     const launch = { grid: [G, this.units, 1] as [number, number, number], block: [GRID_THREADS, 1, 1] as [number, number, number], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream };
@@ -502,7 +521,7 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const stepKernel = this.guessedPass ? 'gridStepGuess' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const stepKernel = this.epochBarriers ? 'gridStepEpoch' : this.guessedPass ? 'gridStepGuess' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
     const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
@@ -550,9 +569,9 @@ export class QuestKernels {
     );
   }
 
-  /** The multi-block graph step's entry: v5's, v7's (rolled scores), v8's (light scores) or v9's (guessed first pass). */
-  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' {
-    return this.guessedPass ? 'gridStepAtGuess' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+  /** The multi-block graph step's entry: v5's, v7's (rolled scores), v8's (light scores), v9's (guessed first pass) or v10's (epoch barriers). */
+  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' | 'gridStepAtEpoch' {
+    return this.epochBarriers ? 'gridStepAtEpoch' : this.guessedPass ? 'gridStepAtGuess' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
   }
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
