@@ -131,8 +131,10 @@ function variantOptions(name: string): CountSearchOptions {
     else if (/^lanes\d*$/.test(suffix)) extra.walkLanes = suffix === 'lanes' ? 'auto' : Number(suffix.slice(5));
     else if (suffix === 'bits') extra.walkColumnBitmap = true;
     else if (suffix === 'guided') extra.guidedProbes = true;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided)`);
+    else if (suffix === 'coarse') extra.coarseColumnBitmap = true;
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +coarse)`);
   }
+  if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);
   if (extra.guidedProbes && base === 'one-probe') throw new Error(`--variants: +guided needs a batched variant (auto or batched-L<k>), not ${name}`);
   if (extra.walkLanes !== undefined && base === 'one-probe') throw new Error(`--variants: +lanes needs a batched variant (auto or batched-L<k>), not ${name}`);

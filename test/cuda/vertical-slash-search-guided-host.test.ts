@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath } from '../../src/backends/cuda/kernel-source.js';
-import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { VerticalSlashCountSearch, coarseColumnBitmapFits, columnBitmapFits } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { gppProblem, hostHarnessPath } from './kernel-source-text.js';
 
@@ -106,5 +106,15 @@ describe('count search guidedProbes option (CPU: checked before anything touches
     const ok = new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto', walkLanes: 1, walkColumnBitmap: true, guidedProbes: true });
     assert.equal(ok.guidedProbes, true);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4 }).guidedProbes, false);
+  });
+
+  test('coarseColumnBitmap needs the column bitmap; the two-level form fits where the one-level one stops, up to n = 209,664', () => {
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 1, coarseColumnBitmap: true }), /coarseColumnBitmap needs walkColumnBitmap/);
+    // The kernel's test: ceil(n / 32) words + ceil(words / 4) + 1 counts (+ the offsets) <= its 8192-int stage.
+    assert.equal(columnBitmapFits(131_040), true);
+    assert.equal(columnBitmapFits(131_072), false);
+    assert.equal(coarseColumnBitmapFits(131_072), true);
+    assert.equal(coarseColumnBitmapFits(209_664), true);
+    assert.equal(coarseColumnBitmapFits(209_665), false);
   });
 });

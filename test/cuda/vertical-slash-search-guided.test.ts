@@ -5,7 +5,8 @@
  * scores: the same counts, floor verdict and pairs and probes (only the rounds differ), at 1-4 levels
  * and with the methods' default walk (one lane, column bitmap), on decaying and spread scores, n = 50
  * to 20011, s = 0 to 0.999, H = 2-4 and 32; FlexPrefill's alpha search is untouched by the option
- * (the same answers and rounds). Skipped where there is no CUDA device.
+ * (the same answers and rounds). Also the two-level column bitmap (coarseColumnBitmap) past n = 131,040,
+ * alone and guided. Skipped where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -161,6 +162,36 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
       }
     });
   }
+
+  // Past n = 131,040 the one-level column bitmap does not fit a walk unit's stage: the default runs the
+  // plain batched kernel there; coarseColumnBitmap stages the two-level bitmap instead (alone and guided).
+  test('n=140000 H=2: the two-level column bitmap (alone and guided) answers as the default and the one-probe search', () => {
+    const n = 140_000, H = 2;
+    for (const kind of ['decaying', 'spread'] as const) {
+      withScores(n, H, 21, kind, (scores) => {
+        const one = new VerticalSlashCountSearch(rt, H);
+        const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
+        const variants: CountSearchOptions[] = [
+          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true },
+          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, guidedProbes: true },
+        ];
+        const searches = variants.map((o) => new VerticalSlashCountSearch(rt, H, o));
+        try {
+          for (const s of [0.5, 0.9, 0.99]) {
+            const want = one.counts(scores, s);
+            assert.deepEqual({ ...plain.counts(scores, s), rounds: 0 }, { ...want, rounds: 0 }, `${kind} s=${s}: default`);
+            searches.forEach((search, i) => {
+              assert.deepEqual({ ...search.counts(scores, s), rounds: 0 }, { ...want, rounds: 0 }, `${kind} s=${s}: ${JSON.stringify(variants[i])}`);
+            });
+          }
+        } finally {
+          one.release();
+          plain.release();
+          for (const search of searches) search.release();
+        }
+      });
+    }
+  });
 
   test('H=32 n=16384: the default search with the guided tree answers as without it', () => {
     const n = 16_384, H = 32;

@@ -5,7 +5,8 @@
 // (kept offsets S and columns V), every 64-row block and every lane count: the sum of the lanes'
 // pairs equals vs_block_pairs (the walk by ranges, one thread), with the columns counted by gallops
 // over V and from V's bitmap with per-word counts (built here as the kernel's staging defines them:
-// bit v of word v / 32, before[w] = set bits in words < w, before[words] = kv). Prints one line:
+// bit v of word v / 32, before[w] = set bits in words < w, before[words] = kv) and from its two-level
+// form (vs_columns_below_coarse: before4[g] = set bits in words < 4g, before4[groups] = kv). Prints one line:
 //   "rows R blocks B checks C pairDiffs D splitBlocks S"
 // (splitBlocks: blocks whose walk more than one lane shared, so the split was exercised), then the
 // first differences.
@@ -86,6 +87,7 @@ std::vector<Row> makeRows(unsigned seed) {
 struct ColumnBitmap {
   std::vector<u32> bits;
   std::vector<int> before;
+  std::vector<int> before4;  // the two-level form's counts: set bits before word 4g, [groups] = kv
 };
 
 ColumnBitmap columnBitmap(const std::vector<int>& V, int n) {
@@ -93,6 +95,9 @@ ColumnBitmap columnBitmap(const std::vector<int>& V, int n) {
   ColumnBitmap b{std::vector<u32>(words, 0u), std::vector<int>(words + 1, 0)};
   for (int v : V) b.bits[v >> 5] |= 1u << (v & 31);
   for (int w = 0; w < words; ++w) b.before[w + 1] = b.before[w] + __builtin_popcount(b.bits[w]);
+  const int groups = (words + 3) / 4;
+  b.before4.assign(groups + 1, 0);
+  for (int g = 0; g <= groups; ++g) b.before4[g] = b.before[min(4 * g, words)];
   return b;
 }
 
@@ -120,20 +125,22 @@ int main(int argc, char** argv) {
       const long long want = vs_block_pairs(r.V.data(), kv, r.S.data(), ks, m, r.n);
       bool split = false;
       for (int lanes : laneCounts) {
-        checks += 2;
-        long long got = 0, gotBits = 0;
+        checks += 3;
+        long long got = 0, gotBits = 0, gotCoarse = 0;
         int working = 0;
         for (int lane = 0; lane < lanes; ++lane) {
           const long long p = vs_block_pairs_lane<false>(r.V.data(), kv, nullptr, nullptr, r.S.data(), run.data(), ks, m, r.n, lane, lanes);
           got += p;
           working += p != 0 ? 1 : 0;
           gotBits += vs_block_pairs_lane<true>(r.V.data(), kv, cb.bits.data(), cb.before.data(), r.S.data(), run.data(), ks, m, r.n, lane, lanes);
+          gotCoarse += vs_block_pairs_lane<2>(r.V.data(), kv, cb.bits.data(), cb.before4.data(), r.S.data(), run.data(), ks, m, r.n, lane, lanes);
         }
         split = split || working > 1;
-        if (got != want || gotBits != want) {
-          pairDiffs += (got != want) + (gotBits != want);
+        if (got != want || gotBits != want || gotCoarse != want) {
+          pairDiffs += (got != want) + (gotBits != want) + (gotCoarse != want);
           if (shown++ < 10) {
-            std::printf("row %zu (n %d, ks %d, kv %d) block %d lanes %d: pairs %lld (bitmap %lld), by ranges %lld\n", i, r.n, ks, kv, m, lanes, got, gotBits, want);
+            std::printf("row %zu (n %d, ks %d, kv %d) block %d lanes %d: pairs %lld (bitmap %lld, two-level %lld), by ranges %lld\n", i, r.n, ks, kv, m, lanes, got,
+                        gotBits, gotCoarse, want);
           }
         }
       }

@@ -5,8 +5,8 @@
  * .cu. Over offset rows built to hit the split rule (sparse random offsets, gaps of 127 / 128 / 129
  * after adjacent pairs, block edges, the largest offsets, every offset kept, n from 50 to 20011) and
  * 1 / 2 / 3 / 4 / 8 / 16 / 32 lanes, every 64-row block: the lanes' pairs sum to vs_block_pairs'
- * (one thread walking by ranges), with the columns counted by gallops and from a bitmap
- * (vs_columns_below). Skipped with a message where g++ is missing. Also the walkLanes
+ * (one thread walking by ranges), with the columns counted by gallops, from a bitmap
+ * (vs_columns_below) and from its two-level form (vs_columns_below_coarse, session 7). Skipped with a message where g++ is missing. Also the walkLanes
  * option's checks and its 'auto' rule (CPU only).
  */
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
   const build = (name: string, edit: (functions: string) => string = (f) => f): string => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
     const functions = join(dir, `${name}.inc`);
-    const text = ['vs_certain_restart', 'vs_columns_below', 'vs_block_pairs_lane'].map((f) => deviceFunctionText(cu, f)).join('\n');
+    const text = ['vs_certain_restart', 'vs_columns_below', 'vs_columns_below_coarse', 'vs_block_pairs_lane'].map((f) => deviceFunctionText(cu, f)).join('\n');
     const edited = edit(text);
     if (edited === text && name !== 'kernel') throw new Error(`vertical-slash lanes host test: the ${name} edit changed nothing`);
     writeFileSync(functions, edited);
@@ -52,23 +52,24 @@ describe('vertical-slash count search: a block walk shared by lanes, on the host
     return { out, rows, blocks, checks, pairDiffs, splitBlocks };
   };
 
-  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes, columns by gallops and by bitmap', () => {
+  test('the lanes pairs sum to the one-thread walk on every block, 1-32 lanes, columns by gallops, by bitmap and by the two-level bitmap', () => {
     const exe = build('kernel');
     for (const seed of [1, 2, 3]) {
       const { out, rows, blocks, checks, pairDiffs, splitBlocks } = summary(exe, seed);
-      assert.ok(rows >= 240 && blocks > 20_000 && checks === 2 * 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
+      assert.ok(rows >= 240 && blocks > 20_000 && checks === 3 * 7 * blocks, `seed ${seed}: only ${rows} rows, ${blocks} blocks, ${checks} checks`);
       // The split must have been exercised: blocks whose pairs more than one lane contributed to.
       assert.ok(splitBlocks > 5_000, `seed ${seed}: only ${splitBlocks} blocks split between lanes`);
       assert.equal(pairDiffs, 0, `seed ${seed}:\n${out}`);
     }
   });
 
-  test('the harness catches a wrong split: restarts at gaps of 65, a lane stopping one index late, no last-range columns, a bitmap count off', () => {
+  test('the harness catches a wrong split: restarts at gaps of 65, a lane stopping one index late, no last-range columns, a bitmap count off, a two-level count off', () => {
     const mutants: [string, (f: string) => string][] = [
       ['gap65', (f) => f.replace('>= 2 * VS_BLOCK;', '>= VS_BLOCK + 1;')],
       ['stop', (f) => f.replace('i < lo && vs_certain_restart', 'i < lo - 1 && vs_certain_restart')],
       ['last', (f) => f.replace('if (i < 0) cols += next;', '')],
       ['bitmap', (f) => f.replace('(r != 0 ? __popc', '(r > 1 ? __popc')],
+      ['two-level', (f) => f.replace('for (int j = w & ~3; j < w; ++j)', 'for (int j = w & ~3; j + 1 < w; ++j)')],
     ];
     for (const [name, edit] of mutants) {
       const { pairDiffs } = summary(build(name, edit), 1);

@@ -180,6 +180,16 @@ __device__ __forceinline__ int vs_columns_below(const u32* bits, const int* befo
   return before[w] + (r != 0 ? __popc(bits[w] & ((1u << r) - 1u)) : 0);
 }
 
+// The two-level form (session 7, for n past the one-level stage: coarseColumnBitmap): before4
+// [ceil(ceil(n / 32) / 4) + 1] holds the set bits before every fourth word (the last = kv), and the
+// up to three words between are counted here: a quarter of the counts' space for up to 4 more loads.
+__device__ __forceinline__ int vs_columns_below_coarse(const u32* bits, const int* before4, int x) {
+  const int w = x >> 5, r = x & 31;
+  int c = before4[w >> 2];
+  for (int j = w & ~3; j < w; ++j) c += __popc(bits[j]);
+  return c + (r != 0 ? __popc(bits[w] & ((1u << r) - 1u)) : 0);
+}
+
 // Lane `lane` of `lanes` threads walking one 64-row block m together (vs_block_pairs_by_runs' pairs
 // = the sum of this over the lanes; V [kv], S [ks] ascending, runStart as vs_walk_runs takes it).
 // The offsets [0, end) are cut into `lanes` equal spans, lane 0 the largest (the smallest e: walked
@@ -191,9 +201,10 @@ __device__ __forceinline__ int vs_columns_below(const u32* bits, const int* befo
 // Each range's causal pairs are its own; the columns left of and between the ranges, sum over
 // ranges j of (#V < a_j) - (#V < b_{j-1}), are regrouped as sum over j of ((#V < a_j) - (#V < b_j))
 // + (#V < b_last): each lane adds its ranges' terms, the lane that reaches offset index 0 (the
-// last range) adds the last one. #V < x by gallops over V, or with `bits` (not null) by
-// vs_columns_below (x clamped to n: no column lies past it).
-template <bool BITS>
+// last range) adds the last one. #V < x by gallops over V (BITS 0), or from `bits` (x clamped to n:
+// no column lies past it) by vs_columns_below (BITS 1, `before` per word) or vs_columns_below_coarse
+// (BITS 2, `before` per four words).
+template <int BITS>
 __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, const u32* bits, const int* before, const int* S,
                                                         const int* runStart, int ks, int m, int n, int lane, int lanes) {
   const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
@@ -216,7 +227,10 @@ __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, c
   auto emit = [&](int a, int b) {
     pairs += vs_causal_rect_pairs(start, rowEnd, a, b);
     int left;
-    if constexpr (BITS) {
+    if constexpr (BITS == 2) {
+      left = vs_columns_below_coarse(bits, before, min(a, n));
+      next = vs_columns_below_coarse(bits, before, min(b, n));
+    } else if constexpr (BITS == 1) {
       left = vs_columns_below(bits, before, min(a, n));
       next = vs_columns_below(bits, before, min(b, n));
     } else {
@@ -239,10 +253,34 @@ __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, c
   return pairs + (long long)cols * (rowEnd - start);
 }
 
+// Zeroes bits [words] and sets bit v of word v / 32 for every kept column of V [kv] (ascending): one
+// atomicOr per word a warp touches, the warp's bits for a word ORed down to its first lane (as the
+// one-level staging in staged_block_pairs does). Ends with the block synchronised. All threads call it.
+__device__ __forceinline__ void vs_stage_column_bits(const int* V, int kv, u32* bits, int words) {
+  for (int j = threadIdx.x; j < words; j += THREADS) bits[j] = 0u;
+  __syncthreads();
+  const int lane32 = threadIdx.x & 31;
+  for (int base = 0; base < kv; base += THREADS) {  // the same trip count in every warp: full-warp shuffles
+    const int j = base + threadIdx.x;
+    const int v = j < kv ? V[j] : -1;
+    const int word = v >> 5;
+    u32 merged = v >= 0 ? 1u << (v & 31) : 0u;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const u32 other = __shfl_down_sync(0xffffffffu, merged, off);
+      const int otherWord = __shfl_down_sync(0xffffffffu, word, off);
+      if (lane32 + off < 32 && otherWord == word) merged |= other;
+    }
+    const int prevWord = __shfl_up_sync(0xffffffffu, word, 1);
+    if (v >= 0 && (lane32 == 0 || prevWord != word)) atomicOr(&bits[word], merged);
+  }
+  __syncthreads();
+}
+
 // vs_block_pairs_lane as a call, not inlined, for the bitmap kernel: its two walks (bitmap, and the
 // staged list where the bitmap does not fit) inlined side by side outgrew the kernel's 64 registers
 // (spills); as calls, none. One call per thread and unit.
-template <bool BITS>
+template <int BITS>
 __device__ __noinline__ long long vs_block_pairs_lane_call(const int* V, int kv, const u32* bits, const int* before, const int* S,
                                                           const int* runStart, int ks, int m, int n, int lane, int lanes) {
   return vs_block_pairs_lane<BITS>(V, kv, bits, before, S, runStart, ks, m, n, lane, lanes);
@@ -256,9 +294,39 @@ __device__ __noinline__ long long vs_block_pairs_lane_call(const int* V, int kv,
 // of block m are then the sum over its lanes. LANES and BITS, when it fits with S: V staged as
 // a bitmap over [0, n) with per-word counts (vs_columns_below) instead of a list, so a range's
 // columns cost two loads however many columns are kept (and kv no longer decides what fits).
-template <bool LANES = false, bool BITS = false>
+// COARSE (with LANES and BITS): where that does not fit, the two-level form if it does (counts per
+// four words: vs_columns_below_coarse), before falling back to the list.
+template <bool LANES = false, bool BITS = false, bool COARSE = false>
 __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, const int* S, const int* runStart, int ks, int m, int n,
                                                        int numBlocks, int* stage, int lane = 0, int lanes = 1, TopKShared* sh = nullptr) {
+  if constexpr (LANES && BITS && COARSE) {
+    const int words = (n + 31) >> 5, groups = (words + 3) >> 2;
+    if (2 * words + 1 + ks > STAGE_INTS && words + groups + 1 + ks <= STAGE_INTS) {
+      u32* bits = reinterpret_cast<u32*>(stage);
+      int* before4 = stage + words;
+      int* staged = before4 + groups + 1;
+      vs_stage_column_bits(V, kv, bits, words);
+      for (int j = threadIdx.x; j < ks; j += THREADS) staged[j] = S[j];
+      __syncthreads();
+      // before4[g]: each thread counts a span of groups of four words, one block scan places the spans.
+      const int per = (groups + THREADS - 1) / THREADS;
+      const int g0 = min(groups, (int)threadIdx.x * per), g1 = min(groups, g0 + per);
+      int mine = 0;
+      for (int w = 4 * g0; w < min(words, 4 * g1); ++w) mine += __popc(bits[w]);
+      int total;
+      int run = topk_block_exclusive_scan<THREADS>(mine, *sh, total);
+      for (int g = g0; g < g1; ++g) {
+        before4[g] = run;
+        for (int w = 4 * g; w < min(words, 4 * g + 4); ++w) run += __popc(bits[w]);
+      }
+      if (threadIdx.x == 0) before4[groups] = total;
+      __syncthreads();
+      long long pairs = 0;
+      if (m < numBlocks) pairs = vs_block_pairs_lane_call<2>(V, kv, bits, before4, staged, runStart, ks, m, n, lane, lanes);
+      __syncthreads();  // before the next unit overwrites the stage
+      return pairs;
+    }
+  }
   if constexpr (LANES && BITS) {
     const int words = (n + 31) >> 5;
     if (2 * words + 1 + ks <= STAGE_INTS) {
@@ -301,7 +369,7 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
       if (threadIdx.x == 0) before[words] = total;
       __syncthreads();
       long long pairs = 0;
-      if (m < numBlocks) pairs = vs_block_pairs_lane_call<true>(V, kv, bits, before, staged, runStart, ks, m, n, lane, lanes);
+      if (m < numBlocks) pairs = vs_block_pairs_lane_call<1>(V, kv, bits, before, staged, runStart, ks, m, n, lane, lanes);
       __syncthreads();  // before the next unit overwrites the stage
       return pairs;
     }
@@ -315,9 +383,9 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
   __syncthreads();
   long long pairs = 0;
   if constexpr (LANES && BITS) {
-    if (m < numBlocks) pairs = vs_block_pairs_lane_call<false>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
+    if (m < numBlocks) pairs = vs_block_pairs_lane_call<0>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
   } else if constexpr (LANES) {
-    if (m < numBlocks) pairs = vs_block_pairs_lane<false>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
+    if (m < numBlocks) pairs = vs_block_pairs_lane<0>(V, kv, nullptr, nullptr, S, runStart, ks, m, n, lane, lanes);
   } else {
     if (m < numBlocks) pairs = runStart ? vs_block_pairs_by_runs(V, kv, S, runStart, ks, m, n) : vs_block_pairs(V, kv, S, ks, m, n);
   }
@@ -884,7 +952,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // GUIDED (vs_count_search_batched*_guided): step (1) lays out the guided tree instead (guide_layout,
 // `guide` = vs_guide_scan's [3, n + 1] cumulative gains), step (6) follows its child links, and the
 // exact pairs met on the way calibrate the next round's predictions (guide_lines_update).
-template <bool LANES, bool BITS, bool GUIDED = false>
+// COARSE: the walks' column bitmap in its two-level form where the one-level one does not fit.
+template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -994,7 +1063,7 @@ __device__ __forceinline__ void count_search_batched(
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
         if constexpr (LANES) {
-          add_pairs(&slot[c], staged_block_pairs<true, BITS>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage,
+          add_pairs(&slot[c], staged_block_pairs<true, BITS, COARSE>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage,
                                                              threadIdx.x % lanes, lanes, &sh));
         } else {
           add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
@@ -1082,15 +1151,27 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_gu
                                            targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1, guide);
 }
 
-// vs_count_search_batched_lanes_bits with the guided tree (session 7, opt-in). One block per
+// vs_count_search_batched_lanes_bits with the guided tree (session 7, opt-in; with the coarse
+// bitmap where the one-level one does not fit, as vs_count_search_batched_lanes_bits_coarse). One block per
 // multiprocessor's registers (86): at 64, as two need, its calls spilled. The organism's round (15
 // probes x 8 rows = 120 units) still fits the 132 blocks; Llama-8B's (7 x 64) queues on them.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
-  count_search_batched<true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
-                                         targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
+  count_search_batched<true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                               targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
+}
+
+// vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
+// (vs_columns_below_coarse) where the one-level one does not fit (n past 131,040: 128K prompts),
+// instead of the list (session 7, opt-in: coarseColumnBitmap). The same pairs.
+extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched_lanes_bits_coarse(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
+  count_search_batched<true, true, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
+                                                targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
 
 // grid (ceil(n / GUIDE_TILE), 2H), GUIDE_THREADS threads, after the ranking: each item's gain for the

@@ -127,6 +127,13 @@ export interface CountSearchOptions {
    * with walkLanes only with walkColumnBitmap.
    */
   guidedProbes?: boolean;
+  /**
+   * With walkColumnBitmap (session 7, not the default until measured): where the one-level bitmap
+   * does not fit a walk unit's stage (n past 131,040, i.e. 128K prompts), stage its two-level form
+   * (set bits counted per four words: vertical-slash-search.cu vs_columns_below_coarse; up to
+   * n ≈ 209K) instead of running the plain batched kernel with its gallops. The same pairs.
+   */
+  coarseColumnBitmap?: boolean;
 }
 
 /** Scores per row the guided tree's gains take (vs_guide_gains keeps (n - o) x 64 in 32 bits). */
@@ -152,6 +159,12 @@ const STAGE_INTS = 8192;
  */
 export function columnBitmapFits(n: number): boolean {
   return 2 * Math.ceil(n / 32) + 1 <= STAGE_INTS;
+}
+
+/** Whether the two-level column bitmap (counts per four words: coarseColumnBitmap) fits, offsets aside. */
+export function coarseColumnBitmapFits(n: number): boolean {
+  const words = Math.ceil(n / 32);
+  return words + Math.ceil(words / 4) + 1 <= STAGE_INTS;
 }
 
 /**
@@ -204,7 +217,7 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 export class VerticalSlashCountSearch {
   private kernels: {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
-    batchedLanesBits: CudaKernel; batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
+    batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
@@ -215,6 +228,7 @@ export class VerticalSlashCountSearch {
   readonly walkLanes: number | 'auto' | null;
   readonly walkColumnBitmap: boolean;
   readonly guidedProbes: boolean;
+  readonly coarseColumnBitmap: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -245,6 +259,8 @@ export class VerticalSlashCountSearch {
       if (L === undefined) throw new Error('vertical-slash count search: guidedProbes needs probeLevels (the batched search)');
       if (lanes !== undefined && !this.walkColumnBitmap) throw new Error('vertical-slash count search: guidedProbes with walkLanes needs walkColumnBitmap');
     }
+    this.coarseColumnBitmap = options.coarseColumnBitmap ?? false;
+    if (this.coarseColumnBitmap && !this.walkColumnBitmap) throw new Error('vertical-slash count search: coarseColumnBitmap needs walkColumnBitmap');
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -269,6 +285,10 @@ export class VerticalSlashCountSearch {
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
         batchedLanesBits: mod.kernel('vs_count_search_batched_lanes_bits', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batchedLanesBitsCoarse: mod.kernel('vs_count_search_batched_lanes_bits_coarse', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
         ]),
@@ -411,10 +431,12 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const { batched, batchedLanes, batchedLanesBits, batchedGuided, batchedLanesBitsGuided } = this.prepare();
+    const { batched, batchedLanes, batchedLanesBits, batchedLanesBitsCoarse, batchedGuided, batchedLanesBitsGuided } = this.prepare();
     const guided = a.guide !== null;
-    const lanesKernel = this.walkColumnBitmap ? (guided ? batchedLanesBitsGuided : batchedLanesBits) : batchedLanes;
-    const plain = this.walkLanes === null || (this.walkColumnBitmap && !columnBitmapFits(n));
+    // The guided bitmap kernel stages the two-level bitmap itself where the one-level one does not fit.
+    const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
+    const lanesKernel = this.walkColumnBitmap ? (guided ? batchedLanesBitsGuided : coarse ? batchedLanesBitsCoarse : batchedLanesBits) : batchedLanes;
+    const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
     // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
