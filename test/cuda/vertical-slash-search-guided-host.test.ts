@@ -108,8 +108,9 @@ describe('count search guidedProbes option (CPU: checked before anything touches
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4 }).guidedProbes, false);
   });
 
-  test('coarseColumnBitmap needs the column bitmap; the two-level form fits where the one-level one stops, up to n = 209,664', () => {
+  test('coarseColumnBitmap and bitmapFromRanks need the column bitmap; the two-level form fits where the one-level one stops, up to n = 209,664', () => {
     assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 1, coarseColumnBitmap: true }), /coarseColumnBitmap needs walkColumnBitmap/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, walkLanes: 1, bitmapFromRanks: true }), /bitmapFromRanks needs walkColumnBitmap/);
     // The kernel's test: ceil(n / 32) words + ceil(words / 4) + 1 counts (+ the offsets) <= its 8192-int stage.
     assert.equal(columnBitmapFits(131_040), true);
     assert.equal(columnBitmapFits(131_072), false);

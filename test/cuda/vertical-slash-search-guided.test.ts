@@ -5,8 +5,8 @@
  * scores: the same counts, floor verdict and pairs and probes (only the rounds differ), at 1-4 levels
  * and with the methods' default walk (one lane, column bitmap), on decaying and spread scores, n = 50
  * to 20011, s = 0 to 0.999, H = 2-4 and 32; FlexPrefill's alpha search is untouched by the option
- * (the same answers and rounds). Also the two-level column bitmap (coarseColumnBitmap) past n = 131,040,
- * alone and guided. Skipped where there is no CUDA device.
+ * (the same answers and rounds). Also the column bitmaps read off the ranks (bitmapFromRanks), and the
+ * two-level column bitmap (coarseColumnBitmap) past n = 131,040, alone, guided and from the ranks. Skipped where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -123,6 +123,8 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
   const guidedVariants: CountSearchOptions[] = [
     ...[1, 2, 3, 4].map((probeLevels) => ({ probeLevels, guidedProbes: true })),
     { ...DEFAULT_COUNT_SEARCH, guidedProbes: true },
+    { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true },
+    { ...DEFAULT_COUNT_SEARCH, guidedProbes: true, bitmapFromRanks: true },
   ];
   for (const c of [{ n: 50, H: 2 }, { n: 1000, H: 3 }, { n: 4096, H: 4 }, { n: 16_384, H: 4 }, { n: 20_011, H: 2 }]) {
     test(`n=${c.n} H=${c.H}: guided searches answer as the unguided and one-probe searches (decaying and spread scores)`, () => {
@@ -174,6 +176,8 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
         const variants: CountSearchOptions[] = [
           { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true },
           { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, guidedProbes: true },
+          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, bitmapFromRanks: true },
+          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, guidedProbes: true, bitmapFromRanks: true },
         ];
         const searches = variants.map((o) => new VerticalSlashCountSearch(rt, H, o));
         try {
@@ -198,15 +202,18 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
     withScores(n, H, 9, 'decaying', (scores) => {
       const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
       const guided = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, guidedProbes: true });
+      const guidedRanked = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, guidedProbes: true, bitmapFromRanks: true });
       try {
         for (const s of [0.5, 0.9, 0.95]) {
-          const want = plain.counts(scores, s), got = guided.counts(scores, s);
+          const want = plain.counts(scores, s), got = guided.counts(scores, s), both = guidedRanked.counts(scores, s);
           assert.deepEqual({ ...got, rounds: 0 }, { ...want, rounds: 0 }, `s=${s}`);
+          assert.deepEqual(both, got, `s=${s}: guided with the bitmaps from the ranks`);
           console.log(`# H=32 n=16384 s=${s}: ${want.probes} probes, default ${want.rounds} rounds, guided ${got.rounds}`);
         }
       } finally {
         plain.release();
         guided.release();
+        guidedRanked.release();
       }
     });
   });

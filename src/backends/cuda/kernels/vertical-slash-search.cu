@@ -393,6 +393,73 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
   return pairs;
 }
 
+// Whether a walk unit stages its kept columns as a bitmap (one-level, or with `coarse` two-level) for
+// n and ks kept offsets: staged_block_pairs' and staged_block_pairs_ranked's test.
+__device__ __forceinline__ bool vs_column_bitmap_stages(int n, int ks, bool coarse) {
+  const int words = (n + 31) >> 5, groups = (words + 3) >> 2;
+  return 2 * words + 1 + ks <= STAGE_INTS || (coarse && words + groups + 1 + ks <= STAGE_INTS);
+}
+
+// bits [words] = the column bitmap of the items of one ranked row ranked below kv (rank [n], the
+// count search's ranks): one thread per word reading its 32 ranks, so one round of loads whatever kv
+// is (the list's staging takes kv / THREADS dependent rounds, 16 at kv = 8192), and no atomics. Ends
+// with the block synchronised. All threads call it.
+__device__ __forceinline__ void vs_column_bits_from_ranks(const int* rank, int kv, int n, u32* bits, int words) {
+  for (int w = threadIdx.x; w < words; w += THREADS) {
+    const int first = w << 5;
+    u32 b = 0u;
+#pragma unroll 8
+    for (int j = 0; j < 32; ++j) {
+      const int i = first + j;
+      if (i < n && rank[i] < kv) b |= 1u << j;
+    }
+    bits[w] = b;
+  }
+  __syncthreads();
+}
+
+// staged_block_pairs<true, true, COARSE> (lanes, column bitmap) with the bitmap read off the column
+// row's ranks (vRanks [n]) instead of the kept-column list, so the search need not compact the column
+// rows whose walks stage a bitmap (count_search_batched RANKBITS skips them: V is then stale and
+// unread). Where no bitmap fits, the list path as before (V compacted). The same pairs.
+template <bool COARSE>
+__device__ __forceinline__ long long staged_block_pairs_ranked(const int* V, int kv, const int* vRanks, const int* S, const int* runStart,
+                                                              int ks, int m, int n, int numBlocks, int* stage, int lane, int lanes,
+                                                              TopKShared* sh) {
+  const int words = (n + 31) >> 5, groups = (words + 3) >> 2;
+  const bool one = 2 * words + 1 + ks <= STAGE_INTS;
+  if (!vs_column_bitmap_stages(n, ks, COARSE)) {
+    return staged_block_pairs<true, true, false>(V, kv, S, runStart, ks, m, n, numBlocks, stage, lane, lanes, sh);
+  }
+  // One level: a count per word; two: a count per four words.
+  const int counts = one ? words : groups;
+  u32* bits = reinterpret_cast<u32*>(stage);
+  int* before = stage + words;
+  int* staged = before + counts + 1;
+  for (int j = threadIdx.x; j < ks; j += THREADS) staged[j] = S[j];
+  vs_column_bits_from_ranks(vRanks, kv, n, bits, words);
+  const int span = one ? 1 : 4;  // words per count
+  const int per = (counts + THREADS - 1) / THREADS;
+  const int c0 = min(counts, (int)threadIdx.x * per), c1 = min(counts, c0 + per);
+  int mine = 0;
+  for (int w = span * c0; w < min(words, span * c1); ++w) mine += __popc(bits[w]);
+  int total;
+  int run = topk_block_exclusive_scan<THREADS>(mine, *sh, total);
+  for (int c = c0; c < c1; ++c) {
+    before[c] = run;
+    for (int w = span * c; w < min(words, span * c + span); ++w) run += __popc(bits[w]);
+  }
+  if (threadIdx.x == 0) before[counts] = total;
+  __syncthreads();
+  long long pairs = 0;
+  if (m < numBlocks) {
+    pairs = one ? vs_block_pairs_lane_call<1>(V, kv, bits, before, staged, runStart, ks, m, n, lane, lanes)
+                : vs_block_pairs_lane_call<2>(V, kv, bits, before, staged, runStart, ks, m, n, lane, lanes);
+  }
+  __syncthreads();  // before the next unit overwrites the stage
+  return pairs;
+}
+
 // Adds the block's pairs (one value per thread) into *total, one atomic per warp.
 __device__ __forceinline__ void add_pairs(unsigned long long* total, long long mine) {
   unsigned long long v = (unsigned long long)mine;
@@ -953,7 +1020,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // `guide` = vs_guide_scan's [3, n + 1] cumulative gains), step (6) follows its child links, and the
 // exact pairs met on the way calibrate the next round's predictions (guide_lines_update).
 // COARSE: the walks' column bitmap in its two-level form where the one-level one does not fit.
-template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false>
+// RANKBITS (with LANES, BITS): the walks' column bitmaps are read off the ranks
+// (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
+// stage a bitmap.
+template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1038,6 +1108,10 @@ __device__ __forceinline__ void count_search_batched(
         const int c = u / rows, row = u - c * rows;
         if (source[c] != WALK) continue;
         const int k = counts[u];
+        if constexpr (RANKBITS) {
+          // A column row whose walk stages a bitmap reads the ranks, not the list: no compaction.
+          if (row < H && vs_column_bitmap_stages(n, counts[c * rows + H + row], COARSE)) continue;
+        }
         if (k != selected[u]) {
           const bool columns = row < H;
           const size_t at = ((size_t)c * H + (columns ? row : row - H)) * n;
@@ -1062,7 +1136,10 @@ __device__ __forceinline__ void count_search_batched(
         if (source[c] != WALK) continue;
         const int kv = counts[c * rows + h], ks = counts[c * rows + H + h];
         const size_t at = ((size_t)c * H + h) * n;
-        if constexpr (LANES) {
+        if constexpr (LANES && BITS && RANKBITS) {
+          add_pairs(&slot[c], staged_block_pairs_ranked<COARSE>(selV + at, kv, ranks + (size_t)h * n, selS + at, runs + at, ks, m, n, numBlocks,
+                                                                stage, threadIdx.x % lanes, lanes, &sh));
+        } else if constexpr (LANES) {
           add_pairs(&slot[c], staged_block_pairs<true, BITS, COARSE>(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage,
                                                              threadIdx.x % lanes, lanes, &sh));
         } else {
@@ -1172,6 +1249,27 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched
     int forcedColumns, int forcedDiagonals, int levels, int lanes) {
   count_search_batched<true, true, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                                 targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
+}
+
+// vs_count_search_batched_lanes_bits_coarse whose walks read their column bitmaps off the ranks and
+// whose rounds compact no column row that a walk stages as a bitmap (session 7, opt-in:
+// bitmapFromRanks). The same pairs.
+extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched_lanes_bits_ranked(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes) {
+  count_search_batched<true, true, false, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks,
+                                                      mode, targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
+}
+
+// vs_count_search_batched_lanes_bits_guided with the column bitmaps read off the ranks (as
+// vs_count_search_batched_lanes_bits_ranked; session 7, opt-in: guidedProbes + bitmapFromRanks).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_ranked(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks,
+                                                     mode, targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
 }
 
 // grid (ceil(n / GUIDE_TILE), 2H), GUIDE_THREADS threads, after the ranking: each item's gain for the

@@ -134,6 +134,14 @@ export interface CountSearchOptions {
    * n ≈ 209K) instead of running the plain batched kernel with its gallops. The same pairs.
    */
   coarseColumnBitmap?: boolean;
+  /**
+   * With walkColumnBitmap (session 7, not the default until measured): each walk unit reads its
+   * column bitmap off the column row's ranks (one thread per word, one round of loads) instead of
+   * building it from the compacted kept-column list (kv / 512 dependent rounds: 16 at the column
+   * bisection's kv = 8192), and the rounds skip compacting every column row whose walk stages a
+   * bitmap (half the selections). Where no bitmap fits, the list as before. The same pairs.
+   */
+  bitmapFromRanks?: boolean;
 }
 
 /** Scores per row the guided tree's gains take (vs_guide_gains keeps (n - o) x 64 in 32 bits). */
@@ -217,7 +225,8 @@ export interface AlphaSearchOutcome extends SearchOutcome {
 export class VerticalSlashCountSearch {
   private kernels: {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
-    batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
+    batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
+    batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
@@ -229,6 +238,7 @@ export class VerticalSlashCountSearch {
   readonly walkColumnBitmap: boolean;
   readonly guidedProbes: boolean;
   readonly coarseColumnBitmap: boolean;
+  readonly bitmapFromRanks: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -261,6 +271,8 @@ export class VerticalSlashCountSearch {
     }
     this.coarseColumnBitmap = options.coarseColumnBitmap ?? false;
     if (this.coarseColumnBitmap && !this.walkColumnBitmap) throw new Error('vertical-slash count search: coarseColumnBitmap needs walkColumnBitmap');
+    this.bitmapFromRanks = options.bitmapFromRanks ?? false;
+    if (this.bitmapFromRanks && !this.walkColumnBitmap) throw new Error('vertical-slash count search: bitmapFromRanks needs walkColumnBitmap');
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -291,6 +303,14 @@ export class VerticalSlashCountSearch {
         batchedLanesBitsCoarse: mod.kernel('vs_count_search_batched_lanes_bits_coarse', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batchedLanesBitsRanked: mod.kernel('vs_count_search_batched_lanes_bits_ranked', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
+        ]),
+        batchedLanesBitsGuidedRanked: mod.kernel('vs_count_search_batched_lanes_bits_guided_ranked', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
         ]),
         batchedGuided: mod.kernel('vs_count_search_batched_guided', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
@@ -431,11 +451,15 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const { batched, batchedLanes, batchedLanesBits, batchedLanesBitsCoarse, batchedGuided, batchedLanesBitsGuided } = this.prepare();
+    const k = this.prepare();
+    const { batched, batchedLanes, batchedGuided } = k;
     const guided = a.guide !== null;
-    // The guided bitmap kernel stages the two-level bitmap itself where the one-level one does not fit.
+    // The guided and the ranked bitmap kernels stage the two-level bitmap themselves where the one-level one does not fit.
     const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
-    const lanesKernel = this.walkColumnBitmap ? (guided ? batchedLanesBitsGuided : coarse ? batchedLanesBitsCoarse : batchedLanesBits) : batchedLanes;
+    const bitsKernel = this.bitmapFromRanks
+      ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
+      : (guided ? k.batchedLanesBitsGuided : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
+    const lanesKernel = this.walkColumnBitmap ? bitsKernel : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
