@@ -211,6 +211,8 @@ describe('wgmma block-sparse tiling', () => {
     assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-lm-dpv'), null, 'flags in the fixed order only');
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-ot'), /ownTurns pairs the own steps of 2 consumers only/);
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-lm-ac')!), { LEAN_MASK: 1, ALL_COMPUTE: 1 });
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s3-kv-sk')?.ablation, { kvSkew: true });
+    assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-iw-sk')!), 'wgmma-c3-n64-s3-kv-iw-sk');
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-dpv-ac'), /allCompute skips no step/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
@@ -266,11 +268,12 @@ describe('wgmma block-sparse tiling', () => {
  * the model sees the deadlock it causes. Ablation rules (the kernel's DEFER_PV and OWN_TURNS):
  * deferLimit: a skipped step keeps the pending P·V while it is from fewer than deferLimit steps back
  * (the kernel's DEFER_PV: stages); pairedOwn: turns also in that many pairs of own steps after the
- * leading ones (warpgroup 0's, then 1's; two consumers).
+ * leading ones (warpgroup 0's, then 1's; two consumers); kvSkew: the producer fills K of step i + 1
+ * before V of step i (the kernel's KV_SKEW).
  */
 function simulate(
   computes: boolean[][], stages: number, stepsAll: number, rand: () => number, keepPendingOnSkip = false,
-  rules: { deferLimit?: number; pairedOwn?: number } = {},
+  rules: { deferLimit?: number; pairedOwn?: number; kvSkew?: boolean } = {},
 ): boolean {
   const C = computes.length;
   const N = computes[0].length;
@@ -294,14 +297,22 @@ function simulate(
     arr.push(wg);
   };
   // Each agent is a generator yielding predicates it waits on.
+  function* fill(t: 'K' | 'V', i: number): Generator<() => boolean> {
+    const s = i % stages, u = Math.floor(i / stages);
+    if (u > 0) yield () => releasedCount(t, s) >= C * u;
+    filled[t][s]++;
+  }
   function* producer(): Generator<() => boolean> {
-    for (let i = 0, st = 0, use = 0; i < N; i++) {
-      const [s, u] = [st, use];
-      if (u > 0) yield () => releasedCount('K', s) >= C * u;
-      filled.K[s]++;
-      if (u > 0) yield () => releasedCount('V', s) >= C * u;
-      filled.V[s]++;
-      if (++st === stages) { st = 0; ++use; }
+    if (rules.kvSkew) {
+      for (let i = 0; i <= N; i++) {
+        if (i < N) yield* fill('K', i);
+        if (i > 0) yield* fill('V', i - 1);
+      }
+      return;
+    }
+    for (let i = 0; i < N; i++) {
+      yield* fill('K', i);
+      yield* fill('V', i);
     }
   }
   function* consumer(wg: number): Generator<() => boolean> {
@@ -428,6 +439,33 @@ describe('wgmma block-sparse synchronisation model', () => {
         });
         const stages = 2 + (trial % 3);
         assert.ok(simulate(computes, stages, all, r, false, { deferLimit: stages }), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+      }
+    });
+  }
+
+  for (const consumers of [2, 3] as const) {
+    test(`${consumers} consumers, KV_SKEW: K of step i + 1 before V of step i finishes under random schedules and on real step lists`, () => {
+      const r = rng(240 + consumers);
+      for (let trial = 0; trial < 400; trial++) {
+        const N = 1 + Math.floor(r() * 14);
+        const all = Math.floor(r() * (N + 1) * (trial % 2));
+        const computes = Array.from({ length: consumers }, () => {
+          const p = r();
+          return Array.from({ length: N }, (_, i) => i < all || r() < p);
+        });
+        const stages = 2 + (trial % 3);
+        const paired = consumers === 2 && trial % 3 === 0 ? pairedOwnSteps(computes, all) : 0;
+        assert.ok(simulate(computes, stages, all, r, false, { kvSkew: true, pairedOwn: paired }), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+      }
+      const sel = randomSelection(1500, 16, 1, 9);
+      const lists = packChunkLists(sel);
+      const geo = wgmmaStepGeometry(1500, 1, lists.stride, 16, 64, consumers);
+      for (let cr = 0; cr < geo.numCtaRows; cr++) {
+        const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
+        if (entries.length === 0) continue;
+        for (const stages of [2, 3, 4]) {
+          assert.ok(simulate(computesOf(entries, 4, consumers), stages, wgmmaStepsAll(entries, 4, consumers), r, false, { kvSkew: true }), `deadlock in CTA ${cr}, stages ${stages}`);
+        }
       }
     });
   }

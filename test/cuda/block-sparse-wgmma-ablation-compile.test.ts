@@ -1,7 +1,7 @@
 /**
  * The ablation variants of the wgmma block-sparse prefill (block-sparse-prefill-wgmma.cu's DEFER_PV,
- * LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE; labels -dpv / -lm / -ot / -iw / -ac) that the GPU
- * tests and the bench launch compile for sm_90a with nvcc at head dims 64 and 128: no register
+ * LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE, KV_SKEW; labels -dpv / -lm / -ot / -iw / -ac / -sk)
+ * that the GPU tests and the bench launch compile for sm_90a with nvcc at head dims 64 and 128: no register
  * spills, no stack frame, no warning and no serialised wgmma chain (ptxas' "Potential Performance
  * Loss" info line), as kernels-compile.test.ts checks for the plain variants. Skipped with a message
  * where nvcc is absent.
@@ -37,6 +37,7 @@ const LABELS = [
     'wgmma-n128-s3-kv-dpv-lm', 'wgmma-c3-n64-s4-kv-dpv', 'wgmma-c3-n64-s4-kv-dpv-lm',
     'wgmma-n128-s2-kv-iw', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-c3-n64-s3-kv-dpv-lm-iw',
     'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
+    'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
 ];
 
 describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {

@@ -67,6 +67,9 @@
 //              kernel adds the paired count to stepCounts' second word (stepsBoth | paired << 16).
 //   IDLE_WARPS a warp whose slot selected none of a computed step's sub-tiles skips the masks and the
 //              softmax (P = 0, running max and sum unchanged; its warpgroup's wgmma still runs).
+//   KV_SKEW    the producer fills K of step i + 1 before V of step i (the order the consumers use them:
+//              P·V runs one step late), so a K fill no longer waits behind the release of an older V
+//              stage (session 7's round 1: holding V stages longer (DEFER_PV) cost 7-39%).
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -105,6 +108,9 @@
 #ifndef ALL_COMPUTE
 #define ALL_COMPUTE 0
 #endif
+#ifndef KV_SKEW
+#define KV_SKEW 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -141,7 +147,8 @@ static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
-              (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1), "ablation flags are 0 or 1");
+              (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1),
+              "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
@@ -427,6 +434,32 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     };
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before
+#if KV_SKEW
+    // K_i, then V_{i-1}: the fills in the order the consumers use them.
+    int vst = 0;
+    u32 vuse = 0;
+    int prev[SUB];  // entries of step i - 1, whose V comes after K_i
+    for (int i = 0; i <= numSteps; ++i) {
+      int ent[SUB];
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) ent[e] = i < numSteps ? __ldg(entries + i * SUB + e) : 0;
+      if (i < numSteps) {
+        if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+        if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
+        gather(sK + st * KV_TILE, kHead, ent);
+        cp_async_mbar_arrive_noinc(fullK + 8 * st);
+        if (++st == S) { st = 0; ++use; }
+      }
+      if (i > 0) {
+        if (vuse > 0) mbar_wait(emptyV + 8 * vst, (vuse - 1) & 1);
+        gather(sV + vst * KV_TILE, vHead, prev);
+        cp_async_mbar_arrive_noinc(fullV + 8 * vst);
+        if (++vst == S) { vst = 0; ++vuse; }
+      }
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) prev[e] = ent[e];
+    }
+#else
     for (int i = 0; i < numSteps; ++i) {
       int ent[SUB];
 #pragma unroll
@@ -440,6 +473,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       cp_async_mbar_arrive_noinc(fullV + 8 * st);
       if (++st == S) { st = 0; ++use; }
     }
+#endif
     cp_async_wait<0>();  // leave no copy in flight behind an exited thread
   } else {
     set_max_registers_inc<CONSUMER_REGS>();
