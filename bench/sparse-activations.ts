@@ -31,7 +31,7 @@
  *
  * Usage: npm run bench -- sparse-activations [--model models/organism] [--tasks niah,vt,story_retrieval,cwe]
  *        [--examples 2] [--lengths 4096,8192,16384] [--sparsities 0.5,0.8,0.9,0.95] [--methods a,b]
- *        [--repeats 3] [--seed 43] [--no-random] [--replicate R] [--time-budget S] [--out FILE]
+ *        [--repeats 5] [--seed 43] [--no-random] [--replicate R] [--warmup 1.5] [--time-budget S] [--out FILE]
  * Prints a skip line where there is no CUDA device.
  */
 import { writeFileSync } from 'node:fs';
@@ -70,6 +70,8 @@ export interface SparseActivationsOptions {
   random: boolean;
   /** Head replication factor of the optional second part (1: none). */
   replicate: number;
+  /** Seconds of dense calls before the first measurement (GPU clocks up from idle). */
+  warmupS: number;
   timeBudgetS: number;
   out: string | null;
 }
@@ -77,7 +79,7 @@ export interface SparseActivationsOptions {
 export function parseSparseActivationsArgs(argv: string[]): SparseActivationsOptions {
   const o: SparseActivationsOptions = {
     model: 'models/organism', tasks: ['niah', 'vt', 'story_retrieval', 'cwe'], examples: 2, lengths: [4096, 8192, 16384],
-    sparsities: [0.5, 0.8, 0.9, 0.95], methods: null, repeats: 3, seed: 43, random: true, replicate: 1, timeBudgetS: 480, out: null,
+    sparsities: [0.5, 0.8, 0.9, 0.95], methods: null, repeats: 5, seed: 43, random: true, replicate: 1, warmupS: 1.5, timeBudgetS: 480, out: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -107,6 +109,7 @@ export function parseSparseActivationsArgs(argv: string[]): SparseActivationsOpt
     else if (a === '--seed') o.seed = integer(0, 'seed (an integer >= 0)');
     else if (a === '--no-random') o.random = false;
     else if (a === '--replicate') o.replicate = integer(1, 'replication factor (an integer >= 1)');
+    else if (a === '--warmup') o.warmupS = numbers(next(), (v) => v >= 0, 'number of seconds (>= 0)')[0];
     else if (a === '--time-budget') o.timeBudgetS = numbers(next(), (v) => v > 0, 'number of seconds')[0];
     else if (a === '--out') o.out = next();
     else throw new Error(`unknown argument ${a} (see bench/sparse-activations.ts)`);
@@ -186,6 +189,7 @@ class ActivationsBench {
   private readonly t0 = performance.now();
   private readonly ops: ModelOpsKernels;
   private seed = 1;
+  private warmedUp = false;
 
   constructor(readonly rt: CudaRuntime, readonly o: SparseActivationsOptions, readonly methods: DevicePrefillFactory[]) {
     this.ops = new ModelOpsKernels(rt);
@@ -308,6 +312,18 @@ class ActivationsBench {
     try {
       const denseMs = new Map<number, number>();
       const dense = densePrefillDeviceFactory.create(rt, c, {});
+      if (!this.warmedUp) {
+        // The first set would otherwise run while the GPU's clocks still ramp up from idle.
+        const t0 = performance.now();
+        let calls = 0;
+        while (performance.now() - t0 < this.o.warmupS * 1000) {
+          dense.prefill(callOf(set.layers[0]));
+          if (++calls % 16 === 0) rt.synchronize();
+        }
+        rt.synchronize();
+        this.warmedUp = true;
+        console.log(`warm-up: ${calls} dense calls in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      }
       for (const l of set.layers) {
         try {
           denseMs.set(l.layer, measurePrefill(rt, dense, callOf(l), this.o.repeats).ms);
@@ -333,6 +349,9 @@ class ActivationsBench {
             continue;
           }
           try {
+            // Lists are read back per layer (the method reuses its buffer) but counted after the last
+            // layer: host work between timed layers would leave the GPU idle and its clocks lower.
+            const measured: { result: LayerResult; lists: ChunkLists | null }[] = [];
             for (const l of set.layers) {
               const m = measurePrefill(rt, method, callOf(l), this.o.repeats);
               // Replicated heads repeat the base heads' lists: their counts are the base rows'.
@@ -342,14 +361,20 @@ class ActivationsBench {
                 attended += m.counts.attended[h];
                 denseCount += m.counts.dense[h];
               }
-              record(id, s, {
-                example: set.example, layer: l.layer, n, attended, dense: denseCount, estimationMs: m.estimationMs, attentionMs: m.attentionMs,
-                denseMs: denseMs.get(l.layer)!, union: lists ? productUnionCount(lists) : null, tiling: lists ? autoTilingWork(lists) : null,
+              measured.push({
+                lists,
+                result: {
+                  example: set.example, layer: l.layer, n, attended, dense: denseCount, estimationMs: m.estimationMs, attentionMs: m.attentionMs,
+                  denseMs: denseMs.get(l.layer)!, union: null, tiling: null,
+                },
               });
               if (l === set.layers[set.layers.length - 1]) {
                 console.log(`${label} ${id} s=${s} layer ${l.layer}: achieved ${achievedOf(m.counts).toFixed(3)}, estimation ${fmt(m.estimationMs)} ms, ` +
-                  `attention ${m.attentionMs.toFixed(3)} ms, dense ${denseMs.get(l.layer)!.toFixed(3)} ms`);
+                  `attention ${m.attentionMs.toFixed(3)} ms, dense ${denseMs.get(l.layer)!.toFixed(3)} ms [${this.elapsedS.toFixed(1)} s]`);
               }
+            }
+            for (const { result, lists } of measured) {
+              record(id, s, lists ? { ...result, union: productUnionCount(lists), tiling: autoTilingWork(lists) } : result);
             }
           } catch (e) {
             this.fail(`${label} ${id} s=${s}`, e);

@@ -295,6 +295,9 @@ describe('arguments', () => {
     assert.deepEqual(d.tasks, ['niah', 'vt', 'story_retrieval', 'cwe']);
     assert.equal(d.random, true);
     assert.equal(d.replicate, 1);
+    assert.equal(d.repeats, 5);
+    assert.equal(d.warmupS, 1.5);
+    assert.equal(parseSparseActivationsArgs(['--warmup', '0']).warmupS, 0);
     const o = parseSparseActivationsArgs(['--tasks', 'niah,story_retrieval', '--lengths', '16384,4096', '--sparsities', '0.5,0.9', '--no-random', '--replicate', '8', '--examples', '1']);
     assert.deepEqual(o.lengths, [16384, 4096]);
     assert.deepEqual(o.sparsities, [0.5, 0.9]);
@@ -308,6 +311,7 @@ describe('arguments', () => {
     assert.throws(() => parseSparseActivationsArgs(['--lengths', '512']), /--lengths: bad length/);
     assert.throws(() => parseSparseActivationsArgs(['--sparsities', '1']), /--sparsities: bad sparsity \(in \[0, 1\)\) "1"/);
     assert.throws(() => parseSparseActivationsArgs(['--replicate', '0']), /--replicate: bad replication factor/);
+    assert.throws(() => parseSparseActivationsArgs(['--warmup', '-1']), /--warmup: bad number of seconds/);
     assert.throws(() => parseSparseActivationsArgs(['--frobnicate']), /unknown argument --frobnicate/);
     assert.throws(() => parseSparseActivationsArgs(['--examples']), /--examples needs a value/);
   });
