@@ -134,6 +134,11 @@ interface InputSet {
   example: number;
   config: ModelConfig;
   layers: LayerInput[];
+  /**
+   * Whether block_sparse's lists are read back and counted: not for repeated heads (a replicated
+   * capture repeats its base's lists; random ×r is random's distribution, at r times the host work).
+   */
+  countLists: boolean;
   release(): void;
 }
 
@@ -215,7 +220,7 @@ class ActivationsBench {
   }
 
   /** Random q (packed [n, H, D]) and caches of n rows for each of `layers`, uniform in [-1, 1) as bench sparse's. */
-  randomInputs(config: ModelConfig, n: number, layers: number[], task: string): InputSet {
+  randomInputs(config: ModelConfig, n: number, layers: number[], task: string, countLists: boolean): InputSet {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = config;
     const rt = this.rt;
     const buffers: DeviceBuffer[] = [];
@@ -233,7 +238,7 @@ class ActivationsBench {
       return { layer, q: q.ptr, qRowStride: H * D, numQueries: n, cache };
     });
     return {
-      data: 'random', task, example: 0, config, layers: inputs,
+      data: 'random', task, example: 0, config, layers: inputs, countLists,
       release: () => {
         rt.synchronize();
         for (const b of buffers) rt.pool.release(b);
@@ -282,7 +287,7 @@ class ActivationsBench {
     rt.synchronize();
     blas.dispose();
     return {
-      data: `replicated x${r}`, task, example, config, layers: inputs,
+      data: `replicated x${r}`, task, example, config, layers: inputs, countLists: false,
       release: () => {
         rt.synchronize();
         for (const b of buffers) rt.pool.release(b);
@@ -354,8 +359,7 @@ class ActivationsBench {
             const measured: { result: LayerResult; lists: ChunkLists | null }[] = [];
             for (const l of set.layers) {
               const m = measurePrefill(rt, method, callOf(l), this.o.repeats);
-              // Replicated heads repeat the base heads' lists: their counts are the base rows'.
-              const lists = id === 'block_sparse' && !set.data.startsWith('replicated') ? lastListsOf(method) : null;
+              const lists = id === 'block_sparse' && set.countLists ? lastListsOf(method) : null;
               let attended = 0, denseCount = 0;
               for (let h = 0; h < m.counts.attended.length; h++) {
                 attended += m.counts.attended[h];
@@ -470,7 +474,7 @@ export async function main(argv: string[]): Promise<number> {
             if (captured.length !== fullLayers.length) throw new Error(`recorded ${captured.length} layers, the model has ${fullLayers.length} full-attention layers`);
             noteLength('activations', task, n, len);
             bench.measureSet({
-              data: 'activations', task, example: ex.index, config, release: () => {},
+              data: 'activations', task, example: ex.index, config, countLists: true, release: () => {},
               layers: captured.map((c) => ({ layer: c.layer, q: c.q.ptr, qRowStride: c.qRowStride, numQueries: c.numQueries, cache: c.cache })),
             }, n, results);
             if (o.replicate > 1 && !bench.overBudget()) {
@@ -495,7 +499,7 @@ export async function main(argv: string[]): Promise<number> {
       for (const [shape, label] of randomShapes) {
         if (!o.random || bench.overBudget()) break;
         const len = randomLength ?? n;
-        const set = bench.randomInputs(shape, len, fullLayers, label);
+        const set = bench.randomInputs(shape, len, fullLayers, label, shape === config);
         try {
           noteLength('random', label, n, len);
           bench.measureSet(set, n, results);
