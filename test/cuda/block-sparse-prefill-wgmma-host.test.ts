@@ -212,6 +212,7 @@ describe('wgmma block-sparse tiling', () => {
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-ot'), /ownTurns pairs the own steps of 2 consumers only/);
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-lm-ac')!), { LEAN_MASK: 1, ALL_COMPUTE: 1 });
     assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s3-kv-sk')?.ablation, { kvSkew: true });
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-sk-ek')!), { KV_SKEW: 1, EARLY_K: 1 });
     assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-iw-sk')!), 'wgmma-c3-n64-s3-kv-iw-sk');
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-dpv-ac'), /allCompute skips no step/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
@@ -269,11 +270,12 @@ describe('wgmma block-sparse tiling', () => {
  * deferLimit: a skipped step keeps the pending P·V while it is from fewer than deferLimit steps back
  * (the kernel's DEFER_PV: stages); pairedOwn: turns also in that many pairs of own steps after the
  * leading ones (warpgroup 0's, then 1's; two consumers); kvSkew: the producer fills K of step i + 1
- * before V of step i (the kernel's KV_SKEW).
+ * before V of step i (the kernel's KV_SKEW); earlyK: a skipped step releases its K stage before the
+ * flush (EARLY_K).
  */
 function simulate(
   computes: boolean[][], stages: number, stepsAll: number, rand: () => number, keepPendingOnSkip = false,
-  rules: { deferLimit?: number; pairedOwn?: number; kvSkew?: boolean } = {},
+  rules: { deferLimit?: number; pairedOwn?: number; kvSkew?: boolean; earlyK?: boolean } = {},
 ): boolean {
   const C = computes.length;
   const N = computes[0].length;
@@ -343,13 +345,14 @@ function simulate(
         pending = true; pst = s; puse = u; pstep = i;
       } else {
         const kept = keepPendingOnSkip || (rules.deferLimit !== undefined && i - pstep < rules.deferLimit);
+        if (rules.earlyK) release('K', s, u, wg);
         if (pending && !kept) {
           const [ps, pu] = [pst, puse];
           yield () => filled.V[ps] > pu;
           release('V', ps, pu, wg);
           pending = false;
         }
-        release('K', s, u, wg);
+        if (!rules.earlyK) release('K', s, u, wg);
         yield () => filled.V[s] > u;
         release('V', s, u, wg);
       }
@@ -444,7 +447,7 @@ describe('wgmma block-sparse synchronisation model', () => {
   }
 
   for (const consumers of [2, 3] as const) {
-    test(`${consumers} consumers, KV_SKEW: K of step i + 1 before V of step i finishes under random schedules and on real step lists`, () => {
+    test(`${consumers} consumers, KV_SKEW and EARLY_K: K of step i + 1 before V of step i, K released before a skip's flush: finish under random schedules and on real step lists`, () => {
       const r = rng(240 + consumers);
       for (let trial = 0; trial < 400; trial++) {
         const N = 1 + Math.floor(r() * 14);
@@ -455,7 +458,9 @@ describe('wgmma block-sparse synchronisation model', () => {
         });
         const stages = 2 + (trial % 3);
         const paired = consumers === 2 && trial % 3 === 0 ? pairedOwnSteps(computes, all) : 0;
-        assert.ok(simulate(computes, stages, all, r, false, { kvSkew: true, pairedOwn: paired }), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+        const earlyK = trial % 4 < 2; // KV_SKEW alone and with EARLY_K
+        assert.ok(simulate(computes, stages, all, r, false, { kvSkew: true, pairedOwn: paired, earlyK }), `deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
+        assert.ok(simulate(computes, stages, all, r, false, { earlyK: true }), `EARLY_K alone: deadlock: stages ${stages}, all ${all}, computes ${JSON.stringify(computes)}`);
       }
       const sel = randomSelection(1500, 16, 1, 9);
       const lists = packChunkLists(sel);
@@ -464,7 +469,7 @@ describe('wgmma block-sparse synchronisation model', () => {
         const entries = wgmmaCtaSteps(lists, 1500, geo, 0, cr);
         if (entries.length === 0) continue;
         for (const stages of [2, 3, 4]) {
-          assert.ok(simulate(computesOf(entries, 4, consumers), stages, wgmmaStepsAll(entries, 4, consumers), r, false, { kvSkew: true }), `deadlock in CTA ${cr}, stages ${stages}`);
+          assert.ok(simulate(computesOf(entries, 4, consumers), stages, wgmmaStepsAll(entries, 4, consumers), r, false, { kvSkew: true, earlyK: true }), `deadlock in CTA ${cr}, stages ${stages}`);
         }
       }
     });

@@ -8,9 +8,10 @@
  * consumer warpgroups (128 rows) and, where its tiling has 64-key steps, of three (192 rows); the GQA
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
- * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps / allCompute
- * / kvSkew, labels -dpv / -lm / -ot / -iw / -ac / -sk) run the same checks on their own cases
- * ("ablation" in the test names). Needs a compute capability 9.0 GPU; skipped with the reason elsewhere.
+ * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
+ * allCompute / kvSkew / earlyK, labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek) run the same checks on
+ * their own cases ("ablation" in the test names). Needs a compute capability 9.0 GPU; skipped with the
+ * reason elsewhere.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -208,6 +209,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     'wgmma-n128-s2-kv-iw', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-c3-n64-s3-kv-dpv-lm-iw',
     'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
     'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
+    'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
   ];
   const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
     const t = parseBlockSparseWgmmaLabel(label);

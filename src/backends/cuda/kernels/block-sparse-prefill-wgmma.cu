@@ -70,6 +70,8 @@
 //   KV_SKEW    the producer fills K of step i + 1 before V of step i (the order the consumers use them:
 //              P·V runs one step late), so a K fill no longer waits behind the release of an older V
 //              stage (session 7's round 1: holding V stages longer (DEFER_PV) cost 7-39%).
+//   EARLY_K    a skipped step releases its K stage before flushing the pending P·V (the plain order
+//              holds it until that P·V is done, so the producer's next K fill into it waits for it).
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -111,6 +113,9 @@
 #ifndef KV_SKEW
 #define KV_SKEW 0
 #endif
+#ifndef EARLY_K
+#define EARLY_K 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -147,7 +152,8 @@ static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
 static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
-              (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1),
+              (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
+              (EARLY_K == 0 || EARLY_K == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
@@ -608,6 +614,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         // Nothing of this warpgroup here (a step of the others' tiles: no turns): the pending P·V
         // goes now (see the header), the stages are released once filled (an early arrival would
         // count towards the previous fill's release).
+#if EARLY_K
+        release(emptyK + 8 * st);  // K_i was waited for above; the flush below reads only V
+#endif
 #if DEFER_PV
         // Kept while the producer's next fill of its V stage (step pstep + S) is not this step's.
         if (pending && i - pstep >= S) {
@@ -618,7 +627,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         if (pending) flushPV();
         pending = false;
 #endif
+#if !EARLY_K
         release(emptyK + 8 * st);
+#endif
         mbar_wait(fullV + 8 * st, use & 1);
         release(emptyV + 8 * st);
       }

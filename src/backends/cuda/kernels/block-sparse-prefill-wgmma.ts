@@ -29,7 +29,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW; its
+ * KV_SKEW, EARLY_K; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -45,6 +45,8 @@ export interface WgmmaAblation {
   allCompute?: boolean;
   /** The producer fills K of step i + 1 before V of step i (the order the consumers use them in). */
   kvSkew?: boolean;
+  /** A skipped step releases its K stage before flushing the pending P·V. */
+  earlyK?: boolean;
 }
 const ABLATION_FLAGS = [
   { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
@@ -53,6 +55,7 @@ const ABLATION_FLAGS = [
   { key: 'idleWarps', define: 'IDLE_WARPS', suffix: 'iw' },
   { key: 'allCompute', define: 'ALL_COMPUTE', suffix: 'ac' },
   { key: 'kvSkew', define: 'KV_SKEW', suffix: 'sk' },
+  { key: 'earlyK', define: 'EARLY_K', suffix: 'ek' },
 ] as const;
 
 
@@ -81,7 +84,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew).
+ * -ac allCompute, -sk kvSkew, -ek earlyK).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -90,13 +93,13 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
     ctaOrder: m[4] === undefined ? 'heads' : 'kv',
     ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
-      allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined },
+      allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined },
   });
 }
 
