@@ -883,12 +883,13 @@ __device__ __forceinline__ int guide_predict(const SearchState& t, const SearchG
 }
 
 // A guided round's shared state beside the tree: child links (GUIDE_NONE / GUIDE_ENDED or a node),
-// each node's chance, predicted outcome and model pairs, the calibration, and the search's goal and
-// cumulative gains (in shared memory, so the layout call takes pointers only).
+// each node's predicted outcome and model pairs, the layout's candidates (untried children, each
+// node << 1 | high, with its chance), the calibration, and the search's goal and cumulative gains.
 struct GuidedRound {
   int lowChild[MAX_BATCH], highChild[MAX_BATCH], predicted[MAX_BATCH];
-  float chance[MAX_BATCH];
   double model[MAX_BATCH];
+  int candidate[2 * MAX_BATCH];
+  float candidateChance[2 * MAX_BATCH];
   GuideLines lines;
   SearchGoal goal;
   const double* guide;  // [3, n + 1]: Guide's col, diag, width
@@ -900,20 +901,30 @@ struct GuidedRound {
   int P;
 };
 
-// guide_predict of node c of the round (model pairs into r->model[c]) as a call: inlined into the
-// layout, which also inlines search_advance, it outgrew the 64 registers.
-__device__ __noinline__ int guide_predict_node(GuidedRound* r, int c) {
+// guide_predict of node c of the round (model pairs into r->model[c]).
+__device__ __forceinline__ int guide_predict_node(GuidedRound* r, int c) {
   const SearchGoal& goal = r->goal;
   const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
   return guide_predict(r->tree[c], goal, g, r->lines, r->model[c]);
 }
 
-// Lays out this round's nodes best-first from st (node 0): the next node is the untried child, over
-// all nodes, with the largest chance of lying on the real path (the product of its ancestors'
-// outcome chances; ties to the earlier node, low child first). live[c] = 1 for the nodes laid out,
-// 0 for the rest of the P slots. Returns the nodes laid out. One thread; a call, not inlined
-// (inlined, the kernels spilled at their 64 registers).
-__device__ __noinline__ int guide_layout(GuidedRound* r) {
+// Adds node c's two children to the candidates, each with c's chance times its outcome's (a sure
+// prediction GUIDE_SURE for its side and 1 - GUIDE_SURE for the other, an unsure one 1/2 each).
+__device__ __forceinline__ void guide_push_children(GuidedRound* r, int& candidates, int c, float chance) {
+  const int pred = r->predicted[c];
+  const float sure = pred == 0 ? 0.5f : GUIDE_SURE;
+  r->candidate[candidates] = c << 1;
+  r->candidateChance[candidates++] = chance * (pred == 1 ? 1.0f - sure : sure);
+  r->candidate[candidates] = (c << 1) | 1;
+  r->candidateChance[candidates++] = chance * (pred == -1 ? 1.0f - sure : sure);
+}
+
+// Lays out this round's nodes best-first from st (node 0): the next node is the untried child with
+// the largest chance of lying on the real path (the product of its ancestors' outcome chances),
+// taken from a candidate list (ties to the earlier entry; a taken entry is replaced by the last).
+// live[c] = 1 for the nodes laid out, 0 for the rest of the P slots. Returns the nodes laid out.
+// One thread; inlined into the guided kernels (one block per multiprocessor: registers to spare).
+__device__ __forceinline__ int guide_layout(GuidedRound* r) {
   SearchState* tree = r->tree;
   int* live = r->live;
   const SearchState* st = r->st;
@@ -922,38 +933,34 @@ __device__ __noinline__ int guide_layout(GuidedRound* r) {
   guide_lines_round(r->lines, *st);
   tree[0] = *st;
   live[0] = 1;
-  r->chance[0] = 1.0f;
   r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
   r->predicted[0] = guide_predict_node(r, 0);
+  int candidates = 0;
+  guide_push_children(r, candidates, 0, 1.0f);
   int count = 1;
-  while (count < P) {
-    int best = -1, bestHigh = 0;
-    float bestChance = 0.0f;
-    for (int c = 0; c < count; ++c) {
-      const int pred = r->predicted[c];
-      const float sure = pred == 0 ? 0.5f : GUIDE_SURE;
-      if (r->lowChild[c] == GUIDE_NONE) {
-        const float x = r->chance[c] * (pred == 1 ? 1.0f - sure : sure);
-        if (x > bestChance) { best = c; bestHigh = 0; bestChance = x; }
-      }
-      if (r->highChild[c] == GUIDE_NONE) {
-        const float x = r->chance[c] * (pred == -1 ? 1.0f - sure : sure);
-        if (x > bestChance) { best = c; bestHigh = 1; bestChance = x; }
-      }
+  while (count < P && candidates > 0) {
+    int best = 0;
+    float bestChance = r->candidateChance[0];
+    for (int i = 1; i < candidates; ++i) {
+      const float x = r->candidateChance[i];
+      if (x > bestChance) { best = i; bestChance = x; }
     }
-    if (best < 0) break;
-    tree[count] = tree[best];
+    const int parent = r->candidate[best] >> 1, bestHigh = r->candidate[best] & 1;
+    --candidates;
+    r->candidate[best] = r->candidate[candidates];
+    r->candidateChance[best] = r->candidateChance[candidates];
+    tree[count] = tree[parent];
     search_advance(tree[count], goal, bestHigh ? ABOVE_ANY_TARGET : -1.0);
-    int& slot = bestHigh ? r->highChild[best] : r->lowChild[best];
+    int& slot = bestHigh ? r->highChild[parent] : r->lowChild[parent];
     if (tree[count].state == DONE) {
       slot = GUIDE_ENDED;
       continue;
     }
     slot = count;
     live[count] = 1;
-    r->chance[count] = bestChance;
     r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
     r->predicted[count] = guide_predict_node(r, count);
+    guide_push_children(r, candidates, count, bestChance);
     ++count;
   }
   for (int c = count; c < P; ++c) live[c] = 0;
@@ -962,7 +969,7 @@ __device__ __noinline__ int guide_layout(GuidedRound* r) {
 
 // Step (6) of a guided round from node c on (thread 0): calibrates on each real probe's exact pairs
 // and follows the child links while the real path stays in the tree.
-__device__ __noinline__ void guide_follow(GuidedRound* r) {
+__device__ __forceinline__ void guide_follow(GuidedRound* r) {
   SearchState* st = r->st;
   const SearchState* tree = r->tree;
   const double* total = r->total;
@@ -1219,8 +1226,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
 }
 
 // vs_count_search_batched with the guided tree (session 7, opt-in): guide [3, n + 1] from
-// vs_guide_scan. The same probes answered along the same real path, so the same result, in fewer rounds.
-extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_guided(
+// vs_guide_scan. The same probes answered along the same real path, so the same result, in fewer
+// rounds. Two blocks per multiprocessor (64 registers with the layout inlined, no spills).
+extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched_guided(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels, const double* guide) {
@@ -1230,8 +1238,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_gu
 
 // vs_count_search_batched_lanes_bits with the guided tree (session 7, opt-in; with the coarse
 // bitmap where the one-level one does not fit, as vs_count_search_batched_lanes_bits_coarse). One block per
-// multiprocessor's registers (86): at 64, as two need, its calls spilled. The organism's round (15
-// probes x 8 rows = 120 units) still fits the 132 blocks; Llama-8B's (7 x 64) queues on them.
+// multiprocessor (116 registers with the layout inlined; at 64, as two need, it spilled). The
+// organism's round (15 probes x 8 rows = 120 units) still fits the 132 blocks; Llama-8B's (7 x 64) queues on them.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
