@@ -22,6 +22,8 @@
  *     replays repeat one row, so the guess always holds there);
  *   - v10: v9 with epochBarriers, whose unit barriers and candidate counter are never reset (no exit
  *     fence and atomic per block); its select alone is its own (quest_grid_select_epoch);
+ *   - v8h4: v8 run through its entries compiled for 4-head units alone (specializedHeads; ~76 KB of SASS
+ *     instead of ~140 KB); its select alone is v5's kernel;
  *   - v4 to v10 also as graph steps (selectStepAt, what the model's graph-replayed decode runs);
  * graph replays over as many copies of the page bounds as keep them out of the 50 MB L2 (a model's
  * layers each have their own), beside the same with one copy (L2-hot, as bench/sparse-decode.ts
@@ -30,8 +32,8 @@
  * Validates first: at every (n, s) the page lists of each version timed equal v3's, word for word.
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
- *        [--versions v4,v5,v6,v7,v8,v9,v10] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all seven). Prints a skip line without a GPU.
+ *        [--versions v4,v5,v6,v7,v8,v9,v10,v8h4] [--out FILE]. v3 is always timed (the reference); --versions picks the
+ *        others (default all eight). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -76,11 +78,13 @@ interface Row {
   v9: (VersionTiming & { blocksPerUnit: number }) | null;
   /** v10 (v9 with never-reset barriers) and its blocks per unit. */
   v10: (VersionTiming & { blocksPerUnit: number }) | null;
+  /** v8 through its 4-head entries and its blocks per unit. */
+  v8h4: (VersionTiming & { blocksPerUnit: number }) | null;
 }
 
 interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: number }
 
-const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9', 'v10'] as const;
+const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9', 'v10', 'v8h4'] as const;
 type Version = (typeof VERSIONS)[number];
 
 /** Takes --versions out of argv (the shared parser knows the rest). */
@@ -93,9 +97,9 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
       continue;
     }
     const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9,v10)');
+    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9,v10,v8h4)');
     const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9, v10)`);
+    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9, v10, v8h4)`);
     versions = new Set(names as Version[]);
   }
   return { versions, rest };
@@ -121,6 +125,7 @@ function main(argv: string[]): number {
   const v8 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true });
   const v9 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
   const v10 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true });
+  const v8h4 = new QuestKernels(rt, shape, P, true, { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true });
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   // The graph steps' position p = n - 1 and budget table (budgets[p] = k), refilled per (n, s).
   const position = rt.pool.acquire(16);
@@ -174,7 +179,7 @@ function main(argv: string[]): number {
         kernels.selectStep({ q: q.ptr, bounds: l.bounds, cache, rows: rowsAfter, pages: current, k, scratch: l.scratch, segments: l.lists });
       };
       const stepOf: Record<Version, (l: Layer) => void> = {
-        v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8), v9: oneLaunchStep(v9), v10: oneLaunchStep(v10),
+        v4: oneLaunchStep(v4), v5: oneLaunchStep(v5), v6: oneLaunchStep(v6), v7: oneLaunchStep(v7), v8: oneLaunchStep(v8), v9: oneLaunchStep(v9), v10: oneLaunchStep(v10), v8h4: oneLaunchStep(v8h4),
       };
       const budgets = new Int32Array(n);
       budgets[n - 1] = k;
@@ -188,7 +193,7 @@ function main(argv: string[]): number {
         });
       };
       const atOf: Record<Version, (l: Layer) => void> = {
-        v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8), v9: graphStepOf(v9), v10: graphStepOf(v10),
+        v4: graphStepOf(v4), v5: graphStepOf(v5), v6: graphStepOf(v6), v7: graphStepOf(v7), v8: graphStepOf(v8), v9: graphStepOf(v9), v10: graphStepOf(v10), v8h4: graphStepOf(v8h4),
       };
       const multiBlockSelect = (kernels: QuestKernels) => (l: Layer) =>
         kernels.selectPagesMultiBlock(l.scratch.scores.ptr, l.scratch.pageCapacity, current, k, l.lists, l.scratch);
@@ -200,6 +205,7 @@ function main(argv: string[]): number {
         v8: multiBlockSelect(v8),
         v9: multiBlockSelect(v9),
         v10: multiBlockSelect(v10),
+        v8h4: multiBlockSelect(v8h4),
       };
 
       const graph = (body: (i: number) => void) => us(timeGraphOnDevice(rt, body, { perGraph, repeats: o.repeats }));
@@ -273,7 +279,8 @@ function main(argv: string[]): number {
             : version === 'v7' ? ` (${v7.gridBlocks(current, 'gridStepRolled')} blocks per unit)`
               : version === 'v8' ? ` (${v8.gridBlocks(current, 'gridStepLight')} blocks per unit)`
                 : version === 'v9' ? ` (${v9.gridBlocks(current, 'gridStepGuess')} blocks per unit)`
-                  : version === 'v10' ? ` (${v10.gridBlocks(current, 'gridStepEpoch')} blocks per unit)` : '';
+                  : version === 'v10' ? ` (${v10.gridBlocks(current, 'gridStepEpoch')} blocks per unit)`
+                    : version === 'v8h4' ? ` (${v8h4.gridBlocks(current, 'gridStepLight4')} blocks per unit)` : '';
         let cold = '';
         if (version === 'v6') {
           const coldStep = oneLaunchStep(v6Cold), coldSelect = multiBlockSelect(v6Cold), noPrefetch = oneLaunchStep(v6NoPrefetch);
@@ -297,6 +304,7 @@ function main(argv: string[]): number {
         v8: timed.v8 ? { ...timed.v8, blocksPerUnit: v8.gridBlocks(current, 'gridStepLight') } : null,
         v9: timed.v9 ? { ...timed.v9, blocksPerUnit: v9.gridBlocks(current, 'gridStepGuess') } : null,
         v10: timed.v10 ? { ...timed.v10, blocksPerUnit: v10.gridBlocks(current, 'gridStepEpoch') } : null,
+        v8h4: timed.v8h4 ? { ...timed.v8h4, blocksPerUnit: v8h4.gridBlocks(current, 'gridStepLight4') } : null,
       };
       rows.push(row);
     }
@@ -348,6 +356,14 @@ function main(argv: string[]): number {
     console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${r.v8?.blocksPerUnit ?? '-'} / ${r.v9?.blocksPerUnit ?? '-'} / ${r.v10?.blocksPerUnit ?? '-'} | ` +
       `${f(r.v8?.us)} | ${f(r.v9?.us)} | ${f(r.v10?.us)} | ${r.v8 && r.v9 ? f(r.v8.us - r.v9.us) : '-'} | ${r.v9 && r.v10 ? f(r.v9.us - r.v10.us) : '-'} | ` +
       `${three((t) => t.selectUs)} | ${three((t) => t.us - t.selectUs)} | ${three((t) => t.atUs)} | ${three((t) => t.hotUs)} | ${three((t) => t.eagerUs)} |`);
+  }
+  // v8's 4-head entries against v8: the same code path, compiled alone.
+  console.log('\n| n | s | k | v8 | v8h4 | select alone v8 / v8h4 | graph step v8 / v8h4 | L2-hot v8 / v8h4 | eager v8 / v8h4 |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | :--- | :--- | :--- | :--- |');
+  for (const r of rows) {
+    const two = (pick: (t: VersionTiming) => number) => [r.v8, r.v8h4].map((t) => f(t ? pick(t) : undefined)).join(' / ');
+    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.k} | ${f(r.v8?.us)} | ${f(r.v8h4?.us)} | ${two((t) => t.selectUs)} | ${two((t) => t.atUs)} | ` +
+      `${two((t) => t.hotUs)} | ${two((t) => t.eagerUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
   rt.dispose();

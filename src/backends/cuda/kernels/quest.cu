@@ -996,7 +996,9 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false>
+// FIXED_HEADS > 0 (with LIGHT_SCORES): the light scorer compiled for units of exactly that many query
+// heads alone, no run-time dispatch over unit sizes (the launcher runs such an entry only for them).
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -1010,7 +1012,11 @@ __device__ __forceinline__ void quest_grid_step_body(
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
   if (LIGHT_SCORES) {
-    quest_grid_score_chunk_light_any(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+    if constexpr (FIXED_HEADS > 0) {
+      quest_grid_score_chunk_light<FIXED_HEADS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+    } else {
+      quest_grid_score_chunk_light_any(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
+    }
   } else if (ROLLED_SCORES) {
     quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
   } else {
@@ -1106,6 +1112,36 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
   const int take = max(0, min(budgets[p], pages));
   quest_grid_step_body<true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
                                    pageSize, pages, p + 1, sh, lastShared, stagedKeys);
+}
+
+// v8 for units of 4 query heads (QuestKernels option specializedHeads, not the default): the same code
+// path v8 runs for such units, compiled alone (quest_grid_score_chunk_light<4>, no dispatch over unit
+// sizes): ~76 KB of SASS instead of ~140 KB. For the question whether v8's size is what its step loses
+// after the attention's kernels (session 7: v8's select alone is 4.4 us faster than v7's, the method's
+// step with it not at all). Same parameters, keys and lists; the launcher runs it for 4-head units only.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_light4(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true, false, false, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
+                                                    segStride, take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_light4(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true, true, false, false, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
+                                                    segStride, take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
 // v9 (QuestKernels option guessedPass, not the default): v8 whose select starts with a pass on the
