@@ -19,6 +19,9 @@ import { cudaSkip } from './cuda-skip.js';
 
 const skip = cudaSkip('CUDA vertical-slash guided count search tests');
 
+/** The methods' search without this session's options (the reference the variants must match, whatever the default). */
+const UNGUIDED: CountSearchOptions = { ...UNGUIDED, guidedProbes: false, coarseColumnBitmap: false, bitmapFromRanks: false };
+
 /** Score rows [H, n]: 'decaying' (heavy sinks and columns, diagonal mass decaying, quantised ties) or 'spread' (uniform). */
 function scoreRows(n: number, H: number, seed: number, kind: 'decaying' | 'spread'): { vertical: Float32Array; slash: Float32Array } {
   const rand = randomGenerator(seed);
@@ -122,9 +125,9 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
   const sparsities = [0, 0.5, 0.8, 0.9, 0.95, 0.999];
   const guidedVariants: CountSearchOptions[] = [
     ...[1, 2, 3, 4].map((probeLevels) => ({ probeLevels, guidedProbes: true })),
-    { ...DEFAULT_COUNT_SEARCH, guidedProbes: true },
-    { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true },
-    { ...DEFAULT_COUNT_SEARCH, guidedProbes: true, bitmapFromRanks: true },
+    { ...UNGUIDED, guidedProbes: true },
+    { ...UNGUIDED, bitmapFromRanks: true },
+    { ...UNGUIDED, guidedProbes: true, bitmapFromRanks: true },
   ];
   for (const c of [{ n: 50, H: 2 }, { n: 1000, H: 3 }, { n: 4096, H: 4 }, { n: 16_384, H: 4 }, { n: 20_011, H: 2 }]) {
     test(`n=${c.n} H=${c.H}: guided searches answer as the unguided and one-probe searches (decaying and spread scores)`, () => {
@@ -132,7 +135,7 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
       for (const kind of ['decaying', 'spread'] as const) {
         withScores(n, H, 5 + n, kind, (scores) => {
           const one = new VerticalSlashCountSearch(rt, H);
-          const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
+          const plain = new VerticalSlashCountSearch(rt, H, UNGUIDED);
           const guided = guidedVariants.map((o) => new VerticalSlashCountSearch(rt, H, o));
           const coverage = new FlexPrefillCoverage(rt, H);
           try {
@@ -172,12 +175,12 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
     for (const kind of ['decaying', 'spread'] as const) {
       withScores(n, H, 21, kind, (scores) => {
         const one = new VerticalSlashCountSearch(rt, H);
-        const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
+        const plain = new VerticalSlashCountSearch(rt, H, UNGUIDED);
         const variants: CountSearchOptions[] = [
-          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true },
-          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, guidedProbes: true },
-          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, bitmapFromRanks: true },
-          { ...DEFAULT_COUNT_SEARCH, coarseColumnBitmap: true, guidedProbes: true, bitmapFromRanks: true },
+          { ...UNGUIDED, coarseColumnBitmap: true },
+          { ...UNGUIDED, coarseColumnBitmap: true, guidedProbes: true },
+          { ...UNGUIDED, coarseColumnBitmap: true, bitmapFromRanks: true },
+          { ...UNGUIDED, coarseColumnBitmap: true, guidedProbes: true, bitmapFromRanks: true },
         ];
         const searches = variants.map((o) => new VerticalSlashCountSearch(rt, H, o));
         try {
@@ -200,9 +203,9 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
   test('H=32 n=16384: the default search with the guided tree answers as without it', () => {
     const n = 16_384, H = 32;
     withScores(n, H, 9, 'decaying', (scores) => {
-      const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
-      const guided = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, guidedProbes: true });
-      const guidedRanked = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, guidedProbes: true, bitmapFromRanks: true });
+      const plain = new VerticalSlashCountSearch(rt, H, UNGUIDED);
+      const guided = new VerticalSlashCountSearch(rt, H, { ...UNGUIDED, guidedProbes: true });
+      const guidedRanked = new VerticalSlashCountSearch(rt, H, { ...UNGUIDED, guidedProbes: true, bitmapFromRanks: true });
       try {
         for (const s of [0.5, 0.9, 0.95]) {
           const want = plain.counts(scores, s), got = guided.counts(scores, s), both = guidedRanked.counts(scores, s);
