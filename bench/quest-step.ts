@@ -6,6 +6,8 @@
  *     step while it issues them (no wait): where host ≥ device the queue runs dry and the device time
  *     is the host's;
  *   - no clock: the same launches without the estimation clock's two events (stepParts);
+ *   - in the step: the select and the attend each timed where they run, back to back (an event before,
+ *     between and after them every step), so a part slower after the other than alone shows there;
  *   - select / attend alone, eagerly back to back: the page selection (selectStep) at advancing
  *     positions, and the segment decode over the lists at fixed positions; each also as graph
  *     replays (no host gaps; the graph select refreshes nothing after its first replay);
@@ -81,29 +83,56 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Device µs per body (median over event pairs between consecutive bodies) and host µs per body while issuing them. */
+/** Device µs per body (median over event pairs between consecutive bodies) and host µs per body while issuing them (median). */
 interface Issued { deviceUs: number; hostUs: number }
 
 function timeIssued(rt: CudaRuntime, body: (i: number) => void, repeats: number): Issued {
   rt.synchronize();
   const events = Array.from({ length: repeats + 1 }, () => rt.cuda.createEvent());
   rt.cuda.record(events[0], rt.stream);
-  const t0 = performance.now();
+  const hostTimes: number[] = [];
   for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
     body(i);
     rt.cuda.record(events[i + 1], rt.stream);
+    hostTimes.push((performance.now() - t0) * 1e3);
   }
-  const hostUs = ((performance.now() - t0) * 1e3) / repeats;
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) times.push(rt.cuda.elapsedMs(events[i], events[i + 1]) * 1e3);
   for (const e of events) rt.cuda.destroyEvent(e);
-  return { deviceUs: median(times), hostUs };
+  return { deviceUs: median(times), hostUs: median(hostTimes) };
+}
+
+/**
+ * The step's two launch groups timed where they run, back to back: events before the select, between
+ * it and the attend, and after the attend, every step (each event adds its own ~1 µs). Medians (µs).
+ */
+function timeInSitu(rt: CudaRuntime, next: () => QuestStepParts, repeats: number): { selectUs: number; attendUs: number } {
+  rt.synchronize();
+  const events = Array.from({ length: 2 * repeats + 1 }, () => rt.cuda.createEvent());
+  rt.cuda.record(events[0], rt.stream);
+  for (let i = 0; i < repeats; i++) {
+    const parts = next();
+    parts.select();
+    rt.cuda.record(events[2 * i + 1], rt.stream);
+    parts.attend();
+    rt.cuda.record(events[2 * i + 2], rt.stream);
+  }
+  const selects: number[] = [], attends: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    selects.push(rt.cuda.elapsedMs(events[2 * i], events[2 * i + 1]) * 1e3);
+    attends.push(rt.cuda.elapsedMs(events[2 * i + 1], events[2 * i + 2]) * 1e3);
+  }
+  for (const e of events) rt.cuda.destroyEvent(e);
+  return { selectUs: median(selects), attendUs: median(attends) };
 }
 
 interface Row {
   n: number; s: number; variant: string; layers: number; alternateScale: boolean;
   step: Issued; noClock: Issued; select: Issued; attend: Issued;
   selectGraphUs: number; attendGraphUs: number; estUs: number; graphStepUs: number | null;
+  /** The select and the attend timed in the step (timeInSitu). */
+  inSitu: { selectUs: number; attendUs: number };
 }
 
 function main(argv: string[]): number {
@@ -134,7 +163,7 @@ function main(argv: string[]): number {
     const cacheBytes = 2 * Hkv * (n + 64) * D * 2;
     const L = Math.max(2, Math.min(64, Math.floor(6e9 / cacheBytes)));
     // Advancing steps per case: warm-up, step, no clock, select alone, est, alignment for the graph.
-    const capacity = n + Math.ceil((2 * L + 3 * R + R) / L) + 4;
+    const capacity = n + Math.ceil((2 * L + 4 * R + R) / L) + 4;
     const need = L * 2 * Hkv * capacity * D * 2;
     if (2 * need > freeBytes(rt)) {
       console.log(`skip n=${n}: needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches`);
@@ -167,6 +196,7 @@ function main(argv: string[]): number {
             parts.select();
             parts.attend();
           }, R);
+          const inSitu = timeInSitu(rt, () => method.stepParts(nextCall(i++ % L)), R);
           const select = timeIssued(rt, () => method.stepParts(nextCall(i++ % L)).select(), R);
           // Every layer's step at its last position (bounds folded up to it), for the parts at fixed positions.
           const fixed: QuestStepParts[] = caches.map((cache, layer) =>
@@ -182,7 +212,7 @@ function main(argv: string[]): number {
             ests.push((method.lastEstimationMs() ?? Number.NaN) * 1e3);
           }
           const graphStepUs = timeMethodGraph(rt, method, caches, shape, q.ptr, out.ptr, position, nextCall, R);
-          const row: Row = { n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs };
+          const row: Row = { n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs, inSitu };
           rows.push(row);
           console.log(describe(row));
         } catch (e) {
@@ -200,13 +230,13 @@ function main(argv: string[]): number {
   }
   for (const b of [q, q4, out, position]) rt.pool.release(b);
 
-  console.log('\n| n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | select graph | attend graph | est (clock) | est − select graph | method graph step |');
-  console.log('| ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('\n| n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | in the step: select / attend | select graph | attend graph | est (clock) | est − select graph | method graph step |');
+  console.log('| ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: |');
   const f = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(1));
   for (const r of rows) {
     const sum = r.select.deviceUs + r.attend.deviceUs;
     console.log(`| ${r.n / 1024}K | ${r.s} | ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
-      `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
+      `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.inSitu.selectUs)} / ${f(r.inSitu.attendUs)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
       `${f(r.estUs - r.selectGraphUs)} | ${f(r.graphStepUs)} |`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
@@ -217,7 +247,7 @@ function main(argv: string[]): number {
 function describe(r: Row): string {
   const io = (t: Issued) => `${t.deviceUs.toFixed(1)} us (host ${t.hostUs.toFixed(1)})`;
   return `n=${r.n} s=${r.s} ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
-    `graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
+    `in the step: select ${r.inSitu.selectUs.toFixed(1)} us, attend ${r.inSitu.attendUs.toFixed(1)} us; graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
     `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
 }
 
