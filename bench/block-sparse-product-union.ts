@@ -20,7 +20,7 @@
 import { type ChunkLists, selectionFromLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
 import { ctaTileMasksForSlots, groupedCtaWork } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
-  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, chunkListsAreSparse,
+  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakes192RowTiling,
 } from '../src/backends/cuda/kernels/block-sparse-prefill.js';
 
 export interface ProductUnionCount {
@@ -80,12 +80,12 @@ export interface TilingWork extends ProductUnionCount {
 }
 
 /**
- * computed / attended work of the tiling the automatic choice runs on these lists (chunkListsAreSparse:
- * 192-row CTAs with 64-key steps for lists of at most a fifth of the chunks, else 128-row CTAs with
- * 128-key steps). kvLen = n (a whole prompt).
+ * computed / attended work of the tiling the automatic choice runs on these lists on a GPU of
+ * `multiprocessors` SMs (autoTakes192RowTiling: 192-row CTAs with 64-key steps for lists of at most a
+ * fifth of the chunks or large grids, else 128-row CTAs with 128-key steps). kvLen = n (a whole prompt).
  */
-export function autoTilingWork(l: ChunkLists): TilingWork {
-  const sparse = chunkListsAreSparse(l);
+export function autoTilingWork(l: ChunkLists, multiprocessors: number): TilingWork {
+  const sparse = autoTakes192RowTiling(l, l.numHeads, multiprocessors);
   const { consumers, blockN } = sparse ? AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING : AUTO_BLOCK_SPARSE_WGMMA_TILING;
   const slots = 4 * consumers;
   const ctaRows = Math.ceil(Math.ceil(l.numTokens / 16) / slots);

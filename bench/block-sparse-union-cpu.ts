@@ -42,11 +42,14 @@ class RecordingDensePrefill implements PrefillAttention {
   }
 }
 
+/** The automatic tiling depends on the grid's waves: counted for the H100 the GPU benches run on. */
+const H100_MULTIPROCESSORS = 132;
+
 function factors(lists: ReturnType<typeof packChunkLists>[]): { union: number; tiling: number; tilings: string } {
   const u: ProductUnionCount[] = [], w: TilingWork[] = [];
   for (const l of lists) {
     u.push(productUnionCount(l));
-    w.push(autoTilingWork(l));
+    w.push(autoTilingWork(l, H100_MULTIPROCESSORS));
   }
   return { union: unionFactor(...u), tiling: unionFactor(...w), tilings: [...new Set(w.map((x) => x.tiling))].join(' + ') };
 }

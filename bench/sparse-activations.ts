@@ -378,7 +378,7 @@ class ActivationsBench {
               }
             }
             for (const { result, lists } of measured) {
-              record(id, s, lists ? { ...result, union: productUnionCount(lists), tiling: autoTilingWork(lists) } : result);
+              record(id, s, lists ? { ...result, union: productUnionCount(lists), tiling: autoTilingWork(lists, this.rt.cuda.info.multiprocessors) } : result);
             }
           } catch (e) {
             this.fail(`${label} ${id} s=${s}`, e);

@@ -106,7 +106,7 @@ describe('block-sparse product union', () => {
     })));
     for (const [extra, tiling, consumers, blockN] of [[8, 'c3-n64-s3', 3, 64], [60, 'n128-s2', 2, 128]] as const) {
       const l = listsWith(extra);
-      const w = autoTilingWork(l);
+      const w = autoTilingWork(l, 132);
       assert.equal(w.tiling, tiling, `stride ${l.stride} of ${B} chunks`);
       const geo = wgmmaStepGeometry(n, 2, l.stride, 16, blockN, consumers);
       let steps = 0;

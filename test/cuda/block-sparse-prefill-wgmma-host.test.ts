@@ -18,7 +18,7 @@ import {
   resolveBlockSparseWgmmaTiling, wgmmaAblationDefines,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import {
-  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, blockSparseKernelChoice, chunkListsAreSparse,
+  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakes192RowTiling, blockSparseKernelChoice, chunkListsAreSparse,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { blockSparseVariantOptions, cellSummaryLine } from '../../bench/block-sparse.js';
 import { rng } from '../methods/helpers.js';
@@ -625,6 +625,20 @@ describe('block-sparse kernel choice', () => {
     assert.equal(chunkListsAreSparse(lists(207, 8192), 'kv'), true);
     assert.equal(chunkListsAreSparse({ stride: 128, numChunks: 4097, numTokens: 65537 }), true);
     assert.equal(chunkListsAreSparse(lists(1200, 4096)), false, 'dense-ish lists keep 128-row CTAs');
+  });
+
+  test('dense-ish lists take 192-row CTAs too in the KV-head-major order on grids of at least 16 waves (measured at 32 heads, 16K-128K)', () => {
+    const lists = (stride: number, numChunks: number) => ({ stride, numChunks, numTokens: numChunks * 16 });
+    // 32 heads: 16K (2,752 CTAs of 192 rows, 20.8 waves on 132 SMs) and 128K at s = 0.5 are dense-ish lists.
+    assert.equal(autoTakes192RowTiling(lists(300, 1024), 32, 132), true, '16K s = 0.5, 32 heads');
+    assert.equal(autoTakes192RowTiling(lists(2400, 8192), 32, 132), true, '128K s = 0.5, 32 heads');
+    assert.equal(autoTakes192RowTiling(lists(300, 1024), 32, 132, 'heads'), false, 'the heads-major order keeps its rule');
+    // The organism (4 heads) at 16K: 344 CTAs, 2.6 waves: 128-row CTAs for dense-ish lists.
+    assert.equal(autoTakes192RowTiling(lists(300, 1024), 4, 132), false, 'organism 16K s = 0.5');
+    assert.equal(autoTakes192RowTiling(lists(100, 1024), 4, 132), true, 'sparse lists: 192 rows at any grid');
+    // The bound: 16 waves of 132 SMs = 2,112 CTAs; 32 heads x 66 rows of 192 = 2,112 (12,672 tokens).
+    assert.equal(autoTakes192RowTiling({ stride: 700, numChunks: 792, numTokens: 12672 }, 32, 132), true);
+    assert.equal(autoTakes192RowTiling({ stride: 700, numChunks: 780, numTokens: 12480 }, 32, 132), false);
   });
 
   test('no option elsewhere: mma.sync, saying why', () => {

@@ -108,8 +108,8 @@ export interface BlockSparseKernelOptions {
 
 /**
  * The wgmma tilings that run when no kernel option is given, on a Hopper GPU, for head dims 64/128,
- * picked per run by how dense the chunk lists are (chunkListsAreSparse; docs/perf.md,
- * Block-sparse prefill). Lists of more than AUTO_SPARSE_MAX_LIST_SHARE of the chunks (s below ≈ 0.65):
+ * picked per run by how dense the chunk lists are and how large the grid is (autoTakes192RowTiling;
+ * docs/perf.md, Block-sparse prefill). Lists of more than AUTO_SPARSE_MAX_LIST_SHARE of the chunks (s below ≈ 0.65):
  * 128-key steps two stages deep, 128-row CTAs (session 3: fastest or tied in 14 of 16 benchmark rows,
  * 1.1–2.0× the mma.sync kernel in all 16). Sparser lists: 192-row CTAs (three consumer warpgroups),
  * 64-key steps three deep (session 4: 2.5–10% faster than that at s = 0.8–0.95 on both data sets at
@@ -141,6 +141,30 @@ export function chunkListsAreSparse(lists: Pick<DeviceChunkLists, 'stride' | 'nu
   const verySparseLongContext = order === 'heads' && lists.numTokens > AUTO_VERY_SPARSE_MIN_TOKENS &&
     lists.stride <= AUTO_VERY_SPARSE_MAX_LIST_SHARE * lists.numChunks;
   return lists.stride <= AUTO_SPARSE_MAX_LIST_SHARE * lists.numChunks && !verySparseLongContext;
+}
+
+/**
+ * Dense-ish lists (more than a fifth of the chunks) in the KV-head-major order take the 192-row tiling
+ * too when its grid holds at least this many waves (CTAs per multiprocessor). Session 7 (docs/perf.md,
+ * block-sparse "Session 7"): there c3-n64-s3 beat n128-s2 in all 12 cells of s <= 0.5 at 32 heads,
+ * 16K-128K, random and shared lists (by 1.0-6.1%; 21-171 waves). Smaller grids (the model organism's
+ * 4 heads: 2.6 waves at 16K) were not measured that way and keep 128-row CTAs.
+ */
+export const AUTO_DENSE_KV_192_MIN_WAVES = 16;
+
+/**
+ * Whether the automatic choice runs the 192-row tiling (AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING) on these
+ * lists for numHeads query heads on a GPU of `multiprocessors` SMs: sparse lists always
+ * (chunkListsAreSparse), dense-ish ones in the KV-head-major order on grids of at least
+ * AUTO_DENSE_KV_192_MIN_WAVES waves.
+ */
+export function autoTakes192RowTiling(
+  lists: Pick<DeviceChunkLists, 'stride' | 'numChunks' | 'numTokens'>, numHeads: number, multiprocessors: number,
+  order: WgmmaCtaOrder = AUTO_CTA_ORDER,
+): boolean {
+  if (chunkListsAreSparse(lists, order)) return true;
+  const ctas = numHeads * Math.ceil(lists.numTokens / 192);
+  return order === 'kv' && ctas >= AUTO_DENSE_KV_192_MIN_WAVES * multiprocessors;
 }
 
 /**
@@ -224,7 +248,8 @@ export class BlockSparseFlashPrefill {
 
   run(a: BlockSparsePrefillArgs): void {
     if (this.wgmmaKernels.length > 0) {
-      const kernel = this.wgmmaKernels[this.wgmmaAuto && chunkListsAreSparse(a.lists, this.autoOrder) ? 1 : 0];
+      const kernel = this.wgmmaKernels[
+        this.wgmmaAuto && autoTakes192RowTiling(a.lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 1 : 0];
       this.lastWgmma = kernel;
       kernel.run(a);
       return;
