@@ -5,10 +5,12 @@
  * head) written as segment lists, and the segment-list decode over them plus the current page.
  * Only the budget k crosses from the host (it depends on the position alone). The selection runs
  * through QuestKernels.selectStep: for caches of fewer than QUEST_MULTI_BLOCK_MIN_PAGES pages with its
- * default, three launches (v3; the one-launch v4 in graphs), for longer ones the multi-block step (v5,
- * eager and graph alike), which measured faster there and slower below (docs/perf.md, "Session 5:
- * multi-block Quest selection"). A QuestKernelOptions argument fixes one step for every cache (tests,
- * benches; { windowStep: true } runs session 6's v6, not measured yet, eager and in graphs).
+ * default, three launches (v3; the one-launch v4 in graphs), for longer ones the multi-block step (v8
+ * since session 6, eager and graph alike), which measured faster there and slower below (docs/perf.md,
+ * "Session 5: multi-block Quest selection", "Session 6: Quest v8"). A QuestKernelOptions argument fixes
+ * one step for every cache (tests, benches: v5-v10 and v8's 4-head entries, eager and in graphs).
+ * stepParts() hands out decode()'s two launch groups apart, for bench/quest-step.ts (session 7: in the
+ * step, v8's selection measured no faster than v7's, though 4 us faster alone).
  *
  * In the model's CUDA graph (graphSteps, issue 9) a step is the one-launch selection with the position
  * read on the device (selectStepAt) and the segment decode with a device tail: the budget and the
