@@ -205,42 +205,32 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     issue_qk_ss<D, BN>(s, qBase, Q_HALF, kStage, KV_HALF);
 #endif
   };
+  // Masks keys right of the diagonal, past the cache, or outside the row's window (a sliding window's,
+  // or sink + local's: neither a sink nor at or after the row's window start), only on tiles that reach them.
 #if SINK_LOCAL
-  // Masks keys right of the diagonal, past the cache, or neither sinks nor in the row's window.
   const int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
   const int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
                          sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
-  auto maskScores = [&](int j) {
-    const int n0 = j * BN;
-    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || (n0 < wgLastLow)) {
-#pragma unroll
-      for (int nt = 0; nt < BN / 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
-          const int qp = qPos + (e < 2 ? 0 : 8);
-          if (key > qp || key >= kvLen || (key >= sinkTokens && key < rowLow[e >> 1])) s[nt][e] = NEG_INF;
-        }
-      }
-    }
-  };
+  auto tileLeftOfWindow = [&](int n0) { return n0 < wgLastLow; };
+  auto keyLeftOfWindow = [&](int key, int qp, int r) { return key >= sinkTokens && key < rowLow[r]; };
 #else
-  // Masks keys right of the diagonal, past the cache or left of the window (only where reached).
+  auto tileLeftOfWindow = [&](int n0) { return n0 <= wgFirstPos + 63 - window; };
+  auto keyLeftOfWindow = [&](int key, int qp, int) { return key <= qp - window; };
+#endif
   auto maskScores = [&](int j) {
     const int n0 = j * BN;
-    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || (n0 <= wgFirstPos + 63 - window)) {
+    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || tileLeftOfWindow(n0)) {
 #pragma unroll
       for (int nt = 0; nt < BN / 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int key = n0 + nt * 8 + 2 * t4 + (e & 1);
           const int qp = qPos + (e < 2 ? 0 : 8);
-          if (key > qp || key >= kvLen || key <= qp - window) s[nt][e] = NEG_INF;
+          if (key > qp || key >= kvLen || keyLeftOfWindow(key, qp, e >> 1)) s[nt][e] = NEG_INF;
         }
       }
     }
   };
-#endif
   u32 p[BN / 16][4];
   // Issues O += P·V from the V tile at vStage (BN / 16 k-steps).
   auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };
