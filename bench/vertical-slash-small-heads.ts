@@ -20,6 +20,8 @@
  *              form where the one-level one does not fit (n past 131,040), e.g. `auto+coarse`
  *   +rankbits  with the column bitmap: CountSearchOptions.bitmapFromRanks (session 7): the walks read their
  *              bitmaps off the ranks, the rounds compact no column row a walk stages, e.g. `auto+rankbits`
+ *   +stagedranges  the index builder's range walks over shared-memory lists (IndexBuilderOptions.stagedRanges,
+ *              session 7), e.g. `auto+stagedranges`
  *   +noguide, +nocoarse  switch those two off again (e.g. `auto+noguide`: the default without the guided tree)
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
@@ -138,9 +140,10 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'guided') extra.guidedProbes = true;
     else if (suffix === 'coarse') extra.coarseColumnBitmap = true;
     else if (suffix === 'rankbits') extra.bitmapFromRanks = true;
+    else if (suffix === 'stagedranges') extra.stagedIndexRanges = true;
     else if (suffix === 'noguide') extra.guidedProbes = false;
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +coarse, +rankbits, +noguide, +nocoarse)`);
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +coarse, +rankbits, +stagedranges, +noguide, +nocoarse)`);
   }
   if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);

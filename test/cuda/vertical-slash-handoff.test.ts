@@ -77,6 +77,7 @@ describe('CUDA vertical-slash index hand-off vs the default build', { skip }, ()
       const scores = { n, vertical: dv.ptr, slash: ds.ptr };
       const search = new VerticalSlashCountSearch(rt, H, { deviceHandOff: true });
       const reference = new VerticalSlashIndexBuilder(rt, H), handOff = new VerticalSlashIndexBuilder(rt, H);
+      const staged = new VerticalSlashIndexBuilder(rt, H, { stagedRanges: true });
       const deviceCounts = rt.pool.acquire(2 * H * 4);
       try {
         const ranks = search.rank(scores);
@@ -107,13 +108,17 @@ describe('CUDA vertical-slash index hand-off vs the default build', { skip }, ()
             handOff.build(scores, counts, ranked);
             const got = snapshot(rt, handOff.build(scores, counts, ranked));
             assert.deepEqual(got, want, `${name} (${how}): the hand-off's index`);
+            // The range walks over staged lists (session 7): the same index, from the ranks and by itself.
+            assert.deepEqual(snapshot(rt, staged.build(scores, counts, ranked)), want, `${name} (${how}): the staged ranges' index`);
           }
+          assert.deepEqual(snapshot(rt, staged.build(scores, counts)), want, `${name}: the staged ranges' index (default selection)`);
         }
       } finally {
         rt.synchronize();
         search.release();
         reference.release();
         handOff.release();
+        staged.release();
         for (const b of [dv, ds, deviceCounts]) rt.pool.release(b);
       }
     });

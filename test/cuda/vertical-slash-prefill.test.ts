@@ -168,8 +168,8 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
         runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
         runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true } });
         runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true } });
-        // The methods' default search with the guided tree (session 7; FlexPrefill's alpha search ignores it).
-        runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true, guidedProbes: true } });
+        // The methods' default search with the guided tree and the staged index ranges (session 7; FlexPrefill's alpha search ignores the tree).
+        runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true, guidedProbes: true, stagedIndexRanges: true } });
       }
       for (const { mTiles, search } of runs) {
         const method = gpu(mTiles, search);
@@ -244,7 +244,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
         assert.equal(countNaN(out), 0, 'every output element must be written');
         const err = relativeError(out, ref);
         const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}${search.deviceHandOff ? ', hand-off' : ''}${search.chunkedRanking ? ', chunked ranking' : ''}${search.guidedProbes ? ', guided tree' : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}${search.deviceHandOff ? ', hand-off' : ''}${search.chunkedRanking ? ', chunked ranking' : ''}${search.guidedProbes ? ', guided tree' : ''}${search.stagedIndexRanges ? ', staged index ranges' : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
         if (c.dense) {
           assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');

@@ -20,6 +20,37 @@
 
 namespace {
 constexpr int SELECT_THREADS = 1024;
+constexpr int RANGE_STAGE_INTS = 6144;  // vs_layout_ranges_staged: a head's kept columns and offsets, when they fit
+
+// vs_layout_ranges' work for this thread's (head h, block m) over the kept columns V [kv] and offsets
+// S [ks] (global or staged); adds the block's pairs into blockPairs.
+__device__ __forceinline__ void vs_layout_ranges_block(const int* V, int kv, const int* S, int ks, int h, int m, int2* __restrict__ ranges,
+                                                       int* __restrict__ rangeCount, int* __restrict__ colCount, int* __restrict__ status,
+                                                       int n, int numBlocks, int C, int perHead, long long& blockPairs) {
+  const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
+  int2* out = ranges + (size_t)h * perHead + vs_range_offset(m, C);
+  const int cap = min(C, m + 2);
+  int count = 0;
+  vs_walk_ranges(S, ks, end, [&](int a, int b) {
+    if (count < cap) out[count] = make_int2(a, b);
+    ++count;
+  });
+  if (count > cap) {
+    status[0] = 1;
+    count = cap;
+  }
+  int next = 0, cols = 0;  // next: the first kept column right of the ranges so far
+  for (int r = 0; r < count; ++r) {
+    const int2 rg = out[r];
+    blockPairs += vs_causal_rect_pairs(start, rowEnd, rg.x, rg.y);
+    const int left = vs_gallop(V, kv, next, rg.x);
+    cols += left - next;
+    next = vs_gallop(V, kv, left, rg.y);
+  }
+  blockPairs += (long long)cols * (rowEnd - start);
+  rangeCount[(size_t)h * numBlocks + m] = count;
+  colCount[(size_t)h * numBlocks + m] = cols;
+}
 }  // namespace
 
 // grid (H), SELECT_THREADS threads. scores [H, n]; counts [H] (clamped to n); selected [H, stride].
@@ -49,33 +80,40 @@ extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges(
   const int m = blockIdx.x * blockDim.x + threadIdx.x;
   long long blockPairs = 0;
   if (m < numBlocks) {
-    const int* V = selV + (size_t)h * strideV;
-    const int* S = selS + (size_t)h * strideS;
     const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
-    const int start = m * VS_BLOCK, end = start + VS_BLOCK, rowEnd = min(end, n);
-    int2* out = ranges + (size_t)h * perHead + vs_range_offset(m, C);
-    const int cap = min(C, m + 2);
-    int count = 0;
-    vs_walk_ranges(S, ks, end, [&](int a, int b) {
-      if (count < cap) out[count] = make_int2(a, b);
-      ++count;
-    });
-    if (count > cap) {
-      status[0] = 1;
-      count = cap;
-    }
-    int next = 0, cols = 0;  // next: the first kept column right of the ranges so far
-    for (int r = 0; r < count; ++r) {
-      const int2 rg = out[r];
-      blockPairs += vs_causal_rect_pairs(start, rowEnd, rg.x, rg.y);
-      const int left = vs_gallop(V, kv, next, rg.x);
-      cols += left - next;
-      next = vs_gallop(V, kv, left, rg.y);
-    }
-    blockPairs += (long long)cols * (rowEnd - start);
-    rangeCount[(size_t)h * numBlocks + m] = count;
-    colCount[(size_t)h * numBlocks + m] = cols;
+    vs_layout_ranges_block(selV + (size_t)h * strideV, kv, selS + (size_t)h * strideS, ks, h, m, ranges, rangeCount, colCount, status, n,
+                           numBlocks, C, perHead, blockPairs);
   }
+  unsigned long long v = (unsigned long long)blockPairs;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(&pairs[h], v);
+}
+
+// vs_layout_ranges with the head's kept columns and offsets staged in shared memory when together
+// they fit RANGE_STAGE_INTS (session 7, opt-in: VerticalSlashIndexBuilder's stagedRanges): each
+// thread's walk is a chain of dependent loads (a binary search per kept offset reaching its block, a
+// gallop per range), from L2 / L1 otherwise. The same ranges, counts and pairs.
+extern "C" __global__ void __launch_bounds__(128) vs_layout_ranges_staged(
+    const int* __restrict__ selV, const int* __restrict__ kvCounts, int strideV, const int* __restrict__ selS,
+    const int* __restrict__ ksCounts, int strideS, int2* __restrict__ ranges, int* __restrict__ rangeCount,
+    int* __restrict__ colCount, unsigned long long* __restrict__ pairs, int* __restrict__ status, int n, int numBlocks,
+    int C, int perHead) {
+  __shared__ int stage[RANGE_STAGE_INTS];
+  const int h = blockIdx.y;
+  const int m = blockIdx.x * blockDim.x + threadIdx.x;
+  const int kv = min(kvCounts[h], n), ks = min(ksCounts[h], n);
+  const int* V = selV + (size_t)h * strideV;
+  const int* S = selS + (size_t)h * strideS;
+  if (kv + ks <= RANGE_STAGE_INTS) {  // the same for every thread of the block (one head)
+    for (int j = threadIdx.x; j < kv; j += blockDim.x) stage[j] = V[j];
+    for (int j = threadIdx.x; j < ks; j += blockDim.x) stage[kv + j] = S[j];
+    __syncthreads();
+    V = stage;
+    S = stage + kv;
+  }
+  long long blockPairs = 0;
+  if (m < numBlocks) vs_layout_ranges_block(V, kv, S, ks, h, m, ranges, rangeCount, colCount, status, n, numBlocks, C, perHead, blockPairs);
   unsigned long long v = (unsigned long long)blockPairs;
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);

@@ -79,13 +79,26 @@ export interface DeviceVerticalSlashIndex extends VerticalSlashKernelIndex {
   counts: VerticalSlashCounts;
 }
 
+/** Options of VerticalSlashIndexBuilder. */
+export interface IndexBuilderOptions {
+  /**
+   * Walk each (head, 64-row block)'s ranges over the head's kept columns and offsets staged in shared
+   * memory (vs_layout_ranges_staged, session 7; not the default until measured): the walks are chains of
+   * dependent loads. The same index.
+   */
+  stagedRanges?: boolean;
+}
+
 export class VerticalSlashIndexBuilder {
   private kernels: { select: CudaKernel; ranges: CudaKernel; pairs: CudaKernel; scan: CudaKernel; columns: CudaKernel } | null = null;
   private rankedSelect: CudaKernel | null = null;
   private readonly buf: Record<'counts' | 'selV' | 'selS' | 'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'colList' | 'summary', GrowableDeviceBuffer>;
 
-  constructor(private readonly rt: CudaRuntime, readonly numHeads: number) {
+  readonly stagedRanges: boolean;
+
+  constructor(private readonly rt: CudaRuntime, readonly numHeads: number, options: IndexBuilderOptions = {}) {
     if (!(numHeads > 0)) throw new Error(`vertical-slash index: numHeads must be positive (got ${numHeads})`);
+    this.stagedRanges = options.stagedRanges ?? false;
     const names = ['counts', 'selV', 'selS', 'ranges', 'rangeCount', 'colCount', 'colStart', 'colList', 'summary'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash index ${k}`)])) as VerticalSlashIndexBuilder['buf'];
   }
@@ -95,7 +108,8 @@ export class VerticalSlashIndexBuilder {
       const mod = this.rt.module('vertical-slash-index.cu', {});
       this.kernels = {
         select: mod.kernel('vs_select', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
-        ranges: mod.kernel('vs_layout_ranges', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
+        ranges: mod.kernel(this.stagedRanges ? 'vs_layout_ranges_staged' : 'vs_layout_ranges',
+          ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
         pairs: mod.kernel('vs_count_pairs', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'i32', 'ptr', 'i32', 'i32']),
         scan: mod.kernel('vs_scan', ['ptr', 'ptr', 'ptr', 'i32']),
         columns: mod.kernel('vs_layout_columns', ['ptr', 'ptr', 'i32', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),

@@ -142,6 +142,12 @@ export interface CountSearchOptions {
    * bitmap (half the selections). Where no bitmap fits, the list as before. The same pairs.
    */
   bitmapFromRanks?: boolean;
+  /**
+   * Not the search's own: the method's index builder walks its ranges over staged lists
+   * (IndexBuilderOptions.stagedRanges, session 7, not the default until measured). Here so that one
+   * options object (DEFAULT_COUNT_SEARCH, the benches' variants) sets the whole estimation.
+   */
+  stagedIndexRanges?: boolean;
 }
 
 /** Scores per row the guided tree's gains take (vs_guide_gains keeps (n - o) x 64 in 32 bits). */

@@ -101,7 +101,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
     searchOptions: CountSearchOptions = DEFAULT_COUNT_SEARCH,
   ) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
-    this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads);
+    this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads, { stagedRanges: searchOptions.stagedIndexRanges ?? false });
     this.search = new VerticalSlashCountSearch(rt, shape.numHeads, searchOptions);
     this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
   }
