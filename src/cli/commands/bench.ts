@@ -1,5 +1,5 @@
 /**
- * `sparse-frontier bench cpu|attention|model|sparse [options]`: the benchmarks of `npm run bench -- …`,
+ * `sparse-frontier bench cpu|attention|model|sparse|sparse-activations [options]`: the benchmarks of `npm run bench -- …`,
  * from the installed command. The suites live in bench/ (compiled to dist/bench); they are imported
  * only when this command runs, and the GPU suites import the CUDA modules only when chosen, so other
  * commands and `bench cpu` never load the driver bindings. On a machine without a usable GPU the GPU
@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 
 /** Suite names, for the help text (bench/main.ts holds the table itself). */
-export const BENCH_SUITE_NAMES = ['cpu', 'attention', 'model', 'sparse'] as const;
+export const BENCH_SUITE_NAMES = ['cpu', 'attention', 'model', 'sparse', 'sparse-activations'] as const;
 
 /** Loads bench/main.ts's dispatch lazily (dist/src/cli/commands → dist/bench). */
 export async function runBenchSuite(suite: string, args: string[]): Promise<void> {
@@ -22,7 +22,7 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description(`Run a benchmark suite (${BENCH_SUITE_NAMES.join(', ')}); GPU suites skip with the reason where there is no GPU`)
     .argument('<suite>', `${BENCH_SUITE_NAMES.join(' | ')}`)
-    .argument('[options...]', 'passed to the suite: cpu [--quick] [--lengths 256,1024] [--decode-steps N] [--kernel K] [--skip-matmul]; sparse [--lengths 16384,32768] [--sparsities 0.5,0.9] [--methods a,b] [--phases prefill,decode] [--repeats N] [--time-budget S] [--out FILE]; attention/model: see bench/*.ts')
+    .argument('[options...]', 'passed to the suite: cpu [--quick] [--lengths 256,1024] [--decode-steps N] [--kernel K] [--skip-matmul]; sparse [--lengths 16384,32768] [--sparsities 0.5,0.9] [--methods a,b] [--phases prefill,decode] [--repeats N] [--time-budget S] [--out FILE]; sparse-activations [--model DIR] [--tasks niah,vt] [--lengths 4096,16384] [--sparsities 0.5,0.9] [--replicate R]; attention/model: see bench/*.ts')
     // The suites parse their own options; commander must hand them over untouched.
     .allowUnknownOption()
     .helpOption('-h, --help', 'show this help (suite options: see the argument list)')
