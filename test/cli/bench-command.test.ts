@@ -25,7 +25,7 @@ test('bench cpu rejects an option the suite does not know', async () => {
 test('GPU suites skip with the reason and exit code 0 where no GPU is usable', { skip: isCudaAvailable() && 'a GPU is present' }, async () => {
   const before = process.exitCode;
   try {
-    for (const suite of ['attention', 'model']) {
+    for (const suite of ['attention', 'model', 'sparse', 'sparse-activations']) {
       const out = await bench(suite);
       assert.match(out, new RegExp(`^${suite} benchmark skipped: no CUDA device here \\(.+\\)$`));
       assert.ok(!process.exitCode, `${suite}: exit code ${process.exitCode}`);
