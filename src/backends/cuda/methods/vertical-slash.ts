@@ -43,10 +43,13 @@ import { assertPrefillShape } from './shape-check.js';
  * and its walks counting kept columns from a bitmap, one thread per block walk (session 6, same shapes:
  * organism 0.808 -> 0.699 ms with lanes 'auto', 0.630 with one lane in a later call where 'auto' read 0.736;
  * Llama-8B 1.758 -> 1.543, then 1.422 against 1.589; the lanes' larger grid costs more than they save;
- * docs/perf.md, "Session 6: walk lanes and a column bitmap").
+ * docs/perf.md, "Session 6: walk lanes and a column bitmap"); Vertical-Slash's rounds laid out best-first on
+ * the predicted path (guidedProbes; session 7, H100, s = 0.9, same call: organism 16K 0.570 -> 0.461 ms,
+ * Llama-8B 16K 1.349 -> 1.281, organism 128K 5.77 -> 3.28 with the two-level bitmap; 8 -> 3 rounds at
+ * organism 16K; the same counts and pairs; docs/perf.md, "Session 7: a guided probe tree").
  */
 export const DEFAULT_COUNT_SEARCH: CountSearchOptions = {
-  probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true,
+  probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true, guidedProbes: true,
 };
 
 export interface VerticalSlashDeviceParams {
