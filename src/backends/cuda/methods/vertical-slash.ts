@@ -46,10 +46,14 @@ import { assertPrefillShape } from './shape-check.js';
  * docs/perf.md, "Session 6: walk lanes and a column bitmap"); Vertical-Slash's rounds laid out best-first on
  * the predicted path (guidedProbes; session 7, H100, s = 0.9, same call: organism 16K 0.570 -> 0.461 ms,
  * Llama-8B 16K 1.349 -> 1.281, organism 128K 5.77 -> 3.28 with the two-level bitmap; 8 -> 3 rounds at
- * organism 16K; the same counts and pairs; docs/perf.md, "Session 7: a guided probe tree").
+ * organism 16K; the same counts and pairs; docs/perf.md, "Session 7: a guided probe tree"), and past
+ * n = 131,040, where the one-level bitmap does not fit, its two-level form instead of the plain kernel
+ * (coarseColumnBitmap; session 7, same call, 128K: organism V-S 8.06 -> 5.77 ms, Llama-8B 19.8 -> 16.8,
+ * FlexPrefill 4.62 -> 4.57 and 17.0 -> 15.8).
  */
 export const DEFAULT_COUNT_SEARCH: CountSearchOptions = {
   probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true, guidedProbes: true,
+  coarseColumnBitmap: true,
 };
 
 export interface VerticalSlashDeviceParams {
