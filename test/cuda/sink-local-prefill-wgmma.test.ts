@@ -17,23 +17,14 @@ import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { SinkLocalDevicePrefill, sinkLocalRuleFrom } from '../../src/backends/cuda/methods/sink-local-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import { LayerKvCache } from '../../src/engine/kv-cache.js';
-import { type SinkLocalRule, SinkLocalPrefill, sinkLocalKeys } from '../../src/methods/sink-local.js';
+import { sinkLocalKeys } from '../../src/methods/sink-local.js';
 import { cudaSkip } from './cuda-skip.js';
-import { countNaN, randomBf16Values, randomGenerator, relativeError } from './helpers.js';
+import { countNaN, randomBf16Values, randomGenerator } from './helpers.js';
+import { type SinkLocalCase, type SinkLocalInputs, compareSinkLocalChunks } from './sink-local-compare.js';
 
 const skip = cudaSkip('CUDA sink-local wgmma prefill tests');
 
-const TOLERANCE = 1e-2;
-
-interface RandomCase {
-  name: string; n: number; H: number; Hkv: number; D: number; seed: number;
-  options: { sparsity?: number; params?: Record<string, unknown> };
-  /** Prompt split into chunks of these lengths (sum n). */
-  chunks: number[];
-}
-
-const RANDOM_CASES: RandomCase[] = [
+const RANDOM_CASES: SinkLocalCase[] = [
   { name: 'fixed window 100, 4 sinks, whole prompt', n: 700, H: 8, Hkv: 2, D: 128, seed: 41, options: { params: { localWindow: 100 } }, chunks: [700] },
   { name: 'target sparsity 0.8, two chunks (partial blocks)', n: 900, H: 4, Hkv: 1, D: 64, seed: 42, options: { sparsity: 0.8 }, chunks: [333, 567] },
   { name: '70 sinks, window 10, three chunks', n: 400, H: 4, Hkv: 4, D: 128, seed: 43, options: { params: { sinkTokens: 70, localWindow: 10 } }, chunks: [50, 200, 150] },
@@ -41,49 +32,6 @@ const RANDOM_CASES: RandomCase[] = [
   { name: 'no sinks, target sparsity 0.5', n: 600, H: 4, Hkv: 2, D: 64, seed: 45, options: { sparsity: 0.5, params: { sinkTokens: 0 } }, chunks: [600] },
   { name: 'sparsity 0.99: little more than the sinks and the query itself', n: 300, H: 4, Hkv: 2, D: 64, seed: 46, options: { sparsity: 0.99 }, chunks: [300] },
 ];
-
-interface Inputs { q: Float32Array; k: Float32Array; v: Float32Array }
-
-/** Runs the CPU method and the GPU one ('window' kernel) chunk by chunk; checks counts, NaN and error per chunk. */
-function compareChunks(rt: CudaRuntime, c: RandomCase, rule: SinkLocalRule, x: Inputs): void {
-  const { n, H, Hkv, D } = c;
-  const scale = 1 / Math.sqrt(D);
-  const cpu = new SinkLocalPrefill(rule);
-  const cache = new LayerKvCache(Hkv, D, n);
-  const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
-  const dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v), dq = uploadAsBf16(rt, x.q);
-  const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, rule, 'window');
-  try {
-    let start = 0;
-    for (const T of c.chunks) {
-      cache.append(x.k.subarray(start * Hkv * D, (start + T) * Hkv * D), x.v.subarray(start * Hkv * D, (start + T) * Hkv * D), T, start);
-      devCache.appendTokens({ k: dk.ptr + BigInt(2 * start * Hkv * D), v: dv.ptr + BigInt(2 * start * Hkv * D), rowStride: Hkv * D }, T);
-      const ref = new Float32Array(T * H * D);
-      const cpuCounts = cpu.prefill({
-        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale, slidingWindow: null, logitSoftcap: null },
-        queries: x.q.subarray(start * H * D, (start + T) * H * D), numQueries: T, queryStart: start, cache, out: ref, isLastChunk: start + T === n,
-      });
-      const dout = poisonedBf16(rt, T * H * D);
-      const counts = gpu.prefill({
-        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.ptr + BigInt(2 * start * H * D), qRowStride: H * D,
-        numQueries: T, queryStart: start, cache: devCache, out: dout.ptr, isLastChunk: start + T === n,
-      });
-      const out = downloadBf16(rt, dout, T * H * D);
-      rt.pool.release(dout);
-      assert.deepEqual([...counts.attended], [...cpuCounts.attended], 'exact attended pairs per head');
-      assert.deepEqual([...counts.dense], [...cpuCounts.dense], 'dense pairs per head');
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      console.log(`#   chunk at ${start} (${T} queries): rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `chunk at ${start}: relative error ${err} over ${TOLERANCE}`);
-      start += T;
-    }
-  } finally {
-    gpu.reset();
-    devCache.release();
-    for (const b of [dk, dv, dq]) rt.pool.release(b);
-  }
-}
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
 const INDEX_BITS = 11;
@@ -95,7 +43,7 @@ const PROBE_D = 64;
  * 128)), so neighbours differ by 16 after the 1/8 scale (weight e^-16 ≈ 1e-7), and the sinks score
  * -2^19, below every window key. Value row r spells r in bits; column INDEX_BITS is 1 everywhere.
  */
-function probeInputs(n: number, H: number, Hkv: number, sinkTokens: number): Inputs {
+function probeInputs(n: number, H: number, Hkv: number, sinkTokens: number): SinkLocalInputs {
   const D = PROBE_D;
   const q = new Float32Array(n * H * D), k = new Float32Array(n * Hkv * D), v = new Float32Array(n * Hkv * D);
   for (let t = 0; t < n; t++) {
@@ -145,11 +93,13 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
       const x = {
         q: randomBf16Values(c.n * c.H * c.D, rand, 2), k: randomBf16Values(c.n * c.Hkv * c.D, rand, 2), v: randomBf16Values(c.n * c.Hkv * c.D, rand),
       };
-      compareChunks(rt, c, sinkLocalRuleFrom(c.options), x);
+      const rule = sinkLocalRuleFrom(c.options);
+      const method = new SinkLocalDevicePrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, rule, 'window');
+      compareSinkLocalChunks(rt, c, rule, x, [{ label: 'window kernel', method }]);
     });
   }
 
-  const PROBES: { options: RandomCase['options']; chunks: number[] }[] = [
+  const PROBES: { options: SinkLocalCase['options']; chunks: number[] }[] = [
     { options: { sparsity: 0.5 }, chunks: [2048] },
     { options: { sparsity: 0.75 }, chunks: [1000, 1048] },
     { options: { sparsity: 0.9 }, chunks: [2048] },
