@@ -21,7 +21,7 @@
  * previous step's key range) then misses wherever that moves the bits above its first pass, and the
  * row reads what a miss costs (the default and v8 steps read the same queries, as their baseline).
  * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, v8 from there) and fixed
- * QuestKernels options (v5, v7, v8, v9, v10, v8h4 = v8 through its 4-head entries) for every length, so two selections compare inside one step.
+ * QuestKernels options (v5, v7, v8, v9, v10, v8h4 / v10h4 = v8 / v10 through their 4-head entries) for every length, so two selections compare inside one step.
  *
  * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
  *        [--variants default,v7] [--alternate-scale] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
@@ -52,6 +52,7 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v9: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true },
   v10: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true },
   v8h4: { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true },
+  v10h4: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true },
 };
 
 interface Options { lengths: number[]; sparsities: number[]; variants: string[]; alternateScale: boolean; repeats: number; out: string | null }

@@ -207,6 +207,7 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
     ['gridStepLight4', QUEST_GRID_PARAMS.gridStep], ['gridStepAtLight4', QUEST_GRID_PARAMS.gridStepAt],
     ['gridStepGuess', QUEST_GRID_PARAMS.gridStep], ['gridStepAtGuess', QUEST_GRID_PARAMS.gridStepAt],
     ['gridStepEpoch', QUEST_GRID_PARAMS.gridStep], ['gridStepAtEpoch', QUEST_GRID_PARAMS.gridStepAt],
+    ['gridStepEpoch4', QUEST_GRID_PARAMS.gridStep], ['gridStepAtEpoch4', QUEST_GRID_PARAMS.gridStepAt],
   ] as const) {
     const name = QUEST_KERNEL_NAMES[kernel];
     assert.deepEqual(entryParameterKinds(quest, name), [...params], name);
@@ -216,6 +217,7 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
   for (const kernel of ['gridSelectGuess', 'gridSelectEpoch'] as const) assert.deepEqual(entryParameterKinds(quest, QUEST_KERNEL_NAMES[kernel]), select);
   // The 4-head entries compile the light scorer for 4 heads alone.
   assert.match(quest, /quest_grid_step_body<true, true, false, false, 4>/);
+  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4>/);
   const rt = {} as unknown as CudaRuntime;
   const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
   const v8 = { multiBlockStep: true, rolledScores: true, lightScores: true };
@@ -225,5 +227,6 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
   assert.throws(() => new QuestKernels(rt, shape, 16, true, { ...v8, epochBarriers: true }), /epochBarriers \(v10\)/);
   assert.equal(new QuestKernels(rt, shape, 16, true, { ...v8, guessedPass: true, epochBarriers: true }).epochBarriers, true);
   new QuestKernels(rt, shape, 16, true, { ...v8, specializedHeads: true });
+  new QuestKernels(rt, shape, 16, true, { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true }); // v10's 4-head entries
   new QuestKernels(rt, { numHeads: 28, numKvHeads: 4, headDim: 128 }, 16, true, { ...v8, specializedHeads: true }); // 7-head units: v8's entries
 });

@@ -1199,6 +1199,35 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at
                                                take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
 }
 
+// v10 for units of 4 query heads (QuestKernels options epochBarriers and specializedHeads, not the
+// default): v10's select on v8's 4-head entries' scoring (FIXED_HEADS = 4). Session 7 measured v8's
+// 4-head entries keep the select's gain inside the method's step (v8 itself loses ~4 us there to its
+// larger code); v9's and v10's select gains (~1.3 us) were measured on v8's larger entries.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_epoch4(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
+    int take, int pageSize, int refreshPage, int rowsEnd) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true, true, true, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
+                                                  segStride, take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
+}
+
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_epoch4(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
+    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  const int p = *position;
+  const int pages = p / pageSize;
+  const int take = max(0, min(budgets[p], pages));
+  quest_grid_step_body<true, true, true, true, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
+                                                  segStride, take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
+}
+
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
 // of the unit's score row staged as order keys, with their AND (a) and OR (o) over this thread's keys.

@@ -72,7 +72,7 @@ export function questWindowUnitWords(pageCapacity: number): number {
 /** The multi-block kernels: v5's and v6's. */
 type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled'
   | 'gridStepLight' | 'gridStepAtLight' | 'gridStepGuess' | 'gridStepAtGuess' | 'gridSelectGuess' | 'gridStepEpoch' | 'gridStepAtEpoch' | 'gridSelectEpoch'
-  | 'gridStepLight4' | 'gridStepAtLight4';
+  | 'gridStepLight4' | 'gridStepAtLight4' | 'gridStepEpoch4' | 'gridStepAtEpoch4';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
@@ -83,6 +83,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepGuess: 'quest_grid_step_guess', gridStepAtGuess: 'quest_grid_step_at_guess', gridSelectGuess: 'quest_grid_select_guess',
   gridStepEpoch: 'quest_grid_step_epoch', gridStepAtEpoch: 'quest_grid_step_at_epoch', gridSelectEpoch: 'quest_grid_select_epoch',
   gridStepLight4: 'quest_grid_step_light4', gridStepAtLight4: 'quest_grid_step_at_light4',
+  gridStepEpoch4: 'quest_grid_step_epoch4', gridStepAtEpoch4: 'quest_grid_step_at_epoch4',
 } as const;
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
@@ -152,10 +153,12 @@ export interface QuestKernelOptions {
    */
   epochBarriers?: boolean;
   /**
-   * With lightScores (v8, not v9 or v10): where a unit has 4 query heads, run v8's entries compiled for
-   * exactly that unit size (quest_grid_step_light4 / quest_grid_step_at_light4: the same code path
-   * without the dispatch over unit sizes, ~76 KB of SASS instead of ~140 KB); other units run v8's.
-   * Same keys and lists. Not the default until measured.
+   * With lightScores (v8) or epochBarriers (v10), not v9 alone: where a unit has 4 query heads, run
+   * entries compiled for exactly that unit size (v8: quest_grid_step_light4 / quest_grid_step_at_light4,
+   * the same code path without the dispatch over unit sizes, ~76 KB of SASS instead of ~140 KB; v10:
+   * quest_grid_step_epoch4 / quest_grid_step_at_epoch4); other units run the version's own entries.
+   * Same keys and lists. Not the default until measured (session 7: v8's 4-head entries were 3.4-4.6 us
+   * faster in the method's step at 128K, and at 64K s = 0.9, and 0.7-1.0 us slower alone).
    */
   specializedHeads?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
@@ -280,7 +283,7 @@ export class QuestKernels {
     gridStepLight: CudaKernel; gridStepAtLight: CudaKernel;
     gridStepGuess: CudaKernel; gridStepAtGuess: CudaKernel; gridSelectGuess: CudaKernel;
     gridStepEpoch: CudaKernel; gridStepAtEpoch: CudaKernel; gridSelectEpoch: CudaKernel;
-    gridStepLight4: CudaKernel; gridStepAtLight4: CudaKernel;
+    gridStepLight4: CudaKernel; gridStepAtLight4: CudaKernel; gridStepEpoch4: CudaKernel; gridStepAtEpoch4: CudaKernel;
   } | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
@@ -332,8 +335,8 @@ export class QuestKernels {
     this.epochBarriers = options.epochBarriers ?? false;
     if (this.epochBarriers && !this.guessedPass) throw new Error('quest: epochBarriers (v10) is an option of v9: set multiBlockStep, rolledScores, lightScores and guessedPass too');
     const specializedHeads = options.specializedHeads ?? false;
-    if (specializedHeads && (!this.lightScores || this.guessedPass)) {
-      throw new Error('quest: specializedHeads is an option of v8 (multiBlockStep, rolledScores and lightScores, without guessedPass)');
+    if (specializedHeads && (!this.lightScores || (this.guessedPass && !this.epochBarriers))) {
+      throw new Error('quest: specializedHeads is an option of v8 (multiBlockStep, rolledScores, lightScores) and of v10 (also guessedPass and epochBarriers)');
     }
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
@@ -384,6 +387,8 @@ export class QuestKernels {
         gridSelectEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridSelectEpoch, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
         gridStepLight4: mod.kernel(QUEST_KERNEL_NAMES.gridStepLight4, [...QUEST_GRID_PARAMS.gridStep]),
         gridStepAtLight4: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtLight4, [...QUEST_GRID_PARAMS.gridStepAt]),
+        gridStepEpoch4: mod.kernel(QUEST_KERNEL_NAMES.gridStepEpoch4, [...QUEST_GRID_PARAMS.gridStep]),
+        gridStepAtEpoch4: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtEpoch4, [...QUEST_GRID_PARAMS.gridStepAt]),
       };
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
@@ -392,7 +397,8 @@ export class QuestKernels {
       this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled,
         this.kernels.gridStepLight, this.kernels.gridStepAtLight, this.kernels.gridStepGuess, this.kernels.gridStepAtGuess, this.kernels.gridSelectGuess,
-        this.kernels.gridStepEpoch, this.kernels.gridStepAtEpoch, this.kernels.gridSelectEpoch, this.kernels.gridStepLight4, this.kernels.gridStepAtLight4]) {
+        this.kernels.gridStepEpoch, this.kernels.gridStepAtEpoch, this.kernels.gridSelectEpoch, this.kernels.gridStepLight4, this.kernels.gridStepAtLight4,
+        this.kernels.gridStepEpoch4, this.kernels.gridStepAtEpoch4]) {
         kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
       }
       for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
@@ -469,6 +475,7 @@ export class QuestKernels {
         gridStepGuess: perSM(kernels.gridStepGuess), gridStepAtGuess: perSM(kernels.gridStepAtGuess), gridSelectGuess: perSM(kernels.gridSelectGuess),
         gridStepEpoch: perSM(kernels.gridStepEpoch), gridStepAtEpoch: perSM(kernels.gridStepAtEpoch), gridSelectEpoch: perSM(kernels.gridSelectEpoch),
         gridStepLight4: perSM(kernels.gridStepLight4), gridStepAtLight4: perSM(kernels.gridStepAtLight4),
+        gridStepEpoch4: perSM(kernels.gridStepEpoch4), gridStepAtEpoch4: perSM(kernels.gridStepAtEpoch4),
       };
     }
     return this.residentPerSM;
@@ -541,7 +548,7 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const stepKernel = this.epochBarriers ? 'gridStepEpoch' : this.guessedPass ? 'gridStepGuess' : this.fourHeadEntries ? 'gridStepLight4' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const stepKernel = this.epochBarriers ? (this.fourHeadEntries ? 'gridStepEpoch4' : 'gridStepEpoch') : this.guessedPass ? 'gridStepGuess' : this.fourHeadEntries ? 'gridStepLight4' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
     const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
@@ -590,8 +597,9 @@ export class QuestKernels {
   }
 
   /** The multi-block graph step's entry: v5's, v7's (rolled scores), v8's (light scores), v9's (guessed first pass) or v10's (epoch barriers). */
-  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' | 'gridStepAtEpoch' | 'gridStepAtLight4' {
-    return this.epochBarriers ? 'gridStepAtEpoch' : this.guessedPass ? 'gridStepAtGuess' : this.fourHeadEntries ? 'gridStepAtLight4' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' | 'gridStepAtEpoch' | 'gridStepAtLight4'
+    | 'gridStepAtEpoch4' {
+    return this.epochBarriers ? (this.fourHeadEntries ? 'gridStepAtEpoch4' : 'gridStepAtEpoch') : this.guessedPass ? 'gridStepAtGuess' : this.fourHeadEntries ? 'gridStepAtLight4' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
   }
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
