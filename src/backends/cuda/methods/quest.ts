@@ -121,6 +121,22 @@ interface QuestLayerState {
   segments: SegmentLists;
 }
 
+/**
+ * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
+ * rolled score loads and light per-page scoring (session 6, H100, graph steps at s = 0.9: 128K 34.4 ->
+ * 29.3 us against v5, 64K 24.0 -> 20.8; docs/perf.md, "Session 6: Quest v8"). Where a shared-page unit
+ * has 4 query heads (Llama-8B's GQA): v10 on entries compiled for 4-head units (session 7: the method's
+ * eager and graph steps 2.5-6.5 us below v8's at 64K-128K, s = 0.9-0.95, in both variant orders, and
+ * 3.1 us below with every guess stale; docs/perf.md, "Session 7: the Quest step"). Other unit sizes keep
+ * v8: v10's own entries lost 5.5 us a step to stale guesses. Every choice gives v3's lists word for word.
+ */
+export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
+  const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
+  return sharePages && shape.numHeads / shape.numKvHeads === 4
+    ? { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true }
+    : v8;
+}
+
 export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
   readonly id = 'quest';
   readonly observationWindow = 0;
@@ -139,10 +155,7 @@ export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
       const fixed = kernels(kernelOptions);
       this.kernelsByLength = [fixed, fixed];
     } else {
-      // From QUEST_MULTI_BLOCK_MIN_PAGES: v8, the multi-block step with rolled score loads and light
-      // per-page scoring (session 6, H100, graph steps at s = 0.9: 128K 34.4 -> 29.3 us against v5, 64K
-      // 24.0 -> 20.8; the same lists as v3 word for word; docs/perf.md, "Session 6: Quest v8").
-      this.kernelsByLength = [kernels({}), kernels({ multiBlockStep: true, rolledScores: true, lightScores: true })];
+      this.kernelsByLength = [kernels({}), kernels(questMultiBlockOptions(shape, settings.sharePages))];
     }
     this.decoder = new SegmentDecodeKernel(rt, shape, !settings.sharePages);
     this.clock = new EstimationClock(rt);

@@ -1,0 +1,23 @@
+/**
+ * Which Quest selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages (questMultiBlockOptions):
+ * v10 on 4-head entries for shared-page units of 4 query heads (measured faster in the method's step,
+ * docs/perf.md "Session 7: the Quest step"), v8 for every other unit. Host only; the options are
+ * validated by QuestKernels' own rules on the GPU (test/cuda/quest.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { questMultiBlockOptions } from '../../src/backends/cuda/methods/quest.js';
+
+const V8 = { multiBlockStep: true, rolledScores: true, lightScores: true };
+
+test('shared pages over 4-head GQA groups (Llama-8B: 32 / 8) run v10 on the 4-head entries', () => {
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true });
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 4 }, true), { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true });
+});
+
+test('other unit sizes, and pages per query head, keep v8', () => {
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, false), V8, 'per query head: units of 1');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, true), V8, 'the organism: units of 2');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), V8, 'Qwen2-7B: units of 7');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), V8, 'no GQA');
+});
