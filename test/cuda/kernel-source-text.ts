@@ -21,12 +21,32 @@ export function deviceFunctionText(source: string, name: string): string {
 
 /**
  * The kinds of the parameters of `extern "C" __global__` entry `name` ('ptr' for a pointer, 'i32' for an
- * int, 'unknown: …' otherwise), or null when the source has no such entry.
+ * int, 'unknown: …' otherwise), or null when the source has no such entry. Entries may be written out
+ * or defined by a macro `#define M(SUFFIX, ...)` whose body declares `base##SUFFIX(…)`, invoked as
+ * `M(suffix, …)` at the start of a line (quest.cu's QUEST_GRID_STEP_ENTRIES).
  */
 export function entryParameterKinds(source: string, name: string): string[] | null {
-  const m = source.match(new RegExp(`extern "C" __global__ void __launch_bounds__\\([^)]*\\) ${name}\\(([^)]*)\\)`));
-  if (!m) return null;
-  return m[1]!.split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+  const params = entryParameters(source, name);
+  if (params === null) return null;
+  return params.split(',').map((param) => (param.includes('*') ? 'ptr' : /\bint\s+\w+\s*$/.test(param.trim()) ? 'i32' : `unknown: ${param.trim()}`));
+}
+
+const ENTRY = String.raw`extern "C" __global__ void __launch_bounds__\([^)]*\) `;
+
+function entryParameters(source: string, name: string): string | null {
+  const written = source.match(new RegExp(`${ENTRY}${name}\\(([^)]*)\\)`));
+  if (written) return written[1]!;
+  for (const def of source.matchAll(/^#define (\w+)\(SUFFIX, \.\.\.\)((?:[^\n]*\\\n)*[^\n]*)/gm)) {
+    const [, macro, body] = def as unknown as [string, string, string];
+    const flat = body.replace(/\\\n/g, ' ');
+    for (const entry of flat.matchAll(new RegExp(`${ENTRY}(\\w+)##SUFFIX\\(([^)]*)\\)`, 'g'))) {
+      const [, base, entryParams] = entry as unknown as [string, string, string];
+      for (const call of source.matchAll(new RegExp(`^${macro}\\((\\w*),`, 'gm'))) {
+        if (base + call[1] === name) return entryParams;
+      }
+    }
+  }
+  return null;
 }
 
 /** A g++ harness source in test/cuda (found from dist/test/cuda as well). */

@@ -216,8 +216,8 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
   const select = entryParameterKinds(quest, QUEST_KERNEL_NAMES.gridSelect);
   for (const kernel of ['gridSelectGuess', 'gridSelectEpoch'] as const) assert.deepEqual(entryParameterKinds(quest, QUEST_KERNEL_NAMES[kernel]), select);
   // The 4-head entries compile the light scorer for 4 heads alone.
-  assert.match(quest, /quest_grid_step_body<true, true, false, false, 4>/);
-  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4>/);
+  assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_light4, true, true, false, false, 4\)$/m);
+  assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch4, true, true, true, true, 4\)$/m);
   const rt = {} as unknown as CudaRuntime;
   const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
   const v8 = { multiBlockStep: true, rolledScores: true, lightScores: true };

@@ -1030,203 +1030,58 @@ __device__ __forceinline__ void quest_grid_step_body(
   }
 }
 
-// The step with its numbers from the host (eager decode).
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<false>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
-                       refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
+// A multi-block step's two entries for one version, quest_grid_step_body<ARGS...>:
+//   quest_grid_step<SUFFIX>:    the step with its numbers from the host (eager decode);
+//   quest_grid_step_at<SUFFIX>: the step of a decode replayed from a captured CUDA graph, as
+//     quest_select_step_at: p = *position, the pages before p's scored, budgets[p] of them kept, p's page
+//     refreshed up to row p. G and the dynamic shared memory are fixed at capture for the most pages of
+//     the replayed range.
+#define QUEST_GRID_STEP_ENTRIES(SUFFIX, ...)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step##SUFFIX(                                          \
+      const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,     \
+      u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages,     \
+      int segStride, int take, int pageSize, int refreshPage, int rowsEnd) {                                                      \
+    __shared__ TopKStagedShared sh;                                                                                               \
+    __shared__ int lastShared;                                                                                                    \
+    extern __shared__ u32 stagedKeys[];                                                                                           \
+    quest_grid_step_body<__VA_ARGS__>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,      \
+                                      segStride, take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);             \
+  }                                                                                                                               \
+  extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at##SUFFIX(                                       \
+      const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,     \
+      u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,        \
+      int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {                                   \
+    __shared__ TopKStagedShared sh;                                                                                               \
+    __shared__ int lastShared;                                                                                                    \
+    extern __shared__ u32 stagedKeys[];                                                                                           \
+    const int p = *position;                                                                                                      \
+    const int pages = p / pageSize;                                                                                               \
+    const int take = max(0, min(budgets[p], pages));                                                                              \
+    quest_grid_step_body<__VA_ARGS__>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,      \
+                                      segStride, take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);                     \
+  }
 
-// The step of a decode replayed from a captured CUDA graph, as quest_select_step_at: p = *position, the
-// pages before p's scored, budgets[p] of them kept, p's page refreshed up to row p. G and the dynamic
-// shared memory are fixed at capture for the most pages of the replayed range.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<false>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
-                       pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v7 (QuestKernels option rolledScores, not the default): quest_grid_step and quest_grid_step_at
-// with the rolled score loads (quest_grid_score_chunk_rolled); same parameters, same select, same lists.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_rolled(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
-                             refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_rolled(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
-                             pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v8 (QuestKernels option lightScores, not the default): v7 with quest_lane_score_light's per-page work
-// (the query in registers, one bound picked per dim by the query's sign); same parameters, same select,
-// same keys and lists.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_light(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
-                                   pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_light(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
-                                   pageSize, pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v8 for units of 4 query heads (QuestKernels option specializedHeads, not the default): the same code
-// path v8 runs for such units, compiled alone (quest_grid_score_chunk_light<4>, no dispatch over unit
-// sizes): ~76 KB of SASS instead of ~140 KB. For the question whether v8's size is what its step loses
-// after the attention's kernels (session 7: v8's select alone is 4.4 us faster than v7's, the method's
-// step with it not at all). Same parameters, keys and lists; the launcher runs it for 4-head units only.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_light4(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, false, false, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
-                                                    segStride, take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_light4(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true, true, false, false, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
-                                                    segStride, take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v9 (QuestKernels option guessedPass, not the default): v8 whose select starts with a pass on the
-// unit's previous key range (quest_grid_select_chunk_guessed); same parameters, same keys and lists.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_guess(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
-                                         pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_guess(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take,
-                                         pageSize, pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v10 (QuestKernels option epochBarriers, not the default): v9 whose unit barriers and candidate
-// counter are never reset (QuestGridSync<true>), so no block waits on an exit atomic; same parameters,
-// same keys and lists.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_epoch(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride,
-                                               take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_epoch(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true, true, true, true>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride,
-                                               take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
-}
-
-// v10 for units of 4 query heads (QuestKernels options epochBarriers and specializedHeads, not the
-// default): v10's select on v8's 4-head entries' scoring (FIXED_HEADS = 4). Session 7 measured v8's
-// 4-head entries keep the select's gain inside the method's step (v8 itself loses ~4 us there to its
-// larger code); v9's and v10's select gains (~1.3 us) were measured on v8's larger entries.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_epoch4(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true, true, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
-                                                  segStride, take, pageSize, refreshPage, rowsEnd, sh, lastShared, stagedKeys);
-}
-
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_at_epoch4(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
-    int D, int g, int unitHeads, int kvStride, int pageStride, int segStride, int pageSize) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int p = *position;
-  const int pages = p / pageSize;
-  const int take = max(0, min(budgets[p], pages));
-  quest_grid_step_body<true, true, true, true, 4>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages,
-                                                  segStride, take, pageSize, pages, p + 1, sh, lastShared, stagedKeys);
-}
+// v5: the multi-block step.
+QUEST_GRID_STEP_ENTRIES(, false)
+// v7 (QuestKernels option rolledScores): the rolled score loads (quest_grid_score_chunk_rolled); same select, same lists.
+QUEST_GRID_STEP_ENTRIES(_rolled, true)
+// v8 (QuestKernels option lightScores; the default from 4,096 pages where a unit does not have 4 heads): v7 with
+// quest_lane_score_light's per-page work (the query in registers, one bound picked per dim by the query's sign);
+// same select, same keys and lists.
+QUEST_GRID_STEP_ENTRIES(_light, true, true)
+// v8 for units of 4 query heads (option specializedHeads): the same code path v8 runs for such units, compiled
+// alone (quest_grid_score_chunk_light<4>, no dispatch over unit sizes): ~76 KB of SASS instead of ~140 KB (session 7:
+// v8's size cost its step ~4 us after the attention's kernels). The launcher runs it for 4-head units only.
+QUEST_GRID_STEP_ENTRIES(_light4, true, true, false, false, 4)
+// v9 (option guessedPass): v8 whose select starts with a pass on the unit's previous key range
+// (quest_grid_select_chunk_guessed); same keys and lists.
+QUEST_GRID_STEP_ENTRIES(_guess, true, true, true)
+// v10 (option epochBarriers): v9 whose unit barriers and candidate counter are never reset (QuestGridSync<true>), so
+// no block waits on an exit atomic; same keys and lists.
+QUEST_GRID_STEP_ENTRIES(_epoch, true, true, true, true)
+// v10 for units of 4 query heads (options epochBarriers and specializedHeads; the default from 4,096 pages for
+// 4-head units since session 7): v10's select on v8's 4-head entries' scoring (FIXED_HEADS = 4).
+QUEST_GRID_STEP_ENTRIES(_epoch4, true, true, true, true, 4)
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
