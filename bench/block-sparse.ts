@@ -14,7 +14,7 @@
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
  *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...]
- *        [--validate-once] [--out FILE]. Prints a skip message where
+ *        [--validate-once] [--split-steps] [--out FILE]. Prints a skip message where
  *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
  *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
  *        wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts). After
@@ -22,6 +22,9 @@
  *        --validate-once: validate each variant at its first cell only (the work lines stay at every
  *        cell of the first length), for short device calls with many variants. A work line is printed
  *        once per tiling and cell: ablation flags do not change the step lists.
+ *        --split-steps: for each wgmma variant also time its two launches apart (the steps kernel alone,
+ *        then the attention alone over the lists it wrote): a "split" line per variant and cell, and
+ *        stepsMs / attendMs in the JSON rows.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -65,18 +68,25 @@ export function blockSparseVariantOptions(label: string): BlockSparseKernelOptio
   throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv or auto-heads`);
 }
 
-/** [--variants a,b] and [--validate-once] taken out of argv (the rest goes to parseKernelBenchArgs). */
-function splitVariants(argv: string[]): { variants: string[]; validateOnce: boolean; rest: string[] } {
-  const once = argv.indexOf('--validate-once');
-  const validateOnce = once >= 0;
-  const args = validateOnce ? [...argv.slice(0, once), ...argv.slice(once + 1)] : argv;
+/** Whether argv holds the switch `name`, and argv without it. */
+function takeSwitch(argv: string[], name: string): { on: boolean; rest: string[] } {
+  const at = argv.indexOf(name);
+  return at < 0 ? { on: false, rest: argv } : { on: true, rest: [...argv.slice(0, at), ...argv.slice(at + 1)] };
+}
+
+/** [--variants a,b], [--validate-once] and [--split-steps] taken out of argv (the rest goes to parseKernelBenchArgs). */
+function splitVariants(argv: string[]): { variants: string[]; validateOnce: boolean; splitSteps: boolean; rest: string[] } {
+  const once = takeSwitch(argv, '--validate-once');
+  const split = takeSwitch(once.rest, '--split-steps');
+  const validateOnce = once.on, splitSteps = split.on;
+  const args = split.rest;
   const at = args.indexOf('--variants');
-  if (at < 0) return { variants: DEFAULT_VARIANTS, validateOnce, rest: args };
+  if (at < 0) return { variants: DEFAULT_VARIANTS, validateOnce, splitSteps, rest: args };
   const value = args[at + 1];
   if (value === undefined) throw new Error('--variants needs a value');
   const variants = value.split(',').filter((v) => v.length > 0);
   for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
-  return { variants, validateOnce, rest: [...args.slice(0, at), ...args.slice(at + 2)] };
+  return { variants, validateOnce, splitSteps, rest: [...args.slice(0, at), ...args.slice(at + 2)] };
 }
 
 /** One line per cell: each variant's kernel ms and its change against the cell's first variant. */
@@ -92,6 +102,8 @@ const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }]
 export interface BlockSparseBenchRow {
   n: number; data: string; requested: number; achieved: number; topChunks: number; variant: string;
   kernelMs: number; estimationMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
+  /** --split-steps, wgmma variants: the steps kernel alone and the attention alone (ms, medians). */
+  stepsMs?: number; attendMs?: number;
 }
 
 /** Relative error of sampled (query, head) rows against a float64 softmax over the selected keys. */
@@ -132,7 +144,7 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
   }
-  const { variants, validateOnce, rest } = splitVariants(argv);
+  const { variants, validateOnce, splitSteps, rest } = splitVariants(argv);
   const validated = new Set<string>();
   const o = parseKernelBenchArgs(rest, 5, C);
   const rt = new CudaRuntime();
@@ -186,12 +198,23 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
             }
           }
           const kernelMs = timeOnDevice(rt, () => kernel.run({ ...common, lists }), timing).medianMs;
+          let split: { stepsMs: number; attendMs: number } | undefined;
+          const w = kernel.wgmma;
+          if (splitSteps && w) {
+            // The last timed run's kernel (the automatic choice, for auto labels) and its lists.
+            const args = { ...common, lists };
+            const stepsMs = timeOnDevice(rt, () => w.buildSteps(args), timing).medianMs;
+            const attendMs = timeOnDevice(rt, () => w.attend(args), timing).medianMs;
+            split = { stepsMs, attendMs };
+            console.log(`#   ${variant} split: steps kernel ${stepsMs.toFixed(3)} ms + attention ${attendMs.toFixed(3)} ms ` +
+              `(whole run ${kernelMs.toFixed(3)} ms; ${blockSparseWgmmaLabel(w.tiling)})`);
+          }
           rt.synchronize();
           kernel.release();
           const idealMs = (1 - achieved) * denseMs;
           const row = {
             n, data: data.name, requested: s, achieved, topChunks: t, variant, kernelMs, estimationMs, denseMs, idealMs,
-            ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs,
+            ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs, ...(split ?? {}),
           };
           rows.push(row);
           cellRows.push(row);

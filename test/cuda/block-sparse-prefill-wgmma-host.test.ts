@@ -215,6 +215,10 @@ describe('wgmma block-sparse tiling', () => {
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-sk-ek')!), { KV_SKEW: 1, EARLY_K: 1 });
     assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-iw-sk')!), 'wgmma-c3-n64-s3-kv-iw-sk');
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-dpv-ac'), /allCompute skips no step/);
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-cf-eg')?.ablation, { contigFill: true, entGlobal: true });
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-sk-cf')!), { KV_SKEW: 1, CONTIG_FILL: 1 });
+    assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-n64-s2-eg')!), 'wgmma-n64-s2-eg');
+    assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-eg-cf'), null, 'flags in the fixed order only');
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
   });

@@ -9,8 +9,10 @@
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
- * allCompute / kvSkew / earlyK, labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek) run the same checks on
- * their own cases ("ablation" in the test names). Needs a compute capability 9.0 GPU; skipped with the
+ * allCompute / kvSkew / earlyK / contigFill / entGlobal, labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek /
+ * -cf / -eg) run the same checks on their own cases ("ablation" in the test names); -cf and -eg also bit
+ * for bit against the plain tiling on every causal chunk (where -cf's contiguous fill runs), and the
+ * launcher's two launches run apart (buildSteps, then attend: the bench's --split-steps) equal run(). Needs a compute capability 9.0 GPU; skipped with the
  * reason elsewhere.
  */
 import assert from 'node:assert/strict';
@@ -56,7 +58,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs steps + attention over `sel` and returns [n, H, D]; checks the GPU step lists against wgmmaCtaSteps. */
-  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling> | 'auto-kv', viaLauncher = false): Float32Array {
+  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling> | 'auto-kv', viaLauncher = false, apart = false): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
     const launcher = tiling === 'auto-kv' ? new BlockSparseFlashPrefill(rt, shape, { autoCtaOrder: 'kv' })
@@ -70,7 +72,10 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     const dout = poisonedBf16(rt, n * H * D);
     const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, lists, numQueries: n, kvLen: n, kvStride, scale: 1 / Math.sqrt(D) };
     if (launcher) launcher.run(args);
-    else kernel.run(args);
+    else if (apart) {
+      kernel.buildSteps(args);
+      kernel.attend(args);
+    } else kernel.run(args);
     const out = downloadBf16(rt, dout, n * H * D);
     // The kernel that ran (the automatic choice picks one of two per run by the lists).
     const { entries, stepCounts, stepsBoth, pairedOwnSteps, geometry: geo } = (launcher?.wgmma ?? kernel).downloadSteps();
@@ -210,6 +215,8 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
     'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
     'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
+    'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
+    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf',
   ];
   const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
     const t = parseBlockSparseWgmmaLabel(label);
@@ -313,4 +320,68 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
     });
   }
+  /** Every causal 16-row chunk selected for every head (the bench's s = 0): contiguous steps throughout. */
+  const everyChunk = (n: number, H: number): ChunkSelection => {
+    const B = Math.ceil(n / 16);
+    const heads = Array.from({ length: H }, () => {
+      const selected = new Int32Array(B * B), counts = new Int32Array(B);
+      for (let m = 0; m < B; m++) {
+        for (let j = 0; j <= m; j++) selected[m * B + j] = j;
+        counts[m] = m + 1;
+      }
+      return { selected, counts, stride: B };
+    });
+    return { chunkSize: 16, numTokens: n, heads };
+  };
+  const bitForBit = (out: Float32Array, plain: Float32Array): number => {
+    let differ = 0;
+    for (let i = 0; i < out.length; i++) if (!Object.is(out[i], plain[i])) differ++;
+    return differ;
+  };
+  // contigFill's fast path runs on steps of consecutive selected tiles, which the method's own random
+  // selections above rarely give; every causal chunk gives them on all but the diagonal steps.
+  for (const label of ABLATION_LABELS.filter((l) => /-(cf|eg)/.test(l))) {
+    for (const n of [555, 1024]) {
+      test(`ablation ${label}: every causal chunk at n=${n}, bit for bit the plain tiling's`, (t) => {
+        if (noWgmma) return t.skip(noWgmma);
+        const x = randomBlockSparseInputs(n, 8, 2, 128, 0, 12);
+        const sel = everyChunk(n, 8);
+        const flagged = ablationTiling(label);
+        const plain = runGpu(x, sel, { ...flagged, ablation: undefined });
+        const out = runGpu(x, sel, flagged);
+        assert.equal(countNaN(out), 0);
+        assert.equal(bitForBit(out, plain), 0, 'outputs differ from the plain tiling\'s');
+      });
+    }
+  }
+  for (const label of ['wgmma-n128-s2-kv', 'wgmma-c3-n64-s3-kv']) {
+    test(`buildSteps then attend (the bench's --split-steps) equal run(), ${label}`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const { x, sel } = referenceOf(1);
+      const tiling = ablationTiling(label);
+      const whole = runGpu(x, sel, tiling);
+      const apart = runGpu(x, sel, tiling, false, true);
+      assert.equal(countNaN(apart), 0);
+      assert.equal(bitForBit(apart, whole), 0, 'the two launches apart differ from run()');
+    });
+  }
+  test('attend() refuses to run before buildSteps() and on another prompt shape', (t) => {
+    if (noWgmma) return t.skip(noWgmma);
+    const kernel = new BlockSparseWgmmaPrefill(rt, { numHeads: 4, numKvHeads: 2, headDim: 128 }, { blockN: 128, stages: 2 });
+    const args = (n: number) => {
+      const lists = uploadChunkLists(rt, packChunkLists(everyChunk(n, 4)));
+      return { q: 0n, k: 0n, v: 0n, out: 0n, lists, numQueries: n, kvLen: n, kvStride: n, scale: 1 };
+    };
+    const a = args(300), b = args(700);
+    try {
+      assert.throws(() => kernel.attend(a), /attend\(\) before buildSteps\(\)/);
+      kernel.buildSteps(a);
+      assert.throws(() => kernel.attend(b), /another prompt or list shape/);
+    } finally {
+      rt.synchronize();
+      releaseChunkLists(rt, a.lists);
+      releaseChunkLists(rt, b.lists);
+      kernel.release();
+    }
+  });
 });

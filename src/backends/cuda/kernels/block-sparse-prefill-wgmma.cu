@@ -72,6 +72,13 @@
 //              stage (session 7's round 1: holding V stages longer (DEFER_PV) cost 7-39%).
 //   EARLY_K    a skipped step releases its K stage before flushing the pending P·V (the plain order
 //              holds it until that P·V is done, so the producer's next K fill into it waits for it).
+//   CONTIG_FILL (session 7, bs2) a step whose SUB entries are consecutive key tiles, each selected by some
+//              slot, is filled as dense flash fills a tile: the rows' addresses from the first tile alone
+//              (key = first key + row), with no per-row entry select and mask test (one warp-uniform test
+//              per step; other steps are gathered as before).
+//   ENT_GLOBAL (session 7, bs2) the consumers read each step's entries from global memory (L2), loaded
+//              one step ahead into registers, instead of from the shared-memory entry stage behind the K
+//              stage's full barrier; the producer no longer copies them (no per-step 4-byte cp.async).
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -116,6 +123,12 @@
 #ifndef EARLY_K
 #define EARLY_K 0
 #endif
+#ifndef CONTIG_FILL
+#define CONTIG_FILL 0
+#endif
+#ifndef ENT_GLOBAL
+#define ENT_GLOBAL 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -153,15 +166,17 @@ static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
-              (EARLY_K == 0 || EARLY_K == 1),
+              (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
+#if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src));
 }
+#endif
 
 
 
@@ -389,6 +404,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const u32 bars = sV + S * KV_TILE;         // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   const u32 sEnt = emptyV + 8 * S;           // [S][SUB] entries of the step in each stage
+#if ENT_GLOBAL
+  (void)sEnt;  // the entries come from global memory in this variant
+#endif
 
   const int tid = threadIdx.x;
   // Warp-uniform through a shuffle, so ptxas sees the role branch as uniform (flash-prefill-wgmma.cu).
@@ -430,6 +448,24 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     // Gathers the step's rows of one tensor: row r of the stage is key (entry r / 16) · 16 + r % 16.
     // Rows of padding entries and past the cache are zero-filled (0·V must stay 0) and read nothing.
     auto gather = [&](u32 stage, const bf16_t* head, const int (&ent)[SUB]) {
+#if CONTIG_FILL
+      // SUB consecutive key tiles, each selected by some slot: dense flash's copy (rows past the cache
+      // still zero-filled). Uniform across the producer: every thread holds the same entries.
+      const int first = ent[0] & (int)KEY_MASK;
+      bool contiguous = true;
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) contiguous = contiguous && (ent[e] >> MASK_SHIFT) != 0 && (ent[e] & (int)KEY_MASK) == first + e;
+      if (contiguous) {
+        const int key0 = first * TILE + pr;
+#pragma unroll
+        for (int i = 0; i < BN / P_ROWS; ++i) {
+          const int key = key0 + i * P_ROWS;
+          const bool inside = key < kvLen;
+          cp_async16_at(stage + rowDst + i * P_ROWS * 128, head + (inside ? (size_t)key * D : 0), inside ? 16 : 0);
+        }
+        return;
+      }
+#endif
 #pragma unroll
       for (int i = 0; i < BN / P_ROWS; ++i) {
         const int e = ent[(i * P_ROWS) / TILE];
@@ -451,7 +487,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       for (int e = 0; e < SUB; ++e) ent[e] = i < numSteps ? __ldg(entries + i * SUB + e) : 0;
       if (i < numSteps) {
         if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
-        if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
+  #if !ENT_GLOBAL
+      if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
+#endif
         gather(sK + st * KV_TILE, kHead, ent);
         cp_async_mbar_arrive_noinc(fullK + 8 * st);
         if (++st == S) { st = 0; ++use; }
@@ -471,7 +509,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #pragma unroll
       for (int e = 0; e < SUB; ++e) ent[e] = __ldg(entries + i * SUB + e);
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+#if !ENT_GLOBAL
       if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
+#endif
       gather(sK + st * KV_TILE, kHead, ent);
       cp_async_mbar_arrive_noinc(fullK + 8 * st);
       if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
@@ -525,15 +565,33 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       wgmma_fence_operands(o);
       release(emptyV + 8 * pst);
     };
+#if ENT_GLOBAL
+    // Step i's entries, loaded during step i - 1 (their latency under that step's work).
+    u32 ahead[SUB];
+#pragma unroll
+    for (int e = 0; e < SUB; ++e) ahead[e] = numSteps > 0 ? (u32)__ldg(entries + e) : 0u;
+#endif
     for (int i = 0; i < numSteps; ++i) {
+#if ENT_GLOBAL
+      u32 cur[SUB];
+#pragma unroll
+      for (int e = 0; e < SUB; ++e) {
+        cur[e] = ahead[e];
+        ahead[e] = i + 1 < numSteps ? (u32)__ldg(entries + (i + 1) * SUB + e) : 0u;
+      }
+#endif
       mbar_wait(fullK + 8 * st, use & 1);
       // wgBits bit e: some slot of this warpgroup selected sub-tile e; mineBits: this warp's slot did.
       u32 wgBits = 0u, mineBits = 0u;
       int n0[SUB];
 #pragma unroll
       for (int e = 0; e < SUB; ++e) {
+#if ENT_GLOBAL
+        const u32 x = cur[e];
+#else
         u32 x;
         asm volatile("ld.shared.u32 %0, [%1];" : "=r"(x) : "r"(sEnt + (st * SUB + e) * 4) : "memory");
+#endif
         n0[e] = (int)(x & KEY_MASK) * TILE;
         wgBits |= (((x >> MASK_SHIFT) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
         mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;

@@ -29,7 +29,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW, EARLY_K; its
+ * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -47,6 +47,10 @@ export interface WgmmaAblation {
   kvSkew?: boolean;
   /** A skipped step releases its K stage before flushing the pending P·V. */
   earlyK?: boolean;
+  /** A step of consecutive selected key tiles is filled with dense flash's copy (no per-row entry work). */
+  contigFill?: boolean;
+  /** The consumers read the step entries from global memory one step ahead (no shared entry stage). */
+  entGlobal?: boolean;
 }
 const ABLATION_FLAGS = [
   { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
@@ -56,6 +60,8 @@ const ABLATION_FLAGS = [
   { key: 'allCompute', define: 'ALL_COMPUTE', suffix: 'ac' },
   { key: 'kvSkew', define: 'KV_SKEW', suffix: 'sk' },
   { key: 'earlyK', define: 'EARLY_K', suffix: 'ek' },
+  { key: 'contigFill', define: 'CONTIG_FILL', suffix: 'cf' },
+  { key: 'entGlobal', define: 'ENT_GLOBAL', suffix: 'eg' },
 ] as const;
 
 
@@ -84,7 +90,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew, -ek earlyK).
+ * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -93,13 +99,14 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
     ctaOrder: m[4] === undefined ? 'heads' : 'kv',
     ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
-      allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined },
+      allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined, contigFill: m[12] !== undefined,
+      entGlobal: m[13] !== undefined },
   });
 }
 
@@ -189,8 +196,17 @@ export class BlockSparseWgmmaPrefill {
   }
 
   run(a: BlockSparsePrefillArgs): void {
-    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
-    const qRowStride = checkBlockSparsePrefillArgs('block-sparse wgmma', this.shape, a);
+    this.buildSteps(a);
+    this.attend(a);
+  }
+
+  /**
+   * The first of run's two launches alone: block_sparse_wgmma_steps writes the CTAs' step lists into the
+   * workspace (the bench times it apart from the attention; attend() then reads them).
+   */
+  buildSteps(a: BlockSparsePrefillArgs): void {
+    const { numHeads: H } = this.shape;
+    checkBlockSparsePrefillArgs('block-sparse wgmma', this.shape, a);
     const T = a.numQueries;
     const l = a.lists;
     const { blockN, consumers } = this.tiling;
@@ -214,6 +230,22 @@ export class BlockSparseWgmmaPrefill {
       [l.lists.ptr, l.counts.ptr, this.steps.ptr, this.stepCounts.ptr, l.stride, l.numChunks, l.chunkSize / 16,
         geo.numQueryTiles, a.kvLen, geo.stepStride],
     );
+  }
+
+  /** The second launch alone: the attention over the step lists the last buildSteps (with the same args) wrote. */
+  attend(a: BlockSparsePrefillArgs): void {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
+    const qRowStride = checkBlockSparsePrefillArgs('block-sparse wgmma', this.shape, a);
+    const geo = this.lastGeometry;
+    if (!geo || !this.steps || !this.stepCounts) throw new Error('block-sparse wgmma: attend() before buildSteps()');
+    const now = wgmmaStepGeometry(a.numQueries, H, a.lists.stride, a.lists.chunkSize, this.tiling.blockN, this.tiling.consumers);
+    if (now.numCtaRows !== geo.numCtaRows || now.stepStride !== geo.stepStride || now.numHeads !== geo.numHeads) {
+      throw new Error('block-sparse wgmma: attend() with another prompt or list shape than the last buildSteps()');
+    }
+    const k = this.prepare();
+    const grid: [number, number, number] = [geo.numCtaRows, H, 1];
+    const T = a.numQueries;
+    const { consumers } = this.tiling;
     k.attend.launch(
       { grid, block: [128 * (consumers + 1), 1, 1], sharedBytes: blockSparseWgmmaSharedBytes(D, this.tiling), stream: this.rt.stream },
       [a.q, a.k, a.v, a.out, this.steps.ptr, this.stepCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen, geo.stepStride, a.scale * LOG2E],
