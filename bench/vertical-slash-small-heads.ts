@@ -16,6 +16,8 @@
  *              a staged bitmap), e.g. `auto+handoff+chunked+lanes8+bits`
  *   +guided    a batched one with CountSearchOptions.guidedProbes (session 7): each round's probes laid
  *              out best-first on the predicted path (Vertical-Slash only), e.g. `auto+guided`
+ *   +thresholds  with the guided tree and the column bitmap: CountSearchOptions.guideThresholds (session 8):
+ *              the layout predicts from the round's line thresholds, no model loads, e.g. `auto+thresholds`
  *   +coarse    with the column bitmap: CountSearchOptions.coarseColumnBitmap (session 7): its two-level
  *              form where the one-level one does not fit (n past 131,040), e.g. `auto+coarse`
  *   +rankbits  with the column bitmap: CountSearchOptions.bitmapFromRanks (session 7): the walks read their
@@ -139,11 +141,12 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'bits') extra.walkColumnBitmap = true;
     else if (suffix === 'guided') extra.guidedProbes = true;
     else if (suffix === 'coarse') extra.coarseColumnBitmap = true;
+    else if (suffix === 'thresholds') extra.guideThresholds = true;
     else if (suffix === 'rankbits') extra.bitmapFromRanks = true;
     else if (suffix === 'stagedranges') extra.stagedIndexRanges = true;
     else if (suffix === 'noguide') extra.guidedProbes = false;
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +coarse, +rankbits, +stagedranges, +noguide, +nocoarse)`);
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +noguide, +nocoarse)`);
   }
   if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);

@@ -9,6 +9,11 @@
 //   "searches S runs R mismatches M probes P rounds15 exact E noisy N wrong W"
 // (rounds15: the rounds the Vertical-Slash searches took at P = 15 with each guide; probes: their
 // probes, so probes / 4 is about what the heap tree's 15 slots take), then the first mismatches.
+// With a second argument "thresholds" the rounds take the guideThresholds path (line thresholds
+// found by the emulated warps, the layout comparing counts with them), and one more line counts
+// the laid-out nodes whose prediction differs from guide_predict's:
+//   "thresholds common C disagree D column C2 disagree D2 searched S wrong W" (S: column-line
+// thresholds, at n <= 1000, compared with a scan of every count; W of them differed)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -118,10 +123,21 @@ Outcome oneProbeAtATime(const SearchGoal& goal, Pairs pairs) {
   return outcomeOf(st);
 }
 
-// The kernel's guided rounds on one thread: lay out, answer every laid-out node, follow.
+// With thresholds (argv[2] = "thresholds"): how many laid-out nodes' predictions were checked
+// against guide_predict's, and how many disagreed, on the common line and on the column line.
+struct ThresholdCheck {
+  long common = 0, commonDisagree = 0, column = 0, columnDisagree = 0;
+  long searched = 0, searchWrong = 0;  // column-line thresholds against a scan of every count (n <= 1000)
+};
+
+// The kernel's guided rounds on one thread: lay out, answer every laid-out node, follow. With
+// `thresholds` the kernel's vs_count_search_batched_lanes_bits_guided_thresholds path: the four
+// threshold searches (each emulating its warp), the layout from them, the model pairs after it.
 template <class Pairs>
-Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs pairs, int& rounds) {
+Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs pairs, int& rounds, bool thresholds = false,
+                     ThresholdCheck* check = nullptr) {
   GuidedRound r;
+  r.thresholds = GuideThresholds{0, 0, 0, 0};
   SearchState st = search_start(goal), tree[MAX_BATCH];
   int live[MAX_BATCH];
   double total[MAX_BATCH];
@@ -136,7 +152,38 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
   rounds = 0;
   while (st.state != DONE) {
     ++rounds;
-    const int count = guide_layout(&r);
+    int count;
+    if (thresholds) {
+      for (int which = 0; which < 4; ++which) guide_thresholds_warp(st, r.lines, goal, guide, which, 0, r.thresholds);
+      count = guide_layout<true>(&r);
+      guide_models(&r, 0, 1);
+      if (check && goal.mode == 0) {
+        const Guide g{guide, guide + (goal.n + 1), guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+        if (goal.n <= 1000 && r.lines.vLine >= 0) {
+          for (int which = 2; which < 4; ++which) {
+            int first = 0;
+            while (first <= goal.n && !guide_threshold_test(which, first, g, r.lines, goal.target)) ++first;
+            ++check->searched;
+            check->searchWrong += first != (which == 2 ? r.thresholds.columnBelowEnd : r.thresholds.columnAboveStart);
+          }
+        }
+        for (int c = 0; c < count; ++c) {
+          const SearchState& t = tree[c];
+          if (t.state == VS_FLOOR || t.state == VS_COLUMNS_LO) continue;
+          double f;
+          const bool disagree = guide_predict(t, goal, g, r.lines, f) != r.predicted[c];
+          if (t.kv == t.ks && !guide_in_columns(t.state)) {
+            ++check->common;
+            check->commonDisagree += disagree;
+          } else if (t.ks == r.lines.vLine) {
+            ++check->column;
+            check->columnDisagree += disagree;
+          }
+        }
+      }
+    } else {
+      count = guide_layout(&r);
+    }
     for (int c = 0; c < P; ++c) {
       if (live[c] != (c < count ? 1 : 0)) std::abort();  // the layout's own contract
       total[c] = live[c] ? pairs(tree[c]) : -12345.0;
@@ -150,6 +197,8 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
 
 int main(int argc, char** argv) {
   const unsigned seed = argc > 1 ? (unsigned)std::atoi(argv[1]) : 1u;
+  const bool thresholds = argc > 2 && std::strcmp(argv[2], "thresholds") == 0;
+  ThresholdCheck check;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   long searches = 0, runs = 0, mismatches = 0, probes15 = 0, rounds15[3] = {0, 0, 0};
@@ -181,7 +230,7 @@ int main(int argc, char** argv) {
             for (int q = 0; q < 3; ++q) {
               for (int P : slots) {
                 int rounds = 0;
-                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds);
+                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds, thresholds, &check);
                 ++runs;
                 if (mode == 0 && P == 15) rounds15[q] += rounds;
                 if (!(got == want)) {
@@ -201,5 +250,9 @@ int main(int argc, char** argv) {
   }
   std::printf("searches %ld runs %ld mismatches %ld probes %ld rounds15 exact %ld noisy %ld wrong %ld\n", searches, runs, mismatches, probes15,
               rounds15[0], rounds15[1], rounds15[2]);
+  if (thresholds) {
+    std::printf("thresholds common %ld disagree %ld column %ld disagree %ld searched %ld wrong %ld\n", check.common, check.commonDisagree,
+                check.column, check.columnDisagree, check.searched, check.searchWrong);
+  }
   return 0;
 }

@@ -6,8 +6,10 @@
  * non-monotone pair functions and FlexPrefill searches (n 50-20011, H 1/4/32, s 0-0.999), each
  * guided with an exact, a noisy and a wrong model at 1, 3, 7, 15 and 31 slots a round: every run ends
  * in the one-probe-at-a-time search's result (counts or alpha bit for bit, floor verdict and pairs,
- * probes), and with a good model in far fewer rounds than the heap tree's. Also the guidedProbes
- * option's checks (CPU only). Skipped with a message where g++ is missing.
+ * probes), and with a good model in far fewer rounds than the heap tree's. The same with the layout
+ * predicting from the round's line thresholds (guideThresholds: each search's warp emulated on the
+ * host), whose column-line predictions must equal guide_predict's and whose thresholds a scan's.
+ * Also the options' checks (CPU only). Skipped with a message where g++ is missing.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -62,12 +64,18 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
     }
     return exe;
   };
-  const summary = (exe: string, seed: number) => {
-    const out = execFileSync(exe, [String(seed)], { encoding: 'utf8' });
+  const summary = (exe: string, seed: number, mode: 'heap-layout' | 'thresholds' = 'heap-layout') => {
+    const out = execFileSync(exe, mode === 'thresholds' ? [String(seed), 'thresholds'] : [String(seed)], { encoding: 'utf8' });
     const m = /searches (\d+) runs (\d+) mismatches (\d+) probes (\d+) rounds15 exact (\d+) noisy (\d+) wrong (\d+)/.exec(out);
     assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
     const [searches, runs, mismatches, probes, exact, noisy, wrong] = m.slice(1).map(Number);
     return { out, searches, runs, mismatches, probes, exact, noisy, wrong };
+  };
+  const thresholdCheck = (out: string) => {
+    const m = /thresholds common (\d+) disagree (\d+) column (\d+) disagree (\d+) searched (\d+) wrong (\d+)/.exec(out);
+    assert.ok(m, `the harness printed no thresholds line:\n${out}`);
+    const [common, commonDisagree, column, columnDisagree, searched, searchWrong] = m.slice(1).map(Number);
+    return { common, commonDisagree, column, columnDisagree, searched, searchWrong };
   };
 
   test('every guided run ends in the one-probe search\'s result; a good model takes far fewer rounds', () => {
@@ -83,6 +91,33 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
       assert.ok(r.noisy < 0.75 * (r.probes / 4), `seed ${seed}: ${r.noisy} rounds with the noisy model for ${r.probes} probes`);
       console.log(`# seed ${seed}: ${r.probes} Vertical-Slash probes; rounds at 15 slots: exact model ${r.exact}, noisy ${r.noisy}, wrong ${r.wrong} (heap tree ~${Math.round(r.probes / 4)})`);
     }
+  });
+
+  test('guideThresholds: predictions from the round\'s line thresholds end in the same results, in as few rounds, and equal guide_predict\'s on the column line', () => {
+    const exe = build('kernel');
+    for (const seed of [1, 2]) {
+      const plain = summary(exe, seed), r = summary(exe, seed, 'thresholds'), t = thresholdCheck(r.out);
+      assert.equal(r.mismatches, 0, `seed ${seed}:\n${r.out}`);
+      assert.equal(r.probes, plain.probes);
+      // The column line's model pairs grow with kv, so its thresholds reproduce every prediction; the
+      // common line's nearly always (seed 1: 68 of 49,377 laid-out nodes differ where f dips).
+      assert.ok(t.column > 10_000 && t.columnDisagree === 0, `seed ${seed}: ${t.columnDisagree} of ${t.column} column-line predictions differ`);
+      assert.ok(t.searched > 1000 && t.searchWrong === 0, `seed ${seed}: ${t.searchWrong} of ${t.searched} column thresholds differ from a scan`);
+      assert.ok(t.common > 10_000 && t.commonDisagree < 0.01 * t.common, `seed ${seed}: ${t.commonDisagree} of ${t.common} common-line predictions differ`);
+      for (const q of ['exact', 'noisy'] as const) {
+        assert.ok(r[q] <= 1.03 * plain[q], `seed ${seed}: ${r[q]} rounds with the ${q} model and thresholds against ${plain[q]} without`);
+      }
+      console.log(`# seed ${seed}: thresholds: rounds at 15 slots exact ${r.exact} (without ${plain.exact}), noisy ${r.noisy} (${plain.noisy}); ` +
+        `predictions differing common ${t.commonDisagree} / ${t.common}, column ${t.columnDisagree} / ${t.column}`);
+    }
+  });
+
+  test('the harness catches a threshold search that skips a count, and a layout comparing with the wrong end', () => {
+    const skipping = build('skipping', (r) => r.replace('a = a + (j - 1) * step + 1;', 'a = a + (j - 1) * step + 2;'));
+    const s = thresholdCheck(summary(skipping, 1, 'thresholds').out);
+    assert.ok(s.searchWrong > 0 && s.columnDisagree > 0, 'the skipping-search mutant passed the harness');
+    const inclusive = build('inclusive', (r) => r.replace('return k < th.columnBelowEnd ? -1', 'return k <= th.columnBelowEnd ? -1'));
+    assert.ok(thresholdCheck(summary(inclusive, 1, 'thresholds').out).columnDisagree > 0, 'the inclusive-compare mutant passed the harness');
   });
 
   test('the harness catches a follow that trusts the tree: taking the low child without checking its probe', () => {
@@ -106,6 +141,16 @@ describe('count search guidedProbes option (CPU: checked before anything touches
     const ok = new VerticalSlashCountSearch(rt, 4, { probeLevels: 'auto', walkLanes: 1, walkColumnBitmap: true, guidedProbes: true });
     assert.equal(ok.guidedProbes, true);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { probeLevels: 4 }).guidedProbes, false);
+  });
+
+  test('guideThresholds needs the guided tree with the column-bitmap walk, and not bitmapFromRanks', () => {
+    const bitmapWalk = { probeLevels: 'auto' as const, walkLanes: 1, walkColumnBitmap: true };
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...bitmapWalk, guideThresholds: true }), /guideThresholds needs guidedProbes/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, guidedProbes: true, guideThresholds: true }), /guideThresholds needs guidedProbes/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...bitmapWalk, guidedProbes: true, guideThresholds: true, bitmapFromRanks: true }),
+      /no kernel together/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...bitmapWalk, guidedProbes: true, guideThresholds: true }).guideThresholds, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...bitmapWalk, guidedProbes: true }).guideThresholds, false);
   });
 
   test('coarseColumnBitmap and bitmapFromRanks need the column bitmap; the two-level form fits where the one-level one stops, up to n = 209,664', () => {

@@ -6,7 +6,8 @@
  * and with the methods' default walk (one lane, column bitmap), on decaying and spread scores, n = 50
  * to 20011, s = 0 to 0.999, H = 2-4 and 32; FlexPrefill's alpha search is untouched by the option
  * (the same answers and rounds). Also the column bitmaps read off the ranks (bitmapFromRanks), and the
- * two-level column bitmap (coarseColumnBitmap) past n = 131,040, alone, guided and from the ranks. Skipped where there is no CUDA device.
+ * two-level column bitmap (coarseColumnBitmap) past n = 131,040, alone, guided and from the ranks; and the guided
+ * layout predicting from line thresholds (guideThresholds, session 8) beside every guided case. Skipped where there is no CUDA device.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -128,6 +129,7 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
     { ...UNGUIDED, guidedProbes: true },
     { ...UNGUIDED, bitmapFromRanks: true },
     { ...UNGUIDED, guidedProbes: true, bitmapFromRanks: true },
+    { ...UNGUIDED, guidedProbes: true, guideThresholds: true },
   ];
   for (const c of [{ n: 50, H: 2 }, { n: 1000, H: 3 }, { n: 4096, H: 4 }, { n: 16_384, H: 4 }, { n: 20_011, H: 2 }]) {
     test(`n=${c.n} H=${c.H}: guided searches answer as the unguided and one-probe searches (decaying and spread scores)`, () => {
@@ -181,6 +183,7 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
           { ...UNGUIDED, coarseColumnBitmap: true, guidedProbes: true },
           { ...UNGUIDED, coarseColumnBitmap: true, bitmapFromRanks: true },
           { ...UNGUIDED, coarseColumnBitmap: true, guidedProbes: true, bitmapFromRanks: true },
+          { ...UNGUIDED, coarseColumnBitmap: true, guidedProbes: true, guideThresholds: true },
         ];
         const searches = variants.map((o) => new VerticalSlashCountSearch(rt, H, o));
         try {
@@ -206,17 +209,21 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
       const plain = new VerticalSlashCountSearch(rt, H, UNGUIDED);
       const guided = new VerticalSlashCountSearch(rt, H, { ...UNGUIDED, guidedProbes: true });
       const guidedRanked = new VerticalSlashCountSearch(rt, H, { ...UNGUIDED, guidedProbes: true, bitmapFromRanks: true });
+      const thresholds = new VerticalSlashCountSearch(rt, H, { ...UNGUIDED, guidedProbes: true, guideThresholds: true });
       try {
         for (const s of [0.5, 0.9, 0.95]) {
           const want = plain.counts(scores, s), got = guided.counts(scores, s), both = guidedRanked.counts(scores, s);
+          const fromThresholds = thresholds.counts(scores, s);
           assert.deepEqual({ ...got, rounds: 0 }, { ...want, rounds: 0 }, `s=${s}`);
           assert.deepEqual(both, got, `s=${s}: guided with the bitmaps from the ranks`);
-          console.log(`# H=32 n=16384 s=${s}: ${want.probes} probes, default ${want.rounds} rounds, guided ${got.rounds}`);
+          assert.deepEqual({ ...fromThresholds, rounds: 0 }, { ...want, rounds: 0 }, `s=${s}: guided with thresholds`);
+          console.log(`# H=32 n=16384 s=${s}: ${want.probes} probes, default ${want.rounds} rounds, guided ${got.rounds}, thresholds ${fromThresholds.rounds}`);
         }
       } finally {
         plain.release();
         guided.release();
         guidedRanked.release();
+        thresholds.release();
       }
     });
   });

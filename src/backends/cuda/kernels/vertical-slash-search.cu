@@ -882,6 +882,108 @@ __device__ __forceinline__ int guide_predict(const SearchState& t, const SearchG
   return p + m <= goal.target ? -1 : p - m > goal.target ? 1 : 0;
 }
 
+// ---- Predictions from per-round thresholds (guideThresholds, session 8, opt-in) ----
+// On a line (the common line kv = ks, or the current column search's line ks = vLine, kv varying) a
+// probe's prediction depends on its count alone through the model pairs f, and p + m and p - m grow
+// with f (guide_on_line: slope > 0, margins linear in |f - point|), so where f grows along the line
+// the sure-below probes are a prefix of it and the sure-above ones a suffix. Four warps find the two
+// ends of the two lines once a round (a 32-way search of the cumulative arrays: 3 dependent loads
+// at 16K) and the layout compares counts with them, loading nothing: the 15 dependent model loads
+// of a guided layout leave its chain. On the column line f grows with kv (col is cumulative); on
+// the common line nearly always; where it does not, a prediction can differ from guide_predict's,
+// which costs rounds, never answers (the real outcomes are followed as before).
+struct GuideThresholds {
+  int commonBelowEnd, commonAboveStart;  // common line: k < end sure at or below the target, k >= start sure above
+  int columnBelowEnd, columnAboveStart;  // the same over kv on the line ks = vLine (valid when vLine >= 0)
+};
+
+// Whether count k on search `which` (0/1: the common line's not-sure-below / sure-above, 2/3: the
+// column line's) holds: false below the threshold, true from it on where the line's f grows.
+__device__ __forceinline__ bool guide_threshold_test(int which, int k, const Guide& g, const GuideLines& L, double target) {
+  const bool common = which < 2;
+  const double f = common ? guide_pairs(g, k, k) : guide_pairs(g, k, L.vLine);
+  double p, m;
+  if (common) guide_on_line(f, L.cLo, L.cHi, p, m);
+  else guide_on_line(f, L.vLo, L.vHi, p, m);
+  return (which & 1) ? p - m > target : !(p + m <= target);
+}
+
+// The first k in [0, n] for which guide_threshold_test holds (n + 1 if none): a 32-way search, lane
+// `lane` testing one point a step (every lane of the warp calls it). The host harness (no
+// __CUDA_ARCH__) runs the 32 lanes' tests in a loop: the same points, the same answer.
+__device__ __forceinline__ int guide_threshold_search(int which, const Guide& g, const GuideLines& L, double target, int lane) {
+  int a = 0, b = g.n + 1;  // the answer lies in [a, b]
+  while (a < b) {
+    const int step = (b - a + 31) >> 5;
+#ifdef __CUDA_ARCH__
+    const int t = a + lane * step;
+    const unsigned hits = __ballot_sync(0xffffffffu, t < b && guide_threshold_test(which, t, g, L, target));
+    const int first = __ffs(hits) - 1;
+#else
+    (void)lane;
+    unsigned hits = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int t = a + i * step;
+      if (t < b && guide_threshold_test(which, t, g, L, target)) hits |= 1u << i;
+    }
+    const int first = hits ? __builtin_ctz(hits) : -1;
+#endif
+    if (hits == 0) {
+      a += min(31, (b - 1 - a) / step) * step + 1;  // past the last point tested (every tested point failed)
+    } else {
+      const int j = first;
+      if (j == 0) return a;
+      b = a + j * step;
+      a = a + (j - 1) * step + 1;
+    }
+  }
+  return a;
+}
+
+// Warp `which` (0-3) of a guided round's block, before the layout: one of the round's four
+// thresholds, from the lines as guide_layout will see them (guide_lines_round on a copy).
+__device__ __forceinline__ void guide_thresholds_warp(const SearchState& st, const GuideLines& lines, const SearchGoal& goal,
+                                                      const double* guide, int which, int lane, GuideThresholds& out) {
+  if (goal.mode != 0) return;
+  GuideLines L = lines;
+  guide_lines_round(L, st);
+  if (which >= 2 && L.vLine < 0) return;  // no column search has begun: no column line
+  const Guide g{guide, guide + (goal.n + 1), guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+  const int k = guide_threshold_search(which, g, L, goal.target, lane);
+  if (lane == 0) {
+    int* slot = which == 0 ? &out.commonBelowEnd : which == 1 ? &out.commonAboveStart : which == 2 ? &out.columnBelowEnd : &out.columnAboveStart;
+    *slot = k;
+  }
+}
+
+// guide_predict from the thresholds where the probe lies on a line they cover; elsewhere (the floor,
+// a column search not begun yet) guide_predict itself. fOut is not set: guide_models fills the
+// model pairs after the layout, every node at once.
+__device__ __forceinline__ int guide_predict_thresholds(const SearchState& t, const SearchGoal& goal, const Guide& g, const GuideLines& L,
+                                                        const GuideThresholds& th) {
+  if (goal.mode != 0) return 0;
+  if (t.state == VS_COLUMNS_LO) return -1;
+  if (t.state != VS_FLOOR) {
+    if (t.kv == t.ks && !guide_in_columns(t.state)) {
+      const int k = min(max(t.kv, 0), g.n);
+      return k < th.commonBelowEnd ? -1 : k >= th.commonAboveStart ? 1 : 0;
+    }
+    if (t.ks == L.vLine) {
+      const int k = min(max(t.kv, 0), g.n);
+      return k < th.columnBelowEnd ? -1 : k >= th.columnAboveStart ? 1 : 0;
+    }
+  }
+  double f;
+  return guide_predict(t, goal, g, L, f);
+}
+
+// The model pairs guide_predict gives node t (the follow's calibration reads them).
+__device__ __forceinline__ double guide_model(const SearchState& t, const SearchGoal& goal, const Guide& g) {
+  if (goal.mode != 0 || t.state == VS_COLUMNS_LO) return 0.0;
+  return guide_pairs(g, t.kv, t.ks);
+}
+// ---- end of the thresholds ----
+
 // A guided round's shared state beside the tree: child links (GUIDE_NONE / GUIDE_ENDED or a node),
 // each node's predicted outcome and model pairs, the layout's candidates (untried children, each
 // node << 1 | high, with its chance), the calibration, and the search's goal and cumulative gains.
@@ -899,13 +1001,27 @@ struct GuidedRound {
   int* live;
   const double* total;
   int P;
+  GuideThresholds thresholds;  // guideThresholds: this round's (guide_thresholds_warp)
 };
 
-// guide_predict of node c of the round (model pairs into r->model[c]).
+// guide_predict of node c of the round (model pairs into r->model[c]); THRESHOLDS:
+// guide_predict_thresholds (r->model[c] left to guide_models).
+template <bool THRESHOLDS>
 __device__ __forceinline__ int guide_predict_node(GuidedRound* r, int c) {
   const SearchGoal& goal = r->goal;
   const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
-  return guide_predict(r->tree[c], goal, g, r->lines, r->model[c]);
+  if constexpr (THRESHOLDS) return guide_predict_thresholds(r->tree[c], goal, g, r->lines, r->thresholds);
+  else return guide_predict(r->tree[c], goal, g, r->lines, r->model[c]);
+}
+
+// With thresholds: every live node's model pairs, nodes first, first + stride, ... (the kernel's
+// threads after the layout; the layout left them unset).
+__device__ __forceinline__ void guide_models(GuidedRound* r, int first, int stride) {
+  const SearchGoal& goal = r->goal;
+  const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+  for (int c = first; c < r->P; c += stride) {
+    if (r->live[c]) r->model[c] = guide_model(r->tree[c], goal, g);
+  }
 }
 
 // Adds node c's two children to the candidates, each with c's chance times its outcome's (a sure
@@ -924,6 +1040,7 @@ __device__ __forceinline__ void guide_push_children(GuidedRound* r, int& candida
 // taken from a candidate list (ties to the earlier entry; a taken entry is replaced by the last).
 // live[c] = 1 for the nodes laid out, 0 for the rest of the P slots. Returns the nodes laid out.
 // One thread; inlined into the guided kernels (one block per multiprocessor: registers to spare).
+template <bool THRESHOLDS = false>
 __device__ __forceinline__ int guide_layout(GuidedRound* r) {
   SearchState* tree = r->tree;
   int* live = r->live;
@@ -934,7 +1051,7 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r) {
   tree[0] = *st;
   live[0] = 1;
   r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
-  r->predicted[0] = guide_predict_node(r, 0);
+  r->predicted[0] = guide_predict_node<THRESHOLDS>(r, 0);
   int candidates = 0;
   guide_push_children(r, candidates, 0, 1.0f);
   int count = 1;
@@ -959,7 +1076,7 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r) {
     slot = count;
     live[count] = 1;
     r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
-    r->predicted[count] = guide_predict_node(r, count);
+    r->predicted[count] = guide_predict_node<THRESHOLDS>(r, count);
     guide_push_children(r, candidates, count, bestChance);
     ++count;
   }
@@ -1030,7 +1147,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // RANKBITS (with LANES, BITS): the walks' column bitmaps are read off the ranks
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
-template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false>
+template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1069,7 +1186,12 @@ __device__ __forceinline__ void count_search_batched(
     ++rounds;
     // (1) Every probe the next `levels` levels can make: a child assumes an outcome below (-1) or
     // above every target; the real outcome always takes one of the two branches.
-    if constexpr (GUIDED) {
+    if constexpr (GUIDED && THRESHOLDS) {
+      // Four warps find the round's line thresholds; then thread 0 lays out without model loads.
+      if (threadIdx.x < 4 * 32) guide_thresholds_warp(st, guided->lines, goal, guide, threadIdx.x >> 5, threadIdx.x & 31, guided->thresholds);
+      __syncthreads();
+      if (threadIdx.x == 0) guide_layout<true>(guided);
+    } else if constexpr (GUIDED) {
       if (threadIdx.x == 0) guide_layout(guided);
     } else if (threadIdx.x == 0) {
       tree[0] = st;
@@ -1089,6 +1211,9 @@ __device__ __forceinline__ void count_search_batched(
       const int c = t / rows;
       counts[t] = live[c] ? min(search_count(tree[c], goal, curves, t - c * rows), n) : -1;
     }
+    // With thresholds the layout left the model pairs (the follow's calibration) unset: the upper
+    // half's threads load them beside the counts.
+    if constexpr (GUIDED && THRESHOLDS) guide_models(guided, (threadIdx.x + THREADS / 2) % THREADS, THREADS);
     __syncthreads();
     // (3) Equal counts give equal pairs: the first node of each set walks, unless the last round knew them.
     for (int c = threadIdx.x; c < P; c += THREADS) {
@@ -1246,6 +1371,18 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
     int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
   count_search_batched<true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                                targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
+}
+
+// vs_count_search_batched_lanes_bits_guided whose layout predicts from per-round line thresholds
+// (guide_thresholds_warp, guide_predict_thresholds; session 8, opt-in: guideThresholds): no model
+// loads in the layout's chain. The same probes along the same real path, so the same result.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_thresholds(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true, true, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H,
+                                                            numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
+                                                            forcedDiagonals, levels, lanes, guide);
 }
 
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form

@@ -128,6 +128,16 @@ export interface CountSearchOptions {
    */
   guidedProbes?: boolean;
   /**
+   * With guidedProbes and the one-lane bitmap walk (session 8, not the default until measured):
+   * each round four warps find the two lines' threshold counts (a 32-way search of the cumulative
+   * gains: where a prediction turns from sure-below to unsure and from unsure to sure-above, on the
+   * common line and on the current column line), and the layout compares each probe's count with
+   * them instead of loading its model pairs: no dependent loads in the layout's chain
+   * (vs_count_search_batched_lanes_bits_guided_thresholds). The same predictions on the column
+   * line, nearly all on the common line; the same probes, pairs and counts whatever they are.
+   */
+  guideThresholds?: boolean;
+  /**
    * With walkColumnBitmap (session 7, not the default until measured): where the one-level bitmap
    * does not fit a walk unit's stage (n past 131,040, i.e. 128K prompts), stage its two-level form
    * (set bits counted per four words: vertical-slash-search.cu vs_columns_below_coarse; up to
@@ -232,7 +242,7 @@ export class VerticalSlashCountSearch {
   private kernels: {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
-    batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
+    batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
@@ -243,6 +253,7 @@ export class VerticalSlashCountSearch {
   readonly walkLanes: number | 'auto' | null;
   readonly walkColumnBitmap: boolean;
   readonly guidedProbes: boolean;
+  readonly guideThresholds: boolean;
   readonly coarseColumnBitmap: boolean;
   readonly bitmapFromRanks: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
@@ -275,10 +286,15 @@ export class VerticalSlashCountSearch {
       if (L === undefined) throw new Error('vertical-slash count search: guidedProbes needs probeLevels (the batched search)');
       if (lanes !== undefined && !this.walkColumnBitmap) throw new Error('vertical-slash count search: guidedProbes with walkLanes needs walkColumnBitmap');
     }
+    this.guideThresholds = options.guideThresholds ?? false;
+    if (this.guideThresholds && !(this.guidedProbes && this.walkColumnBitmap)) {
+      throw new Error('vertical-slash count search: guideThresholds needs guidedProbes with the column-bitmap walk (walkLanes + walkColumnBitmap)');
+    }
     this.coarseColumnBitmap = options.coarseColumnBitmap ?? false;
     if (this.coarseColumnBitmap && !this.walkColumnBitmap) throw new Error('vertical-slash count search: coarseColumnBitmap needs walkColumnBitmap');
     this.bitmapFromRanks = options.bitmapFromRanks ?? false;
     if (this.bitmapFromRanks && !this.walkColumnBitmap) throw new Error('vertical-slash count search: bitmapFromRanks needs walkColumnBitmap');
+    if (this.bitmapFromRanks && this.guideThresholds) throw new Error('vertical-slash count search: guideThresholds and bitmapFromRanks have no kernel together');
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -323,6 +339,10 @@ export class VerticalSlashCountSearch {
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
         ]),
         batchedLanesBitsGuided: mod.kernel('vs_count_search_batched_lanes_bits_guided', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
+        ]),
+        batchedLanesBitsGuidedThresholds: mod.kernel('vs_count_search_batched_lanes_bits_guided_thresholds', [
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
         ]),
@@ -464,7 +484,7 @@ export class VerticalSlashCountSearch {
     const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
-      : (guided ? k.batchedLanesBitsGuided : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
+      : (guided ? (this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided) : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     const lanesKernel = this.walkColumnBitmap ? bitsKernel : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
