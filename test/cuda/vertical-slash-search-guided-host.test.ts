@@ -113,7 +113,7 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
   });
 
   test('the harness catches a threshold search that skips a count, and a layout comparing with the wrong end', () => {
-    const skipping = build('skipping', (r) => r.replace('a = a + (j - 1) * step + 1;', 'a = a + (j - 1) * step + 2;'));
+    const skipping = build('skipping', (r) => r.replace('a = a + (first - 1) * step + 1;', 'a = a + (first - 1) * step + 2;'));
     const s = thresholdCheck(summary(skipping, 1, 'thresholds').out);
     assert.ok(s.searchWrong > 0 && s.columnDisagree > 0, 'the skipping-search mutant passed the harness');
     const inclusive = build('inclusive', (r) => r.replace('return k < th.columnBelowEnd ? -1', 'return k <= th.columnBelowEnd ? -1'));

@@ -931,10 +931,9 @@ __device__ __forceinline__ int guide_threshold_search(int which, const Guide& g,
     if (hits == 0) {
       a += min(31, (b - 1 - a) / step) * step + 1;  // past the last point tested (every tested point failed)
     } else {
-      const int j = first;
-      if (j == 0) return a;
-      b = a + j * step;
-      a = a + (j - 1) * step + 1;
+      if (first == 0) return a;
+      b = a + first * step;  // the first test to hold; the answer lies past the one before it
+      a = a + (first - 1) * step + 1;
     }
   }
   return a;
