@@ -219,6 +219,8 @@ describe('wgmma block-sparse tiling', () => {
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-sk-cf')!), { KV_SKEW: 1, CONTIG_FILL: 1 });
     assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-n64-s2-eg')!), 'wgmma-n64-s2-eg');
     assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-eg-cf'), null, 'flags in the fixed order only');
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-cf-eg-ea')!), { CONTIG_FILL: 1, ENT_GLOBAL: 1, ENT_AHEAD: 1 });
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-sk-ea'), /entAhead is written for the plain fill order/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
   });

@@ -9,8 +9,8 @@
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
- * allCompute / kvSkew / earlyK / contigFill / entGlobal, labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek /
- * -cf / -eg) run the same checks on their own cases ("ablation" in the test names); -cf and -eg also bit
+ * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek /
+ * -cf / -eg / -ea) run the same checks on their own cases ("ablation" in the test names); -cf, -eg, -ea also bit
  * for bit against the plain tiling on every causal chunk (where -cf's contiguous fill runs), and the
  * launcher's two launches run apart (buildSteps, then attend: the bench's --split-steps) equal run(). Needs a compute capability 9.0 GPU; skipped with the
  * reason elsewhere.
@@ -216,7 +216,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
     'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
     'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
-    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf',
+    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
   ];
   const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
     const t = parseBlockSparseWgmmaLabel(label);
@@ -340,7 +340,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   };
   // contigFill's fast path runs on steps of consecutive selected tiles, which the method's own random
   // selections above rarely give; every causal chunk gives them on all but the diagonal steps.
-  for (const label of ABLATION_LABELS.filter((l) => /-(cf|eg)/.test(l))) {
+  for (const label of ABLATION_LABELS.filter((l) => /-(cf|eg|ea)/.test(l))) {
     for (const n of [555, 1024]) {
       test(`ablation ${label}: every causal chunk at n=${n}, bit for bit the plain tiling's`, (t) => {
         if (noWgmma) return t.skip(noWgmma);

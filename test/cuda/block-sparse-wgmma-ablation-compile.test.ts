@@ -1,7 +1,7 @@
 /**
  * The ablation variants of the wgmma block-sparse prefill (block-sparse-prefill-wgmma.cu's DEFER_PV,
- * LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE, KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL; labels -dpv /
- * -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg) that the GPU tests and the bench launch compile for sm_90a with nvcc at head dims 64 and
+ * LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE, KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD; labels -dpv /
+ * -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea) that the GPU tests and the bench launch compile for sm_90a with nvcc at head dims 64 and
  * 128: no register spills, no stack frame, no warning and no serialised wgmma chain (ptxas' "Potential
  * Performance Loss" info line), as kernels-compile.test.ts checks for the plain variants. Skipped with
  * a message where nvcc is absent.
@@ -40,7 +40,7 @@ const LABELS = [
     'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
     'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
     'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
-    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf',
+    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
 ];
 
 describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {

@@ -79,6 +79,9 @@
 //   ENT_GLOBAL (session 7, bs2) the consumers read each step's entries from global memory (L2), loaded
 //              one step ahead into registers, instead of from the shared-memory entry stage behind the K
 //              stage's full barrier; the producer no longer copies them (no per-step 4-byte cp.async).
+//   ENT_AHEAD  (session 7, bs2) the producer prefetches step i + 1's entries into L1 (prefetch.global.L1,
+//              no register: holding them in registers spilled the 56-register producer) before it fills
+//              step i, so the next fill's entry loads hit L1 instead of waiting for L2.
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -129,6 +132,9 @@
 #ifndef ENT_GLOBAL
 #define ENT_GLOBAL 0
 #endif
+#ifndef ENT_AHEAD
+#define ENT_AHEAD 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -166,10 +172,12 @@ static_assert(S >= 2 && S <= 4, "KV_STAGES must be 2, 3 or 4");
 static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a row block together) or 1 (KV-head-major)");
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
-              (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1),
+              (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
+              (ENT_AHEAD == 0 || ENT_AHEAD == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
+static_assert(ENT_AHEAD == 0 || KV_SKEW == 0, "ENT_AHEAD is written for the plain fill order (KV_SKEW keeps its own)");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -508,6 +516,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       int ent[SUB];
 #pragma unroll
       for (int e = 0; e < SUB; ++e) ent[e] = __ldg(entries + i * SUB + e);
+#if ENT_AHEAD
+      // The next step's SUB entries (one 16- or 32-byte span: steps start at multiples of SUB entries).
+      if (i + 1 < numSteps) asm volatile("prefetch.global.L1 [%0];" ::"l"(entries + (i + 1) * SUB));
+#endif
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
 #if !ENT_GLOBAL
       if (pt < SUB) cp_async4(sEnt + (st * SUB + pt) * 4, entries + i * SUB + pt);
