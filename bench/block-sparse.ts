@@ -140,13 +140,15 @@ function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): s
 }
 
 export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
+  // Arguments first, so that a bad one is refused on a machine without a GPU too.
+  const { variants, validateOnce, splitSteps, rest } = splitVariants(argv);
+  const o = parseKernelBenchArgs(rest, 5, C);
   if (!isCudaAvailable()) {
-    console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()}); ` +
+      `would run ${variants.join(',')} at n ${o.lengths.join(',')}, s ${o.sparsities.join(',')}${validateOnce ? ', validate once' : ''}${splitSteps ? ', split steps' : ''}`);
     return [];
   }
-  const { variants, validateOnce, splitSteps, rest } = splitVariants(argv);
   const validated = new Set<string>();
-  const o = parseKernelBenchArgs(rest, 5, C);
   const rt = new CudaRuntime();
   console.log(`# device: ${rt.cuda.info.name}; H=${H} Hkv=${HKV} D=${D} c=${C}; median of ${o.repeats} event-timed runs`);
   const ops = new ModelOpsKernels(rt);
