@@ -41,6 +41,7 @@ const LABELS = [
     'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
     'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
     'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
+    'wgmma-n128-s2-kv-lm-ac-cf-eg-ea', // bs2's s = 0 diagnostic: every piece off at once, no skip branch
 ];
 
 describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {
