@@ -136,7 +136,7 @@ export interface CountSearchOptions {
    * (vs_count_search_batched_lanes_bits_guided_thresholds). The same predictions on the column
    * line, nearly all on the common line; the same probes, pairs and counts whatever they are.
    * Measured (H100, one call, both orders): the searches alone 0-4 % faster, the same rounds, but the
-   * organism's 16K estimation not faster (+2.5 % / +4 %), so opt-in (notes: docs/perf.md, issue 9).
+   * organism's 16K estimation not faster (+2.5 % / +4 %), so opt-in by the rule set before measuring.
    */
   guideThresholds?: boolean;
   /**
