@@ -12,20 +12,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QUEST_GRID_MAX_BLOCKS, questGridBlocks } from '../../src/backends/cuda/kernels/quest.js';
-import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
-
-const RADIX_BITS = 11;
-const RANK_LIMIT = 256;
-
-const bits = new DataView(new ArrayBuffer(4));
-/** topk_order_key (top-k.cuh): larger score, larger key; NaN lowest (1); -0 as +0; never 0. */
-function orderKey(x: number): number {
-  if (Number.isNaN(x)) return 1;
-  bits.setFloat32(0, x === 0 ? 0 : x);
-  const b = bits.getUint32(0);
-  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
-}
+import { RADIX_BITS, RANK_LIMIT, expectedPages, orderKey } from './quest-select-model-util.js';
 
 /** The pages v5 lists for one unit (ascending), simulated over G blocks. 0 < k < scores.length. */
 function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
@@ -111,11 +99,6 @@ function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
   return list;
 }
 
-function expected(scores: Float32Array, k: number): number[] {
-  const order = rankDescending(Float64Array.from(scores), scores.length, new IndexScratch());
-  return Array.from(order.subarray(0, k)).sort((a, b) => a - b);
-}
-
 test('v5 select model: the CPU ranking on crafted rows, at 1 to 32 blocks', () => {
   const rand = randomGenerator(71);
   const of = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
@@ -136,7 +119,7 @@ test('v5 select model: the CPU ranking on crafted rows, at 1 to 32 blocks', () =
   ];
   for (const r of rows) {
     for (const k of r.ks) {
-      const want = expected(r.scores, k);
+      const want = expectedPages(r.scores, k);
       for (const G of [1, 3, 16, 32]) assert.deepEqual(gridSelectModel(r.scores, k, G), want, `${r.name}, k = ${k}, ${G} blocks`);
     }
   }
@@ -151,7 +134,7 @@ test('v5 select model: the CPU ranking on random rows of Quest-like scores', () 
     const scores = Float32Array.from({ length: pages }, () => (coarse ? Math.round(rand() * 8) : 50 + 10 * rand()));
     const k = 1 + Math.floor(((rand() + 1) / 2) * (pages - 1));
     const G = 1 + (trial % 32);
-    assert.deepEqual(gridSelectModel(scores, k, G), expected(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
+    assert.deepEqual(gridSelectModel(scores, k, G), expectedPages(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
   }
 });
 

@@ -12,20 +12,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
-import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
-
-const RADIX_BITS = 11;
-const RANK_LIMIT = 256;
-
-const bits = new DataView(new ArrayBuffer(4));
-/** topk_order_key (top-k.cuh): larger score, larger key; NaN lowest (1); -0 as +0; never 0. */
-function orderKey(x: number): number {
-  if (Number.isNaN(x)) return 1;
-  bits.setFloat32(0, x === 0 ? 0 : x);
-  const b = bits.getUint32(0);
-  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
-}
+import { RADIX_BITS, RANK_LIMIT, expectedPages, orderKey } from './quest-select-model-util.js';
 
 const u32 = (x: number) => x >>> 0;
 const topBit = (x: number) => (x === 0 ? -1 : 31 - Math.clz32(x));
@@ -122,11 +110,6 @@ function takenPages(keys: number[], k: number, cut: Cut): number[] {
   return out;
 }
 
-function expected(scores: Float32Array, k: number): number[] {
-  const order = rankDescending(Float64Array.from(scores), scores.length, new IndexScratch());
-  return Array.from(order.subarray(0, k)).sort((a, b) => a - b);
-}
-
 /** Runs rows in order on one unit's scratch: each select's guess is the previous select's key range. */
 function runSequence(rows: Float32Array[], kOf: (pages: number, i: number) => number, validate = true): { barriers: number[]; held: (boolean | null)[] } {
   let guess: Guess | null = null;
@@ -135,7 +118,7 @@ function runSequence(rows: Float32Array[], kOf: (pages: number, i: number) => nu
     const keys = Array.from(scores, orderKey);
     const k = kOf(scores.length, i);
     const cut = guessedCut(keys, k, guess, validate);
-    assert.deepEqual(takenPages(keys, k, cut), expected(scores, k), `row ${i}: ${scores.length} pages, k = ${k}`);
+    assert.deepEqual(takenPages(keys, k, cut), expectedPages(scores, k), `row ${i}: ${scores.length} pages, k = ${k}`);
     barriers.push(cut.barriers);
     held.push(cut.held);
     let and = 0xffffffff, or = 0;

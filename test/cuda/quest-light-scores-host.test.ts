@@ -18,6 +18,7 @@ import { bf16BitsToFloat } from '../../src/backends/cuda/bf16.js';
 import { QUEST_GRID_PARAMS, QUEST_KERNEL_NAMES, QuestKernels } from '../../src/backends/cuda/kernels/quest.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { entryParameterKinds } from './kernel-source-text.js';
+import { mulberry32 } from '../helpers/tiny-checkpoint.js';
 
 const f32 = Math.fround;
 /** CUDA's fmaxf: the larger, NaN only where both are NaN. */
@@ -69,18 +70,6 @@ function bitsOf(x: number): number {
   return view.getUint32(0);
 }
 
-/** Deterministic generator (mulberry32). */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SPECIALS = [0x0000, 0x8000, 0x0001, 0x8001, 0x007f, 0x0080, 0x7f7f, 0xff7f, 0x7f80, 0xff80, 0x7fc0, 0x3f80, 0xbf80];
 
 /** A bf16 value: mostly ordinary (|x| in [2^-8, 2^8)), with the given share of SPECIALS. */
@@ -116,7 +105,7 @@ function mismatches(lanes: Lane[], light: (l: Lane) => number): number {
 }
 
 test('v8 light lane scores equal v3\'s bit for bit on ordinary bounds and queries (1, 2, 4 heads)', () => {
-  const rand = generator(17);
+  const rand = mulberry32(17);
   for (const heads of [1, 2, 4]) {
     const lanes = Array.from({ length: 4000 }, () => refreshedLane(rand, heads, 1 + Math.floor(rand() * 16), 0));
     assert.equal(mismatches(lanes, (l) => laneScoreLight(l)), 0, `${heads} heads`);
@@ -124,7 +113,7 @@ test('v8 light lane scores equal v3\'s bit for bit on ordinary bounds and querie
 });
 
 test('v8 light lane scores equal v3\'s bit for bit with signed zeros, subnormals, overflow, infinities and NaN', () => {
-  const rand = generator(29);
+  const rand = mulberry32(29);
   let nanLanes = 0;
   let rescored = 0;
   for (const share of [0.05, 0.2, 0.5]) {
@@ -141,7 +130,7 @@ test('v8 light lane scores equal v3\'s bit for bit with signed zeros, subnormals
 });
 
 test('the comparison catches mutants: no NaN rescoring, and a pick that ignores the query\'s sign', () => {
-  const rand = generator(41);
+  const rand = mulberry32(41);
   const specials = Array.from({ length: 2000 }, () => refreshedLane(rand, 4, 2, 0.3));
   assert.ok(mismatches(specials, (l) => laneScoreLight(l, kernelPick, false)) > 0, 'without rescoring, 0 · inf and NaN bounds differ');
   const ordinary = Array.from({ length: 200 }, () => refreshedLane(rand, 4, 8, 0));

@@ -17,24 +17,14 @@ import {
   QUEST_GRID_MAX_BLOCKS, QUEST_KERNEL_NAMES, QUEST_WIN_FIXED_WORDS, QUEST_WIN_PARAMS, questWindowUnitWords,
 } from '../../src/backends/cuda/kernels/quest.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
-import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomGenerator } from './helpers.js';
 import { entryParameterKinds } from './kernel-source-text.js';
+import { RANK_LIMIT, expectedPages, orderKey } from './quest-select-model-util.js';
 
 const BUCKETS = 1024;
 const INTERIOR = BUCKETS - 2;
 const MAX_PASSES = 5;
 const NO_GUESS_SHIFT = 23;
-const RANK_LIMIT = 256;
-
-const bits = new DataView(new ArrayBuffer(4));
-/** topk_order_key (top-k.cuh): larger score, larger key; NaN lowest (1); -0 as +0; never 0. */
-function orderKey(x: number): number {
-  if (Number.isNaN(x)) return 1;
-  bits.setFloat32(0, x === 0 ? 0 : x);
-  const b = bits.getUint32(0);
-  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
-}
 
 interface Window { base: number; shift: number }
 
@@ -168,11 +158,6 @@ function windowSelectModel(scores: Float32Array, k: number, G: number, state: Gu
   return { list, passes: pass + 1 };
 }
 
-function expected(scores: Float32Array, k: number): number[] {
-  const order = rankDescending(Float64Array.from(scores), scores.length, new IndexScratch());
-  return Array.from(order.subarray(0, k)).sort((a, b) => a - b);
-}
-
 test('v6 scratch layout: quest.ts and quest.cu agree on the words per unit', () => {
   const quest = readKernelSource('quest.cu');
   const constant = (name: string): number => {
@@ -246,7 +231,7 @@ test('v6 select model: the CPU ranking on crafted rows, at 1 to 32 blocks, with 
   ];
   for (const r of rows) {
     for (const k of r.ks) {
-      const want = expected(r.scores, k);
+      const want = expectedPages(r.scores, k);
       for (const G of [1, 3, 16, 32]) {
         const state: GuessState = { valid: false, and: 0, or: 0 };
         assert.deepEqual(windowSelectModel(r.scores, k, G, state).list, want, `${r.name}, k = ${k}, ${G} blocks, no guess`);
@@ -298,9 +283,9 @@ test('v6 select model: Quest-like rows; a repeated row takes one pass, no guess 
       const G = Math.min(32, Math.ceil(pages / 128));
       const state: GuessState = { valid: false, and: 0, or: 0 };
       const first = windowSelectModel(scores, k, G, state);
-      assert.deepEqual(first.list, expected(scores, k), `${pages} pages, k = ${k}: no guess`);
+      assert.deepEqual(first.list, expectedPages(scores, k), `${pages} pages, k = ${k}: no guess`);
       const again = windowSelectModel(scores, k, G, state);
-      assert.deepEqual(again.list, expected(scores, k), `${pages} pages, k = ${k}: repeated`);
+      assert.deepEqual(again.list, expectedPages(scores, k), `${pages} pages, k = ${k}: repeated`);
       assert.equal(again.passes, 1, `${pages} pages, k = ${k}: the repeated row's own range settles it in one pass`);
       assert.equal(first.passes, 2, `${pages} pages, k = ${k}: without a guess, the no-guess window then the row's range`);
       // Steps with new queries on other bounds of the same distribution: how often the guess holds.
@@ -308,7 +293,7 @@ test('v6 select model: Quest-like rows; a repeated row takes one pass, no guess 
       for (let step = 0; step < 6; step++) {
         const row = questScores(pages, rand, newQuery(), D, heads);
         const r = windowSelectModel(row, k, G, state);
-        assert.deepEqual(r.list, expected(row, k), `${pages} pages, k = ${k}, step ${step}`);
+        assert.deepEqual(r.list, expectedPages(row, k), `${pages} pages, k = ${k}, step ${step}`);
         counts.push(r.passes);
       }
       passCounts.set(`${pages}/${s}`, counts);
@@ -327,6 +312,6 @@ test('v6 select model: the CPU ranking on random rows, guesses carried from call
     const scores = Float32Array.from({ length: pages }, () => (coarse ? Math.round(rand() * 8) : scale * (50 + 10 * rand())));
     const k = 1 + Math.floor(((rand() + 1) / 2) * (pages - 1));
     const G = 1 + (trial % 32);
-    assert.deepEqual(windowSelectModel(scores, k, G, state).list, expected(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
+    assert.deepEqual(windowSelectModel(scores, k, G, state).list, expectedPages(scores, k), `trial ${trial}: ${pages} pages, k = ${k}, ${G} blocks`);
   }
 });
