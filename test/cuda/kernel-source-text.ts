@@ -22,8 +22,9 @@ export function deviceFunctionText(source: string, name: string): string {
 /**
  * The kinds of the parameters of `extern "C" __global__` entry `name` ('ptr' for a pointer, 'i32' for an
  * int, 'unknown: …' otherwise), or null when the source has no such entry. Entries may be written out
- * or defined by a macro `#define M(SUFFIX, ...)` whose body declares `base##SUFFIX(…)`, invoked as
- * `M(suffix, …)` at the start of a line (quest.cu's QUEST_GRID_STEP_ENTRIES).
+ * or defined by a macro whose first parameter names them: `#define M(P, ...)` whose body declares
+ * `base##P(…)` or `P(…)`, invoked as `M(arg, …)` at the start of a line (quest.cu's QUEST_GRID_STEP_ENTRIES,
+ * QUEST_GRID_SELECT_ENTRY).
  */
 export function entryParameterKinds(source: string, name: string): string[] | null {
   const params = entryParameters(source, name);
@@ -36,11 +37,11 @@ const ENTRY = String.raw`extern "C" __global__ void __launch_bounds__\([^)]*\) `
 function entryParameters(source: string, name: string): string | null {
   const written = source.match(new RegExp(`${ENTRY}${name}\\(([^)]*)\\)`));
   if (written) return written[1]!;
-  for (const def of source.matchAll(/^#define (\w+)\(SUFFIX, \.\.\.\)((?:[^\n]*\\\n)*[^\n]*)/gm)) {
-    const [, macro, body] = def as unknown as [string, string, string];
+  for (const def of source.matchAll(/^#define (\w+)\((\w+), [^)]*\)((?:[^\n]*\\\n)*[^\n]*)/gm)) {
+    const [, macro, param, body] = def as unknown as [string, string, string, string];
     const flat = body.replace(/\\\n/g, ' ');
-    for (const entry of flat.matchAll(new RegExp(`${ENTRY}(\\w+)##SUFFIX\\(([^)]*)\\)`, 'g'))) {
-      const [, base, entryParams] = entry as unknown as [string, string, string];
+    for (const entry of flat.matchAll(new RegExp(`${ENTRY}(?:(\\w+)##)?${param}\\(([^)]*)\\)`, 'g'))) {
+      const [, base = '', entryParams] = entry as unknown as [string, string | undefined, string];
       for (const call of source.matchAll(new RegExp(`^${macro}\\((\\w*),`, 'gm'))) {
         if (base + call[1] === name) return entryParams;
       }

@@ -1114,55 +1114,31 @@ __device__ __forceinline__ bool quest_grid_stage_scores(const float* __restrict_
 
 // The multi-block select alone over given score rows ([units, scoreStride] fp32), as
 // quest_select_pages writes its lists: grid (G, units), dynamic shared memory ceil(pages / G) · 4.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select(
-    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
-    u32* __restrict__ scratch) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int unit = blockIdx.y;
-  const int take = max(0, min(k, pages));
-  int* list = segs + (size_t)unit * segStride;
-  int lo, hi;
-  u32 a, o;
-  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
-  quest_grid_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh, lastShared);
-}
+// QUEST_GRID_SELECT_ENTRY(NAME, CHUNK_SELECT) defines entry NAME running CHUNK_SELECT on the staged chunk:
+//   quest_grid_select:       v5's select (quest_grid_select_chunk);
+//   quest_grid_select_guess: v9's (quest_grid_select_chunk_guessed<false>): its guess is the unit's key range
+//                            at the previous launch on this scratch, as in a step;
+//   quest_grid_select_epoch: v10's (v9's with QuestGridSync<true>).
+#define QUEST_GRID_SELECT_ENTRY(NAME, CHUNK_SELECT)                                                                               \
+  extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) NAME(                                                            \
+      const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,  \
+      u32* __restrict__ scratch) {                                                                                                \
+    __shared__ TopKStagedShared sh;                                                                                               \
+    __shared__ int lastShared;                                                                                                    \
+    extern __shared__ u32 stagedKeys[];                                                                                           \
+    const int unit = blockIdx.y;                                                                                                  \
+    const int take = max(0, min(k, pages));                                                                                       \
+    int* list = segs + (size_t)unit * segStride;                                                                                  \
+    int lo, hi;                                                                                                                   \
+    u32 a, o;                                                                                                                     \
+    if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;      \
+    CHUNK_SELECT(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize, sh,     \
+                 lastShared);                                                                                                     \
+  }
 
-// v9's select alone (quest_grid_select_chunk_guessed), quest_grid_select's parameters: its guess is the
-// unit's key range at the previous launch on this scratch, as in a step.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select_guess(
-    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
-    u32* __restrict__ scratch) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int unit = blockIdx.y;
-  const int take = max(0, min(k, pages));
-  int* list = segs + (size_t)unit * segStride;
-  int lo, hi;
-  u32 a, o;
-  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
-  quest_grid_select_chunk_guessed<false>(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize,
-                                         sh, lastShared);
-}
-
-// v10's select alone (v9's with QuestGridSync<true>), quest_grid_select's parameters.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_select_epoch(
-    const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
-    u32* __restrict__ scratch) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  const int unit = blockIdx.y;
-  const int take = max(0, min(k, pages));
-  int* list = segs + (size_t)unit * segStride;
-  int lo, hi;
-  u32 a, o;
-  if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
-  quest_grid_select_chunk_guessed<true>(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS, list, pageSize,
-                                        sh, lastShared);
-}
+QUEST_GRID_SELECT_ENTRY(quest_grid_select, quest_grid_select_chunk)
+QUEST_GRID_SELECT_ENTRY(quest_grid_select_guess, quest_grid_select_chunk_guessed<false>)
+QUEST_GRID_SELECT_ENTRY(quest_grid_select_epoch, quest_grid_select_chunk_guessed<true>)
 
 // ---------------------------------------------------------------------------------------------------
 // v6, the windowed multi-block step (session 6): quest_win_step, quest_win_step_at and, for tests and
