@@ -32,6 +32,7 @@ import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cud
 import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
 import { type BlockSparseInputs, assertEmptyRowsAreZero, cpuCacheOf, handMadeEmptyRowSelection, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
 import { countNaN, relativeError } from './helpers.js';
+import { BLOCK_SPARSE_ABLATION_LABELS } from './block-sparse-ablation-labels.js';
 
 /** Where the suite cannot run: no CUDA device, or one without wgmma (checked once the runtime exists). */
 const skip = isCudaAvailable() ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -203,21 +204,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
     });
   }
-  // Ablation variants (session 7): each flag alone on the automatic choice's two tilings (in the
-  // default KV-head-major order), all together, and on the 64-key two-consumer tiling (more own steps
-  // per CTA, so more deferred P·Vs and paired turns), heads-major and D = 64 too.
-  const ABLATION_LABELS = [
-    'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
-    'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
-    'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-kv-dpv',
-    'wgmma-n128-s3-kv-dpv-lm', 'wgmma-c3-n64-s4-kv-dpv', 'wgmma-c3-n64-s4-kv-dpv-lm',
-    'wgmma-n128-s2-kv-iw', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-c3-n64-s3-kv-dpv-lm-iw',
-    'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
-    'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
-    'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
-    'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
-    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
-  ];
+  // Ablation variants (session 7): BLOCK_SPARSE_ABLATION_LABELS.
   const ablationTiling = (label: string): BlockSparseWgmmaTiling => {
     const t = parseBlockSparseWgmmaLabel(label);
     if (!t) throw new Error(`not a wgmma label: ${label}`);
@@ -245,7 +232,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     references.set(i, r);
     return r;
   };
-  for (const label of ABLATION_LABELS) {
+  for (const label of BLOCK_SPARSE_ABLATION_LABELS) {
     ablationCases.forEach((c, i) => {
       test(`ablation ${label}: n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} vs the CPU method`, (t) => {
         if (noWgmma) return t.skip(noWgmma);
@@ -340,7 +327,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   };
   // contigFill's fast path runs on steps of consecutive selected tiles, which the method's own random
   // selections above rarely give; every causal chunk gives them on all but the diagonal steps.
-  for (const label of ABLATION_LABELS.filter((l) => /-(cf|eg|ea)/.test(l))) {
+  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => /-(cf|eg|ea)/.test(l))) {
     for (const n of [555, 1024]) {
       test(`ablation ${label}: every causal chunk at n=${n}, bit for bit the plain tiling's`, (t) => {
         if (noWgmma) return t.skip(noWgmma);

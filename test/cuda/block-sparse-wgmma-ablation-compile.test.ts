@@ -7,7 +7,7 @@
  * a message where nvcc is absent.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,33 +15,18 @@ import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { parseBlockSparseWgmmaLabel, wgmmaAblationDefines } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
+import { BLOCK_SPARSE_ABLATION_LABELS } from './block-sparse-ablation-labels.js';
+import { nvccPresent } from './kernel-source-text.js';
 
 const run = promisify(execFile);
 
-function nvccPresent(): boolean {
-  try {
-    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# block-sparse wgmma ablation compile checks skipped: ${skip}`);
 
-/** The labels block-sparse-prefill-wgmma.test.ts and the round's bench command launch. */
+/** The labels the GPU tests launch, and the bench's diagnostics beyond them. */
 const LABELS = [
-  'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
-  'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
-  'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-kv-dpv',
-    'wgmma-n128-s3-kv-dpv-lm', 'wgmma-c3-n64-s4-kv-dpv', 'wgmma-c3-n64-s4-kv-dpv-lm',
-    'wgmma-n128-s2-kv-iw', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-c3-n64-s3-kv-dpv-lm-iw',
-    'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
-    'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
-    'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
-    'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
-    'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
-    'wgmma-n128-s2-kv-lm-ac-cf-eg-ea', // bs2's s = 0 diagnostic: every piece off at once, no skip branch
+  ...BLOCK_SPARSE_ABLATION_LABELS,
+  'wgmma-n128-s2-kv-lm-ac-cf-eg-ea', // bs2's s = 0 diagnostic: every piece off at once, no skip branch
 ];
 
 describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { skip }, () => {

@@ -55,6 +55,16 @@ export function hostHarnessPath(fileName: string): string {
   return join(REPO_ROOT, 'test', 'cuda', fileName);
 }
 
+/** Whether nvcc runs here (the kernel compile checks skip where it does not). */
+export function nvccPresent(): boolean {
+  try {
+    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why a g++ harness cannot be built here, or null when g++ runs. */
 export function gppProblem(): string | null {
   try {

@@ -5,24 +5,17 @@
  * sees them (local headers inlined).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { nvccPresent } from './kernel-source-text.js';
 
 const run = promisify(execFile);
 
-function nvccPresent(): boolean {
-  try {
-    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# CUDA kernel compile checks skipped: ${skip}`);

@@ -1,0 +1,19 @@
+/**
+ * The ablation tilings of the wgmma block-sparse prefill (block-sparse-prefill-wgmma.cu's flags, session 7)
+ * that the GPU tests run: each flag alone on the automatic choice's two tilings (in the default
+ * KV-head-major order), all together, and on the 64-key two-consumer tiling (more own steps per CTA, so
+ * more deferred P·Vs and paired turns), heads-major and D = 64 too. The compile test checks them (and
+ * the bench's diagnostic labels) with nvcc.
+ */
+export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
+  'wgmma-n128-s2-kv-dpv', 'wgmma-n128-s2-kv-lm', 'wgmma-n128-s2-kv-ot', 'wgmma-n128-s2-kv-dpv-lm-ot',
+  'wgmma-c3-n64-s3-kv-dpv', 'wgmma-c3-n64-s3-kv-lm', 'wgmma-c3-n64-s3-kv-dpv-lm',
+  'wgmma-n64-s3-dpv-ot', 'wgmma-n64-s2-dpv-lm-ot', 'wgmma-c3-n64-s2-dpv', 'wgmma-n128-s3-kv-dpv',
+  'wgmma-n128-s3-kv-dpv-lm', 'wgmma-c3-n64-s4-kv-dpv', 'wgmma-c3-n64-s4-kv-dpv-lm',
+  'wgmma-n128-s2-kv-iw', 'wgmma-c3-n64-s3-kv-iw', 'wgmma-c3-n64-s3-kv-dpv-lm-iw',
+  'wgmma-n128-s2-kv-ac', 'wgmma-c3-n64-s3-kv-ac',
+  'wgmma-n128-s2-kv-sk', 'wgmma-n128-s3-kv-sk', 'wgmma-c3-n64-s3-kv-sk', 'wgmma-c3-n64-s4-kv-sk', 'wgmma-n64-s2-sk',
+  'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
+  'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
+  'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
+];
