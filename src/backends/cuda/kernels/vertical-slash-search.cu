@@ -254,8 +254,9 @@ __device__ __forceinline__ long long vs_block_pairs_lane(const int* V, int kv, c
 }
 
 // Zeroes bits [words] and sets bit v of word v / 32 for every kept column of V [kv] (ascending): one
-// atomicOr per word a warp touches, the warp's bits for a word ORed down to its first lane (as the
-// one-level staging in staged_block_pairs does). Ends with the block synchronised. All threads call it.
+// atomicOr per word a warp touches (dense lists put a warp's 32 columns in one or two words: V is
+// ascending, so lanes sharing a word are consecutive, and a segmented OR down the warp leaves each
+// segment's bits in its first lane, which alone writes). Ends with the block synchronised. All threads call it.
 __device__ __forceinline__ void vs_stage_column_bits(const int* V, int kv, u32* bits, int words) {
   for (int j = threadIdx.x; j < words; j += THREADS) bits[j] = 0u;
   __syncthreads();
@@ -333,28 +334,8 @@ __device__ __forceinline__ long long staged_block_pairs(const int* V, int kv, co
       u32* bits = reinterpret_cast<u32*>(stage);
       int* before = stage + words;
       int* staged = before + words + 1;
-      for (int j = threadIdx.x; j < words; j += THREADS) bits[j] = 0u;
-      for (int j = threadIdx.x; j < ks; j += THREADS) staged[j] = S[j];
-      __syncthreads();
-      // One atomic per word a warp touches (dense lists put a warp's 32 columns in one or two
-      // words): V is ascending, so lanes sharing a word are consecutive; a segmented OR down the
-      // warp leaves each segment's bits in its first lane, which alone writes.
-      const int lane32 = threadIdx.x & 31;
-      for (int base = 0; base < kv; base += THREADS) {  // the same trip count in every warp: full-warp shuffles
-        const int j = base + threadIdx.x;
-        const int v = j < kv ? V[j] : -1;
-        const int word = v >> 5;  // -1: no column (the tail lanes, after every real one)
-        u32 merged = v >= 0 ? 1u << (v & 31) : 0u;
-#pragma unroll
-        for (int off = 1; off < 32; off <<= 1) {
-          const u32 other = __shfl_down_sync(0xffffffffu, merged, off);
-          const int otherWord = __shfl_down_sync(0xffffffffu, word, off);
-          if (lane32 + off < 32 && otherWord == word) merged |= other;
-        }
-        const int prevWord = __shfl_up_sync(0xffffffffu, word, 1);
-        if (v >= 0 && (lane32 == 0 || prevWord != word)) atomicOr(&bits[word], merged);
-      }
-      __syncthreads();
+      for (int j = threadIdx.x; j < ks; j += THREADS) staged[j] = S[j];  // published by the staging's barriers
+      vs_stage_column_bits(V, kv, bits, words);
       // before[w]: each thread counts a span of words, one block scan places the spans.
       const int per = (words + THREADS - 1) / THREADS;
       const int w0 = min(words, (int)threadIdx.x * per), w1 = min(words, w0 + per);
