@@ -72,7 +72,7 @@ const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 16 },
 ];
 
-interface Options {
+export interface AttentionBenchOptions {
   lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number;
   /** Prefill variant labels to time (e.g. w4m2n64g,wgmma2-n128g); null: all. */
   variants: string[] | null;
@@ -82,8 +82,8 @@ interface Options {
   decodeKvHeads: number;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null, decodeKvHeads: HKV };
+export function parseAttentionArgs(argv: string[]): AttentionBenchOptions {
+  const o: AttentionBenchOptions = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null, decodeKvHeads: HKV };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = () => {
       const v = argv[++i];
@@ -149,7 +149,7 @@ interface DecodeResult {
   clusters: { resident: number; launched: number } | null;
 }
 
-function benchPrefill(rt: CudaRuntime, n: number, o: Options): PrefillResult[] {
+function benchPrefill(rt: CudaRuntime, n: number, o: AttentionBenchOptions): PrefillResult[] {
   const qw = randomBf16Words(n * H * D, 1 + n, 2);
   const kw = randomBf16Words(HKV * n * D, 2 + n, 2);
   const vw = randomBf16Words(HKV * n * D, 3 + n, 1);
@@ -215,7 +215,7 @@ function writeCheckFiles(dir: string, n: number, variant: string, q: Uint16Array
 const prefillFailures: string[] = [];
 const decodeFailures: string[] = [];
 
-function benchDecode(rt: CudaRuntime, n: number, o: Options): DecodeResult[] {
+function benchDecode(rt: CudaRuntime, n: number, o: AttentionBenchOptions): DecodeResult[] {
   // Llama-8B's GQA group of 4 over --decode-kv-heads KV heads (8 by default).
   const hkv = o.decodeKvHeads, heads = hkv * (H / HKV);
   const shape = { numHeads: heads, numKvHeads: hkv, headDim: D };
@@ -301,7 +301,7 @@ function decodeRelErr(q: Float32Array, k: Float32Array, v: Float32Array, got: Fl
  * The matrix ceiling on this device (METHOD: measure it once rather than trust the datasheet): a
  * bf16 cuBLAS product of 8192³ on random data, fp32 accumulation.
  */
-function benchGemmCeiling(rt: CudaRuntime, o: Options): { size: number; ms: number; tflops: number } {
+function benchGemmCeiling(rt: CudaRuntime, o: AttentionBenchOptions): { size: number; ms: number; tflops: number } {
   const size = 8192;
   const x = upload(rt, randomBf16Words(size * size, 31, 1));
   const w = upload(rt, randomBf16Words(size * size, 32, 1));
@@ -319,7 +319,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`attention benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
-  const o = parseArgs(argv);
+  const o = parseAttentionArgs(argv);
   const rt = new CudaRuntime();
   const info = rt.cuda.info;
   console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs, L2 ${(info.l2Bytes / 2 ** 20).toFixed(0)} MiB)`);

@@ -173,7 +173,9 @@ export function simulateL2(n: number, s: number, tiling: ModelTiling, order: Wgm
   }));
 }
 
-function main(argv: string[]): void {
+export interface L2ModelOptions { lengths: number[]; sparsities: number[]; l2Mb: number[]; tilings: string[] }
+
+export function parseL2ModelArgs(argv: string[]): L2ModelOptions {
   let lengths = [16384, 32768, 65536, 131072], sparsities = [0.8, 0.9, 0.95], l2Mb = [50, 25], tilings = ['n128', 'c3'];
   for (let i = 0; i < argv.length; i += 2) {
     const v = argv[i + 1] ?? '';
@@ -184,6 +186,11 @@ function main(argv: string[]): void {
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   for (const name of tilings) if (!MODEL_TILINGS[name]) throw new Error(`--tilings: ${name} is none of ${Object.keys(MODEL_TILINGS).join(', ')}`);
+  return { lengths, sparsities, l2Mb, tilings };
+}
+
+function main(argv: string[]): void {
+  const { lengths, sparsities, l2Mb, tilings } = parseL2ModelArgs(argv);
   console.log(`# random selections, H = ${H}, Hkv = ${HKV}, c = ${C}, ${SMS} SMs, one CTA per SM, a step per tick; LRU over 8 KB K+V tiles`);
   console.log(`| n | s | t | tiling | order | CTAs | steps / CTA | tiles / CTA | warpgroups / step | ${l2Mb.map((mb) => `miss share (${mb} MB)`).join(' | ')} | tail |`);
   console.log(`| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |${l2Mb.map(() => ' ---: |').join('')} ---: |`);

@@ -54,7 +54,9 @@ function factors(lists: ReturnType<typeof packChunkLists>[]): { union: number; t
   return { union: unionFactor(...u), tiling: unionFactor(...w), tilings: [...new Set(w.map((x) => x.tiling))].join(' + ') };
 }
 
-function main(argv: string[]): void {
+export interface UnionCpuOptions { model: string; task: string; length: number; sparsities: number[]; seed: number }
+
+export function parseUnionCpuArgs(argv: string[]): UnionCpuOptions {
   let model = 'models/organism', task = 'niah', length = 4096, sparsities = [0.5, 0.8, 0.9, 0.95], seed = 43;
   for (let i = 0; i < argv.length; i += 2) {
     const v = argv[i + 1];
@@ -68,6 +70,11 @@ function main(argv: string[]): void {
   }
   if (!Number.isInteger(length) || length < 1024) throw new Error(`--length: an integer >= 1024 (got ${length})`);
   if (sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
+  return { model, task, length, sparsities, seed };
+}
+
+function main(argv: string[]): void {
+  const { model, task, length, sparsities, seed } = parseUnionCpuArgs(argv);
   const ckpt = loadCheckpoint(model);
   const c = ckpt.config;
   const ex = getTask(task).generate({ tokenizer: ckpt.tokenizer, length, count: 1, seed })[0];

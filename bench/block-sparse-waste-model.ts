@@ -76,7 +76,9 @@ export function wasteOfLists(lists: ChunkLists, n: number, blockN: 64 | 128, con
   return { attended, computed, waste };
 }
 
-function main(argv: string[]): void {
+export interface WasteModelOptions { lengths: number[]; sparsities: number[] }
+
+export function parseWasteModelArgs(argv: string[]): WasteModelOptions {
   let lengths = [16384], sparsities = [0.5, 0.8, 0.9, 0.95];
   for (let i = 0; i < argv.length; i += 2) {
     const v = (argv[i + 1] ?? '').split(',').map(Number);
@@ -84,6 +86,11 @@ function main(argv: string[]): void {
     else if (argv[i] === '--sparsities') sparsities = v;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  return { lengths, sparsities };
+}
+
+function main(argv: string[]): void {
+  const { lengths, sparsities } = parseWasteModelArgs(argv);
   const tilings = [{ blockN: 128, consumers: 2 }, { blockN: 64, consumers: 2 }, { blockN: 64, consumers: 3 }] as const;
   console.log('# one query head, D = 128, c = 16; computed / attended = 1 + the categories (each: its computed blocks not attended / attended pairs)');
   console.log(`| n | data | s | t | tiling | computed / attended | ${WASTE_CATEGORIES.join(' | ')} |`);

@@ -131,7 +131,9 @@ export function workModel(n: number, data: 'random' | 'shared', s: number): Work
   return { n, data, s, t, mmaBytesPerPair: (mmaTiles * KV_BYTES_PER_TILE) / attended, wgmma };
 }
 
-function main(argv: string[]): void {
+export interface WgmmaModelOptions { lengths: number[]; sparsities: number[]; rows: number[] | null }
+
+export function parseWgmmaModelArgs(argv: string[]): WgmmaModelOptions {
   let lengths = [16384, 65536], sparsities = [0.5, 0.8, 0.9, 0.95], rows: number[] | null = null;
   for (let i = 0; i < argv.length; i += 2) {
     const v = (argv[i + 1] ?? '').split(',').map(Number);
@@ -140,6 +142,11 @@ function main(argv: string[]): void {
     else if (argv[i] === '--rows') rows = v;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  return { lengths, sparsities, rows };
+}
+
+function main(argv: string[]): void {
+  const { lengths, sparsities, rows } = parseWgmmaModelArgs(argv);
   if (rows) return printRowsTable(lengths, sparsities, rows);
   console.log(`# one query head, D = ${D}, c = ${C}; CTA slots: wgmma ${WGMMA_CTA_SLOTS} x 16 rows, mma.sync h1m1 4 x 16 rows`);
   console.log('| n | data | s | t | mma.sync B/pair | wgmma n64: B/pair, computed/attended, unpaired | n64 predicted / ideal | wgmma n128: B/pair, computed/attended, unpaired | n128 predicted / ideal |');

@@ -15,7 +15,7 @@ import { TransformerModel } from '../src/engine/model.js';
 import { densePlan } from '../src/methods/dense.js';
 import { argmax } from '../src/backends/cpu/ops.js';
 
-interface Options {
+export interface CpuBenchOptions {
   lengths: number[];
   decodeSteps: number;
   quick: boolean;
@@ -23,8 +23,8 @@ interface Options {
   skipMatmul: boolean;
 }
 
-function parseArgs(args: string[]): Options {
-  const opts: Options = { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false, kernel: 'auto', skipMatmul: false };
+export function parseCpuBenchArgs(args: string[]): CpuBenchOptions {
+  const opts: CpuBenchOptions = { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false, kernel: 'auto', skipMatmul: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--lengths') opts.lengths = (args[++i] ?? '').split(',').map(Number);
@@ -187,7 +187,7 @@ function flopModel(c: ModelConfig) {
   };
 }
 
-function modelTable(opts: Options): void {
+function modelTable(opts: CpuBenchOptions): void {
   const c = benchModelConfig(opts.quick);
   const model = new TransformerModel(c, benchWeights(c), { kernel: createMatmulKernel(opts.kernel) });
   const f = flopModel(c);
@@ -218,7 +218,7 @@ function modelTable(opts: Options): void {
 }
 
 export function runCpuBench(args: string[]): void {
-  const opts = parseArgs(args);
+  const opts = parseCpuBenchArgs(args);
   const cpu = cpus()[0];
   console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}; load average ${loadavg()[0].toFixed(2)}`);
   console.log(`('% peak': against the measured one-core peak below; for the threaded kernel against cores × that)`);

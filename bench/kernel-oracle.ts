@@ -15,9 +15,9 @@ import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { ORACLE_CASES, type HostTensor, type OracleCase, POISON_BITS, caseInputs, caseTensorSpecs, writeCase } from './kernel-oracle-cases.js';
 
-interface Options { out: string; cases: string[] | null }
+export interface KernelOracleOptions { out: string; cases: string[] | null }
 
-function parseArgs(argv: string[]): Options {
+export function parseKernelOracleArgs(argv: string[]): KernelOracleOptions {
   let out: string | null = null;
   let cases: string[] | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -173,7 +173,7 @@ async function runCase(rt: CudaRuntime, c: OracleCase, inputs: Record<string, Ho
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseKernelOracleArgs(process.argv.slice(2));
   if (!isCudaAvailable()) {
     console.log(`kernel oracle skipped: no CUDA device here: ${cudaUnavailableReason()}`);
     return;

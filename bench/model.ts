@@ -51,10 +51,10 @@ export const MODEL_SHAPES: Record<string, Record<string, unknown>> = {
   },
 };
 
-interface Options { shapes: string[]; lengths: number[]; decodeSteps: number; repeats: number; out: string | null; configDir: string | null }
+export interface ModelBenchOptions { shapes: string[]; lengths: number[]; decodeSteps: number; repeats: number; out: string | null; configDir: string | null }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { shapes: Object.keys(MODEL_SHAPES), lengths: [4096, 16384], decodeSteps: 32, repeats: 2, out: null, configDir: null };
+export function parseModelBenchArgs(argv: string[]): ModelBenchOptions {
+  const o: ModelBenchOptions = { shapes: Object.keys(MODEL_SHAPES), lengths: [4096, 16384], decodeSteps: 32, repeats: 2, out: null, configDir: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = () => {
       const v = argv[++i];
@@ -141,7 +141,7 @@ function validate(model: CudaTransformerModel): { relL2: number; argmaxEqual: bo
   return { relL2, argmaxEqual: whole.id === chunked.id };
 }
 
-function benchShape(rt: CudaRuntime, name: string, o: Options): ShapeResult {
+function benchShape(rt: CudaRuntime, name: string, o: ModelBenchOptions): ShapeResult {
   const config = parseModelConfig(MODEL_SHAPES[name], name);
   const t0 = seconds();
   const model = new CudaTransformerModel(rt, config, new RandomWeightSource(rt, 1234, { normMean: 1, hasLmHead: !config.tieWordEmbeddings }));
@@ -205,7 +205,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`model benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
-  const o = parseArgs(argv);
+  const o = parseModelBenchArgs(argv);
   if (o.configDir) {
     for (const s of o.shapes) {
       mkdirSync(join(o.configDir, s), { recursive: true });

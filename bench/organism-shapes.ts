@@ -135,8 +135,13 @@ function timeShape(ckptDir: string, lengths: number[], decodeSteps: number, repe
   });
 }
 
-function main(): void {
+export interface OrganismShapesOptions {
+  out: string; shapes: OrganismShape[]; lengths: number[]; decodeSteps: number; repeats: number; tokenizer: string; buildOnly: boolean;
+}
+
+export function parseOrganismShapesArgs(argv: string[]): OrganismShapesOptions {
   const { values } = parseArgs({
+    args: argv,
     options: {
       out: { type: 'string' },
       shapes: { type: 'string', default: '6x256x4x2x768,8x384x6x2x1152,8x320x5x1x960,6x384x6x2x1152' },
@@ -155,15 +160,20 @@ function main(): void {
   if (!Number.isInteger(decodeSteps) || decodeSteps < 1) throw new Error(`--decode-steps: a positive integer, got ${values['decode-steps']}`);
   const repeats = Number(values.repeats);
   if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: a positive integer, got ${values.repeats}`);
-  const vocab = (JSON.parse(readFileSync(join(values.tokenizer, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
-  for (const s of shapes) {
+  return { out: values.out, shapes, lengths, decodeSteps, repeats, tokenizer: values.tokenizer, buildOnly: values['build-only'] };
+}
+
+function main(argv: string[]): void {
+  const o = parseOrganismShapesArgs(argv);
+  const vocab = (JSON.parse(readFileSync(join(o.tokenizer, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+  for (const s of o.shapes) {
     const label = shapeLabel(s);
     const params = storedParameterCount(s, vocab);
-    const ckpt = writeShapedCheckpoint(join(values.out, label), values.tokenizer, s);
+    const ckpt = writeShapedCheckpoint(join(o.out, label), o.tokenizer, s);
     const record: Record<string, unknown> = { shape: label, params, bf16Bytes: 2 * params, checkpoint: ckpt };
-    if (!values['build-only']) record.timings = timeShape(ckpt, lengths, decodeSteps, repeats);
+    if (!o.buildOnly) record.timings = timeShape(ckpt, o.lengths, o.decodeSteps, o.repeats);
     process.stdout.write(JSON.stringify(record) + '\n');
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main(process.argv.slice(2));

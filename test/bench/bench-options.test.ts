@@ -1,0 +1,169 @@
+/**
+ * Every bench's command line, pinned: the options each one reads from the same argv, defaults
+ * included. Written against the hand-rolled parsers before they moved onto bench/bench-args.ts, so
+ * the migration is checked to keep every flag name, default and value.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseAttentionArgs } from '../../bench/attention.js';
+import { parseUnionCpuArgs } from '../../bench/block-sparse-union-cpu.js';
+import { parseL2ModelArgs } from '../../bench/block-sparse-l2-model.js';
+import { parseWasteModelArgs } from '../../bench/block-sparse-waste-model.js';
+import { parseWgmmaModelArgs } from '../../bench/block-sparse-wgmma-model.js';
+import { parseCpuBenchArgs } from '../../bench/cpu.js';
+import { parseKernelBenchArgs } from '../../bench/gpu-bench-util.js';
+import { parseKernelOracleArgs } from '../../bench/kernel-oracle.js';
+import { ORACLE_CASES } from '../../bench/kernel-oracle-cases.js';
+import { parseModelBenchArgs } from '../../bench/model.js';
+import { parseOrganismShapesArgs } from '../../bench/organism-shapes.js';
+import { parseSparseActivationsArgs } from '../../bench/sparse-activations.js';
+
+describe('bench attention', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseAttentionArgs([]) }, {
+      lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10,
+      variants: null, decodeVariants: null, decodeKvHeads: 8,
+    });
+  });
+  test('every flag', () => {
+    const o = parseAttentionArgs([
+      '--lengths', '4096,8192', '--decode-lengths', '32768', '--out', 'a.json', '--check-dir', '/tmp/c', '--repeats', '3',
+      '--variants', 'w4m2n64g,wgmma3-n128g', '--decode-variants', 't256u2w1c', '--decode-kv-heads', '7',
+    ]);
+    assert.deepEqual({ ...o }, {
+      lengths: [4096, 8192], decodeLengths: [32768], out: 'a.json', checkDir: '/tmp/c', repeats: 3,
+      variants: ['w4m2n64g', 'wgmma3-n128g'], decodeVariants: ['t256u2w1c'], decodeKvHeads: 7,
+    });
+  });
+  test("'none' skips a part (tools/device/prefill-wgmma-job.sh passes --decode-lengths none)", () => {
+    const o = parseAttentionArgs(['--lengths', 'none', '--decode-lengths', 'none']);
+    assert.deepEqual([o.lengths, o.decodeLengths], [[], []]);
+  });
+  test('the last of a repeated flag wins', () => {
+    assert.deepEqual(parseAttentionArgs(['--repeats', '2', '--repeats', '4']).repeats, 4);
+  });
+  test('tools/device/run-job.sh\'s command line', () => {
+    const o = parseAttentionArgs(['--out', '/o/attention.json', '--check-dir', '/tmp/sf-attention-check', '--lengths', '4096', '--decode-lengths', '32768']);
+    assert.deepEqual([o.out, o.checkDir, o.lengths, o.decodeLengths], ['/o/attention.json', '/tmp/sf-attention-check', [4096], [32768]]);
+  });
+});
+
+describe('bench cpu', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseCpuBenchArgs([]) }, { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false, kernel: 'auto', skipMatmul: false });
+  });
+  test('--quick shortens the default lengths, not given ones', () => {
+    assert.deepEqual(parseCpuBenchArgs(['--quick']).lengths, [64, 256]);
+    assert.deepEqual(parseCpuBenchArgs(['--quick', '--lengths', '8,12']).lengths, [8, 12]);
+    assert.deepEqual(parseCpuBenchArgs(['--lengths', '8,12', '--quick']).lengths, [8, 12]);
+  });
+  test('every flag', () => {
+    assert.deepEqual({ ...parseCpuBenchArgs(['--lengths', '8,12', '--decode-steps', '2', '--quick', '--kernel', 'js-blocked', '--skip-matmul']) },
+      { lengths: [8, 12], decodeSteps: 2, quick: true, kernel: 'js-blocked', skipMatmul: true });
+  });
+});
+
+describe('kernel oracle', () => {
+  test('--out required, --cases optional', () => {
+    assert.deepEqual({ ...parseKernelOracleArgs(['--out', '/tmp/k']) }, { out: '/tmp/k', cases: null });
+    const two = ORACLE_CASES.slice(0, 2).map((c) => c.name);
+    assert.deepEqual({ ...parseKernelOracleArgs(['--cases', two.join(','), '--out', 'd']) }, { out: 'd', cases: two });
+  });
+  test('no --out, an unknown case: refused', () => {
+    assert.throws(() => parseKernelOracleArgs([]), /--out/);
+    assert.throws(() => parseKernelOracleArgs(['--out', 'd', '--cases', 'no_such_case']), /no_such_case/);
+  });
+});
+
+describe('bench model', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseModelBenchArgs([]) }, {
+      shapes: ['llama3.1-8b', 'qwen2.5-7b'], lengths: [4096, 16384], decodeSteps: 32, repeats: 2, out: null, configDir: null,
+    });
+  });
+  test('every flag (and run-job.sh\'s)', () => {
+    const o = parseModelBenchArgs(['--out', '/o/model.json', '--config-dir', '/tmp/cfg', '--shapes', 'qwen2.5-7b', '--lengths', '1024',
+      '--decode-steps', '4', '--repeats', '1']);
+    assert.deepEqual({ ...o }, { shapes: ['qwen2.5-7b'], lengths: [1024], decodeSteps: 4, repeats: 1, out: '/o/model.json', configDir: '/tmp/cfg' });
+  });
+  test('an unknown shape is refused, naming the known ones', () => {
+    assert.throws(() => parseModelBenchArgs(['--shapes', 'gpt2']), /gpt2.*llama3\.1-8b/);
+  });
+});
+
+describe('parseKernelBenchArgs (block-sparse, vertical-slash, quest-selection)', () => {
+  test('the paper grid by default; repeats and the shortest length from the caller', () => {
+    assert.deepEqual({ ...parseKernelBenchArgs([], 5, 16) }, { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: null });
+    assert.deepEqual({ ...parseKernelBenchArgs(['--lengths', '64,128', '--sparsities', '0,0.9', '--repeats', '2', '--out', 'x.json'], 3, 64) },
+      { lengths: [64, 128], sparsities: [0, 0.9], repeats: 2, out: 'x.json' });
+  });
+  test('a length below the caller\'s minimum, a sparsity of 1, zero repeats: refused', () => {
+    assert.throws(() => parseKernelBenchArgs(['--lengths', '32'], 3, 64), /--lengths/);
+    assert.throws(() => parseKernelBenchArgs(['--sparsities', '1'], 3, 64), /--sparsities/);
+    assert.throws(() => parseKernelBenchArgs(['--repeats', '0'], 3, 64), /--repeats/);
+    assert.throws(() => parseKernelBenchArgs(['--fast'], 3, 64), /unknown argument --fast/);
+  });
+});
+
+describe('CPU models of the block-sparse kernels', () => {
+  test('block-sparse-l2-model', () => {
+    assert.deepEqual({ ...parseL2ModelArgs([]) }, { lengths: [16384, 32768, 65536, 131072], sparsities: [0.8, 0.9, 0.95], l2Mb: [50, 25], tilings: ['n128', 'c3'] });
+    assert.deepEqual({ ...parseL2ModelArgs(['--lengths', '16384', '--sparsities', '0.9', '--l2-mb', '25', '--tilings', 'n64,c3']) },
+      { lengths: [16384], sparsities: [0.9], l2Mb: [25], tilings: ['n64', 'c3'] });
+    assert.throws(() => parseL2ModelArgs(['--tilings', 'n32']), /--tilings: n32/);
+  });
+  test('block-sparse-waste-model', () => {
+    assert.deepEqual({ ...parseWasteModelArgs([]) }, { lengths: [16384], sparsities: [0.5, 0.8, 0.9, 0.95] });
+    assert.deepEqual({ ...parseWasteModelArgs(['--sparsities', '0.9', '--lengths', '2048,4096']) }, { lengths: [2048, 4096], sparsities: [0.9] });
+  });
+  test('block-sparse-wgmma-model', () => {
+    assert.deepEqual({ ...parseWgmmaModelArgs([]) }, { lengths: [16384, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], rows: null });
+    assert.deepEqual({ ...parseWgmmaModelArgs(['--lengths', '4096', '--sparsities', '0.5', '--rows', '128,192,256']) },
+      { lengths: [4096], sparsities: [0.5], rows: [128, 192, 256] });
+  });
+  test('block-sparse-union-cpu', () => {
+    assert.deepEqual({ ...parseUnionCpuArgs([]) }, { model: 'models/organism', task: 'niah', length: 4096, sparsities: [0.5, 0.8, 0.9, 0.95], seed: 43 });
+    assert.deepEqual({ ...parseUnionCpuArgs(['--model', 'm', '--task', 'vt', '--length', '2048', '--sparsities', '0.9', '--seed', '7']) },
+      { model: 'm', task: 'vt', length: 2048, sparsities: [0.9], seed: 7 });
+    assert.throws(() => parseUnionCpuArgs(['--length', '512']), /--length/);
+    assert.throws(() => parseUnionCpuArgs(['--sparsities', '1']), /--sparsities/);
+  });
+});
+
+describe('organism-shapes', () => {
+  const defaultShapes = [
+    { layers: 6, hidden: 256, heads: 4, kvHeads: 2, mlp: 768 }, { layers: 8, hidden: 384, heads: 6, kvHeads: 2, mlp: 1152 },
+    { layers: 8, hidden: 320, heads: 5, kvHeads: 1, mlp: 960 }, { layers: 6, hidden: 384, heads: 6, kvHeads: 2, mlp: 1152 },
+  ];
+  test('defaults (--out required)', () => {
+    assert.deepEqual({ ...parseOrganismShapesArgs(['--out', '/tmp/s']) }, {
+      out: '/tmp/s', shapes: defaultShapes, lengths: [1792, 2048, 4096], decodeSteps: 48, repeats: 1, tokenizer: 'models/organism', buildOnly: false,
+    });
+    assert.throws(() => parseOrganismShapesArgs([]), /--out/);
+  });
+  test('every flag', () => {
+    const o = parseOrganismShapesArgs(['--out', 'o', '--shapes', '2x128x2x1x192', '--lengths', '64', '--decode-steps', '3', '--repeats', '2',
+      '--tokenizer', 't', '--build-only']);
+    assert.deepEqual({ ...o }, {
+      out: 'o', shapes: [{ layers: 2, hidden: 128, heads: 2, kvHeads: 1, mlp: 192 }], lengths: [64], decodeSteps: 3, repeats: 2, tokenizer: 't', buildOnly: true,
+    });
+  });
+});
+
+describe('bench sparse-activations', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseSparseActivationsArgs([]) }, {
+      model: 'models/organism', tasks: ['niah', 'vt', 'story_retrieval', 'cwe'], examples: 2, lengths: [4096, 8192, 16384],
+      sparsities: [0.5, 0.8, 0.9, 0.95], methods: null, repeats: 5, seed: 43, random: true, replicate: 1, warmupS: 1.5, timeBudgetS: 480, out: null,
+    });
+  });
+  test('every flag', () => {
+    const o = parseSparseActivationsArgs(['--model', 'm', '--tasks', 'niah', '--examples', '1', '--lengths', '4096', '--sparsities', '0.9',
+      '--methods', 'block_sparse,vertical_slash', '--repeats', '2', '--seed', '0', '--no-random', '--replicate', '8', '--warmup', '0',
+      '--time-budget', '30', '--out', 'x.json']);
+    assert.deepEqual({ ...o }, {
+      model: 'm', tasks: ['niah'], examples: 1, lengths: [4096], sparsities: [0.9], methods: ['block_sparse', 'vertical_slash'], repeats: 2, seed: 0,
+      random: false, replicate: 8, warmupS: 0, timeBudgetS: 30, out: 'x.json',
+    });
+  });
+});
