@@ -1,6 +1,8 @@
 /**
  * Block-Sparse prefill on the GPU, timed against our dense flash prefill: validate, then time.
- * Shape: Llama-3.1-8B attention (H = 32, Hkv = 8, D = 128), one sequence, causal, bf16 in / fp32 acc.
+ * Shape: Llama-3.1-8B attention (H = 32, Hkv = 8, D = 128), one sequence, causal, bf16 in / fp32 acc,
+ * query and key chunks of C = 16 rows (the SPEC's c) or `--chunk 64` (one list per 64-row warpgroup of
+ * the wgmma kernel: t, the lists, the attended pairs and the validation all follow C).
  * For each n and target sparsity s: t from the method's closed form, the GPU estimation (pooling,
  * pooled scores, top-t: BlockSparseEstimator) writes the chunk lists from the data itself, then the
  * attention (union + block_sparse_prefill, or steps + block_sparse_prefill_wgmma) runs for each variant. Two data sets:
@@ -14,7 +16,7 @@
  *
  * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
  *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...]
- *        [--validate-once] [--split-steps] [--out FILE]. Prints a skip message where
+ *        [--chunk 16|64] [--validate-once] [--split-steps] [--out FILE]. Prints a skip message where
  *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
  *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
  *        wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts). After
@@ -45,14 +47,19 @@ import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { exactBlockSparsePairs, topChunksForSparsity } from '../src/methods/block-sparse.js';
 import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-bench-util.js';
 
-const H = 32, HKV = 8, D = 128, C = 16;
+const H = 32, HKV = 8, D = 128;
+/** Chunk sizes --chunk takes: the SPEC's 16, and 64 (a 64-row warpgroup's rows share one list). */
+export const BENCH_CHUNK_SIZES = [16, 64] as const;
+export type BenchChunkSize = (typeof BENCH_CHUNK_SIZES)[number];
+const DEFAULT_CHUNK: BenchChunkSize = 16;
 const SCALE = 1 / Math.sqrt(D);
 /**
  * Kernel variants timed side by side, by label: mma.sync `h<heads per CTA>m<16-row tiles per warp>`, or
  * the Hopper kernel `wgmma-[c3-]n<keys per step>-s<stages>` (block-sparse-prefill-wgmma.ts; c3: three
  * consumer warpgroups, 192-row CTAs; a `-kv` suffix: the KV-head-major block order), or `auto`: the
  * launcher's own choice with no option (on Hopper the wgmma tiling chunkListsAreSparse picks per run), or
- * `auto-kv`: that choice in the KV-head-major block order. --variants picks.
+ * `auto-kv`: that choice in the KV-head-major block order, or `auto-lm`: the automatic choice with lean
+ * masks on lists of 64-row chunks (autoLeanMask; with --chunk 16 it runs what `auto` runs). --variants picks.
  */
 const DEFAULT_VARIANTS = ['h1m1', 'h1m2', 'h4m2'];
 
@@ -61,11 +68,12 @@ export function blockSparseVariantOptions(label: string): BlockSparseKernelOptio
   if (label === 'auto') return {};
   if (label === 'auto-kv') return { autoCtaOrder: 'kv' };
   if (label === 'auto-heads') return { autoCtaOrder: 'heads' };
+  if (label === 'auto-lm') return { autoLeanMask: true };
   const mma = /^h(\d+)m(\d+)$/.exec(label);
   if (mma) return { headsPerCta: Number(mma[1]), mTiles: Number(mma[2]) };
   const wgmma = parseBlockSparseWgmmaLabel(label);
   if (wgmma) return { wgmma };
-  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv or auto-heads`);
+  throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv, auto-heads or auto-lm`);
 }
 
 /** Whether argv holds the switch `name`, and argv without it. */
@@ -74,33 +82,56 @@ function takeSwitch(argv: string[], name: string): { on: boolean; rest: string[]
   return at < 0 ? { on: false, rest: argv } : { on: true, rest: [...argv.slice(0, at), ...argv.slice(at + 1)] };
 }
 
-/** [--variants a,b], [--validate-once] and [--split-steps] taken out of argv (the rest goes to parseKernelBenchArgs). */
-function splitVariants(argv: string[]): { variants: string[]; validateOnce: boolean; splitSteps: boolean; rest: string[] } {
-  const once = takeSwitch(argv, '--validate-once');
-  const split = takeSwitch(once.rest, '--split-steps');
-  const validateOnce = once.on, splitSteps = split.on;
-  const args = split.rest;
-  const at = args.indexOf('--variants');
-  if (at < 0) return { variants: DEFAULT_VARIANTS, validateOnce, splitSteps, rest: args };
-  const value = args[at + 1];
-  if (value === undefined) throw new Error('--variants needs a value');
-  const variants = value.split(',').filter((v) => v.length > 0);
-  for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
-  return { variants, validateOnce, splitSteps, rest: [...args.slice(0, at), ...args.slice(at + 2)] };
+/** The value of option `name` (null when absent) and argv without the option and its value. */
+function takeValue(argv: string[], name: string): { value: string | null; rest: string[] } {
+  const at = argv.indexOf(name);
+  if (at < 0) return { value: null, rest: argv };
+  const value = argv[at + 1];
+  if (value === undefined) throw new Error(`${name} needs a value`);
+  return { value, rest: [...argv.slice(0, at), ...argv.slice(at + 2)] };
 }
 
-/** One line per cell: each variant's kernel ms and its change against the cell's first variant. */
-export function cellSummaryLine(cellRows: BlockSparseBenchRow[]): string {
+/** The chunk size --chunk names (16 when absent); an error for any other value. */
+export function parseBenchChunk(value: string | null): BenchChunkSize {
+  if (value === null) return DEFAULT_CHUNK;
+  const c = BENCH_CHUNK_SIZES.find((x) => String(x) === value.trim());
+  if (c === undefined) throw new Error(`--chunk: ${value} is not one of ${BENCH_CHUNK_SIZES.join(', ')}`);
+  return c;
+}
+
+export interface BlockSparseBenchSwitches {
+  variants: string[]; chunk: BenchChunkSize; validateOnce: boolean; splitSteps: boolean;
+  /** The arguments left for parseKernelBenchArgs. */
+  rest: string[];
+}
+
+/** [--variants a,b], [--chunk C], [--validate-once] and [--split-steps] taken out of argv. */
+export function splitBlockSparseBenchArgs(argv: string[]): BlockSparseBenchSwitches {
+  const once = takeSwitch(argv, '--validate-once');
+  const split = takeSwitch(once.rest, '--split-steps');
+  const chunk = takeValue(split.rest, '--chunk');
+  const named = takeValue(chunk.rest, '--variants');
+  const variants = named.value === null ? DEFAULT_VARIANTS : named.value.split(',').filter((v) => v.length > 0);
+  for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
+  return { variants, chunk: parseBenchChunk(chunk.value), validateOnce: once.on, splitSteps: split.on, rest: named.rest };
+}
+
+/**
+ * One line per cell: each variant's kernel ms and its change against the cell's first variant. The chunk
+ * size is named only when it is not the SPEC's 16, so c = 16 lines read as before session 8.
+ */
+export function cellSummaryLine(cellRows: (Omit<BlockSparseBenchRow, 'chunkSize'> & { chunkSize?: number })[]): string {
   if (cellRows.length === 0) throw new Error('cellSummaryLine: no rows');
   const [first] = cellRows;
   const parts = cellRows.map((r, i) => `${r.variant} ${r.kernelMs.toFixed(3)}` +
     (i === 0 ? '' : ` (${r.kernelMs >= first.kernelMs ? '+' : ''}${((r.kernelMs / first.kernelMs - 1) * 100).toFixed(1)}%)`));
-  return `# cell n=${first.n} ${first.data} s=${first.requested}: ${parts.join(', ')}`;
+  const chunk = first.chunkSize === undefined || first.chunkSize === DEFAULT_CHUNK ? '' : ` c=${first.chunkSize}`;
+  return `# cell n=${first.n}${chunk} ${first.data} s=${first.requested}: ${parts.join(', ')}`;
 }
 const DATA_SETS = [{ name: 'random', qMean: 0 }, { name: 'shared', qMean: 0.5 }] as const;
 
 export interface BlockSparseBenchRow {
-  n: number; data: string; requested: number; achieved: number; topChunks: number; variant: string;
+  n: number; chunkSize: number; data: string; requested: number; achieved: number; topChunks: number; variant: string;
   kernelMs: number; estimationMs: number; denseMs: number; idealMs: number; ratio: number; ratioWithEstimation: number;
   /** --split-steps, wgmma variants: the steps kernel alone and the attention alone (ms, medians). */
   stepsMs?: number; attendMs?: number;
@@ -122,7 +153,7 @@ function validateRows(
  * share of them each warpgroup computes, the 64-row × 16-key blocks computed per attended one (compute
  * overhead) and the K/V bytes gathered per attended pair.
  */
-function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): string {
+function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, chunk: number, t: number): string {
   const { entries, stepCounts, geometry: geo } = kernel.downloadSteps();
   const ctas = stepCounts.length;
   let steps = 0, computed = 0, tiles = 0;
@@ -132,7 +163,7 @@ function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): s
     computed += wgmmaComputedSteps(list, geo.subTiles, geo.consumers).reduce((a, b) => a + b, 0);
     tiles += list.filter((e) => wgmmaEntryMask(e, geo.consumers) !== 0).length;
   }
-  const attendedPairs = (exactBlockSparsePairs(n, C, t) * H);
+  const attendedPairs = (exactBlockSparsePairs(n, chunk, t) * H);
   const computedBlocks = computed * geo.subTiles; // 64-row x 16-key blocks
   return `${geo.consumers} consumers: ${(steps / ctas).toFixed(1)} steps/CTA, warpgroups compute ${(computed / (geo.consumers * steps)).toFixed(3)} of them, ` +
     `computed/attended ${((computedBlocks * 64 * 16) / attendedPairs).toFixed(2)}, ` +
@@ -141,11 +172,11 @@ function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, t: number): s
 
 export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
   // Arguments first, so that a bad one is refused on a machine without a GPU too.
-  const { variants, validateOnce, splitSteps, rest } = splitVariants(argv);
+  const { variants, chunk: C, validateOnce, splitSteps, rest } = splitBlockSparseBenchArgs(argv);
   const o = parseKernelBenchArgs(rest, 5, C);
   if (!isCudaAvailable()) {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()}); ` +
-      `would run ${variants.join(',')} at n ${o.lengths.join(',')}, s ${o.sparsities.join(',')}${validateOnce ? ', validate once' : ''}${splitSteps ? ', split steps' : ''}`);
+      `would run ${variants.join(',')} at c ${C}, n ${o.lengths.join(',')}, s ${o.sparsities.join(',')}${validateOnce ? ', validate once' : ''}${splitSteps ? ', split steps' : ''}`);
     return [];
   }
   const validated = new Set<string>();
@@ -195,7 +226,7 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
             }
             const plainTiling = kernel.wgmma ? blockSparseWgmmaLabel({ ...kernel.wgmma.tiling, ablation: undefined }) : null;
             if (kernel.wgmma && plainTiling && !workLinesDone.has(plainTiling)) {
-              console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, t)}`);
+              console.log(`#   ${variant} work: ${wgmmaWorkLine(kernel.wgmma, n, C, t)}`);
               workLinesDone.add(plainTiling);
             }
           }
@@ -215,12 +246,12 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
           kernel.release();
           const idealMs = (1 - achieved) * denseMs;
           const row = {
-            n, data: data.name, requested: s, achieved, topChunks: t, variant, kernelMs, estimationMs, denseMs, idealMs,
+            n, chunkSize: C, data: data.name, requested: s, achieved, topChunks: t, variant, kernelMs, estimationMs, denseMs, idealMs,
             ratio: kernelMs / idealMs, ratioWithEstimation: (kernelMs + estimationMs) / idealMs, ...(split ?? {}),
           };
           rows.push(row);
           cellRows.push(row);
-          console.log(`  n=${n} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) ${variant}: ` +
+          console.log(`  n=${n} c=${C} ${data.name.padEnd(6)} s=${s} (achieved ${achieved.toFixed(3)}, t=${t}) ${variant}: ` +
             `kernel ${kernelMs.toFixed(3)} ms, estimation ${estimationMs.toFixed(3)} ms, dense ${denseMs.toFixed(3)} ms, ` +
             `ideal ${idealMs.toFixed(3)} ms, kernel/ideal ${row.ratio.toFixed(2)}, (kernel+est)/ideal ${row.ratioWithEstimation.toFixed(2)}`);
         }

@@ -22,6 +22,9 @@
  *
  * Usage: npm run bench -- sparse [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
  *        [--methods a,b] [--phases prefill,decode] [--repeats N] [--time-budget S] [--out FILE]
+ *        [--block-sparse-chunks 16,64]
+ * --block-sparse-chunks: block_sparse once per chunk size c (default 16, the SPEC's); rows of another c
+ * are labelled `block_sparse c=<c>` (c = 64: the 64 rows of a wgmma warpgroup share one list).
  * Lengths whose buffers would not fit the free device memory, and cases past the time budget
  * (default 480 s, inside the device's 10-minute limit), are skipped and listed. Prints a skip line
  * where there is no CUDA device.
@@ -59,16 +62,21 @@ interface Options {
   repeats: number;
   timeBudgetS: number;
   out: string | null;
+  /** Chunk sizes block_sparse runs with (multiples of 16); [16] by default. */
+  blockSparseChunks: number[];
 }
 
 export const DEFAULT_LENGTHS = [16384, 32768, 65536, 131072];
 /** Random window queries given to afterPrefill (observation windows up to this many tokens). */
 const WINDOW_QUERIES = 1024;
 export const DEFAULT_SPARSITIES = [0.5, 0.8, 0.9, 0.95];
+/** block_sparse's chunk size in the SPEC (and its registry default): rows of it keep the plain method label. */
+const SPEC_BLOCK_SPARSE_CHUNK = 16;
 
 export function parseSparseBenchArgs(argv: string[]): Options {
   const o: Options = {
     lengths: DEFAULT_LENGTHS, sparsities: DEFAULT_SPARSITIES, methods: null, phases: ['prefill', 'decode'], repeats: 5, timeBudgetS: 480, out: null,
+    blockSparseChunks: [SPEC_BLOCK_SPARSE_CHUNK],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -93,9 +101,24 @@ export function parseSparseBenchArgs(argv: string[]): Options {
     } else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 1, 'repeat count');
     else if (a === '--time-budget') [o.timeBudgetS] = numbers(next(), (v) => v > 0, 'number of seconds');
     else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a} (see bench/sparse.ts)`);
+    else if (a === '--block-sparse-chunks') {
+      o.blockSparseChunks = [...new Set(numbers(next(), (v) => Number.isInteger(v) && v >= 16 && v % 16 === 0, 'chunk size (a multiple of 16)'))];
+    } else throw new Error(`unknown argument ${a} (see bench/sparse.ts)`);
   }
   return o;
+}
+
+/** One configuration of a method the bench runs: its row label and the parameters it is created with. */
+export interface MethodConfiguration { label: string; params?: Record<string, unknown> }
+
+/**
+ * The configurations a prefill method runs in: block_sparse once per --block-sparse-chunks size (the
+ * SPEC's c = 16 under the plain method id, another c as `block_sparse c=<c>`); every other method once,
+ * with its defaults.
+ */
+export function prefillConfigurations(methodId: string, o: Pick<Options, 'blockSparseChunks'>): MethodConfiguration[] {
+  if (methodId !== 'block_sparse') return [{ label: methodId }];
+  return o.blockSparseChunks.map((c) => (c === SPEC_BLOCK_SPARSE_CHUNK ? { label: methodId } : { label: `${methodId} c=${c}`, params: { chunkSize: c } }));
 }
 
 /** The Llama-3.1-8B shape the grid runs on (H 32, Hkv 8, D 128). */
@@ -176,13 +199,16 @@ class Bench {
   }
 
   /** Checks (CPU registry options, shape) and creates the method, or records why not. */
-  private create(entry: DeviceMethodEntry, n: number, s: number): DevicePrefillMethod | DeviceDecodeMethod | null {
+  private create(
+    entry: DeviceMethodEntry, n: number, s: number, config: MethodConfiguration = { label: entry.factory.methodId },
+  ): DevicePrefillMethod | DeviceDecodeMethod | null {
     const id = entry.factory.methodId;
+    const options = { sparsity: s, ...(config.params ? { params: config.params } : {}) };
     try {
-      checkDeviceMethod(this.config, id, { sparsity: s });
-      return entry.factory.create(this.rt, this.config, { sparsity: s });
+      checkDeviceMethod(this.config, id, options);
+      return entry.factory.create(this.rt, this.config, options);
     } catch (e) {
-      this.fail(`${entry.phase} ${id} n=${n} s=${s} (create)`, e);
+      this.fail(`${entry.phase} ${config.label} n=${n} s=${s} (create)`, e);
       return null;
     }
   }
@@ -215,27 +241,29 @@ class Bench {
       if (!denseRun) return;
       console.log(`prefill n=${n} dense: ${denseRun.ms.toFixed(2)} ms`);
       for (const entry of entries) {
-        for (const s of this.o.sparsities) {
-          const id = entry.factory.methodId;
-          if (this.overBudget()) {
-            this.skip('prefill', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
-            continue;
+        for (const configuration of prefillConfigurations(entry.factory.methodId, this.o)) {
+          for (const s of this.o.sparsities) {
+            const id = configuration.label;
+            if (this.overBudget()) {
+              this.skip('prefill', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
+              continue;
+            }
+            const method = this.create(entry, n, s, configuration) as DevicePrefillMethod | null;
+            if (!method) continue;
+            const run = measure(method, `${id} s=${s}`);
+            method.reset?.();
+            if (!run) continue;
+            const { estimationMs: est, attentionMs } = run;
+            const idealMs = (1 - s) * denseRun.ms;
+            const achieved = achievedOf(run.counts);
+            const r: PrefillCase = {
+              method: id, n, s, achieved, estimationMs: est, totalMs: run.ms, attentionMs, denseMs: denseRun.ms, idealMs,
+              ratio: attentionMs / idealMs, ratioAchieved: attentionMs / ((1 - achieved) * denseRun.ms),
+            };
+            this.prefill.push(r);
+            console.log(`prefill ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms, attention ${attentionMs.toFixed(2)} ms, ` +
+              `dense ${denseRun.ms.toFixed(2)} ms, ${r.ratio.toFixed(2)}x ideal`);
           }
-          const method = this.create(entry, n, s) as DevicePrefillMethod | null;
-          if (!method) continue;
-          const run = measure(method, `${id} s=${s}`);
-          method.reset?.();
-          if (!run) continue;
-          const { estimationMs: est, attentionMs } = run;
-          const idealMs = (1 - s) * denseRun.ms;
-          const achieved = achievedOf(run.counts);
-          const r: PrefillCase = {
-            method: id, n, s, achieved, estimationMs: est, totalMs: run.ms, attentionMs, denseMs: denseRun.ms, idealMs,
-            ratio: attentionMs / idealMs, ratioAchieved: attentionMs / ((1 - achieved) * denseRun.ms),
-          };
-          this.prefill.push(r);
-          console.log(`prefill ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms, attention ${attentionMs.toFixed(2)} ms, ` +
-            `dense ${denseRun.ms.toFixed(2)} ms, ${r.ratio.toFixed(2)}x ideal`);
         }
       }
     } finally {

@@ -104,6 +104,12 @@ export interface BlockSparseKernelOptions {
    * before, bench label `auto-heads`). A `wgmma` tiling names its own order instead.
    */
   autoCtaOrder?: WgmmaCtaOrder;
+  /**
+   * Lean masks (the wgmma kernel's LEAN_MASK, label suffix -lm) in the automatic tilings on lists whose
+   * chunks span whole 64-row warpgroups (autoTakesLeanMask); left out: AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS.
+   * Results are the same bit for bit either way; only the time differs.
+   */
+  autoLeanMask?: boolean;
 }
 
 /**
@@ -168,6 +174,28 @@ export function autoTakes192RowTiling(
 }
 
 /**
+ * Whether the automatic tilings take lean masks unless told (autoLeanMask). Off until measured: -lm saved
+ * 6.7% at s = 0 (every warp-step clean) and cost 2% at c = 16, s = 0.5 (docs/perf.md, block-sparse "Session
+ * 7, second round"); lists of 64-row chunks are measured in session 8 (bench/block-sparse.ts --chunk 64).
+ */
+export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS = false;
+/** Query rows of one consumer warpgroup of the wgmma kernel (its CTAs start on multiples of it). */
+const WARPGROUP_ROWS = 64;
+
+/**
+ * Whether the automatic tilings run lean masks on these lists: when enabled (autoLeanMask, default
+ * AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS) and the chunk size is a multiple of 64. Then the 64 rows of every
+ * consumer warpgroup lie in one query chunk and share its list, so each off-diagonal key tile a warpgroup
+ * computes is selected by all four of its warps: every off-diagonal warp-step is clean except the padded
+ * last step of a class, and the per-sub-tile mask loop that LEAN_MASK skips would only re-test them.
+ * At c = 16 or 32 the four 16-row slots choose apart and most warp-steps are partial, where the branch
+ * costs ≈ 2% and saves nothing.
+ */
+export function autoTakesLeanMask(lists: Pick<DeviceChunkLists, 'chunkSize'>, enabled: boolean = AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS): boolean {
+  return enabled && lists.chunkSize % WARPGROUP_ROWS === 0;
+}
+
+/**
  * Which kernel a BlockSparseFlashPrefill with these options runs: an explicit option decides; with
  * none, wgmma with the automatic tiling (per run, by the lists) where the device and head dim allow
  * it (the reason it does not, otherwise).
@@ -189,11 +217,13 @@ export class BlockSparseFlashPrefill {
   readonly mTiles: number;
   /**
    * The wgmma kernels this launcher runs (empty: mma.sync): the one a `wgmma` option names, or with the
-   * automatic choice the dense-lists one first and the sparse-lists one second.
+   * automatic choice the dense-lists one first and the sparse-lists one second, then (with autoLeanMask)
+   * the same two with lean masks.
    */
   private readonly wgmmaKernels: BlockSparseWgmmaPrefill[];
   private readonly wgmmaAuto: boolean;
   private readonly autoOrder: WgmmaCtaOrder;
+  private readonly autoLeanMask: boolean;
   private lastWgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
@@ -208,15 +238,22 @@ export class BlockSparseFlashPrefill {
     if (options.wgmma && (options.headsPerCta !== undefined || options.mTiles !== undefined)) {
       throw new Error('block-sparse prefill: headsPerCta and mTiles belong to the mma.sync kernel; the wgmma kernel takes one head and 128 or 192 rows per CTA');
     }
-    if (options.autoCtaOrder !== undefined && (options.wgmma || options.headsPerCta !== undefined || options.mTiles !== undefined)) {
+    const tilingNamed = options.wgmma !== undefined || options.headsPerCta !== undefined || options.mTiles !== undefined;
+    if (options.autoCtaOrder !== undefined && tilingNamed) {
       throw new Error('block-sparse prefill: autoCtaOrder applies to the automatic wgmma tilings only (a wgmma tiling names its own ctaOrder)');
+    }
+    if (options.autoLeanMask !== undefined && tilingNamed) {
+      throw new Error('block-sparse prefill: autoLeanMask applies to the automatic wgmma tilings only (a wgmma tiling names its own ablation flags)');
     }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
     this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
     this.autoOrder = options.autoCtaOrder ?? AUTO_CTA_ORDER;
+    this.autoLeanMask = options.autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS;
     const autoOrder = { ctaOrder: this.autoOrder };
+    const autoTilings: Partial<BlockSparseWgmmaTiling>[] = [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }];
+    const lean = { ablation: { leanMask: true } };
     const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
-      ? [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }] : [choice.tiling];
+      ? [...autoTilings, ...(this.autoLeanMask ? autoTilings.map((t) => ({ ...t, ...lean })) : [])] : [choice.tiling];
     this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
     this.lastWgmma = this.wgmmaKernels[0] ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
@@ -248,8 +285,7 @@ export class BlockSparseFlashPrefill {
 
   run(a: BlockSparsePrefillArgs): void {
     if (this.wgmmaKernels.length > 0) {
-      const kernel = this.wgmmaKernels[
-        this.wgmmaAuto && autoTakes192RowTiling(a.lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 1 : 0];
+      const kernel = this.wgmmaKernels[this.wgmmaAuto ? this.autoKernelIndex(a.lists) : 0];
       this.lastWgmma = kernel;
       kernel.run(a);
       return;
@@ -276,6 +312,12 @@ export class BlockSparseFlashPrefill {
       [a.q, a.k, a.v, a.out, this.unionEntries.ptr, this.unionCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen,
         geo.numQueryTiles, geo.unionStride, a.scale * LOG2E],
     );
+  }
+
+  /** Index in wgmmaKernels of the automatic choice for these lists (see the constructor's order). */
+  private autoKernelIndex(lists: DeviceChunkLists): number {
+    const rows192 = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 1 : 0;
+    return rows192 + (autoTakesLeanMask(lists, this.autoLeanMask) ? 2 : 0);
   }
 
   /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */

@@ -1,0 +1,127 @@
+/**
+ * Host side of block-sparse lists with 64-row chunks (session 8, no GPU needed): when the automatic wgmma
+ * tilings take lean masks (autoTakesLeanMask), the host step lists' claim behind it (every off-diagonal
+ * warp-step of a c = 64 list is clean apart from a class's padded last step), and the benches' options
+ * (bench/block-sparse.ts --chunk, `auto-lm`; bench/sparse.ts --block-sparse-chunks).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
+import { type WgmmaConsumers, wgmmaCtaSteps, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, autoTakesLeanMask } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { blockSparseVariantOptions, cellSummaryLine, parseBenchChunk, splitBlockSparseBenchArgs } from '../../bench/block-sparse.js';
+import { parseSparseBenchArgs, prefillConfigurations } from '../../bench/sparse.js';
+import { mulberry32 } from '../../bench/seeded-random.js';
+
+/** A random causal selection: every chunk keeps 0, m − 1, m and random others up to t (one head). */
+function randomSelection(n: number, c: number, t: number, heads: number, seed: number): ChunkSelection {
+  const rand = mulberry32(seed);
+  const B = Math.ceil(n / c);
+  return {
+    chunkSize: c, numTokens: n,
+    heads: Array.from({ length: heads }, () => {
+      const lists = new Int32Array(B * t), counts = new Int32Array(B);
+      for (let m = 0; m < B; m++) {
+        const keep = new Set<number>([0, Math.max(0, m - 1), m]);
+        const candidates = Array.from({ length: Math.max(0, m - 1) }, (_, j) => j + 1).filter((j) => j < m - 1);
+        while (keep.size < Math.min(t, m + 1) && candidates.length > 0) keep.add(candidates.splice(Math.floor(rand() * candidates.length), 1)[0]);
+        const sorted = [...keep].sort((a, b) => a - b);
+        lists.set(sorted, m * t);
+        counts[m] = sorted.length;
+      }
+      return { selected: lists, counts, stride: t };
+    }),
+  };
+}
+
+describe('block-sparse lists of 64-row chunks (host)', () => {
+  test('autoTakesLeanMask: only when enabled and the chunk size is a multiple of 64; off by default until measured', () => {
+    assert.equal(AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, false);
+    assert.equal(autoTakesLeanMask({ chunkSize: 64 }), false, 'the default leaves it off');
+    assert.equal(autoTakesLeanMask({ chunkSize: 64 }, true), true);
+    assert.equal(autoTakesLeanMask({ chunkSize: 128 }, true), true);
+    for (const c of [16, 32, 48, 80, 96]) assert.equal(autoTakesLeanMask({ chunkSize: c }, true), false, `c = ${c}`);
+  });
+
+  // The claim autoTakesLeanMask rests on, checked on the kernel's own step lists (host reference): with
+  // c = 64, in every computed step each warp of a computing warpgroup has either all of its sub-tiles
+  // selected or none of them, except a step holding a padding entry (a class's last) or a key tile at or
+  // right of the warpgroup's first row (the diagonal). With c = 16 most steps are mixed.
+  for (const consumers of [2, 3] as WgmmaConsumers[]) {
+    for (const blockN of (consumers === 2 ? [64, 128] : [64]) as (64 | 128)[]) {
+      test(`c = 64, ${consumers} consumers, ${blockN}-key steps: every off-diagonal unpadded warp-step is whole`, () => {
+        const n = 3000, sel = randomSelection(n, 64, 12, 2, 7 + consumers + blockN);
+        const lists = packChunkLists(sel);
+        const geo = wgmmaStepGeometry(n, 2, lists.stride, 64, blockN, consumers);
+        const sub = blockN / 16;
+        let whole = 0, mixed = 0;
+        for (let h = 0; h < 2; h++) {
+          for (let cr = 0; cr < geo.numCtaRows; cr++) {
+            const entries = wgmmaCtaSteps(lists, n, geo, h, cr);
+            for (let s = 0; s * sub < entries.length; s++) {
+              const step = entries.slice(s * sub, (s + 1) * sub);
+              const padded = step.some((e) => wgmmaEntryMask(e, consumers) === 0);
+              for (let wg = 0; wg < consumers; wg++) {
+                const firstRow = cr * 64 * consumers + 64 * wg;
+                const diagonal = step.some((e) => wgmmaEntryTile(e, consumers) * 16 + 15 >= firstRow);
+                for (let w = 0; w < 4; w++) {
+                  const slot = 4 * wg + w;
+                  const bits = step.filter((e) => (wgmmaEntryMask(e, consumers) >>> slot) & 1).length;
+                  if (bits === 0 || padded || diagonal) continue;
+                  if (bits === sub) whole++;
+                  else mixed++;
+                }
+              }
+            }
+          }
+        }
+        assert.equal(mixed, 0);
+        assert.ok(whole > 100, `whole warp-steps counted: ${whole}`);
+      });
+    }
+  }
+
+  test('c = 16 lists are mostly mixed warp-steps (why lean masks stay off there)', () => {
+    const n = 3000, sel = randomSelection(n, 16, 40, 1, 3);
+    const lists = packChunkLists(sel);
+    const geo = wgmmaStepGeometry(n, 1, lists.stride, 16, 128, 2);
+    let whole = 0, partial = 0;
+    for (let cr = 0; cr < geo.numCtaRows; cr++) {
+      const entries = wgmmaCtaSteps(lists, n, geo, 0, cr);
+      for (let s = 0; s * 8 < entries.length; s++) {
+        const step = entries.slice(s * 8, s * 8 + 8);
+        for (let slot = 0; slot < 8; slot++) {
+          const bits = step.filter((e) => (wgmmaEntryMask(e, 2) >>> slot) & 1).length;
+          if (bits === 8) whole++;
+          else if (bits > 0) partial++;
+        }
+      }
+    }
+    assert.ok(partial > 3 * whole, `partial ${partial}, whole ${whole}`);
+  });
+
+  test('bench/block-sparse: --chunk 16|64 (default 16), the auto-lm label, and the cell line names c only when not 16', () => {
+    assert.equal(parseBenchChunk(null), 16);
+    assert.equal(parseBenchChunk('64'), 64);
+    assert.throws(() => parseBenchChunk('32'), /--chunk: 32 is not one of 16, 64/);
+    const parsed = splitBlockSparseBenchArgs(['--lengths', '16384', '--chunk', '64', '--variants', 'auto,auto-lm', '--validate-once']);
+    assert.deepEqual(parsed, { variants: ['auto', 'auto-lm'], chunk: 64, validateOnce: true, splitSteps: false, rest: ['--lengths', '16384'] });
+    assert.equal(splitBlockSparseBenchArgs([]).chunk, 16);
+    assert.throws(() => splitBlockSparseBenchArgs(['--chunk']), /--chunk needs a value/);
+    assert.deepEqual(blockSparseVariantOptions('auto-lm'), { autoLeanMask: true });
+    const row = (variant: string, kernelMs: number, chunkSize: number) => ({
+      n: 16384, chunkSize, data: 'random', requested: 0.5, achieved: 0.5, topChunks: 75, variant, kernelMs, estimationMs: 0, denseMs: 1, idealMs: 1, ratio: 1, ratioWithEstimation: 1,
+    });
+    assert.equal(cellSummaryLine([row('auto', 2, 64), row('auto-lm', 1.9, 64)]), '# cell n=16384 c=64 random s=0.5: auto 2.000, auto-lm 1.900 (-5.0%)');
+    assert.equal(cellSummaryLine([row('auto', 2, 16)]), '# cell n=16384 random s=0.5: auto 2.000');
+  });
+
+  test('bench/sparse: --block-sparse-chunks gives block_sparse one configuration per c, labelled by c unless 16', () => {
+    assert.deepEqual(parseSparseBenchArgs([]).blockSparseChunks, [16]);
+    const o = parseSparseBenchArgs(['--block-sparse-chunks', '16,64']);
+    assert.deepEqual(o.blockSparseChunks, [16, 64]);
+    assert.deepEqual(prefillConfigurations('block_sparse', o), [{ label: 'block_sparse' }, { label: 'block_sparse c=64', params: { chunkSize: 64 } }]);
+    assert.deepEqual(prefillConfigurations('vertical_and_slash', o), [{ label: 'vertical_and_slash' }]);
+    assert.throws(() => parseSparseBenchArgs(['--block-sparse-chunks', '24']), /bad chunk size \(a multiple of 16\) "24"/);
+  });
+});
