@@ -16,4 +16,8 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   'wgmma-n128-s2-kv-ek', 'wgmma-c3-n64-s3-kv-ek', 'wgmma-n128-s2-kv-sk-ek', 'wgmma-c3-n64-s3-kv-sk-ek',
   'wgmma-n128-s2-kv-cf', 'wgmma-n128-s2-kv-eg', 'wgmma-c3-n64-s3-kv-cf', 'wgmma-c3-n64-s3-kv-eg', 'wgmma-n128-s2-kv-cf-eg',
   'wgmma-n64-s2-cf-eg', 'wgmma-n128-s2-kv-sk-cf', 'wgmma-n128-s2-kv-ea', 'wgmma-c3-n64-s3-kv-ea', 'wgmma-n128-s2-kv-cf-eg-ea',
+  // session 8 (bsmask): the selection mask by selects where a step needs no causal compare (-ms), the
+  // entries decoded by warp votes (-eb)
+  'wgmma-n128-s2-kv-ms', 'wgmma-n128-s2-kv-lm-ms', 'wgmma-n128-s2-kv-ms-eb', 'wgmma-n128-s2-kv-lm-ms-eb',
+  'wgmma-c3-n64-s3-kv-ms-eb', 'wgmma-c3-n64-s3-kv-lm-ms-eb',
 ];

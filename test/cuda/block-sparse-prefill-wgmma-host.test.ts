@@ -221,6 +221,13 @@ describe('wgmma block-sparse tiling', () => {
     assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-eg-cf'), null, 'flags in the fixed order only');
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-cf-eg-ea')!), { CONTIG_FILL: 1, ENT_GLOBAL: 1, ENT_AHEAD: 1 });
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-sk-ea'), /entAhead is written for the plain fill order/);
+    assert.deepEqual(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-lm-ms')?.ablation, { leanMask: true, maskSelect: true });
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-ms')!), { MASK_SELECT: 1 });
+    assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ea-ms')!), 'wgmma-n128-s2-kv-ea-ms');
+    assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ms-lm'), null, 'flags in the fixed order only');
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-lm-ms-eb')!), { LEAN_MASK: 1, MASK_SELECT: 1, ENT_BALLOT: 1 });
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eb'), /entBallot needs maskSelect/);
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eg-ms-eb'), /not with entGlobal/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
   });

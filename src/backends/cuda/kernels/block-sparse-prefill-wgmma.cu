@@ -82,6 +82,18 @@
 //   ENT_AHEAD  (session 7, bs2) the producer prefetches step i + 1's entries into L1 (prefetch.global.L1,
 //              no register: holding them in registers spilled the 56-register producer) before it fills
 //              step i, so the next fill's entry loads hit L1 instead of waiting for L2.
+//   MASK_SELECT (session 8, bsmask) one warp-uniform test per step: does any entry of the step reach
+//              the warp's first row or the cache end (the largest entry's tile; padding entries are tile
+//              0)? Only then the per-sub-tile loop runs as before; otherwise no causal compare is needed,
+//              and the sub-tiles the warp's slot did not select are set to -inf by selects, with no
+//              branch per sub-tile (the plain loop takes two branches per sub-tile on every step). With
+//              LEAN_MASK, its clean steps (every sub-tile selected) skip the selects too.
+//   ENT_BALLOT (session 8, bsmask; with MASK_SELECT) lane e of each consumer warp reads entry e (lanes
+//              past SUB a copy of entry lane % SUB), and two warp votes and one max reduction give the
+//              warpgroup's and the warp's selection bits and the step's largest tile, instead of every
+//              lane reading all SUB entries and folding them bit by bit (about 5 instructions per entry)
+//              and a shuffle, all between the K stage's arrival and the wgmma issue. The tiles' keys are
+//              shuffled out only in the steps that take the causal loop.
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -135,6 +147,12 @@
 #ifndef ENT_AHEAD
 #define ENT_AHEAD 0
 #endif
+#ifndef MASK_SELECT
+#define MASK_SELECT 0
+#endif
+#ifndef ENT_BALLOT
+#define ENT_BALLOT 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -173,11 +191,13 @@ static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
               (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
-              (ENT_AHEAD == 0 || ENT_AHEAD == 1),
+              (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(ENT_AHEAD == 0 || KV_SKEW == 0, "ENT_AHEAD is written for the plain fill order (KV_SKEW keeps its own)");
+static_assert(ENT_BALLOT == 0 || (MASK_SELECT == 1 && ENT_GLOBAL == 0),
+              "ENT_BALLOT reads the shared entry stage and needs MASK_SELECT's step-level causal test (no per-sub-tile keys outside the causal loop)");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -593,9 +613,22 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       }
 #endif
       mbar_wait(fullK + 8 * st, use & 1);
+#if ENT_BALLOT
+      // Lane l holds entry l % SUB; the votes are warp-uniform by construction.
+      u32 x;
+      asm volatile("ld.shared.u32 %0, [%1];" : "=r"(x) : "r"(sEnt + (st * SUB + (lane & (SUB - 1))) * 4) : "memory");
+      const int entKey = (int)(x & KEY_MASK) * TILE;  // first key of this lane's tile
+      constexpr u32 STEP_BITS = (1u << SUB) - 1u;
+      u32 wgBits = __ballot_sync(0xffffffffu, ((x >> (MASK_SHIFT + 4 * wg)) & 0xfu) != 0u) & STEP_BITS;
+      const u32 mineBits = __ballot_sync(0xffffffffu, ((x >> (MASK_SHIFT + slot)) & 1u) != 0u) & STEP_BITS;
+      const int maxN0 = (int)__reduce_max_sync(0xffffffffu, (u32)entKey);  // padding entries are tile 0
+#else
       // wgBits bit e: some slot of this warpgroup selected sub-tile e; mineBits: this warp's slot did.
       u32 wgBits = 0u, mineBits = 0u;
       int n0[SUB];
+#if MASK_SELECT
+      int maxN0 = 0;  // first key of the step's largest tile (padding entries are tile 0)
+#endif
 #pragma unroll
       for (int e = 0; e < SUB; ++e) {
 #if ENT_GLOBAL
@@ -607,8 +640,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         n0[e] = (int)(x & KEY_MASK) * TILE;
         wgBits |= (((x >> MASK_SHIFT) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
         mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;
+#if MASK_SELECT
+        maxN0 = max(maxN0, n0[e]);
+#endif
       }
       wgBits = __shfl_sync(0xffffffffu, wgBits, 0);  // uniform in the warp's eyes (and in fact the group's)
+#endif
 #if ALL_COMPUTE
       wgBits = 1u;
 #endif
@@ -636,11 +673,38 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
           alpha[0] = alpha[1] = 1.f;
         } else {
 #endif
+#if MASK_SELECT
+        // Warp-uniform: some key of the step lies right of the warp's first row or past the cache.
+        const bool causal = maxN0 + TILE - 1 > warpFirstPos || maxN0 + TILE > kvLen;
+#endif
 #if LEAN_MASK
         // Every sub-tile selected, the last (largest) one left of the warp's first row and inside the
         // cache: nothing to mask.
+#if MASK_SELECT
+        const bool clean = mineBits == (1u << SUB) - 1u && !causal;
+#else
         const bool clean = mineBits == (1u << SUB) - 1u && n0[SUB - 1] + TILE - 1 <= warpFirstPos && n0[SUB - 1] + TILE <= kvLen;
+#endif
         if (!clean) {
+#endif
+#if MASK_SELECT
+        if (!causal) {
+          // The selection alone: -inf where the warp's slot did not select the sub-tile, by selects.
+#pragma unroll
+          for (int e = 0; e < SUB; ++e) {
+            const bool mine = (mineBits >> e) & 1u;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+#pragma unroll
+              for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
+            }
+          }
+        } else {
+#if ENT_BALLOT
+          int n0[SUB];  // the tiles' first keys, only where the causal loop needs them
+#pragma unroll
+          for (int e = 0; e < SUB; ++e) n0[e] = __shfl_sync(0xffffffffu, entKey, e);
+#endif
 #endif
 #pragma unroll
         for (int e = 0; e < SUB; ++e) {
@@ -651,6 +715,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
             for (int half = 0; half < 2; ++half) s[2 * e + half][0] = s[2 * e + half][1] = s[2 * e + half][2] = s[2 * e + half][3] = NEG_INF;
           }
         }
+#if MASK_SELECT
+        }
+#endif
 #if LEAN_MASK
         }
 #endif
