@@ -20,11 +20,15 @@
  * scores' exponents move by 2 from one step of a layer to the next: v9's guessed first pass (the
  * previous step's key range) then misses wherever that moves the bits above its first pass, and the
  * row reads what a miss costs (the default and v8 steps read the same queries, as their baseline).
- * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, v8 from there) and fixed
- * QuestKernels options (v5, v7, v8, v9, v10, v8h4 / v10h4 = v8 / v10 through their 4-head entries) for every length, so two selections compare inside one step.
+ * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, from there v10 on the 4-head
+ * entries for 4-head units, v8 for others) and fixed QuestKernels options (v5, v7, v8, v9, v10, and v8h / v10h
+ * = v8 / v10 through the entries that carry only the unit size's scorer, questGridStepEntry) for every
+ * length, so two selections compare inside one step.
+ * --heads H:Hkv,... runs the step at other GQA groups (Llama-3.1-8B's layer otherwise: d = 128, shared pages,
+ * so units of H / Hkv query heads): e.g. 32:32 (MHA, 1-head units), 32:16, 64:8 (Llama-70B), 28:4 (Qwen2.5-7B).
  *
  * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants default,v7] [--alternate-scale] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
+ *        [--variants default,v7] [--heads 32:8] [--alternate-scale] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -39,6 +43,7 @@ import { QuestDeviceDecode, type QuestStepParts, questSettings } from '../src/ba
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
+import type { ModelConfig } from '../src/engine/model-config.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { MODEL_SHAPES } from './model.js';
 import { freeBytes, median } from './sparse-prefill-measure.js';
@@ -51,14 +56,34 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v8: { multiBlockStep: true, rolledScores: true, lightScores: true },
   v9: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true },
   v10: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true },
-  v8h4: { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true },
-  v10h4: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true },
+  v8h: { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true },
+  v10h: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true },
 };
 
-interface Options { lengths: number[]; sparsities: number[]; variants: string[]; alternateScale: boolean; repeats: number; out: string | null }
+/** A GQA shape: query heads and KV heads of the layer. */
+interface Heads { H: number; Hkv: number }
+
+interface Options { lengths: number[]; sparsities: number[]; variants: string[]; heads: Heads[]; alternateScale: boolean; repeats: number; out: string | null }
+
+/** "H:Hkv" with H a multiple of Hkv and a group of at most 8 (Quest's shared pages, the segment decode). */
+function parseHeads(text: string): Heads {
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  const H = m ? Number(m[1]) : NaN, Hkv = m ? Number(m[2]) : NaN;
+  if (!(H > 0 && Hkv > 0 && H % Hkv === 0 && H / Hkv <= 8)) throw new Error(`--heads: "${text}" is not H:Hkv with H a multiple of Hkv and H / Hkv <= 8`);
+  return { H, Hkv };
+}
+
+/** Llama-3.1-8B's layer with H query and Hkv KV heads (d = 128). */
+function configFor(heads: Heads): ModelConfig {
+  const llama = MODEL_SHAPES['llama3.1-8b'];
+  const shaped = { ...llama, num_attention_heads: heads.H, num_key_value_heads: heads.Hkv, hidden_size: heads.H * 128 };
+  return parseModelConfig(shaped, `llama-like ${heads.H}:${heads.Hkv}`);
+}
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], alternateScale: false, repeats: 40, out: null };
+  const o: Options = {
+    lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], heads: [{ H: 32, Hkv: 8 }], alternateScale: false, repeats: 40, out: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -77,7 +102,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--variants') {
       o.variants = next().split(',');
       for (const v of o.variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant "${v}" (${Object.keys(VARIANTS).join(', ')})`);
-    } else if (a === '--alternate-scale') o.alternateScale = true;
+    } else if (a === '--heads') o.heads = next().split(',').map(parseHeads);
+    else if (a === '--alternate-scale') o.alternateScale = true;
     else if (a === '--out') o.out = next();
     else throw new Error(`unknown argument ${a} (see bench/quest-step.ts)`);
   }
@@ -129,6 +155,8 @@ function timeInSitu(rt: CudaRuntime, next: () => QuestStepParts, repeats: number
 }
 
 interface Row {
+  /** "H:Hkv". */
+  heads: string;
   n: number; s: number; variant: string; layers: number; alternateScale: boolean;
   step: Issued; noClock: Issued; select: Issued; attend: Issued;
   selectGraphUs: number; attendGraphUs: number; estUs: number; graphStepUs: number | null;
@@ -143,11 +171,31 @@ function main(argv: string[]): number {
     return 0;
   }
   const rt = new CudaRuntime();
-  const config = parseModelConfig(MODEL_SHAPES['llama3.1-8b'], 'llama3.1-8b');
+  console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); d=128, Quest page 16, shared pages; repeats ${o.repeats}`);
+  const ops = new ModelOpsKernels(rt);
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  for (const heads of o.heads) runShape(rt, ops, configFor(heads), o, rows, failures);
+  const f = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(1));
+  console.log('\n| heads | n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | in the step: select / attend | select graph | attend graph | est (clock) | est − select graph | method graph step |');
+  console.log('| :--- | ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    const sum = r.select.deviceUs + r.attend.deviceUs;
+    console.log(`| ${r.heads} | ${r.n / 1024}K | ${r.s} | ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
+      `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.inSitu.selectUs)} / ${f(r.inSitu.attendUs)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
+      `${f(r.estUs - r.selectGraphUs)} | ${f(r.graphStepUs)} |`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
+  rt.dispose();
+  return failures.length > 0 ? 1 : 0;
+}
+
+/** Every (n, s, variant) row of one GQA shape, appended to rows (failures: one line each). */
+function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o: Options, rows: Row[], failures: string[]): void {
   const shape: DeviceAttentionShape = { numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, scale: config.attentionScale };
   const { numHeads: H, numKvHeads: Hkv, headDim: D } = shape;
-  console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${Hkv} d=${D}, Quest page 16, shared pages; repeats ${o.repeats}`);
-  const ops = new ModelOpsKernels(rt);
+  const heads = `${H}:${Hkv}`;
+  console.log(`heads ${heads} (units of ${H / Hkv} query heads)`);
   let seed = 1;
   const random = (ptr: DevicePtr, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
   const out = rt.pool.acquire(H * D * 2), position = rt.pool.acquire(16);
@@ -155,8 +203,6 @@ function main(argv: string[]): number {
   // 4 × q: the exponent field + 2 wherever it is nonzero (|q| <= 1: no overflow; zeros and subnormals stay).
   const q4Words = qWords.map((w) => ((w & 0x7f80) !== 0 ? w + 0x100 : w));
   const q = upload(rt, qWords), q4 = upload(rt, q4Words);
-  const rows: Row[] = [];
-  const failures: string[] = [];
   const R = o.repeats;
 
   for (const n of o.lengths) {
@@ -213,11 +259,11 @@ function main(argv: string[]): number {
             ests.push((method.lastEstimationMs() ?? Number.NaN) * 1e3);
           }
           const graphStepUs = timeMethodGraph(rt, method, caches, shape, q.ptr, out.ptr, position, nextCall, R);
-          const row: Row = { n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs, inSitu };
+          const row: Row = { heads, n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs, inSitu };
           rows.push(row);
           console.log(describe(row));
         } catch (e) {
-          const message = `n=${n} s=${s} ${variant}: ${(e as Error).message ?? String(e)}`;
+          const message = `${heads} n=${n} s=${s} ${variant}: ${(e as Error).message ?? String(e)}`;
           failures.push(message);
           console.log(`FAILED ${message}`);
         } finally {
@@ -230,24 +276,11 @@ function main(argv: string[]): number {
     rt.pool.trim();
   }
   for (const b of [q, q4, out, position]) rt.pool.release(b);
-
-  console.log('\n| n | s | variant | step | host/step | no clock | select | attend | select + attend | step − parts | in the step: select / attend | select graph | attend graph | est (clock) | est − select graph | method graph step |');
-  console.log('| ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | ---: | ---: | ---: | ---: | ---: |');
-  const f = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(1));
-  for (const r of rows) {
-    const sum = r.select.deviceUs + r.attend.deviceUs;
-    console.log(`| ${r.n / 1024}K | ${r.s} | ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} | ${f(r.step.deviceUs)} | ${f(r.step.hostUs)} | ${f(r.noClock.deviceUs)} | ${f(r.select.deviceUs)} | ` +
-      `${f(r.attend.deviceUs)} | ${f(sum)} | ${f(r.step.deviceUs - sum)} | ${f(r.inSitu.selectUs)} / ${f(r.inSitu.attendUs)} | ${f(r.selectGraphUs)} | ${f(r.attendGraphUs)} | ${f(r.estUs)} | ` +
-      `${f(r.estUs - r.selectGraphUs)} | ${f(r.graphStepUs)} |`);
-  }
-  if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info.name, rows, failures }, null, 1));
-  rt.dispose();
-  return failures.length > 0 ? 1 : 0;
 }
 
 function describe(r: Row): string {
   const io = (t: Issued) => `${t.deviceUs.toFixed(1)} us (host ${t.hostUs.toFixed(1)})`;
-  return `n=${r.n} s=${r.s} ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
+  return `${r.heads} n=${r.n} s=${r.s} ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
     `in the step: select ${r.inSitu.selectUs.toFixed(1)} us, attend ${r.inSitu.attendUs.toFixed(1)} us; graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
     `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
 }

@@ -217,5 +217,5 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
   assert.equal(new QuestKernels(rt, shape, 16, true, { ...v8, guessedPass: true, epochBarriers: true }).epochBarriers, true);
   new QuestKernels(rt, shape, 16, true, { ...v8, specializedHeads: true });
   new QuestKernels(rt, shape, 16, true, { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true }); // v10's 4-head entries
-  new QuestKernels(rt, { numHeads: 28, numKvHeads: 4, headDim: 128 }, 16, true, { ...v8, specializedHeads: true }); // 7-head units: v8's entries
+  new QuestKernels(rt, { numHeads: 28, numKvHeads: 4, headDim: 128 }, 16, true, { ...v8, specializedHeads: true }); // 7-head units: v7's entries (quest-unit-entries-host)
 });

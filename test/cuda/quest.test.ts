@@ -80,10 +80,13 @@ const WINDOWED: QuestKernelOptions = { windowStep: true, gridMinPagesPerBlock: 8
 const ROLLED: QuestKernelOptions = { ...MULTI_BLOCK, rolledScores: true };
 /** v8 (v7 with the light per-page scoring) as the tests run it, as MULTI_BLOCK. */
 const LIGHT: QuestKernelOptions = { ...ROLLED, lightScores: true };
-/** v8 with its 4-head entries (units of 4 heads; others run v8's) as the tests run it, as MULTI_BLOCK. */
-const LIGHT4: QuestKernelOptions = { ...LIGHT, specializedHeads: true };
-/** v10 with its 4-head entries likewise. */
-const EPOCH4: QuestKernelOptions = { ...LIGHT, guessedPass: true, epochBarriers: true, specializedHeads: true };
+/**
+ * v8 through the entries that carry only its unit size's scorer (light for 1, 2 and 4 heads, v7's entries for
+ * others; questGridStepEntry) as the tests run it, as MULTI_BLOCK.
+ */
+const LIGHT_UNIT: QuestKernelOptions = { ...LIGHT, specializedHeads: true };
+/** v10 through its unit-size entries (1, 2, 4, 8 heads, any other size) likewise. */
+const EPOCH_UNIT: QuestKernelOptions = { ...LIGHT, guessedPass: true, epochBarriers: true, specializedHeads: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -181,10 +184,10 @@ describe('CUDA Quest', { skip }, () => {
       const epoch = new QuestKernels(rt, kernels.shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 128 });
       const epochMany = new QuestKernels(rt, kernels.shape, P, sharePages, EPOCH);
       const epochOne = new QuestKernels(rt, kernels.shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 100_000 });
-      // v8's 4-head entries (units of 4 with shared pages; per query head, v8's own).
-      const light4 = new QuestKernels(rt, kernels.shape, P, sharePages, { ...LIGHT4, gridMinPagesPerBlock: 128 });
-      const light4Many = new QuestKernels(rt, kernels.shape, P, sharePages, LIGHT4);
-      const epoch4 = new QuestKernels(rt, kernels.shape, P, sharePages, EPOCH4);
+      // v8's and v10's unit-size entries (units of 4 with shared pages, of 1 per query head).
+      const light4 = new QuestKernels(rt, kernels.shape, P, sharePages, { ...LIGHT_UNIT, gridMinPagesPerBlock: 128 });
+      const light4Many = new QuestKernels(rt, kernels.shape, P, sharePages, LIGHT_UNIT);
+      const epoch4 = new QuestKernels(rt, kernels.shape, P, sharePages, EPOCH_UNIT);
       const bounds = new DeviceQuestBounds(rt, kernels.shape, P, n);
       kernels.updateBounds(bounds, caches.device, n);
       const cpuBounds = new QuestPageBounds(Hkv, D, P);
@@ -334,8 +337,8 @@ describe('CUDA Quest', { skip }, () => {
       const v9 = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true });
       const v9Long = new QuestKernels(rt, shape, P, sharePages, { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, gridMinPagesPerBlock: 1024 });
       const v10 = new QuestKernels(rt, shape, P, sharePages, { ...EPOCH, gridMinPagesPerBlock: 128 });
-      const v8h4 = new QuestKernels(rt, shape, P, sharePages, LIGHT4);
-      const v10h4 = new QuestKernels(rt, shape, P, sharePages, EPOCH4);
+      const v8h = new QuestKernels(rt, shape, P, sharePages, LIGHT_UNIT);
+      const v10h = new QuestKernels(rt, shape, P, sharePages, EPOCH_UNIT);
       const g = H / Hkv;
       for (const pages of [QUEST_MULTI_BLOCK_MIN_PAGES - 1, QUEST_MULTI_BLOCK_MIN_PAGES]) {
         const n = pages * P + 7; // the step at n - 1 scores `pages` pages; its own page holds 7 rows
@@ -372,7 +375,7 @@ describe('CUDA Quest', { skip }, () => {
           for (const [label, kernels] of [
             ['v5', v5], ['v6', v6], ['v6 again', v6], ['v6, guess and prefetch off', v6Cold], ['v7', v7], ['v7, 4 blocks per unit', v7Long],
             ['v8', v8], ['v8, 4 blocks per unit', v8Long], ['v9', v9], ['v9 again', v9], ['v9, 4 blocks per unit', v9Long],
-            ['v10', v10], ['v10 again', v10], ['v8, 4-head entries', v8h4], ['v10, 4-head entries', v10h4], ['v10, 4-head entries again', v10h4],
+            ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h],
           ] as const) {
             const got = run(kernels, k);
             for (let u = 0; u < v3.units; u++) {
@@ -394,12 +397,14 @@ describe('CUDA Quest', { skip }, () => {
 
   // v8 against v3 word for word at every unit size the kernel dispatches on: 1, 2 and 4 heads (light
   // scorers) and 8 (v7's scorer), with keys holding +-inf and queries holding zeros and one NaN head, so
-  // that 0 · inf and NaN products reach the light scorer's rescoring path on the device.
+  // that 0 · inf and NaN products reach the light scorer's rescoring path on the device. Through the
+  // unit-size entries, each size runs its own (v10: 1, 2, 4, 8 heads, and 7 on the any-size plain entry).
   for (const c of [
     { name: 'units of 2 heads, D = 128', H: 8, Hkv: 4, D: 128, sharePages: true },
     { name: 'units of 8 heads (v7 scoring), D = 64', H: 16, Hkv: 2, D: 64, sharePages: true },
     { name: 'units of 4 heads, D = 64', H: 8, Hkv: 2, D: 64, sharePages: true },
     { name: 'units of 1 head, D = 128', H: 8, Hkv: 2, D: 128, sharePages: false },
+    { name: 'units of 7 heads (v7 scoring), D = 128', H: 14, Hkv: 2, D: 128, sharePages: true },
   ]) for (const special of [false, true]) {
     test(`v8, v9 and v10 lists equal v3's word for word (${c.name}${special ? ', infinite keys, zero and NaN queries' : ''})`, () => {
       const P = 16, pages = 700, n = pages * P + 5;
@@ -409,8 +414,8 @@ describe('CUDA Quest', { skip }, () => {
       const v8One = new QuestKernels(rt, shape, P, c.sharePages, { ...LIGHT, gridMinPagesPerBlock: 100_000 });
       const v9 = new QuestKernels(rt, shape, P, c.sharePages, GUESSED);
       const v10 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH);
-      const v8h4 = new QuestKernels(rt, shape, P, c.sharePages, LIGHT4);
-      const v10h4 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH4);
+      const v8h = new QuestKernels(rt, shape, P, c.sharePages, LIGHT_UNIT);
+      const v10h = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_UNIT);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -433,7 +438,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, 4-head entries', v8h4], ['v10, 4-head entries', v10h4], ['v10, 4-head entries again', v10h4]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
@@ -454,7 +459,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h4', LIGHT4], ['v10h4', EPOCH4]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -593,8 +598,8 @@ describe('CUDA Quest', { skip }, () => {
     ['v8', LIGHT], ['v8, empty chunks', { ...LIGHT, gridMinPagesPerBlock: 1 }],
     ['v9', GUESSED], ['v9, empty chunks', { ...GUESSED, gridMinPagesPerBlock: 1 }],
     ['v10', EPOCH], ['v10, empty chunks', { ...EPOCH, gridMinPagesPerBlock: 1 }],
-    ['v8h4', LIGHT4], ['v8h4, empty chunks', { ...LIGHT4, gridMinPagesPerBlock: 1 }],
-    ['v10h4', EPOCH4], ['v10h4, empty chunks', { ...EPOCH4, gridMinPagesPerBlock: 1 }],
+    ['v8h', LIGHT_UNIT], ['v8h, empty chunks', { ...LIGHT_UNIT, gridMinPagesPerBlock: 1 }],
+    ['v10h', EPOCH_UNIT], ['v10h, empty chunks', { ...EPOCH_UNIT, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
@@ -671,7 +676,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h4 steps', LIGHT4], ['v10h4 steps', EPOCH4]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);

@@ -993,11 +993,17 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
   return false;
 }
 
+// FIXED_HEADS of quest_grid_step_body with LIGHT_SCORES: 0 = v8's run-time dispatch over unit sizes (light
+// scorers for 1, 2 and 4 heads, v7's for others); 1, 2 or 4 = the light scorer for units of exactly that many
+// heads alone; 8 = v7's scorer for units of exactly 8 heads (their query does not fit in registers beside the
+// load slots, so v8 scores them as v7); QUEST_ANY_PLAIN_HEADS = v7's scorer for any unit size (3, 5, 6, 7)
+// with no light scorer compiled in. An entry with FIXED_HEADS != 0 carries one scorer only (session 7: the
+// step paid ~4 us for v8's four), and the launcher runs it only for its unit size.
+constexpr int QUEST_ANY_PLAIN_HEADS = -1;
+
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-// FIXED_HEADS > 0 (with LIGHT_SCORES): the light scorer compiled for units of exactly that many query
-// heads alone, no run-time dispatch over unit sizes (the launcher runs such an entry only for them).
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
@@ -1012,9 +1018,14 @@ __device__ __forceinline__ void quest_grid_step_body(
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
   if (LIGHT_SCORES) {
-    if constexpr (FIXED_HEADS > 0) {
+    if constexpr (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4) {
       quest_grid_score_chunk_light<FIXED_HEADS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+    } else if constexpr (FIXED_HEADS == MAX_UNIT_HEADS) {
+      quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, MAX_UNIT_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
+    } else if constexpr (FIXED_HEADS == QUEST_ANY_PLAIN_HEADS) {
+      quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
     } else {
+      static_assert(FIXED_HEADS == 0, "FIXED_HEADS: 0, 1, 2, 4, 8 or QUEST_ANY_PLAIN_HEADS");
       quest_grid_score_chunk_light_any(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
     }
   } else if (ROLLED_SCORES) {
@@ -1079,9 +1090,19 @@ QUEST_GRID_STEP_ENTRIES(_guess, true, true, true)
 // v10 (option epochBarriers): v9 whose unit barriers and candidate counter are never reset (QuestGridSync<true>), so
 // no block waits on an exit atomic; same keys and lists.
 QUEST_GRID_STEP_ENTRIES(_epoch, true, true, true, true)
+// v8 for units of 1 and 2 query heads (option specializedHeads, session 8): the light scorer for that size alone.
+// v8's specialized entries for other unit sizes are v7's (_rolled): v8 scores them with v7's scorer.
+QUEST_GRID_STEP_ENTRIES(_light1, true, true, false, false, 1)
+QUEST_GRID_STEP_ENTRIES(_light2, true, true, false, false, 2)
 // v10 for units of 4 query heads (options epochBarriers and specializedHeads; the default from 4,096 pages for
 // 4-head units since session 7): v10's select on v8's 4-head entries' scoring (FIXED_HEADS = 4).
 QUEST_GRID_STEP_ENTRIES(_epoch4, true, true, true, true, 4)
+// v10 for units of 1, 2 and 8 query heads and, in _epochp, for any other unit size (options epochBarriers and
+// specializedHeads, session 8): v10's select on one scorer each (see FIXED_HEADS above).
+QUEST_GRID_STEP_ENTRIES(_epoch1, true, true, true, true, 1)
+QUEST_GRID_STEP_ENTRIES(_epoch2, true, true, true, true, 2)
+QUEST_GRID_STEP_ENTRIES(_epoch8, true, true, true, true, 8)
+QUEST_GRID_STEP_ENTRIES(_epochp, true, true, true, true, QUEST_ANY_PLAIN_HEADS)
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)

@@ -31,7 +31,7 @@
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
 import type { DeviceBuffer } from '../memory-pool.js';
-import type { CudaKernel } from '../module.js';
+import type { CudaKernel, ParamKind } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { SegmentLists } from './segment-decode.js';
 
@@ -69,10 +69,6 @@ export const QUEST_WIN_FIXED_WORDS = 8 + WIN_MAX_PASSES * WIN_BUCKETS + QUEST_GR
 export function questWindowUnitWords(pageCapacity: number): number {
   return QUEST_WIN_FIXED_WORDS + 2 * pageCapacity;
 }
-/** The multi-block kernels: v5's and v6's. */
-type GridKernel = 'gridStep' | 'gridStepAt' | 'gridSelect' | 'winStep' | 'winStepAt' | 'winSelect' | 'gridStepRolled' | 'gridStepAtRolled'
-  | 'gridStepLight' | 'gridStepAtLight' | 'gridStepGuess' | 'gridStepAtGuess' | 'gridSelectGuess' | 'gridStepEpoch' | 'gridStepAtEpoch' | 'gridSelectEpoch'
-  | 'gridStepLight4' | 'gridStepAtLight4' | 'gridStepEpoch4' | 'gridStepAtEpoch4';
 /** The entry points prepare() looks up in quest.cu. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
@@ -84,7 +80,53 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch: 'quest_grid_step_epoch', gridStepAtEpoch: 'quest_grid_step_at_epoch', gridSelectEpoch: 'quest_grid_select_epoch',
   gridStepLight4: 'quest_grid_step_light4', gridStepAtLight4: 'quest_grid_step_at_light4',
   gridStepEpoch4: 'quest_grid_step_epoch4', gridStepAtEpoch4: 'quest_grid_step_at_epoch4',
+  gridStepLight1: 'quest_grid_step_light1', gridStepAtLight1: 'quest_grid_step_at_light1',
+  gridStepLight2: 'quest_grid_step_light2', gridStepAtLight2: 'quest_grid_step_at_light2',
+  gridStepEpoch1: 'quest_grid_step_epoch1', gridStepAtEpoch1: 'quest_grid_step_at_epoch1',
+  gridStepEpoch2: 'quest_grid_step_epoch2', gridStepAtEpoch2: 'quest_grid_step_at_epoch2',
+  gridStepEpoch8: 'quest_grid_step_epoch8', gridStepAtEpoch8: 'quest_grid_step_at_epoch8',
+  gridStepEpochP: 'quest_grid_step_epochp', gridStepAtEpochP: 'quest_grid_step_at_epochp',
 } as const;
+type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
+/**
+ * The multi-block step's entry pairs (eager, graph: quest.cu's QUEST_GRID_STEP_ENTRIES), by version and,
+ * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
+ * that many heads, h8 v7's scorer for 8 heads, hp v7's for any unit size.
+ */
+export const QUEST_GRID_STEP_ENTRIES = {
+  v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
+  v8h1: ['gridStepLight1', 'gridStepAtLight1'], v8h2: ['gridStepLight2', 'gridStepAtLight2'], v8h4: ['gridStepLight4', 'gridStepAtLight4'],
+  v9: ['gridStepGuess', 'gridStepAtGuess'], v10: ['gridStepEpoch', 'gridStepAtEpoch'],
+  v10h1: ['gridStepEpoch1', 'gridStepAtEpoch1'], v10h2: ['gridStepEpoch2', 'gridStepAtEpoch2'], v10h4: ['gridStepEpoch4', 'gridStepAtEpoch4'],
+  v10h8: ['gridStepEpoch8', 'gridStepAtEpoch8'], v10hp: ['gridStepEpochP', 'gridStepAtEpochP'],
+} as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
+export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
+/** The multi-block kernels: every step entry pair, the selects alone, v6's. */
+type GridKernel = (typeof QUEST_GRID_STEP_ENTRIES)[QuestGridStepEntry][number] | 'gridSelect' | 'gridSelectGuess' | 'gridSelectEpoch'
+  | 'winStep' | 'winStepAt' | 'winSelect';
+const GRID_KERNELS: readonly GridKernel[] = [
+  ...new Set(Object.values(QUEST_GRID_STEP_ENTRIES).flat()), 'gridSelect', 'gridSelectGuess', 'gridSelectEpoch', 'winStep', 'winStepAt', 'winSelect',
+];
+
+/**
+ * Which step entries selectStep / selectStepAt run for these options and units of `unitHeads` query heads.
+ * specializedHeads picks the entries that carry only the scorer the unit size needs: v8's light scorer for 1,
+ * 2 or 4 heads (other sizes: v7's entries, the scorer v8 runs for them); v10's on the 1-, 2-, 4- or 8-head
+ * scorer, or on v7's for other sizes.
+ */
+export function questGridStepEntry(options: QuestKernelOptions, unitHeads: number): QuestGridStepEntry {
+  const specialized = options.specializedHeads ?? false;
+  if (options.epochBarriers) {
+    if (!specialized) return 'v10';
+    return unitHeads === 1 ? 'v10h1' : unitHeads === 2 ? 'v10h2' : unitHeads === 4 ? 'v10h4' : unitHeads === 8 ? 'v10h8' : 'v10hp';
+  }
+  if (options.guessedPass) return 'v9';
+  if (options.lightScores) {
+    if (!specialized) return 'v8';
+    return unitHeads === 1 ? 'v8h1' : unitHeads === 2 ? 'v8h2' : unitHeads === 4 ? 'v8h4' : 'v7';
+  }
+  return options.rolledScores ? 'v7' : 'v5';
+}
 /** v6's parameter lists (quest.cu's signatures; a host test compares them). */
 export const QUEST_WIN_PARAMS = {
   winStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
@@ -96,6 +138,20 @@ export const QUEST_GRID_PARAMS = {
   gridStep: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
   gridStepAt: ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
 } as const;
+/** Each entry's parameter kinds (quest.cu's signatures; host tests compare them). */
+function kernelParams(key: KernelKey): readonly ParamKind[] {
+  switch (key) {
+    case 'bounds': return ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+    case 'scores': return ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+    case 'select': return ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32'];
+    case 'step': return ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+    case 'stepAt': return ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+    case 'gridSelect': case 'gridSelectGuess': case 'gridSelectEpoch': return ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr'];
+    case 'winStep': case 'winStepAt': case 'winSelect': return QUEST_WIN_PARAMS[key];
+    default: return key.startsWith('gridStepAt') ? QUEST_GRID_PARAMS.gridStepAt : QUEST_GRID_PARAMS.gridStep;
+  }
+}
+
 /** quest_select_pages's modes (quest.cu). */
 const SELECT_MODE = { fromGlobal: 0, radix8: 1, refined: 2 } as const;
 
@@ -153,12 +209,12 @@ export interface QuestKernelOptions {
    */
   epochBarriers?: boolean;
   /**
-   * With lightScores (v8) or epochBarriers (v10), not v9 alone: where a unit has 4 query heads, run
-   * entries compiled for exactly that unit size (v8: quest_grid_step_light4 / quest_grid_step_at_light4,
-   * the same code path without the dispatch over unit sizes, ~76 KB of SASS instead of ~140 KB; v10:
-   * quest_grid_step_epoch4 / quest_grid_step_at_epoch4); other units run the version's own entries.
-   * Same keys and lists. Not the default until measured (session 7: v8's 4-head entries were 3.4-4.6 us
-   * faster in the method's step at 128K, and at 64K s = 0.9, and 0.7-1.0 us slower alone).
+   * With lightScores (v8) or epochBarriers (v10), not v9 alone: run entries that carry only the scorer the
+   * unit size needs (questGridStepEntry), not the version's own entries with every scorer and a dispatch
+   * over unit sizes (v8's: ~140 KB of SASS; its 4-head entries ~76 KB). v8: its light scorer's entries for
+   * units of 1, 2 or 4 heads, v7's entries for others; v10: entries for 1, 2, 4 and 8 heads and one for any
+   * other size. Same keys and lists. The method's default for 4-head units since session 7 (v10's 4-head
+   * entries: 2.5-6.5 us faster in its step than v8 at 64K-128K); other sizes not the default until measured.
    */
   specializedHeads?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
@@ -275,16 +331,7 @@ export interface QuestGraphStepArgs {
 }
 
 export class QuestKernels {
-  private kernels: {
-    bounds: CudaKernel; scores: CudaKernel; select: CudaKernel; step: CudaKernel; stepAt: CudaKernel;
-    gridStep: CudaKernel; gridStepAt: CudaKernel; gridSelect: CudaKernel;
-    winStep: CudaKernel; winStepAt: CudaKernel; winSelect: CudaKernel;
-    gridStepRolled: CudaKernel; gridStepAtRolled: CudaKernel;
-    gridStepLight: CudaKernel; gridStepAtLight: CudaKernel;
-    gridStepGuess: CudaKernel; gridStepAtGuess: CudaKernel; gridSelectGuess: CudaKernel;
-    gridStepEpoch: CudaKernel; gridStepAtEpoch: CudaKernel; gridSelectEpoch: CudaKernel;
-    gridStepLight4: CudaKernel; gridStepAtLight4: CudaKernel; gridStepEpoch4: CudaKernel; gridStepAtEpoch4: CudaKernel;
-  } | null = null;
+  private kernels: Record<KernelKey, CudaKernel> | null = null;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
   readonly units: number;
@@ -305,8 +352,8 @@ export class QuestKernels {
   readonly guessedPass: boolean;
   /** Whether v9's barriers are never reset (v10). */
   readonly epochBarriers: boolean;
-  /** Whether v8 runs its 4-head entries (units of 4 query heads only). */
-  private readonly fourHeadEntries: boolean;
+  /** The multi-block step entries selectStep and selectStepAt run (questGridStepEntry). */
+  readonly stepEntry: QuestGridStepEntry;
   /**
    * v5 (v6) blocks one multiprocessor holds, per kernel, at the most dynamic shared memory a launch asks
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
@@ -353,56 +400,19 @@ export class QuestKernels {
     if (sharePages && g > 8) throw new Error(`quest: GQA group ${g} > 8 unsupported with shared pages`);
     this.unitHeads = sharePages ? g : 1;
     this.units = sharePages ? Hkv : H;
-    this.fourHeadEntries = specializedHeads && this.unitHeads === 4;
+    this.stepEntry = questGridStepEntry(options, this.unitHeads);
   }
 
-  prepare() {
+  prepare(): Record<KernelKey, CudaKernel> {
     if (!this.kernels) {
       const mod = this.rt.module('quest.cu', {});
-      this.kernels = {
-        bounds: mod.kernel(QUEST_KERNEL_NAMES.bounds, ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        scores: mod.kernel(QUEST_KERNEL_NAMES.scores, ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        select: mod.kernel(QUEST_KERNEL_NAMES.select, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'i32']),
-        step: mod.kernel(QUEST_KERNEL_NAMES.step, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        stepAt: mod.kernel(QUEST_KERNEL_NAMES.stepAt, [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        gridStep: mod.kernel(QUEST_KERNEL_NAMES.gridStep, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAt: mod.kernel(QUEST_KERNEL_NAMES.gridStepAt, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridSelect: mod.kernel(QUEST_KERNEL_NAMES.gridSelect, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
-        winStep: mod.kernel(QUEST_KERNEL_NAMES.winStep, [...QUEST_WIN_PARAMS.winStep]),
-        winStepAt: mod.kernel(QUEST_KERNEL_NAMES.winStepAt, [...QUEST_WIN_PARAMS.winStepAt]),
-        winSelect: mod.kernel(QUEST_KERNEL_NAMES.winSelect, [...QUEST_WIN_PARAMS.winSelect]),
-        gridStepRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepRolled, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtRolled: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtRolled, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridStepLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepLight, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtLight: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtLight, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridStepGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepGuess, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtGuess: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtGuess, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridSelectGuess: mod.kernel(QUEST_KERNEL_NAMES.gridSelectGuess, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
-        gridStepEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridStepEpoch, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtEpoch, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridSelectEpoch: mod.kernel(QUEST_KERNEL_NAMES.gridSelectEpoch, ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr']),
-        gridStepLight4: mod.kernel(QUEST_KERNEL_NAMES.gridStepLight4, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtLight4: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtLight4, [...QUEST_GRID_PARAMS.gridStepAt]),
-        gridStepEpoch4: mod.kernel(QUEST_KERNEL_NAMES.gridStepEpoch4, [...QUEST_GRID_PARAMS.gridStep]),
-        gridStepAtEpoch4: mod.kernel(QUEST_KERNEL_NAMES.gridStepAtEpoch4, [...QUEST_GRID_PARAMS.gridStepAt]),
-      };
+      const kernels = {} as Record<KernelKey, CudaKernel>;
+      for (const key of Object.keys(QUEST_KERNEL_NAMES) as KernelKey[]) kernels[key] = mod.kernel(QUEST_KERNEL_NAMES[key], [...kernelParams(key)]);
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
-      this.kernels.select.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      this.kernels.step.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      this.kernels.stepAt.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      for (const kernel of [this.kernels.gridStep, this.kernels.gridStepAt, this.kernels.gridSelect, this.kernels.gridStepRolled, this.kernels.gridStepAtRolled,
-        this.kernels.gridStepLight, this.kernels.gridStepAtLight, this.kernels.gridStepGuess, this.kernels.gridStepAtGuess, this.kernels.gridSelectGuess,
-        this.kernels.gridStepEpoch, this.kernels.gridStepAtEpoch, this.kernels.gridSelectEpoch, this.kernels.gridStepLight4, this.kernels.gridStepAtLight4,
-        this.kernels.gridStepEpoch4, this.kernels.gridStepAtEpoch4]) {
-        kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      }
-      for (const kernel of [this.kernels.winStep, this.kernels.winStepAt, this.kernels.winSelect]) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      if (this.multiBlockStep || this.windowStep) this.gridResidency(this.kernels);
+      for (const key of ['select', 'step', 'stepAt', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      this.kernels = kernels;
+      if (this.multiBlockStep || this.windowStep) this.gridResidency(kernels);
     }
     return this.kernels;
   }
@@ -464,19 +474,11 @@ export class QuestKernels {
     return questGridBlocks(pages, this.units, resident, this.gridMinPagesPerBlock);
   }
 
-  private gridResidency(kernels: Record<GridKernel, CudaKernel>): Record<GridKernel, number> {
+  private gridResidency(kernels: Record<KernelKey, CudaKernel>): Record<GridKernel, number> {
     if (!this.residentPerSM) {
-      const perSM = (kernel: CudaKernel) => kernel.maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
-      this.residentPerSM = {
-        gridStep: perSM(kernels.gridStep), gridStepAt: perSM(kernels.gridStepAt), gridSelect: perSM(kernels.gridSelect),
-        winStep: perSM(kernels.winStep), winStepAt: perSM(kernels.winStepAt), winSelect: perSM(kernels.winSelect),
-        gridStepRolled: perSM(kernels.gridStepRolled), gridStepAtRolled: perSM(kernels.gridStepAtRolled),
-        gridStepLight: perSM(kernels.gridStepLight), gridStepAtLight: perSM(kernels.gridStepAtLight),
-        gridStepGuess: perSM(kernels.gridStepGuess), gridStepAtGuess: perSM(kernels.gridStepAtGuess), gridSelectGuess: perSM(kernels.gridSelectGuess),
-        gridStepEpoch: perSM(kernels.gridStepEpoch), gridStepAtEpoch: perSM(kernels.gridStepAtEpoch), gridSelectEpoch: perSM(kernels.gridSelectEpoch),
-        gridStepLight4: perSM(kernels.gridStepLight4), gridStepAtLight4: perSM(kernels.gridStepAtLight4),
-        gridStepEpoch4: perSM(kernels.gridStepEpoch4), gridStepAtEpoch4: perSM(kernels.gridStepAtEpoch4),
-      };
+      const perSM = {} as Record<GridKernel, number>;
+      for (const key of GRID_KERNELS) perSM[key] = kernels[key].maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
+      this.residentPerSM = perSM;
     }
     return this.residentPerSM;
   }
@@ -548,7 +550,7 @@ export class QuestKernels {
     const take = Math.max(0, Math.min(k, pages));
     const scored = take > 0 && take < pages;
     const grid = this.multiBlockStep ? this.gridScratch(scratch) : this.windowStep ? this.windowScratch(scratch, pages) : 0n;
-    const stepKernel = this.epochBarriers ? (this.fourHeadEntries ? 'gridStepEpoch4' : 'gridStepEpoch') : this.guessedPass ? 'gridStepGuess' : this.fourHeadEntries ? 'gridStepLight4' : this.lightScores ? 'gridStepLight' : this.rolledScores ? 'gridStepRolled' : 'gridStep';
+    const stepKernel = QUEST_GRID_STEP_ENTRIES[this.stepEntry][0];
     const fits = this.multiBlockStep ? this.gridFits(pages, stepKernel) : this.windowStep ? this.gridFits(pages, 'winStep') : pages <= this.maxStagedPages;
     if (!(this.fusedStep || this.multiBlockStep || this.windowStep) || (scored && !fits)) {
       this.updateBounds(bounds, cache, rows);
@@ -596,10 +598,9 @@ export class QuestKernels {
     );
   }
 
-  /** The multi-block graph step's entry: v5's, v7's (rolled scores), v8's (light scores), v9's (guessed first pass) or v10's (epoch barriers). */
-  private gridStepAtKernel(): 'gridStepAt' | 'gridStepAtRolled' | 'gridStepAtLight' | 'gridStepAtGuess' | 'gridStepAtEpoch' | 'gridStepAtLight4'
-    | 'gridStepAtEpoch4' {
-    return this.epochBarriers ? (this.fourHeadEntries ? 'gridStepAtEpoch4' : 'gridStepAtEpoch') : this.guessedPass ? 'gridStepAtGuess' : this.fourHeadEntries ? 'gridStepAtLight4' : this.lightScores ? 'gridStepAtLight' : this.rolledScores ? 'gridStepAtRolled' : 'gridStepAt';
+  /** The multi-block graph step's entry (questGridStepEntry's graph half). */
+  private gridStepAtKernel(): GridKernel {
+    return QUEST_GRID_STEP_ENTRIES[this.stepEntry][1];
   }
 
   /** Whether selectStepAt serves steps scoring up to maxPages pages (their keys, v5: a block's chunk of them, fit in shared memory). */
