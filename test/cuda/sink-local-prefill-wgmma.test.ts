@@ -7,7 +7,10 @@
  *     so each row's output is (to 1e-7) the value row of its window's first key, whose index the values
  *     spell in bits; sparsities whose keep counts land on and next to halves (0.5, 0.75, 0.9, whose
  *     1 - s is 0.09999999999999998) check the kernel's rounding against Math.round's;
+ *   - every sink attended by every row with its full weight: sinks score far above every other key and
+ *     their value rows are one-hot, so each row's output is 1 / sinkTokens in each sink's column;
  *   - at sparsity 0 the output equals the dense wgmma kernel's bit for bit (the same tiles and masks).
+ * The checks run on the default kernel and on the sinks-folded variant (SinkLocalWindowVariant.foldSinks).
  * Skipped, with the reason printed, where there is no CUDA device or it is not a Hopper GPU.
  */
 import assert from 'node:assert/strict';
@@ -21,6 +24,8 @@ import { sinkLocalKeys } from '../../src/methods/sink-local.js';
 import { cudaSkip } from './cuda-skip.js';
 import { countNaN, randomBf16Values, randomGenerator } from './helpers.js';
 import { type SinkLocalCase, type SinkLocalInputs, compareSinkLocalChunks } from './sink-local-compare.js';
+import type { SinkLocalWindowVariant } from '../../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
+import type { SinkLocalRule } from '../../src/methods/sink-local.js';
 
 const skip = cudaSkip('CUDA sink-local wgmma prefill tests');
 
@@ -31,6 +36,16 @@ const RANDOM_CASES: SinkLocalCase[] = [
   { name: 'target sparsity 0.95, sinks in their own tile', n: 1500, H: 8, Hkv: 2, D: 128, seed: 44, options: { sparsity: 0.95 }, chunks: [1500] },
   { name: 'no sinks, target sparsity 0.5', n: 600, H: 4, Hkv: 2, D: 64, seed: 45, options: { sparsity: 0.5, params: { sinkTokens: 0 } }, chunks: [600] },
   { name: 'sparsity 0.99: little more than the sinks and the query itself', n: 300, H: 4, Hkv: 2, D: 64, seed: 46, options: { sparsity: 0.99 }, chunks: [300] },
+  // More sinks than one tile holds: the blocks far from the start visit tiles 0 and 1 for them.
+  { name: '200 sinks over two tiles, target sparsity 0.9', n: 1500, H: 4, Hkv: 2, D: 64, seed: 48, options: { sparsity: 0.9, params: { sinkTokens: 200 } }, chunks: [1500] },
+  // 60 sinks fold into some blocks' first window tile and not others (the head left of the window is 0-127 keys).
+  { name: '60 sinks, target sparsity 0.95, two chunks', n: 2000, H: 4, Hkv: 1, D: 128, seed: 49, options: { sparsity: 0.95, params: { sinkTokens: 60 } }, chunks: [777, 1223] },
+];
+
+/** The window kernel's variants every check runs on. */
+const VARIANTS: { label: string; variant: SinkLocalWindowVariant }[] = [
+  { label: 'window kernel', variant: {} },
+  { label: 'window kernel, sinks folded', variant: { foldSinks: true } },
 ];
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
@@ -67,6 +82,32 @@ function probeInputs(n: number, H: number, Hkv: number, sinkTokens: number): Sin
   return { q, k, v };
 }
 
+/** Column of the sink probe's value rows that is 1 for every key (the weights' sum). */
+const SINK_PROBE_ONES = PROBE_D - 1;
+
+/**
+ * Inputs whose every output row (from position sinkTokens on) weighs each sink 1 / sinkTokens and every
+ * other key ~0: the sinks score 64 after the 1/8 scale (q = 512 against k = 1 in column 0), every other
+ * key 0 (weight e^-64 each), and sink j's value row is one-hot in column j (sinkTokens < PROBE_D - 1).
+ */
+function sinkProbeInputs(n: number, H: number, Hkv: number, sinkTokens: number): SinkLocalInputs {
+  const D = PROBE_D;
+  if (sinkTokens >= SINK_PROBE_ONES) throw new Error(`sink probe: at most ${SINK_PROBE_ONES - 1} sinks`);
+  const q = new Float32Array(n * H * D), k = new Float32Array(n * Hkv * D), v = new Float32Array(n * Hkv * D);
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < H; h++) q[(t * H + h) * D] = 512;
+    for (let h = 0; h < Hkv; h++) {
+      const o = (t * Hkv + h) * D;
+      if (t < sinkTokens) {
+        k[o] = 1;
+        v[o + t] = 1;
+      }
+      v[o + SINK_PROBE_ONES] = 1;
+    }
+  }
+  return { q, k, v };
+}
+
 describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
   let rt: CudaRuntime;
   let unsupported: string | null = null;
@@ -84,6 +125,7 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     const shape = { numHeads: 4, numKvHeads: 2, headDim: 128 };
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule).kernelLabel, /sink-local$/);
     assert.equal(new SinkLocalDevicePrefill(rt, shape, rule, 1).kernelLabel, 'vertical-slash');
+    assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true }).kernelLabel, /sink-local-fold$/);
   });
 
   for (const c of RANDOM_CASES) {
@@ -94,9 +136,47 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
         q: randomBf16Values(c.n * c.H * c.D, rand, 2), k: randomBf16Values(c.n * c.Hkv * c.D, rand, 2), v: randomBf16Values(c.n * c.Hkv * c.D, rand),
       };
       const rule = sinkLocalRuleFrom(c.options);
-      const method = new SinkLocalDevicePrefill(rt, { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D }, rule, 'window');
-      compareSinkLocalChunks(rt, c, rule, x, [{ label: 'window kernel', method }]);
+      const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D };
+      compareSinkLocalChunks(rt, c, rule, x, VARIANTS.map(({ label, variant }) => ({
+        label, method: new SinkLocalDevicePrefill(rt, shape, rule, 'window', variant),
+      })));
     });
+  }
+
+  /**
+   * Runs one window-kernel variant over probe inputs chunk by chunk (D = PROBE_D, H 4, Hkv 2) and hands
+   * every output row (position, head, its PROBE_D values) to `check`; every output element must be written.
+   */
+  function probeRows(
+    rule: SinkLocalRule, chunks: number[], x: SinkLocalInputs, variant: SinkLocalWindowVariant,
+    check: (pos: number, h: number, row: Float32Array) => void,
+  ): void {
+    const H = 4, Hkv = 2, n = chunks.reduce((a, b) => a + b, 0);
+    const devCache = new DeviceLayerKvCache(rt, Hkv, PROBE_D, n);
+    const dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v), dq = uploadAsBf16(rt, x.q);
+    const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D }, rule, 'window', variant);
+    try {
+      let start = 0;
+      for (const T of chunks) {
+        devCache.appendTokens({ k: dk.ptr + BigInt(2 * start * Hkv * PROBE_D), v: dv.ptr + BigInt(2 * start * Hkv * PROBE_D), rowStride: Hkv * PROBE_D }, T);
+        const dout = poisonedBf16(rt, T * H * PROBE_D);
+        gpu.prefill({
+          layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D, scale: 1 / Math.sqrt(PROBE_D) }, q: dq.ptr + BigInt(2 * start * H * PROBE_D),
+          qRowStride: H * PROBE_D, numQueries: T, queryStart: start, cache: devCache, out: dout.ptr, isLastChunk: start + T === n,
+        });
+        const out = downloadBf16(rt, dout, T * H * PROBE_D);
+        rt.pool.release(dout);
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        for (let tq = 0; tq < T; tq++) {
+          for (let h = 0; h < H; h++) check(start + tq, h, out.subarray((tq * H + h) * PROBE_D, (tq * H + h + 1) * PROBE_D));
+        }
+        start += T;
+      }
+    } finally {
+      gpu.reset();
+      devCache.release();
+      for (const b of [dk, dv, dq]) rt.pool.release(b);
+    }
   }
 
   const PROBES: { options: SinkLocalCase['options']; chunks: number[] }[] = [
@@ -106,52 +186,54 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     { options: { sparsity: 0.97, params: { sinkTokens: 130 } }, chunks: [2048] },
     { options: { params: { localWindow: 300 } }, chunks: [700, 1348] },
   ];
-  for (const p of PROBES) {
-    const rule = sinkLocalRuleFrom(p.options);
-    test(`every row's window start: sinks ${rule.sinkTokens}, ${rule.localWindow !== null ? `window ${rule.localWindow}` : `sparsity ${rule.sparsity}`}, chunks ${p.chunks.join('+')}`, (t) => {
-      if (unsupported) return t.skip(unsupported);
-      const H = 4, Hkv = 2, n = p.chunks.reduce((a, b) => a + b, 0);
-      const x = probeInputs(n, H, Hkv, rule.sinkTokens);
-      const devCache = new DeviceLayerKvCache(rt, Hkv, PROBE_D, n);
-      const dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v), dq = uploadAsBf16(rt, x.q);
-      const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D }, rule, 'window');
-      const keys = new Int32Array(2);
-      let checked = 0;
-      try {
-        let start = 0;
-        for (const T of p.chunks) {
-          devCache.appendTokens({ k: dk.ptr + BigInt(2 * start * Hkv * PROBE_D), v: dv.ptr + BigInt(2 * start * Hkv * PROBE_D), rowStride: Hkv * PROBE_D }, T);
-          const dout = poisonedBf16(rt, T * H * PROBE_D);
-          gpu.prefill({
-            layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: PROBE_D, scale: 1 / Math.sqrt(PROBE_D) }, q: dq.ptr + BigInt(2 * start * H * PROBE_D),
-            qRowStride: H * PROBE_D, numQueries: T, queryStart: start, cache: devCache, out: dout.ptr, isLastChunk: start + T === n,
-          });
-          const out = downloadBf16(rt, dout, T * H * PROBE_D);
-          rt.pool.release(dout);
-          assert.equal(countNaN(out), 0, 'every output element must be written');
-          for (let tq = 0; tq < T; tq++) {
-            const pos = start + tq;
-            sinkLocalKeys(pos, rule, keys);
-            if (keys[1] > pos) continue;  // no window key: the row averages its sinks
-            for (let h = 0; h < H; h++) {
-              const o = (tq * H + h) * PROBE_D;
-              let decoded = 0;
-              for (let b = 0; b < INDEX_BITS; b++) decoded += Math.round(out[o + b]) << b;
-              assert.equal(decoded, keys[1], `position ${pos}, head ${h}: first window key`);
-              assert.ok(Math.abs(out[o + INDEX_BITS] - 1) < 1e-2, `position ${pos}, head ${h}: weights sum to 1`);
-            }
-            checked++;
+  for (const { label, variant } of VARIANTS) {
+    for (const p of PROBES) {
+      const rule = sinkLocalRuleFrom(p.options);
+      test(`${label}: every row's window start: sinks ${rule.sinkTokens}, ${rule.localWindow !== null ? `window ${rule.localWindow}` : `sparsity ${rule.sparsity}`}, chunks ${p.chunks.join('+')}`, (t) => {
+        if (unsupported) return t.skip(unsupported);
+        const n = p.chunks.reduce((a, b) => a + b, 0);
+        const keys = new Int32Array(2);
+        const checkedRows = new Set<number>();
+        probeRows(rule, p.chunks, probeInputs(n, 4, 2, rule.sinkTokens), variant, (pos, h, row) => {
+          sinkLocalKeys(pos, rule, keys);
+          if (keys[1] > pos) return;  // no window key: the row averages its sinks
+          let decoded = 0;
+          for (let b = 0; b < INDEX_BITS; b++) decoded += Math.round(row[b]) << b;
+          assert.equal(decoded, keys[1], `position ${pos}, head ${h}: first window key`);
+          assert.ok(Math.abs(row[INDEX_BITS] - 1) < 1e-2, `position ${pos}, head ${h}: weights sum to 1`);
+          checkedRows.add(pos);
+        });
+        console.log(`#   ${checkedRows.size} rows' window starts checked`);
+        assert.ok(checkedRows.size > n / 2, `only ${checkedRows.size} of ${n} rows had a window key`);
+      });
+    }
+  }
+
+  // Sinks 4 (the default: folded in ~97% of blocks) and 40 (folded where the first window tile's masked
+  // head holds 40 keys, ~69% of blocks), chunked so that blocks start mid-tile.
+  const SINK_PROBES: { options: SinkLocalCase['options']; chunks: number[] }[] = [
+    { options: { sparsity: 0.9 }, chunks: [2048] },
+    { options: { sparsity: 0.95, params: { sinkTokens: 40 } }, chunks: [900, 1148] },
+    { options: { params: { localWindow: 200, sinkTokens: 40 } }, chunks: [2048] },
+  ];
+  for (const { label, variant } of VARIANTS) {
+    for (const p of SINK_PROBES) {
+      const rule = sinkLocalRuleFrom(p.options);
+      test(`${label}: every sink attended by every row: sinks ${rule.sinkTokens}, ${rule.localWindow !== null ? `window ${rule.localWindow}` : `sparsity ${rule.sparsity}`}, chunks ${p.chunks.join('+')}`, (t) => {
+        if (unsupported) return t.skip(unsupported);
+        const n = p.chunks.reduce((a, b) => a + b, 0), S = rule.sinkTokens;
+        let checked = 0;
+        probeRows(rule, p.chunks, sinkProbeInputs(n, 4, 2, S), variant, (pos, h, row) => {
+          if (pos < S) return;  // a row before the last sink sees only some of them
+          for (let j = 0; j < S; j++) {
+            assert.ok(Math.abs(row[j] * S - 1) < 1e-2, `position ${pos}, head ${h}: sink ${j} has weight ${row[j]}, expected 1/${S}`);
           }
-          start += T;
-        }
-      } finally {
-        gpu.reset();
-        devCache.release();
-        for (const b of [dk, dv, dq]) rt.pool.release(b);
-      }
-      console.log(`#   ${checked} rows' window starts checked`);
-      assert.ok(checked > n / 2, `only ${checked} of ${n} rows had a window key`);
-    });
+          assert.ok(Math.abs(row[SINK_PROBE_ONES] - 1) < 1e-2, `position ${pos}, head ${h}: weights sum to 1`);
+          checked++;
+        });
+        assert.equal(checked, (n - S) * 4);
+      });
+    }
   }
 
   test('sparsity 0: the dense wgmma kernel\'s output bit for bit', (t) => {

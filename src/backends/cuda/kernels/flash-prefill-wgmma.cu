@@ -28,7 +28,10 @@
 // (v3: 1 replaces causal attention with a sliding window by the sink + local rule of
 // src/methods/sink-local.ts: a query at p sees the first sinkTokens keys and [local_start(p), p], where the
 // window is fixed or follows the target sparsity; the block visits tile 0 for the sinks, then the tiles of
-// its rows' windows, so the work is the attended pairs plus one diagonal tile per block).
+// its rows' windows, so the work is the attended pairs plus one diagonal tile per block), SINK_FOLD
+// (SINK_LOCAL only: 1 loads the sink keys into the head of the block's first window tile, whose leading
+// keys lie left of every row's window and would be masked anyway, instead of visiting tile 0 for them,
+// whenever they fit there; a block then visits its window tiles alone).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -57,6 +60,9 @@
 #endif
 #ifndef SINK_LOCAL
 #define SINK_LOCAL 0
+#endif
+#ifndef SINK_FOLD
+#define SINK_FOLD 0
 #endif
 
 namespace {
@@ -90,6 +96,7 @@ static_assert(WGMMA_VERSION >= 1 && WGMMA_VERSION <= 3, "WGMMA_VERSION must be 1
 static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAGES: 2, or 3 with version 3");
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
+static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 
@@ -170,10 +177,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int kvEnd = min(kvLen, lastQueryPos + 1);
   const int nTiles = (kvEnd + BN - 1) / BN;
 #if SINK_LOCAL
-  // Tile 0 first when the sinks lie left of the block's first window tile, then the window's tiles.
-  const int firstTile = sink_local_start(queryStart + m0, sinkTokens, localWindow, keepFraction) / BN;
-  const int sinkTiles = (sinkTokens > 0 && firstTile > 0) ? 1 : 0;
-  auto tileAt = [&](int i) { return i < sinkTiles ? 0 : firstTile + i - sinkTiles; };
+  // The tiles holding sinks left of the block's first window tile first (more than one when sinkTokens >
+  // BN), then the window's tiles.
+  const int firstLow = sink_local_start(queryStart + m0, sinkTokens, localWindow, keepFraction);
+  const int firstTile = firstLow / BN;
+#if SINK_FOLD
+  // Keys [firstTile·BN, firstLow) are left of every row's window (window starts never decrease) and
+  // above the sinks (firstTile > 0): when the sinks fit there, their rows take those keys' places in
+  // the first window tile, which the mask treats as sinks, and tile 0 is not visited.
+  const int foldCols = (sinkTokens > 0 && firstTile > 0 && firstLow - firstTile * BN >= sinkTokens) ? sinkTokens : 0;
+#else
+  constexpr int foldCols = 0;
+#endif
+  const int sinkTiles = (sinkTokens > 0 && foldCols == 0) ? min((sinkTokens + BN - 1) / BN, firstTile) : 0;
+  auto tileAt = [&](int i) { return i < sinkTiles ? i : firstTile + i - sinkTiles; };
 #else
   const int firstTile = max(0, queryStart + m0 - window + 1) / BN;
 #endif
@@ -211,8 +228,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
   const int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
                          sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
+  // Keys below sinkKeyEnd count as sinks: sinkTokens, or in a folded first window tile its first
+  // foldCols keys' places, which hold the sinks (set before each tile's mask).
+  int sinkKeyEnd = sinkTokens;
   auto tileLeftOfWindow = [&](int n0) { return n0 < wgLastLow; };
-  auto keyLeftOfWindow = [&](int key, int qp, int r) { return key >= sinkTokens && key < rowLow[r]; };
+  auto keyLeftOfWindow = [&](int key, int qp, int r) { return key >= sinkKeyEnd && key < rowLow[r]; };
 #else
   auto tileLeftOfWindow = [&](int n0) { return n0 <= wgFirstPos + 63 - window; };
   auto keyLeftOfWindow = [&](int key, int qp, int) { return key <= qp - window; };
@@ -385,6 +405,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
         cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
       }
     };
+#if SINK_FOLD
+    // A K or V tile of keys n0 .. n0 + BN - 1 whose first headRows rows hold keys 0 .. headRows - 1 (the
+    // folded sinks) instead; rows past the cache are zero-filled.
+    auto copyKeyTile = [&](u32 base, const bf16_t* src, int n0, int headRows) {
+      const u32 dst0 = base + swizzled_offset(pr, chunk, BN);
+#pragma unroll
+      for (int i = 0; i < BN / P_ROWS; ++i) {
+        const int local = pr + i * P_ROWS;
+        const int r = local < headRows ? local : n0 + local;
+        const bool inside = r < kvLen;
+        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * D : 0), inside ? 16 : 0);
+      }
+    };
+#endif
     // Q rows past T are zero-filled (never stored).
     copyRows(sQ, BM, q + (size_t)h * D + chunk * 8, (size_t)qRowStride, m0, T);
     cp_async_mbar_arrive_noinc(fullQ);
@@ -395,11 +429,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     for (int i = 0; i < numTiles; ++i) {
       const int n0 = tileAt(i) * BN;
       // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
+#if SINK_FOLD
+      const int headRows = i == 0 ? foldCols : 0;  // the fold tile is the first visited
+      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+      copyKeyTile(sK + st * KV_TILE, kHead, n0, headRows);
+      cp_async_mbar_arrive_noinc(fullK + 8 * st);
+      if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
+      copyKeyTile(sV + st * KV_TILE, vHead, n0, headRows);
+#else
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
       copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
       cp_async_mbar_arrive_noinc(fullK + 8 * st);
       if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
       copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
+#endif
       cp_async_mbar_arrive_noinc(fullV + 8 * st);
       if (++st == S) { st = 0; ++use; }
     }
@@ -439,6 +482,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     wgmma_wait<1>();
     wgmma_fence_operands(s);
     release(emptyK + 8 * st);
+#if SINK_FOLD
+    sinkKeyEnd = (i == 0 && foldCols > 0) ? j * BN + foldCols : sinkTokens;
+#endif
     maskScores(j);
     flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
     wgmma_wait<0>();

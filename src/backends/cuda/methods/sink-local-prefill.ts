@@ -13,7 +13,9 @@ import { type SinkLocalRule, sinkLocalPairs, sinkLocalPrefillMethod } from '../.
 import type { DevicePtr } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import { wgmmaPrefillUnsupported } from '../kernels/flash-prefill-wgmma.js';
-import { type SinkLocalKernelRule, WgmmaSinkLocalPrefill, sinkLocalKernelRule } from '../kernels/flash-prefill-wgmma-sink-local.js';
+import {
+  type SinkLocalKernelRule, type SinkLocalWindowVariant, WgmmaSinkLocalPrefill, sinkLocalKernelRule,
+} from '../kernels/flash-prefill-wgmma-sink-local.js';
 import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
 import {
   type VerticalSlashKernelChoice, VerticalSlashFlashPrefill, type VerticalSlashPrefillArgs,
@@ -55,12 +57,16 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
   /**
    * kernel absent: the window kernel where it runs (Hopper, head dims 64 and 128), else the Vertical-Slash
    * launcher's choice (verticalSlashKernelChoice). 'window' where it cannot run is an error naming why.
+   * windowVariant: the window kernel's opt-in variant (SinkLocalWindowVariant; ignored by the Vertical-Slash kernel).
    */
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: SinkLocalKernelChoice) {
+  constructor(
+    private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: SinkLocalKernelChoice,
+    windowVariant: SinkLocalWindowVariant = {},
+  ) {
     const windowProblem = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
     if (kernel === 'window' && windowProblem !== null) throw new Error(`${this.id}: the window kernel cannot run here: ${windowProblem}`);
     const useWindow = kernel === 'window' || (kernel === undefined && windowProblem === null);
-    this.window = useWindow ? { kernel: new WgmmaSinkLocalPrefill(rt, shape), rule: sinkLocalKernelRule(rule) } : null;
+    this.window = useWindow ? { kernel: new WgmmaSinkLocalPrefill(rt, shape, {}, windowVariant), rule: sinkLocalKernelRule(rule) } : null;
     this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel === 'window' ? undefined : kernel);
     const names = ['rowLow', 'ranges', 'rangeCount', 'colStart', 'colList'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `sink-local ${k}`)])) as SinkLocalDevicePrefill['buf'];
