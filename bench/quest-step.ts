@@ -37,13 +37,13 @@ import type { DevicePtr } from '../src/backends/cuda/context.js';
 import type { QuestKernelOptions } from '../src/backends/cuda/kernels/quest.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
-import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { DeviceAttentionShape } from '../src/backends/cuda/methods/contract.js';
 import { QuestDeviceDecode, type QuestStepParts, questSettings } from '../src/backends/cuda/methods/quest.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
-import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
+import { timeGraphOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
+import { timeGraphStep } from './decode-graph-step.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { MODEL_SHAPES } from './model.js';
 import { freeBytes, median } from './sparse-prefill-measure.js';
@@ -198,7 +198,7 @@ function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o:
   console.log(`heads ${heads} (units of ${H / Hkv} query heads)`);
   let seed = 1;
   const random = (ptr: DevicePtr, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
-  const out = rt.pool.acquire(H * D * 2), position = rt.pool.acquire(16);
+  const out = rt.pool.acquire(H * D * 2);
   const qWords = randomBf16Words(H * D, 5, 1);
   // 4 × q: the exponent field + 2 wherever it is nonzero (|q| <= 1: no overflow; zeros and subnormals stay).
   const q4Words = qWords.map((w) => ((w & 0x7f80) !== 0 ? w + 0x100 : w));
@@ -258,7 +258,7 @@ function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o:
             method.decode(nextCall(i++ % L));
             ests.push((method.lastEstimationMs() ?? Number.NaN) * 1e3);
           }
-          const graphStepUs = timeMethodGraph(rt, method, caches, shape, q.ptr, out.ptr, position, nextCall, R);
+          const graphStepUs = timeGraphStep(rt, method, { shape, caches, q: q.ptr, out: out.ptr, eagerStep: (l) => method.decode(nextCall(l)), repeats: R });
           const row: Row = { heads, n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs, inSitu };
           rows.push(row);
           console.log(describe(row));
@@ -275,7 +275,7 @@ function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o:
     for (const c of caches) c.release();
     rt.pool.trim();
   }
-  for (const b of [q, q4, out, position]) rt.pool.release(b);
+  for (const b of [q, q4, out]) rt.pool.release(b);
 }
 
 function describe(r: Row): string {
@@ -283,45 +283,6 @@ function describe(r: Row): string {
   return `${r.heads} n=${r.n} s=${r.s} ${r.variant}${r.alternateScale ? ' (q, 4q alternating)' : ''} (${r.layers} layers): step ${io(r.step)}, no clock ${io(r.noClock)}, select ${io(r.select)}, attend ${io(r.attend)}; ` +
     `in the step: select ${r.inSitu.selectUs.toFixed(1)} us, attend ${r.inSitu.attendUs.toFixed(1)} us; graph: select ${r.selectGraphUs.toFixed(1)} us, attend ${r.attendGraphUs.toFixed(1)} us, method step ${r.graphStepUs === null ? '-' : r.graphStepUs.toFixed(1)} us; ` +
     `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
-}
-
-/**
- * The method's graph step (graphSteps, as the model captures it) per layer: every layer's step at one
- * shared position in one capture, replayed; µs per layer step. Steps the layers to the same length
- * first (graphSteps starts where every layer's bounds end). null where the method serves no graph step.
- */
-function timeMethodGraph(
-  rt: CudaRuntime, method: QuestDeviceDecode, caches: DeviceLayerKvCache[], shape: DeviceAttentionShape, q: DevicePtr, out: DevicePtr,
-  position: DeviceBuffer, nextCall: (layer: number) => Parameters<QuestDeviceDecode['decode']>[0], repeats: number,
-): number | null {
-  const L = caches.length;
-  const longest = Math.max(...caches.map((c) => c.length));
-  for (let l = 0; l < L; l++) while (caches[l].length < longest) method.decode(nextCall(l));
-  const first = longest;
-  const owned: DeviceBuffer[] = [];
-  const steps = method.graphSteps({ shape, firstPosition: first, capacity: first + 1, own: (bytes) => {
-    const b = rt.pool.acquire(bytes);
-    owned.push(b);
-    return b.ptr;
-  } });
-  try {
-    if (!steps) return null;
-    for (const c of caches) c.length = first + 1; // row `first` holds random k/v already
-    rt.synchronize();
-    rt.cuda.upload(position.ptr, Int32Array.of(first));
-    const exec = rt.cuda.captureGraph(rt.stream, () => {
-      for (let l = 0; l < L; l++) steps.record({ layer: l, q, position: position.ptr, cache: caches[l], out });
-    });
-    try {
-      return (timeOnDevice(rt, () => rt.cuda.launchGraph(exec, rt.stream), { warmup: 2, repeats: Math.max(5, repeats / 4) }).medianMs * 1e3) / L;
-    } finally {
-      rt.synchronize();
-      rt.cuda.destroyGraph(exec);
-    }
-  } finally {
-    rt.synchronize();
-    for (const b of owned) rt.pool.release(b);
-  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
