@@ -52,6 +52,7 @@ const VARIANTS: Variant[] = [
   { file: 'vertical-slash-index.cu', defines: {} },
   { file: 'flexprefill-coverage.cu', defines: {} },
   { file: 'vertical-slash-search.cu', defines: {} },
+  { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_TIMING: 1 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 128, M_TILES: 1 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 128, M_TILES: 2 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 64, M_TILES: 1 } },

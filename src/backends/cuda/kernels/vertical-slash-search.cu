@@ -1020,8 +1020,16 @@ __device__ __forceinline__ void guide_push_children(GuidedRound* r, int& candida
 // taken from a candidate list (ties to the earlier entry; a taken entry is replaced by the last).
 // live[c] = 1 for the nodes laid out, 0 for the rest of the P slots. Returns the nodes laid out.
 // One thread; inlined into the guided kernels (one block per multiprocessor: registers to spare).
-template <bool THRESHOLDS = false>
-__device__ __forceinline__ int guide_layout(GuidedRound* r) {
+// Laps: where the layout's time goes (scan / advance / predict, each given a value its part computed:
+// NoLaps does nothing; the round timing's ClockLaps sums cycles).
+struct NoLaps {
+  __device__ __forceinline__ void scan(int) {}
+  __device__ __forceinline__ void advance(int) {}
+  __device__ __forceinline__ void predict(int) {}
+};
+
+template <bool THRESHOLDS, class Laps>
+__device__ __forceinline__ int guide_layout(GuidedRound* r, Laps& laps) {
   SearchState* tree = r->tree;
   int* live = r->live;
   const SearchState* st = r->st;
@@ -1031,7 +1039,9 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r) {
   tree[0] = *st;
   live[0] = 1;
   r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
+  laps.advance(live[0]);
   r->predicted[0] = guide_predict_node<THRESHOLDS>(r, 0);
+  laps.predict(r->predicted[0]);
   int candidates = 0;
   guide_push_children(r, candidates, 0, 1.0f);
   int count = 1;
@@ -1046,22 +1056,32 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r) {
     --candidates;
     r->candidate[best] = r->candidate[candidates];
     r->candidateChance[best] = r->candidateChance[candidates];
+    laps.scan(parent);
     tree[count] = tree[parent];
     search_advance(tree[count], goal, bestHigh ? ABOVE_ANY_TARGET : -1.0);
     int& slot = bestHigh ? r->highChild[parent] : r->lowChild[parent];
     if (tree[count].state == DONE) {
       slot = GUIDE_ENDED;
+      laps.advance(tree[count].state);
       continue;
     }
     slot = count;
     live[count] = 1;
     r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
+    laps.advance(tree[count].kv);
     r->predicted[count] = guide_predict_node<THRESHOLDS>(r, count);
+    laps.predict(r->predicted[count]);
     guide_push_children(r, candidates, count, bestChance);
     ++count;
   }
   for (int c = count; c < P; ++c) live[c] = 0;
   return count;
+}
+
+template <bool THRESHOLDS = false>
+__device__ __forceinline__ int guide_layout(GuidedRound* r) {
+  NoLaps none;
+  return guide_layout<THRESHOLDS>(r, none);
 }
 
 // Step (6) of a guided round from node c on (thread 0): calibrates on each real probe's exact pairs
@@ -1083,6 +1103,74 @@ __device__ __forceinline__ void guide_follow(GuidedRound* r) {
   }
 }
 // ---- end of the guided tree ----
+
+// ---- Round timing (session 8, a diagnostic: the entries that take it exist in VS_SEARCH_TIMING builds only) ----
+// A batched round's phases in SM clock cycles (clock64), recorded by block 0's thread 0 except the
+// *_MAX fields, each the longest block's (atomicMax): where a round's time goes, guided or not.
+// timing [TIMING_HEADER + TIMING_ROUNDS x TIMING_FIELDS] u64, zeroed before the launch.
+constexpr int TIMING_HEADER = 8;   // [0] / [1] block 0's globaltimer (ns) at start / end, [2] / [3] its clock64, [4] rounds
+constexpr int TIMING_FIELDS = 16;
+constexpr int TIMING_ROUNDS = 32;  // later rounds are not recorded
+enum TimingField : int {
+  TF_STEP1,                        // block 0: round start to past step (1)'s barrier (layout, thresholds' searches)
+  TF_LAYOUT,                       // thread 0's layout alone
+  TF_SCAN, TF_ADVANCE, TF_PREDICT, // the guided layout's parts: candidate pushes and scans, state copies and
+                                   // search_advance, predictions (summed over its nodes)
+  TF_COUNTS,                       // block 0: steps (2) and (3), counts and their dedupe
+  TF_SELECT_MAX,                   // step (4): the longest block's selections
+  TF_BARRIER1,                     // block 0: its selections' end to past the first grid barrier
+  TF_WALK_MAX,                     // step (5): the longest block's walks
+  TF_BARRIER2,                     // block 0: its walks' end to past the second grid barrier
+  TF_FOLLOW,                       // thread 0's step (6)
+  TF_TAIL,                         // block 0: past step (5) (or step (3) when nothing walks) to the round's end
+  TF_ROUND,                        // block 0: the whole round
+  TF_NODES,                        // nodes laid out (a count, not cycles)
+  TF_WALKS,                        // probes walked (a count)
+};
+#if defined(VS_SEARCH_TIMING)
+// guide_layout's Laps when timed: each part's cycles summed, the clock read once its value is
+// computed (its consumer, a shared store before the call, waits for it). Timing builds only (unused,
+// it would draw nvcc's unreferenced-function warnings).
+struct ClockLaps {
+  unsigned long long scanCycles = 0, advanceCycles = 0, predictCycles = 0;
+  long long t0 = clock64();
+  __device__ __forceinline__ void lap(unsigned long long& acc, int dep) {
+    asm volatile("" ::"r"(dep) : "memory");
+    const long long t = clock64();
+    acc += (unsigned long long)(t - t0);
+    t0 = t;
+  }
+  __device__ __forceinline__ void scan(int dep) { lap(scanCycles, dep); }
+  __device__ __forceinline__ void advance(int dep) { lap(advanceCycles, dep); }
+  __device__ __forceinline__ void predict(int dep) { lap(predictCycles, dep); }
+};
+#endif
+
+__device__ __forceinline__ unsigned long long vs_globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// The phase clock lives in shared memory, read and written by each block's thread 0 only: in
+// registers it stayed live across the walks' calls and spilled.
+// field = the cycles since the phase clock t0 (block 0 only; round: null past TIMING_ROUNDS); t0 restarts.
+__device__ __forceinline__ void vs_timing_stamp(unsigned long long* round, int field, long long* t0) {
+  if (threadIdx.x != 0) return;
+  const long long t = clock64();
+  if (round != nullptr && blockIdx.x == 0) round[field] = (unsigned long long)(t - *t0);
+  *t0 = t;
+}
+
+// field = max over blocks of the cycles since the phase clock t0 (each block's thread 0); t0 restarts.
+__device__ __forceinline__ void vs_timing_max(unsigned long long* round, int field, long long* t0) {
+  if (threadIdx.x != 0) return;
+  const long long t = clock64();
+  if (round != nullptr) atomicMax(round + field, (unsigned long long)(t - *t0));
+  *t0 = t;
+}
+// ---- end of the round timing ----
+
 }  // namespace
 
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
@@ -1127,11 +1215,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // RANKBITS (with LANES, BITS): the walks' column bitmaps are read off the ranks
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
-template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false>
+template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
+          bool TIMING = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide = nullptr) {
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide = nullptr,
+    unsigned long long* timing = nullptr) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -1146,6 +1236,12 @@ __device__ __forceinline__ void count_search_batched(
   const int P = (1 << levels) - 1, rows = 2 * H, chunks = (numBlocks + perUnit - 1) / perUnit;
   u32 generation = 0;
   int walkRounds = 0, rounds = 0;
+  if constexpr (TIMING) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+      timing[0] = vs_globaltimer();
+      timing[2] = (unsigned long long)clock64();
+    }
+  }
   if (threadIdx.x == 0) {
     st = search_start(goal);
     if constexpr (GUIDED) {
@@ -1164,6 +1260,12 @@ __device__ __forceinline__ void count_search_batched(
 
   while (st.state != DONE) {
     ++rounds;
+    // TIMING: this round's record (null past TIMING_ROUNDS), its start, and the phase clock t.
+    unsigned long long* timed = TIMING && rounds <= TIMING_ROUNDS ? timing + TIMING_HEADER + (size_t)(rounds - 1) * TIMING_FIELDS : nullptr;
+    __shared__ long long phaseClock[2];  // TIMING: thread 0's phase clock and the round's start
+    if constexpr (TIMING) {
+      if (threadIdx.x == 0) phaseClock[0] = phaseClock[1] = clock64();
+    }
     // (1) Every probe the next `levels` levels can make: a child assumes an outcome below (-1) or
     // above every target; the real outcome always takes one of the two branches.
     if constexpr (GUIDED && THRESHOLDS) {
@@ -1171,9 +1273,26 @@ __device__ __forceinline__ void count_search_batched(
       if (threadIdx.x < 4 * 32) guide_thresholds_warp(st, guided->lines, goal, guide, threadIdx.x >> 5, threadIdx.x & 31, guided->thresholds);
       __syncthreads();
       if (threadIdx.x == 0) guide_layout<true>(guided);
+#if defined(VS_SEARCH_TIMING)
+    } else if constexpr (GUIDED && TIMING) {
+      if (threadIdx.x == 0) {
+        const long long l0 = clock64();
+        ClockLaps laps;
+        const int nodes = guide_layout<false>(guided, laps);
+        if (timed != nullptr && blockIdx.x == 0) {
+          timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
+          timed[TF_SCAN] = laps.scanCycles;
+          timed[TF_ADVANCE] = laps.advanceCycles;
+          timed[TF_PREDICT] = laps.predictCycles;
+          timed[TF_NODES] = nodes;
+        }
+      }
+#endif
     } else if constexpr (GUIDED) {
       if (threadIdx.x == 0) guide_layout(guided);
     } else if (threadIdx.x == 0) {
+      long long l0 = 0;
+      if constexpr (TIMING) l0 = clock64();
       tree[0] = st;
       live[0] = 1;
       for (int c = 1; c < P; ++c) {
@@ -1184,8 +1303,17 @@ __device__ __forceinline__ void count_search_batched(
         search_advance(tree[c], goal, (c & 1) ? -1.0 : ABOVE_ANY_TARGET);
         live[c] = tree[c].state != DONE ? 1 : 0;
       }
+      if constexpr (TIMING) {
+        if (timed != nullptr && blockIdx.x == 0) {
+          int nodes = 0;
+          for (int c = 0; c < P; ++c) nodes += live[c];
+          timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
+          timed[TF_NODES] = nodes;
+        }
+      }
     }
     __syncthreads();
+    if constexpr (TIMING) vs_timing_stamp(timed, TF_STEP1, phaseClock);
     // (2) Their counts, every row (the clamp to n as in probe()).
     for (int t = threadIdx.x; t < P * rows; t += THREADS) {
       const int c = t / rows;
@@ -1211,8 +1339,12 @@ __device__ __forceinline__ void count_search_batched(
       int w = 0;
       for (int c = 0; c < P; ++c) w += source[c] == WALK ? 1 : 0;
       walks = w;
+      if constexpr (TIMING) {
+        if (timed != nullptr && blockIdx.x == 0) timed[TF_WALKS] = w;
+      }
     }
     __syncthreads();
+    if constexpr (TIMING) vs_timing_stamp(timed, TF_COUNTS, phaseClock);
 
     if (walks > 0) {
       // (4) The walking nodes' selections, slot c for node c (a slot holding the count already is kept).
@@ -1235,7 +1367,9 @@ __device__ __forceinline__ void count_search_batched(
         }
         __syncthreads();
       }
+      if constexpr (TIMING) vs_timing_max(timed, TF_SELECT_MAX, phaseClock);
       grid_barrier<BATCHED_TRAP_POLLS>(barrier, generation);
+      if constexpr (TIMING) vs_timing_stamp(timed, TF_BARRIER1, phaseClock);
       unsigned long long* slot = totals + (size_t)(walkRounds % 3) * MAX_BATCH;
       // The previous walking round's totals (two rounds ahead's slot) were last read before the barrier above.
       if (blockIdx.x == 0) {
@@ -1258,7 +1392,9 @@ __device__ __forceinline__ void count_search_batched(
           add_pairs(&slot[c], staged_block_pairs(selV + at, kv, selS + at, runs + at, ks, m, n, numBlocks, stage));
         }
       }
+      if constexpr (TIMING) vs_timing_max(timed, TF_WALK_MAX, phaseClock);
       grid_barrier<BATCHED_TRAP_POLLS>(barrier, generation);
+      if constexpr (TIMING) vs_timing_stamp(timed, TF_BARRIER2, phaseClock);
       for (int c = threadIdx.x; c < P; c += THREADS) {
         if (source[c] == WALK) total[c] = (double)*(volatile unsigned long long*)&slot[c];
       }
@@ -1273,6 +1409,8 @@ __device__ __forceinline__ void count_search_batched(
     __syncthreads();
 
     // (6) The real outcomes, down the tree as far as it reaches.
+    long long followStart = 0;
+    if constexpr (TIMING) followStart = clock64();
     if constexpr (GUIDED) {
       if (threadIdx.x == 0) guide_follow(guided);
     } else if (threadIdx.x == 0) {
@@ -1286,6 +1424,9 @@ __device__ __forceinline__ void count_search_batched(
         else break;
       }
     }
+    if constexpr (TIMING) {
+      if (threadIdx.x == 0 && timed != nullptr && blockIdx.x == 0) timed[TF_FOLLOW] = (unsigned long long)(clock64() - followStart);
+    }
     // This round's answers serve the next round's equal counts.
     for (int t = threadIdx.x; t < P * rows; t += THREADS) cachedCounts[t] = counts[t];
     for (int c = threadIdx.x; c < P; c += THREADS) {
@@ -1293,10 +1434,19 @@ __device__ __forceinline__ void count_search_batched(
       cachedTotal[c] = total[c];
     }
     __syncthreads();
+    if constexpr (TIMING) {
+      vs_timing_stamp(timed, TF_TAIL, phaseClock);
+      if (timed != nullptr && blockIdx.x == 0 && threadIdx.x == 0) timed[TF_ROUND] = (unsigned long long)(phaseClock[0] - phaseClock[1]);
+    }
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     write_result(result, st);
     result[5] = rounds;
+    if constexpr (TIMING) {
+      timing[1] = vs_globaltimer();
+      timing[3] = (unsigned long long)clock64();
+      timing[4] = rounds;
+    }
   }
 }
 
@@ -1364,6 +1514,30 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                             numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                             forcedDiagonals, levels, lanes, guide);
 }
+
+#if defined(VS_SEARCH_TIMING)
+// The two default kernels with each round's phases recorded (TimingField; session 8, a diagnostic
+// for VerticalSlashCountSearch's `timeRounds`): timing [TIMING_HEADER + TIMING_ROUNDS x TIMING_FIELDS]
+// u64, zeroed before the launch. The same probes and answers as the untimed entries; the stamps add a
+// few cycles a phase. Built only with VS_SEARCH_TIMING, so the default module is unchanged.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_timed(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, unsigned long long* timing) {
+  count_search_batched<true, true, true, true, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n,
+                                                                   H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
+                                                                   forcedDiagonals, levels, lanes, guide, timing);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_lanes_bits_timed(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, unsigned long long* timing) {
+  count_search_batched<true, true, false, false, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n,
+                                                                     H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
+                                                                     forcedDiagonals, levels, lanes, nullptr, timing);
+}
+#endif
 
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
 // (vs_columns_below_coarse) where the one-level one does not fit (n past 131,040: 128K prompts),

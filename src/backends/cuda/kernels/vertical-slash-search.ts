@@ -160,7 +160,40 @@ export interface CountSearchOptions {
    * options object (DEFAULT_COUNT_SEARCH, the benches' variants) sets the whole estimation.
    */
   stagedIndexRanges?: boolean;
+  /**
+   * A diagnostic (session 8), for benches: the default batched kernels (the one-lane column-bitmap
+   * walk, guided or not; n up to 131,040) built with VS_SEARCH_TIMING, recording each round's phases
+   * in SM clock cycles (lastRoundTiming). The same probes and answers; the stamps add a few cycles a
+   * phase. Needs probeLevels, walkLanes and walkColumnBitmap, and takes neither guideThresholds nor
+   * bitmapFromRanks.
+   */
+  timeRounds?: boolean;
 }
+
+/** The fields of a timed round (vertical-slash-search.cu TimingField, in its order). */
+export const ROUND_TIMING_FIELDS = [
+  'step1', 'layout', 'layoutScan', 'layoutAdvance', 'layoutPredict', 'counts', 'selectMax', 'barrier1', 'walkMax', 'barrier2',
+  'follow', 'tail', 'round', 'nodes', 'walks',
+] as const;
+export type RoundTimingField = (typeof ROUND_TIMING_FIELDS)[number];
+
+/**
+ * One timed search (timeRounds): each round's phases in SM clock cycles (nodes and walks are counts),
+ * and block 0's clock and global timer over the whole launch, which give the cycles per microsecond.
+ * Rounds past TIMING_ROUNDS are not recorded.
+ */
+export interface RoundTiming {
+  rounds: number;
+  launchNs: number;
+  launchCycles: number;
+  perRound: Record<RoundTimingField, number>[];
+}
+
+/** vertical-slash-search.cu's TIMING_HEADER, TIMING_FIELDS, TIMING_ROUNDS. */
+const TIMING_HEADER = 8;
+const TIMING_FIELDS = 16;
+const TIMING_ROUNDS = 32;
+const TIMING_BYTES = 8 * (TIMING_HEADER + TIMING_ROUNDS * TIMING_FIELDS);
 
 /** Scores per row the guided tree's gains take (vs_guide_gains keeps (n - o) x 64 in 32 bits). */
 export const GUIDED_MAX_N = 2 ** 26 - 1;
@@ -246,7 +279,9 @@ export class VerticalSlashCountSearch {
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
-  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide', GrowableDeviceBuffer>;
+  /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
+  private timedKernels: { guided: CudaKernel; unguided: CudaKernel } | null = null;
+  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
   readonly deviceHandOff: boolean;
@@ -258,6 +293,7 @@ export class VerticalSlashCountSearch {
   readonly guideThresholds: boolean;
   readonly coarseColumnBitmap: boolean;
   readonly bitmapFromRanks: boolean;
+  readonly timeRounds: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -297,7 +333,11 @@ export class VerticalSlashCountSearch {
     this.bitmapFromRanks = options.bitmapFromRanks ?? false;
     if (this.bitmapFromRanks && !this.walkColumnBitmap) throw new Error('vertical-slash count search: bitmapFromRanks needs walkColumnBitmap');
     if (this.bitmapFromRanks && this.guideThresholds) throw new Error('vertical-slash count search: guideThresholds and bitmapFromRanks have no kernel together');
-    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide'] as const;
+    this.timeRounds = options.timeRounds ?? false;
+    if (this.timeRounds && !(L !== undefined && lanes !== undefined && this.walkColumnBitmap && !this.guideThresholds && !this.bitmapFromRanks)) {
+      throw new Error('vertical-slash count search: timeRounds times the default batched kernels: it needs probeLevels, walkLanes and walkColumnBitmap, without guideThresholds or bitmapFromRanks');
+    }
+    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
@@ -353,6 +393,32 @@ export class VerticalSlashCountSearch {
       };
     }
     return this.kernels;
+  }
+
+  private prepareTimed() {
+    if (!this.timedKernels) {
+      const mod = this.rt.module('vertical-slash-search.cu', { VS_SEARCH_TIMING: 1 });
+      const head = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'] as const;
+      this.timedKernels = {
+        guided: mod.kernel('vs_count_search_batched_lanes_bits_guided_timed', [...head, 'ptr', 'ptr']),
+        unguided: mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr']),
+      };
+    }
+    return this.timedKernels;
+  }
+
+  /** The last search's round timing (timeRounds; after counts() or alpha(), which synchronise), else null. */
+  lastRoundTiming(): RoundTiming | null {
+    if (!this.timeRounds || !this.buf.timing.fits(TIMING_BYTES)) return null;
+    const raw = new BigUint64Array(TIMING_BYTES / 8);
+    this.rt.cuda.download(raw, this.buf.timing.current.ptr);
+    const rounds = Number(raw[4]);
+    const perRound: Record<RoundTimingField, number>[] = [];
+    for (let r = 0; r < Math.min(rounds, TIMING_ROUNDS); r++) {
+      const at = TIMING_HEADER + r * TIMING_FIELDS;
+      perRound.push(Object.fromEntries(ROUND_TIMING_FIELDS.map((f, i) => [f, Number(raw[at + i])])) as Record<RoundTimingField, number>);
+    }
+    return { rounds, launchNs: Number(raw[1] - raw[0]), launchCycles: Number(raw[3] - raw[2]), perRound };
   }
 
   /** Vertical-Slash: the column and diagonal counts (every head the same) for target sparsity s. Synchronises. */
@@ -487,7 +553,9 @@ export class VerticalSlashCountSearch {
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
       : (guided ? (this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided) : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
-    const lanesKernel = this.walkColumnBitmap ? bitsKernel : batchedLanes;
+    if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
+    const timed = this.timeRounds ? this.prepareTimed() : null;
+    const lanesKernel = timed ? (guided ? timed.guided : timed.unguided) : this.walkColumnBitmap ? bitsKernel : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
@@ -505,6 +573,11 @@ export class VerticalSlashCountSearch {
       FORCED_COLUMNS, FORCED_DIAGONALS, levels,
     ];
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
+    if (timed) {
+      const timing = this.buf.timing.ensure(TIMING_BYTES);
+      this.rt.cuda.fill32Async(timing.ptr, 0, TIMING_BYTES / 4, stream);
+      tail.push(timing.ptr);
+    }
     kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }

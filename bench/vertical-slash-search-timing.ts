@@ -1,0 +1,211 @@
+/**
+ * Where a batched Vertical-Slash count-search round's time goes (issue 9, session 8): the default
+ * search (DEFAULT_COUNT_SEARCH: guided tree, one-lane column-bitmap walk) and the same without the
+ * guided tree, both through CountSearchOptions.timeRounds (the VS_SEARCH_TIMING build: each round's
+ * phases in SM clock cycles, vertical-slash-search.cu TimingField), on the same score rows:
+ *   synthetic rows (bench/vertical-slash-estimation.ts scoreRows: flat, peaked) at H = 4 and 32, and
+ *   in-method rows: the estimate of random bf16 q/k (as bench sparse and the small-heads bench make
+ *   them) at the organism's shape (H 4, Hkv 2, D 64) and Llama-8B's (H 32, Hkv 8, D 128), A = 256.
+ * Per case and variant: the untimed and the timed search's host wall time (ranking + search +
+ * readback, medians of --repeats; the two must give the same answer, else FAILED), and per round
+ * the medians over the repeats of each phase in µs (cycles / the launch's cycles per µs, from block
+ * 0's clock64 and globaltimer): step1 = layout + its barrier, with the guided layout's parts (scan =
+ * candidate pushes and scans, adv = state copies and search_advance, pred = predictions), counts =
+ * steps 2-3, sel / walk = the longest block's selections / walks, bar1 / bar2 = block 0's wait at
+ * the two grid barriers, follow = step 6, tail = after the walks to the round's end. Ends with one
+ * SUMMARY line per case: the guided and unguided rounds' mean phases and their difference.
+ *
+ * Usage: node dist/bench/vertical-slash-search-timing.js [--cases synthetic:4:16384:peaked,method:organism:16384,...]
+ *        [--sparsity 0.9] [--repeats 5] [--out FILE]. Prints a skip message without a GPU.
+ */
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
+import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
+import { VerticalSlashEstimator, type VerticalSlashScores } from '../src/backends/cuda/kernels/vertical-slash-estimate.js';
+import {
+  type CountSearchOptions, ROUND_TIMING_FIELDS, type RoundTiming, type RoundTimingField, VerticalSlashCountSearch,
+} from '../src/backends/cuda/kernels/vertical-slash-search.js';
+import { DEFAULT_COUNT_SEARCH } from '../src/backends/cuda/methods/vertical-slash.js';
+import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { type ScoreKind, median, scoreRows, timed } from './vertical-slash-estimation.js';
+
+/** A case: synthetic rows (H, n, kind) or the estimate of random q/k at a model's attention shape. */
+type Case =
+  | { kind: 'synthetic'; H: number; n: number; scores: ScoreKind }
+  | { kind: 'method'; model: 'organism' | 'llama'; n: number };
+
+/** The two models' attention shapes (models/organism/config.json; Llama-3.1-8B). */
+const MODEL_HEADS = { organism: { H: 4, Hkv: 2, D: 64 }, llama: { H: 32, Hkv: 8, D: 128 } } as const;
+/** Vertical-Slash's default approximation size (src/methods/vertical-slash.ts). */
+const APPROXIMATION = 256;
+
+const VARIANTS: { label: string; search: CountSearchOptions }[] = [
+  { label: 'guided', search: { ...DEFAULT_COUNT_SEARCH } },
+  { label: 'unguided', search: { ...DEFAULT_COUNT_SEARCH, guidedProbes: false } },
+];
+
+interface Options { cases: Case[]; sparsity: number; repeats: number; out: string | null }
+
+function parseCase(text: string): Case {
+  const p = text.split(':');
+  if (p[0] === 'synthetic' && p.length === 4 && (p[3] === 'flat' || p[3] === 'peaked')) {
+    const H = Number(p[1]), n = Number(p[2]);
+    if (Number.isInteger(H) && H >= 1 && Number.isInteger(n) && n >= 64 && n <= 131040) return { kind: 'synthetic', H, n, scores: p[3] };
+  }
+  if (p[0] === 'method' && p.length === 3 && (p[1] === 'organism' || p[1] === 'llama')) {
+    const n = Number(p[2]);
+    if (Number.isInteger(n) && n >= APPROXIMATION && n <= 131040) return { kind: 'method', model: p[1], n };
+  }
+  throw new Error(`--cases: synthetic:H:N:flat|peaked or method:organism|llama:N with N in [256, 131040] (got ${text})`);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    cases: ['synthetic:4:16384:peaked', 'synthetic:4:16384:flat', 'synthetic:4:4096:peaked', 'synthetic:32:16384:peaked',
+      'method:organism:16384', 'method:organism:4096', 'method:llama:16384'].map(parseCase),
+    sparsity: 0.9, repeats: 5, out: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i], value = argv[++i];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--cases') o.cases = value.split(',').map(parseCase);
+    else if (flag === '--sparsity') {
+      o.sparsity = Number(value);
+      if (!(o.sparsity > 0 && o.sparsity < 1)) throw new Error(`--sparsity: a value in (0, 1) (got ${value})`);
+    } else if (flag === '--repeats') {
+      o.repeats = Number(value);
+      if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error(`--repeats: a positive integer (got ${value})`);
+    } else if (flag === '--out') o.out = value;
+    else throw new Error(`unknown argument ${flag}`);
+  }
+  return o;
+}
+
+const caseLabel = (c: Case) => (c.kind === 'synthetic' ? `synthetic H=${c.H} n=${c.n} ${c.scores}` : `${c.model} n=${c.n} estimate of random q/k`);
+
+/** The case's score rows on the device, and a release for them. */
+function caseScores(rt: CudaRuntime, c: Case): { H: number; scores: VerticalSlashScores; release: () => void } {
+  if (c.kind === 'synthetic') {
+    const { vertical, slash } = scoreRows(c.n, c.scores, c.n + c.H + (c.scores === 'flat' ? 1 : 2), c.H);
+    const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+    rt.cuda.upload(dv.ptr, vertical);
+    rt.cuda.upload(ds.ptr, slash);
+    return { H: c.H, scores: { n: c.n, vertical: dv.ptr, slash: ds.ptr }, release: () => { rt.pool.release(dv); rt.pool.release(ds); } };
+  }
+  const { H, Hkv, D } = MODEL_HEADS[c.model], n = c.n;
+  const ops = new ModelOpsKernels(rt);
+  const q = rt.pool.acquire(n * H * D * 2), k = rt.pool.acquire(Hkv * n * D * 2);
+  ops.fillUniform({ x: q.ptr, n: n * H * D, seed: 11, mean: 0, halfWidth: 1 });
+  ops.fillUniform({ x: k.ptr, n: Hkv * n * D, seed: 12, mean: 0, halfWidth: 1 });
+  const estimator = new VerticalSlashEstimator(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
+  const scores = estimator.run({ q: q.ptr, qRowStride: H * D, k: k.ptr, kvStride: n, n, approximation: Math.min(APPROXIMATION, n), scale: 1 / Math.sqrt(D) });
+  rt.synchronize();
+  return { H, scores, release: () => { rt.synchronize(); estimator.release(); rt.pool.release(q); rt.pool.release(k); } };
+}
+
+interface VariantResult {
+  label: string; untimedMs: number; timedMs: number; rounds: number; probes: number; answer: string;
+  /** Per round, the median over the repeats of each field (µs; nodes and walks as counts). */
+  perRound: Record<RoundTimingField, number>[];
+  cyclesPerUs: number;
+  failure?: string;
+}
+
+const COUNT_FIELDS: RoundTimingField[] = ['nodes', 'walks'];
+
+/** Per round, the median over the repeats' timings of each field, cycles turned into µs. */
+function roundMedians(timings: RoundTiming[]): { perRound: Record<RoundTimingField, number>[]; cyclesPerUs: number } {
+  const cyclesPerUs = median(timings.map((t) => t.launchCycles / (t.launchNs / 1000)));
+  const rounds = Math.min(...timings.map((t) => t.perRound.length));
+  const perRound: Record<RoundTimingField, number>[] = [];
+  for (let r = 0; r < rounds; r++) {
+    perRound.push(Object.fromEntries(ROUND_TIMING_FIELDS.map((f) => {
+      const m = median(timings.map((t) => t.perRound[r][f]));
+      return [f, COUNT_FIELDS.includes(f) ? m : m / cyclesPerUs];
+    })) as Record<RoundTimingField, number>);
+  }
+  return { perRound, cyclesPerUs };
+}
+
+function benchCase(rt: CudaRuntime, c: Case, o: Options): VariantResult[] {
+  const { H, scores, release } = caseScores(rt, c);
+  const results: VariantResult[] = [];
+  try {
+    for (const v of VARIANTS) {
+      const plain = new VerticalSlashCountSearch(rt, H, v.search), timedSearch = new VerticalSlashCountSearch(rt, H, { ...v.search, timeRounds: true });
+      try {
+        const untimed = timed(o.repeats, () => plain.counts(scores, o.sparsity));
+        const timings: RoundTiming[] = [];
+        const run = timed(o.repeats, () => {
+          const r = timedSearch.counts(scores, o.sparsity);
+          const t = timedSearch.lastRoundTiming();
+          if (t === null) throw new Error('the timed search recorded no timing');
+          timings.push(t);
+          return r;
+        });
+        const answer = JSON.stringify(run.value), reference = JSON.stringify(untimed.value);
+        const { perRound, cyclesPerUs } = roundMedians(timings.slice(1)); // the first is the warm-up call's
+        results.push({
+          label: v.label, untimedMs: untimed.ms, timedMs: run.ms, rounds: run.value.rounds, probes: run.value.probes, answer, perRound, cyclesPerUs,
+          ...(answer !== reference ? { failure: `timed ${answer}, untimed ${reference}` } : {}),
+        });
+      } finally {
+        plain.release();
+        timedSearch.release();
+      }
+    }
+  } finally {
+    release();
+  }
+  if (results.length === 2 && results[0].answer.replace(/"rounds":\d+/, '') !== results[1].answer.replace(/"rounds":\d+/, '')) {
+    results[1].failure ??= `answered ${results[1].answer}, guided ${results[0].answer}`;
+  }
+  return results;
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const PHASES: RoundTimingField[] = ['step1', 'layout', 'layoutScan', 'layoutAdvance', 'layoutPredict', 'counts', 'selectMax', 'barrier1', 'walkMax', 'barrier2', 'follow', 'tail', 'round'];
+
+/** Mean over a variant's rounds of each phase (µs). */
+function meanRound(r: VariantResult): Record<RoundTimingField, number> {
+  return Object.fromEntries(ROUND_TIMING_FIELDS.map((f) => [f, r.perRound.reduce((a, x) => a + x[f], 0) / Math.max(1, r.perRound.length)])) as Record<RoundTimingField, number>;
+}
+
+export function runVerticalSlashSearchTimingBench(argv: string[]): number {
+  if (!isCudaAvailable()) {
+    console.log(`vertical-slash search timing bench skipped: ${cudaUnavailableReason()}`);
+    return 0;
+  }
+  const o = parseArgs(argv);
+  const rt = new CudaRuntime();
+  const all: { label: string; results: VariantResult[] }[] = [];
+  try {
+    for (const c of o.cases) {
+      const results = benchCase(rt, c, o);
+      all.push({ label: caseLabel(c), results });
+      for (const r of results) {
+        console.log(`\n${caseLabel(c)} s=${o.sparsity} ${r.label}: untimed ${r.untimedMs.toFixed(3)} ms, timed ${r.timedMs.toFixed(3)} ms, ` +
+          `${r.probes} probes in ${r.rounds} rounds, ${r.cyclesPerUs.toFixed(0)} cycles/us${r.failure ? ` FAILED: ${r.failure}` : ''}`);
+        console.log(`| round | nodes | walks | ${PHASES.join(' | ')} |`);
+        r.perRound.forEach((x, i) => console.log(`| ${i + 1} | ${x.nodes} | ${x.walks} | ${PHASES.map((f) => f1(x[f])).join(' | ')} |`));
+      }
+    }
+  } finally {
+    rt.dispose();
+  }
+  console.log('');
+  for (const { label, results } of all) {
+    const [g, u] = results.map(meanRound);
+    if (!g || !u) continue;
+    const d = (f: RoundTimingField) => `${f} ${f1(g[f])}/${f1(u[f])}`;
+    console.log(`SUMMARY ${label}: rounds ${results[0].rounds}/${results[1].rounds}, ms ${results[0].untimedMs.toFixed(3)}/${results[1].untimedMs.toFixed(3)}; mean us guided/unguided: ` +
+      `${['round', 'layout', 'layoutScan', 'layoutAdvance', 'layoutPredict', 'counts', 'selectMax', 'barrier1', 'walkMax', 'barrier2', 'follow', 'tail'].map((f) => d(f as RoundTimingField)).join(', ')}`);
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify({ sparsity: o.sparsity, cases: all }, null, 2));
+  const failures = all.flatMap((x) => x.results).filter((r) => r.failure).length;
+  if (failures > 0) console.log(`${failures} FAILED`);
+  return failures > 0 ? 1 : 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = runVerticalSlashSearchTimingBench(process.argv.slice(2));
