@@ -13,19 +13,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QUEST_GRID_MAX_BLOCKS, questGridBlocks } from '../../src/backends/cuda/kernels/quest.js';
 import { randomGenerator } from './helpers.js';
-import { RADIX_BITS, RANK_LIMIT, expectedPages, orderKey } from './quest-select-model-util.js';
+import {
+  RADIX_BITS, RANK_LIMIT, andOrOf, assertListComplete, chunkBlocks, expectedPages, resolveRanked, writeBlockPages,
+} from './quest-select-model-util.js';
 
 /** The pages v5 lists for one unit (ascending), simulated over G blocks. 0 < k < scores.length. */
 function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
   const pages = scores.length;
-  const chunk = Math.ceil(pages / G);
-  const blocks = Array.from({ length: G }, (_, b) => {
-    const lo = Math.min(pages, b * chunk), hi = Math.min(pages, lo + chunk);
-    return { lo, hi, keys: Array.from(scores.subarray(lo, hi), orderKey) };
-  });
+  const blocks = chunkBlocks(scores, G);
   // A.
-  let and = 0xffffffff >>> 0, or = 0;
-  for (const { keys } of blocks) for (const key of keys) { and = (and & key) >>> 0; or = (or | key) >>> 0; }
+  const { and, or } = andOrOf(blocks);
   // B.
   const diff = (and ^ or) >>> 0;
   let top = diff === 0 ? -1 : 31 - Math.clz32(diff);
@@ -62,12 +59,13 @@ function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
     above: keys.filter((key) => ((key & mask) >>> 0) > prefix).length,
     inBin: keys.filter((key) => ((key & mask) >>> 0) === prefix).length,
   }));
-  const candidates: Array<{ key: number; idx: number }> = [];
-  if (ranked) for (const { lo, keys } of blocks) keys.forEach((key, i) => { if (((key & mask) >>> 0) === prefix) candidates.push({ key, idx: lo + i }); });
+  const candidates: Array<{ key: number; page: number }> = [];
+  if (ranked) for (const { lo, keys } of blocks) keys.forEach((key, i) => { if (((key & mask) >>> 0) === prefix) candidates.push({ key, page: lo + i }); });
   assert.ok(candidates.length <= RANK_LIMIT);
   // D. Blocks write their parts independently: a slot written twice or left empty fails below.
   const list = new Array<number>(k).fill(-1);
-  blocks.forEach(({ lo, hi, keys }, b) => {
+  blocks.forEach((block, b) => {
+    const { keys } = block;
     let before = counts.slice(0, b).reduce((sum, c) => sum + c.above, 0);
     const inBinBefore = counts.slice(0, b).reduce((sum, c) => sum + c.inBin, 0);
     const taken = keys.map((key) => ((key & mask) >>> 0) >= prefix);
@@ -79,24 +77,11 @@ function gridSelectModel(scores: Float32Array, k: number, G: number): number[] {
       let seen = 0;
       keys.forEach((key, i) => { if (key === prefix && seen++ >= quota) taken[i] = false; });
     } else {
-      for (const c of candidates) {
-        const rank = candidates.filter((o) => o.key > c.key || (o.key === c.key && o.idx < c.idx)).length;
-        const isTaken = rank < remaining;
-        if (!isTaken && c.idx >= lo && c.idx < hi) taken[c.idx - lo] = false;
-        if (isTaken && c.idx < lo) before++;
-      }
+      before += resolveRanked(candidates, remaining, block, taken);
     }
-    let rank = 0;
-    keys.forEach((_, i) => {
-      if (!taken[i]) return;
-      const slot = before + rank++;
-      assert.ok(slot < k, `block ${b} writes slot ${slot} of ${k}`);
-      assert.equal(list[slot], -1, `slot ${slot} written twice`);
-      list[slot] = lo + i;
-    });
+    writeBlockPages(list, b, block, taken, before);
   });
-  assert.ok(!list.includes(-1), 'every slot written');
-  return list;
+  return assertListComplete(list);
 }
 
 test('v5 select model: the CPU ranking on crafted rows, at 1 to 32 blocks', () => {

@@ -19,7 +19,9 @@ import {
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { randomGenerator } from './helpers.js';
 import { entryParameterKinds } from './kernel-source-text.js';
-import { RANK_LIMIT, expectedPages, orderKey } from './quest-select-model-util.js';
+import {
+  RANK_LIMIT, andOrOf, assertListComplete, chunkBlocks, expectedPages, orderKey, resolveRanked, writeBlockPages,
+} from './quest-select-model-util.js';
 
 const BUCKETS = 1024;
 const INTERIOR = BUCKETS - 2;
@@ -55,12 +57,8 @@ interface GuessState { valid: boolean; and: number; or: number }
 function windowSelectModel(scores: Float32Array, k: number, G: number, state: GuessState, guess = true): { list: number[]; passes: number } {
   const pages = scores.length;
   const chunk = Math.ceil(pages / G);
-  const blocks = Array.from({ length: G }, (_, b) => {
-    const lo = Math.min(pages, b * chunk), hi = Math.min(pages, lo + chunk);
-    return { lo, hi, keys: Array.from(scores.subarray(lo, hi), orderKey) };
-  });
-  let and = 0xffffffff, or = 0;
-  for (const { keys } of blocks) for (const key of keys) { and = (and & key) >>> 0; or = (or | key) >>> 0; }
+  const blocks = chunkBlocks(scores, G);
+  const { and, or } = andOrOf(blocks);
   let w: Window = guess && state.valid ? cover(state.and, state.or) : { base: 0, shift: NO_GUESS_SHIFT };
   // Published per pass (the last pass's survive): per block its counts at or above each bucket, the sorted keys and pages.
   let atOrAbove: number[][] = [];
@@ -109,7 +107,8 @@ function windowSelectModel(scores: Float32Array, k: number, G: number, state: Gu
   const ranked = !whole && binCount <= RANK_LIMIT;
   const list = new Array<number>(k).fill(-1);
   // Every block reads the published rows independently; a slot written twice or left empty fails below.
-  blocks.forEach(({ lo, hi, keys }, b) => {
+  blocks.forEach((block, b) => {
+    const { keys } = block;
     const atBin = atOrAbove.map((row) => row[bin]);
     const aboveBin = atOrAbove.map((row) => (bin + 1 < BUCKETS ? row[bin + 1] : 0));
     const inJ = atBin.map((x, j) => x - aboveBin[j]);
@@ -135,23 +134,11 @@ function windowSelectModel(scores: Float32Array, k: number, G: number, state: Gu
         assert.equal(bucketOf(sortedKey[at], w), bin, 'a gathered key lies in the bucket');
         return { key: sortedKey[at], page: sortedPage[at] };
       });
-      for (const c of candidates) {
-        const rank = candidates.filter((o) => o.key > c.key || (o.key === c.key && o.page < c.page)).length;
-        const isTaken = rank < quota;
-        if (!isTaken && c.page >= lo && c.page < hi) taken[c.page - lo] = false;
-        if (isTaken && c.page < lo) before++;
-      }
+      before += resolveRanked(candidates, quota, block, taken);
     }
-    let rank = 0;
-    keys.forEach((_, i) => {
-      if (!taken[i]) return;
-      const slot = before + rank++;
-      assert.ok(slot < k, `block ${b} writes slot ${slot} of ${k}`);
-      assert.equal(list[slot], -1, `slot ${slot} written twice`);
-      list[slot] = lo + i;
-    });
+    writeBlockPages(list, b, block, taken, before);
   });
-  assert.ok(!list.includes(-1), 'every slot written');
+  assertListComplete(list);
   state.valid = true;
   state.and = and;
   state.or = or;
