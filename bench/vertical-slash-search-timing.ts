@@ -198,9 +198,11 @@ export function runVerticalSlashSearchTimingBench(argv: string[]): number {
   for (const { label, results } of all) {
     const [g, u] = results.map(meanRound);
     if (!g || !u) continue;
-    const d = (f: RoundTimingField) => `${f} ${f1(g[f])}/${f1(u[f])}`;
-    console.log(`SUMMARY ${label}: rounds ${results[0].rounds}/${results[1].rounds}, ms ${results[0].untimedMs.toFixed(3)}/${results[1].untimedMs.toFixed(3)}; mean us guided/unguided: ` +
-      `${['round', 'layout', 'layoutScan', 'layoutAdvance', 'layoutPredict', 'counts', 'selectMax', 'barrier1', 'walkMax', 'barrier2', 'follow', 'tail'].map((f) => d(f as RoundTimingField)).join(', ')}`);
+    const d = (name: string, f: RoundTimingField) => `${name} ${f1(g[f])}/${f1(u[f])}`;
+    console.log(`SUMMARY ${label}: rounds ${results[0].rounds}/${results[1].rounds} ms ${results[0].untimedMs.toFixed(3)}/${results[1].untimedMs.toFixed(3)} ` +
+      `us/round guided/unguided: ${d('round', 'round')} ${d('lay', 'layout')} (scan ${f1(g.layoutScan)} adv ${f1(g.layoutAdvance)} pred ${f1(g.layoutPredict)}) ` +
+      `${[['cnt', 'counts'], ['sel', 'selectMax'], ['b1', 'barrier1'], ['walk', 'walkMax'], ['b2', 'barrier2'], ['fol', 'follow'], ['tail', 'tail']]
+        .map(([name, f]) => d(name, f as RoundTimingField)).join(' ')}`);
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ sparsity: o.sparsity, cases: all }, null, 2));
   const failures = all.flatMap((x) => x.results).filter((r) => r.failure).length;
