@@ -8,15 +8,11 @@
  * Writes a JSON report (--out) and, with --check-dir, the inputs and each prefill variant's output at
  * the first length (DIR/<variant>/) for tools/peers/sdpa_attention.py to compare with PyTorch SDPA.
  *
- * Usage: npm run bench -- attention [args], or node dist/bench/attention.js [args], with args
- *        [--lengths 4096,16384,32768,65536] [--decode-lengths 8192,32768,131072] [--out FILE]
- *        [--check-dir DIR] [--repeats N] [--variants LABEL,...] (prefill variants to time, by label, e.g.
- *        w4m2n64g,wgmma2-n128g; default all) [--decode-variants LABEL,...] [--decode-kv-heads N] (decode
- *        shape: N KV heads of 4 query heads, default 8). Prints a skip message where there is no CUDA device.
+ * Usage: npm run bench -- attention [options], or node dist/bench/attention.js [options]; --help lists
+ *        them (ATTENTION_ARGS below). Prints a skip message where there is no CUDA device.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { bf16BitsToFloat } from '../src/backends/cuda/bf16.js';
 import { DecodeAttentionKernel, type DecodeTuning, decodeBytes, decodeTuningLabel } from '../src/backends/cuda/kernels/decode-attention.js';
@@ -27,6 +23,8 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { ScoreScratch, attendRowRange } from '../src/backends/cpu/attention-kernels.js';
+import { type BenchOptionsOf, defineBenchArgs, int, intList, labels, text } from './bench-args.js';
+import { benchEntry, runIfDirect } from './bench-run.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128;
@@ -72,44 +70,22 @@ const DECODE_VARIANTS: DecodeTuning[] = [
   { threads: 512, unroll: 2, wave: 1, merge: 'cluster', cluster: 16 },
 ];
 
-export interface AttentionBenchOptions {
-  lengths: number[]; decodeLengths: number[]; out: string | null; checkDir: string | null; repeats: number;
-  /** Prefill variant labels to time (e.g. w4m2n64g,wgmma2-n128g); null: all. */
-  variants: string[] | null;
-  /** Decode variant labels to time (e.g. t256u2w1c,t256u2w1a1c); null: all. */
-  decodeVariants: string[] | null;
-  /** KV heads of the decode shape, each with 4 query heads (default 8: Llama-8B). */
-  decodeKvHeads: number;
-}
+/** The command line (`--help` prints it). */
+export const ATTENTION_ARGS = defineBenchArgs('bench attention', 'CUDA flash prefill / decode attention: validate against the CPU reference, then time (GPU only).', {
+  lengths: intList({ describe: 'prefill lengths (none: no prefill)', default: [4096, 16384, 32768, 65536], atLeast: 1, noun: 'length', none: true }),
+  'decode-lengths': intList({ describe: 'decode cache lengths (none: no decode)', default: [8192, 32768, 131072], atLeast: 1, noun: 'length', none: true }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+  'check-dir': text({ describe: 'inputs and each prefill variant\'s output at the first length, for tools/peers/sdpa_attention.py', placeholder: 'DIR' }),
+  repeats: int({ describe: 'timed calls per case', default: 10, atLeast: 1, noun: 'repeat count' }),
+  variants: labels({ describe: 'prefill variants to time, by label, e.g. w4m2n64g,wgmma2-n128g (default all)' }),
+  'decode-variants': labels({ describe: 'decode variants to time, by label, e.g. t256u2w1c (default all)' }),
+  'decode-kv-heads': int({ describe: 'KV heads of the decode shape, 4 query heads each', default: HKV, atLeast: 1, noun: 'count' }),
+});
+
+export type AttentionBenchOptions = BenchOptionsOf<typeof ATTENTION_ARGS.table>;
 
 export function parseAttentionArgs(argv: string[]): AttentionBenchOptions {
-  const o: AttentionBenchOptions = { lengths: [4096, 16384, 32768, 65536], decodeLengths: [8192, 32768, 131072], out: null, checkDir: null, repeats: 10, variants: null, decodeVariants: null, decodeKvHeads: HKV };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    // 'none': skip that part of the benchmark.
-    const list = (s: string) => s === 'none' ? [] : s.split(',').map((x) => {
-      const n = Number(x);
-      if (!Number.isInteger(n) || n <= 0) throw new Error(`${a}: bad length ${x}`);
-      return n;
-    });
-    if (a === '--lengths') o.lengths = list(next());
-    else if (a === '--decode-lengths') o.decodeLengths = list(next());
-    else if (a === '--out') o.out = next();
-    else if (a === '--check-dir') o.checkDir = next();
-    else if (a === '--repeats') o.repeats = Number(next());
-    else if (a === '--variants') o.variants = next().split(',');
-    else if (a === '--decode-variants') o.decodeVariants = next().split(',');
-    else if (a === '--decode-kv-heads') {
-      o.decodeKvHeads = Number(next());
-      if (!Number.isInteger(o.decodeKvHeads) || o.decodeKvHeads < 1) throw new Error(`--decode-kv-heads: bad count ${o.decodeKvHeads}`);
-    }
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return o;
+  return ATTENTION_ARGS.parse(argv);
 }
 
 function wordsToFloat(w: Uint16Array): Float32Array {
@@ -315,11 +291,12 @@ function benchGemmCeiling(rt: CudaRuntime, o: AttentionBenchOptions): { size: nu
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const o = parseAttentionArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`attention benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
-  const o = parseAttentionArgs(argv);
   const rt = new CudaRuntime();
   const info = rt.cuda.info;
   console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs, L2 ${(info.l2Bytes / 2 ** 20).toFixed(0)} MiB)`);
@@ -344,13 +321,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Entry for bench/main.ts (`npm run bench -- attention [args]`). */
-export async function runAttentionBench(args: string[]): Promise<void> {
-  process.exitCode = await main(args);
-}
+export const runAttentionBench = benchEntry(main);
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfDirect(import.meta.url, main);

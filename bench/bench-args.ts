@@ -211,8 +211,9 @@ export function list<V>(spec: Described & { default: V[]; item: (raw: string) =>
 
 // ---- the parser ------------------------------------------------------------------------------
 
-/** Column where the descriptions start in the usage text. */
+/** Indent of the option lines in the usage text, and the widest option head kept on its own line's left. */
 const USAGE_INDENT = 2;
+const USAGE_HEAD_WIDTH = 30;
 
 /** A bench's command line: its name, one line saying what it does, and its option table. */
 export class BenchArgs<T extends OptionTable> {
@@ -235,9 +236,11 @@ export class BenchArgs<T extends OptionTable> {
       return [head, `${o.describe}${tail}`];
     });
     rows.push(['-h, --help', 'print this and exit']);
-    const width = Math.max(...rows.map(([h]) => h.length)) + 2;
+    const width = Math.min(USAGE_HEAD_WIDTH, Math.max(...rows.map(([h]) => h.length))) + 2;
     const pad = ' '.repeat(USAGE_INDENT);
-    return [`usage: ${this.invocation} [options]`, this.summary, '', ...rows.map(([h, d]) => `${pad}${h.padEnd(width)}${d}`)].join('\n');
+    // A head wider than the column gets its description on the next line, in the column.
+    const line = ([h, d]: string[]) => (h.length + 2 > width ? `${pad}${h}\n${pad}${' '.repeat(width)}${d}` : `${pad}${h.padEnd(width)}${d}`);
+    return [`usage: ${this.invocation} [options]`, this.summary, '', ...rows.map(line)].join('\n');
   }
 
   /** The options argv gives, with the names of those it gave (for defaults that depend on others). */

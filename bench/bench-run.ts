@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { BenchHelpRequested } from './bench-args.js';
+import { BenchArgsError, BenchHelpRequested } from './bench-args.js';
 
 /** A bench's main: argv in, exit code out (void: 0). */
 export type BenchMain = (argv: string[]) => number | void | Promise<number | void>;
@@ -39,7 +39,8 @@ export function isDirectRun(moduleUrl: string): boolean {
 
 /**
  * `node dist/bench/x.js [args]`: runs main on the command line when the module is the script and
- * exits with its code; --help prints the usage (exit 0); an error prints its stack (exit 1).
+ * exits with its code; --help prints the usage (exit 0); a bad command line prints its message, any
+ * other error its stack (exit 1).
  */
 export function runIfDirect(moduleUrl: string, main: BenchMain): void {
   if (!isDirectRun(moduleUrl)) return;
@@ -49,7 +50,8 @@ export function runIfDirect(moduleUrl: string, main: BenchMain): void {
       console.log(e.usage);
       process.exit(0);
     }
-    console.error(e instanceof Error ? e.stack ?? e.message : e);
+    // A bad command line needs its message, not a stack.
+    console.error(e instanceof BenchArgsError ? e.message : e instanceof Error ? e.stack ?? e.message : e);
     process.exit(1);
   };
   try {

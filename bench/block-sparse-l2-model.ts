@@ -20,9 +20,10 @@
  * perfectly balanced one).
  *
  * Usage: node dist/bench/block-sparse-l2-model.js [--lengths 16384,32768,65536,131072]
- *          [--sparsities 0.8,0.9,0.95] [--l2-mb 50,25] [--tilings n128,c3]
+ *          [--sparsities 0.8,0.9,0.95] [--l2-mb 50,25] [--tilings n128,c3] (--help: L2_MODEL_ARGS below)
  */
-import { pathToFileURL } from 'node:url';
+import { type BenchOptionsOf, defineBenchArgs, intList, labels, numList, sparsityList } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { mulberry32 } from './seeded-random.js';
 import { type WgmmaCtaOrder, wgmmaCtaOfLaunch } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
 import { topChunksForSparsity } from '../src/methods/block-sparse.js';
@@ -173,20 +174,18 @@ export function simulateL2(n: number, s: number, tiling: ModelTiling, order: Wgm
   }));
 }
 
-export interface L2ModelOptions { lengths: number[]; sparsities: number[]; l2Mb: number[]; tilings: string[] }
+/** The command line (`--help` prints it). */
+export const L2_MODEL_ARGS = defineBenchArgs('block-sparse-l2-model', 'Where the wgmma block-sparse kernel\'s K/V gather is served from, by CTA order (an LRU model of the L2; CPU only).', {
+  lengths: intList({ describe: 'prompt lengths', default: [16384, 32768, 65536, 131072], atLeast: C, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.8, 0.9, 0.95] }),
+  'l2-mb': numList({ describe: 'L2 sizes modelled side by side (MB)', default: [50, 25], above: 0, noun: 'size in MB' }),
+  tilings: labels({ describe: 'kernel tilings', choices: Object.keys(MODEL_TILINGS), default: ['n128', 'c3'] }),
+}, 'node dist/bench/block-sparse-l2-model.js');
+
+export type L2ModelOptions = BenchOptionsOf<typeof L2_MODEL_ARGS.table>;
 
 export function parseL2ModelArgs(argv: string[]): L2ModelOptions {
-  let lengths = [16384, 32768, 65536, 131072], sparsities = [0.8, 0.9, 0.95], l2Mb = [50, 25], tilings = ['n128', 'c3'];
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = argv[i + 1] ?? '';
-    if (argv[i] === '--lengths') lengths = v.split(',').map(Number);
-    else if (argv[i] === '--sparsities') sparsities = v.split(',').map(Number);
-    else if (argv[i] === '--l2-mb') l2Mb = v.split(',').map(Number);
-    else if (argv[i] === '--tilings') tilings = v.split(',');
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  for (const name of tilings) if (!MODEL_TILINGS[name]) throw new Error(`--tilings: ${name} is none of ${Object.keys(MODEL_TILINGS).join(', ')}`);
-  return { lengths, sparsities, l2Mb, tilings };
+  return L2_MODEL_ARGS.parse(argv);
 }
 
 function main(argv: string[]): void {
@@ -208,4 +207,4 @@ function main(argv: string[]): void {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main(process.argv.slice(2));
+runIfDirect(import.meta.url, main);

@@ -11,7 +11,6 @@
  * Usage: node dist/bench/block-sparse-union-cpu.js [--model models/organism] [--task niah] [--length 4096]
  *        [--sparsities 0.5,0.8,0.9,0.95] [--seed 43]
  */
-import { pathToFileURL } from 'node:url';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
 import { packChunkLists } from '../src/backends/cuda/block-sparse-layout.js';
 import type { HeadCounts, PrefillAttention, PrefillCall } from '../src/engine/attention.js';
@@ -22,6 +21,8 @@ import { densePlan } from '../src/methods/dense.js';
 import { getTask } from '../src/tasks/index.js';
 import { type ProductUnionCount, type TilingWork, autoTilingWork, productUnionCount, unionFactor } from './block-sparse-product-union.js';
 import { symmetricUniform } from './seeded-random.js';
+import { type BenchOptionsOf, defineBenchArgs, int, sparsityList, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 
 /** One layer's whole-prompt inputs: q [n, H, D], keys per KV head [n, D]. */
 interface LayerQk { layer: number; q: Float32Array; keys: Float32Array[] }
@@ -54,23 +55,19 @@ function factors(lists: ReturnType<typeof packChunkLists>[]): { union: number; t
   return { union: unionFactor(...u), tiling: unionFactor(...w), tilings: [...new Set(w.map((x) => x.tiling))].join(' + ') };
 }
 
-export interface UnionCpuOptions { model: string; task: string; length: number; sparsities: number[]; seed: number }
+/** The command line (`--help` prints it). */
+export const UNION_CPU_ARGS = defineBenchArgs('block-sparse-union-cpu', 'The CPU Block-Sparse selection on a checkpoint\'s recorded q/k: computed / attended pairs of the 64-row union and the wgmma tiling, beside random q/k.', {
+  model: text({ describe: 'checkpoint folder', placeholder: 'DIR', default: 'models/organism' }),
+  task: text({ describe: 'task whose prompt is prefilled', placeholder: 'TASK', default: 'niah' }),
+  length: int({ describe: 'prompt length (the CPU prefill: ~30 s at 4K, ~2.3 min at 8K)', default: 4096, atLeast: 1024, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+  seed: int({ describe: 'task seed', default: 43, atLeast: 0, noun: 'seed' }),
+}, 'node dist/bench/block-sparse-union-cpu.js');
+
+export type UnionCpuOptions = BenchOptionsOf<typeof UNION_CPU_ARGS.table>;
 
 export function parseUnionCpuArgs(argv: string[]): UnionCpuOptions {
-  let model = 'models/organism', task = 'niah', length = 4096, sparsities = [0.5, 0.8, 0.9, 0.95], seed = 43;
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${argv[i]} needs a value`);
-    if (argv[i] === '--model') model = v;
-    else if (argv[i] === '--task') task = v;
-    else if (argv[i] === '--length') length = Number(v);
-    else if (argv[i] === '--sparsities') sparsities = v.split(',').map(Number);
-    else if (argv[i] === '--seed') seed = Number(v);
-    else throw new Error(`unknown argument ${argv[i]} (see bench/block-sparse-union-cpu.ts)`);
-  }
-  if (!Number.isInteger(length) || length < 1024) throw new Error(`--length: an integer >= 1024 (got ${length})`);
-  if (sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
-  return { model, task, length, sparsities, seed };
+  return UNION_CPU_ARGS.parse(argv);
 }
 
 function main(argv: string[]): void {
@@ -100,4 +97,4 @@ function main(argv: string[]): void {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main(process.argv.slice(2));
+runIfDirect(import.meta.url, main);

@@ -16,9 +16,10 @@
  *
  * Usage: node dist/bench/block-sparse-waste-model.js [--lengths 16384] [--sparsities 0.5,0.8,0.9,0.95]
  */
-import { pathToFileURL } from 'node:url';
 import type { ChunkLists } from '../src/backends/cuda/block-sparse-layout.js';
 import { type WgmmaConsumers, wgmmaCtaSteps, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
+import { type BenchOptionsOf, defineBenchArgs, intList, sparsityList } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { modelSelection } from './block-sparse-wgmma-model.js';
 
 const TILE = 16;
@@ -76,17 +77,16 @@ export function wasteOfLists(lists: ChunkLists, n: number, blockN: 64 | 128, con
   return { attended, computed, waste };
 }
 
-export interface WasteModelOptions { lengths: number[]; sparsities: number[] }
+/** The command line (`--help` prints it). */
+export const WASTE_MODEL_ARGS = defineBenchArgs('block-sparse-waste-model', 'Where the wgmma block-sparse kernel\'s computed-but-not-attended work comes from (CPU only).', {
+  lengths: intList({ describe: 'prompt lengths', default: [16384], atLeast: TILE, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+}, 'node dist/bench/block-sparse-waste-model.js');
+
+export type WasteModelOptions = BenchOptionsOf<typeof WASTE_MODEL_ARGS.table>;
 
 export function parseWasteModelArgs(argv: string[]): WasteModelOptions {
-  let lengths = [16384], sparsities = [0.5, 0.8, 0.9, 0.95];
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = (argv[i + 1] ?? '').split(',').map(Number);
-    if (argv[i] === '--lengths') lengths = v;
-    else if (argv[i] === '--sparsities') sparsities = v;
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  return { lengths, sparsities };
+  return WASTE_MODEL_ARGS.parse(argv);
 }
 
 function main(argv: string[]): void {
@@ -110,4 +110,4 @@ function main(argv: string[]): void {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main(process.argv.slice(2));
+runIfDirect(import.meta.url, main);

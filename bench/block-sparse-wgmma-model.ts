@@ -26,7 +26,8 @@
  * Usage: node dist/bench/block-sparse-wgmma-model.js [--lengths 16384,65536] [--sparsities 0.5,0.8,0.9,0.95]
  *          [--rows 128,192,256]   (--rows prints the rows-per-CTA table instead of the kernel-variant one)
  */
-import { pathToFileURL } from 'node:url';
+import { type BenchOptionsOf, defineBenchArgs, intList, sparsityList } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { mulberry32 } from './seeded-random.js';
 import { ctaGeometry, ctaUnion, packChunkLists, selectionPairCount } from '../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
@@ -131,18 +132,17 @@ export function workModel(n: number, data: 'random' | 'shared', s: number): Work
   return { n, data, s, t, mmaBytesPerPair: (mmaTiles * KV_BYTES_PER_TILE) / attended, wgmma };
 }
 
-export interface WgmmaModelOptions { lengths: number[]; sparsities: number[]; rows: number[] | null }
+/** The command line (`--help` prints it). */
+export const WGMMA_MODEL_ARGS = defineBenchArgs('block-sparse-wgmma-model', 'The work model behind the wgmma block-sparse kernel\'s prediction (CPU only).', {
+  lengths: intList({ describe: 'prompt lengths', default: [16384, 65536], atLeast: C, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+  rows: intList({ describe: 'query rows per CTA, multiples of 64: print the rows-per-CTA table instead of the kernel-variant one', atLeast: 64, noun: 'row count' }),
+}, 'node dist/bench/block-sparse-wgmma-model.js');
+
+export type WgmmaModelOptions = BenchOptionsOf<typeof WGMMA_MODEL_ARGS.table>;
 
 export function parseWgmmaModelArgs(argv: string[]): WgmmaModelOptions {
-  let lengths = [16384, 65536], sparsities = [0.5, 0.8, 0.9, 0.95], rows: number[] | null = null;
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = (argv[i + 1] ?? '').split(',').map(Number);
-    if (argv[i] === '--lengths') lengths = v;
-    else if (argv[i] === '--sparsities') sparsities = v;
-    else if (argv[i] === '--rows') rows = v;
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  return { lengths, sparsities, rows };
+  return WGMMA_MODEL_ARGS.parse(argv);
 }
 
 function main(argv: string[]): void {
@@ -184,4 +184,4 @@ function printRowsTable(lengths: number[], sparsities: number[], rows: number[])
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main(process.argv.slice(2));
+runIfDirect(import.meta.url, main);

@@ -2,41 +2,35 @@
  * CPU bench: (1) the machine's measured wasm SIMD arithmetic peak, (2) matmul GFLOP/s of each kernel
  * on linear-layer shapes, each validated against the reference first, (3) prefill and decode tokens/s
  * of a tiny llama-shaped random model at several prompt lengths with the default kernel.
- * Options: --lengths 256,1024,4096  --decode-steps 16  --kernel auto|wasm-simd|wasm-simd-threads|js-blocked
- *          --skip-matmul  --quick (smaller everything, for a smoke run)
+ * Options (--help lists them, CPU_BENCH_ARGS below): --lengths 256,1024,4096  --decode-steps 16
+ *          --kernel auto|wasm-simd|wasm-simd-threads|js-blocked  --skip-matmul  --quick (a smoke run)
  */
 import { cpus, loadavg } from 'node:os';
 import { BlockedJsKernel, referenceMatmul, type MatmulKernel } from '../src/backends/cpu/matmul.js';
 import { WasmSimdKernel, measureWasmSimdPeak } from '../src/backends/cpu/wasm-matmul.js';
-import { createMatmulKernel } from '../src/backends/cpu/kernels.js';
+import { MATMUL_KERNELS, createMatmulKernel } from '../src/backends/cpu/kernels.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { InMemoryWeights, type WeightTensor } from '../src/engine/weights.js';
 import { TransformerModel } from '../src/engine/model.js';
 import { densePlan } from '../src/methods/dense.js';
 import { argmax } from '../src/backends/cpu/ops.js';
+import { type BenchOptionsOf, choice, defineBenchArgs, flag, int, intList } from './bench-args.js';
+import { benchEntry } from './bench-run.js';
 
-export interface CpuBenchOptions {
-  lengths: number[];
-  decodeSteps: number;
-  quick: boolean;
-  kernel: string;
-  skipMatmul: boolean;
-}
+/** The command line (`--help` prints it). */
+export const CPU_BENCH_ARGS = defineBenchArgs('bench cpu', 'CPU matmul kernels (GFLOP/s against the measured peak) and a tiny random model\'s prefill / decode tokens/s.', {
+  lengths: intList({ describe: 'prompt lengths of the model table', default: [256, 1024, 4096], defaultText: '256,1024,4096; 64,256 with --quick', atLeast: 1, noun: 'length' }),
+  'decode-steps': int({ describe: 'greedy tokens decoded after each prompt', default: 16, atLeast: 1, noun: 'step count' }),
+  kernel: choice({ describe: 'matmul kernel of the model table', choices: MATMUL_KERNELS, default: 'auto' }),
+  'skip-matmul': flag('leave out the matmul table'),
+  quick: flag('smaller everything, for a smoke run'),
+});
+
+export type CpuBenchOptions = BenchOptionsOf<typeof CPU_BENCH_ARGS.table>;
 
 export function parseCpuBenchArgs(args: string[]): CpuBenchOptions {
-  const opts: CpuBenchOptions = { lengths: [256, 1024, 4096], decodeSteps: 16, quick: false, kernel: 'auto', skipMatmul: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--lengths') opts.lengths = (args[++i] ?? '').split(',').map(Number);
-    else if (a === '--decode-steps') opts.decodeSteps = Number(args[++i]);
-    else if (a === '--quick') opts.quick = true;
-    else if (a === '--kernel') opts.kernel = args[++i] ?? '';
-    else if (a === '--skip-matmul') opts.skipMatmul = true;
-    else throw new Error(`bench cpu: unknown argument ${a}`);
-  }
-  if (opts.quick && !args.includes('--lengths')) opts.lengths = [64, 256];
-  if (opts.lengths.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--lengths takes positive integers, e.g. 256,1024');
-  return opts;
+  const { options, given } = CPU_BENCH_ARGS.parseWithPresence(args);
+  return { ...options, lengths: options.quick && !given.has('lengths') ? [64, 256] : options.lengths };
 }
 
 function seeded(seed: number): () => number {
@@ -217,7 +211,7 @@ function modelTable(opts: CpuBenchOptions): void {
   }
 }
 
-export function runCpuBench(args: string[]): void {
+function main(args: string[]): void {
   const opts = parseCpuBenchArgs(args);
   const cpu = cpus()[0];
   console.log(`CPU bench on ${cpus().length}× ${cpu?.model ?? 'unknown CPU'}, Node ${process.version}; load average ${loadavg()[0].toFixed(2)}`);
@@ -229,3 +223,6 @@ export function runCpuBench(args: string[]): void {
   // Other processes on the machine slow every number above; the load average says how busy it was.
   console.log(`\nload average at the end (1/5/15 min): ${loadavg().map((l) => l.toFixed(2)).join(' / ')} on ${cpus().length} cores`);
 }
+
+/** Entry for bench/main.ts (`npm run bench -- cpu [args]`). */
+export const runCpuBench = benchEntry(main);

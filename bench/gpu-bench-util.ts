@@ -1,38 +1,35 @@
 /**
- * Shared by the kernel benchmarks: the prefill ones' command line and host check of sampled output
+ * Shared by the kernel benchmarks: the prefill ones' command line (on bench/bench-args.ts) and host check of sampled output
  * rows against a float64 softmax (bench/block-sparse.ts, bench/vertical-slash.ts), and random bf16
  * inputs uploaded to the device (bench/attention.ts, bench/sparse-decode.ts).
  */
 import { toBf16 } from '../src/backends/cuda/bf16.js';
+import { type BenchOptionsOf, defineBenchArgs, int, intList, sparsityList, text } from './bench-args.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { CudaRuntime } from '../src/backends/cuda/runtime.js';
 
-export interface KernelBenchOptions { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
+/**
+ * The kernel benches' shared options: --lengths a,b (integers >= minLength, the shortest prompt the
+ * kernel takes: its block or approximation size), --sparsities a,b, --repeats N, --out FILE; the
+ * paper's grid by default. A bench spreads this into its own table beside its own flags.
+ */
+export function kernelBenchOptions(defaultRepeats: number, minLength: number) {
+  return {
+    lengths: intList({ describe: 'prompt lengths', default: [16384, 32768, 65536, 131072], atLeast: minLength, noun: 'length' }),
+    sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+    repeats: int({ describe: 'timed calls per case', default: defaultRepeats, atLeast: 1, noun: 'repeat count' }),
+    out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+  };
+}
+
+export type KernelBenchOptions = BenchOptionsOf<ReturnType<typeof kernelBenchOptions>>;
 
 /**
- * [--lengths a,b] [--sparsities a,b] [--repeats N] [--out FILE]; the paper's grid by default.
- * minLength: the shortest prompt the kernel takes (its block or approximation size).
+ * [--lengths a,b] [--sparsities a,b] [--repeats N] [--out FILE] (kernelBenchOptions), for the benches
+ * that take their own flags out of argv first and pass the rest here.
  */
 export function parseKernelBenchArgs(argv: string[], defaultRepeats: number, minLength: number): KernelBenchOptions {
-  const o: KernelBenchOptions = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: defaultRepeats, out: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string): number[] => s.split(',').map(Number);
-    if (a === '--lengths') o.lengths = numbers(next());
-    else if (a === '--sparsities') o.sparsities = numbers(next());
-    else if (a === '--repeats') o.repeats = Number(next());
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (o.lengths.some((n) => !Number.isInteger(n) || n < minLength)) throw new Error(`--lengths: integers >= ${minLength}`);
-  if (o.sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('--sparsities: values in [0, 1)');
-  if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
-  return o;
+  return defineBenchArgs('kernel bench', 'A kernel benchmark.', kernelBenchOptions(defaultRepeats, minLength)).parse(argv);
 }
 
 /** Host copies of a bench's inputs: q [n, H, D]; k, v [Hkv, n, D]. */

@@ -5,39 +5,27 @@
  * inputs + outputs + meta.json per case to DIR/<case name>/ for tools/peers/kernel_oracle.py to
  * recompute with PyTorch / transformers.
  *
- * Usage: node dist/bench/kernel-oracle.js --out DIR [--cases NAME,...]
+ * Usage: node dist/bench/kernel-oracle.js --out DIR [--cases NAME,...] (--help lists the case names)
  * Prints a skip message (exit 0) where there is no CUDA device.
  */
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { type BenchOptionsOf, defineBenchArgs, labels, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { ORACLE_CASES, type HostTensor, type OracleCase, POISON_BITS, caseInputs, caseTensorSpecs, writeCase } from './kernel-oracle-cases.js';
 
-export interface KernelOracleOptions { out: string; cases: string[] | null }
+/** The command line (`--help` prints it). */
+export const KERNEL_ORACLE_ARGS = defineBenchArgs('kernel-oracle', 'Runs each model kernel on seeded inputs and writes inputs + outputs per case for tools/peers/kernel_oracle.py (GPU only).', {
+  out: text({ describe: 'folder for one sub-folder per case', placeholder: 'DIR', required: true }),
+  cases: labels({ describe: 'cases to run, by name (default all)', choices: ORACLE_CASES.map((c) => c.name) }),
+}, 'node dist/bench/kernel-oracle.js');
+
+export type KernelOracleOptions = BenchOptionsOf<typeof KERNEL_ORACLE_ARGS.table>;
 
 export function parseKernelOracleArgs(argv: string[]): KernelOracleOptions {
-  let out: string | null = null;
-  let cases: string[] | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--out') out = next();
-    else if (a === '--cases') cases = next().split(',');
-    else throw new Error(`unknown argument ${a} (usage: --out DIR [--cases NAME,...])`);
-  }
-  if (out === null) throw new Error('--out DIR is required');
-  if (cases) {
-    const known = new Set(ORACLE_CASES.map((c) => c.name));
-    const unknown = cases.filter((c) => !known.has(c));
-    if (unknown.length > 0) throw new Error(`unknown case(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
-  }
-  return { out, cases };
+  return KERNEL_ORACLE_ARGS.parse(argv);
 }
 
 /** Device buffers of one case and the transfers around them (bit-exact: bf16 travels as raw words). */
@@ -172,8 +160,8 @@ async function runCase(rt: CudaRuntime, c: OracleCase, inputs: Record<string, Ho
   }
 }
 
-async function main(): Promise<void> {
-  const o = parseKernelOracleArgs(process.argv.slice(2));
+async function main(argv: string[]): Promise<void> {
+  const o = parseKernelOracleArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`kernel oracle skipped: no CUDA device here: ${cudaUnavailableReason()}`);
     return;
@@ -193,9 +181,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((e) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  });
-}
+runIfDirect(import.meta.url, main);

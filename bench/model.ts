@@ -11,11 +11,10 @@
  * (tools/peers/hf_model.py), and a JSON report to --out.
  *
  * Usage: npm run bench -- model [--shapes llama3.1-8b,qwen2.5-7b] [--lengths 4096,16384]
- *        [--decode-steps 32] [--repeats 2] [--out FILE] [--config-dir DIR]
+ *        [--decode-steps 32] [--repeats 2] [--out FILE] [--config-dir DIR] (--help: MODEL_BENCH_ARGS below)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { CudaTransformerModel } from '../src/backends/cuda/model.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
@@ -23,6 +22,8 @@ import { RandomWeightSource } from '../src/backends/cuda/weight-source.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { linearParameterCount } from '../src/engine/model.js';
+import { type BenchOptionsOf, defineBenchArgs, int, intList, labels, text } from './bench-args.js';
+import { benchEntry, runIfDirect } from './bench-run.js';
 
 const PEAK_TFLOPS = 990;
 const PEAK_TBPS = 3.35;
@@ -51,31 +52,20 @@ export const MODEL_SHAPES: Record<string, Record<string, unknown>> = {
   },
 };
 
-export interface ModelBenchOptions { shapes: string[]; lengths: number[]; decodeSteps: number; repeats: number; out: string | null; configDir: string | null }
+/** The command line (`--help` prints it). */
+export const MODEL_BENCH_ARGS = defineBenchArgs('bench model', 'CUDA whole model with random bf16 weights: prefill / decode tokens/s of 7-8B shapes (GPU only).', {
+  shapes: labels({ describe: 'model shapes', choices: Object.keys(MODEL_SHAPES), default: Object.keys(MODEL_SHAPES) }),
+  lengths: intList({ describe: 'prompt lengths', default: [4096, 16384], atLeast: 1, noun: 'length' }),
+  'decode-steps': int({ describe: 'tokens decoded after each prompt', default: 32, atLeast: 1, noun: 'step count' }),
+  repeats: int({ describe: 'timed prefills per length (after one warm-up)', default: 2, atLeast: 1, noun: 'repeat count' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+  'config-dir': text({ describe: 'HF config.json of each shape, for tools/peers/hf_model.py', placeholder: 'DIR' }),
+});
+
+export type ModelBenchOptions = BenchOptionsOf<typeof MODEL_BENCH_ARGS.table>;
 
 export function parseModelBenchArgs(argv: string[]): ModelBenchOptions {
-  const o: ModelBenchOptions = { shapes: Object.keys(MODEL_SHAPES), lengths: [4096, 16384], decodeSteps: 32, repeats: 2, out: null, configDir: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const int = (s: string) => {
-      const n = Number(s);
-      if (!Number.isInteger(n) || n <= 0) throw new Error(`${a}: expected a positive integer, got ${s}`);
-      return n;
-    };
-    if (a === '--shapes') o.shapes = next().split(',');
-    else if (a === '--lengths') o.lengths = next().split(',').map(int);
-    else if (a === '--decode-steps') o.decodeSteps = int(next());
-    else if (a === '--repeats') o.repeats = int(next());
-    else if (a === '--out') o.out = next();
-    else if (a === '--config-dir') o.configDir = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  for (const s of o.shapes) if (!MODEL_SHAPES[s]) throw new Error(`unknown shape ${s} (known: ${Object.keys(MODEL_SHAPES).join(', ')})`);
-  return o;
+  return MODEL_BENCH_ARGS.parse(argv);
 }
 
 export function prefillFlops(c: ModelConfig, n: number): number {
@@ -201,11 +191,12 @@ function benchShape(rt: CudaRuntime, name: string, o: ModelBenchOptions): ShapeR
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const o = parseModelBenchArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`model benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
-  const o = parseModelBenchArgs(argv);
   if (o.configDir) {
     for (const s of o.shapes) {
       mkdirSync(join(o.configDir, s), { recursive: true });
@@ -221,13 +212,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Entry for bench/main.ts (`npm run bench -- model [args]`). */
-export async function runModelBench(args: string[]): Promise<void> {
-  process.exitCode = await main(args);
-}
+export const runModelBench = benchEntry(main);
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfDirect(import.meta.url, main);

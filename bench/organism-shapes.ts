@@ -12,18 +12,18 @@
  *   npx tsx bench/organism-shapes.ts --out /tmp/shapes [--shapes 6x256x4x2x768,8x384x6x2x1152]
  *     [--lengths 1792,2048,4096] [--decode-steps 48] [--repeats 2] [--build-only] [--tokenizer models/organism]
  *
- * A shape is layers x hidden x heads x kvHeads x mlp; head_dim = hidden / heads.
+ * A shape is layers x hidden x heads x kvHeads x mlp; head_dim = hidden / heads. --help lists the options.
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadCheckpoint } from '../src/engine/checkpoint.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import { generateTokens } from '../src/engine/generate.js';
 import { TransformerModel } from '../src/engine/model.js';
 import { writeSafetensors, type TensorToWrite } from '../src/engine/safetensors-writer.js';
 import { expectedTensors } from '../src/engine/weight-layout.js';
+import { type BenchOptionsOf, defineBenchArgs, flag, int, intList, list, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { mulberry32 } from './seeded-random.js';
 
 export interface OrganismShape {
@@ -135,32 +135,25 @@ function timeShape(ckptDir: string, lengths: number[], decodeSteps: number, repe
   });
 }
 
-export interface OrganismShapesOptions {
-  out: string; shapes: OrganismShape[]; lengths: number[]; decodeSteps: number; repeats: number; tokenizer: string; buildOnly: boolean;
-}
+const DEFAULT_SHAPES = ['6x256x4x2x768', '8x384x6x2x1152', '8x320x5x1x960', '6x384x6x2x1152'];
+
+/** The command line (`--help` prints it). */
+export const ORGANISM_SHAPES_ARGS = defineBenchArgs('organism-shapes', 'What a wider model organism would cost the CPU engine: random-weight checkpoints of each shape, their dense prefill and decode timed.', {
+  out: text({ describe: 'folder for <out>/<shape>/organism/', placeholder: 'DIR', required: true }),
+  shapes: list({
+    describe: 'shapes, layers x hidden x heads x kvHeads x mlp', placeholder: 'SHAPE,...', default: DEFAULT_SHAPES.map(parseShape), defaultText: DEFAULT_SHAPES.join(','), item: parseShape,
+  }),
+  lengths: intList({ describe: 'prompt lengths', default: [1792, 2048, 4096], atLeast: 1, noun: 'length' }),
+  'decode-steps': int({ describe: 'greedy tokens after each prompt', default: 48, atLeast: 1, noun: 'step count' }),
+  repeats: int({ describe: 'runs per length (the best one is kept)', default: 1, atLeast: 1, noun: 'repeat count' }),
+  tokenizer: text({ describe: 'checkpoint whose config.json and tokenizer the shapes start from', placeholder: 'DIR', default: 'models/organism' }),
+  'build-only': flag('write the checkpoints, time nothing'),
+}, 'npx tsx bench/organism-shapes.ts');
+
+export type OrganismShapesOptions = BenchOptionsOf<typeof ORGANISM_SHAPES_ARGS.table>;
 
 export function parseOrganismShapesArgs(argv: string[]): OrganismShapesOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: 'string' },
-      shapes: { type: 'string', default: '6x256x4x2x768,8x384x6x2x1152,8x320x5x1x960,6x384x6x2x1152' },
-      lengths: { type: 'string', default: '1792,2048,4096' },
-      'decode-steps': { type: 'string', default: '48' },
-      repeats: { type: 'string', default: '1' },
-      tokenizer: { type: 'string', default: 'models/organism' },
-      'build-only': { type: 'boolean', default: false },
-    },
-  });
-  if (!values.out) throw new Error('usage: organism-shapes --out DIR [--shapes …] [--lengths …] [--decode-steps N] [--build-only]');
-  const shapes = values.shapes.split(',').map(parseShape);
-  const lengths = values.lengths.split(',').map(Number);
-  if (lengths.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--lengths: positive integers, got ${values.lengths}`);
-  const decodeSteps = Number(values['decode-steps']);
-  if (!Number.isInteger(decodeSteps) || decodeSteps < 1) throw new Error(`--decode-steps: a positive integer, got ${values['decode-steps']}`);
-  const repeats = Number(values.repeats);
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: a positive integer, got ${values.repeats}`);
-  return { out: values.out, shapes, lengths, decodeSteps, repeats, tokenizer: values.tokenizer, buildOnly: values['build-only'] };
+  return ORGANISM_SHAPES_ARGS.parse(argv);
 }
 
 function main(argv: string[]): void {
@@ -176,4 +169,4 @@ function main(argv: string[]): void {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main(process.argv.slice(2));
+runIfDirect(import.meta.url, main);

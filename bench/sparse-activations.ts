@@ -32,10 +32,9 @@
  * Usage: npm run bench -- sparse-activations [--model models/organism] [--tasks niah,vt,story_retrieval,cwe]
  *        [--examples 2] [--lengths 4096,8192,16384] [--sparsities 0.5,0.8,0.9,0.95] [--methods a,b]
  *        [--repeats 5] [--seed 43] [--no-random] [--replicate R] [--warmup 1.5] [--time-budget S] [--out FILE]
+ *        (--help: SPARSE_ACTIVATIONS_ARGS below)
  * Prints a skip line where there is no CUDA device.
  */
-import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import type { DevicePtr } from '../src/backends/cuda/context.js';
 import { DenseDeviceAttention } from '../src/backends/cuda/device-attention.js';
@@ -57,6 +56,8 @@ import { type CapturedLayer, RecordingDeviceAttention } from './attention-record
 import { autoTilingWork, productUnionCount } from './block-sparse-product-union.js';
 import { type CaseSummary, type DataKind, type LayerResult, sideBySide, summarizeCase, summaryTable } from './sparse-activations-report.js';
 import { achievedOf, fmt, freeBytes, measurePrefill } from './sparse-prefill-measure.js';
+import { defineBenchArgs, flag, int, intList, labels, num, sparsityList, text } from './bench-args.js';
+import { RunLedger, benchEntry, pickByIds, printRunEnd, runIfDirect, writeJsonReport } from './bench-run.js';
 
 export interface SparseActivationsOptions {
   model: string;
@@ -76,46 +77,27 @@ export interface SparseActivationsOptions {
   out: string | null;
 }
 
+/** The command line (`--help` prints it). */
+export const SPARSE_ACTIVATIONS_ARGS = defineBenchArgs('bench sparse-activations', 'GPU sparse prefill methods on a trained model\'s captured q/k/v (task prompts) beside random q/k/v of the same shape (GPU only).', {
+  model: text({ describe: 'checkpoint folder', placeholder: 'DIR', default: 'models/organism' }),
+  tasks: labels({ describe: 'task generators of the prompts', default: ['niah', 'vt', 'story_retrieval', 'cwe'] }),
+  examples: int({ describe: 'prompts per task and length', default: 2, atLeast: 1, noun: 'example count' }),
+  lengths: intList({ describe: 'prompt lengths (the organism trained to 16K)', default: [4096, 8192, 16384], atLeast: 1024, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+  methods: labels({ describe: 'GPU prefill methods (default all)' }),
+  repeats: int({ describe: 'timed calls per layer and case', default: 5, atLeast: 1, noun: 'repeat count' }),
+  seed: int({ describe: 'task seed (example i uses seed + i)', default: 43, atLeast: 0, noun: 'seed' }),
+  'no-random': flag('leave out the random q/k/v rows'),
+  replicate: int({ describe: 'also run every captured layer with its heads repeated R times (1: not)', placeholder: 'R', default: 1, atLeast: 1, noun: 'replication factor' }),
+  warmup: num({ describe: 'seconds of dense calls before the first measurement', placeholder: 'S', default: 1.5, atLeast: 0, noun: 'number of seconds' }),
+  'time-budget': num({ describe: 'seconds after which the remaining cases are skipped', placeholder: 'S', default: 480, above: 0, noun: 'number of seconds' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+});
+
 export function parseSparseActivationsArgs(argv: string[]): SparseActivationsOptions {
-  const o: SparseActivationsOptions = {
-    model: 'models/organism', tasks: ['niah', 'vt', 'story_retrieval', 'cwe'], examples: 2, lengths: [4096, 8192, 16384],
-    sparsities: [0.5, 0.8, 0.9, 0.95], methods: null, repeats: 5, seed: 43, random: true, replicate: 1, warmupS: 1.5, timeBudgetS: 480, out: null,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string, ok: (x: number) => boolean, what: string): number[] => s.split(',').map((x) => {
-      const v = Number(x);
-      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad ${what} "${x}"`);
-      return v;
-    });
-    const integer = (min: number, what: string): number => numbers(next(), (v) => Number.isInteger(v) && v >= min, what)[0];
-    const names = (): string[] => {
-      const list = next().split(',').filter((m) => m !== '');
-      if (!list.length) throw new Error(`${a}: an empty list`);
-      return list;
-    };
-    if (a === '--model') o.model = next();
-    else if (a === '--tasks') o.tasks = names();
-    else if (a === '--examples') o.examples = integer(1, 'example count (an integer >= 1)');
-    else if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 1024, 'length (an integer >= 1024)');
-    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1, 'sparsity (in [0, 1))');
-    else if (a === '--methods') o.methods = names();
-    else if (a === '--repeats') o.repeats = integer(1, 'repeat count');
-    else if (a === '--seed') o.seed = integer(0, 'seed (an integer >= 0)');
-    else if (a === '--no-random') o.random = false;
-    else if (a === '--replicate') o.replicate = integer(1, 'replication factor (an integer >= 1)');
-    else if (a === '--warmup') o.warmupS = numbers(next(), (v) => v >= 0, 'number of seconds (>= 0)')[0];
-    else if (a === '--time-budget') o.timeBudgetS = numbers(next(), (v) => v > 0, 'number of seconds')[0];
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a} (see bench/sparse-activations.ts)`);
-  }
-  for (const t of o.tasks) getTask(t); // an unknown task fails here, naming the known ones
-  return o;
+  const { noRandom, warmup, timeBudget, ...rest } = SPARSE_ACTIVATIONS_ARGS.parse(argv);
+  for (const t of rest.tasks) getTask(t); // an unknown task fails here, naming the known ones
+  return { ...rest, random: !noRandom, warmupS: warmup, timeBudgetS: timeBudget };
 }
 
 /** One layer's prefill inputs as the methods read them. */
@@ -186,37 +168,17 @@ function checkReplicated(rt: CudaRuntime, c: CapturedLayer, q: DevicePtr, H: num
   }
 }
 
-class ActivationsBench {
+/** The run: its failures, skips and time budget (RunLedger), and how it measures an input set. */
+class ActivationsBench extends RunLedger {
   readonly rows: CaseSummary[] = [];
   readonly perLayer: (LayerResult & { data: DataKind; task: string; nominal: number; method: string; s: number })[] = [];
-  readonly failures: string[] = [];
-  readonly skipped: string[] = [];
-  private readonly t0 = performance.now();
   private readonly ops: ModelOpsKernels;
   private seed = 1;
   private warmedUp = false;
 
   constructor(readonly rt: CudaRuntime, readonly o: SparseActivationsOptions, readonly methods: DevicePrefillFactory[]) {
+    super(o.timeBudgetS);
     this.ops = new ModelOpsKernels(rt);
-  }
-
-  get elapsedS(): number {
-    return (performance.now() - this.t0) / 1000;
-  }
-
-  overBudget(): boolean {
-    return this.elapsedS > this.o.timeBudgetS;
-  }
-
-  fail(what: string, e: unknown): void {
-    const message = `${what}: ${(e as Error).message ?? String(e)}`;
-    this.failures.push(message);
-    console.log(`FAILED ${message}`);
-  }
-
-  skip(what: string): void {
-    this.skipped.push(what);
-    console.log(`skip ${what}`);
   }
 
   /** Random q (packed [n, H, D]) and caches of n rows for each of `layers`, uniform in [-1, 1) as bench sparse's. */
@@ -342,7 +304,7 @@ class ActivationsBench {
         const id = factory.methodId;
         for (const s of this.o.sparsities) {
           if (this.overBudget()) {
-            this.skip(`${label} ${id} s=${s}: time budget of ${this.o.timeBudgetS} s spent`);
+            this.skip(`${label} ${id} s=${s}: ${this.budgetReason}`);
             continue;
           }
           let method: DevicePrefillMethod;
@@ -403,11 +365,7 @@ export async function main(argv: string[]): Promise<number> {
   const ckpt = loadCheckpoint(o.model);
   const config = ckpt.config;
   const prefillMethods = listDeviceMethods().flatMap((e) => (e.phase === 'prefill' ? [e.factory] : []));
-  if (o.methods) {
-    const unknown = o.methods.filter((m) => !prefillMethods.some((f) => f.methodId === m));
-    if (unknown.length) throw new Error(`--methods: no GPU prefill method ${unknown.join(', ')} (GPU prefill methods: ${prefillMethods.map((f) => f.methodId).join(', ')})`);
-  }
-  const methods = prefillMethods.filter((f) => (o.methods ? o.methods.includes(f.methodId) : true));
+  const methods = pickByIds(prefillMethods, o.methods, (f) => f.methodId, { flag: '--methods', missing: 'no GPU prefill method', known: 'GPU prefill methods' });
   const fullLayers = config.layerTypes.flatMap((t, l) => (t === 'full' ? [l] : []));
   const rt = new CudaRuntime();
   const info = rt.cuda.info;
@@ -433,7 +391,7 @@ export async function main(argv: string[]): Promise<number> {
       let randomLength: number | null = null;
       for (const task of o.tasks) {
         if (bench.overBudget()) {
-          bench.skip(`${task} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+          bench.skip(`${task} n=${n}: ${bench.budgetReason}`);
           continue;
         }
         let examples;
@@ -445,7 +403,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         for (const ex of examples) {
           if (bench.overBudget()) {
-            bench.skip(`${task}#${ex.index} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+            bench.skip(`${task}#${ex.index} n=${n}: ${bench.budgetReason}`);
             continue;
           }
           const len = ex.inputIds.length;
@@ -517,29 +475,17 @@ export async function main(argv: string[]): Promise<number> {
     bench.rows.push(summarizeCase({ data, task, n, method, s }, lengthsOf.get(JSON.stringify([data, task, n])) ?? [], list));
   }
   bench.rows.sort(sideBySide(methods.map((f) => f.methodId), o.tasks));
-  console.log(`\n${summaryTable(bench.rows)}\n`);
-  if (bench.skipped.length) console.log(`skipped: ${bench.skipped.join('; ')}`);
-  if (bench.failures.length) console.log(`failures:\n  ${bench.failures.join('\n  ')}`);
-  console.log(`compile: ${JSON.stringify(rt.compileStats)}; total ${bench.elapsedS.toFixed(1)} s`);
-  if (o.out) {
-    writeFileSync(o.out, JSON.stringify({
-      device: info, model: { dir: ckpt.dir, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, layers: fullLayers },
-      options: o, rows: bench.rows, perLayer: bench.perLayer, skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
-    }, null, 2));
-  }
+  printRunEnd(bench, summaryTable(bench.rows), `compile: ${JSON.stringify(rt.compileStats)}; total ${bench.elapsedS.toFixed(1)} s`);
+  writeJsonReport(o.out, {
+    device: info, model: { dir: ckpt.dir, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, layers: fullLayers },
+    options: o, rows: bench.rows, perLayer: bench.perLayer, skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
+  });
   model.dispose();
   rt.dispose();
-  return bench.failures.length ? 1 : 0;
+  return bench.exitCode;
 }
 
 /** Entry for bench/main.ts (`npm run bench -- sparse-activations [args]`). */
-export async function runSparseActivationsBench(args: string[]): Promise<void> {
-  process.exitCode = await main(args);
-}
+export const runSparseActivationsBench = benchEntry(main);
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfDirect(import.meta.url, main);
