@@ -100,16 +100,28 @@ function showDefault(v: unknown): string | null {
   return Array.isArray(v) ? (v.length ? v.join(',') : 'none') : String(v);
 }
 
-function option<V>(spec: Described, takes: 'flag' | 'value', placeholder: string, fallback: V, required: boolean, convert: (raw: string, flag: string) => V): BenchOption<V> {
+/** What a constructor decides; the spec's placeholder and defaultText, when given, win over its own. */
+interface OptionParts<V> {
+  placeholder: string;
+  fallback: V;
+  convert: (raw: string, flag: string) => V;
+  takes?: 'flag' | 'value';
+  required?: boolean;
+  /** The spec's description with something added (a long list of choices). */
+  describe?: string;
+}
+
+function option<V>(spec: Described, parts: OptionParts<V>): BenchOption<V> {
+  const required = parts.required ?? false;
   return {
-    takes, describe: spec.describe, placeholder: spec.placeholder ?? placeholder, fallback, required,
-    defaultText: spec.defaultText !== undefined ? spec.defaultText : required ? null : showDefault(fallback), convert,
+    takes: parts.takes ?? 'value', describe: parts.describe ?? spec.describe, placeholder: spec.placeholder ?? parts.placeholder, fallback: parts.fallback, required,
+    defaultText: spec.defaultText !== undefined ? spec.defaultText : required ? null : showDefault(parts.fallback), convert: parts.convert,
   };
 }
 
 /** Present or absent (false when absent). */
 export function flag(describe: string): BenchOption<boolean> {
-  return option({ describe }, 'flag', '', false, false, () => true);
+  return option({ describe }, { takes: 'flag', placeholder: '', fallback: false, convert: () => true });
 }
 
 /** A free string (a file, a folder, a name). Without a default and not required: null when absent. */
@@ -117,19 +129,19 @@ export function text(spec: Described & { default: string }): BenchOption<string>
 export function text(spec: Described & { required: true }): BenchOption<string>;
 export function text(spec: Described): BenchOption<string | null>;
 export function text(spec: Described & { default?: string; required?: boolean }): BenchOption<string | null> {
-  return option(spec, 'value', 'TEXT', spec.default ?? null, spec.required === true, (raw) => raw);
+  return option(spec, { placeholder: 'TEXT', fallback: spec.default ?? null, required: spec.required === true, convert: (raw) => raw });
 }
 
 /** One integer. */
 export function int(spec: NumberSpec & { default: number }): BenchOption<number> {
   const rule = { ...spec, integer: true };
-  return option(spec, 'value', 'N', spec.default, false, (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value'));
+  return option(spec, { placeholder: 'N', fallback: spec.default, convert: (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value') });
 }
 
 /** One number. */
 export function num(spec: NumberSpec & { default: number }): BenchOption<number> {
   const rule = { ...spec, integer: false };
-  return option(spec, 'value', 'X', spec.default, false, (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value'));
+  return option(spec, { placeholder: 'X', fallback: spec.default, convert: (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value') });
 }
 
 interface ListSpec extends NumberSpec {
@@ -146,13 +158,12 @@ function numberList(spec: ListSpec, integer: boolean): (raw: string, flag: strin
 export function intList(spec: ListSpec & { default: number[] }): BenchOption<number[]>;
 export function intList(spec: ListSpec): BenchOption<number[] | null>;
 export function intList(spec: ListSpec & { default?: number[] }): BenchOption<number[] | null> {
-  const ph = spec.none ? 'N,...|none' : 'N,...';
-  return option(spec, 'value', ph, spec.default ?? null, false, numberList(spec, true));
+  return option(spec, { placeholder: spec.none ? 'N,...|none' : 'N,...', fallback: spec.default ?? null, convert: numberList(spec, true) });
 }
 
 /** Comma-separated numbers. */
 export function numList(spec: ListSpec & { default: number[] }): BenchOption<number[]> {
-  return option(spec, 'value', 'X,...', spec.default, false, numberList(spec, false));
+  return option(spec, { placeholder: 'X,...', fallback: spec.default, convert: numberList(spec, false) });
 }
 
 /** Comma-separated sparsities in [0, 1). */
@@ -163,6 +174,15 @@ export function sparsityList(spec: Described & { default: number[] }): BenchOpti
 /** "a", "a or b", "a, b or c". */
 function either(choices: readonly string[]): string {
   return choices.length < 2 ? choices.join('') : `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`;
+}
+
+/** Widest list of choices shown as the placeholder; a longer one is listed after the description. */
+const CHOICES_IN_PLACEHOLDER = 40;
+
+function choiceParts(spec: Described, choices: readonly string[], suffix: string): { placeholder: string; describe: string } {
+  const joined = choices.join('|');
+  if (joined.length <= CHOICES_IN_PLACEHOLDER) return { placeholder: `${joined}${suffix}`, describe: spec.describe };
+  return { placeholder: `NAME${suffix}`, describe: `${spec.describe}; one of ${choices.join(', ')}` };
 }
 
 function checkChoice<C extends string>(x: string, choices: readonly C[] | undefined, f: string): C {
@@ -182,17 +202,19 @@ interface LabelSpec<C extends string> extends Described {
 export function labels<const C extends string = string>(spec: LabelSpec<C> & { default: C[] }): BenchOption<C[]>;
 export function labels<const C extends string = string>(spec: LabelSpec<C>): BenchOption<C[] | null>;
 export function labels<C extends string>(spec: LabelSpec<C> & { default?: C[] }): BenchOption<C[] | null> {
-  const ph = spec.choices ? `${spec.choices.join('|')},...` : 'LABEL,...';
-  return option(spec, 'value', ph, spec.default ?? null, false, (raw, f) => {
-    const list = raw.split(',').filter((x) => x !== '');
-    if (!list.length) throw new BenchArgsError(`${f}: an empty list`);
-    return list.map((x) => checkChoice(x, spec.choices, f));
+  const shown = spec.choices ? choiceParts(spec, spec.choices, ',...') : { placeholder: 'LABEL,...', describe: spec.describe };
+  return option(spec, {
+    ...shown, fallback: spec.default ?? null, convert: (raw, f) => {
+      const items = raw.split(',').filter((x) => x !== '');
+      if (!items.length) throw new BenchArgsError(`${f}: an empty list`);
+      return items.map((x) => checkChoice(x, spec.choices, f));
+    },
   });
 }
 
 /** One of a fixed set of words. */
 export function choice<const C extends string>(spec: Described & { choices: readonly C[]; default: C }): BenchOption<C> {
-  return option(spec, 'value', spec.choices.join('|'), spec.default, false, (raw, f) => checkChoice(raw, spec.choices, f));
+  return option(spec, { ...choiceParts(spec, spec.choices, ''), fallback: spec.default, convert: (raw, f) => checkChoice(raw, spec.choices, f) });
 }
 
 /**
@@ -200,13 +222,14 @@ export function choice<const C extends string>(spec: Described & { choices: read
  * parses one and throws on a bad one (its message is kept, prefixed with the option).
  */
 export function list<V>(spec: Described & { default: V[]; item: (raw: string) => V }): BenchOption<V[]> {
-  return option(spec, 'value', 'ITEM,...', spec.default, false, (raw, f) => raw.split(',').map((x) => {
+  const one = (x: string, f: string): V => {
     try {
       return spec.item(x);
     } catch (e) {
-      throw new BenchArgsError(`${f}: ${(e as Error).message}`);
+      throw new BenchArgsError(`${f}: ${e instanceof Error ? e.message : String(e)}`);
     }
-  }));
+  };
+  return option(spec, { placeholder: 'ITEM,...', fallback: spec.default, convert: (raw, f) => raw.split(',').map((x) => one(x, f)) });
 }
 
 // ---- the parser ------------------------------------------------------------------------------
