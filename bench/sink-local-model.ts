@@ -3,7 +3,8 @@
  * src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.ts), counted on the host: which key tiles
  * each 128-row block visits, by the kernel's own rule, against the pairs its rows attend. With
  * foldSinks (SINK_FOLD) the sinks ride in the first window tile's masked head where they fit, so that
- * block visits no sink tile.
+ * block visits no sink tile. persistent (SINK_PERSIST) visits the same tiles; only the time model
+ * prices its blocks (work items) differently.
  *
  * The time model prices a block as a fixed cost plus its tiles, a tile that needs the mask loop dearer
  * than one that does not: per-SM µs fitted on the H100 to session 7's bench sparse rows of this kernel
@@ -20,6 +21,8 @@ export interface WindowKernelVariant {
   /** Keys per K/V tile (the kernel's BLOCK_N). */
   blockN: 64 | 128;
   foldSinks: boolean;
+  /** Work items walked by persistent blocks: the same tiles, a smaller fixed cost per item (time model only). */
+  persistent?: boolean;
 }
 
 /** The tiles one block visits, in the kernel's order, and how its sinks are reached. */
@@ -70,6 +73,7 @@ export function blockTiles(rule: SinkLocalRule, firstPos: number, lastPos: numbe
 }
 
 export interface WindowKernelWork {
+  variant: WindowKernelVariant;
   blocks: number;
   /** Key tiles visited, summed over the blocks of one head. */
   tiles: number;
@@ -90,7 +94,7 @@ export function windowKernelWork(rule: SinkLocalRule, queryStart: number, T: num
   }
   const kvLen = queryStart + T;
   const keys = new Int32Array(2);
-  const w: WindowKernelWork = { blocks: 0, tiles: 0, maskedTiles: 0, sinkTiles: 0, foldedBlocks: 0, computedPairs: 0, attendedPairs: 0 };
+  const w: WindowKernelWork = { variant: v, blocks: 0, tiles: 0, maskedTiles: 0, sinkTiles: 0, foldedBlocks: 0, computedPairs: 0, attendedPairs: 0 };
   for (let m0 = 0; m0 < T; m0 += BLOCK_ROWS) {
     const first = queryStart + m0, last = queryStart + Math.min(T, m0 + BLOCK_ROWS) - 1;
     const b = blockTiles(rule, first, last, kvLen, v);
@@ -111,13 +115,16 @@ export function windowKernelWork(rule: SinkLocalRule, queryStart: number, T: num
 /**
  * Per-SM µs of the time model on the H100 (128-key tiles): a block's fixed cost, a tile without and
  * with the mask loop. A 64-key tile costs 0.5 / 0.89 of a 128-key one (dense v3 ran 64-key tiles at
- * 0.89 of the 128-key rate, docs/perf.md).
+ * 0.89 of the 128-key rate, docs/perf.md). A persistent work item's fixed cost is a guess written before
+ * its first measurement: the next item's Q and first K/V loads run under the current item's last tile
+ * and store, leaving the item's setup and its last P·V.
  */
-export const H100_WINDOW_KERNEL_COSTS = { blockUs: 3.0, tileUs: 1.87, maskedTileUs: 2.44, sms: 132 } as const;
+export const H100_WINDOW_KERNEL_COSTS = { blockUs: 3.0, persistentItemUs: 1.0, tileUs: 1.87, maskedTileUs: 2.44, sms: 132 } as const;
 
 /** Predicted kernel ms for `heads` query heads from the work of one head. */
-export function predictedWindowKernelMs(w: WindowKernelWork, heads: number, blockN: 64 | 128, c = H100_WINDOW_KERNEL_COSTS): number {
-  const tileScale = blockN === 128 ? 1 : 0.5 / 0.89;
-  const perHeadUs = w.blocks * c.blockUs + tileScale * ((w.tiles - w.maskedTiles) * c.tileUs + w.maskedTiles * c.maskedTileUs);
+export function predictedWindowKernelMs(w: WindowKernelWork, heads: number, c = H100_WINDOW_KERNEL_COSTS): number {
+  const tileScale = w.variant.blockN === 128 ? 1 : 0.5 / 0.89;
+  const fixedUs = w.variant.persistent ? c.persistentItemUs : c.blockUs;
+  const perHeadUs = w.blocks * fixedUs + tileScale * ((w.tiles - w.maskedTiles) * c.tileUs + w.maskedTiles * c.maskedTileUs);
   return (perHeadUs * heads) / c.sms / 1000;
 }

@@ -37,6 +37,8 @@ import { measurePrefill } from './sparse-prefill-measure.js';
 export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
   default: {},
   fold: { foldSinks: true },
+  persist: { persistent: true },
+  'fold-persist': { foldSinks: true, persistent: true },
 };
 
 interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }
@@ -124,17 +126,17 @@ async function main(argv: string[]): Promise<number> {
         for (const v of order) callMs[v].push(measurePrefill(rt, methods[v], callInto(outs[v].ptr), o.repeats).attentionMs);
         const kernelMs = methods.map((m, v) => timeOnDevice(rt, () => m.prefill(callInto(outs[v].ptr)), { warmup: 2, repeats: o.repeats * 2 }).medianMs);
         const sampled = o.variants.map((_, v) => sampledRows(rt, outs[v].ptr, n, H * D));
-        const defaultWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false });
-        const defaultPredicted = predictedWindowKernelMs(defaultWork, H, 128);
+        const defaultWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false, persistent: false });
+        const defaultPredicted = predictedWindowKernelMs(defaultWork, H);
         for (let v = 0; v < o.variants.length; v++) {
           const variant = WINDOW_VARIANTS[o.variants[v]];
-          const work = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: variant.foldSinks ?? false });
+          const work = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: variant.foldSinks ?? false, persistent: variant.persistent ?? false });
           const call = (callMs[v][0] + callMs[v][1]) / 2;
           const row: SinkLocalBenchRow = {
             n, s, variant: o.variants[v], denseMs, callMs: call, kernelMs: kernelMs[v], ratio: call / ((1 - s) * denseMs),
             tilesPerBlock: work.tiles / work.blocks, sinkTiles: work.sinkTiles, foldedBlocks: work.foldedBlocks,
             computedOverAttended: work.computedPairs / work.attendedPairs,
-            predictedVsDefault: predictedWindowKernelMs(work, H, 128) / defaultPredicted,
+            predictedVsDefault: predictedWindowKernelMs(work, H) / defaultPredicted,
             kernelVsDefault: kernelMs[v] / kernelMs[0], maxDiff: maxAbsDiff(sampled[v], sampled[0]),
           };
           rows.push(row);

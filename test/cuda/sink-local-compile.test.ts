@@ -17,9 +17,13 @@ const run = promisify(execFile);
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# sink-local variant compile checks skipped: ${skip}`);
 
-/** The defines WgmmaSinkLocalPrefill passes for its default tiling, plus the variant's. */
-const VARIANTS: Record<string, number>[] = [64, 128].map((HEAD_DIM) => ({
-  HEAD_DIM, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1, SINK_LOCAL: 1, SINK_FOLD: 1,
+/** The defines WgmmaSinkLocalPrefill passes for its default tiling, plus each variant's (both flags at both head dims). */
+const FLAGS: Record<string, number>[] = [
+  { HEAD_DIM: 128, SINK_FOLD: 1 }, { HEAD_DIM: 64, SINK_PERSIST: 1 },
+  { HEAD_DIM: 128, SINK_FOLD: 1, SINK_PERSIST: 1 }, { HEAD_DIM: 64, SINK_FOLD: 1, SINK_PERSIST: 1 },
+];
+const VARIANTS: Record<string, number>[] = FLAGS.map(({ HEAD_DIM, ...flags }) => ({
+  HEAD_DIM, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1, SINK_LOCAL: 1, ...flags,
 }));
 
 describe('sink-local window kernel variants compile for sm_90a (nvcc)', { skip }, () => {

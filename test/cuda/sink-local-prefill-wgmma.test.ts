@@ -10,7 +10,9 @@
  *   - every sink attended by every row with its full weight: sinks score far above every other key and
  *     their value rows are one-hot, so each row's output is 1 / sinkTokens in each sink's column;
  *   - at sparsity 0 the output equals the dense wgmma kernel's bit for bit (the same tiles and masks).
- * The checks run on the default kernel and on the sinks-folded variant (SinkLocalWindowVariant.foldSinks).
+ * The checks run on the default kernel and on its opt-in variants (SinkLocalWindowVariant): sinks folded,
+ * and persistent blocks, capped at a few so that each block walks many work items (folded and not, whole
+ * and partial blocks, chunks).
  * Skipped, with the reason printed, where there is no CUDA device or it is not a Hopper GPU.
  */
 import assert from 'node:assert/strict';
@@ -40,12 +42,17 @@ const RANDOM_CASES: SinkLocalCase[] = [
   { name: '200 sinks over two tiles, target sparsity 0.9', n: 1500, H: 4, Hkv: 2, D: 64, seed: 48, options: { sparsity: 0.9, params: { sinkTokens: 200 } }, chunks: [1500] },
   // 60 sinks fold into some blocks' first window tile and not others (the head left of the window is 0-127 keys).
   { name: '60 sinks, target sparsity 0.95, two chunks', n: 2000, H: 4, Hkv: 1, D: 128, seed: 49, options: { sparsity: 0.95, params: { sinkTokens: 60 } }, chunks: [777, 1223] },
+  // More work items (24 row blocks x 8 heads) than the GPU has multiprocessors, uncapped persistent blocks too.
+  { name: 'target sparsity 0.9, 192 work items, two chunks', n: 3000, H: 8, Hkv: 2, D: 128, seed: 50, options: { sparsity: 0.9 }, chunks: [1100, 1900] },
 ];
 
 /** The window kernel's variants every check runs on. */
 const VARIANTS: { label: string; variant: SinkLocalWindowVariant }[] = [
   { label: 'window kernel', variant: {} },
   { label: 'window kernel, sinks folded', variant: { foldSinks: true } },
+  { label: 'window kernel, 5 persistent blocks', variant: { persistent: true, persistentBlocks: 5 } },
+  { label: 'window kernel, sinks folded, 7 persistent blocks', variant: { foldSinks: true, persistent: true, persistentBlocks: 7 } },
+  { label: 'window kernel, sinks folded, persistent', variant: { foldSinks: true, persistent: true } },
 ];
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
@@ -126,6 +133,7 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule).kernelLabel, /sink-local$/);
     assert.equal(new SinkLocalDevicePrefill(rt, shape, rule, 1).kernelLabel, 'vertical-slash');
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true }).kernelLabel, /sink-local-fold$/);
+    assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true, persistent: true }).kernelLabel, /sink-local-fold-persist$/);
   });
 
   for (const c of RANDOM_CASES) {
@@ -236,33 +244,35 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     }
   }
 
-  test('sparsity 0: the dense wgmma kernel\'s output bit for bit', (t) => {
-    if (unsupported) return t.skip(unsupported);
-    const n = 777, H = 8, Hkv = 2, D = 128;
-    const rand = randomGenerator(47);
-    const q = randomBf16Values(n * H * D, rand, 2), k = randomBf16Values(n * Hkv * D, rand, 2), v = randomBf16Values(n * Hkv * D, rand);
-    const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
-    const dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v), dq = uploadAsBf16(rt, q);
-    const sparse = poisonedBf16(rt, n * H * D), dense = poisonedBf16(rt, n * H * D);
-    const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, sinkLocalRuleFrom({ sparsity: 0 }), 'window');
-    try {
-      devCache.appendTokens({ k: dk.ptr, v: dv.ptr, rowStride: Hkv * D }, n);
-      const scale = 1 / Math.sqrt(D);
-      gpu.prefill({
-        layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.ptr, qRowStride: H * D, numQueries: n, queryStart: 0,
-        cache: devCache, out: sparse.ptr, isLastChunk: true,
-      });
-      new WgmmaFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }).run({
-        q: dq.ptr, k: devCache.keys.ptr, v: devCache.values.ptr, out: dense.ptr, numQueries: n, queryStart: 0, kvLen: n,
-        kvStride: devCache.capacity, scale,
-      });
-      const a = downloadBf16(rt, sparse, n * H * D), b = downloadBf16(rt, dense, n * H * D);
-      assert.equal(countNaN(a), 0);
-      assert.deepEqual(a, b);
-    } finally {
-      gpu.reset();
-      devCache.release();
-      for (const b of [dk, dv, dq, sparse, dense]) rt.pool.release(b);
-    }
-  });
+  for (const { label, variant } of VARIANTS) {
+    test(`${label}: sparsity 0 gives the dense wgmma kernel's output bit for bit`, (t) => {
+      if (unsupported) return t.skip(unsupported);
+      const n = 777, H = 8, Hkv = 2, D = 128;
+      const rand = randomGenerator(47);
+      const q = randomBf16Values(n * H * D, rand, 2), k = randomBf16Values(n * Hkv * D, rand, 2), v = randomBf16Values(n * Hkv * D, rand);
+      const devCache = new DeviceLayerKvCache(rt, Hkv, D, n);
+      const dk = uploadAsBf16(rt, k), dv = uploadAsBf16(rt, v), dq = uploadAsBf16(rt, q);
+      const sparse = poisonedBf16(rt, n * H * D), dense = poisonedBf16(rt, n * H * D);
+      const gpu = new SinkLocalDevicePrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, sinkLocalRuleFrom({ sparsity: 0 }), 'window', variant);
+      try {
+        devCache.appendTokens({ k: dk.ptr, v: dv.ptr, rowStride: Hkv * D }, n);
+        const scale = 1 / Math.sqrt(D);
+        gpu.prefill({
+          layer: 0, shape: { numHeads: H, numKvHeads: Hkv, headDim: D, scale }, q: dq.ptr, qRowStride: H * D, numQueries: n, queryStart: 0,
+          cache: devCache, out: sparse.ptr, isLastChunk: true,
+        });
+        new WgmmaFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }).run({
+          q: dq.ptr, k: devCache.keys.ptr, v: devCache.values.ptr, out: dense.ptr, numQueries: n, queryStart: 0, kvLen: n,
+          kvStride: devCache.capacity, scale,
+        });
+        const a = downloadBf16(rt, sparse, n * H * D), b = downloadBf16(rt, dense, n * H * D);
+        assert.equal(countNaN(a), 0);
+        assert.deepEqual(a, b);
+      } finally {
+        gpu.reset();
+        devCache.release();
+        for (const b of [dk, dv, dq, sparse, dense]) rt.pool.release(b);
+      }
+    });
+  }
 });

@@ -5,8 +5,10 @@
  * (src/methods/sink-local.ts, sinkLocalKeys). The work is the attended pairs plus one diagonal tile
  * per block, at the dense kernel's rate; no index is built or uploaded. Opt-in variant (SinkLocalWindowVariant):
  * foldSinks loads the sinks into the first window tile's head, whose keys every row of the block masks
- * off anyway, instead of a whole tile 0 (where they fit: 4 sinks in ~97% of blocks; docs in
- * flash-prefill-wgmma.cu, SINK_FOLD).
+ * off anyway, instead of a whole tile 0 (where they fit: 4 sinks in all blocks whose window starts past
+ * tile 0; SINK_FOLD); persistent launches at most one block per multiprocessor, each walking 128-row work
+ * items so that the next item's loads overlap the current one's last tile and store (SINK_PERSIST). Both
+ * are documented in flash-prefill-wgmma.cu.
  */
 import type { SinkLocalRule } from '../../../methods/sink-local.js';
 import type { CudaKernel } from '../module.js';
@@ -45,6 +47,10 @@ export type SinkLocalPrefillArgs = Omit<FlashPrefillArgs, 'slidingWindow'>;
 export interface SinkLocalWindowVariant {
   /** Sinks folded into the first window tile's masked head instead of a tile 0 of their own (SINK_FOLD). */
   foldSinks?: boolean;
+  /** At most one block per multiprocessor, each walking work items in the heaviest-first order (SINK_PERSIST). */
+  persistent?: boolean;
+  /** persistent only: at most this many blocks (tests use a few, so that each block walks many items). */
+  persistentBlocks?: number;
 }
 
 export class WgmmaSinkLocalPrefill {
@@ -62,10 +68,15 @@ export class WgmmaSinkLocalPrefill {
     }
     this.tiling = resolveWgmmaPrefillTiling(tiling);
     if ((this.tiling.version ?? 3) !== 3) throw new Error('sink-local wgmma prefill: needs loop version 3');
+    const cap = variant.persistentBlocks;
+    if (cap !== undefined && (!variant.persistent || !Number.isInteger(cap) || cap < 1)) {
+      throw new Error(`sink-local wgmma prefill: persistentBlocks must be a positive integer, with persistent (got ${cap})`);
+    }
   }
 
   get label(): string {
-    return `${wgmmaTilingLabel(this.tiling)}-sink-local${this.variant.foldSinks ? '-fold' : ''}`;
+    const v = this.variant;
+    return `${wgmmaTilingLabel(this.tiling)}-sink-local${v.foldSinks ? '-fold' : ''}${v.persistent ? '-persist' : ''}`;
   }
 
   prepare(): CudaKernel {
@@ -77,7 +88,7 @@ export class WgmmaSinkLocalPrefill {
     this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
       WGMMA_VERSION: 3, KV_STAGES: t.stages ?? 2, Q_IN_REGS: t.qInRegisters ? 1 : 0, WARP_ARRIVALS: t.warpArrivals ? 1 : 0,
-      SINK_LOCAL: 1, ...(this.variant.foldSinks ? { SINK_FOLD: 1 } : {}),
+      SINK_LOCAL: 1, ...(this.variant.foldSinks ? { SINK_FOLD: 1 } : {}), ...(this.variant.persistent ? { SINK_PERSIST: 1 } : {}),
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f64', 'f32']);
     return this.kernel;
@@ -87,9 +98,12 @@ export class WgmmaSinkLocalPrefill {
   run(a: SinkLocalPrefillArgs, rule: SinkLocalKernelRule): void {
     const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     const { qRowStride } = checkedPrefillArgs(this.label, this.shape, a);
+    const rowBlocks = Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS);
+    // Persistent: one block per multiprocessor (one fits), or the variant's cap, each walking work items.
+    const persistentBlocks = Math.min(rowBlocks * H, this.variant.persistentBlocks ?? this.rt.cuda.info.multiprocessors);
     this.prepare().launch(
       {
-        grid: [Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS), H, 1],
+        grid: this.variant.persistent ? [persistentBlocks, 1, 1] : [rowBlocks, H, 1],
         block: [384, 1, 1],
         sharedBytes: wgmmaPrefillSharedBytes(D, this.tiling),
         stream: this.rt.stream,

@@ -31,7 +31,11 @@
 // its rows' windows, so the work is the attended pairs plus one diagonal tile per block), SINK_FOLD
 // (SINK_LOCAL only: 1 loads the sink keys into the head of the block's first window tile, whose leading
 // keys lie left of every row's window and would be masked anyway, instead of visiting tile 0 for them,
-// whenever they fit there; a block then visits its window tiles alone).
+// whenever they fit there; a block then visits its window tiles alone), SINK_PERSIST (SINK_LOCAL only: 1
+// launches at most one block per multiprocessor, each walking the 128-row work items blockIdx.x,
+// blockIdx.x + gridDim.x, ... of the heaviest-first order; the producer loads the next item's Q as soon
+// as both warpgroups have issued their last Q·Kᵀ of the current one, and its K/V tiles into the stages
+// the current item frees, so the next item's loads run under the current one's last tile and store).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -63,6 +67,17 @@
 #endif
 #ifndef SINK_FOLD
 #define SINK_FOLD 0
+#endif
+#ifndef SINK_PERSIST
+#define SINK_PERSIST 0
+#endif
+
+// A warpgroup's row positions and (sink + local) window bounds: fixed for the block, or, with
+// SINK_PERSIST, set anew for each work item (the mask reads them).
+#if SINK_PERSIST
+#define PER_ITEM
+#else
+#define PER_ITEM const
 #endif
 
 namespace {
@@ -97,11 +112,13 @@ static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAG
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
+static_assert(SINK_PERSIST == 0 || SINK_LOCAL == 1, "SINK_PERSIST needs SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 
 
 
+#if !SINK_PERSIST
 // Normalises and stores this lane's rows (block coordinates re-read: nothing stays live across the loop).
 __device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const float (&rowSum)[2], bf16_t* out, int H, int T,
                                              int wg, int wl, int g, int t4) {
@@ -109,6 +126,7 @@ __device__ __forceinline__ void store_output(const float (&o)[D / 8][4], const f
   prefill_block_coords<BLOCK_ORDER>(H, mBlock, h);
   flash_store_rows<D / 8>(o, rowSum, out, mBlock * BM + wg * 64 + wl * 16, g, t4, T, H, h);
 }
+#endif
 
 #if SINK_LOCAL
 // First key of the local window of the query at position p (sinkLocalKeys in src/methods/sink-local.ts):
@@ -190,7 +208,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   constexpr int foldCols = 0;
 #endif
   const int sinkTiles = (sinkTokens > 0 && foldCols == 0) ? min((sinkTokens + BN - 1) / BN, firstTile) : 0;
+#if !SINK_PERSIST
   auto tileAt = [&](int i) { return i < sinkTiles ? i : firstTile + i - sinkTiles; };
+#endif
 #else
   const int firstTile = max(0, queryStart + m0 - window + 1) / BN;
 #endif
@@ -200,8 +220,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   zero_accumulators<D, BN>(o, s);
   float rowMax[2] = {NEG_INF, NEG_INF}, rowSum[2] = {0.f, 0.f};
 
-  const int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row
-  const int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
+  PER_ITEM int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row
+  PER_ITEM int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
 #if !Q_IN_REGS
   const u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile
 #endif
@@ -225,9 +245,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   // Masks keys right of the diagonal, past the cache, or outside the row's window (a sliding window's,
   // or sink + local's: neither a sink nor at or after the row's window start), only on tiles that reach them.
 #if SINK_LOCAL
-  const int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
-  const int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
-                         sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
+  PER_ITEM int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
+  PER_ITEM int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
+                            sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
   // Keys below sinkKeyEnd count as sinks: sinkTokens, or in a folded first window tile its first
   // foldCols keys' places, which hold the sinks (set before each tile's mask).
   int sinkKeyEnd = sinkTokens;
@@ -383,6 +403,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const u32 bars = sV + S * KV_TILE;  // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
+#if SINK_PERSIST
+  const u32 emptyQ = emptyV + 8 * S;  // released once both warpgroups have issued an item's last Q·Kᵀ
+  if (tid == 0) {
+    mbar_init(emptyQ, EMPTY_ARRIVALS);
+    mbar_init_fence();
+  }
+#endif
   __syncthreads();
 #if SINK_LOCAL
   const int numTiles = sinkTiles + nTiles - firstTile;
@@ -391,6 +418,134 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   auto tileAt = [&](int i) { return firstTile + i; };
 #endif
 
+#if SINK_PERSIST
+  // Work item w: query block rowBlocks - 1 - w / H of head w % H (prefill_block_coords' global order).
+  const int rowBlocks = (T + BM - 1) / BM;
+  const int items = rowBlocks * H;
+  // The one-block-per-item values above (from blockIdx) have no meaning here; each item computes its own.
+  (void)hk;
+  (void)numTiles;
+  struct Item {
+    int m0, h, firstTile, sinkTiles, foldCols, numTiles;
+    __device__ int tileAt(int i) const { return i < sinkTiles ? i : firstTile + i - sinkTiles; }
+  };
+  // The item's rows and key tiles, by the rule of the non-persistent kernel above.
+  auto itemAt = [&](int w) {
+    Item it;
+    it.m0 = (rowBlocks - 1 - w / H) * BM;
+    it.h = w % H;
+    const int itKvEnd = min(kvLen, queryStart + min(T, it.m0 + BM));
+    const int itLow = sink_local_start(queryStart + it.m0, sinkTokens, localWindow, keepFraction);
+    it.firstTile = itLow / BN;
+    it.foldCols = (SINK_FOLD && sinkTokens > 0 && it.firstTile > 0 && itLow - it.firstTile * BN >= sinkTokens) ? sinkTokens : 0;
+    it.sinkTiles = (sinkTokens > 0 && it.foldCols == 0) ? min((sinkTokens + BN - 1) / BN, it.firstTile) : 0;
+    it.numTiles = it.sinkTiles + (itKvEnd + BN - 1) / BN - it.firstTile;
+    return it;
+  };
+  if (wg == 2) {
+    set_max_registers_dec<PRODUCER_REGS>();
+    const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
+    // One 16-byte column chunk of rows pr, pr + P_ROWS, ... of a BM-row Q tile or a BN-row K/V tile whose
+    // first headRows rows hold keys 0 .. headRows - 1 (folded sinks); rows past `limit` are zero-filled.
+    auto copyTileRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit, int headRows) {
+      const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
+#pragma unroll
+      for (int i = 0; i < rows / P_ROWS; ++i) {
+        const int local = pr + i * P_ROWS;
+        const int r = local < headRows ? local : firstRow + local;
+        const bool inside = r < limit;
+        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
+      }
+    };
+    int st = 0;
+    u32 use = 0;  // how many times stage st was filled before
+    int n = 0;    // items this block has started
+    for (int w = blockIdx.x; w < items; w += gridDim.x, ++n) {
+      const Item it = itemAt(w);
+      if (n > 0) mbar_wait(emptyQ, (n - 1) & 1);  // the previous item's last Q·Kᵀ were issued and done
+      copyTileRows(sQ, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T, 0);
+      cp_async_mbar_arrive_noinc(fullQ);
+      const int itHk = it.h / (H / Hkv);
+      const bf16_t* kHead = k + (size_t)itHk * kvStride * D + chunk * 8;
+      const bf16_t* vHead = v + (size_t)itHk * kvStride * D + chunk * 8;
+      for (int i = 0; i < it.numTiles; ++i) {
+        const int n0 = it.tileAt(i) * BN;
+        const int headRows = i == 0 ? it.foldCols : 0;
+        if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+        copyTileRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen, headRows);
+        cp_async_mbar_arrive_noinc(fullK + 8 * st);
+        if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
+        copyTileRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen, headRows);
+        cp_async_mbar_arrive_noinc(fullV + 8 * st);
+        if (++st == S) { st = 0; ++use; }
+      }
+    }
+    cp_async_wait<0>();  // leave no copy in flight behind an exited thread
+  } else {
+  set_max_registers_inc<CONSUMER_REGS>();
+
+  if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
+  int st = 0, pst = S - 1;  // stages of tiles i and i - 1 (counted over all of this block's items)
+  u32 use = 0, puse = 0;    // how many times those stages were filled before
+  int n = 0;
+  for (int w = blockIdx.x; w < items; w += gridDim.x, ++n) {
+    const Item it = itemAt(w);
+    // The turns continue from item to item; warpgroup 1's arrival after the block's very last tile
+    // would have no matching wait.
+    const bool lastItem = w + gridDim.x >= items;
+    // This item's rows and windows, which maskScores reads.
+    wgFirstPos = queryStart + it.m0 + wg * 64;
+    qPos = wgFirstPos + wl * 16 + g;
+    wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
+    rowLow[0] = sink_local_start(qPos, sinkTokens, localWindow, keepFraction);
+    rowLow[1] = sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction);
+    zero_accumulators<D, BN>(o, s);
+    rowMax[0] = rowMax[1] = NEG_INF;
+    rowSum[0] = rowSum[1] = 0.f;
+    mbar_wait(fullQ, n & 1);
+    for (int i = 0; i < it.numTiles; ++i) {
+      const int j = it.tileAt(i);
+      mbar_wait(fullK + 8 * st, use & 1);
+      if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
+      fence_proxy_async_shared();
+      named_bar_sync(1 + wg, CONSUMER_THREADS);
+      wgmma_fence();
+      issueQK(sK + st * KV_TILE);
+      wgmma_commit();
+      if (i > 0) issuePV(sV + pst * KV_TILE);
+      wgmma_commit();
+      if (wg == 0 || !(lastItem && i + 1 == it.numTiles)) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+      float alpha[2];
+      wgmma_wait<1>();
+      wgmma_fence_operands(s);
+      release(emptyK + 8 * st);
+      if (i + 1 == it.numTiles) release(emptyQ);  // the item's last read of Q
+      sinkKeyEnd = (i == 0 && it.foldCols > 0) ? j * BN + it.foldCols : sinkTokens;
+      maskScores(j);
+      flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
+      wgmma_wait<0>();
+      wgmma_fence_operands(o);
+      if (i > 0) release(emptyV + 8 * pst);
+      flash_rescale_rows<D / 8>(o, alpha);
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+      pst = st;
+      puse = use;
+      if (++st == S) { st = 0; ++use; }
+    }
+    // The item's last P·V (stage pst), then its stage goes back to the producer for the next item.
+    mbar_wait(fullV + 8 * pst, puse & 1);
+    fence_proxy_async_shared();
+    wgmma_fence();
+    issuePV(sV + pst * KV_TILE);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(o);
+    release(emptyV + 8 * pst);
+    flash_store_rows<D / 8>(o, rowSum, out, it.m0 + wg * 64 + wl * 16, g, t4, T, H, it.h);
+  }
+  }  // consumers
+#else
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
     // 128 threads, each one 16-byte column chunk of rows pr, pr + P_ROWS, ... (P_ROWS a multiple of 8:
@@ -507,6 +662,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   wgmma_fence_operands(o);
   store_output(o, rowSum, out, H, T, wg, wl, g, t4);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
+#endif
 #endif
 
 #if WGMMA_VERSION <= 2
