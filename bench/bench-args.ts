@@ -57,11 +57,15 @@ export function camelCase(name: string): string {
 
 // ---- numbers ---------------------------------------------------------------------------------
 
-/** Bounds of a numeric option or list item. atLeast/atMost are inclusive, above/below exclusive. */
-export interface NumberRule { integer: boolean; atLeast?: number; above?: number; atMost?: number; below?: number }
+/**
+ * What a numeric option or list item takes: bounds (atLeast/atMost inclusive, above/below exclusive)
+ * or a set of values (oneOf: e.g. the chunk sizes a kernel has).
+ */
+export interface NumberRule { integer: boolean; atLeast?: number; above?: number; atMost?: number; below?: number; oneOf?: readonly number[] }
 
-/** The rule in words, as error messages show it: "an integer >= 1", "in [0, 1)", "> 0". */
+/** The rule in words, as error messages show it: "an integer >= 1", "in [0, 1)", "> 0", "16 or 64". */
 export function ruleText(r: NumberRule): string {
+  if (r.oneOf) return either(r.oneOf.map(String));
   const low = r.atLeast !== undefined ? { v: r.atLeast, open: false } : r.above !== undefined ? { v: r.above, open: true } : null;
   const high = r.atMost !== undefined ? { v: r.atMost, open: false } : r.below !== undefined ? { v: r.below, open: true } : null;
   let bounds = '';
@@ -74,6 +78,7 @@ export function ruleText(r: NumberRule): string {
 
 function satisfies(v: number, r: NumberRule): boolean {
   if (!Number.isFinite(v) || (r.integer && !Number.isInteger(v))) return false;
+  if (r.oneOf && !r.oneOf.includes(v)) return false;
   if (r.atLeast !== undefined && v < r.atLeast) return false;
   if (r.above !== undefined && v <= r.above) return false;
   if (r.atMost !== undefined && v > r.atMost) return false;
@@ -93,6 +98,11 @@ interface Described { describe: string; placeholder?: string; defaultText?: stri
 interface NumberSpec extends Described, Omit<NumberRule, 'integer'> {
   /** What one value is, for messages: "length", "repeat count". */
   noun?: string;
+}
+
+function ruleOf(spec: NumberSpec, integer: boolean): NumberRule {
+  const { atLeast, above, atMost, below, oneOf } = spec;
+  return { integer, atLeast, above, atMost, below, oneOf };
 }
 
 function showDefault(v: unknown): string | null {
@@ -134,13 +144,13 @@ export function text(spec: Described & { default?: string; required?: boolean })
 
 /** One integer. */
 export function int(spec: NumberSpec & { default: number }): BenchOption<number> {
-  const rule = { ...spec, integer: true };
+  const rule = ruleOf(spec, true);
   return option(spec, { placeholder: 'N', fallback: spec.default, convert: (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value') });
 }
 
 /** One number. */
 export function num(spec: NumberSpec & { default: number }): BenchOption<number> {
-  const rule = { ...spec, integer: false };
+  const rule = ruleOf(spec, false);
   return option(spec, { placeholder: 'X', fallback: spec.default, convert: (raw, f) => parseNumber(raw, rule, f, spec.noun ?? 'value') });
 }
 
@@ -150,7 +160,7 @@ interface ListSpec extends NumberSpec {
 }
 
 function numberList(spec: ListSpec, integer: boolean): (raw: string, flag: string) => number[] {
-  const rule = { ...spec, integer };
+  const rule = ruleOf(spec, integer);
   return (raw, f) => (spec.none && raw === 'none' ? [] : raw.split(',').map((x) => parseNumber(x, rule, f, spec.noun ?? 'value')));
 }
 

@@ -74,6 +74,11 @@ describe('bench-args: errors name the option', () => {
     bad(['--warmup', 'NaN'], /--warmup: bad number of seconds \(>= 0\) "NaN"/);
     bad(['--warmup', 'Infinity'], /--warmup: bad number/);
   });
+  test('a number from a set', () => {
+    const chunk = defineBenchArgs('x', '', { chunk: int({ describe: 'chunk size', default: 16, oneOf: [16, 64], noun: 'chunk size' }) });
+    assert.equal(chunk.parse(['--chunk', '64']).chunk, 64);
+    assert.throws(() => chunk.parse(['--chunk', '32']), /^BenchArgsError: --chunk: bad chunk size \(16 or 64\) "32"$/);
+  });
   test('missing value, a value given to a flag', () => {
     bad(['--repeats'], /^--repeats needs a value$/);
     bad(['--skip-matmul=yes'], /^--skip-matmul takes no value \(got "yes"\)$/);
@@ -131,6 +136,7 @@ describe('bench-args: --help', () => {
     assert.equal(ruleText({ integer: true }), 'an integer');
     assert.equal(ruleText({ integer: false }), 'a number');
     assert.equal(ruleText({ integer: true, atLeast: 1, atMost: 8 }), 'an integer in [1, 8]');
+    assert.equal(ruleText({ integer: true, oneOf: [16, 64] }), '16 or 64');
   });
 });
 
