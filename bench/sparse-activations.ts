@@ -358,14 +358,15 @@ class ActivationsBench extends RunLedger {
 
 export async function main(argv: string[]): Promise<number> {
   const o = parseSparseActivationsArgs(argv);
+  // The registry needs no GPU: an unknown --methods is refused here too.
+  const prefillMethods = listDeviceMethods().flatMap((e) => (e.phase === 'prefill' ? [e.factory] : []));
+  const methods = pickByIds(prefillMethods, o.methods, (f) => f.methodId, { flag: '--methods', missing: 'no GPU prefill method', known: 'GPU prefill methods' });
   if (!isCudaAvailable()) {
     console.log(`sparse-activations benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
   const ckpt = loadCheckpoint(o.model);
   const config = ckpt.config;
-  const prefillMethods = listDeviceMethods().flatMap((e) => (e.phase === 'prefill' ? [e.factory] : []));
-  const methods = pickByIds(prefillMethods, o.methods, (f) => f.methodId, { flag: '--methods', missing: 'no GPU prefill method', known: 'GPU prefill methods' });
   const fullLayers = config.layerTypes.flatMap((t, l) => (t === 'full' ? [l] : []));
   const rt = new CudaRuntime();
   const info = rt.cuda.info;

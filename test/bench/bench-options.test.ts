@@ -17,7 +17,7 @@ import { KERNEL_ORACLE_ARGS, parseKernelOracleArgs } from '../../bench/kernel-or
 import { ORACLE_CASES } from '../../bench/kernel-oracle-cases.js';
 import { MODEL_BENCH_ARGS, parseModelBenchArgs } from '../../bench/model.js';
 import { ORGANISM_SHAPES_ARGS, parseOrganismShapesArgs } from '../../bench/organism-shapes.js';
-import { SPARSE_ACTIVATIONS_ARGS, parseSparseActivationsArgs } from '../../bench/sparse-activations.js';
+import { SPARSE_ACTIVATIONS_ARGS, main as sparseActivationsMain, parseSparseActivationsArgs } from '../../bench/sparse-activations.js';
 
 describe('bench attention', () => {
   test('defaults', () => {
@@ -188,6 +188,9 @@ describe('after the move: bad values named, --help everywhere', () => {
     refuses(() => parseOrganismShapesArgs(['--out', 'o', '--shapes', '8x384x6x2']), /^--shapes: shape "8x384x6x2": expected layers x hidden/);
     refuses(() => parseKernelBenchArgs(['--lengths', '32'], 3, 64), /^--lengths: bad length \(an integer >= 64\) "32"$/);
     refuses(() => parseKernelOracleArgs(['--out']), /^--out needs a value$/);
+  });
+  test('sparse-activations refuses a method with no GPU prefill implementation before it looks for a GPU', async () => {
+    await assert.rejects(sparseActivationsMain(['--methods', 'quest']), /^Error: --methods: no GPU prefill method quest \(GPU prefill methods: .*block_sparse/);
   });
   const tables = [ATTENTION_ARGS, CPU_BENCH_ARGS, KERNEL_ORACLE_ARGS, MODEL_BENCH_ARGS, L2_MODEL_ARGS, WASTE_MODEL_ARGS, WGMMA_MODEL_ARGS,
     UNION_CPU_ARGS, ORGANISM_SHAPES_ARGS, SPARSE_ACTIVATIONS_ARGS];
