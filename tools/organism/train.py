@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from data_order import chunk_for_step  # tools/organism/data_order.py (no torch: tested from node)
+from vt_statements import TokenKinds, gather_targets  # tools/organism/vt_statements.py (no torch)
 
 TASKS = ["niah", "vt", "cwe", "story_retrieval", "story_multihop", "story_filtering"]
 TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
@@ -130,7 +131,7 @@ class Batch:
     their targets, task, example b and whether the target is answer (not the fixed frame) [N]; prompt
     target positions pr_pos / pr_tgt [M]."""
 
-    def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64):
+    def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64, gather_kinds=None, gather_slots=5):
         longest = max(len(row[2]) for row in rows)
         T = int(math.ceil(longest / round_to) * round_to)
         B = len(rows)
@@ -163,9 +164,21 @@ class Batch:
         self.shape = (B, T)
         self.lengths = sorted({len(row[2]) for row in rows})
         self.example_task = torch.tensor([TASK_INDEX[row[0]] for row in rows], dtype=torch.long)
+        # --vt-gather-weight: positions from each VT statement's `Ġ=` to its last token, and the
+        # statement's LHS name tokens as targets [G, slots] (-100 past the name's end)
+        g_pos, g_tgt = [], []
+        if gather_kinds is not None:
+            for b, (task, p, ids, *_rest) in enumerate(rows):
+                if task == "vt":
+                    positions, targets = gather_targets(ids, p, gather_kinds, gather_slots)
+                    g_pos += [b * T + t for t in positions]
+                    g_tgt += targets
+        self.g_pos = torch.tensor(g_pos, dtype=torch.long)
+        self.g_tgt = torch.tensor(g_tgt, dtype=torch.long).reshape(-1, gather_slots)
 
     def to(self, device):
-        for name in ("x", "ans_pos", "ans_tgt", "ans_task", "ans_ex", "ans_is_answer", "example_task", "pr_pos", "pr_tgt"):
+        for name in ("x", "ans_pos", "ans_tgt", "ans_task", "ans_ex", "ans_is_answer", "example_task", "pr_pos", "pr_tgt",
+                     "g_pos", "g_tgt"):
             setattr(self, name, getattr(self, name).to(device, non_blocking=True))
         return self
 
@@ -173,6 +186,7 @@ class Batch:
 def batch_stream(args, pad_id, first_step, last_step):
     """Background thread: reads and tensorises the chunk of each step, in step order."""
     q = queue.Queue(maxsize=3)
+    kinds = gather_token_kinds(args.tokenizer_dir) if args.vt_gather_weight > 0 else None
 
     def work():
         try:
@@ -183,7 +197,8 @@ def batch_stream(args, pad_id, first_step, last_step):
                     q.put((step, c, None, waited))
                     continue
                 rng = np.random.default_rng([args.seed, step])
-                q.put((step, c, Batch(rows, pad_id, args.prompt_sample, rng), waited))
+                q.put((step, c, Batch(rows, pad_id, args.prompt_sample, rng, gather_kinds=kinds,
+                                      gather_slots=args.vt_gather_slots), waited))
             q.put(None)
         except BaseException as e:  # surfaced in the training loop
             q.put(e)
@@ -196,6 +211,58 @@ def batch_stream(args, pad_id, first_step, last_step):
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+# ----------------------------------------------------------------------------- VT gather supervision
+
+def gather_token_kinds(tokenizer_dir):
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+    return TokenKinds([tk.id_to_token(i) for i in range(tk.get_vocab_size())])
+
+
+class GatherHead(torch.nn.Module):
+    """Training-only read-out (never saved): from the residual stream after layer L at a VT statement's
+    `Ġ=` … last token, predict the statement's LHS name token by token (slot k = its k-th token) through
+    the model's own (detached) embedding matrix.
+
+    Why: a VT hop's reply knows the RHS and must write the LHS, which precedes it; under causal
+    attention only the positions from `Ġ=` on can carry "my LHS is …". The shipped model carries the
+    LHS's first token there and copies the rest by one-token induction, which lands in another name
+    sharing that token (docs: /work/notes/s8/perf-org.md). This loss asks layers ≤ L to put every LHS
+    token there, each linearly readable by its index, where the reply's lookup already attends."""
+
+    def __init__(self, hidden, slots):
+        super().__init__()
+        self.slots = slots
+        self.norm = torch.nn.RMSNorm(hidden, eps=1e-5)
+        self.proj = torch.nn.Linear(hidden, hidden * slots, bias=False)
+        torch.nn.init.normal_(self.proj.weight, std=0.02)
+
+    def forward(self, h, embedding):
+        """h [G, hidden], embedding [V, hidden] -> logits [G, slots, V]."""
+        z = self.proj(self.norm(h)).view(h.shape[0], self.slots, -1)
+        return z @ embedding.detach().t()
+
+
+def gather_loss(head, hidden_states, batch, layer, embedding, probe_only):
+    """Mean cross-entropy of the LHS tokens over the batch's gather positions, and per-slot argmax hits
+    and counts (for the log). hidden_states: the model's tuple (index 0 = embeddings, L = after layer L).
+    probe_only: the hidden state is detached, so only the head learns (a linear probe of what the model
+    already holds there; a random head's first gradients would only disturb the model)."""
+    if batch.g_pos.numel() == 0:
+        z = torch.zeros((), device=batch.x.device)
+        return z, torch.zeros(head.slots, device=z.device), torch.zeros(head.slots, device=z.device)
+    h = hidden_states[layer].flatten(0, 1)[batch.g_pos]
+    if probe_only:
+        h = h.detach()
+    logits = head(h, embedding).float()
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.g_tgt.flatten(), ignore_index=-100)
+    with torch.no_grad():
+        valid = batch.g_tgt != -100
+        hits = ((logits.argmax(-1) == batch.g_tgt) & valid).float().sum(0)
+    return loss, hits, valid.float().sum(0)
 
 
 # ----------------------------------------------------------------------------- training
@@ -235,6 +302,13 @@ def make_optimizer(model, args):
 
 def train(args, model, device, log_path, special):
     opt = make_optimizer(model, args)
+    gather_head, gather_opt = None, None
+    if args.vt_gather_weight > 0:
+        if not 1 <= args.vt_gather_layer <= model.config.num_hidden_layers - 1:
+            raise SystemExit(f"--vt-gather-layer must be in 1..{model.config.num_hidden_layers - 1} (a layer's output the "
+                             f"later layers can read), got {args.vt_gather_layer}")
+        gather_head = GatherHead(model.config.hidden_size, args.vt_gather_slots).to(device)
+        gather_opt = torch.optim.AdamW(gather_head.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     probe_rows, probe_tok = None, None
     if args.probe_every:
         from tokenizers import Tokenizer
@@ -250,6 +324,7 @@ def train(args, model, device, log_path, special):
     tokens_seen = 0
     waited_total = 0.0
     acc = None
+    g_acc = None  # VT gather loss sum, per-slot hits and counts over the log window
     stopped_early = None
     lrs = []  # every step's lr, logged so a time-budgeted run can be replayed step for step
     with open(log_path, "a") as log:
@@ -266,11 +341,18 @@ def train(args, model, device, log_path, special):
             lr = lr_at(step, args, warmup, elapsed)
             lrs.append(lr)
             prompt_weight = prompt_weight_at(step, args)
-            for g in opt.param_groups:
+            for g in opt.param_groups + (gather_opt.param_groups if gather_opt else []):
                 g["lr"] = lr
             batch.to(device)
             with amp:
-                hidden = forward(input_ids=batch.x).last_hidden_state.flatten(0, 1)
+                if gather_head is not None:
+                    outputs = forward(input_ids=batch.x, output_hidden_states=True)
+                    g_loss, g_hits, g_count = gather_loss(gather_head, outputs.hidden_states, batch, args.vt_gather_layer,
+                                                          model.get_input_embeddings().weight,
+                                                          probe_only=step - first < args.vt_gather_probe_steps)
+                else:
+                    outputs = forward(input_ids=batch.x)
+                hidden = outputs.last_hidden_state.flatten(0, 1)
                 h_ans = hidden[batch.ans_pos]
                 h_pr = hidden[batch.pr_pos]
                 logits_ans = model.lm_head(h_ans).float()
@@ -284,10 +366,19 @@ def train(args, model, device, log_path, special):
             loss_ans = (ce_ans * w).sum() / w.sum().clamp_min(1e-9)
             loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
             loss = loss_ans + prompt_weight * loss_pr
+            if gather_head is not None:
+                loss = loss + args.vt_gather_weight * g_loss
+                gather_opt.zero_grad(set_to_none=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()
+            if gather_head is not None:
+                torch.nn.utils.clip_grad_norm_(gather_head.parameters(), args.grad_clip)
+                gather_opt.step()
+                has_vt = torch.ones(1, device=device) if batch.g_pos.numel() else torch.zeros(1, device=device)
+                g_stats = torch.cat([g_loss.detach().reshape(1), has_vt, g_hits, g_count])
+                g_acc = g_stats if g_acc is None else g_acc + g_stats
             tokens_seen += batch.tokens
             with torch.no_grad():
                 correct = (logits_ans.argmax(-1) == batch.ans_tgt).float()
@@ -321,6 +412,11 @@ def train(args, model, device, log_path, special):
                         for i, t in enumerate(TASKS) if per_task[i, 2] > 0
                     },
                 }
+                if g_acc is not None:
+                    g = g_acc.cpu().numpy()
+                    slots = args.vt_gather_slots
+                    rec["vt_gather"] = {"loss": float(g[0] / max(g[1], 1)), "slot_acc": [float(g[2 + k] / max(g[2 + slots + k], 1)) for k in range(slots)]}
+                    g_acc = None
                 if probe_rows and (step + 1) % args.probe_every == 0:
                     t_probe = time.time()
                     rec["probe"] = greedy_probe(model, probe_rows, probe_tok, special, device)
@@ -331,8 +427,9 @@ def train(args, model, device, log_path, special):
                 acc = None
                 lrs = []
                 tasks = " ".join(f"{t[:8]}={v['answer_acc']:.2f}/{v['answer_exact']:.2f}" for t, v in rec["per_task"].items())
+                gathered = (" | vt gather " + " ".join(f"{a:.2f}" for a in rec["vt_gather"]["slot_acc"])) if "vt_gather" in rec else ""
                 print(f"step {step + 1:5d} T={batch.shape[1]:5d} loss {stats[0]:.3f} prompt {stats[1]:.3f} lr {lr:.2e} "
-                      f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | answer acc/exact {tasks}", flush=True)
+                      f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | answer acc/exact {tasks}{gathered}", flush=True)
     return stopped_early
 
 
@@ -566,6 +663,12 @@ def main():
     p.add_argument("--first-chunk", type=int, default=0, help="chunk of the run's first step (a resumed run's fresh data)")
     p.add_argument("--fresh-start", action="store_true",
                    help="the first reuse-lag*(reuse-1) steps train on fresh chunks only (no replay clamped to the first chunk; run 8 on)")
+    p.add_argument("--vt-gather-weight", type=float, default=0.0,
+                   help="weight of the training-only VT gather loss (GatherHead; 0: off, the runs before 12)")
+    p.add_argument("--vt-gather-layer", type=int, default=3, help="its read-out's hidden state: the output of this layer")
+    p.add_argument("--vt-gather-probe-steps", type=int, default=200,
+                   help="the run's first N steps train the gather head alone (the model's hidden states detached)")
+    p.add_argument("--vt-gather-slots", type=int, default=5, help="LHS name tokens predicted (a name is 3-5 tokens)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--mlp", type=int, default=768)
     p.add_argument("--layers", type=int, default=6)
