@@ -21,8 +21,8 @@ const V8: QuestKernelOptions = { ...V7, lightScores: true };
 const V9: QuestKernelOptions = { ...V8, guessedPass: true };
 const V10: QuestKernelOptions = { ...V9, epochBarriers: true };
 
-/** What one QUEST_GRID_STEP_ENTRIES invocation compiles: its template flags and FIXED_HEADS. */
-interface Compiled { rolled: boolean; light: boolean; guessed: boolean; epoch: boolean; fixedHeads: number | 'anyPlain' }
+/** What one QUEST_GRID_STEP_ENTRIES invocation compiles: its template flags, FIXED_HEADS and BATCHED_SUMS. */
+interface Compiled { rolled: boolean; light: boolean; guessed: boolean; epoch: boolean; fixedHeads: number | 'anyPlain'; batched: boolean }
 
 /** quest.cu's step entries by name (both of each invocation: quest_grid_step<SUFFIX>, quest_grid_step_at<SUFFIX>). */
 function compiledEntries(): Map<string, Compiled> {
@@ -34,7 +34,7 @@ function compiledEntries(): Map<string, Compiled> {
     const fixed = args[4] ?? '0';
     const compiled: Compiled = {
       rolled: flag(0), light: flag(1), guessed: flag(2), epoch: flag(3),
-      fixedHeads: fixed === 'QUEST_ANY_PLAIN_HEADS' ? 'anyPlain' : Number(fixed),
+      fixedHeads: fixed === 'QUEST_ANY_PLAIN_HEADS' ? 'anyPlain' : Number(fixed), batched: flag(5),
     };
     assert.ok(compiled.fixedHeads === 'anyPlain' || Number.isInteger(compiled.fixedHeads), `FIXED_HEADS "${fixed}" of ${m[1]}`);
     entries.set(`quest_grid_step${m[1]}`, compiled);
@@ -63,16 +63,20 @@ test('the picked entries: versions as their options say, unit-size entries only 
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V8, ...s }, h)), ['v8h1', 'v8h2', 'v7', 'v8h4', 'v7', 'v7', 'v7', 'v7']);
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s }, h)),
     ['v10h1', 'v10h2', 'v10hp', 'v10h4', 'v10hp', 'v10hp', 'v10hp', 'v10h8']);
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true }, h)),
+    ['v10h1b', 'v10h2', 'v10hp', 'v10h4b', 'v10hp', 'v10hp', 'v10hp', 'v10h8']);
 });
 
 test('each picked entry is compiled for the unit size it serves, with the version\'s flags', () => {
   const compiled = compiledEntries();
-  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads'>]> = [
+  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads' | 'batched'>]> = [
     ['v7', V7, { rolled: true, light: false, guessed: false, epoch: false }],
     ['v8', V8, { rolled: true, light: true, guessed: false, epoch: false }],
     ['v10', V10, { rolled: true, light: true, guessed: true, epoch: true }],
+    ['v10, batched page sums', { ...V10, batchedPageSums: true }, { rolled: true, light: true, guessed: true, epoch: true }],
   ];
   for (const [label, options, flags] of variants) for (const specializedHeads of [false, true]) for (let heads = 1; heads <= 8; heads++) {
+    if (options.batchedPageSums && !specializedHeads) continue; // refused by QuestKernels
     const entry = questGridStepEntry({ ...options, specializedHeads }, heads);
     for (const key of QUEST_GRID_STEP_ENTRIES[entry]) {
       const name = QUEST_KERNEL_NAMES[key];
@@ -85,6 +89,7 @@ test('each picked entry is compiled for the unit size it serves, with the versio
       if (c.fixedHeads === 'anyPlain') assert.ok(![1, 2, 4].includes(heads), `${what}: v7's scorer where v8 has a light one`);
       else if (c.fixedHeads !== 0) assert.equal(c.fixedHeads, heads, what);
       if (specializedHeads && c.light) assert.notEqual(c.fixedHeads, 0, `${what}: carries every scorer`);
+      assert.equal(c.batched, (options.batchedPageSums ?? false) && (heads === 1 || heads === 4), `${what}: batched page sums`);
     }
   }
 });

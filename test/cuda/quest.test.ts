@@ -87,6 +87,8 @@ const LIGHT: QuestKernelOptions = { ...ROLLED, lightScores: true };
 const LIGHT_UNIT: QuestKernelOptions = { ...LIGHT, specializedHeads: true };
 /** v10 through its unit-size entries (1, 2, 4, 8 heads, any other size) likewise. */
 const EPOCH_UNIT: QuestKernelOptions = { ...LIGHT, guessedPass: true, epochBarriers: true, specializedHeads: true };
+/** v10's unit-size entries with batched page sums (units of 1 and 4 heads; others their plain unit-size entries). */
+const EPOCH_BATCHED: QuestKernelOptions = { ...EPOCH_UNIT, batchedPageSums: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -416,6 +418,7 @@ describe('CUDA Quest', { skip }, () => {
       const v10 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH);
       const v8h = new QuestKernels(rt, shape, P, c.sharePages, LIGHT_UNIT);
       const v10h = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_UNIT);
+      const v10hb = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_BATCHED);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -438,7 +441,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
@@ -459,7 +462,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT], ['v10hb', EPOCH_BATCHED]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -600,6 +603,7 @@ describe('CUDA Quest', { skip }, () => {
     ['v10', EPOCH], ['v10, empty chunks', { ...EPOCH, gridMinPagesPerBlock: 1 }],
     ['v8h', LIGHT_UNIT], ['v8h, empty chunks', { ...LIGHT_UNIT, gridMinPagesPerBlock: 1 }],
     ['v10h', EPOCH_UNIT], ['v10h, empty chunks', { ...EPOCH_UNIT, gridMinPagesPerBlock: 1 }],
+    ['v10hb', EPOCH_BATCHED], ['v10hb, empty chunks', { ...EPOCH_BATCHED, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;
@@ -676,7 +680,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT]] as const) {
+  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT], ['v10hb steps', EPOCH_BATCHED]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);

@@ -422,6 +422,30 @@ __device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict_
   }
 }
 
+// A batch's four page sums over each page's `lanes` lanes (D / 8: 16 or 8) as one reduce-scatter (session 8,
+// option batchedPageSums): v7 sums each slot's page with its own xor tree (offsets lanes/2 .. 1: 4 shuffles and
+// adds per slot at D = 128) and then every lane issues the slot's key store predicated off for all but one. Here
+// at offset lanes/2 a lane keeps two slots' sums and sends the other two, at lanes/4 keeps one and sends one, and
+// the remaining offsets sum that one: 5 shuffles and adds per batch instead of 16, one key store per lane instead
+// of 4 issued. The pairs summed are v7's at every level, each lane adding its own value first as v7's `s += x`,
+// and an fp32 add is commutative: every page sum has v7's bits. Returns the slot whose sum this lane holds
+// (lanes with sub & (lanes / 4 - 1) == 0 hold one page each).
+__device__ __forceinline__ int quest_scatter_page_sums(const float (&part)[STEP_MAX_PASSES], int sub, int lanes, float& sum) {
+  static_assert(STEP_MAX_PASSES == 4, "the reduce-scatter halves four slots twice");
+  const unsigned full = 0xffffffffu;
+  const int half = lanes / 2, quarter = lanes / 4;
+  const bool upper = (sub & half) != 0;  // keeps slots 2 and 3
+  const float keep0 = upper ? part[2] : part[0], keep1 = upper ? part[3] : part[1];
+  const float send0 = upper ? part[0] : part[2], send1 = upper ? part[1] : part[3];
+  const float t0 = keep0 + __shfl_xor_sync(full, send0, half);
+  const float t1 = keep1 + __shfl_xor_sync(full, send1, half);
+  const bool odd = (sub & quarter) != 0;  // keeps the odd slot of its pair
+  float s = (odd ? t1 : t0) + __shfl_xor_sync(full, odd ? t0 : t1, quarter);
+  for (int off = quarter / 2; off > 0; off >>= 1) s += __shfl_xor_sync(full, s, off);
+  sum = s;
+  return (upper ? 2 : 0) + (odd ? 1 : 0);
+}
+
 // Phase A as quest_grid_score_chunk, with the loads rolled (v7, session 6): each lane's STEP_MAX_PASSES
 // load slots are refilled with the next batch's page as soon as the slot's page is scored, so the
 // block keeps one batch of bounds in flight while it scores (quest_grid_score_chunk requests batch
@@ -429,8 +453,9 @@ __device__ __forceinline__ void quest_grid_score_chunk(const bf16_t* __restrict_
 // the bounds at ~1.9 TB/s). Same pages and shuffle order as quest_grid_score_chunk. The scorer gives
 // this lane's part of a page's score from its bounds (score(rawMin, rawMax, sub): v7 QuestPlainScorer,
 // v8 QuestLightScorer), after start(sub), which runs while the first batch's loads are in flight; so v7
-// and v8 share the slots, the refill and the key.
-template <typename Scorer>
+// and v8 share the slots, the refill and the key. BATCHED_SUMS: the batch's page sums as one reduce-scatter
+// after its four slots are scored (quest_scatter_page_sums), the same keys.
+template <typename Scorer, bool BATCHED_SUMS = false>
 __device__ __forceinline__ void quest_grid_score_chunk_rolled_by(const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax,
                                                                  int D, int hk, int pageStride, int lo, int hi, u32* keys, u32& a, u32& o,
                                                                  Scorer& scorer) {
@@ -452,22 +477,45 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled_by(const bf16_t* _
   }
   scorer.start(sub);
   for (int base = lo; base < hi; base += batch) {  // uniform across the block
+    if constexpr (BATCHED_SUMS) {
+      float part[STEP_MAX_PASSES];
 #pragma unroll
-    for (int p = 0; p < STEP_MAX_PASSES; ++p) {
-      const int page = base + p * pagesPerPass + tid / lanes;
-      float s = page < hi ? scorer.score(rawMin[p], rawMax[p], sub) : 0.f;
-      // The slot is free once scored: ask for its page of the next batch before the shuffles wait.
-      const int next = page + batch;
-      if (next < hi) {
-        rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
-        rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+      for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+        const int page = base + p * pagesPerPass + tid / lanes;
+        part[p] = page < hi ? scorer.score(rawMin[p], rawMax[p], sub) : 0.f;
+        const int next = page + batch;
+        if (next < hi) {
+          rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
+          rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+        }
       }
-      for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      if (sub == 0 && page < hi) {
+      float s;
+      const int p = quest_scatter_page_sums(part, sub, lanes, s);
+      const int page = base + p * pagesPerPass + tid / lanes;
+      if ((sub & (lanes / 4 - 1)) == 0 && page < hi) {
         const u32 key = topk_order_key(s);
         keys[page - lo] = key;
         a &= key;
         o |= key;
+      }
+    } else {
+#pragma unroll
+      for (int p = 0; p < STEP_MAX_PASSES; ++p) {
+        const int page = base + p * pagesPerPass + tid / lanes;
+        float s = page < hi ? scorer.score(rawMin[p], rawMax[p], sub) : 0.f;
+        // The slot is free once scored: ask for its page of the next batch before the shuffles wait.
+        const int next = page + batch;
+        if (next < hi) {
+          rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
+          rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+        }
+        for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (sub == 0 && page < hi) {
+          const u32 key = topk_order_key(s);
+          keys[page - lo] = key;
+          a &= key;
+          o |= key;
+        }
       }
     }
   }
@@ -558,12 +606,12 @@ struct QuestLightScorer {
 
 // Phase A as quest_grid_score_chunk_rolled (v7: same pages, slots, refills and shuffle order) with
 // quest_lane_score_light for units of HEADS query heads; the same keys, a and o.
-template <int HEADS>
+template <int HEADS, bool BATCHED_SUMS = false>
 __device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
                                                              const bf16_t* __restrict__ pageMax, int D, int h0, int hk,
                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
   QuestLightScorer<HEADS> scorer{q, h0, D, {}};
-  quest_grid_score_chunk_rolled_by(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
+  quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS>, BATCHED_SUMS>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
 }
 
 // v8's phase A: the light scorer for units of 1, 2 or 4 query heads (their query fits in registers
@@ -998,17 +1046,21 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
 // heads alone; 8 = v7's scorer for units of exactly 8 heads (their query does not fit in registers beside the
 // load slots, so v8 scores them as v7); QUEST_ANY_PLAIN_HEADS = v7's scorer for any unit size (3, 5, 6, 7)
 // with no light scorer compiled in. An entry with FIXED_HEADS != 0 carries one scorer only (session 7: the
-// step paid ~4 us for v8's four), and the launcher runs it only for its unit size.
+// step paid ~4 us for v8's four), and the launcher runs it only for its unit size. BATCHED_SUMS (with
+// FIXED_HEADS 1, 2 or 4): the light scorer's page sums as one reduce-scatter per batch (quest_scatter_page_sums).
 constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
-template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0>
+template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
+          bool BATCHED_SUMS = false>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
     int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
+  static_assert(!BATCHED_SUMS || FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4,
+                "batched page sums come with the light scorer of one unit size");
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
@@ -1019,7 +1071,7 @@ __device__ __forceinline__ void quest_grid_step_body(
   u32 a = 0xffffffffu, o = 0u;
   if (LIGHT_SCORES) {
     if constexpr (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4) {
-      quest_grid_score_chunk_light<FIXED_HEADS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+      quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == MAX_UNIT_HEADS) {
       quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, MAX_UNIT_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == QUEST_ANY_PLAIN_HEADS) {
@@ -1103,6 +1155,9 @@ QUEST_GRID_STEP_ENTRIES(_epoch1, true, true, true, true, 1)
 QUEST_GRID_STEP_ENTRIES(_epoch2, true, true, true, true, 2)
 QUEST_GRID_STEP_ENTRIES(_epoch8, true, true, true, true, 8)
 QUEST_GRID_STEP_ENTRIES(_epochp, true, true, true, true, QUEST_ANY_PLAIN_HEADS)
+// v10's 1- and 4-head entries with the batch's page sums as one reduce-scatter (option batchedPageSums, session 8).
+QUEST_GRID_STEP_ENTRIES(_epoch1b, true, true, true, true, 1, true)
+QUEST_GRID_STEP_ENTRIES(_epoch4b, true, true, true, true, 4, true)
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)

@@ -86,12 +86,15 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch2: 'quest_grid_step_epoch2', gridStepAtEpoch2: 'quest_grid_step_at_epoch2',
   gridStepEpoch8: 'quest_grid_step_epoch8', gridStepAtEpoch8: 'quest_grid_step_at_epoch8',
   gridStepEpochP: 'quest_grid_step_epochp', gridStepAtEpochP: 'quest_grid_step_at_epochp',
+  gridStepEpoch1B: 'quest_grid_step_epoch1b', gridStepAtEpoch1B: 'quest_grid_step_at_epoch1b',
+  gridStepEpoch4B: 'quest_grid_step_epoch4b', gridStepAtEpoch4B: 'quest_grid_step_at_epoch4b',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
  * The multi-block step's entry pairs (eager, graph: quest.cu's QUEST_GRID_STEP_ENTRIES), by version and,
  * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
- * that many heads, h8 v7's scorer for 8 heads, hp v7's for any unit size.
+ * that many heads, h8 v7's scorer for 8 heads, hp v7's for any unit size; h1b / h4b: h1 / h4 with the
+ * batch's page sums as one reduce-scatter (batchedPageSums).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -99,6 +102,7 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v9: ['gridStepGuess', 'gridStepAtGuess'], v10: ['gridStepEpoch', 'gridStepAtEpoch'],
   v10h1: ['gridStepEpoch1', 'gridStepAtEpoch1'], v10h2: ['gridStepEpoch2', 'gridStepAtEpoch2'], v10h4: ['gridStepEpoch4', 'gridStepAtEpoch4'],
   v10h8: ['gridStepEpoch8', 'gridStepAtEpoch8'], v10hp: ['gridStepEpochP', 'gridStepAtEpochP'],
+  v10h1b: ['gridStepEpoch1B', 'gridStepAtEpoch1B'], v10h4b: ['gridStepEpoch4B', 'gridStepAtEpoch4B'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -112,12 +116,14 @@ const GRID_KERNELS: readonly GridKernel[] = [
  * Which step entries selectStep / selectStepAt run for these options and units of `unitHeads` query heads.
  * specializedHeads picks the entries that carry only the scorer the unit size needs: v8's light scorer for 1,
  * 2 or 4 heads (other sizes: v7's entries, the scorer v8 runs for them); v10's on the 1-, 2-, 4- or 8-head
- * scorer, or on v7's for other sizes.
+ * scorer, or on v7's for other sizes; with batchedPageSums, units of 1 and 4 heads run v10's reduce-scatter
+ * entries (other sizes their plain unit-size entries).
  */
 export function questGridStepEntry(options: QuestKernelOptions, unitHeads: number): QuestGridStepEntry {
   const specialized = options.specializedHeads ?? false;
   if (options.epochBarriers) {
     if (!specialized) return 'v10';
+    if (options.batchedPageSums && (unitHeads === 1 || unitHeads === 4)) return unitHeads === 1 ? 'v10h1b' : 'v10h4b';
     return unitHeads === 1 ? 'v10h1' : unitHeads === 2 ? 'v10h2' : unitHeads === 4 ? 'v10h4' : unitHeads === 8 ? 'v10h8' : 'v10hp';
   }
   if (options.guessedPass) return 'v9';
@@ -217,6 +223,12 @@ export interface QuestKernelOptions {
    * entries: 2.5-6.5 us faster in its step than v8 at 64K-128K); other sizes not the default until measured.
    */
   specializedHeads?: boolean;
+  /**
+   * With epochBarriers and specializedHeads: units of 1 or 4 heads sum each batch's four pages over their lanes
+   * as one reduce-scatter (5 shuffles and adds per lane instead of 16, one key store issued instead of 4), the
+   * same page sums bit for bit; other unit sizes run their unit-size entries. Not the default until measured.
+   */
+  batchedPageSums?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -384,6 +396,9 @@ export class QuestKernels {
     const specializedHeads = options.specializedHeads ?? false;
     if (specializedHeads && (!this.lightScores || (this.guessedPass && !this.epochBarriers))) {
       throw new Error('quest: specializedHeads is an option of v8 (multiBlockStep, rolledScores, lightScores) and of v10 (also guessedPass and epochBarriers)');
+    }
+    if (options.batchedPageSums && !(this.epochBarriers && specializedHeads)) {
+      throw new Error('quest: batchedPageSums is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
     }
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
