@@ -1,18 +1,19 @@
 /**
  * Sink + local prefill's window kernel (flash-prefill-wgmma-sink-local.ts) in its variants side by
- * side: dense flash prefill, the default window kernel and each opt-in variant (SinkLocalWindowVariant),
+ * side: dense flash prefill, the plain window kernel (no variant flag: session 7's) and each variant
+ * (SinkLocalWindowVariant),
  * on bench sparse's inputs (Llama-3.1-8B heads: H 32, Hkv 8, D 128; random bf16 q/k/v; the whole prompt
  * in one call) at each n and s. Per case:
  *   call ms    one method call timed alone by events, host launch included (bench sparse's measurePrefill:
  *              its "attention" column), median of `repeats`, the variants in A B B A order;
  *   kernel ms  `repeats` calls back to back between events (no host gap between launches), median;
  *   / ideal    call ms over (1 − s) · dense call ms, as bench sparse;
- *   model      the tile count per block and the predicted variant / default ratio (bench/sink-local-model.ts);
- *   diff       largest |variant − default| over the first and last 256 rows (bf16), a check that the
+ *   model      the tile count per block and the predicted variant / plain ratio (bench/sink-local-model.ts);
+ *   diff       largest |variant − plain| over the first and last 256 rows (bf16), a check that the
  *              variant computes the same attention (the GPU tests check it against the CPU method).
  *
  * Usage: node dist/bench/sink-local.js [--lengths 16384,32768,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants default,fold] [--repeats 5] [--out FILE]
+ *        [--variants plain,fold,persist,fold-persist] [--repeats 5] [--out FILE]
  * Prints a skip line where there is no CUDA device, or the GPU is not a Hopper one.
  */
 import { writeFileSync } from 'node:fs';
@@ -33,9 +34,9 @@ import { MODEL_SHAPES } from './model.js';
 import { predictedWindowKernelMs, windowKernelWork } from './sink-local-model.js';
 import { measurePrefill } from './sparse-prefill-measure.js';
 
-/** The variants by name: 'default' is the method's kernel as it ships. */
+/** The variants by name: 'plain' sets no flag (the kernel of session 7), the others one or two. */
 export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
-  default: {},
+  plain: {},
   fold: { foldSinks: true },
   persist: { persistent: true },
   'fold-persist': { foldSinks: true, persistent: true },
@@ -44,7 +45,7 @@ export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
 interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }
 
 export function parseSinkLocalBenchArgs(argv: string[]): Options {
-  const o: Options = { lengths: [16384, 32768, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'fold'], repeats: 5, out: null };
+  const o: Options = { lengths: [16384, 32768, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['plain', 'fold'], repeats: 5, out: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -62,8 +63,8 @@ export function parseSinkLocalBenchArgs(argv: string[]): Options {
     else if (a === '--variants') {
       o.variants = next().split(',');
       const unknown = o.variants.filter((v) => !Object.hasOwn(WINDOW_VARIANTS, v));
-      if (unknown.length || o.variants[0] !== 'default') {
-        throw new Error(`--variants: 'default' first, then any of ${Object.keys(WINDOW_VARIANTS).join(', ')} (got ${o.variants.join(',')})`);
+      if (unknown.length || o.variants[0] !== 'plain') {
+        throw new Error(`--variants: 'plain' first, then any of ${Object.keys(WINDOW_VARIANTS).join(', ')} (got ${o.variants.join(',')})`);
       }
     } else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 1, 'repeat count');
     else if (a === '--out') o.out = next();
@@ -75,10 +76,10 @@ export function parseSinkLocalBenchArgs(argv: string[]): Options {
 export interface SinkLocalBenchRow {
   n: number; s: number; variant: string; denseMs: number; callMs: number; kernelMs: number; ratio: number;
   tilesPerBlock: number; sinkTiles: number; foldedBlocks: number; computedOverAttended: number;
-  /** Model: this variant's predicted kernel ms over the default's. */
-  predictedVsDefault: number;
-  /** Measured kernel ms over the default's, and the largest output difference from the default's. */
-  kernelVsDefault: number; maxDiff: number;
+  /** Model: this variant's predicted kernel ms over the plain kernel's. */
+  predictedVsPlain: number;
+  /** Measured kernel ms over the plain kernel's, and the largest output difference from its output. */
+  kernelVsPlain: number; maxDiff: number;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -126,8 +127,8 @@ async function main(argv: string[]): Promise<number> {
         for (const v of order) callMs[v].push(measurePrefill(rt, methods[v], callInto(outs[v].ptr), o.repeats).attentionMs);
         const kernelMs = methods.map((m, v) => timeOnDevice(rt, () => m.prefill(callInto(outs[v].ptr)), { warmup: 2, repeats: o.repeats * 2 }).medianMs);
         const sampled = o.variants.map((_, v) => sampledRows(rt, outs[v].ptr, n, H * D));
-        const defaultWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false, persistent: false });
-        const defaultPredicted = predictedWindowKernelMs(defaultWork, H);
+        const plainWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false, persistent: false });
+        const plainPredicted = predictedWindowKernelMs(plainWork, H);
         for (let v = 0; v < o.variants.length; v++) {
           const variant = WINDOW_VARIANTS[o.variants[v]];
           const work = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: variant.foldSinks ?? false, persistent: variant.persistent ?? false });
@@ -136,12 +137,12 @@ async function main(argv: string[]): Promise<number> {
             n, s, variant: o.variants[v], denseMs, callMs: call, kernelMs: kernelMs[v], ratio: call / ((1 - s) * denseMs),
             tilesPerBlock: work.tiles / work.blocks, sinkTiles: work.sinkTiles, foldedBlocks: work.foldedBlocks,
             computedOverAttended: work.computedPairs / work.attendedPairs,
-            predictedVsDefault: predictedWindowKernelMs(work, H) / defaultPredicted,
-            kernelVsDefault: kernelMs[v] / kernelMs[0], maxDiff: maxAbsDiff(sampled[v], sampled[0]),
+            predictedVsPlain: predictedWindowKernelMs(work, H) / plainPredicted,
+            kernelVsPlain: kernelMs[v] / kernelMs[0], maxDiff: maxAbsDiff(sampled[v], sampled[0]),
           };
           rows.push(row);
           console.log(`n=${n} s=${s} ${row.variant.padEnd(7)}: call ${call.toFixed(3)} ms (${row.ratio.toFixed(2)}x ideal), kernel ${row.kernelMs.toFixed(3)} ms, ` +
-            `vs default ${row.kernelVsDefault.toFixed(3)} (model ${row.predictedVsDefault.toFixed(3)}); ${row.tilesPerBlock.toFixed(2)} tiles/block, ` +
+            `vs plain ${row.kernelVsPlain.toFixed(3)} (model ${row.predictedVsPlain.toFixed(3)}); ${row.tilesPerBlock.toFixed(2)} tiles/block, ` +
             `computed/attended ${row.computedOverAttended.toFixed(3)}, folded ${work.foldedBlocks}/${work.blocks}; max diff ${row.maxDiff.toExponential(1)}`);
         }
         for (const m of methods) m.reset();
@@ -154,11 +155,11 @@ async function main(argv: string[]): Promise<number> {
       rt.pool.trim();
     }
   }
-  console.log('\n| n | s | variant | call ms | / ideal | kernel ms | vs default | model | tiles / block | computed / attended | max diff |');
+  console.log('\n| n | s | variant | call ms | / ideal | kernel ms | vs plain | model | tiles / block | computed / attended | max diff |');
   console.log('| --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |');
   for (const r of rows) {
-    console.log(`| ${r.n} | ${r.s} | ${r.variant} | ${r.callMs.toFixed(3)} | ${r.ratio.toFixed(2)} | ${r.kernelMs.toFixed(3)} | ${r.kernelVsDefault.toFixed(3)} | ` +
-      `${r.predictedVsDefault.toFixed(3)} | ${r.tilesPerBlock.toFixed(2)} | ${r.computedOverAttended.toFixed(3)} | ${r.maxDiff.toExponential(1)} |`);
+    console.log(`| ${r.n} | ${r.s} | ${r.variant} | ${r.callMs.toFixed(3)} | ${r.ratio.toFixed(2)} | ${r.kernelMs.toFixed(3)} | ${r.kernelVsPlain.toFixed(3)} | ` +
+      `${r.predictedVsPlain.toFixed(3)} | ${r.tilesPerBlock.toFixed(2)} | ${r.computedOverAttended.toFixed(3)} | ${r.maxDiff.toExponential(1)} |`);
   }
   const seconds = (performance.now() - t0) / 1000;
   console.log(`total ${seconds.toFixed(1)} s`);

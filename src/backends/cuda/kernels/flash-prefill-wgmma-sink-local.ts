@@ -53,6 +53,9 @@ export interface SinkLocalWindowVariant {
   persistentBlocks?: number;
 }
 
+/** The variant SinkLocalDevicePrefill runs when given none: no flag (each stays opt-in until measured). */
+export const DEFAULT_SINK_LOCAL_WINDOW_VARIANT: Readonly<SinkLocalWindowVariant> = {};
+
 export class WgmmaSinkLocalPrefill {
   readonly tiling: WgmmaPrefillTiling;
   private kernel: CudaKernel | null = null;

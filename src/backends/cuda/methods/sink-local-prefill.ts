@@ -14,7 +14,8 @@ import type { DevicePtr } from '../context.js';
 import type { PrefillShape } from '../kernels/flash-prefill.js';
 import { wgmmaPrefillUnsupported } from '../kernels/flash-prefill-wgmma.js';
 import {
-  type SinkLocalKernelRule, type SinkLocalWindowVariant, WgmmaSinkLocalPrefill, sinkLocalKernelRule,
+  DEFAULT_SINK_LOCAL_WINDOW_VARIANT, type SinkLocalKernelRule, type SinkLocalWindowVariant, WgmmaSinkLocalPrefill,
+  sinkLocalKernelRule,
 } from '../kernels/flash-prefill-wgmma-sink-local.js';
 import type { VerticalSlashKernelIndex } from '../kernels/vertical-slash-index.js';
 import {
@@ -57,11 +58,12 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
   /**
    * kernel absent: the window kernel where it runs (Hopper, head dims 64 and 128), else the Vertical-Slash
    * launcher's choice (verticalSlashKernelChoice). 'window' where it cannot run is an error naming why.
-   * windowVariant: the window kernel's opt-in variant (SinkLocalWindowVariant; ignored by the Vertical-Slash kernel).
+   * windowVariant: the window kernel's variant (SinkLocalWindowVariant; default DEFAULT_SINK_LOCAL_WINDOW_VARIANT;
+   * ignored by the Vertical-Slash kernel).
    */
   constructor(
     private readonly rt: CudaRuntime, readonly shape: PrefillShape, readonly rule: SinkLocalRule, kernel?: SinkLocalKernelChoice,
-    windowVariant: SinkLocalWindowVariant = {},
+    windowVariant: SinkLocalWindowVariant = DEFAULT_SINK_LOCAL_WINDOW_VARIANT,
   ) {
     const windowProblem = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
     if (kernel === 'window' && windowProblem !== null) throw new Error(`${this.id}: the window kernel cannot run here: ${windowProblem}`);
