@@ -24,6 +24,8 @@
  *              bitmaps off the ranks, the rounds compact no column row a walk stages, e.g. `auto+rankbits`
  *   +stagedranges  the index builder's range walks over shared-memory lists (IndexBuilderOptions.stagedRanges,
  *              session 7), e.g. `auto+stagedranges`
+ *   +selhandoff  with the guided search: CountSearchOptions.selectionHandOff (session 8): the search writes the
+ *              answer's counts and names the slot holding its selection, the index builder reads them in place
  *   +noguide, +nocoarse  switch those two off again (e.g. `auto+noguide`: the default without the guided tree)
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
@@ -144,9 +146,10 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'thresholds') extra.guideThresholds = true;
     else if (suffix === 'rankbits') extra.bitmapFromRanks = true;
     else if (suffix === 'stagedranges') extra.stagedIndexRanges = true;
+    else if (suffix === 'selhandoff') extra.selectionHandOff = true;
     else if (suffix === 'noguide') extra.guidedProbes = false;
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +noguide, +nocoarse)`);
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +noguide, +nocoarse)`);
   }
   if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);

@@ -45,6 +45,12 @@ export interface RankedRows {
    * same counts, else a synchronous upload.
    */
   counts?: DevicePtr;
+  /**
+   * With `counts`: the kept columns / offsets of these counts already selected on the device (the count
+   * search's selectionHandOff, VerticalSlashCountSearch.selectionOf): head h's at columns / offsets +
+   * h·stride, ascending. The builder reads them and `counts` in place: no count copy, no selection launch.
+   */
+  selection?: { columns: DevicePtr; offsets: DevicePtr; stride: number };
 }
 
 /**
@@ -137,11 +143,26 @@ export class VerticalSlashIndexBuilder {
     // The main diagonal must be kept (the CPU builder refuses otherwise): at least one slash.
     const kv = clamp(counts.vertical, 'vertical', 0), ks = clamp(counts.slash, 'slash', 1);
     const k = this.prepare();
-    const strideV = Math.max(1, ...kv), strideS = Math.max(1, ...ks);
+    // C: the most ranges a block can hold (the largest slash count).
+    const C = Math.max(1, ...ks);
     const numBlocks = Math.ceil(n / PATTERN_BLOCK);
+    const handed = ranked?.counts !== undefined ? ranked.selection : undefined;
+    if (handed) {
+      if (!(Number.isInteger(handed.stride) && handed.stride >= Math.max(1, ...kv, ...ks))) {
+        throw new Error(`vertical-slash index: a handed-off selection's stride ${handed.stride} is below its counts`);
+      }
+      // Counts and selection are read in place; only the range buffers may need the wait.
+      if (later(numBlocks, C).some(([b, bytes]) => !b.fits(bytes))) this.rt.synchronize();
+      const countsPtr = ranked?.counts as DevicePtr;
+      return {
+        n, numBlocks, C, strideV: handed.stride, strideS: handed.stride, kv, ks, selV: { ptr: handed.columns }, selS: { ptr: handed.offsets },
+        countsBuf: { ptr: countsPtr }, ksPtr: countsPtr + BigInt(4 * H),
+      };
+    }
+    const strideV = Math.max(1, ...kv), strideS = C;
     const uniform = kv.every((c) => c === kv[0]) && ks.every((c) => c === ks[0]);
     const upload = !ranked || (ranked.counts === undefined && !uniform);
-    const sized: [GrowableDeviceBuffer, number][] = [[this.buf.counts, 2 * H * 4], [this.buf.selV, H * strideV * 4], [this.buf.selS, H * strideS * 4], ...later(numBlocks, strideS)];
+    const sized: [GrowableDeviceBuffer, number][] = [[this.buf.counts, 2 * H * 4], [this.buf.selV, H * strideV * 4], [this.buf.selS, H * strideS * 4], ...later(numBlocks, C)];
     // Earlier work on the stream may still read these buffers (uploads do not wait for the stream,
     // growing frees them).
     if (upload || sized.some(([b, bytes]) => !b.fits(bytes))) this.rt.synchronize();
@@ -169,7 +190,7 @@ export class VerticalSlashIndexBuilder {
       k.select.launch(selectConfig, [scores.vertical, countsBuf.ptr, selV.ptr, n, FORCED_COLUMNS, strideV]);
       k.select.launch(selectConfig, [scores.slash, ksPtr, selS.ptr, n, FORCED_DIAGONALS, strideS]);
     }
-    return { n, numBlocks, strideV, strideS, kv, ks, selV, selS, countsBuf, ksPtr };
+    return { n, numBlocks, C, strideV, strideS, kv, ks, selV, selS, countsBuf, ksPtr };
   }
 
   /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
@@ -183,8 +204,7 @@ export class VerticalSlashIndexBuilder {
     const later = (numBlocks: number, C: number): [GrowableDeviceBuffer, number][] =>
       Object.entries(sizes(numBlocks, C)).map(([name, bytes]) => [this.buf[name as keyof ReturnType<typeof sizes>], bytes]);
     const sel = this.select(scores, counts, ranked, later);
-    const { n, numBlocks, strideV, strideS, selV, selS, countsBuf, ksPtr } = sel;
-    const C = strideS;
+    const { n, numBlocks, C, strideV, strideS, selV, selS, countsBuf, ksPtr } = sel;
     const slots = verticalSlashRangeSlots(numBlocks, C);
     if (H * slots > 2 ** 31) throw new Error(`vertical-slash index: ${H * slots} range slots exceed the 32-bit index range`);
     const size = sizes(numBlocks, C);

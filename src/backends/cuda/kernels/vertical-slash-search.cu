@@ -1216,12 +1216,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
 template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
-          bool TIMING = false>
+          bool TIMING = false, bool HANDOFF = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide = nullptr,
-    unsigned long long* timing = nullptr) {
+    unsigned long long* timing = nullptr, int* answerCounts = nullptr) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -1437,6 +1437,34 @@ __device__ __forceinline__ void count_search_batched(
     if constexpr (TIMING) {
       vs_timing_stamp(timed, TF_TAIL, phaseClock);
       if (timed != nullptr && blockIdx.x == 0 && threadIdx.x == 0) timed[TF_ROUND] = (unsigned long long)(phaseClock[0] - phaseClock[1]);
+    }
+  }
+  if constexpr (HANDOFF) {
+    // The answer's counts [2H] for the index builder, and the first slot whose column rows (result[6])
+    // and whose offset rows (result[7]) still hold its selection, or -1 (Vertical-Slash only). The last
+    // round's selections were published by its grid barriers; live / source are free now.
+    if (blockIdx.x == 0) {
+      const int kv = min((int)st.first, n), ks = min((int)st.second, n);
+      for (int c = threadIdx.x; c < P; c += THREADS) {
+        bool v = mode == 0, s = mode == 0;
+        for (int h = 0; h < H; ++h) {
+          v = v && selected[c * rows + h] == kv;
+          s = s && selected[c * rows + H + h] == ks;
+        }
+        live[c] = v ? 1 : 0;
+        source[c] = s ? 1 : 0;
+      }
+      for (int t = threadIdx.x; t < rows; t += THREADS) answerCounts[t] = t < H ? kv : ks;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        int cv = -1, cs = -1;
+        for (int c = P - 1; c >= 0; --c) {
+          if (live[c]) cv = c;
+          if (source[c]) cs = c;
+        }
+        result[6] = cv;
+        result[7] = cs;
+      }
     }
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) {
@@ -1781,4 +1809,19 @@ extern "C" __global__ void __launch_bounds__(RANK_THREADS, 1) vs_rank_rows(
   radix_pass<RANK_THREADS, RANK_ITEMS, true>([&](int i) { return kb[i]; }, [&](int i) { return vb[i]; }, ka, va, n, 24, sh);
   int* rank = ranks + at;
   for (int j = threadIdx.x; j < n; j += RANK_THREADS) rank[va[j]] = j;
+}
+
+// (Placed last: an entry inserted earlier renumbers the later entries' PTX labels.)
+// vs_count_search_batched_lanes_bits_guided that hands its answer to the index builder (session 8,
+// opt-in: CountSearchOptions.selectionHandOff): answerCounts [2H] = the answer's counts (columns, then
+// diagonals, clamped to n, as the builder clamps them), result[6] / result[7] = the first selection
+// slot whose column / offset rows still hold the answer's selection (selV / selS + slot·H·n, rows n
+// apart), or -1. The builder then needs neither count memsets nor a selection launch. The same search.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_handoff(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, int* answerCounts) {
+  count_search_batched<true, true, true, true, false, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result,
+                                                                          n, H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
+                                                                          forcedDiagonals, levels, lanes, guide, nullptr, answerCounts);
 }

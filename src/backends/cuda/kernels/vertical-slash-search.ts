@@ -39,11 +39,12 @@ const BARRIER_AT = 36;
 const RESULT_AT = 40;
 const RESULT_WORDS = 5;
 const COUNTS_AT = RESULT_AT + 8 * RESULT_WORDS;
-// The batched kernel's state: totals u64[3, MAX_BATCH] at 0, barrier u32, result f64[6] (the rounds
-// last), then selected i32[P, 2H].
+// The batched kernel's state: totals u64[3, MAX_BATCH] at 0, barrier u32, result f64[8] (the rounds,
+// then the hand-off's two slots: selectionHandOff), then selected i32[P, 2H], then the hand-off's
+// answer counts i32[2H].
 const BATCHED_BARRIER_AT = 8 * 3 * MAX_BATCH;
 const BATCHED_RESULT_AT = BATCHED_BARRIER_AT + 8;
-const BATCHED_RESULT_WORDS = RESULT_WORDS + 1;
+const BATCHED_RESULT_WORDS = RESULT_WORDS + 3;
 const BATCHED_SELECTED_AT = BATCHED_RESULT_AT + 8 * BATCHED_RESULT_WORDS;
 
 /** The most decision-tree levels the batched kernel takes per round with this many query heads (0: none). */
@@ -168,6 +169,27 @@ export interface CountSearchOptions {
    * bitmapFromRanks.
    */
   timeRounds?: boolean;
+  /**
+   * With deviceHandOff and the guided column-bitmap search (session 8, not the default until
+   * measured; Vertical-Slash's counts() only): the search kernel also writes the answer's counts and
+   * names a selection slot whose rows still hold the answer's kept columns / offsets
+   * (vs_count_search_batched_lanes_bits_guided_handoff), and the index builder reads both in place
+   * (selectionOf; RankedRows.selection): no count memsets, no selection launch. Where no slot holds
+   * the answer (its probe's slot was reused), the builder selects as before. The same index.
+   */
+  selectionHandOff?: boolean;
+}
+
+/**
+ * The answer's selection as the search left it (selectionHandOff): [2H] int32 counts on the device
+ * (columns, then diagonals, clamped to n) and the kept columns / offsets of head h at columns /
+ * offsets + h·stride (ascending), valid until the next search or release.
+ */
+export interface SearchSelection {
+  counts: DevicePtr;
+  columns: DevicePtr;
+  offsets: DevicePtr;
+  stride: number;
 }
 
 /** The fields of a timed round (vertical-slash-search.cu TimingField, in its order). */
@@ -279,6 +301,12 @@ export class VerticalSlashCountSearch {
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
   } | null = null;
+  /** selectionHandOff: the guided kernel that also hands its answer's selection to the index builder. */
+  private handOffKernel: CudaKernel | null = null;
+  /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
+  private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
+  /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
+  private launchedHandOff = false;
   /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
   private timedKernels: { guided: CudaKernel; unguided: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing', GrowableDeviceBuffer>;
@@ -294,6 +322,7 @@ export class VerticalSlashCountSearch {
   readonly coarseColumnBitmap: boolean;
   readonly bitmapFromRanks: boolean;
   readonly timeRounds: boolean;
+  readonly selectionHandOff: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -336,6 +365,10 @@ export class VerticalSlashCountSearch {
     this.timeRounds = options.timeRounds ?? false;
     if (this.timeRounds && !(L !== undefined && lanes !== undefined && this.walkColumnBitmap && !this.guideThresholds && !this.bitmapFromRanks)) {
       throw new Error('vertical-slash count search: timeRounds times the default batched kernels: it needs probeLevels, walkLanes and walkColumnBitmap, without guideThresholds or bitmapFromRanks');
+    }
+    this.selectionHandOff = options.selectionHandOff ?? false;
+    if (this.selectionHandOff && !(this.deviceHandOff && this.guidedProbes && this.walkColumnBitmap && !this.guideThresholds && !this.bitmapFromRanks && !this.timeRounds)) {
+      throw new Error('vertical-slash count search: selectionHandOff needs deviceHandOff and the guided column-bitmap search (guidedProbes, walkLanes, walkColumnBitmap), without guideThresholds, bitmapFromRanks or timeRounds');
     }
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
@@ -395,6 +428,19 @@ export class VerticalSlashCountSearch {
     return this.kernels;
   }
 
+  private prepareHandOff(): CudaKernel {
+    this.handOffKernel ??= this.rt.module('vertical-slash-search.cu', {}).kernel('vs_count_search_batched_lanes_bits_guided_handoff', [
+      'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+      'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
+    ]);
+    return this.handOffKernel;
+  }
+
+  /** Where the hand-off kernel writes the answer's counts [2H]: the state buffer after the P slots' selected[]. */
+  private answerCountsPtr(levels: number): DevicePtr {
+    return this.buf.state.current.ptr + BigInt(BATCHED_SELECTED_AT + 4 * (2 ** levels - 1) * 2 * this.numHeads);
+  }
+
   private prepareTimed() {
     if (!this.timedKernels) {
       const mod = this.rt.module('vertical-slash-search.cu', { VS_SEARCH_TIMING: 1 });
@@ -405,6 +451,14 @@ export class VerticalSlashCountSearch {
       };
     }
     return this.timedKernels;
+  }
+
+  /**
+   * The answer's selection the last Vertical-Slash search of exactly these scores handed off
+   * (selectionHandOff), or null: another search since, none handed off, or no slot held it.
+   */
+  selectionOf(scores: VerticalSlashScores): SearchSelection | null {
+    return this.handedOff !== null && this.handedOff.scores === scores ? this.handedOff.selection : null;
   }
 
   /** The last search's round timing (timeRounds; after counts() or alpha(), which synchronise), else null. */
@@ -453,12 +507,24 @@ export class VerticalSlashCountSearch {
     const search: SearchLaunch = {
       ranks, curves, n, numBlocks: Math.ceil(n / PATTERN_BLOCK), mode, targetHi, targetLo, minBudget, guide: guided ? this.launchGuide(ranks, n) : null,
     };
+    this.launchedHandOff = false;
     const resultPtr = levels === 0 ? this.launchSequential(search) : this.launchBatched(search, levels);
     this.rt.synchronize();
     const result = new Float64Array(levels === 0 ? RESULT_WORDS : BATCHED_RESULT_WORDS);
     this.rt.cuda.download(result, resultPtr);
     const floor: FloorStatus = result[2] === 2 ? 'exceeds' : result[2] === 1 ? 'meets' : 'below';
     const rounds = levels === 0 ? result[3] : result[5];
+    this.handedOff = null;
+    if (levels > 0 && this.launchedHandOff && result[6] >= 0 && result[7] >= 0) {
+      const slotBytes = BigInt(H * n * 4);
+      this.handedOff = {
+        scores,
+        selection: {
+          counts: this.answerCountsPtr(levels), columns: this.buf.selV.current.ptr + BigInt(result[6]) * slotBytes,
+          offsets: this.buf.selS.current.ptr + BigInt(result[7]) * slotBytes, stride: n,
+        },
+      };
+    }
     return { result, outcome: { floor, floorPairs: result[4], probes: result[3], rounds } };
   }
 
@@ -508,7 +574,7 @@ export class VerticalSlashCountSearch {
     const H = this.numHeads;
     if (levels === 0) return [[this.buf.selV, H * n * 4], [this.buf.selS, H * n * 4], [this.buf.state, COUNTS_AT + 16 * H]];
     const probes = 2 ** levels - 1, slots = probes * H * n * 4;
-    return [[this.buf.selV, slots], [this.buf.selS, slots], [this.buf.runs, slots], [this.buf.state, BATCHED_SELECTED_AT + 4 * probes * 2 * H]];
+    return [[this.buf.selV, slots], [this.buf.selS, slots], [this.buf.runs, slots], [this.buf.state, BATCHED_SELECTED_AT + 4 * (probes + 1) * 2 * H]];
   }
 
   /** Blocks for `units` work units of the search, never more than can be resident at once. */
@@ -563,7 +629,7 @@ export class VerticalSlashCountSearch {
     const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));
     const slots = probes * H * n * 4;
     const selV = this.buf.selV.ensure(slots), selS = this.buf.selS.ensure(slots), runs = this.buf.runs.ensure(slots);
-    const state = this.buf.state.ensure(BATCHED_SELECTED_AT + 4 * probes * 2 * H);
+    const state = this.buf.state.ensure(BATCHED_SELECTED_AT + 4 * (probes + 1) * 2 * H);
     this.rt.cuda.fill32Async(state.ptr, 0, BATCHED_SELECTED_AT / 4, stream);
     const selectedPtr = state.ptr + BigInt(BATCHED_SELECTED_AT);
     this.rt.cuda.fill32Async(selectedPtr, 0xffffffff, probes * 2 * H, stream); // no slot holds a selection yet
@@ -573,12 +639,16 @@ export class VerticalSlashCountSearch {
       FORCED_COLUMNS, FORCED_DIAGONALS, levels,
     ];
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
+    // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
+    const handOff = this.selectionHandOff && guided && kernel === k.batchedLanesBitsGuided;
+    if (handOff) tail.push(this.answerCountsPtr(levels));
+    this.launchedHandOff = handOff;
     if (timed) {
       const timing = this.buf.timing.ensure(TIMING_BYTES);
       this.rt.cuda.fill32Async(timing.ptr, 0, TIMING_BYTES / 4, stream);
       tail.push(timing.ptr);
     }
-    kernel.launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
+    (handOff ? this.prepareHandOff() : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
@@ -612,5 +682,6 @@ export class VerticalSlashCountSearch {
   release(): void {
     for (const b of Object.values(this.buf)) b.release();
     this.ranked = null;
+    this.handedOff = null;
   }
 }

@@ -149,6 +149,9 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   private rankedRows(scores: VerticalSlashScores, choice: DeviceCountChoice): RankedRows | undefined {
     const ranks = this.search.deviceHandOff ? this.search.ranksOf(scores) : null;
     if (ranks === null) return undefined;
+    // selectionHandOff: the search's answer counts and selection, read in place by the builder.
+    const selection = choice.deviceCounts === undefined ? this.search.selectionOf(scores) : null;
+    if (selection !== null) return { ranks, counts: selection.counts, selection };
     return choice.deviceCounts === undefined ? { ranks } : { ranks, counts: choice.deviceCounts };
   }
 

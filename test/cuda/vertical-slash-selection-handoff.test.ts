@@ -1,0 +1,123 @@
+/**
+ * The count search handing its answer's selection to the index builder (CountSearchOptions.
+ * selectionHandOff, session 8): on the CPU, the option's refusals; on the device (skipped without
+ * one), the hand-off search answers as the default search (counts, floor, pairs, probes, rounds), and
+ * wherever it names a selection (selectionOf), the index built from it in place (RankedRows.selection:
+ * no count copy, no selection launch) equals the default build's with the same counts bit for bit:
+ * selected columns and offsets, per-block ranges and column lists, exact pairs and list length. Scores
+ * with ties and NaN, n from below one block to past the one-level bitmap (two-level there), s 0 to 0.999.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout, downloadVerticalSlashSelection,
+} from '../../src/backends/cuda/kernels/vertical-slash-index.js';
+import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { DEFAULT_COUNT_SEARCH } from '../../src/backends/cuda/methods/vertical-slash.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { randomGenerator } from './helpers.js';
+import { cudaSkip } from './cuda-skip.js';
+
+describe('count search selectionHandOff option (CPU)', () => {
+  const rt = {} as CudaRuntime;
+  test('needs deviceHandOff and the guided column-bitmap search, without guideThresholds, bitmapFromRanks or timeRounds', () => {
+    const refused = /selectionHandOff needs deviceHandOff/;
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, deviceHandOff: false, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guidedProbes: false, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guideThresholds: true, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, timeRounds: true, selectionHandOff: true }), refused);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true }).selectionHandOff, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, DEFAULT_COUNT_SEARCH).selectionHandOff, false);
+  });
+});
+
+const skip = cudaSkip('CUDA vertical-slash selection hand-off tests');
+
+/** Scores [H, n] with sinks, heavy columns, decaying diagonals, quantised ties and `nans` NaN per row. */
+function tiedScores(n: number, H: number, seed: number, nans: number): { vertical: Float32Array; slash: Float32Array } {
+  const rand = randomGenerator(seed);
+  const vertical = new Float32Array(H * n), slash = new Float32Array(H * n);
+  for (let h = 0; h < H; h++) {
+    for (let j = 0; j < n; j++) {
+      const heavy = j < 4 || rand() < 0.03 ? 40 : 1;
+      vertical[h * n + j] = Math.round(heavy * (1 + rand()) * 4) / 4;
+      slash[h * n + j] = Math.round((heavy + 50 * Math.exp(-j / (20 + 50 * h))) * (1 + rand()) * 4) / 4;
+    }
+    for (let t = 0; t < nans; t++) {
+      vertical[h * n + Math.floor(rand() * n)] = NaN;
+      slash[h * n + Math.floor(rand() * n)] = NaN;
+    }
+  }
+  return { vertical, slash };
+}
+
+/** Everything a built index holds, on the host. */
+function snapshot(rt: CudaRuntime, index: DeviceVerticalSlashIndex) {
+  const sel = downloadVerticalSlashSelection(rt, index), layout = downloadVerticalSlashLayout(rt, index);
+  const plain = (rows: Int32Array[]) => rows.map((r) => [...r]);
+  return {
+    pairs: [...index.pairs], totalColumns: index.totalColumns, rangeCap: index.rangeCap,
+    columns: plain(sel.columns), offsets: plain(sel.offsets),
+    ranges: layout.ranges.map(plain), blockColumns: layout.columns.map(plain),
+  };
+}
+
+describe('CUDA vertical-slash selection hand-off', { skip }, () => {
+  let rt: CudaRuntime;
+  before(async () => {
+    const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
+    rt = new CudaRuntime();
+  });
+  after(() => rt?.dispose());
+
+  for (const c of [{ n: 50, H: 2, nans: 0 }, { n: 1000, H: 3, nans: 3 }, { n: 4096, H: 4, nans: 0 }, { n: 16_384, H: 4, nans: 1 },
+    { n: 20_011, H: 2, nans: 0 }, { n: 140_000, H: 1, nans: 0 }]) {
+    test(`n=${c.n} H=${c.H}: the hand-off answers as the default search, and its selection builds the default's index`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = tiedScores(n, H, 31 + n, c.nans);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
+      const handOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true });
+      const reference = new VerticalSlashIndexBuilder(rt, H), inPlace = new VerticalSlashIndexBuilder(rt, H);
+      let named = 0;
+      const sparsities = [0, 0.5, 0.8, 0.9, 0.95, 0.999];
+      try {
+        for (const s of sparsities) {
+          const want = plain.counts(scores, s), got = handOff.counts(scores, s);
+          assert.deepEqual(got, want, `s=${s}: the hand-off search's answer`);
+          assert.equal(handOff.selectionOf({ ...scores }), null, `s=${s}: another scores object has no selection`);
+          const selection = handOff.selectionOf(scores);
+          if (selection === null) continue;
+          named++;
+          const ranks = handOff.ranksOf(scores);
+          assert.ok(ranks !== null);
+          const counts: VerticalSlashCounts = { vertical: new Int32Array(H).fill(got.verticalSize), slash: new Int32Array(H).fill(got.slashSize) };
+          const device = new Int32Array(2 * H);
+          rt.synchronize();
+          rt.cuda.download(device, selection.counts);
+          assert.deepEqual([...device], [...counts.vertical.map((x) => Math.min(x, n)), ...counts.slash.map((x) => Math.min(x, n))], `s=${s}: the handed-off counts`);
+          const wantIndex = snapshot(rt, reference.build(scores, counts));
+          // Twice in a row: the second build queues behind the first with no host wait before it.
+          inPlace.build(scores, counts, { ranks, counts: selection.counts, selection });
+          const gotIndex = snapshot(rt, inPlace.build(scores, counts, { ranks, counts: selection.counts, selection }));
+          assert.deepEqual(gotIndex, wantIndex, `s=${s}: the index from the handed-off selection`);
+        }
+        console.log(`# n=${n} H=${H}: a slot held the answer's selection in ${named} of ${sparsities.length} searches`);
+        assert.ok(named > 0, 'no search handed its selection off');
+      } finally {
+        rt.synchronize();
+        plain.release();
+        handOff.release();
+        reference.release();
+        inPlace.release();
+        rt.pool.release(dv);
+        rt.pool.release(ds);
+      }
+    });
+  }
+});
