@@ -27,6 +27,10 @@
  * instead of three), else goes on as v5's; same cut, same lists. Not the default until measured.
  * With epochBarriers too, both run v10 (quest_grid_step_epoch / quest_grid_step_at_epoch): v9 whose unit
  * barriers and candidate counter are never reset, so no block ends with an exit fence and atomic.
+ * With specializedHeads (v8 or v10), both run entries that carry only the unit size's scorer
+ * (questGridStepEntry: session 7 measured v8's four-scorer entry ~4 us slower in the method's step than its
+ * 4-head twin); with batchedPageSums too, v10's 1- and 4-head entries sum a batch's four page scores as one
+ * reduce-scatter over the lanes (same sums).
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';

@@ -7,8 +7,9 @@
  * through QuestKernels.selectStep: for caches of fewer than QUEST_MULTI_BLOCK_MIN_PAGES pages with its
  * default, three launches (v3; the one-launch v4 in graphs), for longer ones the multi-block step (v8
  * since session 6, eager and graph alike), which measured faster there and slower below (docs/perf.md,
- * "Session 5: multi-block Quest selection", "Session 6: Quest v8"). A QuestKernelOptions argument fixes
- * one step for every cache (tests, benches: v5-v10 and v8's 4-head entries, eager and in graphs).
+ * "Session 5: multi-block Quest selection", "Session 6: Quest v8"; v10 on the 4-head entries for 4-head
+ * units since session 7: questMultiBlockOptions). A QuestKernelOptions argument fixes one step for every cache
+ * (tests, benches: v5-v10 and their unit-size entries, eager and in graphs).
  * stepParts() hands out decode()'s two launch groups apart, for bench/quest-step.ts (session 7: in the
  * step, v8's selection measured no faster than v7's, though 4 us faster alone).
  *
