@@ -5,7 +5,8 @@
  * on bench sparse's inputs (Llama-3.1-8B heads: H 32, Hkv 8, D 128; random bf16 q/k/v; the whole prompt
  * in one call) at each n and s. Per case:
  *   call ms    one method call timed alone by events, host launch included (bench sparse's measurePrefill:
- *              its "attention" column), median of `repeats`, the variants in A B B A order;
+ *              its "attention" column), median of `repeats`, the variants in A B B A order (none for
+ *              mask 'off', which only the kernel runs: its outputs are wrong by design);
  *   kernel ms  `repeats` calls back to back between events (no host gap between launches), median;
  *   / ideal    call ms over (1 − s) · dense call ms, as bench sparse;
  *   model      the tile count per block and the predicted variant / plain ratio (bench/sink-local-model.ts);
@@ -13,14 +14,16 @@
  *              variant computes the same attention (the GPU tests check it against the CPU method).
  *
  * Usage: node dist/bench/sink-local.js [--lengths 16384,32768,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants plain,fold,persist,fold-persist] [--repeats 5] [--out FILE]
+ *        [--variants plain,fold,persist,fold-persist,fold-lean,fold-nomask] [--repeats 5] [--out FILE]
  * Prints a skip line where there is no CUDA device, or the GPU is not a Hopper one.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { fromBf16 } from '../src/backends/cuda/bf16.js';
-import type { SinkLocalWindowVariant } from '../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
+import {
+  type SinkLocalWindowVariant, WgmmaSinkLocalPrefill, sinkLocalKernelRule,
+} from '../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
 import { wgmmaPrefillUnsupported } from '../src/backends/cuda/kernels/flash-prefill-wgmma.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
@@ -40,6 +43,9 @@ export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
   fold: { foldSinks: true },
   persist: { persistent: true },
   'fold-persist': { foldSinks: true, persistent: true },
+  'fold-lean': { foldSinks: true, mask: 'lean' },
+  // Timing only (wrong outputs, no method call): what the mask costs at most.
+  'fold-nomask': { foldSinks: true, mask: 'off' },
 };
 
 interface Options { lengths: number[]; sparsities: number[]; variants: string[]; repeats: number; out: string | null }
@@ -120,12 +126,27 @@ async function main(argv: string[]): Promise<number> {
       console.log(`n=${n} dense: ${denseMs.toFixed(3)} ms`);
       for (const s of o.sparsities) {
         const rule = sinkLocalRuleFrom({ sparsity: s });
-        const methods = o.variants.map((name) => new SinkLocalDevicePrefill(rt, shape, rule, 'window', WINDOW_VARIANTS[name]));
+        // The method for each variant, or for mask 'off' (refused by the method) the kernel alone.
+        const methods = o.variants.map((name) => (WINDOW_VARIANTS[name].mask === 'off' ? null
+          : new SinkLocalDevicePrefill(rt, shape, rule, 'window', WINDOW_VARIANTS[name])));
+        const launchers = o.variants.map((name, v) => {
+          const m = methods[v];
+          if (m !== null) return (out: bigint) => { m.prefill(callInto(out)); };
+          const kernel = new WgmmaSinkLocalPrefill(rt, shape, {}, WINDOW_VARIANTS[name]);
+          const kernelRule = sinkLocalKernelRule(rule);
+          return (out: bigint) => kernel.run({
+            q: q.ptr, qRowStride: H * D, k: cache.keys.ptr, v: cache.values.ptr, out, numQueries: n, queryStart: 0, kvLen: n,
+            kvStride: cache.capacity, scale: shape.scale,
+          }, kernelRule);
+        });
         const callMs: number[][] = o.variants.map(() => []);
         // A B B A: each variant measured once in each position, so drift between them cancels.
         const order = [...o.variants.keys(), ...[...o.variants.keys()].reverse()];
-        for (const v of order) callMs[v].push(measurePrefill(rt, methods[v], callInto(outs[v].ptr), o.repeats).attentionMs);
-        const kernelMs = methods.map((m, v) => timeOnDevice(rt, () => m.prefill(callInto(outs[v].ptr)), { warmup: 2, repeats: o.repeats * 2 }).medianMs);
+        for (const v of order) {
+          const m = methods[v];
+          callMs[v].push(m === null ? NaN : measurePrefill(rt, m, callInto(outs[v].ptr), o.repeats).attentionMs);
+        }
+        const kernelMs = launchers.map((launch, v) => timeOnDevice(rt, () => launch(outs[v].ptr), { warmup: 2, repeats: o.repeats * 2 }).medianMs);
         const sampled = o.variants.map((_, v) => sampledRows(rt, outs[v].ptr, n, H * D));
         const plainWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false, persistent: false });
         const plainPredicted = predictedWindowKernelMs(plainWork, H);
@@ -145,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
             `vs plain ${row.kernelVsPlain.toFixed(3)} (model ${row.predictedVsPlain.toFixed(3)}); ${row.tilesPerBlock.toFixed(2)} tiles/block, ` +
             `computed/attended ${row.computedOverAttended.toFixed(3)}, folded ${work.foldedBlocks}/${work.blocks}; max diff ${row.maxDiff.toExponential(1)}`);
         }
-        for (const m of methods) m.reset();
+        for (const m of methods) m?.reset();
       }
     } finally {
       rt.synchronize();
@@ -165,7 +186,8 @@ async function main(argv: string[]): Promise<number> {
   console.log(`total ${seconds.toFixed(1)} s`);
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info, options: o, rows, seconds }, null, 2));
   rt.dispose();
-  return rows.every((r) => Number.isFinite(r.maxDiff) && r.maxDiff < 0.05) ? 0 : 1;
+  const checked = rows.filter((r) => WINDOW_VARIANTS[r.variant].mask !== 'off');
+  return checked.every((r) => Number.isFinite(r.maxDiff) && r.maxDiff < 0.05) ? 0 : 1;
 }
 
 /** The first and last 256 rows of an [n, rowElements] bf16 output, as floats. */

@@ -1,6 +1,6 @@
 /**
  * nvcc compile check of the sink + local window kernel's opt-in variants (flash-prefill-wgmma.cu with
- * SINK_LOCAL and SINK_FOLD; the default variant is in kernels-compile.test.ts): sm_90a, both head dims,
+ * SINK_LOCAL and SINK_FOLD, SINK_PERSIST, SINK_MASK; the default variant is in kernels-compile.test.ts): sm_90a, both head dims,
  * no register spills, no stack, no warnings, no serialised wgmma. Skipped with a message where nvcc is absent.
  */
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ if (skip) console.log(`# sink-local variant compile checks skipped: ${skip}`);
 const FLAGS: Record<string, number>[] = [
   { HEAD_DIM: 128, SINK_FOLD: 1 }, { HEAD_DIM: 64, SINK_PERSIST: 1 },
   { HEAD_DIM: 128, SINK_FOLD: 1, SINK_PERSIST: 1 }, { HEAD_DIM: 64, SINK_FOLD: 1, SINK_PERSIST: 1 },
+  { HEAD_DIM: 128, SINK_FOLD: 1, SINK_MASK: 1 }, { HEAD_DIM: 64, SINK_MASK: 1 }, { HEAD_DIM: 128, SINK_FOLD: 1, SINK_MASK: 2 },
 ];
 const VARIANTS: Record<string, number>[] = FLAGS.map(({ HEAD_DIM, ...flags }) => ({
   HEAD_DIM, BLOCK_N: 128, BLOCK_ORDER: 1, WGMMA_VERSION: 3, KV_STAGES: 2, Q_IN_REGS: 0, WARP_ARRIVALS: 1, SINK_LOCAL: 1, ...flags,

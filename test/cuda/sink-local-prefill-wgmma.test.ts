@@ -11,8 +11,8 @@
  *     their value rows are one-hot, so each row's output is 1 / sinkTokens in each sink's column;
  *   - at sparsity 0 the output equals the dense wgmma kernel's bit for bit (the same tiles and masks).
  * The checks run on the default kernel and on its opt-in variants (SinkLocalWindowVariant): sinks folded,
- * and persistent blocks, capped at a few so that each block walks many work items (folded and not, whole
- * and partial blocks, chunks).
+ * persistent blocks, capped at a few so that each block walks many work items (folded and not, whole
+ * and partial blocks, chunks), and the lean mask.
  * Skipped, with the reason printed, where there is no CUDA device or it is not a Hopper GPU.
  */
 import assert from 'node:assert/strict';
@@ -53,6 +53,7 @@ const VARIANTS: { label: string; variant: SinkLocalWindowVariant }[] = [
   { label: 'window kernel, 5 persistent blocks', variant: { persistent: true, persistentBlocks: 5 } },
   { label: 'window kernel, sinks folded, 7 persistent blocks', variant: { foldSinks: true, persistent: true, persistentBlocks: 7 } },
   { label: 'window kernel, sinks folded, persistent', variant: { foldSinks: true, persistent: true } },
+  { label: 'window kernel, sinks folded, lean mask', variant: { foldSinks: true, mask: 'lean' } },
 ];
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
@@ -134,6 +135,7 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     assert.equal(new SinkLocalDevicePrefill(rt, shape, rule, 1).kernelLabel, 'vertical-slash');
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true }).kernelLabel, /sink-local-fold$/);
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true, persistent: true }).kernelLabel, /sink-local-fold-persist$/);
+    assert.throws(() => new SinkLocalDevicePrefill(rt, shape, rule, 'window', { mask: 'off' }), /wrong outputs/);
   });
 
   for (const c of RANDOM_CASES) {

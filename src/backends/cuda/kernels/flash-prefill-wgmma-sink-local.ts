@@ -51,7 +51,15 @@ export interface SinkLocalWindowVariant {
   persistent?: boolean;
   /** persistent only: at most this many blocks (tests use a few, so that each block walks many items). */
   persistentBlocks?: number;
+  /**
+   * The mask (SINK_MASK): 'exact' (default) tests each score's key against the row; 'lean' the same keys
+   * from per-row column bounds set once per tile; 'off' masks nothing and gives WRONG outputs: it times
+   * the mask's cost, for benchmarks only (SinkLocalDevicePrefill refuses it).
+   */
+  mask?: 'exact' | 'lean' | 'off';
 }
+
+const SINK_MASK_MODES = { exact: 0, lean: 1, off: 2 } as const;
 
 /** The variant SinkLocalDevicePrefill runs when given none: no flag (each stays opt-in until measured). */
 export const DEFAULT_SINK_LOCAL_WINDOW_VARIANT: Readonly<SinkLocalWindowVariant> = {};
@@ -71,6 +79,9 @@ export class WgmmaSinkLocalPrefill {
     }
     this.tiling = resolveWgmmaPrefillTiling(tiling);
     if ((this.tiling.version ?? 3) !== 3) throw new Error('sink-local wgmma prefill: needs loop version 3');
+    if (variant.mask !== undefined && !Object.hasOwn(SINK_MASK_MODES, variant.mask)) {
+      throw new Error(`sink-local wgmma prefill: mask must be one of ${Object.keys(SINK_MASK_MODES).join(', ')} (got ${variant.mask})`);
+    }
     const cap = variant.persistentBlocks;
     if (cap !== undefined && (!variant.persistent || !Number.isInteger(cap) || cap < 1)) {
       throw new Error(`sink-local wgmma prefill: persistentBlocks must be a positive integer, with persistent (got ${cap})`);
@@ -79,7 +90,8 @@ export class WgmmaSinkLocalPrefill {
 
   get label(): string {
     const v = this.variant;
-    return `${wgmmaTilingLabel(this.tiling)}-sink-local${v.foldSinks ? '-fold' : ''}${v.persistent ? '-persist' : ''}`;
+    const mask = v.mask === undefined || v.mask === 'exact' ? '' : `-mask-${v.mask}`;
+    return `${wgmmaTilingLabel(this.tiling)}-sink-local${v.foldSinks ? '-fold' : ''}${v.persistent ? '-persist' : ''}${mask}`;
   }
 
   prepare(): CudaKernel {
@@ -92,6 +104,7 @@ export class WgmmaSinkLocalPrefill {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
       WGMMA_VERSION: 3, KV_STAGES: t.stages ?? 2, Q_IN_REGS: t.qInRegisters ? 1 : 0, WARP_ARRIVALS: t.warpArrivals ? 1 : 0,
       SINK_LOCAL: 1, ...(this.variant.foldSinks ? { SINK_FOLD: 1 } : {}), ...(this.variant.persistent ? { SINK_PERSIST: 1 } : {}),
+      ...(this.variant.mask !== undefined && this.variant.mask !== 'exact' ? { SINK_MASK: SINK_MASK_MODES[this.variant.mask] } : {}),
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f64', 'f32']);
     return this.kernel;

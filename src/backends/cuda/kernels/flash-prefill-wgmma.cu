@@ -35,7 +35,10 @@
 // launches at most one block per multiprocessor, each walking the 128-row work items blockIdx.x,
 // blockIdx.x + gridDim.x, ... of the heaviest-first order; the producer loads the next item's Q as soon
 // as both warpgroups have issued their last Q·Kᵀ of the current one, and its K/V tiles into the stages
-// the current item frees, so the next item's loads run under the current one's last tile and store).
+// the current item frees, so the next item's loads run under the current one's last tile and store),
+// SINK_MASK (SINK_LOCAL only: 0 the exact mask below; 1 the same keys from per-row column bounds set
+// once per tile, a range test and a sink test per score; 2 no mask at all, for timing the mask's cost
+// only: the output is wrong).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -70,6 +73,9 @@
 #endif
 #ifndef SINK_PERSIST
 #define SINK_PERSIST 0
+#endif
+#ifndef SINK_MASK
+#define SINK_MASK 0
 #endif
 
 // A warpgroup's row positions and (sink + local) window bounds: fixed for the block, or, with
@@ -113,6 +119,7 @@ static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_I
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
 static_assert(SINK_PERSIST == 0 || SINK_LOCAL == 1, "SINK_PERSIST needs SINK_LOCAL");
+static_assert(SINK_MASK == 0 || (SINK_LOCAL == 1 && SINK_MASK <= 2), "SINK_MASK: 0, or 1 / 2 with SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 
@@ -251,12 +258,47 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   // Keys below sinkKeyEnd count as sinks: sinkTokens, or in a folded first window tile its first
   // foldCols keys' places, which hold the sinks (set before each tile's mask).
   int sinkKeyEnd = sinkTokens;
+#if SINK_MASK != 2
   auto tileLeftOfWindow = [&](int n0) { return n0 < wgLastLow; };
+#endif
+#if SINK_MASK == 0
   auto keyLeftOfWindow = [&](int key, int qp, int r) { return key >= sinkKeyEnd && key < rowLow[r]; };
+#endif
 #else
   auto tileLeftOfWindow = [&](int n0) { return n0 <= wgFirstPos + 63 - window; };
   auto keyLeftOfWindow = [&](int key, int qp, int) { return key <= qp - window; };
 #endif
+#if SINK_MASK == 1
+  // Row r of this lane sees the columns c (key n0 + 2·t4 + c, c = nt·8 + 0 or 1) below sinkCols[r] and
+  // those in [lo[r], lo[r] + span[r]]: the exact mask's keys (below sinkKeyEnd and at most the row and
+  // the cache's last key; or from the row's window start to those), bounds set once per tile.
+  auto maskScores = [&](int j) {
+    const int n0 = j * BN;
+    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || tileLeftOfWindow(n0)) {
+      const int base = n0 + 2 * t4;
+      int sinkCols[2], lo[2];
+      unsigned span[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int last = min(qPos + 8 * r, kvLen - 1);  // the row's last visible key
+        sinkCols[r] = min(sinkKeyEnd, last + 1) - base;
+        const int low = rowLow[r] - base, high = last - base;
+        lo[r] = high >= low ? low : (1 << 30);  // an empty window (rows past T only) sees no key
+        span[r] = high >= low ? (unsigned)(high - low) : 0u;
+      }
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = nt * 8 + (e & 1), r = e >> 1;
+          if (!(c < sinkCols[r] || (unsigned)(c - lo[r]) <= span[r])) s[nt][e] = NEG_INF;
+        }
+      }
+    }
+  };
+#elif SINK_MASK == 2
+  auto maskScores = [&](int) { (void)sinkKeyEnd; };  // timing only: every key of every visited tile counts
+#else
   auto maskScores = [&](int j) {
     const int n0 = j * BN;
     if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || tileLeftOfWindow(n0)) {
@@ -271,6 +313,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       }
     }
   };
+#endif
   u32 p[BN / 16][4];
   // Issues O += P·V from the V tile at vStage (BN / 16 k-steps).
   auto issuePV = [&](u32 vStage) { issue_pv<D, BN>(o, p, vStage, KV_HALF); };

@@ -68,6 +68,7 @@ export class SinkLocalDevicePrefill implements DevicePrefillMethod {
     const windowProblem = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
     if (kernel === 'window' && windowProblem !== null) throw new Error(`${this.id}: the window kernel cannot run here: ${windowProblem}`);
     const useWindow = kernel === 'window' || (kernel === undefined && windowProblem === null);
+    if (windowVariant.mask === 'off') throw new Error(`${this.id}: the window kernel's mask 'off' gives wrong outputs (benchmarks time it on the kernel alone)`);
     this.window = useWindow ? { kernel: new WgmmaSinkLocalPrefill(rt, shape, {}, windowVariant), rule: sinkLocalKernelRule(rule) } : null;
     this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel === 'window' ? undefined : kernel);
     const names = ['rowLow', 'ranges', 'rangeCount', 'colStart', 'colList'] as const;
