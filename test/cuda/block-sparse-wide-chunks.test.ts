@@ -2,15 +2,18 @@
  * Block-Sparse with 64-row chunks on the GPU (session 8): the launcher's automatic tilings with lean
  * masks (autoLeanMask) against the CPU method and bit for bit against the same launcher without them, on
  * both automatic tilings (128-row CTAs for dense-ish lists on a small grid, 192-row CTAs for sparse
- * lists); c = 16 lists keep the plain kernels under the option; and the method end to end at chunkSize 64
- * (the GPU estimation's lists equal the CPU selection at c = 64, counts equal). Skipped where there is no
+ * lists), and the per-tiling default (AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS); c = 16 lists keep the plain
+ * kernels under the option; and the method end to end at chunkSize 64 (the GPU estimation's lists equal
+ * the CPU selection at c = 64, counts equal). Skipped where there is no
  * CUDA device, the wgmma cases where the device has no wgmma.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists, selectionFromLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
-import { BlockSparseFlashPrefill, type BlockSparseKernelOptions, releaseChunkLists, uploadChunkLists } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import {
+  AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, BlockSparseFlashPrefill, type BlockSparseKernelOptions, releaseChunkLists, uploadChunkLists,
+} from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-prefill-wgmma.js';
 import { DeviceLayerKvCache } from '../../src/backends/cuda/kv-cache.js';
 import { blockSparseDeviceFactory } from '../../src/backends/cuda/methods/block-sparse.js';
@@ -77,6 +80,9 @@ describe('CUDA block-sparse with 64-row chunks', { skip }, () => {
       assert.equal(lean.consumers, c.consumers, 'row tiling');
       assert.equal(countNaN(lean.out), 0, 'every output element must be written');
       assert.deepEqual(lean.out, plain.out, 'lean masks change no result');
+      const byDefault = runLauncher(x, sel, {});
+      assert.equal(byDefault.leanMask, AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[c.consumers === 3 ? 'rows192' : 'rows128'], 'the per-tiling default');
+      assert.deepEqual(byDefault.out, plain.out);
       const err = relativeError(lean.out, ref);
       console.log(`#   rel err ${err.toExponential(2)}`);
       assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);

@@ -105,9 +105,10 @@ export interface BlockSparseKernelOptions {
    */
   autoCtaOrder?: WgmmaCtaOrder;
   /**
-   * Lean masks (the wgmma kernel's LEAN_MASK, label suffix -lm) in the automatic tilings on lists whose
-   * chunks span whole 64-row warpgroups (autoTakesLeanMask); left out: AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS.
-   * Results are the same bit for bit either way; only the time differs.
+   * Lean masks (the wgmma kernel's LEAN_MASK, label suffix -lm) in both automatic tilings (true) or in
+   * neither (false) on lists whose chunks span whole 64-row warpgroups (autoTakesLeanMask); left out:
+   * per tiling as AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS says. Results are the same bit for bit either way;
+   * only the time differs.
    */
   autoLeanMask?: boolean;
 }
@@ -173,25 +174,32 @@ export function autoTakes192RowTiling(
   return order === 'kv' && ctas >= AUTO_DENSE_KV_192_MIN_WAVES * multiprocessors;
 }
 
+/** The two automatic wgmma tilings: 128-row CTAs (dense-ish lists) and 192-row CTAs (autoTakes192RowTiling). */
+export type AutoRowTiling = 'rows128' | 'rows192';
+
 /**
- * Whether the automatic tilings take lean masks unless told (autoLeanMask). Off until measured: -lm saved
- * 6.7% at s = 0 (every warp-step clean) and cost 2% at c = 16, s = 0.5 (docs/perf.md, block-sparse "Session
- * 7, second round"); lists of 64-row chunks are measured in session 8 (bench/block-sparse.ts --chunk 64).
+ * Which automatic tiling takes lean masks on lists of whole-warpgroup chunks unless told (autoLeanMask).
+ * -lm saved 6.7% at s = 0 (every warp-step clean) and cost 2% at c = 16, s = 0.5 (docs/perf.md,
+ * block-sparse "Session 7, second round"). Session 8, c = 64 (bench/block-sparse.ts --chunk 64, H100,
+ * 16 cells): 192-row CTAs 2–10% faster in 15 of 16 cells (the 16th in a drifting cell), 128-row CTAs
+ * faster in 10 of 16 only (none on random lists at s >= 0.8). Both off until a rule written before the
+ * measurement says otherwise (docs/perf.md, block-sparse "Session 8").
  */
-export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS = false;
+export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
 /** Query rows of one consumer warpgroup of the wgmma kernel (its CTAs start on multiples of it). */
 const WARPGROUP_ROWS = 64;
 
 /**
- * Whether the automatic tilings run lean masks on these lists: when enabled (autoLeanMask, default
- * AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS) and the chunk size is a multiple of 64. Then the 64 rows of every
+ * Whether an automatic tiling runs lean masks on these lists: when enabled for it (autoLeanMask, default
+ * AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling]) and the chunk size is a multiple of 64. Then the 64 rows of every
  * consumer warpgroup lie in one query chunk and share its list, so each off-diagonal key tile a warpgroup
  * computes is selected by all four of its warps: every off-diagonal warp-step is clean except the padded
  * last step of a class, and the per-sub-tile mask loop that LEAN_MASK skips would only re-test them.
  * At c = 16 or 32 the four 16-row slots choose apart and most warp-steps are partial, where the branch
  * costs ≈ 2% and saves nothing.
  */
-export function autoTakesLeanMask(lists: Pick<DeviceChunkLists, 'chunkSize'>, enabled: boolean = AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS): boolean {
+export function autoTakesLeanMask(lists: Pick<DeviceChunkLists, 'chunkSize'>, tiling: AutoRowTiling, autoLeanMask?: boolean): boolean {
+  const enabled = autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling];
   return enabled && lists.chunkSize % WARPGROUP_ROWS === 0;
 }
 
@@ -217,13 +225,13 @@ export class BlockSparseFlashPrefill {
   readonly mTiles: number;
   /**
    * The wgmma kernels this launcher runs (empty: mma.sync): the one a `wgmma` option names, or with the
-   * automatic choice the dense-lists one first and the sparse-lists one second, then (with autoLeanMask)
-   * the same two with lean masks.
+   * automatic choice the dense-lists one first and the sparse-lists one second, then, where lean masks
+   * may run (autoLeanMask or its per-tiling default), the same two with lean masks.
    */
   private readonly wgmmaKernels: BlockSparseWgmmaPrefill[];
   private readonly wgmmaAuto: boolean;
   private readonly autoOrder: WgmmaCtaOrder;
-  private readonly autoLeanMask: boolean;
+  private readonly autoLeanMask: boolean | undefined;
   private lastWgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
@@ -248,12 +256,13 @@ export class BlockSparseFlashPrefill {
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
     this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
     this.autoOrder = options.autoCtaOrder ?? AUTO_CTA_ORDER;
-    this.autoLeanMask = options.autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS;
+    this.autoLeanMask = options.autoLeanMask;
+    const anyLean = this.autoLeanMask ?? Object.values(AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS).some((on) => on);
     const autoOrder = { ctaOrder: this.autoOrder };
     const autoTilings: Partial<BlockSparseWgmmaTiling>[] = [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }];
     const lean = { ablation: { leanMask: true } };
     const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
-      ? [...autoTilings, ...(this.autoLeanMask ? autoTilings.map((t) => ({ ...t, ...lean })) : [])] : [choice.tiling];
+      ? [...autoTilings, ...(anyLean ? autoTilings.map((t) => ({ ...t, ...lean })) : [])] : [choice.tiling];
     this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
     this.lastWgmma = this.wgmmaKernels[0] ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
@@ -316,8 +325,8 @@ export class BlockSparseFlashPrefill {
 
   /** Index in wgmmaKernels of the automatic choice for these lists (see the constructor's order). */
   private autoKernelIndex(lists: DeviceChunkLists): number {
-    const rows192 = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 1 : 0;
-    return rows192 + (autoTakesLeanMask(lists, this.autoLeanMask) ? 2 : 0);
+    const rows192 = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder);
+    return (rows192 ? 1 : 0) + (autoTakesLeanMask(lists, rows192 ? 'rows192' : 'rows128', this.autoLeanMask) ? 2 : 0);
   }
 
   /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */
