@@ -122,6 +122,9 @@ interface QuestLayerState {
   segments: SegmentLists;
 }
 
+/** The unit sizes (query heads per unit) whose default multi-block step is v10 on its unit-size entries (measured faster than v8). */
+const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4]);
+
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
  * rolled score loads and light per-page scoring (session 6, H100, graph steps at s = 0.9: 128K 34.4 ->
@@ -133,9 +136,8 @@ interface QuestLayerState {
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
   const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
-  return sharePages && shape.numHeads / shape.numKvHeads === 4
-    ? { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true }
-    : v8;
+  const unitHeads = sharePages ? shape.numHeads / shape.numKvHeads : 1;
+  return QUEST_V10_UNIT_SIZES.has(unitHeads) ? { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true } : v8;
 }
 
 export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
