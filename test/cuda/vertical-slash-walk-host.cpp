@@ -1,5 +1,5 @@
 // Host harness for the batched count search's walk by runs (vertical-slash-walk.cuh vs_walk_runs)
-// and its run marks (vertical-slash-search.cu vs_mark_runs over block_exclusive_max), built by
+// and its run marks (vertical-slash-search.cu vs_mark_runs over top-k.cuh's block_exclusive_scan with BlockScanMax), built by
 // test/cuda/vertical-slash-walk-host.test.ts with g++. The walk header is included as it is; the two
 // mark functions are pasted in by the test from the .cu (MARK_FUNCTIONS_FILE), and run on an emulated
 // block: THREADS std::threads, __syncthreads a block-wide barrier, __shfl_up_sync a per-warp exchange

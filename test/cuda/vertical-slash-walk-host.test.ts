@@ -1,7 +1,8 @@
 /**
  * The batched count search's walk by runs on the host, no GPU: vertical-slash-walk-host.cpp is built
  * with g++ around the walk header as it is (vertical-slash-walk.cuh) and the run-mark functions cut
- * from vertical-slash-search.cu (block_exclusive_max, vs_mark_runs), those run on an emulated
+ * from the sources (vs_mark_runs from vertical-slash-search.cu; the block scan it runs, block_exclusive_scan
+ * with BlockScanMax, from top-k.cuh), those run on an emulated
  * 512-thread block so their chunking and carry are the kernel's. Over FlexPrefill-like offset rows
  * (the forced diagonals 0..63 plus 448 / 960 / 5000 more of 16384: random, clustered, at the largest
  * offsets, on block edges, gaps of exactly 64 / 65, all n kept; also n = 130, 1000, 4096, 20011), every
@@ -32,8 +33,11 @@ describe('vertical-slash walk by runs on the host (g++ harness)', { skip: proble
 
   test('run marks equal their definition; walk by runs = walk by ranges on every block (FlexPrefill-like rows)', () => {
     const cu = readFileSync(kernelSourcePath('vertical-slash-search.cu'), 'utf8');
+    const topK = readFileSync(kernelSourcePath('top-k.cuh'), 'utf8');
+    const maxOp = /^struct BlockScanMax \{\n[\s\S]*?\n\};\n/m.exec(topK);
+    assert.ok(maxOp, 'top-k.cuh: no struct BlockScanMax');
     const marks = join(dir, 'marks.inc');
-    writeFileSync(marks, `${deviceFunctionText(cu, 'block_exclusive_max')}\n${deviceFunctionText(cu, 'vs_mark_runs')}`);
+    writeFileSync(marks, `${maxOp[0]}\n${deviceFunctionText(topK, 'block_exclusive_scan')}\n${deviceFunctionText(cu, 'vs_mark_runs')}`);
     const exe = join(dir, 'walk-host');
     try {
       execFileSync('g++', ['-std=c++20', '-O2', '-pthread', '-Wno-unknown-pragmas', '-I', dirname(kernelSourcePath('vertical-slash-walk.cuh')),

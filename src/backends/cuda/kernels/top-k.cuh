@@ -25,33 +25,63 @@ struct TopKShared {
   int remaining;
 };
 
-// Exclusive prefix sum of x over the block (thread order); `total` gets the block's sum.
-template <int THREADS>
-__device__ __forceinline__ int topk_block_exclusive_scan(int x, TopKShared& sh, int& total) {
+// The block scan's operations (block_exclusive_scan's Op): identity, accumulate, and how a thread's
+// exclusive value comes out of the in-warp inclusive scan and the warps before it.
+//   BlockScanSum: the inclusive value less the thread's own (addition has an inverse).
+//   BlockScanMax: x >= -1 (-1 before thread 0); the lane before's inclusive value (max has no inverse).
+struct BlockScanSum {
+  static constexpr int identity = 0;
+  __device__ __forceinline__ void accumulate(int& acc, int y) const { acc += y; }
+  __device__ __forceinline__ int in_warp_exclusive(int, int) const { return 0; }  // unused: finish subtracts
+  __device__ __forceinline__ int before(int, int warp, const int* warpSums) const { return warp > 0 ? warpSums[warp - 1] : 0; }
+  __device__ __forceinline__ int finish(int before, int incl, int x) const { return before + incl - x; }
+};
+struct BlockScanMax {
+  static constexpr int identity = -1;
+  __device__ __forceinline__ void accumulate(int& acc, int y) const { acc = max(acc, y); }
+  __device__ __forceinline__ int in_warp_exclusive(int incl, int lane) const {
+    const int y = __shfl_up_sync(0xffffffffu, incl, 1);
+    return lane == 0 ? -1 : y;
+  }
+  __device__ __forceinline__ int before(int inWarp, int warp, const int* warpSums) const { return warp > 0 ? max(inWarp, warpSums[warp - 1]) : inWarp; }
+  __device__ __forceinline__ int finish(int before, int, int) const { return before; }
+};
+
+// Exclusive scan of x over the block (thread order) under Op; `total` gets the block's reduction. All
+// threads call it; sh.warpSums is free again when it returns.
+template <int THREADS, class Op>
+__device__ __forceinline__ int block_exclusive_scan(int x, TopKShared& sh, int& total, Op op) {
   constexpr int WARPS = THREADS / 32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int incl = x;
 #pragma unroll
   for (int off = 1; off < 32; off <<= 1) {
     const int y = __shfl_up_sync(0xffffffffu, incl, off);
-    if (lane >= off) incl += y;
+    if (lane >= off) op.accumulate(incl, y);
   }
+  const int inWarp = op.in_warp_exclusive(incl, lane);
   if (lane == 31) sh.warpSums[warp] = incl;
   __syncthreads();
   if (warp == 0) {
-    int w = lane < WARPS ? sh.warpSums[lane] : 0;
+    int w = lane < WARPS ? sh.warpSums[lane] : Op::identity;
 #pragma unroll
     for (int off = 1; off < 32; off <<= 1) {
       const int y = __shfl_up_sync(0xffffffffu, w, off);
-      if (lane >= off) w += y;
+      if (lane >= off) op.accumulate(w, y);
     }
     if (lane < WARPS) sh.warpSums[lane] = w;
   }
   __syncthreads();
-  const int before = warp > 0 ? sh.warpSums[warp - 1] : 0;
+  const int before = op.before(inWarp, warp, sh.warpSums);
   total = sh.warpSums[WARPS - 1];
   __syncthreads();  // warpSums is reused by the next scan
-  return before + incl - x;
+  return op.finish(before, incl, x);
+}
+
+// Exclusive prefix sum of x over the block (thread order); `total` gets the block's sum.
+template <int THREADS>
+__device__ __forceinline__ int topk_block_exclusive_scan(int x, TopKShared& sh, int& total) {
+  return block_exclusive_scan<THREADS>(x, sh, total, BlockScanSum{});
 }
 
 struct TopKCut {

@@ -105,37 +105,6 @@ __device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int
   }
 }
 
-// Exclusive max over the block (thread order) of x >= -1 (-1 before thread 0); `total` gets the
-// block's max. All threads call it.
-__device__ __forceinline__ int block_exclusive_max(int x, TopKShared& sh, int& total) {
-  constexpr int WARPS = THREADS / 32;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int incl = x;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const int y = __shfl_up_sync(0xffffffffu, incl, off);
-    if (lane >= off) incl = max(incl, y);
-  }
-  int before = __shfl_up_sync(0xffffffffu, incl, 1);
-  if (lane == 0) before = -1;
-  if (lane == 31) sh.warpSums[warp] = incl;
-  __syncthreads();
-  if (warp == 0) {
-    int w = lane < WARPS ? sh.warpSums[lane] : -1;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const int y = __shfl_up_sync(0xffffffffu, w, off);
-      if (lane >= off) w = max(w, y);
-    }
-    if (lane < WARPS) sh.warpSums[lane] = w;
-  }
-  __syncthreads();
-  if (warp > 0) before = max(before, sh.warpSums[warp - 1]);
-  total = sh.warpSums[WARPS - 1];
-  __syncthreads();  // warpSums is reused by the next scan
-  return before;
-}
-
 // runStart[t] for the ascending offsets S [0, k): the first index of t's run, a run being
 // consecutive offsets at most 64 apart (vs_walk_runs' steps). S must be visible to every thread
 // (written before a __syncthreads). All threads call it.
@@ -150,7 +119,7 @@ __device__ __forceinline__ void vs_mark_runs(const int* S, int k, int* runStart,
       if (t < k && (t == 0 || S[t] - S[t - 1] > VS_BLOCK)) mine = t;
     }
     int total;
-    int run = max(carry, block_exclusive_max(mine, sh, total));
+    int run = max(carry, block_exclusive_scan<THREADS>(mine, sh, total, BlockScanMax{}));
 #pragma unroll
     for (int j = 0; j < SELECT_ITEMS; ++j) {
       const int t = first + j;
