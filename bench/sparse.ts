@@ -47,6 +47,7 @@ import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import type { HeadCounts } from '../src/engine/attention.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
+import { timeGraphStep } from './decode-graph-step.js';
 import { MODEL_SHAPES } from './model.js';
 import {
   type PrefillMeasurement, achievedOf, estimationOf, fmt, freeBytes, hasNaN, measurePrefill, median,
@@ -141,6 +142,11 @@ export interface DecodeCase {
    * against a copy of the same bytes, like with like.
    */
   attentionMs: number; attentionGbps: number; attentionCopyRatio: number;
+  /**
+   * The method's graph-replayed step per layer (DeviceDecodeMethod.graphSteps, the model's path; null where
+   * it has none): the eager step also pays the host's launches (bench/decode-graph-step.ts).
+   */
+  graphStepMs: number | null;
 }
 export interface Skipped { phase: Phase; n: number; method: string | null; s: number | null; reason: string }
 
@@ -308,7 +314,9 @@ class Bench {
       const c = method.decode({ layer, shape: this.shape, q: q.ptr, position, cache, out: out.ptr });
       counts?.push(c);
     };
-    const measure = (method: DeviceDecodeMethod, label: string): { counts: HeadCounts; ms: number; hookMs: number | null; hookEst: number | null; stepEstMs: number | null } | null => {
+    const measure = (method: DeviceDecodeMethod, label: string): {
+      counts: HeadCounts; ms: number; hookMs: number | null; hookEst: number | null; stepEstMs: number | null; graphMs: number | null;
+    } | null => {
       try {
         restart();
         let hookMs: number | null = null, hookEst: number | null = null;
@@ -340,7 +348,12 @@ class Bench {
           }
           stepEstMs = median(ests);
         }
-        return { counts: counts[0], ms: t.medianMs, hookMs, hookEst, stepEstMs };
+        // The model's path: the method's graph step (null where it has none), after the eager steps above;
+        // it levels the layers with eager steps and uses the cache's spare row.
+        const graphUs = timeGraphStep(rt, method, {
+          shape: this.shape, caches, q: q.ptr, out: out.ptr, eagerStep: (layer) => step(method, layer), repeats: this.o.repeats,
+        });
+        return { counts: counts[0], ms: t.medianMs, hookMs, hookEst, stepEstMs, graphMs: graphUs === null ? null : graphUs / 1e3 };
       } catch (e) {
         this.fail(`decode ${label} n=${n}`, e);
         return null;
@@ -398,13 +411,14 @@ class Bench {
           const r: DecodeCase = {
             method: id, n, s, achieved, estimationMs: est, hookMs: run.hookMs, stepMs: run.ms, denseMs: denseRun.ms, idealMs,
             ratio: run.ms / idealMs, ratioAchieved: run.ms / ((1 - achieved) * denseRun.ms), bytes, gbps, copyGbps: copy, copyRatio: copy > 0 ? gbps / copy : 0, layers,
-            attentionMs, attentionGbps, attentionCopyRatio: copy > 0 ? attentionGbps / copy : 0,
+            attentionMs, attentionGbps, attentionCopyRatio: copy > 0 ? attentionGbps / copy : 0, graphStepMs: run.graphMs,
           };
           this.decode.push(r);
           console.log(`decode ${id} n=${n} s=${s}: achieved ${r.achieved.toFixed(3)}, estimation ${fmt(est)} ms${run.hookMs !== null ? ` (afterPrefill ${run.hookMs.toFixed(2)} ms)` : ''}, ` +
             `step ${(run.ms * 1e3).toFixed(1)} us, dense ${(denseRun.ms * 1e3).toFixed(1)} us, ${r.ratio.toFixed(2)}x ideal, ` +
             `${gbps.toFixed(0)} GB/s (${(100 * r.copyRatio).toFixed(0)}% of copy ${copy.toFixed(0)} GB/s)` +
-            (run.stepEstMs === null ? '' : `; without the per-step estimation ${(attentionMs * 1e3).toFixed(1)} us, ${(100 * r.attentionCopyRatio).toFixed(0)}% of copy`));
+            (run.stepEstMs === null ? '' : `; without the per-step estimation ${(attentionMs * 1e3).toFixed(1)} us, ${(100 * r.attentionCopyRatio).toFixed(0)}% of copy`) +
+            (run.graphMs === null ? '' : `; graph step ${(run.graphMs * 1e3).toFixed(1)} us`));
         }
       }
     } finally {
@@ -429,12 +443,12 @@ export function resultTables(prefill: PrefillCase[], decode: DecodeCase[]): stri
   }
   if (decode.length) {
     if (lines.length) lines.push('');
-    lines.push('| decode method | n | s | achieved s | estimation ms | step µs | dense µs | step / ((1 − s)·dense) | GB/s read | copy GB/s (r+w) | % of copy | attention µs | % of copy (attention) |',
-      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
+    lines.push('| decode method | n | s | achieved s | estimation ms | step µs | dense µs | step / ((1 − s)·dense) | GB/s read | copy GB/s (r+w) | % of copy | attention µs | % of copy (attention) | graph step µs |',
+      '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
     for (const r of decode) {
       lines.push(`| ${r.method} | ${r.n} | ${r.s} | ${r.achieved.toFixed(3)} | ${fmt(r.estimationMs)} | ${(r.stepMs * 1e3).toFixed(1)} | ${(r.denseMs * 1e3).toFixed(1)} | ` +
         `${r.ratio.toFixed(2)} | ${r.gbps.toFixed(0)} | ${r.copyGbps.toFixed(0)} | ${(100 * r.copyRatio).toFixed(0)} | ` +
-        `${(r.attentionMs * 1e3).toFixed(1)} | ${(100 * r.attentionCopyRatio).toFixed(0)} |`);
+        `${(r.attentionMs * 1e3).toFixed(1)} | ${(100 * r.attentionCopyRatio).toFixed(0)} | ${r.graphStepMs === null ? '' : (r.graphStepMs * 1e3).toFixed(1)} |`);
     }
   }
   return lines.join('\n');
