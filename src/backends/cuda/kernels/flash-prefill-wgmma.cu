@@ -470,8 +470,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   (void)numTiles;
   struct Item {
     int m0, h, firstTile, sinkTiles, foldCols, numTiles;
-    __device__ int tileAt(int i) const { return i < sinkTiles ? i : firstTile + i - sinkTiles; }
   };
+  // The key tile an item visits i-th: its sink tiles, then its window's.
+  auto itemTile = [&](const Item& it, int i) { return i < it.sinkTiles ? i : it.firstTile + i - it.sinkTiles; };
   // The item's rows and key tiles, by the rule of the non-persistent kernel above.
   auto itemAt = [&](int w) {
     Item it;
@@ -512,7 +513,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       const bf16_t* kHead = k + (size_t)itHk * kvStride * D + chunk * 8;
       const bf16_t* vHead = v + (size_t)itHk * kvStride * D + chunk * 8;
       for (int i = 0; i < it.numTiles; ++i) {
-        const int n0 = it.tileAt(i) * BN;
+        const int n0 = itemTile(it, i) * BN;
         const int headRows = i == 0 ? it.foldCols : 0;
         if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
         copyTileRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen, headRows);
@@ -547,7 +548,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     rowSum[0] = rowSum[1] = 0.f;
     mbar_wait(fullQ, n & 1);
     for (int i = 0; i < it.numTiles; ++i) {
-      const int j = it.tileAt(i);
+      const int j = itemTile(it, i);
       mbar_wait(fullK + 8 * st, use & 1);
       if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
       fence_proxy_async_shared();
