@@ -79,7 +79,7 @@ export const ATTENTION_ARGS = defineBenchArgs('bench attention', 'CUDA flash pre
   repeats: int({ describe: 'timed calls per case', default: 10, atLeast: 1, noun: 'repeat count' }),
   variants: labels({ describe: 'prefill variants to time, by label, e.g. w4m2n64g,wgmma2-n128g (default all)' }),
   'decode-variants': labels({ describe: 'decode variants to time, by label, e.g. t256u2w1c (default all)' }),
-  'decode-kv-heads': int({ describe: 'KV heads of the decode shape, 4 query heads each', default: HKV, atLeast: 1, noun: 'count' }),
+  'decode-kv-heads': int({ describe: 'KV heads of the decode shape, 4 query heads each', default: HKV, atLeast: 1, noun: 'KV head count' }),
 });
 
 export type AttentionBenchOptions = BenchOptionsOf<typeof ATTENTION_ARGS.table>;
