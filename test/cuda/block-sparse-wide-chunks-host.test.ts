@@ -12,6 +12,7 @@ import { AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, autoTakesLeanMask } from '../../src
 import { blockSparseVariantOptions, cellSummaryLine, parseBenchChunk, splitBlockSparseBenchArgs } from '../../bench/block-sparse.js';
 import { parseSparseBenchArgs, prefillConfigurations } from '../../bench/sparse.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
+import { chunkModelRow } from '../../bench/block-sparse-chunk-model.js';
 
 /** A random causal selection: every chunk keeps 0, m − 1, m and random others up to t (one head). */
 function randomSelection(n: number, c: number, t: number, heads: number, seed: number): ChunkSelection {
@@ -102,6 +103,20 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
       }
     }
     assert.ok(partial > 3 * whole, `partial ${partial}, whole ${whole}`);
+  });
+
+  test('the chunk model (bench/block-sparse-chunk-model.ts): c = 64 computes ~ the attended pairs, c = 16 the union of four lists', () => {
+    const wide = chunkModelRow(4096, 64, 'random', 0.5), narrow = chunkModelRow(4096, 16, 'random', 0.5);
+    assert.ok(Math.abs(wide.achieved - 0.5) < 0.03 && Math.abs(narrow.achieved - 0.5) < 0.03);
+    for (const x of wide.tilings) {
+      assert.ok(x.computedPerAttended >= 1 && x.computedPerAttended < 1.15, `${x.label} c = 64: ${x.computedPerAttended}`);
+      assert.ok(x.cleanShare > 0.9, `${x.label} c = 64 clean share ${x.cleanShare}`);
+      assert.ok(x.predictedLean < x.predicted, `${x.label}: lean masks predicted to help on clean steps`);
+    }
+    for (const x of narrow.tilings) {
+      assert.ok(x.computedPerAttended > 1.5, `${x.label} c = 16: ${x.computedPerAttended}`);
+      assert.ok(x.cleanShare < 0.3, `${x.label} c = 16 clean share ${x.cleanShare}`);
+    }
   });
 
   test('bench/block-sparse: --chunk 16|64 (default 16), the auto-lm label, and the cell line names c only when not 16', () => {
