@@ -110,7 +110,7 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
     assert.ok(Math.abs(wide.achieved - 0.5) < 0.03 && Math.abs(narrow.achieved - 0.5) < 0.03);
     for (const x of wide.tilings) {
       assert.ok(x.computedPerAttended >= 1 && x.computedPerAttended < 1.15, `${x.label} c = 64: ${x.computedPerAttended}`);
-      assert.ok(x.cleanShare > 0.9, `${x.label} c = 64 clean share ${x.cleanShare}`);
+      assert.ok(x.cleanShare > 0.75, `${x.label} c = 64 clean share ${x.cleanShare}`);
       assert.ok(x.predictedLean < x.predicted, `${x.label}: lean masks predicted to help on clean steps`);
     }
     for (const x of narrow.tilings) {
