@@ -58,14 +58,18 @@ export function camelCase(name: string): string {
 // ---- numbers ---------------------------------------------------------------------------------
 
 /**
- * What a numeric option or list item takes: bounds (atLeast/atMost inclusive, above/below exclusive)
- * or a set of values (oneOf: e.g. the chunk sizes a kernel has).
+ * What a numeric option or list item takes: bounds (atLeast/atMost inclusive, above/below exclusive),
+ * a set of values (oneOf: e.g. the chunk sizes a kernel has) or the positive multiples of a number
+ * (multipleOf: e.g. chunk sizes in whole 16-row tiles).
  */
-export interface NumberRule { integer: boolean; atLeast?: number; above?: number; atMost?: number; below?: number; oneOf?: readonly number[] }
+export interface NumberRule {
+  integer: boolean; atLeast?: number; above?: number; atMost?: number; below?: number; oneOf?: readonly number[]; multipleOf?: number;
+}
 
 /** The rule in words, as error messages show it: "an integer >= 1", "in [0, 1)", "> 0", "16 or 64". */
 export function ruleText(r: NumberRule): string {
   if (r.oneOf) return either(r.oneOf.map(String));
+  if (r.multipleOf !== undefined) return `a multiple of ${r.multipleOf}`;
   const low = r.atLeast !== undefined ? { v: r.atLeast, open: false } : r.above !== undefined ? { v: r.above, open: true } : null;
   const high = r.atMost !== undefined ? { v: r.atMost, open: false } : r.below !== undefined ? { v: r.below, open: true } : null;
   let bounds = '';
@@ -79,6 +83,7 @@ export function ruleText(r: NumberRule): string {
 function satisfies(v: number, r: NumberRule): boolean {
   if (!Number.isFinite(v) || (r.integer && !Number.isInteger(v))) return false;
   if (r.oneOf && !r.oneOf.includes(v)) return false;
+  if (r.multipleOf !== undefined && !(v > 0 && v % r.multipleOf === 0)) return false;
   if (r.atLeast !== undefined && v < r.atLeast) return false;
   if (r.above !== undefined && v <= r.above) return false;
   if (r.atMost !== undefined && v > r.atMost) return false;
@@ -101,8 +106,8 @@ interface NumberSpec extends Described, Omit<NumberRule, 'integer'> {
 }
 
 function ruleOf(spec: NumberSpec, integer: boolean): NumberRule {
-  const { atLeast, above, atMost, below, oneOf } = spec;
-  return { integer, atLeast, above, atMost, below, oneOf };
+  const { atLeast, above, atMost, below, oneOf, multipleOf } = spec;
+  return { integer, atLeast, above, atMost, below, oneOf, multipleOf };
 }
 
 function showDefault(v: unknown): string | null {

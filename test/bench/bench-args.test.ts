@@ -78,6 +78,11 @@ describe('bench-args: errors name the option', () => {
     const chunk = defineBenchArgs('x', '', { chunk: int({ describe: 'chunk size', default: 16, oneOf: [16, 64], noun: 'chunk size' }) });
     assert.equal(chunk.parse(['--chunk', '64']).chunk, 64);
     assert.throws(() => chunk.parse(['--chunk', '32']), /^BenchArgsError: --chunk: bad chunk size \(16 or 64\) "32"$/);
+    const chunks = defineBenchArgs('x', '', { chunks: intList({ describe: 'chunk sizes', default: [16], multipleOf: 16, noun: 'chunk size' }) });
+    assert.deepEqual(chunks.parse(['--chunks', '16,64,128']).chunks, [16, 64, 128]);
+    for (const bad of ['24', '0', '-16']) {
+      assert.throws(() => chunks.parse(['--chunks', bad]), new RegExp(`^BenchArgsError: --chunks: bad chunk size \\(a multiple of 16\\) "${bad}"$`));
+    }
   });
   test('missing value, a value given to a flag', () => {
     bad(['--repeats'], /^--repeats needs a value$/);
@@ -138,6 +143,7 @@ describe('bench-args: --help', () => {
     assert.equal(ruleText({ integer: false }), 'a number');
     assert.equal(ruleText({ integer: true, atLeast: 1, atMost: 8 }), 'an integer in [1, 8]');
     assert.equal(ruleText({ integer: true, oneOf: [16, 64] }), '16 or 64');
+    assert.equal(ruleText({ integer: true, multipleOf: 16 }), 'a multiple of 16');
   });
 });
 
