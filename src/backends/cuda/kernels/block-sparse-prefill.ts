@@ -279,9 +279,17 @@ export class BlockSparseFlashPrefill {
     return this.lastWgmma;
   }
 
-  /** Compiles (or loads) every kernel this launcher may run, so none compiles inside a timed run. */
-  prepare(): { union: CudaKernel; attend: CudaKernel } {
-    if (this.wgmmaKernels.length > 0) return this.wgmmaKernels.map((k) => k.prepare())[0];
+  /**
+   * Compiles (or loads) every kernel this launcher may run, so none compiles inside a timed run. Given the
+   * lists' chunk size, the automatic choice's lean-mask kernels are left out where autoTakesLeanMask can
+   * never pick them (chunks not a multiple of 64); a kernel not prepared compiles on its first run.
+   */
+  prepare(chunkSize?: number): { union: CudaKernel; attend: CudaKernel } {
+    if (this.wgmmaKernels.length > 0) {
+      const mayRun = this.wgmmaAuto && chunkSize !== undefined && chunkSize % WARPGROUP_ROWS !== 0
+        ? this.wgmmaKernels.filter((k) => !k.tiling.ablation?.leanMask) : this.wgmmaKernels;
+      return mayRun.map((k) => k.prepare())[0];
+    }
     if (!this.kernels) {
       const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
       this.kernels = {

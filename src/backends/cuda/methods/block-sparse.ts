@@ -63,7 +63,7 @@ export class BlockSparseDevicePrefill implements DevicePrefillMethod, Estimation
     this.attention = new BlockSparseFlashPrefill(rt, shape, options);
     // Compile (or load) the kernels now, so the first call's estimation time holds no compilation.
     this.estimator.prepare();
-    this.attention.prepare();
+    this.attention.prepare(chunkSize);
     this.events = [rt.cuda.createEvent(), rt.cuda.createEvent()];
   }
 
