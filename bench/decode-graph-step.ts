@@ -24,7 +24,7 @@ export interface GraphStepSetting {
    * are already in the cache) and calls decode(). Used to bring every layer to the same length first.
    */
   eagerStep(layer: number): void;
-  /** Timed replays: max(5, repeats / 4). */
+  /** Timed replays: max(5, ceil(repeats / 4)). */
   repeats: number;
 }
 
@@ -35,6 +35,7 @@ export interface GraphStepSetting {
  */
 export function timeGraphStep(rt: CudaRuntime, method: DeviceDecodeMethod, s: GraphStepSetting): number | null {
   if (!method.graphSteps) return null;
+  if (!Number.isInteger(s.repeats) || s.repeats < 1) throw new Error(`graph step: repeats must be a positive integer (got ${s.repeats})`);
   const L = s.caches.length;
   const first = Math.max(...s.caches.map((c) => c.length));
   for (let l = 0; l < L; l++) while (s.caches[l].length < first) s.eagerStep(l);
@@ -59,7 +60,7 @@ export function timeGraphStep(rt: CudaRuntime, method: DeviceDecodeMethod, s: Gr
       for (let l = 0; l < L; l++) steps.record({ layer: l, q: s.q, position: position.ptr, cache: s.caches[l], out: s.out });
     });
     try {
-      return (timeOnDevice(rt, () => rt.cuda.launchGraph(exec, rt.stream), { warmup: 2, repeats: Math.max(5, s.repeats / 4) }).medianMs * 1e3) / L;
+      return (timeOnDevice(rt, () => rt.cuda.launchGraph(exec, rt.stream), { warmup: 2, repeats: Math.max(5, Math.ceil(s.repeats / 4)) }).medianMs * 1e3) / L;
     } finally {
       rt.synchronize();
       rt.cuda.destroyGraph(exec);

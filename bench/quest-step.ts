@@ -264,7 +264,9 @@ function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o:
           rows.push(row);
           console.log(describe(row));
         } catch (e) {
-          const message = `${heads} n=${n} s=${s} ${variant}: ${(e as Error).message ?? String(e)}`;
+          // The message and where it came from (the first frames), so a failed row can be traced from its log.
+          const where = ((e as Error).stack ?? '').split('\n').filter((l) => l.trim().startsWith('at ')).slice(0, 3).map((l) => l.trim()).join(' < ');
+          const message = `${heads} n=${n} s=${s} ${variant}: ${(e as Error).message ?? String(e)}${where ? ` (${where})` : ''}`;
           failures.push(message);
           console.log(`FAILED ${message}`);
         } finally {
