@@ -20,4 +20,6 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   // entries decoded by warp votes (-eb)
   'wgmma-n128-s2-kv-ms', 'wgmma-n128-s2-kv-lm-ms', 'wgmma-n128-s2-kv-ms-eb', 'wgmma-n128-s2-kv-lm-ms-eb',
   'wgmma-c3-n64-s3-kv-ms-eb', 'wgmma-c3-n64-s3-kv-lm-ms-eb',
+  // round 2: the selects on every step, outside any branch (-mf)
+  'wgmma-n128-s2-kv-mf', 'wgmma-n128-s2-kv-mf-eb', 'wgmma-c3-n64-s3-kv-mf', 'wgmma-c3-n64-s3-kv-mf-eb',
 ];

@@ -226,7 +226,10 @@ describe('wgmma block-sparse tiling', () => {
     assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ea-ms')!), 'wgmma-n128-s2-kv-ea-ms');
     assert.equal(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ms-lm'), null, 'flags in the fixed order only');
     assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-lm-ms-eb')!), { LEAN_MASK: 1, MASK_SELECT: 1, ENT_BALLOT: 1 });
-    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eb'), /entBallot needs maskSelect/);
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eb'), /entBallot needs maskSelect or maskFirst/);
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-mf-eb')!), { MASK_FIRST: 1, ENT_BALLOT: 1 });
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ms-mf'), /maskFirst replaces/);
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-lm-mf'), /maskFirst replaces/);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eg-ms-eb'), /not with entGlobal/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);

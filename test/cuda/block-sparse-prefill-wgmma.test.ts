@@ -9,9 +9,9 @@
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
- * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, session 8: maskSelect / entBallot; labels -dpv /
- * -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -eb) run the same checks on their own cases ("ablation" in the test names);
- * -cf, -eg, -ea, -ms also bit for bit against the plain tiling on every causal chunk (where -cf's contiguous fill
+ * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, session 8: maskSelect / maskFirst / entBallot; labels
+ * -dpv / -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -mf / -eb) run the same checks on their own cases ("ablation" in the test names);
+ * -cf, -eg, -ea, -ms, -mf also bit for bit against the plain tiling on every causal chunk (where -cf's contiguous fill
  * and -ms's select path run), and the
  * launcher's two launches run apart (buildSteps, then attend: the bench's --split-steps) equal run(). Needs a compute capability 9.0 GPU; skipped with the
  * reason elsewhere.
@@ -245,7 +245,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
       });
     });
-    // deferPv, leanMask, ownTurns, maskSelect and entBallot run the same operations on the same values (in another order or
+    // deferPv, leanMask, ownTurns, maskSelect, maskFirst and entBallot run the same operations on the same values (in another order or
     // without no-op masks): bit for bit the plain tiling's output. idleWarps and allCompute change which
     // warps run a softmax over a step with nothing selected, where the plain kernel rescales by
     // exp2(fmaf(m, c, -m·c)) (a rounding error: 1 within an ulp or two), so they agree to rounding.
@@ -330,7 +330,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   // selections above rarely give; every causal chunk gives them on all but the diagonal steps (and
   // maskSelect's and leanMask's no-causal paths on every off-diagonal step, with the partial last tile
   // at n = 555 taking the causal path for the cache end).
-  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => /-(cf|eg|ea|ms)/.test(l))) {
+  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => /-(cf|eg|ea|ms|mf)/.test(l))) {
     for (const n of [555, 1024]) {
       test(`ablation ${label}: every causal chunk at n=${n}, bit for bit the plain tiling's`, (t) => {
         if (noWgmma) return t.skip(noWgmma);

@@ -88,7 +88,13 @@
 //              and the sub-tiles the warp's slot did not select are set to -inf by selects, with no
 //              branch per sub-tile (the plain loop takes two branches per sub-tile on every step). With
 //              LEAN_MASK, its clean steps (every sub-tile selected) skip the selects too.
-//   ENT_BALLOT (session 8, bsmask; with MASK_SELECT) lane e of each consumer warp reads entry e (lanes
+//   MASK_FIRST (session 8, bsmask, round 2; not with MASK_SELECT or LEAN_MASK) the selection mask by
+//              selects on every computed step, outside any branch, then the causal compares (every
+//              sub-tile, no per-sub-tile branch) only in a step whose largest tile reaches the warp's first
+//              row or the cache end. No branch around the selects: the SASS of the plain loop, -lm and -ms
+//              shows ptxas moving the 64 scores out of the wgmma accumulators wherever a branch joins
+//              paths that wrote them (8 moves a sub-tile in the plain loop, 64 before -lm's branch).
+//   ENT_BALLOT (session 8, bsmask; with MASK_SELECT or MASK_FIRST) lane e of each consumer warp reads entry e (lanes
 //              past SUB a copy of entry lane % SUB), and two warp votes and one max reduction give the
 //              warpgroup's and the warp's selection bits and the step's largest tile, instead of every
 //              lane reading all SUB entries and folding them bit by bit (about 5 instructions per entry)
@@ -153,6 +159,9 @@
 #ifndef ENT_BALLOT
 #define ENT_BALLOT 0
 #endif
+#ifndef MASK_FIRST
+#define MASK_FIRST 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -191,13 +200,15 @@ static_assert(CTA_ORDER == 0 || CTA_ORDER == 1, "CTA_ORDER must be 0 (heads of a
 static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK == 1) && (OWN_TURNS == 0 || OWN_TURNS == 1) &&
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
               (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
-              (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1),
+              (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1) &&
+              (MASK_FIRST == 0 || MASK_FIRST == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
 static_assert(ENT_AHEAD == 0 || KV_SKEW == 0, "ENT_AHEAD is written for the plain fill order (KV_SKEW keeps its own)");
-static_assert(ENT_BALLOT == 0 || (MASK_SELECT == 1 && ENT_GLOBAL == 0),
-              "ENT_BALLOT reads the shared entry stage and needs MASK_SELECT's step-level causal test (no per-sub-tile keys outside the causal loop)");
+static_assert(ENT_BALLOT == 0 || ((MASK_SELECT == 1 || MASK_FIRST == 1) && ENT_GLOBAL == 0),
+              "ENT_BALLOT reads the shared entry stage and needs a step-level causal test (MASK_SELECT or MASK_FIRST: no per-sub-tile keys outside the causal loop)");
+static_assert(MASK_FIRST == 0 || (MASK_SELECT == 0 && LEAN_MASK == 0), "MASK_FIRST replaces the mask code that MASK_SELECT and LEAN_MASK change");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -626,7 +637,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       // wgBits bit e: some slot of this warpgroup selected sub-tile e; mineBits: this warp's slot did.
       u32 wgBits = 0u, mineBits = 0u;
       int n0[SUB];
-#if MASK_SELECT
+#if MASK_SELECT || MASK_FIRST
       int maxN0 = 0;  // first key of the step's largest tile (padding entries are tile 0)
 #endif
 #pragma unroll
@@ -640,7 +651,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         n0[e] = (int)(x & KEY_MASK) * TILE;
         wgBits |= (((x >> MASK_SHIFT) >> (4 * wg)) & 0xfu ? 1u : 0u) << e;
         mineBits |= ((x >> (MASK_SHIFT + slot)) & 1u) << e;
-#if MASK_SELECT
+#if MASK_SELECT || MASK_FIRST
         maxN0 = max(maxN0, n0[e]);
 #endif
       }
@@ -673,6 +684,30 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
           alpha[0] = alpha[1] = 1.f;
         } else {
 #endif
+#if MASK_FIRST
+        // The selection, by selects on every step (no branch joins paths that wrote the scores).
+#pragma unroll
+        for (int e = 0; e < SUB; ++e) {
+          const bool mine = (mineBits >> e) & 1u;
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
+          }
+        }
+        // Warp-uniform: some key of the step lies right of the warp's first row or past the cache. Then
+        // the causal compares on every sub-tile: those left of the diagonal and inside the cache keep
+        // their scores, unselected ones are -inf already.
+        if (maxN0 + TILE - 1 > warpFirstPos || maxN0 + TILE > kvLen) {
+#if ENT_BALLOT
+          int n0[SUB];
+#pragma unroll
+          for (int e = 0; e < SUB; ++e) n0[e] = __shfl_sync(0xffffffffu, entKey, e);
+#endif
+#pragma unroll
+          for (int e = 0; e < SUB; ++e) flash_causal_mask16<BN / 8>(s, e, n0[e], warpFirstPos + g, kvLen, t4);
+        }
+#else
 #if MASK_SELECT
         // Warp-uniform: some key of the step lies right of the warp's first row or past the cache.
         const bool causal = maxN0 + TILE - 1 > warpFirstPos || maxN0 + TILE > kvLen;
@@ -721,6 +756,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #if LEAN_MASK
         }
 #endif
+#endif  // MASK_FIRST
         flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
 #if IDLE_WARPS
         }

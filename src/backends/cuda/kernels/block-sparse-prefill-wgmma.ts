@@ -29,7 +29,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, ENT_BALLOT; its
+ * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -59,7 +59,12 @@ export interface WgmmaAblation {
    */
   maskSelect?: boolean;
   /**
-   * (With maskSelect, not with entGlobal.) Each consumer lane reads one step entry and two warp votes and a
+   * The selection by selects on every computed step outside any branch, the causal compares only in steps
+   * that reach the warp's diagonal or the cache end (not with maskSelect or leanMask).
+   */
+  maskFirst?: boolean;
+  /**
+   * (With maskSelect or maskFirst, not with entGlobal.) Each consumer lane reads one step entry and two warp votes and a
    * max reduction decode them, instead of every lane folding all of them bit by bit before the wgmma issue.
    */
   entBallot?: boolean;
@@ -76,6 +81,7 @@ const ABLATION_FLAGS = [
   { key: 'entGlobal', define: 'ENT_GLOBAL', suffix: 'eg' },
   { key: 'entAhead', define: 'ENT_AHEAD', suffix: 'ea' },
   { key: 'maskSelect', define: 'MASK_SELECT', suffix: 'ms' },
+  { key: 'maskFirst', define: 'MASK_FIRST', suffix: 'mf' },
   { key: 'entBallot', define: 'ENT_BALLOT', suffix: 'eb' },
 ] as const;
 
@@ -105,7 +111,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -eb entBallot).
+ * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -114,14 +120,14 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-eb)?$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
     ctaOrder: m[4] === undefined ? 'heads' : 'kv',
     ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
       allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined, contigFill: m[12] !== undefined,
-      entGlobal: m[13] !== undefined, entAhead: m[14] !== undefined, maskSelect: m[15] !== undefined, entBallot: m[16] !== undefined },
+      entGlobal: m[13] !== undefined, entAhead: m[14] !== undefined, maskSelect: m[15] !== undefined, maskFirst: m[16] !== undefined, entBallot: m[17] !== undefined },
   });
 }
 
@@ -159,8 +165,11 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
   }
   if (r.ablation?.ownTurns && r.consumers !== 2) throw new Error('block-sparse wgmma: ownTurns pairs the own steps of 2 consumers only');
   if (r.ablation?.entAhead && r.ablation.kvSkew) throw new Error('block-sparse wgmma: entAhead is written for the plain fill order, not with kvSkew');
-  if (r.ablation?.entBallot && (!r.ablation.maskSelect || r.ablation.entGlobal)) {
-    throw new Error('block-sparse wgmma: entBallot needs maskSelect (its step-level causal test) and reads the shared entry stage, so not with entGlobal');
+  if (r.ablation?.entBallot && ((!r.ablation.maskSelect && !r.ablation.maskFirst) || r.ablation.entGlobal)) {
+    throw new Error('block-sparse wgmma: entBallot needs maskSelect or maskFirst (a step-level causal test) and reads the shared entry stage, so not with entGlobal');
+  }
+  if (r.ablation?.maskFirst && (r.ablation.maskSelect || r.ablation.leanMask)) {
+    throw new Error('block-sparse wgmma: maskFirst replaces the mask code that maskSelect and leanMask change: not with either');
   }
   if (r.ablation?.allCompute && (r.ablation.deferPv || r.ablation.ownTurns)) throw new Error('block-sparse wgmma: allCompute skips no step, so it takes neither deferPv nor ownTurns');
   return r;
