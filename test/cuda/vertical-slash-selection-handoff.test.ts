@@ -6,11 +6,15 @@
  * no count copy, no selection launch) equals the default build's with the same counts bit for bit:
  * selected columns and offsets, per-block ranges and column lists, exact pairs and list length. Scores
  * with ties and NaN, n from below one block to past the one-level bitmap (two-level there), s 0 to 0.999.
+ * Also the index built without its middle host wait (buildDeferred, the method's deferredIndexWait):
+ * after settle() the same index as build()'s, from the builder's own selection and from handed-off
+ * ranks; null past its column-list bound.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout, downloadVerticalSlashSelection,
+  DEFERRED_LIST_MAX_INTS, type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
+  downloadVerticalSlashSelection,
 } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
 import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DEFAULT_COUNT_SEARCH } from '../../src/backends/cuda/methods/vertical-slash.js';
@@ -115,6 +119,50 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
         handOff.release();
         reference.release();
         inPlace.release();
+        rt.pool.release(dv);
+        rt.pool.release(ds);
+      }
+    });
+  }
+
+  for (const c of [{ n: 50, H: 2 }, { n: 1000, H: 3 }, { n: 16_384, H: 4 }, { n: 20_011, H: 2 }]) {
+    test(`n=${c.n} H=${c.H}: buildDeferred, once settled, is build()'s index`, () => {
+      const { n, H } = c;
+      const { vertical, slash } = tiedScores(n, H, 77 + n, 1);
+      const dv = rt.pool.acquire(vertical.byteLength), ds = rt.pool.acquire(slash.byteLength);
+      rt.cuda.upload(dv.ptr, vertical);
+      rt.cuda.upload(ds.ptr, slash);
+      const scores = { n, vertical: dv.ptr, slash: ds.ptr };
+      const search = new VerticalSlashCountSearch(rt, H, { deviceHandOff: true });
+      const reference = new VerticalSlashIndexBuilder(rt, H), deferred = new VerticalSlashIndexBuilder(rt, H);
+      try {
+        const uniform = (kv: number, ks: number): VerticalSlashCounts => ({ vertical: new Int32Array(H).fill(kv), slash: new Int32Array(H).fill(ks) });
+        const perHead: VerticalSlashCounts = {
+          vertical: Int32Array.from({ length: H }, (_, h) => [3, 70, n, 17][h % 4]), slash: Int32Array.from({ length: H }, (_, h) => [64, 1, 200, n + 9][h % 4]),
+        };
+        for (const [name, counts] of [['forced', uniform(4, 64)], ['organism-like', uniform(107, 83)], ['half', uniform(n >> 1, n >> 1)],
+          ['past n', uniform(n + 7, n + 3)], ['per head', perHead]] as [string, VerticalSlashCounts][]) {
+          const want = snapshot(rt, reference.build(scores, counts));
+          const ranks = search.rank(scores);
+          for (const [how, ranked] of [['own selection', undefined], ['ranks', { ranks }]] as const) {
+            const d = deferred.buildDeferred(scores, counts, ranked);
+            assert.ok(d !== null, `${name} (${how}): the bound of n=${n} fits`);
+            assert.equal(d.index.totalColumns, -1, 'unsettled');
+            d.settle();
+            assert.deepEqual(snapshot(rt, d.index), want, `${name} (${how}): the deferred index`);
+          }
+        }
+        // Every column kept: null exactly when its bound passes DEFERRED_LIST_MAX_INTS (the caller builds as before).
+        const B = Math.ceil(n / 64), full = Math.floor(n / 64);
+        const everything = H * ((64 * full * (full + 1)) / 2 + (B - full) * n);
+        const all = deferred.buildDeferred(scores, uniform(n, 64));
+        assert.equal(all === null, everything > DEFERRED_LIST_MAX_INTS, `every column kept: bound ${everything}`);
+        all?.settle();
+      } finally {
+        rt.synchronize();
+        search.release();
+        reference.release();
+        deferred.release();
         rt.pool.release(dv);
         rt.pool.release(ds);
       }

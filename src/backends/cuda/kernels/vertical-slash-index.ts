@@ -195,6 +195,24 @@ export class VerticalSlashIndexBuilder {
 
   /** Selection and ranges (everything but the column list); returns the per-head pairs and list length. */
   private selectAndRange(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows) {
+    const r = this.enqueueRanges(scores, counts, ranked);
+    return { ...r, ...this.readSummary(r.summary.ptr) };
+  }
+
+  /** Waits for the stream and reads the ranges' summary: per-head pairs and the column list's length. */
+  private readSummary(summary: DevicePtr): { pairs: Float64Array; totalColumns: number } {
+    const H = this.numHeads;
+    this.rt.synchronize();
+    const words = new BigUint64Array(H + 2);
+    this.rt.cuda.download(words, summary);
+    if (words[H + 1] !== 0n) throw new Error('vertical-slash index: a query block overflowed its range slots (internal error)');
+    const pairs = new Float64Array(H);
+    for (let h = 0; h < H; h++) pairs[h] = Number(words[h]);
+    return { pairs, totalColumns: Number(words[H]) };
+  }
+
+  /** Enqueues the selection, the ranges and the column scan (no wait). */
+  private enqueueRanges(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows) {
     const H = this.numHeads;
     // The range buffers' sizes follow from the clamped counts (C = the largest slash count).
     const sizes = (numBlocks: number, C: number): Record<'ranges' | 'rangeCount' | 'colCount' | 'colStart' | 'summary', number> => ({
@@ -225,13 +243,7 @@ export class VerticalSlashIndexBuilder {
       { grid: [1, 1, 1], block: [SELECT_THREADS, 1, 1], sharedBytes: 0, stream },
       [colCount.ptr, colStart.ptr, summary.ptr + BigInt(8 * H), H * numBlocks],
     );
-    this.rt.synchronize();
-    const words = new BigUint64Array(H + 2);
-    this.rt.cuda.download(words, summary.ptr);
-    if (words[H + 1] !== 0n) throw new Error('vertical-slash index: a query block overflowed its range slots (internal error)');
-    const pairs = new Float64Array(H);
-    for (let h = 0; h < H; h++) pairs[h] = Number(words[h]);
-    return { ...sel, C, slots, pairs, totalColumns: Number(words[H]), ranges, rangeCount, colStart };
+    return { ...sel, C, slots, ranges, rangeCount, colStart, summary };
   }
 
   /**
@@ -279,10 +291,56 @@ export class VerticalSlashIndexBuilder {
     };
   }
 
+  /**
+   * build() without its host wait in the middle (session 8, opt-in; the method's
+   * CountSearchOptions.deferredIndexWait): the column list is sized by its bound (per head, the sum over
+   * 64-row blocks of min(kept columns, the block's end)) instead of the scan's total, so the selection,
+   * ranges, scan and column list are enqueued back to back, and `settle()` (one wait) reads the pairs
+   * and the list's length into the index afterwards, when the caller has enqueued what reads it. Until
+   * then index.pairs is zeros and index.totalColumns -1. null when the bound exceeds
+   * DEFERRED_LIST_MAX_INTS: build() instead. The same index.
+   */
+  buildDeferred(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows):
+    { index: DeviceVerticalSlashIndex; settle: () => void } | null {
+    const H = this.numHeads, n = scores.n, numBlocks = Math.ceil(n / PATTERN_BLOCK);
+    let bound = 0;
+    for (let h = 0; h < H; h++) {
+      const kv = Math.min(Math.max(counts.vertical[h] ?? 0, 0), n);
+      // Blocks ending at or below kv list at most their end; the rest at most kv.
+      const full = Math.min(numBlocks, Math.floor(kv / PATTERN_BLOCK));
+      bound += PATTERN_BLOCK * (full * (full + 1)) / 2 + (numBlocks - full) * kv;
+    }
+    if (bound > DEFERRED_LIST_MAX_INTS) return null;
+    const r = this.enqueueRanges(scores, counts, ranked);
+    const colList = this.buf.colList.fits(bound * 4) ? this.buf.colList.current : (this.rt.synchronize(), this.buf.colList.ensure(bound * 4));
+    this.prepare().columns.launch(
+      { grid: [Math.ceil(r.numBlocks / 4), H, 1], block: [128, 1, 1], sharedBytes: 0, stream: this.rt.stream },
+      [r.selV.ptr, r.countsBuf.ptr, r.strideV, r.ranges.ptr, r.rangeCount.ptr, r.colStart.ptr, colList.ptr, r.n, r.numBlocks, r.C, r.slots],
+    );
+    const index: DeviceVerticalSlashIndex = {
+      n: r.n, numHeads: H, numBlocks: r.numBlocks, rangeCap: r.C, rangeSlotsPerHead: r.slots,
+      ranges: r.ranges.ptr, rangeCount: r.rangeCount.ptr, colStart: r.colStart.ptr, colList: colList.ptr,
+      totalColumns: -1, pairs: new Float64Array(H),
+      selectedColumns: r.selV.ptr, columnStride: r.strideV, selectedOffsets: r.selS.ptr, offsetStride: r.strideS,
+      counts: { vertical: r.kv, slash: r.ks },
+    };
+    const summary = r.summary.ptr;
+    const settle = () => {
+      const { pairs, totalColumns } = this.readSummary(summary);
+      if (totalColumns > bound) throw new Error(`vertical-slash index: ${totalColumns} listed columns past the bound ${bound} (internal error)`);
+      index.pairs.set(pairs);
+      index.totalColumns = totalColumns;
+    };
+    return { index, settle };
+  }
+
   release(): void {
     for (const b of Object.values(this.buf)) b.release();
   }
 }
+
+/** The most column-list entries buildDeferred sizes by their bound (16 MiB of int32). */
+export const DEFERRED_LIST_MAX_INTS = 4 * 2 ** 20;
 
 /** Per head: the kept columns and offsets (ascending) of a built index. Synchronises. */
 export function downloadVerticalSlashSelection(rt: CudaRuntime, index: DeviceVerticalSlashIndex): { columns: Int32Array[]; offsets: Int32Array[] } {

@@ -162,6 +162,13 @@ export interface CountSearchOptions {
    */
   stagedIndexRanges?: boolean;
   /**
+   * Not the search's own either: the method builds its index without the host wait in the middle
+   * (VerticalSlashIndexBuilder.buildDeferred, session 8, not the default until measured): the column
+   * list sized by its bound, the pairs read after the attention is enqueued. Below 96K tokens (from
+   * there the automatic kernel choice reads the pairs) and where the bound fits.
+   */
+  deferredIndexWait?: boolean;
+  /**
    * A diagnostic (session 8), for benches: the default batched kernels (the one-lane column-bitmap
    * walk, guided or not; n up to 131,040) built with VS_SEARCH_TIMING, recording each round's phases
    * in SM clock cycles (lastRoundTiming). The same probes and answers; the stamps add a few cycles a

@@ -22,7 +22,7 @@ import { VerticalSlashEstimator, type VerticalSlashScores } from '../kernels/ver
 import {
   type DeviceVerticalSlashIndex, type RankedRows, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../kernels/vertical-slash-index.js';
-import { type VerticalSlashKernelChoice, VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
+import { AUTO_MMA_MIN_CONTEXT, type VerticalSlashKernelChoice, VerticalSlashFlashPrefill } from '../kernels/vertical-slash-prefill.js';
 import { type CountSearchOptions, VerticalSlashCountSearch } from '../kernels/vertical-slash-search.js';
 import type { CudaRuntime } from '../runtime.js';
 import { FLOOR_EXCEEDED_NOTE, type VerticalSlashCountChoice } from '../vertical-slash-counts.js';
@@ -91,6 +91,8 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   private readonly attention: VerticalSlashFlashPrefill;
   private events: [EventHandle, EventHandle] | null = null;
   private timed = false;
+  /** CountSearchOptions.deferredIndexWait: the index's pairs read after the attention is enqueued. */
+  private readonly deferIndexWait: boolean;
   /** The counts the last call used, and the index it executed (until the next call), for inspection. */
   lastChoice: DeviceCountChoice | null = null;
   lastIndex: DeviceVerticalSlashIndex | null = null;
@@ -109,6 +111,7 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
   ) {
     this.estimator = new VerticalSlashEstimator(rt, shape);
     this.builder = new VerticalSlashIndexBuilder(rt, shape.numHeads, { stagedRanges: searchOptions.stagedIndexRanges ?? false });
+    this.deferIndexWait = searchOptions.deferredIndexWait ?? false;
     this.search = new VerticalSlashCountSearch(rt, shape.numHeads, searchOptions);
     this.attention = new VerticalSlashFlashPrefill(rt, shape, kernel);
   }
@@ -133,13 +136,18 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
       scale: call.shape.scale,
     });
     const choice = this.chooseCounts(scores, n, A);
-    const index = this.builder.build(scores, choice.counts, this.rankedRows(scores, choice));
+    const ranked = this.rankedRows(scores, choice);
+    // deferredIndexWait: no host wait inside the build; its pairs are read once the attention is
+    // enqueued. Below AUTO_MMA_MIN_CONTEXT only: from there the automatic kernel choice reads the pairs.
+    const deferred = this.deferIndexWait && n < AUTO_MMA_MIN_CONTEXT ? this.builder.buildDeferred(scores, choice.counts, ranked) : null;
+    const index = deferred?.index ?? this.builder.build(scores, choice.counts, ranked);
     this.rt.cuda.record(end, this.rt.stream);
     this.timed = true;
     this.attention.run({
       q: call.q, qRowStride: call.qRowStride, k: call.cache.keys.ptr, v: call.cache.values.ptr, kvStride: call.cache.capacity,
       out: call.out, numQueries: n, index, scale: call.shape.scale,
     });
+    deferred?.settle();
     this.lastChoice = choice;
     this.lastIndex = index;
     return { attended: index.pairs.slice(), dense: new Float64Array(H).fill(causalPairs(n)) };
