@@ -232,19 +232,27 @@ export function choice<const C extends string>(spec: Described & { choices: read
   return option(spec, { ...choiceParts(spec, spec.choices, ''), fallback: spec.default, convert: (raw, f) => checkChoice(raw, spec.choices, f) });
 }
 
+interface ListOfSpec<V> extends Described {
+  /** Parses one item; throws on a bad one (its message is kept, prefixed with the option unless it names it already). */
+  item: (raw: string) => V;
+}
+
 /**
- * Comma-separated items of the bench's own syntax (e.g. organism shapes 8x384x6x2x1152): `item`
- * parses one and throws on a bad one (its message is kept, prefixed with the option).
+ * Comma-separated items of the bench's own syntax (e.g. organism shapes 8x384x6x2x1152); null when
+ * absent without a default.
  */
-export function list<V>(spec: Described & { default: V[]; item: (raw: string) => V }): BenchOption<V[]> {
+export function list<V>(spec: ListOfSpec<V> & { default: V[] }): BenchOption<V[]>;
+export function list<V>(spec: ListOfSpec<V>): BenchOption<V[] | null>;
+export function list<V>(spec: ListOfSpec<V> & { default?: V[] }): BenchOption<V[] | null> {
   const one = (x: string, f: string): V => {
     try {
       return spec.item(x);
     } catch (e) {
-      throw new BenchArgsError(`${f}: ${e instanceof Error ? e.message : String(e)}`);
+      const message = e instanceof Error ? e.message : String(e);
+      throw new BenchArgsError(message.startsWith(`${f}:`) ? message : `${f}: ${message}`);
     }
   };
-  return option(spec, { placeholder: 'ITEM,...', fallback: spec.default, convert: (raw, f) => raw.split(',').map((x) => one(x, f)) });
+  return option(spec, { placeholder: 'ITEM,...', fallback: spec.default ?? null, convert: (raw, f) => raw.split(',').map((x) => one(x, f)) });
 }
 
 // ---- the parser ------------------------------------------------------------------------------

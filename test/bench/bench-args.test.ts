@@ -99,8 +99,14 @@ describe('bench-args: errors name the option', () => {
     bad(['--kernel', 'wasm'], /^--kernel: "wasm" is not auto or js-blocked$/);
     bad(['--variants', ','], /^--variants: an empty list$/);
   });
-  test("a list item's own message, prefixed with the option", () => {
+  test("a list item's own message, prefixed with the option (once)", () => {
     bad(['--shapes', '3x4,5'], /^--shapes: shape "5": two numbers joined by x$/);
+    const named = defineBenchArgs('x', '', { variants: list({ describe: 'variants', item: (v) => {
+      if (v !== 'auto') throw new Error(`--variants: unknown variant ${v}`);
+      return v;
+    } }) });
+    assert.equal(named.parse([]).variants, null);
+    assert.throws(() => named.parse(['--variants', 'auto,v9']), /^BenchArgsError: --variants: unknown variant v9$/);
   });
   test('a required option', () => {
     const req = defineBenchArgs('oracle', '', { out: text({ describe: 'folder', placeholder: 'DIR', required: true }) });
