@@ -13,6 +13,7 @@ import { blockSparseVariantOptions, cellSummaryLine, parseBenchChunk, splitBlock
 import { parseSparseBenchArgs, prefillConfigurations } from '../../bench/sparse.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
 import { chunkModelRow } from '../../bench/block-sparse-chunk-model.js';
+import { layerRecall } from '../../bench/block-sparse-chunk-recall.js';
 
 /** A random causal selection: every chunk keeps 0, m − 1, m and random others up to t (one head). */
 function randomSelection(n: number, c: number, t: number, heads: number, seed: number): ChunkSelection {
@@ -117,6 +118,41 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
       assert.ok(x.computedPerAttended > 1.5, `${x.label} c = 16: ${x.computedPerAttended}`);
       assert.ok(x.cleanShare < 0.3, `${x.label} c = 16 clean share ${x.cleanShare}`);
     }
+  });
+
+  test('attention recall (bench/block-sparse-chunk-recall.ts): 1 with every causal chunk kept, the kept softmax share otherwise', () => {
+    const n = 40, H = 2, D = 8, rand = mulberry32(5);
+    const x = { q: Float32Array.from({ length: n * H * D }, () => 2 * rand() - 1), keys: [Float32Array.from({ length: n * D }, () => 2 * rand() - 1)] };
+    const sel = (c: number, keep: (m: number) => number[]): ChunkSelection => {
+      const B = Math.ceil(n / c);
+      const head = () => {
+        const selected = new Int32Array(B * B), counts = new Int32Array(B);
+        for (let m = 0; m < B; m++) {
+          const ks = keep(m);
+          selected.set(ks, m * B);
+          counts[m] = ks.length;
+        }
+        return { selected, counts, stride: B };
+      };
+      return { chunkSize: c, numTokens: n, heads: [head(), head()] };
+    };
+    const all = layerRecall(x, n, H, D, [sel(16, (m) => Array.from({ length: m + 1 }, (_, j) => j)), sel(64, () => [0])]);
+    assert.equal(all.rows, H * n);
+    for (const v of all.sums) assert.ok(Math.abs(v / all.rows - 1) < 1e-12, `recall ${v / all.rows}`);
+    // Only the diagonal 16-chunk: query 20 keeps keys 16..20 of 0..20.
+    const diag = layerRecall(x, n, H, D, [sel(16, (m) => [m])]);
+    const keptShareOfRow20 = (h: number): number => {
+      const w = Array.from({ length: 21 }, (_, j) => {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += x.q[(20 * H + h) * D + d] * x.keys[0][j * D + d];
+        return Math.exp(dot / Math.sqrt(D));
+      });
+      return w.slice(16).reduce((u, v) => u + v, 0) / w.reduce((u, v) => u + v, 0);
+    };
+    assert.ok(diag.sums[0] / diag.rows < 1 && diag.sums[0] / diag.rows > 0);
+    // The first 21 rows' sum less the first 20 rows' is row 20 of both heads (causal: later keys do not enter).
+    const first = (rows: number) => layerRecall({ q: x.q.slice(0, rows * H * D), keys: [x.keys[0].slice(0, rows * D)] }, rows, H, D, [sel(16, (m) => [m])]);
+    assert.ok(Math.abs(first(21).sums[0] - first(20).sums[0] - keptShareOfRow20(0) - keptShareOfRow20(1)) < 1e-9);
   });
 
   test('bench/block-sparse: --chunk 16|64 (default 16), the auto-lm label, and the cell line names c only when not 16', () => {
