@@ -262,7 +262,7 @@ function runShape(rt: CudaRuntime, ops: ModelOpsKernels, config: ModelConfig, o:
           const graphStepUs = timeGraphStep(rt, method, { shape, caches, q: q.ptr, out: out.ptr, eagerStep: (l) => method.decode(nextCall(l)), repeats: R });
           const row: Row = { heads, n, s, variant, layers: L, alternateScale: o.alternateScale, step, noClock, select, attend, selectGraphUs, attendGraphUs, estUs: median(ests), graphStepUs, inSitu };
           rows.push(row);
-          console.log(describe(row));
+          console.log(`${describe(row)} [${(performance.now() / 1e3).toFixed(1)} s]`); // process clock: rows per second for planning device calls
         } catch (e) {
           // The message and where it came from (the first frames), so a failed row can be traced from its log.
           const where = ((e as Error).stack ?? '').split('\n').filter((l) => l.trim().startsWith('at ')).slice(0, 3).map((l) => l.trim()).join(' < ');
