@@ -5,9 +5,18 @@
  */
 import type { ConfigPhase } from '../experiments/spec.js';
 import type { ConfigurationIdentity, ExampleRow } from '../experiments/results-db.js';
+import { listMethods } from '../methods/index.js';
 import { type Summary, mean, summarize } from './stats.js';
 
 export interface ConfigResult extends ConfigurationIdentity {
+  /**
+   * The method as analysis groups, labels and fits it: the id, followed by the fixed parameters that
+   * are not on its sparsity axis when the experiment gave any (`block_sparse[chunkSize=64]`), so two
+   * configurations of one method are two curves, two preservation tests and two scaling-law fits.
+   * `methodId` keeps the registry's id.
+   */
+  method: string;
+  methodId: string;
   summary: Summary;
   /** Score per example index (null: dropped). */
   scores: Map<number, number | null>;
@@ -46,6 +55,20 @@ export function methodLabel(c: Pick<ConfigResult, 'method' | 'phase'>): string {
   return c.phase === 'dense' ? 'dense' : `${c.method} (${c.phase})`;
 }
 
+/** Budget (sparsity-axis) parameters per method id: they vary along a curve, so they name no variant. */
+const BUDGET_PARAMS = new Map(listMethods().map((m) => [m.id, new Set(m.budgetParams)]));
+
+/**
+ * `method[k=v,…]` over the configuration's parameters that are not budget parameters of the method
+ * (sorted by name), or the bare id when there are none. A method the registry does not know keeps all
+ * of its parameters in the name, so nothing recorded is merged by mistake.
+ */
+export function methodVariant(methodId: string, params: Readonly<Record<string, number | string | boolean>>): string {
+  const budget = BUDGET_PARAMS.get(methodId);
+  const fixed = Object.keys(params).filter((k) => !budget?.has(k)).sort();
+  return fixed.length === 0 ? methodId : `${methodId}[${fixed.map((k) => `${k}=${params[k]}`).join(',')}]`;
+}
+
 export function aggregateByConfiguration(rows: readonly ExampleRow[]): ConfigResult[] {
   const groups = new Map<string, ExampleRow[]>();
   for (const r of rows) {
@@ -65,7 +88,8 @@ export function aggregateByConfiguration(rows: readonly ExampleRow[]): ConfigRes
       task: first.task,
       length: first.length,
       phase: first.phase,
-      method: first.method,
+      method: methodVariant(first.method, first.params),
+      methodId: first.method,
       requestedSparsity: first.requestedSparsity,
       params: first.params,
       summary: summarize(g.map((r) => r.score)),
