@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { type WgmmaConsumers, wgmmaCtaSteps, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
-import { AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, autoTakesLeanMask } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import {
+  AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakesLeanMask, leanMaskVariant,
+} from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { blockSparseVariantOptions, cellSummaryLine, parseBenchChunk, splitBlockSparseBenchArgs } from '../../bench/block-sparse.js';
 import { parseSparseBenchArgs, prefillConfigurations } from '../../bench/sparse.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
@@ -47,6 +49,13 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
     }
     // 128-row CTAs were not faster on random c = 64 lists (session 8 round 1): off.
     assert.equal(AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS.rows128, false);
+  });
+
+  test('leanMaskVariant adds leanMask to the tiling\'s own flags, and gives none where maskFirst excludes it', () => {
+    assert.deepEqual(leanMaskVariant(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING), { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ablation: { leanMask: true } });
+    const withFlags = { blockN: 64 as const, stages: 3 as const, consumers: 3 as const, ablation: { maskSelect: true, entBallot: true } };
+    assert.deepEqual(leanMaskVariant(withFlags)?.ablation, { maskSelect: true, entBallot: true, leanMask: true });
+    assert.equal(leanMaskVariant({ ...withFlags, ablation: { maskFirst: true, entBallot: true } }), null);
   });
 
   // The claim autoTakesLeanMask rests on, checked on the kernel's own step lists (host reference): with

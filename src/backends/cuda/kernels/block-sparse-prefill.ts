@@ -204,6 +204,15 @@ export function autoTakesLeanMask(lists: Pick<DeviceChunkLists, 'chunkSize'>, ti
 }
 
 /**
+ * The tiling with lean masks added to its own ablation flags, or null where its flags exclude them
+ * (maskFirst replaces the mask code that leanMask skips: no per-sub-tile branch is left to leave out).
+ */
+export function leanMaskVariant<T extends Partial<BlockSparseWgmmaTiling>>(t: T): T | null {
+  if (t.ablation?.maskFirst) return null;
+  return { ...t, ablation: { ...t.ablation, leanMask: true } };
+}
+
+/**
  * Which kernel a BlockSparseFlashPrefill with these options runs: an explicit option decides; with
  * none, wgmma with the automatic tiling (per run, by the lists) where the device and head dim allow
  * it (the reason it does not, otherwise).
@@ -260,9 +269,8 @@ export class BlockSparseFlashPrefill {
     const anyLean = this.autoLeanMask ?? Object.values(AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS).some((on) => on);
     const autoOrder = { ctaOrder: this.autoOrder };
     const autoTilings: Partial<BlockSparseWgmmaTiling>[] = [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }];
-    const lean = { ablation: { leanMask: true } };
     const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
-      ? [...autoTilings, ...(anyLean ? autoTilings.map((t) => ({ ...t, ...lean })) : [])] : [choice.tiling];
+      ? [...autoTilings, ...(anyLean ? autoTilings.map((t) => leanMaskVariant(t) ?? t) : [])] : [choice.tiling];
     this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
     this.lastWgmma = this.wgmmaKernels[0] ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
