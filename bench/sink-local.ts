@@ -4,10 +4,10 @@
  * (SinkLocalWindowVariant),
  * on bench sparse's inputs (Llama-3.1-8B heads: H 32, Hkv 8, D 128; random bf16 q/k/v; the whole prompt
  * in one call) at each n and s. Per case:
- *   call ms    one method call timed alone by events, host launch included (bench sparse's measurePrefill:
- *              its "attention" column), median of `repeats`, the variants in A B B A order (none for
- *              mask 'off', which only the kernel runs: its outputs are wrong by design);
- *   kernel ms  `repeats` calls back to back between events (no host gap between launches), median;
+ *   call ms    one method call timed alone by events, host launch included (bench sparse's "attention"
+ *              column; mask 'off' runs the kernel alone, the method refuses it), median of 2 · repeats;
+ *   kernel ms  3 calls back to back between events (no host gap between launches), per call, median of
+ *              2 · repeats; both in interleaved rounds, the variants' order rotated each round;
  *   / ideal    call ms over (1 − s) · dense call ms, as bench sparse;
  *   model      the tile count per block and the predicted variant / plain ratio (bench/sink-local-model.ts);
  *   diff       largest |variant − plain| over the first and last 256 rows (bf16), a check that the
@@ -20,7 +20,7 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
-import { fromBf16 } from '../src/backends/cuda/bf16.js';
+import { BF16_NAN_BITS, fromBf16 } from '../src/backends/cuda/bf16.js';
 import {
   type SinkLocalWindowVariant, WgmmaSinkLocalPrefill, sinkLocalKernelRule,
 } from '../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
@@ -35,7 +35,7 @@ import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import { MODEL_SHAPES } from './model.js';
 import { predictedWindowKernelMs, windowKernelWork } from './sink-local-model.js';
-import { measurePrefill } from './sparse-prefill-measure.js';
+import { hasNaN, measurePrefill, median } from './sparse-prefill-measure.js';
 
 /** The variants by name: 'plain' sets no flag (the kernel of session 7), the others one or two. */
 export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
@@ -84,8 +84,8 @@ export interface SinkLocalBenchRow {
   tilesPerBlock: number; sinkTiles: number; foldedBlocks: number; computedOverAttended: number;
   /** Model: this variant's predicted kernel ms over the plain kernel's. */
   predictedVsPlain: number;
-  /** Measured kernel ms over the plain kernel's, and the largest output difference from its output. */
-  kernelVsPlain: number; maxDiff: number;
+  /** Measured kernel (and call) ms over the plain kernel's, and the largest output difference from its output. */
+  kernelVsPlain: number; callVsPlain: number; maxDiff: number;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -139,31 +139,38 @@ async function main(argv: string[]): Promise<number> {
             kvStride: cache.capacity, scale: shape.scale,
           }, kernelRule);
         });
-        const callMs: number[][] = o.variants.map(() => []);
-        // A B B A: each variant measured once in each position, so drift between them cancels.
-        const order = [...o.variants.keys(), ...[...o.variants.keys()].reverse()];
-        for (const v of order) {
-          const m = methods[v];
-          callMs[v].push(m === null ? NaN : measurePrefill(rt, m, callInto(outs[v].ptr), o.repeats).attentionMs);
+        // Each variant's first call on poisoned outputs, checked for NaN (and its kernel compiled).
+        for (let v = 0; v < o.variants.length; v++) checkedCall(rt, launchers[v], outs[v].ptr, n, H * D, o.variants[v]);
+        // Interleaved rounds, the variants in a rotated order each round, so that the GPU's clock and
+        // temperature over the run weigh on every variant alike (round 1 timed them one after another:
+        // the variants in the middle of the sequence read up to 10 % slow at 64K).
+        const callMs: number[][] = o.variants.map(() => []), kernelMs: number[][] = o.variants.map(() => []);
+        for (let r = 0; r < 2 * o.repeats; r++) {
+          for (let k = 0; k < o.variants.length; k++) {
+            const v = (k + r) % o.variants.length;
+            // call: one call alone between events, host launch included (bench sparse's attention column);
+            // kernel: KERNEL_BURST calls back to back (no host gap between launches), per call.
+            callMs[v].push(timeOnDevice(rt, () => launchers[v](outs[v].ptr), { warmup: 0, repeats: 1 }).medianMs);
+            kernelMs[v].push(timeOnDevice(rt, () => { for (let b = 0; b < KERNEL_BURST; b++) launchers[v](outs[v].ptr); }, { warmup: 0, repeats: 1 }).medianMs / KERNEL_BURST);
+          }
         }
-        const kernelMs = launchers.map((launch, v) => timeOnDevice(rt, () => launch(outs[v].ptr), { warmup: 2, repeats: o.repeats * 2 }).medianMs);
         const sampled = o.variants.map((_, v) => sampledRows(rt, outs[v].ptr, n, H * D));
         const plainWork = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: false, persistent: false });
         const plainPredicted = predictedWindowKernelMs(plainWork, H);
         for (let v = 0; v < o.variants.length; v++) {
           const variant = WINDOW_VARIANTS[o.variants[v]];
           const work = windowKernelWork(rule, 0, n, { blockN: 128, foldSinks: variant.foldSinks ?? false, persistent: variant.persistent ?? false });
-          const call = (callMs[v][0] + callMs[v][1]) / 2;
+          const call = median(callMs[v]), kernel = median(kernelMs[v]);
           const row: SinkLocalBenchRow = {
-            n, s, variant: o.variants[v], denseMs, callMs: call, kernelMs: kernelMs[v], ratio: call / ((1 - s) * denseMs),
+            n, s, variant: o.variants[v], denseMs, callMs: call, kernelMs: kernel, ratio: call / ((1 - s) * denseMs),
             tilesPerBlock: work.tiles / work.blocks, sinkTiles: work.sinkTiles, foldedBlocks: work.foldedBlocks,
             computedOverAttended: work.computedPairs / work.attendedPairs,
             predictedVsPlain: predictedWindowKernelMs(work, H) / plainPredicted,
-            kernelVsPlain: kernelMs[v] / kernelMs[0], maxDiff: maxAbsDiff(sampled[v], sampled[0]),
+            kernelVsPlain: kernel / median(kernelMs[0]), callVsPlain: call / median(callMs[0]), maxDiff: maxAbsDiff(sampled[v], sampled[0]),
           };
           rows.push(row);
           console.log(`n=${n} s=${s} ${row.variant.padEnd(7)}: call ${call.toFixed(3)} ms (${row.ratio.toFixed(2)}x ideal), kernel ${row.kernelMs.toFixed(3)} ms, ` +
-            `vs plain ${row.kernelVsPlain.toFixed(3)} (model ${row.predictedVsPlain.toFixed(3)}); ${row.tilesPerBlock.toFixed(2)} tiles/block, ` +
+            `vs plain ${row.kernelVsPlain.toFixed(3)} (call ${row.callVsPlain.toFixed(3)}, model ${row.predictedVsPlain.toFixed(3)}); ${row.tilesPerBlock.toFixed(2)} tiles/block, ` +
             `computed/attended ${row.computedOverAttended.toFixed(3)}, folded ${work.foldedBlocks}/${work.blocks}; max diff ${row.maxDiff.toExponential(1)}`);
         }
         for (const m of methods) m?.reset();
@@ -176,10 +183,10 @@ async function main(argv: string[]): Promise<number> {
       rt.pool.trim();
     }
   }
-  console.log('\n| n | s | variant | call ms | / ideal | kernel ms | vs plain | model | tiles / block | computed / attended | max diff |');
-  console.log('| --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |');
+  console.log('\n| n | s | variant | call ms | / ideal | kernel ms | vs plain | call vs plain | model | tiles / block | computed / attended | max diff |');
+  console.log('| --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |');
   for (const r of rows) {
-    console.log(`| ${r.n} | ${r.s} | ${r.variant} | ${r.callMs.toFixed(3)} | ${r.ratio.toFixed(2)} | ${r.kernelMs.toFixed(3)} | ${r.kernelVsPlain.toFixed(3)} | ` +
+    console.log(`| ${r.n} | ${r.s} | ${r.variant} | ${r.callMs.toFixed(3)} | ${r.ratio.toFixed(2)} | ${r.kernelMs.toFixed(3)} | ${r.kernelVsPlain.toFixed(3)} | ${r.callVsPlain.toFixed(3)} | ` +
       `${r.predictedVsPlain.toFixed(3)} | ${r.tilesPerBlock.toFixed(2)} | ${r.computedOverAttended.toFixed(3)} | ${r.maxDiff.toExponential(1)} |`);
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -188,6 +195,17 @@ async function main(argv: string[]): Promise<number> {
   rt.dispose();
   const checked = rows.filter((r) => WINDOW_VARIANTS[r.variant].mask !== 'off');
   return checked.every((r) => Number.isFinite(r.maxDiff) && r.maxDiff < 0.05) ? 0 : 1;
+}
+
+/** Calls timed back to back for the kernel time (one event pair around them). */
+const KERNEL_BURST = 3;
+
+/** Poisons the output [n, rowElements], runs one call and throws when its first or last 64 rows hold a NaN. */
+function checkedCall(rt: CudaRuntime, launch: (out: bigint) => void, out: bigint, n: number, rowElements: number, label: string): void {
+  rt.cuda.fill16Async(out, BF16_NAN_BITS, n * rowElements, rt.stream);
+  launch(out);
+  const rows = Math.min(64, n);
+  if (hasNaN(rt, out, 0, rows, rowElements) || hasNaN(rt, out, n - rows, rows, rowElements)) throw new Error(`${label}: NaN in the output rows checked`);
 }
 
 /** The first and last 256 rows of an [n, rowElements] bf16 output, as floats. */
