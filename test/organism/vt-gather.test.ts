@@ -29,6 +29,8 @@ interface GatherRow {
   statements: FoundStatement[];
   positions: number[];
   targets: number[][];
+  reply_positions: number[];
+  reply_targets: number[][];
 }
 
 /** vt_statements.py's statements and gather targets for each row, or null where python3 is missing. */
@@ -86,6 +88,23 @@ test('vt_statements.py finds exactly the context statements, with LHS targets fr
     assert.equal(got.positions.length, k);
     // the whole sequence read as prompt: the reply adds no statement
     assert.deepEqual(found[cases.length + i]!.statements, got.statements);
+    // reply side: the explanation's and the answer's names, in order; each name's targets sit at the
+    // positions that predict its tokens (the one before its first token to its second-to-last)
+    const names: string[] = [];
+    let at = 0;
+    while (at < got.reply_positions.length) {
+      const target = got.reply_targets[at]!.filter((id) => id !== -100);
+      const first = got.reply_positions[at]! + 1;
+      assert.deepEqual(row.ids.slice(first, first + target.length), target, 'the targets are the tokens that follow');
+      for (let j = 0; j < target.length; j++) {
+        assert.equal(got.reply_positions[at + j], first - 1 + j);
+        assert.deepEqual(got.reply_targets[at + j], got.reply_targets[at]);
+      }
+      names.push(tokenizer.decode(target, { skipSpecialTokens: false }));
+      at += target.length;
+    }
+    assert.deepEqual(names, [...example.gold.variables, ...example.gold.variables].map((v) => ` ${v}`));
+    assert.ok(got.reply_positions.every((q) => q >= row.prompt_tokens - 1), 'reply side reads the reply only');
   });
 });
 

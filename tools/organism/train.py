@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from data_order import chunk_for_step  # tools/organism/data_order.py (no torch: tested from node)
-from vt_statements import TokenKinds, gather_targets  # tools/organism/vt_statements.py (no torch)
+from vt_statements import TokenKinds, gather_targets, reply_name_targets  # tools/organism/vt_statements.py (no torch)
 
 TASKS = ["niah", "vt", "cwe", "story_retrieval", "story_multihop", "story_filtering"]
 TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
@@ -131,7 +131,7 @@ class Batch:
     their targets, task, example b and whether the target is answer (not the fixed frame) [N]; prompt
     target positions pr_pos / pr_tgt [M]."""
 
-    def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64, gather_kinds=None, gather_slots=5):
+    def __init__(self, rows, pad_id, prompt_sample, rng, round_to=64, gather_kinds=None, gather_slots=5, reply_gather=False):
         longest = max(len(row[2]) for row in rows)
         T = int(math.ceil(longest / round_to) * round_to)
         B = len(rows)
@@ -166,19 +166,27 @@ class Batch:
         self.example_task = torch.tensor([TASK_INDEX[row[0]] for row in rows], dtype=torch.long)
         # --vt-gather-weight: positions from each VT statement's `Ġ=` to its last token, and the
         # statement's LHS name tokens as targets [G, slots] (-100 past the name's end)
-        g_pos, g_tgt = [], []
+        # --vt-reply-gather-weight: reply positions predicting a VT name's tokens, with the whole name as targets
+        g_pos, g_tgt, r_pos, r_tgt = [], [], [], []
         if gather_kinds is not None:
-            for b, (task, p, ids, *_rest) in enumerate(rows):
+            for b, (task, p, ids, _a, reply_end, follow_ups) in enumerate(rows):
                 if task == "vt":
                     positions, targets = gather_targets(ids, p, gather_kinds, gather_slots)
                     g_pos += [b * T + t for t in positions]
                     g_tgt += targets
+                    if reply_gather:
+                        spans = [(p, reply_end)] + [(start, end) for start, _answer, end in follow_ups]
+                        positions, targets = reply_name_targets(ids, spans, gather_kinds, gather_slots)
+                        r_pos += [b * T + t for t in positions]
+                        r_tgt += targets
         self.g_pos = torch.tensor(g_pos, dtype=torch.long)
         self.g_tgt = torch.tensor(g_tgt, dtype=torch.long).reshape(-1, gather_slots)
+        self.r_pos = torch.tensor(r_pos, dtype=torch.long)
+        self.r_tgt = torch.tensor(r_tgt, dtype=torch.long).reshape(-1, gather_slots)
 
     def to(self, device):
         for name in ("x", "ans_pos", "ans_tgt", "ans_task", "ans_ex", "ans_is_answer", "example_task", "pr_pos", "pr_tgt",
-                     "g_pos", "g_tgt"):
+                     "g_pos", "g_tgt", "r_pos", "r_tgt"):
             setattr(self, name, getattr(self, name).to(device, non_blocking=True))
         return self
 
@@ -198,7 +206,7 @@ def batch_stream(args, pad_id, first_step, last_step):
                     continue
                 rng = np.random.default_rng([args.seed, step])
                 q.put((step, c, Batch(rows, pad_id, args.prompt_sample, rng, gather_kinds=kinds,
-                                      gather_slots=args.vt_gather_slots), waited))
+                                      gather_slots=args.vt_gather_slots, reply_gather=args.vt_reply_gather_weight > 0), waited))
             q.put(None)
         except BaseException as e:  # surfaced in the training loop
             q.put(e)
@@ -230,8 +238,10 @@ class GatherHead(torch.nn.Module):
     Why: a VT hop's reply knows the RHS and must write the LHS, which precedes it; under causal
     attention only the positions from `Ġ=` on can carry "my LHS is …". The shipped model carries the
     LHS's first token there and copies the rest by one-token induction, which lands in another name
-    sharing that token (docs: /work/notes/s8/perf-org.md). This loss asks layers ≤ L to put every LHS
-    token there, each linearly readable by its index, where the reply's lookup already attends."""
+    sharing that token (diagnosis: docs/organism.md, run 12). This loss asks layers ≤ L to put every LHS
+    token there, each linearly readable by its index. A second instance (--vt-reply-gather-weight) reads
+    the reply: at each position that writes a VT name, the whole name, which only a lookup of the right
+    statement (or, in the answer block, of the explanation) can supply; one-token induction cannot."""
 
     def __init__(self, hidden, slots):
         super().__init__()
@@ -246,22 +256,22 @@ class GatherHead(torch.nn.Module):
         return z @ embedding.detach().t()
 
 
-def gather_loss(head, hidden_states, batch, layer, embedding, probe_only):
+def gather_loss(head, hidden_states, positions, targets, layer, embedding, probe_only):
     """Mean cross-entropy of the LHS tokens over the batch's gather positions, and per-slot argmax hits
     and counts (for the log). hidden_states: the model's tuple (index 0 = embeddings, L = after layer L).
     probe_only: the hidden state is detached, so only the head learns (a linear probe of what the model
     already holds there; a random head's first gradients would only disturb the model)."""
-    if batch.g_pos.numel() == 0:
-        z = torch.zeros((), device=batch.x.device)
+    if positions.numel() == 0:
+        z = torch.zeros((), device=positions.device)
         return z, torch.zeros(head.slots, device=z.device), torch.zeros(head.slots, device=z.device)
-    h = hidden_states[layer].flatten(0, 1)[batch.g_pos]
+    h = hidden_states[layer].flatten(0, 1)[positions]
     if probe_only:
         h = h.detach()
     logits = head(h, embedding).float()
-    loss = F.cross_entropy(logits.flatten(0, 1), batch.g_tgt.flatten(), ignore_index=-100)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
     with torch.no_grad():
-        valid = batch.g_tgt != -100
-        hits = ((logits.argmax(-1) == batch.g_tgt) & valid).float().sum(0)
+        valid = targets != -100
+        hits = ((logits.argmax(-1) == targets) & valid).float().sum(0)
     return loss, hits, valid.float().sum(0)
 
 
@@ -302,13 +312,21 @@ def make_optimizer(model, args):
 
 def train(args, model, device, log_path, special):
     opt = make_optimizer(model, args)
-    gather_head, gather_opt = None, None
-    if args.vt_gather_weight > 0:
-        if not 1 <= args.vt_gather_layer <= model.config.num_hidden_layers - 1:
-            raise SystemExit(f"--vt-gather-layer must be in 1..{model.config.num_hidden_layers - 1} (a layer's output the "
-                             f"later layers can read), got {args.vt_gather_layer}")
-        gather_head = GatherHead(model.config.hidden_size, args.vt_gather_slots).to(device)
-        gather_opt = torch.optim.AdamW(gather_head.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    # Training-only read-outs (GatherHead): the prompt side (VT statements' LHS after `=`) and, with
+    # --vt-reply-gather-weight, the reply side (the whole name at each reply position writing it).
+    gathers = []
+    for name, weight, layer, pos, tgt in (("vt_gather", args.vt_gather_weight, args.vt_gather_layer, "g_pos", "g_tgt"),
+                                          ("vt_reply_gather", args.vt_reply_gather_weight, args.vt_reply_gather_layer, "r_pos", "r_tgt")):
+        if weight > 0:
+            if not 1 <= layer <= model.config.num_hidden_layers - 1:
+                raise SystemExit(f"--{name.replace('_', '-')}-layer must be in 1..{model.config.num_hidden_layers - 1} "
+                                 f"(a layer's output the later layers can read), got {layer}")
+            gathers.append({"name": name, "weight": weight, "layer": layer, "pos": pos, "tgt": tgt,
+                            "head": GatherHead(model.config.hidden_size, args.vt_gather_slots).to(device), "acc": None})
+    if args.vt_reply_gather_weight > 0 and not args.vt_gather_weight > 0:
+        raise SystemExit("--vt-reply-gather-weight needs --vt-gather-weight (the reply reads what the prompt side gathers)")
+    gather_opt = torch.optim.AdamW([p for g in gathers for p in g["head"].parameters()], lr=args.lr, betas=(0.9, 0.95),
+                                   weight_decay=0.0) if gathers else None
     probe_rows, probe_tok = None, None
     if args.probe_every:
         from tokenizers import Tokenizer
@@ -324,7 +342,6 @@ def train(args, model, device, log_path, special):
     tokens_seen = 0
     waited_total = 0.0
     acc = None
-    g_acc = None  # VT gather loss sum, per-slot hits and counts over the log window
     stopped_early = None
     lrs = []  # every step's lr, logged so a time-budgeted run can be replayed step for step
     with open(log_path, "a") as log:
@@ -345,11 +362,12 @@ def train(args, model, device, log_path, special):
                 g["lr"] = lr
             batch.to(device)
             with amp:
-                if gather_head is not None:
+                if gathers:
                     outputs = forward(input_ids=batch.x, output_hidden_states=True)
-                    g_loss, g_hits, g_count = gather_loss(gather_head, outputs.hidden_states, batch, args.vt_gather_layer,
-                                                          model.get_input_embeddings().weight,
-                                                          probe_only=step - first < args.vt_gather_probe_steps)
+                    for g in gathers:
+                        g["loss"], g["hits"], g["count"] = gather_loss(
+                            g["head"], outputs.hidden_states, getattr(batch, g["pos"]), getattr(batch, g["tgt"]), g["layer"],
+                            model.get_input_embeddings().weight, probe_only=step - first < args.vt_gather_probe_steps)
                 else:
                     outputs = forward(input_ids=batch.x)
                 hidden = outputs.last_hidden_state.flatten(0, 1)
@@ -366,19 +384,21 @@ def train(args, model, device, log_path, special):
             loss_ans = (ce_ans * w).sum() / w.sum().clamp_min(1e-9)
             loss_pr = F.cross_entropy(logits_pr, batch.pr_tgt) if batch.pr_tgt.numel() else torch.zeros((), device=device)
             loss = loss_ans + prompt_weight * loss_pr
-            if gather_head is not None:
-                loss = loss + args.vt_gather_weight * g_loss
+            for g in gathers:
+                loss = loss + g["weight"] * g["loss"]
+            if gathers:
                 gather_opt.zero_grad(set_to_none=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()
-            if gather_head is not None:
-                torch.nn.utils.clip_grad_norm_(gather_head.parameters(), args.grad_clip)
+            if gathers:
+                torch.nn.utils.clip_grad_norm_([p for g in gathers for p in g["head"].parameters()], args.grad_clip)
                 gather_opt.step()
-                has_vt = torch.ones(1, device=device) if batch.g_pos.numel() else torch.zeros(1, device=device)
-                g_stats = torch.cat([g_loss.detach().reshape(1), has_vt, g_hits, g_count])
-                g_acc = g_stats if g_acc is None else g_acc + g_stats
+                for g in gathers:
+                    has_vt = torch.ones(1, device=device) if getattr(batch, g["pos"]).numel() else torch.zeros(1, device=device)
+                    g_stats = torch.cat([g["loss"].detach().reshape(1), has_vt, g["hits"], g["count"]])
+                    g["acc"] = g_stats if g["acc"] is None else g["acc"] + g_stats
             tokens_seen += batch.tokens
             with torch.no_grad():
                 correct = (logits_ans.argmax(-1) == batch.ans_tgt).float()
@@ -412,11 +432,13 @@ def train(args, model, device, log_path, special):
                         for i, t in enumerate(TASKS) if per_task[i, 2] > 0
                     },
                 }
-                if g_acc is not None:
-                    g = g_acc.cpu().numpy()
-                    slots = args.vt_gather_slots
-                    rec["vt_gather"] = {"loss": float(g[0] / max(g[1], 1)), "slot_acc": [float(g[2 + k] / max(g[2 + slots + k], 1)) for k in range(slots)]}
-                    g_acc = None
+                for gather in gathers:  # loss sum, steps with VT, per-slot hits and counts over the log window
+                    if gather["acc"] is not None:
+                        g = gather["acc"].cpu().numpy()
+                        slots = args.vt_gather_slots
+                        rec[gather["name"]] = {"loss": float(g[0] / max(g[1], 1)),
+                                               "slot_acc": [float(g[2 + k] / max(g[2 + slots + k], 1)) for k in range(slots)]}
+                        gather["acc"] = None
                 if probe_rows and (step + 1) % args.probe_every == 0:
                     t_probe = time.time()
                     rec["probe"] = greedy_probe(model, probe_rows, probe_tok, special, device)
@@ -427,7 +449,8 @@ def train(args, model, device, log_path, special):
                 acc = None
                 lrs = []
                 tasks = " ".join(f"{t[:8]}={v['answer_acc']:.2f}/{v['answer_exact']:.2f}" for t, v in rec["per_task"].items())
-                gathered = (" | vt gather " + " ".join(f"{a:.2f}" for a in rec["vt_gather"]["slot_acc"])) if "vt_gather" in rec else ""
+                gathered = "".join(f" | {g['name']} " + " ".join(f"{a:.2f}" for a in rec[g["name"]]["slot_acc"])
+                                   for g in gathers if g["name"] in rec)
                 print(f"step {step + 1:5d} T={batch.shape[1]:5d} loss {stats[0]:.3f} prompt {stats[1]:.3f} lr {lr:.2e} "
                       f"{rec['tok_per_s'] / 1e3:.0f}K tok/s wait {waited_total:.0f}s | answer acc/exact {tasks}{gathered}", flush=True)
     return stopped_early
@@ -666,6 +689,9 @@ def main():
     p.add_argument("--vt-gather-weight", type=float, default=0.0,
                    help="weight of the training-only VT gather loss (GatherHead; 0: off, the runs before 12)")
     p.add_argument("--vt-gather-layer", type=int, default=3, help="its read-out's hidden state: the output of this layer")
+    p.add_argument("--vt-reply-gather-weight", type=float, default=0.0,
+                   help="weight of the reply-side read-out: at each reply position writing a VT name, the whole name (0: off)")
+    p.add_argument("--vt-reply-gather-layer", type=int, default=5, help="its hidden state: the output of this layer")
     p.add_argument("--vt-gather-probe-steps", type=int, default=200,
                    help="the run's first N steps train the gather head alone (the model's hidden states detached)")
     p.add_argument("--vt-gather-slots", type=int, default=5, help="LHS name tokens predicted (a name is 3-5 tokens)")

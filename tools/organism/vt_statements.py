@@ -30,6 +30,8 @@ class TokenKinds:
         self.name_rest = {i for i, t in enumerate(id_to_token) if _NAME_REST.match(t)}
         self.bare_space = {i for i, t in enumerate(id_to_token) if t == "Ġ"}
         self.digits = {i for i, t in enumerate(id_to_token) if _DIGITS.match(t)}
+        # letters per name piece (a VT name is 5 letters in 3-5 pieces)
+        self.letters = {i: len(t) - t.startswith("Ġ") for i, t in enumerate(id_to_token) if i in self.name_first or i in self.name_rest}
         self.spaced_digits = {i for i, t in enumerate(id_to_token) if _DIGITS.match(t) and t.startswith("Ġ")}
 
 
@@ -99,6 +101,30 @@ def gather_targets(ids, prompt_tokens, kinds, slots=5):
     return positions, targets
 
 
+def reply_name_targets(ids, spans, kinds, slots=5):
+    """train.py's reply-side gather supervision: in each reply span [start, end), every 5-letter name
+    (a `Ġ`-led uppercase piece, not `ĠVAR`, then bare uppercase pieces), and for each position that
+    predicts one of its tokens (the one before it up to its second-to-last), the name's tokens as targets.
+    Returns (positions, targets)."""
+    positions, targets = [], []
+    for start, end in spans:
+        t = max(start, 1)
+        while t < end:
+            if ids[t] not in kinds.name_first or ids[t] in kinds.var:
+                t += 1
+                continue
+            stop = _name_end(ids, t, kinds)
+            stop = min(stop, end)
+            name = list(ids[t:stop])
+            if sum(kinds.letters[i] for i in name) == 5 and len(name) <= slots:
+                target = name + [-100] * (slots - len(name))
+                for q in range(t - 1, stop - 1):
+                    positions.append(q)
+                    targets.append(target)
+            t = stop
+    return positions, targets
+
+
 def vocabulary(tokenizer_json):
     """id -> token string from a tokenizer.json (model vocab and added tokens), without the tokenizers library."""
     tj = json.loads(open(tokenizer_json, encoding="utf-8").read())
@@ -111,9 +137,12 @@ def vocabulary(tokenizer_json):
 
 if __name__ == "__main__":
     # Test hook: python3 vt_statements.py TOKENIZER_JSON < [{"ids": [...], "prompt_tokens": n}, ...]
-    # prints [{"statements": [...], "positions": [...], "targets": [...]}, ...]
+    # prints [{"statements", "positions", "targets", "reply_positions", "reply_targets"}, ...] (reply: ids[prompt_tokens:])
     kinds = TokenKinds(vocabulary(sys.argv[1]))
-    rows = json.load(sys.stdin)
-    print(json.dumps([{"statements": find_statements(r["ids"], kinds, limit=r["prompt_tokens"]),
-                       "positions": (g := gather_targets(r["ids"], r["prompt_tokens"], kinds))[0], "targets": g[1]}
-                      for r in rows]))
+    out = []
+    for r in json.load(sys.stdin):
+        g = gather_targets(r["ids"], r["prompt_tokens"], kinds)
+        rg = reply_name_targets(r["ids"], [(r["prompt_tokens"], len(r["ids"]))], kinds)
+        out.append({"statements": find_statements(r["ids"], kinds, limit=r["prompt_tokens"]), "positions": g[0], "targets": g[1],
+                    "reply_positions": rg[0], "reply_targets": rg[1]})
+    print(json.dumps(out))
