@@ -35,7 +35,9 @@
 // launches at most one block per multiprocessor, each walking the 128-row work items blockIdx.x,
 // blockIdx.x + gridDim.x, ... of the heaviest-first order; the producer loads the next item's Q as soon
 // as both warpgroups have issued their last Q·Kᵀ of the current one, and its K/V tiles into the stages
-// the current item frees, so the next item's loads run under the current one's last tile and store),
+// the current item frees, so the next item's loads run under the current one's last tile and store;
+// 2 keeps two Q tiles, so the next item's Q loads while the current item starts and its first K/V tile
+// as soon as a stage frees),
 // SINK_MASK (SINK_LOCAL only: 0 the exact mask below; 1 the same keys from per-row column bounds set
 // once per tile, a range test and a sink test per score; 2 no mask at all, for timing the mask's cost
 // only: the output is wrong).
@@ -110,6 +112,7 @@ constexpr int LD_ROWS = CONSUMER_THREADS / CHUNKS_PER_ROW;  // rows one pass of 
 constexpr u32 Q_HALF = BM * 128;               // bytes of one 64-column half of the Q tile
 constexpr u32 KV_HALF = BN * 128;              // ... of a K or V tile
 constexpr u32 Q_BYTES = (D / 64) * Q_HALF;
+constexpr int Q_BUFS = SINK_PERSIST == 2 ? 2 : 1;  // Q tiles in shared memory (SINK_PERSIST 2: two)
 constexpr u32 KV_TILE = (D / 64) * KV_HALF;
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
@@ -118,7 +121,9 @@ static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAG
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
-static_assert(SINK_PERSIST == 0 || SINK_LOCAL == 1, "SINK_PERSIST needs SINK_LOCAL");
+static_assert(SINK_PERSIST == 0 || (SINK_LOCAL == 1 && SINK_PERSIST <= 2), "SINK_PERSIST: 0, or 1 / 2 with SINK_LOCAL");
+static_assert(SINK_PERSIST == 0 || Q_IN_REGS == 0, "SINK_PERSIST reads Q from shared memory for each item");
+static_assert(SINK_PERSIST < 2 || KV_STAGES == 2, "SINK_PERSIST 2's barriers fit the 128 bytes kept for them with 2 stages");
 static_assert(SINK_MASK == 0 || (SINK_LOCAL == 1 && SINK_MASK <= 2), "SINK_MASK: 0, or 1 / 2 with SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
@@ -180,7 +185,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
   const u32 sQ = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const u32 sK = sQ + Q_BYTES;                // [KV_STAGES][KV_TILE]
+  const u32 sK = sQ + Q_BUFS * Q_BYTES;       // [KV_STAGES][KV_TILE]
   const u32 sV = sK + KV_STAGES * KV_TILE;    // [KV_STAGES][KV_TILE]
 
   const int tid = threadIdx.x;
@@ -230,7 +235,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   PER_ITEM int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row
   PER_ITEM int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
 #if !Q_IN_REGS
+#if SINK_PERSIST == 2
+  u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile (of the item's Q tile)
+#else
   const u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile
+#endif
 #endif
 
 #if Q_IN_REGS
@@ -447,9 +456,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
 #if SINK_PERSIST
-  const u32 emptyQ = emptyV + 8 * S;  // released once both warpgroups have issued an item's last Q·Kᵀ
+  // Q tile b's barriers: full when the producer's copy landed, empty once both warpgroups have issued
+  // their last Q·Kᵀ on it (tile 0's full barrier is fullQ above).
+  const u32 emptyQ = emptyV + 8 * S, emptyQ1 = emptyQ + 8, fullQ1 = emptyQ + 16;
   if (tid == 0) {
     mbar_init(emptyQ, EMPTY_ARRIVALS);
+    if (Q_BUFS == 2) {
+      mbar_init(emptyQ1, EMPTY_ARRIVALS);
+      mbar_init(fullQ1, PRODUCER_THREADS);
+    }
     mbar_init_fence();
   }
 #endif
@@ -493,7 +508,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     // first headRows rows hold keys 0 .. headRows - 1 (folded sinks); rows past `limit` are zero-filled.
     auto copyTileRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit, int headRows) {
       const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
+#if SINK_PERSIST == 2
+#pragma unroll 8  // fully unrolled, the producer's 56 registers spill at D 128 with the Q tile's address varying
+#else
 #pragma unroll
+#endif
       for (int i = 0; i < rows / P_ROWS; ++i) {
         const int local = pr + i * P_ROWS;
         const int r = local < headRows ? local : firstRow + local;
@@ -506,9 +525,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     int n = 0;    // items this block has started
     for (int w = blockIdx.x; w < items; w += gridDim.x, ++n) {
       const Item it = itemAt(w);
-      if (n > 0) mbar_wait(emptyQ, (n - 1) & 1);  // the previous item's last Q·Kᵀ were issued and done
-      copyTileRows(sQ, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T, 0);
-      cp_async_mbar_arrive_noinc(fullQ);
+      // Q tile n % Q_BUFS, its (n / Q_BUFS)-th use: wait until the item before on it issued its last Q·Kᵀ.
+      const int qb = n % Q_BUFS, qUse = n / Q_BUFS;
+      if (qUse > 0) mbar_wait(qb ? emptyQ1 : emptyQ, (qUse - 1) & 1);
+      copyTileRows(sQ + qb * Q_BYTES, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T, 0);
+      cp_async_mbar_arrive_noinc(qb ? fullQ1 : fullQ);
       const int itHk = it.h / (H / Hkv);
       const bf16_t* kHead = k + (size_t)itHk * kvStride * D + chunk * 8;
       const bf16_t* vHead = v + (size_t)itHk * kvStride * D + chunk * 8;
@@ -546,7 +567,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     zero_accumulators<D, BN>(o, s);
     rowMax[0] = rowMax[1] = NEG_INF;
     rowSum[0] = rowSum[1] = 0.f;
-    mbar_wait(fullQ, n & 1);
+    const int qb = n % Q_BUFS;
+#if SINK_PERSIST == 2
+    qBase = sQ + qb * Q_BYTES + wg * 64 * 128;
+#endif
+    mbar_wait(qb ? fullQ1 : fullQ, (n / Q_BUFS) & 1);
     for (int i = 0; i < it.numTiles; ++i) {
       const int j = itemTile(it, i);
       mbar_wait(fullK + 8 * st, use & 1);
@@ -563,7 +588,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       wgmma_wait<1>();
       wgmma_fence_operands(s);
       release(emptyK + 8 * st);
-      if (i + 1 == it.numTiles) release(emptyQ);  // the item's last read of Q
+      if (i + 1 == it.numTiles) release(qb ? emptyQ1 : emptyQ);  // the item's last read of its Q tile
       sinkKeyEnd = (i == 0 && it.foldCols > 0) ? j * BN + it.foldCols : sinkTokens;
       maskScores(j);
       flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
