@@ -28,6 +28,8 @@
  *              answer's counts and names the slot holding its selection, the index builder reads them in place
  *   +deferindex  CountSearchOptions.deferredIndexWait (session 8): the index built with no host wait in the
  *              middle (column list sized by its bound), its pairs read after the attention is enqueued
+ *   +lean      with the guided search: CountSearchOptions.leanLayout (session 8): threshold predictions, the
+ *              layout and follow moving search states in registers
  *   +noguide, +nocoarse  switch those two off again (e.g. `auto+noguide`: the default without the guided tree)
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
@@ -150,9 +152,10 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'stagedranges') extra.stagedIndexRanges = true;
     else if (suffix === 'selhandoff') extra.selectionHandOff = true;
     else if (suffix === 'deferindex') extra.deferredIndexWait = true;
+    else if (suffix === 'lean') extra.leanLayout = true;
     else if (suffix === 'noguide') extra.guidedProbes = false;
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +deferindex, +noguide, +nocoarse)`);
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +deferindex, +lean, +noguide, +nocoarse)`);
   }
   if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);

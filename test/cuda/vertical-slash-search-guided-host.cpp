@@ -128,14 +128,42 @@ Outcome oneProbeAtATime(const SearchGoal& goal, Pairs pairs) {
 struct ThresholdCheck {
   long common = 0, commonDisagree = 0, column = 0, columnDisagree = 0;
   long searched = 0, searchWrong = 0;  // column-line thresholds against a scan of every count (n <= 1000)
+  long leanRounds = 0, leanLayoutDiffs = 0, leanFollowDiffs = 0;  // "lean": rounds compared, trees / follows that differed
 };
+
+// Whether two laid-out trees are the same: node count, live nodes' states (the fields a probe and its
+// advance read), child links and predictions.
+bool sameTree(int count, const SearchState* a, const int* liveA, const int* lowA, const int* highA, const int* predA,
+              int countB, const SearchState* b, const int* liveB, const int* lowB, const int* highB, const int* predB, int P) {
+  if (count != countB) return false;
+  for (int c = 0; c < P; ++c) {
+    if (liveA[c] != liveB[c]) return false;
+    if (!liveA[c]) continue;
+    const SearchState& x = a[c];
+    const SearchState& y = b[c];
+    if (x.state != y.state || x.kv != y.kv || x.ks != y.ks || x.lo != y.lo || x.hi != y.hi || x.colHi != y.colHi || x.probes != y.probes ||
+        x.status != y.status || x.below != y.below || x.first != y.first || x.second != y.second || x.floor != y.floor) return false;
+    if (lowA[c] != lowB[c] || highA[c] != highB[c] || predA[c] != predB[c]) return false;
+  }
+  return true;
+}
+
+bool samePoint(const GuidePoint& a, const GuidePoint& b) { return a.f == b.f && a.e == b.e && a.k == b.k && a.valid == b.valid; }
+bool sameLines(const GuideLines& a, const GuideLines& b) {
+  return samePoint(a.cLo, b.cLo) && samePoint(a.cHi, b.cHi) && samePoint(a.vLo, b.vLo) && samePoint(a.vHi, b.vHi) && a.vLine == b.vLine;
+}
+
+bool sameState(const SearchState& x, const SearchState& y) {
+  return x.state == y.state && x.kv == y.kv && x.ks == y.ks && x.lo == y.lo && x.hi == y.hi && x.colHi == y.colHi && x.probes == y.probes &&
+         x.status == y.status && x.below == y.below && x.first == y.first && x.second == y.second && x.floor == y.floor;
+}
 
 // The kernel's guided rounds on one thread: lay out, answer every laid-out node, follow. With
 // `thresholds` the kernel's vs_count_search_batched_lanes_bits_guided_thresholds path: the four
 // threshold searches (each emulating its warp), the layout from them, the model pairs after it.
 template <class Pairs>
 Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs pairs, int& rounds, bool thresholds = false,
-                     ThresholdCheck* check = nullptr) {
+                     ThresholdCheck* check = nullptr, bool lean = false) {
   GuidedRound r;
   r.thresholds = GuideThresholds{0, 0, 0, 0};
   SearchState st = search_start(goal), tree[MAX_BATCH];
@@ -156,6 +184,29 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
     if (thresholds) {
       for (int which = 0; which < 4; ++which) guide_thresholds_warp(st, r.lines, goal, guide, which, 0, r.thresholds);
       count = guide_layout<true>(&r);
+      if (lean && check) {
+        // The lean layout (REGS) from the same start must lay out the same tree.
+        SearchState plainTree[MAX_BATCH];
+        int plainLive[MAX_BATCH], plainLow[MAX_BATCH], plainHigh[MAX_BATCH], plainPred[MAX_BATCH];
+        std::memcpy(plainTree, tree, sizeof tree);
+        std::memcpy(plainLive, live, sizeof live);
+        std::memcpy(plainLow, r.lowChild, sizeof plainLow);
+        std::memcpy(plainHigh, r.highChild, sizeof plainHigh);
+        std::memcpy(plainPred, r.predicted, sizeof plainPred);
+        for (int c = 0; c < P; ++c) { r.lowChild[c] = r.highChild[c] = -7; r.predicted[c] = 7; live[c] = 7; }
+        NoLaps none;
+        const int leanCount = guide_layout<true, NoLaps, true>(&r, none);
+        ++check->leanRounds;
+        if (!sameTree(count, plainTree, plainLive, plainLow, plainHigh, plainPred, leanCount, tree, live, r.lowChild, r.highChild, r.predicted, P)) {
+          ++check->leanLayoutDiffs;
+        }
+        // The round goes on with the plain layout's tree (a wrong lean tree is counted, not followed).
+        std::memcpy(tree, plainTree, sizeof tree);
+        std::memcpy(live, plainLive, sizeof live);
+        std::memcpy(r.lowChild, plainLow, sizeof plainLow);
+        std::memcpy(r.highChild, plainHigh, sizeof plainHigh);
+        std::memcpy(r.predicted, plainPred, sizeof plainPred);
+      }
       guide_models(&r, 0, 1);
       if (check && goal.mode == 0) {
         const Guide g{guide, guide + (goal.n + 1), guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
@@ -188,7 +239,20 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
       if (live[c] != (c < count ? 1 : 0)) std::abort();  // the layout's own contract
       total[c] = live[c] ? pairs(tree[c]) : -12345.0;
     }
-    guide_follow(&r);
+    if (lean && check) {
+      // The lean follow from the same state and lines must end where the plain one does.
+      const SearchState start = st;
+      const GuideLines lines = r.lines;
+      guide_follow_lean(&r);
+      const SearchState leanEnd = st;
+      const GuideLines leanLines = r.lines;
+      st = start;
+      r.lines = lines;
+      guide_follow(&r);
+      if (!sameState(st, leanEnd) || !sameLines(leanLines, r.lines)) ++check->leanFollowDiffs;
+    } else {
+      guide_follow(&r);
+    }
     if (rounds > 200) std::abort();
   }
   return outcomeOf(st);
@@ -197,7 +261,9 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
 
 int main(int argc, char** argv) {
   const unsigned seed = argc > 1 ? (unsigned)std::atoi(argv[1]) : 1u;
-  const bool thresholds = argc > 2 && std::strcmp(argv[2], "thresholds") == 0;
+  // "lean": the thresholds path, each round's layout and follow also run lean (REGS) and compared.
+  const bool lean = argc > 2 && std::strcmp(argv[2], "lean") == 0;
+  const bool thresholds = lean || (argc > 2 && std::strcmp(argv[2], "thresholds") == 0);
   ThresholdCheck check;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
@@ -230,7 +296,7 @@ int main(int argc, char** argv) {
             for (int q = 0; q < 3; ++q) {
               for (int P : slots) {
                 int rounds = 0;
-                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds, thresholds, &check);
+                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds, thresholds, &check, lean);
                 ++runs;
                 if (mode == 0 && P == 15) rounds15[q] += rounds;
                 if (!(got == want)) {
@@ -253,6 +319,9 @@ int main(int argc, char** argv) {
   if (thresholds) {
     std::printf("thresholds common %ld disagree %ld column %ld disagree %ld searched %ld wrong %ld\n", check.common, check.commonDisagree,
                 check.column, check.columnDisagree, check.searched, check.searchWrong);
+  }
+  if (lean) {
+    std::printf("lean rounds %ld layoutDiffs %ld followDiffs %ld\n", check.leanRounds, check.leanLayoutDiffs, check.leanFollowDiffs);
   }
   return 0;
 }

@@ -64,8 +64,8 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
     }
     return exe;
   };
-  const summary = (exe: string, seed: number, mode: 'heap-layout' | 'thresholds' = 'heap-layout') => {
-    const out = execFileSync(exe, mode === 'thresholds' ? [String(seed), 'thresholds'] : [String(seed)], { encoding: 'utf8' });
+  const summary = (exe: string, seed: number, mode: 'heap-layout' | 'thresholds' | 'lean' = 'heap-layout') => {
+    const out = execFileSync(exe, mode === 'heap-layout' ? [String(seed)] : [String(seed), mode], { encoding: 'utf8' });
     const m = /searches (\d+) runs (\d+) mismatches (\d+) probes (\d+) rounds15 exact (\d+) noisy (\d+) wrong (\d+)/.exec(out);
     assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
     const [searches, runs, mismatches, probes, exact, noisy, wrong] = m.slice(1).map(Number);
@@ -110,6 +110,28 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
       console.log(`# seed ${seed}: thresholds: rounds at 15 slots exact ${r.exact} (without ${plain.exact}), noisy ${r.noisy} (${plain.noisy}); ` +
         `predictions differing common ${t.commonDisagree} / ${t.common}, column ${t.columnDisagree} / ${t.column}`);
     }
+  });
+
+  test('the lean layout and follow (leanLayout: states in registers) lay out the same trees and end the same follows, every round', () => {
+    const exe = build('kernel');
+    const leanLine = (out: string) => {
+      const m = /lean rounds (\d+) layoutDiffs (\d+) followDiffs (\d+)/.exec(out);
+      assert.ok(m, `the harness printed no lean line:\n${out}`);
+      return { rounds: Number(m[1]), layoutDiffs: Number(m[2]), followDiffs: Number(m[3]) };
+    };
+    for (const seed of [1, 2]) {
+      const thresholds = summary(exe, seed, 'thresholds'), r = summary(exe, seed, 'lean'), l = leanLine(r.out);
+      assert.equal(r.mismatches, 0, `seed ${seed}:\n${r.out}`);
+      assert.deepEqual([r.exact, r.noisy, r.wrong], [thresholds.exact, thresholds.noisy, thresholds.wrong], `seed ${seed}: rounds differ from the thresholds path`);
+      assert.ok(l.rounds > 10_000, `seed ${seed}: only ${l.rounds} rounds compared`);
+      assert.deepEqual({ layoutDiffs: l.layoutDiffs, followDiffs: l.followDiffs }, { layoutDiffs: 0, followDiffs: 0 }, `seed ${seed}`);
+      console.log(`# seed ${seed}: lean: ${l.rounds} rounds' trees and follows compared, all equal`);
+    }
+    // Mutants: the register state not following the last laid-out node; the lean follow not storing its state.
+    const stale = build('lean-stale', (region) => region.replace('  cur = t;\n  curAt = count;\n', '  curAt = count;\n'));
+    assert.ok(leanLine(summary(stale, 1, 'lean').out).layoutDiffs > 0, 'the stale-register-state mutant passed the harness');
+    const unstored = build('lean-unstored', (region) => region.replace('  *r->st = s;\n', ''));
+    assert.ok(leanLine(summary(unstored, 1, 'lean').out).followDiffs > 0, 'the unstored-follow mutant passed the harness');
   });
 
   test('the harness catches a threshold search that skips a count, and a layout comparing with the wrong end', () => {

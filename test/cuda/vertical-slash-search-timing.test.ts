@@ -26,6 +26,13 @@ describe('count search timeRounds option (CPU)', () => {
     assert.equal(new VerticalSlashCountSearch(rt, 4, DEFAULT_COUNT_SEARCH).timeRounds, false);
   });
 
+  test('leanLayout needs the guided column-bitmap search, and not bitmapFromRanks', () => {
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { probeLevels: 4, leanLayout: true }), /leanLayout needs the guided column-bitmap search/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guidedProbes: false, leanLayout: true }), /leanLayout/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true, leanLayout: true }), /leanLayout/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, timeRounds: true }).leanLayout, true);
+  });
+
   test('the timed entries are compiled only with VS_SEARCH_TIMING', () => {
     const src = readKernelSource('vertical-slash-search.cu');
     for (const name of ['vs_count_search_batched_lanes_bits_guided_timed', 'vs_count_search_batched_lanes_bits_timed']) {
@@ -67,6 +74,7 @@ describe('CUDA vertical-slash count search timing', { skip }, () => {
   const variants: [string, CountSearchOptions][] = [
     ['guided', DEFAULT_COUNT_SEARCH],
     ['unguided', { ...DEFAULT_COUNT_SEARCH, guidedProbes: false }],
+    ['lean', { ...DEFAULT_COUNT_SEARCH, leanLayout: true }],
   ];
   for (const c of [{ n: 1000, H: 3 }, { n: 16_384, H: 4 }, { n: 4096, H: 32 }]) {
     test(`n=${c.n} H=${c.H}: timed searches answer as untimed ones, one consistent record per round`, () => {
@@ -97,7 +105,7 @@ describe('CUDA vertical-slash count search timing', { skip }, () => {
                 const blockZero = r.step1 + r.counts + r.barrier1 + r.barrier2 + r.tail;
                 assert.ok(blockZero <= r.round, `${where}: block 0's phases ${blockZero} exceed the round ${r.round}`);
                 if (r.walks === 0) assert.equal(r.walkMax, 0, `${where}: a walk time with nothing walked`);
-                if (label === 'unguided') assert.equal(r.layoutPredict, 0, `${where}: predictions in the heap layout`);
+                if (label !== 'guided') assert.equal(r.layoutPredict, 0, `${where}: prediction laps outside the plain guided layout`);
               }
             }
           } finally {

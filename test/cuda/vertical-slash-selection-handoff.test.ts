@@ -87,6 +87,7 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
       const scores = { n, vertical: dv.ptr, slash: ds.ptr };
       const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
       const handOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true });
+      const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true, leanLayout: true });
       const reference = new VerticalSlashIndexBuilder(rt, H), inPlace = new VerticalSlashIndexBuilder(rt, H);
       let named = 0;
       const sparsities = [0, 0.5, 0.8, 0.9, 0.95, 0.999];
@@ -94,9 +95,21 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
         for (const s of sparsities) {
           const want = plain.counts(scores, s), got = handOff.counts(scores, s);
           assert.deepEqual(got, want, `s=${s}: the hand-off search's answer`);
+          // The lean rounds with the hand-off: the same answer, and the same slots named.
+          assert.deepEqual(leanHandOff.counts(scores, s), want, `s=${s}: the lean hand-off search's answer`);
+          const leanSelection = leanHandOff.selectionOf(scores);
           assert.equal(handOff.selectionOf({ ...scores }), null, `s=${s}: another scores object has no selection`);
           const selection = handOff.selectionOf(scores);
+          assert.equal(leanSelection === null, selection === null, `s=${s}: the lean hand-off names a slot as the plain one does`);
           if (selection === null) continue;
+          if (leanSelection !== null) {
+            // Slots hold the same selections (the same probes in the same slots); the buffers are the search's own.
+            const a = new Int32Array(n), b = new Int32Array(n);
+            rt.synchronize();
+            rt.cuda.download(a, selection.offsets);
+            rt.cuda.download(b, leanSelection.offsets);
+            assert.deepEqual([...b.subarray(0, got.slashSize)], [...a.subarray(0, got.slashSize)], `s=${s}: the lean hand-off's head-0 offsets`);
+          }
           named++;
           const ranks = handOff.ranksOf(scores);
           assert.ok(ranks !== null);
@@ -117,6 +130,7 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
         rt.synchronize();
         plain.release();
         handOff.release();
+        leanHandOff.release();
         reference.release();
         inPlace.release();
         rt.pool.release(dv);

@@ -963,6 +963,15 @@ __device__ __forceinline__ int guide_predict_node(GuidedRound* r, int c) {
   else return guide_predict(r->tree[c], goal, g, r->lines, r->model[c]);
 }
 
+// guide_predict_node for node c's state t held in registers (the lean layout: REGS).
+template <bool THRESHOLDS>
+__device__ __forceinline__ int guide_predict_state(GuidedRound* r, const SearchState& t, int c) {
+  const SearchGoal& goal = r->goal;
+  const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+  if constexpr (THRESHOLDS) return guide_predict_thresholds(t, goal, g, r->lines, r->thresholds);
+  else return guide_predict(t, goal, g, r->lines, r->model[c]);
+}
+
 // With thresholds: every live node's model pairs, nodes first, first + stride, ... (the kernel's
 // threads after the layout; the layout left them unset).
 __device__ __forceinline__ void guide_models(GuidedRound* r, int first, int stride) {
@@ -989,6 +998,31 @@ __device__ __forceinline__ void guide_push_children(GuidedRound* r, int& candida
 // taken from a candidate list (ties to the earlier entry; a taken entry is replaced by the last).
 // live[c] = 1 for the nodes laid out, 0 for the rest of the P slots. Returns the nodes laid out.
 // One thread; inlined into the guided kernels (one block per multiprocessor: registers to spare).
+// The lean layout's step for the candidate (parent, high) as node `count`: its state advanced in
+// registers (from cur when the parent is the last laid-out node), stored once; false when the search
+// ends there (the parent's child slot marked ended). cur / curAt follow the last laid-out node.
+template <bool THRESHOLDS, class Laps>
+__device__ __forceinline__ bool lean_layout_node(GuidedRound* r, Laps& laps, SearchState& cur, int& curAt, int parent, int high, int count) {
+  SearchState t = parent == curAt ? cur : r->tree[parent];
+  search_advance(t, r->goal, high ? ABOVE_ANY_TARGET : -1.0);
+  int& slot = high ? r->highChild[parent] : r->lowChild[parent];
+  if (t.state == DONE) {
+    slot = GUIDE_ENDED;
+    laps.advance(t.state);
+    return false;
+  }
+  r->tree[count] = t;
+  slot = count;
+  r->live[count] = 1;
+  r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
+  laps.advance(t.kv);
+  r->predicted[count] = guide_predict_state<THRESHOLDS>(r, t, count);
+  laps.predict(r->predicted[count]);
+  cur = t;
+  curAt = count;
+  return true;
+}
+
 // Laps: where the layout's time goes (scan / advance / predict, each given a value its part computed:
 // NoLaps does nothing; the round timing's ClockLaps sums cycles).
 struct NoLaps {
@@ -997,7 +1031,10 @@ struct NoLaps {
   __device__ __forceinline__ void predict(int) {}
 };
 
-template <bool THRESHOLDS, class Laps>
+// REGS (the lean layout, session 8): each node's state is advanced in registers from the last laid-out
+// node's (kept in registers: on the predicted path a node's parent is usually the node before it) or
+// from the tree, and stored once, instead of copied and advanced in shared memory. The same tree.
+template <bool THRESHOLDS, class Laps, bool REGS = false>
 __device__ __forceinline__ int guide_layout(GuidedRound* r, Laps& laps) {
   SearchState* tree = r->tree;
   int* live = r->live;
@@ -1014,6 +1051,9 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r, Laps& laps) {
   int candidates = 0;
   guide_push_children(r, candidates, 0, 1.0f);
   int count = 1;
+  SearchState cur;  // REGS: the last laid-out node's state (node curAt)
+  int curAt = 0;
+  if constexpr (REGS) cur = tree[0];
   while (count < P && candidates > 0) {
     int best = 0;
     float bestChance = r->candidateChance[0];
@@ -1026,6 +1066,10 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r, Laps& laps) {
     r->candidate[best] = r->candidate[candidates];
     r->candidateChance[best] = r->candidateChance[candidates];
     laps.scan(parent);
+    if constexpr (REGS) {
+      if (lean_layout_node<THRESHOLDS>(r, laps, cur, curAt, parent, bestHigh, count)) guide_push_children(r, candidates, count++, bestChance);
+      continue;
+    }
     tree[count] = tree[parent];
     search_advance(tree[count], goal, bestHigh ? ABOVE_ANY_TARGET : -1.0);
     int& slot = bestHigh ? r->highChild[parent] : r->lowChild[parent];
@@ -1051,6 +1095,26 @@ template <bool THRESHOLDS = false>
 __device__ __forceinline__ int guide_layout(GuidedRound* r) {
   NoLaps none;
   return guide_layout<THRESHOLDS>(r, none);
+}
+
+// guide_follow with the search's state in registers (the lean rounds, session 8): loaded once, moved
+// on along the path, stored once. The same steps.
+__device__ __forceinline__ void guide_follow_lean(GuidedRound* r) {
+  const SearchState* tree = r->tree;
+  const double* total = r->total;
+  const SearchGoal& goal = r->goal;
+  SearchState s = *r->st;
+  int c = 0;
+  for (;;) {
+    if (goal.mode == 0) guide_lines_update(r->lines, tree[c], r->model[c], total[c], goal.target);
+    search_advance(s, goal, total[c]);
+    if (s.state == DONE) break;
+    const int low = r->lowChild[c], high = r->highChild[c];
+    if (low >= 0 && same_probe(tree[low], s, goal.mode)) c = low;
+    else if (high >= 0 && same_probe(tree[high], s, goal.mode)) c = high;
+    else break;
+  }
+  *r->st = s;
 }
 
 // Step (6) of a guided round from node c on (thread 0): calibrates on each real probe's exact pairs
@@ -1185,7 +1249,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
 template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
-          bool TIMING = false, bool HANDOFF = false>
+          bool TIMING = false, bool HANDOFF = false, bool LEAN = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1241,7 +1305,29 @@ __device__ __forceinline__ void count_search_batched(
       // Four warps find the round's line thresholds; then thread 0 lays out without model loads.
       if (threadIdx.x < 4 * 32) guide_thresholds_warp(st, guided->lines, goal, guide, threadIdx.x >> 5, threadIdx.x & 31, guided->thresholds);
       __syncthreads();
-      if (threadIdx.x == 0) guide_layout<true>(guided);
+      if constexpr (LEAN) {
+        // The lean layout (states advanced in registers); timed in VS_SEARCH_TIMING builds.
+        if (threadIdx.x == 0) {
+#if defined(VS_SEARCH_TIMING)
+          if constexpr (TIMING) {
+            // The whole layout only: the parts' clocks (ClockLaps) spilled here at 128 registers.
+            const long long l0 = clock64();
+            NoLaps none;
+            const int nodes = guide_layout<true, NoLaps, true>(guided, none);
+            if (timed != nullptr && blockIdx.x == 0) {
+              timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
+              timed[TF_NODES] = nodes;
+            }
+          } else
+#endif
+          {
+            NoLaps none;
+            guide_layout<true, NoLaps, true>(guided, none);
+          }
+        }
+      } else if (threadIdx.x == 0) {
+        guide_layout<true>(guided);
+      }
 #if defined(VS_SEARCH_TIMING)
     } else if constexpr (GUIDED && TIMING) {
       if (threadIdx.x == 0) {
@@ -1380,7 +1466,9 @@ __device__ __forceinline__ void count_search_batched(
     // (6) The real outcomes, down the tree as far as it reaches.
     long long followStart = 0;
     if constexpr (TIMING) followStart = clock64();
-    if constexpr (GUIDED) {
+    if constexpr (GUIDED && LEAN) {
+      if (threadIdx.x == 0) guide_follow_lean(guided);
+    } else if constexpr (GUIDED) {
       if (threadIdx.x == 0) guide_follow(guided);
     } else if (threadIdx.x == 0) {
       int c = 0;
@@ -1533,6 +1621,16 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
   count_search_batched<true, true, false, false, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n,
                                                                      H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                                      forcedDiagonals, levels, lanes, nullptr, timing);
+}
+
+// vs_count_search_batched_lanes_bits_guided_lean (thresholds + the lean layout and follow), timed.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_timed(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, unsigned long long* timing) {
+  count_search_batched<true, true, true, true, false, true, true, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier,
+                                                                               result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
+                                                                               forcedColumns, forcedDiagonals, levels, lanes, guide, timing);
 }
 #endif
 
@@ -1793,4 +1891,27 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
   count_search_batched<true, true, true, true, false, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result,
                                                                           n, H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                                           forcedDiagonals, levels, lanes, guide, nullptr, answerCounts);
+}
+
+// The lean guided rounds (session 8, opt-in: CountSearchOptions.leanLayout): vs_count_search_batched_lanes_bits_guided_thresholds
+// whose layout advances each node's state in registers and stores it once (guide_layout REGS) and whose follow
+// moves the search's state in registers (guide_follow_lean). The same tree, the same probes and answers.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true, true, false, true, false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier,
+                                                                                result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
+                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide);
+}
+
+// The lean guided rounds with the selection hand-off (as vs_count_search_batched_lanes_bits_guided_handoff).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_handoff(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, int* answerCounts) {
+  count_search_batched<true, true, true, true, false, true, false, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier,
+                                                                               result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
+                                                                               forcedColumns, forcedDiagonals, levels, lanes, guide, nullptr,
+                                                                               answerCounts);
 }

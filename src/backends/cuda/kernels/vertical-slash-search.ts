@@ -185,6 +185,15 @@ export interface CountSearchOptions {
    * the answer (its probe's slot was reused), the builder selects as before. The same index.
    */
   selectionHandOff?: boolean;
+  /**
+   * With guidedProbes and the column-bitmap walk (session 8, not the default until measured): the lean
+   * guided rounds (vs_count_search_batched_lanes_bits_guided_lean): guideThresholds' predictions, the
+   * layout advancing each node's state in registers from the last laid-out node's and storing it once,
+   * and the follow moving the search's state in registers. Session 8's round timing put a guided
+   * round's serial thread-0 work at ≈ 19 µs (layout 14.7, follow 4.6) against ≈ 5 unguided. The same
+   * trees (host harness: every round of 2 x 576 searches), so the same probes, rounds and answers.
+   */
+  leanLayout?: boolean;
 }
 
 /**
@@ -307,15 +316,16 @@ export class VerticalSlashCountSearch {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
+    batchedLanesBitsGuidedLean: CudaKernel;
   } | null = null;
-  /** selectionHandOff: the guided kernel that also hands its answer's selection to the index builder. */
-  private handOffKernel: CudaKernel | null = null;
+  /** selectionHandOff: the guided kernels (plain, lean) that also hand their answer's selection to the index builder. */
+  private handOffKernels: { plain: CudaKernel; lean: CudaKernel } | null = null;
   /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
   private launchedHandOff = false;
   /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
-  private timedKernels: { guided: CudaKernel; unguided: CudaKernel } | null = null;
+  private timedKernels: { guided: CudaKernel; unguided: CudaKernel; lean: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
@@ -330,6 +340,7 @@ export class VerticalSlashCountSearch {
   readonly bitmapFromRanks: boolean;
   readonly timeRounds: boolean;
   readonly selectionHandOff: boolean;
+  readonly leanLayout: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -376,6 +387,10 @@ export class VerticalSlashCountSearch {
     this.selectionHandOff = options.selectionHandOff ?? false;
     if (this.selectionHandOff && !(this.deviceHandOff && this.guidedProbes && this.walkColumnBitmap && !this.guideThresholds && !this.bitmapFromRanks && !this.timeRounds)) {
       throw new Error('vertical-slash count search: selectionHandOff needs deviceHandOff and the guided column-bitmap search (guidedProbes, walkLanes, walkColumnBitmap), without guideThresholds, bitmapFromRanks or timeRounds');
+    }
+    this.leanLayout = options.leanLayout ?? false;
+    if (this.leanLayout && !(this.guidedProbes && this.walkColumnBitmap && !this.bitmapFromRanks)) {
+      throw new Error('vertical-slash count search: leanLayout needs the guided column-bitmap search (guidedProbes, walkLanes, walkColumnBitmap), without bitmapFromRanks');
     }
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
@@ -428,6 +443,10 @@ export class VerticalSlashCountSearch {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
         ]),
+        batchedLanesBitsGuidedLean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
+        ]),
         guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
         guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
       };
@@ -435,12 +454,16 @@ export class VerticalSlashCountSearch {
     return this.kernels;
   }
 
-  private prepareHandOff(): CudaKernel {
-    this.handOffKernel ??= this.rt.module('vertical-slash-search.cu', {}).kernel('vs_count_search_batched_lanes_bits_guided_handoff', [
-      'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-      'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
-    ]);
-    return this.handOffKernel;
+  private prepareHandOff(lean: boolean): CudaKernel {
+    if (!this.handOffKernels) {
+      const mod = this.rt.module('vertical-slash-search.cu', {});
+      const params = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr'] as const;
+      this.handOffKernels = {
+        plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_handoff', [...params]),
+        lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_handoff', [...params]),
+      };
+    }
+    return lean ? this.handOffKernels.lean : this.handOffKernels.plain;
   }
 
   /** Where the hand-off kernel writes the answer's counts [2H]: the state buffer after the P slots' selected[]. */
@@ -455,6 +478,7 @@ export class VerticalSlashCountSearch {
       this.timedKernels = {
         guided: mod.kernel('vs_count_search_batched_lanes_bits_guided_timed', [...head, 'ptr', 'ptr']),
         unguided: mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr']),
+        lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_timed', [...head, 'ptr', 'ptr']),
       };
     }
     return this.timedKernels;
@@ -625,10 +649,12 @@ export class VerticalSlashCountSearch {
     const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
-      : (guided ? (this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided) : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
+      : (guided
+        ? (this.leanLayout ? k.batchedLanesBitsGuidedLean : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
+        : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
     const timed = this.timeRounds ? this.prepareTimed() : null;
-    const lanesKernel = timed ? (guided ? timed.guided : timed.unguided) : this.walkColumnBitmap ? bitsKernel : batchedLanes;
+    const lanesKernel = timed ? (guided ? (this.leanLayout ? timed.lean : timed.guided) : timed.unguided) : this.walkColumnBitmap ? bitsKernel : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
@@ -647,7 +673,7 @@ export class VerticalSlashCountSearch {
     ];
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
-    const handOff = this.selectionHandOff && guided && kernel === k.batchedLanesBitsGuided;
+    const handOff = this.selectionHandOff && guided && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean);
     if (handOff) tail.push(this.answerCountsPtr(levels));
     this.launchedHandOff = handOff;
     if (timed) {
@@ -655,7 +681,7 @@ export class VerticalSlashCountSearch {
       this.rt.cuda.fill32Async(timing.ptr, 0, TIMING_BYTES / 4, stream);
       tail.push(timing.ptr);
     }
-    (handOff ? this.prepareHandOff() : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
+    (handOff ? this.prepareHandOff(this.leanLayout) : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
