@@ -131,6 +131,7 @@ describe('CUDA vertical-slash guided count search', { skip }, () => {
     { ...UNGUIDED, guidedProbes: true, bitmapFromRanks: true },
     { ...UNGUIDED, guidedProbes: true, guideThresholds: true },
     { ...UNGUIDED, guidedProbes: true, leanLayout: true },
+    { ...UNGUIDED, guidedProbes: true, leanLayout: true, orderedSelect: true },
   ];
   for (const c of [{ n: 50, H: 2 }, { n: 1000, H: 3 }, { n: 4096, H: 4 }, { n: 16_384, H: 4 }, { n: 20_011, H: 2 }]) {
     test(`n=${c.n} H=${c.H}: guided searches answer as the unguided and one-probe searches (decaying and spread scores)`, () => {

@@ -31,6 +31,9 @@ describe('count search timeRounds option (CPU)', () => {
     assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guidedProbes: false, leanLayout: true }), /leanLayout/);
     assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true, leanLayout: true }), /leanLayout/);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, timeRounds: true }).leanLayout, true);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, orderedSelect: true }), /orderedSelect needs leanLayout/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, orderedSelect: true, timeRounds: true }), /orderedSelect/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, orderedSelect: true }).orderedSelect, true);
   });
 
   test('the timed entries are compiled only with VS_SEARCH_TIMING', () => {

@@ -87,7 +87,7 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
       const scores = { n, vertical: dv.ptr, slash: ds.ptr };
       const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
       const handOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true });
-      const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true, leanLayout: true });
+      const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true, leanLayout: true, orderedSelect: true });
       const reference = new VerticalSlashIndexBuilder(rt, H), inPlace = new VerticalSlashIndexBuilder(rt, H);
       let named = 0;
       const sparsities = [0, 0.5, 0.8, 0.9, 0.95, 0.999];
@@ -95,7 +95,7 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
         for (const s of sparsities) {
           const want = plain.counts(scores, s), got = handOff.counts(scores, s);
           assert.deepEqual(got, want, `s=${s}: the hand-off search's answer`);
-          // The lean rounds with the hand-off: the same answer, and the same slots named.
+          // The lean rounds with ordered selections and the hand-off: the same answer, and the same slots named.
           assert.deepEqual(leanHandOff.counts(scores, s), want, `s=${s}: the lean hand-off search's answer`);
           const leanSelection = leanHandOff.selectionOf(scores);
           assert.equal(handOff.selectionOf({ ...scores }), null, `s=${s}: another scores object has no selection`);

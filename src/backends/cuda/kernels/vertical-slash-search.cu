@@ -105,6 +105,31 @@ __device__ __forceinline__ void select_ranked(const int* rank, int n, int k, int
   }
 }
 
+// out = the items of rank < k of one row in ascending index order, as select_ranked, from the row's
+// rank order (order [n]: order[r] = the item of rank r; vs_rank_order) instead of a pass over all n
+// ranks: the k items set bits of a bitmap over [0, n) in `bits` (ceil(n / 32) words of shared memory),
+// one block scan of the words' counts places them. For k small against n (orderedSelect, session 8).
+// All threads call it.
+__device__ __forceinline__ void select_ordered(const int* order, int n, int k, int* out, u32* bits, TopKShared& sh) {
+  const int words = (n + 31) >> 5;
+  for (int w = threadIdx.x; w < words; w += THREADS) bits[w] = 0u;
+  __syncthreads();
+  for (int t = threadIdx.x; t < k; t += THREADS) {
+    const int i = order[t];
+    atomicOr(&bits[i >> 5], 1u << (i & 31));
+  }
+  __syncthreads();
+  const int per = (words + THREADS - 1) / THREADS;
+  const int w0 = min(words, (int)threadIdx.x * per), w1 = min(words, w0 + per);
+  int mine = 0;
+  for (int w = w0; w < w1; ++w) mine += __popc(bits[w]);
+  int total;
+  int at = topk_block_exclusive_scan<THREADS>(mine, sh, total);
+  for (int w = w0; w < w1; ++w) {
+    for (u32 b = bits[w]; b != 0u; b &= b - 1u) out[at++] = (w << 5) + __ffs(b) - 1;
+  }
+}
+
 // runStart[t] for the ascending offsets S [0, k): the first index of t's run, a run being
 // consecutive offsets at most 64 apart (vs_walk_runs' steps). S must be visible to every thread
 // (written before a __syncthreads). All threads call it.
@@ -1249,12 +1274,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
 template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
-          bool TIMING = false, bool HANDOFF = false, bool LEAN = false>
+          bool TIMING = false, bool HANDOFF = false, bool LEAN = false, bool ORDER = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
     int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide = nullptr,
-    unsigned long long* timing = nullptr, int* answerCounts = nullptr) {
+    unsigned long long* timing = nullptr, int* answerCounts = nullptr, const int* order = nullptr) {
   __shared__ TopKShared sh;
   __shared__ int stage[STAGE_INTS];
   __shared__ SearchState st;               // where the search stands
@@ -1415,7 +1440,13 @@ __device__ __forceinline__ void count_search_batched(
           const bool columns = row < H;
           const size_t at = ((size_t)c * H + (columns ? row : row - H)) * n;
           int* out = (columns ? selV : selS) + at;
-          select_ranked(ranks + (size_t)row * n, n, k, out, sh);
+          if constexpr (ORDER) {
+            // Few items against n: from the rank order through a bitmap in the (idle) walk stage.
+            if (4 * k <= n && ((n + 31) >> 5) <= STAGE_INTS) select_ordered(order + (size_t)row * n, n, k, out, reinterpret_cast<u32*>(stage), sh);
+            else select_ranked(ranks + (size_t)row * n, n, k, out, sh);
+          } else {
+            select_ranked(ranks + (size_t)row * n, n, k, out, sh);
+          }
           __syncthreads();  // every thread has compared with selected[u], and the list is written
           if (!columns) vs_mark_runs(out, k, runs + at, sh);
           if (threadIdx.x == 0) selected[u] = k;
@@ -1914,4 +1945,36 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, nullptr,
                                                                                answerCounts);
+}
+
+// The lean guided rounds whose small selections come from the rank order (session 8, opt-in:
+// CountSearchOptions.orderedSelect): a probe keeping k <= n / 4 items of a row sets their bits from
+// order [2H, n] (vs_rank_order) and compacts ceil(n / 32) words, instead of passing over all n ranks
+// (select_ordered). The same selections, probes and answers.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, const int* order) {
+  count_search_batched<true, true, true, true, false, true, false, false, true, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                     barrier, result, n, H, numBlocks, mode, targetHi, targetLo,
+                                                                                     minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide,
+                                                                                     nullptr, nullptr, order);
+}
+
+// ... with the selection hand-off.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order_handoff(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, int* answerCounts, const int* order) {
+  count_search_batched<true, true, true, true, false, true, false, true, true, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                    barrier, result, n, H, numBlocks, mode, targetHi, targetLo,
+                                                                                    minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide,
+                                                                                    nullptr, answerCounts, order);
+}
+
+// grid (ceil(n / 256), rows), 256 threads: order [rows, n] = the inverse of each row's ranks (order[r]
+// = the item of rank r), for orderedSelect.
+extern "C" __global__ void __launch_bounds__(256) vs_rank_order(const int* __restrict__ ranks, int* __restrict__ order, int n) {
+  const int row = blockIdx.y, i = blockIdx.x * 256 + threadIdx.x;
+  if (i < n) order[(size_t)row * n + ranks[(size_t)row * n + i]] = i;
 }

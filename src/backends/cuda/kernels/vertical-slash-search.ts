@@ -194,6 +194,13 @@ export interface CountSearchOptions {
    * trees (host harness: every round of 2 x 576 searches), so the same probes, rounds and answers.
    */
   leanLayout?: boolean;
+  /**
+   * With leanLayout (session 8, not the default until measured): a probe keeping k <= n / 4 items of a
+   * row selects them from the row's rank order (vs_rank_order after the ranking, one launch) through a
+   * bitmap in shared memory, instead of a pass over all n ranks (a round's selections: 11.6 µs of the
+   * organism's 16K round, 30 at Llama-8B's). The same selections, so the same probes and answers.
+   */
+  orderedSelect?: boolean;
 }
 
 /**
@@ -316,17 +323,17 @@ export class VerticalSlashCountSearch {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
-    batchedLanesBitsGuidedLean: CudaKernel;
+    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; rankOrder: CudaKernel;
   } | null = null;
   /** selectionHandOff: the guided kernels (plain, lean) that also hand their answer's selection to the index builder. */
-  private handOffKernels: { plain: CudaKernel; lean: CudaKernel } | null = null;
+  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel } | null = null;
   /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
   private launchedHandOff = false;
   /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
   private timedKernels: { guided: CudaKernel; unguided: CudaKernel; lean: CudaKernel } | null = null;
-  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing', GrowableDeviceBuffer>;
+  private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing' | 'order', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
   readonly deviceHandOff: boolean;
@@ -341,6 +348,7 @@ export class VerticalSlashCountSearch {
   readonly timeRounds: boolean;
   readonly selectionHandOff: boolean;
   readonly leanLayout: boolean;
+  readonly orderedSelect: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -392,7 +400,10 @@ export class VerticalSlashCountSearch {
     if (this.leanLayout && !(this.guidedProbes && this.walkColumnBitmap && !this.bitmapFromRanks)) {
       throw new Error('vertical-slash count search: leanLayout needs the guided column-bitmap search (guidedProbes, walkLanes, walkColumnBitmap), without bitmapFromRanks');
     }
-    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing'] as const;
+    this.orderedSelect = options.orderedSelect ?? false;
+    if (this.orderedSelect && !this.leanLayout) throw new Error('vertical-slash count search: orderedSelect needs leanLayout');
+    if (this.orderedSelect && this.timeRounds) throw new Error('vertical-slash count search: orderedSelect has no timed kernel (timeRounds)');
+    const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing', 'order'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
@@ -447,6 +458,11 @@ export class VerticalSlashCountSearch {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
         ]),
+        batchedLanesBitsGuidedLeanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
+        ]),
+        rankOrder: mod.kernel('vs_rank_order', ['ptr', 'ptr', 'i32']),
         guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
         guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
       };
@@ -461,9 +477,22 @@ export class VerticalSlashCountSearch {
       this.handOffKernels = {
         plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_handoff', [...params]),
         lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_handoff', [...params]),
+        leanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_handoff', [...params, 'ptr']),
       };
     }
-    return lean ? this.handOffKernels.lean : this.handOffKernels.plain;
+    return lean ? (this.orderedSelect ? this.handOffKernels.leanOrder : this.handOffKernels.lean) : this.handOffKernels.plain;
+  }
+
+  /**
+   * Enqueues vs_rank_order: [2H, n] int32, order[r] = the item of rank r in each row (orderedSelect).
+   * Waits for the stream first only when the buffer must grow.
+   */
+  private launchRankOrder(ranks: DevicePtr, n: number): DevicePtr {
+    const H = this.numHeads;
+    if (!this.buf.order.fits(2 * H * n * 4)) this.rt.synchronize();
+    const order = this.buf.order.ensure(2 * H * n * 4);
+    this.prepare().rankOrder.launch({ grid: [Math.ceil(n / 256), 2 * H, 1], block: [256, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [ranks, order.ptr, n]);
+    return order.ptr;
   }
 
   /** Where the hand-off kernel writes the answer's counts [2H]: the state buffer after the P slots' selected[]. */
@@ -650,7 +679,8 @@ export class VerticalSlashCountSearch {
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
       : (guided
-        ? (this.leanLayout ? k.batchedLanesBitsGuidedLean : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
+        ? (this.leanLayout ? (this.orderedSelect ? k.batchedLanesBitsGuidedLeanOrder : k.batchedLanesBitsGuidedLean)
+          : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
         : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
     const timed = this.timeRounds ? this.prepareTimed() : null;
@@ -673,8 +703,11 @@ export class VerticalSlashCountSearch {
     ];
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
-    const handOff = this.selectionHandOff && guided && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean);
+    const handOff = this.selectionHandOff && guided
+      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder);
+    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder;
     if (handOff) tail.push(this.answerCountsPtr(levels));
+    if (ordered) tail.push(this.launchRankOrder(a.ranks, n));
     this.launchedHandOff = handOff;
     if (timed) {
       const timing = this.buf.timing.ensure(TIMING_BYTES);
