@@ -41,10 +41,12 @@ const MODEL_HEADS = { organism: { H: 4, Hkv: 2, D: 64 }, llama: { H: 32, Hkv: 8,
 /** Vertical-Slash's default approximation size (src/methods/vertical-slash.ts). */
 const APPROXIMATION = 256;
 
+/** Session 7's default search (whatever the default becomes): the guided tree's plain kernel, no hand-off. */
+const SESSION7: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: false, orderedSelect: false, selectionHandOff: false, deferredIndexWait: false };
 const VARIANTS: { label: string; search: CountSearchOptions }[] = [
-  { label: 'guided', search: { ...DEFAULT_COUNT_SEARCH } },
-  { label: 'unguided', search: { ...DEFAULT_COUNT_SEARCH, guidedProbes: false } },
-  { label: 'lean', search: { ...DEFAULT_COUNT_SEARCH, leanLayout: true } },
+  { label: 'guided', search: SESSION7 },
+  { label: 'unguided', search: { ...SESSION7, guidedProbes: false } },
+  { label: 'lean', search: { ...SESSION7, leanLayout: true } },
 ];
 
 interface Options { cases: Case[]; sparsity: number; repeats: number; out: string | null }

@@ -155,7 +155,7 @@ function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'deferindex') extra.deferredIndexWait = true;
     else if (suffix === 'lean') extra.leanLayout = true;
     else if (suffix === 'order') extra.orderedSelect = true;
-    else if (suffix === 'noguide') extra.guidedProbes = false;
+    else if (suffix === 'noguide') Object.assign(extra, { guidedProbes: false, leanLayout: false, orderedSelect: false, selectionHandOff: false });
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
     else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +deferindex, +lean, +order, +noguide, +nocoarse)`);
   }

@@ -21,7 +21,10 @@ import { cudaSkip } from './cuda-skip.js';
 const skip = cudaSkip('CUDA vertical-slash guided count search tests');
 
 /** The methods' search without this session's options (the reference the variants must match, whatever the default). */
-const UNGUIDED: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, guidedProbes: false, coarseColumnBitmap: false, bitmapFromRanks: false };
+const UNGUIDED: CountSearchOptions = {
+  ...DEFAULT_COUNT_SEARCH, guidedProbes: false, coarseColumnBitmap: false, bitmapFromRanks: false, leanLayout: false, orderedSelect: false,
+  selectionHandOff: false, deferredIndexWait: false,
+};
 
 /** Score rows [H, n]: 'decaying' (heavy sinks and columns, diagonal mass decaying, quantised ties) or 'spread' (uniform). */
 function scoreRows(n: number, H: number, seed: number, kind: 'decaying' | 'spread'): { vertical: Float32Array; slash: Float32Array } {

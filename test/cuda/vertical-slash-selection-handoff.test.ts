@@ -16,24 +16,27 @@ import {
   DEFERRED_LIST_MAX_INTS, type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
   downloadVerticalSlashSelection,
 } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
-import { VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
+import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DEFAULT_COUNT_SEARCH } from '../../src/backends/cuda/methods/vertical-slash.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { randomGenerator } from './helpers.js';
 import { cudaSkip } from './cuda-skip.js';
+
+/** Session 7's default search (whatever the default becomes): the reference the hand-off must match. */
+const SESSION7: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: false, orderedSelect: false, selectionHandOff: false, deferredIndexWait: false };
 
 describe('count search selectionHandOff option (CPU)', () => {
   const rt = {} as CudaRuntime;
   test('needs deviceHandOff and the guided column-bitmap search, without guideThresholds, bitmapFromRanks or timeRounds', () => {
     const refused = /selectionHandOff needs deviceHandOff/;
     assert.throws(() => new VerticalSlashCountSearch(rt, 4, { selectionHandOff: true }), refused);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, deviceHandOff: false, selectionHandOff: true }), refused);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guidedProbes: false, selectionHandOff: true }), refused);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, guideThresholds: true, selectionHandOff: true }), refused);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, bitmapFromRanks: true, selectionHandOff: true }), refused);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, timeRounds: true, selectionHandOff: true }), refused);
-    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true }).selectionHandOff, true);
-    assert.equal(new VerticalSlashCountSearch(rt, 4, DEFAULT_COUNT_SEARCH).selectionHandOff, false);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, deviceHandOff: false, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, guidedProbes: false, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, guideThresholds: true, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, bitmapFromRanks: true, selectionHandOff: true }), refused);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, timeRounds: true, selectionHandOff: true }), refused);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...SESSION7, selectionHandOff: true }).selectionHandOff, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, SESSION7).selectionHandOff, false);
   });
 });
 
@@ -85,9 +88,9 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
       rt.cuda.upload(dv.ptr, vertical);
       rt.cuda.upload(ds.ptr, slash);
       const scores = { n, vertical: dv.ptr, slash: ds.ptr };
-      const plain = new VerticalSlashCountSearch(rt, H, DEFAULT_COUNT_SEARCH);
-      const handOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true });
-      const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...DEFAULT_COUNT_SEARCH, selectionHandOff: true, leanLayout: true, orderedSelect: true });
+      const plain = new VerticalSlashCountSearch(rt, H, SESSION7);
+      const handOff = new VerticalSlashCountSearch(rt, H, { ...SESSION7, selectionHandOff: true });
+      const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...SESSION7, selectionHandOff: true, leanLayout: true, orderedSelect: true });
       const reference = new VerticalSlashIndexBuilder(rt, H), inPlace = new VerticalSlashIndexBuilder(rt, H);
       let named = 0;
       const sparsities = [0, 0.5, 0.8, 0.9, 0.95, 0.999];
