@@ -182,10 +182,12 @@ export type AutoRowTiling = 'rows128' | 'rows192';
  * -lm saved 6.7% at s = 0 (every warp-step clean) and cost 2% at c = 16, s = 0.5 (docs/perf.md,
  * block-sparse "Session 7, second round"). Session 8, c = 64 (bench/block-sparse.ts --chunk 64, H100,
  * 16 cells): 192-row CTAs 2–10% faster in 15 of 16 cells (the 16th in a drifting cell), 128-row CTAs
- * faster in 10 of 16 only (none on random lists at s >= 0.8). Both off until a rule written before the
- * measurement says otherwise (docs/perf.md, block-sparse "Session 8").
+ * faster in 10 of 16 only (none on random lists at s >= 0.8). Round 2 (the rule written before it,
+ * docs/perf.md block-sparse "Session 8"): 192-row CTAs with lean masks faster than plain in 12 of 12
+ * cells (16K–128K, random and shared lists, s = 0.5 / 0.9; −3.8 … −10.5%, mean −7.1%), so they are the default there.
+ * 128-row CTAs stay plain.
  */
-export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
+export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: true };
 /** Query rows of one consumer warpgroup of the wgmma kernel (its CTAs start on multiples of it). */
 const WARPGROUP_ROWS = 64;
 
