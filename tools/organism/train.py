@@ -325,6 +325,8 @@ def train(args, model, device, log_path, special):
                             "head": GatherHead(model.config.hidden_size, args.vt_gather_slots).to(device), "acc": None})
     if args.vt_reply_gather_weight > 0 and not args.vt_gather_weight > 0:
         raise SystemExit("--vt-reply-gather-weight needs --vt-gather-weight (the reply reads what the prompt side gathers)")
+    # fresh linear read-outs learn at --vt-gather-lr-mult × the model's lr (the model's own lr is set for
+    # not undoing a trained network; at it a fresh head needs thousands of steps to become a fair probe)
     gather_opt = torch.optim.AdamW([p for g in gathers for p in g["head"].parameters()], lr=args.lr, betas=(0.9, 0.95),
                                    weight_decay=0.0) if gathers else None
     probe_rows, probe_tok = None, None
@@ -358,8 +360,10 @@ def train(args, model, device, log_path, special):
             lr = lr_at(step, args, warmup, elapsed)
             lrs.append(lr)
             prompt_weight = prompt_weight_at(step, args)
-            for g in opt.param_groups + (gather_opt.param_groups if gather_opt else []):
+            for g in opt.param_groups:
                 g["lr"] = lr
+            for g in gather_opt.param_groups if gather_opt else []:
+                g["lr"] = lr * args.vt_gather_lr_mult
             batch.to(device)
             with amp:
                 if gathers:
@@ -692,6 +696,7 @@ def main():
     p.add_argument("--vt-reply-gather-weight", type=float, default=0.0,
                    help="weight of the reply-side read-out: at each reply position writing a VT name, the whole name (0: off)")
     p.add_argument("--vt-reply-gather-layer", type=int, default=5, help="its hidden state: the output of this layer")
+    p.add_argument("--vt-gather-lr-mult", type=float, default=10.0, help="the read-outs' lr as a multiple of --lr")
     p.add_argument("--vt-gather-probe-steps", type=int, default=200,
                    help="the run's first N steps train the gather head alone (the model's hidden states detached)")
     p.add_argument("--vt-gather-slots", type=int, default=5, help="LHS name tokens predicted (a name is 3-5 tokens)")
