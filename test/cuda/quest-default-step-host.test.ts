@@ -1,7 +1,7 @@
 /**
  * Which Quest selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages (questMultiBlockOptions):
- * v10 on 4-head entries for shared-page units of 4 query heads (measured faster in the method's step,
- * docs/perf.md "Session 7: the Quest step"), v8 for every other unit. Host only; the options are
+ * v10 on its unit-size entries for shared-page units of 4 and 8 query heads (measured faster in the method's
+ * step: docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for every other unit. Host only; the options are
  * validated by QuestKernels' own rules on the GPU (test/cuda/quest.test.ts).
  */
 import assert from 'node:assert/strict';
@@ -10,9 +10,12 @@ import { questMultiBlockOptions } from '../../src/backends/cuda/methods/quest.js
 
 const V8 = { multiBlockStep: true, rolledScores: true, lightScores: true };
 
-test('shared pages over 4-head GQA groups (Llama-8B: 32 / 8) run v10 on the 4-head entries', () => {
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true });
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 4 }, true), { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true });
+test('shared pages over 4-head GQA groups (Llama-8B: 32 / 8) and 8-head ones (Llama-70B: 64 / 8) run v10 on the unit-size entries', () => {
+  const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true };
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), v10UnitSize);
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 4 }, true), v10UnitSize);
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 64, numKvHeads: 8 }, true), v10UnitSize, 'Llama-70B: units of 8');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 2 }, true), v10UnitSize, 'units of 8');
 });
 
 test('other unit sizes, and pages per query head, keep v8', () => {
@@ -20,4 +23,6 @@ test('other unit sizes, and pages per query head, keep v8', () => {
   assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, true), V8, 'the organism: units of 2');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), V8, 'Qwen2-7B: units of 7');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), V8, 'no GQA');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 16 }, true), V8, 'units of 2');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 40, numKvHeads: 8 }, true), V8, 'Qwen2.5-14B: units of 5');
 });

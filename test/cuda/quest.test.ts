@@ -680,6 +680,8 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
     { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
+    // Units of 8 (Llama-70B's group): v10h runs its 8-head entries eagerly and in the graph (the default from 4,096 pages).
+    { name: 's = 0.9, GQA 8 sharing pages, D = 64', H: 16, Hkv: 2, D: 64, sparsity: 0.9, sharePages: true, seed: 83 },
   ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT], ['v10hb steps', EPOCH_BATCHED]] as const) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;

@@ -122,8 +122,12 @@ interface QuestLayerState {
   segments: SegmentLists;
 }
 
-/** The unit sizes (query heads per unit) whose default multi-block step is v10 on its unit-size entries (measured faster than v8). */
-const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4]);
+/**
+ * The unit sizes (query heads per unit) whose default multi-block step is v10 on its unit-size entries, each
+ * admitted by a rule written before its numbers (docs/perf.md, "Session 7: the Quest step" for 4, "Session 8:
+ * unit-size entries" for 8).
+ */
+const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4, 8]);
 
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
@@ -131,8 +135,11 @@ const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4]);
  * 29.3 us against v5, 64K 24.0 -> 20.8; docs/perf.md, "Session 6: Quest v8"). Where a shared-page unit
  * has 4 query heads (Llama-8B's GQA): v10 on entries compiled for 4-head units (session 7: the method's
  * eager and graph steps 2.5-6.5 us below v8's at 64K-128K, s = 0.9-0.95, in both variant orders, and
- * 3.1 us below with every guess stale; docs/perf.md, "Session 7: the Quest step"). Other unit sizes keep
- * v8: v10's own entries lost 5.5 us a step to stale guesses. Every choice gives v3's lists word for word.
+ * 3.1 us below with every guess stale; docs/perf.md, "Session 7: the Quest step"), and of 8 (Llama-70B's:
+ * session 8, 64:8 heads, v10 on the 8-head entry 5.8-10.6 us below v8 eager and in graphs at 64K-128K, s = 0.9-0.95,
+ * bracketed by two default runs, and 6.4 us below with every guess stale). Other unit sizes keep v8 (session 8:
+ * 7 heads lost 1.4 us to stale guesses, 2 heads gained under 1 us in graphs; 1 head is being re-measured). Every
+ * choice gives v3's lists word for word.
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
   const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
