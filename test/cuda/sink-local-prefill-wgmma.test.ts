@@ -54,7 +54,6 @@ const VARIANTS: { label: string; variant: SinkLocalWindowVariant }[] = [
   { label: 'window kernel, sinks folded, 7 persistent blocks', variant: { foldSinks: true, persistent: true, persistentBlocks: 7 } },
   { label: 'window kernel, sinks folded, persistent', variant: { foldSinks: true, persistent: true } },
   { label: 'window kernel, sinks folded, lean mask', variant: { foldSinks: true, mask: 'lean' } },
-  { label: 'window kernel, sinks folded, 6 persistent blocks, two Q tiles', variant: { foldSinks: true, persistent: true, persistentBlocks: 6, doubleQ: true } },
 ];
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */
@@ -137,7 +136,6 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true }).kernelLabel, /sink-local-fold$/);
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true, persistent: true }).kernelLabel, /sink-local-fold-persist$/);
     assert.throws(() => new SinkLocalDevicePrefill(rt, shape, rule, 'window', { mask: 'off' }), /wrong outputs/);
-    assert.throws(() => new SinkLocalDevicePrefill(rt, shape, rule, 'window', { doubleQ: true }), /doubleQ needs persistent/);
   });
 
   for (const c of RANDOM_CASES) {

@@ -49,8 +49,6 @@ export interface SinkLocalWindowVariant {
   foldSinks?: boolean;
   /** At most one block per multiprocessor, each walking work items in the heaviest-first order (SINK_PERSIST). */
   persistent?: boolean;
-  /** persistent only: two Q tiles, so the next item's Q loads while the current item runs (SINK_PERSIST 2). */
-  doubleQ?: boolean;
   /** persistent only: at most this many blocks (tests use a few, so that each block walks many items). */
   persistentBlocks?: number;
   /**
@@ -84,9 +82,6 @@ export class WgmmaSinkLocalPrefill {
     if (variant.mask !== undefined && !Object.hasOwn(SINK_MASK_MODES, variant.mask)) {
       throw new Error(`sink-local wgmma prefill: mask must be one of ${Object.keys(SINK_MASK_MODES).join(', ')} (got ${variant.mask})`);
     }
-    if (variant.doubleQ && (!variant.persistent || (this.tiling.stages ?? 2) !== 2)) {
-      throw new Error('sink-local wgmma prefill: doubleQ needs persistent and 2 K/V stages');
-    }
     const cap = variant.persistentBlocks;
     if (cap !== undefined && (!variant.persistent || !Number.isInteger(cap) || cap < 1)) {
       throw new Error(`sink-local wgmma prefill: persistentBlocks must be a positive integer, with persistent (got ${cap})`);
@@ -96,25 +91,19 @@ export class WgmmaSinkLocalPrefill {
   get label(): string {
     const v = this.variant;
     const mask = v.mask === undefined || v.mask === 'exact' ? '' : `-mask-${v.mask}`;
-    return `${wgmmaTilingLabel(this.tiling)}-sink-local${v.foldSinks ? '-fold' : ''}${v.persistent ? '-persist' : ''}${v.doubleQ ? '-2q' : ''}${mask}`;
-  }
-
-  /** The dense kernel's shared memory, plus the second Q tile of doubleQ. */
-  get sharedBytes(): number {
-    const D = this.shape.headDim;
-    return wgmmaPrefillSharedBytes(D, this.tiling) + (this.variant.doubleQ ? WGMMA_PREFILL_BLOCK_ROWS * D * 2 : 0);
+    return `${wgmmaTilingLabel(this.tiling)}-sink-local${v.foldSinks ? '-fold' : ''}${v.persistent ? '-persist' : ''}${mask}`;
   }
 
   prepare(): CudaKernel {
     const t = this.tiling;
-    const shared = this.sharedBytes;
+    const shared = wgmmaPrefillSharedBytes(this.shape.headDim, t);
     if (shared > this.rt.cuda.info.maxSharedPerBlockOptin) {
       throw new Error(`${this.label}: needs ${shared} B of shared memory, the device allows ${this.rt.cuda.info.maxSharedPerBlockOptin}`);
     }
     this.kernel ??= this.rt.module('flash-prefill-wgmma.cu', {
       HEAD_DIM: this.shape.headDim, BLOCK_N: t.blockN, BLOCK_ORDER: (t.order ?? 'global') === 'global' ? 1 : 0,
       WGMMA_VERSION: 3, KV_STAGES: t.stages ?? 2, Q_IN_REGS: t.qInRegisters ? 1 : 0, WARP_ARRIVALS: t.warpArrivals ? 1 : 0,
-      SINK_LOCAL: 1, ...(this.variant.foldSinks ? { SINK_FOLD: 1 } : {}), ...(this.variant.persistent ? { SINK_PERSIST: this.variant.doubleQ ? 2 : 1 } : {}),
+      SINK_LOCAL: 1, ...(this.variant.foldSinks ? { SINK_FOLD: 1 } : {}), ...(this.variant.persistent ? { SINK_PERSIST: 1 } : {}),
       ...(this.variant.mask !== undefined && this.variant.mask !== 'exact' ? { SINK_MASK: SINK_MASK_MODES[this.variant.mask] } : {}),
     }, { arch: 'sm_90a' })
       .kernel('flash_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f64', 'f32']);
@@ -123,7 +112,7 @@ export class WgmmaSinkLocalPrefill {
 
   /** Enqueues the kernel: queries queryStart .. queryStart + T - 1 against cache rows [0, kvLen). */
   run(a: SinkLocalPrefillArgs, rule: SinkLocalKernelRule): void {
-    const { numHeads: H, numKvHeads: Hkv } = this.shape;
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = this.shape;
     const { qRowStride } = checkedPrefillArgs(this.label, this.shape, a);
     const rowBlocks = Math.ceil(a.numQueries / WGMMA_PREFILL_BLOCK_ROWS);
     // Persistent: one block per multiprocessor (one fits), or the variant's cap, each walking work items.
@@ -132,7 +121,7 @@ export class WgmmaSinkLocalPrefill {
       {
         grid: this.variant.persistent ? [persistentBlocks, 1, 1] : [rowBlocks, H, 1],
         block: [384, 1, 1],
-        sharedBytes: this.sharedBytes,
+        sharedBytes: wgmmaPrefillSharedBytes(D, this.tiling),
         stream: this.rt.stream,
       },
       [a.q, a.k, a.v, a.out, a.numQueries, H, Hkv, qRowStride, a.kvStride, a.queryStart, a.kvLen,

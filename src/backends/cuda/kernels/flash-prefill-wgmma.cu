@@ -35,9 +35,7 @@
 // launches at most one block per multiprocessor, each walking the 128-row work items blockIdx.x,
 // blockIdx.x + gridDim.x, ... of the heaviest-first order; the producer loads the next item's Q as soon
 // as both warpgroups have issued their last Q·Kᵀ of the current one, and its K/V tiles into the stages
-// the current item frees, so the next item's loads run under the current one's last tile and store;
-// 2 keeps two Q tiles, so the next item's Q loads while the current item starts and its first K/V tile
-// as soon as a stage frees),
+// the current item frees, so the next item's loads run under the current one's last tile and store),
 // SINK_MASK (SINK_LOCAL only: 0 the exact mask below; 1 the same keys from per-row column bounds set
 // once per tile, a range test and a sink test per score; 2 no mask at all, for timing the mask's cost
 // only: the output is wrong).
@@ -112,7 +110,6 @@ constexpr int LD_ROWS = CONSUMER_THREADS / CHUNKS_PER_ROW;  // rows one pass of 
 constexpr u32 Q_HALF = BM * 128;               // bytes of one 64-column half of the Q tile
 constexpr u32 KV_HALF = BN * 128;              // ... of a K or V tile
 constexpr u32 Q_BYTES = (D / 64) * Q_HALF;
-constexpr int Q_BUFS = SINK_PERSIST == 2 ? 2 : 1;  // Q tiles in shared memory (SINK_PERSIST 2: two)
 constexpr u32 KV_TILE = (D / 64) * KV_HALF;
 static_assert(D == 64 || D == 128, "HEAD_DIM must be 64 or 128");
 static_assert(BN == 64 || BN == 128, "BLOCK_N must be 64 or 128");
@@ -121,9 +118,7 @@ static_assert(KV_STAGES == 2 || (WGMMA_VERSION == 3 && KV_STAGES == 3), "KV_STAG
 static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_IN_REGS and WARP_ARRIVALS need version 3");
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
-static_assert(SINK_PERSIST == 0 || (SINK_LOCAL == 1 && SINK_PERSIST <= 2), "SINK_PERSIST: 0, or 1 / 2 with SINK_LOCAL");
-static_assert(SINK_PERSIST == 0 || Q_IN_REGS == 0, "SINK_PERSIST reads Q from shared memory for each item");
-static_assert(SINK_PERSIST < 2 || KV_STAGES == 2, "SINK_PERSIST 2's barriers fit the 128 bytes kept for them with 2 stages");
+static_assert(SINK_PERSIST == 0 || SINK_LOCAL == 1, "SINK_PERSIST needs SINK_LOCAL");
 static_assert(SINK_MASK == 0 || (SINK_LOCAL == 1 && SINK_MASK <= 2), "SINK_MASK: 0, or 1 / 2 with SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
@@ -185,7 +180,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
   const u32 sQ = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const u32 sK = sQ + Q_BUFS * Q_BYTES;       // [KV_STAGES][KV_TILE]
+  const u32 sK = sQ + Q_BYTES;                // [KV_STAGES][KV_TILE]
   const u32 sV = sK + KV_STAGES * KV_TILE;    // [KV_STAGES][KV_TILE]
 
   const int tid = threadIdx.x;
@@ -235,11 +230,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   PER_ITEM int wgFirstPos = queryStart + m0 + wg * 64;  // position of this warpgroup's first row
   PER_ITEM int qPos = wgFirstPos + wl * 16 + g;         // position of this lane's row g
 #if !Q_IN_REGS
-#if SINK_PERSIST == 2
-  u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile (of the item's Q tile)
-#else
   const u32 qBase = sQ + wg * 64 * 128;  // this warpgroup's 64 rows of the Q tile
-#endif
 #endif
 
 #if Q_IN_REGS
@@ -264,9 +255,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   PER_ITEM int wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
   PER_ITEM int rowLow[2] = {sink_local_start(qPos, sinkTokens, localWindow, keepFraction),
                             sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction)};
-  // Keys below sinkKeyEnd count as sinks: sinkTokens, or in a folded first window tile its first
-  // foldCols keys' places, which hold the sinks (set before each tile's mask).
-  int sinkKeyEnd = sinkTokens;
+  // Keys below sinkKeyEnd count as sinks: sinkTokens, or with the sinks folded the first foldCols places of
+  // the first window tile, which hold them (every later tile's keys lie above both, so one bound serves).
+  PER_ITEM int sinkKeyEnd = foldCols > 0 ? firstTile * BN + foldCols : sinkTokens;
 #if SINK_MASK != 2
   auto tileLeftOfWindow = [&](int n0) { return n0 < wgLastLow; };
 #endif
@@ -456,15 +447,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
 #if SINK_PERSIST
-  // Q tile b's barriers: full when the producer's copy landed, empty once both warpgroups have issued
-  // their last Q·Kᵀ on it (tile 0's full barrier is fullQ above).
-  const u32 emptyQ = emptyV + 8 * S, emptyQ1 = emptyQ + 8, fullQ1 = emptyQ + 16;
+  const u32 emptyQ = emptyV + 8 * S;  // released once both warpgroups have issued an item's last Q·Kᵀ
   if (tid == 0) {
     mbar_init(emptyQ, EMPTY_ARRIVALS);
-    if (Q_BUFS == 2) {
-      mbar_init(emptyQ1, EMPTY_ARRIVALS);
-      mbar_init(fullQ1, PRODUCER_THREADS);
-    }
     mbar_init_fence();
   }
 #endif
@@ -501,46 +486,65 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     it.numTiles = it.sinkTiles + (itKvEnd + BN - 1) / BN - it.firstTile;
     return it;
   };
+  // The items of this block: one per round of gridDim.x items, in a snake order (block b takes the b-th
+  // item of even rounds and the b-th from the end of odd ones), so that every block's sum of the
+  // heaviest-first items is within about one item's step of the others' (a plain stride gave block 0 the
+  // heaviest item of every round: ~one heavy item of imbalance, 1-3 % at s = 0.5).
+  const int G = gridDim.x, b = blockIdx.x;
+  auto itemOfRound = [&](int r) { return r * G + ((r & 1) ? G - 1 - b : b); };
+  // Rounds items / G are full; in the last, partial one this block has an item when its slot is below the rest.
+  const int fullRounds = items / G;
+  const int myItems = fullRounds + (((fullRounds & 1) ? G - 1 - b : b) < items - fullRounds * G ? 1 : 0);
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
-    // One 16-byte column chunk of rows pr, pr + P_ROWS, ... of a BM-row Q tile or a BN-row K/V tile whose
-    // first headRows rows hold keys 0 .. headRows - 1 (folded sinks); rows past `limit` are zero-filled.
-    auto copyTileRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit, int headRows) {
+    // One 16-byte column chunk of rows pr, pr + P_ROWS, ... of a Q or K/V tile (as copyRows above).
+    auto copyRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit) {
       const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
-#if SINK_PERSIST == 2
-#pragma unroll 8  // fully unrolled, the producer's 56 registers spill at D 128 with the Q tile's address varying
-#else
 #pragma unroll
-#endif
       for (int i = 0; i < rows / P_ROWS; ++i) {
-        const int local = pr + i * P_ROWS;
-        const int r = local < headRows ? local : firstRow + local;
+        const int r = firstRow + pr + i * P_ROWS;  // row index in the source
         const bool inside = r < limit;
         cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
       }
     };
+#if SINK_FOLD
+    // A fold tile: keys n0 .. n0 + BN - 1 with the first headRows rows holding keys 0 .. headRows - 1.
+    auto copyKeyTile = [&](u32 base, const bf16_t* src, int n0, int headRows) {
+      const u32 dst0 = base + swizzled_offset(pr, chunk, BN);
+#pragma unroll
+      for (int i = 0; i < BN / P_ROWS; ++i) {
+        const int local = pr + i * P_ROWS;
+        const int r = local < headRows ? local : n0 + local;
+        const bool inside = r < kvLen;
+        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * D : 0), inside ? 16 : 0);
+      }
+    };
+#endif
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before
-    int n = 0;    // items this block has started
-    for (int w = blockIdx.x; w < items; w += gridDim.x, ++n) {
-      const Item it = itemAt(w);
-      // Q tile n % Q_BUFS, its (n / Q_BUFS)-th use: wait until the item before on it issued its last Q·Kᵀ.
-      const int qb = n % Q_BUFS, qUse = n / Q_BUFS;
-      if (qUse > 0) mbar_wait(qb ? emptyQ1 : emptyQ, (qUse - 1) & 1);
-      copyTileRows(sQ + qb * Q_BYTES, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T, 0);
-      cp_async_mbar_arrive_noinc(qb ? fullQ1 : fullQ);
+    for (int n = 0; n < myItems; ++n) {
+      const Item it = itemAt(itemOfRound(n));
+      if (n > 0) mbar_wait(emptyQ, (n - 1) & 1);  // the previous item's last Q·Kᵀ were issued and done
+      copyRows(sQ, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T);
+      cp_async_mbar_arrive_noinc(fullQ);
       const int itHk = it.h / (H / Hkv);
       const bf16_t* kHead = k + (size_t)itHk * kvStride * D + chunk * 8;
       const bf16_t* vHead = v + (size_t)itHk * kvStride * D + chunk * 8;
       for (int i = 0; i < it.numTiles; ++i) {
         const int n0 = itemTile(it, i) * BN;
-        const int headRows = i == 0 ? it.foldCols : 0;
+        // The fold tile alone takes the sink-reading copy (see the non-persistent producer).
         if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
-        copyTileRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen, headRows);
+#if SINK_FOLD
+        if (i == 0 && it.foldCols > 0) copyKeyTile(sK + st * KV_TILE, kHead, n0, it.foldCols); else
+#endif
+        copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
         cp_async_mbar_arrive_noinc(fullK + 8 * st);
         if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
-        copyTileRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen, headRows);
+#if SINK_FOLD
+        if (i == 0 && it.foldCols > 0) copyKeyTile(sV + st * KV_TILE, vHead, n0, it.foldCols); else
+#endif
+        copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
         cp_async_mbar_arrive_noinc(fullV + 8 * st);
         if (++st == S) { st = 0; ++use; }
       }
@@ -552,26 +556,22 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   if (wg == 1) named_bar_arrive(1, CONSUMER_THREADS);  // warpgroup 0 issues first
   int st = 0, pst = S - 1;  // stages of tiles i and i - 1 (counted over all of this block's items)
   u32 use = 0, puse = 0;    // how many times those stages were filled before
-  int n = 0;
-  for (int w = blockIdx.x; w < items; w += gridDim.x, ++n) {
-    const Item it = itemAt(w);
+  for (int n = 0; n < myItems; ++n) {
+    const Item it = itemAt(itemOfRound(n));
     // The turns continue from item to item; warpgroup 1's arrival after the block's very last tile
     // would have no matching wait.
-    const bool lastItem = w + gridDim.x >= items;
+    const bool lastItem = n + 1 == myItems;
     // This item's rows and windows, which maskScores reads.
     wgFirstPos = queryStart + it.m0 + wg * 64;
     qPos = wgFirstPos + wl * 16 + g;
     wgLastLow = sink_local_start(wgFirstPos + 63, sinkTokens, localWindow, keepFraction);
     rowLow[0] = sink_local_start(qPos, sinkTokens, localWindow, keepFraction);
     rowLow[1] = sink_local_start(qPos + 8, sinkTokens, localWindow, keepFraction);
+    sinkKeyEnd = it.foldCols > 0 ? it.firstTile * BN + it.foldCols : sinkTokens;
     zero_accumulators<D, BN>(o, s);
     rowMax[0] = rowMax[1] = NEG_INF;
     rowSum[0] = rowSum[1] = 0.f;
-    const int qb = n % Q_BUFS;
-#if SINK_PERSIST == 2
-    qBase = sQ + qb * Q_BYTES + wg * 64 * 128;
-#endif
-    mbar_wait(qb ? fullQ1 : fullQ, (n / Q_BUFS) & 1);
+    mbar_wait(fullQ, n & 1);
     for (int i = 0; i < it.numTiles; ++i) {
       const int j = itemTile(it, i);
       mbar_wait(fullK + 8 * st, use & 1);
@@ -588,8 +588,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       wgmma_wait<1>();
       wgmma_fence_operands(s);
       release(emptyK + 8 * st);
-      if (i + 1 == it.numTiles) release(qb ? emptyQ1 : emptyQ);  // the item's last read of its Q tile
-      sinkKeyEnd = (i == 0 && it.foldCols > 0) ? j * BN + it.foldCols : sinkTokens;
+      if (i + 1 == it.numTiles) release(emptyQ);  // the item's last read of Q
       maskScores(j);
       flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
       wgmma_wait<0>();
@@ -653,20 +652,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     for (int i = 0; i < numTiles; ++i) {
       const int n0 = tileAt(i) * BN;
       // Rows past the cache are zero-filled (0·V must stay 0) and read nothing.
+      // The fold tile (the first visited) takes its own copy, so that every other tile's copy is the plain
+      // one (a per-row select in every copy cost 1-3 % at s = 0.5: the producer's issue slots are the
+      // consumers' too).
+      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
 #if SINK_FOLD
-      const int headRows = i == 0 ? foldCols : 0;  // the fold tile is the first visited
-      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
-      copyKeyTile(sK + st * KV_TILE, kHead, n0, headRows);
-      cp_async_mbar_arrive_noinc(fullK + 8 * st);
-      if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
-      copyKeyTile(sV + st * KV_TILE, vHead, n0, headRows);
-#else
-      if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
+      if (i == 0 && foldCols > 0) copyKeyTile(sK + st * KV_TILE, kHead, n0, foldCols); else
+#endif
       copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
       cp_async_mbar_arrive_noinc(fullK + 8 * st);
       if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
-      copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
+#if SINK_FOLD
+      if (i == 0 && foldCols > 0) copyKeyTile(sV + st * KV_TILE, vHead, n0, foldCols); else
 #endif
+      copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
       cp_async_mbar_arrive_noinc(fullV + 8 * st);
       if (++st == S) { st = 0; ++use; }
     }
@@ -706,9 +705,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     wgmma_wait<1>();
     wgmma_fence_operands(s);
     release(emptyK + 8 * st);
-#if SINK_FOLD
-    sinkKeyEnd = (i == 0 && foldCols > 0) ? j * BN + foldCols : sinkTokens;
-#endif
     maskScores(j);
     flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
     wgmma_wait<0>();
