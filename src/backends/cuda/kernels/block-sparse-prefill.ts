@@ -234,13 +234,13 @@ export const DEFAULT_BLOCK_SPARSE_KERNEL: Required<Pick<BlockSparseKernelOptions
 export class BlockSparseFlashPrefill {
   readonly headsPerCta: number;
   readonly mTiles: number;
+  /** The kernel a `wgmma` option names (null: the automatic choice or mma.sync). */
+  private readonly namedWgmma: BlockSparseWgmmaPrefill | null;
   /**
-   * The wgmma kernels this launcher runs (empty: mma.sync): the one a `wgmma` option names, or with the
-   * automatic choice the dense-lists one first and the sparse-lists one second, then, where lean masks
-   * may run (autoLeanMask or its per-tiling default), the same two with lean masks.
+   * The automatic choice's kernels by row tiling: plain, and with lean masks where autoLeanMask (or the
+   * tiling's AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS default) lets it run them; null without the automatic choice.
    */
-  private readonly wgmmaKernels: BlockSparseWgmmaPrefill[];
-  private readonly wgmmaAuto: boolean;
+  private readonly autoWgmma: Record<AutoRowTiling, { plain: BlockSparseWgmmaPrefill; lean: BlockSparseWgmmaPrefill | null }> | null;
   private readonly autoOrder: WgmmaCtaOrder;
   private readonly autoLeanMask: boolean | undefined;
   private lastWgmma: BlockSparseWgmmaPrefill | null;
@@ -265,16 +265,18 @@ export class BlockSparseFlashPrefill {
       throw new Error('block-sparse prefill: autoLeanMask applies to the automatic wgmma tilings only (a wgmma tiling names its own ablation flags)');
     }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
-    this.wgmmaAuto = choice.kernel === 'wgmma' && choice.tiling === 'auto';
     this.autoOrder = options.autoCtaOrder ?? AUTO_CTA_ORDER;
     this.autoLeanMask = options.autoLeanMask;
-    const anyLean = this.autoLeanMask ?? Object.values(AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS).some((on) => on);
-    const autoOrder = { ctaOrder: this.autoOrder };
-    const autoTilings: Partial<BlockSparseWgmmaTiling>[] = [{ ...AUTO_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }, { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ...autoOrder }];
-    const tilings = choice.kernel !== 'wgmma' ? [] : choice.tiling === 'auto'
-      ? [...autoTilings, ...(anyLean ? autoTilings.map((t) => leanMaskVariant(t) ?? t) : [])] : [choice.tiling];
-    this.wgmmaKernels = tilings.map((t) => new BlockSparseWgmmaPrefill(rt, shape, t));
-    this.lastWgmma = this.wgmmaKernels[0] ?? null;
+    this.namedWgmma = choice.kernel === 'wgmma' && choice.tiling !== 'auto' ? new BlockSparseWgmmaPrefill(rt, shape, choice.tiling) : null;
+    const kernelsOf = (tiling: AutoRowTiling, base: BlockSparseWgmmaTiling) => {
+      const t = { ...base, ctaOrder: this.autoOrder };
+      const lean = (this.autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling]) ? leanMaskVariant(t) : null;
+      return { plain: new BlockSparseWgmmaPrefill(rt, shape, t), lean: lean ? new BlockSparseWgmmaPrefill(rt, shape, lean) : null };
+    };
+    this.autoWgmma = choice.kernel === 'wgmma' && choice.tiling === 'auto'
+      ? { rows128: kernelsOf('rows128', AUTO_BLOCK_SPARSE_WGMMA_TILING), rows192: kernelsOf('rows192', AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING) }
+      : null;
+    this.lastWgmma = this.namedWgmma ?? this.autoWgmma?.rows128.plain ?? null;
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
     this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
     // Validates headsPerCta against the group and mTiles.
@@ -295,10 +297,12 @@ export class BlockSparseFlashPrefill {
    * never pick them (chunks not a multiple of 64); a kernel not prepared compiles on its first run.
    */
   prepare(chunkSize?: number): { union: CudaKernel; attend: CudaKernel } {
-    if (this.wgmmaKernels.length > 0) {
-      const mayRun = this.wgmmaAuto && chunkSize !== undefined && chunkSize % WARPGROUP_ROWS !== 0
-        ? this.wgmmaKernels.filter((k) => !k.tiling.ablation?.leanMask) : this.wgmmaKernels;
-      return mayRun.map((k) => k.prepare())[0];
+    if (this.namedWgmma) return this.namedWgmma.prepare();
+    if (this.autoWgmma) {
+      const leanMayRun = chunkSize === undefined || chunkSize % WARPGROUP_ROWS === 0;
+      const { rows128, rows192 } = this.autoWgmma;
+      const mayRun = [rows128.plain, rows192.plain, ...(leanMayRun ? [rows128.lean, rows192.lean] : [])];
+      return mayRun.filter((k): k is BlockSparseWgmmaPrefill => k !== null).map((k) => k.prepare())[0];
     }
     if (!this.kernels) {
       const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
@@ -311,8 +315,8 @@ export class BlockSparseFlashPrefill {
   }
 
   run(a: BlockSparsePrefillArgs): void {
-    if (this.wgmmaKernels.length > 0) {
-      const kernel = this.wgmmaKernels[this.wgmmaAuto ? this.autoKernelIndex(a.lists) : 0];
+    const kernel = this.namedWgmma ?? (this.autoWgmma ? this.autoKernelFor(a.lists, this.autoWgmma) : null);
+    if (kernel) {
       this.lastWgmma = kernel;
       kernel.run(a);
       return;
@@ -341,10 +345,11 @@ export class BlockSparseFlashPrefill {
     );
   }
 
-  /** Index in wgmmaKernels of the automatic choice for these lists (see the constructor's order). */
-  private autoKernelIndex(lists: DeviceChunkLists): number {
-    const rows192 = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder);
-    return (rows192 ? 1 : 0) + (autoTakesLeanMask(lists, rows192 ? 'rows192' : 'rows128', this.autoLeanMask) ? 2 : 0);
+  /** The automatic choice's kernel for these lists: the row tiling, then lean masks where they may run. */
+  private autoKernelFor(lists: DeviceChunkLists, auto: NonNullable<BlockSparseFlashPrefill['autoWgmma']>): BlockSparseWgmmaPrefill {
+    const tiling: AutoRowTiling = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 'rows192' : 'rows128';
+    const { plain, lean } = auto[tiling];
+    return lean && autoTakesLeanMask(lists, tiling, this.autoLeanMask) ? lean : plain;
   }
 
   /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */
@@ -362,7 +367,7 @@ export class BlockSparseFlashPrefill {
 
   /** Returns the workspace to the pool (after the stream's work is done). */
   release(): void {
-    for (const k of this.wgmmaKernels) k.release();
+    for (const k of [this.namedWgmma, ...(this.autoWgmma ? Object.values(this.autoWgmma).flatMap((x) => [x.plain, x.lean]) : [])]) k?.release();
     for (const b of [this.unionEntries, this.unionCounts]) if (b) this.rt.pool.release(b);
     this.unionEntries = this.unionCounts = null;
   }
