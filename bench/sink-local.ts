@@ -14,7 +14,7 @@
  *              variant computes the same attention (the GPU tests check it against the CPU method).
  *
  * Usage: node dist/bench/sink-local.js [--lengths 16384,32768,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants plain,fold,persist,fold-persist,fold-lean,fold-nomask] [--repeats 5] [--out FILE]
+ *        [--variants plain,fold,persist,fold-persist,fold-lean,fold-bits,fold-nomask] [--repeats 5] [--out FILE]
  * Prints a skip line where there is no CUDA device, or the GPU is not a Hopper one.
  */
 import { writeFileSync } from 'node:fs';
@@ -44,6 +44,7 @@ export const WINDOW_VARIANTS: Record<string, SinkLocalWindowVariant> = {
   persist: { persistent: true },
   'fold-persist': { foldSinks: true, persistent: true },
   'fold-lean': { foldSinks: true, mask: 'lean' },
+  'fold-bits': { foldSinks: true, mask: 'bits' },
   // Timing only (wrong outputs, no method call): what the mask costs at most.
   'fold-nomask': { foldSinks: true, mask: 'off' },
 };

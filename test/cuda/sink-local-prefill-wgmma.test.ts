@@ -12,7 +12,7 @@
  *   - at sparsity 0 the output equals the dense wgmma kernel's bit for bit (the same tiles and masks).
  * The checks run on the default kernel and on its opt-in variants (SinkLocalWindowVariant): sinks folded,
  * persistent blocks, capped at a few so that each block walks many work items (folded and not, whole
- * and partial blocks, chunks), and the lean mask.
+ * and partial blocks, chunks), and the lean and bit masks.
  * Skipped, with the reason printed, where there is no CUDA device or it is not a Hopper GPU.
  */
 import assert from 'node:assert/strict';
@@ -54,6 +54,8 @@ const VARIANTS: { label: string; variant: SinkLocalWindowVariant }[] = [
   { label: 'window kernel, sinks folded, 7 persistent blocks', variant: { foldSinks: true, persistent: true, persistentBlocks: 7 } },
   { label: 'window kernel, sinks folded, persistent', variant: { foldSinks: true, persistent: true } },
   { label: 'window kernel, sinks folded, lean mask', variant: { foldSinks: true, mask: 'lean' } },
+  { label: 'window kernel, sinks folded, bit mask, 5 persistent blocks', variant: { foldSinks: true, mask: 'bits', persistent: true, persistentBlocks: 5 } },
+  { label: 'window kernel, bit mask', variant: { mask: 'bits' } },
 ];
 
 /** Bits of a key's index spelled by its value row (columns 0 .. INDEX_BITS - 1), enough for every probe length. */

@@ -53,13 +53,14 @@ export interface SinkLocalWindowVariant {
   persistentBlocks?: number;
   /**
    * The mask (SINK_MASK): 'exact' (default) tests each score's key against the row; 'lean' the same keys
-   * from per-row column bounds set once per tile; 'off' masks nothing and gives WRONG outputs: it times
-   * the mask's cost, for benchmarks only (SinkLocalDevicePrefill refuses it).
+   * from per-row column bounds set once per tile; 'bits' the same keys as a bit per score of the row, set
+   * once per tile; 'off' masks nothing and gives WRONG outputs: it times the mask's cost, for benchmarks
+   * only (SinkLocalDevicePrefill refuses it).
    */
-  mask?: 'exact' | 'lean' | 'off';
+  mask?: 'exact' | 'lean' | 'bits' | 'off';
 }
 
-const SINK_MASK_MODES = { exact: 0, lean: 1, off: 2 } as const;
+const SINK_MASK_MODES = { exact: 0, lean: 1, off: 2, bits: 3 } as const;
 
 /** The variant SinkLocalDevicePrefill runs when given none: no flag (each stays opt-in until measured). */
 export const DEFAULT_SINK_LOCAL_WINDOW_VARIANT: Readonly<SinkLocalWindowVariant> = {};

@@ -38,7 +38,8 @@
 // the current item frees, so the next item's loads run under the current one's last tile and store),
 // SINK_MASK (SINK_LOCAL only: 0 the exact mask below; 1 the same keys from per-row column bounds set
 // once per tile, a range test and a sink test per score; 2 no mask at all, for timing the mask's cost
-// only: the output is wrong).
+// only: the output is wrong; 3 the same keys as one bit per score of the lane's row, the row's bits set
+// once per tile from its bounds, a bit test per score).
 #include "common.cuh"
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
@@ -119,7 +120,7 @@ static_assert((Q_IN_REGS == 0 && WARP_ARRIVALS == 0) || WGMMA_VERSION == 3, "Q_I
 static_assert(SINK_LOCAL == 0 || WGMMA_VERSION == 3, "SINK_LOCAL needs version 3");
 static_assert(SINK_FOLD == 0 || SINK_LOCAL == 1, "SINK_FOLD needs SINK_LOCAL");
 static_assert(SINK_PERSIST == 0 || SINK_LOCAL == 1, "SINK_PERSIST needs SINK_LOCAL");
-static_assert(SINK_MASK == 0 || (SINK_LOCAL == 1 && SINK_MASK <= 2), "SINK_MASK: 0, or 1 / 2 with SINK_LOCAL");
+static_assert(SINK_MASK == 0 || (SINK_LOCAL == 1 && SINK_MASK <= 3), "SINK_MASK: 0, or 1 / 2 / 3 with SINK_LOCAL");
 static_assert(LD_ROWS % 8 == 0 && BN % LD_ROWS == 0, "a thread's rows must share their swizzle phase");
 
 
@@ -292,6 +293,34 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
         for (int e = 0; e < 4; ++e) {
           const int c = nt * 8 + (e & 1), r = e >> 1;
           if (!(c < sinkCols[r] || (unsigned)(c - lo[r]) <= span[r])) s[nt][e] = NEG_INF;
+        }
+      }
+    }
+  };
+#elif SINK_MASK == 3
+  // The lane's columns of a tile, c_k = 8·(k / 2) + 2·t4 + k % 2 (k < BN / 4), increase with k, so each of
+  // the exact mask's key ranges is a range of k: colsBelow(x) counts the lane's columns below column x.
+  auto colsBelow = [&](int x) {
+    const int y = min(max(x - 2 * t4, 0), BN);
+    return 2 * (y >> 3) + min(y & 7, 2);
+  };
+  auto lowBits = [](int m) { return m >= 32 ? 0xffffffffu : (1u << m) - 1u; };  // bits 0 .. m - 1
+  auto maskScores = [&](int j) {
+    const int n0 = j * BN;
+    if ((n0 + BN - 1 > wgFirstPos) || (n0 + BN > kvLen) || tileLeftOfWindow(n0)) {
+      u32 visible[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int last = min(qPos + 8 * r, kvLen - 1);  // the row's last visible key
+        // Sinks below min(sinkKeyEnd, last + 1), and the window [rowLow, last] (empty when last < rowLow).
+        visible[r] = lowBits(colsBelow(min(sinkKeyEnd, last + 1) - n0)) |
+                     (lowBits(colsBelow(last + 1 - n0)) & ~lowBits(colsBelow(rowLow[r] - n0)));
+      }
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (!((visible[e >> 1] >> (2 * nt + (e & 1))) & 1u)) s[nt][e] = NEG_INF;
         }
       }
     }
