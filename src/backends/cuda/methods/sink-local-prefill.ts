@@ -2,7 +2,9 @@
  * Sink + local prefill on the GPU (src/methods/sink-local.ts, 'sink_local_prefill'): the CPU rule
  * (sinkTokens, and a fixed localWindow or the target sparsity's per-query window). On Hopper (head dims
  * 64 and 128) the dense wgmma kernel runs it with the rule inside (flash-prefill-wgmma-sink-local.ts:
- * tile 0 for the sinks, then each block's window tiles; nothing to build or upload). Elsewhere, or when
+ * tile 0 for the sinks, then each block's window tiles; nothing to build or upload; the kernel's variant is
+ * DEFAULT_SINK_LOCAL_WINDOW_VARIANT unless one is given: sinks folded, persistent blocks, mask forms).
+ * Elsewhere, or when
  * a Vertical-Slash kernel is asked for, the Vertical-Slash attention kernel runs it with a per-row window
  * (vertical-slash-sink-local.ts builds the index on the host: one range and the sinks per 64-row block).
  * Chunked prefill works as on the CPU: the rule needs no prompt length.
