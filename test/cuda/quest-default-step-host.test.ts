@@ -1,7 +1,7 @@
 /**
  * Which Quest selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages (questMultiBlockOptions):
- * v10 on its unit-size entries for shared-page units of 4 and 8 query heads (measured faster in the method's
- * step: docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for every other unit. Host only; the options are
+ * v10 on its unit-size entries for units of 1, 4 and 8 query heads (measured faster in the method's step:
+ * docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for every other unit. Host only; the options are
  * validated by QuestKernels' own rules on the GPU (test/cuda/quest.test.ts).
  */
 import assert from 'node:assert/strict';
@@ -18,11 +18,16 @@ test('shared pages over 4-head GQA groups (Llama-8B: 32 / 8) and 8-head ones (Ll
   assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 2 }, true), v10UnitSize, 'units of 8');
 });
 
-test('other unit sizes, and pages per query head, keep v8', () => {
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, false), V8, 'per query head: units of 1');
+test('units of 1 query head (pages per query head, or no GQA) run v10 on the 1-head entries', () => {
+  const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true };
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, false), v10UnitSize, 'per query head: units of 1');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, false), v10UnitSize, 'the organism per query head');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), v10UnitSize, 'no GQA');
+});
+
+test('other unit sizes keep v8', () => {
   assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, true), V8, 'the organism: units of 2');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), V8, 'Qwen2-7B: units of 7');
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), V8, 'no GQA');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 16 }, true), V8, 'units of 2');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 40, numKvHeads: 8 }, true), V8, 'Qwen2.5-14B: units of 5');
 });

@@ -125,9 +125,9 @@ interface QuestLayerState {
 /**
  * The unit sizes (query heads per unit) whose default multi-block step is v10 on its unit-size entries, each
  * admitted by a rule written before its numbers (docs/perf.md, "Session 7: the Quest step" for 4, "Session 8:
- * unit-size entries" for 8).
+ * unit-size entries" for 8 and 1).
  */
-const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4, 8]);
+const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4, 8]);
 
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
@@ -138,8 +138,9 @@ const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([4, 8]);
  * 3.1 us below with every guess stale; docs/perf.md, "Session 7: the Quest step"), and of 8 (Llama-70B's:
  * session 8, 64:8 heads, v10 on the 8-head entry 5.8-10.6 us below v8 eager and in graphs at 64K-128K, s = 0.9-0.95,
  * bracketed by two default runs, and 6.4 us below with every guess stale). Other unit sizes keep v8 (session 8:
- * 7 heads lost 1.4 us to stale guesses, 2 heads gained under 1 us in graphs; 1 head is being re-measured). Every
- * choice gives v3's lists word for word.
+ * 7 heads lost 1.4 us to stale guesses, 2 heads gained under 1 us in graphs), and of 1 (MHA, and pages per query
+ * head: 32:32 heads, 2.1-3.8 us eager and 2.2-4.9 us in graphs below both bracketing default runs, stale guesses
+ * +0.5 / +0.9 us at 128K / 64K against the lower default). Every choice gives v3's lists word for word.
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
   const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
