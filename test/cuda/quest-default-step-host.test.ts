@@ -1,7 +1,8 @@
 /**
  * Which Quest selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages (questMultiBlockOptions):
- * v10 on its unit-size entries for units of 1, 4 and 8 query heads (measured faster in the method's step:
- * docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for every other unit. Host only; the options are
+ * v10 on its unit-size entries for units of 1, 4 and 8 query heads, with batched page sums for 1 and 4 (measured
+ * faster in the method's step: docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for
+ * every other unit. Host only; the options are
  * validated by QuestKernels' own rules on the GPU (test/cuda/quest.test.ts).
  */
 import assert from 'node:assert/strict';
@@ -12,14 +13,14 @@ const V8 = { multiBlockStep: true, rolledScores: true, lightScores: true };
 
 test('shared pages over 4-head GQA groups (Llama-8B: 32 / 8) and 8-head ones (Llama-70B: 64 / 8) run v10 on the unit-size entries', () => {
   const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true };
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), v10UnitSize);
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 4 }, true), v10UnitSize);
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), { ...v10UnitSize, batchedPageSums: true });
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 4 }, true), { ...v10UnitSize, batchedPageSums: true });
   assert.deepEqual(questMultiBlockOptions({ numHeads: 64, numKvHeads: 8 }, true), v10UnitSize, 'Llama-70B: units of 8');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 16, numKvHeads: 2 }, true), v10UnitSize, 'units of 8');
 });
 
 test('units of 1 query head (pages per query head, or no GQA) run v10 on the 1-head entries', () => {
-  const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true };
+  const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true };
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, false), v10UnitSize, 'per query head: units of 1');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, false), v10UnitSize, 'the organism per query head');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), v10UnitSize, 'no GQA');

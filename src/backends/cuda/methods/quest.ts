@@ -128,6 +128,11 @@ interface QuestLayerState {
  * unit-size entries" for 8 and 1).
  */
 const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4, 8]);
+/**
+ * Of those, the unit sizes whose v10 entries sum each batch's page scores as one reduce-scatter (batchedPageSums;
+ * session 8, round 3: v10h4b / v10h1b 2.2-2.5 / 5.1-6.3 us below v10h eager and in graphs at 128K, 0.9-3.3 at 64K).
+ */
+const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4]);
 
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
@@ -140,12 +145,15 @@ const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4, 8]);
  * bracketed by two default runs, and 6.4 us below with every guess stale). Other unit sizes keep v8 (session 8:
  * 7 heads lost 1.4 us to stale guesses, 2 heads gained under 1 us in graphs), and of 1 (MHA, and pages per query
  * head: 32:32 heads, 2.1-3.8 us eager and 2.2-4.9 us in graphs below both bracketing default runs, stale guesses
- * +0.5 / +0.9 us at 128K / 64K against the lower default). Every choice gives v3's lists word for word.
+ * +0.5 / +0.9 us at 128K / 64K against the lower default). Units of 1 and 4 heads also batch their page sums
+ * (QUEST_BATCHED_SUM_UNIT_SIZES). Every choice gives v3's lists word for word.
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
   const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
   const unitHeads = sharePages ? shape.numHeads / shape.numKvHeads : 1;
-  return QUEST_V10_UNIT_SIZES.has(unitHeads) ? { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true } : v8;
+  if (!QUEST_V10_UNIT_SIZES.has(unitHeads)) return v8;
+  const v10UnitSize: QuestKernelOptions = { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true };
+  return QUEST_BATCHED_SUM_UNIT_SIZES.has(unitHeads) ? { ...v10UnitSize, batchedPageSums: true } : v10UnitSize;
 }
 
 export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
