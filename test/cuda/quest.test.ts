@@ -673,6 +673,7 @@ describe('CUDA Quest', { skip }, () => {
     assert.equal(method.kernelsFor(QUEST_MULTI_BLOCK_MIN_PAGES * P - P).multiBlockStep, false, 'one page short');
     assert.equal(method.kernelsFor(QUEST_MULTI_BLOCK_MIN_PAGES * P - P + 1).multiBlockStep, true, 'a partial last page counts');
     assert.equal(method.kernelsFor(131072).multiBlockStep, true, '128K');
+    assert.equal(method.kernelsFor(131072).stepEntry, 'v10h4b', '4-head units: v10 on the 4-head entry with batched page sums');
     const fixed = new QuestDeviceDecode(rt, config, questSettings({ sparsity: 0.9 }), {});
     assert.equal(fixed.kernelsFor(131072).multiBlockStep, false, 'kernel options fix the step for every length');
   });
