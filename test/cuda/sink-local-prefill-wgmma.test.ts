@@ -26,7 +26,9 @@ import { sinkLocalKeys } from '../../src/methods/sink-local.js';
 import { cudaSkip } from './cuda-skip.js';
 import { countNaN, randomBf16Values, randomGenerator } from './helpers.js';
 import { type SinkLocalCase, type SinkLocalInputs, compareSinkLocalChunks } from './sink-local-compare.js';
-import type { SinkLocalWindowVariant } from '../../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
+import {
+  DEFAULT_SINK_LOCAL_WINDOW_VARIANT, type SinkLocalWindowVariant, WgmmaSinkLocalPrefill,
+} from '../../src/backends/cuda/kernels/flash-prefill-wgmma-sink-local.js';
 import type { SinkLocalRule } from '../../src/methods/sink-local.js';
 
 const skip = cudaSkip('CUDA sink-local wgmma prefill tests');
@@ -133,7 +135,9 @@ describe('CUDA sink-local prefill on the wgmma window kernel', { skip }, () => {
     if (unsupported) return t.skip(unsupported);
     const rule = sinkLocalRuleFrom({ sparsity: 0.5 });
     const shape = { numHeads: 4, numKvHeads: 2, headDim: 128 };
-    assert.match(new SinkLocalDevicePrefill(rt, shape, rule).kernelLabel, /sink-local$/);
+    // The default is the window kernel in DEFAULT_SINK_LOCAL_WINDOW_VARIANT.
+    assert.equal(new SinkLocalDevicePrefill(rt, shape, rule).kernelLabel, new WgmmaSinkLocalPrefill(rt, shape, {}, DEFAULT_SINK_LOCAL_WINDOW_VARIANT).label);
+    assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', {}).kernelLabel, /sink-local$/);
     assert.equal(new SinkLocalDevicePrefill(rt, shape, rule, 1).kernelLabel, 'vertical-slash');
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true }).kernelLabel, /sink-local-fold$/);
     assert.match(new SinkLocalDevicePrefill(rt, shape, rule, 'window', { foldSinks: true, persistent: true }).kernelLabel, /sink-local-fold-persist$/);
