@@ -11,9 +11,20 @@ export interface DeviceTiming {
   repeats: number;
 }
 
+/**
+ * A count of iterations must be a whole number: a fractional one sizes the event list by
+ * `length: repeats + 1` (rounded down) while the loop runs to the next whole number, recording into an
+ * event that was never created (CUDA_ERROR_INVALID_HANDLE, seen in session 8's Quest bench).
+ */
+function assertCount(fn: string, name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) throw new Error(`${fn}: ${name} must be an integer >= ${min}, got ${value}`);
+}
+
 export function timeOnDevice(rt: CudaRuntime, body: (iteration: number) => void, options: { warmup?: number; repeats?: number } = {}): DeviceTiming {
   const warmup = options.warmup ?? 3;
   const repeats = options.repeats ?? 10;
+  assertCount('timeOnDevice', 'warmup', warmup, 0);
+  assertCount('timeOnDevice', 'repeats', repeats, 1);
   for (let i = 0; i < warmup; i++) body(i);
   rt.synchronize();
   const events = Array.from({ length: repeats + 1 }, () => rt.cuda.createEvent());
@@ -38,6 +49,7 @@ export function timeGraphOnDevice(
   rt: CudaRuntime, body: (iteration: number) => void, options: { perGraph?: number; warmup?: number; repeats?: number } = {},
 ): DeviceTiming {
   const perGraph = options.perGraph ?? 20;
+  assertCount('timeGraphOnDevice', 'perGraph', perGraph, 1);
   for (let i = 0; i < perGraph; i++) body(i); // warm: modules loaded, pool blocks cached before capture
   rt.synchronize();
   const exec = rt.cuda.captureGraph(rt.stream, () => {
