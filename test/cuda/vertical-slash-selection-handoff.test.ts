@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  DEFERRED_LIST_MAX_INTS, type DeviceVerticalSlashIndex, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
+  DEFERRED_LIST_MAX_INTS, type DeviceVerticalSlashIndex, deferredColumnBound, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
   downloadVerticalSlashSelection,
 } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
 import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
@@ -37,6 +37,22 @@ describe('count search selectionHandOff option (CPU)', () => {
     assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...SESSION7, timeRounds: true, selectionHandOff: true }), refused);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { ...SESSION7, selectionHandOff: true }).selectionHandOff, true);
     assert.equal(new VerticalSlashCountSearch(rt, 4, SESSION7).selectionHandOff, false);
+  });
+});
+
+describe('deferredColumnBound (CPU)', () => {
+  test('equals the sum over 64-row blocks of min(kept columns, block end), per head', () => {
+    const rand = randomGenerator(5);
+    for (let trial = 0; trial < 300; trial++) {
+      const n = 1 + Math.floor(((rand() + 1) / 2) * 40_000), H = 1 + (trial % 5);
+      const vertical = Int32Array.from({ length: H }, () => Math.floor(((rand() + 1) / 2) * (n + 100)) - 20);
+      let want = 0;
+      for (const c of vertical) {
+        const kv = Math.min(Math.max(c, 0), n);
+        for (let m = 0; m < Math.ceil(n / 64); m++) want += Math.min(kv, 64 * (m + 1));
+      }
+      assert.equal(deferredColumnBound(vertical, n), want, `n=${n} counts ${[...vertical]}`);
+    }
   });
 });
 
@@ -161,17 +177,19 @@ describe('CUDA vertical-slash selection hand-off', { skip }, () => {
           ['past n', uniform(n + 7, n + 3)], ['per head', perHead]] as [string, VerticalSlashCounts][]) {
           const want = snapshot(rt, reference.build(scores, counts));
           const ranks = search.rank(scores);
+          // Past its bound's limit (e.g. half the columns kept at 16K, 4 heads: 6.3M entries) buildDeferred declines.
+          const fits = deferredColumnBound(counts.vertical, n) <= DEFERRED_LIST_MAX_INTS;
           for (const [how, ranked] of [['own selection', undefined], ['ranks', { ranks }]] as const) {
             const d = deferred.buildDeferred(scores, counts, ranked);
-            assert.ok(d !== null, `${name} (${how}): the bound of n=${n} fits`);
+            assert.equal(d !== null, fits, `${name} (${how}): built exactly when the bound fits`);
+            if (d === null) continue;
             assert.equal(d.index.totalColumns, -1, 'unsettled');
             d.settle();
             assert.deepEqual(snapshot(rt, d.index), want, `${name} (${how}): the deferred index`);
           }
         }
         // Every column kept: null exactly when its bound passes DEFERRED_LIST_MAX_INTS (the caller builds as before).
-        const B = Math.ceil(n / 64), full = Math.floor(n / 64);
-        const everything = H * ((64 * full * (full + 1)) / 2 + (B - full) * n);
+        const everything = deferredColumnBound(uniform(n, 64).vertical, n);
         const all = deferred.buildDeferred(scores, uniform(n, 64));
         assert.equal(all === null, everything > DEFERRED_LIST_MAX_INTS, `every column kept: bound ${everything}`);
         all?.settle();

@@ -302,14 +302,8 @@ export class VerticalSlashIndexBuilder {
    */
   buildDeferred(scores: VerticalSlashScores, counts: VerticalSlashCounts, ranked?: RankedRows):
     { index: DeviceVerticalSlashIndex; settle: () => void } | null {
-    const H = this.numHeads, n = scores.n, numBlocks = Math.ceil(n / PATTERN_BLOCK);
-    let bound = 0;
-    for (let h = 0; h < H; h++) {
-      const kv = Math.min(Math.max(counts.vertical[h] ?? 0, 0), n);
-      // Blocks ending at or below kv list at most their end; the rest at most kv.
-      const full = Math.min(numBlocks, Math.floor(kv / PATTERN_BLOCK));
-      bound += PATTERN_BLOCK * (full * (full + 1)) / 2 + (numBlocks - full) * kv;
-    }
+    const H = this.numHeads;
+    const bound = deferredColumnBound(counts.vertical, scores.n);
     if (bound > DEFERRED_LIST_MAX_INTS) return null;
     const r = this.enqueueRanges(scores, counts, ranked);
     const colList = this.buf.colList.fits(bound * 4) ? this.buf.colList.current : (this.rt.synchronize(), this.buf.colList.ensure(bound * 4));
@@ -341,6 +335,22 @@ export class VerticalSlashIndexBuilder {
 
 /** The most column-list entries buildDeferred sizes by their bound (16 MiB of int32). */
 export const DEFERRED_LIST_MAX_INTS = 4 * 2 ** 20;
+
+/**
+ * buildDeferred's bound on the column list's length: per head (kept columns kv [H], clamped to [0, n]),
+ * the sum over the 64-row blocks m of min(kv, 64(m + 1)): a block lists only kept columns left of its
+ * end. Blocks ending at or below kv list at most their end, the rest at most kv.
+ */
+export function deferredColumnBound(vertical: Int32Array, n: number): number {
+  const numBlocks = Math.ceil(n / PATTERN_BLOCK);
+  let bound = 0;
+  for (const c of vertical) {
+    const kv = Math.min(Math.max(c, 0), n);
+    const full = Math.min(numBlocks, Math.floor(kv / PATTERN_BLOCK));
+    bound += (PATTERN_BLOCK * (full * (full + 1))) / 2 + (numBlocks - full) * kv;
+  }
+  return bound;
+}
 
 /** Per head: the kept columns and offsets (ascending) of a built index. Synchronises. */
 export function downloadVerticalSlashSelection(rt: CudaRuntime, index: DeviceVerticalSlashIndex): { columns: Int32Array[]; offsets: Int32Array[] } {
