@@ -52,7 +52,8 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
   });
 
   test('leanMaskVariant adds leanMask to the tiling\'s own flags, and gives none where maskFirst excludes it', () => {
-    assert.deepEqual(leanMaskVariant(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING), { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ablation: { leanMask: true } });
+    assert.deepEqual(leanMaskVariant(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING),
+      { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ablation: { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.ablation, leanMask: true } });
     const withFlags = { blockN: 64 as const, stages: 3 as const, consumers: 3 as const, ablation: { maskSelect: true, entBallot: true } };
     assert.deepEqual(leanMaskVariant(withFlags)?.ablation, { maskSelect: true, entBallot: true, leanMask: true });
     assert.equal(leanMaskVariant({ ...withFlags, ablation: { maskFirst: true, entBallot: true } }), null);

@@ -128,8 +128,21 @@ export interface BlockSparseKernelOptions {
  * 2.3% faster on shared ones; at 64K s = 0.95 it still won (4.0% and 1.3%).
  */
 export const AUTO_CTA_ORDER: WgmmaCtaOrder = 'kv';
-export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 128, stages: 2, consumers: 2, ctaOrder: AUTO_CTA_ORDER };
-export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = { blockN: 64, stages: 3, consumers: 3, ctaOrder: AUTO_CTA_ORDER };
+/**
+ * Each automatic tiling runs with the ablation flags that won its own cells by the rule written before the
+ * numbers (session 8, bsmask; docs/perf.md block-sparse, "Session 8: the mask loop"), results bit for bit
+ * the plain tilings': 128-row CTAs with maskFirst + entBallot (-mf-eb: selects outside any branch, entries by
+ * warp votes; 16K -1.1 ... -6.3 %, 64K s = 0.5 -7.4 / -7.6 %); 192-row CTAs with maskSelect + entBallot
+ * (-ms-eb; 16K -3.2 ... -9.9 % in 10 of 10 cells over two calls, 64K -2.4 ... -5.1 % in 4 of 4; -mf-eb
+ * was ahead at 16K but +8.5 % in one 64K cell). H100, 32 heads, c = 16; at c = 64 the 192-row lean variant
+ * (-lm-ms-eb) measured -0.7 ... -1.8 % against -lm.
+ */
+export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = {
+  blockN: 128, stages: 2, consumers: 2, ctaOrder: AUTO_CTA_ORDER, ablation: { maskFirst: true, entBallot: true },
+};
+export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = {
+  blockN: 64, stages: 3, consumers: 3, ctaOrder: AUTO_CTA_ORDER, ablation: { maskSelect: true, entBallot: true },
+};
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
 /** Between the measured 64K (192 rows won) and 128K (lost): the long-context side of the exception. */
 export const AUTO_VERY_SPARSE_MIN_TOKENS = 65536;
