@@ -6,8 +6,10 @@
  * block_sparse_prefill_wgmma. BlockSparseFlashPrefill runs it on Hopper (AUTO_BLOCK_SPARSE_WGMMA_TILING
  * unless given a `wgmma` tiling). CTAs of two consumer warpgroups (128 query rows) or three (192 rows,
  * `consumers: 3`, 64-key steps only; docs/perf.md, "More query rows per CTA"), their blocks in one of two
- * orders (`ctaOrder`; docs/perf.md, "Session 5"). Opt-in ablation flags (`ablation`, session 7) each change
- * one thing inside the attention step; none is on by default.
+ * orders (`ctaOrder`; docs/perf.md, "Session 5"). Ablation flags (`ablation`, sessions 7-8) each change one
+ * thing inside the attention step; a tiling without them is the kernel as it was. Since session 8 the
+ * automatic tilings of block-sparse-prefill.ts carry two flag sets that won their cells (128-row CTAs
+ * maskFirst + entBallot, 192-row CTAs maskSelect + entBallot); a tiling named here carries only its own.
  */
 import { type WgmmaConsumers, type WgmmaCtaOrder, type WgmmaStepGeometry, wgmmaCtaRows, wgmmaStepGeometry } from '../block-sparse-wgmma-layout.js';
 import type { DeviceBuffer } from '../memory-pool.js';
