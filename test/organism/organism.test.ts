@@ -65,10 +65,11 @@ function reply(taskName: string, length: number, index: number) {
   return { task, example, r, output: ckpt.tokenizer.decode(r.tokenIds, { skipSpecialTokens: true }) };
 }
 
-// What the shipped checkpoint can do (docs/organism.md, run 8): it retrieves NIAH values (1.00 on
-// held-out seeds from 1K to 8K under transformers, 0.90 at 16K), answers story retrieval (1.00/0.99 at 4K/8K, 0.97 at 16K; a 4K
-// example is too slow for this test on our CPU engine) and scores partly on story filtering. These pin
-// that behaviour down on held-out examples, as transformers measured it on the GPU machine.
+// What the shipped checkpoint can do (docs/organism.md, run 12): it retrieves NIAH values (0.99-1.00 on
+// held-out seeds from 1K to 8K under transformers, 0.95 at 16K), tracks VT chains (0.95-1.00 at 2K-8K, 1.00
+// at 16K), answers story retrieval (1.00/0.99 at 4K/8K, 0.94 at 16K; a 4K example is too slow for this test
+// on our CPU engine) and scores partly on story filtering. These pin that behaviour down on held-out
+// examples, as transformers measured it on the GPU machine (run 12's call: predictions.jsonl).
 test('organism: a held-out NIAH example (1K) gets all four values right, as under transformers', () => {
   const { task, example, output } = reply('niah', 1024, 0);
   assert.match(output, /^<explanation>\n[^\n]+\n<\/explanation>\n<answer>\n1\. The answer for [a-z0-9-]+ is /, output);
@@ -76,8 +77,15 @@ test('organism: a held-out NIAH example (1K) gets all four values right, as unde
   assert.equal(task.score(example, output).score, 1, output);
 });
 
+test('organism: a held-out VT example (2K) names the whole chain, as under transformers', () => {
+  const { task, example, output } = reply('vt', 2048, 0);
+  assert.equal(output, '<explanation>\nThe value 57762 is held by VAR QNLKR, VAR KNAEQ, VAR MFLYO, VAR BGQTJ, VAR HCUIK.\n' +
+    '</explanation>\n<answer>\n QNLKR KNAEQ MFLYO BGQTJ HCUIK\n</answer>');
+  assert.equal(task.score(example, output).score, 1, output);
+});
+
 test('organism: a held-out story-filtering example (1K) gets the same partial answer as under transformers', () => {
   const { task, example, output } = reply('story_filtering', 1024, 8);
-  assert.match(output, /<answer>\n1, 5, 6\n<\/answer>$/, output);
+  assert.match(output, /<answer>\n2, 4, 6\n<\/answer>$/, output);
   assert.equal(task.score(example, output).score, 0.2, output);
 });
