@@ -95,17 +95,17 @@ test('YAML and JSON files load; presets validate', () => {
   assert.ok(expandExperiment(paper).length > 1000);
   assert.equal(typeof quickPreset, 'function');
 
-  // The organism's GPU grid: its two solved tasks, 4K-16K, every method that runs on the GPU.
+  // The organism's GPU grid: its three solved tasks, 4K-16K, every method that runs on the GPU.
   const organism = parseExperimentSpec(organismPreset());
   assert.equal(organism.backend, 'cuda');
-  assert.deepEqual([...organism.tasks], ['niah', 'story_retrieval']);
+  assert.deepEqual([...organism.tasks], ['niah', 'vt', 'story_retrieval']);
   assert.deepEqual(organism.lengths, [4096, 8192, 16384]);
   assert.deepEqual(organism.sparsities, [0.5, 0.8, 0.9, 0.95]);
   const gpu = new Set(deviceMethodIds());
   const organismMethods = organism.methods.map((m) => (typeof m === 'string' ? m : m.name));
   for (const m of organismMethods) assert.ok(gpu.has(m), `${m} has a GPU implementation`);
   for (const m of gpu) if (m !== 'dense') assert.ok(organismMethods.includes(m), `the grid covers ${m}`);
-  assert.equal(expandExperiment(organism).length, 2 * 3 * (1 + organismMethods.length * 4));
+  assert.equal(expandExperiment(organism).length, 3 * 3 * (1 + organismMethods.length * 4));
 });
 
 test('shards partition every (configuration, example) exactly once', () => {
