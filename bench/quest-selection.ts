@@ -105,6 +105,11 @@ function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[]
   return { versions, rest };
 }
 
+export function parseQuestSelectionArgs(argv: string[]) {
+  const { versions, rest } = parseVersions(argv);
+  return { ...parseKernelBenchArgs(rest, 10, 2 * P), versions };
+}
+
 function main(argv: string[]): number {
   const { versions, rest } = parseVersions(argv);
   const o = parseKernelBenchArgs(rest, 10, 2 * P);

@@ -81,7 +81,7 @@ function configFor(heads: Heads): ModelConfig {
   return parseModelConfig(shaped, `llama-like ${heads.H}:${heads.Hkv}`);
 }
 
-function parseArgs(argv: string[]): Options {
+export function parseQuestStepArgs(argv: string[]): Options {
   const o: Options = {
     lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], heads: [{ H: 32, Hkv: 8 }], alternateScale: false, repeats: 40, out: null,
   };
@@ -166,7 +166,7 @@ interface Row {
 }
 
 function main(argv: string[]): number {
-  const o = parseArgs(argv);
+  const o = parseQuestStepArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`quest-step bench skipped: ${cudaUnavailableReason()}`);
     return 0;

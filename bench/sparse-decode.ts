@@ -37,7 +37,7 @@ const ROTATION_BYTES = 256e6;
 
 interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
 
-function parseArgs(argv: string[]): Options {
+export function parseSparseDecodeArgs(argv: string[]): Options {
   const o: Options = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 10, out: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -98,7 +98,7 @@ function main(argv: string[]): number {
     console.log(`sparse-decode bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseArgs(argv);
+  const o = parseSparseDecodeArgs(argv);
   const rt = new CudaRuntime();
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, window ${W}`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };

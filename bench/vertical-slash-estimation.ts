@@ -67,11 +67,7 @@ export function timed<T>(repeats: number, body: () => T): { ms: number; value: T
   return { ms: median(times), value };
 }
 
-export function runVerticalSlashEstimationBench(argv: string[]): void {
-  if (!isCudaAvailable()) {
-    console.log(`vertical-slash estimation bench skipped: ${cudaUnavailableReason()}`);
-    return;
-  }
+export function parseVsEstimationArgs(argv: string[]): { lengths: number[]; sparsities: number[]; repeats: number } {
   let lengths = [16384, 131072], sparsities = [0.5, 0.9], repeats = 3;
   for (let i = 0; i < argv.length; i++) {
     const value = argv[++i];
@@ -81,6 +77,15 @@ export function runVerticalSlashEstimationBench(argv: string[]): void {
     else if (argv[i - 1] === '--repeats') repeats = Number(value);
     else throw new Error(`unknown argument ${argv[i - 1]}`);
   }
+  return { lengths, sparsities, repeats };
+}
+
+export function runVerticalSlashEstimationBench(argv: string[]): void {
+  if (!isCudaAvailable()) {
+    console.log(`vertical-slash estimation bench skipped: ${cudaUnavailableReason()}`);
+    return;
+  }
+  const { lengths, sparsities, repeats } = parseVsEstimationArgs(argv);
   const rt = new CudaRuntime();
   const rows: string[] = [];
   try {

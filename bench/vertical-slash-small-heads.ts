@@ -94,7 +94,7 @@ interface Options {
   out: string | null;
 }
 
-function parseArgs(argv: string[]): Options {
+export function parseVsSmallHeadsArgs(argv: string[]): Options {
   const o: Options = {
     cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
     sparsities: [0.9], levels: [1, 2, 3, 4, 5], variants: null, repeats: 5, organismConfig: 'models/organism/config.json', out: null,
@@ -350,7 +350,7 @@ export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
     console.log(`vertical-slash small-heads bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseArgs(argv);
+  const o = parseVsSmallHeadsArgs(argv);
   const rt = new CudaRuntime();
   const methodRows: MethodRow[] = [], searchRows: SearchRow[] = [];
   try {

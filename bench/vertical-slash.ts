@@ -93,6 +93,11 @@ function kernelArgs(argv: string[]): { rest: string[]; wgmmaStages: VerticalSlas
   return { rest, wgmmaStages, rowTiles };
 }
 
+export function parseVerticalSlashArgs(argv: string[]) {
+  const { rest, wgmmaStages, rowTiles } = kernelArgs(argv);
+  return { ...parseKernelBenchArgs(rest, 3, A), wgmmaStages, rowTiles };
+}
+
 export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   // Arguments first, so a bad one is refused on a machine without a GPU too.
   const { rest, wgmmaStages, rowTiles } = kernelArgs(argv);

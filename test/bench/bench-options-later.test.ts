@@ -1,0 +1,94 @@
+/**
+ * The kernel benches' command lines, pinned like test/bench/bench-options.test.ts: the options each
+ * reads from the same argv, defaults included, written against the hand-rolled parsers before they
+ * moved onto bench/bench-args.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseQuestSelectionArgs } from '../../bench/quest-selection.js';
+import { parseQuestStepArgs } from '../../bench/quest-step.js';
+import { parseSparseDecodeArgs } from '../../bench/sparse-decode.js';
+import { parseSparseBenchArgs } from '../../bench/sparse.js';
+import { parseVsEstimationArgs } from '../../bench/vertical-slash-estimation.js';
+import { parseVsSmallHeadsArgs } from '../../bench/vertical-slash-small-heads.js';
+import { parseVerticalSlashArgs } from '../../bench/vertical-slash.js';
+
+const GRID = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95] };
+
+describe('bench sparse', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseSparseBenchArgs([]) }, { ...GRID, methods: null, phases: ['prefill', 'decode'], repeats: 5, timeBudgetS: 480, out: null, blockSparseChunks: [16] });
+  });
+  test('every flag', () => {
+    const o = parseSparseBenchArgs(['--lengths', '1024,2048', '--sparsities', '0.9', '--methods', 'quest,snapkv', '--phases', 'decode', '--repeats', '3',
+      '--time-budget', '60', '--out', 'x.json', '--block-sparse-chunks', '16,64,64']);
+    assert.deepEqual({ ...o }, { lengths: [1024, 2048], sparsities: [0.9], methods: ['quest', 'snapkv'], phases: ['decode'], repeats: 3, timeBudgetS: 60, out: 'x.json', blockSparseChunks: [16, 64] });
+  });
+});
+
+describe('quest-step', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseQuestStepArgs([]) }, {
+      lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], heads: [{ H: 32, Hkv: 8 }], alternateScale: false, repeats: 40, out: null,
+    });
+  });
+  test('every flag', () => {
+    const o = parseQuestStepArgs(['--lengths', '65536', '--sparsities', '0.9', '--variants', 'v8,v10h', '--heads', '32:32,64:8', '--alternate-scale', '--repeats', '8', '--out', 'q.json']);
+    assert.deepEqual({ ...o }, {
+      lengths: [65536], sparsities: [0.9], variants: ['v8', 'v10h'], heads: [{ H: 32, Hkv: 32 }, { H: 64, Hkv: 8 }], alternateScale: true, repeats: 8, out: 'q.json',
+    });
+  });
+});
+
+describe('quest-selection', () => {
+  test('defaults: every version, the kernel grid', () => {
+    const o = parseQuestSelectionArgs([]);
+    assert.deepEqual({ ...o, versions: [...o.versions] }, { ...GRID, repeats: 10, out: null, versions: ['v4', 'v5', 'v6', 'v7', 'v8', 'v9', 'v10', 'v8h4'] });
+  });
+  test('every flag', () => {
+    const o = parseQuestSelectionArgs(['--versions', 'v8,v10', '--lengths', '32768', '--sparsities', '0.95', '--repeats', '3', '--out', 's.json']);
+    assert.deepEqual({ ...o, versions: [...o.versions] }, { lengths: [32768], sparsities: [0.95], repeats: 3, out: 's.json', versions: ['v8', 'v10'] });
+  });
+});
+
+describe('sparse-decode', () => {
+  test('defaults and every flag', () => {
+    assert.deepEqual({ ...parseSparseDecodeArgs([]) }, { ...GRID, repeats: 10, out: null });
+    assert.deepEqual({ ...parseSparseDecodeArgs(['--lengths', '16384', '--sparsities', '0.5,0.9', '--repeats', '2', '--out', 'd.json']) },
+      { lengths: [16384], sparsities: [0.5, 0.9], repeats: 2, out: 'd.json' });
+  });
+});
+
+describe('vertical-slash', () => {
+  test('defaults: both mma row tilings, no wgmma', () => {
+    assert.deepEqual({ ...parseVerticalSlashArgs([]) }, { ...GRID, repeats: 3, out: null, wgmmaStages: [], rowTiles: [1, 2] });
+  });
+  test('every flag', () => {
+    const o = parseVerticalSlashArgs(['--wgmma', '3,4', '--lengths', '4096', '--mma', '1', '--sparsities', '0.9', '--repeats', '1', '--out', 'v.json']);
+    assert.deepEqual({ ...o }, { lengths: [4096], sparsities: [0.9], repeats: 1, out: 'v.json', wgmmaStages: [3, 4], rowTiles: [1] });
+  });
+});
+
+describe('vertical-slash-estimation', () => {
+  test('defaults and every flag', () => {
+    assert.deepEqual({ ...parseVsEstimationArgs([]) }, { lengths: [16384, 131072], sparsities: [0.5, 0.9], repeats: 3 });
+    assert.deepEqual({ ...parseVsEstimationArgs(['--lengths', '4096', '--sparsities', '0.8', '--repeats', '1']) }, { lengths: [4096], sparsities: [0.8], repeats: 1 });
+  });
+});
+
+describe('vertical-slash-small-heads', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseVsSmallHeadsArgs([]) }, {
+      cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }], sparsities: [0.9], levels: [1, 2, 3, 4, 5],
+      variants: null, repeats: 5, organismConfig: 'models/organism/config.json', out: null,
+    });
+  });
+  test('every flag', () => {
+    const o = parseVsSmallHeadsArgs(['--cases', 'llama:4096', '--sparsities', '0.5,0.95', '--levels', '2,3', '--variants', 'auto,one-probe,batched-L4+handoff',
+      '--repeats', '2', '--organism-config', 'c.json', '--out', 'h.json']);
+    assert.deepEqual({ ...o }, {
+      cases: [{ shape: 'llama', n: 4096 }], sparsities: [0.5, 0.95], levels: [2, 3], variants: ['auto', 'one-probe', 'batched-L4+handoff'], repeats: 2,
+      organismConfig: 'c.json', out: 'h.json',
+    });
+  });
+});
