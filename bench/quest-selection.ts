@@ -33,10 +33,9 @@
  *
  * Usage: node dist/bench/quest-selection.js [--lengths 16384,...] [--sparsities 0.5,...] [--repeats N]
  *        [--versions v4,v5,v6,v7,v8,v9,v10,v8h4] [--out FILE]. v3 is always timed (the reference); --versions picks the
- *        others (default all eight). Prints a skip line without a GPU.
+ *        others (default all eight; --help lists the options). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../src/backends/cuda/kernels/quest.js';
 import { SegmentLists } from '../src/backends/cuda/kernels/segment-decode.js';
@@ -44,7 +43,9 @@ import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { type DeviceTiming, timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { questPagesFor } from '../src/methods/quest.js';
-import { parseKernelBenchArgs, randomBf16Words, upload } from './gpu-bench-util.js';
+import { defineBenchArgs, labels } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
+import { kernelBenchOptions, randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, P = 16;
 const HBM_BYTES_PER_S = 3.35e12;
@@ -87,32 +88,19 @@ interface V6Variants { coldUs: number; coldSelectUs: number; noPrefetchUs: numbe
 const VERSIONS = ['v4', 'v5', 'v6', 'v7', 'v8', 'v9', 'v10', 'v8h4'] as const;
 type Version = (typeof VERSIONS)[number];
 
-/** Takes --versions out of argv (the shared parser knows the rest). */
-function parseVersions(argv: string[]): { versions: Set<Version>; rest: string[] } {
-  const rest: string[] = [];
-  let versions = new Set<Version>(VERSIONS);
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] !== '--versions') {
-      rest.push(argv[i]);
-      continue;
-    }
-    const value = argv[++i];
-    if (value === undefined) throw new Error('--versions needs a value (a comma-separated subset of v4,v5,v6,v7,v8,v9,v10,v8h4)');
-    const names = value.split(',');
-    for (const name of names) if (!(VERSIONS as readonly string[]).includes(name)) throw new Error(`--versions: unknown version ${name} (v4, v5, v6, v7, v8, v9, v10, v8h4)`);
-    versions = new Set(names as Version[]);
-  }
-  return { versions, rest };
-}
+/** The command line (`--help` prints it): the kernel benches' grid and the versions timed beside v3. */
+export const QUEST_SELECTION_ARGS = defineBenchArgs('quest-selection', 'Quest\'s page selection per decode step on the GPU: each version against v3 (the reference), graphs and eager (GPU only).', {
+  ...kernelBenchOptions(10, 2 * P),
+  versions: labels({ describe: 'versions timed beside v3', choices: VERSIONS, default: [...VERSIONS] }),
+}, 'node dist/bench/quest-selection.js');
 
 export function parseQuestSelectionArgs(argv: string[]) {
-  const { versions, rest } = parseVersions(argv);
-  return { ...parseKernelBenchArgs(rest, 10, 2 * P), versions };
+  const { versions, ...kernel } = QUEST_SELECTION_ARGS.parse(argv);
+  return { ...kernel, versions: new Set<Version>(versions) };
 }
 
 function main(argv: string[]): number {
-  const { versions, rest } = parseVersions(argv);
-  const o = parseKernelBenchArgs(rest, 10, 2 * P);
+  const { versions, ...o } = parseQuestSelectionArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`quest-selection bench skipped: ${cudaUnavailableReason()}`);
     return 0;
@@ -375,11 +363,4 @@ function main(argv: string[]): number {
   return failures.length > 0 ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  try {
-    process.exitCode = main(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).stack ?? String(e));
-    process.exitCode = 1;
-  }
-}
+runIfDirect(import.meta.url, main);

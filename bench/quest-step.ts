@@ -28,10 +28,9 @@
  * so units of H / Hkv query heads): e.g. 32:32 (MHA, 1-head units), 32:16, 64:8 (Llama-70B), 28:4 (Qwen2.5-7B).
  *
  * Usage: node dist/bench/quest-step.js [--lengths 131072,65536] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--variants default,v7] [--heads 32:8] [--alternate-scale] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
+ *        [--variants default,v7] [--heads 32:8] [--alternate-scale] [--repeats N] [--out FILE] (--help). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import type { DevicePtr } from '../src/backends/cuda/context.js';
 import type { QuestKernelOptions } from '../src/backends/cuda/kernels/quest.js';
@@ -47,6 +46,8 @@ import { timeGraphStep } from './decode-graph-step.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { MODEL_SHAPES } from './model.js';
 import { freeBytes, median } from './sparse-prefill-measure.js';
+import { type BenchOptionsOf, defineBenchArgs, flag, int, intList, labels, list, sparsityList, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 
 /** The selections a step can run: the method's length-picked defaults, or one fixed for every length. */
 const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
@@ -64,13 +65,11 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
 /** A GQA shape: query heads and KV heads of the layer. */
 interface Heads { H: number; Hkv: number }
 
-interface Options { lengths: number[]; sparsities: number[]; variants: string[]; heads: Heads[]; alternateScale: boolean; repeats: number; out: string | null }
-
-/** "H:Hkv" with H a multiple of Hkv and a group of at most 8 (Quest's shared pages, the segment decode). */
+/** "H:Hkv" with H a multiple of Hkv and a group of at most 8 (Quest's shared pages, the segment decode); --heads prefixes its message. */
 function parseHeads(text: string): Heads {
   const m = /^(\d+):(\d+)$/.exec(text.trim());
   const H = m ? Number(m[1]) : NaN, Hkv = m ? Number(m[2]) : NaN;
-  if (!(H > 0 && Hkv > 0 && H % Hkv === 0 && H / Hkv <= 8)) throw new Error(`--heads: "${text}" is not H:Hkv with H a multiple of Hkv and H / Hkv <= 8`);
+  if (!(H > 0 && Hkv > 0 && H % Hkv === 0 && H / Hkv <= 8)) throw new Error(`"${text}" is not H:Hkv with H a multiple of Hkv and H / Hkv <= 8`);
   return { H, Hkv };
 }
 
@@ -81,34 +80,21 @@ function configFor(heads: Heads): ModelConfig {
   return parseModelConfig(shaped, `llama-like ${heads.H}:${heads.Hkv}`);
 }
 
+/** The command line (`--help` prints it). */
+export const QUEST_STEP_ARGS = defineBenchArgs('quest-step', 'Quest\'s whole decode step on the GPU taken apart (select, attend, clock, graphs), in bench sparse\'s setting (GPU only).', {
+  lengths: intList({ describe: 'cache lengths', default: [131072, 65536], atLeast: 1024, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.8, 0.9, 0.95] }),
+  variants: labels({ describe: 'the method\'s defaults and fixed QuestKernels options', choices: Object.keys(VARIANTS), default: ['default', 'v7'] }),
+  heads: list({ describe: 'GQA shapes H:Hkv (Llama-3.1-8B\'s layer otherwise)', placeholder: 'H:Hkv,...', default: [{ H: 32, Hkv: 8 }], defaultText: '32:8', item: parseHeads }),
+  'alternate-scale': flag('a layer\'s steps alternate between the query and 4 x it (what a missed guess costs)'),
+  repeats: int({ describe: 'steps timed per case', default: 40, atLeast: 4, noun: 'repeat count' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+}, 'node dist/bench/quest-step.js');
+
+type Options = BenchOptionsOf<typeof QUEST_STEP_ARGS.table>;
+
 export function parseQuestStepArgs(argv: string[]): Options {
-  const o: Options = {
-    lengths: [131072, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], variants: ['default', 'v7'], heads: [{ H: 32, Hkv: 8 }], alternateScale: false, repeats: 40, out: null,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string, ok: (x: number) => boolean): number[] => s.split(',').map((x) => {
-      const v = Number(x);
-      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad value "${x}"`);
-      return v;
-    });
-    if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 1024);
-    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1);
-    else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 4);
-    else if (a === '--variants') {
-      o.variants = next().split(',');
-      for (const v of o.variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant "${v}" (${Object.keys(VARIANTS).join(', ')})`);
-    } else if (a === '--heads') o.heads = next().split(',').map(parseHeads);
-    else if (a === '--alternate-scale') o.alternateScale = true;
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a} (see bench/quest-step.ts)`);
-  }
-  return o;
+  return QUEST_STEP_ARGS.parse(argv);
 }
 
 /** Device µs per body (median over event pairs between consecutive bodies) and host µs per body while issuing them (median). */
@@ -288,11 +274,4 @@ function describe(r: Row): string {
     `est (clock, one at a time) ${r.estUs.toFixed(1)} us`;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  try {
-    process.exitCode = main(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).stack ?? String(e));
-    process.exitCode = 1;
-  }
-}
+runIfDirect(import.meta.url, main);

@@ -12,10 +12,9 @@
  * Validates first: segment decode over a list covering the whole cache must equal the dense kernel.
  *
  * Usage: node dist/bench/sparse-decode.js [--lengths 16384,32768,65536,131072]
- *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--out FILE]. Prints a skip line without a GPU.
+ *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--out FILE] (--help). Prints a skip line without a GPU.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { DecodeAttentionKernel, decodeBytes } from '../src/backends/cuda/kernels/decode-attention.js';
 import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../src/backends/cuda/kernels/quest.js';
@@ -28,36 +27,23 @@ import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { minimumPerHead } from '../src/methods/ada-snapkv.js';
 import { questPagesFor } from '../src/methods/quest.js';
 import { capacityFor } from '../src/methods/snapkv-importance.js';
-import { randomBf16Words, upload } from './gpu-bench-util.js';
+import { defineBenchArgs } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
+import { type KernelBenchOptions, kernelBenchOptions, randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, P = 16, W = 256;
 const SCALE = 1 / Math.sqrt(D);
 /** Bytes cycled through per timing so that L2 (50 MB on an H100) cannot hold them. */
 const ROTATION_BYTES = 256e6;
 
-interface Options { lengths: number[]; sparsities: number[]; repeats: number; out: string | null }
+/** The command line (`--help` prints it): the kernel benches' grid, lengths from 1024. */
+export const SPARSE_DECODE_ARGS = defineBenchArgs('sparse-decode', 'Sparse-decode kernels (segment decode, Quest selection, SnapKV compression) against dense decode (GPU only).',
+  kernelBenchOptions(10, 1024), 'node dist/bench/sparse-decode.js');
+
+type Options = KernelBenchOptions;
 
 export function parseSparseDecodeArgs(argv: string[]): Options {
-  const o: Options = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 10, out: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string, check: (x: number) => boolean) => s.split(',').map((x) => {
-      const v = Number(x);
-      if (!check(v)) throw new Error(`${a}: bad value ${x}`);
-      return v;
-    });
-    if (a === '--lengths') o.lengths = numbers(next(), (x) => Number.isInteger(x) && x >= 1024);
-    else if (a === '--sparsities') o.sparsities = numbers(next(), (x) => x >= 0 && x < 1);
-    else if (a === '--repeats') o.repeats = numbers(next(), (x) => Number.isInteger(x) && x > 0)[0];
-    else if (a === '--out') o.out = next();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return o;
+  return SPARSE_DECODE_ARGS.parse(argv);
 }
 
 /** A cache of n + P rows holding random keys and values (appended through the real append kernel). */
@@ -94,11 +80,12 @@ interface DenseRow { n: number; bytes: number; us: number; gbps: number }
 interface SnapRow { n: number; s: number; capacity: number; snapMs: number; adaMs: number; adaKept: string }
 
 function main(argv: string[]): number {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const o = parseSparseDecodeArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`sparse-decode bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseSparseDecodeArgs(argv);
   const rt = new CudaRuntime();
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, window ${W}`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
@@ -273,11 +260,4 @@ function main(argv: string[]): number {
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  try {
-    process.exitCode = main(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).stack ?? String(e));
-    process.exitCode = 1;
-  }
-}
+runIfDirect(import.meta.url, main);

@@ -29,8 +29,6 @@
  * (default 480 s, inside the device's 10-minute limit), are skipped and listed. Prints a skip line
  * where there is no CUDA device.
  */
-import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
 import type { DevicePtr } from '../src/backends/cuda/context.js';
@@ -52,6 +50,8 @@ import { MODEL_SHAPES } from './model.js';
 import {
   type PrefillMeasurement, achievedOf, estimationOf, fmt, freeBytes, hasNaN, measurePrefill, median,
 } from './sparse-prefill-measure.js';
+import { defineBenchArgs, int, intList, labels, num, sparsityList, text } from './bench-args.js';
+import { RunLedger, benchEntry, pickByIds, printRunEnd, runIfDirect, writeJsonReport } from './bench-run.js';
 
 type Phase = 'prefill' | 'decode';
 
@@ -74,39 +74,21 @@ export const DEFAULT_SPARSITIES = [0.5, 0.8, 0.9, 0.95];
 /** block_sparse's chunk size in the SPEC (and its registry default): rows of it keep the plain method label. */
 const SPEC_BLOCK_SPARSE_CHUNK = 16;
 
+/** The command line (`--help` prints it). */
+export const SPARSE_BENCH_ARGS = defineBenchArgs('bench sparse', 'Every GPU sparse method through the method contract against the dense method of its phase (Llama-3.1-8B heads, random q/k/v; GPU only).', {
+  lengths: intList({ describe: 'prompt / cache lengths', default: DEFAULT_LENGTHS, atLeast: 64, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: DEFAULT_SPARSITIES }),
+  methods: labels({ describe: 'GPU methods (default all)' }),
+  phases: labels({ describe: 'phases', choices: ['prefill', 'decode'], default: ['prefill', 'decode'] }),
+  repeats: int({ describe: 'timed calls per case (at most 3 above 32K)', default: 5, atLeast: 1, noun: 'repeat count' }),
+  'time-budget': num({ describe: 'seconds after which the remaining cases are skipped', placeholder: 'S', default: 480, above: 0, noun: 'number of seconds' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+  'block-sparse-chunks': intList({ describe: 'block_sparse once per chunk size', default: [SPEC_BLOCK_SPARSE_CHUNK], multipleOf: 16, noun: 'chunk size' }),
+});
+
 export function parseSparseBenchArgs(argv: string[]): Options {
-  const o: Options = {
-    lengths: DEFAULT_LENGTHS, sparsities: DEFAULT_SPARSITIES, methods: null, phases: ['prefill', 'decode'], repeats: 5, timeBudgetS: 480, out: null,
-    blockSparseChunks: [SPEC_BLOCK_SPARSE_CHUNK],
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const numbers = (s: string, ok: (x: number) => boolean, what: string): number[] => s.split(',').map((x) => {
-      const v = Number(x);
-      if (x.trim() === '' || !ok(v)) throw new Error(`${a}: bad ${what} "${x}"`);
-      return v;
-    });
-    if (a === '--lengths') o.lengths = numbers(next(), (v) => Number.isInteger(v) && v >= 64, 'length (an integer >= 64)');
-    else if (a === '--sparsities') o.sparsities = numbers(next(), (v) => v >= 0 && v < 1, 'sparsity (in [0, 1))');
-    else if (a === '--methods') o.methods = next().split(',').filter((m) => m !== '');
-    else if (a === '--phases') {
-      o.phases = next().split(',').map((p) => {
-        if (p !== 'prefill' && p !== 'decode') throw new Error(`--phases: "${p}" is not prefill or decode`);
-        return p;
-      });
-    } else if (a === '--repeats') [o.repeats] = numbers(next(), (v) => Number.isInteger(v) && v >= 1, 'repeat count');
-    else if (a === '--time-budget') [o.timeBudgetS] = numbers(next(), (v) => v > 0, 'number of seconds');
-    else if (a === '--out') o.out = next();
-    else if (a === '--block-sparse-chunks') {
-      o.blockSparseChunks = [...new Set(numbers(next(), (v) => Number.isInteger(v) && v >= 16 && v % 16 === 0, 'chunk size (a multiple of 16)'))];
-    } else throw new Error(`unknown argument ${a} (see bench/sparse.ts)`);
-  }
-  return o;
+  const { timeBudget, blockSparseChunks, ...rest } = SPARSE_BENCH_ARGS.parse(argv);
+  return { ...rest, timeBudgetS: timeBudget, blockSparseChunks: [...new Set(blockSparseChunks)] };
 }
 
 /** One configuration of a method the bench runs: its row label and the parameters it is created with. */
@@ -150,29 +132,20 @@ export interface DecodeCase {
 }
 export interface Skipped { phase: Phase; n: number; method: string | null; s: number | null; reason: string }
 
-class Bench {
+/** The run: its failures, skips and time budget (RunLedger), and how it measures each phase. */
+class Bench extends RunLedger<Skipped> {
   readonly config = benchConfig();
   readonly shape: DeviceAttentionShape;
   readonly prefill: PrefillCase[] = [];
   readonly decode: DecodeCase[] = [];
-  readonly skipped: Skipped[] = [];
-  readonly failures: string[] = [];
   private readonly ops: ModelOpsKernels;
-  private readonly t0 = performance.now();
   private seed = 1;
 
   constructor(readonly rt: CudaRuntime, readonly o: Options, readonly methods: DeviceMethodEntry[]) {
+    super(o.timeBudgetS);
     const c = this.config;
     this.shape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, scale: c.attentionScale };
     this.ops = new ModelOpsKernels(rt);
-  }
-
-  get elapsedS(): number {
-    return (performance.now() - this.t0) / 1000;
-  }
-
-  private overBudget(): boolean {
-    return this.elapsedS > this.o.timeBudgetS;
   }
 
   private random(buf: DevicePtr, count: number, halfWidth = 1): void {
@@ -189,15 +162,8 @@ class Bench {
     return cache;
   }
 
-  private skip(phase: Phase, n: number, method: string | null, s: number | null, reason: string): void {
-    this.skipped.push({ phase, n, method, s, reason });
-    console.log(`skip ${phase} n=${n}${method ? ` ${method}` : ''}${s !== null ? ` s=${s}` : ''}: ${reason}`);
-  }
-
-  private fail(what: string, e: unknown): void {
-    const message = `${what}: ${(e as Error).message ?? String(e)}`;
-    this.failures.push(message);
-    console.log(`FAILED ${message}`);
+  skipCase(phase: Phase, n: number, method: string | null, s: number | null, reason: string): void {
+    this.skip({ phase, n, method, s, reason }, `${phase} n=${n}${method ? ` ${method}` : ''}${s !== null ? ` s=${s}` : ''}: ${reason}`);
   }
 
   private methodsOf(phase: Phase): DeviceMethodEntry[] {
@@ -225,7 +191,7 @@ class Bench {
     const entries = this.methodsOf('prefill');
     // q, out, one cache; the methods' own scratch (estimation scores) is of the order of q.
     const need = 2 * n * rowElements * 2 + 2 * this.config.numKvHeads * n * D * 2;
-    if (2.5 * need > freeBytes(this.rt)) return this.skip('prefill', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB plus method scratch, ${(freeBytes(this.rt) / 2 ** 30).toFixed(1)} GiB free`);
+    if (2.5 * need > freeBytes(this.rt)) return this.skipCase('prefill', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB plus method scratch, ${(freeBytes(this.rt) / 2 ** 30).toFixed(1)} GiB free`);
     const rt = this.rt;
     const q = rt.pool.acquire(n * rowElements * 2);
     const out = rt.pool.acquire(n * rowElements * 2);
@@ -251,7 +217,7 @@ class Bench {
           for (const s of this.o.sparsities) {
             const id = configuration.label;
             if (this.overBudget()) {
-              this.skip('prefill', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
+              this.skipCase('prefill', n, id, s, this.budgetReason);
               continue;
             }
             const method = this.create(entry, n, s, configuration) as DevicePrefillMethod | null;
@@ -291,7 +257,7 @@ class Bench {
     // Steps per case: one per layer, the timed ones, then up to as many again read one by one.
     const capacity = n + Math.ceil((layers + 2 * stepsPerCase) / layers) + 1;
     const need = layers * 2 * Hkv * capacity * D * 2;
-    if (2 * need > freeBytes(rt)) return this.skip('decode', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches, ${(freeBytes(rt) / 2 ** 30).toFixed(1)} GiB free`);
+    if (2 * need > freeBytes(rt)) return this.skipCase('decode', n, null, null, `needs ~${(need / 2 ** 30).toFixed(1)} GiB of caches, ${(freeBytes(rt) / 2 ** 30).toFixed(1)} GiB free`);
     const caches = Array.from({ length: layers }, () => this.randomCache(capacity, n));
     const q = rt.pool.acquire(H * D * 2);
     const out = rt.pool.acquire(H * D * 2);
@@ -391,7 +357,7 @@ class Bench {
         for (const s of this.o.sparsities) {
           const id = entry.factory.methodId;
           if (this.overBudget()) {
-            this.skip('decode', n, id, s, `time budget of ${this.o.timeBudgetS} s spent`);
+            this.skipCase('decode', n, id, s, this.budgetReason);
             continue;
           }
           const method = this.create(entry, n, s) as DeviceDecodeMethod | null;
@@ -456,16 +422,12 @@ export function resultTables(prefill: PrefillCase[], decode: DecodeCase[]): stri
 
 export async function main(argv: string[]): Promise<number> {
   const o = parseSparseBenchArgs(argv);
+  // The registry needs no GPU: an unknown --methods is refused here too.
+  const methods = pickByIds(listDeviceMethods(), o.methods, (e) => e.factory.methodId, { flag: '--methods', missing: 'no GPU implementation of', known: 'GPU methods' });
   if (!isCudaAvailable()) {
     console.log(`sparse benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
-  const registered = listDeviceMethods();
-  if (o.methods) {
-    const unknown = o.methods.filter((m) => !registered.some((e) => e.factory.methodId === m));
-    if (unknown.length) throw new Error(`--methods: no GPU implementation of ${unknown.join(', ')} (GPU methods: ${registered.map((e) => e.factory.methodId).join(', ')})`);
-  }
-  const methods = registered.filter((e) => (o.methods ? o.methods.includes(e.factory.methodId) : true));
   const rt = new CudaRuntime();
   const info = rt.cuda.info;
   console.log(`device: ${info.name} (${info.arch}, ${info.multiprocessors} SMs); methods: ${methods.map((m) => `${m.factory.methodId} (${m.phase})`).join(', ') || 'none registered'}`);
@@ -473,9 +435,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     for (const phase of o.phases) {
       for (const n of o.lengths) {
-        if (bench.elapsedS > o.timeBudgetS) {
-          bench.skipped.push({ phase, n, method: null, s: null, reason: `time budget of ${o.timeBudgetS} s spent` });
-          console.log(`skip ${phase} n=${n}: time budget of ${o.timeBudgetS} s spent`);
+        if (bench.overBudget()) {
+          bench.skipCase(phase, n, null, null, bench.budgetReason);
           continue;
         }
         if (phase === 'prefill') bench.runPrefill(n);
@@ -485,28 +446,17 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     rt.synchronize();
   }
-  console.log(`\n${resultTables(bench.prefill, bench.decode)}\n`);
-  if (bench.skipped.length) console.log(`skipped: ${bench.skipped.map((s) => `${s.phase} n=${s.n}${s.method ? ` ${s.method}` : ''}${s.s !== null ? ` s=${s.s}` : ''} (${s.reason})`).join('; ')}`);
-  if (bench.failures.length) console.log(`failures:\n  ${bench.failures.join('\n  ')}`);
-  console.log(`total ${bench.elapsedS.toFixed(1)} s`);
-  if (o.out) {
-    writeFileSync(o.out, JSON.stringify({
-      device: info, shape: { ...bench.shape, model: 'llama3.1-8b' }, options: o, prefill: bench.prefill, decode: bench.decode,
-      skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
-    }, null, 2));
-  }
+  printRunEnd(bench, resultTables(bench.prefill, bench.decode), `total ${bench.elapsedS.toFixed(1)} s`,
+    (s) => `${s.phase} n=${s.n}${s.method ? ` ${s.method}` : ''}${s.s !== null ? ` s=${s.s}` : ''} (${s.reason})`);
+  writeJsonReport(o.out, {
+    device: info, shape: { ...bench.shape, model: 'llama3.1-8b' }, options: o, prefill: bench.prefill, decode: bench.decode,
+    skipped: bench.skipped, failures: bench.failures, seconds: bench.elapsedS, compile: rt.compileStats,
+  });
   rt.dispose();
-  return bench.failures.length ? 1 : 0;
+  return bench.exitCode;
 }
 
 /** Entry for bench/main.ts (`npm run bench -- sparse [args]`). */
-export async function runSparseBench(args: string[]): Promise<void> {
-  process.exitCode = await main(args);
-}
+export const runSparseBench = benchEntry(main);
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfDirect(import.meta.url, main);

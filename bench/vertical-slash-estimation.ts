@@ -9,10 +9,9 @@
  * Scores: 'flat' (near-uniform, as the random q/k of bench sparse give) and 'peaked' (heavy sinks,
  * a few heavy columns, diagonal mass decaying with the offset, as real attention tends to be).
  *
- * Usage: node dist/bench/vertical-slash-estimation.js [--lengths 16384,131072] [--sparsities 0.5,0.9] [--repeats 3]
+ * Usage: node dist/bench/vertical-slash-estimation.js [--lengths 16384,131072] [--sparsities 0.5,0.9] [--repeats 3] (--help)
  */
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { FlexPrefillCoverage } from '../src/backends/cuda/kernels/flexprefill-coverage.js';
 import { VerticalSlashIndexBuilder } from '../src/backends/cuda/kernels/vertical-slash-index.js';
@@ -21,6 +20,8 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { chooseVerticalSlashCounts } from '../src/backends/cuda/vertical-slash-counts.js';
 import { thresholdNearestTarget } from '../src/methods/flexprefill.js';
 import { causalPairs } from '../src/methods/options.js';
+import { type BenchOptionsOf, defineBenchArgs, int, intList, sparsityList } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 
 const H = 32;
 const MIN_BUDGET = 512;
@@ -67,25 +68,24 @@ export function timed<T>(repeats: number, body: () => T): { ms: number; value: T
   return { ms: median(times), value };
 }
 
-export function parseVsEstimationArgs(argv: string[]): { lengths: number[]; sparsities: number[]; repeats: number } {
-  let lengths = [16384, 131072], sparsities = [0.5, 0.9], repeats = 3;
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[++i];
-    if (value === undefined) throw new Error(`${argv[i - 1]} needs a value`);
-    if (argv[i - 1] === '--lengths') lengths = value.split(',').map(Number);
-    else if (argv[i - 1] === '--sparsities') sparsities = value.split(',').map(Number);
-    else if (argv[i - 1] === '--repeats') repeats = Number(value);
-    else throw new Error(`unknown argument ${argv[i - 1]}`);
-  }
-  return { lengths, sparsities, repeats };
+/** The command line (`--help` prints it). */
+export const VS_ESTIMATION_ARGS = defineBenchArgs('vertical-slash-estimation', 'Vertical-Slash / FlexPrefill estimation on the GPU: the count and alpha searches against the host-steered ones, and the index build.', {
+  lengths: intList({ describe: 'prompt lengths', default: [16384, 131072], atLeast: 64, noun: 'length' }),
+  sparsities: sparsityList({ describe: 'target sparsities', default: [0.5, 0.9] }),
+  repeats: int({ describe: 'synchronous calls per timing (median)', default: 3, atLeast: 1, noun: 'repeat count' }),
+}, 'node dist/bench/vertical-slash-estimation.js');
+
+export function parseVsEstimationArgs(argv: string[]): BenchOptionsOf<typeof VS_ESTIMATION_ARGS.table> {
+  return VS_ESTIMATION_ARGS.parse(argv);
 }
 
 export function runVerticalSlashEstimationBench(argv: string[]): void {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const { lengths, sparsities, repeats } = parseVsEstimationArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`vertical-slash estimation bench skipped: ${cudaUnavailableReason()}`);
     return;
   }
-  const { lengths, sparsities, repeats } = parseVsEstimationArgs(argv);
   const rt = new CudaRuntime();
   const rows: string[] = [];
   try {
@@ -144,4 +144,4 @@ export function runVerticalSlashEstimationBench(argv: string[]): void {
   console.log(rows.join('\n'));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runVerticalSlashEstimationBench(process.argv.slice(2));
+runIfDirect(import.meta.url, runVerticalSlashEstimationBench);

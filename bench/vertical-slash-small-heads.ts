@@ -49,11 +49,10 @@
  *
  * Usage: node dist/bench/vertical-slash-small-heads.js [--cases organism:4096,organism:16384,llama:16384]
  *        [--sparsities 0.9] [--levels 1,2,3,4,5 | --variants auto,auto+handoff,one-probe,batched-L4,auto+handoff+chunked+lanes8]
- *        [--repeats 5] [--organism-config models/organism/config.json] [--out FILE]. Prints a skip
+ *        [--repeats 5] [--organism-config models/organism/config.json] [--out FILE] (--help). Prints a skip
  *        message without a GPU.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
 import { FlexPrefillCoverage } from '../src/backends/cuda/kernels/flexprefill-coverage.js';
@@ -74,6 +73,8 @@ import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { MODEL_SHAPES } from './model.js';
+import { type BenchOptionsOf, defineBenchArgs, int, intList, list, numList, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { type ScoreKind, median, scoreRows, timed } from './vertical-slash-estimation.js';
 
 type ShapeName = 'organism' | 'llama';
@@ -83,55 +84,39 @@ const METHODS: MethodId[] = ['vertical_and_slash', 'flexprefill'];
 const FLEX_MIN_BUDGET = 512;
 const FLEX_APPROXIMATION = 512;
 
-interface Options {
-  cases: { shape: ShapeName; n: number }[];
-  sparsities: number[];
-  levels: number[];
-  /** Variant names (--variants), or null: one-probe and batched-L for each of `levels`. */
-  variants: string[] | null;
-  repeats: number;
-  organismConfig: string;
-  out: string | null;
+/** One shape and prompt length of part 1. */
+interface BenchCase { shape: ShapeName; n: number }
+
+/** "organism:N" or "llama:N", N >= 64. */
+function parseCase(text: string): BenchCase {
+  const [shape, n] = text.split(':');
+  if ((shape !== 'organism' && shape !== 'llama') || !(Number.isInteger(Number(n)) && Number(n) >= 64)) {
+    throw new Error(`organism:N or llama:N with N >= 64 (got ${text})`);
+  }
+  return { shape, n: Number(n) };
 }
 
+/** The command line (`--help` prints it). */
+export const VS_SMALL_HEADS_ARGS = defineBenchArgs('vertical-slash-small-heads', 'Vertical-Slash / FlexPrefill estimation at few heads: the device methods, then the count searches alone, per search variant (GPU only).', {
+  cases: list<BenchCase>({
+    describe: 'shapes and lengths of part 1', placeholder: 'SHAPE:N,...', item: parseCase,
+    default: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }], defaultText: 'organism:4096,organism:16384,llama:16384',
+  }),
+  sparsities: numList({ describe: 'target sparsities', placeholder: 'S,...', default: [0.9], above: 0, below: 1, noun: 'sparsity' }),
+  levels: intList({ describe: 'batched-L<k> variants timed beside one-probe (without --variants)', default: [1, 2, 3, 4, 5], atLeast: 1, noun: 'level count' }),
+  variants: list({
+    describe: 'search variants: one-probe, batched-L<k> or auto, optionally +handoff, +chunked, +lanes[<k>], ... (default: one-probe and the --levels)',
+    placeholder: 'VARIANT,...', item: (name) => (variantOptions(name), name),
+  }),
+  repeats: int({ describe: 'calls per timing (median)', default: 5, atLeast: 1, noun: 'repeat count' }),
+  'organism-config': text({ describe: 'the organism\'s config.json', placeholder: 'FILE', default: 'models/organism/config.json' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+}, 'node dist/bench/vertical-slash-small-heads.js');
+
+type Options = BenchOptionsOf<typeof VS_SMALL_HEADS_ARGS.table>;
+
 export function parseVsSmallHeadsArgs(argv: string[]): Options {
-  const o: Options = {
-    cases: [{ shape: 'organism', n: 4096 }, { shape: 'organism', n: 16384 }, { shape: 'llama', n: 16384 }],
-    sparsities: [0.9], levels: [1, 2, 3, 4, 5], variants: null, repeats: 5, organismConfig: 'models/organism/config.json', out: null,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = argv[++i];
-    if (value === undefined) throw new Error(`${flag} needs a value`);
-    if (flag === '--cases') {
-      o.cases = value.split(',').map((c) => {
-        const [shape, n] = c.split(':');
-        if ((shape !== 'organism' && shape !== 'llama') || !(Number.isInteger(Number(n)) && Number(n) >= 64)) {
-          throw new Error(`--cases: organism:N or llama:N with N >= 64 (got ${c})`);
-        }
-        return { shape, n: Number(n) };
-      });
-    } else if (flag === '--sparsities') {
-      o.sparsities = value.split(',').map(Number);
-      if (o.sparsities.some((s) => !(s > 0 && s < 1))) throw new Error('--sparsities: values in (0, 1)');
-    } else if (flag === '--levels') {
-      o.levels = value.split(',').map(Number);
-      if (o.levels.some((L) => !(Number.isInteger(L) && L >= 1))) throw new Error('--levels: positive integers');
-    } else if (flag === '--variants') {
-      o.variants = value.split(',');
-      for (const name of o.variants) variantOptions(name);
-    } else if (flag === '--repeats') {
-      o.repeats = Number(value);
-      if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error('--repeats: a positive integer');
-    } else if (flag === '--organism-config') {
-      o.organismConfig = value;
-    } else if (flag === '--out') {
-      o.out = value;
-    } else {
-      throw new Error(`unknown argument ${flag}`);
-    }
-  }
-  return o;
+  return VS_SMALL_HEADS_ARGS.parse(argv);
 }
 
 /** A count-search variant: its label and the options the methods pass to VerticalSlashCountSearch. */
@@ -346,11 +331,12 @@ function benchSearches(rt: CudaRuntime, H: number, n: number, kind: ScoreKind, o
 const fmt = (x: number | null) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(3));
 
 export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const o = parseVsSmallHeadsArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`vertical-slash small-heads bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseVsSmallHeadsArgs(argv);
   const rt = new CudaRuntime();
   const methodRows: MethodRow[] = [], searchRows: SearchRow[] = [];
   try {
@@ -387,4 +373,4 @@ export function runVerticalSlashSmallHeadsBench(argv: string[]): number {
   return failures > 0 ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = runVerticalSlashSmallHeadsBench(process.argv.slice(2));
+runIfDirect(import.meta.url, runVerticalSlashSmallHeadsBench);

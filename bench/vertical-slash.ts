@@ -19,11 +19,10 @@
  * default 1,2) picks the mma.sync tilings timed beside it.
  *
  * Usage: node dist/bench/vertical-slash.js [--lengths 16384,32768,65536,131072]
- *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--wgmma 2,3,4] [--mma 1,2] [--out FILE]. Prints a skip message
+ *        [--sparsities 0.5,0.8,0.9,0.95] [--repeats N] [--wgmma 2,3,4] [--mma 1,2] [--out FILE] (--help). Prints a skip message
  *        without a GPU.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { FlashPrefill } from '../src/backends/cuda/kernels/flash-prefill.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
@@ -34,14 +33,16 @@ import {
 import {
   type VerticalSlashKernelChoice, VerticalSlashFlashPrefill, type VerticalSlashRowTiles,
 } from '../src/backends/cuda/kernels/vertical-slash-prefill.js';
-import { type VerticalSlashWgmmaTiling, resolveVerticalSlashWgmmaTiling } from '../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
+import type { VerticalSlashWgmmaTiling } from '../src/backends/cuda/kernels/vertical-slash-prefill-wgmma.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { SinkLocalDevicePrefill } from '../src/backends/cuda/methods/sink-local-prefill.js';
 import { chooseVerticalSlashCounts } from '../src/backends/cuda/vertical-slash-counts.js';
-import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-bench-util.js';
+import { defineBenchArgs, intList } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
+import { type HostInputs, kernelBenchOptions, sampledRowsError } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, A = 256;
 const SCALE = 1 / Math.sqrt(D);
@@ -68,40 +69,22 @@ function validateRows(rt: CudaRuntime, n: number, x: HostInputs, out: DeviceBuff
   });
 }
 
-/** Splits off --wgmma STAGES and --mma ROW_TILES (the flags this bench adds to parseKernelBenchArgs'). */
-function kernelArgs(argv: string[]): { rest: string[]; wgmmaStages: VerticalSlashWgmmaTiling['stages'][]; rowTiles: VerticalSlashRowTiles[] } {
-  const rest: string[] = [];
-  let wgmmaStages: VerticalSlashWgmmaTiling['stages'][] = [];
-  let rowTiles = ROW_TILES;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    if (flag !== '--wgmma' && flag !== '--mma') {
-      rest.push(flag);
-      continue;
-    }
-    const v = argv[++i];
-    if (v === undefined) throw new Error(`${flag} needs a comma-separated list, e.g. ${flag} ${flag === '--wgmma' ? 3 : 1}`);
-    if (flag === '--wgmma') {
-      wgmmaStages = v.split(',').map((x) => resolveVerticalSlashWgmmaTiling({ stages: Number(x) as 2 }).stages);
-    } else {
-      rowTiles = v.split(',').map((x) => {
-        if (x !== '1' && x !== '2') throw new Error(`--mma: row tilings are 1 or 2 (got ${x})`);
-        return Number(x) as VerticalSlashRowTiles;
-      });
-    }
-  }
-  return { rest, wgmmaStages, rowTiles };
-}
+/** The command line (`--help` prints it): the kernel benches' grid, the wgmma stage counts and the mma.sync row tilings. */
+export const VERTICAL_SLASH_ARGS = defineBenchArgs('vertical-slash', 'Vertical-Slash prefill kernels on the GPU against dense flash, validated first (GPU only).', {
+  ...kernelBenchOptions(3, A),
+  wgmma: intList({ describe: 'also time the Hopper wgmma kernel with these stage counts', placeholder: 'STAGES,...', default: [], defaultText: null, oneOf: [2, 3, 4], noun: 'stage count' }),
+  mma: intList({ describe: 'mma.sync row tilings timed', placeholder: 'TILES,...', default: ROW_TILES, oneOf: [1, 2], noun: 'row tiling' }),
+}, 'node dist/bench/vertical-slash.js');
 
 export function parseVerticalSlashArgs(argv: string[]) {
-  const { rest, wgmmaStages, rowTiles } = kernelArgs(argv);
-  return { ...parseKernelBenchArgs(rest, 3, A), wgmmaStages, rowTiles };
+  const { wgmma, mma, ...kernel } = VERTICAL_SLASH_ARGS.parse(argv);
+  // oneOf above admits exactly these values.
+  return { ...kernel, wgmmaStages: wgmma as VerticalSlashWgmmaTiling['stages'][], rowTiles: mma as VerticalSlashRowTiles[] };
 }
 
 export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   // Arguments first, so a bad one is refused on a machine without a GPU too.
-  const { rest, wgmmaStages, rowTiles } = kernelArgs(argv);
-  const o = parseKernelBenchArgs(rest, 3, A);
+  const { wgmmaStages, rowTiles, ...o } = parseVerticalSlashArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`vertical-slash bench skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return [];
@@ -206,11 +189,4 @@ export function runVerticalSlashBench(argv: string[]): VerticalSlashBenchRow[] {
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  try {
-    runVerticalSlashBench(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).stack ?? (e as Error).message}\n`);
-    process.exit(1);
-  }
-}
+runIfDirect(import.meta.url, (argv) => void runVerticalSlashBench(argv));

@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseQuestSelectionArgs } from '../../bench/quest-selection.js';
-import { parseQuestStepArgs } from '../../bench/quest-step.js';
-import { parseSparseDecodeArgs } from '../../bench/sparse-decode.js';
-import { parseSparseBenchArgs } from '../../bench/sparse.js';
-import { parseVsEstimationArgs } from '../../bench/vertical-slash-estimation.js';
-import { parseVsSmallHeadsArgs } from '../../bench/vertical-slash-small-heads.js';
-import { parseVerticalSlashArgs } from '../../bench/vertical-slash.js';
+import { BenchArgsError, BenchHelpRequested } from '../../bench/bench-args.js';
+import { QUEST_SELECTION_ARGS, parseQuestSelectionArgs } from '../../bench/quest-selection.js';
+import { QUEST_STEP_ARGS, parseQuestStepArgs } from '../../bench/quest-step.js';
+import { SPARSE_DECODE_ARGS, parseSparseDecodeArgs } from '../../bench/sparse-decode.js';
+import { SPARSE_BENCH_ARGS, main as sparseMain, parseSparseBenchArgs } from '../../bench/sparse.js';
+import { VS_ESTIMATION_ARGS, parseVsEstimationArgs } from '../../bench/vertical-slash-estimation.js';
+import { VS_SMALL_HEADS_ARGS, parseVsSmallHeadsArgs } from '../../bench/vertical-slash-small-heads.js';
+import { VERTICAL_SLASH_ARGS, parseVerticalSlashArgs } from '../../bench/vertical-slash.js';
 
 const GRID = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95] };
 
@@ -91,4 +92,35 @@ describe('vertical-slash-small-heads', () => {
       organismConfig: 'c.json', out: 'h.json',
     });
   });
+});
+
+// Since the move onto bench/bench-args.ts: values the old parsers let through are refused, naming the
+// option, and every bench answers --help with a usage generated from its table.
+describe('after the move: bad values named, --help everywhere', () => {
+  const refuses = (parse: () => unknown, message: RegExp) => assert.throws(parse, (e: Error) => e instanceof BenchArgsError && message.test(e.message));
+  test('values the hand-rolled parsers took unchecked, and their own checks', () => {
+    refuses(() => parseVsEstimationArgs(['--repeats', 'x']), /^--repeats: bad repeat count \(an integer >= 1\) "x"$/);
+    refuses(() => parseVsEstimationArgs(['--lengths', '4096,']), /^--lengths: bad length/);
+    refuses(() => parseVerticalSlashArgs(['--wgmma', '5']), /^--wgmma: bad stage count \(2, 3 or 4\) "5"$/);
+    refuses(() => parseVerticalSlashArgs(['--mma', '3']), /^--mma: bad row tiling \(1 or 2\) "3"$/);
+    refuses(() => parseQuestSelectionArgs(['--versions', 'v3']), /^--versions: "v3" is not v4, v5/);
+    refuses(() => parseQuestStepArgs(['--heads', '32:5']), /^--heads: "32:5" is not H:Hkv/);
+    refuses(() => parseQuestStepArgs(['--repeats', '3']), /^--repeats: bad repeat count \(an integer >= 4\) "3"$/);
+    refuses(() => parseQuestStepArgs(['--variants', 'v6']), /^--variants: "v6" is not default, v5/);
+    refuses(() => parseVsSmallHeadsArgs(['--sparsities', '0']), /^--sparsities: bad sparsity \(in \(0, 1\)\) "0"$/);
+    refuses(() => parseVsSmallHeadsArgs(['--cases', 'llama:32']), /^--cases: organism:N or llama:N with N >= 64 \(got llama:32\)$/);
+    refuses(() => parseVsSmallHeadsArgs(['--variants', 'one-probe+lanes']), /^--variants: \+lanes needs a batched variant/);
+    refuses(() => parseSparseDecodeArgs(['--lengths', '512']), /^--lengths: bad length \(an integer >= 1024\) "512"$/);
+    refuses(() => parseSparseBenchArgs(['--block-sparse-chunks', '24']), /^--block-sparse-chunks: bad chunk size \(a multiple of 16\) "24"$/);
+  });
+  test('bench sparse refuses a method with no GPU implementation before it looks for a GPU', async () => {
+    await assert.rejects(sparseMain(['--methods', 'nope']), /^Error: --methods: no GPU implementation of nope \(GPU methods: .*quest/);
+  });
+  const tables = [SPARSE_BENCH_ARGS, QUEST_STEP_ARGS, QUEST_SELECTION_ARGS, SPARSE_DECODE_ARGS, VERTICAL_SLASH_ARGS, VS_ESTIMATION_ARGS, VS_SMALL_HEADS_ARGS];
+  for (const args of tables) {
+    test(`${args.program}: --help gives a usage naming every option`, () => {
+      assert.throws(() => args.parse(['--help']), (e: Error) => e instanceof BenchHelpRequested && e.usage === args.usage());
+      for (const name of Object.keys(args.table)) assert.match(args.usage(), new RegExp(`^  --${name}\\b`, 'm'), `--${name}`);
+    });
+  }
 });
