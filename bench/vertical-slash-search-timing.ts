@@ -64,7 +64,7 @@ function parseCase(text: string): Case {
   throw new Error(`--cases: synthetic:H:N:flat|peaked or method:organism|llama:N with N in [256, 131040] (got ${text})`);
 }
 
-function parseArgs(argv: string[]): Options {
+export function parseVsSearchTimingArgs(argv: string[]): Options {
   const o: Options = {
     cases: ['synthetic:4:16384:peaked', 'synthetic:4:16384:flat', 'synthetic:4:4096:peaked', 'synthetic:32:16384:peaked',
       'method:organism:16384', 'method:organism:4096', 'method:llama:16384'].map(parseCase),
@@ -183,7 +183,7 @@ export function runVerticalSlashSearchTimingBench(argv: string[]): number {
     console.log(`vertical-slash search timing bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseArgs(argv);
+  const o = parseVsSearchTimingArgs(argv);
   const rt = new CudaRuntime();
   const all: { label: string; results: VariantResult[] }[] = [];
   try {

@@ -13,6 +13,7 @@ import { SPARSE_BENCH_ARGS, main as sparseMain, parseSparseBenchArgs } from '../
 import { VS_ESTIMATION_ARGS, parseVsEstimationArgs } from '../../bench/vertical-slash-estimation.js';
 import { VS_SMALL_HEADS_ARGS, parseVsSmallHeadsArgs } from '../../bench/vertical-slash-small-heads.js';
 import { VERTICAL_SLASH_ARGS, parseVerticalSlashArgs } from '../../bench/vertical-slash.js';
+import { parseVsSearchTimingArgs } from '../../bench/vertical-slash-search-timing.js';
 
 const GRID = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95] };
 
@@ -90,6 +91,25 @@ describe('vertical-slash-small-heads', () => {
     assert.deepEqual({ ...o }, {
       cases: [{ shape: 'llama', n: 4096 }], sparsities: [0.5, 0.95], levels: [2, 3], variants: ['auto', 'one-probe', 'batched-L4+handoff'], repeats: 2,
       organismConfig: 'c.json', out: 'h.json',
+    });
+  });
+});
+
+describe('vertical-slash-search-timing', () => {
+  test('defaults', () => {
+    assert.deepEqual({ ...parseVsSearchTimingArgs([]) }, {
+      cases: [
+        { kind: 'synthetic', H: 4, n: 16384, scores: 'peaked' }, { kind: 'synthetic', H: 4, n: 16384, scores: 'flat' }, { kind: 'synthetic', H: 4, n: 4096, scores: 'peaked' },
+        { kind: 'synthetic', H: 32, n: 16384, scores: 'peaked' }, { kind: 'method', model: 'organism', n: 16384 }, { kind: 'method', model: 'organism', n: 4096 },
+        { kind: 'method', model: 'llama', n: 16384 },
+      ],
+      sparsity: 0.9, repeats: 5, out: null,
+    });
+  });
+  test('every flag', () => {
+    const o = parseVsSearchTimingArgs(['--cases', 'synthetic:32:4096:flat,method:llama:256', '--sparsity', '0.95', '--repeats', '2', '--out', 't.json']);
+    assert.deepEqual({ ...o }, {
+      cases: [{ kind: 'synthetic', H: 32, n: 4096, scores: 'flat' }, { kind: 'method', model: 'llama', n: 256 }], sparsity: 0.95, repeats: 2, out: 't.json',
     });
   });
 });
