@@ -17,10 +17,9 @@
  * SUMMARY line per case: the guided and unguided rounds' mean phases and their difference.
  *
  * Usage: node dist/bench/vertical-slash-search-timing.js [--cases synthetic:4:16384:peaked,method:organism:16384,...]
- *        [--sparsity 0.9] [--repeats 5] [--out FILE]. Prints a skip message without a GPU.
+ *        [--sparsity 0.9] [--repeats 5] [--out FILE] (--help). Prints a skip message without a GPU.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
 import { VerticalSlashEstimator, type VerticalSlashScores } from '../src/backends/cuda/kernels/vertical-slash-estimate.js';
@@ -29,6 +28,8 @@ import {
 } from '../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DEFAULT_COUNT_SEARCH } from '../src/backends/cuda/methods/vertical-slash.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
+import { type BenchOptionsOf, defineBenchArgs, int, list, num, text } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
 import { type ScoreKind, median, scoreRows, timed } from './vertical-slash-estimation.js';
 
 /** A case: synthetic rows (H, n, kind) or the estimate of random q/k at a model's attention shape. */
@@ -49,8 +50,6 @@ const VARIANTS: { label: string; search: CountSearchOptions }[] = [
   { label: 'lean', search: { ...SESSION7, leanLayout: true } },
 ];
 
-interface Options { cases: Case[]; sparsity: number; repeats: number; out: string | null }
-
 function parseCase(text: string): Case {
   const p = text.split(':');
   if (p[0] === 'synthetic' && p.length === 4 && (p[3] === 'flat' || p[3] === 'peaked')) {
@@ -61,29 +60,27 @@ function parseCase(text: string): Case {
     const n = Number(p[2]);
     if (Number.isInteger(n) && n >= APPROXIMATION && n <= 131040) return { kind: 'method', model: p[1], n };
   }
-  throw new Error(`--cases: synthetic:H:N:flat|peaked or method:organism|llama:N with N in [256, 131040] (got ${text})`);
+  throw new Error(`synthetic:H:N:flat|peaked or method:organism|llama:N with N in [256, 131040] (got ${text})`);
 }
 
+const DEFAULT_CASES = ['synthetic:4:16384:peaked', 'synthetic:4:16384:flat', 'synthetic:4:4096:peaked', 'synthetic:32:16384:peaked',
+  'method:organism:16384', 'method:organism:4096', 'method:llama:16384'];
+
+/** The command line (`--help` prints it). */
+export const VS_SEARCH_TIMING_ARGS = defineBenchArgs('vertical-slash-search-timing', 'The Vertical-Slash count search per round on the GPU, per search variant (GPU only).', {
+  cases: list<Case>({
+    describe: 'synthetic:H:N:flat|peaked or method:organism|llama:N (N in [256, 131040])', placeholder: 'CASE,...', item: parseCase,
+    default: DEFAULT_CASES.map(parseCase), defaultText: DEFAULT_CASES.join(','),
+  }),
+  sparsity: num({ describe: 'target sparsity', placeholder: 'S', default: 0.9, above: 0, below: 1, noun: 'sparsity' }),
+  repeats: int({ describe: 'calls per timing (median)', default: 5, atLeast: 1, noun: 'repeat count' }),
+  out: text({ describe: 'JSON report', placeholder: 'FILE' }),
+}, 'node dist/bench/vertical-slash-search-timing.js');
+
+type Options = BenchOptionsOf<typeof VS_SEARCH_TIMING_ARGS.table>;
+
 export function parseVsSearchTimingArgs(argv: string[]): Options {
-  const o: Options = {
-    cases: ['synthetic:4:16384:peaked', 'synthetic:4:16384:flat', 'synthetic:4:4096:peaked', 'synthetic:32:16384:peaked',
-      'method:organism:16384', 'method:organism:4096', 'method:llama:16384'].map(parseCase),
-    sparsity: 0.9, repeats: 5, out: null,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i], value = argv[++i];
-    if (value === undefined) throw new Error(`${flag} needs a value`);
-    if (flag === '--cases') o.cases = value.split(',').map(parseCase);
-    else if (flag === '--sparsity') {
-      o.sparsity = Number(value);
-      if (!(o.sparsity > 0 && o.sparsity < 1)) throw new Error(`--sparsity: a value in (0, 1) (got ${value})`);
-    } else if (flag === '--repeats') {
-      o.repeats = Number(value);
-      if (!(Number.isInteger(o.repeats) && o.repeats > 0)) throw new Error(`--repeats: a positive integer (got ${value})`);
-    } else if (flag === '--out') o.out = value;
-    else throw new Error(`unknown argument ${flag}`);
-  }
-  return o;
+  return VS_SEARCH_TIMING_ARGS.parse(argv);
 }
 
 const caseLabel = (c: Case) => (c.kind === 'synthetic' ? `synthetic H=${c.H} n=${c.n} ${c.scores}` : `${c.model} n=${c.n} estimate of random q/k`);
@@ -179,11 +176,12 @@ function meanRound(r: VariantResult): Record<RoundTimingField, number> {
 }
 
 export function runVerticalSlashSearchTimingBench(argv: string[]): number {
+  // Parsed first: a bad option (or --help) is answered without a GPU.
+  const o = parseVsSearchTimingArgs(argv);
   if (!isCudaAvailable()) {
     console.log(`vertical-slash search timing bench skipped: ${cudaUnavailableReason()}`);
     return 0;
   }
-  const o = parseVsSearchTimingArgs(argv);
   const rt = new CudaRuntime();
   const all: { label: string; results: VariantResult[] }[] = [];
   try {
@@ -217,4 +215,4 @@ export function runVerticalSlashSearchTimingBench(argv: string[]): number {
   return failures > 0 ? 1 : 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = runVerticalSlashSearchTimingBench(process.argv.slice(2));
+runIfDirect(import.meta.url, runVerticalSlashSearchTimingBench);

@@ -13,7 +13,7 @@ import { SPARSE_BENCH_ARGS, main as sparseMain, parseSparseBenchArgs } from '../
 import { VS_ESTIMATION_ARGS, parseVsEstimationArgs } from '../../bench/vertical-slash-estimation.js';
 import { VS_SMALL_HEADS_ARGS, parseVsSmallHeadsArgs } from '../../bench/vertical-slash-small-heads.js';
 import { VERTICAL_SLASH_ARGS, parseVerticalSlashArgs } from '../../bench/vertical-slash.js';
-import { parseVsSearchTimingArgs } from '../../bench/vertical-slash-search-timing.js';
+import { VS_SEARCH_TIMING_ARGS, parseVsSearchTimingArgs } from '../../bench/vertical-slash-search-timing.js';
 
 const GRID = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95] };
 
@@ -130,13 +130,15 @@ describe('after the move: bad values named, --help everywhere', () => {
     refuses(() => parseVsSmallHeadsArgs(['--sparsities', '0']), /^--sparsities: bad sparsity \(in \(0, 1\)\) "0"$/);
     refuses(() => parseVsSmallHeadsArgs(['--cases', 'llama:32']), /^--cases: organism:N or llama:N with N >= 64 \(got llama:32\)$/);
     refuses(() => parseVsSmallHeadsArgs(['--variants', 'one-probe+lanes']), /^--variants: \+lanes needs a batched variant/);
+    refuses(() => parseVsSearchTimingArgs(['--cases', 'method:llama:128']), /^--cases: synthetic:H:N:flat\|peaked or method:organism\|llama:N with N in \[256, 131040\] \(got method:llama:128\)$/);
+    refuses(() => parseVsSearchTimingArgs(['--sparsity', '1']), /^--sparsity: bad sparsity \(in \(0, 1\)\) "1"$/);
     refuses(() => parseSparseDecodeArgs(['--lengths', '512']), /^--lengths: bad length \(an integer >= 1024\) "512"$/);
     refuses(() => parseSparseBenchArgs(['--block-sparse-chunks', '24']), /^--block-sparse-chunks: bad chunk size \(a multiple of 16\) "24"$/);
   });
   test('bench sparse refuses a method with no GPU implementation before it looks for a GPU', async () => {
     await assert.rejects(sparseMain(['--methods', 'nope']), /^Error: --methods: no GPU implementation of nope \(GPU methods: .*quest/);
   });
-  const tables = [SPARSE_BENCH_ARGS, QUEST_STEP_ARGS, QUEST_SELECTION_ARGS, SPARSE_DECODE_ARGS, VERTICAL_SLASH_ARGS, VS_ESTIMATION_ARGS, VS_SMALL_HEADS_ARGS];
+  const tables = [SPARSE_BENCH_ARGS, QUEST_STEP_ARGS, QUEST_SELECTION_ARGS, SPARSE_DECODE_ARGS, VERTICAL_SLASH_ARGS, VS_ESTIMATION_ARGS, VS_SMALL_HEADS_ARGS, VS_SEARCH_TIMING_ARGS];
   for (const args of tables) {
     test(`${args.program}: --help gives a usage naming every option`, () => {
       assert.throws(() => args.parse(['--help']), (e: Error) => e instanceof BenchHelpRequested && e.usage === args.usage());
