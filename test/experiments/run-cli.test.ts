@@ -59,7 +59,7 @@ test('the experiment is named once: positionally or by --preset', () => {
 test('run --examples overrides the experiment\'s examples per configuration', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sf-runcli-'));
   const listing = await runCli(['run', 'organism', '--out', join(root, 'o'), '--dry-run', '--examples', '4']);
-  assert.match(listing, /198 configurations × 4 examples/);
+  assert.match(listing, /297 configurations × 4 examples/);
   await assert.rejects(runCli(['run', 'organism', '--dry-run', '--examples', 'many']), /--examples must be a positive integer, got "many"/);
 });
 
