@@ -13,14 +13,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  DEFERRED_LIST_MAX_INTS, type DeviceVerticalSlashIndex, deferredColumnBound, type VerticalSlashCounts, VerticalSlashIndexBuilder, downloadVerticalSlashLayout,
-  downloadVerticalSlashSelection,
+  DEFERRED_LIST_MAX_INTS, deferredColumnBound, type VerticalSlashCounts, VerticalSlashIndexBuilder,
 } from '../../src/backends/cuda/kernels/vertical-slash-index.js';
 import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DEFAULT_COUNT_SEARCH } from '../../src/backends/cuda/methods/vertical-slash.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { randomGenerator } from './helpers.js';
 import { cudaSkip } from './cuda-skip.js';
+import { snapshot, tiedScores } from './vertical-slash-index-util.js';
 
 /** Session 7's default search (whatever the default becomes): the reference the hand-off must match. */
 const SESSION7: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: false, orderedSelect: false, selectionHandOff: false, deferredIndexWait: false };
@@ -57,35 +57,6 @@ describe('deferredColumnBound (CPU)', () => {
 });
 
 const skip = cudaSkip('CUDA vertical-slash selection hand-off tests');
-
-/** Scores [H, n] with sinks, heavy columns, decaying diagonals, quantised ties and `nans` NaN per row. */
-function tiedScores(n: number, H: number, seed: number, nans: number): { vertical: Float32Array; slash: Float32Array } {
-  const rand = randomGenerator(seed);
-  const vertical = new Float32Array(H * n), slash = new Float32Array(H * n);
-  for (let h = 0; h < H; h++) {
-    for (let j = 0; j < n; j++) {
-      const heavy = j < 4 || rand() < 0.03 ? 40 : 1;
-      vertical[h * n + j] = Math.round(heavy * (1 + rand()) * 4) / 4;
-      slash[h * n + j] = Math.round((heavy + 50 * Math.exp(-j / (20 + 50 * h))) * (1 + rand()) * 4) / 4;
-    }
-    for (let t = 0; t < nans; t++) {
-      vertical[h * n + Math.floor(rand() * n)] = NaN;
-      slash[h * n + Math.floor(rand() * n)] = NaN;
-    }
-  }
-  return { vertical, slash };
-}
-
-/** Everything a built index holds, on the host. */
-function snapshot(rt: CudaRuntime, index: DeviceVerticalSlashIndex) {
-  const sel = downloadVerticalSlashSelection(rt, index), layout = downloadVerticalSlashLayout(rt, index);
-  const plain = (rows: Int32Array[]) => rows.map((r) => [...r]);
-  return {
-    pairs: [...index.pairs], totalColumns: index.totalColumns, rangeCap: index.rangeCap,
-    columns: plain(sel.columns), offsets: plain(sel.offsets),
-    ranges: layout.ranges.map(plain), blockColumns: layout.columns.map(plain),
-  };
-}
 
 describe('CUDA vertical-slash selection hand-off', { skip }, () => {
   let rt: CudaRuntime;
