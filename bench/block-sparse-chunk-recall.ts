@@ -15,33 +15,10 @@
  */
 import { type ChunkSelection } from '../src/backends/cuda/block-sparse-layout.js';
 import { selectBlockSparseChunks } from '../src/backends/cuda/block-sparse-selection.js';
-import type { HeadCounts, PrefillAttention, PrefillCall } from '../src/engine/attention.js';
-import { loadCheckpoint } from '../src/engine/checkpoint.js';
-import { TransformerModel } from '../src/engine/model.js';
 import { BlockSparsePrefill, exactBlockSparsePairs } from '../src/methods/block-sparse.js';
-import { densePlan } from '../src/methods/dense.js';
-import { getTask } from '../src/tasks/index.js';
 import { type BenchOptionsOf, defineBenchArgs, int, intList, sparsityList, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
-
-/** One layer's whole-prompt inputs: q [n, H, D], keys per KV head [n, D]. */
-export interface LayerQk { q: Float32Array; keys: Float32Array[] }
-
-/** Dense prefill that keeps a copy of every layer's rotated q and cached keys (whole prompt in one call). */
-class QkRecorder implements PrefillAttention {
-  readonly id = 'qk-recorder';
-  readonly requiresWholePrompt = true;
-  readonly layers: LayerQk[] = [];
-  constructor(private readonly inner: PrefillAttention) {}
-
-  prefill(call: PrefillCall): HeadCounts {
-    const { numHeads: H, headDim: D } = call.shape;
-    const n = call.numQueries;
-    if (call.queryStart !== 0) throw new Error(`q/k recorder: layer ${call.layer} got a chunk at ${call.queryStart}, need the whole prompt`);
-    this.layers.push({ q: call.queries.slice(0, n * H * D), keys: call.cache.keys.map((k) => k.slice(0, n * D)) });
-    return this.inner.prefill(call);
-  }
-}
+import { type LayerQk, recordPromptQk } from './prompt-qk-cpu.js';
 
 /**
  * Mean attention recall of `selections` (one per configuration, each [H] heads of chunk lists at its own
@@ -99,22 +76,12 @@ export type ChunkRecallOptions = BenchOptionsOf<typeof CHUNK_RECALL_ARGS.table>;
 
 function main(argv: string[]): void {
   const { model, task, length, sparsities, chunks, seed } = CHUNK_RECALL_ARGS.parse(argv);
-  const ckpt = loadCheckpoint(model);
-  const c = ckpt.config;
+  const { config: c, n, layers } = recordPromptQk(model, task, length, seed);
   const { numHeads: H, headDim: D } = c;
-  const ex = getTask(task).generate({ tokenizer: ckpt.tokenizer, length, count: 1, seed })[0];
-  const n = ex.inputIds.length;
-  const dense = densePlan();
-  const recorder = new QkRecorder(dense.prefill);
-  const plan = { prefill: recorder, decode: dense.decode };
-  const t0 = performance.now();
-  const cpu = new TransformerModel(c, ckpt.weights);
-  cpu.prefill(cpu.newSequence(plan), ex.inputIds, plan, n);
-  console.log(`${task} n=${n} (target ${length}, seed ${seed}): CPU dense prefill ${((performance.now() - t0) / 1000).toFixed(1)} s, ${recorder.layers.length} layers recorded`);
   const configs = sparsities.flatMap((s) => chunks.map((chunk) => ({ s, chunk, method: new BlockSparsePrefill(chunk, s, null) })));
   const sums = configs.map(() => [] as number[]);
   let rows = 0;
-  for (const layer of recorder.layers) {
+  for (const layer of layers) {
     const selections = configs.map((k) => selectBlockSparseChunks(k.method, layer.q, layer.keys, n, H, D));
     const r = layerRecall(layer, n, H, D, selections);
     r.sums.forEach((v, i) => sums[i].push(v / r.rows));
