@@ -7,18 +7,15 @@
  * a message where nvcc is absent.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import { parseBlockSparseWgmmaLabel, wgmmaAblationDefines } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { BLOCK_SPARSE_ABLATION_LABELS } from './block-sparse-ablation-labels.js';
-import { nvccPresent } from './kernel-source-text.js';
+import { assertCompilesClean, nvccPresent } from './kernel-source-text.js';
 
-const run = promisify(execFile);
 
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# block-sparse wgmma ablation compile checks skipped: ${skip}`);
@@ -48,17 +45,7 @@ describe('block-sparse wgmma ablation variants compile for sm_90a (nvcc)', { ski
           ...(t.ctaOrder === 'kv' ? { CTA_ORDER: 1 } : {}), ...wgmmaAblationDefines(t),
         };
         assert.ok(Object.keys(wgmmaAblationDefines(t)).length > 0, `${label} sets an ablation flag`);
-        const src = join(dir, `${label}-d${headDim}.cu`);
-        writeFileSync(src, source);
-        const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
-          ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
-        const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
-        const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
-        assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
-        for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
-        for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
-        assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
-        assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
+        await assertCompilesClean(join(dir, `${label}-d${headDim}.cu`), source, defines, label);
       });
     }
   }

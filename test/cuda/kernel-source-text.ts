@@ -1,10 +1,14 @@
 /**
  * Reading kernel sources as text in host tests: cutting a device function out of a .cu for a g++
  * harness or a pattern check, and the parameter kinds of an entry point to hold a launcher's argument
- * list against. Also where the g++ harnesses live and whether g++ is there to build them.
+ * list against. Also where the g++ harnesses live and whether g++ is there to build them, and the nvcc
+ * compile check every kernel variant is held to.
  */
-import { execFileSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { REPO_ROOT } from '../helpers/repo-root.js';
 
 /**
@@ -73,4 +77,30 @@ export function gppProblem(): string | null {
     return 'g++ not found on PATH';
   }
   return null;
+}
+
+const runAsync = promisify(execFile);
+
+/**
+ * Writes `source` to `path`, compiles it with nvcc and `defines` to a cubin, and fails on anything but a
+ * clean ptxas report for `label`: register spills, a stack frame (unless `allowStack`), warnings, or a
+ * serialised wgmma chain (ptxas reports that, C7514/C7515/C7520, as info, not as a warning). sm_90a goes
+ * through -gencode: the -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
+ */
+export async function assertCompilesClean(
+  path: string, source: string, defines: Record<string, number>, label: string,
+  options: { arch?: 'sm_90' | 'sm_90a'; allowStack?: boolean } = {},
+): Promise<void> {
+  writeFileSync(path, source);
+  const target = (options.arch ?? 'sm_90a') === 'sm_90a' ? ['-gencode=arch=compute_90a,code=sm_90a'] : ['-arch=sm_90'];
+  const args = [...target, '--cubin', '-Xptxas', '-v', '-o', `${path}.cubin`, path, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+  const { stderr } = await runAsync('nvcc', args, { maxBuffer: 1 << 20 });
+  const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
+  assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
+  for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
+  if (!options.allowStack) {
+    for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
+  }
+  assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
+  assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
 }

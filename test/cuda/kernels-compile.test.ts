@@ -5,16 +5,13 @@
  * sees them (local headers inlined).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { kernelSourcePath, readKernelSource } from '../../src/backends/cuda/kernel-source.js';
-import { nvccPresent } from './kernel-source-text.js';
+import { assertCompilesClean, nvccPresent } from './kernel-source-text.js';
 
-const run = promisify(execFile);
 
 
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
@@ -161,21 +158,7 @@ describe('CUDA kernels compile for sm_90 (nvcc)', { skip }, () => {
     const label = `${v.file} ${Object.entries(v.defines).map(([k, x]) => `${k}=${x}`).join(' ')}${v.arch ? ` (${v.arch})` : ''}`;
     test(label, async () => {
       const src = join(dir, `${label.replace(/[^\w]+/g, '_')}.cu`);
-      writeFileSync(src, readKernelSource(v.file));
-      // sm_90a through -gencode: the -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
-      const target = v.arch === 'sm_90a' ? ['-gencode=arch=compute_90a,code=sm_90a'] : ['-arch=sm_90'];
-      const args = [...target, '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
-        ...Object.entries(v.defines).map(([k, x]) => `-D${k}=${x}`)];
-      const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
-      const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
-      assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
-      for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
-      if (!v.allowStack) {
-        for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
-      }
-      assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
-      // ptxas reports a serialised wgmma chain (C7514/C7515/C7520) as info, not as a warning.
-      assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
+      await assertCompilesClean(src, readKernelSource(v.file), v.defines, label, { arch: v.arch === 'sm_90a' ? 'sm_90a' : 'sm_90', allowStack: v.allowStack });
     });
   }
 });

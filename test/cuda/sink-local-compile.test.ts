@@ -3,17 +3,13 @@
  * SINK_LOCAL and SINK_FOLD, SINK_PERSIST, SINK_MASK; the default variant is in kernels-compile.test.ts): sm_90a, both head dims,
  * no register spills, no stack, no warnings, no serialised wgmma. Skipped with a message where nvcc is absent.
  */
-import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
-import { nvccPresent } from './kernel-source-text.js';
+import { assertCompilesClean, nvccPresent } from './kernel-source-text.js';
 
-const run = promisify(execFile);
 const skip = nvccPresent() ? false : 'nvcc not found on PATH';
 if (skip) console.log(`# sink-local variant compile checks skipped: ${skip}`);
 
@@ -35,16 +31,7 @@ describe('sink-local window kernel variants compile for sm_90a (nvcc)', { skip }
     const label = Object.entries(defines).map(([k, x]) => `${k}=${x}`).join(' ');
     test(label, async () => {
       const src = join(dir, `${label.replace(/[^\w]+/g, '_')}.cu`);
-      writeFileSync(src, readKernelSource('flash-prefill-wgmma.cu'));
-      const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', '-Xptxas', '-v', '-o', `${src}.cubin`, src,
-        ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
-      const { stderr } = await run('nvcc', args, { maxBuffer: 1 << 20 });
-      const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
-      assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);
-      for (const m of spills) assert.equal(m[1], '0', `register spills in ${label}:\n${stderr}`);
-      for (const m of stderr.matchAll(/(\d+) bytes stack frame/g)) assert.equal(m[1], '0', `stack frame in ${label}:\n${stderr}`);
-      assert.ok(!/warning/i.test(stderr), `warnings in ${label}:\n${stderr}`);
-      assert.ok(!/Potential Performance Loss/.test(stderr), `wgmma serialised in ${label}:\n${stderr}`);
+      await assertCompilesClean(src, readKernelSource('flash-prefill-wgmma.cu'), defines, label);
     });
   }
 });
