@@ -23,7 +23,9 @@
  * Variants: the method's defaults (v3 eager / v4 in graphs below 4,096 pages, from there v10 on the 4-head
  * entries for 4-head units, v8 for others) and fixed QuestKernels options (v5, v7, v8, v9, v10, and v8h / v10h
  * = v8 / v10 through the entries that carry only the unit size's scorer, questGridStepEntry; v10hb = v10h
- * with batched page sums for units of 1 and 4 heads) for every length, so two selections compare inside one step.
+ * with batched page sums for units of 1, 2, 4 and 8 heads (1 and 4 until session 8); v10h7 / v10h7b = v10h / v10hb
+ * with 7-head units on v7's scorer at a constant 7 heads, constantPlainHeads) for every length, so two selections
+ * compare inside one step.
  * --heads H:Hkv,... runs the step at other GQA groups (Llama-3.1-8B's layer otherwise: d = 128, shared pages,
  * so units of H / Hkv query heads): e.g. 32:32 (MHA, 1-head units), 32:16, 64:8 (Llama-70B), 28:4 (Qwen2.5-7B).
  *
@@ -60,6 +62,11 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v8h: { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true },
   v10h: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true },
   v10hb: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true },
+  v10h7: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true },
+  v10h7b: {
+    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true,
+    batchedPageSums: true,
+  },
 };
 
 /** A GQA shape: query heads and KV heads of the layer. */

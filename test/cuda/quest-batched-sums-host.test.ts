@@ -83,7 +83,7 @@ test('batched page sums: pairing lanes at another level first (a mutant) changes
   assert.ok(differs > 50, `the mutant matched v7 in ${200 - differs} of 200 batches`);
 });
 
-test('quest.cu: the reduce-scatter keeps the model\'s shape and only the unit-size light entries take it', () => {
+test('quest.cu: the reduce-scatter keeps the model\'s shape and only v10\'s fixed-size entries take it', () => {
   const quest = readKernelSource('quest.cu');
   const at = quest.indexOf('__device__ __forceinline__ int quest_scatter_page_sums(');
   assert.ok(at >= 0, 'quest_scatter_page_sums is defined');
@@ -97,4 +97,10 @@ test('quest.cu: the reduce-scatter keeps the model\'s shape and only the unit-si
   assert.match(quest, /if \(\(sub & \(lanes \/ 4 - 1\)\) == 0 && page < hi\) \{/);
   assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch1b, true, true, true, true, 1, true\)$/m);
   assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch4b, true, true, true, true, 4, true\)$/m);
+  // Session 9: the 2-head light entry and v7's scorer at a constant 7 or 8 heads.
+  assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch2b, true, true, true, true, 2, true\)$/m);
+  assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch8b, true, true, true, true, 8, true\)$/m);
+  assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch7b, true, true, true, true, 7, true\)$/m);
+  assert.match(quest, /static_assert\(!BATCHED_SUMS \|\| FIXED_HEADS > 0,/);
+  assert.match(quest, /quest_grid_score_chunk_rolled_by<QuestPlainScorer, BATCHED_SUMS>\(/);
 });

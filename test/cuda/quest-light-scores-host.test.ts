@@ -218,4 +218,8 @@ test('v8\'s 4-head entries, v9 and v10: the launchers declare quest.cu\'s parame
   new QuestKernels(rt, shape, 16, true, { ...v8, specializedHeads: true });
   new QuestKernels(rt, shape, 16, true, { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true }); // v10's 4-head entries
   new QuestKernels(rt, { numHeads: 28, numKvHeads: 4, headDim: 128 }, 16, true, { ...v8, specializedHeads: true }); // 7-head units: v7's entries (quest-unit-entries-host)
+  // Session 9's 7-head entry is one of v10's unit-size entries.
+  assert.throws(() => new QuestKernels(rt, shape, 16, true, { ...v8, specializedHeads: true, constantPlainHeads: true }), /constantPlainHeads/);
+  assert.equal(new QuestKernels(rt, { numHeads: 28, numKvHeads: 4, headDim: 128 }, 16, true,
+    { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true }).stepEntry, 'v10h7');
 });

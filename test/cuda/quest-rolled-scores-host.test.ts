@@ -78,7 +78,7 @@ test('v7 rolled loads: quest.cu refills each slot with its page one batch on, th
   // v7 (and v8) run the one rolled loop, quest_grid_score_chunk_rolled_by, with their scorer.
   const v7At = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_rolled(');
   assert.ok(v7At >= 0, 'quest_grid_score_chunk_rolled is defined');
-  assert.match(quest.slice(v7At, quest.indexOf('\n}\n', v7At)), /quest_grid_score_chunk_rolled_by\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
+  assert.match(quest.slice(v7At, quest.indexOf('\n}\n', v7At)), /quest_grid_score_chunk_rolled_by<QuestPlainScorer, BATCHED_SUMS>\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
   const start = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_rolled_by(');
   assert.ok(start >= 0, 'quest_grid_score_chunk_rolled_by is defined');
   const body = quest.slice(start, quest.indexOf('\n}\n', start));

@@ -64,7 +64,11 @@ test('the picked entries: versions as their options say, unit-size entries only 
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s }, h)),
     ['v10h1', 'v10h2', 'v10hp', 'v10h4', 'v10hp', 'v10hp', 'v10hp', 'v10h8']);
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true }, h)),
-    ['v10h1b', 'v10h2', 'v10hp', 'v10h4b', 'v10hp', 'v10hp', 'v10hp', 'v10h8']);
+    ['v10h1b', 'v10h2b', 'v10hp', 'v10h4b', 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, constantPlainHeads: true }, h)),
+    ['v10h1', 'v10h2', 'v10hp', 'v10h4', 'v10hp', 'v10hp', 'v10h7', 'v10h8']);
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, constantPlainHeads: true, batchedPageSums: true }, h)),
+    ['v10h1b', 'v10h2b', 'v10hp', 'v10h4b', 'v10hp', 'v10hp', 'v10h7b', 'v10h8b']);
 });
 
 test('each picked entry is compiled for the unit size it serves, with the version\'s flags', () => {
@@ -74,9 +78,11 @@ test('each picked entry is compiled for the unit size it serves, with the versio
     ['v8', V8, { rolled: true, light: true, guessed: false, epoch: false }],
     ['v10', V10, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums', { ...V10, batchedPageSums: true }, { rolled: true, light: true, guessed: true, epoch: true }],
+    ['v10, constant plain heads', { ...V10, constantPlainHeads: true }, { rolled: true, light: true, guessed: true, epoch: true }],
+    ['v10, constant plain heads, batched page sums', { ...V10, constantPlainHeads: true, batchedPageSums: true }, { rolled: true, light: true, guessed: true, epoch: true }],
   ];
   for (const [label, options, flags] of variants) for (const specializedHeads of [false, true]) for (let heads = 1; heads <= 8; heads++) {
-    if (options.batchedPageSums && !specializedHeads) continue; // refused by QuestKernels
+    if ((options.batchedPageSums || options.constantPlainHeads) && !specializedHeads) continue; // refused by QuestKernels
     const entry = questGridStepEntry({ ...options, specializedHeads }, heads);
     for (const key of QUEST_GRID_STEP_ENTRIES[entry]) {
       const name = QUEST_KERNEL_NAMES[key];
@@ -89,7 +95,9 @@ test('each picked entry is compiled for the unit size it serves, with the versio
       if (c.fixedHeads === 'anyPlain') assert.ok(![1, 2, 4].includes(heads), `${what}: v7's scorer where v8 has a light one`);
       else if (c.fixedHeads !== 0) assert.equal(c.fixedHeads, heads, what);
       if (specializedHeads && c.light) assert.notEqual(c.fixedHeads, 0, `${what}: carries every scorer`);
-      assert.equal(c.batched, (options.batchedPageSums ?? false) && (heads === 1 || heads === 4), `${what}: batched page sums`);
+      // The any-size entry (3, 5, 6, and 7 without constantPlainHeads) stays plain.
+      const fixedSize = [1, 2, 4, 8].includes(heads) || (heads === 7 && (options.constantPlainHeads ?? false));
+      assert.equal(c.batched, (options.batchedPageSums ?? false) && fixedSize, `${what}: batched page sums`);
     }
   }
 });

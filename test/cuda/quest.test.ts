@@ -87,8 +87,11 @@ const LIGHT: QuestKernelOptions = { ...ROLLED, lightScores: true };
 const LIGHT_UNIT: QuestKernelOptions = { ...LIGHT, specializedHeads: true };
 /** v10 through its unit-size entries (1, 2, 4, 8 heads, any other size) likewise. */
 const EPOCH_UNIT: QuestKernelOptions = { ...LIGHT, guessedPass: true, epochBarriers: true, specializedHeads: true };
-/** v10's unit-size entries with batched page sums (units of 1 and 4 heads; others their plain unit-size entries). */
+/** v10's unit-size entries with batched page sums (units of 1, 2, 4 and 8 heads; others the plain any-size entry). */
 const EPOCH_BATCHED: QuestKernelOptions = { ...EPOCH_UNIT, batchedPageSums: true };
+/** v10's unit-size entries with 7-head units on their constant-head entry (session 9), plain and with batched page sums. */
+const EPOCH_SEVEN: QuestKernelOptions = { ...EPOCH_UNIT, constantPlainHeads: true };
+const EPOCH_SEVEN_BATCHED: QuestKernelOptions = { ...EPOCH_SEVEN, batchedPageSums: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -400,7 +403,8 @@ describe('CUDA Quest', { skip }, () => {
   // v8 against v3 word for word at every unit size the kernel dispatches on: 1, 2 and 4 heads (light
   // scorers) and 8 (v7's scorer), with keys holding +-inf and queries holding zeros and one NaN head, so
   // that 0 · inf and NaN products reach the light scorer's rescoring path on the device. Through the
-  // unit-size entries, each size runs its own (v10: 1, 2, 4, 8 heads, and 7 on the any-size plain entry).
+  // unit-size entries, each size runs its own (v10: 1, 2, 4, 8 heads, and 7 on the any-size plain entry or, with
+  // constantPlainHeads, its own; with batched page sums, 1, 2, 4, 8 and that 7 on their reduce-scatter twins).
   for (const c of [
     { name: 'units of 2 heads, D = 128', H: 8, Hkv: 4, D: 128, sharePages: true },
     { name: 'units of 8 heads (v7 scoring), D = 64', H: 16, Hkv: 2, D: 64, sharePages: true },
@@ -419,6 +423,8 @@ describe('CUDA Quest', { skip }, () => {
       const v8h = new QuestKernels(rt, shape, P, c.sharePages, LIGHT_UNIT);
       const v10h = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_UNIT);
       const v10hb = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_BATCHED);
+      const v10h7 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN);
+      const v10h7b = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN_BATCHED);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -441,7 +447,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb], ['v10, constant plain heads', v10h7], ['v10, constant plain heads, batched page sums', v10h7b]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
@@ -678,12 +684,26 @@ describe('CUDA Quest', { skip }, () => {
     assert.equal(fixed.kernelsFor(131072).multiBlockStep, false, 'kernel options fix the step for every length');
   });
 
-  for (const c of [
-    { name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 },
-    { name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 },
+  /** A case of the method's graph-step test. */
+  interface MethodStepCase { name: string; H: number; Hkv: number; D: number; sparsity?: number; tokenBudget?: number; sharePages: boolean; seed: number }
+  type MethodStepVersions = ReadonlyArray<readonly [string, QuestKernelOptions | null]>;
+  const everyVersion: MethodStepVersions = [
+    ['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED],
+    ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT], ['v10hb steps', EPOCH_BATCHED],
+  ];
+  // Session 9's entries at the unit sizes they serve: 2 heads (_epoch2b), 7 heads (_epoch7, _epoch7b) beside the default.
+  const session9Versions: MethodStepVersions = [
+    ['default steps', null], ['v10hb steps', EPOCH_BATCHED], ['v10h7 steps', EPOCH_SEVEN], ['v10h7b steps', EPOCH_SEVEN_BATCHED],
+  ];
+  const methodStepCases: Array<readonly [MethodStepCase, MethodStepVersions]> = [
+    [{ name: 's = 0.8, GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sparsity: 0.8, sharePages: true, seed: 81 }, everyVersion],
+    [{ name: 'token budget 128, per query head, D = 64', H: 8, Hkv: 2, D: 64, tokenBudget: 128, sharePages: false, seed: 82 }, everyVersion],
     // Units of 8 (Llama-70B's group): v10h runs its 8-head entries eagerly and in the graph (the default from 4,096 pages).
-    { name: 's = 0.9, GQA 8 sharing pages, D = 64', H: 16, Hkv: 2, D: 64, sparsity: 0.9, sharePages: true, seed: 83 },
-  ]) for (const [version, kernelOptions] of [['default steps', null], ['v5 steps', MULTI_BLOCK], ['v6 steps', WINDOWED], ['v7 steps', ROLLED], ['v8 steps', LIGHT], ['v9 steps', GUESSED], ['v10 steps', EPOCH], ['v8h steps', LIGHT_UNIT], ['v10h steps', EPOCH_UNIT], ['v10hb steps', EPOCH_BATCHED]] as const) {
+    [{ name: 's = 0.9, GQA 8 sharing pages, D = 64', H: 16, Hkv: 2, D: 64, sparsity: 0.9, sharePages: true, seed: 83 }, everyVersion],
+    [{ name: 's = 0.9, GQA 2 sharing pages, D = 128', H: 8, Hkv: 4, D: 128, sparsity: 0.9, sharePages: true, seed: 84 }, session9Versions],
+    [{ name: 's = 0.9, GQA 7 sharing pages, D = 128', H: 14, Hkv: 2, D: 128, sparsity: 0.9, sharePages: true, seed: 85 }, session9Versions],
+  ];
+  for (const [c, versions] of methodStepCases) for (const [version, kernelOptions] of versions) {
     test(`graph steps of the method equal eager decode(): outputs, counts, and the CPU (${c.name}; ${version})`, () => {
       const n = 1000, steps = 40, capacity = n + steps + 1;
       const rand = randomGenerator(c.seed);

@@ -532,11 +532,13 @@ struct QuestPlainScorer {
 };
 
 // v7's phase A: the rolled loop with quest_lane_score; the same keys, a and o as quest_grid_score_chunk.
+// BATCHED_SUMS: the page sums as one reduce-scatter per batch (session 9; the same sums).
+template <bool BATCHED_SUMS = false>
 __device__ __forceinline__ void quest_grid_score_chunk_rolled(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
                                                               const bf16_t* __restrict__ pageMax, int D, int unitHeads, int h0, int hk,
                                                               int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
   QuestPlainScorer scorer{q, h0, unitHeads, D};
-  quest_grid_score_chunk_rolled_by(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
+  quest_grid_score_chunk_rolled_by<QuestPlainScorer, BATCHED_SUMS>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
 }
 
 // v8 (session 6): one lane's part of a page score as quest_lane_score computes it, with lighter work per
@@ -1043,11 +1045,12 @@ __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pa
 
 // FIXED_HEADS of quest_grid_step_body with LIGHT_SCORES: 0 = v8's run-time dispatch over unit sizes (light
 // scorers for 1, 2 and 4 heads, v7's for others); 1, 2 or 4 = the light scorer for units of exactly that many
-// heads alone; 8 = v7's scorer for units of exactly 8 heads (their query does not fit in registers beside the
-// load slots, so v8 scores them as v7); QUEST_ANY_PLAIN_HEADS = v7's scorer for any unit size (3, 5, 6, 7)
-// with no light scorer compiled in. An entry with FIXED_HEADS != 0 carries one scorer only (session 7: the
-// step paid ~4 us for v8's four), and the launcher runs it only for its unit size. BATCHED_SUMS (with
-// FIXED_HEADS 1, 2 or 4): the light scorer's page sums as one reduce-scatter per batch (quest_scatter_page_sums).
+// heads alone; 7 or 8 = v7's scorer for units of exactly that many heads (their query does not fit in registers
+// beside the load slots, so v8 scores them as v7; a constant head count drops the per-head guard, session 9 for
+// 7); QUEST_ANY_PLAIN_HEADS = v7's scorer for any unit size (3, 5, 6, 7) with no light scorer compiled in. An
+// entry with FIXED_HEADS != 0 carries one scorer only (session 7: the step paid ~4 us for v8's four), and the
+// launcher runs it only for its unit size. BATCHED_SUMS (with FIXED_HEADS > 0): the batch's page sums as one
+// reduce-scatter (quest_scatter_page_sums).
 constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 
 // grid (G, units), block (GRID_THREADS), dynamic shared memory ceil(pages / G) · 4 bytes. As
@@ -1059,8 +1062,7 @@ __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
     int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
-  static_assert(!BATCHED_SUMS || FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4,
-                "batched page sums come with the light scorer of one unit size");
+  static_assert(!BATCHED_SUMS || FIXED_HEADS > 0, "batched page sums come with the scorer of one unit size");
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
@@ -1072,12 +1074,12 @@ __device__ __forceinline__ void quest_grid_step_body(
   if (LIGHT_SCORES) {
     if constexpr (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4) {
       quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
-    } else if constexpr (FIXED_HEADS == MAX_UNIT_HEADS) {
-      quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, MAX_UNIT_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
+    } else if constexpr (FIXED_HEADS == 7 || FIXED_HEADS == MAX_UNIT_HEADS) {
+      quest_grid_score_chunk_rolled<BATCHED_SUMS>(q, pageMin, pageMax, D, FIXED_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == QUEST_ANY_PLAIN_HEADS) {
       quest_grid_score_chunk_rolled(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
     } else {
-      static_assert(FIXED_HEADS == 0, "FIXED_HEADS: 0, 1, 2, 4, 8 or QUEST_ANY_PLAIN_HEADS");
+      static_assert(FIXED_HEADS == 0, "FIXED_HEADS: 0, 1, 2, 4, 7, 8 or QUEST_ANY_PLAIN_HEADS");
       quest_grid_score_chunk_light_any(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
     }
   } else if (ROLLED_SCORES) {
@@ -1158,6 +1160,12 @@ QUEST_GRID_STEP_ENTRIES(_epochp, true, true, true, true, QUEST_ANY_PLAIN_HEADS)
 // v10's 1- and 4-head entries with the batch's page sums as one reduce-scatter (option batchedPageSums, session 8).
 QUEST_GRID_STEP_ENTRIES(_epoch1b, true, true, true, true, 1, true)
 QUEST_GRID_STEP_ENTRIES(_epoch4b, true, true, true, true, 4, true)
+// Session 9, opt-in: the reduce-scatter on v10's 2- and 8-head entries (option batchedPageSums), and v10 on v7's scorer
+// with 7 heads a constant (option constantPlainHeads; Qwen2.5-7B's GQA), with and without it.
+QUEST_GRID_STEP_ENTRIES(_epoch2b, true, true, true, true, 2, true)
+QUEST_GRID_STEP_ENTRIES(_epoch8b, true, true, true, true, 8, true)
+QUEST_GRID_STEP_ENTRIES(_epoch7, true, true, true, true, 7)
+QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)

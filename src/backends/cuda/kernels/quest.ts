@@ -29,8 +29,9 @@
  * barriers and candidate counter are never reset, so no block ends with an exit fence and atomic.
  * With specializedHeads (v8 or v10), both run entries that carry only the unit size's scorer
  * (questGridStepEntry: session 7 measured v8's four-scorer entry ~4 us slower in the method's step than its
- * 4-head twin); with batchedPageSums too, v10's 1- and 4-head entries sum a batch's four page scores as one
- * reduce-scatter over the lanes (same sums).
+ * 4-head twin); with batchedPageSums too, v10's 1-, 2-, 4- and 8-head entries sum a batch's four page scores as
+ * one reduce-scatter over the lanes (same sums); with constantPlainHeads, 7-head units run v7's scorer with the
+ * head count a constant.
  */
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
@@ -92,13 +93,17 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpochP: 'quest_grid_step_epochp', gridStepAtEpochP: 'quest_grid_step_at_epochp',
   gridStepEpoch1B: 'quest_grid_step_epoch1b', gridStepAtEpoch1B: 'quest_grid_step_at_epoch1b',
   gridStepEpoch4B: 'quest_grid_step_epoch4b', gridStepAtEpoch4B: 'quest_grid_step_at_epoch4b',
+  gridStepEpoch2B: 'quest_grid_step_epoch2b', gridStepAtEpoch2B: 'quest_grid_step_at_epoch2b',
+  gridStepEpoch8B: 'quest_grid_step_epoch8b', gridStepAtEpoch8B: 'quest_grid_step_at_epoch8b',
+  gridStepEpoch7: 'quest_grid_step_epoch7', gridStepAtEpoch7: 'quest_grid_step_at_epoch7',
+  gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
  * The multi-block step's entry pairs (eager, graph: quest.cu's QUEST_GRID_STEP_ENTRIES), by version and,
  * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
- * that many heads, h8 v7's scorer for 8 heads, hp v7's for any unit size; h1b / h4b: h1 / h4 with the
- * batch's page sums as one reduce-scatter (batchedPageSums).
+ * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
+ * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -107,6 +112,8 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h1: ['gridStepEpoch1', 'gridStepAtEpoch1'], v10h2: ['gridStepEpoch2', 'gridStepAtEpoch2'], v10h4: ['gridStepEpoch4', 'gridStepAtEpoch4'],
   v10h8: ['gridStepEpoch8', 'gridStepAtEpoch8'], v10hp: ['gridStepEpochP', 'gridStepAtEpochP'],
   v10h1b: ['gridStepEpoch1B', 'gridStepAtEpoch1B'], v10h4b: ['gridStepEpoch4B', 'gridStepAtEpoch4B'],
+  v10h2b: ['gridStepEpoch2B', 'gridStepAtEpoch2B'], v10h8b: ['gridStepEpoch8B', 'gridStepAtEpoch8B'],
+  v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -120,15 +127,23 @@ const GRID_KERNELS: readonly GridKernel[] = [
  * Which step entries selectStep / selectStepAt run for these options and units of `unitHeads` query heads.
  * specializedHeads picks the entries that carry only the scorer the unit size needs: v8's light scorer for 1,
  * 2 or 4 heads (other sizes: v7's entries, the scorer v8 runs for them); v10's on the 1-, 2-, 4- or 8-head
- * scorer, or on v7's for other sizes; with batchedPageSums, units of 1 and 4 heads run v10's reduce-scatter
- * entries (other sizes their plain unit-size entries).
+ * scorer, or on v7's for other sizes (with constantPlainHeads, 7 heads on v7's with the count a constant); with
+ * batchedPageSums, the unit-size entries of 1, 2, 4, 8 (and constantPlainHeads' 7) heads run v10's reduce-scatter
+ * twins (the any-size entry stays plain).
  */
 export function questGridStepEntry(options: QuestKernelOptions, unitHeads: number): QuestGridStepEntry {
   const specialized = options.specializedHeads ?? false;
   if (options.epochBarriers) {
     if (!specialized) return 'v10';
-    if (options.batchedPageSums && (unitHeads === 1 || unitHeads === 4)) return unitHeads === 1 ? 'v10h1b' : 'v10h4b';
-    return unitHeads === 1 ? 'v10h1' : unitHeads === 2 ? 'v10h2' : unitHeads === 4 ? 'v10h4' : unitHeads === 8 ? 'v10h8' : 'v10hp';
+    const batched = options.batchedPageSums ?? false;
+    switch (unitHeads) {
+      case 1: return batched ? 'v10h1b' : 'v10h1';
+      case 2: return batched ? 'v10h2b' : 'v10h2';
+      case 4: return batched ? 'v10h4b' : 'v10h4';
+      case 8: return batched ? 'v10h8b' : 'v10h8';
+      case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
+    }
+    return 'v10hp';
   }
   if (options.guessedPass) return 'v9';
   if (options.lightScores) {
@@ -228,11 +243,18 @@ export interface QuestKernelOptions {
    */
   specializedHeads?: boolean;
   /**
-   * With epochBarriers and specializedHeads: units of 1 or 4 heads sum each batch's four pages over their lanes
-   * as one reduce-scatter (5 shuffles and adds per lane instead of 16, one key store issued instead of 4), the
-   * same page sums bit for bit; other unit sizes run their unit-size entries. Not the default until measured.
+   * With epochBarriers and specializedHeads: units of 1, 2, 4 or 8 heads (and of 7 with constantPlainHeads) sum
+   * each batch's four pages over their lanes as one reduce-scatter (5 shuffles and adds per lane instead of 16,
+   * one key store issued instead of 4), the same page sums bit for bit; other unit sizes run the any-size entry.
+   * The method's default for 1- and 4-head units since session 8; 2 and 8 added in session 9, opt-in until measured.
    */
   batchedPageSums?: boolean;
+  /**
+   * With epochBarriers and specializedHeads: units of 7 heads (Qwen2.5-7B's GQA) run v7's scorer compiled with the
+   * head count a constant (quest_grid_step_epoch7, as the 8-head entry), not the any-size entry with its per-head
+   * guard. Same keys and lists. Session 9, opt-in until measured.
+   */
+  constantPlainHeads?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -403,6 +425,9 @@ export class QuestKernels {
     }
     if (options.batchedPageSums && !(this.epochBarriers && specializedHeads)) {
       throw new Error('quest: batchedPageSums is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
+    }
+    if (options.constantPlainHeads && !(this.epochBarriers && specializedHeads)) {
+      throw new Error('quest: constantPlainHeads is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
     }
     this.gridMinPagesPerBlock = options.gridMinPagesPerBlock ?? GRID_MIN_PAGES_PER_BLOCK;
     if (!Number.isInteger(this.gridMinPagesPerBlock) || this.gridMinPagesPerBlock < 1) {
