@@ -85,10 +85,10 @@ const FLEX_MIN_BUDGET = 512;
 const FLEX_APPROXIMATION = 512;
 
 /** One shape and prompt length of part 1. */
-interface BenchCase { shape: ShapeName; n: number }
+export interface BenchCase { shape: ShapeName; n: number }
 
 /** "organism:N" or "llama:N", N >= 64. */
-function parseCase(text: string): BenchCase {
+export function parseCase(text: string): BenchCase {
   const [shape, n] = text.split(':');
   if ((shape !== 'organism' && shape !== 'llama') || !(Number.isInteger(Number(n)) && Number(n) >= 64)) {
     throw new Error(`organism:N or llama:N with N >= 64 (got ${text})`);
@@ -123,7 +123,7 @@ export function parseVsSmallHeadsArgs(argv: string[]): Options {
 interface Variant { label: string; search: CountSearchOptions }
 
 /** A variant's search options from its name: one-probe | batched-L<k> | auto, then optionally +handoff, +chunked. */
-function variantOptions(name: string): CountSearchOptions {
+export function variantOptions(name: string): CountSearchOptions {
   const [base, ...suffixes] = name.split('+');
   const extra: CountSearchOptions = {};
   for (const suffix of suffixes) {
@@ -166,7 +166,7 @@ function variantsOf(o: Options, H: number): Variant[] {
   return fits;
 }
 
-function configOf(shape: ShapeName, o: Options): ModelConfig {
+export function configOf(shape: ShapeName, o: Pick<Options, 'organismConfig'>): ModelConfig {
   if (shape === 'llama') return parseModelConfig(MODEL_SHAPES['llama3.1-8b'], 'llama3.1-8b');
   return parseModelConfig(JSON.parse(readFileSync(o.organismConfig, 'utf8')), o.organismConfig);
 }
