@@ -22,4 +22,7 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   'wgmma-c3-n64-s3-kv-ms-eb', 'wgmma-c3-n64-s3-kv-lm-ms-eb',
   // round 2: the selects on every step, outside any branch (-mf)
   'wgmma-n128-s2-kv-mf', 'wgmma-n128-s2-kv-mf-eb', 'wgmma-c3-n64-s3-kv-mf', 'wgmma-c3-n64-s3-kv-mf-eb',
+  // session 9 (bs): the steps kernel's flat index over all slots' entries (-sf) on both automatic tilings'
+  // flag sets, the 192-row lean variant (c = 64 lists) and the two-consumer 64-key tiling
+  'wgmma-c3-n64-s3-kv-ms-eb-sf', 'wgmma-n128-s2-kv-mf-eb-sf', 'wgmma-c3-n64-s3-kv-lm-ms-eb-sf', 'wgmma-n64-s3-sf',
 ];

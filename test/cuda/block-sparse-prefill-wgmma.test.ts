@@ -344,6 +344,31 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       });
     }
   }
+  // stepsFlat walks 1,024 (entry, tile) pairs a round: every causal chunk at n = 4000 gives a 192-row CTA
+  // up to 12 × 250 pairs (three rounds, a thread's slot moving on within and between rounds), at c = 64
+  // each list entry four pairs. runGpu checks every CTA's step list against the host's.
+  for (const [label, chunkSize] of [['wgmma-c3-n64-s3-kv-ms-eb-sf', 16], ['wgmma-n128-s2-kv-mf-eb-sf', 16], ['wgmma-c3-n64-s3-kv-lm-ms-eb-sf', 64]] as const) {
+    test(`ablation ${label}: every causal chunk at n=4000, c=${chunkSize} (several rounds of the flat index), bit for bit the plain tiling's`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const n = 4000, H = 2;
+      const x = randomBlockSparseInputs(n, H, 1, 128, 0, 13);
+      const B = Math.ceil(n / chunkSize);
+      const heads = Array.from({ length: H }, () => {
+        const selected = new Int32Array(B * B), counts = new Int32Array(B);
+        for (let m = 0; m < B; m++) {
+          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
+          counts[m] = m + 1;
+        }
+        return { selected, counts, stride: B };
+      });
+      const sel: ChunkSelection = { chunkSize, numTokens: n, heads };
+      const flagged = ablationTiling(label);
+      const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, stepsFlat: false } });
+      const out = runGpu(x, sel, flagged);
+      assert.equal(countNaN(out), 0);
+      assert.equal(bitForBit(out, plain), 0, 'outputs differ from the tiling without stepsFlat');
+    });
+  }
   for (const label of ['wgmma-n128-s2-kv', 'wgmma-c3-n64-s3-kv']) {
     test(`buildSteps then attend (the bench's --split-steps) equal run(), ${label}`, (t) => {
       if (noWgmma) return t.skip(noWgmma);

@@ -100,6 +100,12 @@
 //              lane reading all SUB entries and folding them bit by bit (about 5 instructions per entry)
 //              and a shuffle, all between the K stage's arrival and the wgmma issue. The tiles' keys are
 //              shuffled out only in the steps that take the causal loop.
+//   STEPS_FLAT (session 9, bs; the steps kernel only, the step lists it writes are the same) the block's
+//              threads walk one flat index over every slot's (list entry, key tile) pairs, four loads in
+//              flight a thread, after one warp has read all the slots' counts at once. The plain loop
+//              walks the slots one after another (a count load, then the slot's entries, then the next
+//              slot's count), so each slot costs at least two dependent global-load latencies: at 12
+//              slots and few entries a slot (c = 64, or s >= 0.9) the kernel waits on ~24 latencies a block.
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -162,6 +168,9 @@
 #ifndef MASK_FIRST
 #define MASK_FIRST 0
 #endif
+#ifndef STEPS_FLAT
+#define STEPS_FLAT 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -201,7 +210,7 @@ static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK =
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
               (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
               (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1) &&
-              (MASK_FIRST == 0 || MASK_FIRST == 1),
+              (MASK_FIRST == 0 || MASK_FIRST == 1) && (STEPS_FLAT == 0 || STEPS_FLAT == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
@@ -317,6 +326,48 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
   const int lastTile = min(numQueryTiles, qt0 + SLOTS) - 1;  // no key tile lies right of it
   const int words = lastTile / TILES_PER_WORD + 1;
   for (int i = tid; i < words; i += UNION_THREADS) slotMasks[i] = 0u;
+#if STEPS_FLAT
+  // slotEnd[s]: end of slot s's run of (entry, tile) pairs in the flat index (an inclusive scan of the
+  // slots' pair counts; a slot past the prompt has none).
+  __shared__ int slotEnd[SLOTS];
+  if (tid < 32) {
+    const int qt = qt0 + tid;
+    int pairs = tid < SLOTS && qt < numQueryTiles ? counts[h * numChunks + qt / chunkTiles] * chunkTiles : 0;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, pairs, d);
+      if (tid >= d) pairs += y;
+    }
+    if (tid < SLOTS) slotEnd[tid] = pairs;
+  }
+  __syncthreads();
+  const int totalPairs = slotEnd[SLOTS - 1];
+  constexpr int IN_FLIGHT = 4;  // list loads a thread issues before it uses them
+  int slot = 0;  // a thread's indices only grow, so its slot only moves forward
+  for (int base = 0; base < totalPairs; base += IN_FLIGHT * UNION_THREADS) {
+    int kt[IN_FLIGHT], slotOf[IN_FLIGHT];
+#pragma unroll
+    for (int r = 0; r < IN_FLIGHT; ++r) {
+      const int j = base + r * UNION_THREADS + tid;
+      kt[r] = -1;
+      slotOf[r] = 0;
+      if (j < totalPairs) {
+        while (j >= slotEnd[slot]) ++slot;
+        const int i = j - (slot == 0 ? 0 : slotEnd[slot - 1]);
+        const int* list = lists + ((size_t)h * numChunks + (qt0 + slot) / chunkTiles) * listStride;
+        kt[r] = __ldg(list + i / chunkTiles) * chunkTiles + i % chunkTiles;
+        slotOf[r] = slot;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < IN_FLIGHT; ++r) {
+      const int lastQuery = (qt0 + slotOf[r]) * TILE + TILE - 1;
+      if (kt[r] >= 0 && kt[r] * TILE <= lastQuery && kt[r] * TILE < kvLen) {
+        atomicOr(&slotMasks[kt[r] / TILES_PER_WORD], (1u << slotOf[r]) << (MASK_BITS * (kt[r] % TILES_PER_WORD)));
+      }
+    }
+  }
+#else
   __syncthreads();
   for (int slot = 0; slot < SLOTS; ++slot) {
     const int qt = qt0 + slot;
@@ -332,6 +383,7 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
       }
     }
   }
+#endif
   __syncthreads();
 
   // Per-class counts of each thread's run of words, scanned block-wide as 21-bit fields, three a word.
