@@ -23,7 +23,8 @@ import { after, before, describe, test } from 'node:test';
 import { fromBf16, toBf16 } from '../../src/backends/cuda/bf16.js';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import {
-  DeviceQuestBounds, QUEST_GRID_MAX_BLOCKS, QUEST_GRID_UNIT_WORDS, QUEST_KERNEL_NAMES, type QuestKernelOptions, QuestKernels, QuestStepScratch,
+  DeviceQuestBounds, QUEST_GRID_MAX_BLOCKS, QUEST_GRID_UNIT_WORDS, QUEST_KERNEL_NAMES, QUEST_PHASE_SLOTS, QUEST_PHASE_STAMP_BYTES, QUEST_PHASES,
+  type QuestKernelOptions, QuestKernels, QuestStepScratch,
 } from '../../src/backends/cuda/kernels/quest.js';
 import { SEGMENT_HEADER_WORDS, SegmentLists } from '../../src/backends/cuda/kernels/segment-decode.js';
 import type { DeviceGraphDecodeSetup, EstimationTiming } from '../../src/backends/cuda/methods/contract.js';
@@ -464,6 +465,67 @@ describe('CUDA Quest', { skip }, () => {
       caches.device.release();
     });
   }
+
+  // Session 9's stamped step (bench/quest-phases.ts): the same lists as v10h4b's step, and every block's stamps in order.
+  test('the stamped 4-head step writes v10h4b\'s lists and each block\'s phase stamps in order', () => {
+    const P = 16, pages = 1500, n = pages * P + 5, H = 16, Hkv = 4, D = 128;
+    const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
+    const kernels = new QuestKernels(rt, shape, P, true, { ...EPOCH_BATCHED, gridMinPagesPerBlock: 64 });
+    assert.equal(kernels.stepEntry, 'v10h4b');
+    const rand = randomGenerator(91);
+    const caches = twinCaches(rt, Hkv, D, n);
+    appendRandom(rt, caches, n, rand);
+    const bounds = new DeviceQuestBounds(rt, shape, P, n);
+    kernels.updateBounds(bounds, caches.device, n);
+    const dq = uploadAsBf16(rt, randomBf16Values(H * D, rand, 2));
+    const scratch = new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true });
+    const lists = new SegmentLists(rt, kernels.units, bounds.pageCapacity);
+    const stampWords = kernels.units * QUEST_PHASE_STAMP_BYTES / 8;
+    const stamps = rt.pool.acquire(stampWords * 8);
+    const words = kernels.units * lists.stride;
+    const k = 300;
+    const run = (stamped: boolean): Int32Array => {
+      rt.cuda.fill32Async(lists.ptr, 0x7fc00000, words, rt.stream);
+      rt.cuda.fill32Async(stamps.ptr, 0, stampWords * 2, rt.stream);
+      kernels.selectStep({ q: dq.ptr, bounds, cache: caches.device, rows: n, pages, k, scratch, segments: lists, ...(stamped ? { phaseStamps: stamps.ptr } : {}) });
+      return downloadInt32(rt, lists.ptr, words);
+    };
+    for (const stamped of [false, true, true, false]) { // the first step sets the guess; the rest run the guessed pass
+      const want = run(false), got = run(stamped);
+      assert.deepEqual(got, want, `stamped ${stamped}: lists differ from v10h4b's`);
+    }
+    run(true);
+    rt.synchronize();
+    const out = new BigUint64Array(stampWords);
+    rt.cuda.download(out, stamps.ptr);
+    const G = kernels.gridBlocks(pages, 'gridStepEpoch4B');
+    assert.ok(G > 1, `${G} blocks per unit`);
+    const timeOrder = [QUEST_PHASES.start, QUEST_PHASES.scored, QUEST_PHASES.atFirstBarrier, QUEST_PHASES.pastFirstBarrier, QUEST_PHASES.firstPassRead,
+      QUEST_PHASES.atFinalBarrier, QUEST_PHASES.pastFinalBarrier, QUEST_PHASES.end];
+    for (let u = 0; u < kernels.units; u++) {
+      for (let b = 0; b < QUEST_GRID_MAX_BLOCKS; b++) {
+        const at = (u * QUEST_GRID_MAX_BLOCKS + b) * 2 * QUEST_PHASE_SLOTS;
+        if (b >= G) {
+          assert.equal(out[at + QUEST_PHASES.start], 0n, `unit ${u} block ${b}: past G, untouched`);
+          continue;
+        }
+        for (const half of [0, QUEST_PHASE_SLOTS]) {
+          for (let i = 1; i < timeOrder.length; i++) {
+            const before = out[at + half + timeOrder[i - 1]!]!, after = out[at + half + timeOrder[i]!]!;
+            assert.ok(before > 0n && after >= before, `unit ${u} block ${b} ${half ? 'clock64' : 'globaltimer'}: phase ${timeOrder[i]} before ${timeOrder[i - 1]}`);
+          }
+        }
+        assert.equal(out[at + QUEST_PHASES.guessHeld], 1n, `unit ${u} block ${b}: the same query, the guess holds`);
+        assert.ok(out[at + QUEST_PHASES.barriers]! >= 2n, `unit ${u} block ${b}: at least the first and final barriers`);
+      }
+    }
+    rt.pool.release(stamps);
+    rt.pool.release(dq);
+    scratch.release();
+    lists.release();
+    bounds.release();
+    caches.device.release();
+  });
 
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },

@@ -699,6 +699,35 @@ __device__ __forceinline__ void quest_grid_pass_read(const u32* hist, int bins, 
   topk_staged_find_bin<GRID_THREADS>(bins, remaining, sh);
 }
 
+// Where a step's time goes inside one launch (session 9, bench/quest-phases.ts): thread 0 of each block writes the
+// %globaltimer (ns) and clock64 at the ends of the step's phases (QUEST_PHASE_*), and at QUEST_PHASE_BARRIERS the unit
+// barriers the block passed, at QUEST_PHASE_GUESS_HELD whether v9's guessed pass held. Only the stamped entry
+// (quest_grid_step_stamped4b) passes QuestPhaseStamps; every other entry passes QuestNoStamps, which compiles to nothing.
+constexpr int QUEST_PHASE_START = 0, QUEST_PHASE_SCORED = 1, QUEST_PHASE_AT_FIRST_BARRIER = 2, QUEST_PHASE_PAST_FIRST_BARRIER = 3,
+              QUEST_PHASE_FIRST_PASS_READ = 4, QUEST_PHASE_AT_FINAL_BARRIER = 5, QUEST_PHASE_PAST_FINAL_BARRIER = 6, QUEST_PHASE_END = 7,
+              QUEST_PHASE_BARRIERS = 8, QUEST_PHASE_GUESS_HELD = 9, QUEST_PHASE_SLOTS = 10;
+struct QuestNoStamps {
+  __device__ __forceinline__ void at(int) const {}
+  __device__ __forceinline__ void value(int, unsigned long long) const {}
+};
+struct QuestPhaseStamps {
+  unsigned long long* out;  // [units, GRID_MAX_BLOCKS, 2 (globaltimer, clock64), QUEST_PHASE_SLOTS]; blocks past G untouched
+  __device__ __forceinline__ unsigned long long* block() const {
+    return out + ((size_t)blockIdx.y * GRID_MAX_BLOCKS + blockIdx.x) * 2 * QUEST_PHASE_SLOTS;
+  }
+  __device__ __forceinline__ void at(int phase) const {
+    if (threadIdx.x == 0) {
+      unsigned long long ns;
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+      block()[phase] = ns;
+      block()[QUEST_PHASE_SLOTS + phase] = (unsigned long long)clock64();
+    }
+  }
+  __device__ __forceinline__ void value(int slot, unsigned long long v) const {
+    if (threadIdx.x == 0) block()[slot] = v;
+  }
+};
+
 // A select's unit barriers and candidate counter: v5's (reset by the last block to leave the launch) or,
 // with EPOCH, v10's (never reset: barrier b of a launch passes at base + b · G arrivals, candidate slots
 // count from candBase; the launch's last block to arrive at its final barrier stores both ends for the next).
@@ -718,11 +747,11 @@ struct QuestGridSync {
 // form the k-th key's bin, of binCount keys of which `remaining` are taken; every key above it is
 // taken. `barrier` counts the unit barriers passed so far; the last block to arrive at the final one
 // calls clearDead() (what the phase before it finished reading). Writes the unit's list.
-template <bool EPOCH, class ClearDead>
+template <bool EPOCH, class ClearDead, class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int take, int remaining, int binCount, u32 prefix, u32 mask,
                                                   u32* __restrict__ unitScratch, const QuestGridSync<EPOCH>& sync, int barrier,
                                                   int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared,
-                                                  ClearDead clearDead) {
+                                                  ClearDead clearDead, Stamps stamps = Stamps{}) {
   const int tid = threadIdx.x, lane = tid & 31;
   const unsigned full = 0xffffffffu;
   const int G = gridDim.x;
@@ -769,7 +798,9 @@ __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int
     unitScratch[GS_ABOVE + blockIdx.x] = (u32)sh.candidates;
     unitScratch[GS_IN_BIN + blockIdx.x] = (u32)sh.total;
   }
+  stamps.at(QUEST_PHASE_AT_FINAL_BARRIER);
   const bool lastAtFinal = sync.arrive(++barrier, lastShared);
+  stamps.at(QUEST_PHASE_PAST_FINAL_BARRIER);
   if (lastAtFinal) clearDead();
 
   // D. This block's first list slot: the pages the blocks before it take. The counts, the candidate
@@ -831,6 +862,7 @@ __device__ __forceinline__ void quest_grid_finish(u32* keys, int lo, int hi, int
       },
       sh);
   if (blockIdx.x == 0 && tid == 0) quest_list_header(list, take, pageSize);
+  stamps.value(QUEST_PHASE_BARRIERS, (unsigned long long)barrier);
   if (EPOCH) {
     // The next launch's bases (every block of this one read its own at its start, before any arrival; the
     // candidate counter is final: every block appended before it arrived). No exit atomic, no fence.
@@ -922,9 +954,10 @@ __device__ __forceinline__ void quest_grid_clear_read(u32* unitScratch, bool rea
 // two barriers instead of three. Block 0 stores this step's range as the next guess after the first
 // barrier, when every block has read the old one. With EPOCH (v10) its barriers and candidate counter
 // are v10's (QuestGridSync): no exit atomic.
-template <bool EPOCH>
+template <bool EPOCH, class Stamps = QuestNoStamps>
 __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
-                                                int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared) {
+                                                int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared,
+                                                Stamps stamps = Stamps{}) {
   const int tid = threadIdx.x;
   const int G = gridDim.x;
   const int n = hi - lo;
@@ -948,7 +981,9 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     const int bins = 1 << (gTop - shift + 1);
     u32* hist = unitScratch + GS_HIST;
     quest_grid_pass_add(keys, n, gMask, gPrefix, shift, bins, hist, sh);
+    stamps.at(QUEST_PHASE_AT_FIRST_BARRIER);
     sync.arrive(++barrier, lastShared);  // nothing was read before it
+    stamps.at(QUEST_PHASE_PAST_FIRST_BARRIER);
     const u32 notAndWord = __ldcg(unitScratch + GS_NOT_AND), orWord = __ldcg(unitScratch + GS_OR);
     quest_grid_pass_read(hist, bins, remaining, sh);
     andBits = ~notAndWord;
@@ -970,6 +1005,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
       prefix |= andBits & common;
     }
     __syncthreads();  // sh.bin etc. are rewritten by the next pass
+    stamps.at(QUEST_PHASE_FIRST_PASS_READ);
   } else {
     sync.arrive(++barrier, lastShared);
     andBits = ~__ldcg(unitScratch + GS_NOT_AND);
@@ -982,6 +1018,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     mask = top >= 31 ? 0u : (0xffffffffu << (top + 1));
     prefix = andBits & mask;
   }
+  stamps.value(QUEST_PHASE_GUESS_HELD, guessHeld ? 1ull : 0ull);
   if (blockIdx.x == 0 && tid == 0) {
     unitScratch[GS_GUESS_NOT_AND] = ~andBits;
     unitScratch[GS_GUESS_OR] = orBits;
@@ -1007,7 +1044,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     ++slot;
   }
   quest_grid_finish(keys, lo, hi, take, remaining, binCount, prefix, mask, unitScratch, sync, barrier, list, pageSize, sh, lastShared,
-                    [&]() { quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins); });
+                    [&]() { quest_grid_clear_read(unitScratch, readAndOr, readSlot, readBins); }, stamps);
 }
 
 // This block's chunk of a unit's pages [0, pages) split over gridDim.x blocks.
@@ -1057,12 +1094,13 @@ constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
-          bool BATCHED_SUMS = false>
+          bool BATCHED_SUMS = false, class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
-    int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys) {
+    int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys, Stamps stamps = Stamps{}) {
   static_assert(!BATCHED_SUMS || FIXED_HEADS > 0, "batched page sums come with the scorer of one unit size");
+  stamps.at(QUEST_PHASE_START);
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
@@ -1088,8 +1126,10 @@ __device__ __forceinline__ void quest_grid_step_body(
     quest_grid_score_chunk(q, pageMin, pageMax, D, unitHeads, h0, hk, pageStride, lo, hi, keys, a, o);
   }
   u32* unitScratch = scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS;
+  stamps.at(QUEST_PHASE_SCORED);
   if (GUESSED_PASS) {
-    quest_grid_select_chunk_guessed<EPOCH>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
+    quest_grid_select_chunk_guessed<EPOCH>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared, stamps);
+    stamps.at(QUEST_PHASE_END);
   } else {
     quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
   }
@@ -1166,6 +1206,20 @@ QUEST_GRID_STEP_ENTRIES(_epoch2b, true, true, true, true, 2, true)
 QUEST_GRID_STEP_ENTRIES(_epoch8b, true, true, true, true, 8, true)
 QUEST_GRID_STEP_ENTRIES(_epoch7, true, true, true, true, 7)
 QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
+
+// The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
+// quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for timing.
+extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_stamped4b(
+    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
+    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages,
+    int segStride, int take, int pageSize, int refreshPage, int rowsEnd, unsigned long long* __restrict__ stamps) {
+  __shared__ TopKStagedShared sh;
+  __shared__ int lastShared;
+  extern __shared__ u32 stagedKeys[];
+  quest_grid_step_body<true, true, true, true, 4, true, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
+                                                                          pageStride, pages, segStride, take, pageSize, refreshPage, rowsEnd,
+                                                                          sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});
+}
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)

@@ -36,7 +36,7 @@
 import type { DevicePtr } from '../context.js';
 import type { DeviceLayerKvCache } from '../kv-cache.js';
 import type { DeviceBuffer } from '../memory-pool.js';
-import type { CudaKernel, ParamKind } from '../module.js';
+import type { CudaKernel, LaunchConfig, ParamKind } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import type { SegmentLists } from './segment-decode.js';
 
@@ -97,6 +97,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch8B: 'quest_grid_step_epoch8b', gridStepAtEpoch8B: 'quest_grid_step_at_epoch8b',
   gridStepEpoch7: 'quest_grid_step_epoch7', gridStepAtEpoch7: 'quest_grid_step_at_epoch7',
   gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
+  gridStepStamped4B: 'quest_grid_step_stamped4b',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
@@ -173,6 +174,7 @@ function kernelParams(key: KernelKey): readonly ParamKind[] {
     case 'stepAt': return ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
     case 'gridSelect': case 'gridSelectGuess': case 'gridSelectEpoch': return ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr'];
     case 'winStep': case 'winStepAt': case 'winSelect': return QUEST_WIN_PARAMS[key];
+    case 'gridStepStamped4B': return [...QUEST_GRID_PARAMS.gridStep, 'ptr'];
     default: return key.startsWith('gridStepAt') ? QUEST_GRID_PARAMS.gridStepAt : QUEST_GRID_PARAMS.gridStep;
   }
 }
@@ -346,7 +348,23 @@ export interface QuestStepArgs {
   k: number;
   scratch: QuestStepScratch;
   segments: SegmentLists;
+  /**
+   * Phase clocks (session 9, bench/quest-phases.ts): with v10's batched 4-head entry (stepEntry v10h4b) and a
+   * multi-block launch, the step runs quest_grid_step_stamped4b, the same step that also writes each block's
+   * phase stamps here ([units, QUEST_GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64, QUEST_PHASE_STAMP_BYTES per unit).
+   * For timing only; refused with other entries.
+   */
+  phaseStamps?: DevicePtr;
 }
+
+/** quest.cu's QUEST_PHASE_* slots of a block's stamps (globaltimer ns; the same slots + QUEST_PHASE_SLOTS: clock64). */
+export const QUEST_PHASES = {
+  start: 0, scored: 1, atFirstBarrier: 2, pastFirstBarrier: 3, firstPassRead: 4, atFinalBarrier: 5, pastFinalBarrier: 6, end: 7,
+  barriers: 8, guessHeld: 9,
+} as const;
+export const QUEST_PHASE_SLOTS = 10;
+/** Bytes of phase stamps per unit (selectStep's phaseStamps). */
+export const QUEST_PHASE_STAMP_BYTES = QUEST_GRID_MAX_BLOCKS * 2 * QUEST_PHASE_SLOTS * 8;
 
 /**
  * A decode step's selection as a captured graph replays it (QuestKernels.selectStepAt): the position
@@ -454,7 +472,7 @@ export class QuestKernels {
       for (const key of Object.keys(QUEST_KERNEL_NAMES) as KernelKey[]) kernels[key] = mod.kernel(QUEST_KERNEL_NAMES[key], [...kernelParams(key)]);
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
-      for (const key of ['select', 'step', 'stepAt', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      for (const key of ['select', 'step', 'stepAt', 'gridStepStamped4B', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels = kernels;
       if (this.multiBlockStep || this.windowStep) this.gridResidency(kernels);
     }
@@ -615,11 +633,16 @@ export class QuestKernels {
     const g = this.shape.numHeads / this.shape.numKvHeads;
     if (this.multiBlockStep) {
       const G = scored ? this.gridBlocks(pages, stepKernel) : 1;
-      this.prepare()[stepKernel].launch(
-        { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
-        [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
-          this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows],
-      );
+      const params = [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
+        this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows];
+      const launch: LaunchConfig = { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream };
+      if (a.phaseStamps !== undefined) {
+        if (this.stepEntry !== 'v10h4b') throw new Error(`quest: phase stamps come with the v10h4b step entry (this one runs ${this.stepEntry})`);
+        // The stamped entry is _epoch4b with a few stores more: the same residency (one 512-thread block per SM), so the same G.
+        this.prepare().gridStepStamped4B.launch(launch, [...params, a.phaseStamps]);
+        return;
+      }
+      this.prepare()[stepKernel].launch(launch, params);
       return;
     }
     if (this.windowStep) {
