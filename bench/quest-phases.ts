@@ -45,10 +45,10 @@ export const QUEST_PHASES_ARGS = defineBenchArgs('quest-phases', 'Where Quest\'s
 }, 'node dist/bench/quest-phases.js');
 
 /** One block's stamps of one step: globaltimer ns and clock64 cycles per phase slot (0 where not stamped). */
-interface BlockStamps { ns: bigint[]; cycles: bigint[] }
+export interface BlockStamps { ns: bigint[]; cycles: bigint[] }
 
 /** The per-step figures (µs), each a mean over the launch's blocks unless it is a launch-wide one. */
-interface StepPhases {
+export interface StepPhases {
   score: number; guessPassAndPublish: number; firstBarrierWait: number; guessRead: number; phaseC: number; finalBarrierWait: number; phaseD: number;
   span: number; startSkew: number; firstArrivalSpread: number; firstRelease: number; finalArrivalSpread: number; finalRelease: number;
   barriers: number; guessHeld: number;
@@ -57,7 +57,7 @@ interface StepPhases {
 interface Row { n: number; s: number; pages: number; k: number; blocksPerUnit: number; clockGHz: number; plainUs: number; stampedUs: number; phases: StepPhases }
 
 /** The blocks of every unit that ran (a nonzero start stamp), as [unit][block]. */
-function readStamps(words: BigUint64Array, units: number): BlockStamps[][] {
+export function readStamps(words: BigUint64Array, units: number): BlockStamps[][] {
   const perUnit: BlockStamps[][] = [];
   for (let u = 0; u < units; u++) {
     const blocks: BlockStamps[] = [];
@@ -75,7 +75,7 @@ function readStamps(words: BigUint64Array, units: number): BlockStamps[][] {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** One step's phases from its stamps; cycles convert at `ghz`. */
-function stepPhases(perUnit: BlockStamps[][], ghz: number): StepPhases {
+export function stepPhases(perUnit: BlockStamps[][], ghz: number): StepPhases {
   const blocks = perUnit.flat();
   const Ph = QUEST_PHASES;
   const cyc = (b: BlockStamps, from: number, to: number) => Number(b.cycles[to]! - b.cycles[from]!) / ghz / 1e3;
