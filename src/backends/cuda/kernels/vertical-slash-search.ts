@@ -201,6 +201,15 @@ export interface CountSearchOptions {
    * organism's 16K round, 30 at Llama-8B's). The same selections, so the same probes and answers.
    */
   orderedSelect?: boolean;
+  /**
+   * With leanLayout and orderedSelect (session 9, not the default until measured): the lean layout run by
+   * one warp (vs_count_search_batched_lanes_bits_guided_lean_order_warp, guide_layout_warp): the candidate
+   * list in the lanes' registers and the best candidate from a shuffle butterfly, instead of one thread
+   * scanning it in shared memory at every node (session 8: the layout's ≈ 0.65 µs a node is one dependent
+   * chain). The same trees (host harness: every round of 2 x 576 searches), so the same probes, rounds
+   * and answers.
+   */
+  warpLayout?: boolean;
 }
 
 /**
@@ -323,10 +332,11 @@ export class VerticalSlashCountSearch {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
-    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; rankOrder: CudaKernel;
+    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; batchedLanesBitsGuidedLeanOrderWarp: CudaKernel;
+    rankOrder: CudaKernel;
   } | null = null;
   /** selectionHandOff: the guided kernels (plain, lean) that also hand their answer's selection to the index builder. */
-  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel } | null = null;
+  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel; leanOrderWarp: CudaKernel } | null = null;
   /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
@@ -349,6 +359,7 @@ export class VerticalSlashCountSearch {
   readonly selectionHandOff: boolean;
   readonly leanLayout: boolean;
   readonly orderedSelect: boolean;
+  readonly warpLayout: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -403,6 +414,8 @@ export class VerticalSlashCountSearch {
     this.orderedSelect = options.orderedSelect ?? false;
     if (this.orderedSelect && !this.leanLayout) throw new Error('vertical-slash count search: orderedSelect needs leanLayout');
     if (this.orderedSelect && this.timeRounds) throw new Error('vertical-slash count search: orderedSelect has no timed kernel (timeRounds)');
+    this.warpLayout = options.warpLayout ?? false;
+    if (this.warpLayout && !this.orderedSelect) throw new Error('vertical-slash count search: warpLayout needs leanLayout and orderedSelect (its kernels are the ordered lean ones)');
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing', 'order'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -462,6 +475,10 @@ export class VerticalSlashCountSearch {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
         ]),
+        batchedLanesBitsGuidedLeanOrderWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_warp', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
+          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
+        ]),
         rankOrder: mod.kernel('vs_rank_order', ['ptr', 'ptr', 'i32']),
         guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
         guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
@@ -478,9 +495,11 @@ export class VerticalSlashCountSearch {
         plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_handoff', [...params]),
         lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_handoff', [...params]),
         leanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_handoff', [...params, 'ptr']),
+        leanOrderWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_warp_handoff', [...params, 'ptr']),
       };
     }
-    return lean ? (this.orderedSelect ? this.handOffKernels.leanOrder : this.handOffKernels.lean) : this.handOffKernels.plain;
+    const k = this.handOffKernels;
+    return lean ? (this.orderedSelect ? (this.warpLayout ? k.leanOrderWarp : k.leanOrder) : k.lean) : k.plain;
   }
 
   /**
@@ -679,7 +698,8 @@ export class VerticalSlashCountSearch {
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
       : (guided
-        ? (this.leanLayout ? (this.orderedSelect ? k.batchedLanesBitsGuidedLeanOrder : k.batchedLanesBitsGuidedLean)
+        ? (this.leanLayout
+          ? (this.orderedSelect ? (this.warpLayout ? k.batchedLanesBitsGuidedLeanOrderWarp : k.batchedLanesBitsGuidedLeanOrder) : k.batchedLanesBitsGuidedLean)
           : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
         : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
@@ -704,8 +724,9 @@ export class VerticalSlashCountSearch {
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
     const handOff = this.selectionHandOff && guided
-      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder);
-    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder;
+      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder
+        || kernel === k.batchedLanesBitsGuidedLeanOrderWarp);
+    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder || kernel === k.batchedLanesBitsGuidedLeanOrderWarp;
     if (handOff) tail.push(this.answerCountsPtr(levels));
     if (ordered) tail.push(this.launchRankOrder(a.ranks, n));
     this.launchedHandOff = handOff;
