@@ -14,13 +14,11 @@
  * kernel (and kernel + estimation) to it. Validation (first length only): sampled rows of the output
  * against a float64 softmax over the keys the downloaded lists select; outputs are poisoned first.
  *
- * Usage: node dist/bench/block-sparse.js [--lengths 16384,32768,65536,131072] [--sparsities 0.5,0.8,0.9,0.95]
- *        [--repeats N] [--variants h1m1,h1m2,h4m2,wgmma-n64-s3,wgmma-c3-n64-s2,wgmma-c3-n64-s3-kv,auto,auto-kv,...]
- *        [--chunk 16|64] [--validate-once] [--split-steps] [--out FILE]. Prints a skip message where
- *        there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their validation line
- *        is followed by a work line (steps per CTA, computed / attended blocks, bytes per attended pair).
- *        wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts). After
- *        each cell a "# cell" line gives every variant's time against the first variant's.
+ * Usage: node dist/bench/block-sparse.js [options] (--help lists them: BLOCK_SPARSE_ARGS). Prints a skip
+ *        message where there is no CUDA device. wgmma variants need a compute capability 9.0 GPU; their
+ *        validation line is followed by a work line (steps per CTA, computed / attended blocks, bytes per
+ *        attended pair). wgmma labels may carry ablation flags (-dpv, -lm, -ot: block-sparse-prefill-wgmma.ts).
+ *        After each cell a "# cell" line gives every variant's time against the first variant's.
  *        --validate-once: validate each variant at its first cell only (the work lines stay at every
  *        cell of the first length), for short device calls with many variants. A work line is printed
  *        once per tiling and cell: ablation flags do not change the step lists.
@@ -29,7 +27,6 @@
  *        stepsMs / attendMs in the JSON rows.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { selectedKeysOf, selectionFromLists } from '../src/backends/cuda/block-sparse-layout.js';
 import { wgmmaComputedSteps, wgmmaEntryMask } from '../src/backends/cuda/block-sparse-wgmma-layout.js';
@@ -45,7 +42,9 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import { downloadBf16, poisonedBf16 } from '../src/backends/cuda/transfer.js';
 import { exactBlockSparsePairs, topChunksForSparsity } from '../src/methods/block-sparse.js';
-import { type HostInputs, parseKernelBenchArgs, sampledRowsError } from './gpu-bench-util.js';
+import { BenchArgsError, type BenchOption, type BenchOptionsOf, defineBenchArgs, flag, int, labels } from './bench-args.js';
+import { runIfDirect } from './bench-run.js';
+import { type HostInputs, kernelBenchOptions, sampledRowsError } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128;
 /** Chunk sizes --chunk takes: the SPEC's 16, and 64 (a 64-row warpgroup's rows share one list). */
@@ -76,44 +75,45 @@ export function blockSparseVariantOptions(label: string): BlockSparseKernelOptio
   throw new Error(`--variants: ${label} is neither h<heads>m<tiles> (mma.sync) nor wgmma-[c3-]n<64|128>-s<2-4>[-kv] nor auto, auto-kv, auto-heads or auto-lm`);
 }
 
-/** Whether argv holds the switch `name`, and argv without it. */
-function takeSwitch(argv: string[], name: string): { on: boolean; rest: string[] } {
-  const at = argv.indexOf(name);
-  return at < 0 ? { on: false, rest: argv } : { on: true, rest: [...argv.slice(0, at), ...argv.slice(at + 1)] };
+/** `--variants a,b`: labels, empty items dropped, each refused before any work unless blockSparseVariantOptions reads it. */
+function variantLabels(): BenchOption<string[]> {
+  const base = labels({ describe: 'kernel variants timed side by side (h<heads>m<tiles>, wgmma-[c3-]n<64|128>-s<2-4>[-kv][-flags], auto, auto-kv, auto-heads, auto-lm)', default: DEFAULT_VARIANTS });
+  return {
+    ...base, convert: (raw, flag) => {
+      const variants = base.convert(raw, flag);
+      for (const v of variants) {
+        try {
+          blockSparseVariantOptions(v);
+        } catch (e) {
+          throw new BenchArgsError((e as Error).message.replace(/^--variants:/, `${flag}:`));
+        }
+      }
+      return variants;
+    },
+  };
 }
 
-/** The value of option `name` (null when absent) and argv without the option and its value. */
-function takeValue(argv: string[], name: string): { value: string | null; rest: string[] } {
-  const at = argv.indexOf(name);
-  if (at < 0) return { value: null, rest: argv };
-  const value = argv[at + 1];
-  if (value === undefined) throw new Error(`${name} needs a value`);
-  return { value, rest: [...argv.slice(0, at), ...argv.slice(at + 2)] };
-}
+/**
+ * The command line (`--help` prints it): the kernel benches' grid (lengths of at least one chunk, checked
+ * against --chunk in parseBlockSparseBenchArgs), the variants, the chunk size and the two switches.
+ */
+export const BLOCK_SPARSE_ARGS = defineBenchArgs('block-sparse', 'Block-Sparse prefill kernels on the GPU against dense flash, validated first (GPU only).', {
+  ...kernelBenchOptions(5, Math.min(...BENCH_CHUNK_SIZES)),
+  variants: variantLabels(),
+  chunk: int({ describe: 'rows per query / key chunk (t, the lists, the attended pairs and the validation follow it)', placeholder: 'C', default: DEFAULT_CHUNK, oneOf: BENCH_CHUNK_SIZES, noun: 'chunk size' }),
+  'validate-once': flag('validate each variant at its first cell only'),
+  'split-steps': flag('also time each wgmma variant\'s steps kernel and attention apart'),
+}, 'node dist/bench/block-sparse.js');
 
-/** The chunk size --chunk names (16 when absent); an error for any other value. */
-export function parseBenchChunk(value: string | null): BenchChunkSize {
-  if (value === null) return DEFAULT_CHUNK;
-  const c = BENCH_CHUNK_SIZES.find((x) => String(x) === value.trim());
-  if (c === undefined) throw new Error(`--chunk: ${value} is not one of ${BENCH_CHUNK_SIZES.join(', ')}`);
-  return c;
-}
+export type BlockSparseBenchOptions = Omit<BenchOptionsOf<typeof BLOCK_SPARSE_ARGS.table>, 'chunk'> & { chunk: BenchChunkSize };
 
-export interface BlockSparseBenchSwitches {
-  variants: string[]; chunk: BenchChunkSize; validateOnce: boolean; splitSteps: boolean;
-  /** The arguments left for parseKernelBenchArgs. */
-  rest: string[];
-}
-
-/** [--variants a,b], [--chunk C], [--validate-once] and [--split-steps] taken out of argv. */
-export function splitBlockSparseBenchArgs(argv: string[]): BlockSparseBenchSwitches {
-  const once = takeSwitch(argv, '--validate-once');
-  const split = takeSwitch(once.rest, '--split-steps');
-  const chunk = takeValue(split.rest, '--chunk');
-  const named = takeValue(chunk.rest, '--variants');
-  const variants = named.value === null ? DEFAULT_VARIANTS : named.value.split(',').filter((v) => v.length > 0);
-  for (const v of variants) blockSparseVariantOptions(v); // refuse a bad label before any work
-  return { variants, chunk: parseBenchChunk(chunk.value), validateOnce: once.on, splitSteps: split.on, rest: named.rest };
+/** The bench's options; BenchArgsError for a bad line (a length shorter than one chunk included). */
+export function parseBlockSparseBenchArgs(argv: readonly string[]): BlockSparseBenchOptions {
+  const o = BLOCK_SPARSE_ARGS.parse(argv);
+  const chunk = o.chunk as BenchChunkSize; // oneOf above admits exactly these values
+  const short = o.lengths.find((n) => n < chunk);
+  if (short !== undefined) throw new BenchArgsError(`--lengths: bad length (an integer >= ${chunk}, one --chunk) "${short}"`);
+  return { ...o, chunk };
 }
 
 /**
@@ -172,8 +172,8 @@ function wgmmaWorkLine(kernel: BlockSparseWgmmaPrefill, n: number, chunk: number
 
 export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
   // Arguments first, so that a bad one is refused on a machine without a GPU too.
-  const { variants, chunk: C, validateOnce, splitSteps, rest } = splitBlockSparseBenchArgs(argv);
-  const o = parseKernelBenchArgs(rest, 5, C);
+  const o = parseBlockSparseBenchArgs(argv);
+  const { variants, chunk: C, validateOnce, splitSteps } = o;
   if (!isCudaAvailable()) {
     console.log(`block-sparse bench skipped: no CUDA device here (${cudaUnavailableReason()}); ` +
       `would run ${variants.join(',')} at c ${C}, n ${o.lengths.join(',')}, s ${o.sparsities.join(',')}${validateOnce ? ', validate once' : ''}${splitSteps ? ', split steps' : ''}`);
@@ -275,11 +275,4 @@ export function runBlockSparseBench(argv: string[]): BlockSparseBenchRow[] {
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  try {
-    runBlockSparseBench(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).stack ?? (e as Error).message}\n`);
-    process.exit(1);
-  }
-}
+runIfDirect(import.meta.url, (argv) => void runBlockSparseBench(argv));

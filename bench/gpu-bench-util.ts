@@ -4,7 +4,7 @@
  * inputs uploaded to the device (bench/attention.ts, bench/sparse-decode.ts).
  */
 import { toBf16 } from '../src/backends/cuda/bf16.js';
-import { type BenchOptionsOf, defineBenchArgs, int, intList, sparsityList, text } from './bench-args.js';
+import { type BenchOptionsOf, int, intList, sparsityList, text } from './bench-args.js';
 import type { DeviceBuffer } from '../src/backends/cuda/memory-pool.js';
 import type { CudaRuntime } from '../src/backends/cuda/runtime.js';
 
@@ -23,14 +23,6 @@ export function kernelBenchOptions(defaultRepeats: number, minLength: number) {
 }
 
 export type KernelBenchOptions = BenchOptionsOf<ReturnType<typeof kernelBenchOptions>>;
-
-/**
- * [--lengths a,b] [--sparsities a,b] [--repeats N] [--out FILE] (kernelBenchOptions), for the benches
- * that take their own flags out of argv first and pass the rest here.
- */
-export function parseKernelBenchArgs(argv: string[], defaultRepeats: number, minLength: number): KernelBenchOptions {
-  return defineBenchArgs('kernel bench', 'A kernel benchmark.', kernelBenchOptions(defaultRepeats, minLength)).parse(argv);
-}
 
 /** Host copies of a bench's inputs: q [n, H, D]; k, v [Hkv, n, D]. */
 export interface HostInputs { q: Float32Array; k: Float32Array; v: Float32Array }

@@ -11,8 +11,8 @@ import { UNION_CPU_ARGS, parseUnionCpuArgs } from '../../bench/block-sparse-unio
 import { L2_MODEL_ARGS, parseL2ModelArgs } from '../../bench/block-sparse-l2-model.js';
 import { WASTE_MODEL_ARGS, parseWasteModelArgs } from '../../bench/block-sparse-waste-model.js';
 import { WGMMA_MODEL_ARGS, parseWgmmaModelArgs } from '../../bench/block-sparse-wgmma-model.js';
+import { BLOCK_SPARSE_ARGS, parseBlockSparseBenchArgs } from '../../bench/block-sparse.js';
 import { CPU_BENCH_ARGS, parseCpuBenchArgs } from '../../bench/cpu.js';
-import { parseKernelBenchArgs } from '../../bench/gpu-bench-util.js';
 import { KERNEL_ORACLE_ARGS, parseKernelOracleArgs } from '../../bench/kernel-oracle.js';
 import { ORACLE_CASES } from '../../bench/kernel-oracle-cases.js';
 import { MODEL_BENCH_ARGS, parseModelBenchArgs } from '../../bench/model.js';
@@ -92,17 +92,42 @@ describe('bench model', () => {
   });
 });
 
-describe('parseKernelBenchArgs (block-sparse, vertical-slash, quest-selection)', () => {
-  test('the paper grid by default; repeats and the shortest length from the caller', () => {
-    assert.deepEqual({ ...parseKernelBenchArgs([], 5, 16) }, { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: null });
-    assert.deepEqual({ ...parseKernelBenchArgs(['--lengths', '64,128', '--sparsities', '0,0.9', '--repeats', '2', '--out', 'x.json'], 3, 64) },
-      { lengths: [64, 128], sparsities: [0, 0.9], repeats: 2, out: 'x.json' });
+describe('bench block-sparse (moved off its leftover-argument splitter in session 9)', () => {
+  const grid = { lengths: [16384, 32768, 65536, 131072], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: null };
+  const refuses = (parse: () => unknown, message: RegExp) => assert.throws(parse, (e: Error) => e instanceof BenchArgsError && message.test(e.message));
+  test('defaults: the paper grid, 5 repeats, the mma.sync variants, c = 16, no switches', () => {
+    assert.deepEqual({ ...parseBlockSparseBenchArgs([]) }, { ...grid, variants: ['h1m1', 'h1m2', 'h4m2'], chunk: 16, validateOnce: false, splitSteps: false });
   });
-  test('a length below the caller\'s minimum, a sparsity of 1, zero repeats: refused', () => {
-    assert.throws(() => parseKernelBenchArgs(['--lengths', '32'], 3, 64), /--lengths/);
-    assert.throws(() => parseKernelBenchArgs(['--sparsities', '1'], 3, 64), /--sparsities/);
-    assert.throws(() => parseKernelBenchArgs(['--repeats', '0'], 3, 64), /--repeats/);
-    assert.throws(() => parseKernelBenchArgs(['--fast'], 3, 64), /unknown argument --fast/);
+  test('every flag, in any order, as the splitter read them', () => {
+    assert.deepEqual({ ...parseBlockSparseBenchArgs(['--lengths', '16384', '--chunk', '64', '--variants', 'auto,auto-lm', '--validate-once']) },
+      { ...grid, lengths: [16384], variants: ['auto', 'auto-lm'], chunk: 64, validateOnce: true, splitSteps: false });
+    assert.deepEqual({ ...parseBlockSparseBenchArgs(['--split-steps', '--out', 'x.json', '--repeats', '2', '--sparsities', '0,0.9', '--variants', 'wgmma-c3-n64-s3-kv-ms-eb,,auto,', '--lengths', '64,128']) },
+      { lengths: [64, 128], sparsities: [0, 0.9], repeats: 2, out: 'x.json', variants: ['wgmma-c3-n64-s3-kv-ms-eb', 'auto'], chunk: 16, validateOnce: false, splitSteps: true });
+  });
+  test('the documented command lines (tools/device/block-sparse-wgmma-job.sh, docs/perf.md, the session 9 rounds) parse unchanged', () => {
+    const c3 = 'wgmma-c3-n64-s3-kv';
+    // A B C A B C: a variant named twice is timed twice (bracketed rounds), so labels are kept in order with repeats.
+    const bracketed = [`${c3}-ms-eb`, `${c3}-mf-eb`, `${c3}-ms-eb-sf`, `${c3}-ms-eb`, `${c3}-mf-eb`, `${c3}-ms-eb-sf`];
+    assert.deepEqual({ ...parseBlockSparseBenchArgs(['--lengths', '2048,65536', '--sparsities', '0.5,0.8,0.9,0.95', '--repeats', '5', '--validate-once', '--variants', bracketed.join(','), '--out', '/tmp/bs/c16-64k.json']) },
+      { lengths: [2048, 65536], sparsities: [0.5, 0.8, 0.9, 0.95], repeats: 5, out: '/tmp/bs/c16-64k.json', variants: bracketed, chunk: 16, validateOnce: true, splitSteps: false });
+    const c64 = parseBlockSparseBenchArgs(['--chunk', '64', '--lengths', '2048,16384', '--sparsities', '0.5,0.9,0.95', '--repeats', '5', '--validate-once', '--split-steps', '--variants', `${c3}-lm-ms-eb,${c3}-mf-eb`, '--out', 'o.json']);
+    assert.deepEqual([c64.chunk, c64.validateOnce, c64.splitSteps, c64.variants], [64, true, true, [`${c3}-lm-ms-eb`, `${c3}-mf-eb`]]);
+    const job = parseBlockSparseBenchArgs(['--lengths', '16384,65536', '--repeats', '5', '--variants', 'auto,wgmma-n128-s2,wgmma-n64-s3,wgmma-c3-n64-s3,wgmma-c3-n64-s4', '--out', 'b.json']);
+    assert.deepEqual([job.lengths, job.sparsities, job.variants.length], [[16384, 65536], grid.sparsities, 5]);
+    const perf = parseBlockSparseBenchArgs(['--lengths', '32768,131072,65536', '--sparsities', '0.8,0.9,0.95', '--repeats', '5', '--variants', 'wgmma-n128-s2,wgmma-c3-n64-s3,auto,wgmma-c3-n64-s3,wgmma-n128-s2']);
+    assert.deepEqual(perf.variants, ['wgmma-n128-s2', 'wgmma-c3-n64-s3', 'auto', 'wgmma-c3-n64-s3', 'wgmma-n128-s2']);
+  });
+  test('refused, naming the option: a chunk size other than 16 or 64, a length below one chunk, a bad label, a bad grid', () => {
+    refuses(() => parseBlockSparseBenchArgs(['--chunk', '32']), /^--chunk: bad chunk size \(16 or 64\) "32"$/);
+    refuses(() => parseBlockSparseBenchArgs(['--chunk']), /^--chunk needs a value$/);
+    refuses(() => parseBlockSparseBenchArgs(['--lengths', '8']), /^--lengths: bad length \(an integer >= 16\) "8"$/);
+    refuses(() => parseBlockSparseBenchArgs(['--chunk', '64', '--lengths', '2048,32']), /^--lengths: bad length \(an integer >= 64, one --chunk\) "32"$/);
+    refuses(() => parseBlockSparseBenchArgs(['--variants', 'auto,wgmma-n128-s2-kv-fast']), /^--variants: wgmma-n128-s2-kv-fast is neither h<heads>m<tiles>/);
+    refuses(() => parseBlockSparseBenchArgs(['--variants', ',']), /^--variants: an empty list$/);
+    refuses(() => parseBlockSparseBenchArgs(['--sparsities', '1']), /^--sparsities: bad sparsity \(in \[0, 1\)\) "1"$/);
+    refuses(() => parseBlockSparseBenchArgs(['--repeats', '0']), /^--repeats: bad repeat count \(an integer >= 1\) "0"$/);
+    refuses(() => parseBlockSparseBenchArgs(['--validate-once=yes']), /^--validate-once takes no value \(got "yes"\)$/);
+    refuses(() => parseBlockSparseBenchArgs(['--fast']), /^block-sparse: unknown argument --fast/);
   });
 });
 
@@ -186,14 +211,13 @@ describe('after the move: bad values named, --help everywhere', () => {
     refuses(() => parseWgmmaModelArgs(['--rows', '32']), /^--rows: bad row count \(an integer >= 64\) "32"$/);
     refuses(() => parseUnionCpuArgs(['--seed', '-1']), /^--seed: bad seed \(an integer >= 0\) "-1"$/);
     refuses(() => parseOrganismShapesArgs(['--out', 'o', '--shapes', '8x384x6x2']), /^--shapes: shape "8x384x6x2": expected layers x hidden/);
-    refuses(() => parseKernelBenchArgs(['--lengths', '32'], 3, 64), /^--lengths: bad length \(an integer >= 64\) "32"$/);
     refuses(() => parseKernelOracleArgs(['--out']), /^--out needs a value$/);
   });
   test('sparse-activations refuses a method with no GPU prefill implementation before it looks for a GPU', async () => {
     await assert.rejects(sparseActivationsMain(['--methods', 'quest']), /^Error: --methods: no GPU prefill method quest \(GPU prefill methods: .*block_sparse/);
   });
   const tables = [ATTENTION_ARGS, CPU_BENCH_ARGS, KERNEL_ORACLE_ARGS, MODEL_BENCH_ARGS, L2_MODEL_ARGS, WASTE_MODEL_ARGS, WGMMA_MODEL_ARGS,
-    UNION_CPU_ARGS, ORGANISM_SHAPES_ARGS, SPARSE_ACTIVATIONS_ARGS];
+    UNION_CPU_ARGS, ORGANISM_SHAPES_ARGS, SPARSE_ACTIVATIONS_ARGS, BLOCK_SPARSE_ARGS];
   for (const args of tables) {
     test(`${args.program}: --help gives a usage naming every option`, () => {
       assert.throws(() => args.parse(['--help']), (e: Error) => e instanceof BenchHelpRequested && e.usage === args.usage());
