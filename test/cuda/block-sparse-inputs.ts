@@ -1,11 +1,14 @@
 /**
  * Random inputs of the block-sparse prefill GPU tests (mma.sync and wgmma kernels) and the engine's CPU
  * cache holding the same rows, for the CPU method that serves as their reference, the float64
- * reference over an explicit selection, and the hand-made selection with empty rows both kernels' tests use.
+ * reference over an explicit selection, the CPU method's output and selection at a chunk size and top-t, the
+ * hand-made selection with empty rows both kernels' tests use, and the selection of every causal chunk.
  */
 import { type ChunkSelection, selectedKeysOf } from '../../src/backends/cuda/block-sparse-layout.js';
 import assert from 'node:assert/strict';
+import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { LayerKvCache } from '../../src/engine/kv-cache.js';
+import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
 import { randomBf16Values, randomGenerator } from './helpers.js';
 
 export interface BlockSparseInputs {
@@ -97,4 +100,32 @@ export function assertEmptyRowsAreZero(out: Float32Array, x: BlockSparseInputs, 
       for (let d = 0; d < D; d++) assert.equal(out[(t * H + h) * D + d], 0, `empty row: head ${h} query ${t}`);
     }
   }
+}
+
+/**
+ * The CPU Block-Sparse method at chunk size `chunk` and `top` chunks a query chunk: its float64 output
+ * (ref [n, H, D]) and the selection it made, which the GPU kernels get as their lists.
+ */
+export function cpuMethodReference(x: BlockSparseInputs, chunk: number, top: number): { ref: Float32Array; sel: ChunkSelection } {
+  const { n, H, D } = x;
+  const cache = cpuCacheOf(x);
+  const shape = { numHeads: H, numKvHeads: x.Hkv, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: null, logitSoftcap: null };
+  const ref = new Float32Array(n * H * D);
+  new BlockSparsePrefill(chunk, null, top).prefill({ layer: 0, shape, queries: x.q, numQueries: n, queryStart: 0, cache, out: ref, isLastChunk: true });
+  const sel = selectBlockSparseChunks(new BlockSparsePrefill(chunk, null, top), x.q, cache.keys.map((k) => k.subarray(0, n * D)), n, H, D);
+  return { ref, sel };
+}
+
+/** Every causal chunk selected for every head (the bench's s = 0): a list covering everything. */
+export function everyCausalChunk(n: number, H: number, chunkSize = 16): ChunkSelection {
+  const B = Math.ceil(n / chunkSize);
+  const heads = Array.from({ length: H }, () => {
+    const selected = new Int32Array(B * B), counts = new Int32Array(B);
+    for (let m = 0; m < B; m++) {
+      for (let j = 0; j <= m; j++) selected[m * B + j] = j;
+      counts[m] = m + 1;
+    }
+    return { selected, counts, stride: B };
+  });
+  return { chunkSize, numTokens: n, heads };
 }

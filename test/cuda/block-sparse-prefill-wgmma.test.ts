@@ -9,8 +9,9 @@
  * and many-step cases also in the KV-head-major block order (`ctaOrder: 'kv'`, which only changes which
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
- * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, session 8: maskSelect / maskFirst / entBallot; labels
- * -dpv / -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -mf / -eb) run the same checks on their own cases ("ablation" in the test names);
+ * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, session 8: maskSelect / maskFirst / entBallot, session 9:
+ * stepsFlat; labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -mf / -eb / -sf) run the same checks on
+ * their own cases ("ablation" in the test names; -sf also on every causal chunk at n = 4000, several rounds of its flat index);
  * -cf, -eg, -ea, -ms, -mf also bit for bit against the plain tiling on every causal chunk (where -cf's contiguous fill
  * and -ms's select path run), and the
  * launcher's two launches run apart (buildSteps, then attend: the bench's --split-steps) equal run(). Needs a compute capability 9.0 GPU; skipped with the
@@ -20,7 +21,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cudaUnavailableReason, isCudaAvailable } from '../../src/backends/cuda/availability.js';
 import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
-import { selectBlockSparseChunks } from '../../src/backends/cuda/block-sparse-selection.js';
 import { wgmmaCtaRows, wgmmaCtaSteps, wgmmaPairedOwnSteps, wgmmaStepsAll } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
   BlockSparseWgmmaPrefill, type BlockSparseWgmmaTiling, blockSparseWgmmaLabel, parseBlockSparseWgmmaLabel, resolveBlockSparseWgmmaTiling,
@@ -30,8 +30,9 @@ import { wgmmaPrefillUnsupported } from '../../src/backends/cuda/kernels/flash-p
 import { FlashPrefill } from '../../src/backends/cuda/kernels/flash-prefill.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, poisonedBf16, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
-import { BlockSparsePrefill } from '../../src/methods/block-sparse.js';
-import { type BlockSparseInputs, assertEmptyRowsAreZero, cpuCacheOf, handMadeEmptyRowSelection, randomBlockSparseInputs, selectionReference } from './block-sparse-inputs.js';
+import {
+  type BlockSparseInputs, assertEmptyRowsAreZero, cpuMethodReference, everyCausalChunk, handMadeEmptyRowSelection, randomBlockSparseInputs, selectionReference,
+} from './block-sparse-inputs.js';
 import { countNaN, relativeError } from './helpers.js';
 import { BLOCK_SPARSE_ABLATION_LABELS } from './block-sparse-ablation-labels.js';
 
@@ -97,6 +98,59 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     return out;
   }
 
+  /** Our dense flash kernel's output [n, H, D] on the same inputs (causal, every key). */
+  function denseFlashOf(x: BlockSparseInputs): Float32Array {
+    const { n, H, Hkv, D } = x;
+    const dense = new FlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
+    const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
+    const dout = poisonedBf16(rt, n * H * D);
+    dense.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: x.kvStride, scale: 1 / Math.sqrt(D) });
+    const ref = downloadBf16(rt, dout, n * H * D);
+    for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+    return ref;
+  }
+
+  /** The tiling over the CPU method's own selection: every output written, within TOLERANCE of the method. */
+  function assertMatchesCpuMethod(x: BlockSparseInputs, chunk: number, top: number, tiling: Parameters<typeof runGpu>[2], known?: { ref: Float32Array; sel: ChunkSelection }): void {
+    const { ref, sel } = known ?? cpuMethodReference(x, chunk, top);
+    const out = runGpu(x, sel, tiling);
+    assert.equal(countNaN(out), 0, 'every output element must be written');
+    const err = relativeError(out, ref);
+    console.log(`#   rel err ${err.toExponential(2)}`);
+    assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+  }
+
+  /** Every causal chunk selected (n = 555: a partial last block; GQA 4) equals the dense flash kernel. */
+  function assertEveryChunkEqualsDense(tiling: BlockSparseWgmmaTiling): void {
+    const n = 555, H = 8, Hkv = 2, D = 128;
+    const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 11);
+    const out = runGpu(x, everyCausalChunk(n, H), tiling, true);
+    const ref = denseFlashOf(x);
+    assert.equal(countNaN(out), 0);
+    const err = relativeError(out, ref);
+    console.log(`#   block-sparse wgmma vs dense flash: rel diff ${err.toExponential(2)}`);
+    assert.ok(err < 2e-3, `block-sparse wgmma with every chunk differs from dense flash by ${err}`);
+  }
+
+  /**
+   * The hand-made selection with empty rows (n = 300, 4 heads), and head 3 with one whole CTA (the second:
+   * rows 128..255, or 192..299 with three consumers) selecting nothing at all, so it has no steps.
+   */
+  function assertEmptyRowsWriteZeros(D: 64 | 128, tiling: BlockSparseWgmmaTiling): void {
+    const x = randomBlockSparseInputs(300, 4, 2, D, 0, 6);
+    const sel = handMadeEmptyRowSelection(300, 4);
+    const B = Math.ceil(300 / 16);
+    const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
+    for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
+    const ref = selectionReference(x, sel);
+    const out = runGpu(x, sel, tiling);
+    assert.equal(countNaN(out), 0, 'every output element must be written');
+    assertEmptyRowsAreZero(out, x, sel);
+    const err = relativeError(out, ref);
+    console.log(`#   rel err ${err.toExponential(2)}`);
+    assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+  }
+
   const methodCases: { n: number; H: number; Hkv: number; D: 64 | 128; chunk: number; top: number; extraRows: number; seed: number; tiling: Partial<BlockSparseWgmmaTiling> }[] = [
     { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: {} }, // GQA, the default tiling
     { n: 1000, H: 8, Hkv: 2, D: 128, chunk: 16, top: 8, extraRows: 0, seed: 1, tiling: { blockN: 128, stages: 2 } },
@@ -117,20 +171,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   for (const c of methodCases.flatMap((m) => withConsumers(m.tiling).map((tiling) => ({ ...m, tiling })))) {
     test(`n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} ${blockSparseWgmmaLabel(c.tiling)} vs the CPU method`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
-      const cache = cpuCacheOf(x);
-      const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
-      const ref = new Float32Array(c.n * c.H * c.D);
-      new BlockSparsePrefill(c.chunk, null, c.top).prefill({
-        layer: 0, shape, queries: x.q, numQueries: c.n, queryStart: 0, cache, out: ref, isLastChunk: true,
-      });
-      const sel = selectBlockSparseChunks(
-        new BlockSparsePrefill(c.chunk, null, c.top), x.q, cache.keys.map((k) => k.subarray(0, c.n * c.D)), c.n, c.H, c.D);
-      const out = runGpu(x, sel, c.tiling);
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      console.log(`#   rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      assertMatchesCpuMethod(randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed), c.chunk, c.top, c.tiling);
     });
   }
 
@@ -139,46 +180,14 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   for (const top of [3, 40]) {
     test(`the automatic tilings in the KV-head-major order (autoCtaOrder 'kv', t=${top}) vs the CPU method`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const n = 1024, H = 8, Hkv = 2, D = 128, chunk = 16;
-      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 12);
-      const cache = cpuCacheOf(x);
-      const shape = { numHeads: H, numKvHeads: Hkv, headDim: D, scale: 1 / Math.sqrt(D), slidingWindow: null, logitSoftcap: null };
-      const ref = new Float32Array(n * H * D);
-      new BlockSparsePrefill(chunk, null, top).prefill({ layer: 0, shape, queries: x.q, numQueries: n, queryStart: 0, cache, out: ref, isLastChunk: true });
-      const sel = selectBlockSparseChunks(new BlockSparsePrefill(chunk, null, top), x.q, cache.keys.map((k) => k.subarray(0, n * D)), n, H, D);
-      const out = runGpu(x, sel, 'auto-kv');
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      const err = relativeError(out, ref);
-      console.log(`#   rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      assertMatchesCpuMethod(randomBlockSparseInputs(1024, 8, 2, 128, 0, 12), 16, top, 'auto-kv');
     });
   }
 
   for (const tiling of ([{ blockN: 64, stages: 3 }, { blockN: 128, stages: 2 }, { blockN: 64, stages: 3, ctaOrder: 'kv' }, { blockN: 128, stages: 2, ctaOrder: 'kv' }] as const).flatMap((x) => withConsumers(x))) {
     test(`a list of every causal chunk equals the dense flash kernel (partial last block, GQA, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const n = 555, H = 8, Hkv = 2, D = 128;
-      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 11);
-      const B = Math.ceil(n / 16);
-      const heads = Array.from({ length: H }, () => {
-        const selected = new Int32Array(B * B), counts = new Int32Array(B);
-        for (let m = 0; m < B; m++) {
-          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
-          counts[m] = m + 1;
-        }
-        return { selected, counts, stride: B };
-      });
-      const out = runGpu(x, { chunkSize: 16, numTokens: n, heads }, tiling, true);
-      const dense = new FlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
-      const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
-      const dout = poisonedBf16(rt, n * H * D);
-      dense.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: 1 / Math.sqrt(D) });
-      const ref = downloadBf16(rt, dout, n * H * D);
-      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
-      assert.equal(countNaN(out), 0);
-      const err = relativeError(out, ref);
-      console.log(`#   block-sparse wgmma vs dense flash: rel diff ${err.toExponential(2)}`);
-      assert.ok(err < 2e-3, `block-sparse wgmma with every chunk differs from dense flash by ${err}`);
+      assertEveryChunkEqualsDense(tiling);
     });
   }
 
@@ -189,20 +198,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   for (const [D, tiling] of emptyRowCases) {
     test(`empty rows write zeros; other rows attend exactly their lists (hand-made selection, D=${D}, ${blockSparseWgmmaLabel(tiling)})`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const x = randomBlockSparseInputs(300, 4, 2, D, 0, 6);
-      const sel = handMadeEmptyRowSelection(300, 4);
-      const B = Math.ceil(300 / 16);
-      // Head 3: one whole CTA (the second: rows 128..255, or 192..299 with three consumers) selects
-      // nothing at all, so it has no steps.
-      const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
-      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
-      const ref = selectionReference(x, sel);
-      const out = runGpu(x, sel, tiling);
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      assertEmptyRowsAreZero(out, x, sel);
-      const err = relativeError(out, ref);
-      console.log(`#   rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      assertEmptyRowsWriteZeros(D, tiling);
     });
   }
   // Ablation variants (session 7): BLOCK_SPARSE_ABLATION_LABELS.
@@ -224,12 +220,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     const known = references.get(i);
     if (known) return known;
     const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, c.extraRows, c.seed);
-    const cache = cpuCacheOf(x);
-    const shape = { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null };
-    const ref = new Float32Array(c.n * c.H * c.D);
-    new BlockSparsePrefill(c.chunk, null, c.top).prefill({ layer: 0, shape, queries: x.q, numQueries: c.n, queryStart: 0, cache, out: ref, isLastChunk: true });
-    const sel = selectBlockSparseChunks(new BlockSparsePrefill(c.chunk, null, c.top), x.q, cache.keys.map((k) => k.subarray(0, c.n * c.D)), c.n, c.H, c.D);
-    const r = { x, sel, ref };
+    const r = { x, ...cpuMethodReference(x, c.chunk, c.top) };
     references.set(i, r);
     return r;
   };
@@ -238,11 +229,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       test(`ablation ${label}: n=${c.n} H=${c.H} Hkv=${c.Hkv} D=${c.D} c=${c.chunk} t=${c.top} vs the CPU method`, (t) => {
         if (noWgmma) return t.skip(noWgmma);
         const { x, sel, ref } = referenceOf(i);
-        const out = runGpu(x, sel, ablationTiling(label));
-        assert.equal(countNaN(out), 0, 'every output element must be written');
-        const err = relativeError(out, ref);
-        console.log(`#   rel err ${err.toExponential(2)}`);
-        assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+        assertMatchesCpuMethod(x, c.chunk, c.top, ablationTiling(label), { ref, sel });
       });
     });
     // deferPv, leanMask, ownTurns, maskSelect, maskFirst and entBallot run the same operations on the same values (in another order or
@@ -268,59 +255,13 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     });
     test(`ablation ${label}: a list of every causal chunk equals the dense flash kernel (partial last block, GQA)`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const n = 555, H = 8, Hkv = 2, D = 128;
-      const x = randomBlockSparseInputs(n, H, Hkv, D, 0, 11);
-      const B = Math.ceil(n / 16);
-      const heads = Array.from({ length: H }, () => {
-        const selected = new Int32Array(B * B), counts = new Int32Array(B);
-        for (let m = 0; m < B; m++) {
-          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
-          counts[m] = m + 1;
-        }
-        return { selected, counts, stride: B };
-      });
-      const out = runGpu(x, { chunkSize: 16, numTokens: n, heads }, ablationTiling(label), true);
-      const dense = new FlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D });
-      const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
-      const dout = poisonedBf16(rt, n * H * D);
-      dense.run({ q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, numQueries: n, queryStart: 0, kvLen: n, kvStride: n, scale: 1 / Math.sqrt(D) });
-      const ref = downloadBf16(rt, dout, n * H * D);
-      for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
-      assert.equal(countNaN(out), 0);
-      const err = relativeError(out, ref);
-      console.log(`#   vs dense flash: rel diff ${err.toExponential(2)}`);
-      assert.ok(err < 2e-3, `with every chunk it differs from dense flash by ${err}`);
+      assertEveryChunkEqualsDense(ablationTiling(label));
     });
     test(`ablation ${label}: empty rows and an empty CTA write zeros; other rows attend exactly their lists`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
-      const tiling = ablationTiling(label);
-      const x = randomBlockSparseInputs(300, 4, 2, 128, 0, 6);
-      const sel = handMadeEmptyRowSelection(300, 4);
-      const B = Math.ceil(300 / 16);
-      const ctaChunks = wgmmaCtaRows(tiling.consumers) / 16;
-      for (let m = ctaChunks; m < Math.min(B, 2 * ctaChunks); m++) sel.heads[3].counts[m] = 0;
-      const ref = selectionReference(x, sel);
-      const out = runGpu(x, sel, tiling);
-      assert.equal(countNaN(out), 0, 'every output element must be written');
-      assertEmptyRowsAreZero(out, x, sel);
-      const err = relativeError(out, ref);
-      console.log(`#   rel err ${err.toExponential(2)}`);
-      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+      assertEmptyRowsWriteZeros(128, ablationTiling(label));
     });
   }
-  /** Every causal 16-row chunk selected for every head (the bench's s = 0): contiguous steps throughout. */
-  const everyChunk = (n: number, H: number): ChunkSelection => {
-    const B = Math.ceil(n / 16);
-    const heads = Array.from({ length: H }, () => {
-      const selected = new Int32Array(B * B), counts = new Int32Array(B);
-      for (let m = 0; m < B; m++) {
-        for (let j = 0; j <= m; j++) selected[m * B + j] = j;
-        counts[m] = m + 1;
-      }
-      return { selected, counts, stride: B };
-    });
-    return { chunkSize: 16, numTokens: n, heads };
-  };
   const bitForBit = (out: Float32Array, plain: Float32Array): number => {
     let differ = 0;
     for (let i = 0; i < out.length; i++) if (!Object.is(out[i], plain[i])) differ++;
@@ -335,7 +276,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       test(`ablation ${label}: every causal chunk at n=${n}, bit for bit the plain tiling's`, (t) => {
         if (noWgmma) return t.skip(noWgmma);
         const x = randomBlockSparseInputs(n, 8, 2, 128, 0, 12);
-        const sel = everyChunk(n, 8);
+        const sel = everyCausalChunk(n, 8);
         const flagged = ablationTiling(label);
         const plain = runGpu(x, sel, { ...flagged, ablation: undefined });
         const out = runGpu(x, sel, flagged);
@@ -352,16 +293,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 4000, H = 2;
       const x = randomBlockSparseInputs(n, H, 1, 128, 0, 13);
-      const B = Math.ceil(n / chunkSize);
-      const heads = Array.from({ length: H }, () => {
-        const selected = new Int32Array(B * B), counts = new Int32Array(B);
-        for (let m = 0; m < B; m++) {
-          for (let j = 0; j <= m; j++) selected[m * B + j] = j;
-          counts[m] = m + 1;
-        }
-        return { selected, counts, stride: B };
-      });
-      const sel: ChunkSelection = { chunkSize, numTokens: n, heads };
+      const sel = everyCausalChunk(n, H, chunkSize);
       const flagged = ablationTiling(label);
       const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, stepsFlat: false } });
       const out = runGpu(x, sel, flagged);
@@ -384,7 +316,7 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
     if (noWgmma) return t.skip(noWgmma);
     const kernel = new BlockSparseWgmmaPrefill(rt, { numHeads: 4, numKvHeads: 2, headDim: 128 }, { blockN: 128, stages: 2 });
     const args = (n: number) => {
-      const lists = uploadChunkLists(rt, packChunkLists(everyChunk(n, 4)));
+      const lists = uploadChunkLists(rt, packChunkLists(everyCausalChunk(n, 4)));
       return { q: 0n, k: 0n, v: 0n, out: 0n, lists, numQueries: n, kvLen: n, kvStride: n, scale: 1 };
     };
     const a = args(300), b = args(700);

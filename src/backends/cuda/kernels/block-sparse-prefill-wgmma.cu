@@ -311,6 +311,29 @@ __device__ __forceinline__ int step_of(int cls, int k, const int (&n)[CLASSES]) 
     return at;
   }
 }
+#if MASK_SELECT || MASK_FIRST  // (an unused function in this namespace is a warning)
+// s [BN / 8][4]: a warp's scores of one step (sub-tile e in s[2e], s[2e + 1]). -inf in every sub-tile whose
+// bit in mineBits is clear, by selects, no branch (MASK_SELECT's no-causal path and MASK_FIRST's every step).
+__device__ __forceinline__ void select_mine(float (&s)[BN / 8][4], u32 mineBits) {
+#pragma unroll
+  for (int e = 0; e < SUB; ++e) {
+    const bool mine = (mineBits >> e) & 1u;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
+    }
+  }
+}
+#endif
+#if ENT_BALLOT
+// ENT_BALLOT: lane e holds the first key of the step's tile e; every lane gets all SUB of them (n0 [SUB]),
+// only in steps that take the causal loop.
+__device__ __forceinline__ void tile_first_keys(int (&n0)[SUB], int entKey) {
+#pragma unroll
+  for (int e = 0; e < SUB; ++e) n0[e] = __shfl_sync(0xffffffffu, entKey, e);
+}
+#endif
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_steps(
@@ -738,23 +761,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #endif
 #if MASK_FIRST
         // The selection, by selects on every step (no branch joins paths that wrote the scores).
-#pragma unroll
-        for (int e = 0; e < SUB; ++e) {
-          const bool mine = (mineBits >> e) & 1u;
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-#pragma unroll
-            for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
-          }
-        }
+        select_mine(s, mineBits);
         // Warp-uniform: some key of the step lies right of the warp's first row or past the cache. Then
         // the causal compares on every sub-tile: those left of the diagonal and inside the cache keep
         // their scores, unselected ones are -inf already.
         if (maxN0 + TILE - 1 > warpFirstPos || maxN0 + TILE > kvLen) {
 #if ENT_BALLOT
           int n0[SUB];
-#pragma unroll
-          for (int e = 0; e < SUB; ++e) n0[e] = __shfl_sync(0xffffffffu, entKey, e);
+          tile_first_keys(n0, entKey);
 #endif
 #pragma unroll
           for (int e = 0; e < SUB; ++e) flash_causal_mask16<BN / 8>(s, e, n0[e], warpFirstPos + g, kvLen, t4);
@@ -777,20 +791,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #if MASK_SELECT
         if (!causal) {
           // The selection alone: -inf where the warp's slot did not select the sub-tile, by selects.
-#pragma unroll
-          for (int e = 0; e < SUB; ++e) {
-            const bool mine = (mineBits >> e) & 1u;
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-#pragma unroll
-              for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
-            }
-          }
+          select_mine(s, mineBits);
         } else {
 #if ENT_BALLOT
           int n0[SUB];  // the tiles' first keys, only where the causal loop needs them
-#pragma unroll
-          for (int e = 0; e < SUB; ++e) n0[e] = __shfl_sync(0xffffffffu, entKey, e);
+          tile_first_keys(n0, entKey);
 #endif
 #endif
 #pragma unroll
