@@ -145,7 +145,9 @@ test('v8 light scorer in quest.cu: the sign masks, the pick, the unfused product
   const scorer = quest.slice(scorerAt, quest.indexOf('\n}\n', scorerAt));
   assert.match(scorer, /for \(int j = 0; j < HEADS; \+\+j\) \{\s*#pragma unroll\s*for \(int e = 0; e < 4; \+\+e\) \{/, 'heads outer, dims inner');
   assert.match(scorer, /const u32 picked = \(wMin\[e\] & lq\.neg\[j\]\[e\]\) \| \(wMax\[e\] & ~lq\.neg\[j\]\[e\]\);/);
-  assert.match(scorer, /s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e\], __uint_as_float\(picked << 16\)\)\);\s*s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e \+ 1\], __uint_as_float\(picked & 0xffff0000u\)\)\);/);
+  assert.match(scorer, /\} else \{\s*s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e\], __uint_as_float\(picked << 16\)\)\);\s*s = __fadd_rn\(s, __fmul_rn\(lq\.qf\[j\]\[2 \* e \+ 1\], __uint_as_float\(picked & 0xffff0000u\)\)\);/);
+  // Session 9's fused products (measurement only) are a separate branch taken only with FUSED; the defaults pass false.
+  assert.match(quest, /template <int HEADS, bool FUSED = false>\n__device__ __forceinline__ float quest_lane_score_light\(/);
   assert.match(quest, /__device__ __forceinline__ bool quest_is_nan\(float x\) \{ return \(__float_as_uint\(x\) & 0x7fffffffu\) > 0x7f800000u; \}/);
   const loadAt = quest.indexOf('__device__ __forceinline__ void quest_light_query_load(');
   const load = quest.slice(loadAt, quest.indexOf('\n}\n', loadAt));
@@ -155,11 +157,11 @@ test('v8 light scorer in quest.cu: the sign masks, the pick, the unfused product
   const scorerTypeAt = quest.indexOf('struct QuestLightScorer {');
   assert.ok(scorerTypeAt >= 0, 'QuestLightScorer is defined');
   const scorerType = quest.slice(scorerTypeAt, quest.indexOf('\n};\n', scorerTypeAt));
-  assert.match(scorerType, /s = quest_lane_score_light<HEADS>\(rawMin, rawMax, lq\);\s*if \(quest_is_nan\(s\)\) s = quest_lane_score\(rawMin, rawMax, q, h0, HEADS, D, sub\);/);
+  assert.match(scorerType, /s = quest_lane_score_light<HEADS, FUSED>\(rawMin, rawMax, lq\);\s*if \(quest_is_nan\(s\)\) s = quest_lane_score\(rawMin, rawMax, q, h0, HEADS, D, sub\);/);
   assert.match(scorerType, /void start\(int sub\) \{ quest_light_query_load<HEADS>\(q, h0, D, sub, lq\); \}/);
   const chunkAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_light(');
   const chunk = quest.slice(chunkAt, quest.indexOf('\n}\n', chunkAt));
-  assert.match(chunk, /QuestLightScorer<HEADS> scorer\{q, h0, D, \{\}\};\s*quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS>, BATCHED_SUMS>\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
+  assert.match(chunk, /QuestLightScorer<HEADS, FUSED> scorer\{q, h0, D, \{\}\};\s*quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS>\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
   const loopAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_rolled_by(');
   const loop = quest.slice(loopAt, quest.indexOf('\n}\n', loopAt));
   assert.match(loop, /scorer\.start\(sub\);/);

@@ -93,6 +93,11 @@ const EPOCH_BATCHED: QuestKernelOptions = { ...EPOCH_UNIT, batchedPageSums: true
 /** v10's unit-size entries with 7-head units on their constant-head entry (session 9), plain and with batched page sums. */
 const EPOCH_SEVEN: QuestKernelOptions = { ...EPOCH_UNIT, constantPlainHeads: true };
 const EPOCH_SEVEN_BATCHED: QuestKernelOptions = { ...EPOCH_SEVEN, batchedPageSums: true };
+/**
+ * v10's batched entries with fused products at 4-head units (measurement only): equal to v3 wherever every product lies
+ * in fp32's normal range, as on these tests' random rows (infinite keys included: inf products are inf either way).
+ */
+const EPOCH_FUSED: QuestKernelOptions = { ...EPOCH_BATCHED, fusedProducts: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -426,6 +431,7 @@ describe('CUDA Quest', { skip }, () => {
       const v10hb = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_BATCHED);
       const v10h7 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN);
       const v10h7b = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN_BATCHED);
+      const v10hbf = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_FUSED);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -448,7 +454,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb], ['v10, constant plain heads', v10h7], ['v10, constant plain heads, batched page sums', v10h7b]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb], ['v10, constant plain heads', v10h7], ['v10, constant plain heads, batched page sums', v10h7b], ['v10, fused products', v10hbf]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {

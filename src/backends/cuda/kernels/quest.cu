@@ -575,7 +575,12 @@ __device__ __forceinline__ void quest_light_query_load(const bf16_t* __restrict_
   }
 }
 
-template <int HEADS>
+// FUSED (session 9, option fusedProducts, measurement only): each product and its add as one fused multiply-add,
+// 5 operations per two dims instead of 7. A bf16 x bf16 product has a 16-bit significand, so it is exact in fp32
+// whenever it lies in fp32's normal range, and then fma(q, b, s) = fadd(s, fmul(q, b)) bit for bit; they can differ
+// only for products below 2^-126 (fmul rounds a subnormal product, then fadd rounds again) or above FLT_MAX (fmul
+// gives inf, fma may not). Not exact for such extreme queries or bounds: not a default candidate without a guard.
+template <int HEADS, bool FUSED = false>
 __device__ __forceinline__ float quest_lane_score_light(uint4 rawMin, uint4 rawMax, const QuestLightQuery<HEADS>& lq) {
   const u32 wMin[4] = {rawMin.x, rawMin.y, rawMin.z, rawMin.w}, wMax[4] = {rawMax.x, rawMax.y, rawMax.z, rawMax.w};
   float s = 0.f;
@@ -584,8 +589,13 @@ __device__ __forceinline__ float quest_lane_score_light(uint4 rawMin, uint4 rawM
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const u32 picked = (wMin[e] & lq.neg[j][e]) | (wMax[e] & ~lq.neg[j][e]);
-      s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e], __uint_as_float(picked << 16)));
-      s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e + 1], __uint_as_float(picked & 0xffff0000u)));
+      if constexpr (FUSED) {
+        s = __fmaf_rn(lq.qf[j][2 * e], __uint_as_float(picked << 16), s);
+        s = __fmaf_rn(lq.qf[j][2 * e + 1], __uint_as_float(picked & 0xffff0000u), s);
+      } else {
+        s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e], __uint_as_float(picked << 16)));
+        s = __fadd_rn(s, __fmul_rn(lq.qf[j][2 * e + 1], __uint_as_float(picked & 0xffff0000u)));
+      }
     }
   }
   return s;
@@ -593,14 +603,14 @@ __device__ __forceinline__ float quest_lane_score_light(uint4 rawMin, uint4 rawM
 
 // v8's lane score for units of HEADS query heads: the query unpacked to registers at start (while the
 // first batch's bounds are in flight), quest_lane_score_light per page, quest_lane_score where that is NaN.
-template <int HEADS>
+template <int HEADS, bool FUSED = false>
 struct QuestLightScorer {
   const bf16_t* q;
   int h0, D;
   QuestLightQuery<HEADS> lq;
   __device__ __forceinline__ void start(int sub) { quest_light_query_load<HEADS>(q, h0, D, sub, lq); }
   __device__ __forceinline__ float score(uint4 rawMin, uint4 rawMax, int sub) const {
-    float s = quest_lane_score_light<HEADS>(rawMin, rawMax, lq);
+    float s = quest_lane_score_light<HEADS, FUSED>(rawMin, rawMax, lq);
     if (quest_is_nan(s)) s = quest_lane_score(rawMin, rawMax, q, h0, HEADS, D, sub);
     return s;
   }
@@ -608,12 +618,12 @@ struct QuestLightScorer {
 
 // Phase A as quest_grid_score_chunk_rolled (v7: same pages, slots, refills and shuffle order) with
 // quest_lane_score_light for units of HEADS query heads; the same keys, a and o.
-template <int HEADS, bool BATCHED_SUMS = false>
+template <int HEADS, bool BATCHED_SUMS = false, bool FUSED = false>
 __device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
                                                              const bf16_t* __restrict__ pageMax, int D, int h0, int hk,
                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
-  QuestLightScorer<HEADS> scorer{q, h0, D, {}};
-  quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS>, BATCHED_SUMS>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
+  QuestLightScorer<HEADS, FUSED> scorer{q, h0, D, {}};
+  quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
 }
 
 // v8's phase A: the light scorer for units of 1, 2 or 4 query heads (their query fits in registers
@@ -1094,12 +1104,13 @@ constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
-          bool BATCHED_SUMS = false, class Stamps = QuestNoStamps>
+          bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
     int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys, Stamps stamps = Stamps{}) {
   static_assert(!BATCHED_SUMS || FIXED_HEADS > 0, "batched page sums come with the scorer of one unit size");
+  static_assert(!FUSED_PRODUCTS || FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4, "fused products come with a light scorer of one unit size");
   stamps.at(QUEST_PHASE_START);
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
@@ -1111,7 +1122,7 @@ __device__ __forceinline__ void quest_grid_step_body(
   u32 a = 0xffffffffu, o = 0u;
   if (LIGHT_SCORES) {
     if constexpr (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4) {
-      quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+      quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS, FUSED_PRODUCTS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == 7 || FIXED_HEADS == MAX_UNIT_HEADS) {
       quest_grid_score_chunk_rolled<BATCHED_SUMS>(q, pageMin, pageMax, D, FIXED_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == QUEST_ANY_PLAIN_HEADS) {
@@ -1206,6 +1217,8 @@ QUEST_GRID_STEP_ENTRIES(_epoch2b, true, true, true, true, 2, true)
 QUEST_GRID_STEP_ENTRIES(_epoch8b, true, true, true, true, 8, true)
 QUEST_GRID_STEP_ENTRIES(_epoch7, true, true, true, true, 7)
 QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
+// Session 9, measurement only: _epoch4b with fused products (option fusedProducts; see quest_lane_score_light's FUSED).
+QUEST_GRID_STEP_ENTRIES(_epoch4bf, true, true, true, true, 4, true, true)
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
 // quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for timing.
@@ -1216,7 +1229,7 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_st
   __shared__ TopKStagedShared sh;
   __shared__ int lastShared;
   extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true, true, 4, true, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
+  quest_grid_step_body<true, true, true, true, 4, true, false, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
                                                                           pageStride, pages, segStride, take, pageSize, refreshPage, rowsEnd,
                                                                           sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});
 }

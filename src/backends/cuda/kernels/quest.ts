@@ -97,6 +97,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch8B: 'quest_grid_step_epoch8b', gridStepAtEpoch8B: 'quest_grid_step_at_epoch8b',
   gridStepEpoch7: 'quest_grid_step_epoch7', gridStepAtEpoch7: 'quest_grid_step_at_epoch7',
   gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
+  gridStepEpoch4BF: 'quest_grid_step_epoch4bf', gridStepAtEpoch4BF: 'quest_grid_step_at_epoch4bf',
   gridStepStamped4B: 'quest_grid_step_stamped4b',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
@@ -104,7 +105,8 @@ type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
  * The multi-block step's entry pairs (eager, graph: quest.cu's QUEST_GRID_STEP_ENTRIES), by version and,
  * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
  * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
- * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums).
+ * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums); h4bf: h4b
+ * with fused products (fusedProducts, measurement only).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -115,6 +117,7 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h1b: ['gridStepEpoch1B', 'gridStepAtEpoch1B'], v10h4b: ['gridStepEpoch4B', 'gridStepAtEpoch4B'],
   v10h2b: ['gridStepEpoch2B', 'gridStepAtEpoch2B'], v10h8b: ['gridStepEpoch8B', 'gridStepAtEpoch8B'],
   v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
+  v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -140,7 +143,7 @@ export function questGridStepEntry(options: QuestKernelOptions, unitHeads: numbe
     switch (unitHeads) {
       case 1: return batched ? 'v10h1b' : 'v10h1';
       case 2: return batched ? 'v10h2b' : 'v10h2';
-      case 4: return batched ? 'v10h4b' : 'v10h4';
+      case 4: return batched ? (options.fusedProducts ? 'v10h4bf' : 'v10h4b') : 'v10h4';
       case 8: return batched ? 'v10h8b' : 'v10h8';
       case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
     }
@@ -257,6 +260,13 @@ export interface QuestKernelOptions {
    * guard. Same keys and lists. Session 9, opt-in until measured.
    */
   constantPlainHeads?: boolean;
+  /**
+   * With batchedPageSums: units of 4 heads score each product and its add as one fused multiply-add (quest.cu,
+   * quest_lane_score_light's FUSED): the same scores wherever every product q·b lies in fp32's normal range, but not
+   * bit for bit for products below 2^-126 or above FLT_MAX. Session 9: a measurement of what the score loop's issue
+   * work costs, not a default candidate without a guard for those ranges. Other unit sizes ignore it.
+   */
+  fusedProducts?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -443,6 +453,9 @@ export class QuestKernels {
     }
     if (options.batchedPageSums && !(this.epochBarriers && specializedHeads)) {
       throw new Error('quest: batchedPageSums is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
+    }
+    if (options.fusedProducts && !options.batchedPageSums) {
+      throw new Error('quest: fusedProducts is an option of v10\'s batched unit-size entries: set batchedPageSums (and epochBarriers, specializedHeads) too');
     }
     if (options.constantPlainHeads && !(this.epochBarriers && specializedHeads)) {
       throw new Error('quest: constantPlainHeads is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
