@@ -19,9 +19,12 @@ const LEAN_ORDER: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: tr
 
 describe('count search warpLayout option (CPU)', () => {
   const rt = {} as CudaRuntime;
-  test('needs leanLayout and orderedSelect', () => {
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, warpLayout: true }), /warpLayout needs leanLayout and orderedSelect/);
-    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, warpLayout: true }), /warpLayout needs leanLayout and orderedSelect/);
+  test('needs leanLayout, and orderedSelect with the selection hand-off', () => {
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, warpLayout: true }), /warpLayout needs leanLayout/);
+    assert.throws(() => new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, deviceHandOff: true, leanLayout: true, selectionHandOff: true, warpLayout: true }),
+      /warpLayout with selectionHandOff needs orderedSelect/);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, warpLayout: true }).warpLayout, true);
+    assert.equal(new VerticalSlashCountSearch(rt, 4, { ...DEFAULT_COUNT_SEARCH, leanLayout: true, timeRounds: true, warpLayout: true }).warpLayout, true);
     assert.equal(new VerticalSlashCountSearch(rt, 4, { ...LEAN_ORDER, warpLayout: true }).warpLayout, true);
     assert.equal(new VerticalSlashCountSearch(rt, 4, LEAN_ORDER).warpLayout, false);
   });
@@ -51,6 +54,7 @@ describe('CUDA vertical-slash count search: the warp layout against the lean one
       const scores = { n, vertical: dv.ptr, slash: ds.ptr };
       const lean = new VerticalSlashCountSearch(rt, H, LEAN_ORDER);
       const warp = new VerticalSlashCountSearch(rt, H, { ...LEAN_ORDER, warpLayout: true });
+      const warpUnordered = new VerticalSlashCountSearch(rt, H, { ...LEAN_ORDER, orderedSelect: false, warpLayout: true });
       const leanHandOff = new VerticalSlashCountSearch(rt, H, { ...LEAN_ORDER, selectionHandOff: true });
       const warpHandOff = new VerticalSlashCountSearch(rt, H, { ...LEAN_ORDER, selectionHandOff: true, warpLayout: true });
       try {
@@ -58,6 +62,7 @@ describe('CUDA vertical-slash count search: the warp layout against the lean one
         for (const s of [0, 0.5, 0.8, 0.9, 0.95, 0.999]) {
           const want = lean.counts(scores, s);
           assert.deepEqual(warp.counts(scores, s), want, `s=${s}: the warp-laid search's outcome (rounds included)`);
+          assert.deepEqual(warpUnordered.counts(scores, s), want, `s=${s}: the warp-laid search without ordered selections`);
           assert.deepEqual(leanHandOff.counts(scores, s), want, `s=${s}: the lean hand-off's outcome`);
           assert.deepEqual(warpHandOff.counts(scores, s), want, `s=${s}: the warp-laid hand-off's outcome`);
           rounds += want.rounds;
@@ -81,7 +86,7 @@ describe('CUDA vertical-slash count search: the warp layout against the lean one
         console.log(`# n=${n} H=${H} ${c.rows}: ${rounds} rounds over 6 searches, warp = lean`);
       } finally {
         rt.synchronize();
-        for (const x of [lean, warp, leanHandOff, warpHandOff]) x.release();
+        for (const x of [lean, warp, warpUnordered, leanHandOff, warpHandOff]) x.release();
         rt.pool.release(dv);
         rt.pool.release(ds);
       }

@@ -1462,7 +1462,21 @@ __device__ __forceinline__ void count_search_batched(
       __syncthreads();
       if constexpr (LEAN && WARP) {
         // The lean layout run by warp 0 (guide_layout_warp): the candidate list in its lanes' registers.
-        if (threadIdx.x < 32) guide_layout_warp(guided, threadIdx.x);
+        if (threadIdx.x < 32) {
+#if defined(VS_SEARCH_TIMING)
+          if constexpr (TIMING) {
+            const long long l0 = clock64();
+            const int nodes = guide_layout_warp(guided, threadIdx.x);
+            if (threadIdx.x == 0 && timed != nullptr && blockIdx.x == 0) {
+              timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
+              timed[TF_NODES] = nodes;
+            }
+          } else
+#endif
+          {
+            guide_layout_warp(guided, threadIdx.x);
+          }
+        }
       } else if constexpr (LEAN) {
         // The lean layout (states advanced in registers); timed in VS_SEARCH_TIMING builds.
         if (threadIdx.x == 0) {
@@ -1796,6 +1810,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, timing);
 }
+
+// vs_count_search_batched_lanes_bits_guided_lean_warp, timed (the warp layout timed whole, by lane 0).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_warp_timed(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, unsigned long long* timing) {
+  count_search_batched<true, true, true, true, false, true, true, false, true, false, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                           barrier, result, n, H, numBlocks, mode, targetHi,
+                                                                                           targetLo, minBudget, forcedColumns, forcedDiagonals,
+                                                                                           levels, lanes, guide, timing);
+}
 #endif
 
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
@@ -2128,6 +2153,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                           targetHi, targetLo, minBudget, forcedColumns,
                                                                                           forcedDiagonals, levels, lanes, guide, nullptr,
                                                                                           answerCounts, order);
+}
+
+// The lean rounds with the warp layout and without ordered selections (warpLayout alone with leanLayout).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_warp(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true, true, false, true, false, false, true, false, true>(ranks, curves, selV, selS, runs, selected,
+                                                                                            totals, barrier, result, n, H, numBlocks, mode,
+                                                                                            targetHi, targetLo, minBudget, forcedColumns,
+                                                                                            forcedDiagonals, levels, lanes, guide);
 }
 
 // grid (ceil(n / 256), rows), 256 threads: order [rows, n] = the inverse of each row's ranks (order[r]
