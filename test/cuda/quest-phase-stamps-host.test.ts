@@ -17,7 +17,7 @@ test('the stamped step is v10h4b\'s step with a stamp pointer last', () => {
   const quest = readKernelSource('quest.cu');
   assert.deepEqual(entryParameterKinds(quest, QUEST_KERNEL_NAMES.gridStepStamped4B), [...QUEST_GRID_PARAMS.gridStep, 'ptr']);
   assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch4b, true, true, true, true, 4, true\)$/m);
-  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4, true, false, QuestPhaseStamps>\(/);
+  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4, true, false, false, QuestPhaseStamps>\(/);
   // Only the stamped entry names QuestPhaseStamps as a template argument.
   assert.equal([...quest.matchAll(/, QuestPhaseStamps>/g)].length, 1);
 });

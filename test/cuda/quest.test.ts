@@ -98,6 +98,8 @@ const EPOCH_SEVEN_BATCHED: QuestKernelOptions = { ...EPOCH_SEVEN, batchedPageSum
  * in fp32's normal range, as on these tests' random rows (infinite keys included: inf products are inf either way).
  */
 const EPOCH_FUSED: QuestKernelOptions = { ...EPOCH_BATCHED, fusedProducts: true };
+/** v10's batched entries with the refreshed page's rows loaded 16 at a time at 4-head units (session 9): the same bounds. */
+const EPOCH_REFRESH: QuestKernelOptions = { ...EPOCH_BATCHED, prefetchedRefresh: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -536,7 +538,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT], ['v10hb', EPOCH_BATCHED]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT], ['v10hb', EPOCH_BATCHED], ['v10h4br', EPOCH_REFRESH]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -678,6 +680,7 @@ describe('CUDA Quest', { skip }, () => {
     ['v8h', LIGHT_UNIT], ['v8h, empty chunks', { ...LIGHT_UNIT, gridMinPagesPerBlock: 1 }],
     ['v10h', EPOCH_UNIT], ['v10h, empty chunks', { ...EPOCH_UNIT, gridMinPagesPerBlock: 1 }],
     ['v10hb', EPOCH_BATCHED], ['v10hb, empty chunks', { ...EPOCH_BATCHED, gridMinPagesPerBlock: 1 }],
+    ['v10h4br', EPOCH_REFRESH],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;

@@ -53,6 +53,38 @@ __device__ __forceinline__ void quest_refresh_page(const bf16_t* __restrict__ k,
   pageMax[at] = f32_to_bf16(mx);
 }
 
+// quest_refresh_page with the page's rows requested 16 at a time before any is folded (session 9, option
+// prefetchedRefresh). nvcc turns quest_refresh_page's loop into a first load, a remainder loop of up to 3 rows and
+// groups of 4, each waiting for its loads: about 7 dependent round trips for a 16-row page, paid by the refreshing
+// block's first 4 warps before they score, which the unit's first barrier then waits for. Here one round trip per 16
+// rows. The fold is quest_refresh_page's (the first row, then fminf / fmaxf in row order): the same bounds bit for bit.
+__device__ __forceinline__ void quest_refresh_page_prefetched(const bf16_t* __restrict__ k, bf16_t* pageMin, bf16_t* pageMax, int D,
+                                                              int kvStride, int pageStride, int pageSize, int page, int hk, int rowsEnd, int d) {
+  constexpr int ROWS_IN_FLIGHT = 16;
+  const int r0 = page * pageSize;
+  const int r1 = min(rowsEnd, r0 + pageSize);
+  const bf16_t* col = k + (size_t)hk * kvStride * D + d;
+  float mn = 0.f, mx = 0.f;
+  for (int base = r0; base < r1; base += ROWS_IN_FLIGHT) {
+    // Rows past the page's end read its last row again (unconditional loads: no branch between a load and its
+    // use, so all 16 are in flight before the first is folded); the fold skips them.
+    float x[ROWS_IN_FLIGHT];
+#pragma unroll
+    for (int i = 0; i < ROWS_IN_FLIGHT; ++i) x[i] = bf16_to_f32(col[(size_t)min(base + i, r1 - 1) * D]);
+    if (base == r0) mn = mx = x[0];
+#pragma unroll
+    for (int i = 0; i < ROWS_IN_FLIGHT; ++i) {
+      if (base + i < r1 && (i > 0 || base != r0)) {
+        mn = fminf(mn, x[i]);
+        mx = fmaxf(mx, x[i]);
+      }
+    }
+  }
+  const size_t at = ((size_t)hk * pageStride + page) * D + d;
+  pageMin[at] = f32_to_bf16(mn);
+  pageMax[at] = f32_to_bf16(mx);
+}
+
 // One lane's part of a page score: 8 dims of the page's min and max (16-byte words) against the
 // same 8 dims of each query head h0 .. h0 + unitHeads - 1 (16-byte loads that hit L1 after the first
 // page), summed heads first, then dims in order. Both score kernels use it, so they give equal scores.
@@ -1067,13 +1099,19 @@ __device__ __forceinline__ void quest_grid_chunk(int pages, int& lo, int& hi) {
 // The part of a multi-block step (v5-v8, v6) before any scoring: block 0 of each KV head's first unit
 // refreshes page refreshPage (>= pages, or < 0: none) over rows up to rowsEnd; take <= 0 or take >=
 // pages: block 0 writes the list unscored (every page, or none) and the step is done (true).
+// PREFETCHED_REFRESH: the refresh as quest_refresh_page_prefetched (the same bounds).
+template <bool PREFETCHED_REFRESH = false>
 __device__ __forceinline__ bool quest_grid_step_unscored(bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax,
                                                          const bf16_t* __restrict__ k, int D, int g, int h0, int hk, int kvStride,
                                                          int pageStride, int pages, int take, int pageSize, int refreshPage, int rowsEnd,
                                                          int* list) {
   const int tid = threadIdx.x;
   if (blockIdx.x == 0 && refreshPage >= 0 && h0 % g == 0 && tid < D) {
-    quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
+    if constexpr (PREFETCHED_REFRESH) {
+      quest_refresh_page_prefetched(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
+    } else {
+      quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, refreshPage, hk, rowsEnd, tid);
+    }
   }
   if (take <= 0 || take >= pages) {
     if (blockIdx.x == 0) {
@@ -1104,7 +1142,7 @@ constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
-          bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, class Stamps = QuestNoStamps>
+          bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, bool PREFETCHED_REFRESH = false, class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -1116,7 +1154,10 @@ __device__ __forceinline__ void quest_grid_step_body(
   const int h0 = unit * unitHeads;
   const int hk = h0 / g;
   int* list = segs + (size_t)unit * segStride;
-  if (quest_grid_step_unscored(pageMin, pageMax, k, D, g, h0, hk, kvStride, pageStride, pages, take, pageSize, refreshPage, rowsEnd, list)) return;
+  if (quest_grid_step_unscored<PREFETCHED_REFRESH>(pageMin, pageMax, k, D, g, h0, hk, kvStride, pageStride, pages, take, pageSize, refreshPage,
+                                                   rowsEnd, list)) {
+    return;
+  }
   int lo, hi;
   quest_grid_chunk(pages, lo, hi);
   u32 a = 0xffffffffu, o = 0u;
@@ -1219,6 +1260,8 @@ QUEST_GRID_STEP_ENTRIES(_epoch7, true, true, true, true, 7)
 QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
 // Session 9, measurement only: _epoch4b with fused products (option fusedProducts; see quest_lane_score_light's FUSED).
 QUEST_GRID_STEP_ENTRIES(_epoch4bf, true, true, true, true, 4, true, true)
+// Session 9, opt-in: _epoch4b with the refreshed page's rows loaded 16 at a time (option prefetchedRefresh).
+QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
 // quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for timing.
@@ -1229,7 +1272,7 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_st
   __shared__ TopKStagedShared sh;
   __shared__ int lastShared;
   extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true, true, 4, true, false, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
+  quest_grid_step_body<true, true, true, true, 4, true, false, false, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
                                                                           pageStride, pages, segStride, take, pageSize, refreshPage, rowsEnd,
                                                                           sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});
 }

@@ -98,6 +98,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch7: 'quest_grid_step_epoch7', gridStepAtEpoch7: 'quest_grid_step_at_epoch7',
   gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
   gridStepEpoch4BF: 'quest_grid_step_epoch4bf', gridStepAtEpoch4BF: 'quest_grid_step_at_epoch4bf',
+  gridStepEpoch4BR: 'quest_grid_step_epoch4br', gridStepAtEpoch4BR: 'quest_grid_step_at_epoch4br',
   gridStepStamped4B: 'quest_grid_step_stamped4b',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
@@ -106,7 +107,8 @@ type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
  * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
  * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
  * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums); h4bf: h4b
- * with fused products (fusedProducts, measurement only).
+ * with fused products (fusedProducts, measurement only); h4br: h4b with the refreshed page's rows loaded 16 at a time
+ * (prefetchedRefresh).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -117,7 +119,7 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h1b: ['gridStepEpoch1B', 'gridStepAtEpoch1B'], v10h4b: ['gridStepEpoch4B', 'gridStepAtEpoch4B'],
   v10h2b: ['gridStepEpoch2B', 'gridStepAtEpoch2B'], v10h8b: ['gridStepEpoch8B', 'gridStepAtEpoch8B'],
   v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
-  v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'],
+  v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'], v10h4br: ['gridStepEpoch4BR', 'gridStepAtEpoch4BR'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -143,7 +145,7 @@ export function questGridStepEntry(options: QuestKernelOptions, unitHeads: numbe
     switch (unitHeads) {
       case 1: return batched ? 'v10h1b' : 'v10h1';
       case 2: return batched ? 'v10h2b' : 'v10h2';
-      case 4: return batched ? (options.fusedProducts ? 'v10h4bf' : 'v10h4b') : 'v10h4';
+      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : 'v10h4b';
       case 8: return batched ? 'v10h8b' : 'v10h8';
       case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
     }
@@ -267,6 +269,13 @@ export interface QuestKernelOptions {
    * work costs, not a default candidate without a guard for those ranges. Other unit sizes ignore it.
    */
   fusedProducts?: boolean;
+  /**
+   * With batchedPageSums: units of 4 heads refresh the current page's bounds with its rows requested 16 at a time
+   * (quest.cu, quest_refresh_page_prefetched), not in nvcc's unrolled-by-4 loop (~7 dependent round trips per 16-row
+   * page, which the refreshing block's first warps pay before they score). The same bounds bit for bit. Session 9,
+   * opt-in until measured; not combined with fusedProducts. Other unit sizes ignore it.
+   */
+  prefetchedRefresh?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -453,6 +462,9 @@ export class QuestKernels {
     }
     if (options.batchedPageSums && !(this.epochBarriers && specializedHeads)) {
       throw new Error('quest: batchedPageSums is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
+    }
+    if (options.prefetchedRefresh && (!options.batchedPageSums || options.fusedProducts)) {
+      throw new Error('quest: prefetchedRefresh is an option of v10\'s batched unit-size entries without fusedProducts: set batchedPageSums (and epochBarriers, specializedHeads) too');
     }
     if (options.fusedProducts && !options.batchedPageSums) {
       throw new Error('quest: fusedProducts is an option of v10\'s batched unit-size entries: set batchedPageSums (and epochBarriers, specializedHeads) too');
