@@ -25,4 +25,7 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   // session 9 (bs): the steps kernel's flat index over all slots' entries (-sf) on both automatic tilings'
   // flag sets, the 192-row lean variant (c = 64 lists) and the two-consumer 64-key tiling
   'wgmma-c3-n64-s3-kv-ms-eb-sf', 'wgmma-n128-s2-kv-mf-eb-sf', 'wgmma-c3-n64-s3-kv-lm-ms-eb-sf', 'wgmma-n64-s3-sf',
+  // ... and -ms's causal steps without a branch per sub-tile (-fc), on the 192-row flag set, its lean variant
+  // (c = 64 lists: each warpgroup's diagonal chunk), with -sf, and on 128-row CTAs
+  'wgmma-c3-n64-s3-kv-ms-eb-fc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-fc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-sf-fc', 'wgmma-n128-s2-kv-ms-eb-fc',
 ];

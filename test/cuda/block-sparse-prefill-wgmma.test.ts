@@ -10,8 +10,8 @@
  * block takes which (CTA row, head)), and the automatic choice in that order (`autoCtaOrder`). The
  * ablation variants (session 7: `ablation` flags deferPv / leanMask / ownTurns / idleWarps /
  * allCompute / kvSkew / earlyK / contigFill / entGlobal / entAhead, session 8: maskSelect / maskFirst / entBallot, session 9:
- * stepsFlat; labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -mf / -eb / -sf) run the same checks on
- * their own cases ("ablation" in the test names; -sf also on every causal chunk at n = 4000, several rounds of its flat index);
+ * stepsFlat / flatCausal; labels -dpv / -lm / -ot / -iw / -ac / -sk / -ek / -cf / -eg / -ea / -ms / -mf / -eb / -sf / -fc) run the same
+ * checks on their own cases ("ablation" in the test names; -sf and -fc also on every causal chunk at n = 4000, c = 16 and 64);
  * -cf, -eg, -ea, -ms, -mf also bit for bit against the plain tiling on every causal chunk (where -cf's contiguous fill
  * and -ms's select path run), and the
  * launcher's two launches run apart (buildSteps, then attend: the bench's --split-steps) equal run(). Needs a compute capability 9.0 GPU; skipped with the
@@ -287,18 +287,23 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   }
   // stepsFlat walks 1,024 (entry, tile) pairs a round: every causal chunk at n = 4000 gives a 192-row CTA
   // up to 12 × 250 pairs (three rounds, a thread's slot moving on within and between rounds), at c = 64
-  // each list entry four pairs. runGpu checks every CTA's step list against the host's.
-  for (const [label, chunkSize] of [['wgmma-c3-n64-s3-kv-ms-eb-sf', 16], ['wgmma-n128-s2-kv-mf-eb-sf', 16], ['wgmma-c3-n64-s3-kv-lm-ms-eb-sf', 64]] as const) {
-    test(`ablation ${label}: every causal chunk at n=4000, c=${chunkSize} (several rounds of the flat index), bit for bit the plain tiling's`, (t) => {
+  // each list entry four pairs. flatCausal at c = 64: every warpgroup's diagonal chunk takes the causal
+  // path. runGpu checks every CTA's step list against the host's; the flag off is the reference.
+  const everyChunkFlagCases = [
+    ['wgmma-c3-n64-s3-kv-ms-eb-sf', 16, 'stepsFlat'], ['wgmma-n128-s2-kv-mf-eb-sf', 16, 'stepsFlat'], ['wgmma-c3-n64-s3-kv-lm-ms-eb-sf', 64, 'stepsFlat'],
+    ['wgmma-c3-n64-s3-kv-lm-ms-eb-fc', 64, 'flatCausal'], ['wgmma-c3-n64-s3-kv-ms-eb-fc', 16, 'flatCausal'],
+  ] as const;
+  for (const [label, chunkSize, flag] of everyChunkFlagCases) {
+    test(`ablation ${label}: every causal chunk at n=4000, c=${chunkSize}, bit for bit the tiling without ${flag}`, (t) => {
       if (noWgmma) return t.skip(noWgmma);
       const n = 4000, H = 2;
       const x = randomBlockSparseInputs(n, H, 1, 128, 0, 13);
       const sel = everyCausalChunk(n, H, chunkSize);
       const flagged = ablationTiling(label);
-      const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, stepsFlat: false } });
+      const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, [flag]: false } });
       const out = runGpu(x, sel, flagged);
       assert.equal(countNaN(out), 0);
-      assert.equal(bitForBit(out, plain), 0, 'outputs differ from the tiling without stepsFlat');
+      assert.equal(bitForBit(out, plain), 0, `outputs differ from the tiling without ${flag}`);
     });
   }
   for (const label of ['wgmma-n128-s2-kv', 'wgmma-c3-n64-s3-kv']) {

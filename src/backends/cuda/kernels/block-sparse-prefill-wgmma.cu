@@ -106,6 +106,11 @@
 //              walks the slots one after another (a count load, then the slot's entries, then the next
 //              slot's count), so each slot costs at least two dependent global-load latencies: at 12
 //              slots and few entries a slot (c = 64, or s >= 0.9) the kernel waits on ~24 latencies a block.
+//   FLAT_CAUSAL (session 9, bs; with MASK_SELECT) MASK_SELECT's causal steps (a tile reaches the warp's first
+//              row or the cache end: at c = 64 a warpgroup's own diagonal chunk, 1 / t of its steps) without
+//              a branch per sub-tile: the selection by selects, then the causal compares on every sub-tile,
+//              as MASK_FIRST's causal block (the plain loop branches twice a sub-tile, and ptxas copies the
+//              scores at each join).
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -171,6 +176,9 @@
 #ifndef STEPS_FLAT
 #define STEPS_FLAT 0
 #endif
+#ifndef FLAT_CAUSAL
+#define FLAT_CAUSAL 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -210,7 +218,7 @@ static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK =
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
               (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
               (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1) &&
-              (MASK_FIRST == 0 || MASK_FIRST == 1) && (STEPS_FLAT == 0 || STEPS_FLAT == 1),
+              (MASK_FIRST == 0 || MASK_FIRST == 1) && (STEPS_FLAT == 0 || STEPS_FLAT == 1) && (FLAT_CAUSAL == 0 || FLAT_CAUSAL == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
@@ -218,6 +226,7 @@ static_assert(ENT_AHEAD == 0 || KV_SKEW == 0, "ENT_AHEAD is written for the plai
 static_assert(ENT_BALLOT == 0 || ((MASK_SELECT == 1 || MASK_FIRST == 1) && ENT_GLOBAL == 0),
               "ENT_BALLOT reads the shared entry stage and needs a step-level causal test (MASK_SELECT or MASK_FIRST: no per-sub-tile keys outside the causal loop)");
 static_assert(MASK_FIRST == 0 || (MASK_SELECT == 0 && LEAN_MASK == 0), "MASK_FIRST replaces the mask code that MASK_SELECT and LEAN_MASK change");
+static_assert(FLAT_CAUSAL == 0 || MASK_SELECT == 1, "FLAT_CAUSAL changes MASK_SELECT's causal path");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -798,6 +807,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
           tile_first_keys(n0, entKey);
 #endif
 #endif
+#if FLAT_CAUSAL
+          // The causal step without a branch per sub-tile: the selection by selects, then the causal
+          // compares on every sub-tile (they change nothing left of the warp's diagonal inside the cache).
+          select_mine(s, mineBits);
+#pragma unroll
+          for (int e = 0; e < SUB; ++e) flash_causal_mask16<BN / 8>(s, e, n0[e], warpFirstPos + g, kvLen, t4);
+#else
 #pragma unroll
         for (int e = 0; e < SUB; ++e) {
           if ((mineBits >> e) & 1u) {
@@ -807,6 +823,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
             for (int half = 0; half < 2; ++half) s[2 * e + half][0] = s[2 * e + half][1] = s[2 * e + half][2] = s[2 * e + half][3] = NEG_INF;
           }
         }
+#endif
 #if MASK_SELECT
         }
 #endif

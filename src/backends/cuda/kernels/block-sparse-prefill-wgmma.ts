@@ -31,7 +31,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT; its
+ * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT, FLAT_CAUSAL; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -75,6 +75,11 @@ export interface WgmmaAblation {
    * loads in flight a thread, instead of the slots one after another (a count load, then that slot's entries).
    */
   stepsFlat?: boolean;
+  /**
+   * (With maskSelect.) maskSelect's causal steps without a branch per sub-tile: the selection by selects, then
+   * the causal compares on every sub-tile (as maskFirst's causal block).
+   */
+  flatCausal?: boolean;
 }
 const ABLATION_FLAGS = [
   { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
@@ -91,6 +96,7 @@ const ABLATION_FLAGS = [
   { key: 'maskFirst', define: 'MASK_FIRST', suffix: 'mf' },
   { key: 'entBallot', define: 'ENT_BALLOT', suffix: 'eb' },
   { key: 'stepsFlat', define: 'STEPS_FLAT', suffix: 'sf' },
+  { key: 'flatCausal', define: 'FLAT_CAUSAL', suffix: 'fc' },
 ] as const;
 
 
@@ -119,7 +125,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat).
+ * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat, -fc flatCausal).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -128,7 +134,7 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?(-sf)?$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?(-sf)?(-fc)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
@@ -136,7 +142,7 @@ export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling |
     ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
       allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined, contigFill: m[12] !== undefined,
       entGlobal: m[13] !== undefined, entAhead: m[14] !== undefined, maskSelect: m[15] !== undefined, maskFirst: m[16] !== undefined, entBallot: m[17] !== undefined,
-      stepsFlat: m[18] !== undefined },
+      stepsFlat: m[18] !== undefined, flatCausal: m[19] !== undefined },
   });
 }
 
@@ -180,6 +186,7 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
   if (r.ablation?.maskFirst && (r.ablation.maskSelect || r.ablation.leanMask)) {
     throw new Error('block-sparse wgmma: maskFirst replaces the mask code that maskSelect and leanMask change: not with either');
   }
+  if (r.ablation?.flatCausal && !r.ablation.maskSelect) throw new Error('block-sparse wgmma: flatCausal changes maskSelect\'s causal steps: it needs maskSelect');
   if (r.ablation?.allCompute && (r.ablation.deferPv || r.ablation.ownTurns)) throw new Error('block-sparse wgmma: allCompute skips no step, so it takes neither deferPv nor ownTurns');
   return r;
 }
