@@ -50,6 +50,8 @@ export interface BlockStamps { ns: bigint[]; cycles: bigint[] }
 /** The per-step figures (µs), each a mean over the launch's blocks unless it is a launch-wide one. */
 export interface StepPhases {
   score: number; guessPassAndPublish: number; firstBarrierWait: number; guessRead: number; phaseC: number; finalBarrierWait: number; phaseD: number;
+  /** Score phase of each unit's block 0 (it refreshes the current page first where its unit is its KV head's first) and of the others. */
+  scoreBlock0: number; scoreOthers: number;
   span: number; startSkew: number; firstArrivalSpread: number; firstRelease: number; finalArrivalSpread: number; finalRelease: number;
   barriers: number; guessHeld: number;
 }
@@ -98,6 +100,8 @@ export function stepPhases(perUnit: BlockStamps[][], ghz: number): StepPhases {
     firstBarrierWait: perBlock(Ph.atFirstBarrier, Ph.pastFirstBarrier), guessRead: perBlock(Ph.pastFirstBarrier, Ph.firstPassRead),
     phaseC: perBlock(Ph.firstPassRead, Ph.atFinalBarrier), finalBarrierWait: perBlock(Ph.atFinalBarrier, Ph.pastFinalBarrier),
     phaseD: perBlock(Ph.pastFinalBarrier, Ph.end),
+    scoreBlock0: mean(perUnit.map((u) => cyc(u[0]!, Ph.start, Ph.scored))),
+    scoreOthers: mean(perUnit.flatMap((u) => u.slice(1).map((b) => cyc(b, Ph.start, Ph.scored)))),
     span: Math.max(...ends) - Math.min(...starts), startSkew: Math.max(...starts) - Math.min(...starts),
     firstArrivalSpread: first.spread, firstRelease: first.release, finalArrivalSpread: final.spread, finalRelease: final.release,
     barriers: mean(blocks.map((b) => Number(b.ns[Ph.barriers]!))), guessHeld: mean(blocks.map((b) => Number(b.ns[Ph.guessHeld]!))),
@@ -185,7 +189,7 @@ function main(argv: string[]): number {
       const p = row.phases;
       console.log(`n=${n} s=${s} pages=${current} k=${k} G=${row.blocksPerUnit} clock ${ghz.toFixed(3)} GHz: step ${f(plainUs)} us, stamped ${f(stampedUs)} us; ` +
         `per block: score ${f(p.score)}, guess pass + publish ${f(p.guessPassAndPublish)}, barrier 1 wait ${f(p.firstBarrierWait)}, guess read ${f(p.guessRead)}, ` +
-        `C ${f(p.phaseC)}, final barrier wait ${f(p.finalBarrierWait)}, D ${f(p.phaseD)}; launch span ${f(p.span)}, start skew ${f(p.startSkew)}; ` +
+        `C ${f(p.phaseC)}, final barrier wait ${f(p.finalBarrierWait)}, D ${f(p.phaseD)}; score block 0 ${f(p.scoreBlock0)} / others ${f(p.scoreOthers)}; launch span ${f(p.span)}, start skew ${f(p.startSkew)}; ` +
         `barrier 1 arrivals spread ${f(p.firstArrivalSpread)} release ${f(p.firstRelease)}; final arrivals spread ${f(p.finalArrivalSpread)} release ${f(p.finalRelease)}; ` +
         `barriers ${f(p.barriers)}, guess held ${f(p.guessHeld)}`);
     }

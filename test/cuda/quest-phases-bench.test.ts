@@ -40,6 +40,9 @@ test('quest-phases: stamps read back per unit, phases and barrier figures from k
   assert.ok(Math.abs(p.phaseC - us(1000)) < 1e-9);
   assert.ok(Math.abs(p.finalBarrierWait - us((1500 + 1500 + 1500) / 3)) < 1e-9);
   assert.ok(Math.abs(p.phaseD - us((1000 + 1400 + 1000) / 3)) < 1e-9);
+  // Block 0 of each unit (10000 and 10000) against the rest (unit 0's block 1: 11000).
+  assert.ok(Math.abs(p.scoreBlock0 - us(10000)) < 1e-9);
+  assert.ok(Math.abs(p.scoreOthers - us(11000)) < 1e-9);
   // Launch-wide: first start 1000, last end 18500; starts 1000..1500.
   assert.equal(p.span, us(17500));
   assert.equal(p.startSkew, us(500));
