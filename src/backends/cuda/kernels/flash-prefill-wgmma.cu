@@ -158,6 +158,38 @@ __device__ __forceinline__ int sink_local_start(int p, int sinkTokens, int local
 }
 #endif
 
+#if WGMMA_VERSION == 3
+// v3's producer copies, for the one-block-per-item and the persistent producers alike. Each of its 128
+// threads copies one 16-byte column chunk `chunk` of rows pr, pr + P_ROWS, ... of a tile (P_ROWS a multiple
+// of 8: one swizzle phase per thread, as in v1/v2's copies).
+// ROWS rows of a Q or K/V tile, source rows firstRow + those; rows at or past `limit` (past T or the cache)
+// are zero-filled and read nothing (0·V must stay 0; Q rows past T are never stored).
+template <int ROWS>
+__device__ __forceinline__ void producer_copy_rows(u32 base, const bf16_t* src, size_t srcRowStride, int firstRow, int limit, int pr, int chunk) {
+  const u32 dst0 = base + swizzled_offset(pr, chunk, ROWS);
+#pragma unroll
+  for (int i = 0; i < ROWS / P_ROWS; ++i) {
+    const int r = firstRow + pr + i * P_ROWS;  // row index in the source
+    const bool inside = r < limit;
+    cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
+  }
+}
+#if SINK_FOLD
+// A K or V tile of keys n0 .. n0 + BN - 1 whose first headRows rows hold keys 0 .. headRows - 1 (the
+// folded sinks) instead; rows past the cache are zero-filled.
+__device__ __forceinline__ void producer_copy_key_tile(u32 base, const bf16_t* src, int n0, int headRows, int kvLen, int pr, int chunk) {
+  const u32 dst0 = base + swizzled_offset(pr, chunk, BN);
+#pragma unroll
+  for (int i = 0; i < BN / P_ROWS; ++i) {
+    const int local = pr + i * P_ROWS;
+    const int r = local < headRows ? local : n0 + local;
+    const bool inside = r < kvLen;
+    cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * D : 0), inside ? 16 : 0);
+  }
+}
+#endif
+#endif
+
 #if Q_IN_REGS
 __device__ __forceinline__ void wgmma_qk_rs(float (&s)[BN / 8][4], const u32 (&q)[4], u64 descK, int scaleD) {
 #if BLOCK_N == 128
@@ -527,35 +559,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
-    // One 16-byte column chunk of rows pr, pr + P_ROWS, ... of a Q or K/V tile (as copyRows above).
-    auto copyRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit) {
-      const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
-#pragma unroll
-      for (int i = 0; i < rows / P_ROWS; ++i) {
-        const int r = firstRow + pr + i * P_ROWS;  // row index in the source
-        const bool inside = r < limit;
-        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
-      }
-    };
-#if SINK_FOLD
-    // A fold tile: keys n0 .. n0 + BN - 1 with the first headRows rows holding keys 0 .. headRows - 1.
-    auto copyKeyTile = [&](u32 base, const bf16_t* src, int n0, int headRows) {
-      const u32 dst0 = base + swizzled_offset(pr, chunk, BN);
-#pragma unroll
-      for (int i = 0; i < BN / P_ROWS; ++i) {
-        const int local = pr + i * P_ROWS;
-        const int r = local < headRows ? local : n0 + local;
-        const bool inside = r < kvLen;
-        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * D : 0), inside ? 16 : 0);
-      }
-    };
-#endif
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before
     for (int n = 0; n < myItems; ++n) {
       const Item it = itemAt(itemOfRound(n));
       if (n > 0) mbar_wait(emptyQ, (n - 1) & 1);  // the previous item's last Q·Kᵀ were issued and done
-      copyRows(sQ, BM, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T);
+      producer_copy_rows<BM>(sQ, q + (size_t)it.h * D + chunk * 8, (size_t)qRowStride, it.m0, T, pr, chunk);
       cp_async_mbar_arrive_noinc(fullQ);
       const int itHk = it.h / (H / Hkv);
       const bf16_t* kHead = k + (size_t)itHk * kvStride * D + chunk * 8;
@@ -565,15 +574,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
         // The fold tile alone takes the sink-reading copy (see the non-persistent producer).
         if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
 #if SINK_FOLD
-        if (i == 0 && it.foldCols > 0) copyKeyTile(sK + st * KV_TILE, kHead, n0, it.foldCols); else
+        if (i == 0 && it.foldCols > 0) producer_copy_key_tile(sK + st * KV_TILE, kHead, n0, it.foldCols, kvLen, pr, chunk); else
 #endif
-        copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
+        producer_copy_rows<BN>(sK + st * KV_TILE, kHead, D, n0, kvLen, pr, chunk);
         cp_async_mbar_arrive_noinc(fullK + 8 * st);
         if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
 #if SINK_FOLD
-        if (i == 0 && it.foldCols > 0) copyKeyTile(sV + st * KV_TILE, vHead, n0, it.foldCols); else
+        if (i == 0 && it.foldCols > 0) producer_copy_key_tile(sV + st * KV_TILE, vHead, n0, it.foldCols, kvLen, pr, chunk); else
 #endif
-        copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
+        producer_copy_rows<BN>(sV + st * KV_TILE, vHead, D, n0, kvLen, pr, chunk);
         cp_async_mbar_arrive_noinc(fullV + 8 * st);
         if (++st == S) { st = 0; ++use; }
       }
@@ -645,34 +654,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
 #else
   if (wg == 2) {
     set_max_registers_dec<PRODUCER_REGS>();
-    // 128 threads, each one 16-byte column chunk of rows pr, pr + P_ROWS, ... (P_ROWS a multiple of 8:
-    // one swizzle phase per thread, as in v1/v2's copies).
+    // 128 threads, each one 16-byte column chunk of rows pr, pr + P_ROWS, ... (producer_copy_rows).
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
-    auto copyRows = [&](u32 base, int rows, const bf16_t* src, size_t srcRowStride, int firstRow, int limit) {
-      const u32 dst0 = base + swizzled_offset(pr, chunk, rows);
-#pragma unroll
-      for (int i = 0; i < rows / P_ROWS; ++i) {
-        const int r = firstRow + pr + i * P_ROWS;  // row index in the source
-        const bool inside = r < limit;
-        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * srcRowStride : 0), inside ? 16 : 0);
-      }
-    };
-#if SINK_FOLD
-    // A K or V tile of keys n0 .. n0 + BN - 1 whose first headRows rows hold keys 0 .. headRows - 1 (the
-    // folded sinks) instead; rows past the cache are zero-filled.
-    auto copyKeyTile = [&](u32 base, const bf16_t* src, int n0, int headRows) {
-      const u32 dst0 = base + swizzled_offset(pr, chunk, BN);
-#pragma unroll
-      for (int i = 0; i < BN / P_ROWS; ++i) {
-        const int local = pr + i * P_ROWS;
-        const int r = local < headRows ? local : n0 + local;
-        const bool inside = r < kvLen;
-        cp_async16_at(dst0 + i * P_ROWS * 128, src + (inside ? (size_t)r * D : 0), inside ? 16 : 0);
-      }
-    };
-#endif
     // Q rows past T are zero-filled (never stored).
-    copyRows(sQ, BM, q + (size_t)h * D + chunk * 8, (size_t)qRowStride, m0, T);
+    producer_copy_rows<BM>(sQ, q + (size_t)h * D + chunk * 8, (size_t)qRowStride, m0, T, pr, chunk);
     cp_async_mbar_arrive_noinc(fullQ);
     const bf16_t* kHead = k + (size_t)hk * kvStride * D + chunk * 8;
     const bf16_t* vHead = v + (size_t)hk * kvStride * D + chunk * 8;
@@ -686,15 +671,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
       // consumers' too).
       if (use > 0) mbar_wait(emptyK + 8 * st, (use - 1) & 1);
 #if SINK_FOLD
-      if (i == 0 && foldCols > 0) copyKeyTile(sK + st * KV_TILE, kHead, n0, foldCols); else
+      if (i == 0 && foldCols > 0) producer_copy_key_tile(sK + st * KV_TILE, kHead, n0, foldCols, kvLen, pr, chunk); else
 #endif
-      copyRows(sK + st * KV_TILE, BN, kHead, D, n0, kvLen);
+      producer_copy_rows<BN>(sK + st * KV_TILE, kHead, D, n0, kvLen, pr, chunk);
       cp_async_mbar_arrive_noinc(fullK + 8 * st);
       if (use > 0) mbar_wait(emptyV + 8 * st, (use - 1) & 1);
 #if SINK_FOLD
-      if (i == 0 && foldCols > 0) copyKeyTile(sV + st * KV_TILE, vHead, n0, foldCols); else
+      if (i == 0 && foldCols > 0) producer_copy_key_tile(sV + st * KV_TILE, vHead, n0, foldCols, kvLen, pr, chunk); else
 #endif
-      copyRows(sV + st * KV_TILE, BN, vHead, D, n0, kvLen);
+      producer_copy_rows<BN>(sV + st * KV_TILE, vHead, D, n0, kvLen, pr, chunk);
       cp_async_mbar_arrive_noinc(fullV + 8 * st);
       if (++st == S) { st = 0; ++use; }
     }
