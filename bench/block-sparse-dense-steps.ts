@@ -8,7 +8,10 @@
  * causal, bf16 in / fp32 acc. Order per length: dense n128, dense n64, the block-sparse variants, dense n128
  * again (the drift). Each block-sparse output is checked against dense n128's (every element, first length
  * only; at s = 0 they attend the same keys). The lists hold every chunk (n / 16 per head and chunk), so
- * lengths stay at 32K or below (64K would need 2 GB of lists).
+ * lengths stay at 32K or below (64K would need 2 GB of lists). Each variant also runs on empty lists (every
+ * count 0: no step in any CTA), which leaves the per-CTA cost that no step carries: the two launches, the
+ * CTA's start, its Q tile's load and its output's store (zeros); at high s, where a CTA has few steps, that
+ * is a large share of the kernel.
  *
  * Usage: node dist/bench/block-sparse-dense-steps.js [--lengths 16384] [--repeats 5]
  *        [--variants wgmma-c3-n64-s3-kv-ms-eb,...] [--out FILE] (--help lists them). Prints a skip
@@ -62,7 +65,7 @@ export interface DenseStepsRow {
   n: number; kernel: string; ms: number;
   /** ms over the first dense n128 timing of the length, and over dense n64's. */
   vsDense128: number; vsDense64: number;
-  /** Block-sparse rows at the first length: relative difference from dense n128's output. */
+  /** Block-sparse rows (not on empty lists) at the first length: relative difference from dense n128's output. */
   relDiff?: number;
 }
 
@@ -115,6 +118,8 @@ export function runDenseStepsBench(argv: string[]): DenseStepsRow[] {
     const numChunks = Math.ceil(n / C);
     const lists = allocateChunkLists(rt, H, n, C, numChunks);
     estimator.run({ q: q.ptr, k: k.ptr, kvStride: n, numTokens: n, lists }); // t = every chunk: all causal chunks
+    const empty = allocateChunkLists(rt, H, n, C, 1);
+    rt.cuda.fill16Async(empty.counts.ptr, 0, 2 * H * numChunks, rt.stream); // int32 counts of 0
     for (const label of o.variants) {
       const tiling = parseBlockSparseWgmmaLabel(label);
       if (!tiling) throw new Error(`not a wgmma label: ${label}`); // parseDenseStepsArgs checked them
@@ -127,12 +132,14 @@ export function runDenseStepsBench(argv: string[]): DenseStepsRow[] {
         if (!(relDiff < 2e-3)) throw new Error(`${label} at s = 0 differs from dense n128 by ${relDiff} (n=${n})`);
       }
       row(label, time(() => kernel.run({ ...common, lists })), relDiff);
+      row(`${label} on empty lists`, time(() => kernel.run({ ...common, lists: empty })));
       rt.synchronize();
       kernel.release();
     }
     row('dense-n128 again', time(() => dense128.run({ ...common, queryStart: 0 })));
     rt.synchronize();
     releaseChunkLists(rt, lists);
+    releaseChunkLists(rt, empty);
     for (const b of [q, k, v, out]) rt.pool.release(b);
     rt.pool.trim();
   }
