@@ -28,4 +28,7 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   // ... and -ms's causal steps without a branch per sub-tile (-fc), on the 192-row flag set, its lean variant
   // (c = 64 lists: each warpgroup's diagonal chunk), with -sf, and on 128-row CTAs
   'wgmma-c3-n64-s3-kv-ms-eb-fc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-fc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-sf-fc', 'wgmma-n128-s2-kv-ms-eb-fc',
+  // ... and persistent CTAs (-ps: one an SM, items one after another, two Q tiles) on both automatic flag sets,
+  // the 192-row lean variant and with -sf
+  'wgmma-c3-n64-s3-kv-ms-eb-ps', 'wgmma-c3-n64-s3-kv-lm-ms-eb-ps', 'wgmma-n128-s2-kv-mf-eb-ps', 'wgmma-c3-n64-s3-kv-ms-eb-sf-ps',
 ];

@@ -61,14 +61,17 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs steps + attention over `sel` and returns [n, H, D]; checks the GPU step lists against wgmmaCtaSteps. */
-  function runGpu(x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling> | 'auto-kv', viaLauncher = false, apart = false): Float32Array {
+  function runGpu(
+    x: BlockSparseInputs, sel: ChunkSelection, tiling: Partial<BlockSparseWgmmaTiling> | 'auto-kv', viaLauncher = false, apart = false,
+    limits: { maxPersistentCtas?: number } = {},
+  ): Float32Array {
     const { n, H, Hkv, D, kvStride } = x;
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
     const launcher = tiling === 'auto-kv' ? new BlockSparseFlashPrefill(rt, shape, { autoCtaOrder: 'kv' })
       : viaLauncher ? new BlockSparseFlashPrefill(rt, shape, { wgmma: tiling }) : null;
     if (tiling === 'auto-kv') assert.equal(launcher?.wgmma?.tiling.ctaOrder, 'kv', 'autoCtaOrder reaches the automatic tilings');
     if (tiling === 'auto-kv' && !launcher?.wgmma) throw new Error('the automatic choice did not pick the wgmma kernel on this device');
-    const kernel = launcher?.wgmma ?? new BlockSparseWgmmaPrefill(rt, shape, tiling as Partial<BlockSparseWgmmaTiling>);
+    const kernel = launcher?.wgmma ?? new BlockSparseWgmmaPrefill(rt, shape, tiling as Partial<BlockSparseWgmmaTiling>, limits);
     const host = packChunkLists(sel);
     const lists = uploadChunkLists(rt, host);
     const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
@@ -305,6 +308,40 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       assert.equal(countNaN(out), 0);
       assert.equal(bitForBit(out, plain), 0, `outputs differ from the tiling without ${flag}`);
     });
+  }
+  // persistent: with a few CTAs each runs many items (both Q tiles reused, the stage ring and the turn
+  // barriers carried across items, items with no step), bit for bit the tiling without the flag.
+  const persistentCases = [
+    { what: 'the CPU method\'s selection, n=2048 H=4 c=16', maxCtas: 3, data: () => { const r = referenceOf(0); return { x: r.x, sel: r.sel, ref: r.ref as Float32Array | null }; } },
+    { what: 'the CPU method\'s selection, n=700 H=4 c=64', maxCtas: 2, data: () => { const r = referenceOf(3); return { x: r.x, sel: r.sel, ref: r.ref as Float32Array | null }; } },
+    { what: 'every causal chunk, n=1024 H=8', maxCtas: 5, data: () => ({ x: randomBlockSparseInputs(1024, 8, 2, 128, 0, 12), sel: everyCausalChunk(1024, 8), ref: null }) },
+    {
+      what: 'empty rows and a CTA with no step, n=300 H=4', maxCtas: 2, data: () => {
+        const x = randomBlockSparseInputs(300, 4, 2, 128, 0, 6);
+        const sel = handMadeEmptyRowSelection(300, 4);
+        for (let m = 12; m < 19; m++) sel.heads[3].counts[m] = 0;
+        return { x, sel, ref: selectionReference(x, sel) as Float32Array | null };
+      },
+    },
+  ];
+  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => l.endsWith('-ps'))) {
+    for (const c of persistentCases) {
+      test(`ablation ${label}: ${c.what}, at most ${c.maxCtas} CTAs: bit for bit the tiling without persistent`, (t) => {
+        if (noWgmma) return t.skip(noWgmma);
+        const { x, sel, ref } = c.data();
+        const flagged = ablationTiling(label);
+        const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, persistent: false } });
+        const out = runGpu(x, sel, flagged, false, false, { maxPersistentCtas: c.maxCtas });
+        assert.equal(countNaN(out), 0, 'every output element must be written');
+        assert.equal(bitForBit(out, plain), 0, 'outputs differ from the tiling without persistent');
+        if (ref) {
+          const err = relativeError(out, ref);
+          console.log(`#   rel err ${err.toExponential(2)}`);
+          assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+        }
+        if (c.what.startsWith('empty')) assertEmptyRowsAreZero(out, x, sel);
+      });
+    }
   }
   for (const label of ['wgmma-n128-s2-kv', 'wgmma-c3-n64-s3-kv']) {
     test(`buildSteps then attend (the bench's --split-steps) equal run(), ${label}`, (t) => {

@@ -111,6 +111,15 @@
 //              a branch per sub-tile: the selection by selects, then the causal compares on every sub-tile,
 //              as MASK_FIRST's causal block (the plain loop branches twice a sub-tile, and ptxas copies the
 //              scores at each join).
+//   PERSISTENT (session 9, bs; KV-head-major order only, not with KV_SKEW, OWN_TURNS, ALL_COMPUTE, ENT_GLOBAL,
+//              DEFER_PV) a grid of at most one CTA per SM, each CTA running the work items (CTA row, head)
+//              blockIdx.x, blockIdx.x + gridDim.x, ... of the launch's block order one after another, with two
+//              Q tiles: the producer loads item j + 1's Q (into the tile item j - 1 used, once the consumers
+//              have released it) and gathers its first steps while the consumers finish item j and store
+//              its rows. One CTA an SM otherwise runs a CTA's start, Q load and output store with nothing to
+//              overlap them: at high s, where an item has few steps, that is a large share of the kernel.
+//              The stage ring, its barriers' phases and the step order carry on across items; every item's
+//              arithmetic is the plain kernel's, so results are the same bit for bit.
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -179,6 +188,9 @@
 #ifndef FLAT_CAUSAL
 #define FLAT_CAUSAL 0
 #endif
+#ifndef PERSISTENT
+#define PERSISTENT 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -218,7 +230,7 @@ static_assert((DEFER_PV == 0 || DEFER_PV == 1) && (LEAN_MASK == 0 || LEAN_MASK =
               (IDLE_WARPS == 0 || IDLE_WARPS == 1) && (ALL_COMPUTE == 0 || ALL_COMPUTE == 1) && (KV_SKEW == 0 || KV_SKEW == 1) &&
               (EARLY_K == 0 || EARLY_K == 1) && (CONTIG_FILL == 0 || CONTIG_FILL == 1) && (ENT_GLOBAL == 0 || ENT_GLOBAL == 1) &&
               (ENT_AHEAD == 0 || ENT_AHEAD == 1) && (MASK_SELECT == 0 || MASK_SELECT == 1) && (ENT_BALLOT == 0 || ENT_BALLOT == 1) &&
-              (MASK_FIRST == 0 || MASK_FIRST == 1) && (STEPS_FLAT == 0 || STEPS_FLAT == 1) && (FLAT_CAUSAL == 0 || FLAT_CAUSAL == 1),
+              (MASK_FIRST == 0 || MASK_FIRST == 1) && (STEPS_FLAT == 0 || STEPS_FLAT == 1) && (FLAT_CAUSAL == 0 || FLAT_CAUSAL == 1) && (PERSISTENT == 0 || PERSISTENT == 1),
               "ablation flags are 0 or 1");
 static_assert(ALL_COMPUTE == 0 || (OWN_TURNS == 0 && DEFER_PV == 0), "ALL_COMPUTE skips no step: it takes neither OWN_TURNS nor DEFER_PV");
 static_assert(OWN_TURNS == 0 || CONSUMERS == 2, "OWN_TURNS pairs two consumers' own steps");
@@ -227,6 +239,8 @@ static_assert(ENT_BALLOT == 0 || ((MASK_SELECT == 1 || MASK_FIRST == 1) && ENT_G
               "ENT_BALLOT reads the shared entry stage and needs a step-level causal test (MASK_SELECT or MASK_FIRST: no per-sub-tile keys outside the causal loop)");
 static_assert(MASK_FIRST == 0 || (MASK_SELECT == 0 && LEAN_MASK == 0), "MASK_FIRST replaces the mask code that MASK_SELECT and LEAN_MASK change");
 static_assert(FLAT_CAUSAL == 0 || MASK_SELECT == 1, "FLAT_CAUSAL changes MASK_SELECT's causal path");
+static_assert(PERSISTENT == 0 || (CTA_ORDER == 1 && KV_SKEW == 0 && OWN_TURNS == 0 && ALL_COMPUTE == 0 && ENT_GLOBAL == 0 && DEFER_PV == 0),
+              "PERSISTENT is written for the KV-head-major order and the plain fill, turn and flush rules");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -270,6 +284,7 @@ __device__ __forceinline__ int sum_of(const int (&x)[N]) {
     return x[0] + x[1] + x[2] + x[3] + x[4] + x[5] + x[6];
   }
 }
+#if !PERSISTENT  // (a persistent CTA's items have block_sparse_item)
 // (CTA row, head) of this block in the [CTA rows, H] grid (see CTA order in the header); read afresh
 // from the special registers, so the epilogue calls it again instead of keeping them live.
 __device__ __forceinline__ void block_sparse_cta_coords(int H, int Hkv, int& cr, int& h) {
@@ -284,6 +299,7 @@ __device__ __forceinline__ void block_sparse_cta_coords(int H, int Hkv, int& cr,
     h = hk * group + r % group;
   }
 }
+#endif
 // Class of a tile by its slot mask: two consumers: 0 both warpgroups, 1 warpgroup 0 only, 2 warpgroup 1
 // only; three: 0 all, 1..3 the pairs {0,1} {0,2} {1,2}, 4..6 warpgroup 0, 1, 2 only.
 __device__ __forceinline__ int class_of(u32 mask) {
@@ -333,6 +349,25 @@ __device__ __forceinline__ void select_mine(float (&s)[BN / 8][4], u32 mineBits)
       for (int j = 0; j < 4; ++j) s[2 * e + half][j] = mine ? s[2 * e + half][j] : NEG_INF;
     }
   }
+}
+#endif
+#if PERSISTENT
+struct BlockSparseItem {
+  int cr, h, numSteps, turnEnd;
+};
+// Work item `item` of the launch's block order (KV-head-major: block_sparse_cta_coords with CTA_ORDER 1 and
+// numCtaRows blocks along x), its step count and the leading steps all warpgroups use.
+__device__ __forceinline__ BlockSparseItem block_sparse_item(int item, int numCtaRows, int H, int Hkv, const int* stepCounts) {
+  const int group = H / Hkv;
+  const int perKvHead = numCtaRows * group;  // items of one KV head
+  const int hk = item / perKvHead, r = item - hk * perKvHead;
+  BlockSparseItem it;
+  it.cr = numCtaRows - 1 - r / group;
+  it.h = hk * group + r % group;
+  const int cta = it.h * numCtaRows + it.cr;
+  it.numSteps = stepCounts[2 * cta];
+  it.turnEnd = stepCounts[2 * cta + 1];
+  return it;
 }
 #endif
 #if ENT_BALLOT
@@ -521,12 +556,24 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     int kvLen, int stepStride, float scaleLog2) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
+#if PERSISTENT
+  const u32 sQ2 = (smem_addr(smem_raw) + 1023u) & ~1023u;  // [2][Q_BYTES]: the Q tiles of even and odd items
+  const u32 sK = sQ2 + 2 * Q_BYTES;          // [S][KV_TILE]
+  const u32 sV = sK + S * KV_TILE;           // [S][KV_TILE]
+  const u32 bars = sV + S * KV_TILE;         // fullQ[2], fullK[S], fullV[S], emptyK[S], emptyV[S], emptyQ[2]
+  const u32 fullQ2 = bars, fullK = bars + 16, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
+  const u32 emptyQ2 = emptyV + 8 * S;
+  const u32 sEnt = emptyQ2 + 16;             // [S][SUB] entries of the step in each stage
+  const int numCtaRows = (T + BM - 1) / BM;
+  const int numItems = numCtaRows * H;
+#else
   const u32 sQ = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const u32 sK = sQ + Q_BYTES;               // [S][KV_TILE]
   const u32 sV = sK + S * KV_TILE;           // [S][KV_TILE]
   const u32 bars = sV + S * KV_TILE;         // fullQ, fullK[S], fullV[S], emptyK[S], emptyV[S]
   const u32 fullQ = bars, fullK = bars + 8, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   const u32 sEnt = emptyV + 8 * S;           // [S][SUB] entries of the step in each stage
+#endif
 #if ENT_GLOBAL
   (void)sEnt;  // the entries come from global memory in this variant
 #endif
@@ -538,6 +585,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int wg = warp >> 2;  // 0 .. CONSUMERS - 1: consumers of rows 64·wg ..; CONSUMERS: producer
   const int wl = warp & 3;
 
+#if !PERSISTENT  // (a persistent CTA's items set these up one by one)
   int cr, h;
   block_sparse_cta_coords(H, Hkv, cr, h);
   const int hk = h / (H / Hkv);
@@ -555,14 +603,35 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const int turnEnd = stepsBoth;
 #endif
   const int* entries = steps + (size_t)cta * stepStride;
+#endif
 
   constexpr int EMPTY_ARRIVALS = CONSUMER_THREADS / 32;  // one per consumer warp
+#if PERSISTENT
+  if (tid == 0) {
+    mbar_init(fullQ2 + 8, PRODUCER_THREADS);
+    mbar_init(emptyQ2, EMPTY_ARRIVALS);
+    mbar_init(emptyQ2 + 8, EMPTY_ARRIVALS);
+    init_stage_ring_barriers(fullQ2, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);  // fences all
+  }
+#else
   if (tid == 0) init_stage_ring_barriers(fullQ, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);
+#endif
   __syncthreads();
 
   if (wg == CONSUMERS) {
     set_max_registers_dec<PRODUCER_REGS>();
     const int pt = tid - CONSUMER_THREADS, pr = pt / CHUNKS_PER_ROW, chunk = pt % CHUNKS_PER_ROW;
+#if PERSISTENT
+    int st = 0;
+    u32 use = 0;  // how many times stage st was filled before (the ring carries on across items)
+    for (int item = blockIdx.x, round = 0; item < numItems; item += gridDim.x, ++round) {
+    const BlockSparseItem it = block_sparse_item(item, numCtaRows, H, Hkv, stepCounts);
+    const int h = it.h, hk = h / (H / Hkv), m0 = it.cr * BM, numSteps = it.numSteps;
+    const int* entries = steps + (size_t)(h * numCtaRows + it.cr) * stepStride;
+    const u32 sQ = sQ2 + (round & 1) * Q_BYTES, fullQ = fullQ2 + 8 * (round & 1);
+    // The tile's previous item (round - 2) released by every consumer warp.
+    if (round >= 2) mbar_wait(emptyQ2 + 8 * (round & 1), ((round >> 1) - 1) & 1);
+#endif
     producer_copy_q<BM, P_ROWS, D>(sQ, q, h, m0, T, qRowStride, pr, chunk);  // Q rows past T zero-filled, never stored
     cp_async_mbar_arrive_noinc(fullQ);
     const bf16_t* kHead = k + (size_t)hk * kvStride * D + chunk * 8;
@@ -597,8 +666,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         cp_async16_at(stage + rowDst + i * P_ROWS * 128, head + (inside ? (size_t)key * D : 0), inside ? 16 : 0);
       }
     };
+#if !PERSISTENT
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before
+#endif
 #if KV_SKEW
     // K_i, then V_{i-1}: the fills in the order the consumers use them.
     int vst = 0;
@@ -647,11 +718,25 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       if (++st == S) { st = 0; ++use; }
     }
 #endif
+#if PERSISTENT
+    }  // items
+#endif
     cp_async_wait<0>();  // leave no copy in flight behind an exited thread
   } else {
     set_max_registers_inc<CONSUMER_REGS>();
     const int g = lane >> 2, t4 = lane & 3;
     const int slot = 4 * wg + wl;
+#if PERSISTENT
+    int st = 0, pst = 0;   // stages of step i and of the pending P·V (the ring carries on across items)
+    u32 use = 0, puse = 0; // how many times those stages were filled before
+    for (int item = blockIdx.x, round = 0; item < numItems; item += gridDim.x, ++round) {
+    const BlockSparseItem it = block_sparse_item(item, numCtaRows, H, Hkv, stepCounts);
+    const int m0 = it.cr * BM, numSteps = it.numSteps, turnEnd = it.turnEnd;
+    const u32 sQ = sQ2 + (round & 1) * Q_BYTES, fullQ = fullQ2 + 8 * (round & 1);
+    const u32 qParity = (round >> 1) & 1;  // the tile's fill of this item
+#else
+    constexpr u32 qParity = 0;
+#endif
     const int warpFirstPos = m0 + 64 * wg + 16 * wl;  // position of this warp's first row
     const u32 qBase = sQ + wg * 64 * 128;
     float o[D / 8][4];
@@ -674,9 +759,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     // (The two-consumer forms are written as they were, so that variant's code stays the same.)
     const int nextTurn = CONSUMERS == 2 ? 2 - wg : 1 + (wg + 1) % CONSUMERS;
     if (wg == CONSUMERS - 1 && turnEnd > 0) named_bar_arrive(1, TURN_THREADS);  // warpgroup 0 issues first
-    mbar_wait(fullQ, 0);
+    mbar_wait(fullQ, qParity);
+#if !PERSISTENT
     int st = 0, pst = 0;   // stages of step i and of the pending P·V
     u32 use = 0, puse = 0; // how many times those stages were filled before
+#endif
     bool pending = false;  // a P·V (of step i - 1) waits to be issued
 #if DEFER_PV
     int pstep = 0;         // the step of the pending P·V
@@ -883,8 +970,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
       if (++st == S) { st = 0; ++use; }
     }
     if (pending) flushPV();
+#if PERSISTENT
+    // Every wgmma that read this item's Q tile has finished (flushPV and the steps' waits): free it.
+    release(emptyQ2 + 8 * (round & 1));
+    const int crE = it.cr, hE = it.h;
+#else
     int crE, hE;
     block_sparse_cta_coords(H, Hkv, crE, hE);
+#endif
     flash_store_rows<D / 8>(o, rowSum, out, crE * BM + 64 * wg + 16 * wl, g, t4, T, H, hE);
+#if PERSISTENT
+    }  // items
+#endif
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 }

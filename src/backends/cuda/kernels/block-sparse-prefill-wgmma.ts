@@ -31,7 +31,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT, FLAT_CAUSAL; its
+ * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT, FLAT_CAUSAL, PERSISTENT; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -80,6 +80,12 @@ export interface WgmmaAblation {
    * the causal compares on every sub-tile (as maskFirst's causal block).
    */
   flatCausal?: boolean;
+  /**
+   * (KV-head-major order only; not with kvSkew, ownTurns, allCompute, entGlobal, deferPv.) At most one CTA per SM,
+   * each running the launch's work items one after another with two Q tiles, so an item's Q load and first
+   * gathers overlap the previous item's last steps and output store.
+   */
+  persistent?: boolean;
 }
 const ABLATION_FLAGS = [
   { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
@@ -97,6 +103,7 @@ const ABLATION_FLAGS = [
   { key: 'entBallot', define: 'ENT_BALLOT', suffix: 'eb' },
   { key: 'stepsFlat', define: 'STEPS_FLAT', suffix: 'sf' },
   { key: 'flatCausal', define: 'FLAT_CAUSAL', suffix: 'fc' },
+  { key: 'persistent', define: 'PERSISTENT', suffix: 'ps' },
 ] as const;
 
 
@@ -125,7 +132,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat, -fc flatCausal).
+ * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat, -fc flatCausal, -ps persistent).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -134,7 +141,7 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
 
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?(-sf)?(-fc)?$/.exec(label);
+  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?(-sf)?(-fc)?(-ps)?$/.exec(label);
   if (!m) return null;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
@@ -142,7 +149,8 @@ export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling |
     ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
       allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined, contigFill: m[12] !== undefined,
       entGlobal: m[13] !== undefined, entAhead: m[14] !== undefined, maskSelect: m[15] !== undefined, maskFirst: m[16] !== undefined, entBallot: m[17] !== undefined,
-      stepsFlat: m[18] !== undefined, flatCausal: m[19] !== undefined },
+      stepsFlat: m[18] !== undefined, flatCausal: m[19] !== undefined,
+      persistent: m[20] !== undefined },
   });
 }
 
@@ -187,6 +195,9 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
     throw new Error('block-sparse wgmma: maskFirst replaces the mask code that maskSelect and leanMask change: not with either');
   }
   if (r.ablation?.flatCausal && !r.ablation.maskSelect) throw new Error('block-sparse wgmma: flatCausal changes maskSelect\'s causal steps: it needs maskSelect');
+  if (r.ablation?.persistent && (r.ctaOrder !== 'kv' || r.ablation.kvSkew || r.ablation.ownTurns || r.ablation.allCompute || r.ablation.entGlobal || r.ablation.deferPv)) {
+    throw new Error('block-sparse wgmma: persistent is written for the KV-head-major order (ctaOrder kv) and not with kvSkew, ownTurns, allCompute, entGlobal or deferPv');
+  }
   if (r.ablation?.allCompute && (r.ablation.deferPv || r.ablation.ownTurns)) throw new Error('block-sparse wgmma: allCompute skips no step, so it takes neither deferPv nor ownTurns');
   return r;
 }
@@ -194,10 +205,22 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
 /**
  * Dynamic shared memory of one CTA: the Q tile (64 · consumers rows), the K and V stages, the mbarriers
  * (1 + 4 per stage), the stages' entries, 1 KB of alignment slack (swizzle atoms are 1024-byte aligned).
+ * A persistent CTA holds two Q tiles and three more barriers (the second tile's full, both tiles' empty).
  */
 export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmmaTiling): number {
   const rowBytes = headDim * 2;
-  return (wgmmaCtaRows(t.consumers) + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages) + 4 * t.stages * (t.blockN / 16) + 1024;
+  const persistent = t.ablation?.persistent === true;
+  const qTiles = persistent ? 2 : 1;
+  return (qTiles * wgmmaCtaRows(t.consumers) + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages + (persistent ? 3 : 0)) +
+    4 * t.stages * (t.blockN / 16) + 1024;
+}
+
+/**
+ * The attention launch's grid: [CTA rows, heads], or for a persistent tiling one CTA per SM up to the work items
+ * (each CTA runs items blockIdx.x, blockIdx.x + gridDim.x, ... of that grid's block order).
+ */
+export function blockSparseWgmmaAttendGrid(t: BlockSparseWgmmaTiling, numCtaRows: number, numHeads: number, multiprocessors: number): [number, number, number] {
+  return t.ablation?.persistent ? [Math.min(numCtaRows * numHeads, multiprocessors), 1, 1] : [numCtaRows, numHeads, 1];
 }
 
 export class BlockSparseWgmmaPrefill {
@@ -208,7 +231,16 @@ export class BlockSparseWgmmaPrefill {
   /** Geometry of the last run (for tests that read the step lists back). */
   lastGeometry: WgmmaStepGeometry | null = null;
 
-  constructor(private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<BlockSparseWgmmaTiling> = {}) {
+  /**
+   * `maxPersistentCtas` (persistent tilings; tests): launch at most this many CTAs, so a small prompt's CTAs
+   * each run many items (the Q tiles' reuse and the stage ring across items); left out: one an SM.
+   */
+  constructor(
+    private readonly rt: CudaRuntime, readonly shape: PrefillShape, tiling: Partial<BlockSparseWgmmaTiling> = {},
+    private readonly limits: { maxPersistentCtas?: number } = {},
+  ) {
+    const cap = limits.maxPersistentCtas;
+    if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new Error(`block-sparse wgmma: maxPersistentCtas must be a positive integer (got ${cap})`);
     const reason = wgmmaPrefillUnsupported(rt.cuda.info, shape.headDim);
     if (reason) throw new Error(`block-sparse ${reason}`);
     if (!(shape.numKvHeads > 0) || shape.numHeads % shape.numKvHeads !== 0) {
@@ -287,7 +319,7 @@ export class BlockSparseWgmmaPrefill {
       throw new Error('block-sparse wgmma: attend() with another prompt or list shape than the last buildSteps()');
     }
     const k = this.prepare();
-    const grid: [number, number, number] = [geo.numCtaRows, H, 1];
+    const grid = blockSparseWgmmaAttendGrid(this.tiling, geo.numCtaRows, H, Math.min(this.rt.cuda.info.multiprocessors, this.limits.maxPersistentCtas ?? Infinity));
     const T = a.numQueries;
     const { consumers } = this.tiling;
     k.attend.launch(
