@@ -178,7 +178,9 @@ function main(): number {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`# ${same} of ${sets.length} define sets byte-identical${problems.length ? `; ${problems.length} not:\n#   ${problems.join('\n#   ')}` : ''}`);
+  // The per-set lines above name the differing sets; a failed compile's message is worth its lines.
+  for (const p of problems.filter((x) => x.includes('compile failed'))) console.log(`# ${p}`);
+  console.log(`# ${same} of ${sets.length} define sets byte-identical${problems.length ? `, ${problems.length} not` : ''}`);
   return problems.length ? 1 : 0;
 }
 

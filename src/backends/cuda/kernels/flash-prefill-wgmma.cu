@@ -44,6 +44,7 @@
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
 #include "wgmma-pipeline.cuh"
+#include "wgmma-consumer-step.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -612,41 +613,23 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
     mbar_wait(fullQ, n & 1);
     for (int i = 0; i < it.numTiles; ++i) {
       const int j = itemTile(it, i);
-      mbar_wait(fullK + 8 * st, use & 1);
-      if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
-      fence_proxy_async_shared();
+      consumer_wait_stages(fullK, st, use, i > 0, fullV, pst, puse);
       named_bar_sync(1 + wg, CONSUMER_THREADS);
-      wgmma_fence();
-      issueQK(sK + st * KV_TILE);
-      wgmma_commit();
-      if (i > 0) issuePV(sV + pst * KV_TILE);
-      wgmma_commit();
+      consumer_issue_products([&, st] { issueQK(sK + st * KV_TILE); }, i > 0, [&, pst] { issuePV(sV + pst * KV_TILE); });
       if (wg == 0 || !(lastItem && i + 1 == it.numTiles)) named_bar_arrive(2 - wg, CONSUMER_THREADS);
+      auto releaseK = [&, st, i] {
+        release(emptyK + 8 * st);
+        if (i + 1 == it.numTiles) release(emptyQ);  // the item's last read of Q
+      };
       float alpha[2];
-      wgmma_wait<1>();
-      wgmma_fence_operands(s);
-      release(emptyK + 8 * st);
-      if (i + 1 == it.numTiles) release(emptyQ);  // the item's last read of Q
-      maskScores(j);
-      flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
-      wgmma_wait<0>();
-      wgmma_fence_operands(o);
-      if (i > 0) release(emptyV + 8 * pst);
-      flash_rescale_rows<D / 8>(o, alpha);
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+      consumer_scores_step(s, o, p, rowMax, rowSum, alpha, scaleLog2, releaseK, [&, j] { maskScores(j); },
+                           i > 0, [&, pst] { release(emptyV + 8 * pst); });
       pst = st;
       puse = use;
       if (++st == S) { st = 0; ++use; }
     }
     // The item's last P·V (stage pst), then its stage goes back to the producer for the next item.
-    mbar_wait(fullV + 8 * pst, puse & 1);
-    fence_proxy_async_shared();
-    wgmma_fence();
-    issuePV(sV + pst * KV_TILE);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(o);
+    consumer_last_pv(fullV + 8 * pst, puse & 1, [&, pst] { issuePV(sV + pst * KV_TILE); }, o);
     release(emptyV + 8 * pst);
     flash_store_rows<D / 8>(o, rowSum, out, it.m0 + wg * 64 + wl * 16, g, t4, T, H, it.h);
   }
@@ -704,41 +687,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_prefill_wgmma(
   u32 use = 0, puse = 0;    // how many times those stages were filled before
   for (int i = 0; i < numTiles; ++i) {
     const int j = tileAt(i);
-    mbar_wait(fullK + 8 * st, use & 1);
-    if (i > 0) mbar_wait(fullV + 8 * pst, puse & 1);
-    fence_proxy_async_shared();  // the copies were generic-proxy writes; wgmma reads through the async proxy
+    consumer_wait_stages(fullK, st, use, i > 0, fullV, pst, puse);
     named_bar_sync(1 + wg, CONSUMER_THREADS);  // this warpgroup's turn to issue
-    wgmma_fence();
-    issueQK(sK + st * KV_TILE);
-    wgmma_commit();
-    if (i > 0) issuePV(sV + pst * KV_TILE);
-    wgmma_commit();
+    consumer_issue_products([&, st] { issueQK(sK + st * KV_TILE); }, i > 0, [&, pst] { issuePV(sV + pst * KV_TILE); });
     // The other warpgroup's turn (warpgroup 1's last arrival would have no matching wait).
     if (wg == 0 || i + 1 < numTiles) named_bar_arrive(2 - wg, CONSUMER_THREADS);
     float alpha[2];
-    wgmma_wait<1>();
-    wgmma_fence_operands(s);
-    release(emptyK + 8 * st);
-    maskScores(j);
-    flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
-    wgmma_wait<0>();
-    wgmma_fence_operands(o);
-    if (i > 0) release(emptyV + 8 * pst);
-    flash_rescale_rows<D / 8>(o, alpha);
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+    consumer_scores_step(s, o, p, rowMax, rowSum, alpha, scaleLog2, [&, st] { release(emptyK + 8 * st); }, [&, j] { maskScores(j); },
+                         i > 0, [&, pst] { release(emptyV + 8 * pst); });
     pst = st;
     puse = use;
     if (++st == S) { st = 0; ++use; }
   }
   // The last tile's P·V (stage pst now).
-  mbar_wait(fullV + 8 * pst, puse & 1);
-  fence_proxy_async_shared();
-  wgmma_fence();
-  issuePV(sV + pst * KV_TILE);
-  wgmma_commit();
-  wgmma_wait<0>();
-  wgmma_fence_operands(o);
+  consumer_last_pv(fullV + 8 * pst, puse & 1, [&, pst] { issuePV(sV + pst * KV_TILE); }, o);
   store_output(o, rowSum, out, H, T, wg, wl, g, t4);
   }  // consumers (setmaxnreg needs the two roles as the two branches of one if/else)
 #endif

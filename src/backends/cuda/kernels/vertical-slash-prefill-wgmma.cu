@@ -24,6 +24,7 @@
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
 #include "wgmma-pipeline.cuh"
+#include "wgmma-consumer-step.cuh"
 #include "vertical-slash-ranges.cuh"
 
 #ifndef HEAD_DIM
@@ -255,54 +256,45 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_prefill_wgmma(
       const int st = step % S;
       const u32 use = (u32)(step / S);
       const int d = walk.next(mine);
-      mbar_wait(fullK + 8 * st, use & 1);
-      if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
-      fence_proxy_async_shared();
-      wgmma_fence();
-      issueQK(sK + st * KV_TILE);
-      wgmma_commit();
-      if (pending) issuePV(sV + pst * KV_TILE);
-      wgmma_commit();
+      consumer_wait_stages(fullK, st, use, pending, fullV, pst, puse);
+      consumer_issue_products([&, st] { issueQK(sK + st * KV_TILE); }, pending, [&, pst] { issuePV(sV + pst * KV_TILE); });
+      // Range tiles: keys right of a row where the tile reaches this warp's first row, and left of the
+      // row's window when there is one. Column tiles: the empty slots past the block's list.
+      auto mask = [&, d] {
+        if (d >= 0) {
+          if (d + BN - 1 > warpFirstPos) {
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) flash_causal_mask16<BN / 8>(s, kk, d + 16 * kk, warpFirstPos + g, kvLen, t4);
+          }
+          if (rowLow != nullptr) {
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) {
+                const int key = d + nt * 8 + 2 * t4 + (e & 1);
+                if (key >= sinkCount && key < low[e >> 1]) s[nt][e] = NEG_INF;
+              }
+          }
+        } else {
+          const int slot0 = -d - 1;
+          if (slot0 + BN > mine.numCols) {
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+              for (int e = 0; e < 4; ++e)
+                if (slot0 + nt * 8 + 2 * t4 + (e & 1) >= mine.numCols) s[nt][e] = NEG_INF;
+          }
+        }
+      };
       float alpha[2];
-      wgmma_wait<1>();
-      wgmma_fence_operands(s);
-      release(emptyK + 8 * st);
-      if (d >= 0) {
-        // Keys right of a row on the tiles that reach this warp's first row.
-        if (d + BN - 1 > warpFirstPos) {
-#pragma unroll
-          for (int kk = 0; kk < BN / 16; ++kk) flash_causal_mask16<BN / 8>(s, kk, d + 16 * kk, warpFirstPos + g, kvLen, t4);
-        }
-        if (rowLow != nullptr) {
-#pragma unroll
-          for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int key = d + nt * 8 + 2 * t4 + (e & 1);
-              if (key >= sinkCount && key < low[e >> 1]) s[nt][e] = NEG_INF;
-            }
-        }
-      } else {
-        const int slot0 = -d - 1;
-        if (slot0 + BN > mine.numCols) {
-#pragma unroll
-          for (int nt = 0; nt < BN / 8; ++nt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-              if (slot0 + nt * 8 + 2 * t4 + (e & 1) >= mine.numCols) s[nt][e] = NEG_INF;
-        }
-      }
-      flash_softmax_scores<BN / 8>(s, rowMax, rowSum, alpha, scaleLog2);
-      wgmma_wait<0>();
-      wgmma_fence_operands(o);
-      if (pending) release(emptyV + 8 * pst);
-      flash_rescale_rows<D / 8>(o, alpha);
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) flash_p_fragment(s, kk, p[kk]);
+      consumer_scores_step(s, o, p, rowMax, rowSum, alpha, scaleLog2, [&, st] { release(emptyK + 8 * st); }, mask,
+                           pending, [&, pst] { release(emptyV + 8 * pst); });
       pending = true;
       pst = st;
       puse = use;
     }
+    // The last P·V written out rather than through consumer_last_pv: with it (whatever the functors
+    // captured) ptxas allocated the D = 64 kernels differently, while the loop's helpers change nothing.
     if (pending) {
       mbar_wait(fullV + 8 * pst, puse & 1);
       fence_proxy_async_shared();
