@@ -5,9 +5,11 @@
  * test/cuda/kernel-source-text.ts: -gencode=arch=compute_90a,code=sm_90a --cubin, -D defines, local
  * headers inlined as readKernelSource does), and compares the two cubins byte for byte.
  *
- *   npx tsx tools/cubin-compare/compare.ts [--base REF] [--after REF] [--files a.cu,b.cu] [--keep DIR]
+ *   npx tsx tools/cubin-compare/compare.ts [--base REF] [--after REF | --after-dir DIR] [--files a.cu,b.cu] [--keep DIR]
  *
  * --base: the ref before the refactor (default HEAD); --after: a ref instead of the working tree;
+ * --after-dir: a folder whose .cu / .cuh files stand in for the working tree's (others read from the tree),
+ * to try a change on a copy without touching the checkout;
  * --files: kernel sources (default: every .cu that a compile test lists); --keep: where to leave the
  * cubins of the define sets that differ (before-*.cubin, after-*.cubin, for cuobjdump / nvdisasm on a
  * machine that has them). Prints one line per define set and exits 1 when any differs or fails to compile.
@@ -20,7 +22,7 @@
  * moves with any edit of the source text; the code sections are what the comparison is about.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -111,16 +113,23 @@ function compileTestDefineSets(): DefineSet[] {
   return out;
 }
 
-/** A file of the kernels folder at `ref` (null: the working tree). */
-function kernelFile(ref: string | null, name: string): string {
-  if (ref === null) return readFileSync(join(REPO, KERNELS, name), 'utf8');
+/** Where a side's kernel files come from: a git ref, or the working tree with a folder's files in front. */
+type Side = { ref: string } | { dir: string | null };
+
+/** A file of the kernels folder on one side. */
+function kernelFile(side: Side, name: string): string {
+  if (!('ref' in side)) {
+    const own = side.dir !== null ? join(side.dir, name) : null;
+    return readFileSync(own !== null && existsSync(own) ? own : join(REPO, KERNELS, name), 'utf8');
+  }
+  const ref = side.ref;
   return execFileSync('git', ['show', `${ref}:${KERNELS}/${name}`], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26 });
 }
 
 /** The source as NVRTC gets it: local `#include "x.cuh"` lines replaced by the header (readKernelSource's rule). */
-function kernelSource(ref: string | null, name: string): string {
-  return kernelFile(ref, name).replace(/^#include "([\w.-]+\.cuh)"[ \t]*$/gm, (_line, header: string) =>
-    kernelFile(ref, header).replace(/^#pragma once[ \t]*$/m, ''));
+function kernelSource(side: Side, name: string): string {
+  return kernelFile(side, name).replace(/^#include "([\w.-]+\.cuh)"[ \t]*$/gm, (_line, header: string) =>
+    kernelFile(side, header).replace(/^#pragma once[ \t]*$/m, ''));
 }
 
 /** assertCompilesClean's nvcc command; the same path for both sides, so nothing but the source differs. */
@@ -133,11 +142,13 @@ function compile(dir: string, source: string, defines: Defines, out: string): vo
 
 function main(): number {
   const { values } = parseArgs({
-    options: { base: { type: 'string', default: 'HEAD' }, after: { type: 'string' }, files: { type: 'string' }, keep: { type: 'string' } },
+    options: { base: { type: 'string', default: 'HEAD' }, after: { type: 'string' }, 'after-dir': { type: 'string' }, files: { type: 'string' }, keep: { type: 'string' } },
     strict: true,
   });
   const base = values.base ?? 'HEAD';
-  const after = values.after ?? null;
+  if (values.after !== undefined && values['after-dir'] !== undefined) throw new Error('--after and --after-dir: one or the other');
+  const after: Side = values.after !== undefined ? { ref: values.after } : { dir: values['after-dir'] ?? null };
+  const afterName = 'ref' in after ? after.ref : after.dir !== null ? `${after.dir} over the working tree` : 'the working tree';
   const all = compileTestDefineSets();
   const files = values.files ? values.files.split(',').filter((f) => f !== '') : [...new Set(all.map((s) => s.file))];
   for (const f of files) if (!all.some((s) => s.file === f)) throw new Error(`--files: no compile test compiles ${f}`);
@@ -147,8 +158,8 @@ function main(): number {
   let same = 0;
   const problems: string[] = [];
   try {
-    const sources = new Map(files.map((f) => [f, { before: kernelSource(base, f), after: kernelSource(after, f) }]));
-    console.log(`# ${base} against ${after ?? 'the working tree'}: ${sets.length} define sets of ${files.join(', ')}`);
+    const sources = new Map(files.map((f) => [f, { before: kernelSource({ ref: base }, f), after: kernelSource(after, f) }]));
+    console.log(`# ${base} against ${afterName}: ${sets.length} define sets of ${files.join(', ')}`);
     for (const f of files) if (sources.get(f)!.before === sources.get(f)!.after) console.log(`# note: ${f}'s source (headers inlined) is unchanged`);
     for (const [i, s] of sets.entries()) {
       const label = `${s.file} ${Object.entries(s.defines).map(([k, x]) => `${k}=${x}`).join(' ')}`;
