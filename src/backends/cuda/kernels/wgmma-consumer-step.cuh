@@ -1,7 +1,8 @@
 // One consumer warpgroup's step of the Hopper producer/consumer prefill loops (flash-prefill-wgmma.cu v3 and
 // vertical-slash-prefill-wgmma.cu use it; block-sparse-prefill-wgmma.cu's step has the same shape), written
 // once and cut where the kernels differ: which key tile a step reads, the turns the warpgroups take (named
-// barriers, between the pieces) and the mask (a functor). A step over key tile j, with the P·V of the warpgroup's previous tile pending:
+// barriers, between the pieces) and the mask (a functor). A step over key tile j, with the P·V of the
+// warpgroup's previous tile pending:
 //   consumer_wait_stages     K_j has landed, and V_{j-1} when its P·V is pending; fenced for wgmma's reads
 //   consumer_issue_products  S = Q·K_jᵀ, then the pending O += P·V, as two commit groups
 //   consumer_scores_step     S waited for and K_j's stage released; the scores masked and exponentiated
