@@ -5,7 +5,7 @@
  * test/cuda/kernel-source-text.ts: -gencode=arch=compute_90a,code=sm_90a --cubin, -D defines, local
  * headers inlined as readKernelSource does), and compares the two cubins byte for byte.
  *
- *   npx tsx tools/cubin-compare/compare.ts [--base REF] [--after REF | --after-dir DIR] [--files a.cu,b.cu] [--keep DIR]
+ *   npx tsx tools/cubin-compare/compare.ts [--base REF] [--after REF | --after-dir DIR] [--files a.cu,b.cu] [--keep DIR] [--lineinfo]
  *
  * --base: the ref before the refactor (default HEAD); --after: a ref instead of the working tree;
  * --after-dir: a folder whose .cu / .cuh files stand in for the working tree's (others read from the tree),
@@ -18,8 +18,9 @@
  * kernels-compile.test.ts's VARIANTS entries, sink-local-compile.test.ts's FLAGS on its base defines,
  * and block-sparse-wgmma-ablation-compile.test.ts's labels at both head dims (through the launcher's own
  * label parser). A test rewritten so that its lists cannot be read here fails this script loudly.
- * Without -lineinfo, as the tests compile: the runtime's NVRTC compile adds -lineinfo, whose line table
- * moves with any edit of the source text; the code sections are what the comparison is about.
+ * Without -lineinfo, as the tests compile. --lineinfo adds it, as the runtime's NVRTC compile does; its line
+ * table moves with any edit of the source text, so then the ELF sections that hold code and launch data
+ * (.text.*, .nv.info*, .nv.constant*) are compared instead of the whole file.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -132,17 +133,42 @@ function kernelSource(side: Side, name: string): string {
     kernelFile(side, header).replace(/^#pragma once[ \t]*$/m, ''));
 }
 
-/** assertCompilesClean's nvcc command; the same path for both sides, so nothing but the source differs. */
-function compile(dir: string, source: string, defines: Defines, out: string): void {
+/** assertCompilesClean's nvcc command (with -lineinfo when asked); the same path for both sides, so nothing but the source differs. */
+function compile(dir: string, source: string, defines: Defines, out: string, lineinfo: boolean): void {
   const src = join(dir, 'kernel.cu');
   writeFileSync(src, source);
-  const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', '-o', out, src, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+  const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', ...(lineinfo ? ['-lineinfo'] : []), '-o', out, src, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
   execFileSync('nvcc', args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
+}
+
+/** The contents of a cubin's code and launch-data sections by name (ELF64 little-endian; NOBITS sections have none). */
+function codeSections(image: Buffer): Map<string, Buffer> {
+  const shoff = Number(image.readBigUInt64LE(0x28));
+  const shentsize = image.readUInt16LE(0x3a), shnum = image.readUInt16LE(0x3c), shstrndx = image.readUInt16LE(0x3e);
+  const header = (i: number) => {
+    const at = shoff + i * shentsize;
+    return { name: image.readUInt32LE(at), type: image.readUInt32LE(at + 4), offset: Number(image.readBigUInt64LE(at + 24)), size: Number(image.readBigUInt64LE(at + 32)) };
+  };
+  const names = header(shstrndx);
+  const nameAt = (o: number) => image.toString('latin1', names.offset + o, image.indexOf(0, names.offset + o));
+  const NOBITS = 8;
+  const out = new Map<string, Buffer>();
+  for (let i = 0; i < shnum; i++) {
+    const h = header(i);
+    const name = nameAt(h.name);
+    if (/^\.(text|nv\.info|nv\.constant)/.test(name)) out.set(name, h.type === NOBITS ? Buffer.alloc(0) : image.subarray(h.offset, h.offset + h.size));
+  }
+  return out;
+}
+
+function sameCode(a: Buffer, b: Buffer): boolean {
+  const x = codeSections(a), y = codeSections(b);
+  return x.size > 0 && x.size === y.size && [...x].every(([name, bytes]) => y.get(name)?.equals(bytes) === true);
 }
 
 function main(): number {
   const { values } = parseArgs({
-    options: { base: { type: 'string', default: 'HEAD' }, after: { type: 'string' }, 'after-dir': { type: 'string' }, files: { type: 'string' }, keep: { type: 'string' } },
+    options: { base: { type: 'string', default: 'HEAD' }, after: { type: 'string' }, 'after-dir': { type: 'string' }, files: { type: 'string' }, keep: { type: 'string' }, lineinfo: { type: 'boolean' } },
     strict: true,
   });
   const base = values.base ?? 'HEAD';
@@ -159,22 +185,22 @@ function main(): number {
   const problems: string[] = [];
   try {
     const sources = new Map(files.map((f) => [f, { before: kernelSource({ ref: base }, f), after: kernelSource(after, f) }]));
-    console.log(`# ${base} against ${afterName}: ${sets.length} define sets of ${files.join(', ')}`);
+    console.log(`# ${base} against ${afterName}: ${sets.length} define sets of ${files.join(', ')}${values.lineinfo ? ' (-lineinfo: code and launch-data sections compared)' : ''}`);
     for (const f of files) if (sources.get(f)!.before === sources.get(f)!.after) console.log(`# note: ${f}'s source (headers inlined) is unchanged`);
     for (const [i, s] of sets.entries()) {
       const label = `${s.file} ${Object.entries(s.defines).map(([k, x]) => `${k}=${x}`).join(' ')}`;
       const src = sources.get(s.file)!;
       const b = join(dir, 'before.cubin'), a = join(dir, 'after.cubin');
       try {
-        compile(dir, src.before, s.defines, b);
-        compile(dir, src.after, s.defines, a);
+        compile(dir, src.before, s.defines, b, values.lineinfo === true);
+        compile(dir, src.after, s.defines, a, values.lineinfo === true);
       } catch (e) {
         problems.push(`${label}: compile failed: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}`);
         console.log(`FAILED   ${label}`);
         continue;
       }
       const before = readFileSync(b), afterBytes = readFileSync(a);
-      if (before.equals(afterBytes)) {
+      if (values.lineinfo ? sameCode(before, afterBytes) : before.equals(afterBytes)) {
         same++;
         console.log(`same     ${label} (${before.length} bytes)`);
       } else {
@@ -191,7 +217,7 @@ function main(): number {
   }
   // The per-set lines above name the differing sets; a failed compile's message is worth its lines.
   for (const p of problems.filter((x) => x.includes('compile failed'))) console.log(`# ${p}`);
-  console.log(`# ${same} of ${sets.length} define sets byte-identical${problems.length ? `, ${problems.length} not` : ''}`);
+  console.log(`# ${same} of ${sets.length} define sets byte-identical${values.lineinfo ? ' in code and launch data' : ''}${problems.length ? `, ${problems.length} not` : ''}`);
   return problems.length ? 1 : 0;
 }
 
