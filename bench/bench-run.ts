@@ -6,7 +6,7 @@
  *     happen and summed up at the end (printRunEnd), the exit code from the failures;
  *   - pickByIds: a --methods style subset of a registry, unknown ids named;
  *   - writeJsonReport: the --out file.
- * bench/sparse-activations.ts uses all of it; bench/sparse.ts has the same tail and can adopt it.
+ * bench/sparse-activations.ts and bench/sparse.ts use all of it.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
