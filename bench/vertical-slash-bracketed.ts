@@ -13,7 +13,8 @@
  *     chose the baseline's counts, attended the same pairs and wrote the same last 64 output rows bit for bit;
  *   - the cell's status and the head-count groups' decisions by the rule in vertical-slash-bracket-stats.ts
  *     (written down before the first measurement).
- * Variants are named as in bench/vertical-slash-small-heads.ts (auto, auto+lean+order, ...).
+ * Variants are named as in bench/vertical-slash-small-heads.ts (auto = DEFAULT_COUNT_SEARCH, Vertical-Slash's
+ * default before session 9; auto+lean+order = its default since, VERTICAL_SLASH_COUNT_SEARCH; ...).
  *
  * Usage: node dist/bench/vertical-slash-bracketed.js [--cases organism:4096,organism:16384,llama:16384,llama:65536,llama:131072]
  *        [--sparsities 0.9,0.95] [--baseline auto] [--candidates auto+lean+order+selhandoff+deferindex,auto+lean+order]

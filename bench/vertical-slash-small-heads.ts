@@ -5,7 +5,8 @@
  *   one-probe  vs_count_search: one probe per round of grid barriers
  *   batched-L  vs_count_search_batched: L levels of the search's decision tree per round (--levels;
  *              L = 1 isolates its walk by runs: the same one probe per round)
- *   auto       the methods' default (DEFAULT_COUNT_SEARCH: batched, levels by autoProbeLevels)
+ *   auto       DEFAULT_COUNT_SEARCH (batched, levels by autoProbeLevels): FlexPrefill's default, and Vertical-Slash's
+ *              before session 9 (its default since: auto+lean+order, VERTICAL_SLASH_COUNT_SEARCH)
  *   +handoff   any of them with CountSearchOptions.deviceHandOff (session 6): the index built from the
  *              search's ranks, fewer host waits (e.g. `auto+handoff`)
  *   +chunked   any of them with CountSearchOptions.chunkedRanking (session 6): each row ranked by many

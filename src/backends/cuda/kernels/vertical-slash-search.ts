@@ -186,8 +186,9 @@ export interface CountSearchOptions {
    */
   selectionHandOff?: boolean;
   /**
-   * With guidedProbes and the column-bitmap walk (session 8, not the default until measured): the lean
-   * guided rounds (vs_count_search_batched_lanes_bits_guided_lean): guideThresholds' predictions, the
+   * With guidedProbes and the column-bitmap walk (session 8; Vertical-Slash's default since session 9,
+   * VERTICAL_SLASH_COUNT_SEARCH, not FlexPrefill's): the lean guided rounds
+   * (vs_count_search_batched_lanes_bits_guided_lean): guideThresholds' predictions, the
    * layout advancing each node's state in registers from the last laid-out node's and storing it once,
    * and the follow moving the search's state in registers. Session 8's round timing put a guided
    * round's serial thread-0 work at ≈ 19 µs (layout 14.7, follow 4.6) against ≈ 5 unguided. The same
@@ -195,8 +196,9 @@ export interface CountSearchOptions {
    */
   leanLayout?: boolean;
   /**
-   * With leanLayout (session 8, not the default until measured): a probe keeping k <= n / 4 items of a
-   * row selects them from the row's rank order (vs_rank_order after the ranking, one launch) through a
+   * With leanLayout (session 8; Vertical-Slash's default since session 9, VERTICAL_SLASH_COUNT_SEARCH): a
+   * probe keeping k <= n / 4 items of a row selects them from the row's rank order (vs_rank_order after
+   * the ranking, one launch) through a
    * bitmap in shared memory, instead of a pass over all n ranks (a round's selections: 11.6 µs of the
    * organism's 16K round, 30 at Llama-8B's). The same selections, so the same probes and answers.
    */

@@ -56,6 +56,17 @@ export const DEFAULT_COUNT_SEARCH: CountSearchOptions = {
   coarseColumnBitmap: true,
 };
 
+/**
+ * Vertical-Slash's own count search (session 9): DEFAULT_COUNT_SEARCH with the lean guided rounds
+ * (leanLayout) and small selections from the rank order (orderedSelect), switched by a rule written
+ * before a bracketed measurement (bench/vertical-slash-bracketed.ts, H100, one process, serpentine
+ * rounds, every cell's drift within 3 %; docs/perf.md, Vertical-Slash, session 9): estimation −6.0 / −6.3 %
+ * at Llama-8B 16K (s = 0.9 / 0.95), −10.0 / −10.1 % at 64K, −6.5 / −7.6 % at 128K, the organism's 4K
+ * −3.4 / −1.1 % and 16K −2.0 / −3.2 %; totals −0.9 to −4.0 %; the same counts, pairs and output rows in
+ * every cell. FlexPrefill keeps DEFAULT_COUNT_SEARCH (its alpha search takes neither option's kernels).
+ */
+export const VERTICAL_SLASH_COUNT_SEARCH: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: true, orderedSelect: true };
+
 export interface VerticalSlashDeviceParams {
   approximationSize: number;
   /** Target sparsity, or null when the counts are given. */
@@ -181,9 +192,10 @@ export abstract class VerticalSlashFamilyDevicePrefill implements DevicePrefillM
 export class VerticalSlashDevicePrefill extends VerticalSlashFamilyDevicePrefill {
   readonly id = 'vertical_and_slash';
 
+  /** searchOptions: absent, VERTICAL_SLASH_COUNT_SEARCH. */
   constructor(
     rt: CudaRuntime, shape: PrefillShape, readonly params: VerticalSlashDeviceParams, kernel?: VerticalSlashKernelChoice,
-    searchOptions: CountSearchOptions = DEFAULT_COUNT_SEARCH,
+    searchOptions: CountSearchOptions = VERTICAL_SLASH_COUNT_SEARCH,
   ) {
     super(rt, shape, params.approximationSize, kernel, searchOptions);
   }
