@@ -102,10 +102,11 @@ export function countStatuses(statuses: readonly CellStatus[]): StatusCount {
 
 /**
  * The many-heads group (H ≥ 32): passes when at most one cell does not pass (an invalid cell counts as
- * not passing) and none fails or FAILED.
+ * not passing), at least one passes, and none fails or FAILED (the rule's "5 of 6"; a one-cell run, as
+ * session 9's warp check, needs its cell to pass).
  */
 export function manyHeadsGroupPasses(c: StatusCount): boolean {
-  return c.cells > 0 && c.fail === 0 && c.FAILED === 0 && c.pass >= c.cells - 1;
+  return c.cells > 0 && c.fail === 0 && c.FAILED === 0 && c.pass >= Math.max(1, c.cells - 1);
 }
 
 /**

@@ -88,6 +88,8 @@ test('group decisions: many heads need all but one cell passing, few heads also 
   assert.equal(manyHeadsGroupPasses(countStatuses(['pass', 'pass', 'pass', 'pass', 'neutral', 'invalid'])), false);
   assert.equal(manyHeadsGroupPasses(countStatuses(['pass', 'pass', 'pass', 'pass', 'pass', 'fail'])), false);
   assert.equal(manyHeadsGroupPasses(countStatuses([])), false);
+  assert.equal(manyHeadsGroupPasses(countStatuses(['neutral'])), false, 'one cell must pass, not merely not fail');
+  assert.equal(manyHeadsGroupPasses(countStatuses(['pass'])), true);
   assert.equal(fewHeadsGroupPasses(countStatuses(['pass', 'pass', 'neutral', 'neutral']), true), true);
   assert.equal(fewHeadsGroupPasses(countStatuses(['pass', 'pass', 'neutral', 'neutral']), false), false);
   assert.equal(fewHeadsGroupPasses(countStatuses(['pass', 'pass', 'pass', 'invalid']), true), false);
