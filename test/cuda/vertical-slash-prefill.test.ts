@@ -97,7 +97,7 @@ const MIN_ALPHA_GAP = 1e-5;
 
 /** The CPU reference and the GPU method of a case. */
 function methodsOf(rt: CudaRuntime, c: Case, shape: { numHeads: number; numKvHeads: number; headDim: number }): {
-  cpu: VerticalSlashFamilyPrefill; gpu: (mTiles: VerticalSlashRowTiles, search: CountSearchOptions) => VerticalSlashFamilyDevicePrefill; A: number;
+  cpu: VerticalSlashFamilyPrefill; gpu: (mTiles: VerticalSlashRowTiles, search: CountSearchOptions | undefined) => VerticalSlashFamilyDevicePrefill; A: number;
 } {
   if (c.method === 'vertical_and_slash') {
     const p = verticalSlashDeviceParams(c.options);
@@ -163,13 +163,15 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
       // for a target sparsity once more with the batched count search ('auto': as many levels as H allows here).
       // A target sparsity also with the index hand-off (the index from the search's ranks), alone and
       // with the chunked ranking (with given counts no search runs: the hand-off is the default build).
-      const runs: { mTiles: VerticalSlashRowTiles; search: CountSearchOptions }[] = [{ mTiles: 1, search: {} }, { mTiles: 2, search: {} }];
+      // undefined: the method's own default search (Vertical-Slash's lean + ordered rounds since session 9).
+      const runs: { mTiles: VerticalSlashRowTiles; search: CountSearchOptions | undefined }[] = [{ mTiles: 1, search: {} }, { mTiles: 2, search: {} }];
       if (c.options.sparsity !== undefined) {
         runs.push({ mTiles: 1, search: { probeLevels: 'auto' } });
         runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true } });
         runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true } });
         // The methods' default search with the guided tree and the staged index ranges (session 7; FlexPrefill's alpha search ignores the tree).
         runs.push({ mTiles: 1, search: { probeLevels: 'auto', deviceHandOff: true, chunkedRanking: true, walkLanes: 1, walkColumnBitmap: true, guidedProbes: true, stagedIndexRanges: true } });
+        runs.push({ mTiles: 1, search: undefined });
       }
       for (const { mTiles, search } of runs) {
         const method = gpu(mTiles, search);
@@ -244,7 +246,7 @@ describe('CUDA vertical-slash prefill vs the CPU method', { skip }, () => {
         assert.equal(countNaN(out), 0, 'every output element must be written');
         const err = relativeError(out, ref);
         const sparsity = 1 - counts.attended.reduce((a, b) => a + b, 0) / counts.dense.reduce((a, b) => a + b, 0);
-        console.log(`#   mTiles ${mTiles}${search.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}${search.deviceHandOff ? ', hand-off' : ''}${search.chunkedRanking ? ', chunked ranking' : ''}${search.guidedProbes ? ', guided tree' : ''}${search.stagedIndexRanges ? ', staged index ranges' : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
+        console.log(`#   mTiles ${mTiles}${search === undefined ? ', the method\'s default search' : ''}${search?.probeLevels ? `, batched search (${search.probeLevels} levels)` : ''}${search?.deviceHandOff ? ', hand-off' : ''}${search?.chunkedRanking ? ', chunked ranking' : ''}${search?.guidedProbes ? ', guided tree' : ''}${search?.stagedIndexRanges ? ', staged index ranges' : ''}: ${JSON.stringify(choice.summary)}, sparsity ${sparsity.toFixed(3)}, rel err ${err.toExponential(2)}, estimation ${estimationMs?.toFixed(3)} ms`);
         assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
         if (c.dense) {
           assert.equal(sparsity, 0, 'a selection covering everything attends every causal pair');
