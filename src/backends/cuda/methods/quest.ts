@@ -130,9 +130,10 @@ interface QuestLayerState {
 const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4, 8]);
 /**
  * Of those, the unit sizes whose v10 entries sum each batch's page scores as one reduce-scatter (batchedPageSums;
- * session 8, round 3: v10h4b / v10h1b 2.2-2.5 / 5.1-6.3 us below v10h eager and in graphs at 128K, 0.9-3.3 at 64K).
+ * session 8, round 3: v10h4b / v10h1b 2.2-2.5 / 5.1-6.3 us below v10h eager and in graphs at 128K, 0.9-3.3 at 64K;
+ * session 9, round 1: v10h8b 2.2-2.6 us below both v10h rows at 128K and 0.9-1.2 at 64K, 64:8 heads).
  */
-const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4]);
+const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4, 8]);
 
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
@@ -145,7 +146,7 @@ const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 4]);
  * bracketed by two default runs, and 6.4 us below with every guess stale). Other unit sizes keep v8 (session 8:
  * 7 heads lost 1.4 us to stale guesses, 2 heads gained under 1 us in graphs), and of 1 (MHA, and pages per query
  * head: 32:32 heads, 2.1-3.8 us eager and 2.2-4.9 us in graphs below both bracketing default runs, stale guesses
- * +0.5 / +0.9 us at 128K / 64K against the lower default). Units of 1 and 4 heads also batch their page sums
+ * +0.5 / +0.9 us at 128K / 64K against the lower default). Units of 1, 4 and 8 heads also batch their page sums
  * (QUEST_BATCHED_SUM_UNIT_SIZES). Every choice gives v3's lists word for word.
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
