@@ -1,6 +1,6 @@
 /**
  * Which Quest selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages (questMultiBlockOptions):
- * v10 on its unit-size entries for units of 1, 4 and 8 query heads, with batched page sums for 1, 4 and 8 (measured
+ * v10 on its unit-size entries for units of 1, 2, 4 and 8 query heads, with batched page sums (measured
  * faster in the method's step: docs/perf.md "Session 7: the Quest step", "Session 8: unit-size entries"), v8 for
  * every other unit. Host only; the options are
  * validated by QuestKernels' own rules on the GPU (test/cuda/quest.test.ts).
@@ -27,9 +27,13 @@ test('units of 1 query head (pages per query head, or no GQA) run v10 on the 1-h
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 32 }, true), v10UnitSize, 'no GQA');
 });
 
+test('units of 2 query heads (the organism\'s GQA) run v10 on the 2-head entries with batched page sums (session 9)', () => {
+  const v10UnitSize = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true };
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, true), v10UnitSize, 'the organism: units of 2');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 16 }, true), v10UnitSize, 'units of 2');
+});
+
 test('other unit sizes keep v8', () => {
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 4, numKvHeads: 2 }, true), V8, 'the organism: units of 2');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), V8, 'Qwen2-7B: units of 7');
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 16 }, true), V8, 'units of 2');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 40, numKvHeads: 8 }, true), V8, 'Qwen2.5-14B: units of 5');
 });
