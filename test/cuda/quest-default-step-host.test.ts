@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { questGridStepEntry } from '../../src/backends/cuda/kernels/quest.js';
 import { questMultiBlockOptions } from '../../src/backends/cuda/methods/quest.js';
 
 const V8 = { multiBlockStep: true, rolledScores: true, lightScores: true };
@@ -33,7 +34,20 @@ test('units of 2 query heads (the organism\'s GQA) run v10 on the 2-head entries
   assert.deepEqual(questMultiBlockOptions({ numHeads: 32, numKvHeads: 16 }, true), v10UnitSize, 'units of 2');
 });
 
+test('units of 7 query heads (Qwen2.5-7B: 28 / 4) run v10 on the constant-7-head entries with batched page sums (session 9)', () => {
+  const v10h7b = { ...V8, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true, batchedPageSums: true };
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), v10h7b, 'Qwen2.5-7B: units of 7');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 14, numKvHeads: 2 }, true), v10h7b, 'units of 7');
+});
+
 test('other unit sizes keep v8', () => {
-  assert.deepEqual(questMultiBlockOptions({ numHeads: 28, numKvHeads: 4 }, true), V8, 'Qwen2-7B: units of 7');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 24, numKvHeads: 4 }, true), V8, 'units of 6');
+  assert.deepEqual(questMultiBlockOptions({ numHeads: 24, numKvHeads: 8 }, true), V8, 'units of 3');
   assert.deepEqual(questMultiBlockOptions({ numHeads: 40, numKvHeads: 8 }, true), V8, 'Qwen2.5-14B: units of 5');
+});
+
+test('the default options pick the entries the rules admitted: v10 with batched page sums for 1, 2, 4, 7, 8 heads, v8 else', () => {
+  const entryFor = (H: number, Hkv: number) => questGridStepEntry(questMultiBlockOptions({ numHeads: H, numKvHeads: Hkv }, true), H / Hkv);
+  assert.deepEqual([[8, 8], [16, 8], [24, 8], [32, 8], [40, 8], [48, 8], [56, 8], [64, 8]].map(([H, Hkv]) => entryFor(H!, Hkv!)),
+    ['v10h1b', 'v10h2b', 'v8', 'v10h4b', 'v8', 'v8', 'v10h7b', 'v10h8b']);
 });

@@ -126,16 +126,23 @@ interface QuestLayerState {
  * The unit sizes (query heads per unit) whose default multi-block step is v10 on its unit-size entries, each
  * admitted by a rule written before its numbers (docs/perf.md, "Session 7: the Quest step" for 4, "Session 8:
  * unit-size entries" for 8 and 1, session 9 for 2: with batched page sums, 32:16 heads, 4.2-4.9 us below both
- * default (v8) rows at 128K and 3.3-3.7 at 64K, eager and graph, and 1.3 us below with every guess stale).
+ * default (v8) rows at 128K and 3.3-3.7 at 64K, eager and graph, and 1.3 us below with every guess stale; and for 7:
+ * v7's scorer with 7 heads a constant (constantPlainHeads) and batched page sums, 28:4 heads, 6.2-6.8 us below both
+ * default rows at 128K and 4.0-4.5 at 64K, 3.0 us below with every guess stale).
  */
-const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 2, 4, 8]);
+const QUEST_V10_UNIT_SIZES: ReadonlySet<number> = new Set([1, 2, 4, 7, 8]);
+/**
+ * Of those, the unit sizes scored by v7's scorer on an entry with the head count a constant (constantPlainHeads): its
+ * query loads leave the page loop (SASS, session 9: 80 LDG against the any-size entry's 108).
+ */
+const QUEST_CONSTANT_PLAIN_UNIT_SIZES: ReadonlySet<number> = new Set([7]);
 /**
  * Of those, the unit sizes whose v10 entries sum each batch's page scores as one reduce-scatter (batchedPageSums;
  * session 8, round 3: v10h4b / v10h1b 2.2-2.5 / 5.1-6.3 us below v10h eager and in graphs at 128K, 0.9-3.3 at 64K;
  * session 9, round 1: v10h8b 2.2-2.6 us below both v10h rows at 128K and 0.9-1.2 at 64K, 64:8 heads; v10h2b, 32:16
- * heads, 3.1-3.6 / 1.4-2.1 us below both v10h rows at 128K / 64K).
+ * heads, 3.1-3.6 / 1.4-2.1 us below both v10h rows at 128K / 64K; v10h7b, 28:4 heads, 0.8-1.1 us below v10h7 at 128K).
  */
-const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 2, 4, 8]);
+const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 2, 4, 7, 8]);
 
 /**
  * The selection the method runs from QUEST_MULTI_BLOCK_MIN_PAGES pages. v8, the multi-block step with
@@ -148,15 +155,18 @@ const QUEST_BATCHED_SUM_UNIT_SIZES: ReadonlySet<number> = new Set([1, 2, 4, 8]);
  * bracketed by two default runs, and 6.4 us below with every guess stale), and of 1 (MHA, and pages per query
  * head: 32:32 heads, 2.1-3.8 us eager and 2.2-4.9 us in graphs below both bracketing default runs, stale guesses
  * +0.5 / +0.9 us at 128K / 64K against the lower default), and of 2 (session 9, with batched page sums; session 8's
- * v10 without them gained under 1 us in graphs). Other unit sizes keep v8 (session 8: 7 heads lost 1.4 us to stale
- * guesses on the any-size entry). Units of 1, 2, 4 and 8 heads also batch their page sums
- * (QUEST_BATCHED_SUM_UNIT_SIZES). Every choice gives v3's lists word for word.
+ * v10 without them gained under 1 us in graphs), and of 7 (Qwen2.5-7B's, session 9: on the constant-7-head entry;
+ * session 8's any-size entry lost 1.4 us to stale guesses). Other unit sizes (3, 5, 6) keep v8. Units of 1, 2, 4, 7
+ * and 8 heads also batch their page sums (QUEST_BATCHED_SUM_UNIT_SIZES). Every choice gives v3's lists word for word.
  */
 export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: number }, sharePages: boolean): QuestKernelOptions {
   const v8: QuestKernelOptions = { multiBlockStep: true, rolledScores: true, lightScores: true };
   const unitHeads = sharePages ? shape.numHeads / shape.numKvHeads : 1;
   if (!QUEST_V10_UNIT_SIZES.has(unitHeads)) return v8;
-  const v10UnitSize: QuestKernelOptions = { ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true };
+  const v10UnitSize: QuestKernelOptions = {
+    ...v8, guessedPass: true, epochBarriers: true, specializedHeads: true,
+    ...(QUEST_CONSTANT_PLAIN_UNIT_SIZES.has(unitHeads) ? { constantPlainHeads: true } : {}),
+  };
   return QUEST_BATCHED_SUM_UNIT_SIZES.has(unitHeads) ? { ...v10UnitSize, batchedPageSums: true } : v10UnitSize;
 }
 
