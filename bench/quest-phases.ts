@@ -12,6 +12,8 @@
  *     start: how long the launch takes to place its blocks), and per barrier the arrival spread (first → last arrival
  *     of a unit) and the release latency (last arrival → first block past it);
  *   - the step with and without the stamps, timed with events over back-to-back steps (what the stamps cost).
+ * --variants default,prefetched-refresh: also the default with the refreshed page's rows loaded 16 at a time (v10h4br,
+ * stamped as quest_grid_step_stamped4br), on the same caches.
  * Medians over steps of per-step means over blocks (µs).
  *
  * Usage: node dist/bench/quest-phases.js [--lengths 131072,65536] [--sparsities 0.95,0.9] [--repeats N] [--out FILE]
@@ -28,7 +30,7 @@ import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import { questMultiBlockOptions } from '../src/backends/cuda/methods/quest.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { questPagesFor } from '../src/methods/quest.js';
-import { defineBenchArgs, int, intList, sparsityList, text } from './bench-args.js';
+import { defineBenchArgs, int, intList, labels, sparsityList, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { median } from './sparse-prefill-measure.js';
@@ -41,6 +43,7 @@ export const QUEST_PHASES_ARGS = defineBenchArgs('quest-phases', 'Where Quest\'s
   lengths: intList({ describe: 'cache lengths (at least 4,096 pages: the multi-block step)', default: [131072, 65536], atLeast: 65536, noun: 'length' }),
   sparsities: sparsityList({ describe: 'target sparsities', default: [0.95, 0.9] }),
   repeats: int({ describe: 'steps stamped and timed per case', default: 30, atLeast: 4, noun: 'repeat count' }),
+  variants: labels({ describe: 'the default 4-head step, or it with the prefetched refresh (v10h4br)', choices: ['default', 'prefetched-refresh'], default: ['default'] }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 }, 'node dist/bench/quest-phases.js');
 
@@ -56,7 +59,7 @@ export interface StepPhases {
   barriers: number; guessHeld: number;
 }
 
-interface Row { n: number; s: number; pages: number; k: number; blocksPerUnit: number; clockGHz: number; plainUs: number; stampedUs: number; phases: StepPhases }
+interface Row { variant: string; n: number; s: number; pages: number; k: number; blocksPerUnit: number; clockGHz: number; plainUs: number; stampedUs: number; phases: StepPhases }
 
 /** The blocks of every unit that ran (a nonzero start stamp), as [unit][block]. */
 export function readStamps(words: BigUint64Array, units: number): BlockStamps[][] {
@@ -117,8 +120,13 @@ function main(argv: string[]): number {
   const rt = new CudaRuntime();
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.multiprocessors} SMs); H=${H} Hkv=${HKV} d=${D}, page ${P}, shared pages; repeats ${o.repeats}`);
   const shape = { numHeads: H, numKvHeads: HKV, headDim: D };
-  const kernels = new QuestKernels(rt, shape, P, true, questMultiBlockOptions(shape, true));
-  if (kernels.stepEntry !== 'v10h4b') throw new Error(`quest-phases: the default 4-head step runs ${kernels.stepEntry}, the stamped entry is v10h4b's`);
+  const defaults = questMultiBlockOptions(shape, true);
+  const kernelsOf: Record<string, QuestKernels> = {
+    default: new QuestKernels(rt, shape, P, true, defaults),
+    'prefetched-refresh': new QuestKernels(rt, shape, P, true, { ...defaults, prefetchedRefresh: true }),
+  };
+  if (kernelsOf.default!.stepEntry !== 'v10h4b') throw new Error(`quest-phases: the default 4-head step runs ${kernelsOf.default!.stepEntry}, the stamped entry is v10h4b's`);
+  const kernels = kernelsOf.default!;
   const q = upload(rt, randomBf16Words(H * D, 5, 2));
   const ops = new ModelOpsKernels(rt);
   const stampWords = HKV * QUEST_PHASE_STAMP_BYTES / 8;
@@ -144,7 +152,8 @@ function main(argv: string[]): number {
       return { bounds, scratch: new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity) };
     });
     rt.synchronize();
-    for (const s of o.sparsities) {
+    for (const s of o.sparsities) for (const variant of o.variants) {
+      const kernels = kernelsOf[variant]!;
       const k = questPagesFor(n - 1, P, s, null);
       // Each step re-folds the new row into its page, as a decode step does.
       const step = (i: number, stamped: boolean) => {
@@ -183,11 +192,11 @@ function main(argv: string[]): number {
       const ghz = cycles / nanos;
       const each = steps.map((perUnit) => stepPhases(perUnit, ghz));
       const phases = Object.fromEntries(Object.keys(each[0]!).map((key) => [key, median(each.map((p) => p[key as keyof StepPhases]))])) as unknown as StepPhases;
-      const row: Row = { n, s, pages: current, k, blocksPerUnit: steps[0]![0]!.length, clockGHz: ghz, plainUs, stampedUs, phases };
+      const row: Row = { variant, n, s, pages: current, k, blocksPerUnit: steps[0]![0]!.length, clockGHz: ghz, plainUs, stampedUs, phases };
       rows.push(row);
       const f = (x: number) => x.toFixed(2);
       const p = row.phases;
-      console.log(`n=${n} s=${s} pages=${current} k=${k} G=${row.blocksPerUnit} clock ${ghz.toFixed(3)} GHz: step ${f(plainUs)} us, stamped ${f(stampedUs)} us; ` +
+      console.log(`${variant} n=${n} s=${s} pages=${current} k=${k} G=${row.blocksPerUnit} clock ${ghz.toFixed(3)} GHz: step ${f(plainUs)} us, stamped ${f(stampedUs)} us; ` +
         `per block: score ${f(p.score)}, guess pass + publish ${f(p.guessPassAndPublish)}, barrier 1 wait ${f(p.firstBarrierWait)}, guess read ${f(p.guessRead)}, ` +
         `C ${f(p.phaseC)}, final barrier wait ${f(p.finalBarrierWait)}, D ${f(p.phaseD)}; score block 0 ${f(p.scoreBlock0)} / others ${f(p.scoreOthers)}; launch span ${f(p.span)}, start skew ${f(p.startSkew)}; ` +
         `barrier 1 arrivals spread ${f(p.firstArrivalSpread)} release ${f(p.firstRelease)}; final arrivals spread ${f(p.finalArrivalSpread)} release ${f(p.finalRelease)}; ` +

@@ -475,11 +475,11 @@ describe('CUDA Quest', { skip }, () => {
   }
 
   // Session 9's stamped step (bench/quest-phases.ts): the same lists as v10h4b's step, and every block's stamps in order.
-  test('the stamped 4-head step writes v10h4b\'s lists and each block\'s phase stamps in order', () => {
+  for (const [entry, options] of [['v10h4b', EPOCH_BATCHED], ['v10h4br', EPOCH_REFRESH]] as const) test(`the stamped 4-head step writes ${entry}'s lists and each block's phase stamps in order`, () => {
     const P = 16, pages = 1500, n = pages * P + 5, H = 16, Hkv = 4, D = 128;
     const shape = { numHeads: H, numKvHeads: Hkv, headDim: D };
-    const kernels = new QuestKernels(rt, shape, P, true, { ...EPOCH_BATCHED, gridMinPagesPerBlock: 64 });
-    assert.equal(kernels.stepEntry, 'v10h4b');
+    const kernels = new QuestKernels(rt, shape, P, true, { ...options, gridMinPagesPerBlock: 64 });
+    assert.equal(kernels.stepEntry, entry);
     const rand = randomGenerator(91);
     const caches = twinCaches(rt, Hkv, D, n);
     appendRandom(rt, caches, n, rand);
@@ -500,7 +500,7 @@ describe('CUDA Quest', { skip }, () => {
     };
     for (const stamped of [false, true, true, false]) { // the first step sets the guess; the rest run the guessed pass
       const want = run(false), got = run(stamped);
-      assert.deepEqual(got, want, `stamped ${stamped}: lists differ from v10h4b's`);
+      assert.deepEqual(got, want, `stamped ${stamped}: lists differ from ${entry}'s`);
     }
     run(true);
     rt.synchronize();

@@ -1264,18 +1264,22 @@ QUEST_GRID_STEP_ENTRIES(_epoch4bf, true, true, true, true, 4, true, true)
 QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
-// quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for timing.
-extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_grid_step_stamped4b(
-    const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
-    u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages,
-    int segStride, int take, int pageSize, int refreshPage, int rowsEnd, unsigned long long* __restrict__ stamps) {
-  __shared__ TopKStagedShared sh;
-  __shared__ int lastShared;
-  extern __shared__ u32 stagedKeys[];
-  quest_grid_step_body<true, true, true, true, 4, true, false, false, QuestPhaseStamps>(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride,
-                                                                          pageStride, pages, segStride, take, pageSize, refreshPage, rowsEnd,
-                                                                          sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});
-}
+// quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for
+// timing. QUEST_STAMPED_STEP_ENTRY(NAME, PREFETCHED_REFRESH): stamped4b is _epoch4b's step, stamped4br _epoch4br's.
+#define QUEST_STAMPED_STEP_ENTRY(NAME, PREFETCHED_REFRESH)                                                                        \
+  extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) NAME(                                                            \
+      const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,     \
+      u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages,     \
+      int segStride, int take, int pageSize, int refreshPage, int rowsEnd, unsigned long long* __restrict__ stamps) {             \
+    __shared__ TopKStagedShared sh;                                                                                               \
+    __shared__ int lastShared;                                                                                                    \
+    extern __shared__ u32 stagedKeys[];                                                                                           \
+    quest_grid_step_body<true, true, true, true, 4, true, false, PREFETCHED_REFRESH, QuestPhaseStamps>(                         \
+        q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,          \
+        refreshPage, rowsEnd, sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});                                              \
+  }
+QUEST_STAMPED_STEP_ENTRY(quest_grid_step_stamped4b, false)
+QUEST_STAMPED_STEP_ENTRY(quest_grid_step_stamped4br, true)
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)

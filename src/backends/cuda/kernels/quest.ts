@@ -99,7 +99,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
   gridStepEpoch4BF: 'quest_grid_step_epoch4bf', gridStepAtEpoch4BF: 'quest_grid_step_at_epoch4bf',
   gridStepEpoch4BR: 'quest_grid_step_epoch4br', gridStepAtEpoch4BR: 'quest_grid_step_at_epoch4br',
-  gridStepStamped4B: 'quest_grid_step_stamped4b',
+  gridStepStamped4B: 'quest_grid_step_stamped4b', gridStepStamped4BR: 'quest_grid_step_stamped4br',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
@@ -179,7 +179,7 @@ function kernelParams(key: KernelKey): readonly ParamKind[] {
     case 'stepAt': return ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
     case 'gridSelect': case 'gridSelectGuess': case 'gridSelectEpoch': return ['ptr', 'i32', 'i32', 'i32', 'i32', 'ptr', 'i32', 'ptr'];
     case 'winStep': case 'winStepAt': case 'winSelect': return QUEST_WIN_PARAMS[key];
-    case 'gridStepStamped4B': return [...QUEST_GRID_PARAMS.gridStep, 'ptr'];
+    case 'gridStepStamped4B': case 'gridStepStamped4BR': return [...QUEST_GRID_PARAMS.gridStep, 'ptr'];
     default: return key.startsWith('gridStepAt') ? QUEST_GRID_PARAMS.gridStepAt : QUEST_GRID_PARAMS.gridStep;
   }
 }
@@ -368,8 +368,8 @@ export interface QuestStepArgs {
   scratch: QuestStepScratch;
   segments: SegmentLists;
   /**
-   * Phase clocks (session 9, bench/quest-phases.ts): with v10's batched 4-head entry (stepEntry v10h4b) and a
-   * multi-block launch, the step runs quest_grid_step_stamped4b, the same step that also writes each block's
+   * Phase clocks (session 9, bench/quest-phases.ts): with v10's batched 4-head entry (stepEntry v10h4b, or v10h4br) and
+   * a multi-block launch, the step runs quest_grid_step_stamped4b (stamped4br), the same step that also writes each block's
    * phase stamps here ([units, QUEST_GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64, QUEST_PHASE_STAMP_BYTES per unit).
    * For timing only; refused with other entries.
    */
@@ -497,7 +497,7 @@ export class QuestKernels {
       for (const key of Object.keys(QUEST_KERNEL_NAMES) as KernelKey[]) kernels[key] = mod.kernel(QUEST_KERNEL_NAMES[key], [...kernelParams(key)]);
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
-      for (const key of ['select', 'step', 'stepAt', 'gridStepStamped4B', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      for (const key of ['select', 'step', 'stepAt', 'gridStepStamped4B', 'gridStepStamped4BR', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
       this.kernels = kernels;
       if (this.multiBlockStep || this.windowStep) this.gridResidency(kernels);
     }
@@ -662,9 +662,11 @@ export class QuestKernels {
         this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows];
       const launch: LaunchConfig = { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream };
       if (a.phaseStamps !== undefined) {
-        if (this.stepEntry !== 'v10h4b') throw new Error(`quest: phase stamps come with the v10h4b step entry (this one runs ${this.stepEntry})`);
-        // The stamped entry is _epoch4b with a few stores more: the same residency (one 512-thread block per SM), so the same G.
-        this.prepare().gridStepStamped4B.launch(launch, [...params, a.phaseStamps]);
+        if (this.stepEntry !== 'v10h4b' && this.stepEntry !== 'v10h4br') {
+          throw new Error(`quest: phase stamps come with the v10h4b and v10h4br step entries (this one runs ${this.stepEntry})`);
+        }
+        // The stamped entries are _epoch4b / _epoch4br with a few stores more: the same residency (one 512-thread block per SM), so the same G.
+        this.prepare()[this.stepEntry === 'v10h4b' ? 'gridStepStamped4B' : 'gridStepStamped4BR'].launch(launch, [...params, a.phaseStamps]);
         return;
       }
       this.prepare()[stepKernel].launch(launch, params);
