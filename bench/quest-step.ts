@@ -26,7 +26,8 @@
  * with batched page sums for units of 1, 2, 4 and 8 heads (1 and 4 until session 8); v10h7 / v10h7b = v10h / v10hb
  * with 7-head units on v7's scorer at a constant 7 heads, constantPlainHeads; v10hbf = v10hb with fused products at
  * 4-head units, fusedProducts, a measurement of the score loop's issue work; v10hbr = v10hb with the refreshed page's
- * rows loaded 16 at a time at 4-head units, prefetchedRefresh) for every length, so two selections compare inside one
+ * rows loaded 16 at a time at 4-head units, prefetchedRefresh; v10hbp = v10hb with the score loop's rolling L2 prefetch
+ * at 4-head units, rollingPrefetch) for every length, so two selections compare inside one
  * step.
  * --heads H:Hkv,... runs the step at other GQA groups (Llama-3.1-8B's layer otherwise: d = 128, shared pages,
  * so units of H / Hkv query heads): e.g. 32:32 (MHA, 1-head units), 32:16, 64:8 (Llama-70B), 28:4 (Qwen2.5-7B).
@@ -76,6 +77,10 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v10hbr: {
     multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
     prefetchedRefresh: true,
+  },
+  v10hbp: {
+    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
+    rollingPrefetch: true,
   },
 };
 

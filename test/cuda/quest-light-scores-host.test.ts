@@ -161,7 +161,7 @@ test('v8 light scorer in quest.cu: the sign masks, the pick, the unfused product
   assert.match(scorerType, /void start\(int sub\) \{ quest_light_query_load<HEADS>\(q, h0, D, sub, lq\); \}/);
   const chunkAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_light(');
   const chunk = quest.slice(chunkAt, quest.indexOf('\n}\n', chunkAt));
-  assert.match(chunk, /QuestLightScorer<HEADS, FUSED> scorer\{q, h0, D, \{\}\};\s*quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS>\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer\);/);
+  assert.match(chunk, /QuestLightScorer<HEADS, FUSED> scorer\{q, h0, D, \{\}\};\s*quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS, PREFETCH_AHEAD>\(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a,\s*o, scorer\);/);
   const loopAt = quest.indexOf('__device__ __forceinline__ void quest_grid_score_chunk_rolled_by(');
   const loop = quest.slice(loopAt, quest.indexOf('\n}\n', loopAt));
   assert.match(loop, /scorer\.start\(sub\);/);

@@ -20,7 +20,7 @@ test('the stamped steps are v10h4b\'s and v10h4br\'s steps with a stamp pointer 
   assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch4b, true, true, true, true, 4, true\)$/m);
   assert.match(quest, /^QUEST_GRID_STEP_ENTRIES\(_epoch4br, true, true, true, true, 4, true, false, true\)$/m);
   // _epoch4b's (and, with the refresh flag, _epoch4br's) template arguments.
-  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4, true, false, PREFETCHED_REFRESH, QuestPhaseStamps>\(/);
+  assert.match(quest, /quest_grid_step_body<true, true, true, true, 4, true, false, PREFETCHED_REFRESH, false, QuestPhaseStamps>\(/);
   assert.match(quest, /^QUEST_STAMPED_STEP_ENTRY\(quest_grid_step_stamped4b, false\)$/m);
   assert.match(quest, /^QUEST_STAMPED_STEP_ENTRY\(quest_grid_step_stamped4br, true\)$/m);
   // Only the stamped entry names QuestPhaseStamps as a template argument.

@@ -24,6 +24,7 @@ const V10: QuestKernelOptions = { ...V9, epochBarriers: true };
 /** What one QUEST_GRID_STEP_ENTRIES invocation compiles: its template flags, FIXED_HEADS and BATCHED_SUMS. */
 interface Compiled {
   rolled: boolean; light: boolean; guessed: boolean; epoch: boolean; fixedHeads: number | 'anyPlain'; batched: boolean; fused: boolean; prefetchedRefresh: boolean;
+  rollingPrefetch: boolean;
 }
 
 /** quest.cu's step entries by name (both of each invocation: quest_grid_step<SUFFIX>, quest_grid_step_at<SUFFIX>). */
@@ -36,7 +37,7 @@ function compiledEntries(): Map<string, Compiled> {
     const fixed = args[4] ?? '0';
     const compiled: Compiled = {
       rolled: flag(0), light: flag(1), guessed: flag(2), epoch: flag(3),
-      fixedHeads: fixed === 'QUEST_ANY_PLAIN_HEADS' ? 'anyPlain' : Number(fixed), batched: flag(5), fused: flag(6), prefetchedRefresh: flag(7),
+      fixedHeads: fixed === 'QUEST_ANY_PLAIN_HEADS' ? 'anyPlain' : Number(fixed), batched: flag(5), fused: flag(6), prefetchedRefresh: flag(7), rollingPrefetch: flag(8),
     };
     assert.ok(compiled.fixedHeads === 'anyPlain' || Number.isInteger(compiled.fixedHeads), `FIXED_HEADS "${fixed}" of ${m[1]}`);
     entries.set(`quest_grid_step${m[1]}`, compiled);
@@ -79,7 +80,7 @@ test('the picked entries: versions as their options say, unit-size entries only 
 
 test('each picked entry is compiled for the unit size it serves, with the version\'s flags', () => {
   const compiled = compiledEntries();
-  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads' | 'batched' | 'fused' | 'prefetchedRefresh'>]> = [
+  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads' | 'batched' | 'fused' | 'prefetchedRefresh' | 'rollingPrefetch'>]> = [
     ['v7', V7, { rolled: true, light: false, guessed: false, epoch: false }],
     ['v8', V8, { rolled: true, light: true, guessed: false, epoch: false }],
     ['v10', V10, { rolled: true, light: true, guessed: true, epoch: true }],
@@ -88,9 +89,10 @@ test('each picked entry is compiled for the unit size it serves, with the versio
     ['v10, constant plain heads, batched page sums', { ...V10, constantPlainHeads: true, batchedPageSums: true }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, fused products', { ...V10, batchedPageSums: true, fusedProducts: true }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, prefetched refresh', { ...V10, batchedPageSums: true, prefetchedRefresh: true }, { rolled: true, light: true, guessed: true, epoch: true }],
+    ['v10, batched page sums, rolling prefetch', { ...V10, batchedPageSums: true, rollingPrefetch: true }, { rolled: true, light: true, guessed: true, epoch: true }],
   ];
   for (const [label, options, flags] of variants) for (const specializedHeads of [false, true]) for (let heads = 1; heads <= 8; heads++) {
-    if ((options.batchedPageSums || options.constantPlainHeads || options.fusedProducts || options.prefetchedRefresh) && !specializedHeads) continue; // refused by QuestKernels
+    if ((options.batchedPageSums || options.constantPlainHeads || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch) && !specializedHeads) continue; // refused by QuestKernels
     const entry = questGridStepEntry({ ...options, specializedHeads }, heads);
     for (const key of QUEST_GRID_STEP_ENTRIES[entry]) {
       const name = QUEST_KERNEL_NAMES[key];
@@ -108,6 +110,7 @@ test('each picked entry is compiled for the unit size it serves, with the versio
       assert.equal(c.batched, (options.batchedPageSums ?? false) && fixedSize, `${what}: batched page sums`);
       assert.equal(c.fused, (options.fusedProducts ?? false) && heads === 4, `${what}: fused products`);
       assert.equal(c.prefetchedRefresh, (options.prefetchedRefresh ?? false) && heads === 4, `${what}: prefetched refresh`);
+      assert.equal(c.rollingPrefetch, (options.rollingPrefetch ?? false) && heads === 4, `${what}: rolling prefetch`);
     }
   }
 });

@@ -100,6 +100,8 @@ const EPOCH_SEVEN_BATCHED: QuestKernelOptions = { ...EPOCH_SEVEN, batchedPageSum
 const EPOCH_FUSED: QuestKernelOptions = { ...EPOCH_BATCHED, fusedProducts: true };
 /** v10's batched entries with the refreshed page's rows loaded 16 at a time at 4-head units (session 9): the same bounds. */
 const EPOCH_REFRESH: QuestKernelOptions = { ...EPOCH_BATCHED, prefetchedRefresh: true };
+/** v10's batched entries with the score loop's rolling L2 prefetch at 4-head units (session 9): the same loads and keys. */
+const EPOCH_PREFETCH: QuestKernelOptions = { ...EPOCH_BATCHED, rollingPrefetch: true };
 /** v9 (v8 with a guessed first radix pass) as the tests run it, as MULTI_BLOCK. */
 const GUESSED: QuestKernelOptions = { ...LIGHT, guessedPass: true };
 /** v10 (v9 with never-reset barriers) as the tests run it, as MULTI_BLOCK. */
@@ -434,6 +436,7 @@ describe('CUDA Quest', { skip }, () => {
       const v10h7 = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN);
       const v10h7b = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_SEVEN_BATCHED);
       const v10hbf = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_FUSED);
+      const v10hbp = new QuestKernels(rt, shape, P, c.sharePages, EPOCH_PREFETCH);
       const rand = randomGenerator(c.H * 3 + c.D + (special ? 1 : 0));
       const draw = special ? () => { const r = rand(); return r > 0.998 ? Infinity : r < -0.998 ? -Infinity : r; } : rand;
       const caches = twinCaches(rt, c.Hkv, c.D, n);
@@ -456,7 +459,7 @@ describe('CUDA Quest', { skip }, () => {
       };
       for (const k of [1, 70, pages >> 1, pages - 1]) {
         const want = run(v3, k);
-        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb], ['v10, constant plain heads', v10h7], ['v10, constant plain heads, batched page sums', v10h7b], ['v10, fused products', v10hbf]] as const) {
+        for (const [label, kernels] of [['v8', v8], ['v8, one block per unit', v8One], ['v9', v9], ['v9 again', v9], ['v10', v10], ['v10 again', v10], ['v8, unit-size entries', v8h], ['v10, unit-size entries', v10h], ['v10, unit-size entries again', v10h], ['v10, batched page sums', v10hb], ['v10, batched page sums again', v10hb], ['v10, constant plain heads', v10h7], ['v10, constant plain heads, batched page sums', v10h7b], ['v10, fused products', v10hbf], ['v10, rolling prefetch', v10hbp]] as const) {
           const got = run(kernels, k);
           for (let u = 0; u < v3.units; u++) {
             for (let i = 0; i < SEGMENT_HEADER_WORDS + 2 * k; i++) {
@@ -538,7 +541,7 @@ describe('CUDA Quest', { skip }, () => {
   for (const c of [
     { name: 'GQA 4 sharing pages, D = 128', H: 16, Hkv: 4, D: 128, sharePages: true },
     { name: 'per query head, D = 64', H: 8, Hkv: 2, D: 64, sharePages: false },
-  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT], ['v10hb', EPOCH_BATCHED], ['v10h4br', EPOCH_REFRESH]] as const) {
+  ]) for (const [version, options] of [['v4', { fusedStep: true }], ['v5', MULTI_BLOCK], ['v6', WINDOWED], ['v7', ROLLED], ['v8', LIGHT], ['v9', GUESSED], ['v10', EPOCH], ['v8h', LIGHT_UNIT], ['v10h', EPOCH_UNIT], ['v10hb', EPOCH_BATCHED], ['v10h4br', EPOCH_REFRESH], ['v10h4bp', EPOCH_PREFETCH]] as const) {
     test(`one-launch steps (${version}) fold each new row into the bounds and select as the CPU (${c.name}; graph replay)`, () => {
       const P = 16, n = 2037, steps = 30;
       const rand = randomGenerator(c.D + c.H);
@@ -680,7 +683,7 @@ describe('CUDA Quest', { skip }, () => {
     ['v8h', LIGHT_UNIT], ['v8h, empty chunks', { ...LIGHT_UNIT, gridMinPagesPerBlock: 1 }],
     ['v10h', EPOCH_UNIT], ['v10h, empty chunks', { ...EPOCH_UNIT, gridMinPagesPerBlock: 1 }],
     ['v10hb', EPOCH_BATCHED], ['v10hb, empty chunks', { ...EPOCH_BATCHED, gridMinPagesPerBlock: 1 }],
-    ['v10h4br', EPOCH_REFRESH],
+    ['v10h4br', EPOCH_REFRESH], ['v10h4bp', EPOCH_PREFETCH], ['v10h4bp, empty chunks', { ...EPOCH_PREFETCH, gridMinPagesPerBlock: 1 }],
   ] as const) {
     test(`graph step (${version}): one capture reads position and budget on the device, folds each row and selects as the CPU (${c.name})`, () => {
       const P = 16, n = 1203, steps = 40, capacity = n + steps;

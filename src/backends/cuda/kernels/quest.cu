@@ -486,8 +486,10 @@ __device__ __forceinline__ int quest_scatter_page_sums(const float (&part)[STEP_
 // this lane's part of a page's score from its bounds (score(rawMin, rawMax, sub): v7 QuestPlainScorer,
 // v8 QuestLightScorer), after start(sub), which runs while the first batch's loads are in flight; so v7
 // and v8 share the slots, the refill and the key. BATCHED_SUMS: the batch's page sums as one reduce-scatter
-// after its four slots are scored (quest_scatter_page_sums), the same keys.
-template <typename Scorer, bool BATCHED_SUMS = false>
+// after its four slots are scored (quest_scatter_page_sums), the same keys. PREFETCH_AHEAD (session 9, option
+// rollingPrefetch): each refill also asks L2 for the slot's page two batches on (prefetch.global.L2, no register), so a
+// block has about two batches of bounds in flight instead of one; the same loads into the slots, the same keys.
+template <typename Scorer, bool BATCHED_SUMS = false, bool PREFETCH_AHEAD = false>
 __device__ __forceinline__ void quest_grid_score_chunk_rolled_by(const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax,
                                                                  int D, int hk, int pageStride, int lo, int hi, u32* keys, u32& a, u32& o,
                                                                  Scorer& scorer) {
@@ -519,6 +521,12 @@ __device__ __forceinline__ void quest_grid_score_chunk_rolled_by(const bf16_t* _
         if (next < hi) {
           rawMin[p] = *reinterpret_cast<const uint4*>(minBase + (size_t)next * D);
           rawMax[p] = *reinterpret_cast<const uint4*>(maxBase + (size_t)next * D);
+        }
+        if constexpr (PREFETCH_AHEAD) {
+          if (next + batch < hi) {
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(minBase + (size_t)(next + batch) * D));
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(maxBase + (size_t)(next + batch) * D));
+          }
         }
       }
       float s;
@@ -650,12 +658,13 @@ struct QuestLightScorer {
 
 // Phase A as quest_grid_score_chunk_rolled (v7: same pages, slots, refills and shuffle order) with
 // quest_lane_score_light for units of HEADS query heads; the same keys, a and o.
-template <int HEADS, bool BATCHED_SUMS = false, bool FUSED = false>
+template <int HEADS, bool BATCHED_SUMS = false, bool FUSED = false, bool PREFETCH_AHEAD = false>
 __device__ __forceinline__ void quest_grid_score_chunk_light(const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin,
                                                              const bf16_t* __restrict__ pageMax, int D, int h0, int hk,
                                                              int pageStride, int lo, int hi, u32* keys, u32& a, u32& o) {
   QuestLightScorer<HEADS, FUSED> scorer{q, h0, D, {}};
-  quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a, o, scorer);
+  quest_grid_score_chunk_rolled_by<QuestLightScorer<HEADS, FUSED>, BATCHED_SUMS, PREFETCH_AHEAD>(pageMin, pageMax, D, hk, pageStride, lo, hi, keys, a,
+                                                                                                 o, scorer);
 }
 
 // v8's phase A: the light scorer for units of 1, 2 or 4 query heads (their query fits in registers
@@ -1142,13 +1151,16 @@ constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 // quest_step (v4): block 0 of each KV head's first unit refreshes page refreshPage (>= pages, or < 0:
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
-          bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, bool PREFETCHED_REFRESH = false, class Stamps = QuestNoStamps>
+          bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, bool PREFETCHED_REFRESH = false, bool PREFETCH_AHEAD = false,
+          class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
     int take, int pageSize, int refreshPage, int rowsEnd, TopKStagedShared& sh, int& lastShared, u32* keys, Stamps stamps = Stamps{}) {
   static_assert(!BATCHED_SUMS || FIXED_HEADS > 0, "batched page sums come with the scorer of one unit size");
   static_assert(!FUSED_PRODUCTS || FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4, "fused products come with a light scorer of one unit size");
+  static_assert(!PREFETCH_AHEAD || (BATCHED_SUMS && (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4)),
+                "the rolling prefetch comes with a batched light scorer of one unit size");
   stamps.at(QUEST_PHASE_START);
   const int unit = blockIdx.y;
   const int h0 = unit * unitHeads;
@@ -1163,7 +1175,8 @@ __device__ __forceinline__ void quest_grid_step_body(
   u32 a = 0xffffffffu, o = 0u;
   if (LIGHT_SCORES) {
     if constexpr (FIXED_HEADS == 1 || FIXED_HEADS == 2 || FIXED_HEADS == 4) {
-      quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS, FUSED_PRODUCTS>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi, keys, a, o);
+      quest_grid_score_chunk_light<FIXED_HEADS, BATCHED_SUMS, FUSED_PRODUCTS, PREFETCH_AHEAD>(q, pageMin, pageMax, D, h0, hk, pageStride, lo, hi,
+                                                                                              keys, a, o);
     } else if constexpr (FIXED_HEADS == 7 || FIXED_HEADS == MAX_UNIT_HEADS) {
       quest_grid_score_chunk_rolled<BATCHED_SUMS>(q, pageMin, pageMax, D, FIXED_HEADS, h0, hk, pageStride, lo, hi, keys, a, o);
     } else if constexpr (FIXED_HEADS == QUEST_ANY_PLAIN_HEADS) {
@@ -1262,6 +1275,8 @@ QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
 QUEST_GRID_STEP_ENTRIES(_epoch4bf, true, true, true, true, 4, true, true)
 // Session 9, opt-in: _epoch4b with the refreshed page's rows loaded 16 at a time (option prefetchedRefresh).
 QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
+// Session 9, opt-in: _epoch4b with the score loop's rolling L2 prefetch two batches ahead (option rollingPrefetch).
+QUEST_GRID_STEP_ENTRIES(_epoch4bp, true, true, true, true, 4, true, false, false, true)
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
 // quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for
@@ -1274,7 +1289,7 @@ QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
     __shared__ TopKStagedShared sh;                                                                                               \
     __shared__ int lastShared;                                                                                                    \
     extern __shared__ u32 stagedKeys[];                                                                                           \
-    quest_grid_step_body<true, true, true, true, 4, true, false, PREFETCHED_REFRESH, QuestPhaseStamps>(                         \
+    quest_grid_step_body<true, true, true, true, 4, true, false, PREFETCHED_REFRESH, false, QuestPhaseStamps>(                  \
         q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,          \
         refreshPage, rowsEnd, sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});                                              \
   }

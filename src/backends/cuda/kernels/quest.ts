@@ -99,6 +99,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch7B: 'quest_grid_step_epoch7b', gridStepAtEpoch7B: 'quest_grid_step_at_epoch7b',
   gridStepEpoch4BF: 'quest_grid_step_epoch4bf', gridStepAtEpoch4BF: 'quest_grid_step_at_epoch4bf',
   gridStepEpoch4BR: 'quest_grid_step_epoch4br', gridStepAtEpoch4BR: 'quest_grid_step_at_epoch4br',
+  gridStepEpoch4BP: 'quest_grid_step_epoch4bp', gridStepAtEpoch4BP: 'quest_grid_step_at_epoch4bp',
   gridStepStamped4B: 'quest_grid_step_stamped4b', gridStepStamped4BR: 'quest_grid_step_stamped4br',
 } as const;
 type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
@@ -108,7 +109,7 @@ type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
  * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
  * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums); h4bf: h4b
  * with fused products (fusedProducts, measurement only); h4br: h4b with the refreshed page's rows loaded 16 at a time
- * (prefetchedRefresh).
+ * (prefetchedRefresh); h4bp: h4b with the score loop's rolling L2 prefetch (rollingPrefetch).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -120,6 +121,7 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h2b: ['gridStepEpoch2B', 'gridStepAtEpoch2B'], v10h8b: ['gridStepEpoch8B', 'gridStepAtEpoch8B'],
   v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
   v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'], v10h4br: ['gridStepEpoch4BR', 'gridStepAtEpoch4BR'],
+  v10h4bp: ['gridStepEpoch4BP', 'gridStepAtEpoch4BP'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -145,7 +147,7 @@ export function questGridStepEntry(options: QuestKernelOptions, unitHeads: numbe
     switch (unitHeads) {
       case 1: return batched ? 'v10h1b' : 'v10h1';
       case 2: return batched ? 'v10h2b' : 'v10h2';
-      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : 'v10h4b';
+      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : options.rollingPrefetch ? 'v10h4bp' : 'v10h4b';
       case 8: return batched ? 'v10h8b' : 'v10h8';
       case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
     }
@@ -276,6 +278,12 @@ export interface QuestKernelOptions {
    * opt-in until measured; not combined with fusedProducts. Other unit sizes ignore it.
    */
   prefetchedRefresh?: boolean;
+  /**
+   * With batchedPageSums: units of 4 heads ask L2 for each load slot's page two batches ahead when they refill it
+   * (prefetch.global.L2: no register), so about two batches of bounds are in flight instead of one. The same loads and
+   * keys. Session 9, opt-in until measured; not combined with fusedProducts or prefetchedRefresh.
+   */
+  rollingPrefetch?: boolean;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -462,6 +470,9 @@ export class QuestKernels {
     }
     if (options.batchedPageSums && !(this.epochBarriers && specializedHeads)) {
       throw new Error('quest: batchedPageSums is an option of v10\'s unit-size entries: set epochBarriers and specializedHeads too');
+    }
+    if (options.rollingPrefetch && (!options.batchedPageSums || options.fusedProducts || options.prefetchedRefresh)) {
+      throw new Error('quest: rollingPrefetch is an option of v10\'s batched unit-size entries without fusedProducts or prefetchedRefresh');
     }
     if (options.prefetchedRefresh && (!options.batchedPageSums || options.fusedProducts)) {
       throw new Error('quest: prefetchedRefresh is an option of v10\'s batched unit-size entries without fusedProducts: set batchedPageSums (and epochBarriers, specializedHeads) too');
