@@ -127,6 +127,7 @@
 #include "flash-tile.cuh"
 #include "wgmma.cuh"
 #include "wgmma-pipeline.cuh"
+#include "wgmma-consumer-step.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -770,13 +771,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #endif
     // The pending P·V alone (a skipped step, or the end), waited for, its V stage released.
     auto flushPV = [&]() {
-      mbar_wait(fullV + 8 * pst, puse & 1);
-      fence_proxy_async_shared();
-      wgmma_fence();
-      issuePV(sV + pst * KV_TILE);
-      wgmma_commit();
-      wgmma_wait<0>();
-      wgmma_fence_operands(o);
+      consumer_last_pv(fullV + 8 * pst, puse & 1, [&, pst] { issuePV(sV + pst * KV_TILE); }, o);
       release(emptyV + 8 * pst);
     };
 #if ENT_GLOBAL
@@ -836,11 +831,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
         if (pending) mbar_wait(fullV + 8 * pst, puse & 1);
         if (turns) named_bar_sync(1 + wg, TURN_THREADS);  // this warpgroup's turn to issue
         fence_proxy_async_shared();
-        wgmma_fence();
-        issueQK(sK + st * KV_TILE);
-        wgmma_commit();
-        if (pending) issuePV(sV + pst * KV_TILE);
-        wgmma_commit();
+        consumer_issue_products([&, st] { issueQK(sK + st * KV_TILE); }, pending, [&, pst] { issuePV(sV + pst * KV_TILE); });
         // The next one's turn (the last warpgroup's last arrival would have no matching wait).
         if (turns && ((CONSUMERS == 2 ? wg == 0 : wg != CONSUMERS - 1) || i + 1 < turnEnd)) named_bar_arrive(nextTurn, TURN_THREADS);
         float alpha[2];
