@@ -9,8 +9,9 @@ import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { type WgmmaConsumers, wgmmaCtaSteps, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
-  AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakesLeanMask, leanMaskVariant,
+  AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakesLeanMask, autoTilingInOrder, leanMaskVariant,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
+import { resolveBlockSparseWgmmaTiling } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { blockSparseVariantOptions, cellSummaryLine, parseBlockSparseBenchArgs } from '../../bench/block-sparse.js';
 import { parseSparseBenchArgs, prefillConfigurations } from '../../bench/sparse.js';
 import { mulberry32 } from '../../bench/seeded-random.js';
@@ -57,6 +58,18 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
     const withFlags = { blockN: 64 as const, stages: 3 as const, consumers: 3 as const, ablation: { maskSelect: true, entBallot: true } };
     assert.deepEqual(leanMaskVariant(withFlags)?.ablation, { maskSelect: true, entBallot: true, leanMask: true });
     assert.equal(leanMaskVariant({ ...withFlags, ablation: { maskFirst: true, entBallot: true } }), null);
+  });
+
+  test('autoTilingInOrder: the order the launcher runs, and persistent only in the KV-head-major order (it resolves in both)', () => {
+    assert.deepEqual(autoTilingInOrder(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, 'heads'), { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ctaOrder: 'heads' });
+    const persistent = { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, ablation: { ...AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.ablation, persistent: true } };
+    assert.equal(autoTilingInOrder(persistent, 'kv').ablation?.persistent, true);
+    const heads = autoTilingInOrder(persistent, 'heads');
+    assert.deepEqual(heads.ablation, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.ablation);
+    assert.doesNotThrow(() => resolveBlockSparseWgmmaTiling(heads));
+    assert.throws(() => resolveBlockSparseWgmmaTiling({ ...persistent, ctaOrder: 'heads' }), /persistent is written for the KV-head-major order/);
+    const lean = leanMaskVariant(autoTilingInOrder(persistent, 'kv'));
+    assert.ok(lean && resolveBlockSparseWgmmaTiling(lean).ablation?.persistent, 'the lean variant keeps persistent');
   });
 
   // The claim autoTakesLeanMask rests on, checked on the kernel's own step lists (host reference): with

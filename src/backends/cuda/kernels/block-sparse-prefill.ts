@@ -143,6 +143,15 @@ export const AUTO_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = {
 export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = {
   blockN: 64, stages: 3, consumers: 3, ctaOrder: AUTO_CTA_ORDER, ablation: { maskSelect: true, entBallot: true },
 };
+/**
+ * An automatic tiling in the block order the launcher runs it in. `persistent` (one CTA per SM running items in
+ * order) is written for the KV-head-major order only, so the heads order drops it (today no automatic flag set has it).
+ */
+export function autoTilingInOrder(base: BlockSparseWgmmaTiling, order: WgmmaCtaOrder): BlockSparseWgmmaTiling {
+  if (order === 'kv' || !base.ablation?.persistent) return { ...base, ctaOrder: order };
+  const { persistent: _dropped, ...flags } = base.ablation;
+  return { ...base, ctaOrder: order, ablation: flags };
+}
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
 /** Between the measured 64K (192 rows won) and 128K (lost): the long-context side of the exception. */
 export const AUTO_VERY_SPARSE_MIN_TOKENS = 65536;
@@ -282,7 +291,7 @@ export class BlockSparseFlashPrefill {
     this.autoLeanMask = options.autoLeanMask;
     this.namedWgmma = choice.kernel === 'wgmma' && choice.tiling !== 'auto' ? new BlockSparseWgmmaPrefill(rt, shape, choice.tiling) : null;
     const kernelsOf = (tiling: AutoRowTiling, base: BlockSparseWgmmaTiling) => {
-      const t = { ...base, ctaOrder: this.autoOrder };
+      const t = autoTilingInOrder(base, this.autoOrder);
       const lean = (this.autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling]) ? leanMaskVariant(t) : null;
       return { plain: new BlockSparseWgmmaPrefill(rt, shape, t), lean: lean ? new BlockSparseWgmmaPrefill(rt, shape, lean) : null };
     };
