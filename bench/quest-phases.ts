@@ -52,7 +52,9 @@ export interface BlockStamps { ns: bigint[]; cycles: bigint[] }
 
 /** The per-step figures (µs), each a mean over the launch's blocks unless it is a launch-wide one. */
 export interface StepPhases {
-  score: number; guessPassAndPublish: number; firstBarrierWait: number; guessRead: number; phaseC: number; finalBarrierWait: number; phaseD: number;
+  score: number; guessPassAndPublish: number;
+  /** The block's end of scoring (after a __syncthreads) from its start, and from thread 0's end of scoring (the skew between its warps). */
+  blockScore: number; warpSkew: number; firstBarrierWait: number; guessRead: number; phaseC: number; finalBarrierWait: number; phaseD: number;
   /** Score phase of each unit's block 0 (it refreshes the current page first where its unit is its KV head's first) and of the others. */
   scoreBlock0: number; scoreOthers: number;
   span: number; startSkew: number; firstArrivalSpread: number; firstRelease: number; finalArrivalSpread: number; finalRelease: number;
@@ -100,6 +102,7 @@ export function stepPhases(perUnit: BlockStamps[][], ghz: number): StepPhases {
   const first = barrier(Ph.atFirstBarrier, Ph.pastFirstBarrier), final = barrier(Ph.atFinalBarrier, Ph.pastFinalBarrier);
   return {
     score: perBlock(Ph.start, Ph.scored), guessPassAndPublish: perBlock(Ph.scored, Ph.atFirstBarrier),
+    blockScore: perBlock(Ph.start, Ph.allScored), warpSkew: perBlock(Ph.scored, Ph.allScored),
     firstBarrierWait: perBlock(Ph.atFirstBarrier, Ph.pastFirstBarrier), guessRead: perBlock(Ph.pastFirstBarrier, Ph.firstPassRead),
     phaseC: perBlock(Ph.firstPassRead, Ph.atFinalBarrier), finalBarrierWait: perBlock(Ph.atFinalBarrier, Ph.pastFinalBarrier),
     phaseD: perBlock(Ph.pastFinalBarrier, Ph.end),
@@ -197,7 +200,7 @@ function main(argv: string[]): number {
       const f = (x: number) => x.toFixed(2);
       const p = row.phases;
       console.log(`${variant} n=${n} s=${s} pages=${current} k=${k} G=${row.blocksPerUnit} clock ${ghz.toFixed(3)} GHz: step ${f(plainUs)} us, stamped ${f(stampedUs)} us; ` +
-        `per block: score ${f(p.score)}, guess pass + publish ${f(p.guessPassAndPublish)}, barrier 1 wait ${f(p.firstBarrierWait)}, guess read ${f(p.guessRead)}, ` +
+        `per block: score ${f(p.score)} (whole block ${f(p.blockScore)}, warp skew ${f(p.warpSkew)}), guess pass + publish ${f(p.guessPassAndPublish)}, barrier 1 wait ${f(p.firstBarrierWait)}, guess read ${f(p.guessRead)}, ` +
         `C ${f(p.phaseC)}, final barrier wait ${f(p.finalBarrierWait)}, D ${f(p.phaseD)}; score block 0 ${f(p.scoreBlock0)} / others ${f(p.scoreOthers)}; launch span ${f(p.span)}, start skew ${f(p.startSkew)}; ` +
         `barrier 1 arrivals spread ${f(p.firstArrivalSpread)} release ${f(p.firstRelease)}; final arrivals spread ${f(p.finalArrivalSpread)} release ${f(p.finalRelease)}; ` +
         `barriers ${f(p.barriers)}, guess held ${f(p.guessHeld)}`);

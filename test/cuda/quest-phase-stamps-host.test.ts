@@ -38,6 +38,7 @@ test('quest.ts reads the stamps with quest.cu\'s slots and layout', () => {
     start: 'QUEST_PHASE_START', scored: 'QUEST_PHASE_SCORED', atFirstBarrier: 'QUEST_PHASE_AT_FIRST_BARRIER',
     pastFirstBarrier: 'QUEST_PHASE_PAST_FIRST_BARRIER', firstPassRead: 'QUEST_PHASE_FIRST_PASS_READ', atFinalBarrier: 'QUEST_PHASE_AT_FINAL_BARRIER',
     pastFinalBarrier: 'QUEST_PHASE_PAST_FINAL_BARRIER', end: 'QUEST_PHASE_END', barriers: 'QUEST_PHASE_BARRIERS', guessHeld: 'QUEST_PHASE_GUESS_HELD',
+    allScored: 'QUEST_PHASE_ALL_SCORED',
   };
   for (const [key, name] of Object.entries(names)) assert.equal(QUEST_PHASES[key as keyof typeof QUEST_PHASES], slot(name), name);
   assert.equal(QUEST_PHASE_SLOTS, slot('QUEST_PHASE_SLOTS'));
@@ -45,6 +46,9 @@ test('quest.ts reads the stamps with quest.cu\'s slots and layout', () => {
   assert.match(quest, /out \+ \(\(size_t\)blockIdx\.y \* GRID_MAX_BLOCKS \+ blockIdx\.x\) \* 2 \* QUEST_PHASE_SLOTS;/);
   assert.match(quest, /block\(\)\[QUEST_PHASE_SLOTS \+ phase\] = \(unsigned long long\)clock64\(\);/);
   assert.equal(QUEST_PHASE_STAMP_BYTES, QUEST_GRID_MAX_BLOCKS * 2 * QUEST_PHASE_SLOTS * 8);
+  // The block-wide end of scoring: a __syncthreads only where the stamps are live (QuestNoStamps::ACTIVE is false).
+  assert.match(quest, /if constexpr \(Stamps::ACTIVE\) \{\s*__syncthreads\(\);\s*stamps\.at\(QUEST_PHASE_ALL_SCORED\);/);
+  assert.match(quest, /struct QuestNoStamps \{\s*static constexpr bool ACTIVE = false;/);
   // The slots are distinct and fit.
   const values = Object.values(QUEST_PHASES);
   assert.equal(new Set(values).size, values.length);

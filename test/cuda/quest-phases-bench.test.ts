@@ -17,6 +17,9 @@ function writeBlock(words: BigUint64Array, unit: number, block: number, ns: numb
   });
   words[at + QUEST_PHASES.barriers] = BigInt(barriers);
   words[at + QUEST_PHASES.guessHeld] = BigInt(held);
+  // The block's end of scoring: 300 ns after thread 0's.
+  words[at + QUEST_PHASES.allScored] = BigInt(ns[1]! + 300);
+  words[at + QUEST_PHASE_SLOTS + QUEST_PHASES.allScored] = BigInt(cycleBase + 2 * (ns[1]! + 300 - ns[0]!));
 }
 
 test('quest-phases: stamps read back per unit, phases and barrier figures from known stamps', () => {
@@ -35,6 +38,8 @@ test('quest-phases: stamps read back per unit, phases and barrier figures from k
   // Per block means over the three blocks (µs).
   assert.ok(Math.abs(p.score - us((10000 + 11000 + 10000) / 3)) < 1e-9);
   assert.ok(Math.abs(p.guessPassAndPublish - us((1000 + 500 + 1000) / 3)) < 1e-9);
+  assert.ok(Math.abs(p.blockScore - us((10300 + 11300 + 10300) / 3)) < 1e-9);
+  assert.ok(Math.abs(p.warpSkew - us(300)) < 1e-9);
   assert.ok(Math.abs(p.firstBarrierWait - us((2000 + 1200 + 2000) / 3)) < 1e-9);
   assert.ok(Math.abs(p.guessRead - us((500 + 400 + 500) / 3)) < 1e-9);
   assert.ok(Math.abs(p.phaseC - us(1000)) < 1e-9);

@@ -511,7 +511,7 @@ describe('CUDA Quest', { skip }, () => {
     rt.cuda.download(out, stamps.ptr);
     const G = kernels.gridBlocks(pages, 'gridStepEpoch4B');
     assert.ok(G > 1, `${G} blocks per unit`);
-    const timeOrder = [QUEST_PHASES.start, QUEST_PHASES.scored, QUEST_PHASES.atFirstBarrier, QUEST_PHASES.pastFirstBarrier, QUEST_PHASES.firstPassRead,
+    const timeOrder = [QUEST_PHASES.start, QUEST_PHASES.scored, QUEST_PHASES.allScored, QUEST_PHASES.atFirstBarrier, QUEST_PHASES.pastFirstBarrier, QUEST_PHASES.firstPassRead,
       QUEST_PHASES.atFinalBarrier, QUEST_PHASES.pastFinalBarrier, QUEST_PHASES.end];
     for (let u = 0; u < kernels.units; u++) {
       for (let b = 0; b < QUEST_GRID_MAX_BLOCKS; b++) {

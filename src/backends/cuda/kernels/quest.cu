@@ -756,12 +756,16 @@ __device__ __forceinline__ void quest_grid_pass_read(const u32* hist, int bins, 
 // (quest_grid_step_stamped4b) passes QuestPhaseStamps; every other entry passes QuestNoStamps, which compiles to nothing.
 constexpr int QUEST_PHASE_START = 0, QUEST_PHASE_SCORED = 1, QUEST_PHASE_AT_FIRST_BARRIER = 2, QUEST_PHASE_PAST_FIRST_BARRIER = 3,
               QUEST_PHASE_FIRST_PASS_READ = 4, QUEST_PHASE_AT_FINAL_BARRIER = 5, QUEST_PHASE_PAST_FINAL_BARRIER = 6, QUEST_PHASE_END = 7,
-              QUEST_PHASE_BARRIERS = 8, QUEST_PHASE_GUESS_HELD = 9, QUEST_PHASE_SLOTS = 10;
+              QUEST_PHASE_BARRIERS = 8, QUEST_PHASE_GUESS_HELD = 9, QUEST_PHASE_ALL_SCORED = 10, QUEST_PHASE_SLOTS = 11;
+// QUEST_PHASE_SCORED is thread 0's (its warp's) end of scoring; QUEST_PHASE_ALL_SCORED the block's, after a __syncthreads
+// that only the stamped entries run.
 struct QuestNoStamps {
+  static constexpr bool ACTIVE = false;
   __device__ __forceinline__ void at(int) const {}
   __device__ __forceinline__ void value(int, unsigned long long) const {}
 };
 struct QuestPhaseStamps {
+  static constexpr bool ACTIVE = true;
   unsigned long long* out;  // [units, GRID_MAX_BLOCKS, 2 (globaltimer, clock64), QUEST_PHASE_SLOTS]; blocks past G untouched
   __device__ __forceinline__ unsigned long long* block() const {
     return out + ((size_t)blockIdx.y * GRID_MAX_BLOCKS + blockIdx.x) * 2 * QUEST_PHASE_SLOTS;
@@ -1192,6 +1196,10 @@ __device__ __forceinline__ void quest_grid_step_body(
   }
   u32* unitScratch = scratch + (size_t)unit * QUEST_GRID_UNIT_WORDS;
   stamps.at(QUEST_PHASE_SCORED);
+  if constexpr (Stamps::ACTIVE) {
+    __syncthreads();
+    stamps.at(QUEST_PHASE_ALL_SCORED);
+  }
   if (GUESSED_PASS) {
     quest_grid_select_chunk_guessed<EPOCH>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared, stamps);
     stamps.at(QUEST_PHASE_END);

@@ -387,9 +387,9 @@ export interface QuestStepArgs {
 /** quest.cu's QUEST_PHASE_* slots of a block's stamps (globaltimer ns; the same slots + QUEST_PHASE_SLOTS: clock64). */
 export const QUEST_PHASES = {
   start: 0, scored: 1, atFirstBarrier: 2, pastFirstBarrier: 3, firstPassRead: 4, atFinalBarrier: 5, pastFinalBarrier: 6, end: 7,
-  barriers: 8, guessHeld: 9,
+  barriers: 8, guessHeld: 9, allScored: 10,
 } as const;
-export const QUEST_PHASE_SLOTS = 10;
+export const QUEST_PHASE_SLOTS = 11;
 /** Bytes of phase stamps per unit (selectStep's phaseStamps). */
 export const QUEST_PHASE_STAMP_BYTES = QUEST_GRID_MAX_BLOCKS * 2 * QUEST_PHASE_SLOTS * 8;
 
