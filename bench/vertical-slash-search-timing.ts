@@ -3,8 +3,7 @@
  * search (DEFAULT_COUNT_SEARCH: guided tree, one-lane column-bitmap walk) and the same without the
  * guided tree, both through CountSearchOptions.timeRounds (the VS_SEARCH_TIMING build: each round's
  * phases in SM clock cycles, vertical-slash-search.cu TimingField), and the lean guided rounds
- * (CountSearchOptions.leanLayout: threshold predictions, states in registers; its layout timed whole) and the same
- * layout on one warp (lean+warp: CountSearchOptions.warpLayout, session 9; timed whole), on the same score rows:
+ * (CountSearchOptions.leanLayout: threshold predictions, states in registers; its layout timed whole), on the same score rows:
  *   synthetic rows (bench/vertical-slash-estimation.ts scoreRows: flat, peaked) at H = 4 and 32, and
  *   in-method rows: the estimate of random bf16 q/k (as bench sparse and the small-heads bench make
  *   them) at the organism's shape (H 4, Hkv 2, D 64) and Llama-8B's (H 32, Hkv 8, D 128), A = 256.
@@ -49,7 +48,6 @@ const VARIANTS: { label: string; search: CountSearchOptions }[] = [
   { label: 'guided', search: SESSION7 },
   { label: 'unguided', search: { ...SESSION7, guidedProbes: false } },
   { label: 'lean', search: { ...SESSION7, leanLayout: true } },
-  { label: 'lean+warp', search: { ...SESSION7, leanLayout: true, warpLayout: true } },
 ];
 
 function parseCase(text: string): Case {
@@ -202,15 +200,14 @@ export function runVerticalSlashSearchTimingBench(argv: string[]): number {
   }
   console.log('');
   for (const { label, results } of all) {
-    const [g, u, lean, warp] = results.map(meanRound);
+    const [g, u, lean] = results.map(meanRound);
     if (!g || !u) continue;
     const d = (name: string, f: RoundTimingField) => `${name} ${f1(g[f])}/${f1(u[f])}`;
     console.log(`SUMMARY ${label}: rounds ${results[0].rounds}/${results[1].rounds} ms ${results[0].untimedMs.toFixed(3)}/${results[1].untimedMs.toFixed(3)} ` +
       `us/round guided/unguided: ${d('round', 'round')} ${d('lay', 'layout')} (scan ${f1(g.layoutScan)} adv ${f1(g.layoutAdvance)} pred ${f1(g.layoutPredict)}) ` +
       `${[['cnt', 'counts'], ['sel', 'selectMax'], ['b1', 'barrier1'], ['walk', 'walkMax'], ['b2', 'barrier2'], ['fol', 'follow'], ['tail', 'tail']]
         .map(([name, f]) => d(name, f as RoundTimingField)).join(' ')}` +
-      (lean && results[2] ? ` | lean: ms ${results[2].untimedMs.toFixed(3)} rounds ${results[2].rounds} round ${f1(lean.round)} step1 ${f1(lean.step1)} lay ${f1(lean.layout)} fol ${f1(lean.follow)} b2 ${f1(lean.barrier2)}` : '') +
-      (warp && results[3] ? ` | lean+warp: ms ${results[3].untimedMs.toFixed(3)} rounds ${results[3].rounds} round ${f1(warp.round)} step1 ${f1(warp.step1)} lay ${f1(warp.layout)} fol ${f1(warp.follow)}` : ''));
+      (lean && results[2] ? ` | lean: ms ${results[2].untimedMs.toFixed(3)} rounds ${results[2].rounds} round ${f1(lean.round)} step1 ${f1(lean.step1)} lay ${f1(lean.layout)} fol ${f1(lean.follow)} b2 ${f1(lean.barrier2)}` : ''));
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ sparsity: o.sparsity, cases: all }, null, 2));
   const failures = all.flatMap((x) => x.results).filter((r) => r.failure).length;

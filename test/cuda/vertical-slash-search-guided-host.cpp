@@ -14,9 +14,6 @@
 // the laid-out nodes whose prediction differs from guide_predict's:
 //   "thresholds common C disagree D column C2 disagree D2 searched S wrong W" (S: column-line
 // thresholds, at n <= 1000, compared with a scan of every count; W of them differed)
-// With "lean" each round's layout and follow also run lean (REGS) and the layout on one warp
-// (guide_layout_warp, its lanes emulated), each compared with the thresholds path's:
-//   "lean rounds R layoutDiffs L followDiffs F" and "warp rounds R layoutDiffs W"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -132,7 +129,6 @@ struct ThresholdCheck {
   long common = 0, commonDisagree = 0, column = 0, columnDisagree = 0;
   long searched = 0, searchWrong = 0;  // column-line thresholds against a scan of every count (n <= 1000)
   long leanRounds = 0, leanLayoutDiffs = 0, leanFollowDiffs = 0;  // "lean": rounds compared, trees / follows that differed
-  long warpLayoutDiffs = 0;  // "lean": guide_layout_warp's trees (its warp emulated) that differed
 };
 
 // Whether two laid-out trees are the same: node count, live nodes' states (the fields a probe and its
@@ -203,12 +199,6 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
         ++check->leanRounds;
         if (!sameTree(count, plainTree, plainLive, plainLow, plainHigh, plainPred, leanCount, tree, live, r.lowChild, r.highChild, r.predicted, P)) {
           ++check->leanLayoutDiffs;
-        }
-        // The warp layout (warpLayout; its lanes' candidate list emulated, lane 0 storing) the same tree too.
-        for (int c = 0; c < P; ++c) { r.lowChild[c] = r.highChild[c] = -7; r.predicted[c] = 7; live[c] = 7; tree[c] = SearchState{}; }
-        const int warpCount = guide_layout_warp(&r, 0);
-        if (!sameTree(count, plainTree, plainLive, plainLow, plainHigh, plainPred, warpCount, tree, live, r.lowChild, r.highChild, r.predicted, P)) {
-          ++check->warpLayoutDiffs;
         }
         // The round goes on with the plain layout's tree (a wrong lean tree is counted, not followed).
         std::memcpy(tree, plainTree, sizeof tree);
@@ -332,7 +322,6 @@ int main(int argc, char** argv) {
   }
   if (lean) {
     std::printf("lean rounds %ld layoutDiffs %ld followDiffs %ld\n", check.leanRounds, check.leanLayoutDiffs, check.leanFollowDiffs);
-    std::printf("warp rounds %ld layoutDiffs %ld\n", check.leanRounds, check.warpLayoutDiffs);
   }
   return 0;
 }

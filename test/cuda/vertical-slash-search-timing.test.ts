@@ -41,7 +41,7 @@ describe('count search timeRounds option (CPU)', () => {
 
   test('the timed entries are compiled only with VS_SEARCH_TIMING', () => {
     const src = readKernelSource('vertical-slash-search.cu');
-    for (const name of ['vs_count_search_batched_lanes_bits_guided_timed', 'vs_count_search_batched_lanes_bits_timed', 'vs_count_search_batched_lanes_bits_guided_lean_warp_timed']) {
+    for (const name of ['vs_count_search_batched_lanes_bits_guided_timed', 'vs_count_search_batched_lanes_bits_timed']) {
       const at = src.indexOf(`void __launch_bounds__(THREADS${name.includes('guided') ? ', 1' : ''}) ${name}(`);
       assert.ok(at > 0, `no entry ${name}`);
       // The nearest conditional before the entry opens the timing block, and nothing closes it in between.
@@ -81,7 +81,6 @@ describe('CUDA vertical-slash count search timing', { skip }, () => {
     ['guided', SESSION7],
     ['unguided', { ...SESSION7, guidedProbes: false }],
     ['lean', { ...SESSION7, leanLayout: true }],
-    ['lean+warp', { ...SESSION7, leanLayout: true, warpLayout: true }],
   ];
   for (const c of [{ n: 1000, H: 3 }, { n: 16_384, H: 4 }, { n: 4096, H: 32 }]) {
     test(`n=${c.n} H=${c.H}: timed searches answer as untimed ones, one consistent record per round`, () => {

@@ -1116,136 +1116,6 @@ __device__ __forceinline__ int guide_layout(GuidedRound* r, Laps& laps) {
   return count;
 }
 
-// The candidate list of guide_layout_warp: entry i (a node << 1 | high, and its chance) lives in lane
-// i's registers; on the host (the harness, no __CUDA_ARCH__) the 32 lanes' entries are arrays and
-// every operation their loop. At most MAX_BATCH + 1 = 32 entries (each laid-out node adds two, each
-// step takes one), one per lane.
-static_assert(MAX_BATCH + 1 <= 32, "guide_layout_warp keeps one candidate per lane");
-struct WarpCandidates {
-#ifdef __CUDA_ARCH__
-  int lane, entry;
-  float chance;
-  __device__ __forceinline__ explicit WarpCandidates(int laneId) : lane(laneId), entry(0), chance(0.0f) {}
-  __device__ __forceinline__ void set(int i, int e, float c) {
-    if (lane == i) {
-      entry = e;
-      chance = c;
-    }
-  }
-  // The entry with the largest chance among the first `count`, ties to the lower index (the scan's
-  // rule): a butterfly over (chance, index), every lane ending with the same answer.
-  __device__ __forceinline__ int best(int count, float& bestChance) const {
-    float c = lane < count ? chance : -1.0f;  // chances are >= 0
-    int i = lane;
-    for (int off = 16; off > 0; off >>= 1) {
-      const float oc = __shfl_xor_sync(0xffffffffu, c, off);
-      const int oi = __shfl_xor_sync(0xffffffffu, i, off);
-      if (oc > c || (oc == c && oi < i)) {
-        c = oc;
-        i = oi;
-      }
-    }
-    bestChance = c;
-    return i;
-  }
-  __device__ __forceinline__ int entryOf(int i) const { return __shfl_sync(0xffffffffu, entry, i); }
-  // Entry i replaced by entry `last` (the list's last, then dropped by the caller).
-  __device__ __forceinline__ void take(int i, int last) {
-    const int e = __shfl_sync(0xffffffffu, entry, last);
-    const float c = __shfl_sync(0xffffffffu, chance, last);
-    set(i, e, c);
-  }
-#else
-  int entries[32];
-  float chances[32];
-  explicit WarpCandidates(int) : entries{}, chances{} {}
-  void set(int i, int e, float c) {
-    entries[i] = e;
-    chances[i] = c;
-  }
-  int best(int count, float& bestChance) const {
-    int b = 0;
-    bestChance = chances[0];
-    for (int i = 1; i < count; ++i) {
-      if (chances[i] > bestChance) {
-        b = i;
-        bestChance = chances[i];
-      }
-    }
-    return b;
-  }
-  int entryOf(int i) const { return entries[i]; }
-  void take(int i, int last) { set(i, entries[last], chances[last]); }
-#endif
-};
-
-__device__ __forceinline__ void warp_sync_lanes() {
-#ifdef __CUDA_ARCH__
-  __syncwarp();
-#endif
-}
-
-// guide_layout<true, NoLaps, true> (the lean layout with threshold predictions) run by one warp, every
-// lane calling it (session 9, opt-in: CountSearchOptions.warpLayout): session 8 put the lean layout's
-// ≈ 0.65 µs a node in one thread's dependent chain, the candidate scan (a shared-memory load and a
-// compare per candidate, ~8-16 of them) and the list kept in shared memory among its links. Here the
-// list lives in the lanes' registers, the best candidate comes from a 5-step shuffle butterfly, and
-// every lane advances and predicts the node itself (the same values, no divergence; no predicted
-// value stored and loaded back); lane 0 stores the tree. The same tree, node for node (host harness).
-__device__ __forceinline__ int guide_layout_warp(GuidedRound* r, int lane) {
-  const int P = r->P;
-  const bool lead = lane == 0;
-  if (lead) {
-    guide_lines_round(r->lines, *r->st);
-    r->tree[0] = *r->st;
-    r->live[0] = 1;
-    r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
-    r->predicted[0] = guide_predict_node<true>(r, 0);
-  }
-  warp_sync_lanes();
-  WarpCandidates list(lane);
-  const auto push = [&](int& candidates, int c, int pred, float chance) {
-    const float sure = pred == 0 ? 0.5f : GUIDE_SURE;
-    list.set(candidates++, c << 1, chance * (pred == 1 ? 1.0f - sure : sure));
-    list.set(candidates++, (c << 1) | 1, chance * (pred == -1 ? 1.0f - sure : sure));
-  };
-  int candidates = 0;
-  push(candidates, 0, r->predicted[0], 1.0f);
-  int count = 1;
-  SearchState cur = r->tree[0];  // the last laid-out node's state (node curAt)
-  int curAt = 0;
-  while (count < P && candidates > 0) {
-    float bestChance;
-    const int best = list.best(candidates, bestChance);
-    const int entry = list.entryOf(best);
-    const int parent = entry >> 1, high = entry & 1;
-    --candidates;
-    list.take(best, candidates);
-    SearchState t = parent == curAt ? cur : r->tree[parent];
-    search_advance(t, r->goal, high ? ABOVE_ANY_TARGET : -1.0);
-    if (t.state == DONE) {
-      if (lead) (high ? r->highChild[parent] : r->lowChild[parent]) = GUIDE_ENDED;
-      continue;
-    }
-    const int pred = guide_predict_state<true>(r, t, count);
-    if (lead) {
-      r->tree[count] = t;
-      (high ? r->highChild[parent] : r->lowChild[parent]) = count;
-      r->live[count] = 1;
-      r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
-      r->predicted[count] = pred;
-    }
-    push(candidates, count, pred, bestChance);
-    cur = t;
-    curAt = count++;
-    warp_sync_lanes();  // lane 0's tree stores visible to every lane (a later parent read)
-  }
-  if (lead) {
-    for (int c = count; c < P; ++c) r->live[c] = 0;
-  }
-  return count;
-}
-
 template <bool THRESHOLDS = false>
 __device__ __forceinline__ int guide_layout(GuidedRound* r) {
   NoLaps none;
@@ -1404,7 +1274,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
 template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
-          bool TIMING = false, bool HANDOFF = false, bool LEAN = false, bool ORDER = false, bool WARP = false>
+          bool TIMING = false, bool HANDOFF = false, bool LEAN = false, bool ORDER = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1460,24 +1330,7 @@ __device__ __forceinline__ void count_search_batched(
       // Four warps find the round's line thresholds; then thread 0 lays out without model loads.
       if (threadIdx.x < 4 * 32) guide_thresholds_warp(st, guided->lines, goal, guide, threadIdx.x >> 5, threadIdx.x & 31, guided->thresholds);
       __syncthreads();
-      if constexpr (LEAN && WARP) {
-        // The lean layout run by warp 0 (guide_layout_warp): the candidate list in its lanes' registers.
-        if (threadIdx.x < 32) {
-#if defined(VS_SEARCH_TIMING)
-          if constexpr (TIMING) {
-            const long long l0 = clock64();
-            const int nodes = guide_layout_warp(guided, threadIdx.x);
-            if (threadIdx.x == 0 && timed != nullptr && blockIdx.x == 0) {
-              timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
-              timed[TF_NODES] = nodes;
-            }
-          } else
-#endif
-          {
-            guide_layout_warp(guided, threadIdx.x);
-          }
-        }
-      } else if constexpr (LEAN) {
+      if constexpr (LEAN) {
         // The lean layout (states advanced in registers); timed in VS_SEARCH_TIMING builds.
         if (threadIdx.x == 0) {
 #if defined(VS_SEARCH_TIMING)
@@ -1810,17 +1663,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, timing);
 }
-
-// vs_count_search_batched_lanes_bits_guided_lean_warp, timed (the warp layout timed whole, by lane 0).
-extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_warp_timed(
-    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
-    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, unsigned long long* timing) {
-  count_search_batched<true, true, true, true, false, true, true, false, true, false, true>(ranks, curves, selV, selS, runs, selected, totals,
-                                                                                           barrier, result, n, H, numBlocks, mode, targetHi,
-                                                                                           targetLo, minBudget, forcedColumns, forcedDiagonals,
-                                                                                           levels, lanes, guide, timing);
-}
 #endif
 
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
@@ -2128,42 +1970,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                     barrier, result, n, H, numBlocks, mode, targetHi, targetLo,
                                                                                     minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide,
                                                                                     nullptr, answerCounts, order);
-}
-
-// The lean ordered rounds whose layout runs on one warp (session 9, opt-in: CountSearchOptions.warpLayout):
-// vs_count_search_batched_lanes_bits_guided_lean_order with guide_layout_warp. The same tree, probes and answers.
-extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order_warp(
-    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
-    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, const int* order) {
-  count_search_batched<true, true, true, true, false, true, false, false, true, true, true>(ranks, curves, selV, selS, runs, selected,
-                                                                                           totals, barrier, result, n, H, numBlocks, mode,
-                                                                                           targetHi, targetLo, minBudget, forcedColumns,
-                                                                                           forcedDiagonals, levels, lanes, guide, nullptr,
-                                                                                           nullptr, order);
-}
-
-// ... with the selection hand-off.
-extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order_warp_handoff(
-    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
-    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, int* answerCounts, const int* order) {
-  count_search_batched<true, true, true, true, false, true, false, true, true, true, true>(ranks, curves, selV, selS, runs, selected,
-                                                                                          totals, barrier, result, n, H, numBlocks, mode,
-                                                                                          targetHi, targetLo, minBudget, forcedColumns,
-                                                                                          forcedDiagonals, levels, lanes, guide, nullptr,
-                                                                                          answerCounts, order);
-}
-
-// The lean rounds with the warp layout and without ordered selections (warpLayout alone with leanLayout).
-extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_warp(
-    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
-    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
-    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
-  count_search_batched<true, true, true, true, false, true, false, false, true, false, true>(ranks, curves, selV, selS, runs, selected,
-                                                                                            totals, barrier, result, n, H, numBlocks, mode,
-                                                                                            targetHi, targetLo, minBudget, forcedColumns,
-                                                                                            forcedDiagonals, levels, lanes, guide);
 }
 
 // grid (ceil(n / 256), rows), 256 threads: order [rows, n] = the inverse of each row's ranks (order[r]

@@ -203,15 +203,6 @@ export interface CountSearchOptions {
    * organism's 16K round, 30 at Llama-8B's). The same selections, so the same probes and answers.
    */
   orderedSelect?: boolean;
-  /**
-   * With leanLayout (session 9, not the default until measured): the lean layout run by one warp
-   * (vs_count_search_batched_lanes_bits_guided_lean{,_order}_warp, guide_layout_warp): the candidate
-   * list in the lanes' registers and the best candidate from a shuffle butterfly, instead of one thread
-   * scanning it in shared memory at every node (session 8: the layout's ≈ 0.65 µs a node is one dependent
-   * chain). The same trees (host harness: every round of 2 x 576 searches), so the same probes, rounds
-   * and answers. With selectionHandOff it needs orderedSelect; with timeRounds its layout is timed whole.
-   */
-  warpLayout?: boolean;
 }
 
 /**
@@ -334,17 +325,16 @@ export class VerticalSlashCountSearch {
     rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
     batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
     batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
-    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; batchedLanesBitsGuidedLeanWarp: CudaKernel;
-    batchedLanesBitsGuidedLeanOrderWarp: CudaKernel; rankOrder: CudaKernel;
+    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; rankOrder: CudaKernel;
   } | null = null;
   /** selectionHandOff: the guided kernels (plain, lean) that also hand their answer's selection to the index builder. */
-  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel; leanOrderWarp: CudaKernel } | null = null;
+  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel } | null = null;
   /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
   private launchedHandOff = false;
   /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
-  private timedKernels: { guided: CudaKernel; unguided: CudaKernel; lean: CudaKernel; leanWarp: CudaKernel } | null = null;
+  private timedKernels: { guided: CudaKernel; unguided: CudaKernel; lean: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing' | 'order', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
@@ -361,7 +351,6 @@ export class VerticalSlashCountSearch {
   readonly selectionHandOff: boolean;
   readonly leanLayout: boolean;
   readonly orderedSelect: boolean;
-  readonly warpLayout: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -416,11 +405,6 @@ export class VerticalSlashCountSearch {
     this.orderedSelect = options.orderedSelect ?? false;
     if (this.orderedSelect && !this.leanLayout) throw new Error('vertical-slash count search: orderedSelect needs leanLayout');
     if (this.orderedSelect && this.timeRounds) throw new Error('vertical-slash count search: orderedSelect has no timed kernel (timeRounds)');
-    this.warpLayout = options.warpLayout ?? false;
-    if (this.warpLayout && !this.leanLayout) throw new Error('vertical-slash count search: warpLayout needs leanLayout (it runs the lean layout on one warp)');
-    if (this.warpLayout && this.selectionHandOff && !this.orderedSelect) {
-      throw new Error('vertical-slash count search: warpLayout with selectionHandOff needs orderedSelect (the warp hand-off kernel is the ordered one)');
-    }
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing', 'order'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -480,14 +464,6 @@ export class VerticalSlashCountSearch {
           'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
           'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
         ]),
-        batchedLanesBitsGuidedLeanWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_warp', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedLanesBitsGuidedLeanOrderWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_warp', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
-        ]),
         rankOrder: mod.kernel('vs_rank_order', ['ptr', 'ptr', 'i32']),
         guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
         guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
@@ -504,11 +480,9 @@ export class VerticalSlashCountSearch {
         plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_handoff', [...params]),
         lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_handoff', [...params]),
         leanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_handoff', [...params, 'ptr']),
-        leanOrderWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_warp_handoff', [...params, 'ptr']),
       };
     }
-    const k = this.handOffKernels;
-    return lean ? (this.orderedSelect ? (this.warpLayout ? k.leanOrderWarp : k.leanOrder) : k.lean) : k.plain;
+    return lean ? (this.orderedSelect ? this.handOffKernels.leanOrder : this.handOffKernels.lean) : this.handOffKernels.plain;
   }
 
   /**
@@ -536,7 +510,6 @@ export class VerticalSlashCountSearch {
         guided: mod.kernel('vs_count_search_batched_lanes_bits_guided_timed', [...head, 'ptr', 'ptr']),
         unguided: mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr']),
         lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_timed', [...head, 'ptr', 'ptr']),
-        leanWarp: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_warp_timed', [...head, 'ptr', 'ptr']),
       };
     }
     return this.timedKernels;
@@ -708,16 +681,12 @@ export class VerticalSlashCountSearch {
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
       : (guided
-        ? (this.leanLayout
-          ? (this.orderedSelect ? (this.warpLayout ? k.batchedLanesBitsGuidedLeanOrderWarp : k.batchedLanesBitsGuidedLeanOrder)
-            : this.warpLayout ? k.batchedLanesBitsGuidedLeanWarp : k.batchedLanesBitsGuidedLean)
+        ? (this.leanLayout ? (this.orderedSelect ? k.batchedLanesBitsGuidedLeanOrder : k.batchedLanesBitsGuidedLean)
           : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
         : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
     const timed = this.timeRounds ? this.prepareTimed() : null;
-    const lanesKernel = timed
-      ? (guided ? (this.leanLayout ? (this.warpLayout ? timed.leanWarp : timed.lean) : timed.guided) : timed.unguided)
-      : this.walkColumnBitmap ? bitsKernel : batchedLanes;
+    const lanesKernel = timed ? (guided ? (this.leanLayout ? timed.lean : timed.guided) : timed.unguided) : this.walkColumnBitmap ? bitsKernel : batchedLanes;
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
@@ -737,9 +706,8 @@ export class VerticalSlashCountSearch {
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
     const handOff = this.selectionHandOff && guided
-      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder
-        || kernel === k.batchedLanesBitsGuidedLeanOrderWarp);
-    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder || kernel === k.batchedLanesBitsGuidedLeanOrderWarp;
+      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder);
+    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder;
     if (handOff) tail.push(this.answerCountsPtr(levels));
     if (ordered) tail.push(this.launchRankOrder(a.ranks, n));
     this.launchedHandOff = handOff;
