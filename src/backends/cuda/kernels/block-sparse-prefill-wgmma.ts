@@ -139,18 +139,20 @@ export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   return `wgmma-${t.consumers === 2 ? '' : `c${t.consumers}-`}n${t.blockN}-s${t.stages}${t.ctaOrder === 'kv' ? '-kv' : ''}${flags}`;
 }
 
+/** Labels as blockSparseWgmmaLabel writes them: the flags' suffixes in ABLATION_FLAGS order, each at most once. */
+const LABEL_PATTERN = new RegExp(`^wgmma-(?:c(\\d+)-)?n(\\d+)-s(\\d+)(-kv)?${ABLATION_FLAGS.map((f) => `(-${f.suffix})?`).join('')}$`);
+/** LABEL_PATTERN's group of ABLATION_FLAGS[0] (1-4: consumers, keys per step, stages, order). */
+const FIRST_FLAG_GROUP = 5;
+
 /** The tiling a label names (the inverse of blockSparseWgmmaLabel), or null when it names none. */
 export function parseBlockSparseWgmmaLabel(label: string): ResolvedWgmmaTiling | null {
-  const m = /^wgmma-(?:c(\d+)-)?n(\d+)-s(\d+)(-kv)?(-dpv)?(-lm)?(-ot)?(-iw)?(-ac)?(-sk)?(-ek)?(-cf)?(-eg)?(-ea)?(-ms)?(-mf)?(-eb)?(-sf)?(-fc)?(-ps)?$/.exec(label);
+  const m = LABEL_PATTERN.exec(label);
   if (!m) return null;
+  const ablation = Object.fromEntries(ABLATION_FLAGS.map((f, i) => [f.key, m[FIRST_FLAG_GROUP + i] !== undefined])) as WgmmaAblation;
   return resolveBlockSparseWgmmaTiling({
     blockN: Number(m[2]) as 64, stages: Number(m[3]) as 2, consumers: (m[1] === undefined ? 2 : Number(m[1])) as WgmmaConsumers,
     ctaOrder: m[4] === undefined ? 'heads' : 'kv',
-    ablation: { deferPv: m[5] !== undefined, leanMask: m[6] !== undefined, ownTurns: m[7] !== undefined, idleWarps: m[8] !== undefined,
-      allCompute: m[9] !== undefined, kvSkew: m[10] !== undefined, earlyK: m[11] !== undefined, contigFill: m[12] !== undefined,
-      entGlobal: m[13] !== undefined, entAhead: m[14] !== undefined, maskSelect: m[15] !== undefined, maskFirst: m[16] !== undefined, entBallot: m[17] !== undefined,
-      stepsFlat: m[18] !== undefined, flatCausal: m[19] !== undefined,
-      persistent: m[20] !== undefined },
+    ablation,
   });
 }
 
