@@ -23,8 +23,6 @@
 import { writeFileSync } from 'node:fs';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import { BF16_NAN_BITS } from '../src/backends/cuda/bf16.js';
-import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
-import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import type { DevicePrefillCall } from '../src/backends/cuda/methods/contract.js';
 import { VerticalSlashDevicePrefill, verticalSlashDeviceParams } from '../src/backends/cuda/methods/vertical-slash.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
@@ -36,7 +34,7 @@ import {
   type CellMeasure, type CellStatus, type PassingCandidate, cellStatus, chooseCandidate, countStatuses, drift, fewHeadsGroupPasses,
   geometricMean, manyHeadsGroupPasses, middle, pairedRatio, serpentineOrder,
 } from './vertical-slash-bracket-stats.js';
-import { type BenchCase, configOf, parseCase, variantOptions } from './vertical-slash-small-heads.js';
+import { type BenchCase, configOf, parseCase, randomPrefillCall, variantOptions } from './vertical-slash-small-heads.js';
 
 /** Heads from which a shape belongs to the many-heads group of the rule. */
 const MANY_HEADS = 32;
@@ -92,32 +90,6 @@ interface CellReport {
   calls: VariantCalls[];
 }
 
-/** Random bf16 q / K / V of one shape (bench sparse's generator), the call over them, and a release. */
-function randomCall(rt: CudaRuntime, config: ModelConfig, n: number): { call: DevicePrefillCall; release: () => void } {
-  const H = config.numHeads, Hkv = config.numKvHeads, D = config.headDim;
-  const shape = { numHeads: H, numKvHeads: Hkv, headDim: D, scale: config.attentionScale };
-  const ops = new ModelOpsKernels(rt);
-  let seed = 11;
-  const random = (ptr: bigint, count: number) => ops.fillUniform({ x: ptr, n: count, seed: seed++, mean: 0, halfWidth: 1 });
-  const q = rt.pool.acquire(n * H * D * 2), out = rt.pool.acquire(n * H * D * 2);
-  const cache = new DeviceLayerKvCache(rt, Hkv, D, n);
-  random(q.ptr, n * H * D);
-  random(cache.keys.ptr, Hkv * n * D);
-  random(cache.values.ptr, Hkv * n * D);
-  cache.length = n; // rows written directly, not appended
-  const call: DevicePrefillCall = { layer: 0, shape, q: q.ptr, qRowStride: H * D, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
-  return {
-    call,
-    release: () => {
-      rt.synchronize();
-      cache.release();
-      rt.pool.release(q);
-      rt.pool.release(out);
-      rt.pool.trim();
-    },
-  };
-}
-
 /** The last CHECKED_ROWS output rows, [rows, H, D] bf16 bits. */
 function lastRows(rt: CudaRuntime, call: DevicePrefillCall): Uint16Array {
   const rows = Math.min(CHECKED_ROWS, call.numQueries), width = call.shape.numHeads * call.shape.headDim;
@@ -133,7 +105,7 @@ function sameBits(a: Uint16Array, b: Uint16Array): boolean {
 /** One cell: every variant warm (compiled, buffers sized, checked), then the serpentine rounds. */
 function benchCell(rt: CudaRuntime, bc: BenchCase, s: number, o: Options, warmupSeconds: number): CellReport {
   const config = configOf(bc.shape, o);
-  const { call, release } = randomCall(rt, config, bc.n);
+  const { call, release } = randomPrefillCall(rt, config, bc.n);
   const labels = [o.baseline, ...o.candidates];
   const methods = labels.map((label) => new VerticalSlashDevicePrefill(rt, call.shape, verticalSlashDeviceParams({ sparsity: s }), undefined, variantOptions(label)));
   try {

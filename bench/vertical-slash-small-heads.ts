@@ -214,8 +214,8 @@ function timeStages(rt: CudaRuntime, shape: PrefillShape, call: DevicePrefillCal
   }
 }
 
-/** Part 1 for one (shape, n): dense, then each method, sparsity and variant on the same q/k/v. */
-function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName, n: number, o: Options, rows: MethodRow[]): void {
+/** Random bf16 q / K / V of one shape (bench sparse's generator), a prefill call over them, and its release. */
+export function randomPrefillCall(rt: CudaRuntime, config: ModelConfig, n: number): { call: DevicePrefillCall; release: () => void } {
   const H = config.numHeads, Hkv = config.numKvHeads, D = config.headDim;
   const shape = { numHeads: H, numKvHeads: Hkv, headDim: D, scale: config.attentionScale };
   const ops = new ModelOpsKernels(rt);
@@ -228,13 +228,30 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
   random(cache.values.ptr, Hkv * n * D);
   cache.length = n; // rows written directly, not appended
   const call: DevicePrefillCall = { layer: 0, shape, q: q.ptr, qRowStride: H * D, numQueries: n, queryStart: 0, cache, out: out.ptr, isLastChunk: true };
+  return {
+    call,
+    release: () => {
+      rt.synchronize();
+      cache.release();
+      rt.pool.release(q);
+      rt.pool.release(out);
+      rt.pool.trim();
+    },
+  };
+}
+
+/** Part 1 for one (shape, n): dense, then each method, sparsity and variant on the same q/k/v. */
+function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName, n: number, o: Options, rows: MethodRow[]): void {
+  const H = config.numHeads, D = config.headDim;
+  const { call, release } = randomPrefillCall(rt, config, n);
+  const shape = call.shape;
   /** One warm call (compiles, sizes buffers, checked for unwritten rows), then `repeats` timed calls. */
   const measure = (method: DevicePrefillMethod, estimation: () => number | null) => {
-    rt.cuda.fill16Async(out.ptr, BF16_NAN_BITS, n * H * D, rt.stream);
+    rt.cuda.fill16Async(call.out, BF16_NAN_BITS, n * H * D, rt.stream);
     const counts = method.prefill(call);
     rt.synchronize();
     const last = new Uint16Array(H * D);
-    rt.cuda.download(last, out.ptr + BigInt((n - 1) * H * D * 2));
+    rt.cuda.download(last, call.out + BigInt((n - 1) * H * D * 2));
     if (last.some((b) => (b & 0x7f80) === 0x7f80 && (b & 0x7f) !== 0)) throw new Error('NaN left in the last output row');
     const totals: number[] = [], estimations: number[] = [];
     for (let i = 0; i < o.repeats; i++) {
@@ -285,11 +302,7 @@ function benchMethods(rt: CudaRuntime, config: ModelConfig, shapeName: ShapeName
       }
     }
   } finally {
-    rt.synchronize();
-    cache.release();
-    rt.pool.release(q);
-    rt.pool.release(out);
-    rt.pool.trim();
+    release();
   }
 }
 
