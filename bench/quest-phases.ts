@@ -22,22 +22,20 @@
 import { writeFileSync } from 'node:fs';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
 import {
-  DeviceQuestBounds, QUEST_GRID_MAX_BLOCKS, QUEST_PHASE_SLOTS, QUEST_PHASE_STAMP_BYTES, QUEST_PHASES, QuestKernels, QuestStepScratch,
+  DeviceQuestBounds, QUEST_GRID_MAX_BLOCKS, QUEST_PHASE_SLOTS, QUEST_PHASE_STAMP_BYTES, QUEST_PHASES, QuestKernels,
 } from '../src/backends/cuda/kernels/quest.js';
 import { ModelOpsKernels } from '../src/backends/cuda/kernels/model-ops.js';
-import { SegmentLists } from '../src/backends/cuda/kernels/segment-decode.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import { questMultiBlockOptions } from '../src/backends/cuda/methods/quest.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { questPagesFor } from '../src/methods/quest.js';
 import { defineBenchArgs, int, intList, labels, sparsityList, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
+import { releaseQuestLayers, rotatedQuestLayers } from './quest-layers.js';
 import { randomBf16Words, upload } from './gpu-bench-util.js';
 import { median } from './sparse-prefill-measure.js';
 
 const H = 32, HKV = 8, D = 128, P = 16;
-/** Bytes of page bounds cycled through so that L2 (50 MB) cannot hold them. */
-const ROTATION_BYTES = 256e6;
 
 export const QUEST_PHASES_ARGS = defineBenchArgs('quest-phases', 'Where Quest\'s default multi-block step spends its launch, from per-block phase stamps (GPU only).', {
   lengths: intList({ describe: 'cache lengths (at least 4,096 pages: the multi-block step)', default: [131072, 65536], atLeast: 65536, noun: 'length' }),
@@ -143,17 +141,8 @@ function main(argv: string[]): number {
     const current = Math.floor((n - 1) / P);
     const bounds0 = new DeviceQuestBounds(rt, shape, P, cache.capacity);
     kernels.updateBounds(bounds0, cache, n);
-    const copies = Math.max(2, Math.ceil(ROTATION_BYTES / (2 * HKV * current * D * 2)));
-    const layers = Array.from({ length: copies }, (_, c) => {
-      const bounds = c === 0 ? bounds0 : new DeviceQuestBounds(rt, shape, P, cache.capacity);
-      if (c > 0) {
-        const bytes = HKV * bounds.pageCapacity * D * 2;
-        rt.cuda.copyDeviceAsync(bounds.pageMin.ptr, bounds0.pageMin.ptr, bytes, rt.stream);
-        rt.cuda.copyDeviceAsync(bounds.pageMax.ptr, bounds0.pageMax.ptr, bytes, rt.stream);
-        bounds.coveredRows = n;
-      }
-      return { bounds, scratch: new QuestStepScratch(rt, kernels.units, bounds.pageCapacity, { multiBlock: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity) };
-    });
+    const layers = rotatedQuestLayers(rt, shape, bounds0, cache.capacity, n, current, kernels.units, { multiBlock: true });
+    const copies = layers.length;
     rt.synchronize();
     for (const s of o.sparsities) for (const variant of o.variants) {
       const kernels = kernelsOf[variant]!;
@@ -205,11 +194,7 @@ function main(argv: string[]): number {
         `barrier 1 arrivals spread ${f(p.firstArrivalSpread)} release ${f(p.firstRelease)}; final arrivals spread ${f(p.finalArrivalSpread)} release ${f(p.finalRelease)}; ` +
         `barriers ${f(p.barriers)}, guess held ${f(p.guessHeld)}`);
     }
-    for (const l of layers) {
-      l.bounds.release();
-      l.scratch.release();
-      l.lists.release();
-    }
+    releaseQuestLayers(layers);
     cache.release();
     rt.pool.trim();
   }

@@ -37,23 +37,21 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
-import { DeviceQuestBounds, QuestKernels, QuestStepScratch } from '../src/backends/cuda/kernels/quest.js';
-import { SegmentLists } from '../src/backends/cuda/kernels/segment-decode.js';
+import { DeviceQuestBounds, QuestKernels } from '../src/backends/cuda/kernels/quest.js';
 import { DeviceLayerKvCache } from '../src/backends/cuda/kv-cache.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { type DeviceTiming, timeGraphOnDevice, timeOnDevice } from '../src/backends/cuda/timing.js';
 import { questPagesFor } from '../src/methods/quest.js';
 import { defineBenchArgs, labels } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
+import { type QuestLayer, releaseQuestLayers, rotatedQuestLayers } from './quest-layers.js';
 import { kernelBenchOptions, randomBf16Words, upload } from './gpu-bench-util.js';
 
 const H = 32, HKV = 8, D = 128, P = 16;
 const HBM_BYTES_PER_S = 3.35e12;
-/** Bytes of page bounds cycled through per timing so that L2 cannot hold them. */
-const ROTATION_BYTES = 256e6;
 
 /** One layer's selection state, as the device method keeps it. */
-interface Layer { bounds: DeviceQuestBounds; scratch: QuestStepScratch; lists: SegmentLists }
+type Layer = QuestLayer;
 
 /**
  * One step version's figures (µs per step): its step (selectStep), its select alone on the same score
@@ -142,19 +140,8 @@ function main(argv: string[]): number {
     const bounds0 = new DeviceQuestBounds(rt, shape, P, cache.capacity);
     v3.updateBounds(bounds0, cache, rowsAfter);
     const boundsBytes = 2 * HKV * current * D * 2;
-    const copies = Math.max(2, Math.ceil(ROTATION_BYTES / boundsBytes));
-    const layers: Layer[] = Array.from({ length: copies }, (_, c) => {
-      const bounds = c === 0 ? bounds0 : new DeviceQuestBounds(rt, shape, P, cache.capacity);
-      if (c > 0) {
-        const bytes = HKV * bounds.pageCapacity * D * 2;
-        rt.cuda.copyDeviceAsync(bounds.pageMin.ptr, bounds0.pageMin.ptr, bytes, rt.stream);
-        rt.cuda.copyDeviceAsync(bounds.pageMax.ptr, bounds0.pageMax.ptr, bytes, rt.stream);
-        bounds.coveredRows = rowsAfter;
-      }
-      return {
-        bounds, scratch: new QuestStepScratch(rt, v4.units, bounds.pageCapacity, { multiBlock: true, window: true }), lists: new SegmentLists(rt, HKV, bounds.pageCapacity),
-      };
-    });
+    const layers = rotatedQuestLayers(rt, shape, bounds0, cache.capacity, rowsAfter, current, v4.units, { multiBlock: true, window: true });
+    const copies = layers.length;
     rt.synchronize();
     const perGraph = copies * Math.max(1, Math.ceil(20 / copies));
 
@@ -301,11 +288,7 @@ function main(argv: string[]): number {
       };
       rows.push(row);
     }
-    for (const l of layers) {
-      l.bounds.release();
-      l.scratch.release();
-      l.lists.release();
-    }
+    releaseQuestLayers(layers);
     cache.release();
     rt.pool.trim();
   }
