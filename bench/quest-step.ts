@@ -54,34 +54,32 @@ import { freeBytes, median } from './sparse-prefill-measure.js';
 import { type BenchOptionsOf, defineBenchArgs, flag, int, intList, labels, list, sparsityList, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
 
+/** Each step version's options: every version adds one change to the one before it. */
+const V5: QuestKernelOptions = { multiBlockStep: true };
+const V7: QuestKernelOptions = { ...V5, rolledScores: true };
+const V8: QuestKernelOptions = { ...V7, lightScores: true };
+const V9: QuestKernelOptions = { ...V8, guessedPass: true };
+const V10: QuestKernelOptions = { ...V9, epochBarriers: true };
+/** v10 on its unit-size entries, and with the batch's page sums as one reduce-scatter. */
+const V10H: QuestKernelOptions = { ...V10, specializedHeads: true };
+const V10HB: QuestKernelOptions = { ...V10H, batchedPageSums: true };
+
 /** The selections a step can run: the method's length-picked defaults, or one fixed for every length. */
 const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   default: undefined,
-  v5: { multiBlockStep: true },
-  v7: { multiBlockStep: true, rolledScores: true },
-  v8: { multiBlockStep: true, rolledScores: true, lightScores: true },
-  v9: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true },
-  v10: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true },
-  v8h: { multiBlockStep: true, rolledScores: true, lightScores: true, specializedHeads: true },
-  v10h: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true },
-  v10hb: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true },
-  v10h7: { multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true },
-  v10h7b: {
-    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, constantPlainHeads: true,
-    batchedPageSums: true,
-  },
-  v10hbf: {
-    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
-    fusedProducts: true,
-  },
-  v10hbr: {
-    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
-    prefetchedRefresh: true,
-  },
-  v10hbp: {
-    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
-    rollingPrefetch: true,
-  },
+  v5: V5,
+  v7: V7,
+  v8: V8,
+  v9: V9,
+  v10: V10,
+  v8h: { ...V8, specializedHeads: true },
+  v10h: V10H,
+  v10hb: V10HB,
+  v10h7: { ...V10H, constantPlainHeads: true },
+  v10h7b: { ...V10HB, constantPlainHeads: true },
+  v10hbf: { ...V10HB, fusedProducts: true },
+  v10hbr: { ...V10HB, prefetchedRefresh: true },
+  v10hbp: { ...V10HB, rollingPrefetch: true },
 };
 
 /** A GQA shape: query heads and KV heads of the layer. */
