@@ -82,18 +82,28 @@ export function gppProblem(): string | null {
 const runAsync = promisify(execFile);
 
 /**
+ * nvcc's arguments for one cubin of `path` with `defines` (the compile checks' command; tools/cubin-compare
+ * compiles both sides of a refactor with it). sm_90a goes through -gencode: the -arch=sm_90a shorthand also
+ * runs a plain sm_90 pass that rejects wgmma.
+ */
+export function cubinNvccArgs(
+  path: string, out: string, defines: Record<string, number>, options: { arch?: 'sm_90' | 'sm_90a'; extra?: readonly string[] } = {},
+): string[] {
+  const target = (options.arch ?? 'sm_90a') === 'sm_90a' ? ['-gencode=arch=compute_90a,code=sm_90a'] : ['-arch=sm_90'];
+  return [...target, '--cubin', ...(options.extra ?? []), '-o', out, path, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+}
+
+/**
  * Writes `source` to `path`, compiles it with nvcc and `defines` to a cubin, and fails on anything but a
  * clean ptxas report for `label`: register spills, a stack frame (unless `allowStack`), warnings, or a
- * serialised wgmma chain (ptxas reports that, C7514/C7515/C7520, as info, not as a warning). sm_90a goes
- * through -gencode: the -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
+ * serialised wgmma chain (ptxas reports that, C7514/C7515/C7520, as info, not as a warning).
  */
 export async function assertCompilesClean(
   path: string, source: string, defines: Record<string, number>, label: string,
   options: { arch?: 'sm_90' | 'sm_90a'; allowStack?: boolean } = {},
 ): Promise<void> {
   writeFileSync(path, source);
-  const target = (options.arch ?? 'sm_90a') === 'sm_90a' ? ['-gencode=arch=compute_90a,code=sm_90a'] : ['-arch=sm_90'];
-  const args = [...target, '--cubin', '-Xptxas', '-v', '-o', `${path}.cubin`, path, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+  const args = cubinNvccArgs(path, `${path}.cubin`, defines, { arch: options.arch, extra: ['-Xptxas', '-v'] });
   const { stderr } = await runAsync('nvcc', args, { maxBuffer: 1 << 20 });
   const spills = [...stderr.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)];
   assert.ok(spills.length > 0, `no resource report in:\n${stderr}`);

@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseBlockSparseWgmmaLabel, wgmmaAblationDefines } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { BLOCK_SPARSE_ABLATION_LABELS } from '../../test/cuda/block-sparse-ablation-labels.js';
+import { cubinNvccArgs } from '../../test/cuda/kernel-source-text.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const KERNELS = 'src/backends/cuda/kernels';
@@ -137,7 +138,7 @@ function kernelSource(side: Side, name: string): string {
 function compile(dir: string, source: string, defines: Defines, out: string, lineinfo: boolean): void {
   const src = join(dir, 'kernel.cu');
   writeFileSync(src, source);
-  const args = ['-gencode=arch=compute_90a,code=sm_90a', '--cubin', ...(lineinfo ? ['-lineinfo'] : []), '-o', out, src, ...Object.entries(defines).map(([k, x]) => `-D${k}=${x}`)];
+  const args = cubinNvccArgs(src, out, defines, { extra: lineinfo ? ['-lineinfo'] : [] });
   execFileSync('nvcc', args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
 }
 
