@@ -112,8 +112,9 @@ export class ResultsDb {
   private constructor(readonly path: string, readonly: boolean) {
     this.db = new Database(path, { readonly, fileMustExist: readonly });
     if (!readonly) {
-      this.db.pragma('journal_mode = WAL');
+      // The wait comes first: switching to WAL takes a lock a sibling worker may hold.
       this.db.pragma('busy_timeout = 10000');
+      this.db.pragma('journal_mode = WAL');
       this.db.exec(RESULTS_SCHEMA);
       const version = this.db.pragma('user_version', { simple: true }) as number;
       if (version === 0) this.db.pragma(`user_version = ${RESULTS_SCHEMA_VERSION}`);
@@ -147,14 +148,17 @@ export class ResultsDb {
   recordModel(name: string, path: string, shape: FlopsModelShape): void {
     const counts = parameterCounts(shape);
     const shapeJson = JSON.stringify(shape);
-    const existing = this.db.prepare('SELECT shape_json FROM models WHERE name = ?').get(name) as { shape_json: string } | undefined;
-    if (existing) {
-      if (existing.shape_json !== shapeJson) throw new Error(`model "${name}" is already recorded with a different config; use another name`);
-      return;
-    }
-    this.db
-      .prepare('INSERT INTO models (name, path, shape_json, non_embedding_params, stored_params) VALUES (?, ?, ?, ?, ?)')
-      .run(name, path, shapeJson, counts.nonEmbedding, counts.stored);
+    // Check and insert under one write lock: worker processes of a run record their model together.
+    this.db.transaction(() => {
+      const existing = this.db.prepare('SELECT shape_json FROM models WHERE name = ?').get(name) as { shape_json: string } | undefined;
+      if (existing) {
+        if (existing.shape_json !== shapeJson) throw new Error(`model "${name}" is already recorded with a different config; use another name`);
+        return;
+      }
+      this.db
+        .prepare('INSERT INTO models (name, path, shape_json, non_embedding_params, stored_params) VALUES (?, ?, ?, ?, ?)')
+        .run(name, path, shapeJson, counts.nonEmbedding, counts.stored);
+    }).immediate();
   }
 
   models(): ModelRow[] {
@@ -197,6 +201,11 @@ export class ResultsDb {
    * runs built different examples under one key.
    */
   record(r: ExampleRecord): boolean {
+    // Check and insert under one write lock, so two processes recording one example agree on the outcome.
+    return this.db.transaction(() => this.recordUnlocked(r)).immediate();
+  }
+
+  private recordUnlocked(r: ExampleRecord): boolean {
     const known = this.db.prepare('SELECT 1 FROM configurations WHERE key = ?').get(r.configKey);
     if (!known) throw new Error(`record: configuration "${r.configKey}" is not registered (call registerConfigurations first)`);
     const existing = this.db
