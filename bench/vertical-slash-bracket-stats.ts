@@ -84,11 +84,21 @@ export interface CellMeasure {
   same: boolean;
 }
 
-export function cellStatus(m: CellMeasure): CellStatus {
+/** A rule's cell thresholds (BRACKET_RULE, session 9's; ON_TOP_RULE, session 10's). */
+export interface CellThresholds {
+  readonly maxDrift: number;
+  readonly passEstimation: number;
+  readonly passTotal: number;
+  readonly failEstimation: number;
+  readonly failTotal: number;
+}
+
+/** A cell's status by `rule`'s thresholds (session 9's BRACKET_RULE unless told). */
+export function cellStatus(m: CellMeasure, rule: CellThresholds = BRACKET_RULE): CellStatus {
   if (!m.same) return 'FAILED';
-  if (Math.abs(m.baselineDrift) > BRACKET_RULE.maxDrift || Math.abs(m.candidateDrift) > BRACKET_RULE.maxDrift) return 'invalid';
-  if (m.estimation.median > BRACKET_RULE.failEstimation || m.total.median > BRACKET_RULE.failTotal) return 'fail';
-  if (m.estimation.median <= BRACKET_RULE.passEstimation && m.total.median <= BRACKET_RULE.passTotal) return 'pass';
+  if (Math.abs(m.baselineDrift) > rule.maxDrift || Math.abs(m.candidateDrift) > rule.maxDrift) return 'invalid';
+  if (m.estimation.median > rule.failEstimation || m.total.median > rule.failTotal) return 'fail';
+  if (m.estimation.median <= rule.passEstimation && m.total.median <= rule.passTotal) return 'pass';
   return 'neutral';
 }
 
@@ -134,4 +144,50 @@ export function chooseCandidate(passing: readonly PassingCandidate[]): PassingCa
   const simplest = [...passing].sort((a, b) => a.options - b.options || a.geoEstimation - b.geoEstimation)[0];
   const fastest = [...passing].sort((a, b) => a.geoEstimation - b.geoEstimation)[0];
   return fastest.geoEstimation <= simplest.geoEstimation * (1 - BRACKET_RULE.preferSimplerWithin) ? fastest : simplest;
+}
+
+/**
+ * Session 10's rule for options on top of the default (selection hand-off, deferred index wait;
+ * docs/perf.md, Vertical-Slash, session 10; written before its measurement). Those options were worth 1-6 %
+ * of the estimation with totals near 1.00, so a pass asks for less on the estimation than BRACKET_RULE but no
+ * loss on the total, and each head-count group decides on its own.
+ */
+export const ON_TOP_RULE = {
+  maxDrift: 0.03,
+  passEstimation: 0.985,
+  passTotal: 1.0,
+  failEstimation: 1.01,
+  failTotal: 1.01,
+  /** A group passes with at most this many invalid cells ... */
+  maxInvalid: 1,
+  /** ... at least this many passing ones ... */
+  minPasses: 2,
+  /** ... and the geometric mean of its valid cells' total ratios at most this. */
+  maxGeoTotal: 1.0,
+  /** Between passing candidates the one with more options wins only this far below (geometric-mean totals). */
+  preferSimplerWithin: 0.005,
+} as const;
+
+/**
+ * A head-count group under ON_TOP_RULE: no cell FAILED or fails, at most maxInvalid invalid, at least
+ * minPasses pass, and the geometric mean of the valid cells' total ratios (null: no valid cell) at most
+ * maxGeoTotal.
+ */
+export function onTopGroupPasses(c: StatusCount, geoValidTotal: number | null): boolean {
+  return c.FAILED === 0 && c.fail === 0 && c.invalid <= ON_TOP_RULE.maxInvalid && c.pass >= ON_TOP_RULE.minPasses &&
+    geoValidTotal !== null && geoValidTotal <= ON_TOP_RULE.maxGeoTotal;
+}
+
+export interface PassingOnTop { label: string; options: number; geoTotal: number }
+
+/**
+ * Among candidates that passed a group under ON_TOP_RULE: the fewest options (ties: the lower
+ * geometric-mean total), unless another's geometric-mean total is at least preferSimplerWithin below that
+ * one's (then the lowest total). null when none passed.
+ */
+export function chooseOnTop(passing: readonly PassingOnTop[]): PassingOnTop | null {
+  if (passing.length === 0) return null;
+  const simplest = [...passing].sort((a, b) => a.options - b.options || a.geoTotal - b.geoTotal)[0];
+  const fastest = [...passing].sort((a, b) => a.geoTotal - b.geoTotal)[0];
+  return fastest.geoTotal <= simplest.geoTotal * (1 - ON_TOP_RULE.preferSimplerWithin) ? fastest : simplest;
 }

@@ -11,13 +11,15 @@
  *   - per candidate: the middle of the ratios candidate / baseline (estimation, total) over serpentine pairs
  *     of rounds, where a linear drift cancels exactly, with their range, each variant's estimation drift (last half against first half), and a check that the candidate
  *     chose the baseline's counts, attended the same pairs and wrote the same last 64 output rows bit for bit;
- *   - the cell's status and the head-count groups' decisions by the rule in vertical-slash-bracket-stats.ts
- *     (written down before the first measurement).
+ *   - the cell's status and the head-count groups' decisions by a rule in vertical-slash-bracket-stats.ts
+ *     (written down before the first measurement): --rule session9 (BRACKET_RULE, the default: options
+ *     judged against the session-8 default) or on-top (ON_TOP_RULE, session 10: options on top of the
+ *     default, each head-count group deciding on its own).
  * Variants are named as in bench/vertical-slash-small-heads.ts (auto = DEFAULT_COUNT_SEARCH, Vertical-Slash's
  * default before session 9; auto+lean+order = its default since, VERTICAL_SLASH_COUNT_SEARCH; ...).
  *
  * Usage: node dist/bench/vertical-slash-bracketed.js [--cases organism:4096,organism:16384,llama:16384,llama:65536,llama:131072]
- *        [--sparsities 0.9,0.95] [--baseline auto] [--candidates auto+lean+order+selhandoff+deferindex,auto+lean+order]
+ *        [--sparsities 0.9,0.95] [--baseline auto] [--candidates auto+lean+order+selhandoff+deferindex,auto+lean+order] [--rule session9|on-top]
  *        [--rounds 12] [--cell-seconds 3] [--warmup-seconds 1.5] [--out FILE] (--help). Prints a skip message without a GPU.
  */
 import { writeFileSync } from 'node:fs';
@@ -28,11 +30,12 @@ import { VerticalSlashDevicePrefill, verticalSlashDeviceParams } from '../src/ba
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { timeOnDevice } from '../src/backends/cuda/timing.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
-import { BenchArgsError, type BenchOptionsOf, defineBenchArgs, int, list, num, numList, text } from './bench-args.js';
+import { BenchArgsError, type BenchOptionsOf, choice, defineBenchArgs, int, list, num, numList, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
 import {
-  type CellMeasure, type CellStatus, type PassingCandidate, cellStatus, chooseCandidate, countStatuses, drift, fewHeadsGroupPasses,
-  geometricMean, manyHeadsGroupPasses, middle, pairedRatio, serpentineOrder,
+  BRACKET_RULE, type CellMeasure, type CellStatus, ON_TOP_RULE, type PassingCandidate, type PassingOnTop, cellStatus, chooseCandidate,
+  chooseOnTop, countStatuses, drift, fewHeadsGroupPasses, geometricMean, manyHeadsGroupPasses, middle, onTopGroupPasses, pairedRatio,
+  serpentineOrder,
 } from './vertical-slash-bracket-stats.js';
 import { type BenchCase, configOf, parseCase, randomPrefillCall, variantOptions } from './vertical-slash-small-heads.js';
 
@@ -57,6 +60,10 @@ export const VS_BRACKETED_ARGS = defineBenchArgs('vertical-slash-bracketed', 'Ve
   candidates: list({
     describe: 'candidate variants judged against the baseline', placeholder: 'VARIANT,...', item: variantName,
     default: ['auto+lean+order+selhandoff+deferindex', 'auto+lean+order'], defaultText: 'auto+lean+order+selhandoff+deferindex,auto+lean+order',
+  }),
+  rule: choice({
+    describe: 'the decision rule: session9 (options against the old default) or on-top (options on top of the default, per head-count group)',
+    choices: ['session9', 'on-top'] as const, default: 'session9',
   }),
   rounds: int({ describe: 'measured rounds per cell (at most; see --cell-seconds)', default: 12, atLeast: MIN_ROUNDS, noun: 'round count' }),
   'cell-seconds': num({ describe: 'rounds cut to fit about this long per cell (by the unmeasured rounds\' time)', default: 3, above: 0, noun: 'duration' }),
@@ -151,7 +158,7 @@ function benchCell(rt: CudaRuntime, bc: BenchCase, s: number, o: Options, warmup
         estimation: pairedRatio(c.estimation, base.estimation), total: pairedRatio(c.total, base.total),
         baselineDrift: baseDrift, candidateDrift: drift(c.estimation), same: mismatch === undefined,
       };
-      return { label: c.label, ...m, status: cellStatus(m), estimationMs: middle(c.estimation), totalMs: middle(c.total), ...(mismatch ? { mismatch } : {}) };
+      return { label: c.label, ...m, status: cellStatus(m, o.rule === 'on-top' ? ON_TOP_RULE : BRACKET_RULE), estimationMs: middle(c.estimation), totalMs: middle(c.total), ...(mismatch ? { mismatch } : {}) };
     });
     return {
       shape: bc.shape, n: bc.n, numHeads: config.numHeads, s, rounds,
@@ -167,12 +174,45 @@ function benchCell(rt: CudaRuntime, bc: BenchCase, s: number, o: Options, warmup
 const pct = (ratio: number) => `${ratio >= 1 ? '+' : '−'}${(Math.abs(ratio - 1) * 100).toFixed(1)} %`;
 const signedPct = (x: number) => `${x >= 0 ? '+' : '−'}${(Math.abs(x) * 100).toFixed(1)} %`;
 
-/** The rule's decision per candidate and head-count group, as lines. */
+type Group = 'many' | 'few';
+type CandidateReport = CellReport['candidates'][number];
+
+/** A candidate's cells in one head-count group. */
+function groupCells(cells: CellReport[], group: Group, label: string): CandidateReport[] {
+  return cells.filter((c) => (c.numHeads >= MANY_HEADS ? 'many' : 'few') === group)
+    .map((c) => c.candidates.find((x) => x.label === label)).filter((x): x is CandidateReport => x !== undefined);
+}
+
+const statusText = (c: ReturnType<typeof countStatuses>) =>
+  `${c.pass} pass, ${c.neutral} neutral, ${c.fail} fail, ${c.invalid} invalid, ${c.FAILED} FAILED of ${c.cells}`;
+
+/** Session 10's rule (ON_TOP_RULE): each head-count group on its own, judged on the totals too. */
+function onTopDecisions(cells: CellReport[], candidates: string[]): string[] {
+  const lines: string[] = [];
+  const passing: Record<Group, PassingOnTop[]> = { many: [], few: [] };
+  for (const label of candidates) {
+    const parts: string[] = [];
+    for (const group of ['many', 'few'] as const) {
+      const own = groupCells(cells, group, label);
+      const count = countStatuses(own.map((x) => x.status));
+      const valid = own.filter((x) => x.status !== 'invalid' && x.status !== 'FAILED');
+      const geoTotal = valid.length > 0 ? geometricMean(valid.map((x) => x.total.median)) : null;
+      const passed = onTopGroupPasses(count, geoTotal);
+      if (passed && geoTotal !== null) passing[group].push({ label, options: label.split('+').length - 1, geoTotal });
+      parts.push(`H ${group === 'many' ? '>=' : '<'} ${MANY_HEADS} ${statusText(count)}, geo total ${geoTotal?.toFixed(4) ?? '-'} -> ${passed ? 'PASSES' : 'does not pass'}`);
+    }
+    lines.push(`${label}: ${parts.join('; ')}`);
+  }
+  const many = chooseOnTop(passing.many), few = chooseOnTop(passing.few);
+  lines.push(`decision (on-top): H >= ${MANY_HEADS}: ${many ? `switch to ${many.label}` : 'keep the default'}; ` +
+    `H < ${MANY_HEADS}: ${few ? `switch to ${few.label}` : 'keep the default'}`);
+  return lines;
+}
+
+/** Session 9's rule's decision per candidate and head-count group, as lines. */
 function decisions(cells: CellReport[], candidates: string[]): string[] {
   const lines: string[] = [];
-  const groupOf = (c: CellReport) => (c.numHeads >= MANY_HEADS ? 'many' : 'few');
-  const byGroup = (group: 'many' | 'few', label: string) => cells.filter((c) => groupOf(c) === group)
-    .map((c) => c.candidates.find((x) => x.label === label)).filter((x): x is NonNullable<typeof x> => x !== undefined);
+  const byGroup = (group: Group, label: string) => groupCells(cells, group, label);
   const passing: Record<'many' | 'few', PassingCandidate[]> = { many: [], few: [] };
   for (const label of candidates) {
     const many = byGroup('many', label), few = byGroup('few', label);
@@ -181,9 +221,8 @@ function decisions(cells: CellReport[], candidates: string[]): string[] {
     const options = label.split('+').length - 1;
     if (manyPassed) passing.many.push({ label, options, geoEstimation: geometricMean(many.map((x) => x.estimation.median)) });
     if (fewPassed) passing.few.push({ label, options, geoEstimation: geometricMean(few.map((x) => x.estimation.median)) });
-    const text = (c: ReturnType<typeof countStatuses>) => `${c.pass} pass, ${c.neutral} neutral, ${c.fail} fail, ${c.invalid} invalid, ${c.FAILED} FAILED of ${c.cells}`;
-    lines.push(`${label}: H >= ${MANY_HEADS} ${text(manyCount)} -> ${manyPassed ? 'PASSES' : 'does not pass'}; ` +
-      `H < ${MANY_HEADS} ${text(fewCount)} -> ${fewPassed ? 'PASSES' : 'does not pass'}`);
+    lines.push(`${label}: H >= ${MANY_HEADS} ${statusText(manyCount)} -> ${manyPassed ? 'PASSES' : 'does not pass'}; ` +
+      `H < ${MANY_HEADS} ${statusText(fewCount)} -> ${fewPassed ? 'PASSES' : 'does not pass'}`);
   }
   const many = chooseCandidate(passing.many), few = chooseCandidate(passing.few);
   lines.push(`decision: H >= ${MANY_HEADS}: ${many ? `switch to ${many.label}` : 'keep the default'}; ` +
@@ -229,7 +268,7 @@ export function runVerticalSlashBracketedBench(argv: string[]): number {
     }
   }
   console.log('');
-  for (const line of decisions(cells, o.candidates)) console.log(line);
+  for (const line of (o.rule === 'on-top' ? onTopDecisions : decisions)(cells, o.candidates)) console.log(line);
   if (o.out) {
     writeFileSync(o.out, JSON.stringify(cells.map((c) => ({ ...c, calls: c.calls.map(({ rows: _rows, ...rest }) => rest) })), null, 2));
   }

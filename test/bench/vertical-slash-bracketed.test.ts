@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  BRACKET_RULE, type CellMeasure, cellStatus, chooseCandidate, countStatuses, drift, fewHeadsGroupPasses, manyHeadsGroupPasses,
-  middle, pairedRatio, serpentineOrder,
+  BRACKET_RULE, type CellMeasure, ON_TOP_RULE, cellStatus, chooseCandidate, chooseOnTop, countStatuses, drift, fewHeadsGroupPasses,
+  manyHeadsGroupPasses, middle, onTopGroupPasses, pairedRatio, serpentineOrder,
 } from '../../bench/vertical-slash-bracket-stats.js';
 import { parseVsBracketedArgs } from '../../bench/vertical-slash-bracketed.js';
 
@@ -104,6 +104,40 @@ test('chooseCandidate keeps the simpler one unless the other is at least 1 % fas
   assert.equal(chooseCandidate([]), null);
 });
 
+test('on-top rule (session 10): a pass needs estimation <= 0.985 and no loss on the total, a fail is 1 % either way', () => {
+  const status = (e: number, t: number, drifts?: [number, number], same?: boolean) => cellStatus(measure(e, t, drifts, same), ON_TOP_RULE);
+  assert.equal(status(0.985, 1.0), 'pass');
+  assert.equal(status(0.986, 0.95), 'neutral', 'session 9 would not pass it either, but here 0.97 is not needed');
+  assert.equal(status(0.975, 1.0), 'pass');
+  assert.equal(cellStatus(measure(0.975, 1.0)), 'neutral', 'the same cell under session 9\'s rule');
+  assert.equal(status(0.9, 1.001), 'neutral', 'any loss on the total keeps it from passing');
+  assert.equal(status(0.9, 1.011), 'fail', 'a total more than 1 % slower fails (session 9: 2 %)');
+  assert.equal(status(1.011, 0.99), 'fail');
+  assert.equal(status(0.9, 0.9, [0, 0.031]), 'invalid');
+  assert.equal(status(0.9, 0.9, [0, 0], false), 'FAILED');
+});
+
+test('on-top group: no fail or FAILED, at most one invalid, two passes, and no loss in the valid cells\' geometric-mean total', () => {
+  const six = (...xs: Parameters<typeof countStatuses>[0]) => countStatuses(xs);
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'neutral', 'neutral', 'neutral', 'invalid'), 0.998), true);
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'neutral', 'neutral', 'neutral', 'neutral'), 1.0), true);
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'neutral', 'neutral', 'neutral', 'neutral'), 1.0005), false, 'a net loss on the totals');
+  assert.equal(onTopGroupPasses(six('pass', 'neutral', 'neutral', 'neutral', 'neutral', 'neutral'), 0.99), false, 'one pass is not enough');
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'pass', 'pass', 'invalid', 'invalid'), 0.99), false, 'two invalid cells');
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'pass', 'pass', 'pass', 'fail'), 0.99), false);
+  assert.equal(onTopGroupPasses(six('pass', 'pass', 'pass', 'pass', 'pass', 'FAILED'), 0.99), false);
+  assert.equal(onTopGroupPasses(six('pass', 'pass'), null), false, 'no valid cell: no geometric mean, no pass');
+  assert.equal(onTopGroupPasses(six(), null), false);
+});
+
+test('chooseOnTop: fewest options unless another is 0.5 % lower on the geometric-mean total; equal counts by the total', () => {
+  const both = { label: 'both', options: 4, geoTotal: 0.990 }, one = { label: 'one', options: 3, geoTotal: 0.994 };
+  assert.equal(chooseOnTop([both, one])?.label, 'one');
+  assert.equal(chooseOnTop([{ ...both, geoTotal: 0.989 }, one])?.label, 'both');
+  assert.equal(chooseOnTop([{ ...one, label: 'other', geoTotal: 0.996 }, one])?.label, 'one', 'equal option counts: the lower total');
+  assert.equal(chooseOnTop([]), null);
+});
+
 test('the bench command line: defaults, and bad variants refused naming the option', () => {
   const o = parseVsBracketedArgs([]);
   assert.deepEqual(o.cases.map((c) => `${c.shape}:${c.n}`), ['organism:4096', 'organism:16384', 'llama:16384', 'llama:65536', 'llama:131072']);
@@ -111,6 +145,9 @@ test('the bench command line: defaults, and bad variants refused naming the opti
   assert.equal(o.baseline, 'auto');
   assert.deepEqual(o.candidates, ['auto+lean+order+selhandoff+deferindex', 'auto+lean+order']);
   assert.equal(o.rounds, 12);
+  assert.equal(o.rule, 'session9');
+  assert.equal(parseVsBracketedArgs(['--rule', 'on-top']).rule, 'on-top');
+  assert.throws(() => parseVsBracketedArgs(['--rule', 'session8']), /--rule/);
   assert.throws(() => parseVsBracketedArgs(['--candidates', 'auto']), /--candidates: auto is the baseline/);
   assert.throws(() => parseVsBracketedArgs(['--baseline', 'auto+nope']), /--baseline: .*unknown suffix \+nope/);
   assert.throws(() => parseVsBracketedArgs(['--candidates', 'auto+nope']), /--candidates: .*unknown suffix \+nope/);
