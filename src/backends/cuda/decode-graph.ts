@@ -37,6 +37,8 @@ export class DecodeGraph {
   private devicePosition: number | null = null;
   private readonly appendKernel: CudaKernel;
   private readonly idOut = new Int32Array(1);
+  /** replayAsync() ran since the last step(): the slots hold whatever those replays left. */
+  private replayed = false;
 
   constructor(private readonly rt: CudaRuntime, private readonly vocabSize: number) {
     this.appendKernel = rt.module('kv-append.cu', {}).kernel('kv_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']);
@@ -80,7 +82,8 @@ export class DecodeGraph {
    */
   step(token: number, position: number): number {
     if (this.exec === null) throw new Error('decode graph: step before capture');
-    if (this.deviceToken !== token || this.devicePosition !== position) {
+    if (this.replayed || this.deviceToken !== token || this.devicePosition !== position) {
+      this.replayed = false;
       // The synchronous copies run outside the (non-blocking) stream: wait for it first (upload itself
       // waits for its copy to land).
       this.rt.synchronize();
@@ -95,6 +98,18 @@ export class DecodeGraph {
     this.deviceToken = next;
     this.devicePosition = position + 1;
     return next;
+  }
+
+  /**
+   * Benchmarks: launches the step on the stream without writing the slots or waiting, so replays can
+   * be timed with events. The slots must hold a valid token and position already (a step() before);
+   * what the graph leaves there is unknown afterwards, so the next step() writes them.
+   */
+  replayAsync(): void {
+    if (this.exec === null) throw new Error('decode graph: replay before capture');
+    if (this.deviceToken === null || this.devicePosition === null) throw new Error('decode graph: replay before a step() filled the slots');
+    this.rt.cuda.launchGraph(this.exec, this.rt.stream);
+    this.replayed = true;
   }
 
   /** Destroys the graph and returns its buffers (after the stream has drained). */

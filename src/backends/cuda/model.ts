@@ -87,6 +87,20 @@ interface LayerAttentionStep {
   attend(layer: number, sliding: boolean, qkv: DevicePtr, out: DevicePtr): void;
 }
 
+/**
+ * What each node (or node group) of a forward is, so a captured decode step can keep a subset of them:
+ * bench/decode-step-breakdown.ts times each kind alone, replayed in a graph of every layer's nodes of
+ * that kind. 'attention' is the split-K partial and its combine (or a method's recorded step).
+ */
+export const STEP_NODE_KINDS = [
+  'embed', 'norm', 'qkv_gemm', 'qkv_bias', 'head_norm', 'rope', 'kv_append', 'attention', 'o_gemm', 'residual_add',
+  'gate_up_gemm', 'gated_act', 'down_gemm', 'lm_head', 'softcap', 'argmax', 'advance_position',
+] as const;
+export type StepNodeKind = (typeof STEP_NODE_KINDS)[number];
+/** Whether a node of this kind is queued; the model's own forwards keep every node. */
+export type StepNodeFilter = (kind: StepNodeKind) => boolean;
+const KEEP_ALL: StepNodeFilter = () => true;
+
 /** cuBLAS workspace the model's handle uses (the size cuBLAS recommends on Hopper); fixed, so GEMMs can be captured. */
 const CUBLAS_WORKSPACE_BYTES = 32 * 1024 * 1024;
 
@@ -267,50 +281,52 @@ export class CudaTransformerModel {
    * Queues the embedding and every layer for T tokens whose ids and positions are already in `b`
    * (device memory); K/V appends and attention go through `step` (host-driven or device-driven).
    */
-  private encodeLayers(b: ForwardBuffers, T: number, step: LayerAttentionStep): void {
+  private encodeLayers(b: ForwardBuffers, T: number, step: LayerAttentionStep, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config;
     const hidden = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim, I = c.intermediateSize;
     const qDim = H * D, kvDim = Hkv * D, qkvDim = qDim + 2 * kvDim;
     const at = (ptr: DevicePtr, elements: number): DevicePtr => ptr + BigInt(elements * 2);
     const eps = c.rmsNormEps, off = this.normOffset;
 
-    this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
+    if (keep('embed')) this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       const sliding = c.layerTypes[l] === 'sliding';
-      this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
-      this.blas.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
-      if (w.qkvBias) this.ops.biasAdd({ y: b.qkv, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
+      if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      if (keep('qkv_gemm')) this.blas.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
+      if (w.qkvBias && keep('qkv_bias')) this.ops.biasAdd({ y: b.qkv, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
       const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
-      if (w.qNorm && w.kNorm) {
+      if (w.qNorm && w.kNorm && keep('head_norm')) {
         this.ops.rmsNormHeads({ x: b.qkv, weight: w.qNorm.ptr, tokens: T, heads: H, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
         this.ops.rmsNormHeads({ x: kPtr, weight: w.kNorm.ptr, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
       }
       const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
-      this.ops.ropeHeads({ x: b.qkv, positions: b.positions, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
-      this.ops.ropeHeads({ x: kPtr, positions: b.positions, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
-      step.append(l, kPtr, vPtr);
-      step.attend(l, sliding, b.qkv, b.attn);
+      if (keep('rope')) {
+        this.ops.ropeHeads({ x: b.qkv, positions: b.positions, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
+        this.ops.ropeHeads({ x: kPtr, positions: b.positions, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
+      }
+      if (keep('kv_append')) step.append(l, kPtr, vPtr);
+      if (keep('attention')) step.attend(l, sliding, b.qkv, b.attn);
 
-      this.blas.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
-      if (w.postAttnNorm) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
-      this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+      if (keep('o_gemm')) this.blas.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
+      if (w.postAttnNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
+      if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
 
-      this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
-      this.blas.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
-      this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
-      this.blas.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
-      if (w.postMlpNorm) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
-      this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+      if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      if (keep('gate_up_gemm')) this.blas.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
+      if (keep('gated_act')) this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
+      if (keep('down_gemm')) this.blas.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
+      if (w.postMlpNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
+      if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
     }
   }
 
   /** Final norm, LM head (fp32) and soft-capping of rows [first, first + rows) into logits [rows, V]. */
-  private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr): void {
+  private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config, hidden = c.hiddenSize;
-    this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset });
-    this.blas.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
-    if (c.finalLogitSoftcap !== null) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
+    if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset });
+    if (keep('lm_head')) this.blas.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
+    if (c.finalLogitSoftcap !== null && keep('softcap')) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
   }
 
   /**
@@ -372,7 +388,7 @@ export class CudaTransformerModel {
    * the split plans (sized for the sequence's capacity) belong to the graph. null: the decode method
    * cannot be captured from this position (the step runs launch by launch).
    */
-  private captureDecodeStep(seq: CudaSequence): DecodeGraph | null {
+  private captureDecodeStep(seq: CudaSequence, keep: StepNodeFilter = KEEP_ALL): DecodeGraph | null {
     const c = this.config;
     const shape = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
     this.graphDecode ??= new DecodeAttentionKernel(this.rt, shape);
@@ -408,17 +424,30 @@ export class CudaTransformerModel {
               workspace: workspace.ptr,
             });
           },
-        });
-        this.encodeLogits(b, 0, 1, logits.ptr);
-        this.ew.argmaxRows({ logits: logits.ptr, out: b.ids, rows: 1, vocab: c.vocabSize });
-        this.ops.advancePosition(b.positions);
+        }, keep);
+        this.encodeLogits(b, 0, 1, logits.ptr, keep);
+        if (keep('argmax')) this.ew.argmaxRows({ logits: logits.ptr, out: b.ids, rows: 1, vocab: c.vocabSize });
+        if (keep('advance_position')) this.ops.advancePosition(b.positions);
       });
-      seq.decodeGraphSteps = methodSteps;
+      if (keep === KEEP_ALL) seq.decodeGraphSteps = methodSteps;
       return graph;
     } catch (err) {
       graph.dispose();
       throw err;
     }
+  }
+
+  /**
+   * Benchmarks: one decode step of `seq` captured with only the nodes `keep` accepts (every layer's),
+   * over buffers of its own; the sequence keeps its own graph and position. The caller replays it
+   * (step() once to fill the slots, then replayAsync() under events) and disposes it. Without
+   * 'advance_position' every replay runs at the same position; a kept kv_append rewrites that row.
+   */
+  captureDecodeStepSubset(seq: CudaSequence, keep: StepNodeFilter): DecodeGraph {
+    if (this.decodeGraphUnsupported !== null) throw new Error(`decode step subset: ${this.decodeGraphUnsupported}`);
+    // A method's prepare() would re-plan its state for the subset; only the dense step is taken apart.
+    if ((this.attention.denseDecodeSteps?.() ?? null) === null) throw new Error('decode step subset: dense attention only');
+    return this.captureDecodeStep(seq, keep)!;
   }
 
   /**

@@ -1,0 +1,84 @@
+/**
+ * The decode step taken apart (CudaTransformerModel.captureDecodeStepSubset, what
+ * bench/decode-step-breakdown.ts times): a subset graph keeps exactly the nodes its filter accepts, and
+ * the step with every node but advance_position replays at one position and picks the id the full
+ * captured step picks for the same token there. GPU only (skipped with the reason elsewhere).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { CudaTransformerModel, StepNodeKind } from '../../src/backends/cuda/model.js';
+import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { parseModelConfig } from '../../src/engine/config.js';
+import type { ModelConfig } from '../../src/engine/model-config.js';
+import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
+import { tinyConfigJson, tinyTensors, type TinyArch } from '../helpers/tiny-checkpoint.js';
+import { cudaSkip } from './cuda-skip.js';
+
+const skip = cudaSkip('CUDA decode-step subset tests');
+
+/** A tiny config widened so decode runs the split-K kernel (as in model.test.ts). */
+function wideConfig(arch: TinyArch, headDim: number): { config: ModelConfig; weights: WeightStore } {
+  const json = { ...tinyConfigJson(arch, { ropeScaling: arch === 'llama' ? 'llama3' : 'none', numLayers: 3 }), head_dim: headDim, hidden_size: 128, intermediate_size: 256 };
+  const config = parseModelConfig(json, `wide ${arch}`);
+  const weights = new InMemoryWeights(new Map(tinyTensors(json, 91).map((t) => [t.name, { shape: t.shape, data: t.data }])));
+  return { config, weights };
+}
+
+describe('CUDA decode step subsets', { skip }, () => {
+  let rt: CudaRuntime;
+  let Model: typeof CudaTransformerModel;
+  let StoreSource: typeof import('../../src/backends/cuda/weight-source.js').StoreWeightSource;
+  before(async () => {
+    rt = new (await import('../../src/backends/cuda/runtime.js')).CudaRuntime();
+    Model = (await import('../../src/backends/cuda/model.js')).CudaTransformerModel;
+    StoreSource = (await import('../../src/backends/cuda/weight-source.js')).StoreWeightSource;
+  });
+  after(() => rt?.dispose());
+
+  for (const [arch, D] of [['llama', 128], ['qwen2', 64]] as const) {
+    test(`${arch} D=${D}: subsets count their nodes; all but advance_position replays in place and matches the full step`, () => {
+      const { config, weights } = wideConfig(arch, D);
+      const gpu = new Model(rt, config, new StoreSource(rt, weights));
+      const seq = gpu.newSequence(64);
+      try {
+        const prompt = Array.from({ length: 40 }, (_, i) => (i * 17 + 5) % config.vocabSize);
+        const logits = gpu.prefill(seq, prompt, 16);
+        let next = gpu.argmaxRows(logits)[0];
+        rt.pool.release(logits);
+        for (let i = 0; i < 3; i++) next = gpu.decodeGreedy(seq, next);
+        assert.ok(seq.decodeGraph !== null, 'the full step was captured');
+
+        const counted = (kind: StepNodeKind): number => {
+          let calls = 0;
+          const g = gpu.captureDecodeStepSubset(seq, (k) => k === kind && ++calls > 0);
+          g.dispose();
+          return calls;
+        };
+        const L = config.numLayers;
+        assert.equal(counted('qkv_gemm'), L);
+        assert.equal(counted('attention'), L);
+        assert.equal(counted('residual_add'), 2 * L);
+        assert.equal(counted('lm_head'), 1);
+        assert.equal(counted('qkv_bias'), arch === 'qwen2' ? L : 0);
+
+        const position = seq.position;
+        const subset = gpu.captureDecodeStepSubset(seq, (k) => k !== 'advance_position');
+        let ids: number[];
+        try {
+          ids = [subset.step(next, position), subset.step(next, position)];
+          subset.replayAsync();
+          subset.replayAsync();
+          ids.push(subset.step(next, position));
+        } finally {
+          subset.dispose();
+        }
+        assert.equal(seq.position, position, 'the subset leaves the sequence where it was');
+        const full = gpu.decodeGreedy(seq, next);
+        assert.deepEqual(ids, [full, full, full], 'the same nodes at the same position pick the same id');
+      } finally {
+        seq.release();
+        gpu.dispose();
+      }
+    });
+  }
+});
