@@ -18,7 +18,10 @@ export type ConfigPhase = Phase | 'dense';
 
 const paramValue = z.union([z.number(), z.string(), z.boolean()]);
 
-const sparsity = z.number().min(0, 'a sparsity is at least 0').lt(1, 'a sparsity is below 1 (s = 1 attends nothing)');
+const sparsity = z
+  .number()
+  .min(0, { error: (issue) => `a sparsity must be at least 0 (got ${String(issue.input)})` })
+  .lt(1, { error: (issue) => `a sparsity must be below 1 (got ${String(issue.input)}; s = 1 attends nothing)` });
 
 const modelEntry = z.union([
   z.string().min(1),

@@ -12,7 +12,7 @@ const base = { models: ['models/a'], tasks: ['niah'], lengths: [1024], sparsitie
 
 test('bad fields are named in the error', () => {
   assert.throws(() => parseExperimentSpec({ ...base, lengths: [1024, -5] }), /lengths\.1:/);
-  assert.throws(() => parseExperimentSpec({ ...base, sparsities: [1.0] }), /sparsities\.0: a sparsity is below 1/);
+  assert.throws(() => parseExperimentSpec({ ...base, sparsities: [1.0] }), /sparsities\.0: a sparsity must be below 1 \(got 1;/);
   assert.throws(() => parseExperimentSpec({ ...base, backend: 'tpu' }), /backend:/);
   assert.throws(() => parseExperimentSpec({ ...base, modles: [] }), /modles|Unrecognized/);
   assert.throws(() => parseExperimentSpec({ ...base, methods: ['mystery'] }), /methods\.0\.name: unknown method "mystery" \(known: .*quest/);

@@ -110,7 +110,7 @@ export function registerRun(program: Command, deps: RunCommandDeps = {}): void {
     .option('--no-png', 'report without PNG copies of the plots (faster)')
     .option('--no-share-prefill', 'prefill every configuration on its own (same results, slower; for timing comparisons)')
     .option('--jobs <n>', 'worker processes, each with its own model copy; auto = one per CPU core (default: auto for presets, 1 for files)')
-    .option('--backend <name>', `${RUN_BACKENDS.join(', ')}: overrides the experiment's backend (cuda runs dense-only experiments on the GPU; auto falls back to the CPU)`)
+    .option('--backend <name>', `${RUN_BACKENDS.join(', ')}: overrides the experiment's backend (cuda runs on the GPU and refuses methods without a GPU implementation; auto uses the GPU when it can and says why when it falls back to the CPU)`)
     .option('--examples <n>', "examples per configuration, overriding the experiment's (raise it later to add examples: the run resumes)")
     .option('--progress-interval <seconds>', 'seconds between progress lines when stdout is not a terminal', '15')
     .action(async (positional: string | undefined, opts: RunCliOptions) => {
