@@ -25,6 +25,48 @@
 #include "common.cuh"
 #include "top-k.cuh"
 
+// Entry groups (session 10): a compile with -DQUEST_ENTRIES=<group> defines only that group's entries, so a
+// QuestKernels compiles what its options can launch (quest.ts, QUEST_ENTRY_GROUPS: the method's default at one
+// unit size is the base group and one step pair) instead of all ~57 (63 s on a fresh H100). Without the define
+// (or 0) every entry is compiled: the compile checks and the host tests' text read the whole file. Each entry's
+// code is the same in every compile that defines it; only which entries exist changes.
+#ifndef QUEST_ENTRIES
+#define QUEST_ENTRIES 0
+#endif
+#define QUEST_COMPILES(GROUP) (QUEST_ENTRIES == 0 || QUEST_ENTRIES == (GROUP))
+#if QUEST_ENTRIES != 0
+// A group leaves some of the file's constants unread (warning 177); the whole file reads them all.
+#pragma nv_diag_suppress 177
+#endif
+#define QUEST_ENTRIES_BASE 1     // v3's three kernels and v4's graph step: the method below 4,096 pages, every fallback
+#define QUEST_ENTRIES_V4 2       // quest_select_step (v4's eager step, option fusedStep)
+#define QUEST_ENTRIES_SELECTS 3  // the multi-block selects alone (selectPagesMultiBlock: tests, per-part timing)
+#define QUEST_ENTRIES_WINDOW 4   // v6 (option windowStep)
+#define QUEST_ENTRIES_STAMPED 5  // the phase-stamped 4-head steps (bench/quest-phases.ts)
+// One group per multi-block step entry pair (quest.ts, QUEST_GRID_STEP_ENTRIES), by the pair's name there.
+#define QUEST_ENTRIES_V5 10
+#define QUEST_ENTRIES_V7 11
+#define QUEST_ENTRIES_V8 12
+#define QUEST_ENTRIES_V8H4 13
+#define QUEST_ENTRIES_V9 14
+#define QUEST_ENTRIES_V10 15
+#define QUEST_ENTRIES_V8H1 16
+#define QUEST_ENTRIES_V8H2 17
+#define QUEST_ENTRIES_V10H4 18
+#define QUEST_ENTRIES_V10H1 19
+#define QUEST_ENTRIES_V10H2 20
+#define QUEST_ENTRIES_V10H8 21
+#define QUEST_ENTRIES_V10HP 22
+#define QUEST_ENTRIES_V10H1B 23
+#define QUEST_ENTRIES_V10H4B 24
+#define QUEST_ENTRIES_V10H2B 25
+#define QUEST_ENTRIES_V10H8B 26
+#define QUEST_ENTRIES_V10H7 27
+#define QUEST_ENTRIES_V10H7B 28
+#define QUEST_ENTRIES_V10H4BF 29
+#define QUEST_ENTRIES_V10H4BR 30
+#define QUEST_ENTRIES_V10H4BP 31
+
 namespace {
 constexpr int SELECT_THREADS = 1024;
 constexpr int SCORE_THREADS = 256;
@@ -116,14 +158,17 @@ __device__ __forceinline__ float quest_lane_score(uint4 rawMin, uint4 rawMax, co
 }
 
 // grid (pages to refresh, Hkv), block (D).
+#if QUEST_COMPILES(QUEST_ENTRIES_BASE)
 extern "C" __global__ void quest_update_bounds(const bf16_t* __restrict__ k, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax,
                                                int D, int kvStride, int pageStride, int pageSize, int firstPage, int rowsEnd) {
   quest_refresh_page(k, pageMin, pageMax, D, kvStride, pageStride, pageSize, firstPage + blockIdx.x, blockIdx.y, rowsEnd, threadIdx.x);
 }
+#endif
 
 // grid (ceil(pages / (SCORE_THREADS / (D/8))), units), block (SCORE_THREADS): D/8 lanes per page, each
 // reading 8 dims of min and of max as 16-byte loads, so every page of the grid is in flight at once
 // (v1 gave each warp a run of pages with 2-byte loads and waited for each page in turn).
+#if QUEST_COMPILES(QUEST_ENTRIES_BASE)
 extern "C" __global__ void __launch_bounds__(SCORE_THREADS) quest_page_scores(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ pageMin, const bf16_t* __restrict__ pageMax, float* __restrict__ scores,
     int D, int g, int unitHeads, int pageStride, int pages, int scoreStride) {
@@ -142,6 +187,7 @@ extern "C" __global__ void __launch_bounds__(SCORE_THREADS) quest_page_scores(
   for (int off = lanes / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
   if (sub == 0 && page < pages) scores[(size_t)unit * scoreStride + page] = s;
 }
+#endif
 
 // Writes a unit's list header: take pages of pageSize rows each.
 __device__ __forceinline__ void quest_list_header(int* list, int take, int pageSize) {
@@ -166,6 +212,7 @@ constexpr int SELECT_RADIX8 = 1;
 constexpr int SELECT_REFINED = 2;
 }  // namespace
 
+#if QUEST_COMPILES(QUEST_ENTRIES_BASE)
 extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
     const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride, int mode) {
   __shared__ TopKShared sh;
@@ -199,6 +246,7 @@ extern "C" __global__ void __launch_bounds__(SELECT_THREADS) quest_select_pages(
   }
   if (threadIdx.x == 0) quest_list_header(list, take, pageSize);
 }
+#endif
 
 // One decode step's selection (v4): quest_select_step and quest_select_step_at run it with the step's
 // numbers from the host or from device memory. grid (chunks, units), block (STEP_THREADS), dynamic
@@ -282,6 +330,7 @@ __device__ __forceinline__ void quest_step(
 }
 
 // The step with its numbers from the host (eager decode): grid.x = ceil(pages / 128) when scoring, else 1.
+#if QUEST_COMPILES(QUEST_ENTRIES_V4)
 extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     float* __restrict__ scores, u32* __restrict__ arrivals, int* __restrict__ segs,
@@ -293,11 +342,13 @@ extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step(
   quest_step(q, pageMin, pageMax, k, scores, arrivals, segs, D, g, unitHeads, kvStride, pageStride, pages, scoreStride, segStride, take,
              pageSize, refreshPage, rowsEnd, sh, isLast, stagedKeys);
 }
+#endif
 
 // The step of a decode replayed from a captured CUDA graph (issue 9): p = *position (the new row, in
 // the cache already), the pages before the current one scored, the budget budgets[p] (the host's
 // questPagesFor, tabled per position), the current page refreshed up to row p. The grid and dynamic
 // shared memory are fixed at capture for the most pages of the replayed range.
+#if QUEST_COMPILES(QUEST_ENTRIES_BASE)
 extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step_at(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     float* __restrict__ scores, u32* __restrict__ arrivals, int* __restrict__ segs, const int* __restrict__ position,
@@ -311,6 +362,7 @@ extern "C" __global__ void __launch_bounds__(STEP_THREADS, 2) quest_select_step_
   quest_step(q, pageMin, pageMax, k, scores, arrivals, segs, D, g, unitHeads, kvStride, pageStride, pages, scoreStride, segStride, take,
              pageSize, pages, p + 1, sh, isLast, stagedKeys);
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------------
 // v5, the multi-block step (session 5): quest_grid_step, quest_grid_step_at and, for tests and the
@@ -1240,51 +1292,95 @@ __device__ __forceinline__ void quest_grid_step_body(
   }
 
 // v5: the multi-block step.
+#if QUEST_COMPILES(QUEST_ENTRIES_V5)
 QUEST_GRID_STEP_ENTRIES(, false)
+#endif
 // v7 (QuestKernels option rolledScores): the rolled score loads (quest_grid_score_chunk_rolled); same select, same lists.
+#if QUEST_COMPILES(QUEST_ENTRIES_V7)
 QUEST_GRID_STEP_ENTRIES(_rolled, true)
+#endif
 // v8 (QuestKernels option lightScores; the default from 4,096 pages where a unit does not have 4 heads): v7 with
 // quest_lane_score_light's per-page work (the query in registers, one bound picked per dim by the query's sign);
 // same select, same keys and lists.
+#if QUEST_COMPILES(QUEST_ENTRIES_V8)
 QUEST_GRID_STEP_ENTRIES(_light, true, true)
+#endif
 // v8 for units of 4 query heads (option specializedHeads): the same code path v8 runs for such units, compiled
 // alone (quest_grid_score_chunk_light<4>, no dispatch over unit sizes): ~76 KB of SASS instead of ~140 KB (session 7:
 // v8's size cost its step ~4 us after the attention's kernels). The launcher runs it for 4-head units only.
+#if QUEST_COMPILES(QUEST_ENTRIES_V8H4)
 QUEST_GRID_STEP_ENTRIES(_light4, true, true, false, false, 4)
+#endif
 // v9 (option guessedPass): v8 whose select starts with a pass on the unit's previous key range
 // (quest_grid_select_chunk_guessed); same keys and lists.
+#if QUEST_COMPILES(QUEST_ENTRIES_V9)
 QUEST_GRID_STEP_ENTRIES(_guess, true, true, true)
+#endif
 // v10 (option epochBarriers): v9 whose unit barriers and candidate counter are never reset (QuestGridSync<true>), so
 // no block waits on an exit atomic; same keys and lists.
+#if QUEST_COMPILES(QUEST_ENTRIES_V10)
 QUEST_GRID_STEP_ENTRIES(_epoch, true, true, true, true)
+#endif
 // v8 for units of 1 and 2 query heads (option specializedHeads, session 8): the light scorer for that size alone.
 // v8's specialized entries for other unit sizes are v7's (_rolled): v8 scores them with v7's scorer.
+#if QUEST_COMPILES(QUEST_ENTRIES_V8H1)
 QUEST_GRID_STEP_ENTRIES(_light1, true, true, false, false, 1)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V8H2)
 QUEST_GRID_STEP_ENTRIES(_light2, true, true, false, false, 2)
+#endif
 // v10 for units of 4 query heads (options epochBarriers and specializedHeads; the default from 4,096 pages for
 // 4-head units since session 7): v10's select on v8's 4-head entries' scoring (FIXED_HEADS = 4).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H4)
 QUEST_GRID_STEP_ENTRIES(_epoch4, true, true, true, true, 4)
+#endif
 // v10 for units of 1, 2 and 8 query heads and, in _epochp, for any other unit size (options epochBarriers and
 // specializedHeads, session 8): v10's select on one scorer each (see FIXED_HEADS above).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H1)
 QUEST_GRID_STEP_ENTRIES(_epoch1, true, true, true, true, 1)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H2)
 QUEST_GRID_STEP_ENTRIES(_epoch2, true, true, true, true, 2)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H8)
 QUEST_GRID_STEP_ENTRIES(_epoch8, true, true, true, true, 8)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10HP)
 QUEST_GRID_STEP_ENTRIES(_epochp, true, true, true, true, QUEST_ANY_PLAIN_HEADS)
+#endif
 // v10's 1- and 4-head entries with the batch's page sums as one reduce-scatter (option batchedPageSums, session 8).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H1B)
 QUEST_GRID_STEP_ENTRIES(_epoch1b, true, true, true, true, 1, true)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H4B)
 QUEST_GRID_STEP_ENTRIES(_epoch4b, true, true, true, true, 4, true)
+#endif
 // Session 9, opt-in: the reduce-scatter on v10's 2- and 8-head entries (option batchedPageSums), and v10 on v7's scorer
 // with 7 heads a constant (option constantPlainHeads; Qwen2.5-7B's GQA), with and without it.
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H2B)
 QUEST_GRID_STEP_ENTRIES(_epoch2b, true, true, true, true, 2, true)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H8B)
 QUEST_GRID_STEP_ENTRIES(_epoch8b, true, true, true, true, 8, true)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H7)
 QUEST_GRID_STEP_ENTRIES(_epoch7, true, true, true, true, 7)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H7B)
 QUEST_GRID_STEP_ENTRIES(_epoch7b, true, true, true, true, 7, true)
+#endif
 // Session 9, measurement only: _epoch4b with fused products (option fusedProducts; see quest_lane_score_light's FUSED).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H4BF)
 QUEST_GRID_STEP_ENTRIES(_epoch4bf, true, true, true, true, 4, true, true)
+#endif
 // Session 9, opt-in: _epoch4b with the refreshed page's rows loaded 16 at a time (option prefetchedRefresh).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H4BR)
 QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
+#endif
 // Session 9, opt-in: _epoch4b with the score loop's rolling L2 prefetch two batches ahead (option rollingPrefetch).
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H4BP)
 QUEST_GRID_STEP_ENTRIES(_epoch4bp, true, true, true, true, 4, true, false, false, true)
+#endif
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
 // quest_grid_step_epoch4b's parameters, then stamps [units, GRID_MAX_BLOCKS, 2, QUEST_PHASE_SLOTS] u64. Eager only; for
@@ -1301,8 +1397,10 @@ QUEST_GRID_STEP_ENTRIES(_epoch4bp, true, true, true, true, 4, true, false, false
         q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,          \
         refreshPage, rowsEnd, sh, lastShared, stagedKeys, QuestPhaseStamps{stamps});                                              \
   }
+#if QUEST_COMPILES(QUEST_ENTRIES_STAMPED)
 QUEST_STAMPED_STEP_ENTRY(quest_grid_step_stamped4b, false)
 QUEST_STAMPED_STEP_ENTRY(quest_grid_step_stamped4br, true)
+#endif
 
 // The part of a multi-block select alone (v5's, v6's) before the select: take <= 0 or take >= pages,
 // block 0 writes the list unscored and the select is done (true); otherwise this block's chunk [lo, hi)
@@ -1357,9 +1455,11 @@ __device__ __forceinline__ bool quest_grid_stage_scores(const float* __restrict_
                  lastShared);                                                                                                     \
   }
 
+#if QUEST_COMPILES(QUEST_ENTRIES_SELECTS)
 QUEST_GRID_SELECT_ENTRY(quest_grid_select, quest_grid_select_chunk)
 QUEST_GRID_SELECT_ENTRY(quest_grid_select_guess, quest_grid_select_chunk_guessed<false>)
 QUEST_GRID_SELECT_ENTRY(quest_grid_select_epoch, quest_grid_select_chunk_guessed<true>)
+#endif
 
 // ---------------------------------------------------------------------------------------------------
 // v6, the windowed multi-block step (session 6): quest_win_step, quest_win_step_at and, for tests and
@@ -1700,6 +1800,7 @@ __device__ __forceinline__ void quest_win_step_body(
 }
 
 // The step with its numbers from the host (eager decode).
+#if QUEST_COMPILES(QUEST_ENTRIES_WINDOW)
 extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -1711,8 +1812,10 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step(
   quest_win_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
                       refreshPage, rowsEnd, unitWords, guess, prefetch, sh, ws, lastShared, stagedKeys);
 }
+#endif
 
 // The step of a decode replayed from a captured CUDA graph, as quest_grid_step_at (v5).
+#if QUEST_COMPILES(QUEST_ENTRIES_WINDOW)
 extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step_at(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, const int* __restrict__ position, const int* __restrict__ budgets,
@@ -1727,8 +1830,10 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_step_at(
   quest_win_step_body(q, pageMin, pageMax, k, scratch, segs, D, g, unitHeads, kvStride, pageStride, pages, segStride, take, pageSize,
                       pages, p + 1, unitWords, guess, prefetch, sh, ws, lastShared, stagedKeys);
 }
+#endif
 
 // v6's select alone over given score rows ([units, scoreStride] fp32), as quest_grid_select (v5).
+#if QUEST_COMPILES(QUEST_ENTRIES_WINDOW)
 extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_select(
     const float* __restrict__ scores, int scoreStride, int pages, int k, int pageSize, int* __restrict__ segs, int segStride,
     u32* __restrict__ scratch, int unitWords, int guess) {
@@ -1744,3 +1849,4 @@ extern "C" __global__ void __launch_bounds__(GRID_THREADS, 1) quest_win_select(
   if (quest_grid_stage_scores(scores, scoreStride, unit, pages, take, pageSize, list, stagedKeys, lo, hi, a, o)) return;
   quest_win_select_chunk(stagedKeys, lo, hi, pages, take, a, o, scratch + (size_t)unit * unitWords, list, pageSize, guess, sh, ws, lastShared);
 }
+#endif

@@ -74,7 +74,7 @@ export const QUEST_WIN_FIXED_WORDS = 8 + WIN_MAX_PASSES * WIN_BUCKETS + QUEST_GR
 export function questWindowUnitWords(pageCapacity: number): number {
   return QUEST_WIN_FIXED_WORDS + 2 * pageCapacity;
 }
-/** The entry points prepare() looks up in quest.cu. */
+/** quest.cu's entry points by the launchers' names for them. */
 export const QUEST_KERNEL_NAMES = {
   bounds: 'quest_update_bounds', scores: 'quest_page_scores', select: 'quest_select_pages', step: 'quest_select_step',
   stepAt: 'quest_select_step_at', gridStep: 'quest_grid_step', gridStepAt: 'quest_grid_step_at', gridSelect: 'quest_grid_select',
@@ -102,7 +102,7 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch4BP: 'quest_grid_step_epoch4bp', gridStepAtEpoch4BP: 'quest_grid_step_at_epoch4bp',
   gridStepStamped4B: 'quest_grid_step_stamped4b', gridStepStamped4BR: 'quest_grid_step_stamped4br',
 } as const;
-type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
+export type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
  * The multi-block step's entry pairs (eager, graph: quest.cu's QUEST_GRID_STEP_ENTRIES), by version and,
  * with specializedHeads, by the one scorer the entry carries: h1 / h2 / h4 the light scorer for units of
@@ -127,9 +127,61 @@ export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
 type GridKernel = (typeof QUEST_GRID_STEP_ENTRIES)[QuestGridStepEntry][number] | 'gridSelect' | 'gridSelectGuess' | 'gridSelectEpoch'
   | 'winStep' | 'winStepAt' | 'winSelect';
-const GRID_KERNELS: readonly GridKernel[] = [
-  ...new Set(Object.values(QUEST_GRID_STEP_ENTRIES).flat()), 'gridSelect', 'gridSelectGuess', 'gridSelectEpoch', 'winStep', 'winStepAt', 'winSelect',
-];
+/** The kernels that stage keys in dynamic shared memory (up to MAX_STAGED_PAGES of them): all but the bounds and scores. */
+const STAGING_KERNELS: ReadonlySet<KernelKey> = new Set<KernelKey>([
+  'select', 'step', 'stepAt', 'gridStepStamped4B', 'gridStepStamped4BR',
+  ...Object.values(QUEST_GRID_STEP_ENTRIES).flat(), 'gridSelect', 'gridSelectGuess', 'gridSelectEpoch', 'winStep', 'winStepAt', 'winSelect',
+]);
+
+/**
+ * quest.cu's entry groups (its QUEST_ENTRIES_<NAME>, upper-cased names): a module compiled with -DQUEST_ENTRIES=<id>
+ * defines only that group's entries, so a QuestKernels compiles only what its options launch (session 10: all ~57
+ * entries took 63 s on a fresh H100, paid by every first Quest run). base: v3's kernels and v4's graph step (the method
+ * below 4,096 pages, and every fallback of the multi-block steps); v4: v4's eager step (fusedStep); selects: the
+ * multi-block selects alone (selectPagesMultiBlock); window: v6; stamped: the phase-stamped steps (phaseStamps); then
+ * one group per multi-block step pair, named as in QUEST_GRID_STEP_ENTRIES.
+ */
+export const QUEST_ENTRY_GROUPS = {
+  base: { id: 1, kernels: ['bounds', 'scores', 'select', 'stepAt'] },
+  v4: { id: 2, kernels: ['step'] },
+  selects: { id: 3, kernels: ['gridSelect', 'gridSelectGuess', 'gridSelectEpoch'] },
+  window: { id: 4, kernels: ['winStep', 'winStepAt', 'winSelect'] },
+  stamped: { id: 5, kernels: ['gridStepStamped4B', 'gridStepStamped4BR'] },
+  ...stepEntryGroups({
+    v5: 10, v7: 11, v8: 12, v8h4: 13, v9: 14, v10: 15, v8h1: 16, v8h2: 17, v10h4: 18, v10h1: 19, v10h2: 20, v10h8: 21, v10hp: 22,
+    v10h1b: 23, v10h4b: 24, v10h2b: 25, v10h8b: 26, v10h7: 27, v10h7b: 28, v10h4bf: 29, v10h4br: 30, v10h4bp: 31,
+  }),
+} as const satisfies Record<string, QuestEntryGroup>;
+export type QuestEntryGroupName = keyof typeof QUEST_ENTRY_GROUPS;
+export interface QuestEntryGroup { id: number; kernels: readonly KernelKey[] }
+
+function stepEntryGroups(ids: Record<QuestGridStepEntry, number>): Record<QuestGridStepEntry, QuestEntryGroup> {
+  const groups = {} as Record<QuestGridStepEntry, QuestEntryGroup>;
+  for (const entry of Object.keys(ids) as QuestGridStepEntry[]) groups[entry] = { id: ids[entry], kernels: QUEST_GRID_STEP_ENTRIES[entry] };
+  return groups;
+}
+
+/** The group that defines `key` (each entry is in exactly one: a host test reads quest.cu's guards). */
+export function questEntryGroupOf(key: KernelKey): QuestEntryGroupName {
+  for (const [name, group] of Object.entries(QUEST_ENTRY_GROUPS) as [QuestEntryGroupName, QuestEntryGroup][]) {
+    if (group.kernels.includes(key)) return name;
+  }
+  throw new Error(`quest: kernel ${key} is in no entry group`);
+}
+
+/** The entry groups a QuestKernels with these settings launches from (its prepare() loads them). */
+export function questLaunchGroups(k: { fusedStep: boolean; multiBlockStep: boolean; windowStep: boolean; stepEntry: QuestGridStepEntry }): QuestEntryGroupName[] {
+  const groups: QuestEntryGroupName[] = ['base'];
+  if (k.fusedStep) groups.push('v4');
+  if (k.multiBlockStep) groups.push(k.stepEntry);
+  if (k.windowStep) groups.push('window');
+  return groups;
+}
+
+/** The -D defines of the module holding one entry group. */
+export function questGroupDefines(group: QuestEntryGroupName): Record<string, number> {
+  return { QUEST_ENTRIES: QUEST_ENTRY_GROUPS[group].id };
+}
 
 /**
  * Which step entries selectStep / selectStepAt run for these options and units of `unitHeads` query heads.
@@ -414,13 +466,16 @@ export interface QuestGraphStepArgs {
 }
 
 export class QuestKernels {
-  private kernels: Record<KernelKey, CudaKernel> | null = null;
+  /** The entries loaded so far, each from its group's module (prepare(): this instance's own; others on first use). */
+  private readonly kernels = new Map<KernelKey, CudaKernel>();
+  private prepared = false;
   /** Query heads whose scores one unit sums: the GQA group with share_pages, else 1. */
   readonly unitHeads: number;
   readonly units: number;
   private readonly maxStagedPages: number;
   private readonly selection: QuestSelection;
-  private readonly fusedStep: boolean;
+  /** Whether selectStep runs v4 (one launch) instead of v3. */
+  readonly fusedStep: boolean;
   /** Whether selectStep and selectStepAt run v5 (the multi-block step). */
   readonly multiBlockStep: boolean;
   /** Whether selectStep and selectStepAt run v6 (the windowed multi-block step). */
@@ -442,7 +497,7 @@ export class QuestKernels {
    * for (a lower bound for every launch): queried in prepare(), so that no driver query runs while a
    * graph is being captured.
    */
-  private residentPerSM: Record<GridKernel, number> | null = null;
+  private readonly residentPerSM = new Map<GridKernel, number>();
   private readonly gridMinPagesPerBlock: number;
 
   constructor(
@@ -501,18 +556,32 @@ export class QuestKernels {
     this.stepEntry = questGridStepEntry(options, this.unitHeads);
   }
 
-  prepare(): Record<KernelKey, CudaKernel> {
-    if (!this.kernels) {
-      const mod = this.rt.module('quest.cu', {});
-      const kernels = {} as Record<KernelKey, CudaKernel>;
-      for (const key of Object.keys(QUEST_KERNEL_NAMES) as KernelKey[]) kernels[key] = mod.kernel(QUEST_KERNEL_NAMES[key], [...kernelParams(key)]);
+  /**
+   * Loads (compiling on a cold cache) the entry groups this instance's options launch: base (v3, v4's graph step and
+   * every fallback), v4's eager step with fusedStep, the step entry pair with multiBlockStep, v6 with windowStep; and
+   * the residency of its multi-block steps, so that nothing is compiled or queried while a graph is captured. Entries
+   * outside these (the selects alone, the stamped steps, another version's pair for gridBlocks) load on first use.
+   */
+  prepare(): void {
+    if (this.prepared) return;
+    for (const group of questLaunchGroups(this)) for (const key of QUEST_ENTRY_GROUPS[group].kernels) this.kernel(key);
+    if (this.multiBlockStep) for (const key of QUEST_GRID_STEP_ENTRIES[this.stepEntry]) this.residency(key);
+    if (this.windowStep) for (const key of ['winStep', 'winStepAt', 'winSelect'] as const) this.residency(key);
+    this.prepared = true;
+  }
+
+  /** Entry `key`, from its group's module (compiled once per process and cached on disk by the runtime). */
+  private kernel(key: KernelKey): CudaKernel {
+    let kernel = this.kernels.get(key);
+    if (!kernel) {
+      const mod = this.rt.module('quest.cu', questGroupDefines(questEntryGroupOf(key)));
+      kernel = mod.kernel(QUEST_KERNEL_NAMES[key], [...kernelParams(key)]);
       // The launch raises the dynamic limit only past 48 KB of dynamic memory, but the 48 KB default
       // also counts the kernels' ~12 KB of static scratch: allow the largest staged row from the start.
-      for (const key of ['select', 'step', 'stepAt', 'gridStepStamped4B', 'gridStepStamped4BR', ...GRID_KERNELS] as const) kernels[key].ensureSharedBytes(MAX_STAGED_PAGES * 4);
-      this.kernels = kernels;
-      if (this.multiBlockStep || this.windowStep) this.gridResidency(kernels);
+      if (STAGING_KERNELS.has(key)) kernel.ensureSharedBytes(MAX_STAGED_PAGES * 4);
+      this.kernels.set(key, kernel);
     }
-    return this.kernels;
+    return kernel;
   }
 
   /** Folds cache rows [bounds.coveredRows, rows) into the bounds (only the pages they touch). */
@@ -523,7 +592,8 @@ export class QuestKernels {
     const P = this.pageSize;
     const firstPage = Math.floor(bounds.coveredRows / P);
     const pages = Math.ceil(rows / P) - firstPage;
-    const { bounds: kernel } = this.prepare();
+    this.prepare();
+    const kernel = this.kernel('bounds');
     kernel.launch(
       { grid: [pages, this.shape.numKvHeads, 1], block: [this.shape.headDim, 1, 1], sharedBytes: 0, stream: this.rt.stream },
       [cache.keys.ptr, bounds.pageMin.ptr, bounds.pageMax.ptr, this.shape.headDim, cache.capacity, bounds.pageCapacity, P, firstPage, rows],
@@ -537,7 +607,8 @@ export class QuestKernels {
   scorePages(q: DevicePtr, bounds: DeviceQuestBounds, pages: number, scores: DevicePtr, scoreStride: number): void {
     if (pages <= 0) return;
     if (pages > scoreStride) throw new Error(`quest: ${pages} pages exceed the score row of ${scoreStride}`);
-    const { scores: kernel } = this.prepare();
+    this.prepare();
+    const kernel = this.kernel('scores');
     const pagesPerBlock = SCORE_THREADS / (this.shape.headDim / 8);
     const g = this.shape.numHeads / this.shape.numKvHeads;
     kernel.launch(
@@ -553,7 +624,8 @@ export class QuestKernels {
   selectPages(scores: DevicePtr, scoreStride: number, pages: number, k: number, segments: SegmentLists): void {
     if (segments.units !== this.units) throw new Error(`quest: ${segments.units} segment lists for ${this.units} units`);
     if (Math.min(k, pages) > segments.maxSegments) throw new Error(`quest: ${Math.min(k, pages)} pages exceed the lists' ${segments.maxSegments} segments`);
-    const { select } = this.prepare();
+    this.prepare();
+    const select = this.kernel('select');
     const staged = pages <= this.maxStagedPages;
     const mode = staged ? SELECT_MODE[this.selection] : SELECT_MODE.fromGlobal;
     select.launch(
@@ -568,17 +640,19 @@ export class QuestKernels {
    * other at barriers); 1 (no block waits for another) where two per unit would not all fit.
    */
   gridBlocks(pages: number, kernel: GridKernel): number {
-    const resident = this.gridResidency(this.prepare())[kernel] * this.rt.cuda.info.multiprocessors;
+    this.prepare();
+    const resident = this.residency(kernel) * this.rt.cuda.info.multiprocessors;
     return questGridBlocks(pages, this.units, resident, this.gridMinPagesPerBlock);
   }
 
-  private gridResidency(kernels: Record<KernelKey, CudaKernel>): Record<GridKernel, number> {
-    if (!this.residentPerSM) {
-      const perSM = {} as Record<GridKernel, number>;
-      for (const key of GRID_KERNELS) perSM[key] = kernels[key].maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
-      this.residentPerSM = perSM;
+  /** Blocks of `key` one multiprocessor holds at the most dynamic shared memory a launch asks for (queried once). */
+  private residency(key: GridKernel): number {
+    let perSM = this.residentPerSM.get(key);
+    if (perSM === undefined) {
+      perSM = this.kernel(key).maxActiveBlocksPerSM(GRID_THREADS, this.maxStagedPages * 4);
+      this.residentPerSM.set(key, perSM);
     }
-    return this.residentPerSM;
+    return perSM;
   }
 
   /** Whether v5 selects from rows of `pages` pages (a block's chunk of keys fits in shared memory). */
@@ -602,10 +676,10 @@ export class QuestKernels {
     const launch = { grid: [G, this.units, 1] as [number, number, number], block: [GRID_THREADS, 1, 1] as [number, number, number], sharedBytes: gridKeysBytes(pages, G), stream: this.rt.stream };
     if (this.windowStep) {
       const win = this.windowScratch(scratch, pages);
-      this.prepare().winSelect.launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, win, scratch.windowUnitWords, this.windowGuess ? 1 : 0]);
+      this.kernel('winSelect').launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, win, scratch.windowUnitWords, this.windowGuess ? 1 : 0]);
       return;
     }
-    this.prepare()[kernel].launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, this.gridScratch(scratch)]);
+    this.kernel(kernel).launch(launch, [scores, scoreStride, pages, Math.max(0, k), this.pageSize, segments.ptr, segments.stride, this.gridScratch(scratch)]);
   }
 
   private gridScratch(scratch: QuestStepScratch): DevicePtr {
@@ -677,15 +751,15 @@ export class QuestKernels {
           throw new Error(`quest: phase stamps come with the v10h4b and v10h4br step entries (this one runs ${this.stepEntry})`);
         }
         // The stamped entries are _epoch4b / _epoch4br with a few stores more: the same residency (one 512-thread block per SM), so the same G.
-        this.prepare()[this.stepEntry === 'v10h4b' ? 'gridStepStamped4B' : 'gridStepStamped4BR'].launch(launch, [...params, a.phaseStamps]);
+        this.kernel(this.stepEntry === 'v10h4b' ? 'gridStepStamped4B' : 'gridStepStamped4BR').launch(launch, [...params, a.phaseStamps]);
         return;
       }
-      this.prepare()[stepKernel].launch(launch, params);
+      this.kernel(stepKernel).launch(launch, params);
       return;
     }
     if (this.windowStep) {
       const G = scored ? this.gridBlocks(pages, 'winStep') : 1;
-      this.prepare().winStep.launch(
+      this.kernel('winStep').launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: scored ? gridKeysBytes(pages, G) : 0, stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, grid, segments.ptr,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, pages, segments.stride, take, P, refreshPage, rows,
@@ -693,7 +767,7 @@ export class QuestKernels {
       );
       return;
     }
-    const { step } = this.prepare();
+    const step = this.kernel('step');
     const chunks = scored ? Math.ceil(pages / STEP_PAGES_PER_BLOCK) : 1;
     step.launch(
       { grid: [chunks, this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: scored ? pages * 4 : 0, stream: this.rt.stream },
@@ -737,7 +811,7 @@ export class QuestKernels {
     if (this.multiBlockStep) {
       const atKernel = this.gridStepAtKernel();
       const G = this.gridBlocks(maxPages, atKernel);
-      this.prepare()[atKernel].launch(
+      this.kernel(atKernel).launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.gridScratch(scratch), segments.ptr, a.position, a.budgets,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize],
@@ -746,7 +820,7 @@ export class QuestKernels {
     }
     if (this.windowStep) {
       const G = this.gridBlocks(maxPages, 'winStepAt');
-      this.prepare().winStepAt.launch(
+      this.kernel('winStepAt').launch(
         { grid: [G, this.units, 1], block: [GRID_THREADS, 1, 1], sharedBytes: gridKeysBytes(maxPages, G), stream: this.rt.stream },
         [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, this.windowScratch(scratch, maxPages), segments.ptr, a.position, a.budgets,
           this.shape.headDim, g, this.unitHeads, cache.capacity, bounds.pageCapacity, segments.stride, this.pageSize,
@@ -754,7 +828,7 @@ export class QuestKernels {
       );
       return;
     }
-    const { stepAt } = this.prepare();
+    const stepAt = this.kernel('stepAt');
     stepAt.launch(
       { grid: [Math.max(1, Math.ceil(maxPages / STEP_PAGES_PER_BLOCK)), this.units, 1], block: [STEP_THREADS, 1, 1], sharedBytes: maxPages * 4, stream: this.rt.stream },
       [a.q, bounds.pageMin.ptr, bounds.pageMax.ptr, cache.keys.ptr, scratch.scores.ptr, scratch.arrivals.ptr, segments.ptr, a.position, a.budgets,

@@ -24,7 +24,9 @@ import type { ModelConfig } from '../../../engine/model-config.js';
 import { resolveOptions } from '../../../methods/options.js';
 import { questMethod, questPagesFor } from '../../../methods/quest.js';
 import type { CudaRuntime } from '../runtime.js';
-import { DeviceQuestBounds, type QuestKernelOptions, QuestKernels, QuestStepScratch } from '../kernels/quest.js';
+import {
+  DeviceQuestBounds, type QuestEntryGroupName, type QuestKernelOptions, QuestKernels, QuestStepScratch, questGridStepEntry,
+} from '../kernels/quest.js';
 import { SegmentDecodeKernel, SegmentLists, segmentWorkspaceBytes } from '../kernels/segment-decode.js';
 import type {
   DeviceDecodeCall, DeviceDecodeFactory, DeviceDecodeMethod, DeviceGraphDecodeSetup, DeviceGraphDecodeSteps, DeviceMethodOptions,
@@ -168,6 +170,18 @@ export function questMultiBlockOptions(shape: { numHeads: number; numKvHeads: nu
     ...(QUEST_CONSTANT_PLAIN_UNIT_SIZES.has(unitHeads) ? { constantPlainHeads: true } : {}),
   };
   return QUEST_BATCHED_SUM_UNIT_SIZES.has(unitHeads) ? { ...v10UnitSize, batchedPageSums: true } : v10UnitSize;
+}
+
+/**
+ * The quest.cu entry groups the method's defaults can load, over every unit size a model may have (1-8 heads: base
+ * and each size's default step pair); one model loads base and its own size's pair (bench/cold-compile.ts times them).
+ */
+export function questDefaultEntryGroups(): QuestEntryGroupName[] {
+  const groups = new Set<QuestEntryGroupName>(['base']);
+  for (let heads = 1; heads <= 8; heads++) {
+    groups.add(questGridStepEntry(questMultiBlockOptions({ numHeads: heads, numKvHeads: 1 }, true), heads));
+  }
+  return [...groups];
 }
 
 export class QuestDeviceDecode implements DeviceDecodeMethod, EstimationTiming {
