@@ -1,0 +1,116 @@
+/**
+ * Proof that quest.cu's entry groups (session 10) compile each entry to the machine code the whole module had: quest.cu
+ * as it was at a git ref, compiled whole, against each named group of the working tree's quest.cu (-DQUEST_ENTRIES=<id>),
+ * entry by entry (bench/quest-cubin-sections.ts: code, parameter bank and shared memory byte for byte, launch
+ * attributes with symbols by name). nvcc with the runtime's NVRTC options (sm_90, --std=c++17, -lineinfo); runs here,
+ * no GPU. On the GPU machine bench/cold-compile.ts makes the same comparison on NVRTC's own cubins.
+ *
+ *   npx tsx bench/quest-split-proof.ts [--base REF] [--groups default|all|base,v10h4b,...] [--whole]
+ *   node dist/bench/quest-split-proof.js --cubins WHOLE.cubin GROUP.cubin ...   (no nvcc: cubins made elsewhere)
+ *
+ * --base: the ref whose whole quest.cu is "before" (default HEAD); --groups: the groups compiled "after" (default: the
+ * method's, questDefaultEntryGroups); --whole: also the working tree's quest.cu without the define, all of its entries
+ * against the ref's. --cubins: compare given cubins instead (the first the whole module, each other one a group's; on the
+ * GPU machine, NVRTC's from bench/cold-compile.ts's cache folders). Prints one line per entry and exits 1 when any
+ * differs or is missing.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readKernelSource } from '../src/backends/cuda/kernel-source.js';
+import { QUEST_ENTRY_GROUPS, QUEST_KERNEL_NAMES, type QuestEntryGroupName, questGroupDefines } from '../src/backends/cuda/kernels/quest.js';
+import { questDefaultEntryGroups } from '../src/backends/cuda/methods/quest.js';
+import { runIfDirect } from './bench-run.js';
+import { compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
+
+const REPO = join(import.meta.dirname, '..');
+const KERNELS = 'src/backends/cuda/kernels';
+
+/** quest.cu at `ref` with its local headers inlined from the same ref (readKernelSource's rule). */
+function sourceAt(ref: string): string {
+  const show = (name: string) => execFileSync('git', ['show', `${ref}:${KERNELS}/${name}`], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return show('quest.cu').replace(/^#include "([\w.-]+\.cuh)"[ \t]*$/gm, (_l, header: string) => show(header).replace(/^#pragma once[ \t]*$/m, ''));
+}
+
+/** The runtime's compile (runtime.ts, nvrtc.ts: --gpu-architecture=sm_90 --std=c++17, defines, -lineinfo) through nvcc. */
+function compile(dir: string, label: string, source: string, defines: Record<string, number>): { image: Buffer; seconds: number } {
+  const src = join(dir, `${label}.cu`), out = join(dir, `${label}.cubin`);
+  writeFileSync(src, source);
+  const t0 = performance.now();
+  execFileSync('nvcc', ['-arch=sm_90', '--cubin', '--std=c++17', ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`), '-lineinfo', '-o', out, src],
+    { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
+  return { image: readFileSync(out), seconds: (performance.now() - t0) / 1e3 };
+}
+
+function groupsFrom(text: string): QuestEntryGroupName[] {
+  if (text === 'default') return questDefaultEntryGroups();
+  if (text === 'all') return Object.keys(QUEST_ENTRY_GROUPS) as QuestEntryGroupName[];
+  return text.split(',').map((name) => {
+    if (!Object.hasOwn(QUEST_ENTRY_GROUPS, name)) throw new Error(`unknown group ${name} (groups: ${Object.keys(QUEST_ENTRY_GROUPS).join(', ')})`);
+    return name as QuestEntryGroupName;
+  });
+}
+
+/** --cubins: every entry of each group cubin against the whole module's cubin; the number that differ or are missing. */
+function compareCubins(whole: string, groups: string[]): number {
+  const before = cubinSections(readFileSync(whole));
+  console.log(`whole: ${whole}, ${cubinEntries(readFileSync(whole)).length} entries`);
+  let failed = 0;
+  for (const file of groups) {
+    const image = readFileSync(file);
+    const sections = cubinSections(image);
+    const entries = cubinEntries(image);
+    if (!entries.length) failed++;
+    for (const entry of entries) {
+      const c = compareEntry(before, sections, entry);
+      if (!c.codeEqual || !c.infoEqual) failed++;
+      console.log(`${entry}: ${c.detail} (${c.textBytes} bytes of code)`);
+    }
+  }
+  return failed;
+}
+
+function main(): number {
+  const { values, positionals } = parseArgs({
+    options: { base: { type: 'string', default: 'HEAD' }, groups: { type: 'string', default: 'default' }, whole: { type: 'boolean', default: false }, cubins: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
+  if (values.cubins) {
+    if (positionals.length < 2) throw new Error('--cubins WHOLE.cubin GROUP.cubin ...');
+    const failed = compareCubins(positionals[0]!, positionals.slice(1));
+    console.log(failed ? `${failed} entries differ or are missing` : 'every entry identical');
+    return failed ? 1 : 0;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'quest-split-'));
+  let failed = 0;
+  try {
+    const before = compile(dir, 'before', sourceAt(values.base!), {});
+    const beforeSections = cubinSections(before.image);
+    console.log(`before: ${values.base} quest.cu whole, ${cubinEntries(before.image).length} entries, nvcc ${before.seconds.toFixed(1)} s`);
+    const after = readKernelSource('quest.cu');
+    const sides: [string, Record<string, number>, string[]][] = groupsFrom(values.groups!).map((g) => [g, questGroupDefines(g), QUEST_ENTRY_GROUPS[g].kernels.map((k) => QUEST_KERNEL_NAMES[k])]);
+    if (values.whole) sides.push(['whole', {}, cubinEntries(before.image)]);
+    for (const [label, defines, expected] of sides) {
+      const built = compile(dir, label, after, defines);
+      const entries = cubinEntries(built.image);
+      const sections = cubinSections(built.image);
+      if (entries.join() !== [...expected].sort().join()) {
+        failed++;
+        console.log(`${label}: entries ${entries.join(', ')}; expected ${[...expected].sort().join(', ')}`);
+      }
+      for (const entry of entries) {
+        const c = compareEntry(beforeSections, sections, entry);
+        if (!c.codeEqual || !c.infoEqual) failed++;
+        console.log(`${label} (nvcc ${built.seconds.toFixed(1)} s) ${entry}: ${c.detail} (${c.textBytes} bytes of code)`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(failed ? `${failed} entries differ or are missing` : 'every entry identical');
+  return failed ? 1 : 0;
+}
+
+runIfDirect(import.meta.url, main);
