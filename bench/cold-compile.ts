@@ -161,8 +161,9 @@ function firstCall(rt: TimedRuntime, config: ModelConfig, method: string, n: num
   }
   const W = Math.min(m.observationWindow, n);
   if (W > 0 && m.afterPrefill) m.afterPrefill({ layer: 0, shape, windowQueries: x.window.ptr, windowLength: W, promptLength: n, cache: x.cache });
-  // The step's token is the cache's last row: position n - 1 with rows 0..n-1 held.
-  m.decode({ layer: 0, shape, q: x.q.ptr, position: n - 1, cache: x.cache, out: x.out.ptr });
+  // A prompt of n rows, then the first generated token at position n (its k/v row is random already).
+  x.cache.length = n + 1;
+  m.decode({ layer: 0, shape, q: x.q.ptr, position: n, cache: x.cache, out: x.out.ptr });
   rt.synchronize();
   const ms = performance.now() - t0;
   m.reset?.();
