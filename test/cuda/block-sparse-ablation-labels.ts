@@ -31,4 +31,6 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   // ... and persistent CTAs (-ps: one an SM, items one after another, two Q tiles) on both automatic flag sets,
   // the 192-row lean variant and with -sf
   'wgmma-c3-n64-s3-kv-ms-eb-ps', 'wgmma-c3-n64-s3-kv-lm-ms-eb-ps', 'wgmma-n128-s2-kv-mf-eb-ps', 'wgmma-c3-n64-s3-kv-ms-eb-sf-ps',
+  // session 10 (bs): persistent CTAs drawing their items from an atomic ticket (-wc) on the same three flag sets
+  'wgmma-c3-n64-s3-kv-ms-eb-ps-wc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-ps-wc', 'wgmma-n128-s2-kv-mf-eb-ps-wc',
 ];

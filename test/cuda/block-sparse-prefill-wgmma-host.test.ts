@@ -231,6 +231,10 @@ describe('wgmma block-sparse tiling', () => {
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-ms-mf'), /maskFirst replaces/);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-lm-mf'), /maskFirst replaces/);
     assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-eg-ms-eb'), /not with entGlobal/);
+    assert.deepEqual(wgmmaAblationDefines(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-ms-eb-ps-wc')!), { MASK_SELECT: 1, ENT_BALLOT: 1, PERSISTENT: 1, WORK_COUNTER: 1 });
+    assert.equal(blockSparseWgmmaLabel(parseBlockSparseWgmmaLabel('wgmma-n128-s2-kv-mf-eb-ps-wc')!), 'wgmma-n128-s2-kv-mf-eb-ps-wc');
+    assert.throws(() => parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-ms-eb-wc'), /workCounter hands out a persistent CTA's items: it needs persistent/);
+    assert.equal(parseBlockSparseWgmmaLabel('wgmma-c3-n64-s3-kv-wc-ps'), null, 'flags in the fixed order only');
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { fast: true } as never }), /unknown ablation flag fast/);
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ablation: { leanMask: 1 as unknown as boolean } }), /leanMask must be a boolean/);
   });
@@ -255,6 +259,11 @@ describe('wgmma block-sparse tiling', () => {
     // Three consumers: a 192-row Q tile (48 KB at D = 128) and 32 KB a stage.
     assert.equal(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 2, consumers: 3 }), (192 + 4 * 64) * 256 + 8 * 9 + 4 * 2 * 4 + 1024);
     assert.ok(blockSparseWgmmaSharedBytes(128, { blockN: 64, stages: 4, consumers: 3 }) <= limit);
+    // Persistent: a second Q tile and three barriers; with the work counter two more barriers and two item words.
+    const c3ps = { blockN: 64, stages: 3, consumers: 3, ctaOrder: 'kv', ablation: { persistent: true } } as const;
+    assert.equal(blockSparseWgmmaSharedBytes(128, c3ps), (2 * 192 + 6 * 64) * 256 + 8 * (13 + 3) + 4 * 3 * 4 + 1024);
+    assert.equal(blockSparseWgmmaSharedBytes(128, { ...c3ps, ablation: { persistent: true, workCounter: true } }), blockSparseWgmmaSharedBytes(128, c3ps) + 24);
+    assert.ok(blockSparseWgmmaSharedBytes(128, { ...c3ps, ablation: { persistent: true, workCounter: true } }) <= limit);
   });
 
   test('step stride bounds the union plus three padded steps', () => {

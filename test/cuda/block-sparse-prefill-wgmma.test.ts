@@ -324,13 +324,14 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
       },
     },
   ];
-  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => l.endsWith('-ps'))) {
+  // workCounter (-wc) rides on persistent: its reference drops both.
+  for (const label of BLOCK_SPARSE_ABLATION_LABELS.filter((l) => l.endsWith('-ps') || l.endsWith('-ps-wc'))) {
     for (const c of persistentCases) {
       test(`ablation ${label}: ${c.what}, at most ${c.maxCtas} CTAs: bit for bit the tiling without persistent`, (t) => {
         if (noWgmma) return t.skip(noWgmma);
         const { x, sel, ref } = c.data();
         const flagged = ablationTiling(label);
-        const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, persistent: false } });
+        const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, persistent: false, workCounter: false } });
         const out = runGpu(x, sel, flagged, false, false, { maxPersistentCtas: c.maxCtas });
         assert.equal(countNaN(out), 0, 'every output element must be written');
         assert.equal(bitForBit(out, plain), 0, 'outputs differ from the tiling without persistent');
@@ -342,6 +343,39 @@ describe('CUDA wgmma block-sparse prefill', { skip }, () => {
         if (c.what.startsWith('empty')) assertEmptyRowsAreZero(out, x, sel);
       });
     }
+  }
+  // The work counter's pair must be back at 0 after every launch (the last CTA resets it): one kernel object
+  // launched again and again (the bench's timing loop, attend() alone as --split-steps times it), each output
+  // bit for bit the plain tiling's. A pair left behind would start the next launch's tickets past the last item,
+  // leaving most rows unwritten (NaN, the poison).
+  for (const [label, maxPersistentCtas] of [['wgmma-c3-n64-s3-kv-ms-eb-ps-wc', 3], ['wgmma-n128-s2-kv-mf-eb-ps-wc', undefined]] as const) {
+    test(`ablation ${label}: launched four times on one kernel (run, run, attend, attend), ${maxPersistentCtas ?? 'one an SM'} CTAs: each bit for bit the plain tiling`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const { x, sel } = referenceOf(1);
+      const flagged = ablationTiling(label);
+      const plain = runGpu(x, sel, { ...flagged, ablation: { ...flagged.ablation, persistent: false, workCounter: false } });
+      const { n, H, Hkv, D, kvStride } = x;
+      const kernel = new BlockSparseWgmmaPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, flagged, { maxPersistentCtas });
+      const lists = uploadChunkLists(rt, packChunkLists(sel));
+      const dq = uploadAsBf16(rt, x.q), dk = uploadAsBf16(rt, x.k), dv = uploadAsBf16(rt, x.v);
+      const dout = poisonedBf16(rt, n * H * D);
+      const args = { q: dq.ptr, k: dk.ptr, v: dv.ptr, out: dout.ptr, lists, numQueries: n, kvLen: n, kvStride, scale: 1 / Math.sqrt(D) };
+      try {
+        for (const how of ['run', 'run', 'attend', 'attend'] as const) {
+          rt.cuda.fill16Async(dout.ptr, 0x7fc0, n * H * D, rt.stream);
+          if (how === 'run') kernel.run(args);
+          else kernel.attend(args);
+          const out = downloadBf16(rt, dout, n * H * D);
+          assert.equal(countNaN(out), 0, `every output element written (${how})`);
+          assert.equal(bitForBit(out, plain), 0, `outputs differ from the plain tiling's (${how})`);
+        }
+      } finally {
+        rt.synchronize();
+        for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
+        releaseChunkLists(rt, lists);
+        kernel.release();
+      }
+    });
   }
   for (const label of ['wgmma-n128-s2-kv', 'wgmma-c3-n64-s3-kv']) {
     test(`buildSteps then attend (the bench's --split-steps) equal run(), ${label}`, (t) => {

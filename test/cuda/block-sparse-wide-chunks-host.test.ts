@@ -70,6 +70,11 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
     assert.throws(() => resolveBlockSparseWgmmaTiling({ ...persistent, ctaOrder: 'heads' }), /persistent is written for the KV-head-major order/);
     const lean = leanMaskVariant(autoTilingInOrder(persistent, 'kv'));
     assert.ok(lean && resolveBlockSparseWgmmaTiling(lean).ablation?.persistent, 'the lean variant keeps persistent');
+    // workCounter needs persistent: the heads order drops both, the KV-head-major order and the lean variant keep both.
+    const counted = { ...persistent, ablation: { ...persistent.ablation, workCounter: true } };
+    assert.deepEqual(autoTilingInOrder(counted, 'heads').ablation, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING.ablation);
+    const leanCounted = leanMaskVariant(autoTilingInOrder(counted, 'kv'));
+    assert.ok(leanCounted && resolveBlockSparseWgmmaTiling(leanCounted).ablation?.workCounter, 'the lean variant keeps workCounter');
   });
 
   // The claim autoTakesLeanMask rests on, checked on the kernel's own step lists (host reference): with

@@ -120,6 +120,17 @@
 //              overlap them: at high s, where an item has few steps, that is a large share of the kernel.
 //              The stage ring, its barriers' phases and the step order carry on across items; every item's
 //              arithmetic is the plain kernel's, so results are the same bit for bit.
+//   WORK_COUNTER (session 10, bs; with PERSISTENT) the persistent CTAs draw their items from an atomic ticket
+//              instead of the static round-robin (item j on CTA j mod gridDim.x): each CTA's first item is
+//              blockIdx.x, every later one gridDim.x + atomicAdd(ticket) in the launch's block order
+//              (KV-head-major, each KV head's rows longest first, so the last items drawn are the shortest).
+//              So a CTA whose items were long draws fewer of them, as the hardware's block scheduler
+//              balances the non-persistent grid (session 9: static -ps was +8 % at s = 0, where an item
+//              runs 1 to 86 steps along its row). The producer's thread 0 draws the next item when it
+//              starts its Q load (S steps ahead of the consumers) and hands it to the producer and the
+//              consumer warps through a shared word behind an mbarrier of one arrival per Q tile; a
+//              drawn ticket past the last item ends the CTA. The launcher passes a zeroed pair of ints
+//              (ticket, CTAs done): the last CTA to finish sets both back to 0 for the next launch.
 //   ALL_COMPUTE (a diagnostic, not a candidate) every warpgroup computes every step, taking turns in all
 //              (what it did not select masked to -inf): the same gathers with more compute, so the time
 //              it adds says whether the skipped steps were compute- or gather-bound.
@@ -192,6 +203,9 @@
 #ifndef PERSISTENT
 #define PERSISTENT 0
 #endif
+#ifndef WORK_COUNTER
+#define WORK_COUNTER 0
+#endif
 
 namespace {
 constexpr int D = HEAD_DIM;
@@ -242,6 +256,7 @@ static_assert(MASK_FIRST == 0 || (MASK_SELECT == 0 && LEAN_MASK == 0), "MASK_FIR
 static_assert(FLAT_CAUSAL == 0 || MASK_SELECT == 1, "FLAT_CAUSAL changes MASK_SELECT's causal path");
 static_assert(PERSISTENT == 0 || (CTA_ORDER == 1 && KV_SKEW == 0 && OWN_TURNS == 0 && ALL_COMPUTE == 0 && ENT_GLOBAL == 0 && DEFER_PV == 0),
               "PERSISTENT is written for the KV-head-major order and the plain fill, turn and flush rules");
+static_assert(WORK_COUNTER == 0 || (WORK_COUNTER == 1 && PERSISTENT == 1), "WORK_COUNTER (0 or 1) hands out a persistent CTA's items: it needs PERSISTENT");
 static_assert(P_ROWS % 8 == 0 && TILE % P_ROWS == 0, "a producer thread's rows share a swizzle phase and split the sub-tiles evenly");
 
 #if !ENT_GLOBAL  // the entry stage's copy (ENT_GLOBAL has no entry stage)
@@ -369,6 +384,18 @@ __device__ __forceinline__ BlockSparseItem block_sparse_item(int item, int numCt
   it.numSteps = stepCounts[2 * cta];
   it.turnEnd = stepCounts[2 * cta + 1];
   return it;
+}
+#endif
+#if WORK_COUNTER
+// The shared word that hands a drawn item from the producer's thread 0 to the CTA's other threads (read
+// after the item barrier's phase completes: its arrive releases the store, the wait acquires it).
+__device__ __forceinline__ void store_shared_int(u32 addr, int x) {
+  asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(x) : "memory");
+}
+__device__ __forceinline__ int load_shared_int(u32 addr) {
+  int x;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(x) : "r"(addr) : "memory");
+  return x;
 }
 #endif
 #if ENT_BALLOT
@@ -554,7 +581,11 @@ extern "C" __global__ void __launch_bounds__(UNION_THREADS) block_sparse_wgmma_s
 extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wgmma(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
     const int* __restrict__ steps, const int* __restrict__ stepCounts, int T, int H, int Hkv, int qRowStride, int kvStride,
-    int kvLen, int stepStride, float scaleLog2) {
+    int kvLen, int stepStride, float scaleLog2
+#if WORK_COUNTER
+    , int* __restrict__ workCounters  // [2]: the next ticket past the first items, CTAs finished; 0 at launch
+#endif
+    ) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment; the launcher asks for 1 KB of slack.
 #if PERSISTENT
@@ -564,7 +595,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
   const u32 bars = sV + S * KV_TILE;         // fullQ[2], fullK[S], fullV[S], emptyK[S], emptyV[S], emptyQ[2]
   const u32 fullQ2 = bars, fullK = bars + 16, fullV = fullK + 8 * S, emptyK = fullV + 8 * S, emptyV = emptyK + 8 * S;
   const u32 emptyQ2 = emptyV + 8 * S;
+#if WORK_COUNTER
+  const u32 itemFull2 = emptyQ2 + 16;        // [2]: the item of a Q tile's round drawn (one arrival)
+  const u32 sItem2 = itemFull2 + 16;         // [2] ints: that item (past the last: the CTA is done)
+  const u32 sEnt = sItem2 + 8;               // [S][SUB] entries of the step in each stage
+#else
   const u32 sEnt = emptyQ2 + 16;             // [S][SUB] entries of the step in each stage
+#endif
   const int numCtaRows = (T + BM - 1) / BM;
   const int numItems = numCtaRows * H;
 #else
@@ -612,6 +649,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
     mbar_init(fullQ2 + 8, PRODUCER_THREADS);
     mbar_init(emptyQ2, EMPTY_ARRIVALS);
     mbar_init(emptyQ2 + 8, EMPTY_ARRIVALS);
+#if WORK_COUNTER
+    mbar_init(itemFull2, 1);
+    mbar_init(itemFull2 + 8, 1);
+#endif
     init_stage_ring_barriers(fullQ2, fullK, fullV, emptyK, emptyV, S, PRODUCER_THREADS, EMPTY_ARRIVALS);  // fences all
   }
 #else
@@ -625,13 +666,28 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #if PERSISTENT
     int st = 0;
     u32 use = 0;  // how many times stage st was filled before (the ring carries on across items)
+#if WORK_COUNTER
+    for (int round = 0;; ++round) {
+    // The tile's previous item (round - 2) released by every consumer warp, and with it the tile's item word.
+    if (round >= 2) mbar_wait(emptyQ2 + 8 * (round & 1), ((round >> 1) - 1) & 1);
+    if (pt == 0) {
+      store_shared_int(sItem2 + 4 * (round & 1), round == 0 ? (int)blockIdx.x : (int)gridDim.x + atomicAdd(workCounters, 1));
+      mbar_arrive(itemFull2 + 8 * (round & 1));
+    }
+    mbar_wait(itemFull2 + 8 * (round & 1), (round >> 1) & 1);
+    const int item = load_shared_int(sItem2 + 4 * (round & 1));
+    if (item >= numItems) break;
+#else
     for (int item = blockIdx.x, round = 0; item < numItems; item += gridDim.x, ++round) {
+#endif
     const BlockSparseItem it = block_sparse_item(item, numCtaRows, H, Hkv, stepCounts);
     const int h = it.h, hk = h / (H / Hkv), m0 = it.cr * BM, numSteps = it.numSteps;
     const int* entries = steps + (size_t)(h * numCtaRows + it.cr) * stepStride;
     const u32 sQ = sQ2 + (round & 1) * Q_BYTES, fullQ = fullQ2 + 8 * (round & 1);
+#if !WORK_COUNTER
     // The tile's previous item (round - 2) released by every consumer warp.
     if (round >= 2) mbar_wait(emptyQ2 + 8 * (round & 1), ((round >> 1) - 1) & 1);
+#endif
 #endif
     producer_copy_q<BM, P_ROWS, D>(sQ, q, h, m0, T, qRowStride, pr, chunk);  // Q rows past T zero-filled, never stored
     cp_async_mbar_arrive_noinc(fullQ);
@@ -722,6 +778,17 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #if PERSISTENT
     }  // items
 #endif
+#if WORK_COUNTER
+    // Every CTA has drawn its last ticket once all have counted themselves done: the last one resets the pair
+    // for the next launch (the fence orders this CTA's ticket draws before its count).
+    if (pt == 0) {
+      __threadfence();
+      if (atomicAdd(workCounters + 1, 1) == (int)gridDim.x - 1) {
+        atomicExch(workCounters, 0);
+        atomicExch(workCounters + 1, 0);
+      }
+    }
+#endif
     cp_async_wait<0>();  // leave no copy in flight behind an exited thread
   } else {
     set_max_registers_inc<CONSUMER_REGS>();
@@ -730,7 +797,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) block_sparse_prefill_wg
 #if PERSISTENT
     int st = 0, pst = 0;   // stages of step i and of the pending P·V (the ring carries on across items)
     u32 use = 0, puse = 0; // how many times those stages were filled before
+#if WORK_COUNTER
+    for (int round = 0;; ++round) {
+    mbar_wait(itemFull2 + 8 * (round & 1), (round >> 1) & 1);
+    const int item = load_shared_int(sItem2 + 4 * (round & 1));
+    if (item >= numItems) break;
+#else
     for (int item = blockIdx.x, round = 0; item < numItems; item += gridDim.x, ++round) {
+#endif
     const BlockSparseItem it = block_sparse_item(item, numCtaRows, H, Hkv, stepCounts);
     const int m0 = it.cr * BM, numSteps = it.numSteps, turnEnd = it.turnEnd;
     const u32 sQ = sQ2 + (round & 1) * Q_BYTES, fullQ = fullQ2 + 8 * (round & 1);

@@ -31,7 +31,7 @@ const MAX_STEPS_OWN_TURNS = 1 << 16;
 
 /**
  * Changes of one thing each inside the attention step (the kernel's DEFER_PV, LEAN_MASK, OWN_TURNS, IDLE_WARPS, ALL_COMPUTE,
- * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT, FLAT_CAUSAL, PERSISTENT; its
+ * KV_SKEW, EARLY_K, CONTIG_FILL, ENT_GLOBAL, ENT_AHEAD, MASK_SELECT, MASK_FIRST, ENT_BALLOT, STEPS_FLAT, FLAT_CAUSAL, PERSISTENT, WORK_COUNTER; its
  * header says what each does). All off: the kernel as it was. Results are the same under every flag.
  */
 export interface WgmmaAblation {
@@ -86,6 +86,11 @@ export interface WgmmaAblation {
    * gathers overlap the previous item's last steps and output store.
    */
   persistent?: boolean;
+  /**
+   * (With persistent.) The persistent CTAs draw their items from an atomic ticket in the launch's block order
+   * instead of the static round-robin (item j on CTA j mod CTAs), so CTAs whose items were long draw fewer.
+   */
+  workCounter?: boolean;
 }
 const ABLATION_FLAGS = [
   { key: 'deferPv', define: 'DEFER_PV', suffix: 'dpv' },
@@ -104,6 +109,7 @@ const ABLATION_FLAGS = [
   { key: 'stepsFlat', define: 'STEPS_FLAT', suffix: 'sf' },
   { key: 'flatCausal', define: 'FLAT_CAUSAL', suffix: 'fc' },
   { key: 'persistent', define: 'PERSISTENT', suffix: 'ps' },
+  { key: 'workCounter', define: 'WORK_COUNTER', suffix: 'wc' },
 ] as const;
 
 
@@ -132,7 +138,7 @@ export const DEFAULT_BLOCK_SPARSE_WGMMA_TILING: ResolvedWgmmaTiling = { blockN: 
 /**
  * e.g. 'wgmma-n64-s3' (two consumers), 'wgmma-c3-n64-s2' (three), 'wgmma-c3-n64-s3-kv' (KV-head-major
  * order), 'wgmma-n128-s2-kv-dpv-lm' (ablation flags: -dpv deferPv, -lm leanMask, -ot ownTurns, -iw idleWarps,
- * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat, -fc flatCausal, -ps persistent).
+ * -ac allCompute, -sk kvSkew, -ek earlyK, -cf contigFill, -eg entGlobal, -ea entAhead, -ms maskSelect, -mf maskFirst, -eb entBallot, -sf stepsFlat, -fc flatCausal, -ps persistent, -wc workCounter).
  */
 export function blockSparseWgmmaLabel(t: BlockSparseWgmmaTiling): string {
   const flags = ABLATION_FLAGS.filter((f) => t.ablation?.[f.key] === true).map((f) => `-${f.suffix}`).join('');
@@ -200,6 +206,7 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
   if (r.ablation?.persistent && (r.ctaOrder !== 'kv' || r.ablation.kvSkew || r.ablation.ownTurns || r.ablation.allCompute || r.ablation.entGlobal || r.ablation.deferPv)) {
     throw new Error('block-sparse wgmma: persistent is written for the KV-head-major order (ctaOrder kv) and not with kvSkew, ownTurns, allCompute, entGlobal or deferPv');
   }
+  if (r.ablation?.workCounter && !r.ablation.persistent) throw new Error('block-sparse wgmma: workCounter hands out a persistent CTA\'s items: it needs persistent');
   if (r.ablation?.allCompute && (r.ablation.deferPv || r.ablation.ownTurns)) throw new Error('block-sparse wgmma: allCompute skips no step, so it takes neither deferPv nor ownTurns');
   return r;
 }
@@ -207,13 +214,15 @@ export function resolveBlockSparseWgmmaTiling(t: Partial<BlockSparseWgmmaTiling>
 /**
  * Dynamic shared memory of one CTA: the Q tile (64 · consumers rows), the K and V stages, the mbarriers
  * (1 + 4 per stage), the stages' entries, 1 KB of alignment slack (swizzle atoms are 1024-byte aligned).
- * A persistent CTA holds two Q tiles and three more barriers (the second tile's full, both tiles' empty).
+ * A persistent CTA holds two Q tiles and three more barriers (the second tile's full, both tiles' empty); with
+ * workCounter two more (each tile's item drawn) and the two drawn items (8 bytes).
  */
 export function blockSparseWgmmaSharedBytes(headDim: number, t: BlockSparseWgmmaTiling): number {
   const rowBytes = headDim * 2;
   const persistent = t.ablation?.persistent === true;
   const qTiles = persistent ? 2 : 1;
-  return (qTiles * wgmmaCtaRows(t.consumers) + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages + (persistent ? 3 : 0)) +
+  const itemWords = persistent && t.ablation?.workCounter === true ? 3 : 0;
+  return (qTiles * wgmmaCtaRows(t.consumers) + 2 * t.stages * t.blockN) * rowBytes + 8 * (1 + 4 * t.stages + (persistent ? 3 : 0) + itemWords) +
     4 * t.stages * (t.blockN / 16) + 1024;
 }
 
@@ -230,6 +239,8 @@ export class BlockSparseWgmmaPrefill {
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private steps: DeviceBuffer | null = null;
   private stepCounts: DeviceBuffer | null = null;
+  /** workCounter tilings: the kernel's [ticket, CTAs done] pair, zeroed once; each launch's last CTA resets it. */
+  private workCounters: DeviceBuffer | null = null;
   /** Geometry of the last run (for tests that read the step lists back). */
   lastGeometry: WgmmaStepGeometry | null = null;
 
@@ -267,7 +278,9 @@ export class BlockSparseWgmmaPrefill {
       const mod = this.rt.module('block-sparse-prefill-wgmma.cu', defines, { arch: 'sm_90a' });
       this.kernels = {
         union: mod.kernel('block_sparse_wgmma_steps', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']),
-        attend: mod.kernel('block_sparse_prefill_wgmma', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32']),
+        attend: mod.kernel('block_sparse_prefill_wgmma', [
+          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', ...(t.ablation?.workCounter ? ['ptr' as const] : []),
+        ]),
       };
     }
     return this.kernels;
@@ -326,8 +339,18 @@ export class BlockSparseWgmmaPrefill {
     const { consumers } = this.tiling;
     k.attend.launch(
       { grid, block: [128 * (consumers + 1), 1, 1], sharedBytes: blockSparseWgmmaSharedBytes(D, this.tiling), stream: this.rt.stream },
-      [a.q, a.k, a.v, a.out, this.steps.ptr, this.stepCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen, geo.stepStride, a.scale * LOG2E],
+      [a.q, a.k, a.v, a.out, this.steps.ptr, this.stepCounts.ptr, T, H, Hkv, qRowStride, a.kvStride, a.kvLen, geo.stepStride, a.scale * LOG2E,
+        ...(this.tiling.ablation?.workCounter ? [this.zeroedWorkCounters().ptr] : [])],
     );
+  }
+
+  /** The work counters, allocated and zeroed (in stream order) on first use; the kernel leaves them zeroed. */
+  private zeroedWorkCounters(): DeviceBuffer {
+    if (!this.workCounters) {
+      this.workCounters = this.rt.pool.acquire(8);
+      this.rt.cuda.fill32Async(this.workCounters.ptr, 0, 2, this.rt.stream);
+    }
+    return this.workCounters;
   }
 
   /**
@@ -354,8 +377,8 @@ export class BlockSparseWgmmaPrefill {
 
   /** Returns the workspace to the pool (after the stream's work is done). */
   release(): void {
-    for (const b of [this.steps, this.stepCounts]) if (b) this.rt.pool.release(b);
-    this.steps = this.stepCounts = null;
+    for (const b of [this.steps, this.stepCounts, this.workCounters]) if (b) this.rt.pool.release(b);
+    this.steps = this.stepCounts = this.workCounters = null;
   }
 
 }

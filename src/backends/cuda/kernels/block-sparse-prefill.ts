@@ -145,11 +145,12 @@ export const AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING: BlockSparseWgmmaTiling = {
 };
 /**
  * An automatic tiling in the block order the launcher runs it in. `persistent` (one CTA per SM running items in
- * order) is written for the KV-head-major order only, so the heads order drops it (today no automatic flag set has it).
+ * order) is written for the KV-head-major order only, so the heads order drops it, and `workCounter` with it (it hands
+ * out a persistent CTA's items; today no automatic flag set has either).
  */
 export function autoTilingInOrder(base: BlockSparseWgmmaTiling, order: WgmmaCtaOrder): BlockSparseWgmmaTiling {
   if (order === 'kv' || !base.ablation?.persistent) return { ...base, ctaOrder: order };
-  const { persistent: _dropped, ...flags } = base.ablation;
+  const { persistent: _dropped, workCounter: _droppedToo, ...flags } = base.ablation;
   return { ...base, ctaOrder: order, ablation: flags };
 }
 export const AUTO_SPARSE_MAX_LIST_SHARE = 0.2;
