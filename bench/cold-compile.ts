@@ -81,7 +81,10 @@ class TimedRuntime extends CudaRuntime {
     if (!compiled && this.compileStats.cacheHits === hitsBefore) return mod; // the runtime's memory
     const cubin = compiled ? cubins(this.cacheDir).find((f) => !filesBefore.has(f)) ?? null : null;
     const entries = cubin ? cubinEntries(readFileSync(join(this.cacheDir, cubin))).length : null;
-    this.records.push({ file, defines, compiled, ms, entries, cubin: cubin ? join(this.cacheDir, cubin) : null, setup: this.inSetup });
+    const record = { file, defines, compiled, ms, entries, cubin: cubin ? join(this.cacheDir, cubin) : null, setup: this.inSetup };
+    this.records.push(record);
+    // As it happens, so that a run killed at its time limit still shows what it compiled.
+    console.log(`  ${moduleLabel(record)}: ${compiled ? 'compiled' : 'loaded'} in ${(ms / 1e3).toFixed(3)} s${entries !== null ? `, ${entries} entries` : ''}${this.inSetup ? ' (setup)' : ''}`);
     return mod;
   }
 }
