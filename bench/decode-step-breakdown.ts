@@ -35,8 +35,24 @@ export const DECODE_BREAKDOWN_ARGS = defineBenchArgs('bench decode-step-breakdow
   contexts: intList({ describe: 'prompt lengths before the timed step', default: [4096], atLeast: 1, noun: 'length' }),
   repeats: int({ describe: 'timed graph replays per measurement', default: 20, atLeast: 1, atMost: 200, noun: 'repeat count' }),
   steps: int({ describe: 'decodeGreedy steps timed on the host', default: 32, atLeast: 1, atMost: 200, noun: 'step count' }),
+  variants: labels({
+    describe: 'model settings, timed in this order (repeat one to bracket): default, or fused (fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append)',
+    choices: ['default', 'fused'], default: ['default'],
+  }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 });
+
+export type DecodeVariant = 'default' | 'fused';
+
+/** Kernel launches one call of a kind queues (the rest: one). */
+const LAUNCHES_PER_CALL: Partial<Record<StepNodeKind, number>> = { attention: 2, rope: 2, head_norm: 2 };
+const GEMM_KINDS: readonly StepNodeKind[] = ['qkv_gemm', 'o_gemm', 'gate_up_gemm', 'down_gemm', 'lm_head'];
+/** Short names for the one-line summary. */
+const ABBREVIATION: Partial<Record<StepNodeKind, string>> = {
+  embed: 'emb', norm: 'nrm', qkv_bias: 'bias', head_norm: 'hnrm', kv_append: 'app', rope_append: 'r+a', residual_add: 'add',
+  add_norm: 'a+n', gated_act: 'act', softcap: 'cap', argmax: 'amax', attention: 'attn', gate_up_gemm: 'gu', down_gemm: 'dn', lm_head: 'lm',
+};
+const abbreviated = (kind: StepNodeKind): string => ABBREVIATION[kind] ?? kind.replace(/_gemm$/, '');
 
 export type DecodeBreakdownOptions = BenchOptionsOf<typeof DECODE_BREAKDOWN_ARGS.table>;
 
@@ -66,6 +82,7 @@ export interface KindTiming {
 
 interface ContextResult {
   context: number;
+  variant: DecodeVariant;
   floorMs: number;
   /** The captured step replayed back to back under events. */
   graphDeviceMs: number;
@@ -73,7 +90,7 @@ interface ContextResult {
   hostLoopMs: number;
   kinds: KindTiming[];
   sumOfKindsMs: number;
-  /** A graph of as many empty kernels as the step has nodes: µs per node. */
+  /** A graph of as many empty kernels as the step has nodes (attention counted as partial + combine): µs per node. */
   emptyNodeUs: number;
   emptyNodes: number;
 }
@@ -131,8 +148,9 @@ function timeKind(model: CudaTransformerModel, seq: CudaSequence, token: number,
   }
 }
 
-function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, o: DecodeBreakdownOptions): ContextResult {
+function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, variant: DecodeVariant, o: DecodeBreakdownOptions): ContextResult {
   const c = model.config;
+  model.fuseSmallNodes = variant === 'fused';
   // Room for the prompt, the warm-up and timed host steps, and the full graph's replays (each advances the position).
   const seq = model.newSequence(n + 2 * WARMUP + o.steps + 2 * (WARMUP + o.repeats) + 8);
   try {
@@ -161,30 +179,34 @@ function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, o
       kinds.push({ kind, calls: t.calls, usPerStep: t.us, usPerCall: t.us / t.calls, tbps: bytes === null ? null : (bytes * t.calls) / (t.us * 1e-6) / 1e12 });
     }
     // Kernel nodes of the step: attention is two (split-K partial + combine), the rest one each, plus advance_position.
-    const emptyNodes = kinds.reduce((s, k) => s + (k.kind === 'attention' ? 2 : 1) * k.calls, 0) + 1;
+    const emptyNodes = kinds.reduce((s, k) => s + (LAUNCHES_PER_CALL[k.kind] ?? 1) * k.calls, 0) + 1;
     const emptyNodeUs = timeEmptyNodes(rt, emptyNodes, o.repeats);
     const floorMs = (decodeBytes(c, n) / (PEAK_TBPS * 1e12)) * 1e3;
-    return { context: n, floorMs, graphDeviceMs, hostLoopMs, kinds, sumOfKindsMs: kinds.reduce((s, k) => s + k.usPerStep, 0) / 1e3, emptyNodeUs, emptyNodes };
+    return { context: n, variant, floorMs, graphDeviceMs, hostLoopMs, kinds, sumOfKindsMs: kinds.reduce((s, k) => s + k.usPerStep, 0) / 1e3, emptyNodeUs, emptyNodes };
   } finally {
     rt.synchronize();
     seq.release();
+    model.fuseSmallNodes = false;
   }
 }
 
 function printContext(name: string, r: ContextResult): void {
-  console.log(`${name} n=${r.context}: step ${r.graphDeviceMs.toFixed(3)} ms on the device (graph replays), ${r.hostLoopMs.toFixed(3)} ms as decodeGreedy, ` +
+  console.log(`${name} n=${r.context} ${r.variant}: step ${r.graphDeviceMs.toFixed(3)} ms on the device (graph replays), ${r.hostLoopMs.toFixed(3)} ms as decodeGreedy, ` +
     `floor ${r.floorMs.toFixed(3)} ms (${((r.floorMs / r.graphDeviceMs) * 100).toFixed(1)}%), kinds alone sum to ${r.sumOfKindsMs.toFixed(3)} ms; ` +
     `empty node ${r.emptyNodeUs.toFixed(2)} us x ${r.emptyNodes}`);
-  console.log('| kind | nodes/step | us/step | us/node | share of step | TB/s read |');
+  console.log('| kind | calls/step | us/step | us/call | share of step | TB/s read |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const k of r.kinds) {
     console.log(`| ${k.kind} | ${k.calls} | ${k.usPerStep.toFixed(1)} | ${k.usPerCall.toFixed(2)} | ${((k.usPerStep / 1e3 / r.graphDeviceMs) * 100).toFixed(1)}% | ${k.tbps === null ? '' : k.tbps.toFixed(2)} |`);
   }
-  const short = (k: KindTiming) => `${k.kind}=${Math.round(k.usPerStep)}${k.tbps === null ? '' : `@${k.tbps.toFixed(2)}`}`;
-  const gemms = r.kinds.filter((k) => k.tbps !== null), small = r.kinds.filter((k) => k.tbps === null);
-  console.log(`S ${name} ${r.context}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} floor ${r.floorMs.toFixed(3)} sum ${r.sumOfKindsMs.toFixed(3)} ms; empty ${r.emptyNodeUs.toFixed(2)}us x${r.emptyNodes}`);
-  console.log(`S  us(TB/s) ${gemms.map(short).join(' ')}`);
-  console.log(`S  us ${small.map(short).join(' ')}`);
+  const ms = (ks: KindTiming[]) => (ks.reduce((s, k) => s + k.usPerStep, 0) / 1e3).toFixed(3);
+  const gemms = r.kinds.filter((k) => GEMM_KINDS.includes(k.kind));
+  const attention = r.kinds.filter((k) => k.kind === 'attention');
+  const small = r.kinds.filter((k) => !GEMM_KINDS.includes(k.kind) && k.kind !== 'attention');
+  const short = (k: KindTiming) => `${abbreviated(k.kind)} ${k.tbps?.toFixed(2)}`;
+  console.log(`S ${name.slice(0, 5)} ${r.context} ${r.variant}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} floor ${r.floorMs.toFixed(3)} | ` +
+    `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)} calls) empty ${r.emptyNodeUs.toFixed(2)}us`);
+  console.log(`S   TB/s ${[...gemms, ...attention].map(short).join(', ')}; small us ${small.map((k) => `${abbreviated(k.kind)} ${Math.round(k.usPerStep)}`).join(' ')}`);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -200,7 +222,7 @@ export async function main(argv: string[]): Promise<number> {
     const config = parseModelConfig(MODEL_SHAPES[name], name);
     const model = new CudaTransformerModel(rt, config, new RandomWeightSource(rt, 1234, { normMean: 1, hasLmHead: !config.tieWordEmbeddings }));
     try {
-      const contexts = o.contexts.map((n) => benchContext(rt, model, n, o));
+      const contexts = o.contexts.flatMap((n) => o.variants.map((v) => benchContext(rt, model, n, v as DecodeVariant, o)));
       for (const r of contexts) printContext(name, r);
       results.push({ shape: name, contexts });
     } finally {

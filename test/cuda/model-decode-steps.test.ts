@@ -2,10 +2,13 @@
  * The decode step taken apart (CudaTransformerModel.captureDecodeStepSubset, what
  * bench/decode-step-breakdown.ts times): a subset graph keeps exactly the nodes its filter accepts, and
  * the step with every node but advance_position replays at one position and picks the id the full
- * captured step picks for the same token there. GPU only (skipped with the reason elsewhere).
+ * captured step picks for the same token there. fuseSmallNodes (add + RMSNorm, bias + RoPE + K/V append
+ * in one launch each) gives the same bits as the separate kernels: the same greedy ids from graph steps
+ * and identical logits after them, and identical prefill logits. GPU only (skipped with the reason elsewhere).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
 import type { CudaTransformerModel, StepNodeKind } from '../../src/backends/cuda/model.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { parseModelConfig } from '../../src/engine/config.js';
@@ -13,12 +16,13 @@ import type { ModelConfig } from '../../src/engine/model-config.js';
 import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
 import { tinyConfigJson, tinyTensors, type TinyArch } from '../helpers/tiny-checkpoint.js';
 import { cudaSkip } from './cuda-skip.js';
+import { countNaN } from './helpers.js';
 
 const skip = cudaSkip('CUDA decode-step subset tests');
 
 /** A tiny config widened so decode runs the split-K kernel (as in model.test.ts). */
-function wideConfig(arch: TinyArch, headDim: number): { config: ModelConfig; weights: WeightStore } {
-  const json = { ...tinyConfigJson(arch, { ropeScaling: arch === 'llama' ? 'llama3' : 'none', numLayers: 3 }), head_dim: headDim, hidden_size: 128, intermediate_size: 256 };
+function wideConfig(arch: TinyArch, headDim: number, extra: Record<string, unknown> = {}): { config: ModelConfig; weights: WeightStore } {
+  const json = { ...tinyConfigJson(arch, { ropeScaling: arch === 'llama' ? 'llama3' : 'none', numLayers: 3 }), head_dim: headDim, hidden_size: 128, intermediate_size: 256, ...extra };
   const config = parseModelConfig(json, `wide ${arch}`);
   const weights = new InMemoryWeights(new Map(tinyTensors(json, 91).map((t) => [t.name, { shape: t.shape, data: t.data }])));
   return { config, weights };
@@ -77,6 +81,55 @@ describe('CUDA decode step subsets', { skip }, () => {
         assert.deepEqual(ids, [full, full, full], 'the same nodes at the same position pick the same id');
       } finally {
         seq.release();
+        gpu.dispose();
+      }
+    });
+  }
+
+  const FUSED_CASES: { name: string; arch: TinyArch; D: number; extra?: Record<string, unknown> }[] = [
+    { name: 'llama D=128', arch: 'llama', D: 128 },
+    { name: 'qwen2 D=64 (q/k/v bias in the fused launch)', arch: 'qwen2', D: 64 },
+    { name: 'gemma3 D=256 (q/k norms, window 16, softcap)', arch: 'gemma3', D: 256, extra: { sliding_window: 16, final_logit_softcapping: 10 } },
+  ];
+  for (const f of FUSED_CASES) {
+    test(`${f.name}: fuseSmallNodes gives the same bits (prefill logits, graph-step ids, logits after the steps)`, () => {
+      const { config, weights } = wideConfig(f.arch, f.D, f.extra);
+      const V = config.vocabSize;
+      const gpu = new Model(rt, config, new StoreSource(rt, weights));
+      const download = (buf: DeviceBuffer, n: number): Float32Array => {
+        rt.synchronize();
+        const out = new Float32Array(n);
+        rt.cuda.download(out, buf.ptr);
+        rt.pool.release(buf);
+        return out;
+      };
+      const prompt = Array.from({ length: 70 }, (_, i) => (i * 23 + 7) % V);
+      const run = (fuse: boolean) => {
+        gpu.fuseSmallNodes = fuse;
+        const prefillLogits = gpu.logits(prompt, 32);
+        const seq = gpu.newSequence(prompt.length + 12);
+        try {
+          const first = gpu.prefill(seq, prompt, 32);
+          let next = gpu.argmaxRows(first)[0];
+          rt.pool.release(first);
+          const ids = [next];
+          for (let i = 0; i < 8; i++) ids.push(next = gpu.decodeGreedy(seq, next));
+          assert.ok(seq.decodeGraph !== null && gpu.decodeGraphFailure === null, `${f.name}: graph steps (fuse ${fuse})`);
+          const after = download(gpu.forward(seq, [(next * 5 + 3) % V], 'last')!, V);
+          return { prefillLogits, ids, after };
+        } finally {
+          seq.release();
+          gpu.fuseSmallNodes = false;
+        }
+      };
+      try {
+        const plain = run(false), fused = run(true);
+        assert.equal(countNaN(fused.after), 0);
+        assert.deepEqual(fused.ids, plain.ids, 'greedy ids of the graph steps');
+        const differs = (a: Float32Array, b: Float32Array) => a.findIndex((v, i) => !Object.is(v, b[i]));
+        assert.equal(differs(fused.prefillLogits, plain.prefillLogits), -1, 'prefill logits (add + RMSNorm fused)');
+        assert.equal(differs(fused.after, plain.after), -1, 'logits of an eager step after the graph steps');
+      } finally {
         gpu.dispose();
       }
     });

@@ -84,17 +84,23 @@ interface ForwardBuffers {
 interface LayerAttentionStep {
   /** k, v: the new tokens' rows inside the fused qkv rows (row stride qkvDim). */
   append(layer: number, k: DevicePtr, v: DevicePtr): void;
+  /**
+   * One token's bias (or null), RoPE of q and k, and K/V append in one launch (the captured decode step
+   * with fuseSmallNodes); absent where the forward appends at host-known rows.
+   */
+  ropeAppend?(layer: number, qkv: DevicePtr, bias: DevicePtr | null, invFreq: DevicePtr): void;
   attend(layer: number, sliding: boolean, qkv: DevicePtr, out: DevicePtr): void;
 }
 
 /**
  * What each node (or node group) of a forward is, so a captured decode step can keep a subset of them:
  * bench/decode-step-breakdown.ts times each kind alone, replayed in a graph of every layer's nodes of
- * that kind. 'attention' is the split-K partial and its combine (or a method's recorded step).
+ * that kind. 'attention' is the split-K partial and its combine (or a method's recorded step);
+ * 'add_norm' and 'rope_append' are the fused nodes of CudaTransformerModel.fuseSmallNodes.
  */
 export const STEP_NODE_KINDS = [
-  'embed', 'norm', 'qkv_gemm', 'qkv_bias', 'head_norm', 'rope', 'kv_append', 'attention', 'o_gemm', 'residual_add',
-  'gate_up_gemm', 'gated_act', 'down_gemm', 'lm_head', 'softcap', 'argmax', 'advance_position',
+  'embed', 'norm', 'qkv_gemm', 'qkv_bias', 'head_norm', 'rope', 'kv_append', 'rope_append', 'attention', 'o_gemm',
+  'residual_add', 'add_norm', 'gate_up_gemm', 'gated_act', 'down_gemm', 'lm_head', 'softcap', 'argmax', 'advance_position',
 ] as const;
 export type StepNodeKind = (typeof STEP_NODE_KINDS)[number];
 /** Whether a node of this kind is queued; the model's own forwards keep every node. */
@@ -289,35 +295,51 @@ export class CudaTransformerModel {
     const eps = c.rmsNormEps, off = this.normOffset;
 
     if (keep('embed')) this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
+    const fuse = this.fuseSmallNodes;
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       const sliding = c.layerTypes[l] === 'sliding';
-      if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
+      if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
       if (keep('qkv_gemm')) this.blas.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
-      if (w.qkvBias && keep('qkv_bias')) this.ops.biasAdd({ y: b.qkv, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
       const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
+      const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
+      // The bias comes before the q/k norms, so the fused launch takes it only where there are none.
+      const ropeAppend = fuse && step.ropeAppend && !(w.qkvBias && w.qNorm) ? step.ropeAppend : null;
+      if (w.qkvBias && !ropeAppend && keep('qkv_bias')) this.ops.biasAdd({ y: b.qkv, bias: w.qkvBias.ptr, rows: T, cols: qkvDim });
       if (w.qNorm && w.kNorm && keep('head_norm')) {
         this.ops.rmsNormHeads({ x: b.qkv, weight: w.qNorm.ptr, tokens: T, heads: H, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
         this.ops.rmsNormHeads({ x: kPtr, weight: w.kNorm.ptr, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim, eps, weightOffset: off });
       }
-      const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
-      if (keep('rope')) {
-        this.ops.ropeHeads({ x: b.qkv, positions: b.positions, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
-        this.ops.ropeHeads({ x: kPtr, positions: b.positions, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
+      if (ropeAppend) {
+        if (keep('rope_append')) ropeAppend(l, b.qkv, w.qkvBias?.ptr ?? null, invFreq);
+      } else {
+        if (keep('rope')) {
+          this.ops.ropeHeads({ x: b.qkv, positions: b.positions, invFreq, tokens: T, heads: H, headDim: D, rowStride: qkvDim });
+          this.ops.ropeHeads({ x: kPtr, positions: b.positions, invFreq, tokens: T, heads: Hkv, headDim: D, rowStride: qkvDim });
+        }
+        if (keep('kv_append')) step.append(l, kPtr, vPtr);
       }
-      if (keep('kv_append')) step.append(l, kPtr, vPtr);
       if (keep('attention')) step.attend(l, sliding, b.qkv, b.attn);
 
       if (keep('o_gemm')) this.blas.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
       if (w.postAttnNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
-      if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
-
-      if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      if (fuse) {
+        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      } else {
+        if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+        if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      }
       if (keep('gate_up_gemm')) this.blas.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
       if (keep('gated_act')) this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
       if (keep('down_gemm')) this.blas.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
       if (w.postMlpNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
-      if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+      const nextNorm = fuse && l + 1 < c.numLayers ? this.layers[l + 1].inputNorm.ptr : null;
+      if (nextNorm !== null) {
+        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: nextNorm, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+      } else if (keep('residual_add')) {
+        this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
+      }
     }
   }
 
@@ -340,6 +362,13 @@ export class CudaTransformerModel {
 
   /** Set false to force the launch-per-kernel decode path (benchmarks compare the two). */
   useDecodeGraph = true;
+  /**
+   * Opt-in (until measured, docs/perf.md): fewer, fused small kernels, the same bits: each residual add
+   * with the RMSNorm after it (add_rmsnorm; every forward), and in a captured decode step the q|k|v bias,
+   * RoPE and K/V append in one launch (rope_append_at). Applies to forwards queued after a change and to
+   * decode graphs captured after it (a sequence's graph is kept: seq.dropDecodeGraph() to recapture).
+   */
+  fuseSmallNodes = false;
   /** Why the last graph capture failed (the model then decodes without graphs), or null. */
   decodeGraphFailure: string | null = null;
   private graphDecode: DecodeAttentionKernel | null = null;
@@ -411,6 +440,13 @@ export class CudaTransformerModel {
       graph.capture(b.ids, b.positions, () => {
         this.encodeLayers(b, 1, {
           append: (l, k, v) => graph.appendAt(seq.caches[l], k, v, b.positions),
+          ropeAppend: (l, qkv, bias, invFreq) => {
+            const cache = seq.caches[l];
+            this.ops.ropeAppendAt({
+              qkv, bias, invFreq, kCache: cache.keys.ptr, vCache: cache.values.ptr, position: b.positions,
+              heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, capacity: cache.capacity,
+            });
+          },
           // One token: query head h sits at qkv + 2·h·D, as the decode kernel reads it.
           attend: (l, sliding, qkv, out) => {
             const cache = seq.caches[l];

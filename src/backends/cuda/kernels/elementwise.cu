@@ -3,6 +3,8 @@
 //   rope_rotate_half in place on x[t, h, :]: pairs (i, i + D/2) rotated by angle pos[t] * invFreq[i]
 //   swiglu          out = silu(gate) * up
 //   add             out = a + b              (residual)
+//   add_rmsnorm     x += r, then out = rmsnorm(x): add and rmsnorm in one pass, bit for bit the same
+//                   values as the two kernels (the same rounding of the sum, the same reduction order)
 //   argmax_rows     index of the largest of each fp32 row (lowest index on ties)
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
@@ -34,6 +36,36 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm(
 #pragma unroll
   for (int i = 0; i < 8; ++i) total += partial[i];
   const float inv = rsqrtf(total / C + eps);
+  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    out[row * C + i] = f32_to_bf16(bf16_to_f32(xr[i]) * inv * (bf16_to_f32(w[i]) + weightOffset));
+  }
+}
+
+// grid (T), block (256). x: [T, C] residual stream, in place x = bf16(x + r); r: [T, C]; w: [C]; out:
+// [T, C] = rmsnorm(x) as the rmsnorm kernel computes it from the stored (rounded) sum: each thread sums
+// the squares of the same elements in the same order, so both kernels give identical bits.
+extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
+    bf16_t* __restrict__ x, const bf16_t* __restrict__ r, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int C,
+    float eps, float weightOffset) {
+  __shared__ float partial[8];
+  const size_t row = blockIdx.x;
+  bf16_t* xr = x + row * C;
+  const bf16_t* rr = r + row * C;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    const bf16_t sum = f32_to_bf16(bf16_to_f32(xr[i]) + bf16_to_f32(rr[i]));
+    xr[i] = sum;
+    const float v = bf16_to_f32(sum);
+    ss = fmaf(v, v, ss);
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) total += partial[i];
+  const float inv = rsqrtf(total / C + eps);
+  // Each thread reads back only the elements it wrote itself.
   for (int i = threadIdx.x; i < C; i += blockDim.x) {
     out[row * C + i] = f32_to_bf16(bf16_to_f32(xr[i]) * inv * (bf16_to_f32(w[i]) + weightOffset));
   }

@@ -1,5 +1,6 @@
 /**
- * Launchers for elementwise.cu: RMSNorm, rotate-half RoPE, SwiGLU, residual add and row argmax.
+ * Launchers for elementwise.cu: RMSNorm, rotate-half RoPE, SwiGLU, residual add (alone or fused with the
+ * RMSNorm after it) and row argmax.
  * bf16 tensors in and out (fp32 arithmetic inside); argmax reads fp32 logits.
  */
 import type { DevicePtr } from '../context.js';
@@ -9,12 +10,13 @@ import type { CudaRuntime } from '../runtime.js';
 const BLOCK = 256;
 
 export class ElementwiseKernels {
-  private readonly k: Record<'rmsnorm' | 'rope' | 'swiglu' | 'add' | 'argmax', CudaKernel>;
+  private readonly k: Record<'rmsnorm' | 'addRmsnorm' | 'rope' | 'swiglu' | 'add' | 'argmax', CudaKernel>;
 
   constructor(private readonly rt: CudaRuntime) {
     const mod = rt.module('elementwise.cu', {});
     this.k = {
       rmsnorm: mod.kernel('rmsnorm', ['ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32']),
+      addRmsnorm: mod.kernel('add_rmsnorm', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32']),
       rope: mod.kernel('rope_rotate_half', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       swiglu: mod.kernel('swiglu', ['ptr', 'ptr', 'ptr', 'i32']),
       add: mod.kernel('add', ['ptr', 'ptr', 'ptr', 'i32']),
@@ -34,6 +36,17 @@ export class ElementwiseKernels {
     positive('rmsNorm rows', a.rows);
     positive('rmsNorm cols', a.cols);
     this.k.rmsnorm.launch(this.cfg(a.rows), [a.x, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0]);
+  }
+
+  /**
+   * x: [T, C] bf16, in place x = x + residual (residual: [T, C]); then out: [T, C] = rmsNorm of the new x
+   * with weight: [C]. The same bits as add() followed by rmsNorm(); out must not alias x or residual.
+   */
+  addRmsNorm(a: { x: DevicePtr; residual: DevicePtr; weight: DevicePtr; out: DevicePtr; rows: number; cols: number; eps: number; weightOffset?: number }): void {
+    positive('addRmsNorm rows', a.rows);
+    positive('addRmsNorm cols', a.cols);
+    if (a.out === a.x || a.out === a.residual) throw new Error('addRmsNorm: out must not alias x or residual');
+    this.k.addRmsnorm.launch(this.cfg(a.rows), [a.x, a.residual, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0]);
   }
 
   /**

@@ -5,6 +5,7 @@
 //                    packed [T, Hkv, D] arrays with stride Hkv * D)
 //   kCache, vCache : [Hkv, capacity, D] bf16
 // One thread per 16 bytes; strides and offsets are multiples of 8 elements (the launcher checks).
+// model-ops.cu's rope_append_at does a decode step's bias, RoPE and append in one launch.
 #include "common.cuh"
 
 namespace {

@@ -9,6 +9,7 @@
 //   softcap_f32      x = cap * tanh(x / cap)                                (Gemma final logit soft-capping)
 //   fill_uniform_bf16 deterministic uniform values from a counter hash      (benchmark weights, made on device)
 //   advance_position *pos += 1                                             (the last node of a captured decode step)
+//   rope_append_at   bias + RoPE of q and k + K/V cache append of one token (a captured decode step)
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
 
@@ -125,3 +126,49 @@ extern "C" __global__ void __launch_bounds__(256) fill_uniform_bf16(
 // grid (1), block (1): the position a captured decode step reads (RoPE, KV row, attention length)
 // moves on by one after the step, so the next replay needs no host write.
 extern "C" __global__ void advance_position(int* __restrict__ pos) { *pos += 1; }
+
+// One token of a captured decode step, the work between its qkv projection and attention in one launch:
+// q|k|v bias (optional), rotate-half RoPE of the q and k heads at position *posDev, all written back into
+// the fused qkv row, and K/V of the token into cache row *posDev of every KV head (as kv_append_at).
+// Bit for bit what bias_add_rows, rope_heads (q heads, then k heads) and kv_append_at give: the same
+// roundings in the same order.
+//   qkv : [(H + 2 Hkv) D] bf16, q heads then k heads then v heads, in place; bias: same length, or null
+//   invFreq: [D/2] fp32; kCache, vCache: [Hkv, capacity, D] bf16
+// grid (H + 2 Hkv): one block per head slot; block (D/2): one thread per rotated pair (i, i + D/2).
+extern "C" __global__ void __launch_bounds__(128) rope_append_at(
+    bf16_t* __restrict__ qkv, const bf16_t* __restrict__ bias, const float* __restrict__ invFreq,
+    bf16_t* __restrict__ kCache, bf16_t* __restrict__ vCache, const int* __restrict__ posDev, int H, int Hkv, int D,
+    int capacity) {
+  const int half = D >> 1;
+  const int i = threadIdx.x;
+  const int slot = blockIdx.x;
+  if (i >= half) return;
+  const int pos = *posDev;
+  bf16_t* v = qkv + (size_t)slot * D;
+  float x1 = bf16_to_f32(v[i]);
+  float x2 = bf16_to_f32(v[i + half]);
+  if (bias != nullptr) {
+    const bf16_t* b = bias + (size_t)slot * D;
+    // Rounded to bf16 as the separate bias kernel stores it.
+    x1 = bf16_to_f32(f32_to_bf16(x1 + bf16_to_f32(b[i])));
+    x2 = bf16_to_f32(f32_to_bf16(x2 + bf16_to_f32(b[i + half])));
+  }
+  bf16_t y1, y2;
+  if (slot < H + Hkv) {
+    float s, c;
+    sincosf((float)pos * invFreq[i], &s, &c);
+    y1 = f32_to_bf16(x1 * c - x2 * s);
+    y2 = f32_to_bf16(x2 * c + x1 * s);
+  } else {
+    y1 = f32_to_bf16(x1);  // exact: x1, x2 hold bf16 values
+    y2 = f32_to_bf16(x2);
+  }
+  v[i] = y1;
+  v[i + half] = y2;
+  if (slot < H || pos < 0 || pos >= capacity) return;  // the host checks capacity before each replay
+  const bool isKey = slot < H + Hkv;
+  const int h = isKey ? slot - H : slot - H - Hkv;
+  bf16_t* dst = (isKey ? kCache : vCache) + ((size_t)h * capacity + pos) * D;
+  dst[i] = y1;
+  dst[i + half] = y2;
+}

@@ -1,7 +1,7 @@
 /**
  * Launchers for model-ops.cu: embedding gather, gated MLP activations (SwiGLU / GeGLU-tanh) over fused
  * gate|up rows, bias add, per-head RMSNorm and RoPE inside strided rows (fused qkv projections), final
- * logit soft-capping and on-device random fill. bf16 tensors (fp32 arithmetic inside) unless stated.
+ * logit soft-capping, on-device random fill, and a decode step's bias + RoPE + K/V append in one launch. bf16 tensors (fp32 arithmetic inside) unless stated.
  */
 import type { DevicePtr } from '../context.js';
 import type { CudaKernel } from '../module.js';
@@ -12,7 +12,7 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
@@ -28,6 +28,7 @@ export class ModelOpsKernels {
       softcap: mod.kernel('softcap_f32', ['ptr', 'i32', 'f32']),
       fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
       advancePosition: mod.kernel('advance_position', ['ptr']),
+      ropeAppendAt: mod.kernel('rope_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
     };
   }
 
@@ -95,6 +96,27 @@ export class ModelOpsKernels {
   advancePosition(pos: DevicePtr): void {
     if (pos === 0n) throw new Error('advancePosition: null pointer');
     this.k.advancePosition.launch(this.cfg(1, 1), [pos]);
+  }
+
+  /**
+   * One token's fused qkv row [(H + 2·Hkv)·D] in place: bias (optional, same length) added, q and k heads
+   * rotated (rotate-half RoPE at the int32 position *position, invFreq: [D/2] fp32), and its K/V heads
+   * written into row *position of kCache / vCache ([Hkv, capacity, D]). The same bits as biasAdd,
+   * ropeHeads over q then k, and a K/V append of the row (a captured decode step's kv_append_at).
+   */
+  ropeAppendAt(a: {
+    qkv: DevicePtr; bias: DevicePtr | null; invFreq: DevicePtr; kCache: DevicePtr; vCache: DevicePtr; position: DevicePtr;
+    heads: number; kvHeads: number; headDim: number; capacity: number;
+  }): void {
+    positive('ropeAppendAt heads', a.heads);
+    positive('ropeAppendAt kvHeads', a.kvHeads);
+    positive('ropeAppendAt capacity', a.capacity);
+    if (!Number.isInteger(a.headDim) || a.headDim % 2 !== 0 || a.headDim < 2 || a.headDim > 256) {
+      throw new Error(`ropeAppendAt: head dim must be even and at most 256 (got ${a.headDim})`);
+    }
+    if (a.position === 0n || a.position % 4n !== 0n) throw new Error('ropeAppendAt: position must be an aligned int32 device pointer');
+    this.k.ropeAppendAt.launch(this.cfg(a.heads + 2 * a.kvHeads, Math.max(32, a.headDim / 2)),
+      [a.qkv, a.bias ?? 0n, a.invFreq, a.kCache, a.vCache, a.position, a.heads, a.kvHeads, a.headDim, a.capacity]);
   }
 
   /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
