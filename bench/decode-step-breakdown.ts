@@ -12,7 +12,7 @@
  *
  * Usage: npm run bench -- decode-step-breakdown [--shapes llama3.1-8b,qwen2.5-7b] [--contexts 4096]
  *        [--repeats 20] [--steps 32] [--out FILE]
- * Lines starting with "S " are the short summary (round scripts grep them).
+ * Lines starting with "S " (totals) and "S2 " (per-kind detail) are the short summary (round scripts grep them).
  */
 import { writeFileSync } from 'node:fs';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
@@ -36,13 +36,14 @@ export const DECODE_BREAKDOWN_ARGS = defineBenchArgs('bench decode-step-breakdow
   repeats: int({ describe: 'timed graph replays per measurement', default: 20, atLeast: 1, atMost: 200, noun: 'repeat count' }),
   steps: int({ describe: 'decodeGreedy steps timed on the host', default: 32, atLeast: 1, atMost: 200, noun: 'step count' }),
   variants: labels({
-    describe: 'model settings, timed in this order (repeat one to bracket): default, or fused (fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append)',
-    choices: ['default', 'fused'], default: ['default'],
+    describe: 'model settings, timed in this order (repeat one to bracket): default; fused (fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append); ' +
+      'gemv (gemvForOneToken: model-ops.cu GEMV instead of cuBLAS); fused-gemv (both)',
+    choices: ['default', 'fused', 'gemv', 'fused-gemv'], default: ['default'],
   }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 });
 
-export type DecodeVariant = 'default' | 'fused';
+export type DecodeVariant = 'default' | 'fused' | 'gemv' | 'fused-gemv';
 
 /** Kernel launches one call of a kind queues (the rest: one). */
 const LAUNCHES_PER_CALL: Partial<Record<StepNodeKind, number>> = { attention: 2, rope: 2, head_norm: 2 };
@@ -150,7 +151,8 @@ function timeKind(model: CudaTransformerModel, seq: CudaSequence, token: number,
 
 function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, variant: DecodeVariant, o: DecodeBreakdownOptions): ContextResult {
   const c = model.config;
-  model.fuseSmallNodes = variant === 'fused';
+  model.fuseSmallNodes = variant === 'fused' || variant === 'fused-gemv';
+  model.gemvForOneToken = variant === 'gemv' || variant === 'fused-gemv';
   // Room for the prompt, the warm-up and timed host steps, and the full graph's replays (each advances the position).
   const seq = model.newSequence(n + 2 * WARMUP + o.steps + 2 * (WARMUP + o.repeats) + 8);
   try {
@@ -187,6 +189,7 @@ function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, v
     rt.synchronize();
     seq.release();
     model.fuseSmallNodes = false;
+    model.gemvForOneToken = false;
   }
 }
 
@@ -206,7 +209,7 @@ function printContext(name: string, r: ContextResult): void {
   const short = (k: KindTiming) => `${abbreviated(k.kind)} ${k.tbps?.toFixed(2)}`;
   console.log(`S ${name.slice(0, 5)} ${r.context} ${r.variant}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} floor ${r.floorMs.toFixed(3)} | ` +
     `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)} calls) empty ${r.emptyNodeUs.toFixed(2)}us`);
-  console.log(`S   TB/s ${[...gemms, ...attention].map(short).join(', ')}; small us ${small.map((k) => `${abbreviated(k.kind)} ${Math.round(k.usPerStep)}`).join(' ')}`);
+  console.log(`S2 ${name.slice(0, 5)} ${r.variant} TB/s ${[...gemms, ...attention].map(short).join(', ')}; small us ${small.map((k) => `${abbreviated(k.kind)} ${Math.round(k.usPerStep)}`).join(' ')}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

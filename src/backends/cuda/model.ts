@@ -14,7 +14,7 @@ import type { ModelConfig } from '../../engine/model-config.js';
 import { inverseFrequencies } from '../../engine/rope.js';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerPrefix } from '../../engine/weight-layout.js';
 import { roundToDtype } from '../cpu/ops.js';
-import { Cublas } from './cublas.js';
+import { Cublas, type LinearArgs } from './cublas.js';
 import type { DevicePtr } from './context.js';
 import { DecodeGraph, decodeGraphUnsupported } from './decode-graph.js';
 import { DenseDeviceAttention, type DeviceAttention } from './device-attention.js';
@@ -301,7 +301,7 @@ export class CudaTransformerModel {
       const sliding = c.layerTypes[l] === 'sliding';
       // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
       if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
-      if (keep('qkv_gemm')) this.blas.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
+      if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
       const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
       const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
       // The bias comes before the q/k norms, so the fused launch takes it only where there are none.
@@ -322,7 +322,7 @@ export class CudaTransformerModel {
       }
       if (keep('attention')) step.attend(l, sliding, b.qkv, b.attn);
 
-      if (keep('o_gemm')) this.blas.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
+      if (keep('o_gemm')) this.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
       if (w.postAttnNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
       if (fuse) {
         if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
@@ -330,9 +330,9 @@ export class CudaTransformerModel {
         if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
         if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
       }
-      if (keep('gate_up_gemm')) this.blas.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
+      if (keep('gate_up_gemm')) this.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
       if (keep('gated_act')) this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
-      if (keep('down_gemm')) this.blas.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
+      if (keep('down_gemm')) this.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
       if (w.postMlpNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
       const nextNorm = fuse && l + 1 < c.numLayers ? this.layers[l + 1].inputNorm.ptr : null;
       if (nextNorm !== null) {
@@ -343,11 +343,17 @@ export class CudaTransformerModel {
     }
   }
 
+  /** A linear layer: one token through the model's own GEMV when gemvForOneToken is set, else cuBLAS. */
+  private linear(a: LinearArgs): void {
+    if (a.tokens === 1 && this.gemvForOneToken) this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32 });
+    else this.blas.linear(a);
+  }
+
   /** Final norm, LM head (fp32) and soft-capping of rows [first, first + rows) into logits [rows, V]. */
   private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config, hidden = c.hiddenSize;
     if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset });
-    if (keep('lm_head')) this.blas.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
+    if (keep('lm_head')) this.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
     if (c.finalLogitSoftcap !== null && keep('softcap')) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
   }
 
@@ -369,6 +375,12 @@ export class CudaTransformerModel {
    * decode graphs captured after it (a sequence's graph is kept: seq.dropDecodeGraph() to recapture).
    */
   fuseSmallNodes = false;
+  /**
+   * Opt-in (until measured): forwards of one token (decode steps) run their linear layers through
+   * model-ops.cu's gemv_bf16 instead of cuBLAS (same math, fp32 sums in another order). Applies to
+   * forwards queued and graphs captured after a change.
+   */
+  gemvForOneToken = false;
   /** Why the last graph capture failed (the model then decodes without graphs), or null. */
   decodeGraphFailure: string | null = null;
   private graphDecode: DecodeAttentionKernel | null = null;

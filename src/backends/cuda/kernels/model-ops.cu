@@ -10,6 +10,7 @@
 //   fill_uniform_bf16 deterministic uniform values from a counter hash      (benchmark weights, made on device)
 //   advance_position *pos += 1                                             (the last node of a captured decode step)
 //   rope_append_at   bias + RoPE of q and k + K/V cache append of one token (a captured decode step)
+//   gemv_bf16        y[N] = W[N, K] x[K], one token's linear layer (T = 1) without cuBLAS (opt-in)
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
 
@@ -171,4 +172,55 @@ extern "C" __global__ void __launch_bounds__(128) rope_append_at(
   bf16_t* dst = (isKey ? kCache : vCache) + ((size_t)h * capacity + pos) * D;
   dst[i] = y1;
   dst[i + half] = y2;
+}
+
+namespace {
+// 16 bytes of a weight row that is read once: no L1 allocation (the activations stay there).
+__device__ __forceinline__ uint4 load_streaming16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+
+// Dot product of 8 bf16 pairs packed in two uint4, accumulated in fp32 in element order.
+__device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
+  const u32 ws[4] = {w.x, w.y, w.z, w.w}, xs[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    acc = fmaf(__uint_as_float(ws[i] << 16), __uint_as_float(xs[i] << 16), acc);
+    acc = fmaf(__uint_as_float(ws[i] & 0xffff0000u), __uint_as_float(xs[i] & 0xffff0000u), acc);
+  }
+  return acc;
+}
+}  // namespace
+
+// One token's linear layer, y = W x with W [N, K] bf16 row-major (an HF Linear weight), x [K] bf16,
+// y [N] bf16 (outF32 = 0) or fp32 (outF32 = 1); fp32 accumulation. K a multiple of 8, W and x 16-byte
+// aligned (the launcher checks). grid (ceil(N / 8)), block (256): one warp per row; lane l reads the
+// 16-byte chunks l, l + 32, ... of its row, four at a time, so each thread keeps 64 bytes of the weight
+// stream in flight. Bandwidth-bound: every weight byte is read once.
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, void* __restrict__ y, int N, int K, int outF32) {
+  const int row = blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const uint4* w = reinterpret_cast<const uint4*>(W + (size_t)row * K);
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+  const int chunks = K >> 3;
+  float acc = 0.f;
+  int c = lane;
+  for (; c + 96 < chunks; c += 128) {
+    const uint4 w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
+    const uint4 w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+    acc = dot8(w0, xv[c], acc);
+    acc = dot8(w1, xv[c + 32], acc);
+    acc = dot8(w2, xv[c + 64], acc);
+    acc = dot8(w3, xv[c + 96], acc);
+  }
+  for (; c < chunks; c += 32) acc = dot8(load_streaming16(w + c), xv[c], acc);
+  acc = warp_sum(acc);
+  if (lane != 0) return;
+  if (outF32) reinterpret_cast<float*>(y)[row] = acc;
+  else reinterpret_cast<bf16_t*>(y)[row] = f32_to_bf16(acc);
 }

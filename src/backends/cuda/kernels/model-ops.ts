@@ -1,7 +1,8 @@
 /**
  * Launchers for model-ops.cu: embedding gather, gated MLP activations (SwiGLU / GeGLU-tanh) over fused
  * gate|up rows, bias add, per-head RMSNorm and RoPE inside strided rows (fused qkv projections), final
- * logit soft-capping, on-device random fill, and a decode step's bias + RoPE + K/V append in one launch. bf16 tensors (fp32 arithmetic inside) unless stated.
+ * logit soft-capping, on-device random fill, a decode step's bias + RoPE + K/V append in one launch, and
+ * a one-token linear layer (GEMV) without cuBLAS. bf16 tensors (fp32 arithmetic inside) unless stated.
  */
 import type { DevicePtr } from '../context.js';
 import type { CudaKernel } from '../module.js';
@@ -12,7 +13,7 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
@@ -28,6 +29,7 @@ export class ModelOpsKernels {
       softcap: mod.kernel('softcap_f32', ['ptr', 'i32', 'f32']),
       fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
       advancePosition: mod.kernel('advance_position', ['ptr']),
+      gemv: mod.kernel('gemv_bf16', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       ropeAppendAt: mod.kernel('rope_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
     };
   }
@@ -117,6 +119,20 @@ export class ModelOpsKernels {
     if (a.position === 0n || a.position % 4n !== 0n) throw new Error('ropeAppendAt: position must be an aligned int32 device pointer');
     this.k.ropeAppendAt.launch(this.cfg(a.heads + 2 * a.kvHeads, Math.max(32, a.headDim / 2)),
       [a.qkv, a.bias ?? 0n, a.invFreq, a.kCache, a.vCache, a.position, a.heads, a.kvHeads, a.headDim, a.capacity]);
+  }
+
+  /**
+   * One token's linear layer: y: [N] = W: [N, K] · x: [K] (bf16 in, fp32 accumulation, y bf16 or fp32 with
+   * outFloat32), as Cublas.linear with T = 1 computes it up to the order of the fp32 sums. K a multiple of
+   * 8; W and x 16-byte aligned.
+   */
+  gemv(a: { x: DevicePtr; w: DevicePtr; y: DevicePtr; inFeatures: number; outFeatures: number; outFloat32?: boolean }): void {
+    positive('gemv inFeatures', a.inFeatures);
+    positive('gemv outFeatures', a.outFeatures);
+    if (a.inFeatures % 8 !== 0) throw new Error(`gemv: inFeatures ${a.inFeatures} is not a multiple of 8`);
+    if (a.w % 16n !== 0n || a.x % 16n !== 0n) throw new Error('gemv: W and x must be 16-byte aligned');
+    if (a.outFeatures >= 2 ** 31) throw new Error(`gemv: ${a.outFeatures} rows exceed the kernel's 32-bit row index`);
+    this.k.gemv.launch(this.cfg(Math.ceil(a.outFeatures / 8)), [a.w, a.x, a.y, a.outFeatures, a.inFeatures, a.outFloat32 ? 1 : 0]);
   }
 
   /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
