@@ -14,10 +14,13 @@
  * candidate pushes and scans, adv = state copies and search_advance, pred = predictions), counts =
  * steps 2-3, sel / walk = the longest block's selections / walks, bar1 / bar2 = block 0's wait at
  * the two grid barriers, follow = step 6, tail = after the walks to the round's end. Ends with one
- * SUMMARY line per case: the guided and unguided rounds' mean phases and their difference.
+ * SUMMARY line per case: the guided and unguided rounds' mean phases and their difference. --variants picks
+ * among guided, unguided, lean and compact (the lean rounds with CountSearchOptions.compactLayout, session 10);
+ * without guided and unguided only the small VS_SEARCH_COMPACT timing build compiles, and each case ends in one
+ * SUMMARY line per variant (mean round, step 1, layout, follow, barrier 2).
  *
  * Usage: node dist/bench/vertical-slash-search-timing.js [--cases synthetic:4:16384:peaked,method:organism:16384,...]
- *        [--sparsity 0.9] [--repeats 5] [--out FILE] (--help). Prints a skip message without a GPU.
+ *        [--variants guided,unguided,lean] [--sparsity 0.9] [--repeats 5] [--out FILE] (--help). Prints a skip message without a GPU.
  */
 import { writeFileSync } from 'node:fs';
 import { cudaUnavailableReason, isCudaAvailable } from '../src/backends/cuda/availability.js';
@@ -28,7 +31,7 @@ import {
 } from '../src/backends/cuda/kernels/vertical-slash-search.js';
 import { DEFAULT_COUNT_SEARCH } from '../src/backends/cuda/methods/vertical-slash.js';
 import { CudaRuntime } from '../src/backends/cuda/runtime.js';
-import { type BenchOptionsOf, defineBenchArgs, int, list, num, text } from './bench-args.js';
+import { type BenchOptionsOf, defineBenchArgs, int, labels, list, num, text } from './bench-args.js';
 import { runIfDirect } from './bench-run.js';
 import { type ScoreKind, median, scoreRows, timed } from './vertical-slash-estimation.js';
 
@@ -44,11 +47,14 @@ const APPROXIMATION = 256;
 
 /** Session 7's default search (whatever the default becomes): the guided tree's plain kernel, no hand-off. */
 const SESSION7: CountSearchOptions = { ...DEFAULT_COUNT_SEARCH, leanLayout: false, orderedSelect: false, selectionHandOff: false, deferredIndexWait: false };
-const VARIANTS: { label: string; search: CountSearchOptions }[] = [
-  { label: 'guided', search: SESSION7 },
-  { label: 'unguided', search: { ...SESSION7, guidedProbes: false } },
-  { label: 'lean', search: { ...SESSION7, leanLayout: true } },
-];
+const VARIANTS = {
+  guided: SESSION7,
+  unguided: { ...SESSION7, guidedProbes: false },
+  lean: { ...SESSION7, leanLayout: true },
+  compact: { ...SESSION7, leanLayout: true, compactLayout: true },
+} as const satisfies Record<string, CountSearchOptions>;
+type VariantName = keyof typeof VARIANTS;
+const DEFAULT_VARIANTS: VariantName[] = ['guided', 'unguided', 'lean'];
 
 function parseCase(text: string): Case {
   const p = text.split(':');
@@ -72,6 +78,7 @@ export const VS_SEARCH_TIMING_ARGS = defineBenchArgs('vertical-slash-search-timi
     describe: 'synthetic:H:N:flat|peaked or method:organism|llama:N (N in [256, 131040])', placeholder: 'CASE,...', item: parseCase,
     default: DEFAULT_CASES.map(parseCase), defaultText: DEFAULT_CASES.join(','),
   }),
+  variants: labels({ describe: 'search variants, in order', choices: Object.keys(VARIANTS) as VariantName[], default: DEFAULT_VARIANTS }),
   sparsity: num({ describe: 'target sparsity', placeholder: 'S', default: 0.9, above: 0, below: 1, noun: 'sparsity' }),
   repeats: int({ describe: 'calls per timing (median)', default: 5, atLeast: 1, noun: 'repeat count' }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
@@ -133,7 +140,8 @@ function benchCase(rt: CudaRuntime, c: Case, o: Options): VariantResult[] {
   const { H, scores, release } = caseScores(rt, c);
   const results: VariantResult[] = [];
   try {
-    for (const v of VARIANTS) {
+    for (const label of o.variants) {
+      const v = { label, search: VARIANTS[label] };
       const plain = new VerticalSlashCountSearch(rt, H, v.search), timedSearch = new VerticalSlashCountSearch(rt, H, { ...v.search, timeRounds: true });
       try {
         const untimed = timed(o.repeats, () => plain.counts(scores, o.sparsity));
@@ -159,10 +167,10 @@ function benchCase(rt: CudaRuntime, c: Case, o: Options): VariantResult[] {
   } finally {
     release();
   }
-  // Every variant answers as the first (guided) one; rounds may differ (the unguided heap tree), not probes.
+  // Every variant answers as the first one; rounds may differ (the unguided heap tree against a guided one), not probes.
   const answerOf = (r: VariantResult) => r.answer.replace(/"rounds":\d+/, '');
   for (const r of results.slice(1)) {
-    if (answerOf(r) !== answerOf(results[0])) r.failure ??= `answered ${r.answer}, guided ${results[0].answer}`;
+    if (answerOf(r) !== answerOf(results[0])) r.failure ??= `answered ${r.answer}, ${results[0].label} ${results[0].answer}`;
   }
   return results;
 }
@@ -199,7 +207,16 @@ export function runVerticalSlashSearchTimingBench(argv: string[]): number {
     rt.dispose();
   }
   console.log('');
+  const defaultSet = o.variants.length === DEFAULT_VARIANTS.length && o.variants.every((v, i) => v === DEFAULT_VARIANTS[i]);
   for (const { label, results } of all) {
+    if (!defaultSet) {
+      for (const r of results) {
+        const m = meanRound(r);
+        console.log(`SUMMARY ${label} ${r.label}: untimed ms ${r.untimedMs.toFixed(3)} rounds ${r.rounds} nodes/round ${f1(m.nodes)} us/round: round ${f1(m.round)} ` +
+          `step1 ${f1(m.step1)} lay ${f1(m.layout)} fol ${f1(m.follow)} sel ${f1(m.selectMax)} walk ${f1(m.walkMax)} b2 ${f1(m.barrier2)}${r.failure ? ' FAILED' : ''}`);
+      }
+      continue;
+    }
     const [g, u, lean] = results.map(meanRound);
     if (!g || !u) continue;
     const d = (name: string, f: RoundTimingField) => `${name} ${f1(g[f])}/${f1(u[f])}`;

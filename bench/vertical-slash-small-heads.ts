@@ -32,6 +32,8 @@
  *   +lean      with the guided search: CountSearchOptions.leanLayout (session 8): threshold predictions, the
  *              layout and follow moving search states in registers
  *   +order     with +lean: CountSearchOptions.orderedSelect (session 8): small selections from the rank order
+ *   +compact   with +lean: CountSearchOptions.compactLayout (session 10): the lean trees from six-int nodes, e.g.
+ *              `auto+lean+order+compact`
  *   +noguide, +nocoarse  switch those two off again (e.g. `auto+noguide`: the default without the guided tree)
  * --variants picks them by these names (default: one-probe and batched-L for each --levels).
  * Part 1, the whole device methods (vertical_and_slash and flexprefill at each --sparsities s, random
@@ -141,9 +143,10 @@ export function variantOptions(name: string): CountSearchOptions {
     else if (suffix === 'deferindex') extra.deferredIndexWait = true;
     else if (suffix === 'lean') extra.leanLayout = true;
     else if (suffix === 'order') extra.orderedSelect = true;
-    else if (suffix === 'noguide') Object.assign(extra, { guidedProbes: false, leanLayout: false, orderedSelect: false, selectionHandOff: false });
+    else if (suffix === 'compact') extra.compactLayout = true;
+    else if (suffix === 'noguide') Object.assign(extra, { guidedProbes: false, leanLayout: false, orderedSelect: false, selectionHandOff: false, compactLayout: false });
     else if (suffix === 'nocoarse') extra.coarseColumnBitmap = false;
-    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +deferindex, +lean, +order, +noguide, +nocoarse)`);
+    else throw new Error(`--variants: unknown suffix +${suffix} in ${name} (+handoff, +chunked, +lanes, +lanes<k>, +bits, +guided, +thresholds, +coarse, +rankbits, +stagedranges, +selhandoff, +deferindex, +lean, +order, +compact, +noguide, +nocoarse)`);
   }
   if (extra.coarseColumnBitmap && !(extra.walkColumnBitmap || base === 'auto')) throw new Error(`--variants: +coarse needs the column bitmap (auto, or +lanes<k>+bits): ${name}`);
   if (extra.walkColumnBitmap && extra.walkLanes === undefined) throw new Error(`--variants: +bits needs +lanes or +lanes<k> (${name})`);

@@ -50,6 +50,8 @@ const VARIANTS: Variant[] = [
   { file: 'flexprefill-coverage.cu', defines: {} },
   { file: 'vertical-slash-search.cu', defines: {} },
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_TIMING: 1 } },
+  { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_COMPACT: 1 } },
+  { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_COMPACT: 1, VS_SEARCH_TIMING: 1 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 128, M_TILES: 1 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 128, M_TILES: 2 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 64, M_TILES: 1 } },

@@ -129,7 +129,25 @@ struct ThresholdCheck {
   long common = 0, commonDisagree = 0, column = 0, columnDisagree = 0;
   long searched = 0, searchWrong = 0;  // column-line thresholds against a scan of every count (n <= 1000)
   long leanRounds = 0, leanLayoutDiffs = 0, leanFollowDiffs = 0;  // "lean": rounds compared, trees / follows that differed
+  long compactRounds = 0, compactDiffs = 0, compactFallbacks = 0;  // "compact": Vertical-Slash rounds compared, trees that differed,
+                                                                   // nodes predicted through the fallback
 };
+
+// Whether the compact layout's tree equals the lean one's: node count, live flags, the six LayoutNode fields
+// of live nodes (the rest of a compact slot is not written), child links and predictions.
+bool sameCompactTree(int count, const SearchState* a, const int* liveA, const int* lowA, const int* highA, const int* predA, int countB,
+                     const SearchState* b, const int* liveB, const int* lowB, const int* highB, const int* predB, int P) {
+  if (count != countB) return false;
+  for (int c = 0; c < P; ++c) {
+    if (liveA[c] != liveB[c]) return false;
+    if (!liveA[c]) continue;
+    const SearchState& x = a[c];
+    const SearchState& y = b[c];
+    if (x.state != y.state || x.kv != y.kv || x.ks != y.ks || x.lo != y.lo || x.hi != y.hi || x.colHi != y.colHi) return false;
+    if (lowA[c] != lowB[c] || highA[c] != highB[c] || predA[c] != predB[c]) return false;
+  }
+  return true;
+}
 
 // Whether two laid-out trees are the same: node count, live nodes' states (the fields a probe and its
 // advance read), child links and predictions.
@@ -163,7 +181,7 @@ bool sameState(const SearchState& x, const SearchState& y) {
 // threshold searches (each emulating its warp), the layout from them, the model pairs after it.
 template <class Pairs>
 Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs pairs, int& rounds, bool thresholds = false,
-                     ThresholdCheck* check = nullptr, bool lean = false) {
+                     ThresholdCheck* check = nullptr, bool lean = false, bool compact = false) {
   GuidedRound r;
   r.thresholds = GuideThresholds{0, 0, 0, 0};
   SearchState st = search_start(goal), tree[MAX_BATCH];
@@ -199,6 +217,27 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
         ++check->leanRounds;
         if (!sameTree(count, plainTree, plainLive, plainLow, plainHigh, plainPred, leanCount, tree, live, r.lowChild, r.highChild, r.predicted, P)) {
           ++check->leanLayoutDiffs;
+        }
+        if (compact && goal.mode == 0) {
+          // The compact layout (Vertical-Slash only) from the same start, into poisoned slots, must lay out the lean tree.
+          for (int c = 0; c < P; ++c) {
+            r.lowChild[c] = r.highChild[c] = -7;
+            r.predicted[c] = 7;
+            live[c] = 7;
+            tree[c].state = tree[c].kv = tree[c].ks = tree[c].lo = tree[c].hi = tree[c].colHi = -99;
+          }
+          const GuideLines before = r.lines;
+          const int compactCount = compact_layout(&r, tree, live, none);
+          ++check->compactRounds;
+          if (!sameCompactTree(leanCount, plainTree, plainLive, plainLow, plainHigh, plainPred, compactCount, tree, live, r.lowChild,
+                               r.highChild, r.predicted, P) || !sameLines(before, r.lines)) {
+            ++check->compactDiffs;
+          }
+          for (int c = 0; c < compactCount; ++c) {
+            const SearchState& t = plainTree[c];
+            const bool onCommon = t.kv == t.ks && !guide_in_columns(t.state), onColumn = t.ks == r.lines.vLine;
+            check->compactFallbacks += t.state == VS_FLOOR || (t.state != VS_COLUMNS_LO && !onCommon && !onColumn);
+          }
         }
         // The round goes on with the plain layout's tree (a wrong lean tree is counted, not followed).
         std::memcpy(tree, plainTree, sizeof tree);
@@ -261,8 +300,10 @@ Outcome guidedRounds(const SearchGoal& goal, const double* guide, int P, Pairs p
 
 int main(int argc, char** argv) {
   const unsigned seed = argc > 1 ? (unsigned)std::atoi(argv[1]) : 1u;
-  // "lean": the thresholds path, each round's layout and follow also run lean (REGS) and compared.
-  const bool lean = argc > 2 && std::strcmp(argv[2], "lean") == 0;
+  // "lean": the thresholds path, each round's layout and follow also run lean (REGS) and compared; "compact":
+  // also each Vertical-Slash round's compact layout against the lean one.
+  const bool compact = argc > 2 && std::strcmp(argv[2], "compact") == 0;
+  const bool lean = compact || (argc > 2 && std::strcmp(argv[2], "lean") == 0);
   const bool thresholds = lean || (argc > 2 && std::strcmp(argv[2], "thresholds") == 0);
   ThresholdCheck check;
   std::mt19937 rng(seed);
@@ -296,7 +337,7 @@ int main(int argc, char** argv) {
             for (int q = 0; q < 3; ++q) {
               for (int P : slots) {
                 int rounds = 0;
-                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds, thresholds, &check, lean);
+                const Outcome got = guidedRounds(goal, guides[q].data(), P, pairs, rounds, thresholds, &check, lean, compact);
                 ++runs;
                 if (mode == 0 && P == 15) rounds15[q] += rounds;
                 if (!(got == want)) {
@@ -322,6 +363,9 @@ int main(int argc, char** argv) {
   }
   if (lean) {
     std::printf("lean rounds %ld layoutDiffs %ld followDiffs %ld\n", check.leanRounds, check.leanLayoutDiffs, check.leanFollowDiffs);
+  }
+  if (compact) {
+    std::printf("compact rounds %ld diffs %ld fallbacks %ld\n", check.compactRounds, check.compactDiffs, check.compactFallbacks);
   }
   return 0;
 }

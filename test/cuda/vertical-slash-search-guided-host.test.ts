@@ -64,7 +64,7 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
     }
     return exe;
   };
-  const summary = (exe: string, seed: number, mode: 'heap-layout' | 'thresholds' | 'lean' = 'heap-layout') => {
+  const summary = (exe: string, seed: number, mode: 'heap-layout' | 'thresholds' | 'lean' | 'compact' = 'heap-layout') => {
     const out = execFileSync(exe, mode === 'heap-layout' ? [String(seed)] : [String(seed), mode], { encoding: 'utf8' });
     const m = /searches (\d+) runs (\d+) mismatches (\d+) probes (\d+) rounds15 exact (\d+) noisy (\d+) wrong (\d+)/.exec(out);
     assert.ok(m, `seed ${seed}: harness printed no summary:\n${out}`);
@@ -132,6 +132,35 @@ describe('vertical-slash count search: the guided tree on the host (g++ harness)
     assert.ok(leanLine(summary(stale, 1, 'lean').out).layoutDiffs > 0, 'the stale-register-state mutant passed the harness');
     const unstored = build('lean-unstored', (region) => region.replace('  *r->st = s;\n', ''));
     assert.ok(leanLine(summary(unstored, 1, 'lean').out).followDiffs > 0, 'the unstored-follow mutant passed the harness');
+  });
+
+  test('the compact layout (compactLayout: six-int nodes, int-only advance, cached fallback) lays out the lean trees, every Vertical-Slash round', () => {
+    const exe = build('kernel');
+    const compactLine = (out: string) => {
+      const m = /compact rounds (\d+) diffs (\d+) fallbacks (\d+)/.exec(out);
+      assert.ok(m, `the harness printed no compact line:\n${out}`);
+      return { rounds: Number(m[1]), diffs: Number(m[2]), fallbacks: Number(m[3]) };
+    };
+    for (const seed of [1, 2]) {
+      const r = summary(exe, seed, 'compact'), c = compactLine(r.out);
+      assert.equal(r.mismatches, 0, `seed ${seed}:\n${r.out}`);
+      assert.ok(c.rounds > 5_000, `seed ${seed}: only ${c.rounds} rounds compared`);
+      // The fallback (the floor, column searches not begun) must be exercised, or its cache is untested.
+      assert.ok(c.fallbacks > 1_000, `seed ${seed}: only ${c.fallbacks} nodes took the fallback prediction`);
+      assert.equal(c.diffs, 0, `seed ${seed}: ${c.diffs} of ${c.rounds} compact trees differ from the lean ones`);
+      console.log(`# seed ${seed}: compact: ${c.rounds} Vertical-Slash rounds' trees compared, all equal (${c.fallbacks} fallback predictions)`);
+    }
+    // Mutants: a cache kept across column lines; the assumed outcomes swapped; the common bisection's lower middle; the fallback's
+    // columns term from the anchor's count.
+    const mutants: [string, (region: string) => string][] = [
+      ['compact-stale-cache', (region) => region.replace('if (K != fb.K) {', 'if (fb.K < 0) {')],
+      ['compact-swapped', (region) => region.replace('layout_advance(t, n, minV, minS, high != 0);', 'layout_advance(t, n, minV, minS, high == 0);')],
+      ['compact-lower-middle', (region) => region.replace('if (s.lo < s.hi) s.kv = s.ks = (s.lo + s.hi + 1) >> 1;', 'if (s.lo < s.hi) s.kv = s.ks = (s.lo + s.hi) >> 1;')],
+      ['compact-anchor-count', (region) => region.replace('g.col[min(max(t.kv, 0), g.n)] * fb.factor', 'g.col[min(max(t.ks, 0), g.n)] * fb.factor')],
+    ];
+    for (const [name, edit] of mutants) {
+      assert.ok(compactLine(summary(build(name, edit), 1, 'compact').out).diffs > 0, `the ${name} mutant passed the harness`);
+    }
   });
 
   test('the harness catches a threshold search that skips a count, and a layout comparing with the wrong end', () => {

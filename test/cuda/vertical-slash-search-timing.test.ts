@@ -2,7 +2,7 @@
  * The count search's round timing (CountSearchOptions.timeRounds, session 8, a diagnostic): on the
  * CPU, its option refusals and that the timed entries exist only in VS_SEARCH_TIMING builds (the
  * default module's source is what it was); on the device (skipped without one), the timed kernels
- * answer as the untimed ones (counts, floor, pairs, probes, rounds), guided and not, and their records
+ * answer as the untimed ones (counts, floor, pairs, probes, rounds), guided and not, lean and compact, and their records
  * are consistent: one per round, every round's phases inside its whole, the layout inside step (1),
  * nodes and walks within the round's slots.
  */
@@ -41,13 +41,18 @@ describe('count search timeRounds option (CPU)', () => {
 
   test('the timed entries are compiled only with VS_SEARCH_TIMING', () => {
     const src = readKernelSource('vertical-slash-search.cu');
-    for (const name of ['vs_count_search_batched_lanes_bits_guided_timed', 'vs_count_search_batched_lanes_bits_timed']) {
-      const at = src.indexOf(`void __launch_bounds__(THREADS${name.includes('guided') ? ', 1' : ''}) ${name}(`);
+    const timed = ['vs_count_search_batched_lanes_bits_guided_timed', 'vs_count_search_batched_lanes_bits_timed',
+      'vs_count_search_batched_lanes_bits_guided_lean_timed', 'vs_count_search_batched_lanes_bits_guided_compact_timed'];
+    for (const name of timed) {
+      const at = src.search(new RegExp(`__global__ void __launch_bounds__\\([^)]*\\) ${name}\\(`));
       assert.ok(at > 0, `no entry ${name}`);
-      // The nearest conditional before the entry opens the timing block, and nothing closes it in between.
-      const guard = src.lastIndexOf('#if', at);
-      assert.ok(guard > 0 && src.startsWith('#if defined(VS_SEARCH_TIMING)', guard), `${name} is not inside a VS_SEARCH_TIMING block`);
-      assert.equal(src.slice(guard, at).includes('#endif'), false, `${name} is past its block's #endif`);
+      // The conditional blocks open at the entry (#if pushed, #endif popped) must include the timing block.
+      const open: string[] = [];
+      for (const m of src.slice(0, at).matchAll(/^#(if[^\n]*|endif[^\n]*)$/gm)) {
+        if (m[1].startsWith('if')) open.push(m[1]);
+        else open.pop();
+      }
+      assert.ok(open.includes('if defined(VS_SEARCH_TIMING)'), `${name} is not inside a VS_SEARCH_TIMING block (${open.join(' / ')})`);
     }
   });
 });
@@ -81,6 +86,7 @@ describe('CUDA vertical-slash count search timing', { skip }, () => {
     ['guided', SESSION7],
     ['unguided', { ...SESSION7, guidedProbes: false }],
     ['lean', { ...SESSION7, leanLayout: true }],
+    ['compact', { ...SESSION7, leanLayout: true, compactLayout: true }],
   ];
   for (const c of [{ n: 1000, H: 3 }, { n: 16_384, H: 4 }, { n: 4096, H: 32 }]) {
     test(`n=${c.n} H=${c.H}: timed searches answer as untimed ones, one consistent record per round`, () => {

@@ -37,6 +37,12 @@
 #include "flexprefill-sizes.cuh"
 #include "radix-sort.cuh"
 
+#if defined(VS_SEARCH_COMPACT)
+// A build of the compact layout's entries alone (see their block) leaves the other entries' helpers and
+// constants unreferenced.
+#pragma nv_diag_suppress 177
+#endif
+
 namespace {
 constexpr int THREADS = 512;
 constexpr int RANK_THREADS = 1024;
@@ -1160,6 +1166,225 @@ __device__ __forceinline__ void guide_follow(GuidedRound* r) {
     else break;
   }
 }
+// ---- The compact layout (compactLayout, session 10, opt-in; VS_SEARCH_COMPACT builds) ----
+// The lean layout's tree, node by node, from a cheaper chain: the lean layout carries each node as a
+// whole SearchState (9 ints, 9 doubles), advances it through search_advance's nine states, writes it
+// with 14 stores through the tree pointer GuidedRound holds and re-reads the goal and thresholds from
+// shared memory every node. The tree's readers (counts, models, follow) and the next advance read six
+// ints of a Vertical-Slash node, and the guided tree runs Vertical-Slash searches only (mode 0), so a
+// node here is those six ints, advanced by an int-only state machine for the assumed outcome and
+// stored into the first 24 bytes of its tree slot (the slot's other fields are read by nobody); the
+// goal's counts, the column line and the thresholds sit in registers; and a column search not begun
+// yet predicts from a per-round cache of its line's anchor (guide_predict's values, the same
+// operations in the same order: one load a node instead of six and three divisions).
+struct LayoutNode {
+  int state, kv, ks, lo, hi, colHi;  // SearchState's first six fields
+};
+
+__device__ __forceinline__ LayoutNode layout_node_of(const SearchState& s) { return LayoutNode{s.state, s.kv, s.ks, s.lo, s.hi, s.colHi}; }
+
+__device__ __forceinline__ void layout_store(SearchState& slot, const LayoutNode& s) {
+  slot.state = s.state;
+  slot.kv = s.kv;
+  slot.ks = s.ks;
+  slot.lo = s.lo;
+  slot.hi = s.hi;
+  slot.colHi = s.colHi;
+}
+
+// next_column on a node (its answer fields are not kept).
+__device__ __forceinline__ void layout_next_column(LayoutNode& s) {
+  if (s.lo < s.hi) {
+    s.kv = (s.lo + s.hi + 1) >> 1;
+    s.state = VS_COLUMNS;
+  } else if (s.lo < s.colHi) {
+    s.kv = s.lo;
+    s.state = VS_COLUMNS_LO;
+  } else {
+    s.state = DONE;
+  }
+}
+
+__device__ __forceinline__ void layout_start_columns(LayoutNode& s, int vLo, int vHi, int ks) {
+  s.lo = vLo;
+  s.hi = vHi;
+  s.colHi = vHi;
+  s.ks = ks;
+  layout_next_column(s);
+}
+
+// search_advance of a Vertical-Slash node for an assumed outcome: `high` above every target
+// (ABOVE_ANY_TARGET), else at or below it (-1.0; a target is never negative). The state, counts and
+// bounds search_advance leaves.
+__device__ __forceinline__ void layout_advance(LayoutNode& s, int n, int minV, int minS, bool high) {
+  switch (s.state) {
+    case VS_FLOOR:
+      if (high) {
+        s.state = DONE;
+      } else {
+        s.kv = s.ks = minS;
+        s.state = VS_SMALLEST;
+      }
+      break;
+    case VS_SMALLEST:
+      if (high) {
+        layout_start_columns(s, minV, minS, minS);
+        break;
+      }
+      s.lo = minS;
+      s.hi = n;
+      if (s.lo < s.hi) {
+        s.kv = s.ks = (s.lo + s.hi + 1) >> 1;
+        s.state = VS_COMMON;
+      } else {
+        s.state = DONE;
+      }
+      break;
+    case VS_COMMON:
+      if (high) s.hi = s.kv - 1;
+      else s.lo = s.kv;
+      if (s.lo < s.hi) s.kv = s.ks = (s.lo + s.hi + 1) >> 1;
+      else if (s.lo >= n) s.state = DONE;
+      else layout_start_columns(s, s.lo, n, s.lo);
+      break;
+    case VS_COLUMNS:
+      if (high) s.hi = s.kv - 1;
+      else s.lo = s.kv;
+      layout_next_column(s);
+      break;
+    case VS_COLUMNS_LO:
+      s.kv = s.lo + 1;
+      s.state = VS_COLUMNS_NEXT;
+      break;
+    case VS_COLUMNS_NEXT:
+      s.state = DONE;
+      break;
+    default:
+      break;
+  }
+}
+
+// The fallback prediction's per-round cache: for the column line K of a column search not begun yet,
+// the model pairs at (K, K), the anchor's predicted pairs and margin from the common line (ap, am), and
+// guide_pairs' factor and diagonal term at ks = K. K = -1: empty.
+struct LayoutFallback {
+  int K;
+  double fKK, ap, am, factor, diagK;
+};
+
+// guide_predict for the nodes guide_predict_thresholds leaves to it (the floor; a column search not
+// begun yet), from the cache where the node's column line is cached.
+__device__ __forceinline__ int compact_predict_fallback(const LayoutNode& t, const GuidedRound* r, LayoutFallback& fb) {
+  const SearchGoal& goal = r->goal;
+  const Guide g{r->guide, r->guide + (goal.n + 1), r->guide + 2 * (size_t)(goal.n + 1), goal.n, goal.H};
+  const GuideLines& L = r->lines;
+  double p, m;
+  if (t.state == VS_FLOOR) {
+    guide_on_line(guide_pairs(g, t.kv, t.ks), GuidePoint{0.0, 0.0, 0, 0}, GuidePoint{0.0, 0.0, 0, 0}, p, m);
+  } else {
+    const int K = t.ks;
+    if (K != fb.K) {
+      const int k = min(max(K, 0), g.n);
+      fb.K = K;
+      fb.factor = 1.0 - g.width[k] / ((double)g.H * g.n);
+      fb.diagK = g.diag[k];
+      fb.fKK = guide_pairs(g, K, K);
+      if (L.cLo.valid && L.cLo.k == K) {
+        fb.ap = L.cLo.e;
+        fb.am = 0.0;
+      } else {
+        guide_on_line(fb.fKK, L.cLo, L.cHi, fb.ap, fb.am);
+      }
+    }
+    const double f = g.col[min(max(t.kv, 0), g.n)] * fb.factor + fb.diagK;  // guide_pairs(g, t.kv, K)
+    const double d = f - fb.fKK;
+    p = fb.ap + d;
+    m = fb.am + GUIDE_EPS * guide_abs(d);
+  }
+  return p + m <= goal.target ? -1 : p - m > goal.target ? 1 : 0;
+}
+
+// guide_predict_thresholds of a node, the column line and thresholds given.
+__device__ __forceinline__ int compact_predict(const LayoutNode& t, int n, int vLine, const GuideThresholds& th, const GuidedRound* r,
+                                               LayoutFallback& fb) {
+  if (t.state == VS_COLUMNS_LO) return -1;
+  if (t.state != VS_FLOOR) {
+    const int k = min(max(t.kv, 0), n);
+    if (t.kv == t.ks && !guide_in_columns(t.state)) return k < th.commonBelowEnd ? -1 : k >= th.commonAboveStart ? 1 : 0;
+    if (t.ks == vLine) return k < th.columnBelowEnd ? -1 : k >= th.columnAboveStart ? 1 : 0;
+  }
+  return compact_predict_fallback(t, r, fb);
+}
+
+// guide_push_children with node c's prediction given (held in a register, not re-read).
+__device__ __forceinline__ void compact_push_children(GuidedRound* r, int& candidates, int c, float chance, int pred) {
+  const float sure = pred == 0 ? 0.5f : GUIDE_SURE;
+  r->candidate[candidates] = c << 1;
+  r->candidateChance[candidates++] = chance * (pred == 1 ? 1.0f - sure : sure);
+  r->candidate[candidates] = (c << 1) | 1;
+  r->candidateChance[candidates++] = chance * (pred == -1 ? 1.0f - sure : sure);
+}
+
+// The lean layout's tree (guide_layout<true, Laps, true>: the same nodes, order, links, predictions
+// and candidates) for a Vertical-Slash search with thresholds; tree and live are the kernel's own
+// arrays (r->tree, r->live), passed so that the accesses address shared memory directly. Only the six
+// LayoutNode fields of a tree slot are written. Returns the nodes laid out.
+template <class Laps>
+__device__ __forceinline__ int compact_layout(GuidedRound* r, SearchState* tree, int* live, Laps& laps) {
+  const int P = r->P;
+  guide_lines_round(r->lines, *r->st);
+  const int n = r->goal.n, minV = r->goal.minV, minS = r->goal.minS, vLine = r->lines.vLine;
+  const GuideThresholds th = r->thresholds;
+  LayoutFallback fb{-1, 0.0, 0.0, 0.0, 0.0, 0.0};
+  LayoutNode cur = layout_node_of(*r->st);
+  int curAt = 0;
+  layout_store(tree[0], cur);
+  live[0] = 1;
+  r->lowChild[0] = r->highChild[0] = GUIDE_NONE;
+  laps.advance(live[0]);
+  int pred = compact_predict(cur, n, vLine, th, r, fb);
+  r->predicted[0] = pred;
+  laps.predict(pred);
+  int candidates = 0;
+  compact_push_children(r, candidates, 0, 1.0f, pred);
+  int count = 1;
+  while (count < P && candidates > 0) {
+    int best = 0;
+    float bestChance = r->candidateChance[0];
+    for (int i = 1; i < candidates; ++i) {
+      const float x = r->candidateChance[i];
+      if (x > bestChance) { best = i; bestChance = x; }
+    }
+    const int parent = r->candidate[best] >> 1, high = r->candidate[best] & 1;
+    --candidates;
+    r->candidate[best] = r->candidate[candidates];
+    r->candidateChance[best] = r->candidateChance[candidates];
+    laps.scan(parent);
+    LayoutNode t = parent == curAt ? cur : layout_node_of(tree[parent]);
+    layout_advance(t, n, minV, minS, high != 0);
+    int& slot = high ? r->highChild[parent] : r->lowChild[parent];
+    if (t.state == DONE) {
+      slot = GUIDE_ENDED;
+      laps.advance(t.state);
+      continue;
+    }
+    layout_store(tree[count], t);
+    slot = count;
+    live[count] = 1;
+    r->lowChild[count] = r->highChild[count] = GUIDE_NONE;
+    laps.advance(t.kv);
+    pred = compact_predict(t, n, vLine, th, r, fb);
+    r->predicted[count] = pred;
+    laps.predict(pred);
+    compact_push_children(r, candidates, count, bestChance, pred);
+    cur = t;
+    curAt = count++;
+  }
+  for (int c = count; c < P; ++c) live[c] = 0;
+  return count;
+}
+// ---- end of the compact layout ----
+
 // ---- end of the guided tree ----
 
 // ---- Round timing (session 8, a diagnostic: the entries that take it exist in VS_SEARCH_TIMING builds only) ----
@@ -1231,6 +1456,7 @@ __device__ __forceinline__ void vs_timing_max(unsigned long long* round, int fie
 
 }  // namespace
 
+#if !defined(VS_SEARCH_COMPACT)
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
 // curves [2H, n] (mode 1, else unused); selV / selS [H, n] scratch; counts [2H] = -1, selected [2H]
 // = -1, totals [3] = 0, changed [3] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
@@ -1251,6 +1477,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) write_result(result, st);
 }
+#endif  // !VS_SEARCH_COMPACT
 
 // Cooperative grid (at most the resident blocks), THREADS threads; levels in [1, MAX_LEVELS], P =
 // 2^levels - 1 with P·2H <= MAX_BATCH_COUNTS. ranks [2H, n] from vs_rank_rows; curves [2H, n] (mode
@@ -1274,7 +1501,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
 // (staged_block_pairs_ranked), and step (4) skips the compaction of every column row whose walk will
 // stage a bitmap.
 template <bool LANES, bool BITS, bool GUIDED = false, bool COARSE = false, bool RANKBITS = false, bool THRESHOLDS = false,
-          bool TIMING = false, bool HANDOFF = false, bool LEAN = false, bool ORDER = false>
+          bool TIMING = false, bool HANDOFF = false, bool LEAN = false, bool ORDER = false, bool COMPACT = false>
 __device__ __forceinline__ void count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1338,7 +1565,9 @@ __device__ __forceinline__ void count_search_batched(
             // The whole layout only: the parts' clocks (ClockLaps) spilled here at 128 registers.
             const long long l0 = clock64();
             NoLaps none;
-            const int nodes = guide_layout<true, NoLaps, true>(guided, none);
+            int nodes;
+            if constexpr (COMPACT) nodes = compact_layout(guided, tree, live, none);
+            else nodes = guide_layout<true, NoLaps, true>(guided, none);
             if (timed != nullptr && blockIdx.x == 0) {
               timed[TF_LAYOUT] = (unsigned long long)(clock64() - l0);
               timed[TF_NODES] = nodes;
@@ -1347,7 +1576,8 @@ __device__ __forceinline__ void count_search_batched(
 #endif
           {
             NoLaps none;
-            guide_layout<true, NoLaps, true>(guided, none);
+            if constexpr (COMPACT) compact_layout(guided, tree, live, none);
+            else guide_layout<true, NoLaps, true>(guided, none);
           }
         }
       } else if (threadIdx.x == 0) {
@@ -1566,6 +1796,7 @@ __device__ __forceinline__ void count_search_batched(
   }
 }
 
+#if !defined(VS_SEARCH_COMPACT)
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1631,7 +1862,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                             forcedDiagonals, levels, lanes, guide);
 }
 
+#endif  // !VS_SEARCH_COMPACT
 #if defined(VS_SEARCH_TIMING)
+#if !defined(VS_SEARCH_COMPACT)
 // The two default kernels with each round's phases recorded (TimingField; session 8, a diagnostic
 // for VerticalSlashCountSearch's `timeRounds`): timing [TIMING_HEADER + TIMING_ROUNDS x TIMING_FIELDS]
 // u64, zeroed before the launch. The same probes and answers as the untimed entries; the stamps add a
@@ -1654,6 +1887,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
                                                                      forcedDiagonals, levels, lanes, nullptr, timing);
 }
 
+#endif  // !VS_SEARCH_COMPACT
 // vs_count_search_batched_lanes_bits_guided_lean (thresholds + the lean layout and follow), timed.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_timed(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -1664,6 +1898,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, timing);
 }
 #endif
+#if !defined(VS_SEARCH_COMPACT)
 
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
 // (vs_columns_below_coarse) where the one-level one does not fit (n past 131,040: 128K prompts),
@@ -1972,9 +2207,65 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                     nullptr, answerCounts, order);
 }
 
+#endif  // !VS_SEARCH_COMPACT
+#if defined(VS_SEARCH_COMPACT)
+// The lean ordered rounds with the compact layout (session 10, opt-in: CountSearchOptions.compactLayout):
+// the same trees, so the same probes, rounds and answers. A VS_SEARCH_COMPACT build holds these entries
+// only (with VS_SEARCH_TIMING also the lean and compact timed ones), so an opt-in variant costs a small
+// module beside the default one (whose ranking, guide and rank-order kernels it uses), and the default
+// and timing modules are unchanged.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_order(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, const int* order) {
+  count_search_batched<true, true, true, true, false, true, false, false, true, true, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                           barrier, result, n, H, numBlocks, mode, targetHi,
+                                                                                           targetLo, minBudget, forcedColumns, forcedDiagonals,
+                                                                                           levels, lanes, guide, nullptr, nullptr, order);
+}
+
+// ... without the ordered selections (as vs_count_search_batched_lanes_bits_guided_lean).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide) {
+  count_search_batched<true, true, true, true, false, true, false, false, true, false, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                            barrier, result, n, H, numBlocks, mode, targetHi,
+                                                                                            targetLo, minBudget, forcedColumns, forcedDiagonals,
+                                                                                            levels, lanes, guide);
+}
+
+// ... ordered, with the selection hand-off.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_order_handoff(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, int* answerCounts, const int* order) {
+  count_search_batched<true, true, true, true, false, true, false, true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                          barrier, result, n, H, numBlocks, mode, targetHi,
+                                                                                          targetLo, minBudget, forcedColumns, forcedDiagonals,
+                                                                                          levels, lanes, guide, nullptr, answerCounts, order);
+}
+
+#if defined(VS_SEARCH_TIMING)
+// vs_count_search_batched_lanes_bits_guided_lean_timed with the compact layout (the round timing's
+// layout field times it whole).
+extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_timed(
+    const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
+    u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
+    int forcedColumns, int forcedDiagonals, int levels, int lanes, const double* guide, unsigned long long* timing) {
+  count_search_batched<true, true, true, true, false, true, true, false, true, false, true>(ranks, curves, selV, selS, runs, selected, totals,
+                                                                                           barrier, result, n, H, numBlocks, mode, targetHi,
+                                                                                           targetLo, minBudget, forcedColumns, forcedDiagonals,
+                                                                                           levels, lanes, guide, timing);
+}
+#endif
+#endif
+
+#if !defined(VS_SEARCH_COMPACT)
 // grid (ceil(n / 256), rows), 256 threads: order [rows, n] = the inverse of each row's ranks (order[r]
 // = the item of rank r), for orderedSelect.
 extern "C" __global__ void __launch_bounds__(256) vs_rank_order(const int* __restrict__ ranks, int* __restrict__ order, int n) {
   const int row = blockIdx.y, i = blockIdx.x * 256 + threadIdx.x;
   if (i < n) order[(size_t)row * n + ranks[(size_t)row * n + i]] = i;
 }
+#endif  // !VS_SEARCH_COMPACT

@@ -203,6 +203,18 @@ export interface CountSearchOptions {
    * organism's 16K round, 30 at Llama-8B's). The same selections, so the same probes and answers.
    */
   orderedSelect?: boolean;
+  /**
+   * With leanLayout (session 10, not the default until measured; Vertical-Slash's guided search only): the
+   * lean layout's trees from a cheaper per-node chain (vertical-slash-search.cu "The compact layout"): a
+   * node of six ints advanced by an int-only Vertical-Slash state machine and stored with three shared
+   * stores instead of a 112-byte SearchState through a pointer, the goal's counts and the round's
+   * thresholds in registers, and the fallback predictions (the floor, column searches not begun) from a
+   * per-round cache of the column line's anchor. The same trees (host harness: every Vertical-Slash
+   * round of 2 x 576 searches), so the same probes, rounds and answers. Its entries live in a small
+   * module of their own (VS_SEARCH_COMPACT: ~4 s of nvcc against ~30 s for the default module, which is
+   * unchanged). Needs leanLayout; with selectionHandOff also orderedSelect.
+   */
+  compactLayout?: boolean;
 }
 
 /**
@@ -333,8 +345,10 @@ export class VerticalSlashCountSearch {
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
   private launchedHandOff = false;
-  /** timeRounds: the VS_SEARCH_TIMING build's two timed entries. */
-  private timedKernels: { guided: CudaKernel; unguided: CudaKernel; lean: CudaKernel } | null = null;
+  /** timeRounds: the timed entries loaded so far, by kind (guided, unguided: the VS_SEARCH_TIMING build; lean, compact: its compact build). */
+  private readonly timedKernels: Partial<Record<'guided' | 'unguided' | 'lean' | 'compact', CudaKernel>> = {};
+  /** compactLayout: the VS_SEARCH_COMPACT build's entries (plain, ordered selection, ordered with the selection hand-off). */
+  private compactKernels: { plain: CudaKernel; order: CudaKernel; orderHandOff: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing' | 'order', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
@@ -351,6 +365,7 @@ export class VerticalSlashCountSearch {
   readonly selectionHandOff: boolean;
   readonly leanLayout: boolean;
   readonly orderedSelect: boolean;
+  readonly compactLayout: boolean;
   /** The scores the ranks in keysB belong to (until the next ranking or release). */
   private ranked: VerticalSlashScores | null = null;
 
@@ -405,6 +420,11 @@ export class VerticalSlashCountSearch {
     this.orderedSelect = options.orderedSelect ?? false;
     if (this.orderedSelect && !this.leanLayout) throw new Error('vertical-slash count search: orderedSelect needs leanLayout');
     if (this.orderedSelect && this.timeRounds) throw new Error('vertical-slash count search: orderedSelect has no timed kernel (timeRounds)');
+    this.compactLayout = options.compactLayout ?? false;
+    if (this.compactLayout && !this.leanLayout) throw new Error('vertical-slash count search: compactLayout needs leanLayout');
+    if (this.compactLayout && this.selectionHandOff && !this.orderedSelect) {
+      throw new Error('vertical-slash count search: compactLayout with selectionHandOff needs orderedSelect (no other compact hand-off kernel)');
+    }
     const names = ['keysA', 'keysB', 'valsA', 'valsB', 'selV', 'selS', 'runs', 'state', 'guide', 'timing', 'order'] as const;
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
@@ -502,17 +522,36 @@ export class VerticalSlashCountSearch {
     return this.buf.state.current.ptr + BigInt(BATCHED_SELECTED_AT + 4 * (2 ** levels - 1) * 2 * this.numHeads);
   }
 
-  private prepareTimed() {
-    if (!this.timedKernels) {
-      const mod = this.rt.module('vertical-slash-search.cu', { VS_SEARCH_TIMING: 1 });
-      const head = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'] as const;
-      this.timedKernels = {
-        guided: mod.kernel('vs_count_search_batched_lanes_bits_guided_timed', [...head, 'ptr', 'ptr']),
-        unguided: mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr']),
-        lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_timed', [...head, 'ptr', 'ptr']),
+  /**
+   * timeRounds: the timed entry for a guided or unguided round, loaded on first use: the guided or unguided
+   * default from the VS_SEARCH_TIMING build, the lean or compact one from its small VS_SEARCH_COMPACT build
+   * (so that lean against compact timing compiles that one alone).
+   */
+  private prepareTimed(guided: boolean): CudaKernel {
+    const kind = !guided ? 'unguided' : !this.leanLayout ? 'guided' : this.compactLayout ? 'compact' : 'lean';
+    const known = this.timedKernels[kind];
+    if (known) return known;
+    const head = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'] as const;
+    const small = kind === 'lean' || kind === 'compact';
+    const mod = this.rt.module('vertical-slash-search.cu', small ? { VS_SEARCH_TIMING: 1, VS_SEARCH_COMPACT: 1 } : { VS_SEARCH_TIMING: 1 });
+    const kernel = kind === 'unguided' ? mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr'])
+      : mod.kernel(`vs_count_search_batched_lanes_bits_guided_${kind === 'guided' ? '' : `${kind}_`}timed`, [...head, 'ptr', 'ptr']);
+    this.timedKernels[kind] = kernel;
+    return kernel;
+  }
+
+  /** compactLayout: the VS_SEARCH_COMPACT build's entries: plain, ordered, ordered with the selection hand-off. */
+  private prepareCompact() {
+    if (!this.compactKernels) {
+      const mod = this.rt.module('vertical-slash-search.cu', { VS_SEARCH_COMPACT: 1 });
+      const params = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr'] as const;
+      this.compactKernels = {
+        plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact', [...params]),
+        order: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact_order', [...params, 'ptr']),
+        orderHandOff: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact_order_handoff', [...params, 'ptr', 'ptr']),
       };
     }
-    return this.timedKernels;
+    return this.compactKernels;
   }
 
   /**
@@ -678,15 +717,18 @@ export class VerticalSlashCountSearch {
     const guided = a.guide !== null;
     // The guided and the ranked bitmap kernels stage the two-level bitmap themselves where the one-level one does not fit.
     const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
+    // compactLayout: the lean kernels' compact twins (the same arguments), from their own module.
+    const compact = this.compactLayout && guided && !this.timeRounds ? this.prepareCompact() : null;
+    const leanOrder = compact?.order ?? k.batchedLanesBitsGuidedLeanOrder, lean = compact?.plain ?? k.batchedLanesBitsGuidedLean;
     const bitsKernel = this.bitmapFromRanks
       ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
       : (guided
-        ? (this.leanLayout ? (this.orderedSelect ? k.batchedLanesBitsGuidedLeanOrder : k.batchedLanesBitsGuidedLean)
+        ? (this.leanLayout ? (this.orderedSelect ? leanOrder : lean)
           : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
         : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
-    const timed = this.timeRounds ? this.prepareTimed() : null;
-    const lanesKernel = timed ? (guided ? (this.leanLayout ? timed.lean : timed.guided) : timed.unguided) : this.walkColumnBitmap ? bitsKernel : batchedLanes;
+    const timed = this.timeRounds ? this.prepareTimed(guided) : null;
+    const lanesKernel = timed ?? (this.walkColumnBitmap ? bitsKernel : batchedLanes);
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
     const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
     const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
@@ -706,8 +748,8 @@ export class VerticalSlashCountSearch {
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
     const handOff = this.selectionHandOff && guided
-      && (kernel === k.batchedLanesBitsGuided || kernel === k.batchedLanesBitsGuidedLean || kernel === k.batchedLanesBitsGuidedLeanOrder);
-    const ordered = kernel === k.batchedLanesBitsGuidedLeanOrder;
+      && (kernel === k.batchedLanesBitsGuided || kernel === lean || kernel === leanOrder);
+    const ordered = kernel === leanOrder;
     if (handOff) tail.push(this.answerCountsPtr(levels));
     if (ordered) tail.push(this.launchRankOrder(a.ranks, n));
     this.launchedHandOff = handOff;
@@ -716,7 +758,8 @@ export class VerticalSlashCountSearch {
       this.rt.cuda.fill32Async(timing.ptr, 0, TIMING_BYTES / 4, stream);
       tail.push(timing.ptr);
     }
-    (handOff ? this.prepareHandOff(this.leanLayout) : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
+    const handOffKernel = () => (compact ? compact.orderHandOff : this.prepareHandOff(this.leanLayout));
+    (handOff ? handOffKernel() : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
