@@ -23,9 +23,9 @@ const maskAbove = (top: number) => (top >= 31 ? 0 : u32(0xffffffff << (top + 1))
 interface Guess { and: number; or: number }
 interface Cut { prefix: number; mask: number; remaining: number; binCount: number; top: number; barriers: number; held: boolean | null }
 
-/** One radix pass over the keys matching prefix under mask: the bin of the remaining-th key from the top. */
-function pass(keys: number[], prefix: number, mask: number, top: number, remaining: number) {
-  const shift = Math.max(0, top - (RADIX_BITS - 1));
+/** One radix pass (digits of `bits` bits) over the keys matching prefix under mask: the bin of the remaining-th key from the top. */
+function pass(keys: number[], prefix: number, mask: number, top: number, remaining: number, bits = RADIX_BITS) {
+  const shift = Math.max(0, top - (bits - 1));
   const bins = 1 << (top - shift + 1);
   const hist = new Array<number>(bins).fill(0);
   for (const key of keys) if (u32(key & mask) === prefix) hist[(key >>> shift) & (bins - 1)]++;
@@ -40,8 +40,9 @@ function pass(keys: number[], prefix: number, mask: number, top: number, remaini
 /**
  * v9's cut of keys (one unit, the blocks' union) for take k, from `guess` (null: none stored);
  * validate = false is the mutant that trusts the guess without checking it against this step's AND/OR.
+ * guessBits: the guessed pass's digit width (quest.cu's GUESS_BITS; 11 = TOPK_RADIX_BITS, the default).
  */
-function guessedCut(keys: number[], k: number, guess: Guess | null, validate = true): Cut {
+function guessedCut(keys: number[], k: number, guess: Guess | null, validate = true, guessBits = RADIX_BITS): Cut {
   let and = 0xffffffff, or = 0;
   for (const key of keys) { and = u32(and & key); or = u32(or | key); }
   let remaining = k, binCount = keys.length, barriers = 0, top = -1, mask = 0, prefix = 0;
@@ -51,7 +52,7 @@ function guessedCut(keys: number[], k: number, guess: Guess | null, validate = t
     const gTop = topBit(guessDiff);
     const gMask = maskAbove(gTop);
     const gPrefix = u32(guess.and & gMask);
-    const r = pass(keys, gPrefix, gMask, gTop, remaining);
+    const r = pass(keys, gPrefix, gMask, gTop, remaining, guessBits);
     barriers++;
     held = (u32((u32(and ^ gPrefix) | u32(or ^ gPrefix)) & gMask) === 0) || !validate;
     if (held) {
@@ -111,13 +112,13 @@ function takenPages(keys: number[], k: number, cut: Cut): number[] {
 }
 
 /** Runs rows in order on one unit's scratch: each select's guess is the previous select's key range. */
-function runSequence(rows: Float32Array[], kOf: (pages: number, i: number) => number, validate = true): { barriers: number[]; held: (boolean | null)[] } {
+function runSequence(rows: Float32Array[], kOf: (pages: number, i: number) => number, validate = true, guessBits = RADIX_BITS): { barriers: number[]; held: (boolean | null)[] } {
   let guess: Guess | null = null;
   const barriers: number[] = [], held: (boolean | null)[] = [];
   rows.forEach((scores, i) => {
     const keys = Array.from(scores, orderKey);
     const k = kOf(scores.length, i);
-    const cut = guessedCut(keys, k, guess, validate);
+    const cut = guessedCut(keys, k, guess, validate, guessBits);
     assert.deepEqual(takenPages(keys, k, cut), expectedPages(scores, k), `row ${i}: ${scores.length} pages, k = ${k}`);
     barriers.push(cut.barriers);
     held.push(cut.held);
@@ -130,9 +131,9 @@ function runSequence(rows: Float32Array[], kOf: (pages: number, i: number) => nu
 
 const of = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
 
-test('v9 select model: the CPU ranking over rows whose key ranges change from select to select', () => {
+function changingRows(): Float32Array[] {
   const rand = randomGenerator(91);
-  const rows = [
+  return [
     of(1000, () => 0.5), // one value: AND = OR, no guessed pass at the next select either
     of(3000, (i) => (i % 2 ? 1.25 : -3)),
     of(5000, () => [0, 1, 2, 3, 4][Math.floor((rand() + 1) * 2.5) % 5]),
@@ -148,6 +149,10 @@ test('v9 select model: the CPU ranking over rows whose key ranges change from se
     of(3000, () => -7), // one value again (another one): no guessed pass after it
     of(3000, () => -50 - rand()),
   ];
+}
+
+test('v9 select model: the CPU ranking over rows whose key ranges change from select to select', () => {
+  const rows = changingRows();
   for (const kOf of [(p: number) => 1, (p: number) => Math.max(1, p >> 1), (p: number) => p - 1, (p: number, i: number) => 1 + ((i * 409) % (p - 1))]) {
     const { held } = runSequence(rows, kOf);
     assert.ok(held.includes(true) && held.includes(false) && held.includes(null), `hits, misses and no guess all occur: ${held.join(',')}`);
@@ -176,6 +181,41 @@ test('v9 select model: a guess trusted without checking this step\'s AND/OR lose
   const rows = [of(3000, () => 1 + rand() * 0.4), of(3000, () => 4 + rand() * 3), of(3000, () => -2 - rand())];
   assert.throws(() => runSequence(rows, (p) => p >> 1, false));
   runSequence(rows, (p) => p >> 1, true);
+});
+
+// Session 10, option guessPassBits (quest.cu's GUESS_BITS): the guessed pass with 512 or 256 bins instead of 2,048.
+test('fewer guessed bins (9 and 8 bits): the same CPU ranking over rows whose key ranges change from select to select', () => {
+  const rows = changingRows();
+  for (const bits of [9, 8]) {
+    for (const kOf of [(p: number) => 1, (p: number) => Math.max(1, p >> 1), (p: number) => p - 1, (p: number, i: number) => 1 + ((i * 409) % (p - 1))]) {
+      const { held } = runSequence(rows, kOf, true, bits);
+      assert.ok(held.includes(true) && held.includes(false), `${bits} bits: hits and misses occur: ${held.join(',')}`);
+    }
+  }
+});
+
+test('fewer guessed bins on Quest-like rows: still two barriers a select at 1K-8K pages, s = 0.5-0.95', () => {
+  const rand = randomGenerator(94);
+  for (const pages of [1023, 4095, 8191]) {
+    const rows = Array.from({ length: 8 }, () => of(pages, () => 40 + 8 * rand()));
+    for (const s of [0.5, 0.9, 0.95]) {
+      for (const bits of [9, 8]) {
+        const { barriers } = runSequence(rows, (p) => Math.max(1, Math.floor((1 - s) * p)), true, bits);
+        assert.deepEqual(barriers.slice(1), new Array(rows.length - 1).fill(2), `${pages} pages, s ${s}, ${bits} bits`);
+      }
+    }
+  }
+});
+
+test('fewer guessed bins cost a pass where the keys crowd a few coarse bins (the trade the option measures)', () => {
+  const rand = randomGenerator(95);
+  // The range is set by two outliers (40 and 48); the bulk sits in [43, 45): the guessed pass's 2,048 bins over the
+  // range put ~64 keys in a bin there, 256 bins ~500 (over the 256 a bin may hold and still be ranked exactly).
+  const row = () => of(8191, (i) => (i === 0 ? 48 : i === 1 ? 40 : 44 + rand()));
+  const rows = [row(), row(), row()];
+  const kOf = (p: number) => p >> 1;
+  assert.deepEqual(runSequence(rows, kOf).barriers.slice(1), [2, 2]);
+  assert.deepEqual(runSequence(rows, kOf, true, 8).barriers.slice(1), [3, 3]);
 });
 
 test('quest.cu: v9 checks its guess against this step\'s AND/OR on the guessed mask and keeps the common bits below the pass', () => {

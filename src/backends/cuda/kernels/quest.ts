@@ -101,6 +101,8 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch4BR: 'quest_grid_step_epoch4br', gridStepAtEpoch4BR: 'quest_grid_step_at_epoch4br',
   gridStepEpoch4BP: 'quest_grid_step_epoch4bp', gridStepAtEpoch4BP: 'quest_grid_step_at_epoch4bp',
   gridStepStamped4B: 'quest_grid_step_stamped4b', gridStepStamped4BR: 'quest_grid_step_stamped4br',
+  gridStepEpoch4BG9: 'quest_grid_step_epoch4bg9', gridStepAtEpoch4BG9: 'quest_grid_step_at_epoch4bg9',
+  gridStepEpoch4BG8: 'quest_grid_step_epoch4bg8', gridStepAtEpoch4BG8: 'quest_grid_step_at_epoch4bg8',
 } as const;
 export type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
@@ -109,7 +111,8 @@ export type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
  * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
  * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums); h4bf: h4b
  * with fused products (fusedProducts, measurement only); h4br: h4b with the refreshed page's rows loaded 16 at a time
- * (prefetchedRefresh); h4bp: h4b with the score loop's rolling L2 prefetch (rollingPrefetch).
+ * (prefetchedRefresh); h4bp: h4b with the score loop's rolling L2 prefetch (rollingPrefetch); h4bg9 / h4bg8: h4b whose guessed
+ * pass has 512 / 256 bins (guessPassBits 9 / 8).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -122,6 +125,7 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
   v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'], v10h4br: ['gridStepEpoch4BR', 'gridStepAtEpoch4BR'],
   v10h4bp: ['gridStepEpoch4BP', 'gridStepAtEpoch4BP'],
+  v10h4bg9: ['gridStepEpoch4BG9', 'gridStepAtEpoch4BG9'], v10h4bg8: ['gridStepEpoch4BG8', 'gridStepAtEpoch4BG8'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -150,6 +154,7 @@ export const QUEST_ENTRY_GROUPS = {
   ...stepEntryGroups({
     v5: 10, v7: 11, v8: 12, v8h4: 13, v9: 14, v10: 15, v8h1: 16, v8h2: 17, v10h4: 18, v10h1: 19, v10h2: 20, v10h8: 21, v10hp: 22,
     v10h1b: 23, v10h4b: 24, v10h2b: 25, v10h8b: 26, v10h7: 27, v10h7b: 28, v10h4bf: 29, v10h4br: 30, v10h4bp: 31,
+    v10h4bg9: 32, v10h4bg8: 33,
   }),
 } as const satisfies Record<string, QuestEntryGroup>;
 export type QuestEntryGroupName = keyof typeof QUEST_ENTRY_GROUPS;
@@ -199,7 +204,8 @@ export function questGridStepEntry(options: QuestKernelOptions, unitHeads: numbe
     switch (unitHeads) {
       case 1: return batched ? 'v10h1b' : 'v10h1';
       case 2: return batched ? 'v10h2b' : 'v10h2';
-      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : options.rollingPrefetch ? 'v10h4bp' : 'v10h4b';
+      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : options.rollingPrefetch ? 'v10h4bp'
+        : options.guessPassBits === 9 ? 'v10h4bg9' : options.guessPassBits === 8 ? 'v10h4bg8' : 'v10h4b';
       case 8: return batched ? 'v10h8b' : 'v10h8';
       case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
     }
@@ -336,6 +342,14 @@ export interface QuestKernelOptions {
    * keys. Session 9, opt-in until measured; not combined with fusedProducts or prefetchedRefresh.
    */
   rollingPrefetch?: boolean;
+  /**
+   * With batchedPageSums: units of 4 heads run v10's guessed first radix pass with 2^guessPassBits bins (9: 512, 8: 256)
+   * instead of 2,048: less to clear, fill, publish to the unit, read back and scan per step (session 9's stamps: ~4 us of
+   * the 128K step), a coarser first cut (another pass and barrier where the k-th key's bin then holds more than 256
+   * keys). The same cut invariant, so the same pages and lists. Session 10, opt-in until measured; not combined with
+   * fusedProducts, prefetchedRefresh or rollingPrefetch. Other unit sizes ignore it.
+   */
+  guessPassBits?: 8 | 9;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -531,6 +545,12 @@ export class QuestKernels {
     }
     if (options.prefetchedRefresh && (!options.batchedPageSums || options.fusedProducts)) {
       throw new Error('quest: prefetchedRefresh is an option of v10\'s batched unit-size entries without fusedProducts: set batchedPageSums (and epochBarriers, specializedHeads) too');
+    }
+    if (options.guessPassBits !== undefined) {
+      if (options.guessPassBits !== 8 && options.guessPassBits !== 9) throw new Error(`quest: guessPassBits must be 8 or 9 (got ${options.guessPassBits})`);
+      if (!options.batchedPageSums || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch) {
+        throw new Error('quest: guessPassBits is an option of v10\'s batched unit-size entries without fusedProducts, prefetchedRefresh or rollingPrefetch');
+      }
     }
     if (options.fusedProducts && !options.batchedPageSums) {
       throw new Error('quest: fusedProducts is an option of v10\'s batched unit-size entries: set batchedPageSums (and epochBarriers, specializedHeads) too');
