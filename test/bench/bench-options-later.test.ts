@@ -103,14 +103,16 @@ describe('vertical-slash-search-timing', () => {
         { kind: 'synthetic', H: 32, n: 16384, scores: 'peaked' }, { kind: 'method', model: 'organism', n: 16384 }, { kind: 'method', model: 'organism', n: 4096 },
         { kind: 'method', model: 'llama', n: 16384 },
       ],
-      sparsity: 0.9, repeats: 5, out: null,
+      variants: ['guided', 'unguided', 'lean'], sparsity: 0.9, repeats: 5, out: null,
     });
   });
   test('every flag', () => {
-    const o = parseVsSearchTimingArgs(['--cases', 'synthetic:32:4096:flat,method:llama:256', '--sparsity', '0.95', '--repeats', '2', '--out', 't.json']);
+    const o = parseVsSearchTimingArgs(['--cases', 'synthetic:32:4096:flat,method:llama:256', '--variants', 'lean,compact', '--sparsity', '0.95', '--repeats', '2', '--out', 't.json']);
     assert.deepEqual({ ...o }, {
-      cases: [{ kind: 'synthetic', H: 32, n: 4096, scores: 'flat' }, { kind: 'method', model: 'llama', n: 256 }], sparsity: 0.95, repeats: 2, out: 't.json',
+      cases: [{ kind: 'synthetic', H: 32, n: 4096, scores: 'flat' }, { kind: 'method', model: 'llama', n: 256 }], variants: ['lean', 'compact'],
+      sparsity: 0.95, repeats: 2, out: 't.json',
     });
+    assert.throws(() => parseVsSearchTimingArgs(['--variants', 'lean,warp']), /--variants/);
   });
 });
 
