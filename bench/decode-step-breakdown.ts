@@ -37,13 +37,13 @@ export const DECODE_BREAKDOWN_ARGS = defineBenchArgs('bench decode-step-breakdow
   steps: int({ describe: 'decodeGreedy steps timed on the host', default: 32, atLeast: 1, atMost: 200, noun: 'step count' }),
   variants: labels({
     describe: 'model settings, timed in this order (repeat one to bracket): default; fused (fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append); ' +
-      'gemv (gemvForOneToken: model-ops.cu GEMV instead of cuBLAS); fused-gemv (both)',
-    choices: ['default', 'fused', 'gemv', 'fused-gemv'], default: ['default'],
+      'gemv (gemvForOneToken: model-ops.cu GEMV instead of cuBLAS); fused-gemv (both); fused-gemv-pdl (and programmaticGemv)',
+    choices: ['default', 'fused', 'gemv', 'fused-gemv', 'fused-gemv-pdl'], default: ['default'],
   }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 });
 
-export type DecodeVariant = 'default' | 'fused' | 'gemv' | 'fused-gemv';
+export type DecodeVariant = 'default' | 'fused' | 'gemv' | 'fused-gemv' | 'fused-gemv-pdl';
 
 /** Kernel launches one call of a kind queues (the rest: one). */
 const LAUNCHES_PER_CALL: Partial<Record<StepNodeKind, number>> = { attention: 2, rope: 2, head_norm: 2 };
@@ -151,8 +151,9 @@ function timeKind(model: CudaTransformerModel, seq: CudaSequence, token: number,
 
 function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, variant: DecodeVariant, o: DecodeBreakdownOptions): ContextResult {
   const c = model.config;
-  model.fuseSmallNodes = variant === 'fused' || variant === 'fused-gemv';
-  model.gemvForOneToken = variant === 'gemv' || variant === 'fused-gemv';
+  model.fuseSmallNodes = variant.startsWith('fused');
+  model.gemvForOneToken = variant.includes('gemv');
+  model.programmaticGemv = variant.endsWith('-pdl');
   // Room for the prompt, the warm-up and timed host steps, and the full graph's replays (each advances the position).
   const seq = model.newSequence(n + 2 * WARMUP + o.steps + 2 * (WARMUP + o.repeats) + 8);
   try {
@@ -190,6 +191,7 @@ function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, v
     seq.release();
     model.fuseSmallNodes = false;
     model.gemvForOneToken = false;
+    model.programmaticGemv = false;
   }
 }
 
@@ -208,7 +210,7 @@ function printContext(name: string, r: ContextResult): void {
   const small = r.kinds.filter((k) => !GEMM_KINDS.includes(k.kind) && k.kind !== 'attention');
   const short = (k: KindTiming) => `${abbreviated(k.kind)} ${k.tbps?.toFixed(2)}`;
   console.log(`S ${name.slice(0, 5)} ${r.context} ${r.variant}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} floor ${r.floorMs.toFixed(3)} | ` +
-    `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)} calls) empty ${r.emptyNodeUs.toFixed(2)}us`);
+    `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)}) empty ${r.emptyNodeUs.toFixed(2)}`);
   console.log(`S2 ${name.slice(0, 5)} ${r.variant} TB/s ${[...gemms, ...attention].map(short).join(', ')}; small us ${small.map((k) => `${abbreviated(k.kind)} ${Math.round(k.usPerStep)}`).join(' ')}`);
 }
 
@@ -221,13 +223,26 @@ export async function main(argv: string[]): Promise<number> {
   const rt = new CudaRuntime();
   console.log(`device: ${rt.cuda.info.name} (${rt.cuda.info.arch}, ${rt.cuda.info.multiprocessors} SMs)`);
   const results: { shape: string; contexts: ContextResult[] }[] = [];
+  let failures = 0;
   for (const name of o.shapes) {
     const config = parseModelConfig(MODEL_SHAPES[name], name);
     const model = new CudaTransformerModel(rt, config, new RandomWeightSource(rt, 1234, { normMean: 1, hasLmHead: !config.tieWordEmbeddings }));
     try {
-      const contexts = o.contexts.flatMap((n) => o.variants.map((v) => benchContext(rt, model, n, v as DecodeVariant, o)));
-      for (const r of contexts) printContext(name, r);
+      const contexts: ContextResult[] = [];
       results.push({ shape: name, contexts });
+      for (const n of o.contexts) {
+        for (const v of o.variants) {
+          // Printed as it comes, so a variant that fails (reported, then the run goes on) loses nothing before it.
+          try {
+            const r = benchContext(rt, model, n, v as DecodeVariant, o);
+            contexts.push(r);
+            printContext(name, r);
+          } catch (err) {
+            failures++;
+            console.log(`S ${name.slice(0, 5)} ${n} ${v}: FAILED ${(err as Error).message.slice(0, 160)}`);
+          }
+        }
+      }
     } finally {
       model.dispose();
       rt.pool.trim();
@@ -235,7 +250,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (o.out) writeFileSync(o.out, JSON.stringify({ device: rt.cuda.info, peakTbps: PEAK_TBPS, results, compile: rt.compileStats }, null, 2));
   rt.dispose();
-  return 0;
+  return failures > 0 ? 1 : 0;
 }
 
 /** Entry for bench/main.ts (`npm run bench -- decode-step-breakdown [args]`). */

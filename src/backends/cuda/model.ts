@@ -296,12 +296,14 @@ export class CudaTransformerModel {
 
     if (keep('embed')) this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
     const fuse = this.fuseSmallNodes;
+    // Programmatic GEMVs: the kernel before each GEMV releases it at its start, so its first weight loads overlap.
+    const pdl = T === 1 && this.gemvForOneToken && this.programmaticGemv;
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       const sliding = c.layerTypes[l] === 'sliding';
       // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
-      if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
-      if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim });
+      if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
+      if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim }, pdl);
       const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
       const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
       // The bias comes before the q/k norms, so the fused launch takes it only where there are none.
@@ -322,38 +324,46 @@ export class CudaTransformerModel {
       }
       if (keep('attention')) step.attend(l, sliding, b.qkv, b.attn);
 
-      if (keep('o_gemm')) this.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden });
+      // After attention, whose kernels do not release it early: it starts as they exit.
+      if (keep('o_gemm')) this.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden }, pdl);
       if (w.postAttnNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
       if (fuse) {
-        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
       } else {
         if (keep('residual_add')) this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
-        if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+        if (keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.preMlpNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
       }
-      if (keep('gate_up_gemm')) this.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I });
-      if (keep('gated_act')) this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation });
-      if (keep('down_gemm')) this.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden });
+      if (keep('gate_up_gemm')) this.linear({ x: b.h, w: w.gateUp.ptr, y: b.gateUp, tokens: T, inFeatures: hidden, outFeatures: 2 * I }, pdl);
+      if (keep('gated_act')) this.ops.gatedActivation({ gateUp: b.gateUp, out: b.act, rows: T, inner: I, activation: c.mlpActivation, releaseDependents: pdl });
+      if (keep('down_gemm')) this.linear({ x: b.act, w: w.down.ptr, y: b.proj, tokens: T, inFeatures: I, outFeatures: hidden }, pdl);
       if (w.postMlpNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postMlpNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
       const nextNorm = fuse && l + 1 < c.numLayers ? this.layers[l + 1].inputNorm.ptr : null;
       if (nextNorm !== null) {
-        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: nextNorm, out: b.h, rows: T, cols: hidden, eps, weightOffset: off });
+        if (keep('add_norm')) this.ew.addRmsNorm({ x: b.x, residual: b.proj, weight: nextNorm, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
       } else if (keep('residual_add')) {
         this.ew.add({ a: b.x, b: b.proj, out: b.x, n: T * hidden });
       }
     }
   }
 
-  /** A linear layer: one token through the model's own GEMV when gemvForOneToken is set, else cuBLAS. */
-  private linear(a: LinearArgs): void {
-    if (a.tokens === 1 && this.gemvForOneToken) this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32 });
-    else this.blas.linear(a);
+  /**
+   * A linear layer: one token through the model's own GEMV when gemvForOneToken is set (a programmatic
+   * dependent of the kernel before it when `programmatic`), else cuBLAS.
+   */
+  private linear(a: LinearArgs, programmatic = false): void {
+    if (a.tokens === 1 && this.gemvForOneToken) {
+      this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32, programmatic });
+    } else {
+      this.blas.linear(a);
+    }
   }
 
   /** Final norm, LM head (fp32) and soft-capping of rows [first, first + rows) into logits [rows, V]. */
   private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config, hidden = c.hiddenSize;
-    if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset });
-    if (keep('lm_head')) this.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true });
+    const pdl = rows === 1 && this.gemvForOneToken && this.programmaticGemv;
+    if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset, releaseDependents: pdl });
+    if (keep('lm_head')) this.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true }, pdl);
     if (c.finalLogitSoftcap !== null && keep('softcap')) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
   }
 
@@ -381,6 +391,12 @@ export class CudaTransformerModel {
    * forwards queued and graphs captured after a change.
    */
   gemvForOneToken = false;
+  /**
+   * Opt-in, with gemvForOneToken: each one-token GEMV is a programmatic dependent launch of the kernel
+   * before it, which releases it at its own start (the RMSNorms and the gated activation), so the GEMV's
+   * first weight loads stream while that kernel runs; it waits for it before reading its input.
+   */
+  programmaticGemv = false;
   /** Why the last graph capture failed (the model then decodes without graphs), or null. */
   decodeGraphFailure: string | null = null;
   private graphDecode: DecodeAttentionKernel | null = null;

@@ -18,9 +18,12 @@ __device__ __forceinline__ float warp_sum(float x) {
 }  // namespace
 
 // grid (T), block (256). x, out: [T, C]; w: [C]. Gemma's (1 + w) norm passes weightOffset = 1.
+// release (both norms): 1 lets a programmatic dependent launched after this kernel (a GEMV that waits
+// for this grid before reading its input) start now; 0 as before.
 extern "C" __global__ void __launch_bounds__(256) rmsnorm(
     const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int C, float eps,
-    float weightOffset) {
+    float weightOffset, int release) {
+  if (release) asm volatile("griddepcontrol.launch_dependents;");
   __shared__ float partial[8];
   const size_t row = blockIdx.x;
   const bf16_t* xr = x + row * C;
@@ -46,7 +49,8 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm(
 // the squares of the same elements in the same order, so both kernels give identical bits.
 extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
     bf16_t* __restrict__ x, const bf16_t* __restrict__ r, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int C,
-    float eps, float weightOffset) {
+    float eps, float weightOffset, int release) {
+  if (release) asm volatile("griddepcontrol.launch_dependents;");
   __shared__ float partial[8];
   const size_t row = blockIdx.x;
   bf16_t* xr = x + row * C;

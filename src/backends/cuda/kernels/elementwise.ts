@@ -15,8 +15,8 @@ export class ElementwiseKernels {
   constructor(private readonly rt: CudaRuntime) {
     const mod = rt.module('elementwise.cu', {});
     this.k = {
-      rmsnorm: mod.kernel('rmsnorm', ['ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32']),
-      addRmsnorm: mod.kernel('add_rmsnorm', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32']),
+      rmsnorm: mod.kernel('rmsnorm', ['ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32', 'i32']),
+      addRmsnorm: mod.kernel('add_rmsnorm', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'f32', 'f32', 'i32']),
       rope: mod.kernel('rope_rotate_half', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       swiglu: mod.kernel('swiglu', ['ptr', 'ptr', 'ptr', 'i32']),
       add: mod.kernel('add', ['ptr', 'ptr', 'ptr', 'i32']),
@@ -30,23 +30,27 @@ export class ElementwiseKernels {
 
   /**
    * x, out: [T, C] bf16; weight: [C] bf16. out = x / rms(x) * (weight + weightOffset)
-   * (weightOffset 1 for Gemma's (1 + w) norms, else 0).
+   * (weightOffset 1 for Gemma's (1 + w) norms, else 0). releaseDependents: a programmatic dependent
+   * launched next (a GEMV that waits for this kernel before reading out) may start at once.
    */
-  rmsNorm(a: { x: DevicePtr; weight: DevicePtr; out: DevicePtr; rows: number; cols: number; eps: number; weightOffset?: number }): void {
+  rmsNorm(a: { x: DevicePtr; weight: DevicePtr; out: DevicePtr; rows: number; cols: number; eps: number; weightOffset?: number; releaseDependents?: boolean }): void {
     positive('rmsNorm rows', a.rows);
     positive('rmsNorm cols', a.cols);
-    this.k.rmsnorm.launch(this.cfg(a.rows), [a.x, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0]);
+    this.k.rmsnorm.launch(this.cfg(a.rows), [a.x, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0, a.releaseDependents ? 1 : 0]);
   }
 
   /**
    * x: [T, C] bf16, in place x = x + residual (residual: [T, C]); then out: [T, C] = rmsNorm of the new x
    * with weight: [C]. The same bits as add() followed by rmsNorm(); out must not alias x or residual.
+   * releaseDependents as in rmsNorm.
    */
-  addRmsNorm(a: { x: DevicePtr; residual: DevicePtr; weight: DevicePtr; out: DevicePtr; rows: number; cols: number; eps: number; weightOffset?: number }): void {
+  addRmsNorm(a: {
+    x: DevicePtr; residual: DevicePtr; weight: DevicePtr; out: DevicePtr; rows: number; cols: number; eps: number; weightOffset?: number; releaseDependents?: boolean;
+  }): void {
     positive('addRmsNorm rows', a.rows);
     positive('addRmsNorm cols', a.cols);
     if (a.out === a.x || a.out === a.residual) throw new Error('addRmsNorm: out must not alias x or residual');
-    this.k.addRmsnorm.launch(this.cfg(a.rows), [a.x, a.residual, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0]);
+    this.k.addRmsnorm.launch(this.cfg(a.rows), [a.x, a.residual, a.weight, a.out, a.cols, a.eps, a.weightOffset ?? 0, a.releaseDependents ? 1 : 0]);
   }
 
   /**

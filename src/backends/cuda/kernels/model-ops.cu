@@ -41,8 +41,11 @@ extern "C" __global__ void __launch_bounds__(256) embed_rows(
 }
 
 // One thread per output. gu: [rows, 2I]; out: [rows, I].
+// release: 1 lets a programmatic dependent launched after this kernel (the down GEMV, which waits for
+// this grid before reading) start now; 0 as before.
 extern "C" __global__ void __launch_bounds__(256) gated_act_rows(
-    const bf16_t* __restrict__ gu, bf16_t* __restrict__ out, int rows, int I, int act) {
+    const bf16_t* __restrict__ gu, bf16_t* __restrict__ out, int rows, int I, int act, int release) {
+  if (release) asm volatile("griddepcontrol.launch_dependents;");
   const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= (size_t)rows * I) return;
   const size_t r = idx / I;
@@ -210,13 +213,27 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
   const int chunks = K >> 3;
   float acc = 0.f;
   int c = lane;
-  for (; c + 96 < chunks; c += 128) {
-    const uint4 w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
-    const uint4 w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
-    acc = dot8(w0, xv[c], acc);
-    acc = dot8(w1, xv[c + 32], acc);
-    acc = dot8(w2, xv[c + 64], acc);
-    acc = dot8(w3, xv[c + 96], acc);
+  // The weights do not depend on the kernel before: the first four chunks are requested before
+  // waiting for it (griddepcontrol.wait, a no-op unless launched as a programmatic dependent), so in
+  // a programmatic launch they stream while that kernel finishes. Same sums in the same order either way.
+  uint4 w0, w1, w2, w3;
+  const bool full = c + 96 < chunks;
+  if (full) {
+    w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
+    w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+  }
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  if (full) {
+    for (;;) {
+      acc = dot8(w0, xv[c], acc);
+      acc = dot8(w1, xv[c + 32], acc);
+      acc = dot8(w2, xv[c + 64], acc);
+      acc = dot8(w3, xv[c + 96], acc);
+      c += 128;
+      if (c + 96 >= chunks) break;
+      w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
+      w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+    }
   }
   for (; c < chunks; c += 32) acc = dot8(load_streaming16(w + c), xv[c], acc);
   acc = warp_sum(acc);

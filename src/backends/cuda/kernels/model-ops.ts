@@ -22,7 +22,7 @@ export class ModelOpsKernels {
     const mod = rt.module('model-ops.cu', {});
     this.k = {
       embed: mod.kernel('embed_rows', ['ptr', 'ptr', 'ptr', 'i32', 'f32']),
-      gatedAct: mod.kernel('gated_act_rows', ['ptr', 'ptr', 'i32', 'i32', 'i32']),
+      gatedAct: mod.kernel('gated_act_rows', ['ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
       biasAdd: mod.kernel('bias_add_rows', ['ptr', 'ptr', 'i32', 'i32']),
       rmsNormHeads: mod.kernel('rmsnorm_heads', ['ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'f32', 'f32']),
       ropeHeads: mod.kernel('rope_heads', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
@@ -45,13 +45,16 @@ export class ModelOpsKernels {
     this.k.embed.launch(this.cfg(a.tokens), [a.ids, a.table, a.out, a.cols, a.scale]);
   }
 
-  /** gateUp: [rows, 2I] (gate columns, then up columns); out: [rows, I] = act(gate) · up. */
-  gatedActivation(a: { gateUp: DevicePtr; out: DevicePtr; rows: number; inner: number; activation: GatedActivation }): void {
+  /**
+   * gateUp: [rows, 2I] (gate columns, then up columns); out: [rows, I] = act(gate) · up. releaseDependents:
+   * a programmatic dependent launched next (the down GEMV, which waits before reading out) may start at once.
+   */
+  gatedActivation(a: { gateUp: DevicePtr; out: DevicePtr; rows: number; inner: number; activation: GatedActivation; releaseDependents?: boolean }): void {
     positive('gated activation rows', a.rows);
     positive('gated activation inner', a.inner);
     const n = a.rows * a.inner;
     if (n >= 2 ** 31) throw new Error(`gated activation: ${n} elements exceed the kernel's 32-bit grid`);
-    this.k.gatedAct.launch(this.cfg(Math.ceil(n / BLOCK)), [a.gateUp, a.out, a.rows, a.inner, ACTIVATION_CODE[a.activation]]);
+    this.k.gatedAct.launch(this.cfg(Math.ceil(n / BLOCK)), [a.gateUp, a.out, a.rows, a.inner, ACTIVATION_CODE[a.activation], a.releaseDependents ? 1 : 0]);
   }
 
   /** y: [rows, C] += bias: [C]. */
@@ -124,15 +127,18 @@ export class ModelOpsKernels {
   /**
    * One token's linear layer: y: [N] = W: [N, K] · x: [K] (bf16 in, fp32 accumulation, y bf16 or fp32 with
    * outFloat32), as Cublas.linear with T = 1 computes it up to the order of the fp32 sums. K a multiple of
-   * 8; W and x 16-byte aligned.
+   * 8; W and x 16-byte aligned. programmatic: launched as a programmatic dependent of the kernel before
+   * (which must release it, e.g. rmsNorm's releaseDependents), so its first weight loads overlap that
+   * kernel; it waits for it before reading x.
    */
-  gemv(a: { x: DevicePtr; w: DevicePtr; y: DevicePtr; inFeatures: number; outFeatures: number; outFloat32?: boolean }): void {
+  gemv(a: { x: DevicePtr; w: DevicePtr; y: DevicePtr; inFeatures: number; outFeatures: number; outFloat32?: boolean; programmatic?: boolean }): void {
     positive('gemv inFeatures', a.inFeatures);
     positive('gemv outFeatures', a.outFeatures);
     if (a.inFeatures % 8 !== 0) throw new Error(`gemv: inFeatures ${a.inFeatures} is not a multiple of 8`);
     if (a.w % 16n !== 0n || a.x % 16n !== 0n) throw new Error('gemv: W and x must be 16-byte aligned');
     if (a.outFeatures >= 2 ** 31) throw new Error(`gemv: ${a.outFeatures} rows exceed the kernel's 32-bit row index`);
-    this.k.gemv.launch(this.cfg(Math.ceil(a.outFeatures / 8)), [a.w, a.x, a.y, a.outFeatures, a.inFeatures, a.outFloat32 ? 1 : 0]);
+    this.k.gemv.launch({ ...this.cfg(Math.ceil(a.outFeatures / 8)), programmaticDependency: a.programmatic ?? false },
+      [a.w, a.x, a.y, a.outFeatures, a.inFeatures, a.outFloat32 ? 1 : 0]);
   }
 
   /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
