@@ -11,7 +11,8 @@
  *
  * --quest-modules whole|groups: quest.cu alone, without a method: `whole` compiles the module of every entry (what every
  * Quest run compiled before session 10), `groups` each entry group the method's defaults use (questDefaultEntryGroups),
- * then loads them again from the cache. bench/quest-split-proof.ts --cubins compares the two sides' entries.
+ * then loads them again from the cache (--quest-groups: other groups, e.g. an experiment's; its cubins then serve as a
+ * prebuilt cache). bench/quest-split-proof.ts --cubins compares the two sides' entries.
  *
  * Usage: node dist/bench/cold-compile.js --cache DIR [--methods dense_prefill,quest,...] [--prefill-n N] [--decode-n N]
  *        [--quest-modules whole|groups] [--out FILE]. Prints a skip line without a GPU.
@@ -46,6 +47,7 @@ export const COLD_COMPILE_ARGS = defineBenchArgs('cold-compile', 'First-run kern
   'decode-n': int({ describe: 'cache length of the decode methods\' first step (Quest\'s multi-block step from 65,536)', default: 65536, atLeast: 64, noun: 'length' }),
   sparsity: num({ describe: 'target sparsity the sparse methods are created with', default: 0.9, above: 0, below: 1, noun: 'sparsity' }),
   'quest-modules': choice({ describe: 'instead of methods, quest.cu alone: every entry in one module, or the default entry groups', choices: ['none', 'whole', 'groups'], default: 'none' }),
+  'quest-groups': labels({ describe: 'with --quest-modules groups: these entry groups instead of the defaults\'', choices: Object.keys(QUEST_ENTRY_GROUPS) as QuestEntryGroupName[] }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 }, 'node dist/bench/cold-compile.js');
 
@@ -209,7 +211,7 @@ function questModulePasses(o: ReturnType<typeof COLD_COMPILE_ARGS.parse>): { gro
   const dir = join(o.cache, `quest-${o.questModules}`);
   if (cubins(dir).length) throw new Error(`${dir} holds cubins already: a cold pass needs an empty folder`);
   mkdirSync(dir, { recursive: true });
-  const groups: (QuestEntryGroupName | 'whole')[] = o.questModules === 'whole' ? ['whole'] : questDefaultEntryGroups();
+  const groups: (QuestEntryGroupName | 'whole')[] = o.questModules === 'whole' ? ['whole'] : o.questGroups ?? questDefaultEntryGroups();
   const defines = (g: QuestEntryGroupName | 'whole') => (g === 'whole' ? {} : questGroupDefines(g));
   const run = (): ModuleRecord[] => {
     const rt = new TimedRuntime(dir);

@@ -81,9 +81,10 @@ test('the picked entries: versions as their options say, unit-size entries only 
     ['v10h1b', 'v10h2b', 'v10hp', 'v10h4bf', 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true, prefetchedRefresh: true }, h)),
     ['v10h1b', 'v10h2b', 'v10hp', 'v10h4br', 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
-  for (const [bits, entry] of [[9, 'v10h4bg9'], [8, 'v10h4bg8']] as const) {
+  for (const bits of [9, 8] as const) {
     assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true, guessPassBits: bits }, h)),
-      ['v10h1b', 'v10h2b', 'v10hp', entry, 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
+      [`v10h1bg${bits}`, `v10h2bg${bits}`, 'v10hp', `v10h4bg${bits}`, 'v10hp', 'v10hp', 'v10hp', `v10h8bg${bits}`]);
+    assert.equal(questGridStepEntry({ ...V10, ...s, batchedPageSums: true, constantPlainHeads: true, guessPassBits: bits }, 7), `v10h7bg${bits}`);
   }
 });
 
@@ -101,6 +102,7 @@ test('each picked entry is compiled for the unit size it serves, with the versio
     ['v10, batched page sums, rolling prefetch', { ...V10, batchedPageSums: true, rollingPrefetch: true }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, 512 guessed bins', { ...V10, batchedPageSums: true, guessPassBits: 9 }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, 256 guessed bins', { ...V10, batchedPageSums: true, guessPassBits: 8 }, { rolled: true, light: true, guessed: true, epoch: true }],
+    ['v10, constant plain heads, batched page sums, 512 guessed bins', { ...V10, constantPlainHeads: true, batchedPageSums: true, guessPassBits: 9 }, { rolled: true, light: true, guessed: true, epoch: true }],
   ];
   for (const [label, options, flags] of variants) for (const specializedHeads of [false, true]) for (let heads = 1; heads <= 8; heads++) {
     if ((options.batchedPageSums || options.constantPlainHeads || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch || options.guessPassBits) && !specializedHeads) continue; // refused by QuestKernels
@@ -122,7 +124,8 @@ test('each picked entry is compiled for the unit size it serves, with the versio
       assert.equal(c.fused, (options.fusedProducts ?? false) && heads === 4, `${what}: fused products`);
       assert.equal(c.prefetchedRefresh, (options.prefetchedRefresh ?? false) && heads === 4, `${what}: prefetched refresh`);
       assert.equal(c.rollingPrefetch, (options.rollingPrefetch ?? false) && heads === 4, `${what}: rolling prefetch`);
-      assert.equal(c.guessBits, heads === 4 ? options.guessPassBits ?? 11 : 11, `${what}: guessed pass bits`);
+      // Fewer guessed bins ride on the batched entries (the any-size entry keeps 2,048).
+      assert.equal(c.guessBits, c.batched ? options.guessPassBits ?? 11 : 11, `${what}: guessed pass bits`);
     }
   }
 });

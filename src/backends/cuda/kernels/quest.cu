@@ -68,6 +68,14 @@
 #define QUEST_ENTRIES_V10H4BP 31
 #define QUEST_ENTRIES_V10H4BG9 32
 #define QUEST_ENTRIES_V10H4BG8 33
+#define QUEST_ENTRIES_V10H1BG9 34
+#define QUEST_ENTRIES_V10H1BG8 35
+#define QUEST_ENTRIES_V10H2BG9 36
+#define QUEST_ENTRIES_V10H2BG8 37
+#define QUEST_ENTRIES_V10H7BG9 38
+#define QUEST_ENTRIES_V10H7BG8 39
+#define QUEST_ENTRIES_V10H8BG9 40
+#define QUEST_ENTRIES_V10H8BG8 41
 
 namespace {
 constexpr int SELECT_THREADS = 1024;
@@ -1387,12 +1395,37 @@ QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
 #if QUEST_COMPILES(QUEST_ENTRIES_V10H4BP)
 QUEST_GRID_STEP_ENTRIES(_epoch4bp, true, true, true, true, 4, true, false, false, true)
 #endif
-// Session 10, opt-in: _epoch4b whose guessed pass has 512 (g9) or 256 (g8) bins instead of 2,048 (option guessPassBits).
+// Session 10, opt-in: the batched entries whose guessed pass has 512 (g9) or 256 (g8) bins instead of 2,048 (option
+// guessPassBits).
 #if QUEST_COMPILES(QUEST_ENTRIES_V10H4BG9)
 QUEST_GRID_STEP_ENTRIES(_epoch4bg9, true, true, true, true, 4, true, false, false, false, QuestNoStamps, 9)
 #endif
 #if QUEST_COMPILES(QUEST_ENTRIES_V10H4BG8)
 QUEST_GRID_STEP_ENTRIES(_epoch4bg8, true, true, true, true, 4, true, false, false, false, QuestNoStamps, 8)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H1BG9)
+QUEST_GRID_STEP_ENTRIES(_epoch1bg9, true, true, true, true, 1, true, false, false, false, QuestNoStamps, 9)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H1BG8)
+QUEST_GRID_STEP_ENTRIES(_epoch1bg8, true, true, true, true, 1, true, false, false, false, QuestNoStamps, 8)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H2BG9)
+QUEST_GRID_STEP_ENTRIES(_epoch2bg9, true, true, true, true, 2, true, false, false, false, QuestNoStamps, 9)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H2BG8)
+QUEST_GRID_STEP_ENTRIES(_epoch2bg8, true, true, true, true, 2, true, false, false, false, QuestNoStamps, 8)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H7BG9)
+QUEST_GRID_STEP_ENTRIES(_epoch7bg9, true, true, true, true, 7, true, false, false, false, QuestNoStamps, 9)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H7BG8)
+QUEST_GRID_STEP_ENTRIES(_epoch7bg8, true, true, true, true, 7, true, false, false, false, QuestNoStamps, 8)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H8BG9)
+QUEST_GRID_STEP_ENTRIES(_epoch8bg9, true, true, true, true, 8, true, false, false, false, QuestNoStamps, 9)
+#endif
+#if QUEST_COMPILES(QUEST_ENTRIES_V10H8BG8)
+QUEST_GRID_STEP_ENTRIES(_epoch8bg8, true, true, true, true, 8, true, false, false, false, QuestNoStamps, 8)
 #endif
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):
