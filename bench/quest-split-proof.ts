@@ -10,7 +10,7 @@
  *
  * --base: the ref whose whole quest.cu is "before" (default HEAD); --groups: the groups compiled "after" (default: the
  * method's, questDefaultEntryGroups); --whole: also the working tree's quest.cu without the define, all of its entries
- * against the ref's. --cubins: compare given cubins instead (the first the whole module, each other one a group's; on the
+ * against the ref's (entries added since the ref are listed as new). --cubins: compare given cubins instead (the first the whole module, each other one a group's; on the
  * GPU machine, NVRTC's from bench/cold-compile.ts's cache folders). Prints one line per entry and exits 1 when any
  * differs or is missing.
  */
@@ -23,7 +23,7 @@ import { readKernelSource } from '../src/backends/cuda/kernel-source.js';
 import { QUEST_ENTRY_GROUPS, QUEST_KERNEL_NAMES, type QuestEntryGroupName, questGroupDefines } from '../src/backends/cuda/kernels/quest.js';
 import { questDefaultEntryGroups } from '../src/backends/cuda/methods/quest.js';
 import { runIfDirect } from './bench-run.js';
-import { compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
+import { type CubinSection, compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
 
 const REPO = join(import.meta.dirname, '..');
 const KERNELS = 'src/backends/cuda/kernels';
@@ -63,13 +63,23 @@ function compareCubins(whole: string, groups: string[]): number {
     const sections = cubinSections(image);
     const entries = cubinEntries(image);
     if (!entries.length) failed++;
-    for (const entry of entries) {
-      const c = compareEntry(before, sections, entry);
-      if (!c.codeEqual || !c.infoEqual) failed++;
-      console.log(`${entry}: ${c.detail} (${c.textBytes} bytes of code)`);
-    }
+    for (const entry of entries) if (!judge(before, sections, entry, '')) failed++;
   }
   return failed;
+}
+
+/**
+ * Prints how `entry` of the after side compares with the before side; false when its code or launch attributes
+ * differ. An entry the before side lacks is new (an entry added since the base), not a difference.
+ */
+function judge(before: Map<string, CubinSection>, after: Map<string, CubinSection>, entry: string, label: string): boolean {
+  if (!before.has(`.text.${entry}`)) {
+    console.log(`${label}${entry}: new (not in the base)`);
+    return true;
+  }
+  const c = compareEntry(before, after, entry);
+  console.log(`${label}${entry}: ${c.detail} (${c.textBytes} bytes of code)`);
+  return c.codeEqual && c.infoEqual;
 }
 
 function main(): number {
@@ -91,20 +101,19 @@ function main(): number {
     console.log(`before: ${values.base} quest.cu whole, ${cubinEntries(before.image).length} entries, nvcc ${before.seconds.toFixed(1)} s`);
     const after = readKernelSource('quest.cu');
     const sides: [string, Record<string, number>, string[]][] = groupsFrom(values.groups!).map((g) => [g, questGroupDefines(g), QUEST_ENTRY_GROUPS[g].kernels.map((k) => QUEST_KERNEL_NAMES[k])]);
+    // The whole file keeps every entry the base had (and may have new ones); a group holds exactly its kernels.
     if (values.whole) sides.push(['whole', {}, cubinEntries(before.image)]);
     for (const [label, defines, expected] of sides) {
       const built = compile(dir, label, after, defines);
       const entries = cubinEntries(built.image);
       const sections = cubinSections(built.image);
-      if (entries.join() !== [...expected].sort().join()) {
+      const missing = expected.filter((e) => !entries.includes(e));
+      const extra = label === 'whole' ? [] : entries.filter((e) => !expected.includes(e));
+      if (missing.length || extra.length) {
         failed++;
-        console.log(`${label}: entries ${entries.join(', ')}; expected ${[...expected].sort().join(', ')}`);
+        console.log(`${label}: missing ${missing.join(', ') || 'none'}; not in the group ${extra.join(', ') || 'none'}`);
       }
-      for (const entry of entries) {
-        const c = compareEntry(beforeSections, sections, entry);
-        if (!c.codeEqual || !c.infoEqual) failed++;
-        console.log(`${label} (nvcc ${built.seconds.toFixed(1)} s) ${entry}: ${c.detail} (${c.textBytes} bytes of code)`);
-      }
+      for (const entry of entries) if (!judge(beforeSections, sections, entry, `${label} (nvcc ${built.seconds.toFixed(1)} s) `)) failed++;
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
