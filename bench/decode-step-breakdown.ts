@@ -30,20 +30,47 @@ import { MODEL_SHAPES, decodeBytes } from './model.js';
 const PEAK_TBPS = 3.35;
 const WARMUP = 2;
 
+/** The model settings a variant turns on (CudaTransformerModel's opt-in fields), all off in 'default'. */
+const VARIANT_SETTINGS = {
+  default: {},
+  fused: { fuseSmallNodes: true },
+  gemv: { gemvForOneToken: true },
+  'fused-gemv': { fuseSmallNodes: true, gemvForOneToken: true },
+  'fused-gemv-pdl': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true },
+  fold: { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true },
+  'fold-pdl': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true },
+} as const satisfies Record<string, Partial<Record<ModelSetting, true>>>;
+type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 'foldIntoGemv';
+const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv'];
+export type DecodeVariant = keyof typeof VARIANT_SETTINGS;
+const VARIANT_MEANING: Record<DecodeVariant, string> = {
+  default: 'as the model runs now',
+  fused: 'fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append',
+  gemv: 'gemvForOneToken: model-ops.cu GEMV instead of cuBLAS',
+  'fused-gemv': 'both',
+  'fused-gemv-pdl': 'and programmaticGemv',
+  fold: 'fused-gemv with foldIntoGemv: norms, residual adds and the gated activation inside the GEMVs',
+  'fold-pdl': 'fold and programmaticGemv',
+};
+
+/** Sets the model's opt-in fields for a variant (every other one off). */
+function applyVariant(model: CudaTransformerModel, variant: DecodeVariant | 'default'): void {
+  const on: Partial<Record<ModelSetting, true>> = VARIANT_SETTINGS[variant];
+  for (const k of MODEL_SETTINGS) model[k] = on[k] === true;
+}
+
 export const DECODE_BREAKDOWN_ARGS = defineBenchArgs('bench decode-step-breakdown', 'CUDA whole-model decode step taken apart by node kind (GPU only).', {
   shapes: labels({ describe: 'model shapes', choices: Object.keys(MODEL_SHAPES), default: Object.keys(MODEL_SHAPES) }),
   contexts: intList({ describe: 'prompt lengths before the timed step', default: [4096], atLeast: 1, noun: 'length' }),
   repeats: int({ describe: 'timed graph replays per measurement', default: 20, atLeast: 1, atMost: 200, noun: 'repeat count' }),
   steps: int({ describe: 'decodeGreedy steps timed on the host', default: 32, atLeast: 1, atMost: 200, noun: 'step count' }),
   variants: labels({
-    describe: 'model settings, timed in this order (repeat one to bracket): default; fused (fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append); ' +
-      'gemv (gemvForOneToken: model-ops.cu GEMV instead of cuBLAS); fused-gemv (both); fused-gemv-pdl (and programmaticGemv)',
-    choices: ['default', 'fused', 'gemv', 'fused-gemv', 'fused-gemv-pdl'], default: ['default'],
+    describe: 'model settings, timed in this order (repeat one to bracket): ' + Object.entries(VARIANT_MEANING).map(([k, v]) => `${k} (${v})`).join('; '),
+    choices: Object.keys(VARIANT_MEANING) as DecodeVariant[], default: ['default'],
   }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 });
 
-export type DecodeVariant = 'default' | 'fused' | 'gemv' | 'fused-gemv' | 'fused-gemv-pdl';
 
 /** Kernel launches one call of a kind queues (the rest: one). */
 const LAUNCHES_PER_CALL: Partial<Record<StepNodeKind, number>> = { attention: 2, rope: 2, head_norm: 2 };
@@ -151,9 +178,7 @@ function timeKind(model: CudaTransformerModel, seq: CudaSequence, token: number,
 
 function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, variant: DecodeVariant, o: DecodeBreakdownOptions): ContextResult {
   const c = model.config;
-  model.fuseSmallNodes = variant.startsWith('fused');
-  model.gemvForOneToken = variant.includes('gemv');
-  model.programmaticGemv = variant.endsWith('-pdl');
+  applyVariant(model, variant);
   // Room for the prompt, the warm-up and timed host steps, and the full graph's replays (each advances the position).
   const seq = model.newSequence(n + 2 * WARMUP + o.steps + 2 * (WARMUP + o.repeats) + 8);
   try {
@@ -189,9 +214,7 @@ function benchContext(rt: CudaRuntime, model: CudaTransformerModel, n: number, v
   } finally {
     rt.synchronize();
     seq.release();
-    model.fuseSmallNodes = false;
-    model.gemvForOneToken = false;
-    model.programmaticGemv = false;
+    applyVariant(model, 'default');
   }
 }
 

@@ -1,12 +1,15 @@
 /**
  * model-ops.cu's gemv_bf16 (one token's linear layer without cuBLAS, CudaTransformerModel.gemvForOneToken)
  * against a float64 CPU product of the same bf16-rounded inputs, bf16 and fp32 outputs, sizes with and
- * without the four-chunk main loop's tail; and beside cuBLAS on the same operands. GPU only.
+ * without the four-chunk main loop's tail; and beside cuBLAS on the same operands. gemv_fused_bf16 (the
+ * norm prologue, residual and gated epilogues, fp32 out, a programmatic launch) against the separate
+ * kernels it replaces, bit for bit. GPU only.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Cublas } from '../../src/backends/cuda/cublas.js';
 import type { ModelOpsKernels } from '../../src/backends/cuda/kernels/model-ops.js';
+import type { DeviceBuffer } from '../../src/backends/cuda/memory-pool.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { downloadBf16, downloadF32, poisonedBf16, poisonedF32, uploadAsBf16 } from '../../src/backends/cuda/transfer.js';
 import { cudaSkip } from './cuda-skip.js';
@@ -60,4 +63,66 @@ describe('CUDA gemv_bf16', { skip }, () => {
     assert.throws(() => ops.gemv({ x: 8n, w: 16n, y: 16n, inFeatures: 16, outFeatures: 4 }), /16-byte aligned/);
     assert.throws(() => ops.gemv({ x: 16n, w: 16n, y: 16n, inFeatures: 16, outFeatures: 0 }), /positive integer/);
   });
+
+  /** Raw bits of a device bf16 buffer (bitwise comparisons). */
+  const bits = (b: { ptr: bigint }, n: number): Uint16Array => {
+    rt.synchronize();
+    const out = new Uint16Array(n);
+    rt.cuda.download(out, b.ptr);
+    return out;
+  };
+  const sameBits = (a: Uint16Array | Float32Array, b: Uint16Array | Float32Array, what: string) => {
+    const i = a.findIndex((v, j) => !Object.is(v, b[j]));
+    assert.equal(i, -1, `${what}: first difference at ${i}`);
+  };
+
+  for (const [K, rows, offset] of [[4096, 1100, 0], [3584, 700, 1], [136, 90, 0]] as const) {
+    test(`gemv_fused K=${K}: norm prologue, residual and gated epilogues, fp32 LM head: the same bits as the separate kernels`, async () => {
+      const { ElementwiseKernels } = await import('../../src/backends/cuda/kernels/elementwise.js');
+      const ew = new ElementwiseKernels(rt);
+      const rand = randomGenerator(K + rows);
+      const eps = 1e-5;
+      const x = uploadAsBf16(rt, randomBf16Values(K, rand, 3)), nw = uploadAsBf16(rt, randomBf16Values(K, rand, 1));
+      const w = uploadAsBf16(rt, randomBf16Values(2 * rows * K, rand, 0.1));
+      const held: DeviceBuffer[] = [x, nw, w];
+      const take = (b: DeviceBuffer): DeviceBuffer => (held.push(b), b);
+      try {
+        // Norm prologue, bf16 out: rmsNorm then gemv.
+        const h = take(poisonedBf16(rt, K)), ref = take(poisonedBf16(rt, rows)), got = take(poisonedBf16(rt, rows));
+        ew.rmsNorm({ x: x.ptr, weight: nw.ptr, out: h.ptr, rows: 1, cols: K, eps, weightOffset: offset });
+        ops.gemv({ x: h.ptr, w: w.ptr, y: ref.ptr, inFeatures: K, outFeatures: rows });
+        ops.gemvFused({ w: w.ptr, x: x.ptr, y: got.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'plain', rows } });
+        sameBits(bits(got, rows), bits(ref, rows), 'norm + plain');
+        // Norm prologue, fp32 out (the LM head).
+        const ref32 = take(poisonedF32(rt, rows)), got32 = take(poisonedF32(rt, rows));
+        ops.gemv({ x: h.ptr, w: w.ptr, y: ref32.ptr, inFeatures: K, outFeatures: rows, outFloat32: true });
+        ops.gemvFused({ w: w.ptr, x: x.ptr, y: got32.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'plain', rows, outFloat32: true } });
+        sameBits(downloadF32(rt, got32, rows), downloadF32(rt, ref32, rows), 'norm + fp32');
+        // Residual epilogue: gemv then add into a residual stream of `rows`.
+        const residual = randomBf16Values(rows, rand, 2);
+        const resRef = take(uploadAsBf16(rt, residual)), resGot = take(uploadAsBf16(rt, residual)), proj = take(poisonedBf16(rt, rows));
+        ops.gemv({ x: x.ptr, w: w.ptr, y: proj.ptr, inFeatures: K, outFeatures: rows });
+        ew.add({ a: resRef.ptr, b: proj.ptr, out: resRef.ptr, n: rows });
+        ops.gemvFused({ w: w.ptr, x: x.ptr, y: resGot.ptr, inFeatures: K, out: { kind: 'residual', rows } });
+        sameBits(bits(resGot, rows), bits(resRef, rows), 'residual');
+        // Gated epilogue over fused gate|up rows [2·rows, K], with the norm prologue, both activations.
+        for (const activation of ['silu', 'gelu_tanh'] as const) {
+          const gu = take(poisonedBf16(rt, 2 * rows)), actRef = take(poisonedBf16(rt, rows)), actGot = take(poisonedBf16(rt, rows));
+          ops.gemv({ x: h.ptr, w: w.ptr, y: gu.ptr, inFeatures: K, outFeatures: 2 * rows });
+          ops.gatedActivation({ gateUp: gu.ptr, out: actRef.ptr, rows: 1, inner: rows, activation });
+          ops.gemvFused({ w: w.ptr, x: x.ptr, y: actGot.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'gated', inner: rows, activation } });
+          const got16 = bits(actGot, rows);
+          assert.ok(!downloadBf16(rt, actGot, rows).some(Number.isNaN), `${activation}: every output written`);
+          sameBits(got16, bits(actRef, rows), `gated ${activation}`);
+        }
+        // Launched as a programmatic dependent that releases its own dependents: the same bits.
+        const gotP = take(poisonedBf16(rt, rows));
+        ops.gemvFused({ w: w.ptr, x: x.ptr, y: gotP.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'plain', rows }, release: true, programmatic: true });
+        sameBits(bits(gotP, rows), bits(ref, rows), 'programmatic');
+      } finally {
+        rt.synchronize();
+        for (const b of held) rt.pool.release(b);
+      }
+    });
+  }
 });

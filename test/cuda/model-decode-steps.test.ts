@@ -150,16 +150,17 @@ describe('CUDA decode step subsets', { skip }, () => {
     });
   }
 
-  test('gemvForOneToken: graph-step ids as the CPU engine picks them, logits after the steps within bf16 noise of cuBLAS; programmaticGemv the same bits', () => {
+  test('gemvForOneToken: graph-step ids as the CPU engine picks them, logits after the steps within bf16 noise of cuBLAS; programmaticGemv, fuseSmallNodes and foldIntoGemv the same bits', () => {
     for (const f of FUSED_CASES) {
       const { config, weights } = wideConfig(f.arch, f.D, f.extra);
       const V = config.vocabSize;
       const gpu = new Model(rt, config, new StoreSource(rt, weights));
       const prompt = Array.from({ length: 50 }, (_, i) => (i * 31 + 2) % V);
-      const run = (gemv: boolean, programmatic = false, fuse = false) => {
+      const run = (gemv: boolean, programmatic = false, fuse = false, fold = false) => {
         gpu.gemvForOneToken = gemv;
         gpu.programmaticGemv = programmatic;
         gpu.fuseSmallNodes = fuse;
+        gpu.foldIntoGemv = fold;
         const seq = gpu.newSequence(prompt.length + 12);
         try {
           const first = gpu.prefill(seq, prompt, 1);
@@ -179,6 +180,7 @@ describe('CUDA decode step subsets', { skip }, () => {
           gpu.gemvForOneToken = false;
           gpu.programmaticGemv = false;
           gpu.fuseSmallNodes = false;
+          gpu.foldIntoGemv = false;
         }
       };
       try {
@@ -186,10 +188,12 @@ describe('CUDA decode step subsets', { skip }, () => {
         assert.equal(countNaN(gemvRun.after), 0);
         // Launched as programmatic dependents the GEMVs do the same sums after the same wait, and the fused
         // small kernels give the same bits as the separate ones: both combined, still the same bits.
-        for (const fuse of [false, true]) {
-          const pdlRun = run(true, true, fuse);
-          assert.deepEqual(pdlRun.ids, gemvRun.ids, `${f.name}: programmatic GEMV ids (fused ${fuse})`);
-          assert.equal(pdlRun.after.findIndex((v, i) => !Object.is(v, gemvRun.after[i])), -1, `${f.name}: programmatic GEMV logits (fused ${fuse})`);
+        // foldIntoGemv (norms, residual adds, gated activation inside the GEMVs) too, with and without.
+        for (const [programmatic, fuse, fold] of [[true, false, false], [true, true, false], [false, false, true], [true, true, true]]) {
+          const what = `${f.name}: GEMV path with programmatic ${programmatic}, fused ${fuse}, folded ${fold}`;
+          const other = run(true, programmatic, fuse, fold);
+          assert.deepEqual(other.ids, gemvRun.ids, `${what}: ids`);
+          assert.equal(other.after.findIndex((v, i) => !Object.is(v, gemvRun.after[i])), -1, `${what}: logits after the steps`);
         }
         const all = new TransformerModel(config, weights).logits([...prompt, ...gemvRun.ids.slice(0, -1)], densePlan());
         for (let i = 0; i < gemvRun.ids.length; i++) {

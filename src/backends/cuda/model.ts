@@ -295,15 +295,24 @@ export class CudaTransformerModel {
     const eps = c.rmsNormEps, off = this.normOffset;
 
     if (keep('embed')) this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
-    const fuse = this.fuseSmallNodes;
+    // Folded: each one-token GEMV does the RMSNorm before it, and the residual add or the gated
+    // activation after it (Gemma's sandwich norms keep the separate kernels).
+    const fold = T === 1 && this.gemvForOneToken && this.foldIntoGemv && !c.sandwichNorms;
+    const fuse = this.fuseSmallNodes || fold;
     // Programmatic GEMVs: the kernel before each GEMV releases it at its start, so its first weight loads overlap.
     const pdl = T === 1 && this.gemvForOneToken && this.programmaticGemv;
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       const sliding = c.layerTypes[l] === 'sliding';
       // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
-      if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
-      if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim }, pdl);
+      if (fold) {
+        if (keep('qkv_gemm')) {
+          this.ops.gemvFused({ w: w.qkv.ptr, x: b.x, y: b.qkv, inFeatures: hidden, norm: { weight: w.inputNorm.ptr, eps, weightOffset: off }, out: { kind: 'plain', rows: qkvDim }, release: pdl, programmatic: pdl });
+        }
+      } else {
+        if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
+        if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim }, pdl);
+      }
       const kPtr = at(b.qkv, qDim), vPtr = at(b.qkv, qDim + kvDim);
       const invFreq = (sliding ? this.invFreqLocal : this.invFreqGlobal).ptr;
       // The bias comes before the q/k norms, so the fused launch takes it only where there are none.
@@ -324,6 +333,18 @@ export class CudaTransformerModel {
       }
       if (keep('attention')) step.attend(l, sliding, b.qkv, b.attn);
 
+      if (fold) {
+        // After attention, whose kernels do not release it early: a programmatic launch starts as they exit.
+        if (keep('o_gemm')) this.ops.gemvFused({ w: w.o.ptr, x: b.attn, y: b.x, inFeatures: qDim, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl });
+        if (keep('gate_up_gemm')) {
+          this.ops.gemvFused({
+            w: w.gateUp.ptr, x: b.x, y: b.act, inFeatures: hidden, norm: { weight: w.preMlpNorm.ptr, eps, weightOffset: off },
+            out: { kind: 'gated', inner: I, activation: c.mlpActivation }, release: pdl, programmatic: pdl,
+          });
+        }
+        if (keep('down_gemm')) this.ops.gemvFused({ w: w.down.ptr, x: b.act, y: b.x, inFeatures: I, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl });
+        continue;
+      }
       // After attention, whose kernels do not release it early: it starts as they exit.
       if (keep('o_gemm')) this.linear({ x: b.attn, w: w.o.ptr, y: b.proj, tokens: T, inFeatures: qDim, outFeatures: hidden }, pdl);
       if (w.postAttnNorm && keep('norm')) this.ew.rmsNorm({ x: b.proj, weight: w.postAttnNorm.ptr, out: b.proj, rows: T, cols: hidden, eps, weightOffset: off });
@@ -362,8 +383,17 @@ export class CudaTransformerModel {
   private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config, hidden = c.hiddenSize;
     const pdl = rows === 1 && this.gemvForOneToken && this.programmaticGemv;
-    if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset, releaseDependents: pdl });
-    if (keep('lm_head')) this.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true }, pdl);
+    if (rows === 1 && this.gemvForOneToken && this.foldIntoGemv && !c.sandwichNorms) {
+      if (keep('lm_head')) {
+        this.ops.gemvFused({
+          w: this.lmHead.ptr, x: b.x + BigInt(first * hidden * 2), y: logits, inFeatures: hidden, norm: { weight: this.finalNorm.ptr, eps: c.rmsNormEps, weightOffset: this.normOffset },
+          out: { kind: 'plain', rows: c.vocabSize, outFloat32: true }, release: pdl, programmatic: pdl,
+        });
+      }
+    } else {
+      if (keep('norm')) this.ew.rmsNorm({ x: b.x + BigInt(first * hidden * 2), weight: this.finalNorm.ptr, out: b.h, rows, cols: hidden, eps: c.rmsNormEps, weightOffset: this.normOffset, releaseDependents: pdl });
+      if (keep('lm_head')) this.linear({ x: b.h, w: this.lmHead.ptr, y: logits, tokens: rows, inFeatures: hidden, outFeatures: c.vocabSize, outFloat32: true }, pdl);
+    }
     if (c.finalLogitSoftcap !== null && keep('softcap')) this.ops.softcap({ x: logits, n: rows * c.vocabSize, cap: c.finalLogitSoftcap });
   }
 
@@ -397,6 +427,14 @@ export class CudaTransformerModel {
    * first weight loads stream while that kernel runs; it waits for it before reading its input.
    */
   programmaticGemv = false;
+  /**
+   * Opt-in, with gemvForOneToken: one-token forwards fold the RMSNorms into the GEMV after them and the
+   * residual adds and the gated activation into the GEMV before them (model-ops.cu gemv_fused_bf16),
+   * and a captured step's bias + RoPE + append into one launch: per layer the qkv, o, gate|up and down
+   * GEMVs, that launch and attention. The same bits as gemvForOneToken with fuseSmallNodes. Not with
+   * Gemma's sandwich norms (those keep the separate kernels).
+   */
+  foldIntoGemv = false;
   /** Why the last graph capture failed (the model then decodes without graphs), or null. */
   decodeGraphFailure: string | null = null;
   private graphDecode: DecodeAttentionKernel | null = null;

@@ -11,6 +11,8 @@
 //   advance_position *pos += 1                                             (the last node of a captured decode step)
 //   rope_append_at   bias + RoPE of q and k + K/V cache append of one token (a captured decode step)
 //   gemv_bf16        y[N] = W[N, K] x[K], one token's linear layer (T = 1) without cuBLAS (opt-in)
+//   gemv_fused_bf16  the same with the step's small kernels folded in (opt-in): x RMSNorm-ed in the
+//                    prologue, the residual add or the gated activation in the epilogue
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
 
@@ -240,4 +242,123 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
   if (lane != 0) return;
   if (outF32) reinterpret_cast<float*>(y)[row] = acc;
   else reinterpret_cast<bf16_t*>(y)[row] = f32_to_bf16(acc);
+}
+
+// gemv_fused_bf16 flags.
+#define GF_NORM 1       // x normalised in the prologue: x / rms(x) * (normW + weightOffset), as rmsnorm
+#define GF_RESIDUAL 2   // y is the residual stream [N] bf16: y[r] = y[r] + bf16(W x)[r], as add
+#define GF_GATED 4      // unit i = rows i (gate) and gatedInner + i (up): y[i] = act(gate) * up, as gated_act_rows
+#define GF_GELU 8       // with GF_GATED: gelu tanh instead of silu
+#define GF_OUT_F32 16   // plain output in fp32 (the LM head)
+#define GF_RELEASE 32   // griddepcontrol.launch_dependents at the start (a programmatic dependent may start)
+
+// gemv_fused_bf16's epilogue for one unit: accUp is the up row's sum with GF_GATED.
+__device__ __forceinline__ void write_fused_unit(void* __restrict__ y, int unit, float acc, float accUp, int flags) {
+  if (flags & GF_GATED) {
+    // As gated_act_rows on the bf16 gate|up outputs.
+    const float gv = bf16_to_f32(f32_to_bf16(acc)), uv = bf16_to_f32(f32_to_bf16(accUp));
+    float a;
+    if (flags & GF_GELU) {
+      const float inner = 0.7978845608028654f * (gv + 0.044715f * gv * gv * gv);
+      a = 0.5f * gv * (1.f + tanhf(inner));
+    } else {
+      a = gv / (1.f + __expf(-gv));
+    }
+    reinterpret_cast<bf16_t*>(y)[unit] = f32_to_bf16(a * uv);
+  } else if (flags & GF_RESIDUAL) {
+    bf16_t* res = reinterpret_cast<bf16_t*>(y);
+    res[unit] = f32_to_bf16(bf16_to_f32(res[unit]) + bf16_to_f32(f32_to_bf16(acc)));
+  } else if (flags & GF_OUT_F32) {
+    reinterpret_cast<float*>(y)[unit] = acc;
+  } else {
+    reinterpret_cast<bf16_t*>(y)[unit] = f32_to_bf16(acc);
+  }
+}
+
+// One token's linear layer with its neighbours folded in, bit for bit what rmsnorm / add_rmsnorm,
+// gemv_bf16, gated_act_rows and add give (the same roundings; the same per-lane chunk order and warp sum
+// as gemv_bf16; the norm's reduction exactly as rmsnorm's with 256 threads).
+//   W: [rows, K] bf16; x: [K] bf16 (the residual stream with GF_NORM); normW: [K] or null; y: see flags.
+//   units: output rows (gated: gatedInner pairs). grid (any), block (256): warp w of block b takes units
+//   b * 8 + w, then + gridDim.x * 8, ...; x (normed or not) is staged once per block in dynamic shared
+//   memory (K * 2 bytes). The first unit's first weight chunks are prefetched to L2 before
+//   griddepcontrol.wait (a no-op unless launched as a programmatic dependent).
+extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, const bf16_t* __restrict__ normW, void* __restrict__ y,
+    int units, int K, int gatedInner, float eps, float weightOffset, int flags) {
+  extern __shared__ uint4 xs4[];
+  __shared__ float partial[8];
+  if (flags & GF_RELEASE) asm volatile("griddepcontrol.launch_dependents;");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int chunks = K >> 3;
+  const bool gated = (flags & GF_GATED) != 0;
+  const uint4* W4 = reinterpret_cast<const uint4*>(W);
+  const int firstUnit = blockIdx.x * 8 + warp;
+  if (firstUnit < units) {
+    const uint4* r0 = W4 + (size_t)firstUnit * chunks;
+    const uint4* r1 = gated ? W4 + (size_t)(gatedInner + firstUnit) * chunks : r0 + 64;
+    if (lane < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(r0 + lane));
+    if (lane + 32 < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(r0 + lane + 32));
+    if ((gated ? lane : lane + 64) < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(r1 + lane));
+    if ((gated ? lane : lane + 64) + 32 < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(r1 + lane + 32));
+  }
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+
+  bf16_t* xs = reinterpret_cast<bf16_t*>(xs4);
+  if (flags & GF_NORM) {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+      const float v = bf16_to_f32(x[i]);
+      ss = fmaf(v, v, ss);
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) partial[warp] = ss;
+    __syncthreads();
+    float total = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) total += partial[i];
+    const float inv = rsqrtf(total / K + eps);
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+      xs[i] = f32_to_bf16(bf16_to_f32(x[i]) * inv * (bf16_to_f32(normW[i]) + weightOffset));
+    }
+  } else {
+    for (int i = threadIdx.x; i < chunks; i += blockDim.x) xs4[i] = reinterpret_cast<const uint4*>(x)[i];
+  }
+  __syncthreads();
+
+  for (int unit = firstUnit; unit < units; unit += gridDim.x * 8) {
+    float acc = 0.f, accUp = 0.f;
+    int c = lane;
+    if (!gated) {
+      const uint4* w = W4 + (size_t)unit * chunks;
+      for (; c + 96 < chunks; c += 128) {
+        const uint4 w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
+        const uint4 w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+        acc = dot8(w0, xs4[c], acc);
+        acc = dot8(w1, xs4[c + 32], acc);
+        acc = dot8(w2, xs4[c + 64], acc);
+        acc = dot8(w3, xs4[c + 96], acc);
+      }
+      for (; c < chunks; c += 32) acc = dot8(load_streaming16(w + c), xs4[c], acc);
+    } else {
+      // Each row's chunks in the same order as gemv_bf16's loop takes them: the same sums.
+      const uint4* g = W4 + (size_t)unit * chunks;
+      const uint4* u = W4 + (size_t)(gatedInner + unit) * chunks;
+      for (; c + 32 < chunks; c += 64) {
+        const uint4 g0 = load_streaming16(g + c), g1 = load_streaming16(g + c + 32);
+        const uint4 u0 = load_streaming16(u + c), u1 = load_streaming16(u + c + 32);
+        acc = dot8(g0, xs4[c], acc);
+        acc = dot8(g1, xs4[c + 32], acc);
+        accUp = dot8(u0, xs4[c], accUp);
+        accUp = dot8(u1, xs4[c + 32], accUp);
+      }
+      for (; c < chunks; c += 32) {
+        acc = dot8(load_streaming16(g + c), xs4[c], acc);
+        accUp = dot8(load_streaming16(u + c), xs4[c], accUp);
+      }
+      accUp = warp_sum(accUp);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) write_fused_unit(y, unit, acc, accUp, flags);
+  }
 }

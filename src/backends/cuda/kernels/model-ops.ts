@@ -13,10 +13,12 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv' | 'gemvFused';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
+  /** gemv_fused_bf16 blocks one SM holds, by dynamic shared bytes (asked once per size). */
+  private readonly fusedBlocksPerSM = new Map<number, number>();
 
   constructor(private readonly rt: CudaRuntime) {
     const mod = rt.module('model-ops.cu', {});
@@ -30,6 +32,7 @@ export class ModelOpsKernels {
       fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
       advancePosition: mod.kernel('advance_position', ['ptr']),
       gemv: mod.kernel('gemv_bf16', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
+      gemvFused: mod.kernel('gemv_fused_bf16', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'f32', 'f32', 'i32']),
       ropeAppendAt: mod.kernel('rope_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
     };
   }
@@ -139,6 +142,42 @@ export class ModelOpsKernels {
     if (a.outFeatures >= 2 ** 31) throw new Error(`gemv: ${a.outFeatures} rows exceed the kernel's 32-bit row index`);
     this.k.gemv.launch({ ...this.cfg(Math.ceil(a.outFeatures / 8)), programmaticDependency: a.programmatic ?? false },
       [a.w, a.x, a.y, a.outFeatures, a.inFeatures, a.outFloat32 ? 1 : 0]);
+  }
+
+  /**
+   * One token's linear layer with its neighbours folded in (gemv_fused_bf16), the same bits as the
+   * separate kernels: x: [K] bf16, RMSNorm-ed first with `norm` (weight [K], as rmsNorm) when given;
+   * W: [rows, K]. `out` says what is written:
+   *   plain    y: [rows] = W · x (bf16, or fp32 with outFloat32)
+   *   residual y: [rows] bf16 residual stream, y += bf16(W · x)      (the residual add)
+   *   gated    W = fused gate|up [2·inner, K]; y: [inner] = act(gate) · up   (gatedActivation)
+   * release: the kernel lets a programmatic dependent launched next start at once; programmatic: this
+   * launch is one (it waits for the kernel before it before reading x or y).
+   */
+  gemvFused(a: {
+    w: DevicePtr; x: DevicePtr; y: DevicePtr; inFeatures: number;
+    norm?: { weight: DevicePtr; eps: number; weightOffset: number };
+    out: { kind: 'plain'; rows: number; outFloat32?: boolean } | { kind: 'residual'; rows: number } | { kind: 'gated'; inner: number; activation: GatedActivation };
+    release?: boolean; programmatic?: boolean;
+  }): void {
+    const K = a.inFeatures;
+    positive('gemvFused inFeatures', K);
+    if (K % 8 !== 0) throw new Error(`gemvFused: inFeatures ${K} is not a multiple of 8`);
+    if (a.w % 16n !== 0n || a.x % 16n !== 0n) throw new Error('gemvFused: W and x must be 16-byte aligned');
+    const units = a.out.kind === 'gated' ? a.out.inner : a.out.rows;
+    positive('gemvFused output rows', units);
+    let flags = (a.norm ? 1 : 0) | (a.release ? 32 : 0);
+    if (a.out.kind === 'residual') flags |= 2;
+    if (a.out.kind === 'gated') flags |= 4 | (a.out.activation === 'gelu_tanh' ? 8 : 0);
+    if (a.out.kind === 'plain' && a.out.outFloat32) flags |= 16;
+    const sharedBytes = K * 2;
+    // Enough blocks to fill the device once; each stages x once and walks its warps' units.
+    let perSM = this.fusedBlocksPerSM.get(sharedBytes);
+    if (perSM === undefined) this.fusedBlocksPerSM.set(sharedBytes, perSM = Math.max(1, this.k.gemvFused.maxActiveBlocksPerSM(BLOCK, sharedBytes)));
+    const resident = this.rt.cuda.info.multiprocessors * perSM;
+    const blocks = Math.min(Math.ceil(units / 8), resident);
+    this.k.gemvFused.launch({ ...this.cfg(blocks), sharedBytes, programmaticDependency: a.programmatic ?? false },
+      [a.w, a.x, a.norm?.weight ?? 0n, a.y, units, K, a.out.kind === 'gated' ? a.out.inner : 0, a.norm?.eps ?? 0, a.norm?.weightOffset ?? 0, flags]);
   }
 
   /** x: [n] bf16 = mean + halfWidth · u, u uniform in [-1, 1) from a hash of (seed, index). */
