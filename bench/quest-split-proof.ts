@@ -20,9 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readKernelSource } from '../src/backends/cuda/kernel-source.js';
-import { QUEST_ENTRY_GROUPS, QUEST_KERNEL_NAMES, type QuestEntryGroupName, questGroupDefines } from '../src/backends/cuda/kernels/quest.js';
-import { questDefaultEntryGroups } from '../src/backends/cuda/methods/quest.js';
+import { QUEST_ENTRY_GROUPS, QUEST_KERNEL_NAMES, questGroupDefines } from '../src/backends/cuda/kernels/quest.js';
 import { runIfDirect } from './bench-run.js';
+import { questGroupsFrom } from './quest-prebuild.js';
 import { type CubinSection, compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
 
 const REPO = join(import.meta.dirname, '..');
@@ -42,15 +42,6 @@ function compile(dir: string, label: string, source: string, defines: Record<str
   execFileSync('nvcc', ['-arch=sm_90', '--cubin', '--std=c++17', ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`), '-lineinfo', '-o', out, src],
     { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
   return { image: readFileSync(out), seconds: (performance.now() - t0) / 1e3 };
-}
-
-function groupsFrom(text: string): QuestEntryGroupName[] {
-  if (text === 'default') return questDefaultEntryGroups();
-  if (text === 'all') return Object.keys(QUEST_ENTRY_GROUPS) as QuestEntryGroupName[];
-  return text.split(',').map((name) => {
-    if (!Object.hasOwn(QUEST_ENTRY_GROUPS, name)) throw new Error(`unknown group ${name} (groups: ${Object.keys(QUEST_ENTRY_GROUPS).join(', ')})`);
-    return name as QuestEntryGroupName;
-  });
 }
 
 /** --cubins: every entry of each group cubin against the whole module's cubin; the number that differ or are missing. */
@@ -100,7 +91,7 @@ function main(): number {
     const beforeSections = cubinSections(before.image);
     console.log(`before: ${values.base} quest.cu whole, ${cubinEntries(before.image).length} entries, nvcc ${before.seconds.toFixed(1)} s`);
     const after = readKernelSource('quest.cu');
-    const sides: [string, Record<string, number>, string[]][] = groupsFrom(values.groups!).map((g) => [g, questGroupDefines(g), QUEST_ENTRY_GROUPS[g].kernels.map((k) => QUEST_KERNEL_NAMES[k])]);
+    const sides: [string, Record<string, number>, string[]][] = questGroupsFrom(values.groups!).map((g) => [g, questGroupDefines(g), QUEST_ENTRY_GROUPS[g].kernels.map((k) => QUEST_KERNEL_NAMES[k])]);
     // The whole file keeps every entry the base had (and may have new ones); a group holds exactly its kernels.
     if (values.whole) sides.push(['whole', {}, cubinEntries(before.image)]);
     for (const [label, defines, expected] of sides) {
