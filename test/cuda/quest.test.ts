@@ -37,6 +37,7 @@ import { IndexScratch, rankDescending } from '../../src/methods/select.js';
 import { randomBf16Values, randomGenerator, relativeError } from './helpers.js';
 import { appendRandom, attentionConfig, checkDecodeStep, cpuShape, denseDecodeOutput, twinCaches } from './sparse-decode-helpers.js';
 import { cudaSkip } from './cuda-skip.js';
+import { prebuildQuestGroups } from './quest-prebuild-fixture.js';
 import { entryParameterKinds } from './kernel-source-text.js';
 
 const skip = cudaSkip('CUDA Quest tests');
@@ -136,6 +137,7 @@ function assertBoundsEqual(rt: CudaRuntime, bounds: DeviceQuestBounds, cpu: Ques
 describe('CUDA Quest', { skip }, () => {
   let rt: CudaRuntime;
   before(async () => {
+    await prebuildQuestGroups(); // ~40 groups in parallel instead of one after another in this process
     const { CudaRuntime } = await import('../../src/backends/cuda/runtime.js');
     rt = new CudaRuntime();
   });
