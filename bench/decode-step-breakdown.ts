@@ -30,9 +30,10 @@ import { MODEL_SHAPES, decodeBytes } from './model.js';
 const PEAK_TBPS = 3.35;
 const WARMUP = 2;
 
-/** The model settings a variant turns on (CudaTransformerModel's opt-in fields), all off in 'default'. */
+/** The model settings a variant turns on (CudaTransformerModel's opt-in fields), every other one off. */
 const VARIANT_SETTINGS = {
-  default: {},
+  default: { gemvForOneToken: true },
+  cublas: {},
   fused: { fuseSmallNodes: true },
   gemv: { gemvForOneToken: true },
   'fused-gemv': { fuseSmallNodes: true, gemvForOneToken: true },
@@ -44,7 +45,8 @@ type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 
 const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv'];
 export type DecodeVariant = keyof typeof VARIANT_SETTINGS;
 const VARIANT_MEANING: Record<DecodeVariant, string> = {
-  default: 'as the model runs now',
+  default: 'as the model runs now (gemvForOneToken on)',
+  cublas: 'the T = 1 GEMMs through cuBLAS (the default before session 10)',
   fused: 'fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append',
   gemv: 'gemvForOneToken: model-ops.cu GEMV instead of cuBLAS',
   'fused-gemv': 'both',

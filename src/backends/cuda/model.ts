@@ -416,11 +416,13 @@ export class CudaTransformerModel {
    */
   fuseSmallNodes = false;
   /**
-   * Opt-in (until measured): forwards of one token (decode steps) run their linear layers through
-   * model-ops.cu's gemv_bf16 instead of cuBLAS (same math, fp32 sums in another order). Applies to
-   * forwards queued and graphs captured after a change.
+   * Forwards of one token (decode steps) run their linear layers through model-ops.cu's gemv_bf16
+   * instead of cuBLAS (same math, fp32 sums in another order). On by default since session 10 (rule R2
+   * in docs/perf.md: the decode step 8.5-8.9% faster at the Llama-3.1-8B / Qwen2.5-7B shapes, every
+   * GEMM shape faster than cuBLAS at T = 1); false gives cuBLAS back. Applies to forwards queued and
+   * graphs captured after a change.
    */
-  gemvForOneToken = false;
+  gemvForOneToken = true;
   /**
    * Opt-in, with gemvForOneToken: each one-token GEMV is a programmatic dependent launch of the kernel
    * before it, which releases it at its own start (the RMSNorms and the gated activation), so the GEMV's
