@@ -33,7 +33,7 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { choice, defineBenchArgs, int, labels, num, text } from './bench-args.js';
-import { benchEntry, runIfDirect, writeJsonReport } from './bench-run.js';
+import { runIfDirect, writeJsonReport } from './bench-run.js';
 import { MODEL_SHAPES } from './model.js';
 import { cubinEntries } from './quest-cubin-sections.js';
 
@@ -243,7 +243,5 @@ async function main(argv: string[]): Promise<number> {
   writeJsonReport(o.out, report);
   return 0;
 }
-
-export const runColdCompileBench = benchEntry(main);
 
 runIfDirect(import.meta.url, main);

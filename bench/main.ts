@@ -17,7 +17,6 @@ export const benchSuites: Record<string, BenchSuite> = {
   model: { describe: 'CUDA whole model: prefill / decode tokens/s of 7-8B shapes with random weights (GPU only; HF peer: tools/device)', run: async (a) => (await import('./model.js')).runModelBench(a) },
   'decode-step-breakdown': { describe: 'CUDA whole-model decode step: time of each node kind alone, GEMM TB/s (GPU only)', run: async (a) => (await import('./decode-step-breakdown.js')).runDecodeBreakdownBench(a) },
   attention: { describe: 'CUDA flash prefill / decode attention vs floors (GPU only; SDPA peer: tools/device)', run: async (a) => (await import('./attention.js')).runAttentionBench(a) },
-  'cold-compile': { describe: 'CUDA first-run kernel compiles per GPU method: empty disk cache against a cached load (GPU only)', run: async (a) => (await import('./cold-compile.js')).runColdCompileBench(a) },
   sparse: { describe: 'CUDA sparse methods (GPU registry) vs dense and the ideal (1 - s) x dense, n 16K-128K (GPU only)', run: async (a) => (await import('./sparse.js')).runSparseBench(a) },
   'sparse-activations': {
     describe: 'CUDA sparse prefill methods on a trained model\'s captured q/k/v (models/organism, task prompts 4K-16K) beside random q/k/v (GPU only)',
