@@ -18,7 +18,10 @@ export async function prebuildQuestGroups(): Promise<void> {
   const jobs = Math.max(2, Math.min(16, Math.floor(availableParallelism() / 2)));
   const t0 = performance.now();
   const { code, out } = await new Promise<{ code: number; out: string }>((resolve) => {
-    const child = spawn(process.execPath, [script, '--groups', 'all', '--jobs', String(jobs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A plain script, not a test file of this run: without the test runner's context variable.
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, [script, '--groups', 'all', '--jobs', String(jobs)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let text = '';
     child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
