@@ -259,7 +259,9 @@ export async function main(argv: string[]): Promise<number> {
         for (const v of o.variants) {
           // Printed as it comes, so a variant that fails (reported, then the run goes on) loses nothing before it.
           try {
+            const t0 = performance.now();
             const r = benchContext(rt, model, n, v as DecodeVariant, o);
+            console.log(`(${name} n=${n} ${v}: ${((performance.now() - t0) / 1e3).toFixed(1)} s)`);
             contexts.push(r);
             printContext(name, r);
           } catch (err) {

@@ -1,8 +1,10 @@
 /**
  * The fused small kernels of the decode step (CudaTransformerModel.fuseSmallNodes) against the kernels
- * they replace, bit for bit: add_rmsnorm against add then rmsnorm (the new residual and the normed row),
+ * they replace, bit for bit: add_rmsnorm against add then rmsnorm (the new residual and the normed row;
+ * rows in the register form and wider ones in the loop form),
  * and rope_append_at against bias_add_rows, rope_heads over q then k, and a K/V append of the row (the qkv
- * row in place and both cache rows). Random bf16 inputs; outputs poisoned first. GPU only.
+ * row in place and both cache rows). Random bf16 inputs; outputs poisoned first. argmax_rows' 16-byte
+ * path and scalar path on ties and an all -inf row. GPU only.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -41,7 +43,8 @@ describe('CUDA fused decode-step kernels', { skip }, () => {
     rt.dispose();
   });
 
-  for (const [rows, cols, offset] of [[1, 4096, 0], [1, 3584, 0], [5, 1000, 1], [3, 130, 0]] as const) {
+  // 9000: wider than the register form (8192), both kernels take their loop form.
+  for (const [rows, cols, offset] of [[1, 4096, 0], [1, 3584, 0], [5, 1000, 1], [3, 130, 0], [2, 9000, 0]] as const) {
     test(`add_rmsnorm ${rows}x${cols} weightOffset=${offset}: the same bits as add then rmsnorm`, () => {
       const rand = randomGenerator(rows * 31 + cols);
       const x = randomBf16Values(rows * cols, rand, 4), r = randomBf16Values(rows * cols, rand, 2), w = randomBf16Values(cols, rand, 1);
@@ -113,4 +116,30 @@ describe('CUDA fused decode-step kernels', { skip }, () => {
       }
     });
   }
+
+  test('argmax: 16-byte path and scalar path (V not a multiple of 4), ties inside a float4 and across threads, an all -inf row', () => {
+    for (const V of [128_256, 50_001]) {
+      const rows = 4;
+      const rand = randomGenerator(V);
+      const logits = new Float32Array(rows * V);
+      for (let i = 0; i < logits.length; i++) logits[i] = rand() * 10;
+      // Row 0: tie inside one float4 (4001 and 4003); row 1: tie far apart (lower index wins); row 2: all -inf; row 3: last element.
+      logits[4001] = 40;
+      logits[4003] = 40;
+      logits[V + 70_000 % V] = 40;
+      logits[V + 9] = 40;
+      logits.fill(-Infinity, 2 * V, 3 * V);
+      logits[3 * V + V - 1] = 41;
+      const expected = [4001, 9, 0, V - 1];
+      const dl = keep(rt.pool.acquire(logits.byteLength));
+      rt.cuda.upload(dl.ptr, logits);
+      const dout = keep(rt.pool.acquire(rows * 4));
+      rt.cuda.fill32Async(dout.ptr, 0x7fc00000, rows, rt.stream);
+      ew.argmaxRows({ logits: dl.ptr, out: dout.ptr, rows, vocab: V });
+      rt.synchronize();
+      const got = new Int32Array(rows);
+      rt.cuda.download(got, dout.ptr);
+      assert.deepEqual([...got], expected, `V = ${V}`);
+    }
+  });
 });

@@ -8,14 +8,7 @@
 //   argmax_rows     index of the largest of each fp32 row (lowest index on ties)
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
-
-namespace {
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
-  return x;
-}
-}  // namespace
+#include "row-rms.cuh"
 
 // grid (T), block (256). x, out: [T, C]; w: [C]. Gemma's (1 + w) norm passes weightOffset = 1.
 // release (both norms): 1 lets a programmatic dependent launched after this kernel (a GEMV that waits
@@ -27,19 +20,36 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm(
   __shared__ float partial[8];
   const size_t row = blockIdx.x;
   const bf16_t* xr = x + row * C;
+  const int t = threadIdx.x;
+  if (C <= ROW_RMS_REGS * ROW_RMS_THREADS) {
+    // The row and the weights requested at once (row-rms.cuh), the same sums as the loop below.
+    float v[ROW_RMS_REGS], g[ROW_RMS_REGS];
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      v[j] = i < C ? bf16_to_f32(xr[i]) : 0.f;
+      g[j] = i < C ? bf16_to_f32(w[i]) : 0.f;
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      if (t + j * ROW_RMS_THREADS < C) ss = fmaf(v[j], v[j], ss);
+    }
+    const float inv = row_inv_rms(ss, partial, C, eps);
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      if (i < C) out[row * C + i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
+    }
+    return;
+  }
   float ss = 0.f;
-  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+  for (int i = t; i < C; i += blockDim.x) {
     const float v = bf16_to_f32(xr[i]);
     ss = fmaf(v, v, ss);
   }
-  ss = warp_sum(ss);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  float total = 0.f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) total += partial[i];
-  const float inv = rsqrtf(total / C + eps);
-  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+  const float inv = row_inv_rms(ss, partial, C, eps);
+  for (int i = t; i < C; i += blockDim.x) {
     out[row * C + i] = f32_to_bf16(bf16_to_f32(xr[i]) * inv * (bf16_to_f32(w[i]) + weightOffset));
   }
 }
@@ -55,22 +65,47 @@ extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
   const size_t row = blockIdx.x;
   bf16_t* xr = x + row * C;
   const bf16_t* rr = r + row * C;
+  const int t = threadIdx.x;
+  if (C <= ROW_RMS_REGS * ROW_RMS_THREADS) {
+    // Every load first (the row, the residual, the weights), then the rounded sums stored back.
+    float v[ROW_RMS_REGS], d[ROW_RMS_REGS], g[ROW_RMS_REGS];
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      v[j] = i < C ? bf16_to_f32(xr[i]) : 0.f;
+      d[j] = i < C ? bf16_to_f32(rr[i]) : 0.f;
+      g[j] = i < C ? bf16_to_f32(w[i]) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      const bf16_t rounded = f32_to_bf16(v[j] + d[j]);
+      v[j] = bf16_to_f32(rounded);
+      if (i < C) xr[i] = rounded;
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      if (t + j * ROW_RMS_THREADS < C) ss = fmaf(v[j], v[j], ss);
+    }
+    const float inv = row_inv_rms(ss, partial, C, eps);
+#pragma unroll
+    for (int j = 0; j < ROW_RMS_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      if (i < C) out[row * C + i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
+    }
+    return;
+  }
   float ss = 0.f;
-  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+  for (int i = t; i < C; i += blockDim.x) {
     const bf16_t sum = f32_to_bf16(bf16_to_f32(xr[i]) + bf16_to_f32(rr[i]));
     xr[i] = sum;
     const float v = bf16_to_f32(sum);
     ss = fmaf(v, v, ss);
   }
-  ss = warp_sum(ss);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  float total = 0.f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) total += partial[i];
-  const float inv = rsqrtf(total / C + eps);
+  const float inv = row_inv_rms(ss, partial, C, eps);
   // Each thread reads back only the elements it wrote itself.
-  for (int i = threadIdx.x; i < C; i += blockDim.x) {
+  for (int i = t; i < C; i += blockDim.x) {
     out[row * C + i] = f32_to_bf16(bf16_to_f32(xr[i]) * inv * (bf16_to_f32(w[i]) + weightOffset));
   }
 }
@@ -117,14 +152,29 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_rows(const float* __re
   const float* row = logits + (size_t)blockIdx.x * V;
   float bv = NEG_INF;
   int bi = 0x7fffffff;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
-    const float v = row[i];
-    // Strided ascending scan: the first maximum this thread sees is its lowest index; the first
-    // element is taken even when it is -inf, so an all -inf row still answers an index.
+  // Strided ascending scan: the first maximum this thread sees is its lowest index; the first
+  // element is taken even when it is -inf, so an all -inf row still answers an index.
+  auto see = [&](float v, int i) {
     if (v > bv || bi == 0x7fffffff) {
       bv = v;
       bi = i;
     }
+  };
+  if ((V & 3) == 0 && (reinterpret_cast<size_t>(row) & 15) == 0) {
+    // 16-byte loads, eight requested at once per thread (one block reads the whole row: bytes in
+    // flight set its pace); each thread still sees its indices in ascending order.
+    const float4* row4 = reinterpret_cast<const float4*>(row);
+    const int n4 = V >> 2;
+#pragma unroll 8
+    for (int c = threadIdx.x; c < n4; c += blockDim.x) {
+      const float4 q = row4[c];
+      see(q.x, 4 * c);
+      see(q.y, 4 * c + 1);
+      see(q.z, 4 * c + 2);
+      see(q.w, 4 * c + 3);
+    }
+  } else {
+    for (int i = threadIdx.x; i < V; i += blockDim.x) see(row[i], i);
   }
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {

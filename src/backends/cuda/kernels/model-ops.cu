@@ -15,6 +15,7 @@
 //                    prologue, the residual add or the gated activation in the epilogue
 // No codegen parameters: one module serves every shape.
 #include "common.cuh"
+#include "row-rms.cuh"
 
 namespace {
 __device__ __forceinline__ float warp_sum(float x) {
@@ -39,6 +40,8 @@ extern "C" __global__ void __launch_bounds__(256) embed_rows(
     const int* __restrict__ ids, const bf16_t* __restrict__ table, bf16_t* __restrict__ out, int C, float scale) {
   const bf16_t* src = table + (size_t)ids[blockIdx.x] * C;
   bf16_t* dst = out + (size_t)blockIdx.x * C;
+  // Unrolled so that several rows' loads are in flight before the first store (each store waits for its load).
+#pragma unroll 8
   for (int i = threadIdx.x; i < C; i += blockDim.x) dst[i] = f32_to_bf16(bf16_to_f32(src[i]) * scale);
 }
 
@@ -251,6 +254,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
 #define GF_GELU 8       // with GF_GATED: gelu tanh instead of silu
 #define GF_OUT_F32 16   // plain output in fp32 (the LM head)
 #define GF_RELEASE 32   // griddepcontrol.launch_dependents at the start (a programmatic dependent may start)
+#define GF_NORM_REGS 16
 
 // gemv_fused_bf16's epilogue for one unit: accUp is the up row's sum with GF_GATED.
 __device__ __forceinline__ void write_fused_unit(void* __restrict__ y, int unit, float acc, float accUp, int flags) {
@@ -305,24 +309,42 @@ extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
   asm volatile("griddepcontrol.wait;" ::: "memory");
 
   bf16_t* xs = reinterpret_cast<bf16_t*>(xs4);
-  if (flags & GF_NORM) {
+  const int t = threadIdx.x;
+  if ((flags & GF_NORM) && K <= GF_NORM_REGS * ROW_RMS_THREADS) {
+    // As rmsnorm's register form (row-rms.cuh): the row and the weights requested at once, 16 values
+    // a thread (rows up to 4096; wider ones take the loop) to keep registers for the GEMV's occupancy.
+    float v[GF_NORM_REGS], g[GF_NORM_REGS];
+#pragma unroll
+    for (int j = 0; j < GF_NORM_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      v[j] = i < K ? bf16_to_f32(x[i]) : 0.f;
+      g[j] = i < K ? bf16_to_f32(normW[i]) : 0.f;
+    }
     float ss = 0.f;
-    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+#pragma unroll
+    for (int j = 0; j < GF_NORM_REGS; ++j) {
+      if (t + j * ROW_RMS_THREADS < K) ss = fmaf(v[j], v[j], ss);
+    }
+    const float inv = row_inv_rms(ss, partial, K, eps);
+#pragma unroll
+    for (int j = 0; j < GF_NORM_REGS; ++j) {
+      const int i = t + j * ROW_RMS_THREADS;
+      if (i < K) xs[i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
+    }
+  } else if (flags & GF_NORM) {
+    float ss = 0.f;
+    for (int i = t; i < K; i += blockDim.x) {
       const float v = bf16_to_f32(x[i]);
       ss = fmaf(v, v, ss);
     }
-    ss = warp_sum(ss);
-    if (lane == 0) partial[warp] = ss;
-    __syncthreads();
-    float total = 0.f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) total += partial[i];
-    const float inv = rsqrtf(total / K + eps);
-    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+    const float inv = row_inv_rms(ss, partial, K, eps);
+    for (int i = t; i < K; i += blockDim.x) {
       xs[i] = f32_to_bf16(bf16_to_f32(x[i]) * inv * (bf16_to_f32(normW[i]) + weightOffset));
     }
   } else {
-    for (int i = threadIdx.x; i < chunks; i += blockDim.x) xs4[i] = reinterpret_cast<const uint4*>(x)[i];
+    // Several 16-byte chunks requested before the first is stored (each store waits for its load).
+#pragma unroll 8
+    for (int i = t; i < chunks; i += blockDim.x) xs4[i] = reinterpret_cast<const uint4*>(x)[i];
   }
   __syncthreads();
 
