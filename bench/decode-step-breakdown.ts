@@ -38,11 +38,13 @@ const VARIANT_SETTINGS = {
   gemv: { gemvForOneToken: true },
   'fused-gemv': { fuseSmallNodes: true, gemvForOneToken: true },
   'fused-gemv-pdl': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true },
+  deep: { gemvForOneToken: true, deepGemvLoads: true },
+  'fused-gemv-pdl-deep': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true, deepGemvLoads: true },
   fold: { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true },
   'fold-pdl': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true },
 } as const satisfies Record<string, Partial<Record<ModelSetting, true>>>;
-type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 'foldIntoGemv';
-const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv'];
+type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 'foldIntoGemv' | 'deepGemvLoads';
+const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv', 'deepGemvLoads'];
 export type DecodeVariant = keyof typeof VARIANT_SETTINGS;
 const VARIANT_MEANING: Record<DecodeVariant, string> = {
   default: 'as the model runs now (gemvForOneToken on)',
@@ -51,6 +53,8 @@ const VARIANT_MEANING: Record<DecodeVariant, string> = {
   gemv: 'gemvForOneToken: model-ops.cu GEMV instead of cuBLAS',
   'fused-gemv': 'both',
   'fused-gemv-pdl': 'and programmaticGemv',
+  deep: 'deepGemvLoads: twice the weight loads in flight per GEMV thread',
+  'fused-gemv-pdl-deep': 'fused-gemv-pdl and deep',
   fold: 'fused-gemv with foldIntoGemv: norms, residual adds and the gated activation inside the GEMVs',
   'fold-pdl': 'fold and programmaticGemv',
 };

@@ -156,7 +156,8 @@ describe('CUDA decode step subsets', { skip }, () => {
       const V = config.vocabSize;
       const gpu = new Model(rt, config, new StoreSource(rt, weights));
       const prompt = Array.from({ length: 50 }, (_, i) => (i * 31 + 2) % V);
-      const run = (gemv: boolean, programmatic = false, fuse = false, fold = false) => {
+      const run = (gemv: boolean, programmatic = false, fuse = false, fold = false, deep = false) => {
+        gpu.deepGemvLoads = deep;
         gpu.gemvForOneToken = gemv;
         gpu.programmaticGemv = programmatic;
         gpu.fuseSmallNodes = fuse;
@@ -181,6 +182,7 @@ describe('CUDA decode step subsets', { skip }, () => {
           gpu.programmaticGemv = false;
           gpu.fuseSmallNodes = false;
           gpu.foldIntoGemv = false;
+          gpu.deepGemvLoads = false;
         }
       };
       try {
@@ -189,9 +191,9 @@ describe('CUDA decode step subsets', { skip }, () => {
         // Launched as programmatic dependents the GEMVs do the same sums after the same wait, and the fused
         // small kernels give the same bits as the separate ones: both combined, still the same bits.
         // foldIntoGemv (norms, residual adds, gated activation inside the GEMVs) too, with and without.
-        for (const [programmatic, fuse, fold] of [[true, false, false], [true, true, false], [false, false, true], [true, true, true]]) {
-          const what = `${f.name}: GEMV path with programmatic ${programmatic}, fused ${fuse}, folded ${fold}`;
-          const other = run(true, programmatic, fuse, fold);
+        for (const [programmatic, fuse, fold, deep] of [[true, false, false, false], [true, true, false, false], [false, false, true, false], [true, true, true, false], [false, false, false, true], [true, true, false, true]]) {
+          const what = `${f.name}: GEMV path with programmatic ${programmatic}, fused ${fuse}, folded ${fold}, deep ${deep}`;
+          const other = run(true, programmatic, fuse, fold, deep);
           assert.deepEqual(other.ids, gemvRun.ids, `${what}: ids`);
           assert.equal(other.after.findIndex((v, i) => !Object.is(v, gemvRun.after[i])), -1, `${what}: logits after the steps`);
         }

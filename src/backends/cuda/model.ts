@@ -373,7 +373,7 @@ export class CudaTransformerModel {
    */
   private linear(a: LinearArgs, programmatic = false): void {
     if (a.tokens === 1 && this.gemvForOneToken) {
-      this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32, programmatic });
+      this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32, programmatic, deep: this.deepGemvLoads });
     } else {
       this.blas.linear(a);
     }
@@ -423,6 +423,8 @@ export class CudaTransformerModel {
    * graphs captured after a change.
    */
   gemvForOneToken = true;
+  /** Opt-in, with gemvForOneToken: the GEMVs keep twice the weight loads in flight (gemv_bf16_deep; same bits). */
+  deepGemvLoads = false;
   /**
    * Opt-in, with gemvForOneToken: each one-token GEMV is a programmatic dependent launch of the kernel
    * before it, which releases it at its own start (the RMSNorms and the gated activation), so the GEMV's

@@ -10,7 +10,8 @@
 //   fill_uniform_bf16 deterministic uniform values from a counter hash      (benchmark weights, made on device)
 //   advance_position *pos += 1                                             (the last node of a captured decode step)
 //   rope_append_at   bias + RoPE of q and k + K/V cache append of one token (a captured decode step)
-//   gemv_bf16        y[N] = W[N, K] x[K], one token's linear layer (T = 1) without cuBLAS (opt-in)
+//   gemv_bf16        y[N] = W[N, K] x[K], one token's linear layer (T = 1) without cuBLAS
+//   gemv_bf16_deep   the same with twice the loads in flight per thread (opt-in)
 //   gemv_fused_bf16  the same with the step's small kernels folded in (opt-in): x RMSNorm-ed in the
 //                    prologue, the residual add or the gated activation in the epilogue
 // No codegen parameters: one module serves every shape.
@@ -207,8 +208,11 @@ __device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
 // y [N] bf16 (outF32 = 0) or fp32 (outF32 = 1); fp32 accumulation. K a multiple of 8, W and x 16-byte
 // aligned (the launcher checks). grid (ceil(N / 8)), block (256): one warp per row; lane l reads the
 // 16-byte chunks l, l + 32, ... of its row, four at a time, so each thread keeps 64 bytes of the weight
-// stream in flight. Bandwidth-bound: every weight byte is read once.
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
+// stream in flight (DEEP: the next four requested before the current four are used, 128 bytes, in
+// gemv_bf16_deep). Bandwidth-bound: every weight byte is read once. Either way each lane adds its chunks
+// in ascending order into one sum: the same bits.
+template <bool DEEP>
+__device__ __forceinline__ void gemv_row(
     const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, void* __restrict__ y, int N, int K, int outF32) {
   const int row = blockIdx.x * 8 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -221,23 +225,54 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
   // The weights do not depend on the kernel before: the first four chunks are requested before
   // waiting for it (griddepcontrol.wait, a no-op unless launched as a programmatic dependent), so in
   // a programmatic launch they stream while that kernel finishes. Same sums in the same order either way.
-  uint4 w0, w1, w2, w3;
+  uint4 a0, a1, a2, a3, b0, b1, b2, b3;
   const bool full = c + 96 < chunks;
   if (full) {
-    w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
-    w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+    a0 = load_streaming16(w + c), a1 = load_streaming16(w + c + 32);
+    a2 = load_streaming16(w + c + 64), a3 = load_streaming16(w + c + 96);
   }
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if (full) {
+  if (full && !DEEP) {
     for (;;) {
-      acc = dot8(w0, xv[c], acc);
-      acc = dot8(w1, xv[c + 32], acc);
-      acc = dot8(w2, xv[c + 64], acc);
-      acc = dot8(w3, xv[c + 96], acc);
+      acc = dot8(a0, xv[c], acc);
+      acc = dot8(a1, xv[c + 32], acc);
+      acc = dot8(a2, xv[c + 64], acc);
+      acc = dot8(a3, xv[c + 96], acc);
       c += 128;
       if (c + 96 >= chunks) break;
-      w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
-      w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
+      a0 = load_streaming16(w + c), a1 = load_streaming16(w + c + 32);
+      a2 = load_streaming16(w + c + 64), a3 = load_streaming16(w + c + 96);
+    }
+  } else if (full) {
+    // Two sets of four in turn: one is summed while the other is in flight.
+    bool nextB = c + 224 < chunks;
+    if (nextB) {
+      b0 = load_streaming16(w + c + 128), b1 = load_streaming16(w + c + 160);
+      b2 = load_streaming16(w + c + 192), b3 = load_streaming16(w + c + 224);
+    }
+    for (;;) {
+      acc = dot8(a0, xv[c], acc);
+      acc = dot8(a1, xv[c + 32], acc);
+      acc = dot8(a2, xv[c + 64], acc);
+      acc = dot8(a3, xv[c + 96], acc);
+      c += 128;
+      if (!nextB) break;
+      const bool nextA = c + 224 < chunks;
+      if (nextA) {
+        a0 = load_streaming16(w + c + 128), a1 = load_streaming16(w + c + 160);
+        a2 = load_streaming16(w + c + 192), a3 = load_streaming16(w + c + 224);
+      }
+      acc = dot8(b0, xv[c], acc);
+      acc = dot8(b1, xv[c + 32], acc);
+      acc = dot8(b2, xv[c + 64], acc);
+      acc = dot8(b3, xv[c + 96], acc);
+      c += 128;
+      if (!nextA) break;
+      nextB = c + 224 < chunks;
+      if (nextB) {
+        b0 = load_streaming16(w + c + 128), b1 = load_streaming16(w + c + 160);
+        b2 = load_streaming16(w + c + 192), b3 = load_streaming16(w + c + 224);
+      }
     }
   }
   for (; c < chunks; c += 32) acc = dot8(load_streaming16(w + c), xv[c], acc);
@@ -245,6 +280,16 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
   if (lane != 0) return;
   if (outF32) reinterpret_cast<float*>(y)[row] = acc;
   else reinterpret_cast<bf16_t*>(y)[row] = f32_to_bf16(acc);
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, void* __restrict__ y, int N, int K, int outF32) {
+  gemv_row<false>(W, x, y, N, K, outF32);
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_deep(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, void* __restrict__ y, int N, int K, int outF32) {
+  gemv_row<true>(W, x, y, N, K, outF32);
 }
 
 // gemv_fused_bf16 flags.

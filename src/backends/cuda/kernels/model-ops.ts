@@ -13,7 +13,7 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv' | 'gemvFused';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv' | 'gemvDeep' | 'gemvFused';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
@@ -32,6 +32,7 @@ export class ModelOpsKernels {
       fillUniform: mod.kernel('fill_uniform_bf16', ['ptr', 'i32', 'i32', 'f32', 'f32']),
       advancePosition: mod.kernel('advance_position', ['ptr']),
       gemv: mod.kernel('gemv_bf16', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
+      gemvDeep: mod.kernel('gemv_bf16_deep', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       gemvFused: mod.kernel('gemv_fused_bf16', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'f32', 'f32', 'i32']),
       ropeAppendAt: mod.kernel('rope_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
     };
@@ -132,15 +133,16 @@ export class ModelOpsKernels {
    * outFloat32), as Cublas.linear with T = 1 computes it up to the order of the fp32 sums. K a multiple of
    * 8; W and x 16-byte aligned. programmatic: launched as a programmatic dependent of the kernel before
    * (which must release it, e.g. rmsNorm's releaseDependents), so its first weight loads overlap that
-   * kernel; it waits for it before reading x.
+   * kernel; it waits for it before reading x. deep: gemv_bf16_deep, twice the weight loads in flight per
+   * thread (the same bits).
    */
-  gemv(a: { x: DevicePtr; w: DevicePtr; y: DevicePtr; inFeatures: number; outFeatures: number; outFloat32?: boolean; programmatic?: boolean }): void {
+  gemv(a: { x: DevicePtr; w: DevicePtr; y: DevicePtr; inFeatures: number; outFeatures: number; outFloat32?: boolean; programmatic?: boolean; deep?: boolean }): void {
     positive('gemv inFeatures', a.inFeatures);
     positive('gemv outFeatures', a.outFeatures);
     if (a.inFeatures % 8 !== 0) throw new Error(`gemv: inFeatures ${a.inFeatures} is not a multiple of 8`);
     if (a.w % 16n !== 0n || a.x % 16n !== 0n) throw new Error('gemv: W and x must be 16-byte aligned');
     if (a.outFeatures >= 2 ** 31) throw new Error(`gemv: ${a.outFeatures} rows exceed the kernel's 32-bit row index`);
-    this.k.gemv.launch({ ...this.cfg(Math.ceil(a.outFeatures / 8)), programmaticDependency: a.programmatic ?? false },
+    (a.deep ? this.k.gemvDeep : this.k.gemv).launch({ ...this.cfg(Math.ceil(a.outFeatures / 8)), programmaticDependency: a.programmatic ?? false },
       [a.w, a.x, a.y, a.outFeatures, a.inFeatures, a.outFloat32 ? 1 : 0]);
   }
 
