@@ -238,8 +238,8 @@ function printContext(name: string, r: ContextResult): void {
   const attention = r.kinds.filter((k) => k.kind === 'attention');
   const small = r.kinds.filter((k) => !GEMM_KINDS.includes(k.kind) && k.kind !== 'attention');
   const short = (k: KindTiming) => `${abbreviated(k.kind)} ${k.tbps?.toFixed(2)}`;
-  console.log(`S ${name.slice(0, 5)} ${r.context} ${r.variant}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} floor ${r.floorMs.toFixed(3)} | ` +
-    `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)}) empty ${r.emptyNodeUs.toFixed(2)}`);
+  console.log(`S ${name.slice(0, 5)} ${r.context} ${r.variant}: dev ${r.graphDeviceMs.toFixed(3)} host ${r.hostLoopMs.toFixed(3)} | ` +
+    `gemm ${ms(gemms)} attn ${ms(attention)} small ${ms(small)} (${small.reduce((s, k) => s + k.calls, 0)})`);
   console.log(`S2 ${name.slice(0, 5)} ${r.variant} TB/s ${[...gemms, ...attention].map(short).join(', ')}; small us ${small.map((k) => `${abbreviated(k.kind)} ${Math.round(k.usPerStep)}`).join(' ')}`);
 }
 
