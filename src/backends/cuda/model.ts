@@ -297,7 +297,7 @@ export class CudaTransformerModel {
     if (keep('embed')) this.ops.embed({ ids: b.ids, table: this.embedding.ptr, out: b.x, tokens: T, cols: hidden, scale: this.embedScale });
     // Folded: each one-token GEMV does the RMSNorm before it, and the residual add or the gated
     // activation after it (Gemma's sandwich norms keep the separate kernels).
-    const fold = T === 1 && this.gemvForOneToken && this.foldIntoGemv && !c.sandwichNorms;
+    const fold = T === 1 && this.foldsIntoGemv;
     const fuse = this.fuseSmallNodes || fold;
     // Programmatic GEMVs: the kernel before each GEMV releases it at its start, so its first weight loads overlap.
     const pdl = T === 1 && this.gemvForOneToken && this.programmaticGemv;
@@ -367,12 +367,20 @@ export class CudaTransformerModel {
     }
   }
 
+  /** Whether one-token forwards take the folded GEMVs (foldIntoGemv): widths in whole 16-byte chunks, no sandwich norms. */
+  private get foldsIntoGemv(): boolean {
+    const c = this.config;
+    return this.gemvForOneToken && this.foldIntoGemv && !c.sandwichNorms &&
+      [c.hiddenSize, c.intermediateSize, c.numHeads * c.headDim].every((n) => n % 8 === 0);
+  }
+
   /**
    * A linear layer: one token through the model's own GEMV when gemvForOneToken is set (a programmatic
    * dependent of the kernel before it when `programmatic`), else cuBLAS.
    */
   private linear(a: LinearArgs, programmatic = false): void {
-    if (a.tokens === 1 && this.gemvForOneToken) {
+    // gemv_bf16 reads 16-byte chunks: other widths and alignments stay with cuBLAS.
+    if (a.tokens === 1 && this.gemvForOneToken && a.inFeatures % 8 === 0 && a.x % 16n === 0n && a.w % 16n === 0n) {
       this.ops.gemv({ x: a.x, w: a.w, y: a.y, inFeatures: a.inFeatures, outFeatures: a.outFeatures, outFloat32: a.outFloat32, programmatic, deep: this.deepGemvLoads });
     } else {
       this.blas.linear(a);
@@ -383,7 +391,7 @@ export class CudaTransformerModel {
   private encodeLogits(b: ForwardBuffers, first: number, rows: number, logits: DevicePtr, keep: StepNodeFilter = KEEP_ALL): void {
     const c = this.config, hidden = c.hiddenSize;
     const pdl = rows === 1 && this.gemvForOneToken && this.programmaticGemv;
-    if (rows === 1 && this.gemvForOneToken && this.foldIntoGemv && !c.sandwichNorms) {
+    if (rows === 1 && this.foldsIntoGemv && (first * hidden) % 8 === 0) {
       if (keep('lm_head')) {
         this.ops.gemvFused({
           w: this.lmHead.ptr, x: b.x + BigInt(first * hidden * 2), y: logits, inFeatures: hidden, norm: { weight: this.finalNorm.ptr, eps: c.rmsNormEps, weightOffset: this.normOffset },
