@@ -42,6 +42,7 @@ const VARIANT_SETTINGS = {
   'fused-gemv-pdl-deep': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true, deepGemvLoads: true },
   fold: { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true },
   'fold-pdl': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true },
+  'fold-pdl-deep': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true, deepGemvLoads: true },
 } as const satisfies Record<string, Partial<Record<ModelSetting, true>>>;
 type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 'foldIntoGemv' | 'deepGemvLoads';
 const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv', 'deepGemvLoads'];
@@ -57,6 +58,7 @@ const VARIANT_MEANING: Record<DecodeVariant, string> = {
   'fused-gemv-pdl-deep': 'fused-gemv-pdl and deep',
   fold: 'fused-gemv with foldIntoGemv: norms, residual adds and the gated activation inside the GEMVs',
   'fold-pdl': 'fold and programmaticGemv',
+  'fold-pdl-deep': 'fold-pdl and deep',
 };
 
 /** Sets the model's opt-in fields for a variant (every other one off). */

@@ -121,6 +121,14 @@ describe('CUDA gemv_bf16', { skip }, () => {
           assert.ok(!downloadBf16(rt, actGot, rows).some(Number.isNaN), `${activation}: every output written`);
           sameBits(got16, bits(actRef, rows), `gated ${activation}`);
         }
+        // Eight chunks a lane per batch (deep), gated and not: the same bits.
+        const gotDeep = take(poisonedBf16(rt, rows)), actDeep = take(poisonedBf16(rt, rows)), actPlain = take(poisonedBf16(rt, rows));
+        ops.gemvFused({ w: w.ptr, x: x.ptr, y: gotDeep.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'plain', rows }, deep: true });
+        sameBits(bits(gotDeep, rows), bits(ref, rows), 'deep plain');
+        for (const [buf, deep] of [[actPlain, false], [actDeep, true]] as const) {
+          ops.gemvFused({ w: w.ptr, x: x.ptr, y: buf.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'gated', inner: rows, activation: 'silu' }, deep });
+        }
+        sameBits(bits(actDeep, rows), bits(actPlain, rows), 'deep gated');
         // Launched as a programmatic dependent that releases its own dependents: the same bits.
         const gotP = take(poisonedBf16(rt, rows));
         ops.gemvFused({ w: w.ptr, x: x.ptr, y: gotP.ptr, inFeatures: K, norm: { weight: nw.ptr, eps, weightOffset: offset }, out: { kind: 'plain', rows }, release: true, programmatic: true });

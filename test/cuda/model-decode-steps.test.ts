@@ -191,7 +191,7 @@ describe('CUDA decode step subsets', { skip }, () => {
         // Launched as programmatic dependents the GEMVs do the same sums after the same wait, and the fused
         // small kernels give the same bits as the separate ones: both combined, still the same bits.
         // foldIntoGemv (norms, residual adds, gated activation inside the GEMVs) too, with and without.
-        for (const [programmatic, fuse, fold, deep] of [[true, false, false, false], [true, true, false, false], [false, false, true, false], [true, true, true, false], [false, false, false, true], [true, true, false, true]]) {
+        for (const [programmatic, fuse, fold, deep] of [[true, false, false, false], [true, true, false, false], [false, false, true, false], [true, true, true, false], [false, false, false, true], [true, true, false, true], [true, true, true, true]]) {
           const what = `${f.name}: GEMV path with programmatic ${programmatic}, fused ${fuse}, folded ${fold}, deep ${deep}`;
           const other = run(true, programmatic, fuse, fold, deep);
           assert.deepEqual(other.ids, gemvRun.ids, `${what}: ids`);

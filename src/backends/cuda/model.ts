@@ -307,7 +307,7 @@ export class CudaTransformerModel {
       // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
       if (fold) {
         if (keep('qkv_gemm')) {
-          this.ops.gemvFused({ w: w.qkv.ptr, x: b.x, y: b.qkv, inFeatures: hidden, norm: { weight: w.inputNorm.ptr, eps, weightOffset: off }, out: { kind: 'plain', rows: qkvDim }, release: pdl, programmatic: pdl });
+          this.ops.gemvFused({ w: w.qkv.ptr, x: b.x, y: b.qkv, inFeatures: hidden, norm: { weight: w.inputNorm.ptr, eps, weightOffset: off }, out: { kind: 'plain', rows: qkvDim }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads });
         }
       } else {
         if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
@@ -335,14 +335,14 @@ export class CudaTransformerModel {
 
       if (fold) {
         // After attention, whose kernels do not release it early: a programmatic launch starts as they exit.
-        if (keep('o_gemm')) this.ops.gemvFused({ w: w.o.ptr, x: b.attn, y: b.x, inFeatures: qDim, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl });
+        if (keep('o_gemm')) this.ops.gemvFused({ w: w.o.ptr, x: b.attn, y: b.x, inFeatures: qDim, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads });
         if (keep('gate_up_gemm')) {
           this.ops.gemvFused({
             w: w.gateUp.ptr, x: b.x, y: b.act, inFeatures: hidden, norm: { weight: w.preMlpNorm.ptr, eps, weightOffset: off },
-            out: { kind: 'gated', inner: I, activation: c.mlpActivation }, release: pdl, programmatic: pdl,
+            out: { kind: 'gated', inner: I, activation: c.mlpActivation }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads,
           });
         }
-        if (keep('down_gemm')) this.ops.gemvFused({ w: w.down.ptr, x: b.act, y: b.x, inFeatures: I, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl });
+        if (keep('down_gemm')) this.ops.gemvFused({ w: w.down.ptr, x: b.act, y: b.x, inFeatures: I, out: { kind: 'residual', rows: hidden }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads });
         continue;
       }
       // After attention, whose kernels do not release it early: it starts as they exit.
@@ -395,7 +395,7 @@ export class CudaTransformerModel {
       if (keep('lm_head')) {
         this.ops.gemvFused({
           w: this.lmHead.ptr, x: b.x + BigInt(first * hidden * 2), y: logits, inFeatures: hidden, norm: { weight: this.finalNorm.ptr, eps: c.rmsNormEps, weightOffset: this.normOffset },
-          out: { kind: 'plain', rows: c.vocabSize, outFloat32: true }, release: pdl, programmatic: pdl,
+          out: { kind: 'plain', rows: c.vocabSize, outFloat32: true }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads,
         });
       }
     } else {
@@ -431,7 +431,7 @@ export class CudaTransformerModel {
    * graphs captured after a change.
    */
   gemvForOneToken = true;
-  /** Opt-in, with gemvForOneToken: the GEMVs keep twice the weight loads in flight (gemv_bf16_deep; same bits). */
+  /** Opt-in, with gemvForOneToken: the GEMVs keep twice the weight loads in flight (gemv_bf16_deep, gemv_fused_bf16_deep; same bits). */
   deepGemvLoads = false;
   /**
    * Opt-in, with gemvForOneToken: each one-token GEMV is a programmatic dependent launch of the kernel

@@ -332,7 +332,10 @@ __device__ __forceinline__ void write_fused_unit(void* __restrict__ y, int unit,
 //   b * 8 + w, then + gridDim.x * 8, ...; x (normed or not) is staged once per block in dynamic shared
 //   memory (K * 2 bytes). The first unit's first weight chunks are prefetched to L2 before
 //   griddepcontrol.wait (a no-op unless launched as a programmatic dependent).
-extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
+// DEEP (gemv_fused_bf16_deep): eight chunks a lane requested per batch (gated: four of each row) before
+// the batches of four (two), the same chunks in the same order.
+template <bool DEEP>
+__device__ __forceinline__ void gemv_fused(
     const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, const bf16_t* __restrict__ normW, void* __restrict__ y,
     int units, int K, int gatedInner, float eps, float weightOffset, int flags) {
   extern __shared__ uint4 xs4[];
@@ -398,6 +401,15 @@ extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
     int c = lane;
     if (!gated) {
       const uint4* w = W4 + (size_t)unit * chunks;
+      if (DEEP) {
+        for (; c + 224 < chunks; c += 256) {
+          uint4 q[8];
+#pragma unroll
+          for (int k = 0; k < 8; ++k) q[k] = load_streaming16(w + c + 32 * k);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc = dot8(q[k], xs4[c + 32 * k], acc);
+        }
+      }
       for (; c + 96 < chunks; c += 128) {
         const uint4 w0 = load_streaming16(w + c), w1 = load_streaming16(w + c + 32);
         const uint4 w2 = load_streaming16(w + c + 64), w3 = load_streaming16(w + c + 96);
@@ -411,6 +423,17 @@ extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
       // Each row's chunks in the same order as gemv_bf16's loop takes them: the same sums.
       const uint4* g = W4 + (size_t)unit * chunks;
       const uint4* u = W4 + (size_t)(gatedInner + unit) * chunks;
+      if (DEEP) {
+        for (; c + 96 < chunks; c += 128) {
+          uint4 gq[4], uq[4];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) gq[k] = load_streaming16(g + c + 32 * k), uq[k] = load_streaming16(u + c + 32 * k);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) acc = dot8(gq[k], xs4[c + 32 * k], acc);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) accUp = dot8(uq[k], xs4[c + 32 * k], accUp);
+        }
+      }
       for (; c + 32 < chunks; c += 64) {
         const uint4 g0 = load_streaming16(g + c), g1 = load_streaming16(g + c + 32);
         const uint4 u0 = load_streaming16(u + c), u1 = load_streaming16(u + c + 32);
@@ -428,4 +451,16 @@ extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
     acc = warp_sum(acc);
     if (lane == 0) write_fused_unit(y, unit, acc, accUp, flags);
   }
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, const bf16_t* __restrict__ normW, void* __restrict__ y,
+    int units, int K, int gatedInner, float eps, float weightOffset, int flags) {
+  gemv_fused<false>(W, x, normW, y, units, K, gatedInner, eps, weightOffset, flags);
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_fused_bf16_deep(
+    const bf16_t* __restrict__ W, const bf16_t* __restrict__ x, const bf16_t* __restrict__ normW, void* __restrict__ y,
+    int units, int K, int gatedInner, float eps, float weightOffset, int flags) {
+  gemv_fused<true>(W, x, normW, y, units, K, gatedInner, eps, weightOffset, flags);
 }

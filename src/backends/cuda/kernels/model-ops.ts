@@ -13,12 +13,12 @@ const BLOCK = 256;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const ACTIVATION_CODE: Record<GatedActivation, number> = { silu: 0, gelu_tanh: 1 };
 
-type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv' | 'gemvDeep' | 'gemvFused';
+type Name = 'embed' | 'gatedAct' | 'biasAdd' | 'rmsNormHeads' | 'ropeHeads' | 'softcap' | 'fillUniform' | 'advancePosition' | 'ropeAppendAt' | 'gemv' | 'gemvDeep' | 'gemvFused' | 'gemvFusedDeep';
 
 export class ModelOpsKernels {
   private readonly k: Record<Name, CudaKernel>;
-  /** gemv_fused_bf16 blocks one SM holds, by dynamic shared bytes (asked once per size). */
-  private readonly fusedBlocksPerSM = new Map<number, number>();
+  /** gemv_fused_bf16(_deep) blocks one SM holds, by kernel and dynamic shared bytes (asked once each). */
+  private readonly fusedBlocksPerSM = new Map<string, number>();
 
   constructor(private readonly rt: CudaRuntime) {
     const mod = rt.module('model-ops.cu', {});
@@ -34,6 +34,7 @@ export class ModelOpsKernels {
       gemv: mod.kernel('gemv_bf16', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       gemvDeep: mod.kernel('gemv_bf16_deep', ['ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32']),
       gemvFused: mod.kernel('gemv_fused_bf16', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'f32', 'f32', 'i32']),
+      gemvFusedDeep: mod.kernel('gemv_fused_bf16_deep', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'f32', 'f32', 'i32']),
       ropeAppendAt: mod.kernel('rope_append_at', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
     };
   }
@@ -154,13 +155,14 @@ export class ModelOpsKernels {
    *   residual y: [rows] bf16 residual stream, y += bf16(W · x)      (the residual add)
    *   gated    W = fused gate|up [2·inner, K]; y: [inner] = act(gate) · up   (gatedActivation)
    * release: the kernel lets a programmatic dependent launched next start at once; programmatic: this
-   * launch is one (it waits for the kernel before it before reading x or y).
+   * launch is one (it waits for the kernel before it before reading x or y). deep: gemv_fused_bf16_deep,
+   * eight chunks a lane per batch (the same bits).
    */
   gemvFused(a: {
     w: DevicePtr; x: DevicePtr; y: DevicePtr; inFeatures: number;
     norm?: { weight: DevicePtr; eps: number; weightOffset: number };
     out: { kind: 'plain'; rows: number; outFloat32?: boolean } | { kind: 'residual'; rows: number } | { kind: 'gated'; inner: number; activation: GatedActivation };
-    release?: boolean; programmatic?: boolean;
+    release?: boolean; programmatic?: boolean; deep?: boolean;
   }): void {
     const K = a.inFeatures;
     positive('gemvFused inFeatures', K);
@@ -174,11 +176,13 @@ export class ModelOpsKernels {
     if (a.out.kind === 'plain' && a.out.outFloat32) flags |= 16;
     const sharedBytes = K * 2;
     // Enough blocks to fill the device once; each stages x once and walks its warps' units.
-    let perSM = this.fusedBlocksPerSM.get(sharedBytes);
-    if (perSM === undefined) this.fusedBlocksPerSM.set(sharedBytes, perSM = Math.max(1, this.k.gemvFused.maxActiveBlocksPerSM(BLOCK, sharedBytes)));
+    const kernel = a.deep ? this.k.gemvFusedDeep : this.k.gemvFused;
+    const key = `${a.deep ? 'deep' : 'plain'}:${sharedBytes}`;
+    let perSM = this.fusedBlocksPerSM.get(key);
+    if (perSM === undefined) this.fusedBlocksPerSM.set(key, perSM = Math.max(1, kernel.maxActiveBlocksPerSM(BLOCK, sharedBytes)));
     const resident = this.rt.cuda.info.multiprocessors * perSM;
     const blocks = Math.min(Math.ceil(units / 8), resident);
-    this.k.gemvFused.launch({ ...this.cfg(blocks), sharedBytes, programmaticDependency: a.programmatic ?? false },
+    kernel.launch({ ...this.cfg(blocks), sharedBytes, programmaticDependency: a.programmatic ?? false },
       [a.w, a.x, a.norm?.weight ?? 0n, a.y, units, K, a.out.kind === 'gated' ? a.out.inner : 0, a.norm?.eps ?? 0, a.norm?.weightOffset ?? 0, flags]);
   }
 
