@@ -33,4 +33,6 @@ export const BLOCK_SPARSE_ABLATION_LABELS: readonly string[] = [
   'wgmma-c3-n64-s3-kv-ms-eb-ps', 'wgmma-c3-n64-s3-kv-lm-ms-eb-ps', 'wgmma-n128-s2-kv-mf-eb-ps', 'wgmma-c3-n64-s3-kv-ms-eb-sf-ps',
   // session 10 (bs): persistent CTAs drawing their items from an atomic ticket (-wc) on the same three flag sets
   'wgmma-c3-n64-s3-kv-ms-eb-ps-wc', 'wgmma-c3-n64-s3-kv-lm-ms-eb-ps-wc', 'wgmma-n128-s2-kv-mf-eb-ps-wc',
+  // ... and with the flat steps kernel (-sf), the automatic choice's c = 16 sparse-list variant under autoPersistent + autoStepsFlat
+  'wgmma-c3-n64-s3-kv-ms-eb-sf-ps-wc',
 ];

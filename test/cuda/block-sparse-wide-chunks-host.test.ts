@@ -9,7 +9,8 @@ import { describe, test } from 'node:test';
 import { type ChunkSelection, packChunkLists } from '../../src/backends/cuda/block-sparse-layout.js';
 import { type WgmmaConsumers, wgmmaCtaSteps, wgmmaEntryMask, wgmmaEntryTile, wgmmaStepGeometry } from '../../src/backends/cuda/block-sparse-wgmma-layout.js';
 import {
-  AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, autoTakesLeanMask, autoTilingInOrder, leanMaskVariant,
+  AUTO_BLOCK_SPARSE_WGMMA_TILING, AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS, AUTO_PERSISTENT_ON_SPARSE_LISTS, AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING,
+  AUTO_STEPS_FLAT_ON_SMALL_CHUNKS, autoTakesLeanMask, autoTakesPersistent, autoTakesStepsFlat, autoTilingInOrder, autoVariantTiling, leanMaskVariant,
 } from '../../src/backends/cuda/kernels/block-sparse-prefill.js';
 import { resolveBlockSparseWgmmaTiling } from '../../src/backends/cuda/kernels/block-sparse-prefill-wgmma.js';
 import { blockSparseVariantOptions, cellSummaryLine, parseBlockSparseBenchArgs } from '../../bench/block-sparse.js';
@@ -58,6 +59,32 @@ describe('block-sparse lists of 64-row chunks (host)', () => {
     const withFlags = { blockN: 64 as const, stages: 3 as const, consumers: 3 as const, ablation: { maskSelect: true, entBallot: true } };
     assert.deepEqual(leanMaskVariant(withFlags)?.ablation, { maskSelect: true, entBallot: true, leanMask: true });
     assert.equal(leanMaskVariant({ ...withFlags, ablation: { maskFirst: true, entBallot: true } }), null);
+  });
+
+  test('autoTakesPersistent: sparse lists in the KV-head-major order, when enabled; autoTakesStepsFlat: chunks below 64 rows', () => {
+    const sparse = { stride: 50, numChunks: 1024, numTokens: 16384 }, dense = { stride: 300, numChunks: 1024, numTokens: 16384 };
+    assert.equal(autoTakesPersistent(sparse, 'rows192', 'kv', true), true);
+    assert.equal(autoTakesPersistent(dense, 'rows192', 'kv', true), false, 'dense-ish lists: items are long, the overlap does not pay');
+    assert.equal(autoTakesPersistent(sparse, 'rows192', 'heads', true), false, 'persistent is written for the KV-head-major order');
+    assert.equal(autoTakesPersistent(sparse, 'rows192', 'kv', false), false);
+    assert.equal(autoTakesPersistent(sparse, 'rows192', 'kv'), AUTO_PERSISTENT_ON_SPARSE_LISTS.rows192, 'left out: the per-tiling default');
+    assert.equal(autoTakesStepsFlat({ chunkSize: 16 }, 'rows192', true), true);
+    assert.equal(autoTakesStepsFlat({ chunkSize: 64 }, 'rows192', true), false, 'c = 64 keeps the plain steps kernel (slower flat at s = 0)');
+    assert.equal(autoTakesStepsFlat({ chunkSize: 16 }, 'rows128'), AUTO_STEPS_FLAT_ON_SMALL_CHUNKS.rows128);
+  });
+
+  test('autoVariantTiling: lean masks as leanMaskVariant takes them, persistent with its work counter, the flat steps kernel', () => {
+    const t = autoTilingInOrder(AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING, 'kv');
+    assert.deepEqual(autoVariantTiling(t, { leanMask: false, persistent: false, stepsFlat: false }), t, 'no variant: the tiling as it is');
+    assert.deepEqual(autoVariantTiling(t, { leanMask: true, persistent: true, stepsFlat: true }).ablation,
+      { ...t.ablation, leanMask: true, persistent: true, workCounter: true, stepsFlat: true });
+    const rows128 = autoTilingInOrder(AUTO_BLOCK_SPARSE_WGMMA_TILING, 'kv');
+    assert.deepEqual(autoVariantTiling(rows128, { leanMask: true, persistent: false, stepsFlat: false }), rows128, 'maskFirst takes no lean masks');
+    for (const leanMask of [false, true]) {
+      for (const persistent of [false, true]) {
+        for (const stepsFlat of [false, true]) assert.doesNotThrow(() => resolveBlockSparseWgmmaTiling(autoVariantTiling(t, { leanMask, persistent, stepsFlat })));
+      }
+    }
   });
 
   test('autoTilingInOrder: the order the launcher runs, and persistent only in the KV-head-major order (it resolves in both)', () => {

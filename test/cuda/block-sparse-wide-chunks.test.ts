@@ -40,7 +40,9 @@ describe('CUDA block-sparse with 64-row chunks', { skip }, () => {
   after(() => rt?.dispose());
 
   /** Runs the launcher with `options` over `sel`; returns [n, H, D] and the label-relevant tiling that ran. */
-  function runLauncher(x: BlockSparseInputs, sel: ChunkSelection, options: BlockSparseKernelOptions): { out: Float32Array; leanMask: boolean; consumers: number } {
+  function runLauncher(
+    x: BlockSparseInputs, sel: ChunkSelection, options: BlockSparseKernelOptions,
+  ): { out: Float32Array; leanMask: boolean; consumers: number; persistent: boolean; stepsFlat: boolean } {
     const { n, H, Hkv, D, kvStride } = x;
     const launcher = new BlockSparseFlashPrefill(rt, { numHeads: H, numKvHeads: Hkv, headDim: D }, options);
     const lists = uploadChunkLists(rt, packChunkLists(sel));
@@ -53,7 +55,10 @@ describe('CUDA block-sparse with 64-row chunks', { skip }, () => {
     for (const b of [dq, dk, dv, dout]) rt.pool.release(b);
     releaseChunkLists(rt, lists);
     launcher.release();
-    return { out, leanMask: tiling.ablation?.leanMask === true, consumers: tiling.consumers };
+    return {
+      out, leanMask: tiling.ablation?.leanMask === true, consumers: tiling.consumers,
+      persistent: tiling.ablation?.persistent === true && tiling.ablation.workCounter === true, stepsFlat: tiling.ablation?.stepsFlat === true,
+    };
   }
 
   // H = 4 heads: a small grid, so dense-ish lists keep 128-row CTAs; t = 3 of 32 chunks is sparse (192 rows).
@@ -101,6 +106,48 @@ describe('CUDA block-sparse with 64-row chunks', { skip }, () => {
     const cache = cpuCacheOf(x);
     const sel = selectBlockSparseChunks(new BlockSparsePrefill(16, null, 10), x.q, cache.keys.map((k) => k.subarray(0, n * D)), n, H, D);
     assert.equal(runLauncher(x, sel, { autoLeanMask: true }).leanMask, false);
+  });
+
+  // Session 10: persistent CTAs with a work counter on sparse lists (autoPersistent) and the flat steps kernel on
+  // chunks below 64 rows (autoStepsFlat), each bit for bit the launcher without them.
+  const autoVariantCases = [
+    { what: 'c = 16, sparse lists: 192 rows, persistent and the flat steps kernel', n: 2048, H: 4, Hkv: 2, D: 128, chunk: 16, top: 10, seed: 41, persistent: true, stepsFlat: true, leanMask: false },
+    { what: 'c = 16, sparse lists, D = 64, partial last CTA', n: 1500, H: 8, Hkv: 2, D: 64, chunk: 16, top: 6, seed: 42, persistent: true, stepsFlat: true, leanMask: false },
+    { what: 'c = 64, sparse lists: lean masks and persistent, the plain steps kernel', n: 2048, H: 4, Hkv: 2, D: 128, chunk: 64, top: 3, seed: 43, persistent: true, stepsFlat: false, leanMask: true },
+    { what: 'c = 64, dense-ish lists: neither (128 rows)', n: 2048, H: 4, Hkv: 2, D: 128, chunk: 64, top: 16, seed: 44, persistent: false, stepsFlat: false, leanMask: false },
+  ];
+  for (const c of autoVariantCases) {
+    test(`autoPersistent + autoStepsFlat, ${c.what}: bit for bit the launcher without them, and the CPU method`, (t) => {
+      if (noWgmma) return t.skip(noWgmma);
+      const x = randomBlockSparseInputs(c.n, c.H, c.Hkv, c.D, 0, c.seed);
+      const cache = cpuCacheOf(x);
+      const method = new BlockSparsePrefill(c.chunk, null, c.top);
+      const keys = cache.keys.map((k) => k.subarray(0, c.n * c.D));
+      const sel = selectBlockSparseChunks(method, x.q, keys, c.n, c.H, c.D);
+      const on = runLauncher(x, sel, { autoPersistent: true, autoStepsFlat: true });
+      const off = runLauncher(x, sel, { autoPersistent: false, autoStepsFlat: false });
+      assert.deepEqual({ persistent: on.persistent, stepsFlat: on.stepsFlat, leanMask: on.leanMask }, { persistent: c.persistent, stepsFlat: c.stepsFlat, leanMask: c.leanMask });
+      assert.equal(off.persistent || off.stepsFlat, false, 'the options off run neither');
+      assert.equal(countNaN(on.out), 0, 'every output element must be written');
+      let differ = 0;
+      for (let i = 0; i < on.out.length; i++) if (!Object.is(on.out[i], off.out[i])) differ++;
+      assert.equal(differ, 0, 'outputs differ from the launcher without the options');
+      const ref = new Float32Array(c.n * c.H * c.D);
+      method.prefill({
+        layer: 0, shape: { numHeads: c.H, numKvHeads: c.Hkv, headDim: c.D, scale: 1 / Math.sqrt(c.D), slidingWindow: null, logitSoftcap: null },
+        queries: x.q, numQueries: c.n, queryStart: 0, cache, out: ref, isLastChunk: true,
+      });
+      const err = relativeError(on.out, ref);
+      console.log(`#   rel err ${err.toExponential(2)}`);
+      assert.ok(err < TOLERANCE, `relative error ${err} over ${TOLERANCE}`);
+    });
+  }
+
+  test('an explicit tiling refuses autoPersistent and autoStepsFlat', () => {
+    for (const key of ['autoPersistent', 'autoStepsFlat'] as const) {
+      assert.throws(() => new BlockSparseFlashPrefill(rt, { numHeads: 4, numKvHeads: 2, headDim: 128 }, { wgmma: { blockN: 64 }, [key]: true }),
+        new RegExp(`${key} applies to the automatic wgmma tilings only`));
+    }
   });
 
   test('an explicit tiling refuses autoLeanMask', () => {

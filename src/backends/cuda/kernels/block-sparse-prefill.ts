@@ -13,7 +13,9 @@ import type { DeviceBuffer } from '../memory-pool.js';
 import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import { checkBlockSparsePrefillArgs, growWorkspace } from './block-sparse-launch.js';
-import { type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill, type WgmmaCtaOrder } from './block-sparse-prefill-wgmma.js';
+import {
+  type BlockSparseWgmmaTiling, BlockSparseWgmmaPrefill, type WgmmaCtaOrder, blockSparseWgmmaLabel, resolveBlockSparseWgmmaTiling,
+} from './block-sparse-prefill-wgmma.js';
 import type { PrefillShape } from './flash-prefill.js';
 import { wgmmaPrefillUnsupported } from './flash-prefill-wgmma.js';
 
@@ -111,6 +113,17 @@ export interface BlockSparseKernelOptions {
    * only the time differs.
    */
   autoLeanMask?: boolean;
+  /**
+   * Persistent CTAs drawing their items from a work counter (the wgmma kernel's PERSISTENT + WORK_COUNTER, label
+   * suffix -ps-wc) in an automatic tiling on sparse lists (autoTakesPersistent: chunkListsAreSparse, KV-head-major
+   * order) when true, never when false; left out: per tiling as AUTO_PERSISTENT_ON_SPARSE_LISTS says. Bit for bit either way.
+   */
+  autoPersistent?: boolean;
+  /**
+   * The steps kernel's flat index (STEPS_FLAT, -sf) in an automatic tiling on lists of chunks smaller than a 64-row
+   * warpgroup (autoTakesStepsFlat) when true, never when false; left out: as AUTO_STEPS_FLAT_ON_SMALL_CHUNKS says.
+   */
+  autoStepsFlat?: boolean;
 }
 
 /**
@@ -213,6 +226,18 @@ export type AutoRowTiling = 'rows128' | 'rows192';
 export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: true };
 /** Query rows of one consumer warpgroup of the wgmma kernel (its CTAs start on multiples of it). */
 const WARPGROUP_ROWS = 64;
+/**
+ * Which automatic tiling runs persistent CTAs with a work counter (-ps-wc) on sparse lists unless told (autoPersistent).
+ * Session 10 (docs/perf.md, block-sparse "Session 10"), 192-row CTAs at 16K: -2 ... -11 % in all 12 cells with s >= 0.5,
+ * +0.3 ... +11 % at s = 0 (the whole-run cells of round 1); off until a rule decides it.
+ */
+export const AUTO_PERSISTENT_ON_SPARSE_LISTS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
+/**
+ * Which automatic tiling runs the steps kernel's flat index (-sf) on lists of chunks smaller than a warpgroup (c = 16)
+ * unless told (autoStepsFlat). Session 10: the steps kernel 8.8-43.8 % faster in all 8 c = 16 cells at 16K, but
+ * 17-18 % slower at c = 64 s = 0 (hence small chunks only); off until a rule decides it.
+ */
+export const AUTO_STEPS_FLAT_ON_SMALL_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
 
 /**
  * Whether an automatic tiling runs lean masks on these lists: when enabled for it (autoLeanMask, default
@@ -226,6 +251,42 @@ const WARPGROUP_ROWS = 64;
 export function autoTakesLeanMask(lists: Pick<DeviceChunkLists, 'chunkSize'>, tiling: AutoRowTiling, autoLeanMask?: boolean): boolean {
   const enabled = autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling];
   return enabled && lists.chunkSize % WARPGROUP_ROWS === 0;
+}
+
+/**
+ * Whether an automatic tiling runs persistent CTAs with a work counter on these lists: when enabled for it
+ * (autoPersistent, default AUTO_PERSISTENT_ON_SPARSE_LISTS), in the KV-head-major order (persistent is written for it
+ * only) and on sparse lists (chunkListsAreSparse: there items are short, and the overlap of an item's Q load and
+ * first gathers with the previous item's last steps pays; at s = 0 it cost up to 6 %).
+ */
+export function autoTakesPersistent(
+  lists: Pick<DeviceChunkLists, 'stride' | 'numChunks' | 'numTokens'>, tiling: AutoRowTiling, order: WgmmaCtaOrder, autoPersistent?: boolean,
+): boolean {
+  const enabled = autoPersistent ?? AUTO_PERSISTENT_ON_SPARSE_LISTS[tiling];
+  return enabled && order === 'kv' && chunkListsAreSparse(lists, order);
+}
+
+/** Whether an automatic tiling runs the flat steps kernel on these lists: when enabled for it and the chunks are below 64 rows. */
+export function autoTakesStepsFlat(lists: Pick<DeviceChunkLists, 'chunkSize'>, tiling: AutoRowTiling, autoStepsFlat?: boolean): boolean {
+  const enabled = autoStepsFlat ?? AUTO_STEPS_FLAT_ON_SMALL_CHUNKS[tiling];
+  return enabled && lists.chunkSize % WARPGROUP_ROWS !== 0;
+}
+
+/** The per-run choices on top of an automatic tiling's own flags (each leaves the results bit for bit the same). */
+export interface AutoVariant {
+  leanMask: boolean;
+  persistent: boolean;
+  stepsFlat: boolean;
+}
+
+/**
+ * An automatic tiling (already in its block order) with a variant's flags: lean masks where leanMaskVariant takes
+ * them, persistent with its work counter, the flat steps kernel.
+ */
+export function autoVariantTiling(t: BlockSparseWgmmaTiling, v: AutoVariant): BlockSparseWgmmaTiling {
+  const lean = v.leanMask ? leanMaskVariant(t) ?? t : t;
+  const extra = { ...(v.persistent ? { persistent: true, workCounter: true } : {}), ...(v.stepsFlat ? { stepsFlat: true } : {}) };
+  return Object.keys(extra).length > 0 ? { ...lean, ablation: { ...lean.ablation, ...extra } } : lean;
 }
 
 /**
@@ -260,12 +321,14 @@ export class BlockSparseFlashPrefill {
   /** The kernel a `wgmma` option names (null: the automatic choice or mma.sync). */
   private readonly namedWgmma: BlockSparseWgmmaPrefill | null;
   /**
-   * The automatic choice's kernels by row tiling: plain, and with lean masks where autoLeanMask (or the
-   * tiling's AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS default) lets it run them; null without the automatic choice.
+   * The automatic choice's kernels by label (null without the automatic choice): each row tiling in the automatic
+   * order with the per-run variant flags (autoVariantFor), made on first use.
    */
-  private readonly autoWgmma: Record<AutoRowTiling, { plain: BlockSparseWgmmaPrefill; lean: BlockSparseWgmmaPrefill | null }> | null;
+  private readonly autoWgmma: Map<string, BlockSparseWgmmaPrefill> | null;
   private readonly autoOrder: WgmmaCtaOrder;
   private readonly autoLeanMask: boolean | undefined;
+  private readonly autoPersistent: boolean | undefined;
+  private readonly autoStepsFlat: boolean | undefined;
   private lastWgmma: BlockSparseWgmmaPrefill | null;
   private kernels: { union: CudaKernel; attend: CudaKernel } | null = null;
   private unionEntries: DeviceBuffer | null = null;
@@ -284,22 +347,19 @@ export class BlockSparseFlashPrefill {
     if (options.autoCtaOrder !== undefined && tilingNamed) {
       throw new Error('block-sparse prefill: autoCtaOrder applies to the automatic wgmma tilings only (a wgmma tiling names its own ctaOrder)');
     }
-    if (options.autoLeanMask !== undefined && tilingNamed) {
-      throw new Error('block-sparse prefill: autoLeanMask applies to the automatic wgmma tilings only (a wgmma tiling names its own ablation flags)');
+    for (const key of ['autoLeanMask', 'autoPersistent', 'autoStepsFlat'] as const) {
+      if (options[key] !== undefined && tilingNamed) {
+        throw new Error(`block-sparse prefill: ${key} applies to the automatic wgmma tilings only (a wgmma tiling names its own ablation flags)`);
+      }
     }
     const choice = blockSparseKernelChoice(rt.cuda.info, D, options);
     this.autoOrder = options.autoCtaOrder ?? AUTO_CTA_ORDER;
     this.autoLeanMask = options.autoLeanMask;
+    this.autoPersistent = options.autoPersistent;
+    this.autoStepsFlat = options.autoStepsFlat;
     this.namedWgmma = choice.kernel === 'wgmma' && choice.tiling !== 'auto' ? new BlockSparseWgmmaPrefill(rt, shape, choice.tiling) : null;
-    const kernelsOf = (tiling: AutoRowTiling, base: BlockSparseWgmmaTiling) => {
-      const t = autoTilingInOrder(base, this.autoOrder);
-      const lean = (this.autoLeanMask ?? AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS[tiling]) ? leanMaskVariant(t) : null;
-      return { plain: new BlockSparseWgmmaPrefill(rt, shape, t), lean: lean ? new BlockSparseWgmmaPrefill(rt, shape, lean) : null };
-    };
-    this.autoWgmma = choice.kernel === 'wgmma' && choice.tiling === 'auto'
-      ? { rows128: kernelsOf('rows128', AUTO_BLOCK_SPARSE_WGMMA_TILING), rows192: kernelsOf('rows192', AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING) }
-      : null;
-    this.lastWgmma = this.namedWgmma ?? this.autoWgmma?.rows128.plain ?? null;
+    this.autoWgmma = choice.kernel === 'wgmma' && choice.tiling === 'auto' ? new Map() : null;
+    this.lastWgmma = this.namedWgmma ?? (this.autoWgmma ? this.autoKernel('rows128', { leanMask: false, persistent: false, stepsFlat: false }) : null);
     this.headsPerCta = options.headsPerCta ?? DEFAULT_BLOCK_SPARSE_KERNEL.headsPerCta;
     this.mTiles = options.mTiles ?? DEFAULT_BLOCK_SPARSE_KERNEL.mTiles;
     // Validates headsPerCta against the group and mTiles.
@@ -322,10 +382,18 @@ export class BlockSparseFlashPrefill {
   prepare(chunkSize?: number): { union: CudaKernel; attend: CudaKernel } {
     if (this.namedWgmma) return this.namedWgmma.prepare();
     if (this.autoWgmma) {
-      const leanMayRun = chunkSize === undefined || chunkSize % WARPGROUP_ROWS === 0;
-      const { rows128, rows192 } = this.autoWgmma;
-      const mayRun = [rows128.plain, rows192.plain, ...(leanMayRun ? [rows128.lean, rows192.lean] : [])];
-      return mayRun.filter((k): k is BlockSparseWgmmaPrefill => k !== null).map((k) => k.prepare())[0];
+      // Lean masks and the flat steps kernel follow the chunk size; persistent CTAs follow the lists' sparsity (both may run).
+      const chunkChoices = (takes: (c: number) => boolean) => (chunkSize === undefined ? [false, takes(16), takes(64)] : [takes(chunkSize)]);
+      const mayRun = new Set<BlockSparseWgmmaPrefill>();
+      for (const tiling of ['rows128', 'rows192'] as const) {
+        const persistentChoices = [false, (this.autoPersistent ?? AUTO_PERSISTENT_ON_SPARSE_LISTS[tiling]) && this.autoOrder === 'kv'];
+        for (const leanMask of chunkChoices((c) => autoTakesLeanMask({ chunkSize: c }, tiling, this.autoLeanMask))) {
+          for (const stepsFlat of chunkChoices((c) => autoTakesStepsFlat({ chunkSize: c }, tiling, this.autoStepsFlat))) {
+            for (const persistent of persistentChoices) mayRun.add(this.autoKernel(tiling, { leanMask, persistent, stepsFlat }));
+          }
+        }
+      }
+      return [...mayRun].map((k) => k.prepare())[0];
     }
     if (!this.kernels) {
       const mod = this.rt.module('block-sparse-prefill.cu', { HEAD_DIM: this.shape.headDim, HEADS_PER_CTA: this.headsPerCta, M_TILES: this.mTiles });
@@ -338,7 +406,7 @@ export class BlockSparseFlashPrefill {
   }
 
   run(a: BlockSparsePrefillArgs): void {
-    const kernel = this.namedWgmma ?? (this.autoWgmma ? this.autoKernelFor(a.lists, this.autoWgmma) : null);
+    const kernel = this.namedWgmma ?? (this.autoWgmma ? this.autoKernelFor(a.lists) : null);
     if (kernel) {
       this.lastWgmma = kernel;
       kernel.run(a);
@@ -368,11 +436,28 @@ export class BlockSparseFlashPrefill {
     );
   }
 
-  /** The automatic choice's kernel for these lists: the row tiling, then lean masks where they may run. */
-  private autoKernelFor(lists: DeviceChunkLists, auto: NonNullable<BlockSparseFlashPrefill['autoWgmma']>): BlockSparseWgmmaPrefill {
+  /** The automatic choice's kernel for these lists: the row tiling, then the variant flags they take. */
+  private autoKernelFor(lists: DeviceChunkLists): BlockSparseWgmmaPrefill {
     const tiling: AutoRowTiling = autoTakes192RowTiling(lists, this.shape.numHeads, this.rt.cuda.info.multiprocessors, this.autoOrder) ? 'rows192' : 'rows128';
-    const { plain, lean } = auto[tiling];
-    return lean && autoTakesLeanMask(lists, tiling, this.autoLeanMask) ? lean : plain;
+    return this.autoKernel(tiling, {
+      leanMask: autoTakesLeanMask(lists, tiling, this.autoLeanMask),
+      persistent: autoTakesPersistent(lists, tiling, this.autoOrder, this.autoPersistent),
+      stepsFlat: autoTakesStepsFlat(lists, tiling, this.autoStepsFlat),
+    });
+  }
+
+  /** The automatic kernel of a row tiling and variant (made on first use; compiled on its first run or prepare). */
+  private autoKernel(tiling: AutoRowTiling, v: AutoVariant): BlockSparseWgmmaPrefill {
+    if (!this.autoWgmma) throw new Error('block-sparse prefill: no automatic wgmma choice in this launcher');
+    const base = autoTilingInOrder(tiling === 'rows192' ? AUTO_SPARSE_BLOCK_SPARSE_WGMMA_TILING : AUTO_BLOCK_SPARSE_WGMMA_TILING, this.autoOrder);
+    const t = resolveBlockSparseWgmmaTiling(autoVariantTiling(base, v));
+    const label = blockSparseWgmmaLabel(t);
+    let kernel = this.autoWgmma.get(label);
+    if (!kernel) {
+      kernel = new BlockSparseWgmmaPrefill(this.rt, this.shape, t);
+      this.autoWgmma.set(label, kernel);
+    }
+    return kernel;
   }
 
   /** The last run's CTA unions: entries [ctas, unionStride] and counts [ctas] (waits for the stream). */
@@ -390,7 +475,7 @@ export class BlockSparseFlashPrefill {
 
   /** Returns the workspace to the pool (after the stream's work is done). */
   release(): void {
-    for (const k of [this.namedWgmma, ...(this.autoWgmma ? Object.values(this.autoWgmma).flatMap((x) => [x.plain, x.lean]) : [])]) k?.release();
+    for (const k of [this.namedWgmma, ...(this.autoWgmma?.values() ?? [])]) k?.release();
     for (const b of [this.unionEntries, this.unionCounts]) if (b) this.rt.pool.release(b);
     this.unionEntries = this.unionCounts = null;
   }
