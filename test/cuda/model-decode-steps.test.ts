@@ -22,6 +22,23 @@ import { countNaN } from './helpers.js';
 
 const skip = cudaSkip('CUDA decode-step subset tests');
 
+/** The model's decode-path settings, every one given, so a test does not depend on the defaults of the day. */
+interface DecodeSettings {
+  gemvForOneToken: boolean;
+  fuseSmallNodes: boolean;
+  programmaticGemv: boolean;
+  foldIntoGemv: boolean;
+  deepGemvLoads: boolean;
+}
+const PLAIN: DecodeSettings = { gemvForOneToken: false, fuseSmallNodes: false, programmaticGemv: false, foldIntoGemv: false, deepGemvLoads: false };
+function apply(model: CudaTransformerModel, s: DecodeSettings): void {
+  model.gemvForOneToken = s.gemvForOneToken;
+  model.fuseSmallNodes = s.fuseSmallNodes;
+  model.programmaticGemv = s.programmaticGemv;
+  model.foldIntoGemv = s.foldIntoGemv;
+  model.deepGemvLoads = s.deepGemvLoads;
+}
+
 /** A tiny config widened so decode runs the split-K kernel (as in model.test.ts). */
 function wideConfig(arch: TinyArch, headDim: number, extra: Record<string, unknown> = {}): { config: ModelConfig; weights: WeightStore } {
   const json = { ...tinyConfigJson(arch, { ropeScaling: arch === 'llama' ? 'llama3' : 'none', numLayers: 3 }), head_dim: headDim, hidden_size: 128, intermediate_size: 256, ...extra };
@@ -45,6 +62,8 @@ describe('CUDA decode step subsets', { skip }, () => {
     test(`${arch} D=${D}: subsets count their nodes; all but advance_position replays in place and matches the full step`, () => {
       const { config, weights } = wideConfig(arch, D);
       const gpu = new Model(rt, config, new StoreSource(rt, weights));
+      // The separate small kernels (the counts below), whatever the defaults.
+      apply(gpu, { ...PLAIN, gemvForOneToken: true });
       const seq = gpu.newSequence(64);
       try {
         const prompt = Array.from({ length: 40 }, (_, i) => (i * 17 + 5) % config.vocabSize);
@@ -94,7 +113,7 @@ describe('CUDA decode step subsets', { skip }, () => {
     { name: 'gemma3 D=256 (q/k norms, window 16, softcap)', arch: 'gemma3', D: 256, extra: { sliding_window: 16, final_logit_softcapping: 10 } },
   ];
   for (const f of FUSED_CASES) {
-    test(`${f.name}: fuseSmallNodes gives the same bits (prefill logits, graph-step ids, logits after the steps)`, () => {
+    test(`${f.name}: fuseSmallNodes gives the same bits (prefill logits, graph-step ids, logits after the steps), with cuBLAS and with the GEMV`, () => {
       const { config, weights } = wideConfig(f.arch, f.D, f.extra);
       const V = config.vocabSize;
       const gpu = new Model(rt, config, new StoreSource(rt, weights));
@@ -106,8 +125,8 @@ describe('CUDA decode step subsets', { skip }, () => {
         return out;
       };
       const prompt = Array.from({ length: 70 }, (_, i) => (i * 23 + 7) % V);
-      const run = (fuse: boolean) => {
-        gpu.fuseSmallNodes = fuse;
+      const run = (gemvForFused: boolean, fuse: boolean) => {
+        apply(gpu, { ...PLAIN, gemvForOneToken: gemvForFused, fuseSmallNodes: fuse });
         // Chunks of one token: the split-K decode kernel serves them, so no prefill kernel is compiled.
         const prefillLogits = gpu.logits(prompt, 1);
         const seq = gpu.newSequence(prompt.length + 12);
@@ -122,28 +141,29 @@ describe('CUDA decode step subsets', { skip }, () => {
           return { prefillLogits, ids, after };
         } finally {
           seq.release();
-          gpu.fuseSmallNodes = false;
         }
       };
       try {
-        const plain = run(false), fused = run(true);
-        // The unfused graph steps against the CPU engine: each id its greedy pick unless its margin is too thin to call.
-        const all = new TransformerModel(config, weights).logits([...prompt, ...plain.ids.slice(0, -1)], densePlan());
-        for (let i = 1; i < plain.ids.length; i++) {
-          const row = all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V);
-          let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
-          row.forEach((v, j) => {
-            scale = Math.max(scale, Math.abs(v));
-            if (v > b1) [b2, b1, best] = [b1, v, j];
-            else if (v > b2) b2 = v;
-          });
-          if (best !== plain.ids[i]) assert.ok(b1 - b2 <= 0.03 * scale, `${f.name}: graph step ${i} picked ${plain.ids[i]}, CPU ${best} with a clear margin`);
+        for (const gemv of [false, true]) {
+          const plain = run(gemv, false), fused = run(gemv, true);
+          // The unfused graph steps against the CPU engine: each id its greedy pick unless its margin is too thin to call.
+          const all = new TransformerModel(config, weights).logits([...prompt, ...plain.ids.slice(0, -1)], densePlan());
+          for (let i = 1; i < plain.ids.length; i++) {
+            const row = all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V);
+            let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
+            row.forEach((v, j) => {
+              scale = Math.max(scale, Math.abs(v));
+              if (v > b1) [b2, b1, best] = [b1, v, j];
+              else if (v > b2) b2 = v;
+            });
+            if (best !== plain.ids[i]) assert.ok(b1 - b2 <= 0.03 * scale, `${f.name}: graph step ${i} picked ${plain.ids[i]}, CPU ${best} with a clear margin`);
+          }
+          assert.equal(countNaN(fused.after), 0);
+          assert.deepEqual(fused.ids, plain.ids, 'greedy ids of the graph steps');
+          const differs = (a: Float32Array, b: Float32Array) => a.findIndex((v, i) => !Object.is(v, b[i]));
+          assert.equal(differs(fused.prefillLogits, plain.prefillLogits), -1, 'prefill logits (add + RMSNorm fused)');
+          assert.equal(differs(fused.after, plain.after), -1, 'logits of an eager step after the graph steps');
         }
-        assert.equal(countNaN(fused.after), 0);
-        assert.deepEqual(fused.ids, plain.ids, 'greedy ids of the graph steps');
-        const differs = (a: Float32Array, b: Float32Array) => a.findIndex((v, i) => !Object.is(v, b[i]));
-        assert.equal(differs(fused.prefillLogits, plain.prefillLogits), -1, 'prefill logits (add + RMSNorm fused)');
-        assert.equal(differs(fused.after, plain.after), -1, 'logits of an eager step after the graph steps');
       } finally {
         gpu.dispose();
       }
@@ -157,11 +177,7 @@ describe('CUDA decode step subsets', { skip }, () => {
       const gpu = new Model(rt, config, new StoreSource(rt, weights));
       const prompt = Array.from({ length: 50 }, (_, i) => (i * 31 + 2) % V);
       const run = (gemv: boolean, programmatic = false, fuse = false, fold = false, deep = false) => {
-        gpu.deepGemvLoads = deep;
-        gpu.gemvForOneToken = gemv;
-        gpu.programmaticGemv = programmatic;
-        gpu.fuseSmallNodes = fuse;
-        gpu.foldIntoGemv = fold;
+        apply(gpu, { gemvForOneToken: gemv, programmaticGemv: programmatic, fuseSmallNodes: fuse, foldIntoGemv: fold, deepGemvLoads: deep });
         const seq = gpu.newSequence(prompt.length + 12);
         try {
           const first = gpu.prefill(seq, prompt, 1);
@@ -178,11 +194,6 @@ describe('CUDA decode step subsets', { skip }, () => {
           return { ids, after };
         } finally {
           seq.release();
-          gpu.gemvForOneToken = false;
-          gpu.programmaticGemv = false;
-          gpu.fuseSmallNodes = false;
-          gpu.foldIntoGemv = false;
-          gpu.deepGemvLoads = false;
         }
       };
       try {
