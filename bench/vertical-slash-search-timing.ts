@@ -16,7 +16,7 @@
  * the two grid barriers, follow = step 6, tail = after the walks to the round's end. Ends with one
  * SUMMARY line per case: the guided and unguided rounds' mean phases and their difference. --variants picks
  * among guided, unguided, lean and compact (the lean rounds with CountSearchOptions.compactLayout, session 10);
- * without guided and unguided only the small VS_SEARCH_COMPACT timing build compiles, and each case ends in one
+ * without guided and unguided only the timedLean entry group compiles (vertical-slash-search-groups.ts), and each case ends in one
  * SUMMARY line per variant (mean round, step 1, layout, follow, barrier 2).
  *
  * Usage: node dist/bench/vertical-slash-search-timing.js [--cases synthetic:4:16384:peaked,method:organism:16384,...]

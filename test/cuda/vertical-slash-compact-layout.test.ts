@@ -1,7 +1,7 @@
 /**
  * The compact guided layout (CountSearchOptions.compactLayout, session 10): on the CPU, the option's
- * refusals and that its entries exist only in VS_SEARCH_COMPACT builds, which hold nothing else (the
- * default module's entries stay out of them, and theirs out of the default module); on the device
+ * refusals and its entry groups (vertical-slash-search-groups.ts; the guards themselves are checked by
+ * vertical-slash-search-entry-groups-host.test.ts); on the device
  * (skipped without one), the compact search answers exactly as the lean search it stands in for, rounds
  * and probes included (the same trees give the same rounds; the host harness,
  * vertical-slash-search-guided-host, compares the trees themselves), ordered and not, and with the
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { scoreRows } from '../../bench/vertical-slash-estimation.js';
-import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
+import { VS_SEARCH_ENTRY_GROUPS, vsSearchGroupDefines } from '../../src/backends/cuda/kernels/vertical-slash-search-groups.js';
 import { type CountSearchOptions, VerticalSlashCountSearch } from '../../src/backends/cuda/kernels/vertical-slash-search.js';
 import { VERTICAL_SLASH_COUNT_SEARCH } from '../../src/backends/cuda/methods/vertical-slash.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
@@ -40,33 +40,12 @@ describe('count search compactLayout option (CPU)', () => {
     assert.equal(new VerticalSlashCountSearch(rt, 4, LEAN_ORDER).compactLayout, false);
   });
 
-  test('a VS_SEARCH_COMPACT build holds the compact entries (and the timed lean one), the default build none of them', () => {
-    const src = readKernelSource('vertical-slash-search.cu');
-    // Which conditional blocks enclose offset `at`: the #if lines open at that point, innermost last.
-    const openBlocks = (at: number) => {
-      const stack: string[] = [];
-      for (const m of src.slice(0, at).matchAll(/^#(if[^\n]*|endif[^\n]*)$/gm)) {
-        if (m[1].startsWith('if')) stack.push(m[1]);
-        else stack.pop();
-      }
-      return stack;
-    };
-    const entryAt = (name: string) => {
-      const at = src.search(new RegExp(`__global__ void __launch_bounds__\\([^)]*\\) ${name}\\(`));
-      assert.ok(at > 0, `no entry ${name}`);
-      return at;
-    };
-    for (const name of COMPACT_ENTRIES) {
-      const blocks = openBlocks(entryAt(name));
-      assert.ok(blocks.includes('if defined(VS_SEARCH_COMPACT)'), `${name} is outside the VS_SEARCH_COMPACT block (${blocks.join(' / ')})`);
-      assert.equal(blocks.includes('if !defined(VS_SEARCH_COMPACT)'), false, `${name} is also under !VS_SEARCH_COMPACT`);
-    }
-    const entries = [...src.matchAll(/__global__ void __launch_bounds__\([^)]*\) (\w+)\(/g)].map((m) => ({ name: m[1], at: m.index }));
-    assert.ok(entries.length > 20, `only ${entries.length} entries found`);
-    for (const { name, at } of entries) {
-      if (COMPACT_ENTRIES.includes(name) || name === 'vs_count_search_batched_lanes_bits_guided_lean_timed') continue;
-      assert.ok(openBlocks(at).includes('if !defined(VS_SEARCH_COMPACT)'), `${name} would be compiled into the compact build`);
-    }
+  test('the compact entries are the compact entry group (and the lean and compact round timing the timedLean one)', () => {
+    assert.deepEqual([...VS_SEARCH_ENTRY_GROUPS.compact.entries].sort(), COMPACT_ENTRIES.filter((e) => !e.endsWith('_timed')).sort());
+    assert.deepEqual([...VS_SEARCH_ENTRY_GROUPS.timedLean.entries].sort(),
+      ['vs_count_search_batched_lanes_bits_guided_compact_timed', 'vs_count_search_batched_lanes_bits_guided_lean_timed']);
+    assert.deepEqual(vsSearchGroupDefines('compact'), { VS_SEARCH_ENTRIES: 6 });
+    assert.deepEqual(vsSearchGroupDefines('timedLean'), { VS_SEARCH_ENTRIES: 8, VS_SEARCH_TIMING: 1 });
   });
 });
 

@@ -21,6 +21,7 @@ import type { CudaKernel } from '../module.js';
 import type { CudaRuntime } from '../runtime.js';
 import { GrowableDeviceBuffer, verticalSlashRangeOffset, verticalSlashRangeSlots } from '../vertical-slash-layout.js';
 import type { VerticalSlashScores } from './vertical-slash-estimate.js';
+import { VS_SEARCH_ENTRY_PARAMS, vsSearchGroupDefines } from './vertical-slash-search-groups.js';
 
 export const PATTERN_BLOCK = 64;
 const SELECT_THREADS = 1024;
@@ -182,7 +183,8 @@ export class VerticalSlashIndexBuilder {
     }
     const selV = this.buf.selV.ensure(H * strideV * 4), selS = this.buf.selS.ensure(H * strideS * 4);
     if (ranked) {
-      this.rankedSelect ??= this.rt.module('vertical-slash-search.cu', {}).kernel('vs_select_ranked', ['ptr', 'ptr', 'ptr', 'i32', 'ptr', 'i32', 'i32', 'i32']);
+      this.rankedSelect ??= this.rt.module('vertical-slash-search.cu', vsSearchGroupDefines('rank'))
+        .kernel('vs_select_ranked', [...VS_SEARCH_ENTRY_PARAMS.vs_select_ranked]);
       this.rankedSelect.launch({ grid: [2 * H, 1, 1], block: [RANKED_SELECT_THREADS, 1, 1], sharedBytes: 0, stream },
         [ranked.ranks, countsBuf.ptr, selV.ptr, strideV, selS.ptr, strideS, n, H]);
     } else {

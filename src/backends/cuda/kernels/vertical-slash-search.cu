@@ -37,11 +37,29 @@
 #include "flexprefill-sizes.cuh"
 #include "radix-sort.cuh"
 
-#if defined(VS_SEARCH_COMPACT)
-// A build of the compact layout's entries alone (see their block) leaves the other entries' helpers and
-// constants unreferenced.
+
+// Entry groups (session 10): a compile with -DVS_SEARCH_ENTRIES=<group> defines only that group's entries
+// (vertical-slash-search-groups.ts, VS_SEARCH_ENTRY_GROUPS), so a search compiles what its options launch: the
+// default searches need the ranking group and one search group instead of all 22 entries (31.5 s of NVRTC on a
+// fresh H100). Without the define (or 0) every entry is compiled: the compile checks and the host tests read the
+// whole file. Each entry's code is the same in every compile that defines it; only which entries exist changes.
+// The timed entries need VS_SEARCH_TIMING as well.
+#ifndef VS_SEARCH_ENTRIES
+#define VS_SEARCH_ENTRIES 0
+#endif
+#define VS_SEARCH_COMPILES(GROUP) (VS_SEARCH_ENTRIES == 0 || VS_SEARCH_ENTRIES == (GROUP))
+#if VS_SEARCH_ENTRIES != 0
+// A group leaves some of the file's helpers and constants unread (warning 177); the whole file reads them all.
 #pragma nv_diag_suppress 177
 #endif
+#define VS_SEARCH_ENTRIES_RANK 1        // ranking, rank order, the guide's model, vs_select_ranked: every search
+#define VS_SEARCH_ENTRIES_LEAN_ORDER 2  // Vertical-Slash's default search (lean guided rounds, ordered selections)
+#define VS_SEARCH_ENTRIES_BITS 3        // FlexPrefill's default search (one-lane column-bitmap walk, one- or two-level)
+#define VS_SEARCH_ENTRIES_HAND_OFF 4    // the guided kernels' selection hand-off twins (selectionHandOff)
+#define VS_SEARCH_ENTRIES_OTHER 5       // older searches and options that are not default
+#define VS_SEARCH_ENTRIES_COMPACT 6     // the compact layout's kernels (compactLayout)
+#define VS_SEARCH_ENTRIES_TIMED 7       // with VS_SEARCH_TIMING: the guided and unguided defaults' round timing
+#define VS_SEARCH_ENTRIES_TIMED_LEAN 8  // with VS_SEARCH_TIMING: the lean and compact layouts' round timing
 
 namespace {
 constexpr int THREADS = 512;
@@ -1166,7 +1184,7 @@ __device__ __forceinline__ void guide_follow(GuidedRound* r) {
     else break;
   }
 }
-// ---- The compact layout (compactLayout, session 10, opt-in; VS_SEARCH_COMPACT builds) ----
+// ---- The compact layout (compactLayout, session 10, opt-in; entry group COMPACT) ----
 // The lean layout's tree, node by node, from a cheaper chain: the lean layout carries each node as a
 // whole SearchState (9 ints, 9 doubles), advances it through search_advance's nine states, writes it
 // with 14 stores through the tree pointer GuidedRound holds and re-reads the goal and thresholds from
@@ -1456,7 +1474,7 @@ __device__ __forceinline__ void vs_timing_max(unsigned long long* round, int fie
 
 }  // namespace
 
-#if !defined(VS_SEARCH_COMPACT)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // Cooperative grid (at most the resident blocks), THREADS threads. ranks [2H, n] from vs_rank_rows;
 // curves [2H, n] (mode 1, else unused); selV / selS [H, n] scratch; counts [2H] = -1, selected [2H]
 // = -1, totals [3] = 0, changed [3] = 0, barrier = 0 on entry. target = (1 - s)·H·causal
@@ -1477,7 +1495,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search(
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) write_result(result, st);
 }
-#endif  // !VS_SEARCH_COMPACT
+#endif
 
 // Cooperative grid (at most the resident blocks), THREADS threads; levels in [1, MAX_LEVELS], P =
 // 2^levels - 1 with P·2H <= MAX_BATCH_COUNTS. ranks [2H, n] from vs_rank_rows; curves [2H, n] (mode
@@ -1796,7 +1814,7 @@ __device__ __forceinline__ void count_search_batched(
   }
 }
 
-#if !defined(VS_SEARCH_COMPACT)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1804,7 +1822,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched(
   count_search_batched<false, false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                      targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched with each 64-row block's walk shared by `lanes` threads (a power of two in
 // [1, 32]; session 6, opt-in): the last blocks' walks, the longest, are the rounds' critical path
 // when the kept diagonals are spread out (a run and a range per kept offset). The same pairs.
@@ -1815,7 +1835,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
   count_search_batched<true, false>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                     targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_BITS)
 // vs_count_search_batched_lanes whose walks count the kept columns from a bitmap staged per unit
 // (staged_block_pairs with BITS: two loads a range instead of two gallops; for n up to about 127K,
 // beyond which the column list is staged as before). The same pairs.
@@ -1826,7 +1848,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
   count_search_batched<true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                    targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched with the guided tree (session 7, opt-in): guide [3, n + 1] from
 // vs_guide_scan. The same probes answered along the same real path, so the same result, in fewer
 // rounds. Two blocks per multiprocessor (64 registers with the layout inlined, no spills).
@@ -1837,7 +1861,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched
   count_search_batched<false, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                            targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, 1, guide);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched_lanes_bits with the guided tree (session 7, opt-in; with the coarse
 // bitmap where the one-level one does not fit, as vs_count_search_batched_lanes_bits_coarse). One block per
 // multiprocessor (116 registers with the layout inlined; at 64, as two need, it spilled). The
@@ -1849,7 +1875,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
   count_search_batched<true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                                targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched_lanes_bits_guided whose layout predicts from per-round line thresholds
 // (guide_thresholds_warp, guide_predict_thresholds; session 8, opt-in: guideThresholds): no model
 // loads in the layout's chain. The same probes along the same real path, so the same result.
@@ -1861,10 +1889,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                             numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                             forcedDiagonals, levels, lanes, guide);
 }
+#endif
 
-#endif  // !VS_SEARCH_COMPACT
-#if defined(VS_SEARCH_TIMING)
-#if !defined(VS_SEARCH_COMPACT)
+#if defined(VS_SEARCH_TIMING) && VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_TIMED)
 // The two default kernels with each round's phases recorded (TimingField; session 8, a diagnostic
 // for VerticalSlashCountSearch's `timeRounds`): timing [TIMING_HEADER + TIMING_ROUNDS x TIMING_FIELDS]
 // u64, zeroed before the launch. The same probes and answers as the untimed entries; the stamps add a
@@ -1877,7 +1904,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                    H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                                    forcedDiagonals, levels, lanes, guide, timing);
 }
+#endif
 
+#if defined(VS_SEARCH_TIMING) && VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_TIMED)
 extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_lanes_bits_timed(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -1886,8 +1915,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
                                                                      H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                                      forcedDiagonals, levels, lanes, nullptr, timing);
 }
+#endif
 
-#endif  // !VS_SEARCH_COMPACT
+#if defined(VS_SEARCH_TIMING) && VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_TIMED_LEAN)
 // vs_count_search_batched_lanes_bits_guided_lean (thresholds + the lean layout and follow), timed.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_timed(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -1898,8 +1928,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, timing);
 }
 #endif
-#if !defined(VS_SEARCH_COMPACT)
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_BITS)
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
 // (vs_columns_below_coarse) where the one-level one does not fit (n past 131,040: 128K prompts),
 // instead of the list (session 7, opt-in: coarseColumnBitmap). The same pairs.
@@ -1910,7 +1940,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched
   count_search_batched<true, true, false, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks, mode,
                                                 targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched_lanes_bits_coarse whose walks read their column bitmaps off the ranks and
 // whose rounds compact no column row that a walk stages as a bitmap (session 7, opt-in:
 // bitmapFromRanks). The same pairs.
@@ -1921,7 +1953,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) vs_count_search_batched
   count_search_batched<true, true, false, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks,
                                                       mode, targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // vs_count_search_batched_lanes_bits_guided with the column bitmaps read off the ranks (as
 // vs_count_search_batched_lanes_bits_ranked; session 7, opt-in: guidedProbes + bitmapFromRanks).
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_ranked(
@@ -1931,7 +1965,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
   count_search_batched<true, true, true, true, true>(ranks, curves, selV, selS, runs, selected, totals, barrier, result, n, H, numBlocks,
                                                      mode, targetHi, targetLo, minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (ceil(n / GUIDE_TILE), 2H), GUIDE_THREADS threads, after the ranking: each item's gain for the
 // guided tree's model (Guide), written at its rank: weighted [2H, n] (a column c: n - c; an offset o:
 // its band's width x (n - o)), width [2H, n] (offsets: the band's width; columns: 0). An offset's
@@ -1972,7 +2008,9 @@ extern "C" __global__ void __launch_bounds__(GUIDE_THREADS) vs_guide_gains(const
     width[(size_t)row * n + r] = w;
   }
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (3), GUIDE_SCAN_THREADS threads, after vs_guide_gains: guide [3, n + 1] (Guide's col, diag,
 // width): block 0 sums weighted's column rows over the heads at each rank, block 1 its offset rows,
 // block 2 width's offset rows, each an exclusive prefix over the ranks ([0] = 0, [k] = the first k).
@@ -2023,7 +2061,9 @@ extern "C" __global__ void __launch_bounds__(GUIDE_SCAN_THREADS) vs_guide_scan(c
     carry += blockTotal;
   }
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (2H), THREADS threads: vs_select's selection (vertical-slash-index.cu) read off vs_rank_rows'
 // ranks instead of a radix select per head: row r keeps the items ranked below min(counts[r], n), in
 // ascending index order (a compaction; the ranks are a permutation, so exactly that many). The index
@@ -2040,6 +2080,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_select_ranked(const int
   int* out = columns ? selV + (size_t)row * strideV : selS + (size_t)(row - H) * strideS;
   select_ranked(ranks + (size_t)row * n, n, k, out, sh);
 }
+#endif
 
 // The ranking's sort key of item i of a score row (ascending = rank order; the index breaks ties):
 // forced items 0, then the scores descending (-0 = +0, NaN last), as vs_rank_rows and vs_select order them.
@@ -2047,6 +2088,7 @@ __device__ __forceinline__ u32 vs_rank_key(const float* scores, int i, int force
   return i < forced ? 0u : ~topk_order_key(scores[i]);
 }
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (ceil(n / RANK_CHUNK), 2H), CHUNK_THREADS threads. Sorts chunk c of score row r (items
 // [c·RANK_CHUNK, min(n, (c + 1)·RANK_CHUNK)), rows as vs_rank_rows') by (key, index) in shared memory
 // (4 stable LSD radix passes) and writes its keys and indices in that order to sortedKeys /
@@ -2074,6 +2116,7 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS, 1) vs_rank_chunks(
     sortedIdx[at + j] = ia[j];
   }
 }
+#endif
 
 // First j in sorted[0, len) with sorted[j] > key (upper) or >= key (!upper).
 __device__ __forceinline__ int vs_chunk_bound(const u32* sorted, int len, u32 key, bool upper) {
@@ -2086,6 +2129,7 @@ __device__ __forceinline__ int vs_chunk_bound(const u32* sorted, int len, u32 ke
   return lo;
 }
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (ceil(n / RANK_CHUNK), 2H), CHUNK_THREADS threads, after vs_rank_chunks. The rank of item j of
 // chunk c's sorted order = j + the items of the other chunks before it: in an earlier chunk every key
 // <= its key (equal keys there have lower indices), in a later one every key < its key. ranks [2H, n]
@@ -2119,7 +2163,9 @@ extern "C" __global__ void __launch_bounds__(CHUNK_THREADS) vs_rank_merge(
     if (j < len) ranks[(size_t)row * n + sortedIdx[(size_t)row * n + first + j]] = rank[t];
   }
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (2H), RANK_THREADS threads. Each row's rank order once per layer, as vs_select ranks: the
 // forced items first (by index), then the scores descending (-0 = +0), NaN last, ties to the lower
 // index (a stable sort of these keys with the indices as payload). ranks [2H, n] out, rank[i] of item
@@ -2143,7 +2189,9 @@ extern "C" __global__ void __launch_bounds__(RANK_THREADS, 1) vs_rank_rows(
   int* rank = ranks + at;
   for (int j = threadIdx.x; j < n; j += RANK_THREADS) rank[va[j]] = j;
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_HAND_OFF)
 // (Placed last: an entry inserted earlier renumbers the later entries' PTX labels.)
 // vs_count_search_batched_lanes_bits_guided that hands its answer to the index builder (session 8,
 // opt-in: CountSearchOptions.selectionHandOff): answerCounts [2H] = the answer's counts (columns, then
@@ -2158,7 +2206,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                           n, H, numBlocks, mode, targetHi, targetLo, minBudget, forcedColumns,
                                                                           forcedDiagonals, levels, lanes, guide, nullptr, answerCounts);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_OTHER)
 // The lean guided rounds (session 8, opt-in: CountSearchOptions.leanLayout): vs_count_search_batched_lanes_bits_guided_thresholds
 // whose layout advances each node's state in registers and stores it once (guide_layout REGS) and whose follow
 // moves the search's state in registers (guide_follow_lean). The same tree, the same probes and answers.
@@ -2170,7 +2220,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                 result, n, H, numBlocks, mode, targetHi, targetLo, minBudget,
                                                                                 forcedColumns, forcedDiagonals, levels, lanes, guide);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_HAND_OFF)
 // The lean guided rounds with the selection hand-off (as vs_count_search_batched_lanes_bits_guided_handoff).
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_handoff(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -2181,7 +2233,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                forcedColumns, forcedDiagonals, levels, lanes, guide, nullptr,
                                                                                answerCounts);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_LEAN_ORDER)
 // The lean guided rounds whose small selections come from the rank order (session 8, opt-in:
 // CountSearchOptions.orderedSelect): a probe keeping k <= n / 4 items of a row sets their bits from
 // order [2H, n] (vs_rank_order) and compacts ceil(n / 32) words, instead of passing over all n ranks
@@ -2195,7 +2249,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                      minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide,
                                                                                      nullptr, nullptr, order);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_HAND_OFF)
 // ... with the selection hand-off.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order_handoff(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -2206,14 +2262,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                     minBudget, forcedColumns, forcedDiagonals, levels, lanes, guide,
                                                                                     nullptr, answerCounts, order);
 }
+#endif
 
-#endif  // !VS_SEARCH_COMPACT
-#if defined(VS_SEARCH_COMPACT)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_COMPACT)
 // The lean ordered rounds with the compact layout (session 10, opt-in: CountSearchOptions.compactLayout):
-// the same trees, so the same probes, rounds and answers. A VS_SEARCH_COMPACT build holds these entries
-// only (with VS_SEARCH_TIMING also the lean and compact timed ones), so an opt-in variant costs a small
-// module beside the default one (whose ranking, guide and rank-order kernels it uses), and the default
-// and timing modules are unchanged.
+// the same trees, so the same probes, rounds and answers (entry group COMPACT).
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_order(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
     u32* barrier, double* result, int n, int H, int numBlocks, int mode, int targetHi, int targetLo, int minBudget,
@@ -2223,7 +2276,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                            targetLo, minBudget, forcedColumns, forcedDiagonals,
                                                                                            levels, lanes, guide, nullptr, nullptr, order);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_COMPACT)
 // ... without the ordered selections (as vs_count_search_batched_lanes_bits_guided_lean).
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -2234,7 +2289,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                             targetLo, minBudget, forcedColumns, forcedDiagonals,
                                                                                             levels, lanes, guide);
 }
+#endif
 
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_COMPACT)
 // ... ordered, with the selection hand-off.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_order_handoff(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
@@ -2245,8 +2302,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                           targetLo, minBudget, forcedColumns, forcedDiagonals,
                                                                                           levels, lanes, guide, nullptr, answerCounts, order);
 }
+#endif
 
-#if defined(VS_SEARCH_TIMING)
+#if defined(VS_SEARCH_TIMING) && VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_TIMED_LEAN)
 // vs_count_search_batched_lanes_bits_guided_lean_timed with the compact layout (the round timing's
 // layout field times it whole).
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_compact_timed(
@@ -2259,13 +2317,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
                                                                                            levels, lanes, guide, timing);
 }
 #endif
-#endif
 
-#if !defined(VS_SEARCH_COMPACT)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_RANK)
 // grid (ceil(n / 256), rows), 256 threads: order [rows, n] = the inverse of each row's ranks (order[r]
 // = the item of rank r), for orderedSelect.
 extern "C" __global__ void __launch_bounds__(256) vs_rank_order(const int* __restrict__ ranks, int* __restrict__ order, int n) {
   const int row = blockIdx.y, i = blockIdx.x * 256 + threadIdx.x;
   if (i < n) order[(size_t)row * n + ranks[(size_t)row * n + i]] = i;
 }
-#endif  // !VS_SEARCH_COMPACT
+#endif

@@ -22,6 +22,7 @@ import { GrowableDeviceBuffer } from '../vertical-slash-layout.js';
 import { doubleHalves } from './flexprefill-coverage.js';
 import type { VerticalSlashScores } from './vertical-slash-estimate.js';
 import { PATTERN_BLOCK } from './vertical-slash-index.js';
+import { VS_SEARCH_ENTRY_PARAMS, type VsSearchEntry, vsSearchEntryGroupOf, vsSearchGroupDefines } from './vertical-slash-search-groups.js';
 
 const THREADS = 512;
 const RANK_THREADS = 1024;
@@ -210,9 +211,9 @@ export interface CountSearchOptions {
    * stores instead of a 112-byte SearchState through a pointer, the goal's counts and the round's
    * thresholds in registers, and the fallback predictions (the floor, column searches not begun) from a
    * per-round cache of the column line's anchor. The same trees (host harness: every Vertical-Slash
-   * round of 2 x 576 searches), so the same probes, rounds and answers. Its entries live in a small
-   * module of their own (VS_SEARCH_COMPACT: ~4 s of nvcc against ~30 s for the default module, which is
-   * unchanged). Needs leanLayout; with selectionHandOff also orderedSelect.
+   * round of 2 x 576 searches), so the same probes, rounds and answers. Its entries are an entry group
+   * of their own (vertical-slash-search-groups.ts: compact). Needs leanLayout; with selectionHandOff also
+   * orderedSelect.
    */
   compactLayout?: boolean;
 }
@@ -332,23 +333,21 @@ export interface AlphaSearchOutcome extends SearchOutcome {
   alpha: number;
 }
 
+/** The guided kernels that have a selection hand-off twin (selectionHandOff), and the twin. */
+const HAND_OFF_TWINS: ReadonlyMap<VsSearchEntry, VsSearchEntry> = new Map<VsSearchEntry, VsSearchEntry>([
+  ['vs_count_search_batched_lanes_bits_guided', 'vs_count_search_batched_lanes_bits_guided_handoff'],
+  ['vs_count_search_batched_lanes_bits_guided_lean', 'vs_count_search_batched_lanes_bits_guided_lean_handoff'],
+  ['vs_count_search_batched_lanes_bits_guided_lean_order', 'vs_count_search_batched_lanes_bits_guided_lean_order_handoff'],
+  ['vs_count_search_batched_lanes_bits_guided_compact_order', 'vs_count_search_batched_lanes_bits_guided_compact_order_handoff'],
+]);
+
 export class VerticalSlashCountSearch {
-  private kernels: {
-    rank: CudaKernel; rankChunks: CudaKernel; rankMerge: CudaKernel; search: CudaKernel; batched: CudaKernel; batchedLanes: CudaKernel;
-    batchedLanesBits: CudaKernel; batchedLanesBitsCoarse: CudaKernel; batchedLanesBitsRanked: CudaKernel; batchedLanesBitsGuidedRanked: CudaKernel;
-    batchedGuided: CudaKernel; batchedLanesBitsGuided: CudaKernel; batchedLanesBitsGuidedThresholds: CudaKernel; guideGains: CudaKernel; guideScan: CudaKernel;
-    batchedLanesBitsGuidedLean: CudaKernel; batchedLanesBitsGuidedLeanOrder: CudaKernel; rankOrder: CudaKernel;
-  } | null = null;
-  /** selectionHandOff: the guided kernels (plain, lean) that also hand their answer's selection to the index builder. */
-  private handOffKernels: { plain: CudaKernel; lean: CudaKernel; leanOrder: CudaKernel } | null = null;
+  /** The entries loaded so far (each from its entry group's module: vertical-slash-search-groups.ts). */
+  private readonly loaded = new Map<VsSearchEntry, CudaKernel>();
   /** The last Vertical-Slash search's selection (selectionHandOff), with the scores it was of. */
   private handedOff: { scores: VerticalSlashScores; selection: SearchSelection } | null = null;
   /** Whether the last launch was the hand-off kernel (its result[6], [7] name slots). */
   private launchedHandOff = false;
-  /** timeRounds: the timed entries loaded so far, by kind (guided, unguided: the VS_SEARCH_TIMING build; lean, compact: its compact build). */
-  private readonly timedKernels: Partial<Record<'guided' | 'unguided' | 'lean' | 'compact', CudaKernel>> = {};
-  /** compactLayout: the VS_SEARCH_COMPACT build's entries (plain, ordered selection, ordered with the selection hand-off). */
-  private compactKernels: { plain: CudaKernel; order: CudaKernel; orderHandOff: CudaKernel } | null = null;
   private readonly buf: Record<'keysA' | 'keysB' | 'valsA' | 'valsB' | 'selV' | 'selS' | 'runs' | 'state' | 'guide' | 'timing' | 'order', GrowableDeviceBuffer>;
   /** Decision-tree levels per round ('auto': per search), or null for one probe at a time. */
   readonly probeLevels: number | 'auto' | null;
@@ -429,80 +428,17 @@ export class VerticalSlashCountSearch {
     this.buf = Object.fromEntries(names.map((k) => [k, new GrowableDeviceBuffer(rt, `vertical-slash search ${k}`)])) as VerticalSlashCountSearch['buf'];
   }
 
-  private prepare() {
-    if (!this.kernels) {
-      const mod = this.rt.module('vertical-slash-search.cu', {});
-      this.kernels = {
-        rank: mod.kernel('vs_rank_rows', ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
-        rankChunks: mod.kernel('vs_rank_chunks', ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32']),
-        rankMerge: mod.kernel('vs_rank_merge', ['ptr', 'ptr', 'ptr', 'i32']),
-        search: mod.kernel('vs_count_search', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batched: mod.kernel('vs_count_search_batched', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batchedLanes: mod.kernel('vs_count_search_batched_lanes', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batchedLanesBits: mod.kernel('vs_count_search_batched_lanes_bits', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batchedLanesBitsCoarse: mod.kernel('vs_count_search_batched_lanes_bits_coarse', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batchedLanesBitsRanked: mod.kernel('vs_count_search_batched_lanes_bits_ranked', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',
-        ]),
-        batchedLanesBitsGuidedRanked: mod.kernel('vs_count_search_batched_lanes_bits_guided_ranked', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedGuided: mod.kernel('vs_count_search_batched_guided', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedLanesBitsGuided: mod.kernel('vs_count_search_batched_lanes_bits_guided', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedLanesBitsGuidedThresholds: mod.kernel('vs_count_search_batched_lanes_bits_guided_thresholds', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedLanesBitsGuidedLean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr',
-        ]),
-        batchedLanesBitsGuidedLeanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order', [
-          'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr',
-          'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr',
-        ]),
-        rankOrder: mod.kernel('vs_rank_order', ['ptr', 'ptr', 'i32']),
-        guideGains: mod.kernel('vs_guide_gains', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
-        guideScan: mod.kernel('vs_guide_scan', ['ptr', 'ptr', 'ptr', 'i32', 'i32']),
-      };
+  /**
+   * An entry, loaded on first use from its entry group's module (VS_SEARCH_ENTRY_GROUPS: -DVS_SEARCH_ENTRIES=<id>,
+   * compiled by NVRTC once per group and cached on disk): a search compiles only the groups its options launch.
+   */
+  private kernel(name: VsSearchEntry): CudaKernel {
+    let k = this.loaded.get(name);
+    if (!k) {
+      k = this.rt.module('vertical-slash-search.cu', vsSearchGroupDefines(vsSearchEntryGroupOf(name))).kernel(name, [...VS_SEARCH_ENTRY_PARAMS[name]]);
+      this.loaded.set(name, k);
     }
-    return this.kernels;
-  }
-
-  private prepareHandOff(lean: boolean): CudaKernel {
-    if (!this.handOffKernels) {
-      const mod = this.rt.module('vertical-slash-search.cu', {});
-      const params = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr', 'ptr'] as const;
-      this.handOffKernels = {
-        plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_handoff', [...params]),
-        lean: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_handoff', [...params]),
-        leanOrder: mod.kernel('vs_count_search_batched_lanes_bits_guided_lean_order_handoff', [...params, 'ptr']),
-      };
-    }
-    return lean ? (this.orderedSelect ? this.handOffKernels.leanOrder : this.handOffKernels.lean) : this.handOffKernels.plain;
+    return k;
   }
 
   /**
@@ -513,45 +449,13 @@ export class VerticalSlashCountSearch {
     const H = this.numHeads;
     if (!this.buf.order.fits(2 * H * n * 4)) this.rt.synchronize();
     const order = this.buf.order.ensure(2 * H * n * 4);
-    this.prepare().rankOrder.launch({ grid: [Math.ceil(n / 256), 2 * H, 1], block: [256, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [ranks, order.ptr, n]);
+    this.kernel('vs_rank_order').launch({ grid: [Math.ceil(n / 256), 2 * H, 1], block: [256, 1, 1], sharedBytes: 0, stream: this.rt.stream }, [ranks, order.ptr, n]);
     return order.ptr;
   }
 
   /** Where the hand-off kernel writes the answer's counts [2H]: the state buffer after the P slots' selected[]. */
   private answerCountsPtr(levels: number): DevicePtr {
     return this.buf.state.current.ptr + BigInt(BATCHED_SELECTED_AT + 4 * (2 ** levels - 1) * 2 * this.numHeads);
-  }
-
-  /**
-   * timeRounds: the timed entry for a guided or unguided round, loaded on first use: the guided or unguided
-   * default from the VS_SEARCH_TIMING build, the lean or compact one from its small VS_SEARCH_COMPACT build
-   * (so that lean against compact timing compiles that one alone).
-   */
-  private prepareTimed(guided: boolean): CudaKernel {
-    const kind = !guided ? 'unguided' : !this.leanLayout ? 'guided' : this.compactLayout ? 'compact' : 'lean';
-    const known = this.timedKernels[kind];
-    if (known) return known;
-    const head = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'] as const;
-    const small = kind === 'lean' || kind === 'compact';
-    const mod = this.rt.module('vertical-slash-search.cu', small ? { VS_SEARCH_TIMING: 1, VS_SEARCH_COMPACT: 1 } : { VS_SEARCH_TIMING: 1 });
-    const kernel = kind === 'unguided' ? mod.kernel('vs_count_search_batched_lanes_bits_timed', [...head, 'ptr'])
-      : mod.kernel(`vs_count_search_batched_lanes_bits_guided_${kind === 'guided' ? '' : `${kind}_`}timed`, [...head, 'ptr', 'ptr']);
-    this.timedKernels[kind] = kernel;
-    return kernel;
-  }
-
-  /** compactLayout: the VS_SEARCH_COMPACT build's entries: plain, ordered, ordered with the selection hand-off. */
-  private prepareCompact() {
-    if (!this.compactKernels) {
-      const mod = this.rt.module('vertical-slash-search.cu', { VS_SEARCH_COMPACT: 1 });
-      const params = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'ptr'] as const;
-      this.compactKernels = {
-        plain: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact', [...params]),
-        order: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact_order', [...params, 'ptr']),
-        orderHandOff: mod.kernel('vs_count_search_batched_lanes_bits_guided_compact_order_handoff', [...params, 'ptr', 'ptr']),
-      };
-    }
-    return this.compactKernels;
   }
 
   /**
@@ -639,7 +543,6 @@ export class VerticalSlashCountSearch {
   rank(scores: VerticalSlashScores): DevicePtr {
     const H = this.numHeads, n = scores.n;
     if (!Number.isInteger(n) || n < 1) throw new Error(`vertical-slash count search: n must be a positive integer (got ${n})`);
-    const { rank, rankChunks, rankMerge } = this.prepare();
     const rows = 2 * H * n * 4;
     const scratch = [this.buf.keysA, this.buf.keysB, this.buf.valsA, this.buf.valsB];
     if (!this.deviceHandOff || scratch.some((b) => !b.fits(rows))) this.rt.synchronize();
@@ -649,12 +552,12 @@ export class VerticalSlashCountSearch {
     if (this.chunkedRanking) {
       // Sorted chunks in keysA / valsA, then the ranks.
       const grid: [number, number, number] = [Math.ceil(n / RANK_CHUNK), 2 * H, 1];
-      rankChunks.launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+      this.kernel('vs_rank_chunks').launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [
         scores.vertical, scores.slash, keysA.ptr, valsA.ptr, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
       ]);
-      rankMerge.launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [keysA.ptr, valsA.ptr, ranks, n]);
+      this.kernel('vs_rank_merge').launch({ grid, block: [CHUNK_THREADS, 1, 1], sharedBytes: 0, stream }, [keysA.ptr, valsA.ptr, ranks, n]);
     } else {
-      rank.launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream }, [
+      this.kernel('vs_rank_rows').launch({ grid: [2 * H, 1, 1], block: [RANK_THREADS, 1, 1], sharedBytes: 0, stream }, [
         scores.vertical, scores.slash, keysA.ptr, keysB.ptr, valsA.ptr, valsB.ptr, ranks, n, H, FORCED_COLUMNS, FORCED_DIAGONALS,
       ]);
     }
@@ -692,7 +595,7 @@ export class VerticalSlashCountSearch {
   /** Enqueues vs_count_search; returns where its result will be. */
   private launchSequential(a: SearchLaunch): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
-    const { search } = this.prepare();
+    const search = this.kernel('vs_count_search');
     // Enough blocks for one selection per row and the walk.
     const grid = this.gridFor(search, Math.max(2 * H, H * Math.ceil(a.numBlocks / THREADS)));
     const selV = this.buf.selV.ensure(H * n * 4), selS = this.buf.selS.ensure(H * n * 4);
@@ -712,26 +615,30 @@ export class VerticalSlashCountSearch {
   private launchBatched(a: SearchLaunch, levels: number): DevicePtr {
     const H = this.numHeads, n = a.n, stream = this.rt.stream;
     const probes = 2 ** levels - 1;
-    const k = this.prepare();
-    const { batched, batchedLanes, batchedGuided } = k;
     const guided = a.guide !== null;
     // The guided and the ranked bitmap kernels stage the two-level bitmap themselves where the one-level one does not fit.
     const oneLevel = columnBitmapFits(n), coarse = !oneLevel && this.coarseColumnBitmap && coarseColumnBitmapFits(n);
-    // compactLayout: the lean kernels' compact twins (the same arguments), from their own module.
-    const compact = this.compactLayout && guided && !this.timeRounds ? this.prepareCompact() : null;
-    const leanOrder = compact?.order ?? k.batchedLanesBitsGuidedLeanOrder, lean = compact?.plain ?? k.batchedLanesBitsGuidedLean;
-    const bitsKernel = this.bitmapFromRanks
-      ? (guided ? k.batchedLanesBitsGuidedRanked : k.batchedLanesBitsRanked)
+    // compactLayout: the lean kernels' compact twins (the same arguments).
+    const compact = this.compactLayout && guided;
+    const leanName: VsSearchEntry = this.orderedSelect
+      ? (compact ? 'vs_count_search_batched_lanes_bits_guided_compact_order' : 'vs_count_search_batched_lanes_bits_guided_lean_order')
+      : (compact ? 'vs_count_search_batched_lanes_bits_guided_compact' : 'vs_count_search_batched_lanes_bits_guided_lean');
+    const bitsName: VsSearchEntry = this.bitmapFromRanks
+      ? (guided ? 'vs_count_search_batched_lanes_bits_guided_ranked' : 'vs_count_search_batched_lanes_bits_ranked')
       : (guided
-        ? (this.leanLayout ? (this.orderedSelect ? leanOrder : lean)
-          : this.guideThresholds ? k.batchedLanesBitsGuidedThresholds : k.batchedLanesBitsGuided)
-        : coarse ? k.batchedLanesBitsCoarse : k.batchedLanesBits);
+        ? (this.leanLayout ? leanName
+          : this.guideThresholds ? 'vs_count_search_batched_lanes_bits_guided_thresholds' : 'vs_count_search_batched_lanes_bits_guided')
+        : coarse ? 'vs_count_search_batched_lanes_bits_coarse' : 'vs_count_search_batched_lanes_bits');
     if (this.timeRounds && !oneLevel) throw new Error(`vertical-slash count search: timeRounds times the one-level bitmap kernels, n up to 131,040 (got ${n})`);
-    const timed = this.timeRounds ? this.prepareTimed(guided) : null;
-    const lanesKernel = timed ?? (this.walkColumnBitmap ? bitsKernel : batchedLanes);
+    const timedName: VsSearchEntry | null = !this.timeRounds ? null
+      : !guided ? 'vs_count_search_batched_lanes_bits_timed'
+        : !this.leanLayout ? 'vs_count_search_batched_lanes_bits_guided_timed'
+          : this.compactLayout ? 'vs_count_search_batched_lanes_bits_guided_compact_timed' : 'vs_count_search_batched_lanes_bits_guided_lean_timed';
+    const lanesName: VsSearchEntry = timedName ?? (this.walkColumnBitmap ? bitsName : 'vs_count_search_batched_lanes');
     const plain = this.walkLanes === null || (this.walkColumnBitmap && !oneLevel && !coarse);
-    const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(lanesKernel)) : this.walkLanes;
-    const kernel = lanes === null ? (guided ? batchedGuided : batched) : lanesKernel;
+    const lanes = plain ? null : this.walkLanes === 'auto' ? autoWalkLanes(probes, H, a.numBlocks, this.residentBlocks(this.kernel(lanesName))) : this.walkLanes;
+    const kernelName: VsSearchEntry = lanes === null ? (guided ? 'vs_count_search_batched_guided' : 'vs_count_search_batched') : lanesName;
+    const kernel = this.kernel(kernelName);
     // Enough blocks for every probe's selections and walks of a round (a walk unit: 512 / lanes 64-row blocks).
     const grid = this.gridFor(kernel, probes * Math.max(2 * H, H * Math.ceil(a.numBlocks / (THREADS / (lanes ?? 1)))));
     const slots = probes * H * n * 4;
@@ -747,19 +654,18 @@ export class VerticalSlashCountSearch {
     ];
     const tail = [...(lanes === null ? [] : [lanes]), ...(a.guide === null ? [] : [a.guide])];
     // The hand-off runs where the default guided bitmap kernel would (one-level or two-level bitmap).
-    const handOff = this.selectionHandOff && guided
-      && (kernel === k.batchedLanesBitsGuided || kernel === lean || kernel === leanOrder);
-    const ordered = kernel === leanOrder;
+    const handOffName = HAND_OFF_TWINS.get(kernelName);
+    const handOff = this.selectionHandOff && guided && handOffName !== undefined;
+    const ordered = kernelName === leanName && this.orderedSelect;
     if (handOff) tail.push(this.answerCountsPtr(levels));
     if (ordered) tail.push(this.launchRankOrder(a.ranks, n));
     this.launchedHandOff = handOff;
-    if (timed) {
+    if (timedName) {
       const timing = this.buf.timing.ensure(TIMING_BYTES);
       this.rt.cuda.fill32Async(timing.ptr, 0, TIMING_BYTES / 4, stream);
       tail.push(timing.ptr);
     }
-    const handOffKernel = () => (compact ? compact.orderHandOff : this.prepareHandOff(this.leanLayout));
-    (handOff ? handOffKernel() : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
+    (handOff && handOffName ? this.kernel(handOffName) : kernel).launch({ grid: [grid, 1, 1], block: [THREADS, 1, 1], sharedBytes: 0, stream, cooperative: true }, [...args, ...tail]);
     return state.ptr + BigInt(BATCHED_RESULT_AT);
   }
 
@@ -782,11 +688,10 @@ export class VerticalSlashCountSearch {
    */
   private launchGuide(ranks: DevicePtr, n: number): DevicePtr {
     const H = this.numHeads, stream = this.rt.stream;
-    const { guideGains, guideScan } = this.prepare();
     const guide = this.buf.guide.ensure(3 * (n + 1) * 8);
     const weighted = this.buf.keysA.current.ptr, width = this.buf.valsA.current.ptr;
-    guideGains.launch({ grid: [Math.ceil(n / GUIDE_TILE), 2 * H, 1], block: [GUIDE_THREADS, 1, 1], sharedBytes: 0, stream }, [ranks, weighted, width, n, H]);
-    guideScan.launch({ grid: [3, 1, 1], block: [GUIDE_SCAN_THREADS, 1, 1], sharedBytes: 0, stream }, [weighted, width, guide.ptr, n, H]);
+    this.kernel('vs_guide_gains').launch({ grid: [Math.ceil(n / GUIDE_TILE), 2 * H, 1], block: [GUIDE_THREADS, 1, 1], sharedBytes: 0, stream }, [ranks, weighted, width, n, H]);
+    this.kernel('vs_guide_scan').launch({ grid: [3, 1, 1], block: [GUIDE_SCAN_THREADS, 1, 1], sharedBytes: 0, stream }, [weighted, width, guide.ptr, n, H]);
     return guide.ptr;
   }
 
