@@ -6,10 +6,10 @@
  * NVRTC options (sm_90, --std=c++17, -lineinfo); runs here, no GPU. Also prints each compile's nvcc seconds: the
  * whole module against the groups a default search loads.
  *
- *   npx tsx bench/vertical-slash-split-proof.ts [--base REF] [--groups default|all|rank,leanOrder,...]
+ *   npx tsx bench/vertical-slash-split-proof.ts [--base REF] [--groups default|all|rank,defaults,...]
  *
  * --base: the ref whose whole .cu is "before" (default HEAD); --groups: the groups compiled "after" (default: the
- * default searches' rank, leanOrder and bits). The timing groups compile with VS_SEARCH_TIMING on both sides. Prints
+ * default searches' rank and defaults). The timing groups compile with VS_SEARCH_TIMING on both sides. Prints
  * one line per entry and exits 1 when any differs or a group's entries are not exactly its table's.
  */
 import { execFileSync } from 'node:child_process';
@@ -25,7 +25,7 @@ import { compareEntry, cubinEntries, cubinSections } from './quest-cubin-section
 const REPO = join(import.meta.dirname, '..');
 const KERNELS = 'src/backends/cuda/kernels';
 const FILE = 'vertical-slash-search.cu';
-const DEFAULT_GROUPS: VsSearchEntryGroup[] = ['rank', 'leanOrder', 'bits'];
+const DEFAULT_GROUPS: VsSearchEntryGroup[] = ['rank', 'defaults'];
 
 /** The .cu at `ref` with its local headers inlined from the same ref (readKernelSource's rule). */
 function sourceAt(ref: string): string {

@@ -52,7 +52,6 @@ const VARIANTS: Variant[] = [
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_TIMING: 1 } },
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_ENTRIES: 1 } },
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_ENTRIES: 2 } },
-  { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_ENTRIES: 3 } },
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_ENTRIES: 6 } },
   { file: 'vertical-slash-search.cu', defines: { VS_SEARCH_ENTRIES: 8, VS_SEARCH_TIMING: 1 } },
   { file: 'vertical-slash-prefill.cu', defines: { HEAD_DIM: 128, M_TILES: 1 } },

@@ -39,7 +39,7 @@ function guardedEntries(source: string): { byGuard: Map<string, string[]>; timed
   return { byGuard, timed };
 }
 
-/** VS_SEARCH_ENTRY_GROUPS' key for a guard name (LEAN_ORDER -> leanOrder). */
+/** VS_SEARCH_ENTRY_GROUPS' key for a guard name (HAND_OFF -> handOff). */
 const keyOf = (guard: string) => guard.toLowerCase().replace(/_(\w)/g, (_m, c: string) => c.toUpperCase());
 
 test('vertical-slash-search.cu numbers its entry groups as vertical-slash-search-groups.ts does', () => {
@@ -67,15 +67,18 @@ test('each guard holds exactly its group\'s entries, every entry is in one group
   assert.equal(all.length, 29);
 });
 
-test('the default searches load the ranking group and one search group; the index builder\'s selection is in the ranking group', () => {
+test('the default searches load the rank and defaults groups; the index builder\'s selection is in rank', () => {
   // Vertical-Slash (VERTICAL_SLASH_COUNT_SEARCH): chunked ranking, the guide, the rank order, the lean ordered search.
   for (const e of ['vs_rank_chunks', 'vs_rank_merge', 'vs_guide_gains', 'vs_guide_scan', 'vs_rank_order', 'vs_select_ranked'] as const) {
     assert.equal(vsSearchEntryGroupOf(e), 'rank', e);
   }
-  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits_guided_lean_order'), 'leanOrder');
+  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits_guided_lean_order'), 'defaults');
   // FlexPrefill (DEFAULT_COUNT_SEARCH in mode 1: no guided tree): the column-bitmap walk, one- or two-level.
-  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits'), 'bits');
-  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits_coarse'), 'bits');
-  assert.deepEqual(vsSearchGroupDefines('leanOrder'), { VS_SEARCH_ENTRIES: 2 });
+  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits'), 'defaults');
+  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits_coarse'), 'defaults');
+  // The group holds exactly these four (a second caller of each walk helper keeps the whole module's machine code).
+  assert.equal(VS_SEARCH_ENTRY_GROUPS.defaults.entries.length, 4);
+  assert.equal(vsSearchEntryGroupOf('vs_count_search_batched_lanes_bits_guided_lean_order_handoff'), 'defaults');
+  assert.deepEqual(vsSearchGroupDefines('defaults'), { VS_SEARCH_ENTRIES: 2 });
   assert.deepEqual(vsSearchGroupDefines('timed'), { VS_SEARCH_ENTRIES: 7, VS_SEARCH_TIMING: 1 });
 });

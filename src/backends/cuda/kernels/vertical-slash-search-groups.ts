@@ -2,32 +2,35 @@
  * vertical-slash-search.cu's entry groups (session 10): a module compiled with -DVS_SEARCH_ENTRIES=<id> defines
  * only that group's entries (its VS_SEARCH_ENTRIES_<NAME>, upper-cased names), so a search compiles only what its
  * options launch. Before, every first Vertical-Slash or FlexPrefill run compiled all 22 entries in one module (31.5 s
- * of a 34 s cold first call on an H100); the default searches now need the ranking group and one search group.
+ * of a 34 s cold first call on an H100); the default searches now need the rank and defaults groups (7 + 4 entries).
  *   rank:       the ranking (chunked and whole-row), the rank order, the guided tree's model, vs_select_ranked (the
  *               index builder's selection): every search and both methods' defaults;
- *   leanOrder:  Vertical-Slash's default search (VERTICAL_SLASH_COUNT_SEARCH: lean guided rounds, ordered selections);
- *   bits:       FlexPrefill's default search (DEFAULT_COUNT_SEARCH in mode 1: the one-lane column-bitmap walk, and its
- *               two-level form past n = 131,040);
- *   handOff:    the selection hand-off's twins of the guided kernels (selectionHandOff);
+ *   defaults:   Vertical-Slash's default search (VERTICAL_SLASH_COUNT_SEARCH: lean guided rounds, ordered selections)
+ *               with its selection hand-off twin, and FlexPrefill's (DEFAULT_COUNT_SEARCH in mode 1: the one-lane
+ *               column-bitmap walk, and its two-level form past n = 131,040). Together on purpose: alone in a module,
+ *               an entry is the only caller of the out-of-line walk helper (vs_block_pairs_lane_call), NVVM folds its
+ *               shared stage into the helper and the entry's machine code differs from the whole module's; with two
+ *               callers of each helper (the hand-off twin is the cheapest second one) all four are byte-identical;
+ *   handOff:    the other guided kernels' selection hand-off twins (selectionHandOff);
  *   other:      the older searches and the options that are not default (one probe at a time, the heap tree, lanes,
  *               the session-7 guided kernel, thresholds, ranked bitmaps, lean without ordered selections; also
  *               Vertical-Slash's default past n = 209,664, where no bitmap fits);
  *   compact:    the compact layout's kernels (compactLayout);
  *   timed:      with VS_SEARCH_TIMING only: the session-8 round timing of the guided and unguided defaults;
  *   timedLean:  with VS_SEARCH_TIMING only: the round timing of the lean and compact layouts.
- * Without the define every entry is compiled (the compile checks and the host tests read the whole file); each
- * entry's machine code is the same in every compile that defines it (bench/vertical-slash-split-proof.ts).
+ * Without the define every entry is compiled (the compile checks and the host tests read the whole file). Machine
+ * code against session 9's whole module (bench/vertical-slash-split-proof.ts): every entry of rank, defaults, handOff,
+ * other and timedLean byte-identical; the timed group's guided entry is not (a diagnostic: its walk helper's callers).
  */
 
 export const VS_SEARCH_ENTRY_GROUPS = {
   rank: { id: 1, entries: ['vs_rank_rows', 'vs_rank_chunks', 'vs_rank_merge', 'vs_rank_order', 'vs_guide_gains', 'vs_guide_scan', 'vs_select_ranked'] },
-  leanOrder: { id: 2, entries: ['vs_count_search_batched_lanes_bits_guided_lean_order'] },
-  bits: { id: 3, entries: ['vs_count_search_batched_lanes_bits', 'vs_count_search_batched_lanes_bits_coarse'] },
-  handOff: {
-    id: 4,
-    entries: ['vs_count_search_batched_lanes_bits_guided_handoff', 'vs_count_search_batched_lanes_bits_guided_lean_handoff',
-      'vs_count_search_batched_lanes_bits_guided_lean_order_handoff'],
+  defaults: {
+    id: 2,
+    entries: ['vs_count_search_batched_lanes_bits_guided_lean_order', 'vs_count_search_batched_lanes_bits_guided_lean_order_handoff',
+      'vs_count_search_batched_lanes_bits', 'vs_count_search_batched_lanes_bits_coarse'],
   },
+  handOff: { id: 4, entries: ['vs_count_search_batched_lanes_bits_guided_handoff', 'vs_count_search_batched_lanes_bits_guided_lean_handoff'] },
   other: {
     id: 5,
     entries: ['vs_count_search', 'vs_count_search_batched', 'vs_count_search_batched_lanes', 'vs_count_search_batched_guided',

@@ -40,7 +40,7 @@
 
 // Entry groups (session 10): a compile with -DVS_SEARCH_ENTRIES=<group> defines only that group's entries
 // (vertical-slash-search-groups.ts, VS_SEARCH_ENTRY_GROUPS), so a search compiles what its options launch: the
-// default searches need the ranking group and one search group instead of all 22 entries (31.5 s of NVRTC on a
+// default searches need the rank and defaults groups (7 + 4 entries) instead of all 22 (31.5 s of NVRTC on a
 // fresh H100). Without the define (or 0) every entry is compiled: the compile checks and the host tests read the
 // whole file. Each entry's code is the same in every compile that defines it; only which entries exist changes.
 // The timed entries need VS_SEARCH_TIMING as well.
@@ -53,9 +53,8 @@
 #pragma nv_diag_suppress 177
 #endif
 #define VS_SEARCH_ENTRIES_RANK 1        // ranking, rank order, the guide's model, vs_select_ranked: every search
-#define VS_SEARCH_ENTRIES_LEAN_ORDER 2  // Vertical-Slash's default search (lean guided rounds, ordered selections)
-#define VS_SEARCH_ENTRIES_BITS 3        // FlexPrefill's default search (one-lane column-bitmap walk, one- or two-level)
-#define VS_SEARCH_ENTRIES_HAND_OFF 4    // the guided kernels' selection hand-off twins (selectionHandOff)
+#define VS_SEARCH_ENTRIES_DEFAULTS 2    // both methods' default searches (+ V-S's hand-off twin: see the groups' .ts)
+#define VS_SEARCH_ENTRIES_HAND_OFF 4    // the other guided kernels' selection hand-off twins (selectionHandOff)
 #define VS_SEARCH_ENTRIES_OTHER 5       // older searches and options that are not default
 #define VS_SEARCH_ENTRIES_COMPACT 6     // the compact layout's kernels (compactLayout)
 #define VS_SEARCH_ENTRIES_TIMED 7       // with VS_SEARCH_TIMING: the guided and unguided defaults' round timing
@@ -1837,7 +1836,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) vs_count_search_batched_la
 }
 #endif
 
-#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_BITS)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_DEFAULTS)
 // vs_count_search_batched_lanes whose walks count the kept columns from a bitmap staged per unit
 // (staged_block_pairs with BITS: two loads a range instead of two gallops; for n up to about 127K,
 // beyond which the column list is staged as before). The same pairs.
@@ -1929,7 +1928,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
 }
 #endif
 
-#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_BITS)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_DEFAULTS)
 // vs_count_search_batched_lanes_bits whose walks stage the column bitmap's two-level form
 // (vs_columns_below_coarse) where the one-level one does not fit (n past 131,040: 128K prompts),
 // instead of the list (session 7, opt-in: coarseColumnBitmap). The same pairs.
@@ -2235,7 +2234,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
 }
 #endif
 
-#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_LEAN_ORDER)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_DEFAULTS)
 // The lean guided rounds whose small selections come from the rank order (session 8, opt-in:
 // CountSearchOptions.orderedSelect): a probe keeping k <= n / 4 items of a row sets their bits from
 // order [2H, n] (vs_rank_order) and compacts ceil(n / 32) words, instead of passing over all n ranks
@@ -2251,7 +2250,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched
 }
 #endif
 
-#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_HAND_OFF)
+#if VS_SEARCH_COMPILES(VS_SEARCH_ENTRIES_DEFAULTS)
 // ... with the selection hand-off.
 extern "C" __global__ void __launch_bounds__(THREADS, 1) vs_count_search_batched_lanes_bits_guided_lean_order_handoff(
     const int* ranks, const double* curves, int* selV, int* selS, int* runs, int* selected, unsigned long long* totals,
