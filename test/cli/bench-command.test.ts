@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Command } from 'commander';
 import { ATTENTION_ARGS } from '../../bench/attention.js';
 import { CPU_BENCH_ARGS } from '../../bench/cpu.js';
+import { DECODE_BREAKDOWN_ARGS } from '../../bench/decode-step-breakdown.js';
 import { benchSuites } from '../../bench/main.js';
 import { MODEL_BENCH_ARGS } from '../../bench/model.js';
 import { SPARSE_ACTIVATIONS_ARGS } from '../../bench/sparse-activations.js';
@@ -33,9 +34,11 @@ test('bench cpu rejects an option the suite does not know', async () => {
 test('GPU suites skip with the reason and exit code 0 where no GPU is usable', { skip: isCudaAvailable() && 'a GPU is present' }, async () => {
   const before = process.exitCode;
   try {
-    for (const suite of ['attention', 'model', 'sparse', 'sparse-activations']) {
+    for (const suite of ['attention', 'model', 'decode-step-breakdown', 'sparse', 'sparse-activations']) {
       const out = await bench(suite);
-      assert.match(out, new RegExp(`^${suite} benchmark skipped: no CUDA device here \\(.+\\)$`));
+      // decode-step-breakdown words its skip line as 'decode step breakdown skipped: ...'.
+      const name = suite === 'decode-step-breakdown' ? 'decode.step.breakdown( benchmark)?' : `${suite} benchmark`;
+      assert.match(out, new RegExp(`^${name} skipped: no CUDA device here \\(.+\\)$`));
       assert.ok(!process.exitCode, `${suite}: exit code ${process.exitCode}`);
     }
   } finally {
@@ -52,7 +55,10 @@ test('the CLI names the suites bench/main.ts runs', () => {
 });
 
 test('bench <suite> --help prints the suite\'s own option table, not commander\'s help, and runs nothing', async () => {
-  const tables = { cpu: CPU_BENCH_ARGS, attention: ATTENTION_ARGS, model: MODEL_BENCH_ARGS, sparse: SPARSE_BENCH_ARGS, 'sparse-activations': SPARSE_ACTIVATIONS_ARGS };
+  const tables = {
+    cpu: CPU_BENCH_ARGS, attention: ATTENTION_ARGS, model: MODEL_BENCH_ARGS, 'decode-step-breakdown': DECODE_BREAKDOWN_ARGS,
+    sparse: SPARSE_BENCH_ARGS, 'sparse-activations': SPARSE_ACTIVATIONS_ARGS,
+  };
   assert.deepEqual(Object.keys(tables).sort(), [...BENCH_SUITE_NAMES].sort());
   const before = process.exitCode;
   try {
