@@ -234,10 +234,12 @@ const WARPGROUP_ROWS = 64;
 export const AUTO_PERSISTENT_ON_SPARSE_LISTS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
 /**
  * Which automatic tiling runs the steps kernel's flat index (-sf) on lists of chunks smaller than a warpgroup (c = 16)
- * unless told (autoStepsFlat). Session 10: the steps kernel 8.8-43.8 % faster in all 8 c = 16 cells at 16K, but
- * 17-18 % slower at c = 64 s = 0 (hence small chunks only); off until a rule decides it.
+ * unless told (autoStepsFlat). Session 10 (docs/perf.md, block-sparse "Session 10", rule R2 written before round 2):
+ * the steps kernel alone 8.8-43.8 % faster in all 8 c = 16 cells at 16K (round 1) and 14.7-22.4 % in all 4 at 64K
+ * s = 0.9 / 0.95 (round 2, mean -18.4 %), but 17-18 % slower at c = 64 s = 0, hence small chunks only. The attention
+ * kernel is byte-identical with and without it. 192-row CTAs only (the 128-row tiling was not measured).
  */
-export const AUTO_STEPS_FLAT_ON_SMALL_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
+export const AUTO_STEPS_FLAT_ON_SMALL_CHUNKS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: true };
 
 /**
  * Whether an automatic tiling runs lean masks on these lists: when enabled for it (autoLeanMask, default
