@@ -228,10 +228,13 @@ export const AUTO_LEAN_MASK_ON_WARPGROUP_CHUNKS: Readonly<Record<AutoRowTiling, 
 const WARPGROUP_ROWS = 64;
 /**
  * Which automatic tiling runs persistent CTAs with a work counter (-ps-wc) on sparse lists unless told (autoPersistent).
- * Session 10 (docs/perf.md, block-sparse "Session 10"), 192-row CTAs at 16K: -2 ... -11 % in all 12 cells with s >= 0.5,
- * +0.3 ... +11 % at s = 0 (the whole-run cells of round 1); off until a rule decides it.
+ * Session 10 (docs/perf.md, block-sparse "Session 10"), 192-row CTAs: round 1 at 16K -2 ... -11 % in all 12 cells with
+ * s >= 0.5 but +0.3 ... +11 % at s = 0, hence sparse lists only (chunkListsAreSparse); rule R1, written before round 2,
+ * on round 2's 64K cells at s = 0.9 / 0.95 (c = 16 and c = 64 lean, random and shared): mean -0.6 % (asked <= 0), no cell
+ * slower than 1 % + its drift (c = 64: -1.2 ... -3.5 % in 4 of 4; c = 16: -1.5 / -0.8 random, +5.5 / +1.5 shared in cells
+ * whose base drifted 10.4 / 5.2 %). 192-row CTAs only (the 128-row tiling was not measured).
  */
-export const AUTO_PERSISTENT_ON_SPARSE_LISTS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: false };
+export const AUTO_PERSISTENT_ON_SPARSE_LISTS: Readonly<Record<AutoRowTiling, boolean>> = { rows128: false, rows192: true };
 /**
  * Which automatic tiling runs the steps kernel's flat index (-sf) on lists of chunks smaller than a warpgroup (c = 16)
  * unless told (autoStepsFlat). Session 10 (docs/perf.md, block-sparse "Session 10", rule R2 written before round 2):
