@@ -32,37 +32,37 @@ const WARMUP = 2;
 
 /** The model settings a variant turns on (CudaTransformerModel's opt-in fields), every other one off. */
 const VARIANT_SETTINGS = {
-  default: { gemvForOneToken: true },
+  default: { gemvForOneToken: true, foldIntoGemv: true },
   cublas: {},
-  fused: { fuseSmallNodes: true },
   gemv: { gemvForOneToken: true },
-  'fused-gemv': { fuseSmallNodes: true, gemvForOneToken: true },
+  fused: { fuseSmallNodes: true, gemvForOneToken: true },
   'fused-gemv-pdl': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true },
   deep: { gemvForOneToken: true, deepGemvLoads: true },
   'fused-gemv-pdl-deep': { fuseSmallNodes: true, gemvForOneToken: true, programmaticGemv: true, deepGemvLoads: true },
   fold: { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true },
   'fold-pdl': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true },
+  'fold-deep': { gemvForOneToken: true, foldIntoGemv: true, deepGemvLoads: true },
   'fold-pdl-deep': { fuseSmallNodes: true, gemvForOneToken: true, foldIntoGemv: true, programmaticGemv: true, deepGemvLoads: true },
 } as const satisfies Record<string, Partial<Record<ModelSetting, true>>>;
 type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 'foldIntoGemv' | 'deepGemvLoads';
 const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv', 'deepGemvLoads'];
 export type DecodeVariant = keyof typeof VARIANT_SETTINGS;
 const VARIANT_MEANING: Record<DecodeVariant, string> = {
-  default: 'as the model runs now (gemvForOneToken on)',
-  cublas: 'the T = 1 GEMMs through cuBLAS (the default before session 10)',
-  fused: 'fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append',
-  gemv: 'gemvForOneToken: model-ops.cu GEMV instead of cuBLAS',
-  'fused-gemv': 'both',
-  'fused-gemv-pdl': 'and programmaticGemv',
-  deep: 'deepGemvLoads: twice the weight loads in flight per GEMV thread',
+  default: "the model's defaults (gemvForOneToken, foldIntoGemv)",
+  cublas: 'the T = 1 GEMMs through cuBLAS, separate small kernels (the default before session 10)',
+  gemv: 'gemvForOneToken alone (the default between rounds 1 and 2 of session 10)',
+  fused: 'gemv and fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append',
+  'fused-gemv-pdl': 'fused and programmaticGemv',
+  deep: 'gemv with deepGemvLoads: twice the weight loads in flight per GEMV thread',
   'fused-gemv-pdl-deep': 'fused-gemv-pdl and deep',
-  fold: 'fused-gemv with foldIntoGemv: norms, residual adds and the gated activation inside the GEMVs',
+  fold: 'fused with foldIntoGemv: norms, residual adds and the gated activation inside the GEMVs',
   'fold-pdl': 'fold and programmaticGemv',
+  'fold-deep': 'fold and deep',
   'fold-pdl-deep': 'fold-pdl and deep',
 };
 
-/** Sets the model's opt-in fields for a variant (every other one off). */
-function applyVariant(model: CudaTransformerModel, variant: DecodeVariant | 'default'): void {
+/** Sets the model's decode-path fields for a variant (every one not named off). */
+function applyVariant(model: CudaTransformerModel, variant: DecodeVariant): void {
   const on: Partial<Record<ModelSetting, true>> = VARIANT_SETTINGS[variant];
   for (const k of MODEL_SETTINGS) model[k] = on[k] === true;
 }

@@ -111,6 +111,7 @@ describe('CUDA decode step subsets', { skip }, () => {
     { name: 'llama D=128', arch: 'llama', D: 128 },
     { name: 'qwen2 D=64 (q/k/v bias in the fused launch)', arch: 'qwen2', D: 64 },
     { name: 'gemma3 D=256 (q/k norms, window 16, softcap)', arch: 'gemma3', D: 256, extra: { sliding_window: 16, final_logit_softcapping: 10 } },
+    { name: 'qwen3 D=128 (q/k norms before the fused RoPE + append; folded GEMVs)', arch: 'qwen3', D: 128 },
   ];
   for (const f of FUSED_CASES) {
     test(`${f.name}: fuseSmallNodes gives the same bits (prefill logits, graph-step ids, logits after the steps), with cuBLAS and with the GEMV`, () => {
