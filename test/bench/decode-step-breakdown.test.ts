@@ -15,7 +15,7 @@ test('decode-step-breakdown: options parse, bad ones are named', () => {
   assert.equal(o.repeats, 7);
   assert.equal(o.steps, 32);
   assert.deepEqual(o.variants, ['default']);
-  assert.deepEqual(DECODE_BREAKDOWN_ARGS.parse(['--variants', 'default,fused-gemv,default']).variants, ['default', 'fused-gemv', 'default']);
+  assert.deepEqual(DECODE_BREAKDOWN_ARGS.parse(['--variants', 'default,fold-pdl-deep,default']).variants, ['default', 'fold-pdl-deep', 'default']);
   assert.throws(() => DECODE_BREAKDOWN_ARGS.parse(['--variants', 'fast']), /--variants/);
   assert.throws(() => DECODE_BREAKDOWN_ARGS.parse(['--repeats', '0']), /--repeats/);
   assert.throws(() => DECODE_BREAKDOWN_ARGS.parse(['--shapes', 'gpt2']), /--shapes/);
