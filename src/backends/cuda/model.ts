@@ -304,12 +304,12 @@ export class CudaTransformerModel {
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       const sliding = c.layerTypes[l] === 'sliding';
-      // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
       if (fold) {
         if (keep('qkv_gemm')) {
           this.ops.gemvFused({ w: w.qkv.ptr, x: b.x, y: b.qkv, inFeatures: hidden, norm: { weight: w.inputNorm.ptr, eps, weightOffset: off }, out: { kind: 'plain', rows: qkvDim }, release: pdl, programmatic: pdl, deep: this.deepGemvLoads });
         }
       } else {
+        // Fused: the previous layer's last residual add already left this layer's normed input in b.h.
         if (!(fuse && l > 0) && keep('norm')) this.ew.rmsNorm({ x: b.x, weight: w.inputNorm.ptr, out: b.h, rows: T, cols: hidden, eps, weightOffset: off, releaseDependents: pdl });
         if (keep('qkv_gemm')) this.linear({ x: b.h, w: w.qkv.ptr, y: b.qkv, tokens: T, inFeatures: hidden, outFeatures: qkvDim }, pdl);
       }
