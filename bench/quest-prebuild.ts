@@ -1,8 +1,8 @@
 /**
  * Compiles quest.cu's entry groups into the kernel disk cache (SPARSE_FRONTIER_CUDA_CACHE, as the runtime finds it) in
  * parallel child processes, for a run that will load many groups on a fresh machine: the GPU tests of quest.cu touch
- * ~40 groups, ~2-4 s of NVRTC each one after another in one process (round 1 of session 10: 2.1-4.1 s a group), where
- * 16 processes at a time take about three groups' time. Each child compiles one group through the runtime itself
+ * ~27 groups, 1-5 s of NVRTC each one after another in one process (session 10 on an H100: 0.9-4.7 s a group), where
+ * 16 processes at a time take about three groups' time (37 groups in 12.6 s). Each child compiles one group through the runtime itself
  * (CudaRuntime.module), so the cache entries are exactly the ones the launchers look up; a group already cached is
  * only loaded. The method's own first run needs none of this (base and one pair: ~5.5 s).
  *

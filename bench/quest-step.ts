@@ -27,8 +27,7 @@
  * with 7-head units on v7's scorer at a constant 7 heads, constantPlainHeads; v10hbf = v10hb with fused products at
  * 4-head units, fusedProducts, a measurement of the score loop's issue work; v10hbr = v10hb with the refreshed page's
  * rows loaded 16 at a time at 4-head units, prefetchedRefresh; v10hbp = v10hb with the score loop's rolling L2 prefetch
- * at 4-head units, rollingPrefetch; v10hbg9 / v10hbg8 = v10hb whose guessed first pass has 512 / 256 bins, guessPassBits,
- * session 10; v10h7bg9 / v10h7bg8 the same on v10h7b) for every length, so two selections compare inside one
+ * at 4-head units, rollingPrefetch) for every length, so two selections compare inside one
  * step.
  * --heads H:Hkv,... runs the step at other GQA groups (Llama-3.1-8B's layer otherwise: d = 128, shared pages,
  * so units of H / Hkv query heads): e.g. 32:32 (MHA, 1-head units), 32:16, 64:8 (Llama-70B), 28:4 (Qwen2.5-7B).
@@ -81,10 +80,6 @@ const VARIANTS: Record<string, QuestKernelOptions | undefined> = {
   v10hbf: { ...V10HB, fusedProducts: true },
   v10hbr: { ...V10HB, prefetchedRefresh: true },
   v10hbp: { ...V10HB, rollingPrefetch: true },
-  v10hbg9: { ...V10HB, guessPassBits: 9 },
-  v10hbg8: { ...V10HB, guessPassBits: 8 },
-  v10h7bg9: { ...V10HB, constantPlainHeads: true, guessPassBits: 9 },
-  v10h7bg8: { ...V10HB, constantPlainHeads: true, guessPassBits: 8 },
 };
 
 /** A GQA shape: query heads and KV heads of the layer. */

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readKernelSource } from '../../src/backends/cuda/kernel-source.js';
 import {
-  type KernelKey, QUEST_ENTRY_GROUPS, QUEST_GRID_STEP_ENTRIES, QUEST_KERNEL_NAMES, type QuestEntryGroupName, type QuestKernelOptions, QuestKernels,
-  questEntryGroupOf, questGridStepEntry, questGroupDefines, questLaunchGroups,
+  type KernelKey, QUEST_ENTRY_GROUPS, QUEST_GRID_STEP_ENTRIES, QUEST_KERNEL_NAMES, type QuestEntryGroupName, questEntryGroupOf,
+  questGridStepEntry, questGroupDefines, questLaunchGroups,
 } from '../../src/backends/cuda/kernels/quest.js';
-import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { questDefaultEntryGroups, questMultiBlockOptions } from '../../src/backends/cuda/methods/quest.js';
 
 /** quest.cu's entries by the guard that holds them (the guard's QUEST_ENTRIES_<NAME>), read line by line. */
@@ -89,19 +88,4 @@ test('the method\'s defaults load base and one step pair per unit size: the 1, 2
   // Llama-8B's 32:8 (4-head units) compiles base and v10h4b only; without shared pages every unit is one head.
   assert.equal(questGridStepEntry(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, true), 4), 'v10h4b');
   assert.equal(questGridStepEntry(questMultiBlockOptions({ numHeads: 32, numKvHeads: 8 }, false), 1), 'v10h1b');
-});
-
-test('guessPassBits (session 10): 8 or 9, only on v10\'s batched unit-size entries and alone among the 4-head experiments', () => {
-  const rt = {} as unknown as CudaRuntime; // the options are checked before the runtime is touched
-  const shape = { numHeads: 32, numKvHeads: 8, headDim: 128 };
-  const batched: QuestKernelOptions = {
-    multiBlockStep: true, rolledScores: true, lightScores: true, guessedPass: true, epochBarriers: true, specializedHeads: true, batchedPageSums: true,
-  };
-  assert.equal(new QuestKernels(rt, shape, 16, true, { ...batched, guessPassBits: 9 }).stepEntry, 'v10h4bg9');
-  assert.equal(new QuestKernels(rt, shape, 16, true, { ...batched, guessPassBits: 8 }).stepEntry, 'v10h4bg8');
-  assert.throws(() => new QuestKernels(rt, shape, 16, true, { ...batched, guessPassBits: 10 as 9 }), /guessPassBits must be 8 or 9/);
-  assert.throws(() => new QuestKernels(rt, shape, 16, true, { ...batched, batchedPageSums: false, guessPassBits: 9 }), /guessPassBits/);
-  for (const other of [{ fusedProducts: true }, { prefetchedRefresh: true }, { rollingPrefetch: true }]) {
-    assert.throws(() => new QuestKernels(rt, shape, 16, true, { ...batched, ...other, guessPassBits: 8 }), /guessPassBits|prefetchedRefresh|rollingPrefetch/);
-  }
 });

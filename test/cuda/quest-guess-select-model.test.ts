@@ -183,7 +183,9 @@ test('v9 select model: a guess trusted without checking this step\'s AND/OR lose
   runSequence(rows, (p) => p >> 1, true);
 });
 
-// Session 10, option guessPassBits (quest.cu's GUESS_BITS): the guessed pass with 512 or 256 bins instead of 2,048.
+// Session 10: the guessed pass with 512 or 256 bins instead of 2,048 (an option guessPassBits, measured slower on the
+// H100 by 0.5-9 us a step and removed: docs/perf.md). The model keeps the trade it measured: the same pages at any digit
+// width, and a pass more wherever the coarser bins leave more than 256 keys in the k-th one.
 test('fewer guessed bins (9 and 8 bits): the same CPU ranking over rows whose key ranges change from select to select', () => {
   const rows = changingRows();
   for (const bits of [9, 8]) {

@@ -1,8 +1,8 @@
 /**
  * Before quest.test.ts's GPU tests: quest.cu's entry groups compiled into the kernel cache in parallel (bench/
- * quest-prebuild.js, child processes), because the tests load ~40 groups and NVRTC compiles them one after another
- * in the test process otherwise (~2-4 s each on an H100, ~100 s on a fresh machine; the whole file as one module was
- * 64 s). Only from the compiled tree (dist/test/cuda, where dist/bench/quest-prebuild.js sits beside it); a failure is
+ * quest-prebuild.js, child processes), because the tests load ~27 groups and NVRTC compiles them one after another
+ * in the test process otherwise (1-5 s each on an H100, ~65 s on a fresh machine, as long as the whole file as one
+ * module; round 2 of session 10: 37 groups 16 at a time in 12.6 s). Only from the compiled tree (dist/test/cuda, where dist/bench/quest-prebuild.js sits beside it); a failure is
  * reported and the tests then compile what they load themselves, as before. The cache entries are the runtime's own
  * (the children compile through CudaRuntime.module), so the tests run the same machine code either way.
  */

@@ -25,8 +25,6 @@ const V10: QuestKernelOptions = { ...V9, epochBarriers: true };
 interface Compiled {
   rolled: boolean; light: boolean; guessed: boolean; epoch: boolean; fixedHeads: number | 'anyPlain'; batched: boolean; fused: boolean; prefetchedRefresh: boolean;
   rollingPrefetch: boolean;
-  /** The guessed pass's digit bits (GUESS_BITS; 11 when the invocation leaves it at its default). */
-  guessBits: number;
 }
 
 /** quest.cu's step entries by name (both of each invocation: quest_grid_step<SUFFIX>, quest_grid_step_at<SUFFIX>). */
@@ -40,10 +38,7 @@ function compiledEntries(): Map<string, Compiled> {
     const compiled: Compiled = {
       rolled: flag(0), light: flag(1), guessed: flag(2), epoch: flag(3),
       fixedHeads: fixed === 'QUEST_ANY_PLAIN_HEADS' ? 'anyPlain' : Number(fixed), batched: flag(5), fused: flag(6), prefetchedRefresh: flag(7), rollingPrefetch: flag(8),
-      guessBits: args[10] === undefined ? 11 : Number(args[10]),
     };
-    // Past ROLLING_PREFETCH come the stamps (none in an entry pair) and GUESS_BITS.
-    if (args.length > 9) assert.equal(args[9], 'QuestNoStamps', `${m[1]}: the Stamps argument`);
     assert.ok(compiled.fixedHeads === 'anyPlain' || Number.isInteger(compiled.fixedHeads), `FIXED_HEADS "${fixed}" of ${m[1]}`);
     entries.set(`quest_grid_step${m[1]}`, compiled);
     entries.set(`quest_grid_step_at${m[1]}`, compiled);
@@ -81,16 +76,11 @@ test('the picked entries: versions as their options say, unit-size entries only 
     ['v10h1b', 'v10h2b', 'v10hp', 'v10h4bf', 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true, prefetchedRefresh: true }, h)),
     ['v10h1b', 'v10h2b', 'v10hp', 'v10h4br', 'v10hp', 'v10hp', 'v10hp', 'v10h8b']);
-  for (const bits of [9, 8] as const) {
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((h) => questGridStepEntry({ ...V10, ...s, batchedPageSums: true, guessPassBits: bits }, h)),
-      [`v10h1bg${bits}`, `v10h2bg${bits}`, 'v10hp', `v10h4bg${bits}`, 'v10hp', 'v10hp', 'v10hp', `v10h8bg${bits}`]);
-    assert.equal(questGridStepEntry({ ...V10, ...s, batchedPageSums: true, constantPlainHeads: true, guessPassBits: bits }, 7), `v10h7bg${bits}`);
-  }
 });
 
 test('each picked entry is compiled for the unit size it serves, with the version\'s flags', () => {
   const compiled = compiledEntries();
-  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads' | 'batched' | 'fused' | 'prefetchedRefresh' | 'rollingPrefetch' | 'guessBits'>]> = [
+  const variants: Array<[string, QuestKernelOptions, Omit<Compiled, 'fixedHeads' | 'batched' | 'fused' | 'prefetchedRefresh' | 'rollingPrefetch'>]> = [
     ['v7', V7, { rolled: true, light: false, guessed: false, epoch: false }],
     ['v8', V8, { rolled: true, light: true, guessed: false, epoch: false }],
     ['v10', V10, { rolled: true, light: true, guessed: true, epoch: true }],
@@ -100,12 +90,9 @@ test('each picked entry is compiled for the unit size it serves, with the versio
     ['v10, batched page sums, fused products', { ...V10, batchedPageSums: true, fusedProducts: true }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, prefetched refresh', { ...V10, batchedPageSums: true, prefetchedRefresh: true }, { rolled: true, light: true, guessed: true, epoch: true }],
     ['v10, batched page sums, rolling prefetch', { ...V10, batchedPageSums: true, rollingPrefetch: true }, { rolled: true, light: true, guessed: true, epoch: true }],
-    ['v10, batched page sums, 512 guessed bins', { ...V10, batchedPageSums: true, guessPassBits: 9 }, { rolled: true, light: true, guessed: true, epoch: true }],
-    ['v10, batched page sums, 256 guessed bins', { ...V10, batchedPageSums: true, guessPassBits: 8 }, { rolled: true, light: true, guessed: true, epoch: true }],
-    ['v10, constant plain heads, batched page sums, 512 guessed bins', { ...V10, constantPlainHeads: true, batchedPageSums: true, guessPassBits: 9 }, { rolled: true, light: true, guessed: true, epoch: true }],
   ];
   for (const [label, options, flags] of variants) for (const specializedHeads of [false, true]) for (let heads = 1; heads <= 8; heads++) {
-    if ((options.batchedPageSums || options.constantPlainHeads || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch || options.guessPassBits) && !specializedHeads) continue; // refused by QuestKernels
+    if ((options.batchedPageSums || options.constantPlainHeads || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch) && !specializedHeads) continue; // refused by QuestKernels
     const entry = questGridStepEntry({ ...options, specializedHeads }, heads);
     for (const key of QUEST_GRID_STEP_ENTRIES[entry]) {
       const name = QUEST_KERNEL_NAMES[key];
@@ -124,8 +111,6 @@ test('each picked entry is compiled for the unit size it serves, with the versio
       assert.equal(c.fused, (options.fusedProducts ?? false) && heads === 4, `${what}: fused products`);
       assert.equal(c.prefetchedRefresh, (options.prefetchedRefresh ?? false) && heads === 4, `${what}: prefetched refresh`);
       assert.equal(c.rollingPrefetch, (options.rollingPrefetch ?? false) && heads === 4, `${what}: rolling prefetch`);
-      // Fewer guessed bins ride on the batched entries (the any-size entry keeps 2,048).
-      assert.equal(c.guessBits, c.batched ? options.guessPassBits ?? 11 : 11, `${what}: guessed pass bits`);
     }
   }
 });

@@ -66,16 +66,6 @@
 #define QUEST_ENTRIES_V10H4BF 29
 #define QUEST_ENTRIES_V10H4BR 30
 #define QUEST_ENTRIES_V10H4BP 31
-#define QUEST_ENTRIES_V10H4BG9 32
-#define QUEST_ENTRIES_V10H4BG8 33
-#define QUEST_ENTRIES_V10H1BG9 34
-#define QUEST_ENTRIES_V10H1BG8 35
-#define QUEST_ENTRIES_V10H2BG9 36
-#define QUEST_ENTRIES_V10H2BG8 37
-#define QUEST_ENTRIES_V10H7BG9 38
-#define QUEST_ENTRIES_V10H7BG8 39
-#define QUEST_ENTRIES_V10H8BG9 40
-#define QUEST_ENTRIES_V10H8BG8 41
 
 namespace {
 constexpr int SELECT_THREADS = 1024;
@@ -1070,10 +1060,8 @@ __device__ __forceinline__ void quest_grid_clear_read(u32* unitScratch, bool rea
 // similar rows, so their keys share sign and exponent: the guess usually holds, and the step passes
 // two barriers instead of three. Block 0 stores this step's range as the next guess after the first
 // barrier, when every block has read the old one. With EPOCH (v10) its barriers and candidate counter
-// are v10's (QuestGridSync): no exit atomic. GUESS_BITS (session 10, opt-in below 11): the guessed pass's digit width,
-// 2^GUESS_BITS bins instead of 2,048 to clear, fill, publish, read and scan; a coarser first cut, so where the k-th
-// key's bin then holds more than GRID_RANK_LIMIT keys another pass follows (the same cut invariant either way).
-template <bool EPOCH, class Stamps = QuestNoStamps, int GUESS_BITS = TOPK_RADIX_BITS>
+// are v10's (QuestGridSync): no exit atomic.
+template <bool EPOCH, class Stamps = QuestNoStamps>
 __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int pages, int take, u32 a, u32 o, u32* __restrict__ unitScratch,
                                                 int* __restrict__ list, int pageSize, TopKStagedShared& sh, int& lastShared,
                                                 Stamps stamps = Stamps{}) {
@@ -1096,8 +1084,7 @@ __device__ void quest_grid_select_chunk_guessed(u32* keys, int lo, int hi, int p
     const int gTop = 31 - __clz(guessDiff);
     const u32 gMask = gTop >= 31 ? 0u : (0xffffffffu << (gTop + 1));
     const u32 gPrefix = guessAnd & gMask;
-    static_assert(GUESS_BITS >= 1 && GUESS_BITS <= TOPK_RADIX_BITS, "GUESS_BITS: 1 to TOPK_RADIX_BITS");
-    const int shift = max(0, gTop - (GUESS_BITS - 1));
+    const int shift = max(0, gTop - (TOPK_RADIX_BITS - 1));
     const int bins = 1 << (gTop - shift + 1);
     u32* hist = unitScratch + GS_HIST;
     quest_grid_pass_add(keys, n, gMask, gPrefix, shift, bins, hist, sh);
@@ -1221,7 +1208,7 @@ constexpr int QUEST_ANY_PLAIN_HEADS = -1;
 // none) over rows up to rowsEnd; take <= 0 or take >= pages: block 0 writes the list unscored.
 template <bool ROLLED_SCORES, bool LIGHT_SCORES = false, bool GUESSED_PASS = false, bool EPOCH = false, int FIXED_HEADS = 0,
           bool BATCHED_SUMS = false, bool FUSED_PRODUCTS = false, bool PREFETCHED_REFRESH = false, bool PREFETCH_AHEAD = false,
-          class Stamps = QuestNoStamps, int GUESS_BITS = TOPK_RADIX_BITS>
+          class Stamps = QuestNoStamps>
 __device__ __forceinline__ void quest_grid_step_body(
     const bf16_t* __restrict__ q, bf16_t* __restrict__ pageMin, bf16_t* __restrict__ pageMax, const bf16_t* __restrict__ k,
     u32* __restrict__ scratch, int* __restrict__ segs, int D, int g, int unitHeads, int kvStride, int pageStride, int pages, int segStride,
@@ -1266,8 +1253,7 @@ __device__ __forceinline__ void quest_grid_step_body(
     stamps.at(QUEST_PHASE_ALL_SCORED);
   }
   if (GUESSED_PASS) {
-    quest_grid_select_chunk_guessed<EPOCH, Stamps, GUESS_BITS>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared,
-                                                              stamps);
+    quest_grid_select_chunk_guessed<EPOCH>(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared, stamps);
     stamps.at(QUEST_PHASE_END);
   } else {
     quest_grid_select_chunk(keys, lo, hi, pages, take, a, o, unitScratch, list, pageSize, sh, lastShared);
@@ -1394,38 +1380,6 @@ QUEST_GRID_STEP_ENTRIES(_epoch4br, true, true, true, true, 4, true, false, true)
 // Session 9, opt-in: _epoch4b with the score loop's rolling L2 prefetch two batches ahead (option rollingPrefetch).
 #if QUEST_COMPILES(QUEST_ENTRIES_V10H4BP)
 QUEST_GRID_STEP_ENTRIES(_epoch4bp, true, true, true, true, 4, true, false, false, true)
-#endif
-// Session 10, opt-in: the batched entries whose guessed pass has 512 (g9) or 256 (g8) bins instead of 2,048 (option
-// guessPassBits).
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H4BG9)
-QUEST_GRID_STEP_ENTRIES(_epoch4bg9, true, true, true, true, 4, true, false, false, false, QuestNoStamps, 9)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H4BG8)
-QUEST_GRID_STEP_ENTRIES(_epoch4bg8, true, true, true, true, 4, true, false, false, false, QuestNoStamps, 8)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H1BG9)
-QUEST_GRID_STEP_ENTRIES(_epoch1bg9, true, true, true, true, 1, true, false, false, false, QuestNoStamps, 9)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H1BG8)
-QUEST_GRID_STEP_ENTRIES(_epoch1bg8, true, true, true, true, 1, true, false, false, false, QuestNoStamps, 8)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H2BG9)
-QUEST_GRID_STEP_ENTRIES(_epoch2bg9, true, true, true, true, 2, true, false, false, false, QuestNoStamps, 9)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H2BG8)
-QUEST_GRID_STEP_ENTRIES(_epoch2bg8, true, true, true, true, 2, true, false, false, false, QuestNoStamps, 8)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H7BG9)
-QUEST_GRID_STEP_ENTRIES(_epoch7bg9, true, true, true, true, 7, true, false, false, false, QuestNoStamps, 9)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H7BG8)
-QUEST_GRID_STEP_ENTRIES(_epoch7bg8, true, true, true, true, 7, true, false, false, false, QuestNoStamps, 8)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H8BG9)
-QUEST_GRID_STEP_ENTRIES(_epoch8bg9, true, true, true, true, 8, true, false, false, false, QuestNoStamps, 9)
-#endif
-#if QUEST_COMPILES(QUEST_ENTRIES_V10H8BG8)
-QUEST_GRID_STEP_ENTRIES(_epoch8bg8, true, true, true, true, 8, true, false, false, false, QuestNoStamps, 8)
 #endif
 
 // The default 4-head step (_epoch4b) with its phases stamped per block (QuestPhaseStamps; bench/quest-phases.ts):

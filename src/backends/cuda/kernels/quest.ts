@@ -104,16 +104,6 @@ export const QUEST_KERNEL_NAMES = {
   gridStepEpoch4BR: 'quest_grid_step_epoch4br', gridStepAtEpoch4BR: 'quest_grid_step_at_epoch4br',
   gridStepEpoch4BP: 'quest_grid_step_epoch4bp', gridStepAtEpoch4BP: 'quest_grid_step_at_epoch4bp',
   gridStepStamped4B: 'quest_grid_step_stamped4b', gridStepStamped4BR: 'quest_grid_step_stamped4br',
-  gridStepEpoch4BG9: 'quest_grid_step_epoch4bg9', gridStepAtEpoch4BG9: 'quest_grid_step_at_epoch4bg9',
-  gridStepEpoch4BG8: 'quest_grid_step_epoch4bg8', gridStepAtEpoch4BG8: 'quest_grid_step_at_epoch4bg8',
-  gridStepEpoch1BG9: 'quest_grid_step_epoch1bg9', gridStepAtEpoch1BG9: 'quest_grid_step_at_epoch1bg9',
-  gridStepEpoch1BG8: 'quest_grid_step_epoch1bg8', gridStepAtEpoch1BG8: 'quest_grid_step_at_epoch1bg8',
-  gridStepEpoch2BG9: 'quest_grid_step_epoch2bg9', gridStepAtEpoch2BG9: 'quest_grid_step_at_epoch2bg9',
-  gridStepEpoch2BG8: 'quest_grid_step_epoch2bg8', gridStepAtEpoch2BG8: 'quest_grid_step_at_epoch2bg8',
-  gridStepEpoch7BG9: 'quest_grid_step_epoch7bg9', gridStepAtEpoch7BG9: 'quest_grid_step_at_epoch7bg9',
-  gridStepEpoch7BG8: 'quest_grid_step_epoch7bg8', gridStepAtEpoch7BG8: 'quest_grid_step_at_epoch7bg8',
-  gridStepEpoch8BG9: 'quest_grid_step_epoch8bg9', gridStepAtEpoch8BG9: 'quest_grid_step_at_epoch8bg9',
-  gridStepEpoch8BG8: 'quest_grid_step_epoch8bg8', gridStepAtEpoch8BG8: 'quest_grid_step_at_epoch8bg8',
 } as const;
 export type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
 /**
@@ -122,8 +112,7 @@ export type KernelKey = keyof typeof QUEST_KERNEL_NAMES;
  * that many heads, h7 / h8 v7's scorer for 7 / 8 heads (h7 with constantPlainHeads), hp v7's for any unit size;
  * h1b / h2b / h4b / h7b / h8b: the same with the batch's page sums as one reduce-scatter (batchedPageSums); h4bf: h4b
  * with fused products (fusedProducts, measurement only); h4br: h4b with the refreshed page's rows loaded 16 at a time
- * (prefetchedRefresh); h4bp: h4b with the score loop's rolling L2 prefetch (rollingPrefetch); h1bg9 ... h8bg8: the batched entries
- * whose guessed pass has 512 (g9) / 256 (g8) bins (guessPassBits 9 / 8).
+ * (prefetchedRefresh); h4bp: h4b with the score loop's rolling L2 prefetch (rollingPrefetch).
  */
 export const QUEST_GRID_STEP_ENTRIES = {
   v5: ['gridStep', 'gridStepAt'], v7: ['gridStepRolled', 'gridStepAtRolled'], v8: ['gridStepLight', 'gridStepAtLight'],
@@ -136,11 +125,6 @@ export const QUEST_GRID_STEP_ENTRIES = {
   v10h7: ['gridStepEpoch7', 'gridStepAtEpoch7'], v10h7b: ['gridStepEpoch7B', 'gridStepAtEpoch7B'],
   v10h4bf: ['gridStepEpoch4BF', 'gridStepAtEpoch4BF'], v10h4br: ['gridStepEpoch4BR', 'gridStepAtEpoch4BR'],
   v10h4bp: ['gridStepEpoch4BP', 'gridStepAtEpoch4BP'],
-  v10h4bg9: ['gridStepEpoch4BG9', 'gridStepAtEpoch4BG9'], v10h4bg8: ['gridStepEpoch4BG8', 'gridStepAtEpoch4BG8'],
-  v10h1bg9: ['gridStepEpoch1BG9', 'gridStepAtEpoch1BG9'], v10h1bg8: ['gridStepEpoch1BG8', 'gridStepAtEpoch1BG8'],
-  v10h2bg9: ['gridStepEpoch2BG9', 'gridStepAtEpoch2BG9'], v10h2bg8: ['gridStepEpoch2BG8', 'gridStepAtEpoch2BG8'],
-  v10h7bg9: ['gridStepEpoch7BG9', 'gridStepAtEpoch7BG9'], v10h7bg8: ['gridStepEpoch7BG8', 'gridStepAtEpoch7BG8'],
-  v10h8bg9: ['gridStepEpoch8BG9', 'gridStepAtEpoch8BG9'], v10h8bg8: ['gridStepEpoch8BG8', 'gridStepAtEpoch8BG8'],
 } as const satisfies Record<string, readonly [KernelKey, KernelKey]>;
 export type QuestGridStepEntry = keyof typeof QUEST_GRID_STEP_ENTRIES;
 /** The multi-block kernels: every step entry pair, the selects alone, v6's. */
@@ -169,7 +153,6 @@ export const QUEST_ENTRY_GROUPS = {
   ...stepEntryGroups({
     v5: 10, v7: 11, v8: 12, v8h4: 13, v9: 14, v10: 15, v8h1: 16, v8h2: 17, v10h4: 18, v10h1: 19, v10h2: 20, v10h8: 21, v10hp: 22,
     v10h1b: 23, v10h4b: 24, v10h2b: 25, v10h8b: 26, v10h7: 27, v10h7b: 28, v10h4bf: 29, v10h4br: 30, v10h4bp: 31,
-    v10h4bg9: 32, v10h4bg8: 33, v10h1bg9: 34, v10h1bg8: 35, v10h2bg9: 36, v10h2bg8: 37, v10h7bg9: 38, v10h7bg8: 39, v10h8bg9: 40, v10h8bg8: 41,
   }),
 } as const satisfies Record<string, QuestEntryGroup>;
 export type QuestEntryGroupName = keyof typeof QUEST_ENTRY_GROUPS;
@@ -216,16 +199,12 @@ export function questGridStepEntry(options: QuestKernelOptions, unitHeads: numbe
   if (options.epochBarriers) {
     if (!specialized) return 'v10';
     const batched = options.batchedPageSums ?? false;
-    // A batched entry, or its twin with fewer guessed bins (guessPassBits).
-    const bits = options.guessPassBits;
-    const guessed = <E extends QuestGridStepEntry>(entry: E, g9: QuestGridStepEntry, g8: QuestGridStepEntry) => (bits === 9 ? g9 : bits === 8 ? g8 : entry);
     switch (unitHeads) {
-      case 1: return batched ? guessed('v10h1b', 'v10h1bg9', 'v10h1bg8') : 'v10h1';
-      case 2: return batched ? guessed('v10h2b', 'v10h2bg9', 'v10h2bg8') : 'v10h2';
-      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : options.rollingPrefetch ? 'v10h4bp'
-        : guessed('v10h4b', 'v10h4bg9', 'v10h4bg8');
-      case 8: return batched ? guessed('v10h8b', 'v10h8bg9', 'v10h8bg8') : 'v10h8';
-      case 7: if (options.constantPlainHeads) return batched ? guessed('v10h7b', 'v10h7bg9', 'v10h7bg8') : 'v10h7';
+      case 1: return batched ? 'v10h1b' : 'v10h1';
+      case 2: return batched ? 'v10h2b' : 'v10h2';
+      case 4: return !batched ? 'v10h4' : options.fusedProducts ? 'v10h4bf' : options.prefetchedRefresh ? 'v10h4br' : options.rollingPrefetch ? 'v10h4bp' : 'v10h4b';
+      case 8: return batched ? 'v10h8b' : 'v10h8';
+      case 7: if (options.constantPlainHeads) return batched ? 'v10h7b' : 'v10h7';
     }
     return 'v10hp';
   }
@@ -360,15 +339,6 @@ export interface QuestKernelOptions {
    * keys. Session 9, opt-in until measured; not combined with fusedProducts or prefetchedRefresh.
    */
   rollingPrefetch?: boolean;
-  /**
-   * With batchedPageSums: units of 1, 2, 4, 8 heads (and 7 with constantPlainHeads) run v10's guessed first radix pass with
-   * 2^guessPassBits bins (9: 512, 8: 256)
-   * instead of 2,048: less to clear, fill, publish to the unit, read back and scan per step (session 9's stamps: ~4 us of
-   * the 128K step), a coarser first cut (another pass and barrier where the k-th key's bin then holds more than 256
-   * keys). The same cut invariant, so the same pages and lists. Session 10, opt-in until measured; not combined with
-   * fusedProducts, prefetchedRefresh or rollingPrefetch. The any-size entry (3, 5, 6 heads) ignores it.
-   */
-  guessPassBits?: 8 | 9;
   /** v5's and v6's fewest pages per block (default GRID_MIN_PAGES_PER_BLOCK; tests lower it to run many blocks on short rows). */
   gridMinPagesPerBlock?: number;
 }
@@ -564,12 +534,6 @@ export class QuestKernels {
     }
     if (options.prefetchedRefresh && (!options.batchedPageSums || options.fusedProducts)) {
       throw new Error('quest: prefetchedRefresh is an option of v10\'s batched unit-size entries without fusedProducts: set batchedPageSums (and epochBarriers, specializedHeads) too');
-    }
-    if (options.guessPassBits !== undefined) {
-      if (options.guessPassBits !== 8 && options.guessPassBits !== 9) throw new Error(`quest: guessPassBits must be 8 or 9 (got ${options.guessPassBits})`);
-      if (!options.batchedPageSums || options.fusedProducts || options.prefetchedRefresh || options.rollingPrefetch) {
-        throw new Error('quest: guessPassBits is an option of v10\'s batched unit-size entries without fusedProducts, prefetchedRefresh or rollingPrefetch');
-      }
     }
     if (options.fusedProducts && !options.batchedPageSums) {
       throw new Error('quest: fusedProducts is an option of v10\'s batched unit-size entries: set batchedPageSums (and epochBarriers, specializedHeads) too');
