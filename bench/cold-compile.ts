@@ -7,7 +7,8 @@
  * empty) and cached (a fresh runtime on the same folder). Each pass times the method's first call end to end: create,
  * the first prefill (or afterPrefill and the first decode step) and a synchronise; and every module request inside it
  * (file, defines, compiled or loaded, wall ms, the cubin's entry count). The inputs are made before the clock starts
- * (model-ops.cu's fill: listed as setup).
+ * (model-ops.cu's fill: listed as setup). The CUDA compute cache is off unless --compute-cache on: it keeps NVRTC's
+ * cubins across processes too, so a module any earlier process compiled would otherwise load from it.
  *
  * --quest-modules whole|groups: quest.cu alone, without a method: `whole` compiles the module of every entry (what every
  * Quest run compiled before session 10), `groups` each entry group the method's defaults use (questDefaultEntryGroups),
@@ -48,6 +49,7 @@ export const COLD_COMPILE_ARGS = defineBenchArgs('cold-compile', 'First-run kern
   sparsity: num({ describe: 'target sparsity the sparse methods are created with', default: 0.9, above: 0, below: 1, noun: 'sparsity' }),
   'quest-modules': choice({ describe: 'instead of methods, quest.cu alone: every entry in one module, or the default entry groups', choices: ['none', 'whole', 'groups'], default: 'none' }),
   'quest-groups': labels({ describe: 'with --quest-modules groups: these entry groups instead of the defaults\'', choices: Object.keys(QUEST_ENTRY_GROUPS) as QuestEntryGroupName[] }),
+  'compute-cache': choice({ describe: 'the CUDA compute cache (~/.nv/ComputeCache), which also serves NVRTC\'s cubins across processes: off (CUDA_CACHE_DISABLE=1) for cold numbers', choices: ['off', 'on'], default: 'off' }),
   out: text({ describe: 'JSON report', placeholder: 'FILE' }),
 }, 'node dist/bench/cold-compile.js');
 
@@ -233,6 +235,9 @@ function questModulePasses(o: ReturnType<typeof COLD_COMPILE_ARGS.parse>): { gro
 
 async function main(argv: string[]): Promise<number> {
   const o = COLD_COMPILE_ARGS.parse(argv);
+  // Before the driver or NVRTC is loaded. Session 10, round 2: a module another process had compiled "compiled" in
+  // 0.03-0.08 s with the compute cache on, 0.44-0.67 s with CUDA_CACHE_DISABLE=1 or a fresh CUDA_CACHE_PATH.
+  if (o.computeCache === 'off') process.env.CUDA_CACHE_DISABLE = '1';
   if (!isCudaAvailable()) {
     console.log(`skip: ${cudaUnavailableReason()}`);
     return 0;
