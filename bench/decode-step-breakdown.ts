@@ -32,7 +32,7 @@ const WARMUP = 2;
 
 /** The model settings a variant turns on (CudaTransformerModel's opt-in fields), every other one off. */
 const VARIANT_SETTINGS = {
-  default: { gemvForOneToken: true, foldIntoGemv: true },
+  default: { gemvForOneToken: true },
   cublas: {},
   gemv: { gemvForOneToken: true },
   fused: { fuseSmallNodes: true, gemvForOneToken: true },
@@ -48,9 +48,9 @@ type ModelSetting = 'fuseSmallNodes' | 'gemvForOneToken' | 'programmaticGemv' | 
 const MODEL_SETTINGS: readonly ModelSetting[] = ['fuseSmallNodes', 'gemvForOneToken', 'programmaticGemv', 'foldIntoGemv', 'deepGemvLoads'];
 export type DecodeVariant = keyof typeof VARIANT_SETTINGS;
 const VARIANT_MEANING: Record<DecodeVariant, string> = {
-  default: "the model's defaults (gemvForOneToken, foldIntoGemv)",
+  default: "the model's defaults (gemvForOneToken)",
   cublas: 'the T = 1 GEMMs through cuBLAS, separate small kernels (the default before session 10)',
-  gemv: 'gemvForOneToken alone (the default between rounds 1 and 2 of session 10)',
+  gemv: 'gemvForOneToken alone (the default since session 10; foldIntoGemv was on between its round 2 and its final GPU suite)',
   fused: 'gemv and fuseSmallNodes: add+RMSNorm, bias+RoPE+K/V append',
   'fused-gemv-pdl': 'fused and programmaticGemv',
   deep: 'gemv with deepGemvLoads: twice the weight loads in flight per GEMV thread',
