@@ -34,7 +34,7 @@ import { CudaRuntime } from '../src/backends/cuda/runtime.js';
 import { parseModelConfig } from '../src/engine/config.js';
 import type { ModelConfig } from '../src/engine/model-config.js';
 import { choice, defineBenchArgs, int, labels, num, text } from './bench-args.js';
-import { runIfDirect, writeJsonReport } from './bench-run.js';
+import { benchEntry, runIfDirect, writeJsonReport } from './bench-run.js';
 import { MODEL_SHAPES } from './model.js';
 import { cubinEntries } from './quest-cubin-sections.js';
 
@@ -239,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
   // 0.03-0.08 s with the compute cache on, 0.44-0.67 s with CUDA_CACHE_DISABLE=1 or a fresh CUDA_CACHE_PATH.
   if (o.computeCache === 'off') process.env.CUDA_CACHE_DISABLE = '1';
   if (!isCudaAvailable()) {
-    console.log(`skip: ${cudaUnavailableReason()}`);
+    console.log(`cold-compile benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
   const t0 = performance.now();
@@ -248,5 +248,7 @@ async function main(argv: string[]): Promise<number> {
   writeJsonReport(o.out, report);
   return 0;
 }
+
+export const runColdCompileBench = benchEntry(main);
 
 runIfDirect(import.meta.url, main);

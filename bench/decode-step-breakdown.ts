@@ -248,7 +248,7 @@ function printContext(name: string, r: ContextResult): void {
 export async function main(argv: string[]): Promise<number> {
   const o = DECODE_BREAKDOWN_ARGS.parse(argv);
   if (!isCudaAvailable()) {
-    console.log(`decode step breakdown skipped: no CUDA device here (${cudaUnavailableReason()})`);
+    console.log(`decode-step-breakdown benchmark skipped: no CUDA device here (${cudaUnavailableReason()})`);
     return 0;
   }
   const rt = new CudaRuntime();

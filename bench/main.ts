@@ -16,6 +16,7 @@ export const benchSuites: Record<string, BenchSuite> = {
   cpu: { describe: 'CPU matmul kernels (GFLOP/s vs peak) and tiny-model prefill/decode tokens/s', run: runCpuBench },
   model: { describe: 'CUDA whole model: prefill / decode tokens/s of 7-8B shapes with random weights (GPU only; HF peer: tools/device)', run: async (a) => (await import('./model.js')).runModelBench(a) },
   'decode-step-breakdown': { describe: 'CUDA whole-model decode step: time of each node kind alone, GEMM TB/s (GPU only)', run: async (a) => (await import('./decode-step-breakdown.js')).runDecodeBreakdownBench(a) },
+  'cold-compile': { describe: 'CUDA first-run kernel compiles: each GPU method\'s first call from an empty kernel cache, then cached (GPU only)', run: async (a) => (await import('./cold-compile.js')).runColdCompileBench(a) },
   attention: { describe: 'CUDA flash prefill / decode attention vs floors (GPU only; SDPA peer: tools/device)', run: async (a) => (await import('./attention.js')).runAttentionBench(a) },
   sparse: { describe: 'CUDA sparse methods (GPU registry) vs dense and the ideal (1 - s) x dense, n 16K-128K (GPU only)', run: async (a) => (await import('./sparse.js')).runSparseBench(a) },
   'sparse-activations': {

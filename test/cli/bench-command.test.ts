@@ -4,9 +4,13 @@
  * exit code at 0 on a machine without a GPU, and an unknown suite is an error naming the known ones.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import { ATTENTION_ARGS } from '../../bench/attention.js';
+import { COLD_COMPILE_ARGS } from '../../bench/cold-compile.js';
 import { CPU_BENCH_ARGS } from '../../bench/cpu.js';
 import { DECODE_BREAKDOWN_ARGS } from '../../bench/decode-step-breakdown.js';
 import { benchSuites } from '../../bench/main.js';
@@ -34,11 +38,10 @@ test('bench cpu rejects an option the suite does not know', async () => {
 test('GPU suites skip with the reason and exit code 0 where no GPU is usable', { skip: isCudaAvailable() && 'a GPU is present' }, async () => {
   const before = process.exitCode;
   try {
-    for (const suite of ['attention', 'model', 'decode-step-breakdown', 'sparse', 'sparse-activations']) {
-      const out = await bench(suite);
-      // decode-step-breakdown words its skip line as 'decode step breakdown skipped: ...'.
-      const name = suite === 'decode-step-breakdown' ? 'decode.step.breakdown( benchmark)?' : `${suite} benchmark`;
-      assert.match(out, new RegExp(`^${name} skipped: no CUDA device here \\(.+\\)$`));
+    for (const suite of ['attention', 'model', 'decode-step-breakdown', 'sparse', 'sparse-activations', 'cold-compile']) {
+      // cold-compile's one required option: where the methods' kernel caches would go.
+      const out = await bench(suite, ...(suite === 'cold-compile' ? ['--cache', mkdtempSync(join(tmpdir(), 'sf-cold-'))] : []));
+      assert.match(out, new RegExp(`^${suite} benchmark skipped: no CUDA device here \\(.+\\)$`));
       assert.ok(!process.exitCode, `${suite}: exit code ${process.exitCode}`);
     }
   } finally {
@@ -57,7 +60,7 @@ test('the CLI names the suites bench/main.ts runs', () => {
 test('bench <suite> --help prints the suite\'s own option table, not commander\'s help, and runs nothing', async () => {
   const tables = {
     cpu: CPU_BENCH_ARGS, attention: ATTENTION_ARGS, model: MODEL_BENCH_ARGS, 'decode-step-breakdown': DECODE_BREAKDOWN_ARGS,
-    sparse: SPARSE_BENCH_ARGS, 'sparse-activations': SPARSE_ACTIVATIONS_ARGS,
+    sparse: SPARSE_BENCH_ARGS, 'sparse-activations': SPARSE_ACTIVATIONS_ARGS, 'cold-compile': COLD_COMPILE_ARGS,
   };
   assert.deepEqual(Object.keys(tables).sort(), [...BENCH_SUITE_NAMES].sort());
   const before = process.exitCode;

@@ -1,5 +1,5 @@
 /**
- * `sparse-frontier bench cpu|attention|model|decode-step-breakdown|sparse|sparse-activations [options]`: the benchmarks of `npm run bench -- …`,
+ * `sparse-frontier bench cpu|attention|model|decode-step-breakdown|sparse|sparse-activations|cold-compile [options]`: the benchmarks of `npm run bench -- …`,
  * from the installed command. The suites live in bench/ (compiled to dist/bench); they are imported
  * only when this command runs, and the GPU suites import the CUDA modules only when chosen, so other
  * commands and `bench cpu` never load the driver bindings. On a machine without a usable GPU the GPU
@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 
 /** Suite names, for the help text (bench/main.ts holds the table itself). */
-export const BENCH_SUITE_NAMES = ['cpu', 'attention', 'model', 'decode-step-breakdown', 'sparse', 'sparse-activations'] as const;
+export const BENCH_SUITE_NAMES = ['cpu', 'attention', 'model', 'decode-step-breakdown', 'sparse', 'sparse-activations', 'cold-compile'] as const;
 
 const HELP_FLAGS: readonly string[] = ['-h', '--help'];
 
