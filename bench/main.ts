@@ -27,7 +27,8 @@ export const benchSuites: Record<string, BenchSuite> = {
 
 /** The suite list as usage lines. */
 export function benchUsage(): string {
-  return Object.entries(benchSuites).map(([n, s]) => `  ${n.padEnd(9)} ${s.describe}`).join('\n');
+  const width = Math.max(...Object.keys(benchSuites).map((n) => n.length));
+  return Object.entries(benchSuites).map(([n, s]) => `  ${n.padEnd(width)}  ${s.describe}`).join('\n');
 }
 
 /** Runs the named suite; throws (naming the known suites) for an unknown name. */
