@@ -24,23 +24,9 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm(
   if (C <= ROW_RMS_REGS * ROW_RMS_THREADS) {
     // The row and the weights requested at once (row-rms.cuh), the same sums as the loop below.
     float v[ROW_RMS_REGS], g[ROW_RMS_REGS];
-#pragma unroll
-    for (int j = 0; j < ROW_RMS_REGS; ++j) {
-      const int i = t + j * ROW_RMS_THREADS;
-      v[j] = i < C ? bf16_to_f32(xr[i]) : 0.f;
-      g[j] = i < C ? bf16_to_f32(w[i]) : 0.f;
-    }
-    float ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < ROW_RMS_REGS; ++j) {
-      if (t + j * ROW_RMS_THREADS < C) ss = fmaf(v[j], v[j], ss);
-    }
-    const float inv = row_inv_rms(ss, partial, C, eps);
-#pragma unroll
-    for (int j = 0; j < ROW_RMS_REGS; ++j) {
-      const int i = t + j * ROW_RMS_THREADS;
-      if (i < C) out[row * C + i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
-    }
+    row_rms_load(xr, w, C, v, g);
+    const float inv = row_inv_rms(row_rms_sum_squares(v, C), partial, C, eps);
+    row_rms_store(out + row * C, v, g, inv, weightOffset, C);
     return;
   }
   float ss = 0.f;
@@ -83,17 +69,8 @@ extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
       v[j] = bf16_to_f32(rounded);
       if (i < C) xr[i] = rounded;
     }
-    float ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < ROW_RMS_REGS; ++j) {
-      if (t + j * ROW_RMS_THREADS < C) ss = fmaf(v[j], v[j], ss);
-    }
-    const float inv = row_inv_rms(ss, partial, C, eps);
-#pragma unroll
-    for (int j = 0; j < ROW_RMS_REGS; ++j) {
-      const int i = t + j * ROW_RMS_THREADS;
-      if (i < C) out[row * C + i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
-    }
+    const float inv = row_inv_rms(row_rms_sum_squares(v, C), partial, C, eps);
+    row_rms_store(out + row * C, v, g, inv, weightOffset, C);
     return;
   }
   float ss = 0.f;

@@ -362,23 +362,9 @@ __device__ __forceinline__ void gemv_fused(
     // As rmsnorm's register form (row-rms.cuh): the row and the weights requested at once, 16 values
     // a thread (rows up to 4096; wider ones take the loop) to keep registers for the GEMV's occupancy.
     float v[GF_NORM_REGS], g[GF_NORM_REGS];
-#pragma unroll
-    for (int j = 0; j < GF_NORM_REGS; ++j) {
-      const int i = t + j * ROW_RMS_THREADS;
-      v[j] = i < K ? bf16_to_f32(x[i]) : 0.f;
-      g[j] = i < K ? bf16_to_f32(normW[i]) : 0.f;
-    }
-    float ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < GF_NORM_REGS; ++j) {
-      if (t + j * ROW_RMS_THREADS < K) ss = fmaf(v[j], v[j], ss);
-    }
-    const float inv = row_inv_rms(ss, partial, K, eps);
-#pragma unroll
-    for (int j = 0; j < GF_NORM_REGS; ++j) {
-      const int i = t + j * ROW_RMS_THREADS;
-      if (i < K) xs[i] = f32_to_bf16(v[j] * inv * (g[j] + weightOffset));
-    }
+    row_rms_load(x, normW, K, v, g);
+    const float inv = row_inv_rms(row_rms_sum_squares(v, K), partial, K, eps);
+    row_rms_store(xs, v, g, inv, weightOffset, K);
   } else if (flags & GF_NORM) {
     float ss = 0.f;
     for (int i = t; i < K; i += blockDim.x) {
