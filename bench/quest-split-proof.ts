@@ -14,35 +14,16 @@
  * GPU machine, NVRTC's from bench/cold-compile.ts's cache folders). Prints one line per entry and exits 1 when any
  * differs or is missing.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readKernelSource } from '../src/backends/cuda/kernel-source.js';
 import { QUEST_ENTRY_GROUPS, QUEST_KERNEL_NAMES, questGroupDefines } from '../src/backends/cuda/kernels/quest.js';
 import { runIfDirect } from './bench-run.js';
+import { compileAsRuntime, kernelSourceAt } from './kernel-split-compile.js';
 import { questGroupsFrom } from './quest-prebuild.js';
 import { type CubinSection, compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
-
-const REPO = join(import.meta.dirname, '..');
-const KERNELS = 'src/backends/cuda/kernels';
-
-/** quest.cu at `ref` with its local headers inlined from the same ref (readKernelSource's rule). */
-function sourceAt(ref: string): string {
-  const show = (name: string) => execFileSync('git', ['show', `${ref}:${KERNELS}/${name}`], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26 });
-  return show('quest.cu').replace(/^#include "([\w.-]+\.cuh)"[ \t]*$/gm, (_l, header: string) => show(header).replace(/^#pragma once[ \t]*$/m, ''));
-}
-
-/** The runtime's compile (runtime.ts, nvrtc.ts: --gpu-architecture=sm_90 --std=c++17, defines, -lineinfo) through nvcc. */
-function compile(dir: string, label: string, source: string, defines: Record<string, number>): { image: Buffer; seconds: number } {
-  const src = join(dir, `${label}.cu`), out = join(dir, `${label}.cubin`);
-  writeFileSync(src, source);
-  const t0 = performance.now();
-  execFileSync('nvcc', ['-arch=sm_90', '--cubin', '--std=c++17', ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`), '-lineinfo', '-o', out, src],
-    { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
-  return { image: readFileSync(out), seconds: (performance.now() - t0) / 1e3 };
-}
 
 /** --cubins: every entry of each group cubin against the whole module's cubin; the number that differ or are missing. */
 function compareCubins(whole: string, groups: string[]): number {
@@ -87,7 +68,7 @@ function main(): number {
   const dir = mkdtempSync(join(tmpdir(), 'quest-split-'));
   let failed = 0;
   try {
-    const before = compile(dir, 'before', sourceAt(values.base!), {});
+    const before = compileAsRuntime(dir, 'before', kernelSourceAt(values.base!, 'quest.cu'), {});
     const beforeSections = cubinSections(before.image);
     console.log(`before: ${values.base} quest.cu whole, ${cubinEntries(before.image).length} entries, nvcc ${before.seconds.toFixed(1)} s`);
     const after = readKernelSource('quest.cu');
@@ -95,7 +76,7 @@ function main(): number {
     // The whole file keeps every entry the base had (and may have new ones); a group holds exactly its kernels.
     if (values.whole) sides.push(['whole', {}, cubinEntries(before.image)]);
     for (const [label, defines, expected] of sides) {
-      const built = compile(dir, label, after, defines);
+      const built = compileAsRuntime(dir, label, after, defines);
       const entries = cubinEntries(built.image);
       const sections = cubinSections(built.image);
       const missing = expected.filter((e) => !entries.includes(e));

@@ -12,36 +12,18 @@
  * default searches' rank and defaults). The timing groups compile with VS_SEARCH_TIMING on both sides. Prints
  * one line per entry and exits 1 when any differs or a group's entries are not exactly its table's.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readKernelSource } from '../src/backends/cuda/kernel-source.js';
 import { VS_SEARCH_ENTRY_GROUPS, type VsSearchEntryGroup, vsSearchGroupDefines } from '../src/backends/cuda/kernels/vertical-slash-search-groups.js';
 import { runIfDirect } from './bench-run.js';
+import { compileAsRuntime, kernelSourceAt } from './kernel-split-compile.js';
 import { compareEntry, cubinEntries, cubinSections } from './quest-cubin-sections.js';
 
-const REPO = join(import.meta.dirname, '..');
-const KERNELS = 'src/backends/cuda/kernels';
 const FILE = 'vertical-slash-search.cu';
 const DEFAULT_GROUPS: VsSearchEntryGroup[] = ['rank', 'defaults'];
-
-/** The .cu at `ref` with its local headers inlined from the same ref (readKernelSource's rule). */
-function sourceAt(ref: string): string {
-  const show = (name: string) => execFileSync('git', ['show', `${ref}:${KERNELS}/${name}`], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26 });
-  return show(FILE).replace(/^#include "([\w.-]+\.cuh)"[ \t]*$/gm, (_l, header: string) => show(header).replace(/^#pragma once[ \t]*$/m, ''));
-}
-
-/** The runtime's compile (--gpu-architecture=sm_90 --std=c++17, defines, -lineinfo) through nvcc. */
-function compile(dir: string, label: string, source: string, defines: Record<string, number>): { image: Buffer; seconds: number } {
-  const src = join(dir, `${label}.cu`), out = join(dir, `${label}.cubin`);
-  writeFileSync(src, source);
-  const t0 = performance.now();
-  execFileSync('nvcc', ['-arch=sm_90', '--cubin', '--std=c++17', ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`), '-lineinfo', '-o', out, src],
-    { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 22 });
-  return { image: readFileSync(out), seconds: (performance.now() - t0) / 1e3 };
-}
 
 function groupsFrom(text: string): VsSearchEntryGroup[] {
   if (text === 'default') return DEFAULT_GROUPS;
@@ -58,12 +40,12 @@ function main(): number {
   const dir = mkdtempSync(join(tmpdir(), 'vs-split-'));
   let failed = 0;
   try {
-    const base = sourceAt(values.base!), after = readKernelSource(FILE);
+    const base = kernelSourceAt(values.base!, FILE), after = readKernelSource(FILE);
     const wholes = new Map<boolean, ReturnType<typeof cubinSections>>();
     const whole = (timing: boolean) => {
       let sections = wholes.get(timing);
       if (!sections) {
-        const built = compile(dir, timing ? 'before-timing' : 'before', base, timing ? { VS_SEARCH_TIMING: 1 } : {});
+        const built = compileAsRuntime(dir, timing ? 'before-timing' : 'before', base, timing ? { VS_SEARCH_TIMING: 1 } : {});
         sections = cubinSections(built.image);
         wholes.set(timing, sections);
         console.log(`before: ${values.base} ${FILE} whole${timing ? ' (VS_SEARCH_TIMING)' : ''}, ${cubinEntries(built.image).length} entries, nvcc ${built.seconds.toFixed(1)} s`);
@@ -73,7 +55,7 @@ function main(): number {
     for (const group of groups) {
       const defines = vsSearchGroupDefines(group);
       const before = whole('VS_SEARCH_TIMING' in defines);
-      const built = compile(dir, group, after, defines);
+      const built = compileAsRuntime(dir, group, after, defines);
       const entries = cubinEntries(built.image), sections = cubinSections(built.image);
       const expected: readonly string[] = VS_SEARCH_ENTRY_GROUPS[group].entries;
       const missing = expected.filter((e) => !entries.includes(e)), extra = entries.filter((e) => !expected.includes(e));
