@@ -28,6 +28,21 @@ export function relativeError(out: Float32Array, ref: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
+/** A logits row's argmax (lowest index on ties), the gap to the runner-up, and the largest |logit|. */
+export function top2(row: Float32Array | number[]): { best: number; margin: number; scale: number } {
+  let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    scale = Math.max(scale, Math.abs(v));
+    if (v > b1) {
+      b2 = b1;
+      b1 = v;
+      best = i;
+    } else if (v > b2) b2 = v;
+  }
+  return { best, margin: b1 - b2, scale };
+}
+
 export function countNaN(x: Float32Array): number {
   let n = 0;
   for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i])) n++;

@@ -18,7 +18,7 @@ import type { ModelConfig } from '../../src/engine/model-config.js';
 import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
 import { tinyConfigJson, tinyTensors, type TinyArch } from '../helpers/tiny-checkpoint.js';
 import { cudaSkip } from './cuda-skip.js';
-import { countNaN } from './helpers.js';
+import { countNaN, top2 } from './helpers.js';
 
 const skip = cudaSkip('CUDA decode-step subset tests');
 
@@ -150,14 +150,8 @@ describe('CUDA decode step subsets', { skip }, () => {
           // The unfused graph steps against the CPU engine: each id its greedy pick unless its margin is too thin to call.
           const all = new TransformerModel(config, weights).logits([...prompt, ...plain.ids.slice(0, -1)], densePlan());
           for (let i = 1; i < plain.ids.length; i++) {
-            const row = all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V);
-            let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
-            row.forEach((v, j) => {
-              scale = Math.max(scale, Math.abs(v));
-              if (v > b1) [b2, b1, best] = [b1, v, j];
-              else if (v > b2) b2 = v;
-            });
-            if (best !== plain.ids[i]) assert.ok(b1 - b2 <= 0.03 * scale, `${f.name}: graph step ${i} picked ${plain.ids[i]}, CPU ${best} with a clear margin`);
+            const t = top2(all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V));
+            if (t.best !== plain.ids[i]) assert.ok(t.margin <= 0.03 * t.scale, `${f.name}: graph step ${i} picked ${plain.ids[i]}, CPU ${t.best} with a clear margin`);
           }
           assert.equal(countNaN(fused.after), 0);
           assert.deepEqual(fused.ids, plain.ids, 'greedy ids of the graph steps');
@@ -211,14 +205,8 @@ describe('CUDA decode step subsets', { skip }, () => {
         }
         const all = new TransformerModel(config, weights).logits([...prompt, ...gemvRun.ids.slice(0, -1)], densePlan());
         for (let i = 0; i < gemvRun.ids.length; i++) {
-          const row = all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V);
-          let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
-          row.forEach((v, j) => {
-            scale = Math.max(scale, Math.abs(v));
-            if (v > b1) [b2, b1, best] = [b1, v, j];
-            else if (v > b2) b2 = v;
-          });
-          if (best !== gemvRun.ids[i]) assert.ok(b1 - b2 <= 0.03 * scale, `${f.name}: gemv step ${i} picked ${gemvRun.ids[i]}, CPU ${best} with a clear margin`);
+          const t = top2(all.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V));
+          if (t.best !== gemvRun.ids[i]) assert.ok(t.margin <= 0.03 * t.scale, `${f.name}: gemv step ${i} picked ${gemvRun.ids[i]}, CPU ${t.best} with a clear margin`);
         }
         let num = 0, den = 0;
         for (let i = 0; i < V; i++) {

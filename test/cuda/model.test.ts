@@ -28,7 +28,7 @@ import { InMemoryWeights, type WeightStore } from '../../src/engine/weights.js';
 import { densePlan } from '../../src/methods/dense.js';
 import { listGoldenFixtures, readGoldenFixture, regenerateFixtureCheckpoint } from '../helpers/golden.js';
 import { tinyConfigJson, tinyTensors, type TinyArch } from '../helpers/tiny-checkpoint.js';
-import { countNaN } from './helpers.js';
+import { countNaN, top2 } from './helpers.js';
 
 const available = isCudaAvailable();
 const skip = available ? false : `no CUDA device here: ${cudaUnavailableReason()}`;
@@ -44,20 +44,6 @@ interface Agreement {
   worstRow: number;
   top1Checked: number;
   top1Agreed: number;
-}
-
-function top2(row: Float32Array | number[]): { best: number; margin: number; scale: number } {
-  let best = 0, b1 = -Infinity, b2 = -Infinity, scale = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    scale = Math.max(scale, Math.abs(v));
-    if (v > b1) {
-      b2 = b1;
-      b1 = v;
-      best = i;
-    } else if (v > b2) b2 = v;
-  }
-  return { best, margin: b1 - b2, scale };
 }
 
 /** Compares [rows, V] logits; asserts the bounds in the header and returns the measured agreement. */
